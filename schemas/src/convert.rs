@@ -1,0 +1,950 @@
+//! Conversions between the generated protobuf types and the domain types.
+//! The only place that touches `pb`.
+
+use prost::Message;
+use uuid::Uuid;
+
+use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
+use crate::events::{self, Event};
+use crate::pb;
+use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
+
+type R<T> = Result<T, DecodeError>;
+
+fn uuid(field: &'static str, s: &str) -> R<Uuid> {
+    Uuid::parse_str(s).map_err(|e| DecodeError::Invalid {
+        field,
+        message: e.to_string(),
+    })
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn req<T>(field: &'static str, v: Option<T>) -> R<T> {
+    v.ok_or(DecodeError::Missing(field))
+}
+
+fn nonempty(field: &'static str, s: String) -> R<String> {
+    if s.is_empty() {
+        Err(DecodeError::Missing(field))
+    } else {
+        Ok(s)
+    }
+}
+
+// ---- values ----
+
+impl From<Resources> for pb::Resources {
+    fn from(r: Resources) -> Self {
+        pb::Resources {
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+        }
+    }
+}
+
+impl From<pb::Resources> for Resources {
+    fn from(r: pb::Resources) -> Self {
+        Resources {
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+        }
+    }
+}
+
+impl From<HostUsage> for pb::HostUsage {
+    fn from(u: HostUsage) -> Self {
+        pb::HostUsage {
+            vcpus_used: u.vcpus_used,
+            memory_mb_used: u.memory_mb_used,
+            disk_gb_used: u.disk_gb_used,
+            instances: u.instances,
+            generation: u.generation,
+        }
+    }
+}
+
+impl From<pb::HostUsage> for HostUsage {
+    fn from(u: pb::HostUsage) -> Self {
+        HostUsage {
+            vcpus_used: u.vcpus_used,
+            memory_mb_used: u.memory_mb_used,
+            disk_gb_used: u.disk_gb_used,
+            instances: u.instances,
+            generation: u.generation,
+        }
+    }
+}
+
+fn usage(u: Option<pb::HostUsage>) -> HostUsage {
+    u.map(Into::into).unwrap_or_default()
+}
+
+impl From<Flavor> for pb::Flavor {
+    fn from(f: Flavor) -> Self {
+        pb::Flavor {
+            id: f.id,
+            name: f.name,
+            vcpus: f.vcpus,
+            ram_mb: f.ram_mb,
+            disk_gb: f.disk_gb,
+            ephemeral_gb: f.ephemeral_gb,
+            swap_mb: f.swap_mb,
+            rxtx_factor: f.rxtx_factor,
+            is_public: f.is_public,
+            extra_specs: f.extra_specs,
+            description: f.description.unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<pb::Flavor> for Flavor {
+    type Error = DecodeError;
+    fn try_from(f: pb::Flavor) -> R<Self> {
+        Ok(Flavor {
+            id: nonempty("flavor.id", f.id)?,
+            name: nonempty("flavor.name", f.name)?,
+            vcpus: f.vcpus,
+            ram_mb: f.ram_mb,
+            disk_gb: f.disk_gb,
+            ephemeral_gb: f.ephemeral_gb,
+            swap_mb: f.swap_mb,
+            rxtx_factor: f.rxtx_factor,
+            is_public: f.is_public,
+            extra_specs: f.extra_specs,
+            description: opt(f.description),
+        })
+    }
+}
+
+fn flavor(f: Option<pb::Flavor>) -> R<Flavor> {
+    req("flavor", f)?.try_into()
+}
+
+impl From<Image> for pb::Image {
+    fn from(i: Image) -> Self {
+        pb::Image {
+            id: i.id.to_string(),
+            name: i.name,
+            status: i.status,
+            size: i.size,
+            min_disk: i.min_disk,
+            min_ram: i.min_ram,
+            disk_format: i.disk_format,
+            container_format: i.container_format,
+            properties: i.properties,
+            owner: i.owner,
+            checksum: i.checksum,
+            visibility: i.visibility,
+            created_at_ms: i.created_at_ms,
+        }
+    }
+}
+
+impl TryFrom<pb::Image> for Image {
+    type Error = DecodeError;
+    fn try_from(i: pb::Image) -> R<Self> {
+        Ok(Image {
+            id: uuid("image.id", &i.id)?,
+            name: i.name,
+            status: i.status,
+            size: i.size,
+            min_disk: i.min_disk,
+            min_ram: i.min_ram,
+            disk_format: i.disk_format,
+            container_format: i.container_format,
+            properties: i.properties,
+            owner: i.owner,
+            checksum: i.checksum,
+            visibility: i.visibility,
+            created_at_ms: i.created_at_ms,
+        })
+    }
+}
+
+fn image(i: Option<pb::Image>) -> R<Image> {
+    req("image", i)?.try_into()
+}
+
+impl From<Fault> for pb::Fault {
+    fn from(f: Fault) -> Self {
+        pb::Fault {
+            code: f.code,
+            message: f.message,
+            details: f.details,
+            created_at_ms: f.created_at_ms,
+        }
+    }
+}
+
+impl From<pb::Fault> for Fault {
+    fn from(f: pb::Fault) -> Self {
+        Fault {
+            code: f.code,
+            message: f.message,
+            details: f.details,
+            created_at_ms: f.created_at_ms,
+        }
+    }
+}
+
+// ---- events ----
+
+fn payload(event: &Event) -> Vec<u8> {
+    match event.clone() {
+        Event::ServerCreateRequested(r) => {
+            let r = *r;
+            pb::ServerCreateRequested {
+                instance_id: r.instance_id.to_string(),
+                name: r.name,
+                flavor: Some(r.flavor.into()),
+                image: Some(r.image.into()),
+                metadata: r.metadata,
+                availability_zone: r.availability_zone.unwrap_or_default(),
+                key_name: r.key_name.unwrap_or_default(),
+                user_data: r.user_data.unwrap_or_default(),
+                description: r.description.unwrap_or_default(),
+                tags: r.tags,
+                reservation_id: r.reservation_id,
+                launch_index: r.launch_index,
+            }
+            .encode_to_vec()
+        }
+        Event::ServerDeleteRequested { instance_id, force } => pb::ServerDeleteRequested {
+            instance_id: instance_id.to_string(),
+            force,
+        }
+        .encode_to_vec(),
+        Event::FlavorCreateRequested(f) => pb::FlavorCreateRequested {
+            flavor: Some(f.into()),
+        }
+        .encode_to_vec(),
+        Event::ImageCreateRequested(i) => pb::ImageCreateRequested {
+            image: Some(i.into()),
+        }
+        .encode_to_vec(),
+        Event::IntentRejected {
+            intent_type,
+            code,
+            message,
+        } => pb::IntentRejected {
+            intent_type,
+            code,
+            message,
+        }
+        .encode_to_vec(),
+        Event::InstanceCreated(c) => {
+            let c = *c;
+            pb::InstanceCreated {
+                name: c.name,
+                project_id: c.project_id,
+                user_id: c.user_id,
+                flavor: Some(c.flavor.into()),
+                image: Some(c.image.into()),
+                metadata: c.metadata,
+                availability_zone: c.availability_zone.unwrap_or_default(),
+                key_name: c.key_name.unwrap_or_default(),
+                user_data: c.user_data.unwrap_or_default(),
+                description: c.description.unwrap_or_default(),
+                tags: c.tags,
+                reservation_id: c.reservation_id,
+                launch_index: c.launch_index,
+                created_at_ms: c.created_at_ms,
+            }
+            .encode_to_vec()
+        }
+        Event::InstanceScheduled {
+            host,
+            alternates,
+            attempt,
+        } => pb::InstanceScheduled {
+            host,
+            alternates,
+            attempt,
+        }
+        .encode_to_vec(),
+        Event::InstanceRescheduled {
+            host,
+            alternates,
+            attempt,
+            reason,
+        } => pb::InstanceRescheduled {
+            host,
+            alternates,
+            attempt,
+            reason,
+        }
+        .encode_to_vec(),
+        Event::InstanceBecameActive {
+            power_state,
+            launched_at_ms,
+        } => pb::InstanceBecameActive {
+            power_state,
+            launched_at_ms,
+        }
+        .encode_to_vec(),
+        Event::InstanceFailed { fault } => pb::InstanceFailed {
+            fault: Some(fault.into()),
+        }
+        .encode_to_vec(),
+        Event::InstanceDeleting => pb::InstanceDeleting {}.encode_to_vec(),
+        Event::InstanceDeleted { deleted_at_ms } => {
+            pb::InstanceDeleted { deleted_at_ms }.encode_to_vec()
+        }
+        Event::SelectHostsRequested(r) => {
+            let r = *r;
+            pb::SelectHostsRequested {
+                request_id: r.request_id.to_string(),
+                instance_id: r.instance_id.to_string(),
+                project_id: r.project_id,
+                resources: Some(r.resources.into()),
+                image_properties: r.image_properties,
+                extra_specs: r.extra_specs,
+                availability_zone: r.availability_zone.unwrap_or_default(),
+                ignore_hosts: r.ignore_hosts,
+                num_alternates: r.num_alternates,
+            }
+            .encode_to_vec()
+        }
+        Event::HostsSelected {
+            request_id,
+            instance_id,
+            hosts,
+        } => pb::HostsSelected {
+            request_id: request_id.to_string(),
+            instance_id: instance_id.to_string(),
+            hosts,
+        }
+        .encode_to_vec(),
+        Event::NoValidHostFound {
+            request_id,
+            instance_id,
+            reason,
+        } => pb::NoValidHostFound {
+            request_id: request_id.to_string(),
+            instance_id: instance_id.to_string(),
+            reason,
+        }
+        .encode_to_vec(),
+        Event::SpawnInstance(s) => {
+            let s = *s;
+            pb::SpawnInstance {
+                instance_id: s.instance_id.to_string(),
+                host: s.host,
+                attempt: s.attempt,
+                project_id: s.project_id,
+                name: s.name,
+                flavor: Some(s.flavor.into()),
+                image: Some(s.image.into()),
+            }
+            .encode_to_vec()
+        }
+        Event::DestroyInstance { instance_id, host } => pb::DestroyInstance {
+            instance_id: instance_id.to_string(),
+            host,
+        }
+        .encode_to_vec(),
+        Event::ClaimSucceeded {
+            instance_id,
+            host,
+            attempt,
+            usage,
+        } => pb::ClaimSucceeded {
+            instance_id: instance_id.to_string(),
+            host,
+            attempt,
+            usage: Some(usage.into()),
+        }
+        .encode_to_vec(),
+        Event::ClaimFailed {
+            instance_id,
+            host,
+            attempt,
+            reason,
+            usage,
+        } => pb::ClaimFailed {
+            instance_id: instance_id.to_string(),
+            host,
+            attempt,
+            reason,
+            usage: Some(usage.into()),
+        }
+        .encode_to_vec(),
+        Event::InstanceSpawned {
+            instance_id,
+            host,
+            attempt,
+            power_state,
+        } => pb::InstanceSpawned {
+            instance_id: instance_id.to_string(),
+            host,
+            attempt,
+            power_state,
+        }
+        .encode_to_vec(),
+        Event::SpawnFailed {
+            instance_id,
+            host,
+            attempt,
+            reason,
+            usage,
+        } => pb::SpawnFailed {
+            instance_id: instance_id.to_string(),
+            host,
+            attempt,
+            reason,
+            usage: Some(usage.into()),
+        }
+        .encode_to_vec(),
+        Event::InstanceDestroyed {
+            instance_id,
+            host,
+            usage,
+        } => pb::InstanceDestroyed {
+            instance_id: instance_id.to_string(),
+            host,
+            usage: Some(usage.into()),
+        }
+        .encode_to_vec(),
+        Event::HostRegistered(h) => {
+            let h = *h;
+            pb::HostRegistered {
+                host: h.host,
+                capacity: Some(h.capacity.into()),
+                usage: Some(h.usage.into()),
+                cpu_arch: h.cpu_arch,
+                hypervisor_type: h.hypervisor_type,
+                hypervisor_version: h.hypervisor_version,
+                availability_zone: h.availability_zone,
+                capabilities: h.capabilities,
+                driver: h.driver,
+            }
+            .encode_to_vec()
+        }
+        Event::HostHeartbeat { host, usage } => pb::HostHeartbeat {
+            host,
+            usage: Some(usage.into()),
+        }
+        .encode_to_vec(),
+        Event::FlavorCreated(f) => pb::FlavorCreated {
+            flavor: Some(f.into()),
+        }
+        .encode_to_vec(),
+        Event::ImageCreated(i) => pb::ImageCreated {
+            image: Some(i.into()),
+        }
+        .encode_to_vec(),
+        Event::DeadLetter(d) => {
+            let d = *d;
+            pb::DeadLetter {
+                source_topic: d.source_topic,
+                partition: d.partition,
+                offset: d.offset,
+                consumer: d.consumer,
+                error: d.error,
+                key: d.key,
+                value: d.value,
+            }
+            .encode_to_vec()
+        }
+    }
+}
+
+fn parse<M: Message + Default>(type_name: &str, bytes: &[u8]) -> R<M> {
+    M::decode(bytes).map_err(|e| DecodeError::Malformed {
+        what: type_name.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
+    Ok(match type_name {
+        "ServerCreateRequested" => {
+            let r: pb::ServerCreateRequested = parse(type_name, bytes)?;
+            Event::ServerCreateRequested(Box::new(events::ServerCreateRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                name: r.name,
+                flavor: flavor(r.flavor)?,
+                image: image(r.image)?,
+                metadata: r.metadata,
+                availability_zone: opt(r.availability_zone),
+                key_name: opt(r.key_name),
+                user_data: opt(r.user_data),
+                description: opt(r.description),
+                tags: r.tags,
+                reservation_id: r.reservation_id,
+                launch_index: r.launch_index,
+            }))
+        }
+        "ServerDeleteRequested" => {
+            let r: pb::ServerDeleteRequested = parse(type_name, bytes)?;
+            Event::ServerDeleteRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                force: r.force,
+            }
+        }
+        "FlavorCreateRequested" => {
+            let r: pb::FlavorCreateRequested = parse(type_name, bytes)?;
+            Event::FlavorCreateRequested(flavor(r.flavor)?)
+        }
+        "ImageCreateRequested" => {
+            let r: pb::ImageCreateRequested = parse(type_name, bytes)?;
+            Event::ImageCreateRequested(image(r.image)?)
+        }
+        "IntentRejected" => {
+            let r: pb::IntentRejected = parse(type_name, bytes)?;
+            Event::IntentRejected {
+                intent_type: r.intent_type,
+                code: r.code,
+                message: r.message,
+            }
+        }
+        "InstanceCreated" => {
+            let c: pb::InstanceCreated = parse(type_name, bytes)?;
+            Event::InstanceCreated(Box::new(events::InstanceCreated {
+                name: c.name,
+                project_id: nonempty("project_id", c.project_id)?,
+                user_id: c.user_id,
+                flavor: flavor(c.flavor)?,
+                image: image(c.image)?,
+                metadata: c.metadata,
+                availability_zone: opt(c.availability_zone),
+                key_name: opt(c.key_name),
+                user_data: opt(c.user_data),
+                description: opt(c.description),
+                tags: c.tags,
+                reservation_id: c.reservation_id,
+                launch_index: c.launch_index,
+                created_at_ms: c.created_at_ms,
+            }))
+        }
+        "InstanceScheduled" => {
+            let r: pb::InstanceScheduled = parse(type_name, bytes)?;
+            Event::InstanceScheduled {
+                host: nonempty("host", r.host)?,
+                alternates: r.alternates,
+                attempt: r.attempt,
+            }
+        }
+        "InstanceRescheduled" => {
+            let r: pb::InstanceRescheduled = parse(type_name, bytes)?;
+            Event::InstanceRescheduled {
+                host: nonempty("host", r.host)?,
+                alternates: r.alternates,
+                attempt: r.attempt,
+                reason: r.reason,
+            }
+        }
+        "InstanceBecameActive" => {
+            let r: pb::InstanceBecameActive = parse(type_name, bytes)?;
+            Event::InstanceBecameActive {
+                power_state: r.power_state,
+                launched_at_ms: r.launched_at_ms,
+            }
+        }
+        "InstanceFailed" => {
+            let r: pb::InstanceFailed = parse(type_name, bytes)?;
+            Event::InstanceFailed {
+                fault: req("fault", r.fault)?.into(),
+            }
+        }
+        "InstanceDeleting" => {
+            let _: pb::InstanceDeleting = parse(type_name, bytes)?;
+            Event::InstanceDeleting
+        }
+        "InstanceDeleted" => {
+            let r: pb::InstanceDeleted = parse(type_name, bytes)?;
+            Event::InstanceDeleted {
+                deleted_at_ms: r.deleted_at_ms,
+            }
+        }
+        "SelectHostsRequested" => {
+            let r: pb::SelectHostsRequested = parse(type_name, bytes)?;
+            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
+                request_id: uuid("request_id", &r.request_id)?,
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                project_id: r.project_id,
+                resources: req("resources", r.resources)?.into(),
+                image_properties: r.image_properties,
+                extra_specs: r.extra_specs,
+                availability_zone: opt(r.availability_zone),
+                ignore_hosts: r.ignore_hosts,
+                num_alternates: r.num_alternates,
+            }))
+        }
+        "HostsSelected" => {
+            let r: pb::HostsSelected = parse(type_name, bytes)?;
+            if r.hosts.is_empty() {
+                return Err(DecodeError::Missing("hosts"));
+            }
+            Event::HostsSelected {
+                request_id: uuid("request_id", &r.request_id)?,
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                hosts: r.hosts,
+            }
+        }
+        "NoValidHostFound" => {
+            let r: pb::NoValidHostFound = parse(type_name, bytes)?;
+            Event::NoValidHostFound {
+                request_id: uuid("request_id", &r.request_id)?,
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                reason: r.reason,
+            }
+        }
+        "SpawnInstance" => {
+            let s: pb::SpawnInstance = parse(type_name, bytes)?;
+            Event::SpawnInstance(Box::new(events::SpawnInstance {
+                instance_id: uuid("instance_id", &s.instance_id)?,
+                host: nonempty("host", s.host)?,
+                attempt: s.attempt,
+                project_id: s.project_id,
+                name: s.name,
+                flavor: flavor(s.flavor)?,
+                image: image(s.image)?,
+            }))
+        }
+        "DestroyInstance" => {
+            let r: pb::DestroyInstance = parse(type_name, bytes)?;
+            Event::DestroyInstance {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "ClaimSucceeded" => {
+            let r: pb::ClaimSucceeded = parse(type_name, bytes)?;
+            Event::ClaimSucceeded {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                attempt: r.attempt,
+                usage: usage(r.usage),
+            }
+        }
+        "ClaimFailed" => {
+            let r: pb::ClaimFailed = parse(type_name, bytes)?;
+            Event::ClaimFailed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                attempt: r.attempt,
+                reason: r.reason,
+                usage: usage(r.usage),
+            }
+        }
+        "InstanceSpawned" => {
+            let r: pb::InstanceSpawned = parse(type_name, bytes)?;
+            Event::InstanceSpawned {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                attempt: r.attempt,
+                power_state: r.power_state,
+            }
+        }
+        "SpawnFailed" => {
+            let r: pb::SpawnFailed = parse(type_name, bytes)?;
+            Event::SpawnFailed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                attempt: r.attempt,
+                reason: r.reason,
+                usage: usage(r.usage),
+            }
+        }
+        "InstanceDestroyed" => {
+            let r: pb::InstanceDestroyed = parse(type_name, bytes)?;
+            Event::InstanceDestroyed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                usage: usage(r.usage),
+            }
+        }
+        "HostRegistered" => {
+            let h: pb::HostRegistered = parse(type_name, bytes)?;
+            Event::HostRegistered(Box::new(events::HostRegistered {
+                host: nonempty("host", h.host)?,
+                capacity: req("capacity", h.capacity)?.into(),
+                usage: usage(h.usage),
+                cpu_arch: h.cpu_arch,
+                hypervisor_type: h.hypervisor_type,
+                hypervisor_version: h.hypervisor_version,
+                availability_zone: h.availability_zone,
+                capabilities: h.capabilities,
+                driver: h.driver,
+            }))
+        }
+        "HostHeartbeat" => {
+            let r: pb::HostHeartbeat = parse(type_name, bytes)?;
+            Event::HostHeartbeat {
+                host: nonempty("host", r.host)?,
+                usage: usage(r.usage),
+            }
+        }
+        "FlavorCreated" => {
+            let r: pb::FlavorCreated = parse(type_name, bytes)?;
+            Event::FlavorCreated(flavor(r.flavor)?)
+        }
+        "ImageCreated" => {
+            let r: pb::ImageCreated = parse(type_name, bytes)?;
+            Event::ImageCreated(image(r.image)?)
+        }
+        "DeadLetter" => {
+            let d: pb::DeadLetter = parse(type_name, bytes)?;
+            Event::DeadLetter(Box::new(events::DeadLetter {
+                source_topic: d.source_topic,
+                partition: d.partition,
+                offset: d.offset,
+                consumer: d.consumer,
+                error: d.error,
+                key: d.key,
+                value: d.value,
+            }))
+        }
+        other => return Err(DecodeError::UnknownType(other.to_owned())),
+    })
+}
+
+pub(crate) fn encode_envelope(env: &Envelope) -> Vec<u8> {
+    let m = &env.meta;
+    pb::Envelope {
+        event_id: m.event_id.to_string(),
+        r#type: env.event.type_name().to_owned(),
+        schema_version: m.schema_version,
+        occurred_at_ms: m.occurred_at_ms,
+        correlation_id: m.correlation_id.clone(),
+        causation_id: m.causation_id.map(|c| c.to_string()).unwrap_or_default(),
+        actor: Some(pb::Actor {
+            user_id: m.actor.user_id.clone(),
+            project_id: m.actor.project_id.clone(),
+            roles: m.actor.roles.clone(),
+        }),
+        aggregate_id: m.aggregate_id.clone(),
+        aggregate_version: m.aggregate_version,
+        payload: payload(&env.event),
+    }
+    .encode_to_vec()
+}
+
+pub(crate) fn decode_envelope(bytes: &[u8]) -> R<Envelope> {
+    let e: pb::Envelope = parse("Envelope", bytes)?;
+    if e.schema_version == 0 || e.schema_version > SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            type_name: e.r#type,
+            version: e.schema_version,
+        });
+    }
+    let actor = e.actor.unwrap_or_default();
+    let meta = Meta {
+        event_id: uuid("event_id", &e.event_id)?,
+        schema_version: e.schema_version,
+        occurred_at_ms: e.occurred_at_ms,
+        correlation_id: e.correlation_id,
+        causation_id: if e.causation_id.is_empty() {
+            None
+        } else {
+            Some(uuid("causation_id", &e.causation_id)?)
+        },
+        actor: Actor {
+            user_id: actor.user_id,
+            project_id: actor.project_id,
+            roles: actor.roles,
+        },
+        aggregate_id: e.aggregate_id,
+        aggregate_version: e.aggregate_version,
+    };
+    let event = event(&e.r#type, &e.payload)?;
+    Ok(Envelope { meta, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn sample_flavor() -> Flavor {
+        Flavor {
+            id: "1".into(),
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            ram_mb: 512,
+            disk_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            extra_specs: BTreeMap::from([("hw:cpu_policy".into(), "shared".into())]),
+            description: None,
+        }
+    }
+
+    fn sample_image() -> Image {
+        Image {
+            id: Uuid::new_v4(),
+            name: "cirros".into(),
+            status: "active".into(),
+            size: 1024,
+            min_disk: 0,
+            min_ram: 0,
+            disk_format: "qcow2".into(),
+            container_format: "bare".into(),
+            properties: BTreeMap::from([("architecture".into(), "x86_64".into())]),
+            owner: "admin".into(),
+            checksum: "abc".into(),
+            visibility: "public".into(),
+            created_at_ms: 7,
+        }
+    }
+
+    fn envelope(event: Event) -> Envelope {
+        Envelope {
+            meta: Meta {
+                event_id: Uuid::new_v4(),
+                schema_version: SCHEMA_VERSION,
+                occurred_at_ms: 1,
+                correlation_id: "req-1".into(),
+                causation_id: Some(Uuid::new_v4()),
+                actor: Actor {
+                    user_id: "u".into(),
+                    project_id: "p".into(),
+                    roles: vec!["member".into()],
+                },
+                aggregate_id: "a".into(),
+                aggregate_version: 3,
+            },
+            event,
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let id = Uuid::new_v4();
+        let usage = HostUsage {
+            vcpus_used: 1,
+            memory_mb_used: 2,
+            disk_gb_used: 3,
+            instances: 4,
+            generation: 5,
+        };
+        let events = vec![
+            Event::ServerCreateRequested(Box::new(events::ServerCreateRequested {
+                instance_id: id,
+                name: "vm".into(),
+                flavor: sample_flavor(),
+                image: sample_image(),
+                metadata: BTreeMap::from([("k".into(), "v".into())]),
+                availability_zone: Some("nova".into()),
+                key_name: None,
+                user_data: None,
+                description: Some("d".into()),
+                tags: vec!["t".into()],
+                reservation_id: "r-1".into(),
+                launch_index: 2,
+            })),
+            Event::ServerDeleteRequested {
+                instance_id: id,
+                force: true,
+            },
+            Event::FlavorCreateRequested(sample_flavor()),
+            Event::ImageCreateRequested(sample_image()),
+            Event::IntentRejected {
+                intent_type: "ServerCreateRequested".into(),
+                code: 409,
+                message: "no".into(),
+            },
+            Event::InstanceScheduled {
+                host: "h".into(),
+                alternates: vec!["a".into()],
+                attempt: 1,
+            },
+            Event::InstanceBecameActive {
+                power_state: 1,
+                launched_at_ms: 9,
+            },
+            Event::InstanceFailed {
+                fault: Fault {
+                    code: 500,
+                    message: "No valid host was found.".into(),
+                    details: "".into(),
+                    created_at_ms: 1,
+                },
+            },
+            Event::InstanceDeleting,
+            Event::HostsSelected {
+                request_id: id,
+                instance_id: id,
+                hosts: vec!["h1".into(), "h2".into()],
+            },
+            Event::ClaimFailed {
+                instance_id: id,
+                host: "h".into(),
+                attempt: 2,
+                reason: "full".into(),
+                usage,
+            },
+            Event::InstanceDestroyed {
+                instance_id: id,
+                host: "h".into(),
+                usage,
+            },
+            Event::HostHeartbeat {
+                host: "h".into(),
+                usage,
+            },
+            Event::FlavorCreated(sample_flavor()),
+        ];
+        for e in events {
+            let env = envelope(e);
+            let back = decode_envelope(&encode_envelope(&env)).unwrap();
+            assert_eq!(back, env);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(matches!(
+            decode_envelope(b"\xff\xff\xff\xff"),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_type_and_future_version_are_rejected() {
+        let mut raw = pb::Envelope::decode(
+            &encode_envelope(&envelope(Event::InstanceDeleting))[..],
+        )
+        .unwrap();
+        raw.r#type = "SomethingNew".into();
+        assert_eq!(
+            decode_envelope(&raw.encode_to_vec()),
+            Err(DecodeError::UnknownType("SomethingNew".into()))
+        );
+        raw.r#type = "InstanceDeleting".into();
+        raw.schema_version = SCHEMA_VERSION + 1;
+        assert!(matches!(
+            decode_envelope(&raw.encode_to_vec()),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_ids_are_rejected() {
+        let mut raw = pb::Envelope::decode(
+            &encode_envelope(&envelope(Event::ServerDeleteRequested {
+                instance_id: Uuid::new_v4(),
+                force: false,
+            }))[..],
+        )
+        .unwrap();
+        raw.payload = pb::ServerDeleteRequested {
+            instance_id: "not-a-uuid".into(),
+            force: false,
+        }
+        .encode_to_vec();
+        assert!(matches!(
+            decode_envelope(&raw.encode_to_vec()),
+            Err(DecodeError::Invalid { field: "instance_id", .. })
+        ));
+    }
+}

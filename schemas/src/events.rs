@@ -1,0 +1,241 @@
+//! Every record type, one variant each. Intents and commands are imperative
+//! or "...Requested"; facts are past tense.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
+
+/// A user's request to create one server (topic `intents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerCreateRequested {
+    pub instance_id: Uuid,
+    pub name: String,
+    pub flavor: Flavor,
+    pub image: Image,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub reservation_id: String,
+    pub launch_index: u32,
+}
+
+/// The conductor's acceptance of a create: the instance's first event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceCreated {
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub flavor: Flavor,
+    pub image: Image,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub reservation_id: String,
+    pub launch_index: u32,
+    pub created_at_ms: i64,
+}
+
+/// What the scheduler is asked for one instance (Nova's RequestSpec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectHostsRequested {
+    pub request_id: Uuid,
+    pub instance_id: Uuid,
+    pub project_id: String,
+    pub resources: Resources,
+    pub image_properties: BTreeMap<String, String>,
+    pub extra_specs: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    /// Hosts already tried (Nova's RetryFilter).
+    pub ignore_hosts: Vec<String>,
+    pub num_alternates: u32,
+}
+
+/// A command to one host to claim resources and spawn an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpawnInstance {
+    pub instance_id: Uuid,
+    pub host: String,
+    pub attempt: u32,
+    pub project_id: String,
+    pub name: String,
+    pub flavor: Flavor,
+    pub image: Image,
+}
+
+/// A host announcing itself and what it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRegistered {
+    pub host: String,
+    pub capacity: Resources,
+    pub usage: HostUsage,
+    pub cpu_arch: String,
+    pub hypervisor_type: String,
+    pub hypervisor_version: u64,
+    pub availability_zone: String,
+    pub capabilities: BTreeMap<String, String>,
+    pub driver: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub consumer: String,
+    pub error: String,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    // ---- intents ----
+    ServerCreateRequested(Box<ServerCreateRequested>),
+    ServerDeleteRequested {
+        instance_id: Uuid,
+        force: bool,
+    },
+    FlavorCreateRequested(Flavor),
+    ImageCreateRequested(Image),
+
+    // ---- instances (aggregate: instance id) ----
+    IntentRejected {
+        intent_type: String,
+        code: i32,
+        message: String,
+    },
+    InstanceCreated(Box<InstanceCreated>),
+    InstanceScheduled {
+        host: String,
+        alternates: Vec<String>,
+        attempt: u32,
+    },
+    InstanceRescheduled {
+        host: String,
+        alternates: Vec<String>,
+        attempt: u32,
+        reason: String,
+    },
+    InstanceBecameActive {
+        power_state: i32,
+        launched_at_ms: i64,
+    },
+    InstanceFailed {
+        fault: Fault,
+    },
+    InstanceDeleting,
+    InstanceDeleted {
+        deleted_at_ms: i64,
+    },
+
+    // ---- scheduler ----
+    SelectHostsRequested(Box<SelectHostsRequested>),
+    HostsSelected {
+        request_id: Uuid,
+        instance_id: Uuid,
+        hosts: Vec<String>,
+    },
+    NoValidHostFound {
+        request_id: Uuid,
+        instance_id: Uuid,
+        reason: String,
+    },
+
+    // ---- compute ----
+    SpawnInstance(Box<SpawnInstance>),
+    DestroyInstance {
+        instance_id: Uuid,
+        host: String,
+    },
+
+    // ---- compute-events ----
+    ClaimSucceeded {
+        instance_id: Uuid,
+        host: String,
+        attempt: u32,
+        usage: HostUsage,
+    },
+    ClaimFailed {
+        instance_id: Uuid,
+        host: String,
+        attempt: u32,
+        reason: String,
+        usage: HostUsage,
+    },
+    InstanceSpawned {
+        instance_id: Uuid,
+        host: String,
+        attempt: u32,
+        power_state: i32,
+    },
+    SpawnFailed {
+        instance_id: Uuid,
+        host: String,
+        attempt: u32,
+        reason: String,
+        usage: HostUsage,
+    },
+    InstanceDestroyed {
+        instance_id: Uuid,
+        host: String,
+        usage: HostUsage,
+    },
+
+    // ---- hosts ----
+    HostRegistered(Box<HostRegistered>),
+    HostHeartbeat {
+        host: String,
+        usage: HostUsage,
+    },
+
+    // ---- catalog ----
+    FlavorCreated(Flavor),
+    ImageCreated(Image),
+
+    // ---- dead-letter ----
+    DeadLetter(Box<DeadLetter>),
+}
+
+impl Event {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::ServerCreateRequested(_) => "ServerCreateRequested",
+            Event::ServerDeleteRequested { .. } => "ServerDeleteRequested",
+            Event::FlavorCreateRequested(_) => "FlavorCreateRequested",
+            Event::ImageCreateRequested(_) => "ImageCreateRequested",
+            Event::IntentRejected { .. } => "IntentRejected",
+            Event::InstanceCreated(_) => "InstanceCreated",
+            Event::InstanceScheduled { .. } => "InstanceScheduled",
+            Event::InstanceRescheduled { .. } => "InstanceRescheduled",
+            Event::InstanceBecameActive { .. } => "InstanceBecameActive",
+            Event::InstanceFailed { .. } => "InstanceFailed",
+            Event::InstanceDeleting => "InstanceDeleting",
+            Event::InstanceDeleted { .. } => "InstanceDeleted",
+            Event::SelectHostsRequested(_) => "SelectHostsRequested",
+            Event::HostsSelected { .. } => "HostsSelected",
+            Event::NoValidHostFound { .. } => "NoValidHostFound",
+            Event::SpawnInstance(_) => "SpawnInstance",
+            Event::DestroyInstance { .. } => "DestroyInstance",
+            Event::ClaimSucceeded { .. } => "ClaimSucceeded",
+            Event::ClaimFailed { .. } => "ClaimFailed",
+            Event::InstanceSpawned { .. } => "InstanceSpawned",
+            Event::SpawnFailed { .. } => "SpawnFailed",
+            Event::InstanceDestroyed { .. } => "InstanceDestroyed",
+            Event::HostRegistered(_) => "HostRegistered",
+            Event::HostHeartbeat { .. } => "HostHeartbeat",
+            Event::FlavorCreated(_) => "FlavorCreated",
+            Event::ImageCreated(_) => "ImageCreated",
+            Event::DeadLetter(_) => "DeadLetter",
+        }
+    }
+}

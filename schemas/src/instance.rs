@@ -1,0 +1,156 @@
+//! The instance aggregate and its `evolve`: how the `instances` topic folds
+//! into one server's state. The conductor decides with it; the API, replay
+//! and billing fold with it, so every reader agrees on what an event means.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::Envelope;
+use crate::events::Event;
+use crate::state::{PowerState, TaskState, VmState, api_status};
+use crate::values::{Fault, Flavor, Image};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: Uuid,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub flavor: Flavor,
+    pub image: Image,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub reservation_id: String,
+    pub launch_index: u32,
+
+    pub vm_state: VmState,
+    pub task_state: Option<TaskState>,
+    pub power_state: PowerState,
+
+    /// The host the instance is on, or being built on.
+    pub host: Option<String>,
+    /// Hosts to try next if the current one fails (from the scheduler).
+    pub alternates: Vec<String>,
+    /// Build attempts so far (1 after the first scheduling).
+    pub attempt: u32,
+    pub fault: Option<Fault>,
+
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub launched_at_ms: Option<i64>,
+    pub deleted_at_ms: Option<i64>,
+    /// Number of events applied; equals the last event's aggregate_version.
+    pub version: u64,
+}
+
+impl Instance {
+    pub fn status(&self) -> &'static str {
+        api_status(self.vm_state, self.task_state)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.vm_state == VmState::Deleted
+    }
+}
+
+/// Folds one `instances` record into the instance it concerns. Records at or
+/// below the version already applied are duplicates and change nothing.
+/// Records that are not instance transitions (verdicts) change nothing.
+pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
+    let at = env.meta.occurred_at_ms;
+    if let Some(i) = &state
+        && env.meta.aggregate_version <= i.version
+    {
+        return state;
+    }
+    if let Event::InstanceCreated(c) = &env.event {
+        if state.is_some() {
+            return state;
+        }
+        let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
+            return None;
+        };
+        return Some(Instance {
+            id,
+            project_id: c.project_id.clone(),
+            user_id: c.user_id.clone(),
+            name: c.name.clone(),
+            flavor: c.flavor.clone(),
+            image: c.image.clone(),
+            metadata: c.metadata.clone(),
+            availability_zone: c.availability_zone.clone(),
+            key_name: c.key_name.clone(),
+            user_data: c.user_data.clone(),
+            description: c.description.clone(),
+            tags: c.tags.clone(),
+            reservation_id: c.reservation_id.clone(),
+            launch_index: c.launch_index,
+            vm_state: VmState::Building,
+            task_state: Some(TaskState::Scheduling),
+            power_state: PowerState::NoState,
+            host: None,
+            alternates: Vec::new(),
+            attempt: 0,
+            fault: None,
+            created_at_ms: c.created_at_ms,
+            updated_at_ms: at,
+            launched_at_ms: None,
+            deleted_at_ms: None,
+            version: env.meta.aggregate_version,
+        });
+    }
+    let mut i = state?;
+    match &env.event {
+        Event::InstanceScheduled {
+            host,
+            alternates,
+            attempt,
+        }
+        | Event::InstanceRescheduled {
+            host,
+            alternates,
+            attempt,
+            ..
+        } => {
+            i.host = Some(host.clone());
+            i.alternates = alternates.clone();
+            i.attempt = *attempt;
+            if i.task_state != Some(TaskState::Deleting) {
+                i.task_state = Some(TaskState::Spawning);
+            }
+        }
+        Event::InstanceBecameActive {
+            power_state,
+            launched_at_ms,
+        } => {
+            i.vm_state = VmState::Active;
+            i.task_state = None;
+            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::Running);
+            i.launched_at_ms = Some(*launched_at_ms);
+        }
+        Event::InstanceFailed { fault } => {
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            i.fault = Some(fault.clone());
+        }
+        Event::InstanceDeleting => {
+            i.task_state = Some(TaskState::Deleting);
+        }
+        Event::InstanceDeleted { deleted_at_ms } => {
+            i.vm_state = VmState::Deleted;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            i.deleted_at_ms = Some(*deleted_at_ms);
+        }
+        _ => return Some(i),
+    }
+    i.updated_at_ms = at;
+    i.version = env.meta.aggregate_version;
+    Some(i)
+}

@@ -1,0 +1,36 @@
+//! Novalog's shared vocabulary: the envelope every record travels in, the
+//! events and commands of every flow, and Nova's instance state model.
+//!
+//! # Layout
+//! - `proto/novalog.proto`: the wire schemas, compiled by prost in `build.rs`
+//!   into the private `pb` module. Nothing outside this crate sees them.
+//! - [`values`]: flavors, images, faults, resources, host usage.
+//! - [`state`]: `vm_state`, `task_state`, `power_state` and the API status
+//!   derived from them, with the allowed-state sets next to the states.
+//! - [`events`]: the [`Event`] enum, one variant per record type.
+//! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
+//! - [`instance`]: the instance aggregate and its `evolve`, shared by every
+//!   reader of the `instances` topic so that all of them fold alike.
+
+mod convert;
+pub mod envelope;
+pub mod events;
+pub mod instance;
+pub mod state;
+pub mod values;
+
+#[allow(clippy::all, rust_2018_idioms)]
+mod pb {
+    include!(concat!(env!("OUT_DIR"), "/novalog.v1.rs"));
+}
+
+pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, encode};
+pub use events::Event;
+pub use instance::Instance;
+pub use state::{PowerState, TaskState, VmState};
+pub use values::{Fault, Flavor, HostUsage, Image, Resources};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

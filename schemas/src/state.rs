@@ -1,0 +1,203 @@
+//! Nova's three state axes, kept exactly (nova/compute/vm_states.py,
+//! task_states.py, power_state.py), and the API status derived from them.
+//!
+//! "No task" is `Option<TaskState>::None`, never a string.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VmState {
+    Active,
+    Building,
+    Paused,
+    Suspended,
+    Stopped,
+    Rescued,
+    Resized,
+    SoftDeleted,
+    Deleted,
+    Error,
+    Shelved,
+    ShelvedOffloaded,
+}
+
+impl VmState {
+    /// The name Nova uses (`OS-EXT-STS:vm_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Active => "active",
+            VmState::Building => "building",
+            VmState::Paused => "paused",
+            VmState::Suspended => "suspended",
+            VmState::Stopped => "stopped",
+            VmState::Rescued => "rescued",
+            VmState::Resized => "resized",
+            VmState::SoftDeleted => "soft-delete",
+            VmState::Deleted => "deleted",
+            VmState::Error => "error",
+            VmState::Shelved => "shelved",
+            VmState::ShelvedOffloaded => "shelved_offloaded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    Scheduling,
+    BlockDeviceMapping,
+    Networking,
+    Spawning,
+    Rebooting,
+    RebootPending,
+    RebootStarted,
+    RebootingHard,
+    Pausing,
+    Unpausing,
+    Suspending,
+    Resuming,
+    PoweringOff,
+    PoweringOn,
+    Rebuilding,
+    RebuildSpawning,
+    ResizePrep,
+    ResizeMigrating,
+    ResizeMigrated,
+    ResizeFinish,
+    ResizeReverting,
+    ResizeConfirming,
+    Migrating,
+    Deleting,
+}
+
+impl TaskState {
+    /// The name Nova uses (`OS-EXT-STS:task_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Scheduling => "scheduling",
+            TaskState::BlockDeviceMapping => "block_device_mapping",
+            TaskState::Networking => "networking",
+            TaskState::Spawning => "spawning",
+            TaskState::Rebooting => "rebooting",
+            TaskState::RebootPending => "reboot_pending",
+            TaskState::RebootStarted => "reboot_started",
+            TaskState::RebootingHard => "rebooting_hard",
+            TaskState::Pausing => "pausing",
+            TaskState::Unpausing => "unpausing",
+            TaskState::Suspending => "suspending",
+            TaskState::Resuming => "resuming",
+            TaskState::PoweringOff => "powering-off",
+            TaskState::PoweringOn => "powering-on",
+            TaskState::Rebuilding => "rebuilding",
+            TaskState::RebuildSpawning => "rebuild_spawning",
+            TaskState::ResizePrep => "resize_prep",
+            TaskState::ResizeMigrating => "resize_migrating",
+            TaskState::ResizeMigrated => "resize_migrated",
+            TaskState::ResizeFinish => "resize_finish",
+            TaskState::ResizeReverting => "resize_reverting",
+            TaskState::ResizeConfirming => "resize_confirming",
+            TaskState::Migrating => "migrating",
+            TaskState::Deleting => "deleting",
+        }
+    }
+}
+
+/// The hypervisor's view; the hypervisor is the authority on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PowerState {
+    NoState = 0,
+    Running = 1,
+    Paused = 3,
+    Shutdown = 4,
+    Crashed = 6,
+    Suspended = 7,
+}
+
+impl PowerState {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<Self> {
+        Some(match code {
+            0 => PowerState::NoState,
+            1 => PowerState::Running,
+            3 => PowerState::Paused,
+            4 => PowerState::Shutdown,
+            6 => PowerState::Crashed,
+            7 => PowerState::Suspended,
+            _ => return None,
+        })
+    }
+}
+
+/// The API `status` Nova derives from (vm_state, task_state)
+/// (nova/api/openstack/common.py's state map).
+pub fn api_status(vm: VmState, task: Option<TaskState>) -> &'static str {
+    use TaskState as T;
+    match vm {
+        VmState::Building => "BUILD",
+        VmState::Active => match task {
+            Some(T::Rebooting | T::RebootPending | T::RebootStarted) => "REBOOT",
+            Some(T::RebootingHard) => "HARD_REBOOT",
+            Some(T::Rebuilding | T::RebuildSpawning) => "REBUILD",
+            Some(T::ResizePrep | T::ResizeMigrating | T::ResizeMigrated | T::ResizeFinish) => {
+                "RESIZE"
+            }
+            Some(T::Migrating) => "MIGRATING",
+            _ => "ACTIVE",
+        },
+        VmState::Stopped => match task {
+            Some(T::ResizePrep | T::ResizeMigrating | T::ResizeMigrated | T::ResizeFinish) => {
+                "RESIZE"
+            }
+            Some(T::Rebuilding | T::RebuildSpawning) => "REBUILD",
+            _ => "SHUTOFF",
+        },
+        VmState::Resized => match task {
+            Some(T::ResizeReverting) => "REVERT_RESIZE",
+            _ => "VERIFY_RESIZE",
+        },
+        VmState::Paused => "PAUSED",
+        VmState::Suspended => "SUSPENDED",
+        VmState::Rescued => "RESCUE",
+        VmState::Error => match task {
+            Some(T::Rebuilding | T::RebuildSpawning) => "REBUILD",
+            _ => "ERROR",
+        },
+        VmState::Deleted => "DELETED",
+        VmState::SoftDeleted => "SOFT_DELETED",
+        VmState::Shelved => "SHELVED",
+        VmState::ShelvedOffloaded => "SHELVED_OFFLOADED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_nova_state_map() {
+        assert_eq!(api_status(VmState::Building, Some(TaskState::Scheduling)), "BUILD");
+        assert_eq!(api_status(VmState::Active, None), "ACTIVE");
+        assert_eq!(api_status(VmState::Active, Some(TaskState::Deleting)), "ACTIVE");
+        assert_eq!(api_status(VmState::Active, Some(TaskState::RebootingHard)), "HARD_REBOOT");
+        assert_eq!(api_status(VmState::Stopped, Some(TaskState::ResizeMigrating)), "RESIZE");
+        assert_eq!(api_status(VmState::Resized, Some(TaskState::ResizeReverting)), "REVERT_RESIZE");
+        assert_eq!(api_status(VmState::Error, None), "ERROR");
+    }
+
+    #[test]
+    fn power_state_codes_round_trip() {
+        for p in [
+            PowerState::NoState,
+            PowerState::Running,
+            PowerState::Paused,
+            PowerState::Shutdown,
+            PowerState::Crashed,
+            PowerState::Suspended,
+        ] {
+            assert_eq!(PowerState::from_code(p.code()), Some(p));
+        }
+        assert_eq!(PowerState::from_code(2), None);
+    }
+}

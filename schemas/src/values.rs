@@ -1,0 +1,97 @@
+//! Plain values carried inside events and kept in projections.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an instance needs from a host, or what a host has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flavor {
+    pub id: String,
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mb: u64,
+    pub disk_gb: u64,
+    pub ephemeral_gb: u64,
+    pub swap_mb: u64,
+    pub rxtx_factor: f32,
+    pub is_public: bool,
+    pub extra_specs: BTreeMap<String, String>,
+    pub description: Option<String>,
+}
+
+impl Flavor {
+    /// What one instance of this flavor claims on a host (Nova counts root,
+    /// ephemeral and swap disk against the host's disk).
+    pub fn resources(&self) -> Resources {
+        Resources {
+            vcpus: self.vcpus,
+            memory_mb: self.ram_mb,
+            disk_gb: self.disk_gb + self.ephemeral_gb + self.swap_mb.div_ceil(1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: Uuid,
+    pub name: String,
+    /// Glance status: queued, saving, active, deleted, ...
+    pub status: String,
+    pub size: u64,
+    pub min_disk: u64,
+    pub min_ram: u64,
+    pub disk_format: String,
+    pub container_format: String,
+    pub properties: BTreeMap<String, String>,
+    pub owner: String,
+    pub checksum: String,
+    pub visibility: String,
+    pub created_at_ms: i64,
+}
+
+/// Why an instance is in ERROR, as Nova's `fault` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub code: i32,
+    pub message: String,
+    pub details: String,
+    pub created_at_ms: i64,
+}
+
+/// A host's usage as its compute agent counts it; `generation` grows with
+/// every change so readers keep only the newest snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostUsage {
+    pub vcpus_used: u32,
+    pub memory_mb_used: u64,
+    pub disk_gb_used: u64,
+    pub instances: u32,
+    pub generation: u64,
+}
+
+impl HostUsage {
+    pub fn add(&mut self, r: Resources) {
+        self.vcpus_used += r.vcpus;
+        self.memory_mb_used += r.memory_mb;
+        self.disk_gb_used += r.disk_gb;
+        self.instances += 1;
+        self.generation += 1;
+    }
+
+    pub fn remove(&mut self, r: Resources) {
+        self.vcpus_used = self.vcpus_used.saturating_sub(r.vcpus);
+        self.memory_mb_used = self.memory_mb_used.saturating_sub(r.memory_mb);
+        self.disk_gb_used = self.disk_gb_used.saturating_sub(r.disk_gb);
+        self.instances = self.instances.saturating_sub(1);
+        self.generation += 1;
+    }
+}

@@ -1,0 +1,266 @@
+//! Commands for one host, carried out in order: claim, then drive the virt
+//! driver, then report. Commands already carried out (a redelivery after a
+//! conductor restart) are recognised from the host's own records and not
+//! carried out again, so no guest is ever spawned twice.
+
+use novalog_schemas::events::SpawnInstance;
+use novalog_schemas::{Envelope, Event, Meta};
+use uuid::Uuid;
+
+use crate::driver::VirtDriver;
+use crate::tracker::{HostRecord, Ratios};
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Spawn(Box<SpawnInstance>),
+    Destroy { instance_id: Uuid },
+}
+
+/// A command and the record that carried it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub cause: Meta,
+    pub command: Command,
+}
+
+fn fact(cause: &Meta, step: &str, instance: Uuid, event: Event) -> Envelope {
+    Envelope {
+        meta: cause.caused(step, instance.to_string(), 0),
+        event,
+    }
+}
+
+/// Carries out `jobs` on one host, in order; returns the facts to report.
+pub async fn run_host(driver: &dyn VirtDriver, rec: &mut HostRecord, jobs: Vec<Job>, ratios: Ratios) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    for job in jobs {
+        match job.command {
+            Command::Spawn(cmd) => spawn(driver, rec, &job.cause, &cmd, ratios, &mut out).await,
+            Command::Destroy { instance_id } => {
+                if let Err(e) = driver.destroy(&rec.name, instance_id).await {
+                    tracing::warn!(host = %rec.name, %instance_id, error = %e, "destroy failed");
+                    continue;
+                }
+                rec.release(instance_id);
+                out.push(fact(
+                    &job.cause,
+                    "destroyed",
+                    instance_id,
+                    Event::InstanceDestroyed {
+                        instance_id,
+                        host: rec.name.clone(),
+                        usage: rec.usage,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+async fn spawn(
+    driver: &dyn VirtDriver,
+    rec: &mut HostRecord,
+    cause: &Meta,
+    cmd: &SpawnInstance,
+    ratios: Ratios,
+    out: &mut Vec<Envelope>,
+) {
+    let id = cmd.instance_id;
+    if rec.instances.contains_key(&id) {
+        // Already claimed here: this command was carried out before.
+        return;
+    }
+    let claim = match driver.injected_claim_failure(&rec.name) {
+        Some(reason) => Err(reason),
+        None => rec.claim(id, cmd.flavor.resources(), cmd.attempt, ratios),
+    };
+    if let Err(reason) = claim {
+        out.push(fact(
+            cause,
+            "claim-failed",
+            id,
+            Event::ClaimFailed {
+                instance_id: id,
+                host: rec.name.clone(),
+                attempt: cmd.attempt,
+                reason,
+                usage: rec.usage,
+            },
+        ));
+        return;
+    }
+    out.push(fact(
+        cause,
+        "claimed",
+        id,
+        Event::ClaimSucceeded {
+            instance_id: id,
+            host: rec.name.clone(),
+            attempt: cmd.attempt,
+            usage: rec.usage,
+        },
+    ));
+    match driver.spawn(&rec.name, cmd).await {
+        Ok(power) => {
+            if let Some(i) = rec.instances.get_mut(&id) {
+                i.power_state = power;
+            }
+            out.push(fact(
+                cause,
+                "spawned",
+                id,
+                Event::InstanceSpawned {
+                    instance_id: id,
+                    host: rec.name.clone(),
+                    attempt: cmd.attempt,
+                    power_state: power.code(),
+                },
+            ));
+        }
+        Err(e) => {
+            rec.release(id);
+            out.push(fact(
+                cause,
+                "spawn-failed",
+                id,
+                Event::SpawnFailed {
+                    instance_id: id,
+                    host: rec.name.clone(),
+                    attempt: cmd.attempt,
+                    reason: e.to_string(),
+                    usage: rec.usage,
+                },
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use novalog_schemas::{Actor, Flavor, Image, Resources};
+
+    use super::*;
+    use crate::fake::{FakeDriver, FakeOptions};
+
+    const RATIOS: Ratios = Ratios {
+        cpu: 16.0,
+        ram: 1.5,
+        disk: 1.0,
+    };
+
+    fn host(name: &str) -> HostRecord {
+        HostRecord::new(
+            name.into(),
+            Resources {
+                vcpus: 4,
+                memory_mb: 4_096,
+                disk_gb: 40,
+            },
+        )
+    }
+
+    fn spawn_job(id: Uuid, host: &str, ram_mb: u64) -> Job {
+        Job {
+            cause: Meta::origin(Uuid::new_v4(), "req-1".into(), Actor::default(), id.to_string()),
+            command: Command::Spawn(Box::new(SpawnInstance {
+                instance_id: id,
+                host: host.into(),
+                attempt: 1,
+                project_id: "p".into(),
+                name: "vm".into(),
+                flavor: Flavor {
+                    id: "1".into(),
+                    name: "f".into(),
+                    vcpus: 1,
+                    ram_mb,
+                    disk_gb: 1,
+                    ephemeral_gb: 0,
+                    swap_mb: 0,
+                    rxtx_factor: 1.0,
+                    is_public: true,
+                    extra_specs: Default::default(),
+                    description: None,
+                },
+                image: Image {
+                    id: Uuid::nil(),
+                    name: "cirros".into(),
+                    status: "active".into(),
+                    size: 0,
+                    min_disk: 0,
+                    min_ram: 0,
+                    disk_format: "qcow2".into(),
+                    container_format: "bare".into(),
+                    properties: Default::default(),
+                    owner: String::new(),
+                    checksum: String::new(),
+                    visibility: "public".into(),
+                    created_at_ms: 0,
+                },
+            })),
+        }
+    }
+
+    fn types(out: &[Envelope]) -> Vec<&'static str> {
+        out.iter().map(|e| e.event.type_name()).collect()
+    }
+
+    #[tokio::test]
+    async fn spawn_claims_then_spawns_and_a_redelivery_does_nothing() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let mut h = host("h");
+        let id = Uuid::new_v4();
+        let job = spawn_job(id, "h", 512);
+        let out = run_host(&d, &mut h, vec![job.clone()], RATIOS).await;
+        assert_eq!(types(&out), ["ClaimSucceeded", "InstanceSpawned"]);
+        let again = run_host(&d, &mut h, vec![job], RATIOS).await;
+        assert!(again.is_empty());
+        assert_eq!(d.spawn_count(id), 1);
+        assert_eq!(h.usage.memory_mb_used, 512);
+    }
+
+    #[tokio::test]
+    async fn claim_that_does_not_fit_fails_without_spawning() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let mut h = host("h");
+        let id = Uuid::new_v4();
+        let out = run_host(&d, &mut h, vec![spawn_job(id, "h", 10_000)], RATIOS).await;
+        assert_eq!(types(&out), ["ClaimFailed"]);
+        assert_eq!(d.spawn_count(id), 0);
+        assert_eq!(h.usage.instances, 0);
+    }
+
+    #[tokio::test]
+    async fn failed_spawn_releases_the_claim() {
+        let d = FakeDriver::new(FakeOptions {
+            fail_spawns: HashSet::from(["h".to_string()]),
+            ..Default::default()
+        });
+        let mut h = host("h");
+        let out = run_host(&d, &mut h, vec![spawn_job(Uuid::new_v4(), "h", 512)], RATIOS).await;
+        assert_eq!(types(&out), ["ClaimSucceeded", "SpawnFailed"]);
+        assert_eq!(h.usage.memory_mb_used, 0);
+        match &out[1].event {
+            Event::SpawnFailed { usage, .. } => assert_eq!(usage.memory_mb_used, 0),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn destroy_releases_and_is_idempotent() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let mut h = host("h");
+        let id = Uuid::new_v4();
+        run_host(&d, &mut h, vec![spawn_job(id, "h", 512)], RATIOS).await;
+        let destroy = Job {
+            cause: Meta::origin(Uuid::new_v4(), "req-2".into(), Actor::default(), id.to_string()),
+            command: Command::Destroy { instance_id: id },
+        };
+        let out = run_host(&d, &mut h, vec![destroy.clone(), destroy], RATIOS).await;
+        assert_eq!(types(&out), ["InstanceDestroyed", "InstanceDestroyed"]);
+        assert_eq!(h.usage.instances, 0);
+        assert_eq!(d.guests_on("h"), 0);
+    }
+}

@@ -1,0 +1,164 @@
+//! The fake virt driver (after nova/virt/fake.py): guests live in memory.
+//! First-class for tests and benchmarks: configurable latency, failure
+//! injection per host, and a count of every spawn so a test can prove no
+//! guest was ever spawned twice.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use novalog_schemas::PowerState;
+use novalog_schemas::events::SpawnInstance;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::driver::{DriverError, VirtDriver};
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeOptions {
+    /// Time each spawn takes.
+    pub spawn_latency: Duration,
+    /// Hosts whose every claim fails.
+    pub fail_claims: HashSet<String>,
+    /// Hosts whose every spawn fails.
+    pub fail_spawns: HashSet<String>,
+}
+
+#[derive(Default)]
+pub struct FakeDriver {
+    opts: FakeOptions,
+    guests: Mutex<HashMap<(String, Uuid), PowerState>>,
+    spawns: Mutex<HashMap<Uuid, u32>>,
+}
+
+impl FakeDriver {
+    pub fn new(opts: FakeOptions) -> Self {
+        FakeDriver {
+            opts,
+            ..Default::default()
+        }
+    }
+
+    /// How many times `instance` was spawned, on any host.
+    pub fn spawn_count(&self, instance: Uuid) -> u32 {
+        self.spawns.lock().get(&instance).copied().unwrap_or(0)
+    }
+
+    /// Guests on `host`.
+    pub fn guests_on(&self, host: &str) -> usize {
+        self.guests.lock().keys().filter(|(h, _)| h == host).count()
+    }
+}
+
+#[async_trait]
+impl VirtDriver for FakeDriver {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn spawn(&self, host: &str, instance: &SpawnInstance) -> Result<PowerState, DriverError> {
+        let key = (host.to_owned(), instance.instance_id);
+        if self.guests.lock().contains_key(&key) {
+            return Err(DriverError::InstanceExists(instance.instance_id));
+        }
+        if !self.opts.spawn_latency.is_zero() {
+            tokio::time::sleep(self.opts.spawn_latency).await;
+        }
+        if self.opts.fail_spawns.contains(host) {
+            return Err(DriverError::Failed(format!("injected spawn failure on {host}")));
+        }
+        *self.spawns.lock().entry(instance.instance_id).or_default() += 1;
+        self.guests.lock().insert(key, PowerState::Running);
+        Ok(PowerState::Running)
+    }
+
+    async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError> {
+        self.guests.lock().remove(&(host.to_owned(), instance_id));
+        Ok(())
+    }
+
+    fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState> {
+        self.guests.lock().get(&(host.to_owned(), instance_id)).copied()
+    }
+
+    fn injected_claim_failure(&self, host: &str) -> Option<String> {
+        self.opts
+            .fail_claims
+            .contains(host)
+            .then(|| format!("injected claim failure on {host}"))
+    }
+
+    fn adopt(&self, host: &str, instance_id: Uuid, power: PowerState) {
+        self.guests.lock().insert((host.to_owned(), instance_id), power);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(id: Uuid) -> SpawnInstance {
+        SpawnInstance {
+            instance_id: id,
+            host: "h".into(),
+            attempt: 1,
+            project_id: "p".into(),
+            name: "vm".into(),
+            flavor: novalog_schemas::Flavor {
+                id: "1".into(),
+                name: "m1.tiny".into(),
+                vcpus: 1,
+                ram_mb: 512,
+                disk_gb: 1,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                rxtx_factor: 1.0,
+                is_public: true,
+                extra_specs: Default::default(),
+                description: None,
+            },
+            image: novalog_schemas::Image {
+                id: Uuid::nil(),
+                name: "cirros".into(),
+                status: "active".into(),
+                size: 0,
+                min_disk: 0,
+                min_ram: 0,
+                disk_format: "qcow2".into(),
+                container_format: "bare".into(),
+                properties: Default::default(),
+                owner: String::new(),
+                checksum: String::new(),
+                visibility: "public".into(),
+                created_at_ms: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn spawn_destroy_and_refuse_a_second_spawn() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let id = Uuid::new_v4();
+        assert_eq!(d.spawn("h", &cmd(id)).await, Ok(PowerState::Running));
+        assert_eq!(d.spawn("h", &cmd(id)).await, Err(DriverError::InstanceExists(id)));
+        assert_eq!(d.spawn_count(id), 1);
+        assert_eq!(d.get_info("h", id), Some(PowerState::Running));
+        d.destroy("h", id).await.unwrap();
+        assert_eq!(d.get_info("h", id), None);
+        d.destroy("h", id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn injected_failures() {
+        let d = FakeDriver::new(FakeOptions {
+            fail_spawns: HashSet::from(["bad".to_string()]),
+            fail_claims: HashSet::from(["full".to_string()]),
+            ..Default::default()
+        });
+        let id = Uuid::new_v4();
+        assert!(d.spawn("bad", &cmd(id)).await.is_err());
+        assert_eq!(d.get_info("bad", id), None, "a failed spawn leaves nothing");
+        assert!(d.injected_claim_failure("full").is_some());
+        assert!(d.injected_claim_failure("bad").is_none());
+    }
+}

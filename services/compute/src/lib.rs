@@ -1,0 +1,18 @@
+//! The compute agent (nova-compute): one agent serves one or more hosts
+//! (many fake hosts in one process for tests and benchmarks). It claims
+//! resources against its own resource tracker, drives the virt driver, and
+//! reports what happened on `compute-events` and what it has on `hosts`.
+//!
+//! # Layout
+//! - [`driver`]: the virt driver contract, in the shape of Nova's.
+//! - [`fake`]: the in-memory driver with latency and failure injection.
+//! - [`tracker`]: per-host resource tracking and claims (Nova's Claim).
+//! - [`agent`]: commands in, driver calls and facts out, per host in order,
+//!   hosts concurrently.
+//! - [`service`]: the consumer shell, registration and heartbeats.
+
+pub mod agent;
+pub mod driver;
+pub mod fake;
+pub mod service;
+pub mod tracker;

@@ -1,0 +1,250 @@
+//! The compute agent's shell: registers its hosts, heartbeats, consumes
+//! `compute` and carries out the commands for its own hosts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use novalog_log::{EventLog, Record};
+use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
+use novalog_schemas::events::HostRegistered;
+use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
+use novalog_store::{RocksStore, StoreExt, Transaction};
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::agent::{Command, Job, run_host};
+use crate::driver::VirtDriver;
+use crate::fake::{FakeDriver, FakeOptions};
+use crate::tracker::{HostRecord, Ratios};
+
+const HOSTS: &str = "hosts";
+
+type UsageBoard = Arc<Mutex<HashMap<String, HostUsage>>>;
+
+struct ComputeHandler {
+    driver: Arc<dyn VirtDriver>,
+    hosts: BTreeMap<String, HostRecord>,
+    ratios: Ratios,
+    topics: Topics,
+    queue: BTreeMap<String, Vec<Job>>,
+    dirty: BTreeSet<String>,
+    usage: UsageBoard,
+}
+
+#[async_trait]
+impl Handler for ComputeHandler {
+    async fn handle(&mut self, input: &Input, _out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+        let (host, command) = match &input.env.event {
+            Event::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
+            Event::DestroyInstance { instance_id, host } => (
+                host.clone(),
+                Command::Destroy {
+                    instance_id: *instance_id,
+                },
+            ),
+            _ => return Ok(()),
+        };
+        if self.hosts.contains_key(&host) {
+            self.queue.entry(host).or_default().push(Job {
+                cause: input.env.meta.clone(),
+                command,
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        let queue = std::mem::take(&mut self.queue);
+        if queue.is_empty() {
+            return Ok(());
+        }
+        let driver = &*self.driver;
+        let ratios = self.ratios;
+        // Each host's commands in order; hosts side by side.
+        let work = self.hosts.iter_mut().filter_map(|(name, rec)| {
+            queue.get(name).map(|jobs| async move { (name.clone(), run_host(driver, rec, jobs.clone(), ratios).await) })
+        });
+        for (host, facts) in join_all(work).await {
+            for f in &facts {
+                out.emit(&self.topics.compute_events, host.clone().into_bytes(), f);
+            }
+            self.dirty.insert(host);
+        }
+        for host in &self.dirty {
+            tx.put(HOSTS, host.as_bytes(), &self.hosts[host])?;
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self) {
+        let mut board = self.usage.lock();
+        for host in std::mem::take(&mut self.dirty) {
+            board.insert(host.clone(), self.hosts[&host].usage);
+        }
+    }
+}
+
+/// The hosts this agent serves, by configuration.
+pub fn host_names(cfg: &Config) -> Vec<String> {
+    let c = &cfg.compute;
+    if c.driver == "fake" && c.fake_hosts > 0 {
+        (0..c.fake_hosts).map(|i| format!("{}{i}", c.fake_host_prefix)).collect()
+    } else {
+        vec![c.host.clone()]
+    }
+}
+
+/// The driver configuration names.
+pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
+    let c = &cfg.compute;
+    match c.driver.as_str() {
+        "fake" => Ok(Arc::new(FakeDriver::new(FakeOptions {
+            spawn_latency: Duration::from_millis(c.fake_spawn_latency_ms),
+            fail_claims: c.fake_fail_claims.iter().cloned().collect(),
+            fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
+        }))),
+        other => anyhow::bail!("unknown compute driver {other:?} (available: fake)"),
+    }
+}
+
+fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) -> Envelope {
+    let c = &cfg.compute;
+    Envelope {
+        meta: Meta::origin(Uuid::new_v4(), String::new(), Actor::service("compute"), rec.name.clone()),
+        event: Event::HostRegistered(Box::new(HostRegistered {
+            host: rec.name.clone(),
+            capacity: rec.capacity,
+            usage: rec.usage,
+            cpu_arch: c.cpu_arch.clone(),
+            hypervisor_type: driver.name().to_owned(),
+            hypervisor_version: 1,
+            availability_zone: c.availability_zone.clone(),
+            capabilities: BTreeMap::new(),
+            driver: driver.name().to_owned(),
+        })),
+    }
+}
+
+/// Runs the agent with the configured driver until `shutdown`.
+pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let driver = driver(cfg)?;
+    run_with_driver(cfg, log, driver, shutdown).await
+}
+
+/// Runs the agent with `driver` (tests keep a handle on a fake driver).
+pub async fn run_with_driver(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    driver: Arc<dyn VirtDriver>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let dir = cfg.data_dir.join("compute");
+    std::fs::create_dir_all(&dir)?;
+    let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
+    let topics = cfg.topics();
+    let capacity = Resources {
+        vcpus: cfg.compute.vcpus,
+        memory_mb: cfg.compute.memory_mb,
+        disk_gb: cfg.compute.disk_gb,
+    };
+    let mut hosts = BTreeMap::new();
+    for name in host_names(cfg) {
+        let mut rec = store
+            .get::<HostRecord>(HOSTS, name.as_bytes())?
+            .unwrap_or_else(|| HostRecord::new(name.clone(), capacity));
+        rec.capacity = capacity;
+        // init_host: the store says these guests exist; the driver adopts them.
+        for (id, i) in &rec.instances {
+            driver.adopt(&name, *id, i.power_state);
+        }
+        hosts.insert(name, rec);
+    }
+    let registrations: Vec<Record> = hosts
+        .values()
+        .map(|rec| {
+            Record::new(
+                &topics.hosts,
+                rec.name.clone().into_bytes(),
+                novalog_schemas::encode(&host_record_event(cfg, &*driver, rec)),
+            )
+        })
+        .collect();
+    log.append(registrations).await?;
+    tracing::info!(hosts = hosts.len(), driver = driver.name(), "compute hosts registered");
+
+    let usage: UsageBoard = Arc::new(Mutex::new(
+        hosts.iter().map(|(n, r)| (n.clone(), r.usage)).collect(),
+    ));
+    let heartbeat = tokio::spawn(heartbeats(
+        log.clone(),
+        topics.hosts.clone(),
+        usage.clone(),
+        Duration::from_secs(cfg.report_interval.max(1)),
+        shutdown.clone(),
+    ));
+    let spec = ConsumerSpec {
+        name: format!("compute-{}", agent_id(cfg)),
+        topics: vec![topics.compute.clone()],
+        dead_letter_topic: topics.dead_letter.clone(),
+        max_batch: cfg.log.max_batch,
+    };
+    let handler = ComputeHandler {
+        driver,
+        hosts,
+        ratios: Ratios {
+            cpu: cfg.cpu_allocation_ratio,
+            ram: cfg.ram_allocation_ratio,
+            disk: cfg.disk_allocation_ratio,
+        },
+        topics,
+        queue: BTreeMap::new(),
+        dirty: BTreeSet::new(),
+        usage,
+    };
+    let result = consumer::run(log, store, spec, handler, shutdown).await;
+    heartbeat.abort();
+    result
+}
+
+/// Every agent reads every command (its own consumer group) and keeps those
+/// for its hosts; the group is named after the agent's hosts.
+fn agent_id(cfg: &Config) -> String {
+    let c = &cfg.compute;
+    if c.driver == "fake" && c.fake_hosts > 0 {
+        format!("{}{}", c.fake_host_prefix, c.fake_hosts)
+    } else {
+        c.host.clone()
+    }
+}
+
+async fn heartbeats(log: Arc<dyn EventLog>, topic: String, usage: UsageBoard, every: Duration, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        let records: Vec<Record> = usage
+            .lock()
+            .iter()
+            .map(|(host, u)| {
+                let env = Envelope {
+                    meta: Meta::origin(Uuid::new_v4(), String::new(), Actor::service("compute"), host.clone()),
+                    event: Event::HostHeartbeat {
+                        host: host.clone(),
+                        usage: *u,
+                    },
+                };
+                Record::new(&topic, host.clone().into_bytes(), novalog_schemas::encode(&env))
+            })
+            .collect();
+        if let Err(e) = log.append(records).await {
+            tracing::warn!(error = %e, "heartbeat append failed");
+        }
+    }
+}

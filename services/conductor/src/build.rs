@@ -1,0 +1,213 @@
+//! The build saga (DESIGN §5): accept → schedule (host + alternates) →
+//! the host claims and spawns → ACTIVE. A failed claim or spawn moves to
+//! the next alternate, at most `max_attempts` in all, then ERROR with
+//! "No valid host was found".
+//!
+//! Every step is an event on `instances`, so a conductor that restarts
+//! mid-build resumes from its folded state; facts that do not match the
+//! instance's current host and attempt are stale and ignored, which is also
+//! how redelivered facts are dropped.
+
+use novalog_schemas::events::{InstanceCreated, SelectHostsRequested, ServerCreateRequested, SpawnInstance};
+use novalog_schemas::instance::Instance;
+use novalog_schemas::{Envelope, Event, Fault, TaskState, VmState};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, emit};
+
+pub const NO_VALID_HOST: &str = "No valid host was found.";
+
+pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, req: &ServerCreateRequested, now_ms: i64) -> Vec<Emit> {
+    let id = req.instance_id;
+    if c.instances.contains_key(&id) {
+        return Vec::new(); // redelivered intent: already decided
+    }
+    if !c.flavors.contains_key(&req.flavor.id) {
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            400,
+            format!("Flavor {} could not be found.", req.flavor.id),
+        )];
+    }
+    if !c.images.contains_key(&req.image.id) {
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            400,
+            format!("Image {} could not be found.", req.image.id),
+        )];
+    }
+    let actor = &env.meta.actor;
+    let created = Event::InstanceCreated(Box::new(InstanceCreated {
+        name: req.name.clone(),
+        project_id: actor.project_id.clone(),
+        user_id: actor.user_id.clone(),
+        flavor: req.flavor.clone(),
+        image: req.image.clone(),
+        metadata: req.metadata.clone(),
+        availability_zone: req.availability_zone.clone(),
+        key_name: req.key_name.clone(),
+        user_data: req.user_data.clone(),
+        description: req.description.clone(),
+        tags: req.tags.clone(),
+        reservation_id: req.reservation_id.clone(),
+        launch_index: req.launch_index,
+        created_at_ms: now_ms,
+    }));
+    let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
+    let instance = &c.instances[&id];
+    out.push(select_hosts(c, env, instance));
+    out
+}
+
+fn select_hosts(c: &Conductor, env: &Envelope, i: &Instance) -> Emit {
+    let request_id = Uuid::new_v5(&i.id, b"select-hosts");
+    emit(
+        Dest::Scheduler,
+        request_id.to_string(),
+        &env.meta,
+        "select-hosts",
+        i.id.to_string(),
+        Event::SelectHostsRequested(Box::new(SelectHostsRequested {
+            request_id,
+            instance_id: i.id,
+            project_id: i.project_id.clone(),
+            resources: i.flavor.resources(),
+            image_properties: i.image.properties.clone(),
+            extra_specs: i.flavor.extra_specs.clone(),
+            availability_zone: i.availability_zone.clone(),
+            ignore_hosts: Vec::new(),
+            num_alternates: c.settings.max_attempts.saturating_sub(1),
+        })),
+    )
+}
+
+fn spawn_command(env: &Envelope, i: &Instance, step: &str) -> Emit {
+    let host = i.host.clone().unwrap_or_default();
+    emit(
+        Dest::Compute,
+        host.clone(),
+        &env.meta,
+        step,
+        i.id.to_string(),
+        Event::SpawnInstance(Box::new(SpawnInstance {
+            instance_id: i.id,
+            host,
+            attempt: i.attempt,
+            project_id: i.project_id.clone(),
+            name: i.name.clone(),
+            flavor: i.flavor.clone(),
+            image: i.image.clone(),
+        })),
+    )
+}
+
+/// Still waiting for a host decision: building, scheduling, no host yet.
+fn awaiting_schedule(i: &Instance) -> bool {
+    i.vm_state == VmState::Building && i.task_state == Some(TaskState::Scheduling) && i.host.is_none()
+}
+
+/// Building on `host` at `attempt`, and not being deleted.
+fn building_on(i: &Instance, host: &str, attempt: u32) -> bool {
+    i.vm_state == VmState::Building
+        && i.task_state == Some(TaskState::Spawning)
+        && i.host.as_deref() == Some(host)
+        && i.attempt == attempt
+}
+
+pub(crate) fn on_hosts_selected(c: &mut Conductor, env: &Envelope, id: Uuid, hosts: &[String]) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return Vec::new();
+    };
+    if !awaiting_schedule(i) || hosts.is_empty() {
+        return Vec::new();
+    }
+    let project = i.project_id.clone();
+    let scheduled = Event::InstanceScheduled {
+        host: hosts[0].clone(),
+        alternates: hosts[1..].to_vec(),
+        attempt: 1,
+    };
+    let out = c.instance_event(&env.meta, "scheduled", id, &project, scheduled);
+    let spawn = spawn_command(env, &c.instances[&id], "spawn");
+    vec![out, spawn]
+}
+
+fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, details: String, now_ms: i64) -> Vec<Emit> {
+    let project = c.instances[&id].project_id.clone();
+    let failed = Event::InstanceFailed {
+        fault: Fault {
+            code: 500,
+            message: NO_VALID_HOST.to_owned(),
+            details,
+            created_at_ms: now_ms,
+        },
+    };
+    vec![c.instance_event(&env.meta, "failed", id, &project, failed)]
+}
+
+pub(crate) fn on_no_valid_host(c: &mut Conductor, env: &Envelope, id: Uuid, reason: &str, now_ms: i64) -> Vec<Emit> {
+    match c.instances.get(&id) {
+        Some(i) if awaiting_schedule(i) => fail(c, env, id, format!("{NO_VALID_HOST} {reason}"), now_ms),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn on_spawned(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    host: &str,
+    attempt: u32,
+    power_state: i32,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return Vec::new();
+    };
+    // Only the host the instance is assigned to may report it spawned.
+    if !building_on(i, host, attempt) {
+        return Vec::new();
+    }
+    let project = i.project_id.clone();
+    let active = Event::InstanceBecameActive {
+        power_state,
+        launched_at_ms: now_ms,
+    };
+    vec![c.instance_event(&env.meta, "active", id, &project, active)]
+}
+
+pub(crate) fn on_build_failed(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    host: &str,
+    attempt: u32,
+    reason: &str,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return Vec::new();
+    };
+    if !building_on(i, host, attempt) {
+        return Vec::new();
+    }
+    if attempt >= c.settings.max_attempts || i.alternates.is_empty() {
+        let details = format!(
+            "Exceeded maximum number of retries. Exceeded max scheduling attempts {} for instance {id}. Last exception: {reason}",
+            attempt
+        );
+        return fail(c, env, id, details, now_ms);
+    }
+    let project = i.project_id.clone();
+    let next = Event::InstanceRescheduled {
+        host: i.alternates[0].clone(),
+        alternates: i.alternates[1..].to_vec(),
+        attempt: attempt + 1,
+        reason: reason.to_owned(),
+    };
+    let out = c.instance_event(&env.meta, "rescheduled", id, &project, next);
+    let spawn = spawn_command(env, &c.instances[&id], "spawn");
+    vec![out, spawn]
+}

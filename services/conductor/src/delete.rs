@@ -1,0 +1,56 @@
+//! The delete saga: accepted from any state (it pre-empts a running task),
+//! then the host destroys the guest and releases its claim, then DELETED.
+//! An instance that never reached a host is deleted at once.
+
+use novalog_schemas::{Envelope, Event, TaskState};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, emit};
+
+pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid, _force: bool, now_ms: i64) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+    };
+    if i.is_deleted() {
+        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+    }
+    // Another project's server does not exist for this caller.
+    if i.project_id != env.meta.actor.project_id && !env.meta.actor.is_admin() {
+        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+    }
+    if i.task_state == Some(TaskState::Deleting) {
+        return Vec::new(); // already being deleted; the API answers 204 itself
+    }
+    let project = i.project_id.clone();
+    let host = i.host.clone();
+    let mut out = vec![c.instance_event(&env.meta, "deleting", id, &project, Event::InstanceDeleting)];
+    match host {
+        Some(host) => out.push(emit(
+            Dest::Compute,
+            host.clone(),
+            &env.meta,
+            "destroy",
+            id.to_string(),
+            Event::DestroyInstance { instance_id: id, host },
+        )),
+        None => out.push(c.instance_event(
+            &env.meta,
+            "deleted",
+            id,
+            &project,
+            Event::InstanceDeleted { deleted_at_ms: now_ms },
+        )),
+    }
+    out
+}
+
+pub(crate) fn on_destroyed(c: &mut Conductor, env: &Envelope, id: Uuid, host: &str, now_ms: i64) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return Vec::new();
+    };
+    if i.task_state != Some(TaskState::Deleting) || i.host.as_deref() != Some(host) {
+        return Vec::new();
+    }
+    let project = i.project_id.clone();
+    vec![c.instance_event(&env.meta, "deleted", id, &project, Event::InstanceDeleted { deleted_at_ms: now_ms })]
+}

@@ -1,0 +1,109 @@
+//! The conductor's shell: its consumer, its store, its binary's entry.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use novalog_log::EventLog;
+use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
+use novalog_schemas::instance::Instance;
+use novalog_schemas::{Flavor, Image};
+use novalog_store::{RocksStore, Store, StoreExt, Transaction};
+
+
+use crate::core::{Conductor, Dest, Settings};
+
+const INSTANCES: &str = "instances";
+const FLAVORS: &str = "flavors";
+const IMAGES: &str = "images";
+/// Consumer group and offset namespace.
+pub const NAME: &str = "conductor";
+
+struct ConductorHandler {
+    core: Conductor,
+    topics: Topics,
+}
+
+impl ConductorHandler {
+    fn topic(&self, dest: Dest) -> &str {
+        match dest {
+            Dest::Instances => &self.topics.instances,
+            Dest::Scheduler => &self.topics.scheduler,
+            Dest::Compute => &self.topics.compute,
+            Dest::Catalog => &self.topics.catalog,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ConductorHandler {
+    async fn handle(&mut self, input: &Input, out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+        for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
+            out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
+        }
+        Ok(())
+    }
+
+    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        let dirty = self.core.take_dirty();
+        for id in dirty.instances {
+            match self.core.instances.get(&id) {
+                Some(i) => tx.put(INSTANCES, id.as_bytes(), i)?,
+                None => tx.delete(INSTANCES, id.as_bytes()),
+            }
+        }
+        for id in dirty.flavors {
+            if let Some(f) = self.core.flavors.get(&id) {
+                tx.put(FLAVORS, id.as_bytes(), f)?;
+            }
+        }
+        for id in dirty.images {
+            if let Some(i) = self.core.images.get(&id) {
+                tx.put(IMAGES, id.as_bytes(), i)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads the conductor's state from its store.
+pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor> {
+    let mut core = Conductor::new(settings);
+    for (_, i) in store.scan::<Instance>(INSTANCES)? {
+        core.instances.insert(i.id, i);
+    }
+    for (_, f) in store.scan::<Flavor>(FLAVORS)? {
+        core.flavors.insert(f.id.clone(), f);
+    }
+    for (_, i) in store.scan::<Image>(IMAGES)? {
+        core.images.insert(i.id, i);
+    }
+    Ok(core)
+}
+
+/// Runs the conductor until `shutdown`.
+pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let dir = cfg.data_dir.join("conductor");
+    std::fs::create_dir_all(&dir)?;
+    let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
+    let core = load(
+        &*store,
+        Settings {
+            max_attempts: cfg.scheduler.max_attempts,
+        },
+    )?;
+    tracing::info!(instances = core.instances.len(), "conductor state loaded");
+    let topics = cfg.topics();
+    let spec = ConsumerSpec {
+        name: NAME.to_owned(),
+        topics: vec![
+            topics.intents.clone(),
+            topics.scheduler.clone(),
+            topics.compute_events.clone(),
+        ],
+        dead_letter_topic: topics.dead_letter.clone(),
+        max_batch: cfg.log.max_batch,
+    };
+    consumer::run(log, store, spec, ConductorHandler { core, topics }, shutdown).await
+}
+

@@ -1,0 +1,285 @@
+//! Typed configuration, layered: built-in defaults → a TOML file →
+//! environment variables (`NOVALOG_<SECTION>__<OPTION>`, e.g.
+//! `NOVALOG_API__LISTEN=0.0.0.0:8774`). Option names follow nova.conf where
+//! Nova has the option (`report_interval`, `service_down_time`,
+//! `cpu_allocation_ratio`, `[scheduler] max_attempts`,
+//! `[filter_scheduler] enabled_filters`, ...).
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where every service keeps its RocksDB (and the embedded log).
+    pub data_dir: PathBuf,
+    /// Seconds between compute heartbeats (nova.conf `report_interval`).
+    pub report_interval: u64,
+    /// Seconds without a heartbeat before a host counts as down
+    /// (nova.conf `service_down_time`).
+    pub service_down_time: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub log: LogOptions,
+    pub api: ApiOptions,
+    pub scheduler: SchedulerOptions,
+    pub filter_scheduler: FilterSchedulerOptions,
+    pub compute: ComputeOptions,
+    pub bootstrap: BootstrapOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            report_interval: 10,
+            service_down_time: 60,
+            cpu_allocation_ratio: 16.0,
+            ram_allocation_ratio: 1.5,
+            disk_allocation_ratio: 1.0,
+            log: LogOptions::default(),
+            api: ApiOptions::default(),
+            scheduler: SchedulerOptions::default(),
+            filter_scheduler: FilterSchedulerOptions::default(),
+            compute: ComputeOptions::default(),
+            bootstrap: BootstrapOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogOptions {
+    pub backend: Backend,
+    /// Prefix of every topic name.
+    pub namespace: String,
+    /// Partitions of each topic when Novalog creates it.
+    pub partitions: i32,
+    /// Embedded log: fsync each append (off: an append survives a process
+    /// crash, not a power loss).
+    pub sync: bool,
+    /// Kafka: bootstrap servers, comma separated.
+    pub bootstrap_servers: String,
+    pub replication_factor: i32,
+    /// Largest batch a consumer applies in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            backend: Backend::Embedded,
+            namespace: "novalog.".into(),
+            partitions: 1,
+            sync: false,
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            replication_factor: 1,
+            max_batch: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiOptions {
+    pub listen: String,
+    /// `noauth2` (dev only: `X-Auth-Token: user:project`, user `admin` is
+    /// admin) until identity lands.
+    pub auth_strategy: String,
+    /// Requests larger than this get 413.
+    pub max_request_body_size: usize,
+    /// How long a write waits for the conductor's verdict.
+    pub verdict_timeout_ms: u64,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            listen: "127.0.0.1:8774".into(),
+            auth_strategy: "noauth2".into(),
+            max_request_body_size: 114_688,
+            verdict_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerOptions {
+    /// Attempts to build an instance, the first included (nova.conf
+    /// `[scheduler] max_attempts`).
+    pub max_attempts: u32,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions { max_attempts: 3 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilterSchedulerOptions {
+    pub enabled_filters: Vec<String>,
+    pub weight_classes: Vec<String>,
+    pub ram_weight_multiplier: f64,
+    pub host_subset_size: usize,
+}
+
+impl Default for FilterSchedulerOptions {
+    fn default() -> Self {
+        FilterSchedulerOptions {
+            enabled_filters: ["ComputeFilter", "RamFilter", "CoreFilter", "DiskFilter"]
+                .map(String::from)
+                .to_vec(),
+            weight_classes: vec!["RAMWeigher".into()],
+            ram_weight_multiplier: 1.0,
+            host_subset_size: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComputeOptions {
+    /// `fake` (in memory) for now.
+    pub driver: String,
+    /// Fake hosts this agent runs (`<prefix><n>`); 0 with the fake driver
+    /// means one host named `host`.
+    pub fake_hosts: usize,
+    pub fake_host_prefix: String,
+    /// This agent's host name when it runs one host (nova.conf `host`).
+    pub host: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    pub cpu_arch: String,
+    pub availability_zone: String,
+    /// Fake driver: time each spawn takes.
+    pub fake_spawn_latency_ms: u64,
+    /// Fake driver: hosts whose every claim fails (failure injection).
+    pub fake_fail_claims: Vec<String>,
+    /// Fake driver: hosts whose every spawn fails (failure injection).
+    pub fake_fail_spawns: Vec<String>,
+}
+
+impl Default for ComputeOptions {
+    fn default() -> Self {
+        ComputeOptions {
+            driver: "fake".into(),
+            fake_hosts: 8,
+            fake_host_prefix: "fake-host-".into(),
+            host: "compute-1".into(),
+            vcpus: 16,
+            memory_mb: 65_536,
+            disk_gb: 1_000,
+            cpu_arch: "x86_64".into(),
+            availability_zone: "nova".into(),
+            fake_spawn_latency_ms: 0,
+            fake_fail_claims: Vec::new(),
+            fake_fail_spawns: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BootstrapOptions {
+    /// On start, make sure the demo flavors (m1.tiny … m1.xlarge) and the
+    /// demo image (cirros) exist.
+    pub demo_catalog: bool,
+}
+
+impl Default for BootstrapOptions {
+    fn default() -> Self {
+        BootstrapOptions { demo_catalog: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (if given; it must exist), then `NOVALOG_*`
+    /// environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!("{} does not exist", path.display())));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("NOVALOG_").split("__"));
+        let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.scheduler.max_attempts == 0 {
+            return Err(ConfigError("scheduler.max_attempts must be at least 1".into()));
+        }
+        if self.log.partitions < 1 {
+            return Err(ConfigError("log.partitions must be at least 1".into()));
+        }
+        for (name, r) in [
+            ("cpu_allocation_ratio", self.cpu_allocation_ratio),
+            ("ram_allocation_ratio", self.ram_allocation_ratio),
+            ("disk_allocation_ratio", self.disk_allocation_ratio),
+        ] {
+            if !(r > 0.0) {
+                return Err(ConfigError(format!("{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn topics(&self) -> crate::Topics {
+        crate::Topics::new(&self.log.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "novalog.toml",
+                "report_interval = 5\n[api]\nlisten = \"127.0.0.1:9999\"\n[scheduler]\nmax_attempts = 4\n",
+            )?;
+            jail.set_env("NOVALOG_SCHEDULER__MAX_ATTEMPTS", "5");
+            let cfg = Config::load(Some(Path::new("novalog.toml"))).unwrap();
+            assert_eq!(cfg.report_interval, 5);
+            assert_eq!(cfg.api.listen, "127.0.0.1:9999");
+            assert_eq!(cfg.scheduler.max_attempts, 5, "env wins over the file");
+            assert_eq!(cfg.ram_allocation_ratio, 1.5, "untouched options keep defaults");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NOVALOG_SCHEDULER__MAX_ATTEMPTS", "0");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+        assert!(Config::load(Some(Path::new("/nonexistent/novalog.toml"))).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! What every Novalog service shares around its domain logic: configuration,
+//! topic names, opening the log and the store, the consumer loop with its
+//! exactly-once bookkeeping and dead-lettering, logging and shutdown.
+//!
+//! # Layout
+//! - [`config`]: typed options, layered defaults → TOML → environment.
+//! - [`topics`]: the namespaced topic names and their partition counts.
+//! - [`consumer`]: [`consumer::run`] drives a [`consumer::Handler`]: decode,
+//!   dead-letter what does not decode, apply, append outputs, then commit
+//!   state and offsets in one transaction.
+//! - [`backend`]: opens the configured log backend.
+
+pub mod backend;
+pub mod config;
+pub mod consumer;
+pub mod topics;
+
+pub use config::Config;
+pub use consumer::{Handler, Input, Outbox};
+pub use topics::Topics;
+
+use tokio::sync::watch;
+
+/// A shutdown signal that many tasks can wait on.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+/// The sending half of [`Shutdown`].
+pub struct ShutdownTrigger {
+    tx: watch::Sender<bool>,
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownTrigger { tx }, Shutdown { rx })
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Completes once shutdown has been triggered (or the trigger dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Structured logs to stderr; `RUST_LOG` overrides the level.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

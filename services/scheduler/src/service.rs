@@ -1,0 +1,115 @@
+//! The scheduler's shell: consumes `scheduler` (requests), `hosts` and
+//! `compute-events` (usage), answers on `scheduler`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use novalog_log::EventLog;
+use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
+use novalog_schemas::{Envelope, Event};
+use novalog_store::{RocksStore, Store, StoreExt, Transaction};
+
+use crate::filters::{self, Context};
+use crate::host_state::HostState;
+use crate::scheduler::Scheduler;
+use crate::weighers;
+
+const HOSTS: &str = "hosts";
+pub const NAME: &str = "scheduler";
+
+struct SchedulerHandler {
+    core: Scheduler,
+    topics: Topics,
+    dirty: BTreeSet<String>,
+}
+
+#[async_trait]
+impl Handler for SchedulerHandler {
+    async fn handle(&mut self, input: &Input, out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+        let env = &input.env;
+        match &env.event {
+            Event::SelectHostsRequested(spec) => {
+                let event = match self.core.select_hosts(spec, novalog_schemas::now_ms()) {
+                    Ok(hosts) => Event::HostsSelected {
+                        request_id: spec.request_id,
+                        instance_id: spec.instance_id,
+                        hosts,
+                    },
+                    Err(reason) => Event::NoValidHostFound {
+                        request_id: spec.request_id,
+                        instance_id: spec.instance_id,
+                        reason,
+                    },
+                };
+                let answer = Envelope {
+                    meta: env.meta.caused("select", spec.instance_id.to_string(), 0),
+                    event,
+                };
+                out.emit(&self.topics.scheduler, spec.request_id.to_string().into_bytes(), &answer);
+            }
+            other => {
+                if let Some(host) = self.core.observe(other, env.meta.occurred_at_ms) {
+                    self.dirty.insert(host);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        for host in std::mem::take(&mut self.dirty) {
+            if let Some(h) = self.core.hosts.get(&host) {
+                tx.put(HOSTS, host.as_bytes(), h)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a scheduler from configuration, with the host states in `store`.
+pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
+    let fs = &cfg.filter_scheduler;
+    let mut core = Scheduler::new(
+        filters::by_names(&fs.enabled_filters).map_err(anyhow::Error::msg)?,
+        weighers::by_names(&fs.weight_classes, fs.ram_weight_multiplier).map_err(anyhow::Error::msg)?,
+        fs.host_subset_size,
+        Context {
+            now_ms: 0,
+            service_down_time_ms: cfg.service_down_time as i64 * 1000,
+            cpu_allocation_ratio: cfg.cpu_allocation_ratio,
+            ram_allocation_ratio: cfg.ram_allocation_ratio,
+            disk_allocation_ratio: cfg.disk_allocation_ratio,
+        },
+    );
+    for (_, h) in store.scan::<HostState>(HOSTS)? {
+        core.hosts.insert(h.name.clone(), h);
+    }
+    Ok(core)
+}
+
+/// Runs the scheduler until `shutdown`.
+pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let dir = cfg.data_dir.join("scheduler");
+    std::fs::create_dir_all(&dir)?;
+    let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
+    let core = build(cfg, &*store)?;
+    let topics = cfg.topics();
+    let spec = ConsumerSpec {
+        name: NAME.to_owned(),
+        topics: vec![
+            topics.scheduler.clone(),
+            topics.hosts.clone(),
+            topics.compute_events.clone(),
+        ],
+        dead_letter_topic: topics.dead_letter.clone(),
+        max_batch: cfg.log.max_batch,
+    };
+    let handler = SchedulerHandler {
+        core,
+        topics,
+        dirty: BTreeSet::new(),
+    };
+    consumer::run(log, store, spec, handler, shutdown).await
+}
