@@ -240,7 +240,7 @@ impl Config {
             ("ram_allocation_ratio", self.ram_allocation_ratio),
             ("disk_allocation_ratio", self.disk_allocation_ratio),
         ] {
-            if !(r > 0.0) {
+            if r.is_nan() || r <= 0.0 {
                 return Err(ConfigError(format!("{name} must be positive")));
             }
         }
@@ -253,6 +253,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
