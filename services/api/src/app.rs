@@ -1,0 +1,73 @@
+//! The shared state of every request and the router that serves it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use novalog_log::EventLog;
+use novalog_runtime::Topics;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::{self, AuthStrategy};
+use crate::controllers::{flavors, servers, versions};
+use crate::error::ApiError;
+use crate::http;
+use crate::intents::Intents;
+use crate::microversion;
+use crate::projection::Projection;
+
+/// What handlers share.
+pub struct App {
+    /// The in-memory projection reads are served from.
+    pub projection: Arc<Projection>,
+    /// Where writes go.
+    pub intents: Intents,
+    pub auth: Arc<AuthStrategy>,
+    /// The log itself, for the catch-up check of the bootstrap.
+    pub log: Arc<dyn EventLog>,
+    pub topics: Topics,
+    /// Largest request body accepted (`[api] max_request_body_size`).
+    pub max_body: usize,
+    /// Heartbeats older than this make a host's servers' `host_status`
+    /// UNKNOWN (nova.conf `service_down_time`).
+    pub service_down_time_ms: i64,
+}
+
+pub type AppState = Arc<App>;
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("The resource could not be found.")
+}
+
+/// Every route, with its layers: request id (outermost), Nova-shaped
+/// errors, body limit; then per route the microversion (everything under
+/// `/v2.1`) and authentication (everything but the version documents).
+pub fn router(app: AppState) -> Router {
+    let authenticated = Router::new()
+        .route("/v2.1/servers", get(servers::index).post(servers::create))
+        .route("/v2.1/servers/detail", get(servers::detail))
+        .route(
+            "/v2.1/servers/{id}",
+            get(servers::show).delete(servers::delete),
+        )
+        .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
+        .route("/v2.1/flavors/detail", get(flavors::detail))
+        .route("/v2.1/flavors/{id}", get(flavors::show))
+        .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
+    let versioned = Router::new()
+        .route("/v2.1", get(versions::v21))
+        .route("/v2.1/", get(versions::v21))
+        .merge(authenticated)
+        .route_layer(from_fn(microversion::layer));
+    Router::new()
+        .route("/", get(versions::index))
+        .merge(versioned)
+        .fallback(not_found)
+        .with_state(app.clone())
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(app.max_body))
+        .layer(from_fn(http::nova_errors))
+        .layer(from_fn(http::request_id))
+}

@@ -1,0 +1,174 @@
+//! Who is asking: the request [`Context`] and the strategies that produce it.
+//!
+//! Only `noauth2` exists for now (Nova's development mode): the token is
+//! `user:project` (or `user`, meaning project = user) and user `admin` is an
+//! administrator. Keystone tokens will be another [`AuthStrategy`] variant;
+//! nothing outside this module looks at tokens.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use novalog_schemas::Actor;
+
+use crate::error::ApiError;
+
+/// The authenticated caller of one request (Nova's RequestContext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub user_id: String,
+    pub project_id: String,
+    pub roles: Vec<String>,
+    pub is_admin: bool,
+}
+
+impl Context {
+    pub fn new(user_id: &str, project_id: &str, roles: Vec<String>) -> Self {
+        let is_admin = roles.iter().any(|r| r == "admin");
+        Context {
+            user_id: user_id.to_owned(),
+            project_id: project_id.to_owned(),
+            roles,
+            is_admin,
+        }
+    }
+
+    /// The administrator the API acts as on its own account (bootstrap).
+    pub fn admin() -> Self {
+        Context::new("admin", "admin", vec!["admin".to_owned()])
+    }
+
+    /// The actor recorded on the intents this caller causes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user_id.clone(),
+            project_id: self.project_id.clone(),
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// How requests are authenticated (`[api] auth_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStrategy {
+    /// `X-Auth-Token: user[:project]`; development only.
+    NoAuth2,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported auth_strategy {0:?} (supported: noauth2)")]
+pub struct UnsupportedStrategy(pub String);
+
+impl AuthStrategy {
+    pub fn from_config(name: &str) -> Result<Self, UnsupportedStrategy> {
+        match name {
+            "noauth2" => Ok(AuthStrategy::NoAuth2),
+            other => Err(UnsupportedStrategy(other.to_owned())),
+        }
+    }
+
+    /// The caller's context, or `None` when the request is not
+    /// authenticated (401).
+    pub fn authenticate(self, headers: &HeaderMap) -> Option<Context> {
+        match self {
+            AuthStrategy::NoAuth2 => {
+                let token = headers.get("x-auth-token")?.to_str().ok()?;
+                noauth2(token)
+            }
+        }
+    }
+}
+
+/// Parses a noauth2 token: `user:project`, or `user` alone.
+pub fn noauth2(token: &str) -> Option<Context> {
+    let token = token.trim();
+    let (user, project) = match token.split_once(':') {
+        Some((user, project)) => (user.trim(), project.trim()),
+        None => (token, ""),
+    };
+    if user.is_empty() {
+        return None;
+    }
+    let project = if project.is_empty() { user } else { project };
+    let role = if user == "admin" { "admin" } else { "member" };
+    Some(Context::new(user, project, vec![role.to_owned()]))
+}
+
+/// Middleware on every route that needs a caller: 401 without one, else the
+/// [`Context`] is stored for the handlers.
+pub async fn require(
+    State(strategy): State<Arc<AuthStrategy>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match strategy.authenticate(req.headers()) {
+        Some(ctx) => {
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        None => ApiError::unauthorized().into_response(),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Context>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noauth2_tokens() {
+        let c = noauth2("alice:proj1").unwrap();
+        assert_eq!(
+            (c.user_id.as_str(), c.project_id.as_str()),
+            ("alice", "proj1")
+        );
+        assert_eq!(c.roles, vec!["member"]);
+        assert!(!c.is_admin);
+
+        let c = noauth2("bob").unwrap();
+        assert_eq!(c.project_id, "bob", "project defaults to the user");
+
+        let c = noauth2("admin:ops").unwrap();
+        assert!(c.is_admin);
+        assert_eq!(c.roles, vec!["admin"]);
+        assert_eq!(c.project_id, "ops");
+
+        let c = noauth2("carol:").unwrap();
+        assert_eq!(c.project_id, "carol");
+
+        assert_eq!(noauth2(""), None);
+        assert_eq!(noauth2("  "), None);
+        assert_eq!(noauth2(":proj"), None);
+    }
+
+    #[test]
+    fn strategy_reads_the_token_header() {
+        let s = AuthStrategy::from_config("noauth2").unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(s.authenticate(&h), None);
+        h.insert("x-auth-token", "dave:p".parse().unwrap());
+        assert_eq!(s.authenticate(&h).unwrap().user_id, "dave");
+        assert!(AuthStrategy::from_config("keystone").is_err());
+    }
+
+    #[test]
+    fn actor_carries_roles() {
+        let a = Context::admin().actor();
+        assert!(a.is_admin());
+        assert_eq!(a.project_id, "admin");
+    }
+}

@@ -1,0 +1,209 @@
+//! Flavors and images: who sees which, listing filters, and creating them
+//! through the conductor.
+
+use std::sync::Arc;
+
+use novalog_schemas::{Event, Flavor, Image};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::auth::Context;
+use crate::error::ApiError;
+use crate::intents::Intent;
+use crate::policy::{self, Rule};
+use crate::validation::flavor_create::FlavorCreate;
+use crate::validation::parse_bool;
+use crate::verdicts::Verdict;
+
+/// Non-admins see public flavors only (flavor access lists do not exist
+/// yet); administrators see every flavor.
+pub fn visible_flavor(app: &App, ctx: &Context, id: &str) -> Option<Arc<Flavor>> {
+    app.projection
+        .flavor(id)
+        .filter(|f| f.is_public || ctx.is_admin)
+}
+
+/// Glance's visibility: public, community and shared images are usable by
+/// all, private ones by their owner and administrators.
+pub fn visible_image(app: &App, ctx: &Context, id: &Uuid) -> Option<Arc<Image>> {
+    app.projection.image(id).filter(|i| {
+        i.status != "deleted"
+            && (i.visibility != "private" || ctx.is_admin || i.owner == ctx.project_id)
+    })
+}
+
+/// `GET /flavors[/detail]`: Nova's filters (`is_public`, `minRam`,
+/// `minDisk`, `name`) and paging (`limit`, `marker`), sorted by id.
+pub fn list_flavors(
+    app: &App,
+    ctx: &Context,
+    params: &[(String, String)],
+) -> Result<FlavorPage, ApiError> {
+    // Nova: administrators see public flavors unless they ask; the literal
+    // `None` (what clients send) means every flavor.
+    let mut is_public = Some(true);
+    let mut min_ram = 0;
+    let mut min_disk = 0;
+    let mut name = None;
+    let mut limit = None;
+    let mut marker = None;
+    for (k, v) in params {
+        match k.as_str() {
+            "is_public" if ctx.is_admin => {
+                is_public = if v.eq_ignore_ascii_case("none") {
+                    None
+                } else {
+                    Some(parse_bool(v).ok_or_else(|| {
+                        ApiError::bad_request(format!("Invalid is_public filter [{v}]"))
+                    })?)
+                };
+            }
+            _ if v == "None" => {}
+            "minRam" => {
+                min_ram = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("Invalid minRam filter [{v}]")))?;
+            }
+            "minDisk" => {
+                min_disk = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("Invalid minDisk filter [{v}]")))?;
+            }
+            "name" => name = Some(v.clone()),
+            "limit" => {
+                limit = Some(
+                    v.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?,
+                );
+            }
+            "marker" => marker = Some(v.clone()),
+            _ => {}
+        }
+    }
+    if !ctx.is_admin {
+        is_public = Some(true);
+    }
+    let mut flavors: Vec<Arc<Flavor>> = app
+        .projection
+        .flavors()
+        .into_iter()
+        .filter(|f| is_public.is_none_or(|p| f.is_public == p))
+        .filter(|f| f.ram_mb >= min_ram && f.disk_gb >= min_disk)
+        .filter(|f| name.as_ref().is_none_or(|n| &f.name == n))
+        .collect();
+    if let Some(marker) = &marker {
+        let pos = flavors
+            .iter()
+            .position(|f| &f.id == marker)
+            .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
+        flavors.drain(..=pos);
+    }
+    let mut next_marker = None;
+    if let Some(limit) = limit {
+        flavors.truncate(limit);
+        if limit > 0 && flavors.len() == limit {
+            next_marker = flavors.last().map(|f| f.id.clone());
+        }
+    }
+    Ok(FlavorPage {
+        flavors,
+        next_marker,
+        limit,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct FlavorPage {
+    pub flavors: Vec<Arc<Flavor>>,
+    pub next_marker: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Creates a flavor (administrators only): refused here when the id or the
+/// name is taken, else decided by the conductor.
+pub async fn create_flavor(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    req: FlavorCreate,
+) -> Result<Flavor, ApiError> {
+    policy::authorize(ctx, Rule::FlavorManageCreate, None)?;
+    let id = req.id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    if app.projection.flavor(&id).is_some() {
+        return Err(ApiError::conflict(format!(
+            "Flavor with ID {id} already exists."
+        )));
+    }
+    if app.projection.flavors().iter().any(|f| f.name == req.name) {
+        return Err(ApiError::conflict(format!(
+            "Flavor with name {} already exists.",
+            req.name
+        )));
+    }
+    let flavor = Flavor {
+        id,
+        name: req.name,
+        vcpus: req.vcpus,
+        ram_mb: req.ram_mb,
+        disk_gb: req.disk_gb,
+        ephemeral_gb: req.ephemeral_gb,
+        swap_mb: req.swap_mb,
+        rxtx_factor: req.rxtx_factor,
+        is_public: req.is_public,
+        extra_specs: Default::default(),
+        description: None,
+    };
+    let intent = Intent {
+        aggregate_id: flavor.id.clone(),
+        event: Event::FlavorCreateRequested(flavor.clone()),
+    };
+    match decide(app, ctx, request_id, intent).await? {
+        Verdict::Accepted(event) => match *event {
+            Event::FlavorCreated(f) => Ok(f),
+            _ => Ok(flavor),
+        },
+        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+    }
+}
+
+/// Registers an image's metadata (administrators only, for now the
+/// bootstrap's way in; the Image API comes later).
+pub async fn create_image(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    image: Image,
+) -> Result<Image, ApiError> {
+    if !ctx.is_admin {
+        return Err(ApiError::forbidden(
+            "Only administrators may register images.",
+        ));
+    }
+    let intent = Intent {
+        aggregate_id: image.id.to_string(),
+        event: Event::ImageCreateRequested(image.clone()),
+    };
+    match decide(app, ctx, request_id, intent).await? {
+        Verdict::Accepted(event) => match *event {
+            Event::ImageCreated(i) => Ok(i),
+            _ => Ok(image),
+        },
+        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+    }
+}
+
+async fn decide(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    intent: Intent,
+) -> Result<Verdict, ApiError> {
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &ctx.project_id, vec![intent])
+        .await?;
+    verdicts
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::unavailable("No verdict was returned."))
+}

@@ -1,0 +1,561 @@
+//! Server operations (the role of Nova's `compute.api.API`): look up what a
+//! request needs in the projection, check it, turn it into intents and the
+//! conductor's verdicts into outcomes. No HTTP here beyond [`ApiError`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime};
+use novalog_schemas::events::ServerCreateRequested;
+use novalog_schemas::{Event, Flavor, Image, Instance, TaskState};
+use regex::Regex;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::auth::Context;
+use crate::catalog;
+use crate::error::ApiError;
+use crate::intents::Intent;
+use crate::microversion::ApiVersion;
+use crate::policy::{self, Rule};
+use crate::validation::parse_bool;
+use crate::validation::server_create::{Description, Networks, ServerCreate};
+use crate::verdicts::Verdict;
+
+/// The availability zone every host is in unless it says otherwise
+/// (nova.conf `default_availability_zone`).
+pub const DEFAULT_AVAILABILITY_ZONE: &str = "nova";
+
+/// What a create made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The accepted instances, in launch order (at least one).
+    pub instance_ids: Vec<Uuid>,
+    pub reservation_id: String,
+    pub admin_pass: String,
+}
+
+/// `count` characters drawn uniformly from `alphabet`.
+fn random_string(alphabet: &[u8], count: usize) -> String {
+    let mut out = String::with_capacity(count);
+    while out.len() < count {
+        for b in Uuid::new_v4().as_bytes() {
+            // Rejection sampling keeps the draw uniform.
+            let limit = 256 - 256 % alphabet.len();
+            if (*b as usize) < limit && out.len() < count {
+                out.push(alphabet[*b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Nova's `utils.generate_uid('r')`: `r-` and 8 characters.
+pub fn reservation_id() -> String {
+    format!(
+        "r-{}",
+        random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 8)
+    )
+}
+
+/// Nova's `utils.generate_password()`: 12 characters without look-alikes.
+pub fn admin_password() -> String {
+    random_string(
+        b"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz",
+        12,
+    )
+}
+
+/// The server `id` names, if `ctx` may see it: deleted servers are gone,
+/// other projects' servers exist for administrators only.
+pub fn visible(app: &App, ctx: &Context, id: &str) -> Option<Arc<Instance>> {
+    let id = Uuid::parse_str(id).ok()?;
+    let inst = app.projection.instance(&id)?;
+    (!inst.is_deleted() && (ctx.is_admin || inst.project_id == ctx.project_id)).then_some(inst)
+}
+
+/// Creates `req.max_count` servers: one intent each, appended together.
+pub async fn create(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    req: ServerCreate,
+) -> Result<Created, ApiError> {
+    policy::authorize(ctx, Rule::ServersCreate, None)?;
+    check_networks(&req.networks)?;
+    let flavor = catalog::visible_flavor(app, ctx, &req.flavor_id).ok_or_else(|| {
+        ApiError::bad_request(format!("Flavor {} could not be found.", req.flavor_id))
+    })?;
+    let image = req
+        .image_id
+        .and_then(|id| catalog::visible_image(app, ctx, &id))
+        .ok_or_else(|| ApiError::bad_request("Can not find requested image"))?;
+    check_image_fits(&flavor, &image)?;
+    if let Some(key) = &req.key_name {
+        // There are no keypairs yet, so no name can resolve.
+        tracing::debug!(key_name = %key, "keypair not found");
+        return Err(ApiError::bad_request("Invalid key_name provided."));
+    }
+    if let Some(az) = &req.availability_zone
+        && az != DEFAULT_AVAILABILITY_ZONE
+        && !app.projection.availability_zones().contains(az)
+    {
+        return Err(ApiError::bad_request(
+            "The requested availability zone is not available",
+        ));
+    }
+
+    let reservation_id = reservation_id();
+    let admin_pass = req.admin_pass.clone().unwrap_or_else(admin_password);
+    let ids: Vec<Uuid> = (0..req.max_count).map(|_| Uuid::new_v4()).collect();
+    let intents = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            // Nova's multi_instance_display_name_template, '%(name)s-%(count)d'.
+            let name = if req.max_count > 1 {
+                format!("{}-{}", req.name, i + 1)
+            } else {
+                req.name.clone()
+            };
+            Intent {
+                aggregate_id: id.to_string(),
+                event: Event::ServerCreateRequested(Box::new(ServerCreateRequested {
+                    instance_id: *id,
+                    description: match &req.description {
+                        Description::Name => Some(name.clone()),
+                        Description::Given(d) => d.clone(),
+                    },
+                    name,
+                    flavor: (*flavor).clone(),
+                    image: (*image).clone(),
+                    metadata: req.metadata.clone(),
+                    availability_zone: req.availability_zone.clone(),
+                    key_name: req.key_name.clone(),
+                    user_data: req.user_data.clone(),
+                    tags: Vec::new(),
+                    reservation_id: reservation_id.clone(),
+                    launch_index: i as u32,
+                })),
+            }
+        })
+        .collect();
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &ctx.project_id, intents)
+        .await?;
+    let mut accepted = Vec::new();
+    let mut first_rejection = None;
+    for (id, verdict) in ids.iter().zip(verdicts) {
+        match verdict {
+            Verdict::Accepted(_) => accepted.push(*id),
+            Verdict::Rejected { code, message } => {
+                first_rejection.get_or_insert(ApiError::from_code(code, message));
+            }
+        }
+    }
+    match first_rejection {
+        Some(e) if accepted.is_empty() => Err(e),
+        _ => Ok(Created {
+            instance_ids: accepted,
+            reservation_id,
+            admin_pass,
+        }),
+    }
+}
+
+/// No networks exist in this cloud yet: "none", "auto" and an empty list
+/// are fine, a named network or port cannot be found.
+fn check_networks(networks: &Networks) -> Result<(), ApiError> {
+    let Networks::List(list) = networks else {
+        return Ok(());
+    };
+    let Some(n) = list.first() else {
+        return Ok(());
+    };
+    if let Some(port) = &n.port {
+        return Err(ApiError::bad_request(format!(
+            "Port id {port} could not be found."
+        )));
+    }
+    Err(match &n.uuid {
+        Some(uuid) if Uuid::parse_str(uuid).is_err() => ApiError::bad_request(format!(
+            "Bad networks format: network uuid is not in proper format ({uuid})"
+        )),
+        Some(uuid) => ApiError::bad_request(format!("Network {uuid} could not be found.")),
+        None => ApiError::bad_request("Bad network format: missing uuid"),
+    })
+}
+
+/// Nova's `_validate_flavor_image_nostatus` checks on size and status.
+fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), ApiError> {
+    if image.status != "active" {
+        return Err(ApiError::bad_request(format!(
+            "Image {} is not active.",
+            image.id
+        )));
+    }
+    if image.min_ram > flavor.ram_mb {
+        return Err(ApiError::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    if flavor.disk_gb > 0 {
+        let flavor_bytes = flavor.disk_gb * 1024 * 1024 * 1024;
+        if image.size > flavor_bytes {
+            return Err(ApiError::bad_request(format!(
+                "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, image is {} bytes.",
+                image.size
+            )));
+        }
+        if image.min_disk > flavor.disk_gb {
+            return Err(ApiError::bad_request(format!(
+                "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is {flavor_bytes} bytes, minimum size is {} bytes.",
+                image.min_disk * 1024 * 1024 * 1024
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a server: 404 when `ctx` cannot see it, nothing to do when it
+/// is already being deleted, else the conductor's verdict.
+pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Result<(), ApiError> {
+    let inst =
+        visible(app, ctx, id).ok_or_else(|| ApiError::not_found("Instance could not be found"))?;
+    policy::authorize(ctx, Rule::ServersDelete, Some(&inst.project_id))?;
+    if inst.task_state == Some(TaskState::Deleting) {
+        return Ok(());
+    }
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event: Event::ServerDeleteRequested {
+            instance_id: inst.id,
+            force: false,
+        },
+    };
+    // Keyed by the instance's project, whoever asks, so the intent is
+    // ordered with everything else that happens to the instance.
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        _ => Ok(()),
+    }
+}
+
+/// A page of a server list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub servers: Vec<Arc<Instance>>,
+    /// Set when the page is full: the marker of the next page.
+    pub next_marker: Option<Uuid>,
+    pub limit: Option<usize>,
+}
+
+/// Filters of `GET /servers[/detail]` (literal `None` values already
+/// dropped).
+#[derive(Debug, Default)]
+struct Filters {
+    all_tenants: bool,
+    name: Option<Regex>,
+    statuses: BTreeSet<String>,
+    image: Option<String>,
+    flavor: Option<String>,
+    reservation_id: Option<String>,
+    host: Option<String>,
+    project_id: Option<String>,
+    user_id: Option<String>,
+    ip: bool,
+    changes_since: Option<i64>,
+    deleted: Option<bool>,
+    limit: Option<usize>,
+    marker: Option<String>,
+    /// From 2.26: servers with all of / any of / not all of / none of.
+    tags: Vec<String>,
+    tags_any: Vec<String>,
+    not_tags: Vec<String>,
+    not_tags_any: Vec<String>,
+}
+
+impl Filters {
+    fn tags_match(&self, tags: &[String]) -> bool {
+        let has = |t: &String| tags.contains(t);
+        (self.tags.is_empty() || self.tags.iter().all(has))
+            && (self.tags_any.is_empty() || self.tags_any.iter().any(has))
+            && (self.not_tags.is_empty() || !self.not_tags.iter().all(has))
+            && (self.not_tags_any.is_empty() || !self.not_tags_any.iter().any(has))
+    }
+}
+
+fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    None
+}
+
+fn parse_filters(
+    ctx: &Context,
+    params: &[(String, String)],
+    version: ApiVersion,
+) -> Result<Filters, ApiError> {
+    let mut f = Filters::default();
+    let split = |v: &str| -> Vec<String> {
+        v.split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    for (k, v) in params {
+        match k.as_str() {
+            "tags" if version.at_least(2, 26) => f.tags = split(v),
+            "tags-any" if version.at_least(2, 26) => f.tags_any = split(v),
+            "not-tags" if version.at_least(2, 26) => f.not_tags = split(v),
+            "not-tags-any" if version.at_least(2, 26) => f.not_tags_any = split(v),
+            "all_tenants" => {
+                // A bare `all_tenants` means yes, as Nova's clients use it.
+                f.all_tenants = v.is_empty()
+                    || parse_bool(v).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "Invalid input received: Unrecognized value '{v}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+                        ))
+                    })?;
+            }
+            "name" => {
+                // Nova matches names with a regular expression search; a
+                // pattern that does not compile matches literally.
+                let re = Regex::new(v).or_else(|_| Regex::new(&regex::escape(v)));
+                f.name = re.ok();
+            }
+            "status" => {
+                f.statuses.insert(v.to_ascii_uppercase());
+            }
+            "image" => f.image = Some(crate::validation::server_create::id_from_href(v)),
+            "flavor" => f.flavor = Some(crate::validation::server_create::id_from_href(v)),
+            "reservation_id" => f.reservation_id = Some(v.clone()),
+            "ip" | "ip6" => f.ip = true,
+            "changes-since" => {
+                f.changes_since = Some(parse_time(v).ok_or_else(|| {
+                    ApiError::bad_request("Invalid filter field: changes-since.")
+                })?);
+            }
+            "limit" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                f.limit = Some(n);
+            }
+            "marker" => f.marker = Some(v.clone()),
+            // Administrators only; Nova silently drops the rest for others.
+            "host" if ctx.is_admin => f.host = Some(v.clone()),
+            "tenant_id" | "project_id" if ctx.is_admin => f.project_id = Some(v.clone()),
+            "user_id" if ctx.is_admin => f.user_id = Some(v.clone()),
+            "deleted" if ctx.is_admin => f.deleted = Some(parse_bool(v).unwrap_or(false)),
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// Lists the servers `ctx` may see, newest first, filtered and paged as
+/// `params` ask.
+pub fn list(
+    app: &App,
+    ctx: &Context,
+    params: &[(String, String)],
+    detail: bool,
+    version: ApiVersion,
+) -> Result<Page, ApiError> {
+    let mut f = parse_filters(ctx, params, version)?;
+    if !f.all_tenants {
+        // As in Nova (lp:#1185290): without all_tenants, tenant_id is ignored.
+        f.project_id = None;
+    }
+    if f.all_tenants {
+        let rule = if detail {
+            Rule::ServersDetailAllTenants
+        } else {
+            Rule::ServersIndexAllTenants
+        };
+        policy::authorize(ctx, rule, None)?;
+    }
+    if f.statuses.contains("DELETED") && !ctx.is_admin {
+        return Err(ApiError::forbidden(
+            "Only administrators may list deleted instances",
+        ));
+    }
+    // Deleted servers show only when asked for: `deleted=true` (only
+    // them), status DELETED, or changes-since (recent changes, deletions
+    // included).
+    let deleted_wanted = match f.deleted {
+        Some(d) => Some(d),
+        None if f.changes_since.is_some() || f.statuses.contains("DELETED") => None,
+        None => Some(false),
+    };
+    let project = if f.all_tenants {
+        f.project_id.clone()
+    } else {
+        Some(ctx.project_id.clone())
+    };
+    let candidates = app.projection.instances(project.as_deref());
+    let mut servers: Vec<Arc<Instance>> = candidates
+        .into_iter()
+        .filter(|i| deleted_wanted.is_none_or(|d| i.is_deleted() == d))
+        .filter(|i| f.changes_since.is_none_or(|t| i.updated_at_ms >= t))
+        .filter(|i| f.project_id.as_ref().is_none_or(|p| &i.project_id == p))
+        .filter(|i| f.name.as_ref().is_none_or(|re| re.is_match(&i.name)))
+        .filter(|i| f.statuses.is_empty() || f.statuses.contains(i.status()))
+        .filter(|i| {
+            f.image
+                .as_ref()
+                .is_none_or(|id| i.image.id.to_string() == *id)
+        })
+        .filter(|i| f.flavor.as_ref().is_none_or(|id| &i.flavor.id == id))
+        .filter(|i| {
+            f.reservation_id
+                .as_ref()
+                .is_none_or(|r| &i.reservation_id == r)
+        })
+        .filter(|i| f.host.as_ref().is_none_or(|h| i.host.as_ref() == Some(h)))
+        .filter(|i| f.user_id.as_ref().is_none_or(|u| &i.user_id == u))
+        .filter(|i| f.tags_match(&i.tags))
+        // No server has an address yet, so no address matches.
+        .filter(|_| !f.ip)
+        .collect();
+    if let Some(marker) = &f.marker {
+        let pos = servers
+            .iter()
+            .position(|i| i.id.to_string() == *marker)
+            .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
+        servers.drain(..=pos);
+    }
+    let mut next_marker = None;
+    if let Some(limit) = f.limit {
+        if servers.len() > limit {
+            servers.truncate(limit);
+        }
+        if limit > 0 && servers.len() == limit {
+            next_marker = servers.last().map(|i| i.id);
+        }
+    }
+    Ok(Page {
+        servers,
+        next_marker,
+        limit: f.limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_look_like_novas() {
+        let r = reservation_id();
+        assert!(r.starts_with("r-") && r.len() == 10, "{r}");
+        assert!(
+            r[2..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        let p = admin_password();
+        assert_eq!(p.len(), 12);
+        assert!(!p.contains(['0', 'O', '1', 'l', 'I']), "{p}");
+        assert_ne!(admin_password(), admin_password());
+    }
+
+    #[test]
+    fn networks_that_cannot_exist_are_refused() {
+        use crate::validation::server_create::NetworkRequest;
+        assert!(check_networks(&Networks::None).is_ok());
+        assert!(check_networks(&Networks::Auto).is_ok());
+        assert!(check_networks(&Networks::List(vec![])).is_ok());
+        let uuid = Uuid::new_v4().to_string();
+        let e = check_networks(&Networks::List(vec![NetworkRequest {
+            uuid: Some(uuid.clone()),
+            port: None,
+            fixed_ip: None,
+        }]))
+        .unwrap_err();
+        assert_eq!(e.message, format!("Network {uuid} could not be found."));
+    }
+
+    #[test]
+    fn images_must_fit_their_flavor() {
+        let flavor = crate::views::flavors::tests::tiny();
+        let mut image = crate::views::servers::tests::cirros();
+        assert!(check_image_fits(&flavor, &image).is_ok());
+        image.min_ram = 1024;
+        assert!(
+            check_image_fits(&flavor, &image)
+                .unwrap_err()
+                .message
+                .contains("memory")
+        );
+        image.min_ram = 0;
+        image.size = 2 * 1024 * 1024 * 1024;
+        assert!(
+            check_image_fits(&flavor, &image)
+                .unwrap_err()
+                .message
+                .contains("disk is too small")
+        );
+        image.size = 1;
+        image.status = "queued".into();
+        assert!(
+            check_image_fits(&flavor, &image)
+                .unwrap_err()
+                .message
+                .contains("is not active")
+        );
+    }
+
+    #[test]
+    fn tag_filters_follow_nova() {
+        let tags = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let f = |k: &str, v: &str| {
+            parse_filters(
+                &Context::admin(),
+                &[(k.to_owned(), v.to_owned())],
+                ApiVersion::new(2, 26),
+            )
+            .unwrap()
+        };
+        let server = tags(&["red", "green"]);
+        assert!(f("tags", "red,green").tags_match(&server));
+        assert!(!f("tags", "red,blue").tags_match(&server));
+        assert!(f("tags-any", "blue,red").tags_match(&server));
+        assert!(f("not-tags", "red,blue").tags_match(&server));
+        assert!(!f("not-tags", "red,green").tags_match(&server));
+        assert!(!f("not-tags-any", "blue,green").tags_match(&server));
+        // Before 2.26 the filters do not exist.
+        let old = parse_filters(
+            &Context::admin(),
+            &[("tags".into(), "blue".into())],
+            ApiVersion::new(2, 25),
+        )
+        .unwrap();
+        assert!(old.tags_match(&server));
+    }
+
+    #[test]
+    fn times_parse_in_the_forms_clients_send() {
+        let t = parse_time("2013-09-03T04:01:32Z").unwrap();
+        assert_eq!(crate::views::isotime(t), "2013-09-03T04:01:32Z");
+        assert_eq!(parse_time("2013-09-03T04:01:32.5"), Some(t + 500));
+        assert_eq!(parse_time("2013-09-03T04:01:32+00:00"), Some(t));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}

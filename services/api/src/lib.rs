@@ -1,0 +1,50 @@
+//! `novalog-api`: the Compute API v2.1 (Nova-compatible, with microversion
+//! negotiation) in front of the log.
+//!
+//! The API never writes state. A write is validated, authorised, appended
+//! to the `intents` topic as an intent, and answered once the conductor's
+//! verdict (a record whose `causation_id` is the intent's `event_id`) has
+//! been applied to this service's own projection, so a client reads its own
+//! writes. Reads are served from that projection, kept in memory and in the
+//! service's RocksDB (state and offsets commit together).
+//!
+//! # Layout
+//! - [`service`]: [`ApiService::start`] / [`ApiHandle`]: the store, the
+//!   projection consumer and the listener, and their shutdown order.
+//! - [`app`]: the shared [`app::App`] state and the [`app::router`].
+//! - [`controllers`]: thin handlers per resource (versions, servers,
+//!   flavors): extract, validate, call the domain, render.
+//! - [`compute`], [`catalog`]: the domain side of servers and of
+//!   flavors/images: lookups in the projection, checks, intents, verdicts.
+//! - [`validation`]: request bodies checked with Nova's 400 messages.
+//! - [`views`]: response bodies in Nova's shapes.
+//! - [`projection`]: the in-memory projection and its consumer handler.
+//! - [`intents`], [`verdicts`]: appending intents and waiting for verdicts.
+//! - [`auth`], [`policy`], [`microversion`], [`http`], [`error`]: the
+//!   request context (noauth2 for now), Nova's default policy, version
+//!   negotiation, request ids and body handling, Nova's error bodies.
+//! - [`bootstrap`]: the demo flavors and image.
+
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod catalog;
+pub mod compute;
+pub mod controllers;
+pub mod error;
+pub mod http;
+pub mod intents;
+pub mod microversion;
+pub mod policy;
+pub mod projection;
+pub mod service;
+pub mod validation;
+pub mod verdicts;
+pub mod views;
+
+pub use bootstrap::bootstrap_demo_catalog;
+pub use error::ApiError;
+pub use service::{ApiHandle, ApiService};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,348 @@
+//! The API's own view of the cloud, folded from `instances`, `catalog` and
+//! `hosts`: kept in memory for reads, persisted in the service's RocksDB
+//! together with the offsets it reflects, and reloaded from there on start.
+//!
+//! [`ProjectionHandler`] stages each batch's changes and publishes them to
+//! the in-memory [`Projection`] only in [`Handler::committed`], after the
+//! batch and its offsets are durable: readers never see state the store
+//! does not have, and a request woken by its verdict reads its own write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use novalog_runtime::consumer::Rejected;
+use novalog_runtime::{Handler, Input, Outbox, Topics};
+use novalog_schemas::instance::evolve;
+use novalog_schemas::{Event, Flavor, Image, Instance};
+use novalog_store::{Store, StoreExt, Transaction};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::verdicts::{Verdict, Verdicts};
+
+/// Consumer name: the group and the key of the stored offsets.
+pub const CONSUMER: &str = "api";
+
+const T_INSTANCES: &str = "instances";
+const T_FLAVORS: &str = "flavors";
+const T_IMAGES: &str = "images";
+const T_HOSTS: &str = "hosts";
+
+/// What the API needs to know of a compute host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostView {
+    pub name: String,
+    pub availability_zone: String,
+    pub hypervisor_type: String,
+    /// When the host last registered or sent a heartbeat (ms since epoch).
+    pub last_seen_ms: i64,
+}
+
+impl HostView {
+    /// Nova's `host_status` of an instance on this host: UP while its
+    /// heartbeats are fresher than `service_down_time`, else UNKNOWN.
+    pub fn status(&self, now_ms: i64, service_down_time_ms: i64) -> &'static str {
+        if now_ms - self.last_seen_ms <= service_down_time_ms {
+            "UP"
+        } else {
+            "UNKNOWN"
+        }
+    }
+}
+
+/// Next offset applied per (topic, partition).
+pub type Offsets = HashMap<(String, i32), i64>;
+
+#[derive(Default)]
+struct State {
+    instances: HashMap<Uuid, Arc<Instance>>,
+    /// Instances of each project, by (created_at, id): lists without scans.
+    by_project: HashMap<String, BTreeSet<(i64, Uuid)>>,
+    flavors: BTreeMap<String, Arc<Flavor>>,
+    images: HashMap<Uuid, Arc<Image>>,
+    hosts: BTreeMap<String, HostView>,
+}
+
+impl State {
+    fn put_instance(&mut self, inst: Instance) {
+        if !self.instances.contains_key(&inst.id) {
+            self.by_project
+                .entry(inst.project_id.clone())
+                .or_default()
+                .insert((inst.created_at_ms, inst.id));
+        }
+        self.instances.insert(inst.id, Arc::new(inst));
+    }
+}
+
+/// The in-memory projection every request reads.
+pub struct Projection {
+    state: RwLock<State>,
+    applied: watch::Sender<Offsets>,
+}
+
+/// Changes of one batch, published on commit.
+#[derive(Default)]
+struct Staged {
+    instances: HashMap<Uuid, Instance>,
+    flavors: Vec<Flavor>,
+    images: Vec<Image>,
+    hosts: HashMap<String, HostView>,
+    verdicts: Vec<(Uuid, Verdict)>,
+}
+
+impl Projection {
+    /// An empty projection (nothing consumed yet).
+    pub fn empty() -> Self {
+        Projection {
+            state: RwLock::new(State::default()),
+            applied: watch::Sender::new(Offsets::new()),
+        }
+    }
+
+    /// Loads what `store` holds: the state and the offsets it reflects.
+    pub fn load<S: Store>(store: &S) -> Result<Self, novalog_store::Error> {
+        let mut state = State::default();
+        for (_, inst) in store.scan::<Instance>(T_INSTANCES)? {
+            state.put_instance(inst);
+        }
+        for (_, f) in store.scan::<Flavor>(T_FLAVORS)? {
+            state.flavors.insert(f.id.clone(), Arc::new(f));
+        }
+        for (_, i) in store.scan::<Image>(T_IMAGES)? {
+            state.images.insert(i.id, Arc::new(i));
+        }
+        for (_, h) in store.scan::<HostView>(T_HOSTS)? {
+            state.hosts.insert(h.name.clone(), h);
+        }
+        Ok(Projection {
+            state: RwLock::new(state),
+            applied: watch::Sender::new(store.offsets(CONSUMER)?),
+        })
+    }
+
+    pub fn instance(&self, id: &Uuid) -> Option<Arc<Instance>> {
+        self.state.read().instances.get(id).cloned()
+    }
+
+    /// Instances of `project` (every project with `None`), newest first.
+    pub fn instances(&self, project: Option<&str>) -> Vec<Arc<Instance>> {
+        let state = self.state.read();
+        match project {
+            Some(p) => state
+                .by_project
+                .get(p)
+                .map(|ids| {
+                    ids.iter()
+                        .rev()
+                        .filter_map(|(_, id)| state.instances.get(id).cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => {
+                let mut all: Vec<_> = state.instances.values().cloned().collect();
+                all.sort_by_key(|i| std::cmp::Reverse((i.created_at_ms, i.id)));
+                all
+            }
+        }
+    }
+
+    pub fn flavor(&self, id: &str) -> Option<Arc<Flavor>> {
+        self.state.read().flavors.get(id).cloned()
+    }
+
+    /// Every flavor, by id (Nova's default sort, `flavorid asc`).
+    pub fn flavors(&self) -> Vec<Arc<Flavor>> {
+        self.state.read().flavors.values().cloned().collect()
+    }
+
+    pub fn image(&self, id: &Uuid) -> Option<Arc<Image>> {
+        self.state.read().images.get(id).cloned()
+    }
+
+    pub fn images(&self) -> Vec<Arc<Image>> {
+        self.state.read().images.values().cloned().collect()
+    }
+
+    pub fn host(&self, name: &str) -> Option<HostView> {
+        self.state.read().hosts.get(name).cloned()
+    }
+
+    /// Availability zones that have at least one host.
+    pub fn availability_zones(&self) -> BTreeSet<String> {
+        self.state
+            .read()
+            .hosts
+            .values()
+            .map(|h| h.availability_zone.clone())
+            .collect()
+    }
+
+    /// Offsets applied so far.
+    pub fn applied(&self) -> Offsets {
+        self.applied.borrow().clone()
+    }
+
+    /// Waits until every partition in `ends` is applied up to its offset.
+    pub async fn wait_applied(&self, ends: &Offsets) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx
+            .wait_for(|applied| {
+                ends.iter()
+                    .all(|(k, end)| *end <= 0 || applied.get(k).copied().unwrap_or(0) >= *end)
+            })
+            .await;
+    }
+
+    fn publish(&self, staged: Staged, applied: Option<Offsets>) {
+        if !staged.instances.is_empty()
+            || !staged.flavors.is_empty()
+            || !staged.images.is_empty()
+            || !staged.hosts.is_empty()
+        {
+            let mut state = self.state.write();
+            for (_, inst) in staged.instances {
+                state.put_instance(inst);
+            }
+            for f in staged.flavors {
+                state.flavors.insert(f.id.clone(), Arc::new(f));
+            }
+            for i in staged.images {
+                state.images.insert(i.id, Arc::new(i));
+            }
+            for (name, h) in staged.hosts {
+                state.hosts.insert(name, h);
+            }
+        }
+        if let Some(applied) = applied {
+            self.applied.send_replace(applied);
+        }
+    }
+}
+
+/// The consumer's [`Handler`]: folds records into the store transaction and
+/// a staged change set, then publishes and wakes waiters on commit.
+pub struct ProjectionHandler<S: Store> {
+    projection: Arc<Projection>,
+    verdicts: Arc<Verdicts>,
+    store: Arc<S>,
+    topics: Topics,
+    staged: Staged,
+}
+
+impl<S: Store> ProjectionHandler<S> {
+    pub fn new(
+        projection: Arc<Projection>,
+        verdicts: Arc<Verdicts>,
+        store: Arc<S>,
+        topics: Topics,
+    ) -> Self {
+        ProjectionHandler {
+            projection,
+            verdicts,
+            store,
+            topics,
+            staged: Staged::default(),
+        }
+    }
+
+    fn current_host(&self, name: &str) -> Option<HostView> {
+        self.staged
+            .hosts
+            .get(name)
+            .cloned()
+            .or_else(|| self.projection.host(name))
+    }
+
+    fn current(&self, id: &Uuid) -> Option<Instance> {
+        match self.staged.instances.get(id) {
+            Some(i) => Some(i.clone()),
+            None => self.projection.instance(id).map(|i| (*i).clone()),
+        }
+    }
+}
+
+fn stage_err(e: novalog_store::Error) -> Rejected {
+    Rejected(e.to_string())
+}
+
+#[async_trait]
+impl<S: Store> Handler for ProjectionHandler<S> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        let env = &input.env;
+        if let Some(cause) = env.meta.causation_id {
+            self.staged.verdicts.push((cause, Verdict::of(&env.event)));
+        }
+        if input.topic == self.topics.instances {
+            let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
+                return Ok(());
+            };
+            let prev = self.current(&id);
+            let prev_version = prev.as_ref().map(|i| i.version);
+            if let Some(next) = evolve(prev, env)
+                && Some(next.version) != prev_version
+            {
+                tx.put(T_INSTANCES, id.as_bytes(), &next)
+                    .map_err(stage_err)?;
+                self.staged.instances.insert(id, next);
+            }
+        } else if input.topic == self.topics.catalog {
+            match &env.event {
+                Event::FlavorCreated(f) => {
+                    tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
+                    self.staged.flavors.push(f.clone());
+                }
+                Event::ImageCreated(i) => {
+                    tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
+                    self.staged.images.push(i.clone());
+                }
+                _ => {}
+            }
+        } else if input.topic == self.topics.hosts {
+            let view = match &env.event {
+                Event::HostRegistered(h) => Some(HostView {
+                    name: h.host.clone(),
+                    availability_zone: h.availability_zone.clone(),
+                    hypervisor_type: h.hypervisor_type.clone(),
+                    last_seen_ms: env.meta.occurred_at_ms,
+                }),
+                Event::HostHeartbeat { host, .. } => self.current_host(host).map(|mut v| {
+                    v.last_seen_ms = v.last_seen_ms.max(env.meta.occurred_at_ms);
+                    v
+                }),
+                _ => None,
+            };
+            if let Some(view) = view {
+                tx.put(T_HOSTS, view.name.as_bytes(), &view)
+                    .map_err(stage_err)?;
+                self.staged.hosts.insert(view.name.clone(), view);
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self) {
+        let mut staged = std::mem::take(&mut self.staged);
+        let causes = std::mem::take(&mut staged.verdicts);
+        // Offsets come from the store rather than from the records handled:
+        // records that did not decode were dead-lettered without reaching
+        // `handle`, but their offsets were committed all the same.
+        let applied = match self.store.offsets(CONSUMER) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the api consumer's offsets");
+                None
+            }
+        };
+        self.projection.publish(staged, applied);
+        self.verdicts.resolve(causes);
+    }
+}

@@ -1,0 +1,143 @@
+//! Starting and stopping the service: the projection store, its consumer,
+//! the listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use novalog_log::EventLog;
+use novalog_runtime::consumer::{self, ConsumerSpec};
+use novalog_runtime::{Config, Shutdown};
+use novalog_store::RocksStore;
+use tokio::task::JoinHandle;
+
+use crate::app::{self, App};
+use crate::auth::AuthStrategy;
+use crate::intents::Intents;
+use crate::projection::{self, Projection, ProjectionHandler};
+use crate::verdicts::Verdicts;
+
+/// The Compute API service.
+pub struct ApiService;
+
+/// A running API service.
+pub struct ApiHandle {
+    local_addr: SocketAddr,
+    pub(crate) app: Arc<App>,
+    server: JoinHandle<anyhow::Result<()>>,
+    consumer: JoinHandle<anyhow::Result<()>>,
+}
+
+impl ApiService {
+    /// Opens the projection store at `<data_dir>/api`, starts the
+    /// projection consumer, binds `cfg.api.listen` and serves until
+    /// `shutdown`. Then the listener drains its requests first (their
+    /// verdicts still arrive), and the consumer stops last.
+    pub async fn start(
+        cfg: &Config,
+        log: Arc<dyn EventLog>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<ApiHandle> {
+        let auth = AuthStrategy::from_config(&cfg.api.auth_strategy)?;
+        let dir = cfg.data_dir.join("api");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let store = Arc::new(
+            RocksStore::open(&dir, cfg.log.sync)
+                .with_context(|| format!("opening the api store in {}", dir.display()))?,
+        );
+        let projection = Arc::new(Projection::load(&*store).context("loading the api projection")?);
+        let verdicts = Arc::new(Verdicts::new());
+        let topics = cfg.topics();
+        let app = Arc::new(App {
+            projection: projection.clone(),
+            intents: Intents::new(
+                log.clone(),
+                topics.intents.clone(),
+                verdicts.clone(),
+                Duration::from_millis(cfg.api.verdict_timeout_ms),
+            ),
+            auth: Arc::new(auth),
+            log: log.clone(),
+            topics: topics.clone(),
+            max_body: cfg.api.max_request_body_size,
+            service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
+        });
+
+        let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.api.listen))?;
+        let local_addr = listener.local_addr()?;
+
+        let (stop_server, server_stopped) = Shutdown::new();
+        let (stop_consumer, consumer_stopped) = Shutdown::new();
+        let stop_server = Arc::new(stop_server);
+
+        let spec = ConsumerSpec {
+            name: projection::CONSUMER.to_owned(),
+            topics: vec![
+                topics.instances.clone(),
+                topics.catalog.clone(),
+                topics.hosts.clone(),
+            ],
+            dead_letter_topic: topics.dead_letter.clone(),
+            max_batch: cfg.log.max_batch,
+        };
+        let handler = ProjectionHandler::new(projection, verdicts, store.clone(), topics);
+        let consumer = {
+            let stop_server = stop_server.clone();
+            tokio::spawn(async move {
+                let result = consumer::run(log, store, spec, handler, consumer_stopped).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "api projection consumer stopped; stopping the api");
+                    stop_server.trigger();
+                }
+                result
+            })
+        };
+        {
+            let stop_server = stop_server.clone();
+            let mut shutdown = shutdown;
+            tokio::spawn(async move {
+                shutdown.wait().await;
+                stop_server.trigger();
+            });
+        }
+        let router = app::router(app.clone());
+        let server = tokio::spawn(async move {
+            let mut stopped = server_stopped;
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stopped.wait().await })
+                .await;
+            stop_consumer.trigger();
+            result.context("serving the api")
+        });
+        tracing::info!(%local_addr, "compute api listening");
+        Ok(ApiHandle {
+            local_addr,
+            app,
+            server,
+            consumer,
+        })
+    }
+}
+
+impl ApiHandle {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// True once the projection consumer has stopped (on shutdown or error).
+    pub fn consumer_finished(&self) -> bool {
+        self.consumer.is_finished()
+    }
+
+    /// Waits until the service has stopped; the first error of the
+    /// listener or the consumer, if any.
+    pub async fn join(self) -> anyhow::Result<()> {
+        let server = self.server.await.context("api listener task")?;
+        let consumer = self.consumer.await.context("api consumer task")?;
+        server.and(consumer)
+    }
+}

@@ -1,0 +1,1126 @@
+//! Router-level tests: the whole service on an embedded log in a temporary
+//! directory, requests sent through the router with `oneshot`, and a small
+//! fake conductor that answers intents the way the real one does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use novalog_log::{EventLog, Record};
+use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
+use novalog_schemas::events::InstanceCreated;
+use novalog_schemas::{Envelope, Event};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::app;
+use crate::bootstrap::{bootstrap_demo_catalog, demo_image_id};
+use crate::service::{ApiHandle, ApiService};
+
+const MEMBER: &str = "alice:p1";
+const OTHER: &str = "bob:p2";
+const ADMIN: &str = "admin";
+
+struct Harness {
+    router: Router,
+    log: Arc<dyn EventLog>,
+    cfg: Config,
+    handle: Option<ApiHandle>,
+    trigger: ShutdownTrigger,
+    conductor: Option<ShutdownTrigger>,
+    _dir: tempfile::TempDir,
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    cfg.api.listen = "127.0.0.1:0".into();
+    cfg.api.verdict_timeout_ms = 2_000;
+    cfg.api.max_request_body_size = 4_096;
+    cfg.log.namespace = "test.".into();
+    cfg
+}
+
+impl Harness {
+    /// The service alone: nothing answers intents.
+    async fn without_conductor() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
+        let (trigger, shutdown) = Shutdown::new();
+        let handle = ApiService::start(&cfg, log.clone(), shutdown)
+            .await
+            .unwrap();
+        Harness {
+            router: app::router(handle.app.clone()),
+            log,
+            cfg,
+            handle: Some(handle),
+            trigger,
+            conductor: None,
+            _dir: dir,
+        }
+    }
+
+    /// The service with the fake conductor and the demo catalog.
+    async fn with_conductor() -> Harness {
+        let mut h = Harness::without_conductor().await;
+        h.conductor = Some(spawn_fake_conductor(h.log.clone(), h.cfg.clone()));
+        let image = bootstrap_demo_catalog(h.handle.as_ref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(image, demo_image_id());
+        h
+    }
+
+    async fn intents_end(&self) -> i64 {
+        self.log
+            .end_offsets(&self.cfg.topics().intents)
+            .await
+            .unwrap()
+            .iter()
+            .sum()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(
+            method,
+            uri,
+            token,
+            &[],
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "cloud.test:8774");
+        if let Some(t) = token {
+            req = req.header("x-auth-token", t);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        self.trigger.trigger();
+        if let Some(c) = self.conductor.take() {
+            c.trigger();
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap().join())
+            .await
+            .expect("the service stops")
+            .unwrap();
+        self._dir
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn request_id(&self) -> &str {
+        self.headers["x-openstack-request-id"].to_str().unwrap()
+    }
+}
+
+/// Answers intents as the conductor does: accepts creates and deletes
+/// (names starting `reject` are refused with 409, `ignore` never
+/// answered), accepts catalog entries.
+fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger {
+    let (trigger, mut shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        let topics = cfg.topics();
+        let mut sub = log
+            .subscribe(
+                "fake-conductor",
+                std::slice::from_ref(&topics.intents),
+                novalog_log::from_beginning(),
+            )
+            .await
+            .unwrap();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.wait() => break,
+                b = sub.next_batch(64) => b.unwrap(),
+            };
+            let mut out = Vec::new();
+            for rec in batch {
+                let intent = novalog_schemas::decode(&rec.value).unwrap();
+                let m = &intent.meta;
+                let project = m.actor.project_id.clone();
+                let mut answer = |topic: &str, key: &str, event: Event| {
+                    let version = versions.entry(m.aggregate_id.clone()).or_insert(0);
+                    if topic == topics.instances && !matches!(event, Event::IntentRejected { .. }) {
+                        *version += 1;
+                    }
+                    let env = Envelope {
+                        meta: m.caused("verdict", m.aggregate_id.clone(), *version),
+                        event,
+                    };
+                    out.push(Record::new(
+                        topic,
+                        key.as_bytes().to_vec(),
+                        novalog_schemas::encode(&env),
+                    ));
+                };
+                match &intent.event {
+                    Event::ServerCreateRequested(c) if c.name.starts_with("ignore") => {}
+                    Event::ServerCreateRequested(c) if c.name.starts_with("reject") => answer(
+                        &topics.instances,
+                        &project,
+                        Event::IntentRejected {
+                            intent_type: "ServerCreateRequested".into(),
+                            code: 409,
+                            message: "Quota exceeded for instances.".into(),
+                        },
+                    ),
+                    Event::ServerCreateRequested(c) => answer(
+                        &topics.instances,
+                        &project,
+                        Event::InstanceCreated(Box::new(InstanceCreated {
+                            name: c.name.clone(),
+                            project_id: project.clone(),
+                            user_id: m.actor.user_id.clone(),
+                            flavor: c.flavor.clone(),
+                            image: c.image.clone(),
+                            metadata: c.metadata.clone(),
+                            availability_zone: c.availability_zone.clone(),
+                            key_name: c.key_name.clone(),
+                            user_data: c.user_data.clone(),
+                            description: c.description.clone(),
+                            tags: c.tags.clone(),
+                            reservation_id: c.reservation_id.clone(),
+                            launch_index: c.launch_index,
+                            created_at_ms: m.occurred_at_ms,
+                        })),
+                    ),
+                    Event::ServerDeleteRequested { .. } => {
+                        answer(&topics.instances, &project, Event::InstanceDeleting)
+                    }
+                    Event::FlavorCreateRequested(f) => answer(
+                        &topics.catalog,
+                        &f.id.clone(),
+                        Event::FlavorCreated(f.clone()),
+                    ),
+                    Event::ImageCreateRequested(i) => answer(
+                        &topics.catalog,
+                        &i.id.to_string(),
+                        Event::ImageCreated(i.clone()),
+                    ),
+                    other => panic!("unexpected intent {other:?}"),
+                }
+            }
+            if !out.is_empty() {
+                log.append(out).await.unwrap();
+            }
+        }
+        sub.close().await;
+    });
+    trigger
+}
+
+fn server_body(name: &str) -> Value {
+    json!({"server": {
+        "name": name,
+        "imageRef": demo_image_id().to_string(),
+        "flavorRef": "1",
+        "networks": "none",
+    }})
+}
+
+// ---- no conductor needed ----
+
+#[tokio::test]
+async fn version_documents_need_no_token() {
+    let h = Harness::without_conductor().await;
+    let r = h.call(Method::GET, "/", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["versions"][1]["id"], "v2.1");
+    assert_eq!(r.body["versions"][1]["status"], "CURRENT");
+    assert_eq!(r.body["versions"][0]["status"], "SUPPORTED");
+    assert_eq!(
+        r.body["versions"][1]["links"][0]["href"],
+        "http://cloud.test:8774/v2.1/"
+    );
+    assert!(r.request_id().starts_with("req-"));
+    for uri in ["/v2.1", "/v2.1/"] {
+        let r = h.call(Method::GET, uri, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert_eq!(r.body["version"]["min_version"], "2.1");
+        assert_eq!(r.headers["openstack-api-version"], "compute 2.1");
+        assert_eq!(r.headers["x-openstack-nova-api-version"], "2.1");
+        assert_eq!(r.headers.get_all("vary").iter().count(), 2);
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn missing_token_is_401_and_writes_nothing() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let r = h.call(Method::GET, "/v2.1/servers", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"]["code"], 401);
+    assert!(r.request_id().starts_with("req-"));
+    let r = h
+        .call(Method::POST, "/v2.1/servers", None, Some(server_body("vm")))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = h.call(Method::GET, "/v2.1/servers", Some(""), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn microversions_are_negotiated() {
+    let h = Harness::without_conductor().await;
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &[("OpenStack-API-Version", "compute 2.999")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(r.body["computeFault"]["code"], 406);
+    assert!(
+        r.body["computeFault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2.999 is not supported")
+    );
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &[("X-OpenStack-Nova-API-Version", "two")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &[("OpenStack-API-Version", "compute latest")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers["openstack-api-version"],
+        format!("compute {}", crate::microversion::MAX_VERSION)
+    );
+    assert_eq!(r.body, json!({"servers": []}));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_create_is_400_naming_the_field_and_writes_nothing() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let cases = [
+        (
+            json!({"server": {"imageRef": demo_image_id(), "flavorRef": "1"}}),
+            "'name' is a required property",
+        ),
+        (
+            json!({"server": {"name": "", "imageRef": demo_image_id(), "flavorRef": "1"}}),
+            "field/attribute name",
+        ),
+        (
+            json!({"server": {"name": "vm", "imageRef": "not-a-uuid", "flavorRef": "1"}}),
+            "field/attribute imageRef",
+        ),
+        (
+            json!({"server": {"name": "vm", "imageRef": demo_image_id(), "flavorRef": "1", "bogus": 1}}),
+            "'bogus' was unexpected",
+        ),
+        (json!({"srv": {}}), "'server' is a required property"),
+        // Well-formed, but nothing in the projection resolves it.
+        (
+            json!({"server": {"name": "vm", "imageRef": demo_image_id(), "flavorRef": "42"}}),
+            "Flavor 42 could not be found.",
+        ),
+    ];
+    for (body, expected) in cases {
+        let r = h
+            .call(
+                Method::POST,
+                "/v2.1/servers",
+                Some(MEMBER),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let message = r.body["badRequest"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert_eq!(r.body["badRequest"]["code"], 400);
+    }
+    let r = h
+        .send(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &[],
+            Some(b"{not json".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["badRequest"]["message"], "Malformed request body");
+    assert_eq!(
+        h.intents_end().await,
+        before,
+        "rejected requests append nothing"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn member_may_not_create_flavors() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let body = json!({"flavor": {"name": "m1.custom", "ram": 256, "vcpus": 1, "disk": 1}});
+    let r = h
+        .call(Method::POST, "/v2.1/flavors", Some(MEMBER), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.body["forbidden"]["message"],
+        "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed."
+    );
+    let bad = json!({"flavor": {"name": "m1.custom", "ram": 0, "vcpus": 1, "disk": 1}});
+    let r = h
+        .call(Method::POST, "/v2.1/flavors", Some(ADMIN), Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("field/attribute ram")
+    );
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_server_is_404_and_delete_writes_nothing() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let id = Uuid::new_v4();
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        format!("Instance {id} could not be found.")
+    );
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/servers/my-server-name",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        "Instance could not be found"
+    );
+    let r = h
+        .call(Method::GET, "/v2.1/flavors/m1.tiny", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(Method::GET, "/v2.1/nothing-here", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_writes_nothing() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let mut body = server_body("vm");
+    body["server"]["metadata"] = json!({"pad": "x".repeat(255)});
+    for i in 0..40 {
+        body["server"]["metadata"][format!("k{i}")] = json!("y".repeat(200));
+    }
+    // Streamed: the limit trips while the body is read.
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.body["overLimit"]["code"], 413);
+    assert_eq!(r.body["overLimit"]["message"], "Request is too large.");
+    assert!(r.request_id().starts_with("req-"));
+    // Announced: refused from the Content-Length alone.
+    let bytes = body.to_string().into_bytes();
+    let len = bytes.len().to_string();
+    let r = h
+        .send(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &[("content-length", &len)],
+            Some(bytes),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.body["overLimit"]["code"], 413);
+    assert!(r.request_id().starts_with("req-"));
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_in_novas_shape() {
+    let h = Harness::without_conductor().await;
+    let r = h
+        .call(Method::PUT, "/v2.1/servers", Some(MEMBER), Some(json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["badMethod"]["code"], 405);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn unanswered_write_is_503() {
+    let h = Harness::without_conductor().await;
+    let before = h.intents_end().await;
+    let body = json!({"flavor": {"name": "m1.custom", "ram": 256, "vcpus": 1, "disk": 1}});
+    let r = h
+        .call(Method::POST, "/v2.1/flavors", Some(ADMIN), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["serviceUnavailable"]["code"], 503);
+    assert_eq!(
+        h.intents_end().await,
+        before + 1,
+        "the intent itself was written"
+    );
+    assert_eq!(
+        h.handle.as_ref().unwrap().app.intents.pending(),
+        0,
+        "no waiter leaks"
+    );
+    h.stop().await;
+}
+
+// ---- with the fake conductor ----
+
+#[tokio::test]
+async fn demo_catalog_and_flavor_routes() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(Method::GET, "/v2.1/flavors", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let names: Vec<&str> = r.body["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge"]
+    );
+    assert_eq!(
+        r.body["flavors"][0]["links"][0]["href"],
+        "http://cloud.test:8774/v2.1/flavors/1"
+    );
+
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/flavors/detail?is_public=None&minRam=None",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["flavors"].as_array().unwrap().len(), 5);
+    let r = h
+        .call(Method::GET, "/v2.1/flavors/2", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["flavor"]["ram"], 2048);
+    assert_eq!(r.body["flavor"]["swap"], "");
+    assert_eq!(r.body["flavor"]["disk"], 20);
+
+    // A second bootstrap finds everything in place and writes nothing.
+    let before = h.intents_end().await;
+    bootstrap_demo_catalog(h.handle.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(h.intents_end().await, before);
+
+    let body = json!({"flavor": {"name": "m1.private", "id": "p1", "ram": 256, "vcpus": 1, "disk": 0,
+        "os-flavor-access:is_public": false}});
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/flavors",
+            Some(ADMIN),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["flavor"]["os-flavor-access:is_public"], false);
+    // Read-your-writes: the admin sees it with is_public=None at once.
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/flavors/detail?is_public=None",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["flavors"].as_array().unwrap().len(), 6);
+    let r = h
+        .call(Method::GET, "/v2.1/flavors/detail", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        r.body["flavors"].as_array().unwrap().len(),
+        5,
+        "public only by default"
+    );
+    let r = h
+        .call(Method::GET, "/v2.1/flavors/p1", Some(MEMBER), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "members do not see private flavors"
+    );
+    let before = h.intents_end().await;
+    let r = h
+        .call(Method::POST, "/v2.1/flavors", Some(ADMIN), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        "Flavor with ID p1 already exists."
+    );
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn server_lifecycle_through_the_conductor() {
+    let h = Harness::with_conductor().await;
+    let before = h.intents_end().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("web")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let server = &r.body["server"];
+    let id = server["id"].as_str().unwrap().to_owned();
+    assert_eq!(server["adminPass"].as_str().unwrap().len(), 12);
+    assert_eq!(server["OS-DCF:diskConfig"], "MANUAL");
+    assert_eq!(server["security_groups"], json!([{"name": "default"}]));
+    let location = format!("http://cloud.test:8774/v2.1/servers/{id}");
+    assert_eq!(r.headers["location"], location.as_str());
+    assert_eq!(server["links"][0]["href"], location);
+
+    // The intent: keyed by project, correlated with the request id.
+    assert_eq!(h.intents_end().await, before + 1);
+    let recs = h
+        .log
+        .read(&h.cfg.topics().intents, 0, before, 10)
+        .await
+        .unwrap();
+    let intent = novalog_schemas::decode(&recs[0].value).unwrap();
+    assert_eq!(recs[0].key, b"p1");
+    assert_eq!(intent.meta.correlation_id, r.request_id());
+    assert_eq!(intent.meta.aggregate_id, id);
+    assert_eq!(intent.meta.actor.user_id, "alice");
+    assert!(matches!(intent.event, Event::ServerCreateRequested(_)));
+
+    // Read-your-writes: visible at once, BUILD.
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = &r.body["server"];
+    assert_eq!(s["status"], "BUILD");
+    assert_eq!(s["name"], "web");
+    assert_eq!(s["tenant_id"], "p1");
+    assert_eq!(s["user_id"], "alice");
+    assert_eq!(s["OS-EXT-STS:vm_state"], "building");
+    assert_eq!(s["flavor"]["id"], "1");
+    assert!(s.get("OS-EXT-SRV-ATTR:host").is_none());
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["server"]["OS-EXT-SRV-ATTR:host"], Value::Null);
+
+    // Lists: own project only; all_tenants for admins.
+    let r = h
+        .call(Method::GET, "/v2.1/servers", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["servers"][0]["id"], id);
+    assert_eq!(r.body["servers"][0].as_object().unwrap().len(), 3);
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/servers/detail?flavor=None&image=None&name=web&status=BUILD&deleted=False",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["servers"][0]["status"], "BUILD");
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/servers/detail?status=ACTIVE",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["servers"], json!([]));
+    let r = h
+        .call(Method::GET, "/v2.1/servers", Some(OTHER), None)
+        .await;
+    assert_eq!(r.body["servers"], json!([]));
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(OTHER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/servers?all_tenants=True",
+            Some(OTHER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/servers/detail?all_tenants=1",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["servers"].as_array().unwrap().len(), 1);
+    let r = h
+        .call(Method::GET, "/v2.1/servers/detail", Some(ADMIN), None)
+        .await;
+    assert_eq!(r.body["servers"], json!([]), "admin's own project has none");
+
+    // Delete: another project cannot; the owner can; a second delete is a no-op.
+    let before = h.intents_end().await;
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v2.1/servers/{id}"),
+            Some(OTHER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.intents_end().await, before + 1);
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["server"]["OS-EXT-STS:task_state"], "deleting");
+    assert_eq!(r.body["server"]["status"], "BUILD");
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.intents_end().await,
+        before + 1,
+        "already deleting: nothing appended"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_intent_answers_with_its_code() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("reject-me")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body,
+        json!({"conflictingRequest": {"code": 409, "message": "Quota exceeded for instances."}})
+    );
+    let r = h
+        .call(Method::GET, "/v2.1/servers", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["servers"], json!([]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn multiple_create_writes_one_intent_per_server() {
+    let h = Harness::with_conductor().await;
+    let before = h.intents_end().await;
+    let mut body = server_body("batch");
+    body["server"]["min_count"] = json!(3);
+    body["server"]["return_reservation_id"] = json!(true);
+    // What openstackclient sends alongside imageRef.
+    body["server"]["block_device_mapping_v2"] = json!([{
+        "uuid": demo_image_id(), "boot_index": 0, "source_type": "image",
+        "destination_type": "local", "delete_on_termination": true,
+    }]);
+    let r = h
+        .call(Method::POST, "/v2.1/servers", Some(MEMBER), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let reservation = r.body["reservation_id"].as_str().unwrap().to_owned();
+    assert!(reservation.starts_with("r-"));
+    assert_eq!(h.intents_end().await, before + 3);
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/detail?reservation_id={reservation}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    let mut names: Vec<&str> = r.body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["batch-1", "batch-2", "batch-3"]);
+    let r = h
+        .call(Method::GET, "/v2.1/servers?limit=2", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["servers"].as_array().unwrap().len(), 2);
+    let next = r.body["servers_links"][0]["href"].as_str().unwrap();
+    let marker = next.split("marker=").nth(1).unwrap();
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers?limit=2&marker={marker}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["servers"].as_array().unwrap().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn projection_survives_a_restart() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("keep")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let cfg = h.cfg.clone();
+    let log = h.log.clone();
+    let dir = h.stop().await;
+
+    // A fresh service on the same store: the projection loads from RocksDB.
+    let (trigger, shutdown) = Shutdown::new();
+    let handle = ApiService::start(&cfg, log.clone(), shutdown)
+        .await
+        .unwrap();
+    assert!(
+        handle
+            .app
+            .projection
+            .instance(&Uuid::parse_str(&id).unwrap())
+            .is_some()
+    );
+    assert_eq!(handle.app.projection.flavors().len(), 5);
+    // The real listener answers too.
+    let url = format!("http://{}/v2.1/servers/{id}", handle.local_addr());
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("x-auth-token", MEMBER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(resp.headers().contains_key("x-openstack-request-id"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["server"]["name"], "keep");
+    trigger.trigger();
+    handle.join().await.unwrap();
+    drop(dir);
+}
+
+#[tokio::test]
+async fn later_microversions_on_the_wire() {
+    let h = Harness::with_conductor().await;
+    let v237 = [("OpenStack-API-Version", "compute 2.37")];
+    let before = h.intents_end().await;
+    let mut body = server_body("tagged");
+    body["server"].as_object_mut().unwrap().remove("networks");
+    let r = h
+        .send(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &v237,
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'networks' is a required property")
+    );
+    assert_eq!(h.intents_end().await, before);
+
+    let mut body = server_body("described");
+    body["server"]["description"] = json!("front end");
+    let r = h
+        .send(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            &v237,
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.headers["openstack-api-version"], "compute 2.37");
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+
+    let r = h
+        .send(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            &v237,
+            None,
+        )
+        .await;
+    let s = &r.body["server"];
+    assert_eq!(s["description"], "front end");
+    assert_eq!(s["locked"], false);
+    assert_eq!(s["tags"], json!([]));
+    assert!(
+        s.get("host_status").is_none(),
+        "members do not see host_status"
+    );
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers/detail?all_tenants=1&tags-any=none",
+            Some(ADMIN),
+            &v237,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["servers"], json!([]), "no server has the tag");
+    let r = h
+        .send(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(ADMIN),
+            &v237,
+            None,
+        )
+        .await;
+    let s = &r.body["server"];
+    assert_eq!(s["host_status"], "", "no host yet");
+    assert_eq!(s["OS-EXT-SRV-ATTR:hostname"], "described");
+    assert!(
+        s["OS-EXT-SRV-ATTR:reservation_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("r-")
+    );
+
+    // At 2.1 the same server shows none of it, and its description
+    // cannot be given.
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert!(r.body["server"].get("description").is_none());
+    assert!(r.body["server"].get("locked").is_none());
+    let r = h
+        .call(Method::POST, "/v2.1/servers", Some(MEMBER), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    h.stop().await;
+}
+
+/// Throughput of creates through the router with the fake conductor on
+/// the embedded log (`cargo test -p novalog-api -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn create_throughput() {
+    let h = Arc::new(Harness::with_conductor().await);
+    let total = 4000;
+    let concurrency = 128;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..total).step_by(concurrency) {
+                let token = format!("user{}:project{}", i % 16, i % 16);
+                let r = h
+                    .call(
+                        Method::POST,
+                        "/v2.1/servers",
+                        Some(&token),
+                        Some(server_body(&format!("vm-{i}"))),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{total} creates in {secs:.2}s: {:.0}/s",
+        total as f64 / secs
+    );
+}

@@ -1,0 +1,824 @@
+//! The body of `POST /servers` at 2.1 (Nova's `schemas/servers.py`
+//! `create`), checked in the order Nova's schema checks it: each given
+//! property, then the required ones, then unknown keys.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{boolean, integer, invalid, name as valid_name, object, only, repr, required, string};
+use crate::error::ApiError;
+use crate::microversion::ApiVersion;
+
+/// The most instances one request may ask for. Quotas are the conductor's
+/// business; this only bounds the work a single request can cause.
+pub const MAX_INSTANCES_PER_REQUEST: u32 = 1000;
+
+const TOP_LEVEL: &[&str] = &["server", "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"];
+
+const SERVER_KEYS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "adminPass",
+    "metadata",
+    "networks",
+    "OS-DCF:diskConfig",
+    "accessIPv4",
+    "accessIPv6",
+    "personality",
+    "availability_zone",
+    "block_device_mapping",
+    "block_device_mapping_v2",
+    "config_drive",
+    "key_name",
+    "min_count",
+    "max_count",
+    "return_reservation_id",
+    "security_groups",
+    "user_data",
+];
+
+const BDM_V2_KEYS: &[&str] = &[
+    "virtual_name",
+    "volume_id",
+    "snapshot_id",
+    "volume_size",
+    "device_name",
+    "delete_on_termination",
+    "no_device",
+    "connection_info",
+    "source_type",
+    "uuid",
+    "image_id",
+    "destination_type",
+    "guest_format",
+    "device_type",
+    "disk_bus",
+    "boot_index",
+];
+
+/// What the caller asked for with `networks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Networks {
+    /// No `networks` key.
+    Unspecified,
+    /// `"auto"`.
+    Auto,
+    /// `"none"`.
+    None,
+    /// Explicit networks or ports.
+    List(Vec<NetworkRequest>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub uuid: Option<String>,
+    pub port: Option<String>,
+    pub fixed_ip: Option<String>,
+}
+
+/// What a server's description is to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Description {
+    /// Before 2.19 Nova stores each server's name as its description.
+    Name,
+    /// From 2.19 on, what the body says (null when absent).
+    Given(Option<String>),
+}
+
+/// A syntactically valid create request; the flavor and image are not
+/// looked up yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerCreate {
+    pub name: String,
+    pub description: Description,
+    /// The flavor id (the last path segment when a link was given).
+    pub flavor_id: String,
+    /// `imageRef`, or the boot image of `block_device_mapping_v2`.
+    pub image_id: Option<Uuid>,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub admin_pass: Option<String>,
+    /// `OS-DCF:diskConfig`, echoed in the response (`MANUAL` by default).
+    pub disk_config: String,
+    /// `security_groups` as given, echoed in the response.
+    pub security_groups: Option<Value>,
+    pub networks: Networks,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub return_reservation_id: bool,
+}
+
+/// Nova's `common.get_id_from_href`: the last path segment of a link, or
+/// the reference itself.
+pub fn id_from_href(href: &str) -> String {
+    let path = href.split(['?', '#']).next().unwrap_or(href);
+    path.rsplit('/').next().unwrap_or(path).to_owned()
+}
+
+fn uuid_format(field: &str, value: &Value) -> Result<Uuid, ApiError> {
+    let s = string(field, value, 0, usize::MAX)?;
+    Uuid::parse_str(s)
+        .map_err(|_| invalid(field, value, format!("{} is not a 'uuid'", repr(value))))
+}
+
+fn array<'a>(field: &str, value: &'a Value) -> Result<&'a Vec<Value>, ApiError> {
+    value.as_array().ok_or_else(|| {
+        invalid(
+            field,
+            value,
+            format!("{} is not of type 'array'", repr(value)),
+        )
+    })
+}
+
+/// Python's `base64.decodebytes` acceptance: characters outside the
+/// alphabet are skipped, and what remains must be correctly padded.
+fn is_base64(s: &str) -> bool {
+    let kept: Vec<u8> = s
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/' || *b == b'=')
+        .collect();
+    let data = kept.iter().take_while(|b| **b != b'=').count();
+    let padding = kept.len() - data;
+    kept[data..].iter().all(|b| *b == b'=')
+        && padding <= 2
+        && kept.len().is_multiple_of(4)
+        && data % 4 != 1
+}
+
+fn metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiError> {
+    let obj = object("metadata", value)?;
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        let key_ok = (1..=255).contains(&k.chars().count())
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c));
+        if !key_ok {
+            return Err(invalid(
+                "metadata",
+                value,
+                format!("Additional properties are not allowed ('{k}' was unexpected)"),
+            ));
+        }
+        out.insert(k.clone(), string(k, v, 0, 255)?.to_owned());
+    }
+    Ok(out)
+}
+
+/// Nova's `tag` (2.32): 1 to 60 characters, no `/` or `,`.
+fn tag(value: &Value) -> Result<(), ApiError> {
+    let t = string("tag", value, 1, 60)?;
+    if t.contains(['/', ',']) {
+        return Err(invalid(
+            "tag",
+            value,
+            format!("{} does not match '^[^,/]*$'", repr(value)),
+        ));
+    }
+    Ok(())
+}
+
+fn networks(value: &Value, version: ApiVersion) -> Result<Networks, ApiError> {
+    let strict = version.at_least(2, 37);
+    match value {
+        Value::String(s) if s == "auto" => return Ok(Networks::Auto),
+        Value::String(s) if s == "none" => return Ok(Networks::None),
+        _ => {}
+    }
+    if strict {
+        // 2.37's oneOf(list, enum): any failure inside reads the same.
+        let not_valid = || {
+            invalid(
+                "networks",
+                value,
+                format!(
+                    "{} is not valid under any of the given schemas",
+                    repr(value)
+                ),
+            )
+        };
+        let list = networks_list(value, version).map_err(|_| not_valid())?;
+        for n in &list {
+            if n.uuid
+                .as_deref()
+                .is_some_and(|u| Uuid::parse_str(u).is_err())
+                || n.port
+                    .as_deref()
+                    .is_some_and(|p| Uuid::parse_str(p).is_err())
+            {
+                return Err(not_valid());
+            }
+        }
+        return Ok(Networks::List(list));
+    }
+    // Before 2.37 only lists are valid, but "auto" and "none" (above) are
+    // accepted at every version: stock clients send them to clouds without
+    // networks.
+    networks_list(value, version).map(Networks::List)
+}
+
+fn networks_list(value: &Value, version: ApiVersion) -> Result<Vec<NetworkRequest>, ApiError> {
+    let tagged = version.at_least(2, 32) && !version.at_least(2, 37);
+    let mut out = Vec::new();
+    for item in array("networks", value)? {
+        let obj = object("networks", item)?;
+        let field = |k: &str| -> Result<Option<String>, ApiError> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => Ok(Some(string(k, v, 0, usize::MAX)?.to_owned())),
+            }
+        };
+        let req = NetworkRequest {
+            fixed_ip: field("fixed_ip")?,
+            port: field("port")?,
+            uuid: field("uuid")?,
+        };
+        if let Some(ip) = &req.fixed_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid(
+                "fixed_ip",
+                &Value::String(ip.clone()),
+                format!("'{ip}' is not a 'ip-address'"),
+            ));
+        }
+        if tagged && let Some(t) = obj.get("tag") {
+            tag(t)?;
+        }
+        let keys: &[&str] = if tagged {
+            &["fixed_ip", "port", "uuid", "tag"]
+        } else {
+            &["fixed_ip", "port", "uuid"]
+        };
+        only("networks", obj, keys)?;
+        out.push(req);
+    }
+    Ok(out)
+}
+
+/// The boot image of a `block_device_mapping_v2` (`source_type: image`,
+/// `boot_index: 0`, `destination_type: local`), as openstackclient sends
+/// for a plain boot from image. Volumes do not exist here: mappings that
+/// need one are refused.
+fn bdm_v2(value: &Value, version: ApiVersion) -> Result<Option<Uuid>, ApiError> {
+    // The device tag exists at 2.32 only (until 2.42).
+    let tagged = version == ApiVersion::new(2, 32);
+    let mut boot_image = None;
+    for item in array("block_device_mapping_v2", value)? {
+        let obj = object("block_device_mapping_v2", item)?;
+        let source = match obj.get("source_type") {
+            None => None,
+            Some(v) => {
+                let s = string("source_type", v, 0, usize::MAX)?;
+                if !["volume", "image", "snapshot", "blank"].contains(&s) {
+                    return Err(invalid(
+                        "source_type",
+                        v,
+                        format!(
+                            "{} is not one of ['volume', 'image', 'snapshot', 'blank']",
+                            repr(v)
+                        ),
+                    ));
+                }
+                Some(s)
+            }
+        };
+        let destination = match obj.get("destination_type") {
+            None => None,
+            Some(v) => {
+                let s = string("destination_type", v, 0, usize::MAX)?;
+                if !["local", "volume"].contains(&s) {
+                    return Err(invalid(
+                        "destination_type",
+                        v,
+                        format!("{} is not one of ['local', 'volume']", repr(v)),
+                    ));
+                }
+                Some(s)
+            }
+        };
+        let boot_index = match obj.get("boot_index") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(v @ Value::String(s)) => Some(s.parse::<i64>().map_err(|_| {
+                invalid(
+                    "boot_index",
+                    v,
+                    format!("{} does not match '^-?[0-9]+$'", repr(v)),
+                )
+            })?),
+            Some(v) => {
+                return Err(invalid(
+                    "boot_index",
+                    v,
+                    format!("{} is not of type 'integer', 'string', 'null'", repr(v)),
+                ));
+            }
+        };
+        if tagged && let Some(t) = obj.get("tag") {
+            tag(t)?;
+        }
+        let extra: &[&str] = if tagged { &["tag"] } else { &[] };
+        let allowed: Vec<&str> = BDM_V2_KEYS.iter().chain(extra).copied().collect();
+        only("block_device_mapping_v2", obj, &allowed)?;
+        let needs_volume = destination == Some("volume")
+            || matches!(source, Some("volume" | "snapshot"))
+            || obj.contains_key("volume_id")
+            || obj.contains_key("snapshot_id");
+        if needs_volume {
+            return Err(ApiError::bad_request(
+                "Block Device Mapping is Invalid: volumes are not supported by this cloud.",
+            ));
+        }
+        if source == Some("image") && boot_index == Some(0) {
+            let Some(uuid) = obj.get("uuid").or_else(|| obj.get("image_id")) else {
+                return Err(ApiError::bad_request(
+                    "Block Device Mapping is Invalid: missing uuid of the boot image.",
+                ));
+            };
+            boot_image = Some(uuid_format("uuid", uuid)?);
+        }
+    }
+    Ok(boot_image)
+}
+
+/// Nova's `description`: null, or up to 255 printable characters.
+fn description(value: &Value) -> Result<Option<String>, ApiError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let d = string("description", value, 0, 255)?;
+    if d.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return Err(invalid(
+            "description",
+            value,
+            format!(
+                "{} does not match the description format (printable characters)",
+                repr(value)
+            ),
+        ));
+    }
+    Ok(Some(d.to_owned()))
+}
+
+/// Validates a create body at microversion `version`.
+pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerCreate, ApiError> {
+    let top = object("", body)?;
+    let server_value = required("", top, "server")?;
+    let server = object("server", server_value)?;
+    for hints in ["os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"] {
+        if let Some(h) = top.get(hints) {
+            object(hints, h)?;
+        }
+    }
+    only("", top, TOP_LEVEL)?;
+    parse_server(server, version)
+}
+
+fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCreate, ApiError> {
+    let name = s.get("name").map(|v| valid_name("name", v)).transpose()?;
+    let image_ref = match s.get("imageRef") {
+        None => None,
+        Some(v) => {
+            let text = v.as_str().unwrap_or_default();
+            match (v.is_string(), text.is_empty(), Uuid::parse_str(text)) {
+                (true, true, _) => None,
+                (true, false, Ok(id)) => Some(id),
+                _ => {
+                    return Err(invalid(
+                        "imageRef",
+                        v,
+                        format!("{} is not valid under any of the given schemas", repr(v)),
+                    ));
+                }
+            }
+        }
+    };
+    let flavor_id = match s.get("flavorRef") {
+        None => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(v @ Value::String(text)) => {
+            if text.is_empty() {
+                return Err(invalid("flavorRef", v, "'' is too short"));
+            }
+            Some(id_from_href(text))
+        }
+        Some(v) => {
+            return Err(invalid(
+                "flavorRef",
+                v,
+                format!("{} is not of type 'string', 'integer'", repr(v)),
+            ));
+        }
+    };
+    let admin_pass = s
+        .get("adminPass")
+        .map(|v| string("adminPass", v, 0, usize::MAX).map(str::to_owned))
+        .transpose()?;
+    let metadata = s
+        .get("metadata")
+        .map(metadata)
+        .transpose()?
+        .unwrap_or_default();
+    let networks = s
+        .get("networks")
+        .map(|v| networks(v, version))
+        .transpose()?
+        .unwrap_or(Networks::Unspecified);
+    let disk_config = match s.get("OS-DCF:diskConfig") {
+        None => "MANUAL".to_owned(),
+        Some(v) => match v.as_str() {
+            Some(d @ ("AUTO" | "MANUAL")) => d.to_owned(),
+            _ => {
+                return Err(invalid(
+                    "OS-DCF:diskConfig",
+                    v,
+                    format!("{} is not one of ['AUTO', 'MANUAL']", repr(v)),
+                ));
+            }
+        },
+    };
+    if let Some(v) = s.get("accessIPv4") {
+        let ip = string("accessIPv4", v, 0, usize::MAX)?;
+        if ip.parse::<Ipv4Addr>().is_err() {
+            return Err(invalid(
+                "accessIPv4",
+                v,
+                format!("{} is not a 'ipv4'", repr(v)),
+            ));
+        }
+    }
+    if let Some(v) = s.get("accessIPv6") {
+        let ip = string("accessIPv6", v, 0, usize::MAX)?;
+        if ip.parse::<Ipv6Addr>().is_err() {
+            return Err(invalid(
+                "accessIPv6",
+                v,
+                format!("{} is not a 'ipv6'", repr(v)),
+            ));
+        }
+    }
+    if let Some(v) = s.get("personality") {
+        array("personality", v)?;
+    }
+    let availability_zone = s
+        .get("availability_zone")
+        .map(|v| valid_name("availability_zone", v))
+        .transpose()?;
+    if let Some(v) = s.get("block_device_mapping")
+        && !array("block_device_mapping", v)?.is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "Block Device Mapping is Invalid: volumes are not supported by this cloud.",
+        ));
+    }
+    let bdm_image = s
+        .get("block_device_mapping_v2")
+        .map(|v| bdm_v2(v, version))
+        .transpose()?
+        .flatten();
+    if let Some(v) = s.get("config_drive") {
+        boolean("config_drive", v)?;
+    }
+    let key_name = s
+        .get("key_name")
+        .map(|v| valid_name("key_name", v))
+        .transpose()?;
+    let count = |k: &str| -> Result<Option<u32>, ApiError> {
+        s.get(k)
+            .map(|v| {
+                let n = integer(k, v, 1)?;
+                u32::try_from(n).map_err(|_| {
+                    invalid(
+                        k,
+                        v,
+                        format!("{n} is greater than the maximum of {}", u32::MAX),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let min_count = count("min_count")?;
+    let max_count = count("max_count")?;
+    let return_reservation_id = s
+        .get("return_reservation_id")
+        .map(|v| boolean("return_reservation_id", v))
+        .transpose()?
+        .unwrap_or(false);
+    let security_groups = match s.get("security_groups") {
+        None => None,
+        Some(v) => {
+            for item in array("security_groups", v)? {
+                let obj = object("security_groups", item)?;
+                if let Some(n) = obj.get("name") {
+                    valid_name("name", n)?;
+                }
+                only("security_groups", obj, &["name"])?;
+            }
+            Some(v.clone())
+        }
+    };
+    let user_data = match s.get("user_data") {
+        None => None,
+        Some(v) => {
+            let data = string("user_data", v, 0, 65535)?;
+            if !is_base64(data) {
+                return Err(invalid(
+                    "user_data",
+                    v,
+                    format!("{} is not a 'base64'", repr(v)),
+                ));
+            }
+            Some(data.to_owned())
+        }
+    };
+
+    let with_description = version.at_least(2, 19);
+    let description = match s.get("description") {
+        Some(v) if with_description => description(v)?,
+        _ => None,
+    };
+
+    let server = Value::Object(s.clone());
+    let mut missing = Vec::new();
+    if name.is_none() {
+        missing.push("name");
+    }
+    if flavor_id.is_none() {
+        missing.push("flavorRef");
+    }
+    if version.at_least(2, 37) && networks == Networks::Unspecified {
+        missing.push("networks");
+    }
+    if let Some(first) = missing.first() {
+        return Err(invalid(
+            "server",
+            &server,
+            format!("'{first}' is a required property"),
+        ));
+    }
+    let (Some(name), Some(flavor_id)) = (name, flavor_id) else {
+        unreachable!("required properties were checked above");
+    };
+    let extra: &[&str] = if with_description {
+        &["description"]
+    } else {
+        &[]
+    };
+    let allowed: Vec<&str> = SERVER_KEYS.iter().chain(extra).copied().collect();
+    only("server", s, &allowed)?;
+    let description = if with_description {
+        Description::Given(description)
+    } else {
+        Description::Name
+    };
+
+    let min_count = min_count.unwrap_or(1);
+    let max_count = max_count.unwrap_or(min_count);
+    if min_count > max_count {
+        return Err(ApiError::bad_request("min_count must be <= max_count"));
+    }
+    if max_count > MAX_INSTANCES_PER_REQUEST {
+        return Err(ApiError::bad_request(format!(
+            "max_count may not exceed {MAX_INSTANCES_PER_REQUEST} in one request"
+        )));
+    }
+    let image_id = image_ref.or(bdm_image);
+    if image_id.is_none() {
+        return Err(ApiError::bad_request("Missing imageRef attribute"));
+    }
+    Ok(ServerCreate {
+        name,
+        description,
+        flavor_id,
+        image_id,
+        metadata,
+        availability_zone,
+        key_name,
+        user_data,
+        admin_pass,
+        disk_config,
+        security_groups,
+        networks,
+        min_count,
+        max_count,
+        return_reservation_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const IMAGE: &str = "70a599e0-31e7-49b7-b260-868f441e862b";
+
+    const V2_1: ApiVersion = ApiVersion::new(2, 1);
+
+    fn ok(server: Value) -> ServerCreate {
+        parse(&json!({ "server": server }), V2_1).unwrap()
+    }
+
+    fn err(body: Value) -> String {
+        parse(&body, V2_1).unwrap_err().message
+    }
+
+    #[test]
+    fn minimal_request() {
+        let c = ok(json!({"name": "vm", "imageRef": IMAGE, "flavorRef": "1"}));
+        assert_eq!(c.name, "vm");
+        assert_eq!(c.flavor_id, "1");
+        assert_eq!(c.image_id, Some(Uuid::parse_str(IMAGE).unwrap()));
+        assert_eq!((c.min_count, c.max_count), (1, 1));
+        assert_eq!(c.disk_config, "MANUAL");
+        assert_eq!(c.networks, Networks::Unspecified);
+    }
+
+    #[test]
+    fn what_openstackclient_sends() {
+        let c = ok(json!({
+            "name": "vm",
+            "imageRef": IMAGE,
+            "flavorRef": "1",
+            "min_count": 1,
+            "max_count": 1,
+            "networks": "none",
+            "block_device_mapping_v2": [{
+                "uuid": IMAGE, "boot_index": 0, "source_type": "image",
+                "destination_type": "local", "delete_on_termination": true,
+            }],
+        }));
+        assert_eq!(c.networks, Networks::None);
+        // Without imageRef, the boot mapping names the image.
+        let c = ok(json!({
+            "name": "vm",
+            "flavorRef": 2,
+            "networks": "auto",
+            "block_device_mapping_v2": [{"uuid": IMAGE, "boot_index": "0", "source_type": "image", "destination_type": "local"}],
+        }));
+        assert_eq!(c.image_id, Some(Uuid::parse_str(IMAGE).unwrap()));
+        assert_eq!(c.flavor_id, "2");
+        assert_eq!(c.networks, Networks::Auto);
+    }
+
+    #[test]
+    fn flavor_links_resolve_to_their_id() {
+        let c =
+            ok(json!({"name": "vm", "imageRef": IMAGE, "flavorRef": "http://h/v2.1/flavors/3"}));
+        assert_eq!(c.flavor_id, "3");
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let img = json!(IMAGE);
+        assert!(err(json!({})).contains("'server' is a required property"));
+        assert!(err(json!({"server": "x"})).contains("field/attribute server"));
+        assert!(
+            err(json!({"server": {"imageRef": img, "flavorRef": "1"}}))
+                .contains("'name' is a required property")
+        );
+        assert!(
+            err(json!({"server": {"name": "vm", "imageRef": img}}))
+                .contains("'flavorRef' is a required property")
+        );
+        assert!(
+            err(json!({"server": {"name": "", "imageRef": img, "flavorRef": "1"}}))
+                .contains("field/attribute name")
+        );
+        assert!(
+            err(json!({"server": {"name": 7, "imageRef": img, "flavorRef": "1"}}))
+                .contains("field/attribute name")
+        );
+        assert!(
+            err(json!({"server": {"name": "v", "imageRef": "nope", "flavorRef": "1"}}))
+                .contains("field/attribute imageRef")
+        );
+        assert!(
+            err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": ""}}))
+                .contains("field/attribute flavorRef")
+        );
+        assert!(err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "metadata": {"k": 1}}})).contains("field/attribute k"));
+        assert!(err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "metadata": {"bad/key": "v"}}})).contains("field/attribute metadata"));
+        assert!(
+            err(
+                json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "min_count": 0}})
+            )
+            .contains("field/attribute min_count")
+        );
+        assert!(err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "networks": "some"}})).contains("field/attribute networks"));
+        assert!(err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "user_data": "YQ="}})).contains("field/attribute user_data"));
+        let unknown = err(
+            json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "flavour": "1"}}),
+        );
+        assert!(unknown.contains("field/attribute server"), "{unknown}");
+        assert!(unknown.contains("('flavour' was unexpected)"), "{unknown}");
+        assert!(
+            err(json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1"}, "extra": 1}))
+                .contains("('extra' was unexpected)")
+        );
+    }
+
+    #[test]
+    fn counts_and_images_are_checked() {
+        let img = json!(IMAGE);
+        assert_eq!(
+            err(
+                json!({"server": {"name": "v", "imageRef": img, "flavorRef": "1", "min_count": 3, "max_count": 2}})
+            ),
+            "min_count must be <= max_count"
+        );
+        let c = ok(json!({"name": "v", "imageRef": IMAGE, "flavorRef": "1", "min_count": "2"}));
+        assert_eq!((c.min_count, c.max_count), (2, 2));
+        assert_eq!(
+            err(json!({"server": {"name": "v", "flavorRef": "1"}})),
+            "Missing imageRef attribute"
+        );
+        assert_eq!(
+            err(json!({"server": {"name": "v", "imageRef": "", "flavorRef": "1"}})),
+            "Missing imageRef attribute"
+        );
+        let vol = err(json!({"server": {"name": "v", "flavorRef": "1",
+            "block_device_mapping_v2": [{"uuid": IMAGE, "boot_index": 0, "source_type": "image", "destination_type": "volume"}]}}));
+        assert!(vol.contains("Block Device Mapping is Invalid"), "{vol}");
+    }
+
+    #[test]
+    fn base64_like_python() {
+        assert!(is_base64("IyEvYmluL2Jhc2gK"));
+        assert!(is_base64("YQ=="));
+        assert!(is_base64("YW\nJj"));
+        assert!(!is_base64("YQ="));
+        assert!(!is_base64("Y"));
+        assert!(!is_base64("YQ==YQ=="));
+    }
+
+    #[test]
+    fn description_from_2_19_and_name_before() {
+        let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "description": "web tier"}});
+        assert!(
+            parse(&body, V2_1)
+                .unwrap_err()
+                .message
+                .contains("('description' was unexpected)")
+        );
+        let c = parse(&body, ApiVersion::new(2, 19)).unwrap();
+        assert_eq!(c.description, Description::Given(Some("web tier".into())));
+        let c = ok(json!({"name": "vm", "imageRef": IMAGE, "flavorRef": "1"}));
+        assert_eq!(
+            c.description,
+            Description::Name,
+            "before 2.19 Nova stores the name"
+        );
+        let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1"}});
+        assert_eq!(
+            parse(&body, ApiVersion::new(2, 19)).unwrap().description,
+            Description::Given(None)
+        );
+    }
+
+    #[test]
+    fn networks_are_required_and_strict_from_2_37() {
+        let v237 = ApiVersion::new(2, 37);
+        let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1"}});
+        assert!(
+            parse(&body, v237)
+                .unwrap_err()
+                .message
+                .contains("'networks' is a required property")
+        );
+        for bad in [
+            json!("some"),
+            json!([{"uuid": "not-a-uuid"}]),
+            json!([{"tag": "t"}]),
+        ] {
+            let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": bad}});
+            let m = parse(&body, v237).unwrap_err().message;
+            assert!(
+                m.contains("field/attribute networks")
+                    && m.contains("not valid under any of the given schemas"),
+                "{m}"
+            );
+        }
+        let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}});
+        assert_eq!(parse(&body, v237).unwrap().networks, Networks::None);
+        // The device tag: networks 2.32 to 2.36, block devices 2.32 only.
+        let tagged = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1",
+            "networks": [{"uuid": IMAGE, "tag": "nic1"}],
+            "block_device_mapping_v2": [{"uuid": IMAGE, "boot_index": 0, "source_type": "image",
+                "destination_type": "local", "tag": "disk1"}]}});
+        assert!(parse(&tagged, ApiVersion::new(2, 32)).is_ok());
+        assert!(parse(&tagged, ApiVersion::new(2, 31)).is_err());
+        assert!(
+            parse(&tagged, ApiVersion::new(2, 33))
+                .unwrap_err()
+                .message
+                .contains("block_device_mapping_v2")
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! Server bodies (nova/api/openstack/compute/views/servers.py) at 2.1.
+
+use novalog_schemas::Instance;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha224};
+use uuid::Uuid;
+
+use super::{Links, isotime, usage_time};
+use crate::microversion::ApiVersion;
+use crate::projection::HostView;
+
+/// Statuses that show `progress` (Nova's `_progress_statuses`).
+const PROGRESS_STATUSES: &[&str] = &[
+    "ACTIVE",
+    "BUILD",
+    "REBUILD",
+    "RESIZE",
+    "VERIFY_RESIZE",
+    "MIGRATING",
+];
+/// Statuses that show `fault` (Nova's `_fault_statuses`).
+const FAULT_STATUSES: &[&str] = &["ERROR", "DELETED"];
+
+/// What a server body depends on besides the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewContext<'a> {
+    pub links: &'a Links,
+    pub version: ApiVersion,
+    /// Administrators see the details of 500 faults.
+    pub is_admin: bool,
+    /// `OS-EXT-SRV-ATTR:*` (policy `os-extended-server-attributes`).
+    pub show_extended_attributes: bool,
+    /// `host_status` from 2.16 (policy `servers:show:host_status`).
+    pub show_host_status: bool,
+    /// Now, and how old a host's last heartbeat may be for it to count as
+    /// up (nova.conf `service_down_time`), for `host_status`.
+    pub now_ms: i64,
+    pub service_down_time_ms: i64,
+}
+
+/// Nova's `hostId`: sha224(project_id + host), "" while there is no host.
+/// Stable per (project, host), and it does not reveal the host name.
+pub fn host_id(project_id: &str, host: Option<&str>) -> String {
+    match host {
+        Some(h) if !h.is_empty() => {
+            let digest = Sha224::digest(format!("{project_id}{h}").as_bytes());
+            digest.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The hypervisor's name for the instance (`OS-EXT-SRV-ATTR:instance_name`),
+/// Nova's `instance-%08x` template over the first 32 bits of the uuid.
+pub fn instance_name(id: &Uuid) -> String {
+    format!("instance-{}", &id.simple().to_string()[..8])
+}
+
+/// Nova's `utils.sanitize_hostname` of the display name, the instance's
+/// `hostname` (`OS-EXT-SRV-ATTR:hostname` from 2.3).
+pub fn hostname(name: &str, id: &Uuid) -> String {
+    let latin1: String = name
+        .chars()
+        .filter(|c| (*c as u32) < 256)
+        .take(63)
+        .collect();
+    let dashed: String = latin1
+        .chars()
+        .map(|c| if matches!(c, ' ' | '_' | '.') { '-' } else { c })
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '.')
+        .collect::<String>()
+        .to_lowercase();
+    let host = dashed.trim_matches(['.', '-']).to_owned();
+    if host.is_empty() {
+        format!("Server-{id}")
+    } else {
+        host
+    }
+}
+
+/// `GET /servers` entries: id, name, links.
+pub fn basic(links: &Links, inst: &Instance) -> Value {
+    let id = inst.id.to_string();
+    json!({
+        "id": id,
+        "name": inst.name,
+        "links": links.pair("servers", &id),
+    })
+}
+
+/// The full server (`GET /servers/{id}`, `/servers/detail`). `host` is
+/// the projection's view of the instance's host, for its availability zone.
+pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> Value {
+    let id = inst.id.to_string();
+    let status = inst.status();
+    let mut s = Map::new();
+    let mut put = |k: &str, v: Value| {
+        s.insert(k.to_owned(), v);
+    };
+    put("id", json!(id));
+    put("name", json!(inst.name));
+    put("status", json!(status));
+    put("tenant_id", json!(inst.project_id));
+    put("user_id", json!(inst.user_id));
+    put("metadata", json!(inst.metadata));
+    put(
+        "hostId",
+        json!(host_id(&inst.project_id, inst.host.as_deref())),
+    );
+    let image_id = inst.image.id.to_string();
+    put(
+        "image",
+        json!({"id": image_id, "links": cx.links.bookmark("images", &image_id)}),
+    );
+    put(
+        "flavor",
+        json!({"id": inst.flavor.id, "links": cx.links.bookmark("flavors", &inst.flavor.id)}),
+    );
+    put("created", json!(isotime(inst.created_at_ms)));
+    put("updated", json!(isotime(inst.updated_at_ms)));
+    // No networking yet: no addresses, and Nova hides them while building.
+    put("addresses", json!({}));
+    put("accessIPv4", json!(""));
+    put("accessIPv6", json!(""));
+    put("links", cx.links.pair("servers", &id));
+    put("OS-DCF:diskConfig", json!("MANUAL"));
+    if FAULT_STATUSES.contains(&status)
+        && let Some(f) = &inst.fault
+    {
+        let mut fault = json!({
+            "code": f.code,
+            "created": isotime(f.created_at_ms),
+            "message": f.message,
+        });
+        if !f.details.is_empty() && (cx.is_admin || f.code != 500) {
+            fault["details"] = json!(f.details);
+        }
+        put("fault", fault);
+    }
+    if PROGRESS_STATUSES.contains(&status) {
+        put("progress", json!(0));
+    }
+    // Nova: the host's zone once there is a host, else the one asked for.
+    let az = match (&inst.host, host) {
+        (Some(_), Some(h)) => h.availability_zone.clone(),
+        _ => inst.availability_zone.clone().unwrap_or_default(),
+    };
+    put("OS-EXT-AZ:availability_zone", json!(az));
+    put("config_drive", json!(""));
+    put("key_name", json!(inst.key_name));
+    put(
+        "OS-SRV-USG:launched_at",
+        json!(inst.launched_at_ms.map(usage_time)),
+    );
+    put(
+        "OS-SRV-USG:terminated_at",
+        json!(inst.deleted_at_ms.map(usage_time)),
+    );
+    put("security_groups", json!([{"name": "default"}]));
+    if cx.show_extended_attributes {
+        put("OS-EXT-SRV-ATTR:host", json!(inst.host));
+        put("OS-EXT-SRV-ATTR:hypervisor_hostname", json!(inst.host));
+        put(
+            "OS-EXT-SRV-ATTR:instance_name",
+            json!(instance_name(&inst.id)),
+        );
+    }
+    put("OS-EXT-STS:vm_state", json!(inst.vm_state.as_str()));
+    put(
+        "OS-EXT-STS:task_state",
+        json!(inst.task_state.map(|t| t.as_str())),
+    );
+    put("OS-EXT-STS:power_state", json!(inst.power_state.code()));
+    put("os-extended-volumes:volumes_attached", json!([]));
+    let v = cx.version;
+    if cx.show_extended_attributes && v.at_least(2, 3) {
+        put(
+            "OS-EXT-SRV-ATTR:hostname",
+            json!(hostname(&inst.name, &inst.id)),
+        );
+        put("OS-EXT-SRV-ATTR:kernel_id", json!(""));
+        put("OS-EXT-SRV-ATTR:launch_index", json!(inst.launch_index));
+        put("OS-EXT-SRV-ATTR:ramdisk_id", json!(""));
+        put("OS-EXT-SRV-ATTR:reservation_id", json!(inst.reservation_id));
+        put("OS-EXT-SRV-ATTR:root_device_name", Value::Null);
+        put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
+    }
+    if v.at_least(2, 9) {
+        // Nothing locks servers yet.
+        put("locked", json!(false));
+    }
+    if v.at_least(2, 16) && cx.show_host_status {
+        let status = match (&inst.host, host) {
+            (Some(_), Some(h)) => h.status(cx.now_ms, cx.service_down_time_ms),
+            _ => "",
+        };
+        put("host_status", json!(status));
+    }
+    if v.at_least(2, 19) {
+        put("description", json!(inst.description));
+    }
+    if v.at_least(2, 26) {
+        put("tags", json!(inst.tags));
+    }
+    Value::Object(s)
+}
+
+/// The 202 body of `POST /servers`.
+pub fn created(
+    links: &Links,
+    id: &Uuid,
+    disk_config: &str,
+    security_groups: Value,
+    admin_pass: &str,
+) -> Value {
+    let id = id.to_string();
+    json!({"server": {
+        "id": id,
+        "links": links.pair("servers", &id),
+        "OS-DCF:diskConfig": disk_config,
+        "security_groups": security_groups,
+        "adminPass": admin_pass,
+    }})
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::microversion::{ApiVersion, MIN_VERSION};
+    use novalog_schemas::{Fault, Image, PowerState, TaskState, VmState};
+
+    pub fn cirros() -> Image {
+        Image {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, b"test/cirros"),
+            name: "cirros".into(),
+            status: "active".into(),
+            size: 21_430_272,
+            min_disk: 0,
+            min_ram: 0,
+            disk_format: "qcow2".into(),
+            container_format: "bare".into(),
+            properties: Default::default(),
+            owner: "admin".into(),
+            checksum: String::new(),
+            visibility: "public".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    pub fn building(project: &str) -> Instance {
+        Instance {
+            id: Uuid::new_v4(),
+            project_id: project.into(),
+            user_id: "alice".into(),
+            name: "vm1".into(),
+            flavor: crate::views::flavors::tests::tiny(),
+            image: cirros(),
+            metadata: [("k".to_owned(), "v".to_owned())].into(),
+            availability_zone: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            tags: vec![],
+            reservation_id: "r-abcdefgh".into(),
+            launch_index: 0,
+            vm_state: VmState::Building,
+            task_state: Some(TaskState::Scheduling),
+            power_state: PowerState::NoState,
+            host: None,
+            alternates: vec![],
+            attempt: 0,
+            fault: None,
+            created_at_ms: 1_378_180_892_000,
+            updated_at_ms: 1_378_180_893_000,
+            launched_at_ms: None,
+            deleted_at_ms: None,
+            version: 1,
+        }
+    }
+
+    fn cx(links: &Links, admin: bool) -> ViewContext<'_> {
+        ViewContext {
+            links,
+            version: MIN_VERSION,
+            is_admin: admin,
+            show_extended_attributes: admin,
+            show_host_status: admin,
+            now_ms: 1_378_180_900_000,
+            service_down_time_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn building_server_shape() {
+        let links = Links::new("http://h");
+        let inst = building("p1");
+        let v = show(&cx(&links, false), &inst, None);
+        assert_eq!(v["status"], "BUILD");
+        assert_eq!(v["OS-EXT-STS:vm_state"], "building");
+        assert_eq!(v["OS-EXT-STS:task_state"], "scheduling");
+        assert_eq!(v["OS-EXT-STS:power_state"], 0);
+        assert_eq!(v["hostId"], "");
+        assert_eq!(v["tenant_id"], "p1");
+        assert_eq!(v["created"], "2013-09-03T04:01:32Z");
+        assert_eq!(v["updated"], "2013-09-03T04:01:33Z");
+        assert_eq!(v["metadata"]["k"], "v");
+        assert_eq!(v["flavor"]["id"], "1");
+        assert_eq!(v["flavor"]["links"][0]["href"], "http://h/flavors/1");
+        assert_eq!(v["image"]["id"], inst.image.id.to_string());
+        assert_eq!(v["progress"], 0);
+        assert_eq!(v["key_name"], Value::Null);
+        assert_eq!(v["OS-SRV-USG:launched_at"], Value::Null);
+        assert_eq!(v["os-extended-volumes:volumes_attached"], json!([]));
+        assert_eq!(v["OS-EXT-AZ:availability_zone"], "");
+        assert!(v.get("fault").is_none());
+        assert!(v.get("OS-EXT-SRV-ATTR:host").is_none(), "admin only");
+    }
+
+    #[test]
+    fn active_server_for_admin_has_host_attributes() {
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.vm_state = VmState::Active;
+        inst.task_state = None;
+        inst.power_state = PowerState::Running;
+        inst.host = Some("fake-host-1".into());
+        inst.launched_at_ms = Some(1_378_180_900_500);
+        let host = HostView {
+            name: "fake-host-1".into(),
+            availability_zone: "nova".into(),
+            hypervisor_type: "fake".into(),
+            last_seen_ms: 1_378_180_890_000,
+        };
+        let v = show(&cx(&links, true), &inst, Some(&host));
+        assert_eq!(v["status"], "ACTIVE");
+        assert_eq!(v["OS-EXT-STS:task_state"], Value::Null);
+        assert_eq!(v["OS-EXT-STS:power_state"], 1);
+        assert_eq!(v["OS-EXT-SRV-ATTR:host"], "fake-host-1");
+        assert_eq!(v["OS-EXT-SRV-ATTR:hypervisor_hostname"], "fake-host-1");
+        assert_eq!(
+            v["OS-EXT-SRV-ATTR:instance_name"],
+            format!("instance-{}", &inst.id.simple().to_string()[..8])
+        );
+        assert_eq!(v["OS-EXT-AZ:availability_zone"], "nova");
+        assert_eq!(v["OS-SRV-USG:launched_at"], "2013-09-03T04:01:40.500000");
+        assert_eq!(v["hostId"], host_id("p1", Some("fake-host-1")));
+        assert_eq!(v["hostId"].as_str().unwrap().len(), 56);
+    }
+
+    #[test]
+    fn deleting_server_keeps_its_status() {
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.vm_state = VmState::Active;
+        inst.task_state = Some(TaskState::Deleting);
+        let v = show(&cx(&links, false), &inst, None);
+        assert_eq!(v["status"], "ACTIVE");
+        assert_eq!(v["OS-EXT-STS:task_state"], "deleting");
+    }
+
+    #[test]
+    fn error_server_shows_its_fault_details_by_policy() {
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.vm_state = VmState::Error;
+        inst.task_state = None;
+        inst.fault = Some(Fault {
+            code: 500,
+            message: "No valid host was found. ".into(),
+            details: "Traceback".into(),
+            created_at_ms: 1_378_180_899_000,
+        });
+        let member = show(&cx(&links, false), &inst, None);
+        assert_eq!(member["status"], "ERROR");
+        assert_eq!(member["fault"]["code"], 500);
+        assert_eq!(member["fault"]["created"], "2013-09-03T04:01:39Z");
+        assert!(
+            member["fault"].get("details").is_none(),
+            "500 details are admin only"
+        );
+        assert!(member.get("progress").is_none());
+        let admin = show(&cx(&links, true), &inst, None);
+        assert_eq!(admin["fault"]["details"], "Traceback");
+    }
+
+    #[test]
+    fn host_id_is_novas_sha224() {
+        // hashlib.sha224(b"").hexdigest() for the empty-input vector.
+        let empty = Sha224::digest(b"");
+        let hex: String = empty.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f"
+        );
+        assert_eq!(host_id("p", None), "");
+        assert_eq!(host_id("p", Some("h")), {
+            let d = Sha224::digest(b"ph");
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+    }
+
+    #[test]
+    fn later_microversions_add_their_fields() {
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.name = "Web_Server.1 ".into();
+        inst.host = Some("fake-host-1".into());
+        inst.description = Some("front".into());
+        inst.tags = vec!["blue".into()];
+        let host = HostView {
+            name: "fake-host-1".into(),
+            availability_zone: "nova".into(),
+            hypervisor_type: "fake".into(),
+            last_seen_ms: 1_378_180_890_000,
+        };
+        let at_2_1 = show(&cx(&links, true), &inst, Some(&host));
+        for key in [
+            "locked",
+            "host_status",
+            "description",
+            "tags",
+            "OS-EXT-SRV-ATTR:hostname",
+        ] {
+            assert!(at_2_1.get(key).is_none(), "{key} is not in 2.1");
+        }
+        let mut c = cx(&links, true);
+        c.version = ApiVersion::new(2, 37);
+        let v = show(&c, &inst, Some(&host));
+        assert_eq!(v["OS-EXT-SRV-ATTR:hostname"], "web-server-1");
+        assert_eq!(v["OS-EXT-SRV-ATTR:reservation_id"], "r-abcdefgh");
+        assert_eq!(v["OS-EXT-SRV-ATTR:launch_index"], 0);
+        assert_eq!(v["OS-EXT-SRV-ATTR:kernel_id"], "");
+        assert_eq!(v["OS-EXT-SRV-ATTR:user_data"], Value::Null);
+        assert_eq!(v["locked"], false);
+        assert_eq!(v["host_status"], "UP");
+        assert_eq!(v["description"], "front");
+        assert_eq!(v["tags"], json!(["blue"]));
+        c.now_ms += 3_600_000;
+        assert_eq!(show(&c, &inst, Some(&host))["host_status"], "UNKNOWN");
+        // Members see neither the extended attributes nor the host status.
+        let mut m = cx(&links, false);
+        m.version = ApiVersion::new(2, 37);
+        let v = show(&m, &inst, Some(&host));
+        assert!(v.get("host_status").is_none());
+        assert!(v.get("OS-EXT-SRV-ATTR:hostname").is_none());
+        assert_eq!(v["locked"], false);
+        assert_eq!(hostname("...", &inst.id), format!("Server-{}", inst.id));
+    }
+}
