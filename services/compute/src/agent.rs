@@ -31,7 +31,12 @@ fn fact(cause: &Meta, step: &str, instance: Uuid, event: Event) -> Envelope {
 }
 
 /// Carries out `jobs` on one host, in order; returns the facts to report.
-pub async fn run_host(driver: &dyn VirtDriver, rec: &mut HostRecord, jobs: Vec<Job>, ratios: Ratios) -> Vec<Envelope> {
+pub async fn run_host(
+    driver: &dyn VirtDriver,
+    rec: &mut HostRecord,
+    jobs: Vec<Job>,
+    ratios: Ratios,
+) -> Vec<Envelope> {
     let mut out = Vec::new();
     for job in jobs {
         match job.command {
@@ -164,7 +169,12 @@ mod tests {
 
     fn spawn_job(id: Uuid, host: &str, ram_mb: u64) -> Job {
         Job {
-            cause: Meta::origin(Uuid::new_v4(), "req-1".into(), Actor::default(), id.to_string()),
+            cause: Meta::origin(
+                Uuid::new_v4(),
+                "req-1".into(),
+                Actor::default(),
+                id.to_string(),
+            ),
             command: Command::Spawn(Box::new(SpawnInstance {
                 instance_id: id,
                 host: host.into(),
@@ -239,7 +249,13 @@ mod tests {
             ..Default::default()
         });
         let mut h = host("h");
-        let out = run_host(&d, &mut h, vec![spawn_job(Uuid::new_v4(), "h", 512)], RATIOS).await;
+        let out = run_host(
+            &d,
+            &mut h,
+            vec![spawn_job(Uuid::new_v4(), "h", 512)],
+            RATIOS,
+        )
+        .await;
         assert_eq!(types(&out), ["ClaimSucceeded", "SpawnFailed"]);
         assert_eq!(h.usage.memory_mb_used, 0);
         match &out[1].event {
@@ -255,7 +271,12 @@ mod tests {
         let id = Uuid::new_v4();
         run_host(&d, &mut h, vec![spawn_job(id, "h", 512)], RATIOS).await;
         let destroy = Job {
-            cause: Meta::origin(Uuid::new_v4(), "req-2".into(), Actor::default(), id.to_string()),
+            cause: Meta::origin(
+                Uuid::new_v4(),
+                "req-2".into(),
+                Actor::default(),
+                id.to_string(),
+            ),
             command: Command::Destroy { instance_id: id },
         };
         let out = run_host(&d, &mut h, vec![destroy.clone(), destroy], RATIOS).await;

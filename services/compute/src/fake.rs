@@ -65,7 +65,9 @@ impl VirtDriver for FakeDriver {
             tokio::time::sleep(self.opts.spawn_latency).await;
         }
         if self.opts.fail_spawns.contains(host) {
-            return Err(DriverError::Failed(format!("injected spawn failure on {host}")));
+            return Err(DriverError::Failed(format!(
+                "injected spawn failure on {host}"
+            )));
         }
         *self.spawns.lock().entry(instance.instance_id).or_default() += 1;
         self.guests.lock().insert(key, PowerState::Running);
@@ -78,7 +80,10 @@ impl VirtDriver for FakeDriver {
     }
 
     fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState> {
-        self.guests.lock().get(&(host.to_owned(), instance_id)).copied()
+        self.guests
+            .lock()
+            .get(&(host.to_owned(), instance_id))
+            .copied()
     }
 
     fn injected_claim_failure(&self, host: &str) -> Option<String> {
@@ -89,7 +94,9 @@ impl VirtDriver for FakeDriver {
     }
 
     fn adopt(&self, host: &str, instance_id: Uuid, power: PowerState) {
-        self.guests.lock().insert((host.to_owned(), instance_id), power);
+        self.guests
+            .lock()
+            .insert((host.to_owned(), instance_id), power);
     }
 }
 
@@ -140,7 +147,10 @@ mod tests {
         let d = FakeDriver::new(FakeOptions::default());
         let id = Uuid::new_v4();
         assert_eq!(d.spawn("h", &cmd(id)).await, Ok(PowerState::Running));
-        assert_eq!(d.spawn("h", &cmd(id)).await, Err(DriverError::InstanceExists(id)));
+        assert_eq!(
+            d.spawn("h", &cmd(id)).await,
+            Err(DriverError::InstanceExists(id))
+        );
         assert_eq!(d.spawn_count(id), 1);
         assert_eq!(d.get_info("h", id), Some(PowerState::Running));
         d.destroy("h", id).await.unwrap();

@@ -37,7 +37,12 @@ struct ComputeHandler {
 
 #[async_trait]
 impl Handler for ComputeHandler {
-    async fn handle(&mut self, input: &Input, _out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        _out: &mut Outbox,
+        _tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
         let (host, command) = match &input.env.event {
             Event::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
             Event::DestroyInstance { instance_id, host } => (
@@ -66,7 +71,12 @@ impl Handler for ComputeHandler {
         let ratios = self.ratios;
         // Each host's commands in order; hosts side by side.
         let work = self.hosts.iter_mut().filter_map(|(name, rec)| {
-            queue.get(name).map(|jobs| async move { (name.clone(), run_host(driver, rec, jobs.clone(), ratios).await) })
+            queue.get(name).map(|jobs| async move {
+                (
+                    name.clone(),
+                    run_host(driver, rec, jobs.clone(), ratios).await,
+                )
+            })
         });
         for (host, facts) in join_all(work).await {
             for f in &facts {
@@ -92,7 +102,9 @@ impl Handler for ComputeHandler {
 pub fn host_names(cfg: &Config) -> Vec<String> {
     let c = &cfg.compute;
     if c.driver == "fake" && c.fake_hosts > 0 {
-        (0..c.fake_hosts).map(|i| format!("{}{i}", c.fake_host_prefix)).collect()
+        (0..c.fake_hosts)
+            .map(|i| format!("{}{i}", c.fake_host_prefix))
+            .collect()
     } else {
         vec![c.host.clone()]
     }
@@ -114,7 +126,12 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
 fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) -> Envelope {
     let c = &cfg.compute;
     Envelope {
-        meta: Meta::origin(Uuid::new_v4(), String::new(), Actor::service("compute"), rec.name.clone()),
+        meta: Meta::origin(
+            Uuid::new_v4(),
+            String::new(),
+            Actor::service("compute"),
+            rec.name.clone(),
+        ),
         event: Event::HostRegistered(Box::new(HostRegistered {
             host: rec.name.clone(),
             capacity: rec.capacity,
@@ -142,72 +159,109 @@ pub async fn run_with_driver(
     driver: Arc<dyn VirtDriver>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let dir = cfg.data_dir.join("compute");
-    std::fs::create_dir_all(&dir)?;
-    let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
-    let topics = cfg.topics();
-    let capacity = Resources {
-        vcpus: cfg.compute.vcpus,
-        memory_mb: cfg.compute.memory_mb,
-        disk_gb: cfg.compute.disk_gb,
-    };
-    let mut hosts = BTreeMap::new();
-    for name in host_names(cfg) {
-        let mut rec = store
-            .get::<HostRecord>(HOSTS, name.as_bytes())?
-            .unwrap_or_else(|| HostRecord::new(name.clone(), capacity));
-        rec.capacity = capacity;
-        // init_host: the store says these guests exist; the driver adopts them.
-        for (id, i) in &rec.instances {
-            driver.adopt(&name, *id, i.power_state);
-        }
-        hosts.insert(name, rec);
-    }
-    let registrations: Vec<Record> = hosts
-        .values()
-        .map(|rec| {
-            Record::new(
-                &topics.hosts,
-                rec.name.clone().into_bytes(),
-                novalog_schemas::encode(&host_record_event(cfg, &*driver, rec)),
-            )
-        })
-        .collect();
-    log.append(registrations).await?;
-    tracing::info!(hosts = hosts.len(), driver = driver.name(), "compute hosts registered");
+    Agent::register(cfg, log, driver).await?.run(shutdown).await
+}
 
-    let usage: UsageBoard = Arc::new(Mutex::new(
-        hosts.iter().map(|(n, r)| (n.clone(), r.usage)).collect(),
-    ));
-    let heartbeat = tokio::spawn(heartbeats(
-        log.clone(),
-        topics.hosts.clone(),
-        usage.clone(),
-        Duration::from_secs(cfg.report_interval.max(1)),
-        shutdown.clone(),
-    ));
-    let spec = ConsumerSpec {
-        name: format!("compute-{}", agent_id(cfg)),
-        topics: vec![topics.compute.clone()],
-        dead_letter_topic: topics.dead_letter.clone(),
-        max_batch: cfg.log.max_batch,
-    };
-    let handler = ComputeHandler {
-        driver,
-        hosts,
-        ratios: Ratios {
-            cpu: cfg.cpu_allocation_ratio,
-            ram: cfg.ram_allocation_ratio,
-            disk: cfg.disk_allocation_ratio,
-        },
-        topics,
-        queue: BTreeMap::new(),
-        dirty: BTreeSet::new(),
-        usage,
-    };
-    let result = consumer::run(log, store, spec, handler, shutdown).await;
-    heartbeat.abort();
-    result
+/// A compute agent whose hosts are registered on `hosts`, ready to consume
+/// commands.
+pub struct Agent {
+    log: Arc<dyn EventLog>,
+    store: Arc<RocksStore>,
+    spec: ConsumerSpec,
+    handler: ComputeHandler,
+    report_interval: Duration,
+}
+
+impl Agent {
+    /// Opens the agent's store, reconciles the driver with it (Nova's
+    /// init_host) and announces every host with its capacity and usage.
+    pub async fn register(
+        cfg: &Config,
+        log: Arc<dyn EventLog>,
+        driver: Arc<dyn VirtDriver>,
+    ) -> anyhow::Result<Agent> {
+        let dir = cfg.data_dir.join("compute");
+        std::fs::create_dir_all(&dir)?;
+        let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
+        let topics = cfg.topics();
+        let capacity = Resources {
+            vcpus: cfg.compute.vcpus,
+            memory_mb: cfg.compute.memory_mb,
+            disk_gb: cfg.compute.disk_gb,
+        };
+        let mut hosts = BTreeMap::new();
+        for name in host_names(cfg) {
+            let mut rec = store
+                .get::<HostRecord>(HOSTS, name.as_bytes())?
+                .unwrap_or_else(|| HostRecord::new(name.clone(), capacity));
+            rec.capacity = capacity;
+            // init_host: the store says these guests exist; the driver adopts them.
+            for (id, i) in &rec.instances {
+                driver.adopt(&name, *id, i.power_state);
+            }
+            hosts.insert(name, rec);
+        }
+        let registrations: Vec<Record> = hosts
+            .values()
+            .map(|rec| {
+                Record::new(
+                    &topics.hosts,
+                    rec.name.clone().into_bytes(),
+                    novalog_schemas::encode(&host_record_event(cfg, &*driver, rec)),
+                )
+            })
+            .collect();
+        log.append(registrations).await?;
+        tracing::info!(
+            hosts = hosts.len(),
+            driver = driver.name(),
+            "compute hosts registered"
+        );
+
+        let usage: UsageBoard = Arc::new(Mutex::new(
+            hosts.iter().map(|(n, r)| (n.clone(), r.usage)).collect(),
+        ));
+        let spec = ConsumerSpec {
+            name: format!("compute-{}", agent_id(cfg)),
+            topics: vec![topics.compute.clone()],
+            dead_letter_topic: topics.dead_letter.clone(),
+            max_batch: cfg.log.max_batch,
+        };
+        let handler = ComputeHandler {
+            driver,
+            hosts,
+            ratios: Ratios {
+                cpu: cfg.cpu_allocation_ratio,
+                ram: cfg.ram_allocation_ratio,
+                disk: cfg.disk_allocation_ratio,
+            },
+            topics,
+            queue: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            usage,
+        };
+        Ok(Agent {
+            log,
+            store,
+            spec,
+            handler,
+            report_interval: Duration::from_secs(cfg.report_interval.max(1)),
+        })
+    }
+
+    /// Heartbeats and carries out commands until `shutdown`.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let heartbeat = tokio::spawn(heartbeats(
+            self.log.clone(),
+            self.handler.topics.hosts.clone(),
+            self.handler.usage.clone(),
+            self.report_interval,
+            shutdown.clone(),
+        ));
+        let result = consumer::run(self.log, self.store, self.spec, self.handler, shutdown).await;
+        heartbeat.abort();
+        result
+    }
 }
 
 /// Every agent reads every command (its own consumer group) and keeps those
@@ -221,7 +275,13 @@ fn agent_id(cfg: &Config) -> String {
     }
 }
 
-async fn heartbeats(log: Arc<dyn EventLog>, topic: String, usage: UsageBoard, every: Duration, mut shutdown: Shutdown) {
+async fn heartbeats(
+    log: Arc<dyn EventLog>,
+    topic: String,
+    usage: UsageBoard,
+    every: Duration,
+    mut shutdown: Shutdown,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -234,13 +294,22 @@ async fn heartbeats(log: Arc<dyn EventLog>, topic: String, usage: UsageBoard, ev
             .iter()
             .map(|(host, u)| {
                 let env = Envelope {
-                    meta: Meta::origin(Uuid::new_v4(), String::new(), Actor::service("compute"), host.clone()),
+                    meta: Meta::origin(
+                        Uuid::new_v4(),
+                        String::new(),
+                        Actor::service("compute"),
+                        host.clone(),
+                    ),
                     event: Event::HostHeartbeat {
                         host: host.clone(),
                         usage: *u,
                     },
                 };
-                Record::new(&topic, host.clone().into_bytes(), novalog_schemas::encode(&env))
+                Record::new(
+                    &topic,
+                    host.clone().into_bytes(),
+                    novalog_schemas::encode(&env),
+                )
             })
             .collect();
         if let Err(e) = log.append(records).await {

@@ -43,7 +43,13 @@ impl HostRecord {
     }
 
     /// Claims `r` for `instance`, or says why it does not fit.
-    pub fn claim(&mut self, instance: Uuid, r: Resources, attempt: u32, ratios: Ratios) -> Result<(), String> {
+    pub fn claim(
+        &mut self,
+        instance: Uuid,
+        r: Resources,
+        attempt: u32,
+        ratios: Ratios,
+    ) -> Result<(), String> {
         let u = &self.usage;
         let c = &self.capacity;
         let free_ram = c.memory_mb as f64 * ratios.ram - u.memory_mb_used as f64;
@@ -123,10 +129,15 @@ mod tests {
     #[test]
     fn claims_up_to_the_ratios_and_no_further() {
         let mut h = host();
-        h.claim(Uuid::from_u128(1), res(1, 3_000, 5), 1, RATIOS).unwrap();
-        let err = h.claim(Uuid::from_u128(2), res(1, 100, 1), 1, RATIOS).unwrap_err();
+        h.claim(Uuid::from_u128(1), res(1, 3_000, 5), 1, RATIOS)
+            .unwrap();
+        let err = h
+            .claim(Uuid::from_u128(2), res(1, 100, 1), 1, RATIOS)
+            .unwrap_err();
         assert!(err.contains("Free memory"), "{err}");
-        let err = h.claim(Uuid::from_u128(3), res(1, 1, 6), 1, RATIOS).unwrap_err();
+        let err = h
+            .claim(Uuid::from_u128(3), res(1, 1, 6), 1, RATIOS)
+            .unwrap_err();
         assert!(err.contains("Free disk"), "{err}");
         assert_eq!(h.usage.instances, 1);
         assert_eq!(h.usage.memory_mb_used, 3_000);
@@ -141,6 +152,12 @@ mod tests {
         assert!(h.release(id));
         assert!(h.usage.generation > g);
         assert!(!h.release(id));
-        assert_eq!(h.usage, HostUsage { generation: h.usage.generation, ..Default::default() });
+        assert_eq!(
+            h.usage,
+            HostUsage {
+                generation: h.usage.generation,
+                ..Default::default()
+            }
+        );
     }
 }

@@ -1,0 +1,133 @@
+//! Every Novalog service in one process (Nova's nova-all): the API, the
+//! conductor, the scheduler and a compute agent with fake hosts, on one log
+//! (the embedded one by default). Used by `make run`, the end-to-end tests
+//! and the benchmarks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use novalog_log::EventLog;
+use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
+use tokio::task::JoinHandle;
+
+/// A running all-in-one system.
+pub struct System {
+    pub log: Arc<dyn EventLog>,
+    pub topics: novalog_runtime::Topics,
+    pub api_addr: SocketAddr,
+    /// The demo image's id, when the demo catalog was bootstrapped.
+    pub demo_image: Option<uuid::Uuid>,
+    trigger: ShutdownTrigger,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl System {
+    /// Opens the configured log and starts every service on it. With
+    /// `driver`, the compute agent uses that driver instead of the
+    /// configured one (tests keep a handle on a fake driver).
+    pub async fn start(
+        cfg: &Config,
+        driver: Option<Arc<dyn novalog_compute::driver::VirtDriver>>,
+    ) -> anyhow::Result<System> {
+        let log = novalog_runtime::backend::open_log(cfg).await?;
+        Self::start_on(cfg, log, driver).await
+    }
+
+    /// Starts every service on an already open log.
+    pub async fn start_on(
+        cfg: &Config,
+        log: Arc<dyn EventLog>,
+        driver: Option<Arc<dyn novalog_compute::driver::VirtDriver>>,
+    ) -> anyhow::Result<System> {
+        let (trigger, shutdown) = Shutdown::new();
+        let mut tasks = Vec::new();
+        let spawn = |name: &'static str,
+                     fut: std::pin::Pin<
+            Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
+        >| { (name, tokio::spawn(fut)) };
+        {
+            let (cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());
+            tasks.push(spawn(
+                "conductor",
+                Box::pin(async move { novalog_conductor::service::run(&cfg, log, sd).await }),
+            ));
+        }
+        {
+            let (cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());
+            tasks.push(spawn(
+                "scheduler",
+                Box::pin(async move { novalog_scheduler::service::run(&cfg, log, sd).await }),
+            ));
+        }
+        {
+            let driver = match driver {
+                Some(d) => d,
+                None => novalog_compute::service::driver(cfg)?,
+            };
+            // Hosts are registered before the API takes its first request.
+            let agent = novalog_compute::service::Agent::register(cfg, log.clone(), driver).await?;
+            let sd = shutdown.clone();
+            tasks.push(spawn(
+                "compute",
+                Box::pin(async move { agent.run(sd).await }),
+            ));
+        }
+        let api = novalog_api::ApiService::start(cfg, log.clone(), shutdown.clone()).await?;
+        let api_addr = api.local_addr();
+        let demo_image = if cfg.bootstrap.demo_catalog {
+            Some(novalog_api::bootstrap_demo_catalog(&api).await?)
+        } else {
+            None
+        };
+        tasks.push(spawn("api", Box::pin(async move { api.join().await })));
+        Ok(System {
+            log,
+            topics: cfg.topics(),
+            api_addr,
+            demo_image,
+            trigger,
+            tasks,
+        })
+    }
+
+    /// Stops every service and waits for them; the first error wins.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.trigger();
+        let mut result = Ok(());
+        for (name, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(service = name, error = %e, "service failed");
+                    if result.is_ok() {
+                        result = Err(e.context(name));
+                    }
+                }
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(anyhow::anyhow!("{name} panicked: {e}"));
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Completes when any service stops on its own (which is a failure).
+    pub async fn any_exited(&mut self) -> (&'static str, String) {
+        let futs = self.tasks.iter_mut().map(|(name, t)| {
+            Box::pin(async move {
+                let r = t.await;
+                (*name, format!("{r:?}"))
+            })
+        });
+        futures_select_all(futs.collect()).await
+    }
+}
+
+async fn futures_select_all<F: std::future::Future<Output = (&'static str, String)> + Unpin>(
+    futs: Vec<F>,
+) -> (&'static str, String) {
+    let (out, _, _) = futures::future::select_all(futs).await;
+    out
+}

@@ -1,0 +1,307 @@
+//! `novalog-bench`: the figures in BENCHMARKS.md and bench/results.json.
+//!
+//! Boots servers through the real REST API against the whole system in one
+//! process, and times each from the start of its POST to the moment its
+//! `InstanceBecameActive` event is on the log (read by a subscriber of the
+//! `instances` topic, so no polling skews the figure).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use novalog_all_in_one::System;
+use novalog_log::{EventLog, OffsetLookup};
+use novalog_runtime::Config;
+use novalog_runtime::config::Backend;
+use novalog_schemas::Event;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(about = "Novalog benchmarks: boot latency and throughput")]
+struct Args {
+    /// Kafka bootstrap servers; without, the Kafka figures are skipped.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Fake hosts.
+    #[arg(long, default_value_t = 1000)]
+    hosts: usize,
+    /// Servers booted on the embedded log.
+    #[arg(long, default_value_t = 3000)]
+    boots: usize,
+    /// Servers booted on Kafka.
+    #[arg(long, default_value_t = 1000)]
+    kafka_boots: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, default_value = "bench/results.json")]
+    out_json: PathBuf,
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out_md: PathBuf,
+}
+
+struct BootRun {
+    latencies_ms: Vec<f64>,
+    wall: Duration,
+}
+
+impl BootRun {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.latencies_ms.clone();
+        v.sort_by(f64::total_cmp);
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[idx]
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies_ms.len() as f64 / self.wall.as_secs_f64()
+    }
+}
+
+type Waiters = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Instant>>>>;
+
+/// Follows `instances` from its current end and fires the waiter of each
+/// instance that becomes ACTIVE (or fails: the bench then stops).
+async fn watch_active(
+    log: Arc<dyn EventLog>,
+    topic: String,
+    waiters: Waiters,
+    early: Arc<Mutex<HashMap<Uuid, Instant>>>,
+) -> anyhow::Result<()> {
+    let ends = log.end_offsets(&topic).await?;
+    let lookup: OffsetLookup = Arc::new(move |_, p| ends.get(p as usize).copied());
+    let mut sub = log
+        .subscribe(&format!("bench-{}", Uuid::new_v4()), &[topic], lookup)
+        .await?;
+    loop {
+        for rec in sub.next_batch(1024).await? {
+            let now = Instant::now();
+            let env = novalog_schemas::decode(&rec.value)?;
+            if let Event::InstanceBecameActive { .. } | Event::InstanceFailed { .. } = env.event {
+                let id: Uuid = env.meta.aggregate_id.parse()?;
+                if matches!(env.event, Event::InstanceFailed { .. }) {
+                    eprintln!("warning: instance {id} went to ERROR");
+                }
+                match waiters.lock().remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(now);
+                    }
+                    None => {
+                        early.lock().insert(id, now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::Result<BootRun> {
+    let waiters: Waiters = Arc::default();
+    let early: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let watcher = tokio::spawn(watch_active(
+        system.log.clone(),
+        system.topics.instances.clone(),
+        waiters.clone(),
+        early.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let url = format!("http://{}/v2.1/servers", system.api_addr);
+    let image = system.demo_image.context("no demo image")?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (http, url, next, waiters, early) = (http.clone(), url.clone(), next.clone(), waiters.clone(), early.clone());
+        async move {
+            let mut lat = Vec::new();
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= boots {
+                    return anyhow::Ok(lat);
+                }
+                let t0 = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("X-Auth-Token", "admin:admin")
+                    .json(&json!({"server": {"name": format!("bench-{n}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await?;
+                if status.as_u16() != 202 {
+                    bail!("create: {status} {body}");
+                }
+                let id: Uuid = body["server"]["id"].as_str().context("id")?.parse()?;
+                let (tx, rx) = oneshot::channel();
+                let done = {
+                    let mut w = waiters.lock();
+                    match early.lock().remove(&id) {
+                        Some(at) => Some(at),
+                        None => {
+                            w.insert(id, tx);
+                            None
+                        }
+                    }
+                };
+                let at = match done {
+                    Some(at) => at,
+                    None => tokio::time::timeout(Duration::from_secs(60), rx).await.context("boot timed out")??,
+                };
+                lat.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+            }
+        }
+    });
+    let results = futures::future::try_join_all(workers).await?;
+    let wall = started.elapsed();
+    watcher.abort();
+    Ok(BootRun {
+        latencies_ms: results.into_iter().flatten().collect(),
+        wall,
+    })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    format!(
+        "{} cores ({cpu}), {:.1} GiB RAM, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        mem as f64 / 1_048_576.0,
+        std::env::consts::OS
+    )
+}
+
+fn config(dir: &std::path::Path, hosts: usize) -> Config {
+    let mut cfg = Config::default();
+    cfg.data_dir = dir.to_path_buf();
+    cfg.api.listen = "127.0.0.1:0".into();
+    cfg.compute.fake_hosts = hosts;
+    cfg.log.namespace = format!("bench{}.", Uuid::new_v4().simple());
+    cfg
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut figures: BTreeMap<String, f64> = BTreeMap::new();
+    let mut lines = Vec::new();
+
+    let dir = tempfile::tempdir()?;
+    let cfg = config(dir.path(), args.hosts);
+    let system = System::start(&cfg, None).await?;
+    // Warm-up: the first boots pay for connection set-up and cold caches.
+    boot_run(&system, 100, args.concurrency).await?;
+    let run = boot_run(&system, args.boots, args.concurrency).await?;
+    system.stop().await?;
+    figures.insert("boot_p50_ms".into(), run.percentile(0.50));
+    figures.insert("boot_p99_ms".into(), run.percentile(0.99));
+    figures.insert("boots_per_s".into(), run.per_second());
+    lines.push(format!(
+        "| embedded log | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+        args.hosts,
+        args.boots,
+        args.concurrency,
+        run.percentile(0.5),
+        run.percentile(0.99),
+        run.per_second()
+    ));
+    println!(
+        "embedded: p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
+        run.percentile(0.5),
+        run.percentile(0.99),
+        run.per_second()
+    );
+
+    if let Some(brokers) = &args.kafka {
+        let dir = tempfile::tempdir()?;
+        let mut cfg = config(dir.path(), args.hosts);
+        cfg.log.backend = Backend::Kafka;
+        cfg.log.bootstrap_servers = brokers.clone();
+        cfg.log.partitions = 4;
+        let system = System::start(&cfg, None).await?;
+        boot_run(&system, 50, args.concurrency).await?;
+        let run = boot_run(&system, args.kafka_boots, args.concurrency).await?;
+        system.stop().await?;
+        figures.insert("kafka_boot_p50_ms".into(), run.percentile(0.50));
+        figures.insert("kafka_boot_p99_ms".into(), run.percentile(0.99));
+        figures.insert("kafka_boots_per_s".into(), run.per_second());
+        lines.push(format!(
+            "| Kafka (tansu, SQLite storage) | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+            args.hosts,
+            args.kafka_boots,
+            args.concurrency,
+            run.percentile(0.5),
+            run.percentile(0.99),
+            run.per_second()
+        ));
+        println!(
+            "kafka: p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
+            run.percentile(0.5),
+            run.percentile(0.99),
+            run.per_second()
+        );
+    }
+
+    if let Some(parent) = args.out_json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let rounded: BTreeMap<_, _> = figures
+        .iter()
+        .map(|(k, v)| (k.clone(), (v * 100.0).round() / 100.0))
+        .collect();
+    std::fs::write(
+        &args.out_json,
+        serde_json::to_string_pretty(&rounded)? + "\n",
+    )?;
+
+    let notes = std::fs::read_to_string("bench/NOTES.md").unwrap_or_default();
+    let md = format!(
+        "# Benchmarks\n\nWritten by `make bench` (`novalog-bench`); figures also in `bench/results.json`.\n\n\
+         - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
+         ## Boot: POST /servers → ACTIVE (fake driver, zero latency)\n\n\
+         | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n{}",
+        machine(),
+        chrono_like_now(),
+        lines.join("\n"),
+        notes
+    );
+    std::fs::write(&args.out_md, md)?;
+    Ok(())
+}
+
+fn chrono_like_now() -> String {
+    let out = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

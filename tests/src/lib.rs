@@ -1,0 +1,308 @@
+//! Helpers for the end-to-end tests: a small Compute API client, service
+//! processes, and log inspection. The tests themselves are in `tests/`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use novalog_log::EventLog;
+use novalog_runtime::Config;
+use novalog_schemas::Envelope;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The demo image every bootstrapped Novalog has.
+pub fn demo_image_id() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, b"novalog/demo-image/cirros")
+}
+
+/// The Kafka-protocol broker `make test` starts, if any.
+pub fn kafka_brokers() -> Option<String> {
+    std::env::var("NOVALOG_KAFKA_BROKERS")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A configuration for one test: its own data directory, an ephemeral
+/// port, a unique topic namespace, fast heartbeats.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.data_dir = data_dir.to_path_buf();
+    cfg.api.listen = "127.0.0.1:0".into();
+    cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
+    cfg.report_interval = 1;
+    cfg
+}
+
+/// A free TCP port on loopback (for services in other processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Compute API client speaking as one noauth2 user.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, user: &str, project: &str) -> Self {
+        Client {
+            base: format!("http://{addr}/v2.1"),
+            token: format!("{user}:{project}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn admin(addr: SocketAddr) -> Self {
+        Self::new(addr, "admin", "admin")
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-Auth-Token", &self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
+    }
+
+    /// Creates a server; returns its id.
+    pub async fn create_server(
+        &self,
+        name: &str,
+        flavor: &str,
+        image: Uuid,
+    ) -> anyhow::Result<Uuid> {
+        let body = json!({"server": {"name": name, "flavorRef": flavor, "imageRef": image.to_string(), "networks": "none"}});
+        let (status, v) = self
+            .request(reqwest::Method::POST, "/servers", Some(body))
+            .await?;
+        if status != 202 {
+            bail!("create {name}: {status} {v}");
+        }
+        let id = v["server"]["id"].as_str().context("no server id")?;
+        Ok(id.parse()?)
+    }
+
+    pub async fn server(&self, id: Uuid) -> anyhow::Result<Option<Value>> {
+        let (status, v) = self
+            .request(reqwest::Method::GET, &format!("/servers/{id}"), None)
+            .await?;
+        match status {
+            200 => Ok(Some(v["server"].clone())),
+            404 => Ok(None),
+            s => bail!("get {id}: {s} {v}"),
+        }
+    }
+
+    pub async fn delete_server(&self, id: Uuid) -> anyhow::Result<()> {
+        let (status, v) = self
+            .request(reqwest::Method::DELETE, &format!("/servers/{id}"), None)
+            .await?;
+        if status != 204 {
+            bail!("delete {id}: {status} {v}");
+        }
+        Ok(())
+    }
+
+    pub async fn servers_detail(&self) -> anyhow::Result<Vec<Value>> {
+        let (status, v) = self
+            .request(reqwest::Method::GET, "/servers/detail", None)
+            .await?;
+        if status != 200 {
+            bail!("list: {status} {v}");
+        }
+        Ok(v["servers"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until every server in `ids` has left BUILD; returns each one's
+    /// final representation.
+    pub async fn wait_built(
+        &self,
+        ids: &[Uuid],
+        timeout: Duration,
+    ) -> anyhow::Result<HashMap<Uuid, Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut done = HashMap::new();
+        while done.len() < ids.len() {
+            for id in ids {
+                if done.contains_key(id) {
+                    continue;
+                }
+                if let Some(s) = self.server(*id).await?
+                    && s["status"] != "BUILD"
+                {
+                    done.insert(*id, s);
+                }
+            }
+            if done.len() < ids.len() {
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} of {} servers still building after {timeout:?}",
+                        ids.len() - done.len(),
+                        ids.len()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Waits until every server in `ids` is gone (404).
+    pub async fn wait_gone(&self, ids: &[Uuid], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for id in ids {
+            while self.server(*id).await?.is_some() {
+                if Instant::now() > deadline {
+                    bail!("server {id} still there after {timeout:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the API answers at all.
+    pub async fn wait_up(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok((200, _)) = self.request(reqwest::Method::GET, "/flavors", None).await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("API at {} not up after {timeout:?}", self.base);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Every record of `topic`, decoded, in partition then offset order.
+pub async fn read_topic(log: &Arc<dyn EventLog>, topic: &str) -> anyhow::Result<Vec<Envelope>> {
+    let mut out = Vec::new();
+    for (partition, end) in log.end_offsets(topic).await?.into_iter().enumerate() {
+        let mut from = 0;
+        while from < end {
+            let batch = log.read(topic, partition as i32, from, 1_000).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for rec in &batch {
+                out.push(novalog_schemas::decode(&rec.value)?);
+            }
+            from = batch.last().unwrap().offset + 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Where cargo put this workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/<test> → target/debug
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A service running as its own process; killed (SIGKILL) on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Starts binary `name` with `cfg` passed as environment variables.
+    pub fn start(name: &str, env: &[(String, String)], log_dir: &Path) -> anyhow::Result<Proc> {
+        let path = bin_dir().join(name);
+        let log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+        let child = Command::new(&path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", path.display()))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    /// kill -9, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The environment that gives a service process the same configuration as
+/// `cfg` on a Kafka log.
+pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
+    let v = |k: &str, val: String| (k.to_owned(), val);
+    vec![
+        v("NOVALOG_DATA_DIR", cfg.data_dir.display().to_string()),
+        v("NOVALOG_LOG__BACKEND", "kafka".into()),
+        v("NOVALOG_LOG__BOOTSTRAP_SERVERS", brokers.into()),
+        v("NOVALOG_LOG__NAMESPACE", cfg.log.namespace.clone()),
+        v("NOVALOG_LOG__PARTITIONS", cfg.log.partitions.to_string()),
+        v("NOVALOG_API__LISTEN", cfg.api.listen.clone()),
+        v("NOVALOG_REPORT_INTERVAL", cfg.report_interval.to_string()),
+        v(
+            "NOVALOG_COMPUTE__FAKE_HOSTS",
+            cfg.compute.fake_hosts.to_string(),
+        ),
+        v(
+            "NOVALOG_COMPUTE__FAKE_SPAWN_LATENCY_MS",
+            cfg.compute.fake_spawn_latency_ms.to_string(),
+        ),
+    ]
+}
+
+/// Prints why a Kafka test did not run (no broker configured).
+pub fn skip_without_kafka(test: &str) -> Option<String> {
+    let b = kafka_brokers();
+    if b.is_none() {
+        eprintln!("{test}: skipped: NOVALOG_KAFKA_BROKERS not set (make test sets it)");
+    }
+    b
+}
