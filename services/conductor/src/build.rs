@@ -8,7 +8,9 @@
 //! instance's current host and attempt are stale and ignored, which is also
 //! how redelivered facts are dropped.
 
-use novalog_schemas::events::{InstanceCreated, SelectHostsRequested, ServerCreateRequested, SpawnInstance};
+use novalog_schemas::events::{
+    InstanceCreated, SelectHostsRequested, ServerCreateRequested, SpawnInstance,
+};
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{Envelope, Event, Fault, TaskState, VmState};
 use uuid::Uuid;
@@ -17,7 +19,12 @@ use crate::core::{Conductor, Dest, Emit, emit};
 
 pub const NO_VALID_HOST: &str = "No valid host was found.";
 
-pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, req: &ServerCreateRequested, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_create(
+    c: &mut Conductor,
+    env: &Envelope,
+    req: &ServerCreateRequested,
+    now_ms: i64,
+) -> Vec<Emit> {
     let id = req.instance_id;
     if c.instances.contains_key(&id) {
         return Vec::new(); // redelivered intent: already decided
@@ -79,6 +86,9 @@ fn select_hosts(c: &Conductor, env: &Envelope, i: &Instance) -> Emit {
             availability_zone: i.availability_zone.clone(),
             ignore_hosts: Vec::new(),
             num_alternates: c.settings.max_attempts.saturating_sub(1),
+            scheduler_hints: Default::default(),
+            server_group: None,
+            image_id: Some(i.image.id),
         })),
     )
 }
@@ -105,7 +115,9 @@ fn spawn_command(env: &Envelope, i: &Instance, step: &str) -> Emit {
 
 /// Still waiting for a host decision: building, scheduling, no host yet.
 fn awaiting_schedule(i: &Instance) -> bool {
-    i.vm_state == VmState::Building && i.task_state == Some(TaskState::Scheduling) && i.host.is_none()
+    i.vm_state == VmState::Building
+        && i.task_state == Some(TaskState::Scheduling)
+        && i.host.is_none()
 }
 
 /// Building on `host` at `attempt`, and not being deleted.
@@ -116,7 +128,12 @@ fn building_on(i: &Instance, host: &str, attempt: u32) -> bool {
         && i.attempt == attempt
 }
 
-pub(crate) fn on_hosts_selected(c: &mut Conductor, env: &Envelope, id: Uuid, hosts: &[String]) -> Vec<Emit> {
+pub(crate) fn on_hosts_selected(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    hosts: &[String],
+) -> Vec<Emit> {
     let Some(i) = c.instances.get(&id) else {
         return Vec::new();
     };
@@ -147,9 +164,17 @@ fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, details: String, now_ms: i6
     vec![c.instance_event(&env.meta, "failed", id, &project, failed)]
 }
 
-pub(crate) fn on_no_valid_host(c: &mut Conductor, env: &Envelope, id: Uuid, reason: &str, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_no_valid_host(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    reason: &str,
+    now_ms: i64,
+) -> Vec<Emit> {
     match c.instances.get(&id) {
-        Some(i) if awaiting_schedule(i) => fail(c, env, id, format!("{NO_VALID_HOST} {reason}"), now_ms),
+        Some(i) if awaiting_schedule(i) => {
+            fail(c, env, id, format!("{NO_VALID_HOST} {reason}"), now_ms)
+        }
         _ => Vec::new(),
     }
 }

@@ -79,7 +79,15 @@ impl Conductor {
                 host,
                 attempt,
                 power_state,
-            } => crate::build::on_spawned(self, env, *instance_id, host, *attempt, *power_state, now_ms),
+            } => crate::build::on_spawned(
+                self,
+                env,
+                *instance_id,
+                host,
+                *attempt,
+                *power_state,
+                now_ms,
+            ),
             Event::ClaimFailed {
                 instance_id,
                 host,
@@ -93,7 +101,15 @@ impl Conductor {
                 attempt,
                 reason,
                 ..
-            } => crate::build::on_build_failed(self, env, *instance_id, host, *attempt, reason, now_ms),
+            } => crate::build::on_build_failed(
+                self,
+                env,
+                *instance_id,
+                host,
+                *attempt,
+                reason,
+                now_ms,
+            ),
             Event::ServerDeleteRequested { instance_id, force } => {
                 crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
             }
@@ -138,7 +154,12 @@ impl Conductor {
 
     /// A verdict that turns an intent down; `code` is the HTTP status the
     /// API answers with.
-    pub(crate) fn reject(cause: &Envelope, aggregate_id: String, code: i32, message: String) -> Emit {
+    pub(crate) fn reject(
+        cause: &Envelope,
+        aggregate_id: String,
+        code: i32,
+        message: String,
+    ) -> Emit {
         Emit {
             dest: Dest::Instances,
             key: cause.meta.actor.project_id.clone(),
@@ -168,7 +189,14 @@ impl Conductor {
 }
 
 /// Builds a record for another topic, caused by `cause` at `step`.
-pub(crate) fn emit(dest: Dest, key: String, cause: &Meta, step: &str, aggregate_id: String, event: Event) -> Emit {
+pub(crate) fn emit(
+    dest: Dest,
+    key: String,
+    cause: &Meta,
+    step: &str,
+    aggregate_id: String,
+    event: Event,
+) -> Emit {
     Emit {
         dest,
         key,

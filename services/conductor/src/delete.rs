@@ -7,23 +7,45 @@ use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
-pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid, _force: bool, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_delete(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    _force: bool,
+    now_ms: i64,
+) -> Vec<Emit> {
     let Some(i) = c.instances.get(&id) else {
-        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            404,
+            format!("Instance {id} could not be found."),
+        )];
     };
     if i.is_deleted() {
-        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            404,
+            format!("Instance {id} could not be found."),
+        )];
     }
     // Another project's server does not exist for this caller.
     if i.project_id != env.meta.actor.project_id && !env.meta.actor.is_admin() {
-        return vec![Conductor::reject(env, id.to_string(), 404, format!("Instance {id} could not be found."))];
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            404,
+            format!("Instance {id} could not be found."),
+        )];
     }
     if i.task_state == Some(TaskState::Deleting) {
         return Vec::new(); // already being deleted; the API answers 204 itself
     }
     let project = i.project_id.clone();
     let host = i.host.clone();
-    let mut out = vec![c.instance_event(&env.meta, "deleting", id, &project, Event::InstanceDeleting)];
+    let mut out =
+        vec![c.instance_event(&env.meta, "deleting", id, &project, Event::InstanceDeleting)];
     match host {
         Some(host) => out.push(emit(
             Dest::Compute,
@@ -31,20 +53,31 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid, _force: boo
             &env.meta,
             "destroy",
             id.to_string(),
-            Event::DestroyInstance { instance_id: id, host },
+            Event::DestroyInstance {
+                instance_id: id,
+                host,
+            },
         )),
         None => out.push(c.instance_event(
             &env.meta,
             "deleted",
             id,
             &project,
-            Event::InstanceDeleted { deleted_at_ms: now_ms },
+            Event::InstanceDeleted {
+                deleted_at_ms: now_ms,
+            },
         )),
     }
     out
 }
 
-pub(crate) fn on_destroyed(c: &mut Conductor, env: &Envelope, id: Uuid, host: &str, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_destroyed(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    host: &str,
+    now_ms: i64,
+) -> Vec<Emit> {
     let Some(i) = c.instances.get(&id) else {
         return Vec::new();
     };
@@ -52,5 +85,13 @@ pub(crate) fn on_destroyed(c: &mut Conductor, env: &Envelope, id: Uuid, host: &s
         return Vec::new();
     }
     let project = i.project_id.clone();
-    vec![c.instance_event(&env.meta, "deleted", id, &project, Event::InstanceDeleted { deleted_at_ms: now_ms })]
+    vec![c.instance_event(
+        &env.meta,
+        "deleted",
+        id,
+        &project,
+        Event::InstanceDeleted {
+            deleted_at_ms: now_ms,
+        },
+    )]
 }

@@ -10,7 +10,6 @@ use novalog_schemas::instance::Instance;
 use novalog_schemas::{Flavor, Image};
 use novalog_store::{RocksStore, Store, StoreExt, Transaction};
 
-
 use crate::core::{Conductor, Dest, Settings};
 
 const INSTANCES: &str = "instances";
@@ -37,14 +36,23 @@ impl ConductorHandler {
 
 #[async_trait]
 impl Handler for ConductorHandler {
-    async fn handle(&mut self, input: &Input, out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        out: &mut Outbox,
+        _tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
         for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
             out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
         }
         Ok(())
     }
 
-    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
         let dirty = self.core.take_dirty();
         for id in dirty.instances {
             match self.core.instances.get(&id) {
@@ -104,6 +112,12 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         dead_letter_topic: topics.dead_letter.clone(),
         max_batch: cfg.log.max_batch,
     };
-    consumer::run(log, store, spec, ConductorHandler { core, topics }, shutdown).await
+    consumer::run(
+        log,
+        store,
+        spec,
+        ConductorHandler { core, topics },
+        shutdown,
+    )
+    .await
 }
-

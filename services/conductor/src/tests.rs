@@ -159,7 +159,10 @@ fn create_is_accepted_and_scheduled_and_a_redelivery_changes_nothing() {
     assert_eq!(req.resources.memory_mb, 512);
     assert_eq!(req.num_alternates, 2);
     let i = &c.instances[&id];
-    assert_eq!((i.vm_state, i.task_state), (VmState::Building, Some(TaskState::Scheduling)));
+    assert_eq!(
+        (i.vm_state, i.task_state),
+        (VmState::Building, Some(TaskState::Scheduling))
+    );
     assert!(create(&mut c, id).is_empty());
 }
 
@@ -169,13 +172,16 @@ fn unknown_flavor_is_rejected_with_400() {
     c.flavors.clear();
     let out = create(&mut c, Uuid::new_v4());
     match &out[..] {
-        [Emit {
-            env: Envelope {
-                event: Event::IntentRejected { code, message, .. },
+        [
+            Emit {
+                env:
+                    Envelope {
+                        event: Event::IntentRejected { code, message, .. },
+                        ..
+                    },
                 ..
             },
-            ..
-        }] => {
+        ] => {
             assert_eq!(*code, 400);
             assert!(message.contains("Flavor"), "{message}");
         }
@@ -224,7 +230,11 @@ fn claim_failures_walk_the_alternates_then_end_in_no_valid_host() {
     assert_eq!((i.vm_state, i.task_state), (VmState::Error, None));
     let fault = i.fault.as_ref().unwrap();
     assert!(fault.message.starts_with("No valid host was found"));
-    assert!(fault.details.contains("max scheduling attempts 3"), "{}", fault.details);
+    assert!(
+        fault.details.contains("max scheduling attempts 3"),
+        "{}",
+        fault.details
+    );
 }
 
 #[test]
@@ -262,7 +272,16 @@ fn delete_of_an_unscheduled_instance_finishes_at_once() {
     let mut c = given();
     let id = Uuid::new_v4();
     create(&mut c, id);
-    let out = c.handle(&record(actor("demo"), Event::ServerDeleteRequested { instance_id: id, force: false }), NOW);
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerDeleteRequested {
+                instance_id: id,
+                force: false,
+            },
+        ),
+        NOW,
+    );
     assert_eq!(types(&out), ["InstanceDeleting", "InstanceDeleted"]);
     assert!(c.instances[&id].is_deleted());
     // The scheduler's late answer is ignored.
@@ -275,15 +294,33 @@ fn delete_pre_empts_a_build_and_waits_for_the_host() {
     let id = Uuid::new_v4();
     create(&mut c, id);
     selected(&mut c, id, &["h1", "h2"]);
-    let out = c.handle(&record(actor("demo"), Event::ServerDeleteRequested { instance_id: id, force: false }), NOW);
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerDeleteRequested {
+                instance_id: id,
+                force: false,
+            },
+        ),
+        NOW,
+    );
     assert_eq!(types(&out), ["InstanceDeleting", "DestroyInstance"]);
     assert_eq!(out[1].key, "h1");
     // A claim failure while deleting does not reschedule.
     assert!(claim_failed(&mut c, id, "h1", 1).is_empty());
     // A second delete is a no-op.
     assert!(
-        c.handle(&record(actor("demo"), Event::ServerDeleteRequested { instance_id: id, force: false }), NOW)
-            .is_empty()
+        c.handle(
+            &record(
+                actor("demo"),
+                Event::ServerDeleteRequested {
+                    instance_id: id,
+                    force: false
+                }
+            ),
+            NOW
+        )
+        .is_empty()
     );
     let out = c.handle(
         &fact(Event::InstanceDestroyed {
@@ -303,9 +340,27 @@ fn delete_of_unknown_or_foreign_instance_is_404() {
     let id = Uuid::new_v4();
     create(&mut c, id);
     for (who, target) in [(actor("demo"), Uuid::new_v4()), (actor("other"), id)] {
-        let out = c.handle(&record(who, Event::ServerDeleteRequested { instance_id: target, force: false }), NOW);
+        let out = c.handle(
+            &record(
+                who,
+                Event::ServerDeleteRequested {
+                    instance_id: target,
+                    force: false,
+                },
+            ),
+            NOW,
+        );
         assert!(
-            matches!(&out[..], [Emit { env: Envelope { event: Event::IntentRejected { code: 404, .. }, .. }, .. }]),
+            matches!(
+                &out[..],
+                [Emit {
+                    env: Envelope {
+                        event: Event::IntentRejected { code: 404, .. },
+                        ..
+                    },
+                    ..
+                }]
+            ),
             "{out:?}"
         );
     }
@@ -334,22 +389,38 @@ fn output_ids_are_deterministic() {
             launch_index: 0,
         })),
     );
-    let ids = |out: Vec<Emit>| out.into_iter().map(|e| e.env.meta.event_id).collect::<Vec<_>>();
+    let ids = |out: Vec<Emit>| {
+        out.into_iter()
+            .map(|e| e.env.meta.event_id)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(a.handle(&intent, NOW)), ids(b.handle(&intent, NOW + 5)));
 }
 
 #[test]
 fn flavor_create_needs_admin_and_a_new_name() {
     let mut c = Conductor::new(Settings::default());
-    let member = c.handle(&record(actor("demo"), Event::FlavorCreateRequested(flavor())), NOW);
-    assert!(matches!(&member[0].env.event, Event::IntentRejected { code: 403, .. }));
+    let member = c.handle(
+        &record(actor("demo"), Event::FlavorCreateRequested(flavor())),
+        NOW,
+    );
+    assert!(matches!(
+        &member[0].env.event,
+        Event::IntentRejected { code: 403, .. }
+    ));
     let admin = Actor {
         roles: vec!["admin".into()],
         ..actor("admin")
     };
-    let ok = c.handle(&record(admin.clone(), Event::FlavorCreateRequested(flavor())), NOW);
+    let ok = c.handle(
+        &record(admin.clone(), Event::FlavorCreateRequested(flavor())),
+        NOW,
+    );
     assert_eq!(types(&ok), ["FlavorCreated"]);
     assert_eq!(ok[0].dest, Dest::Catalog);
     let dup = c.handle(&record(admin, Event::FlavorCreateRequested(flavor())), NOW);
-    assert!(matches!(&dup[0].env.event, Event::IntentRejected { code: 409, .. }));
+    assert!(matches!(
+        &dup[0].env.event,
+        Event::IntentRejected { code: 409, .. }
+    ));
 }

@@ -29,6 +29,7 @@ pub async fn open_log(cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
             ..KafkaOptions::default()
         })?),
     };
-    log.create_topics(&cfg.topics().specs(cfg.log.partitions)).await?;
+    log.create_topics(&cfg.topics().specs(cfg.log.partitions))
+        .await?;
     Ok(log)
 }

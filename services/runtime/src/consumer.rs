@@ -37,11 +37,8 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn emit(&mut self, topic: &str, key: impl Into<Vec<u8>>, env: &Envelope) {
-        self.records.push(Record::new(
-            topic,
-            key,
-            novalog_schemas::encode(env),
-        ));
+        self.records
+            .push(Record::new(topic, key, novalog_schemas::encode(env)));
     }
 
     pub fn len(&self) -> usize {
@@ -77,7 +74,11 @@ pub trait Handler: Send + 'static {
     /// Called once per batch after every `handle`, before the outputs are
     /// appended: the place for work that is cheaper done for the batch as a
     /// whole (concurrent driver calls, say).
-    async fn finish_batch(&mut self, _out: &mut Outbox, _tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        _tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -180,7 +181,11 @@ fn dead_letter(consumer: &str, rec: &Consumed, error: String) -> Envelope {
     // it is redelivered.
     let id = Uuid::new_v5(
         &Uuid::NAMESPACE_OID,
-        format!("dead-letter/{consumer}/{}/{}/{}", rec.topic, rec.partition, rec.offset).as_bytes(),
+        format!(
+            "dead-letter/{consumer}/{}/{}/{}",
+            rec.topic, rec.partition, rec.offset
+        )
+        .as_bytes(),
     );
     Envelope {
         meta: Meta::origin(

@@ -285,14 +285,44 @@ mod tests {
 
     fn exercise(store: &dyn Store) {
         let mut tx = Transaction::new();
-        tx.put("servers", b"a", &Row { name: "a".into(), n: 1 }).unwrap();
-        tx.put("servers", b"b", &Row { name: "b".into(), n: 2 }).unwrap();
-        tx.put("flavors", b"a", &Row { name: "f".into(), n: 3 }).unwrap();
+        tx.put(
+            "servers",
+            b"a",
+            &Row {
+                name: "a".into(),
+                n: 1,
+            },
+        )
+        .unwrap();
+        tx.put(
+            "servers",
+            b"b",
+            &Row {
+                name: "b".into(),
+                n: 2,
+            },
+        )
+        .unwrap();
+        tx.put(
+            "flavors",
+            b"a",
+            &Row {
+                name: "f".into(),
+                n: 3,
+            },
+        )
+        .unwrap();
         tx.set_offset("conductor", "intents", 0, 42);
         store.commit(tx).unwrap();
 
         let a: Row = store.get("servers", b"a").unwrap().unwrap();
-        assert_eq!(a, Row { name: "a".into(), n: 1 });
+        assert_eq!(
+            a,
+            Row {
+                name: "a".into(),
+                n: 1
+            }
+        );
         let rows: Vec<(Vec<u8>, Row)> = store.scan("servers").unwrap();
         assert_eq!(rows.len(), 2, "scan stays inside its table");
         assert_eq!(store.offset("conductor", "intents", 0).unwrap(), Some(42));
@@ -331,7 +361,8 @@ mod tests {
     fn undecodable_row_is_an_error_not_a_panic() {
         let store = MemStore::new();
         let mut tx = Transaction::new();
-        tx.ops.push((full_key("servers", b"x"), Some(vec![0xff, 0xff, 0xff])));
+        tx.ops
+            .push((full_key("servers", b"x"), Some(vec![0xff, 0xff, 0xff])));
         store.commit(tx).unwrap();
         assert!(store.get::<Row>("servers", b"x").is_err());
     }
