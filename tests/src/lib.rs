@@ -192,11 +192,11 @@ impl Client {
         Ok(())
     }
 
-    /// Waits until the API answers at all.
+    /// Waits until the API answers and the demo catalog is there.
     pub async fn wait_up(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok((200, _)) = self.request(reqwest::Method::GET, "/flavors", None).await {
+            if let Ok((200, _)) = self.request(reqwest::Method::GET, "/flavors/5", None).await {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -246,7 +246,10 @@ impl Proc {
         let log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
         let child = Command::new(&path)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("NOVALOG_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -296,6 +299,22 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
             cfg.compute.fake_spawn_latency_ms.to_string(),
         ),
     ]
+}
+
+/// Writes the librdkafka properties Kafka tests need into a config file
+/// and returns the environment entry that points a process at it.
+///
+/// A member killed with SIGKILL never leaves its group; a rebalance then
+/// waits for it up to `max.poll.interval.ms` (five minutes by default) on
+/// brokers that do not expire the dead member's session first.
+pub fn kafka_test_config_file(dir: &Path) -> (String, String) {
+    let path = dir.join("novalog-test.toml");
+    std::fs::write(
+        &path,
+        "[log.kafka_properties]\n\"max.poll.interval.ms\" = \"10000\"\n",
+    )
+    .unwrap();
+    ("NOVALOG_CONFIG".to_owned(), path.display().to_string())
 }
 
 /// Prints why a Kafka test did not run (no broker configured).

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use novalog_schemas::Event;
 use novalog_tests::{
-    Client, Proc, demo_image_id, free_port, kafka_env, read_topic, skip_without_kafka, test_config,
+    Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
+    skip_without_kafka, test_config,
 };
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(45);
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -26,9 +27,12 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = test_config(dir.path());
         cfg.log.partitions = 4;
+        cfg.log.backend = novalog_runtime::config::Backend::Kafka;
+        cfg.log.bootstrap_servers = brokers.to_owned();
         cfg.api.listen = format!("127.0.0.1:{}", free_port());
         cfg.compute.fake_spawn_latency_ms = spawn_latency_ms;
-        let env = kafka_env(&cfg, brokers);
+        let mut env = kafka_env(&cfg, brokers);
+        env.push(kafka_test_config_file(&cfg.data_dir));
         let mut c = Cluster {
             addr: cfg.api.listen.parse().unwrap(),
             _dir: dir,
@@ -61,7 +65,7 @@ impl Cluster {
         for name in self.procs.keys() {
             let path = self.cfg.data_dir.join(format!("{name}.log"));
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
             eprintln!("---- {name} (last lines) ----");
             for l in tail.into_iter().rev() {
                 eprintln!("{l}");
@@ -157,6 +161,7 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
                 .insert(e.meta.event_id);
         }
     }
+    assert!(!events.is_empty());
     for id in &ids {
         assert_eq!(
             spawned.get(id).map_or(0, |s| s.len()),

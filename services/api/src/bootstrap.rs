@@ -41,11 +41,7 @@ pub fn demo_image() -> Image {
         min_ram: 0,
         disk_format: "qcow2".to_owned(),
         container_format: "bare".to_owned(),
-        properties: [
-            ("architecture".to_owned(), "x86_64".to_owned()),
-            ("hypervisor_type".to_owned(), "qemu".to_owned()),
-        ]
-        .into(),
+        properties: [("architecture".to_owned(), "x86_64".to_owned())].into(),
         owner: "admin".to_owned(),
         checksum: "c8fc807773e5354afe61636071771906".to_owned(),
         visibility: "public".to_owned(),
@@ -92,6 +88,24 @@ pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> 
     wait_caught_up(handle).await?;
     let app = &handle.app;
     let admin = Context::admin();
+    let existing = app
+        .projection
+        .images()
+        .into_iter()
+        .filter(|i| i.name == DEMO_IMAGE_NAME && i.status != "deleted")
+        .min_by_key(|i| (i.id != demo_image_id(), i.created_at_ms));
+    // The image first, the flavors after: a client that sees the last demo
+    // flavor knows the whole demo catalog is there.
+    let image_id = match existing {
+        Some(image) => image.id,
+        None => {
+            let image = catalog::create_image(app, &admin, &RequestId::generate().0, demo_image())
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the demo image: {}", e.message))?;
+            tracing::info!(image = %image.id, "demo image created");
+            image.id
+        }
+    };
     for &(id, name, ram_mb, vcpus, disk_gb) in DEMO_FLAVORS {
         let taken = app.projection.flavor(id).is_some()
             || app.projection.flavors().iter().any(|f| f.name == name);
@@ -116,18 +130,5 @@ pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> 
             Err(e) => bail!("creating demo flavor {name}: {}", e.message),
         }
     }
-    let existing = app
-        .projection
-        .images()
-        .into_iter()
-        .filter(|i| i.name == DEMO_IMAGE_NAME && i.status != "deleted")
-        .min_by_key(|i| (i.id != demo_image_id(), i.created_at_ms));
-    if let Some(image) = existing {
-        return Ok(image.id);
-    }
-    let image = catalog::create_image(app, &admin, &RequestId::generate().0, demo_image())
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the demo image: {}", e.message))?;
-    tracing::info!(image = %image.id, "demo image created");
-    Ok(image.id)
+    Ok(image_id)
 }

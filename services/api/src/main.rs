@@ -26,6 +26,17 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the log")?;
     let (trigger, shutdown) = Shutdown::new();
     let handle = ApiService::start(&cfg, log, shutdown).await?;
+    if cfg.bootstrap.demo_catalog {
+        // The conductor may start after us: its verdicts come when it does.
+        let mut tries = 0;
+        while let Err(e) = novalog_api::bootstrap_demo_catalog(&handle).await {
+            tries += 1;
+            if tries == 10 {
+                return Err(e.context("bootstrapping the demo catalog"));
+            }
+            tracing::warn!(error = %e, "demo catalog not bootstrapped yet; retrying");
+        }
+    }
     tokio::spawn(async move {
         novalog_runtime::termination_signal().await;
         tracing::info!("termination signal received; shutting down");

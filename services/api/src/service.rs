@@ -75,6 +75,7 @@ impl ApiService {
 
         let spec = ConsumerSpec {
             name: projection::CONSUMER.to_owned(),
+            group: cfg.topics().group(projection::CONSUMER),
             topics: vec![
                 topics.instances.clone(),
                 topics.catalog.clone(),

@@ -223,6 +223,7 @@ impl Agent {
         ));
         let spec = ConsumerSpec {
             name: format!("compute-{}", agent_id(cfg)),
+            group: topics.group(&format!("compute-{}", agent_id(cfg))),
             topics: vec![topics.compute.clone()],
             dead_letter_topic: topics.dead_letter.clone(),
             max_batch: cfg.log.max_batch,

@@ -104,6 +104,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
     let topics = cfg.topics();
     let spec = ConsumerSpec {
         name: NAME.to_owned(),
+        group: topics.group(NAME),
         topics: vec![
             topics.intents.clone(),
             topics.scheduler.clone(),

@@ -26,6 +26,7 @@ pub async fn open_log(cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
             bootstrap_servers: cfg.log.bootstrap_servers.clone(),
             partitions: cfg.log.partitions,
             replication_factor: cfg.log.replication_factor,
+            properties: cfg.log.kafka_properties.clone(),
             ..KafkaOptions::default()
         })?),
     };

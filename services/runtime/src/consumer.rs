@@ -95,8 +95,14 @@ pub fn offset_lookup<S: Store>(store: Arc<S>, consumer: String) -> OffsetLookup 
 }
 
 pub struct ConsumerSpec {
-    /// Consumer group and the name under which offsets are stored.
+    /// The name under which offsets are stored (and dead letters signed).
     pub name: String,
+    /// The consumer group: replicas of one service share it and split the
+    /// partitions. Namespaced like the topics (see [`Topics::group`]), so
+    /// clouds sharing a broker never share a group.
+    ///
+    /// [`Topics::group`]: crate::Topics::group
+    pub group: String,
     pub topics: Vec<String>,
     pub dead_letter_topic: String,
     pub max_batch: usize,
@@ -113,7 +119,7 @@ pub async fn run<S: Store, H: Handler>(
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let offsets = offset_lookup(store.clone(), spec.name.clone());
-    let mut sub = log.subscribe(&spec.name, &spec.topics, offsets).await?;
+    let mut sub = log.subscribe(&spec.group, &spec.topics, offsets).await?;
     let result = loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break Ok(()),

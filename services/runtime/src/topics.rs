@@ -5,6 +5,7 @@ use novalog_log::TopicSpec;
 
 #[derive(Debug, Clone)]
 pub struct Topics {
+    pub namespace: String,
     pub intents: String,
     pub instances: String,
     pub scheduler: String,
@@ -19,6 +20,7 @@ impl Topics {
     pub fn new(namespace: &str) -> Self {
         let t = |n: &str| format!("{namespace}{n}");
         Topics {
+            namespace: namespace.to_owned(),
             intents: t("intents"),
             instances: t("instances"),
             scheduler: t("scheduler"),
@@ -28,6 +30,11 @@ impl Topics {
             catalog: t("catalog"),
             dead_letter: t("dead-letter"),
         }
+    }
+
+    /// The consumer group of service `name` in this namespace.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.namespace)
     }
 
     pub fn all(&self) -> Vec<&str> {
