@@ -34,6 +34,25 @@ fn nonempty(field: &'static str, s: String) -> R<String> {
     }
 }
 
+fn server_group(g: pb::ServerGroupSpec) -> R<events::ServerGroupSpec> {
+    Ok(events::ServerGroupSpec {
+        id: uuid("server_group.id", &g.id)?,
+        policy: events::ServerGroupPolicy::parse(&g.policy).ok_or_else(|| {
+            DecodeError::Invalid {
+                field: "server_group.policy",
+                message: format!("unknown policy {:?}", g.policy),
+            }
+        })?,
+        max_server_per_host: g.max_server_per_host,
+        hosts: g.hosts,
+        members: g
+            .members
+            .iter()
+            .map(|m| uuid("server_group.members", m))
+            .collect::<R<_>>()?,
+    })
+}
+
 // ---- values ----
 
 impl From<Resources> for pb::Resources {
@@ -307,6 +326,19 @@ fn payload(event: &Event) -> Vec<u8> {
                 availability_zone: r.availability_zone.unwrap_or_default(),
                 ignore_hosts: r.ignore_hosts,
                 num_alternates: r.num_alternates,
+                scheduler_hints: r
+                    .scheduler_hints
+                    .into_iter()
+                    .map(|(k, values)| (k, pb::HintValues { values }))
+                    .collect(),
+                server_group: r.server_group.map(|g| pb::ServerGroupSpec {
+                    id: g.id.to_string(),
+                    policy: g.policy.as_str().to_owned(),
+                    max_server_per_host: g.max_server_per_host,
+                    hosts: g.hosts,
+                    members: g.members.iter().map(Uuid::to_string).collect(),
+                }),
+                image_id: r.image_id.map(|i| i.to_string()).unwrap_or_default(),
             }
             .encode_to_vec()
         }
@@ -574,6 +606,13 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 availability_zone: opt(r.availability_zone),
                 ignore_hosts: r.ignore_hosts,
                 num_alternates: r.num_alternates,
+                scheduler_hints: r
+                    .scheduler_hints
+                    .into_iter()
+                    .map(|(k, v)| (k, v.values))
+                    .collect(),
+                server_group: r.server_group.map(server_group).transpose()?,
+                image_id: opt(r.image_id).map(|i| uuid("image_id", &i)).transpose()?,
             }))
         }
         "HostsSelected" => {
@@ -871,6 +910,59 @@ mod tests {
                 },
             },
             Event::InstanceDeleting,
+            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
+                request_id: id,
+                instance_id: id,
+                project_id: "p".into(),
+                resources: Resources {
+                    vcpus: 2,
+                    memory_mb: 2048,
+                    disk_gb: 20,
+                },
+                image_properties: BTreeMap::from([("architecture".into(), "x86_64".into())]),
+                extra_specs: BTreeMap::from([(
+                    "capabilities:hypervisor_type".into(),
+                    "s== fake".into(),
+                )]),
+                availability_zone: Some("nova".into()),
+                ignore_hosts: vec!["h0".into()],
+                num_alternates: 2,
+                scheduler_hints: BTreeMap::from([
+                    ("same_host".into(), vec![id.to_string()]),
+                    (
+                        "query".into(),
+                        vec![r#"[">=", "$free_ram_mb", 1024]"#.into()],
+                    ),
+                ]),
+                server_group: Some(events::ServerGroupSpec {
+                    id: Uuid::new_v4(),
+                    policy: events::ServerGroupPolicy::AntiAffinity,
+                    max_server_per_host: Some(2),
+                    hosts: vec!["h1".into()],
+                    members: vec![id],
+                }),
+                image_id: Some(Uuid::new_v4()),
+            })),
+            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
+                request_id: id,
+                instance_id: id,
+                project_id: "p".into(),
+                resources: Resources::default(),
+                image_properties: BTreeMap::new(),
+                extra_specs: BTreeMap::new(),
+                availability_zone: None,
+                ignore_hosts: Vec::new(),
+                num_alternates: 0,
+                scheduler_hints: BTreeMap::new(),
+                server_group: Some(events::ServerGroupSpec {
+                    id: Uuid::new_v4(),
+                    policy: events::ServerGroupPolicy::SoftAffinity,
+                    max_server_per_host: None,
+                    hosts: Vec::new(),
+                    members: Vec::new(),
+                }),
+                image_id: None,
+            })),
             Event::HostsSelected {
                 request_id: id,
                 instance_id: id,
@@ -911,10 +1003,8 @@ mod tests {
 
     #[test]
     fn unknown_type_and_future_version_are_rejected() {
-        let mut raw = pb::Envelope::decode(
-            &encode_envelope(&envelope(Event::InstanceDeleting))[..],
-        )
-        .unwrap();
+        let mut raw =
+            pb::Envelope::decode(&encode_envelope(&envelope(Event::InstanceDeleting))[..]).unwrap();
         raw.r#type = "SomethingNew".into();
         assert_eq!(
             decode_envelope(&raw.encode_to_vec()),
@@ -944,7 +1034,10 @@ mod tests {
         .encode_to_vec();
         assert!(matches!(
             decode_envelope(&raw.encode_to_vec()),
-            Err(DecodeError::Invalid { field: "instance_id", .. })
+            Err(DecodeError::Invalid {
+                field: "instance_id",
+                ..
+            })
         ));
     }
 }

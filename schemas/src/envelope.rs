@@ -50,7 +50,12 @@ pub struct Meta {
 impl Meta {
     /// Metadata for a record that starts a chain (an API intent, a host's
     /// own report).
-    pub fn origin(event_id: Uuid, correlation_id: String, actor: Actor, aggregate_id: String) -> Self {
+    pub fn origin(
+        event_id: Uuid,
+        correlation_id: String,
+        actor: Actor,
+        aggregate_id: String,
+    ) -> Self {
         Meta {
             event_id,
             schema_version: SCHEMA_VERSION,
@@ -95,7 +100,10 @@ pub enum DecodeError {
     #[error("unsupported schema version {version} of {type_name}")]
     UnsupportedVersion { type_name: String, version: u32 },
     #[error("invalid field {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("missing field {0}")]
     Missing(&'static str),
 }

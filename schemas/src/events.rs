@@ -57,6 +57,56 @@ pub struct SelectHostsRequested {
     /// Hosts already tried (Nova's RetryFilter).
     pub ignore_hosts: Vec<String>,
     pub num_alternates: u32,
+    /// Nova's `os:scheduler_hints` (`same_host`, `different_host`, `group`,
+    /// `query`, ...), every value as a list of strings.
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// The server group the instance joins, as it stood when asked.
+    pub server_group: Option<ServerGroupSpec>,
+    /// The image booted (Nova's IsolatedHostsFilter); `None` when volume-backed.
+    pub image_id: Option<Uuid>,
+}
+
+/// A server group as the scheduler needs it (Nova's `InstanceGroup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerGroupSpec {
+    pub id: Uuid,
+    pub policy: ServerGroupPolicy,
+    /// Anti-affinity's `max_server_per_host` rule; `None` means 1.
+    pub max_server_per_host: Option<u32>,
+    /// Hosts the group's members are on.
+    pub hosts: Vec<String>,
+    /// The group's member instances.
+    pub members: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerGroupPolicy {
+    Affinity,
+    AntiAffinity,
+    SoftAffinity,
+    SoftAntiAffinity,
+}
+
+impl ServerGroupPolicy {
+    /// Nova's spelling (`anti-affinity`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerGroupPolicy::Affinity => "affinity",
+            ServerGroupPolicy::AntiAffinity => "anti-affinity",
+            ServerGroupPolicy::SoftAffinity => "soft-affinity",
+            ServerGroupPolicy::SoftAntiAffinity => "soft-anti-affinity",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "affinity" => ServerGroupPolicy::Affinity,
+            "anti-affinity" => ServerGroupPolicy::AntiAffinity,
+            "soft-affinity" => ServerGroupPolicy::SoftAffinity,
+            "soft-anti-affinity" => ServerGroupPolicy::SoftAntiAffinity,
+            _ => return None,
+        })
+    }
 }
 
 /// A command to one host to claim resources and spawn an instance.

@@ -177,12 +177,27 @@ mod tests {
 
     #[test]
     fn status_follows_nova_state_map() {
-        assert_eq!(api_status(VmState::Building, Some(TaskState::Scheduling)), "BUILD");
+        assert_eq!(
+            api_status(VmState::Building, Some(TaskState::Scheduling)),
+            "BUILD"
+        );
         assert_eq!(api_status(VmState::Active, None), "ACTIVE");
-        assert_eq!(api_status(VmState::Active, Some(TaskState::Deleting)), "ACTIVE");
-        assert_eq!(api_status(VmState::Active, Some(TaskState::RebootingHard)), "HARD_REBOOT");
-        assert_eq!(api_status(VmState::Stopped, Some(TaskState::ResizeMigrating)), "RESIZE");
-        assert_eq!(api_status(VmState::Resized, Some(TaskState::ResizeReverting)), "REVERT_RESIZE");
+        assert_eq!(
+            api_status(VmState::Active, Some(TaskState::Deleting)),
+            "ACTIVE"
+        );
+        assert_eq!(
+            api_status(VmState::Active, Some(TaskState::RebootingHard)),
+            "HARD_REBOOT"
+        );
+        assert_eq!(
+            api_status(VmState::Stopped, Some(TaskState::ResizeMigrating)),
+            "RESIZE"
+        );
+        assert_eq!(
+            api_status(VmState::Resized, Some(TaskState::ResizeReverting)),
+            "REVERT_RESIZE"
+        );
         assert_eq!(api_status(VmState::Error, None), "ERROR");
     }
 

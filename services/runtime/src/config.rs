@@ -72,6 +72,9 @@ pub struct LogOptions {
     /// Kafka: bootstrap servers, comma separated.
     pub bootstrap_servers: String,
     pub replication_factor: i32,
+    /// Kafka: extra librdkafka properties for every client, e.g.
+    /// `"max.poll.interval.ms" = "10000"` or `"security.protocol" = "ssl"`.
+    pub kafka_properties: std::collections::BTreeMap<String, String>,
     /// Largest batch a consumer applies in one transaction.
     pub max_batch: usize,
 }
@@ -85,6 +88,7 @@ impl Default for LogOptions {
             sync: false,
             bootstrap_servers: "127.0.0.1:9092".into(),
             replication_factor: 1,
+            kafka_properties: Default::default(),
             max_batch: 512,
         }
     }
@@ -128,24 +132,99 @@ impl Default for SchedulerOptions {
     }
 }
 
+/// nova.conf `[filter_scheduler]` (and `[metrics]`, prefixed `metrics_`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FilterSchedulerOptions {
+    /// Filters by class name, all of which a host must pass.
     pub enabled_filters: Vec<String>,
+    /// Weighers by class name (`all_weighers` for every one).
     pub weight_classes: Vec<String>,
+    /// RAMWeigher: positive spreads, negative stacks.
     pub ram_weight_multiplier: f64,
+    /// A random pick among this many best hosts.
     pub host_subset_size: usize,
+    /// NumInstancesFilter: hosts with this many instances take no more.
+    pub max_instances_per_host: u32,
+    /// IoOpsFilter: hosts with this many instances building take no more.
+    pub max_io_ops_per_host: u32,
+    pub cpu_weight_multiplier: f64,
+    pub disk_weight_multiplier: f64,
+    /// IoOpsWeigher: negative prefers lightly loaded hosts.
+    pub io_ops_weight_multiplier: f64,
+    /// NumInstancesWeigher: negative prefers hosts with fewer instances.
+    pub num_instances_weight_multiplier: f64,
+    /// BuildFailureWeigher: subtracted per recent failed build on a host.
+    pub build_failure_weight_multiplier: f64,
+    pub soft_affinity_weight_multiplier: f64,
+    pub soft_anti_affinity_weight_multiplier: f64,
+    /// Shuffle the hosts that tie for the best weight before picking.
+    pub shuffle_best_same_weighed_hosts: bool,
+    /// IsolatedHostsFilter: hosts reserved for `isolated_images`.
+    pub isolated_hosts: Vec<String>,
+    /// IsolatedHostsFilter: image ids that may only boot on `isolated_hosts`.
+    pub isolated_images: Vec<String>,
+    /// IsolatedHostsFilter: isolated hosts take only isolated images.
+    pub restrict_isolated_hosts_to_isolated_images: bool,
+    /// ImagePropertiesFilter: the architecture assumed for images without one.
+    pub image_properties_default_architecture: Option<String>,
+    /// MetricsWeigher (`[metrics] weight_setting`): `name=ratio` entries.
+    pub metrics_weight_setting: Vec<String>,
+    /// MetricsWeigher (`[metrics] weight_multiplier`).
+    pub metrics_weight_multiplier: f64,
+    /// MetricsWeigher (`[metrics] weight_of_unavailable`): the weight of a
+    /// host lacking a metric.
+    pub metrics_weight_of_unavailable: f64,
 }
 
 impl Default for FilterSchedulerOptions {
     fn default() -> Self {
         FilterSchedulerOptions {
-            enabled_filters: ["ComputeFilter", "RamFilter", "CoreFilter", "DiskFilter"]
-                .map(String::from)
-                .to_vec(),
-            weight_classes: vec!["RAMWeigher".into()],
+            enabled_filters: [
+                "AvailabilityZoneFilter",
+                "ComputeFilter",
+                "RamFilter",
+                "CoreFilter",
+                "DiskFilter",
+                "ComputeCapabilitiesFilter",
+                "ImagePropertiesFilter",
+                "ServerGroupAntiAffinityFilter",
+                "ServerGroupAffinityFilter",
+            ]
+            .map(String::from)
+            .to_vec(),
+            weight_classes: [
+                "RAMWeigher",
+                "CPUWeigher",
+                "DiskWeigher",
+                "IoOpsWeigher",
+                "NumInstancesWeigher",
+                "BuildFailureWeigher",
+                "ServerGroupSoftAffinityWeigher",
+                "ServerGroupSoftAntiAffinityWeigher",
+                "MetricsWeigher",
+            ]
+            .map(String::from)
+            .to_vec(),
             ram_weight_multiplier: 1.0,
             host_subset_size: 1,
+            max_instances_per_host: 50,
+            max_io_ops_per_host: 8,
+            cpu_weight_multiplier: 1.0,
+            disk_weight_multiplier: 1.0,
+            io_ops_weight_multiplier: -1.0,
+            num_instances_weight_multiplier: 0.0,
+            build_failure_weight_multiplier: 1_000_000.0,
+            soft_affinity_weight_multiplier: 1.0,
+            soft_anti_affinity_weight_multiplier: 1.0,
+            shuffle_best_same_weighed_hosts: false,
+            isolated_hosts: Vec::new(),
+            isolated_images: Vec::new(),
+            restrict_isolated_hosts_to_isolated_images: true,
+            image_properties_default_architecture: None,
+            metrics_weight_setting: Vec::new(),
+            metrics_weight_multiplier: 1.0,
+            metrics_weight_of_unavailable: -10_000.0,
         }
     }
 }
@@ -230,7 +309,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.scheduler.max_attempts == 0 {
-            return Err(ConfigError("scheduler.max_attempts must be at least 1".into()));
+            return Err(ConfigError(
+                "scheduler.max_attempts must be at least 1".into(),
+            ));
         }
         if self.log.partitions < 1 {
             return Err(ConfigError("log.partitions must be at least 1".into()));
@@ -269,9 +350,24 @@ mod tests {
             assert_eq!(cfg.report_interval, 5);
             assert_eq!(cfg.api.listen, "127.0.0.1:9999");
             assert_eq!(cfg.scheduler.max_attempts, 5, "env wins over the file");
-            assert_eq!(cfg.ram_allocation_ratio, 1.5, "untouched options keep defaults");
+            assert_eq!(
+                cfg.ram_allocation_ratio, 1.5,
+                "untouched options keep defaults"
+            );
             Ok(())
         });
+    }
+
+    #[test]
+    fn example_file_matches_scheduler_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/novalog.toml");
+        let cfg = Config::load(Some(&path)).unwrap();
+        let (fs, d) = (&cfg.filter_scheduler, FilterSchedulerOptions::default());
+        assert_eq!(fs.enabled_filters, d.enabled_filters);
+        assert_eq!(fs.weight_classes, d.weight_classes);
+        assert_eq!(fs.max_io_ops_per_host, 8);
+        assert_eq!(fs.build_failure_weight_multiplier, 1_000_000.0);
+        assert_eq!(fs.image_properties_default_architecture, None);
     }
 
     #[test]

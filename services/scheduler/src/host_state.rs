@@ -1,10 +1,29 @@
-//! A host as the scheduler sees it.
+//! A host as the scheduler sees it, and the aggregates it belongs to.
+//!
+//! The arithmetic every capacity filter and weigher uses lives here as small
+//! functions of plain numbers ([`fits`], [`free`], [`free_scaled`]), so the
+//! fast path in [`crate::index`] computes bit-for-bit what the filters and
+//! weighers compute from a [`HostState`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use novalog_schemas::events::HostRegistered;
 use novalog_schemas::{HostUsage, Resources};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::filters::Context;
+
+/// A host aggregate (Nova's `Aggregate`): a named set of hosts with metadata
+/// that filters (`AggregateInstanceExtraSpecsFilter`,
+/// `AggregateMultiTenancyIsolation`) and weigher multipliers consult.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    pub hosts: BTreeSet<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
@@ -22,9 +41,47 @@ pub struct HostState {
     pub hypervisor_type: String,
     pub hypervisor_version: u64,
     pub availability_zone: String,
+    /// What the host advertises beyond the fixed fields (Nova's `stats`);
+    /// ComputeCapabilitiesFilter matches flavor extra specs against it.
     pub capabilities: BTreeMap<String, String>,
     pub last_heartbeat_ms: i64,
     pub enabled: bool,
+    /// Instances on the host: claimed ones, and this scheduler's unanswered
+    /// decisions (so group and same/different-host filters see them).
+    pub instances: BTreeSet<Uuid>,
+    /// Claimed instances not yet spawned (Nova's `num_io_ops`, with
+    /// `pending_instances`).
+    pub building: BTreeSet<Uuid>,
+    /// Failed builds since the last successful one (BuildFailureWeigher).
+    pub failed_builds: u32,
+    /// Monitor metrics by name (MetricsWeigher, MetricsFilter, JsonFilter).
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-host allocation ratios; `None` takes the configured one.
+    pub cpu_allocation_ratio: Option<f64>,
+    pub ram_allocation_ratio: Option<f64>,
+    pub disk_allocation_ratio: Option<f64>,
+    /// Aggregates the host is in, set by the scheduler from its aggregate list.
+    #[serde(skip)]
+    pub aggregates: Vec<Arc<Aggregate>>,
+}
+
+/// Whether `want` more fits beside `used` under `capacity × ratio` (the
+/// Ram, Core and Disk filters).
+#[inline]
+pub fn fits(used: u64, want: u64, capacity: u64, ratio: f64) -> bool {
+    (used + want) as f64 <= capacity as f64 * ratio
+}
+
+/// `capacity − used` (RAM and disk weighers weigh free space without overcommit).
+#[inline]
+pub fn free(capacity: u64, used: u64) -> f64 {
+    capacity as f64 - used as f64
+}
+
+/// `capacity × ratio − used` (the CPU weigher weighs overcommitted vCPUs).
+#[inline]
+pub fn free_scaled(capacity: u64, ratio: f64, used: u64) -> f64 {
+    capacity as f64 * ratio - used as f64
 }
 
 impl HostState {
@@ -42,7 +99,29 @@ impl HostState {
             capabilities: r.capabilities.clone(),
             last_heartbeat_ms: at_ms,
             enabled: true,
+            instances: BTreeSet::new(),
+            building: BTreeSet::new(),
+            failed_builds: 0,
+            metrics: BTreeMap::new(),
+            cpu_allocation_ratio: None,
+            ram_allocation_ratio: None,
+            disk_allocation_ratio: None,
+            aggregates: Vec::new(),
         }
+    }
+
+    /// Takes a re-registration: what the host says of itself replaces what
+    /// was known; what the scheduler tracks (pending decisions, instances,
+    /// failures, aggregates, overrides) stays.
+    pub fn reregister(&mut self, r: &HostRegistered, at_ms: i64) {
+        self.capacity = r.capacity;
+        self.observe_usage(r.usage);
+        self.cpu_arch = r.cpu_arch.clone();
+        self.hypervisor_type = r.hypervisor_type.clone();
+        self.hypervisor_version = r.hypervisor_version;
+        self.availability_zone = r.availability_zone.clone();
+        self.capabilities = r.capabilities.clone();
+        self.last_heartbeat_ms = self.last_heartbeat_ms.max(at_ms);
     }
 
     /// Takes a usage snapshot if it is newer than the one held.
@@ -68,9 +147,75 @@ impl HostState {
         self.usage.instances + self.pending_instances
     }
 
+    /// Instances in a task that loads the host: decided but unclaimed, or
+    /// claimed but not yet spawned (Nova counts building, resizing,
+    /// snapshotting, ...).
+    pub fn num_io_ops(&self) -> u32 {
+        self.pending_instances + self.building.len() as u32
+    }
+
     /// Free RAM without overcommit (what Nova's RAM weigher weighs).
     pub fn free_ram_mb(&self) -> f64 {
-        self.capacity.memory_mb as f64 - self.used_ram_mb() as f64
+        free(self.capacity.memory_mb, self.used_ram_mb())
+    }
+
+    /// Free disk in MB without overcommit (what Nova's disk weigher weighs).
+    pub fn free_disk_mb(&self) -> f64 {
+        free(self.capacity.disk_gb, self.used_disk_gb()) * 1024.0
+    }
+
+    /// vCPUs left under the allocation ratio (what Nova's CPU weigher weighs).
+    pub fn free_vcpus(&self, ctx: &Context) -> f64 {
+        free_scaled(
+            u64::from(self.capacity.vcpus),
+            self.cpu_ratio(ctx),
+            self.used_vcpus(),
+        )
+    }
+
+    pub fn cpu_ratio(&self, ctx: &Context) -> f64 {
+        self.cpu_allocation_ratio
+            .unwrap_or(ctx.cpu_allocation_ratio)
+    }
+
+    pub fn ram_ratio(&self, ctx: &Context) -> f64 {
+        self.ram_allocation_ratio
+            .unwrap_or(ctx.ram_allocation_ratio)
+    }
+
+    pub fn disk_ratio(&self, ctx: &Context) -> f64 {
+        self.disk_allocation_ratio
+            .unwrap_or(ctx.disk_allocation_ratio)
+    }
+
+    /// Whether the heartbeat is recent enough at `ctx.now_ms`.
+    pub fn is_up(&self, ctx: &Context) -> bool {
+        ctx.now_ms - self.last_heartbeat_ms <= ctx.service_down_time_ms
+    }
+
+    /// The values of `key` across the host's aggregates, each metadata value
+    /// split at commas and trimmed (Nova's `aggregate_metadata_get_by_host`).
+    pub fn aggregate_values(&self, key: &str) -> BTreeSet<&str> {
+        self.aggregates
+            .iter()
+            .filter_map(|a| a.metadata.get(key))
+            .flat_map(|v| v.split(',').map(str::trim))
+            .collect()
+    }
+
+    /// The smallest number among the aggregates' `key` values, or `default`
+    /// when none is set or one does not parse (Nova's `validate_num_values`).
+    pub fn aggregate_min(&self, key: &str, default: f64) -> f64 {
+        let mut min: Option<f64> = None;
+        for a in &self.aggregates {
+            if let Some(v) = a.metadata.get(key) {
+                match v.trim().parse::<f64>() {
+                    Ok(x) => min = Some(min.map_or(x, |m| m.min(x))),
+                    Err(_) => return default,
+                }
+            }
+        }
+        min.unwrap_or(default)
     }
 
     pub fn add_pending(&mut self, r: Resources) {
@@ -107,5 +252,51 @@ pub(crate) fn test_host(name: &str) -> HostState {
         capabilities: BTreeMap::new(),
         last_heartbeat_ms: 1_000_000,
         enabled: true,
+        instances: BTreeSet::new(),
+        building: BTreeSet::new(),
+        failed_builds: 0,
+        metrics: BTreeMap::new(),
+        cpu_allocation_ratio: None,
+        ram_allocation_ratio: None,
+        disk_allocation_ratio: None,
+        aggregates: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn aggregate(name: &str, metadata: &[(&str, &str)]) -> Arc<Aggregate> {
+    Arc::new(Aggregate {
+        name: name.into(),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        hosts: BTreeSet::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_values_split_and_min() {
+        let mut h = test_host("h");
+        h.aggregates = vec![
+            aggregate("a", &[("k", "x, y"), ("m", "2.5")]),
+            aggregate("b", &[("k", "z"), ("m", "1.5")]),
+        ];
+        assert_eq!(
+            h.aggregate_values("k").into_iter().collect::<Vec<_>>(),
+            ["x", "y", "z"]
+        );
+        assert_eq!(h.aggregate_min("m", 9.0), 1.5);
+        assert_eq!(h.aggregate_min("absent", 9.0), 9.0);
+        h.aggregates.push(aggregate("c", &[("m", "junk")]));
+        assert_eq!(
+            h.aggregate_min("m", 9.0),
+            9.0,
+            "an unparsable value falls back to the default"
+        );
     }
 }

@@ -5,18 +5,24 @@
 //! # Layout
 //! - [`host_state`]: what the scheduler knows of a host, folded from the
 //!   `hosts` and `compute-events` topics, plus the resources of its own
-//!   decisions that no claim has answered yet.
+//!   decisions that no claim has answered yet; and host aggregates.
 //! - [`filters`]: one file per filter, each a pure `host_passes`.
 //! - [`weighers`]: one file per weigher; raw values are normalised to 0..1
 //!   across the candidates in one place, then multiplied and summed.
-//! - [`scheduler`]: [`Scheduler`], the pure decision: request in, hosts out.
+//! - `index`: hosts grouped into classes with compact capacity records —
+//!   the fast path.
+//! - [`scheduler`]: [`Scheduler`], the pure decision: request in, hosts out
+//!   (fast, and the brute-force reference it equals).
+//! - [`bench`]: decisions per second and p99 latency on a synthetic cloud.
 //! - [`service`]: the consumer shell and the binary's entry.
 
+pub mod bench;
 pub mod filters;
 pub mod host_state;
+mod index;
 pub mod scheduler;
 pub mod service;
 pub mod weighers;
 
-pub use host_state::HostState;
+pub use host_state::{Aggregate, HostState};
 pub use scheduler::Scheduler;

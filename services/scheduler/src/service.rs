@@ -23,32 +23,23 @@ struct SchedulerHandler {
     core: Scheduler,
     topics: Topics,
     dirty: BTreeSet<String>,
+    /// Requests of the current batch, decided after the batch's host facts
+    /// are folded: a batch mixes topics, and a decision must not miss a
+    /// host that registered before the request was made.
+    requests: Vec<Envelope>,
 }
 
 #[async_trait]
 impl Handler for SchedulerHandler {
-    async fn handle(&mut self, input: &Input, out: &mut Outbox, _tx: &mut Transaction) -> Result<(), Rejected> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        _out: &mut Outbox,
+        _tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
         let env = &input.env;
         match &env.event {
-            Event::SelectHostsRequested(spec) => {
-                let event = match self.core.select_hosts(spec, novalog_schemas::now_ms()) {
-                    Ok(hosts) => Event::HostsSelected {
-                        request_id: spec.request_id,
-                        instance_id: spec.instance_id,
-                        hosts,
-                    },
-                    Err(reason) => Event::NoValidHostFound {
-                        request_id: spec.request_id,
-                        instance_id: spec.instance_id,
-                        reason,
-                    },
-                };
-                let answer = Envelope {
-                    meta: env.meta.caused("select", spec.instance_id.to_string(), 0),
-                    event,
-                };
-                out.emit(&self.topics.scheduler, spec.request_id.to_string().into_bytes(), &answer);
-            }
+            Event::SelectHostsRequested(_) => self.requests.push(env.clone()),
             other => {
                 if let Some(host) = self.core.observe(other, env.meta.occurred_at_ms) {
                     self.dirty.insert(host);
@@ -58,9 +49,35 @@ impl Handler for SchedulerHandler {
         Ok(())
     }
 
-    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        for env in std::mem::take(&mut self.requests) {
+            let Event::SelectHostsRequested(spec) = &env.event else {
+                continue;
+            };
+            let event = match self.core.select_hosts(spec, novalog_schemas::now_ms()) {
+                Ok(hosts) => Event::HostsSelected {
+                    request_id: spec.request_id,
+                    instance_id: spec.instance_id,
+                    hosts,
+                },
+                Err(reason) => Event::NoValidHostFound {
+                    request_id: spec.request_id,
+                    instance_id: spec.instance_id,
+                    reason,
+                },
+            };
+            let answer = Envelope {
+                meta: env.meta.caused("select", spec.instance_id.to_string(), 0),
+                event,
+            };
+            out.emit(
+                &self.topics.scheduler,
+                spec.request_id.to_string().into_bytes(),
+                &answer,
+            );
+        }
         for host in std::mem::take(&mut self.dirty) {
-            if let Some(h) = self.core.hosts.get(&host) {
+            if let Some(h) = self.core.host(&host) {
                 tx.put(HOSTS, host.as_bytes(), h)?;
             }
         }
@@ -72,8 +89,8 @@ impl Handler for SchedulerHandler {
 pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
     let fs = &cfg.filter_scheduler;
     let mut core = Scheduler::new(
-        filters::by_names(&fs.enabled_filters).map_err(anyhow::Error::msg)?,
-        weighers::by_names(&fs.weight_classes, fs.ram_weight_multiplier).map_err(anyhow::Error::msg)?,
+        filters::by_names(&fs.enabled_filters, fs).map_err(anyhow::Error::msg)?,
+        weighers::by_names(&fs.weight_classes, fs).map_err(anyhow::Error::msg)?,
         fs.host_subset_size,
         Context {
             now_ms: 0,
@@ -82,9 +99,10 @@ pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
             ram_allocation_ratio: cfg.ram_allocation_ratio,
             disk_allocation_ratio: cfg.disk_allocation_ratio,
         },
-    );
+    )
+    .with_shuffle_best_same_weighed_hosts(fs.shuffle_best_same_weighed_hosts);
     for (_, h) in store.scan::<HostState>(HOSTS)? {
-        core.hosts.insert(h.name.clone(), h);
+        core.insert_host(h);
     }
     Ok(core)
 }
@@ -98,6 +116,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
     let topics = cfg.topics();
     let spec = ConsumerSpec {
         name: NAME.to_owned(),
+        group: topics.group(NAME),
         topics: vec![
             topics.scheduler.clone(),
             topics.hosts.clone(),
@@ -110,6 +129,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         core,
         topics,
         dirty: BTreeSet::new(),
+        requests: Vec::new(),
     };
     consumer::run(log, store, spec, handler, shutdown).await
 }

@@ -1,11 +1,20 @@
-//! AvailabilityZoneFilter: the host is in the requested zone, if any.
+//! AvailabilityZoneFilter: the host is in the requested zone, if any. Nova's
+//! admin form `zone:host` also pins the host (`zone:` or `:host` leave one
+//! side open).
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::{Context, Filter};
+use super::{Context, Filter, Scope};
 use crate::host_state::HostState;
 
 pub struct AvailabilityZoneFilter;
+
+fn split(az: &str) -> (&str, Option<&str>) {
+    match az.split_once(':') {
+        Some((z, h)) => (z, Some(h).filter(|h| !h.is_empty())),
+        None => (az, None),
+    }
+}
 
 impl Filter for AvailabilityZoneFilter {
     fn name(&self) -> &'static str {
@@ -13,17 +22,21 @@ impl Filter for AvailabilityZoneFilter {
     }
 
     fn host_passes(&self, host: &HostState, spec: &SelectHostsRequested, _ctx: &Context) -> bool {
-        // Nova's "zone:host" form pins a host inside the zone.
         match spec.availability_zone.as_deref() {
             None | Some("") => true,
             Some(az) => {
-                let (zone, pinned) = match az.split_once(':') {
-                    Some((z, h)) => (z, Some(h)),
-                    None => (az, None),
-                };
+                let (zone, pinned) = split(az);
                 (zone.is_empty() || host.availability_zone == zone)
-                    && pinned.is_none_or(|h| h.is_empty() || h == host.name)
+                    && pinned.is_none_or(|h| h == host.name)
             }
+        }
+    }
+
+    fn scope(&self, spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
+        match spec.availability_zone.as_deref() {
+            None | Some("") => Scope::All,
+            Some(az) if split(az).1.is_some() => Scope::Host,
+            Some(_) => Scope::Class,
         }
     }
 }
@@ -42,11 +55,17 @@ mod tests {
         assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
         spec.availability_zone = Some("nova".into());
         assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+        assert_eq!(AvailabilityZoneFilter.scope(&spec, &ctx), Scope::Class);
         spec.availability_zone = Some("az2".into());
         assert!(!AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
         spec.availability_zone = Some("nova:h2".into());
         assert!(!AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+        assert_eq!(AvailabilityZoneFilter.scope(&spec, &ctx), Scope::Host);
         spec.availability_zone = Some("nova:h1".into());
+        assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+        spec.availability_zone = Some(":h1".into());
+        assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+        spec.availability_zone = Some("nova:".into());
         assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
     }
 }

@@ -1,9 +1,9 @@
 //! ComputeFilter: the host's service is enabled and up (a heartbeat within
-//! `service_down_time`).
+//! `service_down_time`), as Nova's servicegroup API judges it.
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::{Context, Filter};
+use super::{Check, Context, Filter, Scope};
 use crate::host_state::HostState;
 
 pub struct ComputeFilter;
@@ -14,7 +14,11 @@ impl Filter for ComputeFilter {
     }
 
     fn host_passes(&self, host: &HostState, _spec: &SelectHostsRequested, ctx: &Context) -> bool {
-        host.enabled && ctx.now_ms - host.last_heartbeat_ms <= ctx.service_down_time_ms
+        host.enabled && host.is_up(ctx)
+    }
+
+    fn scope(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
+        Scope::Check(Check::Up)
     }
 }
 

@@ -1,9 +1,11 @@
-//! CoreFilter: enough vCPUs under `cpu_allocation_ratio`.
+//! CoreFilter: enough vCPUs under the host's `cpu_allocation_ratio` (its own
+//! override, else the configured one; Nova's old CoreFilter, now placement's
+//! VCPU inventory).
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::{Context, Filter};
-use crate::host_state::HostState;
+use super::{Check, Context, Filter, Scope};
+use crate::host_state::{HostState, fits};
 
 pub struct CoreFilter;
 
@@ -13,8 +15,16 @@ impl Filter for CoreFilter {
     }
 
     fn host_passes(&self, host: &HostState, spec: &SelectHostsRequested, ctx: &Context) -> bool {
-        let limit = f64::from(host.capacity.vcpus) * ctx.cpu_allocation_ratio;
-        (host.used_vcpus() + u64::from(spec.resources.vcpus)) as f64 <= limit
+        fits(
+            host.used_vcpus(),
+            u64::from(spec.resources.vcpus),
+            u64::from(host.capacity.vcpus),
+            host.cpu_ratio(ctx),
+        )
+    }
+
+    fn scope(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
+        Scope::Check(Check::Core)
     }
 }
 
@@ -31,5 +41,7 @@ mod tests {
         let ctx = Context::default();
         assert!(CoreFilter.host_passes(&h, &test_spec(8, 1, 1), &ctx));
         assert!(!CoreFilter.host_passes(&h, &test_spec(9, 1, 1), &ctx));
+        h.cpu_allocation_ratio = Some(15.0); // per-host override: 120
+        assert!(!CoreFilter.host_passes(&h, &test_spec(1, 1, 1), &ctx));
     }
 }

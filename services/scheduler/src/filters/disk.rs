@@ -1,9 +1,10 @@
-//! DiskFilter: enough disk under `disk_allocation_ratio`.
+//! DiskFilter: enough disk (root + ephemeral + swap) under the host's
+//! `disk_allocation_ratio` (its own override, else the configured one).
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::{Context, Filter};
-use crate::host_state::HostState;
+use super::{Check, Context, Filter, Scope};
+use crate::host_state::{HostState, fits};
 
 pub struct DiskFilter;
 
@@ -13,8 +14,16 @@ impl Filter for DiskFilter {
     }
 
     fn host_passes(&self, host: &HostState, spec: &SelectHostsRequested, ctx: &Context) -> bool {
-        let limit = host.capacity.disk_gb as f64 * ctx.disk_allocation_ratio;
-        (host.used_disk_gb() + spec.resources.disk_gb) as f64 <= limit
+        fits(
+            host.used_disk_gb(),
+            spec.resources.disk_gb,
+            host.capacity.disk_gb,
+            host.disk_ratio(ctx),
+        )
+    }
+
+    fn scope(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
+        Scope::Check(Check::Disk)
     }
 }
 
@@ -31,5 +40,7 @@ mod tests {
         let ctx = Context::default();
         assert!(DiskFilter.host_passes(&h, &test_spec(1, 1, 20), &ctx));
         assert!(!DiskFilter.host_passes(&h, &test_spec(1, 1, 21), &ctx));
+        h.disk_allocation_ratio = Some(2.0);
+        assert!(DiskFilter.host_passes(&h, &test_spec(1, 1, 120), &ctx));
     }
 }

@@ -1,9 +1,11 @@
-//! RamFilter: enough RAM under `ram_allocation_ratio`.
+//! RamFilter: enough RAM under the host's `ram_allocation_ratio` (its own
+//! override, else the configured one), counting this scheduler's unanswered
+//! decisions.
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::{Context, Filter};
-use crate::host_state::HostState;
+use super::{Check, Context, Filter, Scope};
+use crate::host_state::{HostState, fits};
 
 pub struct RamFilter;
 
@@ -13,8 +15,16 @@ impl Filter for RamFilter {
     }
 
     fn host_passes(&self, host: &HostState, spec: &SelectHostsRequested, ctx: &Context) -> bool {
-        let limit = host.capacity.memory_mb as f64 * ctx.ram_allocation_ratio;
-        host.used_ram_mb() as f64 + spec.resources.memory_mb as f64 <= limit
+        fits(
+            host.used_ram_mb(),
+            spec.resources.memory_mb,
+            host.capacity.memory_mb,
+            host.ram_ratio(ctx),
+        )
+    }
+
+    fn scope(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
+        Scope::Check(Check::Ram)
     }
 }
 
@@ -32,6 +42,14 @@ mod tests {
         assert!(RamFilter.host_passes(&h, &test_spec(1, 4_096, 1), &ctx));
         assert!(!RamFilter.host_passes(&h, &test_spec(1, 4_097, 1), &ctx));
         h.add_pending(test_spec(1, 1, 0).resources);
-        assert!(!RamFilter.host_passes(&h, &test_spec(1, 4_096, 1), &ctx), "pending decisions count");
+        assert!(
+            !RamFilter.host_passes(&h, &test_spec(1, 4_096, 1), &ctx),
+            "pending decisions count"
+        );
+        h.ram_allocation_ratio = Some(2.0);
+        assert!(
+            RamFilter.host_passes(&h, &test_spec(1, 4_096, 1), &ctx),
+            "per-host ratio wins"
+        );
     }
 }

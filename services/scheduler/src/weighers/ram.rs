@@ -1,9 +1,10 @@
-//! RAMWeigher: free RAM. A positive multiplier spreads instances across
-//! hosts, a negative one stacks them.
+//! RAMWeigher: free RAM (without overcommit), `minval` 0. A positive
+//! `ram_weight_multiplier` spreads instances across hosts, a negative one
+//! stacks them; aggregates may override it with `ram_weight_multiplier`.
 
 use novalog_schemas::events::SelectHostsRequested;
 
-use super::Weigher;
+use super::{Feature, Weigher};
 use crate::filters::Context;
 use crate::host_state::HostState;
 
@@ -20,8 +21,20 @@ impl Weigher for RamWeigher {
         self.multiplier
     }
 
+    fn multiplier_key(&self) -> Option<&'static str> {
+        Some("ram_weight_multiplier")
+    }
+
+    fn minval(&self) -> Option<f64> {
+        Some(0.0)
+    }
+
     fn weight(&self, host: &HostState, _spec: &SelectHostsRequested, _ctx: &Context) -> f64 {
         host.free_ram_mb()
+    }
+
+    fn feature(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Feature {
+        Feature::FreeRam
     }
 }
 
@@ -29,8 +42,8 @@ impl Weigher for RamWeigher {
 mod tests {
     use super::*;
     use crate::filters::test_spec;
-    use crate::host_state::test_host;
-    use crate::weighers::weigh;
+    use crate::host_state::{aggregate, test_host};
+    use crate::weighers::weigh_one;
 
     #[test]
     fn positive_spreads_negative_stacks() {
@@ -39,12 +52,23 @@ mod tests {
         busy.usage.memory_mb_used = 8_192;
         let hosts = [&empty, &busy];
         let spec = test_spec(1, 512, 1);
-        let ctx = Context::default();
-        let spread: Vec<Box<dyn Weigher>> = vec![Box::new(RamWeigher { multiplier: 1.0 })];
-        let w = weigh(&spread, &hosts, &spec, &ctx);
-        assert!(w[0] > w[1], "spreading prefers the emptier host");
-        let stack: Vec<Box<dyn Weigher>> = vec![Box::new(RamWeigher { multiplier: -1.0 })];
-        let w = weigh(&stack, &hosts, &spec, &ctx);
+        let w = weigh_one(RamWeigher { multiplier: 1.0 }, &hosts, &spec);
+        assert_eq!(w, vec![1.0, 0.5], "normalised from 0 to the most free");
+        let w = weigh_one(RamWeigher { multiplier: -1.0 }, &hosts, &spec);
         assert!(w[1] > w[0], "stacking prefers the fuller host");
+    }
+
+    #[test]
+    fn aggregate_overrides_the_multiplier() {
+        let empty = test_host("empty");
+        let mut busy = test_host("busy");
+        busy.usage.memory_mb_used = 8_192;
+        busy.aggregates = vec![aggregate("stack", &[("ram_weight_multiplier", "3.0")])];
+        let w = weigh_one(
+            RamWeigher { multiplier: 1.0 },
+            &[&empty, &busy],
+            &test_spec(1, 1, 1),
+        );
+        assert_eq!(w, vec![1.0, 1.5]);
     }
 }

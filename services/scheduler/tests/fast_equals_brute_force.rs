@@ -1,0 +1,533 @@
+//! The fast path decides exactly as the brute force: on random clouds
+//! (classes, aggregates, overrides, down and disabled hosts, metrics) and
+//! random request streams (hints, groups, zones, images, extra specs),
+//! through sequences of decisions, claim results, spawns, deletions,
+//! heartbeats, re-registrations, aggregate changes and pending expiry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use novalog_runtime::config::FilterSchedulerOptions;
+use novalog_scheduler::filters::{self, Context};
+use novalog_scheduler::scheduler::PENDING_TTL_MS;
+use novalog_scheduler::{Aggregate, Scheduler, weighers};
+use novalog_schemas::events::{
+    HostRegistered, SelectHostsRequested, ServerGroupPolicy, ServerGroupSpec,
+};
+use novalog_schemas::{Event, HostUsage, Resources};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+const OPTIONAL_FILTERS: [&str; 11] = [
+    "RetryFilter",
+    "SameHostFilter",
+    "DifferentHostFilter",
+    "AggregateInstanceExtraSpecsFilter",
+    "AggregateMultiTenancyIsolation",
+    "NumInstancesFilter",
+    "IoOpsFilter",
+    "IsolatedHostsFilter",
+    "JsonFilter",
+    "MetricsFilter",
+    "ServerGroupAffinityFilter",
+];
+
+const ISOLATED_IMAGE: u128 = 0x1507;
+
+fn pick<'a>(rng: &mut StdRng, v: &'a [&'a str]) -> &'a str {
+    v.choose(rng).copied().unwrap()
+}
+
+fn options(rng: &mut StdRng) -> FilterSchedulerOptions {
+    let d = FilterSchedulerOptions::default();
+    let mut enabled = d.enabled_filters.clone();
+    for f in OPTIONAL_FILTERS {
+        if rng.random_bool(0.5) {
+            enabled.push(f.to_string());
+        }
+    }
+    let mult = |rng: &mut StdRng| *[-2.0, -1.0, 0.0, 0.5, 1.0, 3.0].choose(rng).unwrap();
+    FilterSchedulerOptions {
+        enabled_filters: enabled,
+        weight_classes: vec!["all_weighers".into()],
+        ram_weight_multiplier: mult(rng),
+        cpu_weight_multiplier: mult(rng),
+        disk_weight_multiplier: mult(rng),
+        io_ops_weight_multiplier: mult(rng),
+        num_instances_weight_multiplier: mult(rng),
+        build_failure_weight_multiplier: *[0.0, 10.0, 1e6].choose(rng).unwrap(),
+        soft_affinity_weight_multiplier: mult(rng),
+        soft_anti_affinity_weight_multiplier: mult(rng),
+        host_subset_size: rng.random_range(1..=3),
+        shuffle_best_same_weighed_hosts: rng.random_bool(0.3),
+        max_instances_per_host: rng.random_range(2..12),
+        max_io_ops_per_host: rng.random_range(1..6),
+        isolated_hosts: if rng.random_bool(0.5) {
+            vec!["h03".into(), "h07".into()]
+        } else {
+            vec![]
+        },
+        isolated_images: if rng.random_bool(0.5) {
+            vec![Uuid::from_u128(ISOLATED_IMAGE).to_string()]
+        } else {
+            vec![]
+        },
+        restrict_isolated_hosts_to_isolated_images: rng.random_bool(0.5),
+        metrics_weight_setting: if rng.random_bool(0.4) {
+            vec!["cpu=-1.0, mem=0.5".into()]
+        } else {
+            vec![]
+        },
+        ..d
+    }
+}
+
+fn build(opts: &FilterSchedulerOptions) -> Scheduler {
+    Scheduler::new(
+        filters::by_names(&opts.enabled_filters, opts).unwrap(),
+        weighers::by_names(&opts.weight_classes, opts).unwrap(),
+        opts.host_subset_size,
+        Context::default(),
+    )
+    .with_shuffle_best_same_weighed_hosts(opts.shuffle_best_same_weighed_hosts)
+}
+
+fn registration(rng: &mut StdRng, name: String) -> HostRegistered {
+    let mut capabilities = BTreeMap::new();
+    if rng.random_bool(0.4) {
+        capabilities.insert("ssd".to_string(), pick(rng, &["true", "false"]).to_string());
+    }
+    if rng.random_bool(0.3) {
+        capabilities.insert(
+            "cpu_info".to_string(),
+            r#"{"arch": "x86_64", "features": ["sse", "avx"]}"#.to_string(),
+        );
+    }
+    HostRegistered {
+        host: name,
+        capacity: Resources {
+            vcpus: *[2, 4, 8].choose(rng).unwrap(),
+            memory_mb: *[2_048, 4_096, 8_192].choose(rng).unwrap(),
+            disk_gb: *[10, 20, 40].choose(rng).unwrap(),
+        },
+        usage: HostUsage::default(),
+        cpu_arch: pick(rng, &["x86_64", "x86_64", "aarch64"]).into(),
+        hypervisor_type: pick(rng, &["fake", "fake", "kvm"]).into(),
+        hypervisor_version: *[1, 6_002_001].choose(rng).unwrap(),
+        availability_zone: pick(rng, &["nova", "nova", "az2"]).into(),
+        capabilities,
+        driver: "fake".into(),
+    }
+}
+
+fn aggregates(rng: &mut StdRng, hosts: &[String]) -> Vec<Aggregate> {
+    let metadata_choices: [(&str, &[&str]); 5] = [
+        ("tier", &["gold", "silver, gold", "bronze"]),
+        ("filter_tenant_id", &["p1", "p1, p2", "p3"]),
+        ("ram_weight_multiplier", &["2.0", "-1.0", "junk"]),
+        ("build_failure_weight_multiplier", &["10", "0"]),
+        ("ssd", &["true"]),
+    ];
+    (0..rng.random_range(0..4))
+        .map(|i| Aggregate {
+            name: format!("agg{i}"),
+            metadata: {
+                let mut m = BTreeMap::new();
+                for (k, vs) in &metadata_choices {
+                    if rng.random_bool(0.4) {
+                        m.insert(k.to_string(), vs.choose(rng).unwrap().to_string());
+                    }
+                }
+                m
+            },
+            hosts: hosts
+                .iter()
+                .filter(|_| rng.random_bool(0.4))
+                .cloned()
+                .collect(),
+        })
+        .collect()
+}
+
+struct World {
+    hosts: Vec<String>,
+    usage: BTreeMap<String, HostUsage>,
+    /// Decided or placed instances: id → (host, resources, claimed).
+    instances: BTreeMap<Uuid, (String, Resources, bool)>,
+    next: u128,
+    now: i64,
+}
+
+fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
+    w.next += 1;
+    let id = Uuid::from_u64_pair(rng.random(), w.next as u64);
+    let placed: Vec<Uuid> = w.instances.keys().copied().collect();
+    let some_placed = |rng: &mut StdRng| -> Vec<Uuid> {
+        placed
+            .iter()
+            .filter(|_| rng.random_bool(0.3))
+            .copied()
+            .collect()
+    };
+    let mut image_properties = BTreeMap::new();
+    for (k, vs) in [
+        ("architecture", &["x86_64", "aarch64", "AMD64"][..]),
+        ("hypervisor_type", &["fake", "kvm"][..]),
+        ("vm_mode", &["hvm", "xen"][..]),
+        ("img_hv_requested_version", &[">= 6.0", "< 2"][..]),
+    ] {
+        if rng.random_bool(0.15) {
+            image_properties.insert(k.to_string(), vs.choose(rng).unwrap().to_string());
+        }
+    }
+    let mut extra_specs = BTreeMap::new();
+    for (k, vs) in [
+        ("capabilities:ssd", &["true", "s== false"][..]),
+        ("ssd", &["true"][..]),
+        (
+            "capabilities:cpu_info:features",
+            &["<in> avx", "<in> sse4"][..],
+        ),
+        (
+            "aggregate_instance_extra_specs:tier",
+            &["gold", "<or> silver <or> bronze"][..],
+        ),
+        ("hw:cpu_policy", &["dedicated"][..]),
+    ] {
+        if rng.random_bool(0.12) {
+            extra_specs.insert(k.to_string(), vs.choose(rng).unwrap().to_string());
+        }
+    }
+    let mut scheduler_hints = BTreeMap::new();
+    if rng.random_bool(0.15) {
+        scheduler_hints.insert(
+            "same_host".into(),
+            some_placed(rng).iter().map(Uuid::to_string).collect(),
+        );
+    }
+    if rng.random_bool(0.15) {
+        scheduler_hints.insert(
+            "different_host".into(),
+            some_placed(rng).iter().map(Uuid::to_string).collect(),
+        );
+    }
+    if rng.random_bool(0.15) {
+        let q = pick(
+            rng,
+            &[
+                r#"[">=", "$free_ram_mb", 2048]"#,
+                r#"["and", ["<", "$num_instances", 3], ["=", "$hypervisor_type", "fake"]]"#,
+                r#"["or", ["in", "$host", "h01", "h02"], ["not", ["<", "$metrics.cpu", 50]]]"#,
+            ],
+        );
+        scheduler_hints.insert("query".into(), vec![q.to_string()]);
+    }
+    let server_group = rng.random_bool(0.3).then(|| {
+        let members = some_placed(rng);
+        let hosts: BTreeSet<String> = members.iter().map(|m| w.instances[m].0.clone()).collect();
+        ServerGroupSpec {
+            id: Uuid::from_u128(0x6e0),
+            policy: *[
+                ServerGroupPolicy::Affinity,
+                ServerGroupPolicy::AntiAffinity,
+                ServerGroupPolicy::SoftAffinity,
+                ServerGroupPolicy::SoftAntiAffinity,
+            ]
+            .choose(rng)
+            .unwrap(),
+            max_server_per_host: rng.random_bool(0.5).then(|| rng.random_range(1..3)),
+            hosts: hosts.into_iter().collect(),
+            members,
+        }
+    });
+    let az = pick(rng, &["", "", "", "nova", "az2", "nova:h02", ":h05"]);
+    SelectHostsRequested {
+        request_id: id,
+        instance_id: id,
+        project_id: pick(rng, &["p1", "p2"]).into(),
+        resources: Resources {
+            vcpus: rng.random_range(1..=4),
+            memory_mb: *[256, 512, 1_024, 2_048, 4_096].choose(rng).unwrap(),
+            disk_gb: *[1, 5, 10].choose(rng).unwrap(),
+        },
+        image_properties,
+        extra_specs,
+        availability_zone: (!az.is_empty()).then(|| az.to_string()),
+        ignore_hosts: w
+            .hosts
+            .iter()
+            .filter(|_| rng.random_bool(0.05))
+            .cloned()
+            .collect(),
+        num_alternates: rng.random_range(0..4),
+        scheduler_hints,
+        server_group,
+        image_id: rng
+            .random_bool(0.8)
+            .then(|| Uuid::from_u128(*[ISOLATED_IMAGE, 1, 2].choose(rng).unwrap())),
+    }
+}
+
+/// Applies `event` to both schedulers.
+fn both(a: &mut Scheduler, b: &mut Scheduler, event: Event, at: i64) {
+    assert_eq!(a.observe(&event, at), b.observe(&event, at));
+}
+
+fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let opts = options(&mut rng);
+    let (mut fast, mut brute) = (build(&opts), build(&opts));
+    let n_hosts = rng.random_range(1..=max_hosts);
+    let mut w = World {
+        hosts: Vec::new(),
+        usage: BTreeMap::new(),
+        instances: BTreeMap::new(),
+        next: 0,
+        now: 1_000_000,
+    };
+    // Names registered in a shuffled order, so dense order ≠ name order.
+    let mut order: Vec<usize> = (0..n_hosts).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    for i in order {
+        let name = format!("h{i:02}");
+        let reg = registration(&mut rng, name.clone());
+        both(
+            &mut fast,
+            &mut brute,
+            Event::HostRegistered(Box::new(reg)),
+            w.now,
+        );
+        w.usage.insert(name.clone(), HostUsage::default());
+        w.hosts.push(name);
+    }
+    let aggs = aggregates(&mut rng, &w.hosts);
+    fast.set_aggregates(aggs.clone());
+    brute.set_aggregates(aggs);
+    for name in &w.hosts {
+        let enabled = rng.random_bool(0.9);
+        let ratio = rng
+            .random_bool(0.2)
+            .then(|| *[1.0, 2.0, 4.0].choose(&mut rng).unwrap());
+        let mut metrics = BTreeMap::new();
+        if rng.random_bool(0.7) {
+            metrics.insert("cpu".to_string(), f64::from(rng.random_range(0..100)));
+        }
+        if rng.random_bool(0.7) {
+            metrics.insert("mem".to_string(), f64::from(rng.random_range(0..100)));
+        }
+        let late = rng.random_bool(0.1);
+        let change = |h: &mut novalog_scheduler::HostState| {
+            h.enabled = enabled;
+            h.ram_allocation_ratio = ratio;
+            h.cpu_allocation_ratio = ratio.map(|r| r * 2.0);
+            h.metrics = metrics.clone();
+            if late {
+                h.last_heartbeat_ms -= 61_000;
+            }
+        };
+        assert!(fast.update_host(name, change));
+        assert!(brute.update_host(name, change));
+    }
+
+    let (mut decided, mut refused) = (0, 0);
+    for step in 0..steps {
+        match rng.random_range(0..100) {
+            0..50 => {
+                let spec = request(&mut rng, &mut w);
+                let f = fast.select_hosts(&spec, w.now);
+                let b = brute.select_hosts_brute_force(&spec, w.now);
+                assert_eq!(
+                    f, b,
+                    "seed {seed} step {step}: fast ≠ brute force for {spec:#?}"
+                );
+                match f {
+                    Ok(hosts) => {
+                        decided += 1;
+                        w.instances
+                            .insert(spec.instance_id, (hosts[0].clone(), spec.resources, false));
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            50..65 => {
+                // A claim result for an unanswered decision.
+                let open: Vec<Uuid> = w
+                    .instances
+                    .iter()
+                    .filter(|(_, v)| !v.2)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let Some(id) = open.choose(&mut rng).copied() else {
+                    continue;
+                };
+                let (host, r, _) = w.instances[&id].clone();
+                if rng.random_bool(0.75) {
+                    let u = w.usage.get_mut(&host).unwrap();
+                    u.add(r);
+                    let usage = *u;
+                    w.instances.get_mut(&id).unwrap().2 = true;
+                    let e = Event::ClaimSucceeded {
+                        instance_id: id,
+                        host,
+                        attempt: 1,
+                        usage,
+                    };
+                    both(&mut fast, &mut brute, e, w.now);
+                } else {
+                    w.instances.remove(&id);
+                    let usage = w.usage[&host];
+                    let e = Event::ClaimFailed {
+                        instance_id: id,
+                        host,
+                        attempt: 1,
+                        reason: "x".into(),
+                        usage,
+                    };
+                    both(&mut fast, &mut brute, e, w.now);
+                }
+            }
+            65..75 => {
+                let claimed: Vec<Uuid> = w
+                    .instances
+                    .iter()
+                    .filter(|(_, v)| v.2)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let Some(id) = claimed.choose(&mut rng).copied() else {
+                    continue;
+                };
+                let host = w.instances[&id].0.clone();
+                if rng.random_bool(0.6) {
+                    let e = Event::InstanceSpawned {
+                        instance_id: id,
+                        host,
+                        attempt: 1,
+                        power_state: 1,
+                    };
+                    both(&mut fast, &mut brute, e, w.now);
+                } else {
+                    let r = w.instances.remove(&id).unwrap().1;
+                    let u = w.usage.get_mut(&host).unwrap();
+                    u.remove(r);
+                    let usage = *u;
+                    let e = if rng.random_bool(0.5) {
+                        Event::InstanceDestroyed {
+                            instance_id: id,
+                            host,
+                            usage,
+                        }
+                    } else {
+                        Event::SpawnFailed {
+                            instance_id: id,
+                            host,
+                            attempt: 1,
+                            reason: "x".into(),
+                            usage,
+                        }
+                    };
+                    both(&mut fast, &mut brute, e, w.now);
+                }
+            }
+            75..83 => {
+                let host = w.hosts.choose(&mut rng).unwrap().clone();
+                let usage = w.usage[&host];
+                both(
+                    &mut fast,
+                    &mut brute,
+                    Event::HostHeartbeat { host, usage },
+                    w.now,
+                );
+            }
+            83..88 => {
+                // A re-registration, or a new host.
+                let name = if rng.random_bool(0.5) {
+                    w.hosts.choose(&mut rng).unwrap().clone()
+                } else {
+                    let name = format!("h{:02}", w.hosts.len());
+                    w.hosts.push(name.clone());
+                    w.usage.insert(name.clone(), HostUsage::default());
+                    name
+                };
+                let mut reg = registration(&mut rng, name.clone());
+                reg.usage = w.usage[&name];
+                both(
+                    &mut fast,
+                    &mut brute,
+                    Event::HostRegistered(Box::new(reg)),
+                    w.now,
+                );
+            }
+            88..91 => {
+                let aggs = aggregates(&mut rng, &w.hosts);
+                fast.set_aggregates(aggs.clone());
+                brute.set_aggregates(aggs);
+            }
+            91..96 => w.now += rng.random_range(1..5_000),
+            _ => {
+                // Past the pending TTL (hosts stay up through heartbeats).
+                w.now += PENDING_TTL_MS;
+                w.instances.retain(|_, v| v.2);
+                for host in w.hosts.clone() {
+                    let usage = w.usage[&host];
+                    both(
+                        &mut fast,
+                        &mut brute,
+                        Event::HostHeartbeat { host, usage },
+                        w.now,
+                    );
+                }
+            }
+        }
+    }
+    let hosts = |s: &Scheduler| {
+        let mut v: Vec<_> = s.hosts().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    };
+    assert_eq!(
+        hosts(&fast),
+        hosts(&brute),
+        "seed {seed}: host states diverged"
+    );
+    (decided, refused)
+}
+
+#[test]
+fn fast_path_equals_brute_force_on_small_clouds() {
+    let (mut decided, mut refused) = (0, 0);
+    for seed in 0..300 {
+        let (d, r) = run_case(seed, 12, 60);
+        decided += d;
+        refused += r;
+    }
+    assert!(
+        decided > 2_000 && refused > 500,
+        "both outcomes exercised: {decided} decided, {refused} refused"
+    );
+}
+
+#[test]
+fn fast_path_equals_brute_force_on_larger_clouds() {
+    for seed in 1_000..1_020 {
+        run_case(seed, 150, 200);
+    }
+}
+
+#[test]
+fn fast_path_equals_brute_force_on_the_bench_cloud() {
+    let mut fast = novalog_scheduler::bench::cloud(500, 3);
+    let mut brute = novalog_scheduler::bench::cloud(500, 3);
+    let mut rng = StdRng::seed_from_u64(5);
+    for n in 0..300 {
+        let spec = novalog_scheduler::bench::request(&mut rng, n);
+        let now = 1_000_000 + n as i64;
+        assert_eq!(
+            fast.select_hosts(&spec, now),
+            brute.select_hosts_brute_force(&spec, now),
+            "request {n}"
+        );
+    }
+}
