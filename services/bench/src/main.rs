@@ -220,7 +220,11 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up: the first boots pay for connection set-up and cold caches.
     boot_run(&system, 100, args.concurrency).await?;
     let run = boot_run(&system, args.boots, args.concurrency).await?;
+    // One client at a time: the latency of the path itself, no queueing.
+    let serial = boot_run(&system, 300, 1).await?;
     system.stop().await?;
+    figures.insert("boot_p50_ms_one_client".into(), serial.percentile(0.50));
+    figures.insert("boot_p99_ms_one_client".into(), serial.percentile(0.99));
     figures.insert("boot_p50_ms".into(), run.percentile(0.50));
     figures.insert("boot_p99_ms".into(), run.percentile(0.99));
     figures.insert("boots_per_s".into(), run.per_second());
@@ -232,6 +236,13 @@ async fn main() -> anyhow::Result<()> {
         run.percentile(0.5),
         run.percentile(0.99),
         run.per_second()
+    ));
+    lines.push(format!(
+        "| embedded log, one client at a time | {} | 300 | 1 | {:.2} | {:.2} | {:.0} |",
+        args.hosts,
+        serial.percentile(0.5),
+        serial.percentile(0.99),
+        serial.per_second()
     ));
     println!(
         "embedded: p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
