@@ -281,6 +281,19 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // The scheduler alone: default filters and weighers, random clouds.
+    let mut sched_lines = Vec::new();
+    for (hosts, name) in [(1_000, "1k"), (10_000, "10k"), (100_000, "100k")] {
+        let decisions = if hosts >= 100_000 { 1_000 } else { 2_000 };
+        let (per_s, p99_us) = novalog_scheduler::bench::run(hosts, decisions);
+        figures.insert(format!("scheduler_decisions_per_s_{name}"), per_s);
+        if hosts == 10_000 {
+            figures.insert("scheduler_p99_us_10k".into(), p99_us);
+        }
+        sched_lines.push(format!("| {hosts} | {decisions} | {per_s:.0} | {p99_us:.0} |"));
+        println!("scheduler, {hosts} hosts: {per_s:.0} decisions/s, p99 {p99_us:.0} µs");
+    }
+
     if let Some(parent) = args.out_json.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -298,10 +311,13 @@ async fn main() -> anyhow::Result<()> {
         "# Benchmarks\n\nWritten by `make bench` (`novalog-bench`); figures also in `bench/results.json`.\n\n\
          - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
          ## Boot: POST /servers → ACTIVE (fake driver, zero latency)\n\n\
-         | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n{}",
+         | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n\
+         ## Scheduler: decisions on a random cloud (default filters and weighers)\n\n\
+         | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}",
         machine(),
         chrono_like_now(),
         lines.join("\n"),
+        sched_lines.join("\n"),
         notes
     );
     std::fs::write(&args.out_md, md)?;
