@@ -30,8 +30,10 @@ pub fn kafka_brokers() -> Option<String> {
 /// A configuration for one test: its own data directory, an ephemeral
 /// port, a unique topic namespace, fast heartbeats.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = data_dir.to_path_buf();
+    let mut cfg = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     cfg.api.listen = "127.0.0.1:0".into();
     cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
     cfg.report_interval = 1;

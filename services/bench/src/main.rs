@@ -200,8 +200,10 @@ fn machine() -> String {
 }
 
 fn config(dir: &std::path::Path, hosts: usize) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.to_path_buf();
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     cfg.api.listen = "127.0.0.1:0".into();
     cfg.compute.fake_hosts = hosts;
     cfg.log.namespace = format!("bench{}.", Uuid::new_v4().simple());
@@ -290,7 +292,9 @@ async fn main() -> anyhow::Result<()> {
         if hosts == 10_000 {
             figures.insert("scheduler_p99_us_10k".into(), p99_us);
         }
-        sched_lines.push(format!("| {hosts} | {decisions} | {per_s:.0} | {p99_us:.0} |"));
+        sched_lines.push(format!(
+            "| {hosts} | {decisions} | {per_s:.0} | {p99_us:.0} |"
+        ));
         println!("scheduler, {hosts} hosts: {per_s:.0} decisions/s, p99 {p99_us:.0} µs");
     }
 
