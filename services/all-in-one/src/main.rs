@@ -47,14 +47,28 @@ async fn main() -> anyhow::Result<()> {
         cfg.data_dir.display()
     );
     if let Some(image) = system.demo_image {
+        let token = if cfg.api.auth_strategy == "noauth2" {
+            "admin:admin"
+        } else {
+            println!("Get a token (user admin, password admin, project admin):");
+            println!(
+                "  TOKEN=$(curl -si http://{addr}/identity/v3/auth/tokens \
+                 -H 'Content-Type: application/json' \
+                 -d '{{\"auth\": {{\"identity\": {{\"methods\": [\"password\"], \"password\": {{\"user\": \
+                 {{\"name\": \"admin\", \"domain\": {{\"id\": \"default\"}}, \"password\": \"admin\"}}}}}}, \
+                 \"scope\": {{\"project\": {{\"name\": \"admin\", \"domain\": {{\"id\": \"default\"}}}}}}}}}}' \
+                 | awk '/^[Xx]-[Ss]ubject-[Tt]oken:/ {{print $2}}' | tr -d '\\r')"
+            );
+            "$TOKEN"
+        };
         println!("Boot a server:");
         println!(
-            "  curl -s -X POST http://{addr}/v2.1/servers -H 'X-Auth-Token: admin:admin' \
+            "  curl -s -X POST http://{addr}/v2.1/servers -H \"X-Auth-Token: {token}\" \
              -H 'Content-Type: application/json' \
              -d '{{\"server\": {{\"name\": \"vm1\", \"flavorRef\": \"1\", \"imageRef\": \"{image}\", \"networks\": \"none\"}}}}'"
         );
         println!("List servers:");
-        println!("  curl -s http://{addr}/v2.1/servers/detail -H 'X-Auth-Token: admin:admin'");
+        println!("  curl -s http://{addr}/v2.1/servers/detail -H \"X-Auth-Token: {token}\"");
     }
     let failed = tokio::select! {
         _ = novalog_runtime::termination_signal() => None,

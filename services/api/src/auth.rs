@@ -1,10 +1,12 @@
 //! Who is asking: the request [`Context`] and the strategies that produce it.
 //!
-//! Only `noauth2` exists for now (Nova's development mode): the token is
+//! `keystone` (the default) accepts the project-scoped tokens the
+//! [`crate::identity`] service issues, checked by signature and expiry.
+//! `noauth2` (Nova's development mode, only when configured) takes
 //! `user:project` (or `user`, meaning project = user) and user `admin` is an
-//! administrator. Keystone tokens will be another [`AuthStrategy`] variant;
-//! nothing outside this module looks at tokens.
+//! administrator. Nothing outside this module and `identity` looks at tokens.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -15,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use novalog_schemas::Actor;
 
 use crate::error::ApiError;
+use crate::identity::{self, Identity, IdentityError};
 
 /// The authenticated caller of one request (Nova's RequestContext).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,32 +55,55 @@ impl Context {
 }
 
 /// How requests are authenticated (`[api] auth_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthStrategy {
+    /// Tokens from the identity service served on this listener.
+    Keystone(Arc<Identity>),
     /// `X-Auth-Token: user[:project]`; development only.
     NoAuth2,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unsupported auth_strategy {0:?} (supported: noauth2)")]
-pub struct UnsupportedStrategy(pub String);
+pub enum StrategyError {
+    #[error("unsupported auth_strategy {0:?} (supported: keystone, noauth2)")]
+    Unsupported(String),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
 
 impl AuthStrategy {
-    pub fn from_config(name: &str) -> Result<Self, UnsupportedStrategy> {
-        match name {
+    /// The strategy `[api] auth_strategy` names. `keystone` builds the
+    /// identity service from `[identity]` (hashing every password), its
+    /// token key kept in `key_dir` unless configured.
+    pub fn from_config(
+        cfg: &novalog_runtime::Config,
+        key_dir: &Path,
+    ) -> Result<Self, StrategyError> {
+        match cfg.api.auth_strategy.as_str() {
+            "keystone" => Ok(AuthStrategy::Keystone(Arc::new(Identity::from_options(
+                &cfg.identity,
+                key_dir,
+            )?))),
             "noauth2" => Ok(AuthStrategy::NoAuth2),
-            other => Err(UnsupportedStrategy(other.to_owned())),
+            other => Err(StrategyError::Unsupported(other.to_owned())),
+        }
+    }
+
+    /// The identity service, when tokens are keystone's.
+    pub fn identity(&self) -> Option<&Arc<Identity>> {
+        match self {
+            AuthStrategy::Keystone(identity) => Some(identity),
+            AuthStrategy::NoAuth2 => None,
         }
     }
 
     /// The caller's context, or `None` when the request is not
     /// authenticated (401).
-    pub fn authenticate(self, headers: &HeaderMap) -> Option<Context> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Context> {
+        let token = headers.get("x-auth-token")?.to_str().ok()?;
         match self {
-            AuthStrategy::NoAuth2 => {
-                let token = headers.get("x-auth-token")?.to_str().ok()?;
-                noauth2(token)
-            }
+            AuthStrategy::Keystone(identity) => identity.context(token, identity::now_ms()),
+            AuthStrategy::NoAuth2 => noauth2(token),
         }
     }
 }
@@ -157,12 +183,33 @@ mod tests {
 
     #[test]
     fn strategy_reads_the_token_header() {
-        let s = AuthStrategy::from_config("noauth2").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = novalog_runtime::Config::default();
+        cfg.api.auth_strategy = "noauth2".into();
+        let s = AuthStrategy::from_config(&cfg, dir.path()).unwrap();
         let mut h = HeaderMap::new();
         assert_eq!(s.authenticate(&h), None);
         h.insert("x-auth-token", "dave:p".parse().unwrap());
         assert_eq!(s.authenticate(&h).unwrap().user_id, "dave");
-        assert!(AuthStrategy::from_config("keystone").is_err());
+
+        cfg.api.auth_strategy = "keystone".into();
+        cfg.identity.password_hash_rounds = 10;
+        let k = AuthStrategy::from_config(&cfg, dir.path()).unwrap();
+        assert_eq!(
+            k.authenticate(&h),
+            None,
+            "noauth2 tokens are not keystone's"
+        );
+        cfg.api.auth_strategy = "basic".into();
+        assert!(AuthStrategy::from_config(&cfg, dir.path()).is_err());
+    }
+
+    #[test]
+    fn keystone_is_the_default() {
+        assert_eq!(
+            novalog_runtime::Config::default().api.auth_strategy,
+            "keystone"
+        );
     }
 
     #[test]

@@ -205,6 +205,7 @@ fn config(dir: &std::path::Path, hosts: usize) -> Config {
         ..Config::default()
     };
     cfg.api.listen = "127.0.0.1:0".into();
+    cfg.api.auth_strategy = "noauth2".into();
     cfg.compute.fake_hosts = hosts;
     cfg.log.namespace = format!("bench{}.", Uuid::new_v4().simple());
     cfg

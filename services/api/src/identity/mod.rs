@@ -1,0 +1,393 @@
+//! The Identity v3 subset keystoneauth and openstackclient need, served at
+//! `/identity` on the API's own listener when `auth_strategy = "keystone"`:
+//! version documents, password and token authentication with project
+//! scope, token validation, a catalog pointing back at this listener, and
+//! read-only users and projects.
+//!
+//! # Layout
+//! - [`directory`]: users, projects and roles of domain `Default`, from
+//!   `[identity]`; passwords kept only hashed.
+//! - [`token`]: signed, expiring, self-contained tokens.
+//! - [`views`]: keystone's response bodies.
+//! - [`routes`]: the handlers and their router.
+//!
+//! [`Identity`] ties them together: it turns an auth request into token
+//! claims, and a token back into claims or a request [`Context`].
+
+pub mod directory;
+pub mod routes;
+pub mod token;
+pub mod views;
+
+use std::path::Path;
+
+use novalog_runtime::config::IdentityOptions;
+use serde_json::Value;
+
+use crate::auth::Context;
+use directory::{DOMAIN_ID, DOMAIN_NAME, Directory, Project, Ref, User};
+use token::{Claims, Signer, TokenError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("[identity]: {0}")]
+    Config(String),
+    #[error("token key: {0}")]
+    Key(String),
+}
+
+/// Why an auth request gets no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// 400: the body is not an auth request.
+    BadRequest(String),
+    /// 401: wrong credentials, or no access to the scope asked for.
+    Unauthorized(String),
+}
+
+/// The identity service: its directory and its token key.
+#[derive(Debug)]
+pub struct Identity {
+    pub directory: Directory,
+    signer: Signer,
+    expiration_ms: i64,
+    /// `[identity] public_endpoint`, when set.
+    public_endpoint: Option<String>,
+    pub region: String,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Identity {
+    /// Builds the directory (hashing every password) and loads the token
+    /// key from `[identity] token_secret` or `key_dir/token.key`.
+    pub fn from_options(opts: &IdentityOptions, key_dir: &Path) -> Result<Identity, IdentityError> {
+        let signer = Signer::load(&opts.token_secret, key_dir)?;
+        Ok(Identity {
+            directory: Directory::from_options(opts)?,
+            signer,
+            expiration_ms: i64::try_from(opts.token_expiration)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+            public_endpoint: Some(opts.public_endpoint.trim_end_matches('/').to_owned())
+                .filter(|e| !e.is_empty()),
+            region: opts.region.clone(),
+        })
+    }
+
+    /// The base URL the catalog and links use: the configured public
+    /// endpoint, else the one the client reached us at.
+    pub fn base_url(&self, request_base: &str) -> String {
+        self.public_endpoint
+            .clone()
+            .unwrap_or_else(|| request_base.trim_end_matches('/').to_owned())
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.signer.sign(claims)
+    }
+
+    /// The claims of a valid token whose user (and project) still exist.
+    pub fn validate(&self, token: &str, now_ms: i64) -> Result<Claims, TokenError> {
+        let claims = self.signer.verify(token, now_ms)?;
+        let user_exists = self
+            .directory
+            .user(&Ref::Id(claims.user_id.clone()))
+            .is_some();
+        let project_exists = claims
+            .project_id
+            .as_ref()
+            .is_none_or(|p| self.directory.project(&Ref::Id(p.clone())).is_some());
+        if user_exists && project_exists {
+            Ok(claims)
+        } else {
+            Err(TokenError::Malformed)
+        }
+    }
+
+    /// The compute request context of a valid project-scoped token.
+    pub fn context(&self, token: &str, now_ms: i64) -> Option<Context> {
+        let claims = self.validate(token, now_ms).ok()?;
+        let project_id = claims.project_id?;
+        Some(Context::new(&claims.user_id, &project_id, claims.roles))
+    }
+
+    /// `POST /v3/auth/tokens`: the claims of the token to issue for this
+    /// body. Checks a password (slow on purpose: run it off the runtime).
+    pub fn authenticate(&self, body: &Value, now_ms: i64) -> Result<Claims, AuthFailure> {
+        let auth = body
+            .get("auth")
+            .filter(|a| a.is_object())
+            .ok_or_else(|| bad("Expecting to find auth in request body."))?;
+        let identity = auth
+            .get("identity")
+            .ok_or_else(|| bad("Expecting to find identity in auth."))?;
+        let methods: Vec<&str> = identity
+            .get("methods")
+            .and_then(Value::as_array)
+            .map(|m| m.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if methods.is_empty() {
+            return Err(bad("Expecting to find methods in identity."));
+        }
+        // Who, and the token this one descends from when rescoping.
+        let (user, parent) = if methods.contains(&"password") {
+            (self.password_user(identity)?, None)
+        } else if methods.contains(&"token") {
+            let id = identity
+                .pointer("/token/id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("Expecting to find id in token."))?;
+            let parent = self
+                .validate(id, now_ms)
+                .map_err(|_| unauthorized("The request you have made requires authentication."))?;
+            let user = self
+                .directory
+                .user(&Ref::Id(parent.user_id.clone()))
+                .ok_or_else(|| {
+                    unauthorized("The request you have made requires authentication.")
+                })?;
+            (user, Some(parent))
+        } else {
+            return Err(unauthorized(
+                "Attempted to authenticate with an unsupported method.",
+            ));
+        };
+
+        let project = self.scope(user, auth.get("scope"))?;
+        let roles = match project {
+            Some(p) => {
+                let roles = self.directory.roles_on(user, &p.id);
+                if roles.is_empty() {
+                    return Err(unauthorized(format!(
+                        "User {} has no access to project {}",
+                        user.id, p.id
+                    )));
+                }
+                roles
+            }
+            None => Vec::new(),
+        };
+        let (methods, expires_at, audit_ids) = match parent {
+            None => (
+                vec!["password".to_owned()],
+                now_ms.saturating_add(self.expiration_ms),
+                vec![token::audit_id()],
+            ),
+            // A rescoped token expires with its parent and carries its
+            // audit chain.
+            Some(parent) => {
+                let mut methods = parent.methods.clone();
+                if !methods.iter().any(|m| m == "token") {
+                    methods.insert(0, "token".to_owned());
+                }
+                let root = parent.audit_ids.first().cloned();
+                (
+                    methods,
+                    parent.expires_at,
+                    std::iter::once(token::audit_id()).chain(root).collect(),
+                )
+            }
+        };
+        Ok(Claims {
+            user_id: user.id.clone(),
+            project_id: project.map(|p| p.id.clone()),
+            roles,
+            methods,
+            issued_at: now_ms,
+            expires_at,
+            audit_ids,
+        })
+    }
+
+    fn password_user(&self, identity: &Value) -> Result<&User, AuthFailure> {
+        let user = identity
+            .pointer("/password/user")
+            .filter(|u| u.is_object())
+            .ok_or_else(|| bad("Expecting to find user in password."))?;
+        let password = user
+            .get("password")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("Expecting to find password in user."))?;
+        let r = named(user).ok_or_else(|| bad("Expecting to find id or name in user."))?;
+        if matches!(r, Ref::Name(_)) && !in_default_domain(user.get("domain")) {
+            return Err(unauthorized(
+                "The request you have made requires authentication.",
+            ));
+        }
+        self.directory
+            .check_password(&r, password)
+            .ok_or_else(|| unauthorized("The request you have made requires authentication."))
+    }
+
+    /// The project a token is for: the one asked for, none when asked
+    /// `"unscoped"`, else the user's default project.
+    fn scope(&self, user: &User, scope: Option<&Value>) -> Result<Option<&Project>, AuthFailure> {
+        match scope {
+            None | Some(Value::Null) => Ok(user
+                .default_project_id
+                .as_ref()
+                .and_then(|id| self.directory.project(&Ref::Id(id.clone())))
+                .filter(|p| !self.directory.roles_on(user, &p.id).is_empty())),
+            Some(Value::String(s)) if s == "unscoped" => Ok(None),
+            Some(Value::Object(o)) if o.contains_key("project") => {
+                let project = &o["project"];
+                let r = named(project)
+                    .ok_or_else(|| bad("Expecting to find id or name in project."))?;
+                if matches!(r, Ref::Name(_)) && !in_default_domain(project.get("domain")) {
+                    return Err(unauthorized("Could not find project."));
+                }
+                self.directory
+                    .project(&r)
+                    .map(Some)
+                    .ok_or_else(|| unauthorized("Could not find project."))
+            }
+            Some(Value::Object(_)) => Err(unauthorized(
+                "Only project scope is supported by this identity service.",
+            )),
+            Some(_) => Err(bad("Invalid scope.")),
+        }
+    }
+}
+
+/// `{"id": ...}` or `{"name": ...}`.
+fn named(v: &Value) -> Option<Ref> {
+    if let Some(id) = v.get("id").and_then(Value::as_str) {
+        return Some(Ref::Id(id.to_owned()));
+    }
+    v.get("name")
+        .and_then(Value::as_str)
+        .map(|n| Ref::Name(n.to_owned()))
+}
+
+/// A name is looked up in domain `Default`, the only one; no domain given
+/// means that one.
+fn in_default_domain(domain: Option<&Value>) -> bool {
+    let Some(d) = domain.filter(|d| !d.is_null()) else {
+        return true;
+    };
+    match (
+        d.get("id").and_then(Value::as_str),
+        d.get("name").and_then(Value::as_str),
+    ) {
+        (Some(id), _) => id == DOMAIN_ID,
+        (None, Some(name)) => name == DOMAIN_NAME,
+        (None, None) => true,
+    }
+}
+
+fn bad(m: impl Into<String>) -> AuthFailure {
+    AuthFailure::BadRequest(m.into())
+}
+
+fn unauthorized(m: impl Into<String>) -> AuthFailure {
+    AuthFailure::Unauthorized(m.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use directory::stable_id;
+
+    fn identity() -> Identity {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = IdentityOptions {
+            password_hash_rounds: 10,
+            token_secret: "s".into(),
+            ..IdentityOptions::default()
+        };
+        Identity::from_options(&opts, dir.path()).unwrap()
+    }
+
+    fn password(user: &str, pw: &str, scope: Option<Value>) -> Value {
+        let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": pw}}}});
+        if let Some(s) = scope {
+            auth["scope"] = s;
+        }
+        json!({ "auth": auth })
+    }
+
+    #[test]
+    fn password_with_project_scope() {
+        let id = identity();
+        let scope = json!({"project": {"name": "demo", "domain": {"id": "default"}}});
+        let c = id
+            .authenticate(&password("demo", "demo", Some(scope)), 1_000)
+            .unwrap();
+        assert_eq!(c.user_id, stable_id("user", "demo"));
+        assert_eq!(c.project_id, Some(stable_id("project", "demo")));
+        assert_eq!(c.roles, vec!["member", "reader"]);
+        assert_eq!(c.expires_at, 1_000 + 3_600_000);
+        let ctx = id.context(&id.sign(&c), 2_000).unwrap();
+        assert_eq!(ctx.project_id, stable_id("project", "demo"));
+        assert!(!ctx.is_admin);
+    }
+
+    #[test]
+    fn no_scope_means_the_default_project_and_unscoped_can_be_asked() {
+        let id = identity();
+        let c = id
+            .authenticate(&password("admin", "admin", None), 0)
+            .unwrap();
+        assert_eq!(c.project_id, Some(stable_id("project", "admin")));
+        let u = id
+            .authenticate(&password("admin", "admin", Some(json!("unscoped"))), 0)
+            .unwrap();
+        assert_eq!(u.project_id, None);
+        assert!(u.roles.is_empty());
+        assert_eq!(
+            id.context(&id.sign(&u), 1),
+            None,
+            "unscoped: no compute context"
+        );
+    }
+
+    #[test]
+    fn unscoped_tokens_rescope() {
+        let id = identity();
+        let u = id
+            .authenticate(&password("admin", "admin", Some(json!("unscoped"))), 0)
+            .unwrap();
+        let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": id.sign(&u)}},
+            "scope": {"project": {"id": stable_id("project", "admin")}}}});
+        let s = id.authenticate(&body, 5).unwrap();
+        assert_eq!(s.project_id, Some(stable_id("project", "admin")));
+        assert_eq!(s.expires_at, u.expires_at, "expires with its parent");
+        assert_eq!(s.audit_ids[1], u.audit_ids[0]);
+        assert_eq!(s.methods, vec!["token", "password"]);
+        assert!(id.context(&id.sign(&s), 6).unwrap().is_admin);
+    }
+
+    #[test]
+    fn refusals() {
+        let id = identity();
+        let unauthorized = |r: Result<Claims, AuthFailure>| {
+            assert!(matches!(r, Err(AuthFailure::Unauthorized(_))), "{r:?}")
+        };
+        unauthorized(id.authenticate(&password("admin", "wrong", None), 0));
+        unauthorized(id.authenticate(&password("nobody", "x", None), 0));
+        let other = json!({"project": {"name": "admin", "domain": {"id": "default"}}});
+        unauthorized(id.authenticate(&password("demo", "demo", Some(other)), 0));
+        let missing = json!({"project": {"name": "nope", "domain": {"id": "default"}}});
+        unauthorized(id.authenticate(&password("demo", "demo", Some(missing)), 0));
+        let domain = json!({"domain": {"id": "default"}});
+        unauthorized(id.authenticate(&password("admin", "admin", Some(domain)), 0));
+        let expired = id.authenticate(&password("demo", "demo", None), 0).unwrap();
+        let rescope = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": id.sign(&expired)}}}});
+        unauthorized(id.authenticate(&rescope, expired.expires_at));
+        assert!(matches!(
+            id.authenticate(&json!({"nope": 1}), 0),
+            Err(AuthFailure::BadRequest(_))
+        ));
+        assert_eq!(id.context(&id.sign(&expired), expired.expires_at), None);
+    }
+}
+
+#[cfg(test)]
+mod router_tests;

@@ -1,0 +1,343 @@
+//! The `/identity` routes: thin handlers over [`Identity`], answering
+//! errors in keystone's `{"error": {"code", "title", "message"}}` shape.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::directory::Ref;
+use super::token::Claims;
+use super::{AuthFailure, Identity, now_ms, views};
+use crate::http::{JsonBody, query_pairs};
+use crate::views::Links;
+
+type IdentityState = Arc<Identity>;
+
+/// The routes, with their state; merged into the API's router when
+/// `auth_strategy = "keystone"`.
+pub fn router(identity: IdentityState) -> Router {
+    Router::new()
+        .route("/identity", get(versions))
+        .route("/identity/", get(versions))
+        .route("/identity/v3", get(v3))
+        .route("/identity/v3/", get(v3))
+        .route("/identity/v3/auth/tokens", get(validate).post(issue))
+        .route("/identity/v3/auth/projects", get(auth_projects))
+        .route("/identity/v3/auth/catalog", get(auth_catalog))
+        .route("/identity/v3/projects", get(projects_index))
+        .route("/identity/v3/projects/{id}", get(projects_show))
+        .route("/identity/v3/users", get(users_index))
+        .route("/identity/v3/users/{id}", get(users_show))
+        .route("/identity/v3/users/{id}/projects", get(user_projects))
+        .with_state(identity)
+}
+
+/// An error as keystone shows it.
+#[derive(Debug)]
+pub struct KeystoneError {
+    status: StatusCode,
+    message: String,
+}
+
+impl KeystoneError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        KeystoneError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
+    }
+
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "You are not authorized to perform the requested action.",
+        )
+    }
+}
+
+impl From<AuthFailure> for KeystoneError {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, m),
+            AuthFailure::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m),
+        }
+    }
+}
+
+impl IntoResponse for KeystoneError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = json!({"error": {
+            "code": self.status.as_u16(),
+            "title": title,
+            "message": self.message,
+        }});
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Keystone uri=\"/identity\""),
+            );
+        }
+        resp
+    }
+}
+
+type Result<T, E = KeystoneError> = std::result::Result<T, E>;
+
+fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The caller's own token (`X-Auth-Token`), valid or 401.
+fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Claims> {
+    let token = header_value(headers, "x-auth-token").ok_or_else(KeystoneError::unauthorized)?;
+    identity
+        .validate(token, now_ms())
+        .map_err(|_| KeystoneError::unauthorized())
+}
+
+fn is_admin(claims: &Claims) -> bool {
+    claims.project_id.is_some() && claims.roles.iter().any(|r| r == "admin")
+}
+
+fn links(identity: &Identity, links: &Links) -> String {
+    identity.base_url(&links.base)
+}
+
+/// `GET /identity`: keystone answers 300 Multiple Choices.
+async fn versions(State(identity): State<IdentityState>, l: Links) -> Response {
+    let base = links(&identity, &l);
+    (StatusCode::MULTIPLE_CHOICES, Json(views::versions(&base))).into_response()
+}
+
+async fn v3(State(identity): State<IdentityState>, l: Links) -> Json<Value> {
+    Json(views::v3(&links(&identity, &l)))
+}
+
+fn with_subject_token(status: StatusCode, token: &str, body: Value) -> Result<Response> {
+    let value = HeaderValue::from_str(token)
+        .map_err(|_| KeystoneError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad token"))?;
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert("x-subject-token", value);
+    Ok(resp)
+}
+
+fn nocatalog(query: Option<&str>) -> bool {
+    query_pairs(query).iter().any(|(k, _)| k == "nocatalog")
+}
+
+/// `POST /v3/auth/tokens`: 201 with the token in `X-Subject-Token`.
+async fn issue(
+    State(identity): State<IdentityState>,
+    l: Links,
+    RawQuery(query): RawQuery,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let now = now_ms();
+    let checker = identity.clone();
+    let claims = tokio::task::spawn_blocking(move || checker.authenticate(&body, now))
+        .await
+        .map_err(|_| KeystoneError::new(StatusCode::INTERNAL_SERVER_ERROR, "auth failed"))??;
+    let token = identity.sign(&claims);
+    let body = views::token(
+        &identity,
+        &claims,
+        &links(&identity, &l),
+        !nocatalog(query.as_deref()),
+    );
+    tracing::info!(user_id = %claims.user_id, project_id = ?claims.project_id, "token issued");
+    with_subject_token(StatusCode::CREATED, &token, body)
+}
+
+/// `GET|HEAD /v3/auth/tokens`: validates `X-Subject-Token` for a caller
+/// who is an admin or the token's own user; 404 when it is not valid.
+async fn validate(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let caller = caller(&identity, &headers)?;
+    let subject = header_value(&headers, "x-subject-token").unwrap_or_default();
+    let claims = identity
+        .validate(subject, now_ms())
+        .map_err(|_| KeystoneError::new(StatusCode::NOT_FOUND, "Could not find token."))?;
+    if !is_admin(&caller) && caller.user_id != claims.user_id {
+        return Err(KeystoneError::forbidden());
+    }
+    let body = views::token(
+        &identity,
+        &claims,
+        &links(&identity, &l),
+        !nocatalog(query.as_deref()),
+    );
+    with_subject_token(StatusCode::OK, subject, body)
+}
+
+fn projects_body(identity: &Identity, ids: &[&str], base: &str) -> Value {
+    let projects: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| identity.directory.project(&Ref::Id((*id).to_owned())))
+        .map(|p| views::project(p, base))
+        .collect();
+    json!({"projects": projects, "links": {"self": null, "previous": null, "next": null}})
+}
+
+/// `GET /v3/auth/projects`: the projects the caller may scope to.
+async fn auth_projects(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    let user = identity
+        .directory
+        .user(&Ref::Id(caller.user_id))
+        .ok_or_else(KeystoneError::unauthorized)?;
+    let ids: Vec<&str> = user.project_ids().collect();
+    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
+}
+
+/// `GET /v3/auth/catalog`: the catalog of a scoped token.
+async fn auth_catalog(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    if caller.project_id.is_none() {
+        return Err(KeystoneError::forbidden());
+    }
+    Ok(Json(json!({
+        "catalog": views::catalog(&links(&identity, &l), &identity.region),
+        "links": {"self": null, "previous": null, "next": null},
+    })))
+}
+
+/// `GET /v3/projects[?name=]`: every project for an admin, else the
+/// caller's own.
+async fn projects_index(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    let filters = query_pairs(query.as_deref());
+    let name = filters.iter().find(|(k, _)| k == "name").map(|(_, v)| v);
+    let user = identity.directory.user(&Ref::Id(caller.user_id.clone()));
+    let ids: Vec<&str> = identity
+        .directory
+        .projects()
+        .filter(|p| is_admin(&caller) || user.is_some_and(|u| u.project_ids().any(|id| id == p.id)))
+        .filter(|p| name.is_none_or(|n| &p.name == n))
+        .map(|p| p.id.as_str())
+        .collect();
+    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
+}
+
+/// `GET /v3/projects/{id}`: an admin, or a caller scoped to it.
+async fn projects_show(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    if !is_admin(&caller) && caller.project_id.as_deref() != Some(id.as_str()) {
+        return Err(KeystoneError::forbidden());
+    }
+    let project = identity
+        .directory
+        .project(&Ref::Id(id.clone()))
+        .ok_or_else(|| {
+            KeystoneError::new(
+                StatusCode::NOT_FOUND,
+                format!("Could not find project: {id}."),
+            )
+        })?;
+    Ok(Json(
+        json!({"project": views::project(project, &links(&identity, &l))}),
+    ))
+}
+
+/// `GET /v3/users[?name=]`: admin only.
+async fn users_index(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    if !is_admin(&caller) {
+        return Err(KeystoneError::forbidden());
+    }
+    let filters = query_pairs(query.as_deref());
+    let name = filters.iter().find(|(k, _)| k == "name").map(|(_, v)| v);
+    let base = links(&identity, &l);
+    let users: Vec<Value> = identity
+        .directory
+        .users()
+        .filter(|u| name.is_none_or(|n| &u.name == n))
+        .map(|u| views::user(u, &base))
+        .collect();
+    Ok(Json(
+        json!({"users": users, "links": {"self": null, "previous": null, "next": null}}),
+    ))
+}
+
+fn own_or_admin<'a>(
+    identity: &'a Identity,
+    caller: &Claims,
+    id: &str,
+) -> Result<&'a super::directory::User> {
+    if !is_admin(caller) && caller.user_id != id {
+        return Err(KeystoneError::forbidden());
+    }
+    identity
+        .directory
+        .user(&Ref::Id(id.to_owned()))
+        .ok_or_else(|| {
+            KeystoneError::new(StatusCode::NOT_FOUND, format!("Could not find user: {id}."))
+        })
+}
+
+/// `GET /v3/users/{id}`: an admin, or the user themself.
+async fn users_show(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    let user = own_or_admin(&identity, &caller, &id)?;
+    Ok(Json(
+        json!({"user": views::user(user, &links(&identity, &l))}),
+    ))
+}
+
+/// `GET /v3/users/{id}/projects`.
+async fn user_projects(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: Links,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    let user = own_or_admin(&identity, &caller, &id)?;
+    let ids: Vec<&str> = user.project_ids().collect();
+    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
+}
