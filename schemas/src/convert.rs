@@ -53,6 +53,75 @@ fn server_group(g: pb::ServerGroupSpec) -> R<events::ServerGroupSpec> {
     })
 }
 
+fn hints_to_pb(
+    h: std::collections::BTreeMap<String, Vec<String>>,
+) -> std::collections::BTreeMap<String, pb::HintValues> {
+    h.into_iter()
+        .map(|(k, values)| (k, pb::HintValues { values }))
+        .collect()
+}
+
+fn hints_from_pb(
+    h: std::collections::BTreeMap<String, pb::HintValues>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    h.into_iter().map(|(k, v)| (k, v.values)).collect()
+}
+
+fn group_to_pb(g: events::ServerGroup) -> pb::ServerGroup {
+    pb::ServerGroup {
+        id: g.id.to_string(),
+        name: g.name,
+        project_id: g.project_id,
+        user_id: g.user_id,
+        policy: g.policy.as_str().to_owned(),
+        max_server_per_host: g.max_server_per_host,
+        created_at_ms: g.created_at_ms,
+    }
+}
+
+fn group_from_pb(g: Option<pb::ServerGroup>) -> R<Box<events::ServerGroup>> {
+    let g = req("group", g)?;
+    Ok(Box::new(events::ServerGroup {
+        id: uuid("group.id", &g.id)?,
+        name: g.name,
+        project_id: g.project_id,
+        user_id: g.user_id,
+        policy: events::ServerGroupPolicy::parse(&g.policy).ok_or_else(|| {
+            DecodeError::Invalid {
+                field: "group.policy",
+                message: format!("unknown policy {:?}", g.policy),
+            }
+        })?,
+        max_server_per_host: g.max_server_per_host,
+        created_at_ms: g.created_at_ms,
+    }))
+}
+
+fn aggregate_to_pb(a: events::HostAggregate) -> pb::HostAggregate {
+    pb::HostAggregate {
+        id: a.id,
+        uuid: a.uuid.to_string(),
+        name: a.name,
+        hosts: a.hosts,
+        metadata: a.metadata,
+        created_at_ms: a.created_at_ms,
+        updated_at_ms: a.updated_at_ms,
+    }
+}
+
+fn aggregate_from_pb(a: Option<pb::HostAggregate>) -> R<Box<events::HostAggregate>> {
+    let a = req("aggregate", a)?;
+    Ok(Box::new(events::HostAggregate {
+        id: a.id,
+        uuid: uuid("aggregate.uuid", &a.uuid)?,
+        name: a.name,
+        hosts: a.hosts,
+        metadata: a.metadata,
+        created_at_ms: a.created_at_ms,
+        updated_at_ms: a.updated_at_ms,
+    }))
+}
+
 // ---- values ----
 
 impl From<Resources> for pb::Resources {
@@ -230,6 +299,7 @@ fn payload(event: &Event) -> Vec<u8> {
                 tags: r.tags,
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
+                scheduler_hints: hints_to_pb(r.scheduler_hints),
             }
             .encode_to_vec()
         }
@@ -246,6 +316,58 @@ fn payload(event: &Event) -> Vec<u8> {
             image: Some(i.into()),
         }
         .encode_to_vec(),
+        Event::ServerGroupCreateRequested(g) => pb::ServerGroupCreateRequested {
+            group: Some(group_to_pb(*g)),
+        }
+        .encode_to_vec(),
+        Event::ServerGroupDeleteRequested { group_id } => pb::ServerGroupDeleteRequested {
+            group_id: group_id.to_string(),
+        }
+        .encode_to_vec(),
+        Event::AggregateCreateRequested(a) => pb::AggregateCreateRequested {
+            aggregate: Some(aggregate_to_pb(*a)),
+        }
+        .encode_to_vec(),
+        Event::AggregateUpdateRequested {
+            aggregate_id,
+            name,
+            availability_zone,
+        } => pb::AggregateUpdateRequested {
+            aggregate_id,
+            name,
+            availability_zone,
+        }
+        .encode_to_vec(),
+        Event::AggregateDeleteRequested { aggregate_id } => {
+            pb::AggregateDeleteRequested { aggregate_id }.encode_to_vec()
+        }
+        Event::AggregateHostAddRequested { aggregate_id, host } => {
+            pb::AggregateHostAddRequested { aggregate_id, host }.encode_to_vec()
+        }
+        Event::AggregateHostRemoveRequested { aggregate_id, host } => {
+            pb::AggregateHostRemoveRequested { aggregate_id, host }.encode_to_vec()
+        }
+        Event::AggregateMetadataSetRequested {
+            aggregate_id,
+            metadata,
+        } => {
+            let mut set = std::collections::BTreeMap::new();
+            let mut removed = Vec::new();
+            for (k, v) in metadata {
+                match v {
+                    Some(v) => {
+                        set.insert(k, v);
+                    }
+                    None => removed.push(k),
+                }
+            }
+            pb::AggregateMetadataSetRequested {
+                aggregate_id,
+                set,
+                removed,
+            }
+            .encode_to_vec()
+        }
         Event::IntentRejected {
             intent_type,
             code,
@@ -273,6 +395,7 @@ fn payload(event: &Event) -> Vec<u8> {
                 reservation_id: c.reservation_id,
                 launch_index: c.launch_index,
                 created_at_ms: c.created_at_ms,
+                scheduler_hints: hints_to_pb(c.scheduler_hints),
             }
             .encode_to_vec()
         }
@@ -470,6 +593,39 @@ fn payload(event: &Event) -> Vec<u8> {
             image: Some(i.into()),
         }
         .encode_to_vec(),
+        Event::ServerGroupCreated(g) => pb::ServerGroupCreated {
+            group: Some(group_to_pb(*g)),
+        }
+        .encode_to_vec(),
+        Event::ServerGroupDeleted { group_id } => pb::ServerGroupDeleted {
+            group_id: group_id.to_string(),
+        }
+        .encode_to_vec(),
+        Event::AggregateCreated(a) => pb::AggregateCreated {
+            aggregate: Some(aggregate_to_pb(*a)),
+        }
+        .encode_to_vec(),
+        Event::AggregateUpdated(a) => pb::AggregateUpdated {
+            aggregate: Some(aggregate_to_pb(*a)),
+        }
+        .encode_to_vec(),
+        Event::AggregateHostAdded { aggregate, host } => pb::AggregateHostAdded {
+            aggregate: Some(aggregate_to_pb(*aggregate)),
+            host,
+        }
+        .encode_to_vec(),
+        Event::AggregateHostRemoved { aggregate, host } => pb::AggregateHostRemoved {
+            aggregate: Some(aggregate_to_pb(*aggregate)),
+            host,
+        }
+        .encode_to_vec(),
+        Event::AggregateMetadataSet(a) => pb::AggregateMetadataSet {
+            aggregate: Some(aggregate_to_pb(*a)),
+        }
+        .encode_to_vec(),
+        Event::AggregateDeleted { aggregate_id } => {
+            pb::AggregateDeleted { aggregate_id }.encode_to_vec()
+        }
         Event::DeadLetter(d) => {
             let d = *d;
             pb::DeadLetter {
@@ -510,6 +666,7 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 tags: r.tags,
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
+                scheduler_hints: hints_from_pb(r.scheduler_hints),
             }))
         }
         "ServerDeleteRequested" => {
@@ -526,6 +683,58 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
         "ImageCreateRequested" => {
             let r: pb::ImageCreateRequested = parse(type_name, bytes)?;
             Event::ImageCreateRequested(image(r.image)?)
+        }
+        "ServerGroupCreateRequested" => {
+            let r: pb::ServerGroupCreateRequested = parse(type_name, bytes)?;
+            Event::ServerGroupCreateRequested(group_from_pb(r.group)?)
+        }
+        "ServerGroupDeleteRequested" => {
+            let r: pb::ServerGroupDeleteRequested = parse(type_name, bytes)?;
+            Event::ServerGroupDeleteRequested {
+                group_id: uuid("group_id", &r.group_id)?,
+            }
+        }
+        "AggregateCreateRequested" => {
+            let r: pb::AggregateCreateRequested = parse(type_name, bytes)?;
+            Event::AggregateCreateRequested(aggregate_from_pb(r.aggregate)?)
+        }
+        "AggregateUpdateRequested" => {
+            let r: pb::AggregateUpdateRequested = parse(type_name, bytes)?;
+            Event::AggregateUpdateRequested {
+                aggregate_id: r.aggregate_id,
+                name: r.name,
+                availability_zone: r.availability_zone,
+            }
+        }
+        "AggregateDeleteRequested" => {
+            let r: pb::AggregateDeleteRequested = parse(type_name, bytes)?;
+            Event::AggregateDeleteRequested {
+                aggregate_id: r.aggregate_id,
+            }
+        }
+        "AggregateHostAddRequested" => {
+            let r: pb::AggregateHostAddRequested = parse(type_name, bytes)?;
+            Event::AggregateHostAddRequested {
+                aggregate_id: r.aggregate_id,
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "AggregateHostRemoveRequested" => {
+            let r: pb::AggregateHostRemoveRequested = parse(type_name, bytes)?;
+            Event::AggregateHostRemoveRequested {
+                aggregate_id: r.aggregate_id,
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "AggregateMetadataSetRequested" => {
+            let r: pb::AggregateMetadataSetRequested = parse(type_name, bytes)?;
+            let mut metadata: std::collections::BTreeMap<String, Option<String>> =
+                r.set.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            metadata.extend(r.removed.into_iter().map(|k| (k, None)));
+            Event::AggregateMetadataSetRequested {
+                aggregate_id: r.aggregate_id,
+                metadata,
+            }
         }
         "IntentRejected" => {
             let r: pb::IntentRejected = parse(type_name, bytes)?;
@@ -552,6 +761,7 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 reservation_id: c.reservation_id,
                 launch_index: c.launch_index,
                 created_at_ms: c.created_at_ms,
+                scheduler_hints: hints_from_pb(c.scheduler_hints),
             }))
         }
         "InstanceScheduled" => {
@@ -728,6 +938,48 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::ImageCreated = parse(type_name, bytes)?;
             Event::ImageCreated(image(r.image)?)
         }
+        "ServerGroupCreated" => {
+            let r: pb::ServerGroupCreated = parse(type_name, bytes)?;
+            Event::ServerGroupCreated(group_from_pb(r.group)?)
+        }
+        "ServerGroupDeleted" => {
+            let r: pb::ServerGroupDeleted = parse(type_name, bytes)?;
+            Event::ServerGroupDeleted {
+                group_id: uuid("group_id", &r.group_id)?,
+            }
+        }
+        "AggregateCreated" => {
+            let r: pb::AggregateCreated = parse(type_name, bytes)?;
+            Event::AggregateCreated(aggregate_from_pb(r.aggregate)?)
+        }
+        "AggregateUpdated" => {
+            let r: pb::AggregateUpdated = parse(type_name, bytes)?;
+            Event::AggregateUpdated(aggregate_from_pb(r.aggregate)?)
+        }
+        "AggregateHostAdded" => {
+            let r: pb::AggregateHostAdded = parse(type_name, bytes)?;
+            Event::AggregateHostAdded {
+                aggregate: aggregate_from_pb(r.aggregate)?,
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "AggregateHostRemoved" => {
+            let r: pb::AggregateHostRemoved = parse(type_name, bytes)?;
+            Event::AggregateHostRemoved {
+                aggregate: aggregate_from_pb(r.aggregate)?,
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "AggregateMetadataSet" => {
+            let r: pb::AggregateMetadataSet = parse(type_name, bytes)?;
+            Event::AggregateMetadataSet(aggregate_from_pb(r.aggregate)?)
+        }
+        "AggregateDeleted" => {
+            let r: pb::AggregateDeleted = parse(type_name, bytes)?;
+            Event::AggregateDeleted {
+                aggregate_id: r.aggregate_id,
+            }
+        }
         "DeadLetter" => {
             let d: pb::DeadLetter = parse(type_name, bytes)?;
             Event::DeadLetter(Box::new(events::DeadLetter {
@@ -856,6 +1108,30 @@ mod tests {
         }
     }
 
+    fn sample_aggregate() -> events::HostAggregate {
+        events::HostAggregate {
+            id: 3,
+            uuid: Uuid::new_v4(),
+            name: "rack-1".into(),
+            hosts: vec!["h1".into(), "h2".into()],
+            metadata: BTreeMap::from([("availability_zone".into(), "az1".into())]),
+            created_at_ms: 1,
+            updated_at_ms: 2,
+        }
+    }
+
+    fn sample_group() -> events::ServerGroup {
+        events::ServerGroup {
+            id: Uuid::new_v4(),
+            name: "g".into(),
+            project_id: "p".into(),
+            user_id: "u".into(),
+            policy: events::ServerGroupPolicy::AntiAffinity,
+            max_server_per_host: Some(2),
+            created_at_ms: 7,
+        }
+    }
+
     #[test]
     fn every_event_round_trips() {
         let id = Uuid::new_v4();
@@ -880,7 +1156,46 @@ mod tests {
                 tags: vec!["t".into()],
                 reservation_id: "r-1".into(),
                 launch_index: 2,
+                scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
             })),
+            Event::ServerGroupCreateRequested(Box::new(sample_group())),
+            Event::ServerGroupCreated(Box::new(events::ServerGroup {
+                max_server_per_host: None,
+                ..sample_group()
+            })),
+            Event::ServerGroupDeleteRequested { group_id: id },
+            Event::ServerGroupDeleted { group_id: id },
+            Event::AggregateCreateRequested(Box::new(sample_aggregate())),
+            Event::AggregateUpdateRequested {
+                aggregate_id: 3,
+                name: Some("n".into()),
+                availability_zone: None,
+            },
+            Event::AggregateDeleteRequested { aggregate_id: 3 },
+            Event::AggregateHostAddRequested {
+                aggregate_id: 3,
+                host: "h".into(),
+            },
+            Event::AggregateHostRemoveRequested {
+                aggregate_id: 3,
+                host: "h".into(),
+            },
+            Event::AggregateMetadataSetRequested {
+                aggregate_id: 3,
+                metadata: BTreeMap::from([("a".into(), Some("1".into())), ("b".into(), None)]),
+            },
+            Event::AggregateCreated(Box::new(sample_aggregate())),
+            Event::AggregateUpdated(Box::new(sample_aggregate())),
+            Event::AggregateHostAdded {
+                aggregate: Box::new(sample_aggregate()),
+                host: "h".into(),
+            },
+            Event::AggregateHostRemoved {
+                aggregate: Box::new(sample_aggregate()),
+                host: "h".into(),
+            },
+            Event::AggregateMetadataSet(Box::new(sample_aggregate())),
+            Event::AggregateDeleted { aggregate_id: 3 },
             Event::ServerDeleteRequested {
                 instance_id: id,
                 force: true,

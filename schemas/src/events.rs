@@ -23,6 +23,9 @@ pub struct ServerCreateRequested {
     pub tags: Vec<String>,
     pub reservation_id: String,
     pub launch_index: u32,
+    /// `os:scheduler_hints`, every value as a list of strings; `group`
+    /// names the server group the instance joins.
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
 }
 
 /// The conductor's acceptance of a create: the instance's first event.
@@ -42,6 +45,8 @@ pub struct InstanceCreated {
     pub reservation_id: String,
     pub launch_index: u32,
     pub created_at_ms: i64,
+    /// The create's scheduler hints (readers learn group membership here).
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
 }
 
 /// What the scheduler is asked for one instance (Nova's RequestSpec).
@@ -109,6 +114,41 @@ impl ServerGroupPolicy {
     }
 }
 
+/// A server group as accepted (Nova's `InstanceGroup`, without its
+/// members: an instance joins with the `group` scheduler hint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerGroup {
+    pub id: Uuid,
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub policy: ServerGroupPolicy,
+    /// Anti-affinity's `max_server_per_host` rule (microversion 2.64).
+    pub max_server_per_host: Option<u32>,
+    pub created_at_ms: i64,
+}
+
+/// A host aggregate (Nova's `Aggregate`): a named set of hosts with
+/// metadata; its `availability_zone` metadata puts the hosts in that zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostAggregate {
+    /// Nova's integer id, assigned by the conductor (0 in a create intent).
+    pub id: u32,
+    pub uuid: Uuid,
+    pub name: String,
+    pub hosts: Vec<String>,
+    /// `availability_zone` included when the aggregate has one.
+    pub metadata: BTreeMap<String, String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl HostAggregate {
+    pub fn availability_zone(&self) -> Option<&str> {
+        self.metadata.get("availability_zone").map(String::as_str)
+    }
+}
+
 /// A command to one host to claim resources and spawn an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpawnInstance {
@@ -156,6 +196,33 @@ pub enum Event {
     },
     FlavorCreateRequested(Flavor),
     ImageCreateRequested(Image),
+    ServerGroupCreateRequested(Box<ServerGroup>),
+    ServerGroupDeleteRequested {
+        group_id: Uuid,
+    },
+    AggregateCreateRequested(Box<HostAggregate>),
+    /// `PUT /os-aggregates/{id}`: a new name and/or zone.
+    AggregateUpdateRequested {
+        aggregate_id: u32,
+        name: Option<String>,
+        availability_zone: Option<String>,
+    },
+    AggregateDeleteRequested {
+        aggregate_id: u32,
+    },
+    AggregateHostAddRequested {
+        aggregate_id: u32,
+        host: String,
+    },
+    AggregateHostRemoveRequested {
+        aggregate_id: u32,
+        host: String,
+    },
+    /// `set_metadata`: `None` removes a key.
+    AggregateMetadataSetRequested {
+        aggregate_id: u32,
+        metadata: BTreeMap<String, Option<String>>,
+    },
 
     // ---- instances (aggregate: instance id) ----
     IntentRejected {
@@ -250,6 +317,24 @@ pub enum Event {
     // ---- catalog ----
     FlavorCreated(Flavor),
     ImageCreated(Image),
+    ServerGroupCreated(Box<ServerGroup>),
+    ServerGroupDeleted {
+        group_id: Uuid,
+    },
+    AggregateCreated(Box<HostAggregate>),
+    AggregateUpdated(Box<HostAggregate>),
+    AggregateHostAdded {
+        aggregate: Box<HostAggregate>,
+        host: String,
+    },
+    AggregateHostRemoved {
+        aggregate: Box<HostAggregate>,
+        host: String,
+    },
+    AggregateMetadataSet(Box<HostAggregate>),
+    AggregateDeleted {
+        aggregate_id: u32,
+    },
 
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
@@ -263,6 +348,14 @@ impl Event {
             Event::ServerDeleteRequested { .. } => "ServerDeleteRequested",
             Event::FlavorCreateRequested(_) => "FlavorCreateRequested",
             Event::ImageCreateRequested(_) => "ImageCreateRequested",
+            Event::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
+            Event::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
+            Event::AggregateCreateRequested(_) => "AggregateCreateRequested",
+            Event::AggregateUpdateRequested { .. } => "AggregateUpdateRequested",
+            Event::AggregateDeleteRequested { .. } => "AggregateDeleteRequested",
+            Event::AggregateHostAddRequested { .. } => "AggregateHostAddRequested",
+            Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
+            Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
             Event::IntentRejected { .. } => "IntentRejected",
             Event::InstanceCreated(_) => "InstanceCreated",
             Event::InstanceScheduled { .. } => "InstanceScheduled",
@@ -285,6 +378,14 @@ impl Event {
             Event::HostHeartbeat { .. } => "HostHeartbeat",
             Event::FlavorCreated(_) => "FlavorCreated",
             Event::ImageCreated(_) => "ImageCreated",
+            Event::ServerGroupCreated(_) => "ServerGroupCreated",
+            Event::ServerGroupDeleted { .. } => "ServerGroupDeleted",
+            Event::AggregateCreated(_) => "AggregateCreated",
+            Event::AggregateUpdated(_) => "AggregateUpdated",
+            Event::AggregateHostAdded { .. } => "AggregateHostAdded",
+            Event::AggregateHostRemoved { .. } => "AggregateHostRemoved",
+            Event::AggregateMetadataSet(_) => "AggregateMetadataSet",
+            Event::AggregateDeleted { .. } => "AggregateDeleted",
             Event::DeadLetter(_) => "DeadLetter",
         }
     }

@@ -35,6 +35,7 @@ pub fn test_config(data_dir: &Path) -> Config {
         ..Config::default()
     };
     cfg.api.listen = "127.0.0.1:0".into();
+    cfg.api.auth_strategy = "noauth2".into();
     cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
     cfg.report_interval = 1;
     cfg
@@ -291,6 +292,7 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
         v("NOVALOG_LOG__NAMESPACE", cfg.log.namespace.clone()),
         v("NOVALOG_LOG__PARTITIONS", cfg.log.partitions.to_string()),
         v("NOVALOG_API__LISTEN", cfg.api.listen.clone()),
+        v("NOVALOG_API__AUTH_STRATEGY", cfg.api.auth_strategy.clone()),
         v("NOVALOG_REPORT_INTERVAL", cfg.report_interval.to_string()),
         v(
             "NOVALOG_COMPUTE__FAKE_HOSTS",

@@ -11,9 +11,12 @@ use novalog_runtime::Topics;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
-use crate::controllers::{flavors, servers, versions};
+use crate::controllers::{
+    aggregates, availability_zones, flavors, server_groups, servers, versions,
+};
 use crate::error::ApiError;
 use crate::http;
+use crate::identity;
 use crate::intents::Intents;
 use crate::microversion;
 use crate::projection::Projection;
@@ -44,6 +47,7 @@ async fn not_found() -> ApiError {
 /// Every route, with its layers: request id (outermost), Nova-shaped
 /// errors, body limit; then per route the microversion (everything under
 /// `/v2.1`) and authentication (everything but the version documents).
+/// With keystone tokens, the identity routes (`/identity`) too.
 pub fn router(app: AppState) -> Router {
     let authenticated = Router::new()
         .route("/v2.1/servers", get(servers::index).post(servers::create))
@@ -55,17 +59,48 @@ pub fn router(app: AppState) -> Router {
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))
         .route("/v2.1/flavors/{id}", get(flavors::show))
+        .route(
+            "/v2.1/os-server-groups",
+            get(server_groups::index).post(server_groups::create),
+        )
+        .route(
+            "/v2.1/os-server-groups/{id}",
+            get(server_groups::show).delete(server_groups::delete),
+        )
+        .route(
+            "/v2.1/os-aggregates",
+            get(aggregates::index).post(aggregates::create),
+        )
+        .route(
+            "/v2.1/os-aggregates/{id}",
+            get(aggregates::show)
+                .put(aggregates::update)
+                .delete(aggregates::delete),
+        )
+        .route(
+            "/v2.1/os-aggregates/{id}/action",
+            axum::routing::post(aggregates::action),
+        )
+        .route("/v2.1/os-availability-zone", get(availability_zones::index))
+        .route(
+            "/v2.1/os-availability-zone/detail",
+            get(availability_zones::detail),
+        )
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let versioned = Router::new()
         .route("/v2.1", get(versions::v21))
         .route("/v2.1/", get(versions::v21))
         .merge(authenticated)
         .route_layer(from_fn(microversion::layer));
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(versions::index))
         .merge(versioned)
         .fallback(not_found)
-        .with_state(app.clone())
+        .with_state(app.clone());
+    if let Some(identity) = app.auth.identity() {
+        router = router.merge(identity::routes::router(identity.clone()));
+    }
+    router
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(app.max_body))
         .layer(from_fn(http::nova_errors))

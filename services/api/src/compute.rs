@@ -104,6 +104,17 @@ pub async fn create(
             "The requested availability zone is not available",
         ));
     }
+    if let Some(group) = req.scheduler_hints.get("group").and_then(|v| v.first()) {
+        let found = Uuid::parse_str(group)
+            .ok()
+            .and_then(|id| app.projection.server_group(&id))
+            .filter(|g| ctx.is_admin || g.group.project_id == ctx.project_id);
+        if found.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "Invalid server group {group}."
+            )));
+        }
+    }
 
     let reservation_id = reservation_id();
     let admin_pass = req.admin_pass.clone().unwrap_or_else(admin_password);
@@ -136,6 +147,7 @@ pub async fn create(
                     tags: Vec::new(),
                     reservation_id: reservation_id.clone(),
                     launch_index: i as u32,
+                    scheduler_hints: req.scheduler_hints.clone(),
                 })),
             }
         })

@@ -21,8 +21,11 @@
 //! - [`projection`]: the in-memory projection and its consumer handler.
 //! - [`intents`], [`verdicts`]: appending intents and waiting for verdicts.
 //! - [`auth`], [`policy`], [`microversion`], [`http`], [`error`]: the
-//!   request context (noauth2 for now), Nova's default policy, version
-//!   negotiation, request ids and body handling, Nova's error bodies.
+//!   request context (keystone tokens, or noauth2 in development), Nova's
+//!   default policy, version negotiation, request ids and body handling,
+//!   Nova's error bodies.
+//! - [`identity`]: the Identity v3 subset at `/identity` (password and
+//!   token auth, signed tokens, the catalog), users from `[identity]`.
 //! - [`bootstrap`]: the demo flavors and image.
 
 pub mod app;
@@ -33,6 +36,7 @@ pub mod compute;
 pub mod controllers;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod intents;
 pub mod microversion;
 pub mod policy;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use novalog_runtime::consumer::Rejected;
 use novalog_runtime::{Handler, Input, Outbox, Topics};
+use novalog_schemas::events::HostAggregate;
 use novalog_schemas::instance::evolve;
 use novalog_schemas::{Event, Flavor, Image, Instance};
 use novalog_store::{Store, StoreExt, Transaction};
@@ -30,6 +31,16 @@ const T_INSTANCES: &str = "instances";
 const T_FLAVORS: &str = "flavors";
 const T_IMAGES: &str = "images";
 const T_HOSTS: &str = "hosts";
+const T_SERVER_GROUPS: &str = "server_groups";
+const T_AGGREGATES: &str = "aggregates";
+
+/// A server group and the instances that joined it (with the `group`
+/// scheduler hint); deleted members are filtered when shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerGroupView {
+    pub group: novalog_schemas::events::ServerGroup,
+    pub members: BTreeSet<Uuid>,
+}
 
 /// What the API needs to know of a compute host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +75,21 @@ struct State {
     flavors: BTreeMap<String, Arc<Flavor>>,
     images: HashMap<Uuid, Arc<Image>>,
     hosts: BTreeMap<String, HostView>,
+    server_groups: BTreeMap<Uuid, Arc<ServerGroupView>>,
+    aggregates: BTreeMap<u32, Arc<HostAggregate>>,
 }
 
 impl State {
+    /// The zone `host` is in: an aggregate's `availability_zone`, else the
+    /// one it registered with.
+    fn zone_of(&self, host: &HostView) -> String {
+        self.aggregates
+            .values()
+            .filter(|a| a.hosts.contains(&host.name))
+            .find_map(|a| a.availability_zone())
+            .map_or_else(|| host.availability_zone.clone(), str::to_owned)
+    }
+
     fn put_instance(&mut self, inst: Instance) {
         if !self.instances.contains_key(&inst.id) {
             self.by_project
@@ -91,6 +114,10 @@ struct Staged {
     flavors: Vec<Flavor>,
     images: Vec<Image>,
     hosts: HashMap<String, HostView>,
+    /// `None`: deleted.
+    server_groups: HashMap<Uuid, Option<ServerGroupView>>,
+    /// `None`: deleted.
+    aggregates: HashMap<u32, Option<HostAggregate>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -117,6 +144,12 @@ impl Projection {
         }
         for (_, h) in store.scan::<HostView>(T_HOSTS)? {
             state.hosts.insert(h.name.clone(), h);
+        }
+        for (_, g) in store.scan::<ServerGroupView>(T_SERVER_GROUPS)? {
+            state.server_groups.insert(g.group.id, Arc::new(g));
+        }
+        for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
+            state.aggregates.insert(a.id, Arc::new(a));
         }
         Ok(Projection {
             state: RwLock::new(state),
@@ -167,18 +200,55 @@ impl Projection {
         self.state.read().images.values().cloned().collect()
     }
 
+    pub fn server_group(&self, id: &Uuid) -> Option<Arc<ServerGroupView>> {
+        self.state.read().server_groups.get(id).cloned()
+    }
+
+    /// Every server group, by id.
+    pub fn server_groups(&self) -> Vec<Arc<ServerGroupView>> {
+        self.state.read().server_groups.values().cloned().collect()
+    }
+
+    /// A host, in the zone its aggregates put it in.
     pub fn host(&self, name: &str) -> Option<HostView> {
+        let state = self.state.read();
+        state.hosts.get(name).map(|h| HostView {
+            availability_zone: state.zone_of(h),
+            ..h.clone()
+        })
+    }
+
+    /// Every host, each in the zone its aggregates put it in.
+    pub fn hosts(&self) -> Vec<HostView> {
+        let state = self.state.read();
+        state
+            .hosts
+            .values()
+            .map(|h| HostView {
+                availability_zone: state.zone_of(h),
+                ..h.clone()
+            })
+            .collect()
+    }
+
+    /// The host as it registered (its own zone).
+    fn registered_host(&self, name: &str) -> Option<HostView> {
         self.state.read().hosts.get(name).cloned()
     }
 
     /// Availability zones that have at least one host.
     pub fn availability_zones(&self) -> BTreeSet<String> {
-        self.state
-            .read()
-            .hosts
-            .values()
-            .map(|h| h.availability_zone.clone())
-            .collect()
+        let state = self.state.read();
+        state.hosts.values().map(|h| state.zone_of(h)).collect()
+    }
+
+    pub fn aggregate(&self, id: u32) -> Option<Arc<HostAggregate>> {
+        self.state.read().aggregates.get(&id).cloned()
+    }
+
+    /// Every aggregate, by id.
+    pub fn aggregates(&self) -> Vec<Arc<HostAggregate>> {
+        self.state.read().aggregates.values().cloned().collect()
     }
 
     /// Offsets applied so far.
@@ -202,6 +272,8 @@ impl Projection {
             || !staged.flavors.is_empty()
             || !staged.images.is_empty()
             || !staged.hosts.is_empty()
+            || !staged.server_groups.is_empty()
+            || !staged.aggregates.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -215,6 +287,18 @@ impl Projection {
             }
             for (name, h) in staged.hosts {
                 state.hosts.insert(name, h);
+            }
+            for (id, g) in staged.server_groups {
+                match g {
+                    Some(g) => state.server_groups.insert(id, Arc::new(g)),
+                    None => state.server_groups.remove(&id),
+                };
+            }
+            for (id, a) in staged.aggregates {
+                match a {
+                    Some(a) => state.aggregates.insert(id, Arc::new(a)),
+                    None => state.aggregates.remove(&id),
+                };
             }
         }
         if let Some(applied) = applied {
@@ -254,7 +338,30 @@ impl<S: Store> ProjectionHandler<S> {
             .hosts
             .get(name)
             .cloned()
-            .or_else(|| self.projection.host(name))
+            .or_else(|| self.projection.registered_host(name))
+    }
+
+    fn current_group(&self, id: &Uuid) -> Option<ServerGroupView> {
+        match self.staged.server_groups.get(id) {
+            Some(g) => g.clone(),
+            None => self.projection.server_group(id).map(|g| (*g).clone()),
+        }
+    }
+
+    fn stage_group(
+        &mut self,
+        tx: &mut Transaction,
+        id: Uuid,
+        g: Option<ServerGroupView>,
+    ) -> Result<(), Rejected> {
+        match &g {
+            Some(g) => tx
+                .put(T_SERVER_GROUPS, id.as_bytes(), g)
+                .map_err(stage_err)?,
+            None => tx.delete(T_SERVER_GROUPS, id.as_bytes()),
+        }
+        self.staged.server_groups.insert(id, g);
+        Ok(())
     }
 
     fn current(&self, id: &Uuid) -> Option<Instance> {
@@ -287,6 +394,19 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             };
             let prev = self.current(&id);
             let prev_version = prev.as_ref().map(|i| i.version);
+            // An accepted create joins the group its hints name.
+            if prev.is_none()
+                && let Event::InstanceCreated(c) = &env.event
+                && let Some(group) = c
+                    .scheduler_hints
+                    .get("group")
+                    .and_then(|v| v.first())
+                    .and_then(|g| Uuid::parse_str(g).ok())
+                && let Some(mut view) = self.current_group(&group)
+            {
+                view.members.insert(id);
+                self.stage_group(tx, group, Some(view))?;
+            }
             if let Some(next) = evolve(prev, env)
                 && Some(next.version) != prev_version
             {
@@ -303,6 +423,33 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 Event::ImageCreated(i) => {
                     tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
                     self.staged.images.push(i.clone());
+                }
+                Event::ServerGroupCreated(g) => {
+                    let members = self
+                        .current_group(&g.id)
+                        .map(|v| v.members)
+                        .unwrap_or_default();
+                    let view = ServerGroupView {
+                        group: (**g).clone(),
+                        members,
+                    };
+                    self.stage_group(tx, g.id, Some(view))?;
+                }
+                Event::ServerGroupDeleted { group_id } => {
+                    self.stage_group(tx, *group_id, None)?;
+                }
+                Event::AggregateCreated(a)
+                | Event::AggregateUpdated(a)
+                | Event::AggregateMetadataSet(a)
+                | Event::AggregateHostAdded { aggregate: a, .. }
+                | Event::AggregateHostRemoved { aggregate: a, .. } => {
+                    tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
+                        .map_err(stage_err)?;
+                    self.staged.aggregates.insert(a.id, Some((**a).clone()));
+                }
+                Event::AggregateDeleted { aggregate_id } => {
+                    tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
+                    self.staged.aggregates.insert(*aggregate_id, None);
                 }
                 _ => {}
             }

@@ -39,9 +39,15 @@ impl ApiService {
         log: Arc<dyn EventLog>,
         shutdown: Shutdown,
     ) -> anyhow::Result<ApiHandle> {
-        let auth = AuthStrategy::from_config(&cfg.api.auth_strategy)?;
         let dir = cfg.data_dir.join("api");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let auth = {
+            // Hashing the configured passwords is slow on purpose.
+            let (cfg, dir) = (cfg.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || AuthStrategy::from_config(&cfg, &dir))
+                .await
+                .context("building the auth strategy")??
+        };
         let store = Arc::new(
             RocksStore::open(&dir, cfg.log.sync)
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,

@@ -41,6 +41,7 @@ fn config(dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     cfg.api.listen = "127.0.0.1:0".into();
+    cfg.api.auth_strategy = "noauth2".into();
     cfg.api.verdict_timeout_ms = 2_000;
     cfg.api.max_request_body_size = 4_096;
     cfg.log.namespace = "test.".into();
@@ -244,6 +245,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             reservation_id: c.reservation_id.clone(),
                             launch_index: c.launch_index,
                             created_at_ms: m.occurred_at_ms,
+                            scheduler_hints: c.scheduler_hints.clone(),
                         })),
                     ),
                     Event::ServerDeleteRequested { .. } => {

@@ -136,10 +136,18 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
             host: rec.name.clone(),
             capacity: rec.capacity,
             usage: rec.usage,
-            cpu_arch: c.cpu_arch.clone(),
+            cpu_arch: c
+                .fake_host_arch
+                .get(&rec.name)
+                .unwrap_or(&c.cpu_arch)
+                .clone(),
             hypervisor_type: driver.name().to_owned(),
             hypervisor_version: 1,
-            availability_zone: c.availability_zone.clone(),
+            availability_zone: c
+                .fake_host_availability_zone
+                .get(&rec.name)
+                .unwrap_or(&c.availability_zone)
+                .clone(),
             capabilities: BTreeMap::new(),
             driver: driver.name().to_owned(),
         })),

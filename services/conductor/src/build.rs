@@ -46,6 +46,15 @@ pub(crate) fn on_create(
         )];
     }
     let actor = &env.meta.actor;
+    let group = match crate::server_groups::check_hint(
+        c,
+        &req.scheduler_hints,
+        &actor.project_id,
+        actor.is_admin(),
+    ) {
+        Ok(g) => g,
+        Err(message) => return vec![Conductor::reject(env, id.to_string(), 400, message)],
+    };
     let created = Event::InstanceCreated(Box::new(InstanceCreated {
         name: req.name.clone(),
         project_id: actor.project_id.clone(),
@@ -61,14 +70,31 @@ pub(crate) fn on_create(
         reservation_id: req.reservation_id.clone(),
         launch_index: req.launch_index,
         created_at_ms: now_ms,
+        scheduler_hints: req.scheduler_hints.clone(),
     }));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
+    let server_group = group.and_then(|g| crate::server_groups::spec_for(c, g, id));
+    if let Some(g) = group {
+        crate::server_groups::join(c, g, id);
+    }
     let instance = &c.instances[&id];
-    out.push(select_hosts(c, env, instance));
+    out.push(select_hosts(
+        c,
+        env,
+        instance,
+        req.scheduler_hints.clone(),
+        server_group,
+    ));
     out
 }
 
-fn select_hosts(c: &Conductor, env: &Envelope, i: &Instance) -> Emit {
+fn select_hosts(
+    c: &Conductor,
+    env: &Envelope,
+    i: &Instance,
+    scheduler_hints: std::collections::BTreeMap<String, Vec<String>>,
+    server_group: Option<novalog_schemas::events::ServerGroupSpec>,
+) -> Emit {
     let request_id = Uuid::new_v5(&i.id, b"select-hosts");
     emit(
         Dest::Scheduler,
@@ -86,8 +112,8 @@ fn select_hosts(c: &Conductor, env: &Envelope, i: &Instance) -> Emit {
             availability_zone: i.availability_zone.clone(),
             ignore_hosts: Vec::new(),
             num_alternates: c.settings.max_attempts.saturating_sub(1),
-            scheduler_hints: Default::default(),
-            server_group: None,
+            scheduler_hints,
+            server_group,
             image_id: Some(i.image.id),
         })),
     )

@@ -42,6 +42,10 @@ pub struct Conductor {
     pub instances: HashMap<Uuid, Instance>,
     pub flavors: BTreeMap<String, Flavor>,
     pub images: BTreeMap<Uuid, Image>,
+    /// Server groups not deleted, with the instances that joined them.
+    pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
+    /// Host aggregates by id.
+    pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -52,6 +56,8 @@ pub struct Dirty {
     pub instances: BTreeSet<Uuid>,
     pub flavors: BTreeSet<String>,
     pub images: BTreeSet<Uuid>,
+    pub server_groups: BTreeSet<Uuid>,
+    pub aggregates: BTreeSet<u32>,
 }
 
 impl Conductor {
@@ -118,6 +124,20 @@ impl Conductor {
             } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
+            Event::ServerGroupCreateRequested(g) => {
+                crate::server_groups::on_create(self, env, g, now_ms)
+            }
+            Event::ServerGroupDeleteRequested { group_id } => {
+                crate::server_groups::on_delete(self, env, *group_id)
+            }
+            Event::AggregateCreateRequested(_)
+            | Event::AggregateUpdateRequested { .. }
+            | Event::AggregateDeleteRequested { .. }
+            | Event::AggregateHostAddRequested { .. }
+            | Event::AggregateHostRemoveRequested { .. }
+            | Event::AggregateMetadataSetRequested { .. } => {
+                crate::aggregates::on_intent(self, env, now_ms)
+            }
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),
@@ -180,6 +200,14 @@ impl Conductor {
 
     pub(crate) fn mark_image(&mut self, id: Uuid) {
         self.dirty.images.insert(id);
+    }
+
+    pub(crate) fn mark_server_group(&mut self, id: Uuid) {
+        self.dirty.server_groups.insert(id);
+    }
+
+    pub(crate) fn mark_aggregate(&mut self, id: u32) {
+        self.dirty.aggregates.insert(id);
     }
 
     /// Rows changed since the last call, for the shell to persist.

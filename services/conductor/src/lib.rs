@@ -5,15 +5,18 @@
 //! # Layout
 //! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
 //!   records to emit`, folding its own instance events as it emits them.
-//! - [`build`], [`delete`], [`catalog`]: one file per flow.
+//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`]: one
+//!   file per flow.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
 
+pub mod aggregates;
 pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod server_groups;
 pub mod service;
 
 pub use crate::core::{Conductor, Dest, Emit};

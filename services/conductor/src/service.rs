@@ -15,6 +15,8 @@ use crate::core::{Conductor, Dest, Settings};
 const INSTANCES: &str = "instances";
 const FLAVORS: &str = "flavors";
 const IMAGES: &str = "images";
+const SERVER_GROUPS: &str = "server_groups";
+const AGGREGATES: &str = "aggregates";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -70,6 +72,18 @@ impl Handler for ConductorHandler {
                 tx.put(IMAGES, id.as_bytes(), i)?;
             }
         }
+        for id in dirty.server_groups {
+            match self.core.server_groups.get(&id) {
+                Some(g) => tx.put(SERVER_GROUPS, id.as_bytes(), g)?,
+                None => tx.delete(SERVER_GROUPS, id.as_bytes()),
+            }
+        }
+        for id in dirty.aggregates {
+            match self.core.aggregates.get(&id) {
+                Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), a)?,
+                None => tx.delete(AGGREGATES, &id.to_be_bytes()),
+            }
+        }
         Ok(())
     }
 }
@@ -85,6 +99,12 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     }
     for (_, i) in store.scan::<Image>(IMAGES)? {
         core.images.insert(i.id, i);
+    }
+    for (_, g) in store.scan::<crate::server_groups::GroupState>(SERVER_GROUPS)? {
+        core.server_groups.insert(g.group.id, g);
+    }
+    for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
+        core.aggregates.insert(a.id, a);
     }
     Ok(core)
 }

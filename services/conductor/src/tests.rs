@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use novalog_schemas::events::{SelectHostsRequested, ServerCreateRequested};
+use novalog_schemas::events::{
+    SelectHostsRequested, ServerCreateRequested, ServerGroup, ServerGroupPolicy,
+};
 use novalog_schemas::{Actor, Envelope, Event, Flavor, Image, Meta, TaskState, VmState};
 use uuid::Uuid;
 
@@ -72,6 +74,15 @@ fn given() -> Conductor {
 }
 
 fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
+    create_with_hints(c, id, "demo", BTreeMap::new())
+}
+
+fn create_with_hints(
+    c: &mut Conductor,
+    id: Uuid,
+    project: &str,
+    scheduler_hints: BTreeMap<String, Vec<String>>,
+) -> Vec<Emit> {
     let req = Event::ServerCreateRequested(Box::new(ServerCreateRequested {
         instance_id: id,
         name: "vm".into(),
@@ -85,8 +96,9 @@ fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
         tags: vec![],
         reservation_id: "r-1".into(),
         launch_index: 0,
+        scheduler_hints,
     }));
-    c.handle(&record(actor("demo"), req), NOW)
+    c.handle(&record(actor(project), req), NOW)
 }
 
 fn select_request(out: &[Emit]) -> SelectHostsRequested {
@@ -387,6 +399,7 @@ fn output_ids_are_deterministic() {
             tags: vec![],
             reservation_id: "r".into(),
             launch_index: 0,
+            scheduler_hints: BTreeMap::new(),
         })),
     );
     let ids = |out: Vec<Emit>| {
@@ -423,4 +436,225 @@ fn flavor_create_needs_admin_and_a_new_name() {
         &dup[0].env.event,
         Event::IntentRejected { code: 409, .. }
     ));
+}
+
+// ---- server groups ----
+
+fn group(policy: ServerGroupPolicy) -> ServerGroup {
+    ServerGroup {
+        id: Uuid::from_u128(42),
+        name: "g".into(),
+        project_id: String::new(),
+        user_id: String::new(),
+        policy,
+        max_server_per_host: None,
+        created_at_ms: 0,
+    }
+}
+
+fn group_hint(id: Uuid) -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([("group".into(), vec![id.to_string()])])
+}
+
+#[test]
+fn a_server_group_is_created_for_the_callers_project() {
+    let mut c = given();
+    let g = group(ServerGroupPolicy::AntiAffinity);
+    let intent = record(
+        actor("demo"),
+        Event::ServerGroupCreateRequested(Box::new(g.clone())),
+    );
+    let out = c.handle(&intent, NOW);
+    assert_eq!(types(&out), ["ServerGroupCreated"]);
+    assert_eq!(out[0].dest, Dest::Catalog);
+    let Event::ServerGroupCreated(created) = &out[0].env.event else {
+        unreachable!()
+    };
+    assert_eq!(created.project_id, "demo");
+    assert_eq!(created.created_at_ms, NOW);
+    assert!(c.handle(&intent, NOW).is_empty(), "redelivery");
+}
+
+#[test]
+fn members_carry_the_group_and_their_peers_hosts_to_the_scheduler() {
+    let mut c = given();
+    let g = group(ServerGroupPolicy::AntiAffinity);
+    c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerGroupCreateRequested(Box::new(g.clone())),
+        ),
+        NOW,
+    );
+    let first = Uuid::from_u128(1);
+    let out = create_with_hints(&mut c, first, "demo", group_hint(g.id));
+    let req = select_request(&out);
+    let spec = req.server_group.expect("group spec");
+    assert_eq!(spec.policy, ServerGroupPolicy::AntiAffinity);
+    assert!(spec.members.is_empty() && spec.hosts.is_empty());
+    assert_eq!(req.scheduler_hints, group_hint(g.id));
+    selected(&mut c, first, &["h1"]);
+
+    let second = Uuid::from_u128(2);
+    let req = select_request(&create_with_hints(&mut c, second, "demo", group_hint(g.id)));
+    let spec = req.server_group.unwrap();
+    assert_eq!(spec.members, vec![first]);
+    assert_eq!(spec.hosts, vec!["h1".to_string()]);
+    assert_eq!(c.server_groups[&g.id].members.len(), 2);
+}
+
+#[test]
+fn an_unknown_or_foreign_group_is_refused() {
+    let mut c = given();
+    let g = group(ServerGroupPolicy::Affinity);
+    let out = create_with_hints(&mut c, Uuid::new_v4(), "demo", group_hint(g.id));
+    assert_eq!(types(&out), ["IntentRejected"]);
+    c.handle(
+        &record(
+            actor("other"),
+            Event::ServerGroupCreateRequested(Box::new(g.clone())),
+        ),
+        NOW,
+    );
+    let out = create_with_hints(&mut c, Uuid::new_v4(), "demo", group_hint(g.id));
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 400, .. }
+    ));
+    let del = c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerGroupDeleteRequested { group_id: g.id },
+        ),
+        NOW,
+    );
+    assert!(matches!(
+        &del[0].env.event,
+        Event::IntentRejected { code: 404, .. }
+    ));
+    let del = c.handle(
+        &record(
+            actor("other"),
+            Event::ServerGroupDeleteRequested { group_id: g.id },
+        ),
+        NOW,
+    );
+    assert_eq!(types(&del), ["ServerGroupDeleted"]);
+    assert!(c.server_groups.is_empty());
+}
+
+// ---- aggregates ----
+
+fn admin() -> Actor {
+    Actor {
+        user_id: "admin".into(),
+        project_id: "admin".into(),
+        roles: vec!["admin".into()],
+    }
+}
+
+fn agg_intent(c: &mut Conductor, who: Actor, event: Event) -> Vec<Emit> {
+    c.handle(&record(who, event), NOW)
+}
+
+fn new_aggregate(name: &str) -> Event {
+    Event::AggregateCreateRequested(Box::new(novalog_schemas::events::HostAggregate {
+        id: 0,
+        uuid: Uuid::new_v4(),
+        name: name.into(),
+        hosts: vec![],
+        metadata: BTreeMap::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }))
+}
+
+fn rejected_with(out: &[Emit]) -> i32 {
+    match &out[0].env.event {
+        Event::IntentRejected { code, .. } => *code,
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+#[test]
+fn aggregates_are_for_administrators_with_unique_names() {
+    let mut c = given();
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, actor("demo"), new_aggregate("a"))),
+        403
+    );
+    let out = agg_intent(&mut c, admin(), new_aggregate("a"));
+    assert_eq!(types(&out), ["AggregateCreated"]);
+    assert_eq!(out[0].dest, Dest::Catalog);
+    assert_eq!(c.aggregates[&1].name, "a");
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), new_aggregate("a"))),
+        409
+    );
+    agg_intent(&mut c, admin(), new_aggregate("b"));
+    assert_eq!(c.aggregates[&2].name, "b");
+}
+
+#[test]
+fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
+    let mut c = given();
+    agg_intent(&mut c, admin(), new_aggregate("a"));
+    agg_intent(&mut c, admin(), new_aggregate("b"));
+    let set_az = |id: u32, az: &str| Event::AggregateMetadataSetRequested {
+        aggregate_id: id,
+        metadata: BTreeMap::from([("availability_zone".into(), Some(az.into()))]),
+    };
+    let add = |id: u32| Event::AggregateHostAddRequested {
+        aggregate_id: id,
+        host: "h1".into(),
+    };
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), set_az(1, "az1"))),
+        ["AggregateMetadataSet"]
+    );
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), add(1))),
+        ["AggregateHostAdded"]
+    );
+    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(1))), 409);
+    agg_intent(&mut c, admin(), set_az(2, "az2"));
+    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(2))), 409);
+    // Without a zone b may take h1, but then may not get another zone.
+    agg_intent(
+        &mut c,
+        admin(),
+        Event::AggregateMetadataSetRequested {
+            aggregate_id: 2,
+            metadata: BTreeMap::from([("availability_zone".into(), None)]),
+        },
+    );
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), add(2))),
+        ["AggregateHostAdded"]
+    );
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), set_az(2, "az2"))),
+        400
+    );
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), set_az(2, "az1"))),
+        ["AggregateMetadataSet"]
+    );
+
+    let delete = |id: u32| Event::AggregateDeleteRequested { aggregate_id: id };
+    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 400);
+    let remove = Event::AggregateHostRemoveRequested {
+        aggregate_id: 1,
+        host: "h1".into(),
+    };
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), remove.clone())),
+        ["AggregateHostRemoved"]
+    );
+    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), remove)), 404);
+    assert_eq!(
+        types(&agg_intent(&mut c, admin(), delete(1))),
+        ["AggregateDeleted"]
+    );
+    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 404);
 }

@@ -30,6 +30,7 @@ pub struct Config {
     pub filter_scheduler: FilterSchedulerOptions,
     pub compute: ComputeOptions,
     pub bootstrap: BootstrapOptions,
+    pub identity: IdentityOptions,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             filter_scheduler: FilterSchedulerOptions::default(),
             compute: ComputeOptions::default(),
             bootstrap: BootstrapOptions::default(),
+            identity: IdentityOptions::default(),
         }
     }
 }
@@ -98,8 +100,9 @@ impl Default for LogOptions {
 #[serde(default)]
 pub struct ApiOptions {
     pub listen: String,
-    /// `noauth2` (dev only: `X-Auth-Token: user:project`, user `admin` is
-    /// admin) until identity lands.
+    /// `keystone`: tokens issued by the Identity v3 subset at `/identity/v3`
+    /// (see `[identity]`). `noauth2`: dev only, `X-Auth-Token: user:project`,
+    /// user `admin` is admin.
     pub auth_strategy: String,
     /// Requests larger than this get 413.
     pub max_request_body_size: usize,
@@ -111,7 +114,7 @@ impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
             listen: "127.0.0.1:8774".into(),
-            auth_strategy: "noauth2".into(),
+            auth_strategy: "keystone".into(),
             max_request_body_size: 114_688,
             verdict_timeout_ms: 30_000,
         }
@@ -251,6 +254,12 @@ pub struct ComputeOptions {
     pub fake_fail_claims: Vec<String>,
     /// Fake driver: hosts whose every spawn fails (failure injection).
     pub fake_fail_spawns: Vec<String>,
+    /// Fake hosts whose CPU architecture is not `cpu_arch` (host name →
+    /// architecture, e.g. `aarch64`): a mixed cloud in one process.
+    pub fake_host_arch: std::collections::BTreeMap<String, String>,
+    /// Fake hosts in another zone than `availability_zone` (host name →
+    /// zone).
+    pub fake_host_availability_zone: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ComputeOptions {
@@ -268,6 +277,8 @@ impl Default for ComputeOptions {
             fake_spawn_latency_ms: 0,
             fake_fail_claims: Vec::new(),
             fake_fail_spawns: Vec::new(),
+            fake_host_arch: Default::default(),
+            fake_host_availability_zone: Default::default(),
         }
     }
 }
@@ -283,6 +294,95 @@ pub struct BootstrapOptions {
 impl Default for BootstrapOptions {
     fn default() -> Self {
         BootstrapOptions { demo_catalog: true }
+    }
+}
+
+/// keystone.conf-like `[identity]`: the Identity v3 subset served at
+/// `/identity/v3` when `[api] auth_strategy = "keystone"`. Users, projects
+/// and roles live in domain `Default` and come from here; passwords are
+/// hashed at startup and kept only hashed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentityOptions {
+    /// Key tokens are signed with (HMAC-SHA256). Empty: one is generated
+    /// and kept in `<data_dir>/api/token.key`, so restarts keep tokens
+    /// valid; API processes sharing tokens must share this secret.
+    pub token_secret: String,
+    /// Seconds a token is valid (keystone `[token] expiration`).
+    pub token_expiration: u64,
+    /// `scheme://host[:port]` the catalog points at; empty: the address the
+    /// client used (its `Host` header).
+    pub public_endpoint: String,
+    /// The region of every catalog endpoint.
+    pub region: String,
+    /// PBKDF2-HMAC-SHA256 iterations for stored passwords (keystone
+    /// `[identity] password_hash_rounds`).
+    pub password_hash_rounds: u32,
+    /// Roles that exist besides those assigned to users.
+    pub roles: Vec<String>,
+    /// Projects that exist besides those users are assigned to.
+    pub projects: Vec<String>,
+    pub users: Vec<IdentityUser>,
+}
+
+/// One user of `[identity] users`: a role assignment on one project, which
+/// is also the user's default project.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityUser {
+    pub name: String,
+    pub password: String,
+    /// Empty: no project (password tokens are then unscoped).
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Secrets stay out of logs and panics.
+impl std::fmt::Debug for IdentityOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityOptions")
+            .field("token_secret", &"<redacted>")
+            .field("token_expiration", &self.token_expiration)
+            .field("public_endpoint", &self.public_endpoint)
+            .field("region", &self.region)
+            .field("password_hash_rounds", &self.password_hash_rounds)
+            .field("roles", &self.roles)
+            .field("projects", &self.projects)
+            .field("users", &self.users)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IdentityUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("project", &self.project)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+impl Default for IdentityOptions {
+    fn default() -> Self {
+        let user = |name: &str, role: &str| IdentityUser {
+            name: name.into(),
+            password: name.into(),
+            project: name.into(),
+            roles: vec![role.into()],
+        };
+        IdentityOptions {
+            token_secret: String::new(),
+            token_expiration: 3600,
+            public_endpoint: String::new(),
+            region: "RegionOne".into(),
+            password_hash_rounds: 100_000,
+            roles: ["admin", "member", "reader"].map(String::from).to_vec(),
+            projects: Vec::new(),
+            users: vec![user("admin", "admin"), user("demo", "member")],
+        }
     }
 }
 
@@ -315,6 +415,16 @@ impl Config {
         }
         if self.log.partitions < 1 {
             return Err(ConfigError("log.partitions must be at least 1".into()));
+        }
+        if self.identity.token_expiration == 0 {
+            return Err(ConfigError(
+                "identity.token_expiration must be at least 1".into(),
+            ));
+        }
+        if self.identity.password_hash_rounds == 0 {
+            return Err(ConfigError(
+                "identity.password_hash_rounds must be at least 1".into(),
+            ));
         }
         for (name, r) in [
             ("cpu_allocation_ratio", self.cpu_allocation_ratio),
@@ -368,6 +478,26 @@ mod tests {
         assert_eq!(fs.max_io_ops_per_host, 8);
         assert_eq!(fs.build_failure_weight_multiplier, 1_000_000.0);
         assert_eq!(fs.image_properties_default_architecture, None);
+    }
+
+    #[test]
+    fn identity_secrets_stay_out_of_debug_output() {
+        let shown = format!("{:?}", Config::default());
+        assert!(!shown.contains("password: \"admin\""), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn example_file_matches_identity_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/novalog.toml");
+        let cfg = Config::load(Some(&path)).unwrap();
+        let (id, d) = (&cfg.identity, IdentityOptions::default());
+        assert_eq!(cfg.api.auth_strategy, "keystone");
+        assert_eq!(id.users, d.users);
+        assert_eq!(id.roles, d.roles);
+        assert_eq!(id.token_expiration, 3600);
+        assert_eq!(id.password_hash_rounds, d.password_hash_rounds);
+        assert_eq!(id.region, "RegionOne");
     }
 
     #[test]

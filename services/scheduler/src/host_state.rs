@@ -65,6 +65,18 @@ pub struct HostState {
     pub aggregates: Vec<Arc<Aggregate>>,
 }
 
+impl HostState {
+    /// The zone the host is in: an aggregate's `availability_zone`
+    /// metadata, else the zone it registered with (Nova's
+    /// `default_availability_zone`).
+    pub fn zone(&self) -> &str {
+        self.aggregates
+            .iter()
+            .find_map(|a| a.metadata.get("availability_zone"))
+            .unwrap_or(&self.availability_zone)
+    }
+}
+
 /// Whether `want` more fits beside `used` under `capacity × ratio` (the
 /// Ram, Core and Disk filters).
 #[inline]

@@ -1,22 +1,25 @@
 //! The scheduler's shell: consumes `scheduler` (requests), `hosts` and
-//! `compute-events` (usage), answers on `scheduler`.
+//! `compute-events` (usage) and `catalog` (host aggregates, persisted
+//! beside the hosts), answers on `scheduler`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use novalog_log::EventLog;
 use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
+use novalog_schemas::events::HostAggregate;
 use novalog_schemas::{Envelope, Event};
 use novalog_store::{RocksStore, Store, StoreExt, Transaction};
 
 use crate::filters::{self, Context};
-use crate::host_state::HostState;
+use crate::host_state::{Aggregate, HostState};
 use crate::scheduler::Scheduler;
 use crate::weighers;
 
 const HOSTS: &str = "hosts";
+const AGGREGATES: &str = "aggregates";
 pub const NAME: &str = "scheduler";
 
 struct SchedulerHandler {
@@ -27,6 +30,42 @@ struct SchedulerHandler {
     /// are folded: a batch mixes topics, and a decision must not miss a
     /// host that registered before the request was made.
     requests: Vec<Envelope>,
+    /// Host aggregates by id, as the `catalog` topic has them.
+    aggregates: BTreeMap<u32, HostAggregate>,
+    /// Aggregates changed in this batch (`None`: deleted).
+    aggregates_dirty: BTreeMap<u32, Option<HostAggregate>>,
+}
+
+impl SchedulerHandler {
+    /// Folds an aggregate fact; true when it was one.
+    fn observe_aggregate(&mut self, event: &Event) -> bool {
+        let (id, next) = match event {
+            Event::AggregateCreated(a)
+            | Event::AggregateUpdated(a)
+            | Event::AggregateMetadataSet(a)
+            | Event::AggregateHostAdded { aggregate: a, .. }
+            | Event::AggregateHostRemoved { aggregate: a, .. } => (a.id, Some((**a).clone())),
+            Event::AggregateDeleted { aggregate_id } => (*aggregate_id, None),
+            _ => return false,
+        };
+        match &next {
+            Some(a) => self.aggregates.insert(id, a.clone()),
+            None => self.aggregates.remove(&id),
+        };
+        self.aggregates_dirty.insert(id, next);
+        true
+    }
+}
+
+/// The scheduler's form of the aggregates.
+fn scheduler_aggregates(all: &BTreeMap<u32, HostAggregate>) -> Vec<Aggregate> {
+    all.values()
+        .map(|a| Aggregate {
+            name: a.name.clone(),
+            metadata: a.metadata.clone(),
+            hosts: a.hosts.iter().cloned().collect(),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -40,6 +79,7 @@ impl Handler for SchedulerHandler {
         let env = &input.env;
         match &env.event {
             Event::SelectHostsRequested(_) => self.requests.push(env.clone()),
+            other if self.observe_aggregate(other) => {}
             other => {
                 if let Some(host) = self.core.observe(other, env.meta.occurred_at_ms) {
                     self.dirty.insert(host);
@@ -50,6 +90,16 @@ impl Handler for SchedulerHandler {
     }
 
     async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        if !self.aggregates_dirty.is_empty() {
+            for (id, a) in std::mem::take(&mut self.aggregates_dirty) {
+                match a {
+                    Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), &a)?,
+                    None => tx.delete(AGGREGATES, &id.to_be_bytes()),
+                }
+            }
+            self.core
+                .set_aggregates(scheduler_aggregates(&self.aggregates));
+        }
         for env in std::mem::take(&mut self.requests) {
             let Event::SelectHostsRequested(spec) = &env.event else {
                 continue;
@@ -112,7 +162,13 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
     let dir = cfg.data_dir.join("scheduler");
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
-    let core = build(cfg, &*store)?;
+    let mut core = build(cfg, &*store)?;
+    let aggregates: BTreeMap<u32, HostAggregate> = store
+        .scan::<HostAggregate>(AGGREGATES)?
+        .into_iter()
+        .map(|(_, a)| (a.id, a))
+        .collect();
+    core.set_aggregates(scheduler_aggregates(&aggregates));
     let topics = cfg.topics();
     let spec = ConsumerSpec {
         name: NAME.to_owned(),
@@ -121,6 +177,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
             topics.scheduler.clone(),
             topics.hosts.clone(),
             topics.compute_events.clone(),
+            topics.catalog.clone(),
         ],
         dead_letter_topic: topics.dead_letter.clone(),
         max_batch: cfg.log.max_batch,
@@ -130,6 +187,8 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         topics,
         dirty: BTreeSet::new(),
         requests: Vec::new(),
+        aggregates,
+        aggregates_dirty: BTreeMap::new(),
     };
     consumer::run(log, store, spec, handler, shutdown).await
 }

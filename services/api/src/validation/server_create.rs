@@ -112,6 +112,9 @@ pub struct ServerCreate {
     pub min_count: u32,
     pub max_count: u32,
     pub return_reservation_id: bool,
+    /// `os:scheduler_hints` (or `OS-SCH-HNT:scheduler_hints`), every value
+    /// as a list of strings.
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
 }
 
 /// Nova's `common.get_id_from_href`: the last path segment of a link, or
@@ -372,13 +375,46 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerCreate, ApiError
     let top = object("", body)?;
     let server_value = required("", top, "server")?;
     let server = object("server", server_value)?;
-    for hints in ["os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"] {
-        if let Some(h) = top.get(hints) {
-            object(hints, h)?;
+    let mut scheduler_hints = BTreeMap::new();
+    for field in ["os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"] {
+        if let Some(h) = top.get(field) {
+            scheduler_hints.extend(hints(field, object(field, h)?)?);
         }
     }
     only("", top, TOP_LEVEL)?;
-    parse_server(server, version)
+    let mut req = parse_server(server, version)?;
+    req.scheduler_hints = scheduler_hints;
+    Ok(req)
+}
+
+/// Nova's scheduler hint schema: `group` is a uuid; `same_host` and
+/// `different_host` a uuid or a list of them; other hints pass as given.
+fn hints(field: &str, h: &Map<String, Value>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in h {
+        let values: Vec<String> = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect(),
+            other => vec![other.to_string()],
+        };
+        let must_be_uuid = matches!(k.as_str(), "group" | "same_host" | "different_host");
+        if must_be_uuid
+            && (values.is_empty()
+                || (k == "group" && !v.is_string())
+                || values.iter().any(|x| Uuid::parse_str(x).is_err()))
+        {
+            return Err(invalid(
+                &format!("{field}/{k}"),
+                v,
+                format!("{} is not a 'uuid'", repr(v)),
+            ));
+        }
+        out.insert(k.clone(), values);
+    }
+    Ok(out)
 }
 
 fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCreate, ApiError> {
@@ -609,6 +645,7 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
         min_count,
         max_count,
         return_reservation_id,
+        scheduler_hints: BTreeMap::new(),
     })
 }
 
@@ -627,6 +664,20 @@ mod tests {
 
     fn err(body: Value) -> String {
         parse(&body, V2_1).unwrap_err().message
+    }
+
+    #[test]
+    fn scheduler_hints_are_kept_and_checked() {
+        let group = "3b2d6a5e-8c4f-4a51-9a7e-0c9d8e7f6a5b";
+        let server = json!({"name": "vm", "flavorRef": "1", "imageRef": IMAGE});
+        let body = json!({"server": server, "OS-SCH-HNT:scheduler_hints": {"group": group, "different_host": [group], "foo": "bar"}});
+        let c = parse(&body, V2_1).unwrap();
+        assert_eq!(c.scheduler_hints["group"], vec![group.to_string()]);
+        assert_eq!(c.scheduler_hints["different_host"], vec![group.to_string()]);
+        assert_eq!(c.scheduler_hints["foo"], vec!["bar".to_string()]);
+        let body = json!({"server": server, "os:scheduler_hints": {"group": "nope"}});
+        let e = parse(&body, V2_1).unwrap_err().message;
+        assert!(e.contains("os:scheduler_hints/group"), "{e}");
     }
 
     #[test]

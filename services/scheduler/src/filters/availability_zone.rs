@@ -26,8 +26,7 @@ impl Filter for AvailabilityZoneFilter {
             None | Some("") => true,
             Some(az) => {
                 let (zone, pinned) = split(az);
-                (zone.is_empty() || host.availability_zone == zone)
-                    && pinned.is_none_or(|h| h == host.name)
+                (zone.is_empty() || host.zone() == zone) && pinned.is_none_or(|h| h == host.name)
             }
         }
     }
@@ -67,5 +66,21 @@ mod tests {
         assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
         spec.availability_zone = Some("nova:".into());
         assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+    }
+
+    #[test]
+    fn an_aggregate_zone_overrides_the_registered_one() {
+        let ctx = Context::default();
+        let mut spec = test_spec(1, 1, 1);
+        let mut h = test_host("h1");
+        h.aggregates = vec![std::sync::Arc::new(crate::host_state::Aggregate {
+            name: "rack".into(),
+            metadata: [("availability_zone".to_owned(), "az2".to_owned())].into(),
+            hosts: ["h1".to_owned()].into(),
+        })];
+        spec.availability_zone = Some("az2".into());
+        assert!(AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
+        spec.availability_zone = Some("nova".into());
+        assert!(!AvailabilityZoneFilter.host_passes(&h, &spec, &ctx));
     }
 }

@@ -76,7 +76,7 @@ fn lookup(host: &HostState, path: &str) -> Option<Value> {
         "host" | "nodename" => Some(Value::Str(host.name.clone())),
         "hypervisor_type" => Some(Value::Str(host.hypervisor_type.clone())),
         "cpu_arch" => Some(Value::Str(host.cpu_arch.clone())),
-        "availability_zone" => Some(Value::Str(host.availability_zone.clone())),
+        "availability_zone" => Some(Value::Str(host.zone().to_owned())),
         "capabilities" | "stats" => {
             let key = parts.next()?;
             return host.capabilities.get(key).map(|v| Value::Str(v.clone()));
