@@ -229,6 +229,10 @@ impl From<Image> for pb::Image {
             checksum: i.checksum,
             visibility: i.visibility,
             created_at_ms: i.created_at_ms,
+            protected: i.protected,
+            tags: i.tags,
+            os_hash_value: i.os_hash_value,
+            updated_at_ms: i.updated_at_ms,
         }
     }
 }
@@ -250,6 +254,10 @@ impl TryFrom<pb::Image> for Image {
             checksum: i.checksum,
             visibility: i.visibility,
             created_at_ms: i.created_at_ms,
+            protected: i.protected,
+            tags: i.tags,
+            os_hash_value: i.os_hash_value,
+            updated_at_ms: i.updated_at_ms,
         })
     }
 }
@@ -314,6 +322,14 @@ fn payload(event: &Event) -> Vec<u8> {
         .encode_to_vec(),
         Event::ImageCreateRequested(i) => pb::ImageCreateRequested {
             image: Some(i.into()),
+        }
+        .encode_to_vec(),
+        Event::ImageUpdateRequested(i) => pb::ImageUpdateRequested {
+            image: Some(i.into()),
+        }
+        .encode_to_vec(),
+        Event::ImageDeleteRequested { image_id } => pb::ImageDeleteRequested {
+            image_id: image_id.to_string(),
         }
         .encode_to_vec(),
         Event::ServerGroupCreateRequested(g) => pb::ServerGroupCreateRequested {
@@ -593,6 +609,14 @@ fn payload(event: &Event) -> Vec<u8> {
             image: Some(i.into()),
         }
         .encode_to_vec(),
+        Event::ImageUpdated(i) => pb::ImageUpdated {
+            image: Some(i.into()),
+        }
+        .encode_to_vec(),
+        Event::ImageDeleted { image_id } => pb::ImageDeleted {
+            image_id: image_id.to_string(),
+        }
+        .encode_to_vec(),
         Event::ServerGroupCreated(g) => pb::ServerGroupCreated {
             group: Some(group_to_pb(*g)),
         }
@@ -683,6 +707,16 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
         "ImageCreateRequested" => {
             let r: pb::ImageCreateRequested = parse(type_name, bytes)?;
             Event::ImageCreateRequested(image(r.image)?)
+        }
+        "ImageUpdateRequested" => {
+            let r: pb::ImageUpdateRequested = parse(type_name, bytes)?;
+            Event::ImageUpdateRequested(image(r.image)?)
+        }
+        "ImageDeleteRequested" => {
+            let r: pb::ImageDeleteRequested = parse(type_name, bytes)?;
+            Event::ImageDeleteRequested {
+                image_id: uuid("image_id", &r.image_id)?,
+            }
         }
         "ServerGroupCreateRequested" => {
             let r: pb::ServerGroupCreateRequested = parse(type_name, bytes)?;
@@ -938,6 +972,16 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::ImageCreated = parse(type_name, bytes)?;
             Event::ImageCreated(image(r.image)?)
         }
+        "ImageUpdated" => {
+            let r: pb::ImageUpdated = parse(type_name, bytes)?;
+            Event::ImageUpdated(image(r.image)?)
+        }
+        "ImageDeleted" => {
+            let r: pb::ImageDeleted = parse(type_name, bytes)?;
+            Event::ImageDeleted {
+                image_id: uuid("image_id", &r.image_id)?,
+            }
+        }
         "ServerGroupCreated" => {
             let r: pb::ServerGroupCreated = parse(type_name, bytes)?;
             Event::ServerGroupCreated(group_from_pb(r.group)?)
@@ -1085,6 +1129,10 @@ mod tests {
             checksum: "abc".into(),
             visibility: "public".into(),
             created_at_ms: 7,
+            protected: true,
+            tags: vec!["t".into()],
+            os_hash_value: "def".into(),
+            updated_at_ms: 8,
         }
     }
 
@@ -1202,6 +1250,10 @@ mod tests {
             },
             Event::FlavorCreateRequested(sample_flavor()),
             Event::ImageCreateRequested(sample_image()),
+            Event::ImageUpdateRequested(sample_image()),
+            Event::ImageDeleteRequested { image_id: id },
+            Event::ImageUpdated(sample_image()),
+            Event::ImageDeleted { image_id: id },
             Event::IntentRejected {
                 intent_type: "ServerCreateRequested".into(),
                 code: 409,

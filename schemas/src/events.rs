@@ -196,6 +196,12 @@ pub enum Event {
     },
     FlavorCreateRequested(Flavor),
     ImageCreateRequested(Image),
+    /// The whole image after a metadata change (`PATCH`) or an upload
+    /// (status active, size and hashes set).
+    ImageUpdateRequested(Image),
+    ImageDeleteRequested {
+        image_id: Uuid,
+    },
     ServerGroupCreateRequested(Box<ServerGroup>),
     ServerGroupDeleteRequested {
         group_id: Uuid,
@@ -317,6 +323,10 @@ pub enum Event {
     // ---- catalog ----
     FlavorCreated(Flavor),
     ImageCreated(Image),
+    ImageUpdated(Image),
+    ImageDeleted {
+        image_id: Uuid,
+    },
     ServerGroupCreated(Box<ServerGroup>),
     ServerGroupDeleted {
         group_id: Uuid,
@@ -348,6 +358,8 @@ impl Event {
             Event::ServerDeleteRequested { .. } => "ServerDeleteRequested",
             Event::FlavorCreateRequested(_) => "FlavorCreateRequested",
             Event::ImageCreateRequested(_) => "ImageCreateRequested",
+            Event::ImageUpdateRequested(_) => "ImageUpdateRequested",
+            Event::ImageDeleteRequested { .. } => "ImageDeleteRequested",
             Event::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
             Event::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
             Event::AggregateCreateRequested(_) => "AggregateCreateRequested",
@@ -378,6 +390,8 @@ impl Event {
             Event::HostHeartbeat { .. } => "HostHeartbeat",
             Event::FlavorCreated(_) => "FlavorCreated",
             Event::ImageCreated(_) => "ImageCreated",
+            Event::ImageUpdated(_) => "ImageUpdated",
+            Event::ImageDeleted { .. } => "ImageDeleted",
             Event::ServerGroupCreated(_) => "ServerGroupCreated",
             Event::ServerGroupDeleted { .. } => "ServerGroupDeleted",
             Event::AggregateCreated(_) => "AggregateCreated",

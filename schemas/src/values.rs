@@ -56,6 +56,13 @@ pub struct Image {
     pub checksum: String,
     pub visibility: String,
     pub created_at_ms: i64,
+    /// Glance's `protected`: such an image cannot be deleted.
+    pub protected: bool,
+    pub tags: Vec<String>,
+    /// sha512 of the uploaded bytes (Glance's `os_hash_value`); empty
+    /// until data is uploaded.
+    pub os_hash_value: String,
+    pub updated_at_ms: i64,
 }
 
 /// Why an instance is in ERROR, as Nova's `fault` shows it.

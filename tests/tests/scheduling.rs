@@ -251,6 +251,10 @@ async fn an_aarch64_image_lands_only_on_aarch64_hosts() {
         checksum: String::new(),
         visibility: "public".into(),
         created_at_ms: 0,
+        protected: false,
+        tags: Vec::new(),
+        os_hash_value: String::new(),
+        updated_at_ms: 0,
     };
     let arm = image.id;
     register_image(&system, &client, image).await;

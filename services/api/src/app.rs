@@ -12,7 +12,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, server_groups, servers, versions,
+    aggregates, availability_zones, flavors, images, server_groups, servers, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -36,6 +36,8 @@ pub struct App {
     /// Heartbeats older than this make a host's servers' `host_status`
     /// UNKNOWN (nova.conf `service_down_time`).
     pub service_down_time_ms: i64,
+    /// Where uploaded image data is kept (`<data_dir>/images`).
+    pub images_dir: std::path::PathBuf,
 }
 
 pub type AppState = Arc<App>;
@@ -47,7 +49,8 @@ async fn not_found() -> ApiError {
 /// Every route, with its layers: request id (outermost), Nova-shaped
 /// errors, body limit; then per route the microversion (everything under
 /// `/v2.1`) and authentication (everything but the version documents).
-/// With keystone tokens, the identity routes (`/identity`) too.
+/// With keystone tokens, the identity routes (`/identity`) too; the Image
+/// API (`/image`) always.
 pub fn router(app: AppState) -> Router {
     let authenticated = Router::new()
         .route("/v2.1/servers", get(servers::index).post(servers::create))
@@ -100,9 +103,12 @@ pub fn router(app: AppState) -> Router {
     if let Some(identity) = app.auth.identity() {
         router = router.merge(identity::routes::router(identity.clone()));
     }
+    // The image routes stream uploads, so they stay outside the body limit
+    // and answer in Glance's error shape.
     router
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(app.max_body))
         .layer(from_fn(http::nova_errors))
+        .merge(images::router(app.clone()))
         .layer(from_fn(http::request_id))
 }

@@ -46,6 +46,10 @@ pub fn demo_image() -> Image {
         checksum: "c8fc807773e5354afe61636071771906".to_owned(),
         visibility: "public".to_owned(),
         created_at_ms: novalog_schemas::now_ms(),
+        protected: false,
+        tags: Vec::new(),
+        os_hash_value: String::new(),
+        updated_at_ms: novalog_schemas::now_ms(),
     }
 }
 

@@ -23,12 +23,15 @@ pub fn visible_flavor(app: &App, ctx: &Context, id: &str) -> Option<Arc<Flavor>>
         .filter(|f| f.is_public || ctx.is_admin)
 }
 
-/// Glance's visibility: public, community and shared images are usable by
-/// all, private ones by their owner and administrators.
+/// Glance's visibility: public and community images are usable by all,
+/// private and shared ones (image members do not exist) by their owner and
+/// administrators.
 pub fn visible_image(app: &App, ctx: &Context, id: &Uuid) -> Option<Arc<Image>> {
     app.projection.image(id).filter(|i| {
         i.status != "deleted"
-            && (i.visibility != "private" || ctx.is_admin || i.owner == ctx.project_id)
+            && (matches!(i.visibility.as_str(), "public" | "community")
+                || ctx.is_admin
+                || i.owner == ctx.project_id)
     })
 }
 
@@ -166,8 +169,8 @@ pub async fn create_flavor(
     }
 }
 
-/// Registers an image's metadata (administrators only, for now the
-/// bootstrap's way in; the Image API comes later).
+/// Registers an image's metadata (administrators only): the bootstrap's
+/// way in; clients use the Image API ([`crate::images`]).
 pub async fn create_image(
     app: &App,
     ctx: &Context,

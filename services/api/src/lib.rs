@@ -26,6 +26,9 @@
 //!   Nova's error bodies.
 //! - [`identity`]: the Identity v3 subset at `/identity` (password and
 //!   token auth, signed tokens, the catalog), users from `[identity]`.
+//! - [`images`], [`controllers::images`]: the Image v2 subset at `/image`
+//!   (Glance): metadata through the conductor, data under
+//!   `<data_dir>/images`.
 //! - [`bootstrap`]: the demo flavors and image.
 
 pub mod app;
@@ -37,6 +40,7 @@ pub mod controllers;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod images;
 pub mod intents;
 pub mod microversion;
 pub mod policy;

@@ -420,9 +420,27 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
                     self.staged.flavors.push(f.clone());
                 }
-                Event::ImageCreated(i) => {
+                Event::ImageCreated(i) | Event::ImageUpdated(i) => {
                     tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
                     self.staged.images.push(i.clone());
+                }
+                Event::ImageDeleted { image_id } => {
+                    // Kept as `deleted` (Glance never reuses an id); readers
+                    // treat it as gone.
+                    let current = self
+                        .staged
+                        .images
+                        .iter()
+                        .rev()
+                        .find(|i| i.id == *image_id)
+                        .cloned()
+                        .or_else(|| self.projection.image(image_id).map(|i| (*i).clone()));
+                    if let Some(mut i) = current {
+                        i.status = "deleted".into();
+                        i.updated_at_ms = env.meta.occurred_at_ms;
+                        tx.put(T_IMAGES, i.id.as_bytes(), &i).map_err(stage_err)?;
+                        self.staged.images.push(i);
+                    }
                 }
                 Event::ServerGroupCreated(g) => {
                     let members = self

@@ -68,6 +68,7 @@ impl ApiService {
             topics: topics.clone(),
             max_body: cfg.api.max_request_body_size,
             service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
+            images_dir: cfg.data_dir.join("images"),
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

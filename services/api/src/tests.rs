@@ -121,7 +121,11 @@ impl Harness {
         if let Some(t) = token {
             req = req.header("x-auth-token", t);
         }
-        if body.is_some() {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             req = req.header("content-type", "application/json");
         }
         for (k, v) in headers {
@@ -260,6 +264,18 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         &topics.catalog,
                         &i.id.to_string(),
                         Event::ImageCreated(i.clone()),
+                    ),
+                    Event::ImageUpdateRequested(i) => answer(
+                        &topics.catalog,
+                        &i.id.to_string(),
+                        Event::ImageUpdated(i.clone()),
+                    ),
+                    Event::ImageDeleteRequested { image_id } => answer(
+                        &topics.catalog,
+                        &image_id.to_string(),
+                        Event::ImageDeleted {
+                            image_id: *image_id,
+                        },
                     ),
                     other => panic!("unexpected intent {other:?}"),
                 }
@@ -1125,4 +1141,408 @@ async fn create_throughput() {
         "{total} creates in {secs:.2}s: {:.0}/s",
         total as f64 / secs
     );
+}
+
+// ---- Image v2 ----
+
+const PATCH: (&str, &str) = (
+    "content-type",
+    "application/openstack-images-v2.1-json-patch",
+);
+const OCTETS: (&str, &str) = ("content-type", "application/octet-stream");
+
+#[tokio::test]
+async fn image_version_document_needs_no_token() {
+    let h = Harness::without_conductor().await;
+    let r = h.call(Method::GET, "/image", None, None).await;
+    assert_eq!(r.status, StatusCode::MULTIPLE_CHOICES);
+    assert_eq!(r.body["versions"][0]["status"], "CURRENT");
+    assert!(
+        r.body["versions"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("v2.")
+    );
+    assert_eq!(
+        r.body["versions"][0]["links"][0]["href"],
+        "http://cloud.test:8774/image/v2/"
+    );
+    let r = h.call(Method::GET, "/image/versions", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h.call(Method::GET, "/image/v2/images", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn image_create_upload_download_and_delete() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(MEMBER),
+            Some(
+                json!({"name": "mine", "disk_format": "raw", "container_format": "bare",
+                        "min_ram": 512, "architecture": "x86_64", "tags": ["a"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["status"], "queued");
+    assert_eq!(r.body["visibility"], "private");
+    assert_eq!(r.body["owner"], "p1");
+    assert_eq!(r.body["architecture"], "x86_64");
+    assert_eq!(r.body["size"], Value::Null);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let uri = format!("/image/v2/images/{id}");
+
+    // Larger than the Compute API's body limit: uploads are streamed.
+    let data = vec![7u8; 10_000];
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("{uri}/file"),
+            Some(MEMBER),
+            &[OCTETS],
+            Some(data.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = h.call(Method::GET, &uri, Some(MEMBER), None).await;
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.body["size"], 10_000);
+    let mut hasher = crate::images::Hasher::default();
+    hasher.update(&data);
+    let up = hasher.finish();
+    assert_eq!(r.body["checksum"], up.checksum);
+    assert_eq!(r.body["os_hash_algo"], "sha512");
+    assert_eq!(r.body["os_hash_value"], up.os_hash_value);
+    let stored = std::fs::read(h.cfg.data_dir.join("images").join(&id)).unwrap();
+    assert_eq!(stored, data);
+
+    // A second upload is a conflict and writes nothing.
+    let before = h.intents_end().await;
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("{uri}/file"),
+            Some(MEMBER),
+            &[OCTETS],
+            Some(vec![1]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["code"], "409 Conflict");
+    assert_eq!(h.intents_end().await, before);
+
+    // Another project neither sees nor deletes it.
+    let r = h.call(Method::GET, &uri, Some(OTHER), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.call(Method::DELETE, &uri, Some(OTHER), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(Method::GET, &format!("{uri}/file"), Some(OTHER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.intents_end().await, before);
+
+    let r = h.call(Method::DELETE, &uri, Some(MEMBER), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = h.call(Method::GET, &uri, Some(MEMBER), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(!h.cfg.data_dir.join("images").join(&id).exists());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn image_json_patch() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(MEMBER),
+            Some(json!({"name": "p", "color": "red"})),
+        )
+        .await;
+    let uri = format!("/image/v2/images/{}", r.body["id"].as_str().unwrap());
+    let patch = |ops: Value| Some(ops.to_string().into_bytes());
+    let r = h
+        .send(
+            Method::PATCH,
+            &uri,
+            Some(MEMBER),
+            &[PATCH],
+            patch(json!([
+                {"op": "replace", "path": "/name", "value": "renamed"},
+                {"op": "add", "path": "/min_ram", "value": 1024},
+                {"op": "add", "path": "/hypervisor_type", "value": "qemu"},
+                {"op": "remove", "path": "/color"},
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["name"], "renamed");
+    assert_eq!(r.body["min_ram"], 1024);
+    assert_eq!(r.body["hypervisor_type"], "qemu");
+    assert!(r.body.get("color").is_none());
+
+    let before = h.intents_end().await;
+    for (ops, status) in [
+        (
+            json!([{"op": "replace", "path": "/nope", "value": "x"}]),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!([{"op": "remove", "path": "/nope"}]),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!([{"op": "replace", "path": "/status", "value": "active"}]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{"op": "replace", "path": "/visibility", "value": "public"}]),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!([{"op": "replace", "path": "/min_ram", "value": -1}]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!([{"op": "move", "path": "/name", "from": "/x"}]),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let r = h
+            .send(
+                Method::PATCH,
+                &uri,
+                Some(MEMBER),
+                &[PATCH],
+                patch(ops.clone()),
+            )
+            .await;
+        assert_eq!(r.status, status, "{ops}: {:?}", r.body);
+    }
+    // Plain JSON is not a patch.
+    let r = h
+        .call(Method::PATCH, &uri, Some(MEMBER), Some(json!([])))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(h.intents_end().await, before);
+
+    // Others may not modify a public image they can see.
+    let r = h
+        .send(
+            Method::PATCH,
+            &format!("/image/v2/images/{}", demo_image_id()),
+            Some(MEMBER),
+            &[PATCH],
+            patch(json!([{"op": "replace", "path": "/name", "value": "x"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/image/v2/images/{}", demo_image_id()),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn image_list_filters_and_pages() {
+    let h = Harness::with_conductor().await;
+    for n in ["a", "b", "c"] {
+        let r = h
+            .call(
+                Method::POST,
+                "/image/v2/images",
+                Some(MEMBER),
+                Some(json!({"name": n})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    h.call(
+        Method::POST,
+        "/image/v2/images",
+        Some(OTHER),
+        Some(json!({"name": "theirs"})),
+    )
+    .await;
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = h
+        .call(Method::GET, "/image/v2/images", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut all = names(&r);
+    all.sort();
+    assert_eq!(all, ["a", "b", "c", "cirros"]);
+    assert_eq!(r.body["first"], "/v2/images");
+    assert!(r.body.get("next").is_none());
+
+    let r = h
+        .call(
+            Method::GET,
+            "/image/v2/images?name=cirros",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(names(&r), ["cirros"]);
+    let r = h
+        .call(
+            Method::GET,
+            "/image/v2/images?status=queued",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(names(&r).len(), 3);
+    let r = h
+        .call(
+            Method::GET,
+            "/image/v2/images?visibility=public",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(names(&r), ["cirros"]);
+    let r = h
+        .call(Method::GET, "/image/v2/images", Some(ADMIN), None)
+        .await;
+    assert_eq!(names(&r).len(), 5);
+
+    // Pages of two, following `next`.
+    let mut seen = Vec::new();
+    let mut uri = "/image/v2/images?limit=2".to_owned();
+    loop {
+        let r = h.call(Method::GET, &uri, Some(MEMBER), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        seen.extend(names(&r));
+        match r.body["next"].as_str() {
+            Some(next) => uri = format!("/image{next}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c", "cirros"]);
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/image/v2/images?marker={}", Uuid::new_v4()),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn image_create_is_checked_before_anything_is_written() {
+    let h = Harness::with_conductor().await;
+    let before = h.intents_end().await;
+    for (body, status) in [
+        (
+            json!({"name": "x", "visibility": "public"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"name": "x", "status": "active"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"name": "x", "disk_format": "floppy"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "x", "min_disk": "big"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"name": "x", "prop": 3}), StatusCode::BAD_REQUEST),
+        (
+            json!({"id": demo_image_id(), "name": "x"}),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let r = h
+            .call(
+                Method::POST,
+                "/image/v2/images",
+                Some(MEMBER),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, status, "{body}: {:?}", r.body);
+    }
+    assert_eq!(h.intents_end().await, before);
+    // Administrators publish.
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(ADMIN),
+            Some(json!({"name": "pub", "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn server_create_needs_an_active_image_big_enough_for_the_flavor() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(MEMBER),
+            Some(json!({"name": "q", "min_ram": 4096})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let boot = |image: &str| json!({"server": {"name": "vm", "imageRef": image, "flavorRef": "1", "networks": "none"}});
+    let r = h
+        .call(Method::POST, "/v2.1/servers", Some(MEMBER), Some(boot(&id)))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not active")
+    );
+    h.send(
+        Method::PUT,
+        &format!("/image/v2/images/{id}/file"),
+        Some(MEMBER),
+        &[OCTETS],
+        Some(vec![0; 16]),
+    )
+    .await;
+    let r = h
+        .call(Method::POST, "/v2.1/servers", Some(MEMBER), Some(boot(&id)))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Flavor's memory is too small for requested image."
+    );
+    h.stop().await;
 }

@@ -138,6 +138,10 @@ mod tests {
                 checksum: String::new(),
                 visibility: "public".into(),
                 created_at_ms: 0,
+                protected: false,
+                tags: Vec::new(),
+                os_hash_value: String::new(),
+                updated_at_ms: 0,
             },
         }
     }

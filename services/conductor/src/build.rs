@@ -37,7 +37,10 @@ pub(crate) fn on_create(
             format!("Flavor {} could not be found.", req.flavor.id),
         )];
     }
-    if !c.images.contains_key(&req.image.id) {
+    if c.images
+        .get(&req.image.id)
+        .is_none_or(|i| i.status == "deleted")
+    {
         return vec![Conductor::reject(
             env,
             id.to_string(),

@@ -124,6 +124,10 @@ impl Conductor {
             } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
+            Event::ImageUpdateRequested(i) => crate::catalog::on_image_update(self, env, i),
+            Event::ImageDeleteRequested { image_id } => {
+                crate::catalog::on_image_delete(self, env, *image_id)
+            }
             Event::ServerGroupCreateRequested(g) => {
                 crate::server_groups::on_create(self, env, g, now_ms)
             }

@@ -44,6 +44,10 @@ fn image() -> Image {
         checksum: String::new(),
         visibility: "public".into(),
         created_at_ms: 0,
+        protected: false,
+        tags: Vec::new(),
+        os_hash_value: String::new(),
+        updated_at_ms: 0,
     }
 }
 
@@ -657,4 +661,92 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         ["AggregateDeleted"]
     );
     assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 404);
+}
+
+#[test]
+fn images_are_updated_and_deleted_by_their_owner_only() {
+    let mut c = given();
+    let mut mine = image();
+    mine.id = Uuid::from_u128(8);
+    mine.owner = "demo".into();
+    mine.status = "queued".into();
+    mine.visibility = "private".into();
+    let out = c.handle(
+        &record(actor("demo"), Event::ImageCreateRequested(mine.clone())),
+        NOW,
+    );
+    assert_eq!(types(&out), ["ImageCreated"]);
+
+    let mut uploaded = mine.clone();
+    uploaded.status = "active".into();
+    uploaded.os_hash_value = "aa".into();
+    let out = c.handle(
+        &record(
+            actor("other"),
+            Event::ImageUpdateRequested(uploaded.clone()),
+        ),
+        NOW,
+    );
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 403, .. }
+    ));
+    let out = c.handle(
+        &record(actor("demo"), Event::ImageUpdateRequested(uploaded.clone())),
+        NOW,
+    );
+    assert_eq!(types(&out), ["ImageUpdated"]);
+    assert_eq!(c.images[&mine.id].status, "active");
+
+    // Data is written once.
+    let mut again = uploaded.clone();
+    again.os_hash_value = "bb".into();
+    let out = c.handle(
+        &record(actor("demo"), Event::ImageUpdateRequested(again)),
+        NOW,
+    );
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 409, .. }
+    ));
+
+    let out = c.handle(
+        &record(
+            actor("other"),
+            Event::ImageDeleteRequested { image_id: mine.id },
+        ),
+        NOW,
+    );
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 403, .. }
+    ));
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            Event::ImageDeleteRequested { image_id: mine.id },
+        ),
+        NOW,
+    );
+    assert_eq!(types(&out), ["ImageDeleted"]);
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            Event::ImageDeleteRequested { image_id: mine.id },
+        ),
+        NOW,
+    );
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 404, .. }
+    ));
+    // A deleted image boots nothing and its id is not reused.
+    let out = c.handle(
+        &record(actor("demo"), Event::ImageCreateRequested(mine.clone())),
+        NOW,
+    );
+    assert!(matches!(
+        &out[0].env.event,
+        Event::IntentRejected { code: 409, .. }
+    ));
 }

@@ -1,0 +1,453 @@
+//! The Image v2 subset at `/image` (Glance): the version document,
+//! `/v2/images` (create, list, show, JSON-patch, delete), image data
+//! (`PUT`/`GET /v2/images/{id}/file`) and the schemas clients fetch.
+//!
+//! These routes sit outside the Compute API's body limit (uploads are
+//! streamed to disk) and answer errors in Glance's shape.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::StreamExt;
+use novalog_schemas::Image;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{self, Context};
+use crate::error::ApiError;
+use crate::http::{self, RequestId};
+use crate::images::{self, Hasher, ListQuery};
+use crate::views::{Links, isotime};
+
+/// An error as Glance (webob) renders it in JSON.
+#[derive(Debug)]
+pub struct GlanceError(pub ApiError);
+
+impl From<ApiError> for GlanceError {
+    fn from(e: ApiError) -> Self {
+        GlanceError(e)
+    }
+}
+
+impl IntoResponse for GlanceError {
+    fn into_response(self) -> Response {
+        let status = self.0.status;
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = json!({
+            "code": format!("{} {title}", status.as_u16()),
+            "title": title,
+            "message": self.0.message,
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, GlanceError>;
+
+pub const PATCH_MEDIA_TYPE: &str = "application/openstack-images-v2.1-json-patch";
+
+/// The Glance routes, with their own request ids and authentication.
+pub fn router(app: AppState) -> Router {
+    let authenticated = Router::new()
+        .route("/image/v2/images", get(index).post(create))
+        .route(
+            "/image/v2/images/{id}",
+            get(show).patch(update).delete(delete),
+        )
+        .route("/image/v2/images/{id}/file", get(download).put(upload))
+        .route("/image/v2/schemas/image", get(schema_image))
+        .route("/image/v2/schemas/images", get(schema_images))
+        .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
+    Router::new()
+        .route("/image", get(versions_multiple))
+        .route("/image/", get(versions_multiple))
+        .route("/image/versions", get(versions))
+        .merge(authenticated)
+        .with_state(app)
+}
+
+/// Glance's supported versions, newest first; 2.9 is the level of the
+/// subset served here (the `v2.x` ids all point at the same `/v2/`).
+fn versions_doc(base: &str) -> Value {
+    let href = format!("{base}/image/v2/");
+    let list: Vec<Value> = [
+        ("v2.9", "CURRENT"),
+        ("v2.7", "SUPPORTED"),
+        ("v2.6", "SUPPORTED"),
+        ("v2.5", "SUPPORTED"),
+        ("v2.4", "SUPPORTED"),
+        ("v2.3", "SUPPORTED"),
+        ("v2.2", "SUPPORTED"),
+        ("v2.1", "SUPPORTED"),
+        ("v2.0", "SUPPORTED"),
+    ]
+    .iter()
+    .map(|(id, status)| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]}))
+    .collect();
+    json!({ "versions": list })
+}
+
+async fn versions_multiple(links: Links) -> Response {
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(versions_doc(&links.base)),
+    )
+        .into_response()
+}
+
+async fn versions(links: Links) -> Json<Value> {
+    Json(versions_doc(&links.base))
+}
+
+/// An image as Glance shows it: core attributes, then custom properties at
+/// the top level.
+pub fn view(i: &Image) -> Value {
+    let opt = |s: &str| {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::String(s.to_owned())
+        }
+    };
+    let uploaded = !i.checksum.is_empty();
+    let mut body = images::properties_json(i);
+    let core = json!({
+        "id": i.id,
+        "name": opt(&i.name),
+        "status": i.status,
+        "visibility": i.visibility,
+        "protected": i.protected,
+        "os_hidden": false,
+        "checksum": opt(&i.checksum),
+        "os_hash_algo": if uploaded { json!("sha512") } else { Value::Null },
+        "os_hash_value": opt(&i.os_hash_value),
+        "size": if uploaded || i.size > 0 { json!(i.size) } else { Value::Null },
+        "virtual_size": null,
+        "min_disk": i.min_disk,
+        "min_ram": i.min_ram,
+        "disk_format": opt(&i.disk_format),
+        "container_format": opt(&i.container_format),
+        "owner": i.owner,
+        "created_at": isotime(i.created_at_ms),
+        "updated_at": isotime(i.updated_at_ms.max(i.created_at_ms)),
+        "tags": i.tags,
+        "self": format!("/v2/images/{}", i.id),
+        "file": format!("/v2/images/{}/file", i.id),
+        "schema": "/v2/schemas/image",
+    });
+    if let Value::Object(core) = core {
+        body.extend(core);
+    }
+    Value::Object(body)
+}
+
+fn json_body(bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes)
+        .map_err(|_| GlanceError(ApiError::bad_request("Malformed JSON in request body.")))
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+async fn index(
+    State(app): State<AppState>,
+    ctx: Context,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>> {
+    let params = http::query_pairs(raw.as_deref());
+    let q = ListQuery::parse(&params)?;
+    let (page, more) = images::list(&app, &ctx, &q)?;
+    let mut body = json!({
+        "images": page.iter().map(|i| view(i)).collect::<Vec<_>>(),
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    });
+    if more && let Some(last) = page.last() {
+        // The filters carry over to the next page.
+        let mut next = format!("/v2/images?marker={}&limit={}", last.id, q.limit);
+        for (k, v) in &params {
+            if k != "marker" && k != "limit" {
+                next.push_str(&format!("&{}={}", encode(k), encode(v)));
+            }
+        }
+        body["next"] = Value::String(next);
+    }
+    Ok(Json(body))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn create(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let body = json_body(&body)?;
+    let image = images::from_create_body(&app, &ctx, &body, novalog_schemas::now_ms())?;
+    let image = images::create(&app, &ctx, &rid.0, image).await?;
+    let location = format!("/v2/images/{}", image.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&image)),
+    )
+        .into_response())
+}
+
+async fn show(
+    State(app): State<AppState>,
+    ctx: Context,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let image = images::find(&app, &ctx, &id)?;
+    Ok(Json(view(&image)))
+}
+
+/// Glance answers 403 to those who see an image but do not own it.
+fn owned(ctx: &Context, image: &Image, action: &str) -> Result<()> {
+    if images::may_modify(ctx, image) {
+        Ok(())
+    } else {
+        Err(GlanceError(ApiError::forbidden(format!(
+            "You are not permitted to {action} this image."
+        ))))
+    }
+}
+
+async fn update(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    let ct = content_type(&headers);
+    if ct != PATCH_MEDIA_TYPE && ct != "application/openstack-images-v2.0-json-patch" {
+        return Err(GlanceError(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Unsupported Content-Type; use {PATCH_MEDIA_TYPE}"),
+        )));
+    }
+    let image = images::find(&app, &ctx, &id)?;
+    owned(&ctx, &image, "modify")?;
+    let ops = json_body(&body)?;
+    let mut next = images::apply_patch(&ctx, &image, &ops)?;
+    if next == *image {
+        return Ok(Json(view(&image)));
+    }
+    next.updated_at_ms = novalog_schemas::now_ms();
+    let done = images::update(&app, &ctx, &rid.0, next).await?;
+    Ok(Json(view(&done)))
+}
+
+async fn delete(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let image = images::find(&app, &ctx, &id)?;
+    owned(&ctx, &image, "delete")?;
+    images::delete(&app, &ctx, &rid.0, &image).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v2/images/{id}/file`: streams the body to a staging file while
+/// hashing it, then records the upload (see [`images::finish_upload`]).
+async fn upload(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    if content_type(&headers) != "application/octet-stream" {
+        return Err(GlanceError(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Type; use application/octet-stream",
+        )));
+    }
+    let image = images::find(&app, &ctx, &id)?;
+    owned(&ctx, &image, "upload data to")?;
+    if image.status != "queued" {
+        return Err(GlanceError(ApiError::conflict(format!(
+            "Image status transition from {} to saving is not allowed",
+            image.status
+        ))));
+    }
+    let io_error = |e: std::io::Error| {
+        tracing::error!(error = %e, "writing image data");
+        GlanceError(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Failed to store image data.",
+        ))
+    };
+    tokio::fs::create_dir_all(&app.images_dir)
+        .await
+        .map_err(io_error)?;
+    let staging = app
+        .images_dir
+        .join(format!("{}.{}.staging", image.id, Uuid::new_v4()));
+    let mut file = tokio::fs::File::create(&staging).await.map_err(io_error)?;
+    let mut hasher = Hasher::default();
+    let mut stream = body.into_data_stream();
+    let written: std::result::Result<(), GlanceError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| {
+                GlanceError(ApiError::bad_request("Error reading the request body."))
+            })?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io_error)?;
+        }
+        file.sync_all().await.map_err(io_error)
+    }
+    .await;
+    drop(file);
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(e);
+    }
+    images::finish_upload(&app, &ctx, &rid.0, &image, &staging, hasher.finish()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v2/images/{id}/file`: the bytes, with Glance's `Content-MD5`;
+/// 204 when the image has no data.
+async fn download(
+    State(app): State<AppState>,
+    ctx: Context,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let image = images::find(&app, &ctx, &id)?;
+    if image.status != "active" {
+        return Err(GlanceError(ApiError::forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.",
+        )));
+    }
+    let path = images::data_path(&app.images_dir, &image.id);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading image data");
+            return Err(GlanceError(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Failed to read image data.",
+            )));
+        }
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(image.size);
+    let stream = futures::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::HeaderName::from_static("content-md5"),
+                image.checksum.clone(),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The image schema, reduced to what this subset serves; custom
+/// properties are strings.
+async fn schema_image() -> Json<Value> {
+    Json(image_schema())
+}
+
+fn image_schema() -> Value {
+    let s = |t: Value| json!({ "type": t });
+    json!({
+        "name": "image",
+        "properties": {
+            "id": s(json!("string")),
+            "name": s(json!(["null", "string"])),
+            "status": {"type": "string", "readOnly": true,
+                "enum": ["queued", "saving", "active", "killed", "deleted", "uploading",
+                         "importing", "pending_delete", "deactivated"]},
+            "visibility": {"type": "string", "enum": images::VISIBILITIES},
+            "protected": s(json!("boolean")),
+            "os_hidden": s(json!("boolean")),
+            "checksum": s(json!(["null", "string"])),
+            "os_hash_algo": s(json!(["null", "string"])),
+            "os_hash_value": s(json!(["null", "string"])),
+            "owner": s(json!(["null", "string"])),
+            "size": s(json!(["null", "integer"])),
+            "virtual_size": s(json!(["null", "integer"])),
+            "min_ram": s(json!("integer")),
+            "min_disk": s(json!("integer")),
+            "disk_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]},
+            "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
+            "created_at": s(json!("string")),
+            "updated_at": s(json!("string")),
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 255}},
+            "self": s(json!("string")),
+            "file": s(json!("string")),
+            "schema": s(json!("string")),
+        },
+        "additionalProperties": {"type": "string"},
+        "links": [
+            {"rel": "self", "href": "{self}"},
+            {"rel": "enclosure", "href": "{file}"},
+            {"rel": "describedby", "href": "{schema}"},
+        ],
+    })
+}
+
+async fn schema_images() -> Json<Value> {
+    Json(json!({
+        "name": "images",
+        "properties": {
+            "images": {"type": "array", "items": image_schema()},
+            "schema": {"type": "string"},
+            "first": {"type": "string"},
+            "next": {"type": "string"},
+        },
+        "links": [
+            {"rel": "first", "href": "{first}"},
+            {"rel": "next", "href": "{next}"},
+            {"rel": "describedby", "href": "{schema}"},
+        ],
+    }))
+}
