@@ -245,14 +245,24 @@ pub struct Proc {
 impl Proc {
     /// Starts binary `name` with `cfg` passed as environment variables.
     pub fn start(name: &str, env: &[(String, String)], log_dir: &Path) -> anyhow::Result<Proc> {
+        Self::start_logging_to(name, env, &log_dir.join(format!("{name}.log")))
+    }
+
+    /// Like [`Proc::start`], with the output going to `log_file`.
+    pub fn start_logging_to(
+        name: &str,
+        env: &[(String, String)],
+        log_file: &Path,
+    ) -> anyhow::Result<Proc> {
         let path = bin_dir().join(name);
-        let log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+        let log = std::fs::File::create(log_file)?;
+        // RUST_LOG in `env` wins over the test-wide NOVALOG_TEST_LOG.
         let child = Command::new(&path)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("NOVALOG_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -20,23 +20,21 @@ use crate::weighers;
 
 const HOSTS: &str = "hosts";
 const AGGREGATES: &str = "aggregates";
+const INSTANCE: &str = "instance";
 pub const NAME: &str = "scheduler";
 
-struct SchedulerHandler {
+/// What both of a scheduler's consumers share: the host states they fold
+/// and decide on.
+struct Shared {
     core: Scheduler,
-    topics: Topics,
     dirty: BTreeSet<String>,
-    /// Requests of the current batch, decided after the batch's host facts
-    /// are folded: a batch mixes topics, and a decision must not miss a
-    /// host that registered before the request was made.
-    requests: Vec<Envelope>,
     /// Host aggregates by id, as the `catalog` topic has them.
     aggregates: BTreeMap<u32, HostAggregate>,
     /// Aggregates changed in this batch (`None`: deleted).
     aggregates_dirty: BTreeMap<u32, Option<HostAggregate>>,
 }
 
-impl SchedulerHandler {
+impl Shared {
     /// Folds an aggregate fact; true when it was one.
     fn observe_aggregate(&mut self, event: &Event) -> bool {
         let (id, next) = match event {
@@ -55,6 +53,26 @@ impl SchedulerHandler {
         self.aggregates_dirty.insert(id, next);
         true
     }
+
+    /// Stages the changed host states and aggregates in `tx`.
+    fn persist(&mut self, tx: &mut Transaction) -> anyhow::Result<()> {
+        if !self.aggregates_dirty.is_empty() {
+            for (id, a) in std::mem::take(&mut self.aggregates_dirty) {
+                match a {
+                    Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), &a)?,
+                    None => tx.delete(AGGREGATES, &id.to_be_bytes()),
+                }
+            }
+            self.core
+                .set_aggregates(scheduler_aggregates(&self.aggregates));
+        }
+        for host in std::mem::take(&mut self.dirty) {
+            if let Some(h) = self.core.host(&host) {
+                tx.put(HOSTS, host.as_bytes(), h)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The scheduler's form of the aggregates.
@@ -68,8 +86,46 @@ fn scheduler_aggregates(all: &BTreeMap<u32, HostAggregate>) -> Vec<Aggregate> {
         .collect()
 }
 
+type SharedRef = Arc<std::sync::Mutex<Shared>>;
+
+fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Folds the facts about hosts (`hosts`, `compute-events`, `catalog`).
+///
+/// Every scheduler instance must see every host, so this consumer is in a
+/// group of its own (one per instance): replicas in the shared group would
+/// split the host partitions between them, and each would know only part
+/// of the cloud.
+struct FactsHandler {
+    shared: SharedRef,
+    /// Partitions not yet read up to where they ended when the scheduler
+    /// started; `caught_up` is sent when none is left.
+    behind: BTreeMap<(String, i32), i64>,
+    caught_up: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl FactsHandler {
+    fn progress(&mut self, topic: &str, partition: i32, offset: i64) {
+        let key = (topic.to_owned(), partition);
+        if self.behind.get(&key).is_some_and(|end| offset + 1 >= *end) {
+            self.behind.remove(&key);
+        }
+        self.signal_if_caught_up();
+    }
+
+    fn signal_if_caught_up(&mut self) {
+        if self.behind.is_empty()
+            && let Some(tx) = self.caught_up.take()
+        {
+            let _ = tx.send(true);
+        }
+    }
+}
+
 #[async_trait]
-impl Handler for SchedulerHandler {
+impl Handler for FactsHandler {
     async fn handle(
         &mut self,
         input: &Input,
@@ -77,34 +133,58 @@ impl Handler for SchedulerHandler {
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         let env = &input.env;
-        match &env.event {
-            Event::SelectHostsRequested(_) => self.requests.push(env.clone()),
-            other if self.observe_aggregate(other) => {}
-            other => {
-                if let Some(host) = self.core.observe(other, env.meta.occurred_at_ms) {
-                    self.dirty.insert(host);
-                }
+        {
+            let mut s = lock(&self.shared);
+            if !s.observe_aggregate(&env.event)
+                && let Some(host) = s.core.observe(&env.event, env.meta.occurred_at_ms)
+            {
+                s.dirty.insert(host);
             }
+        }
+        self.progress(&input.topic, input.partition, input.offset);
+        Ok(())
+    }
+
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
+        lock(&self.shared).persist(tx)
+    }
+}
+
+/// Answers the requests of the `scheduler` topic. Replicas share this
+/// consumer's group and split the requests between them; the compute
+/// agent's claim settles any race between their decisions.
+struct RequestsHandler {
+    shared: SharedRef,
+    topics: Topics,
+    requests: Vec<Envelope>,
+    decisions: u64,
+}
+
+#[async_trait]
+impl Handler for RequestsHandler {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        _out: &mut Outbox,
+        _tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        if let Event::SelectHostsRequested(_) = &input.env.event {
+            self.requests.push(input.env.clone());
         }
         Ok(())
     }
 
     async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
-        if !self.aggregates_dirty.is_empty() {
-            for (id, a) in std::mem::take(&mut self.aggregates_dirty) {
-                match a {
-                    Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), &a)?,
-                    None => tx.delete(AGGREGATES, &id.to_be_bytes()),
-                }
-            }
-            self.core
-                .set_aggregates(scheduler_aggregates(&self.aggregates));
-        }
+        let mut s = lock(&self.shared);
         for env in std::mem::take(&mut self.requests) {
             let Event::SelectHostsRequested(spec) = &env.event else {
                 continue;
             };
-            let event = match self.core.select_hosts(spec, novalog_schemas::now_ms()) {
+            let event = match s.core.select_hosts(spec, novalog_schemas::now_ms()) {
                 Ok(hosts) => Event::HostsSelected {
                     request_id: spec.request_id,
                     instance_id: spec.instance_id,
@@ -116,6 +196,10 @@ impl Handler for SchedulerHandler {
                     reason,
                 },
             };
+            self.decisions += 1;
+            if self.decisions == 1 || self.decisions.is_multiple_of(DECISIONS_LOG_EVERY) {
+                tracing::info!(decisions = self.decisions, "scheduler decisions");
+            }
             let answer = Envelope {
                 meta: env.meta.caused("select", spec.instance_id.to_string(), 0),
                 event,
@@ -126,13 +210,31 @@ impl Handler for SchedulerHandler {
                 &answer,
             );
         }
-        for host in std::mem::take(&mut self.dirty) {
-            if let Some(h) = self.core.host(&host) {
-                tx.put(HOSTS, host.as_bytes(), h)?;
-            }
-        }
-        Ok(())
+        s.persist(tx)
     }
+}
+
+/// How long requests wait for a starting instance to read the host facts.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An instance logs its count of decisions (info) at the first and then
+/// every this many.
+const DECISIONS_LOG_EVERY: u64 = 10;
+
+/// This instance's own consumer group for the facts, stable across
+/// restarts (kept in its store).
+fn facts_group(topics: &Topics, store: &RocksStore) -> anyhow::Result<String> {
+    let id = match store.get::<String>(INSTANCE, b"id")? {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let mut tx = Transaction::new();
+            tx.put(INSTANCE, b"id", &id)?;
+            store.commit(tx)?;
+            id
+        }
+    };
+    Ok(topics.group(&format!("{NAME}-facts-{id}")))
 }
 
 /// Builds a scheduler from configuration, with the host states in `store`.
@@ -170,11 +272,17 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         .collect();
     core.set_aggregates(scheduler_aggregates(&aggregates));
     let topics = cfg.topics();
-    let spec = ConsumerSpec {
+    let shared: SharedRef = Arc::new(std::sync::Mutex::new(Shared {
+        core,
+        dirty: BTreeSet::new(),
+        aggregates,
+        aggregates_dirty: BTreeMap::new(),
+    }));
+    // Both consumers store offsets under NAME: their topics are disjoint.
+    let facts = ConsumerSpec {
         name: NAME.to_owned(),
-        group: topics.group(NAME),
+        group: facts_group(&topics, &store)?,
         topics: vec![
-            topics.scheduler.clone(),
             topics.hosts.clone(),
             topics.compute_events.clone(),
             topics.catalog.clone(),
@@ -182,13 +290,99 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         dead_letter_topic: topics.dead_letter.clone(),
         max_batch: cfg.log.max_batch,
     };
-    let handler = SchedulerHandler {
-        core,
-        topics,
-        dirty: BTreeSet::new(),
-        requests: Vec::new(),
-        aggregates,
-        aggregates_dirty: BTreeMap::new(),
+    let requests = ConsumerSpec {
+        name: NAME.to_owned(),
+        group: topics.group(NAME),
+        topics: vec![topics.scheduler.clone()],
+        dead_letter_topic: topics.dead_letter.clone(),
+        max_batch: cfg.log.max_batch,
     };
-    consumer::run(log, store, spec, handler, shutdown).await
+    // Requests wait (bounded) until the facts that were in the log when
+    // this instance started are folded: a fresh replica must not answer
+    // "no valid host" for want of hosts it has not read yet.
+    let mut behind = BTreeMap::new();
+    for topic in &facts.topics {
+        for (partition, end) in log.end_offsets(topic).await?.into_iter().enumerate() {
+            let from = store.offset(NAME, topic, partition as i32)?.unwrap_or(0);
+            if from < end {
+                behind.insert((topic.clone(), partition as i32), end);
+            }
+        }
+    }
+    let (caught_up_tx, mut caught_up) = tokio::sync::watch::channel(false);
+    let mut facts_handler = FactsHandler {
+        shared: shared.clone(),
+        behind,
+        caught_up: Some(caught_up_tx),
+    };
+    facts_handler.signal_if_caught_up();
+    let requests_handler = RequestsHandler {
+        shared,
+        topics,
+        requests: Vec::new(),
+        decisions: 0,
+    };
+    let (log2, store2, mut shutdown2) = (log.clone(), store.clone(), shutdown.clone());
+    let answer = async move {
+        let wait = tokio::time::timeout(CATCH_UP_WAIT, caught_up.wait_for(|done| *done));
+        tokio::select! {
+            _ = shutdown2.wait() => return Ok(()),
+            r = wait => if r.is_err() {
+                tracing::warn!("host facts not caught up after {CATCH_UP_WAIT:?}; answering anyway");
+            },
+        }
+        consumer::run(log2, store2, requests, requests_handler, shutdown2).await
+    };
+    tokio::try_join!(
+        consumer::run(log, store, facts, facts_handler, shutdown),
+        answer,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> SharedRef {
+        let cfg = Config::default();
+        let core = build(&cfg, &novalog_store::MemStore::new()).unwrap();
+        Arc::new(std::sync::Mutex::new(Shared {
+            core,
+            dirty: BTreeSet::new(),
+            aggregates: BTreeMap::new(),
+            aggregates_dirty: BTreeMap::new(),
+        }))
+    }
+
+    #[test]
+    fn each_instance_reads_the_facts_in_a_group_of_its_own() {
+        let topics = Config::default().topics();
+        let base = std::env::temp_dir().join(format!("novalog-sched-{}", uuid::Uuid::new_v4()));
+        let (a, b) = (base.join("a"), base.join("b"));
+        let group_of = |dir: &std::path::Path| {
+            let store = RocksStore::open(dir, false).unwrap();
+            facts_group(&topics, &store).unwrap()
+        };
+        let first = group_of(&a);
+        assert_eq!(first, group_of(&a), "stable across restarts");
+        assert_ne!(first, group_of(&b), "one group per instance");
+        assert_ne!(first, topics.group(NAME), "not the requests' shared group");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn caught_up_once_every_partition_reaches_its_start_end() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut h = FactsHandler {
+            shared: shared(),
+            behind: BTreeMap::from([(("h".to_owned(), 0), 2), (("h".to_owned(), 1), 1)]),
+            caught_up: Some(tx),
+        };
+        h.progress("h", 0, 0);
+        h.progress("h", 1, 0);
+        assert!(!*rx.borrow());
+        h.progress("h", 0, 1);
+        assert!(*rx.borrow());
+    }
 }
