@@ -51,15 +51,33 @@ pub(crate) fn on_image_create(c: &mut Conductor, env: &Envelope, i: &Image) -> V
             format!("Image with identifier {} already exists.", i.id),
         )];
     }
-    c.images.insert(i.id, i.clone());
-    c.mark_image(i.id);
+    record_image(
+        c,
+        env,
+        i.clone(),
+        "image-created",
+        Event::ImageCreated(i.clone()),
+    )
+}
+
+/// Keeps `image` as the catalog's version of it and announces the change.
+fn record_image(
+    c: &mut Conductor,
+    env: &Envelope,
+    image: Image,
+    step: &str,
+    event: Event,
+) -> Vec<Emit> {
+    let id = image.id;
+    c.images.insert(id, image);
+    c.mark_image(id);
     vec![emit(
         Dest::Catalog,
-        i.id.to_string(),
+        id.to_string(),
         &env.meta,
-        "image-created",
-        i.id.to_string(),
-        Event::ImageCreated(i.clone()),
+        step,
+        id.to_string(),
+        event,
     )]
 }
 
@@ -104,16 +122,13 @@ pub(crate) fn on_image_update(c: &mut Conductor, env: &Envelope, i: &Image) -> V
             "Image status transition from active to saving is not allowed".into(),
         )];
     }
-    c.images.insert(i.id, i.clone());
-    c.mark_image(i.id);
-    vec![emit(
-        Dest::Catalog,
-        i.id.to_string(),
-        &env.meta,
+    record_image(
+        c,
+        env,
+        i.clone(),
         "image-updated",
-        i.id.to_string(),
         Event::ImageUpdated(i.clone()),
-    )]
+    )
 }
 
 /// Deleting keeps the image as `deleted` so its id is never reused.
@@ -144,14 +159,11 @@ pub(crate) fn on_image_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Ve
     }
     let mut deleted = current.clone();
     deleted.status = "deleted".into();
-    c.images.insert(id, deleted);
-    c.mark_image(id);
-    vec![emit(
-        Dest::Catalog,
-        id.to_string(),
-        &env.meta,
+    record_image(
+        c,
+        env,
+        deleted,
         "image-deleted",
-        id.to_string(),
         Event::ImageDeleted { image_id: id },
-    )]
+    )
 }
