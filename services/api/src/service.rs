@@ -84,9 +84,11 @@ impl ApiService {
             name: projection::CONSUMER.to_owned(),
             // Every API replica folds every partition into its own store,
             // so each is a group of its own.
-            group: cfg
-                .topics()
-                .group(&format!("{}-{}", projection::CONSUMER, replica_id(&dir)?)),
+            group: cfg.topics().group(&format!(
+                "{}-{}",
+                projection::CONSUMER,
+                novalog_runtime::replica_id(&*store)?
+            )),
             topics: vec![
                 topics.instances.clone(),
                 topics.catalog.clone(),
@@ -152,18 +154,4 @@ impl ApiHandle {
         let consumer = self.consumer.await.context("api consumer task")?;
         server.and(consumer)
     }
-}
-
-/// A stable id for this API replica, kept beside its projection store.
-fn replica_id(dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = dir.join("replica.id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        let id = id.trim();
-        if !id.is_empty() {
-            return Ok(id.to_owned());
-        }
-    }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    std::fs::write(&path, &id)?;
-    Ok(id)
 }

@@ -19,9 +19,39 @@ pub use config::Config;
 pub use consumer::{Handler, Input, Outbox};
 pub use topics::Topics;
 
+use novalog_store::{Store, StoreExt, Transaction};
 use tokio::sync::watch;
 
+/// This replica's id, made once and kept in its own store: stable across
+/// restarts, different for every replica (each has its own store). Used
+/// for the consumer groups a replica must not share with its peers.
+pub fn replica_id<S: Store + ?Sized>(store: &S) -> anyhow::Result<String> {
+    const TABLE: &str = "_replica";
+    if let Some(id) = store.get::<String>(TABLE, b"id")? {
+        return Ok(id);
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut tx = Transaction::new();
+    tx.put(TABLE, b"id", &id)?;
+    store.commit(tx)?;
+    Ok(id)
+}
+
 /// A shutdown signal that many tasks can wait on.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replica_id_is_stable_per_store_and_distinct_across_stores() {
+        let (a, b) = (
+            novalog_store::MemStore::new(),
+            novalog_store::MemStore::new(),
+        );
+        let first = super::replica_id(&a).unwrap();
+        assert_eq!(first, super::replica_id(&a).unwrap());
+        assert_ne!(first, super::replica_id(&b).unwrap());
+    }
+}
+
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,

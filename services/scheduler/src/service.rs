@@ -20,7 +20,6 @@ use crate::weighers;
 
 const HOSTS: &str = "hosts";
 const AGGREGATES: &str = "aggregates";
-const INSTANCE: &str = "instance";
 pub const NAME: &str = "scheduler";
 
 /// What both of a scheduler's consumers share: the host states they fold
@@ -224,16 +223,7 @@ const DECISIONS_LOG_EVERY: u64 = 10;
 /// This instance's own consumer group for the facts, stable across
 /// restarts (kept in its store).
 fn facts_group(topics: &Topics, store: &RocksStore) -> anyhow::Result<String> {
-    let id = match store.get::<String>(INSTANCE, b"id")? {
-        Some(id) => id,
-        None => {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let mut tx = Transaction::new();
-            tx.put(INSTANCE, b"id", &id)?;
-            store.commit(tx)?;
-            id
-        }
-    };
+    let id = novalog_runtime::replica_id(store)?;
     Ok(topics.group(&format!("{NAME}-facts-{id}")))
 }
 
