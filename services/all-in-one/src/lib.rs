@@ -121,13 +121,7 @@ impl System {
                 (*name, format!("{r:?}"))
             })
         });
-        futures_select_all(futs.collect()).await
+        let (exited, _, _) = futures::future::select_all(futs).await;
+        exited
     }
-}
-
-async fn futures_select_all<F: std::future::Future<Output = (&'static str, String)> + Unpin>(
-    futs: Vec<F>,
-) -> (&'static str, String) {
-    let (out, _, _) = futures::future::select_all(futs).await;
-    out
 }
