@@ -10,6 +10,9 @@ export NOVALOG_CACHE CARGO_TARGET_DIR
 DATA ?= $(CURDIR)/data
 LISTEN ?= 127.0.0.1:8774
 FAKE_HOSTS ?= 8
+# The test broker's port (scripts/broker.sh reads the same variable).
+NOVALOG_BROKER_PORT ?= 9092
+export NOVALOG_BROKER_PORT
 
 .PHONY: run test bench deps build fmt lint clean-data
 
@@ -23,13 +26,13 @@ test: deps build
 	scripts/broker.sh start || exit 1; \
 	trap 'scripts/broker.sh stop' EXIT; \
 	cargo fmt --all -- --check && \
-	NOVALOG_KAFKA_BROKERS=127.0.0.1:9092 cargo nextest run --workspace --no-fail-fast
+	NOVALOG_KAFKA_BROKERS=127.0.0.1:$(NOVALOG_BROKER_PORT) cargo nextest run --workspace --no-fail-fast
 
 bench: deps build
 	@set -o pipefail; \
 	scripts/broker.sh start || exit 1; \
 	trap 'scripts/broker.sh stop' EXIT; \
-	$(CARGO_TARGET_DIR)/debug/novalog-bench --kafka 127.0.0.1:9092 \
+	$(CARGO_TARGET_DIR)/debug/novalog-bench --kafka 127.0.0.1:$(NOVALOG_BROKER_PORT) \
 	  --out-json bench/results.json --out-md BENCHMARKS.md
 
 deps:
