@@ -663,6 +663,8 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
+        other => crate::convert_saga::payload(&other)
+            .expect("every record type has a payload encoding"),
     }
 }
 
@@ -1036,7 +1038,10 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 value: d.value,
             }))
         }
-        other => return Err(DecodeError::UnknownType(other.to_owned())),
+        other => match crate::convert_saga::event(other, bytes) {
+            Some(event) => event?,
+            None => return Err(DecodeError::UnknownType(other.to_owned())),
+        },
     })
 }
 

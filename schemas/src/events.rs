@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::migration::{
+    Migration, MigrationCommand, MigrationFact, MigrationProgress, RebuildSpec,
+    ServerMigrationRequested, ServerRebuildRequested,
+};
+use crate::state::VmState;
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).
@@ -348,6 +353,72 @@ pub enum Event {
 
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
+
+    // ---- sagas: resize, migrate, live migrate, evacuate, rebuild ----
+    // intents
+    ServerMigrationRequested(Box<ServerMigrationRequested>),
+    ServerResizeConfirmRequested {
+        instance_id: Uuid,
+    },
+    ServerResizeRevertRequested {
+        instance_id: Uuid,
+    },
+    ServerRebuildRequested(Box<ServerRebuildRequested>),
+    /// A step's deadline passed (the conductor's timer writes it on
+    /// `intents`; the conductor compensates).
+    SagaStepTimedOut {
+        instance_id: Uuid,
+        step: String,
+        deadline_ms: i64,
+    },
+    // instances
+    MigrationStarted(Box<Migration>),
+    MigrationScheduled(Box<MigrationProgress>),
+    ResizeMigrating(Box<MigrationProgress>),
+    ResizeMigrated(Box<MigrationProgress>),
+    ResizeFinishing(Box<MigrationProgress>),
+    ResizeFinished(Box<MigrationProgress>),
+    ResizeConfirming(Box<MigrationProgress>),
+    ResizeConfirmed(Box<MigrationProgress>),
+    ResizeReverting(Box<MigrationProgress>),
+    ResizeReverted(Box<MigrationProgress>),
+    /// Compensated: back on the source as before, the migration in error.
+    MigrationAborted(Box<MigrationProgress>),
+    /// Could not be compensated: ERROR with a fault naming the step.
+    MigrationErrored(Box<MigrationProgress>),
+    LiveMigrated(Box<MigrationProgress>),
+    Evacuated(Box<MigrationProgress>),
+    RebuildStarted(Box<RebuildSpec>),
+    RebuildSpawning,
+    RebuildCompleted {
+        vm_state: VmState,
+        power_state: i32,
+    },
+    // compute commands
+    PrepResize(Box<MigrationCommand>),
+    MigrateDiskAndPowerOff(Box<MigrationCommand>),
+    FinishMigration(Box<MigrationCommand>),
+    ConfirmMigration(Box<MigrationCommand>),
+    RevertMigration(Box<MigrationCommand>),
+    FinishRevertMigration(Box<MigrationCommand>),
+    DropMigrationClaim(Box<MigrationCommand>),
+    LiveMigrateInstance(Box<MigrationCommand>),
+    RebuildInstance(Box<MigrationCommand>),
+    RebuildEvacuatedInstance(Box<MigrationCommand>),
+    CleanupEvacuatedInstance(Box<MigrationCommand>),
+    // compute facts
+    ResizeClaimSucceeded(Box<MigrationFact>),
+    ResizeClaimFailed(Box<MigrationFact>),
+    DiskMigratedAndPoweredOff(Box<MigrationFact>),
+    MigrationFinishedOnDest(Box<MigrationFact>),
+    MigrationConfirmedOnSource(Box<MigrationFact>),
+    MigrationRevertedOnDest(Box<MigrationFact>),
+    RevertFinishedOnSource(Box<MigrationFact>),
+    InstanceLiveMigrated(Box<MigrationFact>),
+    RebuildSpawnStarted(Box<MigrationFact>),
+    InstanceRebuilt(Box<MigrationFact>),
+    EvacuatedInstanceCleanedUp(Box<MigrationFact>),
+    MigrationStepFailed(Box<MigrationFact>),
 }
 
 impl Event {
@@ -401,6 +472,51 @@ impl Event {
             Event::AggregateMetadataSet(_) => "AggregateMetadataSet",
             Event::AggregateDeleted { .. } => "AggregateDeleted",
             Event::DeadLetter(_) => "DeadLetter",
+            Event::ServerMigrationRequested(_) => "ServerMigrationRequested",
+            Event::ServerResizeConfirmRequested { .. } => "ServerResizeConfirmRequested",
+            Event::ServerResizeRevertRequested { .. } => "ServerResizeRevertRequested",
+            Event::ServerRebuildRequested(_) => "ServerRebuildRequested",
+            Event::SagaStepTimedOut { .. } => "SagaStepTimedOut",
+            Event::MigrationStarted(_) => "MigrationStarted",
+            Event::MigrationScheduled(_) => "MigrationScheduled",
+            Event::ResizeMigrating(_) => "ResizeMigrating",
+            Event::ResizeMigrated(_) => "ResizeMigrated",
+            Event::ResizeFinishing(_) => "ResizeFinishing",
+            Event::ResizeFinished(_) => "ResizeFinished",
+            Event::ResizeConfirming(_) => "ResizeConfirming",
+            Event::ResizeConfirmed(_) => "ResizeConfirmed",
+            Event::ResizeReverting(_) => "ResizeReverting",
+            Event::ResizeReverted(_) => "ResizeReverted",
+            Event::MigrationAborted(_) => "MigrationAborted",
+            Event::MigrationErrored(_) => "MigrationErrored",
+            Event::LiveMigrated(_) => "LiveMigrated",
+            Event::Evacuated(_) => "Evacuated",
+            Event::RebuildStarted(_) => "RebuildStarted",
+            Event::RebuildSpawning => "RebuildSpawning",
+            Event::RebuildCompleted { .. } => "RebuildCompleted",
+            Event::PrepResize(_) => "PrepResize",
+            Event::MigrateDiskAndPowerOff(_) => "MigrateDiskAndPowerOff",
+            Event::FinishMigration(_) => "FinishMigration",
+            Event::ConfirmMigration(_) => "ConfirmMigration",
+            Event::RevertMigration(_) => "RevertMigration",
+            Event::FinishRevertMigration(_) => "FinishRevertMigration",
+            Event::DropMigrationClaim(_) => "DropMigrationClaim",
+            Event::LiveMigrateInstance(_) => "LiveMigrateInstance",
+            Event::RebuildInstance(_) => "RebuildInstance",
+            Event::RebuildEvacuatedInstance(_) => "RebuildEvacuatedInstance",
+            Event::CleanupEvacuatedInstance(_) => "CleanupEvacuatedInstance",
+            Event::ResizeClaimSucceeded(_) => "ResizeClaimSucceeded",
+            Event::ResizeClaimFailed(_) => "ResizeClaimFailed",
+            Event::DiskMigratedAndPoweredOff(_) => "DiskMigratedAndPoweredOff",
+            Event::MigrationFinishedOnDest(_) => "MigrationFinishedOnDest",
+            Event::MigrationConfirmedOnSource(_) => "MigrationConfirmedOnSource",
+            Event::MigrationRevertedOnDest(_) => "MigrationRevertedOnDest",
+            Event::RevertFinishedOnSource(_) => "RevertFinishedOnSource",
+            Event::InstanceLiveMigrated(_) => "InstanceLiveMigrated",
+            Event::RebuildSpawnStarted(_) => "RebuildSpawnStarted",
+            Event::InstanceRebuilt(_) => "InstanceRebuilt",
+            Event::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
+            Event::MigrationStepFailed(_) => "MigrationStepFailed",
         }
     }
 }

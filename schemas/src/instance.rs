@@ -47,6 +47,9 @@ pub struct Instance {
     pub deleted_at_ms: Option<i64>,
     /// Number of events applied; equals the last event's aggregate_version.
     pub version: u64,
+    /// Every migration of the instance, oldest first; the last one is the
+    /// one in progress, if any (see [`crate::migration`]).
+    pub migrations: Vec<crate::migration::Migration>,
 }
 
 impl Instance {
@@ -56,6 +59,11 @@ impl Instance {
 
     pub fn is_deleted(&self) -> bool {
         self.vm_state == VmState::Deleted
+    }
+
+    /// The migration in progress: the last one, unless it is over.
+    pub fn migration(&self) -> Option<&crate::migration::Migration> {
+        self.migrations.last().filter(|m| !m.is_final())
     }
 }
 
@@ -103,6 +111,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             launched_at_ms: None,
             deleted_at_ms: None,
             version: env.meta.aggregate_version,
+            migrations: Vec::new(),
         });
     }
     let mut i = state?;
@@ -148,7 +157,11 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.power_state = PowerState::NoState;
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
-        _ => return Some(i),
+        other => {
+            if !crate::migration::evolve(&mut i, other, at) {
+                return Some(i);
+            }
+        }
     }
     i.updated_at_ms = at;
     i.version = env.meta.aggregate_version;

@@ -13,9 +13,11 @@
 //!   reader of the `instances` topic so that all of them fold alike.
 
 mod convert;
+mod convert_saga;
 pub mod envelope;
 pub mod events;
 pub mod instance;
+pub mod migration;
 pub mod state;
 pub mod values;
 

@@ -1,0 +1,370 @@
+//! Migrations (Nova's `Migration` object) and the records of the sagas that
+//! move or rebuild an instance: resize and cold migrate with confirm and
+//! revert, live migrate, evacuate, rebuild. Also how those records fold into
+//! the instance ([`evolve`]), called from [`crate::instance::evolve`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::events::Event;
+use crate::instance::Instance;
+use crate::state::{PowerState, TaskState, VmState};
+use crate::values::{Fault, Flavor, HostUsage, Image};
+
+/// Nova's `migration_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MigrationType {
+    /// Cold migrate: a resize to the same flavor on another host.
+    Migration,
+    Resize,
+    LiveMigration,
+    Evacuation,
+}
+
+impl MigrationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationType::Migration => "migration",
+            MigrationType::Resize => "resize",
+            MigrationType::LiveMigration => "live-migration",
+            MigrationType::Evacuation => "evacuation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "migration" => MigrationType::Migration,
+            "resize" => MigrationType::Resize,
+            "live-migration" => MigrationType::LiveMigration,
+            "evacuation" => MigrationType::Evacuation,
+            _ => return None,
+        })
+    }
+}
+
+/// Nova's migration statuses, spelled as Nova spells them.
+pub mod status {
+    pub const PRE_MIGRATING: &str = "pre-migrating";
+    pub const MIGRATING: &str = "migrating";
+    pub const POST_MIGRATING: &str = "post-migrating";
+    pub const FINISHED: &str = "finished";
+    pub const CONFIRMING: &str = "confirming";
+    pub const CONFIRMED: &str = "confirmed";
+    pub const REVERTING: &str = "reverting";
+    pub const REVERTED: &str = "reverted";
+    pub const ERROR: &str = "error";
+    /// Live migration: the guest runs on the destination.
+    pub const RUNNING: &str = "running";
+    pub const COMPLETED: &str = "completed";
+    /// Evacuation: rebuilt on the destination.
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+
+    /// Statuses after which nothing more happens to the migration.
+    pub fn is_final(s: &str) -> bool {
+        matches!(s, CONFIRMED | REVERTED | ERROR | COMPLETED | DONE | FAILED)
+    }
+}
+
+/// One migration of an instance (Nova's `Migration`), with what the saga
+/// needs to go on or to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Migration {
+    /// Nova's integer id (`/os-migrations` shows it).
+    pub id: u64,
+    pub uuid: Uuid,
+    pub migration_type: MigrationType,
+    pub status: String,
+    pub source_compute: String,
+    /// `None` until a destination is scheduled.
+    pub dest_compute: Option<String>,
+    pub old_flavor: Flavor,
+    pub new_flavor: Flavor,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Destinations still to try if the current one's claim fails.
+    pub alternates: Vec<String>,
+    /// Destinations tried so far.
+    pub attempt: u32,
+    /// The state the instance returns to (active, stopped, paused, error).
+    pub original_vm_state: VmState,
+    pub original_power_state: PowerState,
+    /// The host the caller asked for (`migrate` with `host`, 2.56).
+    pub requested_host: Option<String>,
+    pub project_id: String,
+    pub user_id: String,
+}
+
+impl Migration {
+    pub fn is_final(&self) -> bool {
+        status::is_final(&self.status)
+    }
+}
+
+/// A step of a migration saga as the instance records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationProgress {
+    pub migration_id: Uuid,
+    pub power_state: i32,
+    /// Scheduling: the chosen destination; errors: where the guest is.
+    pub host: Option<String>,
+    pub alternates: Vec<String>,
+    pub attempt: u32,
+    pub fault: Option<Fault>,
+}
+
+impl MigrationProgress {
+    pub fn of(migration_id: Uuid) -> Self {
+        MigrationProgress {
+            migration_id,
+            power_state: 0,
+            host: None,
+            alternates: Vec::new(),
+            attempt: 0,
+            fault: None,
+        }
+    }
+}
+
+/// `resize`, `migrate`, `os-migrateLive`, `evacuate` (topic `intents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerMigrationRequested {
+    pub instance_id: Uuid,
+    pub migration_type: MigrationType,
+    /// Resize: the new flavor.
+    pub flavor: Option<Flavor>,
+    /// The target host the caller named; `None`: the scheduler picks.
+    pub host: Option<String>,
+    /// Evacuate: the API found the source host down (by heartbeat or
+    /// forced down) when it accepted the request.
+    pub source_host_down: bool,
+}
+
+/// `rebuild` (topic `intents`); the API has validated the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRebuildRequested {
+    pub instance_id: Uuid,
+    pub image: Image,
+    pub name: Option<String>,
+    /// `Some`: replaces the instance's metadata.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// The instance's image, name and metadata as a rebuild sets them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RebuildSpec {
+    pub image: Image,
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A command to one compute host within a migration or rebuild saga
+/// (topic `compute`, key: `host`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationCommand {
+    pub instance_id: Uuid,
+    /// The migration (for a rebuild: a per-rebuild id).
+    pub migration_id: Uuid,
+    /// The host that carries it out.
+    pub host: String,
+    pub source_host: String,
+    pub dest_host: String,
+    pub attempt: u32,
+    /// The flavor the guest has after this step.
+    pub flavor: Flavor,
+    pub image: Image,
+    pub name: String,
+    pub project_id: String,
+    /// Power the guest on at the end of the step (off for a stopped
+    /// instance, which stays stopped).
+    pub power_on: bool,
+}
+
+/// What a host did with a [`MigrationCommand`] (topic `compute-events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationFact {
+    pub instance_id: Uuid,
+    pub migration_id: Uuid,
+    pub host: String,
+    pub attempt: u32,
+    pub power_state: i32,
+    /// The driver step that failed (failures only).
+    pub step: String,
+    pub reason: String,
+    pub usage: HostUsage,
+}
+
+pub(crate) fn parse_vm_state(s: &str) -> Option<VmState> {
+    Some(match s {
+        "active" => VmState::Active,
+        "building" => VmState::Building,
+        "paused" => VmState::Paused,
+        "suspended" => VmState::Suspended,
+        "stopped" => VmState::Stopped,
+        "rescued" => VmState::Rescued,
+        "resized" => VmState::Resized,
+        "soft-delete" => VmState::SoftDeleted,
+        "deleted" => VmState::Deleted,
+        "error" => VmState::Error,
+        "shelved" => VmState::Shelved,
+        "shelved_offloaded" => VmState::ShelvedOffloaded,
+        _ => return None,
+    })
+}
+
+fn power(code: i32, otherwise: PowerState) -> PowerState {
+    PowerState::from_code(code).unwrap_or(otherwise)
+}
+
+/// The migration `id` names on `i`, if any.
+fn migration_mut(i: &mut Instance, id: Uuid) -> Option<&mut Migration> {
+    i.migrations.iter_mut().rev().find(|m| m.uuid == id)
+}
+
+fn set_status(i: &mut Instance, id: Uuid, s: &str, at: i64) -> Option<Migration> {
+    let m = migration_mut(i, id)?;
+    m.status = s.to_owned();
+    m.updated_at_ms = at;
+    Some(m.clone())
+}
+
+/// Folds one saga record into `i`; `false` if `event` is not one.
+pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
+    use status as s;
+    match event {
+        Event::MigrationStarted(m) => {
+            i.task_state = Some(match m.migration_type {
+                MigrationType::LiveMigration => TaskState::Migrating,
+                MigrationType::Evacuation => TaskState::Rebuilding,
+                _ => TaskState::ResizePrep,
+            });
+            i.migrations.push((**m).clone());
+        }
+        Event::MigrationScheduled(p) => {
+            if let Some(m) = migration_mut(i, p.migration_id) {
+                m.dest_compute = p.host.clone();
+                m.alternates = p.alternates.clone();
+                m.attempt = p.attempt;
+                m.updated_at_ms = at;
+            }
+        }
+        Event::ResizeMigrating(p) => {
+            i.task_state = Some(TaskState::ResizeMigrating);
+            set_status(i, p.migration_id, s::MIGRATING, at);
+        }
+        Event::ResizeMigrated(p) => {
+            i.task_state = Some(TaskState::ResizeMigrated);
+            i.power_state = PowerState::Shutdown;
+            set_status(i, p.migration_id, s::POST_MIGRATING, at);
+        }
+        Event::ResizeFinishing(_) => {
+            i.task_state = Some(TaskState::ResizeFinish);
+        }
+        Event::ResizeFinished(p) => {
+            if let Some(m) = set_status(i, p.migration_id, s::FINISHED, at) {
+                i.vm_state = VmState::Resized;
+                i.task_state = None;
+                i.host = m.dest_compute.clone();
+                i.flavor = m.new_flavor.clone();
+                i.power_state = power(p.power_state, PowerState::Running);
+            }
+        }
+        Event::ResizeConfirming(p) => {
+            i.task_state = Some(TaskState::ResizeConfirming);
+            set_status(i, p.migration_id, s::CONFIRMING, at);
+        }
+        Event::ResizeConfirmed(p) => {
+            if let Some(m) = set_status(i, p.migration_id, s::CONFIRMED, at) {
+                i.vm_state = back_from_resized(m.original_vm_state);
+                i.task_state = None;
+            }
+        }
+        Event::ResizeReverting(p) => {
+            i.task_state = Some(TaskState::ResizeReverting);
+            set_status(i, p.migration_id, s::REVERTING, at);
+        }
+        Event::ResizeReverted(p) => {
+            if let Some(m) = set_status(i, p.migration_id, s::REVERTED, at) {
+                return_to_source(i, &m, p.power_state);
+            }
+        }
+        Event::MigrationAborted(p) => {
+            // Compensated: the instance is back where and as it was.
+            if let Some(m) = set_status(i, p.migration_id, s::ERROR, at) {
+                return_to_source(i, &m, p.power_state);
+                i.fault = p.fault.clone();
+            }
+        }
+        Event::MigrationErrored(p) => {
+            let failed = match i.migrations.last() {
+                Some(m) if m.migration_type == MigrationType::Evacuation => s::FAILED,
+                _ => s::ERROR,
+            };
+            set_status(i, p.migration_id, failed, at);
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            if p.host.is_some() {
+                i.host = p.host.clone();
+            }
+            i.fault = p.fault.clone();
+        }
+        Event::LiveMigrated(p) => {
+            if let Some(m) = set_status(i, p.migration_id, s::COMPLETED, at) {
+                i.host = m.dest_compute.clone();
+                i.task_state = None;
+                i.power_state = power(p.power_state, i.power_state);
+            }
+        }
+        Event::Evacuated(p) => {
+            if let Some(m) = set_status(i, p.migration_id, s::DONE, at) {
+                i.host = m.dest_compute.clone();
+                i.vm_state = match m.original_vm_state {
+                    VmState::Stopped => VmState::Stopped,
+                    _ => VmState::Active,
+                };
+                i.task_state = None;
+                i.power_state = power(p.power_state, PowerState::Running);
+                i.fault = None;
+            }
+        }
+        Event::RebuildStarted(r) => {
+            i.task_state = Some(TaskState::Rebuilding);
+            i.image = r.image.clone();
+            i.name = r.name.clone();
+            i.metadata = r.metadata.clone();
+        }
+        Event::RebuildSpawning => {
+            i.task_state = Some(TaskState::RebuildSpawning);
+        }
+        Event::RebuildCompleted {
+            vm_state,
+            power_state,
+        } => {
+            i.vm_state = *vm_state;
+            i.task_state = None;
+            i.power_state = power(*power_state, PowerState::Running);
+            i.fault = None;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Confirming a resize leaves the instance as it was before it: a stopped
+/// instance stays stopped.
+fn back_from_resized(original: VmState) -> VmState {
+    match original {
+        VmState::Stopped => VmState::Stopped,
+        _ => VmState::Active,
+    }
+}
+
+fn return_to_source(i: &mut Instance, m: &Migration, power_state: i32) {
+    i.vm_state = m.original_vm_state;
+    i.task_state = None;
+    i.host = Some(m.source_compute.clone());
+    i.flavor = m.old_flavor.clone();
+    i.power_state = power(power_state, m.original_power_state);
+}
