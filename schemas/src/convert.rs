@@ -663,8 +663,9 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        other => crate::convert_saga::payload(&other)
-            .expect("every record type has a payload encoding"),
+        other => {
+            crate::convert_saga::payload(&other).expect("every record type has a payload encoding")
+        }
     }
 }
 

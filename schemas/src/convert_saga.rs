@@ -321,9 +321,7 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
                 deadline_ms: r.deadline_ms,
             }
         }
-        "MigrationStarted" => {
-            E::MigrationStarted(Box::new(migration_from_pb(parse(t, b)?)?))
-        }
+        "MigrationStarted" => E::MigrationStarted(Box::new(migration_from_pb(parse(t, b)?)?)),
         "MigrationScheduled" => E::MigrationScheduled(progress(b)?),
         "ResizeMigrating" => E::ResizeMigrating(progress(b)?),
         "ResizeMigrated" => E::ResizeMigrated(progress(b)?),

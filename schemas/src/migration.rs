@@ -302,11 +302,19 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
                 Some(m) if m.migration_type == MigrationType::Evacuation => s::FAILED,
                 _ => s::ERROR,
             };
-            set_status(i, p.migration_id, failed, at);
+            let m = set_status(i, p.migration_id, failed, at);
             i.vm_state = VmState::Error;
             i.task_state = None;
             if p.host.is_some() {
                 i.host = p.host.clone();
+            }
+            // The guest has the flavor of the host it is left on.
+            if let Some(m) = m {
+                i.flavor = if i.host.as_deref() == Some(m.source_compute.as_str()) {
+                    m.old_flavor
+                } else {
+                    m.new_flavor
+                };
             }
             i.fault = p.fault.clone();
         }

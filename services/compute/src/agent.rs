@@ -13,7 +13,11 @@ use crate::tracker::{HostRecord, Ratios};
 #[derive(Debug, Clone)]
 pub enum Command {
     Spawn(Box<SpawnInstance>),
-    Destroy { instance_id: Uuid },
+    Destroy {
+        instance_id: Uuid,
+    },
+    /// A step of a migration or rebuild saga (see [`crate::migrate`]).
+    Saga(Box<Event>),
 }
 
 /// A command and the record that carried it.
@@ -41,12 +45,15 @@ pub async fn run_host(
     for job in jobs {
         match job.command {
             Command::Spawn(cmd) => spawn(driver, rec, &job.cause, &cmd, ratios, &mut out).await,
+            Command::Saga(event) => {
+                crate::migrate::run(driver, rec, &job.cause, &event, ratios, &mut out).await
+            }
             Command::Destroy { instance_id } => {
                 if let Err(e) = driver.destroy(&rec.name, instance_id).await {
                     tracing::warn!(host = %rec.name, %instance_id, error = %e, "destroy failed");
                     continue;
                 }
-                rec.release(instance_id);
+                rec.release_all(instance_id);
                 out.push(fact(
                     &job.cause,
                     "destroyed",
@@ -123,6 +130,9 @@ async fn spawn(
                 },
             ));
         }
+        // A host that hangs says nothing; the conductor's build deadline
+        // covers it.
+        Err(crate::driver::DriverError::Silent) => {}
         Err(e) => {
             rec.release(id);
             out.push(fact(

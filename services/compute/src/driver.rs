@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use novalog_schemas::PowerState;
 use novalog_schemas::events::SpawnInstance;
+use novalog_schemas::migration::MigrationCommand;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub enum DriverError {
     InstanceNotFound(Uuid),
     #[error("{0}")]
     Failed(String),
+    /// The call never came back (fake driver's injected silence): the
+    /// agent reports nothing, as a host that hangs or dies would.
+    #[error("no answer")]
+    Silent,
 }
 
 #[async_trait]
@@ -44,4 +49,47 @@ pub trait VirtDriver: Send + Sync + 'static {
     /// Re-adopts a guest the agent's store says exists (Nova's init_host
     /// reconciliation after an agent restart).
     fn adopt(&self, _host: &str, _instance_id: Uuid, _power: PowerState) {}
+
+    /// A failure the operator injected for `step` (a saga step without a
+    /// driver call of its own, like `prep_resize`'s claim) on `host`.
+    fn injected_step_failure(&self, _step: &str, _host: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// On the source (`cmd.source_host`): powers the guest off and copies
+    /// its disk to `cmd.dest_host`, resized for `cmd.flavor`. Afterwards
+    /// the source guest is shut down and the destination can finish.
+    /// On error the source guest is as it was. Undone by
+    /// [`finish_revert_migration`].
+    ///
+    /// [`finish_revert_migration`]: VirtDriver::finish_revert_migration
+    async fn migrate_disk_and_power_off(&self, cmd: &MigrationCommand) -> Result<(), DriverError>;
+
+    /// On the destination: creates the guest from the migrated disk with
+    /// `cmd.flavor`, powered on if `cmd.power_on`. Afterwards it exists on
+    /// the destination; on error nothing of it is left there. Undone by
+    /// [`revert_migration`].
+    ///
+    /// [`revert_migration`]: VirtDriver::revert_migration
+    async fn finish_migration(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError>;
+
+    /// On the source after the user confirmed: the source guest and its
+    /// disks are gone. Not undoable.
+    async fn confirm_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError>;
+
+    /// On the destination when reverting: the destination guest is gone
+    /// (a same-host resize keeps the guest for the source to restore).
+    async fn revert_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError>;
+
+    /// On the source when reverting (or compensating): the guest runs
+    /// again with its old flavor, powered on if `cmd.power_on`.
+    async fn finish_revert_migration(
+        &self,
+        cmd: &MigrationCommand,
+    ) -> Result<PowerState, DriverError>;
+
+    /// Re-creates the guest on its host from `cmd.image`, keeping its
+    /// identity; afterwards it is powered on if `cmd.power_on`. On error
+    /// the guest may be gone (the instance goes to ERROR).
+    async fn rebuild(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError>;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use novalog_schemas::PowerState;
 use novalog_schemas::events::SpawnInstance;
+use novalog_schemas::migration::MigrationCommand;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
@@ -22,6 +23,13 @@ pub struct FakeOptions {
     pub fail_claims: HashSet<String>,
     /// Hosts whose every spawn fails.
     pub fail_spawns: HashSet<String>,
+    /// Saga steps that fail, by step (`prep_resize`,
+    /// `migrate_disk_and_power_off`, `finish_migration`,
+    /// `confirm_migration`, `revert_migration`, `finish_revert_migration`,
+    /// `rebuild`) → hosts (`*`: every host).
+    pub fail_steps: HashMap<String, HashSet<String>>,
+    /// Saga steps that never answer, likewise (a host that hangs).
+    pub silent_steps: HashMap<String, HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -29,13 +37,82 @@ pub struct FakeDriver {
     opts: FakeOptions,
     guests: Mutex<HashMap<(String, Uuid), PowerState>>,
     spawns: Mutex<HashMap<Uuid, u32>>,
+    /// Step failures injected at run time, as `fail_steps`.
+    fail_steps: Mutex<HashMap<String, HashSet<String>>>,
+    silent_steps: Mutex<HashMap<String, HashSet<String>>>,
+    rebuilds: Mutex<HashMap<Uuid, u32>>,
 }
 
 impl FakeDriver {
     pub fn new(opts: FakeOptions) -> Self {
         FakeDriver {
+            fail_steps: Mutex::new(opts.fail_steps.clone()),
+            silent_steps: Mutex::new(opts.silent_steps.clone()),
             opts,
             ..Default::default()
+        }
+    }
+
+    /// From now on `step` fails on `host` (`*`: every host).
+    pub fn fail_step(&self, step: &str, host: &str) {
+        self.fail_steps
+            .lock()
+            .entry(step.to_owned())
+            .or_default()
+            .insert(host.to_owned());
+    }
+
+    /// From now on `step` never answers on `host` (`*`: every host).
+    pub fn silence_step(&self, step: &str, host: &str) {
+        self.silent_steps
+            .lock()
+            .entry(step.to_owned())
+            .or_default()
+            .insert(host.to_owned());
+    }
+
+    /// Every injected step failure and silence is lifted.
+    pub fn heal(&self) {
+        self.fail_steps.lock().clear();
+        self.silent_steps.lock().clear();
+    }
+
+    /// How many times `instance` was rebuilt.
+    pub fn rebuild_count(&self, instance: Uuid) -> u32 {
+        self.rebuilds.lock().get(&instance).copied().unwrap_or(0)
+    }
+
+    /// Hosts where `instance` has a running guest.
+    pub fn running_on(&self, instance: Uuid) -> Vec<String> {
+        self.guests
+            .lock()
+            .iter()
+            .filter(|((_, id), p)| *id == instance && **p == PowerState::Running)
+            .map(|((h, _), _)| h.clone())
+            .collect()
+    }
+
+    fn check(&self, step: &str, host: &str) -> Result<(), DriverError> {
+        let hit = |m: &HashMap<String, HashSet<String>>| {
+            m.get(step)
+                .is_some_and(|hosts| hosts.contains(host) || hosts.contains("*"))
+        };
+        if hit(&self.silent_steps.lock()) {
+            return Err(DriverError::Silent);
+        }
+        if hit(&self.fail_steps.lock()) {
+            return Err(DriverError::Failed(format!(
+                "injected {step} failure on {host}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn power(on: bool) -> PowerState {
+        if on {
+            PowerState::Running
+        } else {
+            PowerState::Shutdown
         }
     }
 
@@ -64,6 +141,7 @@ impl VirtDriver for FakeDriver {
         if !self.opts.spawn_latency.is_zero() {
             tokio::time::sleep(self.opts.spawn_latency).await;
         }
+        self.check("spawn", host)?;
         if self.opts.fail_spawns.contains(host) {
             return Err(DriverError::Failed(format!(
                 "injected spawn failure on {host}"
@@ -97,6 +175,83 @@ impl VirtDriver for FakeDriver {
         self.guests
             .lock()
             .insert((host.to_owned(), instance_id), power);
+    }
+
+    fn injected_step_failure(&self, step: &str, host: &str) -> Result<(), DriverError> {
+        self.check(step, host)
+    }
+
+    async fn migrate_disk_and_power_off(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.check("migrate_disk_and_power_off", &cmd.host)?;
+        let mut g = self.guests.lock();
+        match g.get_mut(&(cmd.host.clone(), cmd.instance_id)) {
+            Some(p) => {
+                *p = PowerState::Shutdown;
+                Ok(())
+            }
+            None => Err(DriverError::InstanceNotFound(cmd.instance_id)),
+        }
+    }
+
+    async fn finish_migration(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
+        self.check("finish_migration", &cmd.host)?;
+        let p = Self::power(cmd.power_on);
+        self.guests
+            .lock()
+            .insert((cmd.host.clone(), cmd.instance_id), p);
+        Ok(p)
+    }
+
+    async fn confirm_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.check("confirm_migration", &cmd.host)?;
+        if cmd.source_host != cmd.dest_host {
+            self.guests
+                .lock()
+                .remove(&(cmd.host.clone(), cmd.instance_id));
+        }
+        Ok(())
+    }
+
+    async fn revert_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.check("revert_migration", &cmd.host)?;
+        if cmd.source_host != cmd.dest_host {
+            self.guests
+                .lock()
+                .remove(&(cmd.host.clone(), cmd.instance_id));
+        }
+        Ok(())
+    }
+
+    async fn finish_revert_migration(
+        &self,
+        cmd: &MigrationCommand,
+    ) -> Result<PowerState, DriverError> {
+        self.check("finish_revert_migration", &cmd.host)?;
+        let p = Self::power(cmd.power_on);
+        self.guests
+            .lock()
+            .insert((cmd.host.clone(), cmd.instance_id), p);
+        Ok(p)
+    }
+
+    async fn rebuild(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
+        let key = (cmd.host.clone(), cmd.instance_id);
+        if !self.guests.lock().contains_key(&key) {
+            return Err(DriverError::InstanceNotFound(cmd.instance_id));
+        }
+        if !self.opts.spawn_latency.is_zero() {
+            tokio::time::sleep(self.opts.spawn_latency).await;
+        }
+        if let Err(e) = self.check("rebuild", &cmd.host) {
+            if e != DriverError::Silent {
+                self.guests.lock().remove(&key);
+            }
+            return Err(e);
+        }
+        let p = Self::power(cmd.power_on);
+        self.guests.lock().insert(key, p);
+        *self.rebuilds.lock().entry(cmd.instance_id).or_default() += 1;
+        Ok(p)
     }
 }
 

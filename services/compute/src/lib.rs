@@ -14,5 +14,6 @@
 pub mod agent;
 pub mod driver;
 pub mod fake;
+pub mod migrate;
 pub mod service;
 pub mod tracker;

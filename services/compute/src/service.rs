@@ -51,6 +51,17 @@ impl Handler for ComputeHandler {
                     instance_id: *instance_id,
                 },
             ),
+            Event::PrepResize(c)
+            | Event::MigrateDiskAndPowerOff(c)
+            | Event::FinishMigration(c)
+            | Event::ConfirmMigration(c)
+            | Event::RevertMigration(c)
+            | Event::FinishRevertMigration(c)
+            | Event::DropMigrationClaim(c)
+            | Event::RebuildInstance(c) => (
+                c.host.clone(),
+                Command::Saga(Box::new(input.env.event.clone())),
+            ),
             _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
@@ -118,9 +129,23 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
             spawn_latency: Duration::from_millis(c.fake_spawn_latency_ms),
             fail_claims: c.fake_fail_claims.iter().cloned().collect(),
             fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
+            fail_steps: steps(&c.fake_fail_steps),
+            silent_steps: steps(&c.fake_silent_steps),
         }))),
         other => anyhow::bail!("unknown compute driver {other:?} (available: fake)"),
     }
+}
+
+/// `step@host` entries (`step` alone: every host) as the fake driver's map.
+fn steps(entries: &[String]) -> HashMap<String, std::collections::HashSet<String>> {
+    let mut m: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for e in entries {
+        let (step, host) = e.split_once('@').unwrap_or((e.as_str(), "*"));
+        m.entry(step.to_owned())
+            .or_default()
+            .insert(host.to_owned());
+    }
+    m
 }
 
 fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) -> Envelope {

@@ -23,6 +23,25 @@ pub struct LocalInstance {
     pub power_state: PowerState,
 }
 
+/// Which side of a migration a migration claim holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimSide {
+    /// The destination's claim for the new flavor, before the guest lands.
+    Incoming,
+    /// A same-host resize's hold on the old flavor after the guest moved to
+    /// the new one, until confirm (released) or revert (restored).
+    Outgoing,
+}
+
+/// Resources held for a migration, apart from the instance's own claim
+/// (Nova's migration-context claims).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationClaim {
+    pub instance_id: Uuid,
+    pub resources: Resources,
+    pub side: ClaimSide,
+}
+
 /// One host's tracked state, persisted in the agent's store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
@@ -30,6 +49,11 @@ pub struct HostRecord {
     pub capacity: Resources,
     pub usage: HostUsage,
     pub instances: BTreeMap<Uuid, LocalInstance>,
+    /// Claims held for migrations, by migration id.
+    pub migration_claims: BTreeMap<Uuid, MigrationClaim>,
+    /// Migration steps carried out here (migration id, step), so a
+    /// redelivered command is not carried out twice.
+    pub done_steps: std::collections::BTreeSet<(Uuid, String)>,
 }
 
 impl HostRecord {
@@ -39,6 +63,8 @@ impl HostRecord {
             capacity,
             usage: HostUsage::default(),
             instances: BTreeMap::new(),
+            migration_claims: BTreeMap::new(),
+            done_steps: Default::default(),
         }
     }
 
@@ -50,6 +76,128 @@ impl HostRecord {
         attempt: u32,
         ratios: Ratios,
     ) -> Result<(), String> {
+        self.fits(r, ratios)?;
+        self.usage.add(r);
+        self.instances.insert(
+            instance,
+            LocalInstance {
+                resources: r,
+                attempt,
+                power_state: PowerState::NoState,
+            },
+        );
+        Ok(())
+    }
+
+    /// The destination's claim for a migration (Nova's resize claim);
+    /// claiming again for the same migration changes nothing.
+    pub fn claim_migration(
+        &mut self,
+        migration: Uuid,
+        instance: Uuid,
+        r: Resources,
+        ratios: Ratios,
+    ) -> Result<(), String> {
+        if self.migration_claims.contains_key(&migration) {
+            return Ok(());
+        }
+        self.fits(r, ratios)?;
+        self.usage.add(r);
+        self.migration_claims.insert(
+            migration,
+            MigrationClaim {
+                instance_id: instance,
+                resources: r,
+                side: ClaimSide::Incoming,
+            },
+        );
+        Ok(())
+    }
+
+    /// Drops the destination's claim of a migration whose guest never
+    /// landed here; true if there was one.
+    pub fn drop_incoming(&mut self, migration: Uuid) -> bool {
+        match self.migration_claims.get(&migration) {
+            Some(c) if c.side == ClaimSide::Incoming => {
+                let c = self.migration_claims.remove(&migration).expect("present");
+                self.usage.remove(c.resources);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The guest landed here: the incoming claim becomes the instance's
+    /// claim. On a same-host resize the instance's old claim becomes the
+    /// outgoing hold, kept until confirm or revert.
+    pub fn land_migration(&mut self, migration: Uuid, instance: Uuid, power: PowerState) {
+        let Some(incoming) = self.migration_claims.remove(&migration) else {
+            return;
+        };
+        if let Some(old) = self.instances.remove(&instance) {
+            self.migration_claims.insert(
+                migration,
+                MigrationClaim {
+                    instance_id: instance,
+                    resources: old.resources,
+                    side: ClaimSide::Outgoing,
+                },
+            );
+        }
+        self.instances.insert(
+            instance,
+            LocalInstance {
+                resources: incoming.resources,
+                attempt: 1,
+                power_state: power,
+            },
+        );
+    }
+
+    /// Confirm on the source: the old flavor's claim goes (the outgoing
+    /// hold of a same-host resize, else the instance's claim here).
+    pub fn release_source(&mut self, migration: Uuid, instance: Uuid) {
+        match self.migration_claims.get(&migration) {
+            Some(c) if c.side == ClaimSide::Outgoing => {
+                let c = self.migration_claims.remove(&migration).expect("present");
+                self.usage.remove(c.resources);
+            }
+            _ => {
+                self.release(instance);
+            }
+        }
+    }
+
+    /// Revert on the destination: the new flavor's claim goes; a same-host
+    /// resize gets its old claim back.
+    pub fn revert_dest(&mut self, migration: Uuid, instance: Uuid) {
+        match self.migration_claims.get(&migration).map(|c| c.side) {
+            Some(ClaimSide::Incoming) => {
+                self.drop_incoming(migration);
+            }
+            Some(ClaimSide::Outgoing) => {
+                // The hold (counted in usage) is the instance's claim again.
+                let old = self.migration_claims.remove(&migration).expect("present");
+                if let Some(new) = self.instances.remove(&instance) {
+                    self.usage.remove(new.resources);
+                }
+                self.instances.insert(
+                    instance,
+                    LocalInstance {
+                        resources: old.resources,
+                        attempt: 1,
+                        power_state: PowerState::Shutdown,
+                    },
+                );
+            }
+            None => {
+                self.release(instance);
+            }
+        }
+    }
+
+    /// Says whether `r` fits next to what is claimed.
+    fn fits(&self, r: Resources, ratios: Ratios) -> Result<(), String> {
         let u = &self.usage;
         let c = &self.capacity;
         let free_ram = c.memory_mb as f64 * ratios.ram - u.memory_mb_used as f64;
@@ -73,15 +221,6 @@ impl HostRecord {
                 r.disk_gb
             ));
         }
-        self.usage.add(r);
-        self.instances.insert(
-            instance,
-            LocalInstance {
-                resources: r,
-                attempt,
-                power_state: PowerState::NoState,
-            },
-        );
         Ok(())
     }
 
@@ -94,6 +233,37 @@ impl HostRecord {
             }
             None => false,
         }
+    }
+
+    /// Releases every claim `instance` has here, migrations' included
+    /// (delete).
+    pub fn release_all(&mut self, instance: Uuid) -> bool {
+        let mut released = self.release(instance);
+        let held: Vec<Uuid> = self
+            .migration_claims
+            .iter()
+            .filter(|(_, c)| c.instance_id == instance)
+            .map(|(m, _)| *m)
+            .collect();
+        for m in held {
+            if let Some(c) = self.migration_claims.remove(&m) {
+                self.usage.remove(c.resources);
+                released = true;
+            }
+        }
+        released
+    }
+
+    /// The sum of every claim here: what `usage` must equal.
+    pub fn claimed(&self) -> HostUsage {
+        let mut u = HostUsage::default();
+        for i in self.instances.values() {
+            u.add(i.resources);
+        }
+        for c in self.migration_claims.values() {
+            u.add(c.resources);
+        }
+        u
     }
 }
 

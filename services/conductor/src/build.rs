@@ -18,6 +18,8 @@ use uuid::Uuid;
 use crate::core::{Conductor, Dest, Emit, emit};
 
 pub const NO_VALID_HOST: &str = "No valid host was found.";
+/// The step a build awaits from creation until ACTIVE or ERROR.
+pub const BUILD: &str = "build";
 
 pub(crate) fn on_create(
     c: &mut Conductor,
@@ -76,6 +78,7 @@ pub(crate) fn on_create(
         scheduler_hints: req.scheduler_hints.clone(),
     }));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
+    c.await_step(id, &env.meta, BUILD, None, None, now_ms);
     let server_group = group.and_then(|g| crate::server_groups::spec_for(c, g, id));
     if let Some(g) = group {
         crate::server_groups::join(c, g, id);
@@ -162,6 +165,7 @@ pub(crate) fn on_hosts_selected(
     env: &Envelope,
     id: Uuid,
     hosts: &[String],
+    _now_ms: i64,
 ) -> Vec<Emit> {
     let Some(i) = c.instances.get(&id) else {
         return Vec::new();
@@ -181,6 +185,7 @@ pub(crate) fn on_hosts_selected(
 }
 
 fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, details: String, now_ms: i64) -> Vec<Emit> {
+    c.stop_awaiting(id);
     let project = c.instances[&id].project_id.clone();
     let failed = Event::InstanceFailed {
         fault: Fault {
@@ -225,6 +230,7 @@ pub(crate) fn on_spawned(
         return Vec::new();
     }
     let project = i.project_id.clone();
+    c.stop_awaiting(id);
     let active = Event::InstanceBecameActive {
         power_state,
         launched_at_ms: now_ms,
@@ -264,4 +270,58 @@ pub(crate) fn on_build_failed(
     let out = c.instance_event(&env.meta, "rescheduled", id, &project, next);
     let spawn = spawn_command(env, &c.instances[&id], "spawn");
     vec![out, spawn]
+}
+
+/// The build did not end in time: ERROR with a fault saying so, and the
+/// host it was on (if any) destroys whatever it made and releases its
+/// claim. That command follows the spawn on the host's partition, so a
+/// spawn that lands late is undone too; its report is stale by then.
+pub(crate) fn on_timeout(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &crate::timers::Awaiting,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let Some(i) = c.instances.get(&id) else {
+        return Vec::new();
+    };
+    if i.vm_state != VmState::Building {
+        c.stop_awaiting(id);
+        return Vec::new();
+    }
+    let project = i.project_id.clone();
+    let host = i.host.clone();
+    let timeout = c.settings.timeout_ms(BUILD);
+    c.stop_awaiting(id);
+    let on = host
+        .as_deref()
+        .map_or_else(|| "scheduling".to_owned(), |h| format!("on host {h}"));
+    let failed = Event::InstanceFailed {
+        fault: Fault {
+            code: 500,
+            message: "Build of instance timed out.".to_owned(),
+            details: format!(
+                "Instance {id} was not ACTIVE {} s after it was created (still {on}); step {}.",
+                timeout / 1000,
+                a.step
+            ),
+            created_at_ms: now_ms,
+        },
+    };
+    let mut out = vec![c.instance_event(&env.meta, "build-timed-out", id, &project, failed)];
+    if let Some(host) = host {
+        out.push(emit(
+            Dest::Compute,
+            host.clone(),
+            &env.meta,
+            "build-timed-out-destroy",
+            id.to_string(),
+            Event::DestroyInstance {
+                instance_id: id,
+                host,
+            },
+        ));
+    }
+    out
 }

@@ -14,6 +14,8 @@ pub enum Dest {
     Scheduler,
     Compute,
     Catalog,
+    /// The conductor's own timeout records.
+    Intents,
 }
 
 /// A record the conductor wants appended.
@@ -26,13 +28,49 @@ pub struct Emit {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Build attempts, the first included (`[scheduler] max_attempts`).
+    /// Build attempts, the first included (`[scheduler] max_attempts`);
+    /// also the destinations a resize or migrate tries.
     pub max_attempts: u32,
+    /// A build not ACTIVE after this long goes to ERROR
+    /// (`instance_build_timeout`; 0: never).
+    pub build_timeout_ms: i64,
+    /// How long every other saga step waits for its answer before the saga
+    /// compensates (0: forever).
+    pub step_timeout_ms: i64,
+    /// Per-step overrides of `step_timeout_ms`, by step name
+    /// (`resize:finish_migration`, `rebuild:rebuild`, ...).
+    pub step_timeouts_ms: BTreeMap<String, i64>,
+    /// A resize left in VERIFY_RESIZE this long is confirmed
+    /// (`resize_confirm_window`; 0: never).
+    pub resize_confirm_window_ms: i64,
+    /// A resize may land on the host it leaves (`allow_resize_to_same_host`).
+    pub allow_resize_to_same_host: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_attempts: 3 }
+        Settings {
+            max_attempts: 3,
+            build_timeout_ms: 600_000,
+            step_timeout_ms: 300_000,
+            step_timeouts_ms: BTreeMap::new(),
+            resize_confirm_window_ms: 0,
+            allow_resize_to_same_host: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The timeout of `step`, 0 for none.
+    pub fn timeout_ms(&self, step: &str) -> i64 {
+        if let Some(t) = self.step_timeouts_ms.get(step) {
+            return *t;
+        }
+        match step {
+            "build" => self.build_timeout_ms,
+            crate::resize::AUTO_CONFIRM => self.resize_confirm_window_ms,
+            _ => self.step_timeout_ms,
+        }
     }
 }
 
@@ -46,6 +84,10 @@ pub struct Conductor {
     pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
     /// Host aggregates by id.
     pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
+    /// What each instance in a saga waits for, with its deadline.
+    pub awaiting: BTreeMap<Uuid, crate::timers::Awaiting>,
+    /// The last migration id handed out (Nova's integer ids).
+    pub last_migration_id: u64,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -58,6 +100,8 @@ pub struct Dirty {
     pub images: BTreeSet<Uuid>,
     pub server_groups: BTreeSet<Uuid>,
     pub aggregates: BTreeSet<u32>,
+    pub awaiting: BTreeSet<Uuid>,
+    pub counters: bool,
 }
 
 impl Conductor {
@@ -73,13 +117,27 @@ impl Conductor {
         match &env.event {
             Event::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
             Event::HostsSelected {
-                instance_id, hosts, ..
-            } => crate::build::on_hosts_selected(self, env, *instance_id, hosts),
+                request_id,
+                instance_id,
+                hosts,
+            } => {
+                if crate::resize::is_migration_request(self, *instance_id, *request_id) {
+                    crate::resize::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
+                } else {
+                    crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
+                }
+            }
             Event::NoValidHostFound {
+                request_id,
                 instance_id,
                 reason,
-                ..
-            } => crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms),
+            } => {
+                if crate::resize::is_migration_request(self, *instance_id, *request_id) {
+                    crate::resize::on_no_valid_host(self, env, *instance_id, reason, now_ms)
+                } else {
+                    crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
+                }
+            }
             Event::InstanceSpawned {
                 instance_id,
                 host,
@@ -142,6 +200,36 @@ impl Conductor {
             | Event::AggregateMetadataSetRequested { .. } => {
                 crate::aggregates::on_intent(self, env, now_ms)
             }
+            Event::SagaStepTimedOut {
+                instance_id,
+                step,
+                deadline_ms,
+            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            Event::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
+            Event::ServerResizeConfirmRequested { instance_id } => {
+                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
+            }
+            Event::ServerResizeRevertRequested { instance_id } => {
+                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
+            }
+            Event::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
+            Event::ResizeClaimSucceeded(f)
+            | Event::ResizeClaimFailed(f)
+            | Event::DiskMigratedAndPoweredOff(f)
+            | Event::MigrationFinishedOnDest(f)
+            | Event::MigrationConfirmedOnSource(f)
+            | Event::MigrationRevertedOnDest(f)
+            | Event::RevertFinishedOnSource(f) => crate::resize::on_fact(self, env, f, now_ms),
+            Event::RebuildSpawnStarted(f) | Event::InstanceRebuilt(f) => {
+                crate::rebuild::on_fact(self, env, f, now_ms)
+            }
+            Event::MigrationStepFailed(f) => match self.awaiting.get(&f.instance_id) {
+                Some(a) if a.step.starts_with("rebuild:") => {
+                    crate::rebuild::on_fact(self, env, f, now_ms)
+                }
+                Some(_) => crate::resize::on_fact(self, env, f, now_ms),
+                None => Vec::new(),
+            },
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),
@@ -208,6 +296,17 @@ impl Conductor {
 
     pub(crate) fn mark_server_group(&mut self, id: Uuid) {
         self.dirty.server_groups.insert(id);
+    }
+
+    pub(crate) fn mark_awaiting(&mut self, id: Uuid) {
+        self.dirty.awaiting.insert(id);
+    }
+
+    /// The next migration id.
+    pub(crate) fn next_migration_id(&mut self) -> u64 {
+        self.last_migration_id += 1;
+        self.dirty.counters = true;
+        self.last_migration_id
     }
 
     pub(crate) fn mark_aggregate(&mut self, id: u32) {

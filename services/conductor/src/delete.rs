@@ -44,8 +44,35 @@ pub(crate) fn on_delete(
     }
     let project = i.project_id.clone();
     let host = i.host.clone();
+    // Every other host an unfinished migration involves holds a claim (or
+    // a guest) for the instance too: it destroys and releases as well.
+    let others: Vec<String> = i
+        .migration()
+        .map(|m| {
+            std::iter::once(m.source_compute.clone())
+                .chain(m.dest_compute.clone())
+                .filter(|h| Some(h) != host.as_ref())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    c.stop_awaiting(id);
     let mut out =
         vec![c.instance_event(&env.meta, "deleting", id, &project, Event::InstanceDeleting)];
+    for other in others {
+        out.push(emit(
+            Dest::Compute,
+            other.clone(),
+            &env.meta,
+            &format!("destroy-{other}"),
+            id.to_string(),
+            Event::DestroyInstance {
+                instance_id: id,
+                host: other,
+            },
+        ));
+    }
     match host {
         Some(host) => out.push(emit(
             Dest::Compute,

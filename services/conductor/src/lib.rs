@@ -5,8 +5,10 @@
 //! # Layout
 //! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
 //!   records to emit`, folding its own instance events as it emits them.
-//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`]: one
-//!   file per flow.
+//! - [`build`], [`delete`], [`resize`] (resize, cold migrate, confirm,
+//!   revert, auto-confirm), [`rebuild`], [`catalog`], [`server_groups`],
+//!   [`aggregates`]: one file per flow.
+//! - [`timers`]: what each saga awaits and until when; timeouts.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -16,10 +18,15 @@ pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod rebuild;
+pub mod resize;
 pub mod server_groups;
 pub mod service;
+pub mod timers;
 
 pub use crate::core::{Conductor, Dest, Emit};
 
+#[cfg(test)]
+mod saga_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
 //! The conductor's shell: its consumer, its store, its binary's entry.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use novalog_log::EventLog;
@@ -9,20 +11,31 @@ use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{Flavor, Image};
 use novalog_store::{RocksStore, Store, StoreExt, Transaction};
+use parking_lot::Mutex;
+use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Settings};
+use crate::timers::{Awaiting, timeout_record};
 
 const INSTANCES: &str = "instances";
 const FLAVORS: &str = "flavors";
 const IMAGES: &str = "images";
 const SERVER_GROUPS: &str = "server_groups";
 const AGGREGATES: &str = "aggregates";
+const AWAITING: &str = "awaiting";
+const COUNTERS: &str = "counters";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
+
+/// The deadlines as of the last committed batch, read by the timer task.
+type DeadlineBoard = Arc<Mutex<BTreeMap<Uuid, Awaiting>>>;
 
 struct ConductorHandler {
     core: Conductor,
     topics: Topics,
+    board: DeadlineBoard,
+    /// Awaited steps changed in the batch being committed.
+    board_changes: BTreeSet<Uuid>,
 }
 
 impl ConductorHandler {
@@ -32,6 +45,7 @@ impl ConductorHandler {
             Dest::Scheduler => &self.topics.scheduler,
             Dest::Compute => &self.topics.compute,
             Dest::Catalog => &self.topics.catalog,
+            Dest::Intents => &self.topics.intents,
         }
     }
 }
@@ -84,7 +98,89 @@ impl Handler for ConductorHandler {
                 None => tx.delete(AGGREGATES, &id.to_be_bytes()),
             }
         }
+        for id in dirty.awaiting {
+            match self.core.awaiting.get(&id) {
+                Some(a) => tx.put(AWAITING, id.as_bytes(), a)?,
+                None => tx.delete(AWAITING, id.as_bytes()),
+            }
+            self.board_changes.insert(id);
+        }
+        if dirty.counters {
+            tx.put(COUNTERS, b"migration", &self.core.last_migration_id)?;
+        }
         Ok(())
+    }
+
+    fn committed(&mut self) {
+        let mut board = self.board.lock();
+        for id in std::mem::take(&mut self.board_changes) {
+            match self.core.awaiting.get(&id) {
+                Some(a) => board.insert(id, a.clone()),
+                None => board.remove(&id),
+            };
+        }
+    }
+}
+
+/// Appends a timeout record for every deadline that passed, once per
+/// deadline (the record's id is deterministic, so one appended again after
+/// a restart is a duplicate the conductor ignores).
+async fn timers(
+    log: Arc<dyn EventLog>,
+    topics: Topics,
+    board: DeadlineBoard,
+    tick: Duration,
+    mut shutdown: Shutdown,
+) {
+    let mut fired: BTreeSet<Uuid> = BTreeSet::new();
+    let mut every = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = every.tick() => {}
+        }
+        let now = novalog_schemas::now_ms();
+        let due: Vec<_> = {
+            let board = board.lock();
+            fired.retain(|e| {
+                board.iter().any(|(id, a)| {
+                    a.deadline_ms.is_some_and(|at| {
+                        Uuid::new_v5(id, format!("timeout/{}/{at}", a.step).as_bytes()) == *e
+                    })
+                })
+            });
+            board
+                .iter()
+                .filter_map(|(id, a)| {
+                    let at = a.deadline_ms.filter(|at| *at <= now)?;
+                    let e = timeout_record(*id, a, at);
+                    (!fired.contains(&e.env.meta.event_id)).then_some(e)
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            continue;
+        }
+        let records: Vec<novalog_log::Record> = due
+            .iter()
+            .map(|e| {
+                novalog_log::Record::new(
+                    &topics.intents,
+                    e.key.clone().into_bytes(),
+                    novalog_schemas::encode(&e.env),
+                )
+            })
+            .collect();
+        match log.append(records).await {
+            Ok(_) => {
+                for e in due {
+                    tracing::info!(instance = %e.env.meta.aggregate_id,
+                        step = ?e.env.event, "saga step timed out");
+                    fired.insert(e.env.meta.event_id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "timeout append failed"),
+        }
     }
 }
 
@@ -106,6 +202,12 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
         core.aggregates.insert(a.id, a);
     }
+    for (k, a) in store.scan::<Awaiting>(AWAITING)? {
+        if let Ok(id) = Uuid::from_slice(&k) {
+            core.awaiting.insert(id, a);
+        }
+    }
+    core.last_migration_id = store.get::<u64>(COUNTERS, b"migration")?.unwrap_or(0);
     Ok(core)
 }
 
@@ -114,12 +216,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
     let dir = cfg.data_dir.join("conductor");
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
-    let core = load(
-        &*store,
-        Settings {
-            max_attempts: cfg.scheduler.max_attempts,
-        },
-    )?;
+    let core = load(&*store, settings(cfg))?;
     tracing::info!(instances = core.instances.len(), "conductor state loaded");
     let topics = cfg.topics();
     let spec = ConsumerSpec {
@@ -133,12 +230,39 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         dead_letter_topic: topics.dead_letter.clone(),
         max_batch: cfg.log.max_batch,
     };
-    consumer::run(
-        log,
-        store,
-        spec,
-        ConductorHandler { core, topics },
-        shutdown,
-    )
-    .await
+    let board: DeadlineBoard = Arc::new(Mutex::new(core.awaiting.clone()));
+    let timer = tokio::spawn(timers(
+        log.clone(),
+        topics.clone(),
+        board.clone(),
+        Duration::from_millis(cfg.conductor.timer_tick_ms.max(10)),
+        shutdown.clone(),
+    ));
+    let handler = ConductorHandler {
+        core,
+        topics,
+        board,
+        board_changes: BTreeSet::new(),
+    };
+    let result = consumer::run(log, store, spec, handler, shutdown).await;
+    timer.abort();
+    result
+}
+
+/// The conductor's settings from the configuration.
+pub fn settings(cfg: &Config) -> Settings {
+    let s = |secs: u64| (secs as i64).saturating_mul(1000);
+    Settings {
+        max_attempts: cfg.scheduler.max_attempts,
+        build_timeout_ms: s(cfg.instance_build_timeout),
+        step_timeout_ms: s(cfg.conductor.step_timeout),
+        step_timeouts_ms: cfg
+            .conductor
+            .step_timeouts
+            .iter()
+            .map(|(k, v)| (k.clone(), s(*v)))
+            .collect(),
+        resize_confirm_window_ms: s(cfg.resize_confirm_window),
+        allow_resize_to_same_host: cfg.allow_resize_to_same_host,
+    }
 }

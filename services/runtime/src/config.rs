@@ -24,6 +24,16 @@ pub struct Config {
     pub cpu_allocation_ratio: f64,
     pub ram_allocation_ratio: f64,
     pub disk_allocation_ratio: f64,
+    /// Seconds after which a resize left in VERIFY_RESIZE is confirmed
+    /// (nova.conf `resize_confirm_window`; 0: never).
+    pub resize_confirm_window: u64,
+    /// A resize may pick the host it leaves (nova.conf
+    /// `allow_resize_to_same_host`).
+    pub allow_resize_to_same_host: bool,
+    /// Seconds a build may take before it goes to ERROR (nova.conf
+    /// `instance_build_timeout`; 0: never). Nova's default is 0; ours is
+    /// not, so that no build is left in BUILD forever.
+    pub instance_build_timeout: u64,
     pub log: LogOptions,
     pub api: ApiOptions,
     pub scheduler: SchedulerOptions,
@@ -31,6 +41,31 @@ pub struct Config {
     pub compute: ComputeOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
+    pub conductor: ConductorOptions,
+}
+
+/// `[conductor]`: the sagas' step timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConductorOptions {
+    /// Seconds a saga step (a claim, a disk migration, a confirm, ...)
+    /// waits for its host before the saga compensates (0: forever).
+    pub step_timeout: u64,
+    /// Per-step overrides in seconds, by step name
+    /// (`"resize:finish_migration" = 60`, `"rebuild:rebuild" = 600`).
+    pub step_timeouts: std::collections::BTreeMap<String, u64>,
+    /// Milliseconds between looks at the deadlines.
+    pub timer_tick_ms: u64,
+}
+
+impl Default for ConductorOptions {
+    fn default() -> Self {
+        ConductorOptions {
+            step_timeout: 300,
+            step_timeouts: Default::default(),
+            timer_tick_ms: 500,
+        }
+    }
 }
 
 impl Default for Config {
@@ -42,6 +77,9 @@ impl Default for Config {
             cpu_allocation_ratio: 16.0,
             ram_allocation_ratio: 1.5,
             disk_allocation_ratio: 1.0,
+            resize_confirm_window: 0,
+            allow_resize_to_same_host: false,
+            instance_build_timeout: 600,
             log: LogOptions::default(),
             api: ApiOptions::default(),
             scheduler: SchedulerOptions::default(),
@@ -49,6 +87,7 @@ impl Default for Config {
             compute: ComputeOptions::default(),
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
+            conductor: ConductorOptions::default(),
         }
     }
 }
@@ -254,6 +293,13 @@ pub struct ComputeOptions {
     pub fake_fail_claims: Vec<String>,
     /// Fake driver: hosts whose every spawn fails (failure injection).
     pub fake_fail_spawns: Vec<String>,
+    /// Fake driver: saga steps that fail, as `step@host` or `step` (every
+    /// host): `prep_resize`, `migrate_disk_and_power_off`,
+    /// `finish_migration`, `confirm_migration`, `revert_migration`,
+    /// `finish_revert_migration`, `rebuild`.
+    pub fake_fail_steps: Vec<String>,
+    /// Fake driver: saga steps that never answer, likewise.
+    pub fake_silent_steps: Vec<String>,
     /// Fake hosts whose CPU architecture is not `cpu_arch` (host name →
     /// architecture, e.g. `aarch64`): a mixed cloud in one process.
     pub fake_host_arch: std::collections::BTreeMap<String, String>,
@@ -277,6 +323,8 @@ impl Default for ComputeOptions {
             fake_spawn_latency_ms: 0,
             fake_fail_claims: Vec::new(),
             fake_fail_spawns: Vec::new(),
+            fake_fail_steps: Vec::new(),
+            fake_silent_steps: Vec::new(),
             fake_host_arch: Default::default(),
             fake_host_availability_zone: Default::default(),
         }

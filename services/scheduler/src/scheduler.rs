@@ -144,6 +144,16 @@ impl Scheduler {
                 }
                 Some(r.host.clone())
             }
+            // Migration and rebuild facts carry the host's usage after them.
+            Event::ResizeClaimSucceeded(f)
+            | Event::ResizeClaimFailed(f)
+            | Event::MigrationFinishedOnDest(f)
+            | Event::MigrationConfirmedOnSource(f)
+            | Event::MigrationRevertedOnDest(f)
+            | Event::MigrationStepFailed(f) => {
+                self.answer_pending(f.instance_id, &f.host);
+                self.with_load(&f.host, |h| h.observe_usage(f.usage))
+            }
             Event::HostHeartbeat { host, usage } => self.with_load(host, |h| {
                 h.last_heartbeat_ms = h.last_heartbeat_ms.max(at_ms);
                 h.observe_usage(*usage);

@@ -1,0 +1,210 @@
+//! The rebuild saga: REBUILDING → REBUILD_SPAWNING → ACTIVE on the same
+//! host, with the new (or the same) image; name, metadata and addresses are
+//! kept unless the request changes the name or the metadata. A stopped
+//! instance is stopped again afterwards, as in Nova; one in ERROR becomes
+//! ACTIVE. The host's claim does not change (same flavor).
+//!
+//! A failed spawn or a host that does not answer in time leaves the
+//! instance in ERROR with a fault naming the step; the claim stays with
+//! the instance, which is still on its host (delete releases it).
+
+use novalog_schemas::migration::{
+    MigrationCommand, MigrationFact, RebuildSpec, ServerRebuildRequested,
+};
+use novalog_schemas::{Envelope, Event, Fault, VmState};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, emit};
+use crate::resize::{check_state, visible};
+use crate::timers::{Awaiting, timeout_fault};
+
+pub const REBUILD: &str = "rebuild:rebuild";
+
+fn rebuild_id(env: &Envelope) -> Uuid {
+    Uuid::new_v5(&env.meta.event_id, b"rebuild")
+}
+
+/// Nova's image-against-flavor checks (FlavorDiskTooSmall,
+/// FlavorMemoryTooSmall).
+pub fn check_image_fits(
+    image: &novalog_schemas::Image,
+    flavor: &novalog_schemas::Flavor,
+) -> Result<(), String> {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    if flavor.disk_gb > 0 {
+        let flavor_bytes = flavor.disk_gb * GIB;
+        if image.size > flavor_bytes {
+            return Err(format!(
+                "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, image is {} bytes.",
+                image.size
+            ));
+        }
+        if image.min_disk > flavor.disk_gb {
+            return Err(format!(
+                "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, minimum required disk is {} bytes.",
+                image.min_disk * GIB
+            ));
+        }
+    }
+    if image.min_ram > flavor.ram_mb {
+        return Err("Flavor's memory is too small for requested image.".to_owned());
+    }
+    Ok(())
+}
+
+pub(crate) fn on_request(
+    c: &mut Conductor,
+    env: &Envelope,
+    req: &ServerRebuildRequested,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let id = req.instance_id;
+    let i = match visible(c, env, id) {
+        Ok(i) => i,
+        Err(e) => return vec![*e],
+    };
+    let reject =
+        |code, message: String| vec![Conductor::reject(env, id.to_string(), code, message)];
+    if c.awaiting
+        .get(&id)
+        .is_some_and(|a| a.operation_id == Some(rebuild_id(env)))
+    {
+        return Vec::new(); // redelivered intent
+    }
+    if let Err(m) = check_state(
+        "rebuild",
+        id,
+        i,
+        &[VmState::Active, VmState::Stopped, VmState::Error],
+    ) {
+        return reject(409, m);
+    }
+    let image = match c.images.get(&req.image.id) {
+        Some(im) if im.status == "active" => im.clone(),
+        _ => return reject(400, format!("Image {} could not be found.", req.image.id)),
+    };
+    if let Err(m) = check_image_fits(&image, &i.flavor) {
+        return reject(400, m);
+    }
+    let Some(host) = i.host.clone() else {
+        return reject(409, crate::resize::invalid_state("rebuild", id, i));
+    };
+    let original = i.vm_state;
+    let spec = RebuildSpec {
+        image: image.clone(),
+        name: req.name.clone().unwrap_or_else(|| i.name.clone()),
+        metadata: req.metadata.clone().unwrap_or_else(|| i.metadata.clone()),
+    };
+    let project = i.project_id.clone();
+    let flavor = i.flavor.clone();
+    let started = c.instance_event(
+        &env.meta,
+        "rebuild-started",
+        id,
+        &project,
+        Event::RebuildStarted(Box::new(spec.clone())),
+    );
+    let op = rebuild_id(env);
+    let cmd = emit(
+        Dest::Compute,
+        host.clone(),
+        &env.meta,
+        "rebuild",
+        id.to_string(),
+        Event::RebuildInstance(Box::new(MigrationCommand {
+            instance_id: id,
+            migration_id: op,
+            host: host.clone(),
+            source_host: host.clone(),
+            dest_host: host.clone(),
+            attempt: 1,
+            flavor,
+            image,
+            name: spec.name.clone(),
+            project_id: project,
+            power_on: original != VmState::Stopped,
+        })),
+    );
+    c.await_step(id, &env.meta, REBUILD, Some(op), Some(host), now_ms);
+    if let Some(a) = c.awaiting_mut(id) {
+        a.original_vm_state = Some(original);
+    }
+    vec![started, cmd]
+}
+
+pub(crate) fn on_fact(
+    c: &mut Conductor,
+    env: &Envelope,
+    f: &MigrationFact,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let id = f.instance_id;
+    let Some(a) = c.awaits(id, REBUILD, f.migration_id, &f.host).cloned() else {
+        return Vec::new();
+    };
+    let Some(project) = c.instances.get(&id).map(|i| i.project_id.clone()) else {
+        return Vec::new();
+    };
+    match &env.event {
+        Event::RebuildSpawnStarted(_) => vec![c.instance_event(
+            &env.meta,
+            "rebuild-spawning",
+            id,
+            &project,
+            Event::RebuildSpawning,
+        )],
+        Event::InstanceRebuilt(_) => {
+            c.stop_awaiting(id);
+            let vm_state = match a.original_vm_state {
+                Some(VmState::Stopped) => VmState::Stopped,
+                _ => VmState::Active,
+            };
+            vec![c.instance_event(
+                &env.meta,
+                "rebuilt",
+                id,
+                &project,
+                Event::RebuildCompleted {
+                    vm_state,
+                    power_state: f.power_state,
+                },
+            )]
+        }
+        Event::MigrationStepFailed(_) => {
+            let fault = Fault {
+                code: 500,
+                message: format!("{} failed on {}", f.step, f.host),
+                details: f.reason.clone(),
+                created_at_ms: now_ms,
+            };
+            fail(c, env, id, &project, fault)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, project: &str, fault: Fault) -> Vec<Emit> {
+    c.stop_awaiting(id);
+    vec![c.instance_event(
+        &env.meta,
+        "rebuild-failed",
+        id,
+        project,
+        Event::InstanceFailed { fault },
+    )]
+}
+
+pub(crate) fn on_timeout(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &Awaiting,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let Some(project) = c.instances.get(&id).map(|i| i.project_id.clone()) else {
+        c.stop_awaiting(id);
+        return Vec::new();
+    };
+    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    fail(c, env, id, &project, fault)
+}

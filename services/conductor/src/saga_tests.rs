@@ -1,0 +1,1207 @@
+//! Given / when / then tests of the resize, migrate and rebuild sagas and
+//! of the step timers: given an instance and a cloud whose hosts answer
+//! (or fail, or never answer) as told, when a request, a fact or the
+//! passing of time arrives, then these records and these states.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use novalog_schemas::migration::{
+    MigrationCommand, MigrationFact, MigrationType, ServerMigrationRequested,
+    ServerRebuildRequested, status,
+};
+use novalog_schemas::{Envelope, Event, Flavor, Instance, TaskState, VmState};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, Settings};
+use crate::resize;
+use crate::tests::{
+    NOW, actor, create, fact, flavor, given, image, record, selected, spawned, types,
+};
+
+const SECOND: i64 = 1_000;
+
+fn big_flavor() -> Flavor {
+    Flavor {
+        id: "2".into(),
+        name: "m1.small".into(),
+        vcpus: 2,
+        ram_mb: 2048,
+        disk_gb: 20,
+        ..flavor()
+    }
+}
+
+/// A conductor and a make-believe cloud around it: a scheduler that
+/// offers `hosts` (less the ignored ones) and hosts that carry out every
+/// command unless a step is set to fail or to stay silent on them.
+struct Cloud {
+    c: Conductor,
+    now: i64,
+    hosts: Vec<&'static str>,
+    /// (step, host) pairs that fail; host `*` for every host.
+    fail: Vec<(&'static str, &'static str)>,
+    /// (step, host) pairs that never answer.
+    silent: Vec<(&'static str, &'static str)>,
+    /// Every record the conductor emitted, in order.
+    log: Vec<Emit>,
+}
+
+fn step_of(e: &Event) -> Option<(&'static str, &MigrationCommand)> {
+    Some(match e {
+        Event::PrepResize(c) => ("prep_resize", c),
+        Event::MigrateDiskAndPowerOff(c) => ("migrate_disk_and_power_off", c),
+        Event::FinishMigration(c) => ("finish_migration", c),
+        Event::ConfirmMigration(c) => ("confirm_migration", c),
+        Event::RevertMigration(c) => ("revert_migration", c),
+        Event::FinishRevertMigration(c) => ("finish_revert_migration", c),
+        Event::DropMigrationClaim(c) => ("drop_migration_claim", c),
+        Event::RebuildInstance(c) => ("rebuild", c),
+        _ => return None,
+    })
+}
+
+impl Cloud {
+    fn new(settings: Settings) -> Self {
+        let mut c = given();
+        c.settings = settings;
+        c.flavors.insert("2".into(), big_flavor());
+        Cloud {
+            c,
+            now: NOW,
+            hosts: vec!["h1", "h2", "h3"],
+            fail: Vec::new(),
+            silent: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn standard() -> Self {
+        Cloud::new(Settings::default())
+    }
+
+    /// An ACTIVE instance on `host`.
+    fn boot(&mut self, host: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        create(&mut self.c, id);
+        selected(&mut self.c, id, &[host]);
+        spawned(&mut self.c, id, host, 1);
+        assert_eq!(self.i(id).status(), "ACTIVE");
+        id
+    }
+
+    fn i(&self, id: Uuid) -> &Instance {
+        &self.c.instances[&id]
+    }
+
+    fn hits(list: &[(&str, &str)], step: &str, host: &str) -> bool {
+        list.iter()
+            .any(|(s, h)| *s == step && (*h == host || *h == "*"))
+    }
+
+    /// Hands `env` to the conductor and lets the cloud answer until it is
+    /// quiet; returns what the conductor emitted meanwhile.
+    fn send(&mut self, env: Envelope) -> Vec<Emit> {
+        let out = self.c.handle(&env, self.now);
+        self.pump(out)
+    }
+
+    fn pump(&mut self, out: Vec<Emit>) -> Vec<Emit> {
+        let mut seen = Vec::new();
+        let mut queue: VecDeque<Emit> = out.into();
+        while let Some(e) = queue.pop_front() {
+            seen.push(e.clone());
+            self.log.push(e.clone());
+            let answers = self.answer(&e);
+            for a in answers {
+                queue.extend(self.c.handle(&a, self.now));
+            }
+        }
+        seen
+    }
+
+    /// What the scheduler or a host says to `e`.
+    fn answer(&self, e: &Emit) -> Vec<Envelope> {
+        let by = |service: &str, event| Envelope {
+            meta: e
+                .env
+                .meta
+                .caused(service, e.env.meta.aggregate_id.clone(), 0),
+            event,
+        };
+        if let Event::SelectHostsRequested(r) = &e.env.event {
+            let hosts: Vec<String> = self
+                .hosts
+                .iter()
+                .filter(|h| !r.ignore_hosts.iter().any(|i| i == *h))
+                .map(|h| h.to_string())
+                .collect();
+            let event = if hosts.is_empty() {
+                Event::NoValidHostFound {
+                    request_id: r.request_id,
+                    instance_id: r.instance_id,
+                    reason: "There are not enough hosts available.".into(),
+                }
+            } else {
+                Event::HostsSelected {
+                    request_id: r.request_id,
+                    instance_id: r.instance_id,
+                    hosts,
+                }
+            };
+            return vec![by("select", event)];
+        }
+        let Some((step, cmd)) = step_of(&e.env.event) else {
+            return Vec::new();
+        };
+        assert_eq!(e.dest, Dest::Compute);
+        assert_eq!(
+            e.key, cmd.host,
+            "commands are keyed by the host that carries them out"
+        );
+        if Cloud::hits(&self.silent, step, &cmd.host) {
+            return Vec::new();
+        }
+        let f = |power_state: i32, s: &str, reason: &str| {
+            Box::new(MigrationFact {
+                instance_id: cmd.instance_id,
+                migration_id: cmd.migration_id,
+                host: cmd.host.clone(),
+                attempt: cmd.attempt,
+                power_state,
+                step: s.into(),
+                reason: reason.into(),
+                usage: Default::default(),
+            })
+        };
+        let power = if cmd.power_on { 1 } else { 4 };
+        if Cloud::hits(&self.fail, step, &cmd.host) {
+            let event = if step == "prep_resize" {
+                Event::ResizeClaimFailed(f(0, step, "Insufficient compute resources"))
+            } else {
+                Event::MigrationStepFailed(f(0, step, "injected failure"))
+            };
+            return vec![by(step, event)];
+        }
+        let events = match step {
+            "prep_resize" => vec![Event::ResizeClaimSucceeded(f(0, "", ""))],
+            "migrate_disk_and_power_off" => vec![Event::DiskMigratedAndPoweredOff(f(4, "", ""))],
+            "finish_migration" => vec![Event::MigrationFinishedOnDest(f(power, "", ""))],
+            "confirm_migration" => vec![Event::MigrationConfirmedOnSource(f(0, "", ""))],
+            "revert_migration" => vec![Event::MigrationRevertedOnDest(f(0, "", ""))],
+            "finish_revert_migration" => vec![Event::RevertFinishedOnSource(f(power, "", ""))],
+            "rebuild" => vec![
+                Event::RebuildSpawnStarted(f(0, "", "")),
+                Event::InstanceRebuilt(f(power, "", "")),
+            ],
+            _ => Vec::new(),
+        };
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(n, ev)| by(&format!("{step}-{n}"), ev))
+            .collect()
+    }
+
+    fn intent(&mut self, event: Event) -> Vec<Emit> {
+        self.send(record(actor("demo"), event))
+    }
+
+    fn resize(&mut self, id: Uuid, flavor_id: &str) -> Vec<Emit> {
+        let mut f = big_flavor();
+        f.id = flavor_id.into();
+        self.intent(Event::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::Resize,
+                flavor: Some(f),
+                host: None,
+                source_host_down: false,
+            },
+        )))
+    }
+
+    fn migrate(&mut self, id: Uuid, host: Option<&str>) -> Vec<Emit> {
+        self.send(record(
+            admin(),
+            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::Migration,
+                flavor: None,
+                host: host.map(str::to_owned),
+                source_host_down: false,
+            })),
+        ))
+    }
+
+    fn confirm(&mut self, id: Uuid) -> Vec<Emit> {
+        self.intent(Event::ServerResizeConfirmRequested { instance_id: id })
+    }
+
+    fn revert(&mut self, id: Uuid) -> Vec<Emit> {
+        self.intent(Event::ServerResizeRevertRequested { instance_id: id })
+    }
+
+    /// Lets `ms` pass and hands the conductor the timeouts its timer would
+    /// append; returns what they caused.
+    fn pass(&mut self, ms: i64) -> Vec<Emit> {
+        self.now += ms;
+        let mut seen = Vec::new();
+        for t in self.c.expired(self.now) {
+            assert_eq!(t.dest, Dest::Intents);
+            seen.push(t.clone());
+            seen.extend(self.send(t.env));
+        }
+        seen
+    }
+
+    fn commands_to(&self, host: &str) -> Vec<&'static str> {
+        self.log
+            .iter()
+            .filter(|e| e.dest == Dest::Compute && e.key == host)
+            .map(|e| e.env.event.type_name())
+            .collect()
+    }
+}
+
+fn admin() -> novalog_schemas::Actor {
+    novalog_schemas::Actor {
+        user_id: "admin".into(),
+        project_id: "admin".into(),
+        roles: vec!["admin".into()],
+    }
+}
+
+fn rejection(out: &[Emit]) -> Option<(i32, String)> {
+    out.iter().find_map(|e| match &e.env.event {
+        Event::IntentRejected { code, message, .. } => Some((*code, message.clone())),
+        _ => None,
+    })
+}
+
+fn task_states(out: &[Emit]) -> Vec<&'static str> {
+    let mut c = Conductor::default();
+    let _ = &mut c;
+    out.iter()
+        .filter(|e| e.dest == Dest::Instances)
+        .map(|e| e.env.event.type_name())
+        .collect()
+}
+
+fn migration(c: &Cloud, id: Uuid) -> &novalog_schemas::migration::Migration {
+    c.i(id).migrations.last().expect("a migration")
+}
+
+// ---- resize and confirm ----
+
+#[test]
+fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active_on_the_destination()
+ {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.resize(id, "2");
+    assert_eq!(
+        task_states(&out),
+        [
+            "MigrationStarted",
+            "MigrationScheduled",
+            "ResizeMigrating",
+            "ResizeMigrated",
+            "ResizeFinishing",
+            "ResizeFinished"
+        ]
+    );
+    // The scheduler was asked for the new flavor, away from the source.
+    let ask = out
+        .iter()
+        .find_map(|e| match &e.env.event {
+            Event::SelectHostsRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ask.resources.memory_mb, 2048);
+    assert_eq!(ask.ignore_hosts, ["h1"]);
+    let i = w.i(id);
+    assert_eq!((i.vm_state, i.task_state), (VmState::Resized, None));
+    assert_eq!(i.status(), "VERIFY_RESIZE");
+    assert_eq!(i.host.as_deref(), Some("h2"));
+    assert_eq!(i.flavor.id, "2");
+    let m = migration(&w, id);
+    assert_eq!(m.status, status::FINISHED);
+    assert_eq!(
+        (m.source_compute.as_str(), m.dest_compute.as_deref()),
+        ("h1", Some("h2"))
+    );
+    assert_eq!(m.migration_type, MigrationType::Resize);
+    assert_eq!(m.id, 1);
+    assert!(
+        !w.c.awaiting.contains_key(&id),
+        "nothing awaited in VERIFY_RESIZE"
+    );
+    assert_eq!(w.commands_to("h2"), ["PrepResize", "FinishMigration"]);
+    assert_eq!(w.commands_to("h1"), ["MigrateDiskAndPowerOff"]);
+
+    let out = w.confirm(id);
+    assert_eq!(task_states(&out), ["ResizeConfirming", "ResizeConfirmed"]);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
+    assert_eq!(i.host.as_deref(), Some("h2"));
+    assert_eq!(migration(&w, id).status, status::CONFIRMED);
+    assert_eq!(
+        w.commands_to("h1"),
+        ["MigrateDiskAndPowerOff", "ConfirmMigration"],
+        "the source cleans up (and releases its claim) on confirm"
+    );
+    assert!(w.c.awaiting.is_empty());
+}
+
+#[test]
+fn every_intermediate_task_state_is_novas() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    // Stop the cloud at each step by silencing it, and look.
+    w.silent = vec![("prep_resize", "*")];
+    w.resize(id, "2");
+    assert_eq!(w.i(id).task_state, Some(TaskState::ResizePrep));
+    assert_eq!(w.i(id).status(), "RESIZE");
+    assert_eq!(migration(&w, id).status, status::PRE_MIGRATING);
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("migrate_disk_and_power_off", "*")];
+    w.resize(id, "2");
+    assert_eq!(w.i(id).task_state, Some(TaskState::ResizeMigrating));
+    assert_eq!(migration(&w, id).status, status::MIGRATING);
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "*")];
+    w.resize(id, "2");
+    assert_eq!(w.i(id).task_state, Some(TaskState::ResizeFinish));
+    assert_eq!(migration(&w, id).status, status::POST_MIGRATING);
+    assert_eq!(w.i(id).host.as_deref(), Some("h1"), "still on the source");
+    w.silent = vec![("confirm_migration", "*")];
+    let mut w2 = Cloud::standard();
+    let id2 = w2.boot("h1");
+    w2.resize(id2, "2");
+    w2.silent = vec![("confirm_migration", "*"), ("revert_migration", "*")];
+    w2.confirm(id2);
+    assert_eq!(w2.i(id2).task_state, Some(TaskState::ResizeConfirming));
+    assert_eq!(migration(&w2, id2).status, status::CONFIRMING);
+    let mut w3 = Cloud::standard();
+    let id3 = w3.boot("h1");
+    w3.resize(id3, "2");
+    w3.silent = vec![("revert_migration", "*")];
+    w3.revert(id3);
+    assert_eq!(w3.i(id3).status(), "REVERT_RESIZE");
+    assert_eq!(migration(&w3, id3).status, status::REVERTING);
+}
+
+#[test]
+fn revert_destroys_the_destination_and_restarts_the_source_with_the_old_flavor() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    let out = w.revert(id);
+    assert_eq!(task_states(&out), ["ResizeReverting", "ResizeReverted"]);
+    assert_eq!(
+        types(&out)
+            .iter()
+            .filter(|t| **t == "RevertMigration")
+            .count(),
+        1
+    );
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
+    assert_eq!(i.host.as_deref(), Some("h1"));
+    assert_eq!(i.flavor.id, "1");
+    assert_eq!(i.power_state, novalog_schemas::PowerState::Running);
+    assert_eq!(migration(&w, id).status, status::REVERTED);
+    assert_eq!(
+        w.commands_to("h2"),
+        ["PrepResize", "FinishMigration", "RevertMigration"]
+    );
+    assert_eq!(
+        w.commands_to("h1"),
+        ["MigrateDiskAndPowerOff", "FinishRevertMigration"]
+    );
+}
+
+#[test]
+fn cold_migrate_keeps_the_flavor_and_a_stopped_instance_stays_stopped() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    // Stopped, as the stop action leaves it.
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.vm_state = VmState::Stopped;
+        i.power_state = novalog_schemas::PowerState::Shutdown;
+    }
+    let out = w.migrate(id, None);
+    assert!(rejection(&out).is_none(), "{out:?}");
+    let finish = out
+        .iter()
+        .find_map(|e| match &e.env.event {
+            Event::FinishMigration(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        !finish.power_on,
+        "a stopped instance is not powered on at the destination"
+    );
+    assert_eq!(w.i(id).flavor.id, "1");
+    assert_eq!(migration(&w, id).migration_type, MigrationType::Migration);
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+    w.confirm(id);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.vm_state), ("SHUTOFF", VmState::Stopped));
+    assert_eq!(i.host.as_deref(), Some("h2"));
+}
+
+#[test]
+fn migrate_to_a_named_host_claims_there_without_asking_the_scheduler() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.migrate(id, Some("h3"));
+    assert!(!types(&out).contains(&"SelectHostsRequested"));
+    assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+    assert_eq!(migration(&w, id).requested_host.as_deref(), Some("h3"));
+}
+
+#[test]
+fn migrate_to_the_same_host_is_refused_unless_allowed() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.migrate(id, Some("h1"));
+    assert_eq!(rejection(&out).map(|r| r.0), Some(400));
+    assert_eq!(w.i(id).status(), "ACTIVE");
+
+    let mut w = Cloud::new(Settings {
+        allow_resize_to_same_host: true,
+        ..Settings::default()
+    });
+    w.hosts = vec!["h1"];
+    let id = w.boot("h1");
+    let out = w.resize(id, "2");
+    assert!(rejection(&out).is_none());
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+    assert_eq!(w.i(id).host.as_deref(), Some("h1"));
+    w.confirm(id);
+    assert_eq!(w.i(id).status(), "ACTIVE");
+}
+
+#[test]
+fn resize_with_only_the_source_available_is_no_valid_host_and_stays_active() {
+    let mut w = Cloud::standard();
+    w.hosts = vec!["h1"];
+    let id = w.boot("h1");
+    let out = w.resize(id, "2");
+    assert_eq!(task_states(&out), ["MigrationStarted", "MigrationAborted"]);
+    let i = w.i(id);
+    assert_eq!(
+        (i.status(), i.task_state, i.flavor.id.as_str()),
+        ("ACTIVE", None, "1")
+    );
+    assert_eq!(migration(&w, id).status, status::ERROR);
+    assert!(i.fault.as_ref().unwrap().message.contains("No valid host"));
+}
+
+// ---- claims and alternates ----
+
+#[test]
+fn a_failed_destination_claim_moves_to_the_next_alternate() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("prep_resize", "h2")];
+    w.resize(id, "2");
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+    assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+    assert_eq!(migration(&w, id).attempt, 2);
+    assert_eq!(w.commands_to("h2"), ["PrepResize"]);
+}
+
+#[test]
+fn when_every_destination_claim_fails_the_instance_stays_active_on_the_source() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("prep_resize", "*")];
+    let out = w.resize(id, "2");
+    assert_eq!(task_states(&out).last(), Some(&"MigrationAborted"));
+    let i = w.i(id);
+    assert_eq!((i.status(), i.host.as_deref()), ("ACTIVE", Some("h1")));
+    assert!(
+        i.fault
+            .as_ref()
+            .unwrap()
+            .details
+            .contains("Exceeded maximum number of retries")
+    );
+    assert!(!w.c.awaiting.contains_key(&id));
+}
+
+// ---- failures and compensation ----
+
+fn compensated(w: &Cloud, id: Uuid, step: &str) {
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ACTIVE", None), "{i:?}");
+    assert_eq!(i.host.as_deref(), Some("h1"));
+    assert_eq!(i.flavor.id, "1");
+    assert_eq!(migration(w, id).status, status::ERROR);
+    assert!(
+        i.fault.as_ref().unwrap().message.contains(step),
+        "the fault names {step}: {:?}",
+        i.fault
+    );
+    assert!(!w.c.awaiting.contains_key(&id));
+}
+
+#[test]
+fn a_failed_migrate_disk_is_compensated_in_reverse_order() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("migrate_disk_and_power_off", "h1")];
+    let out = w.resize(id, "2");
+    let order: Vec<(&str, &str)> = out
+        .iter()
+        .filter(|e| e.dest == Dest::Compute)
+        .map(|e| (e.env.event.type_name(), e.key.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("PrepResize", "h2"),
+            ("MigrateDiskAndPowerOff", "h1"),
+            ("RevertMigration", "h2"),
+            ("FinishRevertMigration", "h1")
+        ],
+        "the destination lets go first, then the source restarts the guest"
+    );
+    compensated(&w, id, "migrate_disk_and_power_off");
+}
+
+#[test]
+fn a_failed_finish_migration_is_compensated_back_onto_the_source() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("finish_migration", "h2")];
+    w.resize(id, "2");
+    compensated(&w, id, "finish_migration");
+    assert_eq!(w.i(id).power_state, novalog_schemas::PowerState::Running);
+    assert_eq!(w.commands_to("h2").last(), Some(&"RevertMigration"));
+}
+
+#[test]
+fn a_failed_compensation_ends_in_error_naming_both_steps() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![
+        ("finish_migration", "h2"),
+        ("finish_revert_migration", "h1"),
+    ];
+    w.resize(id, "2");
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert_eq!(i.host.as_deref(), Some("h1"));
+    let fault = i.fault.as_ref().unwrap();
+    assert!(
+        fault.message.contains("finish_revert_migration"),
+        "{fault:?}"
+    );
+    assert!(fault.details.contains("finish_migration"), "{fault:?}");
+    assert_eq!(migration(&w, id).status, status::ERROR);
+}
+
+#[test]
+fn a_failed_confirm_is_error_on_the_destination() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    w.fail = vec![("confirm_migration", "h1")];
+    w.confirm(id);
+    let i = w.i(id);
+    assert_eq!(
+        (i.status(), i.task_state, i.host.as_deref()),
+        ("ERROR", None, Some("h2"))
+    );
+    assert!(
+        i.fault
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("confirm_migration")
+    );
+    assert_eq!(i.flavor.id, "2");
+}
+
+#[test]
+fn failed_revert_steps_are_errors_naming_the_step() {
+    for (step, host, left_on, flavor_id) in [
+        ("revert_migration", "h2", "h2", "2"),
+        ("finish_revert_migration", "h1", "h1", "1"),
+    ] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        w.resize(id, "2");
+        w.fail = vec![(step, host)];
+        w.revert(id);
+        let i = w.i(id);
+        assert_eq!((i.status(), i.task_state), ("ERROR", None), "{step}");
+        assert_eq!(i.host.as_deref(), Some(left_on), "{step}");
+        assert_eq!(i.flavor.id, flavor_id, "{step}");
+        assert!(i.fault.as_ref().unwrap().message.contains(step));
+    }
+}
+
+// ---- timeouts ----
+
+#[test]
+fn nothing_times_out_before_its_deadline_and_a_deadline_fires_once() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "h2")];
+    w.resize(id, "2");
+    let timeout = w.c.settings.step_timeout_ms;
+    assert!(w.c.expired(w.now + timeout - 1).is_empty());
+    let due = w.c.expired(w.now + timeout);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].key, "demo", "timeouts are keyed by project");
+    let again = w.c.expired(w.now + timeout + 5 * SECOND);
+    assert_eq!(
+        due[0].env.meta.event_id, again[0].env.meta.event_id,
+        "the id derives from instance, step and deadline"
+    );
+    w.silent.clear();
+    let out = w.pass(timeout);
+    assert!(
+        types(&out).contains(&"MigrationAborted"),
+        "{:?}",
+        types(&out)
+    );
+    // The same timeout delivered again changes nothing.
+    assert!(w.send(due[0].env.clone()).is_empty());
+}
+
+#[test]
+fn every_resize_step_that_never_answers_times_out_to_a_stable_state() {
+    // (silent step, host, then: status, host, fault mentions)
+    let cases = [
+        ("prep_resize", "*", "ACTIVE", "h1", "prep_resize"),
+        (
+            "migrate_disk_and_power_off",
+            "h1",
+            "ACTIVE",
+            "h1",
+            "migrate_disk_and_power_off",
+        ),
+        ("finish_migration", "h2", "ACTIVE", "h1", "finish_migration"),
+    ];
+    for (step, host, status_after, on, named) in cases {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        w.silent = vec![(step, host)];
+        w.resize(id, "2");
+        assert!(w.i(id).task_state.is_some(), "{step}: waiting");
+        // Enough time for every attempt (a silent claim moves on to the
+        // next alternate each time it times out).
+        for _ in 0..4 {
+            w.pass(w.c.settings.step_timeout_ms);
+        }
+        let i = w.i(id);
+        assert_eq!((i.status(), i.task_state), (status_after, None), "{step}");
+        assert_eq!(i.host.as_deref(), Some(on), "{step}");
+        let fault = i.fault.as_ref().unwrap();
+        assert!(
+            fault.message.contains(named) || fault.details.contains(named),
+            "{step}: {fault:?}"
+        );
+        assert!(w.c.awaiting.is_empty(), "{step}");
+    }
+}
+
+#[test]
+fn a_silent_claim_is_dropped_and_the_next_alternate_tried() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("prep_resize", "h2")];
+    w.resize(id, "2");
+    w.pass(w.c.settings.step_timeout_ms);
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+    assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+    assert_eq!(
+        w.commands_to("h2"),
+        ["PrepResize", "DropMigrationClaim"],
+        "the silent host lets go of any claim it makes late"
+    );
+}
+
+#[test]
+fn scheduler_silence_times_out_and_the_instance_stays_active() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::Resize,
+                flavor: Some(big_flavor()),
+                host: None,
+                source_host_down: false,
+            })),
+        ),
+        w.now,
+    );
+    assert_eq!(types(&out), ["MigrationStarted", "SelectHostsRequested"]);
+    let out = w.pass(w.c.settings.step_timeout_ms);
+    assert!(types(&out).contains(&"MigrationAborted"));
+    assert_eq!(w.i(id).status(), "ACTIVE");
+    assert!(
+        w.i(id)
+            .fault
+            .as_ref()
+            .unwrap()
+            .details
+            .contains("the scheduler")
+    );
+}
+
+#[test]
+fn confirm_and_revert_steps_that_never_answer_end_in_error() {
+    for (action, step, host) in [
+        ("confirm", "confirm_migration", "h1"),
+        ("revert", "revert_migration", "h2"),
+        ("revert", "finish_revert_migration", "h1"),
+    ] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        w.resize(id, "2");
+        w.silent = vec![(step, host)];
+        if action == "confirm" {
+            w.confirm(id);
+        } else {
+            w.revert(id);
+        }
+        assert!(w.i(id).task_state.is_some());
+        w.pass(w.c.settings.step_timeout_ms);
+        let i = w.i(id);
+        assert_eq!((i.status(), i.task_state), ("ERROR", None), "{step}");
+        assert!(i.fault.as_ref().unwrap().message.contains(step), "{step}");
+    }
+}
+
+#[test]
+fn a_compensation_that_never_answers_ends_in_error() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("finish_migration", "h2")];
+    w.silent = vec![("finish_revert_migration", "h1")];
+    w.resize(id, "2");
+    assert_eq!(w.i(id).status(), "RESIZE");
+    w.pass(w.c.settings.step_timeout_ms);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert!(
+        i.fault
+            .as_ref()
+            .unwrap()
+            .details
+            .contains("finish_migration")
+    );
+}
+
+#[test]
+fn a_late_answer_after_a_timeout_is_ignored() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "h2")];
+    let out = w.resize(id, "2");
+    let finish = out
+        .iter()
+        .find_map(|e| match &e.env.event {
+            Event::FinishMigration(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    w.silent.clear();
+    w.pass(w.c.settings.step_timeout_ms);
+    let before = w.i(id).clone();
+    let late = fact(Event::MigrationFinishedOnDest(Box::new(MigrationFact {
+        instance_id: id,
+        migration_id: finish.migration_id,
+        host: "h2".into(),
+        attempt: 1,
+        power_state: 1,
+        step: String::new(),
+        reason: String::new(),
+        usage: Default::default(),
+    })));
+    assert!(w.send(late).is_empty());
+    assert_eq!(w.i(id), &before);
+}
+
+#[test]
+fn step_timeouts_are_configurable_per_step_and_zero_means_never() {
+    let mut w = Cloud::new(Settings {
+        step_timeouts_ms: BTreeMap::from([("resize:finish_migration".to_owned(), 0)]),
+        ..Settings::default()
+    });
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "h2")];
+    w.resize(id, "2");
+    assert!(w.c.expired(i64::MAX).is_empty());
+    assert_eq!(w.c.next_deadline(), None);
+}
+
+// ---- auto-confirm ----
+
+#[test]
+fn resize_confirm_window_confirms_by_itself() {
+    let mut w = Cloud::new(Settings {
+        resize_confirm_window_ms: 60 * SECOND,
+        ..Settings::default()
+    });
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+    assert!(w.pass(59 * SECOND).is_empty());
+    let out = w.pass(SECOND);
+    assert!(
+        types(&out).contains(&"ResizeConfirmed"),
+        "{:?}",
+        types(&out)
+    );
+    assert_eq!(w.i(id).status(), "ACTIVE");
+}
+
+#[test]
+fn auto_confirm_is_off_by_default_and_skips_a_reverted_resize() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    assert!(w.pass(24 * 3600 * SECOND).is_empty());
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+
+    let mut w = Cloud::new(Settings {
+        resize_confirm_window_ms: 60 * SECOND,
+        ..Settings::default()
+    });
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    w.revert(id);
+    assert!(w.pass(120 * SECOND).is_empty());
+    assert_eq!(w.i(id).host.as_deref(), Some("h1"));
+}
+
+// ---- preconditions ----
+
+#[test]
+fn resize_and_migrate_are_refused_from_other_states_with_novas_409() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    let out = w.resize(id, "2");
+    assert_eq!(
+        rejection(&out),
+        Some((
+            409,
+            format!("Cannot 'resize' instance {id} while it is in vm_state resized")
+        ))
+    );
+    let out = w.migrate(id, None);
+    assert_eq!(
+        rejection(&out).unwrap().1,
+        format!("Cannot 'migrate' instance {id} while it is in vm_state resized")
+    );
+    let building = Uuid::new_v4();
+    create(&mut w.c, building);
+    let out = w.resize(building, "2");
+    assert_eq!(
+        rejection(&out),
+        Some((
+            409,
+            format!("Cannot 'resize' instance {building} while it is in task_state scheduling")
+        ))
+    );
+}
+
+#[test]
+fn confirm_and_revert_need_a_resized_instance() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    assert_eq!(
+        rejection(&w.confirm(id)),
+        Some((
+            409,
+            format!("Cannot 'confirmResize' instance {id} while it is in vm_state active")
+        ))
+    );
+    assert_eq!(
+        rejection(&w.revert(id)).unwrap().1,
+        format!("Cannot 'revertResize' instance {id} while it is in vm_state active")
+    );
+    w.resize(id, "2");
+    w.confirm(id);
+    assert_eq!(rejection(&w.confirm(id)).unwrap().0, 409);
+}
+
+#[test]
+fn resize_to_the_same_or_an_unknown_flavor_is_400() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    assert_eq!(
+        rejection(&w.resize(id, "1")),
+        Some((400, "When resizing, instances must change flavor!".into()))
+    );
+    assert_eq!(
+        rejection(&w.resize(id, "99")),
+        Some((400, "Flavor 99 could not be found.".into()))
+    );
+    assert_eq!(w.i(id).status(), "ACTIVE");
+}
+
+#[test]
+fn another_projects_server_is_not_found() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.send(record(
+        actor("other"),
+        Event::ServerResizeConfirmRequested { instance_id: id },
+    ));
+    assert_eq!(rejection(&out).unwrap().0, 404);
+}
+
+#[test]
+fn a_redelivered_resize_request_is_decided_once() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let req = record(
+        actor("demo"),
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: id,
+            migration_type: MigrationType::Resize,
+            flavor: Some(big_flavor()),
+            host: None,
+            source_host_down: false,
+        })),
+    );
+    w.send(req.clone());
+    assert!(w.send(req).is_empty());
+    assert_eq!(w.i(id).migrations.len(), 1);
+}
+
+#[test]
+fn delete_during_a_resize_destroys_on_both_hosts() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "h2")];
+    w.resize(id, "2");
+    let out = w.intent(Event::ServerDeleteRequested {
+        instance_id: id,
+        force: false,
+    });
+    let destroys: Vec<&str> = out
+        .iter()
+        .filter(|e| matches!(e.env.event, Event::DestroyInstance { .. }))
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!(destroys.len(), 2);
+    assert!(destroys.contains(&"h1") && destroys.contains(&"h2"));
+    assert!(w.c.awaiting.is_empty(), "a deleted instance awaits nothing");
+    assert!(w.c.expired(i64::MAX).is_empty());
+}
+
+// ---- build timeout ----
+
+#[test]
+fn a_build_whose_host_never_answers_goes_to_error_and_the_host_lets_go() {
+    let mut w = Cloud::standard();
+    let id = Uuid::new_v4();
+    create(&mut w.c, id);
+    selected(&mut w.c, id, &["h1"]);
+    assert_eq!(w.i(id).status(), "BUILD");
+    let timeout = w.c.settings.build_timeout_ms;
+    assert!(w.pass(timeout - 1).is_empty());
+    let out = w.pass(1);
+    assert_eq!(
+        types(&out),
+        ["SagaStepTimedOut", "InstanceFailed", "DestroyInstance"]
+    );
+    assert_eq!(out[2].key, "h1");
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert!(i.fault.as_ref().unwrap().message.contains("timed out"));
+    // The host's late report changes nothing.
+    assert!(spawned(&mut w.c, id, "h1", 1).is_empty());
+    assert_eq!(w.i(id).status(), "ERROR");
+}
+
+#[test]
+fn a_build_that_finishes_in_time_has_no_deadline_left() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    assert!(!w.c.awaiting.contains_key(&id));
+    assert!(w.pass(w.c.settings.build_timeout_ms * 2).is_empty());
+}
+
+// ---- rebuild ----
+
+fn rebuild(
+    w: &mut Cloud,
+    id: Uuid,
+    name: Option<&str>,
+    metadata: Option<&[(&str, &str)]>,
+) -> Vec<Emit> {
+    let mut img = image();
+    img.id = Uuid::from_u128(8);
+    img.name = "fedora".into();
+    w.c.images.insert(img.id, img.clone());
+    w.intent(Event::ServerRebuildRequested(Box::new(
+        ServerRebuildRequested {
+            instance_id: id,
+            image: img,
+            name: name.map(str::to_owned),
+            metadata: metadata.map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+        },
+    )))
+}
+
+#[test]
+fn rebuild_goes_rebuilding_then_spawning_then_active_on_the_same_host() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.metadata.insert("keep".into(), "me".into());
+    }
+    let out = rebuild(&mut w, id, None, None);
+    assert_eq!(
+        task_states(&out),
+        ["RebuildStarted", "RebuildSpawning", "RebuildCompleted"]
+    );
+    assert_eq!(w.commands_to("h1"), ["RebuildInstance"]);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
+    assert_eq!(i.image.name, "fedora");
+    assert_eq!(i.name, "vm", "the name is kept");
+    assert_eq!(i.metadata.get("keep").map(String::as_str), Some("me"));
+    assert_eq!(i.host.as_deref(), Some("h1"));
+}
+
+#[test]
+fn rebuild_steps_show_novas_task_states() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("rebuild", "*")];
+    rebuild(&mut w, id, Some("renamed"), Some(&[("a", "b")]));
+    let i = w.i(id);
+    assert_eq!(
+        (i.status(), i.task_state),
+        ("REBUILD", Some(TaskState::Rebuilding))
+    );
+    assert_eq!(i.name, "renamed");
+    assert_eq!(
+        i.metadata,
+        BTreeMap::from([("a".to_string(), "b".to_string())])
+    );
+}
+
+#[test]
+fn rebuild_of_a_stopped_instance_leaves_it_stopped_and_of_an_errored_one_active() {
+    for (before, after) in [(VmState::Stopped, "SHUTOFF"), (VmState::Error, "ACTIVE")] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        if let Some(i) = w.c.instances.get_mut(&id) {
+            i.vm_state = before;
+        }
+        let out = rebuild(&mut w, id, None, None);
+        let cmd = out
+            .iter()
+            .find_map(|e| match &e.env.event {
+                Event::RebuildInstance(c) => Some(c.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(cmd.power_on, before != VmState::Stopped);
+        assert_eq!(w.i(id).status(), after);
+    }
+}
+
+#[test]
+fn a_failed_or_silent_rebuild_ends_in_error_naming_the_step() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("rebuild", "h1")];
+    rebuild(&mut w, id, None, None);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert!(
+        i.fault
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("rebuild failed on h1")
+    );
+    assert!(w.c.awaiting.is_empty());
+
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("rebuild", "h1")];
+    rebuild(&mut w, id, None, None);
+    w.pass(w.c.settings.step_timeout_ms);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert!(
+        i.fault
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("rebuild timed out")
+    );
+}
+
+#[test]
+fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.resize(id, "2");
+    let out = rebuild(&mut w, id, None, None);
+    assert_eq!(
+        rejection(&out),
+        Some((
+            409,
+            format!("Cannot 'rebuild' instance {id} while it is in vm_state resized")
+        ))
+    );
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let mut img = image();
+    img.id = Uuid::from_u128(9);
+    img.min_disk = 50;
+    w.c.images.insert(img.id, img.clone());
+    let out = w.intent(Event::ServerRebuildRequested(Box::new(
+        ServerRebuildRequested {
+            instance_id: id,
+            image: img,
+            name: None,
+            metadata: None,
+        },
+    )));
+    let (code, message) = rejection(&out).unwrap();
+    assert_eq!(code, 400);
+    assert!(
+        message.starts_with("Flavor's disk is too small for requested image."),
+        "{message}"
+    );
+}
+
+#[test]
+fn deadlines_name_the_awaited_step() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("migrate_disk_and_power_off", "h1")];
+    w.resize(id, "2");
+    let a = &w.c.awaiting[&id];
+    assert_eq!(a.step, resize::MIGRATE_DISK);
+    assert_eq!(a.host.as_deref(), Some("h1"));
+    assert_eq!(a.deadline_ms, Some(w.now + w.c.settings.step_timeout_ms));
+}
