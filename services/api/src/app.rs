@@ -12,7 +12,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, images, server_groups, servers, versions,
+    aggregates, availability_zones, flavors, images, migrations, server_groups, servers, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -83,6 +83,15 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v2.1/os-aggregates/{id}/action",
             axum::routing::post(aggregates::action),
+        )
+        .route("/v2.1/os-migrations", get(migrations::index))
+        .route(
+            "/v2.1/servers/{id}/migrations",
+            get(migrations::server_index),
+        )
+        .route(
+            "/v2.1/servers/{id}/migrations/{migration_id}",
+            get(migrations::server_show),
         )
         .route("/v2.1/os-availability-zone", get(availability_zones::index))
         .route(

@@ -45,6 +45,7 @@ pub mod intents;
 pub mod microversion;
 pub mod policy;
 pub mod projection;
+pub mod sagas;
 pub mod service;
 pub mod validation;
 pub mod verdicts;

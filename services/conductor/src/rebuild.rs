@@ -81,7 +81,8 @@ pub(crate) fn on_request(
     }
     let image = match c.images.get(&req.image.id) {
         Some(im) if im.status == "active" => im.clone(),
-        _ => return reject(400, format!("Image {} could not be found.", req.image.id)),
+        Some(_) => return reject(400, format!("Image {} is not active.", req.image.id)),
+        None => return reject(400, "Cannot find image for rebuild".to_owned()),
     };
     if let Err(m) = check_image_fits(&image, &i.flavor) {
         return reject(400, m);

@@ -473,6 +473,10 @@ fn migrate_to_the_same_host_is_refused_unless_allowed() {
     assert_eq!(rejection(&out).map(|r| r.0), Some(400));
     assert_eq!(w.i(id).status(), "ACTIVE");
 
+    assert_eq!(
+        rejection(&w.migrate(id, Some("h1"))).unwrap().1,
+        "Cannot migrate to the host where the server exists."
+    );
     let mut w = Cloud::new(Settings {
         allow_resize_to_same_host: true,
         ..Settings::default()

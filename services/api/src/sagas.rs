@@ -1,0 +1,452 @@
+//! The server actions that start or steer a saga in the conductor
+//! (Nova's compute API for them): `resize`, `confirmResize`,
+//! `revertResize`, `migrate`, `rebuild`, `evacuate`, `os-migrateLive`.
+//! Each validates its body as Nova's schema does, checks policy, looks up
+//! what the intent needs (flavor, image, host) and submits it; the
+//! conductor decides the state checks (409s) itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use novalog_schemas::migration::{MigrationType, ServerMigrationRequested, ServerRebuildRequested};
+use novalog_schemas::{Event, Instance};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::auth::Context;
+use crate::catalog;
+use crate::error::ApiError;
+use crate::intents::Intent;
+use crate::microversion::ApiVersion;
+use crate::validation::{self, invalid, object, only, required};
+use crate::verdicts::Verdict;
+
+/// How a saga action answers when accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// 202, no body.
+    Accepted,
+    /// 204 (`confirmResize`).
+    NoContent,
+    /// 202 with the rebuilt server (`rebuild`); the admin password to add.
+    Rebuilt { admin_pass: String },
+    /// 200 with this body, or none (`evacuate`).
+    Evacuated { admin_pass: Option<String> },
+}
+
+fn admin_only(ctx: &Context, rule: &str) -> Result<(), ApiError> {
+    if ctx.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "Policy doesn't allow {rule} to be performed."
+        )))
+    }
+}
+
+async fn submit(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Instance,
+    event: Event,
+) -> Result<(), ApiError> {
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event,
+    };
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        _ => Ok(()),
+    }
+}
+
+/// The id at the end of an href (`http://.../flavors/2` → `2`).
+fn id_from_href(s: &str) -> &str {
+    s.trim_end_matches('/').rsplit('/').next().unwrap_or(s)
+}
+
+/// A known compute host, or Nova's 400.
+fn compute_host(app: &App, host: &str) -> Result<(), ApiError> {
+    app.projection
+        .host(host)
+        .map(|_| ())
+        .ok_or_else(|| ApiError::bad_request(format!("Compute host {host} could not be found.")))
+}
+
+/// `{"resize": {"flavorRef": "2"}}`.
+pub async fn resize(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+) -> Result<Outcome, ApiError> {
+    let r = object("resize", body)?;
+    only("resize", r, &["flavorRef", "OS-DCF:diskConfig"])?;
+    let flavor_ref = required("resize", r, "flavorRef")?;
+    let flavor_ref = match flavor_ref {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(invalid(
+                "flavorRef",
+                other,
+                format!(
+                    "{} is not of type 'string', 'integer'",
+                    validation::repr(other)
+                ),
+            ));
+        }
+    };
+    let flavor_id = id_from_href(&flavor_ref);
+    let flavor = catalog::visible_flavor(app, ctx, flavor_id)
+        .ok_or_else(|| ApiError::bad_request(format!("Flavor {flavor_id} could not be found.")))?;
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: inst.id,
+            migration_type: MigrationType::Resize,
+            flavor: Some((*flavor).clone()),
+            host: None,
+            source_host_down: false,
+        })),
+    )
+    .await?;
+    Ok(Outcome::Accepted)
+}
+
+/// `{"migrate": null}` or, from 2.56, `{"migrate": {"host": "h"}}`.
+pub async fn migrate(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+    version: ApiVersion,
+) -> Result<Outcome, ApiError> {
+    let mut host = None;
+    if version.at_least(2, 56) && !body.is_null() {
+        let m = object("migrate", body)?;
+        only("migrate", m, &["host"])?;
+        if let Some(h) = m.get("host").filter(|h| !h.is_null()) {
+            host = Some(validation::string("host", h, 1, 255)?.to_owned());
+        }
+    } else if !body.is_null() {
+        return Err(invalid(
+            "migrate",
+            body,
+            format!("{} is not of type 'null'", validation::repr(body)),
+        ));
+    }
+    admin_only(
+        ctx,
+        if host.is_some() {
+            "os_compute_api:os-migrate-server:migrate:host"
+        } else {
+            "os_compute_api:os-migrate-server:migrate"
+        },
+    )?;
+    if let Some(h) = &host {
+        compute_host(app, h)?;
+        if inst.host.as_deref() == Some(h.as_str()) {
+            return Err(ApiError::bad_request(
+                "Cannot migrate to the host where the server exists.",
+            ));
+        }
+    }
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: inst.id,
+            migration_type: MigrationType::Migration,
+            flavor: None,
+            host,
+            source_host_down: false,
+        })),
+    )
+    .await?;
+    Ok(Outcome::Accepted)
+}
+
+/// `{"confirmResize": null}`: 204.
+pub async fn confirm_resize(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+) -> Result<Outcome, ApiError> {
+    if !body.is_null() {
+        return Err(invalid(
+            "confirmResize",
+            body,
+            format!("{} is not of type 'null'", validation::repr(body)),
+        ));
+    }
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerResizeConfirmRequested {
+            instance_id: inst.id,
+        },
+    )
+    .await?;
+    Ok(Outcome::NoContent)
+}
+
+/// `{"revertResize": null}`: 202.
+pub async fn revert_resize(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+) -> Result<Outcome, ApiError> {
+    if !body.is_null() {
+        return Err(invalid(
+            "revertResize",
+            body,
+            format!("{} is not of type 'null'", validation::repr(body)),
+        ));
+    }
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerResizeRevertRequested {
+            instance_id: inst.id,
+        },
+    )
+    .await?;
+    Ok(Outcome::Accepted)
+}
+
+/// `{"rebuild": {"imageRef": ..., "name": ..., "metadata": {...},
+/// "adminPass": ...}}`: 202 with the server.
+pub async fn rebuild(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+) -> Result<Outcome, ApiError> {
+    let r = object("rebuild", body)?;
+    only(
+        "rebuild",
+        r,
+        &[
+            "imageRef",
+            "name",
+            "metadata",
+            "adminPass",
+            "preserve_ephemeral",
+            "OS-DCF:diskConfig",
+            "accessIPv4",
+            "accessIPv6",
+            "personality",
+            "description",
+            "key_name",
+            "user_data",
+            "trusted_image_certificates",
+            "hostname",
+        ],
+    )?;
+    let image_ref = validation::string("imageRef", required("rebuild", r, "imageRef")?, 0, 255)?;
+    let image_id = Uuid::parse_str(id_from_href(image_ref)).map_err(|_| {
+        ApiError::bad_request("Invalid image identifier or specified image is not found.")
+    })?;
+    let image = catalog::visible_image(app, ctx, &image_id)
+        .ok_or_else(|| ApiError::bad_request("Cannot find image for rebuild"))?;
+    if image.status != "active" {
+        return Err(ApiError::bad_request(format!(
+            "Image {image_id} is not active."
+        )));
+    }
+    let name = match r.get("name") {
+        Some(v) => Some(validation::name("name", v)?),
+        None => None,
+    };
+    let metadata = match r.get("metadata") {
+        Some(v) => {
+            let m = object("metadata", v)?;
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                if k.is_empty() || k.chars().count() > 255 {
+                    return Err(invalid(
+                        "metadata",
+                        v,
+                        format!(
+                            "'{k}' does not match any of the regexes: '^[a-zA-Z0-9-_:. ]{{1,255}}$'"
+                        ),
+                    ));
+                }
+                out.insert(
+                    k.clone(),
+                    validation::string(&format!("metadata.{k}"), v, 0, 255)?.to_owned(),
+                );
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let admin_pass = match r.get("adminPass") {
+        Some(v) => validation::string("adminPass", v, 0, 255)?.to_owned(),
+        None => crate::compute::admin_password(),
+    };
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
+            instance_id: inst.id,
+            image: (*image).clone(),
+            name,
+            metadata,
+        })),
+    )
+    .await?;
+    Ok(Outcome::Rebuilt { admin_pass })
+}
+
+/// `{"evacuate": {"host": ..., "adminPass": ..., "onSharedStorage": ...}}`
+/// (admin): the source host must be down.
+pub async fn evacuate(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+    version: ApiVersion,
+    service_down_time_ms: i64,
+) -> Result<Outcome, ApiError> {
+    let e = object("evacuate", body)?;
+    let mut allowed = vec!["host", "adminPass"];
+    if !version.at_least(2, 14) {
+        allowed.push("onSharedStorage");
+    }
+    if version.at_least(2, 29) {
+        allowed.push("force");
+    }
+    only("evacuate", e, &allowed)?;
+    admin_only(ctx, "os_compute_api:os-evacuate")?;
+    let host = match e.get("host").filter(|h| !h.is_null()) {
+        Some(h) => Some(validation::string("host", h, 1, 255)?.to_owned()),
+        None => None,
+    };
+    if let Some(h) = &host {
+        if app.projection.host(h).is_none() {
+            return Err(ApiError::not_found(format!("Compute host {h} not found.")));
+        }
+        if inst.host.as_deref() == Some(h.as_str()) {
+            return Err(ApiError::bad_request(
+                "The target host can't be the same one.",
+            ));
+        }
+    }
+    let source = inst.host.clone().unwrap_or_default();
+    let down = app
+        .projection
+        .host(&source)
+        .is_none_or(|h| h.status(novalog_schemas::now_ms(), service_down_time_ms) != "UP");
+    if !down {
+        return Err(ApiError::bad_request(format!(
+            "Compute service of {source} is still in use."
+        )));
+    }
+    let admin_pass = match e.get("adminPass") {
+        Some(v) => Some(validation::string("adminPass", v, 0, 255)?.to_owned()),
+        None => None,
+    };
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: inst.id,
+            migration_type: MigrationType::Evacuation,
+            flavor: None,
+            host,
+            source_host_down: true,
+        })),
+    )
+    .await?;
+    Ok(Outcome::Evacuated {
+        admin_pass: (!version.at_least(2, 14))
+            .then(|| admin_pass.unwrap_or_else(crate::compute::admin_password)),
+    })
+}
+
+/// `{"os-migrateLive": {"host": ..., "block_migration": ...}}` (admin).
+pub async fn live_migrate(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Arc<Instance>,
+    body: &Value,
+    version: ApiVersion,
+) -> Result<Outcome, ApiError> {
+    let l = object("os-migrateLive", body)?;
+    let mut allowed = vec!["host", "block_migration"];
+    if !version.at_least(2, 25) {
+        allowed.push("disk_over_commit");
+    }
+    if version.at_least(2, 30) {
+        allowed.push("force");
+    }
+    only("os-migrateLive", l, &allowed)?;
+    required("os-migrateLive", l, "block_migration")?;
+    let host_v = required("os-migrateLive", l, "host")?;
+    let host = match host_v {
+        Value::Null => None,
+        v => Some(validation::string("host", v, 1, 255)?.to_owned()),
+    };
+    admin_only(
+        ctx,
+        if host.is_some() {
+            "os_compute_api:os-migrate-server:migrate_live:host"
+        } else {
+            "os_compute_api:os-migrate-server:migrate_live"
+        },
+    )?;
+    if let Some(h) = &host {
+        compute_host(app, h)?;
+        if inst.host.as_deref() == Some(h.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Unable to migrate instance ({}) to current host ({h}).",
+                inst.id
+            )));
+        }
+    }
+    submit(
+        app,
+        ctx,
+        request_id,
+        inst,
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: inst.id,
+            migration_type: MigrationType::LiveMigration,
+            flavor: None,
+            host,
+            source_host_down: false,
+        })),
+    )
+    .await?;
+    Ok(Outcome::Accepted)
+}
