@@ -181,8 +181,11 @@ pub(crate) fn on_request(
     let Some(source) = i.host.clone() else {
         return reject(409, invalid_state(method(req.migration_type), id, i));
     };
-    if req.host.as_deref() == Some(source.as_str()) && !c.settings.allow_resize_to_same_host {
-        return reject(400, format!("Cannot migrate to the same host: {source}"));
+    if req.host.as_deref() == Some(source.as_str()) {
+        return reject(
+            400,
+            "Cannot migrate to the host where the server exists.".to_owned(),
+        );
     }
     let migration = Migration {
         id: c.next_migration_id(),
