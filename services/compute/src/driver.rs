@@ -88,6 +88,11 @@ pub trait VirtDriver: Send + Sync + 'static {
         cmd: &MigrationCommand,
     ) -> Result<PowerState, DriverError>;
 
+    /// On the source: moves the running (or paused) guest to
+    /// `cmd.dest_host` without stopping it. Afterwards it runs there, as it
+    /// was, and not on the source; on error it is still on the source.
+    async fn live_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError>;
+
     /// Re-creates the guest on its host from `cmd.image`, keeping its
     /// identity; afterwards it is powered on if `cmd.power_on`. On error
     /// the guest may be gone (the instance goes to ERROR).

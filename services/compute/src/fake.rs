@@ -195,11 +195,27 @@ impl VirtDriver for FakeDriver {
 
     async fn finish_migration(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
         self.check("finish_migration", &cmd.host)?;
+        let mut g = self.guests.lock();
+        let key = (cmd.host.clone(), cmd.instance_id);
+        // A guest that arrived live keeps its power state.
+        if cmd.source_host != cmd.dest_host
+            && let Some(p) = g.get(&key)
+        {
+            return Ok(*p);
+        }
         let p = Self::power(cmd.power_on);
-        self.guests
-            .lock()
-            .insert((cmd.host.clone(), cmd.instance_id), p);
+        g.insert(key, p);
         Ok(p)
+    }
+
+    async fn live_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.check("live_migration", &cmd.host)?;
+        let mut g = self.guests.lock();
+        let p = g
+            .remove(&(cmd.source_host.clone(), cmd.instance_id))
+            .ok_or(DriverError::InstanceNotFound(cmd.instance_id))?;
+        g.insert((cmd.dest_host.clone(), cmd.instance_id), p);
+        Ok(())
     }
 
     async fn confirm_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {

@@ -61,6 +61,9 @@ pub async fn run(
         Event::FinishRevertMigration(c) => ("finish_revert_migration", c),
         Event::DropMigrationClaim(c) => ("drop_migration_claim", c),
         Event::RebuildInstance(c) => ("rebuild", c),
+        Event::LiveMigrateInstance(c) => ("live_migration", c),
+        Event::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
+        Event::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
         _ => return,
     };
     // A compensation reuses a step's command under its own step id, so the
@@ -218,6 +221,76 @@ async fn carry_out(
                 fact(cause, "rebuilt", cmd, Event::InstanceRebuilt(f)),
             ]);
         }
+        "live_migration" => {
+            driver.live_migration(cmd).await?;
+            // The guest left: so does its claim here.
+            rec.release(id);
+            let f = report(rec, cmd, PowerState::NoState, step, String::new());
+            fact(cause, "live-migrated", cmd, Event::InstanceLiveMigrated(f))
+        }
+        "rebuild_evacuated" => {
+            // Claimed and rebuilt from the image here in one step.
+            if !rec.instances.contains_key(&id) {
+                let injected = match driver.injected_step_failure(step, &rec.name) {
+                    Err(DriverError::Silent) => return Err(DriverError::Silent),
+                    Err(e) => Some(e.to_string()),
+                    Ok(()) => driver.injected_claim_failure(&rec.name),
+                };
+                let claim = match injected {
+                    Some(reason) => Err(reason),
+                    None => rec.claim(id, cmd.flavor.resources(), cmd.attempt, ratios),
+                };
+                if let Err(reason) = claim {
+                    let f = report(rec, cmd, PowerState::NoState, step, reason);
+                    return Ok(vec![fact(
+                        cause,
+                        "evacuate-claim-failed",
+                        cmd,
+                        Event::ResizeClaimFailed(f),
+                    )]);
+                }
+            }
+            let spawning = report(rec, cmd, PowerState::NoState, step, String::new());
+            let spawning = fact(
+                cause,
+                "evacuate-spawning",
+                cmd,
+                Event::RebuildSpawnStarted(spawning),
+            );
+            match driver.finish_migration(cmd).await {
+                Ok(power) => {
+                    set_power(rec, cmd, power);
+                    let f = report(rec, cmd, power, "rebuild", String::new());
+                    return Ok(vec![
+                        spawning,
+                        fact(cause, "evacuate-rebuilt", cmd, Event::InstanceRebuilt(f)),
+                    ]);
+                }
+                Err(DriverError::Silent) => return Err(DriverError::Silent),
+                Err(e) => {
+                    rec.release(id);
+                    let _ = driver.destroy(&rec.name, id).await;
+                    let f = report(rec, cmd, PowerState::NoState, "rebuild", e.to_string());
+                    return Ok(vec![fact(
+                        cause,
+                        "step-failed",
+                        cmd,
+                        Event::MigrationStepFailed(f),
+                    )]);
+                }
+            }
+        }
+        "cleanup_evacuated" => {
+            driver.destroy(&rec.name, id).await?;
+            rec.release_all(id);
+            let f = report(rec, cmd, PowerState::NoState, step, String::new());
+            fact(
+                cause,
+                "evacuated-cleaned-up",
+                cmd,
+                Event::EvacuatedInstanceCleanedUp(f),
+            )
+        }
         _ => return Ok(Vec::new()),
     }])
 }
@@ -363,7 +436,10 @@ mod tests {
                 | Event::RevertMigration(c)
                 | Event::FinishRevertMigration(c)
                 | Event::DropMigrationClaim(c)
-                | Event::RebuildInstance(c) => c.host.clone(),
+                | Event::RebuildInstance(c)
+                | Event::LiveMigrateInstance(c)
+                | Event::RebuildEvacuatedInstance(c)
+                | Event::CleanupEvacuatedInstance(c) => c.host.clone(),
                 _ => unreachable!(),
             };
             let rec = if on == "h1" {
@@ -608,5 +684,47 @@ mod tests {
         run_host(&r.d, &mut r.h1, vec![job], RATIOS).await;
         assert_eq!(mem(&r.h1), 0);
         assert_eq!(r.h1.usage.instances, 0);
+    }
+
+    #[tokio::test]
+    async fn live_migration_moves_the_guest_and_its_claim() {
+        let mut r = Rig::new(FakeOptions::default()).await;
+        r.run(Event::PrepResize(r.cmd("h2", "h2", 512, false)))
+            .await;
+        assert_eq!(
+            r.run(Event::LiveMigrateInstance(r.cmd("h1", "h2", 512, true)))
+                .await,
+            ["InstanceLiveMigrated"]
+        );
+        assert_eq!(r.d.running_on(r.id), ["h2"]);
+        assert_eq!(mem(&r.h1), 0);
+        r.run(Event::FinishMigration(r.cmd("h2", "h2", 512, true)))
+            .await;
+        assert_eq!(mem(&r.h2), 512);
+        assert!(r.h2.instances.contains_key(&r.id));
+        assert!(r.h2.migration_claims.is_empty());
+        consistent(&r.h2);
+    }
+
+    #[tokio::test]
+    async fn evacuation_claims_and_rebuilds_on_the_destination_and_the_source_cleans_up() {
+        let mut r = Rig::new(FakeOptions::default()).await;
+        assert_eq!(
+            r.run(Event::RebuildEvacuatedInstance(
+                r.cmd("h2", "h2", 512, true)
+            ))
+            .await,
+            ["RebuildSpawnStarted", "InstanceRebuilt"]
+        );
+        assert_eq!(mem(&r.h2), 512);
+        assert_eq!(
+            r.run(Event::CleanupEvacuatedInstance(
+                r.cmd("h1", "h2", 512, false)
+            ))
+            .await,
+            ["EvacuatedInstanceCleanedUp"]
+        );
+        assert_eq!(mem(&r.h1), 0);
+        assert_eq!(r.d.running_on(r.id), ["h2"]);
     }
 }

@@ -58,7 +58,10 @@ impl Handler for ComputeHandler {
             | Event::RevertMigration(c)
             | Event::FinishRevertMigration(c)
             | Event::DropMigrationClaim(c)
-            | Event::RebuildInstance(c) => (
+            | Event::RebuildInstance(c)
+            | Event::LiveMigrateInstance(c)
+            | Event::RebuildEvacuatedInstance(c)
+            | Event::CleanupEvacuatedInstance(c) => (
                 c.host.clone(),
                 Command::Saga(Box::new(input.env.event.clone())),
             ),

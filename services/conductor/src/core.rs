@@ -205,6 +205,8 @@ impl Conductor {
                 step,
                 deadline_ms,
             } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            // Every kind of migration starts alike (resize.rs); each goes
+            // on in its own file.
             Event::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
             Event::ServerResizeConfirmRequested { instance_id } => {
                 crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
@@ -219,17 +221,26 @@ impl Conductor {
             | Event::MigrationFinishedOnDest(f)
             | Event::MigrationConfirmedOnSource(f)
             | Event::MigrationRevertedOnDest(f)
-            | Event::RevertFinishedOnSource(f) => crate::resize::on_fact(self, env, f, now_ms),
-            Event::RebuildSpawnStarted(f) | Event::InstanceRebuilt(f) => {
-                crate::rebuild::on_fact(self, env, f, now_ms)
-            }
-            Event::MigrationStepFailed(f) => match self.awaiting.get(&f.instance_id) {
-                Some(a) if a.step.starts_with("rebuild:") => {
-                    crate::rebuild::on_fact(self, env, f, now_ms)
+            | Event::RevertFinishedOnSource(f)
+            | Event::InstanceLiveMigrated(f)
+            | Event::RebuildSpawnStarted(f)
+            | Event::InstanceRebuilt(f)
+            | Event::MigrationStepFailed(f) => {
+                // The saga the instance is in takes the fact.
+                match self.awaiting.get(&f.instance_id).map(|a| a.step.clone()) {
+                    Some(step) if step.starts_with("rebuild:") => {
+                        crate::rebuild::on_fact(self, env, f, now_ms)
+                    }
+                    Some(step) if step.starts_with("evacuate:") => {
+                        crate::evacuate::on_fact(self, env, f, now_ms)
+                    }
+                    Some(step) if step.starts_with("live:") => {
+                        crate::live_migrate::on_fact(self, env, f, now_ms)
+                    }
+                    Some(_) => crate::resize::on_fact(self, env, f, now_ms),
+                    None => Vec::new(),
                 }
-                Some(_) => crate::resize::on_fact(self, env, f, now_ms),
-                None => Vec::new(),
-            },
+            }
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),

@@ -6,7 +6,7 @@
 //! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
 //!   records to emit`, folding its own instance events as it emits them.
 //! - [`build`], [`delete`], [`resize`] (resize, cold migrate, confirm,
-//!   revert, auto-confirm), [`rebuild`], [`catalog`], [`server_groups`],
+//!   revert, auto-confirm), [`rebuild`], [`evacuate`], [`live_migrate`], [`catalog`], [`server_groups`],
 //!   [`aggregates`]: one file per flow.
 //! - [`timers`]: what each saga awaits and until when; timeouts.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
@@ -18,6 +18,8 @@ pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod evacuate;
+pub mod live_migrate;
 pub mod rebuild;
 pub mod resize;
 pub mod server_groups;

@@ -105,7 +105,7 @@ pub(crate) fn visible<'a>(
     }
 }
 
-fn select_request_id(migration: Uuid) -> Uuid {
+pub(crate) fn select_request_id(migration: Uuid) -> Uuid {
     Uuid::new_v5(&migration, b"select-hosts")
 }
 
@@ -141,26 +141,24 @@ pub(crate) fn on_request(
     if i.migrations.iter().any(|m| m.uuid == migration_uuid(env)) {
         return Vec::new(); // redelivered intent: already decided
     }
-    match req.migration_type {
-        MigrationType::Resize | MigrationType::Migration => {}
-        other => {
-            return vec![Conductor::reject(
-                env,
-                id.to_string(),
-                400,
-                format!("{} is not supported.", other.as_str()),
-            )];
-        }
-    }
     let reject =
         |code, message: String| vec![Conductor::reject(env, id.to_string(), code, message)];
-    if let Err(m) = check_state(
-        method(req.migration_type),
-        id,
-        i,
-        &[VmState::Active, VmState::Stopped],
-    ) {
+    let allowed: &[VmState] = match req.migration_type {
+        MigrationType::Resize | MigrationType::Migration => &[VmState::Active, VmState::Stopped],
+        MigrationType::LiveMigration => &[VmState::Active, VmState::Paused],
+        MigrationType::Evacuation => &[VmState::Active, VmState::Stopped, VmState::Error],
+    };
+    if let Err(m) = check_state(method(req.migration_type), id, i, allowed) {
         return reject(409, m);
+    }
+    if req.migration_type == MigrationType::Evacuation && !req.source_host_down {
+        return reject(
+            400,
+            format!(
+                "Compute service of {} is still in use.",
+                i.host.as_deref().unwrap_or_default()
+            ),
+        );
     }
     let new_flavor = match (&req.migration_type, &req.flavor) {
         (MigrationType::Resize, Some(f)) => {
@@ -191,7 +189,11 @@ pub(crate) fn on_request(
         id: c.next_migration_id(),
         uuid: migration_uuid(env),
         migration_type: req.migration_type,
-        status: status::PRE_MIGRATING.to_owned(),
+        status: match req.migration_type {
+            MigrationType::LiveMigration => "preparing",
+            _ => status::PRE_MIGRATING,
+        }
+        .to_owned(),
         source_compute: source.clone(),
         dest_compute: None,
         old_flavor: i.flavor.clone(),
@@ -233,14 +235,18 @@ pub(crate) fn on_request(
     out
 }
 
-fn migration_uuid(env: &Envelope) -> Uuid {
+pub(crate) fn migration_uuid(env: &Envelope) -> Uuid {
     Uuid::new_v5(&env.meta.event_id, b"migration")
 }
 
 fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit {
     let i = &c.instances[&id];
     let request_id = select_request_id(m.uuid);
-    let ignore_hosts = if c.settings.allow_resize_to_same_host {
+    let resize = matches!(
+        m.migration_type,
+        MigrationType::Resize | MigrationType::Migration
+    );
+    let ignore_hosts = if resize && c.settings.allow_resize_to_same_host {
         Vec::new()
     } else {
         vec![m.source_compute.clone()]
@@ -269,14 +275,14 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
 }
 
 /// The migration in progress on `id`.
-fn current(c: &Conductor, id: Uuid) -> Option<(Instance, Migration)> {
+pub(crate) fn current(c: &Conductor, id: Uuid) -> Option<(Instance, Migration)> {
     let i = c.instances.get(&id)?;
     Some((i.clone(), i.migration()?.clone()))
 }
 
 /// A command for `host` about `m`, leaving the guest with `flavor`.
 #[allow(clippy::too_many_arguments)]
-fn command(
+pub(crate) fn command(
     cause: &Meta,
     step: &str,
     i: &Instance,
@@ -312,12 +318,12 @@ fn was_running(m: &Migration) -> bool {
     m.original_vm_state == VmState::Active
 }
 
-fn progress(m: &Migration) -> Box<MigrationProgress> {
+pub(crate) fn progress(m: &Migration) -> Box<MigrationProgress> {
     Box::new(MigrationProgress::of(m.uuid))
 }
 
 /// Sends the claim to `host` (attempt `attempt`) and awaits it.
-fn schedule_to(
+pub(crate) fn schedule_to(
     c: &mut Conductor,
     cause: &Meta,
     id: Uuid,
@@ -343,6 +349,13 @@ fn schedule_to(
         Event::MigrationScheduled(Box::new(scheduled)),
     );
     let (i, m) = current(c, id).expect("still migrating");
+    // The destination's claim; an evacuation's claims and rebuilds at once.
+    let (step, make): (&str, fn(Box<MigrationCommand>) -> Event) = match m.migration_type {
+        MigrationType::Resize | MigrationType::Migration => (PREP_RESIZE, Event::PrepResize),
+        MigrationType::LiveMigration => (crate::live_migrate::PREP, Event::PrepResize),
+        MigrationType::Evacuation => (crate::evacuate::REBUILD, Event::RebuildEvacuatedInstance),
+    };
+    let power_on = m.original_vm_state != VmState::Stopped;
     let prep = command(
         cause,
         &format!("prep-resize-{attempt}"),
@@ -350,10 +363,10 @@ fn schedule_to(
         &m,
         &host,
         &m.new_flavor,
-        false,
-        Event::PrepResize,
+        power_on,
+        make,
     );
-    c.await_step(id, cause, PREP_RESIZE, Some(m.uuid), Some(host), now_ms);
+    c.await_step(id, cause, step, Some(m.uuid), Some(host), now_ms);
     vec![out0, prep]
 }
 
@@ -412,7 +425,7 @@ pub(crate) fn on_no_valid_host(
 }
 
 /// Nothing to undo on any host: back as it was, the migration in error.
-fn abort(
+pub(crate) fn abort(
     c: &mut Conductor,
     cause: &Meta,
     id: Uuid,
@@ -437,7 +450,7 @@ fn abort(
 }
 
 /// Could not be compensated: ERROR on `host` with `fault`.
-fn error(
+pub(crate) fn error(
     c: &mut Conductor,
     cause: &Meta,
     id: Uuid,
@@ -510,7 +523,7 @@ fn compensate(
     out
 }
 
-fn step_fault(step: &str, host: &str, reason: &str, now_ms: i64) -> Fault {
+pub(crate) fn step_fault(step: &str, host: &str, reason: &str, now_ms: i64) -> Fault {
     Fault {
         code: 500,
         message: format!("{step} failed on {host}"),
@@ -521,7 +534,7 @@ fn step_fault(step: &str, host: &str, reason: &str, now_ms: i64) -> Fault {
 
 /// The next alternate after `host`'s claim failed (or timed out), or the
 /// end: back on the source as it was.
-fn next_alternate(
+pub(crate) fn next_alternate(
     c: &mut Conductor,
     cause: &Meta,
     id: Uuid,

@@ -56,6 +56,9 @@ fn step_of(e: &Event) -> Option<(&'static str, &MigrationCommand)> {
         Event::FinishRevertMigration(c) => ("finish_revert_migration", c),
         Event::DropMigrationClaim(c) => ("drop_migration_claim", c),
         Event::RebuildInstance(c) => ("rebuild", c),
+        Event::LiveMigrateInstance(c) => ("live_migration", c),
+        Event::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
+        Event::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
         _ => return None,
     })
 }
@@ -174,8 +177,14 @@ impl Cloud {
             })
         };
         let power = if cmd.power_on { 1 } else { 4 };
+        if step == "rebuild_evacuated" && Cloud::hits(&self.fail, "claim", &cmd.host) {
+            return vec![by(
+                step,
+                Event::ResizeClaimFailed(f(0, step, "Insufficient compute resources")),
+            )];
+        }
         if Cloud::hits(&self.fail, step, &cmd.host) {
-            let event = if step == "prep_resize" {
+            let event = if step == "prep_resize" || step == "claim" {
                 Event::ResizeClaimFailed(f(0, step, "Insufficient compute resources"))
             } else {
                 Event::MigrationStepFailed(f(0, step, "injected failure"))
@@ -189,10 +198,12 @@ impl Cloud {
             "confirm_migration" => vec![Event::MigrationConfirmedOnSource(f(0, "", ""))],
             "revert_migration" => vec![Event::MigrationRevertedOnDest(f(0, "", ""))],
             "finish_revert_migration" => vec![Event::RevertFinishedOnSource(f(power, "", ""))],
-            "rebuild" => vec![
+            "rebuild" | "rebuild_evacuated" => vec![
                 Event::RebuildSpawnStarted(f(0, "", "")),
                 Event::InstanceRebuilt(f(power, "", "")),
             ],
+            "live_migration" => vec![Event::InstanceLiveMigrated(f(0, "", ""))],
+            "cleanup_evacuated" => vec![Event::EvacuatedInstanceCleanedUp(f(0, "", ""))],
             _ => Vec::new(),
         };
         events
@@ -1208,4 +1219,209 @@ fn deadlines_name_the_awaited_step() {
     assert_eq!(a.step, resize::MIGRATE_DISK);
     assert_eq!(a.host.as_deref(), Some("h1"));
     assert_eq!(a.deadline_ms, Some(w.now + w.c.settings.step_timeout_ms));
+}
+
+// ---- evacuate ----
+
+fn evacuate(w: &mut Cloud, id: Uuid, host: Option<&str>, down: bool) -> Vec<Emit> {
+    w.send(record(
+        admin(),
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: id,
+            migration_type: MigrationType::Evacuation,
+            flavor: None,
+            host: host.map(str::to_owned),
+            source_host_down: down,
+        })),
+    ))
+}
+
+#[test]
+fn evacuate_rebuilds_elsewhere_and_the_source_cleans_up_when_back() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = evacuate(&mut w, id, None, true);
+    assert_eq!(
+        task_states(&out),
+        [
+            "MigrationStarted",
+            "MigrationScheduled",
+            "RebuildSpawning",
+            "Evacuated"
+        ]
+    );
+    let i = w.i(id);
+    assert_eq!(
+        (i.status(), i.task_state, i.host.as_deref()),
+        ("ACTIVE", None, Some("h2"))
+    );
+    let m = migration(&w, id);
+    assert_eq!(
+        (m.migration_type, m.status.as_str()),
+        (MigrationType::Evacuation, status::DONE)
+    );
+    assert_eq!(w.commands_to("h1"), ["CleanupEvacuatedInstance"]);
+    assert_eq!(w.commands_to("h2"), ["RebuildEvacuatedInstance"]);
+}
+
+#[test]
+fn evacuate_needs_the_source_down_and_a_valid_state() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    assert_eq!(
+        rejection(&evacuate(&mut w, id, None, false)),
+        Some((400, "Compute service of h1 is still in use.".into()))
+    );
+    w.resize(id, "2");
+    assert_eq!(
+        rejection(&evacuate(&mut w, id, None, true)),
+        Some((
+            409,
+            format!("Cannot 'evacuate' instance {id} while it is in vm_state resized")
+        ))
+    );
+}
+
+#[test]
+fn a_stopped_instance_is_evacuated_stopped_and_an_errored_one_comes_back_active() {
+    for (before, after) in [(VmState::Stopped, "SHUTOFF"), (VmState::Error, "ACTIVE")] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        if let Some(i) = w.c.instances.get_mut(&id) {
+            i.vm_state = before;
+        }
+        evacuate(&mut w, id, Some("h3"), true);
+        assert_eq!(w.i(id).status(), after);
+        assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+    }
+}
+
+#[test]
+fn evacuate_claim_failures_walk_the_alternates_and_a_failed_spawn_is_error() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("claim", "h2")];
+    evacuate(&mut w, id, None, true);
+    assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+    assert_eq!(w.i(id).status(), "ACTIVE");
+
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("rebuild_evacuated", "*")];
+    evacuate(&mut w, id, None, true);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.task_state), ("ERROR", None));
+    assert_eq!(migration(&w, id).status, status::FAILED);
+}
+
+#[test]
+fn an_evacuation_nobody_answers_times_out_to_error_and_the_destination_lets_go() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("rebuild_evacuated", "h2")];
+    evacuate(&mut w, id, None, true);
+    assert_eq!(w.i(id).status(), "REBUILD");
+    let out = w.pass(w.c.settings.step_timeout_ms);
+    assert!(types(&out).contains(&"MigrationErrored"));
+    assert_eq!(
+        w.commands_to("h2"),
+        ["RebuildEvacuatedInstance", "DestroyInstance"]
+    );
+    assert_eq!(w.i(id).status(), "ERROR");
+}
+
+// ---- live migrate ----
+
+fn live(w: &mut Cloud, id: Uuid, host: Option<&str>) -> Vec<Emit> {
+    w.send(record(
+        admin(),
+        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
+            instance_id: id,
+            migration_type: MigrationType::LiveMigration,
+            flavor: None,
+            host: host.map(str::to_owned),
+            source_host_down: false,
+        })),
+    ))
+}
+
+#[test]
+fn live_migration_moves_an_active_or_paused_instance_and_keeps_its_state() {
+    for before in [VmState::Active, VmState::Paused] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        if let Some(i) = w.c.instances.get_mut(&id) {
+            i.vm_state = before;
+        }
+        let out = live(&mut w, id, None);
+        assert_eq!(
+            task_states(&out),
+            ["MigrationStarted", "MigrationScheduled", "LiveMigrated"]
+        );
+        let i = w.i(id);
+        assert_eq!((i.vm_state, i.task_state), (before, None));
+        assert_eq!(i.host.as_deref(), Some("h2"));
+        assert_eq!(migration(&w, id).status, status::COMPLETED);
+        assert_eq!(w.commands_to("h1"), ["LiveMigrateInstance"]);
+        assert_eq!(w.commands_to("h2"), ["PrepResize", "FinishMigration"]);
+    }
+}
+
+#[test]
+fn live_migration_shows_migrating_while_it_runs_and_refuses_a_stopped_instance() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("live_migration", "*")];
+    live(&mut w, id, Some("h3"));
+    assert_eq!(w.i(id).status(), "MIGRATING");
+    assert_eq!(migration(&w, id).status, "preparing");
+
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.vm_state = VmState::Stopped;
+    }
+    assert_eq!(
+        rejection(&live(&mut w, id, None)),
+        Some((
+            409,
+            format!("Cannot 'os-migrateLive' instance {id} while it is in vm_state stopped")
+        ))
+    );
+}
+
+#[test]
+fn a_failed_live_migration_leaves_the_instance_on_the_source_and_drops_the_claim() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.fail = vec![("live_migration", "h1")];
+    live(&mut w, id, None);
+    let i = w.i(id);
+    assert_eq!((i.status(), i.host.as_deref()), ("ACTIVE", Some("h1")));
+    assert_eq!(migration(&w, id).status, status::ERROR);
+    assert_eq!(w.commands_to("h2"), ["PrepResize", "DropMigrationClaim"]);
+}
+
+#[test]
+fn live_migration_steps_that_never_answer_time_out() {
+    for (step, host, on, state) in [
+        ("prep_resize", "*", "h1", "ACTIVE"),
+        ("live_migration", "h1", "h1", "ERROR"),
+        ("finish_migration", "h2", "h2", "ERROR"),
+    ] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        w.silent = vec![(step, host)];
+        live(&mut w, id, None);
+        for _ in 0..4 {
+            w.pass(w.c.settings.step_timeout_ms);
+        }
+        let i = w.i(id);
+        assert_eq!(
+            (i.status(), i.task_state, i.host.as_deref()),
+            (state, None, Some(on)),
+            "{step}"
+        );
+        assert!(w.c.awaiting.is_empty());
+    }
 }

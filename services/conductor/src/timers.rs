@@ -165,6 +165,8 @@ pub(crate) fn on_timed_out(
         "build" => crate::build::on_timeout(c, env, id, &a, now_ms),
         "resize" => crate::resize::on_timeout(c, env, id, &a, now_ms),
         "rebuild" => crate::rebuild::on_timeout(c, env, id, &a, now_ms),
+        "evacuate" => crate::evacuate::on_timeout(c, env, id, &a, now_ms),
+        "live" => crate::live_migrate::on_timeout(c, env, id, &a, now_ms),
         _ => Vec::new(),
     }
 }

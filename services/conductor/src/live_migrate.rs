@@ -1,0 +1,162 @@
+//! The live-migrate saga (admin; ACTIVE or PAUSED, and it stays so): the
+//! destination (scheduled, or the one named) claims the flavor; the source
+//! moves the running guest there and lets go of its claim; the destination
+//! then takes the guest's claim as its own (post live migration). Task
+//! state MIGRATING throughout; the migration `preparing` → `completed`.
+//!
+//! A failed claim moves on to the next alternate. A failed live migration
+//! leaves the guest on the source: the destination drops its claim and the
+//! instance is back as it was, the migration in `error`. A failure after
+//! the guest moved, or a host that does not answer in time, ends in ERROR
+//! with a fault naming the step.
+
+use novalog_schemas::migration::{MigrationFact, MigrationProgress};
+use novalog_schemas::{Envelope, Event};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Emit};
+use crate::resize::{abort, command, current, error, next_alternate, step_fault};
+use crate::timers::{Awaiting, timeout_fault};
+
+pub const PREP: &str = "live:prep";
+pub const LIVE_MIGRATION: &str = "live:live_migration";
+pub const POST: &str = "live:post_live_migration";
+
+pub(crate) fn on_fact(
+    c: &mut Conductor,
+    env: &Envelope,
+    f: &MigrationFact,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let id = f.instance_id;
+    let Some((i, m)) = current(c, id) else {
+        return Vec::new();
+    };
+    let Some(a) = c.awaiting.get(&id).cloned() else {
+        return Vec::new();
+    };
+    if f.migration_id != m.uuid
+        || a.operation_id != Some(m.uuid)
+        || a.host.as_deref() != Some(f.host.as_str())
+    {
+        return Vec::new();
+    }
+    let cause = &env.meta;
+    let dest = m.dest_compute.clone().unwrap_or_default();
+    match (&env.event, a.step.as_str()) {
+        (Event::ResizeClaimSucceeded(_), PREP) if f.attempt == m.attempt => {
+            let cmd = command(
+                cause,
+                "live-migration",
+                &i,
+                &m,
+                &m.source_compute,
+                &m.new_flavor,
+                true,
+                Event::LiveMigrateInstance,
+            );
+            c.await_step(
+                id,
+                cause,
+                LIVE_MIGRATION,
+                Some(m.uuid),
+                Some(m.source_compute.clone()),
+                now_ms,
+            );
+            vec![cmd]
+        }
+        (Event::ResizeClaimFailed(_), PREP) if f.attempt == m.attempt => {
+            next_alternate(c, cause, id, &m, &f.reason, now_ms)
+        }
+        (Event::InstanceLiveMigrated(_), LIVE_MIGRATION) => {
+            let cmd = command(
+                cause,
+                "post-live-migration",
+                &i,
+                &m,
+                &dest,
+                &m.new_flavor,
+                true,
+                Event::FinishMigration,
+            );
+            c.await_step(id, cause, POST, Some(m.uuid), Some(dest), now_ms);
+            vec![cmd]
+        }
+        (Event::MigrationFinishedOnDest(_), POST) => {
+            c.stop_awaiting(id);
+            let p = MigrationProgress {
+                power_state: f.power_state,
+                ..MigrationProgress::of(m.uuid)
+            };
+            vec![c.instance_event(
+                cause,
+                "live-migrated",
+                id,
+                &i.project_id,
+                Event::LiveMigrated(Box::new(p)),
+            )]
+        }
+        (Event::MigrationStepFailed(_), LIVE_MIGRATION) => {
+            // The guest stayed on the source: the destination lets go.
+            let drop = command(
+                cause,
+                "live-migration-failed-drop",
+                &i,
+                &m,
+                &dest,
+                &m.new_flavor,
+                false,
+                Event::DropMigrationClaim,
+            );
+            let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
+            let mut out = vec![drop];
+            out.extend(abort(c, cause, id, &m, fault, f.power_state));
+            out
+        }
+        (Event::MigrationStepFailed(_), POST) => {
+            let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
+            error(c, cause, id, &m, &dest, fault)
+        }
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn on_timeout(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &Awaiting,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let Some((i, m)) = current(c, id) else {
+        c.stop_awaiting(id);
+        return Vec::new();
+    };
+    let cause = &env.meta;
+    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    let dest = m.dest_compute.clone().unwrap_or_default();
+    let drop = command(
+        cause,
+        "live-timed-out-drop",
+        &i,
+        &m,
+        &dest,
+        &m.new_flavor,
+        false,
+        Event::DropMigrationClaim,
+    );
+    match a.step.as_str() {
+        PREP => {
+            let mut out = vec![drop];
+            out.extend(next_alternate(c, cause, id, &m, &fault.details, now_ms));
+            out
+        }
+        LIVE_MIGRATION => {
+            let mut out = vec![drop];
+            out.extend(error(c, cause, id, &m, &m.source_compute, fault));
+            out
+        }
+        POST => error(c, cause, id, &m, &dest, fault),
+        _ => Vec::new(),
+    }
+}
