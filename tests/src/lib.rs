@@ -80,10 +80,25 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
+        self.request_at(None, method, path, body).await
+    }
+
+    /// A request at compute microversion `version` (`"2.73"`; `None`: the
+    /// default).
+    pub async fn request_at(
+        &self,
+        version: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header("X-Auth-Token", &self.token);
+        if let Some(v) = version {
+            req = req.header("OpenStack-API-Version", format!("compute {v}"));
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -7,6 +7,9 @@
 //!   records to emit`, folding its own instance events as it emits them.
 //! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`]: one
 //!   file per flow.
+//! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
+//!   resume (straight to the host), lock and unlock; [`preconditions`]:
+//!   Nova's allowed states per action, one pure function.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -16,10 +19,14 @@ pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod preconditions;
+pub mod server_actions;
 pub mod server_groups;
 pub mod service;
 
 pub use crate::core::{Conductor, Dest, Emit};
 
+#[cfg(test)]
+mod server_actions_tests;
 #[cfg(test)]
 mod tests;
