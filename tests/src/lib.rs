@@ -113,6 +113,36 @@ impl Client {
         Ok((status, value))
     }
 
+    /// `POST /servers/{id}/action` with `body`: the status, the body and
+    /// the request id the API answered with.
+    pub async fn server_action(
+        &self,
+        id: Uuid,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value, String)> {
+        let resp = self
+            .http
+            .post(format!("{}/servers/{id}/action", self.base))
+            .header("X-Auth-Token", &self.token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let request_id = resp
+            .headers()
+            .get("x-openstack-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value, request_id))
+    }
+
     /// Creates a server; returns its id.
     pub async fn create_server(
         &self,

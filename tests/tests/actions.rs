@@ -16,10 +16,8 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn act(client: &Client, id: Uuid, body: Value) -> (u16, Value) {
-    client
-        .request(Method::POST, &format!("/servers/{id}/action"), Some(body))
-        .await
-        .unwrap()
+    let (status, reply, _) = client.server_action(id, body).await.unwrap();
+    (status, reply)
 }
 
 /// Waits until the server shows `status` with no task; returns it.
@@ -114,8 +112,10 @@ async fn power_actions_change_the_guest_on_the_fake_host() {
             PowerState::Running,
         ),
     ];
+    let mut request_ids = Vec::new();
     for (body, status, vm_state, power) in steps {
-        let (code, reply) = act(&admin, id, body.clone()).await;
+        let (code, reply, request_id) = admin.server_action(id, body.clone()).await.unwrap();
+        request_ids.push(request_id);
         assert_eq!(code, 202, "{body}: {reply}");
         assert_eq!(reply, Value::Null, "no body");
         let s = wait_status(&admin, id, status).await;
@@ -123,6 +123,76 @@ async fn power_actions_change_the_guest_on_the_fake_host() {
         assert_eq!(s["OS-EXT-STS:power_state"], power.code(), "{body}");
         assert_eq!(driver.get_info(&host, id), Some(power), "{body}");
     }
+
+    // Each request is an instance action, newest first, with its events.
+    let (code, list) = admin
+        .request(
+            Method::GET,
+            &format!("/servers/{id}/os-instance-actions"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{list}");
+    let listed: Vec<(String, String)> = list["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["instance_uuid"], id.to_string());
+            assert_eq!(a["message"], Value::Null);
+            (
+                a["action"].as_str().unwrap().to_owned(),
+                a["request_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "reboot", "stop", "reboot", "resume", "suspend", "unpause", "pause", "start", "stop",
+            "create"
+        ]
+    );
+    let mut newest_first = request_ids.clone();
+    newest_first.reverse();
+    assert_eq!(
+        listed[..9]
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect::<Vec<_>>(),
+        newest_first,
+        "the request id is the x-openstack-request-id that caused it"
+    );
+    let (code, detail) = admin
+        .request(
+            Method::GET,
+            &format!("/servers/{id}/os-instance-actions/{}", request_ids[0]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{detail}");
+    let a = &detail["instanceAction"];
+    assert_eq!(a["action"], "stop");
+    assert_eq!(a["user_id"], "admin");
+    let e = &a["events"][0];
+    assert_eq!(e["event"], "compute_stop_instance");
+    assert_eq!(e["result"], "Success");
+    assert!(
+        e["finish_time"].is_string() && e["start_time"].is_string(),
+        "{e}"
+    );
+    let (code, _) = admin
+        .request(
+            Method::GET,
+            &format!("/servers/{id}/os-instance-actions/req-nope"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 404);
 
     // A state Nova does not allow the action from is its 409.
     let (code, reply) = act(&admin, id, json!({"os-start": null})).await;
@@ -263,5 +333,35 @@ async fn a_failing_driver_leaves_a_fault_and_no_task() {
             .contains("injected reboot failure"),
         "{s}"
     );
+    let (_, list) = admin
+        .request(
+            Method::GET,
+            &format!("/servers/{id}/os-instance-actions"),
+            None,
+        )
+        .await
+        .unwrap();
+    let newest = &list["instanceActions"][0];
+    assert_eq!(
+        (&newest["action"], &newest["message"]),
+        (&json!("reboot"), &json!("Error"))
+    );
+    let path = format!(
+        "/servers/{id}/os-instance-actions/{}",
+        newest["request_id"].as_str().unwrap()
+    );
+    let (_, detail) = admin.request(Method::GET, &path, None).await.unwrap();
+    let e = &detail["instanceAction"]["events"][0];
+    assert_eq!(e["result"], "Error");
+    assert!(
+        e["traceback"].as_str().unwrap().contains("reboot_instance"),
+        "{e}"
+    );
+    // Members see no events before 2.51.
+    let (_, detail) = Client::new(system.api_addr, "someone", "admin")
+        .request(Method::GET, &path, None)
+        .await
+        .unwrap();
+    assert!(detail["instanceAction"].get("events").is_none(), "{detail}");
     system.stop().await.unwrap();
 }

@@ -340,7 +340,8 @@ impl Filters {
     }
 }
 
-fn parse_time(s: &str) -> Option<i64> {
+/// A time in the forms clients send (ISO 8601, with or without zone).
+pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }

@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod availability_zones;
 pub mod flavors;
 pub mod images;
+pub mod instance_actions;
 pub mod server_actions;
 pub mod server_groups;
 pub mod servers;
