@@ -4,9 +4,11 @@
 use prost::Message;
 use uuid::Uuid;
 
+use crate::actions::ServerAction;
 use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
 use crate::events::{self, Event};
 use crate::pb;
+use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 type R<T> = Result<T, DecodeError>;
@@ -120,6 +122,63 @@ fn aggregate_from_pb(a: Option<pb::HostAggregate>) -> R<Box<events::HostAggregat
         created_at_ms: a.created_at_ms,
         updated_at_ms: a.updated_at_ms,
     }))
+}
+
+fn action_to_pb(a: ServerAction) -> pb::ServerAction {
+    let kind = a.name().to_owned();
+    match a {
+        ServerAction::Reboot { hard } => pb::ServerAction {
+            kind,
+            hard,
+            ..Default::default()
+        },
+        ServerAction::Lock { reason } => pb::ServerAction {
+            kind,
+            locked_reason: reason,
+            ..Default::default()
+        },
+        _ => pb::ServerAction {
+            kind,
+            ..Default::default()
+        },
+    }
+}
+
+fn action_from_pb(a: Option<pb::ServerAction>) -> R<ServerAction> {
+    let a = req("action", a)?;
+    Ok(match a.kind.as_str() {
+        "reboot" => ServerAction::Reboot { hard: a.hard },
+        "stop" => ServerAction::Stop,
+        "start" => ServerAction::Start,
+        "pause" => ServerAction::Pause,
+        "unpause" => ServerAction::Unpause,
+        "suspend" => ServerAction::Suspend,
+        "resume" => ServerAction::Resume,
+        "lock" => ServerAction::Lock {
+            reason: a.locked_reason,
+        },
+        "unlock" => ServerAction::Unlock,
+        other => {
+            return Err(DecodeError::Invalid {
+                field: "action.kind",
+                message: format!("unknown server action {other:?}"),
+            });
+        }
+    })
+}
+
+fn vm_state(s: &str) -> R<VmState> {
+    VmState::parse(s).ok_or_else(|| DecodeError::Invalid {
+        field: "vm_state",
+        message: format!("unknown vm_state {s:?}"),
+    })
+}
+
+fn task_state(s: &str) -> R<TaskState> {
+    TaskState::parse(s).ok_or_else(|| DecodeError::Invalid {
+        field: "task_state",
+        message: format!("unknown task_state {s:?}"),
+    })
 }
 
 // ---- values ----
@@ -450,6 +509,81 @@ fn payload(event: &Event) -> Vec<u8> {
         }
         .encode_to_vec(),
         Event::InstanceDeleting => pb::InstanceDeleting {}.encode_to_vec(),
+        Event::ServerActionRequested {
+            instance_id,
+            action,
+        } => pb::ServerActionRequested {
+            instance_id: instance_id.to_string(),
+            action: Some(action_to_pb(action)),
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskStarted { action, task_state } => pb::InstanceTaskStarted {
+            action: Some(action_to_pb(action)),
+            task_state: task_state.as_str().to_owned(),
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskCompleted {
+            action,
+            vm_state,
+            power_state,
+        } => pb::InstanceTaskCompleted {
+            action: Some(action_to_pb(action)),
+            vm_state: vm_state.as_str().to_owned(),
+            power_state,
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskFailed {
+            action,
+            vm_state,
+            power_state,
+            fault,
+        } => pb::InstanceTaskFailed {
+            action: Some(action_to_pb(action)),
+            vm_state: vm_state.as_str().to_owned(),
+            power_state,
+            fault: Some(fault.into()),
+        }
+        .encode_to_vec(),
+        Event::InstanceLocked { locked_by, reason } => {
+            pb::InstanceLocked { locked_by, reason }.encode_to_vec()
+        }
+        Event::InstanceUnlocked => pb::InstanceUnlocked {}.encode_to_vec(),
+        Event::PerformServerAction {
+            instance_id,
+            host,
+            action,
+        } => pb::PerformServerAction {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+        }
+        .encode_to_vec(),
+        Event::ServerActionPerformed {
+            instance_id,
+            host,
+            action,
+            power_state,
+        } => pb::ServerActionPerformed {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+            power_state,
+        }
+        .encode_to_vec(),
+        Event::ServerActionFailed {
+            instance_id,
+            host,
+            action,
+            reason,
+            power_state,
+        } => pb::ServerActionFailed {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+            reason,
+            power_state,
+        }
+        .encode_to_vec(),
         Event::InstanceDeleted { deleted_at_ms } => {
             pb::InstanceDeleted { deleted_at_ms }.encode_to_vec()
         }
@@ -829,6 +963,75 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::InstanceFailed = parse(type_name, bytes)?;
             Event::InstanceFailed {
                 fault: req("fault", r.fault)?.into(),
+            }
+        }
+        "ServerActionRequested" => {
+            let r: pb::ServerActionRequested = parse(type_name, bytes)?;
+            Event::ServerActionRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                action: action_from_pb(r.action)?,
+            }
+        }
+        "InstanceTaskStarted" => {
+            let r: pb::InstanceTaskStarted = parse(type_name, bytes)?;
+            Event::InstanceTaskStarted {
+                action: action_from_pb(r.action)?,
+                task_state: task_state(&r.task_state)?,
+            }
+        }
+        "InstanceTaskCompleted" => {
+            let r: pb::InstanceTaskCompleted = parse(type_name, bytes)?;
+            Event::InstanceTaskCompleted {
+                action: action_from_pb(r.action)?,
+                vm_state: vm_state(&r.vm_state)?,
+                power_state: r.power_state,
+            }
+        }
+        "InstanceTaskFailed" => {
+            let r: pb::InstanceTaskFailed = parse(type_name, bytes)?;
+            Event::InstanceTaskFailed {
+                action: action_from_pb(r.action)?,
+                vm_state: vm_state(&r.vm_state)?,
+                power_state: r.power_state,
+                fault: req("fault", r.fault)?.into(),
+            }
+        }
+        "InstanceLocked" => {
+            let r: pb::InstanceLocked = parse(type_name, bytes)?;
+            Event::InstanceLocked {
+                locked_by: nonempty("locked_by", r.locked_by)?,
+                reason: r.reason,
+            }
+        }
+        "InstanceUnlocked" => {
+            let _: pb::InstanceUnlocked = parse(type_name, bytes)?;
+            Event::InstanceUnlocked
+        }
+        "PerformServerAction" => {
+            let r: pb::PerformServerAction = parse(type_name, bytes)?;
+            Event::PerformServerAction {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+            }
+        }
+        "ServerActionPerformed" => {
+            let r: pb::ServerActionPerformed = parse(type_name, bytes)?;
+            Event::ServerActionPerformed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+                power_state: r.power_state,
+            }
+        }
+        "ServerActionFailed" => {
+            let r: pb::ServerActionFailed = parse(type_name, bytes)?;
+            Event::ServerActionFailed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+                reason: r.reason,
+                power_state: r.power_state,
             }
         }
         "InstanceDeleting" => {
@@ -1283,6 +1486,63 @@ mod tests {
                 },
             },
             Event::InstanceDeleting,
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Reboot { hard: true },
+            },
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Lock {
+                    reason: Some("maintenance".into()),
+                },
+            },
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Lock { reason: None },
+            },
+            Event::InstanceTaskStarted {
+                action: ServerAction::Stop,
+                task_state: TaskState::PoweringOff,
+            },
+            Event::InstanceTaskCompleted {
+                action: ServerAction::Suspend,
+                vm_state: VmState::Suspended,
+                power_state: 7,
+            },
+            Event::InstanceTaskFailed {
+                action: ServerAction::Reboot { hard: false },
+                vm_state: VmState::Error,
+                power_state: 4,
+                fault: Fault {
+                    code: 500,
+                    message: "boom".into(),
+                    details: "trace".into(),
+                    created_at_ms: 3,
+                },
+            },
+            Event::InstanceLocked {
+                locked_by: "admin".into(),
+                reason: Some("why".into()),
+            },
+            Event::InstanceUnlocked,
+            Event::PerformServerAction {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Unpause,
+            },
+            Event::ServerActionPerformed {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Start,
+                power_state: 1,
+            },
+            Event::ServerActionFailed {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Resume,
+                reason: "no".into(),
+                power_state: 7,
+            },
             Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
                 request_id: id,
                 instance_id: id,

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::actions::ServerAction;
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, RebuildSpec,
     ServerMigrationRequested, ServerRebuildRequested,
 };
-use crate::state::VmState;
+use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).
@@ -235,6 +236,12 @@ pub enum Event {
         metadata: BTreeMap<String, Option<String>>,
     },
 
+    /// `POST /servers/{id}/action`.
+    ServerActionRequested {
+        instance_id: Uuid,
+        action: ServerAction,
+    },
+
     // ---- instances (aggregate: instance id) ----
     IntentRejected {
         intent_type: String,
@@ -264,6 +271,33 @@ pub enum Event {
     InstanceDeleted {
         deleted_at_ms: i64,
     },
+    /// An action accepted: the instance is in `task_state` until its host
+    /// reports (the verdict on a `ServerActionRequested`).
+    InstanceTaskStarted {
+        action: ServerAction,
+        task_state: TaskState,
+    },
+    /// The host carried the action out: `vm_state` and the guest's
+    /// `power_state` after it, no task.
+    InstanceTaskCompleted {
+        action: ServerAction,
+        vm_state: VmState,
+        power_state: i32,
+    },
+    /// The host failed to carry the action out: the fault is recorded, the
+    /// task cleared, `vm_state` as Nova's compute manager leaves it.
+    InstanceTaskFailed {
+        action: ServerAction,
+        vm_state: VmState,
+        power_state: i32,
+        fault: Fault,
+    },
+    /// `locked_by` is Nova's `owner` or `admin`.
+    InstanceLocked {
+        locked_by: String,
+        reason: Option<String>,
+    },
+    InstanceUnlocked,
 
     // ---- scheduler ----
     SelectHostsRequested(Box<SelectHostsRequested>),
@@ -283,6 +317,13 @@ pub enum Event {
     DestroyInstance {
         instance_id: Uuid,
         host: String,
+    },
+    /// Carry out a server action on the guest (reboot, power off/on,
+    /// pause, suspend, ...).
+    PerformServerAction {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
     },
 
     // ---- compute-events ----
@@ -316,6 +357,21 @@ pub enum Event {
         instance_id: Uuid,
         host: String,
         usage: HostUsage,
+    },
+    /// The driver carried the action out; the guest is now in `power_state`.
+    ServerActionPerformed {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
+        power_state: i32,
+    },
+    /// The driver failed; the guest is in `power_state` (0 when gone).
+    ServerActionFailed {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
+        reason: String,
+        power_state: i32,
     },
 
     // ---- hosts ----
@@ -439,6 +495,7 @@ impl Event {
             Event::AggregateHostAddRequested { .. } => "AggregateHostAddRequested",
             Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
             Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
+            Event::ServerActionRequested { .. } => "ServerActionRequested",
             Event::IntentRejected { .. } => "IntentRejected",
             Event::InstanceCreated(_) => "InstanceCreated",
             Event::InstanceScheduled { .. } => "InstanceScheduled",
@@ -447,16 +504,24 @@ impl Event {
             Event::InstanceFailed { .. } => "InstanceFailed",
             Event::InstanceDeleting => "InstanceDeleting",
             Event::InstanceDeleted { .. } => "InstanceDeleted",
+            Event::InstanceTaskStarted { .. } => "InstanceTaskStarted",
+            Event::InstanceTaskCompleted { .. } => "InstanceTaskCompleted",
+            Event::InstanceTaskFailed { .. } => "InstanceTaskFailed",
+            Event::InstanceLocked { .. } => "InstanceLocked",
+            Event::InstanceUnlocked => "InstanceUnlocked",
             Event::SelectHostsRequested(_) => "SelectHostsRequested",
             Event::HostsSelected { .. } => "HostsSelected",
             Event::NoValidHostFound { .. } => "NoValidHostFound",
             Event::SpawnInstance(_) => "SpawnInstance",
             Event::DestroyInstance { .. } => "DestroyInstance",
+            Event::PerformServerAction { .. } => "PerformServerAction",
             Event::ClaimSucceeded { .. } => "ClaimSucceeded",
             Event::ClaimFailed { .. } => "ClaimFailed",
             Event::InstanceSpawned { .. } => "InstanceSpawned",
             Event::SpawnFailed { .. } => "SpawnFailed",
             Event::InstanceDestroyed { .. } => "InstanceDestroyed",
+            Event::ServerActionPerformed { .. } => "ServerActionPerformed",
+            Event::ServerActionFailed { .. } => "ServerActionFailed",
             Event::HostRegistered(_) => "HostRegistered",
             Event::HostHeartbeat { .. } => "HostHeartbeat",
             Event::FlavorCreated(_) => "FlavorCreated",

@@ -40,6 +40,11 @@ pub struct Instance {
     /// Build attempts so far (1 after the first scheduling).
     pub attempt: u32,
     pub fault: Option<Fault>,
+    /// Nova's `locked_by` (`owner` or `admin`) while the instance is
+    /// locked; `None` when it is not.
+    pub locked_by: Option<String>,
+    /// Why it was locked (2.73), while it is.
+    pub locked_reason: Option<String>,
 
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -64,6 +69,10 @@ impl Instance {
     /// The migration in progress: the last one, unless it is over.
     pub fn migration(&self) -> Option<&crate::migration::Migration> {
         self.migrations.last().filter(|m| !m.is_final())
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked_by.is_some()
     }
 }
 
@@ -106,6 +115,8 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             alternates: Vec::new(),
             attempt: 0,
             fault: None,
+            locked_by: None,
+            locked_reason: None,
             created_at_ms: c.created_at_ms,
             updated_at_ms: at,
             launched_at_ms: None,
@@ -150,6 +161,37 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         }
         Event::InstanceDeleting => {
             i.task_state = Some(TaskState::Deleting);
+        }
+        Event::InstanceTaskStarted { task_state, .. } => {
+            i.task_state = Some(*task_state);
+        }
+        Event::InstanceTaskCompleted {
+            vm_state,
+            power_state,
+            ..
+        } => {
+            i.vm_state = *vm_state;
+            i.task_state = None;
+            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+        }
+        Event::InstanceTaskFailed {
+            vm_state,
+            power_state,
+            fault,
+            ..
+        } => {
+            i.vm_state = *vm_state;
+            i.task_state = None;
+            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+            i.fault = Some(fault.clone());
+        }
+        Event::InstanceLocked { locked_by, reason } => {
+            i.locked_by = Some(locked_by.clone());
+            i.locked_reason = reason.clone();
+        }
+        Event::InstanceUnlocked => {
+            i.locked_by = None;
+            i.locked_reason = None;
         }
         Event::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;

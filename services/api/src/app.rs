@@ -12,7 +12,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, images, migrations, server_groups, servers, versions,
+    aggregates, availability_zones, flavors, images, instance_actions, migrations, server_actions,
+    server_groups, servers, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -58,6 +59,18 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v2.1/servers/{id}",
             get(servers::show).delete(servers::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/action",
+            axum::routing::post(server_actions::action),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions",
+            get(instance_actions::index),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions/{request_id}",
+            get(instance_actions::show),
         )
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))

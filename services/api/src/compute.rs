@@ -258,6 +258,44 @@ pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Res
     }
 }
 
+/// Asks the conductor for a server action: 404 when `ctx` cannot see the
+/// server, 403 by policy, else the conductor's verdict (Nova's 409s on
+/// state and lock).
+pub async fn act(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    id: &str,
+    req: crate::controllers::server_actions::ActionRequest,
+) -> Result<(), ApiError> {
+    let inst = visible(app, ctx, id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    policy::authorize(ctx, Rule::Action(req.policy), Some(&inst.project_id))?;
+    // Nova's lock: an owner locking a locked server changes nothing.
+    if matches!(req.action, novalog_schemas::ServerAction::Lock { .. })
+        && inst.is_locked()
+        && inst.project_id == ctx.project_id
+    {
+        return Ok(());
+    }
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event: Event::ServerActionRequested {
+            instance_id: inst.id,
+            action: req.action,
+        },
+    };
+    // Keyed by the instance's project: ordered with all else it undergoes.
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        _ => Ok(()),
+    }
+}
+
 /// A page of a server list.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -302,7 +340,8 @@ impl Filters {
     }
 }
 
-fn parse_time(s: &str) -> Option<i64> {
+/// A time in the forms clients send (ISO 8601, with or without zone).
+pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::instance_actions::{self, InstanceAction};
 use crate::verdicts::{Verdict, Verdicts};
 
 /// Consumer name: the group and the key of the stored offsets.
@@ -33,6 +34,7 @@ const T_IMAGES: &str = "images";
 const T_HOSTS: &str = "hosts";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
+const T_ACTIONS: &str = "instance_actions";
 
 /// A server group and the instances that joined it (with the `group`
 /// scheduler hint); deleted members are filtered when shown.
@@ -77,6 +79,8 @@ struct State {
     hosts: BTreeMap<String, HostView>,
     server_groups: BTreeMap<Uuid, Arc<ServerGroupView>>,
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
+    /// Each instance's actions, oldest first (os-instance-actions).
+    actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
 }
 
 impl State {
@@ -118,6 +122,7 @@ struct Staged {
     server_groups: HashMap<Uuid, Option<ServerGroupView>>,
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
+    actions: HashMap<Uuid, Vec<InstanceAction>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -151,6 +156,11 @@ impl Projection {
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
             state.aggregates.insert(a.id, Arc::new(a));
         }
+        for (key, a) in store.scan::<Vec<InstanceAction>>(T_ACTIONS)? {
+            if let Ok(id) = Uuid::from_slice(&key) {
+                state.actions.insert(id, Arc::new(a));
+            }
+        }
         Ok(Projection {
             state: RwLock::new(state),
             applied: watch::Sender::new(store.offsets(CONSUMER)?),
@@ -181,6 +191,16 @@ impl Projection {
                 all
             }
         }
+    }
+
+    /// The actions recorded for instance `id`, oldest first.
+    pub fn instance_actions(&self, id: &Uuid) -> Arc<Vec<InstanceAction>> {
+        self.state
+            .read()
+            .actions
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn flavor(&self, id: &str) -> Option<Arc<Flavor>> {
@@ -274,6 +294,7 @@ impl Projection {
             || !staged.hosts.is_empty()
             || !staged.server_groups.is_empty()
             || !staged.aggregates.is_empty()
+            || !staged.actions.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -299,6 +320,9 @@ impl Projection {
                     Some(a) => state.aggregates.insert(id, Arc::new(a)),
                     None => state.aggregates.remove(&id),
                 };
+            }
+            for (id, a) in staged.actions {
+                state.actions.insert(id, Arc::new(a));
             }
         }
         if let Some(applied) = applied {
@@ -410,6 +434,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             if let Some(next) = evolve(prev, env)
                 && Some(next.version) != prev_version
             {
+                let mut actions = match self.staged.actions.remove(&id) {
+                    Some(a) => a,
+                    None => (*self.projection.instance_actions(&id)).clone(),
+                };
+                instance_actions::record(&mut actions, env, &next);
+                tx.put(T_ACTIONS, id.as_bytes(), &actions)
+                    .map_err(stage_err)?;
+                self.staged.actions.insert(id, actions);
                 tx.put(T_INSTANCES, id.as_bytes(), &next)
                     .map_err(stage_err)?;
                 self.staged.instances.insert(id, next);

@@ -65,6 +65,17 @@ impl Handler for ComputeHandler {
                 c.host.clone(),
                 Command::Saga(Box::new(input.env.event.clone())),
             ),
+            Event::PerformServerAction {
+                instance_id,
+                host,
+                action,
+            } => (
+                host.clone(),
+                Command::Action {
+                    instance_id: *instance_id,
+                    action: action.clone(),
+                },
+            ),
             _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
@@ -134,6 +145,8 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
             fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
             fail_steps: steps(&c.fake_fail_steps),
             silent_steps: steps(&c.fake_silent_steps),
+            action_latency: Duration::from_millis(c.fake_action_latency_ms),
+            fail_actions: c.fake_fail_actions.iter().cloned().collect(),
         }))),
         other => anyhow::bail!("unknown compute driver {other:?} (available: fake)"),
     }

@@ -180,6 +180,45 @@ impl Conductor {
             Event::InstanceDestroyed {
                 instance_id, host, ..
             } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
+            Event::ServerActionRequested {
+                instance_id,
+                action,
+            } => crate::server_actions::on_requested(self, env, *instance_id, action),
+            Event::ServerActionPerformed {
+                instance_id,
+                host,
+                action,
+                power_state,
+            } => crate::server_actions::on_outcome(
+                self,
+                env,
+                *instance_id,
+                crate::server_actions::Outcome {
+                    host,
+                    action,
+                    power_state: *power_state,
+                    failure: None,
+                },
+                now_ms,
+            ),
+            Event::ServerActionFailed {
+                instance_id,
+                host,
+                action,
+                reason,
+                power_state,
+            } => crate::server_actions::on_outcome(
+                self,
+                env,
+                *instance_id,
+                crate::server_actions::Outcome {
+                    host,
+                    action,
+                    power_state: *power_state,
+                    failure: Some(reason),
+                },
+                now_ms,
+            ),
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
             Event::ImageUpdateRequested(i) => crate::catalog::on_image_update(self, env, i),

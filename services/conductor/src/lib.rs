@@ -6,9 +6,12 @@
 //! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
 //!   records to emit`, folding its own instance events as it emits them.
 //! - [`build`], [`delete`], [`resize`] (resize, cold migrate, confirm,
-//!   revert, auto-confirm), [`rebuild`], [`evacuate`], [`live_migrate`], [`catalog`], [`server_groups`],
-//!   [`aggregates`]: one file per flow.
+//!   revert, auto-confirm), [`rebuild`], [`evacuate`], [`live_migrate`],
+//!   [`catalog`], [`server_groups`], [`aggregates`]: one file per flow.
 //! - [`timers`]: what each saga awaits and until when; timeouts.
+//! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
+//!   resume (straight to the host), lock and unlock; [`preconditions`]:
+//!   Nova's allowed states per action, one pure function.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -20,8 +23,10 @@ pub mod core;
 pub mod delete;
 pub mod evacuate;
 pub mod live_migrate;
+pub mod preconditions;
 pub mod rebuild;
 pub mod resize;
+pub mod server_actions;
 pub mod server_groups;
 pub mod service;
 pub mod timers;
@@ -30,5 +35,7 @@ pub use crate::core::{Conductor, Dest, Emit};
 
 #[cfg(test)]
 mod saga_tests;
+#[cfg(test)]
+mod server_actions_tests;
 #[cfg(test)]
 mod tests;

@@ -300,6 +300,11 @@ pub struct ComputeOptions {
     pub fake_fail_steps: Vec<String>,
     /// Fake driver: saga steps that never answer, likewise.
     pub fake_silent_steps: Vec<String>,
+    /// Fake driver: time each server action (reboot, power off/on, pause,
+    /// suspend, ...) takes.
+    pub fake_action_latency_ms: u64,
+    /// Fake driver: hosts whose every server action fails.
+    pub fake_fail_actions: Vec<String>,
     /// Fake hosts whose CPU architecture is not `cpu_arch` (host name →
     /// architecture, e.g. `aarch64`): a mixed cloud in one process.
     pub fake_host_arch: std::collections::BTreeMap<String, String>,
@@ -325,6 +330,8 @@ impl Default for ComputeOptions {
             fake_fail_spawns: Vec::new(),
             fake_fail_steps: Vec::new(),
             fake_silent_steps: Vec::new(),
+            fake_action_latency_ms: 0,
+            fake_fail_actions: Vec::new(),
             fake_host_arch: Default::default(),
             fake_host_availability_zone: Default::default(),
         }

@@ -1,0 +1,641 @@
+//! Given / when / then tests of the server actions: Nova's preconditions
+//! for every action, the state transitions its compute manager makes, and
+//! the lock.
+
+use novalog_schemas::{
+    Actor, Envelope, Event, Instance, PowerState, ServerAction, TaskState, VmState,
+};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit};
+use crate::tests::{NOW, actor, create, fact, given, record, selected, spawned, types};
+
+const HOST: &str = "h1";
+
+fn admin() -> Actor {
+    Actor {
+        user_id: "admin".into(),
+        project_id: "admin".into(),
+        roles: vec!["admin".into()],
+    }
+}
+
+/// Given an ACTIVE server of project `demo` on `h1`.
+fn active() -> (Conductor, Uuid) {
+    let mut c = given();
+    let id = Uuid::new_v4();
+    create(&mut c, id);
+    selected(&mut c, id, &[HOST]);
+    spawned(&mut c, id, HOST, 1);
+    assert_eq!(c.instances[&id].vm_state, VmState::Active);
+    (c, id)
+}
+
+fn ask(c: &mut Conductor, who: Actor, id: Uuid, action: ServerAction) -> Vec<Emit> {
+    c.handle(
+        &record(
+            who,
+            Event::ServerActionRequested {
+                instance_id: id,
+                action,
+            },
+        ),
+        NOW,
+    )
+}
+
+fn performed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) -> Vec<Emit> {
+    c.handle(
+        &fact(Event::ServerActionPerformed {
+            instance_id: id,
+            host: HOST.into(),
+            action,
+            power_state: power.code(),
+        }),
+        NOW,
+    )
+}
+
+fn failed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) -> Vec<Emit> {
+    c.handle(
+        &fact(Event::ServerActionFailed {
+            instance_id: id,
+            host: HOST.into(),
+            action,
+            reason: "the hypervisor said no".into(),
+            power_state: power.code(),
+        }),
+        NOW,
+    )
+}
+
+fn rejection(out: &[Emit]) -> Option<(i32, String)> {
+    match out {
+        [
+            Emit {
+                env:
+                    Envelope {
+                        event: Event::IntentRejected { code, message, .. },
+                        ..
+                    },
+                ..
+            },
+        ] => Some((*code, message.clone())),
+        _ => None,
+    }
+}
+
+fn state(i: &Instance) -> (VmState, Option<TaskState>, PowerState) {
+    (i.vm_state, i.task_state, i.power_state)
+}
+
+#[test]
+fn each_action_goes_to_the_host_and_lands_where_novas_compute_manager_puts_it() {
+    use PowerState as P;
+    use VmState as V;
+    // (action, vm_state before, task while on the host, vm_state after,
+    // power after, API status while in the task)
+    let cases = [
+        (
+            ServerAction::Reboot { hard: false },
+            V::Active,
+            TaskState::Rebooting,
+            V::Active,
+            P::Running,
+            "REBOOT",
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Active,
+            TaskState::RebootingHard,
+            V::Active,
+            P::Running,
+            "HARD_REBOOT",
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Stopped,
+            TaskState::RebootingHard,
+            V::Active,
+            P::Running,
+            "SHUTOFF",
+        ),
+        (
+            ServerAction::Stop,
+            V::Active,
+            TaskState::PoweringOff,
+            V::Stopped,
+            P::Shutdown,
+            "ACTIVE",
+        ),
+        (
+            ServerAction::Stop,
+            V::Error,
+            TaskState::PoweringOff,
+            V::Stopped,
+            P::Shutdown,
+            "ERROR",
+        ),
+        (
+            ServerAction::Start,
+            V::Stopped,
+            TaskState::PoweringOn,
+            V::Active,
+            P::Running,
+            "SHUTOFF",
+        ),
+        (
+            ServerAction::Pause,
+            V::Active,
+            TaskState::Pausing,
+            V::Paused,
+            P::Paused,
+            "ACTIVE",
+        ),
+        (
+            ServerAction::Unpause,
+            V::Paused,
+            TaskState::Unpausing,
+            V::Active,
+            P::Running,
+            "PAUSED",
+        ),
+        (
+            ServerAction::Suspend,
+            V::Active,
+            TaskState::Suspending,
+            V::Suspended,
+            P::Suspended,
+            "ACTIVE",
+        ),
+        (
+            ServerAction::Resume,
+            V::Suspended,
+            TaskState::Resuming,
+            V::Active,
+            P::Running,
+            "SUSPENDED",
+        ),
+    ];
+    for (action, before, task, after, power, status) in cases {
+        let (mut c, id) = active();
+        c.instances.get_mut(&id).unwrap().vm_state = before;
+        let out = ask(&mut c, actor("demo"), id, action.clone());
+        assert_eq!(
+            types(&out),
+            ["InstanceTaskStarted", "PerformServerAction"],
+            "{action:?}"
+        );
+        assert_eq!(out[0].key, "demo", "instance events are keyed by project");
+        assert_eq!((out[1].dest, out[1].key.as_str()), (Dest::Compute, HOST));
+        match &out[1].env.event {
+            Event::PerformServerAction {
+                instance_id,
+                host,
+                action: a,
+            } => assert_eq!((*instance_id, host.as_str(), a), (id, HOST, &action)),
+            e => panic!("{e:?}"),
+        }
+        let i = &c.instances[&id];
+        assert_eq!((i.vm_state, i.task_state), (before, Some(task)));
+        assert_eq!(i.status(), status, "{action:?}");
+
+        let done = performed(&mut c, id, action.clone(), power);
+        assert_eq!(types(&done), ["InstanceTaskCompleted"]);
+        assert_eq!(state(&c.instances[&id]), (after, None, power), "{action:?}");
+        assert!(
+            performed(&mut c, id, action.clone(), power).is_empty(),
+            "a redelivered result changes nothing"
+        );
+    }
+}
+
+/// (action, vm_state, task_state, launched, refusal; `None`: accepted)
+type Precondition = (
+    ServerAction,
+    VmState,
+    Option<TaskState>,
+    bool,
+    Option<&'static str>,
+);
+
+#[test]
+fn every_precondition_is_novas_with_its_exact_409() {
+    use TaskState as T;
+    use VmState as V;
+    let cases: Vec<Precondition> = vec![
+        (
+            ServerAction::Reboot { hard: false },
+            V::Stopped,
+            None,
+            true,
+            Some("vm_state stopped"),
+        ),
+        (
+            ServerAction::Reboot { hard: false },
+            V::Active,
+            Some(T::Pausing),
+            true,
+            Some("task_state pausing"),
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Paused,
+            None,
+            true,
+            None,
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Suspended,
+            None,
+            true,
+            None,
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Error,
+            None,
+            true,
+            None,
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Active,
+            Some(T::Rebooting),
+            true,
+            None,
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Active,
+            Some(T::Pausing),
+            true,
+            None,
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Active,
+            Some(T::PoweringOff),
+            true,
+            Some("task_state powering-off"),
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Resized,
+            None,
+            true,
+            Some("vm_state resized"),
+        ),
+        (
+            ServerAction::Reboot { hard: true },
+            V::Active,
+            None,
+            false,
+            Some("launched_at None"),
+        ),
+        (
+            ServerAction::Stop,
+            V::Stopped,
+            None,
+            true,
+            Some("vm_state stopped"),
+        ),
+        (
+            ServerAction::Stop,
+            V::Active,
+            Some(T::Rebooting),
+            true,
+            Some("task_state rebooting"),
+        ),
+        (
+            ServerAction::Start,
+            V::Active,
+            None,
+            true,
+            Some("vm_state active"),
+        ),
+        (
+            ServerAction::Start,
+            V::Stopped,
+            Some(T::PoweringOff),
+            true,
+            Some("task_state powering-off"),
+        ),
+        (
+            ServerAction::Pause,
+            V::Paused,
+            None,
+            true,
+            Some("vm_state paused"),
+        ),
+        (
+            ServerAction::Pause,
+            V::Active,
+            Some(T::Suspending),
+            true,
+            Some("task_state suspending"),
+        ),
+        (
+            ServerAction::Unpause,
+            V::Active,
+            None,
+            true,
+            Some("vm_state active"),
+        ),
+        (
+            ServerAction::Suspend,
+            V::Stopped,
+            None,
+            true,
+            Some("vm_state stopped"),
+        ),
+        (
+            ServerAction::Resume,
+            V::Active,
+            None,
+            true,
+            Some("vm_state active"),
+        ),
+        (
+            ServerAction::Resume,
+            V::Suspended,
+            Some(T::Deleting),
+            true,
+            Some("task_state deleting"),
+        ),
+        (
+            ServerAction::Lock { reason: None },
+            V::Building,
+            Some(T::Scheduling),
+            false,
+            None,
+        ),
+        (ServerAction::Unlock, V::Error, None, true, None),
+    ];
+    for (action, vm, task, launched, refusal) in cases {
+        let (mut c, id) = active();
+        let i = c.instances.get_mut(&id).unwrap();
+        i.vm_state = vm;
+        i.task_state = task;
+        if !launched {
+            i.launched_at_ms = None;
+        }
+        let out = ask(&mut c, actor("demo"), id, action.clone());
+        match refusal {
+            None => assert!(
+                rejection(&out).is_none(),
+                "{action:?} {vm:?} {task:?}: {out:?}"
+            ),
+            Some(why) => assert_eq!(
+                rejection(&out),
+                Some((
+                    409,
+                    format!(
+                        "Cannot '{}' instance {id} while it is in {why}",
+                        action.name()
+                    )
+                )),
+                "{action:?} {vm:?} {task:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_task_in_progress_blocks_other_tasks_until_the_host_reports() {
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Pause);
+    let out = ask(&mut c, actor("demo"), id, ServerAction::Stop);
+    assert_eq!(
+        rejection(&out),
+        Some((
+            409,
+            format!("Cannot 'stop' instance {id} while it is in task_state pausing")
+        ))
+    );
+    performed(&mut c, id, ServerAction::Pause, PowerState::Paused);
+    let out = ask(&mut c, actor("demo"), id, ServerAction::Unpause);
+    assert_eq!(types(&out), ["InstanceTaskStarted", "PerformServerAction"]);
+}
+
+#[test]
+fn a_host_action_needs_a_host_and_an_unknown_or_foreign_server_is_404() {
+    let mut c = given();
+    let id = Uuid::new_v4();
+    create(&mut c, id);
+    let out = ask(&mut c, actor("demo"), id, ServerAction::Stop);
+    assert_eq!(
+        rejection(&out),
+        Some((409, format!("Instance {id} is not ready")))
+    );
+    let out = ask(&mut c, actor("demo"), id, ServerAction::Pause);
+    assert_eq!(
+        rejection(&out),
+        Some((
+            409,
+            format!("Cannot 'pause' instance {id} while it is in vm_state building")
+        ))
+    );
+    let (mut c, id) = active();
+    let missing = Uuid::new_v4();
+    let not_found = |id: Uuid| Some((404, format!("Instance {id} could not be found.")));
+    assert_eq!(
+        rejection(&ask(&mut c, actor("demo"), missing, ServerAction::Stop)),
+        not_found(missing)
+    );
+    assert_eq!(
+        rejection(&ask(&mut c, actor("other"), id, ServerAction::Stop)),
+        not_found(id)
+    );
+    // An administrator acts on any project's server.
+    let out = ask(&mut c, admin(), id, ServerAction::Stop);
+    assert_eq!(out[0].key, "demo", "still keyed by the instance's project");
+    assert_eq!(types(&out), ["InstanceTaskStarted", "PerformServerAction"]);
+}
+
+#[test]
+fn a_failed_action_records_a_fault_and_reverts_only_the_task() {
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Pause);
+    let out = failed(&mut c, id, ServerAction::Pause, PowerState::Running);
+    assert_eq!(types(&out), ["InstanceTaskFailed"]);
+    let i = &c.instances[&id];
+    assert_eq!(state(i), (VmState::Active, None, PowerState::Running));
+    let fault = i.fault.as_ref().expect("a fault");
+    assert_eq!(
+        (fault.code, fault.message.as_str()),
+        (500, "the hypervisor said no")
+    );
+    assert!(
+        fault.details.contains("pause_instance"),
+        "{}",
+        fault.details
+    );
+}
+
+#[test]
+fn a_failed_reboot_is_active_if_the_guest_runs_else_error() {
+    let (mut c, id) = active();
+    ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Reboot { hard: false },
+    );
+    failed(
+        &mut c,
+        id,
+        ServerAction::Reboot { hard: false },
+        PowerState::Running,
+    );
+    assert_eq!(
+        state(&c.instances[&id]),
+        (VmState::Active, None, PowerState::Running)
+    );
+    ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Reboot { hard: true },
+    );
+    failed(
+        &mut c,
+        id,
+        ServerAction::Reboot { hard: true },
+        PowerState::Shutdown,
+    );
+    let i = &c.instances[&id];
+    assert_eq!(state(i), (VmState::Error, None, PowerState::Shutdown));
+    assert_eq!(i.status(), "ERROR");
+    // From ERROR a hard reboot is still allowed (Nova's way out).
+    let out = ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Reboot { hard: true },
+    );
+    assert_eq!(types(&out), ["InstanceTaskStarted", "PerformServerAction"]);
+}
+
+#[test]
+fn a_result_for_a_task_a_delete_pre_empted_is_ignored() {
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Suspend);
+    c.handle(
+        &record(
+            actor("demo"),
+            Event::ServerDeleteRequested {
+                instance_id: id,
+                force: false,
+            },
+        ),
+        NOW,
+    );
+    assert!(performed(&mut c, id, ServerAction::Suspend, PowerState::Suspended).is_empty());
+    assert_eq!(c.instances[&id].task_state, Some(TaskState::Deleting));
+    // And a result from another host than the instance's is ignored too.
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Stop);
+    let out = c.handle(
+        &fact(Event::ServerActionPerformed {
+            instance_id: id,
+            host: "elsewhere".into(),
+            action: ServerAction::Stop,
+            power_state: 4,
+        }),
+        NOW,
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_lock_blocks_everyone_but_administrators() {
+    let (mut c, id) = active();
+    let out = ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Lock {
+            reason: Some("maintenance".into()),
+        },
+    );
+    assert_eq!(types(&out), ["InstanceLocked"]);
+    let i = &c.instances[&id];
+    assert_eq!(i.locked_by.as_deref(), Some("owner"));
+    assert_eq!(i.locked_reason.as_deref(), Some("maintenance"));
+    assert_eq!(i.task_state, None, "a lock is no task");
+
+    let locked = Some((409, format!("Instance {id} is locked")));
+    for action in [
+        ServerAction::Stop,
+        ServerAction::Reboot { hard: true },
+        ServerAction::Pause,
+        ServerAction::Suspend,
+    ] {
+        assert_eq!(rejection(&ask(&mut c, actor("demo"), id, action)), locked);
+    }
+    let delete = Event::ServerDeleteRequested {
+        instance_id: id,
+        force: false,
+    };
+    assert_eq!(
+        rejection(&c.handle(&record(actor("demo"), delete.clone()), NOW)),
+        locked
+    );
+    // Administrators are not held by a lock.
+    let out = ask(&mut c, admin(), id, ServerAction::Pause);
+    assert_eq!(types(&out), ["InstanceTaskStarted", "PerformServerAction"]);
+    performed(&mut c, id, ServerAction::Pause, PowerState::Paused);
+    // The owner may lift their own lock.
+    assert_eq!(
+        types(&ask(&mut c, actor("demo"), id, ServerAction::Unlock)),
+        ["InstanceUnlocked"]
+    );
+    let i = &c.instances[&id];
+    assert_eq!(
+        (i.locked_by.as_ref(), i.locked_reason.as_ref()),
+        (None, None)
+    );
+    assert_eq!(
+        types(&ask(&mut c, actor("demo"), id, ServerAction::Unpause)),
+        ["InstanceTaskStarted", "PerformServerAction"]
+    );
+}
+
+#[test]
+fn only_an_administrator_lifts_an_administrators_lock() {
+    let (mut c, id) = active();
+    ask(&mut c, admin(), id, ServerAction::Lock { reason: None });
+    assert_eq!(c.instances[&id].locked_by.as_deref(), Some("admin"));
+    assert_eq!(
+        rejection(&ask(&mut c, actor("demo"), id, ServerAction::Unlock)),
+        Some((
+            403,
+            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.".into()
+        ))
+    );
+    assert_eq!(
+        types(&ask(&mut c, admin(), id, ServerAction::Unlock)),
+        ["InstanceUnlocked"]
+    );
+}
+
+#[test]
+fn action_output_ids_are_deterministic() {
+    let (mut a, id) = active();
+    let mut b = Conductor::new(Default::default());
+    b.instances = a.instances.clone();
+    let req = record(
+        actor("demo"),
+        Event::ServerActionRequested {
+            instance_id: id,
+            action: ServerAction::Stop,
+        },
+    );
+    let x = a.handle(&req, NOW);
+    let y = b.handle(&req, NOW);
+    let ids = |o: &[Emit]| o.iter().map(|e| e.env.meta.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(&x), ids(&y));
+    assert_eq!(x[0].env.meta.correlation_id, "req-test");
+}
