@@ -450,3 +450,103 @@ pub async fn live_migrate(
     .await?;
     Ok(Outcome::Accepted)
 }
+
+/// The saga actions of `POST /servers/{id}/action`, by body key.
+pub const ACTIONS: [&str; 7] = [
+    "resize",
+    "confirmResize",
+    "revertResize",
+    "migrate",
+    "rebuild",
+    "evacuate",
+    "os-migrateLive",
+];
+
+/// Carries out the saga action `body` names, if it names one (`None`:
+/// not a saga action; the caller's dispatcher goes on).
+pub async fn dispatch(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    links: &crate::views::Links,
+    version: ApiVersion,
+    id: &str,
+    body: &Value,
+) -> Option<Result<axum::response::Response, ApiError>> {
+    let obj = body.as_object()?;
+    let (name, value) = obj.iter().find(|(k, _)| ACTIONS.contains(&k.as_str()))?;
+    Some(run(app, ctx, request_id, links, version, id, obj, name, value).await)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    links: &crate::views::Links,
+    version: ApiVersion,
+    id: &str,
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    value: &Value,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    if obj.len() > 1 {
+        only("", obj, &[name])?;
+    }
+    let inst = crate::compute::visible(app, ctx, id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    let outcome = match name {
+        "resize" => resize(app, ctx, request_id, &inst, value).await?,
+        "confirmResize" => confirm_resize(app, ctx, request_id, &inst, value).await?,
+        "revertResize" => revert_resize(app, ctx, request_id, &inst, value).await?,
+        "migrate" => migrate(app, ctx, request_id, &inst, value, version).await?,
+        "rebuild" => rebuild(app, ctx, request_id, &inst, value).await?,
+        "evacuate" => {
+            evacuate(
+                app,
+                ctx,
+                request_id,
+                &inst,
+                value,
+                version,
+                app.service_down_time_ms,
+            )
+            .await?
+        }
+        _ => live_migrate(app, ctx, request_id, &inst, value, version).await?,
+    };
+    Ok(match outcome {
+        Outcome::Accepted => StatusCode::ACCEPTED.into_response(),
+        Outcome::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Outcome::Evacuated { admin_pass } => match admin_pass {
+            Some(p) => {
+                (StatusCode::OK, Json(serde_json::json!({ "adminPass": p }))).into_response()
+            }
+            None => StatusCode::OK.into_response(),
+        },
+        Outcome::Rebuilt { admin_pass } => {
+            let inst = app.projection.instance(&inst.id).unwrap_or(inst);
+            let cx = crate::views::servers::ViewContext {
+                links,
+                version,
+                is_admin: ctx.is_admin,
+                show_extended_attributes: ctx.is_admin,
+                show_host_status: ctx.is_admin,
+                now_ms: novalog_schemas::now_ms(),
+                service_down_time_ms: app.service_down_time_ms,
+            };
+            let host = inst.host.as_deref().and_then(|h| app.projection.host(h));
+            let mut server = crate::views::servers::show(&cx, &inst, host.as_ref());
+            server["adminPass"] = Value::String(admin_pass);
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "server": server })),
+            )
+                .into_response()
+        }
+    })
+}

@@ -131,7 +131,20 @@ pub fn rule(action: &ServerAction) -> Rule {
 /// Whether `caller` may start `action` on `i` now, in Nova's order: lock,
 /// host, vm_state, task_state, launched.
 pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
-    let r = rule(action);
+    check_rule(rule(action), i, caller)?;
+    if matches!(action, ServerAction::Unlock) && !expected_locked_by(i, caller) && !caller.is_admin
+    {
+        return Err(Refusal::Forbidden(
+            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check`] for a rule given directly (the saga actions: resize, migrate,
+/// rebuild, evacuate, live migrate, confirm, revert).
+pub fn check_rule(r: Rule, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
     if r.lock && i.is_locked() && !caller.is_admin {
         return Err(Refusal::Locked);
     }
@@ -159,13 +172,6 @@ pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<
             attr: "launched_at",
             state: "None".to_owned(),
         });
-    }
-    if matches!(action, ServerAction::Unlock) && !expected_locked_by(i, caller) && !caller.is_admin
-    {
-        return Err(Refusal::Forbidden(
-            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
-                .to_owned(),
-        ));
     }
     Ok(())
 }

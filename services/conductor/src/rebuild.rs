@@ -71,13 +71,14 @@ pub(crate) fn on_request(
     {
         return Vec::new(); // redelivered intent
     }
-    if let Err(m) = check_state(
+    if let Err((code, m)) = check_state(
         "rebuild",
-        id,
+        env,
         i,
         &[VmState::Active, VmState::Stopped, VmState::Error],
+        true,
     ) {
-        return reject(409, m);
+        return reject(code, m);
     }
     let image = match c.images.get(&req.image.id) {
         Some(im) if im.status == "active" => im.clone(),

@@ -43,6 +43,7 @@ use novalog_schemas::{Envelope, Event, Fault, Flavor, Meta, VmState};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
+use crate::preconditions::{Caller, Rule, check_rule};
 use crate::timers::{Awaiting, timeout_fault};
 
 pub const SCHEDULE: &str = "resize:schedule";
@@ -70,17 +71,28 @@ pub(crate) fn invalid_state(method: &str, id: Uuid, i: &Instance) -> String {
     }
 }
 
-/// Nova's check_instance_state: `vm_state` among `allowed` and no task.
+/// Nova's check_instance_lock and check_instance_state for `method`:
+/// `vm_state` among `allowed`, no task, and (where `lock`) not locked
+/// unless an administrator asks. The status and message of the refusal.
 pub(crate) fn check_state(
     method: &str,
-    id: Uuid,
+    env: &Envelope,
     i: &Instance,
-    allowed: &[VmState],
-) -> Result<(), String> {
-    if i.task_state.is_some() || !allowed.contains(&i.vm_state) {
-        return Err(invalid_state(method, id, i));
-    }
-    Ok(())
+    allowed: &'static [VmState],
+    lock: bool,
+) -> Result<(), (i32, String)> {
+    let rule = Rule {
+        lock,
+        host: false,
+        vm_states: Some(allowed),
+        task_states: Some(&[None]),
+        must_have_launched: false,
+    };
+    let caller = Caller {
+        is_admin: env.meta.actor.is_admin(),
+        project_id: &env.meta.actor.project_id,
+    };
+    check_rule(rule, i, caller).map_err(|r| (r.code(), r.message(method, &i.id)))
 }
 
 /// The instance `id` as the caller may see it, or the 404 verdict.
@@ -143,13 +155,15 @@ pub(crate) fn on_request(
     }
     let reject =
         |code, message: String| vec![Conductor::reject(env, id.to_string(), code, message)];
-    let allowed: &[VmState] = match req.migration_type {
+    let allowed: &'static [VmState] = match req.migration_type {
         MigrationType::Resize | MigrationType::Migration => &[VmState::Active, VmState::Stopped],
         MigrationType::LiveMigration => &[VmState::Active, VmState::Paused],
         MigrationType::Evacuation => &[VmState::Active, VmState::Stopped, VmState::Error],
     };
-    if let Err(m) = check_state(method(req.migration_type), id, i, allowed) {
-        return reject(409, m);
+    // Evacuate alone ignores the lock, as in Nova.
+    let lock = req.migration_type != MigrationType::Evacuation;
+    if let Err((code, m)) = check_state(method(req.migration_type), env, i, allowed, lock) {
+        return reject(code, m);
     }
     if req.migration_type == MigrationType::Evacuation && !req.source_host_down {
         return reject(
@@ -857,8 +871,8 @@ fn resized<'a>(
     method: &str,
 ) -> Result<&'a Migration, Box<Emit>> {
     let i = visible(c, env, id)?;
-    if let Err(m) = check_state(method, id, i, &[VmState::Resized]) {
-        return Err(Box::new(Conductor::reject(env, id.to_string(), 409, m)));
+    if let Err((code, m)) = check_state(method, env, i, &[VmState::Resized], true) {
+        return Err(Box::new(Conductor::reject(env, id.to_string(), code, m)));
     }
     i.migration()
         .filter(|m| m.status == status::FINISHED)

@@ -931,7 +931,37 @@ fn resize_and_migrate_are_refused_from_other_states_with_novas_409() {
         rejection(&out),
         Some((
             409,
-            format!("Cannot 'resize' instance {building} while it is in task_state scheduling")
+            format!("Cannot 'resize' instance {building} while it is in vm_state building")
+        ))
+    );
+}
+
+#[test]
+fn a_locked_instance_refuses_its_owner_but_not_an_administrator() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.locked_by = Some("owner".into());
+    }
+    assert_eq!(
+        rejection(&w.resize(id, "2")),
+        Some((409, format!("Instance {id} is locked")))
+    );
+    assert!(rejection(&w.migrate(id, None)).is_none(), "admin migrates");
+    assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
+}
+
+#[test]
+fn a_resize_with_a_task_in_progress_is_409_naming_the_task() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.silent = vec![("finish_migration", "*")];
+    w.resize(id, "2");
+    assert_eq!(
+        rejection(&w.resize(id, "2")),
+        Some((
+            409,
+            format!("Cannot 'resize' instance {id} while it is in task_state resize_finish")
         ))
     );
 }

@@ -7,6 +7,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use novalog_schemas::ServerAction;
 use serde_json::Value;
 
@@ -117,18 +118,25 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ActionRequest> {
     parsed
 }
 
-/// `POST /servers/{id}/action`: 202 once the conductor accepted it.
+/// `POST /servers/{id}/action`: 202 once the conductor accepted it. The
+/// saga actions (resize, migrate, rebuild, ...) go to [`crate::sagas`].
 pub async fn action(
     State(app): State<AppState>,
     ctx: Context,
     RequestId(request_id): RequestId,
     version: ApiVersion,
+    links: crate::views::Links,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<StatusCode> {
+) -> Result<Response> {
+    if let Some(answer) =
+        crate::sagas::dispatch(&app, &ctx, &request_id, &links, version, &id, &body).await
+    {
+        return answer;
+    }
     let req = parse(&body, version)?;
     compute::act(&app, &ctx, &request_id, &id, req).await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 #[cfg(test)]

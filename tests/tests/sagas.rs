@@ -1,0 +1,359 @@
+//! End-to-end sagas on the embedded log, every service in one process:
+//! resize with confirm and revert, cold migrate, rebuild, live migrate,
+//! failures injected in the fake driver, steps that never answer, the
+//! build timeout and auto-confirm. After each flow every host's usage (as
+//! its agent reports it) equals the flavors of the instances on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use novalog_all_in_one::System;
+use novalog_compute::fake::{FakeDriver, FakeOptions};
+use novalog_runtime::Config;
+use novalog_schemas::{Event, HostUsage};
+use novalog_tests::{Client, demo_image_id, read_topic, test_config};
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Cloud {
+    system: System,
+    driver: Arc<FakeDriver>,
+    admin: Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn cloud(tune: impl FnOnce(&mut Config)) -> Cloud {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.compute.fake_hosts = 3;
+    cfg.conductor.timer_tick_ms = 50;
+    tune(&mut cfg);
+    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
+    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
+    let admin = Client::admin(system.api_addr);
+    Cloud {
+        system,
+        driver,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Cloud {
+    async fn boot(&self, flavor: &str) -> Uuid {
+        let id = self
+            .admin
+            .create_server("vm", flavor, demo_image_id())
+            .await
+            .unwrap();
+        self.admin.wait_built(&[id], WAIT).await.unwrap();
+        id
+    }
+
+    async fn act(&self, id: Uuid, body: Value) -> (u16, Value) {
+        let (status, reply, _) = self.admin.server_action(id, body).await.unwrap();
+        (status, reply)
+    }
+
+    /// Waits until the server shows `status` with no task.
+    async fn wait_status(&self, id: Uuid, status: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.admin.server(id).await.unwrap().expect("server exists");
+            if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never {status}: {s}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Each host's newest usage, as its facts and heartbeats report it.
+    async fn usage(&self) -> HashMap<String, HostUsage> {
+        let mut newest: HashMap<String, HostUsage> = HashMap::new();
+        for topic in [
+            &self.system.topics.compute_events,
+            &self.system.topics.hosts,
+        ] {
+            for env in read_topic(&self.system.log, topic).await.unwrap() {
+                let (host, u) = match &env.event {
+                    Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
+                    Event::ClaimSucceeded { host, usage, .. }
+                    | Event::ClaimFailed { host, usage, .. }
+                    | Event::SpawnFailed { host, usage, .. }
+                    | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
+                    Event::ResizeClaimSucceeded(f)
+                    | Event::ResizeClaimFailed(f)
+                    | Event::DiskMigratedAndPoweredOff(f)
+                    | Event::MigrationFinishedOnDest(f)
+                    | Event::MigrationConfirmedOnSource(f)
+                    | Event::MigrationRevertedOnDest(f)
+                    | Event::RevertFinishedOnSource(f)
+                    | Event::InstanceLiveMigrated(f)
+                    | Event::InstanceRebuilt(f)
+                    | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
+                    _ => continue,
+                };
+                let e = newest.entry(host).or_default();
+                if u.generation >= e.generation {
+                    *e = u;
+                }
+            }
+        }
+        newest
+    }
+
+    /// Waits until every host's memory in use equals the flavors of the
+    /// servers on it (RAM of m1.tiny 512, m1.small 2048).
+    async fn wait_usage_matches(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut expected: HashMap<String, u64> = HashMap::new();
+            for s in self.admin.servers_detail().await.unwrap() {
+                let host = s["OS-EXT-SRV-ATTR:host"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let ram = match s["flavor"]["id"].as_str() {
+                    Some("1") => 512,
+                    Some("2") => 2048,
+                    other => panic!("unexpected flavor {other:?}"),
+                };
+                *expected.entry(host).or_default() += ram;
+            }
+            let usage = self.usage().await;
+            let actual: HashMap<String, u64> = usage
+                .iter()
+                .filter(|(_, u)| u.memory_mb_used > 0)
+                .map(|(h, u)| (h.clone(), u.memory_mb_used))
+                .collect();
+            if actual == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usage {actual:?} never matched the flavors {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn migrations(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .admin
+            .request_at(
+                Some("2.23"),
+                Method::GET,
+                &format!("/os-migrations{query}"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["migrations"].as_array().unwrap().clone()
+    }
+}
+
+fn host_of(s: &Value) -> String {
+    s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_then_confirm_moves_the_server_and_its_claims() {
+    let c = cloud(|_| {}).await;
+    let id = c.boot("1").await;
+    let before = host_of(&c.wait_status(id, "ACTIVE").await);
+    let (status, _) = c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
+    assert_eq!(status, 202);
+    let s = c.wait_status(id, "VERIFY_RESIZE").await;
+    let after = host_of(&s);
+    assert_ne!(before, after);
+    assert_eq!(s["flavor"]["id"], "2");
+    let m = c.migrations(&format!("?instance_uuid={id}")).await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["status"], "finished");
+    assert_eq!(m[0]["migration_type"], "resize");
+    assert_eq!(m[0]["source_compute"], before.as_str());
+    assert_eq!(m[0]["dest_compute"], after.as_str());
+    // Both claims are held until confirm.
+    let usage = c.usage().await;
+    assert_eq!(usage[&before].memory_mb_used, 512);
+    assert_eq!(usage[&after].memory_mb_used, 2048);
+
+    let (status, _) = c.act(id, json!({"confirmResize": null})).await;
+    assert_eq!(status, 204);
+    let s = c.wait_status(id, "ACTIVE").await;
+    assert_eq!(host_of(&s), after);
+    assert_eq!(c.driver.running_on(id), [after.clone()]);
+    assert_eq!(c.migrations("?status=confirmed").await.len(), 1);
+    c.wait_usage_matches().await;
+    // Confirming again is Nova's 409.
+    let (status, body) = c.act(id, json!({"confirmResize": null})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["conflictingRequest"]["message"],
+        format!("Cannot 'confirmResize' instance {id} while it is in vm_state active")
+    );
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_brings_the_server_back_with_its_old_flavor() {
+    let c = cloud(|_| {}).await;
+    let id = c.boot("1").await;
+    let before = host_of(&c.wait_status(id, "ACTIVE").await);
+    c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
+    c.wait_status(id, "VERIFY_RESIZE").await;
+    let (status, _) = c.act(id, json!({"revertResize": null})).await;
+    assert_eq!(status, 202);
+    let s = c.wait_status(id, "ACTIVE").await;
+    assert_eq!(host_of(&s), before);
+    assert_eq!(s["flavor"]["id"], "1");
+    assert_eq!(c.driver.running_on(id), [before]);
+    assert_eq!(c.migrations("").await[0]["status"], "reverted");
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_migrate_of_a_stopped_server_keeps_it_stopped() {
+    let c = cloud(|_| {}).await;
+    let id = c.boot("1").await;
+    c.act(id, json!({"os-stop": null})).await;
+    let before = host_of(&c.wait_status(id, "SHUTOFF").await);
+    let member = Client::new(c.system.api_addr, "alice", "admin");
+    let (status, body, _) = member
+        .server_action(id, json!({"migrate": null}))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "migrate is for administrators: {body}");
+    let (status, _) = c.act(id, json!({"migrate": null})).await;
+    assert_eq!(status, 202);
+    c.wait_status(id, "VERIFY_RESIZE").await;
+    c.act(id, json!({"confirmResize": null})).await;
+    let s = c.wait_status(id, "SHUTOFF").await;
+    assert_ne!(host_of(&s), before);
+    assert_eq!(s["OS-EXT-STS:power_state"], 4);
+    assert!(c.driver.running_on(id).is_empty());
+    assert_eq!(c.migrations("?migration_type=migration").await.len(), 1);
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_finish_is_compensated_and_a_silent_one_times_out() {
+    let c = cloud(|cfg| cfg.conductor.step_timeout = 2).await;
+    let a = c.boot("1").await;
+    let b = c.boot("1").await;
+    c.wait_status(a, "ACTIVE").await;
+    c.wait_status(b, "ACTIVE").await;
+    c.driver.fail_step("finish_migration", "*");
+    c.act(a, json!({"resize": {"flavorRef": "2"}})).await;
+    let s = c.wait_status(a, "ACTIVE").await;
+    assert_eq!(s["flavor"]["id"], "1");
+    assert_eq!(
+        c.migrations(&format!("?instance_uuid={a}")).await[0]["status"],
+        "error"
+    );
+    c.driver.heal();
+    c.driver.silence_step("finish_migration", "*");
+    c.act(b, json!({"resize": {"flavorRef": "2"}})).await;
+    let s = c.wait_status(b, "ACTIVE").await;
+    assert_eq!(s["flavor"]["id"], "1");
+    assert_eq!(c.driver.running_on(b).len(), 1, "running on one host only");
+    c.driver.heal();
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_keeps_the_name_and_changes_the_image() {
+    let c = cloud(|_| {}).await;
+    let id = c.boot("1").await;
+    c.wait_status(id, "ACTIVE").await;
+    let (status, body) = c
+        .act(
+            id,
+            json!({"rebuild": {"imageRef": demo_image_id(), "metadata": {"role": "web"}}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["server"]["id"], id.to_string());
+    assert!(body["server"]["adminPass"].is_string());
+    let s = c.wait_status(id, "ACTIVE").await;
+    assert_eq!(s["name"], "vm");
+    assert_eq!(s["metadata"], json!({"role": "web"}));
+    assert_eq!(c.driver.rebuild_count(id), 1);
+    let (status, body) = c
+        .act(id, json!({"rebuild": {"imageRef": Uuid::new_v4()}}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_confirm_after_the_window_and_live_migration() {
+    let c = cloud(|cfg| cfg.resize_confirm_window = 1).await;
+    let id = c.boot("1").await;
+    c.wait_status(id, "ACTIVE").await;
+    c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
+    // Confirmed without being asked.
+    let deadline = Instant::now() + WAIT;
+    while c.migrations("").await[0]["status"] != "confirmed" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = c.wait_status(id, "ACTIVE").await;
+    let from = host_of(&s);
+    let (status, body) = c
+        .act(
+            id,
+            json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = c.wait_status(id, "ACTIVE").await;
+        if host_of(&s) != from {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.driver.running_on(id).len(), 1);
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_whose_host_never_answers_ends_in_error_with_its_claim_released() {
+    let c = cloud(|cfg| cfg.instance_build_timeout = 2).await;
+    c.driver.silence_step("spawn", "*");
+    let id = c
+        .admin
+        .create_server("stuck", "1", demo_image_id())
+        .await
+        .unwrap();
+    let s = c.wait_status(id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{s}"
+    );
+    c.driver.heal();
+    // The host let go of the claim it made.
+    let deadline = Instant::now() + WAIT;
+    while c.usage().await.values().any(|u| u.memory_mb_used > 0) {
+        assert!(Instant::now() < deadline, "{:?}", c.usage().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.system.stop().await.unwrap();
+}
