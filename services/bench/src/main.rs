@@ -40,6 +40,9 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Resize + confirm sagas on the embedded log.
+    #[arg(long, default_value_t = 500)]
+    resizes: usize,
     #[arg(long, default_value = "bench/results.json")]
     out_json: PathBuf,
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -168,6 +171,156 @@ async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::
     })
 }
 
+type EventWaiters = Arc<Mutex<HashMap<(Uuid, &'static str), oneshot::Sender<Instant>>>>;
+type EarlyEvents = Arc<Mutex<HashMap<(Uuid, &'static str), Instant>>>;
+
+/// Follows `instances` from its current end and fires the waiter of each
+/// (instance, event type) it sees.
+async fn watch_events(
+    log: Arc<dyn EventLog>,
+    topic: String,
+    waiters: EventWaiters,
+    early: EarlyEvents,
+) -> anyhow::Result<()> {
+    let ends = log.end_offsets(&topic).await?;
+    let lookup: OffsetLookup = Arc::new(move |_, p| ends.get(p as usize).copied());
+    let mut sub = log
+        .subscribe(&format!("bench-{}", Uuid::new_v4()), &[topic], lookup)
+        .await?;
+    loop {
+        for rec in sub.next_batch(1024).await? {
+            let now = Instant::now();
+            let env = novalog_schemas::decode(&rec.value)?;
+            let Ok(id) = env.meta.aggregate_id.parse::<Uuid>() else {
+                continue;
+            };
+            let key = (id, env.event.type_name());
+            match waiters.lock().remove(&key) {
+                Some(tx) => {
+                    let _ = tx.send(now);
+                }
+                None => {
+                    early.lock().insert(key, now);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for `event` on instance `id`.
+async fn wait_event(
+    waiters: &EventWaiters,
+    early: &EarlyEvents,
+    id: Uuid,
+    event: &'static str,
+) -> anyhow::Result<Instant> {
+    let (tx, rx) = oneshot::channel();
+    {
+        let mut w = waiters.lock();
+        if let Some(at) = early.lock().remove(&(id, event)) {
+            return Ok(at);
+        }
+        w.insert((id, event), tx);
+    }
+    Ok(tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .with_context(|| format!("{event} of {id} timed out"))??)
+}
+
+struct ResizeRun {
+    /// resize request → VERIFY_RESIZE.
+    to_verify_ms: Vec<f64>,
+    /// resize request → VERIFY_RESIZE → confirm request → ACTIVE.
+    to_confirmed_ms: Vec<f64>,
+    wall: Duration,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Boots `n` servers, then resizes each (m1.tiny → m1.small) and confirms
+/// it as soon as it is VERIFY_RESIZE, `concurrency` at a time.
+async fn resize_run(system: &System, n: usize, concurrency: usize) -> anyhow::Result<ResizeRun> {
+    let waiters: EventWaiters = Arc::default();
+    let early: EarlyEvents = Arc::default();
+    let watcher = tokio::spawn(watch_events(
+        system.log.clone(),
+        system.topics.instances.clone(),
+        waiters.clone(),
+        early.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let base = format!("http://{}/v2.1", system.api_addr);
+    let image = system.demo_image.context("no demo image")?;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let resp = http
+            .post(format!("{base}/servers"))
+            .header("X-Auth-Token", "admin:admin")
+            .json(&json!({"server": {"name": format!("resize-{i}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
+            .send()
+            .await?;
+        let body: serde_json::Value = resp.json().await?;
+        ids.push(body["server"]["id"].as_str().context("id")?.parse::<Uuid>()?);
+    }
+    for id in &ids {
+        wait_event(&waiters, &early, *id, "InstanceBecameActive").await?;
+    }
+    let queue = Arc::new(Mutex::new(ids));
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (http, base, queue, waiters, early) =
+            (http.clone(), base.clone(), queue.clone(), waiters.clone(), early.clone());
+        async move {
+            let mut out = Vec::new();
+            loop {
+                let Some(id) = queue.lock().pop() else {
+                    return anyhow::Ok(out);
+                };
+                let action = |body: serde_json::Value| {
+                    http.post(format!("{base}/servers/{id}/action"))
+                        .header("X-Auth-Token", "admin:admin")
+                        .json(&body)
+                        .send()
+                };
+                let t0 = Instant::now();
+                let r = action(json!({"resize": {"flavorRef": "2"}})).await?;
+                if r.status().as_u16() != 202 {
+                    bail!("resize: {} {}", r.status(), r.text().await?);
+                }
+                let verified = wait_event(&waiters, &early, id, "ResizeFinished").await?;
+                let r = action(json!({"confirmResize": null})).await?;
+                if r.status().as_u16() != 204 {
+                    bail!("confirm: {} {}", r.status(), r.text().await?);
+                }
+                let done = wait_event(&waiters, &early, id, "ResizeConfirmed").await?;
+                out.push((
+                    verified.duration_since(t0).as_secs_f64() * 1000.0,
+                    done.duration_since(t0).as_secs_f64() * 1000.0,
+                ));
+            }
+        }
+    });
+    let results: Vec<(f64, f64)> = futures::future::try_join_all(workers)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let wall = started.elapsed();
+    watcher.abort();
+    Ok(ResizeRun {
+        to_verify_ms: results.iter().map(|r| r.0).collect(),
+        to_confirmed_ms: results.iter().map(|r| r.1).collect(),
+        wall,
+    })
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -225,7 +378,47 @@ async fn main() -> anyhow::Result<()> {
     let run = boot_run(&system, args.boots, args.concurrency).await?;
     // One client at a time: the latency of the path itself, no queueing.
     let serial = boot_run(&system, 300, 1).await?;
+    // Resize + confirm: one client at a time (the saga's own latency), then
+    // many (sagas per second).
+    let resize_serial = resize_run(&system, 100, 1).await?;
+    let resize_many = resize_run(&system, args.resizes, args.concurrency).await?;
     system.stop().await?;
+    let sagas_per_s = resize_many.to_confirmed_ms.len() as f64 / resize_many.wall.as_secs_f64();
+    figures.insert(
+        "resize_verify_p50_ms".into(),
+        percentile(&resize_serial.to_verify_ms, 0.5),
+    );
+    figures.insert(
+        "resize_confirm_p50_ms".into(),
+        percentile(&resize_serial.to_confirmed_ms, 0.5),
+    );
+    figures.insert(
+        "resize_confirm_p50_ms_concurrent".into(),
+        percentile(&resize_many.to_confirmed_ms, 0.5),
+    );
+    figures.insert("sagas_per_s".into(), sagas_per_s);
+    let resize_lines = [
+        format!(
+            "| one client at a time | 100 | {:.2} | {:.2} | {:.2} |",
+            percentile(&resize_serial.to_verify_ms, 0.5),
+            percentile(&resize_serial.to_confirmed_ms, 0.5),
+            percentile(&resize_serial.to_confirmed_ms, 0.99),
+        ),
+        format!(
+            "| {} concurrent clients | {} | {:.2} | {:.2} | {:.2} |",
+            args.concurrency,
+            args.resizes,
+            percentile(&resize_many.to_verify_ms, 0.5),
+            percentile(&resize_many.to_confirmed_ms, 0.5),
+            percentile(&resize_many.to_confirmed_ms, 0.99),
+        ),
+    ];
+    println!(
+        "resize: to VERIFY_RESIZE p50 {:.2} ms, to confirmed p50 {:.2} ms (one client); {:.0} sagas/s",
+        percentile(&resize_serial.to_verify_ms, 0.5),
+        percentile(&resize_serial.to_confirmed_ms, 0.5),
+        sagas_per_s
+    );
     figures.insert("boot_p50_ms_one_client".into(), serial.percentile(0.50));
     figures.insert("boot_p99_ms_one_client".into(), serial.percentile(0.99));
     figures.insert("boot_p50_ms".into(), run.percentile(0.50));
@@ -317,11 +510,16 @@ async fn main() -> anyhow::Result<()> {
          - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
          ## Boot: POST /servers → ACTIVE (fake driver, zero latency)\n\n\
          | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n\
+         ## Resize: request → VERIFY_RESIZE → confirm → ACTIVE (fake driver, embedded log)\n\n\
+         | clients | sagas | to VERIFY_RESIZE p50 ms | to ACTIVE p50 ms | to ACTIVE p99 ms |\n|---|---|---|---|---|\n{}\n\n\
+         Sagas per second (resize + confirm, concurrent): {:.0}. Real Nova 34 on this machine: 1.66 s to VERIFY_RESIZE and 0.70 s more to ACTIVE.\n\n\
          ## Scheduler: decisions on a random cloud (default filters and weighers)\n\n\
          | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}",
         machine(),
         chrono_like_now(),
         lines.join("\n"),
+        resize_lines.join("\n"),
+        sagas_per_s,
         sched_lines.join("\n"),
         notes
     );
