@@ -267,7 +267,12 @@ async fn resize_run(system: &System, n: usize, concurrency: usize) -> anyhow::Re
             .send()
             .await?;
         let body: serde_json::Value = resp.json().await?;
-        ids.push(body["server"]["id"].as_str().context("id")?.parse::<Uuid>()?);
+        ids.push(
+            body["server"]["id"]
+                .as_str()
+                .context("id")?
+                .parse::<Uuid>()?,
+        );
     }
     for id in &ids {
         wait_event(&waiters, &early, *id, "InstanceBecameActive").await?;
@@ -275,8 +280,13 @@ async fn resize_run(system: &System, n: usize, concurrency: usize) -> anyhow::Re
     let queue = Arc::new(Mutex::new(ids));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
-        let (http, base, queue, waiters, early) =
-            (http.clone(), base.clone(), queue.clone(), waiters.clone(), early.clone());
+        let (http, base, queue, waiters, early) = (
+            http.clone(),
+            base.clone(),
+            queue.clone(),
+            waiters.clone(),
+            early.clone(),
+        );
         async move {
             let mut out = Vec::new();
             loop {

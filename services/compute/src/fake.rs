@@ -30,6 +30,9 @@ pub struct FakeOptions {
     pub fail_steps: HashMap<String, HashSet<String>>,
     /// Saga steps that never answer, likewise (a host that hangs).
     pub silent_steps: HashMap<String, HashSet<String>>,
+    /// Time each saga step (migrate disk, finish, confirm, revert, live
+    /// migration) takes.
+    pub step_latency: Duration,
     /// Time each server action (reboot, power off/on, pause, ...) takes.
     pub action_latency: Duration,
     /// Hosts whose every server action fails. A failed reboot leaves the
@@ -111,6 +114,12 @@ impl FakeDriver {
             )));
         }
         Ok(())
+    }
+
+    async fn step_delay(&self) {
+        if !self.opts.step_latency.is_zero() {
+            tokio::time::sleep(self.opts.step_latency).await;
+        }
     }
 
     fn power(on: bool) -> PowerState {
@@ -297,6 +306,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn migrate_disk_and_power_off(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.step_delay().await;
         self.check("migrate_disk_and_power_off", &cmd.host)?;
         let mut g = self.guests.lock();
         match g.get_mut(&(cmd.host.clone(), cmd.instance_id)) {
@@ -309,6 +319,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn finish_migration(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
+        self.step_delay().await;
         self.check("finish_migration", &cmd.host)?;
         let mut g = self.guests.lock();
         let key = (cmd.host.clone(), cmd.instance_id);
@@ -324,6 +335,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn live_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.step_delay().await;
         self.check("live_migration", &cmd.host)?;
         let mut g = self.guests.lock();
         let p = g
@@ -334,6 +346,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn confirm_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.step_delay().await;
         self.check("confirm_migration", &cmd.host)?;
         if cmd.source_host != cmd.dest_host {
             self.guests
@@ -344,6 +357,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn revert_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        self.step_delay().await;
         self.check("revert_migration", &cmd.host)?;
         if cmd.source_host != cmd.dest_host {
             self.guests
@@ -357,6 +371,7 @@ impl VirtDriver for FakeDriver {
         &self,
         cmd: &MigrationCommand,
     ) -> Result<PowerState, DriverError> {
+        self.step_delay().await;
         self.check("finish_revert_migration", &cmd.host)?;
         let p = Self::power(cmd.power_on);
         self.guests

@@ -145,6 +145,7 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
             fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
             fail_steps: steps(&c.fake_fail_steps),
             silent_steps: steps(&c.fake_silent_steps),
+            step_latency: Duration::from_millis(c.fake_step_latency_ms),
             action_latency: Duration::from_millis(c.fake_action_latency_ms),
             fail_actions: c.fake_fail_actions.iter().cloned().collect(),
         }))),

@@ -300,6 +300,9 @@ pub struct ComputeOptions {
     pub fake_fail_steps: Vec<String>,
     /// Fake driver: saga steps that never answer, likewise.
     pub fake_silent_steps: Vec<String>,
+    /// Fake driver: time each saga step (migrate disk, finish, confirm,
+    /// revert, live migration) takes.
+    pub fake_step_latency_ms: u64,
     /// Fake driver: time each server action (reboot, power off/on, pause,
     /// suspend, ...) takes.
     pub fake_action_latency_ms: u64,
@@ -330,6 +333,7 @@ impl Default for ComputeOptions {
             fake_fail_spawns: Vec::new(),
             fake_fail_steps: Vec::new(),
             fake_silent_steps: Vec::new(),
+            fake_step_latency_ms: 0,
             fake_action_latency_ms: 0,
             fake_fail_actions: Vec::new(),
             fake_host_arch: Default::default(),
