@@ -273,7 +273,7 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
 
 /// Decodes a saga record; `None` if `type_name` is not one.
 pub(crate) fn event(type_name: &str, bytes: &[u8]) -> Option<R<Event>> {
-    Some(decode(type_name, bytes).transpose()?)
+    decode(type_name, bytes).transpose()
 }
 
 fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {

@@ -188,7 +188,7 @@ async fn resize_then_confirm_moves_the_server_and_its_claims() {
     assert_eq!(status, 204);
     let s = c.wait_status(id, "ACTIVE").await;
     assert_eq!(host_of(&s), after);
-    assert_eq!(c.driver.running_on(id), [after.clone()]);
+    assert_eq!(c.driver.running_on(id), std::slice::from_ref(&after));
     assert_eq!(c.migrations("?status=confirmed").await.len(), 1);
     c.wait_usage_matches().await;
     // Confirming again is Nova's 409.

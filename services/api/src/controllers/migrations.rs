@@ -109,7 +109,7 @@ pub async fn index(
             }
         }
     }
-    rows.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.1, r.2)));
     let migrations: Vec<Value> = rows.into_iter().map(|(v, _, _)| v).collect();
     Ok(Json(json!({ "migrations": migrations })))
 }
