@@ -128,10 +128,49 @@ pub fn rule(action: &ServerAction) -> Rule {
     }
 }
 
+/// The states whose metadata and tags may change (Nova's
+/// `update_instance_metadata` and the server tags controller).
+const CHANGEABLE: &[VmState] = &[
+    VmState::Active,
+    VmState::Paused,
+    VmState::Suspended,
+    VmState::Stopped,
+];
+
+/// Metadata changes: locked or busy instances refuse them.
+pub const METADATA: Rule = Rule {
+    lock: true,
+    host: false,
+    vm_states: Some(CHANGEABLE),
+    task_states: Some(NO_TASK),
+    must_have_launched: false,
+};
+
+/// Tag changes: by vm_state only.
+pub const TAGS: Rule = Rule {
+    lock: false,
+    host: false,
+    vm_states: Some(CHANGEABLE),
+    task_states: None,
+    must_have_launched: false,
+};
+
 /// Whether `caller` may start `action` on `i` now, in Nova's order: lock,
 /// host, vm_state, task_state, launched.
 pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
-    let r = rule(action);
+    check_rule(rule(action), i, caller)?;
+    if matches!(action, ServerAction::Unlock) && !expected_locked_by(i, caller) && !caller.is_admin
+    {
+        return Err(Refusal::Forbidden(
+            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `i` meets `r` for `caller`.
+pub fn check_rule(r: Rule, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
     if r.lock && i.is_locked() && !caller.is_admin {
         return Err(Refusal::Locked);
     }
@@ -159,13 +198,6 @@ pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<
             attr: "launched_at",
             state: "None".to_owned(),
         });
-    }
-    if matches!(action, ServerAction::Unlock) && !expected_locked_by(i, caller) && !caller.is_admin
-    {
-        return Err(Refusal::Forbidden(
-            "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
-                .to_owned(),
-        ));
     }
     Ok(())
 }

@@ -8,5 +8,7 @@ pub mod images;
 pub mod instance_actions;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_metadata;
+pub mod server_tags;
 pub mod servers;
 pub mod versions;
