@@ -23,13 +23,13 @@ fn changeable<'a>(
     env: &Envelope,
     id: Uuid,
     rule: Option<(Rule, &str)>,
-) -> Result<&'a Instance, Emit> {
+) -> Result<&'a Instance, Box<Emit>> {
     let actor = &env.meta.actor;
     let caller = Caller {
         is_admin: actor.is_admin(),
         project_id: &actor.project_id,
     };
-    let reject = |code, message| Conductor::reject(env, id.to_string(), code, message);
+    let reject = |code, message| Box::new(Conductor::reject(env, id.to_string(), code, message));
     let i = c
         .instances
         .get(&id)
@@ -51,7 +51,7 @@ pub(crate) fn on_update(
 ) -> Vec<Emit> {
     let i = match changeable(c, env, id, None) {
         Ok(i) => i,
-        Err(e) => return vec![e],
+        Err(e) => return vec![*e],
     };
     let updated = Event::InstanceUpdated {
         name: name.clone().unwrap_or_else(|| i.name.clone()),
@@ -76,7 +76,7 @@ pub(crate) fn on_metadata(
     };
     let i = match changeable(c, env, id, Some((preconditions::METADATA, action))) {
         Ok(i) => i,
-        Err(e) => return vec![e],
+        Err(e) => return vec![*e],
     };
     let reject = |code, message: &str| {
         vec![Conductor::reject(
@@ -124,7 +124,7 @@ pub(crate) fn on_tags(
     };
     let i = match changeable(c, env, id, Some((preconditions::TAGS, action))) {
         Ok(i) => i,
-        Err(e) => return vec![e],
+        Err(e) => return vec![*e],
     };
     let mut tags = if replace_all {
         Vec::new()

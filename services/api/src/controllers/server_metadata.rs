@@ -107,7 +107,7 @@ pub async fn create(
         (&id, "os_compute_api:server-metadata:create"),
         Change {
             replace_all: false,
-            set: set,
+            set,
             remove: Vec::new(),
         },
     )
@@ -131,7 +131,7 @@ pub async fn update_all(
         (&id, "os_compute_api:server-metadata:update_all"),
         Change {
             replace_all: true,
-            set: set,
+            set,
             remove: Vec::new(),
         },
     )

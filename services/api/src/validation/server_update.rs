@@ -85,7 +85,7 @@ mod tests {
             .contains("'description' was unexpected")
         );
         assert!(err(json!({"server": {"name": ""}}), v219).contains("field/attribute name"));
-        assert!(err(json!({"server": {"name": " x"}}), v219).contains("field/attribute name"));
+        assert!(err(json!({"server": {"name": " x"}}), v219).contains("invalid 'name' value"));
         assert!(err(json!({"server": {"description": 5}}), v219).contains("is not of type"));
         assert!(
             err(json!({"server": {"description": "x".repeat(256)}}), v219).contains("too long")
