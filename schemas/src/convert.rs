@@ -548,6 +548,48 @@ fn payload(event: &Event) -> Vec<u8> {
             pb::InstanceLocked { locked_by, reason }.encode_to_vec()
         }
         Event::InstanceUnlocked => pb::InstanceUnlocked {}.encode_to_vec(),
+        Event::ServerUpdateRequested {
+            instance_id,
+            name,
+            description,
+        } => pb::ServerUpdateRequested {
+            instance_id: instance_id.to_string(),
+            name,
+            set_description: description.is_some(),
+            description: description.flatten(),
+        }
+        .encode_to_vec(),
+        Event::ServerMetadataChangeRequested {
+            instance_id,
+            replace_all,
+            set,
+            remove,
+        } => pb::ServerMetadataChangeRequested {
+            instance_id: instance_id.to_string(),
+            replace_all,
+            set,
+            remove,
+        }
+        .encode_to_vec(),
+        Event::ServerTagsChangeRequested {
+            instance_id,
+            replace_all,
+            add,
+            remove,
+        } => pb::ServerTagsChangeRequested {
+            instance_id: instance_id.to_string(),
+            replace_all,
+            add,
+            remove,
+        }
+        .encode_to_vec(),
+        Event::InstanceUpdated { name, description } => {
+            pb::InstanceUpdated { name, description }.encode_to_vec()
+        }
+        Event::InstanceMetadataSet { metadata } => {
+            pb::InstanceMetadataSet { metadata }.encode_to_vec()
+        }
+        Event::InstanceTagsSet { tags } => pb::InstanceTagsSet { tags }.encode_to_vec(),
         Event::PerformServerAction {
             instance_id,
             host,
@@ -1002,6 +1044,49 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 locked_by: nonempty("locked_by", r.locked_by)?,
                 reason: r.reason,
             }
+        }
+        "ServerUpdateRequested" => {
+            let r: pb::ServerUpdateRequested = parse(type_name, bytes)?;
+            Event::ServerUpdateRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                name: r.name,
+                description: r.set_description.then_some(r.description),
+            }
+        }
+        "ServerMetadataChangeRequested" => {
+            let r: pb::ServerMetadataChangeRequested = parse(type_name, bytes)?;
+            Event::ServerMetadataChangeRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                replace_all: r.replace_all,
+                set: r.set,
+                remove: r.remove,
+            }
+        }
+        "ServerTagsChangeRequested" => {
+            let r: pb::ServerTagsChangeRequested = parse(type_name, bytes)?;
+            Event::ServerTagsChangeRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                replace_all: r.replace_all,
+                add: r.add,
+                remove: r.remove,
+            }
+        }
+        "InstanceUpdated" => {
+            let r: pb::InstanceUpdated = parse(type_name, bytes)?;
+            Event::InstanceUpdated {
+                name: nonempty("name", r.name)?,
+                description: r.description,
+            }
+        }
+        "InstanceMetadataSet" => {
+            let r: pb::InstanceMetadataSet = parse(type_name, bytes)?;
+            Event::InstanceMetadataSet {
+                metadata: r.metadata,
+            }
+        }
+        "InstanceTagsSet" => {
+            let r: pb::InstanceTagsSet = parse(type_name, bytes)?;
+            Event::InstanceTagsSet { tags: r.tags }
         }
         "InstanceUnlocked" => {
             let _: pb::InstanceUnlocked = parse(type_name, bytes)?;
@@ -1525,6 +1610,43 @@ mod tests {
                 reason: Some("why".into()),
             },
             Event::InstanceUnlocked,
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: Some("n".into()),
+                description: Some(None),
+            },
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: None,
+                description: Some(Some("d".into())),
+            },
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: None,
+                description: None,
+            },
+            Event::ServerMetadataChangeRequested {
+                instance_id: id,
+                replace_all: true,
+                set: BTreeMap::from([("a".into(), "1".into())]),
+                remove: vec!["b".into()],
+            },
+            Event::ServerTagsChangeRequested {
+                instance_id: id,
+                replace_all: false,
+                add: vec!["t".into()],
+                remove: vec!["u".into()],
+            },
+            Event::InstanceUpdated {
+                name: "n".into(),
+                description: None,
+            },
+            Event::InstanceMetadataSet {
+                metadata: BTreeMap::from([("a".into(), "".into())]),
+            },
+            Event::InstanceTagsSet {
+                tags: vec!["x".into(), "y".into()],
+            },
             Event::PerformServerAction {
                 instance_id: id,
                 host: "h".into(),

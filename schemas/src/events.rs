@@ -242,6 +242,30 @@ pub enum Event {
         action: ServerAction,
     },
 
+    /// `PUT /servers/{id}`: a field is changed when `Some`
+    /// (`description: Some(None)` clears it).
+    ServerUpdateRequested {
+        instance_id: Uuid,
+        name: Option<String>,
+        description: Option<Option<String>>,
+    },
+    /// Metadata: all replaced by `set` (`replace_all`), else `set` merged
+    /// and `remove` removed.
+    ServerMetadataChangeRequested {
+        instance_id: Uuid,
+        replace_all: bool,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    /// Tags (2.26): all replaced by `add` (`replace_all`), else `add` added
+    /// and `remove` removed.
+    ServerTagsChangeRequested {
+        instance_id: Uuid,
+        replace_all: bool,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+
     // ---- instances (aggregate: instance id) ----
     IntentRejected {
         intent_type: String,
@@ -298,6 +322,19 @@ pub enum Event {
         reason: Option<String>,
     },
     InstanceUnlocked,
+    /// Name and description after an update.
+    InstanceUpdated {
+        name: String,
+        description: Option<String>,
+    },
+    /// The whole metadata after a change.
+    InstanceMetadataSet {
+        metadata: BTreeMap<String, String>,
+    },
+    /// Every tag after a change.
+    InstanceTagsSet {
+        tags: Vec<String>,
+    },
 
     // ---- scheduler ----
     SelectHostsRequested(Box<SelectHostsRequested>),
@@ -496,6 +533,9 @@ impl Event {
             Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
             Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
             Event::ServerActionRequested { .. } => "ServerActionRequested",
+            Event::ServerUpdateRequested { .. } => "ServerUpdateRequested",
+            Event::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
+            Event::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
             Event::IntentRejected { .. } => "IntentRejected",
             Event::InstanceCreated(_) => "InstanceCreated",
             Event::InstanceScheduled { .. } => "InstanceScheduled",
@@ -509,6 +549,9 @@ impl Event {
             Event::InstanceTaskFailed { .. } => "InstanceTaskFailed",
             Event::InstanceLocked { .. } => "InstanceLocked",
             Event::InstanceUnlocked => "InstanceUnlocked",
+            Event::InstanceUpdated { .. } => "InstanceUpdated",
+            Event::InstanceMetadataSet { .. } => "InstanceMetadataSet",
+            Event::InstanceTagsSet { .. } => "InstanceTagsSet",
             Event::SelectHostsRequested(_) => "SelectHostsRequested",
             Event::HostsSelected { .. } => "HostsSelected",
             Event::NoValidHostFound { .. } => "NoValidHostFound",

@@ -193,6 +193,16 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.locked_by = None;
             i.locked_reason = None;
         }
+        Event::InstanceUpdated { name, description } => {
+            i.name = name.clone();
+            i.description = description.clone();
+        }
+        Event::InstanceMetadataSet { metadata } => {
+            i.metadata = metadata.clone();
+        }
+        Event::InstanceTagsSet { tags } => {
+            i.tags = tags.clone();
+        }
         Event::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;
             i.task_state = None;

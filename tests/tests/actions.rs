@@ -365,3 +365,162 @@ async fn a_failing_driver_leaves_a_fault_and_no_task() {
     assert!(detail["instanceAction"].get("events").is_none(), "{detail}");
     system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_metadata_and_tags_go_through_the_conductor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    let system = System::start(&cfg, None).await.unwrap();
+    let alice = Client::new(system.api_addr, "alice", "p1");
+    let id = alice
+        .create_server("named", "1", demo_image_id())
+        .await
+        .unwrap();
+    alice.wait_built(&[id], WAIT).await.unwrap();
+    let path = format!("/servers/{id}");
+    let v = Some("2.26");
+
+    // PUT /servers/{id}: name and description, answered with the server.
+    let (code, s) = alice
+        .request_at(
+            Some("2.19"),
+            Method::PUT,
+            &path,
+            Some(json!({"server": {"name": "renamed", "description": "web"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (&s["server"]["name"], &s["server"]["description"]),
+        (&json!("renamed"), &json!("web"))
+    );
+    let (code, e) = alice
+        .request(Method::PUT, &path, Some(json!({"server": {"name": ""}})))
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{e}");
+
+    // Metadata.
+    let meta = format!("{path}/metadata");
+    let (code, m) = alice
+        .request(
+            Method::POST,
+            &meta,
+            Some(json!({"metadata": {"a": "1", "b": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((code, &m["metadata"]), (200, &json!({"a": "1", "b": "2"})));
+    let (code, m) = alice
+        .request(
+            Method::PUT,
+            &format!("{meta}/b"),
+            Some(json!({"meta": {"b": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((code, &m), (200, &json!({"meta": {"b": "3"}})));
+    let (code, e) = alice
+        .request(
+            Method::PUT,
+            &format!("{meta}/b"),
+            Some(json!({"meta": {"c": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, &e["badRequest"]["message"]),
+        (400, &json!("Request body and URI mismatch"))
+    );
+    let (code, _) = alice
+        .request(Method::DELETE, &format!("{meta}/a"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 204);
+    let (code, e) = alice
+        .request(Method::GET, &format!("{meta}/a"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, &e["itemNotFound"]["message"]),
+        (404, &json!("Metadata item was not found"))
+    );
+    let (code, m) = alice
+        .request(Method::PUT, &meta, Some(json!({"metadata": {"z": ""}})))
+        .await
+        .unwrap();
+    assert_eq!((code, &m["metadata"]), (200, &json!({"z": ""})));
+    assert_eq!(
+        alice.server(id).await.unwrap().unwrap()["metadata"],
+        json!({"z": ""})
+    );
+
+    // Tags (2.26).
+    let tags = format!("{path}/tags");
+    let (code, _) = alice.request(Method::GET, &tags, None).await.unwrap();
+    assert_eq!(code, 404, "no tags before 2.26");
+    let (code, _) = alice
+        .request_at(v, Method::PUT, &format!("{tags}/red"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 201);
+    let (code, _) = alice
+        .request_at(v, Method::PUT, &format!("{tags}/red"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 204, "already there");
+    let (code, e) = alice
+        .request_at(v, Method::PUT, &format!("{tags}/a,b"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{e}");
+    let (code, t) = alice
+        .request_at(
+            v,
+            Method::PUT,
+            &tags,
+            Some(json!({"tags": ["blue", "green"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((code, &t), (200, &json!({"tags": ["blue", "green"]})));
+    let (code, e) = alice
+        .request_at(v, Method::DELETE, &format!("{tags}/red"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, &e["itemNotFound"]["message"]),
+        (404, &json!(format!("Instance {id} has no tag 'red'")))
+    );
+    let (code, _) = alice
+        .request_at(v, Method::GET, &format!("{tags}/blue"), None)
+        .await
+        .unwrap();
+    assert_eq!(code, 204);
+    let (_, s) = alice.request_at(v, Method::GET, &path, None).await.unwrap();
+    assert_eq!(s["server"]["tags"], json!(["blue", "green"]));
+    let (code, _) = alice
+        .request_at(v, Method::DELETE, &tags, None)
+        .await
+        .unwrap();
+    assert_eq!(code, 204);
+    let (_, t) = alice.request_at(v, Method::GET, &tags, None).await.unwrap();
+    assert_eq!(t, json!({"tags": []}));
+
+    // A locked server keeps its metadata (Nova's 409).
+    assert_eq!(act(&alice, id, json!({"lock": null})).await.0, 202);
+    let (code, e) = alice
+        .request(Method::POST, &meta, Some(json!({"metadata": {"x": "1"}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, &e["conflictingRequest"]["message"]),
+        (409, &json!(format!("Instance {id} is locked")))
+    );
+    // Another project sees none of it.
+    let bob = Client::new(system.api_addr, "bob", "p2");
+    let (code, _) = bob.request(Method::GET, &meta, None).await.unwrap();
+    assert_eq!(code, 404);
+    system.stop().await.unwrap();
+}

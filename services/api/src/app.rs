@@ -13,7 +13,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
     aggregates, availability_zones, flavors, images, instance_actions, migrations, server_actions,
-    server_groups, servers, versions,
+    server_groups, server_metadata, server_tags, servers, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -58,7 +58,33 @@ pub fn router(app: AppState) -> Router {
         .route("/v2.1/servers/detail", get(servers::detail))
         .route(
             "/v2.1/servers/{id}",
-            get(servers::show).delete(servers::delete),
+            get(servers::show)
+                .put(servers::update)
+                .delete(servers::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/metadata",
+            get(server_metadata::index)
+                .post(server_metadata::create)
+                .put(server_metadata::update_all),
+        )
+        .route(
+            "/v2.1/servers/{id}/metadata/{key}",
+            get(server_metadata::show)
+                .put(server_metadata::update)
+                .delete(server_metadata::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/tags",
+            get(server_tags::index)
+                .put(server_tags::update_all)
+                .delete(server_tags::delete_all),
+        )
+        .route(
+            "/v2.1/servers/{id}/tags/{tag}",
+            get(server_tags::show)
+                .put(server_tags::update)
+                .delete(server_tags::delete),
         )
         .route(
             "/v2.1/servers/{id}/action",

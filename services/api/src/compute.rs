@@ -296,6 +296,44 @@ pub async fn act(
     }
 }
 
+/// The server `id` names if `ctx` may see it and `rule` allows `ctx` to
+/// act on it: Nova's 404, then its 403.
+pub fn authorized(
+    app: &App,
+    ctx: &Context,
+    id: &str,
+    rule: Rule,
+) -> Result<Arc<Instance>, ApiError> {
+    let inst = visible(app, ctx, id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    policy::authorize(ctx, rule, Some(&inst.project_id))?;
+    Ok(inst)
+}
+
+/// Submits a change to `inst` (update, metadata, tags) and returns the
+/// event the conductor accepted it with, or its refusal.
+pub async fn change(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Instance,
+    event: Event,
+) -> Result<Event, ApiError> {
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event,
+    };
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Accepted(e)) => Ok(*e),
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        None => Err(ApiError::unavailable("no verdict")),
+    }
+}
+
 /// A page of a server list.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -12,6 +12,7 @@
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
+//! - [`server_updates`]: name, description, metadata and tags.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -28,6 +29,7 @@ pub mod rebuild;
 pub mod resize;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_updates;
 pub mod service;
 pub mod timers;
 

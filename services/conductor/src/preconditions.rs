@@ -128,6 +128,33 @@ pub fn rule(action: &ServerAction) -> Rule {
     }
 }
 
+/// The states whose metadata and tags may change (Nova's
+/// `update_instance_metadata` and the server tags controller).
+const CHANGEABLE: &[VmState] = &[
+    VmState::Active,
+    VmState::Paused,
+    VmState::Suspended,
+    VmState::Stopped,
+];
+
+/// Metadata changes: locked or busy instances refuse them.
+pub const METADATA: Rule = Rule {
+    lock: true,
+    host: false,
+    vm_states: Some(CHANGEABLE),
+    task_states: Some(NO_TASK),
+    must_have_launched: false,
+};
+
+/// Tag changes: by vm_state only.
+pub const TAGS: Rule = Rule {
+    lock: false,
+    host: false,
+    vm_states: Some(CHANGEABLE),
+    task_states: None,
+    must_have_launched: false,
+};
+
 /// Whether `caller` may start `action` on `i` now, in Nova's order: lock,
 /// host, vm_state, task_state, launched.
 pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
@@ -142,8 +169,8 @@ pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<
     Ok(())
 }
 
-/// [`check`] for a rule given directly (the saga actions: resize, migrate,
-/// rebuild, evacuate, live migrate, confirm, revert).
+/// Whether `i` meets `r` for `caller` (also the saga actions: resize,
+/// migrate, rebuild, evacuate, live migrate, confirm, revert).
 pub fn check_rule(r: Rule, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
     if r.lock && i.is_locked() && !caller.is_admin {
         return Err(Refusal::Locked);

@@ -639,3 +639,190 @@ fn action_output_ids_are_deterministic() {
     assert_eq!(ids(&x), ids(&y));
     assert_eq!(x[0].env.meta.correlation_id, "req-test");
 }
+
+fn change(c: &mut Conductor, who: Actor, event: Event) -> Vec<Emit> {
+    c.handle(&record(who, event), NOW)
+}
+
+fn metadata(id: Uuid, replace_all: bool, set: &[(&str, &str)], remove: &[&str]) -> Event {
+    Event::ServerMetadataChangeRequested {
+        instance_id: id,
+        replace_all,
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        remove: remove.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+fn tags(id: Uuid, replace_all: bool, add: &[&str], remove: &[&str]) -> Event {
+    Event::ServerTagsChangeRequested {
+        instance_id: id,
+        replace_all,
+        add: add.iter().map(|t| t.to_string()).collect(),
+        remove: remove.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+#[test]
+fn update_changes_only_what_is_given() {
+    let (mut c, id) = active();
+    let out = change(
+        &mut c,
+        actor("demo"),
+        Event::ServerUpdateRequested {
+            instance_id: id,
+            name: Some("renamed".into()),
+            description: None,
+        },
+    );
+    assert_eq!(types(&out), ["InstanceUpdated"]);
+    assert_eq!(c.instances[&id].name, "renamed");
+    change(
+        &mut c,
+        actor("demo"),
+        Event::ServerUpdateRequested {
+            instance_id: id,
+            name: None,
+            description: Some(Some("web".into())),
+        },
+    );
+    let i = &c.instances[&id];
+    assert_eq!(
+        (i.name.as_str(), i.description.as_deref()),
+        ("renamed", Some("web"))
+    );
+    let out = change(
+        &mut c,
+        actor("other"),
+        Event::ServerUpdateRequested {
+            instance_id: id,
+            name: Some("mine".into()),
+            description: None,
+        },
+    );
+    assert_eq!(rejection(&out).map(|r| r.0), Some(404));
+}
+
+#[test]
+fn metadata_merges_replaces_and_removes_with_novas_refusals() {
+    let (mut c, id) = active();
+    change(
+        &mut c,
+        actor("demo"),
+        metadata(id, false, &[("a", "1"), ("b", "2")], &[]),
+    );
+    change(
+        &mut c,
+        actor("demo"),
+        metadata(id, false, &[("b", "3")], &["a"]),
+    );
+    assert_eq!(
+        c.instances[&id].metadata,
+        [("b".to_string(), "3".to_string())].into()
+    );
+    change(
+        &mut c,
+        actor("demo"),
+        metadata(id, true, &[("c", "4")], &[]),
+    );
+    assert_eq!(
+        c.instances[&id].metadata,
+        [("c".to_string(), "4".to_string())].into()
+    );
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            metadata(id, false, &[], &["zz"])
+        )),
+        Some((404, "Metadata item was not found".into()))
+    );
+    let many: Vec<(String, String)> = (0..129).map(|n| (format!("k{n}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            metadata(id, true, &many, &[])
+        )),
+        Some((403, "Maximum number of metadata items exceeds 128".into()))
+    );
+    ask(&mut c, actor("demo"), id, ServerAction::Stop);
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            metadata(id, false, &[], &["c"])
+        )),
+        Some((
+            409,
+            format!(
+                "Cannot 'delete metadata' instance {id} while it is in task_state powering-off"
+            )
+        ))
+    );
+    performed(&mut c, id, ServerAction::Stop, PowerState::Shutdown);
+    ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Lock { reason: None },
+    );
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            metadata(id, false, &[("d", "")], &[])
+        )),
+        Some((409, format!("Instance {id} is locked")))
+    );
+}
+
+#[test]
+fn tags_are_added_removed_and_limited_as_nova_does() {
+    let (mut c, id) = active();
+    change(&mut c, actor("demo"), tags(id, false, &["red"], &[]));
+    change(
+        &mut c,
+        actor("demo"),
+        tags(id, false, &["blue", "red"], &[]),
+    );
+    assert_eq!(c.instances[&id].tags, ["red", "blue"]);
+    change(&mut c, actor("demo"), tags(id, false, &[], &["red"]));
+    assert_eq!(c.instances[&id].tags, ["blue"]);
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            tags(id, false, &[], &["red"])
+        )),
+        Some((404, format!("Instance {id} has no tag 'red'")))
+    );
+    let fifty: Vec<String> = (0..50).map(|n| format!("t{n}")).collect();
+    let fifty: Vec<&str> = fifty.iter().map(String::as_str).collect();
+    change(&mut c, actor("demo"), tags(id, true, &fifty, &[]));
+    assert_eq!(c.instances[&id].tags.len(), 50);
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            tags(id, false, &["one-more"], &[])
+        )),
+        Some((
+            400,
+            "The number of tags exceeded the per-server limit 50".into()
+        ))
+    );
+    change(&mut c, actor("demo"), tags(id, true, &[], &[]));
+    assert!(c.instances[&id].tags.is_empty());
+    c.instances.get_mut(&id).unwrap().vm_state = VmState::Error;
+    assert_eq!(
+        rejection(&change(&mut c, actor("demo"), tags(id, false, &["x"], &[]))),
+        Some((
+            409,
+            format!("Cannot 'update tag' instance {id} while it is in vm_state error")
+        ))
+    );
+}

@@ -9,5 +9,7 @@ pub mod instance_actions;
 pub mod migrations;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_metadata;
+pub mod server_tags;
 pub mod servers;
 pub mod versions;
