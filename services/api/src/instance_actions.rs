@@ -144,6 +144,16 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 a.finish(BUILD, at, after.host.clone(), None);
             }
         }
+        Event::InstanceFailed { fault } if rebuild_open(actions) => {
+            if let Some(a) = actions.last_mut() {
+                a.finish(
+                    REBUILD,
+                    at,
+                    after.host.clone(),
+                    Some((&fault.message, &fault.details)),
+                );
+            }
+        }
         Event::InstanceFailed { fault } => {
             if let Some(a) = find(actions, env, "create") {
                 let event = if a.open_event(BUILD).is_some() {
@@ -213,6 +223,176 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             let mut a = new_action(env, name, &actor.user_id, &actor.project_id);
             a.finish(&format!("api_{name}"), at, None, None);
             actions.push(a);
+        }
+        _ => record_saga(actions, env, after),
+    }
+}
+
+// ---- the sagas: resize, migrate, confirm, revert, rebuild, evacuate,
+// live migrate, with Nova's action and event names ----
+
+const REBUILD: &str = "compute_rebuild_instance";
+
+fn rebuild_open(actions: &[InstanceAction]) -> bool {
+    actions.last().is_some_and(|a| {
+        a.action == "rebuild" && a.events.iter().any(|e| e.finish_time_ms.is_none())
+    })
+}
+
+/// The action a migration of `kind` is recorded under, and the
+/// conductor's event for it.
+fn migration_action(
+    kind: novalog_schemas::migration::MigrationType,
+) -> (&'static str, &'static str) {
+    use novalog_schemas::migration::MigrationType as T;
+    match kind {
+        T::Resize => ("resize", "conductor_migrate_server"),
+        T::Migration => ("migrate", "conductor_migrate_server"),
+        T::LiveMigration => ("live-migration", "conductor_live_migrate_instance"),
+        T::Evacuation => ("evacuate", "conductor_rebuild_server"),
+    }
+}
+
+/// The open event of the newest action, finished with `error`.
+fn fail_open(
+    actions: &mut [InstanceAction],
+    at: i64,
+    host: Option<String>,
+    fault: Option<&novalog_schemas::Fault>,
+) {
+    let Some(a) = actions
+        .iter_mut()
+        .rev()
+        .find(|a| a.events.iter().any(|e| e.finish_time_ms.is_none()))
+    else {
+        return;
+    };
+    let open = a
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.finish_time_ms.is_none())
+        .map(|e| e.event.clone())
+        .expect("an open event");
+    let (message, details) = fault.map_or(("Error", "Error"), |f| {
+        (
+            f.message.as_str(),
+            if f.details.is_empty() {
+                f.message.as_str()
+            } else {
+                f.details.as_str()
+            },
+        )
+    });
+    a.finish(&open, at, host, Some((message, details)));
+}
+
+fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instance) {
+    let at = env.meta.occurred_at_ms;
+    let actor = &env.meta.actor;
+    let Some(m) = after.migrations.last() else {
+        if let Event::RebuildStarted(_) = &env.event {
+            let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
+            a.start(REBUILD, at, after.host.clone());
+            actions.push(a);
+        } else if let Event::RebuildCompleted { .. } = &env.event
+            && let Some(a) = find(actions, env, "rebuild")
+        {
+            a.finish(REBUILD, at, after.host.clone(), None);
+        }
+        return;
+    };
+    let (name, conductor_event) = migration_action(m.migration_type);
+    let source = Some(m.source_compute.clone());
+    let dest = m.dest_compute.clone();
+    match &env.event {
+        Event::MigrationStarted(_) => {
+            let mut a = new_action(env, name, &actor.user_id, &actor.project_id);
+            a.start(conductor_event, at, None);
+            actions.push(a);
+        }
+        Event::MigrationScheduled(_) => {
+            if let Some(a) = find(actions, env, name) {
+                if a.open_event(conductor_event).is_some() {
+                    a.finish(conductor_event, at, None, None);
+                }
+                let event = match m.migration_type {
+                    novalog_schemas::migration::MigrationType::LiveMigration => {
+                        "compute_live_migration"
+                    }
+                    novalog_schemas::migration::MigrationType::Evacuation => REBUILD,
+                    _ => "compute_prep_resize",
+                };
+                if let Some(open) = a.events.iter().rev().find(|e| e.finish_time_ms.is_none()) {
+                    // The previous destination's claim failed.
+                    let open = open.event.clone();
+                    a.finish(&open, at, None, Some(("Claim failed", "Claim failed")));
+                    a.message = None;
+                }
+                a.start(event, at, dest);
+            }
+        }
+        Event::ResizeMigrating(_) => {
+            if let Some(a) = find(actions, env, name) {
+                a.finish("compute_prep_resize", at, dest, None);
+                a.start("compute_resize_instance", at, source);
+            }
+        }
+        Event::ResizeFinishing(_) => {
+            if let Some(a) = find(actions, env, name) {
+                a.finish("compute_resize_instance", at, source, None);
+                a.start("compute_finish_resize", at, dest);
+            }
+        }
+        Event::ResizeFinished(_) => {
+            if let Some(a) = find(actions, env, name) {
+                a.finish("compute_finish_resize", at, dest, None);
+            }
+        }
+        Event::ResizeConfirming(_) => {
+            let mut a = new_action(env, "confirmResize", &actor.user_id, &actor.project_id);
+            a.start("compute_confirm_resize", at, source);
+            actions.push(a);
+        }
+        Event::ResizeConfirmed(_) => {
+            if let Some(a) = find(actions, env, "confirmResize") {
+                a.finish("compute_confirm_resize", at, source, None);
+            }
+        }
+        Event::ResizeReverting(_) => {
+            let mut a = new_action(env, "revertResize", &actor.user_id, &actor.project_id);
+            a.start("compute_revert_resize", at, dest);
+            actions.push(a);
+        }
+        Event::ResizeReverted(_) => {
+            if let Some(a) = find(actions, env, "revertResize") {
+                a.finish("compute_revert_resize", at, dest, None);
+                a.finish("compute_finish_revert_resize", at, source, None);
+            }
+        }
+        Event::LiveMigrated(_) => {
+            if let Some(a) = find(actions, env, name) {
+                a.finish("compute_live_migration", at, source, None);
+                a.finish("compute_post_live_migration_at_destination", at, dest, None);
+            }
+        }
+        Event::Evacuated(_) => {
+            if let Some(a) = find(actions, env, name) {
+                a.finish(REBUILD, at, dest, None);
+            }
+        }
+        Event::MigrationAborted(p) | Event::MigrationErrored(p) => {
+            fail_open(actions, at, after.host.clone(), p.fault.as_ref());
+        }
+        Event::RebuildStarted(_) => {
+            let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
+            a.start(REBUILD, at, after.host.clone());
+            actions.push(a);
+        }
+        Event::RebuildCompleted { .. } => {
+            if let Some(a) = find(actions, env, "rebuild") {
+                a.finish(REBUILD, at, after.host.clone(), None);
+            }
         }
         _ => {}
     }
@@ -507,6 +687,118 @@ mod tests {
         assert_eq!(
             page(&log.actions, None, None, Some("req-nope"), None).unwrap_err(),
             "Marker req-nope could not be found."
+        );
+    }
+
+    fn migration(id: Uuid) -> novalog_schemas::migration::Migration {
+        novalog_schemas::migration::Migration {
+            id: 1,
+            uuid: id,
+            migration_type: novalog_schemas::migration::MigrationType::Resize,
+            status: "pre-migrating".into(),
+            source_compute: "h1".into(),
+            dest_compute: None,
+            old_flavor: crate::views::flavors::tests::tiny(),
+            new_flavor: crate::views::flavors::tests::tiny(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            alternates: vec![],
+            attempt: 0,
+            original_vm_state: VmState::Active,
+            original_power_state: novalog_schemas::PowerState::Running,
+            requested_host: None,
+            project_id: "p1".into(),
+            user_id: "p1-user".into(),
+        }
+    }
+
+    fn step(mid: Uuid, host: Option<&str>) -> Box<novalog_schemas::migration::MigrationProgress> {
+        Box::new(novalog_schemas::migration::MigrationProgress {
+            host: host.map(str::to_owned),
+            ..novalog_schemas::migration::MigrationProgress::of(mid)
+        })
+    }
+
+    #[test]
+    fn a_resize_and_its_confirm_are_two_actions_with_novas_events() {
+        let mut log = built();
+        let mid = Uuid::new_v4();
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::MigrationStarted(Box::new(migration(mid))),
+        );
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::MigrationScheduled(step(mid, Some("h2"))),
+        );
+        log.apply("req-resize", "p1", Event::ResizeMigrating(step(mid, None)));
+        log.apply("req-resize", "p1", Event::ResizeMigrated(step(mid, None)));
+        log.apply("req-resize", "p1", Event::ResizeFinishing(step(mid, None)));
+        log.apply("req-resize", "p1", Event::ResizeFinished(step(mid, None)));
+        log.apply(
+            "req-confirm",
+            "p1",
+            Event::ResizeConfirming(step(mid, None)),
+        );
+        log.apply("req-confirm", "p1", Event::ResizeConfirmed(step(mid, None)));
+        let names: Vec<&str> = log.actions.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(names, ["create", "resize", "confirmResize"]);
+        let resize = &log.actions[1];
+        assert_eq!(resize.request_id, "req-resize");
+        let events: Vec<(&str, Option<&str>)> = resize
+            .events
+            .iter()
+            .map(|e| (e.event.as_str(), e.result.as_deref()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("conductor_migrate_server", Some("Success")),
+                ("compute_prep_resize", Some("Success")),
+                ("compute_resize_instance", Some("Success")),
+                ("compute_finish_resize", Some("Success")),
+            ]
+        );
+        assert_eq!(resize.events[1].host.as_deref(), Some("h2"));
+        assert_eq!(log.actions[2].events[0].event, "compute_confirm_resize");
+        assert_eq!(log.actions[2].events[0].result.as_deref(), Some("Success"));
+    }
+
+    #[test]
+    fn a_failed_resize_step_marks_its_event_and_action_as_errors() {
+        let mut log = built();
+        let mid = Uuid::new_v4();
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::MigrationStarted(Box::new(migration(mid))),
+        );
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::MigrationScheduled(step(mid, Some("h2"))),
+        );
+        log.apply("req-resize", "p1", Event::ResizeMigrating(step(mid, None)));
+        let mut p = step(mid, None);
+        p.fault = Some(Fault {
+            code: 500,
+            message: "migrate_disk_and_power_off failed on h1".into(),
+            details: "disk full".into(),
+            created_at_ms: 0,
+        });
+        log.apply("req-resize", "p1", Event::MigrationAborted(p));
+        let a = &log.actions[1];
+        assert_eq!(a.message.as_deref(), Some("Error"));
+        let e = a.events.last().unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.result.as_deref()),
+            ("compute_resize_instance", Some("Error"))
+        );
+        assert_eq!(
+            e.details.as_deref(),
+            Some("migrate_disk_and_power_off failed on h1")
         );
     }
 }
