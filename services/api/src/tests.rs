@@ -1546,3 +1546,131 @@ async fn server_create_needs_an_active_image_big_enough_for_the_flavor() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saga_actions_check_body_policy_and_lookups_before_writing() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("vm")),
+        )
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let before = h.intents_end().await;
+    let action = format!("/v2.1/servers/{id}/action");
+    let cases: Vec<(&str, Value, StatusCode, String)> = vec![
+        (
+            MEMBER,
+            json!({"resize": {}}),
+            StatusCode::BAD_REQUEST,
+            "Invalid input for field/attribute resize. Value: {}. 'flavorRef' is a required property".into(),
+        ),
+        (
+            MEMBER,
+            json!({"resize": {"flavorRef": "99"}}),
+            StatusCode::BAD_REQUEST,
+            "Flavor 99 could not be found.".into(),
+        ),
+        (
+            MEMBER,
+            json!({"migrate": null}),
+            StatusCode::FORBIDDEN,
+            "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed.".into(),
+        ),
+        (
+            MEMBER,
+            json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+            StatusCode::FORBIDDEN,
+            "Policy doesn't allow os_compute_api:os-migrate-server:migrate_live to be performed.".into(),
+        ),
+        (
+            MEMBER,
+            json!({"rebuild": {"imageRef": Uuid::new_v4().to_string()}}),
+            StatusCode::BAD_REQUEST,
+            "Cannot find image for rebuild".into(),
+        ),
+        (
+            MEMBER,
+            json!({"confirmResize": {}}),
+            StatusCode::BAD_REQUEST,
+            "Invalid input for field/attribute confirmResize. Value: {}. {} is not of type 'null'".into(),
+        ),
+        (
+            OTHER,
+            json!({"resize": {"flavorRef": "2"}}),
+            StatusCode::NOT_FOUND,
+            format!("Instance {id} could not be found."),
+        ),
+        (
+            ADMIN,
+            json!({"evacuate": {"host": "no-such-host"}}),
+            StatusCode::NOT_FOUND,
+            "Compute host no-such-host not found.".into(),
+        ),
+    ];
+    for (who, body, status, message) in cases {
+        let r = h
+            .call(Method::POST, &action, Some(who), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, status, "{body}: {:?}", r.body);
+        let fault = r.body.as_object().unwrap().values().next().unwrap();
+        assert_eq!(fault["message"], message, "{body}");
+    }
+    assert_eq!(h.intents_end().await, before, "nothing was written");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_lists_are_for_administrators_and_server_migrations_start_at_2_23() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("vm")),
+        )
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .call(Method::GET, "/v2.1/os-migrations", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(Method::GET, "/v2.1/os-migrations", Some(ADMIN), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({"migrations": []}));
+    let path = format!("/v2.1/servers/{id}/migrations");
+    let r = h.call(Method::GET, &path, Some(ADMIN), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "2.1 has no such route");
+    let r = h
+        .send(
+            Method::GET,
+            &path,
+            Some(ADMIN),
+            &[("OpenStack-API-Version", "compute 2.23")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body, json!({"migrations": []}));
+    let r = h
+        .send(
+            Method::GET,
+            &format!("{path}/7"),
+            Some(ADMIN),
+            &[("OpenStack-API-Version", "compute 2.23")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        format!("In-progress live migration 7 is not found for server {id}.")
+    );
+    h.stop().await;
+}
