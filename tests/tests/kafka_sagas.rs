@@ -134,6 +134,7 @@ async fn newest_usage(
                 | Event::MigrationRevertedOnDest(f)
                 | Event::RevertFinishedOnSource(f)
                 | Event::InstanceRebuilt(f)
+                | Event::EvacuatedInstanceCleanedUp(f)
                 | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
                 _ => continue,
             };

@@ -95,6 +95,7 @@ impl Cloud {
                     | Event::RevertFinishedOnSource(f)
                     | Event::InstanceLiveMigrated(f)
                     | Event::InstanceRebuilt(f)
+                    | Event::EvacuatedInstanceCleanedUp(f)
                     | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
                     _ => continue,
                 };
@@ -355,5 +356,45 @@ async fn a_build_whose_host_never_answers_ends_in_error_with_its_claim_released(
         assert!(Instant::now() < deadline, "{:?}", c.usage().await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuate_from_a_host_whose_heartbeats_stopped() {
+    // Heartbeats rarer than service_down_time: every host looks down to
+    // the API soon after it registered; the scheduler is told not to mind.
+    let c = cloud(|cfg| {
+        cfg.report_interval = 3600;
+        cfg.service_down_time = 1;
+        cfg.filter_scheduler
+            .enabled_filters
+            .retain(|f| f != "ComputeFilter");
+    })
+    .await;
+    let id = c.boot("1").await;
+    let from = host_of(&c.wait_status(id, "ACTIVE").await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let member = Client::new(c.system.api_addr, "alice", "admin");
+    let (status, _, _) = member
+        .server_action(id, json!({"evacuate": {}}))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "evacuate is for administrators");
+    let (status, body) = c.act(id, json!({"evacuate": {}})).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = c.wait_status(id, "ACTIVE").await;
+        if host_of(&s) != from {
+            break s;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(c.driver.running_on(id), vec![host_of(&s)]);
+    let m = c.migrations("?migration_type=evacuation").await;
+    assert_eq!(m[0]["status"], "done");
+    // The source (back, here never gone) cleaned up its guest and claim.
+    c.wait_usage_matches().await;
     c.system.stop().await.unwrap();
 }

@@ -150,6 +150,11 @@ impl Scheduler {
             | Event::MigrationFinishedOnDest(f)
             | Event::MigrationConfirmedOnSource(f)
             | Event::MigrationRevertedOnDest(f)
+            | Event::DiskMigratedAndPoweredOff(f)
+            | Event::RevertFinishedOnSource(f)
+            | Event::InstanceLiveMigrated(f)
+            | Event::InstanceRebuilt(f)
+            | Event::EvacuatedInstanceCleanedUp(f)
             | Event::MigrationStepFailed(f) => {
                 self.answer_pending(f.instance_id, &f.host);
                 self.with_load(&f.host, |h| h.observe_usage(f.usage))
