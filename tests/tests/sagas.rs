@@ -398,3 +398,48 @@ async fn evacuate_from_a_host_whose_heartbeats_stopped() {
     c.wait_usage_matches().await;
     c.system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_deadline_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.compute.fake_hosts = 3;
+    cfg.conductor.step_timeout = 3;
+    cfg.conductor.timer_tick_ms = 50;
+    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
+    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
+    let admin = Client::admin(system.api_addr);
+    let id = admin
+        .create_server("vm", "1", demo_image_id())
+        .await
+        .unwrap();
+    admin.wait_built(&[id], WAIT).await.unwrap();
+    driver.silence_step("finish_migration", "*");
+    let (status, _, _) = admin
+        .server_action(id, json!({"resize": {"flavorRef": "2"}}))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + WAIT;
+    while admin.server(id).await.unwrap().unwrap()["OS-EXT-STS:task_state"] != "resize_finish" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Down before the deadline; up again after it.
+    system.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cfg.api.listen = "127.0.0.1:0".into();
+    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
+    let c = Cloud {
+        admin: Client::admin(system.api_addr),
+        system,
+        driver,
+        _dir: dir,
+    };
+    let s = c.wait_status(id, "ACTIVE").await;
+    assert_eq!(s["flavor"]["id"], "1");
+    let m = c.migrations("").await;
+    assert_eq!(m[0]["status"], "error");
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
