@@ -11,6 +11,7 @@
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
+//! - [`quotas`]: quota limits and usage; creates checked exactly.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -21,6 +22,7 @@ pub mod catalog;
 pub mod core;
 pub mod delete;
 pub mod preconditions;
+pub mod quotas;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_updates;

@@ -71,7 +71,10 @@ pub(crate) fn fact(event: Event) -> Envelope {
 }
 
 pub(crate) fn given() -> Conductor {
-    let mut c = Conductor::new(Settings { max_attempts: 3 });
+    let mut c = Conductor::new(Settings {
+        max_attempts: 3,
+        ..Default::default()
+    });
     c.flavors.insert("1".into(), flavor());
     c.images.insert(image().id, image());
     c
@@ -81,7 +84,7 @@ pub(crate) fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
     create_with_hints(c, id, "demo", BTreeMap::new())
 }
 
-fn create_with_hints(
+pub(crate) fn create_with_hints(
     c: &mut Conductor,
     id: Uuid,
     project: &str,

@@ -31,6 +31,8 @@ pub struct Config {
     pub compute: ComputeOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
+    /// Default quotas of every project (nova.conf `[quota]`).
+    pub quota: novalog_schemas::quota::QuotaDefaults,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             compute: ComputeOptions::default(),
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
+            quota: Default::default(),
         }
     }
 }

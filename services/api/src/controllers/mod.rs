@@ -6,6 +6,7 @@ pub mod availability_zones;
 pub mod flavors;
 pub mod images;
 pub mod instance_actions;
+pub mod quota_sets;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_metadata;
