@@ -548,6 +548,23 @@ fn payload(event: &Event) -> Vec<u8> {
             pb::InstanceLocked { locked_by, reason }.encode_to_vec()
         }
         Event::InstanceUnlocked => pb::InstanceUnlocked {}.encode_to_vec(),
+        Event::QuotaSetRequested {
+            project_id,
+            limits,
+            force,
+        } => pb::QuotaSetRequested {
+            project_id,
+            limits,
+            force,
+        }
+        .encode_to_vec(),
+        Event::QuotaResetRequested { project_id } => {
+            pb::QuotaResetRequested { project_id }.encode_to_vec()
+        }
+        Event::QuotaSetUpdated { project_id, limits } => {
+            pb::QuotaSetUpdated { project_id, limits }.encode_to_vec()
+        }
+        Event::QuotaSetDeleted { project_id } => pb::QuotaSetDeleted { project_id }.encode_to_vec(),
         Event::ServerUpdateRequested {
             instance_id,
             name,
@@ -1088,6 +1105,33 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::InstanceTagsSet = parse(type_name, bytes)?;
             Event::InstanceTagsSet { tags: r.tags }
         }
+        "QuotaSetRequested" => {
+            let r: pb::QuotaSetRequested = parse(type_name, bytes)?;
+            Event::QuotaSetRequested {
+                project_id: nonempty("project_id", r.project_id)?,
+                limits: r.limits,
+                force: r.force,
+            }
+        }
+        "QuotaResetRequested" => {
+            let r: pb::QuotaResetRequested = parse(type_name, bytes)?;
+            Event::QuotaResetRequested {
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "QuotaSetUpdated" => {
+            let r: pb::QuotaSetUpdated = parse(type_name, bytes)?;
+            Event::QuotaSetUpdated {
+                project_id: nonempty("project_id", r.project_id)?,
+                limits: r.limits,
+            }
+        }
+        "QuotaSetDeleted" => {
+            let r: pb::QuotaSetDeleted = parse(type_name, bytes)?;
+            Event::QuotaSetDeleted {
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
         "InstanceUnlocked" => {
             let _: pb::InstanceUnlocked = parse(type_name, bytes)?;
             Event::InstanceUnlocked
@@ -1610,6 +1654,21 @@ mod tests {
                 reason: Some("why".into()),
             },
             Event::InstanceUnlocked,
+            Event::QuotaSetRequested {
+                project_id: "p".into(),
+                limits: BTreeMap::from([("instances".into(), -1), ("cores".into(), 4)]),
+                force: true,
+            },
+            Event::QuotaResetRequested {
+                project_id: "p".into(),
+            },
+            Event::QuotaSetUpdated {
+                project_id: "p".into(),
+                limits: BTreeMap::from([("ram".into(), 1024)]),
+            },
+            Event::QuotaSetDeleted {
+                project_id: "p".into(),
+            },
             Event::ServerUpdateRequested {
                 instance_id: id,
                 name: Some("n".into()),

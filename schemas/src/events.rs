@@ -266,6 +266,18 @@ pub enum Event {
         remove: Vec<String>,
     },
 
+    /// `PUT /os-quota-sets/{project}` (administrators): new limits, -1
+    /// unlimited; `force` skips the check against current usage.
+    QuotaSetRequested {
+        project_id: String,
+        limits: BTreeMap<String, i64>,
+        force: bool,
+    },
+    /// `DELETE /os-quota-sets/{project}`: back to the defaults.
+    QuotaResetRequested {
+        project_id: String,
+    },
+
     // ---- instances (aggregate: instance id) ----
     IntentRejected {
         intent_type: String,
@@ -443,6 +455,14 @@ pub enum Event {
     AggregateDeleted {
         aggregate_id: u32,
     },
+    /// A project's own limits after a change.
+    QuotaSetUpdated {
+        project_id: String,
+        limits: BTreeMap<String, i64>,
+    },
+    QuotaSetDeleted {
+        project_id: String,
+    },
 
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
@@ -533,6 +553,10 @@ impl Event {
             Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
             Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
             Event::ServerActionRequested { .. } => "ServerActionRequested",
+            Event::QuotaSetRequested { .. } => "QuotaSetRequested",
+            Event::QuotaResetRequested { .. } => "QuotaResetRequested",
+            Event::QuotaSetUpdated { .. } => "QuotaSetUpdated",
+            Event::QuotaSetDeleted { .. } => "QuotaSetDeleted",
             Event::ServerUpdateRequested { .. } => "ServerUpdateRequested",
             Event::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
             Event::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",

@@ -10,6 +10,7 @@
 //! - [`actions`]: server actions (reboot, stop, lock, ...) and what each
 //!   does to the instance's state.
 //! - [`events`]: the [`Event`] enum, one variant per record type.
+//! - [`quota`]: Nova's quota resources, defaults and the create check.
 //! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
 //! - [`instance`]: the instance aggregate and its `evolve`, shared by every
 //!   reader of the `instances` topic so that all of them fold alike.
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod events;
 pub mod instance;
 pub mod migration;
+pub mod quota;
 pub mod state;
 pub mod values;
 

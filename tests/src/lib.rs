@@ -38,6 +38,11 @@ pub fn test_config(data_dir: &Path) -> Config {
     cfg.api.auth_strategy = "noauth2".into();
     cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
     cfg.report_interval = 1;
+    // Tests boot more servers than Nova's default quotas allow; quota
+    // tests set their own.
+    cfg.quota.instances = -1;
+    cfg.quota.cores = -1;
+    cfg.quota.ram = -1;
     cfg
 }
 
@@ -357,6 +362,9 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
             "NOVALOG_COMPUTE__FAKE_SPAWN_LATENCY_MS",
             cfg.compute.fake_spawn_latency_ms.to_string(),
         ),
+        v("NOVALOG_QUOTA__INSTANCES", cfg.quota.instances.to_string()),
+        v("NOVALOG_QUOTA__CORES", cfg.quota.cores.to_string()),
+        v("NOVALOG_QUOTA__RAM", cfg.quota.ram.to_string()),
     ]
 }
 

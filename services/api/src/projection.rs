@@ -35,6 +35,7 @@ const T_HOSTS: &str = "hosts";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 const T_ACTIONS: &str = "instance_actions";
+const T_QUOTAS: &str = "quotas";
 
 /// A server group and the instances that joined it (with the `group`
 /// scheduler hint); deleted members are filtered when shown.
@@ -81,6 +82,8 @@ struct State {
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
     /// Each instance's actions, oldest first (os-instance-actions).
     actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
+    /// Projects' own quota limits.
+    quotas: HashMap<String, BTreeMap<String, i64>>,
 }
 
 impl State {
@@ -123,6 +126,8 @@ struct Staged {
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
     actions: HashMap<Uuid, Vec<InstanceAction>>,
+    /// `None`: back to the defaults.
+    quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -155,6 +160,11 @@ impl Projection {
         }
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
             state.aggregates.insert(a.id, Arc::new(a));
+        }
+        for (key, q) in store.scan::<BTreeMap<String, i64>>(T_QUOTAS)? {
+            state
+                .quotas
+                .insert(String::from_utf8_lossy(&key).into_owned(), q);
         }
         for (key, a) in store.scan::<Vec<InstanceAction>>(T_ACTIONS)? {
             if let Ok(id) = Uuid::from_slice(&key) {
@@ -201,6 +211,38 @@ impl Projection {
             .get(id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// `project`'s own quota limits (empty: the defaults).
+    pub fn quota_overrides(&self, project: &str) -> BTreeMap<String, i64> {
+        self.state
+            .read()
+            .quotas
+            .get(project)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What `project`'s instances use, as its quota counts it (instances
+    /// not deleted), and how many server groups it has.
+    pub fn usage(&self, project: &str) -> (novalog_schemas::quota::Usage, i64) {
+        let state = self.state.read();
+        let mut u = novalog_schemas::quota::Usage::default();
+        for (_, id) in state.by_project.get(project).into_iter().flatten() {
+            if let Some(i) = state.instances.get(id)
+                && !i.is_deleted()
+            {
+                u.instances += 1;
+                u.cores += i64::from(i.flavor.vcpus);
+                u.ram += i.flavor.ram_mb as i64;
+            }
+        }
+        let groups = state
+            .server_groups
+            .values()
+            .filter(|g| g.group.project_id == project)
+            .count() as i64;
+        (u, groups)
     }
 
     pub fn flavor(&self, id: &str) -> Option<Arc<Flavor>> {
@@ -295,6 +337,7 @@ impl Projection {
             || !staged.server_groups.is_empty()
             || !staged.aggregates.is_empty()
             || !staged.actions.is_empty()
+            || !staged.quotas.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -323,6 +366,12 @@ impl Projection {
             }
             for (id, a) in staged.actions {
                 state.actions.insert(id, Arc::new(a));
+            }
+            for (project, q) in staged.quotas {
+                match q {
+                    Some(q) => state.quotas.insert(project, q),
+                    None => state.quotas.remove(&project),
+                };
             }
         }
         if let Some(applied) = applied {
@@ -496,6 +545,17 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
                         .map_err(stage_err)?;
                     self.staged.aggregates.insert(a.id, Some((**a).clone()));
+                }
+                Event::QuotaSetUpdated { project_id, limits } => {
+                    tx.put(T_QUOTAS, project_id.as_bytes(), limits)
+                        .map_err(stage_err)?;
+                    self.staged
+                        .quotas
+                        .insert(project_id.clone(), Some(limits.clone()));
+                }
+                Event::QuotaSetDeleted { project_id } => {
+                    tx.delete(T_QUOTAS, project_id.as_bytes());
+                    self.staged.quotas.insert(project_id.clone(), None);
                 }
                 Event::AggregateDeleted { aggregate_id } => {
                     tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());

@@ -45,6 +45,8 @@ pub struct Settings {
     pub resize_confirm_window_ms: i64,
     /// A resize may land on the host it leaves (`allow_resize_to_same_host`).
     pub allow_resize_to_same_host: bool,
+    /// Every project's quotas unless set otherwise (`[quota]`).
+    pub quota: novalog_schemas::quota::QuotaDefaults,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             step_timeouts_ms: BTreeMap::new(),
             resize_confirm_window_ms: 0,
             allow_resize_to_same_host: false,
+            quota: Default::default(),
         }
     }
 }
@@ -88,6 +91,11 @@ pub struct Conductor {
     pub awaiting: BTreeMap<Uuid, crate::timers::Awaiting>,
     /// The last migration id handed out (Nova's integer ids).
     pub last_migration_id: u64,
+    /// Projects' own quota limits (the defaults apply to the rest).
+    pub quota_overrides: BTreeMap<String, BTreeMap<String, i64>>,
+    /// What each project's instances use, as its quota counts it; kept as
+    /// instance events are folded ([`Conductor::rebuild_usage`] on load).
+    pub usage: HashMap<String, novalog_schemas::quota::Usage>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -102,6 +110,7 @@ pub struct Dirty {
     pub aggregates: BTreeSet<u32>,
     pub awaiting: BTreeSet<Uuid>,
     pub counters: bool,
+    pub quotas: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -243,6 +252,14 @@ impl Conductor {
                 add,
                 remove,
             } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
+            Event::QuotaSetRequested {
+                project_id,
+                limits,
+                force,
+            } => crate::quotas::on_set(self, env, project_id, limits, *force),
+            Event::QuotaResetRequested { project_id } => {
+                crate::quotas::on_reset(self, env, project_id)
+            }
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
             Event::ImageUpdateRequested(i) => crate::catalog::on_image_update(self, env, i),
@@ -326,7 +343,9 @@ impl Conductor {
             meta: cause.caused(step, id.to_string(), version),
             event,
         };
-        let next = evolve(self.instances.remove(&id), &env);
+        let prev = self.instances.remove(&id);
+        let next = evolve(prev.clone(), &env);
+        crate::quotas::account(&mut self.usage, project_id, prev.as_ref(), next.as_ref());
         if let Some(i) = next {
             self.instances.insert(id, i);
         }
@@ -385,6 +404,18 @@ impl Conductor {
 
     pub(crate) fn mark_aggregate(&mut self, id: u32) {
         self.dirty.aggregates.insert(id);
+    }
+
+    pub(crate) fn mark_quota(&mut self, project: &str) {
+        self.dirty.quotas.insert(project.to_owned());
+    }
+
+    /// Recounts every project's usage from the instances (after a load).
+    pub fn rebuild_usage(&mut self) {
+        self.usage.clear();
+        for i in self.instances.values() {
+            crate::quotas::account(&mut self.usage, &i.project_id, None, Some(i));
+        }
     }
 
     /// Rows changed since the last call, for the shell to persist.

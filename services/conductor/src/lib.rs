@@ -13,6 +13,7 @@
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
+//! - [`quotas`]: quota limits and usage; creates checked exactly.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -25,6 +26,7 @@ pub mod delete;
 pub mod evacuate;
 pub mod live_migrate;
 pub mod preconditions;
+pub mod quotas;
 pub mod rebuild;
 pub mod resize;
 pub mod server_actions;

@@ -190,6 +190,11 @@ pub(crate) fn on_request(
         (MigrationType::Resize, None) => return reject(400, "Resize requires a flavor.".into()),
         _ => i.flavor.clone(),
     };
+    if req.migration_type == MigrationType::Resize
+        && let Err(m) = check_upsize_quota(c, &i.project_id, &i.flavor, &new_flavor)
+    {
+        return reject(403, m);
+    }
     let Some(source) = i.host.clone() else {
         return reject(409, invalid_state(method(req.migration_type), id, i));
     };
@@ -247,6 +252,31 @@ pub(crate) fn on_request(
         }
     }
     out
+}
+
+/// Nova's quota check on a resize up: the growth in cores and RAM must fit
+/// what the project has left.
+fn check_upsize_quota(
+    c: &Conductor,
+    project: &str,
+    old: &Flavor,
+    new: &Flavor,
+) -> Result<(), String> {
+    let grow = novalog_schemas::quota::Usage {
+        instances: 0,
+        cores: (i64::from(new.vcpus) - i64::from(old.vcpus)).max(0),
+        ram: (new.ram_mb as i64 - old.ram_mb as i64).max(0),
+    };
+    if grow.cores == 0 && grow.ram == 0 {
+        return Ok(());
+    }
+    let none = std::collections::BTreeMap::new();
+    let limits = c
+        .settings
+        .quota
+        .limits(c.quota_overrides.get(project).unwrap_or(&none));
+    let used = c.usage.get(project).copied().unwrap_or_default();
+    novalog_schemas::quota::check(&limits, used, grow)
 }
 
 pub(crate) fn migration_uuid(env: &Envelope) -> Uuid {

@@ -1002,6 +1002,40 @@ fn resize_to_the_same_or_an_unknown_flavor_is_400() {
 }
 
 #[test]
+fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    w.c.quota_overrides
+        .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 1024)]));
+    let (code, message) = rejection(&w.resize(id, "2")).unwrap();
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "Quota exceeded for ram: Requested 1536, but already used 512 of 1024 ram"
+    );
+    assert_eq!(w.i(id).status(), "ACTIVE");
+    w.c.quota_overrides.clear();
+    w.resize(id, "2");
+    w.confirm(id);
+    w.c.quota_overrides
+        .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 0)]));
+    let mut small = flavor();
+    small.id = "3".into();
+    small.ram_mb = 256;
+    w.c.flavors.insert("3".into(), small.clone());
+    let out = w.intent(Event::ServerMigrationRequested(Box::new(
+        ServerMigrationRequested {
+            instance_id: id,
+            migration_type: MigrationType::Resize,
+            flavor: Some(small),
+            host: None,
+            source_host_down: false,
+        },
+    )));
+    assert!(rejection(&out).is_none(), "a resize down needs no quota");
+}
+
+#[test]
 fn another_projects_server_is_not_found() {
     let mut w = Cloud::standard();
     let id = w.boot("h1");

@@ -826,3 +826,125 @@ fn tags_are_added_removed_and_limited_as_nova_does() {
         ))
     );
 }
+
+fn set_quota(
+    c: &mut Conductor,
+    who: Actor,
+    project: &str,
+    limits: &[(&str, i64)],
+    force: bool,
+) -> Vec<Emit> {
+    change(
+        c,
+        who,
+        Event::QuotaSetRequested {
+            project_id: project.into(),
+            limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            force,
+        },
+    )
+}
+
+#[test]
+fn creates_stop_exactly_at_the_quota_and_deletes_give_room_back() {
+    let mut c = given();
+    let out = set_quota(&mut c, admin(), "demo", &[("instances", 3)], false);
+    assert_eq!(types(&out), ["QuotaSetUpdated"]);
+    assert_eq!((out[0].dest, out[0].key.as_str()), (Dest::Catalog, "demo"));
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    for id in &ids[..3] {
+        assert_eq!(types(&create(&mut c, *id))[0], "InstanceCreated");
+    }
+    assert_eq!(
+        rejection(&create(&mut c, ids[3])),
+        Some((
+            403,
+            "Quota exceeded for instances: Requested 1, but already used 3 of 3 instances".into()
+        ))
+    );
+    // Another project has its own quota.
+    let other = Uuid::new_v4();
+    let out = crate::tests::create_with_hints(&mut c, other, "elsewhere", Default::default());
+    assert_eq!(types(&out)[0], "InstanceCreated");
+    // A deletion (once done) gives the room back.
+    change(
+        &mut c,
+        actor("demo"),
+        Event::ServerDeleteRequested {
+            instance_id: ids[0],
+            force: false,
+        },
+    );
+    assert_eq!(types(&create(&mut c, ids[3]))[0], "InstanceCreated");
+    assert_eq!(c.usage["demo"].instances, 3);
+}
+
+#[test]
+fn cores_and_ram_count_too() {
+    let mut c = given();
+    set_quota(
+        &mut c,
+        admin(),
+        "demo",
+        &[("cores", 2), ("ram", 1024)],
+        false,
+    );
+    create(&mut c, Uuid::new_v4());
+    create(&mut c, Uuid::new_v4());
+    assert_eq!(
+        rejection(&create(&mut c, Uuid::new_v4())),
+        Some((
+            403,
+            "Quota exceeded for cores, ram: Requested 1, 512, but already used 2, 1024 of 2, 1024 cores, ram".into()
+        ))
+    );
+}
+
+#[test]
+fn quota_changes_are_for_administrators_and_respect_usage_unless_forced() {
+    let mut c = given();
+    for _ in 0..2 {
+        create(&mut c, Uuid::new_v4());
+    }
+    assert_eq!(
+        rejection(&set_quota(
+            &mut c,
+            actor("demo"),
+            "demo",
+            &[("instances", 50)],
+            false
+        )),
+        Some((
+            403,
+            "Policy doesn't allow os_compute_api:os-quota-sets:update to be performed.".into()
+        ))
+    );
+    assert_eq!(
+        rejection(&set_quota(&mut c, admin(), "demo", &[("instances", 1)], false)),
+        Some((
+            400,
+            "Quota limit 1 for instances must be greater than or equal to already used and reserved 2.".into()
+        ))
+    );
+    assert_eq!(
+        types(&set_quota(
+            &mut c,
+            admin(),
+            "demo",
+            &[("instances", 1)],
+            true
+        )),
+        ["QuotaSetUpdated"]
+    );
+    assert!(rejection(&create(&mut c, Uuid::new_v4())).is_some());
+    let out = change(
+        &mut c,
+        admin(),
+        Event::QuotaResetRequested {
+            project_id: "demo".into(),
+        },
+    );
+    assert_eq!(types(&out), ["QuotaSetDeleted"]);
+    assert!(!c.quota_overrides.contains_key("demo"));
+    assert_eq!(types(&create(&mut c, Uuid::new_v4()))[0], "InstanceCreated");
+}

@@ -24,6 +24,7 @@ const SERVER_GROUPS: &str = "server_groups";
 const AGGREGATES: &str = "aggregates";
 const AWAITING: &str = "awaiting";
 const COUNTERS: &str = "counters";
+const QUOTAS: &str = "quotas";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -90,6 +91,12 @@ impl Handler for ConductorHandler {
             match self.core.server_groups.get(&id) {
                 Some(g) => tx.put(SERVER_GROUPS, id.as_bytes(), g)?,
                 None => tx.delete(SERVER_GROUPS, id.as_bytes()),
+            }
+        }
+        for project in dirty.quotas {
+            match self.core.quota_overrides.get(&project) {
+                Some(q) => tx.put(QUOTAS, project.as_bytes(), q)?,
+                None => tx.delete(QUOTAS, project.as_bytes()),
             }
         }
         for id in dirty.aggregates {
@@ -208,6 +215,11 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
         }
     }
     core.last_migration_id = store.get::<u64>(COUNTERS, b"migration")?.unwrap_or(0);
+    for (key, q) in store.scan::<std::collections::BTreeMap<String, i64>>(QUOTAS)? {
+        core.quota_overrides
+            .insert(String::from_utf8_lossy(&key).into_owned(), q);
+    }
+    core.rebuild_usage();
     Ok(core)
 }
 
@@ -264,5 +276,6 @@ pub fn settings(cfg: &Config) -> Settings {
             .collect(),
         resize_confirm_window_ms: s(cfg.resize_confirm_window),
         allow_resize_to_same_host: cfg.allow_resize_to_same_host,
+        quota: cfg.quota.clone(),
     }
 }

@@ -81,7 +81,7 @@ pub(crate) fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
     create_with_hints(c, id, "demo", BTreeMap::new())
 }
 
-fn create_with_hints(
+pub(crate) fn create_with_hints(
     c: &mut Conductor,
     id: Uuid,
     project: &str,

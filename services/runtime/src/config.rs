@@ -41,6 +41,8 @@ pub struct Config {
     pub compute: ComputeOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
+    /// Default quotas of every project (nova.conf `[quota]`).
+    pub quota: novalog_schemas::quota::QuotaDefaults,
     pub conductor: ConductorOptions,
 }
 
@@ -88,6 +90,7 @@ impl Default for Config {
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
             conductor: ConductorOptions::default(),
+            quota: Default::default(),
         }
     }
 }

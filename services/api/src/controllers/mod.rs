@@ -7,6 +7,7 @@ pub mod flavors;
 pub mod images;
 pub mod instance_actions;
 pub mod migrations;
+pub mod quota_sets;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_metadata;
