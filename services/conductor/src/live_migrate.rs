@@ -157,6 +157,9 @@ pub(crate) fn on_timeout(
             out
         }
         POST => error(c, cause, id, &m, &dest, fault),
-        _ => Vec::new(),
+        _ => {
+            c.stop_awaiting(id);
+            Vec::new()
+        }
     }
 }

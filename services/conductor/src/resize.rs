@@ -814,6 +814,7 @@ pub(crate) fn on_timeout(
         return Vec::new();
     };
     if a.operation_id != Some(m.uuid) {
+        c.stop_awaiting(id);
         return Vec::new();
     }
     let cause = &env.meta;
@@ -858,7 +859,11 @@ pub(crate) fn on_timeout(
                 Vec::new()
             }
         }
-        _ => Vec::new(),
+        _ => {
+            // Nothing known to wait for: let go rather than hang.
+            c.stop_awaiting(id);
+            Vec::new()
+        }
     }
 }
 

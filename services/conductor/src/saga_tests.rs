@@ -1489,3 +1489,95 @@ fn live_migration_steps_that_never_answer_time_out() {
         assert!(w.c.awaiting.is_empty());
     }
 }
+
+// ---- never stuck ----
+
+/// Every saga, with every step failing or never answering on every host,
+/// ends stable once enough time has passed: no task, nothing awaited,
+/// the migration over, and the instance on a host with that host's
+/// flavor.
+#[test]
+fn no_saga_is_ever_left_stuck_whatever_step_fails_or_hangs() {
+    let steps = [
+        "prep_resize",
+        "migrate_disk_and_power_off",
+        "finish_migration",
+        "confirm_migration",
+        "revert_migration",
+        "finish_revert_migration",
+        "live_migration",
+        "rebuild",
+        "rebuild_evacuated",
+        "claim",
+    ];
+    let flows = [
+        "resize+confirm",
+        "resize+revert",
+        "migrate+confirm",
+        "live",
+        "evacuate",
+        "rebuild",
+    ];
+    for flow in flows {
+        for step in steps {
+            for silent in [false, true] {
+                let mut w = Cloud::standard();
+                let id = w.boot("h1");
+                if silent {
+                    w.silent = vec![(step, "*")];
+                } else {
+                    w.fail = vec![(step, "*")];
+                }
+                match flow {
+                    "resize+confirm" | "resize+revert" => {
+                        w.resize(id, "2");
+                    }
+                    "migrate+confirm" => {
+                        w.migrate(id, None);
+                    }
+                    "live" => {
+                        live(&mut w, id, None);
+                    }
+                    "evacuate" => {
+                        evacuate(&mut w, id, None, true);
+                    }
+                    _ => {
+                        rebuild(&mut w, id, None, None);
+                    }
+                }
+                for round in 0..6 {
+                    if w.i(id).status() == "VERIFY_RESIZE" {
+                        if flow.ends_with("revert") {
+                            w.revert(id);
+                        } else {
+                            w.confirm(id);
+                        }
+                    }
+                    w.pass(w.c.settings.step_timeout_ms);
+                    let _ = round;
+                }
+                let case = format!(
+                    "{flow}, {step} {}",
+                    if silent { "silent" } else { "failing" }
+                );
+                let i = w.i(id);
+                assert_eq!(i.task_state, None, "{case}: {i:?}");
+                assert!(
+                    matches!(i.status(), "ACTIVE" | "ERROR"),
+                    "{case}: {}",
+                    i.status()
+                );
+                assert!(w.c.awaiting.is_empty(), "{case}: {:?}", w.c.awaiting);
+                assert!(i.migration().is_none(), "{case}: {:?}", i.migrations);
+                if let Some(m) = i.migrations.last() {
+                    let expect = if i.host.as_deref() == Some(m.source_compute.as_str()) {
+                        &m.old_flavor
+                    } else {
+                        &m.new_flavor
+                    };
+                    assert_eq!(&i.flavor, expect, "{case}: the flavor of the host it is on");
+                }
+            }
+        }
+    }
+}
