@@ -212,20 +212,38 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
     sagas.await.unwrap();
 
     // Confirm what reaches VERIFY_RESIZE; wait until everything is stable.
+    // The first confirms are in flight when both die a second time.
     let deadline = Instant::now() + WAIT;
+    let mut killed_again = false;
     let servers = loop {
         let servers = client.servers_detail().await.unwrap();
         let mut stable = true;
+        let mut confirms = Vec::new();
         for s in &servers {
             if !s["OS-EXT-STS:task_state"].is_null() {
                 stable = false;
             } else if s["status"] == "VERIFY_RESIZE" {
                 stable = false;
                 let id: Uuid = s["id"].as_str().unwrap().parse().unwrap();
-                let _ = client
-                    .server_action(id, json!({"confirmResize": null}))
-                    .await;
+                let c = client.clone();
+                confirms.push(async move {
+                    let _ = c.server_action(id, json!({"confirmResize": null})).await;
+                });
             }
+        }
+        if !confirms.is_empty() && !killed_again {
+            killed_again = true;
+            let confirms = tokio::spawn(futures::future::join_all(confirms));
+            tokio::time::sleep(random_ms(200)).await;
+            cluster.kill("novalog-compute");
+            tokio::time::sleep(random_ms(200)).await;
+            cluster.kill("novalog-conductor");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cluster.start_proc("novalog-compute");
+            cluster.start_proc("novalog-conductor");
+            confirms.await.unwrap();
+        } else {
+            futures::future::join_all(confirms).await;
         }
         if stable && servers.len() == SERVERS {
             break servers;
