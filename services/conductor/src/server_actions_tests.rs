@@ -948,3 +948,27 @@ fn quota_changes_are_for_administrators_and_respect_usage_unless_forced() {
     assert!(!c.quota_overrides.contains_key("demo"));
     assert_eq!(types(&create(&mut c, Uuid::new_v4()))[0], "InstanceCreated");
 }
+
+#[test]
+fn usage_rebuilt_on_load_equals_usage_kept_while_folding() {
+    let mut c = given();
+    for _ in 0..3 {
+        create(&mut c, Uuid::new_v4());
+    }
+    let gone = Uuid::new_v4();
+    create(&mut c, gone);
+    change(
+        &mut c,
+        actor("demo"),
+        Event::ServerDeleteRequested {
+            instance_id: gone,
+            force: false,
+        },
+    );
+    let kept = c.usage.clone();
+    assert_eq!(kept["demo"].instances, 3);
+    let mut reloaded = Conductor::new(Default::default());
+    reloaded.instances = c.instances.clone();
+    reloaded.rebuild_usage();
+    assert_eq!(reloaded.usage, kept);
+}
