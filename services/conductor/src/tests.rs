@@ -13,7 +13,7 @@ use crate::core::{Conductor, Dest, Emit, Settings};
 
 pub(crate) const NOW: i64 = 1_700_000_000_000;
 
-fn flavor() -> Flavor {
+pub(crate) fn flavor() -> Flavor {
     Flavor {
         id: "1".into(),
         name: "m1.tiny".into(),
@@ -29,7 +29,7 @@ fn flavor() -> Flavor {
     }
 }
 
-fn image() -> Image {
+pub(crate) fn image() -> Image {
     Image {
         id: Uuid::from_u128(7),
         name: "cirros".into(),
@@ -104,6 +104,8 @@ pub(crate) fn create_with_hints(
         reservation_id: "r-1".into(),
         launch_index: 0,
         scheduler_hints,
+        min_count: 1,
+        max_count: 1,
     }));
     c.handle(&record(actor(project), req), NOW)
 }
@@ -407,6 +409,8 @@ fn output_ids_are_deterministic() {
             reservation_id: "r".into(),
             launch_index: 0,
             scheduler_hints: BTreeMap::new(),
+            min_count: 1,
+            max_count: 1,
         })),
     );
     let ids = |out: Vec<Emit>| {
