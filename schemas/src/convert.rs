@@ -367,6 +367,8 @@ fn payload(event: &Event) -> Vec<u8> {
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
                 scheduler_hints: hints_to_pb(r.scheduler_hints),
+                min_count: r.min_count,
+                max_count: r.max_count,
             }
             .encode_to_vec()
         }
@@ -887,6 +889,8 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
                 scheduler_hints: hints_from_pb(r.scheduler_hints),
+                min_count: r.min_count.max(1),
+                max_count: r.max_count.max(r.min_count).max(1),
             }))
         }
         "ServerDeleteRequested" => {
@@ -1543,6 +1547,8 @@ mod tests {
                 reservation_id: "r-1".into(),
                 launch_index: 2,
                 scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
+                min_count: 2,
+                max_count: 3,
             })),
             Event::ServerGroupCreateRequested(Box::new(sample_group())),
             Event::ServerGroupCreated(Box::new(events::ServerGroup {

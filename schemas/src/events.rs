@@ -32,6 +32,11 @@ pub struct ServerCreateRequested {
     /// `os:scheduler_hints`, every value as a list of strings; `group`
     /// names the server group the instance joins.
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// The request's `min_count` and `max_count` (one intent per
+    /// instance, `launch_index` 0 first): quota admits at least
+    /// `min_count` of them or none.
+    pub min_count: u32,
+    pub max_count: u32,
 }
 
 /// The conductor's acceptance of a create: the instance's first event.

@@ -146,6 +146,59 @@ pub fn check(
     ))
 }
 
+/// How many of `min..=max` instances, each using `each`, fit `limits`
+/// with `used` already (Nova's `check_num_instances_quota`): the most that
+/// fit, or, when fewer than `min` do, Nova's 403 message for the whole
+/// request ("Requested 2-5, ...").
+pub fn admit(
+    limits: &BTreeMap<&'static str, i64>,
+    used: Usage,
+    each: Usage,
+    min: u32,
+    max: u32,
+) -> Result<u32, String> {
+    let (min, max) = (min.max(1), max.max(min).max(1));
+    let times = |n: u32| Usage {
+        instances: each.instances * i64::from(n),
+        cores: each.cores * i64::from(n),
+        ram: each.ram * i64::from(n),
+    };
+    if let Some(n) = (min..=max)
+        .rev()
+        .find(|n| check(limits, used, times(*n)).is_ok())
+    {
+        return Ok(n);
+    }
+    let message = check(limits, used, times(max)).unwrap_err();
+    if min == max {
+        return Err(message);
+    }
+    Err(with_range(&message, min, max))
+}
+
+/// Nova names the instance count as the range asked for (`2-5`): puts it
+/// where the count of `max` instances stands in `message`.
+fn with_range(message: &str, min: u32, max: u32) -> String {
+    let Some((head, rest)) = message.split_once(": Requested ") else {
+        return message.to_owned();
+    };
+    let names: Vec<&str> = head
+        .trim_start_matches("Quota exceeded for ")
+        .split(", ")
+        .collect();
+    let (values, tail) = rest.split_once(", but already used").unwrap_or((rest, ""));
+    let mut values: Vec<String> = values.split(", ").map(str::to_owned).collect();
+    if let Some(pos) = names.iter().position(|n| *n == "instances")
+        && values.get(pos).is_some_and(|v| *v == max.to_string())
+    {
+        values[pos] = format!("{min}-{max}");
+    }
+    format!(
+        "{head}: Requested {}, but already used{tail}",
+        values.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +237,22 @@ mod tests {
         let unlimited =
             QuotaDefaults::default().limits(&BTreeMap::from([("instances".to_string(), -1)]));
         assert_eq!(check(&unlimited, full, one), Ok(()));
+        // A multiple create gets as many as fit, or none below min_count.
+        assert_eq!(admit(&limits, used, one, 1, 5), Ok(1));
+        let seven = Usage {
+            instances: 7,
+            cores: 7,
+            ram: 3_584,
+        };
+        assert_eq!(admit(&limits, seven, one, 2, 5), Ok(3));
+        assert_eq!(
+            admit(&limits, seven, one, 4, 5).unwrap_err(),
+            "Quota exceeded for instances: Requested 4-5, but already used 7 of 10 instances"
+        );
+        assert_eq!(
+            admit(&limits, seven, one, 4, 4).unwrap_err(),
+            "Quota exceeded for instances: Requested 4, but already used 7 of 10 instances"
+        );
         let zero = QuotaDefaults::default().limits(&BTreeMap::from([("cores".to_string(), 0)]));
         assert!(
             check(&zero, Usage::default(), one)

@@ -524,3 +524,77 @@ async fn update_metadata_and_tags_go_through_the_conductor() {
     assert_eq!(code, 404);
     system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_states_and_locks_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    let system = System::start(&cfg, None).await.unwrap();
+    let admin = Client::admin(system.api_addr);
+    let ids = [
+        admin
+            .create_server("off", "1", demo_image_id())
+            .await
+            .unwrap(),
+        admin
+            .create_server("paused", "1", demo_image_id())
+            .await
+            .unwrap(),
+    ];
+    admin.wait_built(&ids, WAIT).await.unwrap();
+    assert_eq!(act(&admin, ids[0], json!({"os-stop": null})).await.0, 202);
+    assert_eq!(act(&admin, ids[1], json!({"pause": null})).await.0, 202);
+    assert_eq!(act(&admin, ids[1], json!({"lock": null})).await.0, 202);
+    wait_status(&admin, ids[0], "SHUTOFF").await;
+    wait_status(&admin, ids[1], "PAUSED").await;
+    system.stop().await.unwrap();
+
+    cfg.api.listen = "127.0.0.1:0".into();
+    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
+    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
+    let admin = Client::admin(system.api_addr);
+    let off = wait_status(&admin, ids[0], "SHUTOFF").await;
+    let paused = wait_status(&admin, ids[1], "PAUSED").await;
+    // The agent re-adopted its guests in the power state it left them in.
+    assert_eq!(
+        driver.get_info(&host_of(&off), ids[0]),
+        Some(PowerState::Shutdown)
+    );
+    assert_eq!(
+        driver.get_info(&host_of(&paused), ids[1]),
+        Some(PowerState::Paused)
+    );
+    let (_, s) = admin
+        .request_at(
+            Some("2.9"),
+            Method::GET,
+            &format!("/servers/{}", ids[1]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s["server"]["locked"], true);
+    // And the conductor still knows each one's state.
+    let (code, reply) = act(&admin, ids[0], json!({"os-stop": null})).await;
+    assert_eq!(code, 409, "{reply}");
+    assert_eq!(act(&admin, ids[0], json!({"os-start": null})).await.0, 202);
+    wait_status(&admin, ids[0], "ACTIVE").await;
+    assert_eq!(
+        driver.get_info(&host_of(&off), ids[0]),
+        Some(PowerState::Running)
+    );
+    let (_, list) = admin
+        .request(
+            Method::GET,
+            &format!("/servers/{}/os-instance-actions", ids[1]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        list["instanceActions"].as_array().unwrap().len(),
+        3,
+        "create, pause, lock kept"
+    );
+    system.stop().await.unwrap();
+}

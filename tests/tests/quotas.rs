@@ -171,5 +171,28 @@ async fn concurrent_creates_at_the_quota_edge_never_exceed_it() {
         .await
         .unwrap();
     assert_eq!(d["quota_set"]["cores"], 20);
+
+    // A multiple create is admitted whole up to what fits, or not at all
+    // below min_count (5 of 10 used).
+    let multi = |min: u32, max: u32| {
+        json!({"server": {"name": "many", "flavorRef": "1", "min_count": min, "max_count": max,
+            "imageRef": demo_image_id().to_string(), "networks": "none"}})
+    };
+    let (code, e) = alice
+        .request(Method::POST, "/servers", Some(multi(6, 8)))
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{e}");
+    assert_eq!(
+        e["forbidden"]["message"],
+        "Quota exceeded for instances: Requested 6-8, but already used 5 of 10 instances"
+    );
+    assert_eq!(alice.servers_detail().await.unwrap().len(), 5);
+    let (code, e) = alice
+        .request(Method::POST, "/servers", Some(multi(2, 8)))
+        .await
+        .unwrap();
+    assert_eq!(code, 202, "{e}");
+    assert_eq!(alice.servers_detail().await.unwrap().len(), 10);
     system.stop().await.unwrap();
 }

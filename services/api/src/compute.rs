@@ -148,6 +148,8 @@ pub async fn create(
                     reservation_id: reservation_id.clone(),
                     launch_index: i as u32,
                     scheduler_hints: req.scheduler_hints.clone(),
+                    min_count: req.min_count,
+                    max_count: req.max_count,
                 })),
             }
         })

@@ -136,8 +136,9 @@ impl FakeDriver {
     }
 
     /// Moves the guest from one of `from` to `to` after the action
-    /// latency, or fails as injected (the guest then in `on_failure`, or
-    /// unchanged).
+    /// latency (a guest already in `to` stays there: carrying a command
+    /// out twice is harmless), or fails as injected (the guest then in
+    /// `on_failure`, or unchanged).
     async fn transition(
         &self,
         host: &str,
@@ -165,6 +166,10 @@ impl FakeDriver {
             return Err(DriverError::Failed(format!(
                 "injected {what} failure on {host}"
             )));
+        }
+        // Already there: a redelivered command converges, it does not fail.
+        if *power == to {
+            return Ok(to);
         }
         if !from.contains(power) {
             return Err(DriverError::Failed(format!(
@@ -488,6 +493,11 @@ mod tests {
         d.spawn("h", &cmd(id)).await.unwrap();
         assert_eq!(d.pause("h", id).await, Ok(PowerState::Paused));
         assert_eq!(d.get_info("h", id), Some(PowerState::Paused));
+        assert_eq!(
+            d.pause("h", id).await,
+            Ok(PowerState::Paused),
+            "a redelivered pause converges"
+        );
         assert!(d.suspend("h", id).await.is_err(), "a paused guest");
         assert!(
             d.reboot("h", id, false).await.is_err(),

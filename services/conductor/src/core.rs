@@ -96,6 +96,8 @@ pub struct Conductor {
     /// What each project's instances use, as its quota counts it; kept as
     /// instance events are folded ([`Conductor::rebuild_usage`] on load).
     pub usage: HashMap<String, novalog_schemas::quota::Usage>,
+    /// Room reserved for multiple creates, by reservation id.
+    pub reservations: HashMap<String, crate::quotas::Reservation>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }

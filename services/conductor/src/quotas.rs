@@ -10,8 +10,9 @@
 
 use std::collections::BTreeMap;
 
+use novalog_schemas::events::ServerCreateRequested;
 use novalog_schemas::quota::{self, Usage};
-use novalog_schemas::{Envelope, Event, Flavor, Instance};
+use novalog_schemas::{Envelope, Event, Instance};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -46,22 +47,80 @@ pub(crate) fn account(
     u.ram += a.ram - b.ram;
 }
 
-/// Whether one more instance of `flavor` fits `project`'s quota.
-pub(crate) fn check_create(c: &Conductor, project: &str, flavor: &Flavor) -> Result<(), String> {
+/// Room a multiple create was admitted for and has not used yet: its
+/// later instances take it, nobody else can. Kept in memory only; a room
+/// not taken within [`RESERVATION_TTL_MS`] (the API died mid-request) is
+/// given back.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub project: String,
+    pub each: Usage,
+    /// Instances admitted and not created yet.
+    pub remaining: u32,
+    /// The refusal of the whole request, for its later instances.
+    pub refused: Option<String>,
+    pub at_ms: i64,
+}
+
+pub const RESERVATION_TTL_MS: i64 = 60_000;
+
+/// Whether the instance `req` asks for fits its project's quota. A
+/// multiple create (`max_count` > 1) is decided whole at its first
+/// instance: as many as fit up to `max_count` are admitted and their room
+/// reserved, or none when fewer than `min_count` fit (Nova's
+/// `check_num_instances_quota`).
+pub(crate) fn check_create(
+    c: &mut Conductor,
+    project: &str,
+    req: &ServerCreateRequested,
+    now_ms: i64,
+) -> Result<(), String> {
+    c.reservations
+        .retain(|_, r| now_ms - r.at_ms < RESERVATION_TTL_MS);
+    let flavor = &req.flavor;
+    let each = Usage {
+        instances: 1,
+        cores: i64::from(flavor.vcpus),
+        ram: flavor.ram_mb as i64,
+    };
+    if let Some(r) = c.reservations.get_mut(&req.reservation_id)
+        && r.project == project
+    {
+        if let Some(refusal) = &r.refused {
+            return Err(refusal.clone());
+        }
+        if r.remaining > 0 {
+            r.remaining -= 1;
+            return Ok(());
+        }
+    }
     let limits = c
         .settings
         .quota
         .limits(c.quota_overrides.get(project).unwrap_or(&BTreeMap::new()));
-    let used = c.usage.get(project).copied().unwrap_or_default();
-    quota::check(
-        &limits,
-        used,
-        Usage {
-            instances: 1,
-            cores: i64::from(flavor.vcpus),
-            ram: flavor.ram_mb as i64,
+    let mut used = c.usage.get(project).copied().unwrap_or_default();
+    for r in c.reservations.values().filter(|r| r.project == project) {
+        let n = i64::from(r.remaining);
+        used.instances += r.each.instances * n;
+        used.cores += r.each.cores * n;
+        used.ram += r.each.ram * n;
+    }
+    let multiple = req.max_count > 1 && !c.reservations.contains_key(&req.reservation_id);
+    if !multiple {
+        return quota::check(&limits, used, each);
+    }
+    let decided = quota::admit(&limits, used, each, req.min_count, req.max_count);
+    c.reservations.insert(
+        req.reservation_id.clone(),
+        Reservation {
+            project: project.to_owned(),
+            each,
+            remaining: decided.as_ref().map_or(0, |n| n - 1),
+            refused: decided.as_ref().err().cloned(),
+            at_ms: now_ms,
         },
-    )
+    );
+    decided.map(|_| ())
 }
 
 fn forbidden(env: &Envelope, project: &str, rule: &str) -> Emit {

@@ -948,3 +948,88 @@ fn quota_changes_are_for_administrators_and_respect_usage_unless_forced() {
     assert!(!c.quota_overrides.contains_key("demo"));
     assert_eq!(types(&create(&mut c, Uuid::new_v4()))[0], "InstanceCreated");
 }
+
+#[test]
+fn usage_rebuilt_on_load_equals_usage_kept_while_folding() {
+    let mut c = given();
+    for _ in 0..3 {
+        create(&mut c, Uuid::new_v4());
+    }
+    let gone = Uuid::new_v4();
+    create(&mut c, gone);
+    change(
+        &mut c,
+        actor("demo"),
+        Event::ServerDeleteRequested {
+            instance_id: gone,
+            force: false,
+        },
+    );
+    let kept = c.usage.clone();
+    assert_eq!(kept["demo"].instances, 3);
+    let mut reloaded = Conductor::new(Default::default());
+    reloaded.instances = c.instances.clone();
+    reloaded.rebuild_usage();
+    assert_eq!(reloaded.usage, kept);
+}
+
+fn multi(c: &mut Conductor, reservation: &str, index: u32, min: u32, max: u32) -> Vec<Emit> {
+    let req =
+        Event::ServerCreateRequested(Box::new(novalog_schemas::events::ServerCreateRequested {
+            instance_id: Uuid::new_v4(),
+            name: format!("m-{index}"),
+            flavor: crate::tests::flavor(),
+            image: crate::tests::image(),
+            metadata: Default::default(),
+            availability_zone: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            tags: vec![],
+            reservation_id: reservation.into(),
+            launch_index: index,
+            scheduler_hints: Default::default(),
+            min_count: min,
+            max_count: max,
+        }));
+    c.handle(&record(actor("demo"), req), NOW)
+}
+
+#[test]
+fn a_multiple_create_gets_what_fits_or_nothing_below_min_count() {
+    let mut c = given();
+    for _ in 0..7 {
+        create(&mut c, Uuid::new_v4());
+    }
+    // 3 of 5 fit: the first instance reserves room for two more.
+    assert_eq!(types(&multi(&mut c, "r-a", 0, 2, 5))[0], "InstanceCreated");
+    // Another request cannot take the reserved room in between.
+    assert_eq!(
+        rejection(&create(&mut c, Uuid::new_v4())),
+        Some((
+            403,
+            "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances".into()
+        ))
+    );
+    for i in 1..3 {
+        assert_eq!(types(&multi(&mut c, "r-a", i, 2, 5))[0], "InstanceCreated");
+    }
+    for i in 3..5 {
+        assert!(rejection(&multi(&mut c, "r-a", i, 2, 5)).is_some());
+    }
+    assert_eq!(c.usage["demo"].instances, 10);
+
+    // Fewer than min_count fit: none of them is created.
+    let mut c = given();
+    for _ in 0..7 {
+        create(&mut c, Uuid::new_v4());
+    }
+    let refusal = Some((
+        403,
+        "Quota exceeded for instances: Requested 4-5, but already used 7 of 10 instances".into(),
+    ));
+    for i in 0..5 {
+        assert_eq!(rejection(&multi(&mut c, "r-b", i, 4, 5)), refusal, "{i}");
+    }
+    assert_eq!(c.usage["demo"].instances, 7);
+}

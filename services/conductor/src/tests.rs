@@ -101,6 +101,8 @@ pub(crate) fn create_with_hints(
         reservation_id: "r-1".into(),
         launch_index: 0,
         scheduler_hints,
+        min_count: 1,
+        max_count: 1,
     }));
     c.handle(&record(actor(project), req), NOW)
 }
@@ -404,6 +406,8 @@ fn output_ids_are_deterministic() {
             reservation_id: "r".into(),
             launch_index: 0,
             scheduler_hints: BTreeMap::new(),
+            min_count: 1,
+            max_count: 1,
         })),
     );
     let ids = |out: Vec<Emit>| {

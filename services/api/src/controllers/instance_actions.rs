@@ -94,6 +94,49 @@ fn time(name: &str, value: &str) -> Result<i64> {
         .ok_or_else(|| query_error(name, value, &format!("'{value}' is not a 'date-time'")))
 }
 
+/// The list's query (2.58: `limit`, `marker`, `changes-since`; 2.66:
+/// `changes-before`; nothing else allowed). Before 2.58 it is ignored.
+#[derive(Debug, Default, PartialEq)]
+struct Query {
+    limit: Option<usize>,
+    marker: Option<String>,
+    since: Option<i64>,
+    before: Option<i64>,
+}
+
+fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query> {
+    let mut q = Query::default();
+    if !version.at_least(2, 58) {
+        return Ok(q);
+    }
+    for (k, v) in params {
+        match k.as_str() {
+            "limit" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                q.limit = Some(n.min(MAX_LIMIT));
+            }
+            "marker" => q.marker = Some(v.clone()),
+            "changes-since" => q.since = Some(time(k, v)?),
+            "changes-before" if version.at_least(2, 66) => q.before = Some(time(k, v)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Additional properties are not allowed ('{other}' was unexpected)"
+                )));
+            }
+        }
+    }
+    if let (Some(s), Some(b)) = (q.since, q.before)
+        && b < s
+    {
+        return Err(ApiError::bad_request(
+            "The value of changes-since must be less than or equal to changes-before.",
+        ));
+    }
+    Ok(q)
+}
+
 /// `GET /servers/{id}/os-instance-actions`, newest first; from 2.58 paged
 /// (`limit`, `marker`) and filtered (`changes-since`, from 2.66
 /// `changes-before`).
@@ -111,35 +154,13 @@ pub async fn index(
         Rule::Action("os_compute_api:os-instance-actions:list"),
         Some(&inst.project_id),
     )?;
-    let (mut limit, mut marker, mut since, mut before) = (None, None, None, None);
     let params = query_pairs(q.as_deref());
-    if version.at_least(2, 58) {
-        for (k, v) in &params {
-            match k.as_str() {
-                "limit" => {
-                    let n: usize = v.parse().map_err(|_| {
-                        query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'"))
-                    })?;
-                    limit = Some(n.min(MAX_LIMIT));
-                }
-                "marker" => marker = Some(v.clone()),
-                "changes-since" => since = Some(time(k, v)?),
-                "changes-before" if version.at_least(2, 66) => before = Some(time(k, v)?),
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "Additional properties are not allowed ('{other}' was unexpected)"
-                    )));
-                }
-            }
-        }
-        if let (Some(s), Some(b)) = (since, before)
-            && b < s
-        {
-            return Err(ApiError::bad_request(
-                "The value of changes-since must be less than or equal to changes-before.",
-            ));
-        }
-    }
+    let Query {
+        limit,
+        marker,
+        since,
+        before,
+    } = parse_query(&params, version)?;
     let all = app.projection.instance_actions(&inst.id);
     let page = instance_actions::page(&all, since, before, marker.as_deref(), limit)
         .map_err(ApiError::bad_request)?;
@@ -240,6 +261,48 @@ mod tests {
                 details: Some("boom".into()),
             }],
         }
+    }
+
+    #[test]
+    fn list_queries_from_2_58() {
+        let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let v258 = ApiVersion::new(2, 58);
+        let v266 = ApiVersion::new(2, 66);
+        assert_eq!(
+            parse_query(&p(&[("limit", "x")]), ApiVersion::new(2, 57)).unwrap(),
+            Query::default(),
+            "ignored before 2.58"
+        );
+        let q = parse_query(&p(&[("limit", "5000"), ("marker", "req-1")]), v258).unwrap();
+        assert_eq!((q.limit, q.marker.as_deref()), (Some(1000), Some("req-1")));
+        let err = |pairs: &[(&str, &str)], v| parse_query(&p(pairs), v).unwrap_err().message;
+        assert_eq!(
+            err(&[("limit", "-1")], v258),
+            "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"
+        );
+        assert_eq!(
+            err(&[("changes-since", "yesterday")], v258),
+            "Invalid input for query parameters changes-since. Value: yesterday. 'yesterday' is not a 'date-time'"
+        );
+        assert!(
+            err(&[("changes-before", "2020-01-01T00:00:00Z")], v258)
+                .contains("'changes-before' was unexpected")
+        );
+        assert_eq!(
+            err(
+                &[
+                    ("changes-since", "2020-01-02T00:00:00Z"),
+                    ("changes-before", "2020-01-01T00:00:00Z")
+                ],
+                v266
+            ),
+            "The value of changes-since must be less than or equal to changes-before."
+        );
     }
 
     #[test]
