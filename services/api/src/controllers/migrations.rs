@@ -3,6 +3,8 @@
 //! migrations, 2.23), as Nova shows them. The migrations are folded from
 //! the `instances` topic into each instance ([`Instance::migrations`]).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use novalog_schemas::Instance;
@@ -70,9 +72,80 @@ fn os_migration(links: &Links, version: ApiVersion, i: &Instance, m: &Migration)
     v
 }
 
+fn query_error(name: &str, value: &str, reason: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid input for query parameters {name}. Value: {value}. {reason}"
+    ))
+}
+
+fn time(name: &str, value: &str) -> Result<i64> {
+    compute::parse_time(value)
+        .ok_or_else(|| query_error(name, value, &format!("'{value}' is not a 'date-time'")))
+}
+
+/// The filters and paging `/os-migrations` takes at `version`.
+#[derive(Debug, Default)]
+struct Query {
+    host: Option<String>,
+    source_compute: Option<String>,
+    status: Option<String>,
+    instance_uuid: Option<String>,
+    migration_type: Option<String>,
+    user_id: Option<String>,
+    project_id: Option<String>,
+    /// 2.59: paging by migration uuid, newest first.
+    limit: Option<usize>,
+    marker: Option<String>,
+    since: Option<i64>,
+    before: Option<i64>,
+}
+
+fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query> {
+    let mut q = Query::default();
+    let paged = version.at_least(2, 59);
+    for (k, v) in params {
+        let v = v.clone();
+        match k.as_str() {
+            "host" => q.host = Some(v),
+            "source_compute" => q.source_compute = Some(v),
+            "status" => q.status = Some(v),
+            "instance_uuid" => q.instance_uuid = Some(v),
+            "migration_type" => q.migration_type = Some(v),
+            "hidden" => {}
+            "limit" if paged => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                q.limit = Some(n.min(1000));
+            }
+            "marker" if paged => q.marker = Some(v),
+            "changes-since" if paged => q.since = Some(time(k, &v)?),
+            "changes-before" if version.at_least(2, 66) => q.before = Some(time(k, &v)?),
+            "user_id" if version.at_least(2, 80) => q.user_id = Some(v),
+            "project_id" if version.at_least(2, 80) => q.project_id = Some(v),
+            // Before 2.59 Nova's schema let anything else through.
+            _ if !paged => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Additional properties are not allowed ('{other}' was unexpected)"
+                )));
+            }
+        }
+    }
+    if let (Some(s), Some(b)) = (q.since, q.before)
+        && b < s
+    {
+        return Err(ApiError::bad_request(
+            "The value of changes-since must be less than or equal to changes-before.",
+        ));
+    }
+    Ok(q)
+}
+
 /// `GET /os-migrations`: filters `host` (source or destination),
-/// `source_compute`, `status`, `instance_uuid`, `migration_type`, and from
-/// 2.80 `user_id` and `project_id`; newest first.
+/// `source_compute`, `status`, `instance_uuid`, `migration_type`, from 2.59
+/// `limit`, `marker`, `changes-since` (2.66 `changes-before`), from 2.80
+/// `user_id` and `project_id`; newest first.
 pub async fn index(
     State(app): State<AppState>,
     ctx: Context,
@@ -81,37 +154,62 @@ pub async fn index(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     admin_only(&ctx, "os_compute_api:os-migrations:index")?;
-    let params = without_none(query_pairs(q.as_deref()));
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let mut rows: Vec<(Value, i64, u64)> = Vec::new();
-    for i in app.projection.instances(None) {
-        if let Some(u) = get("instance_uuid")
-            && u != i.id.to_string()
+    let q = parse_query(&without_none(query_pairs(q.as_deref())), version)?;
+    let mut rows: Vec<(&Migration, Arc<Instance>)> = Vec::new();
+    let instances = app.projection.instances(None);
+    for i in &instances {
+        if q.instance_uuid
+            .as_ref()
+            .is_some_and(|u| *u != i.id.to_string())
         {
             continue;
         }
         for m in &i.migrations {
-            let keep = get("host")
-                .is_none_or(|h| m.source_compute == h || m.dest_compute.as_deref() == Some(h))
-                && get("source_compute").is_none_or(|h| m.source_compute == h)
-                && get("status").is_none_or(|s| m.status.eq_ignore_ascii_case(s))
-                && get("migration_type").is_none_or(|t| m.migration_type.as_str() == t)
-                && (!version.at_least(2, 80)
-                    || (get("user_id").is_none_or(|u| m.user_id == u)
-                        && get("project_id").is_none_or(|p| m.project_id == p)));
+            let keep = q.host.as_ref().is_none_or(|h| {
+                m.source_compute == *h || m.dest_compute.as_deref() == Some(h.as_str())
+            }) && q
+                .source_compute
+                .as_ref()
+                .is_none_or(|h| m.source_compute == *h)
+                && q.status
+                    .as_ref()
+                    .is_none_or(|s| m.status.eq_ignore_ascii_case(s))
+                && q.migration_type
+                    .as_ref()
+                    .is_none_or(|t| m.migration_type.as_str() == t)
+                && q.user_id.as_ref().is_none_or(|u| m.user_id == *u)
+                && q.project_id.as_ref().is_none_or(|p| m.project_id == *p)
+                && q.since.is_none_or(|t| m.updated_at_ms >= t)
+                && q.before.is_none_or(|t| m.updated_at_ms <= t);
             if keep {
-                rows.push((os_migration(&links, version, &i, m), m.created_at_ms, m.id));
+                rows.push((m, i.clone()));
             }
         }
     }
-    rows.sort_by_key(|r| std::cmp::Reverse((r.1, r.2)));
-    let migrations: Vec<Value> = rows.into_iter().map(|(v, _, _)| v).collect();
-    Ok(Json(json!({ "migrations": migrations })))
+    rows.sort_by_key(|(m, _)| std::cmp::Reverse((m.created_at_ms, m.id)));
+    if let Some(marker) = &q.marker {
+        let at = rows
+            .iter()
+            .position(|(m, _)| m.uuid.to_string() == *marker)
+            .ok_or_else(|| ApiError::bad_request(format!("Marker {marker} could not be found.")))?;
+        rows.drain(..=at);
+    }
+    let full = q.limit.is_some_and(|l| rows.len() > l);
+    if let Some(l) = q.limit {
+        rows.truncate(l);
+    }
+    let migrations: Vec<Value> = rows
+        .iter()
+        .map(|(m, i)| os_migration(&links, version, i, m))
+        .collect();
+    let mut body = json!({ "migrations": migrations });
+    if full && let (Some(limit), Some((last, _))) = (q.limit, rows.last()) {
+        body["migrations_links"] = json!([{
+            "rel": "next",
+            "href": format!("{}/v2.1/os-migrations?limit={limit}&marker={}", links.base, last.uuid),
+        }]);
+    }
+    Ok(Json(body))
 }
 
 /// A live migration as `/servers/{id}/migrations` shows it.
@@ -209,4 +307,61 @@ pub async fn server_show(
     Ok(Json(
         json!({ "migration": server_migration(version, &inst, m) }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)], version: ApiVersion) -> Result<Query> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_query(&pairs, version)
+    }
+
+    #[test]
+    fn paging_and_time_filters_come_with_their_microversions() {
+        let v223 = ApiVersion::new(2, 23);
+        let v259 = ApiVersion::new(2, 59);
+        let v266 = ApiVersion::new(2, 66);
+        // Before 2.59 anything unknown passes, paging included.
+        let before = q(&[("limit", "x"), ("foo", "1")], v223).unwrap();
+        assert_eq!(before.limit, None);
+        let paged = q(
+            &[("limit", "2"), ("marker", "m"), ("status", "error")],
+            v259,
+        )
+        .unwrap();
+        assert_eq!((paged.limit, paged.marker.as_deref()), (Some(2), Some("m")));
+        assert_eq!(paged.status.as_deref(), Some("error"));
+        assert_eq!(
+            q(&[("foo", "1")], v259).unwrap_err().message,
+            "Additional properties are not allowed ('foo' was unexpected)"
+        );
+        assert_eq!(
+            q(&[("limit", "-1")], v259).unwrap_err().message,
+            "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"
+        );
+        assert!(q(&[("changes-before", "2026-01-01T00:00:00Z")], v259).is_err());
+        assert_eq!(
+            q(
+                &[
+                    ("changes-since", "2026-01-02T00:00:00Z"),
+                    ("changes-before", "2026-01-01T00:00:00Z")
+                ],
+                v266
+            )
+            .unwrap_err()
+            .message,
+            "The value of changes-since must be less than or equal to changes-before."
+        );
+        assert_eq!(
+            q(&[("changes-since", "yesterday")], v259)
+                .unwrap_err()
+                .message,
+            "Invalid input for query parameters changes-since. Value: yesterday. 'yesterday' is not a 'date-time'"
+        );
+    }
 }
