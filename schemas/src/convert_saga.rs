@@ -227,6 +227,7 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
         | E::ResizeReverted(p)
         | E::MigrationAborted(p)
         | E::MigrationErrored(p)
+        | E::LiveMigrationRunning(p)
         | E::LiveMigrated(p)
         | E::Evacuated(p) => progress_to_pb(*p).encode_to_vec(),
         E::RebuildStarted(r) => pb::RebuildStarted {
@@ -333,6 +334,7 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
         "ResizeReverted" => E::ResizeReverted(progress(b)?),
         "MigrationAborted" => E::MigrationAborted(progress(b)?),
         "MigrationErrored" => E::MigrationErrored(progress(b)?),
+        "LiveMigrationRunning" => E::LiveMigrationRunning(progress(b)?),
         "LiveMigrated" => E::LiveMigrated(progress(b)?),
         "Evacuated" => E::Evacuated(progress(b)?),
         "RebuildStarted" => {
@@ -538,6 +540,7 @@ mod tests {
             Event::ResizeReverted(p()),
             Event::MigrationAborted(p()),
             Event::MigrationErrored(p()),
+            Event::LiveMigrationRunning(p()),
             Event::LiveMigrated(p()),
             Event::Evacuated(p()),
             Event::RebuildStarted(Box::new(RebuildSpec {

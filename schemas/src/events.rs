@@ -504,6 +504,8 @@ pub enum Event {
     MigrationAborted(Box<MigrationProgress>),
     /// Could not be compensated: ERROR with a fault naming the step.
     MigrationErrored(Box<MigrationProgress>),
+    /// The destination claimed: the source starts moving the guest.
+    LiveMigrationRunning(Box<MigrationProgress>),
     LiveMigrated(Box<MigrationProgress>),
     Evacuated(Box<MigrationProgress>),
     RebuildStarted(Box<RebuildSpec>),
@@ -626,6 +628,7 @@ impl Event {
             Event::ResizeReverted(_) => "ResizeReverted",
             Event::MigrationAborted(_) => "MigrationAborted",
             Event::MigrationErrored(_) => "MigrationErrored",
+            Event::LiveMigrationRunning(_) => "LiveMigrationRunning",
             Event::LiveMigrated(_) => "LiveMigrated",
             Event::Evacuated(_) => "Evacuated",
             Event::RebuildStarted(_) => "RebuildStarted",

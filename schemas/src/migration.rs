@@ -318,6 +318,9 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             }
             i.fault = p.fault.clone();
         }
+        Event::LiveMigrationRunning(p) => {
+            set_status(i, p.migration_id, status::RUNNING, at);
+        }
         Event::LiveMigrated(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::COMPLETED, at) {
                 i.host = m.dest_compute.clone();

@@ -443,3 +443,68 @@ async fn a_step_deadline_survives_a_restart() {
     c.wait_usage_matches().await;
     c.system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_live_migration_is_listed_on_its_server_until_it_ends() {
+    let c = cloud(|cfg| cfg.conductor.step_timeout = 2).await;
+    let id = c.boot("1").await;
+    let from = host_of(&c.wait_status(id, "ACTIVE").await);
+    c.driver.silence_step("live_migration", "*");
+    let (status, body) = c
+        .act(
+            id,
+            json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let path = format!("/servers/{id}/migrations");
+    let deadline = Instant::now() + WAIT;
+    let list = loop {
+        let (status, body) = c
+            .admin
+            .request_at(Some("2.23"), Method::GET, &path, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        // preparing (the destination claims), then running.
+        if body["migrations"][0]["status"] == "running" {
+            break body;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let m = &list["migrations"][0];
+    assert_eq!(m["status"], "running");
+    assert_eq!(m["server_uuid"], id.to_string());
+    assert_eq!(m["source_compute"], from.as_str());
+    let (status, shown) = c
+        .admin
+        .request_at(
+            Some("2.23"),
+            Method::GET,
+            &format!("{path}/{}", m["id"]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["migration"]["id"], m["id"]);
+    // The source never answers: the step times out and the server is left
+    // in ERROR naming it; the migration is no longer in progress.
+    let s = c.wait_status(id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("live_migration"),
+        "{s}"
+    );
+    let (_, body) = c
+        .admin
+        .request_at(Some("2.23"), Method::GET, &path, None)
+        .await
+        .unwrap();
+    assert_eq!(body["migrations"], json!([]));
+    c.driver.heal();
+    c.system.stop().await.unwrap();
+}

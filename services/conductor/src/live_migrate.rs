@@ -45,6 +45,13 @@ pub(crate) fn on_fact(
     let dest = m.dest_compute.clone().unwrap_or_default();
     match (&env.event, a.step.as_str()) {
         (Event::ResizeClaimSucceeded(_), PREP) if f.attempt == m.attempt => {
+            let running = c.instance_event(
+                cause,
+                "live-migration-running",
+                id,
+                &i.project_id,
+                Event::LiveMigrationRunning(Box::new(MigrationProgress::of(m.uuid))),
+            );
             let cmd = command(
                 cause,
                 "live-migration",
@@ -63,7 +70,7 @@ pub(crate) fn on_fact(
                 Some(m.source_compute.clone()),
                 now_ms,
             );
-            vec![cmd]
+            vec![running, cmd]
         }
         (Event::ResizeClaimFailed(_), PREP) if f.attempt == m.attempt => {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)

@@ -1420,7 +1420,12 @@ fn live_migration_moves_an_active_or_paused_instance_and_keeps_its_state() {
         let out = live(&mut w, id, None);
         assert_eq!(
             task_states(&out),
-            ["MigrationStarted", "MigrationScheduled", "LiveMigrated"]
+            [
+                "MigrationStarted",
+                "MigrationScheduled",
+                "LiveMigrationRunning",
+                "LiveMigrated"
+            ]
         );
         let i = w.i(id);
         assert_eq!((i.vm_state, i.task_state), (before, None));
@@ -1438,7 +1443,7 @@ fn live_migration_shows_migrating_while_it_runs_and_refuses_a_stopped_instance()
     w.silent = vec![("live_migration", "*")];
     live(&mut w, id, Some("h3"));
     assert_eq!(w.i(id).status(), "MIGRATING");
-    assert_eq!(migration(&w, id).status, "preparing");
+    assert_eq!(migration(&w, id).status, "running");
 
     let mut w = Cloud::standard();
     let id = w.boot("h1");
