@@ -22,9 +22,10 @@ pub enum Rule {
     /// A server's `host_status` (2.16).
     ServersShowHostStatus,
     FlavorManageCreate,
-    /// A server action's rule, named by the action's table entry
-    /// (`os_compute_api:servers:reboot`, ...): project member or admin.
-    Action(&'static str),
+    /// A rule whose default is Nova's `PROJECT_MEMBER_OR_ADMIN` (or
+    /// reader), named as in Nova's policy (`os_compute_api:servers:reboot`,
+    /// `os_compute_api:server-metadata:create`, ...).
+    OwnerOrAdmin(&'static str),
 }
 
 impl Rule {
@@ -40,7 +41,7 @@ impl Rule {
             Rule::ExtendedServerAttributes => "os_compute_api:os-extended-server-attributes",
             Rule::ServersShowHostStatus => "os_compute_api:servers:show:host_status",
             Rule::FlavorManageCreate => "os_compute_api:os-flavor-manage:create",
-            Rule::Action(name) => name,
+            Rule::OwnerOrAdmin(name) => name,
         }
     }
 

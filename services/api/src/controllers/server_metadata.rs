@@ -20,7 +20,7 @@ use crate::validation::server_create::metadata as metadata_items;
 use crate::validation::{object, only, required};
 
 fn rule(name: &'static str) -> Rule {
-    Rule::Action(name)
+    Rule::OwnerOrAdmin(name)
 }
 
 /// `{"metadata": {...}}`, Nova's `metadata` schema.

@@ -31,7 +31,7 @@ fn since_2_26(version: ApiVersion) -> Result<()> {
 }
 
 fn rule(name: &'static str) -> Rule {
-    Rule::Action(name)
+    Rule::OwnerOrAdmin(name)
 }
 
 async fn submit(
