@@ -272,7 +272,7 @@ pub async fn act(
 ) -> Result<(), ApiError> {
     let inst = visible(app, ctx, id)
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
-    policy::authorize(ctx, Rule::Action(req.policy), Some(&inst.project_id))?;
+    policy::authorize(ctx, Rule::OwnerOrAdmin(req.policy), Some(&inst.project_id))?;
     // Nova's lock: an owner locking a locked server changes nothing.
     if matches!(req.action, novalog_schemas::ServerAction::Lock { .. })
         && inst.is_locked()

@@ -151,7 +151,7 @@ pub async fn index(
     let inst = server(&app, &ctx, &id, version)?;
     policy::authorize(
         &ctx,
-        Rule::Action("os_compute_api:os-instance-actions:list"),
+        Rule::ReaderOrAdmin("os_compute_api:os-instance-actions:list"),
         Some(&inst.project_id),
     )?;
     let params = query_pairs(q.as_deref());
@@ -204,7 +204,7 @@ pub async fn show(
     let inst = server(&app, &ctx, &id, version)?;
     policy::authorize(
         &ctx,
-        Rule::Action("os_compute_api:os-instance-actions:show"),
+        Rule::ReaderOrAdmin("os_compute_api:os-instance-actions:show"),
         Some(&inst.project_id),
     )?;
     let all = app.projection.instance_actions(&inst.id);

@@ -91,7 +91,7 @@ pub async fn show(
 ) -> Result<Json<Value>> {
     policy::authorize(
         &ctx,
-        Rule::Action("os_compute_api:os-quota-sets:show"),
+        Rule::ReaderOrAdmin("os_compute_api:os-quota-sets:show"),
         Some(&project),
     )?;
     let limits = limits_of(&app, &project);
@@ -109,7 +109,7 @@ pub async fn detail(
 ) -> Result<Json<Value>> {
     policy::authorize(
         &ctx,
-        Rule::Action("os_compute_api:os-quota-sets:detail"),
+        Rule::ReaderOrAdmin("os_compute_api:os-quota-sets:detail"),
         Some(&project),
     )?;
     let limits = limits_of(&app, &project);
@@ -132,7 +132,7 @@ pub async fn defaults(
 ) -> Result<Json<Value>> {
     policy::authorize(
         &ctx,
-        Rule::Action("os_compute_api:os-quota-sets:defaults"),
+        Rule::ReaderOrAdmin("os_compute_api:os-quota-sets:defaults"),
         Some(&project),
     )?;
     let defaults = app.quota_defaults.limits(&BTreeMap::new());

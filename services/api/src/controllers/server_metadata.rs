@@ -20,7 +20,11 @@ use crate::validation::server_create::metadata as metadata_items;
 use crate::validation::{object, only, required};
 
 fn rule(name: &'static str) -> Rule {
-    Rule::Action(name)
+    Rule::OwnerOrAdmin(name)
+}
+
+fn read_rule(name: &'static str) -> Rule {
+    Rule::ReaderOrAdmin(name)
 }
 
 /// `{"metadata": {...}}`, Nova's `metadata` schema.
@@ -75,7 +79,7 @@ pub async fn index(
         &app,
         &ctx,
         &id,
-        rule("os_compute_api:server-metadata:index"),
+        read_rule("os_compute_api:server-metadata:index"),
     )?;
     Ok(Json(json!({"metadata": inst.metadata})))
 }
@@ -86,7 +90,12 @@ pub async fn show(
     ctx: Context,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    let inst = compute::authorized(&app, &ctx, &id, rule("os_compute_api:server-metadata:show"))?;
+    let inst = compute::authorized(
+        &app,
+        &ctx,
+        &id,
+        read_rule("os_compute_api:server-metadata:show"),
+    )?;
     let value = inst.metadata.get(&key).ok_or_else(not_found)?;
     Ok(Json(json!({"meta": {key: value}})))
 }

@@ -31,7 +31,11 @@ fn since_2_26(version: ApiVersion) -> Result<()> {
 }
 
 fn rule(name: &'static str) -> Rule {
-    Rule::Action(name)
+    Rule::OwnerOrAdmin(name)
+}
+
+fn read_rule(name: &'static str) -> Rule {
+    Rule::ReaderOrAdmin(name)
 }
 
 async fn submit(
@@ -64,7 +68,12 @@ pub async fn index(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     since_2_26(version)?;
-    let inst = compute::authorized(&app, &ctx, &id, rule("os_compute_api:os-server-tags:index"))?;
+    let inst = compute::authorized(
+        &app,
+        &ctx,
+        &id,
+        read_rule("os_compute_api:os-server-tags:index"),
+    )?;
     Ok(Json(json!({"tags": inst.tags})))
 }
 
@@ -76,7 +85,12 @@ pub async fn show(
     Path((id, t)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     since_2_26(version)?;
-    let inst = compute::authorized(&app, &ctx, &id, rule("os_compute_api:os-server-tags:show"))?;
+    let inst = compute::authorized(
+        &app,
+        &ctx,
+        &id,
+        read_rule("os_compute_api:os-server-tags:show"),
+    )?;
     if inst.tags.contains(&t) {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -178,7 +178,7 @@ pub async fn update(
         &app,
         &ctx,
         &id,
-        Rule::Action("os_compute_api:servers:update"),
+        Rule::OwnerOrAdmin("os_compute_api:servers:update"),
     )?;
     let event = novalog_schemas::Event::ServerUpdateRequested {
         instance_id: inst.id,
