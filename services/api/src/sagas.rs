@@ -499,6 +499,22 @@ async fn run(
     }
     let inst = crate::compute::visible(app, ctx, id)
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    // The owner's actions (Nova's PROJECT_MEMBER_OR_ADMIN): a reader may
+    // not; the others are administrators' and checked with their body.
+    let owner_rule = match name {
+        "resize" => Some("os_compute_api:servers:resize"),
+        "confirmResize" => Some("os_compute_api:servers:confirm_resize"),
+        "revertResize" => Some("os_compute_api:servers:revert_resize"),
+        "rebuild" => Some("os_compute_api:servers:rebuild"),
+        _ => None,
+    };
+    if let Some(rule) = owner_rule {
+        crate::policy::authorize(
+            ctx,
+            crate::policy::Rule::OwnerOrAdmin(rule),
+            Some(&inst.project_id),
+        )?;
+    }
     let outcome = match name {
         "resize" => resize(app, ctx, request_id, &inst, value).await?,
         "confirmResize" => confirm_resize(app, ctx, request_id, &inst, value).await?,
