@@ -37,13 +37,19 @@ const FLAVORS: [(u32, u64, u64); 5] = [
 /// A scheduler with the default filters and weighers over `hosts` random
 /// hosts (reproducible from `seed`).
 pub fn cloud(hosts: usize, seed: u64) -> Scheduler {
-    let opts = FilterSchedulerOptions::default();
+    cloud_with(hosts, seed, &FilterSchedulerOptions::default())
+}
+
+/// The benchmark's cloud under other filters, weighers and options (the
+/// property test runs the fast path against brute force on it).
+pub fn cloud_with(hosts: usize, seed: u64, opts: &FilterSchedulerOptions) -> Scheduler {
     let mut s = Scheduler::new(
-        filters::by_names(&opts.enabled_filters, &opts).expect("default filters"),
-        weighers::by_names(&opts.weight_classes, &opts).expect("default weighers"),
+        filters::by_names(&opts.enabled_filters, opts).expect("known filters"),
+        weighers::by_names(&opts.weight_classes, opts).expect("known weighers"),
         opts.host_subset_size,
         Context::default(),
-    );
+    )
+    .with_shuffle_best_same_weighed_hosts(opts.shuffle_best_same_weighed_hosts);
     let mut rng = StdRng::seed_from_u64(seed);
     for i in 0..hosts {
         let capacity = Resources {

@@ -1,118 +1,232 @@
-//! The host index behind the fast path: hosts in a dense vector, grouped
-//! into classes of identical static attributes, each with a compact record
-//! of what capacity filters and weighers read.
+//! The host index behind the fast path: hosts in a dense vector, each with
+//! a compact [`Row`] of what capacity filters and built-in weighers read,
+//! grouped into classes of identical static attributes, and arranged in a
+//! forest of k-d trees whose nodes summarise their hosts (the most room of
+//! each resource, the latest heartbeat, the fewest instances, every
+//! metric's smallest and largest value).
 //!
-//! A decision then costs:
+//! A decision is a branch and bound over that forest:
 //! - class-scoped filters (zone, capabilities, image properties,
-//!   aggregates) evaluated once per class, not per host — a class that
-//!   fails drops all its hosts unseen;
-//! - capacity and liveness checks on the compact records (a few integer
-//!   comparisons per host, no maps, no pointer chasing), then host-scoped
-//!   filters only for the hosts still standing, and only the filters the
-//!   request triggers (hints, groups);
-//! - built-in weigher metrics recomputed from the compact records, weighers
-//!   that are zero for the request skipped, and a top-k selection instead of
-//!   a sort.
+//!   aggregates) are evaluated once per class, not per host; capacity and
+//!   liveness checks once per node against its summary. A subtree that no
+//!   host of it can pass is never entered.
+//! - Nova normalises each weigher's metric over the hosts that passed the
+//!   filters, so the bounds come first: for each weighed metric, a
+//!   best-first descent by the nodes' largest (or smallest) value finds the
+//!   candidates' extreme after visiting a handful of leaves.
+//! - then a best-first descent by each node's upper bound on the total
+//!   weight (the bound computed with the same float operations, in the same
+//!   order, as the total, so it is never below it) stops as soon as the
+//!   `top`th best found beats every unvisited node. Ties on the weight are
+//!   broken by name, as the brute force's stable sort over name-ordered
+//!   hosts breaks them; each node knows its smallest name rank for that.
+//! - weighers whose metric the rows do not hold (server-group soft
+//!   policies, metrics) need every candidate's value for the bounds: the
+//!   candidates are then collected (still pruned by the tree) and all
+//!   weighed.
+//!
+//! After a change only the changed host's row, its leaf and the summaries
+//! above it are recomputed (the climb stops where a summary does not
+//! change). The trees are rebuilt when hosts or classes change, and after as
+//! many load changes as there are hosts, so they follow the load.
 //!
 //! The result equals [`crate::Scheduler::select_hosts_brute_force`]: the same
 //! arithmetic (the helpers in [`crate::host_state`]), the same
-//! normalisation, and ties broken by host name as the brute force's stable
-//! sort over name-ordered hosts does.
+//! normalisation, the same tie-breaking.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use novalog_schemas::events::SelectHostsRequested;
 
 use crate::filters::{Check, Context, Filter, Scope};
-use crate::host_state::{HostState, fits, free, free_scaled};
+use crate::host_state::{HostState, free, free_scaled};
 use crate::weighers::{Feature, Norm, Weigher, clamp};
 
-/// What capacity checks and built-in weighers read, per host.
-#[derive(Debug, Clone, Copy)]
-struct Hot {
-    used_vcpus: u64,
-    used_ram: u64,
-    used_disk: u64,
-    cap_vcpus: u64,
-    cap_ram: u64,
-    cap_disk: u64,
-    cpu_ratio: Option<f64>,
-    ram_ratio: Option<f64>,
-    disk_ratio: Option<f64>,
-    last_heartbeat_ms: i64,
-    num_instances: u32,
-    io_ops: u32,
-    failed_builds: u32,
-    enabled: bool,
+/// The metrics rows hold, in [`Row::feat`] order.
+const TRACKED: [Feature; 6] = [
+    Feature::FreeRam,
+    Feature::FreeVcpus,
+    Feature::FreeDiskMb,
+    Feature::IoOps,
+    Feature::NumInstances,
+    Feature::FailedBuilds,
+];
+
+/// The metrics the trees split on (the default weighers').
+const SPLIT: [usize; 3] = [0, 1, 2];
+
+/// Hosts per leaf, at most.
+const LEAF: usize = 16;
+
+/// A summary's class when its hosts are of several classes.
+const MIXED: u32 = u32::MAX;
+/// A summary's class before any host is added.
+const NONE: u32 = u32::MAX - 1;
+
+fn slot(f: Feature) -> Option<usize> {
+    TRACKED.iter().position(|t| *t == f)
 }
 
-impl Hot {
-    fn of(h: &HostState) -> Self {
-        Hot {
-            used_vcpus: h.used_vcpus(),
-            used_ram: h.used_ram_mb(),
-            used_disk: h.used_disk_gb(),
-            cap_vcpus: u64::from(h.capacity.vcpus),
-            cap_ram: h.capacity.memory_mb,
-            cap_disk: h.capacity.disk_gb,
-            cpu_ratio: h.cpu_allocation_ratio,
-            ram_ratio: h.ram_allocation_ratio,
-            disk_ratio: h.disk_allocation_ratio,
-            last_heartbeat_ms: h.last_heartbeat_ms,
+/// An order-preserving map of (non-NaN) floats onto integers.
+fn key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// The inverse of [`key`].
+fn unkey(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// The most of a resource a request may ask for and still fit beside
+/// `used` under `capacity × ratio`: `want ≤ room` exactly when
+/// [`crate::host_state::fits`] holds (an integer is at most a float exactly
+/// when it is at most its floor).
+fn room(capacity: u64, ratio: f64, used: u64) -> i64 {
+    let limit = capacity as f64 * ratio;
+    if limit.is_nan() {
+        return i64::MIN;
+    }
+    (limit.floor() as i64).saturating_sub(i64::try_from(used).unwrap_or(i64::MAX))
+}
+
+/// What capacity checks and built-in weighers read of a host, computed from
+/// its [`HostState`] at each change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    /// [`room`] for RAM (MB), vCPUs and disk (GB).
+    room: [i64; 3],
+    /// The last heartbeat if the host is enabled, else `i64::MIN`.
+    up_hb: i64,
+    num_instances: u32,
+    io_ops: u32,
+    /// The [`TRACKED`] metrics, as the weighers compute them.
+    feat: [f64; 6],
+}
+
+impl Row {
+    fn of(h: &HostState, ratios: [f64; 3]) -> Self {
+        let [cpu, ram, disk] = ratios;
+        let cpu = h.cpu_allocation_ratio.unwrap_or(cpu);
+        let ram = h.ram_allocation_ratio.unwrap_or(ram);
+        let disk = h.disk_allocation_ratio.unwrap_or(disk);
+        let vcpus = u64::from(h.capacity.vcpus);
+        Row {
+            room: [
+                room(h.capacity.memory_mb, ram, h.used_ram_mb()),
+                room(vcpus, cpu, h.used_vcpus()),
+                room(h.capacity.disk_gb, disk, h.used_disk_gb()),
+            ],
+            up_hb: if h.enabled {
+                h.last_heartbeat_ms
+            } else {
+                i64::MIN
+            },
             num_instances: h.num_instances(),
             io_ops: h.num_io_ops(),
-            failed_builds: h.failed_builds,
-            enabled: h.enabled,
+            feat: [
+                free(h.capacity.memory_mb, h.used_ram_mb()),
+                free_scaled(vcpus, cpu, h.used_vcpus()),
+                free(h.capacity.disk_gb, h.used_disk_gb()) * 1024.0,
+                f64::from(h.num_io_ops()),
+                f64::from(h.num_instances()),
+                f64::from(h.failed_builds),
+            ],
+        }
+    }
+}
+
+/// What a node knows of its hosts: enough to tell that none passes a
+/// request, and to bound their metrics and weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Summary {
+    /// The hosts' class, or [`MIXED`].
+    class: u32,
+    /// The smallest name rank.
+    min_rank: u32,
+    /// The largest [`Row::room`] of each resource.
+    room: [i64; 3],
+    /// The latest [`Row::up_hb`].
+    up_hb: i64,
+    /// The fewest instances and I/O operations.
+    num_instances: u32,
+    io_ops: u32,
+    /// Each metric's smallest and largest value.
+    lo: [f64; 6],
+    hi: [f64; 6],
+}
+
+impl Summary {
+    const EMPTY: Summary = Summary {
+        class: NONE,
+        min_rank: u32::MAX,
+        room: [i64::MIN; 3],
+        up_hb: i64::MIN,
+        num_instances: u32::MAX,
+        io_ops: u32::MAX,
+        lo: [f64::INFINITY; 6],
+        hi: [f64::NEG_INFINITY; 6],
+    };
+
+    fn merge_class(&mut self, class: u32) {
+        if self.class == NONE {
+            self.class = class;
+        } else if class != NONE && class != self.class {
+            self.class = MIXED;
         }
     }
 
-    #[inline]
-    fn passes(&self, check: Check, spec: &SelectHostsRequested, ctx: &Context) -> bool {
-        let r = &spec.resources;
-        match check {
-            Check::Up => {
-                self.enabled && ctx.now_ms - self.last_heartbeat_ms <= ctx.service_down_time_ms
-            }
-            Check::Ram => fits(
-                self.used_ram,
-                r.memory_mb,
-                self.cap_ram,
-                self.ram_ratio.unwrap_or(ctx.ram_allocation_ratio),
-            ),
-            Check::Core => fits(
-                self.used_vcpus,
-                u64::from(r.vcpus),
-                self.cap_vcpus,
-                self.cpu_ratio.unwrap_or(ctx.cpu_allocation_ratio),
-            ),
-            Check::Disk => fits(
-                self.used_disk,
-                r.disk_gb,
-                self.cap_disk,
-                self.disk_ratio.unwrap_or(ctx.disk_allocation_ratio),
-            ),
-            Check::MaxInstances(max) => self.num_instances < max,
-            Check::MaxIoOps(max) => self.io_ops < max,
+    fn add_row(&mut self, class: u32, rank: u32, r: &Row) {
+        self.merge_class(class);
+        self.min_rank = self.min_rank.min(rank);
+        for k in 0..3 {
+            self.room[k] = self.room[k].max(r.room[k]);
+        }
+        self.up_hb = self.up_hb.max(r.up_hb);
+        self.num_instances = self.num_instances.min(r.num_instances);
+        self.io_ops = self.io_ops.min(r.io_ops);
+        for k in 0..TRACKED.len() {
+            self.lo[k] = self.lo[k].min(r.feat[k]);
+            self.hi[k] = self.hi[k].max(r.feat[k]);
         }
     }
 
-    /// A built-in weigher metric, as the weigher computes it.
-    #[inline]
-    fn feature(&self, f: Feature, default_cpu_ratio: f64) -> f64 {
-        match f {
-            Feature::FreeRam => free(self.cap_ram, self.used_ram),
-            Feature::FreeVcpus => free_scaled(
-                self.cap_vcpus,
-                self.cpu_ratio.unwrap_or(default_cpu_ratio),
-                self.used_vcpus,
-            ),
-            Feature::FreeDiskMb => free(self.cap_disk, self.used_disk) * 1024.0,
-            Feature::IoOps => f64::from(self.io_ops),
-            Feature::NumInstances => f64::from(self.num_instances),
-            Feature::FailedBuilds => f64::from(self.failed_builds),
-            Feature::Zero | Feature::PerHost => 0.0,
+    fn merge(&mut self, o: &Summary) {
+        self.merge_class(o.class);
+        self.min_rank = self.min_rank.min(o.min_rank);
+        for k in 0..3 {
+            self.room[k] = self.room[k].max(o.room[k]);
+        }
+        self.up_hb = self.up_hb.max(o.up_hb);
+        self.num_instances = self.num_instances.min(o.num_instances);
+        self.io_ops = self.io_ops.min(o.io_ops);
+        for k in 0..TRACKED.len() {
+            self.lo[k] = self.lo[k].min(o.lo[k]);
+            self.hi[k] = self.hi[k].max(o.hi[k]);
         }
     }
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    /// The node's hosts: `Tree::perm[start..end]`.
+    start: u32,
+    end: u32,
+    children: Option<[u32; 2]>,
+    parent: Option<u32>,
+    sum: Summary,
+}
+
+/// A forest of k-d trees over the hosts: one tree per class of at least
+/// [`LEAF`] hosts, one for the hosts of smaller classes.
+#[derive(Debug, Default)]
+struct Tree {
+    nodes: Vec<Node>,
+    /// Host ids, each node's hosts contiguous.
+    perm: Vec<u32>,
+    /// Each host's leaf.
+    leaf_of: Vec<u32>,
+    roots: Vec<u32>,
 }
 
 /// The attributes class-scoped filters and weigher multipliers may read.
@@ -143,45 +257,24 @@ struct Class {
     members: Vec<u32>,
 }
 
-/// The metrics kept sorted, for the threshold algorithm.
-const TRACKED: [Feature; 6] = [
-    Feature::FreeRam,
-    Feature::FreeVcpus,
-    Feature::FreeDiskMb,
-    Feature::IoOps,
-    Feature::NumInstances,
-    Feature::FailedBuilds,
-];
-
-fn slot(f: Feature) -> Option<usize> {
-    TRACKED.iter().position(|t| *t == f)
-}
-
-/// An order-preserving map of (non-NaN) floats onto integers.
-fn key(v: f64) -> u64 {
-    let b = v.to_bits();
-    if b >> 63 == 1 { !b } else { b | (1 << 63) }
-}
-
-fn keys_of(hot: &Hot, default_cpu_ratio: f64) -> [u64; 6] {
-    TRACKED.map(|f| key(hot.feature(f, default_cpu_ratio)))
-}
-
 /// Buffers reused across decisions.
 #[derive(Default)]
 struct Scratch {
-    candidates: Vec<u32>,
-    totals: Vec<f64>,
-    per_host: Vec<Vec<f64>>,
-    class_pass: Vec<bool>,
-    seen: Vec<u32>,
+    /// Per host: the epoch of its last candidacy check, shifted left once,
+    /// with the answer in the low bit.
+    stamp: Vec<u32>,
     epoch: u32,
+    class_pass: Vec<bool>,
+    heap: BinaryHeap<(u64, u32, u32)>,
+    candidates: Vec<u32>,
+    per_host: Vec<Vec<f64>>,
 }
 
 /// One active weigher of a decision.
 struct Active<'a> {
     weigher: &'a dyn Weigher,
-    feature: Feature,
+    /// Index into [`Row::feat`]; `None` for [`Feature::PerHost`].
+    slot: Option<usize>,
     minval: Option<f64>,
     /// Multiplier per class (0 for classes that fail the filters).
     multiplier: Vec<f64>,
@@ -189,8 +282,72 @@ struct Active<'a> {
     lowest: f64,
     highest: f64,
     norm: Norm,
-    /// Raw metrics per candidate, for [`Feature::PerHost`].
-    slot: usize,
+    /// Raw metrics per candidate (index into `Scratch::per_host`), for
+    /// [`Feature::PerHost`].
+    raws: usize,
+}
+
+/// The capacity and liveness checks of a request, on rows and summaries.
+#[derive(Debug, Default)]
+struct Need {
+    /// What the request asks of RAM, vCPUs and disk, and whether it is
+    /// checked.
+    want: [i64; 3],
+    on: [bool; 3],
+    up: bool,
+    now_ms: i64,
+    down_ms: i64,
+    max_instances: Option<u32>,
+    max_io_ops: Option<u32>,
+}
+
+impl Need {
+    fn new(checks: &[Check], spec: &SelectHostsRequested, ctx: &Context) -> Self {
+        let r = &spec.resources;
+        let want = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut need = Need {
+            want: [want(r.memory_mb), want(u64::from(r.vcpus)), want(r.disk_gb)],
+            now_ms: ctx.now_ms,
+            down_ms: ctx.service_down_time_ms,
+            ..Need::default()
+        };
+        for c in checks {
+            match *c {
+                Check::Up => need.up = true,
+                Check::Ram => need.on[0] = true,
+                Check::Core => need.on[1] = true,
+                Check::Disk => need.on[2] = true,
+                Check::MaxInstances(m) => {
+                    need.max_instances = Some(need.max_instances.map_or(m, |x| x.min(m)))
+                }
+                Check::MaxIoOps(m) => {
+                    need.max_io_ops = Some(need.max_io_ops.map_or(m, |x| x.min(m)))
+                }
+            }
+        }
+        need
+    }
+
+    /// Whether a host with these values passes (the checks' own arithmetic).
+    #[inline]
+    fn passes(&self, room: &[i64; 3], up_hb: i64, num_instances: u32, io_ops: u32) -> bool {
+        (0..3).all(|k| !self.on[k] || self.want[k] <= room[k])
+            && (!self.up || (up_hb != i64::MIN && self.now_ms - up_hb <= self.down_ms))
+            && self.max_instances.is_none_or(|m| num_instances < m)
+            && self.max_io_ops.is_none_or(|m| io_ops < m)
+    }
+
+    #[inline]
+    fn row(&self, r: &Row) -> bool {
+        self.passes(&r.room, r.up_hb, r.num_instances, r.io_ops)
+    }
+
+    /// Whether some host of the node may pass: the summary holds the most
+    /// favourable value of each checked quantity.
+    #[inline]
+    fn node(&self, s: &Summary) -> bool {
+        self.passes(&s.room, s.up_hb, s.num_instances, s.io_ops)
+    }
 }
 
 /// Best first: higher total, then lower name rank.
@@ -232,7 +389,7 @@ fn finish(
 pub(crate) struct HostIndex {
     hosts: Vec<HostState>,
     by_name: HashMap<String, u32>,
-    hot: Vec<Hot>,
+    rows: Vec<Row>,
     class_of: Vec<u32>,
     pos_in_class: Vec<u32>,
     classes: Vec<Class>,
@@ -241,20 +398,22 @@ pub(crate) struct HostIndex {
     rank: Vec<u32>,
     sorted: Vec<u32>,
     ranks_dirty: bool,
-    /// Every host by each [`TRACKED`] metric, and its current keys.
-    by_feature: Vec<BTreeSet<(u64, u32)>>,
-    keys: Vec<[u64; 6]>,
-    /// The default CPU allocation ratio the free-vCPU keys were made with.
-    cpu_ratio: f64,
+    /// The default allocation ratios (cpu, ram, disk) the rows were made with.
+    ratios: [f64; 3],
+    tree: Tree,
+    /// The trees no longer match the hosts or their classes.
+    tree_dirty: bool,
+    /// Load changes since the trees were built.
+    drift: usize,
     scratch: Scratch,
 }
 
 impl HostIndex {
-    pub fn new(cpu_allocation_ratio: f64) -> Self {
+    pub fn new(ctx: &Context) -> Self {
         HostIndex {
             hosts: Vec::new(),
             by_name: HashMap::new(),
-            hot: Vec::new(),
+            rows: Vec::new(),
             class_of: Vec::new(),
             pos_in_class: Vec::new(),
             classes: Vec::new(),
@@ -262,11 +421,20 @@ impl HostIndex {
             rank: Vec::new(),
             sorted: Vec::new(),
             ranks_dirty: false,
-            by_feature: TRACKED.iter().map(|_| BTreeSet::new()).collect(),
-            keys: Vec::new(),
-            cpu_ratio: cpu_allocation_ratio,
+            ratios: Self::ratios_of(ctx),
+            tree: Tree::default(),
+            tree_dirty: true,
+            drift: 0,
             scratch: Scratch::default(),
         }
+    }
+
+    fn ratios_of(ctx: &Context) -> [f64; 3] {
+        [
+            ctx.cpu_allocation_ratio,
+            ctx.ram_allocation_ratio,
+            ctx.disk_allocation_ratio,
+        ]
     }
 
     pub fn len(&self) -> usize {
@@ -302,14 +470,8 @@ impl HostIndex {
                 .sorted
                 .last()
                 .is_none_or(|last| self.hosts[*last as usize].name < h.name);
-        let hot = Hot::of(&h);
-        let keys = keys_of(&hot, self.cpu_ratio);
-        for (set, k) in self.by_feature.iter_mut().zip(keys) {
-            set.insert((k, id));
-        }
-        self.keys.push(keys);
+        self.rows.push(Row::of(&h, self.ratios));
         self.by_name.insert(h.name.clone(), id);
-        self.hot.push(hot);
         self.hosts.push(h);
         self.class_of.push(0);
         self.pos_in_class.push(0);
@@ -321,6 +483,7 @@ impl HostIndex {
             self.rank.push(0);
             self.ranks_dirty = true;
         }
+        self.tree_dirty = true;
         id
     }
 
@@ -333,6 +496,7 @@ impl HostIndex {
         if self.class_ids.get(&key) != Some(&current) {
             self.leave_class(id);
             self.join_class(id, key);
+            self.tree_dirty = true;
         }
         self.resync(id);
         r
@@ -345,18 +509,45 @@ impl HostIndex {
         r
     }
 
+    /// Recomputes a host's row, its leaf's summary and the summaries above
+    /// as far as they change.
     fn resync(&mut self, id: u32) {
         let i = id as usize;
-        let hot = Hot::of(&self.hosts[i]);
-        let keys = keys_of(&hot, self.cpu_ratio);
-        for (s, set) in self.by_feature.iter_mut().enumerate() {
-            if keys[s] != self.keys[i][s] {
-                set.remove(&(self.keys[i][s], id));
-                set.insert((keys[s], id));
-            }
+        let row = Row::of(&self.hosts[i], self.ratios);
+        if row == self.rows[i] {
+            return;
         }
-        self.keys[i] = keys;
-        self.hot[i] = hot;
+        self.rows[i] = row;
+        self.drift += 1;
+        if self.tree_dirty {
+            return;
+        }
+        let mut n = self.tree.leaf_of[i];
+        let mut sum = self.leaf_summary(n);
+        loop {
+            let node = &mut self.tree.nodes[n as usize];
+            if node.sum == sum {
+                break;
+            }
+            node.sum = sum;
+            let Some(parent) = node.parent else { break };
+            let [a, b] = self.tree.nodes[parent as usize]
+                .children
+                .expect("a parent has children");
+            sum = self.tree.nodes[a as usize].sum;
+            sum.merge(&self.tree.nodes[b as usize].sum);
+            n = parent;
+        }
+    }
+
+    fn leaf_summary(&self, n: u32) -> Summary {
+        let node = &self.tree.nodes[n as usize];
+        let mut sum = Summary::EMPTY;
+        for id in &self.tree.perm[node.start as usize..node.end as usize] {
+            let i = *id as usize;
+            sum.add_row(self.class_of[i], self.rank[i], &self.rows[i]);
+        }
+        sum
     }
 
     fn join_class(&mut self, id: u32, key: ClassKey) {
@@ -383,37 +574,142 @@ impl HostIndex {
         }
     }
 
+    /// Brings rows, ranks and trees up to date for a decision at `ctx`.
     fn refresh(&mut self, ctx: &Context) {
-        if self.cpu_ratio != ctx.cpu_allocation_ratio {
-            self.cpu_ratio = ctx.cpu_allocation_ratio;
-            for id in 0..self.hosts.len() as u32 {
-                self.resync(id);
+        let ratios = Self::ratios_of(ctx);
+        if ratios != self.ratios {
+            self.ratios = ratios;
+            for (row, h) in self.rows.iter_mut().zip(&self.hosts) {
+                *row = Row::of(h, ratios);
             }
+            self.tree_dirty = true;
         }
-        if !self.ranks_dirty {
-            return;
+        if self.ranks_dirty {
+            let hosts = &self.hosts;
+            let mut sorted: Vec<u32> = (0..hosts.len() as u32).collect();
+            sorted.sort_unstable_by(|a, b| hosts[*a as usize].name.cmp(&hosts[*b as usize].name));
+            self.rank = vec![0; hosts.len()];
+            for (r, id) in sorted.iter().enumerate() {
+                self.rank[*id as usize] = r as u32;
+            }
+            self.sorted = sorted;
+            self.ranks_dirty = false;
+            self.tree_dirty = true;
         }
-        let hosts = &self.hosts;
-        let mut sorted: Vec<u32> = (0..hosts.len() as u32).collect();
-        sorted.sort_unstable_by(|a, b| hosts[*a as usize].name.cmp(&hosts[*b as usize].name));
-        self.rank = vec![0; hosts.len()];
-        for (r, id) in sorted.iter().enumerate() {
-            self.rank[*id as usize] = r as u32;
+        if self.tree_dirty || self.drift > self.hosts.len() + 64 {
+            self.build_tree();
         }
-        self.sorted = sorted;
-        self.ranks_dirty = false;
     }
 
     /// Host ids in name order.
     pub fn sorted(&mut self) -> &[u32] {
         if self.ranks_dirty {
             let ctx = Context {
-                cpu_allocation_ratio: self.cpu_ratio,
+                cpu_allocation_ratio: self.ratios[0],
+                ram_allocation_ratio: self.ratios[1],
+                disk_allocation_ratio: self.ratios[2],
                 ..Context::default()
             };
             self.refresh(&ctx);
         }
         &self.sorted
+    }
+
+    fn build_tree(&mut self) {
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            perm: Vec::with_capacity(self.hosts.len()),
+            leaf_of: vec![0; self.hosts.len()],
+            roots: Vec::new(),
+        };
+        // Each split metric's spread over every host, to compare spreads.
+        let mut scale = [0.0f64; SPLIT.len()];
+        for (k, s) in SPLIT.iter().enumerate() {
+            let (lo, hi) = self
+                .rows
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                    (lo.min(r.feat[*s]), hi.max(r.feat[*s]))
+                });
+            scale[k] = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
+        }
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut small: Vec<u32> = Vec::new();
+        for class in &self.classes {
+            if class.members.len() >= LEAF {
+                let start = tree.perm.len();
+                tree.perm.extend(&class.members);
+                groups.push((start, tree.perm.len()));
+            } else {
+                small.extend(&class.members);
+            }
+        }
+        if !small.is_empty() {
+            let start = tree.perm.len();
+            tree.perm.extend(small);
+            groups.push((start, tree.perm.len()));
+        }
+        for (start, end) in groups {
+            let root = self.build_node(&mut tree, start, end, None, &scale);
+            tree.roots.push(root);
+        }
+        self.tree = tree;
+        self.tree_dirty = false;
+        self.drift = 0;
+    }
+
+    fn build_node(
+        &self,
+        tree: &mut Tree,
+        start: usize,
+        end: usize,
+        parent: Option<u32>,
+        scale: &[f64; SPLIT.len()],
+    ) -> u32 {
+        let n = tree.nodes.len() as u32;
+        tree.nodes.push(Node {
+            start: start as u32,
+            end: end as u32,
+            children: None,
+            parent,
+            sum: Summary::EMPTY,
+        });
+        let mut sum = Summary::EMPTY;
+        if end - start <= LEAF {
+            for id in &tree.perm[start..end] {
+                let i = *id as usize;
+                tree.leaf_of[i] = n;
+                sum.add_row(self.class_of[i], self.rank[i], &self.rows[i]);
+            }
+        } else {
+            // Split at the median of the metric spread widest here.
+            let ids = &mut tree.perm[start..end];
+            let mut widest = (0, -1.0);
+            for (k, s) in SPLIT.iter().enumerate() {
+                let (lo, hi) =
+                    ids.iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), id| {
+                            let v = self.rows[*id as usize].feat[*s];
+                            (lo.min(v), hi.max(v))
+                        });
+                let spread = (hi - lo) * scale[k];
+                if spread > widest.1 {
+                    widest = (*s, spread);
+                }
+            }
+            let s = widest.0;
+            let mid = ids.len() / 2;
+            ids.select_nth_unstable_by(mid, |a, b| {
+                self.rows[*a as usize].feat[s].total_cmp(&self.rows[*b as usize].feat[s])
+            });
+            let a = self.build_node(tree, start, start + mid, Some(n), scale);
+            let b = self.build_node(tree, start + mid, end, Some(n), scale);
+            tree.nodes[n as usize].children = Some([a, b]);
+            sum = tree.nodes[a as usize].sum;
+            sum.merge(&tree.nodes[b as usize].sum);
+        }
+        tree.nodes[n as usize].sum = sum;
+        n
     }
 
     /// The fast path: the hosts passing the filters, best first as far as
@@ -430,7 +726,12 @@ impl HostIndex {
     ) -> Option<(Vec<u32>, usize)> {
         self.refresh(ctx);
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.seen.resize(self.hosts.len(), 0);
+        scratch.stamp.resize(self.hosts.len(), 0);
+        scratch.epoch += 1;
+        if scratch.epoch >= 1 << 31 {
+            scratch.stamp.fill(0);
+            scratch.epoch = 1;
+        }
         let out = self.rank_with(
             &mut scratch,
             filters,
@@ -467,22 +768,14 @@ impl HostIndex {
             }
         }
         // Class-scoped filters once per class.
-        s.class_pass.clear();
-        s.class_pass.extend(self.classes.iter().map(|c| {
+        let mut class_pass = std::mem::take(&mut s.class_pass);
+        class_pass.clear();
+        class_pass.extend(self.classes.iter().map(|c| {
             c.members.first().is_some_and(|rep| {
                 let rep = &self.hosts[*rep as usize];
                 class_filters.iter().all(|f| f.host_passes(rep, spec, ctx))
             })
         }));
-        let class_pass = &s.class_pass;
-        let is_candidate = |id: u32| {
-            let hot = &self.hot[id as usize];
-            class_pass[self.class_of[id as usize] as usize]
-                && checks.iter().all(|c| hot.passes(*c, spec, ctx))
-                && host_filters
-                    .iter()
-                    .all(|f| f.host_passes(&self.hosts[id as usize], spec, ctx))
-        };
 
         // Weighers that can change the order, with their multiplier per class.
         let mut active: Vec<Active<'_>> = Vec::new();
@@ -507,74 +800,289 @@ impl HostIndex {
             }
             active.push(Active {
                 weigher: w.as_ref(),
-                feature,
+                slot: slot(feature),
                 minval: w.minval(),
                 multiplier,
                 lowest,
                 highest,
                 norm: Norm::new([0.0], None),
-                slot: 0,
+                raws: 0,
             });
         }
 
-        let (seen, epoch) = (&mut s.seen, &mut s.epoch);
-        if let Some(result) = self.threshold(
-            &is_candidate,
-            &mut active,
-            ctx,
-            top,
-            all_best_ties,
-            seen,
-            epoch,
-        ) {
-            return result;
-        }
-        self.scan(
-            &is_candidate,
-            &mut active,
-            &mut s.candidates,
-            &mut s.totals,
-            &mut s.per_host,
+        let mut q = Query {
+            ix: self,
+            need: Need::new(&checks, spec, ctx),
+            class_pass,
+            host_filters,
             spec,
             ctx,
-            top,
-            all_best_ties,
-        )
+            stamp: std::mem::take(&mut s.stamp),
+            epoch: s.epoch,
+            heap: std::mem::take(&mut s.heap),
+        };
+        let out = if active.iter().any(|a| a.slot.is_none()) {
+            q.scan(
+                &mut active,
+                &mut s.candidates,
+                &mut s.per_host,
+                top,
+                all_best_ties,
+            )
+        } else {
+            q.branch_and_bound(&mut active, top, all_best_ties)
+        };
+        s.class_pass = q.class_pass;
+        s.stamp = q.stamp;
+        s.heap = q.heap;
+        out
+    }
+}
+
+/// One decision's view of the index.
+struct Query<'a> {
+    ix: &'a HostIndex,
+    need: Need,
+    class_pass: Vec<bool>,
+    host_filters: Vec<&'a dyn Filter>,
+    spec: &'a SelectHostsRequested,
+    ctx: &'a Context,
+    stamp: Vec<u32>,
+    epoch: u32,
+    heap: BinaryHeap<(u64, u32, u32)>,
+}
+
+impl Query<'_> {
+    /// Whether the host passes every filter (remembered for the decision).
+    fn is_candidate(&mut self, id: u32) -> bool {
+        let i = id as usize;
+        let stamp = self.stamp[i];
+        if stamp >> 1 == self.epoch {
+            return stamp & 1 == 1;
+        }
+        let ix = self.ix;
+        let ok = self.class_pass[ix.class_of[i] as usize]
+            && self.need.row(&ix.rows[i])
+            && self
+                .host_filters
+                .iter()
+                .all(|f| f.host_passes(&ix.hosts[i], self.spec, self.ctx));
+        self.stamp[i] = (self.epoch << 1) | u32::from(ok);
+        ok
     }
 
-    /// A candidate's total from the compact records (no per-host weighers).
+    /// Whether some host under the node may pass the filters.
+    fn open(&self, n: u32) -> bool {
+        let sum = &self.ix.tree.nodes[n as usize].sum;
+        (sum.class == MIXED || self.class_pass.get(sum.class as usize) == Some(&true))
+            && self.need.node(sum)
+    }
+
+    /// The candidates' largest (or smallest) value of a tracked metric;
+    /// `None` when no host passes.
+    fn extreme(&mut self, slot: usize, largest: bool) -> Option<f64> {
+        let ix = self.ix;
+        let edge = |n: u32| {
+            let sum = &ix.tree.nodes[n as usize].sum;
+            if largest { sum.hi[slot] } else { sum.lo[slot] }
+        };
+        let order = |v: f64| if largest { key(v) } else { !key(v) };
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.clear();
+        for &r in &ix.tree.roots {
+            if self.open(r) {
+                heap.push((order(edge(r)), 0, r));
+            }
+        }
+        let mut best: Option<f64> = None;
+        while let Some((_, _, n)) = heap.pop() {
+            if let Some(b) = best
+                && (if largest { edge(n) <= b } else { edge(n) >= b })
+            {
+                break;
+            }
+            let node = &ix.tree.nodes[n as usize];
+            match node.children {
+                None => {
+                    for id in &ix.tree.perm[node.start as usize..node.end as usize] {
+                        if self.is_candidate(*id) {
+                            let v = ix.rows[*id as usize].feat[slot];
+                            best = Some(match best {
+                                None => v,
+                                Some(b) if largest => b.max(v),
+                                Some(b) => b.min(v),
+                            });
+                        }
+                    }
+                }
+                Some(children) => {
+                    for c in children {
+                        if self.open(c) {
+                            heap.push((order(edge(c)), 0, c));
+                        }
+                    }
+                }
+            }
+        }
+        self.heap = heap;
+        best
+    }
+
+    /// A candidate's total, as [`crate::weighers::weigh`] sums it.
     #[inline]
     fn total(&self, id: u32, active: &[Active<'_>], per_host: Option<(&[Vec<f64>], usize)>) -> f64 {
-        let hot = &self.hot[id as usize];
-        let class = self.class_of[id as usize] as usize;
+        let i = id as usize;
+        let row = &self.ix.rows[i];
+        let class = self.ix.class_of[i] as usize;
         let mut total = 0.0;
         for a in active {
-            let raw = match (a.feature, per_host) {
-                (Feature::PerHost, Some((raws, k))) => raws[a.slot][k],
-                _ => clamp(hot.feature(a.feature, self.cpu_ratio), a.minval),
+            let raw = match (a.slot, per_host) {
+                (Some(s), _) => clamp(row.feat[s], a.minval),
+                (None, Some((raws, k))) => raws[a.raws][k],
+                (None, None) => unreachable!("per-host metrics are weighed in the scan"),
             };
             total += a.multiplier[class] * a.norm.apply(raw);
         }
         total
     }
 
-    /// Every host through the filters, every candidate weighed.
-    #[allow(clippy::too_many_arguments)]
-    fn scan(
-        &self,
-        is_candidate: &dyn Fn(u32) -> bool,
-        active: &mut [Active<'_>],
-        candidates: &mut Vec<u32>,
-        totals: &mut Vec<f64>,
-        per_host: &mut Vec<Vec<f64>>,
-        spec: &SelectHostsRequested,
-        ctx: &Context,
+    /// The most any candidate under the node can total: each term at the
+    /// worst corner of multiplier × normalised metric, summed in weigher
+    /// order (float rounding is monotone, so no total exceeds it).
+    fn bound(&self, n: u32, active: &[Active<'_>]) -> f64 {
+        let sum = &self.ix.tree.nodes[n as usize].sum;
+        let mut bound = 0.0;
+        for a in active {
+            let s = a.slot.expect("tracked metric");
+            let (mlo, mhi) = if (sum.class as usize) < a.multiplier.len() {
+                let m = a.multiplier[sum.class as usize];
+                (m, m)
+            } else {
+                (a.lowest, a.highest)
+            };
+            let xlo = a.norm.apply(clamp(sum.lo[s], a.minval));
+            let xhi = a.norm.apply(clamp(sum.hi[s], a.minval));
+            let corners = [mlo * xlo, mlo * xhi, mhi * xlo, mhi * xhi];
+            if corners.iter().any(|c| c.is_nan()) {
+                return f64::INFINITY;
+            }
+            bound += corners.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        }
+        if bound.is_nan() { f64::INFINITY } else { bound }
+    }
+
+    /// Normalisation bounds from the tree, then the best `top` by a
+    /// best-first descent on [`Query::bound`].
+    fn branch_and_bound(
+        &mut self,
+        active: &mut Vec<Active<'_>>,
         top: usize,
         all_best_ties: bool,
     ) -> Option<(Vec<u32>, usize)> {
+        let ix = self.ix;
+        for a in active.iter_mut() {
+            let s = a.slot.expect("tracked metric");
+            let hi = clamp(self.extreme(s, true)?, a.minval);
+            let lo = match a.minval {
+                Some(m) => m,
+                None => self.extreme(s, false)?,
+            };
+            a.norm = Norm::from_bounds(lo, hi, a.minval);
+        }
+        // A weigher every candidate weighs 0 on adds nothing to any total.
+        active.retain(|a| !a.norm.is_constant() || !a.multiplier.iter().all(|m| m.is_finite()));
+
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.clear();
+        let item = |q: &Self, n: u32, active: &[Active<'_>]| {
+            let rank = ix.tree.nodes[n as usize].sum.min_rank;
+            (key(q.bound(n, active)), u32::MAX - rank, n)
+        };
+        for &r in &ix.tree.roots {
+            if self.open(r) {
+                heap.push(item(self, r, active));
+            }
+        }
+        let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(top + 1);
+        let mut met: Vec<(f64, u32, u32)> = Vec::new();
+        while let Some((k, inv_rank, n)) = heap.pop() {
+            let bound = unkey(k);
+            if best.len() == top {
+                let kth = best[top - 1];
+                if kth.0 > bound {
+                    break;
+                }
+                // A node that can at best tie the `top`th, with every host
+                // after it in name order, cannot displace it (unless every
+                // host tying for the best is wanted).
+                if kth.0 == bound
+                    && u32::MAX - inv_rank > kth.1
+                    && !(all_best_ties && best[0].0 == bound)
+                {
+                    continue;
+                }
+            }
+            let node = &ix.tree.nodes[n as usize];
+            match node.children {
+                None => {
+                    for id in &ix.tree.perm[node.start as usize..node.end as usize] {
+                        if self.is_candidate(*id) {
+                            let entry = (self.total(*id, active, None), ix.rank[*id as usize], *id);
+                            offer(&mut best, top, entry);
+                            if all_best_ties {
+                                met.push(entry);
+                            }
+                        }
+                    }
+                }
+                Some(children) => {
+                    for c in children {
+                        if self.open(c) {
+                            heap.push(item(self, c, active));
+                        }
+                    }
+                }
+            }
+        }
+        self.heap = heap;
+        if best.is_empty() {
+            return None;
+        }
+        let ties = met
+            .into_iter()
+            .filter(|m| m.0 == best[0].0)
+            .map(|m| (m.1, m.2))
+            .collect();
+        Some(finish(best, ties, all_best_ties))
+    }
+
+    /// Every candidate weighed (for weighers whose metric rows do not hold).
+    fn scan(
+        &mut self,
+        active: &mut [Active<'_>],
+        candidates: &mut Vec<u32>,
+        per_host: &mut Vec<Vec<f64>>,
+        top: usize,
+        all_best_ties: bool,
+    ) -> Option<(Vec<u32>, usize)> {
+        let ix = self.ix;
         candidates.clear();
-        for class in &self.classes {
-            candidates.extend(class.members.iter().copied().filter(|id| is_candidate(*id)));
+        let mut stack: Vec<u32> = ix.tree.roots.clone();
+        while let Some(n) = stack.pop() {
+            if !self.open(n) {
+                continue;
+            }
+            let node = &ix.tree.nodes[n as usize];
+            match node.children {
+                None => {
+                    for id in &ix.tree.perm[node.start as usize..node.end as usize] {
+                        if self.is_candidate(*id) {
+                            candidates.push(*id);
+                        }
+                    }
+                }
+                Some(children) => stack.extend(children),
+            }
         }
         if candidates.is_empty() {
             return None;
@@ -582,24 +1090,17 @@ impl HostIndex {
         // Built-in metrics: one pass for every bound.
         let mut lo = [f64::INFINITY; TRACKED.len()];
         let mut hi = [f64::NEG_INFINITY; TRACKED.len()];
-        let used: Vec<usize> = TRACKED
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| active.iter().any(|a| a.feature == **f))
-            .map(|(i, _)| i)
-            .collect();
         for id in candidates.iter() {
-            let hot = &self.hot[*id as usize];
-            for &i in &used {
-                let v = hot.feature(TRACKED[i], self.cpu_ratio);
-                lo[i] = lo[i].min(v);
-                hi[i] = hi[i].max(v);
+            let row = &ix.rows[*id as usize];
+            for k in 0..TRACKED.len() {
+                lo[k] = lo[k].min(row.feat[k]);
+                hi[k] = hi[k].max(row.feat[k]);
             }
         }
         let mut slots = 0;
         for a in active.iter_mut() {
             let minval = a.minval;
-            if let Some(i) = slot(a.feature) {
+            if let Some(i) = a.slot {
                 // Clamping is monotone: the clamped bounds are the bounds clamped.
                 a.norm = Norm::from_bounds(clamp(lo[i], minval), clamp(hi[i], minval), minval);
             } else {
@@ -610,199 +1111,34 @@ impl HostIndex {
                 raw.clear();
                 raw.extend(candidates.iter().map(|id| {
                     clamp(
-                        a.weigher.weight(&self.hosts[*id as usize], spec, ctx),
+                        a.weigher
+                            .weight(&ix.hosts[*id as usize], self.spec, self.ctx),
                         minval,
                     )
                 }));
                 a.norm = Norm::new(raw.iter().copied(), minval);
-                a.slot = slots;
+                a.raws = slots;
                 slots += 1;
             }
         }
-        totals.clear();
-        for (k, id) in candidates.iter().enumerate() {
-            totals.push(self.total(*id, active, Some((per_host, k))));
-        }
         let mut best = Vec::with_capacity(top + 1);
+        let mut ties = Vec::new();
+        let totals: Vec<f64> = candidates
+            .iter()
+            .enumerate()
+            .map(|(k, id)| self.total(*id, active, Some((per_host, k))))
+            .collect();
         for (k, id) in candidates.iter().enumerate() {
-            offer(&mut best, top, (totals[k], self.rank[*id as usize], *id));
+            offer(&mut best, top, (totals[k], ix.rank[*id as usize], *id));
         }
-        let ties = if all_best_ties {
-            candidates
+        if all_best_ties {
+            ties = candidates
                 .iter()
                 .zip(totals.iter())
                 .filter(|(_, t)| **t == best[0].0)
-                .map(|(id, _)| (self.rank[*id as usize], *id))
-                .collect()
-        } else {
-            Vec::new()
-        };
+                .map(|(id, _)| (ix.rank[*id as usize], *id))
+                .collect();
+        }
         Some(finish(best, ties, all_best_ties))
-    }
-
-    /// Fagin's threshold algorithm over the per-metric sorted sets: walk
-    /// each weighed metric from its best end, weigh each host met, and stop
-    /// once no host not yet met can beat (or tie into) the best `top`.
-    /// Exact, because each bound term is at least what any unmet host's term
-    /// can be and float arithmetic is monotone. `None` when it does not
-    /// apply (per-host weighers, multipliers of both signs) or would visit
-    /// too many hosts; the scan then decides.
-    #[allow(clippy::too_many_arguments)]
-    fn threshold(
-        &self,
-        is_candidate: &dyn Fn(u32) -> bool,
-        active: &mut [Active<'_>],
-        _ctx: &Context,
-        top: usize,
-        all_best_ties: bool,
-        seen: &mut [u32],
-        epoch: &mut u32,
-    ) -> Option<Option<(Vec<u32>, usize)>> {
-        if active.iter().any(|a| slot(a.feature).is_none()) {
-            return None;
-        }
-        let budget = self.hosts.len() / 4 + 64;
-        let mut visited = 0usize;
-        let value = |id: u32, a: &Active<'_>| {
-            clamp(
-                self.hot[id as usize].feature(a.feature, self.cpu_ratio),
-                a.minval,
-            )
-        };
-
-        // Normalisation bounds: the largest (and, without minval, smallest)
-        // metric among candidates, from the ends of the sorted sets.
-        for a in active.iter_mut() {
-            let set = &self.by_feature[slot(a.feature)?];
-            let mut first = |it: &mut dyn Iterator<Item = &(u64, u32)>| -> Option<Option<f64>> {
-                for (_, id) in it {
-                    visited += 1;
-                    if visited > budget {
-                        return None;
-                    }
-                    if is_candidate(*id) {
-                        return Some(Some(value(*id, a)));
-                    }
-                }
-                Some(None)
-            };
-            let Some(hi) = first(&mut set.iter().rev())? else {
-                return Some(None);
-            };
-            let lo = match a.minval {
-                Some(m) => m,
-                None => first(&mut set.iter())?.unwrap_or(hi),
-            };
-            a.norm = Norm::from_bounds(lo, hi, a.minval);
-        }
-
-        // Which end of each metric is best, and whether it can move the bound.
-        struct Walk<'s> {
-            active: usize,
-            iter: Box<dyn Iterator<Item = &'s (u64, u32)> + 's>,
-            last: f64,
-        }
-        let mut walks: Vec<Walk<'_>> = Vec::new();
-        for (i, a) in active.iter().enumerate() {
-            if a.norm.is_constant() {
-                continue;
-            }
-            let set = &self.by_feature[slot(a.feature)?];
-            let (iter, last): (Box<dyn Iterator<Item = &(u64, u32)>>, f64) = if a.lowest >= 0.0 {
-                (Box::new(set.iter().rev()), f64::INFINITY)
-            } else if a.highest <= 0.0 {
-                (Box::new(set.iter()), f64::NEG_INFINITY)
-            } else {
-                return None;
-            };
-            walks.push(Walk {
-                active: i,
-                iter,
-                last,
-            });
-        }
-        let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(top + 1);
-        let mut met: Vec<(f64, u32, u32)> = Vec::new();
-        *epoch = epoch.wrapping_add(1);
-        if *epoch == 0 {
-            seen.fill(0);
-            *epoch = 1;
-        }
-        if walks.is_empty() {
-            // Every candidate weighs the same: name order decides.
-            if all_best_ties {
-                return None;
-            }
-            for id in &self.sorted {
-                visited += 1;
-                if visited > budget {
-                    return None;
-                }
-                if is_candidate(*id) {
-                    best.push((0.0, self.rank[*id as usize], *id));
-                    if best.len() == top {
-                        break;
-                    }
-                }
-            }
-            return Some((!best.is_empty()).then(|| finish(best, Vec::new(), false)));
-        }
-        'rounds: loop {
-            for w in walks.iter_mut() {
-                let Some((_, id)) = w.iter.next() else {
-                    break 'rounds; // every host met
-                };
-                let id = *id;
-                w.last = value(id, &active[w.active]);
-                if seen[id as usize] == *epoch {
-                    continue;
-                }
-                seen[id as usize] = *epoch;
-                visited += 1;
-                if visited > budget {
-                    return None;
-                }
-                if is_candidate(id) {
-                    let entry = (self.total(id, active, None), self.rank[id as usize], id);
-                    offer(&mut best, top, entry);
-                    if all_best_ties {
-                        met.push(entry);
-                    }
-                }
-            }
-            // The most any host not yet met can total, summed in weigher order.
-            let mut bound = 0.0;
-            let mut w = walks.iter().peekable();
-            for (i, a) in active.iter().enumerate() {
-                let x = match w.peek() {
-                    Some(walk) if walk.active == i => {
-                        a.norm.apply(w.next().map_or(0.0, |w| w.last))
-                    }
-                    _ => a.norm.apply(if a.lowest >= 0.0 {
-                        f64::INFINITY
-                    } else {
-                        f64::NEG_INFINITY
-                    }),
-                };
-                bound += a.highest * x;
-            }
-            let kth = if best.len() == top {
-                best[top - 1].0
-            } else {
-                f64::NEG_INFINITY
-            };
-            if kth > bound && (!all_best_ties || best[0].0 > bound) {
-                break;
-            }
-        }
-        if best.is_empty() {
-            return Some(None);
-        }
-        let ties = met
-            .into_iter()
-            .filter(|m| m.0 == best[0].0)
-            .map(|m| (m.1, m.2))
-            .collect();
-        Some(Some(finish(best, ties, all_best_ties)))
     }
 }
