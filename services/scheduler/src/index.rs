@@ -1,9 +1,12 @@
 //! The host index behind the fast path: hosts in a dense vector, each with
 //! a compact [`Row`] of what capacity filters and built-in weighers read,
 //! grouped into classes of identical static attributes, and arranged in a
-//! forest of k-d trees whose nodes summarise their hosts (the most room of
-//! each resource, the latest heartbeat, the fewest instances, every
-//! metric's smallest and largest value).
+//! forest of trees (one per large class) whose nodes summarise their hosts:
+//! the most room of each resource, the latest heartbeat, the fewest
+//! instances, every metric's smallest and largest value, and the largest
+//! projection of the metrics on a direction — the direction recent
+//! decisions weighed in. Each tree is over its hosts sorted by that
+//! projection, so a node holds hosts that weigh alike.
 //!
 //! A decision is a branch and bound over that forest:
 //! - class-scoped filters (zone, capabilities, image properties,
@@ -11,28 +14,31 @@
 //!   liveness checks once per node against its summary. A subtree that no
 //!   host of it can pass is never entered.
 //! - Nova normalises each weigher's metric over the hosts that passed the
-//!   filters, so the bounds come first: for each weighed metric, a
-//!   best-first descent by the nodes' largest (or smallest) value finds the
-//!   candidates' extreme after visiting a handful of leaves.
-//! - then a best-first descent by each node's upper bound on the total
-//!   weight (the bound computed with the same float operations, in the same
-//!   order, as the total, so it is never below it) stops as soon as the
-//!   `top`th best found beats every unvisited node. Ties on the weight are
-//!   broken by name, as the brute force's stable sort over name-ordered
-//!   hosts breaks them; each node knows its smallest name rank for that.
-//! - weighers whose metric the rows do not hold (server-group soft
-//!   policies, metrics) need every candidate's value for the bounds: the
-//!   candidates are then collected (still pruned by the tree) and all
-//!   weighed.
+//!   filters, so the normalisation bounds come first: for each weighed
+//!   metric, a best-first descent by the nodes' largest (or smallest) value
+//!   finds the candidates' extreme after a handful of leaves.
+//! - then a best-first descent by an upper bound on each node's best total
+//!   stops as soon as the `top`th best found beats every unvisited node.
+//!   The bound is the lesser of two: one per weigher from the node's metric
+//!   ranges ([`Query::bound`]), and one from its largest projection
+//!   ([`Query::projected_bound`]), tight when the request weighs in the
+//!   index's direction. Ties on the weight are broken by name, as the brute
+//!   force's stable sort over name-ordered hosts breaks them; each node
+//!   knows its smallest name rank for that.
+//! - weighers whose metric rows do not hold (server-group soft policies,
+//!   metrics) need every candidate's value for the bounds: the candidates
+//!   are then collected (still pruned by the tree) and all weighed.
 //!
 //! After a change only the changed host's row, its leaf and the summaries
 //! above it are recomputed (the climb stops where a summary does not
-//! change). The trees are rebuilt when hosts or classes change, and after as
-//! many load changes as there are hosts, so they follow the load.
+//! change). The trees are rebuilt when hosts or classes change, after as
+//! many load changes as there are hosts (so the order follows the load),
+//! and when most recent decisions weighed in another direction.
 //!
 //! The result equals [`crate::Scheduler::select_hosts_brute_force`]: the same
-//! arithmetic (the helpers in [`crate::host_state`]), the same
-//! normalisation, the same tie-breaking.
+//! filters and arithmetic (the helpers in [`crate::host_state`]), the same
+//! normalisation, the same tie-breaking; the bounds only decide what need
+//! not be looked at.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
@@ -52,8 +58,8 @@ const TRACKED: [Feature; 6] = [
     Feature::FailedBuilds,
 ];
 
-/// The metrics the trees split on (the default weighers').
-const SPLIT: [usize; 3] = [0, 1, 2];
+/// The metrics the default direction weighs (the default weighers').
+const DEFAULT_DIRECTION: [usize; 3] = [0, 1, 2];
 
 /// Hosts per leaf, at most.
 const LEAF: usize = 16;
@@ -88,6 +94,37 @@ fn room(capacity: u64, ratio: f64, used: u64) -> i64 {
         return i64::MIN;
     }
     (limit.floor() as i64).saturating_sub(i64::try_from(used).unwrap_or(i64::MAX))
+}
+
+/// How far apart two directions are: the least, over scalings of `u`, of
+/// `Σ |a − λu| × magnitude`, relative to `Σ |a| × magnitude` (0: parallel).
+fn misalignment(a: &[f64; 6], u: &[f64; 6], magnitude: &[f64; 6]) -> f64 {
+    let off = |lambda: f64| -> f64 {
+        (0..TRACKED.len())
+            .map(|k| (a[k] - lambda * u[k]).abs() * magnitude[k])
+            .sum()
+    };
+    let scale = off(0.0);
+    if scale.is_nan() || scale <= 0.0 {
+        return 0.0;
+    }
+    let least = (0..TRACKED.len())
+        .filter(|k| u[*k] != 0.0)
+        .map(|k| off(a[k] / u[k]))
+        .fold(scale, f64::min);
+    least / scale
+}
+
+/// A row's metrics, raised to 0, projected on `direction` (0 where the
+/// direction is).
+fn project(direction: &[f64; 6], row: &Row) -> f64 {
+    let mut p = 0.0;
+    for (d, v) in direction.iter().zip(&row.feat) {
+        if *d != 0.0 {
+            p += d * v.max(0.0);
+        }
+    }
+    p
 }
 
 /// What capacity checks and built-in weighers read of a host, computed from
@@ -154,6 +191,8 @@ struct Summary {
     /// Each metric's smallest and largest value.
     lo: [f64; 6],
     hi: [f64; 6],
+    /// The largest projection of the hosts' metrics on the index's direction.
+    proj: f64,
 }
 
 impl Summary {
@@ -166,6 +205,7 @@ impl Summary {
         io_ops: u32::MAX,
         lo: [f64::INFINITY; 6],
         hi: [f64::NEG_INFINITY; 6],
+        proj: f64::NEG_INFINITY,
     };
 
     fn merge_class(&mut self, class: u32) {
@@ -176,8 +216,9 @@ impl Summary {
         }
     }
 
-    fn add_row(&mut self, class: u32, rank: u32, r: &Row) {
+    fn add_row(&mut self, class: u32, rank: u32, r: &Row, proj: f64) {
         self.merge_class(class);
+        self.proj = self.proj.max(proj);
         self.min_rank = self.min_rank.min(rank);
         for k in 0..3 {
             self.room[k] = self.room[k].max(r.room[k]);
@@ -193,6 +234,7 @@ impl Summary {
 
     fn merge(&mut self, o: &Summary) {
         self.merge_class(o.class);
+        self.proj = self.proj.max(o.proj);
         self.min_rank = self.min_rank.min(o.min_rank);
         for k in 0..3 {
             self.room[k] = self.room[k].max(o.room[k]);
@@ -217,8 +259,10 @@ struct Node {
     sum: Summary,
 }
 
-/// A forest of k-d trees over the hosts: one tree per class of at least
-/// [`LEAF`] hosts, one for the hosts of smaller classes.
+/// A forest of trees over the hosts, one per class of at least [`LEAF`]
+/// hosts and one for the hosts of smaller classes, each over its hosts
+/// sorted by their projection on the index's direction (so a node's hosts
+/// weigh alike under requests weighing in about that direction).
 #[derive(Debug, Default)]
 struct Tree {
     nodes: Vec<Node>,
@@ -268,6 +312,12 @@ struct Scratch {
     heap: BinaryHeap<(u64, u32, u32)>,
     candidates: Vec<u32>,
     per_host: Vec<Vec<f64>>,
+    /// The direction (per metric, multiplier over range) the last decision
+    /// weighed in, for the next build.
+    last_direction: Option<[f64; 6]>,
+    /// A moving average of how often decisions weigh in a direction away
+    /// from the index's (1: always).
+    misaligned: f64,
 }
 
 /// One active weigher of a decision.
@@ -405,6 +455,14 @@ pub(crate) struct HostIndex {
     tree_dirty: bool,
     /// Load changes since the trees were built.
     drift: usize,
+    /// The direction hosts are projected on (see [`Query::projected_bound`]),
+    /// and each host's projection.
+    direction: [f64; 6],
+    proj: Vec<f64>,
+    /// Whether `direction` came from a decision (rather than a default).
+    direction_from_decision: bool,
+    /// Each metric's largest magnitude at the last build.
+    magnitude: [f64; 6],
     scratch: Scratch,
 }
 
@@ -425,6 +483,10 @@ impl HostIndex {
             tree: Tree::default(),
             tree_dirty: true,
             drift: 0,
+            direction: [0.0; 6],
+            proj: Vec::new(),
+            direction_from_decision: false,
+            magnitude: [0.0; 6],
             scratch: Scratch::default(),
         }
     }
@@ -470,7 +532,9 @@ impl HostIndex {
                 .sorted
                 .last()
                 .is_none_or(|last| self.hosts[*last as usize].name < h.name);
-        self.rows.push(Row::of(&h, self.ratios));
+        let row = Row::of(&h, self.ratios);
+        self.proj.push(project(&self.direction, &row));
+        self.rows.push(row);
         self.by_name.insert(h.name.clone(), id);
         self.hosts.push(h);
         self.class_of.push(0);
@@ -517,6 +581,7 @@ impl HostIndex {
         if row == self.rows[i] {
             return;
         }
+        self.proj[i] = project(&self.direction, &row);
         self.rows[i] = row;
         self.drift += 1;
         if self.tree_dirty {
@@ -545,7 +610,7 @@ impl HostIndex {
         let mut sum = Summary::EMPTY;
         for id in &self.tree.perm[node.start as usize..node.end as usize] {
             let i = *id as usize;
-            sum.add_row(self.class_of[i], self.rank[i], &self.rows[i]);
+            sum.add_row(self.class_of[i], self.rank[i], &self.rows[i], self.proj[i]);
         }
         sum
     }
@@ -596,7 +661,12 @@ impl HostIndex {
             self.ranks_dirty = false;
             self.tree_dirty = true;
         }
-        if self.tree_dirty || self.drift > self.hosts.len() + 64 {
+        // Decisions weighing in another direction loosen the bounds: most
+        // of the recent ones doing so is worth a rebuild, now and then.
+        let better_direction = self.scratch.last_direction.is_some()
+            && (!self.direction_from_decision
+                || (self.scratch.misaligned > 0.5 && self.drift > self.hosts.len() / 8 + 16));
+        if self.tree_dirty || better_direction || self.drift > self.hosts.len() + 64 {
             self.build_tree();
         }
     }
@@ -616,23 +686,37 @@ impl HostIndex {
     }
 
     fn build_tree(&mut self) {
+        // The direction of the last decision; before any, the default
+        // weighers' at multiplier 1 over the metrics' largest values.
+        match self.scratch.last_direction {
+            Some(d) => {
+                self.direction = d;
+                self.direction_from_decision = true;
+            }
+            None => {
+                self.direction = [0.0; 6];
+                for k in DEFAULT_DIRECTION {
+                    let hi = self.rows.iter().fold(0.0f64, |hi, r| hi.max(r.feat[k]));
+                    if hi > 0.0 && hi.is_finite() {
+                        self.direction[k] = 1.0 / hi;
+                    }
+                }
+            }
+        }
+        self.scratch.misaligned = 0.0;
+        self.magnitude = [0.0; 6];
+        for (p, row) in self.proj.iter_mut().zip(&self.rows) {
+            *p = project(&self.direction, row);
+            for k in 0..TRACKED.len() {
+                self.magnitude[k] = self.magnitude[k].max(row.feat[k].abs());
+            }
+        }
         let mut tree = Tree {
             nodes: Vec::new(),
             perm: Vec::with_capacity(self.hosts.len()),
             leaf_of: vec![0; self.hosts.len()],
             roots: Vec::new(),
         };
-        // Each split metric's spread over every host, to compare spreads.
-        let mut scale = [0.0f64; SPLIT.len()];
-        for (k, s) in SPLIT.iter().enumerate() {
-            let (lo, hi) = self
-                .rows
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-                    (lo.min(r.feat[*s]), hi.max(r.feat[*s]))
-                });
-            scale[k] = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
-        }
         let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut small: Vec<u32> = Vec::new();
         for class in &self.classes {
@@ -650,7 +734,13 @@ impl HostIndex {
             groups.push((start, tree.perm.len()));
         }
         for (start, end) in groups {
-            let root = self.build_node(&mut tree, start, end, None, &scale);
+            let proj = &self.proj;
+            tree.perm[start..end].sort_unstable_by(|a, b| {
+                proj[*b as usize]
+                    .total_cmp(&proj[*a as usize])
+                    .then(a.cmp(b))
+            });
+            let root = self.build_node(&mut tree, start, end, None);
             tree.roots.push(root);
         }
         self.tree = tree;
@@ -658,14 +748,7 @@ impl HostIndex {
         self.drift = 0;
     }
 
-    fn build_node(
-        &self,
-        tree: &mut Tree,
-        start: usize,
-        end: usize,
-        parent: Option<u32>,
-        scale: &[f64; SPLIT.len()],
-    ) -> u32 {
+    fn build_node(&self, tree: &mut Tree, start: usize, end: usize, parent: Option<u32>) -> u32 {
         let n = tree.nodes.len() as u32;
         tree.nodes.push(Node {
             start: start as u32,
@@ -679,31 +762,12 @@ impl HostIndex {
             for id in &tree.perm[start..end] {
                 let i = *id as usize;
                 tree.leaf_of[i] = n;
-                sum.add_row(self.class_of[i], self.rank[i], &self.rows[i]);
+                sum.add_row(self.class_of[i], self.rank[i], &self.rows[i], self.proj[i]);
             }
         } else {
-            // Split at the median of the metric spread widest here.
-            let ids = &mut tree.perm[start..end];
-            let mut widest = (0, -1.0);
-            for (k, s) in SPLIT.iter().enumerate() {
-                let (lo, hi) =
-                    ids.iter()
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), id| {
-                            let v = self.rows[*id as usize].feat[*s];
-                            (lo.min(v), hi.max(v))
-                        });
-                let spread = (hi - lo) * scale[k];
-                if spread > widest.1 {
-                    widest = (*s, spread);
-                }
-            }
-            let s = widest.0;
-            let mid = ids.len() / 2;
-            ids.select_nth_unstable_by(mid, |a, b| {
-                self.rows[*a as usize].feat[s].total_cmp(&self.rows[*b as usize].feat[s])
-            });
-            let a = self.build_node(tree, start, start + mid, Some(n), scale);
-            let b = self.build_node(tree, start + mid, end, Some(n), scale);
+            let mid = start + (end - start) / 2;
+            let a = self.build_node(tree, start, mid, Some(n));
+            let b = self.build_node(tree, mid, end, Some(n));
             tree.nodes[n as usize].children = Some([a, b]);
             sum = tree.nodes[a as usize].sum;
             sum.merge(&tree.nodes[b as usize].sum);
@@ -820,6 +884,8 @@ impl HostIndex {
             stamp: std::mem::take(&mut s.stamp),
             epoch: s.epoch,
             heap: std::mem::take(&mut s.heap),
+            last_direction: s.last_direction,
+            misaligned: s.misaligned,
         };
         let out = if active.iter().any(|a| a.slot.is_none()) {
             q.scan(
@@ -835,6 +901,8 @@ impl HostIndex {
         s.class_pass = q.class_pass;
         s.stamp = q.stamp;
         s.heap = q.heap;
+        s.last_direction = q.last_direction;
+        s.misaligned = q.misaligned;
         out
     }
 }
@@ -850,6 +918,8 @@ struct Query<'a> {
     stamp: Vec<u32>,
     epoch: u32,
     heap: BinaryHeap<(u64, u32, u32)>,
+    last_direction: Option<[f64; 6]>,
+    misaligned: f64,
 }
 
 impl Query<'_> {
@@ -968,7 +1038,96 @@ impl Query<'_> {
             }
             bound += corners.into_iter().fold(f64::NEG_INFINITY, f64::max);
         }
-        if bound.is_nan() { f64::INFINITY } else { bound }
+        if bound.is_nan() {
+            return f64::INFINITY;
+        }
+        match self.projected_bound(sum, active) {
+            Some(p) => bound.min(p),
+            None => bound,
+        }
+    }
+
+    /// A bound from the node's largest projection on the index's direction
+    /// `u`, tight when the request weighs in about that direction.
+    ///
+    /// Projections are of the metrics raised to 0 (as the RAM, CPU, disk
+    /// and I/O weighers clamp them; the other metrics are never negative).
+    /// Where every host of the node weighs with the same multipliers and
+    /// each weigher clamps at 0 or sees no negative metric here, a total is
+    /// (in real arithmetic) `Σ a·v⁺ − c` with `a = multiplier / range` and
+    /// `c = Σ multiplier × min / range`. Written as `λ·(u·v⁺) + Σ (a −
+    /// λu)·v⁺`, its first part is at most `λ × proj` (λ ≥ 0), each term of
+    /// the second at most its coefficient times the node's largest (or, if
+    /// negative, smallest) metric. The float total differs from the real
+    /// one, and so does this bound's evaluation, by far less than the
+    /// margin added.
+    fn projected_bound(&self, sum: &Summary, active: &[Active<'_>]) -> Option<f64> {
+        let u = &self.ix.direction;
+        let lo = sum.lo.map(|v| v.max(0.0));
+        let hi = sum.hi.map(|v| v.max(0.0));
+        let mut a = [0.0f64; 6];
+        let mut c = 0.0;
+        let mut slack = 1.0;
+        for w in active {
+            let s = w.slot?;
+            let m = if (sum.class as usize) < w.multiplier.len() {
+                w.multiplier[sum.class as usize]
+            } else if w.lowest == w.highest {
+                w.highest
+            } else {
+                return None;
+            };
+            match w.minval {
+                Some(0.0) => {}
+                None if sum.lo[s] >= 0.0 => {}
+                _ => return None,
+            }
+            let (min, range) = (w.norm.min(), w.norm.range());
+            if range.is_nan() || range <= 0.0 {
+                continue;
+            }
+            a[s] += m / range;
+            c += m * min / range;
+            slack += m.abs() * (w.norm.apply(lo[s]).abs() + w.norm.apply(hi[s]).abs());
+        }
+        // The bound is convex and piecewise linear in λ, least at λ = 0 or
+        // where some coefficient of the second part changes sign.
+        let eval = |lambda: f64| {
+            let mut bound = -c;
+            let mut slack = slack + c.abs();
+            if lambda > 0.0 {
+                bound += lambda * sum.proj;
+                slack += lambda * sum.proj.abs();
+                for k in 0..TRACKED.len() {
+                    slack += lambda * (u[k] * hi[k]).abs();
+                }
+            }
+            for k in 0..TRACKED.len() {
+                let beta = a[k] - lambda * u[k];
+                let v = if beta > 0.0 {
+                    hi[k]
+                } else if beta < 0.0 {
+                    lo[k]
+                } else {
+                    continue;
+                };
+                bound += beta * v;
+                slack += (beta * v).abs();
+            }
+            (bound, slack)
+        };
+        let mut best = eval(0.0);
+        for k in 0..TRACKED.len() {
+            if u[k] != 0.0 && a[k] / u[k] > 0.0 {
+                let b = eval(a[k] / u[k]);
+                if b.0 < best.0 {
+                    best = b;
+                }
+            }
+        }
+        let (bound, slack) = best;
+        let bound = bound + slack * 1e-9;
+        bound.is_finite().then_some(bound)
     }
 
     /// Normalisation bounds from the tree, then the best `top` by a
@@ -988,6 +1147,19 @@ impl Query<'_> {
                 None => self.extreme(s, false)?,
             };
             a.norm = Norm::from_bounds(lo, hi, a.minval);
+        }
+        let mut direction = [0.0f64; 6];
+        for w in active.iter() {
+            if let Some(s) = w.slot
+                && w.norm.range() > 0.0
+            {
+                direction[s] += w.highest / w.norm.range();
+            }
+        }
+        if direction.iter().all(|d| d.is_finite()) {
+            self.last_direction = Some(direction);
+            let off = misalignment(&direction, &ix.direction, &ix.magnitude);
+            self.misaligned = 0.9 * self.misaligned + if off > 1e-4 { 0.1 } else { 0.0 };
         }
         // A weigher every candidate weighs 0 on adds nothing to any total.
         active.retain(|a| !a.norm.is_constant() || !a.multiplier.iter().all(|m| m.is_finite()));
@@ -1140,5 +1312,71 @@ impl Query<'_> {
                 .collect();
         }
         Some(finish(best, ties, all_best_ties))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_state::fits;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn room_admits_exactly_what_fits() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let ratios = [
+            1.0,
+            1.5,
+            0.7,
+            16.0,
+            1.0 / 3.0,
+            0.0,
+            -1.0,
+            2.5e-3,
+            f64::INFINITY,
+        ];
+        for _ in 0..200_000 {
+            let capacity = rng.random_range(0..70_000u64);
+            let ratio = ratios[rng.random_range(0..ratios.len())];
+            let used = rng.random_range(0..120_000u64);
+            let want = rng.random_range(0..120_000u64);
+            assert_eq!(
+                i64::try_from(want).unwrap() <= room(capacity, ratio, used),
+                fits(used, want, capacity, ratio),
+                "capacity {capacity} × {ratio}, used {used}, want {want}"
+            );
+        }
+        assert_eq!(room(10, f64::NAN, 0), i64::MIN, "nothing fits under NaN");
+    }
+
+    #[test]
+    fn keys_order_floats_and_invert() {
+        let values = [
+            f64::NEG_INFINITY,
+            -3.5,
+            -0.0,
+            0.0,
+            1e-300,
+            2.0,
+            f64::INFINITY,
+        ];
+        for w in values.windows(2) {
+            assert!(key(w[0]) <= key(w[1]), "{} {}", w[0], w[1]);
+        }
+        for v in values {
+            assert_eq!(unkey(key(v)).to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn misalignment_ignores_scale_and_sees_turns() {
+        let m = [1e5, 1e3, 1e6, 0.0, 0.0, 0.0];
+        let u = [1e-5, 1e-3, 1e-6, 0.0, 0.0, 0.0];
+        let scaled = u.map(|x| 3.0 * x);
+        assert!(misalignment(&scaled, &u, &m) < 1e-12);
+        let mut turned = u;
+        turned[0] *= 1.1;
+        assert!(misalignment(&turned, &u, &m) > 1e-3);
     }
 }

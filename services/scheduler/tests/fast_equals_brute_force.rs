@@ -328,14 +328,25 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
     }
     for i in order {
         let name = format!("h{i:02}");
-        let reg = registration(&mut rng, name.clone(), shape);
+        let mut reg = registration(&mut rng, name.clone(), shape);
+        if shape == Shape::Uniform && rng.random_bool(0.3) {
+            // Overcommitted: less than no RAM free, which the RAM weigher
+            // counts as none.
+            reg.usage = HostUsage {
+                memory_mb_used: rng.random_range(8_300..12_000),
+                vcpus_used: 1,
+                disk_gb_used: 1,
+                instances: 1,
+                generation: 1,
+            };
+        }
+        w.usage.insert(name.clone(), reg.usage);
         both(
             &mut fast,
             &mut brute,
             Event::HostRegistered(Box::new(reg)),
             w.now,
         );
-        w.usage.insert(name.clone(), HostUsage::default());
         w.hosts.push(name);
     }
     let aggs = aggregates(&mut rng, &w.hosts, shape);
@@ -595,6 +606,56 @@ fn fast_path_equals_brute_force_on_the_bench_cloud() {
             "request {n}"
         );
     }
+}
+
+/// The benchmark's run, long enough for spreading to bring most hosts to
+/// one level of free resources and to overcommit the small ones (where the
+/// bounds are tightest and clamping matters).
+#[test]
+fn fast_path_equals_brute_force_through_a_long_benchmark_run() {
+    let hosts = 300;
+    let mut fast = novalog_scheduler::bench::cloud(hosts, 11);
+    let mut brute = novalog_scheduler::bench::cloud(hosts, 11);
+    let mut usage: BTreeMap<String, HostUsage> =
+        fast.hosts().map(|h| (h.name.clone(), h.usage)).collect();
+    let mut rng = StdRng::seed_from_u64(12);
+    let (mut decided, mut overcommitted) = (0, 0);
+    for n in 0..3_000u64 {
+        let now = 1_000_000 + n as i64;
+        let spec = novalog_scheduler::bench::request(&mut rng, n);
+        let f = fast.select_hosts(&spec, now);
+        assert_eq!(f, brute.select_hosts_brute_force(&spec, now), "request {n}");
+        let Ok(chosen) = f else { continue };
+        decided += 1;
+        let host = chosen[0].clone();
+        let u = usage.get_mut(&host).unwrap();
+        u.add(spec.resources);
+        for e in [
+            Event::ClaimSucceeded {
+                instance_id: spec.instance_id,
+                host: host.clone(),
+                attempt: 1,
+                usage: *u,
+            },
+            Event::InstanceSpawned {
+                instance_id: spec.instance_id,
+                host,
+                attempt: 1,
+                power_state: 1,
+            },
+        ] {
+            both(&mut fast, &mut brute, e, now);
+        }
+    }
+    for h in fast.hosts() {
+        if h.free_ram_mb() < 0.0 {
+            overcommitted += 1;
+        }
+    }
+    assert!(
+        decided > 2_000 && overcommitted > 10,
+        "{decided} decided, {overcommitted} hosts overcommitted"
+    );
 }
 
 /// The benchmark's cloud and request stream under random options, with the

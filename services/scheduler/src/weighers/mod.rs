@@ -177,6 +177,16 @@ impl Norm {
         }
     }
 
+    /// What normalises to 0.
+    pub fn min(&self) -> f64 {
+        self.min
+    }
+
+    /// What a metric `min + range` normalises to 1 by.
+    pub fn range(&self) -> f64 {
+        self.range
+    }
+
     /// Whether every metric normalises to 0.
     pub fn is_constant(&self) -> bool {
         self.range.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
