@@ -337,6 +337,42 @@ struct Active<'a> {
     raws: usize,
 }
 
+/// An upper limit (exclusive) on a count, per class.
+#[derive(Debug, Default)]
+struct Limit {
+    per_class: Vec<i64>,
+    /// The largest over the classes (for nodes of several classes).
+    any: i64,
+}
+
+impl Limit {
+    fn new(classes: usize) -> Self {
+        Limit {
+            per_class: vec![i64::MAX; classes],
+            any: i64::MAX,
+        }
+    }
+
+    fn cap(&mut self, class: usize, limit: i64) {
+        self.per_class[class] = self.per_class[class].min(limit);
+    }
+
+    fn finish(&mut self) {
+        self.any = self.per_class.iter().copied().max().unwrap_or(i64::MAX);
+    }
+
+    /// Whether `count` is below the limit for `class` ([`MIXED`]: any).
+    #[inline]
+    fn admits(&self, count: u32, class: u32) -> bool {
+        i64::from(count)
+            < self
+                .per_class
+                .get(class as usize)
+                .copied()
+                .unwrap_or(self.any)
+    }
+}
+
 /// The capacity and liveness checks of a request, on rows and summaries.
 #[derive(Debug, Default)]
 struct Need {
@@ -347,12 +383,18 @@ struct Need {
     up: bool,
     now_ms: i64,
     down_ms: i64,
-    max_instances: Option<u32>,
-    max_io_ops: Option<u32>,
+    max_instances: Option<Limit>,
+    max_io_ops: Option<Limit>,
 }
 
 impl Need {
-    fn new(checks: &[Check], spec: &SelectHostsRequested, ctx: &Context) -> Self {
+    fn new(
+        checks: &[(Check, &dyn Filter)],
+        classes: &[Class],
+        hosts: &[HostState],
+        spec: &SelectHostsRequested,
+        ctx: &Context,
+    ) -> Self {
         let r = &spec.resources;
         let want = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let mut need = Need {
@@ -361,42 +403,76 @@ impl Need {
             down_ms: ctx.service_down_time_ms,
             ..Need::default()
         };
-        for c in checks {
-            match *c {
-                Check::Up => need.up = true,
-                Check::Ram => need.on[0] = true,
-                Check::Core => need.on[1] = true,
-                Check::Disk => need.on[2] = true,
-                Check::MaxInstances(m) => {
-                    need.max_instances = Some(need.max_instances.map_or(m, |x| x.min(m)))
+        for (c, f) in checks {
+            let limit = match *c {
+                Check::Up => {
+                    need.up = true;
+                    continue;
                 }
-                Check::MaxIoOps(m) => {
-                    need.max_io_ops = Some(need.max_io_ops.map_or(m, |x| x.min(m)))
+                Check::Ram | Check::Core | Check::Disk => {
+                    let k = [Check::Ram, Check::Core, Check::Disk]
+                        .iter()
+                        .position(|x| x == c)
+                        .expect("a resource check");
+                    need.on[k] = true;
+                    continue;
                 }
+                Check::MaxInstances(_) | Check::ClassMaxInstances => &mut need.max_instances,
+                Check::MaxIoOps(_) | Check::ClassMaxIoOps => &mut need.max_io_ops,
+            };
+            let limit = limit.get_or_insert_with(|| Limit::new(classes.len()));
+            for (k, class) in classes.iter().enumerate() {
+                let value = match *c {
+                    Check::MaxInstances(m) | Check::MaxIoOps(m) => i64::from(m),
+                    _ => match class.members.first() {
+                        Some(rep) => f.class_limit(&hosts[*rep as usize]),
+                        None => continue,
+                    },
+                };
+                limit.cap(k, value);
             }
+        }
+        for l in [&mut need.max_instances, &mut need.max_io_ops]
+            .into_iter()
+            .flatten()
+        {
+            l.finish();
         }
         need
     }
 
     /// Whether a host with these values passes (the checks' own arithmetic).
     #[inline]
-    fn passes(&self, room: &[i64; 3], up_hb: i64, num_instances: u32, io_ops: u32) -> bool {
+    fn passes(
+        &self,
+        room: &[i64; 3],
+        up_hb: i64,
+        num_instances: u32,
+        io_ops: u32,
+        class: u32,
+    ) -> bool {
         (0..3).all(|k| !self.on[k] || self.want[k] <= room[k])
             && (!self.up || (up_hb != i64::MIN && self.now_ms - up_hb <= self.down_ms))
-            && self.max_instances.is_none_or(|m| num_instances < m)
-            && self.max_io_ops.is_none_or(|m| io_ops < m)
+            && self
+                .max_instances
+                .as_ref()
+                .is_none_or(|l| l.admits(num_instances, class))
+            && self
+                .max_io_ops
+                .as_ref()
+                .is_none_or(|l| l.admits(io_ops, class))
     }
 
     #[inline]
-    fn row(&self, r: &Row) -> bool {
-        self.passes(&r.room, r.up_hb, r.num_instances, r.io_ops)
+    fn row(&self, r: &Row, class: u32) -> bool {
+        self.passes(&r.room, r.up_hb, r.num_instances, r.io_ops, class)
     }
 
     /// Whether some host of the node may pass: the summary holds the most
     /// favourable value of each checked quantity.
     #[inline]
     fn node(&self, s: &Summary) -> bool {
-        self.passes(&s.room, s.up_hb, s.num_instances, s.io_ops)
+        self.passes(&s.room, s.up_hb, s.num_instances, s.io_ops, s.class)
     }
 }
 
@@ -822,12 +898,12 @@ impl HostIndex {
     ) -> Option<(Vec<u32>, usize)> {
         let mut class_filters: Vec<&dyn Filter> = Vec::new();
         let mut host_filters: Vec<&dyn Filter> = Vec::new();
-        let mut checks: Vec<Check> = Vec::new();
+        let mut checks: Vec<(Check, &dyn Filter)> = Vec::new();
         for f in filters {
             match f.scope(spec, ctx) {
                 Scope::All => {}
                 Scope::Class => class_filters.push(f.as_ref()),
-                Scope::Check(c) => checks.push(c),
+                Scope::Check(c) => checks.push((c, f.as_ref())),
                 Scope::Host => host_filters.push(f.as_ref()),
             }
         }
@@ -876,7 +952,7 @@ impl HostIndex {
 
         let mut q = Query {
             ix: self,
-            need: Need::new(&checks, spec, ctx),
+            need: Need::new(&checks, &self.classes, &self.hosts, spec, ctx),
             class_pass,
             host_filters,
             spec,
@@ -932,7 +1008,7 @@ impl Query<'_> {
         }
         let ix = self.ix;
         let ok = self.class_pass[ix.class_of[i] as usize]
-            && self.need.row(&ix.rows[i])
+            && self.need.row(&ix.rows[i], ix.class_of[i])
             && self
                 .host_filters
                 .iter()

@@ -19,12 +19,15 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-const OPTIONAL_FILTERS: [&str; 11] = [
+const OPTIONAL_FILTERS: [&str; 14] = [
     "RetryFilter",
     "SameHostFilter",
     "DifferentHostFilter",
     "AggregateInstanceExtraSpecsFilter",
     "AggregateMultiTenancyIsolation",
+    "AggregateImagePropertiesIsolation",
+    "AggregateIoOpsFilter",
+    "AggregateNumInstancesFilter",
     "NumInstancesFilter",
     "IoOpsFilter",
     "IsolatedHostsFilter",
@@ -74,6 +77,9 @@ fn options(rng: &mut StdRng) -> FilterSchedulerOptions {
             vec![]
         },
         restrict_isolated_hosts_to_isolated_images: rng.random_bool(0.5),
+        aggregate_image_properties_isolation_namespace: rng
+            .random_bool(0.3)
+            .then(|| "iso".to_string()),
         metrics_weight_setting: if rng.random_bool(0.4) {
             vec!["cpu=-1.0, mem=0.5".into()]
         } else {
@@ -153,12 +159,16 @@ fn registration(rng: &mut StdRng, name: String, shape: Shape) -> HostRegistered 
 }
 
 fn aggregates(rng: &mut StdRng, hosts: &[String], shape: Shape) -> Vec<Aggregate> {
-    let metadata_choices: [(&str, &[&str]); 5] = [
+    let metadata_choices: [(&str, &[&str]); 9] = [
         ("tier", &["gold", "silver, gold", "bronze"]),
         ("filter_tenant_id", &["p1", "p1, p2", "p3"]),
         ("ram_weight_multiplier", &["2.0", "-1.0", "junk"]),
         ("build_failure_weight_multiplier", &["10", "0"]),
         ("ssd", &["true"]),
+        ("max_io_ops_per_host", &["1", "3", "2.5"]),
+        ("max_instances_per_host", &["2", "6", "x"]),
+        ("os_distro", &["ubuntu", "ubuntu, centos"]),
+        ("iso.os_distro", &["centos"]),
     ];
     let count = match shape {
         Shape::Mixed => rng.random_range(0..4),
@@ -211,6 +221,8 @@ fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
         ("hypervisor_type", &["fake", "kvm"][..]),
         ("vm_mode", &["hvm", "xen"][..]),
         ("img_hv_requested_version", &[">= 6.0", "< 2"][..]),
+        ("os_distro", &["ubuntu", "centos", "windows"][..]),
+        ("iso.os_distro", &["centos", "ubuntu"][..]),
     ] {
         if rng.random_bool(0.15) {
             image_properties.insert(k.to_string(), vs.choose(rng).unwrap().to_string());
