@@ -19,7 +19,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-const OPTIONAL_FILTERS: [&str; 14] = [
+const OPTIONAL_FILTERS: [&str; 15] = [
     "RetryFilter",
     "SameHostFilter",
     "DifferentHostFilter",
@@ -28,6 +28,7 @@ const OPTIONAL_FILTERS: [&str; 14] = [
     "AggregateImagePropertiesIsolation",
     "AggregateIoOpsFilter",
     "AggregateNumInstancesFilter",
+    "AggregateTypeAffinityFilter",
     "NumInstancesFilter",
     "IoOpsFilter",
     "IsolatedHostsFilter",
@@ -159,7 +160,7 @@ fn registration(rng: &mut StdRng, name: String, shape: Shape) -> HostRegistered 
 }
 
 fn aggregates(rng: &mut StdRng, hosts: &[String], shape: Shape) -> Vec<Aggregate> {
-    let metadata_choices: [(&str, &[&str]); 9] = [
+    let metadata_choices: [(&str, &[&str]); 10] = [
         ("tier", &["gold", "silver, gold", "bronze"]),
         ("filter_tenant_id", &["p1", "p1, p2", "p3"]),
         ("ram_weight_multiplier", &["2.0", "-1.0", "junk"]),
@@ -169,6 +170,7 @@ fn aggregates(rng: &mut StdRng, hosts: &[String], shape: Shape) -> Vec<Aggregate
         ("max_instances_per_host", &["2", "6", "x"]),
         ("os_distro", &["ubuntu", "ubuntu, centos"]),
         ("iso.os_distro", &["centos"]),
+        ("instance_type", &["m1.small", "m1.large, gpu", "gpu"]),
     ];
     let count = match shape {
         Shape::Mixed => rng.random_range(0..4),
@@ -313,6 +315,7 @@ fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
         image_id: rng
             .random_bool(0.8)
             .then(|| Uuid::from_u128(*[ISOLATED_IMAGE, 1, 2].choose(rng).unwrap())),
+        flavor_name: pick(rng, &["m1.small", "m1.large", "gpu"]).into(),
     }
 }
 

@@ -14,6 +14,7 @@ mod aggregate_instance_extra_specs;
 mod aggregate_io_ops;
 mod aggregate_multitenancy_isolation;
 mod aggregate_num_instances;
+mod aggregate_type_affinity;
 mod anti_affinity;
 mod availability_zone;
 mod compute;
@@ -43,6 +44,7 @@ pub use aggregate_instance_extra_specs::AggregateInstanceExtraSpecsFilter;
 pub use aggregate_io_ops::AggregateIoOpsFilter;
 pub use aggregate_multitenancy_isolation::AggregateMultiTenancyIsolation;
 pub use aggregate_num_instances::AggregateNumInstancesFilter;
+pub use aggregate_type_affinity::AggregateTypeAffinityFilter;
 pub use anti_affinity::ServerGroupAntiAffinityFilter;
 pub use availability_zone::AvailabilityZoneFilter;
 pub use compute::ComputeFilter;
@@ -197,6 +199,7 @@ pub fn by_names(
                 "AggregateNumInstancesFilter" => Box::new(AggregateNumInstancesFilter {
                     max_instances_per_host: opts.max_instances_per_host,
                 }),
+                "AggregateTypeAffinityFilter" => Box::new(AggregateTypeAffinityFilter),
                 "NumInstancesFilter" => Box::new(NumInstancesFilter {
                     max_instances_per_host: opts.max_instances_per_host,
                 }),
@@ -236,6 +239,7 @@ pub(crate) fn test_spec(vcpus: u32, memory_mb: u64, disk_gb: u64) -> SelectHosts
         scheduler_hints: Default::default(),
         server_group: None,
         image_id: None,
+        flavor_name: "m1.small".into(),
     }
 }
 
@@ -271,6 +275,7 @@ mod tests {
             "AggregateImagePropertiesIsolation",
             "AggregateIoOpsFilter",
             "AggregateNumInstancesFilter",
+            "AggregateTypeAffinityFilter",
             "NumInstancesFilter",
             "IoOpsFilter",
             "IsolatedHostsFilter",
