@@ -25,9 +25,13 @@
 //!   index's direction. Ties on the weight are broken by name, as the brute
 //!   force's stable sort over name-ordered hosts breaks them; each node
 //!   knows its smallest name rank for that.
-//! - weighers whose metric rows do not hold (server-group soft policies,
-//!   metrics) need every candidate's value for the bounds: the candidates
-//!   are then collected (still pruned by the tree) and all weighed.
+//! - the server-group soft weighers are 0 except on the hosts holding a
+//!   member of the group: those few hosts (found through an instance → hosts
+//!   map kept beside the rows) are weighed first, and every other host
+//!   weighs the same on them, a constant in the bounds.
+//! - weighers whose metric neither rows hold nor is sparse (metrics) need
+//!   every candidate's value for the bounds: the candidates are then
+//!   collected (still pruned by the tree) and all weighed.
 //!
 //! After a change only the changed host's row, its leaf and the summaries
 //! above it are recomputed (the climb stops where a summary does not
@@ -40,9 +44,10 @@
 //! normalisation, the same tie-breaking; the bounds only decide what need
 //! not be looked at.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use novalog_schemas::events::SelectHostsRequested;
+use uuid::Uuid;
 
 use crate::filters::{Check, Context, Filter, Scope};
 use crate::host_state::{HostState, free, free_scaled};
@@ -308,6 +313,10 @@ struct Scratch {
     /// with the answer in the low bit.
     stamp: Vec<u32>,
     epoch: u32,
+    /// Per host: the epoch in which it is one of the decision's sparse
+    /// hosts, and its position among them.
+    sparse_stamp: Vec<u32>,
+    sparse_pos: Vec<u32>,
     class_pass: Vec<bool>,
     heap: BinaryHeap<(u64, u32, u32)>,
     candidates: Vec<u32>,
@@ -335,6 +344,13 @@ struct Active<'a> {
     /// Raw metrics per candidate (index into `Scratch::per_host`), for
     /// [`Feature::PerHost`].
     raws: usize,
+    /// For a weigher 0 on hosts holding none of these instances
+    /// ([`Weigher::zero_without`]): the instances; in the branch and bound,
+    /// its (clamped) metric on each of their hosts, in `Query::sparse_hosts`
+    /// order, and on every other host.
+    zero_without: Option<&'a [Uuid]>,
+    sparse: Option<Vec<f64>>,
+    zero: f64,
 }
 
 /// An upper limit (exclusive) on a count, per class.
@@ -539,6 +555,10 @@ pub(crate) struct HostIndex {
     direction_from_decision: bool,
     /// Each metric's largest magnitude at the last build.
     magnitude: [f64; 6],
+    /// Each host's instances as last seen, and the hosts holding each
+    /// instance (for weighers that only some instances' hosts move).
+    known_instances: Vec<BTreeSet<Uuid>>,
+    instance_hosts: HashMap<Uuid, Vec<u32>>,
     scratch: Scratch,
 }
 
@@ -563,6 +583,8 @@ impl HostIndex {
             proj: Vec::new(),
             direction_from_decision: false,
             magnitude: [0.0; 6],
+            known_instances: Vec::new(),
+            instance_hosts: HashMap::new(),
             scratch: Scratch::default(),
         }
     }
@@ -613,6 +635,8 @@ impl HostIndex {
         self.rows.push(row);
         self.by_name.insert(h.name.clone(), id);
         self.hosts.push(h);
+        self.known_instances.push(BTreeSet::new());
+        self.track_instances(id);
         self.class_of.push(0);
         self.pos_in_class.push(0);
         self.join_class(id, key);
@@ -652,6 +676,7 @@ impl HostIndex {
     /// Recomputes a host's row, its leaf's summary and the summaries above
     /// as far as they change.
     fn resync(&mut self, id: u32) {
+        self.track_instances(id);
         let i = id as usize;
         let row = Row::of(&self.hosts[i], self.ratios);
         if row == self.rows[i] {
@@ -679,6 +704,27 @@ impl HostIndex {
             sum.merge(&self.tree.nodes[b as usize].sum);
             n = parent;
         }
+    }
+
+    /// Brings `instance_hosts` up to date with the host's instances.
+    fn track_instances(&mut self, id: u32) {
+        let i = id as usize;
+        let now = &self.hosts[i].instances;
+        if *now == self.known_instances[i] {
+            return;
+        }
+        for gone in self.known_instances[i].difference(now) {
+            if let Some(hosts) = self.instance_hosts.get_mut(gone) {
+                hosts.retain(|h| *h != id);
+                if hosts.is_empty() {
+                    self.instance_hosts.remove(gone);
+                }
+            }
+        }
+        for new in now.difference(&self.known_instances[i]) {
+            self.instance_hosts.entry(*new).or_default().push(id);
+        }
+        self.known_instances[i] = now.clone();
     }
 
     fn leaf_summary(&self, n: u32) -> Summary {
@@ -867,9 +913,12 @@ impl HostIndex {
         self.refresh(ctx);
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.stamp.resize(self.hosts.len(), 0);
+        scratch.sparse_stamp.resize(self.hosts.len(), 0);
+        scratch.sparse_pos.resize(self.hosts.len(), 0);
         scratch.epoch += 1;
         if scratch.epoch >= 1 << 31 {
             scratch.stamp.fill(0);
+            scratch.sparse_stamp.fill(0);
             scratch.epoch = 1;
         }
         let out = self.rank_with(
@@ -947,6 +996,13 @@ impl HostIndex {
                 highest,
                 norm: Norm::new([0.0], None),
                 raws: 0,
+                zero_without: if feature == Feature::PerHost {
+                    w.zero_without(spec)
+                } else {
+                    None
+                },
+                sparse: None,
+                zero: clamp(0.0, w.minval()),
             });
         }
 
@@ -958,12 +1014,18 @@ impl HostIndex {
             spec,
             ctx,
             stamp: std::mem::take(&mut s.stamp),
+            sparse_stamp: std::mem::take(&mut s.sparse_stamp),
+            sparse_pos: std::mem::take(&mut s.sparse_pos),
+            sparse_hosts: Vec::new(),
             epoch: s.epoch,
             heap: std::mem::take(&mut s.heap),
             last_direction: s.last_direction,
             misaligned: s.misaligned,
         };
-        let out = if active.iter().any(|a| a.slot.is_none()) {
+        let out = if active
+            .iter()
+            .any(|a| a.slot.is_none() && a.zero_without.is_none())
+        {
             q.scan(
                 &mut active,
                 &mut s.candidates,
@@ -976,6 +1038,8 @@ impl HostIndex {
         };
         s.class_pass = q.class_pass;
         s.stamp = q.stamp;
+        s.sparse_stamp = q.sparse_stamp;
+        s.sparse_pos = q.sparse_pos;
         s.heap = q.heap;
         s.last_direction = q.last_direction;
         s.misaligned = q.misaligned;
@@ -993,6 +1057,10 @@ struct Query<'a> {
     ctx: &'a Context,
     stamp: Vec<u32>,
     epoch: u32,
+    sparse_stamp: Vec<u32>,
+    sparse_pos: Vec<u32>,
+    /// The hosts holding an instance some sparse weigher counts.
+    sparse_hosts: Vec<u32>,
     heap: BinaryHeap<(u64, u32, u32)>,
     last_direction: Option<[f64; 6]>,
     misaligned: f64,
@@ -1082,10 +1150,17 @@ impl Query<'_> {
         let class = self.ix.class_of[i] as usize;
         let mut total = 0.0;
         for a in active {
-            let raw = match (a.slot, per_host) {
-                (Some(s), _) => clamp(row.feat[s], a.minval),
-                (None, Some((raws, k))) => raws[a.raws][k],
-                (None, None) => unreachable!("per-host metrics are weighed in the scan"),
+            let raw = match (a.slot, &a.sparse, per_host) {
+                (Some(s), _, _) => clamp(row.feat[s], a.minval),
+                (None, Some(raws), _) => {
+                    if self.sparse_stamp[i] == self.epoch {
+                        raws[self.sparse_pos[i] as usize]
+                    } else {
+                        a.zero
+                    }
+                }
+                (None, None, Some((raws, k))) => raws[a.raws][k],
+                (None, None, None) => unreachable!("per-host metrics are weighed in the scan"),
             };
             total += a.multiplier[class] * a.norm.apply(raw);
         }
@@ -1099,15 +1174,21 @@ impl Query<'_> {
         let sum = &self.ix.tree.nodes[n as usize].sum;
         let mut bound = 0.0;
         for a in active {
-            let s = a.slot.expect("tracked metric");
             let (mlo, mhi) = if (sum.class as usize) < a.multiplier.len() {
                 let m = a.multiplier[sum.class as usize];
                 (m, m)
             } else {
                 (a.lowest, a.highest)
             };
-            let xlo = a.norm.apply(clamp(sum.lo[s], a.minval));
-            let xhi = a.norm.apply(clamp(sum.hi[s], a.minval));
+            // A sparse weigher's hosts are weighed before the descent: every
+            // host left weighs `zero` on it.
+            let (xlo, xhi) = match a.slot {
+                Some(s) => (
+                    a.norm.apply(clamp(sum.lo[s], a.minval)),
+                    a.norm.apply(clamp(sum.hi[s], a.minval)),
+                ),
+                None => (a.norm.apply(a.zero), a.norm.apply(a.zero)),
+            };
             let corners = [mlo * xlo, mlo * xhi, mhi * xlo, mhi * xhi];
             if corners.iter().any(|c| c.is_nan()) {
                 return f64::INFINITY;
@@ -1145,13 +1226,19 @@ impl Query<'_> {
         let mut c = 0.0;
         let mut slack = 1.0;
         for w in active {
-            let s = w.slot?;
             let m = if (sum.class as usize) < w.multiplier.len() {
                 w.multiplier[sum.class as usize]
             } else if w.lowest == w.highest {
                 w.highest
             } else {
                 return None;
+            };
+            let Some(s) = w.slot else {
+                // Sparse: the same term for every host left.
+                let term = m * w.norm.apply(w.zero);
+                c -= term;
+                slack += term.abs();
+                continue;
             };
             match w.minval {
                 Some(0.0) => {}
@@ -1206,6 +1293,87 @@ impl Query<'_> {
         bound.is_finite().then_some(bound)
     }
 
+    /// For weighers that are 0 on hosts holding none of some instances: finds
+    /// those hosts (`sparse_hosts`), weighs them, and normalises each such
+    /// weigher over them and, if some candidate holds none, 0. `None` when
+    /// no host passes.
+    fn weigh_sparse_hosts(&mut self, active: &mut [Active<'_>]) -> Option<()> {
+        let ix = self.ix;
+        self.sparse_hosts.clear();
+        if active.iter().all(|a| a.slot.is_some()) {
+            return Some(());
+        }
+        for a in active.iter() {
+            let Some(instances) = a.zero_without else {
+                continue;
+            };
+            for instance in instances {
+                for h in ix.instance_hosts.get(instance).into_iter().flatten() {
+                    let i = *h as usize;
+                    if self.sparse_stamp[i] != self.epoch {
+                        self.sparse_stamp[i] = self.epoch;
+                        self.sparse_pos[i] = self.sparse_hosts.len() as u32;
+                        self.sparse_hosts.push(*h);
+                    }
+                }
+            }
+        }
+        let outside = self.candidate_outside_sparse_hosts();
+        for a in active.iter_mut().filter(|a| a.slot.is_none()) {
+            let raws: Vec<f64> = self
+                .sparse_hosts
+                .iter()
+                .map(|h| {
+                    clamp(
+                        a.weigher
+                            .weight(&ix.hosts[*h as usize], self.spec, self.ctx),
+                        a.minval,
+                    )
+                })
+                .collect();
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for (k, v) in raws.iter().enumerate() {
+                if self.is_candidate(self.sparse_hosts[k]) {
+                    lo = lo.min(*v);
+                    hi = hi.max(*v);
+                }
+            }
+            if outside {
+                lo = lo.min(a.zero);
+                hi = hi.max(a.zero);
+            }
+            if lo > hi {
+                return None;
+            }
+            a.norm = Norm::from_bounds(lo, hi, a.minval);
+            a.sparse = Some(raws);
+        }
+        Some(())
+    }
+
+    /// Whether some candidate is not one of `sparse_hosts`.
+    fn candidate_outside_sparse_hosts(&mut self) -> bool {
+        let ix = self.ix;
+        let mut stack: Vec<u32> = ix.tree.roots.clone();
+        while let Some(n) = stack.pop() {
+            if !self.open(n) {
+                continue;
+            }
+            let node = &ix.tree.nodes[n as usize];
+            match node.children {
+                None => {
+                    for id in &ix.tree.perm[node.start as usize..node.end as usize] {
+                        if self.sparse_stamp[*id as usize] != self.epoch && self.is_candidate(*id) {
+                            return true;
+                        }
+                    }
+                }
+                Some(children) => stack.extend(children),
+            }
+        }
+        false
+    }
+
     /// Normalisation bounds from the tree, then the best `top` by a
     /// best-first descent on [`Query::bound`].
     fn branch_and_bound(
@@ -1215,8 +1383,9 @@ impl Query<'_> {
         all_best_ties: bool,
     ) -> Option<(Vec<u32>, usize)> {
         let ix = self.ix;
+        self.weigh_sparse_hosts(active)?;
         for a in active.iter_mut() {
-            let s = a.slot.expect("tracked metric");
+            let Some(s) = a.slot else { continue };
             let hi = clamp(self.extreme(s, true)?, a.minval);
             let lo = match a.minval {
                 Some(m) => m,
@@ -1240,6 +1409,19 @@ impl Query<'_> {
         // A weigher every candidate weighs 0 on adds nothing to any total.
         active.retain(|a| !a.norm.is_constant() || !a.multiplier.iter().all(|m| m.is_finite()));
 
+        let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(top + 1);
+        let mut met: Vec<(f64, u32, u32)> = Vec::new();
+        for k in 0..self.sparse_hosts.len() {
+            let id = self.sparse_hosts[k];
+            if self.is_candidate(id) {
+                let entry = (self.total(id, active, None), ix.rank[id as usize], id);
+                offer(&mut best, top, entry);
+                if all_best_ties {
+                    met.push(entry);
+                }
+            }
+        }
+
         let mut heap = std::mem::take(&mut self.heap);
         heap.clear();
         let item = |q: &Self, n: u32, active: &[Active<'_>]| {
@@ -1251,8 +1433,6 @@ impl Query<'_> {
                 heap.push(item(self, r, active));
             }
         }
-        let mut best: Vec<(f64, u32, u32)> = Vec::with_capacity(top + 1);
-        let mut met: Vec<(f64, u32, u32)> = Vec::new();
         while let Some((k, inv_rank, n)) = heap.pop() {
             let bound = unkey(k);
             if best.len() == top {
@@ -1274,7 +1454,7 @@ impl Query<'_> {
             match node.children {
                 None => {
                     for id in &ix.tree.perm[node.start as usize..node.end as usize] {
-                        if self.is_candidate(*id) {
+                        if self.sparse_stamp[*id as usize] != self.epoch && self.is_candidate(*id) {
                             let entry = (self.total(*id, active, None), ix.rank[*id as usize], *id);
                             offer(&mut best, top, entry);
                             if all_best_ties {
