@@ -692,7 +692,32 @@ fn fast_path_equals_brute_force_on_the_bench_cloud_under_random_options() {
         let mut live = std::collections::VecDeque::new();
         for n in 0..800u64 {
             let now = 1_000_000 + n as i64;
-            let spec = novalog_scheduler::bench::request(&mut rng, n);
+            let mut spec = novalog_scheduler::bench::request(&mut rng, n);
+            if rng.random_bool(0.3) {
+                // A group of recent instances, of any policy.
+                let members: Vec<Uuid> = live
+                    .iter()
+                    .rev()
+                    .take(6)
+                    .map(|l: &(Uuid, String, Resources)| l.0)
+                    .collect();
+                let hosts: BTreeSet<String> =
+                    live.iter().rev().take(6).map(|l| l.1.clone()).collect();
+                spec.server_group = Some(ServerGroupSpec {
+                    id: Uuid::from_u128(0x6e1),
+                    policy: *[
+                        ServerGroupPolicy::Affinity,
+                        ServerGroupPolicy::AntiAffinity,
+                        ServerGroupPolicy::SoftAffinity,
+                        ServerGroupPolicy::SoftAntiAffinity,
+                    ]
+                    .choose(&mut rng)
+                    .unwrap(),
+                    max_server_per_host: None,
+                    hosts: hosts.into_iter().collect(),
+                    members,
+                });
+            }
             let f = fast.select_hosts(&spec, now);
             assert_eq!(
                 f,
