@@ -4,9 +4,11 @@
 use prost::Message;
 use uuid::Uuid;
 
+use crate::actions::ServerAction;
 use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
 use crate::events::{self, Event};
 use crate::pb;
+use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 type R<T> = Result<T, DecodeError>;
@@ -120,6 +122,63 @@ fn aggregate_from_pb(a: Option<pb::HostAggregate>) -> R<Box<events::HostAggregat
         created_at_ms: a.created_at_ms,
         updated_at_ms: a.updated_at_ms,
     }))
+}
+
+fn action_to_pb(a: ServerAction) -> pb::ServerAction {
+    let kind = a.name().to_owned();
+    match a {
+        ServerAction::Reboot { hard } => pb::ServerAction {
+            kind,
+            hard,
+            ..Default::default()
+        },
+        ServerAction::Lock { reason } => pb::ServerAction {
+            kind,
+            locked_reason: reason,
+            ..Default::default()
+        },
+        _ => pb::ServerAction {
+            kind,
+            ..Default::default()
+        },
+    }
+}
+
+fn action_from_pb(a: Option<pb::ServerAction>) -> R<ServerAction> {
+    let a = req("action", a)?;
+    Ok(match a.kind.as_str() {
+        "reboot" => ServerAction::Reboot { hard: a.hard },
+        "stop" => ServerAction::Stop,
+        "start" => ServerAction::Start,
+        "pause" => ServerAction::Pause,
+        "unpause" => ServerAction::Unpause,
+        "suspend" => ServerAction::Suspend,
+        "resume" => ServerAction::Resume,
+        "lock" => ServerAction::Lock {
+            reason: a.locked_reason,
+        },
+        "unlock" => ServerAction::Unlock,
+        other => {
+            return Err(DecodeError::Invalid {
+                field: "action.kind",
+                message: format!("unknown server action {other:?}"),
+            });
+        }
+    })
+}
+
+fn vm_state(s: &str) -> R<VmState> {
+    VmState::parse(s).ok_or_else(|| DecodeError::Invalid {
+        field: "vm_state",
+        message: format!("unknown vm_state {s:?}"),
+    })
+}
+
+fn task_state(s: &str) -> R<TaskState> {
+    TaskState::parse(s).ok_or_else(|| DecodeError::Invalid {
+        field: "task_state",
+        message: format!("unknown task_state {s:?}"),
+    })
 }
 
 // ---- values ----
@@ -308,6 +367,8 @@ fn payload(event: &Event) -> Vec<u8> {
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
                 scheduler_hints: hints_to_pb(r.scheduler_hints),
+                min_count: r.min_count,
+                max_count: r.max_count,
             }
             .encode_to_vec()
         }
@@ -450,6 +511,140 @@ fn payload(event: &Event) -> Vec<u8> {
         }
         .encode_to_vec(),
         Event::InstanceDeleting => pb::InstanceDeleting {}.encode_to_vec(),
+        Event::ServerActionRequested {
+            instance_id,
+            action,
+        } => pb::ServerActionRequested {
+            instance_id: instance_id.to_string(),
+            action: Some(action_to_pb(action)),
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskStarted { action, task_state } => pb::InstanceTaskStarted {
+            action: Some(action_to_pb(action)),
+            task_state: task_state.as_str().to_owned(),
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskCompleted {
+            action,
+            vm_state,
+            power_state,
+        } => pb::InstanceTaskCompleted {
+            action: Some(action_to_pb(action)),
+            vm_state: vm_state.as_str().to_owned(),
+            power_state,
+        }
+        .encode_to_vec(),
+        Event::InstanceTaskFailed {
+            action,
+            vm_state,
+            power_state,
+            fault,
+        } => pb::InstanceTaskFailed {
+            action: Some(action_to_pb(action)),
+            vm_state: vm_state.as_str().to_owned(),
+            power_state,
+            fault: Some(fault.into()),
+        }
+        .encode_to_vec(),
+        Event::InstanceLocked { locked_by, reason } => {
+            pb::InstanceLocked { locked_by, reason }.encode_to_vec()
+        }
+        Event::InstanceUnlocked => pb::InstanceUnlocked {}.encode_to_vec(),
+        Event::QuotaSetRequested {
+            project_id,
+            limits,
+            force,
+        } => pb::QuotaSetRequested {
+            project_id,
+            limits,
+            force,
+        }
+        .encode_to_vec(),
+        Event::QuotaResetRequested { project_id } => {
+            pb::QuotaResetRequested { project_id }.encode_to_vec()
+        }
+        Event::QuotaSetUpdated { project_id, limits } => {
+            pb::QuotaSetUpdated { project_id, limits }.encode_to_vec()
+        }
+        Event::QuotaSetDeleted { project_id } => pb::QuotaSetDeleted { project_id }.encode_to_vec(),
+        Event::ServerUpdateRequested {
+            instance_id,
+            name,
+            description,
+        } => pb::ServerUpdateRequested {
+            instance_id: instance_id.to_string(),
+            name,
+            set_description: description.is_some(),
+            description: description.flatten(),
+        }
+        .encode_to_vec(),
+        Event::ServerMetadataChangeRequested {
+            instance_id,
+            replace_all,
+            set,
+            remove,
+        } => pb::ServerMetadataChangeRequested {
+            instance_id: instance_id.to_string(),
+            replace_all,
+            set,
+            remove,
+        }
+        .encode_to_vec(),
+        Event::ServerTagsChangeRequested {
+            instance_id,
+            replace_all,
+            add,
+            remove,
+        } => pb::ServerTagsChangeRequested {
+            instance_id: instance_id.to_string(),
+            replace_all,
+            add,
+            remove,
+        }
+        .encode_to_vec(),
+        Event::InstanceUpdated { name, description } => {
+            pb::InstanceUpdated { name, description }.encode_to_vec()
+        }
+        Event::InstanceMetadataSet { metadata } => {
+            pb::InstanceMetadataSet { metadata }.encode_to_vec()
+        }
+        Event::InstanceTagsSet { tags } => pb::InstanceTagsSet { tags }.encode_to_vec(),
+        Event::PerformServerAction {
+            instance_id,
+            host,
+            action,
+        } => pb::PerformServerAction {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+        }
+        .encode_to_vec(),
+        Event::ServerActionPerformed {
+            instance_id,
+            host,
+            action,
+            power_state,
+        } => pb::ServerActionPerformed {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+            power_state,
+        }
+        .encode_to_vec(),
+        Event::ServerActionFailed {
+            instance_id,
+            host,
+            action,
+            reason,
+            power_state,
+        } => pb::ServerActionFailed {
+            instance_id: instance_id.to_string(),
+            host,
+            action: Some(action_to_pb(action)),
+            reason,
+            power_state,
+        }
+        .encode_to_vec(),
         Event::InstanceDeleted { deleted_at_ms } => {
             pb::InstanceDeleted { deleted_at_ms }.encode_to_vec()
         }
@@ -692,6 +887,8 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 reservation_id: r.reservation_id,
                 launch_index: r.launch_index,
                 scheduler_hints: hints_from_pb(r.scheduler_hints),
+                min_count: r.min_count.max(1),
+                max_count: r.max_count.max(r.min_count).max(1),
             }))
         }
         "ServerDeleteRequested" => {
@@ -827,6 +1024,145 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::InstanceFailed = parse(type_name, bytes)?;
             Event::InstanceFailed {
                 fault: req("fault", r.fault)?.into(),
+            }
+        }
+        "ServerActionRequested" => {
+            let r: pb::ServerActionRequested = parse(type_name, bytes)?;
+            Event::ServerActionRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                action: action_from_pb(r.action)?,
+            }
+        }
+        "InstanceTaskStarted" => {
+            let r: pb::InstanceTaskStarted = parse(type_name, bytes)?;
+            Event::InstanceTaskStarted {
+                action: action_from_pb(r.action)?,
+                task_state: task_state(&r.task_state)?,
+            }
+        }
+        "InstanceTaskCompleted" => {
+            let r: pb::InstanceTaskCompleted = parse(type_name, bytes)?;
+            Event::InstanceTaskCompleted {
+                action: action_from_pb(r.action)?,
+                vm_state: vm_state(&r.vm_state)?,
+                power_state: r.power_state,
+            }
+        }
+        "InstanceTaskFailed" => {
+            let r: pb::InstanceTaskFailed = parse(type_name, bytes)?;
+            Event::InstanceTaskFailed {
+                action: action_from_pb(r.action)?,
+                vm_state: vm_state(&r.vm_state)?,
+                power_state: r.power_state,
+                fault: req("fault", r.fault)?.into(),
+            }
+        }
+        "InstanceLocked" => {
+            let r: pb::InstanceLocked = parse(type_name, bytes)?;
+            Event::InstanceLocked {
+                locked_by: nonempty("locked_by", r.locked_by)?,
+                reason: r.reason,
+            }
+        }
+        "ServerUpdateRequested" => {
+            let r: pb::ServerUpdateRequested = parse(type_name, bytes)?;
+            Event::ServerUpdateRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                name: r.name,
+                description: r.set_description.then_some(r.description),
+            }
+        }
+        "ServerMetadataChangeRequested" => {
+            let r: pb::ServerMetadataChangeRequested = parse(type_name, bytes)?;
+            Event::ServerMetadataChangeRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                replace_all: r.replace_all,
+                set: r.set,
+                remove: r.remove,
+            }
+        }
+        "ServerTagsChangeRequested" => {
+            let r: pb::ServerTagsChangeRequested = parse(type_name, bytes)?;
+            Event::ServerTagsChangeRequested {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                replace_all: r.replace_all,
+                add: r.add,
+                remove: r.remove,
+            }
+        }
+        "InstanceUpdated" => {
+            let r: pb::InstanceUpdated = parse(type_name, bytes)?;
+            Event::InstanceUpdated {
+                name: nonempty("name", r.name)?,
+                description: r.description,
+            }
+        }
+        "InstanceMetadataSet" => {
+            let r: pb::InstanceMetadataSet = parse(type_name, bytes)?;
+            Event::InstanceMetadataSet {
+                metadata: r.metadata,
+            }
+        }
+        "InstanceTagsSet" => {
+            let r: pb::InstanceTagsSet = parse(type_name, bytes)?;
+            Event::InstanceTagsSet { tags: r.tags }
+        }
+        "QuotaSetRequested" => {
+            let r: pb::QuotaSetRequested = parse(type_name, bytes)?;
+            Event::QuotaSetRequested {
+                project_id: nonempty("project_id", r.project_id)?,
+                limits: r.limits,
+                force: r.force,
+            }
+        }
+        "QuotaResetRequested" => {
+            let r: pb::QuotaResetRequested = parse(type_name, bytes)?;
+            Event::QuotaResetRequested {
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "QuotaSetUpdated" => {
+            let r: pb::QuotaSetUpdated = parse(type_name, bytes)?;
+            Event::QuotaSetUpdated {
+                project_id: nonempty("project_id", r.project_id)?,
+                limits: r.limits,
+            }
+        }
+        "QuotaSetDeleted" => {
+            let r: pb::QuotaSetDeleted = parse(type_name, bytes)?;
+            Event::QuotaSetDeleted {
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "InstanceUnlocked" => {
+            let _: pb::InstanceUnlocked = parse(type_name, bytes)?;
+            Event::InstanceUnlocked
+        }
+        "PerformServerAction" => {
+            let r: pb::PerformServerAction = parse(type_name, bytes)?;
+            Event::PerformServerAction {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+            }
+        }
+        "ServerActionPerformed" => {
+            let r: pb::ServerActionPerformed = parse(type_name, bytes)?;
+            Event::ServerActionPerformed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+                power_state: r.power_state,
+            }
+        }
+        "ServerActionFailed" => {
+            let r: pb::ServerActionFailed = parse(type_name, bytes)?;
+            Event::ServerActionFailed {
+                instance_id: uuid("instance_id", &r.instance_id)?,
+                host: nonempty("host", r.host)?,
+                action: action_from_pb(r.action)?,
+                reason: r.reason,
+                power_state: r.power_state,
             }
         }
         "InstanceDeleting" => {
@@ -1207,6 +1543,8 @@ mod tests {
                 reservation_id: "r-1".into(),
                 launch_index: 2,
                 scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
+                min_count: 2,
+                max_count: 3,
             })),
             Event::ServerGroupCreateRequested(Box::new(sample_group())),
             Event::ServerGroupCreated(Box::new(events::ServerGroup {
@@ -1279,6 +1617,115 @@ mod tests {
                 },
             },
             Event::InstanceDeleting,
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Reboot { hard: true },
+            },
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Lock {
+                    reason: Some("maintenance".into()),
+                },
+            },
+            Event::ServerActionRequested {
+                instance_id: id,
+                action: ServerAction::Lock { reason: None },
+            },
+            Event::InstanceTaskStarted {
+                action: ServerAction::Stop,
+                task_state: TaskState::PoweringOff,
+            },
+            Event::InstanceTaskCompleted {
+                action: ServerAction::Suspend,
+                vm_state: VmState::Suspended,
+                power_state: 7,
+            },
+            Event::InstanceTaskFailed {
+                action: ServerAction::Reboot { hard: false },
+                vm_state: VmState::Error,
+                power_state: 4,
+                fault: Fault {
+                    code: 500,
+                    message: "boom".into(),
+                    details: "trace".into(),
+                    created_at_ms: 3,
+                },
+            },
+            Event::InstanceLocked {
+                locked_by: "admin".into(),
+                reason: Some("why".into()),
+            },
+            Event::InstanceUnlocked,
+            Event::QuotaSetRequested {
+                project_id: "p".into(),
+                limits: BTreeMap::from([("instances".into(), -1), ("cores".into(), 4)]),
+                force: true,
+            },
+            Event::QuotaResetRequested {
+                project_id: "p".into(),
+            },
+            Event::QuotaSetUpdated {
+                project_id: "p".into(),
+                limits: BTreeMap::from([("ram".into(), 1024)]),
+            },
+            Event::QuotaSetDeleted {
+                project_id: "p".into(),
+            },
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: Some("n".into()),
+                description: Some(None),
+            },
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: None,
+                description: Some(Some("d".into())),
+            },
+            Event::ServerUpdateRequested {
+                instance_id: id,
+                name: None,
+                description: None,
+            },
+            Event::ServerMetadataChangeRequested {
+                instance_id: id,
+                replace_all: true,
+                set: BTreeMap::from([("a".into(), "1".into())]),
+                remove: vec!["b".into()],
+            },
+            Event::ServerTagsChangeRequested {
+                instance_id: id,
+                replace_all: false,
+                add: vec!["t".into()],
+                remove: vec!["u".into()],
+            },
+            Event::InstanceUpdated {
+                name: "n".into(),
+                description: None,
+            },
+            Event::InstanceMetadataSet {
+                metadata: BTreeMap::from([("a".into(), "".into())]),
+            },
+            Event::InstanceTagsSet {
+                tags: vec!["x".into(), "y".into()],
+            },
+            Event::PerformServerAction {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Unpause,
+            },
+            Event::ServerActionPerformed {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Start,
+                power_state: 1,
+            },
+            Event::ServerActionFailed {
+                instance_id: id,
+                host: "h".into(),
+                action: ServerAction::Resume,
+                reason: "no".into(),
+                power_state: 7,
+            },
             Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
                 request_id: id,
                 instance_id: id,

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::actions::ServerAction;
+use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).
@@ -26,6 +28,11 @@ pub struct ServerCreateRequested {
     /// `os:scheduler_hints`, every value as a list of strings; `group`
     /// names the server group the instance joins.
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// The request's `min_count` and `max_count` (one intent per
+    /// instance, `launch_index` 0 first): quota admits at least
+    /// `min_count` of them or none.
+    pub min_count: u32,
+    pub max_count: u32,
 }
 
 /// The conductor's acceptance of a create: the instance's first event.
@@ -233,6 +240,48 @@ pub enum Event {
         metadata: BTreeMap<String, Option<String>>,
     },
 
+    /// `POST /servers/{id}/action`.
+    ServerActionRequested {
+        instance_id: Uuid,
+        action: ServerAction,
+    },
+
+    /// `PUT /servers/{id}`: a field is changed when `Some`
+    /// (`description: Some(None)` clears it).
+    ServerUpdateRequested {
+        instance_id: Uuid,
+        name: Option<String>,
+        description: Option<Option<String>>,
+    },
+    /// Metadata: all replaced by `set` (`replace_all`), else `set` merged
+    /// and `remove` removed.
+    ServerMetadataChangeRequested {
+        instance_id: Uuid,
+        replace_all: bool,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    /// Tags (2.26): all replaced by `add` (`replace_all`), else `add` added
+    /// and `remove` removed.
+    ServerTagsChangeRequested {
+        instance_id: Uuid,
+        replace_all: bool,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+
+    /// `PUT /os-quota-sets/{project}` (administrators): new limits, -1
+    /// unlimited; `force` skips the check against current usage.
+    QuotaSetRequested {
+        project_id: String,
+        limits: BTreeMap<String, i64>,
+        force: bool,
+    },
+    /// `DELETE /os-quota-sets/{project}`: back to the defaults.
+    QuotaResetRequested {
+        project_id: String,
+    },
+
     // ---- instances (aggregate: instance id) ----
     IntentRejected {
         intent_type: String,
@@ -262,6 +311,46 @@ pub enum Event {
     InstanceDeleted {
         deleted_at_ms: i64,
     },
+    /// An action accepted: the instance is in `task_state` until its host
+    /// reports (the verdict on a `ServerActionRequested`).
+    InstanceTaskStarted {
+        action: ServerAction,
+        task_state: TaskState,
+    },
+    /// The host carried the action out: `vm_state` and the guest's
+    /// `power_state` after it, no task.
+    InstanceTaskCompleted {
+        action: ServerAction,
+        vm_state: VmState,
+        power_state: i32,
+    },
+    /// The host failed to carry the action out: the fault is recorded, the
+    /// task cleared, `vm_state` as Nova's compute manager leaves it.
+    InstanceTaskFailed {
+        action: ServerAction,
+        vm_state: VmState,
+        power_state: i32,
+        fault: Fault,
+    },
+    /// `locked_by` is Nova's `owner` or `admin`.
+    InstanceLocked {
+        locked_by: String,
+        reason: Option<String>,
+    },
+    InstanceUnlocked,
+    /// Name and description after an update.
+    InstanceUpdated {
+        name: String,
+        description: Option<String>,
+    },
+    /// The whole metadata after a change.
+    InstanceMetadataSet {
+        metadata: BTreeMap<String, String>,
+    },
+    /// Every tag after a change.
+    InstanceTagsSet {
+        tags: Vec<String>,
+    },
 
     // ---- scheduler ----
     SelectHostsRequested(Box<SelectHostsRequested>),
@@ -281,6 +370,13 @@ pub enum Event {
     DestroyInstance {
         instance_id: Uuid,
         host: String,
+    },
+    /// Carry out a server action on the guest (reboot, power off/on,
+    /// pause, suspend, ...).
+    PerformServerAction {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
     },
 
     // ---- compute-events ----
@@ -315,6 +411,21 @@ pub enum Event {
         host: String,
         usage: HostUsage,
     },
+    /// The driver carried the action out; the guest is now in `power_state`.
+    ServerActionPerformed {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
+        power_state: i32,
+    },
+    /// The driver failed; the guest is in `power_state` (0 when gone).
+    ServerActionFailed {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
+        reason: String,
+        power_state: i32,
+    },
 
     // ---- hosts ----
     HostRegistered(Box<HostRegistered>),
@@ -348,6 +459,14 @@ pub enum Event {
     AggregateDeleted {
         aggregate_id: u32,
     },
+    /// A project's own limits after a change.
+    QuotaSetUpdated {
+        project_id: String,
+        limits: BTreeMap<String, i64>,
+    },
+    QuotaSetDeleted {
+        project_id: String,
+    },
 
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
@@ -371,6 +490,14 @@ impl Event {
             Event::AggregateHostAddRequested { .. } => "AggregateHostAddRequested",
             Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
             Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
+            Event::ServerActionRequested { .. } => "ServerActionRequested",
+            Event::QuotaSetRequested { .. } => "QuotaSetRequested",
+            Event::QuotaResetRequested { .. } => "QuotaResetRequested",
+            Event::QuotaSetUpdated { .. } => "QuotaSetUpdated",
+            Event::QuotaSetDeleted { .. } => "QuotaSetDeleted",
+            Event::ServerUpdateRequested { .. } => "ServerUpdateRequested",
+            Event::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
+            Event::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
             Event::IntentRejected { .. } => "IntentRejected",
             Event::InstanceCreated(_) => "InstanceCreated",
             Event::InstanceScheduled { .. } => "InstanceScheduled",
@@ -379,16 +506,27 @@ impl Event {
             Event::InstanceFailed { .. } => "InstanceFailed",
             Event::InstanceDeleting => "InstanceDeleting",
             Event::InstanceDeleted { .. } => "InstanceDeleted",
+            Event::InstanceTaskStarted { .. } => "InstanceTaskStarted",
+            Event::InstanceTaskCompleted { .. } => "InstanceTaskCompleted",
+            Event::InstanceTaskFailed { .. } => "InstanceTaskFailed",
+            Event::InstanceLocked { .. } => "InstanceLocked",
+            Event::InstanceUnlocked => "InstanceUnlocked",
+            Event::InstanceUpdated { .. } => "InstanceUpdated",
+            Event::InstanceMetadataSet { .. } => "InstanceMetadataSet",
+            Event::InstanceTagsSet { .. } => "InstanceTagsSet",
             Event::SelectHostsRequested(_) => "SelectHostsRequested",
             Event::HostsSelected { .. } => "HostsSelected",
             Event::NoValidHostFound { .. } => "NoValidHostFound",
             Event::SpawnInstance(_) => "SpawnInstance",
             Event::DestroyInstance { .. } => "DestroyInstance",
+            Event::PerformServerAction { .. } => "PerformServerAction",
             Event::ClaimSucceeded { .. } => "ClaimSucceeded",
             Event::ClaimFailed { .. } => "ClaimFailed",
             Event::InstanceSpawned { .. } => "InstanceSpawned",
             Event::SpawnFailed { .. } => "SpawnFailed",
             Event::InstanceDestroyed { .. } => "InstanceDestroyed",
+            Event::ServerActionPerformed { .. } => "ServerActionPerformed",
+            Event::ServerActionFailed { .. } => "ServerActionFailed",
             Event::HostRegistered(_) => "HostRegistered",
             Event::HostHeartbeat { .. } => "HostHeartbeat",
             Event::FlavorCreated(_) => "FlavorCreated",

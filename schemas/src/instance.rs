@@ -40,6 +40,11 @@ pub struct Instance {
     /// Build attempts so far (1 after the first scheduling).
     pub attempt: u32,
     pub fault: Option<Fault>,
+    /// Nova's `locked_by` (`owner` or `admin`) while the instance is
+    /// locked; `None` when it is not.
+    pub locked_by: Option<String>,
+    /// Why it was locked (2.73), while it is.
+    pub locked_reason: Option<String>,
 
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -56,6 +61,10 @@ impl Instance {
 
     pub fn is_deleted(&self) -> bool {
         self.vm_state == VmState::Deleted
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked_by.is_some()
     }
 }
 
@@ -98,6 +107,8 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             alternates: Vec::new(),
             attempt: 0,
             fault: None,
+            locked_by: None,
+            locked_reason: None,
             created_at_ms: c.created_at_ms,
             updated_at_ms: at,
             launched_at_ms: None,
@@ -141,6 +152,47 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         }
         Event::InstanceDeleting => {
             i.task_state = Some(TaskState::Deleting);
+        }
+        Event::InstanceTaskStarted { task_state, .. } => {
+            i.task_state = Some(*task_state);
+        }
+        Event::InstanceTaskCompleted {
+            vm_state,
+            power_state,
+            ..
+        } => {
+            i.vm_state = *vm_state;
+            i.task_state = None;
+            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+        }
+        Event::InstanceTaskFailed {
+            vm_state,
+            power_state,
+            fault,
+            ..
+        } => {
+            i.vm_state = *vm_state;
+            i.task_state = None;
+            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+            i.fault = Some(fault.clone());
+        }
+        Event::InstanceLocked { locked_by, reason } => {
+            i.locked_by = Some(locked_by.clone());
+            i.locked_reason = reason.clone();
+        }
+        Event::InstanceUnlocked => {
+            i.locked_by = None;
+            i.locked_reason = None;
+        }
+        Event::InstanceUpdated { name, description } => {
+            i.name = name.clone();
+            i.description = description.clone();
+        }
+        Event::InstanceMetadataSet { metadata } => {
+            i.metadata = metadata.clone();
+        }
+        Event::InstanceTagsSet { tags } => {
+            i.tags = tags.clone();
         }
         Event::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;

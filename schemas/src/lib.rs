@@ -7,15 +7,20 @@
 //! - [`values`]: flavors, images, faults, resources, host usage.
 //! - [`state`]: `vm_state`, `task_state`, `power_state` and the API status
 //!   derived from them, with the allowed-state sets next to the states.
+//! - [`actions`]: server actions (reboot, stop, lock, ...) and what each
+//!   does to the instance's state.
 //! - [`events`]: the [`Event`] enum, one variant per record type.
+//! - [`quota`]: Nova's quota resources, defaults and the create check.
 //! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
 //! - [`instance`]: the instance aggregate and its `evolve`, shared by every
 //!   reader of the `instances` topic so that all of them fold alike.
 
+pub mod actions;
 mod convert;
 pub mod envelope;
 pub mod events;
 pub mod instance;
+pub mod quota;
 pub mod state;
 pub mod values;
 
@@ -24,6 +29,7 @@ mod pb {
     include!(concat!(env!("OUT_DIR"), "/novalog.v1.rs"));
 }
 
+pub use actions::ServerAction;
 pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, encode};
 pub use events::Event;
 pub use instance::Instance;

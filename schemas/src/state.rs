@@ -39,6 +39,27 @@ impl VmState {
             VmState::ShelvedOffloaded => "shelved_offloaded",
         }
     }
+
+    /// The state Nova names `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        use VmState::*;
+        [
+            Active,
+            Building,
+            Paused,
+            Suspended,
+            Stopped,
+            Rescued,
+            Resized,
+            SoftDeleted,
+            Deleted,
+            Error,
+            Shelved,
+            ShelvedOffloaded,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,6 +119,39 @@ impl TaskState {
             TaskState::Migrating => "migrating",
             TaskState::Deleting => "deleting",
         }
+    }
+
+    /// The task Nova names `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        use TaskState::*;
+        [
+            Scheduling,
+            BlockDeviceMapping,
+            Networking,
+            Spawning,
+            Rebooting,
+            RebootPending,
+            RebootStarted,
+            RebootingHard,
+            Pausing,
+            Unpausing,
+            Suspending,
+            Resuming,
+            PoweringOff,
+            PoweringOn,
+            Rebuilding,
+            RebuildSpawning,
+            ResizePrep,
+            ResizeMigrating,
+            ResizeMigrated,
+            ResizeFinish,
+            ResizeReverting,
+            ResizeConfirming,
+            Migrating,
+            Deleting,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 
@@ -214,5 +268,21 @@ mod tests {
             assert_eq!(PowerState::from_code(p.code()), Some(p));
         }
         assert_eq!(PowerState::from_code(2), None);
+    }
+
+    #[test]
+    fn state_names_parse_back() {
+        assert_eq!(VmState::parse("soft-delete"), Some(VmState::SoftDeleted));
+        assert_eq!(VmState::parse("stopped"), Some(VmState::Stopped));
+        assert_eq!(VmState::parse("STOPPED"), None);
+        assert_eq!(
+            TaskState::parse("powering-off"),
+            Some(TaskState::PoweringOff)
+        );
+        assert_eq!(
+            TaskState::parse("rebooting_hard"),
+            Some(TaskState::RebootingHard)
+        );
+        assert_eq!(TaskState::parse("napping"), None);
     }
 }

@@ -38,6 +38,11 @@ pub fn test_config(data_dir: &Path) -> Config {
     cfg.api.auth_strategy = "noauth2".into();
     cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
     cfg.report_interval = 1;
+    // Tests boot more servers than Nova's default quotas allow; quota
+    // tests set their own.
+    cfg.quota.instances = -1;
+    cfg.quota.cores = -1;
+    cfg.quota.ram = -1;
     cfg
 }
 
@@ -80,10 +85,25 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
+        self.request_at(None, method, path, body).await
+    }
+
+    /// A request at compute microversion `version` (`"2.73"`; `None`: the
+    /// default).
+    pub async fn request_at(
+        &self,
+        version: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header("X-Auth-Token", &self.token);
+        if let Some(v) = version {
+            req = req.header("OpenStack-API-Version", format!("compute {v}"));
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -96,6 +116,36 @@ impl Client {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         Ok((status, value))
+    }
+
+    /// `POST /servers/{id}/action` with `body`: the status, the body and
+    /// the request id the API answered with.
+    pub async fn server_action(
+        &self,
+        id: Uuid,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value, String)> {
+        let resp = self
+            .http
+            .post(format!("{}/servers/{id}/action", self.base))
+            .header("X-Auth-Token", &self.token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let request_id = resp
+            .headers()
+            .get("x-openstack-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value, request_id))
     }
 
     /// Creates a server; returns its id.
@@ -312,6 +362,9 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
             "NOVALOG_COMPUTE__FAKE_SPAWN_LATENCY_MS",
             cfg.compute.fake_spawn_latency_ms.to_string(),
         ),
+        v("NOVALOG_QUOTA__INSTANCES", cfg.quota.instances.to_string()),
+        v("NOVALOG_QUOTA__CORES", cfg.quota.cores.to_string()),
+        v("NOVALOG_QUOTA__RAM", cfg.quota.ram.to_string()),
     ]
 }
 

@@ -170,3 +170,93 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
         );
     }
 }
+
+/// Waits until `id` shows `status` with no task.
+async fn wait_status(client: &Client, id: Uuid, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let s = client.server(id).await.unwrap().expect("server exists");
+        if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {status}: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_server_actions_and_quota_edge_across_processes() {
+    let Some(brokers) = skip_without_kafka("kafka_server_actions_and_quota_edge_across_processes")
+    else {
+        return;
+    };
+    let cluster = Cluster::start(&brokers, 0).await;
+    let admin = Client::admin(cluster.addr);
+    let alice = Client::new(cluster.addr, "alice", "p1");
+    let id = alice
+        .create_server("acts", "1", demo_image_id())
+        .await
+        .unwrap();
+    if let Err(e) = alice.wait_built(&[id], WAIT).await {
+        cluster.dump_logs();
+        panic!("{e}");
+    }
+    use serde_json::json;
+    for (body, status, power) in [
+        (json!({"os-stop": null}), "SHUTOFF", 4),
+        (json!({"os-start": null}), "ACTIVE", 1),
+        (json!({"pause": null}), "PAUSED", 3),
+        (json!({"unpause": null}), "ACTIVE", 1),
+        (json!({"reboot": {"type": "SOFT"}}), "ACTIVE", 1),
+    ] {
+        let (code, reply, _) = alice.server_action(id, body.clone()).await.unwrap();
+        assert_eq!(code, 202, "{body}: {reply}");
+        let s = wait_status(&alice, id, status).await;
+        assert_eq!(s["OS-EXT-STS:power_state"], power, "{body}");
+    }
+    let (code, reply, _) = alice
+        .server_action(id, json!({"os-start": null}))
+        .await
+        .unwrap();
+    assert_eq!(code, 409, "{reply}");
+    let (_, list) = alice
+        .request(
+            reqwest::Method::GET,
+            &format!("/servers/{id}/os-instance-actions"),
+            None,
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["reboot", "unpause", "pause", "start", "stop", "create"]
+    );
+
+    // The quota edge holds with every service in its own process.
+    let (code, _) = admin
+        .request(
+            reqwest::Method::PUT,
+            "/os-quota-sets/p1",
+            Some(json!({"quota_set": {"instances": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let creates = (0..8).map(|i| {
+        let c = alice.clone();
+        async move {
+            c.create_server(&format!("edge-{i}"), "1", demo_image_id())
+                .await
+        }
+    });
+    let results = futures::future::join_all(creates).await;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 2, "{results:?}");
+    assert_eq!(alice.servers_detail().await.unwrap().len(), 3);
+}

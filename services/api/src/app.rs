@@ -12,7 +12,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, images, server_groups, servers, versions,
+    aggregates, availability_zones, flavors, images, instance_actions, quota_sets, server_actions,
+    server_groups, server_metadata, server_tags, servers, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -38,6 +39,8 @@ pub struct App {
     pub service_down_time_ms: i64,
     /// Where uploaded image data is kept (`<data_dir>/images`).
     pub images_dir: std::path::PathBuf,
+    /// Every project's quotas unless set otherwise (`[quota]`).
+    pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
 }
 
 pub type AppState = Arc<App>;
@@ -57,8 +60,61 @@ pub fn router(app: AppState) -> Router {
         .route("/v2.1/servers/detail", get(servers::detail))
         .route(
             "/v2.1/servers/{id}",
-            get(servers::show).delete(servers::delete),
+            get(servers::show)
+                .put(servers::update)
+                .delete(servers::delete),
         )
+        .route(
+            "/v2.1/servers/{id}/metadata",
+            get(server_metadata::index)
+                .post(server_metadata::create)
+                .put(server_metadata::update_all),
+        )
+        .route(
+            "/v2.1/servers/{id}/metadata/{key}",
+            get(server_metadata::show)
+                .put(server_metadata::update)
+                .delete(server_metadata::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/tags",
+            get(server_tags::index)
+                .put(server_tags::update_all)
+                .delete(server_tags::delete_all),
+        )
+        .route(
+            "/v2.1/servers/{id}/tags/{tag}",
+            get(server_tags::show)
+                .put(server_tags::update)
+                .delete(server_tags::delete),
+        )
+        .route(
+            "/v2.1/servers/{id}/action",
+            axum::routing::post(server_actions::action),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions",
+            get(instance_actions::index),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions/{request_id}",
+            get(instance_actions::show),
+        )
+        .route(
+            "/v2.1/os-quota-sets/{project}",
+            get(quota_sets::show)
+                .put(quota_sets::update)
+                .delete(quota_sets::delete),
+        )
+        .route(
+            "/v2.1/os-quota-sets/{project}/detail",
+            get(quota_sets::detail),
+        )
+        .route(
+            "/v2.1/os-quota-sets/{project}/defaults",
+            get(quota_sets::defaults),
+        )
+        .route("/v2.1/limits", get(quota_sets::limits))
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))
         .route("/v2.1/flavors/{id}", get(flavors::show))

@@ -148,6 +148,8 @@ pub async fn create(
                     reservation_id: reservation_id.clone(),
                     launch_index: i as u32,
                     scheduler_hints: req.scheduler_hints.clone(),
+                    min_count: req.min_count,
+                    max_count: req.max_count,
                 })),
             }
         })
@@ -258,6 +260,82 @@ pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Res
     }
 }
 
+/// Asks the conductor for a server action: 404 when `ctx` cannot see the
+/// server, 403 by policy, else the conductor's verdict (Nova's 409s on
+/// state and lock).
+pub async fn act(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    id: &str,
+    req: crate::controllers::server_actions::ActionRequest,
+) -> Result<(), ApiError> {
+    let inst = visible(app, ctx, id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    policy::authorize(ctx, Rule::OwnerOrAdmin(req.policy), Some(&inst.project_id))?;
+    // Nova's lock: an owner locking a locked server changes nothing.
+    if matches!(req.action, novalog_schemas::ServerAction::Lock { .. })
+        && inst.is_locked()
+        && inst.project_id == ctx.project_id
+    {
+        return Ok(());
+    }
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event: Event::ServerActionRequested {
+            instance_id: inst.id,
+            action: req.action,
+        },
+    };
+    // Keyed by the instance's project: ordered with all else it undergoes.
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        _ => Ok(()),
+    }
+}
+
+/// The server `id` names if `ctx` may see it and `rule` allows `ctx` to
+/// act on it: Nova's 404, then its 403.
+pub fn authorized(
+    app: &App,
+    ctx: &Context,
+    id: &str,
+    rule: Rule,
+) -> Result<Arc<Instance>, ApiError> {
+    let inst = visible(app, ctx, id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    policy::authorize(ctx, rule, Some(&inst.project_id))?;
+    Ok(inst)
+}
+
+/// Submits a change to `inst` (update, metadata, tags) and returns the
+/// event the conductor accepted it with, or its refusal.
+pub async fn change(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Instance,
+    event: Event,
+) -> Result<Event, ApiError> {
+    let intent = Intent {
+        aggregate_id: inst.id.to_string(),
+        event,
+    };
+    let verdicts = app
+        .intents
+        .submit(ctx, request_id, &inst.project_id, vec![intent])
+        .await?;
+    match verdicts.into_iter().next() {
+        Some(Verdict::Accepted(e)) => Ok(*e),
+        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        None => Err(ApiError::unavailable("no verdict")),
+    }
+}
+
 /// A page of a server list.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -302,7 +380,8 @@ impl Filters {
     }
 }
 
-fn parse_time(s: &str) -> Option<i64> {
+/// A time in the forms clients send (ISO 8601, with or without zone).
+pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }

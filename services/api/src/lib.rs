@@ -19,6 +19,8 @@
 //! - [`validation`]: request bodies checked with Nova's 400 messages.
 //! - [`views`]: response bodies in Nova's shapes.
 //! - [`projection`]: the in-memory projection and its consumer handler.
+//! - [`instance_actions`]: the action log of each server, folded from
+//!   `instances` (os-instance-actions).
 //! - [`intents`], [`verdicts`]: appending intents and waiting for verdicts.
 //! - [`auth`], [`policy`], [`microversion`], [`http`], [`error`]: the
 //!   request context (keystone tokens, or noauth2 in development), Nova's
@@ -41,6 +43,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod images;
+pub mod instance_actions;
 pub mod intents;
 pub mod microversion;
 pub mod policy;

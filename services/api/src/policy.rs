@@ -22,6 +22,13 @@ pub enum Rule {
     /// A server's `host_status` (2.16).
     ServersShowHostStatus,
     FlavorManageCreate,
+    /// A write whose default is Nova's `PROJECT_MEMBER_OR_ADMIN`, named as
+    /// in Nova's policy (`os_compute_api:servers:reboot`, ...): a caller
+    /// with only the reader role is refused.
+    OwnerOrAdmin(&'static str),
+    /// A read whose default is Nova's `PROJECT_READER_OR_ADMIN`
+    /// (`os_compute_api:os-instance-actions:list`, ...).
+    ReaderOrAdmin(&'static str),
 }
 
 impl Rule {
@@ -37,6 +44,7 @@ impl Rule {
             Rule::ExtendedServerAttributes => "os_compute_api:os-extended-server-attributes",
             Rule::ServersShowHostStatus => "os_compute_api:servers:show:host_status",
             Rule::FlavorManageCreate => "os_compute_api:os-flavor-manage:create",
+            Rule::OwnerOrAdmin(name) | Rule::ReaderOrAdmin(name) => name,
         }
     }
 
@@ -59,6 +67,13 @@ pub fn allowed(ctx: &Context, rule: Rule, target_project: Option<&str>) -> bool 
         return true;
     }
     if rule.admin_only() {
+        return false;
+    }
+    // Nova's PROJECT_MEMBER: the reader role alone does not write.
+    if matches!(rule, Rule::OwnerOrAdmin(_))
+        && ctx.roles.iter().any(|r| r == "reader")
+        && !ctx.roles.iter().any(|r| r == "member")
+    {
         return false;
     }
     target_project.is_none_or(|p| p == ctx.project_id)
@@ -102,6 +117,18 @@ mod tests {
         ] {
             assert!(allowed(&admin, rule, Some("someone-else")));
         }
+    }
+
+    #[test]
+    fn readers_read_but_do_not_write() {
+        let reader = Context::new("r", "p1", vec!["reader".into()]);
+        let read = Rule::ReaderOrAdmin("os_compute_api:os-instance-actions:list");
+        let write = Rule::OwnerOrAdmin("os_compute_api:servers:reboot");
+        assert!(allowed(&reader, read, Some("p1")));
+        assert!(!allowed(&reader, read, Some("p2")));
+        assert!(!allowed(&reader, write, Some("p1")));
+        let member = noauth2("alice:p1").unwrap();
+        assert!(allowed(&member, write, Some("p1")));
     }
 
     #[test]

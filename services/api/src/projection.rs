@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::instance_actions::{self, InstanceAction};
 use crate::verdicts::{Verdict, Verdicts};
 
 /// Consumer name: the group and the key of the stored offsets.
@@ -33,6 +34,8 @@ const T_IMAGES: &str = "images";
 const T_HOSTS: &str = "hosts";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
+const T_ACTIONS: &str = "instance_actions";
+const T_QUOTAS: &str = "quotas";
 
 /// A server group and the instances that joined it (with the `group`
 /// scheduler hint); deleted members are filtered when shown.
@@ -77,6 +80,10 @@ struct State {
     hosts: BTreeMap<String, HostView>,
     server_groups: BTreeMap<Uuid, Arc<ServerGroupView>>,
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
+    /// Each instance's actions, oldest first (os-instance-actions).
+    actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
+    /// Projects' own quota limits.
+    quotas: HashMap<String, BTreeMap<String, i64>>,
 }
 
 impl State {
@@ -118,6 +125,9 @@ struct Staged {
     server_groups: HashMap<Uuid, Option<ServerGroupView>>,
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
+    actions: HashMap<Uuid, Vec<InstanceAction>>,
+    /// `None`: back to the defaults.
+    quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -151,6 +161,16 @@ impl Projection {
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
             state.aggregates.insert(a.id, Arc::new(a));
         }
+        for (key, q) in store.scan::<BTreeMap<String, i64>>(T_QUOTAS)? {
+            state
+                .quotas
+                .insert(String::from_utf8_lossy(&key).into_owned(), q);
+        }
+        for (key, a) in store.scan::<Vec<InstanceAction>>(T_ACTIONS)? {
+            if let Ok(id) = Uuid::from_slice(&key) {
+                state.actions.insert(id, Arc::new(a));
+            }
+        }
         Ok(Projection {
             state: RwLock::new(state),
             applied: watch::Sender::new(store.offsets(CONSUMER)?),
@@ -181,6 +201,48 @@ impl Projection {
                 all
             }
         }
+    }
+
+    /// The actions recorded for instance `id`, oldest first.
+    pub fn instance_actions(&self, id: &Uuid) -> Arc<Vec<InstanceAction>> {
+        self.state
+            .read()
+            .actions
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `project`'s own quota limits (empty: the defaults).
+    pub fn quota_overrides(&self, project: &str) -> BTreeMap<String, i64> {
+        self.state
+            .read()
+            .quotas
+            .get(project)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What `project`'s instances use, as its quota counts it (instances
+    /// not deleted), and how many server groups it has.
+    pub fn usage(&self, project: &str) -> (novalog_schemas::quota::Usage, i64) {
+        let state = self.state.read();
+        let mut u = novalog_schemas::quota::Usage::default();
+        for (_, id) in state.by_project.get(project).into_iter().flatten() {
+            if let Some(i) = state.instances.get(id)
+                && !i.is_deleted()
+            {
+                u.instances += 1;
+                u.cores += i64::from(i.flavor.vcpus);
+                u.ram += i.flavor.ram_mb as i64;
+            }
+        }
+        let groups = state
+            .server_groups
+            .values()
+            .filter(|g| g.group.project_id == project)
+            .count() as i64;
+        (u, groups)
     }
 
     pub fn flavor(&self, id: &str) -> Option<Arc<Flavor>> {
@@ -274,6 +336,8 @@ impl Projection {
             || !staged.hosts.is_empty()
             || !staged.server_groups.is_empty()
             || !staged.aggregates.is_empty()
+            || !staged.actions.is_empty()
+            || !staged.quotas.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -298,6 +362,15 @@ impl Projection {
                 match a {
                     Some(a) => state.aggregates.insert(id, Arc::new(a)),
                     None => state.aggregates.remove(&id),
+                };
+            }
+            for (id, a) in staged.actions {
+                state.actions.insert(id, Arc::new(a));
+            }
+            for (project, q) in staged.quotas {
+                match q {
+                    Some(q) => state.quotas.insert(project, q),
+                    None => state.quotas.remove(&project),
                 };
             }
         }
@@ -410,6 +483,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             if let Some(next) = evolve(prev, env)
                 && Some(next.version) != prev_version
             {
+                let mut actions = match self.staged.actions.remove(&id) {
+                    Some(a) => a,
+                    None => (*self.projection.instance_actions(&id)).clone(),
+                };
+                instance_actions::record(&mut actions, env, &next);
+                tx.put(T_ACTIONS, id.as_bytes(), &actions)
+                    .map_err(stage_err)?;
+                self.staged.actions.insert(id, actions);
                 tx.put(T_INSTANCES, id.as_bytes(), &next)
                     .map_err(stage_err)?;
                 self.staged.instances.insert(id, next);
@@ -464,6 +545,17 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
                         .map_err(stage_err)?;
                     self.staged.aggregates.insert(a.id, Some((**a).clone()));
+                }
+                Event::QuotaSetUpdated { project_id, limits } => {
+                    tx.put(T_QUOTAS, project_id.as_bytes(), limits)
+                        .map_err(stage_err)?;
+                    self.staged
+                        .quotas
+                        .insert(project_id.clone(), Some(limits.clone()));
+                }
+                Event::QuotaSetDeleted { project_id } => {
+                    tx.delete(T_QUOTAS, project_id.as_bytes());
+                    self.staged.quotas.insert(project_id.clone(), None);
                 }
                 Event::AggregateDeleted { aggregate_id } => {
                     tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());

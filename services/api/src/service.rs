@@ -69,6 +69,7 @@ impl ApiService {
             max_body: cfg.api.max_request_body_size,
             service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
             images_dir: cfg.data_dir.join("images"),
+            quota_defaults: cfg.quota.clone(),
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

@@ -1546,3 +1546,123 @@ async fn server_create_needs_an_active_image_big_enough_for_the_flavor() {
     );
     h.stop().await;
 }
+
+/// (method, uri, token, body, status, fault key, message)
+type Refusal = (
+    Method,
+    String,
+    Option<&'static str>,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+    String,
+);
+
+/// Every 4xx of the server action, instance action, metadata, tags,
+/// update, quota and limits endpoints that the API decides itself: each
+/// answered in Nova's words, and none of them writes an intent. (The
+/// conductor's 403s and 409s are covered end to end in tests/.)
+#[tokio::test]
+async fn action_metadata_tags_and_quota_refusals_write_nothing() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("vm")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let before = h.intents_end().await;
+    let missing = Uuid::new_v4();
+    let action = format!("/v2.1/servers/{id}/action");
+    let v226 = [("OpenStack-API-Version", "compute 2.26")];
+
+    let cases: Vec<Refusal> = vec![
+        (Method::POST, action.clone(), Some(MEMBER), Some(json!({"fly": null})), StatusCode::BAD_REQUEST, "badRequest", "There is no such action: fly".into()),
+        (Method::POST, action.clone(), Some(MEMBER), Some(json!({})), StatusCode::BAD_REQUEST, "badRequest", "Malformed request body".into()),
+        (Method::POST, action.clone(), Some(MEMBER), Some(json!({"reboot": {"type": "NICE"}})), StatusCode::BAD_REQUEST, "badRequest", "Invalid input for field/attribute type. Value: NICE. 'NICE' is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']".into()),
+        (Method::POST, format!("/v2.1/servers/{missing}/action"), Some(MEMBER), Some(json!({"pause": null})), StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {missing} could not be found.")),
+        (Method::POST, action.clone(), Some(OTHER), Some(json!({"pause": null})), StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {id} could not be found.")),
+        (Method::GET, format!("/v2.1/servers/{missing}/os-instance-actions"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {missing} could not be found.")),
+        (Method::GET, format!("/v2.1/servers/{id}/os-instance-actions/req-nope"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", "Action req-nope not found".into()),
+        (Method::GET, format!("/v2.1/servers/{id}/os-instance-actions"), Some(OTHER), None, StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {id} could not be found.")),
+        (Method::PUT, format!("/v2.1/servers/{id}"), Some(MEMBER), Some(json!({"server": {"name": ""}})), StatusCode::BAD_REQUEST, "badRequest", "Invalid input for field/attribute name. Value: . '' is too short".into()),
+        (Method::PUT, format!("/v2.1/servers/{missing}"), Some(MEMBER), Some(json!({"server": {"name": "x"}})), StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {missing} could not be found.")),
+        (Method::GET, format!("/v2.1/servers/{id}/metadata/nope"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", "Metadata item was not found".into()),
+        (Method::DELETE, format!("/v2.1/servers/{id}/metadata/nope"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", "Metadata item was not found".into()),
+        (Method::PUT, format!("/v2.1/servers/{id}/metadata/a"), Some(MEMBER), Some(json!({"meta": {"b": "1"}})), StatusCode::BAD_REQUEST, "badRequest", "Request body and URI mismatch".into()),
+        (Method::PUT, format!("/v2.1/servers/{id}/metadata/a"), Some(MEMBER), Some(json!({"meta": {"a": "1", "b": "2"}})), StatusCode::BAD_REQUEST, "badRequest", "Request body contains too many items".into()),
+        (Method::POST, format!("/v2.1/servers/{id}/metadata"), Some(MEMBER), Some(json!({"metadata": {"k": 1}})), StatusCode::BAD_REQUEST, "badRequest", "Invalid input for field/attribute k. Value: 1. 1 is not of type 'string'".into()),
+        (Method::POST, format!("/v2.1/servers/{id}/metadata"), Some(MEMBER), Some(json!({"meta": {}})), StatusCode::BAD_REQUEST, "badRequest", "Additional properties are not allowed ('meta' was unexpected)".into()),
+        (Method::GET, format!("/v2.1/servers/{missing}/metadata"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", format!("Instance {missing} could not be found.")),
+        (Method::GET, format!("/v2.1/servers/{id}/tags"), Some(MEMBER), None, StatusCode::NOT_FOUND, "itemNotFound", "The resource could not be found.".into()),
+        (Method::PUT, "/v2.1/os-quota-sets/p1".into(), Some(MEMBER), Some(json!({"quota_set": {"instances": 1}})), StatusCode::FORBIDDEN, "forbidden", "Policy doesn't allow os_compute_api:os-quota-sets:update to be performed.".into()),
+        (Method::DELETE, "/v2.1/os-quota-sets/p1".into(), Some(MEMBER), None, StatusCode::FORBIDDEN, "forbidden", "Policy doesn't allow os_compute_api:os-quota-sets:delete to be performed.".into()),
+        (Method::GET, "/v2.1/os-quota-sets/p2".into(), Some(MEMBER), None, StatusCode::FORBIDDEN, "forbidden", "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed.".into()),
+        (Method::GET, "/v2.1/os-quota-sets/p2/detail".into(), Some(MEMBER), None, StatusCode::FORBIDDEN, "forbidden", "Policy doesn't allow os_compute_api:os-quota-sets:detail to be performed.".into()),
+        (Method::PUT, "/v2.1/os-quota-sets/p1".into(), Some(ADMIN), Some(json!({"quota_set": {"instances": -5}})), StatusCode::BAD_REQUEST, "badRequest", "Invalid input for field/attribute instances. Value: -5. -5 is less than the minimum of -1".into()),
+        (Method::GET, "/v2.1/limits?tenant_id=p2".into(), Some(MEMBER), None, StatusCode::FORBIDDEN, "forbidden", "Policy doesn't allow os_compute_api:limits:other_project to be performed.".into()),
+        (Method::POST, action.clone(), None, Some(json!({"pause": null})), StatusCode::UNAUTHORIZED, "", String::new()),
+    ];
+    for (method, uri, token, body, status, fault, message) in cases {
+        let r = h.call(method.clone(), &uri, token, body.clone()).await;
+        assert_eq!(r.status, status, "{method} {uri} {body:?}: {:?}", r.body);
+        if !fault.is_empty() {
+            assert_eq!(r.body[fault]["message"], message, "{method} {uri}");
+            assert_eq!(r.body[fault]["code"], status.as_u16());
+        }
+    }
+
+    // Tags from 2.26.
+    let tag_cases: Vec<(Method, String, Option<Value>, StatusCode, String)> = vec![
+        (Method::GET, format!("/v2.1/servers/{id}/tags/nope"), None, StatusCode::NOT_FOUND, format!("Server {id} has no tag 'nope'")),
+        (Method::PUT, format!("/v2.1/servers/{id}/tags/a,b"), None, StatusCode::BAD_REQUEST, "Tag 'a,b' is invalid. It must be a non empty string without characters '/' and ','. Validation error message: 'a,b' does not match '^[^,/]*$'".into()),
+        (Method::PUT, format!("/v2.1/servers/{id}/tags"), Some(json!({"tags": "red"})), StatusCode::BAD_REQUEST, "Invalid input for field/attribute tags. Value: red. 'red' is not of type 'array'".into()),
+        (Method::PUT, format!("/v2.1/servers/{id}/tags"), Some(json!({"tags": (0..51).map(|n| n.to_string()).collect::<Vec<_>>()})), StatusCode::BAD_REQUEST, String::new()),
+        (Method::PUT, format!("/v2.1/servers/{missing}/tags"), Some(json!({"tags": []})), StatusCode::NOT_FOUND, format!("Instance {missing} could not be found.")),
+    ];
+    for (method, uri, body, status, message) in tag_cases {
+        let r = h
+            .send(
+                method.clone(),
+                &uri,
+                Some(MEMBER),
+                &v226,
+                body.map(|b| b.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(r.status, status, "{method} {uri}: {:?}", r.body);
+        if !message.is_empty() {
+            let fault = if status == StatusCode::NOT_FOUND {
+                "itemNotFound"
+            } else {
+                "badRequest"
+            };
+            assert_eq!(r.body[fault]["message"], message, "{method} {uri}");
+        }
+    }
+    assert_eq!(h.intents_end().await, before, "no refusal wrote an intent");
+
+    // The reads answer in Nova's shapes.
+    let r = h
+        .call(Method::GET, "/v2.1/limits", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["limits"]["rate"], json!([]));
+    assert_eq!(r.body["limits"]["absolute"]["totalInstancesUsed"], 1);
+    assert_eq!(r.body["limits"]["absolute"]["maxTotalInstances"], 10);
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}/os-instance-actions"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["instanceActions"][0]["action"], "create");
+    h.stop().await;
+}

@@ -207,6 +207,10 @@ fn config(dir: &std::path::Path, hosts: usize) -> Config {
     cfg.api.listen = "127.0.0.1:0".into();
     cfg.api.auth_strategy = "noauth2".into();
     cfg.compute.fake_hosts = hosts;
+    // The benchmark boots far more than Nova's default quotas allow.
+    cfg.quota.instances = -1;
+    cfg.quota.cores = -1;
+    cfg.quota.ram = -1;
     cfg.log.namespace = format!("bench{}.", Uuid::new_v4().simple());
     cfg
 }

@@ -4,7 +4,7 @@
 //! carried out again, so no guest is ever spawned twice.
 
 use novalog_schemas::events::SpawnInstance;
-use novalog_schemas::{Envelope, Event, Meta};
+use novalog_schemas::{Envelope, Event, Meta, PowerState, ServerAction};
 use uuid::Uuid;
 
 use crate::driver::VirtDriver;
@@ -13,7 +13,14 @@ use crate::tracker::{HostRecord, Ratios};
 #[derive(Debug, Clone)]
 pub enum Command {
     Spawn(Box<SpawnInstance>),
-    Destroy { instance_id: Uuid },
+    Destroy {
+        instance_id: Uuid,
+    },
+    /// A server action on a guest this host holds.
+    Action {
+        instance_id: Uuid,
+        action: ServerAction,
+    },
 }
 
 /// A command and the record that carried it.
@@ -41,6 +48,10 @@ pub async fn run_host(
     for job in jobs {
         match job.command {
             Command::Spawn(cmd) => spawn(driver, rec, &job.cause, &cmd, ratios, &mut out).await,
+            Command::Action {
+                instance_id,
+                action,
+            } => out.push(perform(driver, rec, &job.cause, instance_id, action).await),
             Command::Destroy { instance_id } => {
                 if let Err(e) = driver.destroy(&rec.name, instance_id).await {
                     tracing::warn!(host = %rec.name, %instance_id, error = %e, "destroy failed");
@@ -61,6 +72,64 @@ pub async fn run_host(
         }
     }
     out
+}
+
+/// Carries out one server action with the driver and reports the guest's
+/// power state after it, whether it worked or not (the hypervisor is the
+/// authority on power state).
+async fn perform(
+    driver: &dyn VirtDriver,
+    rec: &mut HostRecord,
+    cause: &Meta,
+    id: Uuid,
+    action: ServerAction,
+) -> Envelope {
+    let host = rec.name.as_str();
+    let result = match action {
+        ServerAction::Reboot { hard } => driver.reboot(host, id, hard).await,
+        ServerAction::Stop => driver.power_off(host, id).await,
+        ServerAction::Start => driver.power_on(host, id).await,
+        ServerAction::Pause => driver.pause(host, id).await,
+        ServerAction::Unpause => driver.unpause(host, id).await,
+        ServerAction::Suspend => driver.suspend(host, id).await,
+        ServerAction::Resume => driver.resume(host, id).await,
+        ServerAction::Lock { .. } | ServerAction::Unlock => Err(
+            crate::driver::DriverError::Failed(format!("{} is not a host action", action.name())),
+        ),
+    };
+    let power = match &result {
+        Ok(p) => *p,
+        Err(_) => driver.get_info(host, id).unwrap_or(PowerState::NoState),
+    };
+    if let Some(i) = rec.instances.get_mut(&id) {
+        i.power_state = power;
+    }
+    let host = rec.name.clone();
+    match result {
+        Ok(_) => fact(
+            cause,
+            "performed",
+            id,
+            Event::ServerActionPerformed {
+                instance_id: id,
+                host,
+                action,
+                power_state: power.code(),
+            },
+        ),
+        Err(e) => fact(
+            cause,
+            "action-failed",
+            id,
+            Event::ServerActionFailed {
+                instance_id: id,
+                host,
+                action,
+                reason: e.to_string(),
+                power_state: power.code(),
+            },
+        ),
+    }
 }
 
 async fn spawn(
@@ -264,6 +333,77 @@ mod tests {
         assert_eq!(h.usage.memory_mb_used, 0);
         match &out[1].event {
             Event::SpawnFailed { usage, .. } => assert_eq!(usage.memory_mb_used, 0),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    fn action_job(id: Uuid, action: ServerAction) -> Job {
+        Job {
+            cause: Meta::origin(
+                Uuid::new_v4(),
+                "req-3".into(),
+                Actor::default(),
+                id.to_string(),
+            ),
+            command: Command::Action {
+                instance_id: id,
+                action,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn actions_drive_the_guest_and_report_its_power_state() {
+        let d = FakeDriver::new(FakeOptions {
+            fail_actions: HashSet::from(["bad".to_string()]),
+            ..Default::default()
+        });
+        let mut h = host("h");
+        let id = Uuid::new_v4();
+        run_host(&d, &mut h, vec![spawn_job(id, "h", 512)], RATIOS).await;
+        let out = run_host(
+            &d,
+            &mut h,
+            vec![
+                action_job(id, ServerAction::Stop),
+                action_job(id, ServerAction::Pause),
+            ],
+            RATIOS,
+        )
+        .await;
+        match (&out[0].event, &out[1].event) {
+            (
+                Event::ServerActionPerformed { power_state, .. },
+                Event::ServerActionFailed {
+                    power_state: after, ..
+                },
+            ) => {
+                assert_eq!(*power_state, PowerState::Shutdown.code());
+                assert_eq!(*after, PowerState::Shutdown.code(), "still off");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(h.instances[&id].power_state, PowerState::Shutdown);
+        assert_eq!(d.get_info("h", id), Some(PowerState::Shutdown));
+
+        let mut bad = host("bad");
+        run_host(&d, &mut bad, vec![spawn_job(id, "bad", 512)], RATIOS).await;
+        let out = run_host(
+            &d,
+            &mut bad,
+            vec![action_job(id, ServerAction::Reboot { hard: false })],
+            RATIOS,
+        )
+        .await;
+        match &out[0].event {
+            Event::ServerActionFailed {
+                reason,
+                power_state,
+                ..
+            } => {
+                assert!(reason.contains("injected reboot failure"), "{reason}");
+                assert_eq!(*power_state, PowerState::Shutdown.code());
+            }
             e => panic!("{e:?}"),
         }
     }

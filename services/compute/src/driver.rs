@@ -32,6 +32,37 @@ pub trait VirtDriver: Send + Sync + 'static {
     /// does not exist; destroying a guest that does not exist succeeds.
     async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError>;
 
+    /// Reboots the guest (`hard`: reset rather than ask the guest OS).
+    /// Afterwards it is running. On error the guest may be in any state;
+    /// `get_info` says which.
+    async fn reboot(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+        hard: bool,
+    ) -> Result<PowerState, DriverError>;
+
+    /// Powers the guest off. Afterwards it is shut down; undone by
+    /// [`power_on`](VirtDriver::power_on).
+    async fn power_off(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
+    /// Powers the guest on. Afterwards it is running.
+    async fn power_on(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
+    /// Pauses the guest in memory. Afterwards it is paused; undone by
+    /// [`unpause`](VirtDriver::unpause).
+    async fn pause(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
+    /// Afterwards the paused guest runs again.
+    async fn unpause(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
+    /// Saves the guest's memory to disk and stops it. Afterwards it is
+    /// suspended; undone by [`resume`](VirtDriver::resume).
+    async fn suspend(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
+    /// Afterwards the suspended guest runs again.
+    async fn resume(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
+
     /// The guest's power state, or `None` if the host has no such guest.
     fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState>;
 

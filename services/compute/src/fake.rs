@@ -22,6 +22,11 @@ pub struct FakeOptions {
     pub fail_claims: HashSet<String>,
     /// Hosts whose every spawn fails.
     pub fail_spawns: HashSet<String>,
+    /// Time each server action (reboot, power off/on, pause, ...) takes.
+    pub action_latency: Duration,
+    /// Hosts whose every server action fails. A failed reboot leaves the
+    /// guest shut down; any other failed action leaves it as it was.
+    pub fail_actions: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -42,6 +47,52 @@ impl FakeDriver {
     /// How many times `instance` was spawned, on any host.
     pub fn spawn_count(&self, instance: Uuid) -> u32 {
         self.spawns.lock().get(&instance).copied().unwrap_or(0)
+    }
+
+    /// Moves the guest from one of `from` to `to` after the action
+    /// latency (a guest already in `to` stays there: carrying a command
+    /// out twice is harmless), or fails as injected (the guest then in
+    /// `on_failure`, or unchanged).
+    async fn transition(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+        what: &str,
+        from: &[PowerState],
+        to: PowerState,
+        on_failure: Option<PowerState>,
+    ) -> Result<PowerState, DriverError> {
+        let key = (host.to_owned(), instance_id);
+        if !self.guests.lock().contains_key(&key) {
+            return Err(DriverError::InstanceNotFound(instance_id));
+        }
+        if !self.opts.action_latency.is_zero() {
+            tokio::time::sleep(self.opts.action_latency).await;
+        }
+        let mut guests = self.guests.lock();
+        let Some(power) = guests.get_mut(&key) else {
+            return Err(DriverError::InstanceNotFound(instance_id));
+        };
+        if self.opts.fail_actions.contains(host) {
+            if let Some(p) = on_failure {
+                *power = p;
+            }
+            return Err(DriverError::Failed(format!(
+                "injected {what} failure on {host}"
+            )));
+        }
+        // Already there: a redelivered command converges, it does not fail.
+        if *power == to {
+            return Ok(to);
+        }
+        if !from.contains(power) {
+            return Err(DriverError::Failed(format!(
+                "cannot {what} a guest in power state {:?}",
+                *power
+            )));
+        }
+        *power = to;
+        Ok(to)
     }
 
     /// Guests on `host`.
@@ -77,6 +128,75 @@ impl VirtDriver for FakeDriver {
     async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError> {
         self.guests.lock().remove(&(host.to_owned(), instance_id));
         Ok(())
+    }
+
+    async fn reboot(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+        hard: bool,
+    ) -> Result<PowerState, DriverError> {
+        use PowerState::*;
+        // A soft reboot needs a running guest OS; a hard one resets anything.
+        let from: &[PowerState] = if hard {
+            &[Running, Paused, Shutdown, Crashed, Suspended, NoState]
+        } else {
+            &[Running]
+        };
+        self.transition(host, instance_id, "reboot", from, Running, Some(Shutdown))
+            .await
+    }
+
+    async fn power_off(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        use PowerState::*;
+        let from = &[Running, Paused, Shutdown, Crashed, Suspended, NoState];
+        self.transition(host, instance_id, "power off", from, Shutdown, None)
+            .await
+    }
+
+    async fn power_on(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        use PowerState::*;
+        let from = &[Running, Shutdown, Crashed, NoState];
+        self.transition(host, instance_id, "power on", from, Running, None)
+            .await
+    }
+
+    async fn pause(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        let from = &[PowerState::Running];
+        self.transition(host, instance_id, "pause", from, PowerState::Paused, None)
+            .await
+    }
+
+    async fn unpause(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        let from = &[PowerState::Paused];
+        self.transition(
+            host,
+            instance_id,
+            "unpause",
+            from,
+            PowerState::Running,
+            None,
+        )
+        .await
+    }
+
+    async fn suspend(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        let from = &[PowerState::Running];
+        self.transition(
+            host,
+            instance_id,
+            "suspend",
+            from,
+            PowerState::Suspended,
+            None,
+        )
+        .await
+    }
+
+    async fn resume(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        let from = &[PowerState::Suspended];
+        self.transition(host, instance_id, "resume", from, PowerState::Running, None)
+            .await
     }
 
     fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState> {
@@ -174,5 +294,58 @@ mod tests {
         assert_eq!(d.get_info("bad", id), None, "a failed spawn leaves nothing");
         assert!(d.injected_claim_failure("full").is_some());
         assert!(d.injected_claim_failure("bad").is_none());
+    }
+
+    #[tokio::test]
+    async fn power_actions_move_the_guest_and_refuse_impossible_ones() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let id = Uuid::new_v4();
+        assert_eq!(
+            d.pause("h", id).await,
+            Err(DriverError::InstanceNotFound(id))
+        );
+        d.spawn("h", &cmd(id)).await.unwrap();
+        assert_eq!(d.pause("h", id).await, Ok(PowerState::Paused));
+        assert_eq!(d.get_info("h", id), Some(PowerState::Paused));
+        assert_eq!(
+            d.pause("h", id).await,
+            Ok(PowerState::Paused),
+            "a redelivered pause converges"
+        );
+        assert!(d.suspend("h", id).await.is_err(), "a paused guest");
+        assert!(
+            d.reboot("h", id, false).await.is_err(),
+            "soft needs running"
+        );
+        assert_eq!(d.unpause("h", id).await, Ok(PowerState::Running));
+        assert_eq!(d.suspend("h", id).await, Ok(PowerState::Suspended));
+        assert_eq!(d.resume("h", id).await, Ok(PowerState::Running));
+        assert_eq!(d.power_off("h", id).await, Ok(PowerState::Shutdown));
+        assert_eq!(d.get_info("h", id), Some(PowerState::Shutdown));
+        assert_eq!(d.reboot("h", id, true).await, Ok(PowerState::Running));
+        assert_eq!(d.power_off("h", id).await, Ok(PowerState::Shutdown));
+        assert_eq!(d.power_on("h", id).await, Ok(PowerState::Running));
+    }
+
+    #[tokio::test]
+    async fn injected_action_failures() {
+        let d = FakeDriver::new(FakeOptions {
+            fail_actions: HashSet::from(["bad".to_string()]),
+            ..Default::default()
+        });
+        let id = Uuid::new_v4();
+        d.spawn("bad", &cmd(id)).await.unwrap();
+        assert!(d.pause("bad", id).await.is_err());
+        assert_eq!(
+            d.get_info("bad", id),
+            Some(PowerState::Running),
+            "unchanged"
+        );
+        assert!(d.reboot("bad", id, true).await.is_err());
+        assert_eq!(
+            d.get_info("bad", id),
+            Some(PowerState::Shutdown),
+            "a failed reboot leaves the guest down"
+        );
     }
 }

@@ -51,6 +51,17 @@ impl Handler for ComputeHandler {
                     instance_id: *instance_id,
                 },
             ),
+            Event::PerformServerAction {
+                instance_id,
+                host,
+                action,
+            } => (
+                host.clone(),
+                Command::Action {
+                    instance_id: *instance_id,
+                    action: action.clone(),
+                },
+            ),
             _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
@@ -118,6 +129,8 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
             spawn_latency: Duration::from_millis(c.fake_spawn_latency_ms),
             fail_claims: c.fake_fail_claims.iter().cloned().collect(),
             fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
+            action_latency: Duration::from_millis(c.fake_action_latency_ms),
+            fail_actions: c.fake_fail_actions.iter().cloned().collect(),
         }))),
         other => anyhow::bail!("unknown compute driver {other:?} (available: fake)"),
     }

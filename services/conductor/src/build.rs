@@ -49,6 +49,11 @@ pub(crate) fn on_create(
         )];
     }
     let actor = &env.meta.actor;
+    // Checked against everything accepted before it in this project's
+    // partition: exact, whatever the concurrency.
+    if let Err(message) = crate::quotas::check_create(c, &actor.project_id, req, now_ms) {
+        return vec![Conductor::reject(env, id.to_string(), 403, message)];
+    }
     let group = match crate::server_groups::check_hint(
         c,
         &req.scheduler_hints,

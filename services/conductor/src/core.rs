@@ -28,11 +28,16 @@ pub struct Emit {
 pub struct Settings {
     /// Build attempts, the first included (`[scheduler] max_attempts`).
     pub max_attempts: u32,
+    /// Every project's quotas unless set otherwise (`[quota]`).
+    pub quota: novalog_schemas::quota::QuotaDefaults,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_attempts: 3 }
+        Settings {
+            max_attempts: 3,
+            quota: Default::default(),
+        }
     }
 }
 
@@ -46,6 +51,13 @@ pub struct Conductor {
     pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
     /// Host aggregates by id.
     pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
+    /// Projects' own quota limits (the defaults apply to the rest).
+    pub quota_overrides: BTreeMap<String, BTreeMap<String, i64>>,
+    /// What each project's instances use, as its quota counts it; kept as
+    /// instance events are folded ([`Conductor::rebuild_usage`] on load).
+    pub usage: HashMap<String, novalog_schemas::quota::Usage>,
+    /// Room reserved for multiple creates, by reservation id.
+    pub reservations: HashMap<String, crate::quotas::Reservation>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -58,6 +70,7 @@ pub struct Dirty {
     pub images: BTreeSet<Uuid>,
     pub server_groups: BTreeSet<Uuid>,
     pub aggregates: BTreeSet<u32>,
+    pub quotas: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -122,6 +135,77 @@ impl Conductor {
             Event::InstanceDestroyed {
                 instance_id, host, ..
             } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
+            Event::ServerActionRequested {
+                instance_id,
+                action,
+            } => crate::server_actions::on_requested(self, env, *instance_id, action),
+            Event::ServerActionPerformed {
+                instance_id,
+                host,
+                action,
+                power_state,
+            } => crate::server_actions::on_outcome(
+                self,
+                env,
+                *instance_id,
+                crate::server_actions::Outcome {
+                    host,
+                    action,
+                    power_state: *power_state,
+                    failure: None,
+                },
+                now_ms,
+            ),
+            Event::ServerActionFailed {
+                instance_id,
+                host,
+                action,
+                reason,
+                power_state,
+            } => crate::server_actions::on_outcome(
+                self,
+                env,
+                *instance_id,
+                crate::server_actions::Outcome {
+                    host,
+                    action,
+                    power_state: *power_state,
+                    failure: Some(reason),
+                },
+                now_ms,
+            ),
+            Event::ServerUpdateRequested {
+                instance_id,
+                name,
+                description,
+            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
+            Event::ServerMetadataChangeRequested {
+                instance_id,
+                replace_all,
+                set,
+                remove,
+            } => crate::server_updates::on_metadata(
+                self,
+                env,
+                *instance_id,
+                *replace_all,
+                set,
+                remove,
+            ),
+            Event::ServerTagsChangeRequested {
+                instance_id,
+                replace_all,
+                add,
+                remove,
+            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
+            Event::QuotaSetRequested {
+                project_id,
+                limits,
+                force,
+            } => crate::quotas::on_set(self, env, project_id, limits, *force),
+            Event::QuotaResetRequested { project_id } => {
+                crate::quotas::on_reset(self, env, project_id)
+            }
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
             Event::ImageUpdateRequested(i) => crate::catalog::on_image_update(self, env, i),
@@ -164,7 +248,9 @@ impl Conductor {
             meta: cause.caused(step, id.to_string(), version),
             event,
         };
-        let next = evolve(self.instances.remove(&id), &env);
+        let prev = self.instances.remove(&id);
+        let next = evolve(prev.clone(), &env);
+        crate::quotas::account(&mut self.usage, project_id, prev.as_ref(), next.as_ref());
         if let Some(i) = next {
             self.instances.insert(id, i);
         }
@@ -212,6 +298,18 @@ impl Conductor {
 
     pub(crate) fn mark_aggregate(&mut self, id: u32) {
         self.dirty.aggregates.insert(id);
+    }
+
+    pub(crate) fn mark_quota(&mut self, project: &str) {
+        self.dirty.quotas.insert(project.to_owned());
+    }
+
+    /// Recounts every project's usage from the instances (after a load).
+    pub fn rebuild_usage(&mut self) {
+        self.usage.clear();
+        for i in self.instances.values() {
+            crate::quotas::account(&mut self.usage, &i.project_id, None, Some(i));
+        }
     }
 
     /// Rows changed since the last call, for the shell to persist.

@@ -39,6 +39,15 @@ pub(crate) fn on_delete(
             format!("Instance {id} could not be found."),
         )];
     }
+    // Nova's check_instance_lock on delete.
+    if i.is_locked() && !env.meta.actor.is_admin() {
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            409,
+            format!("Instance {id} is locked"),
+        )];
+    }
     if i.task_state == Some(TaskState::Deleting) {
         return Vec::new(); // already being deleted; the API answers 204 itself
     }

@@ -7,6 +7,11 @@
 //!   records to emit`, folding its own instance events as it emits them.
 //! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`]: one
 //!   file per flow.
+//! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
+//!   resume (straight to the host), lock and unlock; [`preconditions`]:
+//!   Nova's allowed states per action, one pure function.
+//! - [`server_updates`]: name, description, metadata and tags.
+//! - [`quotas`]: quota limits and usage; creates checked exactly.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -16,10 +21,16 @@ pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod preconditions;
+pub mod quotas;
+pub mod server_actions;
 pub mod server_groups;
+pub mod server_updates;
 pub mod service;
 
 pub use crate::core::{Conductor, Dest, Emit};
 
+#[cfg(test)]
+mod server_actions_tests;
 #[cfg(test)]
 mod tests;

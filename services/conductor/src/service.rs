@@ -17,6 +17,7 @@ const FLAVORS: &str = "flavors";
 const IMAGES: &str = "images";
 const SERVER_GROUPS: &str = "server_groups";
 const AGGREGATES: &str = "aggregates";
+const QUOTAS: &str = "quotas";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -78,6 +79,12 @@ impl Handler for ConductorHandler {
                 None => tx.delete(SERVER_GROUPS, id.as_bytes()),
             }
         }
+        for project in dirty.quotas {
+            match self.core.quota_overrides.get(&project) {
+                Some(q) => tx.put(QUOTAS, project.as_bytes(), q)?,
+                None => tx.delete(QUOTAS, project.as_bytes()),
+            }
+        }
         for id in dirty.aggregates {
             match self.core.aggregates.get(&id) {
                 Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), a)?,
@@ -106,6 +113,11 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
         core.aggregates.insert(a.id, a);
     }
+    for (key, q) in store.scan::<std::collections::BTreeMap<String, i64>>(QUOTAS)? {
+        core.quota_overrides
+            .insert(String::from_utf8_lossy(&key).into_owned(), q);
+    }
+    core.rebuild_usage();
     Ok(core)
 }
 
@@ -118,6 +130,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         &*store,
         Settings {
             max_attempts: cfg.scheduler.max_attempts,
+            quota: cfg.quota.clone(),
         },
     )?;
     tracing::info!(instances = core.instances.len(), "conductor state loaded");

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, Settings};
 
-const NOW: i64 = 1_700_000_000_000;
+pub(crate) const NOW: i64 = 1_700_000_000_000;
 
-fn flavor() -> Flavor {
+pub(crate) fn flavor() -> Flavor {
     Flavor {
         id: "1".into(),
         name: "m1.tiny".into(),
@@ -29,7 +29,7 @@ fn flavor() -> Flavor {
     }
 }
 
-fn image() -> Image {
+pub(crate) fn image() -> Image {
     Image {
         id: Uuid::from_u128(7),
         name: "cirros".into(),
@@ -51,7 +51,7 @@ fn image() -> Image {
     }
 }
 
-fn actor(project: &str) -> Actor {
+pub(crate) fn actor(project: &str) -> Actor {
     Actor {
         user_id: format!("{project}-user"),
         project_id: project.into(),
@@ -59,29 +59,32 @@ fn actor(project: &str) -> Actor {
     }
 }
 
-fn record(actor: Actor, event: Event) -> Envelope {
+pub(crate) fn record(actor: Actor, event: Event) -> Envelope {
     Envelope {
         meta: Meta::origin(Uuid::new_v4(), "req-test".into(), actor, String::new()),
         event,
     }
 }
 
-fn fact(event: Event) -> Envelope {
+pub(crate) fn fact(event: Event) -> Envelope {
     record(Actor::service("compute"), event)
 }
 
-fn given() -> Conductor {
-    let mut c = Conductor::new(Settings { max_attempts: 3 });
+pub(crate) fn given() -> Conductor {
+    let mut c = Conductor::new(Settings {
+        max_attempts: 3,
+        ..Default::default()
+    });
     c.flavors.insert("1".into(), flavor());
     c.images.insert(image().id, image());
     c
 }
 
-fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
+pub(crate) fn create(c: &mut Conductor, id: Uuid) -> Vec<Emit> {
     create_with_hints(c, id, "demo", BTreeMap::new())
 }
 
-fn create_with_hints(
+pub(crate) fn create_with_hints(
     c: &mut Conductor,
     id: Uuid,
     project: &str,
@@ -101,6 +104,8 @@ fn create_with_hints(
         reservation_id: "r-1".into(),
         launch_index: 0,
         scheduler_hints,
+        min_count: 1,
+        max_count: 1,
     }));
     c.handle(&record(actor(project), req), NOW)
 }
@@ -114,7 +119,7 @@ fn select_request(out: &[Emit]) -> SelectHostsRequested {
         .expect("a scheduling request")
 }
 
-fn selected(c: &mut Conductor, id: Uuid, hosts: &[&str]) -> Vec<Emit> {
+pub(crate) fn selected(c: &mut Conductor, id: Uuid, hosts: &[&str]) -> Vec<Emit> {
     let ev = Event::HostsSelected {
         request_id: Uuid::new_v5(&id, b"select-hosts"),
         instance_id: id,
@@ -136,7 +141,7 @@ fn claim_failed(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Em
     )
 }
 
-fn spawned(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Emit> {
+pub(crate) fn spawned(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Emit> {
     c.handle(
         &fact(Event::InstanceSpawned {
             instance_id: id,
@@ -148,7 +153,7 @@ fn spawned(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Emit> {
     )
 }
 
-fn types(out: &[Emit]) -> Vec<&'static str> {
+pub(crate) fn types(out: &[Emit]) -> Vec<&'static str> {
     out.iter().map(|e| e.env.event.type_name()).collect()
 }
 
@@ -405,6 +410,8 @@ fn output_ids_are_deterministic() {
             reservation_id: "r".into(),
             launch_index: 0,
             scheduler_hints: BTreeMap::new(),
+            min_count: 1,
+            max_count: 1,
         })),
     );
     let ids = |out: Vec<Emit>| {

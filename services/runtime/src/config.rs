@@ -31,6 +31,8 @@ pub struct Config {
     pub compute: ComputeOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
+    /// Default quotas of every project (nova.conf `[quota]`).
+    pub quota: novalog_schemas::quota::QuotaDefaults,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             compute: ComputeOptions::default(),
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
+            quota: Default::default(),
         }
     }
 }
@@ -261,6 +264,11 @@ pub struct ComputeOptions {
     pub fake_fail_claims: Vec<String>,
     /// Fake driver: hosts whose every spawn fails (failure injection).
     pub fake_fail_spawns: Vec<String>,
+    /// Fake driver: time each server action (reboot, power off/on, pause,
+    /// suspend, ...) takes.
+    pub fake_action_latency_ms: u64,
+    /// Fake driver: hosts whose every server action fails.
+    pub fake_fail_actions: Vec<String>,
     /// Fake hosts whose CPU architecture is not `cpu_arch` (host name →
     /// architecture, e.g. `aarch64`): a mixed cloud in one process.
     pub fake_host_arch: std::collections::BTreeMap<String, String>,
@@ -284,6 +292,8 @@ impl Default for ComputeOptions {
             fake_spawn_latency_ms: 0,
             fake_fail_claims: Vec::new(),
             fake_fail_spawns: Vec::new(),
+            fake_action_latency_ms: 0,
+            fake_fail_actions: Vec::new(),
             fake_host_arch: Default::default(),
             fake_host_availability_zone: Default::default(),
         }

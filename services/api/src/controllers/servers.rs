@@ -161,3 +161,35 @@ pub async fn delete(
     compute::delete(&app, &ctx, &request_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `PUT /servers/{id}` with `{"server": {"name", "description" (2.19)}}`:
+/// 200 with the server as it is afterwards.
+pub async fn update(
+    State(app): State<AppState>,
+    ctx: Context,
+    RequestId(request_id): RequestId,
+    links: Links,
+    version: ApiVersion,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>> {
+    let (name, description) = crate::validation::server_update::parse(&body, version)?;
+    let inst = compute::authorized(
+        &app,
+        &ctx,
+        &id,
+        Rule::OwnerOrAdmin("os_compute_api:servers:update"),
+    )?;
+    let event = novalog_schemas::Event::ServerUpdateRequested {
+        instance_id: inst.id,
+        name,
+        description,
+    };
+    compute::change(&app, &ctx, &request_id, &inst, event).await?;
+    let inst = app
+        .projection
+        .instance(&inst.id)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+    let cx = view_context(&app, &links, version, &ctx, Some(&inst.project_id));
+    Ok(Json(json!({"server": render_detail(&app, &cx, &inst)})))
+}

@@ -5,6 +5,7 @@
 
 pub mod flavor_create;
 pub mod server_create;
+pub mod server_update;
 
 use serde_json::{Map, Value};
 

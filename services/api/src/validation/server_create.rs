@@ -155,7 +155,7 @@ fn is_base64(s: &str) -> bool {
         && data % 4 != 1
 }
 
-fn metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiError> {
+pub fn metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiError> {
     let obj = object("metadata", value)?;
     let mut out = BTreeMap::new();
     for (k, v) in obj {
@@ -175,7 +175,7 @@ fn metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiError> {
 }
 
 /// Nova's `tag` (2.32): 1 to 60 characters, no `/` or `,`.
-fn tag(value: &Value) -> Result<(), ApiError> {
+pub fn tag(value: &Value) -> Result<(), ApiError> {
     let t = string("tag", value, 1, 60)?;
     if t.contains(['/', ',']) {
         return Err(invalid(

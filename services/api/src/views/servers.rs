@@ -186,8 +186,7 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
         put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
     }
     if v.at_least(2, 9) {
-        // Nothing locks servers yet.
-        put("locked", json!(false));
+        put("locked", json!(inst.is_locked()));
     }
     if v.at_least(2, 16) && cx.show_host_status {
         let status = match (&inst.host, host) {
@@ -201,6 +200,9 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
     }
     if v.at_least(2, 26) {
         put("tags", json!(inst.tags));
+    }
+    if v.at_least(2, 73) {
+        put("locked_reason", json!(inst.locked_reason));
     }
     Value::Object(s)
 }
@@ -274,6 +276,8 @@ pub(crate) mod tests {
             alternates: vec![],
             attempt: 0,
             fault: None,
+            locked_by: None,
+            locked_reason: None,
             created_at_ms: 1_378_180_892_000,
             updated_at_ms: 1_378_180_893_000,
             launched_at_ms: None,
@@ -449,5 +453,24 @@ pub(crate) mod tests {
         assert!(v.get("OS-EXT-SRV-ATTR:hostname").is_none());
         assert_eq!(v["locked"], false);
         assert_eq!(hostname("...", &inst.id), format!("Server-{}", inst.id));
+        assert!(v.get("locked_reason").is_none(), "2.73");
+    }
+
+    #[test]
+    fn locked_server_shows_its_lock_and_reason_from_2_73() {
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.locked_by = Some("admin".into());
+        inst.locked_reason = Some("maintenance".into());
+        let mut c = cx(&links, false);
+        c.version = ApiVersion::new(2, 73);
+        let v = show(&c, &inst, None);
+        assert_eq!(v["locked"], true);
+        assert_eq!(v["locked_reason"], "maintenance");
+        inst.locked_by = None;
+        inst.locked_reason = None;
+        let v = show(&c, &inst, None);
+        assert_eq!(v["locked"], false);
+        assert_eq!(v["locked_reason"], Value::Null);
     }
 }

@@ -1,0 +1,159 @@
+//! Short server actions (DESIGN §5): reboot, stop, start, pause, unpause,
+//! suspend, resume go straight to the instance's host; lock and unlock are
+//! decided here alone.
+//!
+//! accept (preconditions, task_state set: the API's verdict) → the host
+//! carries the action out → `InstanceTaskCompleted` with the vm_state and
+//! power_state Nova's compute manager sets, or `InstanceTaskFailed` with
+//! the fault. A result that does not match the instance's current task
+//! and host is stale (a delete pre-empted the task, or a redelivery) and
+//! is ignored.
+
+use novalog_schemas::{Envelope, Event, Fault, PowerState, ServerAction};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, emit};
+use crate::preconditions::{self, Caller};
+
+fn not_found(env: &Envelope, id: Uuid) -> Emit {
+    Conductor::reject(
+        env,
+        id.to_string(),
+        404,
+        format!("Instance {id} could not be found."),
+    )
+}
+
+pub(crate) fn on_requested(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    action: &ServerAction,
+) -> Vec<Emit> {
+    let actor = &env.meta.actor;
+    let caller = Caller {
+        is_admin: actor.is_admin(),
+        project_id: &actor.project_id,
+    };
+    let Some(i) = c.instances.get(&id) else {
+        return vec![not_found(env, id)];
+    };
+    // Another project's server does not exist for this caller.
+    if i.is_deleted() || (i.project_id != actor.project_id && !caller.is_admin) {
+        return vec![not_found(env, id)];
+    }
+    if let Err(refusal) = preconditions::check(action, i, caller) {
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            refusal.code(),
+            refusal.message(action.name(), &id),
+        )];
+    }
+    let project = i.project_id.clone();
+    match action {
+        ServerAction::Lock { reason } => {
+            let locked = Event::InstanceLocked {
+                locked_by: preconditions::locked_by(i, caller).to_owned(),
+                reason: reason.clone(),
+            };
+            vec![c.instance_event(&env.meta, "locked", id, &project, locked)]
+        }
+        ServerAction::Unlock => {
+            vec![c.instance_event(&env.meta, "unlocked", id, &project, Event::InstanceUnlocked)]
+        }
+        _ => {
+            let (Some(task_state), Some(host)) = (action.task_state(), i.host.clone()) else {
+                // Every host action has a task, and its rule demands a
+                // launched (hence placed) instance.
+                return vec![Conductor::reject(
+                    env,
+                    id.to_string(),
+                    409,
+                    format!("Instance {id} is not ready"),
+                )];
+            };
+            let started = Event::InstanceTaskStarted {
+                action: action.clone(),
+                task_state,
+            };
+            let out = c.instance_event(&env.meta, "task-started", id, &project, started);
+            let command = emit(
+                Dest::Compute,
+                host.clone(),
+                &env.meta,
+                "perform",
+                id.to_string(),
+                Event::PerformServerAction {
+                    instance_id: id,
+                    host,
+                    action: action.clone(),
+                },
+            );
+            vec![out, command]
+        }
+    }
+}
+
+/// The instance is still in `action`'s task on `host`.
+fn awaiting(c: &Conductor, id: Uuid, host: &str, action: &ServerAction) -> bool {
+    c.instances.get(&id).is_some_and(|i| {
+        i.host.as_deref() == Some(host)
+            && action.task_state().is_some()
+            && i.task_state == action.task_state()
+    })
+}
+
+/// What a host reported for an action: done (`failure: None`) or failed.
+pub(crate) struct Outcome<'a> {
+    pub host: &'a str,
+    pub action: &'a ServerAction,
+    pub power_state: i32,
+    pub failure: Option<&'a str>,
+}
+
+pub(crate) fn on_outcome(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    o: Outcome<'_>,
+    now_ms: i64,
+) -> Vec<Emit> {
+    if !awaiting(c, id, o.host, o.action) {
+        return Vec::new();
+    }
+    let i = &c.instances[&id];
+    let project = i.project_id.clone();
+    let action = o.action.clone();
+    let event = match o.failure {
+        None => Event::InstanceTaskCompleted {
+            vm_state: action.vm_state_after(),
+            power_state: o.power_state,
+            action,
+        },
+        Some(reason) => {
+            let power = PowerState::from_code(o.power_state).unwrap_or(PowerState::NoState);
+            Event::InstanceTaskFailed {
+                vm_state: action.vm_state_after_failure(i.vm_state, power),
+                power_state: o.power_state,
+                fault: Fault {
+                    code: 500,
+                    message: reason.to_owned(),
+                    details: format!(
+                        "{} failed on host {}: {reason}",
+                        action.compute_method(),
+                        o.host
+                    ),
+                    created_at_ms: now_ms,
+                },
+                action,
+            }
+        }
+    };
+    let step = if o.failure.is_none() {
+        "task-completed"
+    } else {
+        "task-failed"
+    };
+    vec![c.instance_event(&env.meta, step, id, &project, event)]
+}
