@@ -673,6 +673,7 @@ fn payload(event: &Event) -> Vec<u8> {
                     members: g.members.iter().map(Uuid::to_string).collect(),
                 }),
                 image_id: r.image_id.map(|i| i.to_string()).unwrap_or_default(),
+                flavor_name: r.flavor_name,
             }
             .encode_to_vec()
         }
@@ -1196,6 +1197,7 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                     .collect(),
                 server_group: r.server_group.map(server_group).transpose()?,
                 image_id: opt(r.image_id).map(|i| uuid("image_id", &i)).transpose()?,
+                flavor_name: r.flavor_name,
             }))
         }
         "HostsSelected" => {
@@ -1762,6 +1764,7 @@ mod tests {
                     members: vec![id],
                 }),
                 image_id: Some(Uuid::new_v4()),
+                flavor_name: "m1.small".into(),
             })),
             Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
                 request_id: id,
@@ -1782,6 +1785,7 @@ mod tests {
                     members: Vec::new(),
                 }),
                 image_id: None,
+                flavor_name: String::new(),
             })),
             Event::HostsSelected {
                 request_id: id,

@@ -80,6 +80,9 @@ pub struct SelectHostsRequested {
     pub server_group: Option<ServerGroupSpec>,
     /// The image booted (Nova's IsolatedHostsFilter); `None` when volume-backed.
     pub image_id: Option<Uuid>,
+    /// The flavor's name (Nova's AggregateTypeAffinityFilter).
+    #[serde(default)]
+    pub flavor_name: String,
 }
 
 /// A server group as the scheduler needs it (Nova's `InstanceGroup`).

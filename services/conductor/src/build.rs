@@ -126,6 +126,7 @@ fn select_hosts(
             scheduler_hints,
             server_group,
             image_id: Some(i.image.id),
+            flavor_name: i.flavor.name.clone(),
         })),
     )
 }

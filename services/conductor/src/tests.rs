@@ -175,6 +175,7 @@ fn create_is_accepted_and_scheduled_and_a_redelivery_changes_nothing() {
     assert_eq!(out[0].env.meta.aggregate_version, 1);
     let req = select_request(&out);
     assert_eq!(req.resources.memory_mb, 512);
+    assert_eq!(req.flavor_name, "m1.tiny");
     assert_eq!(req.num_alternates, 2);
     let i = &c.instances[&id];
     assert_eq!(

@@ -213,6 +213,11 @@ pub struct FilterSchedulerOptions {
     pub restrict_isolated_hosts_to_isolated_images: bool,
     /// ImagePropertiesFilter: the architecture assumed for images without one.
     pub image_properties_default_architecture: Option<String>,
+    /// AggregateImagePropertiesIsolation: only aggregate metadata keys
+    /// starting with this namespace and the separator count (none: all).
+    pub aggregate_image_properties_isolation_namespace: Option<String>,
+    /// AggregateImagePropertiesIsolation: between namespace and property.
+    pub aggregate_image_properties_isolation_separator: String,
     /// MetricsWeigher (`[metrics] weight_setting`): `name=ratio` entries.
     pub metrics_weight_setting: Vec<String>,
     /// MetricsWeigher (`[metrics] weight_multiplier`).
@@ -267,6 +272,8 @@ impl Default for FilterSchedulerOptions {
             isolated_images: Vec::new(),
             restrict_isolated_hosts_to_isolated_images: true,
             image_properties_default_architecture: None,
+            aggregate_image_properties_isolation_namespace: None,
+            aggregate_image_properties_isolation_separator: ".".into(),
             metrics_weight_setting: Vec::new(),
             metrics_weight_multiplier: 1.0,
             metrics_weight_of_unavailable: -10_000.0,

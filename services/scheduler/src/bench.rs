@@ -26,24 +26,30 @@ use crate::weighers;
 
 const T0: i64 = 1_000_000;
 
-const FLAVORS: [(u32, u64, u64); 5] = [
-    (1, 512, 1),
-    (1, 2_048, 20),
-    (2, 4_096, 40),
-    (4, 8_192, 80),
-    (8, 16_384, 160),
+const FLAVORS: [(&str, u32, u64, u64); 5] = [
+    ("m1.tiny", 1, 512, 1),
+    ("m1.small", 1, 2_048, 20),
+    ("m1.medium", 2, 4_096, 40),
+    ("m1.large", 4, 8_192, 80),
+    ("m1.xlarge", 8, 16_384, 160),
 ];
 
 /// A scheduler with the default filters and weighers over `hosts` random
 /// hosts (reproducible from `seed`).
 pub fn cloud(hosts: usize, seed: u64) -> Scheduler {
-    let opts = FilterSchedulerOptions::default();
+    cloud_with(hosts, seed, &FilterSchedulerOptions::default())
+}
+
+/// The benchmark's cloud under other filters, weighers and options (the
+/// property test runs the fast path against brute force on it).
+pub fn cloud_with(hosts: usize, seed: u64, opts: &FilterSchedulerOptions) -> Scheduler {
     let mut s = Scheduler::new(
-        filters::by_names(&opts.enabled_filters, &opts).expect("default filters"),
-        weighers::by_names(&opts.weight_classes, &opts).expect("default weighers"),
+        filters::by_names(&opts.enabled_filters, opts).expect("known filters"),
+        weighers::by_names(&opts.weight_classes, opts).expect("known weighers"),
         opts.host_subset_size,
         Context::default(),
-    );
+    )
+    .with_shuffle_best_same_weighed_hosts(opts.shuffle_best_same_weighed_hosts);
     let mut rng = StdRng::seed_from_u64(seed);
     for i in 0..hosts {
         let capacity = Resources {
@@ -86,7 +92,7 @@ pub fn cloud(hosts: usize, seed: u64) -> Scheduler {
 
 /// A random request of the benchmark's stream.
 pub fn request(rng: &mut StdRng, n: u64) -> SelectHostsRequested {
-    let (vcpus, memory_mb, disk_gb) = FLAVORS[rng.random_range(0..FLAVORS.len())];
+    let (flavor, vcpus, memory_mb, disk_gb) = FLAVORS[rng.random_range(0..FLAVORS.len())];
     let mut image_properties = BTreeMap::new();
     if rng.random_bool(0.1) {
         image_properties.insert("architecture".to_string(), "x86_64".to_string());
@@ -113,6 +119,7 @@ pub fn request(rng: &mut StdRng, n: u64) -> SelectHostsRequested {
         scheduler_hints: BTreeMap::new(),
         server_group: None,
         image_id: None,
+        flavor_name: flavor.into(),
     }
 }
 

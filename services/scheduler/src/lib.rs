@@ -9,8 +9,8 @@
 //! - [`filters`]: one file per filter, each a pure `host_passes`.
 //! - [`weighers`]: one file per weigher; raw values are normalised to 0..1
 //!   across the candidates in one place, then multiplied and summed.
-//! - `index`: hosts grouped into classes with compact capacity records —
-//!   the fast path.
+//! - `index`: compact per-host rows in trees of per-node summaries; a
+//!   branch and bound over them is the fast path.
 //! - [`scheduler`]: [`Scheduler`], the pure decision: request in, hosts out
 //!   (fast, and the brute-force reference it equals).
 //! - [`bench`]: decisions per second and p99 latency on a synthetic cloud.

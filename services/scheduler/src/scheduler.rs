@@ -53,7 +53,7 @@ impl Scheduler {
         ctx: Context,
     ) -> Self {
         Scheduler {
-            index: HostIndex::new(ctx.cpu_allocation_ratio),
+            index: HostIndex::new(&ctx),
             filters,
             weighers,
             host_subset_size: host_subset_size.max(1),

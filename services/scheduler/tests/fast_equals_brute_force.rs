@@ -19,12 +19,16 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-const OPTIONAL_FILTERS: [&str; 11] = [
+const OPTIONAL_FILTERS: [&str; 15] = [
     "RetryFilter",
     "SameHostFilter",
     "DifferentHostFilter",
     "AggregateInstanceExtraSpecsFilter",
     "AggregateMultiTenancyIsolation",
+    "AggregateImagePropertiesIsolation",
+    "AggregateIoOpsFilter",
+    "AggregateNumInstancesFilter",
+    "AggregateTypeAffinityFilter",
     "NumInstancesFilter",
     "IoOpsFilter",
     "IsolatedHostsFilter",
@@ -74,6 +78,9 @@ fn options(rng: &mut StdRng) -> FilterSchedulerOptions {
             vec![]
         },
         restrict_isolated_hosts_to_isolated_images: rng.random_bool(0.5),
+        aggregate_image_properties_isolation_namespace: rng
+            .random_bool(0.3)
+            .then(|| "iso".to_string()),
         metrics_weight_setting: if rng.random_bool(0.4) {
             vec!["cpu=-1.0, mem=0.5".into()]
         } else {
@@ -93,7 +100,38 @@ fn build(opts: &FilterSchedulerOptions) -> Scheduler {
     .with_shuffle_best_same_weighed_hosts(opts.shuffle_best_same_weighed_hosts)
 }
 
-fn registration(rng: &mut StdRng, name: String) -> HostRegistered {
+/// How varied a random cloud is.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// Hosts of many sizes and classes (mostly small classes).
+    Mixed,
+    /// Hosts of one size in few classes: large classes (a tree each) and
+    /// many hosts tying on every metric.
+    Uniform,
+}
+
+fn registration(rng: &mut StdRng, name: String, shape: Shape) -> HostRegistered {
+    if shape == Shape::Uniform {
+        let mut capabilities = BTreeMap::new();
+        if rng.random_bool(0.3) {
+            capabilities.insert("ssd".to_string(), "true".to_string());
+        }
+        return HostRegistered {
+            host: name,
+            capacity: Resources {
+                vcpus: 4,
+                memory_mb: 8_192,
+                disk_gb: 40,
+            },
+            usage: HostUsage::default(),
+            cpu_arch: "x86_64".into(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            availability_zone: pick(rng, &["nova", "nova", "az2"]).into(),
+            capabilities,
+            driver: "fake".into(),
+        };
+    }
     let mut capabilities = BTreeMap::new();
     if rng.random_bool(0.4) {
         capabilities.insert("ssd".to_string(), pick(rng, &["true", "false"]).to_string());
@@ -121,15 +159,24 @@ fn registration(rng: &mut StdRng, name: String) -> HostRegistered {
     }
 }
 
-fn aggregates(rng: &mut StdRng, hosts: &[String]) -> Vec<Aggregate> {
-    let metadata_choices: [(&str, &[&str]); 5] = [
+fn aggregates(rng: &mut StdRng, hosts: &[String], shape: Shape) -> Vec<Aggregate> {
+    let metadata_choices: [(&str, &[&str]); 10] = [
         ("tier", &["gold", "silver, gold", "bronze"]),
         ("filter_tenant_id", &["p1", "p1, p2", "p3"]),
         ("ram_weight_multiplier", &["2.0", "-1.0", "junk"]),
         ("build_failure_weight_multiplier", &["10", "0"]),
         ("ssd", &["true"]),
+        ("max_io_ops_per_host", &["1", "3", "2.5"]),
+        ("max_instances_per_host", &["2", "6", "x"]),
+        ("os_distro", &["ubuntu", "ubuntu, centos"]),
+        ("iso.os_distro", &["centos"]),
+        ("instance_type", &["m1.small", "m1.large, gpu", "gpu"]),
     ];
-    (0..rng.random_range(0..4))
+    let count = match shape {
+        Shape::Mixed => rng.random_range(0..4),
+        Shape::Uniform => rng.random_range(0..2),
+    };
+    (0..count)
         .map(|i| Aggregate {
             name: format!("agg{i}"),
             metadata: {
@@ -176,6 +223,8 @@ fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
         ("hypervisor_type", &["fake", "kvm"][..]),
         ("vm_mode", &["hvm", "xen"][..]),
         ("img_hv_requested_version", &[">= 6.0", "< 2"][..]),
+        ("os_distro", &["ubuntu", "centos", "windows"][..]),
+        ("iso.os_distro", &["centos", "ubuntu"][..]),
     ] {
         if rng.random_bool(0.15) {
             image_properties.insert(k.to_string(), vs.choose(rng).unwrap().to_string());
@@ -266,6 +315,7 @@ fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
         image_id: rng
             .random_bool(0.8)
             .then(|| Uuid::from_u128(*[ISOLATED_IMAGE, 1, 2].choose(rng).unwrap())),
+        flavor_name: pick(rng, &["m1.small", "m1.large", "gpu"]).into(),
     }
 }
 
@@ -274,7 +324,7 @@ fn both(a: &mut Scheduler, b: &mut Scheduler, event: Event, at: i64) {
     assert_eq!(a.observe(&event, at), b.observe(&event, at));
 }
 
-fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
+fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let opts = options(&mut rng);
     let (mut fast, mut brute) = (build(&opts), build(&opts));
@@ -293,23 +343,38 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
     }
     for i in order {
         let name = format!("h{i:02}");
-        let reg = registration(&mut rng, name.clone());
+        let mut reg = registration(&mut rng, name.clone(), shape);
+        if shape == Shape::Uniform && rng.random_bool(0.3) {
+            // Overcommitted: less than no RAM free, which the RAM weigher
+            // counts as none.
+            reg.usage = HostUsage {
+                memory_mb_used: rng.random_range(8_300..12_000),
+                vcpus_used: 1,
+                disk_gb_used: 1,
+                instances: 1,
+                generation: 1,
+            };
+        }
+        w.usage.insert(name.clone(), reg.usage);
         both(
             &mut fast,
             &mut brute,
             Event::HostRegistered(Box::new(reg)),
             w.now,
         );
-        w.usage.insert(name.clone(), HostUsage::default());
         w.hosts.push(name);
     }
-    let aggs = aggregates(&mut rng, &w.hosts);
+    let aggs = aggregates(&mut rng, &w.hosts, shape);
     fast.set_aggregates(aggs.clone());
     brute.set_aggregates(aggs);
+    let overrides = match shape {
+        Shape::Mixed => 0.2,
+        Shape::Uniform => 0.02,
+    };
     for name in &w.hosts {
         let enabled = rng.random_bool(0.9);
         let ratio = rng
-            .random_bool(0.2)
+            .random_bool(overrides)
             .then(|| *[1.0, 2.0, 4.0].choose(&mut rng).unwrap());
         let mut metrics = BTreeMap::new();
         if rng.random_bool(0.7) {
@@ -451,7 +516,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
                     w.usage.insert(name.clone(), HostUsage::default());
                     name
                 };
-                let mut reg = registration(&mut rng, name.clone());
+                let mut reg = registration(&mut rng, name.clone(), shape);
                 reg.usage = w.usage[&name];
                 both(
                     &mut fast,
@@ -461,11 +526,23 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
                 );
             }
             88..91 => {
-                let aggs = aggregates(&mut rng, &w.hosts);
+                let aggs = aggregates(&mut rng, &w.hosts, shape);
                 fast.set_aggregates(aggs.clone());
                 brute.set_aggregates(aggs);
             }
-            91..96 => w.now += rng.random_range(1..5_000),
+            91 => {
+                // The configured allocation ratios change.
+                let ratio = |rng: &mut StdRng| *[1.0, 1.5, 2.0, 16.0].choose(rng).unwrap();
+                let ctx = Context {
+                    cpu_allocation_ratio: ratio(&mut rng),
+                    ram_allocation_ratio: ratio(&mut rng),
+                    disk_allocation_ratio: ratio(&mut rng),
+                    ..fast.ctx.clone()
+                };
+                fast.ctx = ctx.clone();
+                brute.ctx = ctx;
+            }
+            92..96 => w.now += rng.random_range(1..5_000),
             _ => {
                 // Past the pending TTL (hosts stay up through heartbeats).
                 w.now += PENDING_TTL_MS;
@@ -499,7 +576,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize) -> (usize, usize) {
 fn fast_path_equals_brute_force_on_small_clouds() {
     let (mut decided, mut refused) = (0, 0);
     for seed in 0..300 {
-        let (d, r) = run_case(seed, 12, 60);
+        let (d, r) = run_case(seed, 12, 60, Shape::Mixed);
         decided += d;
         refused += r;
     }
@@ -511,9 +588,23 @@ fn fast_path_equals_brute_force_on_small_clouds() {
 
 #[test]
 fn fast_path_equals_brute_force_on_larger_clouds() {
-    for seed in 1_000..1_020 {
-        run_case(seed, 150, 200);
+    for seed in 1_000..1_040 {
+        run_case(seed, 150, 200, Shape::Mixed);
     }
+}
+
+#[test]
+fn fast_path_equals_brute_force_on_uniform_clouds() {
+    let (mut decided, mut refused) = (0, 0);
+    for seed in 2_000..2_060 {
+        let (d, r) = run_case(seed, 300, 200, Shape::Uniform);
+        decided += d;
+        refused += r;
+    }
+    assert!(
+        decided > 2_000 && refused > 100,
+        "both outcomes exercised: {decided} decided, {refused} refused"
+    );
 }
 
 #[test]
@@ -529,5 +620,154 @@ fn fast_path_equals_brute_force_on_the_bench_cloud() {
             brute.select_hosts_brute_force(&spec, now),
             "request {n}"
         );
+    }
+}
+
+/// The benchmark's run, long enough for spreading to bring most hosts to
+/// one level of free resources and to overcommit the small ones (where the
+/// bounds are tightest and clamping matters).
+#[test]
+fn fast_path_equals_brute_force_through_a_long_benchmark_run() {
+    let hosts = 300;
+    let mut fast = novalog_scheduler::bench::cloud(hosts, 11);
+    let mut brute = novalog_scheduler::bench::cloud(hosts, 11);
+    let mut usage: BTreeMap<String, HostUsage> =
+        fast.hosts().map(|h| (h.name.clone(), h.usage)).collect();
+    let mut rng = StdRng::seed_from_u64(12);
+    let (mut decided, mut overcommitted) = (0, 0);
+    for n in 0..3_000u64 {
+        let now = 1_000_000 + n as i64;
+        let spec = novalog_scheduler::bench::request(&mut rng, n);
+        let f = fast.select_hosts(&spec, now);
+        assert_eq!(f, brute.select_hosts_brute_force(&spec, now), "request {n}");
+        let Ok(chosen) = f else { continue };
+        decided += 1;
+        let host = chosen[0].clone();
+        let u = usage.get_mut(&host).unwrap();
+        u.add(spec.resources);
+        for e in [
+            Event::ClaimSucceeded {
+                instance_id: spec.instance_id,
+                host: host.clone(),
+                attempt: 1,
+                usage: *u,
+            },
+            Event::InstanceSpawned {
+                instance_id: spec.instance_id,
+                host,
+                attempt: 1,
+                power_state: 1,
+            },
+        ] {
+            both(&mut fast, &mut brute, e, now);
+        }
+    }
+    for h in fast.hosts() {
+        if h.free_ram_mb() < 0.0 {
+            overcommitted += 1;
+        }
+    }
+    assert!(
+        decided > 2_000 && overcommitted > 10,
+        "{decided} decided, {overcommitted} hosts overcommitted"
+    );
+}
+
+/// The benchmark's cloud and request stream under random options, with the
+/// benchmark's claims, spawns and deletions (so the trees are rebuilt as
+/// load drifts) and every so often a failed claim.
+#[test]
+fn fast_path_equals_brute_force_on_the_bench_cloud_under_random_options() {
+    for seed in 0..6u64 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        let mut opts = options(&mut rng);
+        if seed % 2 == 0 {
+            opts.weight_classes = FilterSchedulerOptions::default().weight_classes;
+        }
+        let hosts = 400;
+        let mut fast = novalog_scheduler::bench::cloud_with(hosts, seed, &opts);
+        let mut brute = novalog_scheduler::bench::cloud_with(hosts, seed, &opts);
+        let mut usage: BTreeMap<String, HostUsage> =
+            fast.hosts().map(|h| (h.name.clone(), h.usage)).collect();
+        let mut live = std::collections::VecDeque::new();
+        for n in 0..800u64 {
+            let now = 1_000_000 + n as i64;
+            let mut spec = novalog_scheduler::bench::request(&mut rng, n);
+            if rng.random_bool(0.3) {
+                // A group of recent instances, of any policy.
+                let members: Vec<Uuid> = live
+                    .iter()
+                    .rev()
+                    .take(6)
+                    .map(|l: &(Uuid, String, Resources)| l.0)
+                    .collect();
+                let hosts: BTreeSet<String> =
+                    live.iter().rev().take(6).map(|l| l.1.clone()).collect();
+                spec.server_group = Some(ServerGroupSpec {
+                    id: Uuid::from_u128(0x6e1),
+                    policy: *[
+                        ServerGroupPolicy::Affinity,
+                        ServerGroupPolicy::AntiAffinity,
+                        ServerGroupPolicy::SoftAffinity,
+                        ServerGroupPolicy::SoftAntiAffinity,
+                    ]
+                    .choose(&mut rng)
+                    .unwrap(),
+                    max_server_per_host: None,
+                    hosts: hosts.into_iter().collect(),
+                    members,
+                });
+            }
+            let f = fast.select_hosts(&spec, now);
+            assert_eq!(
+                f,
+                brute.select_hosts_brute_force(&spec, now),
+                "seed {seed} request {n}"
+            );
+            let Ok(chosen) = f else { continue };
+            let host = chosen[0].clone();
+            if rng.random_bool(0.05) {
+                let e = Event::ClaimFailed {
+                    instance_id: spec.instance_id,
+                    host,
+                    attempt: 1,
+                    reason: "x".into(),
+                    usage: usage[&chosen[0]],
+                };
+                both(&mut fast, &mut brute, e, now);
+                continue;
+            }
+            let u = usage.get_mut(&host).unwrap();
+            u.add(spec.resources);
+            let e = Event::ClaimSucceeded {
+                instance_id: spec.instance_id,
+                host: host.clone(),
+                attempt: 1,
+                usage: *u,
+            };
+            both(&mut fast, &mut brute, e, now);
+            if rng.random_bool(0.8) {
+                let e = Event::InstanceSpawned {
+                    instance_id: spec.instance_id,
+                    host: host.clone(),
+                    attempt: 1,
+                    power_state: 1,
+                };
+                both(&mut fast, &mut brute, e, now);
+            }
+            live.push_back((spec.instance_id, host, spec.resources));
+            if live.len() > hosts / 2
+                && let Some((id, host, r)) = live.pop_front()
+            {
+                let u = usage.get_mut(&host).unwrap();
+                u.remove(r);
+                let e = Event::InstanceDestroyed {
+                    instance_id: id,
+                    host,
+                    usage: *u,
+                };
+                both(&mut fast, &mut brute, e, now);
+            }
+        }
     }
 }

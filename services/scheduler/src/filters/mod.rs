@@ -9,8 +9,12 @@
 //! about it that the property test checks.
 
 mod affinity;
+mod aggregate_image_properties_isolation;
 mod aggregate_instance_extra_specs;
+mod aggregate_io_ops;
 mod aggregate_multitenancy_isolation;
+mod aggregate_num_instances;
+mod aggregate_type_affinity;
 mod anti_affinity;
 mod availability_zone;
 mod compute;
@@ -35,8 +39,12 @@ use novalog_schemas::events::SelectHostsRequested;
 use crate::host_state::HostState;
 
 pub use affinity::ServerGroupAffinityFilter;
+pub use aggregate_image_properties_isolation::AggregateImagePropertiesIsolation;
 pub use aggregate_instance_extra_specs::AggregateInstanceExtraSpecsFilter;
+pub use aggregate_io_ops::AggregateIoOpsFilter;
 pub use aggregate_multitenancy_isolation::AggregateMultiTenancyIsolation;
+pub use aggregate_num_instances::AggregateNumInstancesFilter;
+pub use aggregate_type_affinity::AggregateTypeAffinityFilter;
 pub use anti_affinity::ServerGroupAntiAffinityFilter;
 pub use availability_zone::AvailabilityZoneFilter;
 pub use compute::ComputeFilter;
@@ -104,6 +112,12 @@ pub enum Check {
     MaxInstances(u32),
     /// Fewer I/O-heavy tasks than this.
     MaxIoOps(u32),
+    /// Fewer instances than the filter's [`Filter::class_limit`] for the
+    /// host.
+    ClassMaxInstances,
+    /// Fewer I/O-heavy tasks than the filter's [`Filter::class_limit`] for
+    /// the host.
+    ClassMaxIoOps,
 }
 
 pub trait Filter: Send + Sync {
@@ -114,6 +128,27 @@ pub trait Filter: Send + Sync {
     fn scope(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Scope {
         Scope::Host
     }
+    /// For [`Check::ClassMaxInstances`] and [`Check::ClassMaxIoOps`]: the
+    /// limit for `host`, which depends on its class only.
+    fn class_limit(&self, _host: &HostState) -> i64 {
+        i64::MAX
+    }
+}
+
+/// The smallest of the host's aggregates' `key` values as integers, or
+/// `default` when none sets it or one is not an integer (Nova's
+/// `validate_num_values` with `cast_to=int`).
+pub(crate) fn aggregate_int_min(host: &HostState, key: &str, default: i64) -> i64 {
+    let mut min: Option<i64> = None;
+    for a in &host.aggregates {
+        if let Some(v) = a.metadata.get(key) {
+            match v.trim().parse::<i64>() {
+                Ok(x) => min = Some(min.map_or(x, |m| m.min(x))),
+                Err(_) => return default,
+            }
+        }
+    }
+    min.unwrap_or(default)
 }
 
 /// A scheduler hint's values (empty when absent).
@@ -152,6 +187,19 @@ pub fn by_names(
                 "DifferentHostFilter" => Box::new(DifferentHostFilter),
                 "AggregateInstanceExtraSpecsFilter" => Box::new(AggregateInstanceExtraSpecsFilter),
                 "AggregateMultiTenancyIsolation" => Box::new(AggregateMultiTenancyIsolation),
+                "AggregateImagePropertiesIsolation" => {
+                    Box::new(AggregateImagePropertiesIsolation {
+                        namespace: opts.aggregate_image_properties_isolation_namespace.clone(),
+                        separator: opts.aggregate_image_properties_isolation_separator.clone(),
+                    })
+                }
+                "AggregateIoOpsFilter" => Box::new(AggregateIoOpsFilter {
+                    max_io_ops_per_host: opts.max_io_ops_per_host,
+                }),
+                "AggregateNumInstancesFilter" => Box::new(AggregateNumInstancesFilter {
+                    max_instances_per_host: opts.max_instances_per_host,
+                }),
+                "AggregateTypeAffinityFilter" => Box::new(AggregateTypeAffinityFilter),
                 "NumInstancesFilter" => Box::new(NumInstancesFilter {
                     max_instances_per_host: opts.max_instances_per_host,
                 }),
@@ -191,6 +239,7 @@ pub(crate) fn test_spec(vcpus: u32, memory_mb: u64, disk_gb: u64) -> SelectHosts
         scheduler_hints: Default::default(),
         server_group: None,
         image_id: None,
+        flavor_name: "m1.small".into(),
     }
 }
 
@@ -223,6 +272,10 @@ mod tests {
             "DifferentHostFilter",
             "AggregateInstanceExtraSpecsFilter",
             "AggregateMultiTenancyIsolation",
+            "AggregateImagePropertiesIsolation",
+            "AggregateIoOpsFilter",
+            "AggregateNumInstancesFilter",
+            "AggregateTypeAffinityFilter",
             "NumInstancesFilter",
             "IoOpsFilter",
             "IsolatedHostsFilter",

@@ -24,6 +24,7 @@ mod soft_anti_affinity;
 
 use novalog_runtime::config::FilterSchedulerOptions;
 use novalog_schemas::events::SelectHostsRequested;
+use uuid::Uuid;
 
 use crate::filters::{Context, class_name};
 use crate::host_state::HostState;
@@ -84,6 +85,11 @@ pub trait Weigher: Send + Sync {
     /// What `weight` computes for `spec`; [`Feature::PerHost`] is always correct.
     fn feature(&self, _spec: &SelectHostsRequested, _ctx: &Context) -> Feature {
         Feature::PerHost
+    }
+    /// For a [`Feature::PerHost`] weigher: instances such that `weight` is 0
+    /// on every host holding none of them, so only their hosts need weighing.
+    fn zero_without<'s>(&self, _spec: &'s SelectHostsRequested) -> Option<&'s [Uuid]> {
+        None
     }
 }
 
@@ -175,6 +181,16 @@ impl Norm {
             min,
             range: hi - min,
         }
+    }
+
+    /// What normalises to 0.
+    pub fn min(&self) -> f64 {
+        self.min
+    }
+
+    /// What a metric `min + range` normalises to 1 by.
+    pub fn range(&self) -> f64 {
+        self.range
     }
 
     /// Whether every metric normalises to 0.

@@ -7,6 +7,7 @@ use novalog_schemas::events::{SelectHostsRequested, ServerGroupPolicy};
 use super::{Feature, Weigher};
 use crate::filters::Context;
 use crate::host_state::HostState;
+use uuid::Uuid;
 
 pub struct ServerGroupSoftAffinityWeigher {
     pub multiplier: f64,
@@ -25,6 +26,17 @@ pub(crate) fn members_on_host(
             .filter(|m| host.instances.contains(m))
             .count() as f64,
         _ => 0.0,
+    }
+}
+
+/// The group's members, if the group has `policy`: no other instance counts.
+pub(crate) fn members_for(
+    spec: &SelectHostsRequested,
+    policy: ServerGroupPolicy,
+) -> Option<&[Uuid]> {
+    match &spec.server_group {
+        Some(g) if g.policy == policy => Some(&g.members),
+        _ => None,
     }
 }
 
@@ -54,6 +66,10 @@ impl Weigher for ServerGroupSoftAffinityWeigher {
 
     fn feature(&self, spec: &SelectHostsRequested, _ctx: &Context) -> Feature {
         feature_for(spec, ServerGroupPolicy::SoftAffinity)
+    }
+
+    fn zero_without<'s>(&self, spec: &'s SelectHostsRequested) -> Option<&'s [Uuid]> {
+        members_for(spec, ServerGroupPolicy::SoftAffinity)
     }
 }
 

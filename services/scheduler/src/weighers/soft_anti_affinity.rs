@@ -5,10 +5,11 @@
 
 use novalog_schemas::events::{SelectHostsRequested, ServerGroupPolicy};
 
-use super::soft_affinity::{feature_for, members_on_host};
+use super::soft_affinity::{feature_for, members_for, members_on_host};
 use super::{Feature, Weigher};
 use crate::filters::Context;
 use crate::host_state::HostState;
+use uuid::Uuid;
 
 pub struct ServerGroupSoftAntiAffinityWeigher {
     pub multiplier: f64,
@@ -33,6 +34,10 @@ impl Weigher for ServerGroupSoftAntiAffinityWeigher {
 
     fn feature(&self, spec: &SelectHostsRequested, _ctx: &Context) -> Feature {
         feature_for(spec, ServerGroupPolicy::SoftAntiAffinity)
+    }
+
+    fn zero_without<'s>(&self, spec: &'s SelectHostsRequested) -> Option<&'s [Uuid]> {
+        members_for(spec, ServerGroupPolicy::SoftAntiAffinity)
     }
 }
 
