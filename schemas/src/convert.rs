@@ -97,6 +97,50 @@ fn group_from_pb(g: Option<pb::ServerGroup>) -> R<Box<events::ServerGroup>> {
     }))
 }
 
+fn keypair_to_pb(k: events::Keypair) -> pb::Keypair {
+    pb::Keypair {
+        name: k.name,
+        user_id: k.user_id,
+        project_id: k.project_id,
+        public_key: k.public_key,
+        fingerprint: k.fingerprint,
+        key_type: k.key_type,
+        created_at_ms: k.created_at_ms,
+    }
+}
+
+fn keypair_from_pb(k: Option<pb::Keypair>) -> R<Box<events::Keypair>> {
+    let k = req("keypair", k)?;
+    Ok(Box::new(events::Keypair {
+        name: nonempty("keypair.name", k.name)?,
+        user_id: nonempty("keypair.user_id", k.user_id)?,
+        project_id: k.project_id,
+        public_key: k.public_key,
+        fingerprint: k.fingerprint,
+        key_type: k.key_type,
+        created_at_ms: k.created_at_ms,
+    }))
+}
+
+fn service_to_pb(s: events::ServiceStatus) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        host: s.host,
+        disabled: s.disabled,
+        disabled_reason: s.disabled_reason,
+        forced_down: s.forced_down,
+    }
+}
+
+fn service_from_pb(s: Option<pb::ServiceStatus>) -> R<Box<events::ServiceStatus>> {
+    let s = req("status", s)?;
+    Ok(Box::new(events::ServiceStatus {
+        host: nonempty("status.host", s.host)?,
+        disabled: s.disabled,
+        disabled_reason: s.disabled_reason,
+        forced_down: s.forced_down,
+    }))
+}
+
 fn aggregate_to_pb(a: events::HostAggregate) -> pb::HostAggregate {
     pb::HostAggregate {
         id: a.id,
@@ -650,6 +694,32 @@ fn payload(event: &Event) -> Vec<u8> {
         Event::AggregateDeleted { aggregate_id } => {
             pb::AggregateDeleted { aggregate_id }.encode_to_vec()
         }
+        Event::KeypairCreateRequested(k) => pb::KeypairCreateRequested {
+            keypair: Some(keypair_to_pb(*k)),
+        }
+        .encode_to_vec(),
+        Event::KeypairDeleteRequested { user_id, name } => {
+            pb::KeypairDeleteRequested { user_id, name }.encode_to_vec()
+        }
+        Event::KeypairCreated(k) => pb::KeypairCreated {
+            keypair: Some(keypair_to_pb(*k)),
+        }
+        .encode_to_vec(),
+        Event::KeypairDeleted { user_id, name } => {
+            pb::KeypairDeleted { user_id, name }.encode_to_vec()
+        }
+        Event::ServiceUpdateRequested(s) => pb::ServiceUpdateRequested {
+            status: Some(service_to_pb(*s)),
+        }
+        .encode_to_vec(),
+        Event::ServiceUpdated(s) => pb::ServiceUpdated {
+            status: Some(service_to_pb(*s)),
+        }
+        .encode_to_vec(),
+        Event::ServiceDeleteRequested { host } => {
+            pb::ServiceDeleteRequested { host }.encode_to_vec()
+        }
+        Event::ServiceDeleted { host } => pb::ServiceDeleted { host }.encode_to_vec(),
         Event::DeadLetter(d) => {
             let d = *d;
             pb::DeadLetter {
@@ -1024,6 +1094,48 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 aggregate_id: r.aggregate_id,
             }
         }
+        "KeypairCreateRequested" => {
+            let r: pb::KeypairCreateRequested = parse(type_name, bytes)?;
+            Event::KeypairCreateRequested(keypair_from_pb(r.keypair)?)
+        }
+        "KeypairDeleteRequested" => {
+            let r: pb::KeypairDeleteRequested = parse(type_name, bytes)?;
+            Event::KeypairDeleteRequested {
+                user_id: nonempty("user_id", r.user_id)?,
+                name: nonempty("name", r.name)?,
+            }
+        }
+        "KeypairCreated" => {
+            let r: pb::KeypairCreated = parse(type_name, bytes)?;
+            Event::KeypairCreated(keypair_from_pb(r.keypair)?)
+        }
+        "KeypairDeleted" => {
+            let r: pb::KeypairDeleted = parse(type_name, bytes)?;
+            Event::KeypairDeleted {
+                user_id: nonempty("user_id", r.user_id)?,
+                name: nonempty("name", r.name)?,
+            }
+        }
+        "ServiceUpdateRequested" => {
+            let r: pb::ServiceUpdateRequested = parse(type_name, bytes)?;
+            Event::ServiceUpdateRequested(service_from_pb(r.status)?)
+        }
+        "ServiceUpdated" => {
+            let r: pb::ServiceUpdated = parse(type_name, bytes)?;
+            Event::ServiceUpdated(service_from_pb(r.status)?)
+        }
+        "ServiceDeleteRequested" => {
+            let r: pb::ServiceDeleteRequested = parse(type_name, bytes)?;
+            Event::ServiceDeleteRequested {
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "ServiceDeleted" => {
+            let r: pb::ServiceDeleted = parse(type_name, bytes)?;
+            Event::ServiceDeleted {
+                host: nonempty("host", r.host)?,
+            }
+        }
         "DeadLetter" => {
             let d: pb::DeadLetter = parse(type_name, bytes)?;
             Event::DeadLetter(Box::new(events::DeadLetter {
@@ -1176,6 +1288,18 @@ mod tests {
             user_id: "u".into(),
             policy: events::ServerGroupPolicy::AntiAffinity,
             max_server_per_host: Some(2),
+            created_at_ms: 7,
+        }
+    }
+
+    fn sample_keypair() -> events::Keypair {
+        events::Keypair {
+            name: "k".into(),
+            user_id: "u".into(),
+            project_id: "p".into(),
+            public_key: "ssh-ed25519 AAAA".into(),
+            fingerprint: "aa:bb".into(),
+            key_type: "ssh".into(),
             created_at_ms: 7,
         }
     }
@@ -1352,6 +1476,30 @@ mod tests {
                 usage,
             },
             Event::FlavorCreated(sample_flavor()),
+            Event::KeypairCreateRequested(Box::new(sample_keypair())),
+            Event::KeypairCreated(Box::new(sample_keypair())),
+            Event::KeypairDeleteRequested {
+                user_id: "u".into(),
+                name: "k".into(),
+            },
+            Event::KeypairDeleted {
+                user_id: "u".into(),
+                name: "k".into(),
+            },
+            Event::ServiceUpdateRequested(Box::new(events::ServiceStatus {
+                host: "h".into(),
+                disabled: true,
+                disabled_reason: Some("maintenance".into()),
+                forced_down: false,
+            })),
+            Event::ServiceUpdated(Box::new(events::ServiceStatus {
+                host: "h".into(),
+                disabled: false,
+                disabled_reason: None,
+                forced_down: true,
+            })),
+            Event::ServiceDeleteRequested { host: "h".into() },
+            Event::ServiceDeleted { host: "h".into() },
         ];
         for e in events {
             let env = envelope(e);

@@ -175,6 +175,32 @@ pub struct HostRegistered {
     pub driver: String,
 }
 
+/// A user's public key (Nova's `KeyPair`): named per user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keypair {
+    pub name: String,
+    pub user_id: String,
+    /// The project of the user who created it (not shown by Nova).
+    pub project_id: String,
+    pub public_key: String,
+    /// Nova's fingerprint: colon-separated MD5 of the key blob.
+    pub fingerprint: String,
+    /// `ssh` or `x509` (microversion 2.2).
+    pub key_type: String,
+    pub created_at_ms: i64,
+}
+
+/// What an operator set on a host's `nova-compute` service, whole (the
+/// intent carries the status after the change).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub host: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Marked down by an operator whatever its heartbeats say.
+    pub forced_down: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub source_topic: String,
@@ -346,6 +372,28 @@ pub enum Event {
         aggregate_id: u32,
     },
 
+    // ---- keypairs: intents, then facts on catalog ----
+    KeypairCreateRequested(Box<Keypair>),
+    KeypairDeleteRequested {
+        user_id: String,
+        name: String,
+    },
+    KeypairCreated(Box<Keypair>),
+    KeypairDeleted {
+        user_id: String,
+        name: String,
+    },
+
+    // ---- compute services: intents, then facts on hosts ----
+    ServiceUpdateRequested(Box<ServiceStatus>),
+    ServiceUpdated(Box<ServiceStatus>),
+    ServiceDeleteRequested {
+        host: String,
+    },
+    ServiceDeleted {
+        host: String,
+    },
+
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
 }
@@ -400,6 +448,14 @@ impl Event {
             Event::AggregateHostRemoved { .. } => "AggregateHostRemoved",
             Event::AggregateMetadataSet(_) => "AggregateMetadataSet",
             Event::AggregateDeleted { .. } => "AggregateDeleted",
+            Event::KeypairCreateRequested(_) => "KeypairCreateRequested",
+            Event::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
+            Event::KeypairCreated(_) => "KeypairCreated",
+            Event::KeypairDeleted { .. } => "KeypairDeleted",
+            Event::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
+            Event::ServiceUpdated(_) => "ServiceUpdated",
+            Event::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",
+            Event::ServiceDeleted { .. } => "ServiceDeleted",
             Event::DeadLetter(_) => "DeadLetter",
         }
     }

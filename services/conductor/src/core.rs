@@ -14,6 +14,7 @@ pub enum Dest {
     Scheduler,
     Compute,
     Catalog,
+    Hosts,
 }
 
 /// A record the conductor wants appended.
@@ -46,6 +47,8 @@ pub struct Conductor {
     pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
     /// Host aggregates by id.
     pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
+    /// Keypairs by `user_id/name` ([`crate::keypairs::key`]).
+    pub keypairs: BTreeMap<String, novalog_schemas::events::Keypair>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -58,6 +61,7 @@ pub struct Dirty {
     pub images: BTreeSet<Uuid>,
     pub server_groups: BTreeSet<Uuid>,
     pub aggregates: BTreeSet<u32>,
+    pub keypairs: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -142,6 +146,12 @@ impl Conductor {
             | Event::AggregateMetadataSetRequested { .. } => {
                 crate::aggregates::on_intent(self, env, now_ms)
             }
+            Event::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
+            Event::KeypairDeleteRequested { user_id, name } => {
+                crate::keypairs::on_delete(self, env, user_id, name)
+            }
+            Event::ServiceUpdateRequested(s) => crate::services::on_update(env, s),
+            Event::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),
@@ -208,6 +218,10 @@ impl Conductor {
 
     pub(crate) fn mark_server_group(&mut self, id: Uuid) {
         self.dirty.server_groups.insert(id);
+    }
+
+    pub(crate) fn mark_keypair(&mut self, id: &str) {
+        self.dirty.keypairs.insert(id.to_owned());
     }
 
     pub(crate) fn mark_aggregate(&mut self, id: u32) {

@@ -5,8 +5,8 @@
 //! # Layout
 //! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
 //!   records to emit`, folding its own instance events as it emits them.
-//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`]: one
-//!   file per flow.
+//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`],
+//!   [`keypairs`], [`services`]: one file per flow.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -16,8 +16,10 @@ pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod keypairs;
 pub mod server_groups;
 pub mod service;
+pub mod services;
 
 pub use crate::core::{Conductor, Dest, Emit};
 

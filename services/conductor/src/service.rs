@@ -17,6 +17,7 @@ const FLAVORS: &str = "flavors";
 const IMAGES: &str = "images";
 const SERVER_GROUPS: &str = "server_groups";
 const AGGREGATES: &str = "aggregates";
+const KEYPAIRS: &str = "keypairs";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -32,6 +33,7 @@ impl ConductorHandler {
             Dest::Scheduler => &self.topics.scheduler,
             Dest::Compute => &self.topics.compute,
             Dest::Catalog => &self.topics.catalog,
+            Dest::Hosts => &self.topics.hosts,
         }
     }
 }
@@ -84,6 +86,12 @@ impl Handler for ConductorHandler {
                 None => tx.delete(AGGREGATES, &id.to_be_bytes()),
             }
         }
+        for id in dirty.keypairs {
+            match self.core.keypairs.get(&id) {
+                Some(k) => tx.put(KEYPAIRS, id.as_bytes(), k)?,
+                None => tx.delete(KEYPAIRS, id.as_bytes()),
+            }
+        }
         Ok(())
     }
 }
@@ -105,6 +113,10 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     }
     for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
         core.aggregates.insert(a.id, a);
+    }
+    for (id, k) in store.scan::<novalog_schemas::events::Keypair>(KEYPAIRS)? {
+        core.keypairs
+            .insert(String::from_utf8_lossy(&id).into_owned(), k);
     }
     Ok(core)
 }
