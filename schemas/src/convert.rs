@@ -106,6 +106,7 @@ fn keypair_to_pb(k: events::Keypair) -> pb::Keypair {
         fingerprint: k.fingerprint,
         key_type: k.key_type,
         created_at_ms: k.created_at_ms,
+        id: k.id,
     }
 }
 
@@ -119,6 +120,7 @@ fn keypair_from_pb(k: Option<pb::Keypair>) -> R<Box<events::Keypair>> {
         fingerprint: k.fingerprint,
         key_type: k.key_type,
         created_at_ms: k.created_at_ms,
+        id: k.id,
     }))
 }
 
@@ -1301,6 +1303,7 @@ mod tests {
             fingerprint: "aa:bb".into(),
             key_type: "ssh".into(),
             created_at_ms: 7,
+            id: 3,
         }
     }
 

@@ -188,6 +188,8 @@ pub struct Keypair {
     /// `ssh` or `x509` (microversion 2.2).
     pub key_type: String,
     pub created_at_ms: i64,
+    /// Nova's integer id, assigned by the conductor (0 in an intent).
+    pub id: u64,
 }
 
 /// What an operator set on a host's `nova-compute` service, whole (the

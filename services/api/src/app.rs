@@ -5,14 +5,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::get;
+use axum::routing::{get, put};
 use novalog_log::EventLog;
 use novalog_runtime::Topics;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, images, server_groups, servers, versions,
+    aggregates, availability_zones, flavors, hypervisors, images, keypairs, server_groups, servers,
+    services, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -89,6 +90,39 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/os-availability-zone/detail",
             get(availability_zones::detail),
         )
+        .route(
+            "/v2.1/os-keypairs",
+            get(keypairs::index).post(keypairs::create),
+        )
+        .route(
+            "/v2.1/os-keypairs/{name}",
+            get(keypairs::show).delete(keypairs::delete),
+        )
+        .route("/v2.1/os-services", get(services::index))
+        .route("/v2.1/os-services/disable", put(services::disable))
+        .route("/v2.1/os-services/enable", put(services::enable))
+        .route(
+            "/v2.1/os-services/disable-log-reason",
+            put(services::disable_log_reason),
+        )
+        .route("/v2.1/os-services/force-down", put(services::force_down))
+        .route(
+            "/v2.1/os-services/{id}",
+            put(services::update).delete(services::delete),
+        )
+        .route("/v2.1/os-hypervisors", get(hypervisors::index))
+        .route("/v2.1/os-hypervisors/detail", get(hypervisors::detail))
+        .route(
+            "/v2.1/os-hypervisors/statistics",
+            get(hypervisors::statistics),
+        )
+        .route("/v2.1/os-hypervisors/{id}", get(hypervisors::show))
+        .route("/v2.1/os-hypervisors/{id}/uptime", get(hypervisors::uptime))
+        .route(
+            "/v2.1/os-hypervisors/{id}/servers",
+            get(hypervisors::servers),
+        )
+        .route("/v2.1/os-hypervisors/{id}/search", get(hypervisors::search))
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let versioned = Router::new()
         .route("/v2.1", get(versions::v21))

@@ -91,9 +91,10 @@ pub async fn create(
         .and_then(|id| catalog::visible_image(app, ctx, &id))
         .ok_or_else(|| ApiError::bad_request("Can not find requested image"))?;
     check_image_fits(&flavor, &image)?;
-    if let Some(key) = &req.key_name {
-        // There are no keypairs yet, so no name can resolve.
-        tracing::debug!(key_name = %key, "keypair not found");
+    // The key is the caller's own (Nova looks it up by the request's user).
+    if let Some(key) = &req.key_name
+        && app.projection.keypair(&ctx.user_id, key).is_none()
+    {
         return Err(ApiError::bad_request("Invalid key_name provided."));
     }
     if let Some(az) = &req.availability_zone

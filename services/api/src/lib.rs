@@ -36,12 +36,14 @@ pub mod auth;
 pub mod bootstrap;
 pub mod catalog;
 pub mod compute;
+pub mod compute_services;
 pub mod controllers;
 pub mod error;
 pub mod http;
 pub mod identity;
 pub mod images;
 pub mod intents;
+pub mod keypairs;
 pub mod microversion;
 pub mod policy;
 pub mod projection;
@@ -56,3 +58,5 @@ pub use service::{ApiHandle, ApiService};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_admin;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use novalog_runtime::consumer::Rejected;
 use novalog_runtime::{Handler, Input, Outbox, Topics};
-use novalog_schemas::events::HostAggregate;
+use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
 use novalog_schemas::{Event, Flavor, Image, Instance};
 use novalog_store::{Store, StoreExt, Transaction};
@@ -30,7 +30,10 @@ pub const CONSUMER: &str = "api";
 const T_INSTANCES: &str = "instances";
 const T_FLAVORS: &str = "flavors";
 const T_IMAGES: &str = "images";
-const T_HOSTS: &str = "hosts";
+// `_v2`: HostView gained the hypervisor and service fields; rows of older
+// builds stay in `hosts`, unread (agents register again on start).
+const T_HOSTS: &str = "hosts_v2";
+const T_KEYPAIRS: &str = "keypairs";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 
@@ -42,26 +45,61 @@ pub struct ServerGroupView {
     pub members: BTreeSet<Uuid>,
 }
 
-/// What the API needs to know of a compute host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the API needs to know of a compute host: its `nova-compute`
+/// service (os-services) and its hypervisor (os-hypervisors).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostView {
     pub name: String,
     pub availability_zone: String,
     pub hypervisor_type: String,
     /// When the host last registered or sent a heartbeat (ms since epoch).
     pub last_seen_ms: i64,
+    /// Nova's integer service / compute node id: registration order, from
+    /// 1, never reused (a deleted service keeps its row, `deleted`).
+    pub id: u32,
+    /// The service's and the hypervisor's uuid (2.53), derived from the
+    /// name and the id so every replica computes the same.
+    pub uuid: Uuid,
+    pub hypervisor_version: u64,
+    pub cpu_arch: String,
+    pub capacity: novalog_schemas::Resources,
+    /// The newest usage its agent reported.
+    pub usage: novalog_schemas::HostUsage,
+    /// When the host (re)registered: the agent's start (uptime).
+    pub registered_at_ms: i64,
+    /// What operators set (`disabled`, `disabled_reason`, `forced_down`).
+    pub service: novalog_schemas::events::ServiceStatus,
+    /// The service record was deleted; a new registration makes a new one.
+    pub deleted: bool,
 }
 
 impl HostView {
-    /// Nova's `host_status` of an instance on this host: UP while its
-    /// heartbeats are fresher than `service_down_time`, else UNKNOWN.
+    /// Nova's `host_status` of an instance on this host: DOWN when forced
+    /// down, MAINTENANCE when disabled, UP while its heartbeats are fresher
+    /// than `service_down_time`, else UNKNOWN.
     pub fn status(&self, now_ms: i64, service_down_time_ms: i64) -> &'static str {
-        if now_ms - self.last_seen_ms <= service_down_time_ms {
+        if self.service.forced_down {
+            "DOWN"
+        } else if self.service.disabled {
+            "MAINTENANCE"
+        } else if self.is_up(now_ms, service_down_time_ms) {
             "UP"
         } else {
             "UNKNOWN"
         }
     }
+
+    /// Nova's servicegroup check: heartbeats fresher than
+    /// `service_down_time` and not forced down.
+    pub fn is_up(&self, now_ms: i64, service_down_time_ms: i64) -> bool {
+        !self.service.forced_down && now_ms - self.last_seen_ms <= service_down_time_ms
+    }
+}
+
+/// The uuid of host `name`'s service record number `id`.
+pub fn host_uuid(name: &str, id: u32) -> Uuid {
+    const NS: Uuid = Uuid::from_u128(0x6e6f_7661_6c6f_6700_0000_0000_0000_0001);
+    Uuid::new_v5(&NS, format!("{name}/{id}").as_bytes())
 }
 
 /// Next offset applied per (topic, partition).
@@ -77,6 +115,8 @@ struct State {
     hosts: BTreeMap<String, HostView>,
     server_groups: BTreeMap<Uuid, Arc<ServerGroupView>>,
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
+    /// By `user_id/name`.
+    keypairs: BTreeMap<String, Arc<Keypair>>,
 }
 
 impl State {
@@ -118,6 +158,8 @@ struct Staged {
     server_groups: HashMap<Uuid, Option<ServerGroupView>>,
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
+    /// By `user_id/name`; `None`: deleted.
+    keypairs: HashMap<String, Option<Keypair>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -150,6 +192,11 @@ impl Projection {
         }
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
             state.aggregates.insert(a.id, Arc::new(a));
+        }
+        for (_, k) in store.scan::<Keypair>(T_KEYPAIRS)? {
+            state
+                .keypairs
+                .insert(keypair_key(&k.user_id, &k.name), Arc::new(k));
         }
         Ok(Projection {
             state: RwLock::new(state),
@@ -209,21 +256,28 @@ impl Projection {
         self.state.read().server_groups.values().cloned().collect()
     }
 
-    /// A host, in the zone its aggregates put it in.
+    /// A host whose service is not deleted, in the zone its aggregates put
+    /// it in.
     pub fn host(&self, name: &str) -> Option<HostView> {
         let state = self.state.read();
-        state.hosts.get(name).map(|h| HostView {
-            availability_zone: state.zone_of(h),
-            ..h.clone()
-        })
+        state
+            .hosts
+            .get(name)
+            .filter(|h| !h.deleted)
+            .map(|h| HostView {
+                availability_zone: state.zone_of(h),
+                ..h.clone()
+            })
     }
 
-    /// Every host, each in the zone its aggregates put it in.
+    /// Every host whose service is not deleted, each in the zone its
+    /// aggregates put it in, by name.
     pub fn hosts(&self) -> Vec<HostView> {
         let state = self.state.read();
         state
             .hosts
             .values()
+            .filter(|h| !h.deleted)
             .map(|h| HostView {
                 availability_zone: state.zone_of(h),
                 ..h.clone()
@@ -251,6 +305,37 @@ impl Projection {
         self.state.read().aggregates.values().cloned().collect()
     }
 
+    pub fn keypair(&self, user_id: &str, name: &str) -> Option<Arc<Keypair>> {
+        self.state
+            .read()
+            .keypairs
+            .get(&keypair_key(user_id, name))
+            .cloned()
+    }
+
+    /// A user's keypairs, by name.
+    pub fn keypairs(&self, user_id: &str) -> Vec<Arc<Keypair>> {
+        let prefix = format!("{user_id}/");
+        self.state
+            .read()
+            .keypairs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The largest service record id published.
+    fn max_host_id(&self) -> u32 {
+        self.state
+            .read()
+            .hosts
+            .values()
+            .map(|h| h.id)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Offsets applied so far.
     pub fn applied(&self) -> Offsets {
         self.applied.borrow().clone()
@@ -274,6 +359,7 @@ impl Projection {
             || !staged.hosts.is_empty()
             || !staged.server_groups.is_empty()
             || !staged.aggregates.is_empty()
+            || !staged.keypairs.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -298,6 +384,12 @@ impl Projection {
                 match a {
                     Some(a) => state.aggregates.insert(id, Arc::new(a)),
                     None => state.aggregates.remove(&id),
+                };
+            }
+            for (key, k) in staged.keypairs {
+                match k {
+                    Some(k) => state.keypairs.insert(key, Arc::new(k)),
+                    None => state.keypairs.remove(&key),
                 };
             }
         }
@@ -341,6 +433,13 @@ impl<S: Store> ProjectionHandler<S> {
             .or_else(|| self.projection.registered_host(name))
     }
 
+    /// The next service record id: ids are never reused, and hosts staged
+    /// in this batch count.
+    fn next_host_id(&self) -> u32 {
+        let staged = self.staged.hosts.values().map(|h| h.id).max().unwrap_or(0);
+        staged.max(self.projection.max_host_id()) + 1
+    }
+
     fn current_group(&self, id: &Uuid) -> Option<ServerGroupView> {
         match self.staged.server_groups.get(id) {
             Some(g) => g.clone(),
@@ -370,6 +469,11 @@ impl<S: Store> ProjectionHandler<S> {
             None => self.projection.instance(id).map(|i| (*i).clone()),
         }
     }
+}
+
+/// The key of a keypair: names are unique per user.
+pub fn keypair_key(user_id: &str, name: &str) -> String {
+    format!("{user_id}/{name}")
 }
 
 fn stage_err(e: novalog_store::Error) -> Rejected {
@@ -469,18 +573,66 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
                     self.staged.aggregates.insert(*aggregate_id, None);
                 }
+                Event::KeypairCreated(k) => {
+                    let key = keypair_key(&k.user_id, &k.name);
+                    tx.put(T_KEYPAIRS, key.as_bytes(), &**k)
+                        .map_err(stage_err)?;
+                    self.staged.keypairs.insert(key, Some((**k).clone()));
+                }
+                Event::KeypairDeleted { user_id, name } => {
+                    let key = keypair_key(user_id, name);
+                    tx.delete(T_KEYPAIRS, key.as_bytes());
+                    self.staged.keypairs.insert(key, None);
+                }
                 _ => {}
             }
         } else if input.topic == self.topics.hosts {
+            let at = env.meta.occurred_at_ms;
+            let live = |v: HostView| (!v.deleted).then_some(v);
             let view = match &env.event {
-                Event::HostRegistered(h) => Some(HostView {
-                    name: h.host.clone(),
-                    availability_zone: h.availability_zone.clone(),
-                    hypervisor_type: h.hypervisor_type.clone(),
-                    last_seen_ms: env.meta.occurred_at_ms,
-                }),
-                Event::HostHeartbeat { host, .. } => self.current_host(host).map(|mut v| {
-                    v.last_seen_ms = v.last_seen_ms.max(env.meta.occurred_at_ms);
+                Event::HostRegistered(h) => {
+                    // A known service keeps its id and what operators set;
+                    // a new (or deleted) one gets a new record.
+                    let (id, service) = match self.current_host(&h.host) {
+                        Some(v) if !v.deleted => (v.id, v.service),
+                        _ => (self.next_host_id(), Default::default()),
+                    };
+                    Some(HostView {
+                        name: h.host.clone(),
+                        availability_zone: h.availability_zone.clone(),
+                        hypervisor_type: h.hypervisor_type.clone(),
+                        last_seen_ms: at,
+                        id,
+                        uuid: host_uuid(&h.host, id),
+                        hypervisor_version: h.hypervisor_version,
+                        cpu_arch: h.cpu_arch.clone(),
+                        capacity: h.capacity,
+                        usage: h.usage,
+                        registered_at_ms: at,
+                        service: novalog_schemas::events::ServiceStatus {
+                            host: h.host.clone(),
+                            ..service
+                        },
+                        deleted: false,
+                    })
+                }
+                Event::HostHeartbeat { host, usage } => {
+                    self.current_host(host).and_then(live).map(|mut v| {
+                        v.last_seen_ms = v.last_seen_ms.max(at);
+                        if usage.generation >= v.usage.generation {
+                            v.usage = *usage;
+                        }
+                        v
+                    })
+                }
+                Event::ServiceUpdated(s) => {
+                    self.current_host(&s.host).and_then(live).map(|mut v| {
+                        v.service = (**s).clone();
+                        v
+                    })
+                }
+                Event::ServiceDeleted { host } => self.current_host(host).map(|mut v| {
+                    v.deleted = true;
                     v
                 }),
                 _ => None,

@@ -21,15 +21,15 @@ use crate::app;
 use crate::bootstrap::{bootstrap_demo_catalog, demo_image_id};
 use crate::service::{ApiHandle, ApiService};
 
-const MEMBER: &str = "alice:p1";
-const OTHER: &str = "bob:p2";
-const ADMIN: &str = "admin";
+pub(crate) const MEMBER: &str = "alice:p1";
+pub(crate) const OTHER: &str = "bob:p2";
+pub(crate) const ADMIN: &str = "admin";
 
-struct Harness {
-    router: Router,
-    log: Arc<dyn EventLog>,
-    cfg: Config,
-    handle: Option<ApiHandle>,
+pub(crate) struct Harness {
+    pub(crate) router: Router,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) cfg: Config,
+    pub(crate) handle: Option<ApiHandle>,
     trigger: ShutdownTrigger,
     conductor: Option<ShutdownTrigger>,
     _dir: tempfile::TempDir,
@@ -50,7 +50,7 @@ fn config(dir: &std::path::Path) -> Config {
 
 impl Harness {
     /// The service alone: nothing answers intents.
-    async fn without_conductor() -> Harness {
+    pub(crate) async fn without_conductor() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path());
         let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
@@ -70,7 +70,7 @@ impl Harness {
     }
 
     /// The service with the fake conductor and the demo catalog.
-    async fn with_conductor() -> Harness {
+    pub(crate) async fn with_conductor() -> Harness {
         let mut h = Harness::without_conductor().await;
         h.conductor = Some(spawn_fake_conductor(h.log.clone(), h.cfg.clone()));
         let image = bootstrap_demo_catalog(h.handle.as_ref().unwrap())
@@ -80,7 +80,7 @@ impl Harness {
         h
     }
 
-    async fn intents_end(&self) -> i64 {
+    pub(crate) async fn intents_end(&self) -> i64 {
         self.log
             .end_offsets(&self.cfg.topics().intents)
             .await
@@ -89,7 +89,7 @@ impl Harness {
             .sum()
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         uri: &str,
@@ -106,7 +106,7 @@ impl Harness {
         .await
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         uri: &str,
@@ -153,7 +153,7 @@ impl Harness {
         }
     }
 
-    async fn stop(mut self) -> tempfile::TempDir {
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         self.trigger.trigger();
         if let Some(c) = self.conductor.take() {
             c.trigger();
@@ -167,10 +167,10 @@ impl Harness {
 }
 
 #[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Reply {
@@ -277,6 +277,43 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             image_id: *image_id,
                         },
                     ),
+                    Event::KeypairCreateRequested(k) => answer(
+                        &topics.catalog,
+                        &k.user_id.clone(),
+                        Event::KeypairCreated(Box::new(novalog_schemas::events::Keypair {
+                            created_at_ms: m.occurred_at_ms,
+                            id: 1,
+                            ..(**k).clone()
+                        })),
+                    ),
+                    Event::KeypairDeleteRequested { user_id, name } => answer(
+                        &topics.catalog,
+                        &user_id.clone(),
+                        Event::KeypairDeleted {
+                            user_id: user_id.clone(),
+                            name: name.clone(),
+                        },
+                    ),
+                    Event::ServiceUpdateRequested(st) => answer(
+                        &topics.hosts,
+                        &st.host.clone(),
+                        Event::ServiceUpdated(st.clone()),
+                    ),
+                    // Hosts named `busy*` host instances: Nova's 409.
+                    Event::ServiceDeleteRequested { host } if host.starts_with("busy") => answer(
+                        &topics.instances,
+                        &project,
+                        Event::IntentRejected {
+                            intent_type: "ServiceDeleteRequested".into(),
+                            code: 409,
+                            message: "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
+                        },
+                    ),
+                    Event::ServiceDeleteRequested { host } => answer(
+                        &topics.hosts,
+                        &host.clone(),
+                        Event::ServiceDeleted { host: host.clone() },
+                    ),
                     other => panic!("unexpected intent {other:?}"),
                 }
             }
@@ -289,7 +326,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
     trigger
 }
 
-fn server_body(name: &str) -> Value {
+pub(crate) fn server_body(name: &str) -> Value {
     json!({"server": {
         "name": name,
         "imageRef": demo_image_id().to_string(),

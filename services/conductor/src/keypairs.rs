@@ -51,8 +51,12 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
             "Quota exceeded, too many key pairs.".into(),
         )];
     }
+    // Ids are not reused while the newest keypair lives (Nova's are
+    // autoincrement; deleting the newest and creating again may reuse).
+    let next_id = c.keypairs.values().map(|x| x.id).max().unwrap_or(0) + 1;
     let keypair = Keypair {
         created_at_ms: now_ms,
+        id: next_id,
         ..k.clone()
     };
     c.keypairs.insert(id.clone(), keypair.clone());

@@ -760,6 +760,7 @@ fn keypair(user: &str, name: &str) -> novalog_schemas::events::Keypair {
         fingerprint: "aa:bb".into(),
         key_type: "ssh".into(),
         created_at_ms: 0,
+        id: 0,
     }
 }
 
@@ -776,7 +777,7 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
     assert_eq!(types(&out), ["KeypairCreated"]);
     assert_eq!(out[0].dest, Dest::Catalog);
     match &out[0].env.event {
-        Event::KeypairCreated(k) => assert_eq!(k.created_at_ms, NOW),
+        Event::KeypairCreated(k) => assert_eq!((k.created_at_ms, k.id), (NOW, 1)),
         other => panic!("{other:?}"),
     }
     let out = c.handle(

@@ -4,7 +4,10 @@
 pub mod aggregates;
 pub mod availability_zones;
 pub mod flavors;
+pub mod hypervisors;
 pub mod images;
+pub mod keypairs;
 pub mod server_groups;
 pub mod servers;
+pub mod services;
 pub mod versions;

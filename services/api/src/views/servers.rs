@@ -334,6 +334,7 @@ pub(crate) mod tests {
             availability_zone: "nova".into(),
             hypervisor_type: "fake".into(),
             last_seen_ms: 1_378_180_890_000,
+            ..Default::default()
         };
         let v = show(&cx(&links, true), &inst, Some(&host));
         assert_eq!(v["status"], "ACTIVE");
@@ -416,6 +417,7 @@ pub(crate) mod tests {
             availability_zone: "nova".into(),
             hypervisor_type: "fake".into(),
             last_seen_ms: 1_378_180_890_000,
+            ..Default::default()
         };
         let at_2_1 = show(&cx(&links, true), &inst, Some(&host));
         for key in [
