@@ -710,6 +710,51 @@ fn payload(event: &Event) -> Vec<u8> {
         Event::KeypairDeleted { user_id, name } => {
             pb::KeypairDeleted { user_id, name }.encode_to_vec()
         }
+        Event::FlavorUpdateRequested(u) => {
+            let u = *u;
+            pb::FlavorUpdateRequested {
+                flavor_id: u.flavor_id,
+                extra_specs_set: u.extra_specs_set.into_iter().collect(),
+                extra_specs_unset: u.extra_specs_unset,
+                set_description: u.description.is_some(),
+                description: u.description.flatten(),
+            }
+            .encode_to_vec()
+        }
+        Event::FlavorUpdated(f) => pb::FlavorUpdated {
+            flavor: Some(f.into()),
+        }
+        .encode_to_vec(),
+        Event::FlavorDeleteRequested { flavor_id } => {
+            pb::FlavorDeleteRequested { flavor_id }.encode_to_vec()
+        }
+        Event::FlavorDeleted { flavor_id } => pb::FlavorDeleted { flavor_id }.encode_to_vec(),
+        Event::FlavorAccessChangeRequested {
+            flavor_id,
+            project_id,
+            add,
+        } => pb::FlavorAccessChangeRequested {
+            flavor_id,
+            project_id,
+            add,
+        }
+        .encode_to_vec(),
+        Event::FlavorAccessAdded {
+            flavor_id,
+            project_id,
+        } => pb::FlavorAccessAdded {
+            flavor_id,
+            project_id,
+        }
+        .encode_to_vec(),
+        Event::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        } => pb::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        }
+        .encode_to_vec(),
         Event::ServiceUpdateRequested(s) => pb::ServiceUpdateRequested {
             status: Some(service_to_pb(*s)),
         }
@@ -1118,6 +1163,53 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 name: nonempty("name", r.name)?,
             }
         }
+        "FlavorUpdateRequested" => {
+            let r: pb::FlavorUpdateRequested = parse(type_name, bytes)?;
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                extra_specs_set: r.extra_specs_set.into_iter().collect(),
+                extra_specs_unset: r.extra_specs_unset,
+                description: r.set_description.then_some(r.description),
+            }))
+        }
+        "FlavorUpdated" => {
+            let r: pb::FlavorUpdated = parse(type_name, bytes)?;
+            Event::FlavorUpdated(flavor(r.flavor)?)
+        }
+        "FlavorDeleteRequested" => {
+            let r: pb::FlavorDeleteRequested = parse(type_name, bytes)?;
+            Event::FlavorDeleteRequested {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+            }
+        }
+        "FlavorDeleted" => {
+            let r: pb::FlavorDeleted = parse(type_name, bytes)?;
+            Event::FlavorDeleted {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+            }
+        }
+        "FlavorAccessChangeRequested" => {
+            let r: pb::FlavorAccessChangeRequested = parse(type_name, bytes)?;
+            Event::FlavorAccessChangeRequested {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+                add: r.add,
+            }
+        }
+        "FlavorAccessAdded" => {
+            let r: pb::FlavorAccessAdded = parse(type_name, bytes)?;
+            Event::FlavorAccessAdded {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "FlavorAccessRemoved" => {
+            let r: pb::FlavorAccessRemoved = parse(type_name, bytes)?;
+            Event::FlavorAccessRemoved {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
         "ServiceUpdateRequested" => {
             let r: pb::ServiceUpdateRequested = parse(type_name, bytes)?;
             Event::ServiceUpdateRequested(service_from_pb(r.status)?)
@@ -1502,6 +1594,41 @@ mod tests {
                 forced_down: true,
             })),
             Event::ServiceDeleteRequested { host: "h".into() },
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                extra_specs_set: BTreeMap::from([("hw:cpu_policy".into(), "dedicated".into())]),
+                extra_specs_unset: vec!["k".into()],
+                description: Some(None),
+            })),
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                description: Some(Some("d".into())),
+                ..Default::default()
+            })),
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                ..Default::default()
+            })),
+            Event::FlavorUpdated(sample_flavor()),
+            Event::FlavorDeleteRequested {
+                flavor_id: "1".into(),
+            },
+            Event::FlavorDeleted {
+                flavor_id: "1".into(),
+            },
+            Event::FlavorAccessChangeRequested {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+                add: true,
+            },
+            Event::FlavorAccessAdded {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+            },
+            Event::FlavorAccessRemoved {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+            },
             Event::ServiceDeleted { host: "h".into() },
         ];
         for e in events {

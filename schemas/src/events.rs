@@ -192,6 +192,16 @@ pub struct Keypair {
     pub id: u64,
 }
 
+/// A change to one flavor's extra specs and description.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlavorUpdate {
+    pub flavor_id: String,
+    pub extra_specs_set: BTreeMap<String, String>,
+    pub extra_specs_unset: Vec<String>,
+    /// `Some(None)` clears the description; `None` leaves it.
+    pub description: Option<Option<String>>,
+}
+
 /// What an operator set on a host's `nova-compute` service, whole (the
 /// intent carries the status after the change).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -386,6 +396,30 @@ pub enum Event {
         name: String,
     },
 
+    // ---- flavor changes: intents, then facts on catalog ----
+    FlavorUpdateRequested(Box<FlavorUpdate>),
+    /// The whole flavor after the change.
+    FlavorUpdated(Flavor),
+    FlavorDeleteRequested {
+        flavor_id: String,
+    },
+    FlavorDeleted {
+        flavor_id: String,
+    },
+    FlavorAccessChangeRequested {
+        flavor_id: String,
+        project_id: String,
+        add: bool,
+    },
+    FlavorAccessAdded {
+        flavor_id: String,
+        project_id: String,
+    },
+    FlavorAccessRemoved {
+        flavor_id: String,
+        project_id: String,
+    },
+
     // ---- compute services: intents, then facts on hosts ----
     ServiceUpdateRequested(Box<ServiceStatus>),
     ServiceUpdated(Box<ServiceStatus>),
@@ -454,6 +488,13 @@ impl Event {
             Event::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
             Event::KeypairCreated(_) => "KeypairCreated",
             Event::KeypairDeleted { .. } => "KeypairDeleted",
+            Event::FlavorUpdateRequested(_) => "FlavorUpdateRequested",
+            Event::FlavorUpdated(_) => "FlavorUpdated",
+            Event::FlavorDeleteRequested { .. } => "FlavorDeleteRequested",
+            Event::FlavorDeleted { .. } => "FlavorDeleted",
+            Event::FlavorAccessChangeRequested { .. } => "FlavorAccessChangeRequested",
+            Event::FlavorAccessAdded { .. } => "FlavorAccessAdded",
+            Event::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
             Event::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
             Event::ServiceUpdated(_) => "ServiceUpdated",
             Event::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",

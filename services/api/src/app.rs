@@ -62,7 +62,30 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))
-        .route("/v2.1/flavors/{id}", get(flavors::show))
+        .route(
+            "/v2.1/flavors/{id}",
+            get(flavors::show)
+                .put(flavors::update)
+                .delete(flavors::delete),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs",
+            get(flavors::extra_specs_index).post(flavors::extra_specs_create),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs/{key}",
+            get(flavors::extra_spec_show)
+                .put(flavors::extra_spec_update)
+                .delete(flavors::extra_spec_delete),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-flavor-access",
+            get(flavors::access_index),
+        )
+        .route(
+            "/v2.1/flavors/{id}/action",
+            axum::routing::post(flavors::action),
+        )
         .route(
             "/v2.1/os-server-groups",
             get(server_groups::index).post(server_groups::create),

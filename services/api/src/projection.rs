@@ -34,6 +34,7 @@ const T_IMAGES: &str = "images";
 // builds stay in `hosts`, unread (agents register again on start).
 const T_HOSTS: &str = "hosts_v2";
 const T_KEYPAIRS: &str = "keypairs";
+const T_FLAVOR_ACCESS: &str = "flavor_access";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 
@@ -117,6 +118,8 @@ struct State {
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
     /// By `user_id/name`.
     keypairs: BTreeMap<String, Arc<Keypair>>,
+    /// Projects given each non-public flavor.
+    flavor_access: HashMap<String, BTreeSet<String>>,
 }
 
 impl State {
@@ -160,6 +163,10 @@ struct Staged {
     aggregates: HashMap<u32, Option<HostAggregate>>,
     /// By `user_id/name`; `None`: deleted.
     keypairs: HashMap<String, Option<Keypair>>,
+    /// Flavors deleted (after `flavors` are published).
+    deleted_flavors: Vec<String>,
+    /// Each changed flavor's access list, whole.
+    flavor_access: HashMap<String, BTreeSet<String>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -192,6 +199,11 @@ impl Projection {
         }
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
             state.aggregates.insert(a.id, Arc::new(a));
+        }
+        for (id, p) in store.scan::<BTreeSet<String>>(T_FLAVOR_ACCESS)? {
+            state
+                .flavor_access
+                .insert(String::from_utf8_lossy(&id).into_owned(), p);
         }
         for (_, k) in store.scan::<Keypair>(T_KEYPAIRS)? {
             state
@@ -305,6 +317,16 @@ impl Projection {
         self.state.read().aggregates.values().cloned().collect()
     }
 
+    /// The projects given non-public flavor `id`.
+    pub fn flavor_access(&self, id: &str) -> BTreeSet<String> {
+        self.state
+            .read()
+            .flavor_access
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn keypair(&self, user_id: &str, name: &str) -> Option<Arc<Keypair>> {
         self.state
             .read()
@@ -360,6 +382,8 @@ impl Projection {
             || !staged.server_groups.is_empty()
             || !staged.aggregates.is_empty()
             || !staged.keypairs.is_empty()
+            || !staged.deleted_flavors.is_empty()
+            || !staged.flavor_access.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -385,6 +409,12 @@ impl Projection {
                     Some(a) => state.aggregates.insert(id, Arc::new(a)),
                     None => state.aggregates.remove(&id),
                 };
+            }
+            for id in staged.deleted_flavors {
+                state.flavors.remove(&id);
+            }
+            for (id, p) in staged.flavor_access {
+                state.flavor_access.insert(id, p);
             }
             for (key, k) in staged.keypairs {
                 match k {
@@ -520,9 +550,44 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             }
         } else if input.topic == self.topics.catalog {
             match &env.event {
-                Event::FlavorCreated(f) => {
+                Event::FlavorCreated(f) | Event::FlavorUpdated(f) => {
                     tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
+                    self.staged.deleted_flavors.retain(|id| id != &f.id);
                     self.staged.flavors.push(f.clone());
+                }
+                Event::FlavorDeleted { flavor_id } => {
+                    tx.delete(T_FLAVORS, flavor_id.as_bytes());
+                    tx.delete(T_FLAVOR_ACCESS, flavor_id.as_bytes());
+                    self.staged.flavors.retain(|f| &f.id != flavor_id);
+                    self.staged.deleted_flavors.push(flavor_id.clone());
+                    self.staged
+                        .flavor_access
+                        .insert(flavor_id.clone(), BTreeSet::new());
+                }
+                Event::FlavorAccessAdded {
+                    flavor_id,
+                    project_id,
+                }
+                | Event::FlavorAccessRemoved {
+                    flavor_id,
+                    project_id,
+                } => {
+                    let mut projects = self
+                        .staged
+                        .flavor_access
+                        .get(flavor_id)
+                        .cloned()
+                        .unwrap_or_else(|| self.projection.flavor_access(flavor_id));
+                    if matches!(env.event, Event::FlavorAccessAdded { .. }) {
+                        projects.insert(project_id.clone());
+                    } else {
+                        projects.remove(project_id);
+                    }
+                    tx.put(T_FLAVOR_ACCESS, flavor_id.as_bytes(), &projects)
+                        .map_err(stage_err)?;
+                    self.staged
+                        .flavor_access
+                        .insert(flavor_id.clone(), projects);
                 }
                 Event::ImageCreated(i) | Event::ImageUpdated(i) => {
                     tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;

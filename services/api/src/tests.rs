@@ -195,6 +195,8 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
             .await
             .unwrap();
         let mut versions: HashMap<String, u64> = HashMap::new();
+        // Flavors as created, so updates can answer with the whole flavor.
+        let mut flavors: HashMap<String, novalog_schemas::Flavor> = HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -255,11 +257,65 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     Event::ServerDeleteRequested { .. } => {
                         answer(&topics.instances, &project, Event::InstanceDeleting)
                     }
-                    Event::FlavorCreateRequested(f) => answer(
-                        &topics.catalog,
-                        &f.id.clone(),
-                        Event::FlavorCreated(f.clone()),
-                    ),
+                    Event::FlavorCreateRequested(f) => {
+                        flavors.insert(f.id.clone(), f.clone());
+                        answer(
+                            &topics.catalog,
+                            &f.id.clone(),
+                            Event::FlavorCreated(f.clone()),
+                        )
+                    }
+                    Event::FlavorUpdateRequested(u) => {
+                        let f = flavors.get_mut(&u.flavor_id).expect("a known flavor");
+                        for k in &u.extra_specs_unset {
+                            f.extra_specs.remove(k);
+                        }
+                        f.extra_specs.extend(u.extra_specs_set.clone());
+                        if let Some(d) = &u.description {
+                            f.description = d.clone();
+                        }
+                        let f = f.clone();
+                        answer(&topics.catalog, &f.id.clone(), Event::FlavorUpdated(f))
+                    }
+                    Event::FlavorDeleteRequested { flavor_id } => {
+                        flavors.remove(flavor_id);
+                        answer(
+                            &topics.catalog,
+                            &flavor_id.clone(),
+                            Event::FlavorDeleted {
+                                flavor_id: flavor_id.clone(),
+                            },
+                        )
+                    }
+                    Event::FlavorAccessChangeRequested {
+                        flavor_id,
+                        project_id,
+                        add,
+                    } => {
+                        let event = if flavors.get(flavor_id).is_some_and(|f| f.is_public) {
+                            Event::IntentRejected {
+                                intent_type: "FlavorAccessChangeRequested".into(),
+                                code: 409,
+                                message: "Can not add access to a public flavor.".into(),
+                            }
+                        } else if *add {
+                            Event::FlavorAccessAdded {
+                                flavor_id: flavor_id.clone(),
+                                project_id: project_id.clone(),
+                            }
+                        } else {
+                            Event::FlavorAccessRemoved {
+                                flavor_id: flavor_id.clone(),
+                                project_id: project_id.clone(),
+                            }
+                        };
+                        let topic = if matches!(event, Event::IntentRejected { .. }) {
+                            &topics.instances
+                        } else {
+                            &topics.catalog
+                        };
+                        answer(topic, &flavor_id.clone(), event)
+                    }
                     Event::ImageCreateRequested(i) => answer(
                         &topics.catalog,
                         &i.id.to_string(),

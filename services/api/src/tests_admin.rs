@@ -1008,3 +1008,333 @@ async fn hypervisor_errors_follow_nova() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     h.stop().await;
 }
+
+fn private_flavor() -> Value {
+    json!({"flavor": {"name": "secret", "ram": 256, "vcpus": 1, "disk": 1, "id": "s1",
+                      "os-flavor-access:is_public": false}})
+}
+
+#[tokio::test]
+async fn flavor_extra_specs_are_set_shown_and_deleted() {
+    let h = Harness::with_conductor().await;
+    let base = "/v2.1/flavors/1/os-extra_specs";
+    let r = h.at("2.37", Method::GET, base, MEMBER, None).await;
+    assert_eq!(r.body, json!({"extra_specs": {}}));
+    let specs = json!({"extra_specs": {"hw:cpu_policy": "dedicated", "quota:cpu_quota": 10000}});
+    let r = h.at("2.37", Method::POST, base, ADMIN, Some(specs)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["extra_specs"]["quota:cpu_quota"], "10000");
+    let r = h.at("2.37", Method::GET, base, MEMBER, None).await;
+    assert_eq!(r.body["extra_specs"]["hw:cpu_policy"], "dedicated");
+    let key = format!("{base}/hw:cpu_policy");
+    let r = h.at("2.37", Method::GET, &key, MEMBER, None).await;
+    assert_eq!(r.body, json!({"hw:cpu_policy": "dedicated"}));
+    let r = h
+        .at(
+            "2.37",
+            Method::PUT,
+            &key,
+            ADMIN,
+            Some(json!({"hw:cpu_policy": "shared"})),
+        )
+        .await;
+    assert_eq!(r.body, json!({"hw:cpu_policy": "shared"}));
+    // Shown in the flavor from 2.61 only (the API serves 2.61 once raised).
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/1", MEMBER, None)
+        .await;
+    assert!(r.body["flavor"].get("extra_specs").is_none());
+    let flavor = h
+        .handle
+        .as_ref()
+        .unwrap()
+        .app
+        .projection
+        .flavor("1")
+        .unwrap();
+    assert_eq!(flavor.extra_specs["hw:cpu_policy"], "shared");
+    let r = h.at("2.37", Method::DELETE, &key, ADMIN, None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = h.at("2.37", Method::GET, &key, MEMBER, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        message(&r),
+        "Flavor 1 has no extra specs with key hw:cpu_policy."
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn flavor_extra_spec_errors_follow_nova() {
+    let h = Harness::with_conductor().await;
+    let before = h.intents_end().await;
+    let base = "/v2.1/flavors/1/os-extra_specs";
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            base,
+            MEMBER,
+            Some(json!({"extra_specs": {"a": "1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        message(&r),
+        "Policy doesn't allow os_compute_api:os-flavor-extra-specs:create to be performed."
+    );
+    for (method, uri, body, status, text) in [
+        (
+            Method::POST,
+            base.to_owned(),
+            json!({"extra_specs": {"bad/key": "1"}}),
+            StatusCode::BAD_REQUEST,
+            "does not match any of the regexes",
+        ),
+        (
+            Method::POST,
+            base.to_owned(),
+            json!({"extra_specs": {"a": [1]}}),
+            StatusCode::BAD_REQUEST,
+            "is not of type 'string', 'number', 'boolean'",
+        ),
+        (
+            Method::POST,
+            base.to_owned(),
+            json!({"specs": {}}),
+            StatusCode::BAD_REQUEST,
+            "was unexpected",
+        ),
+        (
+            Method::POST,
+            "/v2.1/flavors/zz/os-extra_specs".to_owned(),
+            json!({"extra_specs": {"a": "1"}}),
+            StatusCode::NOT_FOUND,
+            "Flavor zz could not be found.",
+        ),
+        (
+            Method::PUT,
+            format!("{base}/a"),
+            json!({"b": "1"}),
+            StatusCode::BAD_REQUEST,
+            "Request body and URI mismatch",
+        ),
+        (
+            Method::PUT,
+            format!("{base}/a"),
+            json!({"a": "1", "b": "2"}),
+            StatusCode::BAD_REQUEST,
+            "Request body contains too many items",
+        ),
+    ] {
+        let r = h
+            .at("2.37", method.clone(), &uri, ADMIN, Some(body.clone()))
+            .await;
+        assert_eq!(r.status, status, "{method} {uri} {body}: {:?}", r.body);
+        assert!(
+            message(&r).contains(text),
+            "{method} {uri}: {}",
+            message(&r)
+        );
+    }
+    let r = h
+        .at("2.37", Method::DELETE, &format!("{base}/nope"), ADMIN, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            "/v2.1/flavors/zz/os-extra_specs",
+            MEMBER,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn non_public_flavors_are_seen_by_the_projects_given_access() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors",
+            ADMIN,
+            Some(private_flavor()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/s1", MEMBER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let add = json!({"addTenantAccess": {"tenant": "p1"}});
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors/s1/action",
+            MEMBER,
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors/s1/action",
+            ADMIN,
+            Some(add),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"flavor_access": [{"flavor_id": "s1", "tenant_id": "p1"}]})
+    );
+    // p1 now sees it, p2 does not.
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/s1", MEMBER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors", MEMBER, None)
+        .await;
+    assert!(
+        r.body["flavors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "s1")
+    );
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/s1", OTHER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            "/v2.1/flavors/s1/os-flavor-access",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["flavor_access"][0]["tenant_id"], "p1");
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            "/v2.1/flavors/s1/os-flavor-access",
+            MEMBER,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            "/v2.1/flavors/1/os-flavor-access",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&r), "Access list not available for public flavors.");
+    // Public flavors take no access list: the conductor's 409.
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors/1/action",
+            ADMIN,
+            Some(json!({"addTenantAccess": {"tenant": "p1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    for (body, text) in [
+        (
+            json!({"addTenantAccess": {}}),
+            "'tenant' is a required property",
+        ),
+        (json!({"frobnicate": {}}), "Invalid action"),
+    ] {
+        let r = h
+            .at(
+                "2.37",
+                Method::POST,
+                "/v2.1/flavors/s1/action",
+                ADMIN,
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(message(&r).contains(text), "{}", message(&r));
+    }
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors/s1/action",
+            ADMIN,
+            Some(json!({"removeTenantAccess": {"tenant": "p1"}})),
+        )
+        .await;
+    assert_eq!(r.body, json!({"flavor_access": []}));
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/s1", MEMBER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn flavors_are_deleted_by_administrators() {
+    let h = Harness::with_conductor().await;
+    h.at(
+        "2.37",
+        Method::POST,
+        "/v2.1/flavors",
+        ADMIN,
+        Some(private_flavor()),
+    )
+    .await;
+    let r = h
+        .at("2.37", Method::DELETE, "/v2.1/flavors/s1", MEMBER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        message(&r),
+        "Policy doesn't allow os_compute_api:os-flavor-manage:delete to be performed."
+    );
+    let r = h
+        .at("2.37", Method::DELETE, "/v2.1/flavors/s1", ADMIN, None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/flavors/s1", ADMIN, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .at("2.37", Method::DELETE, "/v2.1/flavors/s1", ADMIN, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The description is changed from 2.55 only.
+    let r = h
+        .at(
+            "2.37",
+            Method::PUT,
+            "/v2.1/flavors/1",
+            ADMIN,
+            Some(json!({"flavor": {"description": "d"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    h.stop().await;
+}

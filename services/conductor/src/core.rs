@@ -47,6 +47,8 @@ pub struct Conductor {
     pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
     /// Host aggregates by id.
     pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
+    /// Projects given each non-public flavor (Nova's flavor access).
+    pub flavor_access: BTreeMap<String, BTreeSet<String>>,
     /// Keypairs by `user_id/name` ([`crate::keypairs::key`]).
     pub keypairs: BTreeMap<String, novalog_schemas::events::Keypair>,
     /// Rows changed since the last [`Conductor::take_dirty`].
@@ -62,6 +64,7 @@ pub struct Dirty {
     pub server_groups: BTreeSet<Uuid>,
     pub aggregates: BTreeSet<u32>,
     pub keypairs: BTreeSet<String>,
+    pub flavor_access: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -146,6 +149,15 @@ impl Conductor {
             | Event::AggregateMetadataSetRequested { .. } => {
                 crate::aggregates::on_intent(self, env, now_ms)
             }
+            Event::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
+            Event::FlavorDeleteRequested { flavor_id } => {
+                crate::catalog::on_flavor_delete(self, env, flavor_id)
+            }
+            Event::FlavorAccessChangeRequested {
+                flavor_id,
+                project_id,
+                add,
+            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
             Event::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
             Event::KeypairDeleteRequested { user_id, name } => {
                 crate::keypairs::on_delete(self, env, user_id, name)
@@ -218,6 +230,10 @@ impl Conductor {
 
     pub(crate) fn mark_server_group(&mut self, id: Uuid) {
         self.dirty.server_groups.insert(id);
+    }
+
+    pub(crate) fn mark_flavor_access(&mut self, id: &str) {
+        self.dirty.flavor_access.insert(id.to_owned());
     }
 
     pub(crate) fn mark_keypair(&mut self, id: &str) {

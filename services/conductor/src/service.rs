@@ -18,6 +18,7 @@ const IMAGES: &str = "images";
 const SERVER_GROUPS: &str = "server_groups";
 const AGGREGATES: &str = "aggregates";
 const KEYPAIRS: &str = "keypairs";
+const FLAVOR_ACCESS: &str = "flavor_access";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -65,8 +66,15 @@ impl Handler for ConductorHandler {
             }
         }
         for id in dirty.flavors {
-            if let Some(f) = self.core.flavors.get(&id) {
-                tx.put(FLAVORS, id.as_bytes(), f)?;
+            match self.core.flavors.get(&id) {
+                Some(f) => tx.put(FLAVORS, id.as_bytes(), f)?,
+                None => tx.delete(FLAVORS, id.as_bytes()),
+            }
+        }
+        for id in dirty.flavor_access {
+            match self.core.flavor_access.get(&id) {
+                Some(p) => tx.put(FLAVOR_ACCESS, id.as_bytes(), p)?,
+                None => tx.delete(FLAVOR_ACCESS, id.as_bytes()),
             }
         }
         for id in dirty.images {
@@ -113,6 +121,10 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     }
     for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
         core.aggregates.insert(a.id, a);
+    }
+    for (id, p) in store.scan::<std::collections::BTreeSet<String>>(FLAVOR_ACCESS)? {
+        core.flavor_access
+            .insert(String::from_utf8_lossy(&id).into_owned(), p);
     }
     for (id, k) in store.scan::<novalog_schemas::events::Keypair>(KEYPAIRS)? {
         core.keypairs

@@ -860,3 +860,85 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     let out = c.handle(&record(admin(), delete("h2")), NOW);
     assert_eq!(types(&out), ["ServiceDeleted"]);
 }
+
+#[test]
+fn flavor_extra_specs_description_access_and_delete() {
+    use novalog_schemas::events::FlavorUpdate;
+    let mut c = given();
+    let mut private = flavor();
+    private.id = "p1".into();
+    private.name = "private".into();
+    private.is_public = false;
+    c.flavors.insert("p1".into(), private);
+    let update = |set: &[(&str, &str)], unset: &[&str]| {
+        Event::FlavorUpdateRequested(Box::new(FlavorUpdate {
+            flavor_id: "1".into(),
+            extra_specs_set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            extra_specs_unset: unset.iter().map(|k| k.to_string()).collect(),
+            description: Some(Some("tiny".into())),
+        }))
+    };
+    // Members may not change flavors.
+    let out = c.handle(&record(actor("demo"), update(&[("a", "1")], &[])), NOW);
+    assert_eq!(rejected_with(&out), 403);
+    let out = c.handle(
+        &record(admin(), update(&[("a", "1"), ("b", "2")], &[])),
+        NOW,
+    );
+    match &out[0].env.event {
+        Event::FlavorUpdated(f) => {
+            assert_eq!(f.extra_specs.len(), 2);
+            assert_eq!(f.description.as_deref(), Some("tiny"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
+    assert_eq!(types(&out), ["FlavorUpdated"]);
+    assert_eq!(c.flavors["1"].extra_specs.len(), 1);
+    let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
+    assert_eq!(rejected_with(&out), 404);
+
+    let access = |flavor: &str, add| Event::FlavorAccessChangeRequested {
+        flavor_id: flavor.into(),
+        project_id: "demo".into(),
+        add,
+    };
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("1", true)), NOW)),
+        409
+    );
+    let out = c.handle(&record(admin(), access("p1", true)), NOW);
+    assert_eq!(types(&out), ["FlavorAccessAdded"]);
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("p1", true)), NOW)),
+        409
+    );
+    let out = c.handle(&record(admin(), access("p1", false)), NOW);
+    assert_eq!(types(&out), ["FlavorAccessRemoved"]);
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("p1", false)), NOW)),
+        404
+    );
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("nope", true)), NOW)),
+        404
+    );
+
+    let delete = |id: &str| Event::FlavorDeleteRequested {
+        flavor_id: id.into(),
+    };
+    assert_eq!(
+        rejected_with(&c.handle(&record(actor("demo"), delete("p1")), NOW)),
+        403
+    );
+    let out = c.handle(&record(admin(), delete("p1")), NOW);
+    assert_eq!(types(&out), ["FlavorDeleted"]);
+    assert!(!c.flavors.contains_key("p1"));
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), delete("p1")), NOW)),
+        404
+    );
+}
