@@ -146,6 +146,8 @@ pub fn router(app: AppState) -> Router {
             get(hypervisors::servers),
         )
         .route("/v2.1/os-hypervisors/{id}/search", get(hypervisors::search))
+        // Runs after authentication (layers added later run first).
+        .route_layer(from_fn(crate::policy::read_only))
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let versioned = Router::new()
         .route("/v2.1", get(versions::v21))

@@ -1338,3 +1338,99 @@ async fn flavors_are_deleted_by_administrators() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn readers_look_but_do_not_touch() {
+    const READER: &str = "reader:p1";
+    let h = Harness::with_conductor().await;
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/servers",
+            MEMBER,
+            Some(server_body("vm")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let before = h.intents_end().await;
+    // Reads work: the reader sees its project's server.
+    let r = h
+        .at("2.37", Method::GET, "/v2.1/servers/detail", READER, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["servers"][0]["id"], id.as_str());
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            READER,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The action routes (reboot, os-stop, ...) come with the server
+    // actions branch; `policy::write_rule` names their rules already.
+    for (method, uri, body, rule) in [
+        (
+            Method::POST,
+            "/v2.1/servers".to_owned(),
+            Some(server_body("x")),
+            "servers:create",
+        ),
+        (
+            Method::DELETE,
+            format!("/v2.1/servers/{id}"),
+            None,
+            "servers:delete",
+        ),
+        (
+            Method::PUT,
+            format!("/v2.1/servers/{id}"),
+            Some(json!({"server": {"name": "y"}})),
+            "servers:update",
+        ),
+        (
+            Method::POST,
+            "/v2.1/os-server-groups".to_owned(),
+            Some(json!({"server_group": {"name": "g", "policies": ["affinity"]}})),
+            "os-server-groups:create",
+        ),
+    ] {
+        let r = h.at("2.37", method.clone(), &uri, READER, body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri}");
+        assert_eq!(
+            message(&r),
+            format!("Policy doesn't allow os_compute_api:{rule} to be performed."),
+        );
+    }
+    // Administrator-only writes answer their own rule.
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/flavors/1/os-extra_specs",
+            READER,
+            Some(json!({"extra_specs": {"a": "b"}})),
+        )
+        .await;
+    assert_eq!(
+        message(&r),
+        "Policy doesn't allow os_compute_api:os-flavor-extra-specs:create to be performed."
+    );
+    assert_eq!(h.intents_end().await, before, "nothing written");
+    // Keypairs are the user's own, as in Nova.
+    let r = h
+        .at(
+            "2.37",
+            Method::POST,
+            "/v2.1/os-keypairs",
+            READER,
+            Some(import("rk")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    h.stop().await;
+}
