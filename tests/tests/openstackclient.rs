@@ -217,6 +217,18 @@ fn stock_openstackclient_works_unchanged() {
     assert_eq!(made["ram"], 256);
     let shown = os.ok(Admin, &["flavor", "show", "osc.small"]);
     assert_eq!(shown["id"], made["id"]);
+    os.ok(
+        Admin,
+        &[
+            "flavor",
+            "set",
+            "--property",
+            "hw:cpu_policy=dedicated",
+            "osc.small",
+        ],
+    );
+    let shown = os.ok(Admin, &["flavor", "show", "osc.small"]);
+    assert_eq!(shown["properties"]["hw:cpu_policy"], "dedicated", "{shown}");
 
     // images
     let disk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
@@ -287,6 +299,12 @@ fn stock_openstackclient_works_unchanged() {
     assert_eq!(shown["id"], server_id.as_str());
     assert_eq!(shown["OS-EXT-STS:vm_state"], "active");
     assert_eq!(shown["OS-EXT-STS:power_state"], 1);
+    // 2.47: the flavor is embedded, shown by its original name.
+    assert!(
+        shown["flavor"].to_string().contains("m1.tiny"),
+        "{}",
+        shown["flavor"]
+    );
     let host = shown["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
     assert!(host.starts_with("fake-host-"), "{host}");
 
@@ -294,6 +312,11 @@ fn stock_openstackclient_works_unchanged() {
     let services = os.ok(Admin, &["compute", "service", "list"]);
     assert_eq!(services.as_array().unwrap().len(), 2);
     let service = find(&services, "Host", &host);
+    // The client negotiated 2.53 or later: service ids are uuids.
+    assert!(
+        service["ID"].as_str().is_some_and(|id| id.len() == 36),
+        "{service}"
+    );
     assert_eq!(service["Binary"], "nova-compute");
     assert_eq!(service["State"], "up");
     assert_eq!(service["Status"], "enabled");

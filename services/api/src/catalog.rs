@@ -169,7 +169,7 @@ pub async fn create_flavor(
         rxtx_factor: req.rxtx_factor,
         is_public: req.is_public,
         extra_specs: Default::default(),
-        description: None,
+        description: req.description,
     };
     let intent = Intent {
         aggregate_id: flavor.id.clone(),

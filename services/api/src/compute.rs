@@ -145,7 +145,7 @@ pub async fn create(
                     availability_zone: req.availability_zone.clone(),
                     key_name: req.key_name.clone(),
                     user_data: req.user_data.clone(),
-                    tags: Vec::new(),
+                    tags: req.tags.clone(),
                     reservation_id: reservation_id.clone(),
                     launch_index: i as u32,
                     scheduler_hints: req.scheduler_hints.clone(),
@@ -319,6 +319,30 @@ fn parse_time(s: &str) -> Option<i64> {
     None
 }
 
+/// Every server status Nova knows (`GET /servers?status=` from 2.38).
+const KNOWN_STATUSES: &[&str] = &[
+    "ACTIVE",
+    "BUILD",
+    "DELETED",
+    "ERROR",
+    "HARD_REBOOT",
+    "MIGRATING",
+    "PASSWORD",
+    "PAUSED",
+    "REBOOT",
+    "REBUILD",
+    "RESCUE",
+    "RESIZE",
+    "REVERT_RESIZE",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "SHUTOFF",
+    "SOFT_DELETED",
+    "SUSPENDED",
+    "UNKNOWN",
+    "VERIFY_RESIZE",
+];
+
 fn parse_filters(
     ctx: &Context,
     params: &[(String, String)],
@@ -353,7 +377,12 @@ fn parse_filters(
                 f.name = re.ok();
             }
             "status" => {
-                f.statuses.insert(v.to_ascii_uppercase());
+                let status = v.to_ascii_uppercase();
+                // From 2.38 an unknown status is an error, not an empty list.
+                if version.at_least(2, 38) && !KNOWN_STATUSES.contains(&status.as_str()) {
+                    return Err(ApiError::bad_request("Invalid status value"));
+                }
+                f.statuses.insert(status);
             }
             "image" => f.image = Some(crate::validation::server_create::id_from_href(v)),
             "flavor" => f.flavor = Some(crate::validation::server_create::id_from_href(v)),
@@ -561,6 +590,16 @@ mod tests {
         )
         .unwrap();
         assert!(old.tags_match(&server));
+    }
+
+    #[test]
+    fn unknown_statuses_are_refused_from_2_38() {
+        let q = [("status".to_owned(), "bogus".to_owned())];
+        assert!(parse_filters(&Context::admin(), &q, ApiVersion::new(2, 37)).is_ok());
+        let e = parse_filters(&Context::admin(), &q, ApiVersion::new(2, 38)).unwrap_err();
+        assert_eq!(e.message, "Invalid status value");
+        let ok = [("status".to_owned(), "shutoff".to_owned())];
+        assert!(parse_filters(&Context::admin(), &ok, ApiVersion::new(2, 38)).is_ok());
     }
 
     #[test]

@@ -375,7 +375,7 @@ pub async fn create(
     version: ApiVersion,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>> {
-    let req = flavor_create::parse(&body)?;
+    let req = flavor_create::parse_at(&body, version)?;
     let flavor = catalog::create_flavor(&app, &ctx, &request_id, req).await?;
     Ok(Json(
         json!({"flavor": views::flavors::show_at(&links, &flavor, version)}),

@@ -112,10 +112,28 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
         "image",
         json!({"id": image_id, "links": cx.links.bookmark("images", &image_id)}),
     );
-    put(
-        "flavor",
-        json!({"id": inst.flavor.id, "links": cx.links.bookmark("flavors", &inst.flavor.id)}),
-    );
+    // From 2.47 the flavor is embedded as it was when the server was
+    // built (extra specs included: Nova's default policy shows them).
+    let flavor = &inst.flavor;
+    if cx.version.at_least(2, 47) {
+        put(
+            "flavor",
+            json!({
+                "vcpus": flavor.vcpus,
+                "ram": flavor.ram_mb,
+                "disk": flavor.disk_gb,
+                "ephemeral": flavor.ephemeral_gb,
+                "swap": flavor.swap_mb,
+                "original_name": flavor.name,
+                "extra_specs": flavor.extra_specs,
+            }),
+        );
+    } else {
+        put(
+            "flavor",
+            json!({"id": flavor.id, "links": cx.links.bookmark("flavors", &flavor.id)}),
+        );
+    }
     put("created", json!(isotime(inst.created_at_ms)));
     put("updated", json!(isotime(inst.updated_at_ms)));
     // No networking yet: no addresses, and Nova hides them while building.
@@ -310,6 +328,14 @@ pub(crate) mod tests {
         assert_eq!(v["metadata"]["k"], "v");
         assert_eq!(v["flavor"]["id"], "1");
         assert_eq!(v["flavor"]["links"][0]["href"], "http://h/flavors/1");
+        let mut at_2_47 = cx(&links, true);
+        at_2_47.version = crate::microversion::ApiVersion::new(2, 47);
+        let embedded = show(&at_2_47, &inst, None);
+        assert_eq!(
+            embedded["flavor"],
+            json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0,
+                   "original_name": "m1.tiny", "extra_specs": {}})
+        );
         assert_eq!(v["image"]["id"], inst.image.id.to_string());
         assert_eq!(v["progress"], 0);
         assert_eq!(v["key_name"], Value::Null);
