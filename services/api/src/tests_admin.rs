@@ -1434,3 +1434,329 @@ async fn readers_look_but_do_not_touch() {
     assert_eq!(r.status, StatusCode::CREATED);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn services_and_hypervisors_by_uuid_from_2_53() {
+    let h = Harness::with_conductor().await;
+    h.register_host("cmp1").await;
+    h.register_host("cmp2").await;
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            "/v2.1/os-services?host=cmp1",
+            ADMIN,
+            None,
+        )
+        .await;
+    let id = r.body["services"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36);
+    let uri = format!("/v2.1/os-services/{id}");
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            &uri,
+            ADMIN,
+            Some(json!({"status": "disabled", "disabled_reason": "bios"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["service"]["status"], "disabled");
+    assert_eq!(r.body["service"]["disabled_reason"], "bios");
+    assert_eq!(r.body["service"]["id"], id.as_str());
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            &uri,
+            ADMIN,
+            Some(json!({"forced_down": true})),
+        )
+        .await;
+    assert_eq!(r.body["service"]["forced_down"], true);
+    assert_eq!(r.body["service"]["state"], "down");
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            &uri,
+            ADMIN,
+            Some(json!({"status": "enabled", "forced_down": false})),
+        )
+        .await;
+    assert_eq!(r.body["service"]["status"], "enabled");
+    assert_eq!(r.body["service"]["disabled_reason"], Value::Null);
+    assert_eq!(r.body["service"]["state"], "up");
+    for (body, text) in [
+        (json!({}), "No updates were requested"),
+        (
+            json!({"status": "enabled", "disabled_reason": "x"}),
+            "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+        ),
+        (
+            json!({"status": "off"}),
+            "is not one of ['enabled', 'disabled']",
+        ),
+        (json!({"host": "x"}), "was unexpected"),
+    ] {
+        let r = h
+            .at("2.53", Method::PUT, &uri, ADMIN, Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(message(&r).contains(text), "{body}: {}", message(&r));
+    }
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            "/v2.1/os-services/1",
+            ADMIN,
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(message(&r), "Invalid uuid 1");
+    let unknown = format!("/v2.1/os-services/{}", Uuid::new_v4());
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            &unknown,
+            ADMIN,
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            &uri,
+            MEMBER,
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The old action routes are gone at 2.53.
+    let r = h
+        .at(
+            "2.53",
+            Method::PUT,
+            "/v2.1/os-services/disable",
+            ADMIN,
+            Some(json!({"host": "cmp1", "binary": "nova-compute"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Hypervisors: uuid ids, name patterns, servers on request.
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            "/v2.1/os-hypervisors?hypervisor_hostname_pattern=cmp2&with_servers=true",
+            ADMIN,
+            None,
+        )
+        .await;
+    let hv = &r.body["hypervisors"];
+    assert_eq!(hv.as_array().unwrap().len(), 1);
+    let hid = hv[0]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            &format!("/v2.1/os-hypervisors/{hid}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["hypervisor"]["hypervisor_hostname"], "cmp2");
+    assert_eq!(
+        r.body["hypervisor"]["service"]["id"]
+            .as_str()
+            .unwrap()
+            .len(),
+        36
+    );
+    let r = h
+        .at("2.53", Method::GET, "/v2.1/os-hypervisors/2", ADMIN, None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            "/v2.1/os-hypervisors/cmp/search",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            "/v2.1/os-hypervisors?hypervisor_hostname_pattern=cmp&limit=1",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .at(
+            "2.53",
+            Method::GET,
+            "/v2.1/os-hypervisors?hypervisor_hostname_pattern=zzz",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Delete by uuid.
+    let r = h.at("2.53", Method::DELETE, &uri, ADMIN, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn later_microversions_of_servers_and_flavors() {
+    let h = Harness::with_conductor().await;
+    // 2.38: an unknown status filter is 400, before it an empty list.
+    let r = h
+        .at(
+            "2.37",
+            Method::GET,
+            "/v2.1/servers?status=bogus",
+            MEMBER,
+            None,
+        )
+        .await;
+    assert_eq!(r.body, json!({"servers": []}));
+    let r = h
+        .at(
+            "2.38",
+            Method::GET,
+            "/v2.1/servers?status=bogus",
+            MEMBER,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(message(&r), "Invalid status value");
+    // 2.52 tags at create; 2.47 flavor embedded.
+    let mut body = server_body("tagged");
+    body["server"]["tags"] = json!(["red", "blue"]);
+    let r = h
+        .at(
+            "2.52",
+            Method::POST,
+            "/v2.1/servers",
+            MEMBER,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .at(
+            "2.61",
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            MEMBER,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["server"]["tags"], json!(["red", "blue"]));
+    assert_eq!(r.body["server"]["flavor"]["original_name"], "m1.tiny");
+    assert!(r.body["server"]["flavor"].get("id").is_none());
+    let r = h
+        .at("2.51", Method::POST, "/v2.1/servers", MEMBER, Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // 2.57: personality is gone.
+    let mut body = server_body("p");
+    body["server"]["personality"] = json!([]);
+    let r = h
+        .at("2.57", Method::POST, "/v2.1/servers", MEMBER, Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // 2.55 flavor description, 2.61 extra specs in the flavor.
+    let f = json!({"flavor": {"name": "described", "ram": 128, "vcpus": 1, "disk": 0, "id": "d1", "description": "small one"}});
+    let r = h
+        .at(
+            "2.55",
+            Method::POST,
+            "/v2.1/flavors",
+            ADMIN,
+            Some(f.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["flavor"]["description"], "small one");
+    let r = h
+        .at("2.54", Method::POST, "/v2.1/flavors", ADMIN, Some(f))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .at(
+            "2.55",
+            Method::PUT,
+            "/v2.1/flavors/d1",
+            ADMIN,
+            Some(json!({"flavor": {"description": "new"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["flavor"]["description"], "new");
+    let r = h
+        .at(
+            "2.55",
+            Method::PUT,
+            "/v2.1/flavors/d1",
+            MEMBER,
+            Some(json!({"flavor": {"description": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .at(
+            "2.55",
+            Method::PUT,
+            "/v2.1/flavors/d1",
+            ADMIN,
+            Some(json!({"flavor": {"name": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .at(
+            "2.55",
+            Method::PUT,
+            "/v2.1/flavors/zz",
+            ADMIN,
+            Some(json!({"flavor": {"description": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    h.at(
+        "2.61",
+        Method::POST,
+        "/v2.1/flavors/d1/os-extra_specs",
+        ADMIN,
+        Some(json!({"extra_specs": {"k": "v"}})),
+    )
+    .await;
+    let r = h
+        .at("2.61", Method::GET, "/v2.1/flavors/d1", MEMBER, None)
+        .await;
+    assert_eq!(r.body["flavor"]["extra_specs"], json!({"k": "v"}));
+    assert_eq!(r.body["flavor"]["description"], "new");
+    let r = h
+        .at("2.61", Method::GET, "/v2.1/flavors", MEMBER, None)
+        .await;
+    assert!(r.body["flavors"][0].get("description").is_some());
+    h.stop().await;
+}
