@@ -149,10 +149,9 @@ pub fn parse_at(
     if version.at_least(2, 55)
         && let Some(f) = body.get_mut("flavor").and_then(Value::as_object_mut)
         && let Some(d) = f.remove("description")
+        && !d.is_null()
     {
-        if !d.is_null() {
-            description = Some(crate::validation::string("description", &d, 0, 65535)?.to_owned());
-        }
+        description = Some(crate::validation::string("description", &d, 0, 65535)?.to_owned());
     }
     let mut req = parse(&body)?;
     req.description = description;
