@@ -156,6 +156,7 @@ pub fn router(app: AppState) -> Router {
         .route_layer(from_fn(microversion::layer));
     let mut router = Router::new()
         .route("/", get(versions::index))
+        .route("/openapi.json", get(crate::openapi::serve))
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());

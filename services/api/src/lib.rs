@@ -30,6 +30,9 @@
 //!   (Glance): metadata through the conductor, data under
 //!   `<data_dir>/images`.
 //! - [`bootstrap`]: the demo flavors and image.
+//! - [`openapi`]: the OpenAPI document of the Compute API at `/openapi.json`.
+//! - [`keypairs`], [`compute_services`]: keypairs (fingerprints,
+//!   generation) and compute services / hypervisors.
 
 pub mod app;
 pub mod auth;
@@ -45,6 +48,7 @@ pub mod images;
 pub mod intents;
 pub mod keypairs;
 pub mod microversion;
+pub mod openapi;
 pub mod policy;
 pub mod projection;
 pub mod service;
