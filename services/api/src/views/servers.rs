@@ -220,6 +220,25 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
     if v.at_least(2, 26) {
         put("tags", json!(inst.tags));
     }
+    // Shapes of versions above the advertised maximum, ready for when it
+    // is raised (docs/microversions.md).
+    if v.at_least(2, 63) {
+        // Image signature verification is off: no certificates are kept.
+        put("trusted_image_certificates", Value::Null);
+    }
+    if v.at_least(2, 73) {
+        // Nothing locks servers in this build (the lock action sets it).
+        put("locked_reason", Value::Null);
+    }
+    if v.at_least(2, 96) {
+        // The zone the user asked for at create, if any.
+        put("pinned_availability_zone", json!(inst.availability_zone));
+    }
+    if v.at_least(2, 98)
+        && let Some(image) = s.get_mut("image")
+    {
+        image["properties"] = json!(inst.image.properties);
+    }
     Value::Object(s)
 }
 
@@ -331,6 +350,17 @@ pub(crate) mod tests {
         let mut at_2_47 = cx(&links, true);
         at_2_47.version = crate::microversion::ApiVersion::new(2, 47);
         let embedded = show(&at_2_47, &inst, None);
+        let mut later = cx(&links, true);
+        later.version = crate::microversion::ApiVersion::new(2, 98);
+        let v98 = show(&later, &inst, None);
+        assert_eq!(v98["trusted_image_certificates"], Value::Null);
+        assert_eq!(v98["locked_reason"], Value::Null);
+        assert_eq!(
+            v98["pinned_availability_zone"],
+            json!(inst.availability_zone)
+        );
+        assert_eq!(v98["image"]["properties"], json!(inst.image.properties));
+        assert!(embedded.get("trusted_image_certificates").is_none());
         assert_eq!(
             embedded["flavor"],
             json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0,
