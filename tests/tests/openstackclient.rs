@@ -268,6 +268,9 @@ fn stock_openstackclient_works_unchanged() {
     assert_eq!(key["fingerprint"], FINGERPRINT);
     let keys = os.ok(Admin, &["keypair", "list"]);
     assert_eq!(find(&keys, "Name", "osckey")["Fingerprint"], FINGERPRINT);
+    let shown = os.ok(Admin, &["keypair", "show", "osckey"]);
+    assert_eq!(shown["fingerprint"], FINGERPRINT);
+    assert_eq!(shown["type"], "ssh");
 
     // servers
     let server = os.ok(
@@ -378,6 +381,9 @@ fn stock_openstackclient_works_unchanged() {
     os.ok(Admin, &["server", "delete", "--wait", "vm1"]);
     assert_eq!(os.ok(Admin, &["server", "list"]), Value::Array(vec![]));
     os.ok(Admin, &["keypair", "delete", "osckey"]);
+    os.ok(Admin, &["flavor", "delete", "osc.small"]);
+    let flavors = os.ok(Admin, &["flavor", "list"]);
+    assert!(!names(&flavors, "Name").contains(&"osc.small".to_owned()));
     assert_eq!(os.ok(Admin, &["keypair", "list"]), Value::Array(vec![]));
 }
 

@@ -32,12 +32,15 @@ fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// Nova's `_validate_new_key_pair` name check (before 2.92: letters,
-/// digits, `_`, `-` and spaces).
-pub fn check_name(name: &str) -> Result<(), ApiError> {
-    let safe = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
+/// Nova's `_validate_new_key_pair` name check: letters, digits, `_`, `-`
+/// and spaces, and from 2.92 also `@` and `.`.
+pub fn check_name(name: &str, version: crate::microversion::ApiVersion) -> Result<(), ApiError> {
+    let more = version.at_least(2, 92);
+    let safe = name.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '_' | '-' | ' ')
+            || (more && matches!(c, '@' | '.'))
+    });
     if !safe {
         return Err(invalid("Keypair name contains unsafe characters"));
     }
@@ -102,6 +105,8 @@ pub struct KeypairCreate {
     pub key_type: String,
     pub public_key: Option<String>,
     pub user_id: String,
+    /// The request's microversion (name rules changed in 2.92).
+    pub version: crate::microversion::ApiVersion,
 }
 
 /// What a create made: the keypair, and the private key if generated.
@@ -129,7 +134,7 @@ pub async fn create(
     req: KeypairCreate,
 ) -> Result<Created, ApiError> {
     authorize(ctx, "create", &req.user_id)?;
-    check_name(&req.name)?;
+    check_name(&req.name, req.version)?;
     let (public_key, fingerprint, private_key) = match (&req.public_key, req.key_type.as_str()) {
         (Some(k), TYPE_X509) => (k.clone(), x509_fingerprint(k)?, None),
         (Some(k), _) => (k.clone(), ssh_fingerprint(k)?, None),
@@ -261,11 +266,15 @@ mod tests {
 
     #[test]
     fn names_are_checked_like_novas() {
-        assert!(check_name("my key_1-a").is_ok());
+        use crate::microversion::ApiVersion;
+        let v = ApiVersion::new(2, 61);
+        assert!(check_name("my key_1-a", v).is_ok());
         assert_eq!(
-            check_name("bad/name").unwrap_err().message,
+            check_name("bad/name", v).unwrap_err().message,
             "Keypair data is invalid: Keypair name contains unsafe characters"
         );
+        assert!(check_name("me@host.example", v).is_err());
+        assert!(check_name("me@host.example", ApiVersion::new(2, 92)).is_ok());
     }
 
     // A self-signed certificate made with `openssl req -x509`; openssl's

@@ -111,6 +111,7 @@ pub fn parse_create(
         key_type,
         public_key,
         user_id,
+        version,
     })
 }
 
