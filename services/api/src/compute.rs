@@ -283,6 +283,8 @@ struct Filters {
     user_id: Option<String>,
     ip: bool,
     changes_since: Option<i64>,
+    /// From 2.66: updated at or before.
+    changes_before: Option<i64>,
     deleted: Option<bool>,
     limit: Option<usize>,
     marker: Option<String>,
@@ -393,6 +395,11 @@ fn parse_filters(
                     ApiError::bad_request("Invalid filter field: changes-since.")
                 })?);
             }
+            "changes-before" if version.at_least(2, 66) => {
+                f.changes_before = Some(parse_time(v).ok_or_else(|| {
+                    ApiError::bad_request("Invalid filter field: changes-before.")
+                })?);
+            }
             "limit" => {
                 let n: usize = v
                     .parse()
@@ -407,6 +414,13 @@ fn parse_filters(
             "deleted" if ctx.is_admin => f.deleted = Some(parse_bool(v).unwrap_or(false)),
             _ => {}
         }
+    }
+    if let (Some(since), Some(before)) = (f.changes_since, f.changes_before)
+        && since > before
+    {
+        return Err(ApiError::bad_request(
+            "The value of changes-since must be less than or equal to changes-before.",
+        ));
     }
     Ok(f)
 }
@@ -443,7 +457,12 @@ pub fn list(
     // included).
     let deleted_wanted = match f.deleted {
         Some(d) => Some(d),
-        None if f.changes_since.is_some() || f.statuses.contains("DELETED") => None,
+        None if f.changes_since.is_some()
+            || f.changes_before.is_some()
+            || f.statuses.contains("DELETED") =>
+        {
+            None
+        }
         None => Some(false),
     };
     let project = if f.all_tenants {
@@ -456,6 +475,7 @@ pub fn list(
         .into_iter()
         .filter(|i| deleted_wanted.is_none_or(|d| i.is_deleted() == d))
         .filter(|i| f.changes_since.is_none_or(|t| i.updated_at_ms >= t))
+        .filter(|i| f.changes_before.is_none_or(|t| i.updated_at_ms <= t))
         .filter(|i| f.project_id.as_ref().is_none_or(|p| &i.project_id == p))
         .filter(|i| f.name.as_ref().is_none_or(|re| re.is_match(&i.name)))
         .filter(|i| f.statuses.is_empty() || f.statuses.contains(i.status()))
@@ -600,6 +620,30 @@ mod tests {
         assert_eq!(e.message, "Invalid status value");
         let ok = [("status".to_owned(), "shutoff".to_owned())];
         assert!(parse_filters(&Context::admin(), &ok, ApiVersion::new(2, 38)).is_ok());
+    }
+
+    #[test]
+    fn changes_before_from_2_66() {
+        let q = |pairs: &[(&str, &str)], v| {
+            let params: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_filters(&Context::admin(), &params, ApiVersion::new(2, v))
+        };
+        let before = [("changes-before", "2013-09-03T04:01:32Z")];
+        assert!(q(&before, 65).unwrap().changes_before.is_none());
+        assert!(q(&before, 66).unwrap().changes_before.is_some());
+        assert!(q(&[("changes-before", "soon")], 66).is_err());
+        let e = q(
+            &[
+                ("changes-since", "2014-01-01T00:00:00Z"),
+                ("changes-before", "2013-01-01T00:00:00Z"),
+            ],
+            66,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("must be less than or equal"));
     }
 
     #[test]
