@@ -333,6 +333,15 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             image_id: *image_id,
                         },
                     ),
+                    Event::ServerGroupCreateRequested(g) => answer(
+                        &topics.catalog,
+                        &g.id.to_string(),
+                        Event::ServerGroupCreated(Box::new(novalog_schemas::events::ServerGroup {
+                            project_id: project.clone(),
+                            user_id: m.actor.user_id.clone(),
+                            ..(**g).clone()
+                        })),
+                    ),
                     Event::KeypairCreateRequested(k) => answer(
                         &topics.catalog,
                         &k.user_id.clone(),

@@ -1793,3 +1793,59 @@ async fn every_documented_operation_is_routed() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_knows_the_group_it_joined() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .at(
+            "2.61",
+            Method::POST,
+            "/v2.1/os-server-groups",
+            MEMBER,
+            Some(json!({"server_group": {"name": "g", "policies": ["affinity"]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let group: Uuid = r.body["server_group"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = server_body("member");
+    body["os:scheduler_hints"] = json!({"group": group.to_string()});
+    let r = h
+        .at("2.61", Method::POST, "/v2.1/servers", MEMBER, Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let member: Uuid = r.body["server"]["id"].as_str().unwrap().parse().unwrap();
+    let r = h
+        .at(
+            "2.61",
+            Method::POST,
+            "/v2.1/servers",
+            MEMBER,
+            Some(server_body("loner")),
+        )
+        .await;
+    let loner: Uuid = r.body["server"]["id"].as_str().unwrap().parse().unwrap();
+    let app = h.handle.as_ref().unwrap().app.clone();
+    // What `GET /servers/{id}` shows as `server_groups` from 2.71.
+    assert_eq!(
+        crate::controllers::servers::groups_of(&app, &member),
+        [group]
+    );
+    assert!(crate::controllers::servers::groups_of(&app, &loner).is_empty());
+    // Below 2.71 the key is absent.
+    let r = h
+        .at(
+            "2.61",
+            Method::GET,
+            &format!("/v2.1/servers/{member}"),
+            MEMBER,
+            None,
+        )
+        .await;
+    assert!(r.body["server"].get("server_groups").is_none());
+    h.stop().await;
+}
