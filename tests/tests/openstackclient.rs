@@ -1,6 +1,7 @@
 //! Stock `openstack` (python-openstackclient, from PyPI, in the virtualenv
 //! `scripts/osc-venv.sh` makes) against the `novalog` binary: every command
-//! a newcomer runs, as admin and as demo, with each command's JSON output
+//! a newcomer runs, as admin, as demo and as a reader of demo, with each
+//! command's JSON output
 //! checked.
 //!
 //! To add a command: call `os.ok(Cloud::Admin, &[...])` (the output as
@@ -23,6 +24,8 @@ const FINGERPRINT: &str = "1e:2c:9b:56:79:4b:45:77:f9:ca:7a:98:2c:b0:d5:3c";
 enum Cloud {
     Admin,
     Demo,
+    /// User `auditor`, role reader only, in project demo.
+    Reader,
 }
 
 impl Cloud {
@@ -30,6 +33,7 @@ impl Cloud {
         match self {
             Cloud::Admin => "admin",
             Cloud::Demo => "demo",
+            Cloud::Reader => "reader",
         }
     }
 }
@@ -95,6 +99,15 @@ impl Osc {
     }
 }
 
+/// The default users plus `auditor`, a reader of project demo.
+const CONFIG: &str = r#"[identity]
+users = [
+  { name = "admin", password = "admin", project = "admin", roles = ["admin"] },
+  { name = "demo", password = "demo", project = "demo", roles = ["member"] },
+  { name = "auditor", password = "auditor", project = "demo", roles = ["reader"] },
+]
+"#;
+
 /// `scripts/osc-venv.sh` makes the virtualenv once and prints the path of
 /// `openstack` (`make test` already ran it through `make deps`).
 fn openstack() -> PathBuf {
@@ -117,9 +130,10 @@ fn clouds_yaml(port: u16) -> String {
         )
     };
     format!(
-        "clouds:\n{}{}",
+        "clouds:\n{}{}{}",
         cloud("admin", "admin", "admin"),
-        cloud("demo", "demo", "demo")
+        cloud("demo", "demo", "demo"),
+        cloud("reader", "auditor", "demo")
     )
 }
 
@@ -144,8 +158,11 @@ fn stock_openstackclient_works_unchanged() {
     let openstack = openstack();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    std::fs::write(dir.path().join("novalog.toml"), CONFIG).unwrap();
     let novalog = std::process::Command::new(bin_dir().join("novalog"))
         .args([
+            "--config",
+            &dir.path().join("novalog.toml").display().to_string(),
             "--data-dir",
             &dir.path().join("data").display().to_string(),
             "--listen",
@@ -166,7 +183,7 @@ fn stock_openstackclient_works_unchanged() {
         clouds_yaml: clouds,
         dir: dir.path().to_owned(),
     };
-    use Cloud::{Admin, Demo};
+    use Cloud::{Admin, Demo, Reader};
 
     // Up once the demo catalog is there and both fake hosts reported.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -376,6 +393,37 @@ fn stock_openstackclient_works_unchanged() {
     assert!(err.contains("os_compute_api:os-services:list"), "{err}");
     let demo_flavors = os.ok(Demo, &["flavor", "list"]);
     assert!(names(&demo_flavors, "Name").contains(&"osc.small".to_owned()));
+
+    // as a reader of demo: sees demo's server, changes nothing
+    let mine = os.ok(
+        Demo,
+        &[
+            "server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic", "none",
+            "--wait", "demo-vm",
+        ],
+    );
+    assert_eq!(mine["status"], "ACTIVE");
+    let seen = os.ok(Reader, &["server", "list"]);
+    assert_eq!(names(&seen, "Name"), ["demo-vm"]);
+    let err = os.fails(Reader, &["server", "delete", "demo-vm"]);
+    assert!(err.contains("os_compute_api:servers:delete"), "{err}");
+    let err = os.fails(
+        Reader,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "m1.tiny",
+            "--image",
+            "cirros",
+            "--nic",
+            "none",
+            "reader-vm",
+        ],
+    );
+    assert!(err.contains("os_compute_api:servers:create"), "{err}");
+    os.ok(Demo, &["server", "delete", "--wait", "demo-vm"]);
+    assert_eq!(os.ok(Reader, &["server", "list"]), Value::Array(vec![]));
 
     // delete
     os.ok(Admin, &["server", "delete", "--wait", "vm1"]);
