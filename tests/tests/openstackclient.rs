@@ -1,13 +1,12 @@
 //! Stock `openstack` (python-openstackclient, from PyPI, in the virtualenv
 //! `scripts/osc-venv.sh` makes) against the `novalog` binary: every command
 //! a newcomer runs, as admin, as demo and as a reader of demo, with each
-//! command's JSON output
-//! checked.
+//! command's JSON output checked.
 //!
 //! To add a command: call `os.ok(Cloud::Admin, &[...])` (the output as
 //! JSON: `-f json` is appended unless the command is a `delete` or `set`,
-//! which print nothing) or
-//! `os.fails(Cloud::Demo, &[...])` (the error text), then assert on it.
+//! which print nothing) or `os.fails(Cloud::Demo, &[...])` (the error
+//! text), then assert on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
