@@ -4,9 +4,10 @@
 //! command's JSON output checked.
 //!
 //! To add a command: call `os.ok(Cloud::Admin, &[...])` (the output as
-//! JSON: `-f json` is appended unless the command is a `delete` or `set`,
-//! which print nothing) or `os.fails(Cloud::Demo, &[...])` (the error
-//! text), then assert on it.
+//! JSON: `-f json` is appended to `list`, `show`, `create` and `issue`
+//! commands; actions such as `server reboot` print nothing and give
+//! `Value::Null`) or `os.fails(Cloud::Demo, &[...])` (the error text), then
+//! assert on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,11 +60,16 @@ impl Osc {
     }
 
     /// Runs a command that must succeed; returns its output parsed as JSON
-    /// (`-f json` is added), or `Value::Null` for commands that print nothing.
+    /// (`-f json` is added to list/show/create/issue), or `Value::Null` for
+    /// commands that print nothing.
     fn ok(&self, cloud: Cloud, args: &[&str]) -> Value {
         let mut args = args.to_vec();
-        // Only `delete` and `set` print nothing to format.
-        let json = !args.iter().any(|a| matches!(*a, "delete" | "set"));
+        // Listing, showing and creating print a result to format; actions
+        // (delete, set, reboot, stop, ...) print nothing.
+        let json = args
+            .iter()
+            .take(3)
+            .any(|a| matches!(*a, "list" | "show" | "create" | "issue"));
         if json {
             args.extend(["-f", "json"]);
         }
