@@ -106,6 +106,8 @@ impl Osc {
 
 /// The default users plus `auditor`, a reader of project demo.
 const CONFIG: &str = r#"[identity]
+# Tests need no slow hashing.
+password_hash_rounds = 1000
 users = [
   { name = "admin", password = "admin", project = "admin", roles = ["admin"] },
   { name = "demo", password = "demo", project = "demo", roles = ["member"] },
