@@ -55,12 +55,15 @@ pub struct HostView {
     pub hypervisor_type: String,
     /// When the host last registered or sent a heartbeat (ms since epoch).
     pub last_seen_ms: i64,
-    /// Nova's integer service / compute node id: registration order, from
-    /// 1, never reused (a deleted service keeps its row, `deleted`).
+    /// Nova's integer service / compute node id, [`host_number`] of the
+    /// name and the incarnation: every replica computes the same whatever
+    /// order it read the `hosts` partitions in.
     pub id: u32,
-    /// The service's and the hypervisor's uuid (2.53), derived from the
-    /// name and the id so every replica computes the same.
+    /// The service's and the hypervisor's uuid (2.53), [`host_uuid`].
     pub uuid: Uuid,
+    /// Times the host's service record was deleted before this one: a
+    /// registration after a deletion is a new record with new ids.
+    pub incarnation: u32,
     pub hypervisor_version: u64,
     pub cpu_arch: String,
     pub capacity: novalog_schemas::Resources,
@@ -97,10 +100,22 @@ impl HostView {
     }
 }
 
-/// The uuid of host `name`'s service record number `id`.
-pub fn host_uuid(name: &str, id: u32) -> Uuid {
+/// The uuid of host `name`'s service record `incarnation`. Every fact
+/// about one host is in one `hosts` partition, so every reader counts the
+/// same incarnations.
+pub fn host_uuid(name: &str, incarnation: u32) -> Uuid {
     const NS: Uuid = Uuid::from_u128(0x6e6f_7661_6c6f_6700_0000_0000_0000_0001);
-    Uuid::new_v5(&NS, format!("{name}/{id}").as_bytes())
+    Uuid::new_v5(&NS, format!("{name}/{incarnation}").as_bytes())
+}
+
+/// The integer id (below 2.53) of host `name`'s service record
+/// `incarnation`: 31 bits of [`host_uuid`], never 0. Unlike Nova's
+/// autoincrement it needs no global order; two hosts of a cloud share one
+/// with a chance of about n²/2³², and `os-services` then acts on the first
+/// by name (uuids, from 2.53, do not collide).
+pub fn host_number(name: &str, incarnation: u32) -> u32 {
+    let b = host_uuid(name, incarnation).into_bytes();
+    (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff).max(1)
 }
 
 /// Next offset applied per (topic, partition).
@@ -347,17 +362,6 @@ impl Projection {
             .collect()
     }
 
-    /// The largest service record id published.
-    fn max_host_id(&self) -> u32 {
-        self.state
-            .read()
-            .hosts
-            .values()
-            .map(|h| h.id)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Offsets applied so far.
     pub fn applied(&self) -> Offsets {
         self.applied.borrow().clone()
@@ -461,13 +465,6 @@ impl<S: Store> ProjectionHandler<S> {
             .get(name)
             .cloned()
             .or_else(|| self.projection.registered_host(name))
-    }
-
-    /// The next service record id: ids are never reused, and hosts staged
-    /// in this batch count.
-    fn next_host_id(&self) -> u32 {
-        let staged = self.staged.hosts.values().map(|h| h.id).max().unwrap_or(0);
-        staged.max(self.projection.max_host_id()) + 1
     }
 
     fn current_group(&self, id: &Uuid) -> Option<ServerGroupView> {
@@ -656,19 +653,21 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let live = |v: HostView| (!v.deleted).then_some(v);
             let view = match &env.event {
                 Event::HostRegistered(h) => {
-                    // A known service keeps its id and what operators set;
-                    // a new (or deleted) one gets a new record.
-                    let (id, service) = match self.current_host(&h.host) {
-                        Some(v) if !v.deleted => (v.id, v.service),
-                        _ => (self.next_host_id(), Default::default()),
+                    // A known service keeps its ids and what operators set;
+                    // after a deletion the host is a new record.
+                    let (incarnation, service) = match self.current_host(&h.host) {
+                        Some(v) if !v.deleted => (v.incarnation, v.service),
+                        Some(v) => (v.incarnation + 1, Default::default()),
+                        None => (0, Default::default()),
                     };
                     Some(HostView {
                         name: h.host.clone(),
                         availability_zone: h.availability_zone.clone(),
                         hypervisor_type: h.hypervisor_type.clone(),
                         last_seen_ms: at,
-                        id,
-                        uuid: host_uuid(&h.host, id),
+                        id: host_number(&h.host, incarnation),
+                        uuid: host_uuid(&h.host, incarnation),
+                        incarnation,
                         hypervisor_version: h.hypervisor_version,
                         cpu_arch: h.cpu_arch.clone(),
                         capacity: h.capacity,

@@ -10,7 +10,13 @@ use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::projection::host_number;
 use crate::tests::{ADMIN, Harness, MEMBER, OTHER, Reply, server_body};
+
+/// The integer id of a host's first service record.
+fn id(host: &str) -> u32 {
+    host_number(host, 0)
+}
 
 // Nova's sample key (`keypairs-import-post-req.json`) and its fingerprint.
 const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== Generated-by-Nova";
@@ -545,7 +551,7 @@ async fn compute_services_are_listed_and_changed_by_administrators() {
     let services = r.body["services"].as_array().unwrap();
     assert_eq!(services.len(), 2);
     let s = &services[0];
-    assert_eq!(s["id"], 1);
+    assert_eq!(s["id"], id("cmp1"));
     assert_eq!(s["binary"], "nova-compute");
     assert_eq!(s["host"], "cmp1");
     assert_eq!(s["zone"], "nova");
@@ -749,7 +755,7 @@ async fn compute_service_errors_follow_nova() {
             "forced_down",
         ),
         (
-            put("/v2.1/os-services/1", json!({"status": "disabled"})),
+            put("/v2.1/os-services/7", json!({"status": "disabled"})),
             StatusCode::NOT_FOUND,
             "could not be found",
         ),
@@ -776,9 +782,9 @@ async fn compute_service_errors_follow_nova() {
         message(&r),
         "Policy doesn't allow os_compute_api:os-services:update to be performed."
     );
-    let r = h
-        .at("2.37", Method::DELETE, "/v2.1/os-services/1", MEMBER, None)
-        .await;
+    let cmp1 = format!("/v2.1/os-services/{}", id("cmp1"));
+    let busy1 = format!("/v2.1/os-services/{}", id("busy1"));
+    let r = h.at("2.37", Method::DELETE, &cmp1, MEMBER, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h
         .at("2.37", Method::DELETE, "/v2.1/os-services/x", ADMIN, None)
@@ -791,13 +797,9 @@ async fn compute_service_errors_follow_nova() {
     assert_eq!(message(&r), "Service 99 could not be found.");
     assert_eq!(h.intents_end().await, before, "no refused request writes");
     // A host with instances stays: the conductor's 409.
-    let r = h
-        .at("2.37", Method::DELETE, "/v2.1/os-services/2", ADMIN, None)
-        .await;
+    let r = h.at("2.37", Method::DELETE, &busy1, ADMIN, None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    let r = h
-        .at("2.37", Method::DELETE, "/v2.1/os-services/1", ADMIN, None)
-        .await;
+    let r = h.at("2.37", Method::DELETE, &cmp1, ADMIN, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = h
         .at("2.37", Method::GET, "/v2.1/os-services", ADMIN, None)
@@ -815,7 +817,8 @@ async fn compute_service_errors_follow_nova() {
             None,
         )
         .await;
-    assert_eq!(r.body["services"][0]["id"], 3);
+    assert_eq!(r.body["services"][0]["id"], host_number("cmp1", 1));
+    assert_ne!(host_number("cmp1", 1), id("cmp1"));
     let r = h
         .send(
             Method::GET,
@@ -840,8 +843,8 @@ async fn hypervisors_show_each_hosts_resources() {
     assert_eq!(
         r.body,
         json!({"hypervisors": [
-            {"id": 1, "hypervisor_hostname": "cmp1", "state": "up", "status": "enabled"},
-            {"id": 2, "hypervisor_hostname": "cmp2", "state": "up", "status": "enabled"},
+            {"id": id("cmp1"), "hypervisor_hostname": "cmp1", "state": "up", "status": "enabled"},
+            {"id": id("cmp2"), "hypervisor_hostname": "cmp2", "state": "up", "status": "enabled"},
         ]})
     );
     let r = h
@@ -866,11 +869,17 @@ async fn hypervisors_show_each_hosts_resources() {
     assert_eq!(d["hypervisor_version"], 1000);
     assert_eq!(
         d["service"],
-        json!({"host": "cmp1", "id": 1, "disabled_reason": null})
+        json!({"host": "cmp1", "id": id("cmp1"), "disabled_reason": null})
     );
     assert!(d["cpu_info"].is_string(), "a string before 2.28");
     let r = h
-        .at("2.28", Method::GET, "/v2.1/os-hypervisors/2", ADMIN, None)
+        .at(
+            "2.28",
+            Method::GET,
+            &format!("/v2.1/os-hypervisors/{}", id("cmp2")),
+            ADMIN,
+            None,
+        )
         .await;
     assert_eq!(r.body["hypervisor"]["hypervisor_hostname"], "cmp2");
     assert_eq!(r.body["hypervisor"]["cpu_info"]["arch"], "x86_64");
@@ -891,7 +900,7 @@ async fn hypervisors_show_each_hosts_resources() {
         .at(
             "2.37",
             Method::GET,
-            "/v2.1/os-hypervisors/1/uptime",
+            &format!("/v2.1/os-hypervisors/{}/uptime", id("cmp1")),
             ADMIN,
             None,
         )
@@ -937,18 +946,18 @@ async fn hypervisors_show_each_hosts_resources() {
         r.body["hypervisors_links"][0]["href"]
             .as_str()
             .unwrap()
-            .ends_with("limit=1&marker=1")
+            .ends_with(&format!("limit=1&marker={}", id("cmp1")))
     );
     let r = h
         .at(
             "2.33",
             Method::GET,
-            "/v2.1/os-hypervisors?limit=1&marker=1",
+            &format!("/v2.1/os-hypervisors?limit=1&marker={}", id("cmp1")),
             ADMIN,
             None,
         )
         .await;
-    assert_eq!(r.body["hypervisors"][0]["id"], 2);
+    assert_eq!(r.body["hypervisors"][0]["id"], id("cmp2"));
     h.stop().await;
 }
 

@@ -200,7 +200,6 @@ async fn list(
         Some(p) => matching(app, p)?,
         None => app.projection.hosts(),
     };
-    hosts.sort_by_key(|h| h.id);
     if let Some(marker) = &q.marker {
         let pos = hosts
             .iter()
