@@ -34,3 +34,6 @@ if [ ! -x "$TANSU" ]; then
     --root "$NOVALOG_CACHE/tansu" --target-dir "$NOVALOG_CACHE/tansu-target"
   rm -rf "$NOVALOG_CACHE/tansu-target"
 fi
+
+# python-openstackclient in a virtualenv, for the openstackclient test.
+"$(dirname "$0")/osc-venv.sh" >/dev/null

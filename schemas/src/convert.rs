@@ -99,6 +99,52 @@ fn group_from_pb(g: Option<pb::ServerGroup>) -> R<Box<events::ServerGroup>> {
     }))
 }
 
+fn keypair_to_pb(k: events::Keypair) -> pb::Keypair {
+    pb::Keypair {
+        name: k.name,
+        user_id: k.user_id,
+        project_id: k.project_id,
+        public_key: k.public_key,
+        fingerprint: k.fingerprint,
+        key_type: k.key_type,
+        created_at_ms: k.created_at_ms,
+        id: k.id,
+    }
+}
+
+fn keypair_from_pb(k: Option<pb::Keypair>) -> R<Box<events::Keypair>> {
+    let k = req("keypair", k)?;
+    Ok(Box::new(events::Keypair {
+        name: nonempty("keypair.name", k.name)?,
+        user_id: nonempty("keypair.user_id", k.user_id)?,
+        project_id: k.project_id,
+        public_key: k.public_key,
+        fingerprint: k.fingerprint,
+        key_type: k.key_type,
+        created_at_ms: k.created_at_ms,
+        id: k.id,
+    }))
+}
+
+fn service_to_pb(s: events::ServiceStatus) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        host: s.host,
+        disabled: s.disabled,
+        disabled_reason: s.disabled_reason,
+        forced_down: s.forced_down,
+    }
+}
+
+fn service_from_pb(s: Option<pb::ServiceStatus>) -> R<Box<events::ServiceStatus>> {
+    let s = req("status", s)?;
+    Ok(Box::new(events::ServiceStatus {
+        host: nonempty("status.host", s.host)?,
+        disabled: s.disabled,
+        disabled_reason: s.disabled_reason,
+        forced_down: s.forced_down,
+    }))
+}
+
 fn aggregate_to_pb(a: events::HostAggregate) -> pb::HostAggregate {
     pb::HostAggregate {
         id: a.id,
@@ -846,6 +892,77 @@ fn payload(event: &Event) -> Vec<u8> {
         Event::AggregateDeleted { aggregate_id } => {
             pb::AggregateDeleted { aggregate_id }.encode_to_vec()
         }
+        Event::KeypairCreateRequested(k) => pb::KeypairCreateRequested {
+            keypair: Some(keypair_to_pb(*k)),
+        }
+        .encode_to_vec(),
+        Event::KeypairDeleteRequested { user_id, name } => {
+            pb::KeypairDeleteRequested { user_id, name }.encode_to_vec()
+        }
+        Event::KeypairCreated(k) => pb::KeypairCreated {
+            keypair: Some(keypair_to_pb(*k)),
+        }
+        .encode_to_vec(),
+        Event::KeypairDeleted { user_id, name } => {
+            pb::KeypairDeleted { user_id, name }.encode_to_vec()
+        }
+        Event::FlavorUpdateRequested(u) => {
+            let u = *u;
+            pb::FlavorUpdateRequested {
+                flavor_id: u.flavor_id,
+                extra_specs_set: u.extra_specs_set.into_iter().collect(),
+                extra_specs_unset: u.extra_specs_unset,
+                set_description: u.description.is_some(),
+                description: u.description.flatten(),
+            }
+            .encode_to_vec()
+        }
+        Event::FlavorUpdated(f) => pb::FlavorUpdated {
+            flavor: Some(f.into()),
+        }
+        .encode_to_vec(),
+        Event::FlavorDeleteRequested { flavor_id } => {
+            pb::FlavorDeleteRequested { flavor_id }.encode_to_vec()
+        }
+        Event::FlavorDeleted { flavor_id } => pb::FlavorDeleted { flavor_id }.encode_to_vec(),
+        Event::FlavorAccessChangeRequested {
+            flavor_id,
+            project_id,
+            add,
+        } => pb::FlavorAccessChangeRequested {
+            flavor_id,
+            project_id,
+            add,
+        }
+        .encode_to_vec(),
+        Event::FlavorAccessAdded {
+            flavor_id,
+            project_id,
+        } => pb::FlavorAccessAdded {
+            flavor_id,
+            project_id,
+        }
+        .encode_to_vec(),
+        Event::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        } => pb::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        }
+        .encode_to_vec(),
+        Event::ServiceUpdateRequested(s) => pb::ServiceUpdateRequested {
+            status: Some(service_to_pb(*s)),
+        }
+        .encode_to_vec(),
+        Event::ServiceUpdated(s) => pb::ServiceUpdated {
+            status: Some(service_to_pb(*s)),
+        }
+        .encode_to_vec(),
+        Event::ServiceDeleteRequested { host } => {
+            pb::ServiceDeleteRequested { host }.encode_to_vec()
+        }
+        Event::ServiceDeleted { host } => pb::ServiceDeleted { host }.encode_to_vec(),
         Event::DeadLetter(d) => {
             let d = *d;
             pb::DeadLetter {
@@ -1365,6 +1482,95 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 aggregate_id: r.aggregate_id,
             }
         }
+        "KeypairCreateRequested" => {
+            let r: pb::KeypairCreateRequested = parse(type_name, bytes)?;
+            Event::KeypairCreateRequested(keypair_from_pb(r.keypair)?)
+        }
+        "KeypairDeleteRequested" => {
+            let r: pb::KeypairDeleteRequested = parse(type_name, bytes)?;
+            Event::KeypairDeleteRequested {
+                user_id: nonempty("user_id", r.user_id)?,
+                name: nonempty("name", r.name)?,
+            }
+        }
+        "KeypairCreated" => {
+            let r: pb::KeypairCreated = parse(type_name, bytes)?;
+            Event::KeypairCreated(keypair_from_pb(r.keypair)?)
+        }
+        "KeypairDeleted" => {
+            let r: pb::KeypairDeleted = parse(type_name, bytes)?;
+            Event::KeypairDeleted {
+                user_id: nonempty("user_id", r.user_id)?,
+                name: nonempty("name", r.name)?,
+            }
+        }
+        "FlavorUpdateRequested" => {
+            let r: pb::FlavorUpdateRequested = parse(type_name, bytes)?;
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                extra_specs_set: r.extra_specs_set.into_iter().collect(),
+                extra_specs_unset: r.extra_specs_unset,
+                description: r.set_description.then_some(r.description),
+            }))
+        }
+        "FlavorUpdated" => {
+            let r: pb::FlavorUpdated = parse(type_name, bytes)?;
+            Event::FlavorUpdated(flavor(r.flavor)?)
+        }
+        "FlavorDeleteRequested" => {
+            let r: pb::FlavorDeleteRequested = parse(type_name, bytes)?;
+            Event::FlavorDeleteRequested {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+            }
+        }
+        "FlavorDeleted" => {
+            let r: pb::FlavorDeleted = parse(type_name, bytes)?;
+            Event::FlavorDeleted {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+            }
+        }
+        "FlavorAccessChangeRequested" => {
+            let r: pb::FlavorAccessChangeRequested = parse(type_name, bytes)?;
+            Event::FlavorAccessChangeRequested {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+                add: r.add,
+            }
+        }
+        "FlavorAccessAdded" => {
+            let r: pb::FlavorAccessAdded = parse(type_name, bytes)?;
+            Event::FlavorAccessAdded {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "FlavorAccessRemoved" => {
+            let r: pb::FlavorAccessRemoved = parse(type_name, bytes)?;
+            Event::FlavorAccessRemoved {
+                flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "ServiceUpdateRequested" => {
+            let r: pb::ServiceUpdateRequested = parse(type_name, bytes)?;
+            Event::ServiceUpdateRequested(service_from_pb(r.status)?)
+        }
+        "ServiceUpdated" => {
+            let r: pb::ServiceUpdated = parse(type_name, bytes)?;
+            Event::ServiceUpdated(service_from_pb(r.status)?)
+        }
+        "ServiceDeleteRequested" => {
+            let r: pb::ServiceDeleteRequested = parse(type_name, bytes)?;
+            Event::ServiceDeleteRequested {
+                host: nonempty("host", r.host)?,
+            }
+        }
+        "ServiceDeleted" => {
+            let r: pb::ServiceDeleted = parse(type_name, bytes)?;
+            Event::ServiceDeleted {
+                host: nonempty("host", r.host)?,
+            }
+        }
         "DeadLetter" => {
             let d: pb::DeadLetter = parse(type_name, bytes)?;
             Event::DeadLetter(Box::new(events::DeadLetter {
@@ -1521,6 +1727,19 @@ mod tests {
             policy: events::ServerGroupPolicy::AntiAffinity,
             max_server_per_host: Some(2),
             created_at_ms: 7,
+        }
+    }
+
+    fn sample_keypair() -> events::Keypair {
+        events::Keypair {
+            name: "k".into(),
+            user_id: "u".into(),
+            project_id: "p".into(),
+            public_key: "ssh-ed25519 AAAA".into(),
+            fingerprint: "aa:bb".into(),
+            key_type: "ssh".into(),
+            created_at_ms: 7,
+            id: 3,
         }
     }
 
@@ -1809,6 +2028,65 @@ mod tests {
                 usage,
             },
             Event::FlavorCreated(sample_flavor()),
+            Event::KeypairCreateRequested(Box::new(sample_keypair())),
+            Event::KeypairCreated(Box::new(sample_keypair())),
+            Event::KeypairDeleteRequested {
+                user_id: "u".into(),
+                name: "k".into(),
+            },
+            Event::KeypairDeleted {
+                user_id: "u".into(),
+                name: "k".into(),
+            },
+            Event::ServiceUpdateRequested(Box::new(events::ServiceStatus {
+                host: "h".into(),
+                disabled: true,
+                disabled_reason: Some("maintenance".into()),
+                forced_down: false,
+            })),
+            Event::ServiceUpdated(Box::new(events::ServiceStatus {
+                host: "h".into(),
+                disabled: false,
+                disabled_reason: None,
+                forced_down: true,
+            })),
+            Event::ServiceDeleteRequested { host: "h".into() },
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                extra_specs_set: BTreeMap::from([("hw:cpu_policy".into(), "dedicated".into())]),
+                extra_specs_unset: vec!["k".into()],
+                description: Some(None),
+            })),
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                description: Some(Some("d".into())),
+                ..Default::default()
+            })),
+            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+                flavor_id: "1".into(),
+                ..Default::default()
+            })),
+            Event::FlavorUpdated(sample_flavor()),
+            Event::FlavorDeleteRequested {
+                flavor_id: "1".into(),
+            },
+            Event::FlavorDeleted {
+                flavor_id: "1".into(),
+            },
+            Event::FlavorAccessChangeRequested {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+                add: true,
+            },
+            Event::FlavorAccessAdded {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+            },
+            Event::FlavorAccessRemoved {
+                flavor_id: "1".into(),
+                project_id: "p".into(),
+            },
+            Event::ServiceDeleted { host: "h".into() },
         ];
         for e in events {
             let env = envelope(e);

@@ -189,6 +189,44 @@ pub struct HostRegistered {
     pub driver: String,
 }
 
+/// A user's public key (Nova's `KeyPair`): named per user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keypair {
+    pub name: String,
+    pub user_id: String,
+    /// The project of the user who created it (not shown by Nova).
+    pub project_id: String,
+    pub public_key: String,
+    /// Nova's fingerprint: colon-separated MD5 of the key blob.
+    pub fingerprint: String,
+    /// `ssh` or `x509` (microversion 2.2).
+    pub key_type: String,
+    pub created_at_ms: i64,
+    /// Nova's integer id, assigned by the conductor (0 in an intent).
+    pub id: u64,
+}
+
+/// A change to one flavor's extra specs and description.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlavorUpdate {
+    pub flavor_id: String,
+    pub extra_specs_set: BTreeMap<String, String>,
+    pub extra_specs_unset: Vec<String>,
+    /// `Some(None)` clears the description; `None` leaves it.
+    pub description: Option<Option<String>>,
+}
+
+/// What an operator set on a host's `nova-compute` service, whole (the
+/// intent carries the status after the change).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub host: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Marked down by an operator whatever its heartbeats say.
+    pub forced_down: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub source_topic: String,
@@ -472,6 +510,52 @@ pub enum Event {
         project_id: String,
     },
 
+    // ---- keypairs: intents, then facts on catalog ----
+    KeypairCreateRequested(Box<Keypair>),
+    KeypairDeleteRequested {
+        user_id: String,
+        name: String,
+    },
+    KeypairCreated(Box<Keypair>),
+    KeypairDeleted {
+        user_id: String,
+        name: String,
+    },
+
+    // ---- flavor changes: intents, then facts on catalog ----
+    FlavorUpdateRequested(Box<FlavorUpdate>),
+    /// The whole flavor after the change.
+    FlavorUpdated(Flavor),
+    FlavorDeleteRequested {
+        flavor_id: String,
+    },
+    FlavorDeleted {
+        flavor_id: String,
+    },
+    FlavorAccessChangeRequested {
+        flavor_id: String,
+        project_id: String,
+        add: bool,
+    },
+    FlavorAccessAdded {
+        flavor_id: String,
+        project_id: String,
+    },
+    FlavorAccessRemoved {
+        flavor_id: String,
+        project_id: String,
+    },
+
+    // ---- compute services: intents, then facts on hosts ----
+    ServiceUpdateRequested(Box<ServiceStatus>),
+    ServiceUpdated(Box<ServiceStatus>),
+    ServiceDeleteRequested {
+        host: String,
+    },
+    ServiceDeleted {
+        host: String,
+    },
+
     // ---- dead-letter ----
     DeadLetter(Box<DeadLetter>),
 
@@ -613,6 +697,21 @@ impl Event {
             Event::AggregateHostRemoved { .. } => "AggregateHostRemoved",
             Event::AggregateMetadataSet(_) => "AggregateMetadataSet",
             Event::AggregateDeleted { .. } => "AggregateDeleted",
+            Event::KeypairCreateRequested(_) => "KeypairCreateRequested",
+            Event::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
+            Event::KeypairCreated(_) => "KeypairCreated",
+            Event::KeypairDeleted { .. } => "KeypairDeleted",
+            Event::FlavorUpdateRequested(_) => "FlavorUpdateRequested",
+            Event::FlavorUpdated(_) => "FlavorUpdated",
+            Event::FlavorDeleteRequested { .. } => "FlavorDeleteRequested",
+            Event::FlavorDeleted { .. } => "FlavorDeleted",
+            Event::FlavorAccessChangeRequested { .. } => "FlavorAccessChangeRequested",
+            Event::FlavorAccessAdded { .. } => "FlavorAccessAdded",
+            Event::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
+            Event::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
+            Event::ServiceUpdated(_) => "ServiceUpdated",
+            Event::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",
+            Event::ServiceDeleted { .. } => "ServiceDeleted",
             Event::DeadLetter(_) => "DeadLetter",
             Event::ServerMigrationRequested(_) => "ServerMigrationRequested",
             Event::ServerResizeConfirmRequested { .. } => "ServerResizeConfirmRequested",

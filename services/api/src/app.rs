@@ -5,15 +5,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::get;
+use axum::routing::{get, put};
 use novalog_log::EventLog;
 use novalog_runtime::Topics;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, images, instance_actions, migrations, quota_sets,
-    server_actions, server_groups, server_metadata, server_tags, servers, versions,
+    aggregates, availability_zones, flavors, hypervisors, images, instance_actions, keypairs,
+    migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
+    services, versions,
 };
 use crate::error::ApiError;
 use crate::http;
@@ -117,7 +118,30 @@ pub fn router(app: AppState) -> Router {
         .route("/v2.1/limits", get(quota_sets::limits))
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))
-        .route("/v2.1/flavors/{id}", get(flavors::show))
+        .route(
+            "/v2.1/flavors/{id}",
+            get(flavors::show)
+                .put(flavors::update)
+                .delete(flavors::delete),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs",
+            get(flavors::extra_specs_index).post(flavors::extra_specs_create),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs/{key}",
+            get(flavors::extra_spec_show)
+                .put(flavors::extra_spec_update)
+                .delete(flavors::extra_spec_delete),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-flavor-access",
+            get(flavors::access_index),
+        )
+        .route(
+            "/v2.1/flavors/{id}/action",
+            axum::routing::post(flavors::action),
+        )
         .route(
             "/v2.1/os-server-groups",
             get(server_groups::index).post(server_groups::create),
@@ -154,6 +178,41 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/os-availability-zone/detail",
             get(availability_zones::detail),
         )
+        .route(
+            "/v2.1/os-keypairs",
+            get(keypairs::index).post(keypairs::create),
+        )
+        .route(
+            "/v2.1/os-keypairs/{name}",
+            get(keypairs::show).delete(keypairs::delete),
+        )
+        .route("/v2.1/os-services", get(services::index))
+        .route("/v2.1/os-services/disable", put(services::disable))
+        .route("/v2.1/os-services/enable", put(services::enable))
+        .route(
+            "/v2.1/os-services/disable-log-reason",
+            put(services::disable_log_reason),
+        )
+        .route("/v2.1/os-services/force-down", put(services::force_down))
+        .route(
+            "/v2.1/os-services/{id}",
+            put(services::update).delete(services::delete),
+        )
+        .route("/v2.1/os-hypervisors", get(hypervisors::index))
+        .route("/v2.1/os-hypervisors/detail", get(hypervisors::detail))
+        .route(
+            "/v2.1/os-hypervisors/statistics",
+            get(hypervisors::statistics),
+        )
+        .route("/v2.1/os-hypervisors/{id}", get(hypervisors::show))
+        .route("/v2.1/os-hypervisors/{id}/uptime", get(hypervisors::uptime))
+        .route(
+            "/v2.1/os-hypervisors/{id}/servers",
+            get(hypervisors::servers),
+        )
+        .route("/v2.1/os-hypervisors/{id}/search", get(hypervisors::search))
+        // Runs after authentication (layers added later run first).
+        .route_layer(from_fn(crate::policy::read_only))
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let versioned = Router::new()
         .route("/v2.1", get(versions::v21))
@@ -162,6 +221,7 @@ pub fn router(app: AppState) -> Router {
         .route_layer(from_fn(microversion::layer));
     let mut router = Router::new()
         .route("/", get(versions::index))
+        .route("/openapi.json", get(crate::openapi::serve))
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());

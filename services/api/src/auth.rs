@@ -119,7 +119,15 @@ pub fn noauth2(token: &str) -> Option<Context> {
         return None;
     }
     let project = if project.is_empty() { user } else { project };
-    let role = if user == "admin" { "admin" } else { "member" };
+    // Development conventions: `admin` administers, `reader` (or
+    // `reader-*`) only reads, everyone else is a member.
+    let role = if user == "admin" {
+        "admin"
+    } else if user == "reader" || user.starts_with("reader-") {
+        "reader"
+    } else {
+        "member"
+    };
     Some(Context::new(user, project, vec![role.to_owned()]))
 }
 

@@ -126,6 +126,7 @@ pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> 
             swap_mb: 0,
             rxtx_factor: 1.0,
             is_public: true,
+            description: None,
         };
         match catalog::create_flavor(app, &admin, &RequestId::generate().0, req).await {
             Ok(_) => tracing::info!(flavor = name, "demo flavor created"),

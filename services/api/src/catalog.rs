@@ -15,12 +15,22 @@ use crate::validation::flavor_create::FlavorCreate;
 use crate::validation::parse_bool;
 use crate::verdicts::Verdict;
 
-/// Non-admins see public flavors only (flavor access lists do not exist
-/// yet); administrators see every flavor.
+/// Whether `ctx` may use flavor `f`: public ones, non-public ones its
+/// project was given access to, and every one for administrators.
+pub fn may_use_flavor(app: &App, ctx: &Context, f: &Flavor) -> bool {
+    f.is_public
+        || ctx.is_admin
+        || app
+            .projection
+            .flavor_access(&f.id)
+            .contains(&ctx.project_id)
+}
+
+/// The flavor `id`, if `ctx` may use it.
 pub fn visible_flavor(app: &App, ctx: &Context, id: &str) -> Option<Arc<Flavor>> {
     app.projection
         .flavor(id)
-        .filter(|f| f.is_public || ctx.is_admin)
+        .filter(|f| may_use_flavor(app, ctx, f))
 }
 
 /// Glance's visibility: public and community images are usable by all,
@@ -83,14 +93,19 @@ pub fn list_flavors(
             _ => {}
         }
     }
-    if !ctx.is_admin {
-        is_public = Some(true);
-    }
+    // Others see public flavors and the non-public ones given to their
+    // project (Nova's `is_public OR project in flavor access`).
     let mut flavors: Vec<Arc<Flavor>> = app
         .projection
         .flavors()
         .into_iter()
-        .filter(|f| is_public.is_none_or(|p| f.is_public == p))
+        .filter(|f| {
+            if ctx.is_admin {
+                is_public.is_none_or(|p| f.is_public == p)
+            } else {
+                may_use_flavor(app, ctx, f)
+            }
+        })
         .filter(|f| f.ram_mb >= min_ram && f.disk_gb >= min_disk)
         .filter(|f| name.as_ref().is_none_or(|n| &f.name == n))
         .collect();
@@ -154,7 +169,7 @@ pub async fn create_flavor(
         rxtx_factor: req.rxtx_factor,
         is_public: req.is_public,
         extra_specs: Default::default(),
-        description: None,
+        description: req.description,
     };
     let intent = Intent {
         aggregate_id: flavor.id.clone(),
@@ -209,4 +224,88 @@ async fn decide(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::unavailable("No verdict was returned."))
+}
+
+/// Nova's 403 for an administrator-only flavor rule.
+pub fn admin_only(ctx: &Context, rule: &str) -> Result<(), ApiError> {
+    if ctx.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "Policy doesn't allow {rule} to be performed."
+        )))
+    }
+}
+
+/// The flavor `id` for a change, or Nova's 404.
+pub fn existing_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, ApiError> {
+    app.projection
+        .flavor(id)
+        .ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))
+}
+
+/// Sets and unsets extra specs, or the description, through the conductor;
+/// answers with the flavor after the change.
+pub async fn update_flavor(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    update: novalog_schemas::events::FlavorUpdate,
+) -> Result<Flavor, ApiError> {
+    let id = update.flavor_id.clone();
+    let intent = Intent {
+        aggregate_id: id.clone(),
+        event: Event::FlavorUpdateRequested(Box::new(update)),
+    };
+    match decide(app, ctx, request_id, intent).await? {
+        Verdict::Accepted(event) => match *event {
+            Event::FlavorUpdated(f) => Ok(f),
+            _ => existing_flavor(app, &id).map(|f| (*f).clone()),
+        },
+        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+    }
+}
+
+/// Deletes a flavor (administrators only).
+pub async fn delete_flavor(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    admin_only(ctx, "os_compute_api:os-flavor-manage:delete")?;
+    existing_flavor(app, id)?;
+    let intent = Intent {
+        aggregate_id: id.to_owned(),
+        event: Event::FlavorDeleteRequested {
+            flavor_id: id.to_owned(),
+        },
+    };
+    match decide(app, ctx, request_id, intent).await? {
+        Verdict::Accepted(_) => Ok(()),
+        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+    }
+}
+
+/// Gives (`add`) or takes away a project's access to a non-public flavor.
+pub async fn change_flavor_access(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    id: &str,
+    project_id: &str,
+    add: bool,
+) -> Result<(), ApiError> {
+    let intent = Intent {
+        aggregate_id: id.to_owned(),
+        event: Event::FlavorAccessChangeRequested {
+            flavor_id: id.to_owned(),
+            project_id: project_id.to_owned(),
+            add,
+        },
+    };
+    match decide(app, ctx, request_id, intent).await? {
+        Verdict::Accepted(_) => Ok(()),
+        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+    }
 }

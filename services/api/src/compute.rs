@@ -91,9 +91,10 @@ pub async fn create(
         .and_then(|id| catalog::visible_image(app, ctx, &id))
         .ok_or_else(|| ApiError::bad_request("Can not find requested image"))?;
     check_image_fits(&flavor, &image)?;
-    if let Some(key) = &req.key_name {
-        // There are no keypairs yet, so no name can resolve.
-        tracing::debug!(key_name = %key, "keypair not found");
+    // The key is the caller's own (Nova looks it up by the request's user).
+    if let Some(key) = &req.key_name
+        && app.projection.keypair(&ctx.user_id, key).is_none()
+    {
         return Err(ApiError::bad_request("Invalid key_name provided."));
     }
     if let Some(az) = &req.availability_zone
@@ -144,7 +145,7 @@ pub async fn create(
                     availability_zone: req.availability_zone.clone(),
                     key_name: req.key_name.clone(),
                     user_data: req.user_data.clone(),
-                    tags: Vec::new(),
+                    tags: req.tags.clone(),
                     reservation_id: reservation_id.clone(),
                     launch_index: i as u32,
                     scheduler_hints: req.scheduler_hints.clone(),
@@ -360,6 +361,8 @@ struct Filters {
     user_id: Option<String>,
     ip: bool,
     changes_since: Option<i64>,
+    /// From 2.66: updated at or before.
+    changes_before: Option<i64>,
     deleted: Option<bool>,
     limit: Option<usize>,
     marker: Option<String>,
@@ -397,6 +400,30 @@ pub fn parse_time(s: &str) -> Option<i64> {
     None
 }
 
+/// Every server status Nova knows (`GET /servers?status=` from 2.38).
+const KNOWN_STATUSES: &[&str] = &[
+    "ACTIVE",
+    "BUILD",
+    "DELETED",
+    "ERROR",
+    "HARD_REBOOT",
+    "MIGRATING",
+    "PASSWORD",
+    "PAUSED",
+    "REBOOT",
+    "REBUILD",
+    "RESCUE",
+    "RESIZE",
+    "REVERT_RESIZE",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "SHUTOFF",
+    "SOFT_DELETED",
+    "SUSPENDED",
+    "UNKNOWN",
+    "VERIFY_RESIZE",
+];
+
 fn parse_filters(
     ctx: &Context,
     params: &[(String, String)],
@@ -431,7 +458,12 @@ fn parse_filters(
                 f.name = re.ok();
             }
             "status" => {
-                f.statuses.insert(v.to_ascii_uppercase());
+                let status = v.to_ascii_uppercase();
+                // From 2.38 an unknown status is an error, not an empty list.
+                if version.at_least(2, 38) && !KNOWN_STATUSES.contains(&status.as_str()) {
+                    return Err(ApiError::bad_request("Invalid status value"));
+                }
+                f.statuses.insert(status);
             }
             "image" => f.image = Some(crate::validation::server_create::id_from_href(v)),
             "flavor" => f.flavor = Some(crate::validation::server_create::id_from_href(v)),
@@ -440,6 +472,11 @@ fn parse_filters(
             "changes-since" => {
                 f.changes_since = Some(parse_time(v).ok_or_else(|| {
                     ApiError::bad_request("Invalid filter field: changes-since.")
+                })?);
+            }
+            "changes-before" if version.at_least(2, 66) => {
+                f.changes_before = Some(parse_time(v).ok_or_else(|| {
+                    ApiError::bad_request("Invalid filter field: changes-before.")
                 })?);
             }
             "limit" => {
@@ -456,6 +493,13 @@ fn parse_filters(
             "deleted" if ctx.is_admin => f.deleted = Some(parse_bool(v).unwrap_or(false)),
             _ => {}
         }
+    }
+    if let (Some(since), Some(before)) = (f.changes_since, f.changes_before)
+        && since > before
+    {
+        return Err(ApiError::bad_request(
+            "The value of changes-since must be less than or equal to changes-before.",
+        ));
     }
     Ok(f)
 }
@@ -492,7 +536,12 @@ pub fn list(
     // included).
     let deleted_wanted = match f.deleted {
         Some(d) => Some(d),
-        None if f.changes_since.is_some() || f.statuses.contains("DELETED") => None,
+        None if f.changes_since.is_some()
+            || f.changes_before.is_some()
+            || f.statuses.contains("DELETED") =>
+        {
+            None
+        }
         None => Some(false),
     };
     let project = if f.all_tenants {
@@ -505,6 +554,7 @@ pub fn list(
         .into_iter()
         .filter(|i| deleted_wanted.is_none_or(|d| i.is_deleted() == d))
         .filter(|i| f.changes_since.is_none_or(|t| i.updated_at_ms >= t))
+        .filter(|i| f.changes_before.is_none_or(|t| i.updated_at_ms <= t))
         .filter(|i| f.project_id.as_ref().is_none_or(|p| &i.project_id == p))
         .filter(|i| f.name.as_ref().is_none_or(|re| re.is_match(&i.name)))
         .filter(|i| f.statuses.is_empty() || f.statuses.contains(i.status()))
@@ -639,6 +689,40 @@ mod tests {
         )
         .unwrap();
         assert!(old.tags_match(&server));
+    }
+
+    #[test]
+    fn unknown_statuses_are_refused_from_2_38() {
+        let q = [("status".to_owned(), "bogus".to_owned())];
+        assert!(parse_filters(&Context::admin(), &q, ApiVersion::new(2, 37)).is_ok());
+        let e = parse_filters(&Context::admin(), &q, ApiVersion::new(2, 38)).unwrap_err();
+        assert_eq!(e.message, "Invalid status value");
+        let ok = [("status".to_owned(), "shutoff".to_owned())];
+        assert!(parse_filters(&Context::admin(), &ok, ApiVersion::new(2, 38)).is_ok());
+    }
+
+    #[test]
+    fn changes_before_from_2_66() {
+        let q = |pairs: &[(&str, &str)], v| {
+            let params: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_filters(&Context::admin(), &params, ApiVersion::new(2, v))
+        };
+        let before = [("changes-before", "2013-09-03T04:01:32Z")];
+        assert!(q(&before, 65).unwrap().changes_before.is_none());
+        assert!(q(&before, 66).unwrap().changes_before.is_some());
+        assert!(q(&[("changes-before", "soon")], 66).is_err());
+        let e = q(
+            &[
+                ("changes-since", "2014-01-01T00:00:00Z"),
+                ("changes-before", "2013-01-01T00:00:00Z"),
+            ],
+            66,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("must be less than or equal"));
     }
 
     #[test]

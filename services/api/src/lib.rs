@@ -32,12 +32,16 @@
 //!   (Glance): metadata through the conductor, data under
 //!   `<data_dir>/images`.
 //! - [`bootstrap`]: the demo flavors and image.
+//! - [`openapi`]: the OpenAPI document of the Compute API at `/openapi.json`.
+//! - [`keypairs`], [`compute_services`]: keypairs (fingerprints,
+//!   generation) and compute services / hypervisors.
 
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod catalog;
 pub mod compute;
+pub mod compute_services;
 pub mod controllers;
 pub mod error;
 pub mod http;
@@ -45,7 +49,9 @@ pub mod identity;
 pub mod images;
 pub mod instance_actions;
 pub mod intents;
+pub mod keypairs;
 pub mod microversion;
+pub mod openapi;
 pub mod policy;
 pub mod projection;
 pub mod sagas;
@@ -60,3 +66,5 @@ pub use service::{ApiHandle, ApiService};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_admin;

@@ -57,12 +57,12 @@ pub const MIN_VERSION: ApiVersion = ApiVersion::new(2, 1);
 /// The newest microversion served. Raise it only together with every
 /// response and request shape the versions in between change on the routes
 /// this crate serves: clients negotiate min(theirs, ours) and then rely on
-/// every change up to it. Served up to here, on these routes: 2.3 (more
-/// extended attributes), 2.9 (`locked`), 2.16 (`host_status`), 2.19
-/// (`description`), 2.26 (`tags`, tag filters), 2.32 (device tags), 2.37
-/// (`networks` required, `auto`/`none`). 2.38 would make an unknown status
-/// filter a 400; 2.42 brings device tags back; 2.47 embeds the flavor.
-pub const MAX_VERSION: ApiVersion = ApiVersion::new(2, 37);
+/// every change up to it. docs/microversions.md has the status of every
+/// version from 2.38 on; among them 2.38 (unknown status filter 400), 2.42
+/// (device tags back), 2.47 (flavor embedded in servers), 2.52 (tags at
+/// create), 2.53 (service and hypervisor uuids), 2.55 (flavor
+/// description), 2.57 (no personality), 2.61 (extra specs in flavors).
+pub const MAX_VERSION: ApiVersion = ApiVersion::new(2, 61);
 
 pub const HEADER: &str = "openstack-api-version";
 pub const LEGACY_HEADER: &str = "x-openstack-nova-api-version";

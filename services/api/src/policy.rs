@@ -2,6 +2,12 @@
 //! project members act on their own project's servers, administrators on
 //! everything, and a few rules are administrator-only.
 
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
 use crate::auth::Context;
 use crate::error::ApiError;
 
@@ -91,10 +97,117 @@ pub fn authorize(ctx: &Context, rule: Rule, target_project: Option<&str>) -> Res
     }
 }
 
+/// Whether `ctx` only holds the reader role (neither member nor admin):
+/// Nova's `PROJECT_READER` may look but not change anything.
+pub fn is_reader_only(ctx: &Context) -> bool {
+    !ctx.is_admin && !ctx.roles.iter().any(|r| r == "member")
+}
+
+/// The Nova rule a write to a server (or server group) is checked against,
+/// from its method, path and, for actions, the action's name.
+pub fn write_rule(method: &Method, path: &str, action: Option<&str>) -> Option<String> {
+    let rest = path.strip_prefix("/v2.1/")?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let rule = match (parts.as_slice(), method.as_str()) {
+        (["servers"], "POST") => "servers:create".to_owned(),
+        (["servers", _], "PUT") => "servers:update".to_owned(),
+        (["servers", _], "DELETE") => "servers:delete".to_owned(),
+        (["servers", _, "action"], "POST") => match action.unwrap_or("") {
+            "reboot" => "servers:reboot".into(),
+            "os-stop" => "servers:stop".into(),
+            "os-start" => "servers:start".into(),
+            "resize" => "servers:resize".into(),
+            "confirmResize" => "servers:confirm_resize".into(),
+            "revertResize" => "servers:revert_resize".into(),
+            "rebuild" => "servers:rebuild".into(),
+            "createImage" => "servers:create_image".into(),
+            "pause" | "unpause" => format!("os-pause-server:{}", action.unwrap_or("")),
+            "suspend" | "resume" => format!("os-suspend-server:{}", action.unwrap_or("")),
+            "lock" | "unlock" => format!("os-lock-server:{}", action.unwrap_or("")),
+            "migrate" => "os-migrate-server:migrate".into(),
+            "forceDelete" => "os-deferred-delete:force".into(),
+            other => format!("servers:{other}"),
+        },
+        (["servers", _, "metadata"], "POST") => "server-metadata:create".into(),
+        (["servers", _, "metadata"], "PUT") => "server-metadata:update_all".into(),
+        (["servers", _, "metadata", _], "PUT") => "server-metadata:update".into(),
+        (["servers", _, "metadata", _], "DELETE") => "server-metadata:delete".into(),
+        (["servers", _, "tags"], "PUT") => "os-server-tags:update_all".into(),
+        (["servers", _, "tags"], "DELETE") => "os-server-tags:delete_all".into(),
+        (["servers", _, "tags", _], "PUT") => "os-server-tags:update".into(),
+        (["servers", _, "tags", _], "DELETE") => "os-server-tags:delete".into(),
+        (["os-server-groups"], "POST") => "os-server-groups:create".into(),
+        (["os-server-groups", _], "DELETE") => "os-server-groups:delete".into(),
+        _ => return None,
+    };
+    Some(format!("os_compute_api:{rule}"))
+}
+
+/// Middleware inside authentication: a reader-only caller gets Nova's 403
+/// for every write to servers and server groups (the writes members may
+/// do). Writes that are administrators' only answer their own 403 in
+/// their handlers; keypairs are the user's own whatever the role, as in
+/// Nova.
+pub async fn read_only(req: Request, next: Next) -> Response {
+    let reader = req
+        .extensions()
+        .get::<Context>()
+        .is_some_and(is_reader_only);
+    let method = req.method().clone();
+    if !reader || method == Method::GET || method == Method::HEAD {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_owned();
+    let (parts, body) = req.into_parts();
+    // Actions are named by the body's only key; the body limit outside
+    // this layer bounds what is read.
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large().into_response(),
+    };
+    let action = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()));
+    match write_rule(&method, &path, action.as_deref()) {
+        Some(rule) => ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed."))
+            .into_response(),
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::noauth2;
+
+    #[test]
+    fn readers_are_recognised_and_writes_named() {
+        assert!(is_reader_only(&noauth2("reader:p1").unwrap()));
+        assert!(!is_reader_only(&noauth2("alice:p1").unwrap()));
+        assert!(!is_reader_only(&noauth2("admin").unwrap()));
+        let rule = |m: Method, p: &str, a: Option<&str>| write_rule(&m, p, a);
+        assert_eq!(
+            rule(Method::POST, "/v2.1/servers", None).as_deref(),
+            Some("os_compute_api:servers:create")
+        );
+        assert_eq!(
+            rule(Method::POST, "/v2.1/servers/x/action", Some("os-stop")).as_deref(),
+            Some("os_compute_api:servers:stop")
+        );
+        assert_eq!(
+            rule(Method::POST, "/v2.1/servers/x/action", Some("pause")).as_deref(),
+            Some("os_compute_api:os-pause-server:pause")
+        );
+        assert_eq!(
+            rule(Method::PUT, "/v2.1/servers/x/tags/t", None).as_deref(),
+            Some("os_compute_api:os-server-tags:update")
+        );
+        assert_eq!(rule(Method::POST, "/v2.1/os-keypairs", None), None);
+        assert_eq!(rule(Method::POST, "/v2.1/flavors", None), None);
+    }
 
     #[test]
     fn members_act_on_their_own_project_only() {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use novalog_runtime::consumer::Rejected;
 use novalog_runtime::{Handler, Input, Outbox, Topics};
-use novalog_schemas::events::HostAggregate;
+use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
 use novalog_schemas::{Event, Flavor, Image, Instance};
 use novalog_store::{Store, StoreExt, Transaction};
@@ -31,7 +31,11 @@ pub const CONSUMER: &str = "api";
 const T_INSTANCES: &str = "instances";
 const T_FLAVORS: &str = "flavors";
 const T_IMAGES: &str = "images";
-const T_HOSTS: &str = "hosts";
+// `_v2`: HostView gained the hypervisor and service fields; rows of older
+// builds stay in `hosts`, unread (agents register again on start).
+const T_HOSTS: &str = "hosts_v2";
+const T_KEYPAIRS: &str = "keypairs";
+const T_FLAVOR_ACCESS: &str = "flavor_access";
 const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 const T_ACTIONS: &str = "instance_actions";
@@ -45,26 +49,76 @@ pub struct ServerGroupView {
     pub members: BTreeSet<Uuid>,
 }
 
-/// What the API needs to know of a compute host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the API needs to know of a compute host: its `nova-compute`
+/// service (os-services) and its hypervisor (os-hypervisors).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostView {
     pub name: String,
     pub availability_zone: String,
     pub hypervisor_type: String,
     /// When the host last registered or sent a heartbeat (ms since epoch).
     pub last_seen_ms: i64,
+    /// Nova's integer service / compute node id, [`host_number`] of the
+    /// name and the incarnation: every replica computes the same whatever
+    /// order it read the `hosts` partitions in.
+    pub id: u32,
+    /// The service's and the hypervisor's uuid (2.53), [`host_uuid`].
+    pub uuid: Uuid,
+    /// Times the host's service record was deleted before this one: a
+    /// registration after a deletion is a new record with new ids.
+    pub incarnation: u32,
+    pub hypervisor_version: u64,
+    pub cpu_arch: String,
+    pub capacity: novalog_schemas::Resources,
+    /// The newest usage its agent reported.
+    pub usage: novalog_schemas::HostUsage,
+    /// When the host (re)registered: the agent's start (uptime).
+    pub registered_at_ms: i64,
+    /// What operators set (`disabled`, `disabled_reason`, `forced_down`).
+    pub service: novalog_schemas::events::ServiceStatus,
+    /// The service record was deleted; a new registration makes a new one.
+    pub deleted: bool,
 }
 
 impl HostView {
-    /// Nova's `host_status` of an instance on this host: UP while its
-    /// heartbeats are fresher than `service_down_time`, else UNKNOWN.
+    /// Nova's `host_status` of an instance on this host: DOWN when forced
+    /// down, MAINTENANCE when disabled, UP while its heartbeats are fresher
+    /// than `service_down_time`, else UNKNOWN.
     pub fn status(&self, now_ms: i64, service_down_time_ms: i64) -> &'static str {
-        if now_ms - self.last_seen_ms <= service_down_time_ms {
+        if self.service.forced_down {
+            "DOWN"
+        } else if self.service.disabled {
+            "MAINTENANCE"
+        } else if self.is_up(now_ms, service_down_time_ms) {
             "UP"
         } else {
             "UNKNOWN"
         }
     }
+
+    /// Nova's servicegroup check: heartbeats fresher than
+    /// `service_down_time` and not forced down.
+    pub fn is_up(&self, now_ms: i64, service_down_time_ms: i64) -> bool {
+        !self.service.forced_down && now_ms - self.last_seen_ms <= service_down_time_ms
+    }
+}
+
+/// The uuid of host `name`'s service record `incarnation`. Every fact
+/// about one host is in one `hosts` partition, so every reader counts the
+/// same incarnations.
+pub fn host_uuid(name: &str, incarnation: u32) -> Uuid {
+    const NS: Uuid = Uuid::from_u128(0x6e6f_7661_6c6f_6700_0000_0000_0000_0001);
+    Uuid::new_v5(&NS, format!("{name}/{incarnation}").as_bytes())
+}
+
+/// The integer id (below 2.53) of host `name`'s service record
+/// `incarnation`: 31 bits of [`host_uuid`], never 0. Unlike Nova's
+/// autoincrement it needs no global order; two hosts of a cloud share one
+/// with a chance of about n²/2³², and `os-services` then acts on the first
+/// by name (uuids, from 2.53, do not collide).
+pub fn host_number(name: &str, incarnation: u32) -> u32 {
+    let b = host_uuid(name, incarnation).into_bytes();
+    (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff).max(1)
 }
 
 /// Next offset applied per (topic, partition).
@@ -84,6 +138,10 @@ struct State {
     actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
     /// Projects' own quota limits.
     quotas: HashMap<String, BTreeMap<String, i64>>,
+    /// By `user_id/name`.
+    keypairs: BTreeMap<String, Arc<Keypair>>,
+    /// Projects given each non-public flavor.
+    flavor_access: HashMap<String, BTreeSet<String>>,
 }
 
 impl State {
@@ -128,6 +186,12 @@ struct Staged {
     actions: HashMap<Uuid, Vec<InstanceAction>>,
     /// `None`: back to the defaults.
     quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
+    /// By `user_id/name`; `None`: deleted.
+    keypairs: HashMap<String, Option<Keypair>>,
+    /// Flavors deleted (after `flavors` are published).
+    deleted_flavors: Vec<String>,
+    /// Each changed flavor's access list, whole.
+    flavor_access: HashMap<String, BTreeSet<String>>,
     verdicts: Vec<(Uuid, Verdict)>,
 }
 
@@ -170,6 +234,16 @@ impl Projection {
             if let Ok(id) = Uuid::from_slice(&key) {
                 state.actions.insert(id, Arc::new(a));
             }
+        }
+        for (id, p) in store.scan::<BTreeSet<String>>(T_FLAVOR_ACCESS)? {
+            state
+                .flavor_access
+                .insert(String::from_utf8_lossy(&id).into_owned(), p);
+        }
+        for (_, k) in store.scan::<Keypair>(T_KEYPAIRS)? {
+            state
+                .keypairs
+                .insert(keypair_key(&k.user_id, &k.name), Arc::new(k));
         }
         Ok(Projection {
             state: RwLock::new(state),
@@ -271,21 +345,28 @@ impl Projection {
         self.state.read().server_groups.values().cloned().collect()
     }
 
-    /// A host, in the zone its aggregates put it in.
+    /// A host whose service is not deleted, in the zone its aggregates put
+    /// it in.
     pub fn host(&self, name: &str) -> Option<HostView> {
         let state = self.state.read();
-        state.hosts.get(name).map(|h| HostView {
-            availability_zone: state.zone_of(h),
-            ..h.clone()
-        })
+        state
+            .hosts
+            .get(name)
+            .filter(|h| !h.deleted)
+            .map(|h| HostView {
+                availability_zone: state.zone_of(h),
+                ..h.clone()
+            })
     }
 
-    /// Every host, each in the zone its aggregates put it in.
+    /// Every host whose service is not deleted, each in the zone its
+    /// aggregates put it in, by name.
     pub fn hosts(&self) -> Vec<HostView> {
         let state = self.state.read();
         state
             .hosts
             .values()
+            .filter(|h| !h.deleted)
             .map(|h| HostView {
                 availability_zone: state.zone_of(h),
                 ..h.clone()
@@ -313,6 +394,36 @@ impl Projection {
         self.state.read().aggregates.values().cloned().collect()
     }
 
+    /// The projects given non-public flavor `id`.
+    pub fn flavor_access(&self, id: &str) -> BTreeSet<String> {
+        self.state
+            .read()
+            .flavor_access
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn keypair(&self, user_id: &str, name: &str) -> Option<Arc<Keypair>> {
+        self.state
+            .read()
+            .keypairs
+            .get(&keypair_key(user_id, name))
+            .cloned()
+    }
+
+    /// A user's keypairs, by name.
+    pub fn keypairs(&self, user_id: &str) -> Vec<Arc<Keypair>> {
+        let prefix = format!("{user_id}/");
+        self.state
+            .read()
+            .keypairs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Offsets applied so far.
     pub fn applied(&self) -> Offsets {
         self.applied.borrow().clone()
@@ -338,6 +449,9 @@ impl Projection {
             || !staged.aggregates.is_empty()
             || !staged.actions.is_empty()
             || !staged.quotas.is_empty()
+            || !staged.keypairs.is_empty()
+            || !staged.deleted_flavors.is_empty()
+            || !staged.flavor_access.is_empty()
         {
             let mut state = self.state.write();
             for (_, inst) in staged.instances {
@@ -371,6 +485,18 @@ impl Projection {
                 match q {
                     Some(q) => state.quotas.insert(project, q),
                     None => state.quotas.remove(&project),
+                };
+            }
+            for id in staged.deleted_flavors {
+                state.flavors.remove(&id);
+            }
+            for (id, p) in staged.flavor_access {
+                state.flavor_access.insert(id, p);
+            }
+            for (key, k) in staged.keypairs {
+                match k {
+                    Some(k) => state.keypairs.insert(key, Arc::new(k)),
+                    None => state.keypairs.remove(&key),
                 };
             }
         }
@@ -445,6 +571,11 @@ impl<S: Store> ProjectionHandler<S> {
     }
 }
 
+/// The key of a keypair: names are unique per user.
+pub fn keypair_key(user_id: &str, name: &str) -> String {
+    format!("{user_id}/{name}")
+}
+
 fn stage_err(e: novalog_store::Error) -> Rejected {
     Rejected(e.to_string())
 }
@@ -497,9 +628,44 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             }
         } else if input.topic == self.topics.catalog {
             match &env.event {
-                Event::FlavorCreated(f) => {
+                Event::FlavorCreated(f) | Event::FlavorUpdated(f) => {
                     tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
+                    self.staged.deleted_flavors.retain(|id| id != &f.id);
                     self.staged.flavors.push(f.clone());
+                }
+                Event::FlavorDeleted { flavor_id } => {
+                    tx.delete(T_FLAVORS, flavor_id.as_bytes());
+                    tx.delete(T_FLAVOR_ACCESS, flavor_id.as_bytes());
+                    self.staged.flavors.retain(|f| &f.id != flavor_id);
+                    self.staged.deleted_flavors.push(flavor_id.clone());
+                    self.staged
+                        .flavor_access
+                        .insert(flavor_id.clone(), BTreeSet::new());
+                }
+                Event::FlavorAccessAdded {
+                    flavor_id,
+                    project_id,
+                }
+                | Event::FlavorAccessRemoved {
+                    flavor_id,
+                    project_id,
+                } => {
+                    let mut projects = self
+                        .staged
+                        .flavor_access
+                        .get(flavor_id)
+                        .cloned()
+                        .unwrap_or_else(|| self.projection.flavor_access(flavor_id));
+                    if matches!(env.event, Event::FlavorAccessAdded { .. }) {
+                        projects.insert(project_id.clone());
+                    } else {
+                        projects.remove(project_id);
+                    }
+                    tx.put(T_FLAVOR_ACCESS, flavor_id.as_bytes(), &projects)
+                        .map_err(stage_err)?;
+                    self.staged
+                        .flavor_access
+                        .insert(flavor_id.clone(), projects);
                 }
                 Event::ImageCreated(i) | Event::ImageUpdated(i) => {
                     tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
@@ -561,18 +727,68 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
                     self.staged.aggregates.insert(*aggregate_id, None);
                 }
+                Event::KeypairCreated(k) => {
+                    let key = keypair_key(&k.user_id, &k.name);
+                    tx.put(T_KEYPAIRS, key.as_bytes(), &**k)
+                        .map_err(stage_err)?;
+                    self.staged.keypairs.insert(key, Some((**k).clone()));
+                }
+                Event::KeypairDeleted { user_id, name } => {
+                    let key = keypair_key(user_id, name);
+                    tx.delete(T_KEYPAIRS, key.as_bytes());
+                    self.staged.keypairs.insert(key, None);
+                }
                 _ => {}
             }
         } else if input.topic == self.topics.hosts {
+            let at = env.meta.occurred_at_ms;
+            let live = |v: HostView| (!v.deleted).then_some(v);
             let view = match &env.event {
-                Event::HostRegistered(h) => Some(HostView {
-                    name: h.host.clone(),
-                    availability_zone: h.availability_zone.clone(),
-                    hypervisor_type: h.hypervisor_type.clone(),
-                    last_seen_ms: env.meta.occurred_at_ms,
-                }),
-                Event::HostHeartbeat { host, .. } => self.current_host(host).map(|mut v| {
-                    v.last_seen_ms = v.last_seen_ms.max(env.meta.occurred_at_ms);
+                Event::HostRegistered(h) => {
+                    // A known service keeps its ids and what operators set;
+                    // after a deletion the host is a new record.
+                    let (incarnation, service) = match self.current_host(&h.host) {
+                        Some(v) if !v.deleted => (v.incarnation, v.service),
+                        Some(v) => (v.incarnation + 1, Default::default()),
+                        None => (0, Default::default()),
+                    };
+                    Some(HostView {
+                        name: h.host.clone(),
+                        availability_zone: h.availability_zone.clone(),
+                        hypervisor_type: h.hypervisor_type.clone(),
+                        last_seen_ms: at,
+                        id: host_number(&h.host, incarnation),
+                        uuid: host_uuid(&h.host, incarnation),
+                        incarnation,
+                        hypervisor_version: h.hypervisor_version,
+                        cpu_arch: h.cpu_arch.clone(),
+                        capacity: h.capacity,
+                        usage: h.usage,
+                        registered_at_ms: at,
+                        service: novalog_schemas::events::ServiceStatus {
+                            host: h.host.clone(),
+                            ..service
+                        },
+                        deleted: false,
+                    })
+                }
+                Event::HostHeartbeat { host, usage } => {
+                    self.current_host(host).and_then(live).map(|mut v| {
+                        v.last_seen_ms = v.last_seen_ms.max(at);
+                        if usage.generation >= v.usage.generation {
+                            v.usage = *usage;
+                        }
+                        v
+                    })
+                }
+                Event::ServiceUpdated(s) => {
+                    self.current_host(&s.host).and_then(live).map(|mut v| {
+                        v.service = (**s).clone();
+                        v
+                    })
+                }
+                Event::ServiceDeleted { host } => self.current_host(host).map(|mut v| {
+                    v.deleted = true;
                     v
                 }),
                 _ => None,

@@ -21,15 +21,15 @@ use crate::app;
 use crate::bootstrap::{bootstrap_demo_catalog, demo_image_id};
 use crate::service::{ApiHandle, ApiService};
 
-const MEMBER: &str = "alice:p1";
-const OTHER: &str = "bob:p2";
-const ADMIN: &str = "admin";
+pub(crate) const MEMBER: &str = "alice:p1";
+pub(crate) const OTHER: &str = "bob:p2";
+pub(crate) const ADMIN: &str = "admin";
 
-struct Harness {
-    router: Router,
-    log: Arc<dyn EventLog>,
-    cfg: Config,
-    handle: Option<ApiHandle>,
+pub(crate) struct Harness {
+    pub(crate) router: Router,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) cfg: Config,
+    pub(crate) handle: Option<ApiHandle>,
     trigger: ShutdownTrigger,
     conductor: Option<ShutdownTrigger>,
     _dir: tempfile::TempDir,
@@ -50,7 +50,7 @@ fn config(dir: &std::path::Path) -> Config {
 
 impl Harness {
     /// The service alone: nothing answers intents.
-    async fn without_conductor() -> Harness {
+    pub(crate) async fn without_conductor() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path());
         let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
@@ -70,7 +70,7 @@ impl Harness {
     }
 
     /// The service with the fake conductor and the demo catalog.
-    async fn with_conductor() -> Harness {
+    pub(crate) async fn with_conductor() -> Harness {
         let mut h = Harness::without_conductor().await;
         h.conductor = Some(spawn_fake_conductor(h.log.clone(), h.cfg.clone()));
         let image = bootstrap_demo_catalog(h.handle.as_ref().unwrap())
@@ -80,7 +80,7 @@ impl Harness {
         h
     }
 
-    async fn intents_end(&self) -> i64 {
+    pub(crate) async fn intents_end(&self) -> i64 {
         self.log
             .end_offsets(&self.cfg.topics().intents)
             .await
@@ -89,7 +89,7 @@ impl Harness {
             .sum()
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         uri: &str,
@@ -106,7 +106,7 @@ impl Harness {
         .await
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         uri: &str,
@@ -153,7 +153,7 @@ impl Harness {
         }
     }
 
-    async fn stop(mut self) -> tempfile::TempDir {
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         self.trigger.trigger();
         if let Some(c) = self.conductor.take() {
             c.trigger();
@@ -167,10 +167,10 @@ impl Harness {
 }
 
 #[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Reply {
@@ -195,6 +195,8 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
             .await
             .unwrap();
         let mut versions: HashMap<String, u64> = HashMap::new();
+        // Flavors as created, so updates can answer with the whole flavor.
+        let mut flavors: HashMap<String, novalog_schemas::Flavor> = HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -255,11 +257,65 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     Event::ServerDeleteRequested { .. } => {
                         answer(&topics.instances, &project, Event::InstanceDeleting)
                     }
-                    Event::FlavorCreateRequested(f) => answer(
-                        &topics.catalog,
-                        &f.id.clone(),
-                        Event::FlavorCreated(f.clone()),
-                    ),
+                    Event::FlavorCreateRequested(f) => {
+                        flavors.insert(f.id.clone(), f.clone());
+                        answer(
+                            &topics.catalog,
+                            &f.id.clone(),
+                            Event::FlavorCreated(f.clone()),
+                        )
+                    }
+                    Event::FlavorUpdateRequested(u) => {
+                        let f = flavors.get_mut(&u.flavor_id).expect("a known flavor");
+                        for k in &u.extra_specs_unset {
+                            f.extra_specs.remove(k);
+                        }
+                        f.extra_specs.extend(u.extra_specs_set.clone());
+                        if let Some(d) = &u.description {
+                            f.description = d.clone();
+                        }
+                        let f = f.clone();
+                        answer(&topics.catalog, &f.id.clone(), Event::FlavorUpdated(f))
+                    }
+                    Event::FlavorDeleteRequested { flavor_id } => {
+                        flavors.remove(flavor_id);
+                        answer(
+                            &topics.catalog,
+                            &flavor_id.clone(),
+                            Event::FlavorDeleted {
+                                flavor_id: flavor_id.clone(),
+                            },
+                        )
+                    }
+                    Event::FlavorAccessChangeRequested {
+                        flavor_id,
+                        project_id,
+                        add,
+                    } => {
+                        let event = if flavors.get(flavor_id).is_some_and(|f| f.is_public) {
+                            Event::IntentRejected {
+                                intent_type: "FlavorAccessChangeRequested".into(),
+                                code: 409,
+                                message: "Can not add access to a public flavor.".into(),
+                            }
+                        } else if *add {
+                            Event::FlavorAccessAdded {
+                                flavor_id: flavor_id.clone(),
+                                project_id: project_id.clone(),
+                            }
+                        } else {
+                            Event::FlavorAccessRemoved {
+                                flavor_id: flavor_id.clone(),
+                                project_id: project_id.clone(),
+                            }
+                        };
+                        let topic = if matches!(event, Event::IntentRejected { .. }) {
+                            &topics.instances
+                        } else {
+                            &topics.catalog
+                        };
+                        answer(topic, &flavor_id.clone(), event)
+                    }
                     Event::ImageCreateRequested(i) => answer(
                         &topics.catalog,
                         &i.id.to_string(),
@@ -277,6 +333,52 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             image_id: *image_id,
                         },
                     ),
+                    Event::ServerGroupCreateRequested(g) => answer(
+                        &topics.catalog,
+                        &g.id.to_string(),
+                        Event::ServerGroupCreated(Box::new(novalog_schemas::events::ServerGroup {
+                            project_id: project.clone(),
+                            user_id: m.actor.user_id.clone(),
+                            ..(**g).clone()
+                        })),
+                    ),
+                    Event::KeypairCreateRequested(k) => answer(
+                        &topics.catalog,
+                        &k.user_id.clone(),
+                        Event::KeypairCreated(Box::new(novalog_schemas::events::Keypair {
+                            created_at_ms: m.occurred_at_ms,
+                            id: 1,
+                            ..(**k).clone()
+                        })),
+                    ),
+                    Event::KeypairDeleteRequested { user_id, name } => answer(
+                        &topics.catalog,
+                        &user_id.clone(),
+                        Event::KeypairDeleted {
+                            user_id: user_id.clone(),
+                            name: name.clone(),
+                        },
+                    ),
+                    Event::ServiceUpdateRequested(st) => answer(
+                        &topics.hosts,
+                        &st.host.clone(),
+                        Event::ServiceUpdated(st.clone()),
+                    ),
+                    // Hosts named `busy*` host instances: Nova's 409.
+                    Event::ServiceDeleteRequested { host } if host.starts_with("busy") => answer(
+                        &topics.instances,
+                        &project,
+                        Event::IntentRejected {
+                            intent_type: "ServiceDeleteRequested".into(),
+                            code: 409,
+                            message: "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
+                        },
+                    ),
+                    Event::ServiceDeleteRequested { host } => answer(
+                        &topics.hosts,
+                        &host.clone(),
+                        Event::ServiceDeleted { host: host.clone() },
+                    ),
                     other => panic!("unexpected intent {other:?}"),
                 }
             }
@@ -289,7 +391,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
     trigger
 }
 
-fn server_body(name: &str) -> Value {
+pub(crate) fn server_body(name: &str) -> Value {
     json!({"server": {
         "name": name,
         "imageRef": demo_image_id().to_string(),

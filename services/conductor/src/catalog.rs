@@ -167,3 +167,174 @@ pub(crate) fn on_image_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Ve
         Event::ImageDeleted { image_id: id },
     )
 }
+
+fn flavor_not_found(env: &Envelope, id: &str) -> Emit {
+    Conductor::reject(
+        env,
+        id.to_owned(),
+        404,
+        format!("Flavor {id} could not be found."),
+    )
+}
+
+fn admin_only(env: &Envelope, id: &str, rule: &str) -> Option<Emit> {
+    (!env.meta.actor.is_admin()).then(|| {
+        Conductor::reject(
+            env,
+            id.to_owned(),
+            403,
+            format!("Policy doesn't allow {rule} to be performed."),
+        )
+    })
+}
+
+/// Extra specs set or unset and the description: the flavor after the
+/// change is announced whole.
+pub(crate) fn on_flavor_update(
+    c: &mut Conductor,
+    env: &Envelope,
+    u: &novalog_schemas::events::FlavorUpdate,
+) -> Vec<Emit> {
+    let id = &u.flavor_id;
+    if let Some(e) = admin_only(env, id, "os_compute_api:os-flavor-extra-specs:update") {
+        return vec![e];
+    }
+    let Some(current) = c.flavors.get(id) else {
+        return vec![flavor_not_found(env, id)];
+    };
+    if let Some(key) = u
+        .extra_specs_unset
+        .iter()
+        .find(|k| !current.extra_specs.contains_key(*k))
+    {
+        return vec![Conductor::reject(
+            env,
+            id.clone(),
+            404,
+            format!("Flavor {id} has no extra specs with key {key}."),
+        )];
+    }
+    let mut next = current.clone();
+    for k in &u.extra_specs_unset {
+        next.extra_specs.remove(k);
+    }
+    next.extra_specs.extend(u.extra_specs_set.clone());
+    if let Some(d) = &u.description {
+        next.description = d.clone();
+    }
+    c.flavors.insert(id.clone(), next.clone());
+    c.mark_flavor(id);
+    vec![emit(
+        Dest::Catalog,
+        id.clone(),
+        &env.meta,
+        "flavor-updated",
+        id.clone(),
+        Event::FlavorUpdated(next),
+    )]
+}
+
+/// Deleting a flavor leaves the servers built from it as they are (each
+/// keeps its copy), and frees its id and name.
+pub(crate) fn on_flavor_delete(c: &mut Conductor, env: &Envelope, id: &str) -> Vec<Emit> {
+    if let Some(e) = admin_only(env, id, "os_compute_api:os-flavor-manage:delete") {
+        return vec![e];
+    }
+    if c.flavors.remove(id).is_none() {
+        return vec![flavor_not_found(env, id)];
+    }
+    c.mark_flavor(id);
+    if c.flavor_access.remove(id).is_some() {
+        c.mark_flavor_access(id);
+    }
+    vec![emit(
+        Dest::Catalog,
+        id.to_owned(),
+        &env.meta,
+        "flavor-deleted",
+        id.to_owned(),
+        Event::FlavorDeleted {
+            flavor_id: id.to_owned(),
+        },
+    )]
+}
+
+/// Nova's `addTenantAccess` / `removeTenantAccess` on a non-public flavor.
+pub(crate) fn on_flavor_access(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: &str,
+    project: &str,
+    add: bool,
+) -> Vec<Emit> {
+    let rule = if add {
+        "os_compute_api:os-flavor-access:add_tenant_access"
+    } else {
+        "os_compute_api:os-flavor-access:remove_tenant_access"
+    };
+    if let Some(e) = admin_only(env, id, rule) {
+        return vec![e];
+    }
+    let Some(flavor) = c.flavors.get(id) else {
+        return vec![flavor_not_found(env, id)];
+    };
+    if flavor.is_public {
+        return vec![Conductor::reject(
+            env,
+            id.to_owned(),
+            409,
+            "Can not add access to a public flavor.".into(),
+        )];
+    }
+    let projects = c.flavor_access.entry(id.to_owned()).or_default();
+    let changed = if add {
+        projects.insert(project.to_owned())
+    } else {
+        projects.remove(project)
+    };
+    if !changed {
+        return vec![if add {
+            Conductor::reject(
+                env,
+                id.to_owned(),
+                409,
+                format!(
+                    "Flavor access already exists for flavor {id} and project {project} combination."
+                ),
+            )
+        } else {
+            Conductor::reject(
+                env,
+                id.to_owned(),
+                404,
+                format!("Flavor access not found for {id} / {project} combination."),
+            )
+        }];
+    }
+    c.mark_flavor_access(id);
+    let (step, event) = if add {
+        (
+            "flavor-access-added",
+            Event::FlavorAccessAdded {
+                flavor_id: id.to_owned(),
+                project_id: project.to_owned(),
+            },
+        )
+    } else {
+        (
+            "flavor-access-removed",
+            Event::FlavorAccessRemoved {
+                flavor_id: id.to_owned(),
+                project_id: project.to_owned(),
+            },
+        )
+    };
+    vec![emit(
+        Dest::Catalog,
+        id.to_owned(),
+        &env.meta,
+        step,
+        id.to_owned(),
+        event,
+    )]
+}

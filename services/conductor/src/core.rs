@@ -16,6 +16,7 @@ pub enum Dest {
     Catalog,
     /// The conductor's own timeout records.
     Intents,
+    Hosts,
 }
 
 /// A record the conductor wants appended.
@@ -98,6 +99,10 @@ pub struct Conductor {
     pub usage: HashMap<String, novalog_schemas::quota::Usage>,
     /// Room reserved for multiple creates, by reservation id.
     pub reservations: HashMap<String, crate::quotas::Reservation>,
+    /// Projects given each non-public flavor (Nova's flavor access).
+    pub flavor_access: BTreeMap<String, BTreeSet<String>>,
+    /// Keypairs by `user_id/name` ([`crate::keypairs::key`]).
+    pub keypairs: BTreeMap<String, novalog_schemas::events::Keypair>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -113,6 +118,8 @@ pub struct Dirty {
     pub awaiting: BTreeSet<Uuid>,
     pub counters: bool,
     pub quotas: BTreeSet<String>,
+    pub keypairs: BTreeSet<String>,
+    pub flavor_access: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -323,6 +330,21 @@ impl Conductor {
                     None => Vec::new(),
                 }
             }
+            Event::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
+            Event::FlavorDeleteRequested { flavor_id } => {
+                crate::catalog::on_flavor_delete(self, env, flavor_id)
+            }
+            Event::FlavorAccessChangeRequested {
+                flavor_id,
+                project_id,
+                add,
+            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
+            Event::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
+            Event::KeypairDeleteRequested { user_id, name } => {
+                crate::keypairs::on_delete(self, env, user_id, name)
+            }
+            Event::ServiceUpdateRequested(s) => crate::services::on_update(env, s),
+            Event::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),
@@ -402,6 +424,14 @@ impl Conductor {
         self.last_migration_id += 1;
         self.dirty.counters = true;
         self.last_migration_id
+    }
+
+    pub(crate) fn mark_flavor_access(&mut self, id: &str) {
+        self.dirty.flavor_access.insert(id.to_owned());
+    }
+
+    pub(crate) fn mark_keypair(&mut self, id: &str) {
+        self.dirty.keypairs.insert(id.to_owned());
     }
 
     pub(crate) fn mark_aggregate(&mut self, id: u32) {

@@ -14,6 +14,8 @@
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
 //! - [`quotas`]: quota limits and usage; creates checked exactly.
+//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`],
+//!   [`keypairs`], [`services`]: one file per flow.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
 //!   `compute-events`, appends what the core emits, and persists its state
 //!   with the consumed offsets.
@@ -24,6 +26,7 @@ pub mod catalog;
 pub mod core;
 pub mod delete;
 pub mod evacuate;
+pub mod keypairs;
 pub mod live_migrate;
 pub mod preconditions;
 pub mod quotas;
@@ -33,6 +36,7 @@ pub mod server_actions;
 pub mod server_groups;
 pub mod server_updates;
 pub mod service;
+pub mod services;
 pub mod timers;
 
 pub use crate::core::{Conductor, Dest, Emit};

@@ -308,6 +308,7 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
             resources: m.new_flavor.resources(),
             image_properties: i.image.properties.clone(),
             extra_specs: m.new_flavor.extra_specs.clone(),
+            flavor_name: m.new_flavor.name.clone(),
             availability_zone: i.availability_zone.clone(),
             ignore_hosts,
             num_alternates: c.settings.max_attempts.saturating_sub(1),

@@ -25,6 +25,8 @@ const AGGREGATES: &str = "aggregates";
 const AWAITING: &str = "awaiting";
 const COUNTERS: &str = "counters";
 const QUOTAS: &str = "quotas";
+const KEYPAIRS: &str = "keypairs";
+const FLAVOR_ACCESS: &str = "flavor_access";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -47,6 +49,7 @@ impl ConductorHandler {
             Dest::Compute => &self.topics.compute,
             Dest::Catalog => &self.topics.catalog,
             Dest::Intents => &self.topics.intents,
+            Dest::Hosts => &self.topics.hosts,
         }
     }
 }
@@ -78,8 +81,15 @@ impl Handler for ConductorHandler {
             }
         }
         for id in dirty.flavors {
-            if let Some(f) = self.core.flavors.get(&id) {
-                tx.put(FLAVORS, id.as_bytes(), f)?;
+            match self.core.flavors.get(&id) {
+                Some(f) => tx.put(FLAVORS, id.as_bytes(), f)?,
+                None => tx.delete(FLAVORS, id.as_bytes()),
+            }
+        }
+        for id in dirty.flavor_access {
+            match self.core.flavor_access.get(&id) {
+                Some(p) => tx.put(FLAVOR_ACCESS, id.as_bytes(), p)?,
+                None => tx.delete(FLAVOR_ACCESS, id.as_bytes()),
             }
         }
         for id in dirty.images {
@@ -114,6 +124,12 @@ impl Handler for ConductorHandler {
         }
         if dirty.counters {
             tx.put(COUNTERS, b"migration", &self.core.last_migration_id)?;
+        }
+        for id in dirty.keypairs {
+            match self.core.keypairs.get(&id) {
+                Some(k) => tx.put(KEYPAIRS, id.as_bytes(), k)?,
+                None => tx.delete(KEYPAIRS, id.as_bytes()),
+            }
         }
         Ok(())
     }
@@ -220,6 +236,14 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
             .insert(String::from_utf8_lossy(&key).into_owned(), q);
     }
     core.rebuild_usage();
+    for (id, p) in store.scan::<std::collections::BTreeSet<String>>(FLAVOR_ACCESS)? {
+        core.flavor_access
+            .insert(String::from_utf8_lossy(&id).into_owned(), p);
+    }
+    for (id, k) in store.scan::<novalog_schemas::events::Keypair>(KEYPAIRS)? {
+        core.keypairs
+            .insert(String::from_utf8_lossy(&id).into_owned(), k);
+    }
     Ok(core)
 }
 

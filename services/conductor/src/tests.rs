@@ -755,3 +755,195 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
         Event::IntentRejected { code: 409, .. }
     ));
 }
+
+fn keypair(user: &str, name: &str) -> novalog_schemas::events::Keypair {
+    novalog_schemas::events::Keypair {
+        name: name.into(),
+        user_id: user.into(),
+        project_id: "demo".into(),
+        public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== me".into(),
+        fingerprint: "aa:bb".into(),
+        key_type: "ssh".into(),
+        created_at_ms: 0,
+        id: 0,
+    }
+}
+
+#[test]
+fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
+    let mut c = given();
+    let demo = actor("demo");
+    let create = |k| Event::KeypairCreateRequested(Box::new(k));
+    // Given demo-user's key k1, when demo-user creates k1 again: 409.
+    let out = c.handle(
+        &record(demo.clone(), create(keypair("demo-user", "k1"))),
+        NOW,
+    );
+    assert_eq!(types(&out), ["KeypairCreated"]);
+    assert_eq!(out[0].dest, Dest::Catalog);
+    match &out[0].env.event {
+        Event::KeypairCreated(k) => assert_eq!((k.created_at_ms, k.id), (NOW, 1)),
+        other => panic!("{other:?}"),
+    }
+    let out = c.handle(
+        &record(demo.clone(), create(keypair("demo-user", "k1"))),
+        NOW,
+    );
+    assert_eq!(rejected_with(&out), 409);
+    // Another user may use the same name.
+    let out = c.handle(
+        &record(actor("other"), create(keypair("other-user", "k1"))),
+        NOW,
+    );
+    assert_eq!(types(&out), ["KeypairCreated"]);
+    // A member may not create or delete another user's key.
+    let out = c.handle(
+        &record(demo.clone(), create(keypair("other-user", "k2"))),
+        NOW,
+    );
+    assert_eq!(rejected_with(&out), 403);
+    let del = |user: &str, name: &str| Event::KeypairDeleteRequested {
+        user_id: user.into(),
+        name: name.into(),
+    };
+    let out = c.handle(&record(demo.clone(), del("other-user", "k1")), NOW);
+    assert_eq!(rejected_with(&out), 403);
+    let out = c.handle(&record(demo.clone(), del("demo-user", "k1")), NOW);
+    assert_eq!(types(&out), ["KeypairDeleted"]);
+    let out = c.handle(&record(demo, del("demo-user", "k1")), NOW);
+    assert_eq!(rejected_with(&out), 404);
+    assert_eq!(c.keypairs.len(), 1);
+    assert_eq!(c.take_dirty().keypairs.len(), 2);
+}
+
+#[test]
+fn keypairs_are_limited_per_user() {
+    let mut c = given();
+    for i in 0..crate::keypairs::MAX_KEYPAIRS_PER_USER {
+        let k = keypair("demo-user", &format!("k{i}"));
+        let out = c.handle(
+            &record(actor("demo"), Event::KeypairCreateRequested(Box::new(k))),
+            NOW,
+        );
+        assert_eq!(types(&out), ["KeypairCreated"]);
+    }
+    let k = keypair("demo-user", "one-too-many");
+    let out = c.handle(
+        &record(actor("demo"), Event::KeypairCreateRequested(Box::new(k))),
+        NOW,
+    );
+    assert_eq!(rejected_with(&out), 403);
+}
+
+#[test]
+fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
+    use novalog_schemas::events::ServiceStatus;
+    let mut c = given();
+    let status = ServiceStatus {
+        host: "h1".into(),
+        disabled: true,
+        disabled_reason: Some("maintenance".into()),
+        forced_down: false,
+    };
+    let update = Event::ServiceUpdateRequested(Box::new(status.clone()));
+    let out = c.handle(&record(actor("demo"), update.clone()), NOW);
+    assert_eq!(rejected_with(&out), 403);
+    let out = c.handle(&record(admin(), update), NOW);
+    assert_eq!(types(&out), ["ServiceUpdated"]);
+    assert_eq!(out[0].dest, Dest::Hosts);
+    assert_eq!(out[0].key, "h1");
+    // Given an instance built on h1, its service cannot be deleted.
+    let id = Uuid::new_v4();
+    create(&mut c, id);
+    selected(&mut c, id, &["h1"]);
+    spawned(&mut c, id, "h1", 1);
+    let delete = |host: &str| Event::ServiceDeleteRequested { host: host.into() };
+    let out = c.handle(&record(admin(), delete("h1")), NOW);
+    assert_eq!(rejected_with(&out), 409);
+    let out = c.handle(&record(actor("demo"), delete("h2")), NOW);
+    assert_eq!(rejected_with(&out), 403);
+    let out = c.handle(&record(admin(), delete("h2")), NOW);
+    assert_eq!(types(&out), ["ServiceDeleted"]);
+}
+
+#[test]
+fn flavor_extra_specs_description_access_and_delete() {
+    use novalog_schemas::events::FlavorUpdate;
+    let mut c = given();
+    let mut private = flavor();
+    private.id = "p1".into();
+    private.name = "private".into();
+    private.is_public = false;
+    c.flavors.insert("p1".into(), private);
+    let update = |set: &[(&str, &str)], unset: &[&str]| {
+        Event::FlavorUpdateRequested(Box::new(FlavorUpdate {
+            flavor_id: "1".into(),
+            extra_specs_set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            extra_specs_unset: unset.iter().map(|k| k.to_string()).collect(),
+            description: Some(Some("tiny".into())),
+        }))
+    };
+    // Members may not change flavors.
+    let out = c.handle(&record(actor("demo"), update(&[("a", "1")], &[])), NOW);
+    assert_eq!(rejected_with(&out), 403);
+    let out = c.handle(
+        &record(admin(), update(&[("a", "1"), ("b", "2")], &[])),
+        NOW,
+    );
+    match &out[0].env.event {
+        Event::FlavorUpdated(f) => {
+            assert_eq!(f.extra_specs.len(), 2);
+            assert_eq!(f.description.as_deref(), Some("tiny"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
+    assert_eq!(types(&out), ["FlavorUpdated"]);
+    assert_eq!(c.flavors["1"].extra_specs.len(), 1);
+    let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
+    assert_eq!(rejected_with(&out), 404);
+
+    let access = |flavor: &str, add| Event::FlavorAccessChangeRequested {
+        flavor_id: flavor.into(),
+        project_id: "demo".into(),
+        add,
+    };
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("1", true)), NOW)),
+        409
+    );
+    let out = c.handle(&record(admin(), access("p1", true)), NOW);
+    assert_eq!(types(&out), ["FlavorAccessAdded"]);
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("p1", true)), NOW)),
+        409
+    );
+    let out = c.handle(&record(admin(), access("p1", false)), NOW);
+    assert_eq!(types(&out), ["FlavorAccessRemoved"]);
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("p1", false)), NOW)),
+        404
+    );
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), access("nope", true)), NOW)),
+        404
+    );
+
+    let delete = |id: &str| Event::FlavorDeleteRequested {
+        flavor_id: id.into(),
+    };
+    assert_eq!(
+        rejected_with(&c.handle(&record(actor("demo"), delete("p1")), NOW)),
+        403
+    );
+    let out = c.handle(&record(admin(), delete("p1")), NOW);
+    assert_eq!(types(&out), ["FlavorDeleted"]);
+    assert!(!c.flavors.contains_key("p1"));
+    assert_eq!(
+        rejected_with(&c.handle(&record(admin(), delete("p1")), NOW)),
+        404
+    );
+}

@@ -45,7 +45,13 @@ pub struct HostState {
     /// ComputeCapabilitiesFilter matches flavor extra specs against it.
     pub capabilities: BTreeMap<String, String>,
     pub last_heartbeat_ms: i64,
+    /// False while an operator has the host's service disabled or forced
+    /// down (`ServiceUpdated`), or deleted it (`ServiceDeleted`).
     pub enabled: bool,
+    /// The service record was deleted: the host's next registration is a
+    /// new service, enabled (Nova re-creates the record on restart).
+    #[serde(default)]
+    pub service_deleted: bool,
     /// Instances on the host: claimed ones, and this scheduler's unanswered
     /// decisions (so group and same/different-host filters see them).
     pub instances: BTreeSet<Uuid>,
@@ -111,6 +117,7 @@ impl HostState {
             capabilities: r.capabilities.clone(),
             last_heartbeat_ms: at_ms,
             enabled: true,
+            service_deleted: false,
             instances: BTreeSet::new(),
             building: BTreeSet::new(),
             failed_builds: 0,
@@ -134,6 +141,10 @@ impl HostState {
         self.availability_zone = r.availability_zone.clone();
         self.capabilities = r.capabilities.clone();
         self.last_heartbeat_ms = self.last_heartbeat_ms.max(at_ms);
+        if self.service_deleted {
+            self.service_deleted = false;
+            self.enabled = true;
+        }
     }
 
     /// Takes a usage snapshot if it is newer than the one held.
@@ -264,6 +275,7 @@ pub(crate) fn test_host(name: &str) -> HostState {
         capabilities: BTreeMap::new(),
         last_heartbeat_ms: 1_000_000,
         enabled: true,
+        service_deleted: false,
         instances: BTreeSet::new(),
         building: BTreeSet::new(),
         failed_builds: 0,

@@ -159,6 +159,15 @@ impl Scheduler {
                 self.answer_pending(f.instance_id, &f.host);
                 self.with_load(&f.host, |h| h.observe_usage(f.usage))
             }
+            // The ComputeFilter skips a host whose service an operator
+            // disabled or forced down.
+            Event::ServiceUpdated(st) => self.with_load(&st.host, |h| {
+                h.enabled = !(st.disabled || st.forced_down);
+            }),
+            Event::ServiceDeleted { host } => self.with_load(host, |h| {
+                h.enabled = false;
+                h.service_deleted = true;
+            }),
             Event::HostHeartbeat { host, usage } => self.with_load(host, |h| {
                 h.last_heartbeat_ms = h.last_heartbeat_ms.max(at_ms);
                 h.observe_usage(*usage);
@@ -587,6 +596,51 @@ mod tests {
                 .unwrap_err()
                 .contains("no compute hosts")
         );
+    }
+
+    #[test]
+    fn disabled_or_forced_down_services_are_not_chosen() {
+        use novalog_schemas::events::ServiceStatus;
+        let mut s = scheduler(1.0, &["a", "b"]);
+        let status = |host: &str, disabled, forced_down| {
+            Event::ServiceUpdated(Box::new(ServiceStatus {
+                host: host.into(),
+                disabled,
+                disabled_reason: None,
+                forced_down,
+            }))
+        };
+        // Given a disabled and b forced down, nothing is chosen.
+        s.observe(&status("a", true, false), NOW);
+        s.observe(&status("b", false, true), NOW);
+        assert!(s.select_hosts(&spec(1, 1), NOW).is_err());
+        // When a is enabled again, it is the one chosen.
+        s.observe(&status("a", false, false), NOW);
+        assert_eq!(s.select_hosts(&spec(1, 1), NOW).unwrap()[0], "a");
+    }
+
+    #[test]
+    fn a_deleted_service_comes_back_enabled_when_its_host_registers() {
+        let mut s = scheduler(1.0, &["a"]);
+        s.observe(&Event::ServiceDeleted { host: "a".into() }, NOW);
+        assert!(s.select_hosts(&spec(1, 1), NOW).is_err());
+        let reg = novalog_schemas::events::HostRegistered {
+            host: "a".into(),
+            capacity: Resources {
+                vcpus: 8,
+                memory_mb: 16_384,
+                disk_gb: 100,
+            },
+            usage: HostUsage::default(),
+            cpu_arch: "x86_64".into(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            availability_zone: "nova".into(),
+            capabilities: Default::default(),
+            driver: "fake".into(),
+        };
+        s.observe(&Event::HostRegistered(Box::new(reg)), NOW);
+        assert!(s.select_hosts(&spec(1, 1), NOW).is_ok());
     }
 
     #[test]

@@ -18,7 +18,10 @@ use crate::host_state::{Aggregate, HostState};
 use crate::scheduler::Scheduler;
 use crate::weighers;
 
-const HOSTS: &str = "hosts";
+// `_v2`: HostState gained `service_deleted`; stores of older builds keep
+// their rows in `hosts`, which this build does not read (agents register
+// again on start).
+const HOSTS: &str = "hosts_v2";
 const AGGREGATES: &str = "aggregates";
 pub const NAME: &str = "scheduler";
 

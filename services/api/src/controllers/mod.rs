@@ -4,8 +4,10 @@
 pub mod aggregates;
 pub mod availability_zones;
 pub mod flavors;
+pub mod hypervisors;
 pub mod images;
 pub mod instance_actions;
+pub mod keypairs;
 pub mod migrations;
 pub mod quota_sets;
 pub mod server_actions;
@@ -13,4 +15,5 @@ pub mod server_groups;
 pub mod server_metadata;
 pub mod server_tags;
 pub mod servers;
+pub mod services;
 pub mod versions;

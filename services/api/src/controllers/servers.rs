@@ -148,7 +148,22 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
     policy::authorize(&ctx, Rule::ServersShow, Some(&inst.project_id))?;
     let cx = view_context(&app, &links, version, &ctx, Some(&inst.project_id));
-    Ok(Json(json!({"server": render_detail(&app, &cx, &inst)})))
+    let mut server = render_detail(&app, &cx, &inst);
+    if version.at_least(2, 71) {
+        // The groups the server joined (Nova shows them on show only).
+        server["server_groups"] = json!(groups_of(&app, &inst.id));
+    }
+    Ok(Json(json!({ "server": server })))
+}
+
+/// The server groups `id` is a member of (at most one, as in Nova).
+pub fn groups_of(app: &App, id: &uuid::Uuid) -> Vec<uuid::Uuid> {
+    app.projection
+        .server_groups()
+        .iter()
+        .filter(|g| g.members.contains(id))
+        .map(|g| g.group.id)
+        .collect()
 }
 
 /// `DELETE /servers/{id}`: 204 once the conductor accepted the deletion.

@@ -32,6 +32,8 @@ pub struct FlavorCreate {
     pub swap_mb: u64,
     pub rxtx_factor: f32,
     pub is_public: bool,
+    /// From 2.55.
+    pub description: Option<String>,
 }
 
 fn bounded(field: &str, value: &Value, min: u64) -> Result<u64, ApiError> {
@@ -136,6 +138,26 @@ fn rxtx_factor(value: &Value) -> Result<f32, ApiError> {
 }
 
 /// Validates a flavor create body.
+/// [`parse`] at a microversion: from 2.55 a `description` (a string of
+/// at most 65535 characters, or null) is accepted too.
+pub fn parse_at(
+    body: &Value,
+    version: crate::microversion::ApiVersion,
+) -> Result<FlavorCreate, ApiError> {
+    let mut body = body.clone();
+    let mut description = None;
+    if version.at_least(2, 55)
+        && let Some(f) = body.get_mut("flavor").and_then(Value::as_object_mut)
+        && let Some(d) = f.remove("description")
+        && !d.is_null()
+    {
+        description = Some(crate::validation::string("description", &d, 0, 65535)?.to_owned());
+    }
+    let mut req = parse(&body)?;
+    req.description = description;
+    Ok(req)
+}
+
 pub fn parse(body: &Value) -> Result<FlavorCreate, ApiError> {
     let top = object("", body)?;
     let flavor_value = required("", top, "flavor")?;
@@ -175,6 +197,7 @@ pub fn parse(body: &Value) -> Result<FlavorCreate, ApiError> {
         swap_mb: swap.unwrap_or(0),
         rxtx_factor: rxtx.unwrap_or(1.0),
         is_public: is_public.unwrap_or(true),
+        description: None,
     })
 }
 
@@ -182,6 +205,20 @@ pub fn parse(body: &Value) -> Result<FlavorCreate, ApiError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn description_from_2_55() {
+        use crate::microversion::ApiVersion;
+        let body = json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "description": "small"}});
+        let r = parse_at(&body, ApiVersion::new(2, 55)).unwrap();
+        assert_eq!(r.description.as_deref(), Some("small"));
+        let e = parse_at(&body, ApiVersion::new(2, 54)).unwrap_err();
+        assert!(
+            e.message.contains("'description' was unexpected"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn defaults_like_nova() {

@@ -115,6 +115,8 @@ pub struct ServerCreate {
     /// `os:scheduler_hints` (or `OS-SCH-HNT:scheduler_hints`), every value
     /// as a list of strings.
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// Server tags given at create (2.52).
+    pub tags: Vec<String>,
 }
 
 /// Nova's `common.get_id_from_href`: the last path segment of a link, or
@@ -227,7 +229,8 @@ fn networks(value: &Value, version: ApiVersion) -> Result<Networks, ApiError> {
 }
 
 fn networks_list(value: &Value, version: ApiVersion) -> Result<Vec<NetworkRequest>, ApiError> {
-    let tagged = version.at_least(2, 32) && !version.at_least(2, 37);
+    // Network tags: 2.32 to 2.36, and again from 2.42.
+    let tagged = (version.at_least(2, 32) && !version.at_least(2, 37)) || version.at_least(2, 42);
     let mut out = Vec::new();
     for item in array("networks", value)? {
         let obj = object("networks", item)?;
@@ -271,7 +274,8 @@ fn networks_list(value: &Value, version: ApiVersion) -> Result<Vec<NetworkReques
 /// need one are refused.
 fn bdm_v2(value: &Value, version: ApiVersion) -> Result<Option<Uuid>, ApiError> {
     // The device tag exists at 2.32 only (until 2.42).
-    let tagged = version == ApiVersion::new(2, 32);
+    // Block device tags: 2.32 only (a bug dropped them), and from 2.42.
+    let tagged = version == ApiVersion::new(2, 32) || version.at_least(2, 42);
     let mut boot_image = None;
     for item in array("block_device_mapping_v2", value)? {
         let obj = object("block_device_mapping_v2", item)?;
@@ -500,9 +504,16 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
             ));
         }
     }
-    if let Some(v) = s.get("personality") {
+    // Personality files went away in 2.57 (`only` below refuses the key).
+    if let Some(v) = s.get("personality")
+        && !version.at_least(2, 57)
+    {
         array("personality", v)?;
     }
+    let tags = match s.get("tags") {
+        Some(v) if version.at_least(2, 52) => server_tags(v)?,
+        _ => Vec::new(),
+    };
     let availability_zone = s
         .get("availability_zone")
         .map(|v| valid_name("availability_zone", v))
@@ -602,12 +613,17 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
     let (Some(name), Some(flavor_id)) = (name, flavor_id) else {
         unreachable!("required properties were checked above");
     };
-    let extra: &[&str] = if with_description {
-        &["description"]
-    } else {
-        &[]
-    };
-    let allowed: Vec<&str> = SERVER_KEYS.iter().chain(extra).copied().collect();
+    let mut allowed: Vec<&str> = SERVER_KEYS
+        .iter()
+        .copied()
+        .filter(|k| *k != "personality" || !version.at_least(2, 57))
+        .collect();
+    if with_description {
+        allowed.push("description");
+    }
+    if version.at_least(2, 52) {
+        allowed.push("tags");
+    }
     only("server", s, &allowed)?;
     let description = if with_description {
         Description::Given(description)
@@ -646,7 +662,32 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
         max_count,
         return_reservation_id,
         scheduler_hints: BTreeMap::new(),
+        tags,
     })
+}
+
+/// Nova's server tags at create (2.52): at most 50, each 1 to 60
+/// characters without `/` or `,`, no repeats kept.
+fn server_tags(v: &Value) -> Result<Vec<String>, ApiError> {
+    let items = array("tags", v)?;
+    if items.len() > 50 {
+        return Err(invalid("tags", v, format!("{} is too long", repr(v))));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let t = string("tags", item, 1, 60)?;
+        if t.contains(['/', ',']) {
+            return Err(invalid(
+                "tags",
+                item,
+                format!("{} does not match '^[^,/]*$'", repr(item)),
+            ));
+        }
+        if !out.iter().any(|x| x == t) {
+            out.push(t.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -664,6 +705,38 @@ mod tests {
 
     fn err(body: Value) -> String {
         parse(&body, V2_1).unwrap_err().message
+    }
+
+    #[test]
+    fn tags_from_2_52_personality_until_2_56() {
+        let body = |extra: Value| {
+            let mut s =
+                json!({"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"});
+            for (k, v) in extra.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            json!({"server": s})
+        };
+        let tagged = body(json!({"tags": ["a", "b", "a"]}));
+        assert_eq!(
+            parse(&tagged, ApiVersion::new(2, 52)).unwrap().tags,
+            ["a", "b"]
+        );
+        assert!(parse(&tagged, ApiVersion::new(2, 51)).is_err());
+        assert!(parse(&body(json!({"tags": ["a/b"]})), ApiVersion::new(2, 52)).is_err());
+        assert!(parse(&body(json!({"tags": [""]})), ApiVersion::new(2, 52)).is_err());
+        let personality = body(json!({"personality": []}));
+        assert!(parse(&personality, ApiVersion::new(2, 56)).is_ok());
+        let e = parse(&personality, ApiVersion::new(2, 57)).unwrap_err();
+        assert!(
+            e.message.contains("'personality' was unexpected"),
+            "{}",
+            e.message
+        );
+        // Device tags are back at 2.42.
+        let net_tag = body(json!({"networks": [{"uuid": IMAGE, "tag": "nic1"}]}));
+        assert!(parse(&net_tag, ApiVersion::new(2, 41)).is_err());
+        assert!(parse(&net_tag, ApiVersion::new(2, 42)).is_ok());
     }
 
     #[test]

@@ -43,6 +43,31 @@ pub fn show(links: &Links, f: &Flavor) -> Value {
     })
 }
 
+/// The full flavor at a microversion: 2.55 adds `description`, 2.61
+/// `extra_specs`, 2.75 shows no swap as 0 rather than "".
+pub fn show_at(links: &Links, f: &Flavor, version: crate::microversion::ApiVersion) -> Value {
+    let mut v = show(links, f);
+    if version.at_least(2, 55) {
+        v["description"] = json!(f.description);
+    }
+    if version.at_least(2, 61) {
+        v["extra_specs"] = json!(f.extra_specs);
+    }
+    if version.at_least(2, 75) {
+        v["swap"] = json!(f.swap_mb);
+    }
+    v
+}
+
+/// `GET /flavors` entries at a microversion (2.55 adds `description`).
+pub fn basic_at(links: &Links, f: &Flavor, version: crate::microversion::ApiVersion) -> Value {
+    let mut v = basic(links, f);
+    if version.at_least(2, 55) {
+        v["description"] = json!(f.description);
+    }
+    v
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -82,5 +107,26 @@ pub(crate) mod tests {
         assert_eq!(v["rxtx_factor"], 1.1);
         let b = basic(&links, &f);
         assert_eq!(b.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn later_versions_add_description_extra_specs_and_numeric_swap() {
+        use crate::microversion::ApiVersion;
+        let links = Links::new("http://h");
+        let mut f = tiny();
+        f.extra_specs
+            .insert("hw:cpu_policy".into(), "dedicated".into());
+        let v = show_at(&links, &f, ApiVersion::new(2, 54));
+        assert!(v.get("description").is_none() && v.get("extra_specs").is_none());
+        let v = show_at(&links, &f, ApiVersion::new(2, 61));
+        assert_eq!(v["description"], Value::Null);
+        assert_eq!(v["extra_specs"]["hw:cpu_policy"], "dedicated");
+        assert_eq!(v["swap"], "");
+        assert_eq!(show_at(&links, &f, ApiVersion::new(2, 75))["swap"], 0);
+        assert!(
+            basic_at(&links, &f, ApiVersion::new(2, 55))
+                .get("description")
+                .is_some()
+        );
     }
 }

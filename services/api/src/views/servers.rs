@@ -112,10 +112,28 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
         "image",
         json!({"id": image_id, "links": cx.links.bookmark("images", &image_id)}),
     );
-    put(
-        "flavor",
-        json!({"id": inst.flavor.id, "links": cx.links.bookmark("flavors", &inst.flavor.id)}),
-    );
+    // From 2.47 the flavor is embedded as it was when the server was
+    // built (extra specs included: Nova's default policy shows them).
+    let flavor = &inst.flavor;
+    if cx.version.at_least(2, 47) {
+        put(
+            "flavor",
+            json!({
+                "vcpus": flavor.vcpus,
+                "ram": flavor.ram_mb,
+                "disk": flavor.disk_gb,
+                "ephemeral": flavor.ephemeral_gb,
+                "swap": flavor.swap_mb,
+                "original_name": flavor.name,
+                "extra_specs": flavor.extra_specs,
+            }),
+        );
+    } else {
+        put(
+            "flavor",
+            json!({"id": flavor.id, "links": cx.links.bookmark("flavors", &flavor.id)}),
+        );
+    }
     put("created", json!(isotime(inst.created_at_ms)));
     put("updated", json!(isotime(inst.updated_at_ms)));
     // No networking yet: no addresses, and Nova hides them while building.
@@ -201,8 +219,23 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
     if v.at_least(2, 26) {
         put("tags", json!(inst.tags));
     }
+    // Shapes of versions above the advertised maximum, ready for when it
+    // is raised (docs/microversions.md).
+    if v.at_least(2, 63) {
+        // Image signature verification is off: no certificates are kept.
+        put("trusted_image_certificates", Value::Null);
+    }
     if v.at_least(2, 73) {
         put("locked_reason", json!(inst.locked_reason));
+    }
+    if v.at_least(2, 96) {
+        // The zone the user asked for at create, if any.
+        put("pinned_availability_zone", json!(inst.availability_zone));
+    }
+    if v.at_least(2, 98)
+        && let Some(image) = s.get_mut("image")
+    {
+        image["properties"] = json!(inst.image.properties);
     }
     Value::Object(s)
 }
@@ -315,6 +348,25 @@ pub(crate) mod tests {
         assert_eq!(v["metadata"]["k"], "v");
         assert_eq!(v["flavor"]["id"], "1");
         assert_eq!(v["flavor"]["links"][0]["href"], "http://h/flavors/1");
+        let mut at_2_47 = cx(&links, true);
+        at_2_47.version = crate::microversion::ApiVersion::new(2, 47);
+        let embedded = show(&at_2_47, &inst, None);
+        let mut later = cx(&links, true);
+        later.version = crate::microversion::ApiVersion::new(2, 98);
+        let v98 = show(&later, &inst, None);
+        assert_eq!(v98["trusted_image_certificates"], Value::Null);
+        assert_eq!(v98["locked_reason"], Value::Null);
+        assert_eq!(
+            v98["pinned_availability_zone"],
+            json!(inst.availability_zone)
+        );
+        assert_eq!(v98["image"]["properties"], json!(inst.image.properties));
+        assert!(embedded.get("trusted_image_certificates").is_none());
+        assert_eq!(
+            embedded["flavor"],
+            json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0,
+                   "original_name": "m1.tiny", "extra_specs": {}})
+        );
         assert_eq!(v["image"]["id"], inst.image.id.to_string());
         assert_eq!(v["progress"], 0);
         assert_eq!(v["key_name"], Value::Null);
@@ -339,6 +391,7 @@ pub(crate) mod tests {
             availability_zone: "nova".into(),
             hypervisor_type: "fake".into(),
             last_seen_ms: 1_378_180_890_000,
+            ..Default::default()
         };
         let v = show(&cx(&links, true), &inst, Some(&host));
         assert_eq!(v["status"], "ACTIVE");
@@ -421,6 +474,7 @@ pub(crate) mod tests {
             availability_zone: "nova".into(),
             hypervisor_type: "fake".into(),
             last_seen_ms: 1_378_180_890_000,
+            ..Default::default()
         };
         let at_2_1 = show(&cx(&links, true), &inst, Some(&host));
         for key in [

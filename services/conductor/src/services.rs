@@ -1,0 +1,62 @@
+//! Compute services (Nova's `os-services`): an administrator enables,
+//! disables or forces down a host's `nova-compute`, or deletes its record.
+//! Accepted changes go to the `hosts` topic, where the scheduler reads them
+//! (a disabled or forced-down host fails the ComputeFilter) and the API
+//! shows them.
+
+use novalog_schemas::events::ServiceStatus;
+use novalog_schemas::{Envelope, Event};
+
+use crate::core::{Conductor, Dest, Emit, emit};
+
+fn refuse(env: &Envelope, host: &str, action: &str) -> Emit {
+    Conductor::reject(
+        env,
+        host.to_owned(),
+        403,
+        format!("Policy doesn't allow os_compute_api:os-services:{action} to be performed."),
+    )
+}
+
+pub(crate) fn on_update(env: &Envelope, s: &ServiceStatus) -> Vec<Emit> {
+    if !env.meta.actor.is_admin() {
+        return vec![refuse(env, &s.host, "update")];
+    }
+    vec![emit(
+        Dest::Hosts,
+        s.host.clone(),
+        &env.meta,
+        "service-updated",
+        s.host.clone(),
+        Event::ServiceUpdated(Box::new(s.clone())),
+    )]
+}
+
+/// Nova refuses to delete a compute service that still hosts instances.
+pub(crate) fn on_delete(c: &Conductor, env: &Envelope, host: &str) -> Vec<Emit> {
+    if !env.meta.actor.is_admin() {
+        return vec![refuse(env, host, "delete")];
+    }
+    let hosting = c
+        .instances
+        .values()
+        .any(|i| !i.is_deleted() && i.host.as_deref() == Some(host));
+    if hosting {
+        return vec![Conductor::reject(
+            env,
+            host.to_owned(),
+            409,
+            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
+        )];
+    }
+    vec![emit(
+        Dest::Hosts,
+        host.to_owned(),
+        &env.meta,
+        "service-deleted",
+        host.to_owned(),
+        Event::ServiceDeleted {
+            host: host.to_owned(),
+        },
+    )]
+}
