@@ -90,6 +90,22 @@ impl Osc {
             .unwrap_or_else(|e| panic!("openstack {}: not JSON ({e}): {stdout}", args.join(" ")))
     }
 
+    /// Polls `server show` until the server has `status`; returns it.
+    fn wait_status(&self, name: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let s = self.ok(Cloud::Admin, &["server", "show", name]);
+            if s["status"] == status {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never reached {status}: {s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// Runs a command that must fail; returns what it printed on stderr.
     fn fails(&self, cloud: Cloud, args: &[&str]) -> String {
         let out = self.run(cloud, args);
@@ -334,6 +350,54 @@ fn stock_openstackclient_works_unchanged() {
     );
     let host = shown["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
     assert!(host.starts_with("fake-host-"), "{host}");
+
+    // server actions: each reaches its state on the fake host
+    os.ok(Admin, &["server", "reboot", "--wait", "vm1"]);
+    assert_eq!(os.wait_status("vm1", "ACTIVE")["OS-EXT-STS:power_state"], 1);
+    os.ok(Admin, &["server", "reboot", "--hard", "--wait", "vm1"]);
+    os.wait_status("vm1", "ACTIVE");
+    for (action, status, power) in [
+        ("stop", "SHUTOFF", 4),
+        ("start", "ACTIVE", 1),
+        ("pause", "PAUSED", 3),
+        ("unpause", "ACTIVE", 1),
+        ("suspend", "SUSPENDED", 7),
+        ("resume", "ACTIVE", 1),
+    ] {
+        os.ok(Admin, &["server", action, "vm1"]);
+        let s = os.wait_status("vm1", status);
+        assert_eq!(s["OS-EXT-STS:power_state"], power, "{action}: {s}");
+        assert_eq!(s["OS-EXT-STS:task_state"], Value::Null, "{action}: {s}");
+    }
+    os.ok(Admin, &["server", "lock", "vm1"]);
+    assert_eq!(os.ok(Admin, &["server", "show", "vm1"])["locked"], true);
+    os.ok(Admin, &["server", "unlock", "vm1"]);
+    assert_eq!(os.ok(Admin, &["server", "show", "vm1"])["locked"], false);
+    // a stopped server cannot be paused: Nova's 409
+    os.ok(Admin, &["server", "stop", "vm1"]);
+    os.wait_status("vm1", "SHUTOFF");
+    let err = os.fails(Admin, &["server", "pause", "vm1"]);
+    assert!(
+        err.contains("409") && err.contains("vm_state stopped"),
+        "{err}"
+    );
+    os.ok(Admin, &["server", "start", "vm1"]);
+    os.wait_status("vm1", "ACTIVE");
+    let events = os.ok(Admin, &["server", "event", "list", "vm1"]);
+    let actions = names(&events, "Action");
+    for action in [
+        "create", "reboot", "stop", "start", "pause", "unpause", "suspend", "resume", "lock",
+        "unlock",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+
+    // quotas
+    let quota = os.ok(Admin, &["quota", "show"]).to_string();
+    assert!(
+        quota.contains("instances") && quota.contains("cores"),
+        "{quota}"
+    );
 
     // compute services and hypervisors
     let services = os.ok(Admin, &["compute", "service", "list"]);
