@@ -400,6 +400,57 @@ async fn evacuate_from_a_host_whose_heartbeats_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuate_needs_the_source_down_and_forced_down_counts() {
+    // Heartbeats stay fresh: only an operator's forced_down makes the
+    // source down; disabling it is not enough (Nova's servicegroup check).
+    let c = cloud(|_| {}).await;
+    let id = c.boot("1").await;
+    let from = host_of(&c.wait_status(id, "ACTIVE").await);
+    let service = |body: Value| {
+        let admin = &c.admin;
+        async move {
+            admin
+                .request_at(
+                    Some("2.11"),
+                    reqwest::Method::PUT,
+                    &format!("/os-services/{}", body["path"].as_str().unwrap()),
+                    Some(body["body"].clone()),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (status, body) = service(json!({"path": "disable",
+        "body": {"host": from, "binary": "nova-compute"}}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = c.act(id, json!({"evacuate": {}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("is still in use"),
+        "a disabled host that still beats is up: {body}"
+    );
+    let (status, body) = service(json!({"path": "force-down",
+        "body": {"host": from, "binary": "nova-compute", "forced_down": true}}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = c.act(id, json!({"evacuate": {}})).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = c.wait_status(id, "ACTIVE").await;
+        if host_of(&s) != from {
+            break s;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(c.driver.running_on(id), vec![host_of(&s)]);
+    c.wait_usage_matches().await;
+    c.system.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_deadline_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());

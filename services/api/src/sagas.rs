@@ -363,7 +363,9 @@ pub async fn evacuate(
     let down = app
         .projection
         .host(&source)
-        .is_none_or(|h| h.status(novalog_schemas::now_ms(), service_down_time_ms) != "UP");
+        // Nova's servicegroup check: heartbeats gone stale, or forced down
+        // by an operator (a disabled host that still beats is up).
+        .is_none_or(|h| !h.is_up(novalog_schemas::now_ms(), service_down_time_ms));
     if !down {
         return Err(ApiError::bad_request(format!(
             "Compute service of {source} is still in use."
