@@ -313,7 +313,7 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
             ignore_hosts,
             num_alternates: c.settings.max_attempts.saturating_sub(1),
             scheduler_hints: Default::default(),
-            server_group: None,
+            server_group: crate::server_groups::spec_of_member(c, id),
             image_id: Some(i.image.id),
         })),
     )

@@ -518,6 +518,42 @@ fn resize_with_only_the_source_available_is_no_valid_host_and_stays_active() {
     assert!(i.fault.as_ref().unwrap().message.contains("No valid host"));
 }
 
+#[test]
+fn a_migration_keeps_the_server_groups_policy() {
+    let mut w = Cloud::standard();
+    let a = w.boot("h1");
+    let b = w.boot("h2");
+    let group = Uuid::new_v4();
+    w.c.server_groups.insert(
+        group,
+        crate::server_groups::GroupState {
+            group: novalog_schemas::events::ServerGroup {
+                id: group,
+                name: "spread".into(),
+                project_id: w.i(a).project_id.clone(),
+                user_id: w.i(a).user_id.clone(),
+                policy: novalog_schemas::events::ServerGroupPolicy::AntiAffinity,
+                max_server_per_host: None,
+                created_at_ms: NOW,
+            },
+            members: [a, b].into_iter().collect(),
+        },
+    );
+    let out = w.migrate(a, None);
+    let req = out
+        .iter()
+        .find_map(|e| match &e.env.event {
+            Event::SelectHostsRequested(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("a scheduling request");
+    let spec = req.server_group.expect("the group travels with the request");
+    assert_eq!(spec.id, group);
+    assert_eq!(spec.members, [b]);
+    assert_eq!(spec.hosts, ["h2"]);
+    assert_eq!(req.ignore_hosts, ["h1"]);
+}
+
 // ---- claims and alternates ----
 
 #[test]

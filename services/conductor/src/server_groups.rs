@@ -116,6 +116,17 @@ pub(crate) fn join(c: &mut Conductor, group: Uuid, instance: Uuid) {
 
 /// The group as the scheduler needs it for placing `instance`: the other
 /// members not deleted, and the hosts they are on.
+/// The group `instance` joined at create, as a scheduling request carries
+/// it: a migration or evacuation honours the group's policy as the build
+/// did (Nova keeps it in the request spec).
+pub(crate) fn spec_of_member(c: &Conductor, instance: Uuid) -> Option<ServerGroupSpec> {
+    let (id, _) = c
+        .server_groups
+        .iter()
+        .find(|(_, g)| g.members.contains(&instance))?;
+    spec_for(c, *id, instance)
+}
+
 pub(crate) fn spec_for(c: &Conductor, group: Uuid, instance: Uuid) -> Option<ServerGroupSpec> {
     let s = c.server_groups.get(&group)?;
     let mut members = Vec::new();
