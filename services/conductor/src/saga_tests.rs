@@ -547,7 +547,9 @@ fn a_migration_keeps_the_server_groups_policy() {
             _ => None,
         })
         .expect("a scheduling request");
-    let spec = req.server_group.expect("the group travels with the request");
+    let spec = req
+        .server_group
+        .expect("the group travels with the request");
     assert_eq!(spec.id, group);
     assert_eq!(spec.members, [b]);
     assert_eq!(spec.hosts, ["h2"]);
