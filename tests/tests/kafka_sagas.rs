@@ -4,7 +4,8 @@
 //! Afterwards every server is stable with no task, every host's usage
 //! equals the flavors of the servers on it (no claim leaked, none held
 //! twice), and the API's live projection equals the instances folded
-//! afresh from the log.
+//! afresh from the log. No guest is left on a second host: the compute
+//! agent's own records hold each server on exactly one host.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use novalog_schemas::instance::{Instance, evolve};
 use novalog_schemas::{Event, HostUsage};
+use novalog_store::StoreExt;
 use novalog_tests::{
     Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
     skip_without_kafka, test_config,
@@ -337,4 +339,33 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
         assert!(i.task_state.is_none(), "{id}");
         assert!(i.migration().is_none(), "{id}: no migration left in flight");
     }
+
+    // After confirm, revert or rebuild no guest is left behind on a second
+    // host: the compute agent's own records (what it re-adopts on start)
+    // hold each server on exactly one host, the one the API shows, and no
+    // migration claim is left.
+    cluster.kill("novalog-compute");
+    let store =
+        novalog_store::RocksStore::open(cluster.cfg.data_dir.join("compute"), false).unwrap();
+    let mut guests: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for (_, h) in store
+        .scan::<novalog_compute::tracker::HostRecord>("hosts")
+        .unwrap()
+    {
+        assert!(
+            h.migration_claims.is_empty(),
+            "{}: migration claims left: {:?}",
+            h.name,
+            h.migration_claims
+        );
+        for id in h.instances.keys() {
+            guests.entry(*id).or_default().push(h.name.clone());
+        }
+    }
+    for s in &servers {
+        let id: Uuid = s["id"].as_str().unwrap().parse().unwrap();
+        let host = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+        assert_eq!(guests.remove(&id).unwrap_or_default(), [host], "{id}");
+    }
+    assert!(guests.is_empty(), "guests of no server: {guests:?}");
 }
