@@ -201,7 +201,7 @@ impl Conductor {
             Event::ServerActionRequested {
                 instance_id,
                 action,
-            } => crate::server_actions::on_requested(self, env, *instance_id, action),
+            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
             Event::ServerActionPerformed {
                 instance_id,
                 host,

@@ -29,6 +29,7 @@ pub(crate) fn on_requested(
     env: &Envelope,
     id: Uuid,
     action: &ServerAction,
+    now_ms: i64,
 ) -> Vec<Emit> {
     let actor = &env.meta.actor;
     let caller = Caller {
@@ -86,10 +87,12 @@ pub(crate) fn on_requested(
                 id.to_string(),
                 Event::PerformServerAction {
                     instance_id: id,
-                    host,
+                    host: host.clone(),
                     action: action.clone(),
                 },
             );
+            // A host that never answers must not leave the task forever.
+            c.await_step(id, &env.meta, &step(action), None, Some(host), now_ms);
             vec![out, command]
         }
     }
@@ -121,6 +124,12 @@ pub(crate) fn on_outcome(
 ) -> Vec<Emit> {
     if !awaiting(c, id, o.host, o.action) {
         return Vec::new();
+    }
+    if c.awaiting
+        .get(&id)
+        .is_some_and(|a| a.step.starts_with(STEP_PREFIX))
+    {
+        c.stop_awaiting(id);
     }
     let i = &c.instances[&id];
     let project = i.project_id.clone();
@@ -156,4 +165,56 @@ pub(crate) fn on_outcome(
         "task-failed"
     };
     vec![c.instance_event(&env.meta, step, id, &project, event)]
+}
+
+/// What a host action awaits: `action:<Nova's action name>`; its timeout is
+/// `conductor.step_timeouts["action:stop"]` (say) or `conductor.step_timeout`.
+pub(crate) const STEP_PREFIX: &str = "action:";
+
+fn step(action: &ServerAction) -> String {
+    format!("{STEP_PREFIX}{}", action.name())
+}
+
+/// The actions a host carries out, each with a task state of its own.
+const HOST_ACTIONS: [ServerAction; 8] = [
+    ServerAction::Reboot { hard: false },
+    ServerAction::Reboot { hard: true },
+    ServerAction::Stop,
+    ServerAction::Start,
+    ServerAction::Pause,
+    ServerAction::Unpause,
+    ServerAction::Suspend,
+    ServerAction::Resume,
+];
+
+/// The host did not answer in time: the task ends as a failure of the
+/// action (fault "<action> timed out"), from what is known of the guest.
+/// A late answer is then dropped, as the task it answers is over.
+pub(crate) fn on_timeout(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &crate::timers::Awaiting,
+    now_ms: i64,
+) -> Vec<Emit> {
+    c.stop_awaiting(id);
+    let Some(i) = c.instances.get(&id).filter(|i| !i.is_deleted()) else {
+        return Vec::new();
+    };
+    let Some(action) = HOST_ACTIONS
+        .iter()
+        .find(|x| x.task_state().is_some() && x.task_state() == i.task_state)
+        .cloned()
+    else {
+        return Vec::new(); // the task already ended (or a delete took over)
+    };
+    let timeout_ms = c.settings.timeout_ms(&a.step);
+    let event = Event::InstanceTaskFailed {
+        vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
+        power_state: i.power_state.code(),
+        fault: crate::timers::timeout_fault(a, timeout_ms, now_ms),
+        action,
+    };
+    let project = i.project_id.clone();
+    vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)]
 }

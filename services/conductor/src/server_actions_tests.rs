@@ -1033,3 +1033,56 @@ fn a_multiple_create_gets_what_fits_or_nothing_below_min_count() {
     }
     assert_eq!(c.usage["demo"].instances, 7);
 }
+
+// ---- a host that never answers ----
+
+#[test]
+fn a_host_action_nobody_answers_times_out_and_ends_the_task() {
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Stop);
+    assert_eq!(c.instances[&id].task_state, Some(TaskState::PoweringOff));
+    let timeout = c.settings.timeout_ms("action:stop");
+    assert!(timeout > 0);
+    assert!(
+        c.expired(NOW + timeout - 1).is_empty(),
+        "not before its deadline"
+    );
+    let timers = c.expired(NOW + timeout);
+    assert_eq!(timers.len(), 1);
+    let out = c.handle(&timers[0].env, NOW + timeout);
+    assert_eq!(types(&out), ["InstanceTaskFailed"]);
+    let i = &c.instances[&id];
+    assert_eq!(state(i), (VmState::Active, None, PowerState::Running));
+    let fault = i.fault.as_ref().expect("a fault");
+    assert_eq!(fault.message, "stop timed out");
+    assert!(fault.details.contains(HOST), "{}", fault.details);
+    // The timer fired once; a late answer finds the task over.
+    assert!(c.expired(NOW + 10 * timeout).is_empty());
+    assert!(c.handle(&timers[0].env, NOW + timeout).is_empty());
+    assert!(performed(&mut c, id, ServerAction::Stop, PowerState::Shutdown).is_empty());
+    assert_eq!(c.instances[&id].vm_state, VmState::Active);
+}
+
+#[test]
+fn an_answered_action_leaves_no_deadline_behind() {
+    let (mut c, id) = active();
+    ask(&mut c, actor("demo"), id, ServerAction::Pause);
+    performed(&mut c, id, ServerAction::Pause, PowerState::Paused);
+    assert_eq!(c.instances[&id].vm_state, VmState::Paused);
+    assert!(c.expired(i64::MAX).is_empty());
+    // A hard reboot that never answers: the guest was running, so ACTIVE.
+    ask(&mut c, actor("demo"), id, ServerAction::Unpause);
+    performed(&mut c, id, ServerAction::Unpause, PowerState::Running);
+    ask(
+        &mut c,
+        actor("demo"),
+        id,
+        ServerAction::Reboot { hard: true },
+    );
+    let timers = c.expired(i64::MAX);
+    assert_eq!(timers.len(), 1);
+    c.handle(&timers[0].env, NOW + 1);
+    let i = &c.instances[&id];
+    assert_eq!(state(i), (VmState::Active, None, PowerState::Running));
+    assert_eq!(i.fault.as_ref().unwrap().message, "reboot timed out");
+}

@@ -167,6 +167,7 @@ pub(crate) fn on_timed_out(
         "rebuild" => crate::rebuild::on_timeout(c, env, id, &a, now_ms),
         "evacuate" => crate::evacuate::on_timeout(c, env, id, &a, now_ms),
         "live" => crate::live_migrate::on_timeout(c, env, id, &a, now_ms),
+        "action" => crate::server_actions::on_timeout(c, env, id, &a, now_ms),
         _ => {
             c.stop_awaiting(id);
             Vec::new()
