@@ -203,6 +203,12 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             name: r.name.unwrap_or_default(),
             replace_metadata: r.metadata.is_some(),
             metadata: r.metadata.unwrap_or_default(),
+            set_key_name: r.key_name.is_some(),
+            key_name: r.key_name.flatten(),
+            set_user_data: r.user_data.is_some(),
+            user_data: r.user_data.flatten(),
+            set_description: r.description.is_some(),
+            description: r.description.flatten(),
         }
         .encode_to_vec(),
         E::SagaStepTimedOut {
@@ -234,6 +240,9 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             image: Some(r.image.into()),
             name: r.name,
             metadata: r.metadata,
+            key_name: r.key_name,
+            user_data: r.user_data,
+            description: r.description,
         }
         .encode_to_vec(),
         E::RebuildSpawning => Vec::new(),
@@ -312,6 +321,9 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
                 image: image(r.image, "image")?,
                 name: opt(r.name),
                 metadata: r.replace_metadata.then_some(r.metadata),
+                key_name: r.set_key_name.then_some(r.key_name),
+                user_data: r.set_user_data.then_some(r.user_data),
+                description: r.set_description.then_some(r.description),
             }))
         }
         "SagaStepTimedOut" => {
@@ -343,6 +355,9 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
                 image: image(r.image, "image")?,
                 name: r.name,
                 metadata: r.metadata,
+                key_name: r.key_name,
+                user_data: r.user_data,
+                description: r.description,
             }))
         }
         "RebuildSpawning" => E::RebuildSpawning,
@@ -516,12 +531,18 @@ mod tests {
                 image: image(),
                 name: Some("new".into()),
                 metadata: Some(BTreeMap::from([("k".into(), "v".into())])),
+                key_name: Some(Some("key".into())),
+                user_data: Some(None),
+                description: None,
             })),
             Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
                 instance_id: id,
                 image: image(),
                 name: None,
                 metadata: None,
+                key_name: Some(None),
+                user_data: Some(Some("ZGF0YQ==".into())),
+                description: Some(Some("d".into())),
             })),
             Event::SagaStepTimedOut {
                 instance_id: id,
@@ -547,6 +568,9 @@ mod tests {
                 image: image(),
                 name: "vm".into(),
                 metadata: BTreeMap::new(),
+                key_name: Some("key".into()),
+                user_data: None,
+                description: Some("d".into()),
             })),
             Event::RebuildSpawning,
             Event::RebuildCompleted {

@@ -150,6 +150,12 @@ pub struct ServerRebuildRequested {
     pub name: Option<String>,
     /// `Some`: replaces the instance's metadata.
     pub metadata: Option<BTreeMap<String, String>>,
+    /// `Some(None)`: unset; `None`: unchanged (key_name from 2.54).
+    pub key_name: Option<Option<String>>,
+    /// `Some(None)`: unset; `None`: unchanged (user_data from 2.57).
+    pub user_data: Option<Option<String>>,
+    /// `Some(None)`: unset; `None`: unchanged (description from 2.19).
+    pub description: Option<Option<String>>,
 }
 
 /// The instance's image, name and metadata as a rebuild sets them.
@@ -158,6 +164,9 @@ pub struct RebuildSpec {
     pub image: Image,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A command to one compute host within a migration or rebuild saga
@@ -345,6 +354,9 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             i.image = r.image.clone();
             i.name = r.name.clone();
             i.metadata = r.metadata.clone();
+            i.key_name = r.key_name.clone();
+            i.user_data = r.user_data.clone();
+            i.description = r.description.clone();
         }
         Event::RebuildSpawning => {
             i.task_state = Some(TaskState::RebuildSpawning);

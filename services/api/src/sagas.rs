@@ -242,30 +242,65 @@ pub async fn rebuild(
     app: &App,
     ctx: &Context,
     request_id: &str,
+    version: ApiVersion,
     inst: &Arc<Instance>,
     body: &Value,
 ) -> Result<Outcome, ApiError> {
     let r = object("rebuild", body)?;
-    only(
-        "rebuild",
-        r,
-        &[
-            "imageRef",
-            "name",
-            "metadata",
-            "adminPass",
-            "preserve_ephemeral",
-            "OS-DCF:diskConfig",
-            "accessIPv4",
-            "accessIPv6",
-            "personality",
-            "description",
-            "key_name",
-            "user_data",
-            "trusted_image_certificates",
-            "hostname",
-        ],
-    )?;
+    // Nova's rebuild schema per microversion: description from 2.19,
+    // key_name from 2.54, user_data from 2.57 (which drops personality).
+    let mut allowed = vec![
+        "imageRef",
+        "name",
+        "metadata",
+        "adminPass",
+        "preserve_ephemeral",
+        "OS-DCF:diskConfig",
+        "accessIPv4",
+        "accessIPv6",
+    ];
+    if version.at_least(2, 19) {
+        allowed.push("description");
+    }
+    if version.at_least(2, 54) {
+        allowed.push("key_name");
+    }
+    if version.at_least(2, 57) {
+        allowed.push("user_data");
+    } else {
+        allowed.push("personality");
+    }
+    only("rebuild", r, &allowed)?;
+    let key_name = match r.get("key_name") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => {
+            let key = validation::string("key_name", v, 1, 255)?;
+            if app.projection.keypair(&ctx.user_id, key).is_none() {
+                return Err(ApiError::bad_request("Invalid key_name provided."));
+            }
+            Some(Some(key.to_owned()))
+        }
+    };
+    let user_data = match r.get("user_data") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => {
+            let data = validation::string("user_data", v, 0, 65535)?;
+            if !crate::validation::server_create::is_base64(data) {
+                return Err(invalid(
+                    "user_data",
+                    v,
+                    format!("{} is not a 'base64'", validation::repr(v)),
+                ));
+            }
+            Some(Some(data.to_owned()))
+        }
+    };
+    let description = r
+        .get("description")
+        .map(crate::validation::server_create::description)
+        .transpose()?;
     let image_ref = validation::string("imageRef", required("rebuild", r, "imageRef")?, 0, 255)?;
     let image_id = Uuid::parse_str(id_from_href(image_ref)).map_err(|_| {
         ApiError::bad_request("Invalid image identifier or specified image is not found.")
@@ -318,6 +353,9 @@ pub async fn rebuild(
             image: (*image).clone(),
             name,
             metadata,
+            key_name,
+            user_data,
+            description,
         })),
     )
     .await?;
@@ -522,7 +560,7 @@ async fn run(
         "confirmResize" => confirm_resize(app, ctx, request_id, &inst, value).await?,
         "revertResize" => revert_resize(app, ctx, request_id, &inst, value).await?,
         "migrate" => migrate(app, ctx, request_id, &inst, value, version).await?,
-        "rebuild" => rebuild(app, ctx, request_id, &inst, value).await?,
+        "rebuild" => rebuild(app, ctx, request_id, version, &inst, value).await?,
         "evacuate" => {
             evacuate(
                 app,

@@ -1841,6 +1841,50 @@ async fn saga_actions_check_body_policy_and_lookups_before_writing() {
         let fault = r.body.as_object().unwrap().values().next().unwrap();
         assert_eq!(fault["message"], message, "{body}");
     }
+    // Rebuild's schema per microversion: key_name from 2.54, user_data
+    // from 2.57, which drops personality.
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    let image = r.body["server"]["image"]["id"].as_str().unwrap().to_owned();
+    let versioned = [
+        ("2.53", json!({"key_name": "k"}), "key_name"),
+        (
+            "2.54",
+            json!({"key_name": "nope"}),
+            "Invalid key_name provided.",
+        ),
+        ("2.56", json!({"user_data": "YQ=="}), "user_data"),
+        ("2.57", json!({"personality": []}), "personality"),
+        (
+            "2.57",
+            json!({"user_data": "not base64!"}),
+            "is not a 'base64'",
+        ),
+        ("2.18", json!({"description": "d"}), "description"),
+    ];
+    for (version, extra, says) in versioned {
+        let mut rebuild = extra.clone();
+        rebuild["imageRef"] = json!(image);
+        let header = format!("compute {version}");
+        let r = h
+            .send(
+                Method::POST,
+                &action,
+                Some(MEMBER),
+                &[("OpenStack-API-Version", header.as_str())],
+                Some(serde_json::to_vec(&json!({ "rebuild": rebuild })).unwrap()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{version} {extra}");
+        let message = r.body["badRequest"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{version} {extra}: {message}");
+    }
     assert_eq!(h.intents_end().await, before, "nothing was written");
     h.stop().await;
 }

@@ -96,6 +96,12 @@ pub(crate) fn on_request(
         image: image.clone(),
         name: req.name.clone().unwrap_or_else(|| i.name.clone()),
         metadata: req.metadata.clone().unwrap_or_else(|| i.metadata.clone()),
+        key_name: req.key_name.clone().unwrap_or_else(|| i.key_name.clone()),
+        user_data: req.user_data.clone().unwrap_or_else(|| i.user_data.clone()),
+        description: req
+            .description
+            .clone()
+            .unwrap_or_else(|| i.description.clone()),
     };
     let project = i.project_id.clone();
     let flavor = i.flavor.clone();

@@ -1179,8 +1179,40 @@ fn rebuild(
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()
             }),
+            key_name: None,
+            user_data: None,
+            description: None,
         },
     )))
+}
+
+#[test]
+fn rebuild_sets_unsets_or_keeps_key_name_user_data_and_description() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.key_name = Some("old".into());
+        i.user_data = Some("ZGF0YQ==".into());
+        i.description = Some("web".into());
+    }
+    let img = w.i(id).image.clone();
+    let out = w.intent(Event::ServerRebuildRequested(Box::new(
+        ServerRebuildRequested {
+            instance_id: id,
+            image: img,
+            name: None,
+            metadata: None,
+            key_name: Some(Some("new".into())),
+            user_data: None,
+            description: Some(None),
+        },
+    )));
+    assert_eq!(task_states(&out)[0], "RebuildStarted");
+    let i = w.i(id);
+    assert_eq!(i.status(), "ACTIVE");
+    assert_eq!(i.key_name.as_deref(), Some("new"));
+    assert_eq!(i.user_data.as_deref(), Some("ZGF0YQ=="), "not given: kept");
+    assert_eq!(i.description, None, "null: unset");
 }
 
 #[test]
@@ -1301,6 +1333,9 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
             image: img,
             name: None,
             metadata: None,
+            key_name: None,
+            user_data: None,
+            description: None,
         },
     )));
     let (code, message) = rejection(&out).unwrap();

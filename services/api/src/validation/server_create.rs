@@ -144,7 +144,7 @@ fn array<'a>(field: &str, value: &'a Value) -> Result<&'a Vec<Value>, ApiError> 
 
 /// Python's `base64.decodebytes` acceptance: characters outside the
 /// alphabet are skipped, and what remains must be correctly padded.
-fn is_base64(s: &str) -> bool {
+pub(crate) fn is_base64(s: &str) -> bool {
     let kept: Vec<u8> = s
         .bytes()
         .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/' || *b == b'=')
@@ -356,7 +356,7 @@ fn bdm_v2(value: &Value, version: ApiVersion) -> Result<Option<Uuid>, ApiError> 
 }
 
 /// Nova's `description`: null, or up to 255 printable characters.
-fn description(value: &Value) -> Result<Option<String>, ApiError> {
+pub(crate) fn description(value: &Value) -> Result<Option<String>, ApiError> {
     if value.is_null() {
         return Ok(None);
     }
