@@ -391,7 +391,12 @@ async fn evacuate_from_a_host_whose_heartbeats_stopped() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(c.driver.running_on(id), vec![host_of(&s)]);
+    // The source cleans up after the destination is ACTIVE: wait for it.
+    let deadline = Instant::now() + WAIT;
+    while c.driver.running_on(id) != vec![host_of(&s)] {
+        assert!(Instant::now() < deadline, "{:?}", c.driver.running_on(id));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let m = c.migrations("?migration_type=evacuation").await;
     assert_eq!(m[0]["status"], "done");
     // The source (back, here never gone) cleaned up its guest and claim.
@@ -445,7 +450,12 @@ async fn evacuate_needs_the_source_down_and_forced_down_counts() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(c.driver.running_on(id), vec![host_of(&s)]);
+    // The source cleans up after the destination is ACTIVE: wait for it.
+    let deadline = Instant::now() + WAIT;
+    while c.driver.running_on(id) != vec![host_of(&s)] {
+        assert!(Instant::now() < deadline, "{:?}", c.driver.running_on(id));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     c.wait_usage_matches().await;
     c.system.stop().await.unwrap();
 }
