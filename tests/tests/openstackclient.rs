@@ -1,6 +1,7 @@
 //! Stock `openstack` (python-openstackclient, from PyPI, in the virtualenv
 //! `scripts/osc-venv.sh` makes) against the `novalog` binary: every command
-//! a newcomer runs, as admin, as demo and as a reader of demo, with each
+//! a newcomer runs (including server actions and the resize, migrate and
+//! rebuild sagas), as admin, as demo and as a reader of demo, with each
 //! command's JSON output checked.
 //!
 //! To add a command: call `os.ok(Cloud::Admin, &[...])` (the output as
@@ -95,7 +96,7 @@ impl Osc {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let s = self.ok(Cloud::Admin, &["server", "show", name]);
-            if s["status"] == status {
+            if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
                 return s;
             }
             assert!(
@@ -496,6 +497,64 @@ fn stock_openstackclient_works_unchanged() {
     os.ok(Demo, &["server", "delete", "--wait", "demo-vm"]);
     assert_eq!(os.ok(Reader, &["server", "list"]), Value::Array(vec![]));
 
+    // sagas: resize --wait then confirm, migrate --wait then confirm,
+    // resize then revert, rebuild --image --wait; migration and event lists
+    let first = os.ok(Admin, &["server", "show", "vm1"])["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    os.ok(
+        Admin,
+        &["server", "resize", "--flavor", "m1.small", "--wait", "vm1"],
+    );
+    let s = os.wait_status("vm1", "VERIFY_RESIZE");
+    assert_ne!(s["OS-EXT-SRV-ATTR:host"], first.as_str());
+    os.ok(Admin, &["server", "resize", "confirm", "vm1"]);
+    let s = os.wait_status("vm1", "ACTIVE");
+    assert!(flavor_name(&s).starts_with("m1.small"), "{s}");
+    let second = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+    os.ok(Admin, &["server", "migrate", "--wait", "vm1"]);
+    os.wait_status("vm1", "VERIFY_RESIZE");
+    os.ok(Admin, &["server", "migration", "confirm", "vm1"]);
+    let s = os.wait_status("vm1", "ACTIVE");
+    assert_ne!(s["OS-EXT-SRV-ATTR:host"], second.as_str());
+    os.ok(
+        Admin,
+        &["server", "resize", "--flavor", "m1.tiny", "--wait", "vm1"],
+    );
+    os.wait_status("vm1", "VERIFY_RESIZE");
+    os.ok(Admin, &["server", "resize", "revert", "vm1"]);
+    let s = os.wait_status("vm1", "ACTIVE");
+    assert!(flavor_name(&s).starts_with("m1.small"), "{s}");
+    os.ok(
+        Admin,
+        &["server", "rebuild", "--image", "cirros", "--wait", "vm1"],
+    );
+    let s = os.wait_status("vm1", "ACTIVE");
+    assert_eq!(s["key_name"], "osckey", "a rebuild keeps the key");
+    let migrations = os.ok(Admin, &["server", "migration", "list"]);
+    assert_eq!(
+        names(&migrations, "Status"),
+        ["reverted", "confirmed", "confirmed"]
+    );
+    assert_eq!(
+        names(&migrations, "Type"),
+        ["resize", "migration", "resize"]
+    );
+    let events = os.ok(Admin, &["server", "event", "list", "vm1"]);
+    assert_eq!(
+        names(&events, "Action")[..7],
+        [
+            "rebuild",
+            "revertResize",
+            "resize",
+            "confirmResize",
+            "migrate",
+            "confirmResize",
+            "resize",
+        ]
+    );
+
     // delete
     os.ok(Admin, &["server", "delete", "--wait", "vm1"]);
     assert_eq!(os.ok(Admin, &["server", "list"]), Value::Array(vec![]));
@@ -512,5 +571,14 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The flavor `server show -f json` names: "name (id)" below 2.47, the
+/// embedded flavor's `original_name` from 2.47.
+fn flavor_name(server: &Value) -> String {
+    match &server["flavor"] {
+        Value::String(s) => s.clone(),
+        f => f["original_name"].as_str().unwrap_or_default().to_owned(),
     }
 }
