@@ -59,6 +59,30 @@ impl Cloud {
         (status, reply)
     }
 
+    /// Waits until `id` is ACTIVE on a host other than `from` and the
+    /// source let go of its guest (it cleans up after the destination is
+    /// ACTIVE); returns the server.
+    async fn wait_evacuated(&self, id: Uuid, from: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let s = loop {
+            let s = self.wait_status(id, "ACTIVE").await;
+            if host_of(&s) != from {
+                break s;
+            }
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        while self.driver.running_on(id) != vec![host_of(&s)] {
+            assert!(
+                Instant::now() < deadline,
+                "{:?}",
+                self.driver.running_on(id)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        s
+    }
+
     /// Waits until the server shows `status` with no task.
     async fn wait_status(&self, id: Uuid, status: &str) -> Value {
         let deadline = Instant::now() + WAIT;
@@ -382,21 +406,7 @@ async fn evacuate_from_a_host_whose_heartbeats_stopped() {
     assert_eq!(status, 403, "evacuate is for administrators");
     let (status, body) = c.act(id, json!({"evacuate": {}})).await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    let s = loop {
-        let s = c.wait_status(id, "ACTIVE").await;
-        if host_of(&s) != from {
-            break s;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // The source cleans up after the destination is ACTIVE: wait for it.
-    let deadline = Instant::now() + WAIT;
-    while c.driver.running_on(id) != vec![host_of(&s)] {
-        assert!(Instant::now() < deadline, "{:?}", c.driver.running_on(id));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.wait_evacuated(id, &from).await;
     let m = c.migrations("?migration_type=evacuation").await;
     assert_eq!(m[0]["status"], "done");
     // The source (back, here never gone) cleaned up its guest and claim.
@@ -441,21 +451,7 @@ async fn evacuate_needs_the_source_down_and_forced_down_counts() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = c.act(id, json!({"evacuate": {}})).await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    let s = loop {
-        let s = c.wait_status(id, "ACTIVE").await;
-        if host_of(&s) != from {
-            break s;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // The source cleans up after the destination is ACTIVE: wait for it.
-    let deadline = Instant::now() + WAIT;
-    while c.driver.running_on(id) != vec![host_of(&s)] {
-        assert!(Instant::now() < deadline, "{:?}", c.driver.running_on(id));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.wait_evacuated(id, &from).await;
     c.wait_usage_matches().await;
     c.system.stop().await.unwrap();
 }
