@@ -553,7 +553,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/v2.1/servers/{id}/action",
-        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive",
+        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive; forceDelete and restore answer 409 (no soft delete)",
         MEMBER,
         202,
         "2.56 migrate host; 2.73 locked_reason; admin only: migrate, evacuate, os-migrateLive",

@@ -1940,3 +1940,68 @@ async fn migration_lists_are_for_administrators_and_server_migrations_start_at_2
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_delete_and_restore_are_novas_409_without_soft_delete() {
+    let h = Harness::with_conductor().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(server_body("vm")),
+        )
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let shown = h
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}"),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    let vm_state = shown.body["server"]["OS-EXT-STS:vm_state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = h.intents_end().await;
+    let action = format!("/v2.1/servers/{id}/action");
+    let cases: Vec<(&str, Value, StatusCode, String)> = vec![
+        (
+            MEMBER,
+            json!({"forceDelete": null}),
+            StatusCode::CONFLICT,
+            format!("Cannot 'forceDelete' instance {id} while it is in vm_state {vm_state}"),
+        ),
+        (
+            ADMIN,
+            json!({"restore": null}),
+            StatusCode::CONFLICT,
+            format!("Cannot 'restore' instance {id} while it is in vm_state {vm_state}"),
+        ),
+        (
+            MEMBER,
+            json!({"forceDelete": {}}),
+            StatusCode::BAD_REQUEST,
+            "Invalid input for field/attribute forceDelete. Value: {}. {} is not of type 'null'"
+                .into(),
+        ),
+        (
+            OTHER,
+            json!({"forceDelete": null}),
+            StatusCode::NOT_FOUND,
+            format!("Instance {id} could not be found."),
+        ),
+    ];
+    for (who, body, status, message) in cases {
+        let r = h
+            .call(Method::POST, &action, Some(who), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, status, "{body}: {:?}", r.body);
+        let fault = r.body.as_object().unwrap().values().next().unwrap();
+        assert_eq!(fault["message"], message, "{body}");
+    }
+    assert_eq!(h.intents_end().await, before, "nothing was written");
+    h.stop().await;
+}
