@@ -140,12 +140,8 @@ pub async fn migrate(
         if let Some(h) = m.get("host").filter(|h| !h.is_null()) {
             host = Some(validation::string("host", h, 1, 255)?.to_owned());
         }
-    } else if !body.is_null() {
-        return Err(invalid(
-            "migrate",
-            body,
-            format!("{} is not of type 'null'", validation::repr(body)),
-        ));
+    } else {
+        validation::null("migrate", body)?;
     }
     admin_only(
         ctx,
@@ -188,13 +184,7 @@ pub async fn confirm_resize(
     inst: &Arc<Instance>,
     body: &Value,
 ) -> Result<Outcome, ApiError> {
-    if !body.is_null() {
-        return Err(invalid(
-            "confirmResize",
-            body,
-            format!("{} is not of type 'null'", validation::repr(body)),
-        ));
-    }
+    validation::null("confirmResize", body)?;
     submit(
         app,
         ctx,
@@ -216,13 +206,7 @@ pub async fn revert_resize(
     inst: &Arc<Instance>,
     body: &Value,
 ) -> Result<Outcome, ApiError> {
-    if !body.is_null() {
-        return Err(invalid(
-            "revertResize",
-            body,
-            format!("{} is not of type 'null'", validation::repr(body)),
-        ));
-    }
+    validation::null("revertResize", body)?;
     submit(
         app,
         ctx,
@@ -285,17 +269,7 @@ pub async fn rebuild(
     let user_data = match r.get("user_data") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(v) => {
-            let data = validation::string("user_data", v, 0, 65535)?;
-            if !crate::validation::server_create::is_base64(data) {
-                return Err(invalid(
-                    "user_data",
-                    v,
-                    format!("{} is not a 'base64'", validation::repr(v)),
-                ));
-            }
-            Some(Some(data.to_owned()))
-        }
+        Some(v) => Some(Some(crate::validation::server_create::user_data(v)?)),
     };
     let description = r
         .get("description")

@@ -154,12 +154,8 @@ fn deferred_delete(app: &AppState, ctx: &Context, id: &str, body: &Value) -> Opt
         "restore" => "os_compute_api:os-deferred-delete:restore",
         _ => return None,
     };
-    if !value.is_null() {
-        return Some(invalid(
-            name,
-            value,
-            format!("{} is not of type 'null'", validation::repr(value)),
-        ));
+    if let Err(e) = validation::null(name, value) {
+        return Some(e);
     }
     let inst = match compute::authorized(app, ctx, id, crate::policy::Rule::OwnerOrAdmin(policy)) {
         Ok(inst) => inst,

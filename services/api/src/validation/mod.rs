@@ -58,6 +58,19 @@ fn type_error(field: &str, value: &Value, types: &str) -> ApiError {
     )
 }
 
+/// `null` at `field` (the body of an action that takes no arguments), or
+/// the 400 for anything else.
+pub fn null(field: &str, value: &Value) -> Result<(), ApiError> {
+    if value.is_null() {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        value,
+        format!("{} is not of type 'null'", repr(value)),
+    ))
+}
+
 /// The object at `field`, or the 400 for it.
 pub fn object<'a>(field: &str, value: &'a Value) -> Result<&'a Map<String, Value>, ApiError> {
     value.as_object().ok_or_else(|| {

@@ -144,7 +144,20 @@ fn array<'a>(field: &str, value: &'a Value) -> Result<&'a Vec<Value>, ApiError> 
 
 /// Python's `base64.decodebytes` acceptance: characters outside the
 /// alphabet are skipped, and what remains must be correctly padded.
-pub(crate) fn is_base64(s: &str) -> bool {
+/// Nova's `user_data`: base64 of at most 65535 characters.
+pub(crate) fn user_data(value: &Value) -> Result<String, ApiError> {
+    let data = string("user_data", value, 0, 65535)?;
+    if !is_base64(data) {
+        return Err(invalid(
+            "user_data",
+            value,
+            format!("{} is not a 'base64'", repr(value)),
+        ));
+    }
+    Ok(data.to_owned())
+}
+
+fn is_base64(s: &str) -> bool {
     let kept: Vec<u8> = s
         .bytes()
         .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/' || *b == b'=')
@@ -571,20 +584,7 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
             Some(v.clone())
         }
     };
-    let user_data = match s.get("user_data") {
-        None => None,
-        Some(v) => {
-            let data = string("user_data", v, 0, 65535)?;
-            if !is_base64(data) {
-                return Err(invalid(
-                    "user_data",
-                    v,
-                    format!("{} is not a 'base64'", repr(v)),
-                ));
-            }
-            Some(data.to_owned())
-        }
-    };
+    let user_data = s.get("user_data").map(user_data).transpose()?;
 
     let with_description = version.at_least(2, 19);
     let description = match s.get("description") {
