@@ -20,13 +20,14 @@ set -euo pipefail
 
 cache="${NOVALOG_CACHE:-$HOME/.cache/novalog}"
 tansu="$cache/tansu/bin/tansu"
-run_dir="$cache/broker"
+host=127.0.0.1
+port="${NOVALOG_BROKER_PORT:-9092}"
+# One run directory per port: brokers on different ports never share a pid file.
+run_dir="$cache/broker-$port"
 pid_file="$run_dir/tansu.pid"
 log_file="$run_dir/tansu.log"
 # Holds the path of the current temp data dir, so `stop` finds it.
 data_ref="$run_dir/data-dir"
-host=127.0.0.1
-port="${NOVALOG_BROKER_PORT:-9092}"
 start_timeout="${NOVALOG_BROKER_START_TIMEOUT:-60}"
 
 running_pid() {
