@@ -613,6 +613,14 @@ fn payload(event: &Event) -> Vec<u8> {
             pb::QuotaSetUpdated { project_id, limits }.encode_to_vec()
         }
         Event::QuotaSetDeleted { project_id } => pb::QuotaSetDeleted { project_id }.encode_to_vec(),
+        Event::TokenRevoked {
+            audit_id,
+            expires_at_ms,
+        } => pb::TokenRevoked {
+            audit_id,
+            expires_at_ms,
+        }
+        .encode_to_vec(),
         Event::ServerUpdateRequested {
             instance_id,
             name,
@@ -1252,6 +1260,13 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::QuotaSetDeleted = parse(type_name, bytes)?;
             Event::QuotaSetDeleted {
                 project_id: nonempty("project_id", r.project_id)?,
+            }
+        }
+        "TokenRevoked" => {
+            let r: pb::TokenRevoked = parse(type_name, bytes)?;
+            Event::TokenRevoked {
+                audit_id: nonempty("audit_id", r.audit_id)?,
+                expires_at_ms: r.expires_at_ms,
             }
         }
         "InstanceUnlocked" => {
@@ -1895,6 +1910,10 @@ mod tests {
             },
             Event::QuotaSetDeleted {
                 project_id: "p".into(),
+            },
+            Event::TokenRevoked {
+                audit_id: "aud1t".into(),
+                expires_at_ms: 1_700_000_000_000,
             },
             Event::ServerUpdateRequested {
                 instance_id: id,

@@ -510,6 +510,14 @@ pub enum Event {
         project_id: String,
     },
 
+    // ---- identity: a fact on catalog, written by the API's identity
+    // service (there is nothing for the conductor to decide) ----
+    /// A token refused from now on, by its audit id, until it expires.
+    TokenRevoked {
+        audit_id: String,
+        expires_at_ms: i64,
+    },
+
     // ---- keypairs: intents, then facts on catalog ----
     KeypairCreateRequested(Box<Keypair>),
     KeypairDeleteRequested {
@@ -651,6 +659,7 @@ impl Event {
             Event::QuotaResetRequested { .. } => "QuotaResetRequested",
             Event::QuotaSetUpdated { .. } => "QuotaSetUpdated",
             Event::QuotaSetDeleted { .. } => "QuotaSetDeleted",
+            Event::TokenRevoked { .. } => "TokenRevoked",
             Event::ServerUpdateRequested { .. } => "ServerUpdateRequested",
             Event::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
             Event::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
