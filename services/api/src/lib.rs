@@ -73,3 +73,5 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_images;
