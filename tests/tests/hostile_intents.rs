@@ -88,7 +88,10 @@ async fn rebuild_with_an_image_min_disk_past_u64_bytes_is_400_and_the_conductor_
     let deadline = Instant::now() + WAIT;
     loop {
         let r = http
-            .get(format!("http://{}/image/v2/images/{}", system.api_addr, image.id))
+            .get(format!(
+                "http://{}/image/v2/images/{}",
+                system.api_addr, image.id
+            ))
             .header("X-Auth-Token", "admin:admin")
             .send()
             .await
@@ -96,7 +99,10 @@ async fn rebuild_with_an_image_min_disk_past_u64_bytes_is_400_and_the_conductor_
         if r.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "image not visible after {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "image not visible after {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -113,7 +119,10 @@ async fn rebuild_with_an_image_min_disk_past_u64_bytes_is_400_and_the_conductor_
         message.starts_with("Flavor's disk is too small for requested image."),
         "{message}"
     );
-    assert!(message.contains("1180591620717411303424 bytes"), "{message}");
+    assert!(
+        message.contains("1180591620717411303424 bytes"),
+        "{message}"
+    );
 
     // The conductor is alive and deciding: the same server rebuilds with a
     // fitting image, and nothing was dead-lettered.

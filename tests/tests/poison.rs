@@ -132,7 +132,12 @@ impl Bed {
     }
 
     /// Waits until `topic` holds a record `pred` accepts.
-    async fn wait_for(&self, topic: &str, what: &str, pred: impl Fn(&Envelope) -> bool) -> Envelope {
+    async fn wait_for(
+        &self,
+        topic: &str,
+        what: &str,
+        pred: impl Fn(&Envelope) -> bool,
+    ) -> Envelope {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(e) = read_topic(&self.log, topic)
@@ -143,7 +148,10 @@ impl Bed {
             {
                 return e;
             }
-            assert!(Instant::now() < deadline, "no {what} on {topic} after {WAIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no {what} on {topic} after {WAIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -171,7 +179,11 @@ impl Bed {
             "{consumer}: {}",
             dead[0].1
         );
-        assert_eq!(self.hits.load(Ordering::SeqCst), 1, "{consumer}: handled once");
+        assert_eq!(
+            self.hits.load(Ordering::SeqCst),
+            1,
+            "{consumer}: handled once"
+        );
     }
 }
 
@@ -221,9 +233,9 @@ fn flavor(id: &str) -> Flavor {
 async fn conductor(bed: &Bed) -> Running {
     let (cfg, log, wrap) = (bed.cfg.clone(), bed.log.clone(), poisoned(&bed.hits));
     Running::spawn(move |shutdown| {
-        Box::pin(async move {
-            novalog_conductor::service::run_wrapped(&cfg, log, shutdown, wrap).await
-        })
+        Box::pin(
+            async move { novalog_conductor::service::run_wrapped(&cfg, log, shutdown, wrap).await },
+        )
     })
 }
 
@@ -232,16 +244,18 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
         return;
     };
     let topics = bed.cfg.topics();
-    let created = |id: &'static str| {
-        move |e: &Envelope| matches!(&e.event, Event::FlavorCreated(f) if f.id == id)
-    };
+    let created = |id: &'static str| move |e: &Envelope| matches!(&e.event, Event::FlavorCreated(f) if f.id == id);
     let service = conductor(&bed).await;
     let poison = bed.envelope(
         MARK,
         "poison",
         Event::FlavorCreateRequested(flavor("poison")),
     );
-    let after = bed.envelope("req-after", "after", Event::FlavorCreateRequested(flavor("after")));
+    let after = bed.envelope(
+        "req-after",
+        "after",
+        Event::FlavorCreateRequested(flavor("after")),
+    );
     bed.append(&topics.intents, &[poison.clone(), after]).await;
     bed.wait_for(&topics.catalog, "flavor after", created("after"))
         .await;
@@ -264,7 +278,11 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
     service.stop().await;
 
     let service = conductor(&bed).await;
-    let again = bed.envelope("req-again", "again", Event::FlavorCreateRequested(flavor("again")));
+    let again = bed.envelope(
+        "req-again",
+        "again",
+        Event::FlavorCreateRequested(flavor("again")),
+    );
     bed.append(&topics.intents, &[again]).await;
     bed.wait_for(&topics.catalog, "flavor again", created("again"))
         .await;
@@ -363,8 +381,11 @@ async fn scheduler_survives_poison_facts_and_requests(kafka: bool) {
     )
     .await;
     let first = Uuid::new_v4();
-    bed.append(&topics.scheduler, &[bed.envelope("req-1", "i", select(first))])
-        .await;
+    bed.append(
+        &topics.scheduler,
+        &[bed.envelope("req-1", "i", select(first))],
+    )
+    .await;
     assert_eq!(answer(&bed, first).await, vec!["h1"]);
     bed.assert_one_poison_dead_letter("scheduler").await;
     // A poison request, then a real one: answered.
@@ -380,14 +401,20 @@ async fn scheduler_survives_poison_facts_and_requests(kafka: bool) {
     assert_eq!(answer(&bed, second).await, vec!["h1"]);
     let dead = bed.dead_letters("scheduler").await;
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().all(|(_, e)| e.starts_with("panic: poison record")));
+    assert!(
+        dead.iter()
+            .all(|(_, e)| e.starts_with("panic: poison record"))
+    );
     assert_eq!(bed.hits.load(Ordering::SeqCst), 2);
     service.stop().await;
 
     let service = scheduler(&bed).await;
     let third = Uuid::new_v4();
-    bed.append(&topics.scheduler, &[bed.envelope("req-3", "i", select(third))])
-        .await;
+    bed.append(
+        &topics.scheduler,
+        &[bed.envelope("req-3", "i", select(third))],
+    )
+    .await;
     assert_eq!(answer(&bed, third).await, vec!["h1"]);
     assert_eq!(bed.dead_letters("scheduler").await.len(), 2);
     assert_eq!(bed.hits.load(Ordering::SeqCst), 2, "nothing replayed");
@@ -500,7 +527,10 @@ async fn wait_flavor(client: &Client, id: &str) {
         if status == 200 {
             return;
         }
-        assert!(Instant::now() < deadline, "flavor {id} not visible after {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "flavor {id} not visible after {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

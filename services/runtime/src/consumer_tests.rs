@@ -72,7 +72,11 @@ impl Handler for Folder {
         }
     }
 
-    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
         if self.finish_panics {
             panic!("finish poisoned");
         }
