@@ -477,7 +477,8 @@ async fn compute_survives_a_poison_command(kafka: bool) {
 
     let service = compute(&bed).await;
     let again = destroy("req-again");
-    bed.append(&topics.compute, &[again.clone()]).await;
+    bed.append(&topics.compute, std::slice::from_ref(&again))
+        .await;
     bed.wait_for(&topics.compute_events, "destroyed", destroyed(&again))
         .await;
     bed.assert_one_poison_dead_letter(&format!("compute-{}", agent_id(&bed.cfg)))

@@ -126,7 +126,7 @@ impl Handler for ComputeHandler {
     /// exists) are reported like any failure.
     async fn recover(&mut self) -> anyhow::Result<()> {
         for (name, rec) in self.hosts.iter_mut() {
-            *rec = load_host(&*self.store, &*self.driver, name, self.capacity)?;
+            *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
         }
         self.queue.clear();
         self.dirty.clear();
@@ -259,7 +259,7 @@ impl Agent {
         };
         let mut hosts = BTreeMap::new();
         for name in host_names(cfg) {
-            let rec = load_host(&*store, &*driver, &name, capacity)?;
+            let rec = load_host(&store, &*driver, &name, capacity)?;
             hosts.insert(name, rec);
         }
         let registrations: Vec<Record> = hosts
