@@ -1737,6 +1737,19 @@ pub(crate) fn decode_envelope(bytes: &[u8]) -> R<Envelope> {
             version: e.schema_version,
         });
     }
+    let (meta, type_name, payload) = envelope_meta(e)?;
+    let event = event(&type_name, &payload)?;
+    Ok(Envelope { meta, event })
+}
+
+pub(crate) fn decode_meta(bytes: &[u8]) -> R<(Meta, String)> {
+    let e: pb::Envelope = parse("Envelope", bytes)?;
+    let (meta, type_name, _) = envelope_meta(e)?;
+    Ok((meta, type_name))
+}
+
+/// The metadata, type name and raw payload of a parsed envelope.
+fn envelope_meta(e: pb::Envelope) -> R<(Meta, String, Vec<u8>)> {
     let actor = e.actor.unwrap_or_default();
     let meta = Meta {
         event_id: uuid("event_id", &e.event_id)?,
@@ -1756,8 +1769,7 @@ pub(crate) fn decode_envelope(bytes: &[u8]) -> R<Envelope> {
         aggregate_id: e.aggregate_id,
         aggregate_version: e.aggregate_version,
     };
-    let event = event(&e.r#type, &e.payload)?;
-    Ok(Envelope { meta, event })
+    Ok((meta, e.r#type, e.payload))
 }
 
 #[cfg(test)]

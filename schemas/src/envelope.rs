@@ -99,7 +99,7 @@ pub struct Envelope {
     pub event: Event,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("malformed protobuf in {what}: {message}")]
     Malformed { what: String, message: String },
@@ -125,4 +125,11 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
 /// dead-letter topic), never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     crate::convert::decode_envelope(bytes)
+}
+
+/// Decodes only a record's metadata and its type name, leaving the payload
+/// alone: enough to answer a record whose payload does not decode (the
+/// conductor's verdict on an intent it cannot read).
+pub fn decode_meta(bytes: &[u8]) -> Result<(Meta, String), DecodeError> {
+    crate::convert::decode_meta(bytes)
 }

@@ -35,7 +35,7 @@ mod pb {
 }
 
 pub use actions::ServerAction;
-pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, encode};
+pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, decode_meta, encode};
 pub use events::Event;
 pub use instance::Instance;
 pub use state::{PowerState, TaskState, VmState};

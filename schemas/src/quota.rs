@@ -106,6 +106,43 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// What one instance of `flavor` uses. Sizes past `i64::MAX` count as
+    /// `i64::MAX`: more than any limit, never a negative (wrapped) usage.
+    pub fn of_flavor(flavor: &crate::Flavor) -> Usage {
+        Usage {
+            instances: 1,
+            cores: i64::from(flavor.vcpus),
+            ram: i64::try_from(flavor.ram_mb).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// `self + other`, saturating (the sizes are users' numbers).
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            instances: self.instances.saturating_add(other.instances),
+            cores: self.cores.saturating_add(other.cores),
+            ram: self.ram.saturating_add(other.ram),
+        }
+    }
+
+    /// `self - other`, saturating.
+    pub fn minus(self, other: Usage) -> Usage {
+        Usage {
+            instances: self.instances.saturating_sub(other.instances),
+            cores: self.cores.saturating_sub(other.cores),
+            ram: self.ram.saturating_sub(other.ram),
+        }
+    }
+
+    /// `self * n`, saturating.
+    pub fn times(self, n: i64) -> Usage {
+        Usage {
+            instances: self.instances.saturating_mul(n),
+            cores: self.cores.saturating_mul(n),
+            ram: self.ram.saturating_mul(n),
+        }
+    }
+
     pub fn get(&self, resource: &str) -> i64 {
         match resource {
             "instances" => self.instances,
@@ -158,16 +195,21 @@ pub fn admit(
     max: u32,
 ) -> Result<u32, String> {
     let (min, max) = (min.max(1), max.max(min).max(1));
-    let times = |n: u32| Usage {
-        // Saturating: counts and flavor sizes come from users, and a
-        // saturated request is simply over any quota.
-        instances: each.instances.saturating_mul(i64::from(n)),
-        cores: each.cores.saturating_mul(i64::from(n)),
-        ram: each.ram.saturating_mul(i64::from(n)),
-    };
-    if let Some(n) = (min..=max)
-        .rev()
-        .find(|n| check(limits, used, times(*n)).is_ok())
+    let times = |n: u32| each.times(i64::from(n));
+    // The most that fit, computed rather than searched: `max` is a user's
+    // number (up to u32::MAX), and the check is monotone in the count.
+    let fit = ["cores", "instances", "ram"]
+        .into_iter()
+        .filter_map(|r| {
+            let limit = limits.get(r).copied().unwrap_or(-1);
+            let per = each.get(r);
+            (limit >= 0 && per > 0).then(|| limit.saturating_sub(used.get(r)).div_euclid(per))
+        })
+        .min()
+        .map_or(i64::from(max), |n| n.min(i64::from(max)));
+    if let Ok(n) = u32::try_from(fit)
+        && n >= min
+        && check(limits, used, times(n)).is_ok()
     {
         return Ok(n);
     }
@@ -284,5 +326,53 @@ mod tests {
                 .unwrap_err()
                 .contains("of 0 cores")
         );
+    }
+
+    #[test]
+    fn users_numbers_saturate_rather_than_overflow_or_wrap() {
+        let limits = QuotaDefaults::default().limits(&BTreeMap::new());
+        let flavor = crate::Flavor {
+            id: "x".into(),
+            name: "x".into(),
+            vcpus: u32::MAX,
+            ram_mb: u64::MAX,
+            disk_gb: u64::MAX,
+            ephemeral_gb: u64::MAX,
+            swap_mb: u64::MAX,
+            rxtx_factor: 1.0,
+            is_public: true,
+            extra_specs: BTreeMap::new(),
+            description: None,
+        };
+        let each = Usage::of_flavor(&flavor);
+        assert_eq!(each.ram, i64::MAX, "a u64 size is never a negative usage");
+        assert_eq!(flavor.resources().disk_gb, u64::MAX);
+        let used = Usage {
+            instances: 1,
+            cores: 1,
+            ram: i64::MAX,
+        };
+        assert!(check(&limits, used, each).is_err());
+        assert_eq!(used.plus(each).ram, i64::MAX);
+        assert_eq!(each.times(i64::from(u32::MAX)).cores, i64::MAX);
+        let unlimited = QuotaDefaults {
+            instances: -1,
+            cores: -1,
+            ram: -1,
+            ..QuotaDefaults::default()
+        }
+        .limits(&BTreeMap::new());
+        // The count is computed, not searched down from u32::MAX.
+        assert_eq!(
+            admit(&unlimited, Usage::default(), each, 1, u32::MAX),
+            Ok(u32::MAX)
+        );
+        let one = Usage {
+            instances: 1,
+            cores: 1,
+            ram: 512,
+        };
+        assert_eq!(admit(&limits, Usage::default(), one, 1, u32::MAX), Ok(10));
+        assert!(admit(&limits, Usage::default(), one, 11, u32::MAX).is_err());
     }
 }

@@ -35,7 +35,12 @@ impl Flavor {
         Resources {
             vcpus: self.vcpus,
             memory_mb: self.ram_mb,
-            disk_gb: self.disk_gb + self.ephemeral_gb + self.swap_mb.div_ceil(1024),
+            // Saturating: the sizes are users' numbers; a sum past u64 is
+            // "more than any host has", never a panic.
+            disk_gb: self
+                .disk_gb
+                .saturating_add(self.ephemeral_gb)
+                .saturating_add(self.swap_mb.div_ceil(1024)),
         }
     }
 }
@@ -87,11 +92,11 @@ pub struct HostUsage {
 
 impl HostUsage {
     pub fn add(&mut self, r: Resources) {
-        self.vcpus_used += r.vcpus;
-        self.memory_mb_used += r.memory_mb;
-        self.disk_gb_used += r.disk_gb;
-        self.instances += 1;
-        self.generation += 1;
+        self.vcpus_used = self.vcpus_used.saturating_add(r.vcpus);
+        self.memory_mb_used = self.memory_mb_used.saturating_add(r.memory_mb);
+        self.disk_gb_used = self.disk_gb_used.saturating_add(r.disk_gb);
+        self.instances = self.instances.saturating_add(1);
+        self.generation = self.generation.wrapping_add(1);
     }
 
     pub fn remove(&mut self, r: Resources) {
@@ -99,6 +104,6 @@ impl HostUsage {
         self.memory_mb_used = self.memory_mb_used.saturating_sub(r.memory_mb);
         self.disk_gb_used = self.disk_gb_used.saturating_sub(r.disk_gb);
         self.instances = self.instances.saturating_sub(1);
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
     }
 }

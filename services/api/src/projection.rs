@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use novalog_runtime::consumer::Rejected;
+use novalog_runtime::consumer::{DeadRecord, Rejected};
 use novalog_runtime::{Handler, Input, Outbox, Topics};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
@@ -833,6 +833,35 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             }
         }
         Ok(())
+    }
+
+    /// The published projection changes only on commit, so what a failed
+    /// batch left behind is all in `staged`.
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        self.staged = Staged::default();
+        self.staged_revocations = Default::default();
+        Ok(())
+    }
+
+    /// A record this projection cannot apply may be the verdict a request
+    /// waits for: the request answers a 500 naming itself at once rather
+    /// than waiting out its timeout (resolved with the dead letter's
+    /// commit; a request already answered is not affected).
+    fn dead_lettered(&mut self, dead: &DeadRecord<'_>, _out: &mut Outbox) {
+        if let Some((meta, _)) = &dead.meta
+            && let Some(cause) = meta.causation_id
+        {
+            self.staged.verdicts.push((
+                cause,
+                Verdict::Rejected {
+                    code: 500,
+                    message: format!(
+                        "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible. (request {})",
+                        meta.correlation_id
+                    ),
+                },
+            ));
+        }
     }
 
     fn committed(&mut self) {

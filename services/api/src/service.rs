@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use novalog_log::EventLog;
-use novalog_runtime::consumer::{self, ConsumerSpec};
+use novalog_runtime::consumer::{self, ConsumerSpec, Wrap};
 use novalog_runtime::{Config, Shutdown};
 use novalog_store::RocksStore;
 use tokio::task::JoinHandle;
@@ -38,6 +38,17 @@ impl ApiService {
         cfg: &Config,
         log: Arc<dyn EventLog>,
         shutdown: Shutdown,
+    ) -> anyhow::Result<ApiHandle> {
+        Self::start_wrapped(cfg, log, shutdown, consumer::unwrapped()).await
+    }
+
+    /// [`ApiService::start`] with the projection's handler passed through
+    /// `wrap` (tests wrap it to inject failures).
+    pub async fn start_wrapped(
+        cfg: &Config,
+        log: Arc<dyn EventLog>,
+        shutdown: Shutdown,
+        wrap: Wrap,
     ) -> anyhow::Result<ApiHandle> {
         let dir = cfg.data_dir.join("api");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -108,6 +119,7 @@ impl ApiService {
         if let Some(r) = revocations {
             handler = handler.with_revocations(r);
         }
+        let handler = wrap(Box::new(handler));
         let consumer = {
             let stop_server = stop_server.clone();
             tokio::spawn(async move {

@@ -319,6 +319,43 @@ async fn bad_keypair_requests_are_400_and_write_nothing() {
     h.stop().await;
 }
 
+/// Issue 9, defect 4: an empty `user_id` was dropped on the wire, the
+/// conductor could not decode the intent, and the caller waited 30 s for a
+/// 503. It is refused here before anything is written.
+#[tokio::test]
+async fn empty_keypair_user_id_is_400_and_writes_nothing() {
+    let h = Harness::with_conductor().await;
+    let before = h.intents_end().await;
+    let r = h
+        .at(
+            "2.10",
+            Method::POST,
+            "/v2.1/os-keypairs",
+            ADMIN,
+            Some(json!({"keypair": {"name": "k", "type": "ssh", "user_id": ""}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(
+        message(&r),
+        "Invalid input for field/attribute keypair/user_id. Value: . '' is too short"
+    );
+    let long = "u".repeat(256);
+    let r = h
+        .at(
+            "2.10",
+            Method::POST,
+            "/v2.1/os-keypairs",
+            ADMIN,
+            Some(json!({"keypair": {"name": "k", "user_id": long}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(message(&r).contains("is too long"), "{}", message(&r));
+    assert_eq!(h.intents_end().await, before);
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn only_administrators_act_on_other_users_keypairs() {
     let h = Harness::with_conductor().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::join_all;
 use novalog_log::{EventLog, Record};
-use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
 use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
@@ -28,6 +28,10 @@ type UsageBoard = Arc<Mutex<HashMap<String, HostUsage>>>;
 struct ComputeHandler {
     driver: Arc<dyn VirtDriver>,
     hosts: BTreeMap<String, HostRecord>,
+    /// Where the host records are reloaded from after a failed record.
+    store: Arc<RocksStore>,
+    /// Every host's capacity, by configuration.
+    capacity: Resources,
     ratios: Ratios,
     topics: Topics,
     queue: BTreeMap<String, Vec<Job>>,
@@ -112,6 +116,20 @@ impl Handler for ComputeHandler {
         for host in &self.dirty {
             tx.put(HOSTS, host.as_bytes(), &self.hosts[host])?;
         }
+        Ok(())
+    }
+
+    /// The host records as last committed, the driver reconciled with them
+    /// as on start. A batch that failed in `finish_batch` may have reached
+    /// the driver before it failed; its commands are carried out again one
+    /// at a time, and the driver's own refusals (a guest that already
+    /// exists) are reported like any failure.
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        for (name, rec) in self.hosts.iter_mut() {
+            *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
+        }
+        self.queue.clear();
+        self.dirty.clear();
         Ok(())
     }
 
@@ -241,14 +259,7 @@ impl Agent {
         };
         let mut hosts = BTreeMap::new();
         for name in host_names(cfg) {
-            let mut rec = store
-                .get::<HostRecord>(HOSTS, name.as_bytes())?
-                .unwrap_or_else(|| HostRecord::new(name.clone(), capacity));
-            rec.capacity = capacity;
-            // init_host: the store says these guests exist; the driver adopts them.
-            for (id, i) in &rec.instances {
-                driver.adopt(&name, *id, i.power_state);
-            }
+            let rec = load_host(&store, &*driver, &name, capacity)?;
             hosts.insert(name, rec);
         }
         let registrations: Vec<Record> = hosts
@@ -281,6 +292,8 @@ impl Agent {
         let handler = ComputeHandler {
             driver,
             hosts,
+            store: store.clone(),
+            capacity,
             ratios: Ratios {
                 cpu: cfg.cpu_allocation_ratio,
                 ram: cfg.ram_allocation_ratio,
@@ -302,6 +315,12 @@ impl Agent {
 
     /// Heartbeats and carries out commands until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.run_wrapped(shutdown, consumer::unwrapped()).await
+    }
+
+    /// [`Agent::run`] with the command handler passed through `wrap`
+    /// (tests wrap it to inject failures).
+    pub async fn run_wrapped(self, shutdown: Shutdown, wrap: Wrap) -> anyhow::Result<()> {
         let heartbeat = tokio::spawn(heartbeats(
             self.log.clone(),
             self.handler.topics.hosts.clone(),
@@ -309,10 +328,30 @@ impl Agent {
             self.report_interval,
             shutdown.clone(),
         ));
-        let result = consumer::run(self.log, self.store, self.spec, self.handler, shutdown).await;
+        let handler = wrap(Box::new(self.handler));
+        let result = consumer::run(self.log, self.store, self.spec, handler, shutdown).await;
         heartbeat.abort();
         result
     }
+}
+
+/// One host's record as the store has it (new when it has none), with
+/// the configured capacity; init_host: the guests the record says exist
+/// are adopted by the driver.
+fn load_host(
+    store: &RocksStore,
+    driver: &dyn VirtDriver,
+    name: &str,
+    capacity: Resources,
+) -> anyhow::Result<HostRecord> {
+    let mut rec = store
+        .get::<HostRecord>(HOSTS, name.as_bytes())?
+        .unwrap_or_else(|| HostRecord::new(name.to_owned(), capacity));
+    rec.capacity = capacity;
+    for (id, i) in &rec.instances {
+        driver.adopt(name, *id, i.power_state);
+    }
+    Ok(rec)
 }
 
 /// Every agent reads every command (its own consumer group) and keeps those

@@ -15,6 +15,8 @@
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
 //! - [`quotas`]: quota limits and usage; creates checked exactly.
+//! - [`failed_intents`]: the verdict on an intent that could not be
+//!   decoded or applied (dead-lettered), so its request never waits.
 //! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`],
 //!   [`keypairs`], [`services`]: one file per flow.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
@@ -27,6 +29,7 @@ pub mod catalog;
 pub mod core;
 pub mod delete;
 pub mod evacuate;
+pub mod failed_intents;
 pub mod images;
 pub mod keypairs;
 pub mod live_migrate;

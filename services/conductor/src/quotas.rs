@@ -21,11 +21,7 @@ pub fn usage_of(i: &Instance) -> Usage {
     if i.is_deleted() {
         return Usage::default();
     }
-    Usage {
-        instances: 1,
-        cores: i64::from(i.flavor.vcpus),
-        ram: i.flavor.ram_mb as i64,
-    }
+    Usage::of_flavor(&i.flavor)
 }
 
 /// Moves `project`'s usage from what `before` counted to what `after`
@@ -42,9 +38,7 @@ pub(crate) fn account(
         return;
     }
     let u = usage.entry(project.to_owned()).or_default();
-    u.instances += a.instances - b.instances;
-    u.cores += a.cores - b.cores;
-    u.ram += a.ram - b.ram;
+    *u = u.minus(b).plus(a);
 }
 
 /// Room a multiple create was admitted for and has not used yet: its
@@ -78,11 +72,7 @@ pub(crate) fn check_create(
     c.reservations
         .retain(|_, r| now_ms - r.at_ms < RESERVATION_TTL_MS);
     let flavor = &req.flavor;
-    let each = Usage {
-        instances: 1,
-        cores: i64::from(flavor.vcpus),
-        ram: flavor.ram_mb as i64,
-    };
+    let each = Usage::of_flavor(flavor);
     if let Some(r) = c.reservations.get_mut(&req.reservation_id)
         && r.project == project
     {
@@ -100,10 +90,7 @@ pub(crate) fn check_create(
         .limits(c.quota_overrides.get(project).unwrap_or(&BTreeMap::new()));
     let mut used = c.usage.get(project).copied().unwrap_or_default();
     for r in c.reservations.values().filter(|r| r.project == project) {
-        let n = i64::from(r.remaining);
-        used.instances += r.each.instances * n;
-        used.cores += r.each.cores * n;
-        used.ram += r.each.ram * n;
+        used = used.plus(r.each.times(i64::from(r.remaining)));
     }
     let multiple = req.max_count > 1 && !c.reservations.contains_key(&req.reservation_id);
     if !multiple {

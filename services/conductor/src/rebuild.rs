@@ -30,10 +30,12 @@ pub fn check_image_fits(
     image: &novalog_schemas::Image,
     flavor: &novalog_schemas::Flavor,
 ) -> Result<(), String> {
-    const GIB: u64 = 1024 * 1024 * 1024;
+    // Sizes in bytes as u128: GiB counts up to u64::MAX times 2^30 fit,
+    // so no user's number can overflow them.
+    const GIB: u128 = 1024 * 1024 * 1024;
     if flavor.disk_gb > 0 {
-        let flavor_bytes = flavor.disk_gb * GIB;
-        if image.size > flavor_bytes {
+        let flavor_bytes = u128::from(flavor.disk_gb) * GIB;
+        if u128::from(image.size) > flavor_bytes {
             return Err(format!(
                 "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, image is {} bytes.",
                 image.size
@@ -42,7 +44,7 @@ pub fn check_image_fits(
         if image.min_disk > flavor.disk_gb {
             return Err(format!(
                 "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, minimum required disk is {} bytes.",
-                image.min_disk * GIB
+                u128::from(image.min_disk) * GIB
             ));
         }
     }

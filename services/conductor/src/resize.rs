@@ -262,10 +262,12 @@ fn check_upsize_quota(
     old: &Flavor,
     new: &Flavor,
 ) -> Result<(), String> {
-    let grow = novalog_schemas::quota::Usage {
+    use novalog_schemas::quota::Usage;
+    let delta = Usage::of_flavor(new).minus(Usage::of_flavor(old));
+    let grow = Usage {
         instances: 0,
-        cores: (i64::from(new.vcpus) - i64::from(old.vcpus)).max(0),
-        ram: (new.ram_mb as i64 - old.ram_mb as i64).max(0),
+        cores: delta.cores.max(0),
+        ram: delta.ram.max(0),
     };
     if grow.cores == 0 && grow.ram == 0 {
         return Ok(());

@@ -1346,6 +1346,38 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
     );
 }
 
+/// Issue 9, defect 1: `min_disk * GIB` overflowed and panicked the
+/// conductor on every restart. It is Nova's 400 now, whatever the sizes.
+#[test]
+fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
+    for (min_disk, size) in [(1u64 << 40, 1), (u64::MAX, u64::MAX)] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        let mut img = image();
+        img.id = Uuid::from_u128(9);
+        img.min_disk = min_disk;
+        img.size = size;
+        w.c.images.insert(img.id, img.clone());
+        let out = w.intent(Event::ServerRebuildRequested(Box::new(
+            ServerRebuildRequested {
+                instance_id: id,
+                image: img,
+                name: None,
+                metadata: None,
+                key_name: None,
+                user_data: None,
+                description: None,
+            },
+        )));
+        let (code, message) = rejection(&out).unwrap();
+        assert_eq!(code, 400, "{message}");
+        assert!(
+            message.starts_with("Flavor's disk is too small for requested image."),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn deadlines_name_the_awaited_step() {
     let mut w = Cloud::standard();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use novalog_log::EventLog;
-use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::consumer::{self, ConsumerSpec, DeadRecord, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{Flavor, Image};
@@ -36,6 +36,8 @@ type DeadlineBoard = Arc<Mutex<BTreeMap<Uuid, Awaiting>>>;
 
 struct ConductorHandler {
     core: Conductor,
+    /// Where `core` is reloaded from after a failed record.
+    store: Arc<RocksStore>,
     topics: Topics,
     board: DeadlineBoard,
     /// Awaited steps changed in the batch being committed.
@@ -139,6 +141,27 @@ impl Handler for ConductorHandler {
             }
         }
         Ok(())
+    }
+
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        // The board holds the committed deadlines; so will `core`.
+        self.core = load(&*self.store, self.core.settings.clone())?;
+        self.board_changes.clear();
+        Ok(())
+    }
+
+    /// An intent the conductor cannot decode or apply still gets its
+    /// verdict, so the request waiting for it answers at once.
+    fn dead_lettered(&mut self, dead: &DeadRecord<'_>, out: &mut Outbox) {
+        if dead.topic != self.topics.intents {
+            return;
+        }
+        let Some((meta, type_name)) = &dead.meta else {
+            return;
+        };
+        if let Some(e) = crate::failed_intents::verdict(meta, type_name, dead.failure) {
+            out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
+        }
     }
 
     fn committed(&mut self) {
@@ -259,6 +282,17 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
 
 /// Runs the conductor until `shutdown`.
 pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_wrapped(cfg, log, shutdown, consumer::unwrapped()).await
+}
+
+/// Runs the conductor with its handler passed through `wrap` (tests wrap
+/// it to inject failures).
+pub async fn run_wrapped(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+    wrap: Wrap,
+) -> anyhow::Result<()> {
     let dir = cfg.data_dir.join("conductor");
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
@@ -284,12 +318,13 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         Duration::from_millis(cfg.conductor.timer_tick_ms.max(10)),
         shutdown.clone(),
     ));
-    let handler = ConductorHandler {
+    let handler = wrap(Box::new(ConductorHandler {
         core,
+        store: store.clone(),
         topics,
         board,
         board_changes: BTreeSet::new(),
-    };
+    }));
     let result = consumer::run(log, store, spec, handler, shutdown).await;
     timer.abort();
     result

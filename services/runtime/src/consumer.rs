@@ -7,14 +7,34 @@
 //! the next offsets in one transaction. A crash between the append and the
 //! commit replays the batch; outputs carry deterministic ids, so the re-sent
 //! copies are duplicates that readers drop (DESIGN §3).
+//!
+//! # Isolation: no record can stop a consumer
+//! Applying one record is isolated. When a record does not decode, or its
+//! handler returns an error or panics (in `handle`, or in `finish_batch`
+//! for a batch of that one record), the record goes to the dead-letter
+//! topic with the reason (a panic's message included), its offset is
+//! committed after the dead letter is appended, and the loop goes on with
+//! the next record: a service never crash-loops on its input, and a
+//! restart does not see the record again. Nothing the failed record staged
+//! survives: the batch it was in is thrown away whole (its transaction and
+//! its outbox were never committed or appended), the handler reloads its
+//! in-memory state from its store ([`Handler::recover`]), and the batch is
+//! applied again one record per transaction, the failing record (when it
+//! is known) dead-lettered without being handled twice. Panics are caught
+//! with `catch_unwind`, so this holds as long as the build unwinds on panic
+//! (the workspace's profiles do; `panic = "abort"` would end it). Errors of
+//! the log or the store are not a record's fault: they stop the loop.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use novalog_log::{Consumed, EventLog, OffsetLookup, Record};
 use novalog_schemas::events::DeadLetter;
-use novalog_schemas::{Envelope, Event, Meta};
+use novalog_schemas::{DecodeError, Envelope, Event, Meta};
 use novalog_store::{Store, StoreExt, Transaction};
 use uuid::Uuid;
 
@@ -60,10 +80,51 @@ impl Outbox {
 #[error("{0}")]
 pub struct Rejected(pub String);
 
+/// Why a record was dead-lettered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The record did not decode.
+    Decode(DecodeError),
+    /// Its handler returned an error (from `handle`, or from
+    /// `finish_batch` for the batch of this one record).
+    Apply(String),
+    /// Its handler panicked; the panic's message.
+    Panic(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Decode(e) => write!(f, "decode: {e}"),
+            Failure::Apply(e) => write!(f, "apply: {e}"),
+            Failure::Panic(m) => write!(f, "panic: {m}"),
+        }
+    }
+}
+
+/// A record being dead-lettered, as [`Handler::dead_lettered`] sees it.
+#[derive(Debug)]
+pub struct DeadRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's metadata and type name, when at least those decode.
+    pub meta: Option<(Meta, String)>,
+    pub failure: &'a Failure,
+}
+
 /// A service's fold over its input topics.
+///
+/// A handler's state has two parts: what it has committed to the store
+/// (with the offsets it reflects), and what it holds in memory. The loop
+/// keeps them in step across failures: when handling a record fails, by an
+/// error or a panic, nothing that record's batch staged is committed or
+/// appended, and the loop calls [`Handler::recover`] before it goes on, so
+/// memory that a panic left half-changed never outlives it.
 #[async_trait]
 pub trait Handler: Send + 'static {
-    /// Applies one record. Returning `Rejected` dead-letters the record.
+    /// Applies one record. Returning `Rejected` dead-letters the record
+    /// (after [`Handler::recover`]: what the record changed is thrown away).
     async fn handle(
         &mut self,
         input: &Input,
@@ -73,7 +134,9 @@ pub trait Handler: Send + 'static {
 
     /// Called once per batch after every `handle`, before the outputs are
     /// appended: the place for work that is cheaper done for the batch as a
-    /// whole (concurrent driver calls, say).
+    /// whole (concurrent driver calls, say). An error or a panic here is
+    /// a failure of the batch: the loop recovers and applies its records
+    /// one at a time, dead-lettering the one that fails alone.
     async fn finish_batch(
         &mut self,
         _out: &mut Outbox,
@@ -85,6 +148,64 @@ pub trait Handler: Send + 'static {
     /// Called after the batch's outputs are appended and its transaction
     /// committed (e.g. to wake API requests waiting for it).
     fn committed(&mut self) {}
+
+    /// Throws away everything the handler holds in memory beyond its last
+    /// committed batch and reads its state back from its store, as on
+    /// start. Called after a record's handling failed, before anything else
+    /// is handled: a panic may have left memory half-changed, and records
+    /// handled earlier in the failed batch were never committed. A handler
+    /// that keeps nothing in memory between batches returns `Ok(())`. An
+    /// error stops the consumer (the process restarts and loads its state
+    /// from the store anyway).
+    async fn recover(&mut self) -> anyhow::Result<()>;
+
+    /// Called for every record about to be dead-lettered, in the batch that
+    /// writes the dead letter: a handler may emit records that answer it
+    /// (the conductor's rejection verdict on an intent it cannot apply), so
+    /// that the answer and the dead letter are appended together. It may
+    /// stage what it publishes on commit (the API resolves a waiting
+    /// request), but must not change the state it folds.
+    fn dead_lettered(&mut self, _dead: &DeadRecord<'_>, _out: &mut Outbox) {}
+}
+
+/// A boxed handler is a handler, so that a service can hand its (private)
+/// handler to a wrapper (tests wrap one to inject failures).
+#[async_trait]
+impl Handler for Box<dyn Handler> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        (**self).handle(input, out, tx).await
+    }
+
+    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+        (**self).finish_batch(out, tx).await
+    }
+
+    fn committed(&mut self) {
+        (**self).committed()
+    }
+
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        (**self).recover().await
+    }
+
+    fn dead_lettered(&mut self, dead: &DeadRecord<'_>, out: &mut Outbox) {
+        (**self).dead_lettered(dead, out)
+    }
+}
+
+/// What a service hands its handler to before running it: production
+/// passes [`unwrapped`]; tests wrap the real handler (to make it panic on a
+/// marker record, say) without any such trigger in the service itself.
+pub type Wrap = Box<dyn FnOnce(Box<dyn Handler>) -> Box<dyn Handler> + Send>;
+
+/// The [`Wrap`] that leaves a handler as it is.
+pub fn unwrapped() -> Wrap {
+    Box::new(|h| h)
 }
 
 /// Where a consumer's stored offsets live.
@@ -110,7 +231,9 @@ pub struct ConsumerSpec {
 
 /// Runs `handler` over `spec.topics` until `shutdown`. An error from the
 /// log or the store stops the loop (the process should exit and restart:
-/// its state is still consistent); a record that fails is dead-lettered.
+/// its state is still consistent); a record that fails — it does not
+/// decode, or its handler returns an error or panics — is dead-lettered
+/// and the loop goes on.
 pub async fn run<S: Store, H: Handler>(
     log: Arc<dyn EventLog>,
     store: Arc<S>,
@@ -129,7 +252,13 @@ pub async fn run<S: Store, H: Handler>(
             Ok(b) => b,
             Err(e) => break Err(e.into()),
         };
-        if let Err(e) = apply_batch(&*log, &*store, &spec, &mut handler, batch).await {
+        let mut consumer = Consumer {
+            log: &*log,
+            store: &*store,
+            spec: &spec,
+            handler: &mut handler,
+        };
+        if let Err(e) = consumer.apply(batch).await {
             break Err(e);
         }
     };
@@ -137,49 +266,188 @@ pub async fn run<S: Store, H: Handler>(
     result
 }
 
-async fn apply_batch<S: Store, H: Handler>(
-    log: &dyn EventLog,
-    store: &S,
-    spec: &ConsumerSpec,
-    handler: &mut H,
-    batch: Vec<Consumed>,
-) -> anyhow::Result<()> {
-    let mut out = Outbox::default();
-    let mut tx = Transaction::new();
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for rec in batch {
-        let slot = next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
-        *slot = (*slot).max(rec.offset + 1);
-        let error = match novalog_schemas::decode(&rec.value) {
-            Ok(env) => {
-                let input = Input {
-                    topic: rec.topic.clone(),
-                    partition: rec.partition,
-                    offset: rec.offset,
-                    env,
-                };
-                match handler.handle(&input, &mut out, &mut tx).await {
-                    Ok(()) => continue,
-                    Err(e) => format!("apply: {e}"),
-                }
-            }
-            Err(e) => format!("decode: {e}"),
+/// One record of a batch failed; nothing of the batch was appended or
+/// committed.
+struct BatchFailed {
+    /// Which record, when it is known (not when `finish_batch` failed).
+    index: Option<usize>,
+    failure: Failure,
+}
+
+struct Consumer<'a, S, H> {
+    log: &'a dyn EventLog,
+    store: &'a S,
+    spec: &'a ConsumerSpec,
+    handler: &'a mut H,
+}
+
+impl<S: Store, H: Handler> Consumer<'_, S, H> {
+    /// Applies a batch as one transaction; when one of its records fails,
+    /// recovers the handler and applies the batch again one record per
+    /// transaction, so that exactly the failing record is dead-lettered and
+    /// every other one is applied once.
+    async fn apply(&mut self, batch: Vec<Consumed>) -> anyhow::Result<()> {
+        let mut known = BTreeMap::new();
+        let failed = match self.try_batch(&batch, &known).await? {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed,
         };
-        tracing::warn!(consumer = %spec.name, topic = %rec.topic, partition = rec.partition,
-            offset = rec.offset, %error, "record dead-lettered");
-        let env = dead_letter(&spec.name, &rec, error);
-        out.emit(&spec.dead_letter_topic, rec.topic.as_bytes().to_vec(), &env);
+        self.handler.recover().await?;
+        if let Some(i) = failed.index {
+            // Not handled a second time: a panic may have side effects.
+            known.insert(i, failed.failure);
+        }
+        for (i, rec) in batch.iter().enumerate() {
+            let single = std::slice::from_ref(rec);
+            let failure = match known.remove(&i) {
+                Some(f) => f,
+                None => match self.try_batch(single, &BTreeMap::new()).await? {
+                    Ok(()) => continue,
+                    Err(failed) => {
+                        self.handler.recover().await?;
+                        failed.failure
+                    }
+                },
+            };
+            self.commit_dead_letter(rec, failure).await?;
+        }
+        Ok(())
     }
-    handler.finish_batch(&mut out, &mut tx).await?;
-    if !out.is_empty() {
-        log.append(out.into_records()).await?;
+
+    /// Handles `records` and commits them with their offsets in one
+    /// transaction; `poisoned` are dead-lettered without being handled.
+    async fn try_batch(
+        &mut self,
+        records: &[Consumed],
+        poisoned: &BTreeMap<usize, Failure>,
+    ) -> anyhow::Result<Result<(), BatchFailed>> {
+        let mut out = Outbox::default();
+        let mut tx = Transaction::new();
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (i, rec) in records.iter().enumerate() {
+            let slot = next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
+            *slot = (*slot).max(rec.offset + 1);
+            let failure = match poisoned.get(&i) {
+                Some(f) => f.clone(),
+                None => match novalog_schemas::decode(&rec.value) {
+                    Ok(env) => {
+                        let input = Input {
+                            topic: rec.topic.clone(),
+                            partition: rec.partition,
+                            offset: rec.offset,
+                            env,
+                        };
+                        let handled =
+                            AssertUnwindSafe(self.handler.handle(&input, &mut out, &mut tx))
+                                .catch_unwind()
+                                .await;
+                        let failure = match handled {
+                            Ok(Ok(())) => continue,
+                            Ok(Err(e)) => Failure::Apply(e.0),
+                            Err(panic) => Failure::Panic(panic_message(&*panic)),
+                        };
+                        return Ok(Err(BatchFailed {
+                            index: Some(i),
+                            failure,
+                        }));
+                    }
+                    Err(e) => Failure::Decode(e),
+                },
+            };
+            self.dead_letter(rec, &failure, &mut out);
+        }
+        let finished = AssertUnwindSafe(self.handler.finish_batch(&mut out, &mut tx))
+            .catch_unwind()
+            .await;
+        let failure = match finished {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(Failure::Apply(format!("finishing the batch: {e:#}"))),
+            Err(panic) => Some(Failure::Panic(format!(
+                "{} (finishing the batch)",
+                panic_message(&*panic)
+            ))),
+        };
+        if let Some(failure) = failure {
+            let index = (records.len() == 1).then_some(0);
+            return Ok(Err(BatchFailed { index, failure }));
+        }
+        self.commit(out, tx, next).await?;
+        Ok(Ok(()))
     }
-    for ((topic, partition), offset) in next {
-        tx.set_offset(&spec.name, &topic, partition, offset);
+
+    /// Commits `rec`'s dead letter (and the handler's answer to it) with
+    /// the offset after it, handling nothing.
+    async fn commit_dead_letter(&mut self, rec: &Consumed, failure: Failure) -> anyhow::Result<()> {
+        let mut out = Outbox::default();
+        self.dead_letter(rec, &failure, &mut out);
+        let next = BTreeMap::from([((rec.topic.clone(), rec.partition), rec.offset + 1)]);
+        self.commit(out, Transaction::new(), next).await
     }
-    store.commit(tx)?;
-    handler.committed();
-    Ok(())
+
+    /// Appends the outputs, then commits the staged writes with the next
+    /// offsets, then tells the handler.
+    async fn commit(
+        &mut self,
+        out: Outbox,
+        mut tx: Transaction,
+        next: BTreeMap<(String, i32), i64>,
+    ) -> anyhow::Result<()> {
+        if !out.is_empty() {
+            self.log.append(out.into_records()).await?;
+        }
+        for ((topic, partition), offset) in next {
+            tx.set_offset(&self.spec.name, &topic, partition, offset);
+        }
+        self.store.commit(tx)?;
+        let handler = &mut *self.handler;
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| handler.committed())) {
+            // The batch is committed; only memory may be off.
+            tracing::error!(consumer = %self.spec.name, panic = %panic_message(&*panic),
+                "handler panicked after a commit; reloading its state");
+            self.handler.recover().await?;
+        }
+        Ok(())
+    }
+
+    /// Stages `rec`'s dead letter, and whatever the handler answers it
+    /// with, in `out`.
+    fn dead_letter(&mut self, rec: &Consumed, failure: &Failure, out: &mut Outbox) {
+        tracing::warn!(consumer = %self.spec.name, topic = %rec.topic, partition = rec.partition,
+            offset = rec.offset, error = %failure, "record dead-lettered");
+        let dead = DeadRecord {
+            topic: &rec.topic,
+            partition: rec.partition,
+            offset: rec.offset,
+            meta: novalog_schemas::decode_meta(&rec.value).ok(),
+            failure,
+        };
+        let mut answer = Outbox::default();
+        let handler = &mut *self.handler;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.dead_lettered(&dead, &mut answer)
+        })) {
+            Ok(()) => out.records.append(&mut answer.records),
+            Err(panic) => tracing::error!(consumer = %self.spec.name,
+                panic = %panic_message(&*panic), "answering a dead letter panicked"),
+        }
+        let env = dead_letter(&self.spec.name, rec, failure.to_string());
+        out.emit(
+            &self.spec.dead_letter_topic,
+            rec.topic.as_bytes().to_vec(),
+            &env,
+        );
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
 }
 
 fn dead_letter(consumer: &str, rec: &Consumed, error: String) -> Envelope {
@@ -211,3 +479,7 @@ fn dead_letter(consumer: &str, rec: &Consumed, error: String) -> Envelope {
         })),
     }
 }
+
+#[cfg(test)]
+#[path = "consumer_tests.rs"]
+mod tests;

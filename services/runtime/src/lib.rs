@@ -6,8 +6,9 @@
 //! - [`config`]: typed options, layered defaults → TOML → environment.
 //! - [`topics`]: the namespaced topic names and their partition counts.
 //! - [`consumer`]: [`consumer::run`] drives a [`consumer::Handler`]: decode,
-//!   dead-letter what does not decode, apply, append outputs, then commit
-//!   state and offsets in one transaction.
+//!   apply, append outputs, then commit state and offsets in one
+//!   transaction; a record that does not decode, or whose handling fails or
+//!   panics, is dead-lettered alone and the loop goes on.
 //! - [`backend`]: opens the configured log backend.
 
 pub mod backend;

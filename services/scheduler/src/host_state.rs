@@ -87,7 +87,8 @@ impl HostState {
 /// Ram, Core and Disk filters).
 #[inline]
 pub fn fits(used: u64, want: u64, capacity: u64, ratio: f64) -> bool {
-    (used + want) as f64 <= capacity as f64 * ratio
+    // Saturating: `want` comes from a user's flavor.
+    used.saturating_add(want) as f64 <= capacity as f64 * ratio
 }
 
 /// `capacity − used` (RAM and disk weighers weigh free space without overcommit).
@@ -155,26 +156,29 @@ impl HostState {
     }
 
     pub fn used_vcpus(&self) -> u64 {
-        u64::from(self.usage.vcpus_used) + u64::from(self.pending.vcpus)
+        u64::from(self.usage.vcpus_used).saturating_add(u64::from(self.pending.vcpus))
     }
 
     pub fn used_ram_mb(&self) -> u64 {
-        self.usage.memory_mb_used + self.pending.memory_mb
+        self.usage
+            .memory_mb_used
+            .saturating_add(self.pending.memory_mb)
     }
 
     pub fn used_disk_gb(&self) -> u64 {
-        self.usage.disk_gb_used + self.pending.disk_gb
+        self.usage.disk_gb_used.saturating_add(self.pending.disk_gb)
     }
 
     pub fn num_instances(&self) -> u32 {
-        self.usage.instances + self.pending_instances
+        self.usage.instances.saturating_add(self.pending_instances)
     }
 
     /// Instances in a task that loads the host: decided but unclaimed, or
     /// claimed but not yet spawned (Nova counts building, resizing,
     /// snapshotting, ...).
     pub fn num_io_ops(&self) -> u32 {
-        self.pending_instances + self.building.len() as u32
+        let building = u32::try_from(self.building.len()).unwrap_or(u32::MAX);
+        self.pending_instances.saturating_add(building)
     }
 
     /// Free RAM without overcommit (what Nova's RAM weigher weighs).
@@ -242,10 +246,10 @@ impl HostState {
     }
 
     pub fn add_pending(&mut self, r: Resources) {
-        self.pending.vcpus += r.vcpus;
-        self.pending.memory_mb += r.memory_mb;
-        self.pending.disk_gb += r.disk_gb;
-        self.pending_instances += 1;
+        self.pending.vcpus = self.pending.vcpus.saturating_add(r.vcpus);
+        self.pending.memory_mb = self.pending.memory_mb.saturating_add(r.memory_mb);
+        self.pending.disk_gb = self.pending.disk_gb.saturating_add(r.disk_gb);
+        self.pending_instances = self.pending_instances.saturating_add(1);
     }
 
     pub fn remove_pending(&mut self, r: Resources) {

@@ -201,7 +201,7 @@ impl Scheduler {
                 self.with_load(host, |h| {
                     h.instances.remove(instance_id);
                     h.building.remove(instance_id);
-                    h.failed_builds += 1;
+                    h.failed_builds = h.failed_builds.saturating_add(1);
                     h.observe_usage(*usage);
                 })
             }
@@ -277,7 +277,9 @@ impl Scheduler {
     ) -> Result<Vec<String>, String> {
         self.expire_pending(now_ms);
         self.ctx.now_ms = now_ms;
-        let top = self.host_subset_size + spec.num_alternates as usize;
+        let top = self
+            .host_subset_size
+            .saturating_add(spec.num_alternates as usize);
         let ranked = self.index.rank_hosts(
             &self.filters,
             &self.weighers,
@@ -359,7 +361,8 @@ impl Scheduler {
             0
         };
         let chosen = order.remove(pick);
-        let mut hosts = Vec::with_capacity(1 + spec.num_alternates as usize);
+        // Bounded by the hosts ranked, not by the record's number.
+        let mut hosts = Vec::with_capacity(1 + order.len().min(spec.num_alternates as usize));
         hosts.push(chosen);
         hosts.extend(order.into_iter().take(spec.num_alternates as usize));
         hosts

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use novalog_log::EventLog;
-use novalog_runtime::consumer::{self, ConsumerSpec, Rejected};
+use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostAggregate;
 use novalog_schemas::{Envelope, Event};
@@ -90,6 +90,44 @@ fn scheduler_aggregates(all: &BTreeMap<u32, HostAggregate>) -> Vec<Aggregate> {
 
 type SharedRef = Arc<std::sync::Mutex<Shared>>;
 
+/// Where the shared state is loaded from, on start and after a failed
+/// record.
+#[derive(Clone)]
+struct Source {
+    cfg: Arc<Config>,
+    store: Arc<RocksStore>,
+}
+
+impl Source {
+    fn load(&self) -> anyhow::Result<Shared> {
+        let mut core = build(&self.cfg, &*self.store)?;
+        let aggregates: BTreeMap<u32, HostAggregate> = self
+            .store
+            .scan::<HostAggregate>(AGGREGATES)?
+            .into_iter()
+            .map(|(_, a)| (a.id, a))
+            .collect();
+        core.set_aggregates(scheduler_aggregates(&aggregates));
+        Ok(Shared {
+            core,
+            dirty: BTreeSet::new(),
+            aggregates,
+            aggregates_dirty: BTreeMap::new(),
+        })
+    }
+
+    /// Replaces the shared state with the committed one. Both consumers
+    /// share it and run on one task; the other one's batch can be between
+    /// its `finish_batch` and its commit only while it appends, and what it
+    /// staged then (hosts' pending claims) is lost from memory until the
+    /// hosts' next usage report, never from the store.
+    fn reload(&self, shared: &SharedRef) -> anyhow::Result<()> {
+        let fresh = self.load()?;
+        *lock(shared) = fresh;
+        Ok(())
+    }
+}
+
 fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -102,6 +140,7 @@ fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
 /// of the cloud.
 struct FactsHandler {
     shared: SharedRef,
+    source: Source,
     /// Partitions not yet read up to where they ended when the scheduler
     /// started; `caught_up` is sent when none is left.
     behind: BTreeMap<(String, i32), i64>,
@@ -154,6 +193,10 @@ impl Handler for FactsHandler {
     ) -> anyhow::Result<()> {
         lock(&self.shared).persist(tx)
     }
+
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        self.source.reload(&self.shared)
+    }
 }
 
 /// Answers the requests of the `scheduler` topic. Replicas share this
@@ -161,6 +204,7 @@ impl Handler for FactsHandler {
 /// agent's claim settles any race between their decisions.
 struct RequestsHandler {
     shared: SharedRef,
+    source: Source,
     topics: Topics,
     requests: Vec<Envelope>,
     decisions: u64,
@@ -214,6 +258,11 @@ impl Handler for RequestsHandler {
         }
         s.persist(tx)
     }
+
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        self.requests.clear();
+        self.source.reload(&self.shared)
+    }
 }
 
 /// How long requests wait for a starting instance to read the host facts.
@@ -254,23 +303,35 @@ pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
 
 /// Runs the scheduler until `shutdown`.
 pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_wrapped(
+        cfg,
+        log,
+        shutdown,
+        consumer::unwrapped(),
+        consumer::unwrapped(),
+    )
+    .await
+}
+
+/// Runs the scheduler with the handler of its host facts passed through
+/// `wrap_facts` and that of its requests through `wrap_requests` (tests
+/// wrap them to inject failures).
+pub async fn run_wrapped(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+    wrap_facts: Wrap,
+    wrap_requests: Wrap,
+) -> anyhow::Result<()> {
     let dir = cfg.data_dir.join("scheduler");
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
-    let mut core = build(cfg, &*store)?;
-    let aggregates: BTreeMap<u32, HostAggregate> = store
-        .scan::<HostAggregate>(AGGREGATES)?
-        .into_iter()
-        .map(|(_, a)| (a.id, a))
-        .collect();
-    core.set_aggregates(scheduler_aggregates(&aggregates));
+    let source = Source {
+        cfg: Arc::new(cfg.clone()),
+        store: store.clone(),
+    };
     let topics = cfg.topics();
-    let shared: SharedRef = Arc::new(std::sync::Mutex::new(Shared {
-        core,
-        dirty: BTreeSet::new(),
-        aggregates,
-        aggregates_dirty: BTreeMap::new(),
-    }));
+    let shared: SharedRef = Arc::new(std::sync::Mutex::new(source.load()?));
     // Both consumers store offsets under NAME: their topics are disjoint.
     let facts = ConsumerSpec {
         name: NAME.to_owned(),
@@ -305,16 +366,19 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
     let (caught_up_tx, mut caught_up) = tokio::sync::watch::channel(false);
     let mut facts_handler = FactsHandler {
         shared: shared.clone(),
+        source: source.clone(),
         behind,
         caught_up: Some(caught_up_tx),
     };
     facts_handler.signal_if_caught_up();
-    let requests_handler = RequestsHandler {
+    let facts_handler = wrap_facts(Box::new(facts_handler));
+    let requests_handler = wrap_requests(Box::new(RequestsHandler {
         shared,
+        source,
         topics,
         requests: Vec::new(),
         decisions: 0,
-    };
+    }));
     let (log2, store2, mut shutdown2) = (log.clone(), store.clone(), shutdown.clone());
     let answer = async move {
         let wait = tokio::time::timeout(CATCH_UP_WAIT, caught_up.wait_for(|done| *done));
@@ -367,8 +431,14 @@ mod tests {
     #[test]
     fn caught_up_once_every_partition_reaches_its_start_end() {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let dir = std::env::temp_dir().join(format!("novalog-sched-{}", uuid::Uuid::new_v4()));
+        let source = Source {
+            cfg: Arc::new(Config::default()),
+            store: Arc::new(RocksStore::open(&dir, false).unwrap()),
+        };
         let mut h = FactsHandler {
             shared: shared(),
+            source,
             behind: BTreeMap::from([(("h".to_owned(), 0), 2), (("h".to_owned(), 1), 1)]),
             caught_up: Some(tx),
         };
@@ -377,5 +447,7 @@ mod tests {
         assert!(!*rx.borrow());
         h.progress("h", 0, 1);
         assert!(*rx.borrow());
+        drop(h);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

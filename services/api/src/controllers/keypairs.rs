@@ -93,18 +93,13 @@ pub fn parse_create(
             }
         },
     };
+    // Nova's `user_id` parameter type: 1 to 255 characters. Nova's create
+    // schema leaves the length open, but a keypair with no owner cannot be
+    // recorded (the record would not decode), so an empty one is refused
+    // here, as issue 9 asks, rather than by a dead letter.
     let user_id = match kp.get("user_id") {
         None => ctx.user_id.clone(),
-        Some(v) => v
-            .as_str()
-            .ok_or_else(|| {
-                invalid(
-                    "keypair/user_id",
-                    v,
-                    format!("{} is not of type 'string'", repr(v)),
-                )
-            })?
-            .to_owned(),
+        Some(v) => validation::string("keypair/user_id", v, 1, 255)?.to_owned(),
     };
     Ok(KeypairCreate {
         name,
