@@ -84,9 +84,10 @@ pub fn find(app: &App, ctx: &Context, id: &str) -> Result<Arc<Image>, ApiError> 
     crate::catalog::visible_image(app, ctx, &uuid).ok_or_else(|| not_found(id))
 }
 
-/// Owner or administrator.
+/// Owner or administrator; a reader of the owner may look but not change
+/// (Glance's PROJECT_MEMBER_OR_ADMIN on every write).
 pub fn may_modify(ctx: &Context, image: &Image) -> bool {
-    ctx.is_admin || image.owner == ctx.project_id
+    ctx.is_admin || (image.owner == ctx.project_id && !crate::policy::is_reader_only(ctx))
 }
 
 /// A new image from `POST /v2/images`: queued, owned by the caller's

@@ -205,6 +205,12 @@ async fn create(
     rid: RequestId,
     body: axum::body::Bytes,
 ) -> Result<Response> {
+    // Glance's add_image is PROJECT_MEMBER_OR_ADMIN.
+    if crate::policy::is_reader_only(&ctx) {
+        return Err(GlanceError(ApiError::forbidden(
+            "You are not permitted to create images.",
+        )));
+    }
     let body = json_body(&body)?;
     let image = images::from_create_body(&app, &ctx, &body, novalog_schemas::now_ms())?;
     let image = images::create(&app, &ctx, &rid.0, image).await?;
@@ -396,7 +402,7 @@ async fn schema_image() -> Json<Value> {
     Json(image_schema())
 }
 
-fn image_schema() -> Value {
+pub fn image_schema() -> Value {
     let s = |t: Value| json!({ "type": t });
     json!({
         "name": "image",
