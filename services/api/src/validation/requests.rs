@@ -584,9 +584,11 @@ pub static ROUTES: &[RouteSchema] = &[
 ];
 
 type Key = (&'static str, &'static str);
+/// `(first, last, schema)` of each range of one route.
+type Ranges = Vec<(ApiVersion, ApiVersion, Value)>;
 
 /// Every route's ranges, built once.
-static BUILT: LazyLock<HashMap<Key, Vec<(ApiVersion, ApiVersion, Value)>>> = LazyLock::new(|| {
+static BUILT: LazyLock<HashMap<Key, Ranges>> = LazyLock::new(|| {
     ROUTES
         .iter()
         .map(|r| ((r.method, r.path), r.ranges()))

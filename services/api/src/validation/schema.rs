@@ -328,7 +328,7 @@ fn check_string(
     s: &Map<String, Value>,
     text: &str,
     v: &Value,
-    path: &mut Vec<String>,
+    path: &[String],
 ) -> Result<(), SchemaError> {
     let n = text.chars().count() as u64;
     if let Some(min) = s.get("minLength").and_then(Value::as_u64)
@@ -354,11 +354,7 @@ fn check_string(
     Ok(())
 }
 
-fn check_bounds(
-    s: &Map<String, Value>,
-    v: &Value,
-    path: &mut Vec<String>,
-) -> Result<(), SchemaError> {
+fn check_bounds(s: &Map<String, Value>, v: &Value, path: &[String]) -> Result<(), SchemaError> {
     let exclusive = s.get("exclusiveMinimum") == Some(&Value::Bool(true));
     if let Some(min) = s.get("minimum")
         && let Some(order) = compare(v, min)
