@@ -1720,16 +1720,16 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "/v2.1/os-server-groups/{group}",
         None,
         None,
-        "os_compute_api:os-server-groups:show PROJECT_READER_OR_ADMIN (checked on the group's project)",
-        "AAAFU",
+        "os_compute_api:os-server-groups:show PROJECT_READER_OR_ADMIN (Nova checks it on the group's project after the lookup, a 403; Novalog hides the group, a 404, as tests/scheduling.rs asserts)",
+        "AAAHU",
     ),
     case(
         "DELETE",
         "/v2.1/os-server-groups/{group}",
         None,
         None,
-        "os_compute_api:os-server-groups:delete PROJECT_MEMBER_OR_ADMIN (checked on the group's project)",
-        "aaFFU",
+        "os_compute_api:os-server-groups:delete PROJECT_MEMBER_OR_ADMIN (hidden from other projects, as show)",
+        "aaFHU",
     ),
     // aggregates
     case(

@@ -774,7 +774,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Novalog Compute API",
             "version": format!("{MIN_VERSION} - {MAX_VERSION}"),
-            "description": "Nova's Compute API v2.1 as Novalog serves it, with the Image v2 and Identity v3 subsets. Select a microversion with `OpenStack-API-Version: compute X.Y`; authenticate with `X-Auth-Token` (Identity v3 at /identity/v3). Request bodies are checked against the schemas given here (per microversion range under `x-openstack-microversions`) before anything else happens; an invalid body is a 400.",
+            "description": "Nova's Compute API v2.1 as Novalog serves it, with the Image v2 and Identity v3 subsets. Select a microversion with `OpenStack-API-Version: compute X.Y`; authenticate with `X-Auth-Token` (Identity v3 at /identity/v3). Compute request bodies are checked against the schemas given here (per microversion range under `x-openstack-microversions`) before the handler runs; an invalid body is a 400. Image and identity bodies are described from those services' own schemas and checked by their handlers.",
         },
         "servers": [{"url": "/"}],
         "components": {
