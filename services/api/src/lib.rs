@@ -68,3 +68,5 @@ pub use service::{ApiHandle, ApiService};
 mod tests;
 #[cfg(test)]
 mod tests_admin;
+#[cfg(test)]
+mod tests_images;
