@@ -2086,8 +2086,8 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "/image/v2/images/{own_image}/file",
         None,
         None,
-        "download_image PROJECT_READER_OR_ADMIN",
-        "aaaHU",
+        "download_image ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE (readers may not download)",
+        "aaFHU",
     ),
     case(
         "DELETE",
