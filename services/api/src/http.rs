@@ -242,6 +242,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "Unsupported Content-Type",
             ));
         }
+        // The route's schema (crate::validation::requests) is checked here,
+        // before the handler runs, as Nova's `@validation.schema` does.
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|p| p.as_str().to_owned());
+        let version = req
+            .extensions()
+            .get::<crate::microversion::ApiVersion>()
+            .copied()
+            .unwrap_or(crate::microversion::MIN_VERSION);
+        let method = req.method().as_str().to_owned();
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large()
@@ -249,12 +261,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::bad_request("Malformed request body")
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(Value::Null));
+        let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|_| ApiError::bad_request("Malformed request body"))?
+        };
+        if let Some(route) = route {
+            crate::validation::requests::check(&method, &route, version, &body)?;
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|_| ApiError::bad_request("Malformed request body"))
+        Ok(JsonBody(body))
     }
 }
 

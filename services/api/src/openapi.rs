@@ -1,13 +1,17 @@
-//! `GET /openapi.json`: an OpenAPI 3.0 description of the Compute API
-//! routes this service serves, built from [`OPERATIONS`]. A test checks
-//! that every `/v2.1` route of [`crate::app::router`] is in the table and
-//! that every operation in the table is routed, so the document cannot
-//! drift from the router.
+//! `GET /openapi.json`: an OpenAPI 3.0 description of the routes this
+//! service serves, built from [`OPERATIONS`] (Compute), the image and
+//! identity routers' own descriptions, and the request body schemas the
+//! API validates bodies with ([`requests::ROUTES`]). Tests check that
+//! every `/v2.1` route of [`crate::app::router`] is in the table, that
+//! every operation that reads a JSON body has its schema, and that every
+//! schema belongs to a documented operation, so the document cannot drift
+//! from the router or the validators.
 
 use axum::Json;
 use serde_json::{Map, Value, json};
 
 use crate::microversion::{MAX_VERSION, MIN_VERSION};
+use crate::validation::requests;
 
 /// One operation: method, path (axum's `{param}` syntax), summary, who may
 /// call it (Nova's default policy), its success status, and microversion
@@ -657,6 +661,53 @@ fn params(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The microversion headers every `/v2.1` operation reads.
+fn microversion_params() -> [Value; 2] {
+    [
+        json!({"$ref": "#/components/parameters/OpenStackApiVersion"}),
+        json!({"$ref": "#/components/parameters/NovaApiVersion"}),
+    ]
+}
+
+/// The request body of `method path`, from the schemas the API validates
+/// bodies with ([`requests::ROUTES`]): the newest as `schema`, and every
+/// microversion range with its own schema under `x-openstack-microversions`.
+fn request_body(method: &str, path: &str) -> Option<Value> {
+    let route = requests::ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == path)?;
+    let ranges = route.ranges();
+    let newest = ranges.last()?.2.clone();
+    let by_version: Vec<Value> = ranges
+        .into_iter()
+        .map(|(first, last, schema)| {
+            json!({"min_version": first.to_string(), "max_version": last.to_string(), "schema": schema})
+        })
+        .collect();
+    Some(json!({
+        "required": true,
+        "content": {"application/json": {"schema": newest}},
+        "x-openstack-microversions": by_version,
+    }))
+}
+
+fn fault_responses(responses: &mut Value) {
+    for (code, what) in [
+        ("400", "Invalid request (badRequest)"),
+        ("401", "Missing or invalid token"),
+        ("403", "Policy forbids it (forbidden)"),
+        ("404", "Not found (itemNotFound)"),
+        ("406", "Microversion out of range"),
+        ("409", "Conflict (conflictingRequest)"),
+        ("413", "Request body too large (overLimit)"),
+    ] {
+        responses[code] = json!({
+            "description": what,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fault"}}},
+        });
+    }
+}
+
 /// The OpenAPI document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -672,45 +723,74 @@ pub fn document() -> Value {
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
         });
-        for (code, what) in [
-            ("400", "Invalid request (badRequest)"),
-            ("401", "Missing or invalid token"),
-            ("403", "Policy forbids it (forbidden)"),
-            ("404", "Not found (itemNotFound)"),
-            ("406", "Microversion out of range"),
-            ("409", "Conflict (conflictingRequest)"),
-            ("413", "Request body too large (overLimit)"),
-        ] {
-            responses[code] = json!({
-                "description": what,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fault"}}},
-            });
-        }
+        fault_responses(&mut responses);
+        let mut parameters = params(o.path);
+        parameters.extend(microversion_params());
         let mut operation = json!({
             "operationId": format!("{}:{}", o.method, o.path),
             "summary": o.summary,
             "description": description,
-            "parameters": params(o.path),
+            "parameters": parameters,
             "responses": responses,
         });
-        if matches!(o.method, "post" | "put") {
-            operation["requestBody"] = json!({
-                "required": false,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            });
+        if o.policy == "none" {
+            operation["security"] = json!([]);
+        }
+        if let Some(body) = request_body(o.method, o.path) {
+            operation["requestBody"] = body;
         }
         entry[o.method] = operation;
+    }
+    for (method, path, summary, policy, status, body) in image_and_identity_operations() {
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        let mut responses = json!({
+            status.to_string(): {"description": "Success"},
+            "400": {"description": "Invalid request"},
+            "401": {"description": "Missing or invalid token"},
+            "403": {"description": "Policy forbids it"},
+            "404": {"description": "Not found"},
+        });
+        if path.starts_with("/image/v2/images") {
+            responses["409"] = json!({"description": "Conflict"});
+            responses["413"] = json!({"description": "Too large"});
+        }
+        let mut operation = json!({
+            "operationId": format!("{method}:{path}"),
+            "summary": summary,
+            "description": format!("Policy: {policy}."),
+            "parameters": params(path),
+            "responses": responses,
+        });
+        if policy == "none" {
+            operation["security"] = json!([]);
+        }
+        if let Some(body) = body {
+            operation["requestBody"] = body;
+        }
+        entry[method] = operation;
     }
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "Novalog Compute API",
             "version": format!("{MIN_VERSION} - {MAX_VERSION}"),
-            "description": "Nova's Compute API v2.1 as Novalog serves it. Select a microversion with `OpenStack-API-Version: compute X.Y`; authenticate with `X-Auth-Token` (Identity v3 at /identity/v3).",
+            "description": "Nova's Compute API v2.1 as Novalog serves it, with the Image v2 and Identity v3 subsets. Select a microversion with `OpenStack-API-Version: compute X.Y`; authenticate with `X-Auth-Token` (Identity v3 at /identity/v3). Compute request bodies are checked against the schemas given here (per microversion range under `x-openstack-microversions`) before the handler runs; an invalid body is a 400. Image and identity bodies are described from those services' own schemas and checked by their handlers.",
         },
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}},
+            "parameters": {
+                "OpenStackApiVersion": {
+                    "name": "OpenStack-API-Version", "in": "header", "required": false,
+                    "description": format!("`compute X.Y` ({MIN_VERSION} to {MAX_VERSION}) or `compute latest`; absent: {MIN_VERSION}. Wins over the legacy header. A version out of range is 406, a malformed one 400."),
+                    "schema": {"type": "string", "pattern": "^compute ([1-9][0-9]*\\.(0|[1-9][0-9]*)|latest)$"},
+                },
+                "NovaApiVersion": {
+                    "name": "X-OpenStack-Nova-API-Version", "in": "header", "required": false,
+                    "description": "Legacy: `X.Y` or `latest`.",
+                    "schema": {"type": "string", "pattern": "^([1-9][0-9]*\\.(0|[1-9][0-9]*)|latest)$"},
+                },
+            },
             "schemas": {"Fault": {
                 "type": "object",
                 "description": "{\"<faultName>\": {\"code\": N, \"message\": \"...\"}}",
@@ -723,6 +803,267 @@ pub fn document() -> Value {
         "security": [{"token": []}],
         "paths": paths,
     })
+}
+
+type OtherOperation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u16,
+    Option<Value>,
+);
+
+/// The Image v2 and Identity v3 operations. Image bodies are described by
+/// the image API's own schema (`GET /image/v2/schemas/image`, from
+/// [`crate::controllers::images::image_schema`]) and validated by its
+/// handlers in Glance's words; the token request by keystone's shape.
+fn image_and_identity_operations() -> Vec<OtherOperation> {
+    let image = crate::controllers::images::image_schema();
+    let writable: Map<String, Value> = image["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p.get("readOnly").is_none())
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "status"
+                    | "checksum"
+                    | "os_hash_algo"
+                    | "os_hash_value"
+                    | "owner"
+                    | "size"
+                    | "virtual_size"
+                    | "created_at"
+                    | "updated_at"
+                    | "self"
+                    | "file"
+                    | "schema"
+            )
+        })
+        .map(|(k, p)| (k.clone(), p.clone()))
+        .collect();
+    let create = json!({"required": true, "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": writable,
+        "additionalProperties": image["additionalProperties"],
+    }}}});
+    let patch = json!({"required": true, "content": {crate::controllers::images::PATCH_MEDIA_TYPE: {"schema": {
+        "type": "array",
+        "items": {"type": "object", "required": ["op", "path"], "properties": {
+            "op": {"enum": ["add", "replace", "remove"]},
+            "path": {"type": "string", "description": "/<property>, /tags, /tags/-"},
+            "value": {},
+        }},
+    }}}});
+    let upload = json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+    let token = json!({"required": true, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["auth"],
+        "properties": {"auth": {"type": "object", "required": ["identity"], "properties": {
+            "identity": {"type": "object", "required": ["methods"], "properties": {
+                "methods": {"type": "array", "items": {"enum": ["password", "token"]}},
+                "password": {"type": "object", "properties": {"user": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "password": {"type": "string"}, "domain": {"type": "object"},
+                }}}},
+                "token": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }},
+            "scope": {"type": ["object", "string"], "description": "{project: {id | name, domain}} or \"unscoped\""},
+        }}},
+    }}}});
+    const GLANCE_MEMBER: &str =
+        "role:admin or (role:member and project_id:%(project_id)s) (Glance's default)";
+    const GLANCE_READER: &str =
+        "role:admin or (role:reader and project_id:%(project_id)s) or public";
+    vec![
+        (
+            "get",
+            "/image",
+            "Image API versions (300)",
+            "none",
+            300,
+            None,
+        ),
+        (
+            "get",
+            "/image/",
+            "Image API versions (300)",
+            "none",
+            300,
+            None,
+        ),
+        (
+            "get",
+            "/image/versions",
+            "Image API versions",
+            "none",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/images",
+            "List images",
+            GLANCE_READER,
+            200,
+            None,
+        ),
+        (
+            "post",
+            "/image/v2/images",
+            "Create an image (queued)",
+            GLANCE_MEMBER,
+            201,
+            Some(create),
+        ),
+        (
+            "get",
+            "/image/v2/images/{id}",
+            "Show an image",
+            GLANCE_READER,
+            200,
+            None,
+        ),
+        (
+            "patch",
+            "/image/v2/images/{id}",
+            "Update an image (JSON patch)",
+            GLANCE_MEMBER,
+            200,
+            Some(patch),
+        ),
+        (
+            "delete",
+            "/image/v2/images/{id}",
+            "Delete an image",
+            GLANCE_MEMBER,
+            204,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/images/{id}/file",
+            "Download an image's data",
+            GLANCE_READER,
+            200,
+            None,
+        ),
+        (
+            "put",
+            "/image/v2/images/{id}/file",
+            "Upload an image's data",
+            GLANCE_MEMBER,
+            204,
+            Some(upload),
+        ),
+        (
+            "get",
+            "/image/v2/schemas/image",
+            "The image schema",
+            "any authenticated user",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/schemas/images",
+            "The images schema",
+            "any authenticated user",
+            200,
+            None,
+        ),
+        ("get", "/identity", "Identity versions", "none", 300, None),
+        ("get", "/identity/", "Identity versions", "none", 300, None),
+        (
+            "get",
+            "/identity/v3",
+            "Identity v3 version document",
+            "none",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/",
+            "Identity v3 version document",
+            "none",
+            200,
+            None,
+        ),
+        (
+            "post",
+            "/identity/v3/auth/tokens",
+            "Issue a token (password or token method)",
+            "none",
+            201,
+            Some(token),
+        ),
+        (
+            "get",
+            "/identity/v3/auth/tokens",
+            "Validate X-Subject-Token",
+            "identity:validate_token: admin or the token's user",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/auth/projects",
+            "Projects the caller may scope to",
+            "any token",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/auth/catalog",
+            "The service catalog",
+            "a project-scoped token",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/projects",
+            "List projects",
+            "identity:list_projects: admin (others: their own)",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/projects/{id}",
+            "Show a project",
+            "identity:get_project: admin or a member of it",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/users",
+            "List users",
+            "identity:list_users: admin",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/users/{id}",
+            "Show a user",
+            "identity:get_user: admin or the user",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/users/{id}/projects",
+            "A user's projects",
+            "identity:list_user_projects: admin or the user",
+            200,
+            None,
+        ),
+    ]
 }
 
 /// `GET /openapi.json` (no token needed).
@@ -741,6 +1082,72 @@ mod tests {
             .filter(|s| s.starts_with("/v2.1"))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The route strings starting with `prefix` in a router's source.
+    fn routes_in(src: &str, prefix: &str) -> Vec<String> {
+        src.split('"')
+            .filter(|s| {
+                s.starts_with(prefix)
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/{}_-.".contains(c))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn image_and_identity_routes_are_documented() {
+        let doc = document();
+        let image = include_str!("controllers/images.rs");
+        let identity = include_str!("identity/routes.rs");
+        for path in routes_in(image, "/image")
+            .into_iter()
+            .chain(routes_in(identity, "/identity"))
+        {
+            assert!(
+                doc["paths"].get(&path).is_some(),
+                "{path} is routed but missing from openapi::image_and_identity_operations"
+            );
+        }
+    }
+
+    /// Every Compute operation that reads a JSON body has its schema, and
+    /// every schema is of a documented operation.
+    #[test]
+    fn every_body_has_its_schema() {
+        const NO_BODY: &[(&str, &str)] = &[("put", "/v2.1/servers/{id}/tags/{tag}")];
+        for o in OPERATIONS {
+            if matches!(o.method, "post" | "put") && !NO_BODY.contains(&(o.method, o.path)) {
+                assert!(
+                    request_body(o.method, o.path).is_some(),
+                    "{} {} has no schema in validation::requests::ROUTES",
+                    o.method,
+                    o.path
+                );
+            }
+        }
+        for r in requests::ROUTES {
+            assert!(
+                OPERATIONS
+                    .iter()
+                    .any(|o| o.method == r.method && o.path == r.path),
+                "{} {} has a schema but is not documented",
+                r.method,
+                r.path
+            );
+        }
+        let doc = document();
+        let flavor = &doc["paths"]["/v2.1/flavors"]["post"]["requestBody"];
+        let ram = &flavor["content"]["application/json"]["schema"]["properties"]["flavor"]["properties"]
+            ["ram"];
+        assert_eq!(ram["maximum"], 2_147_483_647);
+        let ranges = flavor["x-openstack-microversions"].as_array().unwrap();
+        assert_eq!(ranges[0]["min_version"], "2.1");
+        assert_eq!(ranges[0]["max_version"], "2.54");
+        assert_eq!(ranges[1]["min_version"], "2.55");
+        let params = doc["paths"]["/v2.1/servers"]["get"]["parameters"].to_string();
+        assert!(params.contains("OpenStackApiVersion"), "{params}");
     }
 
     #[test]

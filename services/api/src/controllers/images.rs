@@ -387,7 +387,7 @@ async fn schema_image() -> Json<Value> {
     Json(image_schema())
 }
 
-fn image_schema() -> Value {
+pub fn image_schema() -> Value {
     let s = |t: Value| json!({ "type": t });
     json!({
         "name": "image",
