@@ -42,6 +42,8 @@ pub struct App {
     pub images_dir: std::path::PathBuf,
     /// Every project's quotas unless set otherwise (`[quota]`).
     pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
+    /// The most items one page of a list holds (`[api] max_limit`).
+    pub max_limit: usize,
 }
 
 pub type AppState = Arc<App>;

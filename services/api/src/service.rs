@@ -52,7 +52,9 @@ impl ApiService {
             RocksStore::open(&dir, cfg.log.sync)
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,
         );
-        let projection = Arc::new(Projection::load(&*store).context("loading the api projection")?);
+        let projection = Arc::new(
+            Projection::load(store.clone()).context("loading the api projection")?,
+        );
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
         let app = Arc::new(App {
@@ -70,6 +72,7 @@ impl ApiService {
             service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
             images_dir: cfg.data_dir.join("images"),
             quota_defaults: cfg.quota.clone(),
+            max_limit: cfg.api.max_limit,
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
