@@ -24,8 +24,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use novalog_tests::{
@@ -158,7 +158,9 @@ async fn call(
 async fn settle(client: &Client, tally: &Tally, id: Uuid, status: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline {
-        if let Some((200, v)) = call(client, tally, Method::GET, &format!("/servers/{id}"), None).await {
+        if let Some((200, v)) =
+            call(client, tally, Method::GET, &format!("/servers/{id}"), None).await
+        {
             let s = &v["server"];
             if s["OS-EXT-STS:task_state"].is_null() {
                 if s["status"] == status {
@@ -191,7 +193,15 @@ async fn action(
     then: &'static str,
 ) -> bool {
     let name = body.as_object().unwrap().keys().next().unwrap().clone();
-    match call(client, tally, Method::POST, &format!("/servers/{id}/action"), Some(body)).await {
+    match call(
+        client,
+        tally,
+        Method::POST,
+        &format!("/servers/{id}/action"),
+        Some(body),
+    )
+    .await
+    {
         Some((202 | 204, _)) => {
             tally.acked_writes.fetch_add(1, Ordering::Relaxed);
             model.lock().unwrap().insert(id, Expect::Status(then));
@@ -240,25 +250,76 @@ async fn worker(client: Client, tally: Arc<Tally>, model: Model, stop: Arc<Atomi
         }
         let ok = match random(4) {
             0 => {
-                action(&client, &tally, &model, id, json!({"os-stop": null}), "SHUTOFF").await
-                    && action(&client, &tally, &model, id, json!({"os-start": null}), "ACTIVE")
-                        .await
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"os-stop": null}),
+                    "SHUTOFF",
+                )
+                .await
+                    && action(
+                        &client,
+                        &tally,
+                        &model,
+                        id,
+                        json!({"os-start": null}),
+                        "ACTIVE",
+                    )
+                    .await
             }
             1 => {
-                action(&client, &tally, &model, id, json!({"reboot": {"type": "SOFT"}}), "ACTIVE")
-                    .await
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"reboot": {"type": "SOFT"}}),
+                    "ACTIVE",
+                )
+                .await
             }
             2 => {
-                action(&client, &tally, &model, id, json!({"resize": {"flavorRef": "2"}}), "VERIFY_RESIZE")
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"resize": {"flavorRef": "2"}}),
+                    "VERIFY_RESIZE",
+                )
+                .await
+                    && action(
+                        &client,
+                        &tally,
+                        &model,
+                        id,
+                        json!({"confirmResize": null}),
+                        "ACTIVE",
+                    )
                     .await
-                    && action(&client, &tally, &model, id, json!({"confirmResize": null}), "ACTIVE")
-                        .await
             }
             _ => true,
         };
-        let _ = call(&client, &tally, Method::GET, "/servers/detail?limit=20", None).await;
+        let _ = call(
+            &client,
+            &tally,
+            Method::GET,
+            "/servers/detail?limit=20",
+            None,
+        )
+        .await;
         if ok && random(100) < 85 {
-            match call(&client, &tally, Method::DELETE, &format!("/servers/{id}"), None).await {
+            match call(
+                &client,
+                &tally,
+                Method::DELETE,
+                &format!("/servers/{id}"),
+                None,
+            )
+            .await
+            {
                 Some((204, _)) => {
                     tally.acked_writes.fetch_add(1, Ordering::Relaxed);
                     model.lock().unwrap().insert(id, Expect::Deleted);
@@ -328,7 +389,11 @@ async fn soak() {
     let workers: Vec<_> = (0..WORKERS)
         .map(|n| {
             tokio::spawn(worker(
-                Client::new(cluster.addr, &format!("user{n}"), &format!("project{}", n % 3)),
+                Client::new(
+                    cluster.addr,
+                    &format!("user{n}"),
+                    &format!("project{}", n % 3),
+                ),
                 tally.clone(),
                 model.clone(),
                 stop.clone(),
@@ -366,7 +431,9 @@ async fn soak() {
     admin.wait_up(Duration::from_secs(120)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
     let (live, deleted) = loop {
-        let live = list_all(&admin, "/servers/detail?all_tenants=1").await.unwrap();
+        let live = list_all(&admin, "/servers/detail?all_tenants=1")
+            .await
+            .unwrap();
         let busy = live
             .iter()
             .filter(|s| !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "BUILD")
@@ -388,8 +455,12 @@ async fn soak() {
     let deleted_by_id = by_id(&deleted);
     let mut unstable = 0u64;
     for (id, s) in &live_by_id {
-        if !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "ERROR" || s["status"] == "BUILD" {
-            eprintln!("soak: {id} not stable: {} {}", s["status"], s["OS-EXT-STS:task_state"]);
+        if !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "ERROR" || s["status"] == "BUILD"
+        {
+            eprintln!(
+                "soak: {id} not stable: {} {}",
+                s["status"], s["OS-EXT-STS:task_state"]
+            );
             unstable += 1;
         }
     }
@@ -444,14 +515,32 @@ async fn soak() {
         ("soak_rss_fresh_mb", json!(round(rss_fresh))),
         ("soak_seconds", json!(seconds)),
         ("soak_kills", json!(kills)),
-        ("soak_requests", json!(tally.requests.load(Ordering::Relaxed))),
-        ("soak_acked_writes", json!(tally.acked_writes.load(Ordering::Relaxed))),
-        ("soak_interrupted", json!(tally.interrupted.load(Ordering::Relaxed))),
+        (
+            "soak_requests",
+            json!(tally.requests.load(Ordering::Relaxed)),
+        ),
+        (
+            "soak_acked_writes",
+            json!(tally.acked_writes.load(Ordering::Relaxed)),
+        ),
+        (
+            "soak_interrupted",
+            json!(tally.interrupted.load(Ordering::Relaxed)),
+        ),
         ("soak_servers_live", json!(live.len())),
         ("soak_servers_deleted", json!(deleted.len())),
     ];
     merge_results(std::path::Path::new(&out), &figures);
-    eprintln!("soak: {}", serde_json::to_string_pretty(&json!(figures.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<serde_json::Map<_, _>>())).unwrap());
+    eprintln!(
+        "soak: {}",
+        serde_json::to_string_pretty(&json!(
+            figures
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<serde_json::Map<_, _>>()
+        ))
+        .unwrap()
+    );
     assert_eq!(errors, 0, "soak errors");
     assert_eq!(lost, 0, "lost writes");
     assert!(

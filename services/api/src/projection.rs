@@ -315,8 +315,11 @@ impl Projection {
         }
         let mut state = State::default();
         let mut failed = None;
-        store.walk_raw(T_INSTANCES, None, false, &mut |_, v| {
-            match novalog_store::decode::<Instance>(T_INSTANCES, v) {
+        store.walk_raw(
+            T_INSTANCES,
+            None,
+            false,
+            &mut |_, v| match novalog_store::decode::<Instance>(T_INSTANCES, v) {
                 Ok(inst) => {
                     state.put_instance(inst);
                     true
@@ -325,8 +328,8 @@ impl Projection {
                     failed = Some(e);
                     false
                 }
-            }
-        })?;
+            },
+        )?;
         if let Some(e) = failed {
             return Err(e);
         }
@@ -514,7 +517,10 @@ impl Projection {
         if let Some(a) = self.state.read().actions.get(id) {
             return a.clone();
         }
-        match self.store.get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes()) {
+        match self
+            .store
+            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+        {
             Ok(a) => Arc::new(a.unwrap_or_default()),
             Err(e) => {
                 tracing::warn!(error = %e, instance = %id, "reading a deleted instance's actions");
@@ -821,8 +827,11 @@ impl<S: Store> ProjectionHandler<S> {
 fn build_indexes(store: &dyn Store) -> Result<(), novalog_store::Error> {
     let mut tx = Transaction::new();
     let mut failed = None;
-    store.walk_raw(T_INSTANCES, None, false, &mut |_, v| {
-        match novalog_store::decode::<Instance>(T_INSTANCES, v)
+    store.walk_raw(
+        T_INSTANCES,
+        None,
+        false,
+        &mut |_, v| match novalog_store::decode::<Instance>(T_INSTANCES, v)
             .and_then(|inst| index_instance(&mut tx, &inst))
         {
             Ok(()) => true,
@@ -830,8 +839,8 @@ fn build_indexes(store: &dyn Store) -> Result<(), novalog_store::Error> {
                 failed = Some(e);
                 false
             }
-        }
-    })?;
+        },
+    )?;
     if let Some(e) = failed {
         return Err(e);
     }

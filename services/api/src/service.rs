@@ -52,9 +52,8 @@ impl ApiService {
             RocksStore::open(&dir, cfg.log.sync)
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,
         );
-        let projection = Arc::new(
-            Projection::load(store.clone()).context("loading the api projection")?,
-        );
+        let projection =
+            Arc::new(Projection::load(store.clone()).context("loading the api projection")?);
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
         let app = Arc::new(App {

@@ -55,7 +55,9 @@ impl Harness {
     }
 
     /// The service alone, its test configuration changed by `configure`.
-    pub(crate) async fn without_conductor_configured(configure: impl FnOnce(&mut Config)) -> Harness {
+    pub(crate) async fn without_conductor_configured(
+        configure: impl FnOnce(&mut Config),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         configure(&mut cfg);

@@ -65,7 +65,15 @@ fn projection(h: &Harness) -> &Projection {
 fn newest_first(h: &Harness, ids: &[Uuid]) -> Vec<Uuid> {
     let mut keyed: Vec<(i64, Uuid)> = ids
         .iter()
-        .map(|id| (projection(h).instance_with_deleted(id).unwrap().created_at_ms, *id))
+        .map(|id| {
+            (
+                projection(h)
+                    .instance_with_deleted(id)
+                    .unwrap()
+                    .created_at_ms,
+                *id,
+            )
+        })
         .collect();
     keyed.sort();
     keyed.into_iter().rev().map(|(_, id)| id).collect()
@@ -124,7 +132,13 @@ async fn delete_servers(h: &Harness, ids: &[Uuid]) {
 /// Follows `next` links from `uri` to the end; every page's items (under
 /// `key`) and the number of pages. A page is full at `limit=` of the
 /// first request, or at max_limit.
-async fn follow(h: &Harness, version: &str, uri: &str, key: &str, links_key: &str) -> (Vec<Value>, usize) {
+async fn follow(
+    h: &Harness,
+    version: &str,
+    uri: &str,
+    key: &str,
+    links_key: &str,
+) -> (Vec<Value>, usize) {
     let per_page = uri
         .split(['?', '&'])
         .find_map(|p| p.strip_prefix("limit="))
@@ -163,7 +177,11 @@ async fn follow(h: &Harness, version: &str, uri: &str, key: &str, links_key: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_servers_leave_memory_and_are_listed_from_disk() {
     let h = harness().await;
-    let live: Vec<Uuid> = [create_server(&h, "live-0").await, create_server(&h, "live-1").await].into();
+    let live: Vec<Uuid> = [
+        create_server(&h, "live-0").await,
+        create_server(&h, "live-1").await,
+    ]
+    .into();
     let mut gone = Vec::new();
     for round in 0..4 {
         let mut batch = Vec::new();
@@ -265,7 +283,12 @@ async fn deleted_servers_leave_memory_and_are_listed_from_disk() {
     assert_eq!(reloaded.resident().instances, live.len());
     assert_eq!(reloaded.resident().actions, live.len());
     assert_eq!(reloaded.instances(None).len(), live.len());
-    assert!(reloaded.instance_with_deleted(&gone[0]).unwrap().is_deleted());
+    assert!(
+        reloaded
+            .instance_with_deleted(&gone[0])
+            .unwrap()
+            .is_deleted()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +311,11 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
             .map(|s| s["id"].as_str().unwrap().parse().unwrap())
             .collect();
         assert_eq!(ids, created, "{uri}");
-        let per_page = if uri.contains("limit=3") { 3 } else { MAX_LIMIT };
+        let per_page = if uri.contains("limit=3") {
+            3
+        } else {
+            MAX_LIMIT
+        };
         assert!(pages >= created.len().div_ceil(per_page), "{uri}: {pages}");
     }
     // The link repeats the query, sorted, with the marker.
@@ -316,8 +343,10 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
             Method::POST,
             "/v2.1/flavors",
             ADMIN,
-            Some(json!({"flavor": {"name": format!("f{i}"), "id": format!("f{i}"),
-                "ram": 64, "vcpus": 1, "disk": 1}})),
+            Some(
+                json!({"flavor": {"name": format!("f{i}"), "id": format!("f{i}"),
+                "ram": 64, "vcpus": 1, "disk": 1}}),
+            ),
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -326,7 +355,14 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
     let total = projection(&h).flavors().len();
     assert!(total > MAX_LIMIT);
     assert_eq!(r.body["flavors"].as_array().unwrap().len(), MAX_LIMIT);
-    let (flavors, _) = follow(&h, "2.1", "/v2.1/flavors/detail", "flavors", "flavors_links").await;
+    let (flavors, _) = follow(
+        &h,
+        "2.1",
+        "/v2.1/flavors/detail",
+        "flavors",
+        "flavors_links",
+    )
+    .await;
     assert_eq!(flavors.len(), total);
 
     // Keypairs page from 2.35; before, the whole list.
@@ -342,7 +378,14 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
-    let (keypairs, pages) = follow(&h, "2.35", "/v2.1/os-keypairs", "keypairs", "keypairs_links").await;
+    let (keypairs, pages) = follow(
+        &h,
+        "2.35",
+        "/v2.1/os-keypairs",
+        "keypairs",
+        "keypairs_links",
+    )
+    .await;
     assert_eq!(keypairs.len(), 7);
     assert_eq!(pages, 2);
     let r = at(&h, "2.34", Method::GET, "/v2.1/os-keypairs", ADMIN).await;
@@ -364,7 +407,14 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
     }
     let r = at(&h, "2.1", Method::GET, "/v2.1/os-server-groups", ADMIN).await;
     assert_eq!(r.body["server_groups"].as_array().unwrap().len(), MAX_LIMIT);
-    let r = at(&h, "2.1", Method::GET, "/v2.1/os-server-groups?offset=5&limit=0", ADMIN).await;
+    let r = at(
+        &h,
+        "2.1",
+        Method::GET,
+        "/v2.1/os-server-groups?offset=5&limit=0",
+        ADMIN,
+    )
+    .await;
     assert_eq!(r.body["server_groups"].as_array().unwrap().len(), 2);
     h.stop().await;
 }

@@ -474,12 +474,7 @@ impl Conductor {
     /// late fact stays stale.
     pub fn restore(&mut self, instance: Instance) {
         if !self.instances.contains_key(&instance.id) {
-            crate::quotas::account(
-                &mut self.usage,
-                &instance.project_id,
-                None,
-                Some(&instance),
-            );
+            crate::quotas::account(&mut self.usage, &instance.project_id, None, Some(&instance));
             self.instances.insert(instance.id, instance);
         }
     }

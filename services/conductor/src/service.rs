@@ -48,7 +48,12 @@ pub(crate) struct ConductorHandler<S: Store> {
 }
 
 impl<S: Store> ConductorHandler<S> {
-    pub(crate) fn new(core: Conductor, topics: Topics, board: DeadlineBoard, store: Arc<S>) -> Self {
+    pub(crate) fn new(
+        core: Conductor,
+        topics: Topics,
+        board: DeadlineBoard,
+        store: Arc<S>,
+    ) -> Self {
         ConductorHandler {
             core,
             topics,
@@ -255,8 +260,11 @@ async fn timers(
 pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor> {
     let mut core = Conductor::new(settings);
     let mut failed = None;
-    store.walk_raw(INSTANCES, None, false, &mut |_, v| {
-        match novalog_store::decode::<Instance>(INSTANCES, v) {
+    store.walk_raw(
+        INSTANCES,
+        None,
+        false,
+        &mut |_, v| match novalog_store::decode::<Instance>(INSTANCES, v) {
             Ok(i) => {
                 if !i.is_deleted() {
                     core.instances.insert(i.id, i);
@@ -267,8 +275,8 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
                 failed = Some(e);
                 false
             }
-        }
-    })?;
+        },
+    )?;
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -384,7 +392,12 @@ mod tests {
             partition: 0,
             offset: 0,
             env: Envelope {
-                meta: Meta::origin(Uuid::new_v4(), "req-test".into(), actor, aggregate.to_string()),
+                meta: Meta::origin(
+                    Uuid::new_v4(),
+                    "req-test".into(),
+                    actor,
+                    aggregate.to_string(),
+                ),
                 event,
             },
         }
@@ -488,7 +501,8 @@ mod tests {
         );
         let out = batch(h, store, vec![destroyed]).await;
         assert!(
-            out.iter().any(|e| matches!(e, Event::InstanceDeleted { .. })),
+            out.iter()
+                .any(|e| matches!(e, Event::InstanceDeleted { .. })),
             "{out:?}"
         );
     }
@@ -523,7 +537,11 @@ mod tests {
         // deleted server is a duplicate, a second delete is a 404, a late
         // fact is stale; none brings it back into memory.
         let old = gone[3];
-        assert!(batch(&mut h, &store, vec![create_intent(old)]).await.is_empty());
+        assert!(
+            batch(&mut h, &store, vec![create_intent(old)])
+                .await
+                .is_empty()
+        );
         let out = batch(&mut h, &store, vec![delete_intent(old)]).await;
         assert!(
             matches!(&out[..], [Event::IntentRejected { code: 404, .. }]),

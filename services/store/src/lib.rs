@@ -344,12 +344,19 @@ impl Store for MemStore {
         let rows = self.rows.read();
         let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = match (from, reverse) {
             (Some(f), false) => (Bound::Included(full_key(table, f)), Bound::Excluded(end)),
-            (Some(f), true) => (Bound::Included(prefix.clone()), Bound::Included(full_key(table, f))),
+            (Some(f), true) => (
+                Bound::Included(prefix.clone()),
+                Bound::Included(full_key(table, f)),
+            ),
             (None, _) => (Bound::Included(prefix.clone()), Bound::Excluded(end)),
         };
         let mut iter = rows.range(range);
         loop {
-            let next = if reverse { iter.next_back() } else { iter.next() };
+            let next = if reverse {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
             let Some((k, v)) = next else { break };
             if !visit(&k[prefix.len()..], v) {
                 break;
