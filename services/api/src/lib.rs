@@ -71,4 +71,6 @@ mod tests;
 #[cfg(test)]
 mod tests_admin;
 #[cfg(test)]
+mod tests_images;
+#[cfg(test)]
 mod tests_memory;
