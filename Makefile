@@ -14,7 +14,7 @@ FAKE_HOSTS ?= 8
 NOVALOG_BROKER_PORT ?= 9092
 export NOVALOG_BROKER_PORT
 
-.PHONY: run test bench deps build fmt lint clean-data
+.PHONY: run test bench soak deps build fmt lint clean-data
 
 run: deps build
 	$(CARGO_TARGET_DIR)/debug/novalog --data-dir $(DATA) --listen $(LISTEN) --fake-hosts $(FAKE_HOSTS)
@@ -34,6 +34,19 @@ bench: deps build
 	trap 'scripts/broker.sh stop' EXIT; \
 	$(CARGO_TARGET_DIR)/debug/novalog-bench --kafka 127.0.0.1:$(NOVALOG_BROKER_PORT) \
 	  --out-json bench/results.json --out-md BENCHMARKS.md
+
+# Not part of `make test`: SOAK_SECONDS (600) of mixed load on Kafka with
+# every service in its own process and one killed with SIGKILL every
+# SOAK_KILL_EVERY (60) seconds; merges soak_* figures into bench/results.json.
+SOAK_SECONDS ?= 600
+SOAK_KILL_EVERY ?= 60
+soak: deps build
+	@set -o pipefail; \
+	scripts/broker.sh start || exit 1; \
+	trap 'scripts/broker.sh stop' EXIT; \
+	NOVALOG_KAFKA_BROKERS=127.0.0.1:$(NOVALOG_BROKER_PORT) SOAK_SECONDS=$(SOAK_SECONDS) \
+	SOAK_KILL_EVERY=$(SOAK_KILL_EVERY) SOAK_OUT=$(CURDIR)/bench/results.json \
+	cargo nextest run -p novalog-tests --test soak --run-ignored only --no-capture
 
 deps:
 	@scripts/deps.sh

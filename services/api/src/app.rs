@@ -44,6 +44,8 @@ pub struct App {
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,
+    /// The most items one page of a list holds (`[api] max_limit`).
+    pub max_limit: usize,
 }
 
 pub type AppState = Arc<App>;

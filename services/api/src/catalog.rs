@@ -116,25 +116,14 @@ pub fn list_flavors(
             .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
         flavors.drain(..=pos);
     }
-    let mut next_marker = None;
-    if let Some(limit) = limit {
-        flavors.truncate(limit);
-        if limit > 0 && flavors.len() == limit {
-            next_marker = flavors.last().map(|f| f.id.clone());
-        }
-    }
-    Ok(FlavorPage {
-        flavors,
-        next_marker,
-        limit,
-    })
+    flavors.truncate(crate::paging::page_size(limit, app.max_limit));
+    Ok(FlavorPage { flavors })
 }
 
+/// A page of flavors: at most `[api] max_limit`.
 #[derive(Debug, Clone)]
 pub struct FlavorPage {
     pub flavors: Vec<Arc<Flavor>>,
-    pub next_marker: Option<String>,
-    pub limit: Option<usize>,
 }
 
 /// Creates a flavor (administrators only): refused here when the id or the

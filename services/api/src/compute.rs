@@ -343,13 +343,10 @@ pub async fn change(
     }
 }
 
-/// A page of a server list.
+/// A page of a server list: at most `[api] max_limit` servers.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub servers: Vec<Arc<Instance>>,
-    /// Set when the page is full: the marker of the next page.
-    pub next_marker: Option<Uuid>,
-    pub limit: Option<usize>,
 }
 
 /// Filters of `GET /servers[/detail]` (literal `None` values already
@@ -555,53 +552,69 @@ pub fn list(
     } else {
         Some(ctx.project_id.clone())
     };
-    let candidates = app.projection.instances(project.as_deref());
-    let mut servers: Vec<Arc<Instance>> = candidates
-        .into_iter()
-        .filter(|i| deleted_wanted.is_none_or(|d| i.is_deleted() == d))
-        .filter(|i| f.changes_since.is_none_or(|t| i.updated_at_ms >= t))
-        .filter(|i| f.changes_before.is_none_or(|t| i.updated_at_ms <= t))
-        .filter(|i| f.project_id.as_ref().is_none_or(|p| &i.project_id == p))
-        .filter(|i| f.name.as_ref().is_none_or(|re| re.is_match(&i.name)))
-        .filter(|i| f.statuses.is_empty() || f.statuses.contains(i.status()))
-        .filter(|i| {
-            f.image
+    let matches = |i: &Instance| {
+        deleted_wanted.is_none_or(|d| i.is_deleted() == d)
+            && f.changes_since.is_none_or(|t| i.updated_at_ms >= t)
+            && f.changes_before.is_none_or(|t| i.updated_at_ms <= t)
+            && f.project_id.as_ref().is_none_or(|p| &i.project_id == p)
+            && f.name.as_ref().is_none_or(|re| re.is_match(&i.name))
+            && (f.statuses.is_empty() || f.statuses.contains(i.status()))
+            && f
+                .image
                 .as_ref()
                 .is_none_or(|id| i.image.id.to_string() == *id)
-        })
-        .filter(|i| f.flavor.as_ref().is_none_or(|id| &i.flavor.id == id))
-        .filter(|i| {
-            f.reservation_id
+            && f.flavor.as_ref().is_none_or(|id| &i.flavor.id == id)
+            && f
+                .reservation_id
                 .as_ref()
                 .is_none_or(|r| &i.reservation_id == r)
-        })
-        .filter(|i| f.host.as_ref().is_none_or(|h| i.host.as_ref() == Some(h)))
-        .filter(|i| f.user_id.as_ref().is_none_or(|u| &i.user_id == u))
-        .filter(|i| f.tags_match(&i.tags))
-        // No server has an address yet, so no address matches.
-        .filter(|_| !f.ip)
-        .collect();
-    if let Some(marker) = &f.marker {
-        let pos = servers
-            .iter()
-            .position(|i| i.id.to_string() == *marker)
-            .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
-        servers.drain(..=pos);
-    }
-    let mut next_marker = None;
-    if let Some(limit) = f.limit {
-        if servers.len() > limit {
-            servers.truncate(limit);
+            && f.host.as_ref().is_none_or(|h| i.host.as_ref() == Some(h))
+            && f.user_id.as_ref().is_none_or(|u| &i.user_id == u)
+            && f.tags_match(&i.tags)
+            // No server has an address yet, so no address matches.
+            && !f.ip
+    };
+    // As Nova: the marker is any server the caller could list (deleted
+    // ones included), whatever the other filters say.
+    let after = match &f.marker {
+        Some(marker) => {
+            let found = Uuid::parse_str(marker)
+                .ok()
+                .and_then(|id| app.projection.instance_with_deleted(&id))
+                .filter(|i| project.as_ref().is_none_or(|p| &i.project_id == p))
+                .filter(|i| ctx.is_admin || i.project_id == ctx.project_id);
+            let i = found
+                .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
+            Some((i.created_at_ms, i.id))
         }
-        if limit > 0 && servers.len() == limit {
-            next_marker = servers.last().map(|i| i.id);
-        }
+        None => None,
+    };
+    let limit = crate::paging::page_size(f.limit, app.max_limit);
+    let mut servers = Vec::new();
+    if limit > 0 {
+        // Live servers are in memory; only a list that may show deleted
+        // ones walks the store's index.
+        app.projection
+            .walk_instances(
+                project.as_deref(),
+                after,
+                deleted_wanted != Some(false),
+                |i| {
+                    if matches(&i) {
+                        servers.push(i);
+                    }
+                    servers.len() < limit
+                },
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "listing servers from the store");
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "Unexpected API Error: the server list could not be read.",
+                )
+            })?;
     }
-    Ok(Page {
-        servers,
-        next_marker,
-        limit: f.limit,
-    })
+    Ok(Page { servers })
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //! - [`compute`], [`catalog`]: the domain side of servers and of
 //!   flavors/images: lookups in the projection, checks, intents, verdicts.
 //! - [`validation`]: request bodies checked with Nova's 400 messages.
-//! - [`views`]: response bodies in Nova's shapes.
+//! - [`views`]: response bodies in Nova's shapes; [`paging`]: Nova's
+//!   `max_limit` pages and `next` links.
 //! - [`projection`]: the in-memory projection and its consumer handler.
 //! - [`instance_actions`]: the action log of each server, folded from
 //!   `instances` (os-instance-actions).
@@ -54,6 +55,7 @@ pub mod intents;
 pub mod keypairs;
 pub mod microversion;
 pub mod openapi;
+pub mod paging;
 pub mod policy;
 pub mod projection;
 pub mod sagas;
@@ -75,3 +77,5 @@ mod tests_admin;
 mod tests_edge;
 #[cfg(test)]
 mod tests_images;
+#[cfg(test)]
+mod tests_memory;

@@ -2,6 +2,12 @@
 //! `hosts`: kept in memory for reads, persisted in the service's RocksDB
 //! together with the offsets it reflects, and reloaded from there on start.
 //!
+//! Memory holds live state only: a deleted server leaves it (with its
+//! actions) and stays in the store, where `deleted=true` and
+//! `changes-since` lists, os-instance-actions and audits read it on demand.
+//! Lists walk an index in the store ordered as they are shown (newest
+//! first), so a page costs what it holds, not every server ever created.
+//!
 //! [`ProjectionHandler`] stages each batch's changes and publishes them to
 //! the in-memory [`Projection`] only in [`Handler::committed`], after the
 //! batch and its offsets are durable: readers never see state the store
@@ -16,7 +22,7 @@ use novalog_runtime::{Handler, Input, Outbox, Topics};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
 use novalog_schemas::{Event, Flavor, Image, Instance};
-use novalog_store::{Store, StoreExt, Transaction};
+use novalog_store::{MemStore, Store, StoreExt, Transaction};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -40,6 +46,52 @@ const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 const T_ACTIONS: &str = "instance_actions";
 const T_QUOTAS: &str = "quotas";
+/// Every instance ever created by [`order_key`]; the value is its project.
+const T_BY_CREATED: &str = "instances_by_created";
+/// Every instance by its project and [`order_key`]: `project \0 key`.
+const T_BY_PROJECT: &str = "instances_by_project";
+/// `index`: the version of the instance indexes above; stores written
+/// before they existed get them built once on load.
+const T_META: &str = "projection_meta";
+const INDEX_VERSION: u32 = 1;
+/// Index rows a list reads from the store at a time.
+const WALK_CHUNK: usize = 64;
+
+/// Where an instance sorts in a list: by creation time, then id, so that
+/// a reverse walk is Nova's default order (`created_at desc`). The sign
+/// bit is flipped so negative times sort first.
+fn order_key(created_at_ms: i64, id: &Uuid) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&((created_at_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k[8..].copy_from_slice(id.as_bytes());
+    k
+}
+
+fn project_prefix(project: &str) -> Vec<u8> {
+    let mut k = project.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn project_key(project: &str, created_at_ms: i64, id: &Uuid) -> Vec<u8> {
+    let mut k = project_prefix(project);
+    k.extend_from_slice(&order_key(created_at_ms, id));
+    k
+}
+
+/// Stages the index rows of a new instance.
+fn index_instance(tx: &mut Transaction, inst: &Instance) -> Result<(), novalog_store::Error> {
+    tx.put(
+        T_BY_CREATED,
+        &order_key(inst.created_at_ms, &inst.id),
+        &inst.project_id,
+    )?;
+    tx.put(
+        T_BY_PROJECT,
+        &project_key(&inst.project_id, inst.created_at_ms, &inst.id),
+        &(),
+    )
+}
 
 /// A server group and the instances that joined it (with the `group`
 /// scheduler hint); deleted members are filtered when shown.
@@ -126,15 +178,19 @@ pub type Offsets = HashMap<(String, i32), i64>;
 
 #[derive(Default)]
 struct State {
+    /// Instances not deleted; deleted ones are read from the store.
     instances: HashMap<Uuid, Arc<Instance>>,
-    /// Instances of each project, by (created_at, id): lists without scans.
+    /// Live instances of each project, by (created_at, id): lists without
+    /// scans.
     by_project: HashMap<String, BTreeSet<(i64, Uuid)>>,
+    /// Every live instance by (created_at, id).
+    by_created: BTreeSet<(i64, Uuid)>,
     flavors: BTreeMap<String, Arc<Flavor>>,
     images: HashMap<Uuid, Arc<Image>>,
     hosts: BTreeMap<String, HostView>,
     server_groups: BTreeMap<Uuid, Arc<ServerGroupView>>,
     aggregates: BTreeMap<u32, Arc<HostAggregate>>,
-    /// Each instance's actions, oldest first (os-instance-actions).
+    /// Each live instance's actions, oldest first (os-instance-actions).
     actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
     /// Projects' own quota limits.
     quotas: HashMap<String, BTreeMap<String, i64>>,
@@ -155,21 +211,67 @@ impl State {
             .map_or_else(|| host.availability_zone.clone(), str::to_owned)
     }
 
+    /// Keeps a live instance; a deleted one leaves memory.
     fn put_instance(&mut self, inst: Instance) {
+        if inst.is_deleted() {
+            self.remove_instance(&inst);
+            return;
+        }
         if !self.instances.contains_key(&inst.id) {
             self.by_project
                 .entry(inst.project_id.clone())
                 .or_default()
                 .insert((inst.created_at_ms, inst.id));
+            self.by_created.insert((inst.created_at_ms, inst.id));
         }
         self.instances.insert(inst.id, Arc::new(inst));
     }
+
+    fn remove_instance(&mut self, inst: &Instance) {
+        let key = (inst.created_at_ms, inst.id);
+        if let Some(ids) = self.by_project.get_mut(&inst.project_id) {
+            ids.remove(&key);
+            if ids.is_empty() {
+                self.by_project.remove(&inst.project_id);
+            }
+        }
+        self.by_created.remove(&key);
+        self.instances.remove(&inst.id);
+        self.actions.remove(&inst.id);
+        // Nova shows only members not deleted; keeping the others would
+        // grow a long-lived group with every server that ever joined it.
+        let groups: Vec<Uuid> = self
+            .server_groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(&inst.id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in groups {
+            if let Some(g) = self.server_groups.get_mut(&id) {
+                Arc::make_mut(g).members.remove(&inst.id);
+            }
+        }
+    }
 }
 
-/// The in-memory projection every request reads.
+/// What the projection holds in memory per instance (the memory bound's
+/// regression tests count it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resident {
+    pub instances: usize,
+    pub actions: usize,
+    pub projects: usize,
+    pub ordered: usize,
+    /// Members of server groups, summed over the groups.
+    pub group_members: usize,
+}
+
+/// The in-memory projection every request reads, and the store that
+/// holds what memory does not (deleted servers).
 pub struct Projection {
     state: RwLock<State>,
     applied: watch::Sender<Offsets>,
+    store: Arc<dyn Store>,
 }
 
 /// Changes of one batch, published on commit.
@@ -201,14 +303,41 @@ impl Projection {
         Projection {
             state: RwLock::new(State::default()),
             applied: watch::Sender::new(Offsets::new()),
+            store: Arc::new(MemStore::new()),
         }
     }
 
-    /// Loads what `store` holds: the state and the offsets it reflects.
-    pub fn load<S: Store>(store: &S) -> Result<Self, novalog_store::Error> {
+    /// Loads what `store` holds: the live state and the offsets it
+    /// reflects (deleted servers stay on disk).
+    pub fn load(store: Arc<dyn Store>) -> Result<Self, novalog_store::Error> {
+        if store.get::<u32>(T_META, b"index")? != Some(INDEX_VERSION) {
+            build_indexes(&*store)?;
+        }
         let mut state = State::default();
-        for (_, inst) in store.scan::<Instance>(T_INSTANCES)? {
-            state.put_instance(inst);
+        let mut failed = None;
+        store.walk_raw(
+            T_INSTANCES,
+            None,
+            false,
+            &mut |_, v| match novalog_store::decode::<Instance>(T_INSTANCES, v) {
+                Ok(inst) => {
+                    state.put_instance(inst);
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let live: Vec<Uuid> = state.instances.keys().copied().collect();
+        for id in live {
+            if let Some(a) = store.get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())? {
+                state.actions.insert(id, Arc::new(a));
+            }
         }
         for (_, f) in store.scan::<Flavor>(T_FLAVORS)? {
             state.flavors.insert(f.id.clone(), Arc::new(f));
@@ -219,7 +348,8 @@ impl Projection {
         for (_, h) in store.scan::<HostView>(T_HOSTS)? {
             state.hosts.insert(h.name.clone(), h);
         }
-        for (_, g) in store.scan::<ServerGroupView>(T_SERVER_GROUPS)? {
+        for (_, mut g) in store.scan::<ServerGroupView>(T_SERVER_GROUPS)? {
+            g.members.retain(|m| state.instances.contains_key(m));
             state.server_groups.insert(g.group.id, Arc::new(g));
         }
         for (_, a) in store.scan::<HostAggregate>(T_AGGREGATES)? {
@@ -229,11 +359,6 @@ impl Projection {
             state
                 .quotas
                 .insert(String::from_utf8_lossy(&key).into_owned(), q);
-        }
-        for (key, a) in store.scan::<Vec<InstanceAction>>(T_ACTIONS)? {
-            if let Ok(id) = Uuid::from_slice(&key) {
-                state.actions.insert(id, Arc::new(a));
-            }
         }
         for (id, p) in store.scan::<BTreeSet<String>>(T_FLAVOR_ACCESS)? {
             state
@@ -248,43 +373,160 @@ impl Projection {
         Ok(Projection {
             state: RwLock::new(state),
             applied: watch::Sender::new(store.offsets(CONSUMER)?),
+            store,
         })
     }
 
+    /// A server not deleted.
     pub fn instance(&self, id: &Uuid) -> Option<Arc<Instance>> {
         self.state.read().instances.get(id).cloned()
     }
 
-    /// Instances of `project` (every project with `None`), newest first.
-    pub fn instances(&self, project: Option<&str>) -> Vec<Arc<Instance>> {
-        let state = self.state.read();
-        match project {
-            Some(p) => state
-                .by_project
-                .get(p)
-                .map(|ids| {
-                    ids.iter()
-                        .rev()
-                        .filter_map(|(_, id)| state.instances.get(id).cloned())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None => {
-                let mut all: Vec<_> = state.instances.values().cloned().collect();
-                all.sort_by_key(|i| std::cmp::Reverse((i.created_at_ms, i.id)));
-                all
+    /// A server, deleted ones included (those from the store).
+    pub fn instance_with_deleted(&self, id: &Uuid) -> Option<Arc<Instance>> {
+        if let Some(i) = self.instance(id) {
+            return Some(i);
+        }
+        match self.store.get::<Instance>(T_INSTANCES, id.as_bytes()) {
+            Ok(i) => i.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, instance = %id, "reading a deleted instance");
+                None
             }
         }
     }
 
-    /// The actions recorded for instance `id`, oldest first.
+    /// What memory holds per instance.
+    pub fn resident(&self) -> Resident {
+        let state = self.state.read();
+        Resident {
+            instances: state.instances.len(),
+            actions: state.actions.len(),
+            projects: state.by_project.values().map(BTreeSet::len).sum(),
+            ordered: state.by_created.len(),
+            group_members: state.server_groups.values().map(|g| g.members.len()).sum(),
+        }
+    }
+
+    /// Visits the servers of `project` (every project with `None`) newest
+    /// first, starting after `after` (a server's `(created_at_ms, id)`),
+    /// until `visit` returns false. Live servers come from memory; with
+    /// `with_deleted`, every server from the store's index, deleted ones
+    /// read from disk one chunk at a time. `visit` must not call back into
+    /// the projection (it runs under its lock for live servers).
+    pub fn walk_instances(
+        &self,
+        project: Option<&str>,
+        after: Option<(i64, Uuid)>,
+        with_deleted: bool,
+        mut visit: impl FnMut(Arc<Instance>) -> bool,
+    ) -> Result<(), novalog_store::Error> {
+        if !with_deleted {
+            let state = self.state.read();
+            let upper = match after {
+                Some(a) => std::ops::Bound::Excluded(a),
+                None => std::ops::Bound::Unbounded,
+            };
+            let range = (std::ops::Bound::Unbounded, upper);
+            let ids: Box<dyn Iterator<Item = &(i64, Uuid)>> = match project {
+                Some(p) => match state.by_project.get(p) {
+                    Some(ids) => Box::new(ids.range(range).rev()),
+                    None => return Ok(()),
+                },
+                None => Box::new(state.by_created.range(range).rev()),
+            };
+            for (_, id) in ids {
+                if let Some(i) = state.instances.get(id)
+                    && !visit(i.clone())
+                {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let (table, prefix) = match project {
+            Some(p) => (T_BY_PROJECT, project_prefix(p)),
+            None => (T_BY_CREATED, Vec::new()),
+        };
+        let mut cursor = prefix.clone();
+        match after {
+            Some((at, id)) => cursor.extend_from_slice(&order_key(at, &id)),
+            None => cursor.extend_from_slice(&[0xff; 24]),
+        }
+        let mut skip_cursor = after.is_some();
+        loop {
+            let mut ids: Vec<(Vec<u8>, Uuid)> = Vec::with_capacity(WALK_CHUNK);
+            self.store
+                .walk_raw(table, Some(&cursor), true, &mut |k, _| {
+                    if !k.starts_with(&prefix) {
+                        return false;
+                    }
+                    if skip_cursor && k == cursor.as_slice() {
+                        return true;
+                    }
+                    if let Some(id) = k
+                        .len()
+                        .checked_sub(16)
+                        .and_then(|at| Uuid::from_slice(&k[at..]).ok())
+                    {
+                        ids.push((k.to_vec(), id));
+                    }
+                    ids.len() < WALK_CHUNK
+                })?;
+            let Some((last, _)) = ids.last() else {
+                return Ok(());
+            };
+            cursor = last.clone();
+            skip_cursor = true;
+            let full = ids.len() == WALK_CHUNK;
+            for (_, id) in ids {
+                let inst = match self.instance(&id) {
+                    Some(i) => Some(i),
+                    None => self
+                        .store
+                        .get::<Instance>(T_INSTANCES, id.as_bytes())?
+                        .map(Arc::new),
+                };
+                if let Some(i) = inst
+                    && !visit(i)
+                {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Live instances of `project` (every project with `None`), newest
+    /// first.
+    pub fn instances(&self, project: Option<&str>) -> Vec<Arc<Instance>> {
+        let mut all = Vec::new();
+        // Memory only: no store error is possible.
+        let _ = self.walk_instances(project, None, false, |i| {
+            all.push(i);
+            true
+        });
+        all
+    }
+
+    /// The actions recorded for instance `id`, oldest first (a deleted
+    /// instance's from the store).
     pub fn instance_actions(&self, id: &Uuid) -> Arc<Vec<InstanceAction>> {
-        self.state
-            .read()
-            .actions
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
+        if let Some(a) = self.state.read().actions.get(id) {
+            return a.clone();
+        }
+        match self
+            .store
+            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+        {
+            Ok(a) => Arc::new(a.unwrap_or_default()),
+            Err(e) => {
+                tracing::warn!(error = %e, instance = %id, "reading a deleted instance's actions");
+                Arc::default()
+            }
+        }
     }
 
     /// `project`'s own quota limits (empty: the defaults).
@@ -482,7 +724,10 @@ impl Projection {
                 };
             }
             for (id, a) in staged.actions {
-                state.actions.insert(id, Arc::new(a));
+                // A deleted instance's actions stay in the store only.
+                if state.instances.contains_key(&id) {
+                    state.actions.insert(id, Arc::new(a));
+                }
             }
             for (project, q) in staged.quotas {
                 match q {
@@ -580,12 +825,44 @@ impl<S: Store> ProjectionHandler<S> {
         Ok(())
     }
 
-    fn current(&self, id: &Uuid) -> Option<Instance> {
-        match self.staged.instances.get(id) {
-            Some(i) => Some(i.clone()),
-            None => self.projection.instance(id).map(|i| (*i).clone()),
+    /// The instance as this batch leaves it so far; a deleted one from the
+    /// store, so that a late or repeated record never brings it back.
+    fn current(&self, id: &Uuid) -> Result<Option<Instance>, Rejected> {
+        if let Some(i) = self.staged.instances.get(id) {
+            return Ok(Some(i.clone()));
         }
+        if let Some(i) = self.projection.instance(id) {
+            return Ok(Some((*i).clone()));
+        }
+        self.store
+            .get::<Instance>(T_INSTANCES, id.as_bytes())
+            .map_err(stage_err)
     }
+}
+
+/// Writes the instance indexes of a store that predates them.
+fn build_indexes(store: &dyn Store) -> Result<(), novalog_store::Error> {
+    let mut tx = Transaction::new();
+    let mut failed = None;
+    store.walk_raw(
+        T_INSTANCES,
+        None,
+        false,
+        &mut |_, v| match novalog_store::decode::<Instance>(T_INSTANCES, v)
+            .and_then(|inst| index_instance(&mut tx, &inst))
+        {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    tx.put(T_META, b"index", &INDEX_VERSION)?;
+    store.commit(tx)
 }
 
 /// The key of a keypair: names are unique per user.
@@ -613,8 +890,9 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
                 return Ok(());
             };
-            let prev = self.current(&id);
+            let prev = self.current(&id)?;
             let prev_version = prev.as_ref().map(|i| i.version);
+            let is_new = prev.is_none();
             // An accepted create joins the group its hints name.
             if prev.is_none()
                 && let Event::InstanceCreated(c) = &env.event
@@ -633,7 +911,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             {
                 let mut actions = match self.staged.actions.remove(&id) {
                     Some(a) => a,
-                    None => (*self.projection.instance_actions(&id)).clone(),
+                    None => match self.projection.state.read().actions.get(&id) {
+                        Some(a) => (**a).clone(),
+                        None => self
+                            .store
+                            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+                            .map_err(stage_err)?
+                            .unwrap_or_default(),
+                    },
                 };
                 instance_actions::record(&mut actions, env, &next);
                 tx.put(T_ACTIONS, id.as_bytes(), &actions)
@@ -641,6 +926,9 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 self.staged.actions.insert(id, actions);
                 tx.put(T_INSTANCES, id.as_bytes(), &next)
                     .map_err(stage_err)?;
+                if is_new {
+                    index_instance(tx, &next).map_err(stage_err)?;
+                }
                 self.staged.instances.insert(id, next);
             }
         } else if input.topic == self.topics.catalog {

@@ -63,7 +63,7 @@ impl ApiService {
             RocksStore::open(&dir, cfg.log.sync)
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,
         );
-        let projection = Arc::new(Projection::load(&*store).context("loading the api projection")?);
+        let projection = Arc::new(Projection::load(store.clone()).context("loading the api projection")?);
         let revocations = auth.identity().map(|i| i.revocations.clone());
         if let Some(r) = &revocations {
             r.load(&*store).context("loading the revoked tokens")?;
@@ -87,6 +87,7 @@ impl ApiService {
             quota_defaults: cfg.quota.clone(),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
+            max_limit: cfg.api.max_limit,
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

@@ -51,8 +51,16 @@ fn config(dir: &std::path::Path) -> Config {
 impl Harness {
     /// The service alone: nothing answers intents.
     pub(crate) async fn without_conductor() -> Harness {
+        Harness::without_conductor_configured(|_| {}).await
+    }
+
+    /// The service alone, its test configuration changed by `configure`.
+    pub(crate) async fn without_conductor_configured(
+        configure: impl FnOnce(&mut Config),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
+        let mut cfg = config(dir.path());
+        configure(&mut cfg);
         let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
         let handle = ApiService::start(&cfg, log.clone(), shutdown)
@@ -71,7 +79,13 @@ impl Harness {
 
     /// The service with the fake conductor and the demo catalog.
     pub(crate) async fn with_conductor() -> Harness {
-        let mut h = Harness::without_conductor().await;
+        Harness::with_conductor_configured(|_| {}).await
+    }
+
+    /// The service with the fake conductor and the demo catalog, its test
+    /// configuration changed by `configure`.
+    pub(crate) async fn with_conductor_configured(configure: impl FnOnce(&mut Config)) -> Harness {
+        let mut h = Harness::without_conductor_configured(configure).await;
         h.conductor = Some(spawn_fake_conductor(h.log.clone(), h.cfg.clone()));
         let image = bootstrap_demo_catalog(h.handle.as_ref().unwrap())
             .await

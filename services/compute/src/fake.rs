@@ -85,7 +85,8 @@ impl FakeDriver {
         self.silent_steps.lock().clear();
     }
 
-    /// How many times `instance` was rebuilt.
+    /// How many times `instance` was rebuilt (forgotten once no host
+    /// holds it).
     pub fn rebuild_count(&self, instance: Uuid) -> u32 {
         self.rebuilds.lock().get(&instance).copied().unwrap_or(0)
     }
@@ -130,7 +131,8 @@ impl FakeDriver {
         }
     }
 
-    /// How many times `instance` was spawned, on any host.
+    /// How many times `instance` was spawned, on any host (forgotten once
+    /// no host holds it).
     pub fn spawn_count(&self, instance: Uuid) -> u32 {
         self.spawns.lock().get(&instance).copied().unwrap_or(0)
     }
@@ -213,7 +215,14 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError> {
-        self.guests.lock().remove(&(host.to_owned(), instance_id));
+        let mut guests = self.guests.lock();
+        guests.remove(&(host.to_owned(), instance_id));
+        // The counters of an instance no host holds any more go with it:
+        // memory follows the live guests, not every guest ever spawned.
+        if !guests.keys().any(|(_, id)| *id == instance_id) {
+            self.spawns.lock().remove(&instance_id);
+            self.rebuilds.lock().remove(&instance_id);
+        }
         Ok(())
     }
 

@@ -81,6 +81,11 @@ impl Settings {
 #[derive(Debug, Default)]
 pub struct Conductor {
     pub settings: Settings,
+    /// Instances not deleted, and deleted ones while a record about them is
+    /// being decided: the shell restores a deleted one from its store
+    /// before such a record ([`Conductor::restore`]) and evicts it once it
+    /// is persisted ([`Conductor::evict_deleted`]), so memory is bounded by
+    /// the live servers, not by every server ever created.
     pub instances: HashMap<Uuid, Instance>,
     pub flavors: BTreeMap<String, Flavor>,
     pub images: BTreeMap<Uuid, Image>,
@@ -384,6 +389,9 @@ impl Conductor {
         let next = evolve(prev.clone(), &env);
         crate::quotas::account(&mut self.usage, project_id, prev.as_ref(), next.as_ref());
         if let Some(i) = next {
+            if i.is_deleted() && !prev.as_ref().is_some_and(Instance::is_deleted) {
+                self.leave_groups(id);
+            }
             self.instances.insert(id, i);
         }
         self.dirty.instances.insert(id);
@@ -457,6 +465,57 @@ impl Conductor {
 
     pub(crate) fn mark_quota(&mut self, project: &str) {
         self.dirty.quotas.insert(project.to_owned());
+    }
+
+    /// A deleted instance leaves the groups it joined: Nova reads only
+    /// members not deleted, and a long-lived group would otherwise grow
+    /// with every server that ever joined it.
+    fn leave_groups(&mut self, id: Uuid) {
+        let groups: Vec<Uuid> = self
+            .server_groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(&id))
+            .map(|(g, _)| *g)
+            .collect();
+        for g in groups {
+            if let Some(state) = self.server_groups.get_mut(&g) {
+                state.members.remove(&id);
+            }
+            self.mark_server_group(g);
+        }
+    }
+
+    /// Puts back an instance the shell read from its store (a deleted one,
+    /// evicted earlier), so the next record is decided on it exactly as if
+    /// it had never left memory: a redelivered create stays a duplicate, a
+    /// late fact stays stale.
+    pub fn restore(&mut self, instance: Instance) {
+        if !self.instances.contains_key(&instance.id) {
+            crate::quotas::account(&mut self.usage, &instance.project_id, None, Some(&instance));
+            self.instances.insert(instance.id, instance);
+        }
+    }
+
+    /// Drops from memory those of `ids` that are deleted, no saga awaits
+    /// and no unpersisted change holds; the shell calls it once it has
+    /// staged their rows. Returns how many left.
+    pub fn evict_deleted(&mut self, ids: impl IntoIterator<Item = Uuid>) -> usize {
+        let mut evicted = 0;
+        for id in ids {
+            let gone = self.instances.get(&id).is_some_and(Instance::is_deleted)
+                && !self.awaiting.contains_key(&id)
+                && !self.dirty.instances.contains(&id);
+            if gone {
+                self.instances.remove(&id);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
+    /// Instances held in memory (the memory bound's tests count them).
+    pub fn resident_instances(&self) -> usize {
+        self.instances.len()
     }
 
     /// Recounts every project's usage from the instances (after a load).

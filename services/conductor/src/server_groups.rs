@@ -15,8 +15,9 @@ use crate::core::{Conductor, Dest, Emit, emit};
 /// The scheduler hint that names the group an instance joins.
 pub const GROUP_HINT: &str = "group";
 
-/// A group and the instances that joined it (deleted ones included; they
-/// are skipped when the group is read).
+/// A group and the instances that joined it; a deleted instance leaves
+/// (rows stored before that was so may still name some: they are skipped
+/// when the group is read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupState {
     pub group: ServerGroup,

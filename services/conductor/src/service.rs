@@ -32,19 +32,59 @@ const SERVICES: &str = "services";
 pub const NAME: &str = "conductor";
 
 /// The deadlines as of the last committed batch, read by the timer task.
-type DeadlineBoard = Arc<Mutex<BTreeMap<Uuid, Awaiting>>>;
+pub(crate) type DeadlineBoard = Arc<Mutex<BTreeMap<Uuid, Awaiting>>>;
 
-struct ConductorHandler {
-    core: Conductor,
-    /// Where `core` is reloaded from after a failed record.
-    store: Arc<RocksStore>,
+pub(crate) struct ConductorHandler<S: Store> {
+    pub(crate) core: Conductor,
     topics: Topics,
     board: DeadlineBoard,
     /// Awaited steps changed in the batch being committed.
     board_changes: BTreeSet<Uuid>,
+    /// Where deleted instances are read back from when a record concerns
+    /// one (they are not kept in memory).
+    store: Arc<S>,
+    /// Instances restored from the store in the batch being applied: they
+    /// leave memory again at its end.
+    restored: BTreeSet<Uuid>,
 }
 
-impl ConductorHandler {
+impl<S: Store> ConductorHandler<S> {
+    pub(crate) fn new(
+        core: Conductor,
+        topics: Topics,
+        board: DeadlineBoard,
+        store: Arc<S>,
+    ) -> Self {
+        ConductorHandler {
+            core,
+            topics,
+            board,
+            board_changes: BTreeSet::new(),
+            store,
+            restored: BTreeSet::new(),
+        }
+    }
+
+    /// Brings back from the store the deleted instance a record concerns
+    /// (its aggregate), so the core decides on it as it always did.
+    fn restore_subject(&mut self, input: &Input) -> Result<(), Rejected> {
+        let Ok(id) = Uuid::parse_str(&input.env.meta.aggregate_id) else {
+            return Ok(());
+        };
+        if self.core.instances.contains_key(&id) {
+            return Ok(());
+        }
+        let stored = self
+            .store
+            .get::<Instance>(INSTANCES, id.as_bytes())
+            .map_err(|e| Rejected(format!("reading instance {id}: {e}")))?;
+        if let Some(i) = stored {
+            self.core.restore(i);
+            self.restored.insert(id);
+        }
+        Ok(())
+    }
+
     fn topic(&self, dest: Dest) -> &str {
         match dest {
             Dest::Instances => &self.topics.instances,
@@ -58,13 +98,14 @@ impl ConductorHandler {
 }
 
 #[async_trait]
-impl Handler for ConductorHandler {
+impl<S: Store> Handler for ConductorHandler<S> {
     async fn handle(
         &mut self,
         input: &Input,
         out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
+        self.restore_subject(input)?;
         for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
             out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
         }
@@ -77,12 +118,17 @@ impl Handler for ConductorHandler {
         tx: &mut Transaction,
     ) -> anyhow::Result<()> {
         let dirty = self.core.take_dirty();
-        for id in dirty.instances {
-            match self.core.instances.get(&id) {
+        for id in &dirty.instances {
+            match self.core.instances.get(id) {
                 Some(i) => tx.put(INSTANCES, id.as_bytes(), i)?,
                 None => tx.delete(INSTANCES, id.as_bytes()),
             }
         }
+        // Their rows are staged: deleted ones leave memory (a failed commit
+        // stops the consumer, and a restart loads from the store).
+        let touched = std::mem::take(&mut self.restored);
+        self.core
+            .evict_deleted(dirty.instances.iter().copied().chain(touched));
         for id in dirty.flavors {
             match self.core.flavors.get(&id) {
                 Some(f) => tx.put(FLAVORS, id.as_bytes(), f)?,
@@ -147,6 +193,7 @@ impl Handler for ConductorHandler {
         // The board holds the committed deadlines; so will `core`.
         self.core = load(&*self.store, self.core.settings.clone())?;
         self.board_changes.clear();
+        self.restored.clear();
         Ok(())
     }
 
@@ -237,11 +284,30 @@ async fn timers(
     }
 }
 
-/// Loads the conductor's state from its store.
+/// Loads the conductor's state from its store: instances not deleted
+/// (deleted ones are read back when a record concerns them).
 pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor> {
     let mut core = Conductor::new(settings);
-    for (_, i) in store.scan::<Instance>(INSTANCES)? {
-        core.instances.insert(i.id, i);
+    let mut failed = None;
+    store.walk_raw(
+        INSTANCES,
+        None,
+        false,
+        &mut |_, v| match novalog_store::decode::<Instance>(INSTANCES, v) {
+            Ok(i) => {
+                if !i.is_deleted() {
+                    core.instances.insert(i.id, i);
+                }
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     for (_, f) in store.scan::<Flavor>(FLAVORS)? {
         core.flavors.insert(f.id.clone(), f);
@@ -258,6 +324,15 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     for (k, a) in store.scan::<Awaiting>(AWAITING)? {
         if let Ok(id) = Uuid::from_slice(&k) {
             core.awaiting.insert(id, a);
+        }
+    }
+    // A saga that still awaits a deleted instance decides on it.
+    let awaited: Vec<Uuid> = core.awaiting.keys().copied().collect();
+    for id in awaited {
+        if !core.instances.contains_key(&id)
+            && let Some(i) = store.get::<Instance>(INSTANCES, id.as_bytes())?
+        {
+            core.instances.insert(id, i);
         }
     }
     core.last_migration_id = store.get::<u64>(COUNTERS, b"migration")?.unwrap_or(0);
@@ -318,13 +393,12 @@ pub async fn run_wrapped(
         Duration::from_millis(cfg.conductor.timer_tick_ms.max(10)),
         shutdown.clone(),
     ));
-    let handler = wrap(Box::new(ConductorHandler {
+    let handler = wrap(Box::new(ConductorHandler::new(
         core,
-        store: store.clone(),
         topics,
         board,
-        board_changes: BTreeSet::new(),
-    }));
+        store.clone(),
+    )));
     let result = consumer::run(log, store, spec, handler, shutdown).await;
     timer.abort();
     result
@@ -346,5 +420,197 @@ pub fn settings(cfg: &Config) -> Settings {
         resize_confirm_window_ms: s(cfg.resize_confirm_window),
         allow_resize_to_same_host: cfg.allow_resize_to_same_host,
         quota: cfg.quota.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use novalog_schemas::events::ServerCreateRequested;
+    use novalog_schemas::{Actor, Envelope, Event, Meta};
+    use novalog_store::MemStore;
+
+    use super::*;
+    use crate::tests::{actor, flavor, given, image};
+
+    fn on(aggregate: Uuid, actor: Actor, event: Event) -> Input {
+        Input {
+            topic: "t.intents".into(),
+            partition: 0,
+            offset: 0,
+            env: Envelope {
+                meta: Meta::origin(
+                    Uuid::new_v4(),
+                    "req-test".into(),
+                    actor,
+                    aggregate.to_string(),
+                ),
+                event,
+            },
+        }
+    }
+
+    fn create_intent(id: Uuid) -> Input {
+        on(
+            id,
+            actor("demo"),
+            Event::ServerCreateRequested(Box::new(ServerCreateRequested {
+                instance_id: id,
+                name: "vm".into(),
+                flavor: flavor(),
+                image: image(),
+                metadata: BTreeMap::new(),
+                availability_zone: None,
+                key_name: None,
+                user_data: None,
+                description: None,
+                tags: vec![],
+                reservation_id: "r-1".into(),
+                launch_index: 0,
+                scheduler_hints: BTreeMap::new(),
+                min_count: 1,
+                max_count: 1,
+            })),
+        )
+    }
+
+    fn delete_intent(id: Uuid) -> Input {
+        on(
+            id,
+            actor("demo"),
+            Event::ServerDeleteRequested {
+                instance_id: id,
+                force: false,
+            },
+        )
+    }
+
+    /// One batch through the shell as the consumer runs it; what it emitted.
+    async fn batch(
+        h: &mut ConductorHandler<MemStore>,
+        store: &MemStore,
+        inputs: Vec<Input>,
+    ) -> Vec<Event> {
+        let mut out = Outbox::default();
+        let mut tx = Transaction::new();
+        for input in &inputs {
+            h.handle(input, &mut out, &mut tx).await.unwrap();
+        }
+        h.finish_batch(&mut out, &mut tx).await.unwrap();
+        store.commit(tx).unwrap();
+        h.committed();
+        out.into_records()
+            .iter()
+            .map(|r| novalog_schemas::decode(&r.value).unwrap().event)
+            .collect()
+    }
+
+    /// Builds `id` on h1 and returns once it is ACTIVE.
+    async fn boot(h: &mut ConductorHandler<MemStore>, store: &MemStore, id: Uuid) {
+        batch(h, store, vec![create_intent(id)]).await;
+        let scheduler = Actor::service("scheduler");
+        let compute = Actor::service("compute");
+        let facts = vec![
+            on(
+                id,
+                scheduler,
+                Event::HostsSelected {
+                    request_id: Uuid::new_v5(&id, b"select-hosts"),
+                    instance_id: id,
+                    hosts: vec!["h1".into()],
+                },
+            ),
+            on(
+                id,
+                compute,
+                Event::InstanceSpawned {
+                    instance_id: id,
+                    host: "h1".into(),
+                    attempt: 1,
+                    power_state: 1,
+                },
+            ),
+        ];
+        batch(h, store, facts).await;
+        assert_eq!(h.core.instances[&id].status(), "ACTIVE");
+    }
+
+    async fn destroy(h: &mut ConductorHandler<MemStore>, store: &MemStore, id: Uuid) {
+        batch(h, store, vec![delete_intent(id)]).await;
+        let destroyed = on(
+            id,
+            Actor::service("compute"),
+            Event::InstanceDestroyed {
+                instance_id: id,
+                host: "h1".into(),
+                usage: Default::default(),
+            },
+        );
+        let out = batch(h, store, vec![destroyed]).await;
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, Event::InstanceDeleted { .. })),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleted_servers_leave_the_conductors_memory_and_stay_in_its_store() {
+        let store = MemStore::new();
+        let board: DeadlineBoard = Default::default();
+        let mut h =
+            ConductorHandler::new(given(), Topics::new("t."), board, Arc::new(store.clone()));
+        let live = [Uuid::new_v4(), Uuid::new_v4()];
+        for id in live {
+            boot(&mut h, &store, id).await;
+        }
+        let mut gone = Vec::new();
+        for _ in 0..25 {
+            let id = Uuid::new_v4();
+            boot(&mut h, &store, id).await;
+            destroy(&mut h, &store, id).await;
+            gone.push(id);
+        }
+        assert_eq!(h.core.resident_instances(), live.len());
+        assert_eq!(h.core.usage["demo"].instances, live.len() as i64);
+        let stored: Vec<(Vec<u8>, Instance)> = store.scan(INSTANCES).unwrap();
+        assert_eq!(stored.len(), live.len() + gone.len());
+        assert!(
+            gone.iter()
+                .all(|id| stored.iter().any(|(_, i)| i.id == *id && i.is_deleted()))
+        );
+
+        // Decided as before, from the store: a redelivered create of a
+        // deleted server is a duplicate, a second delete is a 404, a late
+        // fact is stale; none brings it back into memory.
+        let old = gone[3];
+        assert!(
+            batch(&mut h, &store, vec![create_intent(old)])
+                .await
+                .is_empty()
+        );
+        let out = batch(&mut h, &store, vec![delete_intent(old)]).await;
+        assert!(
+            matches!(&out[..], [Event::IntentRejected { code: 404, .. }]),
+            "{out:?}"
+        );
+        let late = on(
+            old,
+            Actor::service("compute"),
+            Event::InstanceSpawned {
+                instance_id: old,
+                host: "h1".into(),
+                attempt: 1,
+                power_state: 1,
+            },
+        );
+        assert!(batch(&mut h, &store, vec![late]).await.is_empty());
+        assert_eq!(h.core.resident_instances(), live.len());
+
+        // A restart loads the live ones only.
+        let core = load(&store, Settings::default()).unwrap();
+        assert_eq!(core.resident_instances(), live.len());
+        assert_eq!(core.usage["demo"].instances, live.len() as i64);
     }
 }

@@ -152,6 +152,9 @@ pub struct ApiOptions {
     pub max_request_body_size: usize,
     /// How long a write waits for the conductor's verdict.
     pub verdict_timeout_ms: u64,
+    /// The most items one page of a list holds (nova.conf `[api]
+    /// max_limit`); a full page carries Nova's `next` link.
+    pub max_limit: usize,
 }
 
 impl Default for ApiOptions {
@@ -161,6 +164,7 @@ impl Default for ApiOptions {
             auth_strategy: "keystone".into(),
             max_request_body_size: 114_688,
             verdict_timeout_ms: 30_000,
+            max_limit: 1000,
         }
     }
 }
@@ -525,6 +529,9 @@ impl Config {
         }
         if self.log.partitions < 1 {
             return Err(ConfigError("log.partitions must be at least 1".into()));
+        }
+        if self.api.max_limit == 0 {
+            return Err(ConfigError("api.max_limit must be at least 1".into()));
         }
         if self.identity.token_expiration == 0 {
             return Err(ConfigError(

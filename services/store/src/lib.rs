@@ -117,6 +117,37 @@ pub trait Store: Send + Sync + 'static {
     fn scan_raw(&self, table: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies a transaction atomically.
     fn commit(&self, tx: Transaction) -> Result<()>;
+
+    /// Walks a table's rows one at a time, in key order (`reverse`: from
+    /// the last), starting at `from` (inclusive; the nearest key beyond it
+    /// when absent), until `visit` returns false. Unlike [`Store::scan_raw`]
+    /// it holds one row at a time, so a page of a large table costs what
+    /// the page reads, not the table.
+    fn walk_raw(
+        &self,
+        table: &str,
+        from: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let mut rows = self.scan_raw(table)?;
+        if reverse {
+            rows.reverse();
+        }
+        for (k, v) in rows {
+            let before_start = from.is_some_and(|f| {
+                if reverse {
+                    k.as_slice() > f
+                } else {
+                    k.as_slice() < f
+                }
+            });
+            if !before_start && !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Typed reads on top of any [`Store`].
@@ -231,6 +262,44 @@ impl Store for RocksStore {
         self.db.write_opt(batch, &wo)?;
         Ok(())
     }
+
+    fn walk_raw(
+        &self,
+        table: &str,
+        from: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let prefix = table_prefix(table);
+        let start = match (from, reverse) {
+            (Some(f), _) => full_key(table, f),
+            (None, false) => prefix.clone(),
+            // Just past the table: `table \0` + anything sorts below `table \1`.
+            (None, true) => {
+                let mut end = table.as_bytes().to_vec();
+                end.push(1);
+                end
+            }
+        };
+        let direction = if reverse {
+            rocksdb::Direction::Reverse
+        } else {
+            rocksdb::Direction::Forward
+        };
+        let iter = self
+            .db
+            .iterator(rocksdb::IteratorMode::From(&start, direction));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if !visit(&k[prefix.len()..], &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The [`Store`] contract in memory.
@@ -259,6 +328,41 @@ impl Store for MemStore {
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, v)| (k[prefix.len()..].to_vec(), v.clone()))
             .collect())
+    }
+
+    fn walk_raw(
+        &self,
+        table: &str,
+        from: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        use std::ops::Bound;
+        let prefix = table_prefix(table);
+        let mut end = table.as_bytes().to_vec();
+        end.push(1);
+        let rows = self.rows.read();
+        let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = match (from, reverse) {
+            (Some(f), false) => (Bound::Included(full_key(table, f)), Bound::Excluded(end)),
+            (Some(f), true) => (
+                Bound::Included(prefix.clone()),
+                Bound::Included(full_key(table, f)),
+            ),
+            (None, _) => (Bound::Included(prefix.clone()), Bound::Excluded(end)),
+        };
+        let mut iter = rows.range(range);
+        loop {
+            let next = if reverse {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
+            let Some((k, v)) = next else { break };
+            if !visit(&k[prefix.len()..], v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn commit(&self, tx: Transaction) -> Result<()> {
@@ -337,6 +441,40 @@ mod tests {
         store.commit(tx).unwrap();
         assert!(store.get::<Row>("servers", b"a").unwrap().is_none());
         assert_eq!(store.offset("conductor", "intents", 0).unwrap(), Some(43));
+    }
+
+    fn walks(store: &dyn Store) {
+        let mut tx = Transaction::new();
+        for k in [b"a", b"b", b"c", b"d"] {
+            tx.put("t", k, &k[0]).unwrap();
+        }
+        tx.put("s", b"z", &0u8).unwrap();
+        tx.put("u", b"a", &0u8).unwrap();
+        store.commit(tx).unwrap();
+        let walk = |from: Option<&[u8]>, reverse: bool, take: usize| {
+            let mut seen = Vec::new();
+            store
+                .walk_raw("t", from, reverse, &mut |k, _| {
+                    seen.push(String::from_utf8(k.to_vec()).unwrap());
+                    seen.len() < take
+                })
+                .unwrap();
+            seen.join("")
+        };
+        assert_eq!(walk(None, false, 10), "abcd");
+        assert_eq!(walk(None, true, 10), "dcba");
+        assert_eq!(walk(Some(b"b"), false, 10), "bcd");
+        assert_eq!(walk(Some(b"bb"), false, 10), "cd");
+        assert_eq!(walk(Some(b"c"), true, 10), "cba");
+        assert_eq!(walk(Some(b"bb"), true, 10), "ba");
+        assert_eq!(walk(None, true, 2), "dc", "stops when told");
+    }
+
+    #[test]
+    fn walks_stay_in_their_table_both_ways() {
+        walks(&MemStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        walks(&RocksStore::open(dir.path(), false).unwrap());
     }
 
     #[test]

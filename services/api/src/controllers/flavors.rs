@@ -22,18 +22,25 @@ use crate::validation::{self, flavor_create};
 use crate::views::{self, Links};
 
 fn page(
+    app: &App,
     links: &Links,
+    params: &[(String, String)],
     page: FlavorPage,
     collection: &str,
     version: ApiVersion,
     render: fn(&Links, &novalog_schemas::Flavor, ApiVersion) -> Value,
 ) -> Value {
     let mut body = json!({"flavors": page.flavors.iter().map(|f| render(links, f, version)).collect::<Vec<_>>()});
-    if let (Some(marker), Some(limit)) = (page.next_marker, page.limit) {
-        body["flavors_links"] = json!([{
-            "rel": "next",
-            "href": format!("{}/v2.1/{collection}?limit={limit}&marker={marker}", links.base),
-        }]);
+    let last = page.flavors.last().map(|f| f.id.as_str());
+    if let Some(next) = crate::paging::next_links(
+        links,
+        params,
+        collection,
+        page.flavors.len(),
+        last,
+        app.max_limit,
+    ) {
+        body["flavors_links"] = next;
     }
     body
 }
@@ -45,9 +52,12 @@ pub async fn index(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    let found = catalog::list_flavors(&app, &ctx, &query_pairs(q.as_deref()))?;
+    let params = query_pairs(q.as_deref());
+    let found = catalog::list_flavors(&app, &ctx, &params)?;
     Ok(Json(page(
+        &app,
         &links,
+        &params,
         found,
         "flavors",
         version,
@@ -62,9 +72,12 @@ pub async fn detail(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    let found = catalog::list_flavors(&app, &ctx, &query_pairs(q.as_deref()))?;
+    let params = query_pairs(q.as_deref());
+    let found = catalog::list_flavors(&app, &ctx, &params)?;
     Ok(Json(page(
+        &app,
         &links,
+        &params,
         found,
         "flavors/detail",
         version,

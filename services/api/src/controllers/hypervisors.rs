@@ -19,6 +19,7 @@ use crate::http::query_pairs;
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
 use crate::validation::parse_bool;
+use crate::views::Links;
 
 fn authorize(ctx: &Context, action: &str) -> Result<()> {
     if ctx.is_admin {
@@ -190,12 +191,16 @@ fn list_query(params: &[(String, String)], version: ApiVersion) -> Result<ListQu
 async fn list(
     app: &App,
     ctx: &Context,
+    links: &Links,
     version: ApiVersion,
     raw: Option<&str>,
     detail: bool,
 ) -> Result<Json<Value>> {
     authorize(ctx, if detail { "list-detail" } else { "list" })?;
-    let q = list_query(&query_pairs(raw), version)?;
+    let params = query_pairs(raw);
+    let q = list_query(&params, version)?;
+    // Nova pages from 2.33, and never a search by hostname pattern.
+    let paged = version.at_least(2, 33) && q.pattern.is_none();
     let mut hosts = match &q.pattern {
         Some(p) => matching(app, p)?,
         None => app.projection.hosts(),
@@ -213,8 +218,8 @@ async fn list(
             .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
         hosts.drain(..=pos);
     }
-    if let Some(limit) = q.limit {
-        hosts.truncate(limit);
+    if paged {
+        hosts.truncate(crate::paging::page_size(q.limit, app.max_limit));
     }
     let now = novalog_schemas::now_ms();
     let list: Vec<Value> = hosts
@@ -233,24 +238,29 @@ async fn list(
         })
         .collect();
     let mut body = json!({"hypervisors": list});
-    if let (Some(limit), Some(last)) = (q.limit, hosts.last())
-        && limit > 0
-        && hosts.len() == limit
+    let last = hosts.last().map(|h| {
+        if version.at_least(2, 53) {
+            h.uuid.to_string()
+        } else {
+            h.id.to_string()
+        }
+    });
+    let collection = if detail {
+        "os-hypervisors/detail"
+    } else {
+        "os-hypervisors"
+    };
+    if paged
+        && let Some(next) = crate::paging::next_links(
+            links,
+            &params,
+            collection,
+            hosts.len(),
+            last.as_deref(),
+            app.max_limit,
+        )
     {
-        let marker = if version.at_least(2, 53) {
-            last.uuid.to_string()
-        } else {
-            last.id.to_string()
-        };
-        let path = if detail {
-            "os-hypervisors/detail"
-        } else {
-            "os-hypervisors"
-        };
-        body["hypervisors_links"] = json!([{
-            "rel": "next",
-            "href": format!("/v2.1/{path}?limit={limit}&marker={marker}"),
-        }]);
+        body["hypervisors_links"] = next;
     }
     Ok(Json(body))
 }
@@ -258,19 +268,21 @@ async fn list(
 pub async fn index(
     State(app): State<AppState>,
     ctx: Context,
+    links: Links,
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    list(&app, &ctx, version, q.as_deref(), false).await
+    list(&app, &ctx, &links, version, q.as_deref(), false).await
 }
 
 pub async fn detail(
     State(app): State<AppState>,
     ctx: Context,
+    links: Links,
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    list(&app, &ctx, version, q.as_deref(), true).await
+    list(&app, &ctx, &links, version, q.as_deref(), true).await
 }
 
 pub async fn show(

@@ -30,7 +30,7 @@ fn server(
 ) -> Result<Arc<novalog_schemas::Instance>> {
     Uuid::parse_str(id)
         .ok()
-        .and_then(|u| app.projection.instance(&u))
+        .and_then(|u| app.projection.instance_with_deleted(&u))
         .filter(|i| ctx.is_admin || i.project_id == ctx.project_id)
         .filter(|i| !i.is_deleted() || version.at_least(2, 21))
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))
@@ -162,6 +162,10 @@ pub async fn index(
         before,
     } = parse_query(&params, version)?;
     let all = app.projection.instance_actions(&inst.id);
+    // Nova pages from 2.58 only.
+    let limit = version
+        .at_least(2, 58)
+        .then(|| crate::paging::page_size(limit, app.max_limit));
     let page = instance_actions::page(&all, since, before, marker.as_deref(), limit)
         .map_err(ApiError::bad_request)?;
     let actions: Vec<Value> = page
@@ -169,26 +173,18 @@ pub async fn index(
         .map(|a| action_body(a, &inst.id, version))
         .collect();
     let mut body = json!({ "instanceActions": actions });
-    if let (Some(l), Some(last)) = (limit, page.last())
-        && version.at_least(2, 58)
-        && l > 0
-        && page.len() == l
+    let collection = format!("servers/{}/os-instance-actions", inst.id);
+    if version.at_least(2, 58)
+        && let Some(next) = crate::paging::next_links(
+            &links,
+            &params,
+            &collection,
+            page.len(),
+            page.last().map(|a| a.request_id.as_str()),
+            app.max_limit,
+        )
     {
-        let mut query: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k != "marker")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        query.push(format!("marker={}", last.request_id));
-        body["links"] = json!([{
-            "rel": "next",
-            "href": format!(
-                "{}/v2.1/servers/{}/os-instance-actions?{}",
-                links.base,
-                inst.id,
-                query.join("&")
-            ),
-        }]);
+        body["links"] = next;
     }
     Ok(Json(body))
 }

@@ -169,27 +169,26 @@ pub async fn index(
             }
         }
     }
-    let mut next = None;
-    if let Some(limit) = limit {
-        found.truncate(limit);
-        if limit > 0 && found.len() == limit {
-            next = found.last().map(|k| k.name.clone());
-        }
+    // Nova pages keypairs from 2.35 only.
+    if version.at_least(2, 35) {
+        found.truncate(crate::paging::page_size(limit, app.max_limit));
     }
     let list: Vec<Value> = found
         .iter()
         .map(|k| json!({"keypair": base(k, version)}))
         .collect();
     let mut body = json!({"keypairs": list});
-    if let (Some(marker), Some(limit)) = (next, limit) {
-        let mut href = format!(
-            "{}/v2.1/os-keypairs?limit={limit}&marker={marker}",
-            links.base
-        );
-        if user_id != ctx.user_id {
-            href.push_str(&format!("&user_id={user_id}"));
-        }
-        body["keypairs_links"] = json!([{"rel": "next", "href": href}]);
+    if version.at_least(2, 35)
+        && let Some(next) = crate::paging::next_links(
+            &links,
+            &params,
+            "os-keypairs",
+            found.len(),
+            found.last().map(|k| k.name.as_str()),
+            app.max_limit,
+        )
+    {
+        body["keypairs_links"] = next;
     }
     Ok(Json(body))
 }

@@ -116,7 +116,7 @@ fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query
                 let n: usize = v
                     .parse()
                     .map_err(|_| query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'")))?;
-                q.limit = Some(n.min(1000));
+                q.limit = Some(n);
             }
             "marker" if paged => q.marker = Some(v),
             "changes-since" if paged => q.since = Some(time(k, &v)?),
@@ -154,7 +154,9 @@ pub async fn index(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     admin_only(&ctx, "os_compute_api:os-migrations:index")?;
-    let q = parse_query(&without_none(query_pairs(q.as_deref())), version)?;
+    let params = query_pairs(q.as_deref());
+    let q = parse_query(&without_none(params.clone()), version)?;
+    let paged = version.at_least(2, 59);
     let mut rows: Vec<(&Migration, Arc<Instance>)> = Vec::new();
     let instances = app.projection.instances(None);
     for i in &instances {
@@ -194,20 +196,26 @@ pub async fn index(
             .ok_or_else(|| ApiError::bad_request(format!("Marker {marker} could not be found.")))?;
         rows.drain(..=at);
     }
-    let full = q.limit.is_some_and(|l| rows.len() > l);
-    if let Some(l) = q.limit {
-        rows.truncate(l);
+    if paged {
+        rows.truncate(crate::paging::page_size(q.limit, app.max_limit));
     }
     let migrations: Vec<Value> = rows
         .iter()
         .map(|(m, i)| os_migration(&links, version, i, m))
         .collect();
     let mut body = json!({ "migrations": migrations });
-    if full && let (Some(limit), Some((last, _))) = (q.limit, rows.last()) {
-        body["migrations_links"] = json!([{
-            "rel": "next",
-            "href": format!("{}/v2.1/os-migrations?limit={limit}&marker={}", links.base, last.uuid),
-        }]);
+    let last = rows.last().map(|(m, _)| m.uuid.to_string());
+    if paged
+        && let Some(next) = crate::paging::next_links(
+            &links,
+            &params,
+            "os-migrations",
+            rows.len(),
+            last.as_deref(),
+            app.max_limit,
+        )
+    {
+        body["migrations_links"] = next;
     }
     Ok(Json(body))
 }

@@ -234,13 +234,15 @@ pub async fn index(
             _ => {}
         }
     }
-    let groups: Vec<Value> = app
+    let visible: Vec<_> = app
         .projection
         .server_groups()
-        .iter()
+        .into_iter()
         .filter(|g| all || g.group.project_id == ctx.project_id)
-        .skip(offset)
-        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    // Nova's `limited`: a page of at most `max_limit`, with no link.
+    let groups: Vec<Value> = crate::paging::limited(visible, offset, limit, app.max_limit)
+        .iter()
         .map(|g| render(&app, g, version))
         .collect();
     Ok(Json(json!({"server_groups": groups})))

@@ -76,13 +76,25 @@ fn render_detail(app: &App, cx: &ViewContext<'_>, inst: &novalog_schemas::Instan
     views::servers::show(cx, inst, host.as_ref())
 }
 
-fn servers_page(links: &Links, page: &Page, collection: &str, servers: Vec<Value>) -> Value {
+fn servers_page(
+    app: &App,
+    links: &Links,
+    params: &[(String, String)],
+    page: &Page,
+    collection: &str,
+    servers: Vec<Value>,
+) -> Value {
     let mut body = json!({ "servers": servers });
-    if let (Some(marker), Some(limit)) = (page.next_marker, page.limit) {
-        body["servers_links"] = json!([{
-            "rel": "next",
-            "href": format!("{}/v2.1/{collection}?limit={limit}&marker={marker}", links.base),
-        }]);
+    let last = page.servers.last().map(|i| i.id.to_string());
+    if let Some(next) = crate::paging::next_links(
+        links,
+        params,
+        collection,
+        page.servers.len(),
+        last.as_deref(),
+        app.max_limit,
+    ) {
+        body["servers_links"] = next;
     }
     body
 }
@@ -96,14 +108,16 @@ pub async fn index(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     policy::authorize(&ctx, Rule::ServersIndex, None)?;
-    let params = without_none(query_pairs(q.as_deref()));
-    let page = compute::list(&app, &ctx, &params, false, version)?;
+    let raw = query_pairs(q.as_deref());
+    let page = compute::list(&app, &ctx, &without_none(raw.clone()), false, version)?;
     let servers = page
         .servers
         .iter()
         .map(|i| views::servers::basic(&links, i))
         .collect();
-    Ok(Json(servers_page(&links, &page, "servers", servers)))
+    Ok(Json(servers_page(
+        &app, &links, &raw, &page, "servers", servers,
+    )))
 }
 
 /// `GET /servers/detail`: every visible server in full.
@@ -115,13 +129,8 @@ pub async fn detail(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     policy::authorize(&ctx, Rule::ServersDetail, None)?;
-    let page = compute::list(
-        &app,
-        &ctx,
-        &without_none(query_pairs(q.as_deref())),
-        true,
-        version,
-    )?;
+    let raw = query_pairs(q.as_deref());
+    let page = compute::list(&app, &ctx, &without_none(raw.clone()), true, version)?;
     let servers = page
         .servers
         .iter()
@@ -133,7 +142,14 @@ pub async fn detail(
             )
         })
         .collect();
-    Ok(Json(servers_page(&links, &page, "servers/detail", servers)))
+    Ok(Json(servers_page(
+        &app,
+        &links,
+        &raw,
+        &page,
+        "servers/detail",
+        servers,
+    )))
 }
 
 /// `GET /servers/{id}`.

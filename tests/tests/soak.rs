@@ -1,0 +1,550 @@
+//! `make soak` (not in `make test`): mixed load on Kafka with every service
+//! in its own process, and one service killed with SIGKILL (and restarted)
+//! every `SOAK_KILL_EVERY` seconds, for `SOAK_SECONDS` (600 by default).
+//!
+//! Clients boot servers, run actions on them (stop/start, reboot, resize
+//! and confirm), delete most of them and list. Afterwards it checks that
+//! every acknowledged write is there (no lost write), that every server
+//! ended in a stable state, and how much the services' memory grew, and
+//! merges `soak_*` keys into `bench/results.json` (`SOAK_OUT`).
+//!
+//! Figures:
+//! - `soak_errors`: 5xx answers other than 503, unexpected 4xx, and
+//!   servers not stable (a task left, or ERROR) at the end.
+//! - `soak_lost_writes`: acknowledged writes whose effect is not there:
+//!   a created server missing, a deleted one not deleted (or gone from the
+//!   `deleted=true` list), a stop/start/resize not showing.
+//! - `soak_rss_growth_mb`: the services' summed RSS at the end minus the
+//!   same services freshly restarted on the same data
+//!   (`soak_rss_fresh_mb`): what memory holds beyond what the live state
+//!   needs. The goal is within 10 % of `soak_rss_fresh_mb`.
+//! - `soak_interrupted`: requests cut by a kill (connection errors, 503
+//!   while a service was down); their outcome is unknown, so they are
+//!   checked for stability but not as acknowledged writes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use novalog_tests::{
+    Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, skip_without_kafka,
+    test_config,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const SERVICES: [&str; 4] = [
+    "novalog-conductor",
+    "novalog-scheduler",
+    "novalog-compute",
+    "novalog-api",
+];
+const WORKERS: usize = 6;
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the last acknowledged write says a server should end as.
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Status(&'static str),
+    Deleted,
+    /// A write whose answer was lost to a kill: checked for stability only.
+    Unknown,
+}
+
+#[derive(Default)]
+struct Tally {
+    errors: AtomicU64,
+    interrupted: AtomicU64,
+    requests: AtomicU64,
+    acked_writes: AtomicU64,
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    cfg: novalog_runtime::Config,
+    env: Vec<(String, String)>,
+    procs: HashMap<&'static str, Proc>,
+    addr: SocketAddr,
+}
+
+impl Cluster {
+    fn start(brokers: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(dir.path());
+        cfg.log.partitions = 4;
+        cfg.log.backend = novalog_runtime::config::Backend::Kafka;
+        cfg.log.bootstrap_servers = brokers.to_owned();
+        cfg.api.listen = format!("127.0.0.1:{}", free_port());
+        cfg.compute.fake_hosts = 16;
+        cfg.compute.fake_spawn_latency_ms = 50;
+        let mut env = kafka_env(&cfg, brokers);
+        env.push(kafka_test_config_file(&cfg.data_dir));
+        // A restarted conductor may wait for Kafka to hand its partitions
+        // back; a write waits for its verdict longer than that.
+        env.push(("NOVALOG_API__VERDICT_TIMEOUT_MS".into(), "90000".into()));
+        let mut c = Cluster {
+            addr: cfg.api.listen.parse().unwrap(),
+            _dir: dir,
+            cfg,
+            env,
+            procs: HashMap::new(),
+        };
+        for name in SERVICES {
+            c.start_proc(name);
+        }
+        c
+    }
+
+    fn start_proc(&mut self, name: &'static str) {
+        let p = Proc::start(name, &self.env, self.cfg.data_dir.as_path()).unwrap();
+        self.procs.insert(name, p);
+    }
+
+    fn rss_mb(&self, name: &str) -> f64 {
+        let pid = self.procs[name].pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    fn total_rss_mb(&self) -> f64 {
+        SERVICES.iter().map(|s| self.rss_mb(s)).sum()
+    }
+}
+
+fn random(n: u64) -> u64 {
+    (Uuid::new_v4().as_u128() % u128::from(n)) as u64
+}
+
+/// One request; a connection error or a 503 is an interruption (a kill),
+/// counted and returned as `None`.
+async fn call(
+    client: &Client,
+    tally: &Tally,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
+    tally.requests.fetch_add(1, Ordering::Relaxed);
+    match client.request(method.clone(), path, body).await {
+        Ok((503, _)) | Err(_) => {
+            tally.interrupted.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Ok((s, v)) if s >= 500 => {
+            eprintln!("soak: {method} {path}: {s} {v}");
+            tally.errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Ok(r) => Some(r),
+    }
+}
+
+/// Waits until the server shows `status` with no task; false on timeout or
+/// when it shows something that cannot become `status` (ERROR).
+async fn settle(client: &Client, tally: &Tally, id: Uuid, status: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        if let Some((200, v)) =
+            call(client, tally, Method::GET, &format!("/servers/{id}"), None).await
+        {
+            let s = &v["server"];
+            if s["OS-EXT-STS:task_state"].is_null() {
+                if s["status"] == status {
+                    return true;
+                }
+                if s["status"] == "ERROR" {
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+fn unexpected(tally: &Tally, what: &str, status: u16, body: &Value) {
+    eprintln!("soak: {what}: unexpected {status} {body}");
+    tally.errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Acknowledged writes per server, and how each should end.
+type Model = Arc<Mutex<HashMap<Uuid, Expect>>>;
+
+async fn action(
+    client: &Client,
+    tally: &Tally,
+    model: &Model,
+    id: Uuid,
+    body: Value,
+    then: &'static str,
+) -> bool {
+    let name = body.as_object().unwrap().keys().next().unwrap().clone();
+    match call(
+        client,
+        tally,
+        Method::POST,
+        &format!("/servers/{id}/action"),
+        Some(body),
+    )
+    .await
+    {
+        Some((202 | 204, _)) => {
+            tally.acked_writes.fetch_add(1, Ordering::Relaxed);
+            model.lock().unwrap().insert(id, Expect::Status(then));
+            if !settle(client, tally, id, then).await {
+                eprintln!("soak: {id} did not reach {then} after {name}");
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            true
+        }
+        Some((s, v)) => {
+            unexpected(tally, &name, s, &v);
+            false
+        }
+        None => {
+            model.lock().unwrap().insert(id, Expect::Unknown);
+            false
+        }
+    }
+}
+
+/// One client: boots a server, acts on it, deletes most, lists.
+async fn worker(client: Client, tally: Arc<Tally>, model: Model, stop: Arc<AtomicBool>, n: usize) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let body = json!({"server": {"name": format!("soak-{n}-{i}"), "flavorRef": "1",
+            "imageRef": demo_image_id().to_string(), "networks": "none"}});
+        let id: Uuid = match call(&client, &tally, Method::POST, "/servers", Some(body)).await {
+            Some((202, v)) => {
+                tally.acked_writes.fetch_add(1, Ordering::Relaxed);
+                let id = v["server"]["id"].as_str().unwrap().parse().unwrap();
+                model.lock().unwrap().insert(id, Expect::Status("ACTIVE"));
+                id
+            }
+            Some((s, v)) => {
+                unexpected(&tally, "create", s, &v);
+                continue;
+            }
+            None => continue,
+        };
+        if !settle(&client, &tally, id, "ACTIVE").await {
+            eprintln!("soak: {id} never became ACTIVE");
+            tally.errors.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let ok = match random(4) {
+            0 => {
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"os-stop": null}),
+                    "SHUTOFF",
+                )
+                .await
+                    && action(
+                        &client,
+                        &tally,
+                        &model,
+                        id,
+                        json!({"os-start": null}),
+                        "ACTIVE",
+                    )
+                    .await
+            }
+            1 => {
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"reboot": {"type": "SOFT"}}),
+                    "ACTIVE",
+                )
+                .await
+            }
+            2 => {
+                action(
+                    &client,
+                    &tally,
+                    &model,
+                    id,
+                    json!({"resize": {"flavorRef": "2"}}),
+                    "VERIFY_RESIZE",
+                )
+                .await
+                    && action(
+                        &client,
+                        &tally,
+                        &model,
+                        id,
+                        json!({"confirmResize": null}),
+                        "ACTIVE",
+                    )
+                    .await
+            }
+            _ => true,
+        };
+        let _ = call(
+            &client,
+            &tally,
+            Method::GET,
+            "/servers/detail?limit=20",
+            None,
+        )
+        .await;
+        if ok && random(100) < 85 {
+            match call(
+                &client,
+                &tally,
+                Method::DELETE,
+                &format!("/servers/{id}"),
+                None,
+            )
+            .await
+            {
+                Some((204, _)) => {
+                    tally.acked_writes.fetch_add(1, Ordering::Relaxed);
+                    model.lock().unwrap().insert(id, Expect::Deleted);
+                }
+                Some((s, v)) => unexpected(&tally, "delete", s, &v),
+                None => {
+                    model.lock().unwrap().insert(id, Expect::Unknown);
+                }
+            }
+        }
+    }
+}
+
+/// Every server of a list, following `next` links.
+async fn list_all(client: &Client, path: &str) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut path = path.to_owned();
+    loop {
+        let (status, v) = client.request(Method::GET, &path, None).await?;
+        anyhow::ensure!(status == 200, "{path}: {status} {v}");
+        out.extend(v["servers"].as_array().cloned().unwrap_or_default());
+        match v["servers_links"][0]["href"].as_str() {
+            Some(href) => {
+                path = href
+                    .split_once("/v2.1")
+                    .map(|(_, p)| p.to_owned())
+                    .ok_or_else(|| anyhow::anyhow!("odd link {href}"))?;
+            }
+            None => return Ok(out),
+        }
+    }
+}
+
+fn merge_results(path: &std::path::Path, figures: &[(&str, Value)]) {
+    let mut doc: serde_json::Map<String, Value> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (k, v) in figures {
+        doc.insert((*k).to_owned(), v.clone());
+    }
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&Value::Object(doc)).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "ten minutes of load: run by `make soak`"]
+async fn soak() {
+    let Some(brokers) = skip_without_kafka("soak") else {
+        return;
+    };
+    let seconds = env_secs("SOAK_SECONDS", 600);
+    let kill_every = env_secs("SOAK_KILL_EVERY", 60).max(5);
+    let out = std::env::var("SOAK_OUT").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/results.json").to_owned()
+    });
+    let mut cluster = Cluster::start(&brokers);
+    let admin = Client::admin(cluster.addr);
+    admin.wait_up(Duration::from_secs(120)).await.unwrap();
+
+    let tally = Arc::new(Tally::default());
+    let model: Model = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|n| {
+            tokio::spawn(worker(
+                Client::new(
+                    cluster.addr,
+                    &format!("user{n}"),
+                    &format!("project{}", n % 3),
+                ),
+                tally.clone(),
+                model.clone(),
+                stop.clone(),
+                n,
+            ))
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut kills = 0usize;
+    let mut next_kill = started + Duration::from_secs(kill_every);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if Instant::now() >= next_kill {
+            let victim = SERVICES[kills % SERVICES.len()];
+            eprintln!(
+                "soak: {:>4}s kill -9 {victim} (rss {:.1} MB)",
+                started.elapsed().as_secs(),
+                cluster.rss_mb(victim)
+            );
+            cluster.procs.get_mut(victim).unwrap().kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cluster.start_proc(victim);
+            kills += 1;
+            next_kill += Duration::from_secs(kill_every);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        // A worker finishes the server it is on; settling bounds that.
+        let _ = tokio::time::timeout(Duration::from_secs(400), w).await;
+    }
+
+    // Quiet: every server stable, then the checks.
+    admin.wait_up(Duration::from_secs(120)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (live, deleted) = loop {
+        let live = list_all(&admin, "/servers/detail?all_tenants=1")
+            .await
+            .unwrap();
+        let busy = live
+            .iter()
+            .filter(|s| !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "BUILD")
+            .count();
+        if busy == 0 || Instant::now() > deadline {
+            let deleted = list_all(&admin, "/servers/detail?all_tenants=1&deleted=true")
+                .await
+                .unwrap();
+            break (live, deleted);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let by_id = |list: &[Value]| -> HashMap<Uuid, Value> {
+        list.iter()
+            .map(|s| (s["id"].as_str().unwrap().parse().unwrap(), s.clone()))
+            .collect()
+    };
+    let live_by_id = by_id(&live);
+    let deleted_by_id = by_id(&deleted);
+    let mut unstable = 0u64;
+    for (id, s) in &live_by_id {
+        if !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "ERROR" || s["status"] == "BUILD"
+        {
+            eprintln!(
+                "soak: {id} not stable: {} {}",
+                s["status"], s["OS-EXT-STS:task_state"]
+            );
+            unstable += 1;
+        }
+    }
+    let mut lost = 0u64;
+    for (id, expect) in model.lock().unwrap().iter() {
+        let ok = match expect {
+            Expect::Unknown => true,
+            Expect::Deleted => !live_by_id.contains_key(id) && deleted_by_id.contains_key(id),
+            Expect::Status(st) => live_by_id.get(id).is_some_and(|s| s["status"] == *st),
+        };
+        if !ok {
+            eprintln!(
+                "soak: lost write on {id}: expected {expect:?}, live {:?}, deleted {}",
+                live_by_id.get(id).map(|s| s["status"].clone()),
+                deleted_by_id.contains_key(id)
+            );
+            lost += 1;
+        }
+    }
+
+    // Memory: as the run left it, then the same services restarted on
+    // the same data (the live state's own need).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_end = cluster.total_rss_mb();
+    for name in SERVICES {
+        cluster.procs.get_mut(name).unwrap().kill();
+        cluster.start_proc(name);
+    }
+    admin.wait_up(Duration::from_secs(120)).await.unwrap();
+    // Caught up: the restarted API lists what the old one did.
+    let catch_up = Instant::now() + Duration::from_secs(120);
+    while list_all(&admin, "/servers/detail?all_tenants=1")
+        .await
+        .map(|l| l.len())
+        .unwrap_or(0)
+        != live.len()
+        && Instant::now() < catch_up
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss_fresh = cluster.total_rss_mb();
+    let growth = rss_end - rss_fresh;
+
+    let errors = tally.errors.load(Ordering::Relaxed) + unstable;
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let figures = [
+        ("soak_errors", json!(errors)),
+        ("soak_lost_writes", json!(lost)),
+        ("soak_rss_growth_mb", json!(round(growth))),
+        ("soak_rss_end_mb", json!(round(rss_end))),
+        ("soak_rss_fresh_mb", json!(round(rss_fresh))),
+        ("soak_seconds", json!(seconds)),
+        ("soak_kills", json!(kills)),
+        (
+            "soak_requests",
+            json!(tally.requests.load(Ordering::Relaxed)),
+        ),
+        (
+            "soak_acked_writes",
+            json!(tally.acked_writes.load(Ordering::Relaxed)),
+        ),
+        (
+            "soak_interrupted",
+            json!(tally.interrupted.load(Ordering::Relaxed)),
+        ),
+        ("soak_servers_live", json!(live.len())),
+        ("soak_servers_deleted", json!(deleted.len())),
+    ];
+    merge_results(std::path::Path::new(&out), &figures);
+    eprintln!(
+        "soak: {}",
+        serde_json::to_string_pretty(&json!(
+            figures
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<serde_json::Map<_, _>>()
+        ))
+        .unwrap()
+    );
+    assert_eq!(errors, 0, "soak errors");
+    assert_eq!(lost, 0, "lost writes");
+    assert!(
+        growth <= 0.1 * rss_fresh,
+        "RSS grew {growth:.1} MB beyond a fresh start's {rss_fresh:.1} MB"
+    );
+}
