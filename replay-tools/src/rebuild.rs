@@ -20,7 +20,7 @@ use novalog_store::{RocksStore, Transaction};
 use crate::{Error, Progress, Result, Source};
 
 /// Records folded per transaction.
-pub const BATCH: usize = 20_000;
+pub const BATCH: usize = 50_000;
 /// Records read per partition per refill of the merge.
 const READ_AHEAD: i64 = 20_000;
 
@@ -293,6 +293,8 @@ async fn commit<H: Handler>(
     for ((topic, partition), offset) in std::mem::take(next) {
         staged.set_offset(consumer, &topic, partition, offset);
     }
+    // A batch writes each instance once per event; only the last counts.
+    staged.squash();
     store.commit(staged)?;
     handler.committed();
     Ok(())
