@@ -165,7 +165,7 @@ pub async fn rebuild(
                 src,
                 &service.topics(&topics),
                 service.consumer(),
-                &*store,
+                &store,
                 handler,
                 until,
                 progress,
