@@ -129,7 +129,7 @@ pub fn check(
         .into_iter()
         .filter(|r| {
             let limit = limits.get(r).copied().unwrap_or(-1);
-            limit >= 0 && used.get(r) + requested.get(r) > limit
+            limit >= 0 && used.get(r).saturating_add(requested.get(r)) > limit
         })
         .collect();
     if overs.is_empty() {
@@ -159,9 +159,11 @@ pub fn admit(
 ) -> Result<u32, String> {
     let (min, max) = (min.max(1), max.max(min).max(1));
     let times = |n: u32| Usage {
-        instances: each.instances * i64::from(n),
-        cores: each.cores * i64::from(n),
-        ram: each.ram * i64::from(n),
+        // Saturating: counts and flavor sizes come from users, and a
+        // saturated request is simply over any quota.
+        instances: each.instances.saturating_mul(i64::from(n)),
+        cores: each.cores.saturating_mul(i64::from(n)),
+        ram: each.ram.saturating_mul(i64::from(n)),
     };
     if let Some(n) = (min..=max)
         .rev()
@@ -202,6 +204,29 @@ fn with_range(message: &str, min: u32, max: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_at_the_top_of_the_range_are_over_quota_not_an_overflow() {
+        let limits = QuotaDefaults::default().limits(&BTreeMap::new());
+        let huge = Usage {
+            instances: 1,
+            cores: i64::MAX,
+            ram: i64::MAX,
+        };
+        let used = Usage {
+            instances: 1,
+            cores: 1,
+            ram: 1,
+        };
+        assert!(check(&limits, used, huge).is_err());
+        assert!(admit(&limits, used, huge, 1, 1_000).is_err());
+        let unlimited = QuotaDefaults::default().limits(&BTreeMap::from([
+            ("cores".to_string(), -1),
+            ("ram".to_string(), -1),
+            ("instances".to_string(), -1),
+        ]));
+        assert_eq!(admit(&unlimited, used, huge, 1, 3), Ok(3));
+    }
 
     #[test]
     fn the_edge_is_allowed_and_one_past_it_is_novas_403() {

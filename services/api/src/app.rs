@@ -16,7 +16,6 @@ use crate::controllers::{
     migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
     services, versions,
 };
-use crate::error::ApiError;
 use crate::http;
 use crate::identity;
 use crate::intents::Intents;
@@ -42,16 +41,21 @@ pub struct App {
     pub images_dir: std::path::PathBuf,
     /// Every project's quotas unless set otherwise (`[quota]`).
     pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
+    /// Longest a request may take from its head to its answer
+    /// (`[wsgi] request_timeout`; image data transfers exempt).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 pub type AppState = Arc<App>;
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("The resource could not be found.")
+/// A bare 404: [`http::error_shapes`] answers it in the shape of the
+/// service the path is under.
+async fn not_found() -> axum::http::StatusCode {
+    axum::http::StatusCode::NOT_FOUND
 }
 
-/// Every route, with its layers: request id (outermost), Nova-shaped
-/// errors, body limit; then per route the microversion (everything under
+/// Every route, with its layers: request id (outermost), errors in each
+/// service's shape, panics caught as 500s ([`http::edge`]), body limit; then per route the microversion (everything under
 /// `/v2.1`) and authentication (everything but the version documents).
 /// With keystone tokens, the identity routes (`/identity`) too; the Image
 /// API (`/image`) always.
@@ -226,14 +230,19 @@ pub fn router(app: AppState) -> Router {
         .fallback(not_found)
         .with_state(app.clone());
     if let Some(identity) = app.auth.identity() {
-        router = router.merge(identity::routes::router(identity.clone()));
+        router = router
+            .merge(identity::routes::router(identity.clone()))
+            .merge(identity::routes::revoke_router(app.clone()));
     }
-    // The image routes stream uploads, so they stay outside the body limit
-    // and answer in Glance's error shape.
-    router
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(app.max_body))
-        .layer(from_fn(http::nova_errors))
-        .merge(images::router(app.clone()))
-        .layer(from_fn(http::request_id))
+    // The image routes stream uploads, so they stay outside the body limit.
+    http::edge(
+        router
+            .layer(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(app.max_body))
+            .merge(images::router(app.clone()))
+            .layer(from_fn_with_state(
+                app.request_timeout,
+                http::request_timeout,
+            )),
+    )
 }

@@ -202,8 +202,14 @@ fn check_networks(networks: &Networks) -> Result<(), ApiError> {
     })
 }
 
-/// Nova's `_validate_flavor_image_nostatus` checks on size and status.
-fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), ApiError> {
+/// Bytes in a GiB. Sizes are multiplied in `u128`, where any `u64` count
+/// of GiB fits, so a user's `min_disk` can neither overflow nor wrap, and
+/// the message shows the exact product as Nova's (Python integers) does.
+const GIB: u128 = 1 << 30;
+
+/// Nova's `_validate_flavor_image_nostatus` checks on size and status
+/// (create and rebuild).
+pub(crate) fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), ApiError> {
     if image.status != "active" {
         return Err(ApiError::bad_request(format!(
             "Image {} is not active.",
@@ -216,8 +222,8 @@ fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), ApiError> {
         ));
     }
     if flavor.disk_gb > 0 {
-        let flavor_bytes = flavor.disk_gb * 1024 * 1024 * 1024;
-        if image.size > flavor_bytes {
+        let flavor_bytes = u128::from(flavor.disk_gb) * GIB;
+        if u128::from(image.size) > flavor_bytes {
             return Err(ApiError::bad_request(format!(
                 "Flavor's disk is too small for requested image. Flavor disk is {flavor_bytes} bytes, image is {} bytes.",
                 image.size
@@ -226,7 +232,7 @@ fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), ApiError> {
         if image.min_disk > flavor.disk_gb {
             return Err(ApiError::bad_request(format!(
                 "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is {flavor_bytes} bytes, minimum size is {} bytes.",
-                image.min_disk * 1024 * 1024 * 1024
+                u128::from(image.min_disk) * GIB
             )));
         }
     }
@@ -653,7 +659,32 @@ mod tests {
                 .message
                 .contains("disk is too small")
         );
+        // The defect of issue 9: `min_disk * GIB` overflowed and the
+        // handler panicked. Every u64 is now a plain 400 with the exact size.
         image.size = 1;
+        image.min_disk = u64::MAX;
+        assert_eq!(
+            check_image_fits(&flavor, &image).unwrap_err().message,
+            format!(
+                "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is 1073741824 bytes, minimum size is {} bytes.",
+                u128::from(u64::MAX) << 30
+            )
+        );
+        image.min_disk = 1_099_511_627_776;
+        assert!(
+            check_image_fits(&flavor, &image)
+                .unwrap_err()
+                .message
+                .ends_with("minimum size is 1180591620717411303424 bytes.")
+        );
+        let mut huge = flavor.clone();
+        huge.disk_gb = u64::MAX;
+        image.size = u64::MAX;
+        assert!(
+            check_image_fits(&huge, &image).is_ok(),
+            "u64::MAX GiB hold any image"
+        );
+        image.min_disk = 0;
         image.status = "queued".into();
         assert!(
             check_image_fits(&flavor, &image)

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every route: the request id, the JSON body
-//! extractor, and the rewrite of errors produced outside the handlers
-//! (body limit, method not allowed) into Nova's shape.
+//! extractor, the panic catcher, and the rewrite of errors produced
+//! outside the handlers (extractor rejections, body limit, method not
+//! allowed, panics) into the shape of the service the path belongs to.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -59,29 +60,171 @@ fn is_json(resp: &Response) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// Gives Nova's body to the errors that layers outside the handlers answer
-/// with bare text: 413 from the body limit, 405 from the router.
-pub async fn nova_errors(req: Request, next: Next) -> Response {
+/// The service a path belongs to: its errors have that service's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Nova: `{"<faultName>": {"code", "message"}}`.
+    Compute,
+    /// Keystone, under `/identity`: `{"error": {"code", "title", "message"}}`.
+    Identity,
+    /// Glance, under `/image`: `{"code": "N Reason", "title", "message"}`.
+    Image,
+}
+
+impl Service {
+    pub fn of(path: &str) -> Service {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/identity") {
+            Service::Identity
+        } else if under("/image") {
+            Service::Image
+        } else {
+            Service::Compute
+        }
+    }
+
+    /// `message` with `status`, in this service's error shape.
+    pub fn error(self, status: StatusCode, message: impl Into<String>) -> Response {
+        let error = ApiError::new(status, message);
+        match self {
+            Service::Compute => error.into_response(),
+            Service::Identity => {
+                crate::identity::routes::KeystoneError::from(error).into_response()
+            }
+            Service::Image => crate::controllers::images::GlanceError(error).into_response(),
+        }
+    }
+}
+
+/// Nova's answer to an unexpected error, naming the request so that an
+/// operator can find its log lines.
+pub fn unexpected_error_message(request_id: &str) -> String {
+    format!(
+        "Unexpected API Error. Please report this and attach the API log of request {request_id} if possible."
+    )
+}
+
+/// What to say for an error that reached the client without a body of its
+/// own: a fixed sentence for the statuses the layers outside the handlers
+/// produce, else the producer's own short text (axum's extractor
+/// rejections explain themselves), else the status's reason.
+fn message_for(status: StatusCode, text: &str, request_id: &str) -> String {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request is too large.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "The method specified is not allowed for this resource.".to_owned()
+        }
+        StatusCode::NOT_FOUND => "The resource could not be found.".to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported Content-Type".to_owned(),
+        StatusCode::REQUEST_TIMEOUT => "The request took too long.".to_owned(),
+        s if s.is_server_error() => unexpected_error_message(request_id),
+        s => {
+            let text = text.trim();
+            if text.is_empty() || text.len() > 512 {
+                s.canonical_reason().unwrap_or("Error").to_owned()
+            } else {
+                text.to_owned()
+            }
+        }
+    }
+}
+
+/// Gives every error that is not already JSON the body of the service the
+/// path belongs to: extractor rejections (a non-UTF-8 path parameter),
+/// the body limit's 413, the router's 404 and 405, a caught panic's 500.
+/// A client of any route never gets `text/plain` or an empty error body.
+pub async fn error_shapes(req: Request, next: Next) -> Response {
+    let service = Service::of(req.uri().path());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
     let resp = next.run(req).await;
     let status = resp.status();
-    if is_json(&resp) {
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
         return resp;
     }
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The method specified is not allowed for this resource.",
-        ),
-        _ => return resp,
-    };
-    let (mut parts, _) = resp.into_parts();
-    let fresh = error.into_response();
+    let (mut parts, body) = resp.into_parts();
+    // Rejections are short texts; anything longer is not read whole.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let message = message_for(status, &String::from_utf8_lossy(&text), &request_id);
+    let fresh = service.error(status, message);
     parts.headers.remove(header::CONTENT_LENGTH);
     for (k, v) in fresh.headers() {
         parts.headers.insert(k, v.clone());
     }
     Response::from_parts(parts, fresh.into_body())
+}
+
+/// The answer to a handler that panicked: logged with the panic's message
+/// (in the request's span), then a bare 500 that [`error_shapes`] gives
+/// the service's shape and the request id. The connection stays up.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_owned());
+    tracing::error!(panic = %what, "request handler panicked");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Answers 408 for a request still unanswered after `limit` (its body
+/// too slow to arrive, or anything else stuck), so that no request holds
+/// its connection for longer. Image data transfers are exempt: their
+/// size, not a client's malice, decides how long they take.
+pub async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Option<std::time::Duration>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let exempt = Service::of(path) == Service::Image && path.ends_with("/file");
+    match limit.filter(|_| !exempt) {
+        None => next.run(req).await,
+        Some(limit) => match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(resp) => resp,
+            Err(_) => {
+                tracing::warn!(?limit, "request timed out");
+                StatusCode::REQUEST_TIMEOUT.into_response()
+            }
+        },
+    }
+}
+
+/// The layers every route of the listener is served through, outermost
+/// first: the request id, the error shapes, the panic catcher.
+pub fn edge(router: axum::Router) -> axum::Router {
+    router
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(error_shapes))
+        .layer(axum::middleware::from_fn(request_id))
+}
+
+/// Nova's `get_content_type`: no type, `text/plain` (what many servers
+/// default to) and the JSON types are read as JSON; anything else is 415.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or("").trim();
+    mime.is_empty()
+        || [
+            "text/plain",
+            "application/json",
+            "application/vnd.openstack.compute+json",
+        ]
+        .iter()
+        .any(|m| mime.eq_ignore_ascii_case(m))
 }
 
 /// A JSON request body; malformed JSON is Nova's 400, an oversized body
@@ -93,6 +236,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Content-Type",
+            ));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large()
@@ -154,6 +303,48 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_belong_to_their_service() {
+        assert_eq!(Service::of("/identity"), Service::Identity);
+        assert_eq!(Service::of("/identity/v3/auth/tokens"), Service::Identity);
+        assert_eq!(Service::of("/image/v2/images"), Service::Image);
+        assert_eq!(Service::of("/images"), Service::Compute);
+        assert_eq!(Service::of("/identityx"), Service::Compute);
+        assert_eq!(Service::of("/v2.1/servers"), Service::Compute);
+        assert_eq!(Service::of("/"), Service::Compute);
+    }
+
+    #[test]
+    fn bare_errors_get_a_sentence() {
+        let m = |s, t| message_for(s, t, "req-1");
+        assert_eq!(
+            m(StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded"),
+            "Request is too large."
+        );
+        assert!(m(StatusCode::INTERNAL_SERVER_ERROR, "").contains("req-1"));
+        assert_eq!(m(StatusCode::BAD_REQUEST, " Invalid URL "), "Invalid URL");
+        assert_eq!(m(StatusCode::BAD_REQUEST, ""), "Bad Request");
+        assert_eq!(m(StatusCode::BAD_REQUEST, &"x".repeat(600)), "Bad Request");
+    }
+
+    #[test]
+    fn content_types_read_as_json_are_novas() {
+        let h = |v: Option<&str>| {
+            let mut h = axum::http::HeaderMap::new();
+            if let Some(v) = v {
+                h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            }
+            json_content_type(&h)
+        };
+        assert!(h(None));
+        assert!(h(Some("application/json")));
+        assert!(h(Some("application/json; charset=UTF-8")));
+        assert!(h(Some("text/plain")));
+        assert!(h(Some("application/vnd.openstack.compute+json")));
+        assert!(!h(Some("application/xml")));
+        assert!(!h(Some("multipart/form-data; boundary=x")));
+    }
 
     #[test]
     fn query_pairs_drop_literal_none() {

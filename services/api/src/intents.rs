@@ -80,6 +80,11 @@ impl Intents {
         }
     }
 
+    /// How long a write waits for its verdict (`[api] verdict_timeout_ms`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Requests waiting for a verdict now.
     pub fn pending(&self) -> usize {
         self.verdicts.pending()

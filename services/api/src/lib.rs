@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`service`]: [`ApiService::start`] / [`ApiHandle`]: the store, the
 //!   projection consumer and the listener, and their shutdown order.
+//! - [`serve`]: the accept loop and its bounds on slow or hostile clients
+//!   (`[wsgi]`).
 //! - [`app`]: the shared [`app::App`] state and the [`app::router`].
 //! - [`controllers`]: thin handlers per resource (versions, servers,
 //!   flavors): extract, validate, call the domain, render.
@@ -55,6 +57,7 @@ pub mod openapi;
 pub mod policy;
 pub mod projection;
 pub mod sagas;
+pub mod serve;
 pub mod service;
 pub mod validation;
 pub mod verdicts;
@@ -68,3 +71,7 @@ pub use service::{ApiHandle, ApiService};
 mod tests;
 #[cfg(test)]
 mod tests_admin;
+#[cfg(test)]
+mod tests_edge;
+#[cfg(test)]
+mod tests_images;

@@ -306,9 +306,12 @@ impl Projection {
             if let Some(i) = state.instances.get(id)
                 && !i.is_deleted()
             {
-                u.instances += 1;
-                u.cores += i64::from(i.flavor.vcpus);
-                u.ram += i.flavor.ram_mb as i64;
+                // Saturating: a flavor's numbers come from a user.
+                u.instances = u.instances.saturating_add(1);
+                u.cores = u.cores.saturating_add(i64::from(i.flavor.vcpus));
+                u.ram = u
+                    .ram
+                    .saturating_add(i64::try_from(i.flavor.ram_mb).unwrap_or(i64::MAX));
             }
         }
         let groups = state
@@ -514,6 +517,9 @@ pub struct ProjectionHandler<S: Store> {
     store: Arc<S>,
     topics: Topics,
     staged: Staged,
+    /// The identity service's revoked tokens, when tokens are keystone's.
+    revocations: Option<Arc<crate::identity::revocations::Revocations>>,
+    staged_revocations: crate::identity::revocations::Staged,
 }
 
 impl<S: Store> ProjectionHandler<S> {
@@ -529,7 +535,18 @@ impl<S: Store> ProjectionHandler<S> {
             store,
             topics,
             staged: Staged::default(),
+            revocations: None,
+            staged_revocations: Default::default(),
         }
+    }
+
+    /// Folds `TokenRevoked` records into `revocations` too.
+    pub fn with_revocations(
+        mut self,
+        revocations: Arc<crate::identity::revocations::Revocations>,
+    ) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     fn current_host(&self, name: &str) -> Option<HostView> {
@@ -738,6 +755,22 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     tx.delete(T_KEYPAIRS, key.as_bytes());
                     self.staged.keypairs.insert(key, None);
                 }
+                Event::TokenRevoked {
+                    audit_id,
+                    expires_at_ms,
+                } => {
+                    if let Some(revocations) = &self.revocations {
+                        revocations
+                            .stage(
+                                tx,
+                                &mut self.staged_revocations,
+                                audit_id,
+                                *expires_at_ms,
+                                env.meta.occurred_at_ms,
+                            )
+                            .map_err(stage_err)?;
+                    }
+                }
                 _ => {}
             }
         } else if input.topic == self.topics.hosts {
@@ -803,6 +836,11 @@ impl<S: Store> Handler for ProjectionHandler<S> {
     }
 
     fn committed(&mut self) {
+        // Revocations first: once a revoking request is woken by the
+        // offsets below, its token is refused.
+        if let Some(revocations) = &self.revocations {
+            revocations.publish(std::mem::take(&mut self.staged_revocations));
+        }
         let mut staged = std::mem::take(&mut self.staged);
         let causes = std::mem::take(&mut staged.verdicts);
         // Offsets come from the store rather than from the records handled:

@@ -281,11 +281,10 @@ pub async fn rebuild(
     })?;
     let image = catalog::visible_image(app, ctx, &image_id)
         .ok_or_else(|| ApiError::bad_request("Cannot find image for rebuild"))?;
-    if image.status != "active" {
-        return Err(ApiError::bad_request(format!(
-            "Image {image_id} is not active."
-        )));
-    }
+    // Nova's `_checks_for_create_and_rebuild`: the image must be active
+    // and fit the server's flavor, decided here so that no user's number
+    // reaches the conductor unchecked.
+    crate::compute::check_image_fits(&inst.flavor, &image)?;
     let name = match r.get("name") {
         Some(v) => Some(validation::name("name", v)?),
         None => None,

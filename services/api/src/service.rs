@@ -53,6 +53,10 @@ impl ApiService {
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,
         );
         let projection = Arc::new(Projection::load(&*store).context("loading the api projection")?);
+        let revocations = auth.identity().map(|i| i.revocations.clone());
+        if let Some(r) = &revocations {
+            r.load(&*store).context("loading the revoked tokens")?;
+        }
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
         let app = Arc::new(App {
@@ -70,6 +74,8 @@ impl ApiService {
             service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
             images_dir: cfg.data_dir.join("images"),
             quota_defaults: cfg.quota.clone(),
+            request_timeout: (cfg.wsgi.request_timeout > 0)
+                .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
@@ -98,7 +104,10 @@ impl ApiService {
             dead_letter_topic: topics.dead_letter.clone(),
             max_batch: cfg.log.max_batch,
         };
-        let handler = ProjectionHandler::new(projection, verdicts, store.clone(), topics);
+        let mut handler = ProjectionHandler::new(projection, verdicts, store.clone(), topics);
+        if let Some(r) = revocations {
+            handler = handler.with_revocations(r);
+        }
         let consumer = {
             let stop_server = stop_server.clone();
             tokio::spawn(async move {
@@ -119,11 +128,15 @@ impl ApiService {
             });
         }
         let router = app::router(app.clone());
+        let open_files = crate::serve::raise_open_files_limit();
+        let serve_options = crate::serve::ServeOptions::new(&cfg.wsgi, open_files);
+        tracing::info!(?serve_options, open_files, "api listener bounds");
         let server = tokio::spawn(async move {
             let mut stopped = server_stopped;
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopped.wait().await })
-                .await;
+            let result = crate::serve::run(listener, router, serve_options, async move {
+                stopped.wait().await
+            })
+            .await;
             stop_consumer.trigger();
             result.context("serving the api")
         });

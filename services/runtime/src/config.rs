@@ -36,6 +36,7 @@ pub struct Config {
     pub instance_build_timeout: u64,
     pub log: LogOptions,
     pub api: ApiOptions,
+    pub wsgi: WsgiOptions,
     pub scheduler: SchedulerOptions,
     pub filter_scheduler: FilterSchedulerOptions,
     pub compute: ComputeOptions,
@@ -84,6 +85,7 @@ impl Default for Config {
             instance_build_timeout: 600,
             log: LogOptions::default(),
             api: ApiOptions::default(),
+            wsgi: WsgiOptions::default(),
             scheduler: SchedulerOptions::default(),
             filter_scheduler: FilterSchedulerOptions::default(),
             compute: ComputeOptions::default(),
@@ -164,6 +166,45 @@ impl Default for ApiOptions {
             auth_strategy: "keystone".into(),
             max_request_body_size: 114_688,
             verdict_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// nova.conf `[wsgi]`: how the API's listener treats its clients, so that
+/// slow or hostile ones cost little.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsgiOptions {
+    /// Seconds a connection may take to send a request's head (line and
+    /// headers), counted from when the listener starts waiting for it, so
+    /// also the longest a kept-alive connection stays idle; then it is
+    /// closed (`client_socket_timeout`; 0: forever). Nova's default is 900
+    /// (its front server usually bounds this); ours is 60.
+    pub client_socket_timeout: u64,
+    /// Connections stay open for further requests (`keep_alive`).
+    pub keep_alive: bool,
+    /// Largest request head, line and headers together, in bytes; a larger
+    /// one gets 431 (`max_header_line`, which Nova applies per line).
+    pub max_header_line: usize,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// (`default_pool_size`). Lowered at start to half the open-files limit
+    /// when that is smaller.
+    pub default_pool_size: usize,
+    /// Seconds from a request's head to its answer; a request still
+    /// unanswered then gets 408 (not in Nova; 0: no limit). Keep it above
+    /// `[api] verdict_timeout_ms`. Image data transfers are exempt: their
+    /// size decides how long they take.
+    pub request_timeout: u64,
+}
+
+impl Default for WsgiOptions {
+    fn default() -> Self {
+        WsgiOptions {
+            client_socket_timeout: 60,
+            keep_alive: true,
+            max_header_line: 16_384,
+            default_pool_size: 4_096,
+            request_timeout: 120,
         }
     }
 }
@@ -552,6 +593,13 @@ mod tests {
         assert_eq!(fs.max_io_ops_per_host, 8);
         assert_eq!(fs.build_failure_weight_multiplier, 1_000_000.0);
         assert_eq!(fs.image_properties_default_architecture, None);
+    }
+
+    #[test]
+    fn example_file_matches_wsgi_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/novalog.toml");
+        let cfg = Config::load(Some(&path)).unwrap();
+        assert_eq!(cfg.wsgi, WsgiOptions::default());
     }
 
     #[test]

@@ -354,10 +354,11 @@ pub async fn statistics(
         for k in &keys[1..] {
             let add = v[*k].as_i64().unwrap_or(0);
             let cur = sums[*k].as_i64().unwrap_or(0);
-            sums.insert((*k).into(), json!(cur + add));
+            // Hosts report their own sizes: saturate rather than overflow.
+            sums.insert((*k).into(), json!(cur.saturating_add(add)));
         }
         let count = sums["count"].as_i64().unwrap_or(0);
-        sums.insert("count".into(), json!(count + 1));
+        sums.insert("count".into(), json!(count.saturating_add(1)));
     }
     Ok(Json(json!({"hypervisor_statistics": sums})))
 }

@@ -8,6 +8,8 @@
 //! - [`directory`]: users, projects and roles of domain `Default`, from
 //!   `[identity]`; passwords kept only hashed.
 //! - [`token`]: signed, expiring, self-contained tokens.
+//! - [`revocations`]: the tokens revoked before they expire, folded from
+//!   the log by every API replica.
 //! - [`views`]: keystone's response bodies.
 //! - [`routes`]: the handlers and their router.
 //!
@@ -15,6 +17,7 @@
 //! claims, and a token back into claims or a request [`Context`].
 
 pub mod directory;
+pub mod revocations;
 pub mod routes;
 pub mod token;
 pub mod views;
@@ -54,6 +57,8 @@ pub struct Identity {
     /// `[identity] public_endpoint`, when set.
     public_endpoint: Option<String>,
     pub region: String,
+    /// Tokens revoked before they expire (`DELETE /v3/auth/tokens`).
+    pub revocations: std::sync::Arc<revocations::Revocations>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -75,6 +80,7 @@ impl Identity {
             public_endpoint: Some(opts.public_endpoint.trim_end_matches('/').to_owned())
                 .filter(|e| !e.is_empty()),
             region: opts.region.clone(),
+            revocations: Default::default(),
         })
     }
 
@@ -90,22 +96,38 @@ impl Identity {
         self.signer.sign(claims)
     }
 
-    /// The claims of a valid token whose user (and project) still exist.
+    /// The claims of a valid, unrevoked token whose user (and project)
+    /// still exist, with the roles the directory gives the user on the
+    /// project now: the token's own list is what held when it was issued,
+    /// so a role removed since is not trusted, and a user left with no
+    /// role on the project has no valid token for it.
     pub fn validate(&self, token: &str, now_ms: i64) -> Result<Claims, TokenError> {
-        let claims = self.signer.verify(token, now_ms)?;
-        let user_exists = self
+        let mut claims = self.signer.verify(token, now_ms)?;
+        if claims
+            .audit_ids
+            .first()
+            .is_none_or(|id| self.revocations.is_revoked(id))
+        {
+            return Err(TokenError::Revoked);
+        }
+        let user = self
             .directory
             .user(&Ref::Id(claims.user_id.clone()))
-            .is_some();
-        let project_exists = claims
-            .project_id
-            .as_ref()
-            .is_none_or(|p| self.directory.project(&Ref::Id(p.clone())).is_some());
-        if user_exists && project_exists {
-            Ok(claims)
-        } else {
-            Err(TokenError::Malformed)
+            .ok_or(TokenError::Malformed)?;
+        if let Some(project_id) = &claims.project_id {
+            if self
+                .directory
+                .project(&Ref::Id(project_id.clone()))
+                .is_none()
+            {
+                return Err(TokenError::Malformed);
+            }
+            claims.roles = self.directory.roles_on(user, project_id);
+            if claims.roles.is_empty() {
+                return Err(TokenError::Revoked);
+            }
         }
+        Ok(claims)
     }
 
     /// The compute request context of a valid project-scoped token.
@@ -362,6 +384,74 @@ mod tests {
         assert_eq!(s.audit_ids[1], u.audit_ids[0]);
         assert_eq!(s.methods, vec!["token", "password"]);
         assert!(id.context(&id.sign(&s), 6).unwrap().is_admin);
+    }
+
+    /// Issue 9: the roles a token carries are those of when it was issued;
+    /// validation takes them from the directory as it is now.
+    #[test]
+    fn roles_are_the_directorys_when_a_token_is_validated() {
+        use novalog_runtime::config::IdentityUser;
+        let dir = tempfile::tempdir().unwrap();
+        let options = |roles: &[&str]| {
+            let mut opts = IdentityOptions {
+                password_hash_rounds: 10,
+                token_secret: "s".into(),
+                ..IdentityOptions::default()
+            };
+            opts.users.push(IdentityUser {
+                name: "carol".into(),
+                password: "c".into(),
+                project: "demo".into(),
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            });
+            opts
+        };
+        let before = Identity::from_options(&options(&["admin"]), dir.path()).unwrap();
+        let claims = before
+            .authenticate(&password("carol", "c", None), 0)
+            .unwrap();
+        assert!(claims.roles.iter().any(|r| r == "admin"));
+        let token = before.sign(&claims);
+        assert!(before.context(&token, 1).unwrap().is_admin);
+
+        // The admin role removed: the same token is a reader's at once.
+        let after = Identity::from_options(&options(&["reader"]), dir.path()).unwrap();
+        let ctx = after.context(&token, 1).unwrap();
+        assert!(!ctx.is_admin);
+        assert_eq!(ctx.roles, vec!["reader"]);
+        assert_eq!(after.validate(&token, 1).unwrap().roles, vec!["reader"]);
+        // Every role removed: the token is refused.
+        let none = Identity::from_options(&options(&[]), dir.path()).unwrap();
+        assert_eq!(none.validate(&token, 1), Err(TokenError::Revoked));
+        assert_eq!(none.context(&token, 1), None);
+    }
+
+    #[test]
+    fn revoked_tokens_are_refused_and_their_rescoped_children_are_not() {
+        use novalog_store::Transaction;
+        let id = identity();
+        let unscoped = id
+            .authenticate(&password("admin", "admin", Some(json!("unscoped"))), 0)
+            .unwrap();
+        let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": id.sign(&unscoped)}},
+            "scope": {"project": {"id": stable_id("project", "admin")}}}});
+        let scoped = id.authenticate(&body, 5).unwrap();
+        let (parent, child) = (id.sign(&unscoped), id.sign(&scoped));
+        let mut staged = revocations::Staged::default();
+        id.revocations
+            .stage(
+                &mut Transaction::new(),
+                &mut staged,
+                &scoped.audit_ids[0],
+                scoped.expires_at,
+                6,
+            )
+            .unwrap();
+        id.revocations.publish(staged);
+        assert_eq!(id.validate(&child, 7), Err(TokenError::Revoked));
+        assert_eq!(id.context(&child, 7), None);
+        // Keystone revokes the one token, not the chain it belongs to.
+        assert!(id.validate(&parent, 7).is_ok());
     }
 
     #[test]

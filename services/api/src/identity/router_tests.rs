@@ -405,3 +405,125 @@ async fn projects_and_users_for_openstackclient() {
     assert_eq!(r.body["catalog"].as_array().unwrap().len(), 3);
     h.stop().await;
 }
+
+/// Issue 9: `DELETE /v3/auth/tokens` revokes a token; from the 204 on it
+/// is refused on every route of this replica (the other replicas and a
+/// restart are in the end-to-end tests).
+#[tokio::test]
+async fn a_revoked_token_is_refused_from_its_204_on() {
+    let h = Harness::start().await;
+    let demo = h.token("demo", "demo").await;
+    let other_demo = h.token("demo", "demo").await;
+    let admin = h.token("admin", "admin").await;
+    let revoke = |caller: &str, subject: &str| {
+        let (caller, subject) = (caller.to_owned(), subject.to_owned());
+        let h = &h;
+        async move {
+            h.send(
+                Method::DELETE,
+                "/identity/v3/auth/tokens",
+                &[("x-auth-token", &caller), ("x-subject-token", &subject)],
+                None,
+            )
+            .await
+        }
+    };
+    // keystone's identity:revoke_token: an admin or the token's own user.
+    let r = revoke(&demo, &admin).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["error"]["code"], 403);
+    let r = revoke(&demo, "nv1.garbage.sig").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"]["message"], "Could not find token.");
+
+    let r = revoke(&demo, &demo).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(h.identity().revocations.len(), 1);
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            &[("x-auth-token", &demo)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for method in [Method::GET, Method::HEAD] {
+        let r = h
+            .send(
+                method,
+                "/identity/v3/auth/tokens",
+                &[("x-auth-token", &admin), ("x-subject-token", &demo)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    let r = h
+        .send(
+            Method::GET,
+            "/identity/v3/auth/projects",
+            &[("x-auth-token", &demo)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"]["code"], 401);
+    let rescope = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": demo}}}});
+    let r = h
+        .send(Method::POST, "/identity/v3/auth/tokens", &[], Some(rescope))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "no new token from it");
+    assert_eq!(revoke(&demo, &demo).await.status, StatusCode::UNAUTHORIZED);
+
+    // The user's other token, and an admin revoking it.
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            &[("x-auth-token", &other_demo)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        revoke(&admin, &other_demo).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let r = h
+        .send(
+            Method::GET,
+            "/v2.1/servers",
+            &[("x-auth-token", &other_demo)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    h.stop().await;
+}
+
+/// Keystone's own refusals of a body are in keystone's shape.
+#[tokio::test]
+async fn malformed_auth_bodies_are_refused_in_keystones_shape() {
+    let h = Harness::start().await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/identity/v3/auth/tokens")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"auth\": "))
+        .unwrap();
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], 400);
+    assert_eq!(body["error"]["title"], "Bad Request");
+    let r = h
+        .send(Method::PATCH, "/identity/v3/auth/tokens", &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["error"]["code"], 405);
+    h.stop().await;
+}

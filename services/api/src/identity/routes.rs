@@ -37,6 +37,14 @@ pub fn router(identity: IdentityState) -> Router {
         .with_state(identity)
 }
 
+/// `DELETE /identity/v3/auth/tokens`, which writes to the log and so needs
+/// the whole API state; merged beside [`router`].
+pub fn revoke_router(app: crate::app::AppState) -> Router {
+    Router::new()
+        .route("/identity/v3/auth/tokens", axum::routing::delete(revoke))
+        .with_state(app)
+}
+
 /// An error as keystone shows it.
 #[derive(Debug)]
 pub struct KeystoneError {
@@ -45,7 +53,7 @@ pub struct KeystoneError {
 }
 
 impl KeystoneError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         KeystoneError {
             status,
             message: message.into(),
@@ -64,6 +72,12 @@ impl KeystoneError {
             StatusCode::FORBIDDEN,
             "You are not authorized to perform the requested action.",
         )
+    }
+}
+
+impl From<crate::error::ApiError> for KeystoneError {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self::new(e.status, e.message)
     }
 }
 
@@ -144,8 +158,10 @@ async fn issue(
     State(identity): State<IdentityState>,
     l: Links,
     RawQuery(query): RawQuery,
-    JsonBody(body): JsonBody,
+    body: std::result::Result<JsonBody, crate::error::ApiError>,
 ) -> Result<Response> {
+    // A body that is not JSON is refused in keystone's shape, not Nova's.
+    let JsonBody(body) = body?;
     let now = now_ms();
     let checker = identity.clone();
     let claims = tokio::task::spawn_blocking(move || checker.authenticate(&body, now))
@@ -185,6 +201,75 @@ async fn validate(
         !nocatalog(query.as_deref()),
     );
     with_subject_token(StatusCode::OK, subject, body)
+}
+
+/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token` for a caller who
+/// is an admin or the token's own user (keystone's
+/// `identity:revoke_token`), then 204. The revocation is a `TokenRevoked`
+/// record on `catalog`; the answer waits until this replica has folded
+/// it, and every other replica refuses the token once it has too, as
+/// after a restart.
+async fn revoke(
+    State(app): State<crate::app::AppState>,
+    headers: HeaderMap,
+    rid: crate::http::RequestId,
+) -> Result<StatusCode> {
+    let identity = app
+        .auth
+        .identity()
+        .ok_or_else(KeystoneError::unauthorized)?;
+    let caller = caller(identity, &headers)?;
+    let subject = header_value(&headers, "x-subject-token").unwrap_or_default();
+    let claims = identity
+        .validate(subject, now_ms())
+        .map_err(|_| KeystoneError::new(StatusCode::NOT_FOUND, "Could not find token."))?;
+    if !is_admin(&caller) && caller.user_id != claims.user_id {
+        return Err(KeystoneError::forbidden());
+    }
+    let audit_id = claims.audit_ids[0].clone();
+    let env = novalog_schemas::Envelope {
+        meta: novalog_schemas::Meta::origin(
+            uuid::Uuid::new_v4(),
+            rid.0,
+            novalog_schemas::Actor {
+                user_id: caller.user_id.clone(),
+                project_id: caller.project_id.clone().unwrap_or_default(),
+                roles: caller.roles.clone(),
+            },
+            audit_id.clone(),
+        ),
+        event: novalog_schemas::Event::TokenRevoked {
+            audit_id: audit_id.clone(),
+            expires_at_ms: claims.expires_at,
+        },
+    };
+    let unavailable = || {
+        KeystoneError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unable to record the revocation; try again later.",
+        )
+    };
+    let positions = app
+        .log
+        .append(vec![novalog_log::Record::new(
+            app.topics.catalog.clone(),
+            audit_id.into_bytes(),
+            novalog_schemas::encode(&env),
+        )])
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "token revocation not recorded");
+            unavailable()
+        })?;
+    let ends: crate::projection::Offsets = positions
+        .into_iter()
+        .map(|p| ((app.topics.catalog.clone(), p.partition), p.offset + 1))
+        .collect();
+    tokio::time::timeout(app.intents.timeout(), app.projection.wait_applied(&ends))
+        .await
+        .map_err(|_| unavailable())?;
+    tracing::info!(user_id = %claims.user_id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn projects_body(identity: &Identity, ids: &[&str], base: &str) -> Value {

@@ -47,6 +47,9 @@ pub enum TokenError {
     BadSignature,
     #[error("token expired")]
     Expired,
+    /// Revoked, or its user no longer has a role on its project.
+    #[error("token revoked")]
+    Revoked,
 }
 
 /// A fresh keystone-style audit id: 16 random bytes, base64url.
