@@ -22,6 +22,8 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+mod replay;
+
 #[derive(Parser)]
 #[command(about = "Novalog benchmarks: boot latency and throughput")]
 struct Args {
@@ -43,6 +45,9 @@ struct Args {
     /// Resize + confirm sagas on the embedded log.
     #[arg(long, default_value_t = 500)]
     resizes: usize,
+    /// Records the replay figures' log must hold at least.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_records: i64,
     #[arg(long, default_value = "bench/results.json")]
     out_json: PathBuf,
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -506,6 +511,72 @@ async fn main() -> anyhow::Result<()> {
         println!("scheduler, {hosts} hosts: {per_s:.0} decisions/s, p99 {p99_us:.0} µs");
     }
 
+    // Replay: a log of at least `replay_records` records from the bench
+    // cloud, then novalog-replay over it.
+    let replay_dir = tempfile::tempdir()?;
+    let mut replay_cfg = config(replay_dir.path(), 100);
+    replay_cfg.report_interval = 10;
+    let r = replay::run(&replay_cfg, args.replay_records, args.concurrency).await?;
+    figures.insert("replay_log_records".into(), r.log_records as f64);
+    figures.insert("replay_events_per_s".into(), r.replay_events_per_s);
+    figures.insert("state_at_ms_1m".into(), r.state_at_ms);
+    figures.insert("verify_s_1m".into(), r.verify_s);
+    let per_record = r.log_bytes as f64 / r.log_records.max(1) as f64;
+    figures.insert("log_bytes_per_record".into(), per_record);
+    let per_server = r.log_bytes as f64 / r.servers.max(1) as f64;
+    figures.insert("log_bytes_per_server_lifecycle".into(), per_server);
+    let host_day = r.heartbeat_bytes * 86_400.0 / r.report_interval.max(1) as f64;
+    figures.insert("log_bytes_per_host_day_heartbeats".into(), host_day);
+    println!(
+        "replay: log {} records ({:.0} MiB, {} servers in {:.0} s); rebuild api {} records at {:.0} records/s; \
+         state-at {:.2} ms; verify {:.2} s ({}); index {:.2} s",
+        r.log_records,
+        r.log_bytes as f64 / 1_048_576.0,
+        r.servers,
+        r.fill_s,
+        r.rebuild_records,
+        r.replay_events_per_s,
+        r.state_at_ms,
+        r.verify_s,
+        if r.verify_equal {
+            "byte-equal"
+        } else {
+            "DIFFERENT"
+        },
+        r.index_s
+    );
+    let replay_md = format!(
+        "## Replay: `novalog-replay` over the bench cloud's log (embedded)\n\n\
+         The log: {} records ({:.0} MiB on disk) made by {} servers booted, one in ten resized and confirmed, \
+         one in four rebooted, all deleted, on 100 fake hosts ({:.0} s).\n\n\
+         | figure | value | goal |\n|---|---|---|\n\
+         | `replay_events_per_s`: `rebuild api` (the api's input topics: {} records) | {:.0} records/s | ≥ 500,000 |\n\
+         | `state_at_ms_1m`: one `state-at` from the index (median of 11) | {:.2} ms | ≤ 50 |\n\
+         | `verify_s_1m`: one `verify` ({}) | {:.2} s | ≤ 10 |\n\
+         | building the `state-at` index from scratch | {:.2} s | |\n\n\
+         Log growth (embedded): {:.0} bytes per record on disk; {:.1} KiB per server \
+         (boot, its share of resizes and reboots, delete); heartbeats {:.1} MiB per host per day at \
+         `report_interval` = {} s. An idle server adds nothing.\n\n",
+        r.log_records,
+        r.log_bytes as f64 / 1_048_576.0,
+        r.servers,
+        r.fill_s,
+        r.rebuild_records,
+        r.replay_events_per_s,
+        r.state_at_ms,
+        if r.verify_equal {
+            "byte-equal"
+        } else {
+            "DIFFERENT"
+        },
+        r.verify_s,
+        r.index_s,
+        per_record,
+        per_server / 1024.0,
+        host_day / 1_048_576.0,
+        r.report_interval,
+    );
+
     if let Some(parent) = args.out_json.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -528,13 +599,14 @@ async fn main() -> anyhow::Result<()> {
          | clients | sagas | to VERIFY_RESIZE p50 ms | to ACTIVE p50 ms | to ACTIVE p99 ms |\n|---|---|---|---|---|\n{}\n\n\
          Sagas per second (resize + confirm, concurrent): {:.0}. Real Nova 34 on this machine: 1.66 s to VERIFY_RESIZE and 0.70 s more to ACTIVE.\n\n\
          ## Scheduler: decisions on a random cloud (default filters and weighers)\n\n\
-         | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}",
+         | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}{}",
         machine(),
         chrono_like_now(),
         lines.join("\n"),
         resize_lines.join("\n"),
         sagas_per_s,
         sched_lines.join("\n"),
+        replay_md,
         notes
     );
     std::fs::write(&args.out_md, md)?;

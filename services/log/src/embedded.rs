@@ -734,6 +734,180 @@ fn storage(e: rocksdb::Error) -> Error {
     Error::Storage(e.into_string())
 }
 
+/// A read-only view of an embedded log that another process may be
+/// writing (audit and replay, `novalog-replay`): a RocksDB secondary
+/// instance, so it never takes the writer's lock and never writes to the
+/// log. [`EmbeddedReader::refresh`] catches up with what the writer
+/// appended since.
+pub struct EmbeddedReader {
+    db: Db,
+    /// The secondary's own info-log directory, removed on drop.
+    _scratch: tempfile::TempDir,
+    /// Partition count per topic, from the log's metadata.
+    topics: RwLock<HashMap<String, i32>>,
+}
+
+impl EmbeddedReader {
+    /// Opens the log in `path` read-only. Fails when `path` holds no log.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut opts = Options::default();
+        // A secondary keeps every file it may need open (RocksDB's rule).
+        opts.set_max_open_files(-1);
+        let cfs = Db::list_cf(&opts, path)
+            .map_err(|e| Error::Storage(format!("{}: {}", path.display(), e.into_string())))?;
+        let scratch =
+            tempfile::tempdir().map_err(|e| Error::Storage(format!("secondary directory: {e}")))?;
+        let db = Db::open_cf_as_secondary(&opts, path, scratch.path(), &cfs).map_err(storage)?;
+        let reader = Self {
+            db,
+            _scratch: scratch,
+            topics: RwLock::new(HashMap::new()),
+        };
+        reader.load_topics()?;
+        Ok(reader)
+    }
+
+    /// Sees what the writer appended since the open or the last refresh.
+    /// Topics created since then need a new reader (their column families
+    /// are fixed at open).
+    pub fn refresh(&self) -> Result<()> {
+        self.db.try_catch_up_with_primary().map_err(storage)?;
+        self.load_topics()
+    }
+
+    fn load_topics(&self) -> Result<()> {
+        let Some(meta) = self.db.cf_handle(META_CF) else {
+            return Err(Error::Storage("not a novalog log (no metadata)".into()));
+        };
+        let mut topics = HashMap::new();
+        for item in self.db.iterator_cf(&meta, IteratorMode::Start) {
+            let (key, value) = item.map_err(storage)?;
+            let Some(name) = key.strip_prefix(PARTITIONS_KEY_PREFIX.as_bytes()) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
+            if self.db.cf_handle(&cf_name(&name)).is_none() {
+                continue;
+            }
+            if let Ok(p) = <[u8; 4]>::try_from(&*value) {
+                topics.insert(name, i32::from_be_bytes(p));
+            }
+        }
+        *self.topics.write() = topics;
+        Ok(())
+    }
+
+    /// The topics of the log and their partition counts.
+    pub fn topics(&self) -> Vec<(String, i32)> {
+        let mut all: Vec<_> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// The next offset to be written, per partition, as of the last refresh.
+    pub fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
+        let partitions = self.partitions(topic)?;
+        let cf = self.cf(topic)?;
+        (0..partitions)
+            .map(|p| {
+                let mut opts = ReadOptions::default();
+                opts.set_iterate_lower_bound(record_key(p, 0).to_vec());
+                opts.set_iterate_upper_bound(partition_upper_bound(p));
+                let mut it = self.db.raw_iterator_cf_opt(&cf, opts);
+                it.seek_to_last();
+                match it.key() {
+                    Some(key) => Ok(decode_key(key)?.1 + 1),
+                    None => it.status().map(|()| 0).map_err(storage),
+                }
+            })
+            .collect()
+    }
+
+    fn partitions(&self, topic: &str) -> Result<i32> {
+        self.topics
+            .read()
+            .get(topic)
+            .copied()
+            .ok_or_else(|| Error::UnknownTopic(topic.to_string()))
+    }
+
+    fn cf(&self, topic: &str) -> Result<Arc<BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(&cf_name(topic))
+            .ok_or_else(|| Error::UnknownTopic(topic.to_string()))
+    }
+
+    /// Calls `f` on every record of one partition in `[from, until)`, in
+    /// offset order, without copying the frames: the fast path of replay.
+    pub fn for_each(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        until: i64,
+        mut f: impl FnMut(i64, i64, &[u8], &[u8]),
+    ) -> Result<()> {
+        let cf = self.cf(topic)?;
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(record_key(partition, until.max(0)).to_vec());
+        // Sequential scans should not evict what the services read.
+        opts.fill_cache(false);
+        opts.set_readahead_size(4 << 20);
+        let mut it = self.db.raw_iterator_cf_opt(&cf, opts);
+        it.seek(record_key(partition, from.max(0)));
+        while let (Some(key), Some(frame)) = (it.key(), it.value()) {
+            let (_, offset) = decode_key(key)?;
+            let (timestamp_ms, key, value) = decode_frame(frame)?;
+            f(offset, timestamp_ms, key, value);
+            it.next();
+        }
+        it.status().map_err(storage)
+    }
+
+    /// Reads up to `max` records of one partition from `from` on.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<Consumed>> {
+        let partitions = self.partitions(topic)?;
+        if partition < 0 || partition >= partitions {
+            return Err(Error::UnknownTopic(format!(
+                "{topic} partition {partition}"
+            )));
+        }
+        let until = from
+            .max(0)
+            .saturating_add(i64::try_from(max).unwrap_or(i64::MAX));
+        let mut out = Vec::new();
+        self.for_each(
+            topic,
+            partition,
+            from,
+            until,
+            |offset, timestamp_ms, key, value| {
+                out.push(Consumed {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                    timestamp_ms,
+                })
+            },
+        )?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,6 +937,46 @@ mod tests {
         assert_eq!(decoded, vec![(0, 1), (0, 256), (1, 0), (1, 255)]);
         assert!(partition_upper_bound(0).as_slice() > record_key(0, i64::MAX).as_slice());
         assert!(partition_upper_bound(0).as_slice() <= record_key(1, 0).as_slice());
+    }
+
+    #[tokio::test]
+    async fn reader_sees_a_running_writers_log_and_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        log.create_topics(&[TopicSpec {
+            name: "t".into(),
+            partitions: 2,
+        }])
+        .await
+        .unwrap();
+        let first = log
+            .append(vec![Record::new("t", "k", b"one".to_vec())])
+            .await
+            .unwrap()[0];
+        // The writer still holds the database: the reader must not need its lock.
+        let reader = EmbeddedReader::open(dir.path()).unwrap();
+        assert_eq!(reader.topics(), vec![("t".to_string(), 2)]);
+        let got = reader.read("t", first.partition, 0, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].value, b"one");
+        log.append(vec![Record::new("t", "k", b"two".to_vec())])
+            .await
+            .unwrap();
+        reader.refresh().unwrap();
+        let ends = reader.end_offsets("t").unwrap();
+        assert_eq!(ends[first.partition as usize], 2);
+        let mut seen = Vec::new();
+        reader
+            .for_each("t", first.partition, 1, 2, |offset, _, _, v| {
+                seen.push((offset, v.to_vec()))
+            })
+            .unwrap();
+        assert_eq!(seen, vec![(1, b"two".to_vec())]);
+        assert!(matches!(
+            reader.end_offsets("nope"),
+            Err(Error::UnknownTopic(_))
+        ));
+        assert!(EmbeddedReader::open(dir.path().join("missing")).is_err());
     }
 
     #[tokio::test]

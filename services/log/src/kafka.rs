@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigResource, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -299,11 +301,15 @@ impl EventLog for KafkaLog {
             let new_topics: Vec<NewTopic<'_>> = missing
                 .iter()
                 .map(|spec| {
+                    // Kept forever: the log is the truth every projection,
+                    // audit and bill is rebuilt from (DESIGN §3).
                     NewTopic::new(
                         &spec.name,
                         spec.partitions,
                         TopicReplication::Fixed(replication),
                     )
+                    .set("retention.ms", "-1")
+                    .set("retention.bytes", "-1")
                 })
                 .collect();
             let admin_options = AdminOptions::new()
@@ -330,6 +336,29 @@ impl EventLog for KafkaLog {
             self.known_topics.lock().insert(spec.name.clone());
         }
         Ok(())
+    }
+
+    async fn retention_problems(&self, topics: &[String]) -> Result<Vec<String>> {
+        let specs: Vec<ResourceSpecifier<'_>> =
+            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let options = AdminOptions::new().request_timeout(Some(self.options.request_timeout));
+        let results = self
+            .admin
+            .describe_configs(specs.iter(), &options)
+            .await
+            .map_err(kafka)?;
+        let mut problems = Vec::new();
+        for (topic, result) in topics.iter().zip(results) {
+            match result {
+                Ok(config) => problems.extend(retention_problem(topic, &config)),
+                // A topic that does not exist yet is created with -1.
+                Err(RDKafkaErrorCode::UnknownTopicOrPartition) => {}
+                Err(code) => {
+                    return Err(Error::Kafka(format!("describe configs of {topic}: {code}")));
+                }
+            }
+        }
+        Ok(problems)
     }
 
     async fn append(&self, records: Vec<Record>) -> Result<Vec<Position>> {
@@ -693,4 +722,30 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 fn kafka(e: KafkaError) -> Error {
     Error::Kafka(e.to_string())
+}
+
+/// What in a topic's configuration would delete history, if anything:
+/// compaction (older values of a key), or time or size retention.
+fn retention_problem(topic: &str, config: &ConfigResource) -> Option<String> {
+    let value = |name: &str| {
+        config
+            .get(name)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    let policy = value("cleanup.policy");
+    if policy.contains("compact") {
+        return Some(format!(
+            "topic {topic}: cleanup.policy={policy} (compaction deletes history)"
+        ));
+    }
+    for setting in ["retention.ms", "retention.bytes"] {
+        let v = value(setting);
+        if v.parse::<i64>().is_ok_and(|n| n >= 0) {
+            return Some(format!(
+                "topic {topic}: {setting}={v} (must be -1: the log is kept forever)"
+            ));
+        }
+    }
+    None
 }

@@ -129,6 +129,14 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The next offset to be written, per partition (index = partition).
     async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>>;
+
+    /// Which of `topics` are configured to delete records (retention by
+    /// time or size, compaction), each named with the setting that does.
+    /// Every topic is kept forever (DESIGN §3); the embedded log never
+    /// deletes, so it has none.
+    async fn retention_problems(&self, _topics: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A live membership in a consumer group.

@@ -32,5 +32,27 @@ pub async fn open_log(cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     };
     log.create_topics(&cfg.topics().specs(cfg.log.partitions))
         .await?;
+    check_retention(&*log, cfg).await?;
     Ok(log)
+}
+
+/// Refuses topics whose retention would delete history, unless the
+/// operator opted out (`log.allow_deleting_retention`).
+pub async fn check_retention(log: &dyn EventLog, cfg: &Config) -> anyhow::Result<()> {
+    let topics: Vec<String> = cfg.topics().all().into_iter().map(str::to_owned).collect();
+    let problems = log.retention_problems(&topics).await?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if cfg.log.allow_deleting_retention {
+        for p in &problems {
+            tracing::warn!(problem = %p, "topic deletes history (allowed by log.allow_deleting_retention)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}; set retention.ms=-1 and retention.bytes=-1 (cleanup.policy=delete) on the topic, \
+         or allow it with log.allow_deleting_retention = true",
+        problems.join("; ")
+    )
 }

@@ -123,6 +123,10 @@ pub struct LogOptions {
     pub kafka_properties: std::collections::BTreeMap<String, String>,
     /// Largest batch a consumer applies in one transaction.
     pub max_batch: usize,
+    /// Kafka: start even when a topic's retention or compaction would
+    /// delete history (off: such a topic is an error at start). Every
+    /// projection, audit and bill is rebuilt from the whole log.
+    pub allow_deleting_retention: bool,
 }
 
 impl Default for LogOptions {
@@ -136,6 +140,7 @@ impl Default for LogOptions {
             replication_factor: 1,
             kafka_properties: Default::default(),
             max_batch: 512,
+            allow_deleting_retention: false,
         }
     }
 }

@@ -101,6 +101,28 @@ impl Transaction {
         self.ops.push((full_key(table, key), None));
     }
 
+    /// Drops every write that a later write in this transaction to the
+    /// same key supersedes: the committed result is the same, with one
+    /// write per key. For bulk folds (replay), where one batch touches a
+    /// key many times.
+    pub fn squash(&mut self) {
+        let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(self.ops.len());
+        for (i, (k, _)) in self.ops.iter().enumerate() {
+            last.insert(k, i);
+        }
+        if last.len() == self.ops.len() {
+            return;
+        }
+        let keep: Vec<bool> = (0..self.ops.len())
+            .map(|i| last.get(self.ops[i].0.as_slice()) == Some(&i))
+            .collect();
+        let mut i = 0;
+        self.ops.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+
     /// Records that `consumer` has applied everything before `next_offset`.
     pub fn set_offset(&mut self, consumer: &str, topic: &str, partition: i32, next_offset: i64) {
         self.ops.push((
@@ -475,6 +497,23 @@ mod tests {
         walks(&MemStore::new());
         let dir = tempfile::tempdir().unwrap();
         walks(&RocksStore::open(dir.path(), false).unwrap());
+    }
+
+    #[test]
+    fn squash_keeps_the_last_write_of_each_key() {
+        let store = MemStore::new();
+        let mut tx = Transaction::new();
+        tx.put("t", b"a", &1u32).unwrap();
+        tx.put("t", b"b", &1u32).unwrap();
+        tx.put("t", b"a", &2u32).unwrap();
+        tx.delete("t", b"b");
+        tx.put("t", b"c", &3u32).unwrap();
+        tx.squash();
+        assert_eq!(tx.ops.len(), 3);
+        store.commit(tx).unwrap();
+        assert_eq!(store.get::<u32>("t", b"a").unwrap(), Some(2));
+        assert_eq!(store.get::<u32>("t", b"b").unwrap(), None);
+        assert_eq!(store.get::<u32>("t", b"c").unwrap(), Some(3));
     }
 
     #[test]

@@ -1,0 +1,573 @@
+//! `rebuild`, `diff` and `verify`: a projection folded again from the log
+//! with the service's own handler, side effects off (DESIGN §3 "Replay"),
+//! and compared key by key with another store.
+//!
+//! The fold reads the service's input topics merged by append time (the
+//! order a live consumer saw them, to the millisecond) and commits one
+//! WriteBatch per [`BATCH`] records, without fsync: a rebuild that dies is
+//! simply run again into a fresh directory.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use novalog_log::Consumed;
+use novalog_runtime::{Handler, Input, Outbox, Topics};
+use novalog_store::{RocksStore, Transaction};
+
+use crate::{Error, Progress, Result, Source};
+
+/// Records folded per transaction.
+pub const BATCH: usize = 50_000;
+/// Records read per partition per refill of the merge.
+const READ_AHEAD: i64 = 20_000;
+
+/// A service whose projection can be rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Conductor,
+    Scheduler,
+    Compute,
+}
+
+impl Service {
+    pub fn parse(s: &str) -> Result<Vec<Service>> {
+        Ok(match s {
+            "api" => vec![Service::Api],
+            "conductor" => vec![Service::Conductor],
+            "scheduler" => vec![Service::Scheduler],
+            "compute" => vec![Service::Compute],
+            "all" => vec![Service::Api],
+            other => {
+                return Err(Error::BadInput(format!(
+                    "unknown service {other} (api, conductor, scheduler, compute, all)"
+                )));
+            }
+        })
+    }
+
+    /// The directory under a data directory (or `--into`) of its store.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Service::Api => "api",
+            Service::Conductor => "conductor",
+            Service::Scheduler => "scheduler",
+            Service::Compute => "compute",
+        }
+    }
+
+    /// The name its offsets are stored under.
+    pub fn consumer(self) -> &'static str {
+        match self {
+            Service::Api => novalog_api::projection::CONSUMER,
+            other => other.dir_name(),
+        }
+    }
+
+    fn topics(self, t: &Topics) -> Vec<String> {
+        match self {
+            Service::Api => vec![t.instances.clone(), t.catalog.clone(), t.hosts.clone()],
+            Service::Conductor => vec![
+                t.intents.clone(),
+                t.scheduler.clone(),
+                t.compute_events.clone(),
+            ],
+            Service::Scheduler => vec![
+                t.hosts.clone(),
+                t.compute_events.clone(),
+                t.catalog.clone(),
+                t.scheduler.clone(),
+            ],
+            Service::Compute => vec![t.compute.clone()],
+        }
+    }
+
+    /// Why this service cannot be folded again byte for byte yet, if so.
+    fn unsupported(self) -> Option<&'static str> {
+        match self {
+            Service::Api => None,
+            Service::Conductor => Some(
+                "the conductor reads the wall clock while it decides (created_at, deadlines) \
+                 and its state depends on how its three input topics interleaved live",
+            ),
+            Service::Scheduler => Some(
+                "the scheduler's host states hold its own picks, made with the wall clock \
+                 and a random choice among the best hosts",
+            ),
+            Service::Compute => Some(
+                "the compute agent's state is its hypervisor's; it reconciles with it on start",
+            ),
+        }
+    }
+}
+
+/// Tables that are not folded from the log: left out of comparisons.
+pub const NOT_FROM_THE_LOG: &[&str] = &["_replica"];
+
+/// How far to fold: the next offset per (topic, partition); a partition
+/// that is missing is not read at all. `None`: to the end of the log.
+pub type Until = HashMap<(String, i32), i64>;
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub records: u64,
+    pub seconds: f64,
+}
+
+impl Stats {
+    pub fn per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.records as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Folds `service`'s input topics into a fresh store in `into`.
+pub async fn rebuild(
+    src: &Source,
+    service: Service,
+    into: &Path,
+    until: Option<&Until>,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    if let Some(why) = service.unsupported() {
+        return Err(Error::BadInput(format!(
+            "rebuild of {} is not supported yet: {why}",
+            service.dir_name()
+        )));
+    }
+    if into.exists() && std::fs::read_dir(into)?.next().is_some() {
+        return Err(Error::BadInput(format!(
+            "{} is not empty; rebuild writes a fresh store",
+            into.display()
+        )));
+    }
+    let store = Arc::new(
+        RocksStore::open(into, false)
+            .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", into.display())))?,
+    );
+    let topics = src.topics().clone();
+    match service {
+        Service::Api => {
+            let handler = novalog_api::projection::ProjectionHandler::new(
+                Arc::new(novalog_api::projection::Projection::empty()),
+                Arc::new(novalog_api::verdicts::Verdicts::new()),
+                store.clone(),
+                topics.clone(),
+            );
+            fold(
+                src,
+                &service.topics(&topics),
+                service.consumer(),
+                &store,
+                handler,
+                until,
+                progress,
+            )
+            .await
+        }
+        _ => unreachable!("refused above"),
+    }
+}
+
+/// One partition's cursor in the merge.
+struct Stream {
+    topic: String,
+    rank: usize,
+    partition: i32,
+    next: i64,
+    end: i64,
+    buf: std::collections::VecDeque<Consumed>,
+}
+
+/// The merge heap's entry: the head of stream `i`.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Head(std::cmp::Reverse<(i64, usize, i32, i64)>, usize);
+
+/// Runs `handler` over `topics` merged by append time, like the consumer
+/// loop does live but with its outputs dropped.
+async fn fold<H: Handler>(
+    src: &Source,
+    topics: &[String],
+    consumer: &str,
+    store: &RocksStore,
+    mut handler: H,
+    until: Option<&Until>,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
+    let mut streams = Vec::new();
+    for (rank, t) in topics.iter().enumerate() {
+        let ends = match src.end_offsets(t).await {
+            Ok(e) => e,
+            // A topic nobody wrote to yet has nothing to fold.
+            Err(Error::BadInput(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (p, end) in ends.into_iter().enumerate() {
+            let p = p as i32;
+            let end = match until {
+                Some(u) => u.get(&(t.clone(), p)).copied().unwrap_or(0).min(end),
+                None => end,
+            };
+            if end > 0 {
+                streams.push(Stream {
+                    topic: t.clone(),
+                    rank,
+                    partition: p,
+                    next: 0,
+                    end,
+                    buf: Default::default(),
+                });
+            }
+        }
+    }
+    progress.set_total(streams.iter().map(|s| s.end as u64).sum());
+    let mut heap = BinaryHeap::new();
+    for i in 0..streams.len() {
+        refill(src, &mut streams[i]).await?;
+        push_head(&mut heap, &streams, i);
+    }
+    let mut records = 0u64;
+    let mut in_batch = 0usize;
+    let mut tx = Transaction::new();
+    let mut out = Outbox::default();
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    while let Some(Head(_, i)) = heap.pop() {
+        let rec = streams[i].buf.pop_front().expect("a head has a record");
+        if streams[i].buf.is_empty() {
+            refill(src, &mut streams[i]).await?;
+        }
+        push_head(&mut heap, &streams, i);
+        let slot = next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
+        *slot = (*slot).max(rec.offset + 1);
+        // What does not decode or apply was dead-lettered live; its offset
+        // still counts, as it did there.
+        if let Ok(env) = novalog_schemas::decode(&rec.value) {
+            let input = Input {
+                topic: rec.topic,
+                partition: rec.partition,
+                offset: rec.offset,
+                env,
+            };
+            let _ = handler.handle(&input, &mut out, &mut tx).await;
+        }
+        records += 1;
+        in_batch += 1;
+        if in_batch >= BATCH {
+            commit(store, consumer, &mut handler, &mut tx, &mut out, &mut next).await?;
+            progress.advance(in_batch as u64);
+            in_batch = 0;
+        }
+    }
+    commit(store, consumer, &mut handler, &mut tx, &mut out, &mut next).await?;
+    progress.advance(in_batch as u64);
+    Ok(Stats {
+        records,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn commit<H: Handler>(
+    store: &RocksStore,
+    consumer: &str,
+    handler: &mut H,
+    tx: &mut Transaction,
+    out: &mut Outbox,
+    next: &mut BTreeMap<(String, i32), i64>,
+) -> Result<()> {
+    use novalog_store::Store;
+    handler
+        .finish_batch(out, tx)
+        .await
+        .map_err(|e| Error::Io(e.to_string()))?;
+    // Side effects off: what the service would have appended is dropped.
+    *out = Outbox::default();
+    let mut staged = std::mem::take(tx);
+    for ((topic, partition), offset) in std::mem::take(next) {
+        staged.set_offset(consumer, &topic, partition, offset);
+    }
+    // A batch writes each instance once per event; only the last counts.
+    staged.squash();
+    store.commit(staged)?;
+    handler.committed();
+    Ok(())
+}
+
+async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
+    if s.next >= s.end {
+        return Ok(());
+    }
+    let until = s.end.min(s.next + READ_AHEAD);
+    let buf = &mut s.buf;
+    src.scan(&s.topic, s.partition, s.next, until, |r| {
+        buf.push_back(crate::source::owned(r))
+    })
+    .await?;
+    s.next = until;
+    Ok(())
+}
+
+fn push_head(heap: &mut BinaryHeap<Head>, streams: &[Stream], i: usize) {
+    let s = &streams[i];
+    if let Some(r) = s.buf.front() {
+        heap.push(Head(
+            std::cmp::Reverse((r.timestamp_ms, s.rank, s.partition, r.offset)),
+            i,
+        ));
+    }
+}
+
+/// One key whose values differ (`None`: missing on that side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub table: String,
+    pub key: Vec<u8>,
+    pub a: Option<Vec<u8>>,
+    pub b: Option<Vec<u8>>,
+}
+
+/// Opens a projection store read-only, whether or not its service runs.
+fn open_store(path: &Path) -> Result<(rocksdb::DB, tempfile::TempDir)> {
+    if !path.is_dir() {
+        return Err(Error::BadInput(format!("no store in {}", path.display())));
+    }
+    let scratch = tempfile::tempdir()?;
+    let mut opts = rocksdb::Options::default();
+    opts.set_max_open_files(-1);
+    let db = rocksdb::DB::open_as_secondary(&opts, path, scratch.path()).map_err(|e| {
+        Error::BadInput(format!("cannot read the store in {}: {e}", path.display()))
+    })?;
+    Ok((db, scratch))
+}
+
+fn split_key(k: &[u8]) -> (String, Vec<u8>) {
+    match k.iter().position(|b| *b == 0) {
+        Some(i) => (
+            String::from_utf8_lossy(&k[..i]).into_owned(),
+            k[i + 1..].to_vec(),
+        ),
+        None => (String::new(), k.to_vec()),
+    }
+}
+
+/// Every row of the store in `path` (tables in [`NOT_FROM_THE_LOG`] left
+/// out), read from one consistent view.
+pub fn snapshot(path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let (db, _scratch) = open_store(path)?;
+    let mut rows = BTreeMap::new();
+    for item in db.iterator(rocksdb::IteratorMode::Start) {
+        let (k, v) = item?;
+        let (table, _) = split_key(&k);
+        if !NOT_FROM_THE_LOG.contains(&table.as_str()) {
+            rows.insert(k.to_vec(), v.to_vec());
+        }
+    }
+    Ok(rows)
+}
+
+/// The offsets `consumer` had reached in a [`snapshot`].
+pub fn offsets_in(rows: &BTreeMap<Vec<u8>, Vec<u8>>, consumer: &str) -> Until {
+    let prefix = format!("_offsets\0{consumer}\0");
+    let mut out = Until::new();
+    for (k, v) in rows.range(prefix.as_bytes().to_vec()..) {
+        let Some(rest) = k.strip_prefix(prefix.as_bytes()) else {
+            break;
+        };
+        let Ok(rest) = std::str::from_utf8(rest) else {
+            continue;
+        };
+        let Some((topic, partition)) = rest.rsplit_once('\0') else {
+            continue;
+        };
+        if let (Ok(p), Ok(b)) = (
+            partition.parse::<i32>(),
+            <[u8; 8]>::try_from(&v[..v.len().min(8)]),
+        ) {
+            out.insert((topic.to_owned(), p), i64::from_be_bytes(b));
+        }
+    }
+    out
+}
+
+/// Every key whose value differs between two snapshots, in key order.
+pub fn diff_rows(
+    ra: &BTreeMap<Vec<u8>, Vec<u8>>,
+    rb: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&Vec<u8>> = ra.keys().chain(rb.keys()).collect();
+    for k in keys {
+        let (va, vb) = (ra.get(k), rb.get(k));
+        if va != vb {
+            let (table, key) = split_key(k);
+            out.push(Difference {
+                table,
+                key,
+                a: va.cloned(),
+                b: vb.cloned(),
+            });
+        }
+    }
+    out
+}
+
+/// Every key whose value differs between the stores in `a` and `b`
+/// (tables in [`NOT_FROM_THE_LOG`] left out), in key order.
+pub fn diff(a: &Path, b: &Path) -> Result<Vec<Difference>> {
+    Ok(diff_rows(&snapshot(a)?, &snapshot(b)?))
+}
+
+/// A stored value, decoded where its table is known.
+pub fn show_value(table: &str, v: Option<&[u8]>) -> String {
+    let Some(v) = v else {
+        return "(missing)".into();
+    };
+    let decoded = match table {
+        "instances" => novalog_store::decode::<novalog_schemas::Instance>(table, v)
+            .ok()
+            .and_then(|i| serde_json::to_string(&i).ok()),
+        "flavors" => novalog_store::decode::<novalog_schemas::Flavor>(table, v)
+            .ok()
+            .and_then(|i| serde_json::to_string(&i).ok()),
+        "images" => novalog_store::decode::<novalog_schemas::Image>(table, v)
+            .ok()
+            .and_then(|i| serde_json::to_string(&i).ok()),
+        "hosts_v2" => novalog_store::decode::<novalog_api::projection::HostView>(table, v)
+            .ok()
+            .and_then(|i| serde_json::to_string(&i).ok()),
+        "_offsets" => <[u8; 8]>::try_from(v)
+            .ok()
+            .map(|b| i64::from_be_bytes(b).to_string()),
+        _ => None,
+    };
+    decoded.unwrap_or_else(|| format!("{} bytes: {}", v.len(), hex(&v[..v.len().min(64)])))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The printable form of a key.
+pub fn show_key(d: &Difference) -> String {
+    let key = match std::str::from_utf8(&d.key) {
+        Ok(s) if !s.contains('\0') => s.to_owned(),
+        Ok(s) => s.replace('\0', "/"),
+        Err(_) => match uuid::Uuid::from_slice(&d.key) {
+            Ok(u) => u.to_string(),
+            Err(_) => hex(&d.key),
+        },
+    };
+    format!("{}/{}", d.table, key)
+}
+
+/// Prints differences, both values decoded.
+pub fn print_diff(diffs: &[Difference], labels: (&str, &str), out: &mut dyn Write) -> Result<()> {
+    for d in diffs {
+        writeln!(out, "{}", show_key(d))?;
+        writeln!(
+            out,
+            "  {}: {}",
+            labels.0,
+            show_value(&d.table, d.a.as_deref())
+        )?;
+        writeln!(
+            out,
+            "  {}: {}",
+            labels.1,
+            show_value(&d.table, d.b.as_deref())
+        )?;
+    }
+    Ok(())
+}
+
+/// What `verify` found for one service.
+#[derive(Debug)]
+pub struct Verified {
+    pub service: Service,
+    pub stats: Stats,
+    pub differences: Vec<Difference>,
+}
+
+/// Rebuilds each of `services` up to the offsets its live store (under
+/// `data_dir`) has reached, into a scratch directory, and diffs the two.
+pub async fn verify(
+    src: &Source,
+    data_dir: &Path,
+    services: &[Service],
+    scratch: Option<PathBuf>,
+    progress: &dyn Progress,
+) -> Result<Vec<Verified>> {
+    let tmp;
+    let scratch = match scratch {
+        Some(p) => p,
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let mut out = Vec::new();
+    for &service in services {
+        // Rows and offsets from one view of the live store: a service
+        // that keeps running commits after it, and that must not count.
+        let live = snapshot(&data_dir.join(service.dir_name()))?;
+        let until = offsets_in(&live, service.consumer());
+        let into = scratch.join(service.dir_name());
+        let stats = rebuild(src, service, &into, Some(&until), progress).await?;
+        let differences = diff_rows(&live, &snapshot(&into)?);
+        out.push(Verified {
+            service,
+            stats,
+            differences,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_read_per_consumer_from_a_snapshot() {
+        let mut rows = BTreeMap::new();
+        let key = |c: &str, t: &str, p: i32| format!("_offsets\0{c}\0{t}\0{p}").into_bytes();
+        rows.insert(
+            key("api", "novalog.instances", 0),
+            7i64.to_be_bytes().to_vec(),
+        );
+        rows.insert(key("api", "novalog.hosts", 3), 9i64.to_be_bytes().to_vec());
+        rows.insert(key("apix", "novalog.hosts", 0), 1i64.to_be_bytes().to_vec());
+        rows.insert(b"instances\0x".to_vec(), vec![1]);
+        let until = offsets_in(&rows, "api");
+        assert_eq!(until.len(), 2);
+        assert_eq!(until[&("novalog.instances".to_owned(), 0)], 7);
+        assert_eq!(until[&("novalog.hosts".to_owned(), 3)], 9);
+    }
+
+    #[test]
+    fn diff_names_changed_missing_and_extra_keys() {
+        let a: BTreeMap<_, _> = [
+            (b"t\0same".to_vec(), vec![1]),
+            (b"t\0changed".to_vec(), vec![1]),
+            (b"t\0only-a".to_vec(), vec![1]),
+        ]
+        .into();
+        let b: BTreeMap<_, _> = [
+            (b"t\0same".to_vec(), vec![1]),
+            (b"t\0changed".to_vec(), vec![2]),
+            (b"u\0only-b".to_vec(), vec![1]),
+        ]
+        .into();
+        let d = diff_rows(&a, &b);
+        let keys: Vec<String> = d.iter().map(show_key).collect();
+        assert_eq!(keys, vec!["t/changed", "t/only-a", "u/only-b"]);
+        assert_eq!(d[1].b, None);
+    }
+}

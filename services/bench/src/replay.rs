@@ -1,0 +1,249 @@
+//! Replay figures (`novalog-replay` over a log of at least a million
+//! records made by the bench cloud): `rebuild api` records/s, one
+//! `state-at` from the index, one `verify`; and how big the embedded log
+//! grows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use novalog_all_in_one::System;
+use novalog_replay::rebuild::Service;
+use novalog_replay::state_at::At;
+use novalog_replay::{Silent, Source};
+use parking_lot::Mutex;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{EarlyEvents, EventWaiters, wait_event, watch_events};
+
+pub struct Figures {
+    pub log_records: i64,
+    pub log_bytes: u64,
+    pub servers: usize,
+    pub fill_s: f64,
+    pub rebuild_records: u64,
+    pub replay_events_per_s: f64,
+    pub index_s: f64,
+    pub state_at_ms: f64,
+    pub verify_s: f64,
+    pub verify_equal: bool,
+    pub heartbeat_bytes: f64,
+    pub report_interval: u64,
+}
+
+async fn log_records(system: &System) -> anyhow::Result<i64> {
+    let mut n = 0;
+    for t in system.topics.all() {
+        n += system.log.end_offsets(t).await?.iter().sum::<i64>();
+    }
+    Ok(n)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|it| {
+            it.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Boots, resizes (one in ten, confirmed), reboots (one in four) and
+/// deletes servers through the REST API until the log holds `min_records`.
+/// Returns the servers booted and one that was resized.
+async fn fill(
+    system: &System,
+    min_records: i64,
+    concurrency: usize,
+) -> anyhow::Result<(usize, Uuid)> {
+    let waiters: EventWaiters = Arc::default();
+    let early: EarlyEvents = Arc::default();
+    let watcher = tokio::spawn(watch_events(
+        system.log.clone(),
+        system.topics.instances.clone(),
+        waiters.clone(),
+        early.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let enough = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let (log, topics, enough) = (system.log.clone(), system.topics.clone(), enough.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let mut n = 0;
+                for t in topics.all() {
+                    n += log
+                        .end_offsets(t)
+                        .await
+                        .map(|e| e.iter().sum::<i64>())
+                        .unwrap_or(0);
+                }
+                if n >= min_records {
+                    enough.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let base = format!("http://{}/v2.1", system.api_addr);
+    let image = system.demo_image.context("no demo image")?;
+    let booted = Arc::new(AtomicUsize::new(0));
+    let resized: Arc<Mutex<Option<Uuid>>> = Arc::default();
+    let workers = (0..concurrency).map(|_| {
+        let (http, base, waiters, early, enough, booted, resized) = (
+            http.clone(),
+            base.clone(),
+            waiters.clone(),
+            early.clone(),
+            enough.clone(),
+            booted.clone(),
+            resized.clone(),
+        );
+        async move {
+            while !enough.load(Ordering::Relaxed) {
+                let n = booted.fetch_add(1, Ordering::Relaxed);
+                let resp = http
+                    .post(format!("{base}/servers"))
+                    .header("X-Auth-Token", "admin:admin")
+                    .json(&json!({"server": {"name": format!("replay-{n}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await?;
+                if status.as_u16() != 202 {
+                    bail!("create: {status} {body}");
+                }
+                let id: Uuid = body["server"]["id"].as_str().context("id")?.parse()?;
+                wait_event(&waiters, &early, id, "InstanceBecameActive").await?;
+                let action = |body: serde_json::Value| {
+                    http.post(format!("{base}/servers/{id}/action"))
+                        .header("X-Auth-Token", "admin:admin")
+                        .json(&body)
+                        .send()
+                };
+                if n % 10 == 0 {
+                    action(json!({"resize": {"flavorRef": "2"}})).await?;
+                    wait_event(&waiters, &early, id, "ResizeFinished").await?;
+                    action(json!({"confirmResize": null})).await?;
+                    wait_event(&waiters, &early, id, "ResizeConfirmed").await?;
+                    resized.lock().get_or_insert(id);
+                }
+                if n % 4 == 0 {
+                    action(json!({"reboot": {"type": "SOFT"}})).await?;
+                }
+                http.delete(format!("{base}/servers/{id}"))
+                    .header("X-Auth-Token", "admin:admin")
+                    .send()
+                    .await?;
+                wait_event(&waiters, &early, id, "InstanceDeleted").await?;
+                // What nobody waits for would pile up.
+                early.lock().retain(|(i, _), _| *i != id);
+            }
+            anyhow::Ok(())
+        }
+    });
+    futures::future::try_join_all(workers).await?;
+    watcher.abort();
+    monitor.abort();
+    let resized = resized.lock().context("no server was resized")?;
+    Ok((booted.load(Ordering::Relaxed), resized))
+}
+
+/// Builds the log, then times the replay tool over it.
+pub async fn run(
+    cfg: &novalog_runtime::Config,
+    min_records: i64,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let system = System::start(cfg, None).await?;
+    let started = Instant::now();
+    let (servers, resized) = fill(&system, min_records, concurrency).await?;
+    let fill_s = started.elapsed().as_secs_f64();
+    let log_records = log_records(&system).await?;
+    // Heartbeat record size, for the per-host growth.
+    let hosts_topic = system.topics.hosts.clone();
+    let ends = system.log.end_offsets(&hosts_topic).await?;
+    let mut heartbeat_bytes = 0.0;
+    if let Some(last) = ends.first().copied().filter(|e| *e > 0) {
+        let recs = system.log.read(&hosts_topic, 0, last - 1, 1).await?;
+        heartbeat_bytes = recs
+            .first()
+            .map(|r| (r.value.len() + r.key.len() + 24) as f64)
+            .unwrap_or(0.0);
+    }
+    system.stop().await?;
+    let log_dir = cfg.data_dir.join("log");
+    let log_bytes = dir_bytes(&log_dir);
+
+    let src = Source::embedded(&log_dir, cfg.topics())?;
+    let scratch = tempfile::tempdir()?;
+    let stats = novalog_replay::rebuild::rebuild(
+        &src,
+        Service::Api,
+        &scratch.path().join("api"),
+        None,
+        &Silent,
+    )
+    .await?;
+
+    let index_dir = scratch.path().join("index");
+    let index = novalog_replay::index::Index::open(&index_dir)?;
+    let t = Instant::now();
+    index.catch_up(&src, &Silent).await?;
+    let index_s = t.elapsed().as_secs_f64();
+    // The resized server halfway through its life: the index, then only
+    // its own records.
+    let entries = index.entries(&resized)?;
+    let mid = entries[entries.len() / 2].occurred_at_ms;
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        let t = Instant::now();
+        let inst =
+            novalog_replay::state_at::instance_at(&src, &index, resized, &At::Time(mid)).await?;
+        let _ = novalog_replay::state_at::server_body(
+            &inst,
+            novalog_api::microversion::ApiVersion::new(2, 1),
+            mid,
+        );
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+
+    let t = Instant::now();
+    let verified =
+        novalog_replay::rebuild::verify(&src, &cfg.data_dir, &[Service::Api], None, &Silent)
+            .await?;
+    let verify_s = t.elapsed().as_secs_f64();
+    let verify_equal = verified.iter().all(|v| v.differences.is_empty());
+    if !verify_equal {
+        eprintln!(
+            "warning: verify found {} differing keys",
+            verified.iter().map(|v| v.differences.len()).sum::<usize>()
+        );
+    }
+    Ok(Figures {
+        log_records,
+        log_bytes,
+        servers,
+        fill_s,
+        rebuild_records: stats.records,
+        replay_events_per_s: stats.per_second(),
+        index_s,
+        state_at_ms: times[times.len() / 2],
+        verify_s,
+        verify_equal,
+        heartbeat_bytes,
+        report_interval: cfg.report_interval,
+    })
+}
