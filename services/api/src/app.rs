@@ -222,6 +222,8 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(versions::index))
         .route("/openapi.json", get(crate::openapi::serve))
+        // /metrics, /healthz, /readyz: unauthenticated, for scrapers and probes.
+        .merge(novalog_runtime::observe::routes())
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());
@@ -235,5 +237,7 @@ pub fn router(app: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(app.max_body))
         .layer(from_fn(http::nova_errors))
         .merge(images::router(app.clone()))
+        .layer(crate::access::access_log())
+        .layer(from_fn(crate::access::metrics))
         .layer(from_fn(http::request_id))
 }

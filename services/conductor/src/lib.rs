@@ -31,6 +31,7 @@ pub mod live_migrate;
 pub mod preconditions;
 pub mod quotas;
 pub mod rebuild;
+pub mod saga_metrics;
 pub mod resize;
 pub mod server_actions;
 pub mod server_groups;

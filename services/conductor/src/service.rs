@@ -39,6 +39,8 @@ struct ConductorHandler {
     board: DeadlineBoard,
     /// Awaited steps changed in the batch being committed.
     board_changes: BTreeSet<Uuid>,
+    /// Sagas in flight, for their durations in Prometheus.
+    sagas: crate::saga_metrics::SagaClock,
 }
 
 impl ConductorHandler {
@@ -63,6 +65,11 @@ impl Handler for ConductorHandler {
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
+            if let Dest::Instances = e.dest {
+                for ended in self.sagas.observe(&e.env) {
+                    crate::saga_metrics::record(&ended);
+                }
+            }
             out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
         }
         Ok(())
@@ -279,6 +286,7 @@ pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> an
         topics,
         board,
         board_changes: BTreeSet::new(),
+        sagas: Default::default(),
     };
     let result = consumer::run(log, store, spec, handler, shutdown).await;
     timer.abort();

@@ -16,6 +16,7 @@ use novalog_log::{Consumed, EventLog, OffsetLookup, Record};
 use novalog_schemas::events::DeadLetter;
 use novalog_schemas::{Envelope, Event, Meta};
 use novalog_store::{Store, StoreExt, Transaction};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Shutdown;
@@ -119,7 +120,17 @@ pub async fn run<S: Store, H: Handler>(
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let offsets = offset_lookup(store.clone(), spec.name.clone());
-    let mut sub = log.subscribe(&spec.group, &spec.topics, offsets).await?;
+    let mut sub = log
+        .subscribe(&spec.group, &spec.topics, offsets.clone())
+        .await?;
+    let progress = crate::progress::Progress::start(
+        log.clone(),
+        &spec.name,
+        &spec.topics,
+        &offsets,
+        shutdown.clone(),
+    )
+    .await;
     let result = loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break Ok(()),
@@ -129,9 +140,11 @@ pub async fn run<S: Store, H: Handler>(
             Ok(b) => b,
             Err(e) => break Err(e.into()),
         };
+        let next = crate::observe::count_consumed(&spec.name, &batch);
         if let Err(e) = apply_batch(&*log, &*store, &spec, &mut handler, batch).await {
             break Err(e);
         }
+        progress.committed(&next, &sub.assignment());
     };
     sub.close().await;
     result
@@ -158,7 +171,15 @@ async fn apply_batch<S: Store, H: Handler>(
                     offset: rec.offset,
                     env,
                 };
-                match handler.handle(&input, &mut out, &mut tx).await {
+                // Every line logged while handling the record carries its
+                // request id and event id.
+                let span = crate::observe::record_span(&spec.name, &input);
+                let handled = handler
+                    .handle(&input, &mut out, &mut tx)
+                    .instrument(span.clone())
+                    .await;
+                span.in_scope(|| crate::observe::record_handled(&input, handled.is_ok()));
+                match handled {
                     Ok(()) => continue,
                     Err(e) => format!("apply: {e}"),
                 }
@@ -167,12 +188,17 @@ async fn apply_batch<S: Store, H: Handler>(
         };
         tracing::warn!(consumer = %spec.name, topic = %rec.topic, partition = rec.partition,
             offset = rec.offset, %error, "record dead-lettered");
+        metrics::counter!("novalog_dead_letters_total", "consumer" => spec.name.clone(),
+            "topic" => rec.topic.clone())
+        .increment(1);
         let env = dead_letter(&spec.name, &rec, error);
         out.emit(&spec.dead_letter_topic, rec.topic.as_bytes().to_vec(), &env);
     }
     handler.finish_batch(&mut out, &mut tx).await?;
     if !out.is_empty() {
-        log.append(out.into_records()).await?;
+        let records = out.into_records();
+        crate::observe::count_produced(&spec.name, &records);
+        log.append(records).await?;
     }
     for ((topic, partition), offset) in next {
         tx.set_offset(&spec.name, &topic, partition, offset);
