@@ -24,13 +24,13 @@ pub async fn metrics(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = match req.method().as_str() {
-        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
-        _ => "other",
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
     };
     let start = Instant::now();
     let resp = next.run(req).await;
     let labels = [
-        ("method", method.to_owned()),
+        ("method", method),
         ("route", route),
         ("status", resp.status().as_u16().to_string()),
     ];
