@@ -35,7 +35,10 @@ fn tool(path: PathBuf) -> Option<PathBuf> {
             path.display()
         );
     }
-    eprintln!("skipped: {} not installed (scripts/deploy-tools.sh)", path.display());
+    eprintln!(
+        "skipped: {} not installed (scripts/deploy-tools.sh)",
+        path.display()
+    );
     None
 }
 
@@ -72,8 +75,14 @@ fn is_kraft_cluster_id(id: &str) -> bool {
 
 #[test]
 fn kraft_cluster_ids_are_checked_as_kafka_reads_them() {
-    assert!(is_kraft_cluster_id("MkU3OEVBNTcwNTJENDM2Qk"), "Kafka's documented example");
-    assert!(!is_kraft_cluster_id("novalog-kraft-cluster-0001"), "the old id");
+    assert!(
+        is_kraft_cluster_id("MkU3OEVBNTcwNTJENDM2Qk"),
+        "Kafka's documented example"
+    );
+    assert!(
+        !is_kraft_cluster_id("novalog-kraft-cluster-0001"),
+        "the old id"
+    );
     assert!(!is_kraft_cluster_id("MkU3OEVBNTcwNTJENDM2Q"), "15 bytes");
     assert!(!is_kraft_cluster_id("AAAAAAAAAAAAAAAAAAAAAA"), "reserved");
 }
@@ -93,7 +102,10 @@ fn compose_file_is_valid_with_a_kraft_id_retention_forever_health_checks_and_no_
     let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "docker-compose config: {stderr}");
-    assert!(!stderr.contains("WARN"), "docker-compose config warns: {stderr}");
+    assert!(
+        !stderr.contains("WARN"),
+        "docker-compose config warns: {stderr}"
+    );
     // The rendered file as JSON, through the venv's PyYAML.
     let python = compose.canonicalize().unwrap().with_file_name("python");
     let mut child = Command::new(python)
@@ -119,7 +131,9 @@ fn compose_file_is_valid_with_a_kraft_id_retention_forever_health_checks_and_no_
     for (name, svc) in services {
         let env = &svc["environment"];
         assert!(
-            svc["healthcheck"]["test"].as_array().is_some_and(|t| !t.is_empty()),
+            svc["healthcheck"]["test"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty()),
             "{name} has no health check"
         );
         if name.starts_with("kafka") {
@@ -127,19 +141,29 @@ fn compose_file_is_valid_with_a_kraft_id_retention_forever_health_checks_and_no_
             assert!(is_kraft_cluster_id(id), "{name}: CLUSTER_ID {id}");
             cluster_ids.push(id.to_owned());
             for key in ["KAFKA_LOG_RETENTION_MS", "KAFKA_LOG_RETENTION_BYTES"] {
-                assert_eq!(env[key].to_string().trim_matches('"'), "-1", "{name}: {key}");
+                assert_eq!(
+                    env[key].to_string().trim_matches('"'),
+                    "-1",
+                    "{name}: {key}"
+                );
             }
         } else {
             let user = svc["user"].as_str().unwrap_or("root");
             assert!(
-                !user.is_empty() && !user.starts_with("root") && !user.starts_with("0:") && user != "0",
+                !user.is_empty()
+                    && !user.starts_with("root")
+                    && !user.starts_with("0:")
+                    && user != "0",
                 "{name} runs as {user}"
             );
             assert_eq!(env["NOVALOG_LOG__BACKEND"], "kafka", "{name}");
         }
     }
     assert_eq!(cluster_ids.len(), 3);
-    assert!(cluster_ids.windows(2).all(|w| w[0] == w[1]), "{cluster_ids:?}");
+    assert!(
+        cluster_ids.windows(2).all(|w| w[0] == w[1]),
+        "{cluster_ids:?}"
+    );
     for svc in ["api", "conductor", "scheduler", "compute"] {
         assert!(services.contains_key(svc), "no {svc} service");
     }
@@ -198,17 +222,27 @@ fn kubernetes_manifests_validate_against_the_kubernetes_schemas() {
     }
     // What Novalog needs of them.
     for svc in ["conductor", "scheduler", "compute"] {
-        let text = std::fs::read_to_string(deploy().join(format!("kubernetes/{svc}.yaml"))).unwrap();
+        let text =
+            std::fs::read_to_string(deploy().join(format!("kubernetes/{svc}.yaml"))).unwrap();
         assert!(text.contains("kind: StatefulSet"), "{svc}");
-        assert!(text.contains("volumeClaimTemplates:"), "{svc}: a volume of its own");
-        assert!(text.contains("path: /healthz") && text.contains("path: /readyz"), "{svc}");
+        assert!(
+            text.contains("volumeClaimTemplates:"),
+            "{svc}: a volume of its own"
+        );
+        assert!(
+            text.contains("path: /healthz") && text.contains("path: /readyz"),
+            "{svc}"
+        );
         assert!(text.contains("runAsNonRoot: true"), "{svc}");
     }
     let api = std::fs::read_to_string(deploy().join("kubernetes/api.yaml")).unwrap();
     assert!(api.contains("kind: Deployment") && api.contains("kind: Service"));
     assert!(api.contains("path: /readyz") && api.contains("secretKeyRef"));
     let cm = std::fs::read_to_string(deploy().join("kubernetes/configmap.yaml")).unwrap();
-    assert!(cm.contains("bootstrap_servers:"), "a Kafka bootstrap reference");
+    assert!(
+        cm.contains("bootstrap_servers:"),
+        "a Kafka bootstrap reference"
+    );
 }
 
 #[test]
@@ -261,11 +295,17 @@ fn dockerfile_builds_release_binaries_runs_as_non_root_with_a_health_check() {
         .filter_map(|l| l.strip_prefix("USER "))
         .last()
         .expect("a USER line");
-    assert!(!user.starts_with("root") && !user.starts_with('0'), "USER {user}");
+    assert!(
+        !user.starts_with("root") && !user.starts_with('0'),
+        "USER {user}"
+    );
     assert!(text.lines().any(|l| l.starts_with("HEALTHCHECK ")));
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     for entry in ["target/", ".git/", "data/"] {
-        assert!(ignore.lines().any(|l| l == entry), ".dockerignore lacks {entry}");
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            ".dockerignore lacks {entry}"
+        );
     }
 }
 

@@ -193,7 +193,10 @@ async fn metrics_health_and_one_request_followed_through_every_service_log() {
             for l in &lines {
                 if consumer_of(l).is_some() {
                     let span = &l["span"];
-                    assert!(span["event_id"].as_str().is_some_and(|e| !e.is_empty()), "{l}");
+                    assert!(
+                        span["event_id"].as_str().is_some_and(|e| !e.is_empty()),
+                        "{l}"
+                    );
                 }
             }
             break;
@@ -215,7 +218,10 @@ async fn metrics_health_and_one_request_followed_through_every_service_log() {
         before_ready.iter().all(|s| *s == 503),
         "only 503 before ready: {before_ready:?}"
     );
-    assert_eq!(client.server(id).await.unwrap().unwrap()["status"], "ACTIVE");
+    assert_eq!(
+        client.server(id).await.unwrap().unwrap()["status"],
+        "ACTIVE"
+    );
 }
 
 fn novalog_bin(name: &str) -> PathBuf {
@@ -247,7 +253,10 @@ fn check_config_refuses_an_unknown_key_naming_it_and_the_file() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bin} accepted {}", bad.display());
         assert!(stderr.contains("max_atempts"), "{bin}: {stderr}");
-        assert!(stderr.contains(&bad.display().to_string()), "{bin}: {stderr}");
+        assert!(
+            stderr.contains(&bad.display().to_string()),
+            "{bin}: {stderr}"
+        );
 
         let out = Command::new(novalog_bin(bin))
             .args(["--check-config", "--config"])
@@ -270,9 +279,10 @@ fn config_defaults_prints_deploy_novalog_toml() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let deployed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/novalog.toml"))
-            .unwrap();
+    let deployed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/novalog.toml"),
+    )
+    .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout) == deployed,
         "deploy/novalog.toml differs from `novalog config-defaults`"
@@ -283,13 +293,20 @@ fn config_defaults_prints_deploy_novalog_toml() {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/novalog.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn help_says_what_each_binary_is_its_config_and_its_flags() {
     for bin in BINARIES {
-        let out = Command::new(novalog_bin(bin)).arg("--help").output().unwrap();
+        let out = Command::new(novalog_bin(bin))
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{bin} --help");
         let help = String::from_utf8_lossy(&out.stdout);
         for needle in [
@@ -299,7 +316,10 @@ fn help_says_what_each_binary_is_its_config_and_its_flags() {
             "NOVALOG_<SECTION>__<OPTION>",
             "/metrics",
         ] {
-            assert!(help.contains(needle), "{bin} --help lacks {needle}:\n{help}");
+            assert!(
+                help.contains(needle),
+                "{bin} --help lacks {needle}:\n{help}"
+            );
         }
         let first = help.lines().next().unwrap_or_default();
         assert!(first.contains("Novalog"), "{bin}: {first}");

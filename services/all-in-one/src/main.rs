@@ -58,7 +58,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     novalog_runtime::observe::install_metrics();
-    novalog_runtime::observe::Health::global().expect(&["api", "conductor", "scheduler", "compute"]);
+    novalog_runtime::observe::Health::global().expect(&[
+        "api",
+        "conductor",
+        "scheduler",
+        "compute",
+    ]);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let mut system = System::start(&cfg, None).await?;
     let (_stop_watchers, watchers) = novalog_runtime::Shutdown::new();

@@ -37,7 +37,10 @@ pub struct SagaClock {
 impl SagaClock {
     /// The sagas `env` ends (a delete can end a build as well as itself).
     pub fn observe(&mut self, env: &Envelope) -> Vec<SagaEnded> {
-        self.observe_one(env).into_iter().chain(self.pre_empted.take()).collect()
+        self.observe_one(env)
+            .into_iter()
+            .chain(self.pre_empted.take())
+            .collect()
     }
 
     fn observe_one(&mut self, env: &Envelope) -> Option<SagaEnded> {
@@ -146,17 +149,30 @@ mod tests {
         let mut c = SagaClock::default();
         let created = env("i1", 1_000, Event::InstanceDeleting);
         assert_eq!(c.observe(&created), vec![]);
-        let done = c.observe(&env("i1", 1_500, Event::InstanceDeleted { deleted_at_ms: 1_500 }));
+        let done = c.observe(&env(
+            "i1",
+            1_500,
+            Event::InstanceDeleted {
+                deleted_at_ms: 1_500,
+            },
+        ));
         assert_eq!(
             done,
-            vec![SagaEnded { kind: "delete", outcome: "deleted", duration_ms: Some(500) }]
+            vec![SagaEnded {
+                kind: "delete",
+                outcome: "deleted",
+                duration_ms: Some(500)
+            }]
         );
     }
 
     #[test]
     fn an_end_without_a_start_is_not_a_saga() {
         let mut c = SagaClock::default();
-        let active = Event::InstanceBecameActive { power_state: 1, launched_at_ms: 0 };
+        let active = Event::InstanceBecameActive {
+            power_state: 1,
+            launched_at_ms: 0,
+        };
         assert_eq!(c.observe(&env("i1", 10, active)), vec![]);
     }
 
@@ -165,9 +181,22 @@ mod tests {
         let mut c = SagaClock::default();
         c.open.insert(("i1".into(), "build"), 100);
         c.observe(&env("i1", 200, Event::InstanceDeleting));
-        let ended = c.observe(&env("i1", 400, Event::InstanceDeleted { deleted_at_ms: 400 }));
-        let ended: Vec<_> = ended.iter().map(|e| (e.kind, e.outcome, e.duration_ms)).collect();
-        assert_eq!(ended, vec![("delete", "deleted", Some(200)), ("build", "deleted", Some(300))]);
+        let ended = c.observe(&env(
+            "i1",
+            400,
+            Event::InstanceDeleted { deleted_at_ms: 400 },
+        ));
+        let ended: Vec<_> = ended
+            .iter()
+            .map(|e| (e.kind, e.outcome, e.duration_ms))
+            .collect();
+        assert_eq!(
+            ended,
+            vec![
+                ("delete", "deleted", Some(200)),
+                ("build", "deleted", Some(300))
+            ]
+        );
         assert!(c.open.is_empty(), "the build is closed too: {:?}", c.open);
     }
 }

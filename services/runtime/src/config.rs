@@ -511,15 +511,11 @@ impl Config {
             fig = fig.merge(Toml::file_exact(path));
         }
         let top = top_level_keys();
-        fig = fig.merge(
-            Env::prefixed("NOVALOG_")
-                .split("__")
-                .filter(move |k| {
-                    let key = k.as_str().to_ascii_lowercase();
-                    top.iter()
-                        .any(|t| key == *t || key.starts_with(&format!("{t}.")))
-                }),
-        );
+        fig = fig.merge(Env::prefixed("NOVALOG_").split("__").filter(move |k| {
+            let key = k.as_str().to_ascii_lowercase();
+            top.iter()
+                .any(|t| key == *t || key.starts_with(&format!("{t}.")))
+        }));
         let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -626,7 +622,10 @@ mod tests {
     fn the_printed_defaults_are_the_defaults() {
         let printed: toml::Value = toml::from_str(Config::DEFAULTS_TOML).unwrap();
         let code = toml::Value::try_from(Config::default()).unwrap();
-        assert_eq!(printed, code, "services/runtime/src/defaults.toml differs from Config::default()");
+        assert_eq!(
+            printed, code,
+            "services/runtime/src/defaults.toml differs from Config::default()"
+        );
     }
 
     #[test]
@@ -642,12 +641,19 @@ mod tests {
     #[test]
     fn unknown_keys_in_the_file_name_the_key_and_the_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("novalog.toml", "[api]\nlisten = \"127.0.0.1:1\"\nlisen_backlog = 5\n")?;
-            let e = Config::load(Some(Path::new("novalog.toml"))).unwrap_err().to_string();
+            jail.create_file(
+                "novalog.toml",
+                "[api]\nlisten = \"127.0.0.1:1\"\nlisen_backlog = 5\n",
+            )?;
+            let e = Config::load(Some(Path::new("novalog.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("lisen_backlog"), "{e}");
             assert!(e.contains("novalog.toml"), "{e}");
             jail.create_file("top.toml", "colour = \"blue\"\n")?;
-            let e = Config::load(Some(Path::new("top.toml"))).unwrap_err().to_string();
+            let e = Config::load(Some(Path::new("top.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("colour") && e.contains("top.toml"), "{e}");
             Ok(())
         });
@@ -662,7 +668,10 @@ mod tests {
             let cfg = Config::load(None).unwrap();
             assert_eq!(cfg.log.backend, Backend::Kafka);
             jail.set_env("NOVALOG_API__LISTEN_TYPO", "x");
-            assert!(Config::load(None).is_err(), "a typo inside a section is refused");
+            assert!(
+                Config::load(None).is_err(),
+                "a typo inside a section is refused"
+            );
             Ok(())
         });
     }

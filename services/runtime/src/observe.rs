@@ -106,10 +106,7 @@ fn describe() {
         Unit::Seconds,
         "time from a saga's first step to its end, by kind and outcome"
     );
-    describe_counter!(
-        "novalog_sagas_total",
-        "sagas ended, by kind and outcome"
-    );
+    describe_counter!("novalog_sagas_total", "sagas ended, by kind and outcome");
     describe_counter!(
         "novalog_scheduler_decisions_total",
         "scheduling decisions, by outcome (selected, no_valid_host)"
@@ -356,7 +353,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"novalog_saga_duration_seconds_bucket{kind="build",outcome="active",le="0.25"} 1"#),
+            text.contains(
+                r#"novalog_saga_duration_seconds_bucket{kind="build",outcome="active",le="0.25"} 1"#
+            ),
             "{text}"
         );
     }

@@ -167,8 +167,11 @@ fn publish(consumer: &str, t: &Tracker) {
             "topic" => topic.clone(), "partition" => partition.to_string())
         .set(lag as f64);
     }
-    metrics::gauge!("novalog_consumer_ready", "consumer" => consumer.to_owned())
-        .set(if t.ready { 1.0 } else { 0.0 });
+    metrics::gauge!("novalog_consumer_ready", "consumer" => consumer.to_owned()).set(if t.ready {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 async fn read_ends(log: &dyn EventLog, topics: &[String]) -> Option<BTreeMap<Partition, i64>> {
@@ -204,7 +207,10 @@ mod tests {
         t.ends_read([(p("a", 0), 10), (p("a", 1), 0)].into());
         t.committed([(p("a", 0), 4)]);
         assert!(!t.check_ready(&[]));
-        assert_eq!(t.lag().collect::<Vec<_>>(), vec![(&p("a", 0), 6), (&p("a", 1), 0)]);
+        assert_eq!(
+            t.lag().collect::<Vec<_>>(),
+            vec![(&p("a", 0), 6), (&p("a", 1), 0)]
+        );
         // Records appended after the start raise the end, not the target.
         t.ends_read([(p("a", 0), 20), (p("a", 1), 0)].into());
         t.committed([(p("a", 0), 10)]);
@@ -217,7 +223,10 @@ mod tests {
         let mut t = Tracker::default();
         t.ends_read([(p("a", 0), 5), (p("a", 1), 5)].into());
         t.committed([(p("a", 1), 5)]);
-        assert!(!t.check_ready(&[]), "assignment unknown: all partitions count");
+        assert!(
+            !t.check_ready(&[]),
+            "assignment unknown: all partitions count"
+        );
         assert!(t.check_ready(&[p("a", 1)]));
         assert!(t.check_ready(&[p("a", 0)]), "ready stays ready");
     }
