@@ -439,6 +439,34 @@ fn payload(event: &Event) -> Vec<u8> {
             image_id: image_id.to_string(),
         }
         .encode_to_vec(),
+        Event::ImagePatchRequested(p) => pb::ImagePatchRequested {
+            image_id: p.image_id.to_string(),
+            ops: p
+                .ops
+                .into_iter()
+                .map(|op| pb::ImagePatchOp {
+                    op: op.verb.as_str().to_owned(),
+                    attribute: op.attribute,
+                    value_json: op.value.map(|v| v.to_string()),
+                })
+                .collect(),
+        }
+        .encode_to_vec(),
+        Event::ImageUploadRequested { image_id } => pb::ImageUploadRequested {
+            image_id: image_id.to_string(),
+        }
+        .encode_to_vec(),
+        Event::ImageUploadFinishRequested(d) => pb::ImageUploadFinishRequested {
+            image_id: d.image_id.to_string(),
+            size: d.size,
+            checksum: d.checksum,
+            os_hash_value: d.os_hash_value,
+        }
+        .encode_to_vec(),
+        Event::ImageUploadAbortRequested { image_id } => pb::ImageUploadAbortRequested {
+            image_id: image_id.to_string(),
+        }
+        .encode_to_vec(),
         Event::ServerGroupCreateRequested(g) => pb::ServerGroupCreateRequested {
             group: Some(group_to_pb(*g)),
         }
@@ -959,6 +987,18 @@ fn payload(event: &Event) -> Vec<u8> {
             status: Some(service_to_pb(*s)),
         }
         .encode_to_vec(),
+        Event::ServiceChangeRequested(c) => {
+            let c = *c;
+            pb::ServiceChangeRequested {
+                host: c.host,
+                disabled: c.disabled,
+                change_disabled_reason: c.disabled_reason.is_some(),
+                disabled_reason: c.disabled_reason.flatten(),
+                forced_down: c.forced_down,
+                seen: Some(service_to_pb(c.seen)),
+            }
+            .encode_to_vec()
+        }
         Event::ServiceDeleteRequested { host } => {
             pb::ServiceDeleteRequested { host }.encode_to_vec()
         }
@@ -1033,6 +1073,59 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
         "ImageDeleteRequested" => {
             let r: pb::ImageDeleteRequested = parse(type_name, bytes)?;
             Event::ImageDeleteRequested {
+                image_id: uuid("image_id", &r.image_id)?,
+            }
+        }
+        "ImagePatchRequested" => {
+            let r: pb::ImagePatchRequested = parse(type_name, bytes)?;
+            let ops = r
+                .ops
+                .into_iter()
+                .map(|op| -> R<crate::image::PatchOp> {
+                    let verb = crate::image::PatchVerb::parse(&op.op).ok_or_else(|| {
+                        DecodeError::Invalid {
+                            field: "ops.op",
+                            message: format!("unknown operation {:?}", op.op),
+                        }
+                    })?;
+                    let value = op
+                        .value_json
+                        .map(|v| serde_json::from_str(&v))
+                        .transpose()
+                        .map_err(|e| DecodeError::Invalid {
+                            field: "ops.value_json",
+                            message: e.to_string(),
+                        })?;
+                    Ok(crate::image::PatchOp {
+                        verb,
+                        attribute: nonempty("ops.attribute", op.attribute)?,
+                        value,
+                    })
+                })
+                .collect::<R<_>>()?;
+            Event::ImagePatchRequested(Box::new(crate::image::ImagePatch {
+                image_id: uuid("image_id", &r.image_id)?,
+                ops,
+            }))
+        }
+        "ImageUploadRequested" => {
+            let r: pb::ImageUploadRequested = parse(type_name, bytes)?;
+            Event::ImageUploadRequested {
+                image_id: uuid("image_id", &r.image_id)?,
+            }
+        }
+        "ImageUploadFinishRequested" => {
+            let r: pb::ImageUploadFinishRequested = parse(type_name, bytes)?;
+            Event::ImageUploadFinishRequested(Box::new(crate::image::ImageData {
+                image_id: uuid("image_id", &r.image_id)?,
+                size: r.size,
+                checksum: nonempty("checksum", r.checksum)?,
+                os_hash_value: nonempty("os_hash_value", r.os_hash_value)?,
+            }))
+        }
+        "ImageUploadAbortRequested" => {
+            let r: pb::ImageUploadAbortRequested = parse(type_name, bytes)?;
+            Event::ImageUploadAbortRequested {
                 image_id: uuid("image_id", &r.image_id)?,
             }
         }
@@ -1559,6 +1652,16 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
             let r: pb::ServiceUpdated = parse(type_name, bytes)?;
             Event::ServiceUpdated(service_from_pb(r.status)?)
         }
+        "ServiceChangeRequested" => {
+            let r: pb::ServiceChangeRequested = parse(type_name, bytes)?;
+            Event::ServiceChangeRequested(Box::new(events::ServiceChange {
+                host: nonempty("host", r.host)?,
+                disabled: r.disabled,
+                disabled_reason: r.change_disabled_reason.then_some(r.disabled_reason),
+                forced_down: r.forced_down,
+                seen: *service_from_pb(r.seen)?,
+            }))
+        }
         "ServiceDeleteRequested" => {
             let r: pb::ServiceDeleteRequested = parse(type_name, bytes)?;
             Event::ServiceDeleteRequested {
@@ -1817,6 +1920,29 @@ mod tests {
             Event::ImageCreateRequested(sample_image()),
             Event::ImageUpdateRequested(sample_image()),
             Event::ImageDeleteRequested { image_id: id },
+            Event::ImagePatchRequested(Box::new(crate::image::ImagePatch {
+                image_id: id,
+                ops: vec![
+                    crate::image::PatchOp {
+                        verb: crate::image::PatchVerb::Add,
+                        attribute: "tags".into(),
+                        value: Some(serde_json::json!(["a", "b"])),
+                    },
+                    crate::image::PatchOp {
+                        verb: crate::image::PatchVerb::Remove,
+                        attribute: "k".into(),
+                        value: None,
+                    },
+                ],
+            })),
+            Event::ImageUploadRequested { image_id: id },
+            Event::ImageUploadFinishRequested(Box::new(crate::image::ImageData {
+                image_id: id,
+                size: 3,
+                checksum: "c".into(),
+                os_hash_value: "h".into(),
+            })),
+            Event::ImageUploadAbortRequested { image_id: id },
             Event::ImageUpdated(sample_image()),
             Event::ImageDeleted { image_id: id },
             Event::IntentRejected {
@@ -2049,6 +2175,18 @@ mod tests {
                 disabled: false,
                 disabled_reason: None,
                 forced_down: true,
+            })),
+            Event::ServiceChangeRequested(Box::new(events::ServiceChange {
+                host: "h".into(),
+                disabled: Some(true),
+                disabled_reason: Some(None),
+                forced_down: None,
+                seen: events::ServiceStatus {
+                    host: "h".into(),
+                    disabled: false,
+                    disabled_reason: Some("old".into()),
+                    forced_down: true,
+                },
             })),
             Event::ServiceDeleteRequested { host: "h".into() },
             Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {

@@ -21,6 +21,14 @@ impl Actor {
         self.roles.iter().any(|r| r == "admin")
     }
 
+    /// The actor as Glance's image policy sees it.
+    pub fn image_caller(&self) -> crate::image::Caller<'_> {
+        crate::image::Caller {
+            project_id: &self.project_id,
+            roles: &self.roles,
+        }
+    }
+
     /// The actor of records a service writes on its own account.
     pub fn service(name: &str) -> Self {
         Actor {

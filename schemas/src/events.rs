@@ -216,8 +216,7 @@ pub struct FlavorUpdate {
     pub description: Option<Option<String>>,
 }
 
-/// What an operator set on a host's `nova-compute` service, whole (the
-/// intent carries the status after the change).
+/// What an operator set on a host's `nova-compute` service, whole.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub host: String,
@@ -225,6 +224,36 @@ pub struct ServiceStatus {
     pub disabled_reason: Option<String>,
     /// Marked down by an operator whatever its heartbeats say.
     pub forced_down: bool,
+}
+
+/// A change to one host's `nova-compute` service: the fields that are
+/// `Some` change, on the status as the conductor has it when it decides,
+/// so concurrent changes to different fields are all kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceChange {
+    pub host: String,
+    pub disabled: Option<bool>,
+    /// `Some(None)` clears the reason; `None` leaves it.
+    pub disabled_reason: Option<Option<String>>,
+    pub forced_down: Option<bool>,
+    /// The status the API showed: the base for a host whose status the
+    /// conductor has not recorded (changed before it kept them).
+    pub seen: ServiceStatus,
+}
+
+impl ServiceChange {
+    /// `current` with this change applied.
+    pub fn apply(&self, current: &ServiceStatus) -> ServiceStatus {
+        ServiceStatus {
+            host: self.host.clone(),
+            disabled: self.disabled.unwrap_or(current.disabled),
+            disabled_reason: self
+                .disabled_reason
+                .clone()
+                .unwrap_or_else(|| current.disabled_reason.clone()),
+            forced_down: self.forced_down.unwrap_or(current.forced_down),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,9 +277,24 @@ pub enum Event {
     },
     FlavorCreateRequested(Flavor),
     ImageCreateRequested(Image),
-    /// The whole image after a metadata change (`PATCH`) or an upload
-    /// (status active, size and hashes set).
+    /// Superseded by the operations below: kept so that old logs decode.
+    /// The conductor refuses it, as a whole image computed from the API's
+    /// copy would undo changes made since that copy.
     ImageUpdateRequested(Image),
+    /// `PATCH /v2/images/{id}`: the JSON-patch operations, applied by the
+    /// conductor to the image as it is when it decides.
+    ImagePatchRequested(Box<crate::image::ImagePatch>),
+    /// `PUT /v2/images/{id}/file` begins: queued → saving.
+    ImageUploadRequested {
+        image_id: Uuid,
+    },
+    /// The upload's bytes are stored: saving → active with their size and
+    /// digests.
+    ImageUploadFinishRequested(Box<crate::image::ImageData>),
+    /// The upload failed: saving → queued, no data.
+    ImageUploadAbortRequested {
+        image_id: Uuid,
+    },
     ImageDeleteRequested {
         image_id: Uuid,
     },
@@ -547,7 +591,11 @@ pub enum Event {
     },
 
     // ---- compute services: intents, then facts on hosts ----
+    /// The whole status after a change, as the API computed it; superseded
+    /// by `ServiceChangeRequested` (kept so that old logs decode).
     ServiceUpdateRequested(Box<ServiceStatus>),
+    /// `PUT /os-services/...`: the fields to change.
+    ServiceChangeRequested(Box<ServiceChange>),
     ServiceUpdated(Box<ServiceStatus>),
     ServiceDeleteRequested {
         host: String,
@@ -637,6 +685,10 @@ impl Event {
             Event::FlavorCreateRequested(_) => "FlavorCreateRequested",
             Event::ImageCreateRequested(_) => "ImageCreateRequested",
             Event::ImageUpdateRequested(_) => "ImageUpdateRequested",
+            Event::ImagePatchRequested(_) => "ImagePatchRequested",
+            Event::ImageUploadRequested { .. } => "ImageUploadRequested",
+            Event::ImageUploadFinishRequested(_) => "ImageUploadFinishRequested",
+            Event::ImageUploadAbortRequested { .. } => "ImageUploadAbortRequested",
             Event::ImageDeleteRequested { .. } => "ImageDeleteRequested",
             Event::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
             Event::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
@@ -709,6 +761,7 @@ impl Event {
             Event::FlavorAccessAdded { .. } => "FlavorAccessAdded",
             Event::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
             Event::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
+            Event::ServiceChangeRequested(_) => "ServiceChangeRequested",
             Event::ServiceUpdated(_) => "ServiceUpdated",
             Event::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",
             Event::ServiceDeleted { .. } => "ServiceDeleted",

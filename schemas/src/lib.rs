@@ -10,6 +10,8 @@
 //! - [`actions`]: server actions (reboot, stop, lock, ...) and what each
 //!   does to the instance's state.
 //! - [`events`]: the [`Event`] enum, one variant per record type.
+//! - [`image`]: Glance's rules on images (JSON-patch, upload states,
+//!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
 //! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
 //! - [`instance`]: the instance aggregate and its `evolve`, shared by every
@@ -20,6 +22,7 @@ mod convert;
 mod convert_saga;
 pub mod envelope;
 pub mod events;
+pub mod image;
 pub mod instance;
 pub mod migration;
 pub mod quota;

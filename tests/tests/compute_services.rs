@@ -82,3 +82,80 @@ async fn a_disabled_host_gets_no_new_servers() {
     assert_eq!(services["services"][0]["disabled_reason"], "maintenance");
     system.stop().await.unwrap();
 }
+
+/// Regression: each change to a service sent the whole status as the API
+/// had last seen it, so changes to different fields at once lost all but
+/// the last. Now each is applied to the status as the conductor has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_service_changes_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.compute.fake_hosts = 1;
+    let system = System::start(&cfg, None).await.unwrap();
+    let admin = Client::admin(system.api_addr);
+    admin.wait_up(WAIT).await.unwrap();
+    let (_, services) = admin
+        .request(reqwest::Method::GET, "/os-services", None)
+        .await
+        .unwrap();
+    let host = services["services"][0]["host"].as_str().unwrap().to_owned();
+    for round in 0..5 {
+        let disable = admin.request_at(
+            Some("2.11"),
+            reqwest::Method::PUT,
+            "/os-services/disable-log-reason",
+            Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": format!("r{round}")})),
+        );
+        let force = admin.request_at(
+            Some("2.11"),
+            reqwest::Method::PUT,
+            "/os-services/force-down",
+            Some(json!({"host": host, "binary": "nova-compute", "forced_down": true})),
+        );
+        let (a, b) = tokio::join!(disable, force);
+        assert_eq!(a.unwrap().0, 200);
+        assert_eq!(b.unwrap().0, 200);
+        let (_, services) = admin
+            .request_at(
+                Some("2.11"),
+                reqwest::Method::GET,
+                &format!("/os-services?host={host}"),
+                None,
+            )
+            .await
+            .unwrap();
+        let s = &services["services"][0];
+        assert_eq!(s["status"], "disabled", "round {round}: {s}");
+        assert_eq!(s["disabled_reason"], format!("r{round}"));
+        assert_eq!(s["forced_down"], true, "round {round}: {s}");
+        // Back to enabled and up for the next round, both at once again.
+        let enable = admin.request_at(
+            Some("2.11"),
+            reqwest::Method::PUT,
+            "/os-services/enable",
+            Some(json!({"host": host, "binary": "nova-compute"})),
+        );
+        let up = admin.request_at(
+            Some("2.11"),
+            reqwest::Method::PUT,
+            "/os-services/force-down",
+            Some(json!({"host": host, "binary": "nova-compute", "forced_down": false})),
+        );
+        let (a, b) = tokio::join!(enable, up);
+        assert_eq!(a.unwrap().0, 200);
+        assert_eq!(b.unwrap().0, 200);
+        let (_, services) = admin
+            .request_at(
+                Some("2.11"),
+                reqwest::Method::GET,
+                &format!("/os-services?host={host}"),
+                None,
+            )
+            .await
+            .unwrap();
+        let s = &services["services"][0];
+        assert_eq!(s["status"], "enabled", "round {round}: {s}");
+        assert_eq!(s["forced_down"], false, "round {round}: {s}");
+    }
+    system.stop().await.unwrap();
+}

@@ -5,7 +5,7 @@
 //! go through the conductor onto the `hosts` topic.
 
 use novalog_schemas::Event;
-use novalog_schemas::events::ServiceStatus;
+use novalog_schemas::events::ServiceChange;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -52,16 +52,18 @@ pub fn by_id(app: &App, id: &str, version: ApiVersion) -> Result<HostView, ApiEr
     }
 }
 
-/// Records `status` as the service's, once the conductor accepts it.
+/// Has the conductor apply `change` to the service's status as it is when
+/// it decides (not as this API last saw it), so concurrent changes to
+/// different fields are all kept.
 pub async fn update(
     app: &App,
     ctx: &Context,
     request_id: &str,
-    status: ServiceStatus,
+    change: ServiceChange,
 ) -> Result<(), ApiError> {
     let intent = Intent {
-        aggregate_id: status.host.clone(),
-        event: Event::ServiceUpdateRequested(Box::new(status)),
+        aggregate_id: change.host.clone(),
+        event: Event::ServiceChangeRequested(Box::new(change)),
     };
     decide(app, ctx, request_id, intent).await
 }

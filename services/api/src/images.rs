@@ -1,76 +1,48 @@
-//! The Image v2 domain (Glance's rules): who sees and changes which image,
-//! applying create bodies and JSON-patch operations to an [`Image`], listing
-//! filters, and the writes through the conductor (create, update, upload,
-//! delete). Image data lives under `<data_dir>/images/<id>`.
+//! The Image v2 domain as the API serves it: who sees which image, create
+//! bodies, listing filters, and the writes. Every write is an operation
+//! (create, JSON-patch, upload step, delete) that the conductor decides on
+//! the image as it is when it reads the intent
+//! ([`novalog_schemas::image`]); the same decision is run here on the
+//! projection first, so a request that cannot succeed writes nothing.
+//! Image data lives under `<data_dir>/images/<id>`, written to a staging
+//! file and moved there only once the conductor has accepted the upload.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
+use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
 use novalog_schemas::{Event, Image};
 use serde_json::{Map, Value};
 use sha2::Sha512;
 use uuid::Uuid;
 
-use crate::app::App;
+use crate::app::{App, AppState};
 use crate::auth::Context;
 use crate::error::ApiError;
-use crate::intents::Intent;
+use crate::intents::{Intent, SubmitError};
 use crate::verdicts::Verdict;
 
-/// Glance's `disk_formats` and `container_formats` defaults.
-pub const DISK_FORMATS: &[&str] = &[
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
-pub const CONTAINER_FORMATS: &[&str] = &[
-    "ami",
-    "ari",
-    "aki",
-    "bare",
-    "ovf",
-    "ova",
-    "docker",
-    "compressed",
-];
-pub const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
-
-/// Attributes the server sets; a client naming one gets Glance's 403.
-const READ_ONLY: &[&str] = &[
-    "id",
-    "status",
-    "size",
-    "virtual_size",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "created_at",
-    "updated_at",
-    "self",
-    "file",
-    "schema",
-    "direct_url",
-    "locations",
-    "owner",
-];
-
-/// Core attributes that `remove` may not take away.
-const CORE: &[&str] = &[
-    "name",
-    "visibility",
-    "protected",
-    "disk_format",
-    "container_format",
-    "min_ram",
-    "min_disk",
-    "tags",
-    "os_hidden",
-];
+pub use novalog_schemas::image::{CONTAINER_FORMATS, DISK_FORMATS, MAX_NAME, VISIBILITIES};
 
 /// Glance's default page size and its ceiling (`limit_param_default`,
 /// `api_limit_max`).
 pub const DEFAULT_LIMIT: usize = 25;
 pub const MAX_LIMIT: usize = 1000;
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::from_code(i32::from(r.status()), r.message())
+    }
+}
+
+fn caller(ctx: &Context) -> Caller<'_> {
+    Caller {
+        project_id: &ctx.project_id,
+        roles: &ctx.roles,
+    }
+}
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("No image found with ID {id}"))
@@ -84,19 +56,21 @@ pub fn find(app: &App, ctx: &Context, id: &str) -> Result<Arc<Image>, ApiError> 
     crate::catalog::visible_image(app, ctx, &uuid).ok_or_else(|| not_found(id))
 }
 
-/// Owner or administrator.
-pub fn may_modify(ctx: &Context, image: &Image) -> bool {
-    ctx.is_admin || image.owner == ctx.project_id
+/// Glance's default policy for `action` on `image` (`None`: one being
+/// created), as its 403.
+pub fn authorize(ctx: &Context, action: Action, image: Option<&Image>) -> Result<(), ApiError> {
+    Ok(image::authorize(action, &caller(ctx), image)?)
 }
 
 /// A new image from `POST /v2/images`: queued, owned by the caller's
-/// project, private unless asked otherwise.
+/// project, private unless asked otherwise, within Glance's bounds.
 pub fn from_create_body(
     app: &App,
     ctx: &Context,
     body: &Value,
     now_ms: i64,
 ) -> Result<Image, ApiError> {
+    authorize(ctx, Action::AddImage, None)?;
     let Value::Object(obj) = body else {
         return Err(ApiError::bad_request("Body expected in request."));
     };
@@ -107,15 +81,10 @@ pub fn from_create_body(
         })?,
         Some(_) => return Err(ApiError::bad_request("Invalid value for parameter 'id'")),
     };
-    if app.projection.image(&id).is_some() {
-        return Err(ApiError::conflict(format!(
-            "Image with identifier {id} already exists!"
-        )));
-    }
     let mut image = Image {
         id,
         name: String::new(),
-        status: "queued".into(),
+        status: image::QUEUED.into(),
         size: 0,
         min_disk: 0,
         min_ram: 0,
@@ -131,172 +100,15 @@ pub fn from_create_body(
         os_hash_value: String::new(),
         updated_at_ms: now_ms,
     };
+    let who = caller(ctx);
     for (k, v) in obj {
         if k == "id" {
             continue;
         }
-        set(ctx, &mut image, k, v)?;
+        image::set(&who, &mut image, k, v)?;
     }
-    Ok(image)
-}
-
-/// Sets one attribute (core or custom property) as a create body or a
-/// patch `add`/`replace` does.
-fn set(ctx: &Context, image: &mut Image, key: &str, value: &Value) -> Result<(), ApiError> {
-    let invalid = || ApiError::bad_request(format!("Invalid value for attribute '{key}'"));
-    let str_or_null = |v: &Value| -> Result<String, ApiError> {
-        match v {
-            Value::Null => Ok(String::new()),
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(invalid()),
-        }
-    };
-    let one_of = |v: &Value, allowed: &[&str]| -> Result<String, ApiError> {
-        let s = str_or_null(v)?;
-        if s.is_empty() || allowed.contains(&s.as_str()) {
-            Ok(s)
-        } else {
-            Err(ApiError::bad_request(format!(
-                "Invalid value '{s}' for parameter '{key}': must be one of {}",
-                allowed.join(", ")
-            )))
-        }
-    };
-    let size = |v: &Value| -> Result<u64, ApiError> {
-        v.as_u64().ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid value for '{key}': must be an integer >= 0"
-            ))
-        })
-    };
-    match key {
-        k if READ_ONLY.contains(&k) => {
-            return Err(ApiError::forbidden(format!(
-                "Attribute '{k}' is read-only."
-            )));
-        }
-        "name" => {
-            let s = str_or_null(value)?;
-            if s.chars().count() > 255 {
-                return Err(invalid());
-            }
-            image.name = s;
-        }
-        "visibility" => {
-            let s = one_of(value, VISIBILITIES)?;
-            if s.is_empty() {
-                return Err(invalid());
-            }
-            if s == "public" && !ctx.is_admin {
-                return Err(ApiError::forbidden(
-                    "You are not authorized to complete publicize_image action.",
-                ));
-            }
-            image.visibility = s;
-        }
-        "protected" => image.protected = value.as_bool().ok_or_else(invalid)?,
-        "os_hidden" => {
-            value.as_bool().ok_or_else(invalid)?;
-        }
-        "disk_format" => image.disk_format = one_of(value, DISK_FORMATS)?,
-        "container_format" => image.container_format = one_of(value, CONTAINER_FORMATS)?,
-        "min_ram" => image.min_ram = size(value)?,
-        "min_disk" => image.min_disk = size(value)?,
-        "tags" => {
-            let tags = value.as_array().ok_or_else(invalid)?;
-            let mut out = Vec::with_capacity(tags.len());
-            for t in tags {
-                let t = t.as_str().ok_or_else(invalid)?;
-                if !out.iter().any(|x| x == t) {
-                    out.push(t.to_owned());
-                }
-            }
-            image.tags = out;
-        }
-        k => {
-            // Glance's schema: additional properties are strings.
-            let Value::String(s) = value else {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid value for property '{k}': must be a string"
-                )));
-            };
-            if k.is_empty() || k.len() > 255 {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid property name '{k}'"
-                )));
-            }
-            image.properties.insert(k.to_owned(), s.clone());
-        }
-    }
-    Ok(())
-}
-
-/// Applies Glance's JSON-patch (`application/openstack-images-v2.1-json-patch`):
-/// `add`, `replace` and `remove` on one top-level attribute each.
-pub fn apply_patch(ctx: &Context, image: &Image, ops: &Value) -> Result<Image, ApiError> {
-    let Value::Array(ops) = ops else {
-        return Err(ApiError::bad_request(
-            "Request body must be a JSON array of operation objects.",
-        ));
-    };
-    let mut next = image.clone();
-    for op in ops {
-        let Some(obj) = op.as_object() else {
-            return Err(ApiError::bad_request("Operations must be JSON objects."));
-        };
-        let verb = obj
-            .get("op")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request("Unable to find 'op' in JSON Schema change"))?;
-        let path = obj
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request("Unable to find 'path' in JSON Schema change"))?;
-        let key = attribute(path)?;
-        match verb {
-            "add" | "replace" => {
-                let value = obj.get("value").ok_or_else(|| {
-                    ApiError::bad_request("Unable to find 'value' in JSON Schema change")
-                })?;
-                let custom = !CORE.contains(&key.as_str()) && !READ_ONLY.contains(&key.as_str());
-                if verb == "replace" && custom && !next.properties.contains_key(&key) {
-                    return Err(ApiError::conflict(format!(
-                        "Property {key} does not exist."
-                    )));
-                }
-                set(ctx, &mut next, &key, value)?;
-            }
-            "remove" => {
-                if READ_ONLY.contains(&key.as_str()) || CORE.contains(&key.as_str()) {
-                    return Err(ApiError::forbidden(format!(
-                        "Attribute '{key}' can't be removed."
-                    )));
-                }
-                if next.properties.remove(&key).is_none() {
-                    return Err(ApiError::conflict(format!(
-                        "Property {key} does not exist."
-                    )));
-                }
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid operation: `{other}`: Operation must be one of add, replace, remove."
-                )));
-            }
-        }
-    }
-    Ok(next)
-}
-
-/// `/name` → `name` (RFC 6901 escapes undone); deeper paths are refused.
-fn attribute(path: &str) -> Result<String, ApiError> {
-    let invalid =
-        || ApiError::bad_request(format!("Invalid JSON pointer for this resource: '{path}'"));
-    let rest = path.strip_prefix('/').ok_or_else(invalid)?;
-    if rest.is_empty() || rest.contains('/') {
-        return Err(invalid());
-    }
-    Ok(rest.replace("~1", "/").replace("~0", "~"))
+    let existing = app.projection.image(&id);
+    Ok(image::decide_create(existing.as_deref(), &image, &who)?)
 }
 
 /// Query of `GET /v2/images`.
@@ -399,25 +211,40 @@ pub async fn create(
     request_id: &str,
     image: Image,
 ) -> Result<Image, ApiError> {
+    let owner = image.owner.clone();
     let event = Event::ImageCreateRequested(image.clone());
-    match decide(app, ctx, request_id, image.id, event).await? {
+    match decide(app, ctx, request_id, &owner, image.id, event).await? {
         Event::ImageCreated(i) => Ok(i),
         _ => Ok(image),
     }
 }
 
-/// Writes `ImageUpdateRequested` with the whole image after the change.
-pub async fn update(
+/// `PATCH`: checks `ops` against the image as the projection has it (a
+/// patch that cannot apply, or changes nothing, writes nothing), then has
+/// the conductor apply them to the image as it is by then.
+pub async fn patch(
     app: &App,
     ctx: &Context,
     request_id: &str,
-    image: Image,
+    current: &Image,
+    ops: Vec<PatchOp>,
 ) -> Result<Image, ApiError> {
-    let event = Event::ImageUpdateRequested(image.clone());
-    match decide(app, ctx, request_id, image.id, event).await? {
-        Event::ImageUpdated(i) => Ok(i),
-        _ => Ok(image),
+    let id = current.id;
+    let next = image::decide_patch(
+        Some(current),
+        &id,
+        &ops,
+        &caller(ctx),
+        novalog_schemas::now_ms(),
+    )?;
+    if next == *current {
+        return Ok(next);
     }
+    let event = Event::ImagePatchRequested(Box::new(ImagePatch { image_id: id, ops }));
+    accepted_image(
+        decide(app, ctx, request_id, &current.owner, id, event).await?,
+        next,
+    )
 }
 
 /// Writes `ImageDeleteRequested`; the data file goes once it is accepted.
@@ -425,40 +252,62 @@ pub async fn delete(
     app: &App,
     ctx: &Context,
     request_id: &str,
-    image: &Image,
+    current: &Image,
 ) -> Result<(), ApiError> {
-    if image.protected {
-        return Err(ApiError::forbidden(format!(
-            "Image {} is protected and cannot be deleted.",
-            image.id
-        )));
-    }
-    let event = Event::ImageDeleteRequested { image_id: image.id };
-    decide(app, ctx, request_id, image.id, event).await?;
+    image::decide_delete(Some(current), &current.id, &caller(ctx))?;
+    let event = Event::ImageDeleteRequested {
+        image_id: current.id,
+    };
+    decide(app, ctx, request_id, &current.owner, current.id, event).await?;
     // The deletion is recorded; a file left behind is only disk space.
-    let _ = tokio::fs::remove_file(data_path(&app.images_dir, &image.id)).await;
+    let _ = tokio::fs::remove_file(data_path(&app.images_dir, &current.id)).await;
     Ok(())
 }
 
-async fn decide(
+/// The image an accepted verdict carries (`fallback` if it carries none).
+fn accepted_image(event: Event, fallback: Image) -> Result<Image, ApiError> {
+    match event {
+        Event::ImageCreated(i) | Event::ImageUpdated(i) => Ok(i),
+        _ => Ok(fallback),
+    }
+}
+
+async fn submit(
     app: &App,
     ctx: &Context,
     request_id: &str,
+    owner: &str,
     id: Uuid,
     event: Event,
-) -> Result<Event, ApiError> {
+) -> Result<Verdict, SubmitError> {
+    // Keyed by the image's owner: every change to one image is in one
+    // partition, in the order it was asked for.
     let intent = Intent {
         aggregate_id: id.to_string(),
         event,
     };
     let verdict = app
         .intents
-        .submit(ctx, request_id, &ctx.project_id, vec![intent])
+        .submit(ctx, request_id, owner, vec![intent])
         .await?
         .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::unavailable("No verdict was returned."))?;
-    match verdict {
+        .next();
+    // One intent, one verdict.
+    Ok(verdict.unwrap_or(Verdict::Rejected {
+        code: 503,
+        message: "No verdict was returned.".into(),
+    }))
+}
+
+async fn decide(
+    app: &App,
+    ctx: &Context,
+    request_id: &str,
+    owner: &str,
+    id: Uuid,
+    event: Event,
+) -> Result<Event, ApiError> {
+    match submit(app, ctx, request_id, owner, id, event).await? {
         Verdict::Accepted(e) => Ok(*e),
         Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
     }
@@ -479,19 +328,47 @@ pub struct Uploaded {
     pub os_hash_value: String,
 }
 
-/// Running digests over a stream of chunks.
-#[derive(Default)]
+/// Running digests over a stream of chunks, up to a size cap.
 pub struct Hasher {
     size: u64,
+    cap: u64,
     md5: Md5,
     sha512: Sha512,
 }
 
+impl Default for Hasher {
+    /// Glance's default `image_size_cap`.
+    fn default() -> Self {
+        Hasher::with_cap(image::IMAGE_SIZE_CAP)
+    }
+}
+
 impl Hasher {
-    pub fn update(&mut self, chunk: &[u8]) {
-        self.size += chunk.len() as u64;
+    pub fn with_cap(cap: u64) -> Self {
+        Hasher {
+            size: 0,
+            cap,
+            md5: Md5::default(),
+            sha512: Sha512::default(),
+        }
+    }
+
+    /// Takes the next chunk; Glance's 413 once the data exceeds the cap.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        let size = self.size.saturating_add(chunk.len() as u64);
+        if size > self.cap {
+            return Err(image::too_large());
+        }
+        self.size = size;
         self.md5.update(chunk);
         self.sha512.update(chunk);
+        Ok(())
+    }
+
+    /// Whether `len` more bytes would exceed the cap (a `Content-Length`
+    /// checked before reading anything).
+    pub fn would_exceed(&self, len: u64) -> bool {
+        self.size.saturating_add(len) > self.cap
     }
 
     pub fn finish(self) -> Uploaded {
@@ -513,40 +390,132 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Records an upload whose bytes are in `staging`: the image becomes
-/// active with their size and digests, then the file moves into place. A
-/// refused upload removes the staging file.
-pub async fn finish_upload(
-    app: &App,
-    ctx: &Context,
-    request_id: &str,
-    image: &Image,
-    staging: &Path,
-    up: Uploaded,
-) -> Result<Image, ApiError> {
-    let mut next = image.clone();
-    next.status = "active".into();
-    next.size = up.size;
-    next.checksum = up.checksum;
-    next.os_hash_value = up.os_hash_value;
-    next.updated_at_ms = novalog_schemas::now_ms();
-    match update(app, ctx, request_id, next).await {
-        Ok(done) => {
-            tokio::fs::rename(staging, data_path(&app.images_dir, &image.id))
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, image = %image.id, "moving uploaded image data");
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Failed to store image data.",
-                    )
-                })?;
-            Ok(done)
+/// An upload under way: the conductor has moved the image from queued to
+/// saving on this request's behalf, and its bytes go to `staging`. Dropped
+/// before it is settled (an error, a client gone mid-body), it removes the
+/// staging file and has the conductor put the image back to queued, as
+/// Glance restores an image whose upload failed.
+pub struct Upload {
+    app: AppState,
+    ctx: Context,
+    request_id: String,
+    image: Image,
+    /// The staging file the bytes are written to.
+    pub staging: PathBuf,
+    settled: bool,
+}
+
+impl Upload {
+    /// Asks the conductor for queued → saving. Refused (not queued: Glance's
+    /// 409 "Image status transition from active to saving is not
+    /// allowed") without writing anything when the projection already
+    /// shows why.
+    pub async fn begin(
+        app: &AppState,
+        ctx: &Context,
+        request_id: &str,
+        current: &Image,
+    ) -> Result<Upload, ApiError> {
+        let now = novalog_schemas::now_ms();
+        image::decide_upload_start(Some(current), &current.id, &caller(ctx), now)?;
+        let event = Event::ImageUploadRequested {
+            image_id: current.id,
+        };
+        let saving = accepted_image(
+            decide(app, ctx, request_id, &current.owner, current.id, event).await?,
+            current.clone(),
+        )?;
+        let staging = app
+            .images_dir
+            .join(format!("{}.{}.staging", current.id, Uuid::new_v4()));
+        Ok(Upload {
+            app: app.clone(),
+            ctx: ctx.clone(),
+            request_id: request_id.to_owned(),
+            image: saving,
+            staging,
+            settled: false,
+        })
+    }
+
+    /// Records the stored bytes: once the conductor accepts saving →
+    /// active, the staging file becomes the image's data.
+    pub async fn finish(mut self, up: Uploaded) -> Result<Image, ApiError> {
+        let id = self.image.id;
+        let data = ImageData {
+            image_id: id,
+            size: up.size,
+            checksum: up.checksum,
+            os_hash_value: up.os_hash_value,
+        };
+        let event = Event::ImageUploadFinishRequested(Box::new(data));
+        let verdict = submit(
+            &self.app,
+            &self.ctx,
+            &self.request_id,
+            &self.image.owner,
+            id,
+            event,
+        )
+        .await;
+        match verdict {
+            Ok(Verdict::Accepted(e)) => {
+                self.settled = true;
+                self.store().await?;
+                accepted_image(*e, self.image.clone())
+            }
+            Ok(Verdict::Rejected { code, message }) => {
+                // Deleted meanwhile (410): nothing waits for these bytes.
+                self.settled = true;
+                let _ = tokio::fs::remove_file(&self.staging).await;
+                Err(ApiError::from_code(code, message))
+            }
+            Err(e @ SubmitError::Timeout(_)) => {
+                // The finish is in the log and will be decided; the image
+                // is saving on our behalf, so unless it is deleted first it
+                // becomes active, and then its bytes must be in place.
+                self.settled = true;
+                self.store().await?;
+                Err(e.into())
+            }
+            // Not recorded: dropping `self` puts the image back to queued.
+            Err(e) => Err(e.into()),
         }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(staging).await;
-            Err(e)
+    }
+
+    async fn store(&self) -> Result<(), ApiError> {
+        tokio::fs::rename(
+            &self.staging,
+            data_path(&self.app.images_dir, &self.image.id),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, image = %self.image.id, "moving uploaded image data");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Failed to store image data.",
+            )
+        })
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
         }
+        let _ = std::fs::remove_file(&self.staging);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (app, ctx, request_id) = (self.app.clone(), self.ctx.clone(), self.request_id.clone());
+        let image = self.image.clone();
+        runtime.spawn(async move {
+            let event = Event::ImageUploadAbortRequested { image_id: image.id };
+            if let Err(e) = decide(&app, &ctx, &request_id, &image.owner, image.id, event).await {
+                tracing::warn!(image = %image.id, error = %e.message, "putting an image back to queued");
+            }
+        });
     }
 }
 
@@ -566,8 +535,8 @@ mod tests {
     #[test]
     fn digests_are_glances() {
         let mut h = Hasher::default();
-        h.update(b"hello ");
-        h.update(b"world");
+        h.update(b"hello ").unwrap();
+        h.update(b"world").unwrap();
         let up = h.finish();
         assert_eq!(up.size, 11);
         assert_eq!(up.checksum, "5eb63bbbe01eeed093cb22bb8f5acdc3");
@@ -578,10 +547,15 @@ mod tests {
     }
 
     #[test]
-    fn patch_paths_are_one_attribute() {
-        assert_eq!(attribute("/name").unwrap(), "name");
-        assert_eq!(attribute("/a~1b").unwrap(), "a/b");
-        assert!(attribute("name").is_err());
-        assert!(attribute("/a/b").is_err());
+    fn data_beyond_the_cap_is_refused() {
+        let mut h = Hasher::with_cap(10);
+        h.update(&[0; 6]).unwrap();
+        assert!(h.would_exceed(5));
+        assert!(!h.would_exceed(4));
+        let e = h.update(&[0; 5]).unwrap_err();
+        assert_eq!(e.status(), 413);
+        h.update(&[0; 4]).unwrap();
+        assert_eq!(h.finish().size, 10);
+        assert!(Hasher::default().would_exceed(image::IMAGE_SIZE_CAP + 1));
     }
 }

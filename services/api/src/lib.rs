@@ -70,3 +70,5 @@ pub use service::{ApiHandle, ApiService};
 mod tests;
 #[cfg(test)]
 mod tests_admin;
+#[cfg(test)]
+mod tests_images;

@@ -197,6 +197,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
         let mut versions: HashMap<String, u64> = HashMap::new();
         // Flavors as created, so updates can answer with the whole flavor.
         let mut flavors: HashMap<String, novalog_schemas::Flavor> = HashMap::new();
+        let mut images: HashMap<Uuid, novalog_schemas::Image> = HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -316,23 +317,21 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         };
                         answer(topic, &flavor_id.clone(), event)
                     }
-                    Event::ImageCreateRequested(i) => answer(
-                        &topics.catalog,
-                        &i.id.to_string(),
-                        Event::ImageCreated(i.clone()),
-                    ),
-                    Event::ImageUpdateRequested(i) => answer(
-                        &topics.catalog,
-                        &i.id.to_string(),
-                        Event::ImageUpdated(i.clone()),
-                    ),
-                    Event::ImageDeleteRequested { image_id } => answer(
-                        &topics.catalog,
-                        &image_id.to_string(),
-                        Event::ImageDeleted {
-                            image_id: *image_id,
-                        },
-                    ),
+                    // Images are decided as the conductor decides them.
+                    Event::ImageCreateRequested(_)
+                    | Event::ImagePatchRequested(_)
+                    | Event::ImageUploadRequested { .. }
+                    | Event::ImageUploadFinishRequested(_)
+                    | Event::ImageUploadAbortRequested { .. }
+                    | Event::ImageDeleteRequested { .. } => {
+                        let (id, event) = decide_image(&mut images, &intent);
+                        let topic = if matches!(event, Event::IntentRejected { .. }) {
+                            &topics.instances
+                        } else {
+                            &topics.catalog
+                        };
+                        answer(topic, &id.to_string(), event)
+                    }
                     Event::ServerGroupCreateRequested(g) => answer(
                         &topics.catalog,
                         &g.id.to_string(),
@@ -359,10 +358,10 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             name: name.clone(),
                         },
                     ),
-                    Event::ServiceUpdateRequested(st) => answer(
+                    Event::ServiceChangeRequested(ch) => answer(
                         &topics.hosts,
-                        &st.host.clone(),
-                        Event::ServiceUpdated(st.clone()),
+                        &ch.host.clone(),
+                        Event::ServiceUpdated(Box::new(ch.apply(&ch.seen))),
                     ),
                     // Hosts named `busy*` host instances: Nova's 409.
                     Event::ServiceDeleteRequested { host } if host.starts_with("busy") => answer(
@@ -389,6 +388,56 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
         sub.close().await;
     });
     trigger
+}
+
+/// The fake conductor's images: the shared Glance rules on its own copy.
+fn decide_image(
+    images: &mut HashMap<Uuid, novalog_schemas::Image>,
+    intent: &Envelope,
+) -> (Uuid, Event) {
+    use novalog_schemas::image;
+    let who = intent.meta.actor.image_caller();
+    let now = intent.meta.occurred_at_ms;
+    let (id, decided) = match &intent.event {
+        Event::ImageCreateRequested(i) => (i.id, image::decide_create(images.get(&i.id), i, &who)),
+        Event::ImagePatchRequested(p) => (
+            p.image_id,
+            image::decide_patch(images.get(&p.image_id), &p.image_id, &p.ops, &who, now),
+        ),
+        Event::ImageUploadRequested { image_id } => (
+            *image_id,
+            image::decide_upload_start(images.get(image_id), image_id, &who, now),
+        ),
+        Event::ImageUploadFinishRequested(d) => (
+            d.image_id,
+            image::decide_upload_finish(images.get(&d.image_id), d, &who, now),
+        ),
+        Event::ImageUploadAbortRequested { image_id } => (
+            *image_id,
+            image::decide_upload_abort(images.get(image_id), image_id, &who, now),
+        ),
+        Event::ImageDeleteRequested { image_id } => (
+            *image_id,
+            image::decide_delete(images.get(image_id), image_id, &who),
+        ),
+        other => panic!("not an image intent: {other:?}"),
+    };
+    let event = match decided {
+        Err(r) => Event::IntentRejected {
+            intent_type: intent.event.type_name().into(),
+            code: i32::from(r.status()),
+            message: r.message().into(),
+        },
+        Ok(next) => {
+            images.insert(id, next.clone());
+            match &intent.event {
+                Event::ImageCreateRequested(_) => Event::ImageCreated(next),
+                Event::ImageDeleteRequested { .. } => Event::ImageDeleted { image_id: id },
+                _ => Event::ImageUpdated(next),
+            }
+        }
+    };
+    (id, event)
 }
 
 pub(crate) fn server_body(name: &str) -> Value {
@@ -1315,7 +1364,7 @@ async fn image_create_upload_download_and_delete() {
     assert_eq!(r.body["status"], "active");
     assert_eq!(r.body["size"], 10_000);
     let mut hasher = crate::images::Hasher::default();
-    hasher.update(&data);
+    hasher.update(&data).unwrap();
     let up = hasher.finish();
     assert_eq!(r.body["checksum"], up.checksum);
     assert_eq!(r.body["os_hash_algo"], "sha512");

@@ -103,6 +103,9 @@ pub struct Conductor {
     pub flavor_access: BTreeMap<String, BTreeSet<String>>,
     /// Keypairs by `user_id/name` ([`crate::keypairs::key`]).
     pub keypairs: BTreeMap<String, novalog_schemas::events::Keypair>,
+    /// What operators set on each host's `nova-compute` service, as
+    /// decided here (hosts never changed are absent).
+    pub services: BTreeMap<String, novalog_schemas::events::ServiceStatus>,
     /// Rows changed since the last [`Conductor::take_dirty`].
     dirty: Dirty,
 }
@@ -120,6 +123,7 @@ pub struct Dirty {
     pub quotas: BTreeSet<String>,
     pub keypairs: BTreeSet<String>,
     pub flavor_access: BTreeSet<String>,
+    pub services: BTreeSet<String>,
 }
 
 impl Conductor {
@@ -270,10 +274,18 @@ impl Conductor {
                 crate::quotas::on_reset(self, env, project_id)
             }
             Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
-            Event::ImageCreateRequested(i) => crate::catalog::on_image_create(self, env, i),
-            Event::ImageUpdateRequested(i) => crate::catalog::on_image_update(self, env, i),
+            Event::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
+            Event::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
+            Event::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
+            Event::ImageUploadRequested { image_id } => {
+                crate::images::on_upload_start(self, env, *image_id)
+            }
+            Event::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
+            Event::ImageUploadAbortRequested { image_id } => {
+                crate::images::on_upload_abort(self, env, *image_id)
+            }
             Event::ImageDeleteRequested { image_id } => {
-                crate::catalog::on_image_delete(self, env, *image_id)
+                crate::images::on_delete(self, env, *image_id)
             }
             Event::ServerGroupCreateRequested(g) => {
                 crate::server_groups::on_create(self, env, g, now_ms)
@@ -343,7 +355,8 @@ impl Conductor {
             Event::KeypairDeleteRequested { user_id, name } => {
                 crate::keypairs::on_delete(self, env, user_id, name)
             }
-            Event::ServiceUpdateRequested(s) => crate::services::on_update(env, s),
+            Event::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
+            Event::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
             Event::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
@@ -428,6 +441,10 @@ impl Conductor {
 
     pub(crate) fn mark_flavor_access(&mut self, id: &str) {
         self.dirty.flavor_access.insert(id.to_owned());
+    }
+
+    pub(crate) fn mark_service(&mut self, host: &str) {
+        self.dirty.services.insert(host.to_owned());
     }
 
     pub(crate) fn mark_keypair(&mut self, id: &str) {

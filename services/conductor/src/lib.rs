@@ -7,7 +7,8 @@
 //!   records to emit`, folding its own instance events as it emits them.
 //! - [`build`], [`delete`], [`resize`] (resize, cold migrate, confirm,
 //!   revert, auto-confirm), [`rebuild`], [`evacuate`], [`live_migrate`],
-//!   [`catalog`], [`server_groups`], [`aggregates`]: one file per flow.
+//!   [`catalog`], [`images`], [`server_groups`], [`aggregates`]: one file
+//!   per flow.
 //! - [`timers`]: what each saga awaits and until when; timeouts.
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod core;
 pub mod delete;
 pub mod evacuate;
+pub mod images;
 pub mod keypairs;
 pub mod live_migrate;
 pub mod preconditions;

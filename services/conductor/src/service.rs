@@ -27,6 +27,7 @@ const COUNTERS: &str = "counters";
 const QUOTAS: &str = "quotas";
 const KEYPAIRS: &str = "keypairs";
 const FLAVOR_ACCESS: &str = "flavor_access";
+const SERVICES: &str = "services";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
@@ -136,6 +137,12 @@ impl Handler for ConductorHandler {
             match self.core.keypairs.get(&id) {
                 Some(k) => tx.put(KEYPAIRS, id.as_bytes(), k)?,
                 None => tx.delete(KEYPAIRS, id.as_bytes()),
+            }
+        }
+        for host in dirty.services {
+            match self.core.services.get(&host) {
+                Some(s) => tx.put(SERVICES, host.as_bytes(), s)?,
+                None => tx.delete(SERVICES, host.as_bytes()),
             }
         }
         Ok(())
@@ -250,6 +257,9 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
     for (id, k) in store.scan::<novalog_schemas::events::Keypair>(KEYPAIRS)? {
         core.keypairs
             .insert(String::from_utf8_lossy(&id).into_owned(), k);
+    }
+    for (_, s) in store.scan::<novalog_schemas::events::ServiceStatus>(SERVICES)? {
+        core.services.insert(s.host.clone(), s);
     }
     Ok(core)
 }

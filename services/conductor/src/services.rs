@@ -4,7 +4,7 @@
 //! (a disabled or forced-down host fails the ComputeFilter) and the API
 //! shows them.
 
-use novalog_schemas::events::ServiceStatus;
+use novalog_schemas::events::{ServiceChange, ServiceStatus};
 use novalog_schemas::{Envelope, Event};
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -18,22 +18,41 @@ fn refuse(env: &Envelope, host: &str, action: &str) -> Emit {
     )
 }
 
-pub(crate) fn on_update(env: &Envelope, s: &ServiceStatus) -> Vec<Emit> {
+/// The whole status the API computed (the old intent): kept as the
+/// service's status, as before.
+pub(crate) fn on_update(c: &mut Conductor, env: &Envelope, s: &ServiceStatus) -> Vec<Emit> {
     if !env.meta.actor.is_admin() {
         return vec![refuse(env, &s.host, "update")];
     }
+    record(c, env, s.clone())
+}
+
+/// A change to some fields, applied to the status as recorded here (or,
+/// for a host never changed since, as the API showed it), so that
+/// concurrent changes to different fields are all kept.
+pub(crate) fn on_change(c: &mut Conductor, env: &Envelope, ch: &ServiceChange) -> Vec<Emit> {
+    if !env.meta.actor.is_admin() {
+        return vec![refuse(env, &ch.host, "update")];
+    }
+    let next = ch.apply(c.services.get(&ch.host).unwrap_or(&ch.seen));
+    record(c, env, next)
+}
+
+fn record(c: &mut Conductor, env: &Envelope, s: ServiceStatus) -> Vec<Emit> {
+    c.services.insert(s.host.clone(), s.clone());
+    c.mark_service(&s.host);
     vec![emit(
         Dest::Hosts,
         s.host.clone(),
         &env.meta,
         "service-updated",
         s.host.clone(),
-        Event::ServiceUpdated(Box::new(s.clone())),
+        Event::ServiceUpdated(Box::new(s)),
     )]
 }
 
 /// Nova refuses to delete a compute service that still hosts instances.
-pub(crate) fn on_delete(c: &Conductor, env: &Envelope, host: &str) -> Vec<Emit> {
+pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, host: &str) -> Vec<Emit> {
     if !env.meta.actor.is_admin() {
         return vec![refuse(env, host, "delete")];
     }
@@ -48,6 +67,10 @@ pub(crate) fn on_delete(c: &Conductor, env: &Envelope, host: &str) -> Vec<Emit> 
             409,
             "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
         )];
+    }
+    // A host that registers again is a new service, with the defaults.
+    if c.services.remove(host).is_some() {
+        c.mark_service(host);
     }
     vec![emit(
         Dest::Hosts,

@@ -668,6 +668,13 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 404);
 }
 
+fn rejected(out: &[Emit]) -> Option<i32> {
+    match &out[0].env.event {
+        Event::IntentRejected { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
 #[test]
 fn images_are_updated_and_deleted_by_their_owner_only() {
     let mut c = given();
@@ -675,45 +682,44 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     mine.id = Uuid::from_u128(8);
     mine.owner = "demo".into();
     mine.status = "queued".into();
-    mine.visibility = "private".into();
+    mine.size = 0;
+    // Community: other projects see it, so their refusal is a 403.
+    mine.visibility = "community".into();
     let out = c.handle(
         &record(actor("demo"), Event::ImageCreateRequested(mine.clone())),
         NOW,
     );
     assert_eq!(types(&out), ["ImageCreated"]);
 
-    let mut uploaded = mine.clone();
-    uploaded.status = "active".into();
-    uploaded.os_hash_value = "aa".into();
-    let out = c.handle(
-        &record(
-            actor("other"),
-            Event::ImageUpdateRequested(uploaded.clone()),
-        ),
-        NOW,
-    );
+    let start = Event::ImageUploadRequested { image_id: mine.id };
+    let out = c.handle(&record(actor("other"), start.clone()), NOW);
     assert!(matches!(
         &out[0].env.event,
         Event::IntentRejected { code: 403, .. }
     ));
-    let out = c.handle(
-        &record(actor("demo"), Event::ImageUpdateRequested(uploaded.clone())),
-        NOW,
-    );
+    let out = c.handle(&record(actor("demo"), start.clone()), NOW);
+    assert_eq!(types(&out), ["ImageUpdated"]);
+    assert_eq!(c.images[&mine.id].status, "saving");
+    let data = novalog_schemas::image::ImageData {
+        image_id: mine.id,
+        size: 3,
+        checksum: "a".repeat(32),
+        os_hash_value: "b".repeat(128),
+    };
+    let finish = Event::ImageUploadFinishRequested(Box::new(data.clone()));
+    let out = c.handle(&record(actor("demo"), finish.clone()), NOW);
     assert_eq!(types(&out), ["ImageUpdated"]);
     assert_eq!(c.images[&mine.id].status, "active");
 
     // Data is written once.
-    let mut again = uploaded.clone();
-    again.os_hash_value = "bb".into();
-    let out = c.handle(
-        &record(actor("demo"), Event::ImageUpdateRequested(again)),
-        NOW,
-    );
+    let out = c.handle(&record(actor("demo"), start), NOW);
     assert!(matches!(
         &out[0].env.event,
         Event::IntentRejected { code: 409, .. }
     ));
+    let out = c.handle(&record(actor("demo"), finish), NOW);
+    assert_eq!(rejected(&out), Some(409));
+    assert_eq!(c.images[&mine.id].checksum, data.checksum);
 
     let out = c.handle(
         &record(
@@ -754,6 +760,175 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
         &out[0].env.event,
         Event::IntentRejected { code: 409, .. }
     ));
+}
+
+fn queued_image(c: &mut Conductor, owner: &str, n: u128) -> Uuid {
+    let mut i = image();
+    i.id = Uuid::from_u128(n);
+    i.owner = owner.into();
+    i.status = "queued".into();
+    i.size = 0;
+    i.visibility = "private".into();
+    let out = c.handle(&record(actor(owner), Event::ImageCreateRequested(i)), NOW);
+    assert_eq!(types(&out), ["ImageCreated"]);
+    Uuid::from_u128(n)
+}
+
+fn patch(id: Uuid, ops: serde_json::Value) -> Event {
+    Event::ImagePatchRequested(Box::new(novalog_schemas::image::ImagePatch {
+        image_id: id,
+        ops: novalog_schemas::image::parse_patch(&ops).unwrap(),
+    }))
+}
+
+/// Regression: concurrent PATCHes each wrote the whole image as the API
+/// had last seen it, and all but the last added property were lost.
+#[test]
+fn concurrent_image_patches_are_all_applied() {
+    let mut c = given();
+    let id = queued_image(&mut c, "demo", 20);
+    // Twenty patches, all written before any is decided.
+    let intents: Vec<Envelope> = (0..20)
+        .map(|n| {
+            let ops = serde_json::json!([{"op": "add", "path": format!("/p{n}"), "value": "v"}]);
+            record(actor("demo"), patch(id, ops))
+        })
+        .collect();
+    for env in &intents {
+        assert_eq!(types(&c.handle(env, NOW)), ["ImageUpdated"]);
+    }
+    assert_eq!(c.images[&id].properties.len(), 20);
+    // Each verdict carries the image as it was after that patch.
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            patch(id, serde_json::json!([{"op": "remove", "path": "/p3"}])),
+        ),
+        NOW,
+    );
+    match &out[0].env.event {
+        Event::ImageUpdated(i) => assert_eq!(i.properties.len(), 19),
+        other => panic!("{other:?}"),
+    }
+    // State-dependent refusals are decided here too.
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            patch(id, serde_json::json!([{"op": "remove", "path": "/p3"}])),
+        ),
+        NOW,
+    );
+    assert_eq!(rejected(&out), Some(409));
+}
+
+/// Regression: a PATCH racing an upload put the active image back to
+/// queued and let a second upload replace its data.
+#[test]
+fn a_patch_racing_an_upload_leaves_it_active() {
+    let mut c = given();
+    let id = queued_image(&mut c, "demo", 21);
+    let start = Event::ImageUploadRequested { image_id: id };
+    assert_eq!(
+        types(&c.handle(&record(actor("demo"), start.clone()), NOW)),
+        ["ImageUpdated"]
+    );
+    let add = |n: u32| {
+        record(
+            actor("demo"),
+            patch(
+                id,
+                serde_json::json!([{"op": "add", "path": format!("/k{n}"), "value": "v"}]),
+            ),
+        )
+    };
+    assert_eq!(types(&c.handle(&add(1), NOW)), ["ImageUpdated"]);
+    assert_eq!(c.images[&id].status, "saving");
+    let data = novalog_schemas::image::ImageData {
+        image_id: id,
+        size: 1,
+        checksum: "a".repeat(32),
+        os_hash_value: "b".repeat(128),
+    };
+    let finish = Event::ImageUploadFinishRequested(Box::new(data.clone()));
+    assert_eq!(
+        types(&c.handle(&record(actor("demo"), finish), NOW)),
+        ["ImageUpdated"]
+    );
+    assert_eq!(types(&c.handle(&add(2), NOW)), ["ImageUpdated"]);
+    let i = &c.images[&id];
+    assert_eq!((i.status.as_str(), i.size), ("active", 1));
+    assert_eq!(i.checksum, data.checksum);
+    assert_eq!(i.properties.len(), 2);
+    assert_eq!(
+        rejected(&c.handle(&record(actor("demo"), start), NOW)),
+        Some(409)
+    );
+    // The old whole-image intent cannot put it back either.
+    let mut stale = c.images[&id].clone();
+    stale.status = "queued".into();
+    assert_eq!(
+        rejected(&c.handle(
+            &record(actor("demo"), Event::ImageUpdateRequested(stale)),
+            NOW
+        )),
+        Some(409)
+    );
+    assert_eq!(c.images[&id].status, "active");
+}
+
+#[test]
+fn a_failed_upload_goes_back_to_queued() {
+    let mut c = given();
+    let id = queued_image(&mut c, "demo", 22);
+    let start = Event::ImageUploadRequested { image_id: id };
+    c.handle(&record(actor("demo"), start.clone()), NOW);
+    let abort = Event::ImageUploadAbortRequested { image_id: id };
+    assert_eq!(
+        types(&c.handle(&record(actor("demo"), abort.clone()), NOW)),
+        ["ImageUpdated"]
+    );
+    assert_eq!(c.images[&id].status, "queued");
+    assert_eq!(
+        rejected(&c.handle(&record(actor("demo"), abort), NOW)),
+        Some(409)
+    );
+    assert_eq!(
+        types(&c.handle(&record(actor("demo"), start), NOW)),
+        ["ImageUpdated"]
+    );
+}
+
+#[test]
+fn readers_do_not_change_images() {
+    let mut c = given();
+    let id = queued_image(&mut c, "demo", 23);
+    let reader = Actor {
+        user_id: "r".into(),
+        project_id: "demo".into(),
+        roles: vec!["reader".into()],
+    };
+    let mut new = image();
+    new.id = Uuid::from_u128(24);
+    new.owner = "demo".into();
+    new.status = "queued".into();
+    new.size = 0;
+    new.visibility = "private".into();
+    for event in [
+        Event::ImageCreateRequested(new),
+        patch(
+            id,
+            serde_json::json!([{"op": "add", "path": "/k", "value": "v"}]),
+        ),
+        Event::ImageUploadRequested { image_id: id },
+        Event::ImageDeleteRequested { image_id: id },
+    ] {
+        let name = event.type_name();
+        assert_eq!(
+            rejected(&c.handle(&record(reader.clone(), event), NOW)),
+            Some(403),
+            "{name}"
+        );
+    }
 }
 
 fn keypair(user: &str, name: &str) -> novalog_schemas::events::Keypair {
@@ -864,6 +1039,74 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     assert_eq!(rejected_with(&out), 403);
     let out = c.handle(&record(admin(), delete("h2")), NOW);
     assert_eq!(types(&out), ["ServiceDeleted"]);
+}
+
+/// Regression: each `PUT /os-services` sent the whole status as the API
+/// had last seen it, so a disable and a force-down at once kept only one.
+#[test]
+fn concurrent_service_changes_are_all_kept() {
+    use novalog_schemas::events::{ServiceChange, ServiceStatus};
+    let mut c = given();
+    let seen = ServiceStatus {
+        host: "h1".into(),
+        ..Default::default()
+    };
+    // Both written against the same view, before either is decided.
+    let disable = ServiceChange {
+        host: "h1".into(),
+        disabled: Some(true),
+        disabled_reason: Some(Some("maintenance".into())),
+        seen: seen.clone(),
+        ..Default::default()
+    };
+    let force = ServiceChange {
+        host: "h1".into(),
+        forced_down: Some(true),
+        seen,
+        ..Default::default()
+    };
+    for ch in [disable, force] {
+        let out = c.handle(
+            &record(admin(), Event::ServiceChangeRequested(Box::new(ch))),
+            NOW,
+        );
+        assert_eq!(types(&out), ["ServiceUpdated"]);
+    }
+    let want = ServiceStatus {
+        host: "h1".into(),
+        disabled: true,
+        disabled_reason: Some("maintenance".into()),
+        forced_down: true,
+    };
+    assert_eq!(c.services["h1"], want);
+    let enable = ServiceChange {
+        host: "h1".into(),
+        disabled: Some(false),
+        disabled_reason: Some(None),
+        seen: Default::default(),
+        ..Default::default()
+    };
+    let out = c.handle(
+        &record(
+            admin(),
+            Event::ServiceChangeRequested(Box::new(enable.clone())),
+        ),
+        NOW,
+    );
+    match &out[0].env.event {
+        Event::ServiceUpdated(s) => {
+            assert!(!s.disabled && s.disabled_reason.is_none() && s.forced_down)
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = c.handle(
+        &record(
+            actor("demo"),
+            Event::ServiceChangeRequested(Box::new(enable)),
+        ),
+        NOW,
+    );
+    assert_eq!(rejected_with(&out), 403);
 }
 
 #[test]

@@ -14,9 +14,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 use novalog_schemas::Image;
+use novalog_schemas::image::{Action, Refusal};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{self, Context};
@@ -32,6 +32,12 @@ pub struct GlanceError(pub ApiError);
 impl From<ApiError> for GlanceError {
     fn from(e: ApiError) -> Self {
         GlanceError(e)
+    }
+}
+
+impl From<Refusal> for GlanceError {
+    fn from(r: Refusal) -> Self {
+        GlanceError(r.into())
     }
 }
 
@@ -166,6 +172,7 @@ async fn index(
     ctx: Context,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>> {
+    images::authorize(&ctx, Action::GetImages, None)?;
     let params = http::query_pairs(raw.as_deref());
     let q = ListQuery::parse(&params)?;
     let (page, more) = images::list(&app, &ctx, &q)?;
@@ -223,18 +230,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let image = images::find(&app, &ctx, &id)?;
+    images::authorize(&ctx, Action::GetImage, Some(&*image))?;
     Ok(Json(view(&image)))
-}
-
-/// Glance answers 403 to those who see an image but do not own it.
-fn owned(ctx: &Context, image: &Image, action: &str) -> Result<()> {
-    if images::may_modify(ctx, image) {
-        Ok(())
-    } else {
-        Err(GlanceError(ApiError::forbidden(format!(
-            "You are not permitted to {action} this image."
-        ))))
-    }
 }
 
 async fn update(
@@ -253,14 +250,10 @@ async fn update(
         )));
     }
     let image = images::find(&app, &ctx, &id)?;
-    owned(&ctx, &image, "modify")?;
-    let ops = json_body(&body)?;
-    let mut next = images::apply_patch(&ctx, &image, &ops)?;
-    if next == *image {
-        return Ok(Json(view(&image)));
-    }
-    next.updated_at_ms = novalog_schemas::now_ms();
-    let done = images::update(&app, &ctx, &rid.0, next).await?;
+    // Glance's answer to those who see an image but may not change it.
+    images::authorize(&ctx, Action::ModifyImage, Some(&*image))?;
+    let ops = novalog_schemas::image::parse_patch(&json_body(&body)?)?;
+    let done = images::patch(&app, &ctx, &rid.0, &image, ops).await?;
     Ok(Json(view(&done)))
 }
 
@@ -271,13 +264,16 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let image = images::find(&app, &ctx, &id)?;
-    owned(&ctx, &image, "delete")?;
+    images::authorize(&ctx, Action::DeleteImage, Some(&*image))?;
     images::delete(&app, &ctx, &rid.0, &image).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /v2/images/{id}/file`: streams the body to a staging file while
-/// hashing it, then records the upload (see [`images::finish_upload`]).
+/// `PUT /v2/images/{id}/file`: the conductor moves the image from queued
+/// to saving, the body is streamed to a staging file while it is hashed
+/// (up to `image_size_cap`), and the conductor moves it to active with its
+/// size and digests; only then does the file become the image's data. A
+/// failed upload puts the image back to queued (see [`images::Upload`]).
 async fn upload(
     State(app): State<AppState>,
     ctx: Context,
@@ -293,12 +289,14 @@ async fn upload(
         )));
     }
     let image = images::find(&app, &ctx, &id)?;
-    owned(&ctx, &image, "upload data to")?;
-    if image.status != "queued" {
-        return Err(GlanceError(ApiError::conflict(format!(
-            "Image status transition from {} to saving is not allowed",
-            image.status
-        ))));
+    images::authorize(&ctx, Action::UploadImage, Some(&*image))?;
+    let mut hasher = Hasher::default();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| hasher.would_exceed(len)) {
+        return Err(novalog_schemas::image::too_large().into());
     }
     let io_error = |e: std::io::Error| {
         tracing::error!(error = %e, "writing image data");
@@ -310,29 +308,21 @@ async fn upload(
     tokio::fs::create_dir_all(&app.images_dir)
         .await
         .map_err(io_error)?;
-    let staging = app
-        .images_dir
-        .join(format!("{}.{}.staging", image.id, Uuid::new_v4()));
-    let mut file = tokio::fs::File::create(&staging).await.map_err(io_error)?;
-    let mut hasher = Hasher::default();
+    // From here every early return drops `upload`, which undoes it.
+    let upload = images::Upload::begin(&app, &ctx, &rid.0, &image).await?;
+    let mut file = tokio::fs::File::create(&upload.staging)
+        .await
+        .map_err(io_error)?;
     let mut stream = body.into_data_stream();
-    let written: std::result::Result<(), GlanceError> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| {
-                GlanceError(ApiError::bad_request("Error reading the request body."))
-            })?;
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(io_error)?;
-        }
-        file.sync_all().await.map_err(io_error)
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|_| GlanceError(ApiError::bad_request("Error reading the request body.")))?;
+        hasher.update(&chunk)?;
+        file.write_all(&chunk).await.map_err(io_error)?;
     }
-    .await;
+    file.sync_all().await.map_err(io_error)?;
     drop(file);
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&staging).await;
-        return Err(e);
-    }
-    images::finish_upload(&app, &ctx, &rid.0, &image, &staging, hasher.finish()).await?;
+    upload.finish(hasher.finish()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -344,6 +334,7 @@ async fn download(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let image = images::find(&app, &ctx, &id)?;
+    images::authorize(&ctx, Action::DownloadImage, Some(&*image))?;
     if image.status != "active" {
         return Err(GlanceError(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
@@ -402,17 +393,17 @@ fn image_schema() -> Value {
         "name": "image",
         "properties": {
             "id": s(json!("string")),
-            "name": s(json!(["null", "string"])),
+            "name": {"type": ["null", "string"], "maxLength": images::MAX_NAME},
             "status": {"type": "string", "readOnly": true,
                 "enum": ["queued", "saving", "active", "killed", "deleted", "uploading",
                          "importing", "pending_delete", "deactivated"]},
             "visibility": {"type": "string", "enum": images::VISIBILITIES},
             "protected": s(json!("boolean")),
             "os_hidden": s(json!("boolean")),
-            "checksum": s(json!(["null", "string"])),
-            "os_hash_algo": s(json!(["null", "string"])),
-            "os_hash_value": s(json!(["null", "string"])),
-            "owner": s(json!(["null", "string"])),
+            "checksum": {"type": ["null", "string"], "readOnly": true, "maxLength": 32},
+            "os_hash_algo": {"type": ["null", "string"], "readOnly": true, "maxLength": 64},
+            "os_hash_value": {"type": ["null", "string"], "readOnly": true, "maxLength": 128},
+            "owner": {"type": ["null", "string"], "maxLength": 255},
             "size": s(json!(["null", "integer"])),
             "virtual_size": s(json!(["null", "integer"])),
             "min_ram": s(json!("integer")),
@@ -421,7 +412,7 @@ fn image_schema() -> Value {
             "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
             "created_at": s(json!("string")),
             "updated_at": s(json!("string")),
-            "tags": {"type": "array", "items": {"type": "string", "maxLength": 255}},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": images::MAX_NAME}},
             "self": s(json!("string")),
             "file": s(json!("string")),
             "schema": s(json!("string")),

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use novalog_schemas::events::ServiceStatus;
+use novalog_schemas::events::{ServiceChange, ServiceStatus};
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, AppState};
@@ -102,17 +102,23 @@ async fn old_action(
         _ => &[],
     };
     let (host, m) = host_and_binary(app, body, extra)?;
-    let mut status = host.service.clone();
-    status.host = host.name.clone();
+    let mut change = ServiceChange {
+        host: host.name.clone(),
+        seen: ServiceStatus {
+            host: host.name.clone(),
+            ..host.service.clone()
+        },
+        ..Default::default()
+    };
     let mut answer = json!({"host": host.name, "binary": COMPUTE});
     match action {
         "enable" => {
-            status.disabled = false;
-            status.disabled_reason = None;
+            change.disabled = Some(false);
+            change.disabled_reason = Some(None);
             answer["status"] = json!("enabled");
         }
         "disable" => {
-            status.disabled = true;
+            change.disabled = Some(true);
             answer["status"] = json!("disabled");
         }
         "disable-log-reason" => {
@@ -120,19 +126,19 @@ async fn old_action(
                 Some(v) => reason(v)?,
                 None => return Err(ApiError::bad_request("Missing disabled reason field")),
             };
-            status.disabled = true;
-            status.disabled_reason = Some(r.clone());
+            change.disabled = Some(true);
+            change.disabled_reason = Some(Some(r.clone()));
             answer["status"] = json!("disabled");
             answer["disabled_reason"] = json!(r);
         }
         _ => {
             let v = validation::required("", &m, "forced_down")?;
             let forced = validation::boolean("forced_down", v)?;
-            status.forced_down = forced;
+            change.forced_down = Some(forced);
             answer["forced_down"] = json!(forced);
         }
     }
-    services::update(app, ctx, request_id, status).await?;
+    services::update(app, ctx, request_id, change).await?;
     Ok(Json(json!({"service": answer})))
 }
 
@@ -202,16 +208,17 @@ pub async fn update(
         ));
     }
     let host = services::by_id(&app, &id, version)?;
-    let mut next: ServiceStatus = host.service.clone();
-    next.host = host.name.clone();
-    if let Some(disabled) = status {
-        next.disabled = disabled;
-        next.disabled_reason = if disabled { reason } else { None };
-    }
-    if let Some(f) = forced {
-        next.forced_down = f;
-    }
-    services::update(&app, &ctx, &request_id, next).await?;
+    let change = ServiceChange {
+        host: host.name.clone(),
+        disabled: status,
+        disabled_reason: status.map(|disabled| if disabled { reason } else { None }),
+        forced_down: forced,
+        seen: ServiceStatus {
+            host: host.name.clone(),
+            ..host.service.clone()
+        },
+    };
+    services::update(&app, &ctx, &request_id, change).await?;
     let now = novalog_schemas::now_ms();
     let shown = app.projection.host(&host.name).unwrap_or(host);
     Ok(Json(json!({"service": render(&app, &shown, version, now)})))

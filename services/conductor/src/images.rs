@@ -1,0 +1,124 @@
+//! Images (Glance's): the conductor is their single writer. Every change
+//! arrives as an operation — a create, a JSON-patch, an upload step, a
+//! delete — and is decided by [`novalog_schemas::image`] against the image
+//! as it is now, so concurrent changes are applied one after the other and
+//! none is lost. Each accepted change is announced on `catalog` with the
+//! whole image after it.
+
+use novalog_schemas::image::{self, ImageData, ImagePatch, Refusal};
+use novalog_schemas::{Envelope, Event, Image};
+use uuid::Uuid;
+
+use crate::core::{Conductor, Dest, Emit, emit};
+
+fn reject(env: &Envelope, id: &Uuid, r: Refusal) -> Vec<Emit> {
+    vec![Conductor::reject(
+        env,
+        id.to_string(),
+        i32::from(r.status()),
+        r.message().to_owned(),
+    )]
+}
+
+/// Keeps `next` as the image and announces it as `event`, or turns the
+/// intent down.
+fn record(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    decided: Result<Image, Refusal>,
+    step: &str,
+    event: impl FnOnce(&Image) -> Event,
+) -> Vec<Emit> {
+    let next = match decided {
+        Ok(next) => next,
+        Err(r) => return reject(env, &id, r),
+    };
+    let event = event(&next);
+    c.images.insert(id, next);
+    c.mark_image(id);
+    vec![emit(
+        Dest::Catalog,
+        id.to_string(),
+        &env.meta,
+        step,
+        id.to_string(),
+        event,
+    )]
+}
+
+pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, i: &Image) -> Vec<Emit> {
+    let decided = image::decide_create(c.images.get(&i.id), i, &env.meta.actor.image_caller());
+    record(c, env, i.id, decided, "image-created", |i| {
+        Event::ImageCreated(i.clone())
+    })
+}
+
+/// The old whole-image intent: refused, since applying it would undo
+/// whatever changed after the sender's copy was taken.
+pub(crate) fn on_whole_update(env: &Envelope, i: &Image) -> Vec<Emit> {
+    reject(
+        env,
+        &i.id,
+        Refusal::Conflict("The image changed; retry the request.".into()),
+    )
+}
+
+pub(crate) fn on_patch(c: &mut Conductor, env: &Envelope, p: &ImagePatch) -> Vec<Emit> {
+    let id = p.image_id;
+    let decided = image::decide_patch(
+        c.images.get(&id),
+        &id,
+        &p.ops,
+        &env.meta.actor.image_caller(),
+        env.meta.occurred_at_ms,
+    );
+    record(c, env, id, decided, "image-updated", |i| {
+        Event::ImageUpdated(i.clone())
+    })
+}
+
+pub(crate) fn on_upload_start(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit> {
+    let decided = image::decide_upload_start(
+        c.images.get(&id),
+        &id,
+        &env.meta.actor.image_caller(),
+        env.meta.occurred_at_ms,
+    );
+    record(c, env, id, decided, "image-saving", |i| {
+        Event::ImageUpdated(i.clone())
+    })
+}
+
+pub(crate) fn on_upload_finish(c: &mut Conductor, env: &Envelope, d: &ImageData) -> Vec<Emit> {
+    let id = d.image_id;
+    let decided = image::decide_upload_finish(
+        c.images.get(&id),
+        d,
+        &env.meta.actor.image_caller(),
+        env.meta.occurred_at_ms,
+    );
+    record(c, env, id, decided, "image-active", |i| {
+        Event::ImageUpdated(i.clone())
+    })
+}
+
+pub(crate) fn on_upload_abort(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit> {
+    let decided = image::decide_upload_abort(
+        c.images.get(&id),
+        &id,
+        &env.meta.actor.image_caller(),
+        env.meta.occurred_at_ms,
+    );
+    record(c, env, id, decided, "image-requeued", |i| {
+        Event::ImageUpdated(i.clone())
+    })
+}
+
+/// Deleting keeps the image as `deleted` so its id is never reused.
+pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit> {
+    let decided = image::decide_delete(c.images.get(&id), &id, &env.meta.actor.image_caller());
+    record(c, env, id, decided, "image-deleted", |_| {
+        Event::ImageDeleted { image_id: id }
+    })
+}
