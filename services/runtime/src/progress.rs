@@ -123,13 +123,19 @@ impl Progress {
         progress.publish(&[]);
         let (topics, consumer) = (topics.to_vec(), consumer.to_owned());
         let ready = progress.registration.ready.clone();
+        // Weak: a stopped service must not keep its log open (the embedded
+        // log's lock) while this task winds down.
+        let log = Arc::downgrade(&log);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
-                if let Some(ends) = read_ends(&*log, &topics).await {
+                let Some(log) = log.upgrade() else { break };
+                let ends = read_ends(&*log, &topics).await;
+                drop(log);
+                if let Some(ends) = ends {
                     let mut t = tracker.lock();
                     t.ends_read(ends);
                     let ready_now = t.check_ready(&[]);
