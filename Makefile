@@ -1,5 +1,7 @@
-# Novalog — see README.md. Everything a fresh Debian machine needs is
-# installed by `make deps` (called by run, test and bench).
+# Novalog — see README.md. What a fresh Debian machine needs is installed
+# by scripts/deps.sh: `run` only what building and running `novalog` needs,
+# `test` and `bench` also the test runner, the Kafka-protocol broker and
+# the client and validator virtualenvs.
 
 SHELL := /bin/bash
 NOVALOG_CACHE ?= $(HOME)/.cache/novalog
@@ -14,18 +16,21 @@ FAKE_HOSTS ?= 8
 NOVALOG_BROKER_PORT ?= 9092
 export NOVALOG_BROKER_PORT
 
-.PHONY: run test bench soak deps build fmt lint clean-data
+.PHONY: run test bench soak deps deps-run build build-run fmt lint clean-data
 
-run: deps build
+# Only the `novalog` binary: no test targets, no broker, no virtualenvs.
+run: deps-run build-run
 	$(CARGO_TARGET_DIR)/debug/novalog --data-dir $(DATA) --listen $(LISTEN) --fake-hosts $(FAKE_HOSTS)
 
 # Builds once, starts the Kafka-protocol test broker, runs every test (both
-# log backends), and stops the broker whatever happened.
+# log backends), and stops the broker whatever happened. The deploy test
+# must find its validators here (deps installed them), not skip.
 test: deps build
 	@set -o pipefail; \
 	scripts/broker.sh start || exit 1; \
 	trap 'scripts/broker.sh stop' EXIT; \
 	cargo fmt --all -- --check && \
+	NOVALOG_REQUIRE_DEPLOY_TOOLS=1 \
 	NOVALOG_KAFKA_BROKERS=127.0.0.1:$(NOVALOG_BROKER_PORT) cargo nextest run --workspace --no-fail-fast
 
 bench: deps build
@@ -49,10 +54,16 @@ soak: deps build
 	cargo nextest run -p novalog-tests --test soak --run-ignored only --no-capture
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+deps-run:
+	@scripts/deps.sh run
 
 build:
 	cargo build --workspace --all-targets
+
+build-run:
+	cargo build -p novalog --bin novalog
 
 fmt:
 	cargo fmt --all

@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Installs what building and testing Novalog needs on a fresh Debian
-# machine, skipping what is already there:
-#  - Debian packages: libclang-dev (RocksDB's bindgen), protobuf-compiler
-#    (prost-build);
-#  - cargo-nextest (the test runner) if missing;
-#  - tansu, an Apache-Kafka-compatible broker, for the Kafka-backend tests,
-#    built once into $NOVALOG_CACHE/tansu (20-40 minutes on 2 cores).
+# Installs what Novalog needs on a fresh Debian machine, skipping what is
+# already there.
+#
+#   scripts/deps.sh run    what building and running `novalog` needs (make run):
+#                          Debian packages: a C/C++ toolchain and make (RocksDB,
+#                          librdkafka), libclang-dev (RocksDB's bindgen),
+#                          protobuf-compiler (prost-build).
+#   scripts/deps.sh test   the above, plus what the tests need (make test, make bench):
+#                          - cargo-nextest, the test runner;
+#                          - tansu, an Apache-Kafka-compatible broker, for the
+#                            Kafka-backend tests, built once into
+#                            $NOVALOG_CACHE/tansu (20-40 minutes on 2 cores);
+#                          - python-openstackclient in a virtualenv (scripts/osc-venv.sh);
+#                          - the deploy validators in a virtualenv
+#                            (scripts/deploy-tools.sh) and systemd's
+#                            systemd-analyze for the units.
+# Without an argument: test.
 set -euo pipefail
+mode=${1:-test}
+case "$mode" in run|test) ;; *) echo "usage: $0 [run|test]" >&2; exit 2;; esac
 NOVALOG_CACHE=${NOVALOG_CACHE:-$HOME/.cache/novalog}
 mkdir -p "$NOVALOG_CACHE"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+packages=(gcc g++ make libclang-dev protobuf-compiler)
+if [ "$mode" = test ]; then
+  # systemd-analyze verify checks the units in deploy/systemd; the package
+  # installs without a running systemd.
+  packages+=(systemd)
+fi
 missing=()
-for p in libclang-dev protobuf-compiler; do
+for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,6 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+[ "$mode" = run ] && exit 0
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "deps: installing cargo-nextest"
@@ -37,3 +57,5 @@ fi
 
 # python-openstackclient in a virtualenv, for the openstackclient test.
 "$(dirname "$0")/osc-venv.sh" >/dev/null
+# docker-compose and kubernetes-validate, for the deploy test.
+"$(dirname "$0")/deploy-tools.sh" >/dev/null

@@ -26,8 +26,9 @@ pub const RESOURCES: &[&str] = &[
 
 /// The defaults every project has until an administrator sets its own
 /// (nova.conf `[quota]`; -1 is unlimited).
+/// Read only from the config file, where an unknown key is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct QuotaDefaults {
     pub instances: i64,
     pub cores: i64,

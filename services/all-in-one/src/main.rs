@@ -2,17 +2,20 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use novalog_all_in_one::System;
+use novalog_runtime::cli::{CONFIG_HELP, CommonArgs};
 
-/// Novalog all-in-one: API, conductor, scheduler and a compute agent with
-/// fake hosts, in one process on the embedded log.
+/// Novalog all-in-one: the API, the conductor, the scheduler and a compute
+/// agent with fake hosts in one process, on the embedded log in
+/// <data_dir>/log (or on Kafka if [log] backend says so). The API, with
+/// /metrics, /healthz and /readyz for every service, listens on [api]
+/// listen.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "novalog", version, about, after_help = CONFIG_HELP)]
 struct Args {
-    /// TOML configuration file (options can also be set as NOVALOG_<SECTION>__<OPTION>).
-    #[arg(long, env = "NOVALOG_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Data directory (overrides `data_dir`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -22,13 +25,25 @@ struct Args {
     /// Number of fake hosts (overrides `compute.fake_hosts`).
     #[arg(long)]
     fake_hosts: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every configuration option with its default and what it does,
+    /// as a TOML file (deploy/novalog.toml is this output).
+    ConfigDefaults,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    novalog_runtime::init_tracing();
     let args = Args::parse();
-    let mut cfg = novalog_runtime::Config::load(args.config.as_deref())?;
+    if let Some(Command::ConfigDefaults) = args.command {
+        print!("{}", novalog_runtime::Config::DEFAULTS_TOML);
+        return Ok(());
+    }
+    let mut cfg = args.common.init()?;
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
     }
@@ -38,8 +53,25 @@ async fn main() -> anyhow::Result<()> {
     if let Some(n) = args.fake_hosts {
         cfg.compute.fake_hosts = n;
     }
+    if args.common.check_config {
+        args.common.report_valid(&cfg);
+        return Ok(());
+    }
+    novalog_runtime::observe::install_metrics();
+    novalog_runtime::observe::Health::global().expect(&[
+        "api",
+        "conductor",
+        "scheduler",
+        "compute",
+    ]);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let mut system = System::start(&cfg, None).await?;
+    let (_stop_watchers, watchers) = novalog_runtime::Shutdown::new();
+    novalog_runtime::observe::watch_db_sizes(
+        &cfg.data_dir,
+        &["api", "conductor", "scheduler", "compute", "log"],
+        &watchers,
+    );
     let addr = system.api_addr;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "novalog is up");
     println!(

@@ -228,6 +228,8 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(versions::index))
         .route("/openapi.json", get(crate::openapi::serve))
+        // /metrics, /healthz, /readyz: unauthenticated, for scrapers and probes.
+        .merge(novalog_runtime::observe::routes())
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());
@@ -237,6 +239,8 @@ pub fn router(app: AppState) -> Router {
             .merge(identity::routes::revoke_router(app.clone()));
     }
     // The image routes stream uploads, so they stay outside the body limit.
+    // Inside the edge (request id, error shapes, caught panics): one access
+    // line and the HTTP metrics per request.
     http::edge(
         router
             .layer(DefaultBodyLimit::disable())
@@ -245,6 +249,8 @@ pub fn router(app: AppState) -> Router {
             .layer(from_fn_with_state(
                 app.request_timeout,
                 http::request_timeout,
-            )),
+            ))
+            .layer(crate::access::access_log())
+            .layer(from_fn(crate::access::metrics)),
     )
 }

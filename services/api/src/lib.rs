@@ -36,9 +36,11 @@
 //!   `<data_dir>/images`.
 //! - [`bootstrap`]: the demo flavors and image.
 //! - [`openapi`]: the OpenAPI document of the Compute API at `/openapi.json`.
+//! - [`access`]: the access log and the HTTP metrics of every request.
 //! - [`keypairs`], [`compute_services`]: keypairs (fingerprints,
 //!   generation) and compute services / hypervisors.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;

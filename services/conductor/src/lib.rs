@@ -37,6 +37,7 @@ pub mod preconditions;
 pub mod quotas;
 pub mod rebuild;
 pub mod resize;
+pub mod saga_metrics;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_updates;

@@ -46,6 +46,8 @@ pub(crate) struct ConductorHandler<S: Store> {
     /// Instances restored from the store in the batch being applied: they
     /// leave memory again at its end.
     restored: BTreeSet<Uuid>,
+    /// Sagas in flight, for their durations in Prometheus.
+    sagas: crate::saga_metrics::SagaClock,
 }
 
 impl<S: Store> ConductorHandler<S> {
@@ -62,6 +64,7 @@ impl<S: Store> ConductorHandler<S> {
             board_changes: BTreeSet::new(),
             store,
             restored: BTreeSet::new(),
+            sagas: Default::default(),
         }
     }
 
@@ -107,6 +110,11 @@ impl<S: Store> Handler for ConductorHandler<S> {
     ) -> Result<(), Rejected> {
         self.restore_subject(input)?;
         for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
+            if let Dest::Instances = e.dest {
+                for ended in self.sagas.observe(&e.env) {
+                    crate::saga_metrics::record(&ended);
+                }
+            }
             out.emit(self.topic(e.dest), e.key.into_bytes(), &e.env);
         }
         Ok(())

@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where every service keeps its RocksDB (and the embedded log).
     pub data_dir: PathBuf,
@@ -45,11 +45,34 @@ pub struct Config {
     /// Default quotas of every project (nova.conf `[quota]`).
     pub quota: novalog_schemas::quota::QuotaDefaults,
     pub conductor: ConductorOptions,
+    pub metrics: MetricsOptions,
+}
+
+/// `[metrics]`: where the services other than the API serve `/metrics`,
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsOptions {
+    /// `host:port`; empty: each service's own port on loopback, so services
+    /// sharing a host and a config file do not collide (conductor 9181,
+    /// scheduler 9182, compute 9183).
+    pub listen: String,
+}
+
+impl MetricsOptions {
+    /// The address to serve on, `default_port` on loopback unless set.
+    pub fn listen_or(&self, default_port: u16) -> String {
+        if self.listen.is_empty() {
+            format!("127.0.0.1:{default_port}")
+        } else {
+            self.listen.clone()
+        }
+    }
 }
 
 /// `[conductor]`: the sagas' step timeouts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConductorOptions {
     /// Seconds a saga step (a claim, a disk migration, a confirm, ...)
     /// waits for its host before the saga compensates (0: forever).
@@ -93,6 +116,7 @@ impl Default for Config {
             identity: IdentityOptions::default(),
             conductor: ConductorOptions::default(),
             quota: Default::default(),
+            metrics: MetricsOptions::default(),
         }
     }
 }
@@ -105,7 +129,7 @@ pub enum Backend {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogOptions {
     pub backend: Backend,
     /// Prefix of every topic name.
@@ -146,7 +170,7 @@ impl Default for LogOptions {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiOptions {
     pub listen: String,
     /// `keystone`: tokens issued by the Identity v3 subset at `/identity/v3`
@@ -214,7 +238,7 @@ impl Default for WsgiOptions {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SchedulerOptions {
     /// Attempts to build an instance, the first included (nova.conf
     /// `[scheduler] max_attempts`).
@@ -229,7 +253,7 @@ impl Default for SchedulerOptions {
 
 /// nova.conf `[filter_scheduler]` (and `[metrics]`, prefixed `metrics_`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FilterSchedulerOptions {
     /// Filters by class name, all of which a host must pass.
     pub enabled_filters: Vec<String>,
@@ -332,7 +356,7 @@ impl Default for FilterSchedulerOptions {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ComputeOptions {
     /// `fake` (in memory) for now.
     pub driver: String,
@@ -403,7 +427,7 @@ impl Default for ComputeOptions {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BootstrapOptions {
     /// On start, make sure the demo flavors (m1.tiny … m1.xlarge) and the
     /// demo image (cirros) exist.
@@ -421,7 +445,7 @@ impl Default for BootstrapOptions {
 /// and roles live in domain `Default` and come from here; passwords are
 /// hashed at startup and kept only hashed.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdentityOptions {
     /// Key tokens are signed with (HMAC-SHA256). Empty: one is generated
     /// and kept in `<data_dir>/api/token.key`, so restarts keep tokens
@@ -447,6 +471,7 @@ pub struct IdentityOptions {
 /// One user of `[identity] users`: a role assignment on one project, which
 /// is also the user's default project.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdentityUser {
     pub name: String,
     pub password: String,
@@ -505,6 +530,15 @@ impl Default for IdentityOptions {
     }
 }
 
+/// The top-level options and sections (what an environment variable's
+/// first part must be to count as an option).
+fn top_level_keys() -> Vec<String> {
+    match toml::Value::try_from(Config::default()) {
+        Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
@@ -512,15 +546,26 @@ pub struct ConfigError(String);
 impl Config {
     /// Defaults, then `file` (if given; it must exist), then `NOVALOG_*`
     /// environment variables.
+    ///
+    /// A key the file has but no option matches is an error naming the key
+    /// and the file. Environment variables are checked the same way once
+    /// their first part names a section or a top-level option; others
+    /// (`NOVALOG_CONFIG`, `NOVALOG_LOG_FORMAT`, ...) are not options and
+    /// are left alone.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError(format!("{} does not exist", path.display())));
             }
-            fig = fig.merge(Toml::file(path));
+            fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig.merge(Env::prefixed("NOVALOG_").split("__"));
+        let top = top_level_keys();
+        fig = fig.merge(Env::prefixed("NOVALOG_").split("__").filter(move |k| {
+            let key = k.as_str().to_ascii_lowercase();
+            top.iter()
+                .any(|t| key == *t || key.starts_with(&format!("{t}.")))
+        }));
         let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -559,6 +604,10 @@ impl Config {
         }
         Ok(())
     }
+
+    /// Every option with its default, commented: what `novalog
+    /// config-defaults` prints and `deploy/novalog.toml` holds.
+    pub const DEFAULTS_TOML: &'static str = include_str!("defaults.toml");
 
     pub fn topics(&self) -> crate::Topics {
         crate::Topics::new(&self.log.namespace)
@@ -627,6 +676,64 @@ mod tests {
         assert_eq!(id.token_expiration, 3600);
         assert_eq!(id.password_hash_rounds, d.password_hash_rounds);
         assert_eq!(id.region, "RegionOne");
+    }
+
+    #[test]
+    fn the_printed_defaults_are_the_defaults() {
+        let printed: toml::Value = toml::from_str(Config::DEFAULTS_TOML).unwrap();
+        let code = toml::Value::try_from(Config::default()).unwrap();
+        assert_eq!(
+            printed, code,
+            "services/runtime/src/defaults.toml differs from Config::default()"
+        );
+    }
+
+    #[test]
+    fn deploy_config_is_the_printed_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/novalog.toml");
+        let deployed = std::fs::read_to_string(path).unwrap();
+        assert!(
+            deployed == Config::DEFAULTS_TOML,
+            "deploy/novalog.toml must equal `novalog config-defaults` (services/runtime/src/defaults.toml)"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_name_the_key_and_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "novalog.toml",
+                "[api]\nlisten = \"127.0.0.1:1\"\nlisen_backlog = 5\n",
+            )?;
+            let e = Config::load(Some(Path::new("novalog.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("lisen_backlog"), "{e}");
+            assert!(e.contains("novalog.toml"), "{e}");
+            jail.create_file("top.toml", "colour = \"blue\"\n")?;
+            let e = Config::load(Some(Path::new("top.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("colour") && e.contains("top.toml"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_that_are_not_options_are_left_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NOVALOG_CONFIG", "/somewhere.toml");
+            jail.set_env("NOVALOG_KAFKA_BROKERS", "127.0.0.1:9092");
+            jail.set_env("NOVALOG_LOG__BACKEND", "kafka");
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.log.backend, Backend::Kafka);
+            jail.set_env("NOVALOG_API__LISTEN_TYPO", "x");
+            assert!(
+                Config::load(None).is_err(),
+                "a typo inside a section is refused"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -36,6 +36,7 @@ use novalog_log::{Consumed, EventLog, OffsetLookup, Record};
 use novalog_schemas::events::DeadLetter;
 use novalog_schemas::{DecodeError, Envelope, Event, Meta};
 use novalog_store::{Store, StoreExt, Transaction};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Shutdown;
@@ -242,7 +243,17 @@ pub async fn run<S: Store, H: Handler>(
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let offsets = offset_lookup(store.clone(), spec.name.clone());
-    let mut sub = log.subscribe(&spec.group, &spec.topics, offsets).await?;
+    let mut sub = log
+        .subscribe(&spec.group, &spec.topics, offsets.clone())
+        .await?;
+    let progress = crate::progress::Progress::start(
+        log.clone(),
+        &spec.name,
+        &spec.topics,
+        &offsets,
+        shutdown.clone(),
+    )
+    .await;
     let result = loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break Ok(()),
@@ -252,6 +263,7 @@ pub async fn run<S: Store, H: Handler>(
             Ok(b) => b,
             Err(e) => break Err(e.into()),
         };
+        let next = crate::observe::count_consumed(&spec.name, &batch);
         let mut consumer = Consumer {
             log: &*log,
             store: &*store,
@@ -261,6 +273,7 @@ pub async fn run<S: Store, H: Handler>(
         if let Err(e) = consumer.apply(batch).await {
             break Err(e);
         }
+        progress.committed(&next, &sub.assignment());
     };
     sub.close().await;
     result
@@ -337,10 +350,19 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
                             offset: rec.offset,
                             env,
                         };
-                        let handled =
-                            AssertUnwindSafe(self.handler.handle(&input, &mut out, &mut tx))
-                                .catch_unwind()
-                                .await;
+                        // Every line logged while handling the record
+                        // carries its request id and event id.
+                        let span = crate::observe::record_span(&self.spec.name, &input);
+                        let handled = AssertUnwindSafe(
+                            self.handler
+                                .handle(&input, &mut out, &mut tx)
+                                .instrument(span.clone()),
+                        )
+                        .catch_unwind()
+                        .await;
+                        span.in_scope(|| {
+                            crate::observe::record_handled(&input, matches!(handled, Ok(Ok(()))))
+                        });
                         let failure = match handled {
                             Ok(Ok(())) => continue,
                             Ok(Err(e)) => Failure::Apply(e.0),
@@ -393,7 +415,9 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         next: BTreeMap<(String, i32), i64>,
     ) -> anyhow::Result<()> {
         if !out.is_empty() {
-            self.log.append(out.into_records()).await?;
+            let records = out.into_records();
+            crate::observe::count_produced(&self.spec.name, &records);
+            self.log.append(records).await?;
         }
         for ((topic, partition), offset) in next {
             tx.set_offset(&self.spec.name, &topic, partition, offset);
@@ -414,6 +438,9 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
     fn dead_letter(&mut self, rec: &Consumed, failure: &Failure, out: &mut Outbox) {
         tracing::warn!(consumer = %self.spec.name, topic = %rec.topic, partition = rec.partition,
             offset = rec.offset, error = %failure, "record dead-lettered");
+        metrics::counter!("novalog_dead_letters_total", "consumer" => self.spec.name.clone(),
+            "topic" => rec.topic.clone())
+        .increment(1);
         let dead = DeadRecord {
             topic: &rec.topic,
             partition: rec.partition,

@@ -10,10 +10,17 @@
 //!   transaction; a record that does not decode, or whose handling fails or
 //!   panics, is dead-lettered alone and the loop goes on.
 //! - [`backend`]: opens the configured log backend.
+//! - [`observe`]: Prometheus metrics, `/healthz` and `/readyz`, logging
+//!   (text or JSON) with a span per record.
+//! - [`progress`]: each consumer's lag and readiness.
+//! - [`cli`]: the flags every binary shares.
 
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod observe;
+pub mod progress;
 pub mod topics;
 
 pub use config::Config;
@@ -102,12 +109,7 @@ pub async fn termination_signal() {
     }
 }
 
-/// Structured logs to stderr; `RUST_LOG` overrides the level.
+/// Text logs to stderr; `RUST_LOG` overrides the level.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    observe::init_logging(observe::LogFormat::Text);
 }

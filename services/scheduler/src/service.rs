@@ -230,7 +230,18 @@ impl Handler for RequestsHandler {
             let Event::SelectHostsRequested(spec) = &env.event else {
                 continue;
             };
-            let event = match s.core.select_hosts(spec, novalog_schemas::now_ms()) {
+            let started = std::time::Instant::now();
+            let selected = s.core.select_hosts(spec, novalog_schemas::now_ms());
+            metrics::histogram!("novalog_scheduler_decision_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let outcome = if selected.is_ok() {
+                "selected"
+            } else {
+                "no_valid_host"
+            };
+            metrics::counter!("novalog_scheduler_decisions_total", "outcome" => outcome)
+                .increment(1);
+            let event = match selected {
                 Ok(hosts) => Event::HostsSelected {
                     request_id: spec.request_id,
                     instance_id: spec.instance_id,
