@@ -155,8 +155,13 @@ pub async fn rebuild(
     let topics = src.topics().clone();
     match service {
         Service::Api => {
+            // Loaded from the fresh store as the service loads its own: the
+            // projection reads deleted servers back from it, and marks its
+            // indexes current there.
+            let projection = novalog_api::projection::Projection::load(store.clone())
+                .map_err(|e| Error::Io(format!("cannot load {}: {e}", into.display())))?;
             let handler = novalog_api::projection::ProjectionHandler::new(
-                Arc::new(novalog_api::projection::Projection::empty()),
+                Arc::new(projection),
                 Arc::new(novalog_api::verdicts::Verdicts::new()),
                 store.clone(),
                 topics.clone(),

@@ -358,6 +358,9 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
         v("NOVALOG_LOG__PARTITIONS", cfg.log.partitions.to_string()),
         v("NOVALOG_API__LISTEN", cfg.api.listen.clone()),
         v("NOVALOG_API__AUTH_STRATEGY", cfg.api.auth_strategy.clone()),
+        // Any free port: tests run several conductors and schedulers on one
+        // machine at once, and the per-service default ports would collide.
+        v("NOVALOG_METRICS__LISTEN", "127.0.0.1:0".into()),
         v("NOVALOG_REPORT_INTERVAL", cfg.report_interval.to_string()),
         v(
             "NOVALOG_COMPUTE__FAKE_HOSTS",

@@ -92,9 +92,14 @@ impl Bed {
             cfg.log.backend = novalog_runtime::config::Backend::Kafka;
             cfg.log.bootstrap_servers = brokers;
             cfg.log.partitions = 2;
-            cfg.log
-                .kafka_properties
-                .insert("max.poll.interval.ms".into(), "10000".into());
+            // Every client, readers included, must have a session timeout
+            // no longer than the poll interval.
+            for (k, v) in [
+                ("max.poll.interval.ms", "10000"),
+                ("session.timeout.ms", "6000"),
+            ] {
+                cfg.log.kafka_properties.insert(k.into(), v.into());
+            }
         }
         let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
         Some(Bed {

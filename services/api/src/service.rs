@@ -63,7 +63,8 @@ impl ApiService {
             RocksStore::open(&dir, cfg.log.sync)
                 .with_context(|| format!("opening the api store in {}", dir.display()))?,
         );
-        let projection = Arc::new(Projection::load(store.clone()).context("loading the api projection")?);
+        let projection =
+            Arc::new(Projection::load(store.clone()).context("loading the api projection")?);
         let revocations = auth.identity().map(|i| i.revocations.clone());
         if let Some(r) = &revocations {
             r.load(&*store).context("loading the revoked tokens")?;

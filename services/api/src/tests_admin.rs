@@ -338,7 +338,7 @@ async fn empty_keypair_user_id_is_400_and_writes_nothing() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert_eq!(
         message(&r),
-        "Invalid input for field/attribute keypair/user_id. Value: . '' is too short"
+        "Invalid input for field/attribute user_id. Value: . '' is too short"
     );
     let long = "u".repeat(256);
     let r = h

@@ -250,6 +250,10 @@ mod tests {
             self.0.acquire().await.unwrap().forget();
             Ok(())
         }
+
+        async fn recover(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
     }
 
     async fn until(what: &str, cond: impl Fn() -> bool) {
