@@ -244,6 +244,7 @@ pub fn router(app: AppState) -> Router {
     http::edge(
         router
             .layer(DefaultBodyLimit::disable())
+            .layer(from_fn(http::read_body_first))
             .layer(RequestBodyLimitLayer::new(app.max_body))
             .merge(images::router(app.clone()))
             .layer(from_fn_with_state(

@@ -227,6 +227,31 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
         .any(|m| mime.eq_ignore_ascii_case(m))
 }
 
+/// Reads a request's whole body (already bounded by the body limit) before
+/// routing, so that every answer, early refusals included (an unknown id in
+/// the path, a failed policy check), comes after the body: a connection is
+/// never answered and closed with its request half read, which a client
+/// reusing it would see as a dropped connection.
+pub async fn read_body_first(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return ApiError::too_large().into_response();
+                }
+                source = err.source();
+            }
+            ApiError::bad_request("Malformed request body").into_response()
+        }
+    }
+}
+
 /// A JSON request body; malformed JSON is Nova's 400, an oversized body
 /// its 413. An empty body is `null`.
 #[derive(Debug, Clone)]
