@@ -292,8 +292,8 @@ fn dockerfile_builds_release_binaries_runs_as_non_root_with_a_health_check() {
     assert!(text.contains("cargo build --release"));
     let user = text
         .lines()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .expect("a USER line");
     assert!(
         !user.starts_with("root") && !user.starts_with('0'),

@@ -320,47 +320,6 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readiness_waits_for_every_registered_consumer() {
-        let a = Health::global().register("a");
-        let b = Health::global().register("b");
-        assert_eq!(Health::global().behind(), vec!["a", "b"]);
-        a.ready.store(true, Ordering::Release);
-        assert_eq!(Health::global().behind(), vec!["b"]);
-        drop(b);
-        assert!(Health::global().behind().is_empty());
-        Health::global().expect(&["conductor"]);
-        assert_eq!(Health::global().behind(), vec!["conductor (starting)"]);
-        let c = Health::global().register("conductor");
-        c.ready.store(true, Ordering::Release);
-        assert!(Health::global().behind().is_empty());
-    }
-
-    #[test]
-    fn recorded_figures_are_rendered() {
-        install_metrics().expect("first recorder of this test process");
-        metrics::counter!("novalog_records_consumed_total", "consumer" => "t", "topic" => "x")
-            .increment(3);
-        metrics::histogram!("novalog_saga_duration_seconds", "kind" => "build", "outcome" => "active")
-            .record(0.2);
-        let text = render_metrics();
-        assert!(
-            text.contains(r#"novalog_records_consumed_total{consumer="t",topic="x"} 3"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"novalog_saga_duration_seconds_bucket{kind="build",outcome="active",le="0.25"} 1"#
-            ),
-            "{text}"
-        );
-    }
-}
-
 /// The span every record is handled in: the fields that let one request
 /// be followed across every service's log.
 pub fn record_span(consumer: &str, input: &crate::Input) -> tracing::Span {
@@ -427,5 +386,46 @@ pub fn count_produced(consumer: &str, records: &[novalog_log::Record]) {
 pub fn watch_db_sizes(data_dir: &Path, dbs: &[&str], shutdown: &Shutdown) {
     for db in dbs {
         watch_db_size(db, data_dir.join(db), shutdown.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_waits_for_every_registered_consumer() {
+        let a = Health::global().register("a");
+        let b = Health::global().register("b");
+        assert_eq!(Health::global().behind(), vec!["a", "b"]);
+        a.ready.store(true, Ordering::Release);
+        assert_eq!(Health::global().behind(), vec!["b"]);
+        drop(b);
+        assert!(Health::global().behind().is_empty());
+        Health::global().expect(&["conductor"]);
+        assert_eq!(Health::global().behind(), vec!["conductor (starting)"]);
+        let c = Health::global().register("conductor");
+        c.ready.store(true, Ordering::Release);
+        assert!(Health::global().behind().is_empty());
+    }
+
+    #[test]
+    fn recorded_figures_are_rendered() {
+        install_metrics().expect("first recorder of this test process");
+        metrics::counter!("novalog_records_consumed_total", "consumer" => "t", "topic" => "x")
+            .increment(3);
+        metrics::histogram!("novalog_saga_duration_seconds", "kind" => "build", "outcome" => "active")
+            .record(0.2);
+        let text = render_metrics();
+        assert!(
+            text.contains(r#"novalog_records_consumed_total{consumer="t",topic="x"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"novalog_saga_duration_seconds_bucket{kind="build",outcome="active",le="0.25"} 1"#
+            ),
+            "{text}"
+        );
     }
 }
