@@ -14,6 +14,7 @@ use novalog_replay::rebuild::Service;
 use novalog_replay::{Error, Progress, Source};
 use novalog_runtime::Config;
 use novalog_runtime::config::Backend;
+use novalog_runtime::observe::LogFormat;
 use uuid::Uuid;
 
 const EXAMPLES: &str = "\
@@ -51,8 +52,16 @@ struct Args {
     /// No progress bars and no summary line.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Log lines (on stderr, warnings and errors unless RUST_LOG says
+    /// otherwise) as text or as one JSON object per line.
+    #[arg(long, value_enum, env = "NOVALOG_LOG_FORMAT", default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Load and validate the configuration, say so, and exit (status 1 and
+    /// the reason when it is invalid).
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +195,27 @@ struct Found;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    novalog_runtime::observe::init_logging_at(args.log_format, "warn");
+    if args.check_config {
+        return match config(&args) {
+            Ok(cfg) => {
+                println!(
+                    "configuration OK: {} (log backend {:?}, data_dir {})",
+                    args.config.as_ref().map_or_else(
+                        || "defaults and environment (no file)".to_owned(),
+                        |p| p.display().to_string()
+                    ),
+                    cfg.log.backend,
+                    cfg.data_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("novalog-replay: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(args).await {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(Found)) => ExitCode::from(1),
@@ -276,7 +306,12 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let started = Instant::now();
-    match &args.cmd {
+    let Some(cmd) = &args.cmd else {
+        return Err(Error::BadInput(
+            "a subcommand is needed: see novalog-replay --help".to_owned(),
+        ));
+    };
+    match cmd {
         Cmd::History { subject, json } => {
             let src = open(&cfg)?;
             let subject = novalog_replay::history::Subject::parse(subject);

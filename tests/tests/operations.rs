@@ -243,7 +243,8 @@ fn check_config_refuses_an_unknown_key_naming_it_and_the_file() {
     std::fs::write(&bad, "[scheduler]\nmax_attempts = 3\nmax_atempts = 5\n").unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[scheduler]\nmax_attempts = 5\n").unwrap();
-    for bin in BINARIES {
+    // novalog-replay reads the services' configuration too.
+    for bin in BINARIES.into_iter().chain(["novalog-replay"]) {
         let out = Command::new(novalog_bin(bin))
             .args(["--check-config", "--config"])
             .arg(&bad)
@@ -323,5 +324,18 @@ fn help_says_what_each_binary_is_its_config_and_its_flags() {
         }
         let first = help.lines().next().unwrap_or_default();
         assert!(first.contains("Novalog"), "{bin}: {first}");
+    }
+    // The audit tool serves no metrics, but shares the other flags.
+    let out = Command::new(novalog_bin("novalog-replay"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "novalog-replay --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["--config", "--log-format", "--check-config"] {
+        assert!(
+            help.contains(needle),
+            "novalog-replay --help lacks {needle}:\n{help}"
+        );
     }
 }

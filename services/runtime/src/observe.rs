@@ -305,8 +305,15 @@ pub enum LogFormat {
 
 /// Logs to stderr in `format`; `RUST_LOG` sets the level (default info).
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+/// Logs to stderr in `format` at `default_level` unless `RUST_LOG` says
+/// otherwise (tools whose stderr is for people use "warn").
+pub fn init_logging_at(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
