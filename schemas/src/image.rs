@@ -670,6 +670,18 @@ pub struct ImageData {
     pub os_hash_value: String,
 }
 
+/// The guarded move every upload step makes: from `from` to `to`, or
+/// Glance's 409 naming the move refused.
+fn step(image: &Image, from: &str, to: &str, now_ms: i64) -> Result<Image> {
+    if image.status != from {
+        return Err(transition(image, to));
+    }
+    let mut next = image.clone();
+    next.status = to.into();
+    next.updated_at_ms = now_ms;
+    Ok(next)
+}
+
 fn transition(image: &Image, to: &str) -> Refusal {
     Refusal::Conflict(format!(
         "Image status transition from {} to {to} is not allowed",
@@ -686,13 +698,7 @@ pub fn decide_upload_start(
     now_ms: i64,
 ) -> Result<Image> {
     let image = live(current, id, caller, Action::UploadImage)?;
-    if image.status != QUEUED {
-        return Err(transition(image, SAVING));
-    }
-    let mut next = image.clone();
-    next.status = SAVING.into();
-    next.updated_at_ms = now_ms;
-    Ok(next)
+    step(image, QUEUED, SAVING, now_ms)
 }
 
 /// The data is stored: the saving image becomes active with its size and
@@ -710,20 +716,15 @@ pub fn decide_upload_finish(
         )),
         other => other,
     })?;
-    if image.status != SAVING {
-        return Err(transition(image, ACTIVE));
-    }
+    let mut next = step(image, SAVING, ACTIVE, now_ms)?;
     check_size(data.size)?;
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
     if !hex(&data.checksum, 32) || !hex(&data.os_hash_value, 128) {
         return Err(Refusal::Invalid("Invalid image data digests.".into()));
     }
-    let mut next = image.clone();
-    next.status = ACTIVE.into();
     next.size = data.size;
     next.checksum = data.checksum.clone();
     next.os_hash_value = data.os_hash_value.clone();
-    next.updated_at_ms = now_ms;
     Ok(next)
 }
 
@@ -736,15 +737,10 @@ pub fn decide_upload_abort(
     now_ms: i64,
 ) -> Result<Image> {
     let image = live(current, id, caller, Action::UploadImage)?;
-    if image.status != SAVING {
-        return Err(transition(image, QUEUED));
-    }
-    let mut next = image.clone();
-    next.status = QUEUED.into();
+    let mut next = step(image, SAVING, QUEUED, now_ms)?;
     next.size = 0;
     next.checksum.clear();
     next.os_hash_value.clear();
-    next.updated_at_ms = now_ms;
     Ok(next)
 }
 

@@ -127,7 +127,13 @@ async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
-        let (http, url, next, waiters, early) = (http.clone(), url.clone(), next.clone(), waiters.clone(), early.clone());
+        let (http, url, next, waiters, early) = (
+            http.clone(),
+            url.clone(),
+            next.clone(),
+            waiters.clone(),
+            early.clone(),
+        );
         async move {
             let mut lat = Vec::new();
             loop {
@@ -136,18 +142,7 @@ async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::
                     return anyhow::Ok(lat);
                 }
                 let t0 = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .header("X-Auth-Token", "admin:admin")
-                    .json(&json!({"server": {"name": format!("bench-{n}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let body: serde_json::Value = resp.json().await?;
-                if status.as_u16() != 202 {
-                    bail!("create: {status} {body}");
-                }
-                let id: Uuid = body["server"]["id"].as_str().context("id")?.parse()?;
+                let id = create_server(&http, &url, image, format!("bench-{n}")).await?;
                 let (tx, rx) = oneshot::channel();
                 let done = {
                     let mut w = waiters.lock();
@@ -161,7 +156,9 @@ async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::
                 };
                 let at = match done {
                     Some(at) => at,
-                    None => tokio::time::timeout(Duration::from_secs(60), rx).await.context("boot timed out")??,
+                    None => tokio::time::timeout(Duration::from_secs(60), rx)
+                        .await
+                        .context("boot timed out")??,
                 };
                 lat.push(at.duration_since(t0).as_secs_f64() * 1000.0);
             }
@@ -213,6 +210,28 @@ async fn watch_events(
 }
 
 /// Waits for `event` on instance `id`.
+/// `POST /servers` as admin (noauth2) for a `m1.tiny` server from `image`
+/// with no network; its id once the API accepted it (202).
+async fn create_server(
+    http: &reqwest::Client,
+    servers_url: &str,
+    image: Uuid,
+    name: String,
+) -> anyhow::Result<Uuid> {
+    let resp = http
+        .post(servers_url)
+        .header("X-Auth-Token", "admin:admin")
+        .json(&json!({"server": {"name": name, "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    if status.as_u16() != 202 {
+        bail!("create: {status} {body}");
+    }
+    Ok(body["server"]["id"].as_str().context("id")?.parse()?)
+}
+
 async fn wait_event(
     waiters: &EventWaiters,
     early: &EarlyEvents,
@@ -265,18 +284,14 @@ async fn resize_run(system: &System, n: usize, concurrency: usize) -> anyhow::Re
     let image = system.demo_image.context("no demo image")?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let resp = http
-            .post(format!("{base}/servers"))
-            .header("X-Auth-Token", "admin:admin")
-            .json(&json!({"server": {"name": format!("resize-{i}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
-            .send()
-            .await?;
-        let body: serde_json::Value = resp.json().await?;
         ids.push(
-            body["server"]["id"]
-                .as_str()
-                .context("id")?
-                .parse::<Uuid>()?,
+            create_server(
+                &http,
+                &format!("{base}/servers"),
+                image,
+                format!("resize-{i}"),
+            )
+            .await?,
         );
     }
     for id in &ids {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use novalog_all_in_one::System;
 use novalog_replay::rebuild::Service;
 use novalog_replay::state_at::At;
@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{EarlyEvents, EventWaiters, wait_event, watch_events};
+use super::{EarlyEvents, EventWaiters, create_server, wait_event, watch_events};
 
 pub struct Figures {
     pub log_records: i64,
@@ -113,18 +113,13 @@ async fn fill(
         async move {
             while !enough.load(Ordering::Relaxed) {
                 let n = booted.fetch_add(1, Ordering::Relaxed);
-                let resp = http
-                    .post(format!("{base}/servers"))
-                    .header("X-Auth-Token", "admin:admin")
-                    .json(&json!({"server": {"name": format!("replay-{n}"), "flavorRef": "1", "imageRef": image.to_string(), "networks": "none"}}))
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let body: serde_json::Value = resp.json().await?;
-                if status.as_u16() != 202 {
-                    bail!("create: {status} {body}");
-                }
-                let id: Uuid = body["server"]["id"].as_str().context("id")?.parse()?;
+                let id = create_server(
+                    &http,
+                    &format!("{base}/servers"),
+                    image,
+                    format!("replay-{n}"),
+                )
+                .await?;
                 wait_event(&waiters, &early, id, "InstanceBecameActive").await?;
                 let action = |body: serde_json::Value| {
                     http.post(format!("{base}/servers/{id}/action"))
