@@ -63,6 +63,7 @@ pub async fn run_host(
                     continue;
                 }
                 rec.release_all(instance_id);
+                rec.note_departure(instance_id);
                 out.push(fact(
                     &job.cause,
                     "destroyed",

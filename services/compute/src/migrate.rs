@@ -68,8 +68,8 @@ pub async fn run(
     };
     // A compensation reuses a step's command under its own step id, so the
     // marker is per command record, not per step name.
-    let marker = (cmd.migration_id, format!("{step}/{}", cause.event_id));
-    if rec.done_steps.contains(&marker) {
+    let marker = format!("{step}/{}", cause.event_id);
+    if rec.step_done(cmd.migration_id, &marker) {
         return;
     }
     let result = carry_out(driver, rec, cause, step, cmd, ratios).await;
@@ -91,7 +91,7 @@ pub async fn run(
             ));
         }
     }
-    rec.done_steps.insert(marker);
+    rec.record_step(cmd.migration_id, cmd.instance_id, marker);
 }
 
 async fn carry_out(
@@ -704,6 +704,120 @@ mod tests {
         assert!(r.h2.instances.contains_key(&r.id));
         assert!(r.h2.migration_claims.is_empty());
         consistent(&r.h2);
+    }
+
+    /// A resize of the rig's instance from `from` to `to` (the same host
+    /// or not), confirmed, under a new migration id.
+    async fn resize_and_confirm(r: &mut Rig, from: &str, to: &str) {
+        r.mid = Uuid::new_v4();
+        r.run(Event::PrepResize(r.cmd(to, to, 1024, false))).await;
+        let mut c = r.cmd(from, to, 1024, false);
+        c.source_host = from.into();
+        r.run(Event::MigrateDiskAndPowerOff(c)).await;
+        let mut c = r.cmd(to, to, 1024, true);
+        c.source_host = from.into();
+        r.run(Event::FinishMigration(c)).await;
+        let mut c = r.cmd(from, to, 512, false);
+        c.source_host = from.into();
+        assert_eq!(
+            r.run(Event::ConfirmMigration(c)).await,
+            ["MigrationConfirmedOnSource"]
+        );
+    }
+
+    #[tokio::test]
+    async fn saga_markers_are_bounded_by_the_live_instances() {
+        use crate::tracker::DEPARTED_SAGAS_KEPT;
+        let mut r = Rig::new(FakeOptions::default()).await;
+        // One live instance resized again and again on its host: only its
+        // current saga's markers stay.
+        for _ in 0..50 {
+            resize_and_confirm(&mut r, "h1", "h1").await;
+        }
+        assert_eq!(r.h1.sagas.len(), 1);
+        assert!(r.h1.departed.is_empty());
+        let live = r.id;
+
+        // Instances created on h1, resized to h2, deleted there: each saga
+        // departs h1 at the confirm and h2 at the delete, and only the last
+        // few departures keep their markers.
+        for _ in 0..100 {
+            r.id = Uuid::new_v4();
+            let spawn = Job {
+                cause: cause(),
+                command: Command::Spawn(Box::new(novalog_schemas::events::SpawnInstance {
+                    instance_id: r.id,
+                    host: "h1".into(),
+                    attempt: 1,
+                    project_id: "p".into(),
+                    name: "vm".into(),
+                    flavor: flavor("1", 512),
+                    image: image(),
+                })),
+            };
+            run_host(&r.d, &mut r.h1, vec![spawn], RATIOS).await;
+            resize_and_confirm(&mut r, "h1", "h2").await;
+            let destroy = Job {
+                cause: cause(),
+                command: Command::Destroy { instance_id: r.id },
+            };
+            run_host(&r.d, &mut r.h2, vec![destroy], RATIOS).await;
+        }
+        assert_eq!(r.h1.departed.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(r.h1.sagas.len(), DEPARTED_SAGAS_KEPT + 1, "and the live one's");
+        assert!(r.h1.sagas.values().any(|s| s.instance_id == live));
+        assert_eq!(r.h2.departed.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(r.h2.sagas.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(r.h2.usage.instances, 0);
+        assert_eq!(r.d.guests_on("h2"), 0);
+        consistent(&r.h1);
+        consistent(&r.h2);
+    }
+
+    #[tokio::test]
+    async fn a_command_sent_again_after_its_instance_left_is_not_carried_out_twice() {
+        let mut r = Rig::new(FakeOptions::default()).await;
+        r.run(Event::PrepResize(r.cmd("h2", "h2", 512, false)))
+            .await;
+        let moved = cause();
+        let live = Event::LiveMigrateInstance(r.cmd("h1", "h2", 512, true));
+        assert_eq!(
+            r.run_as(moved.clone(), live.clone()).await,
+            ["InstanceLiveMigrated"]
+        );
+        assert!(!r.h1.holds(r.id));
+        assert_eq!(r.h1.departed.len(), 1);
+        assert!(
+            r.run_as(moved, live).await.is_empty(),
+            "the copy is recognised, not failed as a guest not found"
+        );
+    }
+
+    #[test]
+    fn a_host_record_stored_before_the_bound_is_read_with_its_markers_departed() {
+        use crate::tracker::{DEPARTED_SAGAS_KEPT, LegacyHostRecord};
+        let h = host("h1");
+        let old = LegacyHostRecord {
+            name: h.name.clone(),
+            capacity: h.capacity,
+            usage: h.usage,
+            instances: h.instances.clone(),
+            migration_claims: h.migration_claims.clone(),
+            done_steps: (0..100u128)
+                .map(|m| (Uuid::from_u128(m), format!("prep_resize/{m}")))
+                .collect(),
+        };
+        let bytes = novalog_store::encode("hosts", &old).unwrap();
+        assert!(
+            novalog_store::decode::<HostRecord>("hosts", &bytes).is_err(),
+            "the new shape does not misread the old"
+        );
+        let rec = HostRecord::from(
+            novalog_store::decode::<LegacyHostRecord>("hosts", &bytes).unwrap(),
+        );
+        assert_eq!(rec.sagas.len(), DEPARTED_SAGAS_KEPT);
+        assert!(rec.step_done(Uuid::from_u128(99), "prep_resize/99"));
+        assert!(!rec.step_done(Uuid::from_u128(0), "prep_resize/0"));
     }
 
     #[tokio::test]

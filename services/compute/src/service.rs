@@ -12,14 +12,14 @@ use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
 use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
-use novalog_store::{RocksStore, StoreExt, Transaction};
+use novalog_store::{RocksStore, Store, Transaction};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::agent::{Command, Job, run_host};
 use crate::driver::VirtDriver;
 use crate::fake::{FakeDriver, FakeOptions};
-use crate::tracker::{HostRecord, Ratios};
+use crate::tracker::{HostRecord, LegacyHostRecord, Ratios};
 
 const HOSTS: &str = "hosts";
 
@@ -344,9 +344,17 @@ fn load_host(
     name: &str,
     capacity: Resources,
 ) -> anyhow::Result<HostRecord> {
-    let mut rec = store
-        .get::<HostRecord>(HOSTS, name.as_bytes())?
-        .unwrap_or_else(|| HostRecord::new(name.to_owned(), capacity));
+    let stored = store.get_raw(HOSTS, name.as_bytes())?;
+    let mut rec = match stored {
+        None => HostRecord::new(name.to_owned(), capacity),
+        Some(bytes) => match novalog_store::decode::<HostRecord>(HOSTS, &bytes) {
+            Ok(rec) => rec,
+            // Written before sagas' markers were bounded.
+            Err(e) => novalog_store::decode::<LegacyHostRecord>(HOSTS, &bytes)
+                .map(HostRecord::from)
+                .map_err(|_| e)?,
+        },
+    };
     rec.capacity = capacity;
     for (id, i) in &rec.instances {
         driver.adopt(name, *id, i.power_state);
