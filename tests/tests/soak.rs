@@ -635,7 +635,10 @@ async fn soak() {
         ("soak_rss_fresh_mb", json!(round(rss_fresh))),
         ("soak_rss_empty_mb", json!(round(rss_empty))),
         ("soak_live_state_mb", json!(round(live_state))),
-        ("soak_rocksdb_budget_mb", json!(round(mem_end.rocksdb_budget))),
+        (
+            "soak_rocksdb_budget_mb",
+            json!(round(mem_end.rocksdb_budget)),
+        ),
         ("soak_rocksdb_filled_mb", json!(round(rocksdb_filled))),
         (
             "soak_rss_growth_beyond_fixed_mb",

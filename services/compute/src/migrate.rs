@@ -764,7 +764,11 @@ mod tests {
             run_host(&r.d, &mut r.h2, vec![destroy], RATIOS).await;
         }
         assert_eq!(r.h1.departed.len(), DEPARTED_SAGAS_KEPT);
-        assert_eq!(r.h1.sagas.len(), DEPARTED_SAGAS_KEPT + 1, "and the live one's");
+        assert_eq!(
+            r.h1.sagas.len(),
+            DEPARTED_SAGAS_KEPT + 1,
+            "and the live one's"
+        );
         assert!(r.h1.sagas.values().any(|s| s.instance_id == live));
         assert_eq!(r.h2.departed.len(), DEPARTED_SAGAS_KEPT);
         assert_eq!(r.h2.sagas.len(), DEPARTED_SAGAS_KEPT);
@@ -812,9 +816,8 @@ mod tests {
             novalog_store::decode::<HostRecord>("hosts", &bytes).is_err(),
             "the new shape does not misread the old"
         );
-        let rec = HostRecord::from(
-            novalog_store::decode::<LegacyHostRecord>("hosts", &bytes).unwrap(),
-        );
+        let rec =
+            HostRecord::from(novalog_store::decode::<LegacyHostRecord>("hosts", &bytes).unwrap());
         assert_eq!(rec.sagas.len(), DEPARTED_SAGAS_KEPT);
         assert!(rec.step_done(Uuid::from_u128(99), "prep_resize/99"));
         assert!(!rec.step_done(Uuid::from_u128(0), "prep_resize/0"));

@@ -663,7 +663,10 @@ mod tests {
             "active memtable {active} bytes, budget {}",
             budget.memtable_bytes
         );
-        assert!(memory_usage().memtables_bytes > 0, "counted in the shared budget");
+        assert!(
+            memory_usage().memtables_bytes > 0,
+            "counted in the shared budget"
+        );
     }
 
     #[test]
