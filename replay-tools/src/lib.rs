@@ -13,7 +13,8 @@
 //!   an instant, folded by the shared `evolve` and shown by the API's view.
 //! - [`rebuild`]: fold the log into a fresh projection store with a
 //!   service's own handler; `diff` two stores; `verify` against the live one.
-//! - [`check`]: envelope and domain invariants over the whole history.
+//! - [`check`]: envelope invariants over the whole history; [`invariants`]:
+//!   the domain ones (usage, claims, quotas), pure.
 //! - [`export`]: JSON lines / CSV, and `tail`.
 //! - [`dead_letters`]: list, show and redrive.
 
@@ -22,6 +23,7 @@ pub mod dead_letters;
 pub mod export;
 pub mod history;
 pub mod index;
+pub mod invariants;
 pub mod rebuild;
 pub mod records;
 pub mod source;

@@ -435,7 +435,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
             let src = open(&cfg)?;
             let report = {
                 let bar = Bar::new(quiet, "check");
-                novalog_replay::check::check(&src, &bar).await?
+                novalog_replay::check::check_with(&src, &cfg.quota, &bar).await?
             };
             novalog_replay::check::print(&report, &mut out)?;
             summary(quiet, "check", report.records, started);
