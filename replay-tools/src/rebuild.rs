@@ -4,8 +4,9 @@
 //!
 //! The fold reads the service's input topics merged by append time (the
 //! order a live consumer saw them, to the millisecond) and commits one
-//! WriteBatch per [`BATCH`] records, without fsync: a rebuild that dies is
-//! simply run again into a fresh directory.
+//! WriteBatch per [`BATCH`] records, without the write-ahead log (the
+//! store is flushed once at the end): a rebuild that dies is simply run
+//! again into a fresh directory.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::Write;
@@ -149,7 +150,7 @@ pub async fn rebuild(
         )));
     }
     let store = Arc::new(
-        RocksStore::open(into, false)
+        RocksStore::create_for_rebuild(into)
             .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", into.display())))?,
     );
     let topics = src.topics().clone();
@@ -273,6 +274,7 @@ async fn fold<H: Handler>(
     }
     commit(store, consumer, &mut handler, &mut tx, &mut out, &mut next).await?;
     progress.advance(in_batch as u64);
+    store.flush()?;
     Ok(Stats {
         records,
         seconds: started.elapsed().as_secs_f64(),
