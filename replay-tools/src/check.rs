@@ -23,6 +23,8 @@ pub struct Violation {
 #[derive(Debug, Default)]
 pub struct Report {
     pub records: u64,
+    /// Times a host's usage was held to the flavors placed (`host-usage`).
+    pub usage_reports_compared: u64,
     pub violations: Vec<Violation>,
 }
 
@@ -133,7 +135,9 @@ pub async fn check_with(
             });
         }
     }
-    report.violations.extend(domain.finish());
+    let found = domain.finish();
+    report.violations.extend(found.violations);
+    report.usage_reports_compared = found.usage_reports_compared;
     Ok(report)
 }
 
@@ -144,8 +148,9 @@ pub fn print(report: &Report, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(
         out,
-        "{} records checked, {} violations",
+        "{} records checked, {} host usage comparisons, {} violations",
         report.records,
+        report.usage_reports_compared,
         report.violations.len()
     )?;
     Ok(())

@@ -200,6 +200,17 @@ pub struct Domain {
     /// Projects whose usage went up in this millisecond, with the record.
     pending_quota: BTreeMap<String, Position>,
     violations: Vec<Violation>,
+    /// Times a host's usage was compared with the flavors placed.
+    compared: u64,
+}
+
+/// What the domain rules found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub violations: Vec<Violation>,
+    /// Times a host's usage was compared with the flavors placed there
+    /// (reports that came while claims were moving are not).
+    pub usage_reports_compared: u64,
 }
 
 impl Domain {
@@ -342,6 +353,7 @@ impl Domain {
             return;
         }
         report.judged = true;
+        self.compared += 1;
         let (reported, at) = (report.usage, report.at.clone());
         if reported == placed.claims() {
             self.off.remove(host);
@@ -391,7 +403,7 @@ impl Domain {
     /// Ends the fold: judges what is pending, then each host's newest
     /// report against where the instances ended up, and looks for tasks
     /// left on deleted instances.
-    pub fn finish(mut self) -> Vec<Violation> {
+    pub fn finish(mut self) -> Found {
         self.judge();
         let mut hosts: Vec<String> = self.reports.keys().cloned().collect();
         hosts.sort();
@@ -418,7 +430,10 @@ impl Domain {
                 ),
             });
         }
-        self.violations
+        Found {
+            violations: self.violations,
+            usage_reports_compared: self.compared,
+        }
     }
 }
 

@@ -191,9 +191,12 @@ async fn check_names_the_report_of_a_host_whose_usage_is_not_its_flavors() {
     let small = flavor("1", 1, 512, 1);
     h.boot(Uuid::new_v4(), "p1", &small, "h1").await;
     h.heartbeat("h1", usage(&[&small], 1)).await;
-    assert_eq!(
-        violations(&replay(dir.path(), &["check"])),
-        Vec::<String>::new()
+    let o = replay(dir.path(), &["check"]);
+    assert_eq!(violations(&o), Vec::<String>::new());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(", 2 host usage comparisons, 0 violations"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
     );
 
     // The tracker counts a second instance that nothing placed there.

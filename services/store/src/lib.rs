@@ -263,6 +263,11 @@ impl RocksStore {
         opts.set_write_buffer_size(256 << 20);
         opts.set_max_write_buffer_number(4);
         opts.set_disable_auto_compactions(true);
+        // A fold asks for many keys that are not there yet (every new
+        // server); a bloom filter on the memtable answers those without
+        // walking its skip list.
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_whole_key_filtering(true);
         let db = rocksdb::DB::open(&opts, path)?;
         Ok(Self {
             db,
