@@ -111,7 +111,11 @@ fn footprint(i: &Instance) -> Vec<(String, Option<Resources>, bool)> {
         // VERIFY_RESIZE: the source keeps the old flavor's claim (on a
         // same-host resize, as a second claim) until the confirm.
         if settled {
-            out.push((m.source_compute.clone(), Some(m.old_flavor.resources()), true));
+            out.push((
+                m.source_compute.clone(),
+                Some(m.old_flavor.resources()),
+                true,
+            ));
         } else {
             for h in [Some(&m.source_compute), m.dest_compute.as_ref()]
                 .into_iter()
@@ -263,11 +267,17 @@ impl Domain {
         let prev = self.instances.remove(key).map(|(i, _)| i);
         let next = evolve(prev.clone(), env);
         for (host, r, settled) in prev.as_ref().map(footprint).unwrap_or_default() {
-            self.placed.entry(host.clone()).or_default().add(r, settled, -1);
+            self.placed
+                .entry(host.clone())
+                .or_default()
+                .add(r, settled, -1);
             self.pending_hosts.push(host);
         }
         for (host, r, settled) in next.as_ref().map(footprint).unwrap_or_default() {
-            self.placed.entry(host.clone()).or_default().add(r, settled, 1);
+            self.placed
+                .entry(host.clone())
+                .or_default()
+                .add(r, settled, 1);
             // A report in this millisecond is judged against this.
             self.pending_hosts.push(host);
         }

@@ -11,7 +11,9 @@ use novalog_log::embedded::{EmbeddedLog, EmbeddedOptions};
 use novalog_log::{EventLog, Record};
 use novalog_schemas::events::InstanceCreated;
 use novalog_schemas::migration::{Migration, MigrationProgress, MigrationType, status};
-use novalog_schemas::{Actor, Envelope, Event, Flavor, HostUsage, Image, Meta, PowerState, VmState};
+use novalog_schemas::{
+    Actor, Envelope, Event, Flavor, HostUsage, Image, Meta, PowerState, VmState,
+};
 use uuid::Uuid;
 
 fn replay(data_dir: &Path, args: &[&str]) -> Output {
@@ -92,12 +94,17 @@ impl History {
     }
 
     async fn append(&self, topic: &str, key: &str, aggregate: String, version: u64, event: Event) {
-        let mut meta = Meta::origin(Uuid::new_v4(), "req-x".into(), Actor::service("t"), aggregate);
+        let mut meta = Meta::origin(
+            Uuid::new_v4(),
+            "req-x".into(),
+            Actor::service("t"),
+            aggregate,
+        );
         meta.aggregate_version = version;
         let env = Envelope { meta, event };
         self.log
             .append(vec![Record::new(
-                &format!("novalog.{topic}"),
+                format!("novalog.{topic}"),
                 key,
                 novalog_schemas::encode(&env),
             )])
@@ -251,17 +258,20 @@ async fn resize_and_confirm(dir: &Path, leak: bool) -> (Uuid, Uuid) {
     h.instance(id, "p1", Event::MigrationScheduled(step(Some("h2"))))
         .await;
     h.heartbeat("h2", usage(&[&big], 1)).await;
-    h.instance(id, "p1", Event::ResizeFinished(step(None))).await;
+    h.instance(id, "p1", Event::ResizeFinished(step(None)))
+        .await;
     // VERIFY_RESIZE: the source still holds the old flavor, rightly.
     h.heartbeat("h1", usage(&[&small], 1)).await;
     h.heartbeat("h2", usage(&[&big], 1)).await;
-    h.instance(id, "p1", Event::ResizeConfirming(step(None))).await;
+    h.instance(id, "p1", Event::ResizeConfirming(step(None)))
+        .await;
     if leak {
         h.heartbeat("h1", usage(&[&small], 1)).await;
     } else {
         h.heartbeat("h1", usage(&[], 2)).await;
     }
-    h.instance(id, "p1", Event::ResizeConfirmed(step(None))).await;
+    h.instance(id, "p1", Event::ResizeConfirmed(step(None)))
+        .await;
     (id, m)
 }
 
