@@ -454,3 +454,156 @@ pub enum TopicKind {
     Catalog,
     Other,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use novalog_schemas::events::InstanceCreated;
+    use novalog_schemas::{Actor, Flavor, Image, Meta};
+
+    use super::*;
+
+    fn flavor() -> Flavor {
+        Flavor {
+            id: "1".into(),
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            ram_mb: 512,
+            disk_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            extra_specs: BTreeMap::new(),
+            description: None,
+        }
+    }
+
+    fn image() -> Image {
+        serde_json::from_value(serde_json::json!({
+            "id": Uuid::nil(), "name": "i", "status": "active", "size": 1, "min_disk": 0,
+            "min_ram": 0, "disk_format": "qcow2", "container_format": "bare",
+            "properties": {}, "owner": "", "checksum": "", "visibility": "public",
+            "created_at_ms": 0, "protected": false, "tags": [], "os_hash_value": "",
+            "updated_at_ms": 0
+        }))
+        .unwrap()
+    }
+
+    fn env(aggregate: Uuid, version: u64, event: Event) -> Envelope {
+        let mut meta = Meta::origin(
+            Uuid::new_v4(),
+            "req-1".into(),
+            Actor::service("t"),
+            aggregate.to_string(),
+        );
+        meta.aggregate_version = version;
+        Envelope { meta, event }
+    }
+
+    fn at(topic: &str, offset: i64) -> Position {
+        Position {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    /// An instance booted on h1: its records, in order.
+    fn boot(id: Uuid) -> Vec<Envelope> {
+        vec![
+            env(
+                id,
+                1,
+                Event::InstanceCreated(Box::new(InstanceCreated {
+                    name: "vm".into(),
+                    project_id: "p".into(),
+                    user_id: "u".into(),
+                    flavor: flavor(),
+                    image: image(),
+                    metadata: BTreeMap::new(),
+                    availability_zone: None,
+                    key_name: None,
+                    user_data: None,
+                    description: None,
+                    tags: vec![],
+                    reservation_id: "r".into(),
+                    launch_index: 0,
+                    created_at_ms: 0,
+                    scheduler_hints: BTreeMap::new(),
+                })),
+            ),
+            env(
+                id,
+                2,
+                Event::InstanceScheduled {
+                    host: "h1".into(),
+                    alternates: vec![],
+                    attempt: 1,
+                },
+            ),
+            env(
+                id,
+                3,
+                Event::InstanceBecameActive {
+                    power_state: 1,
+                    launched_at_ms: 0,
+                },
+            ),
+        ]
+    }
+
+    fn heartbeat(instances: u32, generation: u64) -> Envelope {
+        let mut usage = HostUsage::default();
+        for _ in 0..instances {
+            usage.add(flavor().resources());
+        }
+        usage.generation = generation;
+        env(
+            Uuid::nil(),
+            0,
+            Event::HostHeartbeat {
+                host: "h1".into(),
+                usage,
+            },
+        )
+    }
+
+    #[test]
+    fn a_report_appended_in_the_millisecond_of_what_it_reflects_agrees_in_either_order() {
+        let id = Uuid::new_v4();
+        let mut d = Domain::new(QuotaDefaults::default());
+        // The agent's report sorts before the conductor's records of the
+        // same millisecond.
+        d.record(&at("hosts", 0), 5, &heartbeat(1, 1), TopicKind::Other);
+        for (n, e) in boot(id).iter().enumerate() {
+            d.record(&at("instances", n as i64), 5, e, TopicKind::Instances);
+        }
+        let found = d.finish();
+        assert_eq!(found.violations, vec![]);
+        assert!(found.usage_reports_compared > 0);
+    }
+
+    #[test]
+    fn an_older_report_than_the_hosts_newest_is_not_compared() {
+        let id = Uuid::new_v4();
+        let mut d = Domain::new(QuotaDefaults::default());
+        for (n, e) in boot(id).iter().enumerate() {
+            d.record(&at("instances", n as i64), 1, e, TopicKind::Instances);
+        }
+        d.record(&at("hosts", 0), 2, &heartbeat(1, 2), TopicKind::Other);
+        // Computed before the claim, appended after it.
+        d.record(&at("hosts", 1), 3, &heartbeat(0, 1), TopicKind::Other);
+        assert_eq!(d.finish().violations, vec![]);
+
+        let mut d = Domain::new(QuotaDefaults::default());
+        for (n, e) in boot(id).iter().enumerate() {
+            d.record(&at("instances", n as i64), 1, e, TopicKind::Instances);
+        }
+        d.record(&at("hosts", 0), 2, &heartbeat(0, 2), TopicKind::Other);
+        let found = d.finish().violations;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].rule, found[0].at.offset), ("host-usage", 0));
+    }
+}
