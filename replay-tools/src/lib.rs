@@ -16,7 +16,8 @@
 //! - [`check`]: envelope invariants over the whole history; [`invariants`]:
 //!   the domain ones (usage, claims, quotas), pure.
 //! - [`export`]: JSON lines / CSV, and `tail`.
-//! - [`dead_letters`]: list, show and redrive.
+//! - [`dead_letters`]: list, show and redrive; [`spool`]: how a redrive
+//!   reaches an embedded log a running `novalog` holds.
 
 pub mod check;
 pub mod dead_letters;
@@ -27,6 +28,7 @@ pub mod invariants;
 pub mod rebuild;
 pub mod records;
 pub mod source;
+pub mod spool;
 pub mod state_at;
 
 pub use source::Source;
