@@ -107,7 +107,8 @@ pub fn from_create_body(
         }
         image::set(&who, &mut image, k, v)?;
     }
-    let existing = app.projection.image(&id);
+    // A deleted image's id is not reused either.
+    let existing = app.projection.image_with_deleted(&id);
     Ok(image::decide_create(existing.as_deref(), &image, &who)?)
 }
 
