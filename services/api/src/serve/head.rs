@@ -411,7 +411,7 @@ impl<S> CheckedStream<S> {
     }
 
     /// Starts waiting for the next head.
-    fn to_head(&mut self) {
+    fn await_head(&mut self) {
         self.head_since = Instant::now();
         self.phase = Phase::Head;
     }
@@ -525,7 +525,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedStream<S> {
                         this.pending.drain(..n);
                         match next {
                             Some(framing) => this.phase = Phase::Body(framing),
-                            None => this.to_head(),
+                            None => this.await_head(),
                         }
                         if n > 0 {
                             return Poll::Ready(Ok(()));
@@ -533,7 +533,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedStream<S> {
                         continue;
                     }
                     if framing == Framing::Empty {
-                        this.to_head();
+                        this.await_head();
                         continue;
                     }
                     // Straight into hyper's buffer; what follows the body
@@ -549,7 +549,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CheckedStream<S> {
                     buf.set_filled(before + n);
                     match next {
                         Some(framing) => this.phase = Phase::Body(framing),
-                        None => this.to_head(),
+                        None => this.await_head(),
                     }
                     if n > 0 {
                         return Poll::Ready(Ok(()));
