@@ -212,6 +212,16 @@ impl State {
     }
 
     /// Keeps a live instance; a deleted one leaves memory.
+    /// Keeps a live image; a deleted one leaves memory and stays in the
+    /// store (Glance never reuses its id).
+    fn put_image(&mut self, image: Image) {
+        if image.status == novalog_schemas::image::DELETED {
+            self.images.remove(&image.id);
+        } else {
+            self.images.insert(image.id, Arc::new(image));
+        }
+    }
+
     fn put_instance(&mut self, inst: Instance) {
         if inst.is_deleted() {
             self.remove_instance(&inst);
@@ -264,6 +274,8 @@ pub struct Resident {
     pub ordered: usize,
     /// Members of server groups, summed over the groups.
     pub group_members: usize,
+    /// Images not deleted.
+    pub images: usize,
 }
 
 /// The in-memory projection every request reads, and the store that
@@ -345,7 +357,7 @@ impl Projection {
             state.flavors.insert(f.id.clone(), Arc::new(f));
         }
         for (_, i) in store.scan::<Image>(T_IMAGES)? {
-            state.images.insert(i.id, Arc::new(i));
+            state.put_image(i);
         }
         for (_, h) in store.scan::<HostView>(T_HOSTS)? {
             state.hosts.insert(h.name.clone(), h);
@@ -407,6 +419,7 @@ impl Projection {
             projects: state.by_project.values().map(BTreeSet::len).sum(),
             ordered: state.by_created.len(),
             group_members: state.server_groups.values().map(|g| g.members.len()).sum(),
+            images: state.images.len(),
         }
     }
 
@@ -575,8 +588,23 @@ impl Projection {
         self.state.read().flavors.values().cloned().collect()
     }
 
+    /// An image not deleted.
     pub fn image(&self, id: &Uuid) -> Option<Arc<Image>> {
         self.state.read().images.get(id).cloned()
+    }
+
+    /// An image, deleted ones included (those from the store).
+    pub fn image_with_deleted(&self, id: &Uuid) -> Option<Arc<Image>> {
+        if let Some(i) = self.image(id) {
+            return Some(i);
+        }
+        match self.store.get::<Image>(T_IMAGES, id.as_bytes()) {
+            Ok(i) => i.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, image = %id, "reading a deleted image");
+                None
+            }
+        }
     }
 
     pub fn images(&self) -> Vec<Arc<Image>> {
@@ -708,7 +736,7 @@ impl Projection {
                 state.flavors.insert(f.id.clone(), Arc::new(f));
             }
             for i in staged.images {
-                state.images.insert(i.id, Arc::new(i));
+                state.put_image(i);
             }
             for (name, h) in staged.hosts {
                 state.hosts.insert(name, h);
