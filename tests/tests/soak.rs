@@ -79,7 +79,9 @@ struct Tally {
 }
 
 struct Cluster {
-    _dir: tempfile::TempDir,
+    /// The run's data and logs; kept after the run when `SOAK_DIR` names
+    /// where (to read the logs and replay the history of a stuck server).
+    _dir: Option<tempfile::TempDir>,
     cfg: novalog_runtime::Config,
     env: Vec<(String, String)>,
     procs: HashMap<&'static str, Proc>,
@@ -87,12 +89,27 @@ struct Cluster {
     /// Where each service other than the API serves /metrics (the API
     /// serves it on its own listener).
     metrics: HashMap<&'static str, SocketAddr>,
+    /// How many times each service was started: each incarnation logs to
+    /// a file of its own (`novalog-compute.2.log`), so a restart does not
+    /// overwrite what the killed process logged.
+    starts: HashMap<&'static str, usize>,
 }
 
 impl Cluster {
     fn start(brokers: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = test_config(dir.path());
+        let (dir, path) = match std::env::var_os("SOAK_DIR") {
+            Some(kept) => {
+                let path = std::path::PathBuf::from(kept);
+                std::fs::create_dir_all(&path).unwrap();
+                (None, path)
+            }
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().to_owned();
+                (Some(dir), path)
+            }
+        };
+        let mut cfg = test_config(&path);
         cfg.log.partitions = 4;
         cfg.log.backend = novalog_runtime::config::Backend::Kafka;
         cfg.log.bootstrap_servers = brokers.to_owned();
@@ -111,7 +128,13 @@ impl Cluster {
             env,
             procs: HashMap::new(),
             metrics: HashMap::new(),
+            starts: HashMap::new(),
         };
+        eprintln!(
+            "soak: data and logs in {}, topics {}*",
+            c.cfg.data_dir.display(),
+            c.cfg.log.namespace
+        );
         for name in SERVICES {
             let addr = if name == "novalog-api" {
                 c.addr
@@ -132,7 +155,10 @@ impl Cluster {
             "NOVALOG_METRICS__LISTEN".into(),
             self.metrics[name].to_string(),
         ));
-        let p = Proc::start(name, &env, self.cfg.data_dir.as_path()).unwrap();
+        let n = self.starts.entry(name).or_default();
+        *n += 1;
+        let log = self.cfg.data_dir.join(format!("{name}.{n}.log"));
+        let p = Proc::start_logging_to(name, &env, &log).unwrap();
         self.procs.insert(name, p);
     }
 
