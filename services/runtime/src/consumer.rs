@@ -3,10 +3,24 @@
 //! For each batch: decode every record (what does not decode goes to the
 //! dead-letter topic with the error), let the handler apply the batch —
 //! staging projection writes in a [`Transaction`] and outputs in an
-//! [`Outbox`] — append the outputs, then commit the projection writes and
-//! the next offsets in one transaction. A crash between the append and the
-//! commit replays the batch; outputs carry deterministic ids, so the re-sent
-//! copies are duplicates that readers drop (DESIGN §3).
+//! [`Outbox`] — commit the projection writes, the next offsets and the
+//! outputs (in an outbox table) in one transaction, then append the outputs
+//! and clear the outbox table. A consumer that stopped between its commit
+//! and the end of its append appends that batch's outputs on start, before
+//! it consumes anything; outputs carry deterministic ids, so copies sent
+//! twice are duplicates that readers drop (DESIGN §3).
+//!
+//! # Why outputs are committed before they are sent
+//! Appending first and committing after left a window where a service had
+//! sent a command but its state did not say so. Killed there, it handled
+//! the batch again on restart and sent the command again, but the answer
+//! to the first copy could reach it first, on another topic, while its
+//! state still predated the command: it dropped the answer as stale, and
+//! the one it waited for then never came (the host had carried the command
+//! out already and ignores a copy). A conductor killed that way left a
+//! server in BUILD/spawning or RESIZE/resize_prep until its deadline. With
+//! the outputs committed with the state that sent them, no answer can come
+//! before the state that awaits it.
 //!
 //! # Isolation: no record can stop a consumer
 //! Applying one record is isolated. When a record does not decode, or its
@@ -242,6 +256,7 @@ pub async fn run<S: Store, H: Handler>(
     mut handler: H,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    append_pending(&*log, &*store, &spec.name).await?;
     let offsets = offset_lookup(store.clone(), spec.name.clone());
     let mut sub = log
         .subscribe(&spec.group, &spec.topics, offsets.clone())
@@ -406,23 +421,28 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         self.commit(out, Transaction::new(), next).await
     }
 
-    /// Appends the outputs, then commits the staged writes with the next
-    /// offsets, then tells the handler.
+    /// Commits the staged writes with the next offsets and the outputs
+    /// (see the module doc), then appends the outputs and clears them from
+    /// the outbox table, then tells the handler.
     async fn commit(
         &mut self,
         out: Outbox,
         mut tx: Transaction,
         next: BTreeMap<(String, i32), i64>,
     ) -> anyhow::Result<()> {
-        if !out.is_empty() {
-            let records = out.into_records();
-            crate::observe::count_produced(&self.spec.name, &records);
-            self.log.append(records).await?;
+        let records = out.into_records();
+        if !records.is_empty() {
+            tx.put(OUTBOX, self.spec.name.as_bytes(), &pending(&records))?;
         }
         for ((topic, partition), offset) in next {
             tx.set_offset(&self.spec.name, &topic, partition, offset);
         }
         self.store.commit(tx)?;
+        if !records.is_empty() {
+            crate::observe::count_produced(&self.spec.name, &records);
+            self.log.append(records).await?;
+            clear_pending(self.store, &self.spec.name)?;
+        }
         let handler = &mut *self.handler;
         if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| handler.committed())) {
             // The batch is committed; only memory may be off.
@@ -464,6 +484,52 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             &env,
         );
     }
+}
+
+/// The table where a batch's outputs wait from the commit that decided
+/// them until they are appended, one row per consumer.
+const OUTBOX: &str = "outbox";
+
+/// Outputs as the outbox table holds them: topic, key, value.
+type Pending = Vec<(String, Vec<u8>, Vec<u8>)>;
+
+fn pending(records: &[Record]) -> Vec<(&str, &[u8], &[u8])> {
+    records
+        .iter()
+        .map(|r| (r.topic.as_str(), r.key.as_slice(), r.value.as_slice()))
+        .collect()
+}
+
+fn clear_pending<S: Store>(store: &S, consumer: &str) -> anyhow::Result<()> {
+    let mut tx = Transaction::new();
+    tx.delete(OUTBOX, consumer.as_bytes());
+    store.commit(tx)?;
+    Ok(())
+}
+
+/// Appends the outputs of the last batch `consumer` committed if the
+/// process stopped before it had appended them all (see the module doc);
+/// called before anything is consumed.
+async fn append_pending<S: Store>(
+    log: &dyn EventLog,
+    store: &S,
+    consumer: &str,
+) -> anyhow::Result<()> {
+    let Some(pending) = store.get::<Pending>(OUTBOX, consumer.as_bytes())? else {
+        return Ok(());
+    };
+    tracing::info!(
+        consumer,
+        records = pending.len(),
+        "appending the outputs of the last batch committed before a stop"
+    );
+    let records: Vec<Record> = pending
+        .into_iter()
+        .map(|(topic, key, value)| Record::new(topic, key, value))
+        .collect();
+    crate::observe::count_produced(consumer, &records);
+    log.append(records).await?;
+    clear_pending(store, consumer)
 }
 
 /// The message a panic was raised with.

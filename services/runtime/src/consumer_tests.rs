@@ -261,3 +261,136 @@ async fn a_panic_in_finish_batch_dead_letters_the_record_that_caused_it() {
     let outputs = topic(&log, OUT).await;
     assert_eq!(outputs.len(), 2, "outputs of the failed batch were dropped");
 }
+
+/// A log that sees the consumer's store: each append of outputs notes the
+/// offset of `in` the store had committed when it came, and the first one
+/// fails as if the process had been killed right before it.
+struct Witness {
+    log: Arc<EmbeddedLog>,
+    store: MemStore,
+    /// The committed offset of `in` at each append to `out`.
+    committed_at_append: parking_lot::Mutex<Vec<Option<i64>>>,
+    die_once: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl EventLog for Witness {
+    async fn create_topics(&self, topics: &[novalog_log::TopicSpec]) -> novalog_log::Result<()> {
+        self.log.create_topics(topics).await
+    }
+
+    async fn append(&self, records: Vec<Record>) -> novalog_log::Result<Vec<novalog_log::Position>> {
+        if records.iter().any(|r| r.topic == OUT) {
+            if self.die_once.swap(false, Ordering::SeqCst) {
+                return Err(novalog_log::Error::Storage("killed before the append".into()));
+            }
+            let committed = self.store.offset(NAME, IN, 0).unwrap();
+            self.committed_at_append.lock().push(committed);
+        }
+        self.log.append(records).await
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+        offsets: novalog_log::OffsetLookup,
+    ) -> novalog_log::Result<Box<dyn novalog_log::Subscription>> {
+        self.log.subscribe(group, topics, offsets).await
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        max: usize,
+    ) -> novalog_log::Result<Vec<Consumed>> {
+        self.log.read(topic, partition, from, max).await
+    }
+
+    async fn end_offsets(&self, topic: &str) -> novalog_log::Result<Vec<i64>> {
+        self.log.end_offsets(topic).await
+    }
+}
+
+/// The soak's stuck servers: a service that sent a command (an output)
+/// had to have committed the state that awaits its answer, or a restart
+/// could read the answer first and drop it as stale. Outputs go out only
+/// after their batch is committed; a stop between the two sends them on
+/// start, before anything is consumed, once, and the batch is not handled
+/// again.
+#[tokio::test]
+async fn outputs_are_appended_only_after_their_batch_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let store = MemStore::new();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let witness = Arc::new(Witness {
+        log: log.clone(),
+        store: store.clone(),
+        committed_at_append: Default::default(),
+        die_once: true.into(),
+    });
+    log.append(vec![record("ok-a")]).await.unwrap();
+
+    // Killed between the commit and the append: the batch is committed,
+    // its output is not in the log yet.
+    let (_stop, shutdown) = crate::Shutdown::new();
+    let died = run(
+        witness.clone() as Arc<dyn EventLog>,
+        Arc::new(store.clone()),
+        spec(),
+        Folder::new(store.clone(), hits.clone()),
+        shutdown,
+    )
+    .await;
+    assert!(died.is_err());
+    assert_eq!(store.offset(NAME, IN, 0).unwrap(), Some(1));
+    match log.read(OUT, 0, 0, 10).await {
+        Ok(appended) => assert!(appended.is_empty()),
+        Err(e) => assert!(matches!(e, novalog_log::Error::UnknownTopic(_)), "{e}"),
+    }
+
+    // Restarted: the pending output goes out before `ok-b` is consumed.
+    log.append(vec![record("ok-b")]).await.unwrap();
+    let (stop, shutdown) = crate::Shutdown::new();
+    let task = tokio::spawn(run(
+        witness.clone() as Arc<dyn EventLog>,
+        Arc::new(store.clone()),
+        spec(),
+        Folder::new(store.clone(), hits),
+        shutdown,
+    ));
+    // A bound, not a timing assertion: the loop has no reason to be slow.
+    for _ in 0..1000 {
+        if store.offset(NAME, IN, 0).unwrap() == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.trigger();
+    task.await.unwrap().unwrap();
+
+    let outputs: Vec<String> = topic(&log, OUT)
+        .await
+        .into_iter()
+        .map(|e| e.meta.correlation_id)
+        .collect();
+    assert_eq!(outputs, vec!["ok-a", "ok-b"]);
+    assert_eq!(
+        *witness.committed_at_append.lock(),
+        vec![Some(1), Some(2)],
+        "each output appended after the offset of its cause was committed"
+    );
+    assert_eq!(rows(&store), vec!["ok-a", "ok-b"]);
+    assert_eq!(
+        store.get::<u64>("count", b"n").unwrap(),
+        Some(2),
+        "ok-a was not handled again"
+    );
+    assert!(
+        store.scan_raw(OUTBOX).unwrap().is_empty(),
+        "nothing left pending"
+    );
+}
