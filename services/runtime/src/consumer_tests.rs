@@ -279,10 +279,15 @@ impl EventLog for Witness {
         self.log.create_topics(topics).await
     }
 
-    async fn append(&self, records: Vec<Record>) -> novalog_log::Result<Vec<novalog_log::Position>> {
+    async fn append(
+        &self,
+        records: Vec<Record>,
+    ) -> novalog_log::Result<Vec<novalog_log::Position>> {
         if records.iter().any(|r| r.topic == OUT) {
             if self.die_once.swap(false, Ordering::SeqCst) {
-                return Err(novalog_log::Error::Storage("killed before the append".into()));
+                return Err(novalog_log::Error::Storage(
+                    "killed before the append".into(),
+                ));
             }
             let committed = self.store.offset(NAME, IN, 0).unwrap();
             self.committed_at_append.lock().push(committed);
