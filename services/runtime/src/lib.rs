@@ -14,6 +14,8 @@
 //!   (text or JSON) with a span per record.
 //! - [`progress`]: each consumer's lag and readiness.
 //! - [`cli`]: the flags every binary shares.
+//! - [`service_main`]: the `main` every service binary shares (config,
+//!   logging, log, metrics, signals, run).
 
 pub mod backend;
 pub mod cli;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod observe;
 pub mod progress;
+pub mod service_main;
 pub mod topics;
 
 pub use config::Config;
@@ -45,7 +48,6 @@ pub fn replica_id<S: Store + ?Sized>(store: &S) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// A shutdown signal that many tasks can wait on.
 #[cfg(test)]
 mod tests {
     #[test]
@@ -60,6 +62,7 @@ mod tests {
     }
 }
 
+/// A shutdown signal that many tasks can wait on.
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
