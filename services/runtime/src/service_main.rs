@@ -106,15 +106,16 @@ mod tests {
             ..MAIN
         };
         let ran = AtomicBool::new(false);
-        main.run_with(cfg.clone(), |got, log, shutdown| async {
-            assert_eq!(got.data_dir, dir.path());
+        let (path, flag) = (dir.path(), &ran);
+        main.run_with(cfg.clone(), |got, log, shutdown| async move {
+            assert_eq!(got.data_dir, path);
             assert!(!shutdown.is_triggered());
             // The embedded log, opened under the data directory.
             let topics = got.topics();
             log.create_topics(&topics.specs(1)).await.unwrap();
             assert_eq!(log.end_offsets(&topics.intents).await.unwrap(), [0]);
-            assert!(dir.path().join("log").exists());
-            ran.store(true, Ordering::SeqCst);
+            assert!(path.join("log").exists());
+            flag.store(true, Ordering::SeqCst);
             Ok(())
         })
         .await
