@@ -25,11 +25,18 @@ async fn main() -> anyhow::Result<()> {
         metrics_port: None,
     };
     main.run(&args.common, |cfg, log, shutdown| async move {
+        let mut stopping = shutdown.clone();
         let handle = ApiService::start(&cfg, log, shutdown).await?;
         if cfg.bootstrap.demo_catalog {
-            // The conductor may start after us: its verdicts come when it does.
+            // The conductor may start after us: its verdicts come when it
+            // does. A termination signal meanwhile ends the wait.
             let mut tries = 0;
-            while let Err(e) = novalog_api::bootstrap_demo_catalog(&handle).await {
+            loop {
+                let bootstrapped = tokio::select! {
+                    r = novalog_api::bootstrap_demo_catalog(&handle) => r,
+                    _ = stopping.wait() => break,
+                };
+                let Err(e) = bootstrapped else { break };
                 tries += 1;
                 if tries == 10 {
                     return Err(e.context("bootstrapping the demo catalog"));
