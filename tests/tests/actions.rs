@@ -41,7 +41,12 @@ async fn power_actions_change_the_guest_on_the_fake_host(backend: Backend) {
         &backend,
         |_| {},
         FakeOptions {
-            action_latency: Duration::from_millis(20),
+            // Long enough on Kafka (slower to decide) for the suspend below
+            // to be decided while the pause is still in progress.
+            action_latency: Duration::from_millis(match backend {
+                Backend::Embedded => 20,
+                Backend::Kafka(_) => 300,
+            }),
             ..Default::default()
         },
     )
