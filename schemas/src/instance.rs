@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
-use crate::events::Event;
+use crate::events::{Event, InstanceEvent};
 use crate::state::{PowerState, TaskState, VmState, api_status};
 use crate::values::{Fault, Flavor, Image};
 
@@ -86,7 +86,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
     {
         return state;
     }
-    if let Event::InstanceCreated(c) = &env.event {
+    if let Event::Instance(InstanceEvent::InstanceCreated(c)) = &env.event {
         if state.is_some() {
             return state;
         }
@@ -127,17 +127,17 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
     }
     let mut i = state?;
     match &env.event {
-        Event::InstanceScheduled {
+        Event::Instance(InstanceEvent::InstanceScheduled {
             host,
             alternates,
             attempt,
-        }
-        | Event::InstanceRescheduled {
+        })
+        | Event::Instance(InstanceEvent::InstanceRescheduled {
             host,
             alternates,
             attempt,
             ..
-        } => {
+        }) => {
             i.host = Some(host.clone());
             i.alternates = alternates.clone();
             i.attempt = *attempt;
@@ -145,65 +145,65 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
                 i.task_state = Some(TaskState::Spawning);
             }
         }
-        Event::InstanceBecameActive {
+        Event::Instance(InstanceEvent::InstanceBecameActive {
             power_state,
             launched_at_ms,
-        } => {
+        }) => {
             i.vm_state = VmState::Active;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::Running);
             i.launched_at_ms = Some(*launched_at_ms);
         }
-        Event::InstanceFailed { fault } => {
+        Event::Instance(InstanceEvent::InstanceFailed { fault }) => {
             i.vm_state = VmState::Error;
             i.task_state = None;
             i.fault = Some(fault.clone());
         }
-        Event::InstanceDeleting => {
+        Event::Instance(InstanceEvent::InstanceDeleting) => {
             i.task_state = Some(TaskState::Deleting);
         }
-        Event::InstanceTaskStarted { task_state, .. } => {
+        Event::Instance(InstanceEvent::InstanceTaskStarted { task_state, .. }) => {
             i.task_state = Some(*task_state);
         }
-        Event::InstanceTaskCompleted {
+        Event::Instance(InstanceEvent::InstanceTaskCompleted {
             vm_state,
             power_state,
             ..
-        } => {
+        }) => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
         }
-        Event::InstanceTaskFailed {
+        Event::Instance(InstanceEvent::InstanceTaskFailed {
             vm_state,
             power_state,
             fault,
             ..
-        } => {
+        }) => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
             i.fault = Some(fault.clone());
         }
-        Event::InstanceLocked { locked_by, reason } => {
+        Event::Instance(InstanceEvent::InstanceLocked { locked_by, reason }) => {
             i.locked_by = Some(locked_by.clone());
             i.locked_reason = reason.clone();
         }
-        Event::InstanceUnlocked => {
+        Event::Instance(InstanceEvent::InstanceUnlocked) => {
             i.locked_by = None;
             i.locked_reason = None;
         }
-        Event::InstanceUpdated { name, description } => {
+        Event::Instance(InstanceEvent::InstanceUpdated { name, description }) => {
             i.name = name.clone();
             i.description = description.clone();
         }
-        Event::InstanceMetadataSet { metadata } => {
+        Event::Instance(InstanceEvent::InstanceMetadataSet { metadata }) => {
             i.metadata = metadata.clone();
         }
-        Event::InstanceTagsSet { tags } => {
+        Event::Instance(InstanceEvent::InstanceTagsSet { tags }) => {
             i.tags = tags.clone();
         }
-        Event::InstanceDeleted { deleted_at_ms } => {
+        Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms }) => {
             i.vm_state = VmState::Deleted;
             i.task_state = None;
             i.power_state = PowerState::NoState;

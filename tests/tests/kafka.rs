@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use novalog_schemas::Event;
+use novalog_schemas::{ComputeFact, Event};
 use novalog_tests::{
     Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
     skip_without_kafka, test_config,
@@ -154,7 +154,7 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
         .unwrap();
     let mut spawned: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
     for e in &events {
-        if let Event::InstanceSpawned { instance_id, .. } = &e.event {
+        if let Event::ComputeFact(ComputeFact::InstanceSpawned { instance_id, .. }) = &e.event {
             spawned
                 .entry(*instance_id)
                 .or_default()

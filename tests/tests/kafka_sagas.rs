@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Event, HostUsage};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage};
 use novalog_store::StoreExt;
 use novalog_tests::{
     Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
@@ -123,21 +123,25 @@ async fn newest_usage(
     for topic in [&topics.compute_events, &topics.hosts] {
         for env in read_topic(log, topic).await.unwrap() {
             let (host, u) = match &env.event {
-                Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
-                Event::ClaimSucceeded { host, usage, .. }
-                | Event::ClaimFailed { host, usage, .. }
-                | Event::SpawnFailed { host, usage, .. }
-                | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
-                Event::ResizeClaimSucceeded(f)
-                | Event::ResizeClaimFailed(f)
-                | Event::DiskMigratedAndPoweredOff(f)
-                | Event::MigrationFinishedOnDest(f)
-                | Event::MigrationConfirmedOnSource(f)
-                | Event::MigrationRevertedOnDest(f)
-                | Event::RevertFinishedOnSource(f)
-                | Event::InstanceRebuilt(f)
-                | Event::EvacuatedInstanceCleanedUp(f)
-                | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
+                Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host.clone(), *usage),
+                Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => {
+                    (host.clone(), *usage)
+                }
+                Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+                | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+                | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+                | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+                | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+                | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+                | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+                | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+                | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+                | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
+                    (f.host.clone(), f.usage)
+                }
                 _ => continue,
             };
             let e = newest.entry(host).or_default();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use novalog_all_in_one::System;
 use novalog_compute::fake::{FakeDriver, FakeOptions};
 use novalog_runtime::Config;
-use novalog_schemas::{Event, HostUsage};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage};
 use novalog_tests::{Client, demo_image_id, read_topic, test_config};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -105,22 +105,26 @@ impl Cloud {
         ] {
             for env in read_topic(&self.system.log, topic).await.unwrap() {
                 let (host, u) = match &env.event {
-                    Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
-                    Event::ClaimSucceeded { host, usage, .. }
-                    | Event::ClaimFailed { host, usage, .. }
-                    | Event::SpawnFailed { host, usage, .. }
-                    | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
-                    Event::ResizeClaimSucceeded(f)
-                    | Event::ResizeClaimFailed(f)
-                    | Event::DiskMigratedAndPoweredOff(f)
-                    | Event::MigrationFinishedOnDest(f)
-                    | Event::MigrationConfirmedOnSource(f)
-                    | Event::MigrationRevertedOnDest(f)
-                    | Event::RevertFinishedOnSource(f)
-                    | Event::InstanceLiveMigrated(f)
-                    | Event::InstanceRebuilt(f)
-                    | Event::EvacuatedInstanceCleanedUp(f)
-                    | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
+                    Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host.clone(), *usage),
+                    Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
+                    | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
+                    | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+                    | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => {
+                        (host.clone(), *usage)
+                    }
+                    Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+                    | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+                    | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+                    | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+                    | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+                    | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+                    | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+                    | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+                    | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+                    | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+                    | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
+                        (f.host.clone(), f.usage)
+                    }
                     _ => continue,
                 };
                 let e = newest.entry(host).or_default();

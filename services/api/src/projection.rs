@@ -21,7 +21,7 @@ use novalog_runtime::consumer::{DeadRecord, Rejected};
 use novalog_runtime::{Handler, Input, Outbox, Topics};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
-use novalog_schemas::{Event, Flavor, Image, Instance};
+use novalog_schemas::{CatalogEvent, Event, Flavor, HostEvent, Image, Instance, InstanceEvent};
 use novalog_store::{MemStore, Store, StoreExt, Transaction};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -895,7 +895,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let is_new = prev.is_none();
             // An accepted create joins the group its hints name.
             if prev.is_none()
-                && let Event::InstanceCreated(c) = &env.event
+                && let Event::Instance(InstanceEvent::InstanceCreated(c)) = &env.event
                 && let Some(group) = c
                     .scheduler_hints
                     .get("group")
@@ -933,12 +933,13 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             }
         } else if input.topic == self.topics.catalog {
             match &env.event {
-                Event::FlavorCreated(f) | Event::FlavorUpdated(f) => {
+                Event::Catalog(CatalogEvent::FlavorCreated(f))
+                | Event::Catalog(CatalogEvent::FlavorUpdated(f)) => {
                     tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
                     self.staged.deleted_flavors.retain(|id| id != &f.id);
                     self.staged.flavors.push(f.clone());
                 }
-                Event::FlavorDeleted { flavor_id } => {
+                Event::Catalog(CatalogEvent::FlavorDeleted { flavor_id }) => {
                     tx.delete(T_FLAVORS, flavor_id.as_bytes());
                     tx.delete(T_FLAVOR_ACCESS, flavor_id.as_bytes());
                     self.staged.flavors.retain(|f| &f.id != flavor_id);
@@ -947,21 +948,24 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                         .flavor_access
                         .insert(flavor_id.clone(), BTreeSet::new());
                 }
-                Event::FlavorAccessAdded {
+                Event::Catalog(CatalogEvent::FlavorAccessAdded {
                     flavor_id,
                     project_id,
-                }
-                | Event::FlavorAccessRemoved {
+                })
+                | Event::Catalog(CatalogEvent::FlavorAccessRemoved {
                     flavor_id,
                     project_id,
-                } => {
+                }) => {
                     let mut projects = self
                         .staged
                         .flavor_access
                         .get(flavor_id)
                         .cloned()
                         .unwrap_or_else(|| self.projection.flavor_access(flavor_id));
-                    if matches!(env.event, Event::FlavorAccessAdded { .. }) {
+                    if matches!(
+                        env.event,
+                        Event::Catalog(CatalogEvent::FlavorAccessAdded { .. })
+                    ) {
                         projects.insert(project_id.clone());
                     } else {
                         projects.remove(project_id);
@@ -972,11 +976,12 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                         .flavor_access
                         .insert(flavor_id.clone(), projects);
                 }
-                Event::ImageCreated(i) | Event::ImageUpdated(i) => {
+                Event::Catalog(CatalogEvent::ImageCreated(i))
+                | Event::Catalog(CatalogEvent::ImageUpdated(i)) => {
                     tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
                     self.staged.images.push(i.clone());
                 }
-                Event::ImageDeleted { image_id } => {
+                Event::Catalog(CatalogEvent::ImageDeleted { image_id }) => {
                     // Kept as `deleted` (Glance never reuses an id); readers
                     // treat it as gone.
                     let current = self
@@ -994,7 +999,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                         self.staged.images.push(i);
                     }
                 }
-                Event::ServerGroupCreated(g) => {
+                Event::Catalog(CatalogEvent::ServerGroupCreated(g)) => {
                     let members = self
                         .current_group(&g.id)
                         .map(|v| v.members)
@@ -1005,48 +1010,48 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                     };
                     self.stage_group(tx, g.id, Some(view))?;
                 }
-                Event::ServerGroupDeleted { group_id } => {
+                Event::Catalog(CatalogEvent::ServerGroupDeleted { group_id }) => {
                     self.stage_group(tx, *group_id, None)?;
                 }
-                Event::AggregateCreated(a)
-                | Event::AggregateUpdated(a)
-                | Event::AggregateMetadataSet(a)
-                | Event::AggregateHostAdded { aggregate: a, .. }
-                | Event::AggregateHostRemoved { aggregate: a, .. } => {
+                Event::Catalog(CatalogEvent::AggregateCreated(a))
+                | Event::Catalog(CatalogEvent::AggregateUpdated(a))
+                | Event::Catalog(CatalogEvent::AggregateMetadataSet(a))
+                | Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate: a, .. })
+                | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => {
                     tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
                         .map_err(stage_err)?;
                     self.staged.aggregates.insert(a.id, Some((**a).clone()));
                 }
-                Event::QuotaSetUpdated { project_id, limits } => {
+                Event::Catalog(CatalogEvent::QuotaSetUpdated { project_id, limits }) => {
                     tx.put(T_QUOTAS, project_id.as_bytes(), limits)
                         .map_err(stage_err)?;
                     self.staged
                         .quotas
                         .insert(project_id.clone(), Some(limits.clone()));
                 }
-                Event::QuotaSetDeleted { project_id } => {
+                Event::Catalog(CatalogEvent::QuotaSetDeleted { project_id }) => {
                     tx.delete(T_QUOTAS, project_id.as_bytes());
                     self.staged.quotas.insert(project_id.clone(), None);
                 }
-                Event::AggregateDeleted { aggregate_id } => {
+                Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
                     tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
                     self.staged.aggregates.insert(*aggregate_id, None);
                 }
-                Event::KeypairCreated(k) => {
+                Event::Catalog(CatalogEvent::KeypairCreated(k)) => {
                     let key = keypair_key(&k.user_id, &k.name);
                     tx.put(T_KEYPAIRS, key.as_bytes(), &**k)
                         .map_err(stage_err)?;
                     self.staged.keypairs.insert(key, Some((**k).clone()));
                 }
-                Event::KeypairDeleted { user_id, name } => {
+                Event::Catalog(CatalogEvent::KeypairDeleted { user_id, name }) => {
                     let key = keypair_key(user_id, name);
                     tx.delete(T_KEYPAIRS, key.as_bytes());
                     self.staged.keypairs.insert(key, None);
                 }
-                Event::TokenRevoked {
+                Event::Catalog(CatalogEvent::TokenRevoked {
                     audit_id,
                     expires_at_ms,
-                } => {
+                }) => {
                     if let Some(revocations) = &self.revocations {
                         revocations
                             .stage(
@@ -1065,7 +1070,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let at = env.meta.occurred_at_ms;
             let live = |v: HostView| (!v.deleted).then_some(v);
             let view = match &env.event {
-                Event::HostRegistered(h) => {
+                Event::Host(HostEvent::HostRegistered(h)) => {
                     // A known service keeps its ids and what operators set;
                     // after a deletion the host is a new record.
                     let (incarnation, service) = match self.current_host(&h.host) {
@@ -1093,7 +1098,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                         deleted: false,
                     })
                 }
-                Event::HostHeartbeat { host, usage } => {
+                Event::Host(HostEvent::HostHeartbeat { host, usage }) => {
                     self.current_host(host).and_then(live).map(|mut v| {
                         v.last_seen_ms = v.last_seen_ms.max(at);
                         if usage.generation >= v.usage.generation {
@@ -1102,16 +1107,18 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                         v
                     })
                 }
-                Event::ServiceUpdated(s) => {
+                Event::Host(HostEvent::ServiceUpdated(s)) => {
                     self.current_host(&s.host).and_then(live).map(|mut v| {
                         v.service = (**s).clone();
                         v
                     })
                 }
-                Event::ServiceDeleted { host } => self.current_host(host).map(|mut v| {
-                    v.deleted = true;
-                    v
-                }),
+                Event::Host(HostEvent::ServiceDeleted { host }) => {
+                    self.current_host(host).map(|mut v| {
+                        v.deleted = true;
+                        v
+                    })
+                }
                 _ => None,
             };
             if let Some(view) = view {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use novalog_log::Record;
-use novalog_schemas::{Actor, Envelope, Event, Meta};
+use novalog_schemas::{Actor, Envelope, Event, InstanceEvent, Meta};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -105,9 +105,9 @@ async fn delete_servers(h: &Harness, ids: &[Uuid]) {
                     id.to_string(),
                 )
             },
-            event: Event::InstanceDeleted {
+            event: Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: novalog_schemas::now_ms(),
-            },
+            }),
         };
         records.push(Record::new(
             h.cfg.topics().instances,

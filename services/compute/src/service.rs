@@ -11,7 +11,9 @@ use novalog_log::{EventLog, Record};
 use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
-use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
+use novalog_schemas::{
+    Actor, ComputeCommand, Envelope, Event, HostEvent, HostUsage, Meta, Resources,
+};
 use novalog_store::{RocksStore, StoreExt, Transaction};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -48,32 +50,34 @@ impl Handler for ComputeHandler {
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         let (host, command) = match &input.env.event {
-            Event::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
-            Event::DestroyInstance { instance_id, host } => (
+            Event::Compute(ComputeCommand::SpawnInstance(s)) => {
+                (s.host.clone(), Command::Spawn(s.clone()))
+            }
+            Event::Compute(ComputeCommand::DestroyInstance { instance_id, host }) => (
                 host.clone(),
                 Command::Destroy {
                     instance_id: *instance_id,
                 },
             ),
-            Event::PrepResize(c)
-            | Event::MigrateDiskAndPowerOff(c)
-            | Event::FinishMigration(c)
-            | Event::ConfirmMigration(c)
-            | Event::RevertMigration(c)
-            | Event::FinishRevertMigration(c)
-            | Event::DropMigrationClaim(c)
-            | Event::RebuildInstance(c)
-            | Event::LiveMigrateInstance(c)
-            | Event::RebuildEvacuatedInstance(c)
-            | Event::CleanupEvacuatedInstance(c) => (
+            Event::Compute(ComputeCommand::PrepResize(c))
+            | Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c))
+            | Event::Compute(ComputeCommand::FinishMigration(c))
+            | Event::Compute(ComputeCommand::ConfirmMigration(c))
+            | Event::Compute(ComputeCommand::RevertMigration(c))
+            | Event::Compute(ComputeCommand::FinishRevertMigration(c))
+            | Event::Compute(ComputeCommand::DropMigrationClaim(c))
+            | Event::Compute(ComputeCommand::RebuildInstance(c))
+            | Event::Compute(ComputeCommand::LiveMigrateInstance(c))
+            | Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c))
+            | Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => (
                 c.host.clone(),
                 Command::Saga(Box::new(input.env.event.clone())),
             ),
-            Event::PerformServerAction {
+            Event::Compute(ComputeCommand::PerformServerAction {
                 instance_id,
                 host,
                 action,
-            } => (
+            }) => (
                 host.clone(),
                 Command::Action {
                     instance_id: *instance_id,
@@ -192,7 +196,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
             Actor::service("compute"),
             rec.name.clone(),
         ),
-        event: Event::HostRegistered(Box::new(HostRegistered {
+        event: Event::Host(HostEvent::HostRegistered(Box::new(HostRegistered {
             host: rec.name.clone(),
             capacity: rec.capacity,
             usage: rec.usage,
@@ -210,7 +214,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
                 .clone(),
             capabilities: BTreeMap::new(),
             driver: driver.name().to_owned(),
-        })),
+        }))),
     }
 }
 
@@ -390,10 +394,10 @@ async fn heartbeats(
                         Actor::service("compute"),
                         host.clone(),
                     ),
-                    event: Event::HostHeartbeat {
+                    event: Event::Host(HostEvent::HostHeartbeat {
                         host: host.clone(),
                         usage: *u,
-                    },
+                    }),
                 };
                 Record::new(
                     &topic,

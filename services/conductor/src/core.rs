@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Envelope, Event, Flavor, Image, Meta};
+use novalog_schemas::{
+    ComputeFact, Envelope, Event, Flavor, Image, InstanceEvent, Intent, Meta, SchedulerEvent,
+};
 use uuid::Uuid;
 
 /// The topic a record goes to.
@@ -142,35 +144,37 @@ impl Conductor {
     /// Decides on one input record; returns what to append, in order.
     pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
         match &env.event {
-            Event::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
-            Event::HostsSelected {
+            Event::Intent(Intent::ServerCreateRequested(req)) => {
+                crate::build::on_create(self, env, req, now_ms)
+            }
+            Event::Scheduler(SchedulerEvent::HostsSelected {
                 request_id,
                 instance_id,
                 hosts,
-            } => {
+            }) => {
                 if crate::resize::is_migration_request(self, *instance_id, *request_id) {
                     crate::resize::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 } else {
                     crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 }
             }
-            Event::NoValidHostFound {
+            Event::Scheduler(SchedulerEvent::NoValidHostFound {
                 request_id,
                 instance_id,
                 reason,
-            } => {
+            }) => {
                 if crate::resize::is_migration_request(self, *instance_id, *request_id) {
                     crate::resize::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 } else {
                     crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 }
             }
-            Event::InstanceSpawned {
+            Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id,
                 host,
                 attempt,
                 power_state,
-            } => crate::build::on_spawned(
+            }) => crate::build::on_spawned(
                 self,
                 env,
                 *instance_id,
@@ -179,20 +183,20 @@ impl Conductor {
                 *power_state,
                 now_ms,
             ),
-            Event::ClaimFailed {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 attempt,
                 reason,
                 ..
-            }
-            | Event::SpawnFailed {
+            })
+            | Event::ComputeFact(ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 attempt,
                 reason,
                 ..
-            } => crate::build::on_build_failed(
+            }) => crate::build::on_build_failed(
                 self,
                 env,
                 *instance_id,
@@ -201,22 +205,22 @@ impl Conductor {
                 reason,
                 now_ms,
             ),
-            Event::ServerDeleteRequested { instance_id, force } => {
+            Event::Intent(Intent::ServerDeleteRequested { instance_id, force }) => {
                 crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
             }
-            Event::InstanceDestroyed {
+            Event::ComputeFact(ComputeFact::InstanceDestroyed {
                 instance_id, host, ..
-            } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
-            Event::ServerActionRequested {
+            }) => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id,
                 action,
-            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
-            Event::ServerActionPerformed {
+            }) => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
+            Event::ComputeFact(ComputeFact::ServerActionPerformed {
                 instance_id,
                 host,
                 action,
                 power_state,
-            } => crate::server_actions::on_outcome(
+            }) => crate::server_actions::on_outcome(
                 self,
                 env,
                 *instance_id,
@@ -228,13 +232,13 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::ServerActionFailed {
+            Event::ComputeFact(ComputeFact::ServerActionFailed {
                 instance_id,
                 host,
                 action,
                 reason,
                 power_state,
-            } => crate::server_actions::on_outcome(
+            }) => crate::server_actions::on_outcome(
                 self,
                 env,
                 *instance_id,
@@ -246,17 +250,17 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::ServerUpdateRequested {
+            Event::Intent(Intent::ServerUpdateRequested {
                 instance_id,
                 name,
                 description,
-            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
-            Event::ServerMetadataChangeRequested {
+            }) => crate::server_updates::on_update(self, env, *instance_id, name, description),
+            Event::Intent(Intent::ServerMetadataChangeRequested {
                 instance_id,
                 replace_all,
                 set,
                 remove,
-            } => crate::server_updates::on_metadata(
+            }) => crate::server_updates::on_metadata(
                 self,
                 env,
                 *instance_id,
@@ -264,74 +268,88 @@ impl Conductor {
                 set,
                 remove,
             ),
-            Event::ServerTagsChangeRequested {
+            Event::Intent(Intent::ServerTagsChangeRequested {
                 instance_id,
                 replace_all,
                 add,
                 remove,
-            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
-            Event::QuotaSetRequested {
+            }) => {
+                crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove)
+            }
+            Event::Intent(Intent::QuotaSetRequested {
                 project_id,
                 limits,
                 force,
-            } => crate::quotas::on_set(self, env, project_id, limits, *force),
-            Event::QuotaResetRequested { project_id } => {
+            }) => crate::quotas::on_set(self, env, project_id, limits, *force),
+            Event::Intent(Intent::QuotaResetRequested { project_id }) => {
                 crate::quotas::on_reset(self, env, project_id)
             }
-            Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
-            Event::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
-            Event::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
-            Event::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
-            Event::ImageUploadRequested { image_id } => {
+            Event::Intent(Intent::FlavorCreateRequested(f)) => {
+                crate::catalog::on_flavor_create(self, env, f)
+            }
+            Event::Intent(Intent::ImageCreateRequested(i)) => {
+                crate::images::on_create(self, env, i)
+            }
+            Event::Intent(Intent::ImageUpdateRequested(i)) => {
+                crate::images::on_whole_update(env, i)
+            }
+            Event::Intent(Intent::ImagePatchRequested(p)) => crate::images::on_patch(self, env, p),
+            Event::Intent(Intent::ImageUploadRequested { image_id }) => {
                 crate::images::on_upload_start(self, env, *image_id)
             }
-            Event::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
-            Event::ImageUploadAbortRequested { image_id } => {
+            Event::Intent(Intent::ImageUploadFinishRequested(d)) => {
+                crate::images::on_upload_finish(self, env, d)
+            }
+            Event::Intent(Intent::ImageUploadAbortRequested { image_id }) => {
                 crate::images::on_upload_abort(self, env, *image_id)
             }
-            Event::ImageDeleteRequested { image_id } => {
+            Event::Intent(Intent::ImageDeleteRequested { image_id }) => {
                 crate::images::on_delete(self, env, *image_id)
             }
-            Event::ServerGroupCreateRequested(g) => {
+            Event::Intent(Intent::ServerGroupCreateRequested(g)) => {
                 crate::server_groups::on_create(self, env, g, now_ms)
             }
-            Event::ServerGroupDeleteRequested { group_id } => {
+            Event::Intent(Intent::ServerGroupDeleteRequested { group_id }) => {
                 crate::server_groups::on_delete(self, env, *group_id)
             }
-            Event::AggregateCreateRequested(_)
-            | Event::AggregateUpdateRequested { .. }
-            | Event::AggregateDeleteRequested { .. }
-            | Event::AggregateHostAddRequested { .. }
-            | Event::AggregateHostRemoveRequested { .. }
-            | Event::AggregateMetadataSetRequested { .. } => {
+            Event::Intent(Intent::AggregateCreateRequested(_))
+            | Event::Intent(Intent::AggregateUpdateRequested { .. })
+            | Event::Intent(Intent::AggregateDeleteRequested { .. })
+            | Event::Intent(Intent::AggregateHostAddRequested { .. })
+            | Event::Intent(Intent::AggregateHostRemoveRequested { .. })
+            | Event::Intent(Intent::AggregateMetadataSetRequested { .. }) => {
                 crate::aggregates::on_intent(self, env, now_ms)
             }
-            Event::SagaStepTimedOut {
+            Event::Intent(Intent::SagaStepTimedOut {
                 instance_id,
                 step,
                 deadline_ms,
-            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            }) => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
             // Every kind of migration starts alike (resize.rs); each goes
             // on in its own file.
-            Event::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
-            Event::ServerResizeConfirmRequested { instance_id } => {
+            Event::Intent(Intent::ServerMigrationRequested(r)) => {
+                crate::resize::on_request(self, env, r, now_ms)
+            }
+            Event::Intent(Intent::ServerResizeConfirmRequested { instance_id }) => {
                 crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
             }
-            Event::ServerResizeRevertRequested { instance_id } => {
+            Event::Intent(Intent::ServerResizeRevertRequested { instance_id }) => {
                 crate::resize::on_revert_request(self, env, *instance_id, now_ms)
             }
-            Event::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
-            Event::ResizeClaimSucceeded(f)
-            | Event::ResizeClaimFailed(f)
-            | Event::DiskMigratedAndPoweredOff(f)
-            | Event::MigrationFinishedOnDest(f)
-            | Event::MigrationConfirmedOnSource(f)
-            | Event::MigrationRevertedOnDest(f)
-            | Event::RevertFinishedOnSource(f)
-            | Event::InstanceLiveMigrated(f)
-            | Event::RebuildSpawnStarted(f)
-            | Event::InstanceRebuilt(f)
-            | Event::MigrationStepFailed(f) => {
+            Event::Intent(Intent::ServerRebuildRequested(r)) => {
+                crate::rebuild::on_request(self, env, r, now_ms)
+            }
+            Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+            | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+            | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+            | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+            | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+            | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+            | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+            | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+            | Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f))
+            | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+            | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
                 // The saga the instance is in takes the fact.
                 match self.awaiting.get(&f.instance_id).map(|a| a.step.clone()) {
                     Some(step) if step.starts_with("rebuild:") => {
@@ -347,22 +365,32 @@ impl Conductor {
                     None => Vec::new(),
                 }
             }
-            Event::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
-            Event::FlavorDeleteRequested { flavor_id } => {
+            Event::Intent(Intent::FlavorUpdateRequested(u)) => {
+                crate::catalog::on_flavor_update(self, env, u)
+            }
+            Event::Intent(Intent::FlavorDeleteRequested { flavor_id }) => {
                 crate::catalog::on_flavor_delete(self, env, flavor_id)
             }
-            Event::FlavorAccessChangeRequested {
+            Event::Intent(Intent::FlavorAccessChangeRequested {
                 flavor_id,
                 project_id,
                 add,
-            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
-            Event::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
-            Event::KeypairDeleteRequested { user_id, name } => {
+            }) => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
+            Event::Intent(Intent::KeypairCreateRequested(k)) => {
+                crate::keypairs::on_create(self, env, k, now_ms)
+            }
+            Event::Intent(Intent::KeypairDeleteRequested { user_id, name }) => {
                 crate::keypairs::on_delete(self, env, user_id, name)
             }
-            Event::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
-            Event::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
-            Event::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
+            Event::Intent(Intent::ServiceUpdateRequested(s)) => {
+                crate::services::on_update(self, env, s)
+            }
+            Event::Intent(Intent::ServiceChangeRequested(ch)) => {
+                crate::services::on_change(self, env, ch)
+            }
+            Event::Intent(Intent::ServiceDeleteRequested { host }) => {
+                crate::services::on_delete(self, env, host)
+            }
             // Facts the conductor needs no decision on, and records of other
             // services that share its input topics.
             _ => Vec::new(),
@@ -415,11 +443,11 @@ impl Conductor {
             key: cause.meta.actor.project_id.clone(),
             env: Envelope {
                 meta: cause.meta.caused("rejected", aggregate_id, 0),
-                event: Event::IntentRejected {
+                event: Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: cause.event.type_name().to_owned(),
                     code,
                     message,
-                },
+                }),
             },
         }
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use novalog_schemas::events::SelectHostsRequested;
-use novalog_schemas::{Event, HostUsage, Resources};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage, Resources};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -137,7 +137,7 @@ impl Scheduler {
     /// Folds a fact about hosts. Returns the host whose state changed.
     pub fn observe(&mut self, event: &Event, at_ms: i64) -> Option<String> {
         match event {
-            Event::HostRegistered(r) => {
+            Event::Host(HostEvent::HostRegistered(r)) => {
                 match self.index.id(&r.host) {
                     Some(id) => self.index.update(id, |h| h.reregister(r, at_ms)),
                     None => self.insert_host(HostState::from_registration(r, at_ms)),
@@ -145,39 +145,39 @@ impl Scheduler {
                 Some(r.host.clone())
             }
             // Migration and rebuild facts carry the host's usage after them.
-            Event::ResizeClaimSucceeded(f)
-            | Event::ResizeClaimFailed(f)
-            | Event::MigrationFinishedOnDest(f)
-            | Event::MigrationConfirmedOnSource(f)
-            | Event::MigrationRevertedOnDest(f)
-            | Event::DiskMigratedAndPoweredOff(f)
-            | Event::RevertFinishedOnSource(f)
-            | Event::InstanceLiveMigrated(f)
-            | Event::InstanceRebuilt(f)
-            | Event::EvacuatedInstanceCleanedUp(f)
-            | Event::MigrationStepFailed(f) => {
+            Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+            | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+            | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+            | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+            | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+            | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+            | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+            | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+            | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+            | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+            | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
                 self.answer_pending(f.instance_id, &f.host);
                 self.with_load(&f.host, |h| h.observe_usage(f.usage))
             }
             // The ComputeFilter skips a host whose service an operator
             // disabled or forced down.
-            Event::ServiceUpdated(st) => self.with_load(&st.host, |h| {
+            Event::Host(HostEvent::ServiceUpdated(st)) => self.with_load(&st.host, |h| {
                 h.enabled = !(st.disabled || st.forced_down);
             }),
-            Event::ServiceDeleted { host } => self.with_load(host, |h| {
+            Event::Host(HostEvent::ServiceDeleted { host }) => self.with_load(host, |h| {
                 h.enabled = false;
                 h.service_deleted = true;
             }),
-            Event::HostHeartbeat { host, usage } => self.with_load(host, |h| {
+            Event::Host(HostEvent::HostHeartbeat { host, usage }) => self.with_load(host, |h| {
                 h.last_heartbeat_ms = h.last_heartbeat_ms.max(at_ms);
                 h.observe_usage(*usage);
             }),
-            Event::ClaimSucceeded {
+            Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id,
                 host,
                 usage,
                 ..
-            } => {
+            }) => {
                 self.answer_pending(*instance_id, host);
                 self.with_load(host, |h| {
                     h.instances.insert(*instance_id);
@@ -185,18 +185,18 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::ClaimFailed {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 usage,
                 ..
-            }
-            | Event::SpawnFailed {
+            })
+            | Event::ComputeFact(ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 usage,
                 ..
-            } => {
+            }) => {
                 self.answer_pending(*instance_id, host);
                 self.with_load(host, |h| {
                     h.instances.remove(instance_id);
@@ -205,17 +205,17 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::InstanceSpawned {
+            Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id, host, ..
-            } => self.with_load(host, |h| {
+            }) => self.with_load(host, |h| {
                 h.building.remove(instance_id);
                 h.failed_builds = 0;
             }),
-            Event::InstanceDestroyed {
+            Event::ComputeFact(ComputeFact::InstanceDestroyed {
                 instance_id,
                 host,
                 usage,
-            } => self.with_load(host, |h| {
+            }) => self.with_load(host, |h| {
                 h.instances.remove(instance_id);
                 h.building.remove(instance_id);
                 h.observe_usage(*usage);
@@ -516,12 +516,12 @@ mod tests {
         assert_eq!(s.host("a").unwrap().used_ram_mb(), 4_096);
         assert!(s.host("a").unwrap().instances.contains(&Uuid::from_u128(1)));
         s.observe(
-            &Event::ClaimSucceeded {
+            &Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: Uuid::from_u128(1),
                 host: "a".into(),
                 attempt: 1,
                 usage: usage(4_096, 1),
-            },
+            }),
             NOW,
         );
         let a = s.host("a").unwrap();
@@ -529,12 +529,12 @@ mod tests {
         assert_eq!(a.pending_instances, 0);
         assert_eq!(a.num_io_ops(), 1, "building until spawned");
         s.observe(
-            &Event::InstanceSpawned {
+            &Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: Uuid::from_u128(1),
                 host: "a".into(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
             NOW,
         );
         assert_eq!(s.host("a").unwrap().num_io_ops(), 0);
@@ -544,12 +544,14 @@ mod tests {
     #[test]
     fn failed_builds_count_until_a_success() {
         let mut s = scheduler(1.0, &["a"]);
-        let failed = |n: u128| Event::ClaimFailed {
-            instance_id: Uuid::from_u128(n),
-            host: "a".into(),
-            attempt: 1,
-            reason: "full".into(),
-            usage: HostUsage::default(),
+        let failed = |n: u128| {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
+                instance_id: Uuid::from_u128(n),
+                host: "a".into(),
+                attempt: 1,
+                reason: "full".into(),
+                usage: HostUsage::default(),
+            })
         };
         s.select_hosts(&spec(1, 1), NOW).unwrap();
         s.observe(&failed(1), NOW);
@@ -562,12 +564,12 @@ mod tests {
         );
         assert_eq!(a.pending_instances, 0);
         s.observe(
-            &Event::InstanceSpawned {
+            &Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: Uuid::from_u128(3),
                 host: "a".into(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
             NOW,
         );
         assert_eq!(s.host("a").unwrap().failed_builds, 0);
@@ -606,12 +608,12 @@ mod tests {
         use novalog_schemas::events::ServiceStatus;
         let mut s = scheduler(1.0, &["a", "b"]);
         let status = |host: &str, disabled, forced_down| {
-            Event::ServiceUpdated(Box::new(ServiceStatus {
+            Event::Host(HostEvent::ServiceUpdated(Box::new(ServiceStatus {
                 host: host.into(),
                 disabled,
                 disabled_reason: None,
                 forced_down,
-            }))
+            })))
         };
         // Given a disabled and b forced down, nothing is chosen.
         s.observe(&status("a", true, false), NOW);
@@ -625,7 +627,10 @@ mod tests {
     #[test]
     fn a_deleted_service_comes_back_enabled_when_its_host_registers() {
         let mut s = scheduler(1.0, &["a"]);
-        s.observe(&Event::ServiceDeleted { host: "a".into() }, NOW);
+        s.observe(
+            &Event::Host(HostEvent::ServiceDeleted { host: "a".into() }),
+            NOW,
+        );
         assert!(s.select_hosts(&spec(1, 1), NOW).is_err());
         let reg = novalog_schemas::events::HostRegistered {
             host: "a".into(),
@@ -642,7 +647,7 @@ mod tests {
             capabilities: Default::default(),
             driver: "fake".into(),
         };
-        s.observe(&Event::HostRegistered(Box::new(reg)), NOW);
+        s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), NOW);
         assert!(s.select_hosts(&spec(1, 1), NOW).is_ok());
     }
 
@@ -664,9 +669,12 @@ mod tests {
             capabilities: Default::default(),
             driver: "fake".into(),
         };
-        s.observe(&Event::HostRegistered(Box::new(reg.clone())), NOW);
+        s.observe(
+            &Event::Host(HostEvent::HostRegistered(Box::new(reg.clone()))),
+            NOW,
+        );
         s.select_hosts(&spec(1, 4_096), NOW).unwrap();
-        s.observe(&Event::HostRegistered(Box::new(reg)), NOW);
+        s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), NOW);
         assert_eq!(s.host("a").unwrap().used_ram_mb(), 4_096);
     }
 
@@ -698,13 +706,13 @@ mod tests {
                 r.num_alternates = 0;
                 let hosts = s.select_hosts(&r, NOW).unwrap();
                 s.observe(
-                    &Event::ClaimFailed {
+                    &Event::ComputeFact(ComputeFact::ClaimFailed {
                         instance_id: r.instance_id,
                         host: hosts[0].clone(),
                         attempt: 1,
                         reason: "x".into(),
                         usage: HostUsage::default(),
-                    },
+                    }),
                     NOW,
                 );
                 hosts[0].clone()
