@@ -4,7 +4,9 @@
 //! carried out again, so no guest is ever spawned twice.
 
 use novalog_schemas::events::SpawnInstance;
-use novalog_schemas::{ComputeFact, Envelope, Event, Meta, PowerState, ServerAction};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Meta, PowerState, ServerAction,
+};
 use uuid::Uuid;
 
 use crate::driver::VirtDriver;
@@ -17,7 +19,7 @@ pub enum Command {
         instance_id: Uuid,
     },
     /// A step of a migration or rebuild saga (see [`crate::migrate`]).
-    Saga(Box<Event>),
+    Saga(Box<ComputeCommand>),
     /// A server action on a guest this host holds.
     Action {
         instance_id: Uuid,

@@ -48,25 +48,26 @@ pub async fn run(
     driver: &dyn VirtDriver,
     rec: &mut HostRecord,
     cause: &Meta,
-    command: &Event,
+    command: &ComputeCommand,
     ratios: Ratios,
     out: &mut Vec<Envelope>,
 ) {
     let (step, cmd) = match command {
-        Event::Compute(ComputeCommand::PrepResize(c)) => ("prep_resize", c),
-        Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c)) => {
-            ("migrate_disk_and_power_off", c)
-        }
-        Event::Compute(ComputeCommand::FinishMigration(c)) => ("finish_migration", c),
-        Event::Compute(ComputeCommand::ConfirmMigration(c)) => ("confirm_migration", c),
-        Event::Compute(ComputeCommand::RevertMigration(c)) => ("revert_migration", c),
-        Event::Compute(ComputeCommand::FinishRevertMigration(c)) => ("finish_revert_migration", c),
-        Event::Compute(ComputeCommand::DropMigrationClaim(c)) => ("drop_migration_claim", c),
-        Event::Compute(ComputeCommand::RebuildInstance(c)) => ("rebuild", c),
-        Event::Compute(ComputeCommand::LiveMigrateInstance(c)) => ("live_migration", c),
-        Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c)) => ("rebuild_evacuated", c),
-        Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => ("cleanup_evacuated", c),
-        _ => return,
+        ComputeCommand::PrepResize(c) => ("prep_resize", c),
+        ComputeCommand::MigrateDiskAndPowerOff(c) => ("migrate_disk_and_power_off", c),
+        ComputeCommand::FinishMigration(c) => ("finish_migration", c),
+        ComputeCommand::ConfirmMigration(c) => ("confirm_migration", c),
+        ComputeCommand::RevertMigration(c) => ("revert_migration", c),
+        ComputeCommand::FinishRevertMigration(c) => ("finish_revert_migration", c),
+        ComputeCommand::DropMigrationClaim(c) => ("drop_migration_claim", c),
+        ComputeCommand::RebuildInstance(c) => ("rebuild", c),
+        ComputeCommand::LiveMigrateInstance(c) => ("live_migration", c),
+        ComputeCommand::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
+        ComputeCommand::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
+        // Not saga steps: the agent carries them out itself.
+        ComputeCommand::SpawnInstance(_)
+        | ComputeCommand::DestroyInstance { .. }
+        | ComputeCommand::PerformServerAction { .. } => return,
     };
     // A compensation reuses a step's command under its own step id, so the
     // marker is per command record, not per step name.
@@ -464,6 +465,9 @@ mod tests {
                 | Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => c.host.clone(),
                 _ => unreachable!(),
             };
+            let Event::Compute(command) = event else {
+                unreachable!()
+            };
             let rec = if on == "h1" {
                 &mut self.h1
             } else {
@@ -471,7 +475,7 @@ mod tests {
             };
             let job = Job {
                 cause,
-                command: Command::Saga(Box::new(event)),
+                command: Command::Saga(Box::new(command)),
             };
             let out = run_host(&self.d, rec, vec![job], RATIOS).await;
             out.iter().map(|e| e.event.type_name()).collect()

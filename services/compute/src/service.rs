@@ -49,42 +49,49 @@ impl Handler for ComputeHandler {
         _out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
-        let (host, command) = match &input.env.event {
-            Event::Compute(ComputeCommand::SpawnInstance(s)) => {
-                (s.host.clone(), Command::Spawn(s.clone()))
-            }
-            Event::Compute(ComputeCommand::DestroyInstance { instance_id, host }) => (
+        let command = match &input.env.event {
+            Event::Compute(command) => command,
+            // Not on `compute`: never handed to it.
+            Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => return Ok(()),
+        };
+        let (host, command) = match command {
+            ComputeCommand::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
+            ComputeCommand::DestroyInstance { instance_id, host } => (
                 host.clone(),
                 Command::Destroy {
                     instance_id: *instance_id,
                 },
             ),
-            Event::Compute(ComputeCommand::PrepResize(c))
-            | Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c))
-            | Event::Compute(ComputeCommand::FinishMigration(c))
-            | Event::Compute(ComputeCommand::ConfirmMigration(c))
-            | Event::Compute(ComputeCommand::RevertMigration(c))
-            | Event::Compute(ComputeCommand::FinishRevertMigration(c))
-            | Event::Compute(ComputeCommand::DropMigrationClaim(c))
-            | Event::Compute(ComputeCommand::RebuildInstance(c))
-            | Event::Compute(ComputeCommand::LiveMigrateInstance(c))
-            | Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c))
-            | Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => (
-                c.host.clone(),
-                Command::Saga(Box::new(input.env.event.clone())),
-            ),
-            Event::Compute(ComputeCommand::PerformServerAction {
+            ComputeCommand::PrepResize(c)
+            | ComputeCommand::MigrateDiskAndPowerOff(c)
+            | ComputeCommand::FinishMigration(c)
+            | ComputeCommand::ConfirmMigration(c)
+            | ComputeCommand::RevertMigration(c)
+            | ComputeCommand::FinishRevertMigration(c)
+            | ComputeCommand::DropMigrationClaim(c)
+            | ComputeCommand::RebuildInstance(c)
+            | ComputeCommand::LiveMigrateInstance(c)
+            | ComputeCommand::RebuildEvacuatedInstance(c)
+            | ComputeCommand::CleanupEvacuatedInstance(c) => {
+                (c.host.clone(), Command::Saga(Box::new(command.clone())))
+            }
+            ComputeCommand::PerformServerAction {
                 instance_id,
                 host,
                 action,
-            }) => (
+            } => (
                 host.clone(),
                 Command::Action {
                     instance_id: *instance_id,
                     action: action.clone(),
                 },
             ),
-            _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
             self.queue.entry(host).or_default().push(Job {

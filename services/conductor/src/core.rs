@@ -144,37 +144,160 @@ impl Conductor {
     /// Decides on one input record; returns what to append, in order.
     pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
         match &env.event {
-            Event::Intent(Intent::ServerCreateRequested(req)) => {
-                crate::build::on_create(self, env, req, now_ms)
+            Event::Intent(intent) => self.on_intent(env, intent, now_ms),
+            Event::Scheduler(s) => self.on_scheduler(env, s, now_ms),
+            Event::ComputeFact(fact) => self.on_compute_fact(env, fact, now_ms),
+            // Topics the conductor writes but does not read.
+            Event::Instance(_)
+            | Event::Compute(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => Vec::new(),
+        }
+    }
+
+    fn on_intent(&mut self, env: &Envelope, intent: &Intent, now_ms: i64) -> Vec<Emit> {
+        match intent {
+            Intent::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
+            Intent::ServerDeleteRequested { instance_id, force } => {
+                crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
             }
-            Event::Scheduler(SchedulerEvent::HostsSelected {
+            Intent::ServerActionRequested {
+                instance_id,
+                action,
+            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
+            Intent::ServerUpdateRequested {
+                instance_id,
+                name,
+                description,
+            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
+            Intent::ServerMetadataChangeRequested {
+                instance_id,
+                replace_all,
+                set,
+                remove,
+            } => crate::server_updates::on_metadata(
+                self,
+                env,
+                *instance_id,
+                *replace_all,
+                set,
+                remove,
+            ),
+            Intent::ServerTagsChangeRequested {
+                instance_id,
+                replace_all,
+                add,
+                remove,
+            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
+            Intent::QuotaSetRequested {
+                project_id,
+                limits,
+                force,
+            } => crate::quotas::on_set(self, env, project_id, limits, *force),
+            Intent::QuotaResetRequested { project_id } => {
+                crate::quotas::on_reset(self, env, project_id)
+            }
+            Intent::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
+            Intent::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
+            Intent::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
+            Intent::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
+            Intent::ImageUploadRequested { image_id } => {
+                crate::images::on_upload_start(self, env, *image_id)
+            }
+            Intent::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
+            Intent::ImageUploadAbortRequested { image_id } => {
+                crate::images::on_upload_abort(self, env, *image_id)
+            }
+            Intent::ImageDeleteRequested { image_id } => {
+                crate::images::on_delete(self, env, *image_id)
+            }
+            Intent::ServerGroupCreateRequested(g) => {
+                crate::server_groups::on_create(self, env, g, now_ms)
+            }
+            Intent::ServerGroupDeleteRequested { group_id } => {
+                crate::server_groups::on_delete(self, env, *group_id)
+            }
+            Intent::AggregateCreateRequested(_)
+            | Intent::AggregateUpdateRequested { .. }
+            | Intent::AggregateDeleteRequested { .. }
+            | Intent::AggregateHostAddRequested { .. }
+            | Intent::AggregateHostRemoveRequested { .. }
+            | Intent::AggregateMetadataSetRequested { .. } => {
+                crate::aggregates::on_intent(self, env, now_ms)
+            }
+            Intent::SagaStepTimedOut {
+                instance_id,
+                step,
+                deadline_ms,
+            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            // Every kind of migration starts alike (resize.rs); each goes
+            // on in its own file.
+            Intent::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
+            Intent::ServerResizeConfirmRequested { instance_id } => {
+                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
+            }
+            Intent::ServerResizeRevertRequested { instance_id } => {
+                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
+            }
+            Intent::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
+            Intent::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
+            Intent::FlavorDeleteRequested { flavor_id } => {
+                crate::catalog::on_flavor_delete(self, env, flavor_id)
+            }
+            Intent::FlavorAccessChangeRequested {
+                flavor_id,
+                project_id,
+                add,
+            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
+            Intent::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
+            Intent::KeypairDeleteRequested { user_id, name } => {
+                crate::keypairs::on_delete(self, env, user_id, name)
+            }
+            Intent::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
+            Intent::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
+            Intent::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
+        }
+    }
+
+    fn on_scheduler(&mut self, env: &Envelope, s: &SchedulerEvent, now_ms: i64) -> Vec<Emit> {
+        match s {
+            SchedulerEvent::HostsSelected {
                 request_id,
                 instance_id,
                 hosts,
-            }) => {
+            } => {
                 if crate::resize::is_migration_request(self, *instance_id, *request_id) {
                     crate::resize::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 } else {
                     crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 }
             }
-            Event::Scheduler(SchedulerEvent::NoValidHostFound {
+            SchedulerEvent::NoValidHostFound {
                 request_id,
                 instance_id,
                 reason,
-            }) => {
+            } => {
                 if crate::resize::is_migration_request(self, *instance_id, *request_id) {
                     crate::resize::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 } else {
                     crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 }
             }
-            Event::ComputeFact(ComputeFact::InstanceSpawned {
+            // The conductor's own request, on the topic it shares with the
+            // scheduler's answers.
+            SchedulerEvent::SelectHostsRequested(_) => Vec::new(),
+        }
+    }
+
+    fn on_compute_fact(&mut self, env: &Envelope, fact: &ComputeFact, now_ms: i64) -> Vec<Emit> {
+        match fact {
+            ComputeFact::InstanceSpawned {
                 instance_id,
                 host,
                 attempt,
                 power_state,
-            }) => crate::build::on_spawned(
+            } => crate::build::on_spawned(
                 self,
                 env,
                 *instance_id,
@@ -183,20 +306,20 @@ impl Conductor {
                 *power_state,
                 now_ms,
             ),
-            Event::ComputeFact(ComputeFact::ClaimFailed {
+            ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 attempt,
                 reason,
                 ..
-            })
-            | Event::ComputeFact(ComputeFact::SpawnFailed {
+            }
+            | ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 attempt,
                 reason,
                 ..
-            }) => crate::build::on_build_failed(
+            } => crate::build::on_build_failed(
                 self,
                 env,
                 *instance_id,
@@ -205,22 +328,15 @@ impl Conductor {
                 reason,
                 now_ms,
             ),
-            Event::Intent(Intent::ServerDeleteRequested { instance_id, force }) => {
-                crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
-            }
-            Event::ComputeFact(ComputeFact::InstanceDestroyed {
+            ComputeFact::InstanceDestroyed {
                 instance_id, host, ..
-            }) => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
-            Event::Intent(Intent::ServerActionRequested {
-                instance_id,
-                action,
-            }) => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
-            Event::ComputeFact(ComputeFact::ServerActionPerformed {
+            } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
+            ComputeFact::ServerActionPerformed {
                 instance_id,
                 host,
                 action,
                 power_state,
-            }) => crate::server_actions::on_outcome(
+            } => crate::server_actions::on_outcome(
                 self,
                 env,
                 *instance_id,
@@ -232,13 +348,13 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::ComputeFact(ComputeFact::ServerActionFailed {
+            ComputeFact::ServerActionFailed {
                 instance_id,
                 host,
                 action,
                 reason,
                 power_state,
-            }) => crate::server_actions::on_outcome(
+            } => crate::server_actions::on_outcome(
                 self,
                 env,
                 *instance_id,
@@ -250,106 +366,17 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::Intent(Intent::ServerUpdateRequested {
-                instance_id,
-                name,
-                description,
-            }) => crate::server_updates::on_update(self, env, *instance_id, name, description),
-            Event::Intent(Intent::ServerMetadataChangeRequested {
-                instance_id,
-                replace_all,
-                set,
-                remove,
-            }) => crate::server_updates::on_metadata(
-                self,
-                env,
-                *instance_id,
-                *replace_all,
-                set,
-                remove,
-            ),
-            Event::Intent(Intent::ServerTagsChangeRequested {
-                instance_id,
-                replace_all,
-                add,
-                remove,
-            }) => {
-                crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove)
-            }
-            Event::Intent(Intent::QuotaSetRequested {
-                project_id,
-                limits,
-                force,
-            }) => crate::quotas::on_set(self, env, project_id, limits, *force),
-            Event::Intent(Intent::QuotaResetRequested { project_id }) => {
-                crate::quotas::on_reset(self, env, project_id)
-            }
-            Event::Intent(Intent::FlavorCreateRequested(f)) => {
-                crate::catalog::on_flavor_create(self, env, f)
-            }
-            Event::Intent(Intent::ImageCreateRequested(i)) => {
-                crate::images::on_create(self, env, i)
-            }
-            Event::Intent(Intent::ImageUpdateRequested(i)) => {
-                crate::images::on_whole_update(env, i)
-            }
-            Event::Intent(Intent::ImagePatchRequested(p)) => crate::images::on_patch(self, env, p),
-            Event::Intent(Intent::ImageUploadRequested { image_id }) => {
-                crate::images::on_upload_start(self, env, *image_id)
-            }
-            Event::Intent(Intent::ImageUploadFinishRequested(d)) => {
-                crate::images::on_upload_finish(self, env, d)
-            }
-            Event::Intent(Intent::ImageUploadAbortRequested { image_id }) => {
-                crate::images::on_upload_abort(self, env, *image_id)
-            }
-            Event::Intent(Intent::ImageDeleteRequested { image_id }) => {
-                crate::images::on_delete(self, env, *image_id)
-            }
-            Event::Intent(Intent::ServerGroupCreateRequested(g)) => {
-                crate::server_groups::on_create(self, env, g, now_ms)
-            }
-            Event::Intent(Intent::ServerGroupDeleteRequested { group_id }) => {
-                crate::server_groups::on_delete(self, env, *group_id)
-            }
-            Event::Intent(Intent::AggregateCreateRequested(_))
-            | Event::Intent(Intent::AggregateUpdateRequested { .. })
-            | Event::Intent(Intent::AggregateDeleteRequested { .. })
-            | Event::Intent(Intent::AggregateHostAddRequested { .. })
-            | Event::Intent(Intent::AggregateHostRemoveRequested { .. })
-            | Event::Intent(Intent::AggregateMetadataSetRequested { .. }) => {
-                crate::aggregates::on_intent(self, env, now_ms)
-            }
-            Event::Intent(Intent::SagaStepTimedOut {
-                instance_id,
-                step,
-                deadline_ms,
-            }) => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
-            // Every kind of migration starts alike (resize.rs); each goes
-            // on in its own file.
-            Event::Intent(Intent::ServerMigrationRequested(r)) => {
-                crate::resize::on_request(self, env, r, now_ms)
-            }
-            Event::Intent(Intent::ServerResizeConfirmRequested { instance_id }) => {
-                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
-            }
-            Event::Intent(Intent::ServerResizeRevertRequested { instance_id }) => {
-                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
-            }
-            Event::Intent(Intent::ServerRebuildRequested(r)) => {
-                crate::rebuild::on_request(self, env, r, now_ms)
-            }
-            Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
-            | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
-            | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
-            | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
-            | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
-            | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
-            | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
-            | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
-            | Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f))
-            | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
-            | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
+            ComputeFact::ResizeClaimSucceeded(f)
+            | ComputeFact::ResizeClaimFailed(f)
+            | ComputeFact::DiskMigratedAndPoweredOff(f)
+            | ComputeFact::MigrationFinishedOnDest(f)
+            | ComputeFact::MigrationConfirmedOnSource(f)
+            | ComputeFact::MigrationRevertedOnDest(f)
+            | ComputeFact::RevertFinishedOnSource(f)
+            | ComputeFact::InstanceLiveMigrated(f)
+            | ComputeFact::RebuildSpawnStarted(f)
+            | ComputeFact::InstanceRebuilt(f)
+            | ComputeFact::MigrationStepFailed(f) => {
                 // The saga the instance is in takes the fact.
                 match self.awaiting.get(&f.instance_id).map(|a| a.step.clone()) {
                     Some(step) if step.starts_with("rebuild:") => {
@@ -365,35 +392,11 @@ impl Conductor {
                     None => Vec::new(),
                 }
             }
-            Event::Intent(Intent::FlavorUpdateRequested(u)) => {
-                crate::catalog::on_flavor_update(self, env, u)
+            // Facts that need no decision: a build waits for the spawn, an
+            // evacuation is done once the instance is rebuilt elsewhere.
+            ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {
+                Vec::new()
             }
-            Event::Intent(Intent::FlavorDeleteRequested { flavor_id }) => {
-                crate::catalog::on_flavor_delete(self, env, flavor_id)
-            }
-            Event::Intent(Intent::FlavorAccessChangeRequested {
-                flavor_id,
-                project_id,
-                add,
-            }) => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
-            Event::Intent(Intent::KeypairCreateRequested(k)) => {
-                crate::keypairs::on_create(self, env, k, now_ms)
-            }
-            Event::Intent(Intent::KeypairDeleteRequested { user_id, name }) => {
-                crate::keypairs::on_delete(self, env, user_id, name)
-            }
-            Event::Intent(Intent::ServiceUpdateRequested(s)) => {
-                crate::services::on_update(self, env, s)
-            }
-            Event::Intent(Intent::ServiceChangeRequested(ch)) => {
-                crate::services::on_change(self, env, ch)
-            }
-            Event::Intent(Intent::ServiceDeleteRequested { host }) => {
-                crate::services::on_delete(self, env, host)
-            }
-            // Facts the conductor needs no decision on, and records of other
-            // services that share its input topics.
-            _ => Vec::new(),
         }
     }
 

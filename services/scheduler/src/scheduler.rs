@@ -137,47 +137,67 @@ impl Scheduler {
     /// Folds a fact about hosts. Returns the host whose state changed.
     pub fn observe(&mut self, event: &Event, at_ms: i64) -> Option<String> {
         match event {
-            Event::Host(HostEvent::HostRegistered(r)) => {
+            Event::Host(e) => self.observe_host(e, at_ms),
+            Event::ComputeFact(f) => self.observe_compute(f),
+            // Aggregates (on `catalog`) are folded by the service; the
+            // other topics say nothing about hosts.
+            Event::Catalog(_)
+            | Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::DeadLetter(_) => None,
+        }
+    }
+
+    fn observe_host(&mut self, event: &HostEvent, at_ms: i64) -> Option<String> {
+        match event {
+            HostEvent::HostRegistered(r) => {
                 match self.index.id(&r.host) {
                     Some(id) => self.index.update(id, |h| h.reregister(r, at_ms)),
                     None => self.insert_host(HostState::from_registration(r, at_ms)),
                 }
                 Some(r.host.clone())
             }
-            // Migration and rebuild facts carry the host's usage after them.
-            Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
-            | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
-            | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
-            | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
-            | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
-            | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
-            | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
-            | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
-            | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
-            | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
-            | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
-                self.answer_pending(f.instance_id, &f.host);
-                self.with_load(&f.host, |h| h.observe_usage(f.usage))
-            }
             // The ComputeFilter skips a host whose service an operator
             // disabled or forced down.
-            Event::Host(HostEvent::ServiceUpdated(st)) => self.with_load(&st.host, |h| {
+            HostEvent::ServiceUpdated(st) => self.with_load(&st.host, |h| {
                 h.enabled = !(st.disabled || st.forced_down);
             }),
-            Event::Host(HostEvent::ServiceDeleted { host }) => self.with_load(host, |h| {
+            HostEvent::ServiceDeleted { host } => self.with_load(host, |h| {
                 h.enabled = false;
                 h.service_deleted = true;
             }),
-            Event::Host(HostEvent::HostHeartbeat { host, usage }) => self.with_load(host, |h| {
+            HostEvent::HostHeartbeat { host, usage } => self.with_load(host, |h| {
                 h.last_heartbeat_ms = h.last_heartbeat_ms.max(at_ms);
                 h.observe_usage(*usage);
             }),
-            Event::ComputeFact(ComputeFact::ClaimSucceeded {
+        }
+    }
+
+    fn observe_compute(&mut self, fact: &ComputeFact) -> Option<String> {
+        match fact {
+            // Migration and rebuild facts carry the host's usage after them.
+            ComputeFact::ResizeClaimSucceeded(f)
+            | ComputeFact::ResizeClaimFailed(f)
+            | ComputeFact::MigrationFinishedOnDest(f)
+            | ComputeFact::MigrationConfirmedOnSource(f)
+            | ComputeFact::MigrationRevertedOnDest(f)
+            | ComputeFact::DiskMigratedAndPoweredOff(f)
+            | ComputeFact::RevertFinishedOnSource(f)
+            | ComputeFact::InstanceLiveMigrated(f)
+            | ComputeFact::InstanceRebuilt(f)
+            | ComputeFact::EvacuatedInstanceCleanedUp(f)
+            | ComputeFact::MigrationStepFailed(f) => {
+                self.answer_pending(f.instance_id, &f.host);
+                self.with_load(&f.host, |h| h.observe_usage(f.usage))
+            }
+            ComputeFact::ClaimSucceeded {
                 instance_id,
                 host,
                 usage,
                 ..
-            }) => {
+            } => {
                 self.answer_pending(*instance_id, host);
                 self.with_load(host, |h| {
                     h.instances.insert(*instance_id);
@@ -185,18 +205,18 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::ComputeFact(ComputeFact::ClaimFailed {
+            ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 usage,
                 ..
-            })
-            | Event::ComputeFact(ComputeFact::SpawnFailed {
+            }
+            | ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 usage,
                 ..
-            }) => {
+            } => {
                 self.answer_pending(*instance_id, host);
                 self.with_load(host, |h| {
                     h.instances.remove(instance_id);
@@ -205,22 +225,25 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::ComputeFact(ComputeFact::InstanceSpawned {
+            ComputeFact::InstanceSpawned {
                 instance_id, host, ..
-            }) => self.with_load(host, |h| {
+            } => self.with_load(host, |h| {
                 h.building.remove(instance_id);
                 h.failed_builds = 0;
             }),
-            Event::ComputeFact(ComputeFact::InstanceDestroyed {
+            ComputeFact::InstanceDestroyed {
                 instance_id,
                 host,
                 usage,
-            }) => self.with_load(host, |h| {
+            } => self.with_load(host, |h| {
                 h.instances.remove(instance_id);
                 h.building.remove(instance_id);
                 h.observe_usage(*usage);
             }),
-            _ => None,
+            // Facts that change nothing the filters and weighers read.
+            ComputeFact::ServerActionPerformed { .. }
+            | ComputeFact::ServerActionFailed { .. }
+            | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }
 

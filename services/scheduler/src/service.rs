@@ -50,7 +50,31 @@ impl Shared {
             Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
                 (*aggregate_id, None)
             }
-            _ => return false,
+            Event::Catalog(
+                CatalogEvent::FlavorCreated(_)
+                | CatalogEvent::ImageCreated(_)
+                | CatalogEvent::ImageUpdated(_)
+                | CatalogEvent::ImageDeleted { .. }
+                | CatalogEvent::ServerGroupCreated(_)
+                | CatalogEvent::ServerGroupDeleted { .. }
+                | CatalogEvent::QuotaSetUpdated { .. }
+                | CatalogEvent::QuotaSetDeleted { .. }
+                | CatalogEvent::TokenRevoked { .. }
+                | CatalogEvent::KeypairCreated(_)
+                | CatalogEvent::KeypairDeleted { .. }
+                | CatalogEvent::FlavorUpdated(_)
+                | CatalogEvent::FlavorDeleted { .. }
+                | CatalogEvent::FlavorAccessAdded { .. }
+                | CatalogEvent::FlavorAccessRemoved { .. },
+            ) => return false,
+            // Hosts and compute facts are folded by the scheduler core.
+            Event::Host(_)
+            | Event::ComputeFact(_)
+            | Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::DeadLetter(_) => return false,
         };
         match &next {
             Some(a) => self.aggregates.insert(id, a.clone()),
@@ -222,8 +246,22 @@ impl Handler for RequestsHandler {
         _out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
-        if let Event::Scheduler(SchedulerEvent::SelectHostsRequested(_)) = &input.env.event {
-            self.requests.push(input.env.clone());
+        match &input.env.event {
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(_)) => {
+                self.requests.push(input.env.clone())
+            }
+            // Its own answers, on the topic it shares with the requests.
+            Event::Scheduler(
+                SchedulerEvent::HostsSelected { .. } | SchedulerEvent::NoValidHostFound { .. },
+            ) => {}
+            // Not on `scheduler`: never handed to it.
+            Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Compute(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => {}
         }
         Ok(())
     }
