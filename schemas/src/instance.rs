@@ -86,7 +86,18 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
     {
         return state;
     }
-    if let Event::Instance(InstanceEvent::InstanceCreated(c)) = &env.event {
+    let event = match &env.event {
+        Event::Instance(event) => event,
+        // Only the instance's own history changes it.
+        Event::Intent(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return state,
+    };
+    if let InstanceEvent::InstanceCreated(c) = event {
         if state.is_some() {
             return state;
         }
@@ -126,18 +137,18 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         });
     }
     let mut i = state?;
-    match &env.event {
-        Event::Instance(InstanceEvent::InstanceScheduled {
+    match event {
+        InstanceEvent::InstanceScheduled {
             host,
             alternates,
             attempt,
-        })
-        | Event::Instance(InstanceEvent::InstanceRescheduled {
+        }
+        | InstanceEvent::InstanceRescheduled {
             host,
             alternates,
             attempt,
             ..
-        }) => {
+        } => {
             i.host = Some(host.clone());
             i.alternates = alternates.clone();
             i.attempt = *attempt;
@@ -145,75 +156,90 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
                 i.task_state = Some(TaskState::Spawning);
             }
         }
-        Event::Instance(InstanceEvent::InstanceBecameActive {
+        InstanceEvent::InstanceBecameActive {
             power_state,
             launched_at_ms,
-        }) => {
+        } => {
             i.vm_state = VmState::Active;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::Running);
             i.launched_at_ms = Some(*launched_at_ms);
         }
-        Event::Instance(InstanceEvent::InstanceFailed { fault }) => {
+        InstanceEvent::InstanceFailed { fault } => {
             i.vm_state = VmState::Error;
             i.task_state = None;
             i.fault = Some(fault.clone());
         }
-        Event::Instance(InstanceEvent::InstanceDeleting) => {
+        InstanceEvent::InstanceDeleting => {
             i.task_state = Some(TaskState::Deleting);
         }
-        Event::Instance(InstanceEvent::InstanceTaskStarted { task_state, .. }) => {
+        InstanceEvent::InstanceTaskStarted { task_state, .. } => {
             i.task_state = Some(*task_state);
         }
-        Event::Instance(InstanceEvent::InstanceTaskCompleted {
+        InstanceEvent::InstanceTaskCompleted {
             vm_state,
             power_state,
             ..
-        }) => {
+        } => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
         }
-        Event::Instance(InstanceEvent::InstanceTaskFailed {
+        InstanceEvent::InstanceTaskFailed {
             vm_state,
             power_state,
             fault,
             ..
-        }) => {
+        } => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
             i.fault = Some(fault.clone());
         }
-        Event::Instance(InstanceEvent::InstanceLocked { locked_by, reason }) => {
+        InstanceEvent::InstanceLocked { locked_by, reason } => {
             i.locked_by = Some(locked_by.clone());
             i.locked_reason = reason.clone();
         }
-        Event::Instance(InstanceEvent::InstanceUnlocked) => {
+        InstanceEvent::InstanceUnlocked => {
             i.locked_by = None;
             i.locked_reason = None;
         }
-        Event::Instance(InstanceEvent::InstanceUpdated { name, description }) => {
+        InstanceEvent::InstanceUpdated { name, description } => {
             i.name = name.clone();
             i.description = description.clone();
         }
-        Event::Instance(InstanceEvent::InstanceMetadataSet { metadata }) => {
+        InstanceEvent::InstanceMetadataSet { metadata } => {
             i.metadata = metadata.clone();
         }
-        Event::Instance(InstanceEvent::InstanceTagsSet { tags }) => {
+        InstanceEvent::InstanceTagsSet { tags } => {
             i.tags = tags.clone();
         }
-        Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms }) => {
+        InstanceEvent::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;
             i.task_state = None;
             i.power_state = PowerState::NoState;
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
-        other => {
-            if !crate::migration::evolve(&mut i, other, at) {
-                return Some(i);
-            }
-        }
+        // A verdict changes nothing; a create was folded above.
+        InstanceEvent::IntentRejected { .. } | InstanceEvent::InstanceCreated(_) => return Some(i),
+        InstanceEvent::MigrationStarted(_)
+        | InstanceEvent::MigrationScheduled(_)
+        | InstanceEvent::ResizeMigrating(_)
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::ResizeFinishing(_)
+        | InstanceEvent::ResizeFinished(_)
+        | InstanceEvent::ResizeConfirming(_)
+        | InstanceEvent::ResizeConfirmed(_)
+        | InstanceEvent::ResizeReverting(_)
+        | InstanceEvent::ResizeReverted(_)
+        | InstanceEvent::MigrationAborted(_)
+        | InstanceEvent::MigrationErrored(_)
+        | InstanceEvent::LiveMigrationRunning(_)
+        | InstanceEvent::LiveMigrated(_)
+        | InstanceEvent::Evacuated(_)
+        | InstanceEvent::RebuildStarted(_)
+        | InstanceEvent::RebuildSpawning
+        | InstanceEvent::RebuildCompleted { .. } => crate::migration::evolve(&mut i, event, at),
     }
     i.updated_at_ms = at;
     i.version = env.meta.aggregate_version;
