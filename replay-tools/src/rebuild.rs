@@ -164,7 +164,6 @@ pub async fn rebuild(
                 Arc::new(projection),
                 Arc::new(novalog_api::verdicts::Verdicts::new()),
                 store.clone(),
-                topics.clone(),
             );
             fold(
                 src,
@@ -254,7 +253,7 @@ async fn fold<H: Handler>(
         *slot = (*slot).max(rec.offset + 1);
         // What does not decode or apply was dead-lettered live; its offset
         // still counts, as it did there.
-        if let Ok(env) = novalog_schemas::decode(&rec.value) {
+        if let Ok(env) = novalog_runtime::consumer::decode_record(&rec.topic, &rec.value) {
             let input = Input {
                 topic: rec.topic,
                 partition: rec.partition,

@@ -593,7 +593,9 @@ fn payload(event: &Event) -> Vec<u8> {
             fault: Some(fault.into()),
         }
         .encode_to_vec(),
-        Event::Instance(InstanceEvent::InstanceDeleting) => pb::InstanceDeleting {}.encode_to_vec(),
+        Event::Instance(InstanceEvent::InstanceDeleteStarted) => {
+            pb::InstanceDeleteStarted {}.encode_to_vec()
+        }
         Event::Intent(Intent::ServerActionRequested {
             instance_id,
             action,
@@ -1428,9 +1430,9 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                 power_state: r.power_state,
             })
         }
-        "InstanceDeleting" => {
-            let _: pb::InstanceDeleting = parse(type_name, bytes)?;
-            Event::Instance(InstanceEvent::InstanceDeleting)
+        "InstanceDeleteStarted" | "InstanceDeleting" => {
+            let _: pb::InstanceDeleteStarted = parse(type_name, bytes)?;
+            Event::Instance(InstanceEvent::InstanceDeleteStarted)
         }
         "InstanceDeleted" => {
             let r: pb::InstanceDeleted = parse(type_name, bytes)?;
@@ -2057,7 +2059,7 @@ mod tests {
                     created_at_ms: 1,
                 },
             }),
-            Event::Instance(InstanceEvent::InstanceDeleting),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
             Event::Intent(Intent::ServerActionRequested {
                 instance_id: id,
                 action: ServerAction::Reboot { hard: true },
@@ -2350,9 +2352,39 @@ mod tests {
     }
 
     #[test]
+    fn records_written_under_the_old_progressive_names_still_decode() {
+        let p = || Box::new(crate::migration::MigrationProgress::of(Uuid::from_u128(7)));
+        let renamed = [
+            ("InstanceDeleting", InstanceEvent::InstanceDeleteStarted),
+            (
+                "ResizeMigrating",
+                InstanceEvent::ResizeMigrationStarted(p()),
+            ),
+            ("ResizeFinishing", InstanceEvent::ResizeFinishStarted(p())),
+            ("ResizeConfirming", InstanceEvent::ResizeConfirmStarted(p())),
+            ("ResizeReverting", InstanceEvent::ResizeRevertStarted(p())),
+            (
+                "LiveMigrationRunning",
+                InstanceEvent::LiveMigrationStarted(p()),
+            ),
+            ("RebuildSpawning", InstanceEvent::RebuildSpawnBegan),
+        ];
+        for (old, event) in renamed {
+            let event = Event::Instance(event);
+            let mut raw =
+                pb::Envelope::decode(&encode_envelope(&envelope(event.clone()))[..]).unwrap();
+            assert_ne!(raw.r#type, old, "written under its new name");
+            raw.r#type = old.into();
+            assert_eq!(decode_envelope(&raw.encode_to_vec()).unwrap().event, event);
+        }
+    }
+
+    #[test]
     fn unknown_type_and_future_version_are_rejected() {
         let mut raw = pb::Envelope::decode(
-            &encode_envelope(&envelope(Event::Instance(InstanceEvent::InstanceDeleting)))[..],
+            &encode_envelope(&envelope(Event::Instance(
+                InstanceEvent::InstanceDeleteStarted,
+            )))[..],
         )
         .unwrap();
         raw.r#type = "SomethingNew".into();

@@ -222,17 +222,17 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
         .encode_to_vec(),
         Event::Instance(InstanceEvent::MigrationStarted(m)) => migration_to_pb(*m).encode_to_vec(),
         Event::Instance(InstanceEvent::MigrationScheduled(p))
-        | Event::Instance(InstanceEvent::ResizeMigrating(p))
+        | Event::Instance(InstanceEvent::ResizeMigrationStarted(p))
         | Event::Instance(InstanceEvent::ResizeMigrated(p))
-        | Event::Instance(InstanceEvent::ResizeFinishing(p))
+        | Event::Instance(InstanceEvent::ResizeFinishStarted(p))
         | Event::Instance(InstanceEvent::ResizeFinished(p))
-        | Event::Instance(InstanceEvent::ResizeConfirming(p))
+        | Event::Instance(InstanceEvent::ResizeConfirmStarted(p))
         | Event::Instance(InstanceEvent::ResizeConfirmed(p))
-        | Event::Instance(InstanceEvent::ResizeReverting(p))
+        | Event::Instance(InstanceEvent::ResizeRevertStarted(p))
         | Event::Instance(InstanceEvent::ResizeReverted(p))
         | Event::Instance(InstanceEvent::MigrationAborted(p))
         | Event::Instance(InstanceEvent::MigrationErrored(p))
-        | Event::Instance(InstanceEvent::LiveMigrationRunning(p))
+        | Event::Instance(InstanceEvent::LiveMigrationStarted(p))
         | Event::Instance(InstanceEvent::LiveMigrated(p))
         | Event::Instance(InstanceEvent::Evacuated(p)) => progress_to_pb(*p).encode_to_vec(),
         Event::Instance(InstanceEvent::RebuildStarted(r)) => pb::RebuildStarted {
@@ -244,7 +244,7 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             description: r.description,
         }
         .encode_to_vec(),
-        Event::Instance(InstanceEvent::RebuildSpawning) => Vec::new(),
+        Event::Instance(InstanceEvent::RebuildSpawnBegan) => Vec::new(),
         Event::Instance(InstanceEvent::RebuildCompleted {
             vm_state,
             power_state,
@@ -342,18 +342,26 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
             migration_from_pb(parse(t, b)?)?,
         ))),
         "MigrationScheduled" => Event::Instance(InstanceEvent::MigrationScheduled(progress(b)?)),
-        "ResizeMigrating" => Event::Instance(InstanceEvent::ResizeMigrating(progress(b)?)),
+        "ResizeMigrationStarted" | "ResizeMigrating" => {
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(b)?))
+        }
         "ResizeMigrated" => Event::Instance(InstanceEvent::ResizeMigrated(progress(b)?)),
-        "ResizeFinishing" => Event::Instance(InstanceEvent::ResizeFinishing(progress(b)?)),
+        "ResizeFinishStarted" | "ResizeFinishing" => {
+            Event::Instance(InstanceEvent::ResizeFinishStarted(progress(b)?))
+        }
         "ResizeFinished" => Event::Instance(InstanceEvent::ResizeFinished(progress(b)?)),
-        "ResizeConfirming" => Event::Instance(InstanceEvent::ResizeConfirming(progress(b)?)),
+        "ResizeConfirmStarted" | "ResizeConfirming" => {
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(b)?))
+        }
         "ResizeConfirmed" => Event::Instance(InstanceEvent::ResizeConfirmed(progress(b)?)),
-        "ResizeReverting" => Event::Instance(InstanceEvent::ResizeReverting(progress(b)?)),
+        "ResizeRevertStarted" | "ResizeReverting" => {
+            Event::Instance(InstanceEvent::ResizeRevertStarted(progress(b)?))
+        }
         "ResizeReverted" => Event::Instance(InstanceEvent::ResizeReverted(progress(b)?)),
         "MigrationAborted" => Event::Instance(InstanceEvent::MigrationAborted(progress(b)?)),
         "MigrationErrored" => Event::Instance(InstanceEvent::MigrationErrored(progress(b)?)),
-        "LiveMigrationRunning" => {
-            Event::Instance(InstanceEvent::LiveMigrationRunning(progress(b)?))
+        "LiveMigrationStarted" | "LiveMigrationRunning" => {
+            Event::Instance(InstanceEvent::LiveMigrationStarted(progress(b)?))
         }
         "LiveMigrated" => Event::Instance(InstanceEvent::LiveMigrated(progress(b)?)),
         "Evacuated" => Event::Instance(InstanceEvent::Evacuated(progress(b)?)),
@@ -368,7 +376,9 @@ fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
                 description: r.description,
             })))
         }
-        "RebuildSpawning" => Event::Instance(InstanceEvent::RebuildSpawning),
+        "RebuildSpawnBegan" | "RebuildSpawning" => {
+            Event::Instance(InstanceEvent::RebuildSpawnBegan)
+        }
         "RebuildCompleted" => {
             let r: pb::RebuildCompleted = parse(t, b)?;
             Event::Instance(InstanceEvent::RebuildCompleted {
@@ -587,17 +597,17 @@ mod tests {
             }),
             Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration))),
             Event::Instance(InstanceEvent::MigrationScheduled(p())),
-            Event::Instance(InstanceEvent::ResizeMigrating(p())),
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(p())),
             Event::Instance(InstanceEvent::ResizeMigrated(p())),
-            Event::Instance(InstanceEvent::ResizeFinishing(p())),
+            Event::Instance(InstanceEvent::ResizeFinishStarted(p())),
             Event::Instance(InstanceEvent::ResizeFinished(p())),
-            Event::Instance(InstanceEvent::ResizeConfirming(p())),
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(p())),
             Event::Instance(InstanceEvent::ResizeConfirmed(p())),
-            Event::Instance(InstanceEvent::ResizeReverting(p())),
+            Event::Instance(InstanceEvent::ResizeRevertStarted(p())),
             Event::Instance(InstanceEvent::ResizeReverted(p())),
             Event::Instance(InstanceEvent::MigrationAborted(p())),
             Event::Instance(InstanceEvent::MigrationErrored(p())),
-            Event::Instance(InstanceEvent::LiveMigrationRunning(p())),
+            Event::Instance(InstanceEvent::LiveMigrationStarted(p())),
             Event::Instance(InstanceEvent::LiveMigrated(p())),
             Event::Instance(InstanceEvent::Evacuated(p())),
             Event::Instance(InstanceEvent::RebuildStarted(Box::new(RebuildSpec {
@@ -608,7 +618,7 @@ mod tests {
                 user_data: None,
                 description: Some("d".into()),
             }))),
-            Event::Instance(InstanceEvent::RebuildSpawning),
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
             Event::Instance(InstanceEvent::RebuildCompleted {
                 vm_state: crate::VmState::Stopped,
                 power_state: 4,

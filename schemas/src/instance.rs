@@ -170,7 +170,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.task_state = None;
             i.fault = Some(fault.clone());
         }
-        InstanceEvent::InstanceDeleting => {
+        InstanceEvent::InstanceDeleteStarted => {
             i.task_state = Some(TaskState::Deleting);
         }
         InstanceEvent::InstanceTaskStarted { task_state, .. } => {
@@ -224,21 +224,21 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         InstanceEvent::IntentRejected { .. } | InstanceEvent::InstanceCreated(_) => return Some(i),
         InstanceEvent::MigrationStarted(_)
         | InstanceEvent::MigrationScheduled(_)
-        | InstanceEvent::ResizeMigrating(_)
+        | InstanceEvent::ResizeMigrationStarted(_)
         | InstanceEvent::ResizeMigrated(_)
-        | InstanceEvent::ResizeFinishing(_)
+        | InstanceEvent::ResizeFinishStarted(_)
         | InstanceEvent::ResizeFinished(_)
-        | InstanceEvent::ResizeConfirming(_)
+        | InstanceEvent::ResizeConfirmStarted(_)
         | InstanceEvent::ResizeConfirmed(_)
-        | InstanceEvent::ResizeReverting(_)
+        | InstanceEvent::ResizeRevertStarted(_)
         | InstanceEvent::ResizeReverted(_)
         | InstanceEvent::MigrationAborted(_)
         | InstanceEvent::MigrationErrored(_)
-        | InstanceEvent::LiveMigrationRunning(_)
+        | InstanceEvent::LiveMigrationStarted(_)
         | InstanceEvent::LiveMigrated(_)
         | InstanceEvent::Evacuated(_)
         | InstanceEvent::RebuildStarted(_)
-        | InstanceEvent::RebuildSpawning
+        | InstanceEvent::RebuildSpawnBegan
         | InstanceEvent::RebuildCompleted { .. } => crate::migration::evolve(&mut i, event, at),
     }
     i.updated_at_ms = at;

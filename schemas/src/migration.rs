@@ -259,7 +259,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
                 m.updated_at_ms = at;
             }
         }
-        InstanceEvent::ResizeMigrating(p) => {
+        InstanceEvent::ResizeMigrationStarted(p) => {
             i.task_state = Some(TaskState::ResizeMigrating);
             set_status(i, p.migration_id, s::MIGRATING, at);
         }
@@ -268,7 +268,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             i.power_state = PowerState::Shutdown;
             set_status(i, p.migration_id, s::POST_MIGRATING, at);
         }
-        InstanceEvent::ResizeFinishing(_) => {
+        InstanceEvent::ResizeFinishStarted(_) => {
             i.task_state = Some(TaskState::ResizeFinish);
         }
         InstanceEvent::ResizeFinished(p) => {
@@ -280,7 +280,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
                 i.power_state = power(p.power_state, PowerState::Running);
             }
         }
-        InstanceEvent::ResizeConfirming(p) => {
+        InstanceEvent::ResizeConfirmStarted(p) => {
             i.task_state = Some(TaskState::ResizeConfirming);
             set_status(i, p.migration_id, s::CONFIRMING, at);
         }
@@ -290,7 +290,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
                 i.task_state = None;
             }
         }
-        InstanceEvent::ResizeReverting(p) => {
+        InstanceEvent::ResizeRevertStarted(p) => {
             i.task_state = Some(TaskState::ResizeReverting);
             set_status(i, p.migration_id, s::REVERTING, at);
         }
@@ -327,7 +327,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             }
             i.fault = p.fault.clone();
         }
-        InstanceEvent::LiveMigrationRunning(p) => {
+        InstanceEvent::LiveMigrationStarted(p) => {
             set_status(i, p.migration_id, status::RUNNING, at);
         }
         InstanceEvent::LiveMigrated(p) => {
@@ -358,7 +358,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             i.user_data = r.user_data.clone();
             i.description = r.description.clone();
         }
-        InstanceEvent::RebuildSpawning => {
+        InstanceEvent::RebuildSpawnBegan => {
             i.task_state = Some(TaskState::RebuildSpawning);
         }
         InstanceEvent::RebuildCompleted {
@@ -377,7 +377,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         | InstanceEvent::InstanceRescheduled { .. }
         | InstanceEvent::InstanceBecameActive { .. }
         | InstanceEvent::InstanceFailed { .. }
-        | InstanceEvent::InstanceDeleting
+        | InstanceEvent::InstanceDeleteStarted
         | InstanceEvent::InstanceDeleted { .. }
         | InstanceEvent::InstanceTaskStarted { .. }
         | InstanceEvent::InstanceTaskCompleted { .. }

@@ -174,7 +174,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::Instance(InstanceEvent::InstanceDeleting) => {
+        Event::Instance(InstanceEvent::InstanceDeleteStarted) => {
             let mut a = new_action(env, "delete", &actor.user_id, &actor.project_id);
             if after.host.is_some() {
                 a.start(TERMINATE, at, after.host.clone());
@@ -336,13 +336,13 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
                 a.start(event, at, dest);
             }
         }
-        Event::Instance(InstanceEvent::ResizeMigrating(_)) => {
+        Event::Instance(InstanceEvent::ResizeMigrationStarted(_)) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_prep_resize", at, dest, None);
                 a.start("compute_resize_instance", at, source);
             }
         }
-        Event::Instance(InstanceEvent::ResizeFinishing(_)) => {
+        Event::Instance(InstanceEvent::ResizeFinishStarted(_)) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_resize_instance", at, source, None);
                 a.start("compute_finish_resize", at, dest);
@@ -353,7 +353,7 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
                 a.finish("compute_finish_resize", at, dest, None);
             }
         }
-        Event::Instance(InstanceEvent::ResizeConfirming(_)) => {
+        Event::Instance(InstanceEvent::ResizeConfirmStarted(_)) => {
             let mut a = new_action(env, "confirmResize", &actor.user_id, &actor.project_id);
             a.start("compute_confirm_resize", at, source);
             actions.push(a);
@@ -363,7 +363,7 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
                 a.finish("compute_confirm_resize", at, source, None);
             }
         }
-        Event::Instance(InstanceEvent::ResizeReverting(_)) => {
+        Event::Instance(InstanceEvent::ResizeRevertStarted(_)) => {
             let mut a = new_action(env, "revertResize", &actor.user_id, &actor.project_id);
             a.start("compute_revert_resize", at, dest);
             actions.push(a);
@@ -650,7 +650,7 @@ mod tests {
         log.apply(
             "req-del",
             "p1",
-            Event::Instance(InstanceEvent::InstanceDeleting),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
         );
         log.apply(
             "req-del",
@@ -749,7 +749,7 @@ mod tests {
         log.apply(
             "req-resize",
             "p1",
-            Event::Instance(InstanceEvent::ResizeMigrating(step(mid, None))),
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(step(mid, None))),
         );
         log.apply(
             "req-resize",
@@ -759,7 +759,7 @@ mod tests {
         log.apply(
             "req-resize",
             "p1",
-            Event::Instance(InstanceEvent::ResizeFinishing(step(mid, None))),
+            Event::Instance(InstanceEvent::ResizeFinishStarted(step(mid, None))),
         );
         log.apply(
             "req-resize",
@@ -769,7 +769,7 @@ mod tests {
         log.apply(
             "req-confirm",
             "p1",
-            Event::Instance(InstanceEvent::ResizeConfirming(step(mid, None))),
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(step(mid, None))),
         );
         log.apply(
             "req-confirm",
@@ -816,7 +816,7 @@ mod tests {
         log.apply(
             "req-resize",
             "p1",
-            Event::Instance(InstanceEvent::ResizeMigrating(step(mid, None))),
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(step(mid, None))),
         );
         let mut p = step(mid, None);
         p.fault = Some(Fault {

@@ -272,7 +272,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         }))),
                     ),
                     Event::Intent(Intent::ServerDeleteRequested { .. }) => {
-                        answer(&topics.instances, &project, Event::Instance(InstanceEvent::InstanceDeleting))
+                        answer(&topics.instances, &project, Event::Instance(InstanceEvent::InstanceDeleteStarted))
                     }
                     Event::Intent(Intent::FlavorCreateRequested(f)) => {
                         flavors.insert(f.id.clone(), f.clone());

@@ -80,7 +80,7 @@ fn newest_first(h: &Harness, ids: &[Uuid]) -> Vec<Uuid> {
 }
 
 /// Deletes servers as the conductor would: the API's DELETE (the fake
-/// conductor answers `InstanceDeleting`), then `InstanceDeleted` on
+/// conductor answers `InstanceDeleteStarted`), then `InstanceDeleted` on
 /// `instances`; returns once the projection has applied it.
 async fn delete_servers(h: &Harness, ids: &[Uuid]) {
     let mut records = Vec::new();

@@ -102,7 +102,9 @@ mod tests {
         v.resolve(vec![
             (
                 Uuid::new_v4(),
-                Verdict::Accepted(Box::new(Event::Instance(InstanceEvent::InstanceDeleting))),
+                Verdict::Accepted(Box::new(Event::Instance(
+                    InstanceEvent::InstanceDeleteStarted,
+                ))),
             ),
             (
                 a,

@@ -72,7 +72,7 @@ pub(crate) fn on_delete(
         "deleting",
         id,
         &project,
-        Event::Instance(InstanceEvent::InstanceDeleting),
+        Event::Instance(InstanceEvent::InstanceDeleteStarted),
     )];
     for other in others {
         out.push(emit(

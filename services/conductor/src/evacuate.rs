@@ -45,7 +45,7 @@ pub(crate) fn on_fact(
             "evacuate-spawning",
             id,
             &i.project_id,
-            Event::Instance(InstanceEvent::RebuildSpawning),
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
         )],
         Event::ComputeFact(ComputeFact::InstanceRebuilt(_)) => {
             c.stop_awaiting(id);

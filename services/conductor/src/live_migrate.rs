@@ -52,7 +52,7 @@ pub(crate) fn on_fact(
                 "live-migration-running",
                 id,
                 &i.project_id,
-                Event::Instance(InstanceEvent::LiveMigrationRunning(Box::new(
+                Event::Instance(InstanceEvent::LiveMigrationStarted(Box::new(
                     MigrationProgress::of(m.uuid),
                 ))),
             );

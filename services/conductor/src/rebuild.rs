@@ -165,7 +165,7 @@ pub(crate) fn on_fact(
             "rebuild-spawning",
             id,
             &project,
-            Event::Instance(InstanceEvent::RebuildSpawning),
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
         )],
         Event::ComputeFact(ComputeFact::InstanceRebuilt(_)) => {
             c.stop_awaiting(id);

@@ -8,14 +8,14 @@
 //!   → scheduler (or the requested host) ─ MigrationScheduled
 //!   → dest: PrepResize, claims the new flavor (a failed claim moves to the
 //!     next alternate)
-//!   → ResizeMigrating (migrating) → source: MigrateDiskAndPowerOff
-//!   → ResizeMigrated (post-migrating), ResizeFinishing
+//!   → ResizeMigrationStarted (migrating) → source: MigrateDiskAndPowerOff
+//!   → ResizeMigrated (post-migrating), ResizeFinishStarted
 //!   → dest: FinishMigration → ResizeFinished: RESIZED / VERIFY_RESIZE
 //! confirm (or auto-confirm after resize_confirm_window):
-//!   ResizeConfirming → source: ConfirmMigration (guest and claim gone)
+//!   ResizeConfirmStarted → source: ConfirmMigration (guest and claim gone)
 //!   → ResizeConfirmed: ACTIVE (or SHUTOFF) on the destination
 //! revert:
-//!   ResizeReverting → dest: RevertMigration (guest and claim gone)
+//!   ResizeRevertStarted → dest: RevertMigration (guest and claim gone)
 //!   → source: FinishRevertMigration (old flavor, powered as before)
 //!   → ResizeReverted: ACTIVE (or SHUTOFF) on the source
 //! ```
@@ -654,7 +654,7 @@ pub(crate) fn on_fact(
                 "resize-migrating",
                 id,
                 &project,
-                Event::Instance(InstanceEvent::ResizeMigrating(progress(&m))),
+                Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(&m))),
             );
             let cmd = command(
                 cause,
@@ -694,7 +694,7 @@ pub(crate) fn on_fact(
                 "resize-finishing",
                 id,
                 &project,
-                Event::Instance(InstanceEvent::ResizeFinishing(progress(&m))),
+                Event::Instance(InstanceEvent::ResizeFinishStarted(progress(&m))),
             );
             let cmd = command(
                 cause,
@@ -893,7 +893,7 @@ fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64
         "resize-confirming",
         id,
         &project,
-        Event::Instance(InstanceEvent::ResizeConfirming(progress(m))),
+        Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(m))),
     );
     let i = c.instances[&id].clone();
     let cmd = command(
@@ -972,7 +972,7 @@ pub(crate) fn on_revert_request(
         "resize-reverting",
         id,
         &project,
-        Event::Instance(InstanceEvent::ResizeReverting(progress(&m))),
+        Event::Instance(InstanceEvent::ResizeRevertStarted(progress(&m))),
     );
     let i = c.instances[&id].clone();
     let dest = m.dest_compute.clone().unwrap_or_default();

@@ -51,7 +51,7 @@ impl SagaClock {
         };
         match &env.event {
             Event::Instance(InstanceEvent::InstanceCreated(_)) => start(self, id, "build"),
-            Event::Instance(InstanceEvent::InstanceDeleting) => start(self, id, "delete"),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted) => start(self, id, "delete"),
             Event::Instance(InstanceEvent::InstanceTaskStarted { .. }) => start(self, id, "action"),
             Event::Instance(InstanceEvent::RebuildStarted(_)) => start(self, id, "rebuild"),
             Event::Instance(InstanceEvent::MigrationStarted(m)) => {
@@ -167,7 +167,7 @@ mod tests {
         let created = env(
             "i1",
             1_000,
-            Event::Instance(InstanceEvent::InstanceDeleting),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
         );
         assert_eq!(c.observe(&created), vec![]);
         let done = c.observe(&env(
@@ -204,7 +204,7 @@ mod tests {
         c.observe(&env(
             "i1",
             200,
-            Event::Instance(InstanceEvent::InstanceDeleting),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
         ));
         let ended = c.observe(&env(
             "i1",

@@ -356,9 +356,9 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
         [
             "MigrationStarted",
             "MigrationScheduled",
-            "ResizeMigrating",
+            "ResizeMigrationStarted",
             "ResizeMigrated",
-            "ResizeFinishing",
+            "ResizeFinishStarted",
             "ResizeFinished"
         ]
     );
@@ -393,7 +393,10 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
     assert_eq!(w.commands_to("h1"), ["MigrateDiskAndPowerOff"]);
 
     let out = w.confirm(id);
-    assert_eq!(task_states(&out), ["ResizeConfirming", "ResizeConfirmed"]);
+    assert_eq!(
+        task_states(&out),
+        ["ResizeConfirmStarted", "ResizeConfirmed"]
+    );
     let i = w.i(id);
     assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
     assert_eq!(i.host.as_deref(), Some("h2"));
@@ -452,7 +455,7 @@ fn revert_destroys_the_destination_and_restarts_the_source_with_the_old_flavor()
     let id = w.boot("h1");
     w.resize(id, "2");
     let out = w.revert(id);
-    assert_eq!(task_states(&out), ["ResizeReverting", "ResizeReverted"]);
+    assert_eq!(task_states(&out), ["ResizeRevertStarted", "ResizeReverted"]);
     assert_eq!(
         types(&out)
             .iter()
@@ -1277,7 +1280,7 @@ fn rebuild_goes_rebuilding_then_spawning_then_active_on_the_same_host() {
     let out = rebuild(&mut w, id, None, None);
     assert_eq!(
         task_states(&out),
-        ["RebuildStarted", "RebuildSpawning", "RebuildCompleted"]
+        ["RebuildStarted", "RebuildSpawnBegan", "RebuildCompleted"]
     );
     assert_eq!(w.commands_to("h1"), ["RebuildInstance"]);
     let i = w.i(id);
@@ -1469,7 +1472,7 @@ fn evacuate_rebuilds_elsewhere_and_the_source_cleans_up_when_back() {
         [
             "MigrationStarted",
             "MigrationScheduled",
-            "RebuildSpawning",
+            "RebuildSpawnBegan",
             "Evacuated"
         ]
     );
@@ -1584,7 +1587,7 @@ fn live_migration_moves_an_active_or_paused_instance_and_keeps_its_state() {
             [
                 "MigrationStarted",
                 "MigrationScheduled",
-                "LiveMigrationRunning",
+                "LiveMigrationStarted",
                 "LiveMigrated"
             ]
         );

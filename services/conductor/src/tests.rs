@@ -306,7 +306,7 @@ fn delete_of_an_unscheduled_instance_finishes_at_once() {
         ),
         NOW,
     );
-    assert_eq!(types(&out), ["InstanceDeleting", "InstanceDeleted"]);
+    assert_eq!(types(&out), ["InstanceDeleteStarted", "InstanceDeleted"]);
     assert!(c.instances[&id].is_deleted());
     // The scheduler's late answer is ignored.
     assert!(selected(&mut c, id, &["h1"]).is_empty());
@@ -328,7 +328,7 @@ fn delete_pre_empts_a_build_and_waits_for_the_host() {
         ),
         NOW,
     );
-    assert_eq!(types(&out), ["InstanceDeleting", "DestroyInstance"]);
+    assert_eq!(types(&out), ["InstanceDeleteStarted", "DestroyInstance"]);
     assert_eq!(out[1].key, "h1");
     // A claim failure while deleting does not reschedule.
     assert!(claim_failed(&mut c, id, "h1", 1).is_empty());

@@ -342,7 +342,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             *slot = (*slot).max(rec.offset + 1);
             let failure = match poisoned.get(&i) {
                 Some(f) => f.clone(),
-                None => match decode(&rec.topic, &rec.value) {
+                None => match decode_record(&rec.topic, &rec.value) {
                     Ok(env) => {
                         let input = Input {
                             topic: rec.topic.clone(),
@@ -470,7 +470,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
 /// (whatever its namespace) takes only its own record types: one of another
 /// topic's does not decode there, so a handler's match over its topic's
 /// type sees everything it can be given.
-fn decode(topic: &str, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+pub fn decode_record(topic: &str, bytes: &[u8]) -> Result<Envelope, DecodeError> {
     match Topic::of_name(topic) {
         Some(t) => novalog_schemas::decode_on(t, bytes),
         None => novalog_schemas::decode(bytes),

@@ -93,7 +93,7 @@ impl Handler for Folder {
         if let Some((meta, _)) = &dead.meta {
             let answer = Envelope {
                 meta: meta.caused("answer", String::new(), 0),
-                event: Event::Instance(InstanceEvent::InstanceDeleting),
+                event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
             };
             out.emit(ANSWERS, "k", &answer);
         }
@@ -108,7 +108,7 @@ fn record(tag: &str) -> Record {
             Actor::service("test"),
             String::new(),
         ),
-        event: Event::Instance(InstanceEvent::InstanceDeleting),
+        event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
     };
     Record::new(IN, "k", novalog_schemas::encode(&env))
 }
@@ -268,13 +268,13 @@ fn a_record_of_another_topics_type_does_not_decode() {
     // An instance event read from an intents topic, whatever the namespace,
     // is dead-lettered like any record that does not decode.
     assert_eq!(
-        super::decode("test-1.intents", &bytes).unwrap_err(),
+        super::decode_record("test-1.intents", &bytes).unwrap_err(),
         novalog_schemas::DecodeError::WrongTopic {
-            type_name: "InstanceDeleting".into(),
+            type_name: "InstanceDeleteStarted".into(),
             topic: "intents",
         }
     );
-    assert!(super::decode("test-1.instances", &bytes).is_ok());
+    assert!(super::decode_record("test-1.instances", &bytes).is_ok());
     // A topic that is none of Novalog's takes any record.
-    assert!(super::decode(IN, &bytes).is_ok());
+    assert!(super::decode_record(IN, &bytes).is_ok());
 }

@@ -290,7 +290,7 @@ mod tests {
                         Actor::service("t"),
                         "i".into(),
                     ),
-                    event: Event::Instance(InstanceEvent::InstanceDeleting),
+                    event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
                 };
                 novalog_log::Record::new("t", b"k".to_vec(), novalog_schemas::encode(&env))
             })
