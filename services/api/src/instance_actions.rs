@@ -118,19 +118,30 @@ fn find<'a>(
 pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instance) {
     let at = env.meta.occurred_at_ms;
     let actor = &env.meta.actor;
-    match &env.event {
-        Event::Instance(InstanceEvent::InstanceCreated(c)) => {
+    let event = match &env.event {
+        Event::Instance(event) => event,
+        // Not an instance's history.
+        Event::Intent(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return,
+    };
+    match event {
+        InstanceEvent::InstanceCreated(c) => {
             let mut a = new_action(env, "create", &c.user_id, &c.project_id);
             a.start(SCHEDULE, at, None);
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::InstanceScheduled { host, .. }) => {
+        InstanceEvent::InstanceScheduled { host, .. } => {
             if let Some(a) = find(actions, env, "create") {
                 a.finish(SCHEDULE, at, None, None);
                 a.start(BUILD, at, Some(host.clone()));
             }
         }
-        Event::Instance(InstanceEvent::InstanceRescheduled { host, reason, .. }) => {
+        InstanceEvent::InstanceRescheduled { host, reason, .. } => {
             if let Some(a) = find(actions, env, "create") {
                 let previous = a.open_event(BUILD).and_then(|e| e.host.clone());
                 a.finish(BUILD, at, previous, Some((reason, reason)));
@@ -139,12 +150,12 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 a.start(BUILD, at, Some(host.clone()));
             }
         }
-        Event::Instance(InstanceEvent::InstanceBecameActive { .. }) => {
+        InstanceEvent::InstanceBecameActive { .. } => {
             if let Some(a) = find(actions, env, "create") {
                 a.finish(BUILD, at, after.host.clone(), None);
             }
         }
-        Event::Instance(InstanceEvent::InstanceFailed { fault }) if rebuild_open(actions) => {
+        InstanceEvent::InstanceFailed { fault } if rebuild_open(actions) => {
             if let Some(a) = actions.last_mut() {
                 a.finish(
                     REBUILD,
@@ -154,7 +165,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::Instance(InstanceEvent::InstanceFailed { fault }) => {
+        InstanceEvent::InstanceFailed { fault } => {
             if let Some(a) = find(actions, env, "create") {
                 let event = if a.open_event(BUILD).is_some() {
                     BUILD
@@ -174,21 +185,21 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::Instance(InstanceEvent::InstanceDeleteStarted) => {
+        InstanceEvent::InstanceDeleteStarted => {
             let mut a = new_action(env, "delete", &actor.user_id, &actor.project_id);
             if after.host.is_some() {
                 a.start(TERMINATE, at, after.host.clone());
             }
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::InstanceDeleted { .. }) => {
+        InstanceEvent::InstanceDeleted { .. } => {
             if let Some(a) = find(actions, env, "delete")
                 && a.open_event(TERMINATE).is_some()
             {
                 a.finish(TERMINATE, at, after.host.clone(), None);
             }
         }
-        Event::Instance(InstanceEvent::InstanceTaskStarted { action, .. }) => {
+        InstanceEvent::InstanceTaskStarted { action, .. } => {
             let mut a = new_action(env, action.name(), &actor.user_id, &actor.project_id);
             a.start(
                 &format!("compute_{}", action.compute_method()),
@@ -197,13 +208,13 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             );
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::InstanceTaskCompleted { action, .. }) => {
+        InstanceEvent::InstanceTaskCompleted { action, .. } => {
             if let Some(a) = find(actions, env, action.name()) {
                 let event = format!("compute_{}", action.compute_method());
                 a.finish(&event, at, after.host.clone(), None);
             }
         }
-        Event::Instance(InstanceEvent::InstanceTaskFailed { action, fault, .. }) => {
+        InstanceEvent::InstanceTaskFailed { action, fault, .. } => {
             if let Some(a) = find(actions, env, action.name()) {
                 let event = format!("compute_{}", action.compute_method());
                 a.finish(
@@ -214,12 +225,8 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::Instance(InstanceEvent::InstanceLocked { .. })
-        | Event::Instance(InstanceEvent::InstanceUnlocked) => {
-            let name = if matches!(
-                env.event,
-                Event::Instance(InstanceEvent::InstanceLocked { .. })
-            ) {
+        InstanceEvent::InstanceLocked { .. } | InstanceEvent::InstanceUnlocked => {
+            let name = if matches!(event, InstanceEvent::InstanceLocked { .. }) {
                 "lock"
             } else {
                 "unlock"
@@ -228,7 +235,29 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             a.finish(&format!("api_{name}"), at, None, None);
             actions.push(a);
         }
-        _ => record_saga(actions, env, after),
+        InstanceEvent::MigrationStarted(_)
+        | InstanceEvent::MigrationScheduled(_)
+        | InstanceEvent::ResizeMigrationStarted(_)
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::ResizeFinishStarted(_)
+        | InstanceEvent::ResizeFinished(_)
+        | InstanceEvent::ResizeConfirmStarted(_)
+        | InstanceEvent::ResizeConfirmed(_)
+        | InstanceEvent::ResizeRevertStarted(_)
+        | InstanceEvent::ResizeReverted(_)
+        | InstanceEvent::MigrationAborted(_)
+        | InstanceEvent::MigrationErrored(_)
+        | InstanceEvent::LiveMigrationStarted(_)
+        | InstanceEvent::LiveMigrated(_)
+        | InstanceEvent::Evacuated(_)
+        | InstanceEvent::RebuildStarted(_)
+        | InstanceEvent::RebuildSpawnBegan
+        | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
+        // No action of their own.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceUpdated { .. }
+        | InstanceEvent::InstanceMetadataSet { .. }
+        | InstanceEvent::InstanceTagsSet { .. } => {}
     }
 }
 
@@ -291,15 +320,20 @@ fn fail_open(
     a.finish(&open, at, host, Some((message, details)));
 }
 
-fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instance) {
+fn record_saga(
+    actions: &mut Vec<InstanceAction>,
+    env: &Envelope,
+    event: &InstanceEvent,
+    after: &Instance,
+) {
     let at = env.meta.occurred_at_ms;
     let actor = &env.meta.actor;
     let Some(m) = after.migrations.last() else {
-        if let Event::Instance(InstanceEvent::RebuildStarted(_)) = &env.event {
+        if let InstanceEvent::RebuildStarted(_) = event {
             let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
             a.start(REBUILD, at, after.host.clone());
             actions.push(a);
-        } else if let Event::Instance(InstanceEvent::RebuildCompleted { .. }) = &env.event
+        } else if let InstanceEvent::RebuildCompleted { .. } = event
             && let Some(a) = find(actions, env, "rebuild")
         {
             a.finish(REBUILD, at, after.host.clone(), None);
@@ -309,13 +343,13 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
     let (name, conductor_event) = migration_action(m.migration_type);
     let source = Some(m.source_compute.clone());
     let dest = m.dest_compute.clone();
-    match &env.event {
-        Event::Instance(InstanceEvent::MigrationStarted(_)) => {
+    match event {
+        InstanceEvent::MigrationStarted(_) => {
             let mut a = new_action(env, name, &actor.user_id, &actor.project_id);
             a.start(conductor_event, at, None);
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::MigrationScheduled(_)) => {
+        InstanceEvent::MigrationScheduled(_) => {
             if let Some(a) = find(actions, env, name) {
                 if a.open_event(conductor_event).is_some() {
                     a.finish(conductor_event, at, None, None);
@@ -336,70 +370,88 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
                 a.start(event, at, dest);
             }
         }
-        Event::Instance(InstanceEvent::ResizeMigrationStarted(_)) => {
+        InstanceEvent::ResizeMigrationStarted(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_prep_resize", at, dest, None);
                 a.start("compute_resize_instance", at, source);
             }
         }
-        Event::Instance(InstanceEvent::ResizeFinishStarted(_)) => {
+        InstanceEvent::ResizeFinishStarted(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_resize_instance", at, source, None);
                 a.start("compute_finish_resize", at, dest);
             }
         }
-        Event::Instance(InstanceEvent::ResizeFinished(_)) => {
+        InstanceEvent::ResizeFinished(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_finish_resize", at, dest, None);
             }
         }
-        Event::Instance(InstanceEvent::ResizeConfirmStarted(_)) => {
+        InstanceEvent::ResizeConfirmStarted(_) => {
             let mut a = new_action(env, "confirmResize", &actor.user_id, &actor.project_id);
             a.start("compute_confirm_resize", at, source);
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::ResizeConfirmed(_)) => {
+        InstanceEvent::ResizeConfirmed(_) => {
             if let Some(a) = find(actions, env, "confirmResize") {
                 a.finish("compute_confirm_resize", at, source, None);
             }
         }
-        Event::Instance(InstanceEvent::ResizeRevertStarted(_)) => {
+        InstanceEvent::ResizeRevertStarted(_) => {
             let mut a = new_action(env, "revertResize", &actor.user_id, &actor.project_id);
             a.start("compute_revert_resize", at, dest);
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::ResizeReverted(_)) => {
+        InstanceEvent::ResizeReverted(_) => {
             if let Some(a) = find(actions, env, "revertResize") {
                 a.finish("compute_revert_resize", at, dest, None);
                 a.finish("compute_finish_revert_resize", at, source, None);
             }
         }
-        Event::Instance(InstanceEvent::LiveMigrated(_)) => {
+        InstanceEvent::LiveMigrated(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_live_migration", at, source, None);
                 a.finish("compute_post_live_migration_at_destination", at, dest, None);
             }
         }
-        Event::Instance(InstanceEvent::Evacuated(_)) => {
+        InstanceEvent::Evacuated(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish(REBUILD, at, dest, None);
             }
         }
-        Event::Instance(InstanceEvent::MigrationAborted(p))
-        | Event::Instance(InstanceEvent::MigrationErrored(p)) => {
+        InstanceEvent::MigrationAborted(p) | InstanceEvent::MigrationErrored(p) => {
             fail_open(actions, at, after.host.clone(), p.fault.as_ref());
         }
-        Event::Instance(InstanceEvent::RebuildStarted(_)) => {
+        InstanceEvent::RebuildStarted(_) => {
             let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
             a.start(REBUILD, at, after.host.clone());
             actions.push(a);
         }
-        Event::Instance(InstanceEvent::RebuildCompleted { .. }) => {
+        InstanceEvent::RebuildCompleted { .. } => {
             if let Some(a) = find(actions, env, "rebuild") {
                 a.finish(REBUILD, at, after.host.clone(), None);
             }
         }
-        _ => {}
+        // Steps that open or close no action event.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceCreated(_)
+        | InstanceEvent::InstanceScheduled { .. }
+        | InstanceEvent::InstanceRescheduled { .. }
+        | InstanceEvent::InstanceBecameActive { .. }
+        | InstanceEvent::InstanceFailed { .. }
+        | InstanceEvent::InstanceDeleteStarted
+        | InstanceEvent::InstanceDeleted { .. }
+        | InstanceEvent::InstanceTaskStarted { .. }
+        | InstanceEvent::InstanceTaskCompleted { .. }
+        | InstanceEvent::InstanceTaskFailed { .. }
+        | InstanceEvent::InstanceLocked { .. }
+        | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstanceUpdated { .. }
+        | InstanceEvent::InstanceMetadataSet { .. }
+        | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::LiveMigrationStarted(_)
+        | InstanceEvent::RebuildSpawnBegan => {}
     }
 }
 

@@ -49,53 +49,66 @@ impl SagaClock {
             s.open.insert((id, kind), at);
             None
         };
-        match &env.event {
-            Event::Instance(InstanceEvent::InstanceCreated(_)) => start(self, id, "build"),
-            Event::Instance(InstanceEvent::InstanceDeleteStarted) => start(self, id, "delete"),
-            Event::Instance(InstanceEvent::InstanceTaskStarted { .. }) => start(self, id, "action"),
-            Event::Instance(InstanceEvent::RebuildStarted(_)) => start(self, id, "rebuild"),
-            Event::Instance(InstanceEvent::MigrationStarted(m)) => {
+        let event = match &env.event {
+            Event::Instance(event) => event,
+            // Sagas start and end on `instances` only.
+            Event::Intent(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => return None,
+        };
+        match event {
+            InstanceEvent::InstanceCreated(_) => start(self, id, "build"),
+            InstanceEvent::InstanceDeleteStarted => start(self, id, "delete"),
+            InstanceEvent::InstanceTaskStarted { .. } => start(self, id, "action"),
+            InstanceEvent::RebuildStarted(_) => start(self, id, "rebuild"),
+            InstanceEvent::MigrationStarted(m) => {
                 let kind = m.migration_type.as_str();
                 let mid = m.uuid.to_string();
                 self.migrations.insert(mid.clone(), kind);
                 start(self, mid, kind)
             }
-            Event::Instance(InstanceEvent::InstanceBecameActive { .. }) => {
-                self.end(&id, "build", "active", at)
-            }
-            Event::Instance(InstanceEvent::InstanceFailed { .. }) => self
+            InstanceEvent::InstanceBecameActive { .. } => self.end(&id, "build", "active", at),
+            InstanceEvent::InstanceFailed { .. } => self
                 .end(&id, "build", "error", at)
                 .or_else(|| self.end(&id, "rebuild", "error", at)),
-            Event::Instance(InstanceEvent::InstanceDeleted { .. }) => {
+            InstanceEvent::InstanceDeleted { .. } => {
                 // A delete pre-empts whatever was running on the instance.
                 self.pre_empted = self.end(&id, "build", "deleted", at);
                 self.open.retain(|(i, k), _| i != &id || *k == "delete");
                 self.end(&id, "delete", "deleted", at)
             }
-            Event::Instance(InstanceEvent::InstanceTaskCompleted { .. }) => {
-                self.end(&id, "action", "completed", at)
+            InstanceEvent::InstanceTaskCompleted { .. } => self.end(&id, "action", "completed", at),
+            InstanceEvent::InstanceTaskFailed { .. } => self.end(&id, "action", "failed", at),
+            InstanceEvent::RebuildCompleted { .. } => self.end(&id, "rebuild", "completed", at),
+            InstanceEvent::ResizeConfirmed(p) => self.end_migration(p, "confirmed", at),
+            InstanceEvent::ResizeReverted(p) => self.end_migration(p, "reverted", at),
+            InstanceEvent::MigrationAborted(p) => self.end_migration(p, "aborted", at),
+            InstanceEvent::MigrationErrored(p) => self.end_migration(p, "error", at),
+            InstanceEvent::LiveMigrated(p) | InstanceEvent::Evacuated(p) => {
+                self.end_migration(p, "done", at)
             }
-            Event::Instance(InstanceEvent::InstanceTaskFailed { .. }) => {
-                self.end(&id, "action", "failed", at)
-            }
-            Event::Instance(InstanceEvent::RebuildCompleted { .. }) => {
-                self.end(&id, "rebuild", "completed", at)
-            }
-            Event::Instance(InstanceEvent::ResizeConfirmed(p)) => {
-                self.end_migration(p, "confirmed", at)
-            }
-            Event::Instance(InstanceEvent::ResizeReverted(p)) => {
-                self.end_migration(p, "reverted", at)
-            }
-            Event::Instance(InstanceEvent::MigrationAborted(p)) => {
-                self.end_migration(p, "aborted", at)
-            }
-            Event::Instance(InstanceEvent::MigrationErrored(p)) => {
-                self.end_migration(p, "error", at)
-            }
-            Event::Instance(InstanceEvent::LiveMigrated(p))
-            | Event::Instance(InstanceEvent::Evacuated(p)) => self.end_migration(p, "done", at),
-            _ => None,
+            // Steps inside a saga: neither its start nor its end.
+            InstanceEvent::IntentRejected { .. }
+            | InstanceEvent::InstanceScheduled { .. }
+            | InstanceEvent::InstanceRescheduled { .. }
+            | InstanceEvent::InstanceLocked { .. }
+            | InstanceEvent::InstanceUnlocked
+            | InstanceEvent::InstanceUpdated { .. }
+            | InstanceEvent::InstanceMetadataSet { .. }
+            | InstanceEvent::InstanceTagsSet { .. }
+            | InstanceEvent::MigrationScheduled(_)
+            | InstanceEvent::ResizeMigrationStarted(_)
+            | InstanceEvent::ResizeMigrated(_)
+            | InstanceEvent::ResizeFinishStarted(_)
+            | InstanceEvent::ResizeFinished(_)
+            | InstanceEvent::ResizeConfirmStarted(_)
+            | InstanceEvent::ResizeRevertStarted(_)
+            | InstanceEvent::LiveMigrationStarted(_)
+            | InstanceEvent::RebuildSpawnBegan => None,
         }
     }
 
