@@ -12,6 +12,7 @@ pub mod cluster;
 
 pub use cluster::{Backend, Cluster, ProcessCluster};
 
+use novalog_schemas::{ComputeFact, HostEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -314,22 +315,26 @@ pub async fn host_usage(
     for topic in [&topics.compute_events, &topics.hosts] {
         for env in read_topic(log, topic).await.unwrap() {
             let (host, u) = match &env.event {
-                Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
-                Event::ClaimSucceeded { host, usage, .. }
-                | Event::ClaimFailed { host, usage, .. }
-                | Event::SpawnFailed { host, usage, .. }
-                | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
-                Event::ResizeClaimSucceeded(f)
-                | Event::ResizeClaimFailed(f)
-                | Event::DiskMigratedAndPoweredOff(f)
-                | Event::MigrationFinishedOnDest(f)
-                | Event::MigrationConfirmedOnSource(f)
-                | Event::MigrationRevertedOnDest(f)
-                | Event::RevertFinishedOnSource(f)
-                | Event::InstanceLiveMigrated(f)
-                | Event::InstanceRebuilt(f)
-                | Event::EvacuatedInstanceCleanedUp(f)
-                | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
+                Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host.clone(), *usage),
+                Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => {
+                    (host.clone(), *usage)
+                }
+                Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+                | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+                | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+                | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+                | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+                | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+                | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+                | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+                | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+                | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+                | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
+                    (f.host.clone(), f.usage)
+                }
                 _ => continue,
             };
             let e = newest.entry(host).or_default();

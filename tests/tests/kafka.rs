@@ -1,6 +1,7 @@
 //! End-to-end on Kafka: every service in its own process, on the broker
 //! `make test` starts (NOVALOG_KAFKA_BROKERS).
 
+use novalog_schemas::ComputeFact;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
         .unwrap();
     let mut spawned: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
     for e in &events {
-        if let Event::InstanceSpawned { instance_id, .. } = &e.event {
+        if let Event::ComputeFact(ComputeFact::InstanceSpawned { instance_id, .. }) = &e.event {
             spawned
                 .entry(*instance_id)
                 .or_default()
