@@ -460,6 +460,7 @@ pub enum TopicKind {
 mod tests {
     use std::collections::BTreeMap;
 
+    use novalog_schemas::InstanceEvent;
     use novalog_schemas::events::InstanceCreated;
     use novalog_schemas::{Actor, Flavor, Image, Meta};
 
