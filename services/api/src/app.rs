@@ -16,36 +16,36 @@ use crate::controllers::{
     migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
     services, versions,
 };
+use crate::domain::Domain;
 use crate::http;
 use crate::identity;
-use crate::intents::Intents;
 use crate::microversion;
-use crate::projection::Projection;
 
-/// What handlers share.
+/// What handlers share: the [`Domain`] they call (reached through
+/// `Deref`, so `app.projection` reads as before) and what only the HTTP
+/// side needs.
 pub struct App {
-    /// The in-memory projection reads are served from.
-    pub projection: Arc<Projection>,
-    /// Where writes go.
-    pub intents: Intents,
+    /// The projection, the intents and the limits the domain applies.
+    pub domain: Domain,
     pub auth: Arc<AuthStrategy>,
     /// The log itself, for the catch-up check of the bootstrap.
     pub log: Arc<dyn EventLog>,
     pub topics: Topics,
     /// Largest request body accepted (`[api] max_request_body_size`).
     pub max_body: usize,
-    /// Heartbeats older than this make a host's servers' `host_status`
-    /// UNKNOWN (nova.conf `service_down_time`).
-    pub service_down_time_ms: i64,
     /// Where uploaded image data is kept (`<data_dir>/images`).
     pub images_dir: std::path::PathBuf,
-    /// Every project's quotas unless set otherwise (`[quota]`).
-    pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,
-    /// The most items one page of a list holds (`[api] max_limit`).
-    pub max_limit: usize,
+}
+
+impl std::ops::Deref for App {
+    type Target = Domain;
+
+    fn deref(&self) -> &Domain {
+        &self.domain
+    }
 }
 
 pub type AppState = Arc<App>;

@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::{Intent, SubmitError};
 use crate::error::ApiError;
-use crate::intents::{Intent, SubmitError};
-use crate::verdicts::Verdict;
+use crate::projection::verdicts::Verdict;
 
 pub use novalog_schemas::image::{CONTAINER_FORMATS, DISK_FORMATS, MAX_NAME, VISIBILITIES};
 
@@ -53,7 +53,7 @@ fn not_found(id: &str) -> ApiError {
 /// members do not exist); others' private images are 404, not 403.
 pub fn find(app: &App, ctx: &Context, id: &str) -> Result<Arc<Image>, ApiError> {
     let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
-    crate::catalog::visible_image(app, ctx, &uuid).ok_or_else(|| not_found(id))
+    crate::domain::catalog::visible_image(app, ctx, &uuid).ok_or_else(|| not_found(id))
 }
 
 /// Glance's default policy for `action` on `image` (`None`: one being

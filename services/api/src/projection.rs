@@ -12,6 +12,10 @@
 //! the in-memory [`Projection`] only in [`Handler::committed`], after the
 //! batch and its offsets are durable: readers never see state the store
 //! does not have, and a request woken by its verdict reads its own write.
+//!
+//! The bottom layer of the crate: it imports nothing from [`crate::domain`]
+//! or the HTTP modules. [`action_log`] is the os-instance-actions fold,
+//! [`verdicts`] the waiters a committed verdict wakes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,8 +32,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::instance_actions::{self, InstanceAction};
-use crate::verdicts::{Verdict, Verdicts};
+pub mod action_log;
+pub mod verdicts;
+
+use action_log::InstanceAction;
+use verdicts::{Verdict, Verdicts};
 
 /// Consumer name: the group and the key of the stored offsets.
 pub const CONSUMER: &str = "api";
@@ -920,7 +927,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                             .unwrap_or_default(),
                     },
                 };
-                instance_actions::record(&mut actions, env, &next);
+                action_log::record(&mut actions, env, &next);
                 tx.put(T_ACTIONS, id.as_bytes(), &actions)
                     .map_err(stage_err)?;
                 self.staged.actions.insert(id, actions);
