@@ -18,7 +18,6 @@ use crate::controllers::{
 };
 use crate::domain::Domain;
 use crate::http;
-use crate::identity;
 use crate::microversion;
 
 /// What handlers share: the [`Domain`] they call (reached through
@@ -235,8 +234,11 @@ pub fn router(app: AppState) -> Router {
         .with_state(app.clone());
     if let Some(identity) = app.auth.identity() {
         router = router
-            .merge(identity::routes::router(identity.clone()))
-            .merge(identity::routes::revoke_router(app.clone()));
+            .merge(novalog_identity::routes::router(identity.clone()))
+            .merge(novalog_identity::routes::revoke_router(
+                identity.clone(),
+                Arc::new(RevocationsOnTheLog(app.clone())),
+            ));
     }
     // The image routes stream uploads, so they stay outside the body limit.
     // Inside the edge (request id, error shapes, caught panics): one access
@@ -254,4 +256,32 @@ pub fn router(app: AppState) -> Router {
             .layer(crate::access::access_log())
             .layer(from_fn(crate::access::metrics)),
     )
+}
+
+/// Identity's token revocations, written to `catalog` and answered once
+/// this replica's projection has folded them (so the token is refused
+/// here from then on; every other replica refuses it once it has too).
+struct RevocationsOnTheLog(AppState);
+
+#[async_trait::async_trait]
+impl novalog_identity::routes::RevocationLog for RevocationsOnTheLog {
+    async fn record(&self, key: Vec<u8>, record: novalog_schemas::Envelope) -> Result<(), String> {
+        let app = &self.0;
+        let positions = app
+            .log
+            .append(vec![novalog_log::Record::new(
+                app.topics.catalog.clone(),
+                key,
+                novalog_schemas::encode(&record),
+            )])
+            .await
+            .map_err(|e| e.to_string())?;
+        let ends: crate::projection::Offsets = positions
+            .into_iter()
+            .map(|p| ((app.topics.catalog.clone(), p.partition), p.offset + 1))
+            .collect();
+        tokio::time::timeout(app.intents.timeout(), app.projection.wait_applied(&ends))
+            .await
+            .map_err(|_| "not applied in time".to_owned())
+    }
 }

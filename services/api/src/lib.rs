@@ -20,7 +20,8 @@
 //!   negotiation, [`openapi`] (the document at `/openapi.json`),
 //!   [`access`] (the access log and HTTP metrics), [`serve`] (the accept
 //!   loop and its bounds on slow or hostile clients, `[wsgi]`),
-//!   [`identity`] (the Identity v3 subset at `/identity`) and [`images`]
+//!   the mount of [`novalog_identity`] (the Identity v3 subset at
+//!   `/identity`, a crate of its own) and [`images`]
 //!   (the domain of the Image v2 subset at `/image`, whose handlers are
 //!   [`controllers::images`]).
 //! - **domain** ([`domain`]): what a request means: lookups in the
@@ -44,7 +45,6 @@ pub mod controllers;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod identity;
 pub mod images;
 pub mod microversion;
 pub mod openapi;
@@ -66,6 +66,8 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_identity;
 #[cfg(test)]
 mod tests_images;
 #[cfg(test)]

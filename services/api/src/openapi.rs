@@ -1100,7 +1100,7 @@ mod tests {
     fn image_and_identity_routes_are_documented() {
         let doc = document();
         let image = include_str!("controllers/images.rs");
-        let identity = include_str!("identity/routes.rs");
+        let identity = include_str!("../../identity/src/routes.rs");
         for path in routes_in(image, "/image")
             .into_iter()
             .chain(routes_in(identity, "/identity"))

@@ -770,8 +770,8 @@ pub struct ProjectionHandler<S: Store> {
     topics: Topics,
     staged: Staged,
     /// The identity service's revoked tokens, when tokens are keystone's.
-    revocations: Option<Arc<crate::identity::revocations::Revocations>>,
-    staged_revocations: crate::identity::revocations::Staged,
+    revocations: Option<Arc<novalog_identity::revocations::Revocations>>,
+    staged_revocations: novalog_identity::revocations::Staged,
 }
 
 impl<S: Store> ProjectionHandler<S> {
@@ -795,7 +795,7 @@ impl<S: Store> ProjectionHandler<S> {
     /// Folds `TokenRevoked` records into `revocations` too.
     pub fn with_revocations(
         mut self,
-        revocations: Arc<crate::identity::revocations::Revocations>,
+        revocations: Arc<novalog_identity::revocations::Revocations>,
     ) -> Self {
         self.revocations = Some(revocations);
         self
