@@ -12,9 +12,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, hypervisors, images, instance_actions, keypairs,
-    migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
-    services, versions,
+    aggregates, availability_zones, flavors, hypervisors, instance_actions, keypairs, migrations,
+    quota_sets, server_actions, server_groups, server_metadata, server_tags, servers, services,
+    versions,
 };
 use crate::domain::Domain;
 use crate::http;
@@ -232,13 +232,8 @@ pub fn router(app: AppState) -> Router {
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());
-    if let Some(identity) = app.auth.identity() {
-        router = router
-            .merge(novalog_identity::routes::router(identity.clone()))
-            .merge(novalog_identity::routes::revoke_router(
-                identity.clone(),
-                Arc::new(RevocationsOnTheLog(app.clone())),
-            ));
+    if let Some(identity) = crate::mounts::identity(&app) {
+        router = router.merge(identity);
     }
     // The image routes stream uploads, so they stay outside the body limit.
     // Inside the edge (request id, error shapes, caught panics): one access
@@ -248,7 +243,7 @@ pub fn router(app: AppState) -> Router {
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn(http::read_body_first))
             .layer(RequestBodyLimitLayer::new(app.max_body))
-            .merge(images::router(app.clone()))
+            .merge(crate::mounts::image(&app))
             .layer(from_fn_with_state(
                 app.request_timeout,
                 http::request_timeout,
@@ -256,32 +251,4 @@ pub fn router(app: AppState) -> Router {
             .layer(crate::access::access_log())
             .layer(from_fn(crate::access::metrics)),
     )
-}
-
-/// Identity's token revocations, written to `catalog` and answered once
-/// this replica's projection has folded them (so the token is refused
-/// here from then on; every other replica refuses it once it has too).
-struct RevocationsOnTheLog(AppState);
-
-#[async_trait::async_trait]
-impl novalog_identity::routes::RevocationLog for RevocationsOnTheLog {
-    async fn record(&self, key: Vec<u8>, record: novalog_schemas::Envelope) -> Result<(), String> {
-        let app = &self.0;
-        let positions = app
-            .log
-            .append(vec![novalog_log::Record::new(
-                app.topics.catalog.clone(),
-                key,
-                novalog_schemas::encode(&record),
-            )])
-            .await
-            .map_err(|e| e.to_string())?;
-        let ends: crate::projection::Offsets = positions
-            .into_iter()
-            .map(|p| ((app.topics.catalog.clone(), p.partition), p.offset + 1))
-            .collect();
-        tokio::time::timeout(app.intents.timeout(), app.projection.wait_applied(&ends))
-            .await
-            .map_err(|_| "not applied in time".to_owned())
-    }
 }

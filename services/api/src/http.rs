@@ -72,7 +72,11 @@ impl Service {
                 novalog_identity::routes::KeystoneError::new(error.status, error.message)
                     .into_response()
             }
-            Service::Image => crate::controllers::images::GlanceError(error).into_response(),
+            Service::Image => novalog_image::routes::GlanceError(novalog_image::ImageError::new(
+                error.status,
+                error.message,
+            ))
+            .into_response(),
         }
     }
 }

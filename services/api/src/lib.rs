@@ -20,10 +20,9 @@
 //!   negotiation, [`openapi`] (the document at `/openapi.json`),
 //!   [`access`] (the access log and HTTP metrics), [`serve`] (the accept
 //!   loop and its bounds on slow or hostile clients, `[wsgi]`),
-//!   the mount of [`novalog_identity`] (the Identity v3 subset at
-//!   `/identity`, a crate of its own) and [`images`]
-//!   (the domain of the Image v2 subset at `/image`, whose handlers are
-//!   [`controllers::images`]).
+//!   and [`mounts`] (the Identity v3 and Image v2 subsets, crates of their
+//!   own, `novalog_identity` and `novalog_image`, mounted at `/identity`
+//!   and `/image`).
 //! - **domain** ([`domain`]): what a request means: lookups in the
 //!   projection, Nova's checks, intents, verdicts as outcomes.
 //! - **projection** ([`projection`]): the folded state and its reads, the
@@ -45,8 +44,8 @@ pub mod controllers;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod images;
 pub mod microversion;
+pub mod mounts;
 pub mod openapi;
 pub mod paging;
 pub mod policy;

@@ -5,7 +5,6 @@ pub mod aggregates;
 pub mod availability_zones;
 pub mod flavors;
 pub mod hypervisors;
-pub mod images;
 pub mod instance_actions;
 pub mod keypairs;
 pub mod migrations;

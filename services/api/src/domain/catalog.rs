@@ -53,12 +53,11 @@ pub fn visible_flavor(app: &Domain, ctx: &Context, id: &str) -> Option<Arc<Flavo
 /// private and shared ones (image members do not exist) by their owner and
 /// administrators.
 pub fn visible_image(app: &Domain, ctx: &Context, id: &Uuid) -> Option<Arc<Image>> {
-    app.projection.image(id).filter(|i| {
-        i.status != "deleted"
-            && (matches!(i.visibility.as_str(), "public" | "community")
-                || ctx.is_admin
-                || i.owner == ctx.project_id)
-    })
+    // The Image API's own rule, so a server boots only from what the
+    // caller could list there.
+    app.projection
+        .image(id)
+        .filter(|i| novalog_image::images::visible(i, ctx))
 }
 
 /// `GET /flavors[/detail]`: Nova's filters (`is_public`, `minRam`,
@@ -190,7 +189,7 @@ pub async fn create_flavor(
 }
 
 /// Registers an image's metadata (administrators only): the bootstrap's
-/// way in; clients use the Image API ([`crate::images`]).
+/// way in; clients use the Image API (`novalog_image`).
 pub async fn create_image(
     app: &Domain,
     ctx: &Context,
