@@ -162,7 +162,7 @@ pub async fn rebuild(
                 .map_err(|e| Error::Io(format!("cannot load {}: {e}", into.display())))?;
             let handler = novalog_api::projection::ProjectionHandler::new(
                 Arc::new(projection),
-                Arc::new(novalog_api::verdicts::Verdicts::new()),
+                Arc::new(novalog_api::projection::verdicts::Verdicts::new()),
                 store.clone(),
             );
             fold(

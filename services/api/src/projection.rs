@@ -12,6 +12,10 @@
 //! the in-memory [`Projection`] only in [`Handler::committed`], after the
 //! batch and its offsets are durable: readers never see state the store
 //! does not have, and a request woken by its verdict reads its own write.
+//!
+//! The bottom layer of the crate: it imports nothing from [`crate::domain`]
+//! or the HTTP modules. [`action_log`] is the os-instance-actions fold,
+//! [`verdicts`] the waiters a committed verdict wakes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -30,8 +34,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::instance_actions::{self, InstanceAction};
-use crate::verdicts::{Verdict, Verdicts};
+pub mod action_log;
+pub mod verdicts;
+
+use action_log::InstanceAction;
+use verdicts::{Verdict, Verdicts};
 
 /// Consumer name: the group and the key of the stored offsets.
 pub const CONSUMER: &str = "api";
@@ -794,8 +801,8 @@ pub struct ProjectionHandler<S: Store> {
     store: Arc<S>,
     staged: Staged,
     /// The identity service's revoked tokens, when tokens are keystone's.
-    revocations: Option<Arc<crate::identity::revocations::Revocations>>,
-    staged_revocations: crate::identity::revocations::Staged,
+    revocations: Option<Arc<novalog_identity::revocations::Revocations>>,
+    staged_revocations: novalog_identity::revocations::Staged,
 }
 
 impl<S: Store> ProjectionHandler<S> {
@@ -813,7 +820,7 @@ impl<S: Store> ProjectionHandler<S> {
     /// Folds `TokenRevoked` records into `revocations` too.
     pub fn with_revocations(
         mut self,
-        revocations: Arc<crate::identity::revocations::Revocations>,
+        revocations: Arc<novalog_identity::revocations::Revocations>,
     ) -> Self {
         self.revocations = Some(revocations);
         self
@@ -940,7 +947,7 @@ impl<S: Store> ProjectionHandler<S> {
                             .unwrap_or_default(),
                     },
                 };
-                instance_actions::record(&mut actions, env, &next);
+                action_log::record(&mut actions, env, &next);
                 self.staged.actions.insert(id, actions);
                 if is_new {
                     index_instance(tx, &next).map_err(stage_err)?;

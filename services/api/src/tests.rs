@@ -1388,7 +1388,7 @@ async fn image_create_upload_download_and_delete() {
     let r = h.call(Method::GET, &uri, Some(MEMBER), None).await;
     assert_eq!(r.body["status"], "active");
     assert_eq!(r.body["size"], 10_000);
-    let mut hasher = crate::images::Hasher::default();
+    let mut hasher = novalog_image::images::Hasher::default();
     hasher.update(&data).unwrap();
     let up = hasher.finish();
     assert_eq!(r.body["checksum"], up.checksum);

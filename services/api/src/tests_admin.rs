@@ -226,7 +226,7 @@ async fn a_keypair_without_public_key_is_generated() {
     let public = k["public_key"].as_str().unwrap();
     assert_eq!(
         k["fingerprint"].as_str().unwrap(),
-        crate::keypairs::ssh_fingerprint(public).unwrap()
+        crate::domain::keypair_api::ssh_fingerprint(public).unwrap()
     );
     // The private key is never shown again.
     let r = h

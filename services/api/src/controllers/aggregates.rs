@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
+use crate::projection::verdicts::Verdict;
 use crate::validation::{invalid, repr};
-use crate::verdicts::Verdict;
 use crate::views::usage_time;
 
 fn authorize(ctx: &Context, action: &str) -> Result<()> {

@@ -14,13 +14,13 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
+use crate::projection::verdicts::Verdict;
 use crate::validation::{boolean, invalid, object, repr, required};
-use crate::verdicts::Verdict;
 
 /// Resources a microversion no longer shows: the nova-network ones from
 /// 2.36, the injected files from 2.57.

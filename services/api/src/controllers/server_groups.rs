@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::projection::ServerGroupView;
+use crate::projection::verdicts::Verdict;
 use crate::validation::{invalid, parse_bool, repr};
-use crate::verdicts::Verdict;
 
 /// A validated create body.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Context;
-use crate::compute;
+use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
 use crate::microversion::ApiVersion;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
-use crate::compute::{self, Page};
+use crate::domain::compute::{self, Page};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs, without_none};
 use crate::microversion::ApiVersion;
