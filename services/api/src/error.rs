@@ -59,6 +59,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
     }
 
+    /// 500 `computeFault`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
     /// 503 `serviceUnavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)

@@ -320,16 +320,21 @@ async fn an_upload_whose_api_died_is_queued_again_at_the_next_start() {
     let image = app.projection.image(&id.parse().unwrap()).unwrap();
     let ctx = crate::auth::Context::new("alice", "p1", vec!["member".to_owned()]);
     tokio::fs::create_dir_all(&app.images_dir).await.unwrap();
-    let upload = crate::images::Upload::begin(&app, &ctx, "req-test", &image)
-        .await
-        .unwrap();
+    let upload = novalog_image::images::Upload::begin(
+        &crate::mounts::image_app(&app),
+        &ctx,
+        "req-test",
+        &image,
+    )
+    .await
+    .unwrap();
     let staging = upload.staging.clone();
     // As if the process ended here: no drop, no abort.
     std::mem::forget(upload);
     assert_eq!(status_becomes(&h, &id, "saving").await, "saving");
     assert!(staging.exists());
 
-    crate::images::abort_interrupted_uploads(&app).await;
+    novalog_image::images::abort_interrupted_uploads(&crate::mounts::image_app(&app)).await;
     assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
     assert!(!staging.exists(), "the staging file is removed");
     h.stop().await;

@@ -16,6 +16,8 @@
 //! - [`memory`]: RocksDB's and the allocator's memory as gauges; the
 //!   allocator's settings.
 //! - [`cli`]: the flags every binary shares.
+//! - [`service_main`]: the `main` every service binary shares (config,
+//!   logging, log, metrics, signals, run).
 
 pub mod backend;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod consumer;
 pub mod memory;
 pub mod observe;
 pub mod progress;
+pub mod service_main;
 pub mod topics;
 
 pub use config::Config;
@@ -48,7 +51,6 @@ pub fn replica_id<S: Store + ?Sized>(store: &S) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// A shutdown signal that many tasks can wait on.
 #[cfg(test)]
 mod tests {
     #[test]
@@ -63,6 +65,7 @@ mod tests {
     }
 }
 
+/// A shutdown signal that many tasks can wait on.
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
