@@ -487,8 +487,9 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
 }
 
 /// The table where a batch's outputs wait from the commit that decided
-/// them until they are appended, one row per consumer.
-const OUTBOX: &str = "outbox";
+/// them until they are appended, one row per consumer (not folded from
+/// the log: a rebuild has none).
+pub const OUTBOX: &str = "outbox";
 
 /// Outputs as the outbox table holds them: topic, key, value.
 type Pending = Vec<(String, Vec<u8>, Vec<u8>)>;
