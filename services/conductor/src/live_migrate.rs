@@ -15,12 +15,40 @@ use novalog_schemas::{Envelope, Event};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
-use crate::resize::{abort, command, current, error, next_alternate, step_fault};
+use crate::migration::{abort, command, current, error, next_alternate, step_fault};
+use crate::saga;
 use crate::timers::{Awaiting, timeout_fault};
 
-pub const PREP: &str = "live:prep";
-pub const LIVE_MIGRATION: &str = "live:live_migration";
-pub const POST: &str = "live:post_live_migration";
+/// The steps of a live migration after scheduling (`live:<step>`), and
+/// what undoes each:
+///
+/// | step | host | answered by | then | failed | timed out |
+/// |---|---|---|---|---|---|
+/// | `Prep` | dest | ResizeClaimSucceeded | LiveMigrationRunning, `LiveMigration` | next alternate | dest drops the claim; next alternate |
+/// | `LiveMigration` | source | InstanceLiveMigrated | `Post` | dest drops the claim; abort | dest drops the claim; ERROR on the source |
+/// | `Post` | dest | MigrationFinishedOnDest | LiveMigrated | ERROR on the dest | ERROR on the dest |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Prep,
+    LiveMigration,
+    Post,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Prep => "prep",
+            Step::LiveMigration => "live_migration",
+            Step::Post => "post_live_migration",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Step::Prep, Step::LiveMigration, Step::Post]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
 
 pub(crate) fn on_fact(
     c: &mut Conductor,
@@ -41,10 +69,13 @@ pub(crate) fn on_fact(
     {
         return Vec::new();
     }
+    let saga::Step::LiveMigrate(step) = a.step else {
+        return Vec::new();
+    };
     let cause = &env.meta;
     let dest = m.dest_compute.clone().unwrap_or_default();
-    match (&env.event, a.step.as_str()) {
-        (Event::ResizeClaimSucceeded(_), PREP) if f.attempt == m.attempt => {
+    match (&env.event, step) {
+        (Event::ResizeClaimSucceeded(_), Step::Prep) if f.attempt == m.attempt => {
             let running = c.instance_event(
                 cause,
                 "live-migration-running",
@@ -65,17 +96,17 @@ pub(crate) fn on_fact(
             c.await_step(
                 id,
                 cause,
-                LIVE_MIGRATION,
+                saga::Step::LiveMigrate(Step::LiveMigration),
                 Some(m.uuid),
                 Some(m.source_compute.clone()),
                 now_ms,
             );
             vec![running, cmd]
         }
-        (Event::ResizeClaimFailed(_), PREP) if f.attempt == m.attempt => {
+        (Event::ResizeClaimFailed(_), Step::Prep) if f.attempt == m.attempt => {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::InstanceLiveMigrated(_), LIVE_MIGRATION) => {
+        (Event::InstanceLiveMigrated(_), Step::LiveMigration) => {
             let cmd = command(
                 cause,
                 "post-live-migration",
@@ -86,10 +117,17 @@ pub(crate) fn on_fact(
                 true,
                 Event::FinishMigration,
             );
-            c.await_step(id, cause, POST, Some(m.uuid), Some(dest), now_ms);
+            c.await_step(
+                id,
+                cause,
+                saga::Step::LiveMigrate(Step::Post),
+                Some(m.uuid),
+                Some(dest),
+                now_ms,
+            );
             vec![cmd]
         }
-        (Event::MigrationFinishedOnDest(_), POST) => {
+        (Event::MigrationFinishedOnDest(_), Step::Post) => {
             c.stop_awaiting(id);
             let p = MigrationProgress {
                 power_state: f.power_state,
@@ -103,7 +141,7 @@ pub(crate) fn on_fact(
                 Event::LiveMigrated(Box::new(p)),
             )]
         }
-        (Event::MigrationStepFailed(_), LIVE_MIGRATION) => {
+        (Event::MigrationStepFailed(_), Step::LiveMigration) => {
             // The guest stayed on the source: the destination lets go.
             let drop = command(
                 cause,
@@ -120,7 +158,7 @@ pub(crate) fn on_fact(
             out.extend(abort(c, cause, id, &m, fault, f.power_state));
             out
         }
-        (Event::MigrationStepFailed(_), POST) => {
+        (Event::MigrationStepFailed(_), Step::Post) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             error(c, cause, id, &m, &dest, fault)
         }
@@ -135,12 +173,12 @@ pub(crate) fn on_timeout(
     a: &Awaiting,
     now_ms: i64,
 ) -> Vec<Emit> {
-    let Some((i, m)) = current(c, id) else {
+    let (Some((i, m)), saga::Step::LiveMigrate(step)) = (current(c, id), a.step) else {
         c.stop_awaiting(id);
         return Vec::new();
     };
     let cause = &env.meta;
-    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
     let dest = m.dest_compute.clone().unwrap_or_default();
     let drop = command(
         cause,
@@ -152,21 +190,17 @@ pub(crate) fn on_timeout(
         false,
         Event::DropMigrationClaim,
     );
-    match a.step.as_str() {
-        PREP => {
+    match step {
+        Step::Prep => {
             let mut out = vec![drop];
             out.extend(next_alternate(c, cause, id, &m, &fault.details, now_ms));
             out
         }
-        LIVE_MIGRATION => {
+        Step::LiveMigration => {
             let mut out = vec![drop];
             out.extend(error(c, cause, id, &m, &m.source_compute, fault));
             out
         }
-        POST => error(c, cause, id, &m, &dest, fault),
-        _ => {
-            c.stop_awaiting(id);
-            Vec::new()
-        }
+        Step::Post => error(c, cause, id, &m, &dest, fault),
     }
 }

@@ -1385,7 +1385,7 @@ fn deadlines_name_the_awaited_step() {
     w.silent = vec![("migrate_disk_and_power_off", "h1")];
     w.resize(id, "2");
     let a = &w.c.awaiting[&id];
-    assert_eq!(a.step, resize::MIGRATE_DISK);
+    assert_eq!(a.step, crate::saga::Step::Resize(resize::Step::MigrateDisk));
     assert_eq!(a.host.as_deref(), Some("h1"));
     assert_eq!(a.deadline_ms, Some(w.now + w.c.settings.step_timeout_ms));
 }

@@ -45,7 +45,6 @@ pub fn replica_id<S: Store + ?Sized>(store: &S) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// A shutdown signal that many tasks can wait on.
 #[cfg(test)]
 mod tests {
     #[test]
@@ -60,6 +59,7 @@ mod tests {
     }
 }
 
+/// A shutdown signal that many tasks can wait on.
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
