@@ -21,7 +21,8 @@
 use novalog_schemas::events::SelectHostsRequested;
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{
-    Migration, MigrationCommand, MigrationProgress, MigrationType, ServerMigrationRequested, status,
+    Migration, MigrationCommand, MigrationProgress, MigrationStatus, MigrationType,
+    ServerMigrationRequested,
 };
 use novalog_schemas::{Envelope, Event, Fault, Flavor, Meta, VmState};
 use uuid::Uuid;
@@ -187,10 +188,9 @@ pub(crate) fn on_request(
         uuid: migration_uuid(env),
         migration_type: req.migration_type,
         status: match req.migration_type {
-            MigrationType::LiveMigration => "preparing",
-            _ => status::PRE_MIGRATING,
-        }
-        .to_owned(),
+            MigrationType::LiveMigration => MigrationStatus::Preparing,
+            _ => MigrationStatus::PreMigrating,
+        },
         source_compute: source.clone(),
         dest_compute: None,
         old_flavor: i.flavor.clone(),

@@ -39,7 +39,7 @@
 //! task_state is None and no claim is left behind.
 
 use novalog_schemas::instance::Instance;
-use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, status};
+use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, MigrationStatus};
 use novalog_schemas::{Envelope, Event, Fault, Meta, VmState};
 use uuid::Uuid;
 
@@ -560,7 +560,7 @@ fn resized<'a>(
         return Err(Box::new(Conductor::reject(env, id.to_string(), code, m)));
     }
     i.migration()
-        .filter(|m| m.status == status::FINISHED)
+        .filter(|m| m.status == MigrationStatus::Finished)
         .ok_or_else(|| {
             Box::new(Conductor::reject(
                 env,
