@@ -580,4 +580,60 @@ mod tests {
         assert_eq!(due[0].env.meta.aggregate_id, b.to_string());
         assert_eq!(next, Some(400));
     }
+
+    #[test]
+    fn every_table_persists_its_changes_and_loads_back() {
+        let store = MemStore::new();
+        let persist = |c: &mut Conductor| {
+            let mut tx = Transaction::new();
+            let persisted = c.persist(&mut tx).unwrap();
+            store.commit(tx).unwrap();
+            persisted
+        };
+        let same = |a: &Conductor, b: &Conductor| {
+            assert_eq!(format!("{:?}", a.instances), format!("{:?}", b.instances));
+            assert_eq!(format!("{:?}", a.flavors), format!("{:?}", b.flavors));
+            assert_eq!(format!("{:?}", a.images), format!("{:?}", b.images));
+            assert_eq!(format!("{:?}", a.awaiting), format!("{:?}", b.awaiting));
+            assert_eq!(
+                format!("{:?}", a.quota_overrides),
+                format!("{:?}", b.quota_overrides)
+            );
+            assert_eq!(
+                format!("{:?}", a.flavor_access),
+                format!("{:?}", b.flavor_access)
+            );
+            assert_eq!(a.last_migration_id(), b.last_migration_id());
+            assert_eq!(a.usage, b.usage);
+        };
+        let mut c = given();
+        let id = Uuid::new_v4();
+        crate::tests::create(&mut c, id);
+        c.next_migration_id();
+        c.next_migration_id();
+        c.quota_overrides
+            .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 4096)]));
+        c.flavor_access
+            .insert("1".into(), BTreeSet::from(["other".to_owned()]));
+        let persisted = persist(&mut c);
+        assert_eq!(persisted.instances, [id]);
+        assert_eq!(persisted.awaiting, [id], "the build awaits its host");
+        assert!(
+            persist(&mut c).instances.is_empty(),
+            "nothing changed since"
+        );
+        let loaded = load(&store, Settings::default()).unwrap();
+        same(&c, &loaded);
+        assert_eq!(loaded.last_migration_id(), 2);
+
+        // Removals are persisted as deletes.
+        c.flavor_access.remove("1");
+        c.quota_overrides.clear();
+        c.stop_awaiting(id);
+        let persisted = persist(&mut c);
+        assert_eq!(persisted.awaiting, [id]);
+        let loaded = load(&store, Settings::default()).unwrap();
+        same(&c, &loaded);
+        assert!(loaded.flavor_access.is_empty() && loaded.awaiting.is_empty());
+    }
 }

@@ -101,8 +101,9 @@ impl Conductor {
         self.awaiting.get_mut(&id)
     }
 
-    /// The timeout records for every deadline at or before `now_ms`, for
-    /// the shell to append to `intents` (keyed by project).
+    /// The timeout records for every deadline at or before `now_ms` (keyed
+    /// by project): what the shell's timer task appends to `intents` once
+    /// they pass, for tests to drive sagas by.
     pub fn expired(&self, now_ms: i64) -> Vec<Emit> {
         self.awaiting
             .iter()
@@ -113,7 +114,7 @@ impl Conductor {
             .collect()
     }
 
-    /// The earliest deadline, if any (the shell sleeps until then).
+    /// The earliest deadline, if any (the timer task sleeps until then).
     pub fn next_deadline(&self) -> Option<i64> {
         self.awaiting.values().filter_map(|a| a.deadline_ms).min()
     }
