@@ -107,7 +107,8 @@ pub fn from_create_body(
         }
         image::set(&who, &mut image, k, v)?;
     }
-    let existing = app.projection.image(&id);
+    // A deleted image's id is not reused either.
+    let existing = app.projection.image_with_deleted(&id);
     Ok(image::decide_create(existing.as_deref(), &image, &who)?)
 }
 
@@ -421,13 +422,30 @@ impl Upload {
         let event = Event::ImageUploadRequested {
             image_id: current.id,
         };
-        let saving = accepted_image(
-            decide(app, ctx, request_id, &current.owner, current.id, event).await?,
-            current.clone(),
-        )?;
+        // The staging file exists before the image is saving: if this
+        // process dies mid-upload, it is what tells the next start
+        // (`abort_interrupted_uploads`) that the upload was ours.
         let staging = app
             .images_dir
             .join(format!("{}.{}.staging", current.id, Uuid::new_v4()));
+        if let Err(e) = tokio::fs::write(&staging, b"").await {
+            tracing::error!(error = %e, "creating an image staging file");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Failed to store image data.",
+            ));
+        }
+        let saving = match decide(app, ctx, request_id, &current.owner, current.id, event).await {
+            Ok(e) => accepted_image(e, current.clone()),
+            Err(e) => Err(e),
+        };
+        let saving = match saving {
+            Ok(image) => image,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&staging).await;
+                return Err(e);
+            }
+        };
         Ok(Upload {
             app: app.clone(),
             ctx: ctx.clone(),
@@ -519,6 +537,47 @@ impl Drop for Upload {
     }
 }
 
+/// Uploads this API had under way when its process ended (killed
+/// mid-body, so no drop of [`Upload`] ran) left their staging files: each
+/// file goes, and an image still `saving` is put back to queued, as the
+/// drop would have done. Run at start; the conductor decides each abort on
+/// the image's current state, so one that moved on meanwhile is left alone.
+pub async fn abort_interrupted_uploads(app: &AppState) {
+    let Ok(mut dir) = tokio::fs::read_dir(&app.images_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let Some(id) = entry.file_name().to_str().and_then(staging_image) else {
+            continue;
+        };
+        let _ = tokio::fs::remove_file(entry.path()).await;
+        let Some(image) = app.projection.image(&id) else {
+            continue;
+        };
+        if image.status != image::SAVING {
+            continue;
+        }
+        let ctx = Context::new("novalog-api", &image.owner, vec!["admin".to_owned()]);
+        let request_id = crate::http::RequestId::generate().0;
+        let event = Event::ImageUploadAbortRequested { image_id: id };
+        match decide(app, &ctx, &request_id, &image.owner, id, event).await {
+            Ok(_) => tracing::info!(image = %id, "an interrupted upload's image is queued again"),
+            Err(e) => {
+                tracing::warn!(image = %id, error = %e.message, "aborting an interrupted upload")
+            }
+        }
+    }
+}
+
+/// The image a staging file (`<id>.<upload>.staging`) belongs to.
+fn staging_image(name: &str) -> Option<Uuid> {
+    name.strip_suffix(".staging")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Custom properties at the top level, as Glance shows them.
 pub fn properties_json(image: &Image) -> Map<String, Value> {
     image
@@ -531,6 +590,17 @@ pub fn properties_json(image: &Image) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staging_file_names_its_image() {
+        let id = Uuid::from_u128(7);
+        assert_eq!(
+            staging_image(&format!("{id}.{}.staging", Uuid::new_v4())),
+            Some(id)
+        );
+        assert_eq!(staging_image(&id.to_string()), None, "an image's data");
+        assert_eq!(staging_image("junk.staging"), None);
+    }
 
     #[test]
     fn digests_are_glances() {

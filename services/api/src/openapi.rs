@@ -1008,6 +1008,14 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
             None,
         ),
         (
+            "delete",
+            "/identity/v3/auth/tokens",
+            "Revoke X-Subject-Token",
+            "identity:revoke_token: admin or the token's user",
+            204,
+            None,
+        ),
+        (
             "get",
             "/identity/v3/auth/projects",
             "Projects the caller may scope to",

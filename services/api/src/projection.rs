@@ -13,7 +13,7 @@
 //! batch and its offsets are durable: readers never see state the store
 //! does not have, and a request woken by its verdict reads its own write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -212,6 +212,16 @@ impl State {
     }
 
     /// Keeps a live instance; a deleted one leaves memory.
+    /// Keeps a live image; a deleted one leaves memory and stays in the
+    /// store (Glance never reuses its id).
+    fn put_image(&mut self, image: Image) {
+        if image.status == novalog_schemas::image::DELETED {
+            self.images.remove(&image.id);
+        } else {
+            self.images.insert(image.id, Arc::new(image));
+        }
+    }
+
     fn put_instance(&mut self, inst: Instance) {
         if inst.is_deleted() {
             self.remove_instance(&inst);
@@ -264,6 +274,8 @@ pub struct Resident {
     pub ordered: usize,
     /// Members of server groups, summed over the groups.
     pub group_members: usize,
+    /// Images not deleted.
+    pub images: usize,
 }
 
 /// The in-memory projection every request reads, and the store that
@@ -286,6 +298,8 @@ struct Staged {
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
     actions: HashMap<Uuid, Vec<InstanceAction>>,
+    /// Servers changed in the batch: their rows are still to be staged.
+    changed: HashSet<Uuid>,
     /// `None`: back to the defaults.
     quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
     /// By `user_id/name`; `None`: deleted.
@@ -343,7 +357,7 @@ impl Projection {
             state.flavors.insert(f.id.clone(), Arc::new(f));
         }
         for (_, i) in store.scan::<Image>(T_IMAGES)? {
-            state.images.insert(i.id, Arc::new(i));
+            state.put_image(i);
         }
         for (_, h) in store.scan::<HostView>(T_HOSTS)? {
             state.hosts.insert(h.name.clone(), h);
@@ -405,6 +419,7 @@ impl Projection {
             projects: state.by_project.values().map(BTreeSet::len).sum(),
             ordered: state.by_created.len(),
             group_members: state.server_groups.values().map(|g| g.members.len()).sum(),
+            images: state.images.len(),
         }
     }
 
@@ -573,8 +588,23 @@ impl Projection {
         self.state.read().flavors.values().cloned().collect()
     }
 
+    /// An image not deleted.
     pub fn image(&self, id: &Uuid) -> Option<Arc<Image>> {
         self.state.read().images.get(id).cloned()
+    }
+
+    /// An image, deleted ones included (those from the store).
+    pub fn image_with_deleted(&self, id: &Uuid) -> Option<Arc<Image>> {
+        if let Some(i) = self.image(id) {
+            return Some(i);
+        }
+        match self.store.get::<Image>(T_IMAGES, id.as_bytes()) {
+            Ok(i) => i.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, image = %id, "reading a deleted image");
+                None
+            }
+        }
     }
 
     pub fn images(&self) -> Vec<Arc<Image>> {
@@ -706,7 +736,7 @@ impl Projection {
                 state.flavors.insert(f.id.clone(), Arc::new(f));
             }
             for i in staged.images {
-                state.images.insert(i.id, Arc::new(i));
+                state.put_image(i);
             }
             for (name, h) in staged.hosts {
                 state.hosts.insert(name, h);
@@ -890,7 +920,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
                 return Ok(());
             };
-            let prev = self.current(&id)?;
+            // Taken out of the batch's staging (put back below): folding a
+            // server's records one by one never copies it.
+            let staged = self.staged.instances.remove(&id);
+            let was_staged = staged.is_some();
+            let prev = match staged {
+                Some(i) => Some(i),
+                None => self.current(&id)?,
+            };
             let prev_version = prev.as_ref().map(|i| i.version);
             let is_new = prev.is_none();
             // An accepted create joins the group its hints name.
@@ -906,30 +943,33 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 view.members.insert(id);
                 self.stage_group(tx, group, Some(view))?;
             }
-            if let Some(next) = evolve(prev, env)
-                && Some(next.version) != prev_version
-            {
-                let mut actions = match self.staged.actions.remove(&id) {
-                    Some(a) => a,
-                    None => match self.projection.state.read().actions.get(&id) {
-                        Some(a) => (**a).clone(),
-                        None => self
-                            .store
-                            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
-                            .map_err(stage_err)?
-                            .unwrap_or_default(),
-                    },
-                };
-                instance_actions::record(&mut actions, env, &next);
-                tx.put(T_ACTIONS, id.as_bytes(), &actions)
-                    .map_err(stage_err)?;
-                self.staged.actions.insert(id, actions);
-                tx.put(T_INSTANCES, id.as_bytes(), &next)
-                    .map_err(stage_err)?;
-                if is_new {
-                    index_instance(tx, &next).map_err(stage_err)?;
+            match evolve(prev, env) {
+                Some(next) if Some(next.version) != prev_version => {
+                    let mut actions = match self.staged.actions.remove(&id) {
+                        Some(a) => a,
+                        None => match self.projection.state.read().actions.get(&id) {
+                            Some(a) => (**a).clone(),
+                            None => self
+                                .store
+                                .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+                                .map_err(stage_err)?
+                                .unwrap_or_default(),
+                        },
+                    };
+                    instance_actions::record(&mut actions, env, &next);
+                    self.staged.actions.insert(id, actions);
+                    if is_new {
+                        index_instance(tx, &next).map_err(stage_err)?;
+                    }
+                    // Its rows are written once per batch (`finish_batch`),
+                    // not once per record.
+                    self.staged.changed.insert(id);
+                    self.staged.instances.insert(id, next);
                 }
-                self.staged.instances.insert(id, next);
+                Some(same) if was_staged => {
+                    self.staged.instances.insert(id, same);
+                }
+                _ => {}
             }
         } else if input.topic == self.topics.catalog {
             match &env.event {
@@ -1118,6 +1158,23 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 tx.put(T_HOSTS, view.name.as_bytes(), &view)
                     .map_err(stage_err)?;
                 self.staged.hosts.insert(view.name.clone(), view);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages each server the batch changed, with its actions, once.
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
+        for id in &self.staged.changed {
+            if let Some(i) = self.staged.instances.get(id) {
+                tx.put(T_INSTANCES, id.as_bytes(), i)?;
+            }
+            if let Some(a) = self.staged.actions.get(id) {
+                tx.put(T_ACTIONS, id.as_bytes(), a)?;
             }
         }
         Ok(())

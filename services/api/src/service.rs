@@ -134,6 +134,13 @@ impl ApiService {
             })
         };
         {
+            // Uploads this API's last run left half done stay `saving`
+            // until someone puts them back; the consumer must run first,
+            // for the verdicts.
+            let app = app.clone();
+            tokio::spawn(async move { crate::images::abort_interrupted_uploads(&app).await });
+        }
+        {
             let stop_server = stop_server.clone();
             let mut shutdown = shutdown;
             tokio::spawn(async move {

@@ -309,6 +309,15 @@ impl VirtDriver for FakeDriver {
             .then(|| format!("injected claim failure on {host}"))
     }
 
+    fn guests(&self, host: &str) -> Vec<Uuid> {
+        self.guests
+            .lock()
+            .keys()
+            .filter(|(h, _)| h == host)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
     fn adopt(&self, host: &str, instance_id: Uuid, power: PowerState) {
         self.guests
             .lock()

@@ -127,6 +127,7 @@ impl Handler for ComputeHandler {
     async fn recover(&mut self) -> anyhow::Result<()> {
         for (name, rec) in self.hosts.iter_mut() {
             *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
+            destroy_orphans(&*self.driver, rec).await;
         }
         self.queue.clear();
         self.dirty.clear();
@@ -260,6 +261,7 @@ impl Agent {
         let mut hosts = BTreeMap::new();
         for name in host_names(cfg) {
             let rec = load_host(&store, &*driver, &name, capacity)?;
+            destroy_orphans(&*driver, &rec).await;
             hosts.insert(name, rec);
         }
         let registrations: Vec<Record> = hosts
@@ -354,6 +356,30 @@ fn load_host(
     Ok(rec)
 }
 
+/// init_host's other half: a guest the hypervisor holds on the host but
+/// the record does not (a batch that failed after the driver acted, whose
+/// record was never committed) is destroyed. The batch's commands are
+/// carried out again after a recover, so a spawn lost that way is made
+/// afresh and recorded, instead of being refused as already existing and
+/// leaving the guest orphaned.
+async fn destroy_orphans(driver: &dyn VirtDriver, rec: &HostRecord) {
+    let known: BTreeSet<Uuid> = rec
+        .instances
+        .keys()
+        .copied()
+        .chain(rec.migration_claims.values().map(|c| c.instance_id))
+        .collect();
+    for id in driver.guests(&rec.name) {
+        if known.contains(&id) {
+            continue;
+        }
+        tracing::warn!(host = %rec.name, instance = %id, "destroying a guest the host's record does not know");
+        if let Err(e) = driver.destroy(&rec.name, id).await {
+            tracing::error!(host = %rec.name, instance = %id, error = %e, "destroying an orphaned guest");
+        }
+    }
+}
+
 /// Every agent reads every command (its own consumer group) and keeps those
 /// for its hosts; the group is named after the agent's hosts.
 fn agent_id(cfg: &Config) -> String {
@@ -405,5 +431,64 @@ async fn heartbeats(
         if let Err(e) = log.append(records).await {
             tracing::warn!(error = %e, "heartbeat append failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::{ClaimSide, LocalInstance, MigrationClaim};
+    use novalog_schemas::PowerState;
+
+    /// A batch whose driver calls ran but whose record was not committed
+    /// (a panic in `finish_batch`) left a guest the record does not know:
+    /// start and recover destroy it, and keep the guests the record holds,
+    /// a migration's included.
+    #[tokio::test]
+    async fn guests_the_record_does_not_know_are_destroyed() {
+        let driver = FakeDriver::new(FakeOptions::default());
+        let capacity = Resources {
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_gb: 100,
+        };
+        let mut rec = HostRecord::new("h1".into(), capacity);
+        let (kept, migrating, orphan, elsewhere) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(4),
+        );
+        rec.instances.insert(
+            kept,
+            LocalInstance {
+                resources: capacity,
+                attempt: 1,
+                power_state: PowerState::Running,
+            },
+        );
+        rec.migration_claims.insert(
+            Uuid::from_u128(9),
+            MigrationClaim {
+                instance_id: migrating,
+                resources: capacity,
+                side: ClaimSide::Outgoing,
+            },
+        );
+        for id in [kept, migrating, orphan] {
+            driver.adopt("h1", id, PowerState::Running);
+        }
+        driver.adopt("h2", elsewhere, PowerState::Running);
+
+        destroy_orphans(&driver, &rec).await;
+
+        let mut left = driver.guests("h1");
+        left.sort();
+        assert_eq!(left, [kept, migrating]);
+        assert_eq!(
+            driver.guests("h2"),
+            [elsewhere],
+            "another host's guests are its own"
+        );
     }
 }
