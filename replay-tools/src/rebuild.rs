@@ -164,7 +164,6 @@ pub async fn rebuild(
                 Arc::new(projection),
                 Arc::new(novalog_api::verdicts::Verdicts::new()),
                 store.clone(),
-                topics.clone(),
             );
             fold(
                 src,
@@ -327,7 +326,7 @@ async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
         buf.push_back(Ahead {
             offset: r.offset,
             timestamp_ms: r.timestamp_ms,
-            env: novalog_schemas::decode(r.value).ok(),
+            env: novalog_runtime::consumer::decode_record(&s.topic, r.value).ok(),
         })
     })
     .await?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use novalog_schemas::{Event, Flavor, Image};
+use novalog_schemas::{CatalogEvent, Event, Flavor, Image};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -162,11 +162,13 @@ pub async fn create_flavor(
     };
     let intent = Intent {
         aggregate_id: flavor.id.clone(),
-        event: Event::FlavorCreateRequested(flavor.clone()),
+        event: Event::Intent(novalog_schemas::Intent::FlavorCreateRequested(
+            flavor.clone(),
+        )),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::FlavorCreated(f) => Ok(f),
+            Event::Catalog(CatalogEvent::FlavorCreated(f)) => Ok(f),
             _ => Ok(flavor),
         },
         Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
@@ -188,11 +190,11 @@ pub async fn create_image(
     }
     let intent = Intent {
         aggregate_id: image.id.to_string(),
-        event: Event::ImageCreateRequested(image.clone()),
+        event: Event::Intent(novalog_schemas::Intent::ImageCreateRequested(image.clone())),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::ImageCreated(i) => Ok(i),
+            Event::Catalog(CatalogEvent::ImageCreated(i)) => Ok(i),
             _ => Ok(image),
         },
         Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
@@ -244,11 +246,13 @@ pub async fn update_flavor(
     let id = update.flavor_id.clone();
     let intent = Intent {
         aggregate_id: id.clone(),
-        event: Event::FlavorUpdateRequested(Box::new(update)),
+        event: Event::Intent(novalog_schemas::Intent::FlavorUpdateRequested(Box::new(
+            update,
+        ))),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::FlavorUpdated(f) => Ok(f),
+            Event::Catalog(CatalogEvent::FlavorUpdated(f)) => Ok(f),
             _ => existing_flavor(app, &id).map(|f| (*f).clone()),
         },
         Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
@@ -266,9 +270,9 @@ pub async fn delete_flavor(
     existing_flavor(app, id)?;
     let intent = Intent {
         aggregate_id: id.to_owned(),
-        event: Event::FlavorDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::FlavorDeleteRequested {
             flavor_id: id.to_owned(),
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
@@ -287,11 +291,11 @@ pub async fn change_flavor_access(
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: id.to_owned(),
-        event: Event::FlavorAccessChangeRequested {
+        event: Event::Intent(novalog_schemas::Intent::FlavorAccessChangeRequested {
             flavor_id: id.to_owned(),
             project_id: project_id.to_owned(),
             add,
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),

@@ -132,26 +132,28 @@ pub async fn create(
             };
             Intent {
                 aggregate_id: id.to_string(),
-                event: Event::ServerCreateRequested(Box::new(ServerCreateRequested {
-                    instance_id: *id,
-                    description: match &req.description {
-                        Description::Name => Some(name.clone()),
-                        Description::Given(d) => d.clone(),
+                event: Event::Intent(novalog_schemas::Intent::ServerCreateRequested(Box::new(
+                    ServerCreateRequested {
+                        instance_id: *id,
+                        description: match &req.description {
+                            Description::Name => Some(name.clone()),
+                            Description::Given(d) => d.clone(),
+                        },
+                        name,
+                        flavor: (*flavor).clone(),
+                        image: (*image).clone(),
+                        metadata: req.metadata.clone(),
+                        availability_zone: req.availability_zone.clone(),
+                        key_name: req.key_name.clone(),
+                        user_data: req.user_data.clone(),
+                        tags: req.tags.clone(),
+                        reservation_id: reservation_id.clone(),
+                        launch_index: i as u32,
+                        scheduler_hints: req.scheduler_hints.clone(),
+                        min_count: req.min_count,
+                        max_count: req.max_count,
                     },
-                    name,
-                    flavor: (*flavor).clone(),
-                    image: (*image).clone(),
-                    metadata: req.metadata.clone(),
-                    availability_zone: req.availability_zone.clone(),
-                    key_name: req.key_name.clone(),
-                    user_data: req.user_data.clone(),
-                    tags: req.tags.clone(),
-                    reservation_id: reservation_id.clone(),
-                    launch_index: i as u32,
-                    scheduler_hints: req.scheduler_hints.clone(),
-                    min_count: req.min_count,
-                    max_count: req.max_count,
-                })),
+                ))),
             }
         })
         .collect();
@@ -250,10 +252,10 @@ pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Res
     }
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
-        event: Event::ServerDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServerDeleteRequested {
             instance_id: inst.id,
             force: false,
-        },
+        }),
     };
     // Keyed by the instance's project, whoever asks, so the intent is
     // ordered with everything else that happens to the instance.
@@ -289,10 +291,10 @@ pub async fn act(
     }
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
-        event: Event::ServerActionRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServerActionRequested {
             instance_id: inst.id,
             action: req.action,
-        },
+        }),
     };
     // Keyed by the instance's project: ordered with all else it undergoes.
     let verdicts = app

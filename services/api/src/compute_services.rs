@@ -63,7 +63,9 @@ pub async fn update(
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: change.host.clone(),
-        event: Event::ServiceChangeRequested(Box::new(change)),
+        event: Event::Intent(novalog_schemas::Intent::ServiceChangeRequested(Box::new(
+            change,
+        ))),
     };
     decide(app, ctx, request_id, intent).await
 }
@@ -78,9 +80,9 @@ pub async fn delete(
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: host.to_owned(),
-        event: Event::ServiceDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServiceDeleteRequested {
             host: host.to_owned(),
-        },
+        }),
     };
     decide(app, ctx, request_id, intent).await
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
-use novalog_schemas::{Event, Image};
+use novalog_schemas::{CatalogEvent, Event, Image};
 use serde_json::{Map, Value};
 use sha2::Sha512;
 use uuid::Uuid;
@@ -213,9 +213,9 @@ pub async fn create(
     image: Image,
 ) -> Result<Image, ApiError> {
     let owner = image.owner.clone();
-    let event = Event::ImageCreateRequested(image.clone());
+    let event = Event::Intent(novalog_schemas::Intent::ImageCreateRequested(image.clone()));
     match decide(app, ctx, request_id, &owner, image.id, event).await? {
-        Event::ImageCreated(i) => Ok(i),
+        Event::Catalog(CatalogEvent::ImageCreated(i)) => Ok(i),
         _ => Ok(image),
     }
 }
@@ -241,7 +241,9 @@ pub async fn patch(
     if next == *current {
         return Ok(next);
     }
-    let event = Event::ImagePatchRequested(Box::new(ImagePatch { image_id: id, ops }));
+    let event = Event::Intent(novalog_schemas::Intent::ImagePatchRequested(Box::new(
+        ImagePatch { image_id: id, ops },
+    )));
     accepted_image(
         decide(app, ctx, request_id, &current.owner, id, event).await?,
         next,
@@ -256,9 +258,9 @@ pub async fn delete(
     current: &Image,
 ) -> Result<(), ApiError> {
     image::decide_delete(Some(current), &current.id, &caller(ctx))?;
-    let event = Event::ImageDeleteRequested {
+    let event = Event::Intent(novalog_schemas::Intent::ImageDeleteRequested {
         image_id: current.id,
-    };
+    });
     decide(app, ctx, request_id, &current.owner, current.id, event).await?;
     // The deletion is recorded; a file left behind is only disk space.
     let _ = tokio::fs::remove_file(data_path(&app.images_dir, &current.id)).await;
@@ -268,7 +270,8 @@ pub async fn delete(
 /// The image an accepted verdict carries (`fallback` if it carries none).
 fn accepted_image(event: Event, fallback: Image) -> Result<Image, ApiError> {
     match event {
-        Event::ImageCreated(i) | Event::ImageUpdated(i) => Ok(i),
+        Event::Catalog(CatalogEvent::ImageCreated(i))
+        | Event::Catalog(CatalogEvent::ImageUpdated(i)) => Ok(i),
         _ => Ok(fallback),
     }
 }
@@ -419,9 +422,9 @@ impl Upload {
     ) -> Result<Upload, ApiError> {
         let now = novalog_schemas::now_ms();
         image::decide_upload_start(Some(current), &current.id, &caller(ctx), now)?;
-        let event = Event::ImageUploadRequested {
+        let event = Event::Intent(novalog_schemas::Intent::ImageUploadRequested {
             image_id: current.id,
-        };
+        });
         // The staging file exists before the image is saving: if this
         // process dies mid-upload, it is what tells the next start
         // (`abort_interrupted_uploads`) that the upload was ours.
@@ -466,7 +469,9 @@ impl Upload {
             checksum: up.checksum,
             os_hash_value: up.os_hash_value,
         };
-        let event = Event::ImageUploadFinishRequested(Box::new(data));
+        let event = Event::Intent(novalog_schemas::Intent::ImageUploadFinishRequested(
+            Box::new(data),
+        ));
         let verdict = submit(
             &self.app,
             &self.ctx,
@@ -529,7 +534,7 @@ impl Drop for Upload {
         let (app, ctx, request_id) = (self.app.clone(), self.ctx.clone(), self.request_id.clone());
         let image = self.image.clone();
         runtime.spawn(async move {
-            let event = Event::ImageUploadAbortRequested { image_id: image.id };
+            let event = Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: image.id });
             if let Err(e) = decide(&app, &ctx, &request_id, &image.owner, image.id, event).await {
                 tracing::warn!(image = %image.id, error = %e.message, "putting an image back to queued");
             }
@@ -559,7 +564,8 @@ pub async fn abort_interrupted_uploads(app: &AppState) {
         }
         let ctx = Context::new("novalog-api", &image.owner, vec!["admin".to_owned()]);
         let request_id = crate::http::RequestId::generate().0;
-        let event = Event::ImageUploadAbortRequested { image_id: id };
+        let event =
+            Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: id });
         match decide(app, &ctx, &request_id, &image.owner, id, event).await {
             Ok(_) => tracing::info!(image = %id, "an interrupted upload's image is queued again"),
             Err(e) => {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use md5::{Digest, Md5};
-use novalog_schemas::Event;
 use novalog_schemas::events::Keypair;
+use novalog_schemas::{CatalogEvent, Event};
 
 use crate::app::App;
 use crate::auth::Context;
@@ -167,11 +167,13 @@ pub async fn create(
     };
     let intent = Intent {
         aggregate_id: crate::projection::keypair_key(&keypair.user_id, &keypair.name),
-        event: Event::KeypairCreateRequested(Box::new(keypair.clone())),
+        event: Event::Intent(novalog_schemas::Intent::KeypairCreateRequested(Box::new(
+            keypair.clone(),
+        ))),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::KeypairCreated(k) => Ok(Created {
+            Event::Catalog(CatalogEvent::KeypairCreated(k)) => Ok(Created {
                 keypair: *k,
                 private_key,
             }),
@@ -202,10 +204,10 @@ pub async fn delete(
     find(app, user_id, name)?;
     let intent = Intent {
         aggregate_id: crate::projection::keypair_key(user_id, name),
-        event: Event::KeypairDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::KeypairDeleteRequested {
             user_id: user_id.to_owned(),
             name: name.to_owned(),
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),

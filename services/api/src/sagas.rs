@@ -112,13 +112,15 @@ pub async fn resize(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Resize,
-            flavor: Some((*flavor).clone()),
-            host: None,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Resize,
+                flavor: Some((*flavor).clone()),
+                host: None,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -164,13 +166,15 @@ pub async fn migrate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Migration,
-            flavor: None,
-            host,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Migration,
+                flavor: None,
+                host,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -190,9 +194,9 @@ pub async fn confirm_resize(
         ctx,
         request_id,
         inst,
-        Event::ServerResizeConfirmRequested {
+        Event::Intent(novalog_schemas::Intent::ServerResizeConfirmRequested {
             instance_id: inst.id,
-        },
+        }),
     )
     .await?;
     Ok(Outcome::NoContent)
@@ -212,9 +216,9 @@ pub async fn revert_resize(
         ctx,
         request_id,
         inst,
-        Event::ServerResizeRevertRequested {
+        Event::Intent(novalog_schemas::Intent::ServerResizeRevertRequested {
             instance_id: inst.id,
-        },
+        }),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -321,15 +325,17 @@ pub async fn rebuild(
         ctx,
         request_id,
         inst,
-        Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
-            instance_id: inst.id,
-            image: (*image).clone(),
-            name,
-            metadata,
-            key_name,
-            user_data,
-            description,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerRebuildRequested(Box::new(
+            ServerRebuildRequested {
+                instance_id: inst.id,
+                image: (*image).clone(),
+                name,
+                metadata,
+                key_name,
+                user_data,
+                description,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Rebuilt { admin_pass })
@@ -391,13 +397,15 @@ pub async fn evacuate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Evacuation,
-            flavor: None,
-            host,
-            source_host_down: true,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Evacuation,
+                flavor: None,
+                host,
+                source_host_down: true,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Evacuated {
@@ -452,13 +460,15 @@ pub async fn live_migrate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::LiveMigration,
-            flavor: None,
-            host,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::LiveMigration,
+                flavor: None,
+                host,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)

@@ -117,7 +117,7 @@ impl ApiService {
             dead_letter_topic: topics.dead_letter.clone(),
             max_batch: cfg.log.max_batch,
         };
-        let mut handler = ProjectionHandler::new(projection, verdicts, store.clone(), topics);
+        let mut handler = ProjectionHandler::new(projection, verdicts, store.clone());
         if let Some(r) = revocations {
             handler = handler.with_revocations(r);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use novalog_log::Record;
 use novalog_schemas::events::HostRegistered;
-use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
+use novalog_schemas::{Actor, Envelope, Event, HostEvent, HostUsage, Meta, Resources};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ impl Harness {
                 Actor::service("compute"),
                 name.into(),
             ),
-            event: Event::HostRegistered(Box::new(reg)),
+            event: Event::Host(HostEvent::HostRegistered(Box::new(reg))),
         };
         self.log
             .append(vec![Record::new(

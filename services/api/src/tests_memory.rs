@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use novalog_log::Record;
-use novalog_schemas::{Actor, Envelope, Event, Meta};
+use novalog_schemas::{Actor, Envelope, Event, InstanceEvent, Meta};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ fn newest_first(h: &Harness, ids: &[Uuid]) -> Vec<Uuid> {
 }
 
 /// Deletes servers as the conductor would: the API's DELETE (the fake
-/// conductor answers `InstanceDeleting`), then `InstanceDeleted` on
+/// conductor answers `InstanceDeleteStarted`), then `InstanceDeleted` on
 /// `instances`; returns once the projection has applied it.
 async fn delete_servers(h: &Harness, ids: &[Uuid]) {
     let mut records = Vec::new();
@@ -105,9 +105,9 @@ async fn delete_servers(h: &Harness, ids: &[Uuid]) {
                     id.to_string(),
                 )
             },
-            event: Event::InstanceDeleted {
+            event: Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: novalog_schemas::now_ms(),
-            },
+            }),
         };
         records.push(Record::new(
             h.cfg.topics().instances,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use novalog_schemas::Event;
+use novalog_schemas::{Event, InstanceEvent};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -25,10 +25,12 @@ impl Verdict {
     /// The verdict a record caused by an intent carries.
     pub fn of(event: &Event) -> Verdict {
         match event {
-            Event::IntentRejected { code, message, .. } => Verdict::Rejected {
-                code: *code,
-                message: message.clone(),
-            },
+            Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
+                Verdict::Rejected {
+                    code: *code,
+                    message: message.clone(),
+                }
+            }
             other => Verdict::Accepted(Box::new(other.clone())),
         }
     }
@@ -100,15 +102,17 @@ mod tests {
         v.resolve(vec![
             (
                 Uuid::new_v4(),
-                Verdict::Accepted(Box::new(Event::InstanceDeleting)),
+                Verdict::Accepted(Box::new(Event::Instance(
+                    InstanceEvent::InstanceDeleteStarted,
+                ))),
             ),
             (
                 a,
-                Verdict::of(&Event::IntentRejected {
+                Verdict::of(&Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: "ServerDeleteRequested".into(),
                     code: 409,
                     message: "busy".into(),
-                }),
+                })),
             ),
         ]);
         assert_eq!(

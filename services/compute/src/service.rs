@@ -11,15 +11,17 @@ use novalog_log::{EventLog, Record};
 use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
-use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
-use novalog_store::{RocksStore, StoreExt, Transaction};
+use novalog_schemas::{
+    Actor, ComputeCommand, Envelope, Event, HostEvent, HostUsage, Meta, Resources,
+};
+use novalog_store::{RocksStore, Store, Transaction};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::agent::{Command, Job, run_host};
 use crate::driver::VirtDriver;
 use crate::fake::{FakeDriver, FakeOptions};
-use crate::tracker::{HostRecord, Ratios};
+use crate::tracker::{HostRecord, LegacyHostRecord, Ratios};
 
 const HOSTS: &str = "hosts";
 
@@ -47,29 +49,39 @@ impl Handler for ComputeHandler {
         _out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
-        let (host, command) = match &input.env.event {
-            Event::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
-            Event::DestroyInstance { instance_id, host } => (
+        let command = match &input.env.event {
+            Event::Compute(command) => command,
+            // Not on `compute`: never handed to it.
+            Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => return Ok(()),
+        };
+        let (host, command) = match command {
+            ComputeCommand::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
+            ComputeCommand::DestroyInstance { instance_id, host } => (
                 host.clone(),
                 Command::Destroy {
                     instance_id: *instance_id,
                 },
             ),
-            Event::PrepResize(c)
-            | Event::MigrateDiskAndPowerOff(c)
-            | Event::FinishMigration(c)
-            | Event::ConfirmMigration(c)
-            | Event::RevertMigration(c)
-            | Event::FinishRevertMigration(c)
-            | Event::DropMigrationClaim(c)
-            | Event::RebuildInstance(c)
-            | Event::LiveMigrateInstance(c)
-            | Event::RebuildEvacuatedInstance(c)
-            | Event::CleanupEvacuatedInstance(c) => (
-                c.host.clone(),
-                Command::Saga(Box::new(input.env.event.clone())),
-            ),
-            Event::PerformServerAction {
+            ComputeCommand::PrepResize(c)
+            | ComputeCommand::MigrateDiskAndPowerOff(c)
+            | ComputeCommand::FinishMigration(c)
+            | ComputeCommand::ConfirmMigration(c)
+            | ComputeCommand::RevertMigration(c)
+            | ComputeCommand::FinishRevertMigration(c)
+            | ComputeCommand::DropMigrationClaim(c)
+            | ComputeCommand::RebuildInstance(c)
+            | ComputeCommand::LiveMigrateInstance(c)
+            | ComputeCommand::RebuildEvacuatedInstance(c)
+            | ComputeCommand::CleanupEvacuatedInstance(c) => {
+                (c.host.clone(), Command::Saga(Box::new(command.clone())))
+            }
+            ComputeCommand::PerformServerAction {
                 instance_id,
                 host,
                 action,
@@ -80,7 +92,6 @@ impl Handler for ComputeHandler {
                     action: action.clone(),
                 },
             ),
-            _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
             self.queue.entry(host).or_default().push(Job {
@@ -193,7 +204,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
             Actor::service("compute"),
             rec.name.clone(),
         ),
-        event: Event::HostRegistered(Box::new(HostRegistered {
+        event: Event::Host(HostEvent::HostRegistered(Box::new(HostRegistered {
             host: rec.name.clone(),
             capacity: rec.capacity,
             usage: rec.usage,
@@ -211,7 +222,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
                 .clone(),
             capabilities: BTreeMap::new(),
             driver: driver.name().to_owned(),
-        })),
+        }))),
     }
 }
 
@@ -346,9 +357,17 @@ fn load_host(
     name: &str,
     capacity: Resources,
 ) -> anyhow::Result<HostRecord> {
-    let mut rec = store
-        .get::<HostRecord>(HOSTS, name.as_bytes())?
-        .unwrap_or_else(|| HostRecord::new(name.to_owned(), capacity));
+    let stored = store.get_raw(HOSTS, name.as_bytes())?;
+    let mut rec = match stored {
+        None => HostRecord::new(name.to_owned(), capacity),
+        Some(bytes) => match novalog_store::decode::<HostRecord>(HOSTS, &bytes) {
+            Ok(rec) => rec,
+            // Written before sagas' markers were bounded.
+            Err(e) => novalog_store::decode::<LegacyHostRecord>(HOSTS, &bytes)
+                .map(HostRecord::from)
+                .map_err(|_| e)?,
+        },
+    };
     rec.capacity = capacity;
     for (id, i) in &rec.instances {
         driver.adopt(name, *id, i.power_state);
@@ -416,10 +435,10 @@ async fn heartbeats(
                         Actor::service("compute"),
                         host.clone(),
                     ),
-                    event: Event::HostHeartbeat {
+                    event: Event::Host(HostEvent::HostHeartbeat {
                         host: host.clone(),
                         usage: *u,
-                    },
+                    }),
                 };
                 Record::new(
                     &topic,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Envelope, Event, Flavor, Image, Meta};
+use novalog_schemas::{Envelope, Event, Flavor, Image, InstanceEvent, Meta, Topic};
 use novalog_store::{Store, Transaction};
 use uuid::Uuid;
 
@@ -25,6 +25,20 @@ pub enum Dest {
     /// The conductor's own timeout records.
     Intents,
     Hosts,
+}
+
+impl Dest {
+    /// The topic this is, whose record type every record sent there has.
+    pub fn topic(self) -> Topic {
+        match self {
+            Dest::Instances => Topic::Instance,
+            Dest::Scheduler => Topic::Scheduler,
+            Dest::Compute => Topic::Compute,
+            Dest::Catalog => Topic::Catalog,
+            Dest::Intents => Topic::Intent,
+            Dest::Hosts => Topic::Host,
+        }
+    }
 }
 
 /// A record the conductor wants appended.
@@ -245,6 +259,7 @@ impl Conductor {
         project_id: &str,
         event: Event,
     ) -> Emit {
+        debug_assert_eq!(event.topic(), Topic::Instance, "{}", event.type_name());
         let version = self.instances.get(&id).map_or(0, |i| i.version) + 1;
         let env = Envelope {
             meta: cause.caused(step, id.to_string(), version),
@@ -279,11 +294,11 @@ impl Conductor {
             key: cause.meta.actor.project_id.clone(),
             env: Envelope {
                 meta: cause.meta.caused("rejected", aggregate_id, 0),
-                event: Event::IntentRejected {
+                event: Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: cause.event.type_name().to_owned(),
                     code,
                     message,
-                },
+                }),
             },
         }
     }
@@ -365,6 +380,8 @@ pub(crate) fn emit(
     aggregate_id: String,
     event: Event,
 ) -> Emit {
+    // Its readers would dead-letter a record of another topic's type.
+    debug_assert_eq!(dest.topic(), event.topic(), "{}", event.type_name());
     Emit {
         dest,
         key,

@@ -8,7 +8,7 @@
 //! names the request id (the operator finds the dead letter by it).
 
 use novalog_runtime::consumer::Failure;
-use novalog_schemas::{DecodeError, Envelope, Event, Meta};
+use novalog_schemas::{DecodeError, Envelope, Event, InstanceEvent, Meta};
 
 use crate::core::{Dest, Emit};
 
@@ -39,11 +39,11 @@ pub fn verdict(meta: &Meta, type_name: &str, failure: &Failure) -> Option<Emit> 
         env: Envelope {
             // The step of every other rejection: one verdict per intent.
             meta: meta.caused("rejected", meta.aggregate_id.clone(), 0),
-            event: Event::IntentRejected {
+            event: Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: type_name.to_owned(),
                 code,
                 message,
-            },
+            }),
         },
     })
 }
@@ -69,7 +69,9 @@ mod tests {
 
     fn rejected(e: &Emit) -> (i32, String) {
         match &e.env.event {
-            Event::IntentRejected { code, message, .. } => (*code, message.clone()),
+            Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
+                (*code, message.clone())
+            }
             other => panic!("not a rejection: {other:?}"),
         }
     }

@@ -11,7 +11,7 @@
 //! with a fault naming the step.
 
 use novalog_schemas::migration::{MigrationFact, MigrationProgress};
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, InstanceEvent};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -24,7 +24,7 @@ use crate::timers::{Awaiting, timeout_fault};
 ///
 /// | step | host | answered by | then | failed | timed out |
 /// |---|---|---|---|---|---|
-/// | `Prep` | dest | ResizeClaimSucceeded | LiveMigrationRunning, `LiveMigration` | next alternate | dest drops the claim; next alternate |
+/// | `Prep` | dest | ResizeClaimSucceeded | LiveMigrationStarted, `LiveMigration` | next alternate | dest drops the claim; next alternate |
 /// | `LiveMigration` | source | InstanceLiveMigrated | `Post` | dest drops the claim; abort | dest drops the claim; ERROR on the source |
 /// | `Post` | dest | MigrationFinishedOnDest | LiveMigrated | ERROR on the dest | ERROR on the dest |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +75,17 @@ pub(crate) fn on_fact(
     let cause = &env.meta;
     let dest = m.dest_compute.clone().unwrap_or_default();
     match (&env.event, step) {
-        (Event::ResizeClaimSucceeded(_), Step::Prep) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), Step::Prep)
+            if f.attempt == m.attempt =>
+        {
             let running = c.instance_event(
                 cause,
                 "live-migration-running",
                 id,
                 &i.project_id,
-                Event::LiveMigrationRunning(Box::new(MigrationProgress::of(m.uuid))),
+                Event::Instance(InstanceEvent::LiveMigrationStarted(Box::new(
+                    MigrationProgress::of(m.uuid),
+                ))),
             );
             let cmd = command(
                 cause,
@@ -91,7 +95,7 @@ pub(crate) fn on_fact(
                 &m.source_compute,
                 &m.new_flavor,
                 true,
-                Event::LiveMigrateInstance,
+                ComputeCommand::LiveMigrateInstance,
             );
             c.await_step(
                 id,
@@ -103,10 +107,12 @@ pub(crate) fn on_fact(
             );
             vec![running, cmd]
         }
-        (Event::ResizeClaimFailed(_), Step::Prep) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), Step::Prep)
+            if f.attempt == m.attempt =>
+        {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::InstanceLiveMigrated(_), Step::LiveMigration) => {
+        (Event::ComputeFact(ComputeFact::InstanceLiveMigrated(_)), Step::LiveMigration) => {
             let cmd = command(
                 cause,
                 "post-live-migration",
@@ -115,7 +121,7 @@ pub(crate) fn on_fact(
                 &dest,
                 &m.new_flavor,
                 true,
-                Event::FinishMigration,
+                ComputeCommand::FinishMigration,
             );
             c.await_step(
                 id,
@@ -127,7 +133,7 @@ pub(crate) fn on_fact(
             );
             vec![cmd]
         }
-        (Event::MigrationFinishedOnDest(_), Step::Post) => {
+        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), Step::Post) => {
             c.stop_awaiting(id);
             let p = MigrationProgress {
                 power_state: f.power_state,
@@ -138,10 +144,10 @@ pub(crate) fn on_fact(
                 "live-migrated",
                 id,
                 &i.project_id,
-                Event::LiveMigrated(Box::new(p)),
+                Event::Instance(InstanceEvent::LiveMigrated(Box::new(p))),
             )]
         }
-        (Event::MigrationStepFailed(_), Step::LiveMigration) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), Step::LiveMigration) => {
             // The guest stayed on the source: the destination lets go.
             let drop = command(
                 cause,
@@ -151,14 +157,14 @@ pub(crate) fn on_fact(
                 &dest,
                 &m.new_flavor,
                 false,
-                Event::DropMigrationClaim,
+                ComputeCommand::DropMigrationClaim,
             );
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             let mut out = vec![drop];
             out.extend(abort(c, cause, id, &m, fault, f.power_state));
             out
         }
-        (Event::MigrationStepFailed(_), Step::Post) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), Step::Post) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             error(c, cause, id, &m, &dest, fault)
         }
@@ -188,7 +194,7 @@ pub(crate) fn on_timeout(
         &dest,
         &m.new_flavor,
         false,
-        Event::DropMigrationClaim,
+        ComputeCommand::DropMigrationClaim,
     );
     match step {
         Step::Prep => {

@@ -24,7 +24,9 @@ use novalog_schemas::migration::{
     Migration, MigrationCommand, MigrationProgress, MigrationStatus, MigrationType,
     ServerMigrationRequested,
 };
-use novalog_schemas::{Envelope, Event, Fault, Flavor, Meta, VmState};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, Flavor, InstanceEvent, Meta, SchedulerEvent, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -211,7 +213,7 @@ pub(crate) fn on_request(
         "migration-started",
         id,
         &project,
-        Event::MigrationStarted(Box::new(migration.clone())),
+        Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration.clone()))),
     )];
     match &req.host {
         // A named host is claimed on directly; its claim is the check.
@@ -284,21 +286,23 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
         &env.meta,
         "migration-select-hosts",
         id.to_string(),
-        Event::SelectHostsRequested(Box::new(SelectHostsRequested {
-            request_id,
-            instance_id: id,
-            project_id: i.project_id.clone(),
-            resources: m.new_flavor.resources(),
-            image_properties: i.image.properties.clone(),
-            extra_specs: m.new_flavor.extra_specs.clone(),
-            flavor_name: m.new_flavor.name.clone(),
-            availability_zone: i.availability_zone.clone(),
-            ignore_hosts,
-            num_alternates: c.settings.max_attempts.saturating_sub(1),
-            scheduler_hints: Default::default(),
-            server_group: crate::server_groups::spec_of_member(c, id),
-            image_id: Some(i.image.id),
-        })),
+        Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+            SelectHostsRequested {
+                request_id,
+                instance_id: id,
+                project_id: i.project_id.clone(),
+                resources: m.new_flavor.resources(),
+                image_properties: i.image.properties.clone(),
+                extra_specs: m.new_flavor.extra_specs.clone(),
+                flavor_name: m.new_flavor.name.clone(),
+                availability_zone: i.availability_zone.clone(),
+                ignore_hosts,
+                num_alternates: c.settings.max_attempts.saturating_sub(1),
+                scheduler_hints: Default::default(),
+                server_group: crate::server_groups::spec_of_member(c, id),
+                image_id: Some(i.image.id),
+            },
+        ))),
     )
 }
 
@@ -380,20 +384,20 @@ pub(crate) fn schedule_to(
         &format!("migration-scheduled-{attempt}"),
         id,
         &i.project_id,
-        Event::MigrationScheduled(Box::new(scheduled)),
+        Event::Instance(InstanceEvent::MigrationScheduled(Box::new(scheduled))),
     );
     let (i, m) = current(c, id).expect("still migrating");
     // The destination's claim; an evacuation's claims and rebuilds at once.
-    let (step, make): (Step, fn(Box<MigrationCommand>) -> Event) = match m.migration_type {
+    let (step, make): (Step, fn(Box<MigrationCommand>) -> ComputeCommand) = match m.migration_type {
         MigrationType::Resize | MigrationType::Migration => (
             Step::Resize(crate::resize::Step::PrepResize),
-            Event::PrepResize,
+            ComputeCommand::PrepResize,
         ),
         MigrationType::LiveMigration => (
             Step::LiveMigrate(crate::live_migrate::Step::Prep),
-            Event::PrepResize,
+            ComputeCommand::PrepResize,
         ),
-        MigrationType::Evacuation => (Step::Evacuate, Event::RebuildEvacuatedInstance),
+        MigrationType::Evacuation => (Step::Evacuate, ComputeCommand::RebuildEvacuatedInstance),
     };
     let power_on = m.original_vm_state != VmState::Stopped;
     let prep = command(
@@ -459,7 +463,7 @@ pub(crate) fn command(
     host: &str,
     flavor: &Flavor,
     power_on: bool,
-    make: fn(Box<MigrationCommand>) -> Event,
+    make: fn(Box<MigrationCommand>) -> ComputeCommand,
 ) -> Emit {
     emit(
         Dest::Compute,
@@ -467,7 +471,7 @@ pub(crate) fn command(
         cause,
         step,
         i.id.to_string(),
-        make(Box::new(MigrationCommand {
+        Event::Compute(make(Box::new(MigrationCommand {
             instance_id: i.id,
             migration_id: m.uuid,
             host: host.to_owned(),
@@ -479,7 +483,7 @@ pub(crate) fn command(
             name: i.name.clone(),
             project_id: i.project_id.clone(),
             power_on,
-        })),
+        }))),
     )
 }
 
@@ -521,7 +525,7 @@ pub(crate) fn abort(
         "migration-aborted",
         id,
         &project,
-        Event::MigrationAborted(Box::new(p)),
+        Event::Instance(InstanceEvent::MigrationAborted(Box::new(p))),
     )]
 }
 
@@ -546,7 +550,7 @@ pub(crate) fn error(
         "migration-errored",
         id,
         &project,
-        Event::MigrationErrored(Box::new(p)),
+        Event::Instance(InstanceEvent::MigrationErrored(Box::new(p))),
     )]
 }
 

@@ -8,14 +8,14 @@
 //!   → scheduler (or the requested host) ─ MigrationScheduled
 //!   → dest: PrepResize, claims the new flavor (a failed claim moves to the
 //!     next alternate)
-//!   → ResizeMigrating (migrating) → source: MigrateDiskAndPowerOff
-//!   → ResizeMigrated (post-migrating), ResizeFinishing
+//!   → ResizeMigrationStarted (migrating) → source: MigrateDiskAndPowerOff
+//!   → ResizeMigrated (post-migrating), ResizeFinishStarted
 //!   → dest: FinishMigration → ResizeFinished: RESIZED / VERIFY_RESIZE
 //! confirm (or auto-confirm after resize_confirm_window):
-//!   ResizeConfirming → source: ConfirmMigration (guest and claim gone)
+//!   ResizeConfirmStarted → source: ConfirmMigration (guest and claim gone)
 //!   → ResizeConfirmed: ACTIVE (or SHUTOFF) on the destination
 //! revert:
-//!   ResizeReverting → dest: RevertMigration (guest and claim gone)
+//!   ResizeRevertStarted → dest: RevertMigration (guest and claim gone)
 //!   → source: FinishRevertMigration (old flavor, powered as before)
 //!   → ResizeReverted: ACTIVE (or SHUTOFF) on the source
 //! ```
@@ -40,7 +40,9 @@
 
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, MigrationStatus};
-use novalog_schemas::{Envelope, Event, Fault, Meta, VmState};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Meta, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -57,8 +59,8 @@ use crate::timers::{Awaiting, timeout_fault};
 ///
 /// | step | host | answered by | then |
 /// |---|---|---|---|
-/// | `PrepResize` | dest | ResizeClaimSucceeded | ResizeMigrating, `MigrateDisk` |
-/// | `MigrateDisk` | source | DiskMigratedAndPoweredOff | ResizeMigrated, ResizeFinishing, `FinishMigration` |
+/// | `PrepResize` | dest | ResizeClaimSucceeded | ResizeMigrationStarted, `MigrateDisk` |
+/// | `MigrateDisk` | source | DiskMigratedAndPoweredOff | ResizeMigrated, ResizeFinishStarted, `FinishMigration` |
 /// | `FinishMigration` | dest | MigrationFinishedOnDest | ResizeFinished (VERIFY_RESIZE), `AutoConfirm` if a window is set |
 /// | `AutoConfirm` | dest | the window's deadline | as a confirm |
 /// | `Confirm` | source | MigrationConfirmedOnSource | ResizeConfirmed |
@@ -174,33 +176,41 @@ pub(crate) fn on_fact(
     let cause = &env.meta;
     let claim_attempt = f.attempt == m.attempt;
     match (&env.event, step) {
-        (Event::ResizeClaimSucceeded(_), Step::PrepResize) if claim_attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), Step::PrepResize)
+            if claim_attempt =>
+        {
             migrate_disk(c, cause, &i, &m, now_ms)
         }
-        (Event::ResizeClaimFailed(_), Step::PrepResize) if claim_attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), Step::PrepResize)
+            if claim_attempt =>
+        {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::DiskMigratedAndPoweredOff(_), Step::MigrateDisk) => {
+        (Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(_)), Step::MigrateDisk) => {
             finish_migration(c, cause, &i, &m, now_ms)
         }
-        (Event::MigrationFinishedOnDest(_), Step::FinishMigration) => {
+        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), Step::FinishMigration) => {
             finished(c, cause, id, &m, f.power_state, now_ms)
         }
-        (Event::MigrationConfirmedOnSource(_), Step::Confirm) => confirmed(c, cause, id, &m),
-        (Event::MigrationRevertedOnDest(_), Step::Revert) => {
+        (Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(_)), Step::Confirm) => {
+            confirmed(c, cause, id, &m)
+        }
+        (Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(_)), Step::Revert) => {
             finish_revert(c, cause, &i, &m, now_ms)
         }
-        (Event::RevertFinishedOnSource(_), Step::FinishRevert) => {
+        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), Step::FinishRevert) => {
             reverted(c, cause, id, &m, f.power_state)
         }
-        (Event::RevertFinishedOnSource(_), Step::Compensate) => {
+        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), Step::Compensate) => {
             let fault = a
                 .fault
                 .clone()
                 .unwrap_or_else(|| step_fault("resize", &f.host, "", now_ms));
             abort(c, cause, id, &m, fault, f.power_state)
         }
-        (Event::MigrationStepFailed(_), step) if step.driver_step() == f.step => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), step)
+            if step.driver_step() == f.step =>
+        {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             match recovery(step) {
                 Some(r) => recover(c, cause, id, &m, &a, r, fault, now_ms),
@@ -247,7 +257,7 @@ pub(crate) fn on_timeout(
             &dest,
             &m.new_flavor,
             false,
-            Event::DropMigrationClaim,
+            ComputeCommand::DropMigrationClaim,
         ));
     }
     match recovery(step) {
@@ -306,7 +316,7 @@ fn migrate_disk(
         "resize-migrating",
         id,
         &i.project_id,
-        Event::ResizeMigrating(progress(m)),
+        Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(m))),
     );
     let cmd = command(
         cause,
@@ -316,7 +326,7 @@ fn migrate_disk(
         &m.source_compute,
         &m.new_flavor,
         false,
-        Event::MigrateDiskAndPowerOff,
+        ComputeCommand::MigrateDiskAndPowerOff,
     );
     c.await_step(
         id,
@@ -344,14 +354,14 @@ fn finish_migration(
         "resize-migrated",
         id,
         &i.project_id,
-        Event::ResizeMigrated(progress(m)),
+        Event::Instance(InstanceEvent::ResizeMigrated(progress(m))),
     );
     let finishing = c.instance_event(
         cause,
         "resize-finishing",
         id,
         &i.project_id,
-        Event::ResizeFinishing(progress(m)),
+        Event::Instance(InstanceEvent::ResizeFinishStarted(progress(m))),
     );
     let cmd = command(
         cause,
@@ -361,7 +371,7 @@ fn finish_migration(
         &dest,
         &m.new_flavor,
         was_running(m),
-        Event::FinishMigration,
+        ComputeCommand::FinishMigration,
     );
     c.await_step(
         id,
@@ -394,7 +404,7 @@ fn finished(
         "resize-finished",
         id,
         &project,
-        Event::ResizeFinished(Box::new(p)),
+        Event::Instance(InstanceEvent::ResizeFinished(Box::new(p))),
     );
     let window = saga::Step::Resize(Step::AutoConfirm);
     if c.settings.timeout_ms(window) > 0 {
@@ -413,7 +423,7 @@ fn confirmed(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration) -> Vec<Em
         "resize-confirmed",
         id,
         &project,
-        Event::ResizeConfirmed(progress(m)),
+        Event::Instance(InstanceEvent::ResizeConfirmed(progress(m))),
     )]
 }
 
@@ -433,7 +443,7 @@ fn finish_revert(
         &m.source_compute,
         &m.old_flavor,
         was_running(m),
-        Event::FinishRevertMigration,
+        ComputeCommand::FinishRevertMigration,
     );
     c.await_step(
         i.id,
@@ -464,7 +474,7 @@ fn reverted(
         "resize-reverted",
         id,
         &project,
-        Event::ResizeReverted(Box::new(p)),
+        Event::Instance(InstanceEvent::ResizeReverted(Box::new(p))),
     )]
 }
 
@@ -490,7 +500,7 @@ fn compensate(
             dest,
             &m.new_flavor,
             false,
-            Event::RevertMigration,
+            ComputeCommand::RevertMigration,
         ));
     }
     out.push(command(
@@ -501,7 +511,7 @@ fn compensate(
         &m.source_compute,
         &m.old_flavor,
         was_running(m),
-        Event::FinishRevertMigration,
+        ComputeCommand::FinishRevertMigration,
     ));
     c.await_step(
         id,
@@ -524,7 +534,7 @@ fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64
         "resize-confirming",
         id,
         &project,
-        Event::ResizeConfirming(progress(m)),
+        Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(m))),
     );
     let i = c.instances[&id].clone();
     let cmd = command(
@@ -535,7 +545,7 @@ fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64
         &m.source_compute,
         &m.old_flavor,
         false,
-        Event::ConfirmMigration,
+        ComputeCommand::ConfirmMigration,
     );
     c.await_step(
         id,
@@ -603,7 +613,7 @@ pub(crate) fn on_revert_request(
         "resize-reverting",
         id,
         &project,
-        Event::ResizeReverting(progress(&m)),
+        Event::Instance(InstanceEvent::ResizeRevertStarted(progress(&m))),
     );
     let i = c.instances[&id].clone();
     let dest = m.dest_compute.clone().unwrap_or_default();
@@ -615,7 +625,7 @@ pub(crate) fn on_revert_request(
         &dest,
         &m.new_flavor,
         false,
-        Event::RevertMigration,
+        ComputeCommand::RevertMigration,
     );
     c.await_step(
         id,

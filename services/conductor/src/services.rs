@@ -5,7 +5,7 @@
 //! shows them.
 
 use novalog_schemas::events::{ServiceChange, ServiceStatus};
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{Envelope, Event, HostEvent};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -46,7 +46,7 @@ fn record(c: &mut Conductor, env: &Envelope, s: ServiceStatus) -> Vec<Emit> {
         &env.meta,
         "service-updated",
         s.host.clone(),
-        Event::ServiceUpdated(Box::new(s)),
+        Event::Host(HostEvent::ServiceUpdated(Box::new(s))),
     )]
 }
 
@@ -75,8 +75,8 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, host: &str) -> Vec<Em
         &env.meta,
         "service-deleted",
         host.to_owned(),
-        Event::ServiceDeleted {
+        Event::Host(HostEvent::ServiceDeleted {
             host: host.to_owned(),
-        },
+        }),
     )]
 }

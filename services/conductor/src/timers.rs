@@ -15,7 +15,7 @@
 //! only while the step it names is still awaited ([`on_timed_out`], which
 //! hands it to the saga [`Step`] names).
 
-use novalog_schemas::{Actor, Envelope, Event, Fault, Meta, VmState};
+use novalog_schemas::{Actor, Envelope, Event, Fault, Intent, Meta, VmState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -135,11 +135,11 @@ pub fn timeout_record(id: Uuid, a: &Awaiting, at: i64) -> Emit {
         key: a.project_id.clone(),
         env: Envelope {
             meta,
-            event: Event::SagaStepTimedOut {
+            event: Event::Intent(Intent::SagaStepTimedOut {
                 instance_id: id,
                 step: a.step.to_string(),
                 deadline_ms: at,
-            },
+            }),
         },
     }
 }

@@ -13,14 +13,20 @@
 //! - [`observe`]: Prometheus metrics, `/healthz` and `/readyz`, logging
 //!   (text or JSON) with a span per record.
 //! - [`progress`]: each consumer's lag and readiness.
+//! - [`memory`]: RocksDB's and the allocator's memory as gauges; the
+//!   allocator's settings.
 //! - [`cli`]: the flags every binary shares.
+//! - [`service_main`]: the `main` every service binary shares (config,
+//!   logging, log, metrics, signals, run).
 
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod memory;
 pub mod observe;
 pub mod progress;
+pub mod service_main;
 pub mod topics;
 
 pub use config::Config;

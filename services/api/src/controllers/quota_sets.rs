@@ -223,11 +223,11 @@ pub async fn update(
 ) -> Result<Json<Value>> {
     admin_only(&ctx, "update")?;
     let (limits, force) = parse_update(&body, version)?;
-    let event = Event::QuotaSetRequested {
+    let event = Event::Intent(novalog_schemas::Intent::QuotaSetRequested {
         project_id: project.clone(),
         limits,
         force,
-    };
+    });
     submit(&app, &ctx, &request_id, &project, event).await?;
     let limits = limits_of(&app, &project);
     Ok(Json(quota_set(None, version, |r| json!(limits[r]))))
@@ -242,9 +242,9 @@ pub async fn delete(
     Path(project): Path<String>,
 ) -> Result<StatusCode> {
     admin_only(&ctx, "delete")?;
-    let event = Event::QuotaResetRequested {
+    let event = Event::Intent(novalog_schemas::Intent::QuotaResetRequested {
         project_id: project.clone(),
-    };
+    });
     submit(&app, &ctx, &request_id, &project, event).await?;
     Ok(StatusCode::ACCEPTED)
 }

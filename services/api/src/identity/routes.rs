@@ -1,6 +1,7 @@
 //! The `/identity` routes: thin handlers over [`Identity`], answering
 //! errors in keystone's `{"error": {"code", "title", "message"}}` shape.
 
+use novalog_schemas::CatalogEvent;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -238,10 +239,10 @@ async fn revoke(
             },
             audit_id.clone(),
         ),
-        event: novalog_schemas::Event::TokenRevoked {
+        event: novalog_schemas::Event::Catalog(CatalogEvent::TokenRevoked {
             audit_id: audit_id.clone(),
             expires_at_ms: claims.expires_at,
-        },
+        }),
     };
     let unavailable = || {
         KeystoneError::new(
