@@ -60,7 +60,6 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
         ..k.clone()
     };
     c.keypairs.insert(id.clone(), keypair.clone());
-    c.mark_keypair(&id);
     vec![emit(
         Dest::Catalog,
         k.user_id.clone(),
@@ -89,7 +88,6 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, user_id: &str, name: 
             format!("Keypair {name} not found for user {user_id}"),
         )];
     }
-    c.mark_keypair(&id);
     vec![emit(
         Dest::Catalog,
         user_id.to_owned(),
