@@ -13,6 +13,8 @@
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
+//! - [`rejection`]: why an intent was turned down ([`Rejection`]), as a
+//!   kind the API alone maps to an HTTP status.
 //! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
 //! - [`instance`]: the instance aggregate and its `evolve`, shared by every
 //!   reader of the `instances` topic so that all of them fold alike.
@@ -26,6 +28,7 @@ pub mod image;
 pub mod instance;
 pub mod migration;
 pub mod quota;
+pub mod rejection;
 pub mod state;
 pub mod values;
 
@@ -38,6 +41,7 @@ pub use actions::ServerAction;
 pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, decode_meta, encode};
 pub use events::Event;
 pub use instance::Instance;
+pub use rejection::{Rejection, RejectionKind};
 pub use state::{PowerState, TaskState, VmState};
 pub use values::{Fault, Flavor, HostUsage, Image, Resources};
 

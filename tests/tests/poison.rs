@@ -17,7 +17,7 @@ use novalog_log::{EventLog, Record};
 use novalog_runtime::consumer::{DeadRecord, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, ShutdownTrigger};
 use novalog_schemas::events::{HostRegistered, SelectHostsRequested};
-use novalog_schemas::{Actor, Envelope, Event, Flavor, HostUsage, Meta, Resources};
+use novalog_schemas::{Actor, Envelope, Event, Flavor, HostUsage, Meta, RejectionKind, Resources};
 use novalog_store::Transaction;
 use novalog_tests::{Client, kafka_brokers, read_topic, test_config};
 use uuid::Uuid;
@@ -265,15 +265,16 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
     bed.wait_for(&topics.catalog, "flavor after", created("after"))
         .await;
     bed.assert_one_poison_dead_letter("conductor").await;
-    // The poisoned intent got its verdict: a 500 naming its request.
+    // The poisoned intent got its verdict: an internal error naming its
+    // request.
     let verdict = bed
         .wait_for(&topics.instances, "verdict", |e| {
             e.meta.causation_id == Some(poison.meta.event_id)
         })
         .await;
     match verdict.event {
-        Event::IntentRejected { code, message, .. } => {
-            assert_eq!(code, 500);
+        Event::IntentRejected { kind, message, .. } => {
+            assert_eq!(kind, RejectionKind::Internal);
             assert!(message.contains(MARK), "{message}");
         }
         other => panic!("not a rejection: {other:?}"),

@@ -169,7 +169,7 @@ pub async fn create_flavor(
             Event::FlavorCreated(f) => Ok(f),
             _ => Ok(flavor),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -195,7 +195,7 @@ pub async fn create_image(
             Event::ImageCreated(i) => Ok(i),
             _ => Ok(image),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -251,7 +251,7 @@ pub async fn update_flavor(
             Event::FlavorUpdated(f) => Ok(f),
             _ => existing_flavor(app, &id).map(|f| (*f).clone()),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -272,7 +272,7 @@ pub async fn delete_flavor(
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -295,6 +295,6 @@ pub async fn change_flavor_access(
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
-use novalog_schemas::{Event, Image};
+use novalog_schemas::{Event, Image, Rejection};
 use serde_json::{Map, Value};
 use sha2::Sha512;
 use uuid::Uuid;
@@ -33,7 +33,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::from_code(i32::from(r.status()), r.message())
+        Rejection::from(r).into()
     }
 }
 
@@ -293,10 +293,7 @@ async fn submit(
         .into_iter()
         .next();
     // One intent, one verdict.
-    Ok(verdict.unwrap_or(Verdict::Rejected {
-        code: 503,
-        message: "No verdict was returned.".into(),
-    }))
+    verdict.ok_or(SubmitError::NoVerdict)
 }
 
 async fn decide(
@@ -309,7 +306,7 @@ async fn decide(
 ) -> Result<Event, ApiError> {
     match submit(app, ctx, request_id, owner, id, event).await? {
         Verdict::Accepted(e) => Ok(*e),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -464,11 +461,11 @@ impl Upload {
                 self.store().await?;
                 accepted_image(*e, self.image.clone())
             }
-            Ok(Verdict::Rejected { code, message }) => {
-                // Deleted meanwhile (410): nothing waits for these bytes.
+            Ok(Verdict::Rejected(r)) => {
+                // Deleted meanwhile (gone): nothing waits for these bytes.
                 self.settled = true;
                 let _ = tokio::fs::remove_file(&self.staging).await;
-                Err(ApiError::from_code(code, message))
+                Err(r.into())
             }
             Err(e @ SubmitError::Timeout(_)) => {
                 // The finish is in the log and will be decided; the image
@@ -553,7 +550,7 @@ mod tests {
         assert!(h.would_exceed(5));
         assert!(!h.would_exceed(4));
         let e = h.update(&[0; 5]).unwrap_err();
-        assert_eq!(e.status(), 413);
+        assert_eq!(ApiError::from(e).status, StatusCode::PAYLOAD_TOO_LARGE);
         h.update(&[0; 4]).unwrap();
         assert_eq!(h.finish().size, 10);
         assert!(Hasher::default().would_exceed(image::IMAGE_SIZE_CAP + 1));

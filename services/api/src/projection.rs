@@ -21,7 +21,7 @@ use novalog_runtime::consumer::{DeadRecord, Rejected};
 use novalog_runtime::{Handler, Input, Outbox, Topics};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
-use novalog_schemas::{Event, Flavor, Image, Instance};
+use novalog_schemas::{Event, Flavor, Image, Instance, Rejection};
 use novalog_store::{MemStore, Store, StoreExt, Transaction};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -1141,13 +1141,10 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         {
             self.staged.verdicts.push((
                 cause,
-                Verdict::Rejected {
-                    code: 500,
-                    message: format!(
-                        "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible. (request {})",
-                        meta.correlation_id
-                    ),
-                },
+                Verdict::Rejected(Rejection::internal(format!(
+                    "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible. (request {})",
+                    meta.correlation_id
+                ))),
             ));
         }
     }

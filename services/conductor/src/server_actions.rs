@@ -9,7 +9,7 @@
 //! and host is stale (a delete pre-empted the task, or a redelivery) and
 //! is ignored.
 
-use novalog_schemas::{Envelope, Event, Fault, PowerState, ServerAction};
+use novalog_schemas::{Envelope, Event, Fault, PowerState, Rejection, ServerAction};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -19,8 +19,7 @@ fn not_found(env: &Envelope, id: Uuid) -> Emit {
     Conductor::reject(
         env,
         id.to_string(),
-        404,
-        format!("Instance {id} could not be found."),
+        Rejection::not_found(format!("Instance {id} could not be found.")),
     )
 }
 
@@ -47,8 +46,7 @@ pub(crate) fn on_requested(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            refusal.code(),
-            refusal.message(action.name(), &id),
+            refusal.rejection(action.name(), &id),
         )];
     }
     let project = i.project_id.clone();
@@ -70,8 +68,7 @@ pub(crate) fn on_requested(
                 return vec![Conductor::reject(
                     env,
                     id.to_string(),
-                    409,
-                    format!("Instance {id} is not ready"),
+                    Rejection::conflict(format!("Instance {id} is not ready")),
                 )];
             };
             let started = Event::InstanceTaskStarted {

@@ -436,7 +436,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use novalog_schemas::events::ServerCreateRequested;
-    use novalog_schemas::{Actor, Envelope, Event, Meta};
+    use novalog_schemas::{Actor, Envelope, Event, Meta, RejectionKind};
     use novalog_store::MemStore;
 
     use super::*;
@@ -590,7 +590,7 @@ mod tests {
         );
 
         // Decided as before, from the store: a redelivered create of a
-        // deleted server is a duplicate, a second delete is a 404, a late
+        // deleted server is a duplicate, a second delete is not found, a late
         // fact is stale; none brings it back into memory.
         let old = gone[3];
         assert!(
@@ -600,7 +600,13 @@ mod tests {
         );
         let out = batch(&mut h, &store, vec![delete_intent(old)]).await;
         assert!(
-            matches!(&out[..], [Event::IntentRejected { code: 404, .. }]),
+            matches!(
+                &out[..],
+                [Event::IntentRejected {
+                    kind: RejectionKind::NotFound,
+                    ..
+                }]
+            ),
             "{out:?}"
         );
         let late = on(

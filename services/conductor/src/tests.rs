@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use novalog_schemas::events::{
     SelectHostsRequested, ServerCreateRequested, ServerGroup, ServerGroupPolicy,
 };
-use novalog_schemas::{Actor, Envelope, Event, Flavor, Image, Meta, TaskState, VmState};
+use novalog_schemas::{
+    Actor, Envelope, Event, Flavor, Image, Meta, RejectionKind, TaskState, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, Settings};
@@ -186,7 +188,7 @@ fn create_is_accepted_and_scheduled_and_a_redelivery_changes_nothing() {
 }
 
 #[test]
-fn unknown_flavor_is_rejected_with_400() {
+fn unknown_flavor_is_rejected_as_invalid() {
     let mut c = given();
     c.flavors.clear();
     let out = create(&mut c, Uuid::new_v4());
@@ -195,13 +197,13 @@ fn unknown_flavor_is_rejected_with_400() {
             Emit {
                 env:
                     Envelope {
-                        event: Event::IntentRejected { code, message, .. },
+                        event: Event::IntentRejected { kind, message, .. },
                         ..
                     },
                 ..
             },
         ] => {
-            assert_eq!(*code, 400);
+            assert_eq!(*kind, RejectionKind::Invalid);
             assert!(message.contains("Flavor"), "{message}");
         }
         other => panic!("{other:?}"),
@@ -374,7 +376,10 @@ fn delete_of_unknown_or_foreign_instance_is_404() {
                 &out[..],
                 [Emit {
                     env: Envelope {
-                        event: Event::IntentRejected { code: 404, .. },
+                        event: Event::IntentRejected {
+                            kind: RejectionKind::NotFound,
+                            ..
+                        },
                         ..
                     },
                     ..
@@ -428,7 +433,10 @@ fn flavor_create_needs_admin_and_a_new_name() {
     );
     assert!(matches!(
         &member[0].env.event,
-        Event::IntentRejected { code: 403, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        }
     ));
     let admin = Actor {
         roles: vec!["admin".into()],
@@ -443,7 +451,10 @@ fn flavor_create_needs_admin_and_a_new_name() {
     let dup = c.handle(&record(admin, Event::FlavorCreateRequested(flavor())), NOW);
     assert!(matches!(
         &dup[0].env.event,
-        Event::IntentRejected { code: 409, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        }
     ));
 }
 
@@ -528,7 +539,10 @@ fn an_unknown_or_foreign_group_is_refused() {
     let out = create_with_hints(&mut c, Uuid::new_v4(), "demo", group_hint(g.id));
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 400, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Invalid,
+            ..
+        }
     ));
     let del = c.handle(
         &record(
@@ -539,7 +553,10 @@ fn an_unknown_or_foreign_group_is_refused() {
     );
     assert!(matches!(
         &del[0].env.event,
-        Event::IntentRejected { code: 404, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::NotFound,
+            ..
+        }
     ));
     let del = c.handle(
         &record(
@@ -578,9 +595,9 @@ fn new_aggregate(name: &str) -> Event {
     }))
 }
 
-fn rejected_with(out: &[Emit]) -> i32 {
+fn rejected_with(out: &[Emit]) -> RejectionKind {
     match &out[0].env.event {
-        Event::IntentRejected { code, .. } => *code,
+        Event::IntentRejected { kind, .. } => kind.clone(),
         other => panic!("accepted: {other:?}"),
     }
 }
@@ -590,7 +607,7 @@ fn aggregates_are_for_administrators_with_unique_names() {
     let mut c = given();
     assert_eq!(
         rejected_with(&agg_intent(&mut c, actor("demo"), new_aggregate("a"))),
-        403
+        RejectionKind::Forbidden
     );
     let out = agg_intent(&mut c, admin(), new_aggregate("a"));
     assert_eq!(types(&out), ["AggregateCreated"]);
@@ -598,7 +615,7 @@ fn aggregates_are_for_administrators_with_unique_names() {
     assert_eq!(c.aggregates[&1].name, "a");
     assert_eq!(
         rejected_with(&agg_intent(&mut c, admin(), new_aggregate("a"))),
-        409
+        RejectionKind::Conflict
     );
     agg_intent(&mut c, admin(), new_aggregate("b"));
     assert_eq!(c.aggregates[&2].name, "b");
@@ -625,9 +642,15 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         types(&agg_intent(&mut c, admin(), add(1))),
         ["AggregateHostAdded"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(1))), 409);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), add(1))),
+        RejectionKind::Conflict
+    );
     agg_intent(&mut c, admin(), set_az(2, "az2"));
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(2))), 409);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), add(2))),
+        RejectionKind::Conflict
+    );
     // Without a zone b may take h1, but then may not get another zone.
     agg_intent(
         &mut c,
@@ -643,7 +666,7 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     );
     assert_eq!(
         rejected_with(&agg_intent(&mut c, admin(), set_az(2, "az2"))),
-        400
+        RejectionKind::Invalid
     );
     assert_eq!(
         types(&agg_intent(&mut c, admin(), set_az(2, "az1"))),
@@ -651,7 +674,10 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     );
 
     let delete = |id: u32| Event::AggregateDeleteRequested { aggregate_id: id };
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 400);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), delete(1))),
+        RejectionKind::Invalid
+    );
     let remove = Event::AggregateHostRemoveRequested {
         aggregate_id: 1,
         host: "h1".into(),
@@ -660,17 +686,23 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         types(&agg_intent(&mut c, admin(), remove.clone())),
         ["AggregateHostRemoved"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), remove)), 404);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), remove)),
+        RejectionKind::NotFound
+    );
     assert_eq!(
         types(&agg_intent(&mut c, admin(), delete(1))),
         ["AggregateDeleted"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 404);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), delete(1))),
+        RejectionKind::NotFound
+    );
 }
 
-fn rejected(out: &[Emit]) -> Option<i32> {
+fn rejected(out: &[Emit]) -> Option<RejectionKind> {
     match &out[0].env.event {
-        Event::IntentRejected { code, .. } => Some(*code),
+        Event::IntentRejected { kind, .. } => Some(kind.clone()),
         _ => None,
     }
 }
@@ -695,7 +727,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(&record(actor("other"), start.clone()), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 403, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        }
     ));
     let out = c.handle(&record(actor("demo"), start.clone()), NOW);
     assert_eq!(types(&out), ["ImageUpdated"]);
@@ -715,10 +750,13 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(&record(actor("demo"), start), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 409, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        }
     ));
     let out = c.handle(&record(actor("demo"), finish), NOW);
-    assert_eq!(rejected(&out), Some(409));
+    assert_eq!(rejected(&out), Some(RejectionKind::Conflict));
     assert_eq!(c.images[&mine.id].checksum, data.checksum);
 
     let out = c.handle(
@@ -730,7 +768,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 403, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        }
     ));
     let out = c.handle(
         &record(
@@ -749,7 +790,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 404, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::NotFound,
+            ..
+        }
     ));
     // A deleted image boots nothing and its id is not reused.
     let out = c.handle(
@@ -758,7 +802,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected { code: 409, .. }
+        Event::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        }
     ));
 }
 
@@ -818,7 +865,7 @@ fn concurrent_image_patches_are_all_applied() {
         ),
         NOW,
     );
-    assert_eq!(rejected(&out), Some(409));
+    assert_eq!(rejected(&out), Some(RejectionKind::Conflict));
 }
 
 /// Regression: a PATCH racing an upload put the active image back to
@@ -861,7 +908,7 @@ fn a_patch_racing_an_upload_leaves_it_active() {
     assert_eq!(i.properties.len(), 2);
     assert_eq!(
         rejected(&c.handle(&record(actor("demo"), start), NOW)),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     // The old whole-image intent cannot put it back either.
     let mut stale = c.images[&id].clone();
@@ -871,7 +918,7 @@ fn a_patch_racing_an_upload_leaves_it_active() {
             &record(actor("demo"), Event::ImageUpdateRequested(stale)),
             NOW
         )),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     assert_eq!(c.images[&id].status, "active");
 }
@@ -890,7 +937,7 @@ fn a_failed_upload_goes_back_to_queued() {
     assert_eq!(c.images[&id].status, "queued");
     assert_eq!(
         rejected(&c.handle(&record(actor("demo"), abort), NOW)),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     assert_eq!(
         types(&c.handle(&record(actor("demo"), start), NOW)),
@@ -925,7 +972,7 @@ fn readers_do_not_change_images() {
         let name = event.type_name();
         assert_eq!(
             rejected(&c.handle(&record(reader.clone(), event), NOW)),
-            Some(403),
+            Some(RejectionKind::Forbidden),
             "{name}"
         );
     }
@@ -964,7 +1011,7 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         &record(demo.clone(), create(keypair("demo-user", "k1"))),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 409);
+    assert_eq!(rejected_with(&out), RejectionKind::Conflict);
     // Another user may use the same name.
     let out = c.handle(
         &record(actor("other"), create(keypair("other-user", "k1"))),
@@ -976,17 +1023,17 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         &record(demo.clone(), create(keypair("other-user", "k2"))),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let del = |user: &str, name: &str| Event::KeypairDeleteRequested {
         user_id: user.into(),
         name: name.into(),
     };
     let out = c.handle(&record(demo.clone(), del("other-user", "k1")), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(demo.clone(), del("demo-user", "k1")), NOW);
     assert_eq!(types(&out), ["KeypairDeleted"]);
     let out = c.handle(&record(demo, del("demo-user", "k1")), NOW);
-    assert_eq!(rejected_with(&out), 404);
+    assert_eq!(rejected_with(&out), RejectionKind::NotFound);
     assert_eq!(c.keypairs.len(), 1);
     assert_eq!(c.take_dirty().keypairs.len(), 2);
 }
@@ -1007,7 +1054,7 @@ fn keypairs_are_limited_per_user() {
         &record(actor("demo"), Event::KeypairCreateRequested(Box::new(k))),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::OverQuota);
 }
 
 #[test]
@@ -1022,7 +1069,7 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     };
     let update = Event::ServiceUpdateRequested(Box::new(status.clone()));
     let out = c.handle(&record(actor("demo"), update.clone()), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(admin(), update), NOW);
     assert_eq!(types(&out), ["ServiceUpdated"]);
     assert_eq!(out[0].dest, Dest::Hosts);
@@ -1034,9 +1081,9 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     spawned(&mut c, id, "h1", 1);
     let delete = |host: &str| Event::ServiceDeleteRequested { host: host.into() };
     let out = c.handle(&record(admin(), delete("h1")), NOW);
-    assert_eq!(rejected_with(&out), 409);
+    assert_eq!(rejected_with(&out), RejectionKind::Conflict);
     let out = c.handle(&record(actor("demo"), delete("h2")), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(admin(), delete("h2")), NOW);
     assert_eq!(types(&out), ["ServiceDeleted"]);
 }
@@ -1106,7 +1153,7 @@ fn concurrent_service_changes_are_all_kept() {
         ),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
 }
 
 #[test]
@@ -1131,7 +1178,7 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     // Members may not change flavors.
     let out = c.handle(&record(actor("demo"), update(&[("a", "1")], &[])), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(
         &record(admin(), update(&[("a", "1"), ("b", "2")], &[])),
         NOW,
@@ -1147,7 +1194,7 @@ fn flavor_extra_specs_description_access_and_delete() {
     assert_eq!(types(&out), ["FlavorUpdated"]);
     assert_eq!(c.flavors["1"].extra_specs.len(), 1);
     let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
-    assert_eq!(rejected_with(&out), 404);
+    assert_eq!(rejected_with(&out), RejectionKind::NotFound);
 
     let access = |flavor: &str, add| Event::FlavorAccessChangeRequested {
         flavor_id: flavor.into(),
@@ -1156,23 +1203,23 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("1", true)), NOW)),
-        409
+        RejectionKind::Conflict
     );
     let out = c.handle(&record(admin(), access("p1", true)), NOW);
     assert_eq!(types(&out), ["FlavorAccessAdded"]);
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("p1", true)), NOW)),
-        409
+        RejectionKind::Conflict
     );
     let out = c.handle(&record(admin(), access("p1", false)), NOW);
     assert_eq!(types(&out), ["FlavorAccessRemoved"]);
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("p1", false)), NOW)),
-        404
+        RejectionKind::NotFound
     );
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("nope", true)), NOW)),
-        404
+        RejectionKind::NotFound
     );
 
     let delete = |id: &str| Event::FlavorDeleteRequested {
@@ -1180,13 +1227,13 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     assert_eq!(
         rejected_with(&c.handle(&record(actor("demo"), delete("p1")), NOW)),
-        403
+        RejectionKind::Forbidden
     );
     let out = c.handle(&record(admin(), delete("p1")), NOW);
     assert_eq!(types(&out), ["FlavorDeleted"]);
     assert!(!c.flavors.contains_key("p1"));
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), delete("p1")), NOW)),
-        404
+        RejectionKind::NotFound
     );
 }
