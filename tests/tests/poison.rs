@@ -48,7 +48,11 @@ impl Handler for Poisoned {
         self.inner.handle(input, out, tx).await
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> novalog_runtime::Result<()> {
         self.inner.finish_batch(out, tx).await
     }
 
@@ -56,7 +60,7 @@ impl Handler for Poisoned {
         self.inner.committed()
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.inner.recover().await
     }
 
@@ -195,12 +199,12 @@ impl Bed {
 /// A service task started by a test, stopped by it.
 struct Running {
     stop: ShutdownTrigger,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<novalog_runtime::Result<()>>,
 }
 
 impl Running {
     fn spawn(
-        run: impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, anyhow::Result<()>>,
+        run: impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, novalog_runtime::Result<()>>,
     ) -> Running {
         let (stop, shutdown) = Shutdown::new();
         Running {

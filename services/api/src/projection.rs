@@ -1125,7 +1125,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
 
     /// The published projection changes only on commit, so what a failed
     /// batch left behind is all in `staged`.
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.staged = Staged::default();
         self.staged_revocations = Default::default();
         Ok(())

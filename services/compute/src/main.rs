@@ -31,5 +31,5 @@ async fn main() -> anyhow::Result<()> {
         novalog_runtime::termination_signal().await;
         trigger.trigger();
     });
-    novalog_compute::service::run(&cfg, log, shutdown).await
+    Ok(novalog_compute::service::run(&cfg, log, shutdown).await?)
 }

@@ -32,5 +32,5 @@ async fn main() -> anyhow::Result<()> {
         novalog_runtime::termination_signal().await;
         trigger.trigger();
     });
-    novalog_conductor::service::run(&cfg, log, shutdown).await
+    Ok(novalog_conductor::service::run(&cfg, log, shutdown).await?)
 }

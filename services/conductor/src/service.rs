@@ -124,7 +124,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         &mut self,
         _out: &mut Outbox,
         tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> novalog_runtime::Result<()> {
         let dirty = self.core.take_dirty();
         for id in &dirty.instances {
             match self.core.instances.get(id) {
@@ -197,7 +197,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         Ok(())
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         // The board holds the committed deadlines; so will `core`.
         self.core = load(&*self.store, self.core.settings.clone())?;
         self.board_changes.clear();
@@ -294,7 +294,7 @@ async fn timers(
 
 /// Loads the conductor's state from its store: instances not deleted
 /// (deleted ones are read back when a record concerns them).
-pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor> {
+pub fn load(store: &impl Store, settings: Settings) -> novalog_store::Result<Conductor> {
     let mut core = Conductor::new(settings);
     let mut failed = None;
     store.walk_raw(
@@ -315,7 +315,7 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
         },
     )?;
     if let Some(e) = failed {
-        return Err(e.into());
+        return Err(e);
     }
     for (_, f) in store.scan::<Flavor>(FLAVORS)? {
         core.flavors.insert(f.id.clone(), f);
@@ -364,7 +364,11 @@ pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor>
 }
 
 /// Runs the conductor until `shutdown`.
-pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+) -> novalog_runtime::Result<()> {
     run_wrapped(cfg, log, shutdown, consumer::unwrapped()).await
 }
 
@@ -375,9 +379,10 @@ pub async fn run_wrapped(
     log: Arc<dyn EventLog>,
     shutdown: Shutdown,
     wrap: Wrap,
-) -> anyhow::Result<()> {
+) -> novalog_runtime::Result<()> {
     let dir = cfg.data_dir.join("conductor");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| novalog_runtime::Error::io(format!("creating {}", dir.display()), e))?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
     let core = load(&*store, settings(cfg))?;
     tracing::info!(instances = core.instances.len(), "conductor state loaded");

@@ -142,7 +142,7 @@ pub trait Handler: Send + 'static {
         &mut self,
         _out: &mut Outbox,
         _tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         Ok(())
     }
 
@@ -158,7 +158,7 @@ pub trait Handler: Send + 'static {
     /// that keeps nothing in memory between batches returns `Ok(())`. An
     /// error stops the consumer (the process restarts and loads its state
     /// from the store anyway).
-    async fn recover(&mut self) -> anyhow::Result<()>;
+    async fn recover(&mut self) -> crate::Result<()>;
 
     /// Called for every record about to be dead-lettered, in the batch that
     /// writes the dead letter: a handler may emit records that answer it
@@ -182,7 +182,7 @@ impl Handler for Box<dyn Handler> {
         (**self).handle(input, out, tx).await
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> crate::Result<()> {
         (**self).finish_batch(out, tx).await
     }
 
@@ -190,7 +190,7 @@ impl Handler for Box<dyn Handler> {
         (**self).committed()
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> crate::Result<()> {
         (**self).recover().await
     }
 
@@ -241,7 +241,7 @@ pub async fn run<S: Store, H: Handler>(
     spec: ConsumerSpec,
     mut handler: H,
     mut shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let offsets = offset_lookup(store.clone(), spec.name.clone());
     let mut sub = log
         .subscribe(&spec.group, &spec.topics, offsets.clone())
@@ -299,7 +299,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
     /// recovers the handler and applies the batch again one record per
     /// transaction, so that exactly the failing record is dead-lettered and
     /// every other one is applied once.
-    async fn apply(&mut self, batch: Vec<Consumed>) -> anyhow::Result<()> {
+    async fn apply(&mut self, batch: Vec<Consumed>) -> crate::Result<()> {
         let mut known = BTreeMap::new();
         let failed = match self.try_batch(&batch, &known).await? {
             Ok(()) => return Ok(()),
@@ -333,7 +333,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         &mut self,
         records: &[Consumed],
         poisoned: &BTreeMap<usize, Failure>,
-    ) -> anyhow::Result<Result<(), BatchFailed>> {
+    ) -> crate::Result<Result<(), BatchFailed>> {
         let mut out = Outbox::default();
         let mut tx = Transaction::new();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -383,7 +383,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             .await;
         let failure = match finished {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Failure::Apply(format!("finishing the batch: {e:#}"))),
+            Ok(Err(e)) => Some(Failure::Apply(format!("finishing the batch: {e}"))),
             Err(panic) => Some(Failure::Panic(format!(
                 "{} (finishing the batch)",
                 panic_message(&*panic)
@@ -399,7 +399,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
 
     /// Commits `rec`'s dead letter (and the handler's answer to it) with
     /// the offset after it, handling nothing.
-    async fn commit_dead_letter(&mut self, rec: &Consumed, failure: Failure) -> anyhow::Result<()> {
+    async fn commit_dead_letter(&mut self, rec: &Consumed, failure: Failure) -> crate::Result<()> {
         let mut out = Outbox::default();
         self.dead_letter(rec, &failure, &mut out);
         let next = BTreeMap::from([((rec.topic.clone(), rec.partition), rec.offset + 1)]);
@@ -413,7 +413,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         out: Outbox,
         mut tx: Transaction,
         next: BTreeMap<(String, i32), i64>,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         if !out.is_empty() {
             let records = out.into_records();
             crate::observe::count_produced(&self.spec.name, &records);
