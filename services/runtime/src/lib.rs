@@ -14,6 +14,8 @@
 //!   (text or JSON) with a span per record.
 //! - [`progress`]: each consumer's lag and readiness.
 //! - [`cli`]: the flags every binary shares.
+//! - [`error`]: [`Error`], why a service could not start or its consumer
+//!   loop stopped (binaries report it through `anyhow`).
 
 pub mod backend;
 pub mod cli;
