@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use novalog_schemas::instance::evolve;
-use novalog_schemas::{Instance, VmState};
+use novalog_schemas::quota::QuotaDefaults;
 use uuid::Uuid;
 
+use crate::invariants::{Domain, TopicKind};
 use crate::records::Position;
 use crate::{Progress, Result, Source};
 
@@ -23,6 +23,8 @@ pub struct Violation {
 #[derive(Debug, Default)]
 pub struct Report {
     pub records: u64,
+    /// Times a host's usage was held to the flavors placed (`host-usage`).
+    pub usage_reports_compared: u64,
     pub violations: Vec<Violation>,
 }
 
@@ -36,16 +38,28 @@ pub struct Report {
 /// - `contiguous-version`: on `instances`, each instance's versions go up
 ///   by one (re-sent copies at or below the current version are fine).
 /// - `causation`: every causation id names a record that came before.
-/// - `deleted-no-task`: no task is left on a deleted instance.
+/// - the domain rules of [`crate::invariants`] (`deleted-no-task`,
+///   `host-usage`, `migration-claim-left`, `quota`), with Nova's default
+///   quotas.
 pub async fn check(src: &Source, progress: &dyn Progress) -> Result<Report> {
+    check_with(src, &QuotaDefaults::default(), progress).await
+}
+
+/// [`check`] with the cloud's `[quota]` defaults.
+pub async fn check_with(
+    src: &Source,
+    quota: &QuotaDefaults,
+    progress: &dyn Progress,
+) -> Result<Report> {
     let topics = src.existing_topics().await;
     let all = src.read_all(&topics, progress).await?;
     let instances = src.topics().instances.clone();
+    let catalog = src.topics().catalog.clone();
+    let mut domain = Domain::new(quota.clone());
     let mut report = Report::default();
     // event id -> (type, aggregate id, version) of its first record.
     let mut seen: HashMap<Uuid, (&'static str, String, u64)> = HashMap::with_capacity(all.len());
     let mut causes_pending: Vec<(Position, Uuid)> = Vec::new();
-    let mut folded: HashMap<String, (Instance, Position)> = HashMap::new();
     // The highest version seen per instance.
     let mut versions: HashMap<String, u64> = HashMap::new();
     for rec in &all {
@@ -102,11 +116,15 @@ pub async fn check(src: &Source, progress: &dyn Progress) -> Result<Report> {
                 });
             }
             versions.insert(m.aggregate_id.clone(), current.max(m.aggregate_version));
-            let prev = folded.remove(&m.aggregate_id).map(|(i, _)| i);
-            if let Some(next) = evolve(prev, &env) {
-                folded.insert(m.aggregate_id.clone(), (next, at));
-            }
         }
+        let kind = if rec.topic == instances {
+            TopicKind::Instances
+        } else if rec.topic == catalog {
+            TopicKind::Catalog
+        } else {
+            TopicKind::Other
+        };
+        domain.record(&at, rec.timestamp_ms, &env, kind);
     }
     for (at, cause) in causes_pending {
         if !seen.contains_key(&cause) {
@@ -117,22 +135,9 @@ pub async fn check(src: &Source, progress: &dyn Progress) -> Result<Report> {
             });
         }
     }
-    let mut left: Vec<_> = folded
-        .values()
-        .filter(|(i, _)| i.vm_state == VmState::Deleted && i.task_state.is_some())
-        .collect();
-    left.sort_by(|a, b| a.1.cmp(&b.1));
-    for (i, at) in left {
-        report.violations.push(Violation {
-            at: at.clone(),
-            rule: "deleted-no-task",
-            detail: format!(
-                "instance {} is deleted with task_state {}",
-                i.id,
-                i.task_state.map(|t| t.as_str()).unwrap_or("-")
-            ),
-        });
-    }
+    let found = domain.finish();
+    report.violations.extend(found.violations);
+    report.usage_reports_compared = found.usage_reports_compared;
     Ok(report)
 }
 
@@ -143,8 +148,9 @@ pub fn print(report: &Report, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(
         out,
-        "{} records checked, {} violations",
+        "{} records checked, {} host usage comparisons, {} violations",
         report.records,
+        report.usage_reports_compared,
         report.violations.len()
     )?;
     Ok(())

@@ -131,13 +131,17 @@ pub fn print_one(l: &Letter, out: &mut dyn Write) -> Result<()> {
 /// Returns where it landed.
 pub async fn redrive(src: &Source, id: &str, value: Option<Vec<u8>>) -> Result<Letter> {
     let l = find(src, id).await?;
+    src.append(vec![redrive_record(&l, value)]).await?;
+    Ok(l)
+}
+
+/// The record a redrive of `l` appends: its original key, and its original
+/// value unless the operator fixed it (`value`).
+pub fn redrive_record(l: &Letter, value: Option<Vec<u8>>) -> Record {
     let d = &l.letter;
-    let value = value.unwrap_or_else(|| d.value.clone());
-    src.append(vec![Record::new(
+    Record::new(
         d.source_topic.clone(),
         d.key.clone(),
-        value,
-    )])
-    .await?;
-    Ok(l)
+        value.unwrap_or_else(|| d.value.clone()),
+    )
 }

@@ -13,18 +13,22 @@
 //!   an instant, folded by the shared `evolve` and shown by the API's view.
 //! - [`rebuild`]: fold the log into a fresh projection store with a
 //!   service's own handler; `diff` two stores; `verify` against the live one.
-//! - [`check`]: envelope and domain invariants over the whole history.
+//! - [`check`]: envelope invariants over the whole history; [`invariants`]:
+//!   the domain ones (usage, claims, quotas), pure.
 //! - [`export`]: JSON lines / CSV, and `tail`.
-//! - [`dead_letters`]: list, show and redrive.
+//! - [`dead_letters`]: list, show and redrive; [`spool`]: how a redrive
+//!   reaches an embedded log a running `novalog` holds.
 
 pub mod check;
 pub mod dead_letters;
 pub mod export;
 pub mod history;
 pub mod index;
+pub mod invariants;
 pub mod rebuild;
 pub mod records;
 pub mod source;
+pub mod spool;
 pub mod state_at;
 
 pub use source::Source;

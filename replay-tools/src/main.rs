@@ -435,7 +435,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
             let src = open(&cfg)?;
             let report = {
                 let bar = Bar::new(quiet, "check");
-                novalog_replay::check::check(&src, &bar).await?
+                novalog_replay::check::check_with(&src, &cfg.quota, &bar).await?
             };
             novalog_replay::check::print(&report, &mut out)?;
             summary(quiet, "check", report.records, started);
@@ -524,9 +524,33 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                         })
                     })
                     .transpose()?;
-                let src = open_writable(&cfg)?;
-                let l = novalog_replay::dead_letters::redrive(&src, id, value).await?;
-                writeln!(out, "redriven {} to {}", l.id, l.letter.source_topic)?;
+                match open_writable(&cfg) {
+                    Ok(src) => {
+                        let l = novalog_replay::dead_letters::redrive(&src, id, value).await?;
+                        writeln!(out, "redriven {} to {}", l.id, l.letter.source_topic)?;
+                    }
+                    // A running novalog holds the embedded log: it appends
+                    // what is left in its spool.
+                    Err(Error::BadInput(e))
+                        if cfg.log.backend == Backend::Embedded
+                            && e.to_lowercase().contains("lock") =>
+                    {
+                        let src = open(&cfg)?;
+                        let l = novalog_replay::dead_letters::find(&src, id).await?;
+                        let record = novalog_replay::dead_letters::redrive_record(&l, value);
+                        let spool = novalog_replay::spool::dir(&cfg.data_dir);
+                        let file =
+                            novalog_replay::spool::enqueue(&spool, &l.id.to_string(), &record)?;
+                        writeln!(
+                            out,
+                            "queued {} for the running novalog ({}): it appends it to {} within a second",
+                            l.id,
+                            file.display(),
+                            l.letter.source_topic
+                        )?;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         },
     }

@@ -4,8 +4,9 @@
 //!
 //! The fold reads the service's input topics merged by append time (the
 //! order a live consumer saw them, to the millisecond) and commits one
-//! WriteBatch per [`BATCH`] records, without fsync: a rebuild that dies is
-//! simply run again into a fresh directory.
+//! WriteBatch per [`BATCH`] records, without the write-ahead log (the
+//! store is flushed once at the end): a rebuild that dies is simply run
+//! again into a fresh directory.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::Write;
@@ -13,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use novalog_log::Consumed;
 use novalog_runtime::{Handler, Input, Outbox, Topics};
 use novalog_store::{RocksStore, Transaction};
 
@@ -149,7 +149,7 @@ pub async fn rebuild(
         )));
     }
     let store = Arc::new(
-        RocksStore::open(into, false)
+        RocksStore::create_for_rebuild(into)
             .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", into.display())))?,
     );
     let topics = src.topics().clone();
@@ -186,9 +186,20 @@ struct Stream {
     topic: String,
     rank: usize,
     partition: i32,
+    /// The next offset to read.
     next: i64,
     end: i64,
-    buf: std::collections::VecDeque<Consumed>,
+    /// The offset after the last record folded (0: none yet).
+    folded: i64,
+    /// Records read ahead, decoded as they were read (no copy of their
+    /// bytes is kept); `None`: it does not decode.
+    buf: std::collections::VecDeque<Ahead>,
+}
+
+struct Ahead {
+    offset: i64,
+    timestamp_ms: i64,
+    env: Option<novalog_schemas::Envelope>,
 }
 
 /// The merge heap's entry: the head of stream `i`.
@@ -228,6 +239,7 @@ async fn fold<H: Handler>(
                     partition: p,
                     next: 0,
                     end,
+                    folded: 0,
                     buf: Default::default(),
                 });
             }
@@ -243,21 +255,20 @@ async fn fold<H: Handler>(
     let mut in_batch = 0usize;
     let mut tx = Transaction::new();
     let mut out = Outbox::default();
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
     while let Some(Head(_, i)) = heap.pop() {
         let rec = streams[i].buf.pop_front().expect("a head has a record");
         if streams[i].buf.is_empty() {
             refill(src, &mut streams[i]).await?;
         }
         push_head(&mut heap, &streams, i);
-        let slot = next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
-        *slot = (*slot).max(rec.offset + 1);
+        let s = &mut streams[i];
+        s.folded = rec.offset + 1;
         // What does not decode or apply was dead-lettered live; its offset
         // still counts, as it did there.
-        if let Ok(env) = novalog_schemas::decode(&rec.value) {
+        if let Some(env) = rec.env {
             let input = Input {
-                topic: rec.topic,
-                partition: rec.partition,
+                topic: s.topic.clone(),
+                partition: s.partition,
                 offset: rec.offset,
                 env,
             };
@@ -266,13 +277,14 @@ async fn fold<H: Handler>(
         records += 1;
         in_batch += 1;
         if in_batch >= BATCH {
-            commit(store, consumer, &mut handler, &mut tx, &mut out, &mut next).await?;
+            commit(store, consumer, &mut handler, &mut tx, &mut out, &streams).await?;
             progress.advance(in_batch as u64);
             in_batch = 0;
         }
     }
-    commit(store, consumer, &mut handler, &mut tx, &mut out, &mut next).await?;
+    commit(store, consumer, &mut handler, &mut tx, &mut out, &streams).await?;
     progress.advance(in_batch as u64);
+    store.flush()?;
     Ok(Stats {
         records,
         seconds: started.elapsed().as_secs_f64(),
@@ -285,7 +297,7 @@ async fn commit<H: Handler>(
     handler: &mut H,
     tx: &mut Transaction,
     out: &mut Outbox,
-    next: &mut BTreeMap<(String, i32), i64>,
+    streams: &[Stream],
 ) -> Result<()> {
     use novalog_store::Store;
     handler
@@ -295,8 +307,8 @@ async fn commit<H: Handler>(
     // Side effects off: what the service would have appended is dropped.
     *out = Outbox::default();
     let mut staged = std::mem::take(tx);
-    for ((topic, partition), offset) in std::mem::take(next) {
-        staged.set_offset(consumer, &topic, partition, offset);
+    for st in streams.iter().filter(|st| st.folded > 0) {
+        staged.set_offset(consumer, &st.topic, st.partition, st.folded);
     }
     // A batch writes each instance once per event; only the last counts.
     staged.squash();
@@ -312,7 +324,11 @@ async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
     let until = s.end.min(s.next + READ_AHEAD);
     let buf = &mut s.buf;
     src.scan(&s.topic, s.partition, s.next, until, |r| {
-        buf.push_back(crate::source::owned(r))
+        buf.push_back(Ahead {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            env: novalog_schemas::decode(r.value).ok(),
+        })
     })
     .await?;
     s.next = until;

@@ -80,6 +80,16 @@ impl System {
             None
         };
         tasks.push(spawn("api", Box::pin(async move { api.join().await })));
+        if cfg.log.backend == novalog_runtime::config::Backend::Embedded {
+            // `novalog-replay dead-letters redrive` cannot open the log
+            // this process holds; it leaves the record in the spool.
+            let (log, topics, sd) = (log.clone(), cfg.topics(), shutdown.clone());
+            let spool = novalog_replay::spool::dir(&cfg.data_dir);
+            tasks.push(spawn(
+                "redrive-spool",
+                Box::pin(novalog_replay::spool::run(log, spool, topics, sd)),
+            ));
+        }
         Ok(System {
             log,
             topics: cfg.topics(),

@@ -13,7 +13,7 @@
 //! batch and its offsets are durable: readers never see state the store
 //! does not have, and a request woken by its verdict reads its own write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -286,6 +286,8 @@ struct Staged {
     /// `None`: deleted.
     aggregates: HashMap<u32, Option<HostAggregate>>,
     actions: HashMap<Uuid, Vec<InstanceAction>>,
+    /// Servers changed in the batch: their rows are still to be staged.
+    changed: HashSet<Uuid>,
     /// `None`: back to the defaults.
     quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
     /// By `user_id/name`; `None`: deleted.
@@ -890,7 +892,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
                 return Ok(());
             };
-            let prev = self.current(&id)?;
+            // Taken out of the batch's staging (put back below): folding a
+            // server's records one by one never copies it.
+            let staged = self.staged.instances.remove(&id);
+            let was_staged = staged.is_some();
+            let prev = match staged {
+                Some(i) => Some(i),
+                None => self.current(&id)?,
+            };
             let prev_version = prev.as_ref().map(|i| i.version);
             let is_new = prev.is_none();
             // An accepted create joins the group its hints name.
@@ -906,30 +915,33 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 view.members.insert(id);
                 self.stage_group(tx, group, Some(view))?;
             }
-            if let Some(next) = evolve(prev, env)
-                && Some(next.version) != prev_version
-            {
-                let mut actions = match self.staged.actions.remove(&id) {
-                    Some(a) => a,
-                    None => match self.projection.state.read().actions.get(&id) {
-                        Some(a) => (**a).clone(),
-                        None => self
-                            .store
-                            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
-                            .map_err(stage_err)?
-                            .unwrap_or_default(),
-                    },
-                };
-                instance_actions::record(&mut actions, env, &next);
-                tx.put(T_ACTIONS, id.as_bytes(), &actions)
-                    .map_err(stage_err)?;
-                self.staged.actions.insert(id, actions);
-                tx.put(T_INSTANCES, id.as_bytes(), &next)
-                    .map_err(stage_err)?;
-                if is_new {
-                    index_instance(tx, &next).map_err(stage_err)?;
+            match evolve(prev, env) {
+                Some(next) if Some(next.version) != prev_version => {
+                    let mut actions = match self.staged.actions.remove(&id) {
+                        Some(a) => a,
+                        None => match self.projection.state.read().actions.get(&id) {
+                            Some(a) => (**a).clone(),
+                            None => self
+                                .store
+                                .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+                                .map_err(stage_err)?
+                                .unwrap_or_default(),
+                        },
+                    };
+                    instance_actions::record(&mut actions, env, &next);
+                    self.staged.actions.insert(id, actions);
+                    if is_new {
+                        index_instance(tx, &next).map_err(stage_err)?;
+                    }
+                    // Its rows are written once per batch (`finish_batch`),
+                    // not once per record.
+                    self.staged.changed.insert(id);
+                    self.staged.instances.insert(id, next);
                 }
-                self.staged.instances.insert(id, next);
+                Some(same) if was_staged => {
+                    self.staged.instances.insert(id, same);
+                }
+                _ => {}
             }
         } else if input.topic == self.topics.catalog {
             match &env.event {
@@ -1118,6 +1130,23 @@ impl<S: Store> Handler for ProjectionHandler<S> {
                 tx.put(T_HOSTS, view.name.as_bytes(), &view)
                     .map_err(stage_err)?;
                 self.staged.hosts.insert(view.name.clone(), view);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages each server the batch changed, with its actions, once.
+    async fn finish_batch(
+        &mut self,
+        _out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> anyhow::Result<()> {
+        for id in &self.staged.changed {
+            if let Some(i) = self.staged.instances.get(id) {
+                tx.put(T_INSTANCES, id.as_bytes(), i)?;
+            }
+            if let Some(a) = self.staged.actions.get(id) {
+                tx.put(T_ACTIONS, id.as_bytes(), a)?;
             }
         }
         Ok(())

@@ -48,6 +48,10 @@ struct Args {
     /// Records the replay figures' log must hold at least.
     #[arg(long, default_value_t = 1_000_000)]
     replay_records: i64,
+    /// Only the replay figures, over a log built in this new directory and
+    /// kept there (for `novalog-replay --data-dir DIR --namespace NS` runs).
+    #[arg(long)]
+    replay_only_in: Option<PathBuf>,
     #[arg(long, default_value = "bench/results.json")]
     out_json: PathBuf,
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -401,6 +405,24 @@ fn config(dir: &std::path::Path, hosts: usize) -> Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.replay_only_in {
+        let mut cfg = config(dir, 100);
+        cfg.report_interval = 10;
+        let r = replay::run(&cfg, args.replay_records, args.concurrency).await?;
+        println!(
+            "replay: log of {} records in {} (namespace {}); rebuild {} records at {:.0} records/s; \
+             state-at {:.2} ms; verify {:.2} s (equal: {})",
+            r.log_records,
+            dir.display(),
+            cfg.log.namespace,
+            r.rebuild_records,
+            r.replay_events_per_s,
+            r.state_at_ms,
+            r.verify_s,
+            r.verify_equal
+        );
+        return Ok(());
+    }
     let mut figures: BTreeMap<String, f64> = BTreeMap::new();
     let mut lines = Vec::new();
 

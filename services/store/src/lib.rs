@@ -231,6 +231,8 @@ impl<S: Store + ?Sized> StoreExt for S {}
 pub struct RocksStore {
     db: rocksdb::DB,
     sync: bool,
+    /// Commits skip the write-ahead log ([`RocksStore::create_for_rebuild`]).
+    no_wal: bool,
 }
 
 impl RocksStore {
@@ -242,7 +244,42 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::None);
         let db = rocksdb::DB::open(&opts, path)?;
-        Ok(Self { db, sync })
+        Ok(Self {
+            db,
+            sync,
+            no_wal: false,
+        })
+    }
+
+    /// A store for a rebuild from the log (`novalog-replay rebuild`):
+    /// commits skip the write-ahead log and land in large memtables, and
+    /// [`RocksStore::flush`] persists them at the end. A rebuild that dies
+    /// half-way leaves a store to throw away and fold again, so nothing is
+    /// lost that the log does not hold.
+    pub fn create_for_rebuild(path: impl AsRef<Path>) -> Result<Self> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::None);
+        opts.set_write_buffer_size(256 << 20);
+        opts.set_max_write_buffer_number(4);
+        opts.set_disable_auto_compactions(true);
+        // A fold asks for many keys that are not there yet (every new
+        // server); a bloom filter on the memtable answers those without
+        // walking its skip list.
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_whole_key_filtering(true);
+        let db = rocksdb::DB::open(&opts, path)?;
+        Ok(Self {
+            db,
+            sync: false,
+            no_wal: true,
+        })
+    }
+
+    /// Writes the memtables to disk (what a rebuild store ends with).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
     }
 }
 
@@ -281,6 +318,7 @@ impl Store for RocksStore {
         }
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(self.sync);
+        wo.disable_wal(self.no_wal);
         self.db.write_opt(batch, &wo)?;
         Ok(())
     }
