@@ -1140,7 +1140,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         &mut self,
         _out: &mut Outbox,
         tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> novalog_runtime::Result<()> {
         for id in &self.staged.changed {
             if let Some(i) = self.staged.instances.get(id) {
                 tx.put(T_INSTANCES, id.as_bytes(), i)?;
