@@ -25,6 +25,7 @@
 //! either order, so the usage and quota rules look at the state at the end
 //! of the millisecond of the record they judge.
 
+use novalog_schemas::{CatalogEvent, ComputeFact, HostEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use novalog_schemas::instance::evolve;
@@ -142,23 +143,23 @@ fn quota_usage(i: Option<&Instance>) -> Usage {
 /// A host's usage, where a record reports it.
 fn usage_report(event: &Event) -> Option<(&str, &HostUsage)> {
     Some(match event {
-        Event::HostRegistered(r) => (&r.host, &r.usage),
-        Event::HostHeartbeat { host, usage } => (host, usage),
-        Event::ClaimSucceeded { host, usage, .. }
-        | Event::ClaimFailed { host, usage, .. }
-        | Event::SpawnFailed { host, usage, .. }
-        | Event::InstanceDestroyed { host, usage, .. } => (host, usage),
-        Event::ResizeClaimSucceeded(f)
-        | Event::ResizeClaimFailed(f)
-        | Event::DiskMigratedAndPoweredOff(f)
-        | Event::MigrationFinishedOnDest(f)
-        | Event::MigrationConfirmedOnSource(f)
-        | Event::MigrationRevertedOnDest(f)
-        | Event::RevertFinishedOnSource(f)
-        | Event::InstanceLiveMigrated(f)
-        | Event::RebuildSpawnStarted(f)
-        | Event::InstanceRebuilt(f)
-        | Event::MigrationStepFailed(f) => (&f.host, &f.usage),
+        Event::Host(HostEvent::HostRegistered(r)) => (&r.host, &r.usage),
+        Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host, usage),
+        Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
+        | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
+        | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+        | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => (host, usage),
+        Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+        | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+        | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+        | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+        | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+        | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+        | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+        | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+        | Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f))
+        | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+        | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => (&f.host, &f.usage),
         _ => return None,
     })
 }
@@ -235,10 +236,10 @@ impl Domain {
         match topic {
             TopicKind::Instances => self.instance(at, env),
             TopicKind::Catalog => match &env.event {
-                Event::QuotaSetUpdated { project_id, limits } => {
+                Event::Catalog(CatalogEvent::QuotaSetUpdated { project_id, limits }) => {
                     self.overrides.insert(project_id.clone(), limits.clone());
                 }
-                Event::QuotaSetDeleted { project_id } => {
+                Event::Catalog(CatalogEvent::QuotaSetDeleted { project_id }) => {
                     self.overrides.remove(project_id);
                 }
                 _ => {}
@@ -459,6 +460,7 @@ pub enum TopicKind {
 mod tests {
     use std::collections::BTreeMap;
 
+    use novalog_schemas::InstanceEvent;
     use novalog_schemas::events::InstanceCreated;
     use novalog_schemas::{Actor, Flavor, Image, Meta};
 
@@ -516,7 +518,7 @@ mod tests {
             env(
                 id,
                 1,
-                Event::InstanceCreated(Box::new(InstanceCreated {
+                Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
                     name: "vm".into(),
                     project_id: "p".into(),
                     user_id: "u".into(),
@@ -532,24 +534,24 @@ mod tests {
                     launch_index: 0,
                     created_at_ms: 0,
                     scheduler_hints: BTreeMap::new(),
-                })),
+                }))),
             ),
             env(
                 id,
                 2,
-                Event::InstanceScheduled {
+                Event::Instance(InstanceEvent::InstanceScheduled {
                     host: "h1".into(),
                     alternates: vec![],
                     attempt: 1,
-                },
+                }),
             ),
             env(
                 id,
                 3,
-                Event::InstanceBecameActive {
+                Event::Instance(InstanceEvent::InstanceBecameActive {
                     power_state: 1,
                     launched_at_ms: 0,
-                },
+                }),
             ),
         ]
     }
@@ -563,10 +565,10 @@ mod tests {
         env(
             Uuid::nil(),
             0,
-            Event::HostHeartbeat {
+            Event::Host(HostEvent::HostHeartbeat {
                 host: "h1".into(),
                 usage,
-            },
+            }),
         )
     }
 

@@ -162,9 +162,8 @@ pub async fn rebuild(
                 .map_err(|e| Error::Io(format!("cannot load {}: {e}", into.display())))?;
             let handler = novalog_api::projection::ProjectionHandler::new(
                 Arc::new(projection),
-                Arc::new(novalog_api::verdicts::Verdicts::new()),
+                Arc::new(novalog_api::projection::verdicts::Verdicts::new()),
                 store.clone(),
-                topics.clone(),
             );
             fold(
                 src,
@@ -327,7 +326,7 @@ async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
         buf.push_back(Ahead {
             offset: r.offset,
             timestamp_ms: r.timestamp_ms,
-            env: novalog_schemas::decode(r.value).ok(),
+            env: novalog_runtime::consumer::decode_record(&s.topic, r.value).ok(),
         })
     })
     .await?;

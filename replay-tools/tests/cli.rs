@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use novalog_log::embedded::{EmbeddedLog, EmbeddedOptions};
 use novalog_log::{EventLog, Record};
-use novalog_schemas::{Actor, Envelope, Event, Meta, ServerAction};
+use novalog_schemas::{Actor, Envelope, Event, InstanceEvent, Intent, Meta, ServerAction};
 use uuid::Uuid;
 
 fn replay(data_dir: &Path, args: &[&str]) -> Output {
@@ -36,10 +36,10 @@ async fn small_log(dir: &Path) -> Uuid {
             Actor::service("test"),
             id.to_string(),
         ),
-        event: Event::ServerActionRequested {
+        event: Event::Intent(Intent::ServerActionRequested {
             instance_id: id,
             action: ServerAction::Stop,
-        },
+        }),
     };
     log.append(vec![
         Record::new("novalog.intents", "p", novalog_schemas::encode(&env)),
@@ -167,18 +167,33 @@ async fn check_names_the_records_that_break_envelope_invariants() {
     };
     let (e1, e2, reused) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     log.append(vec![
-        at(1, e1, None, Event::InstanceUnlocked),
-        at(2, e2, Some(e1), Event::InstanceUnlocked),
+        at(
+            1,
+            e1,
+            None,
+            Event::Instance(InstanceEvent::InstanceUnlocked),
+        ),
+        at(
+            2,
+            e2,
+            Some(e1),
+            Event::Instance(InstanceEvent::InstanceUnlocked),
+        ),
         // version 3 is missing
-        at(4, reused, Some(Uuid::new_v4()), Event::InstanceUnlocked),
+        at(
+            4,
+            reused,
+            Some(Uuid::new_v4()),
+            Event::Instance(InstanceEvent::InstanceUnlocked),
+        ),
         at(
             5,
             reused,
             Some(e2),
-            Event::InstanceLocked {
+            Event::Instance(InstanceEvent::InstanceLocked {
                 locked_by: "admin".into(),
                 reason: None,
-            },
+            }),
         ),
     ])
     .await

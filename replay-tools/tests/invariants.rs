@@ -3,6 +3,7 @@
 //! migration or project) that breaks the rule; the same history without
 //! the bad record passes.
 
+use novalog_schemas::{CatalogEvent, HostEvent, InstanceEvent};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -128,20 +129,20 @@ impl History {
         self.instance(
             id,
             project,
-            Event::InstanceScheduled {
+            Event::Instance(InstanceEvent::InstanceScheduled {
                 host: host.into(),
                 alternates: vec![],
                 attempt: 1,
-            },
+            }),
         )
         .await;
         self.instance(
             id,
             project,
-            Event::InstanceBecameActive {
+            Event::Instance(InstanceEvent::InstanceBecameActive {
                 power_state: 1,
                 launched_at_ms: 1,
-            },
+            }),
         )
         .await;
     }
@@ -164,8 +165,12 @@ impl History {
             created_at_ms: 1,
             scheduler_hints: BTreeMap::new(),
         };
-        self.instance(id, project, Event::InstanceCreated(Box::new(created)))
-            .await;
+        self.instance(
+            id,
+            project,
+            Event::Instance(InstanceEvent::InstanceCreated(Box::new(created))),
+        )
+        .await;
     }
 
     async fn heartbeat(&self, host: &str, usage: HostUsage) {
@@ -174,10 +179,10 @@ impl History {
             host,
             host.into(),
             0,
-            Event::HostHeartbeat {
+            Event::Host(HostEvent::HostHeartbeat {
                 host: host.into(),
                 usage,
-            },
+            }),
         )
         .await;
     }
@@ -253,25 +258,45 @@ async fn resize_and_confirm(dir: &Path, leak: bool) -> (Uuid, Uuid) {
             ..MigrationProgress::of(m)
         })
     };
-    h.instance(id, "p1", Event::MigrationStarted(Box::new(migration)))
-        .await;
-    h.instance(id, "p1", Event::MigrationScheduled(step(Some("h2"))))
-        .await;
+    h.instance(
+        id,
+        "p1",
+        Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration))),
+    )
+    .await;
+    h.instance(
+        id,
+        "p1",
+        Event::Instance(InstanceEvent::MigrationScheduled(step(Some("h2")))),
+    )
+    .await;
     h.heartbeat("h2", usage(&[&big], 1)).await;
-    h.instance(id, "p1", Event::ResizeFinished(step(None)))
-        .await;
+    h.instance(
+        id,
+        "p1",
+        Event::Instance(InstanceEvent::ResizeFinished(step(None))),
+    )
+    .await;
     // VERIFY_RESIZE: the source still holds the old flavor, rightly.
     h.heartbeat("h1", usage(&[&small], 1)).await;
     h.heartbeat("h2", usage(&[&big], 1)).await;
-    h.instance(id, "p1", Event::ResizeConfirming(step(None)))
-        .await;
+    h.instance(
+        id,
+        "p1",
+        Event::Instance(InstanceEvent::ResizeConfirmStarted(step(None))),
+    )
+    .await;
     if leak {
         h.heartbeat("h1", usage(&[&small], 1)).await;
     } else {
         h.heartbeat("h1", usage(&[], 2)).await;
     }
-    h.instance(id, "p1", Event::ResizeConfirmed(step(None)))
-        .await;
+    h.instance(
+        id,
+        "p1",
+        Event::Instance(InstanceEvent::ResizeConfirmed(step(None))),
+    )
+    .await;
     (id, m)
 }
 
@@ -309,10 +334,10 @@ async fn check_names_the_record_that_takes_a_project_above_its_quota() {
         "p1",
         "p1".into(),
         0,
-        Event::QuotaSetUpdated {
+        Event::Catalog(CatalogEvent::QuotaSetUpdated {
             project_id: "p1".into(),
             limits: BTreeMap::from([("instances".to_owned(), 1)]),
-        },
+        }),
     )
     .await;
     h.create(Uuid::new_v4(), "p1", &small).await;

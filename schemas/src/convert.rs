@@ -1,6 +1,9 @@
 //! Conversions between the generated protobuf types and the domain types.
 //! The only place that touches `pb`.
 
+use crate::events::{
+    CatalogEvent, ComputeCommand, ComputeFact, HostEvent, InstanceEvent, Intent, SchedulerEvent,
+};
 use prost::Message;
 use uuid::Uuid;
 
@@ -466,7 +469,7 @@ impl From<pb::Fault> for Fault {
 
 fn payload(event: &Event) -> Vec<u8> {
     match event.clone() {
-        Event::ServerCreateRequested(r) => {
+        Event::Intent(Intent::ServerCreateRequested(r)) => {
             let r = *r;
             pb::ServerCreateRequested {
                 instance_id: r.instance_id.to_string(),
@@ -487,28 +490,30 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::ServerDeleteRequested { instance_id, force } => pb::ServerDeleteRequested {
-            instance_id: instance_id.to_string(),
-            force,
+        Event::Intent(Intent::ServerDeleteRequested { instance_id, force }) => {
+            pb::ServerDeleteRequested {
+                instance_id: instance_id.to_string(),
+                force,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::FlavorCreateRequested(f) => pb::FlavorCreateRequested {
+        Event::Intent(Intent::FlavorCreateRequested(f)) => pb::FlavorCreateRequested {
             flavor: Some(f.into()),
         }
         .encode_to_vec(),
-        Event::ImageCreateRequested(i) => pb::ImageCreateRequested {
+        Event::Intent(Intent::ImageCreateRequested(i)) => pb::ImageCreateRequested {
             image: Some(i.into()),
         }
         .encode_to_vec(),
-        Event::ImageUpdateRequested(i) => pb::ImageUpdateRequested {
+        Event::Intent(Intent::ImageUpdateRequested(i)) => pb::ImageUpdateRequested {
             image: Some(i.into()),
         }
         .encode_to_vec(),
-        Event::ImageDeleteRequested { image_id } => pb::ImageDeleteRequested {
+        Event::Intent(Intent::ImageDeleteRequested { image_id }) => pb::ImageDeleteRequested {
             image_id: image_id.to_string(),
         }
         .encode_to_vec(),
-        Event::ImagePatchRequested(p) => pb::ImagePatchRequested {
+        Event::Intent(Intent::ImagePatchRequested(p)) => pb::ImagePatchRequested {
             image_id: p.image_id.to_string(),
             ops: p
                 .ops
@@ -521,56 +526,60 @@ fn payload(event: &Event) -> Vec<u8> {
                 .collect(),
         }
         .encode_to_vec(),
-        Event::ImageUploadRequested { image_id } => pb::ImageUploadRequested {
+        Event::Intent(Intent::ImageUploadRequested { image_id }) => pb::ImageUploadRequested {
             image_id: image_id.to_string(),
         }
         .encode_to_vec(),
-        Event::ImageUploadFinishRequested(d) => pb::ImageUploadFinishRequested {
+        Event::Intent(Intent::ImageUploadFinishRequested(d)) => pb::ImageUploadFinishRequested {
             image_id: d.image_id.to_string(),
             size: d.size,
             checksum: d.checksum,
             os_hash_value: d.os_hash_value,
         }
         .encode_to_vec(),
-        Event::ImageUploadAbortRequested { image_id } => pb::ImageUploadAbortRequested {
-            image_id: image_id.to_string(),
+        Event::Intent(Intent::ImageUploadAbortRequested { image_id }) => {
+            pb::ImageUploadAbortRequested {
+                image_id: image_id.to_string(),
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::ServerGroupCreateRequested(g) => pb::ServerGroupCreateRequested {
+        Event::Intent(Intent::ServerGroupCreateRequested(g)) => pb::ServerGroupCreateRequested {
             group: Some(group_to_pb(*g)),
         }
         .encode_to_vec(),
-        Event::ServerGroupDeleteRequested { group_id } => pb::ServerGroupDeleteRequested {
-            group_id: group_id.to_string(),
+        Event::Intent(Intent::ServerGroupDeleteRequested { group_id }) => {
+            pb::ServerGroupDeleteRequested {
+                group_id: group_id.to_string(),
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::AggregateCreateRequested(a) => pb::AggregateCreateRequested {
+        Event::Intent(Intent::AggregateCreateRequested(a)) => pb::AggregateCreateRequested {
             aggregate: Some(aggregate_to_pb(*a)),
         }
         .encode_to_vec(),
-        Event::AggregateUpdateRequested {
+        Event::Intent(Intent::AggregateUpdateRequested {
             aggregate_id,
             name,
             availability_zone,
-        } => pb::AggregateUpdateRequested {
+        }) => pb::AggregateUpdateRequested {
             aggregate_id,
             name,
             availability_zone,
         }
         .encode_to_vec(),
-        Event::AggregateDeleteRequested { aggregate_id } => {
+        Event::Intent(Intent::AggregateDeleteRequested { aggregate_id }) => {
             pb::AggregateDeleteRequested { aggregate_id }.encode_to_vec()
         }
-        Event::AggregateHostAddRequested { aggregate_id, host } => {
+        Event::Intent(Intent::AggregateHostAddRequested { aggregate_id, host }) => {
             pb::AggregateHostAddRequested { aggregate_id, host }.encode_to_vec()
         }
-        Event::AggregateHostRemoveRequested { aggregate_id, host } => {
+        Event::Intent(Intent::AggregateHostRemoveRequested { aggregate_id, host }) => {
             pb::AggregateHostRemoveRequested { aggregate_id, host }.encode_to_vec()
         }
-        Event::AggregateMetadataSetRequested {
+        Event::Intent(Intent::AggregateMetadataSetRequested {
             aggregate_id,
             metadata,
-        } => {
+        }) => {
             let mut set = std::collections::BTreeMap::new();
             let mut removed = Vec::new();
             for (k, v) in metadata {
@@ -588,11 +597,11 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             intent_type,
             kind,
             message,
-        } => {
+        }) => {
             let (kind, invalid_state) = rejection_kind_to_pb(kind);
             pb::IntentRejected {
                 intent_type,
@@ -603,7 +612,7 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::InstanceCreated(c) => {
+        Event::Instance(InstanceEvent::InstanceCreated(c)) => {
             let c = *c;
             pb::InstanceCreated {
                 name: c.name,
@@ -624,176 +633,184 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::InstanceScheduled {
+        Event::Instance(InstanceEvent::InstanceScheduled {
             host,
             alternates,
             attempt,
-        } => pb::InstanceScheduled {
+        }) => pb::InstanceScheduled {
             host,
             alternates,
             attempt,
         }
         .encode_to_vec(),
-        Event::InstanceRescheduled {
+        Event::Instance(InstanceEvent::InstanceRescheduled {
             host,
             alternates,
             attempt,
             reason,
-        } => pb::InstanceRescheduled {
+        }) => pb::InstanceRescheduled {
             host,
             alternates,
             attempt,
             reason,
         }
         .encode_to_vec(),
-        Event::InstanceBecameActive {
+        Event::Instance(InstanceEvent::InstanceBecameActive {
             power_state,
             launched_at_ms,
-        } => pb::InstanceBecameActive {
+        }) => pb::InstanceBecameActive {
             power_state,
             launched_at_ms,
         }
         .encode_to_vec(),
-        Event::InstanceFailed { fault } => pb::InstanceFailed {
+        Event::Instance(InstanceEvent::InstanceFailed { fault }) => pb::InstanceFailed {
             fault: Some(fault.into()),
         }
         .encode_to_vec(),
-        Event::InstanceDeleting => pb::InstanceDeleting {}.encode_to_vec(),
-        Event::ServerActionRequested {
+        Event::Instance(InstanceEvent::InstanceDeleteStarted) => {
+            pb::InstanceDeleteStarted {}.encode_to_vec()
+        }
+        Event::Intent(Intent::ServerActionRequested {
             instance_id,
             action,
-        } => pb::ServerActionRequested {
+        }) => pb::ServerActionRequested {
             instance_id: instance_id.to_string(),
             action: Some(action_to_pb(action)),
         }
         .encode_to_vec(),
-        Event::InstanceTaskStarted { action, task_state } => pb::InstanceTaskStarted {
-            action: Some(action_to_pb(action)),
-            task_state: task_state.as_str().to_owned(),
+        Event::Instance(InstanceEvent::InstanceTaskStarted { action, task_state }) => {
+            pb::InstanceTaskStarted {
+                action: Some(action_to_pb(action)),
+                task_state: task_state.as_str().to_owned(),
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::InstanceTaskCompleted {
+        Event::Instance(InstanceEvent::InstanceTaskCompleted {
             action,
             vm_state,
             power_state,
-        } => pb::InstanceTaskCompleted {
+        }) => pb::InstanceTaskCompleted {
             action: Some(action_to_pb(action)),
             vm_state: vm_state.as_str().to_owned(),
             power_state,
         }
         .encode_to_vec(),
-        Event::InstanceTaskFailed {
+        Event::Instance(InstanceEvent::InstanceTaskFailed {
             action,
             vm_state,
             power_state,
             fault,
-        } => pb::InstanceTaskFailed {
+        }) => pb::InstanceTaskFailed {
             action: Some(action_to_pb(action)),
             vm_state: vm_state.as_str().to_owned(),
             power_state,
             fault: Some(fault.into()),
         }
         .encode_to_vec(),
-        Event::InstanceLocked { locked_by, reason } => {
+        Event::Instance(InstanceEvent::InstanceLocked { locked_by, reason }) => {
             pb::InstanceLocked { locked_by, reason }.encode_to_vec()
         }
-        Event::InstanceUnlocked => pb::InstanceUnlocked {}.encode_to_vec(),
-        Event::QuotaSetRequested {
+        Event::Instance(InstanceEvent::InstanceUnlocked) => pb::InstanceUnlocked {}.encode_to_vec(),
+        Event::Intent(Intent::QuotaSetRequested {
             project_id,
             limits,
             force,
-        } => pb::QuotaSetRequested {
+        }) => pb::QuotaSetRequested {
             project_id,
             limits,
             force,
         }
         .encode_to_vec(),
-        Event::QuotaResetRequested { project_id } => {
+        Event::Intent(Intent::QuotaResetRequested { project_id }) => {
             pb::QuotaResetRequested { project_id }.encode_to_vec()
         }
-        Event::QuotaSetUpdated { project_id, limits } => {
+        Event::Catalog(CatalogEvent::QuotaSetUpdated { project_id, limits }) => {
             pb::QuotaSetUpdated { project_id, limits }.encode_to_vec()
         }
-        Event::QuotaSetDeleted { project_id } => pb::QuotaSetDeleted { project_id }.encode_to_vec(),
-        Event::TokenRevoked {
+        Event::Catalog(CatalogEvent::QuotaSetDeleted { project_id }) => {
+            pb::QuotaSetDeleted { project_id }.encode_to_vec()
+        }
+        Event::Catalog(CatalogEvent::TokenRevoked {
             audit_id,
             expires_at_ms,
-        } => pb::TokenRevoked {
+        }) => pb::TokenRevoked {
             audit_id,
             expires_at_ms,
         }
         .encode_to_vec(),
-        Event::ServerUpdateRequested {
+        Event::Intent(Intent::ServerUpdateRequested {
             instance_id,
             name,
             description,
-        } => pb::ServerUpdateRequested {
+        }) => pb::ServerUpdateRequested {
             instance_id: instance_id.to_string(),
             name,
             set_description: description.is_some(),
             description: description.flatten(),
         }
         .encode_to_vec(),
-        Event::ServerMetadataChangeRequested {
+        Event::Intent(Intent::ServerMetadataChangeRequested {
             instance_id,
             replace_all,
             set,
             remove,
-        } => pb::ServerMetadataChangeRequested {
+        }) => pb::ServerMetadataChangeRequested {
             instance_id: instance_id.to_string(),
             replace_all,
             set,
             remove,
         }
         .encode_to_vec(),
-        Event::ServerTagsChangeRequested {
+        Event::Intent(Intent::ServerTagsChangeRequested {
             instance_id,
             replace_all,
             add,
             remove,
-        } => pb::ServerTagsChangeRequested {
+        }) => pb::ServerTagsChangeRequested {
             instance_id: instance_id.to_string(),
             replace_all,
             add,
             remove,
         }
         .encode_to_vec(),
-        Event::InstanceUpdated { name, description } => {
+        Event::Instance(InstanceEvent::InstanceUpdated { name, description }) => {
             pb::InstanceUpdated { name, description }.encode_to_vec()
         }
-        Event::InstanceMetadataSet { metadata } => {
+        Event::Instance(InstanceEvent::InstanceMetadataSet { metadata }) => {
             pb::InstanceMetadataSet { metadata }.encode_to_vec()
         }
-        Event::InstanceTagsSet { tags } => pb::InstanceTagsSet { tags }.encode_to_vec(),
-        Event::PerformServerAction {
+        Event::Instance(InstanceEvent::InstanceTagsSet { tags }) => {
+            pb::InstanceTagsSet { tags }.encode_to_vec()
+        }
+        Event::Compute(ComputeCommand::PerformServerAction {
             instance_id,
             host,
             action,
-        } => pb::PerformServerAction {
+        }) => pb::PerformServerAction {
             instance_id: instance_id.to_string(),
             host,
             action: Some(action_to_pb(action)),
         }
         .encode_to_vec(),
-        Event::ServerActionPerformed {
+        Event::ComputeFact(ComputeFact::ServerActionPerformed {
             instance_id,
             host,
             action,
             power_state,
-        } => pb::ServerActionPerformed {
+        }) => pb::ServerActionPerformed {
             instance_id: instance_id.to_string(),
             host,
             action: Some(action_to_pb(action)),
             power_state,
         }
         .encode_to_vec(),
-        Event::ServerActionFailed {
+        Event::ComputeFact(ComputeFact::ServerActionFailed {
             instance_id,
             host,
             action,
             reason,
             power_state,
-        } => pb::ServerActionFailed {
+        }) => pb::ServerActionFailed {
             instance_id: instance_id.to_string(),
             host,
             action: Some(action_to_pb(action)),
@@ -801,10 +818,10 @@ fn payload(event: &Event) -> Vec<u8> {
             power_state,
         }
         .encode_to_vec(),
-        Event::InstanceDeleted { deleted_at_ms } => {
+        Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms }) => {
             pb::InstanceDeleted { deleted_at_ms }.encode_to_vec()
         }
-        Event::SelectHostsRequested(r) => {
+        Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) => {
             let r = *r;
             pb::SelectHostsRequested {
                 request_id: r.request_id.to_string(),
@@ -833,27 +850,27 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::HostsSelected {
+        Event::Scheduler(SchedulerEvent::HostsSelected {
             request_id,
             instance_id,
             hosts,
-        } => pb::HostsSelected {
+        }) => pb::HostsSelected {
             request_id: request_id.to_string(),
             instance_id: instance_id.to_string(),
             hosts,
         }
         .encode_to_vec(),
-        Event::NoValidHostFound {
+        Event::Scheduler(SchedulerEvent::NoValidHostFound {
             request_id,
             instance_id,
             reason,
-        } => pb::NoValidHostFound {
+        }) => pb::NoValidHostFound {
             request_id: request_id.to_string(),
             instance_id: instance_id.to_string(),
             reason,
         }
         .encode_to_vec(),
-        Event::SpawnInstance(s) => {
+        Event::Compute(ComputeCommand::SpawnInstance(s)) => {
             let s = *s;
             pb::SpawnInstance {
                 instance_id: s.instance_id.to_string(),
@@ -866,30 +883,32 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::DestroyInstance { instance_id, host } => pb::DestroyInstance {
-            instance_id: instance_id.to_string(),
-            host,
+        Event::Compute(ComputeCommand::DestroyInstance { instance_id, host }) => {
+            pb::DestroyInstance {
+                instance_id: instance_id.to_string(),
+                host,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::ClaimSucceeded {
+        Event::ComputeFact(ComputeFact::ClaimSucceeded {
             instance_id,
             host,
             attempt,
             usage,
-        } => pb::ClaimSucceeded {
+        }) => pb::ClaimSucceeded {
             instance_id: instance_id.to_string(),
             host,
             attempt,
             usage: Some(usage.into()),
         }
         .encode_to_vec(),
-        Event::ClaimFailed {
+        Event::ComputeFact(ComputeFact::ClaimFailed {
             instance_id,
             host,
             attempt,
             reason,
             usage,
-        } => pb::ClaimFailed {
+        }) => pb::ClaimFailed {
             instance_id: instance_id.to_string(),
             host,
             attempt,
@@ -897,25 +916,25 @@ fn payload(event: &Event) -> Vec<u8> {
             usage: Some(usage.into()),
         }
         .encode_to_vec(),
-        Event::InstanceSpawned {
+        Event::ComputeFact(ComputeFact::InstanceSpawned {
             instance_id,
             host,
             attempt,
             power_state,
-        } => pb::InstanceSpawned {
+        }) => pb::InstanceSpawned {
             instance_id: instance_id.to_string(),
             host,
             attempt,
             power_state,
         }
         .encode_to_vec(),
-        Event::SpawnFailed {
+        Event::ComputeFact(ComputeFact::SpawnFailed {
             instance_id,
             host,
             attempt,
             reason,
             usage,
-        } => pb::SpawnFailed {
+        }) => pb::SpawnFailed {
             instance_id: instance_id.to_string(),
             host,
             attempt,
@@ -923,17 +942,17 @@ fn payload(event: &Event) -> Vec<u8> {
             usage: Some(usage.into()),
         }
         .encode_to_vec(),
-        Event::InstanceDestroyed {
+        Event::ComputeFact(ComputeFact::InstanceDestroyed {
             instance_id,
             host,
             usage,
-        } => pb::InstanceDestroyed {
+        }) => pb::InstanceDestroyed {
             instance_id: instance_id.to_string(),
             host,
             usage: Some(usage.into()),
         }
         .encode_to_vec(),
-        Event::HostRegistered(h) => {
+        Event::Host(HostEvent::HostRegistered(h)) => {
             let h = *h;
             pb::HostRegistered {
                 host: h.host,
@@ -948,75 +967,79 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::HostHeartbeat { host, usage } => pb::HostHeartbeat {
+        Event::Host(HostEvent::HostHeartbeat { host, usage }) => pb::HostHeartbeat {
             host,
             usage: Some(usage.into()),
         }
         .encode_to_vec(),
-        Event::FlavorCreated(f) => pb::FlavorCreated {
+        Event::Catalog(CatalogEvent::FlavorCreated(f)) => pb::FlavorCreated {
             flavor: Some(f.into()),
         }
         .encode_to_vec(),
-        Event::ImageCreated(i) => pb::ImageCreated {
+        Event::Catalog(CatalogEvent::ImageCreated(i)) => pb::ImageCreated {
             image: Some(i.into()),
         }
         .encode_to_vec(),
-        Event::ImageUpdated(i) => pb::ImageUpdated {
+        Event::Catalog(CatalogEvent::ImageUpdated(i)) => pb::ImageUpdated {
             image: Some(i.into()),
         }
         .encode_to_vec(),
-        Event::ImageDeleted { image_id } => pb::ImageDeleted {
+        Event::Catalog(CatalogEvent::ImageDeleted { image_id }) => pb::ImageDeleted {
             image_id: image_id.to_string(),
         }
         .encode_to_vec(),
-        Event::ServerGroupCreated(g) => pb::ServerGroupCreated {
+        Event::Catalog(CatalogEvent::ServerGroupCreated(g)) => pb::ServerGroupCreated {
             group: Some(group_to_pb(*g)),
         }
         .encode_to_vec(),
-        Event::ServerGroupDeleted { group_id } => pb::ServerGroupDeleted {
+        Event::Catalog(CatalogEvent::ServerGroupDeleted { group_id }) => pb::ServerGroupDeleted {
             group_id: group_id.to_string(),
         }
         .encode_to_vec(),
-        Event::AggregateCreated(a) => pb::AggregateCreated {
+        Event::Catalog(CatalogEvent::AggregateCreated(a)) => pb::AggregateCreated {
             aggregate: Some(aggregate_to_pb(*a)),
         }
         .encode_to_vec(),
-        Event::AggregateUpdated(a) => pb::AggregateUpdated {
+        Event::Catalog(CatalogEvent::AggregateUpdated(a)) => pb::AggregateUpdated {
             aggregate: Some(aggregate_to_pb(*a)),
         }
         .encode_to_vec(),
-        Event::AggregateHostAdded { aggregate, host } => pb::AggregateHostAdded {
-            aggregate: Some(aggregate_to_pb(*aggregate)),
-            host,
+        Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate, host }) => {
+            pb::AggregateHostAdded {
+                aggregate: Some(aggregate_to_pb(*aggregate)),
+                host,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::AggregateHostRemoved { aggregate, host } => pb::AggregateHostRemoved {
-            aggregate: Some(aggregate_to_pb(*aggregate)),
-            host,
+        Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate, host }) => {
+            pb::AggregateHostRemoved {
+                aggregate: Some(aggregate_to_pb(*aggregate)),
+                host,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
-        Event::AggregateMetadataSet(a) => pb::AggregateMetadataSet {
+        Event::Catalog(CatalogEvent::AggregateMetadataSet(a)) => pb::AggregateMetadataSet {
             aggregate: Some(aggregate_to_pb(*a)),
         }
         .encode_to_vec(),
-        Event::AggregateDeleted { aggregate_id } => {
+        Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
             pb::AggregateDeleted { aggregate_id }.encode_to_vec()
         }
-        Event::KeypairCreateRequested(k) => pb::KeypairCreateRequested {
+        Event::Intent(Intent::KeypairCreateRequested(k)) => pb::KeypairCreateRequested {
             keypair: Some(keypair_to_pb(*k)),
         }
         .encode_to_vec(),
-        Event::KeypairDeleteRequested { user_id, name } => {
+        Event::Intent(Intent::KeypairDeleteRequested { user_id, name }) => {
             pb::KeypairDeleteRequested { user_id, name }.encode_to_vec()
         }
-        Event::KeypairCreated(k) => pb::KeypairCreated {
+        Event::Catalog(CatalogEvent::KeypairCreated(k)) => pb::KeypairCreated {
             keypair: Some(keypair_to_pb(*k)),
         }
         .encode_to_vec(),
-        Event::KeypairDeleted { user_id, name } => {
+        Event::Catalog(CatalogEvent::KeypairDeleted { user_id, name }) => {
             pb::KeypairDeleted { user_id, name }.encode_to_vec()
         }
-        Event::FlavorUpdateRequested(u) => {
+        Event::Intent(Intent::FlavorUpdateRequested(u)) => {
             let u = *u;
             pb::FlavorUpdateRequested {
                 flavor_id: u.flavor_id,
@@ -1027,49 +1050,51 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::FlavorUpdated(f) => pb::FlavorUpdated {
+        Event::Catalog(CatalogEvent::FlavorUpdated(f)) => pb::FlavorUpdated {
             flavor: Some(f.into()),
         }
         .encode_to_vec(),
-        Event::FlavorDeleteRequested { flavor_id } => {
+        Event::Intent(Intent::FlavorDeleteRequested { flavor_id }) => {
             pb::FlavorDeleteRequested { flavor_id }.encode_to_vec()
         }
-        Event::FlavorDeleted { flavor_id } => pb::FlavorDeleted { flavor_id }.encode_to_vec(),
-        Event::FlavorAccessChangeRequested {
+        Event::Catalog(CatalogEvent::FlavorDeleted { flavor_id }) => {
+            pb::FlavorDeleted { flavor_id }.encode_to_vec()
+        }
+        Event::Intent(Intent::FlavorAccessChangeRequested {
             flavor_id,
             project_id,
             add,
-        } => pb::FlavorAccessChangeRequested {
+        }) => pb::FlavorAccessChangeRequested {
             flavor_id,
             project_id,
             add,
         }
         .encode_to_vec(),
-        Event::FlavorAccessAdded {
+        Event::Catalog(CatalogEvent::FlavorAccessAdded {
             flavor_id,
             project_id,
-        } => pb::FlavorAccessAdded {
-            flavor_id,
-            project_id,
-        }
-        .encode_to_vec(),
-        Event::FlavorAccessRemoved {
-            flavor_id,
-            project_id,
-        } => pb::FlavorAccessRemoved {
+        }) => pb::FlavorAccessAdded {
             flavor_id,
             project_id,
         }
         .encode_to_vec(),
-        Event::ServiceUpdateRequested(s) => pb::ServiceUpdateRequested {
+        Event::Catalog(CatalogEvent::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        }) => pb::FlavorAccessRemoved {
+            flavor_id,
+            project_id,
+        }
+        .encode_to_vec(),
+        Event::Intent(Intent::ServiceUpdateRequested(s)) => pb::ServiceUpdateRequested {
             status: Some(service_to_pb(*s)),
         }
         .encode_to_vec(),
-        Event::ServiceUpdated(s) => pb::ServiceUpdated {
+        Event::Host(HostEvent::ServiceUpdated(s)) => pb::ServiceUpdated {
             status: Some(service_to_pb(*s)),
         }
         .encode_to_vec(),
-        Event::ServiceChangeRequested(c) => {
+        Event::Intent(Intent::ServiceChangeRequested(c)) => {
             let c = *c;
             pb::ServiceChangeRequested {
                 host: c.host,
@@ -1081,10 +1106,12 @@ fn payload(event: &Event) -> Vec<u8> {
             }
             .encode_to_vec()
         }
-        Event::ServiceDeleteRequested { host } => {
+        Event::Intent(Intent::ServiceDeleteRequested { host }) => {
             pb::ServiceDeleteRequested { host }.encode_to_vec()
         }
-        Event::ServiceDeleted { host } => pb::ServiceDeleted { host }.encode_to_vec(),
+        Event::Host(HostEvent::ServiceDeleted { host }) => {
+            pb::ServiceDeleted { host }.encode_to_vec()
+        }
         Event::DeadLetter(d) => {
             let d = *d;
             pb::DeadLetter {
@@ -1115,48 +1142,50 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
     Ok(match type_name {
         "ServerCreateRequested" => {
             let r: pb::ServerCreateRequested = parse(type_name, bytes)?;
-            Event::ServerCreateRequested(Box::new(events::ServerCreateRequested {
-                instance_id: uuid("instance_id", &r.instance_id)?,
-                name: r.name,
-                flavor: flavor(r.flavor)?,
-                image: image(r.image)?,
-                metadata: r.metadata,
-                availability_zone: opt(r.availability_zone),
-                key_name: opt(r.key_name),
-                user_data: opt(r.user_data),
-                description: opt(r.description),
-                tags: r.tags,
-                reservation_id: r.reservation_id,
-                launch_index: r.launch_index,
-                scheduler_hints: hints_from_pb(r.scheduler_hints),
-                min_count: r.min_count.max(1),
-                max_count: r.max_count.max(r.min_count).max(1),
-            }))
+            Event::Intent(Intent::ServerCreateRequested(Box::new(
+                events::ServerCreateRequested {
+                    instance_id: uuid("instance_id", &r.instance_id)?,
+                    name: r.name,
+                    flavor: flavor(r.flavor)?,
+                    image: image(r.image)?,
+                    metadata: r.metadata,
+                    availability_zone: opt(r.availability_zone),
+                    key_name: opt(r.key_name),
+                    user_data: opt(r.user_data),
+                    description: opt(r.description),
+                    tags: r.tags,
+                    reservation_id: r.reservation_id,
+                    launch_index: r.launch_index,
+                    scheduler_hints: hints_from_pb(r.scheduler_hints),
+                    min_count: r.min_count.max(1),
+                    max_count: r.max_count.max(r.min_count).max(1),
+                },
+            )))
         }
         "ServerDeleteRequested" => {
             let r: pb::ServerDeleteRequested = parse(type_name, bytes)?;
-            Event::ServerDeleteRequested {
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 force: r.force,
-            }
+            })
         }
         "FlavorCreateRequested" => {
             let r: pb::FlavorCreateRequested = parse(type_name, bytes)?;
-            Event::FlavorCreateRequested(flavor(r.flavor)?)
+            Event::Intent(Intent::FlavorCreateRequested(flavor(r.flavor)?))
         }
         "ImageCreateRequested" => {
             let r: pb::ImageCreateRequested = parse(type_name, bytes)?;
-            Event::ImageCreateRequested(image(r.image)?)
+            Event::Intent(Intent::ImageCreateRequested(image(r.image)?))
         }
         "ImageUpdateRequested" => {
             let r: pb::ImageUpdateRequested = parse(type_name, bytes)?;
-            Event::ImageUpdateRequested(image(r.image)?)
+            Event::Intent(Intent::ImageUpdateRequested(image(r.image)?))
         }
         "ImageDeleteRequested" => {
             let r: pb::ImageDeleteRequested = parse(type_name, bytes)?;
-            Event::ImageDeleteRequested {
+            Event::Intent(Intent::ImageDeleteRequested {
                 image_id: uuid("image_id", &r.image_id)?,
-            }
+            })
         }
         "ImagePatchRequested" => {
             let r: pb::ImagePatchRequested = parse(type_name, bytes)?;
@@ -1185,583 +1214,607 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
                     })
                 })
                 .collect::<R<_>>()?;
-            Event::ImagePatchRequested(Box::new(crate::image::ImagePatch {
-                image_id: uuid("image_id", &r.image_id)?,
-                ops,
-            }))
+            Event::Intent(Intent::ImagePatchRequested(Box::new(
+                crate::image::ImagePatch {
+                    image_id: uuid("image_id", &r.image_id)?,
+                    ops,
+                },
+            )))
         }
         "ImageUploadRequested" => {
             let r: pb::ImageUploadRequested = parse(type_name, bytes)?;
-            Event::ImageUploadRequested {
+            Event::Intent(Intent::ImageUploadRequested {
                 image_id: uuid("image_id", &r.image_id)?,
-            }
+            })
         }
         "ImageUploadFinishRequested" => {
             let r: pb::ImageUploadFinishRequested = parse(type_name, bytes)?;
-            Event::ImageUploadFinishRequested(Box::new(crate::image::ImageData {
-                image_id: uuid("image_id", &r.image_id)?,
-                size: r.size,
-                checksum: nonempty("checksum", r.checksum)?,
-                os_hash_value: nonempty("os_hash_value", r.os_hash_value)?,
-            }))
+            Event::Intent(Intent::ImageUploadFinishRequested(Box::new(
+                crate::image::ImageData {
+                    image_id: uuid("image_id", &r.image_id)?,
+                    size: r.size,
+                    checksum: nonempty("checksum", r.checksum)?,
+                    os_hash_value: nonempty("os_hash_value", r.os_hash_value)?,
+                },
+            )))
         }
         "ImageUploadAbortRequested" => {
             let r: pb::ImageUploadAbortRequested = parse(type_name, bytes)?;
-            Event::ImageUploadAbortRequested {
+            Event::Intent(Intent::ImageUploadAbortRequested {
                 image_id: uuid("image_id", &r.image_id)?,
-            }
+            })
         }
         "ServerGroupCreateRequested" => {
             let r: pb::ServerGroupCreateRequested = parse(type_name, bytes)?;
-            Event::ServerGroupCreateRequested(group_from_pb(r.group)?)
+            Event::Intent(Intent::ServerGroupCreateRequested(group_from_pb(r.group)?))
         }
         "ServerGroupDeleteRequested" => {
             let r: pb::ServerGroupDeleteRequested = parse(type_name, bytes)?;
-            Event::ServerGroupDeleteRequested {
+            Event::Intent(Intent::ServerGroupDeleteRequested {
                 group_id: uuid("group_id", &r.group_id)?,
-            }
+            })
         }
         "AggregateCreateRequested" => {
             let r: pb::AggregateCreateRequested = parse(type_name, bytes)?;
-            Event::AggregateCreateRequested(aggregate_from_pb(r.aggregate)?)
+            Event::Intent(Intent::AggregateCreateRequested(aggregate_from_pb(
+                r.aggregate,
+            )?))
         }
         "AggregateUpdateRequested" => {
             let r: pb::AggregateUpdateRequested = parse(type_name, bytes)?;
-            Event::AggregateUpdateRequested {
+            Event::Intent(Intent::AggregateUpdateRequested {
                 aggregate_id: r.aggregate_id,
                 name: r.name,
                 availability_zone: r.availability_zone,
-            }
+            })
         }
         "AggregateDeleteRequested" => {
             let r: pb::AggregateDeleteRequested = parse(type_name, bytes)?;
-            Event::AggregateDeleteRequested {
+            Event::Intent(Intent::AggregateDeleteRequested {
                 aggregate_id: r.aggregate_id,
-            }
+            })
         }
         "AggregateHostAddRequested" => {
             let r: pb::AggregateHostAddRequested = parse(type_name, bytes)?;
-            Event::AggregateHostAddRequested {
+            Event::Intent(Intent::AggregateHostAddRequested {
                 aggregate_id: r.aggregate_id,
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "AggregateHostRemoveRequested" => {
             let r: pb::AggregateHostRemoveRequested = parse(type_name, bytes)?;
-            Event::AggregateHostRemoveRequested {
+            Event::Intent(Intent::AggregateHostRemoveRequested {
                 aggregate_id: r.aggregate_id,
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "AggregateMetadataSetRequested" => {
             let r: pb::AggregateMetadataSetRequested = parse(type_name, bytes)?;
             let mut metadata: std::collections::BTreeMap<String, Option<String>> =
                 r.set.into_iter().map(|(k, v)| (k, Some(v))).collect();
             metadata.extend(r.removed.into_iter().map(|k| (k, None)));
-            Event::AggregateMetadataSetRequested {
+            Event::Intent(Intent::AggregateMetadataSetRequested {
                 aggregate_id: r.aggregate_id,
                 metadata,
-            }
+            })
         }
         "IntentRejected" => {
             let r: pb::IntentRejected = parse(type_name, bytes)?;
-            Event::IntentRejected {
+            Event::Instance(InstanceEvent::IntentRejected {
                 kind: rejection_kind(r.kind, r.code, r.invalid_state)?,
                 intent_type: r.intent_type,
                 message: r.message,
-            }
+            })
         }
         "InstanceCreated" => {
             let c: pb::InstanceCreated = parse(type_name, bytes)?;
-            Event::InstanceCreated(Box::new(events::InstanceCreated {
-                name: c.name,
-                project_id: nonempty("project_id", c.project_id)?,
-                user_id: c.user_id,
-                flavor: flavor(c.flavor)?,
-                image: image(c.image)?,
-                metadata: c.metadata,
-                availability_zone: opt(c.availability_zone),
-                key_name: opt(c.key_name),
-                user_data: opt(c.user_data),
-                description: opt(c.description),
-                tags: c.tags,
-                reservation_id: c.reservation_id,
-                launch_index: c.launch_index,
-                created_at_ms: c.created_at_ms,
-                scheduler_hints: hints_from_pb(c.scheduler_hints),
-            }))
+            Event::Instance(InstanceEvent::InstanceCreated(Box::new(
+                events::InstanceCreated {
+                    name: c.name,
+                    project_id: nonempty("project_id", c.project_id)?,
+                    user_id: c.user_id,
+                    flavor: flavor(c.flavor)?,
+                    image: image(c.image)?,
+                    metadata: c.metadata,
+                    availability_zone: opt(c.availability_zone),
+                    key_name: opt(c.key_name),
+                    user_data: opt(c.user_data),
+                    description: opt(c.description),
+                    tags: c.tags,
+                    reservation_id: c.reservation_id,
+                    launch_index: c.launch_index,
+                    created_at_ms: c.created_at_ms,
+                    scheduler_hints: hints_from_pb(c.scheduler_hints),
+                },
+            )))
         }
         "InstanceScheduled" => {
             let r: pb::InstanceScheduled = parse(type_name, bytes)?;
-            Event::InstanceScheduled {
+            Event::Instance(InstanceEvent::InstanceScheduled {
                 host: nonempty("host", r.host)?,
                 alternates: r.alternates,
                 attempt: r.attempt,
-            }
+            })
         }
         "InstanceRescheduled" => {
             let r: pb::InstanceRescheduled = parse(type_name, bytes)?;
-            Event::InstanceRescheduled {
+            Event::Instance(InstanceEvent::InstanceRescheduled {
                 host: nonempty("host", r.host)?,
                 alternates: r.alternates,
                 attempt: r.attempt,
                 reason: r.reason,
-            }
+            })
         }
         "InstanceBecameActive" => {
             let r: pb::InstanceBecameActive = parse(type_name, bytes)?;
-            Event::InstanceBecameActive {
+            Event::Instance(InstanceEvent::InstanceBecameActive {
                 power_state: r.power_state,
                 launched_at_ms: r.launched_at_ms,
-            }
+            })
         }
         "InstanceFailed" => {
             let r: pb::InstanceFailed = parse(type_name, bytes)?;
-            Event::InstanceFailed {
+            Event::Instance(InstanceEvent::InstanceFailed {
                 fault: req("fault", r.fault)?.into(),
-            }
+            })
         }
         "ServerActionRequested" => {
             let r: pb::ServerActionRequested = parse(type_name, bytes)?;
-            Event::ServerActionRequested {
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 action: action_from_pb(r.action)?,
-            }
+            })
         }
         "InstanceTaskStarted" => {
             let r: pb::InstanceTaskStarted = parse(type_name, bytes)?;
-            Event::InstanceTaskStarted {
+            Event::Instance(InstanceEvent::InstanceTaskStarted {
                 action: action_from_pb(r.action)?,
                 task_state: task_state(&r.task_state)?,
-            }
+            })
         }
         "InstanceTaskCompleted" => {
             let r: pb::InstanceTaskCompleted = parse(type_name, bytes)?;
-            Event::InstanceTaskCompleted {
+            Event::Instance(InstanceEvent::InstanceTaskCompleted {
                 action: action_from_pb(r.action)?,
                 vm_state: vm_state(&r.vm_state)?,
                 power_state: r.power_state,
-            }
+            })
         }
         "InstanceTaskFailed" => {
             let r: pb::InstanceTaskFailed = parse(type_name, bytes)?;
-            Event::InstanceTaskFailed {
+            Event::Instance(InstanceEvent::InstanceTaskFailed {
                 action: action_from_pb(r.action)?,
                 vm_state: vm_state(&r.vm_state)?,
                 power_state: r.power_state,
                 fault: req("fault", r.fault)?.into(),
-            }
+            })
         }
         "InstanceLocked" => {
             let r: pb::InstanceLocked = parse(type_name, bytes)?;
-            Event::InstanceLocked {
+            Event::Instance(InstanceEvent::InstanceLocked {
                 locked_by: nonempty("locked_by", r.locked_by)?,
                 reason: r.reason,
-            }
+            })
         }
         "ServerUpdateRequested" => {
             let r: pb::ServerUpdateRequested = parse(type_name, bytes)?;
-            Event::ServerUpdateRequested {
+            Event::Intent(Intent::ServerUpdateRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 name: r.name,
                 description: r.set_description.then_some(r.description),
-            }
+            })
         }
         "ServerMetadataChangeRequested" => {
             let r: pb::ServerMetadataChangeRequested = parse(type_name, bytes)?;
-            Event::ServerMetadataChangeRequested {
+            Event::Intent(Intent::ServerMetadataChangeRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 replace_all: r.replace_all,
                 set: r.set,
                 remove: r.remove,
-            }
+            })
         }
         "ServerTagsChangeRequested" => {
             let r: pb::ServerTagsChangeRequested = parse(type_name, bytes)?;
-            Event::ServerTagsChangeRequested {
+            Event::Intent(Intent::ServerTagsChangeRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 replace_all: r.replace_all,
                 add: r.add,
                 remove: r.remove,
-            }
+            })
         }
         "InstanceUpdated" => {
             let r: pb::InstanceUpdated = parse(type_name, bytes)?;
-            Event::InstanceUpdated {
+            Event::Instance(InstanceEvent::InstanceUpdated {
                 name: nonempty("name", r.name)?,
                 description: r.description,
-            }
+            })
         }
         "InstanceMetadataSet" => {
             let r: pb::InstanceMetadataSet = parse(type_name, bytes)?;
-            Event::InstanceMetadataSet {
+            Event::Instance(InstanceEvent::InstanceMetadataSet {
                 metadata: r.metadata,
-            }
+            })
         }
         "InstanceTagsSet" => {
             let r: pb::InstanceTagsSet = parse(type_name, bytes)?;
-            Event::InstanceTagsSet { tags: r.tags }
+            Event::Instance(InstanceEvent::InstanceTagsSet { tags: r.tags })
         }
         "QuotaSetRequested" => {
             let r: pb::QuotaSetRequested = parse(type_name, bytes)?;
-            Event::QuotaSetRequested {
+            Event::Intent(Intent::QuotaSetRequested {
                 project_id: nonempty("project_id", r.project_id)?,
                 limits: r.limits,
                 force: r.force,
-            }
+            })
         }
         "QuotaResetRequested" => {
             let r: pb::QuotaResetRequested = parse(type_name, bytes)?;
-            Event::QuotaResetRequested {
+            Event::Intent(Intent::QuotaResetRequested {
                 project_id: nonempty("project_id", r.project_id)?,
-            }
+            })
         }
         "QuotaSetUpdated" => {
             let r: pb::QuotaSetUpdated = parse(type_name, bytes)?;
-            Event::QuotaSetUpdated {
+            Event::Catalog(CatalogEvent::QuotaSetUpdated {
                 project_id: nonempty("project_id", r.project_id)?,
                 limits: r.limits,
-            }
+            })
         }
         "QuotaSetDeleted" => {
             let r: pb::QuotaSetDeleted = parse(type_name, bytes)?;
-            Event::QuotaSetDeleted {
+            Event::Catalog(CatalogEvent::QuotaSetDeleted {
                 project_id: nonempty("project_id", r.project_id)?,
-            }
+            })
         }
         "TokenRevoked" => {
             let r: pb::TokenRevoked = parse(type_name, bytes)?;
-            Event::TokenRevoked {
+            Event::Catalog(CatalogEvent::TokenRevoked {
                 audit_id: nonempty("audit_id", r.audit_id)?,
                 expires_at_ms: r.expires_at_ms,
-            }
+            })
         }
         "InstanceUnlocked" => {
             let _: pb::InstanceUnlocked = parse(type_name, bytes)?;
-            Event::InstanceUnlocked
+            Event::Instance(InstanceEvent::InstanceUnlocked)
         }
         "PerformServerAction" => {
             let r: pb::PerformServerAction = parse(type_name, bytes)?;
-            Event::PerformServerAction {
+            Event::Compute(ComputeCommand::PerformServerAction {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 action: action_from_pb(r.action)?,
-            }
+            })
         }
         "ServerActionPerformed" => {
             let r: pb::ServerActionPerformed = parse(type_name, bytes)?;
-            Event::ServerActionPerformed {
+            Event::ComputeFact(ComputeFact::ServerActionPerformed {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 action: action_from_pb(r.action)?,
                 power_state: r.power_state,
-            }
+            })
         }
         "ServerActionFailed" => {
             let r: pb::ServerActionFailed = parse(type_name, bytes)?;
-            Event::ServerActionFailed {
+            Event::ComputeFact(ComputeFact::ServerActionFailed {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 action: action_from_pb(r.action)?,
                 reason: r.reason,
                 power_state: r.power_state,
-            }
+            })
         }
-        "InstanceDeleting" => {
-            let _: pb::InstanceDeleting = parse(type_name, bytes)?;
-            Event::InstanceDeleting
+        "InstanceDeleteStarted" | "InstanceDeleting" => {
+            let _: pb::InstanceDeleteStarted = parse(type_name, bytes)?;
+            Event::Instance(InstanceEvent::InstanceDeleteStarted)
         }
         "InstanceDeleted" => {
             let r: pb::InstanceDeleted = parse(type_name, bytes)?;
-            Event::InstanceDeleted {
+            Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: r.deleted_at_ms,
-            }
+            })
         }
         "SelectHostsRequested" => {
             let r: pb::SelectHostsRequested = parse(type_name, bytes)?;
-            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
-                request_id: uuid("request_id", &r.request_id)?,
-                instance_id: uuid("instance_id", &r.instance_id)?,
-                project_id: r.project_id,
-                resources: req("resources", r.resources)?.into(),
-                image_properties: r.image_properties,
-                extra_specs: r.extra_specs,
-                availability_zone: opt(r.availability_zone),
-                ignore_hosts: r.ignore_hosts,
-                num_alternates: r.num_alternates,
-                scheduler_hints: r
-                    .scheduler_hints
-                    .into_iter()
-                    .map(|(k, v)| (k, v.values))
-                    .collect(),
-                server_group: r.server_group.map(server_group).transpose()?,
-                image_id: opt(r.image_id).map(|i| uuid("image_id", &i)).transpose()?,
-                flavor_name: r.flavor_name,
-            }))
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+                events::SelectHostsRequested {
+                    request_id: uuid("request_id", &r.request_id)?,
+                    instance_id: uuid("instance_id", &r.instance_id)?,
+                    project_id: r.project_id,
+                    resources: req("resources", r.resources)?.into(),
+                    image_properties: r.image_properties,
+                    extra_specs: r.extra_specs,
+                    availability_zone: opt(r.availability_zone),
+                    ignore_hosts: r.ignore_hosts,
+                    num_alternates: r.num_alternates,
+                    scheduler_hints: r
+                        .scheduler_hints
+                        .into_iter()
+                        .map(|(k, v)| (k, v.values))
+                        .collect(),
+                    server_group: r.server_group.map(server_group).transpose()?,
+                    image_id: opt(r.image_id).map(|i| uuid("image_id", &i)).transpose()?,
+                    flavor_name: r.flavor_name,
+                },
+            )))
         }
         "HostsSelected" => {
             let r: pb::HostsSelected = parse(type_name, bytes)?;
             if r.hosts.is_empty() {
                 return Err(DecodeError::Missing("hosts"));
             }
-            Event::HostsSelected {
+            Event::Scheduler(SchedulerEvent::HostsSelected {
                 request_id: uuid("request_id", &r.request_id)?,
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 hosts: r.hosts,
-            }
+            })
         }
         "NoValidHostFound" => {
             let r: pb::NoValidHostFound = parse(type_name, bytes)?;
-            Event::NoValidHostFound {
+            Event::Scheduler(SchedulerEvent::NoValidHostFound {
                 request_id: uuid("request_id", &r.request_id)?,
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 reason: r.reason,
-            }
+            })
         }
         "SpawnInstance" => {
             let s: pb::SpawnInstance = parse(type_name, bytes)?;
-            Event::SpawnInstance(Box::new(events::SpawnInstance {
-                instance_id: uuid("instance_id", &s.instance_id)?,
-                host: nonempty("host", s.host)?,
-                attempt: s.attempt,
-                project_id: s.project_id,
-                name: s.name,
-                flavor: flavor(s.flavor)?,
-                image: image(s.image)?,
-            }))
+            Event::Compute(ComputeCommand::SpawnInstance(Box::new(
+                events::SpawnInstance {
+                    instance_id: uuid("instance_id", &s.instance_id)?,
+                    host: nonempty("host", s.host)?,
+                    attempt: s.attempt,
+                    project_id: s.project_id,
+                    name: s.name,
+                    flavor: flavor(s.flavor)?,
+                    image: image(s.image)?,
+                },
+            )))
         }
         "DestroyInstance" => {
             let r: pb::DestroyInstance = parse(type_name, bytes)?;
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "ClaimSucceeded" => {
             let r: pb::ClaimSucceeded = parse(type_name, bytes)?;
-            Event::ClaimSucceeded {
+            Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 attempt: r.attempt,
                 usage: usage(r.usage),
-            }
+            })
         }
         "ClaimFailed" => {
             let r: pb::ClaimFailed = parse(type_name, bytes)?;
-            Event::ClaimFailed {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 attempt: r.attempt,
                 reason: r.reason,
                 usage: usage(r.usage),
-            }
+            })
         }
         "InstanceSpawned" => {
             let r: pb::InstanceSpawned = parse(type_name, bytes)?;
-            Event::InstanceSpawned {
+            Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 attempt: r.attempt,
                 power_state: r.power_state,
-            }
+            })
         }
         "SpawnFailed" => {
             let r: pb::SpawnFailed = parse(type_name, bytes)?;
-            Event::SpawnFailed {
+            Event::ComputeFact(ComputeFact::SpawnFailed {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 attempt: r.attempt,
                 reason: r.reason,
                 usage: usage(r.usage),
-            }
+            })
         }
         "InstanceDestroyed" => {
             let r: pb::InstanceDestroyed = parse(type_name, bytes)?;
-            Event::InstanceDestroyed {
+            Event::ComputeFact(ComputeFact::InstanceDestroyed {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 host: nonempty("host", r.host)?,
                 usage: usage(r.usage),
-            }
+            })
         }
         "HostRegistered" => {
             let h: pb::HostRegistered = parse(type_name, bytes)?;
-            Event::HostRegistered(Box::new(events::HostRegistered {
-                host: nonempty("host", h.host)?,
-                capacity: req("capacity", h.capacity)?.into(),
-                usage: usage(h.usage),
-                cpu_arch: h.cpu_arch,
-                hypervisor_type: h.hypervisor_type,
-                hypervisor_version: h.hypervisor_version,
-                availability_zone: h.availability_zone,
-                capabilities: h.capabilities,
-                driver: h.driver,
-            }))
+            Event::Host(HostEvent::HostRegistered(Box::new(
+                events::HostRegistered {
+                    host: nonempty("host", h.host)?,
+                    capacity: req("capacity", h.capacity)?.into(),
+                    usage: usage(h.usage),
+                    cpu_arch: h.cpu_arch,
+                    hypervisor_type: h.hypervisor_type,
+                    hypervisor_version: h.hypervisor_version,
+                    availability_zone: h.availability_zone,
+                    capabilities: h.capabilities,
+                    driver: h.driver,
+                },
+            )))
         }
         "HostHeartbeat" => {
             let r: pb::HostHeartbeat = parse(type_name, bytes)?;
-            Event::HostHeartbeat {
+            Event::Host(HostEvent::HostHeartbeat {
                 host: nonempty("host", r.host)?,
                 usage: usage(r.usage),
-            }
+            })
         }
         "FlavorCreated" => {
             let r: pb::FlavorCreated = parse(type_name, bytes)?;
-            Event::FlavorCreated(flavor(r.flavor)?)
+            Event::Catalog(CatalogEvent::FlavorCreated(flavor(r.flavor)?))
         }
         "ImageCreated" => {
             let r: pb::ImageCreated = parse(type_name, bytes)?;
-            Event::ImageCreated(image(r.image)?)
+            Event::Catalog(CatalogEvent::ImageCreated(image(r.image)?))
         }
         "ImageUpdated" => {
             let r: pb::ImageUpdated = parse(type_name, bytes)?;
-            Event::ImageUpdated(image(r.image)?)
+            Event::Catalog(CatalogEvent::ImageUpdated(image(r.image)?))
         }
         "ImageDeleted" => {
             let r: pb::ImageDeleted = parse(type_name, bytes)?;
-            Event::ImageDeleted {
+            Event::Catalog(CatalogEvent::ImageDeleted {
                 image_id: uuid("image_id", &r.image_id)?,
-            }
+            })
         }
         "ServerGroupCreated" => {
             let r: pb::ServerGroupCreated = parse(type_name, bytes)?;
-            Event::ServerGroupCreated(group_from_pb(r.group)?)
+            Event::Catalog(CatalogEvent::ServerGroupCreated(group_from_pb(r.group)?))
         }
         "ServerGroupDeleted" => {
             let r: pb::ServerGroupDeleted = parse(type_name, bytes)?;
-            Event::ServerGroupDeleted {
+            Event::Catalog(CatalogEvent::ServerGroupDeleted {
                 group_id: uuid("group_id", &r.group_id)?,
-            }
+            })
         }
         "AggregateCreated" => {
             let r: pb::AggregateCreated = parse(type_name, bytes)?;
-            Event::AggregateCreated(aggregate_from_pb(r.aggregate)?)
+            Event::Catalog(CatalogEvent::AggregateCreated(aggregate_from_pb(
+                r.aggregate,
+            )?))
         }
         "AggregateUpdated" => {
             let r: pb::AggregateUpdated = parse(type_name, bytes)?;
-            Event::AggregateUpdated(aggregate_from_pb(r.aggregate)?)
+            Event::Catalog(CatalogEvent::AggregateUpdated(aggregate_from_pb(
+                r.aggregate,
+            )?))
         }
         "AggregateHostAdded" => {
             let r: pb::AggregateHostAdded = parse(type_name, bytes)?;
-            Event::AggregateHostAdded {
+            Event::Catalog(CatalogEvent::AggregateHostAdded {
                 aggregate: aggregate_from_pb(r.aggregate)?,
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "AggregateHostRemoved" => {
             let r: pb::AggregateHostRemoved = parse(type_name, bytes)?;
-            Event::AggregateHostRemoved {
+            Event::Catalog(CatalogEvent::AggregateHostRemoved {
                 aggregate: aggregate_from_pb(r.aggregate)?,
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "AggregateMetadataSet" => {
             let r: pb::AggregateMetadataSet = parse(type_name, bytes)?;
-            Event::AggregateMetadataSet(aggregate_from_pb(r.aggregate)?)
+            Event::Catalog(CatalogEvent::AggregateMetadataSet(aggregate_from_pb(
+                r.aggregate,
+            )?))
         }
         "AggregateDeleted" => {
             let r: pb::AggregateDeleted = parse(type_name, bytes)?;
-            Event::AggregateDeleted {
+            Event::Catalog(CatalogEvent::AggregateDeleted {
                 aggregate_id: r.aggregate_id,
-            }
+            })
         }
         "KeypairCreateRequested" => {
             let r: pb::KeypairCreateRequested = parse(type_name, bytes)?;
-            Event::KeypairCreateRequested(keypair_from_pb(r.keypair)?)
+            Event::Intent(Intent::KeypairCreateRequested(keypair_from_pb(r.keypair)?))
         }
         "KeypairDeleteRequested" => {
             let r: pb::KeypairDeleteRequested = parse(type_name, bytes)?;
-            Event::KeypairDeleteRequested {
+            Event::Intent(Intent::KeypairDeleteRequested {
                 user_id: nonempty("user_id", r.user_id)?,
                 name: nonempty("name", r.name)?,
-            }
+            })
         }
         "KeypairCreated" => {
             let r: pb::KeypairCreated = parse(type_name, bytes)?;
-            Event::KeypairCreated(keypair_from_pb(r.keypair)?)
+            Event::Catalog(CatalogEvent::KeypairCreated(keypair_from_pb(r.keypair)?))
         }
         "KeypairDeleted" => {
             let r: pb::KeypairDeleted = parse(type_name, bytes)?;
-            Event::KeypairDeleted {
+            Event::Catalog(CatalogEvent::KeypairDeleted {
                 user_id: nonempty("user_id", r.user_id)?,
                 name: nonempty("name", r.name)?,
-            }
+            })
         }
         "FlavorUpdateRequested" => {
             let r: pb::FlavorUpdateRequested = parse(type_name, bytes)?;
-            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
-                flavor_id: nonempty("flavor_id", r.flavor_id)?,
-                extra_specs_set: r.extra_specs_set.into_iter().collect(),
-                extra_specs_unset: r.extra_specs_unset,
-                description: r.set_description.then_some(r.description),
-            }))
+            Event::Intent(Intent::FlavorUpdateRequested(Box::new(
+                events::FlavorUpdate {
+                    flavor_id: nonempty("flavor_id", r.flavor_id)?,
+                    extra_specs_set: r.extra_specs_set.into_iter().collect(),
+                    extra_specs_unset: r.extra_specs_unset,
+                    description: r.set_description.then_some(r.description),
+                },
+            )))
         }
         "FlavorUpdated" => {
             let r: pb::FlavorUpdated = parse(type_name, bytes)?;
-            Event::FlavorUpdated(flavor(r.flavor)?)
+            Event::Catalog(CatalogEvent::FlavorUpdated(flavor(r.flavor)?))
         }
         "FlavorDeleteRequested" => {
             let r: pb::FlavorDeleteRequested = parse(type_name, bytes)?;
-            Event::FlavorDeleteRequested {
+            Event::Intent(Intent::FlavorDeleteRequested {
                 flavor_id: nonempty("flavor_id", r.flavor_id)?,
-            }
+            })
         }
         "FlavorDeleted" => {
             let r: pb::FlavorDeleted = parse(type_name, bytes)?;
-            Event::FlavorDeleted {
+            Event::Catalog(CatalogEvent::FlavorDeleted {
                 flavor_id: nonempty("flavor_id", r.flavor_id)?,
-            }
+            })
         }
         "FlavorAccessChangeRequested" => {
             let r: pb::FlavorAccessChangeRequested = parse(type_name, bytes)?;
-            Event::FlavorAccessChangeRequested {
+            Event::Intent(Intent::FlavorAccessChangeRequested {
                 flavor_id: nonempty("flavor_id", r.flavor_id)?,
                 project_id: nonempty("project_id", r.project_id)?,
                 add: r.add,
-            }
+            })
         }
         "FlavorAccessAdded" => {
             let r: pb::FlavorAccessAdded = parse(type_name, bytes)?;
-            Event::FlavorAccessAdded {
+            Event::Catalog(CatalogEvent::FlavorAccessAdded {
                 flavor_id: nonempty("flavor_id", r.flavor_id)?,
                 project_id: nonempty("project_id", r.project_id)?,
-            }
+            })
         }
         "FlavorAccessRemoved" => {
             let r: pb::FlavorAccessRemoved = parse(type_name, bytes)?;
-            Event::FlavorAccessRemoved {
+            Event::Catalog(CatalogEvent::FlavorAccessRemoved {
                 flavor_id: nonempty("flavor_id", r.flavor_id)?,
                 project_id: nonempty("project_id", r.project_id)?,
-            }
+            })
         }
         "ServiceUpdateRequested" => {
             let r: pb::ServiceUpdateRequested = parse(type_name, bytes)?;
-            Event::ServiceUpdateRequested(service_from_pb(r.status)?)
+            Event::Intent(Intent::ServiceUpdateRequested(service_from_pb(r.status)?))
         }
         "ServiceUpdated" => {
             let r: pb::ServiceUpdated = parse(type_name, bytes)?;
-            Event::ServiceUpdated(service_from_pb(r.status)?)
+            Event::Host(HostEvent::ServiceUpdated(service_from_pb(r.status)?))
         }
         "ServiceChangeRequested" => {
             let r: pb::ServiceChangeRequested = parse(type_name, bytes)?;
-            Event::ServiceChangeRequested(Box::new(events::ServiceChange {
-                host: nonempty("host", r.host)?,
-                disabled: r.disabled,
-                disabled_reason: r.change_disabled_reason.then_some(r.disabled_reason),
-                forced_down: r.forced_down,
-                seen: *service_from_pb(r.seen)?,
-            }))
+            Event::Intent(Intent::ServiceChangeRequested(Box::new(
+                events::ServiceChange {
+                    host: nonempty("host", r.host)?,
+                    disabled: r.disabled,
+                    disabled_reason: r.change_disabled_reason.then_some(r.disabled_reason),
+                    forced_down: r.forced_down,
+                    seen: *service_from_pb(r.seen)?,
+                },
+            )))
         }
         "ServiceDeleteRequested" => {
             let r: pb::ServiceDeleteRequested = parse(type_name, bytes)?;
-            Event::ServiceDeleteRequested {
+            Event::Intent(Intent::ServiceDeleteRequested {
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "ServiceDeleted" => {
             let r: pb::ServiceDeleted = parse(type_name, bytes)?;
-            Event::ServiceDeleted {
+            Event::Host(HostEvent::ServiceDeleted {
                 host: nonempty("host", r.host)?,
-            }
+            })
         }
         "DeadLetter" => {
             let d: pb::DeadLetter = parse(type_name, bytes)?;
@@ -1958,100 +2011,112 @@ mod tests {
             generation: 5,
         };
         let events = vec![
-            Event::ServerCreateRequested(Box::new(events::ServerCreateRequested {
-                instance_id: id,
-                name: "vm".into(),
-                flavor: sample_flavor(),
-                image: sample_image(),
-                metadata: BTreeMap::from([("k".into(), "v".into())]),
-                availability_zone: Some("nova".into()),
-                key_name: None,
-                user_data: None,
-                description: Some("d".into()),
-                tags: vec!["t".into()],
-                reservation_id: "r-1".into(),
-                launch_index: 2,
-                scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
-                min_count: 2,
-                max_count: 3,
-            })),
-            Event::ServerGroupCreateRequested(Box::new(sample_group())),
-            Event::ServerGroupCreated(Box::new(events::ServerGroup {
-                max_server_per_host: None,
-                ..sample_group()
-            })),
-            Event::ServerGroupDeleteRequested { group_id: id },
-            Event::ServerGroupDeleted { group_id: id },
-            Event::AggregateCreateRequested(Box::new(sample_aggregate())),
-            Event::AggregateUpdateRequested {
+            Event::Intent(Intent::ServerCreateRequested(Box::new(
+                events::ServerCreateRequested {
+                    instance_id: id,
+                    name: "vm".into(),
+                    flavor: sample_flavor(),
+                    image: sample_image(),
+                    metadata: BTreeMap::from([("k".into(), "v".into())]),
+                    availability_zone: Some("nova".into()),
+                    key_name: None,
+                    user_data: None,
+                    description: Some("d".into()),
+                    tags: vec!["t".into()],
+                    reservation_id: "r-1".into(),
+                    launch_index: 2,
+                    scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
+                    min_count: 2,
+                    max_count: 3,
+                },
+            ))),
+            Event::Intent(Intent::ServerGroupCreateRequested(Box::new(sample_group()))),
+            Event::Catalog(CatalogEvent::ServerGroupCreated(Box::new(
+                events::ServerGroup {
+                    max_server_per_host: None,
+                    ..sample_group()
+                },
+            ))),
+            Event::Intent(Intent::ServerGroupDeleteRequested { group_id: id }),
+            Event::Catalog(CatalogEvent::ServerGroupDeleted { group_id: id }),
+            Event::Intent(Intent::AggregateCreateRequested(Box::new(
+                sample_aggregate(),
+            ))),
+            Event::Intent(Intent::AggregateUpdateRequested {
                 aggregate_id: 3,
                 name: Some("n".into()),
                 availability_zone: None,
-            },
-            Event::AggregateDeleteRequested { aggregate_id: 3 },
-            Event::AggregateHostAddRequested {
+            }),
+            Event::Intent(Intent::AggregateDeleteRequested { aggregate_id: 3 }),
+            Event::Intent(Intent::AggregateHostAddRequested {
                 aggregate_id: 3,
                 host: "h".into(),
-            },
-            Event::AggregateHostRemoveRequested {
+            }),
+            Event::Intent(Intent::AggregateHostRemoveRequested {
                 aggregate_id: 3,
                 host: "h".into(),
-            },
-            Event::AggregateMetadataSetRequested {
+            }),
+            Event::Intent(Intent::AggregateMetadataSetRequested {
                 aggregate_id: 3,
                 metadata: BTreeMap::from([("a".into(), Some("1".into())), ("b".into(), None)]),
-            },
-            Event::AggregateCreated(Box::new(sample_aggregate())),
-            Event::AggregateUpdated(Box::new(sample_aggregate())),
-            Event::AggregateHostAdded {
+            }),
+            Event::Catalog(CatalogEvent::AggregateCreated(Box::new(sample_aggregate()))),
+            Event::Catalog(CatalogEvent::AggregateUpdated(Box::new(sample_aggregate()))),
+            Event::Catalog(CatalogEvent::AggregateHostAdded {
                 aggregate: Box::new(sample_aggregate()),
                 host: "h".into(),
-            },
-            Event::AggregateHostRemoved {
+            }),
+            Event::Catalog(CatalogEvent::AggregateHostRemoved {
                 aggregate: Box::new(sample_aggregate()),
                 host: "h".into(),
-            },
-            Event::AggregateMetadataSet(Box::new(sample_aggregate())),
-            Event::AggregateDeleted { aggregate_id: 3 },
-            Event::ServerDeleteRequested {
+            }),
+            Event::Catalog(CatalogEvent::AggregateMetadataSet(Box::new(
+                sample_aggregate(),
+            ))),
+            Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id: 3 }),
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: id,
                 force: true,
-            },
-            Event::FlavorCreateRequested(sample_flavor()),
-            Event::ImageCreateRequested(sample_image()),
-            Event::ImageUpdateRequested(sample_image()),
-            Event::ImageDeleteRequested { image_id: id },
-            Event::ImagePatchRequested(Box::new(crate::image::ImagePatch {
-                image_id: id,
-                ops: vec![
-                    crate::image::PatchOp {
-                        verb: crate::image::PatchVerb::Add,
-                        attribute: "tags".into(),
-                        value: Some(serde_json::json!(["a", "b"])),
-                    },
-                    crate::image::PatchOp {
-                        verb: crate::image::PatchVerb::Remove,
-                        attribute: "k".into(),
-                        value: None,
-                    },
-                ],
-            })),
-            Event::ImageUploadRequested { image_id: id },
-            Event::ImageUploadFinishRequested(Box::new(crate::image::ImageData {
-                image_id: id,
-                size: 3,
-                checksum: "c".into(),
-                os_hash_value: "h".into(),
-            })),
-            Event::ImageUploadAbortRequested { image_id: id },
-            Event::ImageUpdated(sample_image()),
-            Event::ImageDeleted { image_id: id },
-            Event::IntentRejected {
+            }),
+            Event::Intent(Intent::FlavorCreateRequested(sample_flavor())),
+            Event::Intent(Intent::ImageCreateRequested(sample_image())),
+            Event::Intent(Intent::ImageUpdateRequested(sample_image())),
+            Event::Intent(Intent::ImageDeleteRequested { image_id: id }),
+            Event::Intent(Intent::ImagePatchRequested(Box::new(
+                crate::image::ImagePatch {
+                    image_id: id,
+                    ops: vec![
+                        crate::image::PatchOp {
+                            verb: crate::image::PatchVerb::Add,
+                            attribute: "tags".into(),
+                            value: Some(serde_json::json!(["a", "b"])),
+                        },
+                        crate::image::PatchOp {
+                            verb: crate::image::PatchVerb::Remove,
+                            attribute: "k".into(),
+                            value: None,
+                        },
+                    ],
+                },
+            ))),
+            Event::Intent(Intent::ImageUploadRequested { image_id: id }),
+            Event::Intent(Intent::ImageUploadFinishRequested(Box::new(
+                crate::image::ImageData {
+                    image_id: id,
+                    size: 3,
+                    checksum: "c".into(),
+                    os_hash_value: "h".into(),
+                },
+            ))),
+            Event::Intent(Intent::ImageUploadAbortRequested { image_id: id }),
+            Event::Catalog(CatalogEvent::ImageUpdated(sample_image())),
+            Event::Catalog(CatalogEvent::ImageDeleted { image_id: id }),
+            Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "ServerCreateRequested".into(),
                 kind: RejectionKind::Conflict,
                 message: "no".into(),
-            },
-            Event::IntentRejected {
+            }),
+            Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "ServerRebootRequested".into(),
                 kind: RejectionKind::InvalidState {
                     attribute: "vm_state".into(),
@@ -2059,54 +2124,54 @@ mod tests {
                     method: "reboot".into(),
                 },
                 message: "no".into(),
-            },
-            Event::IntentRejected {
+            }),
+            Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "QuotaSetRequested".into(),
                 kind: RejectionKind::OverQuota,
                 message: "no".into(),
-            },
-            Event::InstanceScheduled {
+            }),
+            Event::Instance(InstanceEvent::InstanceScheduled {
                 host: "h".into(),
                 alternates: vec!["a".into()],
                 attempt: 1,
-            },
-            Event::InstanceBecameActive {
+            }),
+            Event::Instance(InstanceEvent::InstanceBecameActive {
                 power_state: 1,
                 launched_at_ms: 9,
-            },
-            Event::InstanceFailed {
+            }),
+            Event::Instance(InstanceEvent::InstanceFailed {
                 fault: Fault {
                     code: 500,
                     message: "No valid host was found.".into(),
                     details: "".into(),
                     created_at_ms: 1,
                 },
-            },
-            Event::InstanceDeleting,
-            Event::ServerActionRequested {
+            }),
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id: id,
                 action: ServerAction::Reboot { hard: true },
-            },
-            Event::ServerActionRequested {
+            }),
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id: id,
                 action: ServerAction::Lock {
                     reason: Some("maintenance".into()),
                 },
-            },
-            Event::ServerActionRequested {
+            }),
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id: id,
                 action: ServerAction::Lock { reason: None },
-            },
-            Event::InstanceTaskStarted {
+            }),
+            Event::Instance(InstanceEvent::InstanceTaskStarted {
                 action: ServerAction::Stop,
                 task_state: TaskState::PoweringOff,
-            },
-            Event::InstanceTaskCompleted {
+            }),
+            Event::Instance(InstanceEvent::InstanceTaskCompleted {
                 action: ServerAction::Suspend,
                 vm_state: VmState::Suspended,
                 power_state: 7,
-            },
-            Event::InstanceTaskFailed {
+            }),
+            Event::Instance(InstanceEvent::InstanceTaskFailed {
                 action: ServerAction::Reboot { hard: false },
                 vm_state: VmState::Error,
                 power_state: 4,
@@ -2116,234 +2181,248 @@ mod tests {
                     details: "trace".into(),
                     created_at_ms: 3,
                 },
-            },
-            Event::InstanceLocked {
+            }),
+            Event::Instance(InstanceEvent::InstanceLocked {
                 locked_by: "admin".into(),
                 reason: Some("why".into()),
-            },
-            Event::InstanceUnlocked,
-            Event::QuotaSetRequested {
+            }),
+            Event::Instance(InstanceEvent::InstanceUnlocked),
+            Event::Intent(Intent::QuotaSetRequested {
                 project_id: "p".into(),
                 limits: BTreeMap::from([("instances".into(), -1), ("cores".into(), 4)]),
                 force: true,
-            },
-            Event::QuotaResetRequested {
+            }),
+            Event::Intent(Intent::QuotaResetRequested {
                 project_id: "p".into(),
-            },
-            Event::QuotaSetUpdated {
+            }),
+            Event::Catalog(CatalogEvent::QuotaSetUpdated {
                 project_id: "p".into(),
                 limits: BTreeMap::from([("ram".into(), 1024)]),
-            },
-            Event::QuotaSetDeleted {
+            }),
+            Event::Catalog(CatalogEvent::QuotaSetDeleted {
                 project_id: "p".into(),
-            },
-            Event::TokenRevoked {
+            }),
+            Event::Catalog(CatalogEvent::TokenRevoked {
                 audit_id: "aud1t".into(),
                 expires_at_ms: 1_700_000_000_000,
-            },
-            Event::ServerUpdateRequested {
+            }),
+            Event::Intent(Intent::ServerUpdateRequested {
                 instance_id: id,
                 name: Some("n".into()),
                 description: Some(None),
-            },
-            Event::ServerUpdateRequested {
+            }),
+            Event::Intent(Intent::ServerUpdateRequested {
                 instance_id: id,
                 name: None,
                 description: Some(Some("d".into())),
-            },
-            Event::ServerUpdateRequested {
+            }),
+            Event::Intent(Intent::ServerUpdateRequested {
                 instance_id: id,
                 name: None,
                 description: None,
-            },
-            Event::ServerMetadataChangeRequested {
+            }),
+            Event::Intent(Intent::ServerMetadataChangeRequested {
                 instance_id: id,
                 replace_all: true,
                 set: BTreeMap::from([("a".into(), "1".into())]),
                 remove: vec!["b".into()],
-            },
-            Event::ServerTagsChangeRequested {
+            }),
+            Event::Intent(Intent::ServerTagsChangeRequested {
                 instance_id: id,
                 replace_all: false,
                 add: vec!["t".into()],
                 remove: vec!["u".into()],
-            },
-            Event::InstanceUpdated {
+            }),
+            Event::Instance(InstanceEvent::InstanceUpdated {
                 name: "n".into(),
                 description: None,
-            },
-            Event::InstanceMetadataSet {
+            }),
+            Event::Instance(InstanceEvent::InstanceMetadataSet {
                 metadata: BTreeMap::from([("a".into(), "".into())]),
-            },
-            Event::InstanceTagsSet {
+            }),
+            Event::Instance(InstanceEvent::InstanceTagsSet {
                 tags: vec!["x".into(), "y".into()],
-            },
-            Event::PerformServerAction {
+            }),
+            Event::Compute(ComputeCommand::PerformServerAction {
                 instance_id: id,
                 host: "h".into(),
                 action: ServerAction::Unpause,
-            },
-            Event::ServerActionPerformed {
+            }),
+            Event::ComputeFact(ComputeFact::ServerActionPerformed {
                 instance_id: id,
                 host: "h".into(),
                 action: ServerAction::Start,
                 power_state: 1,
-            },
-            Event::ServerActionFailed {
+            }),
+            Event::ComputeFact(ComputeFact::ServerActionFailed {
                 instance_id: id,
                 host: "h".into(),
                 action: ServerAction::Resume,
                 reason: "no".into(),
                 power_state: 7,
-            },
-            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
-                request_id: id,
-                instance_id: id,
-                project_id: "p".into(),
-                resources: Resources {
-                    vcpus: 2,
-                    memory_mb: 2048,
-                    disk_gb: 20,
+            }),
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+                events::SelectHostsRequested {
+                    request_id: id,
+                    instance_id: id,
+                    project_id: "p".into(),
+                    resources: Resources {
+                        vcpus: 2,
+                        memory_mb: 2048,
+                        disk_gb: 20,
+                    },
+                    image_properties: BTreeMap::from([("architecture".into(), "x86_64".into())]),
+                    extra_specs: BTreeMap::from([(
+                        "capabilities:hypervisor_type".into(),
+                        "s== fake".into(),
+                    )]),
+                    availability_zone: Some("nova".into()),
+                    ignore_hosts: vec!["h0".into()],
+                    num_alternates: 2,
+                    scheduler_hints: BTreeMap::from([
+                        ("same_host".into(), vec![id.to_string()]),
+                        (
+                            "query".into(),
+                            vec![r#"[">=", "$free_ram_mb", 1024]"#.into()],
+                        ),
+                    ]),
+                    server_group: Some(events::ServerGroupSpec {
+                        id: Uuid::new_v4(),
+                        policy: events::ServerGroupPolicy::AntiAffinity,
+                        max_server_per_host: Some(2),
+                        hosts: vec!["h1".into()],
+                        members: vec![id],
+                    }),
+                    image_id: Some(Uuid::new_v4()),
+                    flavor_name: "m1.small".into(),
                 },
-                image_properties: BTreeMap::from([("architecture".into(), "x86_64".into())]),
-                extra_specs: BTreeMap::from([(
-                    "capabilities:hypervisor_type".into(),
-                    "s== fake".into(),
-                )]),
-                availability_zone: Some("nova".into()),
-                ignore_hosts: vec!["h0".into()],
-                num_alternates: 2,
-                scheduler_hints: BTreeMap::from([
-                    ("same_host".into(), vec![id.to_string()]),
-                    (
-                        "query".into(),
-                        vec![r#"[">=", "$free_ram_mb", 1024]"#.into()],
-                    ),
-                ]),
-                server_group: Some(events::ServerGroupSpec {
-                    id: Uuid::new_v4(),
-                    policy: events::ServerGroupPolicy::AntiAffinity,
-                    max_server_per_host: Some(2),
-                    hosts: vec!["h1".into()],
-                    members: vec![id],
-                }),
-                image_id: Some(Uuid::new_v4()),
-                flavor_name: "m1.small".into(),
-            })),
-            Event::SelectHostsRequested(Box::new(events::SelectHostsRequested {
-                request_id: id,
-                instance_id: id,
-                project_id: "p".into(),
-                resources: Resources::default(),
-                image_properties: BTreeMap::new(),
-                extra_specs: BTreeMap::new(),
-                availability_zone: None,
-                ignore_hosts: Vec::new(),
-                num_alternates: 0,
-                scheduler_hints: BTreeMap::new(),
-                server_group: Some(events::ServerGroupSpec {
-                    id: Uuid::new_v4(),
-                    policy: events::ServerGroupPolicy::SoftAffinity,
-                    max_server_per_host: None,
-                    hosts: Vec::new(),
-                    members: Vec::new(),
-                }),
-                image_id: None,
-                flavor_name: String::new(),
-            })),
-            Event::HostsSelected {
+            ))),
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+                events::SelectHostsRequested {
+                    request_id: id,
+                    instance_id: id,
+                    project_id: "p".into(),
+                    resources: Resources::default(),
+                    image_properties: BTreeMap::new(),
+                    extra_specs: BTreeMap::new(),
+                    availability_zone: None,
+                    ignore_hosts: Vec::new(),
+                    num_alternates: 0,
+                    scheduler_hints: BTreeMap::new(),
+                    server_group: Some(events::ServerGroupSpec {
+                        id: Uuid::new_v4(),
+                        policy: events::ServerGroupPolicy::SoftAffinity,
+                        max_server_per_host: None,
+                        hosts: Vec::new(),
+                        members: Vec::new(),
+                    }),
+                    image_id: None,
+                    flavor_name: String::new(),
+                },
+            ))),
+            Event::Scheduler(SchedulerEvent::HostsSelected {
                 request_id: id,
                 instance_id: id,
                 hosts: vec!["h1".into(), "h2".into()],
-            },
-            Event::ClaimFailed {
+            }),
+            Event::ComputeFact(ComputeFact::ClaimFailed {
                 instance_id: id,
                 host: "h".into(),
                 attempt: 2,
                 reason: "full".into(),
                 usage,
-            },
-            Event::InstanceDestroyed {
+            }),
+            Event::ComputeFact(ComputeFact::InstanceDestroyed {
                 instance_id: id,
                 host: "h".into(),
                 usage,
-            },
-            Event::HostHeartbeat {
+            }),
+            Event::Host(HostEvent::HostHeartbeat {
                 host: "h".into(),
                 usage,
-            },
-            Event::FlavorCreated(sample_flavor()),
-            Event::KeypairCreateRequested(Box::new(sample_keypair())),
-            Event::KeypairCreated(Box::new(sample_keypair())),
-            Event::KeypairDeleteRequested {
+            }),
+            Event::Catalog(CatalogEvent::FlavorCreated(sample_flavor())),
+            Event::Intent(Intent::KeypairCreateRequested(Box::new(sample_keypair()))),
+            Event::Catalog(CatalogEvent::KeypairCreated(Box::new(sample_keypair()))),
+            Event::Intent(Intent::KeypairDeleteRequested {
                 user_id: "u".into(),
                 name: "k".into(),
-            },
-            Event::KeypairDeleted {
+            }),
+            Event::Catalog(CatalogEvent::KeypairDeleted {
                 user_id: "u".into(),
                 name: "k".into(),
-            },
-            Event::ServiceUpdateRequested(Box::new(events::ServiceStatus {
-                host: "h".into(),
-                disabled: true,
-                disabled_reason: Some("maintenance".into()),
-                forced_down: false,
-            })),
-            Event::ServiceUpdated(Box::new(events::ServiceStatus {
+            }),
+            Event::Intent(Intent::ServiceUpdateRequested(Box::new(
+                events::ServiceStatus {
+                    host: "h".into(),
+                    disabled: true,
+                    disabled_reason: Some("maintenance".into()),
+                    forced_down: false,
+                },
+            ))),
+            Event::Host(HostEvent::ServiceUpdated(Box::new(events::ServiceStatus {
                 host: "h".into(),
                 disabled: false,
                 disabled_reason: None,
                 forced_down: true,
-            })),
-            Event::ServiceChangeRequested(Box::new(events::ServiceChange {
-                host: "h".into(),
-                disabled: Some(true),
-                disabled_reason: Some(None),
-                forced_down: None,
-                seen: events::ServiceStatus {
+            }))),
+            Event::Intent(Intent::ServiceChangeRequested(Box::new(
+                events::ServiceChange {
                     host: "h".into(),
-                    disabled: false,
-                    disabled_reason: Some("old".into()),
-                    forced_down: true,
+                    disabled: Some(true),
+                    disabled_reason: Some(None),
+                    forced_down: None,
+                    seen: events::ServiceStatus {
+                        host: "h".into(),
+                        disabled: false,
+                        disabled_reason: Some("old".into()),
+                        forced_down: true,
+                    },
                 },
-            })),
-            Event::ServiceDeleteRequested { host: "h".into() },
-            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+            ))),
+            Event::Intent(Intent::ServiceDeleteRequested { host: "h".into() }),
+            Event::Intent(Intent::FlavorUpdateRequested(Box::new(
+                events::FlavorUpdate {
+                    flavor_id: "1".into(),
+                    extra_specs_set: BTreeMap::from([("hw:cpu_policy".into(), "dedicated".into())]),
+                    extra_specs_unset: vec!["k".into()],
+                    description: Some(None),
+                },
+            ))),
+            Event::Intent(Intent::FlavorUpdateRequested(Box::new(
+                events::FlavorUpdate {
+                    flavor_id: "1".into(),
+                    description: Some(Some("d".into())),
+                    ..Default::default()
+                },
+            ))),
+            Event::Intent(Intent::FlavorUpdateRequested(Box::new(
+                events::FlavorUpdate {
+                    flavor_id: "1".into(),
+                    ..Default::default()
+                },
+            ))),
+            Event::Catalog(CatalogEvent::FlavorUpdated(sample_flavor())),
+            Event::Intent(Intent::FlavorDeleteRequested {
                 flavor_id: "1".into(),
-                extra_specs_set: BTreeMap::from([("hw:cpu_policy".into(), "dedicated".into())]),
-                extra_specs_unset: vec!["k".into()],
-                description: Some(None),
-            })),
-            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
+            }),
+            Event::Catalog(CatalogEvent::FlavorDeleted {
                 flavor_id: "1".into(),
-                description: Some(Some("d".into())),
-                ..Default::default()
-            })),
-            Event::FlavorUpdateRequested(Box::new(events::FlavorUpdate {
-                flavor_id: "1".into(),
-                ..Default::default()
-            })),
-            Event::FlavorUpdated(sample_flavor()),
-            Event::FlavorDeleteRequested {
-                flavor_id: "1".into(),
-            },
-            Event::FlavorDeleted {
-                flavor_id: "1".into(),
-            },
-            Event::FlavorAccessChangeRequested {
+            }),
+            Event::Intent(Intent::FlavorAccessChangeRequested {
                 flavor_id: "1".into(),
                 project_id: "p".into(),
                 add: true,
-            },
-            Event::FlavorAccessAdded {
+            }),
+            Event::Catalog(CatalogEvent::FlavorAccessAdded {
                 flavor_id: "1".into(),
                 project_id: "p".into(),
-            },
-            Event::FlavorAccessRemoved {
+            }),
+            Event::Catalog(CatalogEvent::FlavorAccessRemoved {
                 flavor_id: "1".into(),
                 project_id: "p".into(),
-            },
-            Event::ServiceDeleted { host: "h".into() },
+            }),
+            Event::Host(HostEvent::ServiceDeleted { host: "h".into() }),
         ];
         for e in events {
             let env = envelope(e);
@@ -2356,11 +2435,11 @@ mod tests {
     /// the HTTP status it chose, in `code`.
     fn old_rejection(code: i32) -> Event {
         let mut raw = pb::Envelope::decode(
-            &encode_envelope(&envelope(Event::IntentRejected {
+            &encode_envelope(&envelope(Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "ServerRebootRequested".into(),
                 kind: RejectionKind::Internal,
                 message: "m".into(),
-            }))[..],
+            })))[..],
         )
         .unwrap();
         raw.payload = pb::IntentRejected {
@@ -2387,11 +2466,11 @@ mod tests {
         ] {
             assert_eq!(
                 old_rejection(code),
-                Event::IntentRejected {
+                Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: "ServerRebootRequested".into(),
                     kind,
                     message: "m".into(),
-                },
+                }),
                 "code {code}"
             );
         }
@@ -2399,11 +2478,11 @@ mod tests {
 
     #[test]
     fn a_new_rejection_carries_its_kind_not_a_code() {
-        let env = envelope(Event::IntentRejected {
+        let env = envelope(Event::Instance(InstanceEvent::IntentRejected {
             intent_type: "ServerRebootRequested".into(),
             kind: RejectionKind::OverQuota,
             message: "m".into(),
-        });
+        }));
         let raw = pb::Envelope::decode(&encode_envelope(&env)[..]).unwrap();
         let r = pb::IntentRejected::decode(&raw.payload[..]).unwrap();
         assert_eq!(r.code, 0);
@@ -2413,11 +2492,11 @@ mod tests {
     #[test]
     fn an_invalid_state_rejection_without_its_fields_is_an_error() {
         let mut raw = pb::Envelope::decode(
-            &encode_envelope(&envelope(Event::IntentRejected {
+            &encode_envelope(&envelope(Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "ServerRebootRequested".into(),
                 kind: RejectionKind::Internal,
                 message: "m".into(),
-            }))[..],
+            })))[..],
         )
         .unwrap();
         raw.payload = pb::IntentRejected {
@@ -2440,9 +2519,41 @@ mod tests {
     }
 
     #[test]
+    fn records_written_under_the_old_progressive_names_still_decode() {
+        let p = || Box::new(crate::migration::MigrationProgress::of(Uuid::from_u128(7)));
+        let renamed = [
+            ("InstanceDeleting", InstanceEvent::InstanceDeleteStarted),
+            (
+                "ResizeMigrating",
+                InstanceEvent::ResizeMigrationStarted(p()),
+            ),
+            ("ResizeFinishing", InstanceEvent::ResizeFinishStarted(p())),
+            ("ResizeConfirming", InstanceEvent::ResizeConfirmStarted(p())),
+            ("ResizeReverting", InstanceEvent::ResizeRevertStarted(p())),
+            (
+                "LiveMigrationRunning",
+                InstanceEvent::LiveMigrationStarted(p()),
+            ),
+            ("RebuildSpawning", InstanceEvent::RebuildSpawnBegan),
+        ];
+        for (old, event) in renamed {
+            let event = Event::Instance(event);
+            let mut raw =
+                pb::Envelope::decode(&encode_envelope(&envelope(event.clone()))[..]).unwrap();
+            assert_ne!(raw.r#type, old, "written under its new name");
+            raw.r#type = old.into();
+            assert_eq!(decode_envelope(&raw.encode_to_vec()).unwrap().event, event);
+        }
+    }
+
+    #[test]
     fn unknown_type_and_future_version_are_rejected() {
-        let mut raw =
-            pb::Envelope::decode(&encode_envelope(&envelope(Event::InstanceDeleting))[..]).unwrap();
+        let mut raw = pb::Envelope::decode(
+            &encode_envelope(&envelope(Event::Instance(
+                InstanceEvent::InstanceDeleteStarted,
+            )))[..],
+        )
+        .unwrap();
         raw.r#type = "SomethingNew".into();
         assert_eq!(
             decode_envelope(&raw.encode_to_vec()),
@@ -2459,10 +2570,10 @@ mod tests {
     #[test]
     fn invalid_ids_are_rejected() {
         let mut raw = pb::Envelope::decode(
-            &encode_envelope(&envelope(Event::ServerDeleteRequested {
+            &encode_envelope(&envelope(Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: Uuid::new_v4(),
                 force: false,
-            }))[..],
+            })))[..],
         )
         .unwrap();
         raw.payload = pb::ServerDeleteRequested {

@@ -5,7 +5,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::envelope::DecodeError;
-use crate::events::Event;
+use crate::events::{ComputeCommand, ComputeFact, Event, InstanceEvent, Intent};
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationType, RebuildSpec,
     ServerMigrationRequested, ServerRebuildRequested, parse_vm_state,
@@ -182,9 +182,8 @@ fn fact_from_pb(f: pb::MigrationFact) -> R<Box<MigrationFact>> {
 
 /// The payload of a saga record; `None` for every other record.
 pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
-    use Event as E;
     Some(match event.clone() {
-        E::ServerMigrationRequested(r) => pb::ServerMigrationRequested {
+        Event::Intent(Intent::ServerMigrationRequested(r)) => pb::ServerMigrationRequested {
             instance_id: r.instance_id.to_string(),
             migration_type: r.migration_type.as_str().to_owned(),
             flavor: r.flavor.map(Into::into),
@@ -192,12 +191,12 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             source_host_down: r.source_host_down,
         }
         .encode_to_vec(),
-        E::ServerResizeConfirmRequested { instance_id }
-        | E::ServerResizeRevertRequested { instance_id } => pb::InstanceRef {
+        Event::Intent(Intent::ServerResizeConfirmRequested { instance_id })
+        | Event::Intent(Intent::ServerResizeRevertRequested { instance_id }) => pb::InstanceRef {
             instance_id: instance_id.to_string(),
         }
         .encode_to_vec(),
-        E::ServerRebuildRequested(r) => pb::ServerRebuildRequested {
+        Event::Intent(Intent::ServerRebuildRequested(r)) => pb::ServerRebuildRequested {
             instance_id: r.instance_id.to_string(),
             image: Some(r.image.into()),
             name: r.name.unwrap_or_default(),
@@ -211,32 +210,32 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             description: r.description.flatten(),
         }
         .encode_to_vec(),
-        E::SagaStepTimedOut {
+        Event::Intent(Intent::SagaStepTimedOut {
             instance_id,
             step,
             deadline_ms,
-        } => pb::SagaStepTimedOut {
+        }) => pb::SagaStepTimedOut {
             instance_id: instance_id.to_string(),
             step,
             deadline_ms,
         }
         .encode_to_vec(),
-        E::MigrationStarted(m) => migration_to_pb(*m).encode_to_vec(),
-        E::MigrationScheduled(p)
-        | E::ResizeMigrating(p)
-        | E::ResizeMigrated(p)
-        | E::ResizeFinishing(p)
-        | E::ResizeFinished(p)
-        | E::ResizeConfirming(p)
-        | E::ResizeConfirmed(p)
-        | E::ResizeReverting(p)
-        | E::ResizeReverted(p)
-        | E::MigrationAborted(p)
-        | E::MigrationErrored(p)
-        | E::LiveMigrationRunning(p)
-        | E::LiveMigrated(p)
-        | E::Evacuated(p) => progress_to_pb(*p).encode_to_vec(),
-        E::RebuildStarted(r) => pb::RebuildStarted {
+        Event::Instance(InstanceEvent::MigrationStarted(m)) => migration_to_pb(*m).encode_to_vec(),
+        Event::Instance(InstanceEvent::MigrationScheduled(p))
+        | Event::Instance(InstanceEvent::ResizeMigrationStarted(p))
+        | Event::Instance(InstanceEvent::ResizeMigrated(p))
+        | Event::Instance(InstanceEvent::ResizeFinishStarted(p))
+        | Event::Instance(InstanceEvent::ResizeFinished(p))
+        | Event::Instance(InstanceEvent::ResizeConfirmStarted(p))
+        | Event::Instance(InstanceEvent::ResizeConfirmed(p))
+        | Event::Instance(InstanceEvent::ResizeRevertStarted(p))
+        | Event::Instance(InstanceEvent::ResizeReverted(p))
+        | Event::Instance(InstanceEvent::MigrationAborted(p))
+        | Event::Instance(InstanceEvent::MigrationErrored(p))
+        | Event::Instance(InstanceEvent::LiveMigrationStarted(p))
+        | Event::Instance(InstanceEvent::LiveMigrated(p))
+        | Event::Instance(InstanceEvent::Evacuated(p)) => progress_to_pb(*p).encode_to_vec(),
+        Event::Instance(InstanceEvent::RebuildStarted(r)) => pb::RebuildStarted {
             image: Some(r.image.into()),
             name: r.name,
             metadata: r.metadata,
@@ -245,38 +244,40 @@ pub(crate) fn payload(event: &Event) -> Option<Vec<u8>> {
             description: r.description,
         }
         .encode_to_vec(),
-        E::RebuildSpawning => Vec::new(),
-        E::RebuildCompleted {
+        Event::Instance(InstanceEvent::RebuildSpawnBegan) => Vec::new(),
+        Event::Instance(InstanceEvent::RebuildCompleted {
             vm_state,
             power_state,
-        } => pb::RebuildCompleted {
+        }) => pb::RebuildCompleted {
             vm_state: vm_state.as_str().to_owned(),
             power_state,
         }
         .encode_to_vec(),
-        E::PrepResize(c)
-        | E::MigrateDiskAndPowerOff(c)
-        | E::FinishMigration(c)
-        | E::ConfirmMigration(c)
-        | E::RevertMigration(c)
-        | E::FinishRevertMigration(c)
-        | E::DropMigrationClaim(c)
-        | E::LiveMigrateInstance(c)
-        | E::RebuildInstance(c)
-        | E::RebuildEvacuatedInstance(c)
-        | E::CleanupEvacuatedInstance(c) => command_to_pb(*c).encode_to_vec(),
-        E::ResizeClaimSucceeded(f)
-        | E::ResizeClaimFailed(f)
-        | E::DiskMigratedAndPoweredOff(f)
-        | E::MigrationFinishedOnDest(f)
-        | E::MigrationConfirmedOnSource(f)
-        | E::MigrationRevertedOnDest(f)
-        | E::RevertFinishedOnSource(f)
-        | E::InstanceLiveMigrated(f)
-        | E::RebuildSpawnStarted(f)
-        | E::InstanceRebuilt(f)
-        | E::EvacuatedInstanceCleanedUp(f)
-        | E::MigrationStepFailed(f) => fact_to_pb(*f).encode_to_vec(),
+        Event::Compute(ComputeCommand::PrepResize(c))
+        | Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c))
+        | Event::Compute(ComputeCommand::FinishMigration(c))
+        | Event::Compute(ComputeCommand::ConfirmMigration(c))
+        | Event::Compute(ComputeCommand::RevertMigration(c))
+        | Event::Compute(ComputeCommand::FinishRevertMigration(c))
+        | Event::Compute(ComputeCommand::DropMigrationClaim(c))
+        | Event::Compute(ComputeCommand::LiveMigrateInstance(c))
+        | Event::Compute(ComputeCommand::RebuildInstance(c))
+        | Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c))
+        | Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => {
+            command_to_pb(*c).encode_to_vec()
+        }
+        Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+        | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+        | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+        | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+        | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+        | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+        | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+        | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+        | Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f))
+        | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+        | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+        | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => fact_to_pb(*f).encode_to_vec(),
         _ => return None,
     })
 }
@@ -287,110 +288,147 @@ pub(crate) fn event(type_name: &str, bytes: &[u8]) -> Option<R<Event>> {
 }
 
 fn decode(t: &str, b: &[u8]) -> R<Option<Event>> {
-    use Event as E;
     let progress = |b: &[u8]| -> R<Box<MigrationProgress>> { progress_from_pb(parse(t, b)?) };
     let command = |b: &[u8]| -> R<Box<MigrationCommand>> { command_from_pb(parse(t, b)?) };
     let fact = |b: &[u8]| -> R<Box<MigrationFact>> { fact_from_pb(parse(t, b)?) };
     Ok(Some(match t {
         "ServerMigrationRequested" => {
             let r: pb::ServerMigrationRequested = parse(t, b)?;
-            E::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-                instance_id: uuid("instance_id", &r.instance_id)?,
-                migration_type: migration_type(&r.migration_type)?,
-                flavor: r.flavor.map(TryInto::try_into).transpose()?,
-                host: opt(r.host),
-                source_host_down: r.source_host_down,
-            }))
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: uuid("instance_id", &r.instance_id)?,
+                    migration_type: migration_type(&r.migration_type)?,
+                    flavor: r.flavor.map(TryInto::try_into).transpose()?,
+                    host: opt(r.host),
+                    source_host_down: r.source_host_down,
+                },
+            )))
         }
         "ServerResizeConfirmRequested" => {
             let r: pb::InstanceRef = parse(t, b)?;
-            E::ServerResizeConfirmRequested {
+            Event::Intent(Intent::ServerResizeConfirmRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
-            }
+            })
         }
         "ServerResizeRevertRequested" => {
             let r: pb::InstanceRef = parse(t, b)?;
-            E::ServerResizeRevertRequested {
+            Event::Intent(Intent::ServerResizeRevertRequested {
                 instance_id: uuid("instance_id", &r.instance_id)?,
-            }
+            })
         }
         "ServerRebuildRequested" => {
             let r: pb::ServerRebuildRequested = parse(t, b)?;
-            E::ServerRebuildRequested(Box::new(ServerRebuildRequested {
-                instance_id: uuid("instance_id", &r.instance_id)?,
-                image: image(r.image, "image")?,
-                name: opt(r.name),
-                metadata: r.replace_metadata.then_some(r.metadata),
-                key_name: r.set_key_name.then_some(r.key_name),
-                user_data: r.set_user_data.then_some(r.user_data),
-                description: r.set_description.then_some(r.description),
-            }))
+            Event::Intent(Intent::ServerRebuildRequested(Box::new(
+                ServerRebuildRequested {
+                    instance_id: uuid("instance_id", &r.instance_id)?,
+                    image: image(r.image, "image")?,
+                    name: opt(r.name),
+                    metadata: r.replace_metadata.then_some(r.metadata),
+                    key_name: r.set_key_name.then_some(r.key_name),
+                    user_data: r.set_user_data.then_some(r.user_data),
+                    description: r.set_description.then_some(r.description),
+                },
+            )))
         }
         "SagaStepTimedOut" => {
             let r: pb::SagaStepTimedOut = parse(t, b)?;
-            E::SagaStepTimedOut {
+            Event::Intent(Intent::SagaStepTimedOut {
                 instance_id: uuid("instance_id", &r.instance_id)?,
                 step: r.step,
                 deadline_ms: r.deadline_ms,
-            }
+            })
         }
-        "MigrationStarted" => E::MigrationStarted(Box::new(migration_from_pb(parse(t, b)?)?)),
-        "MigrationScheduled" => E::MigrationScheduled(progress(b)?),
-        "ResizeMigrating" => E::ResizeMigrating(progress(b)?),
-        "ResizeMigrated" => E::ResizeMigrated(progress(b)?),
-        "ResizeFinishing" => E::ResizeFinishing(progress(b)?),
-        "ResizeFinished" => E::ResizeFinished(progress(b)?),
-        "ResizeConfirming" => E::ResizeConfirming(progress(b)?),
-        "ResizeConfirmed" => E::ResizeConfirmed(progress(b)?),
-        "ResizeReverting" => E::ResizeReverting(progress(b)?),
-        "ResizeReverted" => E::ResizeReverted(progress(b)?),
-        "MigrationAborted" => E::MigrationAborted(progress(b)?),
-        "MigrationErrored" => E::MigrationErrored(progress(b)?),
-        "LiveMigrationRunning" => E::LiveMigrationRunning(progress(b)?),
-        "LiveMigrated" => E::LiveMigrated(progress(b)?),
-        "Evacuated" => E::Evacuated(progress(b)?),
+        "MigrationStarted" => Event::Instance(InstanceEvent::MigrationStarted(Box::new(
+            migration_from_pb(parse(t, b)?)?,
+        ))),
+        "MigrationScheduled" => Event::Instance(InstanceEvent::MigrationScheduled(progress(b)?)),
+        "ResizeMigrationStarted" | "ResizeMigrating" => {
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(b)?))
+        }
+        "ResizeMigrated" => Event::Instance(InstanceEvent::ResizeMigrated(progress(b)?)),
+        "ResizeFinishStarted" | "ResizeFinishing" => {
+            Event::Instance(InstanceEvent::ResizeFinishStarted(progress(b)?))
+        }
+        "ResizeFinished" => Event::Instance(InstanceEvent::ResizeFinished(progress(b)?)),
+        "ResizeConfirmStarted" | "ResizeConfirming" => {
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(b)?))
+        }
+        "ResizeConfirmed" => Event::Instance(InstanceEvent::ResizeConfirmed(progress(b)?)),
+        "ResizeRevertStarted" | "ResizeReverting" => {
+            Event::Instance(InstanceEvent::ResizeRevertStarted(progress(b)?))
+        }
+        "ResizeReverted" => Event::Instance(InstanceEvent::ResizeReverted(progress(b)?)),
+        "MigrationAborted" => Event::Instance(InstanceEvent::MigrationAborted(progress(b)?)),
+        "MigrationErrored" => Event::Instance(InstanceEvent::MigrationErrored(progress(b)?)),
+        "LiveMigrationStarted" | "LiveMigrationRunning" => {
+            Event::Instance(InstanceEvent::LiveMigrationStarted(progress(b)?))
+        }
+        "LiveMigrated" => Event::Instance(InstanceEvent::LiveMigrated(progress(b)?)),
+        "Evacuated" => Event::Instance(InstanceEvent::Evacuated(progress(b)?)),
         "RebuildStarted" => {
             let r: pb::RebuildStarted = parse(t, b)?;
-            E::RebuildStarted(Box::new(RebuildSpec {
+            Event::Instance(InstanceEvent::RebuildStarted(Box::new(RebuildSpec {
                 image: image(r.image, "image")?,
                 name: r.name,
                 metadata: r.metadata,
                 key_name: r.key_name,
                 user_data: r.user_data,
                 description: r.description,
-            }))
+            })))
         }
-        "RebuildSpawning" => E::RebuildSpawning,
+        "RebuildSpawnBegan" | "RebuildSpawning" => {
+            Event::Instance(InstanceEvent::RebuildSpawnBegan)
+        }
         "RebuildCompleted" => {
             let r: pb::RebuildCompleted = parse(t, b)?;
-            E::RebuildCompleted {
+            Event::Instance(InstanceEvent::RebuildCompleted {
                 vm_state: vm_state("vm_state", &r.vm_state)?,
                 power_state: r.power_state,
-            }
+            })
         }
-        "PrepResize" => E::PrepResize(command(b)?),
-        "MigrateDiskAndPowerOff" => E::MigrateDiskAndPowerOff(command(b)?),
-        "FinishMigration" => E::FinishMigration(command(b)?),
-        "ConfirmMigration" => E::ConfirmMigration(command(b)?),
-        "RevertMigration" => E::RevertMigration(command(b)?),
-        "FinishRevertMigration" => E::FinishRevertMigration(command(b)?),
-        "DropMigrationClaim" => E::DropMigrationClaim(command(b)?),
-        "LiveMigrateInstance" => E::LiveMigrateInstance(command(b)?),
-        "RebuildInstance" => E::RebuildInstance(command(b)?),
-        "RebuildEvacuatedInstance" => E::RebuildEvacuatedInstance(command(b)?),
-        "CleanupEvacuatedInstance" => E::CleanupEvacuatedInstance(command(b)?),
-        "ResizeClaimSucceeded" => E::ResizeClaimSucceeded(fact(b)?),
-        "ResizeClaimFailed" => E::ResizeClaimFailed(fact(b)?),
-        "DiskMigratedAndPoweredOff" => E::DiskMigratedAndPoweredOff(fact(b)?),
-        "MigrationFinishedOnDest" => E::MigrationFinishedOnDest(fact(b)?),
-        "MigrationConfirmedOnSource" => E::MigrationConfirmedOnSource(fact(b)?),
-        "MigrationRevertedOnDest" => E::MigrationRevertedOnDest(fact(b)?),
-        "RevertFinishedOnSource" => E::RevertFinishedOnSource(fact(b)?),
-        "InstanceLiveMigrated" => E::InstanceLiveMigrated(fact(b)?),
-        "RebuildSpawnStarted" => E::RebuildSpawnStarted(fact(b)?),
-        "InstanceRebuilt" => E::InstanceRebuilt(fact(b)?),
-        "EvacuatedInstanceCleanedUp" => E::EvacuatedInstanceCleanedUp(fact(b)?),
-        "MigrationStepFailed" => E::MigrationStepFailed(fact(b)?),
+        "PrepResize" => Event::Compute(ComputeCommand::PrepResize(command(b)?)),
+        "MigrateDiskAndPowerOff" => {
+            Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(command(b)?))
+        }
+        "FinishMigration" => Event::Compute(ComputeCommand::FinishMigration(command(b)?)),
+        "ConfirmMigration" => Event::Compute(ComputeCommand::ConfirmMigration(command(b)?)),
+        "RevertMigration" => Event::Compute(ComputeCommand::RevertMigration(command(b)?)),
+        "FinishRevertMigration" => {
+            Event::Compute(ComputeCommand::FinishRevertMigration(command(b)?))
+        }
+        "DropMigrationClaim" => Event::Compute(ComputeCommand::DropMigrationClaim(command(b)?)),
+        "LiveMigrateInstance" => Event::Compute(ComputeCommand::LiveMigrateInstance(command(b)?)),
+        "RebuildInstance" => Event::Compute(ComputeCommand::RebuildInstance(command(b)?)),
+        "RebuildEvacuatedInstance" => {
+            Event::Compute(ComputeCommand::RebuildEvacuatedInstance(command(b)?))
+        }
+        "CleanupEvacuatedInstance" => {
+            Event::Compute(ComputeCommand::CleanupEvacuatedInstance(command(b)?))
+        }
+        "ResizeClaimSucceeded" => Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(fact(b)?)),
+        "ResizeClaimFailed" => Event::ComputeFact(ComputeFact::ResizeClaimFailed(fact(b)?)),
+        "DiskMigratedAndPoweredOff" => {
+            Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(fact(b)?))
+        }
+        "MigrationFinishedOnDest" => {
+            Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(fact(b)?))
+        }
+        "MigrationConfirmedOnSource" => {
+            Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(fact(b)?))
+        }
+        "MigrationRevertedOnDest" => {
+            Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(fact(b)?))
+        }
+        "RevertFinishedOnSource" => {
+            Event::ComputeFact(ComputeFact::RevertFinishedOnSource(fact(b)?))
+        }
+        "InstanceLiveMigrated" => Event::ComputeFact(ComputeFact::InstanceLiveMigrated(fact(b)?)),
+        "RebuildSpawnStarted" => Event::ComputeFact(ComputeFact::RebuildSpawnStarted(fact(b)?)),
+        "InstanceRebuilt" => Event::ComputeFact(ComputeFact::InstanceRebuilt(fact(b)?)),
+        "EvacuatedInstanceCleanedUp" => {
+            Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(fact(b)?))
+        }
+        "MigrationStepFailed" => Event::ComputeFact(ComputeFact::MigrationStepFailed(fact(b)?)),
         _ => return Ok(None),
     }))
 }
@@ -510,96 +548,104 @@ mod tests {
         let c = || Box::new(command.clone());
         let f = || Box::new(fact.clone());
         let events = vec![
-            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-                instance_id: id,
-                migration_type: MigrationType::Resize,
-                flavor: Some(flavor("2")),
-                host: Some("h2".into()),
-                source_host_down: true,
-            })),
-            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-                instance_id: id,
-                migration_type: MigrationType::Migration,
-                flavor: None,
-                host: None,
-                source_host_down: false,
-            })),
-            Event::ServerResizeConfirmRequested { instance_id: id },
-            Event::ServerResizeRevertRequested { instance_id: id },
-            Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
-                instance_id: id,
-                image: image(),
-                name: Some("new".into()),
-                metadata: Some(BTreeMap::from([("k".into(), "v".into())])),
-                key_name: Some(Some("key".into())),
-                user_data: Some(None),
-                description: None,
-            })),
-            Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
-                instance_id: id,
-                image: image(),
-                name: None,
-                metadata: None,
-                key_name: Some(None),
-                user_data: Some(Some("ZGF0YQ==".into())),
-                description: Some(Some("d".into())),
-            })),
-            Event::SagaStepTimedOut {
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: id,
+                    migration_type: MigrationType::Resize,
+                    flavor: Some(flavor("2")),
+                    host: Some("h2".into()),
+                    source_host_down: true,
+                },
+            ))),
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: id,
+                    migration_type: MigrationType::Migration,
+                    flavor: None,
+                    host: None,
+                    source_host_down: false,
+                },
+            ))),
+            Event::Intent(Intent::ServerResizeConfirmRequested { instance_id: id }),
+            Event::Intent(Intent::ServerResizeRevertRequested { instance_id: id }),
+            Event::Intent(Intent::ServerRebuildRequested(Box::new(
+                ServerRebuildRequested {
+                    instance_id: id,
+                    image: image(),
+                    name: Some("new".into()),
+                    metadata: Some(BTreeMap::from([("k".into(), "v".into())])),
+                    key_name: Some(Some("key".into())),
+                    user_data: Some(None),
+                    description: None,
+                },
+            ))),
+            Event::Intent(Intent::ServerRebuildRequested(Box::new(
+                ServerRebuildRequested {
+                    instance_id: id,
+                    image: image(),
+                    name: None,
+                    metadata: None,
+                    key_name: Some(None),
+                    user_data: Some(Some("ZGF0YQ==".into())),
+                    description: Some(Some("d".into())),
+                },
+            ))),
+            Event::Intent(Intent::SagaStepTimedOut {
                 instance_id: id,
                 step: "resize:finish_migration".into(),
                 deadline_ms: 7,
-            },
-            Event::MigrationStarted(Box::new(migration)),
-            Event::MigrationScheduled(p()),
-            Event::ResizeMigrating(p()),
-            Event::ResizeMigrated(p()),
-            Event::ResizeFinishing(p()),
-            Event::ResizeFinished(p()),
-            Event::ResizeConfirming(p()),
-            Event::ResizeConfirmed(p()),
-            Event::ResizeReverting(p()),
-            Event::ResizeReverted(p()),
-            Event::MigrationAborted(p()),
-            Event::MigrationErrored(p()),
-            Event::LiveMigrationRunning(p()),
-            Event::LiveMigrated(p()),
-            Event::Evacuated(p()),
-            Event::RebuildStarted(Box::new(RebuildSpec {
+            }),
+            Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration))),
+            Event::Instance(InstanceEvent::MigrationScheduled(p())),
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(p())),
+            Event::Instance(InstanceEvent::ResizeMigrated(p())),
+            Event::Instance(InstanceEvent::ResizeFinishStarted(p())),
+            Event::Instance(InstanceEvent::ResizeFinished(p())),
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(p())),
+            Event::Instance(InstanceEvent::ResizeConfirmed(p())),
+            Event::Instance(InstanceEvent::ResizeRevertStarted(p())),
+            Event::Instance(InstanceEvent::ResizeReverted(p())),
+            Event::Instance(InstanceEvent::MigrationAborted(p())),
+            Event::Instance(InstanceEvent::MigrationErrored(p())),
+            Event::Instance(InstanceEvent::LiveMigrationStarted(p())),
+            Event::Instance(InstanceEvent::LiveMigrated(p())),
+            Event::Instance(InstanceEvent::Evacuated(p())),
+            Event::Instance(InstanceEvent::RebuildStarted(Box::new(RebuildSpec {
                 image: image(),
                 name: "vm".into(),
                 metadata: BTreeMap::new(),
                 key_name: Some("key".into()),
                 user_data: None,
                 description: Some("d".into()),
-            })),
-            Event::RebuildSpawning,
-            Event::RebuildCompleted {
+            }))),
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
+            Event::Instance(InstanceEvent::RebuildCompleted {
                 vm_state: crate::VmState::Stopped,
                 power_state: 4,
-            },
-            Event::PrepResize(c()),
-            Event::MigrateDiskAndPowerOff(c()),
-            Event::FinishMigration(c()),
-            Event::ConfirmMigration(c()),
-            Event::RevertMigration(c()),
-            Event::FinishRevertMigration(c()),
-            Event::DropMigrationClaim(c()),
-            Event::LiveMigrateInstance(c()),
-            Event::RebuildInstance(c()),
-            Event::RebuildEvacuatedInstance(c()),
-            Event::CleanupEvacuatedInstance(c()),
-            Event::ResizeClaimSucceeded(f()),
-            Event::ResizeClaimFailed(f()),
-            Event::DiskMigratedAndPoweredOff(f()),
-            Event::MigrationFinishedOnDest(f()),
-            Event::MigrationConfirmedOnSource(f()),
-            Event::MigrationRevertedOnDest(f()),
-            Event::RevertFinishedOnSource(f()),
-            Event::InstanceLiveMigrated(f()),
-            Event::RebuildSpawnStarted(f()),
-            Event::InstanceRebuilt(f()),
-            Event::EvacuatedInstanceCleanedUp(f()),
-            Event::MigrationStepFailed(f()),
+            }),
+            Event::Compute(ComputeCommand::PrepResize(c())),
+            Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c())),
+            Event::Compute(ComputeCommand::FinishMigration(c())),
+            Event::Compute(ComputeCommand::ConfirmMigration(c())),
+            Event::Compute(ComputeCommand::RevertMigration(c())),
+            Event::Compute(ComputeCommand::FinishRevertMigration(c())),
+            Event::Compute(ComputeCommand::DropMigrationClaim(c())),
+            Event::Compute(ComputeCommand::LiveMigrateInstance(c())),
+            Event::Compute(ComputeCommand::RebuildInstance(c())),
+            Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c())),
+            Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c())),
+            Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f())),
+            Event::ComputeFact(ComputeFact::ResizeClaimFailed(f())),
+            Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f())),
+            Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f())),
+            Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f())),
+            Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f())),
+            Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f())),
+            Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f())),
+            Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f())),
+            Event::ComputeFact(ComputeFact::InstanceRebuilt(f())),
+            Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f())),
+            Event::ComputeFact(ComputeFact::MigrationStepFailed(f())),
         ];
         for event in events {
             let env = Envelope {

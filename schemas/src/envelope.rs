@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::Event;
+use crate::events::{Event, Topic};
 
 /// Current schema version of every payload this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -114,6 +114,11 @@ pub enum DecodeError {
     },
     #[error("missing field {0}")]
     Missing(&'static str),
+    #[error("a {type_name} record does not belong on topic {topic}")]
+    WrongTopic {
+        type_name: String,
+        topic: &'static str,
+    },
 }
 
 /// Encodes an envelope to its wire form.
@@ -125,6 +130,22 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
 /// dead-letter topic), never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     crate::convert::decode_envelope(bytes)
+}
+
+/// Decodes a record read from `topic`: as [`decode`], and a record whose
+/// type does not belong on that topic is an error too (it goes to the
+/// dead-letter topic like any record that does not decode), so every
+/// handler sees only its topics' own types.
+pub fn decode_on(topic: Topic, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    let env = decode(bytes)?;
+    if env.event.topic() == topic {
+        Ok(env)
+    } else {
+        Err(DecodeError::WrongTopic {
+            type_name: env.event.type_name().to_owned(),
+            topic: topic.name(),
+        })
+    }
 }
 
 /// Decodes only a record's metadata and its type name, leaving the payload

@@ -257,6 +257,61 @@ impl ServiceChange {
     }
 }
 
+/// The topics records travel on (DESIGN §3), each with its record type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// [`Intent`]
+    Intent,
+    /// [`InstanceEvent`]
+    Instance,
+    /// [`SchedulerEvent`]
+    Scheduler,
+    /// [`ComputeCommand`]
+    Compute,
+    /// [`ComputeFact`] (`compute-events`)
+    ComputeFact,
+    /// [`HostEvent`]
+    Host,
+    /// [`CatalogEvent`]
+    Catalog,
+    /// [`DeadLetter`]
+    DeadLetter,
+}
+
+impl Topic {
+    /// The topic's name without the namespace.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Intent => "intents",
+            Topic::Instance => "instances",
+            Topic::Scheduler => "scheduler",
+            Topic::Compute => "compute",
+            Topic::ComputeFact => "compute-events",
+            Topic::Host => "hosts",
+            Topic::Catalog => "catalog",
+            Topic::DeadLetter => "dead-letter",
+        }
+    }
+
+    pub const ALL: [Topic; 8] = [
+        Topic::Intent,
+        Topic::Instance,
+        Topic::Scheduler,
+        Topic::Compute,
+        Topic::ComputeFact,
+        Topic::Host,
+        Topic::Catalog,
+        Topic::DeadLetter,
+    ];
+
+    /// The topic a namespaced topic name (`<namespace><name>`) stands for;
+    /// `None` for a name that ends in none of them.
+    pub fn of_name(topic: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| topic.ends_with(t.name()))
+    }
+}
+
+/// A record that failed to decode or apply, with the error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub source_topic: String,
@@ -268,9 +323,26 @@ pub struct DeadLetter {
     pub value: Vec<u8>,
 }
 
+/// Every record, by the topic it travels on: each topic has its own type, so
+/// a handler's match over what its topic carries is exhaustive, and a record
+/// whose type does not belong to the topic it was read from does not decode
+/// there ([`crate::decode_on`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    // ---- intents ----
+    Intent(Intent),
+    Instance(InstanceEvent),
+    Scheduler(SchedulerEvent),
+    Compute(ComputeCommand),
+    ComputeFact(ComputeFact),
+    Host(HostEvent),
+    Catalog(CatalogEvent),
+    DeadLetter(Box<DeadLetter>),
+}
+
+/// What a user (or an operator) asked for, and the conductor's own step
+/// timeouts: topic `intents`, read by the conductor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Intent {
     ServerCreateRequested(Box<ServerCreateRequested>),
     ServerDeleteRequested {
         instance_id: Uuid,
@@ -326,13 +398,11 @@ pub enum Event {
         aggregate_id: u32,
         metadata: BTreeMap<String, Option<String>>,
     },
-
     /// `POST /servers/{id}/action`.
     ServerActionRequested {
         instance_id: Uuid,
         action: ServerAction,
     },
-
     /// `PUT /servers/{id}`: a field is changed when `Some`
     /// (`description: Some(None)` clears it).
     ServerUpdateRequested {
@@ -356,7 +426,6 @@ pub enum Event {
         add: Vec<String>,
         remove: Vec<String>,
     },
-
     /// `PUT /os-quota-sets/{project}` (administrators): new limits, -1
     /// unlimited; `force` skips the check against current usage.
     QuotaSetRequested {
@@ -368,8 +437,49 @@ pub enum Event {
     QuotaResetRequested {
         project_id: String,
     },
+    KeypairCreateRequested(Box<Keypair>),
+    KeypairDeleteRequested {
+        user_id: String,
+        name: String,
+    },
+    FlavorUpdateRequested(Box<FlavorUpdate>),
+    FlavorDeleteRequested {
+        flavor_id: String,
+    },
+    FlavorAccessChangeRequested {
+        flavor_id: String,
+        project_id: String,
+        add: bool,
+    },
+    /// The whole status after a change, as the API computed it; superseded
+    /// by `ServiceChangeRequested` (kept so that old logs decode).
+    ServiceUpdateRequested(Box<ServiceStatus>),
+    /// `PUT /os-services/...`: the fields to change.
+    ServiceChangeRequested(Box<ServiceChange>),
+    ServiceDeleteRequested {
+        host: String,
+    },
+    ServerMigrationRequested(Box<ServerMigrationRequested>),
+    ServerResizeConfirmRequested {
+        instance_id: Uuid,
+    },
+    ServerResizeRevertRequested {
+        instance_id: Uuid,
+    },
+    ServerRebuildRequested(Box<ServerRebuildRequested>),
+    /// A step's deadline passed (the conductor's timer writes it on
+    /// `intents`; the conductor compensates).
+    SagaStepTimedOut {
+        instance_id: Uuid,
+        step: String,
+        deadline_ms: i64,
+    },
+}
 
-    // ---- instances (aggregate: instance id) ----
+/// The authoritative instance history (verdicts, state transitions, saga
+/// steps): topic `instances`, written by the conductor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InstanceEvent {
     /// The conductor turned an intent down: what went wrong and Nova's
     /// message (the API alone maps `kind` to an HTTP status).
     IntentRejected {
@@ -396,7 +506,7 @@ pub enum Event {
     InstanceFailed {
         fault: Fault,
     },
-    InstanceDeleting,
+    InstanceDeleteStarted,
     InstanceDeleted {
         deleted_at_ms: i64,
     },
@@ -440,8 +550,36 @@ pub enum Event {
     InstanceTagsSet {
         tags: Vec<String>,
     },
+    MigrationStarted(Box<Migration>),
+    MigrationScheduled(Box<MigrationProgress>),
+    ResizeMigrationStarted(Box<MigrationProgress>),
+    ResizeMigrated(Box<MigrationProgress>),
+    ResizeFinishStarted(Box<MigrationProgress>),
+    ResizeFinished(Box<MigrationProgress>),
+    ResizeConfirmStarted(Box<MigrationProgress>),
+    ResizeConfirmed(Box<MigrationProgress>),
+    ResizeRevertStarted(Box<MigrationProgress>),
+    ResizeReverted(Box<MigrationProgress>),
+    /// Compensated: back on the source as before, the migration in error.
+    MigrationAborted(Box<MigrationProgress>),
+    /// Could not be compensated: ERROR with a fault naming the step.
+    MigrationErrored(Box<MigrationProgress>),
+    /// The destination claimed: the source starts moving the guest.
+    LiveMigrationStarted(Box<MigrationProgress>),
+    LiveMigrated(Box<MigrationProgress>),
+    Evacuated(Box<MigrationProgress>),
+    RebuildStarted(Box<RebuildSpec>),
+    RebuildSpawnBegan,
+    RebuildCompleted {
+        vm_state: VmState,
+        power_state: i32,
+    },
+}
 
-    // ---- scheduler ----
+/// Scheduling requests (from the conductor) and the scheduler's decisions:
+/// topic `scheduler`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SchedulerEvent {
     SelectHostsRequested(Box<SelectHostsRequested>),
     HostsSelected {
         request_id: Uuid,
@@ -453,8 +591,12 @@ pub enum Event {
         instance_id: Uuid,
         reason: String,
     },
+}
 
-    // ---- compute ----
+/// Commands to one host: topic `compute`, written by the conductor, read by
+/// the host's agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ComputeCommand {
     SpawnInstance(Box<SpawnInstance>),
     DestroyInstance {
         instance_id: Uuid,
@@ -467,8 +609,23 @@ pub enum Event {
         host: String,
         action: ServerAction,
     },
+    PrepResize(Box<MigrationCommand>),
+    MigrateDiskAndPowerOff(Box<MigrationCommand>),
+    FinishMigration(Box<MigrationCommand>),
+    ConfirmMigration(Box<MigrationCommand>),
+    RevertMigration(Box<MigrationCommand>),
+    FinishRevertMigration(Box<MigrationCommand>),
+    DropMigrationClaim(Box<MigrationCommand>),
+    LiveMigrateInstance(Box<MigrationCommand>),
+    RebuildInstance(Box<MigrationCommand>),
+    RebuildEvacuatedInstance(Box<MigrationCommand>),
+    CleanupEvacuatedInstance(Box<MigrationCommand>),
+}
 
-    // ---- compute-events ----
+/// What a host did or saw while carrying out a command: topic
+/// `compute-events`, written by compute agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ComputeFact {
     ClaimSucceeded {
         instance_id: Uuid,
         host: String,
@@ -515,15 +672,34 @@ pub enum Event {
         reason: String,
         power_state: i32,
     },
+    ResizeClaimSucceeded(Box<MigrationFact>),
+    ResizeClaimFailed(Box<MigrationFact>),
+    DiskMigratedAndPoweredOff(Box<MigrationFact>),
+    MigrationFinishedOnDest(Box<MigrationFact>),
+    MigrationConfirmedOnSource(Box<MigrationFact>),
+    MigrationRevertedOnDest(Box<MigrationFact>),
+    RevertFinishedOnSource(Box<MigrationFact>),
+    InstanceLiveMigrated(Box<MigrationFact>),
+    RebuildSpawnStarted(Box<MigrationFact>),
+    InstanceRebuilt(Box<MigrationFact>),
+    EvacuatedInstanceCleanedUp(Box<MigrationFact>),
+    MigrationStepFailed(Box<MigrationFact>),
+}
 
-    // ---- hosts ----
+/// Hosts' reports (registration, heartbeats) and the status operators set on
+/// their compute services: topic `hosts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HostEvent {
     HostRegistered(Box<HostRegistered>),
-    HostHeartbeat {
-        host: String,
-        usage: HostUsage,
-    },
+    HostHeartbeat { host: String, usage: HostUsage },
+    ServiceUpdated(Box<ServiceStatus>),
+    ServiceDeleted { host: String },
+}
 
-    // ---- catalog ----
+/// Flavors, images, keypairs, server groups, aggregates, quotas and revoked
+/// tokens as accepted: topic `catalog`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogEvent {
     FlavorCreated(Flavor),
     ImageCreated(Image),
     ImageUpdated(Image),
@@ -556,41 +732,20 @@ pub enum Event {
     QuotaSetDeleted {
         project_id: String,
     },
-
-    // ---- identity: a fact on catalog, written by the API's identity
-    // service (there is nothing for the conductor to decide) ----
     /// A token refused from now on, by its audit id, until it expires.
     TokenRevoked {
         audit_id: String,
         expires_at_ms: i64,
-    },
-
-    // ---- keypairs: intents, then facts on catalog ----
-    KeypairCreateRequested(Box<Keypair>),
-    KeypairDeleteRequested {
-        user_id: String,
-        name: String,
     },
     KeypairCreated(Box<Keypair>),
     KeypairDeleted {
         user_id: String,
         name: String,
     },
-
-    // ---- flavor changes: intents, then facts on catalog ----
-    FlavorUpdateRequested(Box<FlavorUpdate>),
     /// The whole flavor after the change.
     FlavorUpdated(Flavor),
-    FlavorDeleteRequested {
-        flavor_id: String,
-    },
     FlavorDeleted {
         flavor_id: String,
-    },
-    FlavorAccessChangeRequested {
-        flavor_id: String,
-        project_id: String,
-        add: bool,
     },
     FlavorAccessAdded {
         flavor_id: String,
@@ -600,230 +755,264 @@ pub enum Event {
         flavor_id: String,
         project_id: String,
     },
-
-    // ---- compute services: intents, then facts on hosts ----
-    /// The whole status after a change, as the API computed it; superseded
-    /// by `ServiceChangeRequested` (kept so that old logs decode).
-    ServiceUpdateRequested(Box<ServiceStatus>),
-    /// `PUT /os-services/...`: the fields to change.
-    ServiceChangeRequested(Box<ServiceChange>),
-    ServiceUpdated(Box<ServiceStatus>),
-    ServiceDeleteRequested {
-        host: String,
-    },
-    ServiceDeleted {
-        host: String,
-    },
-
-    // ---- dead-letter ----
-    DeadLetter(Box<DeadLetter>),
-
-    // ---- sagas: resize, migrate, live migrate, evacuate, rebuild ----
-    // intents
-    ServerMigrationRequested(Box<ServerMigrationRequested>),
-    ServerResizeConfirmRequested {
-        instance_id: Uuid,
-    },
-    ServerResizeRevertRequested {
-        instance_id: Uuid,
-    },
-    ServerRebuildRequested(Box<ServerRebuildRequested>),
-    /// A step's deadline passed (the conductor's timer writes it on
-    /// `intents`; the conductor compensates).
-    SagaStepTimedOut {
-        instance_id: Uuid,
-        step: String,
-        deadline_ms: i64,
-    },
-    // instances
-    MigrationStarted(Box<Migration>),
-    MigrationScheduled(Box<MigrationProgress>),
-    ResizeMigrating(Box<MigrationProgress>),
-    ResizeMigrated(Box<MigrationProgress>),
-    ResizeFinishing(Box<MigrationProgress>),
-    ResizeFinished(Box<MigrationProgress>),
-    ResizeConfirming(Box<MigrationProgress>),
-    ResizeConfirmed(Box<MigrationProgress>),
-    ResizeReverting(Box<MigrationProgress>),
-    ResizeReverted(Box<MigrationProgress>),
-    /// Compensated: back on the source as before, the migration in error.
-    MigrationAborted(Box<MigrationProgress>),
-    /// Could not be compensated: ERROR with a fault naming the step.
-    MigrationErrored(Box<MigrationProgress>),
-    /// The destination claimed: the source starts moving the guest.
-    LiveMigrationRunning(Box<MigrationProgress>),
-    LiveMigrated(Box<MigrationProgress>),
-    Evacuated(Box<MigrationProgress>),
-    RebuildStarted(Box<RebuildSpec>),
-    RebuildSpawning,
-    RebuildCompleted {
-        vm_state: VmState,
-        power_state: i32,
-    },
-    // compute commands
-    PrepResize(Box<MigrationCommand>),
-    MigrateDiskAndPowerOff(Box<MigrationCommand>),
-    FinishMigration(Box<MigrationCommand>),
-    ConfirmMigration(Box<MigrationCommand>),
-    RevertMigration(Box<MigrationCommand>),
-    FinishRevertMigration(Box<MigrationCommand>),
-    DropMigrationClaim(Box<MigrationCommand>),
-    LiveMigrateInstance(Box<MigrationCommand>),
-    RebuildInstance(Box<MigrationCommand>),
-    RebuildEvacuatedInstance(Box<MigrationCommand>),
-    CleanupEvacuatedInstance(Box<MigrationCommand>),
-    // compute facts
-    ResizeClaimSucceeded(Box<MigrationFact>),
-    ResizeClaimFailed(Box<MigrationFact>),
-    DiskMigratedAndPoweredOff(Box<MigrationFact>),
-    MigrationFinishedOnDest(Box<MigrationFact>),
-    MigrationConfirmedOnSource(Box<MigrationFact>),
-    MigrationRevertedOnDest(Box<MigrationFact>),
-    RevertFinishedOnSource(Box<MigrationFact>),
-    InstanceLiveMigrated(Box<MigrationFact>),
-    RebuildSpawnStarted(Box<MigrationFact>),
-    InstanceRebuilt(Box<MigrationFact>),
-    EvacuatedInstanceCleanedUp(Box<MigrationFact>),
-    MigrationStepFailed(Box<MigrationFact>),
 }
 
 impl Event {
     /// The record type name, as written in `Envelope.type`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Event::ServerCreateRequested(_) => "ServerCreateRequested",
-            Event::ServerDeleteRequested { .. } => "ServerDeleteRequested",
-            Event::FlavorCreateRequested(_) => "FlavorCreateRequested",
-            Event::ImageCreateRequested(_) => "ImageCreateRequested",
-            Event::ImageUpdateRequested(_) => "ImageUpdateRequested",
-            Event::ImagePatchRequested(_) => "ImagePatchRequested",
-            Event::ImageUploadRequested { .. } => "ImageUploadRequested",
-            Event::ImageUploadFinishRequested(_) => "ImageUploadFinishRequested",
-            Event::ImageUploadAbortRequested { .. } => "ImageUploadAbortRequested",
-            Event::ImageDeleteRequested { .. } => "ImageDeleteRequested",
-            Event::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
-            Event::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
-            Event::AggregateCreateRequested(_) => "AggregateCreateRequested",
-            Event::AggregateUpdateRequested { .. } => "AggregateUpdateRequested",
-            Event::AggregateDeleteRequested { .. } => "AggregateDeleteRequested",
-            Event::AggregateHostAddRequested { .. } => "AggregateHostAddRequested",
-            Event::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
-            Event::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
-            Event::ServerActionRequested { .. } => "ServerActionRequested",
-            Event::QuotaSetRequested { .. } => "QuotaSetRequested",
-            Event::QuotaResetRequested { .. } => "QuotaResetRequested",
-            Event::QuotaSetUpdated { .. } => "QuotaSetUpdated",
-            Event::QuotaSetDeleted { .. } => "QuotaSetDeleted",
-            Event::TokenRevoked { .. } => "TokenRevoked",
-            Event::ServerUpdateRequested { .. } => "ServerUpdateRequested",
-            Event::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
-            Event::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
-            Event::IntentRejected { .. } => "IntentRejected",
-            Event::InstanceCreated(_) => "InstanceCreated",
-            Event::InstanceScheduled { .. } => "InstanceScheduled",
-            Event::InstanceRescheduled { .. } => "InstanceRescheduled",
-            Event::InstanceBecameActive { .. } => "InstanceBecameActive",
-            Event::InstanceFailed { .. } => "InstanceFailed",
-            Event::InstanceDeleting => "InstanceDeleting",
-            Event::InstanceDeleted { .. } => "InstanceDeleted",
-            Event::InstanceTaskStarted { .. } => "InstanceTaskStarted",
-            Event::InstanceTaskCompleted { .. } => "InstanceTaskCompleted",
-            Event::InstanceTaskFailed { .. } => "InstanceTaskFailed",
-            Event::InstanceLocked { .. } => "InstanceLocked",
-            Event::InstanceUnlocked => "InstanceUnlocked",
-            Event::InstanceUpdated { .. } => "InstanceUpdated",
-            Event::InstanceMetadataSet { .. } => "InstanceMetadataSet",
-            Event::InstanceTagsSet { .. } => "InstanceTagsSet",
-            Event::SelectHostsRequested(_) => "SelectHostsRequested",
-            Event::HostsSelected { .. } => "HostsSelected",
-            Event::NoValidHostFound { .. } => "NoValidHostFound",
-            Event::SpawnInstance(_) => "SpawnInstance",
-            Event::DestroyInstance { .. } => "DestroyInstance",
-            Event::PerformServerAction { .. } => "PerformServerAction",
-            Event::ClaimSucceeded { .. } => "ClaimSucceeded",
-            Event::ClaimFailed { .. } => "ClaimFailed",
-            Event::InstanceSpawned { .. } => "InstanceSpawned",
-            Event::SpawnFailed { .. } => "SpawnFailed",
-            Event::InstanceDestroyed { .. } => "InstanceDestroyed",
-            Event::ServerActionPerformed { .. } => "ServerActionPerformed",
-            Event::ServerActionFailed { .. } => "ServerActionFailed",
-            Event::HostRegistered(_) => "HostRegistered",
-            Event::HostHeartbeat { .. } => "HostHeartbeat",
-            Event::FlavorCreated(_) => "FlavorCreated",
-            Event::ImageCreated(_) => "ImageCreated",
-            Event::ImageUpdated(_) => "ImageUpdated",
-            Event::ImageDeleted { .. } => "ImageDeleted",
-            Event::ServerGroupCreated(_) => "ServerGroupCreated",
-            Event::ServerGroupDeleted { .. } => "ServerGroupDeleted",
-            Event::AggregateCreated(_) => "AggregateCreated",
-            Event::AggregateUpdated(_) => "AggregateUpdated",
-            Event::AggregateHostAdded { .. } => "AggregateHostAdded",
-            Event::AggregateHostRemoved { .. } => "AggregateHostRemoved",
-            Event::AggregateMetadataSet(_) => "AggregateMetadataSet",
-            Event::AggregateDeleted { .. } => "AggregateDeleted",
-            Event::KeypairCreateRequested(_) => "KeypairCreateRequested",
-            Event::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
-            Event::KeypairCreated(_) => "KeypairCreated",
-            Event::KeypairDeleted { .. } => "KeypairDeleted",
-            Event::FlavorUpdateRequested(_) => "FlavorUpdateRequested",
-            Event::FlavorUpdated(_) => "FlavorUpdated",
-            Event::FlavorDeleteRequested { .. } => "FlavorDeleteRequested",
-            Event::FlavorDeleted { .. } => "FlavorDeleted",
-            Event::FlavorAccessChangeRequested { .. } => "FlavorAccessChangeRequested",
-            Event::FlavorAccessAdded { .. } => "FlavorAccessAdded",
-            Event::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
-            Event::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
-            Event::ServiceChangeRequested(_) => "ServiceChangeRequested",
-            Event::ServiceUpdated(_) => "ServiceUpdated",
-            Event::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",
-            Event::ServiceDeleted { .. } => "ServiceDeleted",
+            Event::Intent(e) => e.type_name(),
+            Event::Instance(e) => e.type_name(),
+            Event::Scheduler(e) => e.type_name(),
+            Event::Compute(e) => e.type_name(),
+            Event::ComputeFact(e) => e.type_name(),
+            Event::Host(e) => e.type_name(),
+            Event::Catalog(e) => e.type_name(),
             Event::DeadLetter(_) => "DeadLetter",
-            Event::ServerMigrationRequested(_) => "ServerMigrationRequested",
-            Event::ServerResizeConfirmRequested { .. } => "ServerResizeConfirmRequested",
-            Event::ServerResizeRevertRequested { .. } => "ServerResizeRevertRequested",
-            Event::ServerRebuildRequested(_) => "ServerRebuildRequested",
-            Event::SagaStepTimedOut { .. } => "SagaStepTimedOut",
-            Event::MigrationStarted(_) => "MigrationStarted",
-            Event::MigrationScheduled(_) => "MigrationScheduled",
-            Event::ResizeMigrating(_) => "ResizeMigrating",
-            Event::ResizeMigrated(_) => "ResizeMigrated",
-            Event::ResizeFinishing(_) => "ResizeFinishing",
-            Event::ResizeFinished(_) => "ResizeFinished",
-            Event::ResizeConfirming(_) => "ResizeConfirming",
-            Event::ResizeConfirmed(_) => "ResizeConfirmed",
-            Event::ResizeReverting(_) => "ResizeReverting",
-            Event::ResizeReverted(_) => "ResizeReverted",
-            Event::MigrationAborted(_) => "MigrationAborted",
-            Event::MigrationErrored(_) => "MigrationErrored",
-            Event::LiveMigrationRunning(_) => "LiveMigrationRunning",
-            Event::LiveMigrated(_) => "LiveMigrated",
-            Event::Evacuated(_) => "Evacuated",
-            Event::RebuildStarted(_) => "RebuildStarted",
-            Event::RebuildSpawning => "RebuildSpawning",
-            Event::RebuildCompleted { .. } => "RebuildCompleted",
-            Event::PrepResize(_) => "PrepResize",
-            Event::MigrateDiskAndPowerOff(_) => "MigrateDiskAndPowerOff",
-            Event::FinishMigration(_) => "FinishMigration",
-            Event::ConfirmMigration(_) => "ConfirmMigration",
-            Event::RevertMigration(_) => "RevertMigration",
-            Event::FinishRevertMigration(_) => "FinishRevertMigration",
-            Event::DropMigrationClaim(_) => "DropMigrationClaim",
-            Event::LiveMigrateInstance(_) => "LiveMigrateInstance",
-            Event::RebuildInstance(_) => "RebuildInstance",
-            Event::RebuildEvacuatedInstance(_) => "RebuildEvacuatedInstance",
-            Event::CleanupEvacuatedInstance(_) => "CleanupEvacuatedInstance",
-            Event::ResizeClaimSucceeded(_) => "ResizeClaimSucceeded",
-            Event::ResizeClaimFailed(_) => "ResizeClaimFailed",
-            Event::DiskMigratedAndPoweredOff(_) => "DiskMigratedAndPoweredOff",
-            Event::MigrationFinishedOnDest(_) => "MigrationFinishedOnDest",
-            Event::MigrationConfirmedOnSource(_) => "MigrationConfirmedOnSource",
-            Event::MigrationRevertedOnDest(_) => "MigrationRevertedOnDest",
-            Event::RevertFinishedOnSource(_) => "RevertFinishedOnSource",
-            Event::InstanceLiveMigrated(_) => "InstanceLiveMigrated",
-            Event::RebuildSpawnStarted(_) => "RebuildSpawnStarted",
-            Event::InstanceRebuilt(_) => "InstanceRebuilt",
-            Event::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
-            Event::MigrationStepFailed(_) => "MigrationStepFailed",
         }
+    }
+
+    /// The topic the record belongs on.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Event::Intent(_) => Topic::Intent,
+            Event::Instance(_) => Topic::Instance,
+            Event::Scheduler(_) => Topic::Scheduler,
+            Event::Compute(_) => Topic::Compute,
+            Event::ComputeFact(_) => Topic::ComputeFact,
+            Event::Host(_) => Topic::Host,
+            Event::Catalog(_) => Topic::Catalog,
+            Event::DeadLetter(_) => Topic::DeadLetter,
+        }
+    }
+}
+
+impl Intent {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Intent::ServerCreateRequested(_) => "ServerCreateRequested",
+            Intent::ServerDeleteRequested { .. } => "ServerDeleteRequested",
+            Intent::FlavorCreateRequested(_) => "FlavorCreateRequested",
+            Intent::ImageCreateRequested(_) => "ImageCreateRequested",
+            Intent::ImageUpdateRequested(_) => "ImageUpdateRequested",
+            Intent::ImagePatchRequested(_) => "ImagePatchRequested",
+            Intent::ImageUploadRequested { .. } => "ImageUploadRequested",
+            Intent::ImageUploadFinishRequested(_) => "ImageUploadFinishRequested",
+            Intent::ImageUploadAbortRequested { .. } => "ImageUploadAbortRequested",
+            Intent::ImageDeleteRequested { .. } => "ImageDeleteRequested",
+            Intent::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
+            Intent::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
+            Intent::AggregateCreateRequested(_) => "AggregateCreateRequested",
+            Intent::AggregateUpdateRequested { .. } => "AggregateUpdateRequested",
+            Intent::AggregateDeleteRequested { .. } => "AggregateDeleteRequested",
+            Intent::AggregateHostAddRequested { .. } => "AggregateHostAddRequested",
+            Intent::AggregateHostRemoveRequested { .. } => "AggregateHostRemoveRequested",
+            Intent::AggregateMetadataSetRequested { .. } => "AggregateMetadataSetRequested",
+            Intent::ServerActionRequested { .. } => "ServerActionRequested",
+            Intent::ServerUpdateRequested { .. } => "ServerUpdateRequested",
+            Intent::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
+            Intent::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
+            Intent::QuotaSetRequested { .. } => "QuotaSetRequested",
+            Intent::QuotaResetRequested { .. } => "QuotaResetRequested",
+            Intent::KeypairCreateRequested(_) => "KeypairCreateRequested",
+            Intent::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
+            Intent::FlavorUpdateRequested(_) => "FlavorUpdateRequested",
+            Intent::FlavorDeleteRequested { .. } => "FlavorDeleteRequested",
+            Intent::FlavorAccessChangeRequested { .. } => "FlavorAccessChangeRequested",
+            Intent::ServiceUpdateRequested(_) => "ServiceUpdateRequested",
+            Intent::ServiceChangeRequested(_) => "ServiceChangeRequested",
+            Intent::ServiceDeleteRequested { .. } => "ServiceDeleteRequested",
+            Intent::ServerMigrationRequested(_) => "ServerMigrationRequested",
+            Intent::ServerResizeConfirmRequested { .. } => "ServerResizeConfirmRequested",
+            Intent::ServerResizeRevertRequested { .. } => "ServerResizeRevertRequested",
+            Intent::ServerRebuildRequested(_) => "ServerRebuildRequested",
+            Intent::SagaStepTimedOut { .. } => "SagaStepTimedOut",
+        }
+    }
+}
+
+impl From<Intent> for Event {
+    fn from(e: Intent) -> Self {
+        Event::Intent(e)
+    }
+}
+
+impl InstanceEvent {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            InstanceEvent::IntentRejected { .. } => "IntentRejected",
+            InstanceEvent::InstanceCreated(_) => "InstanceCreated",
+            InstanceEvent::InstanceScheduled { .. } => "InstanceScheduled",
+            InstanceEvent::InstanceRescheduled { .. } => "InstanceRescheduled",
+            InstanceEvent::InstanceBecameActive { .. } => "InstanceBecameActive",
+            InstanceEvent::InstanceFailed { .. } => "InstanceFailed",
+            InstanceEvent::InstanceDeleteStarted => "InstanceDeleteStarted",
+            InstanceEvent::InstanceDeleted { .. } => "InstanceDeleted",
+            InstanceEvent::InstanceTaskStarted { .. } => "InstanceTaskStarted",
+            InstanceEvent::InstanceTaskCompleted { .. } => "InstanceTaskCompleted",
+            InstanceEvent::InstanceTaskFailed { .. } => "InstanceTaskFailed",
+            InstanceEvent::InstanceLocked { .. } => "InstanceLocked",
+            InstanceEvent::InstanceUnlocked => "InstanceUnlocked",
+            InstanceEvent::InstanceUpdated { .. } => "InstanceUpdated",
+            InstanceEvent::InstanceMetadataSet { .. } => "InstanceMetadataSet",
+            InstanceEvent::InstanceTagsSet { .. } => "InstanceTagsSet",
+            InstanceEvent::MigrationStarted(_) => "MigrationStarted",
+            InstanceEvent::MigrationScheduled(_) => "MigrationScheduled",
+            InstanceEvent::ResizeMigrationStarted(_) => "ResizeMigrationStarted",
+            InstanceEvent::ResizeMigrated(_) => "ResizeMigrated",
+            InstanceEvent::ResizeFinishStarted(_) => "ResizeFinishStarted",
+            InstanceEvent::ResizeFinished(_) => "ResizeFinished",
+            InstanceEvent::ResizeConfirmStarted(_) => "ResizeConfirmStarted",
+            InstanceEvent::ResizeConfirmed(_) => "ResizeConfirmed",
+            InstanceEvent::ResizeRevertStarted(_) => "ResizeRevertStarted",
+            InstanceEvent::ResizeReverted(_) => "ResizeReverted",
+            InstanceEvent::MigrationAborted(_) => "MigrationAborted",
+            InstanceEvent::MigrationErrored(_) => "MigrationErrored",
+            InstanceEvent::LiveMigrationStarted(_) => "LiveMigrationStarted",
+            InstanceEvent::LiveMigrated(_) => "LiveMigrated",
+            InstanceEvent::Evacuated(_) => "Evacuated",
+            InstanceEvent::RebuildStarted(_) => "RebuildStarted",
+            InstanceEvent::RebuildSpawnBegan => "RebuildSpawnBegan",
+            InstanceEvent::RebuildCompleted { .. } => "RebuildCompleted",
+        }
+    }
+}
+
+impl From<InstanceEvent> for Event {
+    fn from(e: InstanceEvent) -> Self {
+        Event::Instance(e)
+    }
+}
+
+impl SchedulerEvent {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SchedulerEvent::SelectHostsRequested(_) => "SelectHostsRequested",
+            SchedulerEvent::HostsSelected { .. } => "HostsSelected",
+            SchedulerEvent::NoValidHostFound { .. } => "NoValidHostFound",
+        }
+    }
+}
+
+impl From<SchedulerEvent> for Event {
+    fn from(e: SchedulerEvent) -> Self {
+        Event::Scheduler(e)
+    }
+}
+
+impl ComputeCommand {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ComputeCommand::SpawnInstance(_) => "SpawnInstance",
+            ComputeCommand::DestroyInstance { .. } => "DestroyInstance",
+            ComputeCommand::PerformServerAction { .. } => "PerformServerAction",
+            ComputeCommand::PrepResize(_) => "PrepResize",
+            ComputeCommand::MigrateDiskAndPowerOff(_) => "MigrateDiskAndPowerOff",
+            ComputeCommand::FinishMigration(_) => "FinishMigration",
+            ComputeCommand::ConfirmMigration(_) => "ConfirmMigration",
+            ComputeCommand::RevertMigration(_) => "RevertMigration",
+            ComputeCommand::FinishRevertMigration(_) => "FinishRevertMigration",
+            ComputeCommand::DropMigrationClaim(_) => "DropMigrationClaim",
+            ComputeCommand::LiveMigrateInstance(_) => "LiveMigrateInstance",
+            ComputeCommand::RebuildInstance(_) => "RebuildInstance",
+            ComputeCommand::RebuildEvacuatedInstance(_) => "RebuildEvacuatedInstance",
+            ComputeCommand::CleanupEvacuatedInstance(_) => "CleanupEvacuatedInstance",
+        }
+    }
+}
+
+impl From<ComputeCommand> for Event {
+    fn from(e: ComputeCommand) -> Self {
+        Event::Compute(e)
+    }
+}
+
+impl ComputeFact {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ComputeFact::ClaimSucceeded { .. } => "ClaimSucceeded",
+            ComputeFact::ClaimFailed { .. } => "ClaimFailed",
+            ComputeFact::InstanceSpawned { .. } => "InstanceSpawned",
+            ComputeFact::SpawnFailed { .. } => "SpawnFailed",
+            ComputeFact::InstanceDestroyed { .. } => "InstanceDestroyed",
+            ComputeFact::ServerActionPerformed { .. } => "ServerActionPerformed",
+            ComputeFact::ServerActionFailed { .. } => "ServerActionFailed",
+            ComputeFact::ResizeClaimSucceeded(_) => "ResizeClaimSucceeded",
+            ComputeFact::ResizeClaimFailed(_) => "ResizeClaimFailed",
+            ComputeFact::DiskMigratedAndPoweredOff(_) => "DiskMigratedAndPoweredOff",
+            ComputeFact::MigrationFinishedOnDest(_) => "MigrationFinishedOnDest",
+            ComputeFact::MigrationConfirmedOnSource(_) => "MigrationConfirmedOnSource",
+            ComputeFact::MigrationRevertedOnDest(_) => "MigrationRevertedOnDest",
+            ComputeFact::RevertFinishedOnSource(_) => "RevertFinishedOnSource",
+            ComputeFact::InstanceLiveMigrated(_) => "InstanceLiveMigrated",
+            ComputeFact::RebuildSpawnStarted(_) => "RebuildSpawnStarted",
+            ComputeFact::InstanceRebuilt(_) => "InstanceRebuilt",
+            ComputeFact::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
+            ComputeFact::MigrationStepFailed(_) => "MigrationStepFailed",
+        }
+    }
+}
+
+impl From<ComputeFact> for Event {
+    fn from(e: ComputeFact) -> Self {
+        Event::ComputeFact(e)
+    }
+}
+
+impl HostEvent {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            HostEvent::HostRegistered(_) => "HostRegistered",
+            HostEvent::HostHeartbeat { .. } => "HostHeartbeat",
+            HostEvent::ServiceUpdated(_) => "ServiceUpdated",
+            HostEvent::ServiceDeleted { .. } => "ServiceDeleted",
+        }
+    }
+}
+
+impl From<HostEvent> for Event {
+    fn from(e: HostEvent) -> Self {
+        Event::Host(e)
+    }
+}
+
+impl CatalogEvent {
+    /// The record type name, as written in `Envelope.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CatalogEvent::FlavorCreated(_) => "FlavorCreated",
+            CatalogEvent::ImageCreated(_) => "ImageCreated",
+            CatalogEvent::ImageUpdated(_) => "ImageUpdated",
+            CatalogEvent::ImageDeleted { .. } => "ImageDeleted",
+            CatalogEvent::ServerGroupCreated(_) => "ServerGroupCreated",
+            CatalogEvent::ServerGroupDeleted { .. } => "ServerGroupDeleted",
+            CatalogEvent::AggregateCreated(_) => "AggregateCreated",
+            CatalogEvent::AggregateUpdated(_) => "AggregateUpdated",
+            CatalogEvent::AggregateHostAdded { .. } => "AggregateHostAdded",
+            CatalogEvent::AggregateHostRemoved { .. } => "AggregateHostRemoved",
+            CatalogEvent::AggregateMetadataSet(_) => "AggregateMetadataSet",
+            CatalogEvent::AggregateDeleted { .. } => "AggregateDeleted",
+            CatalogEvent::QuotaSetUpdated { .. } => "QuotaSetUpdated",
+            CatalogEvent::QuotaSetDeleted { .. } => "QuotaSetDeleted",
+            CatalogEvent::TokenRevoked { .. } => "TokenRevoked",
+            CatalogEvent::KeypairCreated(_) => "KeypairCreated",
+            CatalogEvent::KeypairDeleted { .. } => "KeypairDeleted",
+            CatalogEvent::FlavorUpdated(_) => "FlavorUpdated",
+            CatalogEvent::FlavorDeleted { .. } => "FlavorDeleted",
+            CatalogEvent::FlavorAccessAdded { .. } => "FlavorAccessAdded",
+            CatalogEvent::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
+        }
+    }
+}
+
+impl From<CatalogEvent> for Event {
+    fn from(e: CatalogEvent) -> Self {
+        Event::Catalog(e)
     }
 }

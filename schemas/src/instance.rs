@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
-use crate::events::Event;
+use crate::events::{Event, InstanceEvent};
 use crate::state::{PowerState, TaskState, VmState, api_status};
 use crate::values::{Fault, Flavor, Image};
 
@@ -86,7 +86,18 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
     {
         return state;
     }
-    if let Event::InstanceCreated(c) = &env.event {
+    let event = match &env.event {
+        Event::Instance(event) => event,
+        // Only the instance's own history changes it.
+        Event::Intent(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return state,
+    };
+    if let InstanceEvent::InstanceCreated(c) = event {
         if state.is_some() {
             return state;
         }
@@ -126,13 +137,13 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         });
     }
     let mut i = state?;
-    match &env.event {
-        Event::InstanceScheduled {
+    match event {
+        InstanceEvent::InstanceScheduled {
             host,
             alternates,
             attempt,
         }
-        | Event::InstanceRescheduled {
+        | InstanceEvent::InstanceRescheduled {
             host,
             alternates,
             attempt,
@@ -145,7 +156,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
                 i.task_state = Some(TaskState::Spawning);
             }
         }
-        Event::InstanceBecameActive {
+        InstanceEvent::InstanceBecameActive {
             power_state,
             launched_at_ms,
         } => {
@@ -154,18 +165,18 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::Running);
             i.launched_at_ms = Some(*launched_at_ms);
         }
-        Event::InstanceFailed { fault } => {
+        InstanceEvent::InstanceFailed { fault } => {
             i.vm_state = VmState::Error;
             i.task_state = None;
             i.fault = Some(fault.clone());
         }
-        Event::InstanceDeleting => {
+        InstanceEvent::InstanceDeleteStarted => {
             i.task_state = Some(TaskState::Deleting);
         }
-        Event::InstanceTaskStarted { task_state, .. } => {
+        InstanceEvent::InstanceTaskStarted { task_state, .. } => {
             i.task_state = Some(*task_state);
         }
-        Event::InstanceTaskCompleted {
+        InstanceEvent::InstanceTaskCompleted {
             vm_state,
             power_state,
             ..
@@ -174,7 +185,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.task_state = None;
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
         }
-        Event::InstanceTaskFailed {
+        InstanceEvent::InstanceTaskFailed {
             vm_state,
             power_state,
             fault,
@@ -185,35 +196,50 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
             i.fault = Some(fault.clone());
         }
-        Event::InstanceLocked { locked_by, reason } => {
+        InstanceEvent::InstanceLocked { locked_by, reason } => {
             i.locked_by = Some(locked_by.clone());
             i.locked_reason = reason.clone();
         }
-        Event::InstanceUnlocked => {
+        InstanceEvent::InstanceUnlocked => {
             i.locked_by = None;
             i.locked_reason = None;
         }
-        Event::InstanceUpdated { name, description } => {
+        InstanceEvent::InstanceUpdated { name, description } => {
             i.name = name.clone();
             i.description = description.clone();
         }
-        Event::InstanceMetadataSet { metadata } => {
+        InstanceEvent::InstanceMetadataSet { metadata } => {
             i.metadata = metadata.clone();
         }
-        Event::InstanceTagsSet { tags } => {
+        InstanceEvent::InstanceTagsSet { tags } => {
             i.tags = tags.clone();
         }
-        Event::InstanceDeleted { deleted_at_ms } => {
+        InstanceEvent::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;
             i.task_state = None;
             i.power_state = PowerState::NoState;
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
-        other => {
-            if !crate::migration::evolve(&mut i, other, at) {
-                return Some(i);
-            }
-        }
+        // A verdict changes nothing; a create was folded above.
+        InstanceEvent::IntentRejected { .. } | InstanceEvent::InstanceCreated(_) => return Some(i),
+        InstanceEvent::MigrationStarted(_)
+        | InstanceEvent::MigrationScheduled(_)
+        | InstanceEvent::ResizeMigrationStarted(_)
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::ResizeFinishStarted(_)
+        | InstanceEvent::ResizeFinished(_)
+        | InstanceEvent::ResizeConfirmStarted(_)
+        | InstanceEvent::ResizeConfirmed(_)
+        | InstanceEvent::ResizeRevertStarted(_)
+        | InstanceEvent::ResizeReverted(_)
+        | InstanceEvent::MigrationAborted(_)
+        | InstanceEvent::MigrationErrored(_)
+        | InstanceEvent::LiveMigrationStarted(_)
+        | InstanceEvent::LiveMigrated(_)
+        | InstanceEvent::Evacuated(_)
+        | InstanceEvent::RebuildStarted(_)
+        | InstanceEvent::RebuildSpawnBegan
+        | InstanceEvent::RebuildCompleted { .. } => crate::migration::evolve(&mut i, event, at),
     }
     i.updated_at_ms = at;
     i.version = env.meta.aggregate_version;

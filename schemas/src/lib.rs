@@ -9,7 +9,10 @@
 //!   derived from them, with the allowed-state sets next to the states.
 //! - [`actions`]: server actions (reboot, stop, lock, ...) and what each
 //!   does to the instance's state.
-//! - [`events`]: the [`Event`] enum, one variant per record type.
+//! - [`events`]: every record type, one enum per topic ([`Intent`],
+//!   [`InstanceEvent`], [`SchedulerEvent`], [`ComputeCommand`],
+//!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
+//!   holds any of them.
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
@@ -38,8 +41,11 @@ mod pb {
 }
 
 pub use actions::ServerAction;
-pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, decode_meta, encode};
-pub use events::Event;
+pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, decode_meta, decode_on, encode};
+pub use events::{
+    CatalogEvent, ComputeCommand, ComputeFact, Event, HostEvent, InstanceEvent, Intent,
+    SchedulerEvent, Topic,
+};
 pub use instance::Instance;
 pub use rejection::{Rejection, RejectionKind};
 pub use state::{PowerState, TaskState, VmState};

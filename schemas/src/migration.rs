@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::Event;
+use crate::events::InstanceEvent;
 use crate::instance::Instance;
 use crate::state::{PowerState, TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image};
@@ -239,11 +239,11 @@ fn set_status(i: &mut Instance, id: Uuid, s: &str, at: i64) -> Option<Migration>
     Some(m.clone())
 }
 
-/// Folds one saga record into `i`; `false` if `event` is not one.
-pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
+/// Folds one saga record into `i`.
+pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
     use status as s;
     match event {
-        Event::MigrationStarted(m) => {
+        InstanceEvent::MigrationStarted(m) => {
             i.task_state = Some(match m.migration_type {
                 MigrationType::LiveMigration => TaskState::Migrating,
                 MigrationType::Evacuation => TaskState::Rebuilding,
@@ -251,7 +251,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             });
             i.migrations.push((**m).clone());
         }
-        Event::MigrationScheduled(p) => {
+        InstanceEvent::MigrationScheduled(p) => {
             if let Some(m) = migration_mut(i, p.migration_id) {
                 m.dest_compute = p.host.clone();
                 m.alternates = p.alternates.clone();
@@ -259,19 +259,19 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
                 m.updated_at_ms = at;
             }
         }
-        Event::ResizeMigrating(p) => {
+        InstanceEvent::ResizeMigrationStarted(p) => {
             i.task_state = Some(TaskState::ResizeMigrating);
             set_status(i, p.migration_id, s::MIGRATING, at);
         }
-        Event::ResizeMigrated(p) => {
+        InstanceEvent::ResizeMigrated(p) => {
             i.task_state = Some(TaskState::ResizeMigrated);
             i.power_state = PowerState::Shutdown;
             set_status(i, p.migration_id, s::POST_MIGRATING, at);
         }
-        Event::ResizeFinishing(_) => {
+        InstanceEvent::ResizeFinishStarted(_) => {
             i.task_state = Some(TaskState::ResizeFinish);
         }
-        Event::ResizeFinished(p) => {
+        InstanceEvent::ResizeFinished(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::FINISHED, at) {
                 i.vm_state = VmState::Resized;
                 i.task_state = None;
@@ -280,33 +280,33 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
                 i.power_state = power(p.power_state, PowerState::Running);
             }
         }
-        Event::ResizeConfirming(p) => {
+        InstanceEvent::ResizeConfirmStarted(p) => {
             i.task_state = Some(TaskState::ResizeConfirming);
             set_status(i, p.migration_id, s::CONFIRMING, at);
         }
-        Event::ResizeConfirmed(p) => {
+        InstanceEvent::ResizeConfirmed(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::CONFIRMED, at) {
                 i.vm_state = back_from_resized(m.original_vm_state);
                 i.task_state = None;
             }
         }
-        Event::ResizeReverting(p) => {
+        InstanceEvent::ResizeRevertStarted(p) => {
             i.task_state = Some(TaskState::ResizeReverting);
             set_status(i, p.migration_id, s::REVERTING, at);
         }
-        Event::ResizeReverted(p) => {
+        InstanceEvent::ResizeReverted(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::REVERTED, at) {
                 return_to_source(i, &m, p.power_state);
             }
         }
-        Event::MigrationAborted(p) => {
+        InstanceEvent::MigrationAborted(p) => {
             // Compensated: the instance is back where and as it was.
             if let Some(m) = set_status(i, p.migration_id, s::ERROR, at) {
                 return_to_source(i, &m, p.power_state);
                 i.fault = p.fault.clone();
             }
         }
-        Event::MigrationErrored(p) => {
+        InstanceEvent::MigrationErrored(p) => {
             let failed = match i.migrations.last() {
                 Some(m) if m.migration_type == MigrationType::Evacuation => s::FAILED,
                 _ => s::ERROR,
@@ -327,17 +327,17 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             }
             i.fault = p.fault.clone();
         }
-        Event::LiveMigrationRunning(p) => {
+        InstanceEvent::LiveMigrationStarted(p) => {
             set_status(i, p.migration_id, status::RUNNING, at);
         }
-        Event::LiveMigrated(p) => {
+        InstanceEvent::LiveMigrated(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::COMPLETED, at) {
                 i.host = m.dest_compute.clone();
                 i.task_state = None;
                 i.power_state = power(p.power_state, i.power_state);
             }
         }
-        Event::Evacuated(p) => {
+        InstanceEvent::Evacuated(p) => {
             if let Some(m) = set_status(i, p.migration_id, s::DONE, at) {
                 i.host = m.dest_compute.clone();
                 i.vm_state = match m.original_vm_state {
@@ -349,7 +349,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
                 i.fault = None;
             }
         }
-        Event::RebuildStarted(r) => {
+        InstanceEvent::RebuildStarted(r) => {
             i.task_state = Some(TaskState::Rebuilding);
             i.image = r.image.clone();
             i.name = r.name.clone();
@@ -358,10 +358,10 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             i.user_data = r.user_data.clone();
             i.description = r.description.clone();
         }
-        Event::RebuildSpawning => {
+        InstanceEvent::RebuildSpawnBegan => {
             i.task_state = Some(TaskState::RebuildSpawning);
         }
-        Event::RebuildCompleted {
+        InstanceEvent::RebuildCompleted {
             vm_state,
             power_state,
         } => {
@@ -370,9 +370,24 @@ pub(crate) fn evolve(i: &mut Instance, event: &Event, at: i64) -> bool {
             i.power_state = power(*power_state, PowerState::Running);
             i.fault = None;
         }
-        _ => return false,
+        // Not saga records: `instance::evolve` folds them.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceCreated(_)
+        | InstanceEvent::InstanceScheduled { .. }
+        | InstanceEvent::InstanceRescheduled { .. }
+        | InstanceEvent::InstanceBecameActive { .. }
+        | InstanceEvent::InstanceFailed { .. }
+        | InstanceEvent::InstanceDeleteStarted
+        | InstanceEvent::InstanceDeleted { .. }
+        | InstanceEvent::InstanceTaskStarted { .. }
+        | InstanceEvent::InstanceTaskCompleted { .. }
+        | InstanceEvent::InstanceTaskFailed { .. }
+        | InstanceEvent::InstanceLocked { .. }
+        | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstanceUpdated { .. }
+        | InstanceEvent::InstanceMetadataSet { .. }
+        | InstanceEvent::InstanceTagsSet { .. } => {}
     }
-    true
 }
 
 /// Confirming a resize leaves the instance as it was before it: a stopped

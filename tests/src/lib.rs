@@ -1,6 +1,18 @@
 //! Helpers for the end-to-end tests: a small Compute API client, service
 //! processes, and log inspection. The tests themselves are in `tests/`.
+//!
+//! # Layout
+//! - [`cluster`]: one harness for both log backends ([`Cluster`],
+//!   [`on_both_logs!`]) and services as processes on Kafka
+//!   ([`ProcessCluster`]).
+//! - here: the API [`Client`], [`Proc`], log reading ([`read_topic`],
+//!   [`host_usage`]) and the test configuration.
 
+pub mod cluster;
+
+pub use cluster::{Backend, Cluster, ProcessCluster};
+
+use novalog_schemas::{ComputeFact, HostEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use novalog_log::EventLog;
 use novalog_runtime::Config;
-use novalog_schemas::Envelope;
+use novalog_schemas::{Envelope, Event, HostUsage};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -231,6 +243,20 @@ impl Client {
         Ok(done)
     }
 
+    /// Waits until the server shows `status` with no task; returns it.
+    /// Panics after `timeout` (the test fails naming what it saw last).
+    pub async fn wait_status(&self, id: Uuid, status: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.server(id).await.unwrap().expect("server exists");
+            if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never {status}: {s}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every server in `ids` is gone (404).
     pub async fn wait_gone(&self, ids: &[Uuid], timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
@@ -277,6 +303,47 @@ pub async fn read_topic(log: &Arc<dyn EventLog>, topic: &str) -> anyhow::Result<
         }
     }
     Ok(out)
+}
+
+/// Each host's newest usage, as its facts (on `compute-events`) and its
+/// heartbeats (on `hosts`) report it.
+pub async fn host_usage(
+    log: &Arc<dyn EventLog>,
+    topics: &novalog_runtime::Topics,
+) -> HashMap<String, HostUsage> {
+    let mut newest: HashMap<String, HostUsage> = HashMap::new();
+    for topic in [&topics.compute_events, &topics.hosts] {
+        for env in read_topic(log, topic).await.unwrap() {
+            let (host, u) = match &env.event {
+                Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host.clone(), *usage),
+                Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+                | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => {
+                    (host.clone(), *usage)
+                }
+                Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
+                | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
+                | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
+                | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
+                | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
+                | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
+                | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
+                | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
+                | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
+                | Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f))
+                | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => {
+                    (f.host.clone(), f.usage)
+                }
+                _ => continue,
+            };
+            let e = newest.entry(host).or_default();
+            if u.generation >= e.generation {
+                *e = u;
+            }
+        }
+    }
+    newest
 }
 
 /// Where cargo put this workspace's binaries.

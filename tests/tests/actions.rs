@@ -1,19 +1,26 @@
-//! End-to-end server actions on the embedded log: every service in one
-//! process, the fake driver's guests really change power state.
+//! End-to-end server actions, every service in one process, on the
+//! embedded log and on Kafka (`on_both_logs!`): the fake driver's guests
+//! really change power state.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use novalog_all_in_one::System;
 use novalog_compute::driver::VirtDriver;
-use novalog_compute::fake::{FakeDriver, FakeOptions};
+use novalog_compute::fake::FakeOptions;
 use novalog_schemas::PowerState;
-use novalog_tests::{Client, demo_image_id, test_config};
+use novalog_tests::{Backend, Client, Cluster, demo_image_id, on_both_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+on_both_logs!(
+    power_actions_change_the_guest_on_the_fake_host,
+    a_lock_holds_the_owner_but_not_the_administrator,
+    a_failing_driver_leaves_a_fault_and_no_task,
+    update_metadata_and_tags_go_through_the_conductor,
+    power_states_and_locks_survive_a_restart,
+);
 
 async fn act(client: &Client, id: Uuid, body: Value) -> (u16, Value) {
     let (status, reply, _) = client.server_action(id, body).await.unwrap();
@@ -22,31 +29,29 @@ async fn act(client: &Client, id: Uuid, body: Value) -> (u16, Value) {
 
 /// Waits until the server shows `status` with no task; returns it.
 async fn wait_status(client: &Client, id: Uuid, status: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = client.server(id).await.unwrap().expect("server exists");
-        if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never {status}: {s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    client.wait_status(id, status, WAIT).await
 }
 
 fn host_of(s: &Value) -> String {
     s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn power_actions_change_the_guest_on_the_fake_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(dir.path());
-    let driver = Arc::new(FakeDriver::new(FakeOptions {
-        action_latency: Duration::from_millis(20),
-        ..Default::default()
-    }));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let admin = Client::admin(system.api_addr);
+async fn power_actions_change_the_guest_on_the_fake_host(backend: Backend) {
+    let c = Cluster::start_with(
+        &backend,
+        |_| {},
+        FakeOptions {
+            // Long enough on Kafka (slower to decide) for the suspend below
+            // to be decided while the pause is still in progress.
+            action_latency: Duration::from_millis(match backend {
+                Backend::Embedded => 20,
+                Backend::Kafka(_) => 300,
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (admin, driver) = (&c.admin, &c.driver);
     let id = admin
         .create_server("vm", "1", demo_image_id())
         .await
@@ -118,7 +123,7 @@ async fn power_actions_change_the_guest_on_the_fake_host() {
         request_ids.push(request_id);
         assert_eq!(code, 202, "{body}: {reply}");
         assert_eq!(reply, Value::Null, "no body");
-        let s = wait_status(&admin, id, status).await;
+        let s = wait_status(admin, id, status).await;
         assert_eq!(s["OS-EXT-STS:vm_state"], vm_state, "{body}");
         assert_eq!(s["OS-EXT-STS:power_state"], power.code(), "{body}");
         assert_eq!(driver.get_info(&host, id), Some(power), "{body}");
@@ -195,7 +200,7 @@ async fn power_actions_change_the_guest_on_the_fake_host() {
     assert_eq!(code, 404);
 
     // A state Nova does not allow the action from is its 409.
-    let (code, reply) = act(&admin, id, json!({"os-start": null})).await;
+    let (code, reply) = act(admin, id, json!({"os-start": null})).await;
     assert_eq!(code, 409);
     assert_eq!(
         reply["conflictingRequest"]["message"],
@@ -204,33 +209,29 @@ async fn power_actions_change_the_guest_on_the_fake_host() {
     assert_eq!(driver.get_info(&host, id), Some(PowerState::Running));
 
     // A task in progress blocks another.
-    let slow = act(&admin, id, json!({"pause": null})).await;
+    let slow = act(admin, id, json!({"pause": null})).await;
     assert_eq!(slow.0, 202);
     let s = admin.server(id).await.unwrap().unwrap();
     if s["OS-EXT-STS:task_state"] == "pausing" {
-        let (code, reply) = act(&admin, id, json!({"suspend": null})).await;
+        let (code, reply) = act(admin, id, json!({"suspend": null})).await;
         assert_eq!(code, 409, "{reply}");
         assert_eq!(
             reply["conflictingRequest"]["message"],
             format!("Cannot 'suspend' instance {id} while it is in task_state pausing")
         );
     }
-    wait_status(&admin, id, "PAUSED").await;
+    wait_status(admin, id, "PAUSED").await;
 
     admin.delete_server(id).await.unwrap();
     admin.wait_gone(&[id], WAIT).await.unwrap();
     assert_eq!(driver.get_info(&host, id), None);
-    system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lock_holds_the_owner_but_not_the_administrator() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(dir.path());
-    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let alice = Client::new(system.api_addr, "alice", "p1");
-    let admin = Client::admin(system.api_addr);
+async fn a_lock_holds_the_owner_but_not_the_administrator(backend: Backend) {
+    let c = Cluster::start(&backend, |_| {}).await;
+    let (admin, driver) = (&c.admin, &c.driver);
+    let alice = c.client("alice", "p1");
     let id = alice
         .create_server("mine", "1", demo_image_id())
         .await
@@ -239,7 +240,7 @@ async fn a_lock_holds_the_owner_but_not_the_administrator() {
     let host = host_of(&admin.server(id).await.unwrap().unwrap());
     assert_eq!(built[&id]["status"], "ACTIVE");
 
-    let (code, _) = act(&admin, id, json!({"lock": null})).await;
+    let (code, _) = act(admin, id, json!({"lock": null})).await;
     assert_eq!(code, 202);
     let (_, s) = alice
         .request_at(Some("2.9"), Method::GET, &format!("/servers/{id}"), None)
@@ -270,12 +271,12 @@ async fn a_lock_holds_the_owner_but_not_the_administrator() {
     assert_eq!(driver.get_info(&host, id), Some(PowerState::Running));
 
     // The administrator is not held.
-    let (code, _) = act(&admin, id, json!({"os-stop": null})).await;
+    let (code, _) = act(admin, id, json!({"os-stop": null})).await;
     assert_eq!(code, 202);
     wait_status(&alice, id, "SHUTOFF").await;
     assert_eq!(driver.get_info(&host, id), Some(PowerState::Shutdown));
 
-    let (code, _) = act(&admin, id, json!({"unlock": null})).await;
+    let (code, _) = act(admin, id, json!({"unlock": null})).await;
     assert_eq!(code, 202);
     let (code, _) = act(&alice, id, json!({"os-start": null})).await;
     assert_eq!(code, 202);
@@ -289,20 +290,20 @@ async fn a_lock_holds_the_owner_but_not_the_administrator() {
         .unwrap();
     let (code, reply) = act(&alice, other, json!({"pause": null})).await;
     assert_eq!(code, 404, "{reply}");
-    system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_driver_leaves_a_fault_and_no_task() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.compute.fake_hosts = 1;
-    let driver = Arc::new(FakeDriver::new(FakeOptions {
-        fail_actions: ["fake-host-0".to_string()].into(),
-        ..Default::default()
-    }));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let admin = Client::admin(system.api_addr);
+async fn a_failing_driver_leaves_a_fault_and_no_task(backend: Backend) {
+    let c = Cluster::start_with(
+        &backend,
+        |cfg| cfg.compute.fake_hosts = 1,
+        FakeOptions {
+            fail_actions: ["fake-host-0".to_string()].into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (admin, driver) = (&c.admin, &c.driver);
     let id = admin
         .create_server("fragile", "1", demo_image_id())
         .await
@@ -310,8 +311,8 @@ async fn a_failing_driver_leaves_a_fault_and_no_task() {
     admin.wait_built(&[id], WAIT).await.unwrap();
 
     // A failed pause reverts only the task: still ACTIVE and running.
-    assert_eq!(act(&admin, id, json!({"pause": null})).await.0, 202);
-    let s = wait_status(&admin, id, "ACTIVE").await;
+    assert_eq!(act(admin, id, json!({"pause": null})).await.0, 202);
+    let s = wait_status(admin, id, "ACTIVE").await;
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
     assert_eq!(
         driver.get_info("fake-host-0", id),
@@ -320,10 +321,10 @@ async fn a_failing_driver_leaves_a_fault_and_no_task() {
 
     // A failed reboot that leaves the guest down is ERROR with its fault.
     assert_eq!(
-        act(&admin, id, json!({"reboot": {"type": "HARD"}})).await.0,
+        act(admin, id, json!({"reboot": {"type": "HARD"}})).await.0,
         202
     );
-    let s = wait_status(&admin, id, "ERROR").await;
+    let s = wait_status(admin, id, "ERROR").await;
     assert_eq!(s["OS-EXT-STS:power_state"], PowerState::Shutdown.code());
     assert_eq!(s["fault"]["code"], 500);
     assert!(
@@ -358,20 +359,18 @@ async fn a_failing_driver_leaves_a_fault_and_no_task() {
         "{e}"
     );
     // Members see no events before 2.51.
-    let (_, detail) = Client::new(system.api_addr, "someone", "admin")
+    let (_, detail) = c
+        .client("someone", "admin")
         .request(Method::GET, &path, None)
         .await
         .unwrap();
     assert!(detail["instanceAction"].get("events").is_none(), "{detail}");
-    system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn update_metadata_and_tags_go_through_the_conductor() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(dir.path());
-    let system = System::start(&cfg, None).await.unwrap();
-    let alice = Client::new(system.api_addr, "alice", "p1");
+async fn update_metadata_and_tags_go_through_the_conductor(backend: Backend) {
+    let c = Cluster::start(&backend, |_| {}).await;
+    let alice = c.client("alice", "p1");
     let id = alice
         .create_server("named", "1", demo_image_id())
         .await
@@ -519,18 +518,15 @@ async fn update_metadata_and_tags_go_through_the_conductor() {
         (409, &json!(format!("Instance {id} is locked")))
     );
     // Another project sees none of it.
-    let bob = Client::new(system.api_addr, "bob", "p2");
+    let bob = c.client("bob", "p2");
     let (code, _) = bob.request(Method::GET, &meta, None).await.unwrap();
     assert_eq!(code, 404);
-    system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn power_states_and_locks_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    let system = System::start(&cfg, None).await.unwrap();
-    let admin = Client::admin(system.api_addr);
+async fn power_states_and_locks_survive_a_restart(backend: Backend) {
+    let c = Cluster::start(&backend, |_| {}).await;
+    let admin = &c.admin;
     let ids = [
         admin
             .create_server("off", "1", demo_image_id())
@@ -542,19 +538,20 @@ async fn power_states_and_locks_survive_a_restart() {
             .unwrap(),
     ];
     admin.wait_built(&ids, WAIT).await.unwrap();
-    assert_eq!(act(&admin, ids[0], json!({"os-stop": null})).await.0, 202);
-    assert_eq!(act(&admin, ids[1], json!({"pause": null})).await.0, 202);
-    assert_eq!(act(&admin, ids[1], json!({"lock": null})).await.0, 202);
-    wait_status(&admin, ids[0], "SHUTOFF").await;
-    wait_status(&admin, ids[1], "PAUSED").await;
-    system.stop().await.unwrap();
-
-    cfg.api.listen = "127.0.0.1:0".into();
-    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let admin = Client::admin(system.api_addr);
-    let off = wait_status(&admin, ids[0], "SHUTOFF").await;
-    let paused = wait_status(&admin, ids[1], "PAUSED").await;
+    assert_eq!(act(admin, ids[0], json!({"os-stop": null})).await.0, 202);
+    assert_eq!(act(admin, ids[1], json!({"pause": null})).await.0, 202);
+    assert_eq!(act(admin, ids[1], json!({"lock": null})).await.0, 202);
+    wait_status(admin, ids[0], "SHUTOFF").await;
+    wait_status(admin, ids[1], "PAUSED").await;
+    // A new, empty driver: the agent re-adopts its guests from its store.
+    let c = c
+        .stop_for_restart()
+        .await
+        .start_with(FakeOptions::default())
+        .await;
+    let (admin, driver) = (&c.admin, &c.driver);
+    let off = wait_status(admin, ids[0], "SHUTOFF").await;
+    let paused = wait_status(admin, ids[1], "PAUSED").await;
     // The agent re-adopted its guests in the power state it left them in.
     assert_eq!(
         driver.get_info(&host_of(&off), ids[0]),
@@ -575,10 +572,10 @@ async fn power_states_and_locks_survive_a_restart() {
         .unwrap();
     assert_eq!(s["server"]["locked"], true);
     // And the conductor still knows each one's state.
-    let (code, reply) = act(&admin, ids[0], json!({"os-stop": null})).await;
+    let (code, reply) = act(admin, ids[0], json!({"os-stop": null})).await;
     assert_eq!(code, 409, "{reply}");
-    assert_eq!(act(&admin, ids[0], json!({"os-start": null})).await.0, 202);
-    wait_status(&admin, ids[0], "ACTIVE").await;
+    assert_eq!(act(admin, ids[0], json!({"os-start": null})).await.0, 202);
+    wait_status(admin, ids[0], "ACTIVE").await;
     assert_eq!(
         driver.get_info(&host_of(&off), ids[0]),
         Some(PowerState::Running)
@@ -596,5 +593,5 @@ async fn power_states_and_locks_survive_a_restart() {
         3,
         "create, pause, lock kept"
     );
-    system.stop().await.unwrap();
+    c.stop().await;
 }

@@ -151,8 +151,8 @@ async fn half_open_connections_neither_starve_clients_nor_stay_open() {
     let token = issue_token(addr, "demo").await;
     assert_eq!(list_servers(addr, &token).await, 200);
 
-    // Each half-open connection is closed by the server: EOF (after
-    // hyper's 408, if it sends one) or a reset, never a wait without end.
+    // Each half-open connection is closed by the server: EOF (after a
+    // 408 in JSON) or a reset, never a wait without end.
     let deadline = tokio::time::Instant::now() + WAIT;
     for (i, mut s) in held.into_iter().enumerate() {
         let mut sink = Vec::new();

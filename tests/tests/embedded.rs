@@ -6,7 +6,7 @@ use std::time::Duration;
 use novalog_all_in_one::System;
 use novalog_compute::fake::{FakeDriver, FakeOptions};
 use novalog_log::Record;
-use novalog_schemas::Event;
+use novalog_schemas::{ComputeCommand, Event};
 use novalog_tests::{Client, demo_image_id, read_topic, test_config};
 use uuid::Uuid;
 
@@ -205,7 +205,7 @@ async fn spawn_commands(system: &System, id: Uuid) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e.event {
-            Event::SpawnInstance(s) if s.instance_id == id => Some(s.host),
+            Event::Compute(ComputeCommand::SpawnInstance(s)) if s.instance_id == id => Some(s.host),
             _ => None,
         })
         .collect()

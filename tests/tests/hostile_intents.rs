@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use novalog_all_in_one::System;
 use novalog_log::Record;
 use novalog_schemas::events::Keypair;
-use novalog_schemas::{Actor, Envelope, Event, Meta, RejectionKind};
+use novalog_schemas::{
+    Actor, CatalogEvent, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
+};
 use novalog_store::{RocksStore, Store, Transaction};
 use novalog_tests::{Client, demo_image_id, read_topic, test_config};
 use serde_json::json;
@@ -78,7 +80,10 @@ async fn rebuild_with_an_image_min_disk_past_u64_bytes_is_400_and_the_conductor_
     image.id = Uuid::new_v4();
     image.name = "huge-min-disk".into();
     image.min_disk = 1_099_511_627_776;
-    let created = admin_intent(&image.id.to_string(), Event::ImageCreated(image.clone()));
+    let created = admin_intent(
+        &image.id.to_string(),
+        Event::Catalog(CatalogEvent::ImageCreated(image.clone())),
+    );
     system
         .log
         .append(vec![Record::new(
@@ -194,7 +199,7 @@ async fn an_intent_the_conductor_cannot_decode_gets_a_400_verdict() {
     // Encoding does not validate; decoding does ("missing field").
     let intent = admin_intent(
         "/k",
-        Event::KeypairCreateRequested(Box::new(Keypair {
+        Event::Intent(Intent::KeypairCreateRequested(Box::new(Keypair {
             name: "k".into(),
             user_id: String::new(),
             project_id: "admin".into(),
@@ -203,7 +208,7 @@ async fn an_intent_the_conductor_cannot_decode_gets_a_400_verdict() {
             key_type: "ssh".into(),
             created_at_ms: 0,
             id: 0,
-        })),
+        }))),
     );
     assert!(novalog_schemas::decode(&novalog_schemas::encode(&intent)).is_err());
     append_intent(&system, &intent).await;
@@ -222,11 +227,11 @@ async fn an_intent_the_conductor_cannot_decode_gets_a_400_verdict() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     match verdict.event {
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind,
             message,
             intent_type,
-        } => {
+        }) => {
             assert_eq!(kind, RejectionKind::Invalid);
             assert!(message.contains("keypair.user_id"), "{message}");
             assert_eq!(intent_type, "KeypairCreateRequested");

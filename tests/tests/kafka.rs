@@ -1,77 +1,26 @@
 //! End-to-end on Kafka: every service in its own process, on the broker
 //! `make test` starts (NOVALOG_KAFKA_BROKERS).
 
+use novalog_schemas::ComputeFact;
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use novalog_schemas::Event;
-use novalog_tests::{
-    Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
-    skip_without_kafka, test_config,
-};
+use novalog_tests::{Client, ProcessCluster, demo_image_id, read_topic, skip_without_kafka};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(45);
 
-struct Cluster {
-    _dir: tempfile::TempDir,
-    cfg: novalog_runtime::Config,
-    env: Vec<(String, String)>,
-    procs: HashMap<&'static str, Proc>,
-    addr: SocketAddr,
-}
-
-impl Cluster {
-    async fn start(brokers: &str, spawn_latency_ms: u64) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = test_config(dir.path());
-        cfg.log.partitions = 4;
-        cfg.log.backend = novalog_runtime::config::Backend::Kafka;
-        cfg.log.bootstrap_servers = brokers.to_owned();
-        cfg.api.listen = format!("127.0.0.1:{}", free_port());
-        cfg.compute.fake_spawn_latency_ms = spawn_latency_ms;
-        let mut env = kafka_env(&cfg, brokers);
-        env.push(kafka_test_config_file(&cfg.data_dir));
-        let mut c = Cluster {
-            addr: cfg.api.listen.parse().unwrap(),
-            _dir: dir,
-            cfg,
-            env,
-            procs: HashMap::new(),
-        };
-        for name in [
-            "novalog-conductor",
-            "novalog-scheduler",
-            "novalog-compute",
-            "novalog-api",
-        ] {
-            c.start_proc(name);
-        }
-        Client::admin(c.addr).wait_up(WAIT).await.unwrap();
-        c
-    }
-
-    fn start_proc(&mut self, name: &'static str) {
-        let p = Proc::start(name, &self.env, self.cfg.data_dir.as_path()).unwrap();
-        self.procs.insert(name, p);
-    }
-
-    async fn log(&self) -> std::sync::Arc<dyn novalog_log::EventLog> {
-        novalog_runtime::backend::open_log(&self.cfg).await.unwrap()
-    }
-
-    fn dump_logs(&self) {
-        for name in self.procs.keys() {
-            let path = self.cfg.data_dir.join(format!("{name}.log"));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!("---- {name} (last lines) ----");
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
+/// Every service in its own process on `brokers`, each spawn taking
+/// `spawn_latency_ms`.
+async fn start(brokers: &str, spawn_latency_ms: u64) -> ProcessCluster {
+    ProcessCluster::start(
+        brokers,
+        |cfg| cfg.compute.fake_spawn_latency_ms = spawn_latency_ms,
+        &[],
+        WAIT,
+    )
+    .await
 }
 
 async fn create_many(client: &Client, prefix: &str, n: usize) -> Vec<Uuid> {
@@ -88,13 +37,13 @@ async fn kafka_processes_boot_50_then_delete_50() {
     let Some(brokers) = skip_without_kafka("kafka_processes_boot_50_then_delete_50") else {
         return;
     };
-    let cluster = Cluster::start(&brokers, 0).await;
+    let cluster = start(&brokers, 0).await;
     let client = Client::admin(cluster.addr);
     let ids = create_many(&client, "k", 50).await;
     let built = match client.wait_built(&ids, WAIT).await {
         Ok(b) => b,
         Err(e) => {
-            cluster.dump_logs();
+            cluster.dump_logs(60);
             panic!("{e}");
         }
     };
@@ -116,11 +65,11 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
         return;
     };
     // Slow spawns keep the builds in flight when the conductor dies.
-    let mut cluster = Cluster::start(&brokers, 400).await;
+    let mut cluster = start(&brokers, 400).await;
     let client = Client::admin(cluster.addr);
     let ids = create_many(&client, "crash", 50).await;
 
-    cluster.procs.get_mut("novalog-conductor").unwrap().kill();
+    cluster.kill("novalog-conductor");
     let building = {
         let mut n = 0;
         for id in &ids {
@@ -140,7 +89,7 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
     let built = match client.wait_built(&ids, WAIT).await {
         Ok(b) => b,
         Err(e) => {
-            cluster.dump_logs();
+            cluster.dump_logs(60);
             panic!("{e}");
         }
     };
@@ -154,7 +103,7 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
         .unwrap();
     let mut spawned: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
     for e in &events {
-        if let Event::InstanceSpawned { instance_id, .. } = &e.event {
+        if let Event::ComputeFact(ComputeFact::InstanceSpawned { instance_id, .. }) = &e.event {
             spawned
                 .entry(*instance_id)
                 .or_default()
@@ -171,26 +120,13 @@ async fn conductor_killed_mid_build_resumes_and_never_spawns_twice() {
     }
 }
 
-/// Waits until `id` shows `status` with no task.
-async fn wait_status(client: &Client, id: Uuid, status: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let s = client.server(id).await.unwrap().expect("server exists");
-        if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
-            return s;
-        }
-        assert!(std::time::Instant::now() < deadline, "never {status}: {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_server_actions_and_quota_edge_across_processes() {
     let Some(brokers) = skip_without_kafka("kafka_server_actions_and_quota_edge_across_processes")
     else {
         return;
     };
-    let cluster = Cluster::start(&brokers, 0).await;
+    let cluster = start(&brokers, 0).await;
     let admin = Client::admin(cluster.addr);
     let alice = Client::new(cluster.addr, "alice", "p1");
     let id = alice
@@ -198,7 +134,7 @@ async fn kafka_server_actions_and_quota_edge_across_processes() {
         .await
         .unwrap();
     if let Err(e) = alice.wait_built(&[id], WAIT).await {
-        cluster.dump_logs();
+        cluster.dump_logs(60);
         panic!("{e}");
     }
     use serde_json::json;
@@ -211,7 +147,7 @@ async fn kafka_server_actions_and_quota_edge_across_processes() {
     ] {
         let (code, reply, _) = alice.server_action(id, body.clone()).await.unwrap();
         assert_eq!(code, 202, "{body}: {reply}");
-        let s = wait_status(&alice, id, status).await;
+        let s = alice.wait_status(id, status, WAIT).await;
         assert_eq!(s["OS-EXT-STS:power_state"], power, "{body}");
     }
     let (code, reply, _) = alice

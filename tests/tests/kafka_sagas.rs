@@ -8,15 +8,12 @@
 //! agent's own records hold each server on exactly one host.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Event, HostUsage};
 use novalog_store::StoreExt;
 use novalog_tests::{
-    Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
-    skip_without_kafka, test_config,
+    Client, ProcessCluster, demo_image_id, host_usage, read_topic, skip_without_kafka,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,73 +21,21 @@ use uuid::Uuid;
 const SERVERS: usize = 200;
 const WAIT: Duration = Duration::from_secs(240);
 
-struct Cluster {
-    _dir: tempfile::TempDir,
-    cfg: novalog_runtime::Config,
-    env: Vec<(String, String)>,
-    procs: HashMap<&'static str, Proc>,
-    addr: SocketAddr,
-}
-
-impl Cluster {
-    async fn start(brokers: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = test_config(dir.path());
-        cfg.log.partitions = 4;
-        cfg.log.backend = novalog_runtime::config::Backend::Kafka;
-        cfg.log.bootstrap_servers = brokers.to_owned();
-        cfg.api.listen = format!("127.0.0.1:{}", free_port());
-        cfg.compute.fake_hosts = 8;
-        let mut env = kafka_env(&cfg, brokers);
-        env.push(kafka_test_config_file(&cfg.data_dir));
-        for (k, v) in [
-            // Steps take a while, so sagas are in flight when processes die.
+/// Every service in its own process on `brokers`, eight fake hosts, saga
+/// steps slow enough to be in flight when a process dies.
+async fn start(brokers: &str) -> ProcessCluster {
+    ProcessCluster::start(
+        brokers,
+        |cfg| cfg.compute.fake_hosts = 8,
+        &[
             ("NOVALOG_COMPUTE__FAKE_STEP_LATENCY_MS", "50"),
             ("NOVALOG_CONDUCTOR__STEP_TIMEOUT", "30"),
             ("NOVALOG_CONDUCTOR__TIMER_TICK_MS", "200"),
             ("NOVALOG_INSTANCE_BUILD_TIMEOUT", "120"),
-        ] {
-            env.push((k.to_owned(), v.to_owned()));
-        }
-        let mut c = Cluster {
-            addr: cfg.api.listen.parse().unwrap(),
-            _dir: dir,
-            cfg,
-            env,
-            procs: HashMap::new(),
-        };
-        for name in [
-            "novalog-conductor",
-            "novalog-scheduler",
-            "novalog-compute",
-            "novalog-api",
-        ] {
-            c.start_proc(name);
-        }
-        Client::admin(c.addr).wait_up(WAIT).await.unwrap();
-        c
-    }
-
-    fn start_proc(&mut self, name: &'static str) {
-        let p = Proc::start(name, &self.env, self.cfg.data_dir.as_path()).unwrap();
-        self.procs.insert(name, p);
-    }
-
-    fn kill(&mut self, name: &'static str) {
-        self.procs.get_mut(name).unwrap().kill();
-    }
-
-    fn dump_logs(&self) {
-        for name in self.procs.keys() {
-            let path = self.cfg.data_dir.join(format!("{name}.log"));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("---- {name} (last lines) ----");
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
+        ],
+        WAIT,
+    )
+    .await
 }
 
 /// A pseudo-random duration in `0..max_ms` (no seed needed: any moment will do).
@@ -115,40 +60,6 @@ fn saga(n: usize) -> Value {
     }
 }
 
-async fn newest_usage(
-    log: &std::sync::Arc<dyn novalog_log::EventLog>,
-    topics: &novalog_runtime::Topics,
-) -> HashMap<String, HostUsage> {
-    let mut newest: HashMap<String, HostUsage> = HashMap::new();
-    for topic in [&topics.compute_events, &topics.hosts] {
-        for env in read_topic(log, topic).await.unwrap() {
-            let (host, u) = match &env.event {
-                Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
-                Event::ClaimSucceeded { host, usage, .. }
-                | Event::ClaimFailed { host, usage, .. }
-                | Event::SpawnFailed { host, usage, .. }
-                | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
-                Event::ResizeClaimSucceeded(f)
-                | Event::ResizeClaimFailed(f)
-                | Event::DiskMigratedAndPoweredOff(f)
-                | Event::MigrationFinishedOnDest(f)
-                | Event::MigrationConfirmedOnSource(f)
-                | Event::MigrationRevertedOnDest(f)
-                | Event::RevertFinishedOnSource(f)
-                | Event::InstanceRebuilt(f)
-                | Event::EvacuatedInstanceCleanedUp(f)
-                | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
-                _ => continue,
-            };
-            let e = newest.entry(host).or_default();
-            if u.generation >= e.generation {
-                *e = u;
-            }
-        }
-    }
-    newest
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
     let Some(brokers) =
@@ -156,7 +67,7 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
     else {
         return;
     };
-    let mut cluster = Cluster::start(&brokers).await;
+    let mut cluster = start(&brokers).await;
     let client = Client::admin(cluster.addr);
     let mut ids = Vec::with_capacity(SERVERS);
     for chunk in 0..(SERVERS / 50) {
@@ -170,7 +81,7 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
         ids.extend(futures::future::try_join_all(creates).await.unwrap());
     }
     if let Err(e) = client.wait_built(&ids, WAIT).await {
-        cluster.dump_logs();
+        cluster.dump_logs(40);
         panic!("{e}");
     }
 
@@ -251,7 +162,7 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
             break servers;
         }
         if Instant::now() > deadline {
-            cluster.dump_logs();
+            cluster.dump_logs(40);
             let busy: Vec<String> = servers
                 .iter()
                 .filter(|s| !s["OS-EXT-STS:task_state"].is_null() || s["status"] == "VERIFY_RESIZE")
@@ -291,9 +202,7 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
 
     // Usage equals the flavors of the servers on each host (nothing in
     // flight any more, so no holds), and each server is counted once.
-    let log = novalog_runtime::backend::open_log(&cluster.cfg)
-        .await
-        .unwrap();
+    let log = cluster.log().await;
     let topics = cluster.cfg.topics();
     let mut expected: HashMap<String, (u64, u32)> = HashMap::new();
     for s in &servers {
@@ -304,7 +213,7 @@ async fn sagas_survive_kill_9_of_the_conductor_and_a_compute_agent() {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let usage = newest_usage(&log, &topics).await;
+        let usage = host_usage(&log, &topics).await;
         let actual: HashMap<String, (u64, u32)> = usage
             .iter()
             .filter(|(_, u)| u.instances > 0)

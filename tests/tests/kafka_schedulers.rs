@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use novalog_schemas::Event;
+use novalog_schemas::{ComputeFact, Event, HostEvent};
 use novalog_tests::{
     Client, Proc, demo_image_id, free_port, kafka_env, kafka_test_config_file, read_topic,
     skip_without_kafka, test_config,
@@ -105,7 +105,7 @@ async fn two_schedulers_never_overcommit_a_nearly_full_cloud() {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|e| match e.event {
-                Event::HostRegistered(r) => Some(r.host),
+                Event::Host(HostEvent::HostRegistered(r)) => Some(r.host),
                 _ => None,
             })
             .collect();
@@ -217,13 +217,15 @@ async fn two_schedulers_never_overcommit_a_nearly_full_cloud() {
     let mut claim_failures = 0;
     for e in &events {
         let (host, usage) = match &e.event {
-            Event::ClaimSucceeded { host, usage, .. } => (host, usage),
-            Event::ClaimFailed { host, usage, .. } => {
+            Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. }) => (host, usage),
+            Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. }) => {
                 claim_failures += 1;
                 (host, usage)
             }
-            Event::SpawnFailed { host, usage, .. }
-            | Event::InstanceDestroyed { host, usage, .. } => (host, usage),
+            Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
+            | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => {
+                (host, usage)
+            }
             _ => continue,
         };
         assert!(
@@ -248,7 +250,7 @@ async fn two_schedulers_never_overcommit_a_nearly_full_cloud() {
     let failed_claims: HashSet<Uuid> = events
         .iter()
         .filter_map(|e| match &e.event {
-            Event::ClaimFailed { instance_id, .. } => Some(*instance_id),
+            Event::ComputeFact(ComputeFact::ClaimFailed { instance_id, .. }) => Some(*instance_id),
             _ => None,
         })
         .collect();

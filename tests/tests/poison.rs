@@ -8,6 +8,9 @@
 //! panics on records marked with [`MARK`] and hands every other record to
 //! the real handler.
 
+use novalog_schemas::{
+    CatalogEvent, ComputeCommand, ComputeFact, HostEvent, InstanceEvent, Intent, SchedulerEvent,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -253,17 +256,17 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
         return;
     };
     let topics = bed.cfg.topics();
-    let created = |id: &'static str| move |e: &Envelope| matches!(&e.event, Event::FlavorCreated(f) if f.id == id);
+    let created = |id: &'static str| move |e: &Envelope| matches!(&e.event, Event::Catalog(CatalogEvent::FlavorCreated(f)) if f.id == id);
     let service = conductor(&bed).await;
     let poison = bed.envelope(
         MARK,
         "poison",
-        Event::FlavorCreateRequested(flavor("poison")),
+        Event::Intent(Intent::FlavorCreateRequested(flavor("poison"))),
     );
     let after = bed.envelope(
         "req-after",
         "after",
-        Event::FlavorCreateRequested(flavor("after")),
+        Event::Intent(Intent::FlavorCreateRequested(flavor("after"))),
     );
     bed.append(&topics.intents, &[poison.clone(), after]).await;
     bed.wait_for(&topics.catalog, "flavor after", created("after"))
@@ -277,7 +280,7 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
         })
         .await;
     match verdict.event {
-        Event::IntentRejected { kind, message, .. } => {
+        Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
             assert_eq!(kind, RejectionKind::Internal);
             assert!(message.contains(MARK), "{message}");
         }
@@ -291,7 +294,7 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
     let again = bed.envelope(
         "req-again",
         "again",
-        Event::FlavorCreateRequested(flavor("again")),
+        Event::Intent(Intent::FlavorCreateRequested(flavor("again"))),
     );
     bed.append(&topics.intents, &[again]).await;
     bed.wait_for(&topics.catalog, "flavor again", created("again"))
@@ -323,7 +326,7 @@ async fn scheduler(bed: &Bed) -> Running {
 }
 
 fn host(name: &str) -> Event {
-    Event::HostRegistered(Box::new(HostRegistered {
+    Event::Host(HostEvent::HostRegistered(Box::new(HostRegistered {
         host: name.into(),
         capacity: Resources {
             vcpus: 8,
@@ -337,40 +340,42 @@ fn host(name: &str) -> Event {
         availability_zone: "nova".into(),
         capabilities: Default::default(),
         driver: "fake".into(),
-    }))
+    })))
 }
 
 fn select(request_id: Uuid) -> Event {
-    Event::SelectHostsRequested(Box::new(SelectHostsRequested {
-        request_id,
-        instance_id: Uuid::new_v4(),
-        project_id: "admin".into(),
-        resources: Resources {
-            vcpus: 1,
-            memory_mb: 64,
-            disk_gb: 1,
+    Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+        SelectHostsRequested {
+            request_id,
+            instance_id: Uuid::new_v4(),
+            project_id: "admin".into(),
+            resources: Resources {
+                vcpus: 1,
+                memory_mb: 64,
+                disk_gb: 1,
+            },
+            image_properties: Default::default(),
+            extra_specs: Default::default(),
+            availability_zone: None,
+            ignore_hosts: Vec::new(),
+            num_alternates: 0,
+            scheduler_hints: Default::default(),
+            server_group: None,
+            image_id: None,
+            flavor_name: "tiny".into(),
         },
-        image_properties: Default::default(),
-        extra_specs: Default::default(),
-        availability_zone: None,
-        ignore_hosts: Vec::new(),
-        num_alternates: 0,
-        scheduler_hints: Default::default(),
-        server_group: None,
-        image_id: None,
-        flavor_name: "tiny".into(),
-    }))
+    )))
 }
 
 /// Waits for the scheduler's answer to request `id`: the hosts chosen.
 async fn answer(bed: &Bed, id: Uuid) -> Vec<String> {
     let e = bed
         .wait_for(&bed.cfg.topics().scheduler, "answer", |e| {
-            matches!(&e.event, Event::HostsSelected { request_id, .. } | Event::NoValidHostFound { request_id, .. } if *request_id == id)
+            matches!(&e.event, Event::Scheduler(SchedulerEvent::HostsSelected { request_id, .. }) | Event::Scheduler(SchedulerEvent::NoValidHostFound { request_id, .. }) if *request_id == id)
         })
         .await;
     match e.event {
-        Event::HostsSelected { hosts, .. } => hosts,
+        Event::Scheduler(SchedulerEvent::HostsSelected { hosts, .. }) => hosts,
         other => panic!("no host for {id}: {other:?}"),
     }
 }
@@ -463,16 +468,20 @@ async fn compute_survives_a_poison_command(kafka: bool) {
         bed.envelope(
             correlation,
             &id.to_string(),
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: id,
                 host: host.clone(),
-            },
+            }),
         )
     };
     let destroyed = |cmd: &Envelope| {
         let id = cmd.meta.event_id;
         move |e: &Envelope| {
-            e.meta.causation_id == Some(id) && matches!(e.event, Event::InstanceDestroyed { .. })
+            e.meta.causation_id == Some(id)
+                && matches!(
+                    e.event,
+                    Event::ComputeFact(ComputeFact::InstanceDestroyed { .. })
+                )
         }
     };
     let service = compute(&bed).await;
@@ -555,8 +564,16 @@ async fn api_projection_survives_a_poison_fact(kafka: bool) {
     bed.append(
         &topics.catalog,
         &[
-            bed.envelope(MARK, "poison", Event::FlavorCreated(flavor("poison"))),
-            bed.envelope("req-after", "after", Event::FlavorCreated(flavor("after"))),
+            bed.envelope(
+                MARK,
+                "poison",
+                Event::Catalog(CatalogEvent::FlavorCreated(flavor("poison"))),
+            ),
+            bed.envelope(
+                "req-after",
+                "after",
+                Event::Catalog(CatalogEvent::FlavorCreated(flavor("after"))),
+            ),
         ],
     )
     .await;
@@ -572,7 +589,11 @@ async fn api_projection_survives_a_poison_fact(kafka: bool) {
     let (service, client) = api(&bed).await;
     bed.append(
         &topics.catalog,
-        &[bed.envelope("req-again", "again", Event::FlavorCreated(flavor("again")))],
+        &[bed.envelope(
+            "req-again",
+            "again",
+            Event::Catalog(CatalogEvent::FlavorCreated(flavor("again"))),
+        )],
     )
     .await;
     wait_flavor(&client, "again").await;

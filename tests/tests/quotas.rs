@@ -1,26 +1,23 @@
-//! Quotas end to end on the embedded log: concurrent creates at the edge
-//! never exceed the limit, because the conductor decides one project's
-//! creates one after another.
+//! Quotas end to end, on the embedded log and on Kafka (`on_both_logs!`):
+//! concurrent creates at the edge never exceed the limit, because the
+//! conductor decides one project's creates one after another.
 
 use std::time::Duration;
 
-use novalog_all_in_one::System;
 use novalog_schemas::quota::QuotaDefaults;
-use novalog_tests::{Client, demo_image_id, test_config};
+use novalog_tests::{Backend, Cluster, demo_image_id, on_both_logs};
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_creates_at_the_quota_edge_never_exceed_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.quota = QuotaDefaults::default();
-    let system = System::start(&cfg, None).await.unwrap();
-    let admin = Client::admin(system.api_addr);
-    let alice = Client::new(system.api_addr, "alice", "p1");
+on_both_logs!(concurrent_creates_at_the_quota_edge_never_exceed_it);
+
+async fn concurrent_creates_at_the_quota_edge_never_exceed_it(backend: Backend) {
+    let c = Cluster::start(&backend, |cfg| cfg.quota = QuotaDefaults::default()).await;
+    let admin = &c.admin;
+    let alice = c.client("alice", "p1");
 
     // Defaults are Nova's.
     let (code, q) = alice
@@ -194,5 +191,5 @@ async fn concurrent_creates_at_the_quota_edge_never_exceed_it() {
         .unwrap();
     assert_eq!(code, 202, "{e}");
     assert_eq!(alice.servers_detail().await.unwrap().len(), 10);
-    system.stop().await.unwrap();
+    c.stop().await;
 }

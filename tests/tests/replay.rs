@@ -14,7 +14,7 @@ use novalog_replay::rebuild::Service;
 use novalog_replay::state_at::At;
 use novalog_replay::{Error, Silent, Source};
 use novalog_runtime::Config;
-use novalog_schemas::{Actor, Envelope, Event, Meta, ServerAction};
+use novalog_schemas::{Actor, Envelope, Event, Intent, Meta, ServerAction};
 use novalog_store::{StoreExt, Transaction};
 use novalog_tests::{Client, demo_image_id, kafka_brokers, test_config};
 use serde_json::json;
@@ -334,10 +334,10 @@ async fn scenario(backend: Backend) {
             },
             a.to_string(),
         ),
-        event: Event::ServerActionRequested {
+        event: Event::Intent(Intent::ServerActionRequested {
             instance_id: a,
             action: ServerAction::Start,
-        },
+        }),
     };
     // Redrive appends; on the embedded log the services hold the writer,
     // so it goes through their log, as the binary does once they stop.

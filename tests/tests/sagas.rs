@@ -1,49 +1,58 @@
-//! End-to-end sagas on the embedded log, every service in one process:
-//! resize with confirm and revert, cold migrate, rebuild, live migrate,
-//! failures injected in the fake driver, steps that never answer, the
-//! build timeout and auto-confirm. After each flow every host's usage (as
-//! its agent reports it) equals the flavors of the instances on it.
+//! End-to-end sagas, every service in one process, on the embedded log and
+//! on Kafka (`on_both_logs!`): resize with confirm and revert, cold
+//! migrate, rebuild, live migrate, failures injected in the fake driver,
+//! steps that never answer, the build timeout and auto-confirm. After each
+//! flow every host's usage (as its agent reports it) equals the flavors of
+//! the instances on it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use novalog_all_in_one::System;
-use novalog_compute::fake::{FakeDriver, FakeOptions};
 use novalog_runtime::Config;
-use novalog_schemas::{Event, HostUsage};
-use novalog_tests::{Client, demo_image_id, read_topic, test_config};
+use novalog_schemas::HostUsage;
+use novalog_tests::{Backend, Client, Cluster, demo_image_id, host_usage, on_both_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Cloud {
-    system: System,
-    driver: Arc<FakeDriver>,
-    admin: Client,
-    _dir: tempfile::TempDir,
+on_both_logs!(
+    resize_then_confirm_moves_the_server_and_its_claims,
+    revert_brings_the_server_back_with_its_old_flavor,
+    cold_migrate_of_a_stopped_server_keeps_it_stopped,
+    a_failed_finish_is_compensated_and_a_silent_one_times_out,
+    rebuild_keeps_the_name_and_changes_the_image,
+    auto_confirm_after_the_window_and_live_migration,
+    a_build_whose_host_never_answers_ends_in_error_with_its_claim_released,
+    evacuate_from_a_host_whose_heartbeats_stopped,
+    evacuate_needs_the_source_down_and_forced_down_counts,
+    a_step_deadline_survives_a_restart,
+    a_running_live_migration_is_listed_on_its_server_until_it_ends,
+);
+
+/// Three fake hosts and a fast timer tick, then `tune`.
+async fn cloud(backend: &Backend, tune: impl FnOnce(&mut Config)) -> Cluster {
+    Cluster::start(backend, |cfg| {
+        cfg.compute.fake_hosts = 3;
+        cfg.conductor.timer_tick_ms = 50;
+        tune(cfg);
+    })
+    .await
 }
 
-async fn cloud(tune: impl FnOnce(&mut Config)) -> Cloud {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.compute.fake_hosts = 3;
-    cfg.conductor.timer_tick_ms = 50;
-    tune(&mut cfg);
-    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let admin = Client::admin(system.api_addr);
-    Cloud {
-        system,
-        driver,
-        admin,
-        _dir: dir,
-    }
+/// What the saga tests ask of a cluster.
+trait Flows {
+    async fn boot(&self, flavor: &str) -> Uuid;
+    async fn act(&self, id: Uuid, body: Value) -> (u16, Value);
+    async fn wait_evacuated(&self, id: Uuid, from: &str) -> Value;
+    async fn wait_status(&self, id: Uuid, status: &str) -> Value;
+    async fn usage(&self) -> HashMap<String, HostUsage>;
+    async fn wait_usage_matches(&self);
+    async fn migrations(&self, query: &str) -> Vec<Value>;
 }
 
-impl Cloud {
+impl Flows for Cluster {
     async fn boot(&self, flavor: &str) -> Uuid {
         let id = self
             .admin
@@ -85,51 +94,12 @@ impl Cloud {
 
     /// Waits until the server shows `status` with no task.
     async fn wait_status(&self, id: Uuid, status: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.admin.server(id).await.unwrap().expect("server exists");
-            if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "never {status}: {s}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.admin.wait_status(id, status, WAIT).await
     }
 
     /// Each host's newest usage, as its facts and heartbeats report it.
     async fn usage(&self) -> HashMap<String, HostUsage> {
-        let mut newest: HashMap<String, HostUsage> = HashMap::new();
-        for topic in [
-            &self.system.topics.compute_events,
-            &self.system.topics.hosts,
-        ] {
-            for env in read_topic(&self.system.log, topic).await.unwrap() {
-                let (host, u) = match &env.event {
-                    Event::HostHeartbeat { host, usage } => (host.clone(), *usage),
-                    Event::ClaimSucceeded { host, usage, .. }
-                    | Event::ClaimFailed { host, usage, .. }
-                    | Event::SpawnFailed { host, usage, .. }
-                    | Event::InstanceDestroyed { host, usage, .. } => (host.clone(), *usage),
-                    Event::ResizeClaimSucceeded(f)
-                    | Event::ResizeClaimFailed(f)
-                    | Event::DiskMigratedAndPoweredOff(f)
-                    | Event::MigrationFinishedOnDest(f)
-                    | Event::MigrationConfirmedOnSource(f)
-                    | Event::MigrationRevertedOnDest(f)
-                    | Event::RevertFinishedOnSource(f)
-                    | Event::InstanceLiveMigrated(f)
-                    | Event::InstanceRebuilt(f)
-                    | Event::EvacuatedInstanceCleanedUp(f)
-                    | Event::MigrationStepFailed(f) => (f.host.clone(), f.usage),
-                    _ => continue,
-                };
-                let e = newest.entry(host).or_default();
-                if u.generation >= e.generation {
-                    *e = u;
-                }
-            }
-        }
-        newest
+        host_usage(self.log(), self.topics()).await
     }
 
     /// Waits until every host's memory in use equals the flavors of the
@@ -187,9 +157,8 @@ fn host_of(s: &Value) -> String {
     s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resize_then_confirm_moves_the_server_and_its_claims() {
-    let c = cloud(|_| {}).await;
+async fn resize_then_confirm_moves_the_server_and_its_claims(backend: Backend) {
+    let c = cloud(&backend, |_| {}).await;
     let id = c.boot("1").await;
     let before = host_of(&c.wait_status(id, "ACTIVE").await);
     let (status, _) = c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
@@ -223,12 +192,11 @@ async fn resize_then_confirm_moves_the_server_and_its_claims() {
         body["conflictingRequest"]["message"],
         format!("Cannot 'confirmResize' instance {id} while it is in vm_state active")
     );
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revert_brings_the_server_back_with_its_old_flavor() {
-    let c = cloud(|_| {}).await;
+async fn revert_brings_the_server_back_with_its_old_flavor(backend: Backend) {
+    let c = cloud(&backend, |_| {}).await;
     let id = c.boot("1").await;
     let before = host_of(&c.wait_status(id, "ACTIVE").await);
     c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
@@ -241,12 +209,11 @@ async fn revert_brings_the_server_back_with_its_old_flavor() {
     assert_eq!(c.driver.running_on(id), [before]);
     assert_eq!(c.migrations("").await[0]["status"], "reverted");
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cold_migrate_of_a_stopped_server_keeps_it_stopped() {
-    let c = cloud(|_| {}).await;
+async fn cold_migrate_of_a_stopped_server_keeps_it_stopped(backend: Backend) {
+    let c = cloud(&backend, |_| {}).await;
     let id = c.boot("1").await;
     c.act(id, json!({"os-stop": null})).await;
     let before = host_of(&c.wait_status(id, "SHUTOFF").await);
@@ -266,12 +233,11 @@ async fn cold_migrate_of_a_stopped_server_keeps_it_stopped() {
     assert!(c.driver.running_on(id).is_empty());
     assert_eq!(c.migrations("?migration_type=migration").await.len(), 1);
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_finish_is_compensated_and_a_silent_one_times_out() {
-    let c = cloud(|cfg| cfg.conductor.step_timeout = 2).await;
+async fn a_failed_finish_is_compensated_and_a_silent_one_times_out(backend: Backend) {
+    let c = cloud(&backend, |cfg| cfg.conductor.step_timeout = 2).await;
     let a = c.boot("1").await;
     let b = c.boot("1").await;
     c.wait_status(a, "ACTIVE").await;
@@ -292,12 +258,11 @@ async fn a_failed_finish_is_compensated_and_a_silent_one_times_out() {
     assert_eq!(c.driver.running_on(b).len(), 1, "running on one host only");
     c.driver.heal();
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebuild_keeps_the_name_and_changes_the_image() {
-    let c = cloud(|_| {}).await;
+async fn rebuild_keeps_the_name_and_changes_the_image(backend: Backend) {
+    let c = cloud(&backend, |_| {}).await;
     let id = c.boot("1").await;
     c.wait_status(id, "ACTIVE").await;
     let (status, body) = c
@@ -318,12 +283,11 @@ async fn rebuild_keeps_the_name_and_changes_the_image() {
         .await;
     assert_eq!(status, 400, "{body}");
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_confirm_after_the_window_and_live_migration() {
-    let c = cloud(|cfg| cfg.resize_confirm_window = 1).await;
+async fn auto_confirm_after_the_window_and_live_migration(backend: Backend) {
+    let c = cloud(&backend, |cfg| cfg.resize_confirm_window = 1).await;
     let id = c.boot("1").await;
     c.wait_status(id, "ACTIVE").await;
     c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
@@ -353,12 +317,11 @@ async fn auto_confirm_after_the_window_and_live_migration() {
     }
     assert_eq!(c.driver.running_on(id).len(), 1);
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_whose_host_never_answers_ends_in_error_with_its_claim_released() {
-    let c = cloud(|cfg| cfg.instance_build_timeout = 2).await;
+async fn a_build_whose_host_never_answers_ends_in_error_with_its_claim_released(backend: Backend) {
+    let c = cloud(&backend, |cfg| cfg.instance_build_timeout = 2).await;
     c.driver.silence_step("spawn", "*");
     let id = c
         .admin
@@ -380,14 +343,13 @@ async fn a_build_whose_host_never_answers_ends_in_error_with_its_claim_released(
         assert!(Instant::now() < deadline, "{:?}", c.usage().await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evacuate_from_a_host_whose_heartbeats_stopped() {
+async fn evacuate_from_a_host_whose_heartbeats_stopped(backend: Backend) {
     // Heartbeats rarer than service_down_time: every host looks down to
     // the API soon after it registered; the scheduler is told not to mind.
-    let c = cloud(|cfg| {
+    let c = cloud(&backend, |cfg| {
         cfg.report_interval = 3600;
         cfg.service_down_time = 1;
         cfg.filter_scheduler
@@ -411,14 +373,13 @@ async fn evacuate_from_a_host_whose_heartbeats_stopped() {
     assert_eq!(m[0]["status"], "done");
     // The source (back, here never gone) cleaned up its guest and claim.
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evacuate_needs_the_source_down_and_forced_down_counts() {
+async fn evacuate_needs_the_source_down_and_forced_down_counts(backend: Backend) {
     // Heartbeats stay fresh: only an operator's forced_down makes the
     // source down; disabling it is not enough (Nova's servicegroup check).
-    let c = cloud(|_| {}).await;
+    let c = cloud(&backend, |_| {}).await;
     let id = c.boot("1").await;
     let from = host_of(&c.wait_status(id, "ACTIVE").await);
     let service = |body: Value| {
@@ -453,57 +414,34 @@ async fn evacuate_needs_the_source_down_and_forced_down_counts() {
     assert_eq!(status, 200, "{body}");
     c.wait_evacuated(id, &from).await;
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_deadline_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.compute.fake_hosts = 3;
-    cfg.conductor.step_timeout = 3;
-    cfg.conductor.timer_tick_ms = 50;
-    let driver = Arc::new(FakeDriver::new(FakeOptions::default()));
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let admin = Client::admin(system.api_addr);
-    let id = admin
-        .create_server("vm", "1", demo_image_id())
-        .await
-        .unwrap();
-    admin.wait_built(&[id], WAIT).await.unwrap();
-    driver.silence_step("finish_migration", "*");
-    let (status, _, _) = admin
-        .server_action(id, json!({"resize": {"flavorRef": "2"}}))
-        .await
-        .unwrap();
+async fn a_step_deadline_survives_a_restart(backend: Backend) {
+    let c = cloud(&backend, |cfg| cfg.conductor.step_timeout = 3).await;
+    let id = c.boot("1").await;
+    c.driver.silence_step("finish_migration", "*");
+    let (status, _) = c.act(id, json!({"resize": {"flavorRef": "2"}})).await;
     assert_eq!(status, 202);
     let deadline = Instant::now() + WAIT;
-    while admin.server(id).await.unwrap().unwrap()["OS-EXT-STS:task_state"] != "resize_finish" {
+    while c.admin.server(id).await.unwrap().unwrap()["OS-EXT-STS:task_state"] != "resize_finish" {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Down before the deadline; up again after it.
-    system.stop().await.unwrap();
+    let stopped = c.stop_for_restart().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    cfg.api.listen = "127.0.0.1:0".into();
-    let system = System::start(&cfg, Some(driver.clone())).await.unwrap();
-    let c = Cloud {
-        admin: Client::admin(system.api_addr),
-        system,
-        driver,
-        _dir: dir,
-    };
+    let c = stopped.start().await;
     let s = c.wait_status(id, "ACTIVE").await;
     assert_eq!(s["flavor"]["id"], "1");
     let m = c.migrations("").await;
     assert_eq!(m[0]["status"], "error");
     c.wait_usage_matches().await;
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_live_migration_is_listed_on_its_server_until_it_ends() {
-    let c = cloud(|cfg| cfg.conductor.step_timeout = 2).await;
+async fn a_running_live_migration_is_listed_on_its_server_until_it_ends(backend: Backend) {
+    let c = cloud(&backend, |cfg| cfg.conductor.step_timeout = 2).await;
     let id = c.boot("1").await;
     let from = host_of(&c.wait_status(id, "ACTIVE").await);
     c.driver.silence_step("live_migration", "*");
@@ -563,5 +501,5 @@ async fn a_running_live_migration_is_listed_on_its_server_until_it_ends() {
         .unwrap();
     assert_eq!(body["migrations"], json!([]));
     c.driver.heal();
-    c.system.stop().await.unwrap();
+    c.stop().await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use novalog_all_in_one::System;
 use novalog_log::Record;
 use novalog_runtime::Config;
-use novalog_schemas::{Actor, Envelope, Event, Image, Meta};
+use novalog_schemas::{Actor, Envelope, Event, Image, Intent, Meta};
 use novalog_tests::{Client, demo_image_id, test_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -202,7 +202,7 @@ async fn register_image(system: &System, client: &Client, image: Image) {
             },
             id.to_string(),
         ),
-        event: Event::ImageCreateRequested(image),
+        event: Event::Intent(Intent::ImageCreateRequested(image)),
     };
     system
         .log

@@ -12,40 +12,39 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, hypervisors, images, instance_actions, keypairs,
-    migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
-    services, versions,
+    aggregates, availability_zones, flavors, hypervisors, instance_actions, keypairs, migrations,
+    quota_sets, server_actions, server_groups, server_metadata, server_tags, servers, services,
+    versions,
 };
+use crate::domain::Domain;
 use crate::http;
-use crate::identity;
-use crate::intents::Intents;
 use crate::microversion;
-use crate::projection::Projection;
 
-/// What handlers share.
+/// What handlers share: the [`Domain`] they call (reached through
+/// `Deref`, so `app.projection` reads as before) and what only the HTTP
+/// side needs.
 pub struct App {
-    /// The in-memory projection reads are served from.
-    pub projection: Arc<Projection>,
-    /// Where writes go.
-    pub intents: Intents,
+    /// The projection, the intents and the limits the domain applies.
+    pub domain: Domain,
     pub auth: Arc<AuthStrategy>,
     /// The log itself, for the catch-up check of the bootstrap.
     pub log: Arc<dyn EventLog>,
     pub topics: Topics,
     /// Largest request body accepted (`[api] max_request_body_size`).
     pub max_body: usize,
-    /// Heartbeats older than this make a host's servers' `host_status`
-    /// UNKNOWN (nova.conf `service_down_time`).
-    pub service_down_time_ms: i64,
     /// Where uploaded image data is kept (`<data_dir>/images`).
     pub images_dir: std::path::PathBuf,
-    /// Every project's quotas unless set otherwise (`[quota]`).
-    pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,
-    /// The most items one page of a list holds (`[api] max_limit`).
-    pub max_limit: usize,
+}
+
+impl std::ops::Deref for App {
+    type Target = Domain;
+
+    fn deref(&self) -> &Domain {
+        &self.domain
+    }
 }
 
 pub type AppState = Arc<App>;
@@ -233,10 +232,8 @@ pub fn router(app: AppState) -> Router {
         .merge(versioned)
         .fallback(not_found)
         .with_state(app.clone());
-    if let Some(identity) = app.auth.identity() {
-        router = router
-            .merge(identity::routes::router(identity.clone()))
-            .merge(identity::routes::revoke_router(app.clone()));
+    if let Some(identity) = crate::mounts::identity(&app) {
+        router = router.merge(identity);
     }
     // The image routes stream uploads, so they stay outside the body limit.
     // Inside the edge (request id, error shapes, caught panics): one access
@@ -246,7 +243,7 @@ pub fn router(app: AppState) -> Router {
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn(http::read_body_first))
             .layer(RequestBodyLimitLayer::new(app.max_body))
-            .merge(images::router(app.clone()))
+            .merge(crate::mounts::image(&app))
             .layer(from_fn_with_state(
                 app.request_timeout,
                 http::request_timeout,

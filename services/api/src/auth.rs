@@ -1,7 +1,7 @@
 //! Who is asking: the request [`Context`] and the strategies that produce it.
 //!
 //! `keystone` (the default) accepts the project-scoped tokens the
-//! [`crate::identity`] service issues, checked by signature and expiry.
+//! [`novalog_identity`] service issues, checked by signature and expiry.
 //! `noauth2` (Nova's development mode, only when configured) takes
 //! `user:project` (or `user`, meaning project = user) and user `admin` is an
 //! administrator. Nothing outside this module and `identity` looks at tokens.
@@ -9,50 +9,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use novalog_schemas::Actor;
 
 use crate::error::ApiError;
-use crate::identity::{self, Identity, IdentityError};
+use novalog_identity::{self as identity, Identity, IdentityError};
 
-/// The authenticated caller of one request (Nova's RequestContext).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
-    pub user_id: String,
-    pub project_id: String,
-    pub roles: Vec<String>,
-    pub is_admin: bool,
-}
-
-impl Context {
-    pub fn new(user_id: &str, project_id: &str, roles: Vec<String>) -> Self {
-        let is_admin = roles.iter().any(|r| r == "admin");
-        Context {
-            user_id: user_id.to_owned(),
-            project_id: project_id.to_owned(),
-            roles,
-            is_admin,
-        }
-    }
-
-    /// The administrator the API acts as on its own account (bootstrap).
-    pub fn admin() -> Self {
-        Context::new("admin", "admin", vec!["admin".to_owned()])
-    }
-
-    /// The actor recorded on the intents this caller causes.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            user_id: self.user_id.clone(),
-            project_id: self.project_id.clone(),
-            roles: self.roles.clone(),
-        }
-    }
-}
+// The caller's Context is shared with Identity and Image.
+pub use novalog_request::Context;
 
 /// How requests are authenticated (`[api] auth_strategy`).
 #[derive(Debug, Clone)]
@@ -144,18 +110,6 @@ pub async fn require(
             next.run(req).await
         }
         None => ApiError::unauthorized().into_response(),
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Context {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Context>()
-            .cloned()
-            .ok_or_else(ApiError::unauthorized)
     }
 }
 

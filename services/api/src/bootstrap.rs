@@ -7,7 +7,7 @@ use novalog_schemas::Image;
 use uuid::Uuid;
 
 use crate::auth::Context;
-use crate::catalog;
+use crate::domain::catalog;
 use crate::http::RequestId;
 use crate::projection::Offsets;
 use crate::service::ApiHandle;

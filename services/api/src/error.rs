@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use novalog_schemas::{Rejection, RejectionKind};
+use novalog_schemas::Rejection;
 use serde_json::json;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -60,6 +60,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
     }
 
+    /// 500 `computeFault`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
     /// 503 `serviceUnavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
@@ -85,21 +90,9 @@ impl ApiError {
     }
 }
 
-/// The HTTP status a rejection of `kind` is answered with: the one place
-/// where what went wrong (decided by the conductor or Glance's rules)
-/// becomes a status, as Nova's API controllers map its exceptions.
-pub fn status_of(kind: &RejectionKind) -> StatusCode {
-    match kind {
-        RejectionKind::Invalid => StatusCode::BAD_REQUEST,
-        // Nova's servers controller answers OverQuota with a 403.
-        RejectionKind::Forbidden | RejectionKind::OverQuota => StatusCode::FORBIDDEN,
-        RejectionKind::NotFound => StatusCode::NOT_FOUND,
-        RejectionKind::Conflict | RejectionKind::InvalidState { .. } => StatusCode::CONFLICT,
-        RejectionKind::Gone => StatusCode::GONE,
-        RejectionKind::OverLimit => StatusCode::PAYLOAD_TOO_LARGE,
-        RejectionKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+/// The HTTP status a rejection is answered with (defined beside the
+/// request so the Image service, mounted here, maps the same way).
+pub use novalog_request::status_of;
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {

@@ -3,30 +3,19 @@
 //! outside the handlers (extractor rejections, body limit, method not
 //! allowed, panics) into the shape of the service the path belongs to.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 
-pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
-
-/// This request's id, `req-<uuid>`: on the response, in the logs, and the
-/// correlation id of every intent the request writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-impl RequestId {
-    pub fn generate() -> Self {
-        RequestId(format!("req-{}", Uuid::new_v4()))
-    }
-}
+// What every service on the listener reads from a request lives in
+// novalog-request, which Identity and Image share with this crate.
+pub use novalog_request::{REQUEST_ID_HEADER, RequestId, query_pairs, without_none};
 
 /// Outermost middleware: assigns the request id and puts it on the
 /// response, whatever produced the response.
@@ -39,18 +28,6 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(RequestId::generate))
-    }
 }
 
 fn is_json(resp: &Response) -> bool {
@@ -92,9 +69,14 @@ impl Service {
         match self {
             Service::Compute => error.into_response(),
             Service::Identity => {
-                crate::identity::routes::KeystoneError::from(error).into_response()
+                novalog_identity::routes::KeystoneError::new(error.status, error.message)
+                    .into_response()
             }
-            Service::Image => crate::controllers::images::GlanceError(error).into_response(),
+            Service::Image => novalog_image::routes::GlanceError(novalog_image::ImageError::new(
+                error.status,
+                error.message,
+            ))
+            .into_response(),
         }
     }
 }
@@ -207,26 +189,6 @@ pub fn edge(router: axum::Router) -> axum::Router {
         .layer(axum::middleware::from_fn(request_id))
 }
 
-/// Nova's `get_content_type`: no type, `text/plain` (what many servers
-/// default to) and the JSON types are read as JSON; anything else is 415.
-fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return true;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    let mime = value.split(';').next().unwrap_or("").trim();
-    mime.is_empty()
-        || [
-            "text/plain",
-            "application/json",
-            "application/vnd.openstack.compute+json",
-        ]
-        .iter()
-        .any(|m| mime.eq_ignore_ascii_case(m))
-}
-
 /// Reads a request's whole body (already bounded by the body limit) before
 /// routing, so that every answer, early refusals included (an unknown id in
 /// the path, a failed policy check), comes after the body: a connection is
@@ -261,12 +223,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !json_content_type(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Content-Type",
-            ));
-        }
         // The route's schema (crate::validation::requests) is checked here,
         // before the handler runs, as Nova's `@validation.schema` does.
         let route = req
@@ -279,66 +235,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .copied()
             .unwrap_or(crate::microversion::MIN_VERSION);
         let method = req.method().as_str().to_owned();
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large()
-            } else {
-                ApiError::bad_request("Malformed request body")
-            }
-        })?;
-        let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|_| ApiError::bad_request("Malformed request body"))?
-        };
+        let body = novalog_request::read_json(req, state)
+            .await
+            .map_err(|refusal| ApiError::new(refusal.status(), refusal.message()))?;
         if let Some(route) = route {
             crate::validation::requests::check(&method, &route, version, &body)?;
         }
         Ok(JsonBody(body))
     }
-}
-
-/// Query parameters as (key, value) pairs, repeated keys kept, decoded.
-pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    let Some(raw) = raw else { return Vec::new() };
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Drops the literal `None` values stock clients send for unset filters
-/// (`?flavor=None&image=None`): they mean "no filter".
-pub fn without_none(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
-    pairs.into_iter().filter(|(_, v)| v != "None").collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -367,47 +271,5 @@ mod tests {
         assert_eq!(m(StatusCode::BAD_REQUEST, " Invalid URL "), "Invalid URL");
         assert_eq!(m(StatusCode::BAD_REQUEST, ""), "Bad Request");
         assert_eq!(m(StatusCode::BAD_REQUEST, &"x".repeat(600)), "Bad Request");
-    }
-
-    #[test]
-    fn content_types_read_as_json_are_novas() {
-        let h = |v: Option<&str>| {
-            let mut h = axum::http::HeaderMap::new();
-            if let Some(v) = v {
-                h.insert(header::CONTENT_TYPE, v.parse().unwrap());
-            }
-            json_content_type(&h)
-        };
-        assert!(h(None));
-        assert!(h(Some("application/json")));
-        assert!(h(Some("application/json; charset=UTF-8")));
-        assert!(h(Some("text/plain")));
-        assert!(h(Some("application/vnd.openstack.compute+json")));
-        assert!(!h(Some("application/xml")));
-        assert!(!h(Some("multipart/form-data; boundary=x")));
-    }
-
-    #[test]
-    fn query_pairs_drop_literal_none() {
-        let q = without_none(query_pairs(Some(
-            "flavor=None&name=web%2D1&status=ACTIVE&status=BUILD&is_public=None&all_tenants",
-        )));
-        assert_eq!(
-            q,
-            vec![
-                ("name".to_owned(), "web-1".to_owned()),
-                ("status".to_owned(), "ACTIVE".to_owned()),
-                ("status".to_owned(), "BUILD".to_owned()),
-                ("all_tenants".to_owned(), String::new()),
-            ]
-        );
-        assert_eq!(
-            query_pairs(Some("a=b+c&d=%zz")),
-            vec![
-                ("a".to_owned(), "b c".to_owned()),
-                ("d".to_owned(), "%zz".to_owned())
-            ]
-        );
-        assert!(query_pairs(None).is_empty());
     }
 }

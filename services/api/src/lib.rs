@@ -8,63 +8,51 @@
 //! writes. Reads are served from that projection, kept in memory and in the
 //! service's RocksDB (state and offsets commit together).
 //!
-//! # Layout
-//! - [`service`]: [`ApiService::start`] / [`ApiHandle`]: the store, the
-//!   projection consumer and the listener, and their shutdown order.
-//! - [`serve`]: the accept loop and its bounds on slow or hostile clients
-//!   (`[wsgi]`).
-//! - [`app`]: the shared [`app::App`] state and the [`app::router`].
-//! - [`controllers`]: thin handlers per resource (versions, servers,
-//!   flavors): extract, validate, call the domain, render.
-//! - [`compute`], [`catalog`]: the domain side of servers and of
-//!   flavors/images: lookups in the projection, checks, intents, verdicts.
-//! - [`validation`]: request bodies checked with Nova's 400 messages.
-//! - [`views`]: response bodies in Nova's shapes; [`paging`]: Nova's
-//!   `max_limit` pages and `next` links.
-//! - [`projection`]: the in-memory projection and its consumer handler.
-//! - [`instance_actions`]: the action log of each server, folded from
-//!   `instances` (os-instance-actions).
-//! - [`intents`], [`verdicts`]: appending intents and waiting for verdicts.
-//! - [`auth`], [`policy`], [`microversion`], [`http`], [`error`]: the
-//!   request context (keystone tokens, or noauth2 in development), Nova's
-//!   default policy, version negotiation, request ids and body handling,
-//!   Nova's error bodies.
-//! - [`identity`]: the Identity v3 subset at `/identity` (password and
-//!   token auth, signed tokens, the catalog), users from `[identity]`.
-//! - [`images`], [`controllers::images`]: the Image v2 subset at `/image`
-//!   (Glance): metadata through the conductor, data under
-//!   `<data_dir>/images`.
-//! - [`bootstrap`]: the demo flavors and image.
-//! - [`openapi`]: the OpenAPI document of the Compute API at `/openapi.json`.
-//! - [`access`]: the access log and the HTTP metrics of every request.
-//! - [`keypairs`], [`compute_services`]: keypairs (fingerprints,
-//!   generation) and compute services / hypervisors.
+//! # Layers
+//! The crate imports in one direction, HTTP → domain → projection
+//! (`tests/layers.rs` fails on an import the other way):
+//! - **HTTP**: [`app`] (the shared [`app::App`] state and the
+//!   [`app::router`]), [`controllers`] (thin handlers per resource:
+//!   extract, validate, call the domain, render), [`http`] (request ids,
+//!   the JSON body extractor, error shapes), [`validation`] (request bodies
+//!   checked with Nova's 400 messages), [`views`] (response bodies in
+//!   Nova's shapes), [`paging`] (`next` links), [`microversion`]'s
+//!   negotiation, [`openapi`] (the document at `/openapi.json`),
+//!   [`access`] (the access log and HTTP metrics), [`serve`] (the accept
+//!   loop and its bounds on slow or hostile clients, `[wsgi]`),
+//!   and [`mounts`] (the Identity v3 and Image v2 subsets, crates of their
+//!   own, `novalog_identity` and `novalog_image`, mounted at `/identity`
+//!   and `/image`).
+//! - **domain** ([`domain`]): what a request means: lookups in the
+//!   projection, Nova's checks, intents, verdicts as outcomes.
+//! - **projection** ([`projection`]): the folded state and its reads, the
+//!   instance action log, the waiters a verdict wakes.
+//!
+//! Every layer may use what requests carry: [`error`] (Nova's error
+//! bodies), [`auth`]'s [`auth::Context`], [`policy`]'s rules and
+//! [`microversion::ApiVersion`].
+//!
+//! Around them: [`service`] ([`ApiService::start`] / [`ApiHandle`]: the
+//! store, the projection consumer and the listener, and their shutdown
+//! order) and [`bootstrap`] (the demo flavors and image).
 
 pub mod access;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
-pub mod catalog;
-pub mod compute;
-pub mod compute_services;
 pub mod controllers;
+pub mod domain;
 pub mod error;
 pub mod http;
-pub mod identity;
-pub mod images;
-pub mod instance_actions;
-pub mod intents;
-pub mod keypairs;
 pub mod microversion;
+pub mod mounts;
 pub mod openapi;
 pub mod paging;
 pub mod policy;
 pub mod projection;
-pub mod sagas;
 pub mod serve;
 pub mod service;
 pub mod validation;
-pub mod verdicts;
 pub mod views;
 
 pub use bootstrap::bootstrap_demo_catalog;
@@ -77,6 +65,8 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_identity;
 #[cfg(test)]
 mod tests_images;
 #[cfg(test)]

@@ -816,10 +816,10 @@ type OtherOperation = (
 
 /// The Image v2 and Identity v3 operations. Image bodies are described by
 /// the image API's own schema (`GET /image/v2/schemas/image`, from
-/// [`crate::controllers::images::image_schema`]) and validated by its
+/// [`novalog_image::routes::image_schema`]) and validated by its
 /// handlers in Glance's words; the token request by keystone's shape.
 fn image_and_identity_operations() -> Vec<OtherOperation> {
-    let image = crate::controllers::images::image_schema();
+    let image = novalog_image::routes::image_schema();
     let writable: Map<String, Value> = image["properties"]
         .as_object()
         .into_iter()
@@ -849,7 +849,7 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
         "properties": writable,
         "additionalProperties": image["additionalProperties"],
     }}}});
-    let patch = json!({"required": true, "content": {crate::controllers::images::PATCH_MEDIA_TYPE: {"schema": {
+    let patch = json!({"required": true, "content": {novalog_image::routes::PATCH_MEDIA_TYPE: {"schema": {
         "type": "array",
         "items": {"type": "object", "required": ["op", "path"], "properties": {
             "op": {"enum": ["add", "replace", "remove"]},
@@ -1008,6 +1008,14 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
             None,
         ),
         (
+            "delete",
+            "/identity/v3/auth/tokens",
+            "Revoke X-Subject-Token",
+            "identity:revoke_token: admin or the token's user",
+            204,
+            None,
+        ),
+        (
             "get",
             "/identity/v3/auth/projects",
             "Projects the caller may scope to",
@@ -1099,8 +1107,8 @@ mod tests {
     #[test]
     fn image_and_identity_routes_are_documented() {
         let doc = document();
-        let image = include_str!("controllers/images.rs");
-        let identity = include_str!("identity/routes.rs");
+        let image = include_str!("../../image/src/routes.rs");
+        let identity = include_str!("../../identity/src/routes.rs");
         for path in routes_in(image, "/image")
             .into_iter()
             .chain(routes_in(identity, "/identity"))

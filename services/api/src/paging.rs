@@ -9,12 +9,8 @@ use serde_json::{Value, json};
 
 use crate::views::Links;
 
-/// Nova's `get_limit_and_marker`: the page size is the client's `limit`
-/// capped at `max_limit`, or `max_limit` when it gave none (0 stays 0: an
-/// empty page).
-pub fn page_size(requested: Option<usize>, max_limit: usize) -> usize {
-    requested.map_or(max_limit, |l| l.min(max_limit))
-}
+/// Nova's `get_limit_and_marker`, which the domain's lists apply.
+pub use crate::domain::page_size;
 
 /// Nova's `limited` (server groups): `offset` then at most `limit` items,
 /// where a `limit` of 0 or none means `max_limit`.

@@ -12,24 +12,33 @@
 //! the in-memory [`Projection`] only in [`Handler::committed`], after the
 //! batch and its offsets are durable: readers never see state the store
 //! does not have, and a request woken by its verdict reads its own write.
+//!
+//! The bottom layer of the crate: it imports nothing from [`crate::domain`]
+//! or the HTTP modules. [`action_log`] is the os-instance-actions fold,
+//! [`verdicts`] the waiters a committed verdict wakes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use novalog_runtime::consumer::{DeadRecord, Rejected};
-use novalog_runtime::{Handler, Input, Outbox, Topics};
+use novalog_runtime::{Handler, Input, Outbox};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
-use novalog_schemas::{Event, Flavor, Image, Instance, Rejection};
+use novalog_schemas::{
+    CatalogEvent, Envelope, Event, Flavor, HostEvent, Image, Instance, InstanceEvent, Rejection,
+};
 use novalog_store::{MemStore, Store, StoreExt, Transaction};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::instance_actions::{self, InstanceAction};
-use crate::verdicts::{Verdict, Verdicts};
+pub mod action_log;
+pub mod verdicts;
+
+use action_log::InstanceAction;
+use verdicts::{Verdict, Verdicts};
 
 /// Consumer name: the group and the key of the stored offsets.
 pub const CONSUMER: &str = "api";
@@ -212,6 +221,16 @@ impl State {
     }
 
     /// Keeps a live instance; a deleted one leaves memory.
+    /// Keeps a live image; a deleted one leaves memory and stays in the
+    /// store (Glance never reuses its id).
+    fn put_image(&mut self, image: Image) {
+        if image.status == novalog_schemas::image::DELETED {
+            self.images.remove(&image.id);
+        } else {
+            self.images.insert(image.id, Arc::new(image));
+        }
+    }
+
     fn put_instance(&mut self, inst: Instance) {
         if inst.is_deleted() {
             self.remove_instance(&inst);
@@ -264,6 +283,8 @@ pub struct Resident {
     pub ordered: usize,
     /// Members of server groups, summed over the groups.
     pub group_members: usize,
+    /// Images not deleted.
+    pub images: usize,
 }
 
 /// The in-memory projection every request reads, and the store that
@@ -345,7 +366,7 @@ impl Projection {
             state.flavors.insert(f.id.clone(), Arc::new(f));
         }
         for (_, i) in store.scan::<Image>(T_IMAGES)? {
-            state.images.insert(i.id, Arc::new(i));
+            state.put_image(i);
         }
         for (_, h) in store.scan::<HostView>(T_HOSTS)? {
             state.hosts.insert(h.name.clone(), h);
@@ -407,6 +428,7 @@ impl Projection {
             projects: state.by_project.values().map(BTreeSet::len).sum(),
             ordered: state.by_created.len(),
             group_members: state.server_groups.values().map(|g| g.members.len()).sum(),
+            images: state.images.len(),
         }
     }
 
@@ -575,8 +597,23 @@ impl Projection {
         self.state.read().flavors.values().cloned().collect()
     }
 
+    /// An image not deleted.
     pub fn image(&self, id: &Uuid) -> Option<Arc<Image>> {
         self.state.read().images.get(id).cloned()
+    }
+
+    /// An image, deleted ones included (those from the store).
+    pub fn image_with_deleted(&self, id: &Uuid) -> Option<Arc<Image>> {
+        if let Some(i) = self.image(id) {
+            return Some(i);
+        }
+        match self.store.get::<Image>(T_IMAGES, id.as_bytes()) {
+            Ok(i) => i.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, image = %id, "reading a deleted image");
+                None
+            }
+        }
     }
 
     pub fn images(&self) -> Vec<Arc<Image>> {
@@ -708,7 +745,7 @@ impl Projection {
                 state.flavors.insert(f.id.clone(), Arc::new(f));
             }
             for i in staged.images {
-                state.images.insert(i.id, Arc::new(i));
+                state.put_image(i);
             }
             for (name, h) in staged.hosts {
                 state.hosts.insert(name, h);
@@ -762,25 +799,18 @@ pub struct ProjectionHandler<S: Store> {
     projection: Arc<Projection>,
     verdicts: Arc<Verdicts>,
     store: Arc<S>,
-    topics: Topics,
     staged: Staged,
     /// The identity service's revoked tokens, when tokens are keystone's.
-    revocations: Option<Arc<crate::identity::revocations::Revocations>>,
-    staged_revocations: crate::identity::revocations::Staged,
+    revocations: Option<Arc<novalog_identity::revocations::Revocations>>,
+    staged_revocations: novalog_identity::revocations::Staged,
 }
 
 impl<S: Store> ProjectionHandler<S> {
-    pub fn new(
-        projection: Arc<Projection>,
-        verdicts: Arc<Verdicts>,
-        store: Arc<S>,
-        topics: Topics,
-    ) -> Self {
+    pub fn new(projection: Arc<Projection>, verdicts: Arc<Verdicts>, store: Arc<S>) -> Self {
         ProjectionHandler {
             projection,
             verdicts,
             store,
-            topics,
             staged: Staged::default(),
             revocations: None,
             staged_revocations: Default::default(),
@@ -790,7 +820,7 @@ impl<S: Store> ProjectionHandler<S> {
     /// Folds `TokenRevoked` records into `revocations` too.
     pub fn with_revocations(
         mut self,
-        revocations: Arc<crate::identity::revocations::Revocations>,
+        revocations: Arc<novalog_identity::revocations::Revocations>,
     ) -> Self {
         self.revocations = Some(revocations);
         self
@@ -876,6 +906,268 @@ fn stage_err(e: novalog_store::Error) -> Rejected {
     Rejected(e.to_string())
 }
 
+impl<S: Store> ProjectionHandler<S> {
+    fn fold_instance(&mut self, env: &Envelope, tx: &mut Transaction) -> Result<(), Rejected> {
+        let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
+            return Ok(());
+        };
+        // Taken out of the batch's staging (put back below): folding a
+        // server's records one by one never copies it.
+        let staged = self.staged.instances.remove(&id);
+        let was_staged = staged.is_some();
+        let prev = match staged {
+            Some(i) => Some(i),
+            None => self.current(&id)?,
+        };
+        let prev_version = prev.as_ref().map(|i| i.version);
+        let is_new = prev.is_none();
+        // An accepted create joins the group its hints name.
+        if prev.is_none()
+            && let Event::Instance(InstanceEvent::InstanceCreated(c)) = &env.event
+            && let Some(group) = c
+                .scheduler_hints
+                .get("group")
+                .and_then(|v| v.first())
+                .and_then(|g| Uuid::parse_str(g).ok())
+            && let Some(mut view) = self.current_group(&group)
+        {
+            view.members.insert(id);
+            self.stage_group(tx, group, Some(view))?;
+        }
+        match evolve(prev, env) {
+            Some(next) if Some(next.version) != prev_version => {
+                let mut actions = match self.staged.actions.remove(&id) {
+                    Some(a) => a,
+                    None => match self.projection.state.read().actions.get(&id) {
+                        Some(a) => (**a).clone(),
+                        None => self
+                            .store
+                            .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
+                            .map_err(stage_err)?
+                            .unwrap_or_default(),
+                    },
+                };
+                action_log::record(&mut actions, env, &next);
+                self.staged.actions.insert(id, actions);
+                if is_new {
+                    index_instance(tx, &next).map_err(stage_err)?;
+                }
+                // Its rows are written once per batch (`finish_batch`),
+                // not once per record.
+                self.staged.changed.insert(id);
+                self.staged.instances.insert(id, next);
+            }
+            Some(same) if was_staged => {
+                self.staged.instances.insert(id, same);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn fold_catalog(
+        &mut self,
+        env: &Envelope,
+        event: &CatalogEvent,
+        tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        match event {
+            CatalogEvent::FlavorCreated(f) | CatalogEvent::FlavorUpdated(f) => {
+                tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
+                self.staged.deleted_flavors.retain(|id| id != &f.id);
+                self.staged.flavors.push(f.clone());
+            }
+            CatalogEvent::FlavorDeleted { flavor_id } => {
+                tx.delete(T_FLAVORS, flavor_id.as_bytes());
+                tx.delete(T_FLAVOR_ACCESS, flavor_id.as_bytes());
+                self.staged.flavors.retain(|f| &f.id != flavor_id);
+                self.staged.deleted_flavors.push(flavor_id.clone());
+                self.staged
+                    .flavor_access
+                    .insert(flavor_id.clone(), BTreeSet::new());
+            }
+            CatalogEvent::FlavorAccessAdded {
+                flavor_id,
+                project_id,
+            }
+            | CatalogEvent::FlavorAccessRemoved {
+                flavor_id,
+                project_id,
+            } => {
+                let mut projects = self
+                    .staged
+                    .flavor_access
+                    .get(flavor_id)
+                    .cloned()
+                    .unwrap_or_else(|| self.projection.flavor_access(flavor_id));
+                if matches!(event, CatalogEvent::FlavorAccessAdded { .. }) {
+                    projects.insert(project_id.clone());
+                } else {
+                    projects.remove(project_id);
+                }
+                tx.put(T_FLAVOR_ACCESS, flavor_id.as_bytes(), &projects)
+                    .map_err(stage_err)?;
+                self.staged
+                    .flavor_access
+                    .insert(flavor_id.clone(), projects);
+            }
+            CatalogEvent::ImageCreated(i) | CatalogEvent::ImageUpdated(i) => {
+                tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
+                self.staged.images.push(i.clone());
+            }
+            CatalogEvent::ImageDeleted { image_id } => {
+                // Kept as `deleted` (Glance never reuses an id); readers
+                // treat it as gone.
+                let current = self
+                    .staged
+                    .images
+                    .iter()
+                    .rev()
+                    .find(|i| i.id == *image_id)
+                    .cloned()
+                    .or_else(|| self.projection.image(image_id).map(|i| (*i).clone()));
+                if let Some(mut i) = current {
+                    i.status = "deleted".into();
+                    i.updated_at_ms = env.meta.occurred_at_ms;
+                    tx.put(T_IMAGES, i.id.as_bytes(), &i).map_err(stage_err)?;
+                    self.staged.images.push(i);
+                }
+            }
+            CatalogEvent::ServerGroupCreated(g) => {
+                let members = self
+                    .current_group(&g.id)
+                    .map(|v| v.members)
+                    .unwrap_or_default();
+                let view = ServerGroupView {
+                    group: (**g).clone(),
+                    members,
+                };
+                self.stage_group(tx, g.id, Some(view))?;
+            }
+            CatalogEvent::ServerGroupDeleted { group_id } => {
+                self.stage_group(tx, *group_id, None)?;
+            }
+            CatalogEvent::AggregateCreated(a)
+            | CatalogEvent::AggregateUpdated(a)
+            | CatalogEvent::AggregateMetadataSet(a)
+            | CatalogEvent::AggregateHostAdded { aggregate: a, .. }
+            | CatalogEvent::AggregateHostRemoved { aggregate: a, .. } => {
+                tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
+                    .map_err(stage_err)?;
+                self.staged.aggregates.insert(a.id, Some((**a).clone()));
+            }
+            CatalogEvent::QuotaSetUpdated { project_id, limits } => {
+                tx.put(T_QUOTAS, project_id.as_bytes(), limits)
+                    .map_err(stage_err)?;
+                self.staged
+                    .quotas
+                    .insert(project_id.clone(), Some(limits.clone()));
+            }
+            CatalogEvent::QuotaSetDeleted { project_id } => {
+                tx.delete(T_QUOTAS, project_id.as_bytes());
+                self.staged.quotas.insert(project_id.clone(), None);
+            }
+            CatalogEvent::AggregateDeleted { aggregate_id } => {
+                tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
+                self.staged.aggregates.insert(*aggregate_id, None);
+            }
+            CatalogEvent::KeypairCreated(k) => {
+                let key = keypair_key(&k.user_id, &k.name);
+                tx.put(T_KEYPAIRS, key.as_bytes(), &**k)
+                    .map_err(stage_err)?;
+                self.staged.keypairs.insert(key, Some((**k).clone()));
+            }
+            CatalogEvent::KeypairDeleted { user_id, name } => {
+                let key = keypair_key(user_id, name);
+                tx.delete(T_KEYPAIRS, key.as_bytes());
+                self.staged.keypairs.insert(key, None);
+            }
+            CatalogEvent::TokenRevoked {
+                audit_id,
+                expires_at_ms,
+            } => {
+                if let Some(revocations) = &self.revocations {
+                    revocations
+                        .stage(
+                            tx,
+                            &mut self.staged_revocations,
+                            audit_id,
+                            *expires_at_ms,
+                            env.meta.occurred_at_ms,
+                        )
+                        .map_err(stage_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fold_host(
+        &mut self,
+        env: &Envelope,
+        event: &HostEvent,
+        tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        let at = env.meta.occurred_at_ms;
+        let live = |v: HostView| (!v.deleted).then_some(v);
+        let view = match event {
+            HostEvent::HostRegistered(h) => {
+                // A known service keeps its ids and what operators set;
+                // after a deletion the host is a new record.
+                let (incarnation, service) = match self.current_host(&h.host) {
+                    Some(v) if !v.deleted => (v.incarnation, v.service),
+                    Some(v) => (v.incarnation + 1, Default::default()),
+                    None => (0, Default::default()),
+                };
+                Some(HostView {
+                    name: h.host.clone(),
+                    availability_zone: h.availability_zone.clone(),
+                    hypervisor_type: h.hypervisor_type.clone(),
+                    last_seen_ms: at,
+                    id: host_number(&h.host, incarnation),
+                    uuid: host_uuid(&h.host, incarnation),
+                    incarnation,
+                    hypervisor_version: h.hypervisor_version,
+                    cpu_arch: h.cpu_arch.clone(),
+                    capacity: h.capacity,
+                    usage: h.usage,
+                    registered_at_ms: at,
+                    service: novalog_schemas::events::ServiceStatus {
+                        host: h.host.clone(),
+                        ..service
+                    },
+                    deleted: false,
+                })
+            }
+            HostEvent::HostHeartbeat { host, usage } => {
+                self.current_host(host).and_then(live).map(|mut v| {
+                    v.last_seen_ms = v.last_seen_ms.max(at);
+                    if usage.generation >= v.usage.generation {
+                        v.usage = *usage;
+                    }
+                    v
+                })
+            }
+            HostEvent::ServiceUpdated(s) => {
+                self.current_host(&s.host).and_then(live).map(|mut v| {
+                    v.service = (**s).clone();
+                    v
+                })
+            }
+            HostEvent::ServiceDeleted { host } => self.current_host(host).map(|mut v| {
+                v.deleted = true;
+                v
+            }),
+        };
+        if let Some(view) = view {
+            tx.put(T_HOSTS, view.name.as_bytes(), &view)
+                .map_err(stage_err)?;
+            self.staged.hosts.insert(view.name.clone(), view);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<S: Store> Handler for ProjectionHandler<S> {
     async fn handle(
@@ -888,249 +1180,16 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         if let Some(cause) = env.meta.causation_id {
             self.staged.verdicts.push((cause, Verdict::of(&env.event)));
         }
-        if input.topic == self.topics.instances {
-            let Ok(id) = Uuid::parse_str(&env.meta.aggregate_id) else {
-                return Ok(());
-            };
-            // Taken out of the batch's staging (put back below): folding a
-            // server's records one by one never copies it.
-            let staged = self.staged.instances.remove(&id);
-            let was_staged = staged.is_some();
-            let prev = match staged {
-                Some(i) => Some(i),
-                None => self.current(&id)?,
-            };
-            let prev_version = prev.as_ref().map(|i| i.version);
-            let is_new = prev.is_none();
-            // An accepted create joins the group its hints name.
-            if prev.is_none()
-                && let Event::InstanceCreated(c) = &env.event
-                && let Some(group) = c
-                    .scheduler_hints
-                    .get("group")
-                    .and_then(|v| v.first())
-                    .and_then(|g| Uuid::parse_str(g).ok())
-                && let Some(mut view) = self.current_group(&group)
-            {
-                view.members.insert(id);
-                self.stage_group(tx, group, Some(view))?;
-            }
-            match evolve(prev, env) {
-                Some(next) if Some(next.version) != prev_version => {
-                    let mut actions = match self.staged.actions.remove(&id) {
-                        Some(a) => a,
-                        None => match self.projection.state.read().actions.get(&id) {
-                            Some(a) => (**a).clone(),
-                            None => self
-                                .store
-                                .get::<Vec<InstanceAction>>(T_ACTIONS, id.as_bytes())
-                                .map_err(stage_err)?
-                                .unwrap_or_default(),
-                        },
-                    };
-                    instance_actions::record(&mut actions, env, &next);
-                    self.staged.actions.insert(id, actions);
-                    if is_new {
-                        index_instance(tx, &next).map_err(stage_err)?;
-                    }
-                    // Its rows are written once per batch (`finish_batch`),
-                    // not once per record.
-                    self.staged.changed.insert(id);
-                    self.staged.instances.insert(id, next);
-                }
-                Some(same) if was_staged => {
-                    self.staged.instances.insert(id, same);
-                }
-                _ => {}
-            }
-        } else if input.topic == self.topics.catalog {
-            match &env.event {
-                Event::FlavorCreated(f) | Event::FlavorUpdated(f) => {
-                    tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
-                    self.staged.deleted_flavors.retain(|id| id != &f.id);
-                    self.staged.flavors.push(f.clone());
-                }
-                Event::FlavorDeleted { flavor_id } => {
-                    tx.delete(T_FLAVORS, flavor_id.as_bytes());
-                    tx.delete(T_FLAVOR_ACCESS, flavor_id.as_bytes());
-                    self.staged.flavors.retain(|f| &f.id != flavor_id);
-                    self.staged.deleted_flavors.push(flavor_id.clone());
-                    self.staged
-                        .flavor_access
-                        .insert(flavor_id.clone(), BTreeSet::new());
-                }
-                Event::FlavorAccessAdded {
-                    flavor_id,
-                    project_id,
-                }
-                | Event::FlavorAccessRemoved {
-                    flavor_id,
-                    project_id,
-                } => {
-                    let mut projects = self
-                        .staged
-                        .flavor_access
-                        .get(flavor_id)
-                        .cloned()
-                        .unwrap_or_else(|| self.projection.flavor_access(flavor_id));
-                    if matches!(env.event, Event::FlavorAccessAdded { .. }) {
-                        projects.insert(project_id.clone());
-                    } else {
-                        projects.remove(project_id);
-                    }
-                    tx.put(T_FLAVOR_ACCESS, flavor_id.as_bytes(), &projects)
-                        .map_err(stage_err)?;
-                    self.staged
-                        .flavor_access
-                        .insert(flavor_id.clone(), projects);
-                }
-                Event::ImageCreated(i) | Event::ImageUpdated(i) => {
-                    tx.put(T_IMAGES, i.id.as_bytes(), i).map_err(stage_err)?;
-                    self.staged.images.push(i.clone());
-                }
-                Event::ImageDeleted { image_id } => {
-                    // Kept as `deleted` (Glance never reuses an id); readers
-                    // treat it as gone.
-                    let current = self
-                        .staged
-                        .images
-                        .iter()
-                        .rev()
-                        .find(|i| i.id == *image_id)
-                        .cloned()
-                        .or_else(|| self.projection.image(image_id).map(|i| (*i).clone()));
-                    if let Some(mut i) = current {
-                        i.status = "deleted".into();
-                        i.updated_at_ms = env.meta.occurred_at_ms;
-                        tx.put(T_IMAGES, i.id.as_bytes(), &i).map_err(stage_err)?;
-                        self.staged.images.push(i);
-                    }
-                }
-                Event::ServerGroupCreated(g) => {
-                    let members = self
-                        .current_group(&g.id)
-                        .map(|v| v.members)
-                        .unwrap_or_default();
-                    let view = ServerGroupView {
-                        group: (**g).clone(),
-                        members,
-                    };
-                    self.stage_group(tx, g.id, Some(view))?;
-                }
-                Event::ServerGroupDeleted { group_id } => {
-                    self.stage_group(tx, *group_id, None)?;
-                }
-                Event::AggregateCreated(a)
-                | Event::AggregateUpdated(a)
-                | Event::AggregateMetadataSet(a)
-                | Event::AggregateHostAdded { aggregate: a, .. }
-                | Event::AggregateHostRemoved { aggregate: a, .. } => {
-                    tx.put(T_AGGREGATES, &a.id.to_be_bytes(), &**a)
-                        .map_err(stage_err)?;
-                    self.staged.aggregates.insert(a.id, Some((**a).clone()));
-                }
-                Event::QuotaSetUpdated { project_id, limits } => {
-                    tx.put(T_QUOTAS, project_id.as_bytes(), limits)
-                        .map_err(stage_err)?;
-                    self.staged
-                        .quotas
-                        .insert(project_id.clone(), Some(limits.clone()));
-                }
-                Event::QuotaSetDeleted { project_id } => {
-                    tx.delete(T_QUOTAS, project_id.as_bytes());
-                    self.staged.quotas.insert(project_id.clone(), None);
-                }
-                Event::AggregateDeleted { aggregate_id } => {
-                    tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());
-                    self.staged.aggregates.insert(*aggregate_id, None);
-                }
-                Event::KeypairCreated(k) => {
-                    let key = keypair_key(&k.user_id, &k.name);
-                    tx.put(T_KEYPAIRS, key.as_bytes(), &**k)
-                        .map_err(stage_err)?;
-                    self.staged.keypairs.insert(key, Some((**k).clone()));
-                }
-                Event::KeypairDeleted { user_id, name } => {
-                    let key = keypair_key(user_id, name);
-                    tx.delete(T_KEYPAIRS, key.as_bytes());
-                    self.staged.keypairs.insert(key, None);
-                }
-                Event::TokenRevoked {
-                    audit_id,
-                    expires_at_ms,
-                } => {
-                    if let Some(revocations) = &self.revocations {
-                        revocations
-                            .stage(
-                                tx,
-                                &mut self.staged_revocations,
-                                audit_id,
-                                *expires_at_ms,
-                                env.meta.occurred_at_ms,
-                            )
-                            .map_err(stage_err)?;
-                    }
-                }
-                _ => {}
-            }
-        } else if input.topic == self.topics.hosts {
-            let at = env.meta.occurred_at_ms;
-            let live = |v: HostView| (!v.deleted).then_some(v);
-            let view = match &env.event {
-                Event::HostRegistered(h) => {
-                    // A known service keeps its ids and what operators set;
-                    // after a deletion the host is a new record.
-                    let (incarnation, service) = match self.current_host(&h.host) {
-                        Some(v) if !v.deleted => (v.incarnation, v.service),
-                        Some(v) => (v.incarnation + 1, Default::default()),
-                        None => (0, Default::default()),
-                    };
-                    Some(HostView {
-                        name: h.host.clone(),
-                        availability_zone: h.availability_zone.clone(),
-                        hypervisor_type: h.hypervisor_type.clone(),
-                        last_seen_ms: at,
-                        id: host_number(&h.host, incarnation),
-                        uuid: host_uuid(&h.host, incarnation),
-                        incarnation,
-                        hypervisor_version: h.hypervisor_version,
-                        cpu_arch: h.cpu_arch.clone(),
-                        capacity: h.capacity,
-                        usage: h.usage,
-                        registered_at_ms: at,
-                        service: novalog_schemas::events::ServiceStatus {
-                            host: h.host.clone(),
-                            ..service
-                        },
-                        deleted: false,
-                    })
-                }
-                Event::HostHeartbeat { host, usage } => {
-                    self.current_host(host).and_then(live).map(|mut v| {
-                        v.last_seen_ms = v.last_seen_ms.max(at);
-                        if usage.generation >= v.usage.generation {
-                            v.usage = *usage;
-                        }
-                        v
-                    })
-                }
-                Event::ServiceUpdated(s) => {
-                    self.current_host(&s.host).and_then(live).map(|mut v| {
-                        v.service = (**s).clone();
-                        v
-                    })
-                }
-                Event::ServiceDeleted { host } => self.current_host(host).map(|mut v| {
-                    v.deleted = true;
-                    v
-                }),
-                _ => None,
-            };
-            if let Some(view) = view {
-                tx.put(T_HOSTS, view.name.as_bytes(), &view)
-                    .map_err(stage_err)?;
-                self.staged.hosts.insert(view.name.clone(), view);
-            }
+        match &env.event {
+            Event::Instance(_) => self.fold_instance(env, tx)?,
+            Event::Catalog(event) => self.fold_catalog(env, event, tx)?,
+            Event::Host(event) => self.fold_host(env, event, tx)?,
+            // Not on the topics it reads.
+            Event::Intent(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::ComputeFact(_)
+            | Event::DeadLetter(_) => {}
         }
         Ok(())
     }

@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::app::{self, App};
 use crate::auth::AuthStrategy;
-use crate::intents::Intents;
+use crate::domain::Domain;
+use crate::domain::intents::Intents;
+use crate::projection::verdicts::Verdicts;
 use crate::projection::{self, Projection, ProjectionHandler};
-use crate::verdicts::Verdicts;
 
 /// The Compute API service.
 pub struct ApiService;
@@ -75,23 +76,25 @@ impl ApiService {
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
         let app = Arc::new(App {
-            projection: projection.clone(),
-            intents: Intents::new(
-                log.clone(),
-                topics.intents.clone(),
-                verdicts.clone(),
-                Duration::from_millis(cfg.api.verdict_timeout_ms),
-            ),
+            domain: Domain {
+                projection: projection.clone(),
+                intents: Intents::new(
+                    log.clone(),
+                    topics.intents.clone(),
+                    verdicts.clone(),
+                    Duration::from_millis(cfg.api.verdict_timeout_ms),
+                ),
+                service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
+                quota_defaults: cfg.quota.clone(),
+                max_limit: cfg.api.max_limit,
+            },
             auth: Arc::new(auth),
             log: log.clone(),
             topics: topics.clone(),
             max_body: cfg.api.max_request_body_size,
-            service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
             images_dir: cfg.data_dir.join("images"),
-            quota_defaults: cfg.quota.clone(),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
-            max_limit: cfg.api.max_limit,
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
@@ -122,7 +125,7 @@ impl ApiService {
             dead_letter_topic: topics.dead_letter.clone(),
             max_batch: cfg.log.max_batch,
         };
-        let mut handler = ProjectionHandler::new(projection, verdicts, store.clone(), topics);
+        let mut handler = ProjectionHandler::new(projection, verdicts, store.clone());
         if let Some(r) = revocations {
             handler = handler.with_revocations(r);
         }
@@ -138,6 +141,15 @@ impl ApiService {
                 result
             })
         };
+        {
+            // Uploads this API's last run left half done stay `saving`
+            // until someone puts them back; the consumer must run first,
+            // for the verdicts.
+            let images = crate::mounts::image_app(&app);
+            tokio::spawn(
+                async move { novalog_image::images::abort_interrupted_uploads(&images).await },
+            );
+        }
         {
             let stop_server = stop_server.clone();
             let mut shutdown = shutdown;

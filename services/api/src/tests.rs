@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use novalog_log::{EventLog, Record};
 use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
 use novalog_schemas::events::InstanceCreated;
-use novalog_schemas::{Envelope, Event, RejectionKind};
+use novalog_schemas::{
+    CatalogEvent, Envelope, Event, HostEvent, InstanceEvent, Intent, RejectionKind,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -224,7 +226,9 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                 let project = m.actor.project_id.clone();
                 let mut answer = |topic: &str, key: &str, event: Event| {
                     let version = versions.entry(m.aggregate_id.clone()).or_insert(0);
-                    if topic == topics.instances && !matches!(event, Event::IntentRejected { .. }) {
+                    if topic == topics.instances
+                        && !matches!(event, Event::Instance(InstanceEvent::IntentRejected { .. }))
+                    {
                         *version += 1;
                     }
                     let env = Envelope {
@@ -238,20 +242,20 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     ));
                 };
                 match &intent.event {
-                    Event::ServerCreateRequested(c) if c.name.starts_with("ignore") => {}
-                    Event::ServerCreateRequested(c) if c.name.starts_with("reject") => answer(
+                    Event::Intent(Intent::ServerCreateRequested(c)) if c.name.starts_with("ignore") => {}
+                    Event::Intent(Intent::ServerCreateRequested(c)) if c.name.starts_with("reject") => answer(
                         &topics.instances,
                         &project,
-                        Event::IntentRejected {
+                        Event::Instance(InstanceEvent::IntentRejected {
                             intent_type: "ServerCreateRequested".into(),
                             kind: RejectionKind::Conflict,
                             message: "Quota exceeded for instances.".into(),
-                        },
+                        }),
                     ),
-                    Event::ServerCreateRequested(c) => answer(
+                    Event::Intent(Intent::ServerCreateRequested(c)) => answer(
                         &topics.instances,
                         &project,
-                        Event::InstanceCreated(Box::new(InstanceCreated {
+                        Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
                             name: c.name.clone(),
                             project_id: project.clone(),
                             user_id: m.actor.user_id.clone(),
@@ -267,20 +271,20 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             launch_index: c.launch_index,
                             created_at_ms: m.occurred_at_ms,
                             scheduler_hints: c.scheduler_hints.clone(),
-                        })),
+                        }))),
                     ),
-                    Event::ServerDeleteRequested { .. } => {
-                        answer(&topics.instances, &project, Event::InstanceDeleting)
+                    Event::Intent(Intent::ServerDeleteRequested { .. }) => {
+                        answer(&topics.instances, &project, Event::Instance(InstanceEvent::InstanceDeleteStarted))
                     }
-                    Event::FlavorCreateRequested(f) => {
+                    Event::Intent(Intent::FlavorCreateRequested(f)) => {
                         flavors.insert(f.id.clone(), f.clone());
                         answer(
                             &topics.catalog,
                             &f.id.clone(),
-                            Event::FlavorCreated(f.clone()),
+                            Event::Catalog(CatalogEvent::FlavorCreated(f.clone())),
                         )
                     }
-                    Event::FlavorUpdateRequested(u) => {
+                    Event::Intent(Intent::FlavorUpdateRequested(u)) => {
                         let f = flavors.get_mut(&u.flavor_id).expect("a known flavor");
                         for k in &u.extra_specs_unset {
                             f.extra_specs.remove(k);
@@ -290,41 +294,41 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             f.description = d.clone();
                         }
                         let f = f.clone();
-                        answer(&topics.catalog, &f.id.clone(), Event::FlavorUpdated(f))
+                        answer(&topics.catalog, &f.id.clone(), Event::Catalog(CatalogEvent::FlavorUpdated(f)))
                     }
-                    Event::FlavorDeleteRequested { flavor_id } => {
+                    Event::Intent(Intent::FlavorDeleteRequested { flavor_id }) => {
                         flavors.remove(flavor_id);
                         answer(
                             &topics.catalog,
                             &flavor_id.clone(),
-                            Event::FlavorDeleted {
+                            Event::Catalog(CatalogEvent::FlavorDeleted {
                                 flavor_id: flavor_id.clone(),
-                            },
+                            }),
                         )
                     }
-                    Event::FlavorAccessChangeRequested {
+                    Event::Intent(Intent::FlavorAccessChangeRequested {
                         flavor_id,
                         project_id,
                         add,
-                    } => {
+                    }) => {
                         let event = if flavors.get(flavor_id).is_some_and(|f| f.is_public) {
-                            Event::IntentRejected {
+                            Event::Instance(InstanceEvent::IntentRejected {
                                 intent_type: "FlavorAccessChangeRequested".into(),
                                 kind: RejectionKind::Conflict,
                                 message: "Can not add access to a public flavor.".into(),
-                            }
+                            })
                         } else if *add {
-                            Event::FlavorAccessAdded {
+                            Event::Catalog(CatalogEvent::FlavorAccessAdded {
                                 flavor_id: flavor_id.clone(),
                                 project_id: project_id.clone(),
-                            }
+                            })
                         } else {
-                            Event::FlavorAccessRemoved {
+                            Event::Catalog(CatalogEvent::FlavorAccessRemoved {
                                 flavor_id: flavor_id.clone(),
                                 project_id: project_id.clone(),
-                            }
+                            })
                         };
-                        let topic = if matches!(event, Event::IntentRejected { .. }) {
+                        let topic = if matches!(event, Event::Instance(InstanceEvent::IntentRejected { .. })) {
                             &topics.instances
                         } else {
                             &topics.catalog
@@ -332,65 +336,65 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         answer(topic, &flavor_id.clone(), event)
                     }
                     // Images are decided as the conductor decides them.
-                    Event::ImageCreateRequested(_)
-                    | Event::ImagePatchRequested(_)
-                    | Event::ImageUploadRequested { .. }
-                    | Event::ImageUploadFinishRequested(_)
-                    | Event::ImageUploadAbortRequested { .. }
-                    | Event::ImageDeleteRequested { .. } => {
+                    Event::Intent(Intent::ImageCreateRequested(_))
+                    | Event::Intent(Intent::ImagePatchRequested(_))
+                    | Event::Intent(Intent::ImageUploadRequested { .. })
+                    | Event::Intent(Intent::ImageUploadFinishRequested(_))
+                    | Event::Intent(Intent::ImageUploadAbortRequested { .. })
+                    | Event::Intent(Intent::ImageDeleteRequested { .. }) => {
                         let (id, event) = decide_image(&mut images, &intent);
-                        let topic = if matches!(event, Event::IntentRejected { .. }) {
+                        let topic = if matches!(event, Event::Instance(InstanceEvent::IntentRejected { .. })) {
                             &topics.instances
                         } else {
                             &topics.catalog
                         };
                         answer(topic, &id.to_string(), event)
                     }
-                    Event::ServerGroupCreateRequested(g) => answer(
+                    Event::Intent(Intent::ServerGroupCreateRequested(g)) => answer(
                         &topics.catalog,
                         &g.id.to_string(),
-                        Event::ServerGroupCreated(Box::new(novalog_schemas::events::ServerGroup {
+                        Event::Catalog(CatalogEvent::ServerGroupCreated(Box::new(novalog_schemas::events::ServerGroup {
                             project_id: project.clone(),
                             user_id: m.actor.user_id.clone(),
                             ..(**g).clone()
-                        })),
+                        }))),
                     ),
-                    Event::KeypairCreateRequested(k) => answer(
+                    Event::Intent(Intent::KeypairCreateRequested(k)) => answer(
                         &topics.catalog,
                         &k.user_id.clone(),
-                        Event::KeypairCreated(Box::new(novalog_schemas::events::Keypair {
+                        Event::Catalog(CatalogEvent::KeypairCreated(Box::new(novalog_schemas::events::Keypair {
                             created_at_ms: m.occurred_at_ms,
                             id: 1,
                             ..(**k).clone()
-                        })),
+                        }))),
                     ),
-                    Event::KeypairDeleteRequested { user_id, name } => answer(
+                    Event::Intent(Intent::KeypairDeleteRequested { user_id, name }) => answer(
                         &topics.catalog,
                         &user_id.clone(),
-                        Event::KeypairDeleted {
+                        Event::Catalog(CatalogEvent::KeypairDeleted {
                             user_id: user_id.clone(),
                             name: name.clone(),
-                        },
+                        }),
                     ),
-                    Event::ServiceChangeRequested(ch) => answer(
+                    Event::Intent(Intent::ServiceChangeRequested(ch)) => answer(
                         &topics.hosts,
                         &ch.host.clone(),
-                        Event::ServiceUpdated(Box::new(ch.apply(&ch.seen))),
+                        Event::Host(HostEvent::ServiceUpdated(Box::new(ch.apply(&ch.seen)))),
                     ),
                     // Hosts named `busy*` host instances: Nova's 409.
-                    Event::ServiceDeleteRequested { host } if host.starts_with("busy") => answer(
+                    Event::Intent(Intent::ServiceDeleteRequested { host }) if host.starts_with("busy") => answer(
                         &topics.instances,
                         &project,
-                        Event::IntentRejected {
+                        Event::Instance(InstanceEvent::IntentRejected {
                             intent_type: "ServiceDeleteRequested".into(),
                             kind: RejectionKind::Conflict,
                             message: "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
-                        },
+                        }),
                     ),
-                    Event::ServiceDeleteRequested { host } => answer(
+                    Event::Intent(Intent::ServiceDeleteRequested { host }) => answer(
                         &topics.hosts,
                         &host.clone(),
-                        Event::ServiceDeleted { host: host.clone() },
+                        Event::Host(HostEvent::ServiceDeleted { host: host.clone() }),
                     ),
                     other => panic!("unexpected intent {other:?}"),
                 }
@@ -413,41 +417,47 @@ fn decide_image(
     let who = intent.meta.actor.image_caller();
     let now = intent.meta.occurred_at_ms;
     let (id, decided) = match &intent.event {
-        Event::ImageCreateRequested(i) => (i.id, image::decide_create(images.get(&i.id), i, &who)),
-        Event::ImagePatchRequested(p) => (
+        Event::Intent(Intent::ImageCreateRequested(i)) => {
+            (i.id, image::decide_create(images.get(&i.id), i, &who))
+        }
+        Event::Intent(Intent::ImagePatchRequested(p)) => (
             p.image_id,
             image::decide_patch(images.get(&p.image_id), &p.image_id, &p.ops, &who, now),
         ),
-        Event::ImageUploadRequested { image_id } => (
+        Event::Intent(Intent::ImageUploadRequested { image_id }) => (
             *image_id,
             image::decide_upload_start(images.get(image_id), image_id, &who, now),
         ),
-        Event::ImageUploadFinishRequested(d) => (
+        Event::Intent(Intent::ImageUploadFinishRequested(d)) => (
             d.image_id,
             image::decide_upload_finish(images.get(&d.image_id), d, &who, now),
         ),
-        Event::ImageUploadAbortRequested { image_id } => (
+        Event::Intent(Intent::ImageUploadAbortRequested { image_id }) => (
             *image_id,
             image::decide_upload_abort(images.get(image_id), image_id, &who, now),
         ),
-        Event::ImageDeleteRequested { image_id } => (
+        Event::Intent(Intent::ImageDeleteRequested { image_id }) => (
             *image_id,
             image::decide_delete(images.get(image_id), image_id, &who),
         ),
         other => panic!("not an image intent: {other:?}"),
     };
     let event = match decided {
-        Err(r) => Event::IntentRejected {
+        Err(r) => Event::Instance(InstanceEvent::IntentRejected {
             intent_type: intent.event.type_name().into(),
             kind: r.kind(),
             message: r.message().into(),
-        },
+        }),
         Ok(next) => {
             images.insert(id, next.clone());
             match &intent.event {
-                Event::ImageCreateRequested(_) => Event::ImageCreated(next),
-                Event::ImageDeleteRequested { .. } => Event::ImageDeleted { image_id: id },
-                _ => Event::ImageUpdated(next),
+                Event::Intent(Intent::ImageCreateRequested(_)) => {
+                    Event::Catalog(CatalogEvent::ImageCreated(next))
+                }
+                Event::Intent(Intent::ImageDeleteRequested { .. }) => {
+                    Event::Catalog(CatalogEvent::ImageDeleted { image_id: id })
+                }
+                _ => Event::Catalog(CatalogEvent::ImageUpdated(next)),
             }
         }
     };
@@ -904,7 +914,10 @@ async fn server_lifecycle_through_the_conductor() {
     assert_eq!(intent.meta.correlation_id, r.request_id());
     assert_eq!(intent.meta.aggregate_id, id);
     assert_eq!(intent.meta.actor.user_id, "alice");
-    assert!(matches!(intent.event, Event::ServerCreateRequested(_)));
+    assert!(matches!(
+        intent.event,
+        Event::Intent(Intent::ServerCreateRequested(_))
+    ));
 
     // Read-your-writes: visible at once, BUILD.
     let r = h
@@ -1377,7 +1390,7 @@ async fn image_create_upload_download_and_delete() {
     let r = h.call(Method::GET, &uri, Some(MEMBER), None).await;
     assert_eq!(r.body["status"], "active");
     assert_eq!(r.body["size"], 10_000);
-    let mut hasher = crate::images::Hasher::default();
+    let mut hasher = novalog_image::images::Hasher::default();
     hasher.update(&data).unwrap();
     let up = hasher.finish();
     assert_eq!(r.body["checksum"], up.checksum);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use novalog_log::Record;
 use novalog_schemas::events::HostRegistered;
-use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
+use novalog_schemas::{Actor, Envelope, Event, HostEvent, HostUsage, Meta, Resources};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ impl Harness {
                 Actor::service("compute"),
                 name.into(),
             ),
-            event: Event::HostRegistered(Box::new(reg)),
+            event: Event::Host(HostEvent::HostRegistered(Box::new(reg))),
         };
         self.log
             .append(vec![Record::new(
@@ -226,7 +226,7 @@ async fn a_keypair_without_public_key_is_generated() {
     let public = k["public_key"].as_str().unwrap();
     assert_eq!(
         k["fingerprint"].as_str().unwrap(),
-        crate::keypairs::ssh_fingerprint(public).unwrap()
+        crate::domain::keypair_api::ssh_fingerprint(public).unwrap()
     );
     // The private key is never shown again.
     let r = h

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::get;
 use novalog_log::Record;
-use novalog_schemas::{Actor, Envelope, Event, Meta};
+use novalog_schemas::{Actor, CatalogEvent, Envelope, Event, Meta};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -42,7 +42,7 @@ async fn catalog_image(h: &Harness, image: novalog_schemas::Image) {
             },
             id.to_string(),
         ),
-        event: Event::ImageCreated(image),
+        event: Event::Catalog(CatalogEvent::ImageCreated(image)),
     };
     h.log
         .append(vec![Record::new(

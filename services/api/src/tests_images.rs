@@ -232,3 +232,110 @@ async fn image_bounds_are_glances() {
     assert_eq!(r.body["p0"], "w");
     h.stop().await;
 }
+
+/// The status of image `id` as the API's projection has it, once it is
+/// `want` (or the last one seen after a bound).
+async fn status_becomes(h: &Harness, id: &str, want: &str) -> String {
+    let id: uuid::Uuid = id.parse().unwrap();
+    let app = &h.handle.as_ref().unwrap().app;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = app.projection.image(&id).unwrap().status.clone();
+        if status == want || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Issue 9: an upload whose client went away mid-body (the handler's
+/// future dropped) or whose body failed left the image `saving` for
+/// ever; Glance puts it back to queued, and so do we. A new upload then
+/// succeeds.
+#[tokio::test]
+async fn an_upload_cut_off_mid_body_puts_the_image_back_to_queued() {
+    use axum::body::{Body, Bytes};
+    use tower::ServiceExt;
+
+    let h = Harness::with_conductor().await;
+    let id = fresh(&h, false, false).await;
+    let upload = |body: Body| {
+        axum::http::Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/image/v2/images/{id}/file"))
+            .header("x-auth-token", MEMBER)
+            .header(OCTETS.0, OCTETS.1)
+            .body(body)
+            .unwrap()
+    };
+
+    // The client goes away: the request's future is dropped while it
+    // waits for the rest of the body.
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let mut tx = tx;
+    let task = tokio::spawn(h.router.clone().oneshot(upload(Body::from_stream(rx))));
+    futures::SinkExt::send(&mut tx, Ok(Bytes::from_static(b"abc")))
+        .await
+        .unwrap();
+    assert_eq!(status_becomes(&h, &id, "saving").await, "saving");
+    task.abort();
+    assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
+
+    // The body fails mid-way.
+    let broken = futures::stream::iter([
+        Ok(Bytes::from_static(b"abc")),
+        Err(std::io::Error::other("reset")),
+    ]);
+    let resp = h
+        .router
+        .clone()
+        .oneshot(upload(Body::from_stream(broken)))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
+
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("/image/v2/images/{id}/file"),
+            Some(MEMBER),
+            &[OCTETS],
+            Some(vec![1, 2, 3]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(status_becomes(&h, &id, "active").await, "active");
+    h.stop().await;
+}
+
+/// An API process killed mid-upload runs no drop: the staging file it
+/// left tells its next start that the image, still `saving`, was its
+/// upload, and the start puts it back to queued.
+#[tokio::test]
+async fn an_upload_whose_api_died_is_queued_again_at_the_next_start() {
+    let h = Harness::with_conductor().await;
+    let id = fresh(&h, false, false).await;
+    let app = h.handle.as_ref().unwrap().app.clone();
+    let image = app.projection.image(&id.parse().unwrap()).unwrap();
+    let ctx = crate::auth::Context::new("alice", "p1", vec!["member".to_owned()]);
+    tokio::fs::create_dir_all(&app.images_dir).await.unwrap();
+    let upload = novalog_image::images::Upload::begin(
+        &crate::mounts::image_app(&app),
+        &ctx,
+        "req-test",
+        &image,
+    )
+    .await
+    .unwrap();
+    let staging = upload.staging.clone();
+    // As if the process ended here: no drop, no abort.
+    std::mem::forget(upload);
+    assert_eq!(status_becomes(&h, &id, "saving").await, "saving");
+    assert!(staging.exists());
+
+    novalog_image::images::abort_interrupted_uploads(&crate::mounts::image_app(&app)).await;
+    assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
+    assert!(!staging.exists(), "the staging file is removed");
+    h.stop().await;
+}

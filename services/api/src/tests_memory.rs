@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use novalog_log::Record;
-use novalog_schemas::{Actor, Envelope, Event, Meta};
+use novalog_schemas::{Actor, Envelope, Event, InstanceEvent, Meta};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ fn newest_first(h: &Harness, ids: &[Uuid]) -> Vec<Uuid> {
 }
 
 /// Deletes servers as the conductor would: the API's DELETE (the fake
-/// conductor answers `InstanceDeleting`), then `InstanceDeleted` on
+/// conductor answers `InstanceDeleteStarted`), then `InstanceDeleted` on
 /// `instances`; returns once the projection has applied it.
 async fn delete_servers(h: &Harness, ids: &[Uuid]) {
     let mut records = Vec::new();
@@ -105,9 +105,9 @@ async fn delete_servers(h: &Harness, ids: &[Uuid]) {
                     id.to_string(),
                 )
             },
-            event: Event::InstanceDeleted {
+            event: Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: novalog_schemas::now_ms(),
-            },
+            }),
         };
         records.push(Record::new(
             h.cfg.topics().instances,
@@ -417,4 +417,65 @@ async fn lists_page_at_max_limit_with_novas_next_links() {
     .await;
     assert_eq!(r.body["server_groups"].as_array().unwrap().len(), 2);
     h.stop().await;
+}
+
+/// Deleted images leave memory as deleted servers do: the projection's
+/// image map shrinks back to the live ones, before and after a restart,
+/// while a deleted image's id still cannot be reused (it is on disk).
+#[tokio::test]
+async fn deleted_images_leave_memory_and_their_ids_stay_taken() {
+    let h = harness().await;
+    let before = projection(&h).resident().images;
+    let mut gone = Vec::new();
+    for i in 0..8 {
+        let r = h
+            .call(
+                Method::POST,
+                "/image/v2/images",
+                Some(MEMBER),
+                Some(json!({"name": format!("img-{i}")})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        gone.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(projection(&h).resident().images, before + gone.len());
+    for id in &gone {
+        let r = h
+            .call(
+                Method::DELETE,
+                &format!("/image/v2/images/{id}"),
+                Some(MEMBER),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    }
+    assert_eq!(projection(&h).resident().images, before);
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/image/v2/images/{}", gone[0]),
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(MEMBER),
+            Some(json!({"id": gone[0], "name": "again"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+
+    let dir = h.stop().await;
+    let store = novalog_store::RocksStore::open(dir.path().join("api"), false).unwrap();
+    let reloaded = Projection::load(std::sync::Arc::new(store)).unwrap();
+    assert_eq!(reloaded.resident().images, before);
+    let id: Uuid = gone[0].parse().unwrap();
+    assert!(reloaded.image(&id).is_none());
+    assert_eq!(reloaded.image_with_deleted(&id).unwrap().status, "deleted");
 }

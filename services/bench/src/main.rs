@@ -16,7 +16,7 @@ use novalog_all_in_one::System;
 use novalog_log::{EventLog, OffsetLookup};
 use novalog_runtime::Config;
 use novalog_runtime::config::Backend;
-use novalog_schemas::Event;
+use novalog_schemas::{Event, InstanceEvent};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -95,9 +95,14 @@ async fn watch_active(
         for rec in sub.next_batch(1024).await? {
             let now = Instant::now();
             let env = novalog_schemas::decode(&rec.value)?;
-            if let Event::InstanceBecameActive { .. } | Event::InstanceFailed { .. } = env.event {
+            if let Event::Instance(InstanceEvent::InstanceBecameActive { .. })
+            | Event::Instance(InstanceEvent::InstanceFailed { .. }) = env.event
+            {
                 let id: Uuid = env.meta.aggregate_id.parse()?;
-                if matches!(env.event, Event::InstanceFailed { .. }) {
+                if matches!(
+                    env.event,
+                    Event::Instance(InstanceEvent::InstanceFailed { .. })
+                ) {
                     eprintln!("warning: instance {id} went to ERROR");
                 }
                 match waiters.lock().remove(&id) {

@@ -4,7 +4,9 @@
 //! carried out again, so no guest is ever spawned twice.
 
 use novalog_schemas::events::SpawnInstance;
-use novalog_schemas::{Envelope, Event, Meta, PowerState, ServerAction};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Meta, PowerState, ServerAction,
+};
 use uuid::Uuid;
 
 use crate::driver::VirtDriver;
@@ -17,7 +19,7 @@ pub enum Command {
         instance_id: Uuid,
     },
     /// A step of a migration or rebuild saga (see [`crate::migrate`]).
-    Saga(Box<Event>),
+    Saga(Box<ComputeCommand>),
     /// A server action on a guest this host holds.
     Action {
         instance_id: Uuid,
@@ -63,15 +65,16 @@ pub async fn run_host(
                     continue;
                 }
                 rec.release_all(instance_id);
+                rec.note_departure(instance_id);
                 out.push(fact(
                     &job.cause,
                     "destroyed",
                     instance_id,
-                    Event::InstanceDestroyed {
+                    Event::ComputeFact(ComputeFact::InstanceDestroyed {
                         instance_id,
                         host: rec.name.clone(),
                         usage: rec.usage,
-                    },
+                    }),
                 ));
             }
         }
@@ -115,24 +118,24 @@ async fn perform(
             cause,
             "performed",
             id,
-            Event::ServerActionPerformed {
+            Event::ComputeFact(ComputeFact::ServerActionPerformed {
                 instance_id: id,
                 host,
                 action,
                 power_state: power.code(),
-            },
+            }),
         ),
         Err(e) => fact(
             cause,
             "action-failed",
             id,
-            Event::ServerActionFailed {
+            Event::ComputeFact(ComputeFact::ServerActionFailed {
                 instance_id: id,
                 host,
                 action,
                 reason: e.to_string(),
                 power_state: power.code(),
-            },
+            }),
         ),
     }
 }
@@ -159,13 +162,13 @@ async fn spawn(
             cause,
             "claim-failed",
             id,
-            Event::ClaimFailed {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
                 instance_id: id,
                 host: rec.name.clone(),
                 attempt: cmd.attempt,
                 reason,
                 usage: rec.usage,
-            },
+            }),
         ));
         return;
     }
@@ -173,12 +176,12 @@ async fn spawn(
         cause,
         "claimed",
         id,
-        Event::ClaimSucceeded {
+        Event::ComputeFact(ComputeFact::ClaimSucceeded {
             instance_id: id,
             host: rec.name.clone(),
             attempt: cmd.attempt,
             usage: rec.usage,
-        },
+        }),
     ));
     match driver.spawn(&rec.name, cmd).await {
         Ok(power) => {
@@ -189,12 +192,12 @@ async fn spawn(
                 cause,
                 "spawned",
                 id,
-                Event::InstanceSpawned {
+                Event::ComputeFact(ComputeFact::InstanceSpawned {
                     instance_id: id,
                     host: rec.name.clone(),
                     attempt: cmd.attempt,
                     power_state: power.code(),
-                },
+                }),
             ));
         }
         // A host that hangs says nothing; the conductor's build deadline
@@ -206,13 +209,13 @@ async fn spawn(
                 cause,
                 "spawn-failed",
                 id,
-                Event::SpawnFailed {
+                Event::ComputeFact(ComputeFact::SpawnFailed {
                     instance_id: id,
                     host: rec.name.clone(),
                     attempt: cmd.attempt,
                     reason: e.to_string(),
                     usage: rec.usage,
-                },
+                }),
             ));
         }
     }
@@ -340,7 +343,9 @@ mod tests {
         assert_eq!(types(&out), ["ClaimSucceeded", "SpawnFailed"]);
         assert_eq!(h.usage.memory_mb_used, 0);
         match &out[1].event {
-            Event::SpawnFailed { usage, .. } => assert_eq!(usage.memory_mb_used, 0),
+            Event::ComputeFact(ComputeFact::SpawnFailed { usage, .. }) => {
+                assert_eq!(usage.memory_mb_used, 0)
+            }
             e => panic!("{e:?}"),
         }
     }
@@ -381,10 +386,10 @@ mod tests {
         .await;
         match (&out[0].event, &out[1].event) {
             (
-                Event::ServerActionPerformed { power_state, .. },
-                Event::ServerActionFailed {
+                Event::ComputeFact(ComputeFact::ServerActionPerformed { power_state, .. }),
+                Event::ComputeFact(ComputeFact::ServerActionFailed {
                     power_state: after, ..
-                },
+                }),
             ) => {
                 assert_eq!(*power_state, PowerState::Shutdown.code());
                 assert_eq!(*after, PowerState::Shutdown.code(), "still off");
@@ -404,11 +409,11 @@ mod tests {
         )
         .await;
         match &out[0].event {
-            Event::ServerActionFailed {
+            Event::ComputeFact(ComputeFact::ServerActionFailed {
                 reason,
                 power_state,
                 ..
-            } => {
+            }) => {
                 assert!(reason.contains("injected reboot failure"), "{reason}");
                 assert_eq!(*power_state, PowerState::Shutdown.code());
             }

@@ -77,6 +77,13 @@ pub trait VirtDriver: Send + Sync + 'static {
         None
     }
 
+    /// The guests the hypervisor holds on `host` (Nova's
+    /// `list_instances`). A driver that cannot list them returns none, and
+    /// then nothing is reconciled on start.
+    fn guests(&self, _host: &str) -> Vec<Uuid> {
+        Vec::new()
+    }
+
     /// Re-adopts a guest the agent's store says exists (Nova's init_host
     /// reconciliation after an agent restart).
     fn adopt(&self, _host: &str, _instance_id: Uuid, _power: PowerState) {}

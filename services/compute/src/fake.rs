@@ -183,6 +183,13 @@ impl FakeDriver {
         Ok(to)
     }
 
+    /// Entries the driver holds in memory: guests, and spawn and rebuild
+    /// counts. Bounded by the live guests (tests check it returns to
+    /// that after create/delete cycles).
+    pub fn remembered(&self) -> usize {
+        self.guests.lock().len() + self.spawns.lock().len() + self.rebuilds.lock().len()
+    }
+
     /// Guests on `host`.
     pub fn guests_on(&self, host: &str) -> usize {
         self.guests.lock().keys().filter(|(h, _)| h == host).count()
@@ -307,6 +314,15 @@ impl VirtDriver for FakeDriver {
             .fail_claims
             .contains(host)
             .then(|| format!("injected claim failure on {host}"))
+    }
+
+    fn guests(&self, host: &str) -> Vec<Uuid> {
+        self.guests
+            .lock()
+            .keys()
+            .filter(|(h, _)| h == host)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     fn adopt(&self, host: &str, instance_id: Uuid, power: PowerState) {
@@ -475,6 +491,44 @@ mod tests {
         d.destroy("h", id).await.unwrap();
         assert_eq!(d.get_info("h", id), None);
         d.destroy("h", id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleted_guests_leave_no_trace_in_memory() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let keep = Uuid::new_v4();
+        d.spawn("h", &cmd(keep)).await.unwrap();
+        let live = d.remembered();
+        for n in 0..200 {
+            let id = Uuid::new_v4();
+            d.spawn("h", &cmd(id)).await.unwrap();
+            if n % 2 == 0 {
+                let spawned = cmd(id);
+                let mut rebuild = MigrationCommand {
+                    instance_id: id,
+                    migration_id: Uuid::new_v4(),
+                    host: "h".into(),
+                    source_host: "h".into(),
+                    dest_host: "h".into(),
+                    attempt: 1,
+                    flavor: spawned.flavor,
+                    image: spawned.image,
+                    name: spawned.name,
+                    project_id: spawned.project_id,
+                    power_on: true,
+                };
+                d.rebuild(&rebuild).await.unwrap();
+                // Moved to another host, as a live migration does.
+                rebuild.source_host = "h".into();
+                rebuild.dest_host = "h2".into();
+                d.live_migration(&rebuild).await.unwrap();
+                d.destroy("h2", id).await.unwrap();
+            } else {
+                d.destroy("h", id).await.unwrap();
+            }
+        }
+        assert_eq!(d.remembered(), live, "only the live guest is remembered");
+        assert_eq!(d.spawn_count(keep), 1);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use novalog_runtime::cli::{CONFIG_HELP, CommonArgs};
+use novalog_runtime::service_main::ServiceMain;
 
 /// Novalog compute agent: claims, spawns, destroys and migrates guests on
 /// its hosts ([compute]: the fake driver runs `fake_hosts` hosts in one
@@ -17,19 +18,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = args.common.init()?;
-    if args.common.check_config {
-        args.common.report_valid(&cfg);
-        return Ok(());
-    }
-    let log = novalog_runtime::backend::open_log(&cfg).await?;
-    let (trigger, shutdown) = novalog_runtime::Shutdown::new();
-    novalog_runtime::observe::Health::global().expect(&["compute"]);
-    novalog_runtime::observe::serve(&cfg.metrics.listen_or(9183), shutdown.clone()).await?;
-    novalog_runtime::observe::watch_db_sizes(&cfg.data_dir, &["compute"], &shutdown);
-    tokio::spawn(async move {
-        novalog_runtime::termination_signal().await;
-        trigger.trigger();
-    });
-    Ok(novalog_compute::service::run(&cfg, log, shutdown).await?)
+    let main = ServiceMain {
+        name: "compute",
+        metrics_port: Some(9183),
+    };
+    main.run(&args.common, |cfg, log, shutdown| async move {
+        novalog_compute::service::run(&cfg, log, shutdown).await
+    })
+    .await?;
+    Ok(())
 }

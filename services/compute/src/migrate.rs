@@ -6,7 +6,7 @@
 //! deadline covers it.
 
 use novalog_schemas::migration::{MigrationCommand, MigrationFact};
-use novalog_schemas::{Envelope, Event, Meta, PowerState};
+use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, Meta, PowerState};
 
 use crate::driver::{DriverError, VirtDriver};
 use crate::tracker::{HostRecord, Ratios};
@@ -48,28 +48,31 @@ pub async fn run(
     driver: &dyn VirtDriver,
     rec: &mut HostRecord,
     cause: &Meta,
-    command: &Event,
+    command: &ComputeCommand,
     ratios: Ratios,
     out: &mut Vec<Envelope>,
 ) {
     let (step, cmd) = match command {
-        Event::PrepResize(c) => ("prep_resize", c),
-        Event::MigrateDiskAndPowerOff(c) => ("migrate_disk_and_power_off", c),
-        Event::FinishMigration(c) => ("finish_migration", c),
-        Event::ConfirmMigration(c) => ("confirm_migration", c),
-        Event::RevertMigration(c) => ("revert_migration", c),
-        Event::FinishRevertMigration(c) => ("finish_revert_migration", c),
-        Event::DropMigrationClaim(c) => ("drop_migration_claim", c),
-        Event::RebuildInstance(c) => ("rebuild", c),
-        Event::LiveMigrateInstance(c) => ("live_migration", c),
-        Event::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
-        Event::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
-        _ => return,
+        ComputeCommand::PrepResize(c) => ("prep_resize", c),
+        ComputeCommand::MigrateDiskAndPowerOff(c) => ("migrate_disk_and_power_off", c),
+        ComputeCommand::FinishMigration(c) => ("finish_migration", c),
+        ComputeCommand::ConfirmMigration(c) => ("confirm_migration", c),
+        ComputeCommand::RevertMigration(c) => ("revert_migration", c),
+        ComputeCommand::FinishRevertMigration(c) => ("finish_revert_migration", c),
+        ComputeCommand::DropMigrationClaim(c) => ("drop_migration_claim", c),
+        ComputeCommand::RebuildInstance(c) => ("rebuild", c),
+        ComputeCommand::LiveMigrateInstance(c) => ("live_migration", c),
+        ComputeCommand::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
+        ComputeCommand::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
+        // Not saga steps: the agent carries them out itself.
+        ComputeCommand::SpawnInstance(_)
+        | ComputeCommand::DestroyInstance { .. }
+        | ComputeCommand::PerformServerAction { .. } => return,
     };
     // A compensation reuses a step's command under its own step id, so the
     // marker is per command record, not per step name.
-    let marker = (cmd.migration_id, format!("{step}/{}", cause.event_id));
-    if rec.done_steps.contains(&marker) {
+    let marker = format!("{step}/{}", cause.event_id);
+    if rec.step_done(cmd.migration_id, &marker) {
         return;
     }
     let result = carry_out(driver, rec, cause, step, cmd, ratios).await;
@@ -87,11 +90,11 @@ pub async fn run(
                 cause,
                 "step-failed",
                 cmd,
-                Event::MigrationStepFailed(f),
+                Event::ComputeFact(ComputeFact::MigrationStepFailed(f)),
             ));
         }
     }
-    rec.done_steps.insert(marker);
+    rec.record_step(cmd.migration_id, cmd.instance_id, marker);
 }
 
 async fn carry_out(
@@ -118,7 +121,12 @@ async fn carry_out(
             match claim {
                 Ok(()) => {
                     let f = report(rec, cmd, PowerState::NoState, step, String::new());
-                    fact(cause, "resize-claimed", cmd, Event::ResizeClaimSucceeded(f))
+                    fact(
+                        cause,
+                        "resize-claimed",
+                        cmd,
+                        Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f)),
+                    )
                 }
                 Err(reason) => {
                     let f = report(rec, cmd, PowerState::NoState, step, reason);
@@ -126,7 +134,7 @@ async fn carry_out(
                         cause,
                         "resize-claim-failed",
                         cmd,
-                        Event::ResizeClaimFailed(f),
+                        Event::ComputeFact(ComputeFact::ResizeClaimFailed(f)),
                     )
                 }
             }
@@ -139,7 +147,7 @@ async fn carry_out(
                 cause,
                 "disk-migrated",
                 cmd,
-                Event::DiskMigratedAndPoweredOff(f),
+                Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f)),
             )
         }
         "finish_migration" => match driver.finish_migration(cmd).await {
@@ -150,7 +158,7 @@ async fn carry_out(
                     cause,
                     "migration-finished",
                     cmd,
-                    Event::MigrationFinishedOnDest(f),
+                    Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f)),
                 )
             }
             Err(DriverError::Silent) => return Err(DriverError::Silent),
@@ -176,7 +184,7 @@ async fn carry_out(
                 cause,
                 "migration-confirmed",
                 cmd,
-                Event::MigrationConfirmedOnSource(f),
+                Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f)),
             )
         }
         "revert_migration" => {
@@ -187,7 +195,7 @@ async fn carry_out(
                 cause,
                 "migration-reverted",
                 cmd,
-                Event::MigrationRevertedOnDest(f),
+                Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f)),
             )
         }
         "finish_revert_migration" => {
@@ -198,7 +206,7 @@ async fn carry_out(
                 cause,
                 "revert-finished",
                 cmd,
-                Event::RevertFinishedOnSource(f),
+                Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f)),
             )
         }
         "drop_migration_claim" => {
@@ -211,14 +219,19 @@ async fn carry_out(
                 cause,
                 "rebuild-spawning",
                 cmd,
-                Event::RebuildSpawnStarted(spawning),
+                Event::ComputeFact(ComputeFact::RebuildSpawnStarted(spawning)),
             );
             let power = driver.rebuild(cmd).await?;
             set_power(rec, cmd, power);
             let f = report(rec, cmd, power, step, String::new());
             return Ok(vec![
                 spawning,
-                fact(cause, "rebuilt", cmd, Event::InstanceRebuilt(f)),
+                fact(
+                    cause,
+                    "rebuilt",
+                    cmd,
+                    Event::ComputeFact(ComputeFact::InstanceRebuilt(f)),
+                ),
             ]);
         }
         "live_migration" => {
@@ -226,7 +239,12 @@ async fn carry_out(
             // The guest left: so does its claim here.
             rec.release(id);
             let f = report(rec, cmd, PowerState::NoState, step, String::new());
-            fact(cause, "live-migrated", cmd, Event::InstanceLiveMigrated(f))
+            fact(
+                cause,
+                "live-migrated",
+                cmd,
+                Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f)),
+            )
         }
         "rebuild_evacuated" => {
             // Claimed and rebuilt from the image here in one step.
@@ -246,7 +264,7 @@ async fn carry_out(
                         cause,
                         "evacuate-claim-failed",
                         cmd,
-                        Event::ResizeClaimFailed(f),
+                        Event::ComputeFact(ComputeFact::ResizeClaimFailed(f)),
                     )]);
                 }
             }
@@ -255,7 +273,7 @@ async fn carry_out(
                 cause,
                 "evacuate-spawning",
                 cmd,
-                Event::RebuildSpawnStarted(spawning),
+                Event::ComputeFact(ComputeFact::RebuildSpawnStarted(spawning)),
             );
             match driver.finish_migration(cmd).await {
                 Ok(power) => {
@@ -263,7 +281,12 @@ async fn carry_out(
                     let f = report(rec, cmd, power, "rebuild", String::new());
                     return Ok(vec![
                         spawning,
-                        fact(cause, "evacuate-rebuilt", cmd, Event::InstanceRebuilt(f)),
+                        fact(
+                            cause,
+                            "evacuate-rebuilt",
+                            cmd,
+                            Event::ComputeFact(ComputeFact::InstanceRebuilt(f)),
+                        ),
                     ]);
                 }
                 Err(DriverError::Silent) => return Err(DriverError::Silent),
@@ -275,7 +298,7 @@ async fn carry_out(
                         cause,
                         "step-failed",
                         cmd,
-                        Event::MigrationStepFailed(f),
+                        Event::ComputeFact(ComputeFact::MigrationStepFailed(f)),
                     )]);
                 }
             }
@@ -288,7 +311,7 @@ async fn carry_out(
                 cause,
                 "evacuated-cleaned-up",
                 cmd,
-                Event::EvacuatedInstanceCleanedUp(f),
+                Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f)),
             )
         }
         _ => return Ok(Vec::new()),
@@ -429,18 +452,21 @@ mod tests {
 
         async fn run_as(&mut self, cause: Meta, event: Event) -> Vec<&'static str> {
             let on = match &event {
-                Event::PrepResize(c)
-                | Event::MigrateDiskAndPowerOff(c)
-                | Event::FinishMigration(c)
-                | Event::ConfirmMigration(c)
-                | Event::RevertMigration(c)
-                | Event::FinishRevertMigration(c)
-                | Event::DropMigrationClaim(c)
-                | Event::RebuildInstance(c)
-                | Event::LiveMigrateInstance(c)
-                | Event::RebuildEvacuatedInstance(c)
-                | Event::CleanupEvacuatedInstance(c) => c.host.clone(),
+                Event::Compute(ComputeCommand::PrepResize(c))
+                | Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c))
+                | Event::Compute(ComputeCommand::FinishMigration(c))
+                | Event::Compute(ComputeCommand::ConfirmMigration(c))
+                | Event::Compute(ComputeCommand::RevertMigration(c))
+                | Event::Compute(ComputeCommand::FinishRevertMigration(c))
+                | Event::Compute(ComputeCommand::DropMigrationClaim(c))
+                | Event::Compute(ComputeCommand::RebuildInstance(c))
+                | Event::Compute(ComputeCommand::LiveMigrateInstance(c))
+                | Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c))
+                | Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => c.host.clone(),
                 _ => unreachable!(),
+            };
+            let Event::Compute(command) = event else {
+                unreachable!()
             };
             let rec = if on == "h1" {
                 &mut self.h1
@@ -449,7 +475,7 @@ mod tests {
             };
             let job = Job {
                 cause,
-                command: Command::Saga(Box::new(event)),
+                command: Command::Saga(Box::new(command)),
             };
             let out = run_host(&self.d, rec, vec![job], RATIOS).await;
             out.iter().map(|e| e.event.type_name()).collect()
@@ -477,22 +503,26 @@ mod tests {
     async fn cross_host_resize_holds_both_claims_until_confirm() {
         let mut r = Rig::new(FakeOptions::default()).await;
         assert_eq!(
-            r.run(Event::PrepResize(r.cmd("h2", "h2", 1024, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::PrepResize(
+                r.cmd("h2", "h2", 1024, false)
+            )))
+            .await,
             ["ResizeClaimSucceeded"]
         );
         assert_eq!((mem(&r.h1), mem(&r.h2)), (512, 1024));
         assert_eq!(
-            r.run(Event::MigrateDiskAndPowerOff(
+            r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(
                 r.cmd("h1", "h2", 1024, false)
-            ))
+            )))
             .await,
             ["DiskMigratedAndPoweredOff"]
         );
         assert_eq!(r.d.get_info("h1", r.id), Some(PowerState::Shutdown));
         assert_eq!(
-            r.run(Event::FinishMigration(r.cmd("h2", "h2", 1024, true)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::FinishMigration(
+                r.cmd("h2", "h2", 1024, true)
+            )))
+            .await,
             ["MigrationFinishedOnDest"]
         );
         assert_eq!(r.d.running_on(r.id), ["h2"]);
@@ -502,8 +532,10 @@ mod tests {
             "source held until confirm"
         );
         assert_eq!(
-            r.run(Event::ConfirmMigration(r.cmd("h1", "h2", 512, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::ConfirmMigration(
+                r.cmd("h1", "h2", 512, false)
+            )))
+            .await,
             ["MigrationConfirmedOnSource"]
         );
         assert_eq!((mem(&r.h1), mem(&r.h2)), (0, 1024));
@@ -516,22 +548,30 @@ mod tests {
     #[tokio::test]
     async fn revert_releases_the_destination_and_restarts_the_source() {
         let mut r = Rig::new(FakeOptions::default()).await;
-        r.run(Event::PrepResize(r.cmd("h2", "h2", 1024, false)))
-            .await;
-        r.run(Event::MigrateDiskAndPowerOff(
-            r.cmd("h1", "h2", 1024, false),
-        ))
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h2", "h2", 1024, false),
+        )))
         .await;
-        r.run(Event::FinishMigration(r.cmd("h2", "h2", 1024, true)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(
+            r.cmd("h1", "h2", 1024, false),
+        )))
+        .await;
+        r.run(Event::Compute(ComputeCommand::FinishMigration(
+            r.cmd("h2", "h2", 1024, true),
+        )))
+        .await;
         assert_eq!(
-            r.run(Event::RevertMigration(r.cmd("h2", "h2", 1024, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::RevertMigration(
+                r.cmd("h2", "h2", 1024, false)
+            )))
+            .await,
             ["MigrationRevertedOnDest"]
         );
         assert_eq!(
-            r.run(Event::FinishRevertMigration(r.cmd("h1", "h2", 512, true)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::FinishRevertMigration(
+                r.cmd("h1", "h2", 512, true)
+            )))
+            .await,
             ["RevertFinishedOnSource"]
         );
         assert_eq!((mem(&r.h1), mem(&r.h2)), (512, 0));
@@ -544,39 +584,51 @@ mod tests {
     async fn same_host_resize_swaps_claims_and_confirm_or_revert_leaves_one() {
         for confirm in [true, false] {
             let mut r = Rig::new(FakeOptions::default()).await;
-            r.run(Event::PrepResize(r.cmd("h1", "h1", 1024, false)))
-                .await;
-            assert_eq!(mem(&r.h1), 1536);
-            r.run(Event::MigrateDiskAndPowerOff(
+            r.run(Event::Compute(ComputeCommand::PrepResize(
                 r.cmd("h1", "h1", 1024, false),
-            ))
+            )))
             .await;
-            r.run(Event::FinishMigration(r.cmd("h1", "h1", 1024, true)))
-                .await;
+            assert_eq!(mem(&r.h1), 1536);
+            r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(
+                r.cmd("h1", "h1", 1024, false),
+            )))
+            .await;
+            r.run(Event::Compute(ComputeCommand::FinishMigration(
+                r.cmd("h1", "h1", 1024, true),
+            )))
+            .await;
             assert_eq!(mem(&r.h1), 1536, "the old flavor is held until confirm");
             if confirm {
-                r.run(Event::ConfirmMigration(r.cmd("h1", "h1", 512, false)))
-                    .await;
+                r.run(Event::Compute(ComputeCommand::ConfirmMigration(
+                    r.cmd("h1", "h1", 512, false),
+                )))
+                .await;
                 assert_eq!(mem(&r.h1), 1024);
                 assert_eq!(r.d.running_on(r.id), ["h1"]);
             } else {
                 let revert = cause();
                 r.run_as(
                     revert.clone(),
-                    Event::RevertMigration(r.cmd("h1", "h1", 1024, false)),
+                    Event::Compute(ComputeCommand::RevertMigration(
+                        r.cmd("h1", "h1", 1024, false),
+                    )),
                 )
                 .await;
                 // Redelivered: carried out once.
                 assert!(
                     r.run_as(
                         revert,
-                        Event::RevertMigration(r.cmd("h1", "h1", 1024, false))
+                        Event::Compute(ComputeCommand::RevertMigration(
+                            r.cmd("h1", "h1", 1024, false)
+                        ))
                     )
                     .await
                     .is_empty()
                 );
-                r.run(Event::FinishRevertMigration(r.cmd("h1", "h1", 512, true)))
-                    .await;
+                r.run(Event::Compute(ComputeCommand::FinishRevertMigration(
+                    r.cmd("h1", "h1", 512, true),
+                )))
+                .await;
                 assert_eq!(mem(&r.h1), 512);
                 assert_eq!(r.h1.instances[&r.id].resources.memory_mb, 512);
             }
@@ -589,8 +641,10 @@ mod tests {
     async fn a_claim_that_does_not_fit_fails_and_holds_nothing() {
         let mut r = Rig::new(FakeOptions::default()).await;
         assert_eq!(
-            r.run(Event::PrepResize(r.cmd("h2", "h2", 100_000, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::PrepResize(
+                r.cmd("h2", "h2", 100_000, false)
+            )))
+            .await,
             ["ResizeClaimFailed"]
         );
         assert_eq!(mem(&r.h2), 0);
@@ -600,22 +654,28 @@ mod tests {
     async fn a_failed_finish_leaves_nothing_on_the_destination() {
         let mut r = Rig::new(FakeOptions::default()).await;
         r.d.fail_step("finish_migration", "h2");
-        r.run(Event::PrepResize(r.cmd("h2", "h2", 1024, false)))
-            .await;
-        r.run(Event::MigrateDiskAndPowerOff(
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h2", "h2", 1024, false),
+        )))
+        .await;
+        r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(
             r.cmd("h1", "h2", 1024, false),
-        ))
+        )))
         .await;
         assert_eq!(
-            r.run(Event::FinishMigration(r.cmd("h2", "h2", 1024, true)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::FinishMigration(
+                r.cmd("h2", "h2", 1024, true)
+            )))
+            .await,
             ["MigrationStepFailed"]
         );
         assert_eq!(mem(&r.h2), 0);
         assert_eq!(r.d.get_info("h2", r.id), None);
         // Compensation on the source.
-        r.run(Event::FinishRevertMigration(r.cmd("h1", "h2", 512, true)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::FinishRevertMigration(
+            r.cmd("h1", "h2", 512, true),
+        )))
+        .await;
         assert_eq!(r.d.running_on(r.id), ["h1"]);
         consistent(&r.h2);
     }
@@ -625,16 +685,18 @@ mod tests {
         let mut r = Rig::new(FakeOptions::default()).await;
         r.d.fail_step("prep_resize", "h2");
         assert_eq!(
-            r.run(Event::PrepResize(r.cmd("h2", "h2", 1024, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::PrepResize(
+                r.cmd("h2", "h2", 1024, false)
+            )))
+            .await,
             ["ResizeClaimFailed"]
         );
         r.d.heal();
         r.d.silence_step("migrate_disk_and_power_off", "*");
         assert!(
-            r.run(Event::MigrateDiskAndPowerOff(
+            r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(
                 r.cmd("h1", "h2", 1024, false)
-            ))
+            )))
             .await
             .is_empty()
         );
@@ -643,11 +705,15 @@ mod tests {
             Some(PowerState::Running),
             "a silent step changes nothing"
         );
-        r.run(Event::PrepResize(r.cmd("h2", "h2", 1024, false)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h2", "h2", 1024, false),
+        )))
+        .await;
         assert_eq!(
-            r.run(Event::DropMigrationClaim(r.cmd("h2", "h2", 1024, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::DropMigrationClaim(
+                r.cmd("h2", "h2", 1024, false)
+            )))
+            .await,
             Vec::<&str>::new()
         );
         assert_eq!(mem(&r.h2), 0, "a dropped claim is released");
@@ -657,8 +723,10 @@ mod tests {
     async fn rebuild_reports_spawning_then_rebuilt_and_keeps_the_claim() {
         let mut r = Rig::new(FakeOptions::default()).await;
         assert_eq!(
-            r.run(Event::RebuildInstance(r.cmd("h1", "h1", 512, false)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::RebuildInstance(
+                r.cmd("h1", "h1", 512, false)
+            )))
+            .await,
             ["RebuildSpawnStarted", "InstanceRebuilt"]
         );
         assert_eq!(r.d.rebuild_count(r.id), 1);
@@ -666,8 +734,10 @@ mod tests {
         assert_eq!(mem(&r.h1), 512);
         r.d.fail_step("rebuild", "h1");
         assert_eq!(
-            r.run(Event::RebuildInstance(r.cmd("h1", "h1", 512, true)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::RebuildInstance(
+                r.cmd("h1", "h1", 512, true)
+            )))
+            .await,
             ["MigrationStepFailed"]
         );
     }
@@ -675,8 +745,10 @@ mod tests {
     #[tokio::test]
     async fn destroy_releases_migration_claims_too() {
         let mut r = Rig::new(FakeOptions::default()).await;
-        r.run(Event::PrepResize(r.cmd("h1", "h1", 1024, false)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h1", "h1", 1024, false),
+        )))
+        .await;
         let job = Job {
             cause: cause(),
             command: Command::Destroy { instance_id: r.id },
@@ -689,38 +761,171 @@ mod tests {
     #[tokio::test]
     async fn live_migration_moves_the_guest_and_its_claim() {
         let mut r = Rig::new(FakeOptions::default()).await;
-        r.run(Event::PrepResize(r.cmd("h2", "h2", 512, false)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h2", "h2", 512, false),
+        )))
+        .await;
         assert_eq!(
-            r.run(Event::LiveMigrateInstance(r.cmd("h1", "h2", 512, true)))
-                .await,
+            r.run(Event::Compute(ComputeCommand::LiveMigrateInstance(
+                r.cmd("h1", "h2", 512, true)
+            )))
+            .await,
             ["InstanceLiveMigrated"]
         );
         assert_eq!(r.d.running_on(r.id), ["h2"]);
         assert_eq!(mem(&r.h1), 0);
-        r.run(Event::FinishMigration(r.cmd("h2", "h2", 512, true)))
-            .await;
+        r.run(Event::Compute(ComputeCommand::FinishMigration(
+            r.cmd("h2", "h2", 512, true),
+        )))
+        .await;
         assert_eq!(mem(&r.h2), 512);
         assert!(r.h2.instances.contains_key(&r.id));
         assert!(r.h2.migration_claims.is_empty());
         consistent(&r.h2);
     }
 
+    /// A resize of the rig's instance from `from` to `to` (the same host
+    /// or not), confirmed, under a new migration id.
+    async fn resize_and_confirm(r: &mut Rig, from: &str, to: &str) {
+        r.mid = Uuid::new_v4();
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd(to, to, 1024, false),
+        )))
+        .await;
+        let mut c = r.cmd(from, to, 1024, false);
+        c.source_host = from.into();
+        r.run(Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c)))
+            .await;
+        let mut c = r.cmd(to, to, 1024, true);
+        c.source_host = from.into();
+        r.run(Event::Compute(ComputeCommand::FinishMigration(c)))
+            .await;
+        let mut c = r.cmd(from, to, 512, false);
+        c.source_host = from.into();
+        assert_eq!(
+            r.run(Event::Compute(ComputeCommand::ConfirmMigration(c)))
+                .await,
+            ["MigrationConfirmedOnSource"]
+        );
+    }
+
+    #[tokio::test]
+    async fn saga_markers_are_bounded_by_the_live_instances() {
+        use crate::tracker::DEPARTED_SAGAS_KEPT;
+        let mut r = Rig::new(FakeOptions::default()).await;
+        // One live instance resized again and again on its host: only its
+        // current saga's markers stay.
+        for _ in 0..50 {
+            resize_and_confirm(&mut r, "h1", "h1").await;
+        }
+        assert_eq!(r.h1.sagas.len(), 1);
+        assert!(r.h1.departed.is_empty());
+        let live = r.id;
+
+        // Instances created on h1, resized to h2, deleted there: each saga
+        // departs h1 at the confirm and h2 at the delete, and only the last
+        // few departures keep their markers.
+        for _ in 0..100 {
+            r.id = Uuid::new_v4();
+            let spawn = Job {
+                cause: cause(),
+                command: Command::Spawn(Box::new(novalog_schemas::events::SpawnInstance {
+                    instance_id: r.id,
+                    host: "h1".into(),
+                    attempt: 1,
+                    project_id: "p".into(),
+                    name: "vm".into(),
+                    flavor: flavor("1", 512),
+                    image: image(),
+                })),
+            };
+            run_host(&r.d, &mut r.h1, vec![spawn], RATIOS).await;
+            resize_and_confirm(&mut r, "h1", "h2").await;
+            let destroy = Job {
+                cause: cause(),
+                command: Command::Destroy { instance_id: r.id },
+            };
+            run_host(&r.d, &mut r.h2, vec![destroy], RATIOS).await;
+        }
+        assert_eq!(r.h1.departed.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(
+            r.h1.sagas.len(),
+            DEPARTED_SAGAS_KEPT + 1,
+            "and the live one's"
+        );
+        assert!(r.h1.sagas.values().any(|s| s.instance_id == live));
+        assert_eq!(r.h2.departed.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(r.h2.sagas.len(), DEPARTED_SAGAS_KEPT);
+        assert_eq!(r.h2.usage.instances, 0);
+        assert_eq!(r.d.guests_on("h2"), 0);
+        consistent(&r.h1);
+        consistent(&r.h2);
+    }
+
+    #[tokio::test]
+    async fn a_command_sent_again_after_its_instance_left_is_not_carried_out_twice() {
+        let mut r = Rig::new(FakeOptions::default()).await;
+        r.run(Event::Compute(ComputeCommand::PrepResize(
+            r.cmd("h2", "h2", 512, false),
+        )))
+        .await;
+        let moved = cause();
+        let live = Event::Compute(ComputeCommand::LiveMigrateInstance(
+            r.cmd("h1", "h2", 512, true),
+        ));
+        assert_eq!(
+            r.run_as(moved.clone(), live.clone()).await,
+            ["InstanceLiveMigrated"]
+        );
+        assert!(!r.h1.holds(r.id));
+        assert_eq!(r.h1.departed.len(), 1);
+        assert!(
+            r.run_as(moved, live).await.is_empty(),
+            "the copy is recognised, not failed as a guest not found"
+        );
+    }
+
+    #[test]
+    fn a_host_record_stored_before_the_bound_is_read_with_its_markers_departed() {
+        use crate::tracker::{DEPARTED_SAGAS_KEPT, LegacyHostRecord};
+        let h = host("h1");
+        let old = LegacyHostRecord {
+            name: h.name.clone(),
+            capacity: h.capacity,
+            usage: h.usage,
+            instances: h.instances.clone(),
+            migration_claims: h.migration_claims.clone(),
+            done_steps: (0..100u128)
+                .map(|m| (Uuid::from_u128(m), format!("prep_resize/{m}")))
+                .collect(),
+        };
+        let bytes = novalog_store::encode("hosts", &old).unwrap();
+        assert!(
+            novalog_store::decode::<HostRecord>("hosts", &bytes).is_err(),
+            "the new shape does not misread the old"
+        );
+        let rec =
+            HostRecord::from(novalog_store::decode::<LegacyHostRecord>("hosts", &bytes).unwrap());
+        assert_eq!(rec.sagas.len(), DEPARTED_SAGAS_KEPT);
+        assert!(rec.step_done(Uuid::from_u128(99), "prep_resize/99"));
+        assert!(!rec.step_done(Uuid::from_u128(0), "prep_resize/0"));
+    }
+
     #[tokio::test]
     async fn evacuation_claims_and_rebuilds_on_the_destination_and_the_source_cleans_up() {
         let mut r = Rig::new(FakeOptions::default()).await;
         assert_eq!(
-            r.run(Event::RebuildEvacuatedInstance(
+            r.run(Event::Compute(ComputeCommand::RebuildEvacuatedInstance(
                 r.cmd("h2", "h2", 512, true)
-            ))
+            )))
             .await,
             ["RebuildSpawnStarted", "InstanceRebuilt"]
         );
         assert_eq!(mem(&r.h2), 512);
         assert_eq!(
-            r.run(Event::CleanupEvacuatedInstance(
+            r.run(Event::Compute(ComputeCommand::CleanupEvacuatedInstance(
                 r.cmd("h1", "h2", 512, false)
-            ))
+            )))
             .await,
             ["EvacuatedInstanceCleanedUp"]
         );

@@ -11,15 +11,17 @@ use novalog_log::{EventLog, Record};
 use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
-use novalog_schemas::{Actor, Envelope, Event, HostUsage, Meta, Resources};
-use novalog_store::{RocksStore, StoreExt, Transaction};
+use novalog_schemas::{
+    Actor, ComputeCommand, Envelope, Event, HostEvent, HostUsage, Meta, Resources,
+};
+use novalog_store::{RocksStore, Store, Transaction};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::agent::{Command, Job, run_host};
 use crate::driver::VirtDriver;
 use crate::fake::{FakeDriver, FakeOptions};
-use crate::tracker::{HostRecord, Ratios};
+use crate::tracker::{HostRecord, LegacyHostRecord, Ratios};
 
 const HOSTS: &str = "hosts";
 
@@ -47,29 +49,39 @@ impl Handler for ComputeHandler {
         _out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
-        let (host, command) = match &input.env.event {
-            Event::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
-            Event::DestroyInstance { instance_id, host } => (
+        let command = match &input.env.event {
+            Event::Compute(command) => command,
+            // Not on `compute`: never handed to it.
+            Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => return Ok(()),
+        };
+        let (host, command) = match command {
+            ComputeCommand::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),
+            ComputeCommand::DestroyInstance { instance_id, host } => (
                 host.clone(),
                 Command::Destroy {
                     instance_id: *instance_id,
                 },
             ),
-            Event::PrepResize(c)
-            | Event::MigrateDiskAndPowerOff(c)
-            | Event::FinishMigration(c)
-            | Event::ConfirmMigration(c)
-            | Event::RevertMigration(c)
-            | Event::FinishRevertMigration(c)
-            | Event::DropMigrationClaim(c)
-            | Event::RebuildInstance(c)
-            | Event::LiveMigrateInstance(c)
-            | Event::RebuildEvacuatedInstance(c)
-            | Event::CleanupEvacuatedInstance(c) => (
-                c.host.clone(),
-                Command::Saga(Box::new(input.env.event.clone())),
-            ),
-            Event::PerformServerAction {
+            ComputeCommand::PrepResize(c)
+            | ComputeCommand::MigrateDiskAndPowerOff(c)
+            | ComputeCommand::FinishMigration(c)
+            | ComputeCommand::ConfirmMigration(c)
+            | ComputeCommand::RevertMigration(c)
+            | ComputeCommand::FinishRevertMigration(c)
+            | ComputeCommand::DropMigrationClaim(c)
+            | ComputeCommand::RebuildInstance(c)
+            | ComputeCommand::LiveMigrateInstance(c)
+            | ComputeCommand::RebuildEvacuatedInstance(c)
+            | ComputeCommand::CleanupEvacuatedInstance(c) => {
+                (c.host.clone(), Command::Saga(Box::new(command.clone())))
+            }
+            ComputeCommand::PerformServerAction {
                 instance_id,
                 host,
                 action,
@@ -80,7 +92,6 @@ impl Handler for ComputeHandler {
                     action: action.clone(),
                 },
             ),
-            _ => return Ok(()),
         };
         if self.hosts.contains_key(&host) {
             self.queue.entry(host).or_default().push(Job {
@@ -131,6 +142,7 @@ impl Handler for ComputeHandler {
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         for (name, rec) in self.hosts.iter_mut() {
             *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
+            destroy_orphans(&*self.driver, rec).await;
         }
         self.queue.clear();
         self.dirty.clear();
@@ -198,7 +210,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
             Actor::service("compute"),
             rec.name.clone(),
         ),
-        event: Event::HostRegistered(Box::new(HostRegistered {
+        event: Event::Host(HostEvent::HostRegistered(Box::new(HostRegistered {
             host: rec.name.clone(),
             capacity: rec.capacity,
             usage: rec.usage,
@@ -216,7 +228,7 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
                 .clone(),
             capabilities: BTreeMap::new(),
             driver: driver.name().to_owned(),
-        })),
+        }))),
     }
 }
 
@@ -271,6 +283,7 @@ impl Agent {
         let mut hosts = BTreeMap::new();
         for name in host_names(cfg) {
             let rec = load_host(&store, &*driver, &name, capacity)?;
+            destroy_orphans(&*driver, &rec).await;
             hosts.insert(name, rec);
         }
         let registrations: Vec<Record> = hosts
@@ -355,14 +368,46 @@ fn load_host(
     name: &str,
     capacity: Resources,
 ) -> novalog_store::Result<HostRecord> {
-    let mut rec = store
-        .get::<HostRecord>(HOSTS, name.as_bytes())?
-        .unwrap_or_else(|| HostRecord::new(name.to_owned(), capacity));
+    let stored = store.get_raw(HOSTS, name.as_bytes())?;
+    let mut rec = match stored {
+        None => HostRecord::new(name.to_owned(), capacity),
+        Some(bytes) => match novalog_store::decode::<HostRecord>(HOSTS, &bytes) {
+            Ok(rec) => rec,
+            // Written before sagas' markers were bounded.
+            Err(e) => novalog_store::decode::<LegacyHostRecord>(HOSTS, &bytes)
+                .map(HostRecord::from)
+                .map_err(|_| e)?,
+        },
+    };
     rec.capacity = capacity;
     for (id, i) in &rec.instances {
         driver.adopt(name, *id, i.power_state);
     }
     Ok(rec)
+}
+
+/// init_host's other half: a guest the hypervisor holds on the host but
+/// the record does not (a batch that failed after the driver acted, whose
+/// record was never committed) is destroyed. The batch's commands are
+/// carried out again after a recover, so a spawn lost that way is made
+/// afresh and recorded, instead of being refused as already existing and
+/// leaving the guest orphaned.
+async fn destroy_orphans(driver: &dyn VirtDriver, rec: &HostRecord) {
+    let known: BTreeSet<Uuid> = rec
+        .instances
+        .keys()
+        .copied()
+        .chain(rec.migration_claims.values().map(|c| c.instance_id))
+        .collect();
+    for id in driver.guests(&rec.name) {
+        if known.contains(&id) {
+            continue;
+        }
+        tracing::warn!(host = %rec.name, instance = %id, "destroying a guest the host's record does not know");
+        if let Err(e) = driver.destroy(&rec.name, id).await {
+            tracing::error!(host = %rec.name, instance = %id, error = %e, "destroying an orphaned guest");
+        }
+    }
 }
 
 /// Every agent reads every command (its own consumer group) and keeps those
@@ -401,10 +446,10 @@ async fn heartbeats(
                         Actor::service("compute"),
                         host.clone(),
                     ),
-                    event: Event::HostHeartbeat {
+                    event: Event::Host(HostEvent::HostHeartbeat {
                         host: host.clone(),
                         usage: *u,
-                    },
+                    }),
                 };
                 Record::new(
                     &topic,
@@ -416,5 +461,64 @@ async fn heartbeats(
         if let Err(e) = log.append(records).await {
             tracing::warn!(error = %e, "heartbeat append failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::{ClaimSide, LocalInstance, MigrationClaim};
+    use novalog_schemas::PowerState;
+
+    /// A batch whose driver calls ran but whose record was not committed
+    /// (a panic in `finish_batch`) left a guest the record does not know:
+    /// start and recover destroy it, and keep the guests the record holds,
+    /// a migration's included.
+    #[tokio::test]
+    async fn guests_the_record_does_not_know_are_destroyed() {
+        let driver = FakeDriver::new(FakeOptions::default());
+        let capacity = Resources {
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_gb: 100,
+        };
+        let mut rec = HostRecord::new("h1".into(), capacity);
+        let (kept, migrating, orphan, elsewhere) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(4),
+        );
+        rec.instances.insert(
+            kept,
+            LocalInstance {
+                resources: capacity,
+                attempt: 1,
+                power_state: PowerState::Running,
+            },
+        );
+        rec.migration_claims.insert(
+            Uuid::from_u128(9),
+            MigrationClaim {
+                instance_id: migrating,
+                resources: capacity,
+                side: ClaimSide::Outgoing,
+            },
+        );
+        for id in [kept, migrating, orphan] {
+            driver.adopt("h1", id, PowerState::Running);
+        }
+        driver.adopt("h2", elsewhere, PowerState::Running);
+
+        destroy_orphans(&driver, &rec).await;
+
+        let mut left = driver.guests("h1");
+        left.sort();
+        assert_eq!(left, [kept, migrating]);
+        assert_eq!(
+            driver.guests("h2"),
+            [elsewhere],
+            "another host's guests are its own"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Claim). The tracker is the authority: the scheduler's view is advisory,
 //! and a claim that does not fit fails here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use novalog_schemas::{HostUsage, PowerState, Resources};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,21 @@ pub struct MigrationClaim {
     pub side: ClaimSide,
 }
 
+/// The saga commands one migration (or rebuild, or evacuation) had
+/// carried out on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaSteps {
+    pub instance_id: Uuid,
+    /// `step/event id` of each command carried out.
+    pub done: BTreeSet<String>,
+}
+
+/// How many sagas whose instance has left a host keep their markers
+/// there: a copy of a command can still come after its instance left (a
+/// conductor that died before committing sends its last batch again), but
+/// only soon after, so the markers of the last few departures are enough.
+pub const DEPARTED_SAGAS_KEPT: usize = 32;
+
 /// One host's tracked state, persisted in the agent's store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
@@ -51,9 +66,57 @@ pub struct HostRecord {
     pub instances: BTreeMap<Uuid, LocalInstance>,
     /// Claims held for migrations, by migration id.
     pub migration_claims: BTreeMap<Uuid, MigrationClaim>,
-    /// Migration steps carried out here (migration id, step), so a
-    /// redelivered command is not carried out twice.
-    pub done_steps: std::collections::BTreeSet<(Uuid, String)>,
+    /// Saga commands carried out here, by migration id, so a command sent
+    /// again is not carried out twice. Bounded by the live state: an
+    /// instance keeps the markers of its current saga only (a new saga of
+    /// it ends the earlier ones), and once it holds nothing here its sagas
+    /// join `departed`.
+    pub sagas: BTreeMap<Uuid, SagaSteps>,
+    /// Sagas whose instance holds nothing here any more, oldest first; at
+    /// most [`DEPARTED_SAGAS_KEPT`], the oldest forgotten beyond that.
+    pub departed: VecDeque<Uuid>,
+}
+
+/// A host record as stored before sagas' markers were bounded (one set of
+/// every step ever carried out); read once, on the first start after an
+/// upgrade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyHostRecord {
+    pub name: String,
+    pub capacity: Resources,
+    pub usage: HostUsage,
+    pub instances: BTreeMap<Uuid, LocalInstance>,
+    pub migration_claims: BTreeMap<Uuid, MigrationClaim>,
+    pub done_steps: BTreeSet<(Uuid, String)>,
+}
+
+impl From<LegacyHostRecord> for HostRecord {
+    /// The old markers do not say their instance: they are kept as
+    /// departed sagas, the most recent migration ids first to go last.
+    fn from(old: LegacyHostRecord) -> Self {
+        let mut rec = HostRecord {
+            name: old.name,
+            capacity: old.capacity,
+            usage: old.usage,
+            instances: old.instances,
+            migration_claims: old.migration_claims,
+            sagas: BTreeMap::new(),
+            departed: VecDeque::new(),
+        };
+        for (migration, marker) in old.done_steps {
+            rec.sagas
+                .entry(migration)
+                .or_insert_with(|| SagaSteps {
+                    instance_id: Uuid::nil(),
+                    done: BTreeSet::new(),
+                })
+                .done
+                .insert(marker);
+        }
+        rec.departed = rec.sagas.keys().copied().collect();
+        rec.forget_oldest_departed();
+        rec
+    }
 }
 
 impl HostRecord {
@@ -64,7 +127,70 @@ impl HostRecord {
             usage: HostUsage::default(),
             instances: BTreeMap::new(),
             migration_claims: BTreeMap::new(),
-            done_steps: Default::default(),
+            sagas: BTreeMap::new(),
+            departed: VecDeque::new(),
+        }
+    }
+
+    /// Whether the command `marker` of `migration` was carried out here.
+    pub fn step_done(&self, migration: Uuid, marker: &str) -> bool {
+        self.sagas
+            .get(&migration)
+            .is_some_and(|s| s.done.contains(marker))
+    }
+
+    /// Records that the command `marker` of `migration` (a saga of
+    /// `instance`) was carried out here. The first command of a saga ends
+    /// the instance's earlier sagas here: the conductor runs one saga per
+    /// instance at a time and sends a saga's first command only after the
+    /// previous saga's last answer, so nothing of those can come again.
+    pub fn record_step(&mut self, migration: Uuid, instance: Uuid, marker: String) {
+        if !self.sagas.contains_key(&migration) {
+            self.sagas.retain(|_, s| s.instance_id != instance);
+            let sagas = &self.sagas;
+            self.departed.retain(|m| sagas.contains_key(m));
+        }
+        self.sagas
+            .entry(migration)
+            .or_insert_with(|| SagaSteps {
+                instance_id: instance,
+                done: BTreeSet::new(),
+            })
+            .done
+            .insert(marker);
+        self.note_departure(instance);
+    }
+
+    /// Whether `instance` has a guest's claim or a migration claim here.
+    pub fn holds(&self, instance: Uuid) -> bool {
+        self.instances.contains_key(&instance)
+            || self
+                .migration_claims
+                .values()
+                .any(|c| c.instance_id == instance)
+    }
+
+    /// To be called after any command for `instance`: once it holds nothing
+    /// here (destroyed, moved away, or its claim failed), its sagas become
+    /// departed, and the oldest departed beyond [`DEPARTED_SAGAS_KEPT`] are
+    /// forgotten.
+    pub fn note_departure(&mut self, instance: Uuid) {
+        if self.holds(instance) {
+            return;
+        }
+        for (m, s) in &self.sagas {
+            if s.instance_id == instance && !self.departed.contains(m) {
+                self.departed.push_back(*m);
+            }
+        }
+        self.forget_oldest_departed();
+    }
+
+    fn forget_oldest_departed(&mut self) {
+        while self.departed.len() > DEPARTED_SAGAS_KEPT {
+            if let Some(m) = self.departed.pop_front() {
+                self.sagas.remove(&m);
+            }
         }
     }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use novalog_schemas::events::HostAggregate;
-use novalog_schemas::{Envelope, Event, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Intent, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -55,7 +55,7 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             .any(|a| a.name == name && a.id != except)
     };
     match &env.event {
-        Event::AggregateCreateRequested(req) => {
+        Event::Intent(Intent::AggregateCreateRequested(req)) => {
             if name_taken(&req.name, 0) {
                 return Err(Rejection::conflict(format!(
                     "Aggregate {} already exists.",
@@ -63,19 +63,21 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                 )));
             }
             let id = c.aggregates.keys().next_back().map_or(1, |last| last + 1);
-            Ok(Event::AggregateCreated(Box::new(HostAggregate {
-                id,
-                hosts: Vec::new(),
-                created_at_ms: now_ms,
-                updated_at_ms: now_ms,
-                ..(**req).clone()
-            })))
+            Ok(Event::Catalog(CatalogEvent::AggregateCreated(Box::new(
+                HostAggregate {
+                    id,
+                    hosts: Vec::new(),
+                    created_at_ms: now_ms,
+                    updated_at_ms: now_ms,
+                    ..(**req).clone()
+                },
+            ))))
         }
-        Event::AggregateUpdateRequested {
+        Event::Intent(Intent::AggregateUpdateRequested {
             aggregate_id,
             name,
             availability_zone,
-        } => {
+        }) => {
             let mut a = existing(*aggregate_id)?.clone();
             if let Some(name) = name {
                 if name_taken(name, a.id) {
@@ -95,9 +97,9 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                 a.metadata.insert(AZ.into(), az.clone());
             }
             a.updated_at_ms = now_ms;
-            Ok(Event::AggregateUpdated(Box::new(a)))
+            Ok(Event::Catalog(CatalogEvent::AggregateUpdated(Box::new(a))))
         }
-        Event::AggregateDeleteRequested { aggregate_id } => {
+        Event::Intent(Intent::AggregateDeleteRequested { aggregate_id }) => {
             let a = existing(*aggregate_id)?;
             if !a.hosts.is_empty() {
                 return Err(Rejection::invalid(format!(
@@ -105,9 +107,11 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                     a.id
                 )));
             }
-            Ok(Event::AggregateDeleted { aggregate_id: a.id })
+            Ok(Event::Catalog(CatalogEvent::AggregateDeleted {
+                aggregate_id: a.id,
+            }))
         }
-        Event::AggregateHostAddRequested { aggregate_id, host } => {
+        Event::Intent(Intent::AggregateHostAddRequested { aggregate_id, host }) => {
             let mut a = existing(*aggregate_id)?.clone();
             if a.hosts.contains(host) {
                 return Err(Rejection::conflict(format!(
@@ -130,12 +134,12 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             }
             a.hosts.push(host.clone());
             a.updated_at_ms = now_ms;
-            Ok(Event::AggregateHostAdded {
+            Ok(Event::Catalog(CatalogEvent::AggregateHostAdded {
                 aggregate: Box::new(a),
                 host: host.clone(),
-            })
+            }))
         }
-        Event::AggregateHostRemoveRequested { aggregate_id, host } => {
+        Event::Intent(Intent::AggregateHostRemoveRequested { aggregate_id, host }) => {
             let mut a = existing(*aggregate_id)?.clone();
             let Some(pos) = a.hosts.iter().position(|h| h == host) else {
                 return Err(Rejection::not_found(format!(
@@ -145,15 +149,15 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             };
             a.hosts.remove(pos);
             a.updated_at_ms = now_ms;
-            Ok(Event::AggregateHostRemoved {
+            Ok(Event::Catalog(CatalogEvent::AggregateHostRemoved {
                 aggregate: Box::new(a),
                 host: host.clone(),
-            })
+            }))
         }
-        Event::AggregateMetadataSetRequested {
+        Event::Intent(Intent::AggregateMetadataSetRequested {
             aggregate_id,
             metadata,
-        } => {
+        }) => {
             let mut a = existing(*aggregate_id)?.clone();
             if let Some(Some(az)) = metadata.get(AZ)
                 && let Some(reason) = zone_conflict(c, &a, Some(az))
@@ -165,7 +169,9 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             }
             apply_metadata(&mut a.metadata, metadata);
             a.updated_at_ms = now_ms;
-            Ok(Event::AggregateMetadataSet(Box::new(a)))
+            Ok(Event::Catalog(CatalogEvent::AggregateMetadataSet(
+                Box::new(a),
+            )))
         }
         _ => Err(Rejection::invalid("not an aggregate intent")),
     }
@@ -185,11 +191,11 @@ pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<E
     let key = env.meta.aggregate_id.clone();
     if !env.meta.actor.is_admin() {
         let action = match &env.event {
-            Event::AggregateCreateRequested(_) => "create",
-            Event::AggregateUpdateRequested { .. } => "update",
-            Event::AggregateDeleteRequested { .. } => "delete",
-            Event::AggregateHostAddRequested { .. } => "add_host",
-            Event::AggregateHostRemoveRequested { .. } => "remove_host",
+            Event::Intent(Intent::AggregateCreateRequested(_)) => "create",
+            Event::Intent(Intent::AggregateUpdateRequested { .. }) => "update",
+            Event::Intent(Intent::AggregateDeleteRequested { .. }) => "delete",
+            Event::Intent(Intent::AggregateHostAddRequested { .. }) => "add_host",
+            Event::Intent(Intent::AggregateHostRemoveRequested { .. }) => "remove_host",
             _ => "set_metadata",
         };
         return vec![Conductor::reject(
@@ -204,15 +210,15 @@ pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<E
         Err(r) => vec![Conductor::reject(env, key, r)],
         Ok(fact) => {
             let id = match &fact {
-                Event::AggregateDeleted { aggregate_id } => {
+                Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
                     c.aggregates.remove(aggregate_id);
                     *aggregate_id
                 }
-                Event::AggregateCreated(a)
-                | Event::AggregateUpdated(a)
-                | Event::AggregateMetadataSet(a)
-                | Event::AggregateHostAdded { aggregate: a, .. }
-                | Event::AggregateHostRemoved { aggregate: a, .. } => {
+                Event::Catalog(CatalogEvent::AggregateCreated(a))
+                | Event::Catalog(CatalogEvent::AggregateUpdated(a))
+                | Event::Catalog(CatalogEvent::AggregateMetadataSet(a))
+                | Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate: a, .. })
+                | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => {
                     c.aggregates.insert(a.id, (**a).clone());
                     a.id
                 }

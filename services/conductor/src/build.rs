@@ -12,7 +12,10 @@ use novalog_schemas::events::{
     InstanceCreated, SelectHostsRequested, ServerCreateRequested, SpawnInstance,
 };
 use novalog_schemas::instance::Instance;
-use novalog_schemas::{Envelope, Event, Fault, Rejection, TaskState, VmState};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Rejection, SchedulerEvent, TaskState,
+    VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -73,7 +76,7 @@ pub(crate) fn on_create(
             )];
         }
     };
-    let created = Event::InstanceCreated(Box::new(InstanceCreated {
+    let created = Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
         name: req.name.clone(),
         project_id: actor.project_id.clone(),
         user_id: actor.user_id.clone(),
@@ -89,7 +92,7 @@ pub(crate) fn on_create(
         launch_index: req.launch_index,
         created_at_ms: now_ms,
         scheduler_hints: req.scheduler_hints.clone(),
-    }));
+    })));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
     c.await_step(id, &env.meta, BUILD, None, None, now_ms);
     let server_group = group.and_then(|g| crate::server_groups::spec_for(c, g, id));
@@ -121,21 +124,23 @@ fn select_hosts(
         &env.meta,
         "select-hosts",
         i.id.to_string(),
-        Event::SelectHostsRequested(Box::new(SelectHostsRequested {
-            request_id,
-            instance_id: i.id,
-            project_id: i.project_id.clone(),
-            resources: i.flavor.resources(),
-            image_properties: i.image.properties.clone(),
-            extra_specs: i.flavor.extra_specs.clone(),
-            availability_zone: i.availability_zone.clone(),
-            ignore_hosts: Vec::new(),
-            num_alternates: c.settings.max_attempts.saturating_sub(1),
-            scheduler_hints,
-            server_group,
-            image_id: Some(i.image.id),
-            flavor_name: i.flavor.name.clone(),
-        })),
+        Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+            SelectHostsRequested {
+                request_id,
+                instance_id: i.id,
+                project_id: i.project_id.clone(),
+                resources: i.flavor.resources(),
+                image_properties: i.image.properties.clone(),
+                extra_specs: i.flavor.extra_specs.clone(),
+                availability_zone: i.availability_zone.clone(),
+                ignore_hosts: Vec::new(),
+                num_alternates: c.settings.max_attempts.saturating_sub(1),
+                scheduler_hints,
+                server_group,
+                image_id: Some(i.image.id),
+                flavor_name: i.flavor.name.clone(),
+            },
+        ))),
     )
 }
 
@@ -147,7 +152,7 @@ fn spawn_command(env: &Envelope, i: &Instance, step: &str) -> Emit {
         &env.meta,
         step,
         i.id.to_string(),
-        Event::SpawnInstance(Box::new(SpawnInstance {
+        Event::Compute(ComputeCommand::SpawnInstance(Box::new(SpawnInstance {
             instance_id: i.id,
             host,
             attempt: i.attempt,
@@ -155,7 +160,7 @@ fn spawn_command(env: &Envelope, i: &Instance, step: &str) -> Emit {
             name: i.name.clone(),
             flavor: i.flavor.clone(),
             image: i.image.clone(),
-        })),
+        }))),
     )
 }
 
@@ -188,11 +193,11 @@ pub(crate) fn on_hosts_selected(
         return Vec::new();
     }
     let project = i.project_id.clone();
-    let scheduled = Event::InstanceScheduled {
+    let scheduled = Event::Instance(InstanceEvent::InstanceScheduled {
         host: hosts[0].clone(),
         alternates: hosts[1..].to_vec(),
         attempt: 1,
-    };
+    });
     let out = c.instance_event(&env.meta, "scheduled", id, &project, scheduled);
     let spawn = spawn_command(env, &c.instances[&id], "spawn");
     vec![out, spawn]
@@ -201,14 +206,14 @@ pub(crate) fn on_hosts_selected(
 fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, details: String, now_ms: i64) -> Vec<Emit> {
     c.stop_awaiting(id);
     let project = c.instances[&id].project_id.clone();
-    let failed = Event::InstanceFailed {
+    let failed = Event::Instance(InstanceEvent::InstanceFailed {
         fault: Fault {
             code: 500,
             message: NO_VALID_HOST.to_owned(),
             details,
             created_at_ms: now_ms,
         },
-    };
+    });
     vec![c.instance_event(&env.meta, "failed", id, &project, failed)]
 }
 
@@ -245,10 +250,10 @@ pub(crate) fn on_spawned(
     }
     let project = i.project_id.clone();
     c.stop_awaiting(id);
-    let active = Event::InstanceBecameActive {
+    let active = Event::Instance(InstanceEvent::InstanceBecameActive {
         power_state,
         launched_at_ms: now_ms,
-    };
+    });
     vec![c.instance_event(&env.meta, "active", id, &project, active)]
 }
 
@@ -275,12 +280,12 @@ pub(crate) fn on_build_failed(
         return fail(c, env, id, details, now_ms);
     }
     let project = i.project_id.clone();
-    let next = Event::InstanceRescheduled {
+    let next = Event::Instance(InstanceEvent::InstanceRescheduled {
         host: i.alternates[0].clone(),
         alternates: i.alternates[1..].to_vec(),
         attempt: attempt + 1,
         reason: reason.to_owned(),
-    };
+    });
     let out = c.instance_event(&env.meta, "rescheduled", id, &project, next);
     let spawn = spawn_command(env, &c.instances[&id], "spawn");
     vec![out, spawn]
@@ -311,7 +316,7 @@ pub(crate) fn on_timeout(
     let on = host
         .as_deref()
         .map_or_else(|| "scheduling".to_owned(), |h| format!("on host {h}"));
-    let failed = Event::InstanceFailed {
+    let failed = Event::Instance(InstanceEvent::InstanceFailed {
         fault: Fault {
             code: 500,
             message: "Build of instance timed out.".to_owned(),
@@ -322,7 +327,7 @@ pub(crate) fn on_timeout(
             ),
             created_at_ms: now_ms,
         },
-    };
+    });
     let mut out = vec![c.instance_event(&env.meta, "build-timed-out", id, &project, failed)];
     if let Some(host) = host {
         out.push(emit(
@@ -331,10 +336,10 @@ pub(crate) fn on_timeout(
             &env.meta,
             "build-timed-out-destroy",
             id.to_string(),
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: id,
                 host,
-            },
+            }),
         ));
     }
     out

@@ -1,7 +1,7 @@
 //! Catalog intents: flavors, accepted onto the `catalog` topic (images are
 //! in [`crate::images`]).
 
-use novalog_schemas::{Envelope, Event, Flavor, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Flavor, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -37,7 +37,7 @@ pub(crate) fn on_flavor_create(c: &mut Conductor, env: &Envelope, f: &Flavor) ->
         &env.meta,
         "flavor-created",
         f.id.clone(),
-        Event::FlavorCreated(f.clone()),
+        Event::Catalog(CatalogEvent::FlavorCreated(f.clone())),
     )]
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn on_flavor_update(
         &env.meta,
         "flavor-updated",
         id.clone(),
-        Event::FlavorUpdated(next),
+        Event::Catalog(CatalogEvent::FlavorUpdated(next)),
     )]
 }
 
@@ -123,9 +123,9 @@ pub(crate) fn on_flavor_delete(c: &mut Conductor, env: &Envelope, id: &str) -> V
         &env.meta,
         "flavor-deleted",
         id.to_owned(),
-        Event::FlavorDeleted {
+        Event::Catalog(CatalogEvent::FlavorDeleted {
             flavor_id: id.to_owned(),
-        },
+        }),
     )]
 }
 
@@ -184,18 +184,18 @@ pub(crate) fn on_flavor_access(
     let (step, event) = if add {
         (
             "flavor-access-added",
-            Event::FlavorAccessAdded {
+            Event::Catalog(CatalogEvent::FlavorAccessAdded {
                 flavor_id: id.to_owned(),
                 project_id: project.to_owned(),
-            },
+            }),
         )
     } else {
         (
             "flavor-access-removed",
-            Event::FlavorAccessRemoved {
+            Event::Catalog(CatalogEvent::FlavorAccessRemoved {
                 flavor_id: id.to_owned(),
                 project_id: project.to_owned(),
-            },
+            }),
         )
     };
     vec![emit(

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Envelope, Event, Flavor, Image, Meta, Rejection};
+use novalog_schemas::{
+    ComputeFact, Envelope, Event, Flavor, Image, InstanceEvent, Intent, Meta, Rejection,
+    SchedulerEvent, Topic,
+};
 use uuid::Uuid;
 
 /// The topic a record goes to.
@@ -17,6 +20,20 @@ pub enum Dest {
     /// The conductor's own timeout records.
     Intents,
     Hosts,
+}
+
+impl Dest {
+    /// The topic this is, whose record type every record sent there has.
+    pub fn topic(self) -> Topic {
+        match self {
+            Dest::Instances => Topic::Instance,
+            Dest::Scheduler => Topic::Scheduler,
+            Dest::Compute => Topic::Compute,
+            Dest::Catalog => Topic::Catalog,
+            Dest::Intents => Topic::Intent,
+            Dest::Hosts => Topic::Host,
+        }
+    }
 }
 
 /// A record the conductor wants appended.
@@ -142,8 +159,125 @@ impl Conductor {
     /// Decides on one input record; returns what to append, in order.
     pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
         match &env.event {
-            Event::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
-            Event::HostsSelected {
+            Event::Intent(intent) => self.on_intent(env, intent, now_ms),
+            Event::Scheduler(s) => self.on_scheduler(env, s, now_ms),
+            Event::ComputeFact(fact) => self.on_compute_fact(env, fact, now_ms),
+            // Topics the conductor writes but does not read.
+            Event::Instance(_)
+            | Event::Compute(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => Vec::new(),
+        }
+    }
+
+    fn on_intent(&mut self, env: &Envelope, intent: &Intent, now_ms: i64) -> Vec<Emit> {
+        match intent {
+            Intent::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
+            Intent::ServerDeleteRequested { instance_id, force } => {
+                crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
+            }
+            Intent::ServerActionRequested {
+                instance_id,
+                action,
+            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
+            Intent::ServerUpdateRequested {
+                instance_id,
+                name,
+                description,
+            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
+            Intent::ServerMetadataChangeRequested {
+                instance_id,
+                replace_all,
+                set,
+                remove,
+            } => crate::server_updates::on_metadata(
+                self,
+                env,
+                *instance_id,
+                *replace_all,
+                set,
+                remove,
+            ),
+            Intent::ServerTagsChangeRequested {
+                instance_id,
+                replace_all,
+                add,
+                remove,
+            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
+            Intent::QuotaSetRequested {
+                project_id,
+                limits,
+                force,
+            } => crate::quotas::on_set(self, env, project_id, limits, *force),
+            Intent::QuotaResetRequested { project_id } => {
+                crate::quotas::on_reset(self, env, project_id)
+            }
+            Intent::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
+            Intent::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
+            Intent::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
+            Intent::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
+            Intent::ImageUploadRequested { image_id } => {
+                crate::images::on_upload_start(self, env, *image_id)
+            }
+            Intent::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
+            Intent::ImageUploadAbortRequested { image_id } => {
+                crate::images::on_upload_abort(self, env, *image_id)
+            }
+            Intent::ImageDeleteRequested { image_id } => {
+                crate::images::on_delete(self, env, *image_id)
+            }
+            Intent::ServerGroupCreateRequested(g) => {
+                crate::server_groups::on_create(self, env, g, now_ms)
+            }
+            Intent::ServerGroupDeleteRequested { group_id } => {
+                crate::server_groups::on_delete(self, env, *group_id)
+            }
+            Intent::AggregateCreateRequested(_)
+            | Intent::AggregateUpdateRequested { .. }
+            | Intent::AggregateDeleteRequested { .. }
+            | Intent::AggregateHostAddRequested { .. }
+            | Intent::AggregateHostRemoveRequested { .. }
+            | Intent::AggregateMetadataSetRequested { .. } => {
+                crate::aggregates::on_intent(self, env, now_ms)
+            }
+            Intent::SagaStepTimedOut {
+                instance_id,
+                step,
+                deadline_ms,
+            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            // Every kind of migration starts alike (resize.rs); each goes
+            // on in its own file.
+            Intent::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
+            Intent::ServerResizeConfirmRequested { instance_id } => {
+                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
+            }
+            Intent::ServerResizeRevertRequested { instance_id } => {
+                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
+            }
+            Intent::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
+            Intent::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
+            Intent::FlavorDeleteRequested { flavor_id } => {
+                crate::catalog::on_flavor_delete(self, env, flavor_id)
+            }
+            Intent::FlavorAccessChangeRequested {
+                flavor_id,
+                project_id,
+                add,
+            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
+            Intent::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
+            Intent::KeypairDeleteRequested { user_id, name } => {
+                crate::keypairs::on_delete(self, env, user_id, name)
+            }
+            Intent::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
+            Intent::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
+            Intent::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
+        }
+    }
+
+    fn on_scheduler(&mut self, env: &Envelope, s: &SchedulerEvent, now_ms: i64) -> Vec<Emit> {
+        match s {
+            SchedulerEvent::HostsSelected {
                 request_id,
                 instance_id,
                 hosts,
@@ -154,7 +288,7 @@ impl Conductor {
                     crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 }
             }
-            Event::NoValidHostFound {
+            SchedulerEvent::NoValidHostFound {
                 request_id,
                 instance_id,
                 reason,
@@ -165,7 +299,15 @@ impl Conductor {
                     crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 }
             }
-            Event::InstanceSpawned {
+            // The conductor's own request, on the topic it shares with the
+            // scheduler's answers.
+            SchedulerEvent::SelectHostsRequested(_) => Vec::new(),
+        }
+    }
+
+    fn on_compute_fact(&mut self, env: &Envelope, fact: &ComputeFact, now_ms: i64) -> Vec<Emit> {
+        match fact {
+            ComputeFact::InstanceSpawned {
                 instance_id,
                 host,
                 attempt,
@@ -179,14 +321,14 @@ impl Conductor {
                 *power_state,
                 now_ms,
             ),
-            Event::ClaimFailed {
+            ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 attempt,
                 reason,
                 ..
             }
-            | Event::SpawnFailed {
+            | ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 attempt,
@@ -201,17 +343,10 @@ impl Conductor {
                 reason,
                 now_ms,
             ),
-            Event::ServerDeleteRequested { instance_id, force } => {
-                crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
-            }
-            Event::InstanceDestroyed {
+            ComputeFact::InstanceDestroyed {
                 instance_id, host, ..
             } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
-            Event::ServerActionRequested {
-                instance_id,
-                action,
-            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
-            Event::ServerActionPerformed {
+            ComputeFact::ServerActionPerformed {
                 instance_id,
                 host,
                 action,
@@ -228,7 +363,7 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::ServerActionFailed {
+            ComputeFact::ServerActionFailed {
                 instance_id,
                 host,
                 action,
@@ -246,92 +381,17 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            Event::ServerUpdateRequested {
-                instance_id,
-                name,
-                description,
-            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
-            Event::ServerMetadataChangeRequested {
-                instance_id,
-                replace_all,
-                set,
-                remove,
-            } => crate::server_updates::on_metadata(
-                self,
-                env,
-                *instance_id,
-                *replace_all,
-                set,
-                remove,
-            ),
-            Event::ServerTagsChangeRequested {
-                instance_id,
-                replace_all,
-                add,
-                remove,
-            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
-            Event::QuotaSetRequested {
-                project_id,
-                limits,
-                force,
-            } => crate::quotas::on_set(self, env, project_id, limits, *force),
-            Event::QuotaResetRequested { project_id } => {
-                crate::quotas::on_reset(self, env, project_id)
-            }
-            Event::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
-            Event::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
-            Event::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
-            Event::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
-            Event::ImageUploadRequested { image_id } => {
-                crate::images::on_upload_start(self, env, *image_id)
-            }
-            Event::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
-            Event::ImageUploadAbortRequested { image_id } => {
-                crate::images::on_upload_abort(self, env, *image_id)
-            }
-            Event::ImageDeleteRequested { image_id } => {
-                crate::images::on_delete(self, env, *image_id)
-            }
-            Event::ServerGroupCreateRequested(g) => {
-                crate::server_groups::on_create(self, env, g, now_ms)
-            }
-            Event::ServerGroupDeleteRequested { group_id } => {
-                crate::server_groups::on_delete(self, env, *group_id)
-            }
-            Event::AggregateCreateRequested(_)
-            | Event::AggregateUpdateRequested { .. }
-            | Event::AggregateDeleteRequested { .. }
-            | Event::AggregateHostAddRequested { .. }
-            | Event::AggregateHostRemoveRequested { .. }
-            | Event::AggregateMetadataSetRequested { .. } => {
-                crate::aggregates::on_intent(self, env, now_ms)
-            }
-            Event::SagaStepTimedOut {
-                instance_id,
-                step,
-                deadline_ms,
-            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
-            // Every kind of migration starts alike (resize.rs); each goes
-            // on in its own file.
-            Event::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
-            Event::ServerResizeConfirmRequested { instance_id } => {
-                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
-            }
-            Event::ServerResizeRevertRequested { instance_id } => {
-                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
-            }
-            Event::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
-            Event::ResizeClaimSucceeded(f)
-            | Event::ResizeClaimFailed(f)
-            | Event::DiskMigratedAndPoweredOff(f)
-            | Event::MigrationFinishedOnDest(f)
-            | Event::MigrationConfirmedOnSource(f)
-            | Event::MigrationRevertedOnDest(f)
-            | Event::RevertFinishedOnSource(f)
-            | Event::InstanceLiveMigrated(f)
-            | Event::RebuildSpawnStarted(f)
-            | Event::InstanceRebuilt(f)
-            | Event::MigrationStepFailed(f) => {
+            ComputeFact::ResizeClaimSucceeded(f)
+            | ComputeFact::ResizeClaimFailed(f)
+            | ComputeFact::DiskMigratedAndPoweredOff(f)
+            | ComputeFact::MigrationFinishedOnDest(f)
+            | ComputeFact::MigrationConfirmedOnSource(f)
+            | ComputeFact::MigrationRevertedOnDest(f)
+            | ComputeFact::RevertFinishedOnSource(f)
+            | ComputeFact::InstanceLiveMigrated(f)
+            | ComputeFact::RebuildSpawnStarted(f)
+            | ComputeFact::InstanceRebuilt(f)
+            | ComputeFact::MigrationStepFailed(f) => {
                 // The saga the instance is in takes the fact.
                 match self.awaiting.get(&f.instance_id).map(|a| a.step.clone()) {
                     Some(step) if step.starts_with("rebuild:") => {
@@ -347,25 +407,11 @@ impl Conductor {
                     None => Vec::new(),
                 }
             }
-            Event::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
-            Event::FlavorDeleteRequested { flavor_id } => {
-                crate::catalog::on_flavor_delete(self, env, flavor_id)
+            // Facts that need no decision: a build waits for the spawn, an
+            // evacuation is done once the instance is rebuilt elsewhere.
+            ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {
+                Vec::new()
             }
-            Event::FlavorAccessChangeRequested {
-                flavor_id,
-                project_id,
-                add,
-            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
-            Event::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
-            Event::KeypairDeleteRequested { user_id, name } => {
-                crate::keypairs::on_delete(self, env, user_id, name)
-            }
-            Event::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
-            Event::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
-            Event::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
-            // Facts the conductor needs no decision on, and records of other
-            // services that share its input topics.
-            _ => Vec::new(),
         }
     }
 
@@ -380,6 +426,7 @@ impl Conductor {
         project_id: &str,
         event: Event,
     ) -> Emit {
+        debug_assert_eq!(event.topic(), Topic::Instance, "{}", event.type_name());
         let version = self.instances.get(&id).map_or(0, |i| i.version) + 1;
         let env = Envelope {
             meta: cause.caused(step, id.to_string(), version),
@@ -411,11 +458,11 @@ impl Conductor {
             key: cause.meta.actor.project_id.clone(),
             env: Envelope {
                 meta: cause.meta.caused("rejected", aggregate_id, 0),
-                event: Event::IntentRejected {
+                event: Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: cause.event.type_name().to_owned(),
                     kind,
                     message,
-                },
+                }),
             },
         }
     }
@@ -537,6 +584,8 @@ pub(crate) fn emit(
     aggregate_id: String,
     event: Event,
 ) -> Emit {
+    // Its readers would dead-letter a record of another topic's type.
+    debug_assert_eq!(dest.topic(), event.topic(), "{}", event.type_name());
     Emit {
         dest,
         key,

@@ -2,7 +2,7 @@
 //! then the host destroys the guest and releases its claim, then DELETED.
 //! An instance that never reached a host is deleted at once.
 
-use novalog_schemas::{Envelope, Event, Rejection, TaskState};
+use novalog_schemas::{ComputeCommand, Envelope, Event, InstanceEvent, Rejection, TaskState};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -63,8 +63,13 @@ pub(crate) fn on_delete(
         })
         .unwrap_or_default();
     c.stop_awaiting(id);
-    let mut out =
-        vec![c.instance_event(&env.meta, "deleting", id, &project, Event::InstanceDeleting)];
+    let mut out = vec![c.instance_event(
+        &env.meta,
+        "deleting",
+        id,
+        &project,
+        Event::Instance(InstanceEvent::InstanceDeleteStarted),
+    )];
     for other in others {
         out.push(emit(
             Dest::Compute,
@@ -72,10 +77,10 @@ pub(crate) fn on_delete(
             &env.meta,
             &format!("destroy-{other}"),
             id.to_string(),
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: id,
                 host: other,
-            },
+            }),
         ));
     }
     match host {
@@ -85,19 +90,19 @@ pub(crate) fn on_delete(
             &env.meta,
             "destroy",
             id.to_string(),
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: id,
                 host,
-            },
+            }),
         )),
         None => out.push(c.instance_event(
             &env.meta,
             "deleted",
             id,
             &project,
-            Event::InstanceDeleted {
+            Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: now_ms,
-            },
+            }),
         )),
     }
     out
@@ -122,8 +127,8 @@ pub(crate) fn on_destroyed(
         "deleted",
         id,
         &project,
-        Event::InstanceDeleted {
+        Event::Instance(InstanceEvent::InstanceDeleted {
             deleted_at_ms: now_ms,
-        },
+        }),
     )]
 }

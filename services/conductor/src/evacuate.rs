@@ -12,7 +12,7 @@
 //! releases whatever it made.
 
 use novalog_schemas::migration::MigrationFact;
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, InstanceEvent};
 use uuid::Uuid;
 
 use crate::core::Dest;
@@ -37,17 +37,17 @@ pub(crate) fn on_fact(
     }
     let cause = &env.meta;
     match &env.event {
-        Event::ResizeClaimFailed(_) if f.attempt == m.attempt => {
+        Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)) if f.attempt == m.attempt => {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        Event::RebuildSpawnStarted(_) => vec![c.instance_event(
+        Event::ComputeFact(ComputeFact::RebuildSpawnStarted(_)) => vec![c.instance_event(
             cause,
             "evacuate-spawning",
             id,
             &i.project_id,
-            Event::RebuildSpawning,
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
         )],
-        Event::InstanceRebuilt(_) => {
+        Event::ComputeFact(ComputeFact::InstanceRebuilt(_)) => {
             c.stop_awaiting(id);
             let p = novalog_schemas::migration::MigrationProgress {
                 power_state: f.power_state,
@@ -58,7 +58,7 @@ pub(crate) fn on_fact(
                 "evacuated",
                 id,
                 &i.project_id,
-                Event::Evacuated(Box::new(p)),
+                Event::Instance(InstanceEvent::Evacuated(Box::new(p))),
             );
             let cleanup = command(
                 cause,
@@ -68,11 +68,11 @@ pub(crate) fn on_fact(
                 &m.source_compute,
                 &m.old_flavor,
                 false,
-                Event::CleanupEvacuatedInstance,
+                ComputeCommand::CleanupEvacuatedInstance,
             );
             vec![done, cleanup]
         }
-        Event::MigrationStepFailed(_) => {
+        Event::ComputeFact(ComputeFact::MigrationStepFailed(_)) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             error(c, cause, id, &m, &m.source_compute, fault)
         }
@@ -101,10 +101,10 @@ pub(crate) fn on_timeout(
             &env.meta,
             "evacuate-timed-out-destroy",
             id.to_string(),
-            Event::DestroyInstance {
+            Event::Compute(ComputeCommand::DestroyInstance {
                 instance_id: id,
                 host: dest.clone(),
-            },
+            }),
         ));
     }
     out

@@ -8,7 +8,7 @@
 //! Nova's words that names the request id (the operator finds the dead letter by it).
 
 use novalog_runtime::consumer::Failure;
-use novalog_schemas::{DecodeError, Envelope, Event, Meta, Rejection};
+use novalog_schemas::{DecodeError, Envelope, Event, InstanceEvent, Meta, Rejection};
 
 use crate::core::{Dest, Emit};
 
@@ -38,11 +38,11 @@ pub fn verdict(meta: &Meta, type_name: &str, failure: &Failure) -> Option<Emit> 
         env: Envelope {
             // The step of every other rejection: one verdict per intent.
             meta: meta.caused("rejected", meta.aggregate_id.clone(), 0),
-            event: Event::IntentRejected {
+            event: Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: type_name.to_owned(),
                 kind,
                 message,
-            },
+            }),
         },
     })
 }
@@ -68,7 +68,9 @@ mod tests {
 
     fn rejected(e: &Emit) -> (RejectionKind, String) {
         match &e.env.event {
-            Event::IntentRejected { kind, message, .. } => (kind.clone(), message.clone()),
+            Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+                (kind.clone(), message.clone())
+            }
             other => panic!("not a rejection: {other:?}"),
         }
     }

@@ -6,7 +6,7 @@
 //! whole image after it.
 
 use novalog_schemas::image::{self, ImageData, ImagePatch, Refusal};
-use novalog_schemas::{Envelope, Event, Image};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Image};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -45,7 +45,7 @@ fn record(
 pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, i: &Image) -> Vec<Emit> {
     let decided = image::decide_create(c.images.get(&i.id), i, &env.meta.actor.image_caller());
     record(c, env, i.id, decided, "image-created", |i| {
-        Event::ImageCreated(i.clone())
+        Event::Catalog(CatalogEvent::ImageCreated(i.clone()))
     })
 }
 
@@ -69,7 +69,7 @@ pub(crate) fn on_patch(c: &mut Conductor, env: &Envelope, p: &ImagePatch) -> Vec
         env.meta.occurred_at_ms,
     );
     record(c, env, id, decided, "image-updated", |i| {
-        Event::ImageUpdated(i.clone())
+        Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))
     })
 }
 
@@ -81,7 +81,7 @@ pub(crate) fn on_upload_start(c: &mut Conductor, env: &Envelope, id: Uuid) -> Ve
         env.meta.occurred_at_ms,
     );
     record(c, env, id, decided, "image-saving", |i| {
-        Event::ImageUpdated(i.clone())
+        Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))
     })
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn on_upload_finish(c: &mut Conductor, env: &Envelope, d: &ImageData)
         env.meta.occurred_at_ms,
     );
     record(c, env, id, decided, "image-active", |i| {
-        Event::ImageUpdated(i.clone())
+        Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))
     })
 }
 
@@ -106,7 +106,7 @@ pub(crate) fn on_upload_abort(c: &mut Conductor, env: &Envelope, id: Uuid) -> Ve
         env.meta.occurred_at_ms,
     );
     record(c, env, id, decided, "image-requeued", |i| {
-        Event::ImageUpdated(i.clone())
+        Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))
     })
 }
 
@@ -114,6 +114,6 @@ pub(crate) fn on_upload_abort(c: &mut Conductor, env: &Envelope, id: Uuid) -> Ve
 pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit> {
     let decided = image::decide_delete(c.images.get(&id), &id, &env.meta.actor.image_caller());
     record(c, env, id, decided, "image-deleted", |_| {
-        Event::ImageDeleted { image_id: id }
+        Event::Catalog(CatalogEvent::ImageDeleted { image_id: id })
     })
 }

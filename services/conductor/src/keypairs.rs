@@ -3,7 +3,7 @@
 //! the conductor decides on uniqueness and the per-user quota.
 
 use novalog_schemas::events::Keypair;
-use novalog_schemas::{Envelope, Event, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -66,7 +66,7 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
         &env.meta,
         "keypair-created",
         id,
-        Event::KeypairCreated(Box::new(keypair)),
+        Event::Catalog(CatalogEvent::KeypairCreated(Box::new(keypair))),
     )]
 }
 
@@ -95,9 +95,9 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, user_id: &str, name: 
         &env.meta,
         "keypair-deleted",
         id,
-        Event::KeypairDeleted {
+        Event::Catalog(CatalogEvent::KeypairDeleted {
             user_id: user_id.to_owned(),
             name: name.to_owned(),
-        },
+        }),
     )]
 }

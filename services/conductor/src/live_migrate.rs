@@ -11,7 +11,7 @@
 //! with a fault naming the step.
 
 use novalog_schemas::migration::{MigrationFact, MigrationProgress};
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, InstanceEvent};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -44,13 +44,17 @@ pub(crate) fn on_fact(
     let cause = &env.meta;
     let dest = m.dest_compute.clone().unwrap_or_default();
     match (&env.event, a.step.as_str()) {
-        (Event::ResizeClaimSucceeded(_), PREP) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), PREP)
+            if f.attempt == m.attempt =>
+        {
             let running = c.instance_event(
                 cause,
                 "live-migration-running",
                 id,
                 &i.project_id,
-                Event::LiveMigrationRunning(Box::new(MigrationProgress::of(m.uuid))),
+                Event::Instance(InstanceEvent::LiveMigrationStarted(Box::new(
+                    MigrationProgress::of(m.uuid),
+                ))),
             );
             let cmd = command(
                 cause,
@@ -60,7 +64,7 @@ pub(crate) fn on_fact(
                 &m.source_compute,
                 &m.new_flavor,
                 true,
-                Event::LiveMigrateInstance,
+                ComputeCommand::LiveMigrateInstance,
             );
             c.await_step(
                 id,
@@ -72,10 +76,10 @@ pub(crate) fn on_fact(
             );
             vec![running, cmd]
         }
-        (Event::ResizeClaimFailed(_), PREP) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), PREP) if f.attempt == m.attempt => {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::InstanceLiveMigrated(_), LIVE_MIGRATION) => {
+        (Event::ComputeFact(ComputeFact::InstanceLiveMigrated(_)), LIVE_MIGRATION) => {
             let cmd = command(
                 cause,
                 "post-live-migration",
@@ -84,12 +88,12 @@ pub(crate) fn on_fact(
                 &dest,
                 &m.new_flavor,
                 true,
-                Event::FinishMigration,
+                ComputeCommand::FinishMigration,
             );
             c.await_step(id, cause, POST, Some(m.uuid), Some(dest), now_ms);
             vec![cmd]
         }
-        (Event::MigrationFinishedOnDest(_), POST) => {
+        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), POST) => {
             c.stop_awaiting(id);
             let p = MigrationProgress {
                 power_state: f.power_state,
@@ -100,10 +104,10 @@ pub(crate) fn on_fact(
                 "live-migrated",
                 id,
                 &i.project_id,
-                Event::LiveMigrated(Box::new(p)),
+                Event::Instance(InstanceEvent::LiveMigrated(Box::new(p))),
             )]
         }
-        (Event::MigrationStepFailed(_), LIVE_MIGRATION) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), LIVE_MIGRATION) => {
             // The guest stayed on the source: the destination lets go.
             let drop = command(
                 cause,
@@ -113,14 +117,14 @@ pub(crate) fn on_fact(
                 &dest,
                 &m.new_flavor,
                 false,
-                Event::DropMigrationClaim,
+                ComputeCommand::DropMigrationClaim,
             );
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             let mut out = vec![drop];
             out.extend(abort(c, cause, id, &m, fault, f.power_state));
             out
         }
-        (Event::MigrationStepFailed(_), POST) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), POST) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             error(c, cause, id, &m, &dest, fault)
         }
@@ -150,7 +154,7 @@ pub(crate) fn on_timeout(
         &dest,
         &m.new_flavor,
         false,
-        Event::DropMigrationClaim,
+        ComputeCommand::DropMigrationClaim,
     );
     match a.step.as_str() {
         PREP => {

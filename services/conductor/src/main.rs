@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use novalog_runtime::cli::{CONFIG_HELP, CommonArgs};
+use novalog_runtime::service_main::ServiceMain;
 
 /// Novalog conductor: the only writer of instance state. Decides on the
 /// intents the API appends, runs every saga (build, delete, resize,
@@ -18,19 +19,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = args.common.init()?;
-    if args.common.check_config {
-        args.common.report_valid(&cfg);
-        return Ok(());
-    }
-    let log = novalog_runtime::backend::open_log(&cfg).await?;
-    let (trigger, shutdown) = novalog_runtime::Shutdown::new();
-    novalog_runtime::observe::Health::global().expect(&["conductor"]);
-    novalog_runtime::observe::serve(&cfg.metrics.listen_or(9181), shutdown.clone()).await?;
-    novalog_runtime::observe::watch_db_sizes(&cfg.data_dir, &["conductor"], &shutdown);
-    tokio::spawn(async move {
-        novalog_runtime::termination_signal().await;
-        trigger.trigger();
-    });
-    Ok(novalog_conductor::service::run(&cfg, log, shutdown).await?)
+    let main = ServiceMain {
+        name: "conductor",
+        metrics_port: Some(9181),
+    };
+    main.run(&args.common, |cfg, log, shutdown| async move {
+        novalog_conductor::service::run(&cfg, log, shutdown).await
+    })
+    .await?;
+    Ok(())
 }

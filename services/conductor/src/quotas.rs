@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use novalog_schemas::events::ServerCreateRequested;
 use novalog_schemas::quota::{self, Usage};
-use novalog_schemas::{Envelope, Event, Instance, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Instance, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -167,10 +167,10 @@ pub(crate) fn on_set(
         &env.meta,
         "quota-set",
         project.to_owned(),
-        Event::QuotaSetUpdated {
+        Event::Catalog(CatalogEvent::QuotaSetUpdated {
             project_id: project.to_owned(),
             limits: overrides,
-        },
+        }),
     )]
 }
 
@@ -186,8 +186,8 @@ pub(crate) fn on_reset(c: &mut Conductor, env: &Envelope, project: &str) -> Vec<
         &env.meta,
         "quota-reset",
         project.to_owned(),
-        Event::QuotaSetDeleted {
+        Event::Catalog(CatalogEvent::QuotaSetDeleted {
             project_id: project.to_owned(),
-        },
+        }),
     )]
 }

@@ -11,7 +11,9 @@
 use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, RebuildSpec, ServerRebuildRequested,
 };
-use novalog_schemas::{Envelope, Event, Fault, Rejection, VmState};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Rejection, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -116,7 +118,7 @@ pub(crate) fn on_request(
         "rebuild-started",
         id,
         &project,
-        Event::RebuildStarted(Box::new(spec.clone())),
+        Event::Instance(InstanceEvent::RebuildStarted(Box::new(spec.clone()))),
     );
     let op = rebuild_id(env);
     let cmd = emit(
@@ -125,19 +127,21 @@ pub(crate) fn on_request(
         &env.meta,
         "rebuild",
         id.to_string(),
-        Event::RebuildInstance(Box::new(MigrationCommand {
-            instance_id: id,
-            migration_id: op,
-            host: host.clone(),
-            source_host: host.clone(),
-            dest_host: host.clone(),
-            attempt: 1,
-            flavor,
-            image,
-            name: spec.name.clone(),
-            project_id: project,
-            power_on: original != VmState::Stopped,
-        })),
+        Event::Compute(ComputeCommand::RebuildInstance(Box::new(
+            MigrationCommand {
+                instance_id: id,
+                migration_id: op,
+                host: host.clone(),
+                source_host: host.clone(),
+                dest_host: host.clone(),
+                attempt: 1,
+                flavor,
+                image,
+                name: spec.name.clone(),
+                project_id: project,
+                power_on: original != VmState::Stopped,
+            },
+        ))),
     );
     c.await_step(id, &env.meta, REBUILD, Some(op), Some(host), now_ms);
     if let Some(a) = c.awaiting_mut(id) {
@@ -160,14 +164,14 @@ pub(crate) fn on_fact(
         return Vec::new();
     };
     match &env.event {
-        Event::RebuildSpawnStarted(_) => vec![c.instance_event(
+        Event::ComputeFact(ComputeFact::RebuildSpawnStarted(_)) => vec![c.instance_event(
             &env.meta,
             "rebuild-spawning",
             id,
             &project,
-            Event::RebuildSpawning,
+            Event::Instance(InstanceEvent::RebuildSpawnBegan),
         )],
-        Event::InstanceRebuilt(_) => {
+        Event::ComputeFact(ComputeFact::InstanceRebuilt(_)) => {
             c.stop_awaiting(id);
             let vm_state = match a.original_vm_state {
                 Some(VmState::Stopped) => VmState::Stopped,
@@ -178,13 +182,13 @@ pub(crate) fn on_fact(
                 "rebuilt",
                 id,
                 &project,
-                Event::RebuildCompleted {
+                Event::Instance(InstanceEvent::RebuildCompleted {
                     vm_state,
                     power_state: f.power_state,
-                },
+                }),
             )]
         }
-        Event::MigrationStepFailed(_) => {
+        Event::ComputeFact(ComputeFact::MigrationStepFailed(_)) => {
             let fault = Fault {
                 code: 500,
                 message: format!("{} failed on {}", f.step, f.host),
@@ -204,7 +208,7 @@ fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, project: &str, fault: Fault
         "rebuild-failed",
         id,
         project,
-        Event::InstanceFailed { fault },
+        Event::Instance(InstanceEvent::InstanceFailed { fault }),
     )]
 }
 

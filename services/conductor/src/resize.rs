@@ -8,14 +8,14 @@
 //!   → scheduler (or the requested host) ─ MigrationScheduled
 //!   → dest: PrepResize, claims the new flavor (a failed claim moves to the
 //!     next alternate)
-//!   → ResizeMigrating (migrating) → source: MigrateDiskAndPowerOff
-//!   → ResizeMigrated (post-migrating), ResizeFinishing
+//!   → ResizeMigrationStarted (migrating) → source: MigrateDiskAndPowerOff
+//!   → ResizeMigrated (post-migrating), ResizeFinishStarted
 //!   → dest: FinishMigration → ResizeFinished: RESIZED / VERIFY_RESIZE
 //! confirm (or auto-confirm after resize_confirm_window):
-//!   ResizeConfirming → source: ConfirmMigration (guest and claim gone)
+//!   ResizeConfirmStarted → source: ConfirmMigration (guest and claim gone)
 //!   → ResizeConfirmed: ACTIVE (or SHUTOFF) on the destination
 //! revert:
-//!   ResizeReverting → dest: RevertMigration (guest and claim gone)
+//!   ResizeRevertStarted → dest: RevertMigration (guest and claim gone)
 //!   → source: FinishRevertMigration (old flavor, powered as before)
 //!   → ResizeReverted: ACTIVE (or SHUTOFF) on the source
 //! ```
@@ -39,7 +39,10 @@ use novalog_schemas::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationType,
     ServerMigrationRequested, status,
 };
-use novalog_schemas::{Envelope, Event, Fault, Flavor, Meta, Rejection, VmState};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Fault, Flavor, InstanceEvent, Meta, Rejection,
+    SchedulerEvent, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -230,7 +233,7 @@ pub(crate) fn on_request(
         "migration-started",
         id,
         &project,
-        Event::MigrationStarted(Box::new(migration.clone())),
+        Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration.clone()))),
     )];
     match &req.host {
         // A named host is claimed on directly; its claim is the check.
@@ -300,21 +303,23 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
         &env.meta,
         "migration-select-hosts",
         id.to_string(),
-        Event::SelectHostsRequested(Box::new(SelectHostsRequested {
-            request_id,
-            instance_id: id,
-            project_id: i.project_id.clone(),
-            resources: m.new_flavor.resources(),
-            image_properties: i.image.properties.clone(),
-            extra_specs: m.new_flavor.extra_specs.clone(),
-            flavor_name: m.new_flavor.name.clone(),
-            availability_zone: i.availability_zone.clone(),
-            ignore_hosts,
-            num_alternates: c.settings.max_attempts.saturating_sub(1),
-            scheduler_hints: Default::default(),
-            server_group: crate::server_groups::spec_of_member(c, id),
-            image_id: Some(i.image.id),
-        })),
+        Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
+            SelectHostsRequested {
+                request_id,
+                instance_id: id,
+                project_id: i.project_id.clone(),
+                resources: m.new_flavor.resources(),
+                image_properties: i.image.properties.clone(),
+                extra_specs: m.new_flavor.extra_specs.clone(),
+                flavor_name: m.new_flavor.name.clone(),
+                availability_zone: i.availability_zone.clone(),
+                ignore_hosts,
+                num_alternates: c.settings.max_attempts.saturating_sub(1),
+                scheduler_hints: Default::default(),
+                server_group: crate::server_groups::spec_of_member(c, id),
+                image_id: Some(i.image.id),
+            },
+        ))),
     )
 }
 
@@ -334,7 +339,7 @@ pub(crate) fn command(
     host: &str,
     flavor: &Flavor,
     power_on: bool,
-    make: fn(Box<MigrationCommand>) -> Event,
+    make: fn(Box<MigrationCommand>) -> ComputeCommand,
 ) -> Emit {
     emit(
         Dest::Compute,
@@ -342,7 +347,7 @@ pub(crate) fn command(
         cause,
         step,
         i.id.to_string(),
-        make(Box::new(MigrationCommand {
+        Event::Compute(make(Box::new(MigrationCommand {
             instance_id: i.id,
             migration_id: m.uuid,
             host: host.to_owned(),
@@ -354,7 +359,7 @@ pub(crate) fn command(
             name: i.name.clone(),
             project_id: i.project_id.clone(),
             power_on,
-        })),
+        }))),
     )
 }
 
@@ -390,14 +395,19 @@ pub(crate) fn schedule_to(
         &format!("migration-scheduled-{attempt}"),
         id,
         &i.project_id,
-        Event::MigrationScheduled(Box::new(scheduled)),
+        Event::Instance(InstanceEvent::MigrationScheduled(Box::new(scheduled))),
     );
     let (i, m) = current(c, id).expect("still migrating");
     // The destination's claim; an evacuation's claims and rebuilds at once.
-    let (step, make): (&str, fn(Box<MigrationCommand>) -> Event) = match m.migration_type {
-        MigrationType::Resize | MigrationType::Migration => (PREP_RESIZE, Event::PrepResize),
-        MigrationType::LiveMigration => (crate::live_migrate::PREP, Event::PrepResize),
-        MigrationType::Evacuation => (crate::evacuate::REBUILD, Event::RebuildEvacuatedInstance),
+    let (step, make): (&str, fn(Box<MigrationCommand>) -> ComputeCommand) = match m.migration_type {
+        MigrationType::Resize | MigrationType::Migration => {
+            (PREP_RESIZE, ComputeCommand::PrepResize)
+        }
+        MigrationType::LiveMigration => (crate::live_migrate::PREP, ComputeCommand::PrepResize),
+        MigrationType::Evacuation => (
+            crate::evacuate::REBUILD,
+            ComputeCommand::RebuildEvacuatedInstance,
+        ),
     };
     let power_on = m.original_vm_state != VmState::Stopped;
     let prep = command(
@@ -489,7 +499,7 @@ pub(crate) fn abort(
         "migration-aborted",
         id,
         &project,
-        Event::MigrationAborted(Box::new(p)),
+        Event::Instance(InstanceEvent::MigrationAborted(Box::new(p))),
     )]
 }
 
@@ -514,7 +524,7 @@ pub(crate) fn error(
         "migration-errored",
         id,
         &project,
-        Event::MigrationErrored(Box::new(p)),
+        Event::Instance(InstanceEvent::MigrationErrored(Box::new(p))),
     )]
 }
 
@@ -540,7 +550,7 @@ fn compensate(
             dest,
             &m.new_flavor,
             false,
-            Event::RevertMigration,
+            ComputeCommand::RevertMigration,
         ));
     }
     out.push(command(
@@ -551,7 +561,7 @@ fn compensate(
         &m.source_compute,
         &m.old_flavor,
         was_running(m),
-        Event::FinishRevertMigration,
+        ComputeCommand::FinishRevertMigration,
     ));
     c.await_step(
         id,
@@ -633,13 +643,15 @@ pub(crate) fn on_fact(
     let project = i.project_id.clone();
     let dest = m.dest_compute.clone().unwrap_or_default();
     match (&env.event, a.step.as_str()) {
-        (Event::ResizeClaimSucceeded(_), PREP_RESIZE) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), PREP_RESIZE)
+            if f.attempt == m.attempt =>
+        {
             let e = c.instance_event(
                 cause,
                 "resize-migrating",
                 id,
                 &project,
-                Event::ResizeMigrating(progress(&m)),
+                Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(&m))),
             );
             let cmd = command(
                 cause,
@@ -649,7 +661,7 @@ pub(crate) fn on_fact(
                 &m.source_compute,
                 &m.new_flavor,
                 false,
-                Event::MigrateDiskAndPowerOff,
+                ComputeCommand::MigrateDiskAndPowerOff,
             );
             c.await_step(
                 id,
@@ -661,23 +673,25 @@ pub(crate) fn on_fact(
             );
             vec![e, cmd]
         }
-        (Event::ResizeClaimFailed(_), PREP_RESIZE) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), PREP_RESIZE)
+            if f.attempt == m.attempt =>
+        {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::DiskMigratedAndPoweredOff(_), MIGRATE_DISK) => {
+        (Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(_)), MIGRATE_DISK) => {
             let migrated = c.instance_event(
                 cause,
                 "resize-migrated",
                 id,
                 &project,
-                Event::ResizeMigrated(progress(&m)),
+                Event::Instance(InstanceEvent::ResizeMigrated(progress(&m))),
             );
             let finishing = c.instance_event(
                 cause,
                 "resize-finishing",
                 id,
                 &project,
-                Event::ResizeFinishing(progress(&m)),
+                Event::Instance(InstanceEvent::ResizeFinishStarted(progress(&m))),
             );
             let cmd = command(
                 cause,
@@ -687,7 +701,7 @@ pub(crate) fn on_fact(
                 &dest,
                 &m.new_flavor,
                 was_running(&m),
-                Event::FinishMigration,
+                ComputeCommand::FinishMigration,
             );
             c.await_step(
                 id,
@@ -699,7 +713,7 @@ pub(crate) fn on_fact(
             );
             vec![migrated, finishing, cmd]
         }
-        (Event::MigrationFinishedOnDest(_), FINISH_MIGRATION) => {
+        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), FINISH_MIGRATION) => {
             let p = MigrationProgress {
                 power_state: f.power_state,
                 ..MigrationProgress::of(m.uuid)
@@ -709,7 +723,7 @@ pub(crate) fn on_fact(
                 "resize-finished",
                 id,
                 &project,
-                Event::ResizeFinished(Box::new(p)),
+                Event::Instance(InstanceEvent::ResizeFinished(Box::new(p))),
             );
             if c.settings.timeout_ms(AUTO_CONFIRM) > 0 {
                 c.await_step(id, cause, AUTO_CONFIRM, Some(m.uuid), Some(dest), now_ms);
@@ -718,17 +732,17 @@ pub(crate) fn on_fact(
             }
             vec![e]
         }
-        (Event::MigrationConfirmedOnSource(_), CONFIRM) => {
+        (Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(_)), CONFIRM) => {
             c.stop_awaiting(id);
             vec![c.instance_event(
                 cause,
                 "resize-confirmed",
                 id,
                 &project,
-                Event::ResizeConfirmed(progress(&m)),
+                Event::Instance(InstanceEvent::ResizeConfirmed(progress(&m))),
             )]
         }
-        (Event::MigrationRevertedOnDest(_), REVERT) => {
+        (Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(_)), REVERT) => {
             let cmd = command(
                 cause,
                 "finish-revert",
@@ -737,7 +751,7 @@ pub(crate) fn on_fact(
                 &m.source_compute,
                 &m.old_flavor,
                 was_running(&m),
-                Event::FinishRevertMigration,
+                ComputeCommand::FinishRevertMigration,
             );
             c.await_step(
                 id,
@@ -749,7 +763,7 @@ pub(crate) fn on_fact(
             );
             vec![cmd]
         }
-        (Event::RevertFinishedOnSource(_), FINISH_REVERT) => {
+        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), FINISH_REVERT) => {
             c.stop_awaiting(id);
             let p = MigrationProgress {
                 power_state: f.power_state,
@@ -760,17 +774,19 @@ pub(crate) fn on_fact(
                 "resize-reverted",
                 id,
                 &project,
-                Event::ResizeReverted(Box::new(p)),
+                Event::Instance(InstanceEvent::ResizeReverted(Box::new(p))),
             )]
         }
-        (Event::RevertFinishedOnSource(_), COMPENSATE) => {
+        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), COMPENSATE) => {
             let fault = a
                 .fault
                 .clone()
                 .unwrap_or_else(|| step_fault("resize", &f.host, "", now_ms));
             abort(c, cause, id, &m, fault, f.power_state)
         }
-        (Event::MigrationStepFailed(_), step) if driver_step(step) == f.step => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), step)
+            if driver_step(step) == f.step =>
+        {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             match step {
                 PREP_RESIZE => next_alternate(c, cause, id, &m, &f.reason, now_ms),
@@ -832,7 +848,7 @@ pub(crate) fn on_timeout(
                 &dest,
                 &m.new_flavor,
                 false,
-                Event::DropMigrationClaim,
+                ComputeCommand::DropMigrationClaim,
             );
             let mut out = vec![drop];
             out.extend(next_alternate(c, cause, id, &m, &fault.details, now_ms));
@@ -874,7 +890,7 @@ fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64
         "resize-confirming",
         id,
         &project,
-        Event::ResizeConfirming(progress(m)),
+        Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(m))),
     );
     let i = c.instances[&id].clone();
     let cmd = command(
@@ -885,7 +901,7 @@ fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64
         &m.source_compute,
         &m.old_flavor,
         false,
-        Event::ConfirmMigration,
+        ComputeCommand::ConfirmMigration,
     );
     c.await_step(
         id,
@@ -952,7 +968,7 @@ pub(crate) fn on_revert_request(
         "resize-reverting",
         id,
         &project,
-        Event::ResizeReverting(progress(&m)),
+        Event::Instance(InstanceEvent::ResizeRevertStarted(progress(&m))),
     );
     let i = c.instances[&id].clone();
     let dest = m.dest_compute.clone().unwrap_or_default();
@@ -964,7 +980,7 @@ pub(crate) fn on_revert_request(
         &dest,
         &m.new_flavor,
         false,
-        Event::RevertMigration,
+        ComputeCommand::RevertMigration,
     );
     c.await_step(id, cause, REVERT, Some(m.uuid), Some(dest), now_ms);
     vec![e, cmd]

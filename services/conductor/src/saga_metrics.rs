@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{Envelope, Event, InstanceEvent};
 
 /// A saga that ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,36 +49,66 @@ impl SagaClock {
             s.open.insert((id, kind), at);
             None
         };
-        match &env.event {
-            Event::InstanceCreated(_) => start(self, id, "build"),
-            Event::InstanceDeleting => start(self, id, "delete"),
-            Event::InstanceTaskStarted { .. } => start(self, id, "action"),
-            Event::RebuildStarted(_) => start(self, id, "rebuild"),
-            Event::MigrationStarted(m) => {
+        let event = match &env.event {
+            Event::Instance(event) => event,
+            // Sagas start and end on `instances` only.
+            Event::Intent(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => return None,
+        };
+        match event {
+            InstanceEvent::InstanceCreated(_) => start(self, id, "build"),
+            InstanceEvent::InstanceDeleteStarted => start(self, id, "delete"),
+            InstanceEvent::InstanceTaskStarted { .. } => start(self, id, "action"),
+            InstanceEvent::RebuildStarted(_) => start(self, id, "rebuild"),
+            InstanceEvent::MigrationStarted(m) => {
                 let kind = m.migration_type.as_str();
                 let mid = m.uuid.to_string();
                 self.migrations.insert(mid.clone(), kind);
                 start(self, mid, kind)
             }
-            Event::InstanceBecameActive { .. } => self.end(&id, "build", "active", at),
-            Event::InstanceFailed { .. } => self
+            InstanceEvent::InstanceBecameActive { .. } => self.end(&id, "build", "active", at),
+            InstanceEvent::InstanceFailed { .. } => self
                 .end(&id, "build", "error", at)
                 .or_else(|| self.end(&id, "rebuild", "error", at)),
-            Event::InstanceDeleted { .. } => {
+            InstanceEvent::InstanceDeleted { .. } => {
                 // A delete pre-empts whatever was running on the instance.
                 self.pre_empted = self.end(&id, "build", "deleted", at);
                 self.open.retain(|(i, k), _| i != &id || *k == "delete");
                 self.end(&id, "delete", "deleted", at)
             }
-            Event::InstanceTaskCompleted { .. } => self.end(&id, "action", "completed", at),
-            Event::InstanceTaskFailed { .. } => self.end(&id, "action", "failed", at),
-            Event::RebuildCompleted { .. } => self.end(&id, "rebuild", "completed", at),
-            Event::ResizeConfirmed(p) => self.end_migration(p, "confirmed", at),
-            Event::ResizeReverted(p) => self.end_migration(p, "reverted", at),
-            Event::MigrationAborted(p) => self.end_migration(p, "aborted", at),
-            Event::MigrationErrored(p) => self.end_migration(p, "error", at),
-            Event::LiveMigrated(p) | Event::Evacuated(p) => self.end_migration(p, "done", at),
-            _ => None,
+            InstanceEvent::InstanceTaskCompleted { .. } => self.end(&id, "action", "completed", at),
+            InstanceEvent::InstanceTaskFailed { .. } => self.end(&id, "action", "failed", at),
+            InstanceEvent::RebuildCompleted { .. } => self.end(&id, "rebuild", "completed", at),
+            InstanceEvent::ResizeConfirmed(p) => self.end_migration(p, "confirmed", at),
+            InstanceEvent::ResizeReverted(p) => self.end_migration(p, "reverted", at),
+            InstanceEvent::MigrationAborted(p) => self.end_migration(p, "aborted", at),
+            InstanceEvent::MigrationErrored(p) => self.end_migration(p, "error", at),
+            InstanceEvent::LiveMigrated(p) | InstanceEvent::Evacuated(p) => {
+                self.end_migration(p, "done", at)
+            }
+            // Steps inside a saga: neither its start nor its end.
+            InstanceEvent::IntentRejected { .. }
+            | InstanceEvent::InstanceScheduled { .. }
+            | InstanceEvent::InstanceRescheduled { .. }
+            | InstanceEvent::InstanceLocked { .. }
+            | InstanceEvent::InstanceUnlocked
+            | InstanceEvent::InstanceUpdated { .. }
+            | InstanceEvent::InstanceMetadataSet { .. }
+            | InstanceEvent::InstanceTagsSet { .. }
+            | InstanceEvent::MigrationScheduled(_)
+            | InstanceEvent::ResizeMigrationStarted(_)
+            | InstanceEvent::ResizeMigrated(_)
+            | InstanceEvent::ResizeFinishStarted(_)
+            | InstanceEvent::ResizeFinished(_)
+            | InstanceEvent::ResizeConfirmStarted(_)
+            | InstanceEvent::ResizeRevertStarted(_)
+            | InstanceEvent::LiveMigrationStarted(_)
+            | InstanceEvent::RebuildSpawnBegan => None,
         }
     }
 
@@ -147,14 +177,18 @@ mod tests {
     #[test]
     fn a_delete_ends_with_its_duration() {
         let mut c = SagaClock::default();
-        let created = env("i1", 1_000, Event::InstanceDeleting);
+        let created = env(
+            "i1",
+            1_000,
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
+        );
         assert_eq!(c.observe(&created), vec![]);
         let done = c.observe(&env(
             "i1",
             1_500,
-            Event::InstanceDeleted {
+            Event::Instance(InstanceEvent::InstanceDeleted {
                 deleted_at_ms: 1_500,
-            },
+            }),
         ));
         assert_eq!(
             done,
@@ -169,10 +203,10 @@ mod tests {
     #[test]
     fn an_end_without_a_start_is_not_a_saga() {
         let mut c = SagaClock::default();
-        let active = Event::InstanceBecameActive {
+        let active = Event::Instance(InstanceEvent::InstanceBecameActive {
             power_state: 1,
             launched_at_ms: 0,
-        };
+        });
         assert_eq!(c.observe(&env("i1", 10, active)), vec![]);
     }
 
@@ -180,11 +214,15 @@ mod tests {
     fn a_delete_pre_empts_a_build() {
         let mut c = SagaClock::default();
         c.open.insert(("i1".into(), "build"), 100);
-        c.observe(&env("i1", 200, Event::InstanceDeleting));
+        c.observe(&env(
+            "i1",
+            200,
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
+        ));
         let ended = c.observe(&env(
             "i1",
             400,
-            Event::InstanceDeleted { deleted_at_ms: 400 },
+            Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms: 400 }),
         ));
         let ended: Vec<_> = ended
             .iter()

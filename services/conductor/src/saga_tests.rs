@@ -9,7 +9,10 @@ use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, MigrationType, ServerMigrationRequested,
     ServerRebuildRequested, status,
 };
-use novalog_schemas::{Envelope, Event, Flavor, Instance, RejectionKind, TaskState, VmState};
+use novalog_schemas::{
+    ComputeCommand, ComputeFact, Envelope, Event, Flavor, Instance, InstanceEvent, Intent,
+    RejectionKind, SchedulerEvent, TaskState, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, Settings};
@@ -48,17 +51,19 @@ struct Cloud {
 
 fn step_of(e: &Event) -> Option<(&'static str, &MigrationCommand)> {
     Some(match e {
-        Event::PrepResize(c) => ("prep_resize", c),
-        Event::MigrateDiskAndPowerOff(c) => ("migrate_disk_and_power_off", c),
-        Event::FinishMigration(c) => ("finish_migration", c),
-        Event::ConfirmMigration(c) => ("confirm_migration", c),
-        Event::RevertMigration(c) => ("revert_migration", c),
-        Event::FinishRevertMigration(c) => ("finish_revert_migration", c),
-        Event::DropMigrationClaim(c) => ("drop_migration_claim", c),
-        Event::RebuildInstance(c) => ("rebuild", c),
-        Event::LiveMigrateInstance(c) => ("live_migration", c),
-        Event::RebuildEvacuatedInstance(c) => ("rebuild_evacuated", c),
-        Event::CleanupEvacuatedInstance(c) => ("cleanup_evacuated", c),
+        Event::Compute(ComputeCommand::PrepResize(c)) => ("prep_resize", c),
+        Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c)) => {
+            ("migrate_disk_and_power_off", c)
+        }
+        Event::Compute(ComputeCommand::FinishMigration(c)) => ("finish_migration", c),
+        Event::Compute(ComputeCommand::ConfirmMigration(c)) => ("confirm_migration", c),
+        Event::Compute(ComputeCommand::RevertMigration(c)) => ("revert_migration", c),
+        Event::Compute(ComputeCommand::FinishRevertMigration(c)) => ("finish_revert_migration", c),
+        Event::Compute(ComputeCommand::DropMigrationClaim(c)) => ("drop_migration_claim", c),
+        Event::Compute(ComputeCommand::RebuildInstance(c)) => ("rebuild", c),
+        Event::Compute(ComputeCommand::LiveMigrateInstance(c)) => ("live_migration", c),
+        Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c)) => ("rebuild_evacuated", c),
+        Event::Compute(ComputeCommand::CleanupEvacuatedInstance(c)) => ("cleanup_evacuated", c),
         _ => return None,
     })
 }
@@ -131,7 +136,7 @@ impl Cloud {
                 .caused(service, e.env.meta.aggregate_id.clone(), 0),
             event,
         };
-        if let Event::SelectHostsRequested(r) = &e.env.event {
+        if let Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) = &e.env.event {
             let hosts: Vec<String> = self
                 .hosts
                 .iter()
@@ -139,17 +144,17 @@ impl Cloud {
                 .map(|h| h.to_string())
                 .collect();
             let event = if hosts.is_empty() {
-                Event::NoValidHostFound {
+                Event::Scheduler(SchedulerEvent::NoValidHostFound {
                     request_id: r.request_id,
                     instance_id: r.instance_id,
                     reason: "There are not enough hosts available.".into(),
-                }
+                })
             } else {
-                Event::HostsSelected {
+                Event::Scheduler(SchedulerEvent::HostsSelected {
                     request_id: r.request_id,
                     instance_id: r.instance_id,
                     hosts,
-                }
+                })
             };
             return vec![by("select", event)];
         }
@@ -180,30 +185,58 @@ impl Cloud {
         if step == "rebuild_evacuated" && Cloud::hits(&self.fail, "claim", &cmd.host) {
             return vec![by(
                 step,
-                Event::ResizeClaimFailed(f(0, step, "Insufficient compute resources")),
+                Event::ComputeFact(ComputeFact::ResizeClaimFailed(f(
+                    0,
+                    step,
+                    "Insufficient compute resources",
+                ))),
             )];
         }
         if Cloud::hits(&self.fail, step, &cmd.host) {
             let event = if step == "prep_resize" || step == "claim" {
-                Event::ResizeClaimFailed(f(0, step, "Insufficient compute resources"))
+                Event::ComputeFact(ComputeFact::ResizeClaimFailed(f(
+                    0,
+                    step,
+                    "Insufficient compute resources",
+                )))
             } else {
-                Event::MigrationStepFailed(f(0, step, "injected failure"))
+                Event::ComputeFact(ComputeFact::MigrationStepFailed(f(
+                    0,
+                    step,
+                    "injected failure",
+                )))
             };
             return vec![by(step, event)];
         }
         let events = match step {
-            "prep_resize" => vec![Event::ResizeClaimSucceeded(f(0, "", ""))],
-            "migrate_disk_and_power_off" => vec![Event::DiskMigratedAndPoweredOff(f(4, "", ""))],
-            "finish_migration" => vec![Event::MigrationFinishedOnDest(f(power, "", ""))],
-            "confirm_migration" => vec![Event::MigrationConfirmedOnSource(f(0, "", ""))],
-            "revert_migration" => vec![Event::MigrationRevertedOnDest(f(0, "", ""))],
-            "finish_revert_migration" => vec![Event::RevertFinishedOnSource(f(power, "", ""))],
+            "prep_resize" => vec![Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f(
+                0, "", "",
+            )))],
+            "migrate_disk_and_power_off" => vec![Event::ComputeFact(
+                ComputeFact::DiskMigratedAndPoweredOff(f(4, "", "")),
+            )],
+            "finish_migration" => vec![Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(
+                f(power, "", ""),
+            ))],
+            "confirm_migration" => vec![Event::ComputeFact(
+                ComputeFact::MigrationConfirmedOnSource(f(0, "", "")),
+            )],
+            "revert_migration" => vec![Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(
+                f(0, "", ""),
+            ))],
+            "finish_revert_migration" => vec![Event::ComputeFact(
+                ComputeFact::RevertFinishedOnSource(f(power, "", "")),
+            )],
             "rebuild" | "rebuild_evacuated" => vec![
-                Event::RebuildSpawnStarted(f(0, "", "")),
-                Event::InstanceRebuilt(f(power, "", "")),
+                Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f(0, "", ""))),
+                Event::ComputeFact(ComputeFact::InstanceRebuilt(f(power, "", ""))),
             ],
-            "live_migration" => vec![Event::InstanceLiveMigrated(f(0, "", ""))],
-            "cleanup_evacuated" => vec![Event::EvacuatedInstanceCleanedUp(f(0, "", ""))],
+            "live_migration" => vec![Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f(
+                0, "", "",
+            )))],
+            "cleanup_evacuated" => vec![Event::ComputeFact(
+                ComputeFact::EvacuatedInstanceCleanedUp(f(0, "", "")),
+            )],
             _ => Vec::new(),
         };
         events
@@ -220,7 +253,7 @@ impl Cloud {
     fn resize(&mut self, id: Uuid, flavor_id: &str) -> Vec<Emit> {
         let mut f = big_flavor();
         f.id = flavor_id.into();
-        self.intent(Event::ServerMigrationRequested(Box::new(
+        self.intent(Event::Intent(Intent::ServerMigrationRequested(Box::new(
             ServerMigrationRequested {
                 instance_id: id,
                 migration_type: MigrationType::Resize,
@@ -228,28 +261,34 @@ impl Cloud {
                 host: None,
                 source_host_down: false,
             },
-        )))
+        ))))
     }
 
     fn migrate(&mut self, id: Uuid, host: Option<&str>) -> Vec<Emit> {
         self.send(record(
             admin(),
-            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-                instance_id: id,
-                migration_type: MigrationType::Migration,
-                flavor: None,
-                host: host.map(str::to_owned),
-                source_host_down: false,
-            })),
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: id,
+                    migration_type: MigrationType::Migration,
+                    flavor: None,
+                    host: host.map(str::to_owned),
+                    source_host_down: false,
+                },
+            ))),
         ))
     }
 
     fn confirm(&mut self, id: Uuid) -> Vec<Emit> {
-        self.intent(Event::ServerResizeConfirmRequested { instance_id: id })
+        self.intent(Event::Intent(Intent::ServerResizeConfirmRequested {
+            instance_id: id,
+        }))
     }
 
     fn revert(&mut self, id: Uuid) -> Vec<Emit> {
-        self.intent(Event::ServerResizeRevertRequested { instance_id: id })
+        self.intent(Event::Intent(Intent::ServerResizeRevertRequested {
+            instance_id: id,
+        }))
     }
 
     /// Lets `ms` pass and hands the conductor the timeouts its timer would
@@ -294,7 +333,9 @@ fn invalid_state(attribute: &str, state: &str, method: &str) -> RejectionKind {
 
 fn rejection(out: &[Emit]) -> Option<(RejectionKind, String)> {
     out.iter().find_map(|e| match &e.env.event {
-        Event::IntentRejected { kind, message, .. } => Some((kind.clone(), message.clone())),
+        Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+            Some((kind.clone(), message.clone()))
+        }
         _ => None,
     })
 }
@@ -325,9 +366,9 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
         [
             "MigrationStarted",
             "MigrationScheduled",
-            "ResizeMigrating",
+            "ResizeMigrationStarted",
             "ResizeMigrated",
-            "ResizeFinishing",
+            "ResizeFinishStarted",
             "ResizeFinished"
         ]
     );
@@ -335,7 +376,7 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
     let ask = out
         .iter()
         .find_map(|e| match &e.env.event {
-            Event::SelectHostsRequested(r) => Some(r.clone()),
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) => Some(r.clone()),
             _ => None,
         })
         .unwrap();
@@ -362,7 +403,10 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
     assert_eq!(w.commands_to("h1"), ["MigrateDiskAndPowerOff"]);
 
     let out = w.confirm(id);
-    assert_eq!(task_states(&out), ["ResizeConfirming", "ResizeConfirmed"]);
+    assert_eq!(
+        task_states(&out),
+        ["ResizeConfirmStarted", "ResizeConfirmed"]
+    );
     let i = w.i(id);
     assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
     assert_eq!(i.host.as_deref(), Some("h2"));
@@ -421,7 +465,7 @@ fn revert_destroys_the_destination_and_restarts_the_source_with_the_old_flavor()
     let id = w.boot("h1");
     w.resize(id, "2");
     let out = w.revert(id);
-    assert_eq!(task_states(&out), ["ResizeReverting", "ResizeReverted"]);
+    assert_eq!(task_states(&out), ["ResizeRevertStarted", "ResizeReverted"]);
     assert_eq!(
         types(&out)
             .iter()
@@ -459,7 +503,7 @@ fn cold_migrate_keeps_the_flavor_and_a_stopped_instance_stays_stopped() {
     let finish = out
         .iter()
         .find_map(|e| match &e.env.event {
-            Event::FinishMigration(c) => Some(c.clone()),
+            Event::Compute(ComputeCommand::FinishMigration(c)) => Some(c.clone()),
             _ => None,
         })
         .unwrap();
@@ -553,7 +597,7 @@ fn a_migration_keeps_the_server_groups_policy() {
     let req = out
         .iter()
         .find_map(|e| match &e.env.event {
-            Event::SelectHostsRequested(r) => Some((**r).clone()),
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) => Some((**r).clone()),
             _ => None,
         })
         .expect("a scheduling request");
@@ -801,13 +845,15 @@ fn scheduler_silence_times_out_and_the_instance_stays_active() {
     let out = w.c.handle(
         &record(
             actor("demo"),
-            Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-                instance_id: id,
-                migration_type: MigrationType::Resize,
-                flavor: Some(big_flavor()),
-                host: None,
-                source_host_down: false,
-            })),
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: id,
+                    migration_type: MigrationType::Resize,
+                    flavor: Some(big_flavor()),
+                    host: None,
+                    source_host_down: false,
+                },
+            ))),
         ),
         w.now,
     );
@@ -878,23 +924,25 @@ fn a_late_answer_after_a_timeout_is_ignored() {
     let finish = out
         .iter()
         .find_map(|e| match &e.env.event {
-            Event::FinishMigration(c) => Some(c.clone()),
+            Event::Compute(ComputeCommand::FinishMigration(c)) => Some(c.clone()),
             _ => None,
         })
         .unwrap();
     w.silent.clear();
     w.pass(w.c.settings.step_timeout_ms);
     let before = w.i(id).clone();
-    let late = fact(Event::MigrationFinishedOnDest(Box::new(MigrationFact {
-        instance_id: id,
-        migration_id: finish.migration_id,
-        host: "h2".into(),
-        attempt: 1,
-        power_state: 1,
-        step: String::new(),
-        reason: String::new(),
-        usage: Default::default(),
-    })));
+    let late = fact(Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(
+        Box::new(MigrationFact {
+            instance_id: id,
+            migration_id: finish.migration_id,
+            host: "h2".into(),
+            attempt: 1,
+            power_state: 1,
+            step: String::new(),
+            reason: String::new(),
+            usage: Default::default(),
+        }),
+    )));
     assert!(w.send(late).is_empty());
     assert_eq!(w.i(id), &before);
 }
@@ -1080,7 +1128,7 @@ fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
     small.id = "3".into();
     small.ram_mb = 256;
     w.c.flavors.insert("3".into(), small.clone());
-    let out = w.intent(Event::ServerMigrationRequested(Box::new(
+    let out = w.intent(Event::Intent(Intent::ServerMigrationRequested(Box::new(
         ServerMigrationRequested {
             instance_id: id,
             migration_type: MigrationType::Resize,
@@ -1088,7 +1136,7 @@ fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
             host: None,
             source_host_down: false,
         },
-    )));
+    ))));
     assert!(rejection(&out).is_none(), "a resize down needs no quota");
 }
 
@@ -1098,7 +1146,7 @@ fn another_projects_server_is_not_found() {
     let id = w.boot("h1");
     let out = w.send(record(
         actor("other"),
-        Event::ServerResizeConfirmRequested { instance_id: id },
+        Event::Intent(Intent::ServerResizeConfirmRequested { instance_id: id }),
     ));
     assert_eq!(rejection(&out).unwrap().0, RejectionKind::NotFound);
 }
@@ -1109,13 +1157,15 @@ fn a_redelivered_resize_request_is_decided_once() {
     let id = w.boot("h1");
     let req = record(
         actor("demo"),
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: id,
-            migration_type: MigrationType::Resize,
-            flavor: Some(big_flavor()),
-            host: None,
-            source_host_down: false,
-        })),
+        Event::Intent(Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::Resize,
+                flavor: Some(big_flavor()),
+                host: None,
+                source_host_down: false,
+            },
+        ))),
     );
     w.send(req.clone());
     assert!(w.send(req).is_empty());
@@ -1128,13 +1178,18 @@ fn delete_during_a_resize_destroys_on_both_hosts() {
     let id = w.boot("h1");
     w.silent = vec![("finish_migration", "h2")];
     w.resize(id, "2");
-    let out = w.intent(Event::ServerDeleteRequested {
+    let out = w.intent(Event::Intent(Intent::ServerDeleteRequested {
         instance_id: id,
         force: false,
-    });
+    }));
     let destroys: Vec<&str> = out
         .iter()
-        .filter(|e| matches!(e.env.event, Event::DestroyInstance { .. }))
+        .filter(|e| {
+            matches!(
+                e.env.event,
+                Event::Compute(ComputeCommand::DestroyInstance { .. })
+            )
+        })
         .map(|e| e.key.as_str())
         .collect();
     assert_eq!(destroys.len(), 2);
@@ -1188,7 +1243,7 @@ fn rebuild(
     img.id = Uuid::from_u128(8);
     img.name = "fedora".into();
     w.c.images.insert(img.id, img.clone());
-    w.intent(Event::ServerRebuildRequested(Box::new(
+    w.intent(Event::Intent(Intent::ServerRebuildRequested(Box::new(
         ServerRebuildRequested {
             instance_id: id,
             image: img,
@@ -1202,7 +1257,7 @@ fn rebuild(
             user_data: None,
             description: None,
         },
-    )))
+    ))))
 }
 
 #[test]
@@ -1215,7 +1270,7 @@ fn rebuild_sets_unsets_or_keeps_key_name_user_data_and_description() {
         i.description = Some("web".into());
     }
     let img = w.i(id).image.clone();
-    let out = w.intent(Event::ServerRebuildRequested(Box::new(
+    let out = w.intent(Event::Intent(Intent::ServerRebuildRequested(Box::new(
         ServerRebuildRequested {
             instance_id: id,
             image: img,
@@ -1225,7 +1280,7 @@ fn rebuild_sets_unsets_or_keeps_key_name_user_data_and_description() {
             user_data: None,
             description: Some(None),
         },
-    )));
+    ))));
     assert_eq!(task_states(&out)[0], "RebuildStarted");
     let i = w.i(id);
     assert_eq!(i.status(), "ACTIVE");
@@ -1244,7 +1299,7 @@ fn rebuild_goes_rebuilding_then_spawning_then_active_on_the_same_host() {
     let out = rebuild(&mut w, id, None, None);
     assert_eq!(
         task_states(&out),
-        ["RebuildStarted", "RebuildSpawning", "RebuildCompleted"]
+        ["RebuildStarted", "RebuildSpawnBegan", "RebuildCompleted"]
     );
     assert_eq!(w.commands_to("h1"), ["RebuildInstance"]);
     let i = w.i(id);
@@ -1285,7 +1340,7 @@ fn rebuild_of_a_stopped_instance_leaves_it_stopped_and_of_an_errored_one_active(
         let cmd = out
             .iter()
             .find_map(|e| match &e.env.event {
-                Event::RebuildInstance(c) => Some(c.clone()),
+                Event::Compute(ComputeCommand::RebuildInstance(c)) => Some(c.clone()),
                 _ => None,
             })
             .unwrap();
@@ -1346,7 +1401,7 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
     img.id = Uuid::from_u128(9);
     img.min_disk = 50;
     w.c.images.insert(img.id, img.clone());
-    let out = w.intent(Event::ServerRebuildRequested(Box::new(
+    let out = w.intent(Event::Intent(Intent::ServerRebuildRequested(Box::new(
         ServerRebuildRequested {
             instance_id: id,
             image: img,
@@ -1356,7 +1411,7 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
             user_data: None,
             description: None,
         },
-    )));
+    ))));
     let (code, message) = rejection(&out).unwrap();
     assert_eq!(code, RejectionKind::Invalid);
     assert!(
@@ -1377,7 +1432,7 @@ fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
         img.min_disk = min_disk;
         img.size = size;
         w.c.images.insert(img.id, img.clone());
-        let out = w.intent(Event::ServerRebuildRequested(Box::new(
+        let out = w.intent(Event::Intent(Intent::ServerRebuildRequested(Box::new(
             ServerRebuildRequested {
                 instance_id: id,
                 image: img,
@@ -1387,7 +1442,7 @@ fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
                 user_data: None,
                 description: None,
             },
-        )));
+        ))));
         let (code, message) = rejection(&out).unwrap();
         assert_eq!(code, RejectionKind::Invalid, "{message}");
         assert!(
@@ -1414,13 +1469,15 @@ fn deadlines_name_the_awaited_step() {
 fn evacuate(w: &mut Cloud, id: Uuid, host: Option<&str>, down: bool) -> Vec<Emit> {
     w.send(record(
         admin(),
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: id,
-            migration_type: MigrationType::Evacuation,
-            flavor: None,
-            host: host.map(str::to_owned),
-            source_host_down: down,
-        })),
+        Event::Intent(Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::Evacuation,
+                flavor: None,
+                host: host.map(str::to_owned),
+                source_host_down: down,
+            },
+        ))),
     ))
 }
 
@@ -1434,7 +1491,7 @@ fn evacuate_rebuilds_elsewhere_and_the_source_cleans_up_when_back() {
         [
             "MigrationStarted",
             "MigrationScheduled",
-            "RebuildSpawning",
+            "RebuildSpawnBegan",
             "Evacuated"
         ]
     );
@@ -1526,13 +1583,15 @@ fn an_evacuation_nobody_answers_times_out_to_error_and_the_destination_lets_go()
 fn live(w: &mut Cloud, id: Uuid, host: Option<&str>) -> Vec<Emit> {
     w.send(record(
         admin(),
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: id,
-            migration_type: MigrationType::LiveMigration,
-            flavor: None,
-            host: host.map(str::to_owned),
-            source_host_down: false,
-        })),
+        Event::Intent(Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: id,
+                migration_type: MigrationType::LiveMigration,
+                flavor: None,
+                host: host.map(str::to_owned),
+                source_host_down: false,
+            },
+        ))),
     ))
 }
 
@@ -1550,7 +1609,7 @@ fn live_migration_moves_an_active_or_paused_instance_and_keeps_its_state() {
             [
                 "MigrationStarted",
                 "MigrationScheduled",
-                "LiveMigrationRunning",
+                "LiveMigrationStarted",
                 "LiveMigrated"
             ]
         );

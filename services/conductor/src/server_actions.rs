@@ -9,7 +9,9 @@
 //! and host is stale (a delete pre-empted the task, or a redelivery) and
 //! is ignored.
 
-use novalog_schemas::{Envelope, Event, Fault, PowerState, Rejection, ServerAction};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, PowerState, Rejection, ServerAction,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -52,14 +54,20 @@ pub(crate) fn on_requested(
     let project = i.project_id.clone();
     match action {
         ServerAction::Lock { reason } => {
-            let locked = Event::InstanceLocked {
+            let locked = Event::Instance(InstanceEvent::InstanceLocked {
                 locked_by: preconditions::locked_by(i, caller).to_owned(),
                 reason: reason.clone(),
-            };
+            });
             vec![c.instance_event(&env.meta, "locked", id, &project, locked)]
         }
         ServerAction::Unlock => {
-            vec![c.instance_event(&env.meta, "unlocked", id, &project, Event::InstanceUnlocked)]
+            vec![c.instance_event(
+                &env.meta,
+                "unlocked",
+                id,
+                &project,
+                Event::Instance(InstanceEvent::InstanceUnlocked),
+            )]
         }
         _ => {
             let (Some(task_state), Some(host)) = (action.task_state(), i.host.clone()) else {
@@ -71,10 +79,10 @@ pub(crate) fn on_requested(
                     Rejection::conflict(format!("Instance {id} is not ready")),
                 )];
             };
-            let started = Event::InstanceTaskStarted {
+            let started = Event::Instance(InstanceEvent::InstanceTaskStarted {
                 action: action.clone(),
                 task_state,
-            };
+            });
             let out = c.instance_event(&env.meta, "task-started", id, &project, started);
             let command = emit(
                 Dest::Compute,
@@ -82,11 +90,11 @@ pub(crate) fn on_requested(
                 &env.meta,
                 "perform",
                 id.to_string(),
-                Event::PerformServerAction {
+                Event::Compute(ComputeCommand::PerformServerAction {
                     instance_id: id,
                     host: host.clone(),
                     action: action.clone(),
-                },
+                }),
             );
             // A host that never answers must not leave the task forever.
             c.await_step(id, &env.meta, &step(action), None, Some(host), now_ms);
@@ -132,14 +140,14 @@ pub(crate) fn on_outcome(
     let project = i.project_id.clone();
     let action = o.action.clone();
     let event = match o.failure {
-        None => Event::InstanceTaskCompleted {
+        None => Event::Instance(InstanceEvent::InstanceTaskCompleted {
             vm_state: action.vm_state_after(),
             power_state: o.power_state,
             action,
-        },
+        }),
         Some(reason) => {
             let power = PowerState::from_code(o.power_state).unwrap_or(PowerState::NoState);
-            Event::InstanceTaskFailed {
+            Event::Instance(InstanceEvent::InstanceTaskFailed {
                 vm_state: action.vm_state_after_failure(i.vm_state, power),
                 power_state: o.power_state,
                 fault: Fault {
@@ -153,7 +161,7 @@ pub(crate) fn on_outcome(
                     created_at_ms: now_ms,
                 },
                 action,
-            }
+            })
         }
     };
     let step = if o.failure.is_none() {
@@ -206,12 +214,12 @@ pub(crate) fn on_timeout(
         return Vec::new(); // the task already ended (or a delete took over)
     };
     let timeout_ms = c.settings.timeout_ms(&a.step);
-    let event = Event::InstanceTaskFailed {
+    let event = Event::Instance(InstanceEvent::InstanceTaskFailed {
         vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
         power_state: i.power_state.code(),
         fault: crate::timers::timeout_fault(a, timeout_ms, now_ms),
         action,
-    };
+    });
     let project = i.project_id.clone();
     vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)]
 }

@@ -5,6 +5,7 @@
 use novalog_schemas::{
     Actor, Envelope, Event, Instance, PowerState, RejectionKind, ServerAction, TaskState, VmState,
 };
+use novalog_schemas::{ComputeCommand, ComputeFact, InstanceEvent, Intent};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit};
@@ -35,10 +36,10 @@ fn ask(c: &mut Conductor, who: Actor, id: Uuid, action: ServerAction) -> Vec<Emi
     c.handle(
         &record(
             who,
-            Event::ServerActionRequested {
+            Event::Intent(Intent::ServerActionRequested {
                 instance_id: id,
                 action,
-            },
+            }),
         ),
         NOW,
     )
@@ -46,25 +47,25 @@ fn ask(c: &mut Conductor, who: Actor, id: Uuid, action: ServerAction) -> Vec<Emi
 
 fn performed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) -> Vec<Emit> {
     c.handle(
-        &fact(Event::ServerActionPerformed {
+        &fact(Event::ComputeFact(ComputeFact::ServerActionPerformed {
             instance_id: id,
             host: HOST.into(),
             action,
             power_state: power.code(),
-        }),
+        })),
         NOW,
     )
 }
 
 fn failed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) -> Vec<Emit> {
     c.handle(
-        &fact(Event::ServerActionFailed {
+        &fact(Event::ComputeFact(ComputeFact::ServerActionFailed {
             instance_id: id,
             host: HOST.into(),
             action,
             reason: "the hypervisor said no".into(),
             power_state: power.code(),
-        }),
+        })),
         NOW,
     )
 }
@@ -85,7 +86,7 @@ fn rejection(out: &[Emit]) -> Option<(RejectionKind, String)> {
             Emit {
                 env:
                     Envelope {
-                        event: Event::IntentRejected { kind, message, .. },
+                        event: Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }),
                         ..
                     },
                 ..
@@ -199,11 +200,11 @@ fn each_action_goes_to_the_host_and_lands_where_novas_compute_manager_puts_it() 
         assert_eq!(out[0].key, "demo", "instance events are keyed by project");
         assert_eq!((out[1].dest, out[1].key.as_str()), (Dest::Compute, HOST));
         match &out[1].env.event {
-            Event::PerformServerAction {
+            Event::Compute(ComputeCommand::PerformServerAction {
                 instance_id,
                 host,
                 action: a,
-            } => assert_eq!((*instance_id, host.as_str(), a), (id, HOST, &action)),
+            }) => assert_eq!((*instance_id, host.as_str(), a), (id, HOST, &action)),
             e => panic!("{e:?}"),
         }
         let i = &c.instances[&id];
@@ -546,10 +547,10 @@ fn a_result_for_a_task_a_delete_pre_empted_is_ignored() {
     c.handle(
         &record(
             actor("demo"),
-            Event::ServerDeleteRequested {
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: id,
                 force: false,
-            },
+            }),
         ),
         NOW,
     );
@@ -559,12 +560,12 @@ fn a_result_for_a_task_a_delete_pre_empted_is_ignored() {
     let (mut c, id) = active();
     ask(&mut c, actor("demo"), id, ServerAction::Stop);
     let out = c.handle(
-        &fact(Event::ServerActionPerformed {
+        &fact(Event::ComputeFact(ComputeFact::ServerActionPerformed {
             instance_id: id,
             host: "elsewhere".into(),
             action: ServerAction::Stop,
             power_state: 4,
-        }),
+        })),
         NOW,
     );
     assert!(out.is_empty());
@@ -596,10 +597,10 @@ fn a_lock_blocks_everyone_but_administrators() {
     ] {
         assert_eq!(rejection(&ask(&mut c, actor("demo"), id, action)), locked);
     }
-    let delete = Event::ServerDeleteRequested {
+    let delete = Event::Intent(Intent::ServerDeleteRequested {
         instance_id: id,
         force: false,
-    };
+    });
     assert_eq!(
         rejection(&c.handle(&record(actor("demo"), delete.clone()), NOW)),
         locked
@@ -649,10 +650,10 @@ fn action_output_ids_are_deterministic() {
     b.instances = a.instances.clone();
     let req = record(
         actor("demo"),
-        Event::ServerActionRequested {
+        Event::Intent(Intent::ServerActionRequested {
             instance_id: id,
             action: ServerAction::Stop,
-        },
+        }),
     );
     let x = a.handle(&req, NOW);
     let y = b.handle(&req, NOW);
@@ -666,7 +667,7 @@ fn change(c: &mut Conductor, who: Actor, event: Event) -> Vec<Emit> {
 }
 
 fn metadata(id: Uuid, replace_all: bool, set: &[(&str, &str)], remove: &[&str]) -> Event {
-    Event::ServerMetadataChangeRequested {
+    Event::Intent(Intent::ServerMetadataChangeRequested {
         instance_id: id,
         replace_all,
         set: set
@@ -674,16 +675,16 @@ fn metadata(id: Uuid, replace_all: bool, set: &[(&str, &str)], remove: &[&str]) 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         remove: remove.iter().map(|k| k.to_string()).collect(),
-    }
+    })
 }
 
 fn tags(id: Uuid, replace_all: bool, add: &[&str], remove: &[&str]) -> Event {
-    Event::ServerTagsChangeRequested {
+    Event::Intent(Intent::ServerTagsChangeRequested {
         instance_id: id,
         replace_all,
         add: add.iter().map(|t| t.to_string()).collect(),
         remove: remove.iter().map(|t| t.to_string()).collect(),
-    }
+    })
 }
 
 #[test]
@@ -692,22 +693,22 @@ fn update_changes_only_what_is_given() {
     let out = change(
         &mut c,
         actor("demo"),
-        Event::ServerUpdateRequested {
+        Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: Some("renamed".into()),
             description: None,
-        },
+        }),
     );
     assert_eq!(types(&out), ["InstanceUpdated"]);
     assert_eq!(c.instances[&id].name, "renamed");
     change(
         &mut c,
         actor("demo"),
-        Event::ServerUpdateRequested {
+        Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: None,
             description: Some(Some("web".into())),
-        },
+        }),
     );
     let i = &c.instances[&id];
     assert_eq!(
@@ -717,11 +718,11 @@ fn update_changes_only_what_is_given() {
     let out = change(
         &mut c,
         actor("other"),
-        Event::ServerUpdateRequested {
+        Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: Some("mine".into()),
             description: None,
-        },
+        }),
     );
     assert_eq!(rejection(&out).map(|r| r.0), Some(RejectionKind::NotFound));
 }
@@ -867,11 +868,11 @@ fn set_quota(
     change(
         c,
         who,
-        Event::QuotaSetRequested {
+        Event::Intent(Intent::QuotaSetRequested {
             project_id: project.into(),
             limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             force,
-        },
+        }),
     )
 }
 
@@ -900,10 +901,10 @@ fn creates_stop_exactly_at_the_quota_and_deletes_give_room_back() {
     change(
         &mut c,
         actor("demo"),
-        Event::ServerDeleteRequested {
+        Event::Intent(Intent::ServerDeleteRequested {
             instance_id: ids[0],
             force: false,
-        },
+        }),
     );
     assert_eq!(types(&create(&mut c, ids[3]))[0], "InstanceCreated");
     assert_eq!(c.usage["demo"].instances, 3);
@@ -970,9 +971,9 @@ fn quota_changes_are_for_administrators_and_respect_usage_unless_forced() {
     let out = change(
         &mut c,
         admin(),
-        Event::QuotaResetRequested {
+        Event::Intent(Intent::QuotaResetRequested {
             project_id: "demo".into(),
-        },
+        }),
     );
     assert_eq!(types(&out), ["QuotaSetDeleted"]);
     assert!(!c.quota_overrides.contains_key("demo"));
@@ -990,10 +991,10 @@ fn usage_rebuilt_on_load_equals_usage_kept_while_folding() {
     change(
         &mut c,
         actor("demo"),
-        Event::ServerDeleteRequested {
+        Event::Intent(Intent::ServerDeleteRequested {
             instance_id: gone,
             force: false,
-        },
+        }),
     );
     let kept = c.usage.clone();
     assert_eq!(kept["demo"].instances, 3);
@@ -1004,8 +1005,8 @@ fn usage_rebuilt_on_load_equals_usage_kept_while_folding() {
 }
 
 fn multi(c: &mut Conductor, reservation: &str, index: u32, min: u32, max: u32) -> Vec<Emit> {
-    let req =
-        Event::ServerCreateRequested(Box::new(novalog_schemas::events::ServerCreateRequested {
+    let req = Event::Intent(Intent::ServerCreateRequested(Box::new(
+        novalog_schemas::events::ServerCreateRequested {
             instance_id: Uuid::new_v4(),
             name: format!("m-{index}"),
             flavor: crate::tests::flavor(),
@@ -1021,7 +1022,8 @@ fn multi(c: &mut Conductor, reservation: &str, index: u32, min: u32, max: u32) -
             scheduler_hints: Default::default(),
             min_count: min,
             max_count: max,
-        }));
+        },
+    )));
     c.handle(&record(actor("demo"), req), NOW)
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use novalog_schemas::events::{ServerGroup, ServerGroupSpec};
-use novalog_schemas::{Envelope, Event, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -63,7 +63,7 @@ pub(crate) fn on_create(
         &env.meta,
         "server-group-created",
         g.id.to_string(),
-        Event::ServerGroupCreated(Box::new(group)),
+        Event::Catalog(CatalogEvent::ServerGroupCreated(Box::new(group))),
     )]
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit
         &env.meta,
         "server-group-deleted",
         id.to_string(),
-        Event::ServerGroupDeleted { group_id: id },
+        Event::Catalog(CatalogEvent::ServerGroupDeleted { group_id: id }),
     )]
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use novalog_schemas::{Envelope, Event, Instance, Rejection};
+use novalog_schemas::{Envelope, Event, Instance, InstanceEvent, Rejection};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -56,10 +56,10 @@ pub(crate) fn on_update(
         Ok(i) => i,
         Err(e) => return vec![*e],
     };
-    let updated = Event::InstanceUpdated {
+    let updated = Event::Instance(InstanceEvent::InstanceUpdated {
         name: name.clone().unwrap_or_else(|| i.name.clone()),
         description: description.clone().unwrap_or_else(|| i.description.clone()),
-    };
+    });
     let project = i.project_id.clone();
     vec![c.instance_event(&env.meta, "updated", id, &project, updated)]
 }
@@ -100,7 +100,7 @@ pub(crate) fn on_metadata(
         )));
     }
     let project = i.project_id.clone();
-    let event = Event::InstanceMetadataSet { metadata };
+    let event = Event::Instance(InstanceEvent::InstanceMetadataSet { metadata });
     vec![c.instance_event(&env.meta, "metadata-set", id, &project, event)]
 }
 
@@ -152,6 +152,6 @@ pub(crate) fn on_tags(
         )];
     }
     let project = i.project_id.clone();
-    let event = Event::InstanceTagsSet { tags };
+    let event = Event::Instance(InstanceEvent::InstanceTagsSet { tags });
     vec![c.instance_event(&env.meta, "tags-set", id, &project, event)]
 }

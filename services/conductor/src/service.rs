@@ -441,7 +441,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use novalog_schemas::events::ServerCreateRequested;
-    use novalog_schemas::{Actor, Envelope, Event, Meta, RejectionKind};
+    use novalog_schemas::{
+        Actor, ComputeFact, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
+        SchedulerEvent,
+    };
     use novalog_store::MemStore;
 
     use super::*;
@@ -468,23 +471,25 @@ mod tests {
         on(
             id,
             actor("demo"),
-            Event::ServerCreateRequested(Box::new(ServerCreateRequested {
-                instance_id: id,
-                name: "vm".into(),
-                flavor: flavor(),
-                image: image(),
-                metadata: BTreeMap::new(),
-                availability_zone: None,
-                key_name: None,
-                user_data: None,
-                description: None,
-                tags: vec![],
-                reservation_id: "r-1".into(),
-                launch_index: 0,
-                scheduler_hints: BTreeMap::new(),
-                min_count: 1,
-                max_count: 1,
-            })),
+            Event::Intent(Intent::ServerCreateRequested(Box::new(
+                ServerCreateRequested {
+                    instance_id: id,
+                    name: "vm".into(),
+                    flavor: flavor(),
+                    image: image(),
+                    metadata: BTreeMap::new(),
+                    availability_zone: None,
+                    key_name: None,
+                    user_data: None,
+                    description: None,
+                    tags: vec![],
+                    reservation_id: "r-1".into(),
+                    launch_index: 0,
+                    scheduler_hints: BTreeMap::new(),
+                    min_count: 1,
+                    max_count: 1,
+                },
+            ))),
         )
     }
 
@@ -492,10 +497,10 @@ mod tests {
         on(
             id,
             actor("demo"),
-            Event::ServerDeleteRequested {
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: id,
                 force: false,
-            },
+            }),
         )
     }
 
@@ -528,21 +533,21 @@ mod tests {
             on(
                 id,
                 scheduler,
-                Event::HostsSelected {
+                Event::Scheduler(SchedulerEvent::HostsSelected {
                     request_id: Uuid::new_v5(&id, b"select-hosts"),
                     instance_id: id,
                     hosts: vec!["h1".into()],
-                },
+                }),
             ),
             on(
                 id,
                 compute,
-                Event::InstanceSpawned {
+                Event::ComputeFact(ComputeFact::InstanceSpawned {
                     instance_id: id,
                     host: "h1".into(),
                     attempt: 1,
                     power_state: 1,
-                },
+                }),
             ),
         ];
         batch(h, store, facts).await;
@@ -554,16 +559,16 @@ mod tests {
         let destroyed = on(
             id,
             Actor::service("compute"),
-            Event::InstanceDestroyed {
+            Event::ComputeFact(ComputeFact::InstanceDestroyed {
                 instance_id: id,
                 host: "h1".into(),
                 usage: Default::default(),
-            },
+            }),
         );
         let out = batch(h, store, vec![destroyed]).await;
         assert!(
             out.iter()
-                .any(|e| matches!(e, Event::InstanceDeleted { .. })),
+                .any(|e| matches!(e, Event::Instance(InstanceEvent::InstanceDeleted { .. }))),
             "{out:?}"
         );
     }
@@ -607,22 +612,22 @@ mod tests {
         assert!(
             matches!(
                 &out[..],
-                [Event::IntentRejected {
+                [Event::Instance(InstanceEvent::IntentRejected {
                     kind: RejectionKind::NotFound,
                     ..
-                }]
+                })]
             ),
             "{out:?}"
         );
         let late = on(
             old,
             Actor::service("compute"),
-            Event::InstanceSpawned {
+            Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: old,
                 host: "h1".into(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
         );
         assert!(batch(&mut h, &store, vec![late]).await.is_empty());
         assert_eq!(h.core.resident_instances(), live.len());

@@ -5,7 +5,7 @@
 //! shows them.
 
 use novalog_schemas::events::{ServiceChange, ServiceStatus};
-use novalog_schemas::{Envelope, Event, Rejection};
+use novalog_schemas::{Envelope, Event, HostEvent, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -48,7 +48,7 @@ fn record(c: &mut Conductor, env: &Envelope, s: ServiceStatus) -> Vec<Emit> {
         &env.meta,
         "service-updated",
         s.host.clone(),
-        Event::ServiceUpdated(Box::new(s)),
+        Event::Host(HostEvent::ServiceUpdated(Box::new(s))),
     )]
 }
 
@@ -80,8 +80,8 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, host: &str) -> Vec<Em
         &env.meta,
         "service-deleted",
         host.to_owned(),
-        Event::ServiceDeleted {
+        Event::Host(HostEvent::ServiceDeleted {
             host: host.to_owned(),
-        },
+        }),
     )]
 }

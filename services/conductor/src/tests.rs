@@ -1,6 +1,9 @@
 //! Given / when / then tests of the build and delete sagas: given the
 //! conductor's history, when a record arrives, then these records.
 
+use novalog_schemas::{
+    CatalogEvent, ComputeCommand, ComputeFact, HostEvent, InstanceEvent, Intent, SchedulerEvent,
+};
 use std::collections::BTreeMap;
 
 use novalog_schemas::events::{
@@ -89,65 +92,67 @@ pub(crate) fn create_with_hints(
     project: &str,
     scheduler_hints: BTreeMap<String, Vec<String>>,
 ) -> Vec<Emit> {
-    let req = Event::ServerCreateRequested(Box::new(ServerCreateRequested {
-        instance_id: id,
-        name: "vm".into(),
-        flavor: flavor(),
-        image: image(),
-        metadata: BTreeMap::new(),
-        availability_zone: None,
-        key_name: None,
-        user_data: None,
-        description: None,
-        tags: vec![],
-        reservation_id: "r-1".into(),
-        launch_index: 0,
-        scheduler_hints,
-        min_count: 1,
-        max_count: 1,
-    }));
+    let req = Event::Intent(Intent::ServerCreateRequested(Box::new(
+        ServerCreateRequested {
+            instance_id: id,
+            name: "vm".into(),
+            flavor: flavor(),
+            image: image(),
+            metadata: BTreeMap::new(),
+            availability_zone: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            tags: vec![],
+            reservation_id: "r-1".into(),
+            launch_index: 0,
+            scheduler_hints,
+            min_count: 1,
+            max_count: 1,
+        },
+    )));
     c.handle(&record(actor(project), req), NOW)
 }
 
 fn select_request(out: &[Emit]) -> SelectHostsRequested {
     out.iter()
         .find_map(|e| match &e.env.event {
-            Event::SelectHostsRequested(r) => Some((**r).clone()),
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) => Some((**r).clone()),
             _ => None,
         })
         .expect("a scheduling request")
 }
 
 pub(crate) fn selected(c: &mut Conductor, id: Uuid, hosts: &[&str]) -> Vec<Emit> {
-    let ev = Event::HostsSelected {
+    let ev = Event::Scheduler(SchedulerEvent::HostsSelected {
         request_id: Uuid::new_v5(&id, b"select-hosts"),
         instance_id: id,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
-    };
+    });
     c.handle(&record(Actor::service("scheduler"), ev), NOW)
 }
 
 fn claim_failed(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Emit> {
     c.handle(
-        &fact(Event::ClaimFailed {
+        &fact(Event::ComputeFact(ComputeFact::ClaimFailed {
             instance_id: id,
             host: host.into(),
             attempt,
             reason: "full".into(),
             usage: Default::default(),
-        }),
+        })),
         NOW,
     )
 }
 
 pub(crate) fn spawned(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> Vec<Emit> {
     c.handle(
-        &fact(Event::InstanceSpawned {
+        &fact(Event::ComputeFact(ComputeFact::InstanceSpawned {
             instance_id: id,
             host: host.into(),
             attempt,
             power_state: 1,
-        }),
+        })),
         NOW,
     )
 }
@@ -158,7 +163,7 @@ pub(crate) fn types(out: &[Emit]) -> Vec<&'static str> {
 
 fn spawn_host(out: &[Emit]) -> Option<(String, u32)> {
     out.iter().find_map(|e| match &e.env.event {
-        Event::SpawnInstance(s) => {
+        Event::Compute(ComputeCommand::SpawnInstance(s)) => {
             assert_eq!(e.dest, Dest::Compute);
             assert_eq!(e.key, s.host, "commands are keyed by host");
             Some((s.host.clone(), s.attempt))
@@ -197,7 +202,7 @@ fn unknown_flavor_is_rejected_as_invalid() {
             Emit {
                 env:
                     Envelope {
-                        event: Event::IntentRejected { kind, message, .. },
+                        event: Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }),
                         ..
                     },
                 ..
@@ -276,11 +281,11 @@ fn no_valid_host_from_the_scheduler_is_an_error() {
     let out = c.handle(
         &record(
             Actor::service("scheduler"),
-            Event::NoValidHostFound {
+            Event::Scheduler(SchedulerEvent::NoValidHostFound {
                 request_id: Uuid::nil(),
                 instance_id: id,
                 reason: "There are not enough hosts available.".into(),
-            },
+            }),
         ),
         NOW,
     );
@@ -296,14 +301,14 @@ fn delete_of_an_unscheduled_instance_finishes_at_once() {
     let out = c.handle(
         &record(
             actor("demo"),
-            Event::ServerDeleteRequested {
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: id,
                 force: false,
-            },
+            }),
         ),
         NOW,
     );
-    assert_eq!(types(&out), ["InstanceDeleting", "InstanceDeleted"]);
+    assert_eq!(types(&out), ["InstanceDeleteStarted", "InstanceDeleted"]);
     assert!(c.instances[&id].is_deleted());
     // The scheduler's late answer is ignored.
     assert!(selected(&mut c, id, &["h1"]).is_empty());
@@ -318,14 +323,14 @@ fn delete_pre_empts_a_build_and_waits_for_the_host() {
     let out = c.handle(
         &record(
             actor("demo"),
-            Event::ServerDeleteRequested {
+            Event::Intent(Intent::ServerDeleteRequested {
                 instance_id: id,
                 force: false,
-            },
+            }),
         ),
         NOW,
     );
-    assert_eq!(types(&out), ["InstanceDeleting", "DestroyInstance"]);
+    assert_eq!(types(&out), ["InstanceDeleteStarted", "DestroyInstance"]);
     assert_eq!(out[1].key, "h1");
     // A claim failure while deleting does not reschedule.
     assert!(claim_failed(&mut c, id, "h1", 1).is_empty());
@@ -334,21 +339,21 @@ fn delete_pre_empts_a_build_and_waits_for_the_host() {
         c.handle(
             &record(
                 actor("demo"),
-                Event::ServerDeleteRequested {
+                Event::Intent(Intent::ServerDeleteRequested {
                     instance_id: id,
                     force: false
-                }
+                })
             ),
             NOW
         )
         .is_empty()
     );
     let out = c.handle(
-        &fact(Event::InstanceDestroyed {
+        &fact(Event::ComputeFact(ComputeFact::InstanceDestroyed {
             instance_id: id,
             host: "h1".into(),
             usage: Default::default(),
-        }),
+        })),
         NOW,
     );
     assert_eq!(types(&out), ["InstanceDeleted"]);
@@ -364,10 +369,10 @@ fn delete_of_unknown_or_foreign_instance_is_404() {
         let out = c.handle(
             &record(
                 who,
-                Event::ServerDeleteRequested {
+                Event::Intent(Intent::ServerDeleteRequested {
                     instance_id: target,
                     force: false,
-                },
+                }),
             ),
             NOW,
         );
@@ -376,10 +381,10 @@ fn delete_of_unknown_or_foreign_instance_is_404() {
                 &out[..],
                 [Emit {
                     env: Envelope {
-                        event: Event::IntentRejected {
+                        event: Event::Instance(InstanceEvent::IntentRejected {
                             kind: RejectionKind::NotFound,
                             ..
-                        },
+                        }),
                         ..
                     },
                     ..
@@ -398,23 +403,25 @@ fn output_ids_are_deterministic() {
     let id = Uuid::new_v4();
     let intent = record(
         actor("demo"),
-        Event::ServerCreateRequested(Box::new(ServerCreateRequested {
-            instance_id: id,
-            name: "vm".into(),
-            flavor: flavor(),
-            image: image(),
-            metadata: BTreeMap::new(),
-            availability_zone: None,
-            key_name: None,
-            user_data: None,
-            description: None,
-            tags: vec![],
-            reservation_id: "r".into(),
-            launch_index: 0,
-            scheduler_hints: BTreeMap::new(),
-            min_count: 1,
-            max_count: 1,
-        })),
+        Event::Intent(Intent::ServerCreateRequested(Box::new(
+            ServerCreateRequested {
+                instance_id: id,
+                name: "vm".into(),
+                flavor: flavor(),
+                image: image(),
+                metadata: BTreeMap::new(),
+                availability_zone: None,
+                key_name: None,
+                user_data: None,
+                description: None,
+                tags: vec![],
+                reservation_id: "r".into(),
+                launch_index: 0,
+                scheduler_hints: BTreeMap::new(),
+                min_count: 1,
+                max_count: 1,
+            },
+        ))),
     );
     let ids = |out: Vec<Emit>| {
         out.into_iter()
@@ -428,33 +435,45 @@ fn output_ids_are_deterministic() {
 fn flavor_create_needs_admin_and_a_new_name() {
     let mut c = Conductor::new(Settings::default());
     let member = c.handle(
-        &record(actor("demo"), Event::FlavorCreateRequested(flavor())),
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::FlavorCreateRequested(flavor())),
+        ),
         NOW,
     );
     assert!(matches!(
         &member[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Forbidden,
             ..
-        }
+        })
     ));
     let admin = Actor {
         roles: vec!["admin".into()],
         ..actor("admin")
     };
     let ok = c.handle(
-        &record(admin.clone(), Event::FlavorCreateRequested(flavor())),
+        &record(
+            admin.clone(),
+            Event::Intent(Intent::FlavorCreateRequested(flavor())),
+        ),
         NOW,
     );
     assert_eq!(types(&ok), ["FlavorCreated"]);
     assert_eq!(ok[0].dest, Dest::Catalog);
-    let dup = c.handle(&record(admin, Event::FlavorCreateRequested(flavor())), NOW);
+    let dup = c.handle(
+        &record(
+            admin,
+            Event::Intent(Intent::FlavorCreateRequested(flavor())),
+        ),
+        NOW,
+    );
     assert!(matches!(
         &dup[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Conflict,
             ..
-        }
+        })
     ));
 }
 
@@ -482,12 +501,12 @@ fn a_server_group_is_created_for_the_callers_project() {
     let g = group(ServerGroupPolicy::AntiAffinity);
     let intent = record(
         actor("demo"),
-        Event::ServerGroupCreateRequested(Box::new(g.clone())),
+        Event::Intent(Intent::ServerGroupCreateRequested(Box::new(g.clone()))),
     );
     let out = c.handle(&intent, NOW);
     assert_eq!(types(&out), ["ServerGroupCreated"]);
     assert_eq!(out[0].dest, Dest::Catalog);
-    let Event::ServerGroupCreated(created) = &out[0].env.event else {
+    let Event::Catalog(CatalogEvent::ServerGroupCreated(created)) = &out[0].env.event else {
         unreachable!()
     };
     assert_eq!(created.project_id, "demo");
@@ -502,7 +521,7 @@ fn members_carry_the_group_and_their_peers_hosts_to_the_scheduler() {
     c.handle(
         &record(
             actor("demo"),
-            Event::ServerGroupCreateRequested(Box::new(g.clone())),
+            Event::Intent(Intent::ServerGroupCreateRequested(Box::new(g.clone()))),
         ),
         NOW,
     );
@@ -532,36 +551,36 @@ fn an_unknown_or_foreign_group_is_refused() {
     c.handle(
         &record(
             actor("other"),
-            Event::ServerGroupCreateRequested(Box::new(g.clone())),
+            Event::Intent(Intent::ServerGroupCreateRequested(Box::new(g.clone()))),
         ),
         NOW,
     );
     let out = create_with_hints(&mut c, Uuid::new_v4(), "demo", group_hint(g.id));
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Invalid,
             ..
-        }
+        })
     ));
     let del = c.handle(
         &record(
             actor("demo"),
-            Event::ServerGroupDeleteRequested { group_id: g.id },
+            Event::Intent(Intent::ServerGroupDeleteRequested { group_id: g.id }),
         ),
         NOW,
     );
     assert!(matches!(
         &del[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::NotFound,
             ..
-        }
+        })
     ));
     let del = c.handle(
         &record(
             actor("other"),
-            Event::ServerGroupDeleteRequested { group_id: g.id },
+            Event::Intent(Intent::ServerGroupDeleteRequested { group_id: g.id }),
         ),
         NOW,
     );
@@ -584,20 +603,22 @@ fn agg_intent(c: &mut Conductor, who: Actor, event: Event) -> Vec<Emit> {
 }
 
 fn new_aggregate(name: &str) -> Event {
-    Event::AggregateCreateRequested(Box::new(novalog_schemas::events::HostAggregate {
-        id: 0,
-        uuid: Uuid::new_v4(),
-        name: name.into(),
-        hosts: vec![],
-        metadata: BTreeMap::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    }))
+    Event::Intent(Intent::AggregateCreateRequested(Box::new(
+        novalog_schemas::events::HostAggregate {
+            id: 0,
+            uuid: Uuid::new_v4(),
+            name: name.into(),
+            hosts: vec![],
+            metadata: BTreeMap::new(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        },
+    )))
 }
 
 fn rejected_with(out: &[Emit]) -> RejectionKind {
     match &out[0].env.event {
-        Event::IntentRejected { kind, .. } => kind.clone(),
+        Event::Instance(InstanceEvent::IntentRejected { kind, .. }) => kind.clone(),
         other => panic!("accepted: {other:?}"),
     }
 }
@@ -626,13 +647,17 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     let mut c = given();
     agg_intent(&mut c, admin(), new_aggregate("a"));
     agg_intent(&mut c, admin(), new_aggregate("b"));
-    let set_az = |id: u32, az: &str| Event::AggregateMetadataSetRequested {
-        aggregate_id: id,
-        metadata: BTreeMap::from([("availability_zone".into(), Some(az.into()))]),
+    let set_az = |id: u32, az: &str| {
+        Event::Intent(Intent::AggregateMetadataSetRequested {
+            aggregate_id: id,
+            metadata: BTreeMap::from([("availability_zone".into(), Some(az.into()))]),
+        })
     };
-    let add = |id: u32| Event::AggregateHostAddRequested {
-        aggregate_id: id,
-        host: "h1".into(),
+    let add = |id: u32| {
+        Event::Intent(Intent::AggregateHostAddRequested {
+            aggregate_id: id,
+            host: "h1".into(),
+        })
     };
     assert_eq!(
         types(&agg_intent(&mut c, admin(), set_az(1, "az1"))),
@@ -655,10 +680,10 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     agg_intent(
         &mut c,
         admin(),
-        Event::AggregateMetadataSetRequested {
+        Event::Intent(Intent::AggregateMetadataSetRequested {
             aggregate_id: 2,
             metadata: BTreeMap::from([("availability_zone".into(), None)]),
-        },
+        }),
     );
     assert_eq!(
         types(&agg_intent(&mut c, admin(), add(2))),
@@ -673,15 +698,15 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         ["AggregateMetadataSet"]
     );
 
-    let delete = |id: u32| Event::AggregateDeleteRequested { aggregate_id: id };
+    let delete = |id: u32| Event::Intent(Intent::AggregateDeleteRequested { aggregate_id: id });
     assert_eq!(
         rejected_with(&agg_intent(&mut c, admin(), delete(1))),
         RejectionKind::Invalid
     );
-    let remove = Event::AggregateHostRemoveRequested {
+    let remove = Event::Intent(Intent::AggregateHostRemoveRequested {
         aggregate_id: 1,
         host: "h1".into(),
-    };
+    });
     assert_eq!(
         types(&agg_intent(&mut c, admin(), remove.clone())),
         ["AggregateHostRemoved"]
@@ -702,7 +727,7 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
 
 fn rejected(out: &[Emit]) -> Option<RejectionKind> {
     match &out[0].env.event {
-        Event::IntentRejected { kind, .. } => Some(kind.clone()),
+        Event::Instance(InstanceEvent::IntentRejected { kind, .. }) => Some(kind.clone()),
         _ => None,
     }
 }
@@ -718,19 +743,22 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     // Community: other projects see it, so their refusal is a 403.
     mine.visibility = "community".into();
     let out = c.handle(
-        &record(actor("demo"), Event::ImageCreateRequested(mine.clone())),
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::ImageCreateRequested(mine.clone())),
+        ),
         NOW,
     );
     assert_eq!(types(&out), ["ImageCreated"]);
 
-    let start = Event::ImageUploadRequested { image_id: mine.id };
+    let start = Event::Intent(Intent::ImageUploadRequested { image_id: mine.id });
     let out = c.handle(&record(actor("other"), start.clone()), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Forbidden,
             ..
-        }
+        })
     ));
     let out = c.handle(&record(actor("demo"), start.clone()), NOW);
     assert_eq!(types(&out), ["ImageUpdated"]);
@@ -741,7 +769,7 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
         checksum: "a".repeat(32),
         os_hash_value: "b".repeat(128),
     };
-    let finish = Event::ImageUploadFinishRequested(Box::new(data.clone()));
+    let finish = Event::Intent(Intent::ImageUploadFinishRequested(Box::new(data.clone())));
     let out = c.handle(&record(actor("demo"), finish.clone()), NOW);
     assert_eq!(types(&out), ["ImageUpdated"]);
     assert_eq!(c.images[&mine.id].status, "active");
@@ -750,10 +778,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(&record(actor("demo"), start), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Conflict,
             ..
-        }
+        })
     ));
     let out = c.handle(&record(actor("demo"), finish), NOW);
     assert_eq!(rejected(&out), Some(RejectionKind::Conflict));
@@ -762,21 +790,21 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(
         &record(
             actor("other"),
-            Event::ImageDeleteRequested { image_id: mine.id },
+            Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id }),
         ),
         NOW,
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Forbidden,
             ..
-        }
+        })
     ));
     let out = c.handle(
         &record(
             actor("demo"),
-            Event::ImageDeleteRequested { image_id: mine.id },
+            Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id }),
         ),
         NOW,
     );
@@ -784,28 +812,31 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(
         &record(
             actor("demo"),
-            Event::ImageDeleteRequested { image_id: mine.id },
+            Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id }),
         ),
         NOW,
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::NotFound,
             ..
-        }
+        })
     ));
     // A deleted image boots nothing and its id is not reused.
     let out = c.handle(
-        &record(actor("demo"), Event::ImageCreateRequested(mine.clone())),
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::ImageCreateRequested(mine.clone())),
+        ),
         NOW,
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::IntentRejected {
+        Event::Instance(InstanceEvent::IntentRejected {
             kind: RejectionKind::Conflict,
             ..
-        }
+        })
     ));
 }
 
@@ -816,16 +847,21 @@ fn queued_image(c: &mut Conductor, owner: &str, n: u128) -> Uuid {
     i.status = "queued".into();
     i.size = 0;
     i.visibility = "private".into();
-    let out = c.handle(&record(actor(owner), Event::ImageCreateRequested(i)), NOW);
+    let out = c.handle(
+        &record(actor(owner), Event::Intent(Intent::ImageCreateRequested(i))),
+        NOW,
+    );
     assert_eq!(types(&out), ["ImageCreated"]);
     Uuid::from_u128(n)
 }
 
 fn patch(id: Uuid, ops: serde_json::Value) -> Event {
-    Event::ImagePatchRequested(Box::new(novalog_schemas::image::ImagePatch {
-        image_id: id,
-        ops: novalog_schemas::image::parse_patch(&ops).unwrap(),
-    }))
+    Event::Intent(Intent::ImagePatchRequested(Box::new(
+        novalog_schemas::image::ImagePatch {
+            image_id: id,
+            ops: novalog_schemas::image::parse_patch(&ops).unwrap(),
+        },
+    )))
 }
 
 /// Regression: concurrent PATCHes each wrote the whole image as the API
@@ -854,7 +890,7 @@ fn concurrent_image_patches_are_all_applied() {
         NOW,
     );
     match &out[0].env.event {
-        Event::ImageUpdated(i) => assert_eq!(i.properties.len(), 19),
+        Event::Catalog(CatalogEvent::ImageUpdated(i)) => assert_eq!(i.properties.len(), 19),
         other => panic!("{other:?}"),
     }
     // State-dependent refusals are decided here too.
@@ -874,7 +910,7 @@ fn concurrent_image_patches_are_all_applied() {
 fn a_patch_racing_an_upload_leaves_it_active() {
     let mut c = given();
     let id = queued_image(&mut c, "demo", 21);
-    let start = Event::ImageUploadRequested { image_id: id };
+    let start = Event::Intent(Intent::ImageUploadRequested { image_id: id });
     assert_eq!(
         types(&c.handle(&record(actor("demo"), start.clone()), NOW)),
         ["ImageUpdated"]
@@ -896,7 +932,7 @@ fn a_patch_racing_an_upload_leaves_it_active() {
         checksum: "a".repeat(32),
         os_hash_value: "b".repeat(128),
     };
-    let finish = Event::ImageUploadFinishRequested(Box::new(data.clone()));
+    let finish = Event::Intent(Intent::ImageUploadFinishRequested(Box::new(data.clone())));
     assert_eq!(
         types(&c.handle(&record(actor("demo"), finish), NOW)),
         ["ImageUpdated"]
@@ -915,7 +951,10 @@ fn a_patch_racing_an_upload_leaves_it_active() {
     stale.status = "queued".into();
     assert_eq!(
         rejected(&c.handle(
-            &record(actor("demo"), Event::ImageUpdateRequested(stale)),
+            &record(
+                actor("demo"),
+                Event::Intent(Intent::ImageUpdateRequested(stale))
+            ),
             NOW
         )),
         Some(RejectionKind::Conflict)
@@ -927,9 +966,9 @@ fn a_patch_racing_an_upload_leaves_it_active() {
 fn a_failed_upload_goes_back_to_queued() {
     let mut c = given();
     let id = queued_image(&mut c, "demo", 22);
-    let start = Event::ImageUploadRequested { image_id: id };
+    let start = Event::Intent(Intent::ImageUploadRequested { image_id: id });
     c.handle(&record(actor("demo"), start.clone()), NOW);
-    let abort = Event::ImageUploadAbortRequested { image_id: id };
+    let abort = Event::Intent(Intent::ImageUploadAbortRequested { image_id: id });
     assert_eq!(
         types(&c.handle(&record(actor("demo"), abort.clone()), NOW)),
         ["ImageUpdated"]
@@ -961,13 +1000,13 @@ fn readers_do_not_change_images() {
     new.size = 0;
     new.visibility = "private".into();
     for event in [
-        Event::ImageCreateRequested(new),
+        Event::Intent(Intent::ImageCreateRequested(new)),
         patch(
             id,
             serde_json::json!([{"op": "add", "path": "/k", "value": "v"}]),
         ),
-        Event::ImageUploadRequested { image_id: id },
-        Event::ImageDeleteRequested { image_id: id },
+        Event::Intent(Intent::ImageUploadRequested { image_id: id }),
+        Event::Intent(Intent::ImageDeleteRequested { image_id: id }),
     ] {
         let name = event.type_name();
         assert_eq!(
@@ -995,7 +1034,7 @@ fn keypair(user: &str, name: &str) -> novalog_schemas::events::Keypair {
 fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
     let mut c = given();
     let demo = actor("demo");
-    let create = |k| Event::KeypairCreateRequested(Box::new(k));
+    let create = |k| Event::Intent(Intent::KeypairCreateRequested(Box::new(k)));
     // Given demo-user's key k1, when demo-user creates k1 again: 409.
     let out = c.handle(
         &record(demo.clone(), create(keypair("demo-user", "k1"))),
@@ -1004,7 +1043,9 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
     assert_eq!(types(&out), ["KeypairCreated"]);
     assert_eq!(out[0].dest, Dest::Catalog);
     match &out[0].env.event {
-        Event::KeypairCreated(k) => assert_eq!((k.created_at_ms, k.id), (NOW, 1)),
+        Event::Catalog(CatalogEvent::KeypairCreated(k)) => {
+            assert_eq!((k.created_at_ms, k.id), (NOW, 1))
+        }
         other => panic!("{other:?}"),
     }
     let out = c.handle(
@@ -1024,9 +1065,11 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         NOW,
     );
     assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
-    let del = |user: &str, name: &str| Event::KeypairDeleteRequested {
-        user_id: user.into(),
-        name: name.into(),
+    let del = |user: &str, name: &str| {
+        Event::Intent(Intent::KeypairDeleteRequested {
+            user_id: user.into(),
+            name: name.into(),
+        })
     };
     let out = c.handle(&record(demo.clone(), del("other-user", "k1")), NOW);
     assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
@@ -1044,14 +1087,20 @@ fn keypairs_are_limited_per_user() {
     for i in 0..crate::keypairs::MAX_KEYPAIRS_PER_USER {
         let k = keypair("demo-user", &format!("k{i}"));
         let out = c.handle(
-            &record(actor("demo"), Event::KeypairCreateRequested(Box::new(k))),
+            &record(
+                actor("demo"),
+                Event::Intent(Intent::KeypairCreateRequested(Box::new(k))),
+            ),
             NOW,
         );
         assert_eq!(types(&out), ["KeypairCreated"]);
     }
     let k = keypair("demo-user", "one-too-many");
     let out = c.handle(
-        &record(actor("demo"), Event::KeypairCreateRequested(Box::new(k))),
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::KeypairCreateRequested(Box::new(k))),
+        ),
         NOW,
     );
     assert_eq!(rejected_with(&out), RejectionKind::OverQuota);
@@ -1067,7 +1116,7 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
         disabled_reason: Some("maintenance".into()),
         forced_down: false,
     };
-    let update = Event::ServiceUpdateRequested(Box::new(status.clone()));
+    let update = Event::Intent(Intent::ServiceUpdateRequested(Box::new(status.clone())));
     let out = c.handle(&record(actor("demo"), update.clone()), NOW);
     assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(admin(), update), NOW);
@@ -1079,7 +1128,7 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     create(&mut c, id);
     selected(&mut c, id, &["h1"]);
     spawned(&mut c, id, "h1", 1);
-    let delete = |host: &str| Event::ServiceDeleteRequested { host: host.into() };
+    let delete = |host: &str| Event::Intent(Intent::ServiceDeleteRequested { host: host.into() });
     let out = c.handle(&record(admin(), delete("h1")), NOW);
     assert_eq!(rejected_with(&out), RejectionKind::Conflict);
     let out = c.handle(&record(actor("demo"), delete("h2")), NOW);
@@ -1114,7 +1163,10 @@ fn concurrent_service_changes_are_all_kept() {
     };
     for ch in [disable, force] {
         let out = c.handle(
-            &record(admin(), Event::ServiceChangeRequested(Box::new(ch))),
+            &record(
+                admin(),
+                Event::Intent(Intent::ServiceChangeRequested(Box::new(ch))),
+            ),
             NOW,
         );
         assert_eq!(types(&out), ["ServiceUpdated"]);
@@ -1136,12 +1188,12 @@ fn concurrent_service_changes_are_all_kept() {
     let out = c.handle(
         &record(
             admin(),
-            Event::ServiceChangeRequested(Box::new(enable.clone())),
+            Event::Intent(Intent::ServiceChangeRequested(Box::new(enable.clone()))),
         ),
         NOW,
     );
     match &out[0].env.event {
-        Event::ServiceUpdated(s) => {
+        Event::Host(HostEvent::ServiceUpdated(s)) => {
             assert!(!s.disabled && s.disabled_reason.is_none() && s.forced_down)
         }
         other => panic!("{other:?}"),
@@ -1149,7 +1201,7 @@ fn concurrent_service_changes_are_all_kept() {
     let out = c.handle(
         &record(
             actor("demo"),
-            Event::ServiceChangeRequested(Box::new(enable)),
+            Event::Intent(Intent::ServiceChangeRequested(Box::new(enable))),
         ),
         NOW,
     );
@@ -1166,7 +1218,7 @@ fn flavor_extra_specs_description_access_and_delete() {
     private.is_public = false;
     c.flavors.insert("p1".into(), private);
     let update = |set: &[(&str, &str)], unset: &[&str]| {
-        Event::FlavorUpdateRequested(Box::new(FlavorUpdate {
+        Event::Intent(Intent::FlavorUpdateRequested(Box::new(FlavorUpdate {
             flavor_id: "1".into(),
             extra_specs_set: set
                 .iter()
@@ -1174,7 +1226,7 @@ fn flavor_extra_specs_description_access_and_delete() {
                 .collect(),
             extra_specs_unset: unset.iter().map(|k| k.to_string()).collect(),
             description: Some(Some("tiny".into())),
-        }))
+        })))
     };
     // Members may not change flavors.
     let out = c.handle(&record(actor("demo"), update(&[("a", "1")], &[])), NOW);
@@ -1184,7 +1236,7 @@ fn flavor_extra_specs_description_access_and_delete() {
         NOW,
     );
     match &out[0].env.event {
-        Event::FlavorUpdated(f) => {
+        Event::Catalog(CatalogEvent::FlavorUpdated(f)) => {
             assert_eq!(f.extra_specs.len(), 2);
             assert_eq!(f.description.as_deref(), Some("tiny"));
         }
@@ -1196,10 +1248,12 @@ fn flavor_extra_specs_description_access_and_delete() {
     let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
     assert_eq!(rejected_with(&out), RejectionKind::NotFound);
 
-    let access = |flavor: &str, add| Event::FlavorAccessChangeRequested {
-        flavor_id: flavor.into(),
-        project_id: "demo".into(),
-        add,
+    let access = |flavor: &str, add| {
+        Event::Intent(Intent::FlavorAccessChangeRequested {
+            flavor_id: flavor.into(),
+            project_id: "demo".into(),
+            add,
+        })
     };
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("1", true)), NOW)),
@@ -1222,8 +1276,10 @@ fn flavor_extra_specs_description_access_and_delete() {
         RejectionKind::NotFound
     );
 
-    let delete = |id: &str| Event::FlavorDeleteRequested {
-        flavor_id: id.into(),
+    let delete = |id: &str| {
+        Event::Intent(Intent::FlavorDeleteRequested {
+            flavor_id: id.into(),
+        })
     };
     assert_eq!(
         rejected_with(&c.handle(&record(actor("demo"), delete("p1")), NOW)),

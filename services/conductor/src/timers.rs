@@ -12,7 +12,7 @@
 //! restart) yields one record that readers keep once, and the conductor
 //! acts on a timeout only while the step it names is still awaited.
 
-use novalog_schemas::{Actor, Envelope, Event, Fault, Meta, VmState};
+use novalog_schemas::{Actor, Envelope, Event, Fault, Intent, Meta, VmState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -135,11 +135,11 @@ pub fn timeout_record(id: Uuid, a: &Awaiting, at: i64) -> Emit {
         key: a.project_id.clone(),
         env: Envelope {
             meta,
-            event: Event::SagaStepTimedOut {
+            event: Event::Intent(Intent::SagaStepTimedOut {
                 instance_id: id,
                 step: a.step.clone(),
                 deadline_ms: at,
-            },
+            }),
         },
     }
 }

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use futures::FutureExt as _;
 use novalog_log::{Consumed, EventLog, OffsetLookup, Record};
 use novalog_schemas::events::DeadLetter;
-use novalog_schemas::{DecodeError, Envelope, Event, Meta};
+use novalog_schemas::{DecodeError, Envelope, Event, Meta, Topic};
 use novalog_store::{Store, StoreExt, Transaction};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -342,7 +342,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             *slot = (*slot).max(rec.offset + 1);
             let failure = match poisoned.get(&i) {
                 Some(f) => f.clone(),
-                None => match novalog_schemas::decode(&rec.value) {
+                None => match decode_record(&rec.topic, &rec.value) {
                     Ok(env) => {
                         let input = Input {
                             topic: rec.topic.clone(),
@@ -463,6 +463,17 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             rec.topic.as_bytes().to_vec(),
             &env,
         );
+    }
+}
+
+/// Decodes a record read from `topic`. A topic named after one of Novalog's
+/// (whatever its namespace) takes only its own record types: one of another
+/// topic's does not decode there, so a handler's match over its topic's
+/// type sees everything it can be given.
+pub fn decode_record(topic: &str, bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    match Topic::of_name(topic) {
+        Some(t) => novalog_schemas::decode_on(t, bytes),
+        None => novalog_schemas::decode(bytes),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use novalog_log::embedded::{EmbeddedLog, EmbeddedOptions};
 use novalog_log::{EventLog, Record};
-use novalog_schemas::{Actor, Envelope, Event, Meta};
+use novalog_schemas::{Actor, Envelope, Event, InstanceEvent, Meta};
 use novalog_store::{MemStore, StoreExt, Transaction};
 use uuid::Uuid;
 
@@ -89,7 +89,7 @@ impl Handler for Folder {
         if let Some((meta, _)) = &dead.meta {
             let answer = Envelope {
                 meta: meta.caused("answer", String::new(), 0),
-                event: Event::InstanceDeleting,
+                event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
             };
             out.emit(ANSWERS, "k", &answer);
         }
@@ -104,7 +104,7 @@ fn record(tag: &str) -> Record {
             Actor::service("test"),
             String::new(),
         ),
-        event: Event::InstanceDeleting,
+        event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
     };
     Record::new(IN, "k", novalog_schemas::encode(&env))
 }
@@ -256,4 +256,21 @@ async fn a_panic_in_finish_batch_dead_letters_the_record_that_caused_it() {
     assert_eq!(store.get::<u64>("count", b"n").unwrap(), Some(2));
     let outputs = topic(&log, OUT).await;
     assert_eq!(outputs.len(), 2, "outputs of the failed batch were dropped");
+}
+
+#[test]
+fn a_record_of_another_topics_type_does_not_decode() {
+    let bytes = record("ok-a").value;
+    // An instance event read from an intents topic, whatever the namespace,
+    // is dead-lettered like any record that does not decode.
+    assert_eq!(
+        super::decode_record("test-1.intents", &bytes).unwrap_err(),
+        novalog_schemas::DecodeError::WrongTopic {
+            type_name: "InstanceDeleteStarted".into(),
+            topic: "intents",
+        }
+    );
+    assert!(super::decode_record("test-1.instances", &bytes).is_ok());
+    // A topic that is none of Novalog's takes any record.
+    assert!(super::decode_record(IN, &bytes).is_ok());
 }

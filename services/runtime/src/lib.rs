@@ -13,7 +13,11 @@
 //! - [`observe`]: Prometheus metrics, `/healthz` and `/readyz`, logging
 //!   (text or JSON) with a span per record.
 //! - [`progress`]: each consumer's lag and readiness.
+//! - [`memory`]: RocksDB's and the allocator's memory as gauges; the
+//!   allocator's settings.
 //! - [`cli`]: the flags every binary shares.
+//! - [`service_main`]: the `main` every service binary shares (config,
+//!   logging, log, metrics, signals, run).
 //! - [`error`]: [`Error`], why a service could not start or its consumer
 //!   loop stopped (binaries report it through `anyhow`).
 
@@ -22,8 +26,10 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod memory;
 pub mod observe;
 pub mod progress;
+pub mod service_main;
 pub mod topics;
 
 pub use config::Config;
@@ -49,7 +55,6 @@ pub fn replica_id<S: Store + ?Sized>(store: &S) -> novalog_store::Result<String>
     Ok(id)
 }
 
-/// A shutdown signal that many tasks can wait on.
 #[cfg(test)]
 mod tests {
     #[test]
@@ -64,6 +69,7 @@ mod tests {
     }
 }
 
+/// A shutdown signal that many tasks can wait on.
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,

@@ -63,6 +63,7 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
 pub fn render_metrics() -> String {
     match install_metrics() {
         Some(h) => {
+            crate::memory::record_gauges();
             h.run_upkeep();
             h.render()
         }

@@ -200,6 +200,8 @@ async fn read_ends(log: &dyn EventLog, topics: &[String]) -> Option<BTreeMap<Par
 
 #[cfg(test)]
 mod tests {
+    use novalog_schemas::InstanceEvent;
+
     use super::*;
 
     fn p(t: &str, n: i32) -> Partition {
@@ -288,7 +290,7 @@ mod tests {
                         Actor::service("t"),
                         "i".into(),
                     ),
-                    event: Event::InstanceDeleting,
+                    event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
                 };
                 novalog_log::Record::new("t", b"k".to_vec(), novalog_schemas::encode(&env))
             })

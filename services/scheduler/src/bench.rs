@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use novalog_runtime::config::FilterSchedulerOptions;
 use novalog_schemas::events::{HostRegistered, SelectHostsRequested};
-use novalog_schemas::{Event, HostUsage, Resources};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage, Resources};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
@@ -85,7 +85,7 @@ pub fn cloud_with(hosts: usize, seed: u64, opts: &FilterSchedulerOptions) -> Sch
             capabilities,
             driver: "fake".into(),
         };
-        s.observe(&Event::HostRegistered(Box::new(reg)), T0);
+        s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), T0);
     }
     s
 }
@@ -152,21 +152,21 @@ pub fn run(hosts: usize, decisions: usize) -> (f64, f64) {
         let u = usage.get_mut(&host).expect("chosen host is known");
         u.add(spec.resources);
         s.observe(
-            &Event::ClaimSucceeded {
+            &Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: spec.instance_id,
                 host: host.clone(),
                 attempt: 1,
                 usage: *u,
-            },
+            }),
             now,
         );
         s.observe(
-            &Event::InstanceSpawned {
+            &Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: spec.instance_id,
                 host: host.clone(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
             now,
         );
         live.push_back((spec.instance_id, host, spec.resources));
@@ -176,11 +176,11 @@ pub fn run(hosts: usize, decisions: usize) -> (f64, f64) {
             let u = usage.get_mut(&host).expect("known host");
             u.remove(r);
             s.observe(
-                &Event::InstanceDestroyed {
+                &Event::ComputeFact(ComputeFact::InstanceDestroyed {
                     instance_id: id,
                     host,
                     usage: *u,
-                },
+                }),
                 now,
             );
         }

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use novalog_runtime::cli::{CONFIG_HELP, CommonArgs};
+use novalog_runtime::service_main::ServiceMain;
 
 /// Novalog scheduler: picks hosts for the conductor's requests with Nova's
 /// filters and weighers ([filter_scheduler]), over its own view of every
@@ -17,19 +18,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = args.common.init()?;
-    if args.common.check_config {
-        args.common.report_valid(&cfg);
-        return Ok(());
-    }
-    let log = novalog_runtime::backend::open_log(&cfg).await?;
-    let (trigger, shutdown) = novalog_runtime::Shutdown::new();
-    novalog_runtime::observe::Health::global().expect(&["scheduler"]);
-    novalog_runtime::observe::serve(&cfg.metrics.listen_or(9182), shutdown.clone()).await?;
-    novalog_runtime::observe::watch_db_sizes(&cfg.data_dir, &["scheduler"], &shutdown);
-    tokio::spawn(async move {
-        novalog_runtime::termination_signal().await;
-        trigger.trigger();
-    });
-    Ok(novalog_scheduler::service::run(&cfg, log, shutdown).await?)
+    let main = ServiceMain {
+        name: "scheduler",
+        metrics_port: Some(9182),
+    };
+    main.run(&args.common, |cfg, log, shutdown| async move {
+        novalog_scheduler::service::run(&cfg, log, shutdown).await
+    })
+    .await?;
+    Ok(())
 }

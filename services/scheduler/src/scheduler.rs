@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use novalog_schemas::events::SelectHostsRequested;
-use novalog_schemas::{Event, HostUsage, Resources};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage, Resources};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -137,42 +137,62 @@ impl Scheduler {
     /// Folds a fact about hosts. Returns the host whose state changed.
     pub fn observe(&mut self, event: &Event, at_ms: i64) -> Option<String> {
         match event {
-            Event::HostRegistered(r) => {
+            Event::Host(e) => self.observe_host(e, at_ms),
+            Event::ComputeFact(f) => self.observe_compute(f),
+            // Aggregates (on `catalog`) are folded by the service; the
+            // other topics say nothing about hosts.
+            Event::Catalog(_)
+            | Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::DeadLetter(_) => None,
+        }
+    }
+
+    fn observe_host(&mut self, event: &HostEvent, at_ms: i64) -> Option<String> {
+        match event {
+            HostEvent::HostRegistered(r) => {
                 match self.index.id(&r.host) {
                     Some(id) => self.index.update(id, |h| h.reregister(r, at_ms)),
                     None => self.insert_host(HostState::from_registration(r, at_ms)),
                 }
                 Some(r.host.clone())
             }
-            // Migration and rebuild facts carry the host's usage after them.
-            Event::ResizeClaimSucceeded(f)
-            | Event::ResizeClaimFailed(f)
-            | Event::MigrationFinishedOnDest(f)
-            | Event::MigrationConfirmedOnSource(f)
-            | Event::MigrationRevertedOnDest(f)
-            | Event::DiskMigratedAndPoweredOff(f)
-            | Event::RevertFinishedOnSource(f)
-            | Event::InstanceLiveMigrated(f)
-            | Event::InstanceRebuilt(f)
-            | Event::EvacuatedInstanceCleanedUp(f)
-            | Event::MigrationStepFailed(f) => {
-                self.answer_pending(f.instance_id, &f.host);
-                self.with_load(&f.host, |h| h.observe_usage(f.usage))
-            }
             // The ComputeFilter skips a host whose service an operator
             // disabled or forced down.
-            Event::ServiceUpdated(st) => self.with_load(&st.host, |h| {
+            HostEvent::ServiceUpdated(st) => self.with_load(&st.host, |h| {
                 h.enabled = !(st.disabled || st.forced_down);
             }),
-            Event::ServiceDeleted { host } => self.with_load(host, |h| {
+            HostEvent::ServiceDeleted { host } => self.with_load(host, |h| {
                 h.enabled = false;
                 h.service_deleted = true;
             }),
-            Event::HostHeartbeat { host, usage } => self.with_load(host, |h| {
+            HostEvent::HostHeartbeat { host, usage } => self.with_load(host, |h| {
                 h.last_heartbeat_ms = h.last_heartbeat_ms.max(at_ms);
                 h.observe_usage(*usage);
             }),
-            Event::ClaimSucceeded {
+        }
+    }
+
+    fn observe_compute(&mut self, fact: &ComputeFact) -> Option<String> {
+        match fact {
+            // Migration and rebuild facts carry the host's usage after them.
+            ComputeFact::ResizeClaimSucceeded(f)
+            | ComputeFact::ResizeClaimFailed(f)
+            | ComputeFact::MigrationFinishedOnDest(f)
+            | ComputeFact::MigrationConfirmedOnSource(f)
+            | ComputeFact::MigrationRevertedOnDest(f)
+            | ComputeFact::DiskMigratedAndPoweredOff(f)
+            | ComputeFact::RevertFinishedOnSource(f)
+            | ComputeFact::InstanceLiveMigrated(f)
+            | ComputeFact::InstanceRebuilt(f)
+            | ComputeFact::EvacuatedInstanceCleanedUp(f)
+            | ComputeFact::MigrationStepFailed(f) => {
+                self.answer_pending(f.instance_id, &f.host);
+                self.with_load(&f.host, |h| h.observe_usage(f.usage))
+            }
+            ComputeFact::ClaimSucceeded {
                 instance_id,
                 host,
                 usage,
@@ -185,13 +205,13 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::ClaimFailed {
+            ComputeFact::ClaimFailed {
                 instance_id,
                 host,
                 usage,
                 ..
             }
-            | Event::SpawnFailed {
+            | ComputeFact::SpawnFailed {
                 instance_id,
                 host,
                 usage,
@@ -205,13 +225,13 @@ impl Scheduler {
                     h.observe_usage(*usage);
                 })
             }
-            Event::InstanceSpawned {
+            ComputeFact::InstanceSpawned {
                 instance_id, host, ..
             } => self.with_load(host, |h| {
                 h.building.remove(instance_id);
                 h.failed_builds = 0;
             }),
-            Event::InstanceDestroyed {
+            ComputeFact::InstanceDestroyed {
                 instance_id,
                 host,
                 usage,
@@ -220,7 +240,10 @@ impl Scheduler {
                 h.building.remove(instance_id);
                 h.observe_usage(*usage);
             }),
-            _ => None,
+            // Facts that change nothing the filters and weighers read.
+            ComputeFact::ServerActionPerformed { .. }
+            | ComputeFact::ServerActionFailed { .. }
+            | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }
 
@@ -516,12 +539,12 @@ mod tests {
         assert_eq!(s.host("a").unwrap().used_ram_mb(), 4_096);
         assert!(s.host("a").unwrap().instances.contains(&Uuid::from_u128(1)));
         s.observe(
-            &Event::ClaimSucceeded {
+            &Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: Uuid::from_u128(1),
                 host: "a".into(),
                 attempt: 1,
                 usage: usage(4_096, 1),
-            },
+            }),
             NOW,
         );
         let a = s.host("a").unwrap();
@@ -529,12 +552,12 @@ mod tests {
         assert_eq!(a.pending_instances, 0);
         assert_eq!(a.num_io_ops(), 1, "building until spawned");
         s.observe(
-            &Event::InstanceSpawned {
+            &Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: Uuid::from_u128(1),
                 host: "a".into(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
             NOW,
         );
         assert_eq!(s.host("a").unwrap().num_io_ops(), 0);
@@ -544,12 +567,14 @@ mod tests {
     #[test]
     fn failed_builds_count_until_a_success() {
         let mut s = scheduler(1.0, &["a"]);
-        let failed = |n: u128| Event::ClaimFailed {
-            instance_id: Uuid::from_u128(n),
-            host: "a".into(),
-            attempt: 1,
-            reason: "full".into(),
-            usage: HostUsage::default(),
+        let failed = |n: u128| {
+            Event::ComputeFact(ComputeFact::ClaimFailed {
+                instance_id: Uuid::from_u128(n),
+                host: "a".into(),
+                attempt: 1,
+                reason: "full".into(),
+                usage: HostUsage::default(),
+            })
         };
         s.select_hosts(&spec(1, 1), NOW).unwrap();
         s.observe(&failed(1), NOW);
@@ -562,12 +587,12 @@ mod tests {
         );
         assert_eq!(a.pending_instances, 0);
         s.observe(
-            &Event::InstanceSpawned {
+            &Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: Uuid::from_u128(3),
                 host: "a".into(),
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
             NOW,
         );
         assert_eq!(s.host("a").unwrap().failed_builds, 0);
@@ -606,12 +631,12 @@ mod tests {
         use novalog_schemas::events::ServiceStatus;
         let mut s = scheduler(1.0, &["a", "b"]);
         let status = |host: &str, disabled, forced_down| {
-            Event::ServiceUpdated(Box::new(ServiceStatus {
+            Event::Host(HostEvent::ServiceUpdated(Box::new(ServiceStatus {
                 host: host.into(),
                 disabled,
                 disabled_reason: None,
                 forced_down,
-            }))
+            })))
         };
         // Given a disabled and b forced down, nothing is chosen.
         s.observe(&status("a", true, false), NOW);
@@ -625,7 +650,10 @@ mod tests {
     #[test]
     fn a_deleted_service_comes_back_enabled_when_its_host_registers() {
         let mut s = scheduler(1.0, &["a"]);
-        s.observe(&Event::ServiceDeleted { host: "a".into() }, NOW);
+        s.observe(
+            &Event::Host(HostEvent::ServiceDeleted { host: "a".into() }),
+            NOW,
+        );
         assert!(s.select_hosts(&spec(1, 1), NOW).is_err());
         let reg = novalog_schemas::events::HostRegistered {
             host: "a".into(),
@@ -642,7 +670,7 @@ mod tests {
             capabilities: Default::default(),
             driver: "fake".into(),
         };
-        s.observe(&Event::HostRegistered(Box::new(reg)), NOW);
+        s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), NOW);
         assert!(s.select_hosts(&spec(1, 1), NOW).is_ok());
     }
 
@@ -664,9 +692,12 @@ mod tests {
             capabilities: Default::default(),
             driver: "fake".into(),
         };
-        s.observe(&Event::HostRegistered(Box::new(reg.clone())), NOW);
+        s.observe(
+            &Event::Host(HostEvent::HostRegistered(Box::new(reg.clone()))),
+            NOW,
+        );
         s.select_hosts(&spec(1, 4_096), NOW).unwrap();
-        s.observe(&Event::HostRegistered(Box::new(reg)), NOW);
+        s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), NOW);
         assert_eq!(s.host("a").unwrap().used_ram_mb(), 4_096);
     }
 
@@ -698,13 +729,13 @@ mod tests {
                 r.num_alternates = 0;
                 let hosts = s.select_hosts(&r, NOW).unwrap();
                 s.observe(
-                    &Event::ClaimFailed {
+                    &Event::ComputeFact(ComputeFact::ClaimFailed {
                         instance_id: r.instance_id,
                         host: hosts[0].clone(),
                         attempt: 1,
                         reason: "x".into(),
                         usage: HostUsage::default(),
-                    },
+                    }),
                     NOW,
                 );
                 hosts[0].clone()

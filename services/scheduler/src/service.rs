@@ -10,7 +10,7 @@ use novalog_log::EventLog;
 use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostAggregate;
-use novalog_schemas::{Envelope, Event};
+use novalog_schemas::{CatalogEvent, Envelope, Event, SchedulerEvent};
 use novalog_store::{RocksStore, Store, StoreExt, Transaction};
 
 use crate::filters::{self, Context};
@@ -40,13 +40,41 @@ impl Shared {
     /// Folds an aggregate fact; true when it was one.
     fn observe_aggregate(&mut self, event: &Event) -> bool {
         let (id, next) = match event {
-            Event::AggregateCreated(a)
-            | Event::AggregateUpdated(a)
-            | Event::AggregateMetadataSet(a)
-            | Event::AggregateHostAdded { aggregate: a, .. }
-            | Event::AggregateHostRemoved { aggregate: a, .. } => (a.id, Some((**a).clone())),
-            Event::AggregateDeleted { aggregate_id } => (*aggregate_id, None),
-            _ => return false,
+            Event::Catalog(CatalogEvent::AggregateCreated(a))
+            | Event::Catalog(CatalogEvent::AggregateUpdated(a))
+            | Event::Catalog(CatalogEvent::AggregateMetadataSet(a))
+            | Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate: a, .. })
+            | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => {
+                (a.id, Some((**a).clone()))
+            }
+            Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
+                (*aggregate_id, None)
+            }
+            Event::Catalog(
+                CatalogEvent::FlavorCreated(_)
+                | CatalogEvent::ImageCreated(_)
+                | CatalogEvent::ImageUpdated(_)
+                | CatalogEvent::ImageDeleted { .. }
+                | CatalogEvent::ServerGroupCreated(_)
+                | CatalogEvent::ServerGroupDeleted { .. }
+                | CatalogEvent::QuotaSetUpdated { .. }
+                | CatalogEvent::QuotaSetDeleted { .. }
+                | CatalogEvent::TokenRevoked { .. }
+                | CatalogEvent::KeypairCreated(_)
+                | CatalogEvent::KeypairDeleted { .. }
+                | CatalogEvent::FlavorUpdated(_)
+                | CatalogEvent::FlavorDeleted { .. }
+                | CatalogEvent::FlavorAccessAdded { .. }
+                | CatalogEvent::FlavorAccessRemoved { .. },
+            ) => return false,
+            // Hosts and compute facts are folded by the scheduler core.
+            Event::Host(_)
+            | Event::ComputeFact(_)
+            | Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Scheduler(_)
+            | Event::Compute(_)
+            | Event::DeadLetter(_) => return false,
         };
         match &next {
             Some(a) => self.aggregates.insert(id, a.clone()),
@@ -218,8 +246,22 @@ impl Handler for RequestsHandler {
         _out: &mut Outbox,
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
-        if let Event::SelectHostsRequested(_) = &input.env.event {
-            self.requests.push(input.env.clone());
+        match &input.env.event {
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(_)) => {
+                self.requests.push(input.env.clone())
+            }
+            // Its own answers, on the topic it shares with the requests.
+            Event::Scheduler(
+                SchedulerEvent::HostsSelected { .. } | SchedulerEvent::NoValidHostFound { .. },
+            ) => {}
+            // Not on `scheduler`: never handed to it.
+            Event::Intent(_)
+            | Event::Instance(_)
+            | Event::Compute(_)
+            | Event::ComputeFact(_)
+            | Event::Host(_)
+            | Event::Catalog(_)
+            | Event::DeadLetter(_) => {}
         }
         Ok(())
     }
@@ -231,7 +273,7 @@ impl Handler for RequestsHandler {
     ) -> novalog_runtime::Result<()> {
         let mut s = lock(&self.shared);
         for env in std::mem::take(&mut self.requests) {
-            let Event::SelectHostsRequested(spec) = &env.event else {
+            let Event::Scheduler(SchedulerEvent::SelectHostsRequested(spec)) = &env.event else {
                 continue;
             };
             let started = std::time::Instant::now();
@@ -246,16 +288,16 @@ impl Handler for RequestsHandler {
             metrics::counter!("novalog_scheduler_decisions_total", "outcome" => outcome)
                 .increment(1);
             let event = match selected {
-                Ok(hosts) => Event::HostsSelected {
+                Ok(hosts) => Event::Scheduler(SchedulerEvent::HostsSelected {
                     request_id: spec.request_id,
                     instance_id: spec.instance_id,
                     hosts,
-                },
-                Err(reason) => Event::NoValidHostFound {
+                }),
+                Err(reason) => Event::Scheduler(SchedulerEvent::NoValidHostFound {
                     request_id: spec.request_id,
                     instance_id: spec.instance_id,
                     reason,
-                },
+                }),
             };
             self.decisions += 1;
             if self.decisions == 1 || self.decisions.is_multiple_of(DECISIONS_LOG_EVERY) {

@@ -13,7 +13,7 @@ use novalog_scheduler::{Aggregate, Scheduler, weighers};
 use novalog_schemas::events::{
     HostRegistered, SelectHostsRequested, ServerGroupPolicy, ServerGroupSpec,
 };
-use novalog_schemas::{Event, HostUsage, Resources};
+use novalog_schemas::{ComputeFact, Event, HostEvent, HostUsage, Resources};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -359,7 +359,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
         both(
             &mut fast,
             &mut brute,
-            Event::HostRegistered(Box::new(reg)),
+            Event::Host(HostEvent::HostRegistered(Box::new(reg))),
             w.now,
         );
         w.hosts.push(name);
@@ -434,23 +434,23 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                     u.add(r);
                     let usage = *u;
                     w.instances.get_mut(&id).unwrap().2 = true;
-                    let e = Event::ClaimSucceeded {
+                    let e = Event::ComputeFact(ComputeFact::ClaimSucceeded {
                         instance_id: id,
                         host,
                         attempt: 1,
                         usage,
-                    };
+                    });
                     both(&mut fast, &mut brute, e, w.now);
                 } else {
                     w.instances.remove(&id);
                     let usage = w.usage[&host];
-                    let e = Event::ClaimFailed {
+                    let e = Event::ComputeFact(ComputeFact::ClaimFailed {
                         instance_id: id,
                         host,
                         attempt: 1,
                         reason: "x".into(),
                         usage,
-                    };
+                    });
                     both(&mut fast, &mut brute, e, w.now);
                 }
             }
@@ -466,12 +466,12 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                 };
                 let host = w.instances[&id].0.clone();
                 if rng.random_bool(0.6) {
-                    let e = Event::InstanceSpawned {
+                    let e = Event::ComputeFact(ComputeFact::InstanceSpawned {
                         instance_id: id,
                         host,
                         attempt: 1,
                         power_state: 1,
-                    };
+                    });
                     both(&mut fast, &mut brute, e, w.now);
                 } else {
                     let r = w.instances.remove(&id).unwrap().1;
@@ -479,19 +479,19 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                     u.remove(r);
                     let usage = *u;
                     let e = if rng.random_bool(0.5) {
-                        Event::InstanceDestroyed {
+                        Event::ComputeFact(ComputeFact::InstanceDestroyed {
                             instance_id: id,
                             host,
                             usage,
-                        }
+                        })
                     } else {
-                        Event::SpawnFailed {
+                        Event::ComputeFact(ComputeFact::SpawnFailed {
                             instance_id: id,
                             host,
                             attempt: 1,
                             reason: "x".into(),
                             usage,
-                        }
+                        })
                     };
                     both(&mut fast, &mut brute, e, w.now);
                 }
@@ -502,7 +502,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                 both(
                     &mut fast,
                     &mut brute,
-                    Event::HostHeartbeat { host, usage },
+                    Event::Host(HostEvent::HostHeartbeat { host, usage }),
                     w.now,
                 );
             }
@@ -521,7 +521,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                 both(
                     &mut fast,
                     &mut brute,
-                    Event::HostRegistered(Box::new(reg)),
+                    Event::Host(HostEvent::HostRegistered(Box::new(reg))),
                     w.now,
                 );
             }
@@ -552,7 +552,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                     both(
                         &mut fast,
                         &mut brute,
-                        Event::HostHeartbeat { host, usage },
+                        Event::Host(HostEvent::HostHeartbeat { host, usage }),
                         w.now,
                     );
                 }
@@ -646,18 +646,18 @@ fn fast_path_equals_brute_force_through_a_long_benchmark_run() {
         let u = usage.get_mut(&host).unwrap();
         u.add(spec.resources);
         for e in [
-            Event::ClaimSucceeded {
+            Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: spec.instance_id,
                 host: host.clone(),
                 attempt: 1,
                 usage: *u,
-            },
-            Event::InstanceSpawned {
+            }),
+            Event::ComputeFact(ComputeFact::InstanceSpawned {
                 instance_id: spec.instance_id,
                 host,
                 attempt: 1,
                 power_state: 1,
-            },
+            }),
         ] {
             both(&mut fast, &mut brute, e, now);
         }
@@ -727,32 +727,32 @@ fn fast_path_equals_brute_force_on_the_bench_cloud_under_random_options() {
             let Ok(chosen) = f else { continue };
             let host = chosen[0].clone();
             if rng.random_bool(0.05) {
-                let e = Event::ClaimFailed {
+                let e = Event::ComputeFact(ComputeFact::ClaimFailed {
                     instance_id: spec.instance_id,
                     host,
                     attempt: 1,
                     reason: "x".into(),
                     usage: usage[&chosen[0]],
-                };
+                });
                 both(&mut fast, &mut brute, e, now);
                 continue;
             }
             let u = usage.get_mut(&host).unwrap();
             u.add(spec.resources);
-            let e = Event::ClaimSucceeded {
+            let e = Event::ComputeFact(ComputeFact::ClaimSucceeded {
                 instance_id: spec.instance_id,
                 host: host.clone(),
                 attempt: 1,
                 usage: *u,
-            };
+            });
             both(&mut fast, &mut brute, e, now);
             if rng.random_bool(0.8) {
-                let e = Event::InstanceSpawned {
+                let e = Event::ComputeFact(ComputeFact::InstanceSpawned {
                     instance_id: spec.instance_id,
                     host: host.clone(),
                     attempt: 1,
                     power_state: 1,
-                };
+                });
                 both(&mut fast, &mut brute, e, now);
             }
             live.push_back((spec.instance_id, host, spec.resources));
@@ -761,11 +761,11 @@ fn fast_path_equals_brute_force_on_the_bench_cloud_under_random_options() {
             {
                 let u = usage.get_mut(&host).unwrap();
                 u.remove(r);
-                let e = Event::InstanceDestroyed {
+                let e = Event::ComputeFact(ComputeFact::InstanceDestroyed {
                     instance_id: id,
                     host,
                     usage: *u,
-                };
+                });
                 both(&mut fast, &mut brute, e, now);
             }
         }

@@ -9,6 +9,8 @@
 //! - [`Store`]: the trait services ask for.
 //! - [`RocksStore`]: RocksDB on disk, one directory per service.
 //! - [`MemStore`]: the same contract in memory, for pure tests.
+//! - [`MemoryBudget`], [`memory_usage`]: RocksDB's memory, capped once per
+//!   process for all its stores.
 //!
 //! Values are bincode-encoded serde types; keys are `table \0 key`.
 
@@ -227,6 +229,107 @@ pub trait StoreExt: Store {
 
 impl<S: Store + ?Sized> StoreExt for S {}
 
+/// What RocksDB may hold in memory, for every store a process opens
+/// together: memtables (writes not yet flushed) and the block cache (reads,
+/// and the SST files' index and filter blocks). RocksDB's defaults give
+/// each store 64 MiB memtables (two of them while one flushes) and its
+/// own cache, and keep every open SST file's index outside any cache, so
+/// a busy service's RSS grew by up to ~130 MiB per store that no live
+/// state accounted for. Both are capped once per process instead: a fixed
+/// cost, the same for 10 servers or 10,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// All memtables of the process together; a flush starts when they
+    /// pass it.
+    pub memtables_bytes: usize,
+    /// One memtable's size before it is switched out and flushed.
+    pub memtable_bytes: usize,
+    /// The block cache shared by the process's stores, index and filter
+    /// blocks included.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget {
+            memtables_bytes: 32 << 20,
+            memtable_bytes: 8 << 20,
+            block_cache_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The process's RocksDB memory: one write buffer manager and one block
+/// cache for every store it opens.
+struct SharedMemory {
+    budget: MemoryBudget,
+    write_buffers: rocksdb::WriteBufferManager,
+    cache: rocksdb::Cache,
+}
+
+static SHARED: std::sync::OnceLock<SharedMemory> = std::sync::OnceLock::new();
+
+fn shared() -> &'static SharedMemory {
+    SHARED.get_or_init(|| {
+        let budget = MemoryBudget::default();
+        SharedMemory {
+            budget,
+            // No stall: over budget, RocksDB flushes sooner instead of
+            // blocking writers.
+            write_buffers: rocksdb::WriteBufferManager::new_write_buffer_manager(
+                budget.memtables_bytes,
+                false,
+            ),
+            cache: rocksdb::Cache::new_lru_cache(budget.block_cache_bytes),
+        }
+    })
+}
+
+/// RocksDB's memory in this process as it stands, against its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    pub budget: MemoryBudget,
+    /// Bytes the memtables of every open store hold (arena allocated).
+    pub memtables_bytes: usize,
+    /// Bytes the shared block cache holds.
+    pub block_cache_bytes: usize,
+}
+
+/// RocksDB's memory in this process (zero before any store was opened).
+pub fn memory_usage() -> MemoryUsage {
+    match SHARED.get() {
+        Some(s) => MemoryUsage {
+            budget: s.budget,
+            memtables_bytes: s.write_buffers.get_usage(),
+            block_cache_bytes: s.cache.get_usage(),
+        },
+        None => MemoryUsage {
+            budget: MemoryBudget::default(),
+            memtables_bytes: 0,
+            block_cache_bytes: 0,
+        },
+    }
+}
+
+/// The options every store opens with: no compression, and memory within
+/// the process's [`MemoryBudget`].
+pub fn rocksdb_options() -> rocksdb::Options {
+    let mem = shared();
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::None);
+    opts.set_write_buffer_size(mem.budget.memtable_bytes);
+    opts.set_write_buffer_manager(&mem.write_buffers);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(&mem.cache);
+    // Index and filter blocks count against the cache instead of growing
+    // with every SST file; L0's stay pinned, as they are read most.
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
 /// Projection store on RocksDB.
 pub struct RocksStore {
     db: rocksdb::DB,
@@ -240,10 +343,7 @@ impl RocksStore {
     /// commit fsyncs its WAL; without, a commit survives a process crash
     /// (the WAL is in the OS page cache) but not a power loss.
     pub fn open(path: impl AsRef<Path>, sync: bool) -> Result<Self> {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::None);
-        let db = rocksdb::DB::open(&opts, path)?;
+        let db = rocksdb::DB::open(&rocksdb_options(), path)?;
         Ok(Self {
             db,
             sync,
@@ -255,7 +355,8 @@ impl RocksStore {
     /// commits skip the write-ahead log and land in large memtables, and
     /// [`RocksStore::flush`] persists them at the end. A rebuild that dies
     /// half-way leaves a store to throw away and fold again, so nothing is
-    /// lost that the log does not hold.
+    /// lost that the log does not hold. Outside the process's
+    /// [`MemoryBudget`]: a batch tool, not a service that runs for months.
     pub fn create_for_rebuild(path: impl AsRef<Path>) -> Result<Self> {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
@@ -570,6 +671,41 @@ mod tests {
         let b: Row = store.get("servers", b"b").unwrap().unwrap();
         assert_eq!(b.n, 2);
         assert_eq!(store.offset("conductor", "intents", 0).unwrap(), Some(43));
+    }
+
+    #[test]
+    fn a_store_holds_at_most_one_budgeted_memtable_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), false).unwrap();
+        let budget = memory_usage().budget;
+        // Four memtables' worth of distinct rows: with RocksDB's default
+        // (64 MiB) they would all still sit in the active memtable.
+        let row = vec![7u8; 4096];
+        let rows = 4 * budget.memtable_bytes / row.len();
+        for chunk in 0..rows / 256 {
+            let mut tx = Transaction::new();
+            for i in 0..256 {
+                tx.put("t", format!("{chunk:08}-{i:04}").as_bytes(), &row)
+                    .unwrap();
+            }
+            store.commit(tx).unwrap();
+        }
+        let active = store
+            .db
+            .property_int_value("rocksdb.cur-size-active-mem-table")
+            .unwrap()
+            .unwrap();
+        // One write batch may overshoot the switch point.
+        let slack = 256 * (row.len() + 64);
+        assert!(
+            active as usize <= budget.memtable_bytes + slack,
+            "active memtable {active} bytes, budget {}",
+            budget.memtable_bytes
+        );
+        assert!(
+            memory_usage().memtables_bytes > 0,
+            "counted in the shared budget"
+        );
     }
 
     #[test]

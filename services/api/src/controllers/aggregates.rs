@@ -6,19 +6,19 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use novalog_schemas::Event;
 use novalog_schemas::events::HostAggregate;
+use novalog_schemas::{CatalogEvent, Event};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
+use crate::projection::verdicts::Verdict;
 use crate::validation::{invalid, repr};
-use crate::verdicts::Verdict;
 use crate::views::usage_time;
 
 fn authorize(ctx: &Context, action: &str) -> Result<()> {
@@ -131,11 +131,11 @@ async fn decide(
         .ok_or_else(|| ApiError::unavailable("No verdict was returned."))?;
     match verdict {
         Verdict::Accepted(e) => match *e {
-            Event::AggregateCreated(a)
-            | Event::AggregateUpdated(a)
-            | Event::AggregateMetadataSet(a)
-            | Event::AggregateHostAdded { aggregate: a, .. }
-            | Event::AggregateHostRemoved { aggregate: a, .. } => Ok(*a),
+            Event::Catalog(CatalogEvent::AggregateCreated(a))
+            | Event::Catalog(CatalogEvent::AggregateUpdated(a))
+            | Event::Catalog(CatalogEvent::AggregateMetadataSet(a))
+            | Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate: a, .. })
+            | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => Ok(*a),
             _ => Err(ApiError::unavailable("Unexpected verdict.")),
         },
         Verdict::Rejected(r) => Err(r.into()),
@@ -201,7 +201,9 @@ pub async fn create(
         &ctx,
         &request_id,
         uuid.to_string(),
-        Event::AggregateCreateRequested(Box::new(req)),
+        Event::Intent(novalog_schemas::Intent::AggregateCreateRequested(Box::new(
+            req,
+        ))),
     )
     .await?;
     Ok(Json(json!({"aggregate": render(&made, version, false)})))
@@ -234,11 +236,11 @@ pub async fn update(
         &ctx,
         &request_id,
         existing.id.to_string(),
-        Event::AggregateUpdateRequested {
+        Event::Intent(novalog_schemas::Intent::AggregateUpdateRequested {
             aggregate_id: existing.id,
             name: new_name,
             availability_zone: az,
-        },
+        }),
     )
     .await?;
     Ok(Json(json!({"aggregate": render(&made, version, true)})))
@@ -262,7 +264,9 @@ pub async fn delete(
             &ctx.project_id,
             vec![Intent {
                 aggregate_id: a.id.to_string(),
-                event: Event::AggregateDeleteRequested { aggregate_id: a.id },
+                event: Event::Intent(novalog_schemas::Intent::AggregateDeleteRequested {
+                    aggregate_id: a.id,
+                }),
             }],
         )
         .await?
@@ -301,9 +305,15 @@ pub async fn action(
                 only(arg, &["host"])?;
                 let host = name("host", required(action, arg, "host")?, false)?;
                 Ok(if action == "add_host" {
-                    Event::AggregateHostAddRequested { aggregate_id, host }
+                    Event::Intent(novalog_schemas::Intent::AggregateHostAddRequested {
+                        aggregate_id,
+                        host,
+                    })
                 } else {
-                    Event::AggregateHostRemoveRequested { aggregate_id, host }
+                    Event::Intent(novalog_schemas::Intent::AggregateHostRemoveRequested {
+                        aggregate_id,
+                        host,
+                    })
                 })
             }
             "set_metadata" => {
@@ -337,10 +347,12 @@ pub async fn action(
                     };
                     metadata.insert(k.clone(), v);
                 }
-                Ok(Event::AggregateMetadataSetRequested {
-                    aggregate_id,
-                    metadata,
-                })
+                Ok(Event::Intent(
+                    novalog_schemas::Intent::AggregateMetadataSetRequested {
+                        aggregate_id,
+                        metadata,
+                    },
+                ))
             }
             other => Err(ApiError::bad_request(format!(
                 "There is no such action: {other}"
@@ -350,7 +362,7 @@ pub async fn action(
     authorize(&ctx, action)?;
     let a = existing(&app, &id)?;
     let event = event(a.id)?;
-    if let Event::AggregateHostAddRequested { host, .. } = &event
+    if let Event::Intent(novalog_schemas::Intent::AggregateHostAddRequested { host, .. }) = &event
         && app.projection.host(host).is_none()
     {
         return Err(ApiError::not_found(format!(

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
-use crate::catalog::{self, FlavorPage};
+use crate::domain::catalog::{self, FlavorPage};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
-use crate::compute_services::uptime as uptime_text;
+use crate::domain::compute_services::uptime as uptime_text;
 use crate::error::{ApiError, Result};
 use crate::http::query_pairs;
 use crate::microversion::ApiVersion;

@@ -1,6 +1,6 @@
 //! `/v2.1/servers/{id}/os-instance-actions[/{request_id}]`: what was done
 //! to a server, by whom, and how it went, from the log
-//! ([`crate::instance_actions`]).
+//! ([`crate::projection::action_log`]).
 
 use std::sync::Arc;
 
@@ -13,9 +13,9 @@ use crate::app::{App, AppState};
 use crate::auth::Context;
 use crate::error::{ApiError, Result};
 use crate::http::query_pairs;
-use crate::instance_actions::{self, ActionEvent, InstanceAction};
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
+use crate::projection::action_log::{self, ActionEvent, InstanceAction};
 use crate::views::servers::host_id;
 use crate::views::{Links, usage_time};
 
@@ -90,7 +90,7 @@ fn query_error(name: &str, value: &str, reason: &str) -> ApiError {
 }
 
 fn time(name: &str, value: &str) -> Result<i64> {
-    crate::compute::parse_time(value)
+    crate::domain::compute::parse_time(value)
         .ok_or_else(|| query_error(name, value, &format!("'{value}' is not a 'date-time'")))
 }
 
@@ -166,7 +166,7 @@ pub async fn index(
     let limit = version
         .at_least(2, 58)
         .then(|| crate::paging::page_size(limit, app.max_limit));
-    let page = instance_actions::page(&all, since, before, marker.as_deref(), limit)
+    let page = action_log::page(&all, since, before, marker.as_deref(), limit)
         .map_err(ApiError::bad_request)?;
     let actions: Vec<Value> = page
         .iter()

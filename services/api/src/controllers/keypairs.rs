@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Context;
+use crate::domain::keypair_api::{self, KeypairCreate, TYPE_SSH, TYPE_X509};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::keypairs::{self, KeypairCreate, TYPE_SSH, TYPE_X509};
 use crate::microversion::ApiVersion;
 use crate::validation::{self, invalid, repr};
 use crate::views::{Links, usage_time};
@@ -119,7 +119,7 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let req = parse_create(&ctx, &body, version)?;
-    let created = keypairs::create(&app, &ctx, &request_id, req).await?;
+    let created = keypair_api::create(&app, &ctx, &request_id, req).await?;
     let mut m = base(&created.keypair, version);
     m.insert("user_id".into(), json!(created.keypair.user_id));
     if let Some(private) = created.private_key {
@@ -143,7 +143,7 @@ pub async fn index(
 ) -> Result<Json<Value>> {
     let params = query_pairs(q.as_deref());
     let user_id = user_of(&ctx, &params, version);
-    keypairs::authorize(&ctx, "index", &user_id)?;
+    keypair_api::authorize(&ctx, "index", &user_id)?;
     let mut found = app.projection.keypairs(&user_id);
     let mut limit = None;
     if version.at_least(2, 35) {
@@ -202,8 +202,8 @@ pub async fn show(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     let user_id = user_of(&ctx, &query_pairs(q.as_deref()), version);
-    keypairs::authorize(&ctx, "show", &user_id)?;
-    let k = keypairs::find(&app, &user_id, &name)?;
+    keypair_api::authorize(&ctx, "show", &user_id)?;
+    let k = keypair_api::find(&app, &user_id, &name)?;
     let mut m = base(&k, version);
     m.insert("user_id".into(), json!(k.user_id));
     m.insert("id".into(), json!(k.id));
@@ -224,7 +224,7 @@ pub async fn delete(
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode> {
     let user_id = user_of(&ctx, &query_pairs(q.as_deref()), version);
-    keypairs::delete(&app, &ctx, &request_id, &user_id, &name).await?;
+    keypair_api::delete(&app, &ctx, &request_id, &user_id, &name).await?;
     Ok(if version.at_least(2, 2) {
         StatusCode::NO_CONTENT
     } else {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Context;
-use crate::compute;
+use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{query_pairs, without_none};
 use crate::microversion::ApiVersion;

@@ -1,15 +1,15 @@
 //! Thin HTTP controllers: extract, validate, call the domain
-//! ([`crate::compute`], [`crate::catalog`]), render with [`crate::views`].
+//! ([`crate::domain::compute`], [`crate::domain::catalog`]), render with [`crate::views`].
 
 pub mod aggregates;
 pub mod availability_zones;
 pub mod flavors;
 pub mod hypervisors;
-pub mod images;
 pub mod instance_actions;
 pub mod keypairs;
 pub mod migrations;
 pub mod quota_sets;
+pub mod saga_actions;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_metadata;

@@ -14,13 +14,13 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
+use crate::projection::verdicts::Verdict;
 use crate::validation::{boolean, invalid, object, repr, required};
-use crate::verdicts::Verdict;
 
 /// Resources a microversion no longer shows: the nova-network ones from
 /// 2.36, the injected files from 2.57.
@@ -223,11 +223,11 @@ pub async fn update(
 ) -> Result<Json<Value>> {
     admin_only(&ctx, "update")?;
     let (limits, force) = parse_update(&body, version)?;
-    let event = Event::QuotaSetRequested {
+    let event = Event::Intent(novalog_schemas::Intent::QuotaSetRequested {
         project_id: project.clone(),
         limits,
         force,
-    };
+    });
     submit(&app, &ctx, &request_id, &project, event).await?;
     let limits = limits_of(&app, &project);
     Ok(Json(quota_set(None, version, |r| json!(limits[r]))))
@@ -242,9 +242,9 @@ pub async fn delete(
     Path(project): Path<String>,
 ) -> Result<StatusCode> {
     admin_only(&ctx, "delete")?;
-    let event = Event::QuotaResetRequested {
+    let event = Event::Intent(novalog_schemas::Intent::QuotaResetRequested {
         project_id: project.clone(),
-    };
+    });
     submit(&app, &ctx, &request_id, &project, event).await?;
     Ok(StatusCode::ACCEPTED)
 }

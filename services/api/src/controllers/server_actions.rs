@@ -13,19 +13,13 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::Context;
-use crate::compute;
+use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
 use crate::microversion::ApiVersion;
 use crate::validation::{self, invalid, object, only, required, string};
 
-/// One parsed action request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionRequest {
-    pub action: ServerAction,
-    /// Nova's policy rule for it (`os_compute_api:servers:reboot`, ...).
-    pub policy: &'static str,
-}
+pub use crate::domain::compute::ActionRequest;
 
 fn request(action: ServerAction, policy: &'static str) -> Option<Result<ActionRequest>> {
     Some(Ok(ActionRequest { action, policy }))
@@ -119,7 +113,7 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ActionRequest> {
 }
 
 /// `POST /servers/{id}/action`: 202 once the conductor accepted it. The
-/// saga actions (resize, migrate, rebuild, ...) go to [`crate::sagas`].
+/// saga actions (resize, migrate, rebuild, ...) go to [`crate::controllers::saga_actions`].
 pub async fn action(
     State(app): State<AppState>,
     ctx: Context,
@@ -129,8 +123,16 @@ pub async fn action(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    if let Some(answer) =
-        crate::sagas::dispatch(&app, &ctx, &request_id, &links, version, &id, &body).await
+    if let Some(answer) = crate::controllers::saga_actions::dispatch(
+        &app,
+        &ctx,
+        &request_id,
+        &links,
+        version,
+        &id,
+        &body,
+    )
+    .await
     {
         return answer;
     }

@@ -7,20 +7,20 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use novalog_schemas::Event;
 use novalog_schemas::events::{ServerGroup, ServerGroupPolicy};
+use novalog_schemas::{CatalogEvent, Event};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
+use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::projection::ServerGroupView;
+use crate::projection::verdicts::Verdict;
 use crate::validation::{invalid, parse_bool, repr};
-use crate::verdicts::Verdict;
 
 /// A validated create body.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,11 +279,13 @@ pub async fn create(
     };
     let intent = Intent {
         aggregate_id: group.id.to_string(),
-        event: Event::ServerGroupCreateRequested(Box::new(group.clone())),
+        event: Event::Intent(novalog_schemas::Intent::ServerGroupCreateRequested(
+            Box::new(group.clone()),
+        )),
     };
     let group = match decide(&app, &ctx, &request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::ServerGroupCreated(g) => *g,
+            Event::Catalog(CatalogEvent::ServerGroupCreated(g)) => *g,
             _ => group,
         },
         Verdict::Rejected(r) => return Err(r.into()),
@@ -305,9 +307,9 @@ pub async fn delete(
     let g = visible(&app, &ctx, &id)?;
     let intent = Intent {
         aggregate_id: g.group.id.to_string(),
-        event: Event::ServerGroupDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServerGroupDeleteRequested {
             group_id: g.group.id,
-        },
+        }),
     };
     match decide(&app, &ctx, &request_id, intent).await? {
         Verdict::Accepted(_) => Ok(StatusCode::NO_CONTENT),

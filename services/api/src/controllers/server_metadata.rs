@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use novalog_schemas::Event;
+use novalog_schemas::{Event, InstanceEvent, Intent};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Context;
-use crate::compute;
+use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
 use crate::policy::Rule;
@@ -54,14 +54,14 @@ async fn submit(
     change: Change,
 ) -> Result<BTreeMap<String, String>> {
     let inst = compute::authorized(app, ctx, id, rule(policy))?;
-    let event = Event::ServerMetadataChangeRequested {
+    let event = Event::Intent(Intent::ServerMetadataChangeRequested {
         instance_id: inst.id,
         replace_all: change.replace_all,
         set: change.set,
         remove: change.remove,
-    };
+    });
     match compute::change(app, ctx, request_id, &inst, event).await? {
-        Event::InstanceMetadataSet { metadata } => Ok(metadata),
+        Event::Instance(InstanceEvent::InstanceMetadataSet { metadata }) => Ok(metadata),
         other => Err(ApiError::unavailable(format!(
             "unexpected verdict {}",
             other.type_name()

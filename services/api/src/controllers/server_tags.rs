@@ -7,11 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use novalog_schemas::Event;
+use novalog_schemas::{InstanceEvent, Intent};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Context;
-use crate::compute;
+use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId};
 use crate::microversion::ApiVersion;
@@ -45,14 +46,14 @@ async fn submit(
     inst: &novalog_schemas::Instance,
     (replace_all, add, remove): (bool, Vec<String>, Vec<String>),
 ) -> Result<Vec<String>> {
-    let event = Event::ServerTagsChangeRequested {
+    let event = Event::Intent(Intent::ServerTagsChangeRequested {
         instance_id: inst.id,
         replace_all,
         add,
         remove,
-    };
+    });
     match compute::change(app, ctx, request_id, inst, event).await? {
-        Event::InstanceTagsSet { tags } => Ok(tags),
+        Event::Instance(InstanceEvent::InstanceTagsSet { tags }) => Ok(tags),
         other => Err(ApiError::unavailable(format!(
             "unexpected verdict {}",
             other.type_name()

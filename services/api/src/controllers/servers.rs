@@ -4,11 +4,12 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use novalog_schemas::Intent;
 use serde_json::{Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
-use crate::compute::{self, Page};
+use crate::domain::compute::{self, Page};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs, without_none};
 use crate::microversion::ApiVersion;
@@ -211,11 +212,11 @@ pub async fn update(
         &id,
         Rule::OwnerOrAdmin("os_compute_api:servers:update"),
     )?;
-    let event = novalog_schemas::Event::ServerUpdateRequested {
+    let event = novalog_schemas::Event::Intent(Intent::ServerUpdateRequested {
         instance_id: inst.id,
         name,
         description,
-    };
+    });
     compute::change(&app, &ctx, &request_id, &inst, event).await?;
     let inst = app
         .projection

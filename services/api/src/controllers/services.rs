@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{App, AppState};
 use crate::auth::Context;
-use crate::compute_services::{self as services, COMPUTE, authorize};
+use crate::domain::compute_services::{self as services, COMPUTE, authorize};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;

@@ -20,21 +20,7 @@ const KEYS: &[&str] = &[
     "os-flavor-access:is_public",
 ];
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlavorCreate {
-    pub name: String,
-    /// None: the API generates one (a uuid), as Nova does.
-    pub id: Option<String>,
-    pub ram_mb: u64,
-    pub vcpus: u32,
-    pub disk_gb: u64,
-    pub ephemeral_gb: u64,
-    pub swap_mb: u64,
-    pub rxtx_factor: f32,
-    pub is_public: bool,
-    /// From 2.55.
-    pub description: Option<String>,
-}
+pub use crate::domain::catalog::FlavorCreate;
 
 fn bounded(field: &str, value: &Value, min: u64) -> Result<u64, ApiError> {
     let n = integer(field, value, min)?;

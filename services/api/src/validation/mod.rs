@@ -182,14 +182,9 @@ pub fn boolean(field: &str, value: &Value) -> Result<bool, ApiError> {
     }
 }
 
-/// oslo `bool_from_string(strict=True)`, without the error.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
-        _ => None,
-    }
-}
+/// oslo `bool_from_string(strict=True)`, without the error; the domain's
+/// query filters read it too.
+pub use crate::domain::parse_bool;
 
 /// An integer given as a number or a string of digits, at least `min`
 /// (Nova's `positive_integer` / `non_negative_integer`).

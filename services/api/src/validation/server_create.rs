@@ -60,71 +60,11 @@ const BDM_V2_KEYS: &[&str] = &[
     "boot_index",
 ];
 
-/// What the caller asked for with `networks`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Networks {
-    /// No `networks` key.
-    Unspecified,
-    /// `"auto"`.
-    Auto,
-    /// `"none"`.
-    None,
-    /// Explicit networks or ports.
-    List(Vec<NetworkRequest>),
-}
+/// The request's meaning, as the domain takes it.
+pub use crate::domain::compute::{Description, NetworkRequest, Networks, ServerCreate};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkRequest {
-    pub uuid: Option<String>,
-    pub port: Option<String>,
-    pub fixed_ip: Option<String>,
-}
-
-/// What a server's description is to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Description {
-    /// Before 2.19 Nova stores each server's name as its description.
-    Name,
-    /// From 2.19 on, what the body says (null when absent).
-    Given(Option<String>),
-}
-
-/// A syntactically valid create request; the flavor and image are not
-/// looked up yet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerCreate {
-    pub name: String,
-    pub description: Description,
-    /// The flavor id (the last path segment when a link was given).
-    pub flavor_id: String,
-    /// `imageRef`, or the boot image of `block_device_mapping_v2`.
-    pub image_id: Option<Uuid>,
-    pub metadata: BTreeMap<String, String>,
-    pub availability_zone: Option<String>,
-    pub key_name: Option<String>,
-    pub user_data: Option<String>,
-    pub admin_pass: Option<String>,
-    /// `OS-DCF:diskConfig`, echoed in the response (`MANUAL` by default).
-    pub disk_config: String,
-    /// `security_groups` as given, echoed in the response.
-    pub security_groups: Option<Value>,
-    pub networks: Networks,
-    pub min_count: u32,
-    pub max_count: u32,
-    pub return_reservation_id: bool,
-    /// `os:scheduler_hints` (or `OS-SCH-HNT:scheduler_hints`), every value
-    /// as a list of strings.
-    pub scheduler_hints: BTreeMap<String, Vec<String>>,
-    /// Server tags given at create (2.52).
-    pub tags: Vec<String>,
-}
-
-/// Nova's `common.get_id_from_href`: the last path segment of a link, or
-/// the reference itself.
-pub fn id_from_href(href: &str) -> String {
-    let path = href.split(['?', '#']).next().unwrap_or(href);
-    path.rsplit('/').next().unwrap_or(path).to_owned()
-}
+/// Nova's `common.get_id_from_href`, which the domain's filters use too.
+pub use crate::domain::id_from_href;
 
 fn uuid_format(field: &str, value: &Value) -> Result<Uuid, ApiError> {
     let s = string(field, value, 0, usize::MAX)?;

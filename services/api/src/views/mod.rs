@@ -54,21 +54,10 @@ impl Links {
 impl<S: Send + Sync> FromRequestParts<S> for Links {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let scheme = header("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
-        let host = header("x-forwarded-host")
-            .or_else(|| header("host"))
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-            .unwrap_or_else(|| "localhost".to_owned());
-        Ok(Links::new(format!("{scheme}://{host}")))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let novalog_request::BaseUrl(base) =
+            novalog_request::BaseUrl::from_request_parts(parts, state).await?;
+        Ok(Links::new(base))
     }
 }
 

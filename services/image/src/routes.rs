@@ -8,7 +8,6 @@
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,19 +17,17 @@ use novalog_schemas::image::{Action, Refusal};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::AppState;
-use crate::auth::{self, Context};
-use crate::error::ApiError;
-use crate::http::{self, RequestId};
+use novalog_request::{BaseUrl, Context, RequestId, query_pairs};
+
 use crate::images::{self, Hasher, ListQuery};
-use crate::views::{Links, isotime};
+use crate::{AppState, ImageError};
 
 /// An error as Glance (webob) renders it in JSON.
 #[derive(Debug)]
-pub struct GlanceError(pub ApiError);
+pub struct GlanceError(pub ImageError);
 
-impl From<ApiError> for GlanceError {
-    fn from(e: ApiError) -> Self {
+impl From<ImageError> for GlanceError {
+    fn from(e: ImageError) -> Self {
         GlanceError(e)
     }
 }
@@ -58,8 +55,12 @@ type Result<T> = std::result::Result<T, GlanceError>;
 
 pub const PATCH_MEDIA_TYPE: &str = "application/openstack-images-v2.1-json-patch";
 
-/// The Glance routes, with their own request ids and authentication.
-pub fn router(app: AppState) -> Router {
+/// The Glance routes; `authenticate` puts the mounting service's
+/// authentication on every route but the version documents.
+pub fn router(
+    app: AppState,
+    authenticate: impl FnOnce(Router<AppState>) -> Router<AppState>,
+) -> Router {
     let authenticated = Router::new()
         .route("/image/v2/images", get(index).post(create))
         .route(
@@ -68,8 +69,8 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/image/v2/images/{id}/file", get(download).put(upload))
         .route("/image/v2/schemas/image", get(schema_image))
-        .route("/image/v2/schemas/images", get(schema_images))
-        .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
+        .route("/image/v2/schemas/images", get(schema_images));
+    let authenticated = authenticate(authenticated);
     Router::new()
         .route("/image", get(versions_multiple))
         .route("/image/", get(versions_multiple))
@@ -99,16 +100,20 @@ fn versions_doc(base: &str) -> Value {
     json!({ "versions": list })
 }
 
-async fn versions_multiple(links: Links) -> Response {
-    (
-        StatusCode::MULTIPLE_CHOICES,
-        Json(versions_doc(&links.base)),
-    )
-        .into_response()
+async fn versions_multiple(BaseUrl(base): BaseUrl) -> Response {
+    (StatusCode::MULTIPLE_CHOICES, Json(versions_doc(&base))).into_response()
 }
 
-async fn versions(links: Links) -> Json<Value> {
-    Json(versions_doc(&links.base))
+async fn versions(BaseUrl(base): BaseUrl) -> Json<Value> {
+    Json(versions_doc(&base))
+}
+
+/// Glance's timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
+fn isotime(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// An image as Glance shows it: core attributes, then custom properties at
@@ -155,7 +160,7 @@ pub fn view(i: &Image) -> Value {
 
 fn json_body(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes)
-        .map_err(|_| GlanceError(ApiError::bad_request("Malformed JSON in request body.")))
+        .map_err(|_| GlanceError(ImageError::bad_request("Malformed JSON in request body.")))
 }
 
 fn content_type(headers: &HeaderMap) -> &str {
@@ -173,7 +178,7 @@ async fn index(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>> {
     images::authorize(&ctx, Action::GetImages, None)?;
-    let params = http::query_pairs(raw.as_deref());
+    let params = query_pairs(raw.as_deref());
     let q = ListQuery::parse(&params)?;
     let (page, more) = images::list(&app, &ctx, &q)?;
     let mut body = json!({
@@ -244,7 +249,7 @@ async fn update(
 ) -> Result<Json<Value>> {
     let ct = content_type(&headers);
     if ct != PATCH_MEDIA_TYPE && ct != "application/openstack-images-v2.0-json-patch" {
-        return Err(GlanceError(ApiError::new(
+        return Err(GlanceError(ImageError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Unsupported Content-Type; use {PATCH_MEDIA_TYPE}"),
         )));
@@ -283,7 +288,7 @@ async fn upload(
     body: Body,
 ) -> Result<StatusCode> {
     if content_type(&headers) != "application/octet-stream" {
-        return Err(GlanceError(ApiError::new(
+        return Err(GlanceError(ImageError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported Content-Type; use application/octet-stream",
         )));
@@ -300,7 +305,7 @@ async fn upload(
     }
     let io_error = |e: std::io::Error| {
         tracing::error!(error = %e, "writing image data");
-        GlanceError(ApiError::new(
+        GlanceError(ImageError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Failed to store image data.",
         ))
@@ -316,7 +321,7 @@ async fn upload(
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
-            .map_err(|_| GlanceError(ApiError::bad_request("Error reading the request body.")))?;
+            .map_err(|_| GlanceError(ImageError::bad_request("Error reading the request body.")))?;
         hasher.update(&chunk)?;
         file.write_all(&chunk).await.map_err(io_error)?;
     }
@@ -336,7 +341,7 @@ async fn download(
     let image = images::find(&app, &ctx, &id)?;
     images::authorize(&ctx, Action::DownloadImage, Some(&*image))?;
     if image.status != "active" {
-        return Err(GlanceError(ApiError::forbidden(
+        return Err(GlanceError(ImageError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         )));
     }
@@ -348,7 +353,7 @@ async fn download(
         }
         Err(e) => {
             tracing::error!(error = %e, "reading image data");
-            return Err(GlanceError(ApiError::new(
+            return Err(GlanceError(ImageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Failed to read image data.",
             )));

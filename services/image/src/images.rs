@@ -13,16 +13,14 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
-use novalog_schemas::{Event, Image, Rejection};
+use novalog_schemas::{CatalogEvent, Event, Image, Rejection};
 use serde_json::{Map, Value};
 use sha2::Sha512;
 use uuid::Uuid;
 
-use crate::app::{App, AppState};
-use crate::auth::Context;
-use crate::error::ApiError;
-use crate::intents::{Intent, SubmitError};
-use crate::verdicts::Verdict;
+use novalog_request::Context;
+
+use crate::{AppState, ImageApp, ImageError, Unanswered, Verdict};
 
 pub use novalog_schemas::image::{CONTAINER_FORMATS, DISK_FORMATS, MAX_NAME, VISIBILITIES};
 
@@ -31,10 +29,19 @@ pub use novalog_schemas::image::{CONTAINER_FORMATS, DISK_FORMATS, MAX_NAME, VISI
 pub const DEFAULT_LIMIT: usize = 25;
 pub const MAX_LIMIT: usize = 1000;
 
-impl From<Refusal> for ApiError {
+impl From<Refusal> for ImageError {
     fn from(r: Refusal) -> Self {
         Rejection::from(r).into()
     }
+}
+
+/// Whether `ctx` may see `image`: public and community images are
+/// anyone's, private and shared ones their owner's and administrators'.
+pub fn visible(image: &Image, ctx: &Context) -> bool {
+    image.status != "deleted"
+        && (matches!(image.visibility.as_str(), "public" | "community")
+            || ctx.is_admin
+            || image.owner == ctx.project_id)
 }
 
 fn caller(ctx: &Context) -> Caller<'_> {
@@ -44,42 +51,45 @@ fn caller(ctx: &Context) -> Caller<'_> {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("No image found with ID {id}"))
+fn not_found(id: &str) -> ImageError {
+    ImageError::not_found(format!("No image found with ID {id}"))
 }
 
 /// An image the caller may see: public and community images are anyone's,
 /// private and shared ones their owner's and administrators' (image
 /// members do not exist); others' private images are 404, not 403.
-pub fn find(app: &App, ctx: &Context, id: &str) -> Result<Arc<Image>, ApiError> {
+pub fn find(app: &ImageApp, ctx: &Context, id: &str) -> Result<Arc<Image>, ImageError> {
     let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
-    crate::catalog::visible_image(app, ctx, &uuid).ok_or_else(|| not_found(id))
+    app.catalog
+        .image(&uuid)
+        .filter(|i| visible(i, ctx))
+        .ok_or_else(|| not_found(id))
 }
 
 /// Glance's default policy for `action` on `image` (`None`: one being
 /// created), as its 403.
-pub fn authorize(ctx: &Context, action: Action, image: Option<&Image>) -> Result<(), ApiError> {
+pub fn authorize(ctx: &Context, action: Action, image: Option<&Image>) -> Result<(), ImageError> {
     Ok(image::authorize(action, &caller(ctx), image)?)
 }
 
 /// A new image from `POST /v2/images`: queued, owned by the caller's
 /// project, private unless asked otherwise, within Glance's bounds.
 pub fn from_create_body(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     body: &Value,
     now_ms: i64,
-) -> Result<Image, ApiError> {
+) -> Result<Image, ImageError> {
     authorize(ctx, Action::AddImage, None)?;
     let Value::Object(obj) = body else {
-        return Err(ApiError::bad_request("Body expected in request."));
+        return Err(ImageError::bad_request("Body expected in request."));
     };
     let id = match obj.get("id") {
         None | Some(Value::Null) => Uuid::new_v4(),
         Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| {
-            ApiError::bad_request(format!("Invalid value '{s}' for parameter 'id'"))
+            ImageError::bad_request(format!("Invalid value '{s}' for parameter 'id'"))
         })?,
-        Some(_) => return Err(ApiError::bad_request("Invalid value for parameter 'id'")),
+        Some(_) => return Err(ImageError::bad_request("Invalid value for parameter 'id'")),
     };
     let mut image = Image {
         id,
@@ -107,7 +117,8 @@ pub fn from_create_body(
         }
         image::set(&who, &mut image, k, v)?;
     }
-    let existing = app.projection.image(&id);
+    // A deleted image's id is not reused either.
+    let existing = app.catalog.image_with_deleted(&id);
     Ok(image::decide_create(existing.as_deref(), &image, &who)?)
 }
 
@@ -122,7 +133,7 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    pub fn parse(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
+    pub fn parse(params: &[(String, String)]) -> Result<ListQuery, ImageError> {
         let mut q = ListQuery {
             limit: DEFAULT_LIMIT,
             ..Default::default()
@@ -133,7 +144,7 @@ impl ListQuery {
                 "status" => q.status = Some(v.clone()),
                 "visibility" => {
                     if v != "all" && !VISIBILITIES.contains(&v.as_str()) {
-                        return Err(ApiError::bad_request(format!(
+                        return Err(ImageError::bad_request(format!(
                             "Invalid visibility value: {v}"
                         )));
                     }
@@ -141,7 +152,7 @@ impl ListQuery {
                 }
                 "marker" => {
                     q.marker = Some(Uuid::parse_str(v).map_err(|_| {
-                        ApiError::bad_request(format!(
+                        ImageError::bad_request(format!(
                             "Invalid marker. Image {v} could not be found."
                         ))
                     })?);
@@ -149,9 +160,9 @@ impl ListQuery {
                 "limit" => {
                     let n: i64 = v
                         .parse()
-                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                        .map_err(|_| ImageError::bad_request("limit param must be an integer"))?;
                     if n < 0 {
-                        return Err(ApiError::bad_request("limit param must be positive"));
+                        return Err(ImageError::bad_request("limit param must be positive"));
                     }
                     q.limit = (n as usize).min(MAX_LIMIT);
                 }
@@ -164,9 +175,13 @@ impl ListQuery {
 
 /// One page, newest first (Glance's default `created_at` desc, then id),
 /// and whether more may follow.
-pub fn list(app: &App, ctx: &Context, q: &ListQuery) -> Result<(Vec<Arc<Image>>, bool), ApiError> {
+pub fn list(
+    app: &ImageApp,
+    ctx: &Context,
+    q: &ListQuery,
+) -> Result<(Vec<Arc<Image>>, bool), ImageError> {
     let mut images: Vec<Arc<Image>> = app
-        .projection
+        .catalog
         .images()
         .into_iter()
         .filter(|i| i.status != "deleted")
@@ -193,7 +208,7 @@ pub fn list(app: &App, ctx: &Context, q: &ListQuery) -> Result<(Vec<Arc<Image>>,
     });
     if let Some(marker) = &q.marker {
         let pos = images.iter().position(|i| &i.id == marker).ok_or_else(|| {
-            ApiError::bad_request(format!(
+            ImageError::bad_request(format!(
                 "Invalid marker. Image {marker} could not be found."
             ))
         })?;
@@ -206,15 +221,15 @@ pub fn list(app: &App, ctx: &Context, q: &ListQuery) -> Result<(Vec<Arc<Image>>,
 
 /// Writes `ImageCreateRequested` and returns the accepted image.
 pub async fn create(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     request_id: &str,
     image: Image,
-) -> Result<Image, ApiError> {
+) -> Result<Image, ImageError> {
     let owner = image.owner.clone();
-    let event = Event::ImageCreateRequested(image.clone());
+    let event = Event::Intent(novalog_schemas::Intent::ImageCreateRequested(image.clone()));
     match decide(app, ctx, request_id, &owner, image.id, event).await? {
-        Event::ImageCreated(i) => Ok(i),
+        Event::Catalog(CatalogEvent::ImageCreated(i)) => Ok(i),
         _ => Ok(image),
     }
 }
@@ -223,12 +238,12 @@ pub async fn create(
 /// patch that cannot apply, or changes nothing, writes nothing), then has
 /// the conductor apply them to the image as it is by then.
 pub async fn patch(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     request_id: &str,
     current: &Image,
     ops: Vec<PatchOp>,
-) -> Result<Image, ApiError> {
+) -> Result<Image, ImageError> {
     let id = current.id;
     let next = image::decide_patch(
         Some(current),
@@ -240,7 +255,9 @@ pub async fn patch(
     if next == *current {
         return Ok(next);
     }
-    let event = Event::ImagePatchRequested(Box::new(ImagePatch { image_id: id, ops }));
+    let event = Event::Intent(novalog_schemas::Intent::ImagePatchRequested(Box::new(
+        ImagePatch { image_id: id, ops },
+    )));
     accepted_image(
         decide(app, ctx, request_id, &current.owner, id, event).await?,
         next,
@@ -249,15 +266,15 @@ pub async fn patch(
 
 /// Writes `ImageDeleteRequested`; the data file goes once it is accepted.
 pub async fn delete(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     request_id: &str,
     current: &Image,
-) -> Result<(), ApiError> {
+) -> Result<(), ImageError> {
     image::decide_delete(Some(current), &current.id, &caller(ctx))?;
-    let event = Event::ImageDeleteRequested {
+    let event = Event::Intent(novalog_schemas::Intent::ImageDeleteRequested {
         image_id: current.id,
-    };
+    });
     decide(app, ctx, request_id, &current.owner, current.id, event).await?;
     // The deletion is recorded; a file left behind is only disk space.
     let _ = tokio::fs::remove_file(data_path(&app.images_dir, &current.id)).await;
@@ -265,48 +282,36 @@ pub async fn delete(
 }
 
 /// The image an accepted verdict carries (`fallback` if it carries none).
-fn accepted_image(event: Event, fallback: Image) -> Result<Image, ApiError> {
+fn accepted_image(event: Event, fallback: Image) -> Result<Image, ImageError> {
     match event {
-        Event::ImageCreated(i) | Event::ImageUpdated(i) => Ok(i),
+        Event::Catalog(CatalogEvent::ImageCreated(i))
+        | Event::Catalog(CatalogEvent::ImageUpdated(i)) => Ok(i),
         _ => Ok(fallback),
     }
 }
 
 async fn submit(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     request_id: &str,
     owner: &str,
     id: Uuid,
     event: Event,
-) -> Result<Verdict, SubmitError> {
-    // Keyed by the image's owner: every change to one image is in one
-    // partition, in the order it was asked for.
-    let intent = Intent {
-        aggregate_id: id.to_string(),
-        event,
-    };
-    let verdict = app
-        .intents
-        .submit(ctx, request_id, owner, vec![intent])
-        .await?
-        .into_iter()
-        .next();
-    // One intent, one verdict.
-    verdict.ok_or(SubmitError::NoVerdict)
+) -> Result<Verdict, Unanswered> {
+    app.catalog.submit(ctx, request_id, owner, id, event).await
 }
 
 async fn decide(
-    app: &App,
+    app: &ImageApp,
     ctx: &Context,
     request_id: &str,
     owner: &str,
     id: Uuid,
     event: Event,
-) -> Result<Event, ApiError> {
+) -> Result<Event, ImageError> {
     match submit(app, ctx, request_id, owner, id, event).await? {
         Verdict::Accepted(e) => Ok(*e),
-        Verdict::Rejected(r) => Err(r.into()),
+        Verdict::Rejected(e) => Err(e),
     }
 }
 
@@ -412,19 +417,36 @@ impl Upload {
         ctx: &Context,
         request_id: &str,
         current: &Image,
-    ) -> Result<Upload, ApiError> {
+    ) -> Result<Upload, ImageError> {
         let now = novalog_schemas::now_ms();
         image::decide_upload_start(Some(current), &current.id, &caller(ctx), now)?;
-        let event = Event::ImageUploadRequested {
+        let event = Event::Intent(novalog_schemas::Intent::ImageUploadRequested {
             image_id: current.id,
-        };
-        let saving = accepted_image(
-            decide(app, ctx, request_id, &current.owner, current.id, event).await?,
-            current.clone(),
-        )?;
+        });
+        // The staging file exists before the image is saving: if this
+        // process dies mid-upload, it is what tells the next start
+        // (`abort_interrupted_uploads`) that the upload was ours.
         let staging = app
             .images_dir
             .join(format!("{}.{}.staging", current.id, Uuid::new_v4()));
+        if let Err(e) = tokio::fs::write(&staging, b"").await {
+            tracing::error!(error = %e, "creating an image staging file");
+            return Err(ImageError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Failed to store image data.",
+            ));
+        }
+        let saving = match decide(app, ctx, request_id, &current.owner, current.id, event).await {
+            Ok(e) => accepted_image(e, current.clone()),
+            Err(e) => Err(e),
+        };
+        let saving = match saving {
+            Ok(image) => image,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&staging).await;
+                return Err(e);
+            }
+        };
         Ok(Upload {
             app: app.clone(),
             ctx: ctx.clone(),
@@ -437,7 +459,7 @@ impl Upload {
 
     /// Records the stored bytes: once the conductor accepts saving →
     /// active, the staging file becomes the image's data.
-    pub async fn finish(mut self, up: Uploaded) -> Result<Image, ApiError> {
+    pub async fn finish(mut self, up: Uploaded) -> Result<Image, ImageError> {
         let id = self.image.id;
         let data = ImageData {
             image_id: id,
@@ -445,7 +467,9 @@ impl Upload {
             checksum: up.checksum,
             os_hash_value: up.os_hash_value,
         };
-        let event = Event::ImageUploadFinishRequested(Box::new(data));
+        let event = Event::Intent(novalog_schemas::Intent::ImageUploadFinishRequested(
+            Box::new(data),
+        ));
         let verdict = submit(
             &self.app,
             &self.ctx,
@@ -461,13 +485,13 @@ impl Upload {
                 self.store().await?;
                 accepted_image(*e, self.image.clone())
             }
-            Ok(Verdict::Rejected(r)) => {
+            Ok(Verdict::Rejected(e)) => {
                 // Deleted meanwhile (gone): nothing waits for these bytes.
                 self.settled = true;
                 let _ = tokio::fs::remove_file(&self.staging).await;
-                Err(r.into())
+                Err(e)
             }
-            Err(e @ SubmitError::Timeout(_)) => {
+            Err(e @ Unanswered::TimedOut(_)) => {
                 // The finish is in the log and will be decided; the image
                 // is saving on our behalf, so unless it is deleted first it
                 // becomes active, and then its bytes must be in place.
@@ -480,7 +504,7 @@ impl Upload {
         }
     }
 
-    async fn store(&self) -> Result<(), ApiError> {
+    async fn store(&self) -> Result<(), ImageError> {
         tokio::fs::rename(
             &self.staging,
             data_path(&self.app.images_dir, &self.image.id),
@@ -488,7 +512,7 @@ impl Upload {
         .await
         .map_err(|e| {
             tracing::error!(error = %e, image = %self.image.id, "moving uploaded image data");
-            ApiError::new(
+            ImageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Failed to store image data.",
             )
@@ -508,12 +532,54 @@ impl Drop for Upload {
         let (app, ctx, request_id) = (self.app.clone(), self.ctx.clone(), self.request_id.clone());
         let image = self.image.clone();
         runtime.spawn(async move {
-            let event = Event::ImageUploadAbortRequested { image_id: image.id };
+            let event = Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: image.id });
             if let Err(e) = decide(&app, &ctx, &request_id, &image.owner, image.id, event).await {
                 tracing::warn!(image = %image.id, error = %e.message, "putting an image back to queued");
             }
         });
     }
+}
+
+/// Uploads this API had under way when its process ended (killed
+/// mid-body, so no drop of [`Upload`] ran) left their staging files: each
+/// file goes, and an image still `saving` is put back to queued, as the
+/// drop would have done. Run at start; the conductor decides each abort on
+/// the image's current state, so one that moved on meanwhile is left alone.
+pub async fn abort_interrupted_uploads(app: &AppState) {
+    let Ok(mut dir) = tokio::fs::read_dir(&app.images_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let Some(id) = entry.file_name().to_str().and_then(staging_image) else {
+            continue;
+        };
+        let _ = tokio::fs::remove_file(entry.path()).await;
+        let Some(image) = app.catalog.image(&id) else {
+            continue;
+        };
+        if image.status != image::SAVING {
+            continue;
+        }
+        let ctx = Context::new("novalog-api", &image.owner, vec!["admin".to_owned()]);
+        let request_id = novalog_request::RequestId::generate().0;
+        let event =
+            Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: id });
+        match decide(app, &ctx, &request_id, &image.owner, id, event).await {
+            Ok(_) => tracing::info!(image = %id, "an interrupted upload's image is queued again"),
+            Err(e) => {
+                tracing::warn!(image = %id, error = %e.message, "aborting an interrupted upload")
+            }
+        }
+    }
+}
+
+/// The image a staging file (`<id>.<upload>.staging`) belongs to.
+fn staging_image(name: &str) -> Option<Uuid> {
+    name.strip_suffix(".staging")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Custom properties at the top level, as Glance shows them.
@@ -528,6 +594,17 @@ pub fn properties_json(image: &Image) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staging_file_names_its_image() {
+        let id = Uuid::from_u128(7);
+        assert_eq!(
+            staging_image(&format!("{id}.{}.staging", Uuid::new_v4())),
+            Some(id)
+        );
+        assert_eq!(staging_image(&id.to_string()), None, "an image's data");
+        assert_eq!(staging_image("junk.staging"), None);
+    }
 
     #[test]
     fn digests_are_glances() {
@@ -550,7 +627,7 @@ mod tests {
         assert!(h.would_exceed(5));
         assert!(!h.would_exceed(4));
         let e = h.update(&[0; 5]).unwrap_err();
-        assert_eq!(ApiError::from(e).status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ImageError::from(e).status, StatusCode::PAYLOAD_TOO_LARGE);
         h.update(&[0; 4]).unwrap();
         assert_eq!(h.finish().size, 10);
         assert!(Hasher::default().would_exceed(image::IMAGE_SIZE_CAP + 1));

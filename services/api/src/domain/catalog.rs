@@ -3,21 +3,37 @@
 
 use std::sync::Arc;
 
-use novalog_schemas::{Event, Flavor, Image};
+use novalog_schemas::{CatalogEvent, Event, Flavor, Image};
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::auth::Context;
+use crate::domain::Domain;
+use crate::domain::intents::Intent;
+use crate::domain::parse_bool;
 use crate::error::ApiError;
-use crate::intents::Intent;
 use crate::policy::{self, Rule};
-use crate::validation::flavor_create::FlavorCreate;
-use crate::validation::parse_bool;
-use crate::verdicts::Verdict;
+use crate::projection::verdicts::Verdict;
+
+/// A valid `POST /flavors` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlavorCreate {
+    pub name: String,
+    /// None: the API generates one (a uuid), as Nova does.
+    pub id: Option<String>,
+    pub ram_mb: u64,
+    pub vcpus: u32,
+    pub disk_gb: u64,
+    pub ephemeral_gb: u64,
+    pub swap_mb: u64,
+    pub rxtx_factor: f32,
+    pub is_public: bool,
+    /// From 2.55.
+    pub description: Option<String>,
+}
 
 /// Whether `ctx` may use flavor `f`: public ones, non-public ones its
 /// project was given access to, and every one for administrators.
-pub fn may_use_flavor(app: &App, ctx: &Context, f: &Flavor) -> bool {
+pub fn may_use_flavor(app: &Domain, ctx: &Context, f: &Flavor) -> bool {
     f.is_public
         || ctx.is_admin
         || app
@@ -27,7 +43,7 @@ pub fn may_use_flavor(app: &App, ctx: &Context, f: &Flavor) -> bool {
 }
 
 /// The flavor `id`, if `ctx` may use it.
-pub fn visible_flavor(app: &App, ctx: &Context, id: &str) -> Option<Arc<Flavor>> {
+pub fn visible_flavor(app: &Domain, ctx: &Context, id: &str) -> Option<Arc<Flavor>> {
     app.projection
         .flavor(id)
         .filter(|f| may_use_flavor(app, ctx, f))
@@ -36,19 +52,18 @@ pub fn visible_flavor(app: &App, ctx: &Context, id: &str) -> Option<Arc<Flavor>>
 /// Glance's visibility: public and community images are usable by all,
 /// private and shared ones (image members do not exist) by their owner and
 /// administrators.
-pub fn visible_image(app: &App, ctx: &Context, id: &Uuid) -> Option<Arc<Image>> {
-    app.projection.image(id).filter(|i| {
-        i.status != "deleted"
-            && (matches!(i.visibility.as_str(), "public" | "community")
-                || ctx.is_admin
-                || i.owner == ctx.project_id)
-    })
+pub fn visible_image(app: &Domain, ctx: &Context, id: &Uuid) -> Option<Arc<Image>> {
+    // The Image API's own rule, so a server boots only from what the
+    // caller could list there.
+    app.projection
+        .image(id)
+        .filter(|i| novalog_image::images::visible(i, ctx))
 }
 
 /// `GET /flavors[/detail]`: Nova's filters (`is_public`, `minRam`,
 /// `minDisk`, `name`) and paging (`limit`, `marker`), sorted by id.
 pub fn list_flavors(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     params: &[(String, String)],
 ) -> Result<FlavorPage, ApiError> {
@@ -116,7 +131,7 @@ pub fn list_flavors(
             .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
         flavors.drain(..=pos);
     }
-    flavors.truncate(crate::paging::page_size(limit, app.max_limit));
+    flavors.truncate(crate::domain::page_size(limit, app.max_limit));
     Ok(FlavorPage { flavors })
 }
 
@@ -129,7 +144,7 @@ pub struct FlavorPage {
 /// Creates a flavor (administrators only): refused here when the id or the
 /// name is taken, else decided by the conductor.
 pub async fn create_flavor(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     req: FlavorCreate,
@@ -162,11 +177,13 @@ pub async fn create_flavor(
     };
     let intent = Intent {
         aggregate_id: flavor.id.clone(),
-        event: Event::FlavorCreateRequested(flavor.clone()),
+        event: Event::Intent(novalog_schemas::Intent::FlavorCreateRequested(
+            flavor.clone(),
+        )),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::FlavorCreated(f) => Ok(f),
+            Event::Catalog(CatalogEvent::FlavorCreated(f)) => Ok(f),
             _ => Ok(flavor),
         },
         Verdict::Rejected(r) => Err(r.into()),
@@ -174,9 +191,9 @@ pub async fn create_flavor(
 }
 
 /// Registers an image's metadata (administrators only): the bootstrap's
-/// way in; clients use the Image API ([`crate::images`]).
+/// way in; clients use the Image API (`novalog_image`).
 pub async fn create_image(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     image: Image,
@@ -188,11 +205,11 @@ pub async fn create_image(
     }
     let intent = Intent {
         aggregate_id: image.id.to_string(),
-        event: Event::ImageCreateRequested(image.clone()),
+        event: Event::Intent(novalog_schemas::Intent::ImageCreateRequested(image.clone())),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::ImageCreated(i) => Ok(i),
+            Event::Catalog(CatalogEvent::ImageCreated(i)) => Ok(i),
             _ => Ok(image),
         },
         Verdict::Rejected(r) => Err(r.into()),
@@ -200,7 +217,7 @@ pub async fn create_image(
 }
 
 async fn decide(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     intent: Intent,
@@ -227,7 +244,7 @@ pub fn admin_only(ctx: &Context, rule: &str) -> Result<(), ApiError> {
 }
 
 /// The flavor `id` for a change, or Nova's 404.
-pub fn existing_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, ApiError> {
+pub fn existing_flavor(app: &Domain, id: &str) -> Result<Arc<Flavor>, ApiError> {
     app.projection
         .flavor(id)
         .ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))
@@ -236,7 +253,7 @@ pub fn existing_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, ApiError> {
 /// Sets and unsets extra specs, or the description, through the conductor;
 /// answers with the flavor after the change.
 pub async fn update_flavor(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     update: novalog_schemas::events::FlavorUpdate,
@@ -244,11 +261,13 @@ pub async fn update_flavor(
     let id = update.flavor_id.clone();
     let intent = Intent {
         aggregate_id: id.clone(),
-        event: Event::FlavorUpdateRequested(Box::new(update)),
+        event: Event::Intent(novalog_schemas::Intent::FlavorUpdateRequested(Box::new(
+            update,
+        ))),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::FlavorUpdated(f) => Ok(f),
+            Event::Catalog(CatalogEvent::FlavorUpdated(f)) => Ok(f),
             _ => existing_flavor(app, &id).map(|f| (*f).clone()),
         },
         Verdict::Rejected(r) => Err(r.into()),
@@ -257,7 +276,7 @@ pub async fn update_flavor(
 
 /// Deletes a flavor (administrators only).
 pub async fn delete_flavor(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     id: &str,
@@ -266,9 +285,9 @@ pub async fn delete_flavor(
     existing_flavor(app, id)?;
     let intent = Intent {
         aggregate_id: id.to_owned(),
-        event: Event::FlavorDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::FlavorDeleteRequested {
             flavor_id: id.to_owned(),
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
@@ -278,7 +297,7 @@ pub async fn delete_flavor(
 
 /// Gives (`add`) or takes away a project's access to a non-public flavor.
 pub async fn change_flavor_access(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     id: &str,
@@ -287,11 +306,11 @@ pub async fn change_flavor_access(
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: id.to_owned(),
-        event: Event::FlavorAccessChangeRequested {
+        event: Event::Intent(novalog_schemas::Intent::FlavorAccessChangeRequested {
             flavor_id: id.to_owned(),
             project_id: project_id.to_owned(),
             add,
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),

@@ -1,6 +1,7 @@
 //! The `/identity` routes: thin handlers over [`Identity`], answering
 //! errors in keystone's `{"error": {"code", "title", "message"}}` shape.
 
+use novalog_schemas::CatalogEvent;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -10,11 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use novalog_request::{BaseUrl, BodyRefusal, RequestId, query_pairs};
+
 use super::directory::Ref;
 use super::token::Claims;
 use super::{AuthFailure, Identity, now_ms, views};
-use crate::http::{JsonBody, query_pairs};
-use crate::views::Links;
 
 type IdentityState = Arc<Identity>;
 
@@ -37,12 +38,28 @@ pub fn router(identity: IdentityState) -> Router {
         .with_state(identity)
 }
 
-/// `DELETE /identity/v3/auth/tokens`, which writes to the log and so needs
-/// the whole API state; merged beside [`router`].
-pub fn revoke_router(app: crate::app::AppState) -> Router {
+/// Where a revocation is written: the mounting service's log, from which
+/// every replica folds it into its [`super::revocations::Revocations`].
+#[async_trait::async_trait]
+pub trait RevocationLog: Send + Sync {
+    /// Appends `record` (keyed by `key`) to the `catalog` topic and returns
+    /// once this replica's revocations hold it, or why it could not.
+    async fn record(&self, key: Vec<u8>, record: novalog_schemas::Envelope) -> Result<(), String>;
+}
+
+/// What the revocation route works with.
+#[derive(Clone)]
+struct RevokeState {
+    identity: IdentityState,
+    log: Arc<dyn RevocationLog>,
+}
+
+/// `DELETE /identity/v3/auth/tokens`, which writes through `log`; merged
+/// beside [`router`].
+pub fn revoke_router(identity: IdentityState, log: Arc<dyn RevocationLog>) -> Router {
     Router::new()
         .route("/identity/v3/auth/tokens", axum::routing::delete(revoke))
-        .with_state(app)
+        .with_state(RevokeState { identity, log })
 }
 
 /// An error as keystone shows it.
@@ -75,9 +92,20 @@ impl KeystoneError {
     }
 }
 
-impl From<crate::error::ApiError> for KeystoneError {
-    fn from(e: crate::error::ApiError) -> Self {
-        Self::new(e.status, e.message)
+impl From<BodyRefusal> for KeystoneError {
+    fn from(refusal: BodyRefusal) -> Self {
+        Self::new(refusal.status(), refusal.message())
+    }
+}
+
+/// A JSON body, refused in keystone's shape, not Nova's.
+struct JsonBody(Value);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+    type Rejection = KeystoneError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self> {
+        Ok(JsonBody(novalog_request::read_json(req, state).await?))
     }
 }
 
@@ -127,17 +155,17 @@ fn is_admin(claims: &Claims) -> bool {
     claims.project_id.is_some() && claims.roles.iter().any(|r| r == "admin")
 }
 
-fn links(identity: &Identity, links: &Links) -> String {
-    identity.base_url(&links.base)
+fn links(identity: &Identity, base: &BaseUrl) -> String {
+    identity.base_url(&base.0)
 }
 
 /// `GET /identity`: keystone answers 300 Multiple Choices.
-async fn versions(State(identity): State<IdentityState>, l: Links) -> Response {
+async fn versions(State(identity): State<IdentityState>, l: BaseUrl) -> Response {
     let base = links(&identity, &l);
     (StatusCode::MULTIPLE_CHOICES, Json(views::versions(&base))).into_response()
 }
 
-async fn v3(State(identity): State<IdentityState>, l: Links) -> Json<Value> {
+async fn v3(State(identity): State<IdentityState>, l: BaseUrl) -> Json<Value> {
     Json(views::v3(&links(&identity, &l)))
 }
 
@@ -156,12 +184,10 @@ fn nocatalog(query: Option<&str>) -> bool {
 /// `POST /v3/auth/tokens`: 201 with the token in `X-Subject-Token`.
 async fn issue(
     State(identity): State<IdentityState>,
-    l: Links,
+    l: BaseUrl,
     RawQuery(query): RawQuery,
-    body: std::result::Result<JsonBody, crate::error::ApiError>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    // A body that is not JSON is refused in keystone's shape, not Nova's.
-    let JsonBody(body) = body?;
     let now = now_ms();
     let checker = identity.clone();
     let claims = tokio::task::spawn_blocking(move || checker.authenticate(&body, now))
@@ -183,7 +209,7 @@ async fn issue(
 async fn validate(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let caller = caller(&identity, &headers)?;
@@ -210,14 +236,11 @@ async fn validate(
 /// it, and every other replica refuses the token once it has too, as
 /// after a restart.
 async fn revoke(
-    State(app): State<crate::app::AppState>,
+    State(state): State<RevokeState>,
     headers: HeaderMap,
-    rid: crate::http::RequestId,
+    rid: RequestId,
 ) -> Result<StatusCode> {
-    let identity = app
-        .auth
-        .identity()
-        .ok_or_else(KeystoneError::unauthorized)?;
+    let identity = &state.identity;
     let caller = caller(identity, &headers)?;
     let subject = header_value(&headers, "x-subject-token").unwrap_or_default();
     let claims = identity
@@ -238,10 +261,10 @@ async fn revoke(
             },
             audit_id.clone(),
         ),
-        event: novalog_schemas::Event::TokenRevoked {
+        event: novalog_schemas::Event::Catalog(CatalogEvent::TokenRevoked {
             audit_id: audit_id.clone(),
             expires_at_ms: claims.expires_at,
-        },
+        }),
     };
     let unavailable = || {
         KeystoneError::new(
@@ -249,25 +272,14 @@ async fn revoke(
             "The service is temporarily unable to record the revocation; try again later.",
         )
     };
-    let positions = app
+    state
         .log
-        .append(vec![novalog_log::Record::new(
-            app.topics.catalog.clone(),
-            audit_id.into_bytes(),
-            novalog_schemas::encode(&env),
-        )])
+        .record(audit_id.into_bytes(), env)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "token revocation not recorded");
             unavailable()
         })?;
-    let ends: crate::projection::Offsets = positions
-        .into_iter()
-        .map(|p| ((app.topics.catalog.clone(), p.partition), p.offset + 1))
-        .collect();
-    tokio::time::timeout(app.intents.timeout(), app.projection.wait_applied(&ends))
-        .await
-        .map_err(|_| unavailable())?;
     tracing::info!(user_id = %claims.user_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -285,7 +297,7 @@ fn projects_body(identity: &Identity, ids: &[&str], base: &str) -> Value {
 async fn auth_projects(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
     let user = identity
@@ -300,7 +312,7 @@ async fn auth_projects(
 async fn auth_catalog(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
     if caller.project_id.is_none() {
@@ -317,7 +329,7 @@ async fn auth_catalog(
 async fn projects_index(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
@@ -338,7 +350,7 @@ async fn projects_index(
 async fn projects_show(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
@@ -363,7 +375,7 @@ async fn projects_show(
 async fn users_index(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
@@ -404,7 +416,7 @@ fn own_or_admin<'a>(
 async fn users_show(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
@@ -418,7 +430,7 @@ async fn users_show(
 async fn user_projects(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
-    l: Links,
+    l: BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Context;
 use crate::error::ApiError;
-use crate::verdicts::{Verdict, Verdicts};
+use crate::projection::verdicts::{Verdict, Verdicts};
 
 /// One thing a request asks for.
 #[derive(Debug, Clone)]

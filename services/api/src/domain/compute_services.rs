@@ -8,13 +8,13 @@ use novalog_schemas::Event;
 use novalog_schemas::events::ServiceChange;
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::auth::Context;
+use crate::domain::Domain;
+use crate::domain::intents::Intent;
 use crate::error::ApiError;
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
-use crate::verdicts::Verdict;
+use crate::projection::verdicts::Verdict;
 
 /// The only binary whose services exist here.
 pub const COMPUTE: &str = "nova-compute";
@@ -32,7 +32,7 @@ pub fn authorize(ctx: &Context, action: &str) -> Result<(), ApiError> {
 
 /// The host a service id names: an integer below 2.53, a uuid from it.
 /// A malformed id is 400, an unknown one 404, as Nova answers.
-pub fn by_id(app: &App, id: &str, version: ApiVersion) -> Result<HostView, ApiError> {
+pub fn by_id(app: &Domain, id: &str, version: ApiVersion) -> Result<HostView, ApiError> {
     let not_found = || ApiError::not_found(format!("Service {id} could not be found."));
     let hosts = app.projection.hosts();
     if version.at_least(2, 53) {
@@ -56,14 +56,16 @@ pub fn by_id(app: &App, id: &str, version: ApiVersion) -> Result<HostView, ApiEr
 /// it decides (not as this API last saw it), so concurrent changes to
 /// different fields are all kept.
 pub async fn update(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     change: ServiceChange,
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: change.host.clone(),
-        event: Event::ServiceChangeRequested(Box::new(change)),
+        event: Event::Intent(novalog_schemas::Intent::ServiceChangeRequested(Box::new(
+            change,
+        ))),
     };
     decide(app, ctx, request_id, intent).await
 }
@@ -71,22 +73,22 @@ pub async fn update(
 /// Deletes the service record of `host` (Nova refuses while it hosts
 /// instances: 409).
 pub async fn delete(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     host: &str,
 ) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: host.to_owned(),
-        event: Event::ServiceDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServiceDeleteRequested {
             host: host.to_owned(),
-        },
+        }),
     };
     decide(app, ctx, request_id, intent).await
 }
 
 async fn decide(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     intent: Intent,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use novalog_schemas::{Event, Rejection};
+use novalog_schemas::{Event, InstanceEvent, Rejection};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -26,7 +26,7 @@ impl Verdict {
     /// The verdict a record caused by an intent carries.
     pub fn of(event: &Event) -> Verdict {
         match event {
-            Event::IntentRejected { kind, message, .. } => {
+            Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
                 Verdict::Rejected(Rejection::new(kind.clone(), message.clone()))
             }
             other => Verdict::Accepted(Box::new(other.clone())),
@@ -101,15 +101,17 @@ mod tests {
         v.resolve(vec![
             (
                 Uuid::new_v4(),
-                Verdict::Accepted(Box::new(Event::InstanceDeleting)),
+                Verdict::Accepted(Box::new(Event::Instance(
+                    InstanceEvent::InstanceDeleteStarted,
+                ))),
             ),
             (
                 a,
-                Verdict::of(&Event::IntentRejected {
+                Verdict::of(&Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: "ServerDeleteRequested".into(),
                     kind: RejectionKind::Conflict,
                     message: "busy".into(),
-                }),
+                })),
             ),
         ]);
         assert_eq!(

@@ -15,12 +15,12 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::Context;
-use crate::catalog;
+use crate::domain::catalog;
+use crate::domain::intents::Intent;
 use crate::error::ApiError;
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
+use crate::projection::verdicts::Verdict;
 use crate::validation::{self, invalid, object, only, required};
-use crate::verdicts::Verdict;
 
 /// How a saga action answers when accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,13 +112,15 @@ pub async fn resize(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Resize,
-            flavor: Some((*flavor).clone()),
-            host: None,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Resize,
+                flavor: Some((*flavor).clone()),
+                host: None,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -164,13 +166,15 @@ pub async fn migrate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Migration,
-            flavor: None,
-            host,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Migration,
+                flavor: None,
+                host,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -190,9 +194,9 @@ pub async fn confirm_resize(
         ctx,
         request_id,
         inst,
-        Event::ServerResizeConfirmRequested {
+        Event::Intent(novalog_schemas::Intent::ServerResizeConfirmRequested {
             instance_id: inst.id,
-        },
+        }),
     )
     .await?;
     Ok(Outcome::NoContent)
@@ -212,9 +216,9 @@ pub async fn revert_resize(
         ctx,
         request_id,
         inst,
-        Event::ServerResizeRevertRequested {
+        Event::Intent(novalog_schemas::Intent::ServerResizeRevertRequested {
             instance_id: inst.id,
-        },
+        }),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -284,7 +288,7 @@ pub async fn rebuild(
     // Nova's `_checks_for_create_and_rebuild`: the image must be active
     // and fit the server's flavor, decided here so that no user's number
     // reaches the conductor unchecked.
-    crate::compute::check_image_fits(&inst.flavor, &image)?;
+    crate::domain::compute::check_image_fits(&inst.flavor, &image)?;
     let name = match r.get("name") {
         Some(v) => Some(validation::name("name", v)?),
         None => None,
@@ -314,22 +318,24 @@ pub async fn rebuild(
     };
     let admin_pass = match r.get("adminPass") {
         Some(v) => validation::string("adminPass", v, 0, 255)?.to_owned(),
-        None => crate::compute::admin_password(),
+        None => crate::domain::compute::admin_password(),
     };
     submit(
         app,
         ctx,
         request_id,
         inst,
-        Event::ServerRebuildRequested(Box::new(ServerRebuildRequested {
-            instance_id: inst.id,
-            image: (*image).clone(),
-            name,
-            metadata,
-            key_name,
-            user_data,
-            description,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerRebuildRequested(Box::new(
+            ServerRebuildRequested {
+                instance_id: inst.id,
+                image: (*image).clone(),
+                name,
+                metadata,
+                key_name,
+                user_data,
+                description,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Rebuilt { admin_pass })
@@ -391,18 +397,20 @@ pub async fn evacuate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::Evacuation,
-            flavor: None,
-            host,
-            source_host_down: true,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::Evacuation,
+                flavor: None,
+                host,
+                source_host_down: true,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Evacuated {
         admin_pass: (!version.at_least(2, 14))
-            .then(|| admin_pass.unwrap_or_else(crate::compute::admin_password)),
+            .then(|| admin_pass.unwrap_or_else(crate::domain::compute::admin_password)),
     })
 }
 
@@ -452,13 +460,15 @@ pub async fn live_migrate(
         ctx,
         request_id,
         inst,
-        Event::ServerMigrationRequested(Box::new(ServerMigrationRequested {
-            instance_id: inst.id,
-            migration_type: MigrationType::LiveMigration,
-            flavor: None,
-            host,
-            source_host_down: false,
-        })),
+        Event::Intent(novalog_schemas::Intent::ServerMigrationRequested(Box::new(
+            ServerMigrationRequested {
+                instance_id: inst.id,
+                migration_type: MigrationType::LiveMigration,
+                flavor: None,
+                host,
+                source_host_down: false,
+            },
+        ))),
     )
     .await?;
     Ok(Outcome::Accepted)
@@ -510,7 +520,7 @@ async fn run(
     if obj.len() > 1 {
         only("", obj, &[name])?;
     }
-    let inst = crate::compute::visible(app, ctx, id)
+    let inst = crate::domain::compute::visible(app, ctx, id)
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
     // The owner's actions (Nova's PROJECT_MEMBER_OR_ADMIN): a reader may
     // not; the others are administrators' and checked with their body.

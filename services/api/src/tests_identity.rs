@@ -10,8 +10,9 @@ use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::Identity;
-use super::directory::stable_id;
+use novalog_identity::Identity;
+use novalog_identity::directory::stable_id;
+
 use crate::app;
 use crate::service::{ApiHandle, ApiService};
 
@@ -344,10 +345,10 @@ async fn expired_and_tampered_tokens_are_refused() {
     let h = Harness::start().await;
     let identity = h.identity();
     let mut claims = identity
-        .validate(&h.token("admin", "admin").await, super::now_ms())
+        .validate(&h.token("admin", "admin").await, novalog_identity::now_ms())
         .unwrap();
     claims.issued_at -= 7_200_000;
-    claims.expires_at = super::now_ms() - 1;
+    claims.expires_at = novalog_identity::now_ms() - 1;
     let expired = identity.sign(&claims);
     let r = h
         .send(

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use base64::Engine;
 use md5::{Digest, Md5};
-use novalog_schemas::Event;
 use novalog_schemas::events::Keypair;
+use novalog_schemas::{CatalogEvent, Event};
 
-use crate::app::App;
 use crate::auth::Context;
+use crate::domain::Domain;
+use crate::domain::intents::Intent;
 use crate::error::ApiError;
-use crate::intents::Intent;
-use crate::verdicts::Verdict;
+use crate::projection::verdicts::Verdict;
 
 pub const TYPE_SSH: &str = "ssh";
 pub const TYPE_X509: &str = "x509";
@@ -84,8 +84,7 @@ pub fn x509_fingerprint(pem: &str) -> Result<String, ApiError> {
 pub fn generate_ssh() -> Result<(String, String), ApiError> {
     let fail = |e: ssh_key::Error| {
         tracing::error!(error = %e, "keypair generation failed");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        ApiError::internal(
             "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.",
         )
     };
@@ -128,7 +127,7 @@ pub fn authorize(ctx: &Context, action: &str, user_id: &str) -> Result<(), ApiEr
 }
 
 pub async fn create(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     req: KeypairCreate,
@@ -167,11 +166,13 @@ pub async fn create(
     };
     let intent = Intent {
         aggregate_id: crate::projection::keypair_key(&keypair.user_id, &keypair.name),
-        event: Event::KeypairCreateRequested(Box::new(keypair.clone())),
+        event: Event::Intent(novalog_schemas::Intent::KeypairCreateRequested(Box::new(
+            keypair.clone(),
+        ))),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(event) => match *event {
-            Event::KeypairCreated(k) => Ok(Created {
+            Event::Catalog(CatalogEvent::KeypairCreated(k)) => Ok(Created {
                 keypair: *k,
                 private_key,
             }),
@@ -185,14 +186,14 @@ pub async fn create(
 }
 
 /// The keypair `name` of `user_id`, or Nova's 404.
-pub fn find(app: &App, user_id: &str, name: &str) -> Result<Arc<Keypair>, ApiError> {
+pub fn find(app: &Domain, user_id: &str, name: &str) -> Result<Arc<Keypair>, ApiError> {
     app.projection
         .keypair(user_id, name)
         .ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {user_id}")))
 }
 
 pub async fn delete(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     user_id: &str,
@@ -202,10 +203,10 @@ pub async fn delete(
     find(app, user_id, name)?;
     let intent = Intent {
         aggregate_id: crate::projection::keypair_key(user_id, name),
-        event: Event::KeypairDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::KeypairDeleteRequested {
             user_id: user_id.to_owned(),
             name: name.to_owned(),
-        },
+        }),
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
@@ -215,7 +216,7 @@ pub async fn delete(
 
 /// Keypair intents are keyed by the caller's project, like every intent.
 async fn decide(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     intent: Intent,

@@ -2,25 +2,92 @@
 //! request needs in the projection, check it, turn it into intents and the
 //! conductor's verdicts into outcomes. No HTTP here beyond [`ApiError`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime};
 use novalog_schemas::events::ServerCreateRequested;
-use novalog_schemas::{Event, Flavor, Image, Instance, TaskState};
+use novalog_schemas::{Event, Flavor, Image, Instance, ServerAction, TaskState};
 use regex::Regex;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::auth::Context;
-use crate::catalog;
+use crate::domain::Domain;
+use crate::domain::catalog;
+use crate::domain::intents::Intent;
+use crate::domain::parse_bool;
 use crate::error::ApiError;
-use crate::intents::Intent;
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
-use crate::validation::parse_bool;
-use crate::validation::server_create::{Description, Networks, ServerCreate};
-use crate::verdicts::Verdict;
+use crate::projection::verdicts::Verdict;
+
+/// What the caller asked for with `networks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Networks {
+    /// No `networks` key.
+    Unspecified,
+    /// `"auto"`.
+    Auto,
+    /// `"none"`.
+    None,
+    /// Explicit networks or ports.
+    List(Vec<NetworkRequest>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub uuid: Option<String>,
+    pub port: Option<String>,
+    pub fixed_ip: Option<String>,
+}
+
+/// What a server's description is to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Description {
+    /// Before 2.19 Nova stores each server's name as its description.
+    Name,
+    /// From 2.19 on, what the body says (null when absent).
+    Given(Option<String>),
+}
+
+/// A syntactically valid create request; the flavor and image are not
+/// looked up yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerCreate {
+    pub name: String,
+    pub description: Description,
+    /// The flavor id (the last path segment when a link was given).
+    pub flavor_id: String,
+    /// `imageRef`, or the boot image of `block_device_mapping_v2`.
+    pub image_id: Option<Uuid>,
+    pub metadata: BTreeMap<String, String>,
+    pub availability_zone: Option<String>,
+    pub key_name: Option<String>,
+    pub user_data: Option<String>,
+    pub admin_pass: Option<String>,
+    /// `OS-DCF:diskConfig`, echoed in the response (`MANUAL` by default).
+    pub disk_config: String,
+    /// `security_groups` as given, echoed in the response.
+    pub security_groups: Option<Value>,
+    pub networks: Networks,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub return_reservation_id: bool,
+    /// `os:scheduler_hints` (or `OS-SCH-HNT:scheduler_hints`), every value
+    /// as a list of strings.
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// Server tags given at create (2.52).
+    pub tags: Vec<String>,
+}
+
+/// One parsed action request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRequest {
+    pub action: ServerAction,
+    /// Nova's policy rule for it (`os_compute_api:servers:reboot`, ...).
+    pub policy: &'static str,
+}
 
 /// The availability zone every host is in unless it says otherwise
 /// (nova.conf `default_availability_zone`).
@@ -68,7 +135,7 @@ pub fn admin_password() -> String {
 
 /// The server `id` names, if `ctx` may see it: deleted servers are gone,
 /// other projects' servers exist for administrators only.
-pub fn visible(app: &App, ctx: &Context, id: &str) -> Option<Arc<Instance>> {
+pub fn visible(app: &Domain, ctx: &Context, id: &str) -> Option<Arc<Instance>> {
     let id = Uuid::parse_str(id).ok()?;
     let inst = app.projection.instance(&id)?;
     (!inst.is_deleted() && (ctx.is_admin || inst.project_id == ctx.project_id)).then_some(inst)
@@ -76,7 +143,7 @@ pub fn visible(app: &App, ctx: &Context, id: &str) -> Option<Arc<Instance>> {
 
 /// Creates `req.max_count` servers: one intent each, appended together.
 pub async fn create(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     req: ServerCreate,
@@ -132,26 +199,28 @@ pub async fn create(
             };
             Intent {
                 aggregate_id: id.to_string(),
-                event: Event::ServerCreateRequested(Box::new(ServerCreateRequested {
-                    instance_id: *id,
-                    description: match &req.description {
-                        Description::Name => Some(name.clone()),
-                        Description::Given(d) => d.clone(),
+                event: Event::Intent(novalog_schemas::Intent::ServerCreateRequested(Box::new(
+                    ServerCreateRequested {
+                        instance_id: *id,
+                        description: match &req.description {
+                            Description::Name => Some(name.clone()),
+                            Description::Given(d) => d.clone(),
+                        },
+                        name,
+                        flavor: (*flavor).clone(),
+                        image: (*image).clone(),
+                        metadata: req.metadata.clone(),
+                        availability_zone: req.availability_zone.clone(),
+                        key_name: req.key_name.clone(),
+                        user_data: req.user_data.clone(),
+                        tags: req.tags.clone(),
+                        reservation_id: reservation_id.clone(),
+                        launch_index: i as u32,
+                        scheduler_hints: req.scheduler_hints.clone(),
+                        min_count: req.min_count,
+                        max_count: req.max_count,
                     },
-                    name,
-                    flavor: (*flavor).clone(),
-                    image: (*image).clone(),
-                    metadata: req.metadata.clone(),
-                    availability_zone: req.availability_zone.clone(),
-                    key_name: req.key_name.clone(),
-                    user_data: req.user_data.clone(),
-                    tags: req.tags.clone(),
-                    reservation_id: reservation_id.clone(),
-                    launch_index: i as u32,
-                    scheduler_hints: req.scheduler_hints.clone(),
-                    min_count: req.min_count,
-                    max_count: req.max_count,
-                })),
+                ))),
             }
         })
         .collect();
@@ -241,7 +310,12 @@ pub(crate) fn check_image_fits(flavor: &Flavor, image: &Image) -> Result<(), Api
 
 /// Deletes a server: 404 when `ctx` cannot see it, nothing to do when it
 /// is already being deleted, else the conductor's verdict.
-pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Result<(), ApiError> {
+pub async fn delete(
+    app: &Domain,
+    ctx: &Context,
+    request_id: &str,
+    id: &str,
+) -> Result<(), ApiError> {
     let inst =
         visible(app, ctx, id).ok_or_else(|| ApiError::not_found("Instance could not be found"))?;
     policy::authorize(ctx, Rule::ServersDelete, Some(&inst.project_id))?;
@@ -250,10 +324,10 @@ pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Res
     }
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
-        event: Event::ServerDeleteRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServerDeleteRequested {
             instance_id: inst.id,
             force: false,
-        },
+        }),
     };
     // Keyed by the instance's project, whoever asks, so the intent is
     // ordered with everything else that happens to the instance.
@@ -271,11 +345,11 @@ pub async fn delete(app: &App, ctx: &Context, request_id: &str, id: &str) -> Res
 /// server, 403 by policy, else the conductor's verdict (Nova's 409s on
 /// state and lock).
 pub async fn act(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     id: &str,
-    req: crate::controllers::server_actions::ActionRequest,
+    req: ActionRequest,
 ) -> Result<(), ApiError> {
     let inst = visible(app, ctx, id)
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
@@ -289,10 +363,10 @@ pub async fn act(
     }
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
-        event: Event::ServerActionRequested {
+        event: Event::Intent(novalog_schemas::Intent::ServerActionRequested {
             instance_id: inst.id,
             action: req.action,
-        },
+        }),
     };
     // Keyed by the instance's project: ordered with all else it undergoes.
     let verdicts = app
@@ -308,7 +382,7 @@ pub async fn act(
 /// The server `id` names if `ctx` may see it and `rule` allows `ctx` to
 /// act on it: Nova's 404, then its 403.
 pub fn authorized(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     id: &str,
     rule: Rule,
@@ -322,7 +396,7 @@ pub fn authorized(
 /// Submits a change to `inst` (update, metadata, tags) and returns the
 /// event the conductor accepted it with, or its refusal.
 pub async fn change(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     request_id: &str,
     inst: &Instance,
@@ -468,8 +542,8 @@ fn parse_filters(
                 }
                 f.statuses.insert(status);
             }
-            "image" => f.image = Some(crate::validation::server_create::id_from_href(v)),
-            "flavor" => f.flavor = Some(crate::validation::server_create::id_from_href(v)),
+            "image" => f.image = Some(crate::domain::id_from_href(v)),
+            "flavor" => f.flavor = Some(crate::domain::id_from_href(v)),
             "reservation_id" => f.reservation_id = Some(v.clone()),
             "ip" | "ip6" => f.ip = true,
             "changes-since" => {
@@ -510,7 +584,7 @@ fn parse_filters(
 /// Lists the servers `ctx` may see, newest first, filtered and paged as
 /// `params` ask.
 pub fn list(
-    app: &App,
+    app: &Domain,
     ctx: &Context,
     params: &[(String, String)],
     detail: bool,
@@ -589,7 +663,7 @@ pub fn list(
         }
         None => None,
     };
-    let limit = crate::paging::page_size(f.limit, app.max_limit);
+    let limit = crate::domain::page_size(f.limit, app.max_limit);
     let mut servers = Vec::new();
     if limit > 0 {
         // Live servers are in memory; only a list that may show deleted
@@ -608,10 +682,7 @@ pub fn list(
             )
             .map_err(|e| {
                 tracing::error!(error = %e, "listing servers from the store");
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "Unexpected API Error: the server list could not be read.",
-                )
+                ApiError::internal("Unexpected API Error: the server list could not be read.")
             })?;
     }
     Ok(Page { servers })
@@ -638,7 +709,6 @@ mod tests {
 
     #[test]
     fn networks_that_cannot_exist_are_refused() {
-        use crate::validation::server_create::NetworkRequest;
         assert!(check_networks(&Networks::None).is_ok());
         assert!(check_networks(&Networks::Auto).is_ok());
         assert!(check_networks(&Networks::List(vec![])).is_ok());

@@ -6,7 +6,7 @@
 //! went through. Pure: the projection calls [`record`] for each instance
 //! record it applies.
 
-use novalog_schemas::{Envelope, Event, Instance};
+use novalog_schemas::{Envelope, Event, Instance, InstanceEvent};
 use serde::{Deserialize, Serialize};
 
 /// Nova's `InstanceActionEvent`.
@@ -118,19 +118,30 @@ fn find<'a>(
 pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instance) {
     let at = env.meta.occurred_at_ms;
     let actor = &env.meta.actor;
-    match &env.event {
-        Event::InstanceCreated(c) => {
+    let event = match &env.event {
+        Event::Instance(event) => event,
+        // Not an instance's history.
+        Event::Intent(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return,
+    };
+    match event {
+        InstanceEvent::InstanceCreated(c) => {
             let mut a = new_action(env, "create", &c.user_id, &c.project_id);
             a.start(SCHEDULE, at, None);
             actions.push(a);
         }
-        Event::InstanceScheduled { host, .. } => {
+        InstanceEvent::InstanceScheduled { host, .. } => {
             if let Some(a) = find(actions, env, "create") {
                 a.finish(SCHEDULE, at, None, None);
                 a.start(BUILD, at, Some(host.clone()));
             }
         }
-        Event::InstanceRescheduled { host, reason, .. } => {
+        InstanceEvent::InstanceRescheduled { host, reason, .. } => {
             if let Some(a) = find(actions, env, "create") {
                 let previous = a.open_event(BUILD).and_then(|e| e.host.clone());
                 a.finish(BUILD, at, previous, Some((reason, reason)));
@@ -139,12 +150,12 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 a.start(BUILD, at, Some(host.clone()));
             }
         }
-        Event::InstanceBecameActive { .. } => {
+        InstanceEvent::InstanceBecameActive { .. } => {
             if let Some(a) = find(actions, env, "create") {
                 a.finish(BUILD, at, after.host.clone(), None);
             }
         }
-        Event::InstanceFailed { fault } if rebuild_open(actions) => {
+        InstanceEvent::InstanceFailed { fault } if rebuild_open(actions) => {
             if let Some(a) = actions.last_mut() {
                 a.finish(
                     REBUILD,
@@ -154,7 +165,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::InstanceFailed { fault } => {
+        InstanceEvent::InstanceFailed { fault } => {
             if let Some(a) = find(actions, env, "create") {
                 let event = if a.open_event(BUILD).is_some() {
                     BUILD
@@ -174,21 +185,21 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::InstanceDeleting => {
+        InstanceEvent::InstanceDeleteStarted => {
             let mut a = new_action(env, "delete", &actor.user_id, &actor.project_id);
             if after.host.is_some() {
                 a.start(TERMINATE, at, after.host.clone());
             }
             actions.push(a);
         }
-        Event::InstanceDeleted { .. } => {
+        InstanceEvent::InstanceDeleted { .. } => {
             if let Some(a) = find(actions, env, "delete")
                 && a.open_event(TERMINATE).is_some()
             {
                 a.finish(TERMINATE, at, after.host.clone(), None);
             }
         }
-        Event::InstanceTaskStarted { action, .. } => {
+        InstanceEvent::InstanceTaskStarted { action, .. } => {
             let mut a = new_action(env, action.name(), &actor.user_id, &actor.project_id);
             a.start(
                 &format!("compute_{}", action.compute_method()),
@@ -197,13 +208,13 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             );
             actions.push(a);
         }
-        Event::InstanceTaskCompleted { action, .. } => {
+        InstanceEvent::InstanceTaskCompleted { action, .. } => {
             if let Some(a) = find(actions, env, action.name()) {
                 let event = format!("compute_{}", action.compute_method());
                 a.finish(&event, at, after.host.clone(), None);
             }
         }
-        Event::InstanceTaskFailed { action, fault, .. } => {
+        InstanceEvent::InstanceTaskFailed { action, fault, .. } => {
             if let Some(a) = find(actions, env, action.name()) {
                 let event = format!("compute_{}", action.compute_method());
                 a.finish(
@@ -214,8 +225,8 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 );
             }
         }
-        Event::InstanceLocked { .. } | Event::InstanceUnlocked => {
-            let name = if matches!(env.event, Event::InstanceLocked { .. }) {
+        InstanceEvent::InstanceLocked { .. } | InstanceEvent::InstanceUnlocked => {
+            let name = if matches!(event, InstanceEvent::InstanceLocked { .. }) {
                 "lock"
             } else {
                 "unlock"
@@ -224,7 +235,29 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             a.finish(&format!("api_{name}"), at, None, None);
             actions.push(a);
         }
-        _ => record_saga(actions, env, after),
+        InstanceEvent::MigrationStarted(_)
+        | InstanceEvent::MigrationScheduled(_)
+        | InstanceEvent::ResizeMigrationStarted(_)
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::ResizeFinishStarted(_)
+        | InstanceEvent::ResizeFinished(_)
+        | InstanceEvent::ResizeConfirmStarted(_)
+        | InstanceEvent::ResizeConfirmed(_)
+        | InstanceEvent::ResizeRevertStarted(_)
+        | InstanceEvent::ResizeReverted(_)
+        | InstanceEvent::MigrationAborted(_)
+        | InstanceEvent::MigrationErrored(_)
+        | InstanceEvent::LiveMigrationStarted(_)
+        | InstanceEvent::LiveMigrated(_)
+        | InstanceEvent::Evacuated(_)
+        | InstanceEvent::RebuildStarted(_)
+        | InstanceEvent::RebuildSpawnBegan
+        | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
+        // No action of their own.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceUpdated { .. }
+        | InstanceEvent::InstanceMetadataSet { .. }
+        | InstanceEvent::InstanceTagsSet { .. } => {}
     }
 }
 
@@ -287,15 +320,20 @@ fn fail_open(
     a.finish(&open, at, host, Some((message, details)));
 }
 
-fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instance) {
+fn record_saga(
+    actions: &mut Vec<InstanceAction>,
+    env: &Envelope,
+    event: &InstanceEvent,
+    after: &Instance,
+) {
     let at = env.meta.occurred_at_ms;
     let actor = &env.meta.actor;
     let Some(m) = after.migrations.last() else {
-        if let Event::RebuildStarted(_) = &env.event {
+        if let InstanceEvent::RebuildStarted(_) = event {
             let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
             a.start(REBUILD, at, after.host.clone());
             actions.push(a);
-        } else if let Event::RebuildCompleted { .. } = &env.event
+        } else if let InstanceEvent::RebuildCompleted { .. } = event
             && let Some(a) = find(actions, env, "rebuild")
         {
             a.finish(REBUILD, at, after.host.clone(), None);
@@ -305,13 +343,13 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
     let (name, conductor_event) = migration_action(m.migration_type);
     let source = Some(m.source_compute.clone());
     let dest = m.dest_compute.clone();
-    match &env.event {
-        Event::MigrationStarted(_) => {
+    match event {
+        InstanceEvent::MigrationStarted(_) => {
             let mut a = new_action(env, name, &actor.user_id, &actor.project_id);
             a.start(conductor_event, at, None);
             actions.push(a);
         }
-        Event::MigrationScheduled(_) => {
+        InstanceEvent::MigrationScheduled(_) => {
             if let Some(a) = find(actions, env, name) {
                 if a.open_event(conductor_event).is_some() {
                     a.finish(conductor_event, at, None, None);
@@ -332,69 +370,88 @@ fn record_saga(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instan
                 a.start(event, at, dest);
             }
         }
-        Event::ResizeMigrating(_) => {
+        InstanceEvent::ResizeMigrationStarted(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_prep_resize", at, dest, None);
                 a.start("compute_resize_instance", at, source);
             }
         }
-        Event::ResizeFinishing(_) => {
+        InstanceEvent::ResizeFinishStarted(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_resize_instance", at, source, None);
                 a.start("compute_finish_resize", at, dest);
             }
         }
-        Event::ResizeFinished(_) => {
+        InstanceEvent::ResizeFinished(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_finish_resize", at, dest, None);
             }
         }
-        Event::ResizeConfirming(_) => {
+        InstanceEvent::ResizeConfirmStarted(_) => {
             let mut a = new_action(env, "confirmResize", &actor.user_id, &actor.project_id);
             a.start("compute_confirm_resize", at, source);
             actions.push(a);
         }
-        Event::ResizeConfirmed(_) => {
+        InstanceEvent::ResizeConfirmed(_) => {
             if let Some(a) = find(actions, env, "confirmResize") {
                 a.finish("compute_confirm_resize", at, source, None);
             }
         }
-        Event::ResizeReverting(_) => {
+        InstanceEvent::ResizeRevertStarted(_) => {
             let mut a = new_action(env, "revertResize", &actor.user_id, &actor.project_id);
             a.start("compute_revert_resize", at, dest);
             actions.push(a);
         }
-        Event::ResizeReverted(_) => {
+        InstanceEvent::ResizeReverted(_) => {
             if let Some(a) = find(actions, env, "revertResize") {
                 a.finish("compute_revert_resize", at, dest, None);
                 a.finish("compute_finish_revert_resize", at, source, None);
             }
         }
-        Event::LiveMigrated(_) => {
+        InstanceEvent::LiveMigrated(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish("compute_live_migration", at, source, None);
                 a.finish("compute_post_live_migration_at_destination", at, dest, None);
             }
         }
-        Event::Evacuated(_) => {
+        InstanceEvent::Evacuated(_) => {
             if let Some(a) = find(actions, env, name) {
                 a.finish(REBUILD, at, dest, None);
             }
         }
-        Event::MigrationAborted(p) | Event::MigrationErrored(p) => {
+        InstanceEvent::MigrationAborted(p) | InstanceEvent::MigrationErrored(p) => {
             fail_open(actions, at, after.host.clone(), p.fault.as_ref());
         }
-        Event::RebuildStarted(_) => {
+        InstanceEvent::RebuildStarted(_) => {
             let mut a = new_action(env, "rebuild", &actor.user_id, &actor.project_id);
             a.start(REBUILD, at, after.host.clone());
             actions.push(a);
         }
-        Event::RebuildCompleted { .. } => {
+        InstanceEvent::RebuildCompleted { .. } => {
             if let Some(a) = find(actions, env, "rebuild") {
                 a.finish(REBUILD, at, after.host.clone(), None);
             }
         }
-        _ => {}
+        // Steps that open or close no action event.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceCreated(_)
+        | InstanceEvent::InstanceScheduled { .. }
+        | InstanceEvent::InstanceRescheduled { .. }
+        | InstanceEvent::InstanceBecameActive { .. }
+        | InstanceEvent::InstanceFailed { .. }
+        | InstanceEvent::InstanceDeleteStarted
+        | InstanceEvent::InstanceDeleted { .. }
+        | InstanceEvent::InstanceTaskStarted { .. }
+        | InstanceEvent::InstanceTaskCompleted { .. }
+        | InstanceEvent::InstanceTaskFailed { .. }
+        | InstanceEvent::InstanceLocked { .. }
+        | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstanceUpdated { .. }
+        | InstanceEvent::InstanceMetadataSet { .. }
+        | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::ResizeMigrated(_)
+        | InstanceEvent::LiveMigrationStarted(_)
+        | InstanceEvent::RebuildSpawnBegan => {}
     }
 }
 
@@ -494,7 +551,7 @@ mod tests {
     }
 
     fn created() -> Event {
-        Event::InstanceCreated(Box::new(InstanceCreated {
+        Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
             name: "vm".into(),
             project_id: "p1".into(),
             user_id: "p1-user".into(),
@@ -510,7 +567,7 @@ mod tests {
             launch_index: 0,
             created_at_ms: 2_000,
             scheduler_hints: BTreeMap::new(),
-        }))
+        })))
     }
 
     fn built() -> Log {
@@ -519,19 +576,19 @@ mod tests {
         log.apply(
             "req-create",
             "p1",
-            Event::InstanceScheduled {
+            Event::Instance(InstanceEvent::InstanceScheduled {
                 host: "h1".into(),
                 alternates: vec![],
                 attempt: 1,
-            },
+            }),
         );
         log.apply(
             "req-create",
             "p1",
-            Event::InstanceBecameActive {
+            Event::Instance(InstanceEvent::InstanceBecameActive {
                 power_state: 1,
                 launched_at_ms: 4_000,
-            },
+            }),
         );
         log
     }
@@ -567,10 +624,10 @@ mod tests {
         log.apply(
             "req-stop",
             "p1",
-            Event::InstanceTaskStarted {
+            Event::Instance(InstanceEvent::InstanceTaskStarted {
                 action: ServerAction::Stop,
                 task_state: TaskState::PoweringOff,
-            },
+            }),
         );
         let a = log.actions.last().unwrap();
         assert_eq!(
@@ -582,11 +639,11 @@ mod tests {
         log.apply(
             "req-stop",
             "p1",
-            Event::InstanceTaskCompleted {
+            Event::Instance(InstanceEvent::InstanceTaskCompleted {
                 action: ServerAction::Stop,
                 vm_state: VmState::Stopped,
                 power_state: 4,
-            },
+            }),
         );
         let a = log.actions.last().unwrap();
         assert_eq!(a.events[0].result.as_deref(), Some("Success"));
@@ -595,15 +652,15 @@ mod tests {
         log.apply(
             "req-boot",
             "p1",
-            Event::InstanceTaskStarted {
+            Event::Instance(InstanceEvent::InstanceTaskStarted {
                 action: ServerAction::Reboot { hard: true },
                 task_state: TaskState::RebootingHard,
-            },
+            }),
         );
         log.apply(
             "req-boot",
             "p1",
-            Event::InstanceTaskFailed {
+            Event::Instance(InstanceEvent::InstanceTaskFailed {
                 action: ServerAction::Reboot { hard: true },
                 vm_state: VmState::Error,
                 power_state: 4,
@@ -613,7 +670,7 @@ mod tests {
                     details: "trace".into(),
                     created_at_ms: 0,
                 },
-            },
+            }),
         );
         let a = log.actions.last().unwrap();
         assert_eq!(a.action, "reboot");
@@ -637,13 +694,21 @@ mod tests {
         log.apply(
             "req-lock",
             "admin",
-            Event::InstanceLocked {
+            Event::Instance(InstanceEvent::InstanceLocked {
                 locked_by: "admin".into(),
                 reason: None,
-            },
+            }),
         );
-        log.apply("req-del", "p1", Event::InstanceDeleting);
-        log.apply("req-del", "p1", Event::InstanceDeleted { deleted_at_ms: 1 });
+        log.apply(
+            "req-del",
+            "p1",
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
+        );
+        log.apply(
+            "req-del",
+            "p1",
+            Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms: 1 }),
+        );
         let names: Vec<_> = log.actions.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(names, ["create", "stop", "reboot", "lock", "delete"]);
         let lock = &log.actions[3];
@@ -664,10 +729,10 @@ mod tests {
             log.apply(
                 r,
                 "p1",
-                Event::InstanceLocked {
+                Event::Instance(InstanceEvent::InstanceLocked {
                     locked_by: "owner".into(),
                     reason: None,
-                },
+                }),
             );
         }
         let ids = |p: Vec<&InstanceAction>| -> Vec<String> {
@@ -726,23 +791,43 @@ mod tests {
         log.apply(
             "req-resize",
             "p1",
-            Event::MigrationStarted(Box::new(migration(mid))),
+            Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration(mid)))),
         );
         log.apply(
             "req-resize",
             "p1",
-            Event::MigrationScheduled(step(mid, Some("h2"))),
+            Event::Instance(InstanceEvent::MigrationScheduled(step(mid, Some("h2")))),
         );
-        log.apply("req-resize", "p1", Event::ResizeMigrating(step(mid, None)));
-        log.apply("req-resize", "p1", Event::ResizeMigrated(step(mid, None)));
-        log.apply("req-resize", "p1", Event::ResizeFinishing(step(mid, None)));
-        log.apply("req-resize", "p1", Event::ResizeFinished(step(mid, None)));
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(step(mid, None))),
+        );
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeMigrated(step(mid, None))),
+        );
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeFinishStarted(step(mid, None))),
+        );
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeFinished(step(mid, None))),
+        );
         log.apply(
             "req-confirm",
             "p1",
-            Event::ResizeConfirming(step(mid, None)),
+            Event::Instance(InstanceEvent::ResizeConfirmStarted(step(mid, None))),
         );
-        log.apply("req-confirm", "p1", Event::ResizeConfirmed(step(mid, None)));
+        log.apply(
+            "req-confirm",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeConfirmed(step(mid, None))),
+        );
         let names: Vec<&str> = log.actions.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(names, ["create", "resize", "confirmResize"]);
         let resize = &log.actions[1];
@@ -773,14 +858,18 @@ mod tests {
         log.apply(
             "req-resize",
             "p1",
-            Event::MigrationStarted(Box::new(migration(mid))),
+            Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration(mid)))),
         );
         log.apply(
             "req-resize",
             "p1",
-            Event::MigrationScheduled(step(mid, Some("h2"))),
+            Event::Instance(InstanceEvent::MigrationScheduled(step(mid, Some("h2")))),
         );
-        log.apply("req-resize", "p1", Event::ResizeMigrating(step(mid, None)));
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::ResizeMigrationStarted(step(mid, None))),
+        );
         let mut p = step(mid, None);
         p.fault = Some(Fault {
             code: 500,
@@ -788,7 +877,11 @@ mod tests {
             details: "disk full".into(),
             created_at_ms: 0,
         });
-        log.apply("req-resize", "p1", Event::MigrationAborted(p));
+        log.apply(
+            "req-resize",
+            "p1",
+            Event::Instance(InstanceEvent::MigrationAborted(p)),
+        );
         let a = &log.actions[1];
         assert_eq!(a.message.as_deref(), Some("Error"));
         let e = a.events.last().unwrap();

@@ -1,5 +1,7 @@
-//! The Identity v3 subset keystoneauth and openstackclient need, served at
-//! `/identity` on the API's own listener when `auth_strategy = "keystone"`:
+//! `novalog-identity`: the Identity v3 subset keystoneauth and
+//! openstackclient need (keystone's role), a service of its own that
+//! `novalog-api` mounts at `/identity` on its listener when
+//! `auth_strategy = "keystone"`:
 //! version documents, password and token authentication with project
 //! scope, token validation, a catalog pointing back at this listener, and
 //! read-only users and projects.
@@ -11,7 +13,12 @@
 //! - [`revocations`]: the tokens revoked before they expire, folded from
 //!   the log by every API replica.
 //! - [`views`]: keystone's response bodies.
-//! - [`routes`]: the handlers and their router.
+//! - [`routes`]: the handlers and their router; a revocation is written
+//!   through the [`routes::RevocationLog`] the mounting service provides.
+//!
+//! It shares with the services beside it only `novalog-request` (the
+//! request [`Context`] a token turns into, request ids, bodies), so the
+//! compute API depends on it and not the other way round.
 //!
 //! [`Identity`] ties them together: it turns an auth request into token
 //! claims, and a token back into claims or a request [`Context`].
@@ -27,8 +34,8 @@ use std::path::Path;
 use novalog_runtime::config::IdentityOptions;
 use serde_json::Value;
 
-use crate::auth::Context;
 use directory::{DOMAIN_ID, DOMAIN_NAME, Directory, Project, Ref, User};
+use novalog_request::Context;
 use token::{Claims, Signer, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -478,6 +485,3 @@ mod tests {
         assert_eq!(id.context(&id.sign(&expired), expired.expires_at), None);
     }
 }
-
-#[cfg(test)]
-mod router_tests;
