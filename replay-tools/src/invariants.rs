@@ -106,7 +106,8 @@ fn footprint(i: &Instance) -> Vec<(String, Option<Resources>, bool)> {
     let migration = i.migration();
     let settled = i.task_state.is_none()
         && !matches!(i.vm_state, VmState::Building | VmState::Error)
-        && migration.is_none_or(|m| m.status == novalog_schemas::migration::status::FINISHED);
+        && migration
+            .is_none_or(|m| m.status == novalog_schemas::migration::MigrationStatus::Finished);
     let mut out = vec![(host.clone(), Some(i.flavor.resources()), settled)];
     if let Some(m) = migration {
         // VERIFY_RESIZE: the source keeps the old flavor's claim (on a
@@ -290,7 +291,7 @@ impl Domain {
             let e = Ended {
                 migration: m.uuid,
                 instance: n.id,
-                status: done.map_or_else(|| m.status.clone(), |x| x.status.clone()),
+                status: done.map_or(m.status, |x| x.status).as_str().to_owned(),
                 at: at.clone(),
                 flavors: [m.old_flavor.resources(), m.new_flavor.resources()],
             };

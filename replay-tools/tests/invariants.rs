@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use novalog_log::embedded::{EmbeddedLog, EmbeddedOptions};
 use novalog_log::{EventLog, Record};
 use novalog_schemas::events::InstanceCreated;
-use novalog_schemas::migration::{Migration, MigrationProgress, MigrationType, status};
+use novalog_schemas::migration::{Migration, MigrationProgress, MigrationStatus, MigrationType};
 use novalog_schemas::{
     Actor, Envelope, Event, Flavor, HostUsage, Image, Meta, PowerState, VmState,
 };
@@ -236,7 +236,7 @@ async fn resize_and_confirm(dir: &Path, leak: bool) -> (Uuid, Uuid) {
         id: 1,
         uuid: m,
         migration_type: MigrationType::Resize,
-        status: status::PRE_MIGRATING.into(),
+        status: MigrationStatus::PreMigrating,
         source_compute: "h1".into(),
         dest_compute: None,
         old_flavor: small.clone(),

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::envelope::DecodeError;
 use crate::events::{ComputeCommand, ComputeFact, Event, InstanceEvent, Intent};
 use crate::migration::{
-    Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationType, RebuildSpec,
-    ServerMigrationRequested, ServerRebuildRequested, parse_vm_state,
+    Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationStatus, MigrationType,
+    RebuildSpec, ServerMigrationRequested, ServerRebuildRequested, parse_vm_state,
 };
 use crate::pb;
 use crate::state::PowerState;
@@ -60,7 +60,7 @@ fn migration_to_pb(m: Migration) -> pb::MigrationRecord {
         id: m.id,
         uuid: m.uuid.to_string(),
         migration_type: m.migration_type.as_str().to_owned(),
-        status: m.status,
+        status: m.status.as_str().to_owned(),
         source_compute: m.source_compute,
         dest_compute: m.dest_compute.unwrap_or_default(),
         old_flavor: Some(m.old_flavor.into()),
@@ -82,7 +82,10 @@ fn migration_from_pb(m: pb::MigrationRecord) -> R<Migration> {
         id: m.id,
         uuid: uuid("uuid", &m.uuid)?,
         migration_type: migration_type(&m.migration_type)?,
-        status: m.status,
+        status: MigrationStatus::parse(&m.status).ok_or_else(|| DecodeError::Invalid {
+            field: "status",
+            message: format!("unknown migration status {:?}", m.status),
+        })?,
         source_compute: m.source_compute,
         dest_compute: opt(m.dest_compute),
         old_flavor: flavor(m.old_flavor, "old_flavor")?,
@@ -487,7 +490,7 @@ mod tests {
             id: 4,
             uuid: mid,
             migration_type: MigrationType::Resize,
-            status: "pre-migrating".into(),
+            status: MigrationStatus::PreMigrating,
             source_compute: "h1".into(),
             dest_compute: Some("h2".into()),
             old_flavor: flavor("1"),

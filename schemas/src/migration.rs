@@ -44,27 +44,92 @@ impl MigrationType {
     }
 }
 
-/// Nova's migration statuses, spelled as Nova spells them.
-pub mod status {
-    pub const PRE_MIGRATING: &str = "pre-migrating";
-    pub const MIGRATING: &str = "migrating";
-    pub const POST_MIGRATING: &str = "post-migrating";
-    pub const FINISHED: &str = "finished";
-    pub const CONFIRMING: &str = "confirming";
-    pub const CONFIRMED: &str = "confirmed";
-    pub const REVERTING: &str = "reverting";
-    pub const REVERTED: &str = "reverted";
-    pub const ERROR: &str = "error";
+/// Nova's migration statuses. Spelled as Nova spells them wherever they
+/// leave the process (protobuf, the API, the projections' stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MigrationStatus {
+    /// Live migration: accepted, no destination claim yet.
+    Preparing,
+    PreMigrating,
+    Migrating,
+    PostMigrating,
+    Finished,
+    Confirming,
+    Confirmed,
+    Reverting,
+    Reverted,
+    Error,
     /// Live migration: the guest runs on the destination.
-    pub const RUNNING: &str = "running";
-    pub const COMPLETED: &str = "completed";
+    Running,
+    Completed,
     /// Evacuation: rebuilt on the destination.
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
+    Done,
+    Failed,
+}
+
+impl MigrationStatus {
+    const ALL: [MigrationStatus; 14] = [
+        MigrationStatus::Preparing,
+        MigrationStatus::PreMigrating,
+        MigrationStatus::Migrating,
+        MigrationStatus::PostMigrating,
+        MigrationStatus::Finished,
+        MigrationStatus::Confirming,
+        MigrationStatus::Confirmed,
+        MigrationStatus::Reverting,
+        MigrationStatus::Reverted,
+        MigrationStatus::Error,
+        MigrationStatus::Running,
+        MigrationStatus::Completed,
+        MigrationStatus::Done,
+        MigrationStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Preparing => "preparing",
+            MigrationStatus::PreMigrating => "pre-migrating",
+            MigrationStatus::Migrating => "migrating",
+            MigrationStatus::PostMigrating => "post-migrating",
+            MigrationStatus::Finished => "finished",
+            MigrationStatus::Confirming => "confirming",
+            MigrationStatus::Confirmed => "confirmed",
+            MigrationStatus::Reverting => "reverting",
+            MigrationStatus::Reverted => "reverted",
+            MigrationStatus::Error => "error",
+            MigrationStatus::Running => "running",
+            MigrationStatus::Completed => "completed",
+            MigrationStatus::Done => "done",
+            MigrationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 
     /// Statuses after which nothing more happens to the migration.
-    pub fn is_final(s: &str) -> bool {
-        matches!(s, CONFIRMED | REVERTED | ERROR | COMPLETED | DONE | FAILED)
+    pub fn is_final(self) -> bool {
+        use MigrationStatus as S;
+        matches!(
+            self,
+            S::Confirmed | S::Reverted | S::Error | S::Completed | S::Done | S::Failed
+        )
+    }
+}
+
+/// Stored as it is spelled, as it was when it was a string.
+impl Serialize for MigrationStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MigrationStatus::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown migration status {s:?}")))
     }
 }
 
@@ -76,7 +141,7 @@ pub struct Migration {
     pub id: u64,
     pub uuid: Uuid,
     pub migration_type: MigrationType,
-    pub status: String,
+    pub status: MigrationStatus,
     pub source_compute: String,
     /// `None` until a destination is scheduled.
     pub dest_compute: Option<String>,
@@ -99,7 +164,7 @@ pub struct Migration {
 
 impl Migration {
     pub fn is_final(&self) -> bool {
-        status::is_final(&self.status)
+        self.status.is_final()
     }
 }
 
@@ -232,16 +297,16 @@ fn migration_mut(i: &mut Instance, id: Uuid) -> Option<&mut Migration> {
     i.migrations.iter_mut().rev().find(|m| m.uuid == id)
 }
 
-fn set_status(i: &mut Instance, id: Uuid, s: &str, at: i64) -> Option<Migration> {
+fn set_status(i: &mut Instance, id: Uuid, s: MigrationStatus, at: i64) -> Option<Migration> {
     let m = migration_mut(i, id)?;
-    m.status = s.to_owned();
+    m.status = s;
     m.updated_at_ms = at;
     Some(m.clone())
 }
 
 /// Folds one saga record into `i`.
 pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
-    use status as s;
+    use MigrationStatus as s;
     match event {
         InstanceEvent::MigrationStarted(m) => {
             i.task_state = Some(match m.migration_type {
@@ -261,18 +326,18 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         }
         InstanceEvent::ResizeMigrationStarted(p) => {
             i.task_state = Some(TaskState::ResizeMigrating);
-            set_status(i, p.migration_id, s::MIGRATING, at);
+            set_status(i, p.migration_id, s::Migrating, at);
         }
         InstanceEvent::ResizeMigrated(p) => {
             i.task_state = Some(TaskState::ResizeMigrated);
             i.power_state = PowerState::Shutdown;
-            set_status(i, p.migration_id, s::POST_MIGRATING, at);
+            set_status(i, p.migration_id, s::PostMigrating, at);
         }
         InstanceEvent::ResizeFinishStarted(_) => {
             i.task_state = Some(TaskState::ResizeFinish);
         }
         InstanceEvent::ResizeFinished(p) => {
-            if let Some(m) = set_status(i, p.migration_id, s::FINISHED, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Finished, at) {
                 i.vm_state = VmState::Resized;
                 i.task_state = None;
                 i.host = m.dest_compute.clone();
@@ -282,34 +347,34 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         }
         InstanceEvent::ResizeConfirmStarted(p) => {
             i.task_state = Some(TaskState::ResizeConfirming);
-            set_status(i, p.migration_id, s::CONFIRMING, at);
+            set_status(i, p.migration_id, s::Confirming, at);
         }
         InstanceEvent::ResizeConfirmed(p) => {
-            if let Some(m) = set_status(i, p.migration_id, s::CONFIRMED, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Confirmed, at) {
                 i.vm_state = back_from_resized(m.original_vm_state);
                 i.task_state = None;
             }
         }
         InstanceEvent::ResizeRevertStarted(p) => {
             i.task_state = Some(TaskState::ResizeReverting);
-            set_status(i, p.migration_id, s::REVERTING, at);
+            set_status(i, p.migration_id, s::Reverting, at);
         }
         InstanceEvent::ResizeReverted(p) => {
-            if let Some(m) = set_status(i, p.migration_id, s::REVERTED, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Reverted, at) {
                 return_to_source(i, &m, p.power_state);
             }
         }
         InstanceEvent::MigrationAborted(p) => {
             // Compensated: the instance is back where and as it was.
-            if let Some(m) = set_status(i, p.migration_id, s::ERROR, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Error, at) {
                 return_to_source(i, &m, p.power_state);
                 i.fault = p.fault.clone();
             }
         }
         InstanceEvent::MigrationErrored(p) => {
             let failed = match i.migrations.last() {
-                Some(m) if m.migration_type == MigrationType::Evacuation => s::FAILED,
-                _ => s::ERROR,
+                Some(m) if m.migration_type == MigrationType::Evacuation => s::Failed,
+                _ => s::Error,
             };
             let m = set_status(i, p.migration_id, failed, at);
             i.vm_state = VmState::Error;
@@ -328,17 +393,17 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             i.fault = p.fault.clone();
         }
         InstanceEvent::LiveMigrationStarted(p) => {
-            set_status(i, p.migration_id, status::RUNNING, at);
+            set_status(i, p.migration_id, s::Running, at);
         }
         InstanceEvent::LiveMigrated(p) => {
-            if let Some(m) = set_status(i, p.migration_id, s::COMPLETED, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Completed, at) {
                 i.host = m.dest_compute.clone();
                 i.task_state = None;
                 i.power_state = power(p.power_state, i.power_state);
             }
         }
         InstanceEvent::Evacuated(p) => {
-            if let Some(m) = set_status(i, p.migration_id, s::DONE, at) {
+            if let Some(m) = set_status(i, p.migration_id, s::Done, at) {
                 i.host = m.dest_compute.clone();
                 i.vm_state = match m.original_vm_state {
                     VmState::Stopped => VmState::Stopped,
@@ -405,4 +470,27 @@ fn return_to_source(i: &mut Instance, m: &Migration, power_state: i32) {
     i.host = Some(m.source_compute.clone());
     i.flavor = m.old_flavor.clone();
     i.power_state = power(power_state, m.original_power_state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MigrationStatus;
+
+    /// Statuses keep Nova's spelling in the stores and on the wire, as
+    /// when they were strings, so old records still read.
+    #[test]
+    fn migration_statuses_are_spelled_as_nova_spells_them() {
+        for s in MigrationStatus::ALL {
+            assert_eq!(MigrationStatus::parse(s.as_str()), Some(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<MigrationStatus>(&json).unwrap(), s);
+        }
+        assert_eq!(
+            MigrationStatus::parse("post-migrating"),
+            Some(MigrationStatus::PostMigrating)
+        );
+        assert_eq!(MigrationStatus::parse("POST-MIGRATING"), None);
+        assert!(serde_json::from_str::<MigrationStatus>("\"napping\"").is_err());
+    }
 }

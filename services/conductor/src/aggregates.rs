@@ -224,7 +224,6 @@ pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<E
                 }
                 _ => return Vec::new(),
             };
-            c.mark_aggregate(id);
             vec![emit(
                 Dest::Catalog,
                 id.to_string(),

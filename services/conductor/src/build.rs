@@ -19,10 +19,9 @@ use novalog_schemas::{
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
+use crate::saga::Step;
 
 pub const NO_VALID_HOST: &str = "No valid host was found.";
-/// The step a build awaits from creation until ACTIVE or ERROR.
-pub const BUILD: &str = "build";
 
 pub(crate) fn on_create(
     c: &mut Conductor,
@@ -94,7 +93,7 @@ pub(crate) fn on_create(
         scheduler_hints: req.scheduler_hints.clone(),
     })));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
-    c.await_step(id, &env.meta, BUILD, None, None, now_ms);
+    c.await_step(id, &env.meta, Step::Build, None, None, now_ms);
     let server_group = group.and_then(|g| crate::server_groups::spec_for(c, g, id));
     if let Some(g) = group {
         crate::server_groups::join(c, g, id);
@@ -311,7 +310,7 @@ pub(crate) fn on_timeout(
     }
     let project = i.project_id.clone();
     let host = i.host.clone();
-    let timeout = c.settings.timeout_ms(BUILD);
+    let timeout = c.settings.timeout_ms(Step::Build);
     c.stop_awaiting(id);
     let on = host
         .as_deref()

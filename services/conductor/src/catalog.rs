@@ -30,7 +30,6 @@ pub(crate) fn on_flavor_create(c: &mut Conductor, env: &Envelope, f: &Flavor) ->
         )];
     }
     c.flavors.insert(f.id.clone(), f.clone());
-    c.mark_flavor(&f.id);
     vec![emit(
         Dest::Catalog,
         f.id.clone(),
@@ -93,7 +92,6 @@ pub(crate) fn on_flavor_update(
         next.description = d.clone();
     }
     c.flavors.insert(id.clone(), next.clone());
-    c.mark_flavor(id);
     vec![emit(
         Dest::Catalog,
         id.clone(),
@@ -113,10 +111,7 @@ pub(crate) fn on_flavor_delete(c: &mut Conductor, env: &Envelope, id: &str) -> V
     if c.flavors.remove(id).is_none() {
         return vec![flavor_not_found(env, id)];
     }
-    c.mark_flavor(id);
-    if c.flavor_access.remove(id).is_some() {
-        c.mark_flavor_access(id);
-    }
+    c.flavor_access.remove(id);
     vec![emit(
         Dest::Catalog,
         id.to_owned(),
@@ -155,7 +150,7 @@ pub(crate) fn on_flavor_access(
             Rejection::conflict("Can not add access to a public flavor."),
         )];
     }
-    let projects = c.flavor_access.entry(id.to_owned()).or_default();
+    let mut projects = c.flavor_access.get(id).cloned().unwrap_or_default();
     let changed = if add {
         projects.insert(project.to_owned())
     } else {
@@ -180,7 +175,7 @@ pub(crate) fn on_flavor_access(
             )
         }];
     }
-    c.mark_flavor_access(id);
+    c.flavor_access.insert(id.to_owned(), projects);
     let (step, event) = if add {
         (
             "flavor-access-added",

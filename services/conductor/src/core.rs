@@ -1,14 +1,19 @@
-//! The conductor's state and dispatch. Pure: no I/O, no clock (the caller
-//! passes `now_ms`), so every flow is tested as given/when/then.
+//! The conductor's state: its tables, the settings its sagas run with, and
+//! the one way an instance changes ([`Conductor::instance_event`]). No I/O
+//! but through [`Conductor::load`] and [`Conductor::persist`], and no
+//! clock: the shell passes `now_ms` in, so every flow is tested as
+//! given/when/then. Which flow decides on a record is
+//! [`crate::dispatch`]'s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{
-    ComputeFact, Envelope, Event, Flavor, Image, InstanceEvent, Intent, Meta, Rejection,
-    SchedulerEvent, Topic,
-};
+use novalog_schemas::{Envelope, Event, Flavor, Image, InstanceEvent, Meta, Rejection, Topic};
+use novalog_store::{Store, Transaction};
 use uuid::Uuid;
+
+use crate::saga::Step;
+use crate::table::Table;
 
 /// The topic a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,19 +88,24 @@ impl Default for Settings {
 
 impl Settings {
     /// The timeout of `step`, 0 for none.
-    pub fn timeout_ms(&self, step: &str) -> i64 {
-        if let Some(t) = self.step_timeouts_ms.get(step) {
+    pub fn timeout_ms(&self, step: Step) -> i64 {
+        if !self.step_timeouts_ms.is_empty()
+            && let Some(t) = self.step_timeouts_ms.get(&step.to_string())
+        {
             return *t;
         }
         match step {
-            "build" => self.build_timeout_ms,
-            crate::resize::AUTO_CONFIRM => self.resize_confirm_window_ms,
+            Step::Build => self.build_timeout_ms,
+            Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
             _ => self.step_timeout_ms,
         }
     }
 }
 
-#[derive(Debug, Default)]
+/// The conductor's state: one [`Table`] per kind of row it keeps, each
+/// persisted by itself ([`Conductor::persist`]), plus what is recounted
+/// from them on load.
+#[derive(Debug)]
 pub struct Conductor {
     pub settings: Settings,
     /// Instances not deleted, and deleted ones while a record about them is
@@ -103,316 +113,139 @@ pub struct Conductor {
     /// before such a record ([`Conductor::restore`]) and evicts it once it
     /// is persisted ([`Conductor::evict_deleted`]), so memory is bounded by
     /// the live servers, not by every server ever created.
-    pub instances: HashMap<Uuid, Instance>,
-    pub flavors: BTreeMap<String, Flavor>,
-    pub images: BTreeMap<Uuid, Image>,
+    pub instances: Table<Uuid, Instance>,
+    pub flavors: Table<String, Flavor>,
+    pub images: Table<Uuid, Image>,
     /// Server groups not deleted, with the instances that joined them.
-    pub server_groups: BTreeMap<Uuid, crate::server_groups::GroupState>,
+    pub server_groups: Table<Uuid, crate::server_groups::GroupState>,
     /// Host aggregates by id.
-    pub aggregates: BTreeMap<u32, novalog_schemas::events::HostAggregate>,
+    pub aggregates: Table<u32, novalog_schemas::events::HostAggregate>,
     /// What each instance in a saga waits for, with its deadline.
-    pub awaiting: BTreeMap<Uuid, crate::timers::Awaiting>,
-    /// The last migration id handed out (Nova's integer ids).
-    pub last_migration_id: u64,
+    pub awaiting: Table<Uuid, crate::timers::Awaiting>,
+    /// Ids handed out so far, by kind (`migration`: Nova's integer
+    /// migration ids).
+    counters: Table<String, u64>,
     /// Projects' own quota limits (the defaults apply to the rest).
-    pub quota_overrides: BTreeMap<String, BTreeMap<String, i64>>,
+    pub quota_overrides: Table<String, BTreeMap<String, i64>>,
     /// What each project's instances use, as its quota counts it; kept as
     /// instance events are folded ([`Conductor::rebuild_usage`] on load).
     pub usage: HashMap<String, novalog_schemas::quota::Usage>,
     /// Room reserved for multiple creates, by reservation id.
     pub reservations: HashMap<String, crate::quotas::Reservation>,
     /// Projects given each non-public flavor (Nova's flavor access).
-    pub flavor_access: BTreeMap<String, BTreeSet<String>>,
+    pub flavor_access: Table<String, BTreeSet<String>>,
     /// Keypairs by `user_id/name` ([`crate::keypairs::key`]).
-    pub keypairs: BTreeMap<String, novalog_schemas::events::Keypair>,
+    pub keypairs: Table<String, novalog_schemas::events::Keypair>,
     /// What operators set on each host's `nova-compute` service, as
     /// decided here (hosts never changed are absent).
-    pub services: BTreeMap<String, novalog_schemas::events::ServiceStatus>,
-    /// Rows changed since the last [`Conductor::take_dirty`].
-    dirty: Dirty,
+    pub services: Table<String, novalog_schemas::events::ServiceStatus>,
 }
 
-/// Keys of rows changed since the last persist.
+/// The store tables, one per [`Table`] of the conductor.
+pub(crate) mod tables {
+    pub const INSTANCES: &str = "instances";
+    pub const FLAVORS: &str = "flavors";
+    pub const IMAGES: &str = "images";
+    pub const SERVER_GROUPS: &str = "server_groups";
+    pub const AGGREGATES: &str = "aggregates";
+    pub const AWAITING: &str = "awaiting";
+    pub const COUNTERS: &str = "counters";
+    pub const QUOTAS: &str = "quotas";
+    pub const KEYPAIRS: &str = "keypairs";
+    pub const FLAVOR_ACCESS: &str = "flavor_access";
+    pub const SERVICES: &str = "services";
+}
+
+/// What a [`Conductor::persist`] staged that the shell acts on.
 #[derive(Debug, Default)]
-pub struct Dirty {
-    pub instances: BTreeSet<Uuid>,
-    pub flavors: BTreeSet<String>,
-    pub images: BTreeSet<Uuid>,
-    pub server_groups: BTreeSet<Uuid>,
-    pub aggregates: BTreeSet<u32>,
-    pub awaiting: BTreeSet<Uuid>,
-    pub counters: bool,
-    pub quotas: BTreeSet<String>,
-    pub keypairs: BTreeSet<String>,
-    pub flavor_access: BTreeSet<String>,
-    pub services: BTreeSet<String>,
+pub struct Persisted {
+    /// Instances whose rows were written.
+    pub instances: Vec<Uuid>,
+    /// Instances whose awaited step changed (or ended).
+    pub awaiting: Vec<Uuid>,
+}
+
+const MIGRATION_IDS: &str = "migration";
+
+impl Default for Conductor {
+    fn default() -> Self {
+        Conductor::new(Settings::default())
+    }
 }
 
 impl Conductor {
     pub fn new(settings: Settings) -> Self {
+        use tables::*;
         Conductor {
             settings,
-            ..Default::default()
+            instances: Table::new(INSTANCES),
+            flavors: Table::new(FLAVORS),
+            images: Table::new(IMAGES),
+            server_groups: Table::new(SERVER_GROUPS),
+            aggregates: Table::new(AGGREGATES),
+            awaiting: Table::new(AWAITING),
+            counters: Table::new(COUNTERS),
+            quota_overrides: Table::new(QUOTAS),
+            usage: HashMap::new(),
+            reservations: HashMap::new(),
+            flavor_access: Table::new(FLAVOR_ACCESS),
+            keypairs: Table::new(KEYPAIRS),
+            services: Table::new(SERVICES),
         }
     }
 
-    /// Decides on one input record; returns what to append, in order.
-    pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
-        match &env.event {
-            Event::Intent(intent) => self.on_intent(env, intent, now_ms),
-            Event::Scheduler(s) => self.on_scheduler(env, s, now_ms),
-            Event::ComputeFact(fact) => self.on_compute_fact(env, fact, now_ms),
-            // Topics the conductor writes but does not read.
-            Event::Instance(_)
-            | Event::Compute(_)
-            | Event::Host(_)
-            | Event::Catalog(_)
-            | Event::DeadLetter(_) => Vec::new(),
+    /// Loads the conductor's state from its store: every table, but of the
+    /// instances only those not deleted, and the deleted ones a saga still
+    /// awaits (the others are read back when a record concerns them).
+    pub fn load(store: &impl Store, settings: Settings) -> novalog_store::Result<Self> {
+        use tables::*;
+        let mut instances = Table::load_where(store, INSTANCES, |i: &Instance| !i.is_deleted())?;
+        let awaiting: Table<Uuid, crate::timers::Awaiting> = Table::load(store, AWAITING)?;
+        for id in awaiting.keys() {
+            if !instances.contains_key(id)
+                && let Some(i) = instances.fetch(store, id)?
+            {
+                instances.restore(*id, i);
+            }
         }
+        let mut core = Conductor {
+            settings,
+            instances,
+            flavors: Table::load(store, FLAVORS)?,
+            images: Table::load(store, IMAGES)?,
+            server_groups: Table::load(store, SERVER_GROUPS)?,
+            aggregates: Table::load(store, AGGREGATES)?,
+            awaiting,
+            counters: Table::load(store, COUNTERS)?,
+            quota_overrides: Table::load(store, QUOTAS)?,
+            usage: HashMap::new(),
+            reservations: HashMap::new(),
+            flavor_access: Table::load(store, FLAVOR_ACCESS)?,
+            keypairs: Table::load(store, KEYPAIRS)?,
+            services: Table::load(store, SERVICES)?,
+        };
+        core.rebuild_usage();
+        Ok(core)
     }
 
-    fn on_intent(&mut self, env: &Envelope, intent: &Intent, now_ms: i64) -> Vec<Emit> {
-        match intent {
-            Intent::ServerCreateRequested(req) => crate::build::on_create(self, env, req, now_ms),
-            Intent::ServerDeleteRequested { instance_id, force } => {
-                crate::delete::on_delete(self, env, *instance_id, *force, now_ms)
-            }
-            Intent::ServerActionRequested {
-                instance_id,
-                action,
-            } => crate::server_actions::on_requested(self, env, *instance_id, action, now_ms),
-            Intent::ServerUpdateRequested {
-                instance_id,
-                name,
-                description,
-            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
-            Intent::ServerMetadataChangeRequested {
-                instance_id,
-                replace_all,
-                set,
-                remove,
-            } => crate::server_updates::on_metadata(
-                self,
-                env,
-                *instance_id,
-                *replace_all,
-                set,
-                remove,
-            ),
-            Intent::ServerTagsChangeRequested {
-                instance_id,
-                replace_all,
-                add,
-                remove,
-            } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
-            Intent::QuotaSetRequested {
-                project_id,
-                limits,
-                force,
-            } => crate::quotas::on_set(self, env, project_id, limits, *force),
-            Intent::QuotaResetRequested { project_id } => {
-                crate::quotas::on_reset(self, env, project_id)
-            }
-            Intent::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
-            Intent::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
-            Intent::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),
-            Intent::ImagePatchRequested(p) => crate::images::on_patch(self, env, p),
-            Intent::ImageUploadRequested { image_id } => {
-                crate::images::on_upload_start(self, env, *image_id)
-            }
-            Intent::ImageUploadFinishRequested(d) => crate::images::on_upload_finish(self, env, d),
-            Intent::ImageUploadAbortRequested { image_id } => {
-                crate::images::on_upload_abort(self, env, *image_id)
-            }
-            Intent::ImageDeleteRequested { image_id } => {
-                crate::images::on_delete(self, env, *image_id)
-            }
-            Intent::ServerGroupCreateRequested(g) => {
-                crate::server_groups::on_create(self, env, g, now_ms)
-            }
-            Intent::ServerGroupDeleteRequested { group_id } => {
-                crate::server_groups::on_delete(self, env, *group_id)
-            }
-            Intent::AggregateCreateRequested(_)
-            | Intent::AggregateUpdateRequested { .. }
-            | Intent::AggregateDeleteRequested { .. }
-            | Intent::AggregateHostAddRequested { .. }
-            | Intent::AggregateHostRemoveRequested { .. }
-            | Intent::AggregateMetadataSetRequested { .. } => {
-                crate::aggregates::on_intent(self, env, now_ms)
-            }
-            Intent::SagaStepTimedOut {
-                instance_id,
-                step,
-                deadline_ms,
-            } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
-            // Every kind of migration starts alike (resize.rs); each goes
-            // on in its own file.
-            Intent::ServerMigrationRequested(r) => crate::resize::on_request(self, env, r, now_ms),
-            Intent::ServerResizeConfirmRequested { instance_id } => {
-                crate::resize::on_confirm_request(self, env, *instance_id, now_ms)
-            }
-            Intent::ServerResizeRevertRequested { instance_id } => {
-                crate::resize::on_revert_request(self, env, *instance_id, now_ms)
-            }
-            Intent::ServerRebuildRequested(r) => crate::rebuild::on_request(self, env, r, now_ms),
-            Intent::FlavorUpdateRequested(u) => crate::catalog::on_flavor_update(self, env, u),
-            Intent::FlavorDeleteRequested { flavor_id } => {
-                crate::catalog::on_flavor_delete(self, env, flavor_id)
-            }
-            Intent::FlavorAccessChangeRequested {
-                flavor_id,
-                project_id,
-                add,
-            } => crate::catalog::on_flavor_access(self, env, flavor_id, project_id, *add),
-            Intent::KeypairCreateRequested(k) => crate::keypairs::on_create(self, env, k, now_ms),
-            Intent::KeypairDeleteRequested { user_id, name } => {
-                crate::keypairs::on_delete(self, env, user_id, name)
-            }
-            Intent::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
-            Intent::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
-            Intent::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
-        }
-    }
-
-    fn on_scheduler(&mut self, env: &Envelope, s: &SchedulerEvent, now_ms: i64) -> Vec<Emit> {
-        match s {
-            SchedulerEvent::HostsSelected {
-                request_id,
-                instance_id,
-                hosts,
-            } => {
-                if crate::resize::is_migration_request(self, *instance_id, *request_id) {
-                    crate::resize::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
-                } else {
-                    crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
-                }
-            }
-            SchedulerEvent::NoValidHostFound {
-                request_id,
-                instance_id,
-                reason,
-            } => {
-                if crate::resize::is_migration_request(self, *instance_id, *request_id) {
-                    crate::resize::on_no_valid_host(self, env, *instance_id, reason, now_ms)
-                } else {
-                    crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
-                }
-            }
-            // The conductor's own request, on the topic it shares with the
-            // scheduler's answers.
-            SchedulerEvent::SelectHostsRequested(_) => Vec::new(),
-        }
-    }
-
-    fn on_compute_fact(&mut self, env: &Envelope, fact: &ComputeFact, now_ms: i64) -> Vec<Emit> {
-        match fact {
-            ComputeFact::InstanceSpawned {
-                instance_id,
-                host,
-                attempt,
-                power_state,
-            } => crate::build::on_spawned(
-                self,
-                env,
-                *instance_id,
-                host,
-                *attempt,
-                *power_state,
-                now_ms,
-            ),
-            ComputeFact::ClaimFailed {
-                instance_id,
-                host,
-                attempt,
-                reason,
-                ..
-            }
-            | ComputeFact::SpawnFailed {
-                instance_id,
-                host,
-                attempt,
-                reason,
-                ..
-            } => crate::build::on_build_failed(
-                self,
-                env,
-                *instance_id,
-                host,
-                *attempt,
-                reason,
-                now_ms,
-            ),
-            ComputeFact::InstanceDestroyed {
-                instance_id, host, ..
-            } => crate::delete::on_destroyed(self, env, *instance_id, host, now_ms),
-            ComputeFact::ServerActionPerformed {
-                instance_id,
-                host,
-                action,
-                power_state,
-            } => crate::server_actions::on_outcome(
-                self,
-                env,
-                *instance_id,
-                crate::server_actions::Outcome {
-                    host,
-                    action,
-                    power_state: *power_state,
-                    failure: None,
-                },
-                now_ms,
-            ),
-            ComputeFact::ServerActionFailed {
-                instance_id,
-                host,
-                action,
-                reason,
-                power_state,
-            } => crate::server_actions::on_outcome(
-                self,
-                env,
-                *instance_id,
-                crate::server_actions::Outcome {
-                    host,
-                    action,
-                    power_state: *power_state,
-                    failure: Some(reason),
-                },
-                now_ms,
-            ),
-            ComputeFact::ResizeClaimSucceeded(f)
-            | ComputeFact::ResizeClaimFailed(f)
-            | ComputeFact::DiskMigratedAndPoweredOff(f)
-            | ComputeFact::MigrationFinishedOnDest(f)
-            | ComputeFact::MigrationConfirmedOnSource(f)
-            | ComputeFact::MigrationRevertedOnDest(f)
-            | ComputeFact::RevertFinishedOnSource(f)
-            | ComputeFact::InstanceLiveMigrated(f)
-            | ComputeFact::RebuildSpawnStarted(f)
-            | ComputeFact::InstanceRebuilt(f)
-            | ComputeFact::MigrationStepFailed(f) => {
-                // The saga the instance is in takes the fact.
-                match self.awaiting.get(&f.instance_id).map(|a| a.step.clone()) {
-                    Some(step) if step.starts_with("rebuild:") => {
-                        crate::rebuild::on_fact(self, env, f, now_ms)
-                    }
-                    Some(step) if step.starts_with("evacuate:") => {
-                        crate::evacuate::on_fact(self, env, f, now_ms)
-                    }
-                    Some(step) if step.starts_with("live:") => {
-                        crate::live_migrate::on_fact(self, env, f, now_ms)
-                    }
-                    Some(_) => crate::resize::on_fact(self, env, f, now_ms),
-                    None => Vec::new(),
-                }
-            }
-            // Facts that need no decision: a build waits for the spawn, an
-            // evacuation is done once the instance is rebuilt elsewhere.
-            ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {
-                Vec::new()
-            }
-        }
+    /// Stages every row changed since the last call into `tx`, which also
+    /// carries the consumed offsets.
+    pub fn persist(&mut self, tx: &mut Transaction) -> novalog_store::Result<Persisted> {
+        let instances = self.instances.persist(tx)?;
+        self.flavors.persist(tx)?;
+        self.flavor_access.persist(tx)?;
+        self.images.persist(tx)?;
+        self.server_groups.persist(tx)?;
+        self.quota_overrides.persist(tx)?;
+        self.aggregates.persist(tx)?;
+        let awaiting = self.awaiting.persist(tx)?;
+        self.counters.persist(tx)?;
+        self.keypairs.persist(tx)?;
+        self.services.persist(tx)?;
+        Ok(Persisted {
+            instances,
+            awaiting,
+        })
     }
 
     /// Emits an instance event: it gets the next aggregate version, is folded
@@ -441,7 +274,6 @@ impl Conductor {
             }
             self.instances.insert(id, i);
         }
-        self.dirty.instances.insert(id);
         Emit {
             dest: Dest::Instances,
             key: project_id.to_owned(),
@@ -467,47 +299,16 @@ impl Conductor {
         }
     }
 
-    pub(crate) fn mark_flavor(&mut self, id: &str) {
-        self.dirty.flavors.insert(id.to_owned());
-    }
-
-    pub(crate) fn mark_image(&mut self, id: Uuid) {
-        self.dirty.images.insert(id);
-    }
-
-    pub(crate) fn mark_server_group(&mut self, id: Uuid) {
-        self.dirty.server_groups.insert(id);
-    }
-
-    pub(crate) fn mark_awaiting(&mut self, id: Uuid) {
-        self.dirty.awaiting.insert(id);
-    }
-
     /// The next migration id.
     pub(crate) fn next_migration_id(&mut self) -> u64 {
-        self.last_migration_id += 1;
-        self.dirty.counters = true;
-        self.last_migration_id
+        let next = self.last_migration_id() + 1;
+        self.counters.insert(MIGRATION_IDS.to_owned(), next);
+        next
     }
 
-    pub(crate) fn mark_flavor_access(&mut self, id: &str) {
-        self.dirty.flavor_access.insert(id.to_owned());
-    }
-
-    pub(crate) fn mark_service(&mut self, host: &str) {
-        self.dirty.services.insert(host.to_owned());
-    }
-
-    pub(crate) fn mark_keypair(&mut self, id: &str) {
-        self.dirty.keypairs.insert(id.to_owned());
-    }
-
-    pub(crate) fn mark_aggregate(&mut self, id: u32) {
-        self.dirty.aggregates.insert(id);
-    }
-
-    pub(crate) fn mark_quota(&mut self, project: &str) {
-        self.dirty.quotas.insert(project.to_owned());
+    /// The last migration id handed out (Nova's integer ids).
+    pub fn last_migration_id(&self) -> u64 {
+        self.counters.get(MIGRATION_IDS).copied().unwrap_or(0)
     }
 
     /// A deleted instance leaves the groups it joined: Nova reads only
@@ -524,7 +325,6 @@ impl Conductor {
             if let Some(state) = self.server_groups.get_mut(&g) {
                 state.members.remove(&id);
             }
-            self.mark_server_group(g);
         }
     }
 
@@ -535,7 +335,7 @@ impl Conductor {
     pub fn restore(&mut self, instance: Instance) {
         if !self.instances.contains_key(&instance.id) {
             crate::quotas::account(&mut self.usage, &instance.project_id, None, Some(&instance));
-            self.instances.insert(instance.id, instance);
+            self.instances.restore(instance.id, instance);
         }
     }
 
@@ -545,11 +345,8 @@ impl Conductor {
     pub fn evict_deleted(&mut self, ids: impl IntoIterator<Item = Uuid>) -> usize {
         let mut evicted = 0;
         for id in ids {
-            let gone = self.instances.get(&id).is_some_and(Instance::is_deleted)
-                && !self.awaiting.contains_key(&id)
-                && !self.dirty.instances.contains(&id);
-            if gone {
-                self.instances.remove(&id);
+            let awaited = self.awaiting.contains_key(&id);
+            if self.instances.evict(&id, |i| i.is_deleted() && !awaited) {
                 evicted += 1;
             }
         }
@@ -567,11 +364,6 @@ impl Conductor {
         for i in self.instances.values() {
             crate::quotas::account(&mut self.usage, &i.project_id, None, Some(i));
         }
-    }
-
-    /// Rows changed since the last call, for the shell to persist.
-    pub fn take_dirty(&mut self) -> Dirty {
-        std::mem::take(&mut self.dirty)
     }
 }
 

@@ -6,10 +6,15 @@
 //! command, which it carries out when it comes back (the command waits in
 //! its partition of `compute`), releasing its claim and its guest.
 //!
-//! A failed claim moves on to the next alternate. A failed spawn, or a
-//! destination that does not answer in time, ends in ERROR with a fault
-//! naming the step, the migration `failed`; the destination destroys and
-//! releases whatever it made.
+//! One step after scheduling, [`Step::Evacuate`] (`evacuate:rebuild`):
+//!
+//! | answered by | then |
+//! |---|---|
+//! | RebuildSpawnStarted | RebuildSpawnBegan, still awaiting |
+//! | InstanceRebuilt | Evacuated; the source cleans up when it is back |
+//! | ResizeClaimFailed | the next alternate (abort when none is left) |
+//! | MigrationStepFailed | ERROR, the migration `failed` |
+//! | timeout | ERROR; the silent destination destroys and releases what it made |
 
 use novalog_schemas::migration::MigrationFact;
 use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, InstanceEvent};
@@ -17,10 +22,9 @@ use uuid::Uuid;
 
 use crate::core::Dest;
 use crate::core::{Conductor, Emit, emit};
-use crate::resize::{command, current, error, next_alternate, step_fault};
+use crate::migration::{command, current, error, next_alternate, step_fault};
+use crate::saga::Step;
 use crate::timers::{Awaiting, timeout_fault};
-
-pub const REBUILD: &str = "evacuate:rebuild";
 
 pub(crate) fn on_fact(
     c: &mut Conductor,
@@ -32,7 +36,7 @@ pub(crate) fn on_fact(
     let Some((i, m)) = current(c, id) else {
         return Vec::new();
     };
-    if c.awaits(id, REBUILD, m.uuid, &f.host).is_none() || f.migration_id != m.uuid {
+    if c.awaits(id, Step::Evacuate, m.uuid, &f.host).is_none() || f.migration_id != m.uuid {
         return Vec::new();
     }
     let cause = &env.meta;
@@ -91,7 +95,7 @@ pub(crate) fn on_timeout(
         c.stop_awaiting(id);
         return Vec::new();
     };
-    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
     let mut out = error(c, &env.meta, id, &m, &m.source_compute, fault);
     if let Some(dest) = &a.host {
         // Whatever the silent host makes later, it destroys and releases.

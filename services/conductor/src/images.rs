@@ -31,7 +31,6 @@ fn record(
     };
     let event = event(&next);
     c.images.insert(id, next);
-    c.mark_image(id);
     vec![emit(
         Dest::Catalog,
         id.to_string(),

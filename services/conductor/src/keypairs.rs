@@ -59,7 +59,6 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
         ..k.clone()
     };
     c.keypairs.insert(id.clone(), keypair.clone());
-    c.mark_keypair(&id);
     vec![emit(
         Dest::Catalog,
         k.user_id.clone(),
@@ -88,7 +87,6 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, user_id: &str, name: 
             Rejection::not_found(format!("Keypair {name} not found for user {user_id}")),
         )];
     }
-    c.mark_keypair(&id);
     vec![emit(
         Dest::Catalog,
         user_id.to_owned(),

@@ -3,46 +3,59 @@
 //! agents, and owns the catalog (flavors, images).
 //!
 //! # Layout
-//! - [`core`]: [`Conductor`], the pure state machine: `handle(record) ->
-//!   records to emit`, folding its own instance events as it emits them.
-//! - [`build`], [`delete`], [`resize`] (resize, cold migrate, confirm,
-//!   revert, auto-confirm), [`rebuild`], [`evacuate`], [`live_migrate`],
-//!   [`catalog`], [`images`], [`server_groups`], [`aggregates`]: one file
-//!   per flow.
-//! - [`timers`]: what each saga awaits and until when; timeouts.
+//! - [`core`]: [`Conductor`], the state: one [`table::Table`] per kind of
+//!   row (instances, flavors, awaited steps, ...), each loading and
+//!   persisting itself with the consumed offsets; and
+//!   [`Conductor::instance_event`], the one way an instance changes.
+//! - [`dispatch`]: `handle(record, now) -> records to emit`, the one match
+//!   that hands each input to its flow.
+//! - [`saga`]: [`saga::Step`], which saga an instance is in and what it
+//!   awaits, as a type; [`timers`]: until when it awaits, and what a
+//!   timeout does.
+//! - Sagas, one file each: [`build`], [`delete`], [`resize`] (resize and
+//!   cold migrate, confirm, revert, auto-confirm), [`live_migrate`],
+//!   [`evacuate`], [`rebuild`]; [`migration`]: the steps every migration
+//!   shares (request, scheduling, claims and alternates, abort, error).
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
-//! - [`quotas`]: quota limits and usage; creates checked exactly.
+//! - Catalog and operator flows, one file each: [`catalog`] (flavors and
+//!   their access), [`images`], [`keypairs`], [`server_groups`],
+//!   [`aggregates`], [`services`], [`quotas`] (limits and usage; creates
+//!   checked exactly).
 //! - [`failed_intents`]: the verdict on an intent that could not be
 //!   decoded or applied (dead-lettered), so its request never waits.
-//! - [`build`], [`delete`], [`catalog`], [`server_groups`], [`aggregates`],
-//!   [`keypairs`], [`services`]: one file per flow.
+//! - [`saga_metrics`]: saga durations for Prometheus.
 //! - [`service`]: the shell: consumes `intents`, `scheduler` and
-//!   `compute-events`, appends what the core emits, and persists its state
-//!   with the consumed offsets.
+//!   `compute-events`, appends what the core emits, commits the changed
+//!   rows with the consumed offsets, and runs the timer task that appends
+//!   a timeout record when a deadline passes.
 
 pub mod aggregates;
 pub mod build;
 pub mod catalog;
 pub mod core;
 pub mod delete;
+pub mod dispatch;
 pub mod evacuate;
 pub mod failed_intents;
 pub mod images;
 pub mod keypairs;
 pub mod live_migrate;
+pub mod migration;
 pub mod preconditions;
 pub mod quotas;
 pub mod rebuild;
 pub mod resize;
+pub mod saga;
 pub mod saga_metrics;
 pub mod server_actions;
 pub mod server_groups;
 pub mod server_updates;
 pub mod service;
 pub mod services;
+pub mod table;
 pub mod timers;
 
 pub use crate::core::{Conductor, Dest, Emit};

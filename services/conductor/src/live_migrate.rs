@@ -15,12 +15,40 @@ use novalog_schemas::{ComputeCommand, ComputeFact, Envelope, Event, InstanceEven
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
-use crate::resize::{abort, command, current, error, next_alternate, step_fault};
+use crate::migration::{abort, command, current, error, next_alternate, step_fault};
+use crate::saga;
 use crate::timers::{Awaiting, timeout_fault};
 
-pub const PREP: &str = "live:prep";
-pub const LIVE_MIGRATION: &str = "live:live_migration";
-pub const POST: &str = "live:post_live_migration";
+/// The steps of a live migration after scheduling (`live:<step>`), and
+/// what undoes each:
+///
+/// | step | host | answered by | then | failed | timed out |
+/// |---|---|---|---|---|---|
+/// | `Prep` | dest | ResizeClaimSucceeded | LiveMigrationStarted, `LiveMigration` | next alternate | dest drops the claim; next alternate |
+/// | `LiveMigration` | source | InstanceLiveMigrated | `Post` | dest drops the claim; abort | dest drops the claim; ERROR on the source |
+/// | `Post` | dest | MigrationFinishedOnDest | LiveMigrated | ERROR on the dest | ERROR on the dest |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Prep,
+    LiveMigration,
+    Post,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Prep => "prep",
+            Step::LiveMigration => "live_migration",
+            Step::Post => "post_live_migration",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Step::Prep, Step::LiveMigration, Step::Post]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
 
 pub(crate) fn on_fact(
     c: &mut Conductor,
@@ -41,10 +69,13 @@ pub(crate) fn on_fact(
     {
         return Vec::new();
     }
+    let saga::Step::LiveMigrate(step) = a.step else {
+        return Vec::new();
+    };
     let cause = &env.meta;
     let dest = m.dest_compute.clone().unwrap_or_default();
-    match (&env.event, a.step.as_str()) {
-        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), PREP)
+    match (&env.event, step) {
+        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), Step::Prep)
             if f.attempt == m.attempt =>
         {
             let running = c.instance_event(
@@ -69,17 +100,19 @@ pub(crate) fn on_fact(
             c.await_step(
                 id,
                 cause,
-                LIVE_MIGRATION,
+                saga::Step::LiveMigrate(Step::LiveMigration),
                 Some(m.uuid),
                 Some(m.source_compute.clone()),
                 now_ms,
             );
             vec![running, cmd]
         }
-        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), PREP) if f.attempt == m.attempt => {
+        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), Step::Prep)
+            if f.attempt == m.attempt =>
+        {
             next_alternate(c, cause, id, &m, &f.reason, now_ms)
         }
-        (Event::ComputeFact(ComputeFact::InstanceLiveMigrated(_)), LIVE_MIGRATION) => {
+        (Event::ComputeFact(ComputeFact::InstanceLiveMigrated(_)), Step::LiveMigration) => {
             let cmd = command(
                 cause,
                 "post-live-migration",
@@ -90,10 +123,17 @@ pub(crate) fn on_fact(
                 true,
                 ComputeCommand::FinishMigration,
             );
-            c.await_step(id, cause, POST, Some(m.uuid), Some(dest), now_ms);
+            c.await_step(
+                id,
+                cause,
+                saga::Step::LiveMigrate(Step::Post),
+                Some(m.uuid),
+                Some(dest),
+                now_ms,
+            );
             vec![cmd]
         }
-        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), POST) => {
+        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), Step::Post) => {
             c.stop_awaiting(id);
             let p = MigrationProgress {
                 power_state: f.power_state,
@@ -107,7 +147,7 @@ pub(crate) fn on_fact(
                 Event::Instance(InstanceEvent::LiveMigrated(Box::new(p))),
             )]
         }
-        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), LIVE_MIGRATION) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), Step::LiveMigration) => {
             // The guest stayed on the source: the destination lets go.
             let drop = command(
                 cause,
@@ -124,7 +164,7 @@ pub(crate) fn on_fact(
             out.extend(abort(c, cause, id, &m, fault, f.power_state));
             out
         }
-        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), POST) => {
+        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), Step::Post) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
             error(c, cause, id, &m, &dest, fault)
         }
@@ -139,12 +179,12 @@ pub(crate) fn on_timeout(
     a: &Awaiting,
     now_ms: i64,
 ) -> Vec<Emit> {
-    let Some((i, m)) = current(c, id) else {
+    let (Some((i, m)), saga::Step::LiveMigrate(step)) = (current(c, id), a.step) else {
         c.stop_awaiting(id);
         return Vec::new();
     };
     let cause = &env.meta;
-    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
     let dest = m.dest_compute.clone().unwrap_or_default();
     let drop = command(
         cause,
@@ -156,21 +196,17 @@ pub(crate) fn on_timeout(
         false,
         ComputeCommand::DropMigrationClaim,
     );
-    match a.step.as_str() {
-        PREP => {
+    match step {
+        Step::Prep => {
             let mut out = vec![drop];
             out.extend(next_alternate(c, cause, id, &m, &fault.details, now_ms));
             out
         }
-        LIVE_MIGRATION => {
+        Step::LiveMigration => {
             let mut out = vec![drop];
             out.extend(error(c, cause, id, &m, &m.source_compute, fault));
             out
         }
-        POST => error(c, cause, id, &m, &dest, fault),
-        _ => {
-            c.stop_awaiting(id);
-            Vec::new()
-        }
+        Step::Post => error(c, cause, id, &m, &dest, fault),
     }
 }

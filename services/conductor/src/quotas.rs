@@ -160,7 +160,6 @@ pub(crate) fn on_set(
     overrides.extend(limits.iter().map(|(k, v)| (k.clone(), *v)));
     c.quota_overrides
         .insert(project.to_owned(), overrides.clone());
-    c.mark_quota(project);
     vec![emit(
         Dest::Catalog,
         project.to_owned(),
@@ -179,7 +178,6 @@ pub(crate) fn on_reset(c: &mut Conductor, env: &Envelope, project: &str) -> Vec<
         return vec![forbidden(env, project, "delete")];
     }
     c.quota_overrides.remove(project);
-    c.mark_quota(project);
     vec![emit(
         Dest::Catalog,
         project.to_owned(),

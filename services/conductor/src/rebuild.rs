@@ -17,10 +17,9 @@ use novalog_schemas::{
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
-use crate::resize::{check_state, visible};
+use crate::migration::{check_state, visible};
+use crate::saga::Step;
 use crate::timers::{Awaiting, timeout_fault};
-
-pub const REBUILD: &str = "rebuild:rebuild";
 
 fn rebuild_id(env: &Envelope) -> Uuid {
     Uuid::new_v5(&env.meta.event_id, b"rebuild")
@@ -97,7 +96,7 @@ pub(crate) fn on_request(
         return reject(Rejection::invalid(m));
     }
     let Some(host) = i.host.clone() else {
-        return reject(crate::resize::invalid_state("rebuild", id, i));
+        return reject(crate::migration::invalid_state("rebuild", id, i));
     };
     let original = i.vm_state;
     let spec = RebuildSpec {
@@ -143,7 +142,7 @@ pub(crate) fn on_request(
             },
         ))),
     );
-    c.await_step(id, &env.meta, REBUILD, Some(op), Some(host), now_ms);
+    c.await_step(id, &env.meta, Step::Rebuild, Some(op), Some(host), now_ms);
     if let Some(a) = c.awaiting_mut(id) {
         a.original_vm_state = Some(original);
     }
@@ -157,7 +156,10 @@ pub(crate) fn on_fact(
     now_ms: i64,
 ) -> Vec<Emit> {
     let id = f.instance_id;
-    let Some(a) = c.awaits(id, REBUILD, f.migration_id, &f.host).cloned() else {
+    let Some(a) = c
+        .awaits(id, Step::Rebuild, f.migration_id, &f.host)
+        .cloned()
+    else {
         return Vec::new();
     };
     let Some(project) = c.instances.get(&id).map(|i| i.project_id.clone()) else {
@@ -223,6 +225,6 @@ pub(crate) fn on_timeout(
         c.stop_awaiting(id);
         return Vec::new();
     };
-    let fault = timeout_fault(a, c.settings.timeout_ms(&a.step), now_ms);
+    let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
     fail(c, env, id, &project, fault)
 }

@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use novalog_schemas::migration::MigrationStatus;
 use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, MigrationType, ServerMigrationRequested,
-    ServerRebuildRequested, status,
+    ServerRebuildRequested,
 };
 use novalog_schemas::{
     ComputeCommand, ComputeFact, Envelope, Event, Flavor, Instance, InstanceEvent, Intent,
@@ -388,7 +389,7 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
     assert_eq!(i.host.as_deref(), Some("h2"));
     assert_eq!(i.flavor.id, "2");
     let m = migration(&w, id);
-    assert_eq!(m.status, status::FINISHED);
+    assert_eq!(m.status, MigrationStatus::Finished);
     assert_eq!(
         (m.source_compute.as_str(), m.dest_compute.as_deref()),
         ("h1", Some("h2"))
@@ -410,7 +411,7 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
     let i = w.i(id);
     assert_eq!((i.status(), i.task_state), ("ACTIVE", None));
     assert_eq!(i.host.as_deref(), Some("h2"));
-    assert_eq!(migration(&w, id).status, status::CONFIRMED);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Confirmed);
     assert_eq!(
         w.commands_to("h1"),
         ["MigrateDiskAndPowerOff", "ConfirmMigration"],
@@ -428,19 +429,19 @@ fn every_intermediate_task_state_is_novas() {
     w.resize(id, "2");
     assert_eq!(w.i(id).task_state, Some(TaskState::ResizePrep));
     assert_eq!(w.i(id).status(), "RESIZE");
-    assert_eq!(migration(&w, id).status, status::PRE_MIGRATING);
+    assert_eq!(migration(&w, id).status, MigrationStatus::PreMigrating);
     let mut w = Cloud::standard();
     let id = w.boot("h1");
     w.silent = vec![("migrate_disk_and_power_off", "*")];
     w.resize(id, "2");
     assert_eq!(w.i(id).task_state, Some(TaskState::ResizeMigrating));
-    assert_eq!(migration(&w, id).status, status::MIGRATING);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Migrating);
     let mut w = Cloud::standard();
     let id = w.boot("h1");
     w.silent = vec![("finish_migration", "*")];
     w.resize(id, "2");
     assert_eq!(w.i(id).task_state, Some(TaskState::ResizeFinish));
-    assert_eq!(migration(&w, id).status, status::POST_MIGRATING);
+    assert_eq!(migration(&w, id).status, MigrationStatus::PostMigrating);
     assert_eq!(w.i(id).host.as_deref(), Some("h1"), "still on the source");
     w.silent = vec![("confirm_migration", "*")];
     let mut w2 = Cloud::standard();
@@ -449,14 +450,14 @@ fn every_intermediate_task_state_is_novas() {
     w2.silent = vec![("confirm_migration", "*"), ("revert_migration", "*")];
     w2.confirm(id2);
     assert_eq!(w2.i(id2).task_state, Some(TaskState::ResizeConfirming));
-    assert_eq!(migration(&w2, id2).status, status::CONFIRMING);
+    assert_eq!(migration(&w2, id2).status, MigrationStatus::Confirming);
     let mut w3 = Cloud::standard();
     let id3 = w3.boot("h1");
     w3.resize(id3, "2");
     w3.silent = vec![("revert_migration", "*")];
     w3.revert(id3);
     assert_eq!(w3.i(id3).status(), "REVERT_RESIZE");
-    assert_eq!(migration(&w3, id3).status, status::REVERTING);
+    assert_eq!(migration(&w3, id3).status, MigrationStatus::Reverting);
 }
 
 #[test]
@@ -478,7 +479,7 @@ fn revert_destroys_the_destination_and_restarts_the_source_with_the_old_flavor()
     assert_eq!(i.host.as_deref(), Some("h1"));
     assert_eq!(i.flavor.id, "1");
     assert_eq!(i.power_state, novalog_schemas::PowerState::Running);
-    assert_eq!(migration(&w, id).status, status::REVERTED);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Reverted);
     assert_eq!(
         w.commands_to("h2"),
         ["PrepResize", "FinishMigration", "RevertMigration"]
@@ -568,7 +569,7 @@ fn resize_with_only_the_source_available_is_no_valid_host_and_stays_active() {
         (i.status(), i.task_state, i.flavor.id.as_str()),
         ("ACTIVE", None, "1")
     );
-    assert_eq!(migration(&w, id).status, status::ERROR);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Error);
     assert!(i.fault.as_ref().unwrap().message.contains("No valid host"));
 }
 
@@ -650,7 +651,7 @@ fn compensated(w: &Cloud, id: Uuid, step: &str) {
     assert_eq!((i.status(), i.task_state), ("ACTIVE", None), "{i:?}");
     assert_eq!(i.host.as_deref(), Some("h1"));
     assert_eq!(i.flavor.id, "1");
-    assert_eq!(migration(w, id).status, status::ERROR);
+    assert_eq!(migration(w, id).status, MigrationStatus::Error);
     assert!(
         i.fault.as_ref().unwrap().message.contains(step),
         "the fault names {step}: {:?}",
@@ -712,7 +713,7 @@ fn a_failed_compensation_ends_in_error_naming_both_steps() {
         "{fault:?}"
     );
     assert!(fault.details.contains("finish_migration"), "{fault:?}");
-    assert_eq!(migration(&w, id).status, status::ERROR);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Error);
 }
 
 #[test]
@@ -1459,7 +1460,7 @@ fn deadlines_name_the_awaited_step() {
     w.silent = vec![("migrate_disk_and_power_off", "h1")];
     w.resize(id, "2");
     let a = &w.c.awaiting[&id];
-    assert_eq!(a.step, resize::MIGRATE_DISK);
+    assert_eq!(a.step, crate::saga::Step::Resize(resize::Step::MigrateDisk));
     assert_eq!(a.host.as_deref(), Some("h1"));
     assert_eq!(a.deadline_ms, Some(w.now + w.c.settings.step_timeout_ms));
 }
@@ -1502,8 +1503,8 @@ fn evacuate_rebuilds_elsewhere_and_the_source_cleans_up_when_back() {
     );
     let m = migration(&w, id);
     assert_eq!(
-        (m.migration_type, m.status.as_str()),
-        (MigrationType::Evacuation, status::DONE)
+        (m.migration_type, m.status),
+        (MigrationType::Evacuation, MigrationStatus::Done)
     );
     assert_eq!(w.commands_to("h1"), ["CleanupEvacuatedInstance"]);
     assert_eq!(w.commands_to("h2"), ["RebuildEvacuatedInstance"]);
@@ -1559,7 +1560,7 @@ fn evacuate_claim_failures_walk_the_alternates_and_a_failed_spawn_is_error() {
     evacuate(&mut w, id, None, true);
     let i = w.i(id);
     assert_eq!((i.status(), i.task_state), ("ERROR", None));
-    assert_eq!(migration(&w, id).status, status::FAILED);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Failed);
 }
 
 #[test]
@@ -1616,7 +1617,7 @@ fn live_migration_moves_an_active_or_paused_instance_and_keeps_its_state() {
         let i = w.i(id);
         assert_eq!((i.vm_state, i.task_state), (before, None));
         assert_eq!(i.host.as_deref(), Some("h2"));
-        assert_eq!(migration(&w, id).status, status::COMPLETED);
+        assert_eq!(migration(&w, id).status, MigrationStatus::Completed);
         assert_eq!(w.commands_to("h1"), ["LiveMigrateInstance"]);
         assert_eq!(w.commands_to("h2"), ["PrepResize", "FinishMigration"]);
     }
@@ -1629,7 +1630,7 @@ fn live_migration_shows_migrating_while_it_runs_and_refuses_a_stopped_instance()
     w.silent = vec![("live_migration", "*")];
     live(&mut w, id, Some("h3"));
     assert_eq!(w.i(id).status(), "MIGRATING");
-    assert_eq!(migration(&w, id).status, "running");
+    assert_eq!(migration(&w, id).status, MigrationStatus::Running);
 
     let mut w = Cloud::standard();
     let id = w.boot("h1");
@@ -1653,7 +1654,7 @@ fn a_failed_live_migration_leaves_the_instance_on_the_source_and_drops_the_claim
     live(&mut w, id, None);
     let i = w.i(id);
     assert_eq!((i.status(), i.host.as_deref()), ("ACTIVE", Some("h1")));
-    assert_eq!(migration(&w, id).status, status::ERROR);
+    assert_eq!(migration(&w, id).status, MigrationStatus::Error);
     assert_eq!(w.commands_to("h2"), ["PrepResize", "DropMigrationClaim"]);
 }
 

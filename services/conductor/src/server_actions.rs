@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
 use crate::preconditions::{self, Caller};
+use crate::saga::{HOST_ACTIONS, Step};
 
 fn not_found(env: &Envelope, id: Uuid) -> Emit {
     Conductor::reject(
@@ -97,7 +98,14 @@ pub(crate) fn on_requested(
                 }),
             );
             // A host that never answers must not leave the task forever.
-            c.await_step(id, &env.meta, &step(action), None, Some(host), now_ms);
+            c.await_step(
+                id,
+                &env.meta,
+                Step::Action(action.name()),
+                None,
+                Some(host),
+                now_ms,
+            );
             vec![out, command]
         }
     }
@@ -132,7 +140,7 @@ pub(crate) fn on_outcome(
     }
     if c.awaiting
         .get(&id)
-        .is_some_and(|a| a.step.starts_with(STEP_PREFIX))
+        .is_some_and(|a| matches!(a.step, Step::Action(_)))
     {
         c.stop_awaiting(id);
     }
@@ -172,26 +180,6 @@ pub(crate) fn on_outcome(
     vec![c.instance_event(&env.meta, step, id, &project, event)]
 }
 
-/// What a host action awaits: `action:<Nova's action name>`; its timeout is
-/// `conductor.step_timeouts["action:stop"]` (say) or `conductor.step_timeout`.
-pub(crate) const STEP_PREFIX: &str = "action:";
-
-fn step(action: &ServerAction) -> String {
-    format!("{STEP_PREFIX}{}", action.name())
-}
-
-/// The actions a host carries out, each with a task state of its own.
-const HOST_ACTIONS: [ServerAction; 8] = [
-    ServerAction::Reboot { hard: false },
-    ServerAction::Reboot { hard: true },
-    ServerAction::Stop,
-    ServerAction::Start,
-    ServerAction::Pause,
-    ServerAction::Unpause,
-    ServerAction::Suspend,
-    ServerAction::Resume,
-];
-
 /// The host did not answer in time: the task ends as a failure of the
 /// action (fault "<action> timed out"), from what is known of the guest.
 /// A late answer is then dropped, as the task it answers is over.
@@ -213,7 +201,7 @@ pub(crate) fn on_timeout(
     else {
         return Vec::new(); // the task already ended (or a delete took over)
     };
-    let timeout_ms = c.settings.timeout_ms(&a.step);
+    let timeout_ms = c.settings.timeout_ms(a.step);
     let event = Event::Instance(InstanceEvent::InstanceTaskFailed {
         vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
         power_state: i.power_state.code(),

@@ -1073,7 +1073,7 @@ fn a_host_action_nobody_answers_times_out_and_ends_the_task() {
     let (mut c, id) = active();
     ask(&mut c, actor("demo"), id, ServerAction::Stop);
     assert_eq!(c.instances[&id].task_state, Some(TaskState::PoweringOff));
-    let timeout = c.settings.timeout_ms("action:stop");
+    let timeout = c.settings.timeout_ms(crate::saga::Step::Action("stop"));
     assert!(timeout > 0);
     assert!(
         c.expired(NOW + timeout - 1).is_empty(),

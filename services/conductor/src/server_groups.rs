@@ -56,7 +56,6 @@ pub(crate) fn on_create(
             members: BTreeSet::new(),
         },
     );
-    c.mark_server_group(g.id);
     vec![emit(
         Dest::Catalog,
         g.id.to_string(),
@@ -81,7 +80,6 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit
         )];
     }
     c.server_groups.remove(&id);
-    c.mark_server_group(id);
     vec![emit(
         Dest::Catalog,
         id.to_string(),
@@ -115,7 +113,6 @@ pub(crate) fn check_hint(
 pub(crate) fn join(c: &mut Conductor, group: Uuid, instance: Uuid) {
     if let Some(s) = c.server_groups.get_mut(&group) {
         s.members.insert(instance);
-        c.mark_server_group(group);
     }
 }
 

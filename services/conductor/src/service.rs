@@ -8,38 +8,40 @@ use async_trait::async_trait;
 use novalog_log::EventLog;
 use novalog_runtime::consumer::{self, ConsumerSpec, DeadRecord, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
-use novalog_schemas::instance::Instance;
-use novalog_schemas::{Flavor, Image};
-use novalog_store::{RocksStore, Store, StoreExt, Transaction};
+use novalog_store::{RocksStore, Store, Transaction};
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Settings};
 use crate::timers::{Awaiting, timeout_record};
 
-const INSTANCES: &str = "instances";
-const FLAVORS: &str = "flavors";
-const IMAGES: &str = "images";
-const SERVER_GROUPS: &str = "server_groups";
-const AGGREGATES: &str = "aggregates";
-const AWAITING: &str = "awaiting";
-const COUNTERS: &str = "counters";
-const QUOTAS: &str = "quotas";
-const KEYPAIRS: &str = "keypairs";
-const FLAVOR_ACCESS: &str = "flavor_access";
-const SERVICES: &str = "services";
 /// Consumer group and offset namespace.
 pub const NAME: &str = "conductor";
 
-/// The deadlines as of the last committed batch, read by the timer task.
-pub(crate) type DeadlineBoard = Arc<Mutex<BTreeMap<Uuid, Awaiting>>>;
+/// The deadlines as of the last committed batch, shared with the timer
+/// task, which is woken whenever they change.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DeadlineBoard {
+    awaiting: Arc<Mutex<BTreeMap<Uuid, Awaiting>>>,
+    changed: Arc<Notify>,
+}
+
+impl DeadlineBoard {
+    fn new(awaiting: BTreeMap<Uuid, Awaiting>) -> Self {
+        DeadlineBoard {
+            awaiting: Arc::new(Mutex::new(awaiting)),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+}
 
 pub(crate) struct ConductorHandler<S: Store> {
     pub(crate) core: Conductor,
     topics: Topics,
     board: DeadlineBoard,
     /// Awaited steps changed in the batch being committed.
-    board_changes: BTreeSet<Uuid>,
+    board_changes: Vec<Uuid>,
     /// Where deleted instances are read back from when a record concerns
     /// one (they are not kept in memory).
     store: Arc<S>,
@@ -61,7 +63,7 @@ impl<S: Store> ConductorHandler<S> {
             core,
             topics,
             board,
-            board_changes: BTreeSet::new(),
+            board_changes: Vec::new(),
             store,
             restored: BTreeSet::new(),
             sagas: Default::default(),
@@ -78,8 +80,9 @@ impl<S: Store> ConductorHandler<S> {
             return Ok(());
         }
         let stored = self
-            .store
-            .get::<Instance>(INSTANCES, id.as_bytes())
+            .core
+            .instances
+            .fetch(&*self.store, &id)
             .map_err(|e| Rejected(format!("reading instance {id}: {e}")))?;
         if let Some(i) = stored {
             self.core.restore(i);
@@ -125,81 +128,19 @@ impl<S: Store> Handler for ConductorHandler<S> {
         _out: &mut Outbox,
         tx: &mut Transaction,
     ) -> novalog_runtime::Result<()> {
-        let dirty = self.core.take_dirty();
-        for id in &dirty.instances {
-            match self.core.instances.get(id) {
-                Some(i) => tx.put(INSTANCES, id.as_bytes(), i)?,
-                None => tx.delete(INSTANCES, id.as_bytes()),
-            }
-        }
+        let persisted = self.core.persist(tx)?;
         // Their rows are staged: deleted ones leave memory (a failed commit
         // stops the consumer, and a restart loads from the store).
         let touched = std::mem::take(&mut self.restored);
         self.core
-            .evict_deleted(dirty.instances.iter().copied().chain(touched));
-        for id in dirty.flavors {
-            match self.core.flavors.get(&id) {
-                Some(f) => tx.put(FLAVORS, id.as_bytes(), f)?,
-                None => tx.delete(FLAVORS, id.as_bytes()),
-            }
-        }
-        for id in dirty.flavor_access {
-            match self.core.flavor_access.get(&id) {
-                Some(p) => tx.put(FLAVOR_ACCESS, id.as_bytes(), p)?,
-                None => tx.delete(FLAVOR_ACCESS, id.as_bytes()),
-            }
-        }
-        for id in dirty.images {
-            if let Some(i) = self.core.images.get(&id) {
-                tx.put(IMAGES, id.as_bytes(), i)?;
-            }
-        }
-        for id in dirty.server_groups {
-            match self.core.server_groups.get(&id) {
-                Some(g) => tx.put(SERVER_GROUPS, id.as_bytes(), g)?,
-                None => tx.delete(SERVER_GROUPS, id.as_bytes()),
-            }
-        }
-        for project in dirty.quotas {
-            match self.core.quota_overrides.get(&project) {
-                Some(q) => tx.put(QUOTAS, project.as_bytes(), q)?,
-                None => tx.delete(QUOTAS, project.as_bytes()),
-            }
-        }
-        for id in dirty.aggregates {
-            match self.core.aggregates.get(&id) {
-                Some(a) => tx.put(AGGREGATES, &id.to_be_bytes(), a)?,
-                None => tx.delete(AGGREGATES, &id.to_be_bytes()),
-            }
-        }
-        for id in dirty.awaiting {
-            match self.core.awaiting.get(&id) {
-                Some(a) => tx.put(AWAITING, id.as_bytes(), a)?,
-                None => tx.delete(AWAITING, id.as_bytes()),
-            }
-            self.board_changes.insert(id);
-        }
-        if dirty.counters {
-            tx.put(COUNTERS, b"migration", &self.core.last_migration_id)?;
-        }
-        for id in dirty.keypairs {
-            match self.core.keypairs.get(&id) {
-                Some(k) => tx.put(KEYPAIRS, id.as_bytes(), k)?,
-                None => tx.delete(KEYPAIRS, id.as_bytes()),
-            }
-        }
-        for host in dirty.services {
-            match self.core.services.get(&host) {
-                Some(s) => tx.put(SERVICES, host.as_bytes(), s)?,
-                None => tx.delete(SERVICES, host.as_bytes()),
-            }
-        }
+            .evict_deleted(persisted.instances.into_iter().chain(touched));
+        self.board_changes.extend(persisted.awaiting);
         Ok(())
     }
 
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         // The board holds the committed deadlines; so will `core`.
-        self.core = load(&*self.store, self.core.settings.clone())?;
+        self.core = Conductor::load(&*self.store, self.core.settings.clone())?;
         self.board_changes.clear();
         self.restored.clear();
         Ok(())
@@ -220,147 +161,112 @@ impl<S: Store> Handler for ConductorHandler<S> {
     }
 
     fn committed(&mut self) {
-        let mut board = self.board.lock();
-        for id in std::mem::take(&mut self.board_changes) {
+        if self.board_changes.is_empty() {
+            return;
+        }
+        let mut board = self.board.awaiting.lock();
+        for id in self.board_changes.drain(..) {
             match self.core.awaiting.get(&id) {
                 Some(a) => board.insert(id, a.clone()),
                 None => board.remove(&id),
             };
         }
+        drop(board);
+        self.board.changed.notify_one();
     }
 }
 
 /// Appends a timeout record for every deadline that passed, once per
 /// deadline (the record's id is deterministic, so one appended again after
-/// a restart is a duplicate the conductor ignores).
+/// a restart is a duplicate the conductor ignores). Sleeps until the
+/// earliest deadline not yet fired, or until the deadlines change; after a
+/// failed append it retries every `retry`.
 async fn timers(
     log: Arc<dyn EventLog>,
     topics: Topics,
     board: DeadlineBoard,
-    tick: Duration,
+    retry: Duration,
     mut shutdown: Shutdown,
 ) {
     let mut fired: BTreeSet<Uuid> = BTreeSet::new();
-    let mut every = tokio::time::interval(tick);
     loop {
+        let now = novalog_schemas::now_ms();
+        let (due, next) = {
+            let awaiting = board.awaiting.lock();
+            due_timeouts(&awaiting, &mut fired, now)
+        };
+        if !due.is_empty() {
+            let records: Vec<novalog_log::Record> = due
+                .iter()
+                .map(|e| {
+                    novalog_log::Record::new(
+                        &topics.intents,
+                        e.key.clone().into_bytes(),
+                        novalog_schemas::encode(&e.env),
+                    )
+                })
+                .collect();
+            match log.append(records).await {
+                Ok(_) => {
+                    for e in due {
+                        tracing::info!(instance = %e.env.meta.aggregate_id,
+                            step = ?e.env.event, "saga step timed out");
+                        fired.insert(e.env.meta.event_id);
+                    }
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "timeout append failed"),
+            }
+        }
+        let sleep = if due.is_empty() {
+            next.map(|at| Duration::from_millis(at.saturating_sub(now).max(0) as u64))
+        } else {
+            Some(retry)
+        };
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = every.tick() => {}
-        }
-        let now = novalog_schemas::now_ms();
-        let due: Vec<_> = {
-            let board = board.lock();
-            fired.retain(|e| {
-                board.iter().any(|(id, a)| {
-                    a.deadline_ms.is_some_and(|at| {
-                        Uuid::new_v5(id, format!("timeout/{}/{at}", a.step).as_bytes()) == *e
-                    })
-                })
-            });
-            board
-                .iter()
-                .filter_map(|(id, a)| {
-                    let at = a.deadline_ms.filter(|at| *at <= now)?;
-                    let e = timeout_record(*id, a, at);
-                    (!fired.contains(&e.env.meta.event_id)).then_some(e)
-                })
-                .collect()
-        };
-        if due.is_empty() {
-            continue;
-        }
-        let records: Vec<novalog_log::Record> = due
-            .iter()
-            .map(|e| {
-                novalog_log::Record::new(
-                    &topics.intents,
-                    e.key.clone().into_bytes(),
-                    novalog_schemas::encode(&e.env),
-                )
-            })
-            .collect();
-        match log.append(records).await {
-            Ok(_) => {
-                for e in due {
-                    tracing::info!(instance = %e.env.meta.aggregate_id,
-                        step = ?e.env.event, "saga step timed out");
-                    fired.insert(e.env.meta.event_id);
+            _ = board.changed.notified() => {}
+            _ = async {
+                match sleep {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
                 }
-            }
-            Err(e) => tracing::warn!(error = %e, "timeout append failed"),
+            } => {}
         }
     }
+}
+
+/// The timeout records due at `now` and not in `fired`, and the earliest
+/// deadline still to come. `fired` forgets deadlines no longer awaited.
+fn due_timeouts(
+    awaiting: &BTreeMap<Uuid, Awaiting>,
+    fired: &mut BTreeSet<Uuid>,
+    now: i64,
+) -> (Vec<crate::core::Emit>, Option<i64>) {
+    let records: Vec<_> = awaiting
+        .iter()
+        .filter_map(|(id, a)| Some((a.deadline_ms?, timeout_record(*id, a, a.deadline_ms?))))
+        .collect();
+    fired.retain(|e| records.iter().any(|(_, r)| r.env.meta.event_id == *e));
+    let mut due = Vec::new();
+    let mut next = None;
+    for (at, r) in records {
+        if fired.contains(&r.env.meta.event_id) {
+            continue;
+        }
+        if at <= now {
+            due.push(r);
+        } else {
+            next = Some(next.map_or(at, |n: i64| n.min(at)));
+        }
+    }
+    (due, next)
 }
 
 /// Loads the conductor's state from its store: instances not deleted
 /// (deleted ones are read back when a record concerns them).
 pub fn load(store: &impl Store, settings: Settings) -> novalog_store::Result<Conductor> {
-    let mut core = Conductor::new(settings);
-    let mut failed = None;
-    store.walk_raw(
-        INSTANCES,
-        None,
-        false,
-        &mut |_, v| match novalog_store::decode::<Instance>(INSTANCES, v) {
-            Ok(i) => {
-                if !i.is_deleted() {
-                    core.instances.insert(i.id, i);
-                }
-                true
-            }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        },
-    )?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    for (_, f) in store.scan::<Flavor>(FLAVORS)? {
-        core.flavors.insert(f.id.clone(), f);
-    }
-    for (_, i) in store.scan::<Image>(IMAGES)? {
-        core.images.insert(i.id, i);
-    }
-    for (_, g) in store.scan::<crate::server_groups::GroupState>(SERVER_GROUPS)? {
-        core.server_groups.insert(g.group.id, g);
-    }
-    for (_, a) in store.scan::<novalog_schemas::events::HostAggregate>(AGGREGATES)? {
-        core.aggregates.insert(a.id, a);
-    }
-    for (k, a) in store.scan::<Awaiting>(AWAITING)? {
-        if let Ok(id) = Uuid::from_slice(&k) {
-            core.awaiting.insert(id, a);
-        }
-    }
-    // A saga that still awaits a deleted instance decides on it.
-    let awaited: Vec<Uuid> = core.awaiting.keys().copied().collect();
-    for id in awaited {
-        if !core.instances.contains_key(&id)
-            && let Some(i) = store.get::<Instance>(INSTANCES, id.as_bytes())?
-        {
-            core.instances.insert(id, i);
-        }
-    }
-    core.last_migration_id = store.get::<u64>(COUNTERS, b"migration")?.unwrap_or(0);
-    for (key, q) in store.scan::<std::collections::BTreeMap<String, i64>>(QUOTAS)? {
-        core.quota_overrides
-            .insert(String::from_utf8_lossy(&key).into_owned(), q);
-    }
-    core.rebuild_usage();
-    for (id, p) in store.scan::<std::collections::BTreeSet<String>>(FLAVOR_ACCESS)? {
-        core.flavor_access
-            .insert(String::from_utf8_lossy(&id).into_owned(), p);
-    }
-    for (id, k) in store.scan::<novalog_schemas::events::Keypair>(KEYPAIRS)? {
-        core.keypairs
-            .insert(String::from_utf8_lossy(&id).into_owned(), k);
-    }
-    for (_, s) in store.scan::<novalog_schemas::events::ServiceStatus>(SERVICES)? {
-        core.services.insert(s.host.clone(), s);
-    }
-    Ok(core)
+    Conductor::load(store, settings)
 }
 
 /// Runs the conductor until `shutdown`.
@@ -398,7 +304,12 @@ pub async fn run_wrapped(
         dead_letter_topic: topics.dead_letter.clone(),
         max_batch: cfg.log.max_batch,
     };
-    let board: DeadlineBoard = Arc::new(Mutex::new(core.awaiting.clone()));
+    let board = DeadlineBoard::new(
+        core.awaiting
+            .iter()
+            .map(|(id, a)| (*id, a.clone()))
+            .collect(),
+    );
     let timer = tokio::spawn(timers(
         log.clone(),
         topics.clone(),
@@ -448,6 +359,10 @@ mod tests {
     use novalog_store::MemStore;
 
     use super::*;
+    use novalog_schemas::instance::Instance;
+    use novalog_store::StoreExt;
+
+    use crate::core::tables::INSTANCES;
     use crate::tests::{actor, flavor, given, image};
 
     fn on(aggregate: Uuid, actor: Actor, event: Event) -> Input {
@@ -636,5 +551,105 @@ mod tests {
         let core = load(&store, Settings::default()).unwrap();
         assert_eq!(core.resident_instances(), live.len());
         assert_eq!(core.usage["demo"].instances, live.len() as i64);
+    }
+
+    fn awaiting(step: crate::saga::Step, deadline_ms: Option<i64>) -> Awaiting {
+        Awaiting {
+            step,
+            deadline_ms,
+            project_id: "demo".into(),
+            correlation_id: "req-1".into(),
+            operation_id: None,
+            host: None,
+            fault: None,
+            original_vm_state: None,
+        }
+    }
+
+    #[test]
+    fn the_timer_fires_each_passed_deadline_once_and_sleeps_until_the_next() {
+        use crate::saga::Step;
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let mut board = BTreeMap::from([
+            (a, awaiting(Step::Build, Some(100))),
+            (b, awaiting(Step::Action("stop"), Some(300))),
+            (c, awaiting(Step::Rebuild, None)),
+        ]);
+        let mut fired = BTreeSet::new();
+        let (due, next) = due_timeouts(&board, &mut fired, 200);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].env.meta.aggregate_id, a.to_string());
+        assert_eq!(next, Some(300));
+        fired.insert(due[0].env.meta.event_id);
+
+        // Fired, not yet acted on: not again, and nothing to wake for
+        // before the next deadline.
+        let (due, next) = due_timeouts(&board, &mut fired, 250);
+        assert!(due.is_empty());
+        assert_eq!(next, Some(300));
+
+        // The step moved on to a new deadline: that one fires in its turn.
+        board.insert(a, awaiting(Step::Build, Some(400)));
+        let (due, next) = due_timeouts(&board, &mut fired, 300);
+        assert!(fired.is_empty(), "the old deadline is forgotten");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].env.meta.aggregate_id, b.to_string());
+        assert_eq!(next, Some(400));
+    }
+
+    #[test]
+    fn every_table_persists_its_changes_and_loads_back() {
+        let store = MemStore::new();
+        let persist = |c: &mut Conductor| {
+            let mut tx = Transaction::new();
+            let persisted = c.persist(&mut tx).unwrap();
+            store.commit(tx).unwrap();
+            persisted
+        };
+        let same = |a: &Conductor, b: &Conductor| {
+            assert_eq!(format!("{:?}", a.instances), format!("{:?}", b.instances));
+            assert_eq!(format!("{:?}", a.flavors), format!("{:?}", b.flavors));
+            assert_eq!(format!("{:?}", a.images), format!("{:?}", b.images));
+            assert_eq!(format!("{:?}", a.awaiting), format!("{:?}", b.awaiting));
+            assert_eq!(
+                format!("{:?}", a.quota_overrides),
+                format!("{:?}", b.quota_overrides)
+            );
+            assert_eq!(
+                format!("{:?}", a.flavor_access),
+                format!("{:?}", b.flavor_access)
+            );
+            assert_eq!(a.last_migration_id(), b.last_migration_id());
+            assert_eq!(a.usage, b.usage);
+        };
+        let mut c = given();
+        let id = Uuid::new_v4();
+        crate::tests::create(&mut c, id);
+        c.next_migration_id();
+        c.next_migration_id();
+        c.quota_overrides
+            .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 4096)]));
+        c.flavor_access
+            .insert("1".into(), BTreeSet::from(["other".to_owned()]));
+        let persisted = persist(&mut c);
+        assert_eq!(persisted.instances, [id]);
+        assert_eq!(persisted.awaiting, [id], "the build awaits its host");
+        assert!(
+            persist(&mut c).instances.is_empty(),
+            "nothing changed since"
+        );
+        let loaded = load(&store, Settings::default()).unwrap();
+        same(&c, &loaded);
+        assert_eq!(loaded.last_migration_id(), 2);
+
+        // Removals are persisted as deletes.
+        c.flavor_access.remove("1");
+        c.quota_overrides.clear();
+        c.stop_awaiting(id);
+        let persisted = persist(&mut c);
+        assert_eq!(persisted.awaiting, [id]);
+        let loaded = load(&store, Settings::default()).unwrap();
+        same(&c, &loaded);
+        assert!(loaded.flavor_access.is_empty() && loaded.awaiting.is_empty());
     }
 }

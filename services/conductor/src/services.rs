@@ -41,7 +41,6 @@ pub(crate) fn on_change(c: &mut Conductor, env: &Envelope, ch: &ServiceChange) -
 
 fn record(c: &mut Conductor, env: &Envelope, s: ServiceStatus) -> Vec<Emit> {
     c.services.insert(s.host.clone(), s.clone());
-    c.mark_service(&s.host);
     vec![emit(
         Dest::Hosts,
         s.host.clone(),
@@ -71,9 +70,7 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, host: &str) -> Vec<Em
         )];
     }
     // A host that registers again is a new service, with the defaults.
-    if c.services.remove(host).is_some() {
-        c.mark_service(host);
-    }
+    c.services.remove(host);
     vec![emit(
         Dest::Hosts,
         host.to_owned(),

@@ -1078,7 +1078,8 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
     let out = c.handle(&record(demo, del("demo-user", "k1")), NOW);
     assert_eq!(rejected_with(&out), RejectionKind::NotFound);
     assert_eq!(c.keypairs.len(), 1);
-    assert_eq!(c.take_dirty().keypairs.len(), 2);
+    let mut tx = novalog_store::Transaction::new();
+    assert_eq!(c.keypairs.persist(&mut tx).unwrap().len(), 2);
 }
 
 #[test]

@@ -4,25 +4,30 @@
 //! fact is accepted only if it answers what is awaited, which is also how
 //! stale and redelivered facts are dropped.
 //!
-//! Deadlines live in the conductor's state, persisted with its offsets, so
-//! they survive a restart. The core never reads a clock: the shell calls
-//! [`Conductor::expired`] with `now` and appends the `SagaStepTimedOut`
-//! records it returns to `intents`; their ids derive from the instance, the
-//! step and the deadline, so a timer that fires twice (say, across a
-//! restart) yields one record that readers keep once, and the conductor
-//! acts on a timeout only while the step it names is still awaited.
+//! Deadlines live in the conductor's `awaiting` table, persisted with its
+//! offsets, so they survive a restart. The core never reads a clock: once
+//! a batch is committed the shell copies the changed deadlines to the timer
+//! task ([`crate::service`]), which sleeps until the earliest one (or until
+//! the deadlines change), then appends a [`timeout_record`] to `intents`
+//! for each that passed. Their ids derive from the instance, the step and
+//! the deadline, so a timer that fires twice (say, across a restart) yields
+//! one record that readers keep once, and the conductor acts on a timeout
+//! only while the step it names is still awaited ([`on_timed_out`], which
+//! hands it to the saga [`Step`] names).
 
 use novalog_schemas::{Actor, Envelope, Event, Fault, Intent, Meta, VmState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit};
+use crate::saga::Step;
 
 /// One instance's awaited answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Awaiting {
-    /// `<saga>:<step>`, e.g. `resize:finish_migration`, `build`.
-    pub step: String,
+    /// The saga and its step (stored as `<saga>:<step>`, e.g.
+    /// `resize:finish_migration`, `build`).
+    pub step: Step,
     /// When the step times out; `None`: never (its timeout is 0).
     pub deadline_ms: Option<i64>,
     pub project_id: String,
@@ -45,7 +50,7 @@ impl Conductor {
         &mut self,
         id: Uuid,
         cause: &Meta,
-        step: &str,
+        step: Step,
         operation_id: Option<Uuid>,
         host: Option<String>,
         now_ms: i64,
@@ -60,7 +65,7 @@ impl Conductor {
         self.awaiting.insert(
             id,
             Awaiting {
-                step: step.to_owned(),
+                step,
                 deadline_ms: (timeout > 0).then_some(now_ms.saturating_add(timeout)),
                 project_id,
                 correlation_id: cause.correlation_id.clone(),
@@ -70,23 +75,18 @@ impl Conductor {
                 original_vm_state: previous.and_then(|p| p.original_vm_state),
             },
         );
-        self.mark_awaiting(id);
     }
 
     /// `id` waits for nothing any more.
     pub(crate) fn stop_awaiting(&mut self, id: Uuid) -> Option<Awaiting> {
-        let a = self.awaiting.remove(&id);
-        if a.is_some() {
-            self.mark_awaiting(id);
-        }
-        a
+        self.awaiting.remove(&id)
     }
 
     /// What `id` awaits, if it is `step` for `operation_id` from `host`.
     pub(crate) fn awaits(
         &self,
         id: Uuid,
-        step: &str,
+        step: Step,
         operation_id: Uuid,
         host: &str,
     ) -> Option<&Awaiting> {
@@ -98,12 +98,12 @@ impl Conductor {
     }
 
     pub(crate) fn awaiting_mut(&mut self, id: Uuid) -> Option<&mut Awaiting> {
-        self.mark_awaiting(id);
         self.awaiting.get_mut(&id)
     }
 
-    /// The timeout records for every deadline at or before `now_ms`, for
-    /// the shell to append to `intents` (keyed by project).
+    /// The timeout records for every deadline at or before `now_ms` (keyed
+    /// by project): what the shell's timer task appends to `intents` once
+    /// they pass, for tests to drive sagas by.
     pub fn expired(&self, now_ms: i64) -> Vec<Emit> {
         self.awaiting
             .iter()
@@ -114,7 +114,7 @@ impl Conductor {
             .collect()
     }
 
-    /// The earliest deadline, if any (the shell sleeps until then).
+    /// The earliest deadline, if any (the timer task sleeps until then).
     pub fn next_deadline(&self) -> Option<i64> {
         self.awaiting.values().filter_map(|a| a.deadline_ms).min()
     }
@@ -137,7 +137,7 @@ pub fn timeout_record(id: Uuid, a: &Awaiting, at: i64) -> Emit {
             meta,
             event: Event::Intent(Intent::SagaStepTimedOut {
                 instance_id: id,
-                step: a.step.clone(),
+                step: a.step.to_string(),
                 deadline_ms: at,
             }),
         },
@@ -156,28 +156,24 @@ pub(crate) fn on_timed_out(
     let Some(a) = c.awaiting.get(&id) else {
         return Vec::new();
     };
-    if a.step != step || a.deadline_ms != Some(deadline_ms) {
+    if step.parse::<Step>().ok() != Some(a.step) || a.deadline_ms != Some(deadline_ms) {
         return Vec::new(); // the step was answered, or a later one is awaited
     }
     let a = a.clone();
-    let saga = step.split(':').next().unwrap_or_default();
-    match saga {
-        "build" => crate::build::on_timeout(c, env, id, &a, now_ms),
-        "resize" => crate::resize::on_timeout(c, env, id, &a, now_ms),
-        "rebuild" => crate::rebuild::on_timeout(c, env, id, &a, now_ms),
-        "evacuate" => crate::evacuate::on_timeout(c, env, id, &a, now_ms),
-        "live" => crate::live_migrate::on_timeout(c, env, id, &a, now_ms),
-        "action" => crate::server_actions::on_timeout(c, env, id, &a, now_ms),
-        _ => {
-            c.stop_awaiting(id);
-            Vec::new()
-        }
+    match a.step {
+        Step::Build => crate::build::on_timeout(c, env, id, &a, now_ms),
+        Step::Schedule => crate::migration::on_schedule_timeout(c, env, id, &a, now_ms),
+        Step::Resize(_) => crate::resize::on_timeout(c, env, id, &a, now_ms),
+        Step::Rebuild => crate::rebuild::on_timeout(c, env, id, &a, now_ms),
+        Step::Evacuate => crate::evacuate::on_timeout(c, env, id, &a, now_ms),
+        Step::LiveMigrate(_) => crate::live_migrate::on_timeout(c, env, id, &a, now_ms),
+        Step::Action(_) => crate::server_actions::on_timeout(c, env, id, &a, now_ms),
     }
 }
 
 /// A fault for a step that did not answer in time.
 pub(crate) fn timeout_fault(a: &Awaiting, timeout_ms: i64, now_ms: i64) -> Fault {
-    let step = a.step.split_once(':').map_or(a.step.as_str(), |(_, s)| s);
+    let step = a.step.name();
     let on = a
         .host
         .as_deref()

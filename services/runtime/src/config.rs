@@ -80,7 +80,8 @@ pub struct ConductorOptions {
     /// Per-step overrides in seconds, by step name
     /// (`"resize:finish_migration" = 60`, `"rebuild:rebuild" = 600`).
     pub step_timeouts: std::collections::BTreeMap<String, u64>,
-    /// Milliseconds between looks at the deadlines.
+    /// Milliseconds before a timeout record that failed to append is tried
+    /// again (otherwise the timer sleeps until the next deadline).
     pub timer_tick_ms: u64,
 }
 

@@ -175,7 +175,7 @@ pub async fn index(
                 .is_none_or(|h| m.source_compute == *h)
                 && q.status
                     .as_ref()
-                    .is_none_or(|s| m.status.eq_ignore_ascii_case(s))
+                    .is_none_or(|s| m.status.as_str().eq_ignore_ascii_case(s))
                 && q.migration_type
                     .as_ref()
                     .is_none_or(|t| m.migration_type.as_str() == t)

@@ -760,7 +760,7 @@ mod tests {
             id: 1,
             uuid: id,
             migration_type: novalog_schemas::migration::MigrationType::Resize,
-            status: "pre-migrating".into(),
+            status: novalog_schemas::migration::MigrationStatus::PreMigrating,
             source_compute: "h1".into(),
             dest_compute: None,
             old_flavor: crate::views::flavors::tests::tiny(),
