@@ -128,7 +128,7 @@ pub async fn run(
     spool: PathBuf,
     topics: Topics,
     mut shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> novalog_runtime::Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),

@@ -11,6 +11,7 @@ use crate::actions::ServerAction;
 use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
 use crate::events::{self, Event};
 use crate::pb;
+use crate::rejection::RejectionKind;
 use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
@@ -37,6 +38,74 @@ fn nonempty(field: &'static str, s: String) -> R<String> {
     } else {
         Ok(s)
     }
+}
+
+fn rejection_kind_to_pb(kind: RejectionKind) -> (pb::RejectionKind, Option<pb::InvalidState>) {
+    use pb::RejectionKind as K;
+    let k = match kind {
+        RejectionKind::Invalid => K::Invalid,
+        RejectionKind::Forbidden => K::Forbidden,
+        RejectionKind::OverQuota => K::OverQuota,
+        RejectionKind::NotFound => K::NotFound,
+        RejectionKind::Conflict => K::Conflict,
+        RejectionKind::InvalidState {
+            attribute,
+            state,
+            method,
+        } => {
+            return (
+                K::InvalidState,
+                Some(pb::InvalidState {
+                    attribute,
+                    state,
+                    method,
+                }),
+            );
+        }
+        RejectionKind::Gone => K::Gone,
+        RejectionKind::OverLimit => K::OverLimit,
+        RejectionKind::Internal => K::Internal,
+    };
+    (k, None)
+}
+
+/// The kind of a rejection record. A record written before `kind` existed
+/// has it unset and carries the HTTP status the conductor chose then; the
+/// statuses it chose map one to one onto kinds (over-quota verdicts were
+/// 403s, so they read as forbidden, which answers the same).
+fn rejection_kind(kind: i32, code: i32, invalid: Option<pb::InvalidState>) -> R<RejectionKind> {
+    use pb::RejectionKind as K;
+    let kind = K::try_from(kind).map_err(|_| DecodeError::Invalid {
+        field: "intent_rejected.kind",
+        message: format!("unknown rejection kind {kind}"),
+    })?;
+    Ok(match kind {
+        K::Unspecified => match code {
+            400 => RejectionKind::Invalid,
+            403 => RejectionKind::Forbidden,
+            404 => RejectionKind::NotFound,
+            409 => RejectionKind::Conflict,
+            410 => RejectionKind::Gone,
+            413 => RejectionKind::OverLimit,
+            _ => RejectionKind::Internal,
+        },
+        K::Invalid => RejectionKind::Invalid,
+        K::Forbidden => RejectionKind::Forbidden,
+        K::OverQuota => RejectionKind::OverQuota,
+        K::NotFound => RejectionKind::NotFound,
+        K::Conflict => RejectionKind::Conflict,
+        K::InvalidState => {
+            let s = req("intent_rejected.invalid_state", invalid)?;
+            RejectionKind::InvalidState {
+                attribute: s.attribute,
+                state: s.state,
+                method: s.method,
+            }
+        }
+        K::Gone => RejectionKind::Gone,
+        K::OverLimit => RejectionKind::OverLimit,
+        K::Internal => RejectionKind::Internal,
+    })
 }
 
 fn server_group(g: pb::ServerGroupSpec) -> R<events::ServerGroupSpec> {
@@ -530,14 +599,19 @@ fn payload(event: &Event) -> Vec<u8> {
         }
         Event::Instance(InstanceEvent::IntentRejected {
             intent_type,
-            code,
+            kind,
             message,
-        }) => pb::IntentRejected {
-            intent_type,
-            code,
-            message,
+        }) => {
+            let (kind, invalid_state) = rejection_kind_to_pb(kind);
+            pb::IntentRejected {
+                intent_type,
+                code: 0,
+                message,
+                kind: kind.into(),
+                invalid_state,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
         Event::Instance(InstanceEvent::InstanceCreated(c)) => {
             let c = *c;
             pb::InstanceCreated {
@@ -1227,8 +1301,8 @@ fn event(type_name: &str, bytes: &[u8]) -> R<Event> {
         "IntentRejected" => {
             let r: pb::IntentRejected = parse(type_name, bytes)?;
             Event::Instance(InstanceEvent::IntentRejected {
+                kind: rejection_kind(r.kind, r.code, r.invalid_state)?,
                 intent_type: r.intent_type,
-                code: r.code,
                 message: r.message,
             })
         }
@@ -2039,7 +2113,21 @@ mod tests {
             Event::Catalog(CatalogEvent::ImageDeleted { image_id: id }),
             Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: "ServerCreateRequested".into(),
-                code: 409,
+                kind: RejectionKind::Conflict,
+                message: "no".into(),
+            }),
+            Event::Instance(InstanceEvent::IntentRejected {
+                intent_type: "ServerRebootRequested".into(),
+                kind: RejectionKind::InvalidState {
+                    attribute: "vm_state".into(),
+                    state: "stopped".into(),
+                    method: "reboot".into(),
+                },
+                message: "no".into(),
+            }),
+            Event::Instance(InstanceEvent::IntentRejected {
+                intent_type: "QuotaSetRequested".into(),
+                kind: RejectionKind::OverQuota,
                 message: "no".into(),
             }),
             Event::Instance(InstanceEvent::InstanceScheduled {
@@ -2341,6 +2429,85 @@ mod tests {
             let back = decode_envelope(&encode_envelope(&env)).unwrap();
             assert_eq!(back, env);
         }
+    }
+
+    /// A rejection as the conductor wrote it before kinds existed: only
+    /// the HTTP status it chose, in `code`.
+    fn old_rejection(code: i32) -> Event {
+        let mut raw = pb::Envelope::decode(
+            &encode_envelope(&envelope(Event::Instance(InstanceEvent::IntentRejected {
+                intent_type: "ServerRebootRequested".into(),
+                kind: RejectionKind::Internal,
+                message: "m".into(),
+            })))[..],
+        )
+        .unwrap();
+        raw.payload = pb::IntentRejected {
+            intent_type: "ServerRebootRequested".into(),
+            code,
+            message: "m".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        decode_envelope(&raw.encode_to_vec()).unwrap().event
+    }
+
+    #[test]
+    fn an_old_rejection_with_a_code_decodes_to_its_kind() {
+        for (code, kind) in [
+            (400, RejectionKind::Invalid),
+            (403, RejectionKind::Forbidden),
+            (404, RejectionKind::NotFound),
+            (409, RejectionKind::Conflict),
+            (410, RejectionKind::Gone),
+            (413, RejectionKind::OverLimit),
+            (500, RejectionKind::Internal),
+            (0, RejectionKind::Internal),
+        ] {
+            assert_eq!(
+                old_rejection(code),
+                Event::Instance(InstanceEvent::IntentRejected {
+                    intent_type: "ServerRebootRequested".into(),
+                    kind,
+                    message: "m".into(),
+                }),
+                "code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_rejection_carries_its_kind_not_a_code() {
+        let env = envelope(Event::Instance(InstanceEvent::IntentRejected {
+            intent_type: "ServerRebootRequested".into(),
+            kind: RejectionKind::OverQuota,
+            message: "m".into(),
+        }));
+        let raw = pb::Envelope::decode(&encode_envelope(&env)[..]).unwrap();
+        let r = pb::IntentRejected::decode(&raw.payload[..]).unwrap();
+        assert_eq!(r.code, 0);
+        assert_eq!(r.kind, i32::from(pb::RejectionKind::OverQuota));
+    }
+
+    #[test]
+    fn an_invalid_state_rejection_without_its_fields_is_an_error() {
+        let mut raw = pb::Envelope::decode(
+            &encode_envelope(&envelope(Event::Instance(InstanceEvent::IntentRejected {
+                intent_type: "ServerRebootRequested".into(),
+                kind: RejectionKind::Internal,
+                message: "m".into(),
+            })))[..],
+        )
+        .unwrap();
+        raw.payload = pb::IntentRejected {
+            kind: pb::RejectionKind::InvalidState.into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            decode_envelope(&raw.encode_to_vec()),
+            Err(DecodeError::Missing("intent_rejected.invalid_state"))
+        );
     }
 
     #[test]

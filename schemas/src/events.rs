@@ -11,6 +11,7 @@ use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, RebuildSpec,
     ServerMigrationRequested, ServerRebuildRequested,
 };
+use crate::rejection::RejectionKind;
 use crate::state::{TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
@@ -479,9 +480,11 @@ pub enum Intent {
 /// steps): topic `instances`, written by the conductor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InstanceEvent {
+    /// The conductor turned an intent down: what went wrong and Nova's
+    /// message (the API alone maps `kind` to an HTTP status).
     IntentRejected {
         intent_type: String,
-        code: i32,
+        kind: RejectionKind,
         message: String,
     },
     InstanceCreated(Box<InstanceCreated>),

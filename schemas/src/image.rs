@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::rejection::{Rejection, RejectionKind};
 use crate::values::Image;
 
 /// Glance's `image_property_quota` default.
@@ -87,8 +88,8 @@ pub const CORE: &[&str] = &[
     "os_hidden",
 ];
 
-/// Why Glance refuses a request; [`Refusal::status`] is the HTTP status
-/// Glance answers it with.
+/// Why Glance refuses a request; [`Refusal::kind`] says what went wrong
+/// (the API answers it with Glance's status for that kind).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// 400: the request itself is malformed or out of bounds.
@@ -112,14 +113,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn status(&self) -> u16 {
+    /// What went wrong, as a rejection kind (the API maps it to Glance's
+    /// status).
+    pub fn kind(&self) -> RejectionKind {
         match self {
-            Refusal::Invalid(_) => 400,
-            Refusal::NotPermitted(_) => 403,
-            Refusal::NotFound(_) => 404,
-            Refusal::Conflict(_) => 409,
-            Refusal::Gone(_) => 410,
-            Refusal::OverLimit(_) => 413,
+            Refusal::Invalid(_) => RejectionKind::Invalid,
+            Refusal::NotPermitted(_) => RejectionKind::Forbidden,
+            Refusal::NotFound(_) => RejectionKind::NotFound,
+            Refusal::Conflict(_) => RejectionKind::Conflict,
+            Refusal::Gone(_) => RejectionKind::Gone,
+            Refusal::OverLimit(_) => RejectionKind::OverLimit,
         }
     }
 
@@ -132,6 +135,12 @@ impl Refusal {
             | Refusal::Gone(m)
             | Refusal::OverLimit(m) => m,
         }
+    }
+}
+
+impl From<Refusal> for Rejection {
+    fn from(r: Refusal) -> Self {
+        Rejection::new(r.kind(), r.message())
     }
 }
 
@@ -885,15 +894,15 @@ mod tests {
         assert_eq!(
             decide_patch(Some(&current), &id, &replace_missing, &caller, 5)
                 .unwrap_err()
-                .status(),
-            409
+                .kind(),
+            RejectionKind::Conflict
         );
         let remove_core = [op(PatchVerb::Remove, "name", None)];
         assert_eq!(
             decide_patch(Some(&current), &id, &remove_core, &caller, 5)
                 .unwrap_err()
-                .status(),
-            403
+                .kind(),
+            RejectionKind::Forbidden
         );
         // All or nothing: a bad op after a good one changes nothing.
         let mixed = [
@@ -903,8 +912,8 @@ mod tests {
         assert_eq!(
             decide_patch(Some(&current), &id, &mixed, &caller, 5)
                 .unwrap_err()
-                .status(),
-            403
+                .kind(),
+            RejectionKind::Forbidden
         );
         // Nothing changed: updated_at stays.
         let same = [op(PatchVerb::Replace, "a", Some(json!("1")))];
@@ -930,8 +939,8 @@ mod tests {
             assert_eq!(
                 decide_patch(Some(&active), &active.id, &ops, &caller, 2)
                     .unwrap_err()
-                    .status(),
-                403,
+                    .kind(),
+                RejectionKind::Forbidden,
                 "{key}"
             );
         }
@@ -960,37 +969,70 @@ mod tests {
         };
         let img = image("p1", "private");
         let id = img.id;
-        let status = |ops: &[PatchOp]| {
+        let refused = |ops: &[PatchOp]| {
             decide_patch(Some(&img), &id, ops, &caller, 2)
-                .map(|_| 200)
-                .unwrap_or_else(|e| e.status())
+                .err()
+                .map(|e| e.kind())
         };
         let add = |k: &str, v: Value| op(PatchVerb::Add, k, Some(v));
-        assert_eq!(status(&[add("min_disk", json!(MAX_DB_INT))]), 200);
-        assert_eq!(status(&[add("min_disk", json!(MAX_DB_INT + 1))]), 400);
-        assert_eq!(status(&[add("min_ram", json!(1u64 << 40))]), 400);
-        assert_eq!(status(&[add("min_ram", json!(-1))]), 400);
-        assert_eq!(status(&[add("min_ram", json!(1.5))]), 400);
-        assert_eq!(status(&[add("name", json!("n".repeat(255)))]), 200);
-        assert_eq!(status(&[add("name", json!("n".repeat(256)))]), 400);
-        assert_eq!(status(&[add(&"k".repeat(256), json!("v"))]), 400);
-        assert_eq!(status(&[add("k", json!("v".repeat(65_536)))]), 400);
+        assert_eq!(refused(&[add("min_disk", json!(MAX_DB_INT))]), None);
+        assert_eq!(
+            refused(&[add("min_disk", json!(MAX_DB_INT + 1))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(
+            refused(&[add("min_ram", json!(1u64 << 40))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(
+            refused(&[add("min_ram", json!(-1))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(
+            refused(&[add("min_ram", json!(1.5))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(refused(&[add("name", json!("n".repeat(255)))]), None);
+        assert_eq!(
+            refused(&[add("name", json!("n".repeat(256)))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(
+            refused(&[add(&"k".repeat(256), json!("v"))]),
+            Some(RejectionKind::Invalid)
+        );
+        assert_eq!(
+            refused(&[add("k", json!("v".repeat(65_536)))]),
+            Some(RejectionKind::Invalid)
+        );
         let tags = |n: usize| json!((0..n).map(|i| i.to_string()).collect::<Vec<_>>());
-        assert_eq!(status(&[add("tags", tags(128))]), 200);
-        assert_eq!(status(&[add("tags", tags(129))]), 413);
-        assert_eq!(status(&[add("tags", json!(["t".repeat(256)]))]), 400);
+        assert_eq!(refused(&[add("tags", tags(128))]), None);
+        assert_eq!(
+            refused(&[add("tags", tags(129))]),
+            Some(RejectionKind::OverLimit)
+        );
+        assert_eq!(
+            refused(&[add("tags", json!(["t".repeat(256)]))]),
+            Some(RejectionKind::Invalid)
+        );
         let props = |n: usize| -> Vec<PatchOp> {
             (0..n).map(|i| add(&format!("p{i}"), json!("v"))).collect()
         };
-        assert_eq!(status(&props(128)), 200);
-        assert_eq!(status(&props(129)), 413);
+        assert_eq!(refused(&props(128)), None);
+        assert_eq!(refused(&props(129)), Some(RejectionKind::OverLimit));
 
         let mut big = image("p1", "private");
         big.min_disk = 1 << 40;
-        assert_eq!(check_bounds(&big).unwrap_err().status(), 400);
+        assert_eq!(
+            check_bounds(&big).unwrap_err().kind(),
+            RejectionKind::Invalid
+        );
         big.min_disk = 0;
         big.size = IMAGE_SIZE_CAP + 1;
-        assert_eq!(check_bounds(&big).unwrap_err().status(), 413);
+        assert_eq!(
+            check_bounds(&big).unwrap_err().kind(),
+            RejectionKind::OverLimit
+        );
     }
 
     #[test]
@@ -1023,14 +1065,14 @@ mod tests {
         assert_eq!(
             decide_upload_finish(Some(&active), &data(), &caller, 5)
                 .unwrap_err()
-                .status(),
-            409
+                .kind(),
+            RejectionKind::Conflict
         );
         assert_eq!(
             decide_upload_abort(Some(&active), &id, &caller, 5)
                 .unwrap_err()
-                .status(),
-            409
+                .kind(),
+            RejectionKind::Conflict
         );
         // A failed upload goes back to queued and may be retried.
         let back = decide_upload_abort(Some(&saving), &id, &caller, 5).unwrap();
@@ -1041,8 +1083,8 @@ mod tests {
         assert_eq!(
             decide_upload_finish(Some(&deleted), &data(), &caller, 7)
                 .unwrap_err()
-                .status(),
-            410
+                .kind(),
+            RejectionKind::Gone
         );
         // Beyond the size cap.
         let mut huge = data();
@@ -1050,8 +1092,8 @@ mod tests {
         assert_eq!(
             decide_upload_finish(Some(&saving), &huge, &caller, 7)
                 .unwrap_err()
-                .status(),
-            413
+                .kind(),
+            RejectionKind::OverLimit
         );
         // Readers do not upload.
         let reader = roles(&["reader"]);
@@ -1062,8 +1104,8 @@ mod tests {
         assert_eq!(
             decide_upload_start(Some(&queued), &id, &r, 2)
                 .unwrap_err()
-                .status(),
-            403
+                .kind(),
+            RejectionKind::Forbidden
         );
     }
 
@@ -1087,7 +1129,11 @@ mod tests {
             json!([{"op": "add", "path": "/a"}]),
             json!([{"path": "/a", "value": 1}]),
         ] {
-            assert_eq!(parse_patch(&bad).unwrap_err().status(), 400, "{bad}");
+            assert_eq!(
+                parse_patch(&bad).unwrap_err().kind(),
+                RejectionKind::Invalid,
+                "{bad}"
+            );
         }
     }
 }

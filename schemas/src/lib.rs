@@ -16,6 +16,8 @@
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
+//! - [`rejection`]: why an intent was turned down ([`Rejection`]), as a
+//!   kind the API alone maps to an HTTP status.
 //! - [`envelope`]: [`Envelope`] and its binary encoding ([`encode`], [`decode`]).
 //! - [`instance`]: the instance aggregate and its `evolve`, shared by every
 //!   reader of the `instances` topic so that all of them fold alike.
@@ -29,6 +31,7 @@ pub mod image;
 pub mod instance;
 pub mod migration;
 pub mod quota;
+pub mod rejection;
 pub mod state;
 pub mod values;
 
@@ -44,6 +47,7 @@ pub use events::{
     SchedulerEvent, Topic,
 };
 pub use instance::Instance;
+pub use rejection::{Rejection, RejectionKind};
 pub use state::{PowerState, TaskState, VmState};
 pub use values::{Fault, Flavor, HostUsage, Image, Resources};
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use novalog_all_in_one::System;
 use novalog_log::Record;
 use novalog_schemas::events::Keypair;
-use novalog_schemas::{Actor, CatalogEvent, Envelope, Event, InstanceEvent, Intent, Meta};
+use novalog_schemas::{
+    Actor, CatalogEvent, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
+};
 use novalog_store::{RocksStore, Store, Transaction};
 use novalog_tests::{Client, demo_image_id, read_topic, test_config};
 use serde_json::json;
@@ -226,11 +228,11 @@ async fn an_intent_the_conductor_cannot_decode_gets_a_400_verdict() {
     };
     match verdict.event {
         Event::Instance(InstanceEvent::IntentRejected {
-            code,
+            kind,
             message,
             intent_type,
         }) => {
-            assert_eq!(code, 400);
+            assert_eq!(kind, RejectionKind::Invalid);
             assert!(message.contains("keypair.user_id"), "{message}");
             assert_eq!(intent_type, "KeypairCreateRequested");
         }

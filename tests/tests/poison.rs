@@ -20,7 +20,7 @@ use novalog_log::{EventLog, Record};
 use novalog_runtime::consumer::{DeadRecord, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, ShutdownTrigger};
 use novalog_schemas::events::{HostRegistered, SelectHostsRequested};
-use novalog_schemas::{Actor, Envelope, Event, Flavor, HostUsage, Meta, Resources};
+use novalog_schemas::{Actor, Envelope, Event, Flavor, HostUsage, Meta, RejectionKind, Resources};
 use novalog_store::Transaction;
 use novalog_tests::{Client, kafka_brokers, read_topic, test_config};
 use uuid::Uuid;
@@ -51,7 +51,11 @@ impl Handler for Poisoned {
         self.inner.handle(input, out, tx).await
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> novalog_runtime::Result<()> {
         self.inner.finish_batch(out, tx).await
     }
 
@@ -59,7 +63,7 @@ impl Handler for Poisoned {
         self.inner.committed()
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.inner.recover().await
     }
 
@@ -198,12 +202,12 @@ impl Bed {
 /// A service task started by a test, stopped by it.
 struct Running {
     stop: ShutdownTrigger,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<novalog_runtime::Result<()>>,
 }
 
 impl Running {
     fn spawn(
-        run: impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, anyhow::Result<()>>,
+        run: impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, novalog_runtime::Result<()>>,
     ) -> Running {
         let (stop, shutdown) = Shutdown::new();
         Running {
@@ -268,15 +272,16 @@ async fn conductor_survives_a_poison_intent(kafka: bool) {
     bed.wait_for(&topics.catalog, "flavor after", created("after"))
         .await;
     bed.assert_one_poison_dead_letter("conductor").await;
-    // The poisoned intent got its verdict: a 500 naming its request.
+    // The poisoned intent got its verdict: an internal error naming its
+    // request.
     let verdict = bed
         .wait_for(&topics.instances, "verdict", |e| {
             e.meta.causation_id == Some(poison.meta.event_id)
         })
         .await;
     match verdict.event {
-        Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
-            assert_eq!(code, 500);
+        Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+            assert_eq!(kind, RejectionKind::Internal);
             assert!(message.contains(MARK), "{message}");
         }
         other => panic!("not a rejection: {other:?}"),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use novalog_log::EventLog;
-use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
+use novalog_runtime::{Config, Error, Result, Shutdown, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
 /// A running all-in-one system.
@@ -18,7 +18,7 @@ pub struct System {
     /// The demo image's id, when the demo catalog was bootstrapped.
     pub demo_image: Option<uuid::Uuid>,
     trigger: ShutdownTrigger,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
 }
 
 impl System {
@@ -28,7 +28,7 @@ impl System {
     pub async fn start(
         cfg: &Config,
         driver: Option<Arc<dyn novalog_compute::driver::VirtDriver>>,
-    ) -> anyhow::Result<System> {
+    ) -> Result<System> {
         let log = novalog_runtime::backend::open_log(cfg).await?;
         Self::start_on(cfg, log, driver).await
     }
@@ -38,12 +38,12 @@ impl System {
         cfg: &Config,
         log: Arc<dyn EventLog>,
         driver: Option<Arc<dyn novalog_compute::driver::VirtDriver>>,
-    ) -> anyhow::Result<System> {
+    ) -> Result<System> {
         let (trigger, shutdown) = Shutdown::new();
         let mut tasks = Vec::new();
         let spawn = |name: &'static str,
                      fut: std::pin::Pin<
-            Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
+            Box<dyn std::future::Future<Output = Result<()>> + Send>,
         >| { (name, tokio::spawn(fut)) };
         {
             let (cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());
@@ -101,7 +101,7 @@ impl System {
     }
 
     /// Stops every service and waits for them; the first error wins.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<()> {
         self.trigger.trigger();
         let mut result = Ok(());
         for (name, task) in self.tasks {
@@ -110,12 +110,12 @@ impl System {
                 Ok(Err(e)) => {
                     tracing::error!(service = name, error = %e, "service failed");
                     if result.is_ok() {
-                        result = Err(e.context(name));
+                        result = Err(Error::service(name, e));
                     }
                 }
                 Err(e) => {
                     if result.is_ok() {
-                        result = Err(anyhow::anyhow!("{name} panicked: {e}"));
+                        result = Err(Error::Service(format!("{name} panicked: {e}")));
                     }
                 }
             }

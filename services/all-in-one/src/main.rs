@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     match failed {
         None => {
             tracing::info!("shutting down");
-            system.stop().await
+            Ok(system.stop().await?)
         }
         Some((name, why)) => anyhow::bail!("service {name} stopped: {why}"),
     }

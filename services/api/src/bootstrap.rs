@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use novalog_schemas::Image;
 use uuid::Uuid;
 
@@ -55,7 +54,7 @@ pub fn demo_image() -> Image {
 
 /// Waits until the projection has applied everything the log held when
 /// this was called, watching that the consumer is still alive.
-pub async fn wait_caught_up(handle: &ApiHandle) -> anyhow::Result<()> {
+pub async fn wait_caught_up(handle: &ApiHandle) -> novalog_runtime::Result<()> {
     let app = &handle.app;
     let mut ends = Offsets::new();
     for topic in [
@@ -63,11 +62,9 @@ pub async fn wait_caught_up(handle: &ApiHandle) -> anyhow::Result<()> {
         &app.topics.catalog,
         &app.topics.hosts,
     ] {
-        let offsets = app
-            .log
-            .end_offsets(topic)
-            .await
-            .with_context(|| format!("reading the end offsets of {topic}"))?;
+        let offsets = app.log.end_offsets(topic).await.map_err(|e| {
+            novalog_runtime::Error::service(format!("reading the end offsets of {topic}"), e)
+        })?;
         for (partition, end) in offsets.into_iter().enumerate() {
             ends.insert((topic.clone(), partition as i32), end);
         }
@@ -80,7 +77,9 @@ pub async fn wait_caught_up(handle: &ApiHandle) -> anyhow::Result<()> {
             return Ok(());
         }
         if handle.consumer_finished() {
-            bail!("the api projection consumer stopped before catching up with the log");
+            return Err(novalog_runtime::Error::Service(
+                "the api projection consumer stopped before catching up with the log".into(),
+            ));
         }
     }
 }
@@ -88,7 +87,7 @@ pub async fn wait_caught_up(handle: &ApiHandle) -> anyhow::Result<()> {
 /// Makes sure the demo flavors and the demo image exist, creating what is
 /// missing as the administrator (each creation waits for the conductor's
 /// verdict). Returns the id of the image named `cirros`.
-pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> {
+pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> novalog_runtime::Result<Uuid> {
     wait_caught_up(handle).await?;
     let app = &handle.app;
     let admin = Context::admin();
@@ -105,7 +104,9 @@ pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> 
         None => {
             let image = catalog::create_image(app, &admin, &RequestId::generate().0, demo_image())
                 .await
-                .map_err(|e| anyhow::anyhow!("creating the demo image: {}", e.message))?;
+                .map_err(|e| {
+                    novalog_runtime::Error::service("creating the demo image", e.message)
+                })?;
             tracing::info!(image = %image.id, "demo image created");
             image.id
         }
@@ -132,7 +133,12 @@ pub async fn bootstrap_demo_catalog(handle: &ApiHandle) -> anyhow::Result<Uuid> 
             Ok(_) => tracing::info!(flavor = name, "demo flavor created"),
             // Someone else created it meanwhile: just as good.
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
-            Err(e) => bail!("creating demo flavor {name}: {}", e.message),
+            Err(e) => {
+                return Err(novalog_runtime::Error::service(
+                    format!("creating demo flavor {name}"),
+                    e.message,
+                ));
+            }
         }
     }
     Ok(image_id)

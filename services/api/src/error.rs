@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use novalog_schemas::Rejection;
 use serde_json::json;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -69,16 +70,6 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
-    /// The error for a status code the conductor chose (an `IntentRejected`).
-    pub fn from_code(code: i32, message: impl Into<String>) -> Self {
-        let status = u16::try_from(code)
-            .ok()
-            .and_then(|c| StatusCode::from_u16(c).ok())
-            .filter(|s| s.is_client_error() || s.is_server_error())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, message)
-    }
-
     /// The key Nova wraps the body in for this status.
     pub fn fault_name(&self) -> &'static str {
         fault_name(self.status)
@@ -96,6 +87,16 @@ impl ApiError {
             "code": self.status.as_u16(),
             "message": self.message,
         }})
+    }
+}
+
+/// The HTTP status a rejection is answered with (defined beside the
+/// request so the Image service, mounted here, maps the same way).
+pub use novalog_request::status_of;
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::new(status_of(&r.kind), r.message)
     }
 }
 
@@ -151,22 +152,39 @@ mod tests {
     }
 
     #[test]
-    fn conductor_codes_map_to_statuses() {
+    fn rejection_kinds_map_to_novas_statuses() {
+        let id = uuid::Uuid::nil();
+        let cases = [
+            (Rejection::invalid("x"), StatusCode::BAD_REQUEST),
+            (Rejection::forbidden("x"), StatusCode::FORBIDDEN),
+            (Rejection::over_quota("x"), StatusCode::FORBIDDEN),
+            (Rejection::not_found("x"), StatusCode::NOT_FOUND),
+            (Rejection::conflict("x"), StatusCode::CONFLICT),
+            (
+                Rejection::invalid_state("vm_state", "stopped", "reboot", &id),
+                StatusCode::CONFLICT,
+            ),
+            (Rejection::gone("x"), StatusCode::GONE),
+            (Rejection::over_limit("x"), StatusCode::PAYLOAD_TOO_LARGE),
+            (Rejection::internal("x"), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (rejection, status) in cases {
+            let message = rejection.message.clone();
+            let e = ApiError::from(rejection);
+            assert_eq!(e.status, status, "{message}");
+            assert_eq!(e.message, message);
+        }
+        // Nova's fault names follow from the status.
         assert_eq!(
-            ApiError::from_code(409, "busy").status,
-            StatusCode::CONFLICT
+            ApiError::from(Rejection::invalid_state(
+                "vm_state", "stopped", "reboot", &id
+            ))
+            .fault_name(),
+            "conflictingRequest"
         );
         assert_eq!(
-            ApiError::from_code(404, "gone").status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            ApiError::from_code(200, "odd").status,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
-        assert_eq!(
-            ApiError::from_code(-1, "odd").status,
-            StatusCode::INTERNAL_SERVER_ERROR
+            ApiError::from(Rejection::over_quota("x")).fault_name(),
+            "forbidden"
         );
     }
 }

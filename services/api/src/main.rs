@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         while let Err(e) = novalog_api::bootstrap_demo_catalog(&handle).await {
             tries += 1;
             if tries == 10 {
-                return Err(e.context("bootstrapping the demo catalog"));
+                return Err(anyhow::Error::new(e).context("bootstrapping the demo catalog"));
             }
             tracing::warn!(error = %e, "demo catalog not bootstrapped yet; retrying");
         }
@@ -49,5 +49,5 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("termination signal received; shutting down");
         trigger.trigger();
     });
-    handle.join().await
+    Ok(handle.join().await?)
 }

@@ -122,13 +122,10 @@ impl ImageCatalog for ImagesOnTheLog {
         // One intent, one verdict.
         Ok(match verdict {
             Some(Verdict::Accepted(e)) => novalog_image::Verdict::Accepted(e),
-            Some(Verdict::Rejected { code, message }) => {
-                novalog_image::Verdict::Rejected(image_error(ApiError::from_code(code, message)))
-            }
-            None => novalog_image::Verdict::Rejected(image_error(ApiError::from_code(
-                503,
-                "No verdict was returned.",
-            ))),
+            // The same kind→status mapping as the compute API's, in
+            // Glance's shape.
+            Some(Verdict::Rejected(r)) => novalog_image::Verdict::Rejected(ImageError::from(r)),
+            None => novalog_image::Verdict::Rejected(image_error(SubmitError::NoVerdict.into())),
         })
     }
 }

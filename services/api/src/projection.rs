@@ -26,7 +26,7 @@ use novalog_runtime::{Handler, Input, Outbox};
 use novalog_schemas::events::{HostAggregate, Keypair};
 use novalog_schemas::instance::evolve;
 use novalog_schemas::{
-    CatalogEvent, Envelope, Event, Flavor, HostEvent, Image, Instance, InstanceEvent,
+    CatalogEvent, Envelope, Event, Flavor, HostEvent, Image, Instance, InstanceEvent, Rejection,
 };
 use novalog_store::{MemStore, Store, StoreExt, Transaction};
 use parking_lot::RwLock;
@@ -1199,7 +1199,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         &mut self,
         _out: &mut Outbox,
         tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> novalog_runtime::Result<()> {
         for id in &self.staged.changed {
             if let Some(i) = self.staged.instances.get(id) {
                 tx.put(T_INSTANCES, id.as_bytes(), i)?;
@@ -1213,7 +1213,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
 
     /// The published projection changes only on commit, so what a failed
     /// batch left behind is all in `staged`.
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.staged = Staged::default();
         self.staged_revocations = Default::default();
         Ok(())
@@ -1229,13 +1229,10 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         {
             self.staged.verdicts.push((
                 cause,
-                Verdict::Rejected {
-                    code: 500,
-                    message: format!(
-                        "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible. (request {})",
-                        meta.correlation_id
-                    ),
-                },
+                Verdict::Rejected(Rejection::internal(format!(
+                    "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible. (request {})",
+                    meta.correlation_id
+                ))),
             ));
         }
     }

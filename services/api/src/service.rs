@@ -5,10 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use novalog_log::EventLog;
 use novalog_runtime::consumer::{self, ConsumerSpec, Wrap};
-use novalog_runtime::{Config, Shutdown};
+use novalog_runtime::{Config, Error, Result, Shutdown};
 use novalog_store::RocksStore;
 use tokio::task::JoinHandle;
 
@@ -26,8 +25,8 @@ pub struct ApiService;
 pub struct ApiHandle {
     local_addr: SocketAddr,
     pub(crate) app: Arc<App>,
-    server: JoinHandle<anyhow::Result<()>>,
-    consumer: JoinHandle<anyhow::Result<()>>,
+    server: JoinHandle<Result<()>>,
+    consumer: JoinHandle<Result<()>>,
 }
 
 impl ApiService {
@@ -39,7 +38,7 @@ impl ApiService {
         cfg: &Config,
         log: Arc<dyn EventLog>,
         shutdown: Shutdown,
-    ) -> anyhow::Result<ApiHandle> {
+    ) -> Result<ApiHandle> {
         Self::start_wrapped(cfg, log, shutdown, consumer::unwrapped()).await
     }
 
@@ -50,25 +49,29 @@ impl ApiService {
         log: Arc<dyn EventLog>,
         shutdown: Shutdown,
         wrap: Wrap,
-    ) -> anyhow::Result<ApiHandle> {
+    ) -> Result<ApiHandle> {
         let dir = cfg.data_dir.join("api");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let auth = {
             // Hashing the configured passwords is slow on purpose.
             let (cfg, dir) = (cfg.clone(), dir.clone());
             tokio::task::spawn_blocking(move || AuthStrategy::from_config(&cfg, &dir))
                 .await
-                .context("building the auth strategy")??
+                .map_err(|e| Error::service("building the auth strategy", e))?
+                .map_err(|e| Error::service("building the auth strategy", e))?
         };
-        let store = Arc::new(
-            RocksStore::open(&dir, cfg.log.sync)
-                .with_context(|| format!("opening the api store in {}", dir.display()))?,
+        let store = Arc::new(RocksStore::open(&dir, cfg.log.sync).map_err(|e| {
+            Error::service(format!("opening the api store in {}", dir.display()), e)
+        })?);
+        let projection = Arc::new(
+            Projection::load(store.clone())
+                .map_err(|e| Error::service("loading the api projection", e))?,
         );
-        let projection =
-            Arc::new(Projection::load(store.clone()).context("loading the api projection")?);
         let revocations = auth.identity().map(|i| i.revocations.clone());
         if let Some(r) = &revocations {
-            r.load(&*store).context("loading the revoked tokens")?;
+            r.load(&*store)
+                .map_err(|e| Error::service("loading the revoked tokens", e))?;
         }
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
@@ -96,8 +99,10 @@ impl ApiService {
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
             .await
-            .with_context(|| format!("binding {}", cfg.api.listen))?;
-        let local_addr = listener.local_addr()?;
+            .map_err(|e| Error::io(format!("binding {}", cfg.api.listen), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener's address", e))?;
 
         let (stop_server, server_stopped) = Shutdown::new();
         let (stop_consumer, consumer_stopped) = Shutdown::new();
@@ -164,7 +169,7 @@ impl ApiService {
             })
             .await;
             stop_consumer.trigger();
-            result.context("serving the api")
+            result.map_err(|e| Error::io("serving the api", e))
         });
         tracing::info!(%local_addr, "compute api listening");
         Ok(ApiHandle {
@@ -189,9 +194,15 @@ impl ApiHandle {
 
     /// Waits until the service has stopped; the first error of the
     /// listener or the consumer, if any.
-    pub async fn join(self) -> anyhow::Result<()> {
-        let server = self.server.await.context("api listener task")?;
-        let consumer = self.consumer.await.context("api consumer task")?;
+    pub async fn join(self) -> Result<()> {
+        let server = self
+            .server
+            .await
+            .map_err(|e| Error::service("api listener task", e))?;
+        let consumer = self
+            .consumer
+            .await
+            .map_err(|e| Error::service("api consumer task", e))?;
         server.and(consumer)
     }
 }

@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use novalog_log::{EventLog, Record};
 use novalog_runtime::{Config, Shutdown, ShutdownTrigger};
 use novalog_schemas::events::InstanceCreated;
-use novalog_schemas::{CatalogEvent, Envelope, Event, HostEvent, InstanceEvent, Intent};
+use novalog_schemas::{
+    CatalogEvent, Envelope, Event, HostEvent, InstanceEvent, Intent, RejectionKind,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -246,7 +248,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         &project,
                         Event::Instance(InstanceEvent::IntentRejected {
                             intent_type: "ServerCreateRequested".into(),
-                            code: 409,
+                            kind: RejectionKind::Conflict,
                             message: "Quota exceeded for instances.".into(),
                         }),
                     ),
@@ -312,7 +314,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         let event = if flavors.get(flavor_id).is_some_and(|f| f.is_public) {
                             Event::Instance(InstanceEvent::IntentRejected {
                                 intent_type: "FlavorAccessChangeRequested".into(),
-                                code: 409,
+                                kind: RejectionKind::Conflict,
                                 message: "Can not add access to a public flavor.".into(),
                             })
                         } else if *add {
@@ -385,7 +387,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         &project,
                         Event::Instance(InstanceEvent::IntentRejected {
                             intent_type: "ServiceDeleteRequested".into(),
-                            code: 409,
+                            kind: RejectionKind::Conflict,
                             message: "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
                         }),
                     ),
@@ -443,7 +445,7 @@ fn decide_image(
     let event = match decided {
         Err(r) => Event::Instance(InstanceEvent::IntentRejected {
             intent_type: intent.event.type_name().into(),
-            code: i32::from(r.status()),
+            kind: r.kind(),
             message: r.message().into(),
         }),
         Ok(next) => {

@@ -25,5 +25,6 @@ async fn main() -> anyhow::Result<()> {
     main.run(&args.common, |cfg, log, shutdown| async move {
         novalog_compute::service::run(&cfg, log, shutdown).await
     })
-    .await
+    .await?;
+    Ok(())
 }

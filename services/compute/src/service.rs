@@ -102,7 +102,11 @@ impl Handler for ComputeHandler {
         Ok(())
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> novalog_runtime::Result<()> {
         let queue = std::mem::take(&mut self.queue);
         if queue.is_empty() {
             return Ok(());
@@ -135,7 +139,7 @@ impl Handler for ComputeHandler {
     /// the driver before it failed; its commands are carried out again one
     /// at a time, and the driver's own refusals (a guest that already
     /// exists) are reported like any failure.
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         for (name, rec) in self.hosts.iter_mut() {
             *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
             destroy_orphans(&*self.driver, rec).await;
@@ -166,7 +170,7 @@ pub fn host_names(cfg: &Config) -> Vec<String> {
 }
 
 /// The driver configuration names.
-pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
+pub fn driver(cfg: &Config) -> novalog_runtime::Result<Arc<dyn VirtDriver>> {
     let c = &cfg.compute;
     match c.driver.as_str() {
         "fake" => Ok(Arc::new(FakeDriver::new(FakeOptions {
@@ -179,7 +183,9 @@ pub fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn VirtDriver>> {
             action_latency: Duration::from_millis(c.fake_action_latency_ms),
             fail_actions: c.fake_fail_actions.iter().cloned().collect(),
         }))),
-        other => anyhow::bail!("unknown compute driver {other:?} (available: fake)"),
+        other => Err(novalog_runtime::Error::Service(format!(
+            "unknown compute driver {other:?} (available: fake)"
+        ))),
     }
 }
 
@@ -227,7 +233,11 @@ fn host_record_event(cfg: &Config, driver: &dyn VirtDriver, rec: &HostRecord) ->
 }
 
 /// Runs the agent with the configured driver until `shutdown`.
-pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+) -> novalog_runtime::Result<()> {
     let driver = driver(cfg)?;
     run_with_driver(cfg, log, driver, shutdown).await
 }
@@ -238,7 +248,7 @@ pub async fn run_with_driver(
     log: Arc<dyn EventLog>,
     driver: Arc<dyn VirtDriver>,
     shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> novalog_runtime::Result<()> {
     Agent::register(cfg, log, driver).await?.run(shutdown).await
 }
 
@@ -259,9 +269,10 @@ impl Agent {
         cfg: &Config,
         log: Arc<dyn EventLog>,
         driver: Arc<dyn VirtDriver>,
-    ) -> anyhow::Result<Agent> {
+    ) -> novalog_runtime::Result<Agent> {
         let dir = cfg.data_dir.join("compute");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| novalog_runtime::Error::io(format!("creating {}", dir.display()), e))?;
         let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
         let topics = cfg.topics();
         let capacity = Resources {
@@ -327,13 +338,13 @@ impl Agent {
     }
 
     /// Heartbeats and carries out commands until `shutdown`.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: Shutdown) -> novalog_runtime::Result<()> {
         self.run_wrapped(shutdown, consumer::unwrapped()).await
     }
 
     /// [`Agent::run`] with the command handler passed through `wrap`
     /// (tests wrap it to inject failures).
-    pub async fn run_wrapped(self, shutdown: Shutdown, wrap: Wrap) -> anyhow::Result<()> {
+    pub async fn run_wrapped(self, shutdown: Shutdown, wrap: Wrap) -> novalog_runtime::Result<()> {
         let heartbeat = tokio::spawn(heartbeats(
             self.log.clone(),
             self.handler.topics.hosts.clone(),
@@ -356,7 +367,7 @@ fn load_host(
     driver: &dyn VirtDriver,
     name: &str,
     capacity: Resources,
-) -> anyhow::Result<HostRecord> {
+) -> novalog_store::Result<HostRecord> {
     let stored = store.get_raw(HOSTS, name.as_bytes())?;
     let mut rec = match stored {
         None => HostRecord::new(name.to_owned(), capacity),

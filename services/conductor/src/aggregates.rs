@@ -7,18 +7,18 @@
 use std::collections::BTreeMap;
 
 use novalog_schemas::events::HostAggregate;
-use novalog_schemas::{CatalogEvent, Envelope, Event, Intent};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Intent, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
 const AZ: &str = "availability_zone";
 
 /// The decision on one aggregate intent: the fact to record, or the
-/// rejection (HTTP status, message).
-type Decision = Result<Event, (i32, String)>;
+/// rejection.
+type Decision = Result<Event, Rejection>;
 
-fn not_found(id: u32) -> (i32, String) {
-    (404, format!("Aggregate {id} could not be found."))
+fn not_found(id: u32) -> Rejection {
+    Rejection::not_found(format!("Aggregate {id} could not be found."))
 }
 
 /// Zones `host` is in through aggregates other than `except`.
@@ -57,7 +57,10 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
     match &env.event {
         Event::Intent(Intent::AggregateCreateRequested(req)) => {
             if name_taken(&req.name, 0) {
-                return Err((409, format!("Aggregate {} already exists.", req.name)));
+                return Err(Rejection::conflict(format!(
+                    "Aggregate {} already exists.",
+                    req.name
+                )));
             }
             let id = c.aggregates.keys().next_back().map_or(1, |last| last + 1);
             Ok(Event::Catalog(CatalogEvent::AggregateCreated(Box::new(
@@ -78,16 +81,18 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             let mut a = existing(*aggregate_id)?.clone();
             if let Some(name) = name {
                 if name_taken(name, a.id) {
-                    return Err((409, format!("Aggregate {name} already exists.")));
+                    return Err(Rejection::conflict(format!(
+                        "Aggregate {name} already exists."
+                    )));
                 }
                 a.name = name.clone();
             }
             if let Some(az) = availability_zone {
                 if let Some(reason) = zone_conflict(c, &a, Some(az)) {
-                    return Err((
-                        400,
-                        format!("Cannot update aggregate {}. Reason: {reason}.", a.id),
-                    ));
+                    return Err(Rejection::invalid(format!(
+                        "Cannot update aggregate {}. Reason: {reason}.",
+                        a.id
+                    )));
                 }
                 a.metadata.insert(AZ.into(), az.clone());
             }
@@ -97,13 +102,10 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
         Event::Intent(Intent::AggregateDeleteRequested { aggregate_id }) => {
             let a = existing(*aggregate_id)?;
             if !a.hosts.is_empty() {
-                return Err((
-                    400,
-                    format!(
-                        "Cannot remove aggregate {}. Reason: Host aggregate is not empty.",
-                        a.id
-                    ),
-                ));
+                return Err(Rejection::invalid(format!(
+                    "Cannot remove aggregate {}. Reason: Host aggregate is not empty.",
+                    a.id
+                )));
             }
             Ok(Event::Catalog(CatalogEvent::AggregateDeleted {
                 aggregate_id: a.id,
@@ -112,7 +114,10 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
         Event::Intent(Intent::AggregateHostAddRequested { aggregate_id, host }) => {
             let mut a = existing(*aggregate_id)?.clone();
             if a.hosts.contains(host) {
-                return Err((409, format!("Aggregate {} already has host {host}.", a.id)));
+                return Err(Rejection::conflict(format!(
+                    "Aggregate {} already has host {host}.",
+                    a.id
+                )));
             }
             if let Some(az) = a.availability_zone() {
                 let clash: Vec<String> = zones_of(c, host, a.id)
@@ -120,14 +125,11 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                     .filter(|z| z != az)
                     .collect();
                 if !clash.is_empty() {
-                    return Err((
-                        409,
-                        format!(
-                            "Cannot add host to aggregate {}. Reason: One or more hosts already in availability zone(s) {}.",
-                            a.id,
-                            clash.join(", ")
-                        ),
-                    ));
+                    return Err(Rejection::conflict(format!(
+                        "Cannot add host to aggregate {}. Reason: One or more hosts already in availability zone(s) {}.",
+                        a.id,
+                        clash.join(", ")
+                    )));
                 }
             }
             a.hosts.push(host.clone());
@@ -140,10 +142,10 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
         Event::Intent(Intent::AggregateHostRemoveRequested { aggregate_id, host }) => {
             let mut a = existing(*aggregate_id)?.clone();
             let Some(pos) = a.hosts.iter().position(|h| h == host) else {
-                return Err((
-                    404,
-                    format!("Cannot remove host {host} in aggregate {}", a.id),
-                ));
+                return Err(Rejection::not_found(format!(
+                    "Cannot remove host {host} in aggregate {}",
+                    a.id
+                )));
             };
             a.hosts.remove(pos);
             a.updated_at_ms = now_ms;
@@ -160,10 +162,10 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             if let Some(Some(az)) = metadata.get(AZ)
                 && let Some(reason) = zone_conflict(c, &a, Some(az))
             {
-                return Err((
-                    400,
-                    format!("Cannot update aggregate {}. Reason: {reason}.", a.id),
-                ));
+                return Err(Rejection::invalid(format!(
+                    "Cannot update aggregate {}. Reason: {reason}.",
+                    a.id
+                )));
             }
             apply_metadata(&mut a.metadata, metadata);
             a.updated_at_ms = now_ms;
@@ -171,7 +173,7 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                 Box::new(a),
             )))
         }
-        _ => Err((400, "not an aggregate intent".into())),
+        _ => Err(Rejection::invalid("not an aggregate intent")),
     }
 }
 
@@ -199,12 +201,13 @@ pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<E
         return vec![Conductor::reject(
             env,
             key,
-            403,
-            format!("Policy doesn't allow os_compute_api:os-aggregates:{action} to be performed."),
+            Rejection::forbidden(format!(
+                "Policy doesn't allow os_compute_api:os-aggregates:{action} to be performed."
+            )),
         )];
     }
     match decide(c, env, now_ms) {
-        Err((code, message)) => vec![Conductor::reject(env, key, code, message)],
+        Err(r) => vec![Conductor::reject(env, key, r)],
         Ok(fact) => {
             let id = match &fact {
                 Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {

@@ -13,7 +13,8 @@ use novalog_schemas::events::{
 };
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{
-    ComputeCommand, Envelope, Event, Fault, InstanceEvent, SchedulerEvent, TaskState, VmState,
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Rejection, SchedulerEvent, TaskState,
+    VmState,
 };
 use uuid::Uuid;
 
@@ -36,8 +37,7 @@ pub(crate) fn on_create(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            400,
-            format!("Flavor {} could not be found.", req.flavor.id),
+            Rejection::invalid(format!("Flavor {} could not be found.", req.flavor.id)),
         )];
     }
     if c.images
@@ -47,15 +47,18 @@ pub(crate) fn on_create(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            400,
-            format!("Image {} could not be found.", req.image.id),
+            Rejection::invalid(format!("Image {} could not be found.", req.image.id)),
         )];
     }
     let actor = &env.meta.actor;
     // Checked against everything accepted before it in this project's
     // partition: exact, whatever the concurrency.
     if let Err(message) = crate::quotas::check_create(c, &actor.project_id, req, now_ms) {
-        return vec![Conductor::reject(env, id.to_string(), 403, message)];
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            Rejection::over_quota(message),
+        )];
     }
     let group = match crate::server_groups::check_hint(
         c,
@@ -64,7 +67,13 @@ pub(crate) fn on_create(
         actor.is_admin(),
     ) {
         Ok(g) => g,
-        Err(message) => return vec![Conductor::reject(env, id.to_string(), 400, message)],
+        Err(message) => {
+            return vec![Conductor::reject(
+                env,
+                id.to_string(),
+                Rejection::invalid(message),
+            )];
+        }
     };
     let created = Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
         name: req.name.clone(),

@@ -1,7 +1,7 @@
 //! Catalog intents: flavors, accepted onto the `catalog` topic (images are
 //! in [`crate::images`]).
 
-use novalog_schemas::{CatalogEvent, Envelope, Event, Flavor};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Flavor, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -10,24 +10,23 @@ pub(crate) fn on_flavor_create(c: &mut Conductor, env: &Envelope, f: &Flavor) ->
         return vec![Conductor::reject(
             env,
             f.id.clone(),
-            403,
-            "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed.".into(),
+            Rejection::forbidden(
+                "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed.",
+            ),
         )];
     }
     if c.flavors.contains_key(&f.id) {
         return vec![Conductor::reject(
             env,
             f.id.clone(),
-            409,
-            format!("Flavor with ID {} already exists.", f.id),
+            Rejection::conflict(format!("Flavor with ID {} already exists.", f.id)),
         )];
     }
     if c.flavors.values().any(|x| x.name == f.name) {
         return vec![Conductor::reject(
             env,
             f.id.clone(),
-            409,
-            format!("Flavor with name {} already exists.", f.name),
+            Rejection::conflict(format!("Flavor with name {} already exists.", f.name)),
         )];
     }
     c.flavors.insert(f.id.clone(), f.clone());
@@ -45,8 +44,7 @@ fn flavor_not_found(env: &Envelope, id: &str) -> Emit {
     Conductor::reject(
         env,
         id.to_owned(),
-        404,
-        format!("Flavor {id} could not be found."),
+        Rejection::not_found(format!("Flavor {id} could not be found.")),
     )
 }
 
@@ -55,8 +53,7 @@ fn admin_only(env: &Envelope, id: &str, rule: &str) -> Option<Emit> {
         Conductor::reject(
             env,
             id.to_owned(),
-            403,
-            format!("Policy doesn't allow {rule} to be performed."),
+            Rejection::forbidden(format!("Policy doesn't allow {rule} to be performed.")),
         )
     })
 }
@@ -83,8 +80,7 @@ pub(crate) fn on_flavor_update(
         return vec![Conductor::reject(
             env,
             id.clone(),
-            404,
-            format!("Flavor {id} has no extra specs with key {key}."),
+            Rejection::not_found(format!("Flavor {id} has no extra specs with key {key}.")),
         )];
     }
     let mut next = current.clone();
@@ -151,8 +147,7 @@ pub(crate) fn on_flavor_access(
         return vec![Conductor::reject(
             env,
             id.to_owned(),
-            409,
-            "Can not add access to a public flavor.".into(),
+            Rejection::conflict("Can not add access to a public flavor."),
         )];
     }
     let mut projects = c.flavor_access.get(id).cloned().unwrap_or_default();
@@ -166,17 +161,17 @@ pub(crate) fn on_flavor_access(
             Conductor::reject(
                 env,
                 id.to_owned(),
-                409,
-                format!(
+                Rejection::conflict(format!(
                     "Flavor access already exists for flavor {id} and project {project} combination."
-                ),
+                )),
             )
         } else {
             Conductor::reject(
                 env,
                 id.to_owned(),
-                404,
-                format!("Flavor access not found for {id} / {project} combination."),
+                Rejection::not_found(format!(
+                    "Flavor access not found for {id} / {project} combination."
+                )),
             )
         }];
     }

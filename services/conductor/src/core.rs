@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use novalog_schemas::instance::{Instance, evolve};
-use novalog_schemas::{Envelope, Event, Flavor, Image, InstanceEvent, Meta, Topic};
+use novalog_schemas::{Envelope, Event, Flavor, Image, InstanceEvent, Meta, Rejection, Topic};
 use novalog_store::{Store, Transaction};
 use uuid::Uuid;
 
@@ -281,14 +281,10 @@ impl Conductor {
         }
     }
 
-    /// A verdict that turns an intent down; `code` is the HTTP status the
-    /// API answers with.
-    pub(crate) fn reject(
-        cause: &Envelope,
-        aggregate_id: String,
-        code: i32,
-        message: String,
-    ) -> Emit {
+    /// A verdict that turns an intent down: what went wrong, never an HTTP
+    /// status (the API maps the kind to one).
+    pub(crate) fn reject(cause: &Envelope, aggregate_id: String, rejection: Rejection) -> Emit {
+        let Rejection { kind, message } = rejection;
         Emit {
             dest: Dest::Instances,
             key: cause.meta.actor.project_id.clone(),
@@ -296,7 +292,7 @@ impl Conductor {
                 meta: cause.meta.caused("rejected", aggregate_id, 0),
                 event: Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: cause.event.type_name().to_owned(),
-                    code,
+                    kind,
                     message,
                 }),
             },

@@ -2,7 +2,7 @@
 //! then the host destroys the guest and releases its claim, then DELETED.
 //! An instance that never reached a host is deleted at once.
 
-use novalog_schemas::{ComputeCommand, Envelope, Event, InstanceEvent, TaskState};
+use novalog_schemas::{ComputeCommand, Envelope, Event, InstanceEvent, Rejection, TaskState};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -18,16 +18,14 @@ pub(crate) fn on_delete(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            404,
-            format!("Instance {id} could not be found."),
+            Rejection::not_found(format!("Instance {id} could not be found.")),
         )];
     };
     if i.is_deleted() {
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            404,
-            format!("Instance {id} could not be found."),
+            Rejection::not_found(format!("Instance {id} could not be found.")),
         )];
     }
     // Another project's server does not exist for this caller.
@@ -35,8 +33,7 @@ pub(crate) fn on_delete(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            404,
-            format!("Instance {id} could not be found."),
+            Rejection::not_found(format!("Instance {id} could not be found.")),
         )];
     }
     // Nova's check_instance_lock on delete.
@@ -44,8 +41,7 @@ pub(crate) fn on_delete(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            409,
-            format!("Instance {id} is locked"),
+            Rejection::conflict(format!("Instance {id} is locked")),
         )];
     }
     if i.task_state == Some(TaskState::Deleting) {

@@ -3,12 +3,12 @@
 //! An intent that does not decode, or whose handling fails (an error or a
 //! panic), is dead-lettered by the consumer loop; the request waiting for
 //! its verdict must still get one at once, never wait out its timeout. So
-//! the conductor answers it on `instances` like any other rejection: 400
-//! when the intent's content is invalid, else a 500 in Nova's words that
-//! names the request id (the operator finds the dead letter by it).
+//! the conductor answers it on `instances` like any other rejection:
+//! invalid when the intent's content is invalid, else an internal error in
+//! Nova's words that names the request id (the operator finds the dead letter by it).
 
 use novalog_runtime::consumer::Failure;
-use novalog_schemas::{DecodeError, Envelope, Event, InstanceEvent, Meta};
+use novalog_schemas::{DecodeError, Envelope, Event, InstanceEvent, Meta, Rejection};
 
 use crate::core::{Dest, Emit};
 
@@ -22,16 +22,15 @@ pub fn verdict(meta: &Meta, type_name: &str, failure: &Failure) -> Option<Emit> 
     if meta.causation_id.is_some() {
         return None;
     }
-    let (code, message) = match failure {
+    let Rejection { kind, message } = match failure {
         // The payload has a field that is missing or out of its domain:
         // the request carried invalid input.
         Failure::Decode(e @ (DecodeError::Invalid { .. } | DecodeError::Missing(_))) => {
-            (400, format!("Invalid input for the request: {e}."))
+            Rejection::invalid(format!("Invalid input for the request: {e}."))
         }
-        Failure::Decode(_) | Failure::Apply(_) | Failure::Panic(_) => (
-            500,
-            format!("{UNEXPECTED} (request {})", meta.correlation_id),
-        ),
+        Failure::Decode(_) | Failure::Apply(_) | Failure::Panic(_) => {
+            Rejection::internal(format!("{UNEXPECTED} (request {})", meta.correlation_id))
+        }
     };
     Some(Emit {
         dest: Dest::Instances,
@@ -41,7 +40,7 @@ pub fn verdict(meta: &Meta, type_name: &str, failure: &Failure) -> Option<Emit> 
             meta: meta.caused("rejected", meta.aggregate_id.clone(), 0),
             event: Event::Instance(InstanceEvent::IntentRejected {
                 intent_type: type_name.to_owned(),
-                code,
+                kind,
                 message,
             }),
         },
@@ -51,7 +50,7 @@ pub fn verdict(meta: &Meta, type_name: &str, failure: &Failure) -> Option<Emit> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novalog_schemas::Actor;
+    use novalog_schemas::{Actor, RejectionKind};
     use uuid::Uuid;
 
     fn intent() -> Meta {
@@ -67,17 +66,17 @@ mod tests {
         )
     }
 
-    fn rejected(e: &Emit) -> (i32, String) {
+    fn rejected(e: &Emit) -> (RejectionKind, String) {
         match &e.env.event {
-            Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
-                (*code, message.clone())
+            Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+                (kind.clone(), message.clone())
             }
             other => panic!("not a rejection: {other:?}"),
         }
     }
 
     #[test]
-    fn an_intent_with_a_missing_field_is_a_400_to_its_request() {
+    fn an_intent_with_a_missing_field_is_invalid_input_to_its_request() {
         let meta = intent();
         let e = verdict(
             &meta,
@@ -85,8 +84,8 @@ mod tests {
             &Failure::Decode(DecodeError::Missing("keypair.user_id")),
         )
         .unwrap();
-        let (code, message) = rejected(&e);
-        assert_eq!(code, 400);
+        let (kind, message) = rejected(&e);
+        assert_eq!(kind, RejectionKind::Invalid);
         assert!(message.contains("keypair.user_id"), "{message}");
         assert_eq!(e.dest, Dest::Instances);
         assert_eq!(e.key, "p", "keyed by the project, like every verdict");
@@ -95,15 +94,15 @@ mod tests {
     }
 
     #[test]
-    fn an_intent_that_panics_is_a_500_naming_the_request() {
+    fn an_intent_that_panics_is_an_internal_error_naming_the_request() {
         let meta = intent();
         for failure in [
             Failure::Panic("attempt to multiply with overflow".into()),
             Failure::Apply("encode: boom".into()),
             Failure::Decode(DecodeError::UnknownType("Nope".into())),
         ] {
-            let (code, message) = rejected(&verdict(&meta, "X", &failure).unwrap());
-            assert_eq!(code, 500);
+            let (kind, message) = rejected(&verdict(&meta, "X", &failure).unwrap());
+            assert_eq!(kind, RejectionKind::Internal);
             assert!(message.starts_with("Unexpected API Error."), "{message}");
             assert!(message.contains("req-42"), "{message}");
             assert!(!message.contains("overflow"), "internals stay in the log");

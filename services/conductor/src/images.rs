@@ -12,12 +12,7 @@ use uuid::Uuid;
 use crate::core::{Conductor, Dest, Emit, emit};
 
 fn reject(env: &Envelope, id: &Uuid, r: Refusal) -> Vec<Emit> {
-    vec![Conductor::reject(
-        env,
-        id.to_string(),
-        i32::from(r.status()),
-        r.message().to_owned(),
-    )]
+    vec![Conductor::reject(env, id.to_string(), r.into())]
 }
 
 /// Keeps `next` as the image and announces it as `event`, or turns the

@@ -3,7 +3,7 @@
 //! the conductor decides on uniqueness and the per-user quota.
 
 use novalog_schemas::events::Keypair;
-use novalog_schemas::{CatalogEvent, Envelope, Event};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -26,16 +26,16 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
         return vec![Conductor::reject(
             env,
             id,
-            403,
-            "Policy doesn't allow os_compute_api:os-keypairs:create to be performed.".into(),
+            Rejection::forbidden(
+                "Policy doesn't allow os_compute_api:os-keypairs:create to be performed.",
+            ),
         )];
     }
     if c.keypairs.contains_key(&id) {
         return vec![Conductor::reject(
             env,
             id,
-            409,
-            format!("Key pair '{}' already exists.", k.name),
+            Rejection::conflict(format!("Key pair '{}' already exists.", k.name)),
         )];
     }
     let owned = c
@@ -47,8 +47,7 @@ pub(crate) fn on_create(c: &mut Conductor, env: &Envelope, k: &Keypair, now_ms: 
         return vec![Conductor::reject(
             env,
             id,
-            403,
-            "Quota exceeded, too many key pairs.".into(),
+            Rejection::over_quota("Quota exceeded, too many key pairs."),
         )];
     }
     // Ids are not reused while the newest keypair lives (Nova's are
@@ -76,16 +75,16 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, user_id: &str, name: 
         return vec![Conductor::reject(
             env,
             id,
-            403,
-            "Policy doesn't allow os_compute_api:os-keypairs:delete to be performed.".into(),
+            Rejection::forbidden(
+                "Policy doesn't allow os_compute_api:os-keypairs:delete to be performed.",
+            ),
         )];
     }
     if c.keypairs.remove(&id).is_none() {
         return vec![Conductor::reject(
             env,
             id,
-            404,
-            format!("Keypair {name} not found for user {user_id}"),
+            Rejection::not_found(format!("Keypair {name} not found for user {user_id}")),
         )];
     }
     vec![emit(

@@ -26,5 +26,6 @@ async fn main() -> anyhow::Result<()> {
     main.run(&args.common, |cfg, log, shutdown| async move {
         novalog_conductor::service::run(&cfg, log, shutdown).await
     })
-    .await
+    .await?;
+    Ok(())
 }

@@ -25,7 +25,8 @@ use novalog_schemas::migration::{
     ServerMigrationRequested,
 };
 use novalog_schemas::{
-    ComputeCommand, Envelope, Event, Fault, Flavor, InstanceEvent, Meta, SchedulerEvent, VmState,
+    ComputeCommand, Envelope, Event, Fault, Flavor, InstanceEvent, Meta, Rejection, SchedulerEvent,
+    VmState,
 };
 use uuid::Uuid;
 
@@ -35,29 +36,23 @@ use crate::saga::Step;
 use crate::timers::{Awaiting, timeout_fault};
 
 /// Nova's InstanceInvalidState message.
-pub(crate) fn invalid_state(method: &str, id: Uuid, i: &Instance) -> String {
+pub(crate) fn invalid_state(method: &str, id: Uuid, i: &Instance) -> Rejection {
     match i.task_state {
-        Some(t) => format!(
-            "Cannot '{method}' instance {id} while it is in task_state {}",
-            t.as_str()
-        ),
-        None => format!(
-            "Cannot '{method}' instance {id} while it is in vm_state {}",
-            i.vm_state.as_str()
-        ),
+        Some(t) => Rejection::invalid_state("task_state", t.as_str(), method, &id),
+        None => Rejection::invalid_state("vm_state", i.vm_state.as_str(), method, &id),
     }
 }
 
 /// Nova's check_instance_lock and check_instance_state for `method`:
 /// `vm_state` among `allowed`, no task, and (where `lock`) not locked
-/// unless an administrator asks. The status and message of the refusal.
+/// unless an administrator asks. The rejection if not.
 pub(crate) fn check_state(
     method: &str,
     env: &Envelope,
     i: &Instance,
     allowed: &'static [VmState],
     lock: bool,
-) -> Result<(), (i32, String)> {
+) -> Result<(), Rejection> {
     let rule = Rule {
         lock,
         host: false,
@@ -69,10 +64,10 @@ pub(crate) fn check_state(
         is_admin: env.meta.actor.is_admin(),
         project_id: &env.meta.actor.project_id,
     };
-    check_rule(rule, i, caller).map_err(|r| (r.code(), r.message(method, &i.id)))
+    check_rule(rule, i, caller).map_err(|r| r.rejection(method, &i.id))
 }
 
-/// The instance `id` as the caller may see it, or the 404 verdict.
+/// The instance `id` as the caller may see it, or the not-found verdict.
 pub(crate) fn visible<'a>(
     c: &'a Conductor,
     env: &Envelope,
@@ -88,8 +83,7 @@ pub(crate) fn visible<'a>(
         _ => Err(Box::new(Conductor::reject(
             env,
             id.to_string(),
-            404,
-            format!("Instance {id} could not be found."),
+            Rejection::not_found(format!("Instance {id} could not be found.")),
         ))),
     }
 }
@@ -134,8 +128,7 @@ pub(crate) fn on_request(
     if i.migrations.iter().any(|m| m.uuid == migration_uuid(env)) {
         return Vec::new(); // redelivered intent: already decided
     }
-    let reject =
-        |code, message: String| vec![Conductor::reject(env, id.to_string(), code, message)];
+    let reject = |r: Rejection| vec![Conductor::reject(env, id.to_string(), r)];
     let allowed: &'static [VmState] = match req.migration_type {
         MigrationType::Resize | MigrationType::Migration => &[VmState::Active, VmState::Stopped],
         MigrationType::LiveMigration => &[VmState::Active, VmState::Paused],
@@ -143,47 +136,52 @@ pub(crate) fn on_request(
     };
     // Evacuate alone ignores the lock, as in Nova.
     let lock = req.migration_type != MigrationType::Evacuation;
-    if let Err((code, m)) = check_state(method(req.migration_type), env, i, allowed, lock) {
-        return reject(code, m);
+    if let Err(r) = check_state(method(req.migration_type), env, i, allowed, lock) {
+        return reject(r);
     }
     if req.migration_type == MigrationType::Evacuation && !req.source_host_down {
-        return reject(
-            400,
-            format!(
-                "Compute service of {} is still in use.",
-                i.host.as_deref().unwrap_or_default()
-            ),
-        );
+        return reject(Rejection::invalid(format!(
+            "Compute service of {} is still in use.",
+            i.host.as_deref().unwrap_or_default()
+        )));
     }
     let new_flavor = match (&req.migration_type, &req.flavor) {
         (MigrationType::Resize, Some(f)) => {
             let Some(f) = c.flavors.get(&f.id) else {
-                return reject(400, format!("Flavor {} could not be found.", f.id));
+                return reject(Rejection::invalid(format!(
+                    "Flavor {} could not be found.",
+                    f.id
+                )));
             };
             if f.id == i.flavor.id {
-                return reject(400, "When resizing, instances must change flavor!".into());
+                return reject(Rejection::invalid(
+                    "When resizing, instances must change flavor!",
+                ));
             }
             if f.disk_gb == 0 && i.flavor.disk_gb > 0 {
-                return reject(400, "Resize to zero disk flavor is not allowed.".into());
+                return reject(Rejection::invalid(
+                    "Resize to zero disk flavor is not allowed.",
+                ));
             }
             f.clone()
         }
-        (MigrationType::Resize, None) => return reject(400, "Resize requires a flavor.".into()),
+        (MigrationType::Resize, None) => {
+            return reject(Rejection::invalid("Resize requires a flavor."));
+        }
         _ => i.flavor.clone(),
     };
     if req.migration_type == MigrationType::Resize
         && let Err(m) = check_upsize_quota(c, &i.project_id, &i.flavor, &new_flavor)
     {
-        return reject(403, m);
+        return reject(Rejection::over_quota(m));
     }
     let Some(source) = i.host.clone() else {
-        return reject(409, invalid_state(method(req.migration_type), id, i));
+        return reject(invalid_state(method(req.migration_type), id, i));
     };
     if req.host.as_deref() == Some(source.as_str()) {
-        return reject(
-            400,
-            "Cannot migrate to the host where the server exists.".to_owned(),
-        );
+        return reject(Rejection::invalid(
+            "Cannot migrate to the host where the server exists.",
+        ));
     }
     let migration = Migration {
         id: c.next_migration_id(),

@@ -4,41 +4,33 @@
 //! sit next to each other in [`rule`], one row per action, so adding an
 //! action is one row.
 
-use novalog_schemas::{Instance, ServerAction, TaskState, VmState};
+use novalog_schemas::{Instance, Rejection, ServerAction, TaskState, VmState};
 
-/// Why an action may not start; each maps to the status and message Nova
-/// answers with.
+/// Why an action may not start; each becomes the rejection Nova answers
+/// with ([`Refusal::rejection`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// `InstanceInvalidState`: 409 "Cannot '<action>' instance <uuid>
-    /// while it is in <attr> <state>".
+    /// `InstanceInvalidState`: "Cannot '<action>' instance <uuid> while it
+    /// is in <attr> <state>".
     InvalidState { attr: &'static str, state: String },
-    /// `InstanceIsLocked`: 409, for anyone but an administrator.
+    /// `InstanceIsLocked`, for anyone but an administrator.
     Locked,
-    /// `InstanceNotReady`: 409, the instance has no host yet.
+    /// `InstanceNotReady`: the instance has no host yet.
     NotReady,
-    /// A policy refusal (403), e.g. unlocking an administrator's lock.
+    /// A policy refusal, e.g. unlocking an administrator's lock.
     Forbidden(String),
 }
 
 impl Refusal {
-    /// The HTTP status the API answers with.
-    pub fn code(&self) -> i32 {
-        match self {
-            Refusal::Forbidden(_) => 403,
-            _ => 409,
-        }
-    }
-
-    /// Nova's message for `action` on instance `id`.
-    pub fn message(&self, action: &str, id: &uuid::Uuid) -> String {
+    /// The rejection, with Nova's message, for `action` on instance `id`.
+    pub fn rejection(self, action: &str, id: &uuid::Uuid) -> Rejection {
         match self {
             Refusal::InvalidState { attr, state } => {
-                format!("Cannot '{action}' instance {id} while it is in {attr} {state}")
+                Rejection::invalid_state(attr, state, action, id)
             }
-            Refusal::Locked => format!("Instance {id} is locked"),
-            Refusal::NotReady => format!("Instance {id} is not ready"),
-            Refusal::Forbidden(m) => m.clone(),
+            Refusal::Locked => Rejection::conflict(format!("Instance {id} is locked")),
+            Refusal::NotReady => Rejection::conflict(format!("Instance {id} is not ready")),
+            Refusal::Forbidden(m) => Rejection::forbidden(m),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use novalog_schemas::events::ServerCreateRequested;
 use novalog_schemas::quota::{self, Usage};
-use novalog_schemas::{CatalogEvent, Envelope, Event, Instance};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Instance, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -114,8 +114,9 @@ fn forbidden(env: &Envelope, project: &str, rule: &str) -> Emit {
     Conductor::reject(
         env,
         project.to_owned(),
-        403,
-        format!("Policy doesn't allow os_compute_api:os-quota-sets:{rule} to be performed."),
+        Rejection::forbidden(format!(
+            "Policy doesn't allow os_compute_api:os-quota-sets:{rule} to be performed."
+        )),
     )
 }
 
@@ -129,7 +130,13 @@ pub(crate) fn on_set(
     if !env.meta.actor.is_admin() {
         return vec![forbidden(env, project, "update")];
     }
-    let reject = |message: String| vec![Conductor::reject(env, project.to_owned(), 400, message)];
+    let reject = |message: String| {
+        vec![Conductor::reject(
+            env,
+            project.to_owned(),
+            Rejection::invalid(message),
+        )]
+    };
     let used = c.usage.get(project).copied().unwrap_or_default();
     for (resource, limit) in limits {
         if quota::RESOURCES.iter().all(|r| r != resource) {

@@ -12,7 +12,7 @@ use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, RebuildSpec, ServerRebuildRequested,
 };
 use novalog_schemas::{
-    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, VmState,
+    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Rejection, VmState,
 };
 use uuid::Uuid;
 
@@ -66,33 +66,37 @@ pub(crate) fn on_request(
         Ok(i) => i,
         Err(e) => return vec![*e],
     };
-    let reject =
-        |code, message: String| vec![Conductor::reject(env, id.to_string(), code, message)];
+    let reject = |r: Rejection| vec![Conductor::reject(env, id.to_string(), r)];
     if c.awaiting
         .get(&id)
         .is_some_and(|a| a.operation_id == Some(rebuild_id(env)))
     {
         return Vec::new(); // redelivered intent
     }
-    if let Err((code, m)) = check_state(
+    if let Err(r) = check_state(
         "rebuild",
         env,
         i,
         &[VmState::Active, VmState::Stopped, VmState::Error],
         true,
     ) {
-        return reject(code, m);
+        return reject(r);
     }
     let image = match c.images.get(&req.image.id) {
         Some(im) if im.status == "active" => im.clone(),
-        Some(_) => return reject(400, format!("Image {} is not active.", req.image.id)),
-        None => return reject(400, "Cannot find image for rebuild".to_owned()),
+        Some(_) => {
+            return reject(Rejection::invalid(format!(
+                "Image {} is not active.",
+                req.image.id
+            )));
+        }
+        None => return reject(Rejection::invalid("Cannot find image for rebuild")),
     };
     if let Err(m) = check_image_fits(&image, &i.flavor) {
-        return reject(400, m);
+        return reject(Rejection::invalid(m));
     }
     let Some(host) = i.host.clone() else {
-        return reject(409, crate::migration::invalid_state("rebuild", id, i));
+        return reject(crate::migration::invalid_state("rebuild", id, i));
     };
     let original = i.vm_state;
     let spec = RebuildSpec {

@@ -41,7 +41,7 @@
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, MigrationStatus};
 use novalog_schemas::{
-    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Meta, VmState,
+    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Meta, Rejection, VmState,
 };
 use uuid::Uuid;
 
@@ -566,8 +566,8 @@ fn resized<'a>(
     method: &str,
 ) -> Result<&'a Migration, Box<Emit>> {
     let i = visible(c, env, id)?;
-    if let Err((code, m)) = check_state(method, env, i, &[VmState::Resized], true) {
-        return Err(Box::new(Conductor::reject(env, id.to_string(), code, m)));
+    if let Err(r) = check_state(method, env, i, &[VmState::Resized], true) {
+        return Err(Box::new(Conductor::reject(env, id.to_string(), r)));
     }
     i.migration()
         .filter(|m| m.status == MigrationStatus::Finished)
@@ -575,8 +575,7 @@ fn resized<'a>(
             Box::new(Conductor::reject(
                 env,
                 id.to_string(),
-                400,
-                "Instance has not been resized.".into(),
+                Rejection::invalid("Instance has not been resized."),
             ))
         })
 }

@@ -12,7 +12,7 @@ use novalog_schemas::migration::{
 };
 use novalog_schemas::{
     ComputeCommand, ComputeFact, Envelope, Event, Flavor, Instance, InstanceEvent, Intent,
-    SchedulerEvent, TaskState, VmState,
+    RejectionKind, SchedulerEvent, TaskState, VmState,
 };
 use uuid::Uuid;
 
@@ -322,10 +322,20 @@ fn admin() -> novalog_schemas::Actor {
     }
 }
 
-fn rejection(out: &[Emit]) -> Option<(i32, String)> {
+/// Nova's `InstanceInvalidState` kind: `method` refused while the
+/// instance's `attribute` is `state`.
+fn invalid_state(attribute: &str, state: &str, method: &str) -> RejectionKind {
+    RejectionKind::InvalidState {
+        attribute: attribute.into(),
+        state: state.into(),
+        method: method.into(),
+    }
+}
+
+fn rejection(out: &[Emit]) -> Option<(RejectionKind, String)> {
     out.iter().find_map(|e| match &e.env.event {
-        Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
-            Some((*code, message.clone()))
+        Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+            Some((kind.clone(), message.clone()))
         }
         _ => None,
     })
@@ -526,7 +536,7 @@ fn migrate_to_the_same_host_is_refused_unless_allowed() {
     let mut w = Cloud::standard();
     let id = w.boot("h1");
     let out = w.migrate(id, Some("h1"));
-    assert_eq!(rejection(&out).map(|r| r.0), Some(400));
+    assert_eq!(rejection(&out).map(|r| r.0), Some(RejectionKind::Invalid));
     assert_eq!(w.i(id).status(), "ACTIVE");
 
     assert_eq!(
@@ -1002,7 +1012,7 @@ fn resize_and_migrate_are_refused_from_other_states_with_novas_409() {
     assert_eq!(
         rejection(&out),
         Some((
-            409,
+            invalid_state("vm_state", "resized", "resize"),
             format!("Cannot 'resize' instance {id} while it is in vm_state resized")
         ))
     );
@@ -1017,7 +1027,7 @@ fn resize_and_migrate_are_refused_from_other_states_with_novas_409() {
     assert_eq!(
         rejection(&out),
         Some((
-            409,
+            invalid_state("vm_state", "building", "resize"),
             format!("Cannot 'resize' instance {building} while it is in vm_state building")
         ))
     );
@@ -1032,7 +1042,7 @@ fn a_locked_instance_refuses_its_owner_but_not_an_administrator() {
     }
     assert_eq!(
         rejection(&w.resize(id, "2")),
-        Some((409, format!("Instance {id} is locked")))
+        Some((RejectionKind::Conflict, format!("Instance {id} is locked")))
     );
     assert!(rejection(&w.migrate(id, None)).is_none(), "admin migrates");
     assert_eq!(w.i(id).status(), "VERIFY_RESIZE");
@@ -1047,7 +1057,7 @@ fn a_resize_with_a_task_in_progress_is_409_naming_the_task() {
     assert_eq!(
         rejection(&w.resize(id, "2")),
         Some((
-            409,
+            invalid_state("task_state", "resize_finish", "resize"),
             format!("Cannot 'resize' instance {id} while it is in task_state resize_finish")
         ))
     );
@@ -1060,7 +1070,7 @@ fn confirm_and_revert_need_a_resized_instance() {
     assert_eq!(
         rejection(&w.confirm(id)),
         Some((
-            409,
+            invalid_state("vm_state", "active", "confirmResize"),
             format!("Cannot 'confirmResize' instance {id} while it is in vm_state active")
         ))
     );
@@ -1070,7 +1080,10 @@ fn confirm_and_revert_need_a_resized_instance() {
     );
     w.resize(id, "2");
     w.confirm(id);
-    assert_eq!(rejection(&w.confirm(id)).unwrap().0, 409);
+    assert_eq!(
+        rejection(&w.confirm(id)).unwrap().0,
+        invalid_state("vm_state", "active", "confirmResize")
+    );
 }
 
 #[test]
@@ -1079,11 +1092,17 @@ fn resize_to_the_same_or_an_unknown_flavor_is_400() {
     let id = w.boot("h1");
     assert_eq!(
         rejection(&w.resize(id, "1")),
-        Some((400, "When resizing, instances must change flavor!".into()))
+        Some((
+            RejectionKind::Invalid,
+            "When resizing, instances must change flavor!".into()
+        ))
     );
     assert_eq!(
         rejection(&w.resize(id, "99")),
-        Some((400, "Flavor 99 could not be found.".into()))
+        Some((
+            RejectionKind::Invalid,
+            "Flavor 99 could not be found.".into()
+        ))
     );
     assert_eq!(w.i(id).status(), "ACTIVE");
 }
@@ -1095,7 +1114,7 @@ fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
     w.c.quota_overrides
         .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 1024)]));
     let (code, message) = rejection(&w.resize(id, "2")).unwrap();
-    assert_eq!(code, 403);
+    assert_eq!(code, RejectionKind::OverQuota);
     assert_eq!(
         message,
         "Quota exceeded for ram: Requested 1536, but already used 512 of 1024 ram"
@@ -1130,7 +1149,7 @@ fn another_projects_server_is_not_found() {
         actor("other"),
         Event::Intent(Intent::ServerResizeConfirmRequested { instance_id: id }),
     ));
-    assert_eq!(rejection(&out).unwrap().0, 404);
+    assert_eq!(rejection(&out).unwrap().0, RejectionKind::NotFound);
 }
 
 #[test]
@@ -1373,7 +1392,7 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
     assert_eq!(
         rejection(&out),
         Some((
-            409,
+            invalid_state("vm_state", "resized", "rebuild"),
             format!("Cannot 'rebuild' instance {id} while it is in vm_state resized")
         ))
     );
@@ -1395,7 +1414,7 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
         },
     ))));
     let (code, message) = rejection(&out).unwrap();
-    assert_eq!(code, 400);
+    assert_eq!(code, RejectionKind::Invalid);
     assert!(
         message.starts_with("Flavor's disk is too small for requested image."),
         "{message}"
@@ -1426,7 +1445,7 @@ fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
             },
         ))));
         let (code, message) = rejection(&out).unwrap();
-        assert_eq!(code, 400, "{message}");
+        assert_eq!(code, RejectionKind::Invalid, "{message}");
         assert!(
             message.starts_with("Flavor's disk is too small for requested image."),
             "{message}"
@@ -1497,13 +1516,16 @@ fn evacuate_needs_the_source_down_and_a_valid_state() {
     let id = w.boot("h1");
     assert_eq!(
         rejection(&evacuate(&mut w, id, None, false)),
-        Some((400, "Compute service of h1 is still in use.".into()))
+        Some((
+            RejectionKind::Invalid,
+            "Compute service of h1 is still in use.".into()
+        ))
     );
     w.resize(id, "2");
     assert_eq!(
         rejection(&evacuate(&mut w, id, None, true)),
         Some((
-            409,
+            invalid_state("vm_state", "resized", "evacuate"),
             format!("Cannot 'evacuate' instance {id} while it is in vm_state resized")
         ))
     );
@@ -1618,7 +1640,7 @@ fn live_migration_shows_migrating_while_it_runs_and_refuses_a_stopped_instance()
     assert_eq!(
         rejection(&live(&mut w, id, None)),
         Some((
-            409,
+            invalid_state("vm_state", "stopped", "os-migrateLive"),
             format!("Cannot 'os-migrateLive' instance {id} while it is in vm_state stopped")
         ))
     );

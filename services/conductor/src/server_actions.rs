@@ -10,7 +10,7 @@
 //! is ignored.
 
 use novalog_schemas::{
-    ComputeCommand, Envelope, Event, Fault, InstanceEvent, PowerState, ServerAction,
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, PowerState, Rejection, ServerAction,
 };
 use uuid::Uuid;
 
@@ -22,8 +22,7 @@ fn not_found(env: &Envelope, id: Uuid) -> Emit {
     Conductor::reject(
         env,
         id.to_string(),
-        404,
-        format!("Instance {id} could not be found."),
+        Rejection::not_found(format!("Instance {id} could not be found.")),
     )
 }
 
@@ -50,8 +49,7 @@ pub(crate) fn on_requested(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            refusal.code(),
-            refusal.message(action.name(), &id),
+            refusal.rejection(action.name(), &id),
         )];
     }
     let project = i.project_id.clone();
@@ -79,8 +77,7 @@ pub(crate) fn on_requested(
                 return vec![Conductor::reject(
                     env,
                     id.to_string(),
-                    409,
-                    format!("Instance {id} is not ready"),
+                    Rejection::conflict(format!("Instance {id} is not ready")),
                 )];
             };
             let started = Event::Instance(InstanceEvent::InstanceTaskStarted {

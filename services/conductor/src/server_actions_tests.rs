@@ -3,7 +3,7 @@
 //! the lock.
 
 use novalog_schemas::{
-    Actor, Envelope, Event, Instance, PowerState, ServerAction, TaskState, VmState,
+    Actor, Envelope, Event, Instance, PowerState, RejectionKind, ServerAction, TaskState, VmState,
 };
 use novalog_schemas::{ComputeCommand, ComputeFact, InstanceEvent, Intent};
 use uuid::Uuid;
@@ -70,18 +70,28 @@ fn failed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) 
     )
 }
 
-fn rejection(out: &[Emit]) -> Option<(i32, String)> {
+/// Nova's `InstanceInvalidState` kind: `method` refused while the
+/// instance's `attribute` is `state`.
+fn invalid_state(attribute: &str, state: &str, method: &str) -> RejectionKind {
+    RejectionKind::InvalidState {
+        attribute: attribute.into(),
+        state: state.into(),
+        method: method.into(),
+    }
+}
+
+fn rejection(out: &[Emit]) -> Option<(RejectionKind, String)> {
     match out {
         [
             Emit {
                 env:
                     Envelope {
-                        event: Event::Instance(InstanceEvent::IntentRejected { code, message, .. }),
+                        event: Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }),
                         ..
                     },
                 ..
             },
-        ] => Some((*code, message.clone())),
+        ] => Some((kind.clone(), message.clone())),
         _ => None,
     }
 }
@@ -221,7 +231,7 @@ type Precondition = (
 );
 
 #[test]
-fn every_precondition_is_novas_with_its_exact_409() {
+fn every_precondition_is_novas_with_its_exact_invalid_state() {
     use TaskState as T;
     use VmState as V;
     let cases: Vec<Precondition> = vec![
@@ -391,7 +401,10 @@ fn every_precondition_is_novas_with_its_exact_409() {
             Some(why) => assert_eq!(
                 rejection(&out),
                 Some((
-                    409,
+                    {
+                        let (attribute, state) = why.split_once(' ').unwrap();
+                        invalid_state(attribute, state, action.name())
+                    },
                     format!(
                         "Cannot '{}' instance {id} while it is in {why}",
                         action.name()
@@ -411,7 +424,7 @@ fn a_task_in_progress_blocks_other_tasks_until_the_host_reports() {
     assert_eq!(
         rejection(&out),
         Some((
-            409,
+            invalid_state("task_state", "pausing", "stop"),
             format!("Cannot 'stop' instance {id} while it is in task_state pausing")
         ))
     );
@@ -428,19 +441,27 @@ fn a_host_action_needs_a_host_and_an_unknown_or_foreign_server_is_404() {
     let out = ask(&mut c, actor("demo"), id, ServerAction::Stop);
     assert_eq!(
         rejection(&out),
-        Some((409, format!("Instance {id} is not ready")))
+        Some((
+            RejectionKind::Conflict,
+            format!("Instance {id} is not ready")
+        ))
     );
     let out = ask(&mut c, actor("demo"), id, ServerAction::Pause);
     assert_eq!(
         rejection(&out),
         Some((
-            409,
+            invalid_state("vm_state", "building", "pause"),
             format!("Cannot 'pause' instance {id} while it is in vm_state building")
         ))
     );
     let (mut c, id) = active();
     let missing = Uuid::new_v4();
-    let not_found = |id: Uuid| Some((404, format!("Instance {id} could not be found.")));
+    let not_found = |id: Uuid| {
+        Some((
+            RejectionKind::NotFound,
+            format!("Instance {id} could not be found."),
+        ))
+    };
     assert_eq!(
         rejection(&ask(&mut c, actor("demo"), missing, ServerAction::Stop)),
         not_found(missing)
@@ -567,7 +588,7 @@ fn a_lock_blocks_everyone_but_administrators() {
     assert_eq!(i.locked_reason.as_deref(), Some("maintenance"));
     assert_eq!(i.task_state, None, "a lock is no task");
 
-    let locked = Some((409, format!("Instance {id} is locked")));
+    let locked = Some((RejectionKind::Conflict, format!("Instance {id} is locked")));
     for action in [
         ServerAction::Stop,
         ServerAction::Reboot { hard: true },
@@ -612,7 +633,7 @@ fn only_an_administrator_lifts_an_administrators_lock() {
     assert_eq!(
         rejection(&ask(&mut c, actor("demo"), id, ServerAction::Unlock)),
         Some((
-            403,
+            RejectionKind::Forbidden,
             "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.".into()
         ))
     );
@@ -703,7 +724,7 @@ fn update_changes_only_what_is_given() {
             description: None,
         }),
     );
-    assert_eq!(rejection(&out).map(|r| r.0), Some(404));
+    assert_eq!(rejection(&out).map(|r| r.0), Some(RejectionKind::NotFound));
 }
 
 #[test]
@@ -738,7 +759,10 @@ fn metadata_merges_replaces_and_removes_with_novas_refusals() {
             actor("demo"),
             metadata(id, false, &[], &["zz"])
         )),
-        Some((404, "Metadata item was not found".into()))
+        Some((
+            RejectionKind::NotFound,
+            "Metadata item was not found".into()
+        ))
     );
     let many: Vec<(String, String)> = (0..129).map(|n| (format!("k{n}"), "v".into())).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -748,7 +772,10 @@ fn metadata_merges_replaces_and_removes_with_novas_refusals() {
             actor("demo"),
             metadata(id, true, &many, &[])
         )),
-        Some((403, "Maximum number of metadata items exceeds 128".into()))
+        Some((
+            RejectionKind::OverQuota,
+            "Maximum number of metadata items exceeds 128".into()
+        ))
     );
     ask(&mut c, actor("demo"), id, ServerAction::Stop);
     assert_eq!(
@@ -758,7 +785,7 @@ fn metadata_merges_replaces_and_removes_with_novas_refusals() {
             metadata(id, false, &[], &["c"])
         )),
         Some((
-            409,
+            invalid_state("task_state", "powering-off", "delete metadata"),
             format!(
                 "Cannot 'delete metadata' instance {id} while it is in task_state powering-off"
             )
@@ -777,7 +804,7 @@ fn metadata_merges_replaces_and_removes_with_novas_refusals() {
             actor("demo"),
             metadata(id, false, &[("d", "")], &[])
         )),
-        Some((409, format!("Instance {id} is locked")))
+        Some((RejectionKind::Conflict, format!("Instance {id} is locked")))
     );
 }
 
@@ -799,7 +826,10 @@ fn tags_are_added_removed_and_limited_as_nova_does() {
             actor("demo"),
             tags(id, false, &[], &["red"])
         )),
-        Some((404, format!("Instance {id} has no tag 'red'")))
+        Some((
+            RejectionKind::NotFound,
+            format!("Instance {id} has no tag 'red'")
+        ))
     );
     let fifty: Vec<String> = (0..50).map(|n| format!("t{n}")).collect();
     let fifty: Vec<&str> = fifty.iter().map(String::as_str).collect();
@@ -812,7 +842,7 @@ fn tags_are_added_removed_and_limited_as_nova_does() {
             tags(id, false, &["one-more"], &[])
         )),
         Some((
-            400,
+            RejectionKind::Invalid,
             "The number of tags exceeded the per-server limit 50".into()
         ))
     );
@@ -822,7 +852,7 @@ fn tags_are_added_removed_and_limited_as_nova_does() {
     assert_eq!(
         rejection(&change(&mut c, actor("demo"), tags(id, false, &["x"], &[]))),
         Some((
-            409,
+            invalid_state("vm_state", "error", "update tag"),
             format!("Cannot 'update tag' instance {id} while it is in vm_state error")
         ))
     );
@@ -859,7 +889,7 @@ fn creates_stop_exactly_at_the_quota_and_deletes_give_room_back() {
     assert_eq!(
         rejection(&create(&mut c, ids[3])),
         Some((
-            403,
+            RejectionKind::OverQuota,
             "Quota exceeded for instances: Requested 1, but already used 3 of 3 instances".into()
         ))
     );
@@ -895,7 +925,7 @@ fn cores_and_ram_count_too() {
     assert_eq!(
         rejection(&create(&mut c, Uuid::new_v4())),
         Some((
-            403,
+            RejectionKind::OverQuota,
             "Quota exceeded for cores, ram: Requested 1, 512, but already used 2, 1024 of 2, 1024 cores, ram".into()
         ))
     );
@@ -916,14 +946,14 @@ fn quota_changes_are_for_administrators_and_respect_usage_unless_forced() {
             false
         )),
         Some((
-            403,
+            RejectionKind::Forbidden,
             "Policy doesn't allow os_compute_api:os-quota-sets:update to be performed.".into()
         ))
     );
     assert_eq!(
         rejection(&set_quota(&mut c, admin(), "demo", &[("instances", 1)], false)),
         Some((
-            400,
+            RejectionKind::Invalid,
             "Quota limit 1 for instances must be greater than or equal to already used and reserved 2.".into()
         ))
     );
@@ -1009,7 +1039,7 @@ fn a_multiple_create_gets_what_fits_or_nothing_below_min_count() {
     assert_eq!(
         rejection(&create(&mut c, Uuid::new_v4())),
         Some((
-            403,
+            RejectionKind::OverQuota,
             "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances".into()
         ))
     );
@@ -1027,7 +1057,7 @@ fn a_multiple_create_gets_what_fits_or_nothing_below_min_count() {
         create(&mut c, Uuid::new_v4());
     }
     let refusal = Some((
-        403,
+        RejectionKind::OverQuota,
         "Quota exceeded for instances: Requested 4-5, but already used 7 of 10 instances".into(),
     ));
     for i in 0..5 {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use novalog_schemas::events::{ServerGroup, ServerGroupSpec};
-use novalog_schemas::{CatalogEvent, Envelope, Event};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -73,7 +73,11 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit
         .get(&id)
         .is_some_and(|s| actor.is_admin() || s.group.project_id == actor.project_id);
     if !visible {
-        return vec![Conductor::reject(env, id.to_string(), 404, not_found(id))];
+        return vec![Conductor::reject(
+            env,
+            id.to_string(),
+            Rejection::not_found(not_found(id)),
+        )];
     }
     c.server_groups.remove(&id);
     vec![emit(

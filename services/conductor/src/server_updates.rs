@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use novalog_schemas::{Envelope, Event, Instance, InstanceEvent};
+use novalog_schemas::{Envelope, Event, Instance, InstanceEvent, Rejection};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -29,15 +29,18 @@ fn changeable<'a>(
         is_admin: actor.is_admin(),
         project_id: &actor.project_id,
     };
-    let reject = |code, message| Box::new(Conductor::reject(env, id.to_string(), code, message));
+    let reject = |r| Box::new(Conductor::reject(env, id.to_string(), r));
     let i = c
         .instances
         .get(&id)
         .filter(|i| !i.is_deleted() && (caller.is_admin || i.project_id == actor.project_id))
-        .ok_or_else(|| reject(404, format!("Instance {id} could not be found.")))?;
+        .ok_or_else(|| {
+            reject(Rejection::not_found(format!(
+                "Instance {id} could not be found."
+            )))
+        })?;
     if let Some((rule, action)) = rule {
-        preconditions::check_rule(rule, i, caller)
-            .map_err(|r| reject(r.code(), r.message(action, &id)))?;
+        preconditions::check_rule(rule, i, caller).map_err(|r| reject(r.rejection(action, &id)))?;
     }
     Ok(i)
 }
@@ -78,14 +81,7 @@ pub(crate) fn on_metadata(
         Ok(i) => i,
         Err(e) => return vec![*e],
     };
-    let reject = |code, message: &str| {
-        vec![Conductor::reject(
-            env,
-            id.to_string(),
-            code,
-            message.to_owned(),
-        )]
-    };
+    let reject = |r| vec![Conductor::reject(env, id.to_string(), r)];
     let mut metadata = if replace_all {
         BTreeMap::new()
     } else {
@@ -93,15 +89,15 @@ pub(crate) fn on_metadata(
     };
     for key in remove {
         if metadata.remove(key).is_none() {
-            return reject(404, "Metadata item was not found");
+            return reject(Rejection::not_found("Metadata item was not found"));
         }
     }
     metadata.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
     if metadata.len() > MAX_METADATA_ITEMS {
-        return reject(
-            403,
-            &format!("Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}"),
-        );
+        // Nova's MetadataLimitExceeded, a quota error.
+        return reject(Rejection::over_quota(format!(
+            "Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}"
+        )));
     }
     let project = i.project_id.clone();
     let event = Event::Instance(InstanceEvent::InstanceMetadataSet { metadata });
@@ -136,8 +132,7 @@ pub(crate) fn on_tags(
             return vec![Conductor::reject(
                 env,
                 id.to_string(),
-                404,
-                format!("Instance {id} has no tag '{tag}'"),
+                Rejection::not_found(format!("Instance {id} has no tag '{tag}'")),
             )];
         };
         tags.remove(pos);
@@ -151,8 +146,9 @@ pub(crate) fn on_tags(
         return vec![Conductor::reject(
             env,
             id.to_string(),
-            400,
-            format!("The number of tags exceeded the per-server limit {MAX_TAGS}"),
+            Rejection::invalid(format!(
+                "The number of tags exceeded the per-server limit {MAX_TAGS}"
+            )),
         )];
     }
     let project = i.project_id.clone();

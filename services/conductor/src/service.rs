@@ -127,7 +127,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         &mut self,
         _out: &mut Outbox,
         tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> novalog_runtime::Result<()> {
         let persisted = self.core.persist(tx)?;
         // Their rows are staged: deleted ones leave memory (a failed commit
         // stops the consumer, and a restart loads from the store).
@@ -138,7 +138,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         Ok(())
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         // The board holds the committed deadlines; so will `core`.
         self.core = Conductor::load(&*self.store, self.core.settings.clone())?;
         self.board_changes.clear();
@@ -265,12 +265,16 @@ fn due_timeouts(
 
 /// Loads the conductor's state from its store: instances not deleted
 /// (deleted ones are read back when a record concerns them).
-pub fn load(store: &impl Store, settings: Settings) -> anyhow::Result<Conductor> {
-    Ok(Conductor::load(store, settings)?)
+pub fn load(store: &impl Store, settings: Settings) -> novalog_store::Result<Conductor> {
+    Conductor::load(store, settings)
 }
 
 /// Runs the conductor until `shutdown`.
-pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+) -> novalog_runtime::Result<()> {
     run_wrapped(cfg, log, shutdown, consumer::unwrapped()).await
 }
 
@@ -281,9 +285,10 @@ pub async fn run_wrapped(
     log: Arc<dyn EventLog>,
     shutdown: Shutdown,
     wrap: Wrap,
-) -> anyhow::Result<()> {
+) -> novalog_runtime::Result<()> {
     let dir = cfg.data_dir.join("conductor");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| novalog_runtime::Error::io(format!("creating {}", dir.display()), e))?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
     let core = load(&*store, settings(cfg))?;
     tracing::info!(instances = core.instances.len(), "conductor state loaded");
@@ -348,7 +353,8 @@ mod tests {
 
     use novalog_schemas::events::ServerCreateRequested;
     use novalog_schemas::{
-        Actor, ComputeFact, Envelope, Event, InstanceEvent, Intent, Meta, SchedulerEvent,
+        Actor, ComputeFact, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
+        SchedulerEvent,
     };
     use novalog_store::MemStore;
 
@@ -509,7 +515,7 @@ mod tests {
         );
 
         // Decided as before, from the store: a redelivered create of a
-        // deleted server is a duplicate, a second delete is a 404, a late
+        // deleted server is a duplicate, a second delete is not found, a late
         // fact is stale; none brings it back into memory.
         let old = gone[3];
         assert!(
@@ -522,7 +528,7 @@ mod tests {
             matches!(
                 &out[..],
                 [Event::Instance(InstanceEvent::IntentRejected {
-                    code: 404,
+                    kind: RejectionKind::NotFound,
                     ..
                 })]
             ),

@@ -5,7 +5,7 @@
 //! shows them.
 
 use novalog_schemas::events::{ServiceChange, ServiceStatus};
-use novalog_schemas::{Envelope, Event, HostEvent};
+use novalog_schemas::{Envelope, Event, HostEvent, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
@@ -13,8 +13,9 @@ fn refuse(env: &Envelope, host: &str, action: &str) -> Emit {
     Conductor::reject(
         env,
         host.to_owned(),
-        403,
-        format!("Policy doesn't allow os_compute_api:os-services:{action} to be performed."),
+        Rejection::forbidden(format!(
+            "Policy doesn't allow os_compute_api:os-services:{action} to be performed."
+        )),
     )
 }
 
@@ -63,8 +64,9 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, host: &str) -> Vec<Em
         return vec![Conductor::reject(
             env,
             host.to_owned(),
-            409,
-            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.".into(),
+            Rejection::conflict(
+                "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.",
+            ),
         )];
     }
     // A host that registers again is a new service, with the defaults.

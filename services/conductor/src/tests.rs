@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use novalog_schemas::events::{
     SelectHostsRequested, ServerCreateRequested, ServerGroup, ServerGroupPolicy,
 };
-use novalog_schemas::{Actor, Envelope, Event, Flavor, Image, Meta, TaskState, VmState};
+use novalog_schemas::{
+    Actor, Envelope, Event, Flavor, Image, Meta, RejectionKind, TaskState, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, Settings};
@@ -191,7 +193,7 @@ fn create_is_accepted_and_scheduled_and_a_redelivery_changes_nothing() {
 }
 
 #[test]
-fn unknown_flavor_is_rejected_with_400() {
+fn unknown_flavor_is_rejected_as_invalid() {
     let mut c = given();
     c.flavors.clear();
     let out = create(&mut c, Uuid::new_v4());
@@ -200,13 +202,13 @@ fn unknown_flavor_is_rejected_with_400() {
             Emit {
                 env:
                     Envelope {
-                        event: Event::Instance(InstanceEvent::IntentRejected { code, message, .. }),
+                        event: Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }),
                         ..
                     },
                 ..
             },
         ] => {
-            assert_eq!(*code, 400);
+            assert_eq!(*kind, RejectionKind::Invalid);
             assert!(message.contains("Flavor"), "{message}");
         }
         other => panic!("{other:?}"),
@@ -379,7 +381,10 @@ fn delete_of_unknown_or_foreign_instance_is_404() {
                 &out[..],
                 [Emit {
                     env: Envelope {
-                        event: Event::Instance(InstanceEvent::IntentRejected { code: 404, .. }),
+                        event: Event::Instance(InstanceEvent::IntentRejected {
+                            kind: RejectionKind::NotFound,
+                            ..
+                        }),
                         ..
                     },
                     ..
@@ -438,7 +443,10 @@ fn flavor_create_needs_admin_and_a_new_name() {
     );
     assert!(matches!(
         &member[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 403, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        })
     ));
     let admin = Actor {
         roles: vec!["admin".into()],
@@ -462,7 +470,10 @@ fn flavor_create_needs_admin_and_a_new_name() {
     );
     assert!(matches!(
         &dup[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 409, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        })
     ));
 }
 
@@ -547,7 +558,10 @@ fn an_unknown_or_foreign_group_is_refused() {
     let out = create_with_hints(&mut c, Uuid::new_v4(), "demo", group_hint(g.id));
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 400, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Invalid,
+            ..
+        })
     ));
     let del = c.handle(
         &record(
@@ -558,7 +572,10 @@ fn an_unknown_or_foreign_group_is_refused() {
     );
     assert!(matches!(
         &del[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 404, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::NotFound,
+            ..
+        })
     ));
     let del = c.handle(
         &record(
@@ -599,9 +616,9 @@ fn new_aggregate(name: &str) -> Event {
     )))
 }
 
-fn rejected_with(out: &[Emit]) -> i32 {
+fn rejected_with(out: &[Emit]) -> RejectionKind {
     match &out[0].env.event {
-        Event::Instance(InstanceEvent::IntentRejected { code, .. }) => *code,
+        Event::Instance(InstanceEvent::IntentRejected { kind, .. }) => kind.clone(),
         other => panic!("accepted: {other:?}"),
     }
 }
@@ -611,7 +628,7 @@ fn aggregates_are_for_administrators_with_unique_names() {
     let mut c = given();
     assert_eq!(
         rejected_with(&agg_intent(&mut c, actor("demo"), new_aggregate("a"))),
-        403
+        RejectionKind::Forbidden
     );
     let out = agg_intent(&mut c, admin(), new_aggregate("a"));
     assert_eq!(types(&out), ["AggregateCreated"]);
@@ -619,7 +636,7 @@ fn aggregates_are_for_administrators_with_unique_names() {
     assert_eq!(c.aggregates[&1].name, "a");
     assert_eq!(
         rejected_with(&agg_intent(&mut c, admin(), new_aggregate("a"))),
-        409
+        RejectionKind::Conflict
     );
     agg_intent(&mut c, admin(), new_aggregate("b"));
     assert_eq!(c.aggregates[&2].name, "b");
@@ -650,9 +667,15 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         types(&agg_intent(&mut c, admin(), add(1))),
         ["AggregateHostAdded"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(1))), 409);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), add(1))),
+        RejectionKind::Conflict
+    );
     agg_intent(&mut c, admin(), set_az(2, "az2"));
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), add(2))), 409);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), add(2))),
+        RejectionKind::Conflict
+    );
     // Without a zone b may take h1, but then may not get another zone.
     agg_intent(
         &mut c,
@@ -668,7 +691,7 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     );
     assert_eq!(
         rejected_with(&agg_intent(&mut c, admin(), set_az(2, "az2"))),
-        400
+        RejectionKind::Invalid
     );
     assert_eq!(
         types(&agg_intent(&mut c, admin(), set_az(2, "az1"))),
@@ -676,7 +699,10 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
     );
 
     let delete = |id: u32| Event::Intent(Intent::AggregateDeleteRequested { aggregate_id: id });
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 400);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), delete(1))),
+        RejectionKind::Invalid
+    );
     let remove = Event::Intent(Intent::AggregateHostRemoveRequested {
         aggregate_id: 1,
         host: "h1".into(),
@@ -685,17 +711,23 @@ fn a_host_is_in_one_zone_and_a_non_empty_aggregate_stays() {
         types(&agg_intent(&mut c, admin(), remove.clone())),
         ["AggregateHostRemoved"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), remove)), 404);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), remove)),
+        RejectionKind::NotFound
+    );
     assert_eq!(
         types(&agg_intent(&mut c, admin(), delete(1))),
         ["AggregateDeleted"]
     );
-    assert_eq!(rejected_with(&agg_intent(&mut c, admin(), delete(1))), 404);
+    assert_eq!(
+        rejected_with(&agg_intent(&mut c, admin(), delete(1))),
+        RejectionKind::NotFound
+    );
 }
 
-fn rejected(out: &[Emit]) -> Option<i32> {
+fn rejected(out: &[Emit]) -> Option<RejectionKind> {
     match &out[0].env.event {
-        Event::Instance(InstanceEvent::IntentRejected { code, .. }) => Some(*code),
+        Event::Instance(InstanceEvent::IntentRejected { kind, .. }) => Some(kind.clone()),
         _ => None,
     }
 }
@@ -723,7 +755,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(&record(actor("other"), start.clone()), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 403, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        })
     ));
     let out = c.handle(&record(actor("demo"), start.clone()), NOW);
     assert_eq!(types(&out), ["ImageUpdated"]);
@@ -743,10 +778,13 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     let out = c.handle(&record(actor("demo"), start), NOW);
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 409, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        })
     ));
     let out = c.handle(&record(actor("demo"), finish), NOW);
-    assert_eq!(rejected(&out), Some(409));
+    assert_eq!(rejected(&out), Some(RejectionKind::Conflict));
     assert_eq!(c.images[&mine.id].checksum, data.checksum);
 
     let out = c.handle(
@@ -758,7 +796,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 403, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Forbidden,
+            ..
+        })
     ));
     let out = c.handle(
         &record(
@@ -777,7 +818,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 404, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::NotFound,
+            ..
+        })
     ));
     // A deleted image boots nothing and its id is not reused.
     let out = c.handle(
@@ -789,7 +833,10 @@ fn images_are_updated_and_deleted_by_their_owner_only() {
     );
     assert!(matches!(
         &out[0].env.event,
-        Event::Instance(InstanceEvent::IntentRejected { code: 409, .. })
+        Event::Instance(InstanceEvent::IntentRejected {
+            kind: RejectionKind::Conflict,
+            ..
+        })
     ));
 }
 
@@ -854,7 +901,7 @@ fn concurrent_image_patches_are_all_applied() {
         ),
         NOW,
     );
-    assert_eq!(rejected(&out), Some(409));
+    assert_eq!(rejected(&out), Some(RejectionKind::Conflict));
 }
 
 /// Regression: a PATCH racing an upload put the active image back to
@@ -897,7 +944,7 @@ fn a_patch_racing_an_upload_leaves_it_active() {
     assert_eq!(i.properties.len(), 2);
     assert_eq!(
         rejected(&c.handle(&record(actor("demo"), start), NOW)),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     // The old whole-image intent cannot put it back either.
     let mut stale = c.images[&id].clone();
@@ -910,7 +957,7 @@ fn a_patch_racing_an_upload_leaves_it_active() {
             ),
             NOW
         )),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     assert_eq!(c.images[&id].status, "active");
 }
@@ -929,7 +976,7 @@ fn a_failed_upload_goes_back_to_queued() {
     assert_eq!(c.images[&id].status, "queued");
     assert_eq!(
         rejected(&c.handle(&record(actor("demo"), abort), NOW)),
-        Some(409)
+        Some(RejectionKind::Conflict)
     );
     assert_eq!(
         types(&c.handle(&record(actor("demo"), start), NOW)),
@@ -964,7 +1011,7 @@ fn readers_do_not_change_images() {
         let name = event.type_name();
         assert_eq!(
             rejected(&c.handle(&record(reader.clone(), event), NOW)),
-            Some(403),
+            Some(RejectionKind::Forbidden),
             "{name}"
         );
     }
@@ -1005,7 +1052,7 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         &record(demo.clone(), create(keypair("demo-user", "k1"))),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 409);
+    assert_eq!(rejected_with(&out), RejectionKind::Conflict);
     // Another user may use the same name.
     let out = c.handle(
         &record(actor("other"), create(keypair("other-user", "k1"))),
@@ -1017,7 +1064,7 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         &record(demo.clone(), create(keypair("other-user", "k2"))),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let del = |user: &str, name: &str| {
         Event::Intent(Intent::KeypairDeleteRequested {
             user_id: user.into(),
@@ -1025,11 +1072,11 @@ fn keypairs_are_unique_per_user_and_deleted_by_their_owner() {
         })
     };
     let out = c.handle(&record(demo.clone(), del("other-user", "k1")), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(demo.clone(), del("demo-user", "k1")), NOW);
     assert_eq!(types(&out), ["KeypairDeleted"]);
     let out = c.handle(&record(demo, del("demo-user", "k1")), NOW);
-    assert_eq!(rejected_with(&out), 404);
+    assert_eq!(rejected_with(&out), RejectionKind::NotFound);
     assert_eq!(c.keypairs.len(), 1);
     let mut tx = novalog_store::Transaction::new();
     assert_eq!(c.keypairs.persist(&mut tx).unwrap().len(), 2);
@@ -1057,7 +1104,7 @@ fn keypairs_are_limited_per_user() {
         ),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::OverQuota);
 }
 
 #[test]
@@ -1072,7 +1119,7 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     };
     let update = Event::Intent(Intent::ServiceUpdateRequested(Box::new(status.clone())));
     let out = c.handle(&record(actor("demo"), update.clone()), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(admin(), update), NOW);
     assert_eq!(types(&out), ["ServiceUpdated"]);
     assert_eq!(out[0].dest, Dest::Hosts);
@@ -1084,9 +1131,9 @@ fn services_are_changed_by_administrators_and_hosts_with_instances_stay() {
     spawned(&mut c, id, "h1", 1);
     let delete = |host: &str| Event::Intent(Intent::ServiceDeleteRequested { host: host.into() });
     let out = c.handle(&record(admin(), delete("h1")), NOW);
-    assert_eq!(rejected_with(&out), 409);
+    assert_eq!(rejected_with(&out), RejectionKind::Conflict);
     let out = c.handle(&record(actor("demo"), delete("h2")), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(&record(admin(), delete("h2")), NOW);
     assert_eq!(types(&out), ["ServiceDeleted"]);
 }
@@ -1159,7 +1206,7 @@ fn concurrent_service_changes_are_all_kept() {
         ),
         NOW,
     );
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
 }
 
 #[test]
@@ -1184,7 +1231,7 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     // Members may not change flavors.
     let out = c.handle(&record(actor("demo"), update(&[("a", "1")], &[])), NOW);
-    assert_eq!(rejected_with(&out), 403);
+    assert_eq!(rejected_with(&out), RejectionKind::Forbidden);
     let out = c.handle(
         &record(admin(), update(&[("a", "1"), ("b", "2")], &[])),
         NOW,
@@ -1200,7 +1247,7 @@ fn flavor_extra_specs_description_access_and_delete() {
     assert_eq!(types(&out), ["FlavorUpdated"]);
     assert_eq!(c.flavors["1"].extra_specs.len(), 1);
     let out = c.handle(&record(admin(), update(&[], &["a"])), NOW);
-    assert_eq!(rejected_with(&out), 404);
+    assert_eq!(rejected_with(&out), RejectionKind::NotFound);
 
     let access = |flavor: &str, add| {
         Event::Intent(Intent::FlavorAccessChangeRequested {
@@ -1211,23 +1258,23 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("1", true)), NOW)),
-        409
+        RejectionKind::Conflict
     );
     let out = c.handle(&record(admin(), access("p1", true)), NOW);
     assert_eq!(types(&out), ["FlavorAccessAdded"]);
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("p1", true)), NOW)),
-        409
+        RejectionKind::Conflict
     );
     let out = c.handle(&record(admin(), access("p1", false)), NOW);
     assert_eq!(types(&out), ["FlavorAccessRemoved"]);
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("p1", false)), NOW)),
-        404
+        RejectionKind::NotFound
     );
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), access("nope", true)), NOW)),
-        404
+        RejectionKind::NotFound
     );
 
     let delete = |id: &str| {
@@ -1237,13 +1284,13 @@ fn flavor_extra_specs_description_access_and_delete() {
     };
     assert_eq!(
         rejected_with(&c.handle(&record(actor("demo"), delete("p1")), NOW)),
-        403
+        RejectionKind::Forbidden
     );
     let out = c.handle(&record(admin(), delete("p1")), NOW);
     assert_eq!(types(&out), ["FlavorDeleted"]);
     assert!(!c.flavors.contains_key("p1"));
     assert_eq!(
         rejected_with(&c.handle(&record(admin(), delete("p1")), NOW)),
-        404
+        RejectionKind::NotFound
     );
 }

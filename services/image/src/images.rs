@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
-use novalog_schemas::{CatalogEvent, Event, Image};
+use novalog_schemas::{CatalogEvent, Event, Image, Rejection};
 use serde_json::{Map, Value};
 use sha2::Sha512;
 use uuid::Uuid;
@@ -31,7 +31,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 impl From<Refusal> for ImageError {
     fn from(r: Refusal) -> Self {
-        ImageError::from_code(i32::from(r.status()), r.message())
+        Rejection::from(r).into()
     }
 }
 
@@ -486,7 +486,7 @@ impl Upload {
                 accepted_image(*e, self.image.clone())
             }
             Ok(Verdict::Rejected(e)) => {
-                // Deleted meanwhile (410): nothing waits for these bytes.
+                // Deleted meanwhile (gone): nothing waits for these bytes.
                 self.settled = true;
                 let _ = tokio::fs::remove_file(&self.staging).await;
                 Err(e)
@@ -627,7 +627,7 @@ mod tests {
         assert!(h.would_exceed(5));
         assert!(!h.would_exceed(4));
         let e = h.update(&[0; 5]).unwrap_err();
-        assert_eq!(e.status(), 413);
+        assert_eq!(ImageError::from(e).status, StatusCode::PAYLOAD_TOO_LARGE);
         h.update(&[0; 4]).unwrap();
         assert_eq!(h.finish().size, 10);
         assert!(Hasher::default().would_exceed(image::IMAGE_SIZE_CAP + 1));

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use novalog_request::Context;
-use novalog_schemas::{Event, Image};
+use novalog_schemas::{Event, Image, Rejection};
 use uuid::Uuid;
 
 pub mod images;
@@ -45,17 +45,6 @@ impl ImageError {
         }
     }
 
-    /// The error for a status code given as a number (a refusal's, a
-    /// verdict's); anything that is not an error status is a 500.
-    pub fn from_code(code: i32, message: impl Into<String>) -> Self {
-        let status = u16::try_from(code)
-            .ok()
-            .and_then(|c| StatusCode::from_u16(c).ok())
-            .filter(|s| s.is_client_error() || s.is_server_error())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, message)
-    }
-
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
@@ -66,6 +55,14 @@ impl ImageError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+/// A rejection (the conductor's verdict, or Glance's rules run here
+/// first) with the status every service on the listener answers it with.
+impl From<Rejection> for ImageError {
+    fn from(r: Rejection) -> Self {
+        ImageError::new(novalog_request::status_of(&r.kind), r.message)
     }
 }
 

@@ -16,13 +16,14 @@
 //! - [`query_pairs`], [`without_none`]: query strings as OpenStack clients
 //!   send them.
 //! - [`read_json`] and [`BodyRefusal`]: a JSON body, or why it is none.
+//! - [`status_of`]: the status a typed rejection is answered with.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use novalog_schemas::Actor;
+use novalog_schemas::{Actor, RejectionKind};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -251,6 +252,24 @@ pub async fn read_json<S: Send + Sync>(req: Request, state: &S) -> Result<Value,
         return Ok(Value::Null);
     }
     serde_json::from_slice(&bytes).map_err(|_| BodyRefusal::Malformed)
+}
+
+/// The HTTP status a rejection of `kind` is answered with: the one place
+/// where what went wrong (decided by the conductor or Glance's rules)
+/// becomes a status, as Nova's API controllers map its exceptions. Every
+/// service on the listener answers a rejection with it (Compute in its
+/// fault shape, Image in Glance's).
+pub fn status_of(kind: &RejectionKind) -> StatusCode {
+    match kind {
+        RejectionKind::Invalid => StatusCode::BAD_REQUEST,
+        // Nova's servers controller answers OverQuota with a 403.
+        RejectionKind::Forbidden | RejectionKind::OverQuota => StatusCode::FORBIDDEN,
+        RejectionKind::NotFound => StatusCode::NOT_FOUND,
+        RejectionKind::Conflict | RejectionKind::InvalidState { .. } => StatusCode::CONFLICT,
+        RejectionKind::Gone => StatusCode::GONE,
+        RejectionKind::OverLimit => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectionKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 #[cfg(test)]

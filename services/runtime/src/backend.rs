@@ -9,11 +9,12 @@ use novalog_log::kafka::{KafkaLog, KafkaOptions};
 use crate::config::{Backend, Config};
 
 /// Opens the log `cfg` names and creates Novalog's topics on it.
-pub async fn open_log(cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+pub async fn open_log(cfg: &Config) -> crate::Result<Arc<dyn EventLog>> {
     let log: Arc<dyn EventLog> = match cfg.log.backend {
         Backend::Embedded => {
             let dir = cfg.data_dir.join("log");
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
             Arc::new(EmbeddedLog::open(
                 &dir,
                 EmbeddedOptions {
@@ -38,7 +39,7 @@ pub async fn open_log(cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
 
 /// Refuses topics whose retention would delete history, unless the
 /// operator opted out (`log.allow_deleting_retention`).
-pub async fn check_retention(log: &dyn EventLog, cfg: &Config) -> anyhow::Result<()> {
+pub async fn check_retention(log: &dyn EventLog, cfg: &Config) -> crate::Result<()> {
     let topics: Vec<String> = cfg.topics().all().into_iter().map(str::to_owned).collect();
     let problems = log.retention_problems(&topics).await?;
     if problems.is_empty() {
@@ -50,9 +51,9 @@ pub async fn check_retention(log: &dyn EventLog, cfg: &Config) -> anyhow::Result
         }
         return Ok(());
     }
-    anyhow::bail!(
+    Err(crate::Error::Retention(format!(
         "{}; set retention.ms=-1 and retention.bytes=-1 (cleanup.policy=delete) on the topic, \
          or allow it with log.allow_deleting_retention = true",
         problems.join("; ")
-    )
+    )))
 }

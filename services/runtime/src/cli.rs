@@ -36,7 +36,7 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     /// Tunes the allocator, starts logging and loads the configuration.
-    pub fn init(&self) -> anyhow::Result<Config> {
+    pub fn init(&self) -> crate::Result<Config> {
         crate::memory::tune_allocator();
         crate::observe::init_logging(self.log_format);
         Ok(Config::load(self.config.as_deref())?)

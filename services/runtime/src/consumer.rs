@@ -156,7 +156,7 @@ pub trait Handler: Send + 'static {
         &mut self,
         _out: &mut Outbox,
         _tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         Ok(())
     }
 
@@ -172,7 +172,7 @@ pub trait Handler: Send + 'static {
     /// that keeps nothing in memory between batches returns `Ok(())`. An
     /// error stops the consumer (the process restarts and loads its state
     /// from the store anyway).
-    async fn recover(&mut self) -> anyhow::Result<()>;
+    async fn recover(&mut self) -> crate::Result<()>;
 
     /// Called for every record about to be dead-lettered, in the batch that
     /// writes the dead letter: a handler may emit records that answer it
@@ -196,7 +196,7 @@ impl Handler for Box<dyn Handler> {
         (**self).handle(input, out, tx).await
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> crate::Result<()> {
         (**self).finish_batch(out, tx).await
     }
 
@@ -204,7 +204,7 @@ impl Handler for Box<dyn Handler> {
         (**self).committed()
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> crate::Result<()> {
         (**self).recover().await
     }
 
@@ -255,7 +255,7 @@ pub async fn run<S: Store, H: Handler>(
     spec: ConsumerSpec,
     mut handler: H,
     mut shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     append_pending(&*log, &*store, &spec.name).await?;
     let offsets = offset_lookup(store.clone(), spec.name.clone());
     let mut sub = log
@@ -314,7 +314,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
     /// recovers the handler and applies the batch again one record per
     /// transaction, so that exactly the failing record is dead-lettered and
     /// every other one is applied once.
-    async fn apply(&mut self, batch: Vec<Consumed>) -> anyhow::Result<()> {
+    async fn apply(&mut self, batch: Vec<Consumed>) -> crate::Result<()> {
         let mut known = BTreeMap::new();
         let failed = match self.try_batch(&batch, &known).await? {
             Ok(()) => return Ok(()),
@@ -348,7 +348,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         &mut self,
         records: &[Consumed],
         poisoned: &BTreeMap<usize, Failure>,
-    ) -> anyhow::Result<Result<(), BatchFailed>> {
+    ) -> crate::Result<Result<(), BatchFailed>> {
         let mut out = Outbox::default();
         let mut tx = Transaction::new();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -398,7 +398,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
             .await;
         let failure = match finished {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Failure::Apply(format!("finishing the batch: {e:#}"))),
+            Ok(Err(e)) => Some(Failure::Apply(format!("finishing the batch: {e}"))),
             Err(panic) => Some(Failure::Panic(format!(
                 "{} (finishing the batch)",
                 panic_message(&*panic)
@@ -414,7 +414,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
 
     /// Commits `rec`'s dead letter (and the handler's answer to it) with
     /// the offset after it, handling nothing.
-    async fn commit_dead_letter(&mut self, rec: &Consumed, failure: Failure) -> anyhow::Result<()> {
+    async fn commit_dead_letter(&mut self, rec: &Consumed, failure: Failure) -> crate::Result<()> {
         let mut out = Outbox::default();
         self.dead_letter(rec, &failure, &mut out);
         let next = BTreeMap::from([((rec.topic.clone(), rec.partition), rec.offset + 1)]);
@@ -429,7 +429,7 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
         out: Outbox,
         mut tx: Transaction,
         next: BTreeMap<(String, i32), i64>,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         let records = out.into_records();
         if !records.is_empty() {
             tx.put(OUTBOX, self.spec.name.as_bytes(), &pending(&records))?;
@@ -501,7 +501,7 @@ fn pending(records: &[Record]) -> Vec<(&str, &[u8], &[u8])> {
         .collect()
 }
 
-fn clear_pending<S: Store>(store: &S, consumer: &str) -> anyhow::Result<()> {
+fn clear_pending<S: Store>(store: &S, consumer: &str) -> crate::Result<()> {
     let mut tx = Transaction::new();
     tx.delete(OUTBOX, consumer.as_bytes());
     store.commit(tx)?;
@@ -515,7 +515,7 @@ async fn append_pending<S: Store>(
     log: &dyn EventLog,
     store: &S,
     consumer: &str,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let Some(pending) = store.get::<Pending>(OUTBOX, consumer.as_bytes())? else {
         return Ok(());
     };

@@ -72,11 +72,7 @@ impl Handler for Folder {
         }
     }
 
-    async fn finish_batch(
-        &mut self,
-        _out: &mut Outbox,
-        tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
+    async fn finish_batch(&mut self, _out: &mut Outbox, tx: &mut Transaction) -> crate::Result<()> {
         if self.finish_panics {
             panic!("finish poisoned");
         }
@@ -84,7 +80,7 @@ impl Handler for Folder {
         Ok(())
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> crate::Result<()> {
         *self = Folder::new(self.store.clone(), self.poison_hits.clone());
         Ok(())
     }

@@ -18,11 +18,14 @@
 //! - [`cli`]: the flags every binary shares.
 //! - [`service_main`]: the `main` every service binary shares (config,
 //!   logging, log, metrics, signals, run).
+//! - [`error`]: [`Error`], why a service could not start or its consumer
+//!   loop stopped (binaries report it through `anyhow`).
 
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod error;
 pub mod memory;
 pub mod observe;
 pub mod progress;
@@ -31,6 +34,7 @@ pub mod topics;
 
 pub use config::Config;
 pub use consumer::{Handler, Input, Outbox};
+pub use error::{Error, Result};
 pub use topics::Topics;
 
 use novalog_store::{Store, StoreExt, Transaction};
@@ -39,7 +43,7 @@ use tokio::sync::watch;
 /// This replica's id, made once and kept in its own store: stable across
 /// restarts, different for every replica (each has its own store). Used
 /// for the consumer groups a replica must not share with its peers.
-pub fn replica_id<S: Store + ?Sized>(store: &S) -> anyhow::Result<String> {
+pub fn replica_id<S: Store + ?Sized>(store: &S) -> novalog_store::Result<String> {
     const TABLE: &str = "_replica";
     if let Some(id) = store.get::<String>(TABLE, b"id")? {
         return Ok(id);

@@ -253,7 +253,7 @@ mod tests {
             Ok(())
         }
 
-        async fn recover(&mut self) -> anyhow::Result<()> {
+        async fn recover(&mut self) -> crate::Result<()> {
             Ok(())
         }
     }

@@ -4,16 +4,16 @@
 //! and run the service until it returns.
 //!
 //! A binary keeps only what is its own: its `--help` text (its clap
-//! `Args`) and the call into its library's `run`.
+//! `Args`) and the call into its library's `run`; it reports the
+//! [`Error`] through `anyhow`.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use novalog_log::EventLog;
 
 use crate::cli::CommonArgs;
-use crate::{Config, Shutdown, observe};
+use crate::{Config, Error, Result, Shutdown, observe};
 
 /// What tells one service binary from another.
 #[derive(Debug, Clone, Copy)]
@@ -31,10 +31,10 @@ impl ServiceMain {
     /// Loads the configuration `args` name and starts logging; with
     /// `--check-config`, says whether the configuration is valid and
     /// returns without starting anything. Otherwise as [`ServiceMain::run_with`].
-    pub async fn run<F, Fut>(&self, args: &CommonArgs, service: F) -> anyhow::Result<()>
+    pub async fn run<F, Fut>(&self, args: &CommonArgs, service: F) -> Result<()>
     where
         F: FnOnce(Config, Arc<dyn EventLog>, Shutdown) -> Fut,
-        Fut: Future<Output = anyhow::Result<()>>,
+        Fut: Future<Output = Result<()>>,
     {
         let cfg = args.init()?;
         if args.check_config {
@@ -47,22 +47,20 @@ impl ServiceMain {
     /// Opens the log `cfg` names, serves metrics and health, and runs
     /// `service` on it until it returns; SIGTERM or Ctrl-C triggers the
     /// [`Shutdown`] it was given, so it drains and returns.
-    pub async fn run_with<F, Fut>(&self, cfg: Config, service: F) -> anyhow::Result<()>
+    pub async fn run_with<F, Fut>(&self, cfg: Config, service: F) -> Result<()>
     where
         F: FnOnce(Config, Arc<dyn EventLog>, Shutdown) -> Fut,
-        Fut: Future<Output = anyhow::Result<()>>,
+        Fut: Future<Output = Result<()>>,
     {
         observe::install_metrics();
         // Not ready until this service's consumers have started and caught up.
         observe::Health::global().expect(&[self.name]);
-        let log = crate::backend::open_log(&cfg)
-            .await
-            .context("opening the log")?;
+        let log = crate::backend::open_log(&cfg).await?;
         let (trigger, shutdown) = Shutdown::new();
         if let Some(port) = self.metrics_port {
             observe::serve(&cfg.metrics.listen_or(port), shutdown.clone())
                 .await
-                .context("metrics listener")?;
+                .map_err(|e| Error::io("metrics listener", e))?;
         }
         observe::watch_db_sizes(&cfg.data_dir, &[self.name], &shutdown);
         let signal = tokio::spawn(async move {
@@ -123,7 +121,9 @@ mod tests {
         assert!(ran.load(Ordering::SeqCst));
 
         let err = MAIN
-            .run_with(cfg, |_, _, _| async { anyhow::bail!("the service failed") })
+            .run_with(cfg, |_, _, _| async {
+                Err(Error::Service("the service failed".into()))
+            })
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "the service failed");

@@ -25,5 +25,6 @@ async fn main() -> anyhow::Result<()> {
     main.run(&args.common, |cfg, log, shutdown| async move {
         novalog_scheduler::service::run(&cfg, log, shutdown).await
     })
-    .await
+    .await?;
+    Ok(())
 }

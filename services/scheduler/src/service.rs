@@ -85,7 +85,7 @@ impl Shared {
     }
 
     /// Stages the changed host states and aggregates in `tx`.
-    fn persist(&mut self, tx: &mut Transaction) -> anyhow::Result<()> {
+    fn persist(&mut self, tx: &mut Transaction) -> novalog_store::Result<()> {
         if !self.aggregates_dirty.is_empty() {
             for (id, a) in std::mem::take(&mut self.aggregates_dirty) {
                 match a {
@@ -127,7 +127,7 @@ struct Source {
 }
 
 impl Source {
-    fn load(&self) -> anyhow::Result<Shared> {
+    fn load(&self) -> novalog_runtime::Result<Shared> {
         let mut core = build(&self.cfg, &*self.store)?;
         let aggregates: BTreeMap<u32, HostAggregate> = self
             .store
@@ -149,7 +149,7 @@ impl Source {
     /// its `finish_batch` and its commit only while it appends, and what it
     /// staged then (hosts' pending claims) is lost from memory until the
     /// hosts' next usage report, never from the store.
-    fn reload(&self, shared: &SharedRef) -> anyhow::Result<()> {
+    fn reload(&self, shared: &SharedRef) -> novalog_runtime::Result<()> {
         let fresh = self.load()?;
         *lock(shared) = fresh;
         Ok(())
@@ -218,11 +218,11 @@ impl Handler for FactsHandler {
         &mut self,
         _out: &mut Outbox,
         tx: &mut Transaction,
-    ) -> anyhow::Result<()> {
-        lock(&self.shared).persist(tx)
+    ) -> novalog_runtime::Result<()> {
+        Ok(lock(&self.shared).persist(tx)?)
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.source.reload(&self.shared)
     }
 }
@@ -266,7 +266,11 @@ impl Handler for RequestsHandler {
         Ok(())
     }
 
-    async fn finish_batch(&mut self, out: &mut Outbox, tx: &mut Transaction) -> anyhow::Result<()> {
+    async fn finish_batch(
+        &mut self,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> novalog_runtime::Result<()> {
         let mut s = lock(&self.shared);
         for env in std::mem::take(&mut self.requests) {
             let Event::Scheduler(SchedulerEvent::SelectHostsRequested(spec)) = &env.event else {
@@ -309,10 +313,10 @@ impl Handler for RequestsHandler {
                 &answer,
             );
         }
-        s.persist(tx)
+        Ok(s.persist(tx)?)
     }
 
-    async fn recover(&mut self) -> anyhow::Result<()> {
+    async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.requests.clear();
         self.source.reload(&self.shared)
     }
@@ -327,17 +331,17 @@ const DECISIONS_LOG_EVERY: u64 = 10;
 
 /// This instance's own consumer group for the facts, stable across
 /// restarts (kept in its store).
-fn facts_group(topics: &Topics, store: &RocksStore) -> anyhow::Result<String> {
+fn facts_group(topics: &Topics, store: &RocksStore) -> novalog_store::Result<String> {
     let id = novalog_runtime::replica_id(store)?;
     Ok(topics.group(&format!("{NAME}-facts-{id}")))
 }
 
 /// Builds a scheduler from configuration, with the host states in `store`.
-pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
+pub fn build(cfg: &Config, store: &impl Store) -> novalog_runtime::Result<Scheduler> {
     let fs = &cfg.filter_scheduler;
     let mut core = Scheduler::new(
-        filters::by_names(&fs.enabled_filters, fs).map_err(anyhow::Error::msg)?,
-        weighers::by_names(&fs.weight_classes, fs).map_err(anyhow::Error::msg)?,
+        filters::by_names(&fs.enabled_filters, fs).map_err(novalog_runtime::Error::Service)?,
+        weighers::by_names(&fs.weight_classes, fs).map_err(novalog_runtime::Error::Service)?,
         fs.host_subset_size,
         Context {
             now_ms: 0,
@@ -355,7 +359,11 @@ pub fn build(cfg: &Config, store: &impl Store) -> anyhow::Result<Scheduler> {
 }
 
 /// Runs the scheduler until `shutdown`.
-pub async fn run(cfg: &Config, log: Arc<dyn EventLog>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: Shutdown,
+) -> novalog_runtime::Result<()> {
     run_wrapped(
         cfg,
         log,
@@ -375,9 +383,10 @@ pub async fn run_wrapped(
     shutdown: Shutdown,
     wrap_facts: Wrap,
     wrap_requests: Wrap,
-) -> anyhow::Result<()> {
+) -> novalog_runtime::Result<()> {
     let dir = cfg.data_dir.join("scheduler");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| novalog_runtime::Error::io(format!("creating {}", dir.display()), e))?;
     let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
     let source = Source {
         cfg: Arc::new(cfg.clone()),

@@ -138,7 +138,7 @@ async fn decide(
             | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => Ok(*a),
             _ => Err(ApiError::unavailable("Unexpected verdict.")),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -275,7 +275,7 @@ pub async fn delete(
         .ok_or_else(|| ApiError::unavailable("No verdict was returned."))?;
     match verdict {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 

@@ -61,7 +61,7 @@ async fn submit(
         .submit(ctx, request_id, &inst.project_id, vec![intent])
         .await?;
     match verdicts.into_iter().next() {
-        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        Some(Verdict::Rejected(r)) => Err(r.into()),
         _ => Ok(()),
     }
 }

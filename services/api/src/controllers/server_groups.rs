@@ -288,7 +288,7 @@ pub async fn create(
             Event::Catalog(CatalogEvent::ServerGroupCreated(g)) => *g,
             _ => group,
         },
-        Verdict::Rejected { code, message } => return Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => return Err(r.into()),
     };
     let view = ServerGroupView {
         group,
@@ -313,7 +313,7 @@ pub async fn delete(
     };
     match decide(&app, &ctx, &request_id, intent).await? {
         Verdict::Accepted(_) => Ok(StatusCode::NO_CONTENT),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 

@@ -186,7 +186,7 @@ pub async fn create_flavor(
             Event::Catalog(CatalogEvent::FlavorCreated(f)) => Ok(f),
             _ => Ok(flavor),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -212,7 +212,7 @@ pub async fn create_image(
             Event::Catalog(CatalogEvent::ImageCreated(i)) => Ok(i),
             _ => Ok(image),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -270,7 +270,7 @@ pub async fn update_flavor(
             Event::Catalog(CatalogEvent::FlavorUpdated(f)) => Ok(f),
             _ => existing_flavor(app, &id).map(|f| (*f).clone()),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -291,7 +291,7 @@ pub async fn delete_flavor(
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -314,6 +314,6 @@ pub async fn change_flavor_access(
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }

@@ -233,8 +233,8 @@ pub async fn create(
     for (id, verdict) in ids.iter().zip(verdicts) {
         match verdict {
             Verdict::Accepted(_) => accepted.push(*id),
-            Verdict::Rejected { code, message } => {
-                first_rejection.get_or_insert(ApiError::from_code(code, message));
+            Verdict::Rejected(r) => {
+                first_rejection.get_or_insert(r.into());
             }
         }
     }
@@ -336,7 +336,7 @@ pub async fn delete(
         .submit(ctx, request_id, &inst.project_id, vec![intent])
         .await?;
     match verdicts.into_iter().next() {
-        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        Some(Verdict::Rejected(r)) => Err(r.into()),
         _ => Ok(()),
     }
 }
@@ -374,7 +374,7 @@ pub async fn act(
         .submit(ctx, request_id, &inst.project_id, vec![intent])
         .await?;
     match verdicts.into_iter().next() {
-        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        Some(Verdict::Rejected(r)) => Err(r.into()),
         _ => Ok(()),
     }
 }
@@ -412,7 +412,7 @@ pub async fn change(
         .await?;
     match verdicts.into_iter().next() {
         Some(Verdict::Accepted(e)) => Ok(*e),
-        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        Some(Verdict::Rejected(r)) => Err(r.into()),
         None => Err(ApiError::unavailable("no verdict")),
     }
 }

@@ -98,7 +98,7 @@ async fn decide(
         .submit(ctx, request_id, &ctx.project_id, vec![intent])
         .await?;
     match verdicts.into_iter().next() {
-        Some(Verdict::Rejected { code, message }) => Err(ApiError::from_code(code, message)),
+        Some(Verdict::Rejected(r)) => Err(r.into()),
         _ => Ok(()),
     }
 }

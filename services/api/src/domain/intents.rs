@@ -26,6 +26,10 @@ pub enum SubmitError {
     Log(#[from] novalog_log::Error),
     #[error("no verdict within {0:?}")]
     Timeout(Duration),
+    /// The conductor's answers came back without one for this intent
+    /// (never expected: one verdict per intent).
+    #[error("no verdict was returned")]
+    NoVerdict,
 }
 
 impl From<SubmitError> for ApiError {
@@ -38,6 +42,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::Timeout(_) => ApiError::unavailable(
                 "The request was accepted for processing but no decision was made in time; check the resource's state before retrying.",
             ),
+            SubmitError::NoVerdict => ApiError::unavailable("No verdict was returned."),
         }
     }
 }

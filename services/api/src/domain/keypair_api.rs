@@ -181,7 +181,7 @@ pub async fn create(
                 private_key,
             }),
         },
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 
@@ -210,7 +210,7 @@ pub async fn delete(
     };
     match decide(app, ctx, request_id, intent).await? {
         Verdict::Accepted(_) => Ok(()),
-        Verdict::Rejected { code, message } => Err(ApiError::from_code(code, message)),
+        Verdict::Rejected(r) => Err(r.into()),
     }
 }
 

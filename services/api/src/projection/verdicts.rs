@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use novalog_schemas::{Event, InstanceEvent};
+use novalog_schemas::{Event, InstanceEvent, Rejection};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -17,19 +17,17 @@ use uuid::Uuid;
 pub enum Verdict {
     /// The first record the conductor wrote for an accepted intent.
     Accepted(Box<Event>),
-    /// `IntentRejected`: `code` is the HTTP status to answer with.
-    Rejected { code: i32, message: String },
+    /// `IntentRejected`: what went wrong; [`crate::error`] alone maps it
+    /// to an HTTP status.
+    Rejected(Rejection),
 }
 
 impl Verdict {
     /// The verdict a record caused by an intent carries.
     pub fn of(event: &Event) -> Verdict {
         match event {
-            Event::Instance(InstanceEvent::IntentRejected { code, message, .. }) => {
-                Verdict::Rejected {
-                    code: *code,
-                    message: message.clone(),
-                }
+            Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
+                Verdict::Rejected(Rejection::new(kind.clone(), message.clone()))
             }
             other => Verdict::Accepted(Box::new(other.clone())),
         }
@@ -91,6 +89,7 @@ impl Verdicts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use novalog_schemas::RejectionKind;
 
     #[tokio::test]
     async fn a_verdict_reaches_its_waiter_only() {
@@ -110,17 +109,14 @@ mod tests {
                 a,
                 Verdict::of(&Event::Instance(InstanceEvent::IntentRejected {
                     intent_type: "ServerDeleteRequested".into(),
-                    code: 409,
+                    kind: RejectionKind::Conflict,
                     message: "busy".into(),
                 })),
             ),
         ]);
         assert_eq!(
             rx_a.await.unwrap(),
-            Verdict::Rejected {
-                code: 409,
-                message: "busy".into()
-            }
+            Verdict::Rejected(Rejection::conflict("busy"))
         );
         assert!(rx_b.try_recv().is_err(), "b is still waiting");
         assert_eq!(v.pending(), 1);
