@@ -2,7 +2,9 @@
 //! [`Step`]'s variant, so a fact or a timeout goes to its saga by a match
 //! the compiler checks, not by the spelling of a name. Each saga's own
 //! steps are its file's ([`crate::resize::Step`],
-//! [`crate::live_migrate::Step`]).
+//! [`crate::live_migrate::Step`]), and so is its table: a [`Row`] per
+//! step saying which host answers it, where each [`Answer`] leads
+//! ([`Then`]) and what silence past the deadline leads to.
 //!
 //! A step is spelled `<saga>:<step>` where it crosses the process (the
 //! `step` of a `SagaStepTimedOut` record, the ids of those records, the
