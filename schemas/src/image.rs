@@ -1243,7 +1243,11 @@ mod tests {
         ));
         assert!(decide_upload_expiry(None, &id, i64::MAX, lease).is_err());
 
-        assert!(is_lease_keeper(LEASE_KEEPER, "service", &roles(&["service"])));
+        assert!(is_lease_keeper(
+            LEASE_KEEPER,
+            "service",
+            &roles(&["service"])
+        ));
         assert!(!is_lease_keeper(LEASE_KEEPER, "demo", &roles(&["admin"])));
         assert!(!is_lease_keeper("someone", "service", &roles(&["service"])));
     }

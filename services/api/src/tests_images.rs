@@ -362,7 +362,10 @@ async fn an_upload_whose_api_died_on_another_replica_is_queued_again_after_its_l
     std::mem::forget(upload);
     assert_eq!(status_becomes(&h, &id, "saving").await, "saving");
     novalog_image::images::abort_interrupted_uploads(&images).await;
-    assert_eq!(app.projection.image(&id.parse().unwrap()).unwrap().status, "saving");
+    assert_eq!(
+        app.projection.image(&id.parse().unwrap()).unwrap().status,
+        "saving"
+    );
 
     assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
     let r = h

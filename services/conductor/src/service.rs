@@ -606,17 +606,21 @@ mod tests {
             let delete = Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id });
             let out = batch(&mut h, &store, vec![on(mine.id, actor("demo"), delete)]).await;
             assert!(
-                matches!(&out[..], [Event::Catalog(CatalogEvent::ImageDeleted { .. })]),
+                matches!(
+                    &out[..],
+                    [Event::Catalog(CatalogEvent::ImageDeleted { .. })]
+                ),
                 "{out:?}"
             );
             gone.push(mine);
         }
         assert_eq!(h.core.resident_images(), live);
         let stored: Vec<(Vec<u8>, Image)> = store.scan(IMAGES).unwrap();
-        assert!(
-            gone.iter()
-                .all(|g| stored.iter().any(|(_, i)| i.id == g.id && i.status == "deleted"))
-        );
+        assert!(gone.iter().all(|g| {
+            stored
+                .iter()
+                .any(|(_, i)| i.id == g.id && i.status == "deleted")
+        }));
 
         // Decided as before, from the store: the id of a deleted image is
         // never reused, it cannot be deleted again, and no server is built

@@ -1329,8 +1329,16 @@ fn an_upload_left_saving_past_its_lease_is_queued_again_by_the_lease_keeper_only
     assert!(
         matches!(
             &out[..],
-            [Emit { env: Envelope { event: Event::Instance(InstanceEvent::IntentRejected {
-                kind: RejectionKind::Conflict, .. }), .. }, .. }]
+            [Emit {
+                env: Envelope {
+                    event: Event::Instance(InstanceEvent::IntentRejected {
+                        kind: RejectionKind::Conflict,
+                        ..
+                    }),
+                    ..
+                },
+                ..
+            }]
         ),
         "{out:?}"
     );
@@ -1344,7 +1352,10 @@ fn an_upload_left_saving_past_its_lease_is_queued_again_by_the_lease_keeper_only
     c.handle(&forged, NOW);
     assert_eq!(c.images[&mine.id].status, "saving");
     // Past it the keeper puts it back to queued, ready for a new upload.
-    assert_eq!(types(&c.handle(&expire(1_000 + 60_000), NOW)), ["ImageUpdated"]);
+    assert_eq!(
+        types(&c.handle(&expire(1_000 + 60_000), NOW)),
+        ["ImageUpdated"]
+    );
     assert_eq!(c.images[&mine.id].status, "queued");
     assert_eq!(c.images[&mine.id].checksum, "");
 }

@@ -594,21 +594,13 @@ pub fn expired_uploads(images: &[Arc<Image>], now_ms: i64, lease_ms: i64) -> Vec
 /// has stopped reading the body at the lease and removed its own.
 pub async fn expire_uploads(app: &AppState) -> usize {
     let lease_ms = i64::try_from(app.upload_lease.as_millis()).unwrap_or(i64::MAX);
-    let expired = expired_uploads(
-        &app.catalog.images(),
-        novalog_schemas::now_ms(),
-        lease_ms,
-    );
+    let expired = expired_uploads(&app.catalog.images(), novalog_schemas::now_ms(), lease_ms);
     let mut requeued = 0;
     for id in expired {
         let Some(image) = app.catalog.image(&id) else {
             continue;
         };
-        let ctx = Context::new(
-            image::LEASE_KEEPER,
-            "service",
-            vec!["service".to_owned()],
-        );
+        let ctx = Context::new(image::LEASE_KEEPER, "service", vec!["service".to_owned()]);
         let request_id = novalog_request::RequestId::generate().0;
         let event =
             Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: id });

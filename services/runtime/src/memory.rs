@@ -64,12 +64,8 @@ fn set_decay(dirty_ms: isize, muzzy_ms: isize) -> tikv_jemalloc_ctl::Result<()> 
     for i in 0..narenas {
         // An arena slot not yet initialised answers an error; it will take
         // the defaults set above when it is.
-        let _ = format!("arena.{i}.dirty_decay_ms\0")
-            .name()
-            .write(dirty_ms);
-        let _ = format!("arena.{i}.muzzy_decay_ms\0")
-            .name()
-            .write(muzzy_ms);
+        let _ = format!("arena.{i}.dirty_decay_ms\0").name().write(dirty_ms);
+        let _ = format!("arena.{i}.muzzy_decay_ms\0").name().write(muzzy_ms);
     }
     Ok(())
 }
