@@ -147,11 +147,19 @@ impl ApiService {
             // until someone puts them back; the consumer must run first,
             // for the verdicts.
             let images = crate::mounts::image_app(&app);
+            // Holds the app (and its store) until the server stops, no
+            // longer: a restart in the same process reopens the store.
+            let mut stopped = server_stopped.clone();
             tokio::spawn(async move {
-                novalog_image::images::abort_interrupted_uploads(&images).await;
-                // Those of a replica that died and never starts again are
-                // bounded by their lease.
-                novalog_image::images::keep_upload_leases(images).await
+                tokio::select! {
+                    _ = stopped.wait() => {}
+                    _ = async {
+                        novalog_image::images::abort_interrupted_uploads(&images).await;
+                        // Those of a replica that died and never starts
+                        // again are bounded by their lease.
+                        novalog_image::images::keep_upload_leases(images.clone()).await
+                    } => {}
+                }
             });
         }
         {
