@@ -168,7 +168,11 @@ pub(crate) fn on_request(
         (MigrationType::Resize, None) => {
             return reject(Rejection::invalid("Resize requires a flavor."));
         }
-        _ => i.flavor.clone(),
+        // The others move the guest with the flavor it has.
+        (
+            MigrationType::Migration | MigrationType::LiveMigration | MigrationType::Evacuation,
+            _,
+        ) => i.flavor.clone(),
     };
     if req.migration_type == MigrationType::Resize
         && let Err(m) = check_upsize_quota(c, &i.project_id, &i.flavor, &new_flavor)
@@ -189,7 +193,9 @@ pub(crate) fn on_request(
         migration_type: req.migration_type,
         status: match req.migration_type {
             MigrationType::LiveMigration => MigrationStatus::Preparing,
-            _ => MigrationStatus::PreMigrating,
+            MigrationType::Resize | MigrationType::Migration | MigrationType::Evacuation => {
+                MigrationStatus::PreMigrating
+            }
         },
         source_compute: source.clone(),
         dest_compute: None,
