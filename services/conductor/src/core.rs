@@ -101,7 +101,12 @@ impl Settings {
         match step {
             Step::Build => self.build_timeout_ms,
             Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
-            _ => self.step_timeout_ms,
+            Step::Schedule
+            | Step::Resize(_)
+            | Step::Rebuild
+            | Step::Evacuate
+            | Step::LiveMigrate(_)
+            | Step::Action(_) => self.step_timeout_ms,
         }
     }
 }

@@ -15,8 +15,16 @@ use crate::core::{Conductor, Dest, Emit, emit};
 /// the store before the record when it is not in memory (deleted images
 /// are not kept there).
 pub fn image_concerned(event: &Event) -> Option<Uuid> {
-    let Event::Intent(intent) = event else {
-        return None;
+    let intent = match event {
+        Event::Intent(intent) => intent,
+        // Images are decided on intents only.
+        Event::Instance(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return None,
     };
     match intent {
         Intent::ImageCreateRequested(i) | Intent::ImageUpdateRequested(i) => Some(i.id),
@@ -27,7 +35,34 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ImageDeleteRequested { image_id } => Some(*image_id),
         Intent::ServerCreateRequested(req) => Some(req.image.id),
         Intent::ServerRebuildRequested(req) => Some(req.image.id),
-        _ => None,
+        Intent::ServerDeleteRequested { .. }
+        | Intent::FlavorCreateRequested(_)
+        | Intent::ServerGroupCreateRequested(_)
+        | Intent::ServerGroupDeleteRequested { .. }
+        | Intent::AggregateCreateRequested(_)
+        | Intent::AggregateUpdateRequested { .. }
+        | Intent::AggregateDeleteRequested { .. }
+        | Intent::AggregateHostAddRequested { .. }
+        | Intent::AggregateHostRemoveRequested { .. }
+        | Intent::AggregateMetadataSetRequested { .. }
+        | Intent::ServerActionRequested { .. }
+        | Intent::ServerUpdateRequested { .. }
+        | Intent::ServerMetadataChangeRequested { .. }
+        | Intent::ServerTagsChangeRequested { .. }
+        | Intent::QuotaSetRequested { .. }
+        | Intent::QuotaResetRequested { .. }
+        | Intent::KeypairCreateRequested(_)
+        | Intent::KeypairDeleteRequested { .. }
+        | Intent::FlavorUpdateRequested(_)
+        | Intent::FlavorDeleteRequested { .. }
+        | Intent::FlavorAccessChangeRequested { .. }
+        | Intent::ServiceUpdateRequested(_)
+        | Intent::ServiceChangeRequested(_)
+        | Intent::ServiceDeleteRequested { .. }
+        | Intent::ServerMigrationRequested(_)
+        | Intent::ServerResizeConfirmRequested { .. }
+        | Intent::ServerResizeRevertRequested { .. }
+        | Intent::SagaStepTimedOut { .. } => None,
     }
 }
 
