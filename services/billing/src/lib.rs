@@ -12,6 +12,7 @@
 //!
 //! Nothing here does I/O; the service shell around it does.
 
+pub mod check;
 pub mod meter;
 pub mod money;
 pub mod period;
@@ -20,6 +21,8 @@ pub mod service;
 
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod service_tests;
 
 pub use meter::{BillableState, FlavorSpec, Interval, Meter, ServerMeter};
 pub use money::{Amount, Micros, PriceError, Rounded, Rounding};

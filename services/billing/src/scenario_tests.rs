@@ -16,7 +16,7 @@ use crate::period::Period;
 use crate::rate::{PriceTable, PricedBy, bill};
 
 /// 2026-12-01T00:00:00Z.
-const T0: i64 = 1_796_083_200_000;
+pub(crate) const T0: i64 = 1_796_083_200_000;
 const S: i64 = 1000;
 
 fn flavor(id: &str, name: &str, vcpus: u32, ram_mb: u64, disk_gb: u64) -> Flavor {
@@ -232,7 +232,7 @@ impl Script {
     }
 }
 
-fn table() -> PriceTable {
+pub(crate) fn table() -> PriceTable {
     let o = BillingOptions {
         flavors: BTreeMap::from([("m1.small".into(), "0.02".into())]),
         state_multipliers: BTreeMap::from([
@@ -246,7 +246,7 @@ fn table() -> PriceTable {
 }
 
 /// The scripted cloud: servers A and B in `demo`, C in `other`.
-fn cloud() -> Vec<Envelope> {
+pub(crate) fn cloud() -> Vec<Envelope> {
     // A: boots, stops for an hour, starts, is resized (confirmed), deleted.
     let mut a = Script::new(0xa, "demo");
     a.boot(T0, T0 + S, T0 + 60 * S, "host1")
