@@ -62,7 +62,13 @@ async fn check_prices(common: &CommonArgs) -> anyhow::Result<()> {
     for topic in [&topics.catalog, &topics.instances] {
         match cfg.log.backend {
             Backend::Embedded => {
-                let reader = EmbeddedReader::open(cfg.data_dir.join("log"))?;
+                let dir = cfg.data_dir.join("log");
+                anyhow::ensure!(
+                    dir.is_dir(),
+                    "no embedded log in {} (is data_dir right?)",
+                    dir.display()
+                );
+                let reader = EmbeddedReader::open(&dir)?;
                 for (p, end) in reader.end_offsets(topic)?.into_iter().enumerate() {
                     reader.for_each(topic, p as i32, 0, end, |_, _, _, v| observe(topic, v))?;
                 }
