@@ -862,7 +862,15 @@ fn valid_query_value(schema: &Value, rng: &mut Rng) -> String {
             "2999-12-31T23:59:59.999999Z",
         ],
         (_, Some("regex")) => &["^fuzz", "(", ".*", "[", "é🙂"],
-        _ => &["fuzz", "", "None", "é🙂\u{202e}\u{0}", &long, UNKNOWN_UUID, "%ff%fe"],
+        _ => &[
+            "fuzz",
+            "",
+            "None",
+            "é🙂\u{202e}\u{0}",
+            &long,
+            UNKNOWN_UUID,
+            "%ff%fe",
+        ],
     };
     rng.pick(pick).to_string()
 }
@@ -876,6 +884,7 @@ fn invalid_query_values(schema: &Value) -> Vec<String> {
             (Some("integer"), _) if schema["minimum"] == 0 => &["-1", "abc", "1.5", "", "%ff"],
             (Some("integer"), _) => &["abc", "1.5", "", "%ff"],
             (_, Some("date-time")) => &["yesterday", "2020-13-45T99:00:00Z", "%ff%fe"],
+            (_, Some("uuid")) => &["not-a-uuid", "%ff%fe"],
             _ => &[],
         }
     };
@@ -1173,10 +1182,18 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
             let v = parse_version(&version);
             let header = format!("compute {version}");
             let get = |q: String| {
-                let url = if q.is_empty() { path.clone() } else { format!("{path}?{q}") };
+                let url = if q.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path}?{q}")
+                };
                 let cloud = &cloud;
                 let header = header.clone();
-                async move { cloud.send(Role::Admin, &Method::GET, &url, Some(&header), None).await }
+                async move {
+                    cloud
+                        .send(Role::Admin, &Method::GET, &url, Some(&header), None)
+                        .await
+                }
             };
             let what = |q: &str| format!("Admin GET {path}?{q} [{header}]");
             let baseline = get(String::new()).await;
@@ -1212,6 +1229,26 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
                     "{}: {answer:?}, expected {expected:?} (unknown query parameters {} at this version)",
                     what(&q),
                     if strict { "refused" } else { "ignored" }
+                ));
+            }
+        }
+    }
+    // The image list's documented parameters, as Glance checks them.
+    let images = &doc["paths"]["/image/v2/images"]["get"];
+    for p in query_params(images, (2, 1)) {
+        let name = p["name"].as_str().unwrap().to_owned();
+        queried += 1;
+        for bad in invalid_query_values(&p["schema"]) {
+            let path = format!("/image/v2/images?{}", query_string(&[(name.clone(), bad)]));
+            let answer = cloud
+                .send(Role::Admin, &Method::GET, &path, None, None)
+                .await;
+            report.check(&format!("Admin GET {path}"), &answer);
+            if let Answer::Status(s, body) = &answer
+                && *s != 400
+            {
+                report.failures.push(format!(
+                    "Admin GET {path}: {s} (a value the documented schema refuses must be 400) {body}"
                 ));
             }
         }

@@ -154,8 +154,10 @@ async fn concurrent_changes_to_one_object_are_all_kept() {
         .request(
             Method::POST,
             "/flavors",
-            Some(json!({"flavor": {"name": "private", "id": "private", "ram": 64,
-                "vcpus": 1, "disk": 1, "os-flavor-access:is_public": false}})),
+            Some(
+                json!({"flavor": {"name": "private", "id": "private", "ram": 64,
+                "vcpus": 1, "disk": 1, "os-flavor-access:is_public": false}}),
+            ),
         )
         .await
         .unwrap();

@@ -169,6 +169,11 @@ async fn hypervisors_actions_and_migrations_page_at_max_limit_with_next_links() 
         "migrations_links",
     )
     .await;
-    assert_each_once("migrations at 2.59", &ids(&items, "uuid"), servers.len(), pages);
+    assert_each_once(
+        "migrations at 2.59",
+        &ids(&items, "uuid"),
+        servers.len(),
+        pages,
+    );
     system.stop().await.unwrap();
 }

@@ -74,10 +74,11 @@ pub fn integer(v: &str) -> Option<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        v.parse()
-            .unwrap_or(if v.starts_with('-') { i64::MIN } else { i64::MAX }),
-    )
+    Some(v.parse().unwrap_or(if v.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
 /// Nova's `get_limit_and_marker`: the page size is the client's `limit`

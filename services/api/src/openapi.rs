@@ -762,11 +762,20 @@ pub fn document() -> Value {
             responses["409"] = json!({"description": "Conflict"});
             responses["413"] = json!({"description": "Too large"});
         }
+        let mut parameters = params(path);
+        if method == "get" && path == "/image/v2/images" {
+            parameters.extend(novalog_image::images::LIST_QUERY.iter().map(|p| {
+                json!({
+                    "name": p.name, "in": "query", "required": false,
+                    "description": p.about, "schema": p.schema(),
+                })
+            }));
+        }
         let mut operation = json!({
             "operationId": format!("{method}:{path}"),
             "summary": summary,
             "description": format!("Policy: {policy}."),
-            "parameters": params(path),
+            "parameters": parameters,
             "responses": responses,
         });
         if policy == "none" {

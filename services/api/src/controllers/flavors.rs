@@ -17,8 +17,8 @@ use crate::auth::Context;
 use crate::domain::catalog::{self, FlavorPage};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::validation::query;
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::validation::{self, flavor_create};
 use crate::views::{self, Links};
 

@@ -16,10 +16,10 @@ use crate::auth::Context;
 use crate::domain::compute_services::uptime as uptime_text;
 use crate::error::{ApiError, Result};
 use crate::http::query_pairs;
-use crate::validation::query;
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
 use crate::validation::parse_bool;
+use crate::validation::query;
 use crate::views::Links;
 
 fn authorize(ctx: &Context, action: &str) -> Result<()> {

@@ -13,10 +13,10 @@ use crate::app::{App, AppState};
 use crate::auth::Context;
 use crate::error::{ApiError, Result};
 use crate::http::query_pairs;
-use crate::validation::query;
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
 use crate::projection::action_log::{self, ActionEvent, InstanceAction};
+use crate::validation::query;
 use crate::views::servers::host_id;
 use crate::views::{Links, usage_time};
 
@@ -113,8 +113,9 @@ fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query
     for (k, v) in params {
         match k.as_str() {
             "limit" => {
-                let n = query::non_negative(v)
-                    .ok_or_else(|| query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                let n = query::non_negative(v).ok_or_else(|| {
+                    query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'"))
+                })?;
                 q.limit = Some(n.min(MAX_LIMIT));
             }
             "marker" => q.marker = Some(v.clone()),

@@ -14,8 +14,8 @@ use crate::auth::Context;
 use crate::domain::keypair_api::{self, KeypairCreate, TYPE_SSH, TYPE_X509};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::validation::query;
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::validation::{self, invalid, repr};
 use crate::views::{Links, usage_time};
 

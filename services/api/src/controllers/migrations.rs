@@ -16,8 +16,8 @@ use crate::auth::Context;
 use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{query_pairs, without_none};
-use crate::validation::query;
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::views::{Links, usage_time};
 
 /// Live-migration statuses Nova counts as in progress.
@@ -114,8 +114,9 @@ fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query
             "migration_type" => q.migration_type = Some(v),
             "hidden" => {}
             "limit" if paged => {
-                let n = query::non_negative(&v)
-                    .ok_or_else(|| query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                let n = query::non_negative(&v).ok_or_else(|| {
+                    query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'"))
+                })?;
                 q.limit = Some(n);
             }
             "marker" if paged => q.marker = Some(v),

@@ -17,10 +17,10 @@ use crate::auth::Context;
 use crate::domain::intents::Intent;
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::validation::query;
 use crate::microversion::ApiVersion;
 use crate::projection::ServerGroupView;
 use crate::projection::verdicts::Verdict;
+use crate::validation::query;
 use crate::validation::{invalid, parse_bool, repr};
 
 /// A validated create body.

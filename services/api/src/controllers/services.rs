@@ -14,9 +14,9 @@ use crate::auth::Context;
 use crate::domain::compute_services::{self as services, COMPUTE, authorize};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
-use crate::validation::query;
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
+use crate::validation::query;
 use crate::validation::{self, invalid, repr};
 use crate::views::usage_time;
 

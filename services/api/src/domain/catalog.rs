@@ -97,7 +97,9 @@ pub fn list_flavors(
                 // Python's int(): any size, and a negative bound is no bound.
                 min_disk = crate::domain::integer(v)
                     .map(|n| u64::try_from(n).unwrap_or(0))
-                    .ok_or_else(|| ApiError::bad_request(format!("Invalid minDisk filter [{v}]")))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("Invalid minDisk filter [{v}]"))
+                    })?;
             }
             "name" => name = Some(v.clone()),
             "limit" => {

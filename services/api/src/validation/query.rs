@@ -17,9 +17,9 @@
 
 use serde_json::{Value, json};
 
-pub use crate::domain::{integer, non_negative};
-use crate::domain::parse_bool;
 use crate::domain::compute::parse_time;
+use crate::domain::parse_bool;
+pub use crate::domain::{integer, non_negative};
 use crate::error::ApiError;
 use crate::microversion::{ApiVersion, MIN_VERSION};
 
@@ -85,12 +85,7 @@ const fn p(name: &'static str, kind: Kind, since: (u32, u32), about: &'static st
     }
 }
 
-const fn admin(
-    name: &'static str,
-    kind: Kind,
-    since: (u32, u32),
-    about: &'static str,
-) -> Param {
+const fn admin(name: &'static str, kind: Kind, since: (u32, u32), about: &'static str) -> Param {
     Param {
         admin_only: true,
         ..p(name, kind, since, about)
@@ -210,7 +205,12 @@ const SERVERS_PARAMS: &[Param] = &[
     ),
     p("image", Kind::Text, V21, "Image id or href"),
     p("flavor", Kind::Text, V21, "Flavor id or href"),
-    p("reservation_id", Kind::Text, V21, "Reservation id of a multiple create"),
+    p(
+        "reservation_id",
+        Kind::Text,
+        V21,
+        "Reservation id of a multiple create",
+    ),
     p("ip", Kind::Pattern, V21, "IPv4 address pattern"),
     p("ip6", Kind::Pattern, V21, "IPv6 address pattern"),
     p(
@@ -225,10 +225,30 @@ const SERVERS_PARAMS: &[Param] = &[
         (2, 66),
         "Servers changed at or before this time",
     ),
-    p("tags", Kind::Text, (2, 26), "Comma-separated tags, all present"),
-    p("tags-any", Kind::Text, (2, 26), "Comma-separated tags, any present"),
-    p("not-tags", Kind::Text, (2, 26), "Comma-separated tags, not all present"),
-    p("not-tags-any", Kind::Text, (2, 26), "Comma-separated tags, none present"),
+    p(
+        "tags",
+        Kind::Text,
+        (2, 26),
+        "Comma-separated tags, all present",
+    ),
+    p(
+        "tags-any",
+        Kind::Text,
+        (2, 26),
+        "Comma-separated tags, any present",
+    ),
+    p(
+        "not-tags",
+        Kind::Text,
+        (2, 26),
+        "Comma-separated tags, not all present",
+    ),
+    p(
+        "not-tags-any",
+        Kind::Text,
+        (2, 26),
+        "Comma-separated tags, none present",
+    ),
     p(
         "sort_key",
         Kind::Enum(SERVER_SORT_KEYS),
@@ -306,7 +326,12 @@ const KEYPAIRS_PARAMS: &[Param] = &[
         "Another user's keypairs (administrators; others get 403)",
     ),
     p("limit", Kind::NonNegative, (2, 35), LIMIT),
-    p("marker", Kind::Text, (2, 35), "Start after the keypair of this name"),
+    p(
+        "marker",
+        Kind::Text,
+        (2, 35),
+        "Start after the keypair of this name",
+    ),
 ];
 
 const SERVER_GROUPS_PARAMS: &[Param] = &[
@@ -343,7 +368,12 @@ const HYPERVISORS_PARAMS: &[Param] = &[
 ];
 
 const MIGRATIONS_PARAMS: &[Param] = &[
-    p("hidden", Kind::Text, V21, "Accepted and ignored, as Nova does"),
+    p(
+        "hidden",
+        Kind::Text,
+        V21,
+        "Accepted and ignored, as Nova does",
+    ),
     p("host", Kind::Text, V21, "Source or destination host"),
     p("instance_uuid", Kind::Text, V21, "Server"),
     p("source_compute", Kind::Text, V21, "Source host"),
@@ -355,7 +385,12 @@ const MIGRATIONS_PARAMS: &[Param] = &[
         "migration, resize, live-migration or evacuation",
     ),
     p("limit", Kind::NonNegative, (2, 59), LIMIT),
-    p("marker", Kind::Text, (2, 59), "Start after this migration's uuid"),
+    p(
+        "marker",
+        Kind::Text,
+        (2, 59),
+        "Start after this migration's uuid",
+    ),
     p(
         "changes-since",
         Kind::DateTime,
@@ -507,9 +542,9 @@ impl Param {
                     ))
                 }
             }
-            Kind::DateTime => parse_time(value).map(|_| ()).ok_or_else(|| {
-                query_error(n, value, &format!("'{value}' is not a 'date-time'"))
-            }),
+            Kind::DateTime => parse_time(value)
+                .map(|_| ())
+                .ok_or_else(|| query_error(n, value, &format!("'{value}' is not a 'date-time'"))),
         }
     }
 
@@ -614,7 +649,9 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -639,7 +676,11 @@ mod tests {
                 true,
             )
             .unwrap_err();
-        assert!(e.message.contains("'changes-before' was unexpected"), "{}", e.message);
+        assert!(
+            e.message.contains("'changes-before' was unexpected"),
+            "{}",
+            e.message
+        );
         assert!(
             SERVERS
                 .check(pairs(&[("tags", "a")]), ApiVersion::new(2, 25), false)
@@ -651,7 +692,8 @@ mod tests {
     #[test]
     fn values_are_checked_in_novas_words() {
         let v = ApiVersion::new(2, 1);
-        let msg = |l: &ListQuery, q: &[(&str, &str)]| l.check(pairs(q), v, true).unwrap_err().message;
+        let msg =
+            |l: &ListQuery, q: &[(&str, &str)]| l.check(pairs(q), v, true).unwrap_err().message;
         assert_eq!(
             msg(&SERVERS, &[("limit", "-1")]),
             "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"
@@ -660,22 +702,39 @@ mod tests {
             msg(&FLAVORS, &[("sort_dir", "sideways")]),
             "Invalid input for query parameters sort_dir. Value: sideways. 'sideways' is not one of ['asc', 'desc']"
         );
-        assert_eq!(msg(&FLAVORS, &[("minRam", "x")]), "Invalid minRam filter [x]");
-        assert!(msg(&SERVERS, &[("changes-since", "yesterday")]).ends_with("'yesterday' is not a 'date-time'"));
+        assert_eq!(
+            msg(&FLAVORS, &[("minRam", "x")]),
+            "Invalid minRam filter [x]"
+        );
+        assert!(
+            msg(&SERVERS, &[("changes-since", "yesterday")])
+                .ends_with("'yesterday' is not a 'date-time'")
+        );
         assert!(msg(&SERVERS, &[("all_tenants", "maybe")]).starts_with("Invalid input received"));
         // Huge numbers are the largest page, not an error.
-        assert!(SERVERS.check(pairs(&[("limit", "99999999999999999999")]), v, true).is_ok());
+        assert!(
+            SERVERS
+                .check(pairs(&[("limit", "99999999999999999999")]), v, true)
+                .is_ok()
+        );
         assert_eq!(non_negative("99999999999999999999"), Some(usize::MAX));
         assert_eq!(integer("-99999999999999999999"), Some(i64::MIN));
         // Stock clients' `None` is not checked.
-        assert!(SERVERS.check(pairs(&[("changes-since", "None")]), v, true).is_ok());
+        assert!(
+            SERVERS
+                .check(pairs(&[("changes-since", "None")]), v, true)
+                .is_ok()
+        );
     }
 
     #[test]
     fn administrator_filters_are_dropped_for_others() {
         let v = ApiVersion::new(2, 1);
         let q = pairs(&[("host", "h"), ("name", "n")]);
-        assert_eq!(SERVERS.check(q.clone(), v, false).unwrap(), pairs(&[("name", "n")]));
+        assert_eq!(
+            SERVERS.check(q.clone(), v, false).unwrap(),
+            pairs(&[("name", "n")])
+        );
         assert_eq!(SERVERS.check(q.clone(), v, true).unwrap(), q);
     }
 
