@@ -48,6 +48,8 @@ pub(crate) struct ConductorHandler<S: Store> {
     /// Instances restored from the store in the batch being applied: they
     /// leave memory again at its end.
     restored: BTreeSet<Uuid>,
+    /// Likewise for images.
+    restored_images: BTreeSet<Uuid>,
     /// Sagas in flight, for their durations in Prometheus.
     sagas: crate::saga_metrics::SagaClock,
 }
@@ -66,13 +68,28 @@ impl<S: Store> ConductorHandler<S> {
             board_changes: Vec::new(),
             store,
             restored: BTreeSet::new(),
+            restored_images: BTreeSet::new(),
             sagas: Default::default(),
         }
     }
 
     /// Brings back from the store the deleted instance a record concerns
-    /// (its aggregate), so the core decides on it as it always did.
+    /// (its aggregate), and the deleted image it names, so the core decides
+    /// on them as it always did.
     fn restore_subject(&mut self, input: &Input) -> Result<(), Rejected> {
+        if let Some(id) = crate::images::image_concerned(&input.env.event)
+            && !self.core.images.contains_key(&id)
+        {
+            let stored = self
+                .core
+                .images
+                .fetch(&*self.store, &id)
+                .map_err(|e| Rejected(format!("reading image {id}: {e}")))?;
+            if let Some(i) = stored {
+                self.core.restore_image(i);
+                self.restored_images.insert(id);
+            }
+        }
         let Ok(id) = Uuid::parse_str(&input.env.meta.aggregate_id) else {
             return Ok(());
         };
@@ -134,6 +151,9 @@ impl<S: Store> Handler for ConductorHandler<S> {
         let touched = std::mem::take(&mut self.restored);
         self.core
             .evict_deleted(persisted.instances.into_iter().chain(touched));
+        let touched = std::mem::take(&mut self.restored_images);
+        self.core
+            .evict_deleted_images(persisted.images.into_iter().chain(touched));
         self.board_changes.extend(persisted.awaiting);
         Ok(())
     }
@@ -143,6 +163,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         self.core = Conductor::load(&*self.store, self.core.settings.clone())?;
         self.board_changes.clear();
         self.restored.clear();
+        self.restored_images.clear();
         Ok(())
     }
 
@@ -344,6 +365,7 @@ pub fn settings(cfg: &Config) -> Settings {
         resize_confirm_window_ms: s(cfg.resize_confirm_window),
         allow_resize_to_same_host: cfg.allow_resize_to_same_host,
         quota: cfg.quota.clone(),
+        upload_lease_ms: s(cfg.conductor.image_upload_lease),
     }
 }
 
@@ -353,8 +375,8 @@ mod tests {
 
     use novalog_schemas::events::ServerCreateRequested;
     use novalog_schemas::{
-        Actor, ComputeFact, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
-        SchedulerEvent,
+        Actor, CatalogEvent, ComputeFact, Envelope, Event, Image, InstanceEvent, Intent, Meta,
+        RejectionKind, SchedulerEvent,
     };
     use novalog_store::MemStore;
 
@@ -362,7 +384,7 @@ mod tests {
     use novalog_schemas::instance::Instance;
     use novalog_store::StoreExt;
 
-    use crate::core::tables::INSTANCES;
+    use crate::core::tables::{IMAGES, INSTANCES};
     use crate::tests::{actor, flavor, given, image};
 
     fn on(aggregate: Uuid, actor: Actor, event: Event) -> Input {
@@ -551,6 +573,77 @@ mod tests {
         let core = load(&store, Settings::default()).unwrap();
         assert_eq!(core.resident_instances(), live.len());
         assert_eq!(core.usage["demo"].instances, live.len() as i64);
+    }
+
+    fn rejection(out: &[Event]) -> Option<RejectionKind> {
+        match out {
+            [Event::Instance(InstanceEvent::IntentRejected { kind, .. })] => Some(kind.clone()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deleted_images_leave_the_conductors_memory_and_stay_in_its_store() {
+        let store = MemStore::new();
+        let board: DeadlineBoard = Default::default();
+        let mut h =
+            ConductorHandler::new(given(), Topics::new("t."), board, Arc::new(store.clone()));
+        let live = h.core.resident_images();
+        let mut gone = Vec::new();
+        for _ in 0..10 {
+            let mut mine = image();
+            mine.id = Uuid::new_v4();
+            mine.owner = "demo".into();
+            mine.status = "queued".into();
+            mine.size = 0;
+            mine.visibility = "private".into();
+            let create = Event::Intent(Intent::ImageCreateRequested(mine.clone()));
+            let out = batch(&mut h, &store, vec![on(mine.id, actor("demo"), create)]).await;
+            assert!(
+                matches!(&out[..], [Event::Catalog(CatalogEvent::ImageCreated(_))]),
+                "{out:?}"
+            );
+            let delete = Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id });
+            let out = batch(&mut h, &store, vec![on(mine.id, actor("demo"), delete)]).await;
+            assert!(
+                matches!(
+                    &out[..],
+                    [Event::Catalog(CatalogEvent::ImageDeleted { .. })]
+                ),
+                "{out:?}"
+            );
+            gone.push(mine);
+        }
+        assert_eq!(h.core.resident_images(), live);
+        let stored: Vec<(Vec<u8>, Image)> = store.scan(IMAGES).unwrap();
+        assert!(gone.iter().all(|g| {
+            stored
+                .iter()
+                .any(|(_, i)| i.id == g.id && i.status == "deleted")
+        }));
+
+        // Decided as before, from the store: the id of a deleted image is
+        // never reused, it cannot be deleted again, and no server is built
+        // from it; none brings it back into memory.
+        let old = gone[3].clone();
+        let recreate = Event::Intent(Intent::ImageCreateRequested(old.clone()));
+        let out = batch(&mut h, &store, vec![on(old.id, actor("demo"), recreate)]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::Conflict), "{out:?}");
+        let delete = Event::Intent(Intent::ImageDeleteRequested { image_id: old.id });
+        let out = batch(&mut h, &store, vec![on(old.id, actor("demo"), delete)]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::NotFound), "{out:?}");
+        let server = Uuid::new_v4();
+        let mut create = create_intent(server);
+        if let Event::Intent(Intent::ServerCreateRequested(req)) = &mut create.env.event {
+            req.image = old.clone();
+        }
+        let out = batch(&mut h, &store, vec![create]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::Invalid), "{out:?}");
+        assert_eq!(h.core.resident_images(), live);
+
+        // A restart loads the live ones only.
+        let core = load(&store, Settings::default()).unwrap();
+        assert_eq!(core.resident_images(), live);
     }
 
     fn awaiting(step: crate::saga::Step, deadline_ms: Option<i64>) -> Awaiting {

@@ -573,6 +573,63 @@ pub async fn abort_interrupted_uploads(app: &AppState) {
     }
 }
 
+/// The images whose upload lease ran out by `now_ms`, as this replica's
+/// projection shows them.
+pub fn expired_uploads(images: &[Arc<Image>], now_ms: i64, lease_ms: i64) -> Vec<Uuid> {
+    images
+        .iter()
+        .filter(|i| image::upload_lease_expired(i, now_ms, lease_ms))
+        .map(|i| i.id)
+        .collect()
+}
+
+/// Puts back to queued every image whose upload outlived its lease: the
+/// API that took the upload died mid-body on a replica that has not
+/// started again (its own start would have aborted it) and may never.
+/// Returns how many the conductor put back. Every replica runs it; the
+/// conductor decides each abort by the lease at the abort's time, so a
+/// second replica's, or one racing a newer upload, is refused and changes
+/// nothing. The partial data is on the dead replica's disk, in a staging
+/// file its next start removes; the uploader itself, if alive after all,
+/// has stopped reading the body at the lease and removed its own.
+pub async fn expire_uploads(app: &AppState) -> usize {
+    let lease_ms = i64::try_from(app.upload_lease.as_millis()).unwrap_or(i64::MAX);
+    let expired = expired_uploads(&app.catalog.images(), novalog_schemas::now_ms(), lease_ms);
+    let mut requeued = 0;
+    for id in expired {
+        let Some(image) = app.catalog.image(&id) else {
+            continue;
+        };
+        let ctx = Context::new(image::LEASE_KEEPER, "service", vec!["service".to_owned()]);
+        let request_id = novalog_request::RequestId::generate().0;
+        let event =
+            Event::Intent(novalog_schemas::Intent::ImageUploadAbortRequested { image_id: id });
+        match decide(app, &ctx, &request_id, &image.owner, id, event).await {
+            Ok(_) => {
+                requeued += 1;
+                tracing::warn!(image = %id, "an upload outlived its lease; the image is queued again");
+            }
+            Err(e) => tracing::debug!(image = %id, error = %e.message, "upload lease not expired"),
+        }
+    }
+    requeued
+}
+
+/// [`expire_uploads`] for as long as the process runs, a few times per
+/// lease (at least every minute, at most every second).
+pub async fn keep_upload_leases(app: AppState) {
+    let every = (app.upload_lease / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        expire_uploads(&app).await;
+    }
+}
+
 /// The image a staging file (`<id>.<upload>.staging`) belongs to.
 fn staging_image(name: &str) -> Option<Uuid> {
     name.strip_suffix(".staging")?
@@ -594,6 +651,41 @@ pub fn properties_json(image: &Image) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_saving_images_past_their_lease_are_expired() {
+        let at = |status: &str, updated_at_ms: i64| {
+            Arc::new(Image {
+                id: Uuid::new_v4(),
+                name: "img".into(),
+                status: status.into(),
+                size: 0,
+                min_disk: 0,
+                min_ram: 0,
+                disk_format: String::new(),
+                container_format: String::new(),
+                properties: Default::default(),
+                owner: "demo".into(),
+                checksum: String::new(),
+                visibility: "private".into(),
+                created_at_ms: 0,
+                protected: false,
+                tags: Vec::new(),
+                os_hash_value: String::new(),
+                updated_at_ms,
+            })
+        };
+        let old = at(image::SAVING, 0);
+        let images = [
+            old.clone(),
+            at(image::SAVING, 500),
+            at(image::QUEUED, 0),
+            at(image::ACTIVE, 0),
+        ];
+        assert_eq!(expired_uploads(&images, 1_000, 1_000), [old.id]);
+        assert_eq!(expired_uploads(&images, 1_499, 1_000), [old.id]);
+        assert_eq!(expired_uploads(&images, 1_500, 1_000).len(), 2);
+    }
 
     #[test]
     fn a_staging_file_names_its_image() {

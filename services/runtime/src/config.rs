@@ -83,6 +83,11 @@ pub struct ConductorOptions {
     /// Milliseconds before a timeout record that failed to append is tried
     /// again (otherwise the timer sleeps until the next deadline).
     pub timer_tick_ms: u64,
+    /// Seconds an image upload may keep its image `saving` (its lease):
+    /// past it the upload is taken for dead, the image goes back to
+    /// queued, and the API that took it refuses the rest of its body (not
+    /// in Glance, whose images stay `saving` when an API dies mid-upload).
+    pub image_upload_lease: u64,
 }
 
 impl Default for ConductorOptions {
@@ -91,6 +96,7 @@ impl Default for ConductorOptions {
             step_timeout: 300,
             step_timeouts: Default::default(),
             timer_tick_ms: 500,
+            image_upload_lease: 3600,
         }
     }
 }
