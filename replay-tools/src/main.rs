@@ -359,11 +359,14 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                 drop(bar);
                 if !quiet {
                     eprintln!(
-                        "rebuild {}: {} records in {:.2} s ({:.0} records/s)",
+                        "rebuild {}: {} records in {:.2} s ({:.0} records/s; busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s)",
                         s.dir_name(),
                         stats.records,
                         stats.seconds,
-                        stats.per_second()
+                        stats.per_second(),
+                        stats.read_s,
+                        stats.fold_s,
+                        stats.write_s
                     );
                 }
             }
@@ -540,7 +543,8 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                         let record = novalog_replay::dead_letters::redrive_record(&l, value);
                         let spool = novalog_replay::spool::dir(&cfg.data_dir);
                         let file =
-                            novalog_replay::spool::enqueue(&spool, &l.id.to_string(), &record)?;
+                            novalog_replay::spool::enqueue(&spool, &l.id.to_string(), &record)
+                                .map_err(|e| Error::BadInput(e.to_string()))?;
                         writeln!(
                             out,
                             "queued {} for the running novalog ({}): it appends it to {} within a second",
