@@ -393,12 +393,7 @@ async fn scenario(backend: Backend) {
 }
 
 /// Every projection `verify` folds again.
-const ALL: [Service; 4] = [
-    Service::Api,
-    Service::Conductor,
-    Service::Scheduler,
-    Service::Compute,
-];
+const ALL: [Service; 3] = [Service::Api, Service::Conductor, Service::Compute];
 
 struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 

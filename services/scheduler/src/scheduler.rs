@@ -78,41 +78,6 @@ impl Scheduler {
         self.index.get(name)
     }
 
-    /// The instances this scheduler's unanswered decisions put into each
-    /// host's instance set, by host.
-    pub fn picked_instances(&self) -> HashMap<&str, Vec<Uuid>> {
-        let mut by_host: HashMap<&str, Vec<Uuid>> = HashMap::new();
-        for (id, p) in &self.pending {
-            if p.added_instance {
-                by_host.entry(p.host.as_str()).or_default().push(*id);
-            }
-        }
-        by_host
-    }
-
-    /// `name` as its store row holds it: what the host facts say, without
-    /// this scheduler's own unanswered decisions (`picked`, from
-    /// [`Scheduler::picked_instances`]). Like the pending resources they
-    /// are not kept across a restart, so the row is a fold of the facts
-    /// alone, which a replay can compute again (docs/audit-and-replay.md).
-    pub fn host_as_stored(
-        &self,
-        name: &str,
-        picked: &HashMap<&str, Vec<Uuid>>,
-    ) -> Option<std::borrow::Cow<'_, HostState>> {
-        let h = self.host(name)?;
-        match picked.get(name) {
-            None => Some(std::borrow::Cow::Borrowed(h)),
-            Some(ids) => {
-                let mut h = h.clone();
-                for id in ids {
-                    h.instances.remove(id);
-                }
-                Some(std::borrow::Cow::Owned(h))
-            }
-        }
-    }
-
     /// Every known host, in no particular order.
     pub fn hosts(&self) -> impl Iterator<Item = &HostState> {
         self.index.iter()

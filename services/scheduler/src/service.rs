@@ -96,13 +96,9 @@ impl Shared {
             self.core
                 .set_aggregates(scheduler_aggregates(&self.aggregates));
         }
-        if self.dirty.is_empty() {
-            return Ok(());
-        }
-        let picked = self.core.picked_instances();
         for host in std::mem::take(&mut self.dirty) {
-            if let Some(h) = self.core.host_as_stored(&host, &picked) {
-                tx.put(HOSTS, host.as_bytes(), &*h)?;
+            if let Some(h) = self.core.host(&host) {
+                tx.put(HOSTS, host.as_bytes(), h)?;
             }
         }
         Ok(())
@@ -324,27 +320,6 @@ impl Handler for RequestsHandler {
         self.requests.clear();
         self.source.reload(&self.shared)
     }
-}
-
-/// The scheduler's handler for a replay into `store` (fresh): folds the
-/// host facts (`hosts`, `compute-events`, `catalog`) as its facts consumer
-/// does, and reads `scheduler` without deciding (its decisions are on the
-/// log, and its rows hold none of them: [`Scheduler::host_as_stored`]).
-pub fn replay_handler(
-    cfg: &Config,
-    store: Arc<RocksStore>,
-) -> novalog_runtime::Result<impl Handler> {
-    let source = Source {
-        cfg: Arc::new(cfg.clone()),
-        store,
-    };
-    let shared: SharedRef = Arc::new(std::sync::Mutex::new(source.load()?));
-    Ok(FactsHandler {
-        shared,
-        source,
-        behind: BTreeMap::new(),
-        caught_up: None,
-    })
 }
 
 /// How long requests wait for a starting instance to read the host facts.
