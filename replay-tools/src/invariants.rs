@@ -143,26 +143,46 @@ fn quota_usage(i: Option<&Instance>) -> Usage {
 
 /// A host's usage, where a record reports it.
 fn usage_report(event: &Event) -> Option<(&str, &HostUsage)> {
-    Some(match event {
-        Event::Host(HostEvent::HostRegistered(r)) => (&r.host, &r.usage),
-        Event::Host(HostEvent::HostHeartbeat { host, usage }) => (host, usage),
-        Event::ComputeFact(ComputeFact::ClaimSucceeded { host, usage, .. })
-        | Event::ComputeFact(ComputeFact::ClaimFailed { host, usage, .. })
-        | Event::ComputeFact(ComputeFact::SpawnFailed { host, usage, .. })
-        | Event::ComputeFact(ComputeFact::InstanceDestroyed { host, usage, .. }) => (host, usage),
-        Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f))
-        | Event::ComputeFact(ComputeFact::ResizeClaimFailed(f))
-        | Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(f))
-        | Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(f))
-        | Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(f))
-        | Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(f))
-        | Event::ComputeFact(ComputeFact::RevertFinishedOnSource(f))
-        | Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f))
-        | Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f))
-        | Event::ComputeFact(ComputeFact::InstanceRebuilt(f))
-        | Event::ComputeFact(ComputeFact::MigrationStepFailed(f)) => (&f.host, &f.usage),
-        _ => return None,
-    })
+    match event {
+        Event::Host(e) => match e {
+            HostEvent::HostRegistered(r) => Some((&r.host, &r.usage)),
+            HostEvent::HostHeartbeat { host, usage } => Some((host, usage)),
+            HostEvent::ServiceUpdated(_) | HostEvent::ServiceDeleted { .. } => None,
+        },
+        Event::ComputeFact(f) => fact_usage_report(f),
+        // Topics that carry no host's usage.
+        Event::Intent(_)
+        | Event::Instance(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => None,
+    }
+}
+
+/// A host's usage after what it reports doing, where the fact carries it.
+fn fact_usage_report(fact: &ComputeFact) -> Option<(&str, &HostUsage)> {
+    match fact {
+        ComputeFact::ClaimSucceeded { host, usage, .. }
+        | ComputeFact::ClaimFailed { host, usage, .. }
+        | ComputeFact::SpawnFailed { host, usage, .. }
+        | ComputeFact::InstanceDestroyed { host, usage, .. } => Some((host, usage)),
+        ComputeFact::ResizeClaimSucceeded(f)
+        | ComputeFact::ResizeClaimFailed(f)
+        | ComputeFact::DiskMigratedAndPoweredOff(f)
+        | ComputeFact::MigrationFinishedOnDest(f)
+        | ComputeFact::MigrationConfirmedOnSource(f)
+        | ComputeFact::MigrationRevertedOnDest(f)
+        | ComputeFact::RevertFinishedOnSource(f)
+        | ComputeFact::InstanceLiveMigrated(f)
+        | ComputeFact::RebuildSpawnStarted(f)
+        | ComputeFact::InstanceRebuilt(f)
+        | ComputeFact::EvacuatedInstanceCleanedUp(f)
+        | ComputeFact::MigrationStepFailed(f) => Some((&f.host, &f.usage)),
+        ComputeFact::InstanceSpawned { .. }
+        | ComputeFact::ServerActionPerformed { .. }
+        | ComputeFact::ServerActionFailed { .. } => None,
+    }
 }
 
 /// A migration that ended, and what its claims were.
@@ -237,13 +257,15 @@ impl Domain {
         match topic {
             TopicKind::Instances => self.instance(at, env),
             TopicKind::Catalog => match &env.event {
-                Event::Catalog(CatalogEvent::QuotaSetUpdated { project_id, limits }) => {
-                    self.overrides.insert(project_id.clone(), limits.clone());
-                }
-                Event::Catalog(CatalogEvent::QuotaSetDeleted { project_id }) => {
-                    self.overrides.remove(project_id);
-                }
-                _ => {}
+                Event::Catalog(e) => self.catalog(e),
+                // Not what the catalog topic carries.
+                Event::Intent(_)
+                | Event::Instance(_)
+                | Event::Scheduler(_)
+                | Event::Compute(_)
+                | Event::ComputeFact(_)
+                | Event::Host(_)
+                | Event::DeadLetter(_) => {}
             },
             TopicKind::Other => {}
         }
@@ -261,6 +283,37 @@ impl Domain {
                 );
                 self.pending_hosts.push(host.to_owned());
             }
+        }
+    }
+
+    /// Quota overrides, which the usage checks count against.
+    fn catalog(&mut self, e: &CatalogEvent) {
+        match e {
+            CatalogEvent::QuotaSetUpdated { project_id, limits } => {
+                self.overrides.insert(project_id.clone(), limits.clone());
+            }
+            CatalogEvent::QuotaSetDeleted { project_id } => {
+                self.overrides.remove(project_id);
+            }
+            CatalogEvent::FlavorCreated(_)
+            | CatalogEvent::ImageCreated(_)
+            | CatalogEvent::ImageUpdated(_)
+            | CatalogEvent::ImageDeleted { .. }
+            | CatalogEvent::ServerGroupCreated(_)
+            | CatalogEvent::ServerGroupDeleted { .. }
+            | CatalogEvent::AggregateCreated(_)
+            | CatalogEvent::AggregateUpdated(_)
+            | CatalogEvent::AggregateHostAdded { .. }
+            | CatalogEvent::AggregateHostRemoved { .. }
+            | CatalogEvent::AggregateMetadataSet(_)
+            | CatalogEvent::AggregateDeleted { .. }
+            | CatalogEvent::TokenRevoked { .. }
+            | CatalogEvent::KeypairCreated(_)
+            | CatalogEvent::KeypairDeleted { .. }
+            | CatalogEvent::FlavorUpdated(_)
+            | CatalogEvent::FlavorDeleted { .. }
+            | CatalogEvent::FlavorAccessAdded { .. }
+            | CatalogEvent::FlavorAccessRemoved { .. } => {}
         }
     }
 

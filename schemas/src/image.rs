@@ -753,6 +753,75 @@ pub fn decide_upload_abort(
     Ok(next)
 }
 
+// ---- the upload lease ----
+
+/// How long an upload may hold an image `saving` by default: past it, the
+/// upload is taken for dead (its API crashed mid-body, on a replica that
+/// may never start again to abort it) and the image goes back to queued.
+/// Glance has no such bound, and its images stay `saving` for good.
+pub const DEFAULT_UPLOAD_LEASE_MS: i64 = 3_600_000;
+
+/// Who returns an image whose upload lease ran out: the API replicas'
+/// lease keeper writes as this service user (project `service`, role
+/// `service`), and the conductor decides its aborts by the lease
+/// ([`decide_upload_expiry`]), not by Glance's policy.
+pub const LEASE_KEEPER: &str = "image-upload-lease";
+
+/// Whether an abort by `user_id` with `roles` is the lease keeper's.
+pub fn is_lease_keeper(user_id: &str, project_id: &str, roles: &[String]) -> bool {
+    user_id == LEASE_KEEPER && project_id == "service" && roles.iter().any(|r| r == "service")
+}
+
+/// Whether `image`'s upload lease has run out at `now_ms`: it is saving
+/// and has not changed for `lease_ms` (a patch while it saves counts as a
+/// change, so the lease runs from the image's last change).
+pub fn upload_lease_expired(image: &Image, now_ms: i64, lease_ms: i64) -> bool {
+    image.status == SAVING && now_ms.saturating_sub(image.updated_at_ms) >= lease_ms
+}
+
+/// An upload's abort, decided by who asks: the lease keeper's by the
+/// lease ([`decide_upload_expiry`]), anyone else's by Glance's policy
+/// ([`decide_upload_abort`]).
+pub fn decide_abort_by(
+    current: Option<&Image>,
+    id: &Uuid,
+    actor: &crate::Actor,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Image> {
+    if is_lease_keeper(&actor.user_id, &actor.project_id, &actor.roles) {
+        decide_upload_expiry(current, id, now_ms, lease_ms)
+    } else {
+        decide_upload_abort(current, id, &actor.image_caller(), now_ms)
+    }
+}
+
+/// An upload whose lease ran out by `now_ms` (the abort's own time, so a
+/// replay decides the same): back to queued with no data, as an aborted
+/// upload. Refused when the image is not saving or has changed within the
+/// lease: then a newer upload holds it (the keeper saw an older state),
+/// and it is left alone.
+pub fn decide_upload_expiry(
+    current: Option<&Image>,
+    id: &Uuid,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Image> {
+    let image = current
+        .filter(|i| i.status != DELETED)
+        .ok_or_else(|| not_found(id))?;
+    if image.status == SAVING && !upload_lease_expired(image, now_ms, lease_ms) {
+        return Err(Refusal::Conflict(format!(
+            "The upload of image {id} still holds its lease."
+        )));
+    }
+    let mut next = step(image, SAVING, QUEUED, now_ms)?;
+    next.size = 0;
+    next.checksum.clear();
+    next.os_hash_value.clear();
+    Ok(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1135,5 +1204,51 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_upload_past_its_lease_goes_back_to_queued_and_a_newer_one_is_left_alone() {
+        let caller = Caller {
+            project_id: "demo",
+            roles: &roles(&["member"]),
+        };
+        let queued = image("demo", "private");
+        let id = queued.id;
+        let lease = 1_000;
+        let saving = decide_upload_start(Some(&queued), &id, &caller, 10).unwrap();
+        assert!(!upload_lease_expired(&saving, 10 + lease - 1, lease));
+        assert!(upload_lease_expired(&saving, 10 + lease, lease));
+
+        // Within the lease: refused, whoever asks.
+        assert!(matches!(
+            decide_upload_expiry(Some(&saving), &id, 10 + lease - 1, lease),
+            Err(Refusal::Conflict(_))
+        ));
+        // Past it: queued, with no data, ready for another upload.
+        let requeued = decide_upload_expiry(Some(&saving), &id, 10 + lease, lease).unwrap();
+        assert_eq!(requeued.status, QUEUED);
+        assert_eq!((requeued.size, requeued.checksum.as_str()), (0, ""));
+        assert_eq!(requeued.updated_at_ms, 10 + lease);
+
+        // A second keeper's abort of the same old upload, decided after a
+        // new upload started, leaves the new one alone.
+        let again = decide_upload_start(Some(&requeued), &id, &caller, 10 + lease + 5).unwrap();
+        assert!(decide_upload_expiry(Some(&again), &id, 10 + lease + 6, lease).is_err());
+        // Neither active, queued nor deleted images are the keeper's.
+        assert!(decide_upload_expiry(Some(&queued), &id, i64::MAX, lease).is_err());
+        let deleted = decide_delete(Some(&saving), &id, &caller).unwrap();
+        assert!(matches!(
+            decide_upload_expiry(Some(&deleted), &id, i64::MAX, lease),
+            Err(Refusal::NotFound(_))
+        ));
+        assert!(decide_upload_expiry(None, &id, i64::MAX, lease).is_err());
+
+        assert!(is_lease_keeper(
+            LEASE_KEEPER,
+            "service",
+            &roles(&["service"])
+        ));
+        assert!(!is_lease_keeper(LEASE_KEEPER, "demo", &roles(&["admin"])));
+        assert!(!is_lease_keeper("someone", "service", &roles(&["service"])));
     }
 }

@@ -270,24 +270,6 @@ pub struct MigrationFact {
     pub usage: HostUsage,
 }
 
-pub(crate) fn parse_vm_state(s: &str) -> Option<VmState> {
-    Some(match s {
-        "active" => VmState::Active,
-        "building" => VmState::Building,
-        "paused" => VmState::Paused,
-        "suspended" => VmState::Suspended,
-        "stopped" => VmState::Stopped,
-        "rescued" => VmState::Rescued,
-        "resized" => VmState::Resized,
-        "soft-delete" => VmState::SoftDeleted,
-        "deleted" => VmState::Deleted,
-        "error" => VmState::Error,
-        "shelved" => VmState::Shelved,
-        "shelved_offloaded" => VmState::ShelvedOffloaded,
-        _ => return None,
-    })
-}
-
 fn power(code: i32, otherwise: PowerState) -> PowerState {
     PowerState::from_code(code).unwrap_or(otherwise)
 }

@@ -1,5 +1,5 @@
 //! Every Novalog service in one process (Nova's nova-all): the API, the
-//! conductor, the scheduler and a compute agent with fake hosts, on one log
+//! conductor, the scheduler, billing and a compute agent with fake hosts, on one log
 //! (the embedded one by default). Used by `make run`, the end-to-end tests
 //! and the benchmarks.
 
@@ -17,6 +17,8 @@ pub struct System {
     pub api_addr: SocketAddr,
     /// The demo image's id, when the demo catalog was bootstrapped.
     pub demo_image: Option<uuid::Uuid>,
+    /// The billing service's usage ledger.
+    pub billing: Arc<novalog_billing::service::Ledger>,
     trigger: ShutdownTrigger,
     tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
 }
@@ -72,6 +74,20 @@ impl System {
                 Box::pin(async move { agent.run(sd).await }),
             ));
         }
+        let billing = novalog_billing::service::Billing::open(cfg)?;
+        let ledger = billing.ledger.clone();
+        {
+            novalog_billing::rate::PriceTable::from_options(&cfg.billing)
+                .map_err(|e| Error::Service(format!("[billing]: {e}")))?;
+            let (cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());
+            tasks.push(spawn(
+                "billing",
+                Box::pin(async move {
+                    let wrap = novalog_runtime::consumer::unwrapped();
+                    billing.run(&cfg, log, sd, wrap).await
+                }),
+            ));
+        }
         let api = novalog_api::ApiService::start(cfg, log.clone(), shutdown.clone()).await?;
         let api_addr = api.local_addr();
         let demo_image = if cfg.bootstrap.demo_catalog {
@@ -95,6 +111,7 @@ impl System {
             topics: cfg.topics(),
             api_addr,
             demo_image,
+            billing: ledger,
             trigger,
             tasks,
         })

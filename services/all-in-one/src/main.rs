@@ -63,13 +63,14 @@ async fn main() -> anyhow::Result<()> {
         "conductor",
         "scheduler",
         "compute",
+        "billing",
     ]);
     std::fs::create_dir_all(&cfg.data_dir)?;
     let mut system = System::start(&cfg, None).await?;
     let (_stop_watchers, watchers) = novalog_runtime::Shutdown::new();
     novalog_runtime::observe::watch_db_sizes(
         &cfg.data_dir,
-        &["api", "conductor", "scheduler", "compute", "log"],
+        &["api", "conductor", "scheduler", "compute", "billing", "log"],
         &watchers,
     );
     let addr = system.api_addr;

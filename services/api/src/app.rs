@@ -34,6 +34,9 @@ pub struct App {
     pub max_body: usize,
     /// Where uploaded image data is kept (`<data_dir>/images`).
     pub images_dir: std::path::PathBuf,
+    /// How long an upload may keep its image `saving`
+    /// (`[conductor] image_upload_lease`).
+    pub image_upload_lease: std::time::Duration,
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,

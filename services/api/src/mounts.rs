@@ -34,6 +34,7 @@ pub fn image_app(app: &AppState) -> Arc<ImageApp> {
     Arc::new(ImageApp {
         catalog: Arc::new(ImagesOnTheLog(app.clone())),
         images_dir: app.images_dir.clone(),
+        upload_lease: app.image_upload_lease,
     })
 }
 

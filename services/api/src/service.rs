@@ -93,6 +93,7 @@ impl ApiService {
             topics: topics.clone(),
             max_body: cfg.api.max_request_body_size,
             images_dir: cfg.data_dir.join("images"),
+            image_upload_lease: Duration::from_secs(cfg.conductor.image_upload_lease),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
         });
@@ -146,9 +147,20 @@ impl ApiService {
             // until someone puts them back; the consumer must run first,
             // for the verdicts.
             let images = crate::mounts::image_app(&app);
-            tokio::spawn(
-                async move { novalog_image::images::abort_interrupted_uploads(&images).await },
-            );
+            // Holds the app (and its store) until the server stops, no
+            // longer: a restart in the same process reopens the store.
+            let mut stopped = server_stopped.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stopped.wait() => {}
+                    _ = async {
+                        novalog_image::images::abort_interrupted_uploads(&images).await;
+                        // Those of a replica that died and never starts
+                        // again are bounded by their lease.
+                        novalog_image::images::keep_upload_leases(images.clone()).await
+                    } => {}
+                }
+            });
         }
         {
             let stop_server = stop_server.clone();

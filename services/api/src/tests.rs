@@ -342,7 +342,11 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     | Event::Intent(Intent::ImageUploadFinishRequested(_))
                     | Event::Intent(Intent::ImageUploadAbortRequested { .. })
                     | Event::Intent(Intent::ImageDeleteRequested { .. }) => {
-                        let (id, event) = decide_image(&mut images, &intent);
+                        let (id, event) = decide_image(
+                            &mut images,
+                            &intent,
+                            (cfg.conductor.image_upload_lease as i64).saturating_mul(1000),
+                        );
                         let topic = if matches!(event, Event::Instance(InstanceEvent::IntentRejected { .. })) {
                             &topics.instances
                         } else {
@@ -412,6 +416,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
 fn decide_image(
     images: &mut HashMap<Uuid, novalog_schemas::Image>,
     intent: &Envelope,
+    lease_ms: i64,
 ) -> (Uuid, Event) {
     use novalog_schemas::image;
     let who = intent.meta.actor.image_caller();
@@ -434,7 +439,13 @@ fn decide_image(
         ),
         Event::Intent(Intent::ImageUploadAbortRequested { image_id }) => (
             *image_id,
-            image::decide_upload_abort(images.get(image_id), image_id, &who, now),
+            image::decide_abort_by(
+                images.get(image_id),
+                image_id,
+                &intent.meta.actor,
+                now,
+                lease_ms,
+            ),
         ),
         Event::Intent(Intent::ImageDeleteRequested { image_id }) => (
             *image_id,

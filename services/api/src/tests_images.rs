@@ -339,3 +339,45 @@ async fn an_upload_whose_api_died_is_queued_again_at_the_next_start() {
     assert!(!staging.exists(), "the staging file is removed");
     h.stop().await;
 }
+
+/// Issue 9: an upload whose API died on another replica (which may never
+/// start again to abort it) left the image `saving` for ever. Its lease
+/// bounds it: once the lease has run out, this replica's lease keeper has
+/// the conductor put it back to queued, and a new upload succeeds.
+#[tokio::test]
+async fn an_upload_whose_api_died_on_another_replica_is_queued_again_after_its_lease() {
+    let h = Harness::with_conductor_configured(|cfg| cfg.conductor.image_upload_lease = 1).await;
+    let id = fresh(&h, false, false).await;
+    let app = h.handle.as_ref().unwrap().app.clone();
+    let image = app.projection.image(&id.parse().unwrap()).unwrap();
+    let ctx = crate::auth::Context::new("alice", "p1", vec!["member".to_owned()]);
+    let images = crate::mounts::image_app(&app);
+    tokio::fs::create_dir_all(&app.images_dir).await.unwrap();
+    let upload = novalog_image::images::Upload::begin(&images, &ctx, "req-test", &image)
+        .await
+        .unwrap();
+    // The other replica's staging file is on its own disk: nothing here
+    // tells this replica's start that the upload was interrupted.
+    tokio::fs::remove_file(&upload.staging).await.unwrap();
+    std::mem::forget(upload);
+    assert_eq!(status_becomes(&h, &id, "saving").await, "saving");
+    novalog_image::images::abort_interrupted_uploads(&images).await;
+    assert_eq!(
+        app.projection.image(&id.parse().unwrap()).unwrap().status,
+        "saving"
+    );
+
+    assert_eq!(status_becomes(&h, &id, "queued").await, "queued");
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("/image/v2/images/{id}/file"),
+            Some(MEMBER),
+            &[OCTETS],
+            Some(vec![1, 2, 3]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(status_becomes(&h, &id, "active").await, "active");
+    h.stop().await;
+}

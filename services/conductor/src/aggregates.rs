@@ -7,15 +7,75 @@
 use std::collections::BTreeMap;
 
 use novalog_schemas::events::HostAggregate;
-use novalog_schemas::{CatalogEvent, Envelope, Event, Intent, Rejection};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
 
 use crate::core::{Conductor, Dest, Emit, emit};
 
 const AZ: &str = "availability_zone";
 
-/// The decision on one aggregate intent: the fact to record, or the
-/// rejection.
-type Decision = Result<Event, Rejection>;
+/// An aggregate intent, as the dispatcher hands it over (the
+/// `Aggregate*Requested` [`Intent`](novalog_schemas::Intent)'s fields,
+/// borrowed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AggregateIntent<'a> {
+    Create(&'a HostAggregate),
+    Update {
+        aggregate_id: &'a u32,
+        name: &'a Option<String>,
+        availability_zone: &'a Option<String>,
+    },
+    Delete {
+        aggregate_id: &'a u32,
+    },
+    HostAdd {
+        aggregate_id: &'a u32,
+        host: &'a String,
+    },
+    HostRemove {
+        aggregate_id: &'a u32,
+        host: &'a String,
+    },
+    MetadataSet {
+        aggregate_id: &'a u32,
+        metadata: &'a BTreeMap<String, Option<String>>,
+    },
+}
+
+impl AggregateIntent<'_> {
+    /// Nova's policy name for it (`os_compute_api:os-aggregates:<action>`).
+    fn action(self) -> &'static str {
+        match self {
+            AggregateIntent::Create(_) => "create",
+            AggregateIntent::Update { .. } => "update",
+            AggregateIntent::Delete { .. } => "delete",
+            AggregateIntent::HostAdd { .. } => "add_host",
+            AggregateIntent::HostRemove { .. } => "remove_host",
+            AggregateIntent::MetadataSet { .. } => "set_metadata",
+        }
+    }
+}
+
+/// An accepted aggregate intent: the aggregate it is about, that
+/// aggregate afterwards (`None`: deleted), and the fact to record.
+struct Decided {
+    id: u32,
+    after: Option<HostAggregate>,
+    fact: CatalogEvent,
+}
+
+impl Decided {
+    /// `a` changed as `fact` says.
+    fn changed(a: HostAggregate, fact: fn(Box<HostAggregate>) -> CatalogEvent) -> Self {
+        Decided {
+            id: a.id,
+            after: Some(a.clone()),
+            fact: fact(Box::new(a)),
+        }
+    }
+}
+
+/// The decision on one aggregate intent, or the rejection.
+type Decision = Result<Decided, Rejection>;
 
 fn not_found(id: u32) -> Rejection {
     Rejection::not_found(format!("Aggregate {id} could not be found."))
@@ -47,15 +107,15 @@ fn zone_conflict(c: &Conductor, a: &HostAggregate, az: Option<&str>) -> Option<S
     })
 }
 
-fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
+fn decide(c: &Conductor, intent: AggregateIntent<'_>, now_ms: i64) -> Decision {
     let existing = |id: u32| c.aggregates.get(&id).ok_or_else(|| not_found(id));
     let name_taken = |name: &str, except: u32| {
         c.aggregates
             .values()
             .any(|a| a.name == name && a.id != except)
     };
-    match &env.event {
-        Event::Intent(Intent::AggregateCreateRequested(req)) => {
+    match intent {
+        AggregateIntent::Create(req) => {
             if name_taken(&req.name, 0) {
                 return Err(Rejection::conflict(format!(
                     "Aggregate {} already exists.",
@@ -63,21 +123,20 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                 )));
             }
             let id = c.aggregates.keys().next_back().map_or(1, |last| last + 1);
-            Ok(Event::Catalog(CatalogEvent::AggregateCreated(Box::new(
-                HostAggregate {
-                    id,
-                    hosts: Vec::new(),
-                    created_at_ms: now_ms,
-                    updated_at_ms: now_ms,
-                    ..(**req).clone()
-                },
-            ))))
+            let a = HostAggregate {
+                id,
+                hosts: Vec::new(),
+                created_at_ms: now_ms,
+                updated_at_ms: now_ms,
+                ..req.clone()
+            };
+            Ok(Decided::changed(a, CatalogEvent::AggregateCreated))
         }
-        Event::Intent(Intent::AggregateUpdateRequested {
+        AggregateIntent::Update {
             aggregate_id,
             name,
             availability_zone,
-        }) => {
+        } => {
             let mut a = existing(*aggregate_id)?.clone();
             if let Some(name) = name {
                 if name_taken(name, a.id) {
@@ -97,9 +156,9 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                 a.metadata.insert(AZ.into(), az.clone());
             }
             a.updated_at_ms = now_ms;
-            Ok(Event::Catalog(CatalogEvent::AggregateUpdated(Box::new(a))))
+            Ok(Decided::changed(a, CatalogEvent::AggregateUpdated))
         }
-        Event::Intent(Intent::AggregateDeleteRequested { aggregate_id }) => {
+        AggregateIntent::Delete { aggregate_id } => {
             let a = existing(*aggregate_id)?;
             if !a.hosts.is_empty() {
                 return Err(Rejection::invalid(format!(
@@ -107,11 +166,13 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
                     a.id
                 )));
             }
-            Ok(Event::Catalog(CatalogEvent::AggregateDeleted {
-                aggregate_id: a.id,
-            }))
+            Ok(Decided {
+                id: a.id,
+                after: None,
+                fact: CatalogEvent::AggregateDeleted { aggregate_id: a.id },
+            })
         }
-        Event::Intent(Intent::AggregateHostAddRequested { aggregate_id, host }) => {
+        AggregateIntent::HostAdd { aggregate_id, host } => {
             let mut a = existing(*aggregate_id)?.clone();
             if a.hosts.contains(host) {
                 return Err(Rejection::conflict(format!(
@@ -134,12 +195,16 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             }
             a.hosts.push(host.clone());
             a.updated_at_ms = now_ms;
-            Ok(Event::Catalog(CatalogEvent::AggregateHostAdded {
-                aggregate: Box::new(a),
-                host: host.clone(),
-            }))
+            Ok(Decided {
+                id: a.id,
+                after: Some(a.clone()),
+                fact: CatalogEvent::AggregateHostAdded {
+                    aggregate: Box::new(a),
+                    host: host.clone(),
+                },
+            })
         }
-        Event::Intent(Intent::AggregateHostRemoveRequested { aggregate_id, host }) => {
+        AggregateIntent::HostRemove { aggregate_id, host } => {
             let mut a = existing(*aggregate_id)?.clone();
             let Some(pos) = a.hosts.iter().position(|h| h == host) else {
                 return Err(Rejection::not_found(format!(
@@ -149,15 +214,19 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             };
             a.hosts.remove(pos);
             a.updated_at_ms = now_ms;
-            Ok(Event::Catalog(CatalogEvent::AggregateHostRemoved {
-                aggregate: Box::new(a),
-                host: host.clone(),
-            }))
+            Ok(Decided {
+                id: a.id,
+                after: Some(a.clone()),
+                fact: CatalogEvent::AggregateHostRemoved {
+                    aggregate: Box::new(a),
+                    host: host.clone(),
+                },
+            })
         }
-        Event::Intent(Intent::AggregateMetadataSetRequested {
+        AggregateIntent::MetadataSet {
             aggregate_id,
             metadata,
-        }) => {
+        } => {
             let mut a = existing(*aggregate_id)?.clone();
             if let Some(Some(az)) = metadata.get(AZ)
                 && let Some(reason) = zone_conflict(c, &a, Some(az))
@@ -169,11 +238,8 @@ fn decide(c: &Conductor, env: &Envelope, now_ms: i64) -> Decision {
             }
             apply_metadata(&mut a.metadata, metadata);
             a.updated_at_ms = now_ms;
-            Ok(Event::Catalog(CatalogEvent::AggregateMetadataSet(
-                Box::new(a),
-            )))
+            Ok(Decided::changed(a, CatalogEvent::AggregateMetadataSet))
         }
-        _ => Err(Rejection::invalid("not an aggregate intent")),
     }
 }
 
@@ -187,42 +253,29 @@ fn apply_metadata(into: &mut BTreeMap<String, String>, changes: &BTreeMap<String
 }
 
 /// Decides on an aggregate intent and, when accepted, folds the fact.
-pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_intent(
+    c: &mut Conductor,
+    env: &Envelope,
+    intent: AggregateIntent<'_>,
+    now_ms: i64,
+) -> Vec<Emit> {
     let key = env.meta.aggregate_id.clone();
     if !env.meta.actor.is_admin() {
-        let action = match &env.event {
-            Event::Intent(Intent::AggregateCreateRequested(_)) => "create",
-            Event::Intent(Intent::AggregateUpdateRequested { .. }) => "update",
-            Event::Intent(Intent::AggregateDeleteRequested { .. }) => "delete",
-            Event::Intent(Intent::AggregateHostAddRequested { .. }) => "add_host",
-            Event::Intent(Intent::AggregateHostRemoveRequested { .. }) => "remove_host",
-            _ => "set_metadata",
-        };
         return vec![Conductor::reject(
             env,
             key,
             Rejection::forbidden(format!(
-                "Policy doesn't allow os_compute_api:os-aggregates:{action} to be performed."
+                "Policy doesn't allow os_compute_api:os-aggregates:{} to be performed.",
+                intent.action()
             )),
         )];
     }
-    match decide(c, env, now_ms) {
+    match decide(c, intent, now_ms) {
         Err(r) => vec![Conductor::reject(env, key, r)],
-        Ok(fact) => {
-            let id = match &fact {
-                Event::Catalog(CatalogEvent::AggregateDeleted { aggregate_id }) => {
-                    c.aggregates.remove(aggregate_id);
-                    *aggregate_id
-                }
-                Event::Catalog(CatalogEvent::AggregateCreated(a))
-                | Event::Catalog(CatalogEvent::AggregateUpdated(a))
-                | Event::Catalog(CatalogEvent::AggregateMetadataSet(a))
-                | Event::Catalog(CatalogEvent::AggregateHostAdded { aggregate: a, .. })
-                | Event::Catalog(CatalogEvent::AggregateHostRemoved { aggregate: a, .. }) => {
-                    c.aggregates.insert(a.id, (**a).clone());
-                    a.id
-                }
-                _ => return Vec::new(),
+        Ok(Decided { id, after, fact }) => {
+            match after {
+                Some(a) => c.aggregates.insert(id, a),
+                None => c.aggregates.remove(&id),
             };
             vec![emit(
                 Dest::Catalog,
@@ -230,7 +283,7 @@ pub(crate) fn on_intent(c: &mut Conductor, env: &Envelope, now_ms: i64) -> Vec<E
                 &env.meta,
                 "aggregate",
                 id.to_string(),
-                fact,
+                Event::Catalog(fact),
             )]
         }
     }

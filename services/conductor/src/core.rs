@@ -70,6 +70,9 @@ pub struct Settings {
     pub allow_resize_to_same_host: bool,
     /// Every project's quotas unless set otherwise (`[quota]`).
     pub quota: novalog_schemas::quota::QuotaDefaults,
+    /// How long an upload may keep its image `saving`
+    /// (`[conductor] image_upload_lease`).
+    pub upload_lease_ms: i64,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             resize_confirm_window_ms: 0,
             allow_resize_to_same_host: false,
             quota: Default::default(),
+            upload_lease_ms: novalog_schemas::image::DEFAULT_UPLOAD_LEASE_MS,
         }
     }
 }
@@ -97,7 +101,12 @@ impl Settings {
         match step {
             Step::Build => self.build_timeout_ms,
             Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
-            _ => self.step_timeout_ms,
+            Step::Schedule
+            | Step::Resize(_)
+            | Step::Rebuild
+            | Step::Evacuate
+            | Step::LiveMigrate(_)
+            | Step::Action(_) => self.step_timeout_ms,
         }
     }
 }
@@ -115,6 +124,11 @@ pub struct Conductor {
     /// the live servers, not by every server ever created.
     pub instances: Table<Uuid, Instance>,
     pub flavors: Table<String, Flavor>,
+    /// Images not deleted, and deleted ones while a record about them is
+    /// being decided: as with instances, the shell restores a deleted one
+    /// from the store before such a record ([`Conductor::restore_image`])
+    /// and evicts it once persisted ([`Conductor::evict_deleted_images`]).
+    /// A deleted image stays in the store so its id is never reused.
     pub images: Table<Uuid, Image>,
     /// Server groups not deleted, with the instances that joined them.
     pub server_groups: Table<Uuid, crate::server_groups::GroupState>,
@@ -165,6 +179,8 @@ pub(crate) mod tables {
 pub struct Persisted {
     /// Instances whose rows were written.
     pub instances: Vec<Uuid>,
+    /// Images whose rows were written.
+    pub images: Vec<Uuid>,
     /// Instances whose awaited step changed (or ended).
     pub awaiting: Vec<Uuid>,
 }
@@ -201,7 +217,8 @@ impl Conductor {
 
     /// Loads the conductor's state from its store: every table, but of the
     /// instances only those not deleted, and the deleted ones a saga still
-    /// awaits (the others are read back when a record concerns them).
+    /// awaits, and of the images those not deleted (the others are read
+    /// back when a record concerns them).
     pub fn load(store: &impl Store, settings: Settings) -> novalog_store::Result<Self> {
         use tables::*;
         let mut instances = Table::load_where(store, INSTANCES, |i: &Instance| !i.is_deleted())?;
@@ -217,7 +234,9 @@ impl Conductor {
             settings,
             instances,
             flavors: Table::load(store, FLAVORS)?,
-            images: Table::load(store, IMAGES)?,
+            images: Table::load_where(store, IMAGES, |i: &Image| {
+                i.status != novalog_schemas::image::DELETED
+            })?,
             server_groups: Table::load(store, SERVER_GROUPS)?,
             aggregates: Table::load(store, AGGREGATES)?,
             awaiting,
@@ -240,7 +259,7 @@ impl Conductor {
         let instances = self.instances.persist(tx)?;
         self.flavors.persist(tx)?;
         self.flavor_access.persist(tx)?;
-        self.images.persist(tx)?;
+        let images = self.images.persist(tx)?;
         self.server_groups.persist(tx)?;
         self.quota_overrides.persist(tx)?;
         self.aggregates.persist(tx)?;
@@ -250,6 +269,7 @@ impl Conductor {
         self.services.persist(tx)?;
         Ok(Persisted {
             instances,
+            images,
             awaiting,
         })
     }
@@ -356,6 +376,32 @@ impl Conductor {
             }
         }
         evicted
+    }
+
+    /// Puts back an image the shell read from its store (a deleted one,
+    /// evicted earlier), so a record is decided on it as if it had never
+    /// left memory: a create with its id is still a conflict.
+    pub fn restore_image(&mut self, image: Image) {
+        if !self.images.contains_key(&image.id) {
+            self.images.restore(image.id, image);
+        }
+    }
+
+    /// Drops from memory those of `ids` that are deleted images with no
+    /// unpersisted change; the shell calls it once it has staged their
+    /// rows. Returns how many left.
+    pub fn evict_deleted_images(&mut self, ids: impl IntoIterator<Item = Uuid>) -> usize {
+        ids.into_iter()
+            .filter(|id| {
+                self.images
+                    .evict(id, |i| i.status == novalog_schemas::image::DELETED)
+            })
+            .count()
+    }
+
+    /// Images held in memory (the memory bound's tests count them).
+    pub fn resident_images(&self) -> usize {
+        self.images.len()
     }
 
     /// Instances held in memory (the memory bound's tests count them).

@@ -6,8 +6,9 @@
 use novalog_schemas::migration::MigrationFact;
 use novalog_schemas::{ComputeFact, Envelope, Event, Intent, SchedulerEvent};
 
+use crate::aggregates::AggregateIntent;
 use crate::core::{Conductor, Emit};
-use crate::saga::Step;
+use crate::saga::{Answer, Step};
 
 impl Conductor {
     /// Decides on one input record; returns what to append, in order.
@@ -88,13 +89,42 @@ impl Conductor {
             Intent::ServerGroupDeleteRequested { group_id } => {
                 crate::server_groups::on_delete(self, env, *group_id)
             }
-            Intent::AggregateCreateRequested(_)
-            | Intent::AggregateUpdateRequested { .. }
-            | Intent::AggregateDeleteRequested { .. }
-            | Intent::AggregateHostAddRequested { .. }
-            | Intent::AggregateHostRemoveRequested { .. }
-            | Intent::AggregateMetadataSetRequested { .. } => {
-                crate::aggregates::on_intent(self, env, now_ms)
+            Intent::AggregateCreateRequested(a) => {
+                crate::aggregates::on_intent(self, env, AggregateIntent::Create(a), now_ms)
+            }
+            Intent::AggregateUpdateRequested {
+                aggregate_id,
+                name,
+                availability_zone,
+            } => {
+                let update = AggregateIntent::Update {
+                    aggregate_id,
+                    name,
+                    availability_zone,
+                };
+                crate::aggregates::on_intent(self, env, update, now_ms)
+            }
+            Intent::AggregateDeleteRequested { aggregate_id } => {
+                let delete = AggregateIntent::Delete { aggregate_id };
+                crate::aggregates::on_intent(self, env, delete, now_ms)
+            }
+            Intent::AggregateHostAddRequested { aggregate_id, host } => {
+                let add = AggregateIntent::HostAdd { aggregate_id, host };
+                crate::aggregates::on_intent(self, env, add, now_ms)
+            }
+            Intent::AggregateHostRemoveRequested { aggregate_id, host } => {
+                let remove = AggregateIntent::HostRemove { aggregate_id, host };
+                crate::aggregates::on_intent(self, env, remove, now_ms)
+            }
+            Intent::AggregateMetadataSetRequested {
+                aggregate_id,
+                metadata,
+            } => {
+                let set = AggregateIntent::MetadataSet {
+                    aggregate_id,
+                    metadata,
+                };
+                crate::aggregates::on_intent(self, env, set, now_ms)
             }
             Intent::SagaStepTimedOut {
                 instance_id,
@@ -238,17 +268,39 @@ impl Conductor {
                 },
                 now_ms,
             ),
-            ComputeFact::ResizeClaimSucceeded(f)
-            | ComputeFact::ResizeClaimFailed(f)
-            | ComputeFact::DiskMigratedAndPoweredOff(f)
-            | ComputeFact::MigrationFinishedOnDest(f)
-            | ComputeFact::MigrationConfirmedOnSource(f)
-            | ComputeFact::MigrationRevertedOnDest(f)
-            | ComputeFact::RevertFinishedOnSource(f)
-            | ComputeFact::InstanceLiveMigrated(f)
-            | ComputeFact::RebuildSpawnStarted(f)
-            | ComputeFact::InstanceRebuilt(f)
-            | ComputeFact::MigrationStepFailed(f) => on_migration_fact(self, env, f, now_ms),
+            ComputeFact::ResizeClaimSucceeded(f) => {
+                on_migration_fact(self, env, Answer::Claimed, f, now_ms)
+            }
+            ComputeFact::ResizeClaimFailed(f) => {
+                on_migration_fact(self, env, Answer::ClaimFailed, f, now_ms)
+            }
+            ComputeFact::DiskMigratedAndPoweredOff(f) => {
+                on_migration_fact(self, env, Answer::DiskMigrated, f, now_ms)
+            }
+            ComputeFact::MigrationFinishedOnDest(f) => {
+                on_migration_fact(self, env, Answer::FinishedOnDest, f, now_ms)
+            }
+            ComputeFact::MigrationConfirmedOnSource(f) => {
+                on_migration_fact(self, env, Answer::ConfirmedOnSource, f, now_ms)
+            }
+            ComputeFact::MigrationRevertedOnDest(f) => {
+                on_migration_fact(self, env, Answer::RevertedOnDest, f, now_ms)
+            }
+            ComputeFact::RevertFinishedOnSource(f) => {
+                on_migration_fact(self, env, Answer::RevertFinishedOnSource, f, now_ms)
+            }
+            ComputeFact::InstanceLiveMigrated(f) => {
+                on_migration_fact(self, env, Answer::LiveMigrated, f, now_ms)
+            }
+            ComputeFact::RebuildSpawnStarted(f) => {
+                on_migration_fact(self, env, Answer::SpawnStarted, f, now_ms)
+            }
+            ComputeFact::InstanceRebuilt(f) => {
+                on_migration_fact(self, env, Answer::Rebuilt, f, now_ms)
+            }
+            ComputeFact::MigrationStepFailed(f) => {
+                on_migration_fact(self, env, Answer::StepFailed, f, now_ms)
+            }
             // Facts that need no decision: a build waits for the spawn, an
             // evacuation is done once the instance is rebuilt elsewhere.
             ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {
@@ -258,11 +310,13 @@ impl Conductor {
     }
 }
 
-/// A host's fact about a migration or a rebuild, to the saga the instance
-/// awaits it in; facts for none are stale.
+/// A host's answer about a migration or a rebuild, to the saga the
+/// instance awaits it in (whose table says what follows); facts for none
+/// are stale.
 fn on_migration_fact(
     c: &mut Conductor,
     env: &Envelope,
+    answer: Answer,
     f: &MigrationFact,
     now_ms: i64,
 ) -> Vec<Emit> {
@@ -270,10 +324,10 @@ fn on_migration_fact(
         return Vec::new();
     };
     match step {
-        Step::Resize(_) => crate::resize::on_fact(c, env, f, now_ms),
-        Step::Rebuild => crate::rebuild::on_fact(c, env, f, now_ms),
-        Step::Evacuate => crate::evacuate::on_fact(c, env, f, now_ms),
-        Step::LiveMigrate(_) => crate::live_migrate::on_fact(c, env, f, now_ms),
+        Step::Resize(_) => crate::resize::on_fact(c, env, answer, f, now_ms),
+        Step::Rebuild => crate::rebuild::on_fact(c, env, answer, f, now_ms),
+        Step::Evacuate => crate::evacuate::on_fact(c, env, answer, f, now_ms),
+        Step::LiveMigrate(_) => crate::live_migrate::on_fact(c, env, answer, f, now_ms),
         // No host answers these with a migration fact.
         Step::Build | Step::Schedule | Step::Action(_) => Vec::new(),
     }

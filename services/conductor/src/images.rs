@@ -6,10 +6,65 @@
 //! whole image after it.
 
 use novalog_schemas::image::{self, ImageData, ImagePatch, Refusal};
-use novalog_schemas::{CatalogEvent, Envelope, Event, Image};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Image, Intent};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
+
+/// The image a record is decided on, if any: the shell reads it back from
+/// the store before the record when it is not in memory (deleted images
+/// are not kept there).
+pub fn image_concerned(event: &Event) -> Option<Uuid> {
+    let intent = match event {
+        Event::Intent(intent) => intent,
+        // Images are decided on intents only.
+        Event::Instance(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => return None,
+    };
+    match intent {
+        Intent::ImageCreateRequested(i) | Intent::ImageUpdateRequested(i) => Some(i.id),
+        Intent::ImagePatchRequested(p) => Some(p.image_id),
+        Intent::ImageUploadFinishRequested(d) => Some(d.image_id),
+        Intent::ImageUploadRequested { image_id }
+        | Intent::ImageUploadAbortRequested { image_id }
+        | Intent::ImageDeleteRequested { image_id } => Some(*image_id),
+        Intent::ServerCreateRequested(req) => Some(req.image.id),
+        Intent::ServerRebuildRequested(req) => Some(req.image.id),
+        Intent::ServerDeleteRequested { .. }
+        | Intent::FlavorCreateRequested(_)
+        | Intent::ServerGroupCreateRequested(_)
+        | Intent::ServerGroupDeleteRequested { .. }
+        | Intent::AggregateCreateRequested(_)
+        | Intent::AggregateUpdateRequested { .. }
+        | Intent::AggregateDeleteRequested { .. }
+        | Intent::AggregateHostAddRequested { .. }
+        | Intent::AggregateHostRemoveRequested { .. }
+        | Intent::AggregateMetadataSetRequested { .. }
+        | Intent::ServerActionRequested { .. }
+        | Intent::ServerUpdateRequested { .. }
+        | Intent::ServerMetadataChangeRequested { .. }
+        | Intent::ServerTagsChangeRequested { .. }
+        | Intent::QuotaSetRequested { .. }
+        | Intent::QuotaResetRequested { .. }
+        | Intent::KeypairCreateRequested(_)
+        | Intent::KeypairDeleteRequested { .. }
+        | Intent::FlavorUpdateRequested(_)
+        | Intent::FlavorDeleteRequested { .. }
+        | Intent::FlavorAccessChangeRequested { .. }
+        | Intent::ServiceUpdateRequested(_)
+        | Intent::ServiceChangeRequested(_)
+        | Intent::ServiceDeleteRequested { .. }
+        | Intent::ServerMigrationRequested(_)
+        | Intent::ServerResizeConfirmRequested { .. }
+        | Intent::ServerResizeRevertRequested { .. }
+        | Intent::SagaStepTimedOut { .. } => None,
+    }
+}
 
 fn reject(env: &Envelope, id: &Uuid, r: Refusal) -> Vec<Emit> {
     vec![Conductor::reject(env, id.to_string(), r.into())]
@@ -97,12 +152,16 @@ pub(crate) fn on_upload_finish(c: &mut Conductor, env: &Envelope, d: &ImageData)
     })
 }
 
+/// An upload ends without data: its own API gave up on it (decided by
+/// Glance's policy), or the lease keeper found its lease run out (decided
+/// by the lease, at the keeper's time: a newer upload is left alone).
 pub(crate) fn on_upload_abort(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit> {
-    let decided = image::decide_upload_abort(
+    let decided = image::decide_abort_by(
         c.images.get(&id),
         &id,
-        &env.meta.actor.image_caller(),
+        &env.meta.actor,
         env.meta.occurred_at_ms,
+        c.settings.upload_lease_ms,
     );
     record(c, env, id, decided, "image-requeued", |i| {
         Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))

@@ -1,6 +1,9 @@
 //! The conductor: the only writer of instance state. It decides on intents,
-//! drives the build and delete sagas through the scheduler and the compute
-//! agents, and owns the catalog (flavors, images).
+//! drives every saga (build, delete, server actions, resize and cold
+//! migrate, live migrate, evacuate, rebuild) through the scheduler and the
+//! compute agents with a deadline on each step, and owns the catalog as
+//! accepted (flavors, images, keypairs, server groups, aggregates,
+//! quotas, services).
 //!
 //! # Layout
 //! - [`core`]: [`Conductor`], the state: one [`table::Table`] per kind of
@@ -10,12 +13,16 @@
 //! - [`dispatch`]: `handle(record, now) -> records to emit`, the one match
 //!   that hands each input to its flow.
 //! - [`saga`]: [`saga::Step`], which saga an instance is in and what it
-//!   awaits, as a type; [`timers`]: until when it awaits, and what a
+//!   awaits, as a type, and the shape of every saga's table
+//!   ([`saga::Row`]: a step's host, each answer and what follows it, what
+//!   silence leads to); [`timers`]: until when it awaits, and what a
 //!   timeout does.
 //! - Sagas, one file each: [`build`], [`delete`], [`resize`] (resize and
 //!   cold migrate, confirm, revert, auto-confirm), [`live_migrate`],
-//!   [`evacuate`], [`rebuild`]; [`migration`]: the steps every migration
-//!   shares (request, scheduling, claims and alternates, abort, error).
+//!   [`evacuate`], [`rebuild`], the last four each with its steps and
+//!   compensations as a table (its `row`) that its `on_fact` and
+//!   `on_timeout` follow; [`migration`]: the steps every migration shares
+//!   (request, scheduling, claims and alternates, abort, error).
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
 //!   resume (straight to the host), lock and unlock; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
 use crate::preconditions::{Caller, Rule, check_rule};
-use crate::saga::Step;
+use crate::saga::{Side, Step};
 use crate::timers::{Awaiting, timeout_fault};
 
 /// Nova's InstanceInvalidState message.
@@ -168,7 +168,11 @@ pub(crate) fn on_request(
         (MigrationType::Resize, None) => {
             return reject(Rejection::invalid("Resize requires a flavor."));
         }
-        _ => i.flavor.clone(),
+        // The others move the guest with the flavor it has.
+        (
+            MigrationType::Migration | MigrationType::LiveMigration | MigrationType::Evacuation,
+            _,
+        ) => i.flavor.clone(),
     };
     if req.migration_type == MigrationType::Resize
         && let Err(m) = check_upsize_quota(c, &i.project_id, &i.flavor, &new_flavor)
@@ -189,7 +193,9 @@ pub(crate) fn on_request(
         migration_type: req.migration_type,
         status: match req.migration_type {
             MigrationType::LiveMigration => MigrationStatus::Preparing,
-            _ => MigrationStatus::PreMigrating,
+            MigrationType::Resize | MigrationType::Migration | MigrationType::Evacuation => {
+                MigrationStatus::PreMigrating
+            }
         },
         source_compute: source.clone(),
         dest_compute: None,
@@ -385,31 +391,19 @@ pub(crate) fn schedule_to(
         Event::Instance(InstanceEvent::MigrationScheduled(Box::new(scheduled))),
     );
     let (i, m) = current(c, id).expect("still migrating");
-    // The destination's claim; an evacuation's claims and rebuilds at once.
-    let (step, make): (Step, fn(Box<MigrationCommand>) -> ComputeCommand) = match m.migration_type {
-        MigrationType::Resize | MigrationType::Migration => (
-            Step::Resize(crate::resize::Step::PrepResize),
-            ComputeCommand::PrepResize,
-        ),
-        MigrationType::LiveMigration => (
-            Step::LiveMigrate(crate::live_migrate::Step::Prep),
-            ComputeCommand::PrepResize,
-        ),
-        MigrationType::Evacuation => (Step::Evacuate, ComputeCommand::RebuildEvacuatedInstance),
-    };
-    let power_on = m.original_vm_state != VmState::Stopped;
-    let prep = command(
-        cause,
-        &format!("prep-resize-{attempt}"),
-        &i,
-        &m,
-        &host,
-        &m.new_flavor,
-        power_on,
-        make,
-    );
-    c.await_step(id, cause, step, Some(m.uuid), Some(host), now_ms);
-    vec![out0, prep]
+    // The destination's claim is the first step of each saga's table (an
+    // evacuation's claims and rebuilds at once).
+    let mut out = vec![out0];
+    out.extend(match m.migration_type {
+        MigrationType::Resize | MigrationType::Migration => {
+            crate::resize::enter(c, cause, &i, &m, crate::resize::Step::PrepResize, now_ms)
+        }
+        MigrationType::LiveMigration => {
+            crate::live_migrate::enter(c, cause, &i, &m, crate::live_migrate::Step::Prep, now_ms)
+        }
+        MigrationType::Evacuation => crate::evacuate::enter(c, cause, &i, &m, now_ms),
+    });
+    out
 }
 
 /// The next alternate after `host`'s claim failed (or timed out), or the
@@ -483,6 +477,27 @@ pub(crate) fn command(
             power_on,
         }))),
     )
+}
+
+/// The host on `side` of `m` (the destination once one is scheduled).
+pub(crate) fn host_of(m: &Migration, side: Side) -> String {
+    match side {
+        Side::Source => m.source_compute.clone(),
+        Side::Dest => m.dest_compute.clone().unwrap_or_default(),
+    }
+}
+
+/// `id` now awaits `step` of `m`'s saga from `host`.
+pub(crate) fn await_on(
+    c: &mut Conductor,
+    cause: &Meta,
+    id: Uuid,
+    m: &Migration,
+    step: Step,
+    host: String,
+    now_ms: i64,
+) {
+    c.await_step(id, cause, step, Some(m.uuid), Some(host), now_ms);
 }
 
 pub(crate) fn was_running(m: &Migration) -> bool {

@@ -7,19 +7,51 @@
 //! A failed spawn or a host that does not answer in time leaves the
 //! instance in ERROR with a fault naming the step; the claim stays with
 //! the instance, which is still on its host (delete releases it).
+//!
+//! One step, [`Step::Rebuild`] (`rebuild:rebuild`): its answers and what
+//! undoes it are [`row`], which [`on_fact`] and [`on_timeout`] follow.
+
+use std::convert::Infallible;
 
 use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, RebuildSpec, ServerRebuildRequested,
 };
-use novalog_schemas::{
-    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Rejection, VmState,
-};
+use novalog_schemas::{ComputeCommand, Envelope, Event, Fault, InstanceEvent, Rejection, VmState};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
-use crate::migration::{check_state, visible};
-use crate::saga::Step;
+use crate::migration::{check_state, step_fault, visible};
+use crate::saga::{Answer, Row, Side, Step, Then};
 use crate::timers::{Awaiting, timeout_fault};
+
+/// The end of a rebuild that worked: RebuildCompleted, ACTIVE (or
+/// stopped again, as it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rebuilt;
+
+/// What a failed or silent rebuild leads to: ERROR with a fault naming
+/// the step; nothing to undo (same host, same claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failed;
+
+/// The rebuild as a table (one step: nothing follows it, hence
+/// [`Infallible`]): the instance's own host, the driver step it names
+/// when it fails, each answer and what follows it, and what follows
+/// silence past the deadline.
+fn row() -> Row<Infallible, Rebuilt, Failed> {
+    use Answer as A;
+    use Then::{Done, Progress, Recover};
+    Row {
+        host: Side::Source,
+        driver_step: Some("rebuild"),
+        answers: &[
+            (A::SpawnStarted, Progress),
+            (A::Rebuilt, Done(Rebuilt)),
+            (A::StepFailed, Recover(Failed)),
+        ],
+        timed_out: Recover(Failed),
+    }
+}
 
 fn rebuild_id(env: &Envelope) -> Uuid {
     Uuid::new_v5(&env.meta.event_id, b"rebuild")
@@ -149,9 +181,12 @@ pub(crate) fn on_request(
     vec![started, cmd]
 }
 
+/// The host's `answer` about the rebuild `f.migration_id`: what [`row`]
+/// says follows.
 pub(crate) fn on_fact(
     c: &mut Conductor,
     env: &Envelope,
+    answer: Answer,
     f: &MigrationFact,
     now_ms: i64,
 ) -> Vec<Emit> {
@@ -165,15 +200,38 @@ pub(crate) fn on_fact(
     let Some(project) = c.instances.get(&id).map(|i| i.project_id.clone()) else {
         return Vec::new();
     };
-    match &env.event {
-        Event::ComputeFact(ComputeFact::RebuildSpawnStarted(_)) => vec![c.instance_event(
+    // A rebuild's one command is attempt 1.
+    match row().on(answer, f, 1) {
+        Some(then) => {
+            let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
+            follow(c, env, id, &a, &project, then, fault, f.power_state)
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Carries out `then` for the rebuild awaited in `a`.
+#[allow(clippy::too_many_arguments)]
+fn follow(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &Awaiting,
+    project: &str,
+    then: Then<Infallible, Rebuilt, Failed>,
+    fault: Fault,
+    power_state: i32,
+) -> Vec<Emit> {
+    match then {
+        Then::Progress => vec![c.instance_event(
             &env.meta,
             "rebuild-spawning",
             id,
-            &project,
+            project,
             Event::Instance(InstanceEvent::RebuildSpawnBegan),
         )],
-        Event::ComputeFact(ComputeFact::InstanceRebuilt(_)) => {
+        Then::Next(never) => match never {},
+        Then::Done(Rebuilt) => {
             c.stop_awaiting(id);
             let vm_state = match a.original_vm_state {
                 Some(VmState::Stopped) => VmState::Stopped,
@@ -183,23 +241,14 @@ pub(crate) fn on_fact(
                 &env.meta,
                 "rebuilt",
                 id,
-                &project,
+                project,
                 Event::Instance(InstanceEvent::RebuildCompleted {
                     vm_state,
-                    power_state: f.power_state,
+                    power_state,
                 }),
             )]
         }
-        Event::ComputeFact(ComputeFact::MigrationStepFailed(_)) => {
-            let fault = Fault {
-                code: 500,
-                message: format!("{} failed on {}", f.step, f.host),
-                details: f.reason.clone(),
-                created_at_ms: now_ms,
-            };
-            fail(c, env, id, &project, fault)
-        }
-        _ => Vec::new(),
+        Then::Recover(Failed) => fail(c, env, id, project, fault),
     }
 }
 
@@ -226,5 +275,17 @@ pub(crate) fn on_timeout(
         return Vec::new();
     };
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    fail(c, env, id, &project, fault)
+    // No power state to report: the host was silent.
+    follow(c, env, id, a, &project, row().timed_out, fault, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one step moves on and is undone when it fails.
+    #[test]
+    fn the_table_covers_every_step() {
+        crate::saga::check_table(&[()], &[()], |()| row(), |never| match never {});
+    }
 }

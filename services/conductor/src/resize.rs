@@ -25,8 +25,10 @@
 //!
 //! The steps every migration shares (the request, scheduling, the claim
 //! and its alternates, abort and error) are [`crate::migration`]'s; this
-//! file is what only a resize does, as two tables: [`Step`]'s forward
-//! moves in [`on_fact`], and [`recovery`], what undoes each step.
+//! file is what only a resize does, as one table, [`row`]: each step's
+//! host, the answers that move it on, and what undoes it when it fails
+//! or its host stays silent. [`on_fact`] and [`on_timeout`] look the
+//! step up there and [`follow`] it.
 //!
 //! Every step awaits one answer from one host with a deadline
 //! ([`crate::timers`]). A failure or a timeout before the guest runs on the
@@ -41,44 +43,40 @@
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, MigrationStatus};
 use novalog_schemas::{
-    ComputeCommand, ComputeFact, Envelope, Event, Fault, InstanceEvent, Meta, Rejection, VmState,
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, Rejection, VmState,
 };
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
 use crate::migration::{
-    abort, check_state, command, current, error, next_alternate, progress, step_fault, visible,
-    was_running,
+    abort, await_on, check_state, command, current, error, host_of, next_alternate, progress,
+    step_fault, visible, was_running,
 };
-use crate::saga;
+use crate::saga::{self, Answer, Row, Side, Then};
 use crate::timers::{Awaiting, timeout_fault};
 
 /// The steps of a resize (and cold migrate) after scheduling, each
 /// awaiting one host (`resize:<step>`; scheduling is
-/// [`saga::Step::Schedule`], shared by every migration).
-///
-/// | step | host | answered by | then |
-/// |---|---|---|---|
-/// | `PrepResize` | dest | ResizeClaimSucceeded | ResizeMigrationStarted, `MigrateDisk` |
-/// | `MigrateDisk` | source | DiskMigratedAndPoweredOff | ResizeMigrated, ResizeFinishStarted, `FinishMigration` |
-/// | `FinishMigration` | dest | MigrationFinishedOnDest | ResizeFinished (VERIFY_RESIZE), `AutoConfirm` if a window is set |
-/// | `AutoConfirm` | dest | the window's deadline | as a confirm |
-/// | `Confirm` | source | MigrationConfirmedOnSource | ResizeConfirmed |
-/// | `Revert` | dest | MigrationRevertedOnDest | `FinishRevert` |
-/// | `FinishRevert` | source | RevertFinishedOnSource | ResizeReverted |
-/// | `Compensate` | source | RevertFinishedOnSource | MigrationAborted |
-///
-/// What a failure or a timeout of each leads to is [`recovery`].
+/// [`saga::Step::Schedule`], shared by every migration). Each step's
+/// host, answers and compensations are its [`row`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// The destination claims the new flavor (Nova's prep_resize).
     PrepResize,
+    /// The source powers off and moves the disk.
     MigrateDisk,
+    /// The destination finishes and boots the guest.
     FinishMigration,
+    /// The source cleans up (a confirm, or the window running out).
     Confirm,
+    /// The destination lets go (a revert).
     Revert,
+    /// The source takes the guest back with the old flavor.
     FinishRevert,
-    /// Compensation: the source powers the guest back after a failure.
+    /// Compensation: the destination dropped its claim, the source
+    /// powers the guest back after a failure.
     Compensate,
+    /// VERIFY_RESIZE until `resize_confirm_window` runs out.
     AutoConfirm,
 }
 
@@ -104,21 +102,21 @@ impl Step {
     pub(crate) fn parse(name: &str) -> Option<Self> {
         STEPS.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
     }
-
-    /// The driver step whose failure a host reports for this step.
-    fn driver_step(self) -> &'static str {
-        match self {
-            Step::Compensate => "finish_revert_migration",
-            s => s.name(),
-        }
-    }
 }
 
-/// The host a step is about.
+/// Where a resize comes to rest or ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Source,
-    Dest,
+enum End {
+    /// ResizeFinished: VERIFY_RESIZE on the destination, until a confirm
+    /// or a revert (or the confirm window, when one is set).
+    Verify,
+    /// ResizeConfirmed: ACTIVE (or SHUTOFF) on the destination.
+    Confirmed,
+    /// ResizeReverted: ACTIVE (or SHUTOFF) on the source.
+    Reverted,
+    /// Compensated (MigrationAborted): back on the source as it was,
+    /// with the fault that was compensated.
+    Compensated,
 }
 
 /// What undoes a step that failed or timed out.
@@ -126,7 +124,10 @@ enum Side {
 enum Recovery {
     /// The claim failed: the next alternate, or abort when none is left.
     NextAlternate,
-    /// Undone on both hosts, back on the source ([`compensate`]).
+    /// The claim did not answer: the destination drops any claim it makes
+    /// later, then as [`Recovery::NextAlternate`].
+    DropClaimThenNextAlternate,
+    /// Undone on both hosts, back on the source ([`Step::Compensate`]).
     Compensate,
     /// Cannot be undone: ERROR on that host.
     Error(Side),
@@ -135,25 +136,97 @@ enum Recovery {
     ErrorAfterCompensating,
 }
 
-/// The compensation table: what a failure (or a timeout) of each step
-/// leads to. `None`: nothing fails there (the confirm window only runs
-/// out).
-const fn recovery(step: Step) -> Option<Recovery> {
-    Some(match step {
-        Step::PrepResize => Recovery::NextAlternate,
-        Step::MigrateDisk | Step::FinishMigration => Recovery::Compensate,
-        Step::Confirm | Step::Revert => Recovery::Error(Side::Dest),
-        Step::FinishRevert => Recovery::Error(Side::Source),
-        Step::Compensate => Recovery::ErrorAfterCompensating,
-        Step::AutoConfirm => return None,
-    })
+type ResizeRow = Row<Step, End, Recovery>;
+
+/// The resize as a table: for each step, the host it awaits, the driver
+/// step that host names when it fails, each answer and what follows it,
+/// and what follows when the host stays silent past the deadline.
+fn row(step: Step) -> ResizeRow {
+    use Answer as A;
+    use Then::{Done, Next, Recover};
+    match step {
+        Step::PrepResize => Row {
+            host: Side::Dest,
+            driver_step: Some("prep_resize"),
+            answers: &[
+                (A::Claimed, Next(Step::MigrateDisk)),
+                (A::ClaimFailed, Recover(Recovery::NextAlternate)),
+                (A::StepFailed, Recover(Recovery::NextAlternate)),
+            ],
+            // The host may yet claim.
+            timed_out: Recover(Recovery::DropClaimThenNextAlternate),
+        },
+        Step::MigrateDisk => Row {
+            host: Side::Source,
+            driver_step: Some("migrate_disk_and_power_off"),
+            answers: &[
+                (A::DiskMigrated, Next(Step::FinishMigration)),
+                (A::StepFailed, Recover(Recovery::Compensate)),
+            ],
+            timed_out: Recover(Recovery::Compensate),
+        },
+        Step::FinishMigration => Row {
+            host: Side::Dest,
+            driver_step: Some("finish_migration"),
+            answers: &[
+                (A::FinishedOnDest, Done(End::Verify)),
+                (A::StepFailed, Recover(Recovery::Compensate)),
+            ],
+            timed_out: Recover(Recovery::Compensate),
+        },
+        Step::Confirm => Row {
+            host: Side::Source,
+            driver_step: Some("confirm_migration"),
+            answers: &[
+                (A::ConfirmedOnSource, Done(End::Confirmed)),
+                (A::StepFailed, Recover(Recovery::Error(Side::Dest))),
+            ],
+            timed_out: Recover(Recovery::Error(Side::Dest)),
+        },
+        Step::Revert => Row {
+            host: Side::Dest,
+            driver_step: Some("revert_migration"),
+            answers: &[
+                (A::RevertedOnDest, Next(Step::FinishRevert)),
+                (A::StepFailed, Recover(Recovery::Error(Side::Dest))),
+            ],
+            timed_out: Recover(Recovery::Error(Side::Dest)),
+        },
+        Step::FinishRevert => Row {
+            host: Side::Source,
+            driver_step: Some("finish_revert_migration"),
+            answers: &[
+                (A::RevertFinishedOnSource, Done(End::Reverted)),
+                (A::StepFailed, Recover(Recovery::Error(Side::Source))),
+            ],
+            timed_out: Recover(Recovery::Error(Side::Source)),
+        },
+        Step::Compensate => Row {
+            host: Side::Source,
+            driver_step: Some("finish_revert_migration"),
+            answers: &[
+                (A::RevertFinishedOnSource, Done(End::Compensated)),
+                (A::StepFailed, Recover(Recovery::ErrorAfterCompensating)),
+            ],
+            timed_out: Recover(Recovery::ErrorAfterCompensating),
+        },
+        // Nothing answers the window; when it runs out, the resize is
+        // confirmed ([`on_timeout`] checks it is still unconfirmed).
+        Step::AutoConfirm => Row {
+            host: Side::Dest,
+            driver_step: None,
+            answers: &[],
+            timed_out: Next(Step::Confirm),
+        },
+    }
 }
 
-/// A fact from a host about the resize `f.migration_id`: the forward
-/// moves of [`Step`]'s table, or its [`recovery`] on a failure.
+/// A host's `answer` about the resize `f.migration_id`: what its step's
+/// [`row`] says follows.
 pub(crate) fn on_fact(
     c: &mut Conductor,
     env: &Envelope,
+    answer: Answer,
     f: &MigrationFact,
     now_ms: i64,
 ) -> Vec<Emit> {
@@ -161,63 +234,24 @@ pub(crate) fn on_fact(
     let Some((i, m)) = current(c, id) else {
         return Vec::new();
     };
-    if m.uuid != f.migration_id {
-        return Vec::new();
-    }
     let Some(a) = c.awaiting.get(&id).cloned() else {
         return Vec::new();
     };
-    if a.operation_id != Some(m.uuid) || a.host.as_deref() != Some(f.host.as_str()) {
+    if m.uuid != f.migration_id
+        || a.operation_id != Some(m.uuid)
+        || a.host.as_deref() != Some(f.host.as_str())
+    {
         return Vec::new(); // not the host whose answer is awaited: stale
     }
     let saga::Step::Resize(step) = a.step else {
         return Vec::new();
     };
-    let cause = &env.meta;
-    let claim_attempt = f.attempt == m.attempt;
-    match (&env.event, step) {
-        (Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(_)), Step::PrepResize)
-            if claim_attempt =>
-        {
-            migrate_disk(c, cause, &i, &m, now_ms)
-        }
-        (Event::ComputeFact(ComputeFact::ResizeClaimFailed(_)), Step::PrepResize)
-            if claim_attempt =>
-        {
-            next_alternate(c, cause, id, &m, &f.reason, now_ms)
-        }
-        (Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(_)), Step::MigrateDisk) => {
-            finish_migration(c, cause, &i, &m, now_ms)
-        }
-        (Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(_)), Step::FinishMigration) => {
-            finished(c, cause, id, &m, f.power_state, now_ms)
-        }
-        (Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(_)), Step::Confirm) => {
-            confirmed(c, cause, id, &m)
-        }
-        (Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(_)), Step::Revert) => {
-            finish_revert(c, cause, &i, &m, now_ms)
-        }
-        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), Step::FinishRevert) => {
-            reverted(c, cause, id, &m, f.power_state)
-        }
-        (Event::ComputeFact(ComputeFact::RevertFinishedOnSource(_)), Step::Compensate) => {
-            let fault = a
-                .fault
-                .clone()
-                .unwrap_or_else(|| step_fault("resize", &f.host, "", now_ms));
-            abort(c, cause, id, &m, fault, f.power_state)
-        }
-        (Event::ComputeFact(ComputeFact::MigrationStepFailed(_)), step)
-            if step.driver_step() == f.step =>
-        {
+    match row(step).on(answer, f, m.attempt) {
+        Some(then) => {
             let fault = step_fault(&f.step, &f.host, &f.reason, now_ms);
-            match recovery(step) {
-                Some(r) => recover(c, cause, id, &m, &a, r, fault, now_ms),
-                None => Vec::new(),
-            }
+            follow(c, &env.meta, &i, &m, &a, then, fault, f.power_state, now_ms)
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     }
 }
 
@@ -236,35 +270,239 @@ pub(crate) fn on_timeout(
         c.stop_awaiting(id);
         return Vec::new();
     }
-    let cause = &env.meta;
-    if step == Step::AutoConfirm {
-        if i.vm_state == VmState::Resized && i.task_state.is_none() {
-            return confirm(c, cause, id, &m, now_ms);
-        }
+    if step == Step::AutoConfirm && (i.vm_state != VmState::Resized || i.task_state.is_some()) {
+        // Confirmed, reverted or deleted meanwhile.
         c.stop_awaiting(id);
         return Vec::new();
     }
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    let mut out = Vec::new();
-    if step == Step::PrepResize {
-        // The host may yet claim: it drops the claim after it.
-        let dest = m.dest_compute.clone().unwrap_or_default();
-        out.push(command(
-            cause,
-            "prep-resize-timed-out",
-            &i,
-            &m,
-            &dest,
-            &m.new_flavor,
-            false,
-            ComputeCommand::DropMigrationClaim,
-        ));
+    let power_state = m.original_power_state.code();
+    follow(
+        c,
+        &env.meta,
+        &i,
+        &m,
+        a,
+        row(step).timed_out,
+        fault,
+        power_state,
+        now_ms,
+    )
+}
+
+/// Carries out `then` for the step awaited in `a`; `fault` is what a
+/// compensation records, `power_state` the guest's as the host last
+/// reported it.
+#[allow(clippy::too_many_arguments)]
+fn follow(
+    c: &mut Conductor,
+    cause: &Meta,
+    i: &Instance,
+    m: &Migration,
+    a: &Awaiting,
+    then: Then<Step, End, Recovery>,
+    fault: Fault,
+    power_state: i32,
+    now_ms: i64,
+) -> Vec<Emit> {
+    match then {
+        Then::Progress => Vec::new(),
+        Then::Next(step) => enter(c, cause, i, m, step, now_ms),
+        Then::Done(end) => finish(c, cause, i.id, m, a, end, power_state, now_ms),
+        Then::Recover(r) => recover(c, cause, i, m, a, r, fault, now_ms),
     }
-    match recovery(step) {
-        Some(r) => out.extend(recover(c, cause, id, &m, a, r, fault, now_ms)),
-        None => {
-            c.stop_awaiting(id);
+}
+
+/// Starts `step`: its records, its command to the host its [`row`]
+/// names, and the wait for that host's answer.
+pub(crate) fn enter(
+    c: &mut Conductor,
+    cause: &Meta,
+    i: &Instance,
+    m: &Migration,
+    step: Step,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let id = i.id;
+    let host = host_of(m, row(step).host);
+    let mut out = Vec::new();
+    let mut record = |c: &mut Conductor, name: &str, e: InstanceEvent| {
+        out.push(c.instance_event(cause, name, id, &i.project_id, Event::Instance(e)));
+    };
+    let cmd = match step {
+        Step::PrepResize => Some(command(
+            cause,
+            &format!("prep-resize-{}", m.attempt),
+            i,
+            m,
+            &host,
+            &m.new_flavor,
+            m.original_vm_state != VmState::Stopped,
+            ComputeCommand::PrepResize,
+        )),
+        Step::MigrateDisk => {
+            record(
+                c,
+                "resize-migrating",
+                InstanceEvent::ResizeMigrationStarted(progress(m)),
+            );
+            Some(command(
+                cause,
+                "migrate-disk",
+                i,
+                m,
+                &host,
+                &m.new_flavor,
+                false,
+                ComputeCommand::MigrateDiskAndPowerOff,
+            ))
         }
+        Step::FinishMigration => {
+            record(
+                c,
+                "resize-migrated",
+                InstanceEvent::ResizeMigrated(progress(m)),
+            );
+            record(
+                c,
+                "resize-finishing",
+                InstanceEvent::ResizeFinishStarted(progress(m)),
+            );
+            Some(command(
+                cause,
+                "finish-migration",
+                i,
+                m,
+                &host,
+                &m.new_flavor,
+                was_running(m),
+                ComputeCommand::FinishMigration,
+            ))
+        }
+        Step::Confirm => {
+            record(
+                c,
+                "resize-confirming",
+                InstanceEvent::ResizeConfirmStarted(progress(m)),
+            );
+            Some(command(
+                cause,
+                "confirm-migration",
+                i,
+                m,
+                &host,
+                &m.old_flavor,
+                false,
+                ComputeCommand::ConfirmMigration,
+            ))
+        }
+        Step::Revert => {
+            record(
+                c,
+                "resize-reverting",
+                InstanceEvent::ResizeRevertStarted(progress(m)),
+            );
+            Some(command(
+                cause,
+                "revert-migration",
+                i,
+                m,
+                &host,
+                &m.new_flavor,
+                false,
+                ComputeCommand::RevertMigration,
+            ))
+        }
+        Step::FinishRevert => Some(command(
+            cause,
+            "finish-revert",
+            i,
+            m,
+            &host,
+            &m.old_flavor,
+            was_running(m),
+            ComputeCommand::FinishRevertMigration,
+        )),
+        Step::Compensate => {
+            // The destination drops its claim and any guest first; the
+            // source's answer is the one awaited.
+            if let Some(dest) = &m.dest_compute {
+                out.push(command(
+                    cause,
+                    "compensate-dest",
+                    i,
+                    m,
+                    dest,
+                    &m.new_flavor,
+                    false,
+                    ComputeCommand::RevertMigration,
+                ));
+            }
+            Some(command(
+                cause,
+                "compensate-source",
+                i,
+                m,
+                &host,
+                &m.old_flavor,
+                was_running(m),
+                ComputeCommand::FinishRevertMigration,
+            ))
+        }
+        // Only the window's deadline.
+        Step::AutoConfirm => None,
+    };
+    out.extend(cmd);
+    await_on(c, cause, id, m, saga::Step::Resize(step), host, now_ms);
+    out
+}
+
+/// The records of `end`; the confirm window starts at VERIFY_RESIZE.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    c: &mut Conductor,
+    cause: &Meta,
+    id: Uuid,
+    m: &Migration,
+    a: &Awaiting,
+    end: End,
+    power_state: i32,
+    now_ms: i64,
+) -> Vec<Emit> {
+    let project = c.instances[&id].project_id.clone();
+    let with_power = || {
+        Box::new(MigrationProgress {
+            power_state,
+            ..MigrationProgress::of(m.uuid)
+        })
+    };
+    let (name, e) = match end {
+        End::Verify => (
+            "resize-finished",
+            InstanceEvent::ResizeFinished(with_power()),
+        ),
+        End::Confirmed => (
+            "resize-confirmed",
+            InstanceEvent::ResizeConfirmed(progress(m)),
+        ),
+        End::Reverted => (
+            "resize-reverted",
+            InstanceEvent::ResizeReverted(with_power()),
+        ),
+        End::Compensated => {
+            let fault = a.fault.clone().unwrap_or_else(|| {
+                step_fault("resize", a.host.as_deref().unwrap_or_default(), "", now_ms)
+            });
+            return abort(c, cause, id, m, fault, power_state);
+        }
+    };
+    let out = vec![c.instance_event(cause, name, id, &project, Event::Instance(e))];
+    let window = saga::Step::Resize(Step::AutoConfirm);
+    if end == End::Verify && c.settings.timeout_ms(window) > 0 {
+        let i = c.instances[&id].clone();
+        enter(c, cause, &i, m, Step::AutoConfirm, now_ms);
+    } else {
+        c.stop_awaiting(id);
     }
     out
 }
@@ -274,22 +512,39 @@ pub(crate) fn on_timeout(
 fn recover(
     c: &mut Conductor,
     cause: &Meta,
-    id: Uuid,
+    i: &Instance,
     m: &Migration,
     a: &Awaiting,
     r: Recovery,
     mut fault: Fault,
     now_ms: i64,
 ) -> Vec<Emit> {
-    let dest = m.dest_compute.clone().unwrap_or_default();
+    let id = i.id;
     match r {
-        Recovery::NextAlternate => {
-            let reason = fault.details;
-            next_alternate(c, cause, id, m, &reason, now_ms)
+        Recovery::NextAlternate => next_alternate(c, cause, id, m, &fault.details, now_ms),
+        Recovery::DropClaimThenNextAlternate => {
+            let dest = host_of(m, Side::Dest);
+            let mut out = vec![command(
+                cause,
+                "prep-resize-timed-out",
+                i,
+                m,
+                &dest,
+                &m.new_flavor,
+                false,
+                ComputeCommand::DropMigrationClaim,
+            )];
+            out.extend(next_alternate(c, cause, id, m, &fault.details, now_ms));
+            out
         }
-        Recovery::Compensate => compensate(c, cause, id, m, fault, now_ms),
-        Recovery::Error(Side::Dest) => error(c, cause, id, m, &dest, fault),
-        Recovery::Error(Side::Source) => error(c, cause, id, m, &m.source_compute, fault),
+        Recovery::Compensate => {
+            let out = enter(c, cause, i, m, Step::Compensate, now_ms);
+            if let Some(a) = c.awaiting_mut(id) {
+                a.fault = Some(fault);
+            }
+            out
+        }
+        Recovery::Error(side) => error(c, cause, id, m, &host_of(m, side), fault),
         Recovery::ErrorAfterCompensating => {
             if let Some(first) = &a.fault {
                 fault.details = format!(
@@ -300,262 +555,6 @@ fn recover(
             error(c, cause, id, m, &m.source_compute, fault)
         }
     }
-}
-
-/// The destination claimed: the source powers off and moves the disk.
-fn migrate_disk(
-    c: &mut Conductor,
-    cause: &Meta,
-    i: &Instance,
-    m: &Migration,
-    now_ms: i64,
-) -> Vec<Emit> {
-    let id = i.id;
-    let e = c.instance_event(
-        cause,
-        "resize-migrating",
-        id,
-        &i.project_id,
-        Event::Instance(InstanceEvent::ResizeMigrationStarted(progress(m))),
-    );
-    let cmd = command(
-        cause,
-        "migrate-disk",
-        i,
-        m,
-        &m.source_compute,
-        &m.new_flavor,
-        false,
-        ComputeCommand::MigrateDiskAndPowerOff,
-    );
-    c.await_step(
-        id,
-        cause,
-        saga::Step::Resize(Step::MigrateDisk),
-        Some(m.uuid),
-        Some(m.source_compute.clone()),
-        now_ms,
-    );
-    vec![e, cmd]
-}
-
-/// The disk moved: the destination finishes and boots the guest.
-fn finish_migration(
-    c: &mut Conductor,
-    cause: &Meta,
-    i: &Instance,
-    m: &Migration,
-    now_ms: i64,
-) -> Vec<Emit> {
-    let id = i.id;
-    let dest = m.dest_compute.clone().unwrap_or_default();
-    let migrated = c.instance_event(
-        cause,
-        "resize-migrated",
-        id,
-        &i.project_id,
-        Event::Instance(InstanceEvent::ResizeMigrated(progress(m))),
-    );
-    let finishing = c.instance_event(
-        cause,
-        "resize-finishing",
-        id,
-        &i.project_id,
-        Event::Instance(InstanceEvent::ResizeFinishStarted(progress(m))),
-    );
-    let cmd = command(
-        cause,
-        "finish-migration",
-        i,
-        m,
-        &dest,
-        &m.new_flavor,
-        was_running(m),
-        ComputeCommand::FinishMigration,
-    );
-    c.await_step(
-        id,
-        cause,
-        saga::Step::Resize(Step::FinishMigration),
-        Some(m.uuid),
-        Some(dest),
-        now_ms,
-    );
-    vec![migrated, finishing, cmd]
-}
-
-/// VERIFY_RESIZE; the confirm window (if any) starts.
-fn finished(
-    c: &mut Conductor,
-    cause: &Meta,
-    id: Uuid,
-    m: &Migration,
-    power_state: i32,
-    now_ms: i64,
-) -> Vec<Emit> {
-    let project = c.instances[&id].project_id.clone();
-    let dest = m.dest_compute.clone().unwrap_or_default();
-    let p = MigrationProgress {
-        power_state,
-        ..MigrationProgress::of(m.uuid)
-    };
-    let e = c.instance_event(
-        cause,
-        "resize-finished",
-        id,
-        &project,
-        Event::Instance(InstanceEvent::ResizeFinished(Box::new(p))),
-    );
-    let window = saga::Step::Resize(Step::AutoConfirm);
-    if c.settings.timeout_ms(window) > 0 {
-        c.await_step(id, cause, window, Some(m.uuid), Some(dest), now_ms);
-    } else {
-        c.stop_awaiting(id);
-    }
-    vec![e]
-}
-
-fn confirmed(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration) -> Vec<Emit> {
-    let project = c.instances[&id].project_id.clone();
-    c.stop_awaiting(id);
-    vec![c.instance_event(
-        cause,
-        "resize-confirmed",
-        id,
-        &project,
-        Event::Instance(InstanceEvent::ResizeConfirmed(progress(m))),
-    )]
-}
-
-/// The destination let go: the source takes the guest back.
-fn finish_revert(
-    c: &mut Conductor,
-    cause: &Meta,
-    i: &Instance,
-    m: &Migration,
-    now_ms: i64,
-) -> Vec<Emit> {
-    let cmd = command(
-        cause,
-        "finish-revert",
-        i,
-        m,
-        &m.source_compute,
-        &m.old_flavor,
-        was_running(m),
-        ComputeCommand::FinishRevertMigration,
-    );
-    c.await_step(
-        i.id,
-        cause,
-        saga::Step::Resize(Step::FinishRevert),
-        Some(m.uuid),
-        Some(m.source_compute.clone()),
-        now_ms,
-    );
-    vec![cmd]
-}
-
-fn reverted(
-    c: &mut Conductor,
-    cause: &Meta,
-    id: Uuid,
-    m: &Migration,
-    power_state: i32,
-) -> Vec<Emit> {
-    let project = c.instances[&id].project_id.clone();
-    c.stop_awaiting(id);
-    let p = MigrationProgress {
-        power_state,
-        ..MigrationProgress::of(m.uuid)
-    };
-    vec![c.instance_event(
-        cause,
-        "resize-reverted",
-        id,
-        &project,
-        Event::Instance(InstanceEvent::ResizeReverted(Box::new(p))),
-    )]
-}
-
-/// Undoes what was done before the guest ran on the destination: the
-/// destination drops its claim and any guest (`RevertMigration`), then the
-/// source powers the guest back as it was; awaits the source.
-fn compensate(
-    c: &mut Conductor,
-    cause: &Meta,
-    id: Uuid,
-    m: &Migration,
-    fault: Fault,
-    now_ms: i64,
-) -> Vec<Emit> {
-    let i = c.instances[&id].clone();
-    let mut out = Vec::new();
-    if let Some(dest) = &m.dest_compute {
-        out.push(command(
-            cause,
-            "compensate-dest",
-            &i,
-            m,
-            dest,
-            &m.new_flavor,
-            false,
-            ComputeCommand::RevertMigration,
-        ));
-    }
-    out.push(command(
-        cause,
-        "compensate-source",
-        &i,
-        m,
-        &m.source_compute,
-        &m.old_flavor,
-        was_running(m),
-        ComputeCommand::FinishRevertMigration,
-    ));
-    c.await_step(
-        id,
-        cause,
-        saga::Step::Resize(Step::Compensate),
-        Some(m.uuid),
-        Some(m.source_compute.clone()),
-        now_ms,
-    );
-    if let Some(a) = c.awaiting_mut(id) {
-        a.fault = Some(fault);
-    }
-    out
-}
-
-fn confirm(c: &mut Conductor, cause: &Meta, id: Uuid, m: &Migration, now_ms: i64) -> Vec<Emit> {
-    let project = c.instances[&id].project_id.clone();
-    let e = c.instance_event(
-        cause,
-        "resize-confirming",
-        id,
-        &project,
-        Event::Instance(InstanceEvent::ResizeConfirmStarted(progress(m))),
-    );
-    let i = c.instances[&id].clone();
-    let cmd = command(
-        cause,
-        "confirm-migration",
-        &i,
-        m,
-        &m.source_compute,
-        &m.old_flavor,
-        false,
-        ComputeCommand::ConfirmMigration,
-    );
-    c.await_step(
-        id,
-        cause,
-        saga::Step::Resize(Step::Confirm),
-        Some(m.uuid),
-        Some(m.source_compute.clone()),
-        now_ms,
-    );
-    vec![e, cmd]
 }
 
 /// The finished resize a confirm or revert acts on, or the verdict.
@@ -589,7 +588,8 @@ pub(crate) fn on_confirm_request(
     match resized(c, env, id, "confirmResize") {
         Ok(m) => {
             let m = m.clone();
-            confirm(c, &env.meta, id, &m, now_ms)
+            let i = c.instances[&id].clone();
+            enter(c, &env.meta, &i, &m, Step::Confirm, now_ms)
         }
         Err(e) => vec![*e],
     }
@@ -601,38 +601,49 @@ pub(crate) fn on_revert_request(
     id: Uuid,
     now_ms: i64,
 ) -> Vec<Emit> {
-    let m = match resized(c, env, id, "revertResize") {
-        Ok(m) => m.clone(),
-        Err(e) => return vec![*e],
-    };
-    let cause = &env.meta;
-    let project = c.instances[&id].project_id.clone();
-    let e = c.instance_event(
-        cause,
-        "resize-reverting",
-        id,
-        &project,
-        Event::Instance(InstanceEvent::ResizeRevertStarted(progress(&m))),
-    );
-    let i = c.instances[&id].clone();
-    let dest = m.dest_compute.clone().unwrap_or_default();
-    let cmd = command(
-        cause,
-        "revert-migration",
-        &i,
-        &m,
-        &dest,
-        &m.new_flavor,
-        false,
-        ComputeCommand::RevertMigration,
-    );
-    c.await_step(
-        id,
-        cause,
-        saga::Step::Resize(Step::Revert),
-        Some(m.uuid),
-        Some(dest),
-        now_ms,
-    );
-    vec![e, cmd]
+    match resized(c, env, id, "revertResize") {
+        Ok(m) => {
+            let m = m.clone();
+            let i = c.instances[&id].clone();
+            enter(c, &env.meta, &i, &m, Step::Revert, now_ms)
+        }
+        Err(e) => vec![*e],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Step; 8] = [
+        Step::PrepResize,
+        Step::MigrateDisk,
+        Step::FinishMigration,
+        Step::Confirm,
+        Step::Revert,
+        Step::FinishRevert,
+        Step::Compensate,
+        Step::AutoConfirm,
+    ];
+
+    /// Every step has a row that moves it on (or waits for its window),
+    /// undoes it when it fails, and can be reached: from the claim, from
+    /// VERIFY_RESIZE (the window, confirm, revert) or from a failure
+    /// (the compensation).
+    #[test]
+    fn the_table_covers_every_step() {
+        assert_eq!(ALL.len(), STEPS.len());
+        saga::check_table(
+            &ALL,
+            &[
+                Step::PrepResize,
+                Step::AutoConfirm,
+                Step::Confirm,
+                Step::Revert,
+                Step::Compensate,
+            ],
+            row,
+            |s| s,
+        );
+    }
 }

@@ -70,7 +70,14 @@ pub(crate) fn on_requested(
                 Event::Instance(InstanceEvent::InstanceUnlocked),
             )]
         }
-        _ => {
+        // The actions a host carries out (`HOST_ACTIONS`).
+        ServerAction::Reboot { .. }
+        | ServerAction::Stop
+        | ServerAction::Start
+        | ServerAction::Pause
+        | ServerAction::Unpause
+        | ServerAction::Suspend
+        | ServerAction::Resume => {
             let (Some(task_state), Some(host)) = (action.task_state(), i.host.clone()) else {
                 // Every host action has a task, and its rule demands a
                 // launched (hence placed) instance.

@@ -20,17 +20,43 @@ use crate::timers::{Awaiting, timeout_record};
 pub const NAME: &str = "conductor";
 
 /// The deadlines as of the last committed batch, shared with the timer
-/// task, which is woken whenever they change.
+/// task, which is woken when one of them comes before the deadline it
+/// sleeps until.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct DeadlineBoard {
-    awaiting: Arc<Mutex<BTreeMap<Uuid, Awaiting>>>,
+    state: Arc<Mutex<BoardState>>,
     changed: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct BoardState {
+    awaiting: BTreeMap<Uuid, Awaiting>,
+    /// The deadline the timer sleeps until (`i64::MAX`: none, so any
+    /// deadline wakes it; `i64::MIN`: it is about to look again). Almost
+    /// every batch adds or moves a deadline, nearly always to later than
+    /// this one: waking the timer for those (to find nothing due) cost the
+    /// conductor a task switch and a pass over every awaited step per
+    /// batch, so only an earlier deadline wakes it.
+    wake_at: i64,
+}
+
+impl Default for BoardState {
+    fn default() -> Self {
+        BoardState {
+            awaiting: BTreeMap::new(),
+            // Until the timer has looked, any deadline wakes it.
+            wake_at: i64::MAX,
+        }
+    }
 }
 
 impl DeadlineBoard {
     fn new(awaiting: BTreeMap<Uuid, Awaiting>) -> Self {
         DeadlineBoard {
-            awaiting: Arc::new(Mutex::new(awaiting)),
+            state: Arc::new(Mutex::new(BoardState {
+                awaiting,
+                ..BoardState::default()
+            })),
             changed: Arc::new(Notify::new()),
         }
     }
@@ -48,6 +74,8 @@ pub(crate) struct ConductorHandler<S: Store> {
     /// Instances restored from the store in the batch being applied: they
     /// leave memory again at its end.
     restored: BTreeSet<Uuid>,
+    /// Likewise for images.
+    restored_images: BTreeSet<Uuid>,
     /// Sagas in flight, for their durations in Prometheus.
     sagas: crate::saga_metrics::SagaClock,
     /// Where each decision's `now` comes from.
@@ -119,14 +147,29 @@ impl<S: Store> ConductorHandler<S> {
             board_changes: Vec::new(),
             store,
             restored: BTreeSet::new(),
+            restored_images: BTreeSet::new(),
             sagas: Default::default(),
             clock: Clock::wall(),
         }
     }
 
     /// Brings back from the store the deleted instance a record concerns
-    /// (its aggregate), so the core decides on it as it always did.
+    /// (its aggregate), and the deleted image it names, so the core decides
+    /// on them as it always did.
     fn restore_subject(&mut self, input: &Input) -> Result<(), Rejected> {
+        if let Some(id) = crate::images::image_concerned(&input.env.event)
+            && !self.core.images.contains_key(&id)
+        {
+            let stored = self
+                .core
+                .images
+                .fetch(&*self.store, &id)
+                .map_err(|e| Rejected(format!("reading image {id}: {e}")))?;
+            if let Some(i) = stored {
+                self.core.restore_image(i);
+                self.restored_images.insert(id);
+            }
+        }
         let Ok(id) = Uuid::parse_str(&input.env.meta.aggregate_id) else {
             return Ok(());
         };
@@ -192,6 +235,9 @@ impl<S: Store> Handler for ConductorHandler<S> {
         let touched = std::mem::take(&mut self.restored);
         self.core
             .evict_deleted(persisted.instances.into_iter().chain(touched));
+        let touched = std::mem::take(&mut self.restored_images);
+        self.core
+            .evict_deleted_images(persisted.images.into_iter().chain(touched));
         self.board_changes.extend(persisted.awaiting);
         Ok(())
     }
@@ -202,6 +248,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         self.clock.end_batch();
         self.board_changes.clear();
         self.restored.clear();
+        self.restored_images.clear();
         Ok(())
     }
 
@@ -223,23 +270,31 @@ impl<S: Store> Handler for ConductorHandler<S> {
         if self.board_changes.is_empty() {
             return;
         }
-        let mut board = self.board.awaiting.lock();
+        let mut board = self.board.state.lock();
+        let mut earlier = false;
         for id in self.board_changes.drain(..) {
             match self.core.awaiting.get(&id) {
-                Some(a) => board.insert(id, a.clone()),
-                None => board.remove(&id),
+                Some(a) => {
+                    earlier |= a.deadline_ms.is_some_and(|at| at < board.wake_at);
+                    board.awaiting.insert(id, a.clone())
+                }
+                // A step no longer awaited: the timer, when it wakes,
+                // finds it gone.
+                None => board.awaiting.remove(&id),
             };
         }
         drop(board);
-        self.board.changed.notify_one();
+        if earlier {
+            self.board.changed.notify_one();
+        }
     }
 }
 
 /// Appends a timeout record for every deadline that passed, once per
 /// deadline (the record's id is deterministic, so one appended again after
 /// a restart is a duplicate the conductor ignores). Sleeps until the
-/// earliest deadline not yet fired, or until the deadlines change; after a
-/// failed append it retries every `retry`.
+/// earliest deadline not yet fired, or until an earlier one is committed;
+/// after a failed append it retries every `retry`.
 async fn timers(
     log: Arc<dyn EventLog>,
     topics: Topics,
@@ -247,30 +302,38 @@ async fn timers(
     retry: Duration,
     mut shutdown: Shutdown,
 ) {
-    let mut fired: BTreeSet<Uuid> = BTreeSet::new();
+    let mut fired = Fired::new();
     loop {
         let now = novalog_schemas::now_ms();
         let (due, next) = {
-            let awaiting = board.awaiting.lock();
-            due_timeouts(&awaiting, &mut fired, now)
+            let mut state = board.state.lock();
+            let (due, next) = due_timeouts(&state.awaiting, &mut fired, now);
+            // Due records (appended next, or retried) make it look again
+            // at once; otherwise it sleeps until `next`.
+            state.wake_at = match (due.is_empty(), next) {
+                (true, Some(at)) => at,
+                (true, None) => i64::MAX,
+                (false, _) => i64::MIN,
+            };
+            (due, next)
         };
         if !due.is_empty() {
             let records: Vec<novalog_log::Record> = due
                 .iter()
-                .map(|e| {
+                .map(|d| {
                     novalog_log::Record::new(
                         &topics.intents,
-                        e.key.clone().into_bytes(),
-                        novalog_schemas::encode(&e.env),
+                        d.emit.key.clone().into_bytes(),
+                        novalog_schemas::encode(&d.emit.env),
                     )
                 })
                 .collect();
             match log.append(records).await {
                 Ok(_) => {
-                    for e in due {
-                        tracing::info!(instance = %e.env.meta.aggregate_id,
-                            step = ?e.env.event, "saga step timed out");
-                        fired.insert(e.env.meta.event_id);
+                    for d in due {
+                        tracing::info!(instance = %d.emit.env.meta.aggregate_id,
+                            step = ?d.emit.env.event, "saga step timed out");
+                        fired.insert(d.instance, d.deadline);
                     }
                     continue;
                 }
@@ -295,26 +358,43 @@ async fn timers(
     }
 }
 
+/// The deadline the timer appended a timeout record for, per instance:
+/// its step and when (what the record's id derives from).
+type Fired = BTreeMap<Uuid, (crate::saga::Step, i64)>;
+
+/// A timeout record due, and the deadline it is for.
+struct Due {
+    instance: Uuid,
+    deadline: (crate::saga::Step, i64),
+    emit: crate::core::Emit,
+}
+
 /// The timeout records due at `now` and not in `fired`, and the earliest
 /// deadline still to come. `fired` forgets deadlines no longer awaited.
+/// Only the due records are built: a record costs allocations and a hash,
+/// and the timer looks whenever an earlier deadline is committed.
 fn due_timeouts(
     awaiting: &BTreeMap<Uuid, Awaiting>,
-    fired: &mut BTreeSet<Uuid>,
+    fired: &mut Fired,
     now: i64,
-) -> (Vec<crate::core::Emit>, Option<i64>) {
-    let records: Vec<_> = awaiting
-        .iter()
-        .filter_map(|(id, a)| Some((a.deadline_ms?, timeout_record(*id, a, a.deadline_ms?))))
-        .collect();
-    fired.retain(|e| records.iter().any(|(_, r)| r.env.meta.event_id == *e));
+) -> (Vec<Due>, Option<i64>) {
+    let deadline = |a: &Awaiting| Some((a.step, a.deadline_ms?));
+    fired.retain(|id, f| awaiting.get(id).and_then(deadline) == Some(*f));
     let mut due = Vec::new();
     let mut next = None;
-    for (at, r) in records {
-        if fired.contains(&r.env.meta.event_id) {
+    for (id, a) in awaiting {
+        let Some((step, at)) = deadline(a) else {
+            continue;
+        };
+        if fired.get(id) == Some(&(step, at)) {
             continue;
         }
         if at <= now {
-            due.push(r);
+            due.push(Due {
+                instance: *id,
+                deadline: (step, at),
+                emit: timeout_record(*id, a, at),
+            });
         } else {
             next = Some(next.map_or(at, |n: i64| n.min(at)));
         }
@@ -421,6 +501,7 @@ pub fn settings(cfg: &Config) -> Settings {
         resize_confirm_window_ms: s(cfg.resize_confirm_window),
         allow_resize_to_same_host: cfg.allow_resize_to_same_host,
         quota: cfg.quota.clone(),
+        upload_lease_ms: s(cfg.conductor.image_upload_lease),
     }
 }
 
@@ -430,8 +511,8 @@ mod tests {
 
     use novalog_schemas::events::ServerCreateRequested;
     use novalog_schemas::{
-        Actor, ComputeFact, Envelope, Event, InstanceEvent, Intent, Meta, RejectionKind,
-        SchedulerEvent,
+        Actor, CatalogEvent, ComputeFact, Envelope, Event, Image, InstanceEvent, Intent, Meta,
+        RejectionKind, SchedulerEvent,
     };
     use novalog_store::MemStore;
 
@@ -439,7 +520,7 @@ mod tests {
     use novalog_schemas::instance::Instance;
     use novalog_store::StoreExt;
 
-    use crate::core::tables::INSTANCES;
+    use crate::core::tables::{IMAGES, INSTANCES};
     use crate::tests::{actor, flavor, given, image};
 
     fn on(aggregate: Uuid, actor: Actor, event: Event) -> Input {
@@ -630,6 +711,77 @@ mod tests {
         assert_eq!(core.usage["demo"].instances, live.len() as i64);
     }
 
+    fn rejection(out: &[Event]) -> Option<RejectionKind> {
+        match out {
+            [Event::Instance(InstanceEvent::IntentRejected { kind, .. })] => Some(kind.clone()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deleted_images_leave_the_conductors_memory_and_stay_in_its_store() {
+        let store = MemStore::new();
+        let board: DeadlineBoard = Default::default();
+        let mut h =
+            ConductorHandler::new(given(), Topics::new("t."), board, Arc::new(store.clone()));
+        let live = h.core.resident_images();
+        let mut gone = Vec::new();
+        for _ in 0..10 {
+            let mut mine = image();
+            mine.id = Uuid::new_v4();
+            mine.owner = "demo".into();
+            mine.status = "queued".into();
+            mine.size = 0;
+            mine.visibility = "private".into();
+            let create = Event::Intent(Intent::ImageCreateRequested(mine.clone()));
+            let out = batch(&mut h, &store, vec![on(mine.id, actor("demo"), create)]).await;
+            assert!(
+                matches!(&out[..], [Event::Catalog(CatalogEvent::ImageCreated(_))]),
+                "{out:?}"
+            );
+            let delete = Event::Intent(Intent::ImageDeleteRequested { image_id: mine.id });
+            let out = batch(&mut h, &store, vec![on(mine.id, actor("demo"), delete)]).await;
+            assert!(
+                matches!(
+                    &out[..],
+                    [Event::Catalog(CatalogEvent::ImageDeleted { .. })]
+                ),
+                "{out:?}"
+            );
+            gone.push(mine);
+        }
+        assert_eq!(h.core.resident_images(), live);
+        let stored: Vec<(Vec<u8>, Image)> = store.scan(IMAGES).unwrap();
+        assert!(gone.iter().all(|g| {
+            stored
+                .iter()
+                .any(|(_, i)| i.id == g.id && i.status == "deleted")
+        }));
+
+        // Decided as before, from the store: the id of a deleted image is
+        // never reused, it cannot be deleted again, and no server is built
+        // from it; none brings it back into memory.
+        let old = gone[3].clone();
+        let recreate = Event::Intent(Intent::ImageCreateRequested(old.clone()));
+        let out = batch(&mut h, &store, vec![on(old.id, actor("demo"), recreate)]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::Conflict), "{out:?}");
+        let delete = Event::Intent(Intent::ImageDeleteRequested { image_id: old.id });
+        let out = batch(&mut h, &store, vec![on(old.id, actor("demo"), delete)]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::NotFound), "{out:?}");
+        let server = Uuid::new_v4();
+        let mut create = create_intent(server);
+        if let Event::Intent(Intent::ServerCreateRequested(req)) = &mut create.env.event {
+            req.image = old.clone();
+        }
+        let out = batch(&mut h, &store, vec![create]).await;
+        assert_eq!(rejection(&out), Some(RejectionKind::Invalid), "{out:?}");
+        assert_eq!(h.core.resident_images(), live);
+
+        // A restart loads the live ones only.
+        let core = load(&store, Settings::default()).unwrap();
+        assert_eq!(core.resident_images(), live);
+    }
+
     fn awaiting(step: crate::saga::Step, deadline_ms: Option<i64>) -> Awaiting {
         Awaiting {
             step,
@@ -643,6 +795,47 @@ mod tests {
         }
     }
 
+    /// The timer sleeps until its earliest deadline: a batch that adds a
+    /// later one (nearly every batch) leaves it asleep, an earlier one
+    /// wakes it.
+    #[tokio::test]
+    async fn only_an_earlier_deadline_wakes_the_timer() {
+        let store = MemStore::new();
+        let board: DeadlineBoard = Default::default();
+        let mut core = given();
+        core.settings.build_timeout_ms = 60_000;
+        let mut h = ConductorHandler::new(
+            core,
+            Topics::new("t."),
+            board.clone(),
+            Arc::new(store.clone()),
+        );
+        // Whether a wake-up is pending (taking it).
+        let woken = || async {
+            tokio::time::timeout(Duration::ZERO, board.changed.notified())
+                .await
+                .is_ok()
+        };
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        batch(&mut h, &store, vec![create_intent(a)]).await;
+        assert!(woken().await, "a timer that has not looked yet is woken");
+
+        // The timer looked, and sleeps until a's deadline.
+        let a_at = board.state.lock().awaiting[&a].deadline_ms.unwrap();
+        board.state.lock().wake_at = a_at;
+        batch(&mut h, &store, vec![create_intent(b)]).await;
+        assert!(!woken().await, "b's deadline is not before a's");
+        assert!(
+            board.state.lock().awaiting.contains_key(&b),
+            "the board has it all the same"
+        );
+
+        // A timer with nothing to wait for is woken by any deadline.
+        board.state.lock().wake_at = i64::MAX;
+        batch(&mut h, &store, vec![create_intent(c)]).await;
+        assert!(woken().await);
+    }
+
     #[test]
     fn the_timer_fires_each_passed_deadline_once_and_sleeps_until_the_next() {
         use crate::saga::Step;
@@ -652,12 +845,13 @@ mod tests {
             (b, awaiting(Step::Action("stop"), Some(300))),
             (c, awaiting(Step::Rebuild, None)),
         ]);
-        let mut fired = BTreeSet::new();
+        let mut fired = Fired::new();
         let (due, next) = due_timeouts(&board, &mut fired, 200);
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].env.meta.aggregate_id, a.to_string());
+        assert_eq!(due[0].emit.env.meta.aggregate_id, a.to_string());
+        assert_eq!(due[0].deadline, (Step::Build, 100));
         assert_eq!(next, Some(300));
-        fired.insert(due[0].env.meta.event_id);
+        fired.insert(due[0].instance, due[0].deadline);
 
         // Fired, not yet acted on: not again, and nothing to wake for
         // before the next deadline.
@@ -670,7 +864,7 @@ mod tests {
         let (due, next) = due_timeouts(&board, &mut fired, 300);
         assert!(fired.is_empty(), "the old deadline is forgotten");
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].env.meta.aggregate_id, b.to_string());
+        assert_eq!(due[0].emit.env.meta.aggregate_id, b.to_string());
         assert_eq!(next, Some(400));
     }
 

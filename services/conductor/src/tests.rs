@@ -1294,3 +1294,68 @@ fn flavor_extra_specs_description_access_and_delete() {
         RejectionKind::NotFound
     );
 }
+
+#[test]
+fn an_upload_left_saving_past_its_lease_is_queued_again_by_the_lease_keeper_only() {
+    let mut c = given();
+    c.settings.upload_lease_ms = 60_000;
+    let mut mine = image();
+    mine.id = Uuid::new_v4();
+    mine.owner = "demo".into();
+    mine.status = "queued".into();
+    mine.size = 0;
+    mine.visibility = "private".into();
+    let create = Event::Intent(Intent::ImageCreateRequested(mine.clone()));
+    c.handle(&record(actor("demo"), create), NOW);
+    let mut start = record(
+        actor("demo"),
+        Event::Intent(Intent::ImageUploadRequested { image_id: mine.id }),
+    );
+    start.meta.occurred_at_ms = 1_000;
+    assert_eq!(types(&c.handle(&start, NOW)), ["ImageUpdated"]);
+    assert_eq!(c.images[&mine.id].status, "saving");
+
+    let keeper = Actor::service(novalog_schemas::image::LEASE_KEEPER);
+    let expire = |at: i64| {
+        let mut r = record(
+            keeper.clone(),
+            Event::Intent(Intent::ImageUploadAbortRequested { image_id: mine.id }),
+        );
+        r.meta.occurred_at_ms = at;
+        r
+    };
+    // Within the lease the upload keeps the image.
+    let out = c.handle(&expire(1_000 + 59_999), NOW);
+    assert!(
+        matches!(
+            &out[..],
+            [Emit {
+                env: Envelope {
+                    event: Event::Instance(InstanceEvent::IntentRejected {
+                        kind: RejectionKind::Conflict,
+                        ..
+                    }),
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(c.images[&mine.id].status, "saving");
+    // Another project's member cannot pass for the keeper.
+    let mut forged = record(
+        actor("other"),
+        Event::Intent(Intent::ImageUploadAbortRequested { image_id: mine.id }),
+    );
+    forged.meta.occurred_at_ms = 1_000_000;
+    c.handle(&forged, NOW);
+    assert_eq!(c.images[&mine.id].status, "saving");
+    // Past it the keeper puts it back to queued, ready for a new upload.
+    assert_eq!(
+        types(&c.handle(&expire(1_000 + 60_000), NOW)),
+        ["ImageUpdated"]
+    );
+    assert_eq!(c.images[&mine.id].status, "queued");
+    assert_eq!(c.images[&mine.id].checksum, "");
+}

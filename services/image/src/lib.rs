@@ -124,6 +124,11 @@ pub struct ImageApp {
     pub catalog: Arc<dyn ImageCatalog>,
     /// Where uploaded image data is kept (`<data_dir>/images`).
     pub images_dir: PathBuf,
+    /// How long an upload may keep its image `saving`
+    /// (`[conductor] image_upload_lease`): the upload handler stops reading
+    /// a body past it, and [`images::keep_upload_leases`] returns images
+    /// whose upload outlived it (another replica's, dead mid-body).
+    pub upload_lease: std::time::Duration,
 }
 
 pub type AppState = Arc<ImageApp>;

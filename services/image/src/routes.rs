@@ -313,13 +313,31 @@ async fn upload(
     tokio::fs::create_dir_all(&app.images_dir)
         .await
         .map_err(io_error)?;
+    // The upload holds the image `saving` for its lease only: past it any
+    // replica may put the image back to queued, so the body is not read
+    // beyond it (counted from before the image is saving, so this side
+    // gives up first).
+    let deadline = tokio::time::Instant::now().checked_add(app.upload_lease);
+    let lease_over = || {
+        GlanceError(ImageError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "The upload took longer than the image upload lease; upload again.",
+        ))
+    };
     // From here every early return drops `upload`, which undoes it.
     let upload = images::Upload::begin(&app, &ctx, &rid.0, &image).await?;
     let mut file = tokio::fs::File::create(&upload.staging)
         .await
         .map_err(io_error)?;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = match deadline {
+            Some(at) => tokio::time::timeout_at(at, stream.next())
+                .await
+                .map_err(|_| lease_over())?,
+            None => stream.next().await,
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk
             .map_err(|_| GlanceError(ImageError::bad_request("Error reading the request body.")))?;
         hasher.update(&chunk)?;

@@ -555,7 +555,9 @@ impl ConsumerContext for GroupContext {
                         tracing::error!(error = %e, "cannot build assignment");
                     }
                 }
-                tracing::debug!(assignment = ?assignment.to_topic_map(), "partitions assigned");
+                // Info, not debug: rare (a member joins or leaves), and the
+                // first thing to look at when a restarted service sits idle.
+                tracing::info!(assignment = ?assignment.to_topic_map(), "partitions assigned");
                 let result = if cooperative {
                     consumer.incremental_assign(&assignment)
                 } else {
@@ -566,7 +568,7 @@ impl ConsumerContext for GroupContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::debug!(revoked = ?tpl.to_topic_map(), "partitions revoked");
+                tracing::info!(revoked = ?tpl.to_topic_map(), "partitions revoked");
                 let result = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {

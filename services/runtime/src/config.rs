@@ -46,6 +46,68 @@ pub struct Config {
     pub quota: novalog_schemas::quota::QuotaDefaults,
     pub conductor: ConductorOptions,
     pub metrics: MetricsOptions,
+    pub billing: BillingOptions,
+}
+
+/// `[billing]`: the price table `novalog-billing` rates usage with. Prices
+/// are decimal strings (at most 6 decimal places), never floats, so that a
+/// bill is exact; `novalog-billing check-prices` validates them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingOptions {
+    /// ISO 4217 code printed on every bill.
+    pub currency: String,
+    /// Decimal places of a billed amount (the currency's minor unit).
+    pub decimals: u32,
+    /// How an exact amount is rounded to `decimals`: `half_even`,
+    /// `half_up`, `up` or `down`.
+    pub rounding: String,
+    /// Length of a closed period published on the `billing` topic.
+    pub period_seconds: u64,
+    /// Price of one vCPU for one hour (servers whose flavor has no price).
+    pub vcpu_hour: String,
+    /// Price of one GiB of RAM for one hour.
+    pub ram_gib_hour: String,
+    /// Price of one GB of root plus ephemeral disk for one hour.
+    pub disk_gb_hour: String,
+    /// Hourly price per flavor name (or id), replacing the per-resource
+    /// rates for servers of that flavor.
+    pub flavors: std::collections::BTreeMap<String, String>,
+    /// Factor applied to the hourly price by billable state (`running`,
+    /// `paused`, `suspended`, `stopped`, `shelved`, `building`, `error`,
+    /// `deleted`); a state not listed is not billed.
+    pub state_multipliers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for BillingOptions {
+    fn default() -> Self {
+        let m = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        BillingOptions {
+            currency: "USD".into(),
+            decimals: 2,
+            rounding: "half_even".into(),
+            period_seconds: 3600,
+            vcpu_hour: "0.01".into(),
+            ram_gib_hour: "0.005".into(),
+            disk_gb_hour: "0.0001".into(),
+            flavors: Default::default(),
+            state_multipliers: m(&[
+                ("running", "1"),
+                ("paused", "1"),
+                ("suspended", "0.5"),
+                ("stopped", "0.5"),
+                ("shelved", "0.1"),
+                ("building", "0"),
+                ("error", "0"),
+                ("deleted", "0"),
+            ]),
+        }
+    }
 }
 
 /// `[metrics]`: where the services other than the API serve `/metrics`,
@@ -83,6 +145,11 @@ pub struct ConductorOptions {
     /// Milliseconds before a timeout record that failed to append is tried
     /// again (otherwise the timer sleeps until the next deadline).
     pub timer_tick_ms: u64,
+    /// Seconds an image upload may keep its image `saving` (its lease):
+    /// past it the upload is taken for dead, the image goes back to
+    /// queued, and the API that took it refuses the rest of its body (not
+    /// in Glance, whose images stay `saving` when an API dies mid-upload).
+    pub image_upload_lease: u64,
 }
 
 impl Default for ConductorOptions {
@@ -91,6 +158,7 @@ impl Default for ConductorOptions {
             step_timeout: 300,
             step_timeouts: Default::default(),
             timer_tick_ms: 500,
+            image_upload_lease: 3600,
         }
     }
 }
@@ -118,6 +186,7 @@ impl Default for Config {
             conductor: ConductorOptions::default(),
             quota: Default::default(),
             metrics: MetricsOptions::default(),
+            billing: BillingOptions::default(),
         }
     }
 }

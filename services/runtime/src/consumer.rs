@@ -4,11 +4,17 @@
 //! dead-letter topic with the error), let the handler apply the batch —
 //! staging projection writes in a [`Transaction`] and outputs in an
 //! [`Outbox`] — commit the projection writes, the next offsets and the
-//! outputs (in an outbox table) in one transaction, then append the outputs
-//! and clear the outbox table. A consumer that stopped between its commit
-//! and the end of its append appends that batch's outputs on start, before
-//! it consumes anything; outputs carry deterministic ids, so copies sent
-//! twice are duplicates that readers drop (DESIGN §3).
+//! outputs (in an outbox table) in one transaction, then append the outputs.
+//! The outbox row is cleared by the next batch's commit (which overwrites
+//! it with its own outputs, or deletes it), or after the consumer has been
+//! idle a moment, or when it stops: a separate commit per batch to clear it
+//! cost every hop a second RocksDB write. A consumer that stopped after a
+//! commit appends that batch's outputs on start, before it consumes
+//! anything: the outputs of the last batch only, as every earlier batch's
+//! were appended before the next was committed. They may have gone out
+//! already (as they could between an append and a clear); outputs carry
+//! deterministic ids, so copies sent twice are duplicates that readers drop
+//! (DESIGN §3).
 //!
 //! # Why outputs are committed before they are sent
 //! Appending first and committing after left a window where a service had
@@ -269,10 +275,22 @@ pub async fn run<S: Store, H: Handler>(
         shutdown.clone(),
     )
     .await;
+    // Whether the outbox row holds outputs already appended.
+    let mut appended = false;
     let result = loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break Ok(()),
             b = sub.next_batch(spec.max_batch) => b,
+            // Idle: nothing will overwrite the row soon, so it goes now
+            // (a restart would otherwise send its outputs again). Both
+            // backends' `next_batch` lose nothing when dropped while waiting.
+            _ = tokio::time::sleep(OUTBOX_IDLE_CLEAR), if appended => {
+                if let Err(e) = clear_pending(&*store, &spec.name) {
+                    break Err(e);
+                }
+                appended = false;
+                continue;
+            }
         };
         let mut batch = match batch {
             Ok(b) => b,
@@ -285,6 +303,7 @@ pub async fn run<S: Store, H: Handler>(
             store: &*store,
             spec: &spec,
             handler: &mut handler,
+            appended: &mut appended,
         };
         if let Err(e) = consumer.apply(batch).await {
             break Err(e);
@@ -292,7 +311,12 @@ pub async fn run<S: Store, H: Handler>(
         progress.committed(&next, &sub.assignment());
     };
     sub.close().await;
-    result
+    let cleared = if appended && result.is_ok() {
+        clear_pending(&*store, &spec.name)
+    } else {
+        Ok(())
+    };
+    result.and(cleared)
 }
 
 /// Puts a batch in the order a replay can follow: by the topic's place in
@@ -308,6 +332,10 @@ fn in_replay_order(batch: &mut [Consumed], topics: &[String]) {
     });
 }
 
+/// How long a consumer waits for its next batch before it clears the
+/// outbox row of its last one by a commit of its own.
+const OUTBOX_IDLE_CLEAR: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One record of a batch failed; nothing of the batch was appended or
 /// committed.
 struct BatchFailed {
@@ -321,6 +349,9 @@ struct Consumer<'a, S, H> {
     store: &'a S,
     spec: &'a ConsumerSpec,
     handler: &'a mut H,
+    /// Whether the outbox row holds outputs already appended, which the
+    /// next commit clears.
+    appended: &'a mut bool,
 }
 
 impl<S: Store, H: Handler> Consumer<'_, S, H> {
@@ -436,8 +467,8 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
     }
 
     /// Commits the staged writes with the next offsets and the outputs
-    /// (see the module doc), then appends the outputs and clears them from
-    /// the outbox table, then tells the handler.
+    /// (see the module doc), clearing the previous batch's from the outbox
+    /// table, then appends the outputs, then tells the handler.
     async fn commit(
         &mut self,
         out: Outbox,
@@ -446,16 +477,20 @@ impl<S: Store, H: Handler> Consumer<'_, S, H> {
     ) -> crate::Result<()> {
         let records = out.into_records();
         if !records.is_empty() {
+            // Overwrites the previous batch's row, if any.
             tx.put(OUTBOX, self.spec.name.as_bytes(), &pending(&records))?;
+        } else if *self.appended {
+            tx.delete(OUTBOX, self.spec.name.as_bytes());
         }
         for ((topic, partition), offset) in next {
             tx.set_offset(&self.spec.name, &topic, partition, offset);
         }
         self.store.commit(tx)?;
+        *self.appended = false;
         if !records.is_empty() {
             crate::observe::count_produced(&self.spec.name, &records);
             self.log.append(records).await?;
-            clear_pending(self.store, &self.spec.name)?;
+            *self.appended = true;
         }
         let handler = &mut *self.handler;
         if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| handler.committed())) {

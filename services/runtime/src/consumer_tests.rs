@@ -266,7 +266,16 @@ struct Witness {
     store: MemStore,
     /// The committed offset of `in` at each append to `out`.
     committed_at_append: parking_lot::Mutex<Vec<Option<i64>>>,
+    /// At each append to `out`: the correlation ids appended, and those
+    /// the outbox row held (what a restart then would append again).
+    outbox_at_append: parking_lot::Mutex<Vec<(Vec<String>, Vec<String>)>>,
     die_once: std::sync::atomic::AtomicBool,
+}
+
+fn correlation_ids<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .map(|v| novalog_schemas::decode(v).unwrap().meta.correlation_id)
+        .collect()
 }
 
 #[async_trait]
@@ -287,6 +296,15 @@ impl EventLog for Witness {
             }
             let committed = self.store.offset(NAME, IN, 0).unwrap();
             self.committed_at_append.lock().push(committed);
+            let row = self
+                .store
+                .get::<Pending>(OUTBOX, NAME.as_bytes())
+                .unwrap()
+                .unwrap_or_default();
+            self.outbox_at_append.lock().push((
+                correlation_ids(records.iter().map(|r| r.value.as_slice())),
+                correlation_ids(row.iter().map(|(_, _, v)| v.as_slice())),
+            ));
         }
         self.log.append(records).await
     }
@@ -331,6 +349,7 @@ async fn outputs_are_appended_only_after_their_batch_is_committed() {
         log: log.clone(),
         store: store.clone(),
         committed_at_append: Default::default(),
+        outbox_at_append: Default::default(),
         die_once: true.into(),
     });
     log.append(vec![record("ok-a")]).await.unwrap();
@@ -411,4 +430,68 @@ fn a_record_of_another_topics_type_does_not_decode() {
     assert!(super::decode_record("test-1.instances", &bytes).is_ok());
     // A topic that is none of Novalog's takes any record.
     assert!(super::decode_record(IN, &bytes).is_ok());
+}
+
+/// The outbox row is cleared by the next batch's commit, not by a commit
+/// of its own: at every append it holds exactly the outputs being appended
+/// (none of an earlier batch, which were appended before it), and once the
+/// consumer is idle it is gone.
+#[tokio::test]
+async fn the_outbox_holds_only_the_last_batch_and_is_cleared_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let store = MemStore::new();
+    let witness = Arc::new(Witness {
+        log: log.clone(),
+        store: store.clone(),
+        committed_at_append: Default::default(),
+        outbox_at_append: Default::default(),
+        die_once: false.into(),
+    });
+    let (stop, shutdown) = crate::Shutdown::new();
+    let task = tokio::spawn(run(
+        witness.clone() as Arc<dyn EventLog>,
+        Arc::new(store.clone()),
+        spec(),
+        Folder::new(store.clone(), Arc::default()),
+        shutdown,
+    ));
+    let committed = |n: i64| {
+        let store = store.clone();
+        async move {
+            // A bound, not a timing assertion.
+            for _ in 0..1000 {
+                if store.offset(NAME, IN, 0).unwrap() == Some(n) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("offset {n} never committed");
+        }
+    };
+    log.append(vec![record("ok-a")]).await.unwrap();
+    committed(1).await;
+    log.append(vec![record("ok-b"), record("ok-c")])
+        .await
+        .unwrap();
+    committed(3).await;
+    let mut cleared = false;
+    for _ in 0..1000 {
+        if store.scan_raw(OUTBOX).unwrap().is_empty() {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(cleared, "an idle consumer clears its outbox row");
+    stop.trigger();
+    task.await.unwrap().unwrap();
+
+    let appends = witness.outbox_at_append.lock().clone();
+    assert!(!appends.is_empty());
+    for (appended, row) in &appends {
+        assert_eq!(appended, row, "the row holds exactly what is appended");
+    }
+    let all: Vec<String> = appends.into_iter().flat_map(|(a, _)| a).collect();
+    assert_eq!(all, vec!["ok-a", "ok-b", "ok-c"]);
 }

@@ -1,0 +1,30 @@
+//! `novalog-billing`: usage metered to the millisecond from the
+//! `instances` topic, rated exactly by the `[billing]` price table, the
+//! same bill from any replay (DESIGN §9).
+//!
+//! # Layout
+//! - [`meter`]: the pure fold from instance events to usage intervals per
+//!   server (billable state, flavor, host, start and end).
+//! - [`money`]: exact money — prices in integer micro-units, charges as
+//!   exact integers, one rounding rule applied where an amount is shown.
+//! - [`period`]: half-open billing periods and the times the API accepts.
+//! - [`rate`]: the price table and the rating of intervals into a bill.
+//!
+//! Nothing here does I/O; the service shell around it does.
+
+pub mod check;
+pub mod meter;
+pub mod money;
+pub mod period;
+pub mod rate;
+pub mod service;
+
+#[cfg(test)]
+mod scenario_tests;
+#[cfg(test)]
+mod service_tests;
+
+pub use meter::{BillableState, FlavorSpec, Interval, Meter, ServerMeter};
+pub use money::{Amount, Micros, PriceError, Rounded, Rounding};
+pub use period::{Period, PeriodError};
+pub use rate::{Bill, LineItem, PriceTable, bill};
