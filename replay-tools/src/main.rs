@@ -353,9 +353,15 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
             let src = open(&cfg)?;
             for s in services {
                 let bar = Bar::new(quiet, s.dir_name());
-                let stats =
-                    novalog_replay::rebuild::rebuild(&src, s, &into.join(s.dir_name()), None, &bar)
-                        .await?;
+                let stats = novalog_replay::rebuild::rebuild(
+                    &src,
+                    &cfg,
+                    s,
+                    &into.join(s.dir_name()),
+                    None,
+                    &bar,
+                )
+                .await?;
                 drop(bar);
                 if !quiet {
                     eprintln!(
@@ -391,11 +397,38 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
         }
         Cmd::Verify { scratch } => {
             let src = open(&cfg)?;
-            let services = Service::parse("all")?;
+            let mut services = vec![
+                Service::Api,
+                Service::Conductor,
+                Service::Scheduler,
+                Service::Compute,
+            ];
+            // What this data directory holds a store of, and can be
+            // replayed (say why not for the rest).
+            services.retain(|s| {
+                let why_not = match s.replayable(&cfg) {
+                    Err(why) => Some(why),
+                    Ok(()) if !cfg.data_dir.join(s.dir_name()).is_dir() => {
+                        Some(format!("no live store in {}", cfg.data_dir.display()))
+                    }
+                    Ok(()) => None,
+                };
+                if let Some(why) = &why_not {
+                    let _ = writeln!(out, "{}: not verified: {why}", s.dir_name());
+                }
+                why_not.is_none()
+            });
+            if services.is_empty() {
+                return Err(Error::BadInput(format!(
+                    "no projection store to verify in {}",
+                    cfg.data_dir.display()
+                )));
+            }
             let verified = {
                 let bar = Bar::new(quiet, "verify");
                 novalog_replay::rebuild::verify(
                     &src,
+                    &cfg,
                     &cfg.data_dir,
                     &services,
                     scratch.clone(),

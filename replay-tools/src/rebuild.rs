@@ -3,7 +3,9 @@
 //! and compared key by key with another store.
 //!
 //! The fold reads the service's input topics merged by append time (the
-//! order a live consumer saw them, to the millisecond) and commits one
+//! order a live consumer saw them, to the millisecond; the conductor's by
+//! the time and batch each input was decided in, read back from what it
+//! caused: docs/audit-and-replay.md) and commits one
 //! WriteBatch per [`BATCH`] records, without the write-ahead log (the
 //! store is flushed once at the end): a rebuild that dies is simply run
 //! again into a fresh directory.
@@ -40,7 +42,8 @@ impl Service {
             "conductor" => vec![Service::Conductor],
             "scheduler" => vec![Service::Scheduler],
             "compute" => vec![Service::Compute],
-            "all" => vec![Service::Api],
+            // The scheduler is not foldable yet (see `replayable`).
+            "all" => vec![Service::Api, Service::Conductor, Service::Compute],
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown service {other} (api, conductor, scheduler, compute, all)"
@@ -60,10 +63,31 @@ impl Service {
     }
 
     /// The name its offsets are stored under.
-    pub fn consumer(self) -> &'static str {
+    pub fn consumer(self, cfg: &novalog_runtime::Config) -> String {
         match self {
-            Service::Api => novalog_api::projection::CONSUMER,
-            other => other.dir_name(),
+            Service::Api => novalog_api::projection::CONSUMER.to_owned(),
+            Service::Conductor => novalog_conductor::service::NAME.to_owned(),
+            Service::Scheduler => "scheduler".to_owned(),
+            Service::Compute => novalog_compute::service::consumer_name(cfg),
+        }
+    }
+
+    /// Whether this configuration's service can be folded again, and why
+    /// not: a compute agent of a real hypervisor took its outcomes from it.
+    pub fn replayable(self, cfg: &novalog_runtime::Config) -> std::result::Result<(), String> {
+        match self {
+            Service::Scheduler => Err(
+                "the scheduler's host rows keep the instances its own picks added once a \
+                 migration's facts answered them (the facts alone never add them), so they \
+                 depend on which requests this replica answered"
+                    .into(),
+            ),
+            Service::Compute if cfg.compute.driver != "fake" => Err(format!(
+                "the compute agent's outcomes were its {} hypervisor's; only an agent of the \
+                 fake driver is carried out again",
+                cfg.compute.driver
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -82,24 +106,6 @@ impl Service {
                 t.scheduler.clone(),
             ],
             Service::Compute => vec![t.compute.clone()],
-        }
-    }
-
-    /// Why this service cannot be folded again byte for byte yet, if so.
-    fn unsupported(self) -> Option<&'static str> {
-        match self {
-            Service::Api => None,
-            Service::Conductor => Some(
-                "the conductor reads the wall clock while it decides (created_at, deadlines) \
-                 and its state depends on how its three input topics interleaved live",
-            ),
-            Service::Scheduler => Some(
-                "the scheduler's host states hold its own picks, made with the wall clock \
-                 and a random choice among the best hosts",
-            ),
-            Service::Compute => Some(
-                "the compute agent's state is its hypervisor's; it reconciles with it on start",
-            ),
         }
     }
 }
@@ -139,17 +145,20 @@ impl Stats {
     }
 }
 
-/// Folds `service`'s input topics into a fresh store in `into`.
+/// Folds `service`'s input topics into a fresh store in `into`, with the
+/// services' configuration `cfg` (their handlers are built from it as the
+/// services build them).
 pub async fn rebuild(
     src: &Source,
+    cfg: &novalog_runtime::Config,
     service: Service,
     into: &Path,
     until: Option<&Until>,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    if let Some(why) = service.unsupported() {
+    if let Err(why) = service.replayable(cfg) {
         return Err(Error::BadInput(format!(
-            "rebuild of {} is not supported yet: {why}",
+            "rebuild of {} is not supported: {why}",
             service.dir_name()
         )));
     }
@@ -164,6 +173,11 @@ pub async fn rebuild(
             .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", into.display())))?,
     );
     let topics = src.topics().clone();
+    let consumer = service.consumer(cfg);
+    let refused = |e: novalog_runtime::Error| {
+        Error::BadInput(format!("cannot rebuild {}: {e}", service.dir_name()))
+    };
+    let inputs = service.topics(&topics);
     match service {
         Service::Api => {
             // Loaded from the fresh store as the service loads its own: the
@@ -177,18 +191,75 @@ pub async fn rebuild(
                 store.clone(),
             );
             fold(
-                src,
-                &service.topics(&topics),
-                service.consumer(),
-                &store,
-                handler,
-                until,
-                progress,
+                src, &inputs, &consumer, &store, handler, until, None, progress,
             )
             .await
         }
-        _ => unreachable!("refused above"),
+        Service::Conductor => {
+            // Each input is decided at the time it was decided live, and in
+            // the order it was: both read back from what it caused.
+            let decided_at = Arc::new(conductor_decisions(src, &topics).await?);
+            let handler =
+                novalog_conductor::service::replay_handler(cfg, store.clone(), decided_at.clone())
+                    .map_err(refused)?;
+            let order = Some(decided_at.clone());
+            fold(
+                src, &inputs, &consumer, &store, handler, until, order, progress,
+            )
+            .await
+        }
+        Service::Scheduler => unreachable!("refused above"),
+        Service::Compute => {
+            let handler =
+                novalog_compute::service::replay_handler(cfg, store.clone()).map_err(refused)?;
+            fold(
+                src, &inputs, &consumer, &store, handler, until, None, progress,
+            )
+            .await
+        }
     }
+}
+
+/// When the live conductor decided each of its inputs, by the input's
+/// event id: the time stamped on what the decision emitted (instance
+/// events, scheduler requests, compute commands, catalog and service
+/// records, each caused by the input it decides). The conductor reads
+/// the clock once per batch, later each time, so the time also says which
+/// batch handled the input; within a batch it handled them in topic,
+/// partition, offset order (the consumer loop sorts each batch so).
+async fn conductor_decisions(src: &Source, t: &Topics) -> Result<HashMap<uuid::Uuid, i64>> {
+    use novalog_schemas::{Event, SchedulerEvent};
+    let mut at = HashMap::new();
+    for topic in [&t.instances, &t.scheduler, &t.compute, &t.catalog, &t.hosts] {
+        let ends = match src.end_offsets(topic).await {
+            Ok(e) => e,
+            Err(Error::BadInput(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (p, end) in ends.into_iter().enumerate() {
+            let mut from = 0;
+            while from < end {
+                let until = end.min(from + READ_AHEAD);
+                src.scan(topic, p as i32, from, until, |r| {
+                    let Ok(env) = novalog_runtime::consumer::decode_record(topic, r.value) else {
+                        return;
+                    };
+                    let by_conductor = match &env.event {
+                        // The scheduler's answers share the topic.
+                        Event::Scheduler(SchedulerEvent::SelectHostsRequested(_)) => true,
+                        Event::Scheduler(_) => false,
+                        _ => true,
+                    };
+                    if let (true, Some(cause)) = (by_conductor, env.meta.causation_id) {
+                        at.entry(cause).or_insert(env.meta.occurred_at_ms);
+                    }
+                })
+                .await?;
+                from = until;
+            }
+        }
+    }
+    Ok(at)
 }
 
 /// One partition's cursor in the merge (on the reader's thread).
@@ -201,6 +272,8 @@ struct Stream {
     /// The next offset to read.
     next: i64,
     end: i64,
+    /// The merge key of the last record read (with an `order`).
+    floor: i64,
     /// Records read ahead, decoded as they were read (no copy of their
     /// bytes is kept).
     buf: VecDeque<Ahead>,
@@ -208,6 +281,8 @@ struct Stream {
 
 struct Ahead {
     offset: i64,
+    /// Merge key: the append time, or with an `order` the time its input
+    /// was decided at.
     timestamp_ms: i64,
     /// `None`: it does not decode.
     env: Option<novalog_schemas::Envelope>,
@@ -241,12 +316,15 @@ const CHUNK: usize = 4_096;
 const CHUNKS_AHEAD: usize = 8;
 
 /// Runs `handler` over `topics` merged by append time, like the consumer
-/// loop does live but with its outputs dropped.
+/// loop does live but with its outputs dropped. With `order`, merged by
+/// the time each record was decided at live instead (by event id; a
+/// record not in it comes after the one before it in its partition).
 ///
 /// Two stages on two threads: the reader iterates the partitions, decodes
 /// each record and merges them by append time; the fold applies them with
 /// `handler` and commits a batch every [`BATCH`] records. Decoding is
 /// about a third of the work, so the two overlap well on two cores.
+#[allow(clippy::too_many_arguments)]
 async fn fold<H: Handler>(
     src: &Source,
     topics: &[String],
@@ -254,6 +332,7 @@ async fn fold<H: Handler>(
     store: &RocksStore,
     mut handler: H,
     until: Option<&Until>,
+    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
     progress: &dyn Progress,
 ) -> Result<Stats> {
     let started = Instant::now();
@@ -279,6 +358,7 @@ async fn fold<H: Handler>(
                     partition: p,
                     next: 0,
                     end,
+                    floor: i64::MIN,
                     buf: Default::default(),
                 });
             }
@@ -298,7 +378,7 @@ async fn fold<H: Handler>(
     let reader = {
         let src = src.clone();
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || rt.block_on(read_merged(src, streams, send)))
+        tokio::task::spawn_blocking(move || rt.block_on(read_merged(src, streams, order, send)))
     };
 
     let mut stats = Stats::default();
@@ -355,20 +435,21 @@ async fn fold<H: Handler>(
 async fn read_merged(
     src: Source,
     mut streams: Vec<Stream>,
+    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
     send: tokio::sync::mpsc::Sender<Vec<Item>>,
 ) -> Result<f64> {
     let mut busy = 0.0;
     let mut t = Instant::now();
     let mut heap = BinaryHeap::new();
     for i in 0..streams.len() {
-        refill(&src, &mut streams[i]).await?;
+        refill(&src, &mut streams[i], order.as_deref()).await?;
         push_head(&mut heap, &streams, i);
     }
     let mut chunk = Vec::with_capacity(CHUNK);
     while let Some(Head(_, i)) = heap.pop() {
         let rec = streams[i].buf.pop_front().expect("a head has a record");
         if streams[i].buf.is_empty() {
-            refill(&src, &mut streams[i]).await?;
+            refill(&src, &mut streams[i], order.as_deref()).await?;
         }
         push_head(&mut heap, &streams, i);
         chunk.push(Item {
@@ -419,21 +500,39 @@ async fn commit<H: Handler>(
     Ok(())
 }
 
-async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
+async fn refill(
+    src: &Source,
+    s: &mut Stream,
+    order: Option<&HashMap<uuid::Uuid, i64>>,
+) -> Result<()> {
     if s.next >= s.end {
         return Ok(());
     }
     let until = s.end.min(s.next + READ_AHEAD);
-    let (buf, kind) = (&mut s.buf, s.kind);
+    let (buf, kind, floor) = (&mut s.buf, s.kind, &mut s.floor);
     src.scan(&s.topic, s.partition, s.next, until, |r| {
         let env = match kind {
             Some(t) => novalog_schemas::decode_on(t, r.value),
             None => novalog_schemas::decode(r.value),
+        }
+        .ok();
+        let timestamp_ms = match order {
+            None => r.timestamp_ms,
+            Some(at) => {
+                let key = env
+                    .as_ref()
+                    .and_then(|e| at.get(&e.meta.event_id))
+                    .copied()
+                    .unwrap_or(r.timestamp_ms)
+                    .max(*floor);
+                *floor = key;
+                key
+            }
         };
         buf.push_back(Ahead {
             offset: r.offset,
-            timestamp_ms: r.timestamp_ms,
-            env: env.ok(),
+            timestamp_ms,
+            env,
         })
     })
     .await?;
@@ -626,6 +725,7 @@ pub struct Verified {
 /// `data_dir`) has reached, into a scratch directory, and diffs the two.
 pub async fn verify(
     src: &Source,
+    cfg: &novalog_runtime::Config,
     data_dir: &Path,
     services: &[Service],
     scratch: Option<PathBuf>,
@@ -644,9 +744,9 @@ pub async fn verify(
         // Rows and offsets from one view of the live store: a service
         // that keeps running commits after it, and that must not count.
         let live = snapshot(&data_dir.join(service.dir_name()))?;
-        let until = offsets_in(&live, service.consumer());
+        let until = offsets_in(&live, &service.consumer(cfg));
         let into = scratch.join(service.dir_name());
-        let stats = rebuild(src, service, &into, Some(&until), progress).await?;
+        let stats = rebuild(src, cfg, service, &into, Some(&until), progress).await?;
         let differences = diff_rows(&live, &snapshot(&into)?);
         out.push(Verified {
             service,
@@ -788,6 +888,7 @@ mod pipeline_tests {
             "test",
             &store,
             Recorder(seen.clone()),
+            None,
             None,
             &crate::Silent,
         )
