@@ -225,7 +225,7 @@ pub async fn run(
     let scratch = tempfile::tempdir()?;
     let stats = novalog_replay::rebuild::rebuild(
         &src,
-        &cfg,
+        cfg,
         Service::Api,
         &scratch.path().join("api"),
         None,
@@ -258,7 +258,7 @@ pub async fn run(
 
     let t = Instant::now();
     let verified =
-        novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &[Service::Api], None, &Silent)
+        novalog_replay::rebuild::verify(&src, cfg, &cfg.data_dir, &[Service::Api], None, &Silent)
             .await?;
     let verify_s = t.elapsed().as_secs_f64();
     let verify_equal = verified.iter().all(|v| v.differences.is_empty());
