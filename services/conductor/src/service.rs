@@ -542,7 +542,7 @@ mod tests {
                     instance_id: id,
                     host: "h1".into(),
                     attempt: 1,
-                    power_state: 1,
+                    power_state: novalog_schemas::PowerState::Running,
                 }),
             ),
         ];
@@ -622,7 +622,7 @@ mod tests {
                 instance_id: old,
                 host: "h1".into(),
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
         );
         assert!(batch(&mut h, &store, vec![late]).await.is_empty());
