@@ -16,8 +16,9 @@
 //! - [`check`]: envelope invariants over the whole history; [`invariants`]:
 //!   the domain ones (usage, claims, quotas), pure.
 //! - [`export`]: JSON lines / CSV, and `tail`.
-//! - [`dead_letters`]: list, show and redrive; [`spool`]: how a redrive
-//!   reaches an embedded log a running `novalog` holds.
+//! - [`dead_letters`]: list, show and redrive; [`spool`] (novalog-runtime's,
+//!   drained by every process that holds an embedded log): how a redrive
+//!   reaches an embedded log a running process holds.
 
 pub mod check;
 pub mod dead_letters;
@@ -28,9 +29,9 @@ pub mod invariants;
 pub mod rebuild;
 pub mod records;
 pub mod source;
-pub mod spool;
 pub mod state_at;
 
+pub use novalog_runtime::spool;
 pub use source::Source;
 
 /// What went wrong. [`Error::BadInput`] is the operator's (exit 2); a

@@ -353,17 +353,26 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
             let src = open(&cfg)?;
             for s in services {
                 let bar = Bar::new(quiet, s.dir_name());
-                let stats =
-                    novalog_replay::rebuild::rebuild(&src, s, &into.join(s.dir_name()), None, &bar)
-                        .await?;
+                let stats = novalog_replay::rebuild::rebuild(
+                    &src,
+                    &cfg,
+                    s,
+                    &into.join(s.dir_name()),
+                    None,
+                    &bar,
+                )
+                .await?;
                 drop(bar);
                 if !quiet {
                     eprintln!(
-                        "rebuild {}: {} records in {:.2} s ({:.0} records/s)",
+                        "rebuild {}: {} records in {:.2} s ({:.0} records/s; busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s)",
                         s.dir_name(),
                         stats.records,
                         stats.seconds,
-                        stats.per_second()
+                        stats.per_second(),
+                        stats.read_s,
+                        stats.fold_s,
+                        stats.write_s
                     );
                 }
             }
@@ -388,11 +397,38 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
         }
         Cmd::Verify { scratch } => {
             let src = open(&cfg)?;
-            let services = Service::parse("all")?;
+            let mut services = vec![
+                Service::Api,
+                Service::Conductor,
+                Service::Scheduler,
+                Service::Compute,
+            ];
+            // What this data directory holds a store of, and can be
+            // replayed (say why not for the rest).
+            services.retain(|s| {
+                let why_not = match s.replayable(&cfg) {
+                    Err(why) => Some(why),
+                    Ok(()) if !cfg.data_dir.join(s.dir_name()).is_dir() => {
+                        Some(format!("no live store in {}", cfg.data_dir.display()))
+                    }
+                    Ok(()) => None,
+                };
+                if let Some(why) = &why_not {
+                    let _ = writeln!(out, "{}: not verified: {why}", s.dir_name());
+                }
+                why_not.is_none()
+            });
+            if services.is_empty() {
+                return Err(Error::BadInput(format!(
+                    "no projection store to verify in {}",
+                    cfg.data_dir.display()
+                )));
+            }
             let verified = {
                 let bar = Bar::new(quiet, "verify");
                 novalog_replay::rebuild::verify(
                     &src,
+                    &cfg,
                     &cfg.data_dir,
                     &services,
                     scratch.clone(),
@@ -540,7 +576,8 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                         let record = novalog_replay::dead_letters::redrive_record(&l, value);
                         let spool = novalog_replay::spool::dir(&cfg.data_dir);
                         let file =
-                            novalog_replay::spool::enqueue(&spool, &l.id.to_string(), &record)?;
+                            novalog_replay::spool::enqueue(&spool, &l.id.to_string(), &record)
+                                .map_err(|e| Error::BadInput(e.to_string()))?;
                         writeln!(
                             out,
                             "queued {} for the running novalog ({}): it appends it to {} within a second",

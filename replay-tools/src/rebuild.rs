@@ -3,12 +3,14 @@
 //! and compared key by key with another store.
 //!
 //! The fold reads the service's input topics merged by append time (the
-//! order a live consumer saw them, to the millisecond) and commits one
+//! order a live consumer saw them, to the millisecond; the conductor's by
+//! the time and batch each input was decided in, read back from what it
+//! caused: docs/audit-and-replay.md) and commits one
 //! WriteBatch per [`BATCH`] records, without the write-ahead log (the
 //! store is flushed once at the end): a rebuild that dies is simply run
 //! again into a fresh directory.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,7 +42,8 @@ impl Service {
             "conductor" => vec![Service::Conductor],
             "scheduler" => vec![Service::Scheduler],
             "compute" => vec![Service::Compute],
-            "all" => vec![Service::Api],
+            // The scheduler is not foldable yet (see `replayable`).
+            "all" => vec![Service::Api, Service::Conductor, Service::Compute],
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown service {other} (api, conductor, scheduler, compute, all)"
@@ -60,10 +63,31 @@ impl Service {
     }
 
     /// The name its offsets are stored under.
-    pub fn consumer(self) -> &'static str {
+    pub fn consumer(self, cfg: &novalog_runtime::Config) -> String {
         match self {
-            Service::Api => novalog_api::projection::CONSUMER,
-            other => other.dir_name(),
+            Service::Api => novalog_api::projection::CONSUMER.to_owned(),
+            Service::Conductor => novalog_conductor::service::NAME.to_owned(),
+            Service::Scheduler => "scheduler".to_owned(),
+            Service::Compute => novalog_compute::service::consumer_name(cfg),
+        }
+    }
+
+    /// Whether this configuration's service can be folded again, and why
+    /// not: a compute agent of a real hypervisor took its outcomes from it.
+    pub fn replayable(self, cfg: &novalog_runtime::Config) -> std::result::Result<(), String> {
+        match self {
+            Service::Scheduler => Err(
+                "the scheduler's host rows keep the instances its own picks added once a \
+                 migration's facts answered them (the facts alone never add them), so they \
+                 depend on which requests this replica answered"
+                    .into(),
+            ),
+            Service::Compute if cfg.compute.driver != "fake" => Err(format!(
+                "the compute agent's outcomes were its {} hypervisor's; only an agent of the \
+                 fake driver is carried out again",
+                cfg.compute.driver
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -84,24 +108,6 @@ impl Service {
             Service::Compute => vec![t.compute.clone()],
         }
     }
-
-    /// Why this service cannot be folded again byte for byte yet, if so.
-    fn unsupported(self) -> Option<&'static str> {
-        match self {
-            Service::Api => None,
-            Service::Conductor => Some(
-                "the conductor reads the wall clock while it decides (created_at, deadlines) \
-                 and its state depends on how its three input topics interleaved live",
-            ),
-            Service::Scheduler => Some(
-                "the scheduler's host states hold its own picks, made with the wall clock \
-                 and a random choice among the best hosts",
-            ),
-            Service::Compute => Some(
-                "the compute agent's state is its hypervisor's; it reconciles with it on start",
-            ),
-        }
-    }
 }
 
 /// Tables that are not folded from the log: left out of comparisons (a
@@ -112,11 +118,21 @@ pub const NOT_FROM_THE_LOG: &[&str] = &["_replica", novalog_runtime::consumer::O
 /// that is missing is not read at all. `None`: to the end of the log.
 pub type Until = HashMap<(String, i32), i64>;
 
-/// What a rebuild did.
+/// What a rebuild did, and where its time went.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
+    /// Records read (every record of the input topics up to the end,
+    /// folded or not).
     pub records: u64,
+    /// Wall time of the whole rebuild, store creation and flush included.
     pub seconds: f64,
+    /// Seconds the reader was busy: iterating the log, decoding, merging.
+    pub read_s: f64,
+    /// Seconds the fold spent in the handler.
+    pub fold_s: f64,
+    /// Seconds spent committing batches (the handler's `finish_batch`,
+    /// the WriteBatch, publishing) and flushing the store at the end.
+    pub write_s: f64,
 }
 
 impl Stats {
@@ -129,17 +145,20 @@ impl Stats {
     }
 }
 
-/// Folds `service`'s input topics into a fresh store in `into`.
+/// Folds `service`'s input topics into a fresh store in `into`, with the
+/// services' configuration `cfg` (their handlers are built from it as the
+/// services build them).
 pub async fn rebuild(
     src: &Source,
+    cfg: &novalog_runtime::Config,
     service: Service,
     into: &Path,
     until: Option<&Until>,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    if let Some(why) = service.unsupported() {
+    if let Err(why) = service.replayable(cfg) {
         return Err(Error::BadInput(format!(
-            "rebuild of {} is not supported yet: {why}",
+            "rebuild of {} is not supported: {why}",
             service.dir_name()
         )));
     }
@@ -154,6 +173,11 @@ pub async fn rebuild(
             .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", into.display())))?,
     );
     let topics = src.topics().clone();
+    let consumer = service.consumer(cfg);
+    let refused = |e: novalog_runtime::Error| {
+        Error::BadInput(format!("cannot rebuild {}: {e}", service.dir_name()))
+    };
+    let inputs = service.topics(&topics);
     match service {
         Service::Api => {
             // Loaded from the fresh store as the service loads its own: the
@@ -167,47 +191,140 @@ pub async fn rebuild(
                 store.clone(),
             );
             fold(
-                src,
-                &service.topics(&topics),
-                service.consumer(),
-                &store,
-                handler,
-                until,
-                progress,
+                src, &inputs, &consumer, &store, handler, until, None, progress,
             )
             .await
         }
-        _ => unreachable!("refused above"),
+        Service::Conductor => {
+            // Each input is decided at the time it was decided live, and in
+            // the order it was: both read back from what it caused.
+            let decided_at = Arc::new(conductor_decisions(src, &topics).await?);
+            let handler =
+                novalog_conductor::service::replay_handler(cfg, store.clone(), decided_at.clone())
+                    .map_err(refused)?;
+            let order = Some(decided_at.clone());
+            fold(
+                src, &inputs, &consumer, &store, handler, until, order, progress,
+            )
+            .await
+        }
+        Service::Scheduler => unreachable!("refused above"),
+        Service::Compute => {
+            let handler =
+                novalog_compute::service::replay_handler(cfg, store.clone()).map_err(refused)?;
+            fold(
+                src, &inputs, &consumer, &store, handler, until, None, progress,
+            )
+            .await
+        }
     }
 }
 
-/// One partition's cursor in the merge.
+/// When the live conductor decided each of its inputs, by the input's
+/// event id: the time stamped on what the decision emitted (instance
+/// events, scheduler requests, compute commands, catalog and service
+/// records, each caused by the input it decides). The conductor reads
+/// the clock once per batch, later each time, so the time also says which
+/// batch handled the input; within a batch it handled them in topic,
+/// partition, offset order (the consumer loop sorts each batch so).
+async fn conductor_decisions(src: &Source, t: &Topics) -> Result<HashMap<uuid::Uuid, i64>> {
+    use novalog_schemas::{Event, SchedulerEvent};
+    let mut at = HashMap::new();
+    for topic in [&t.instances, &t.scheduler, &t.compute, &t.catalog, &t.hosts] {
+        let ends = match src.end_offsets(topic).await {
+            Ok(e) => e,
+            Err(Error::BadInput(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (p, end) in ends.into_iter().enumerate() {
+            let mut from = 0;
+            while from < end {
+                let until = end.min(from + READ_AHEAD);
+                src.scan(topic, p as i32, from, until, |r| {
+                    let Ok(env) = novalog_runtime::consumer::decode_record(topic, r.value) else {
+                        return;
+                    };
+                    let by_conductor = match &env.event {
+                        // The scheduler's answers share the topic.
+                        Event::Scheduler(SchedulerEvent::SelectHostsRequested(_)) => true,
+                        Event::Scheduler(_) => false,
+                        _ => true,
+                    };
+                    if let (true, Some(cause)) = (by_conductor, env.meta.causation_id) {
+                        at.entry(cause).or_insert(env.meta.occurred_at_ms);
+                    }
+                })
+                .await?;
+                from = until;
+            }
+        }
+    }
+    Ok(at)
+}
+
+/// One partition's cursor in the merge (on the reader's thread).
 struct Stream {
     topic: String,
+    /// The topic's type, found once rather than per record.
+    kind: Option<novalog_schemas::Topic>,
     rank: usize,
     partition: i32,
     /// The next offset to read.
     next: i64,
     end: i64,
-    /// The offset after the last record folded (0: none yet).
-    folded: i64,
+    /// The merge key of the last record read (with an `order`).
+    floor: i64,
     /// Records read ahead, decoded as they were read (no copy of their
-    /// bytes is kept); `None`: it does not decode.
-    buf: std::collections::VecDeque<Ahead>,
+    /// bytes is kept).
+    buf: VecDeque<Ahead>,
 }
 
 struct Ahead {
     offset: i64,
+    /// Merge key: the append time, or with an `order` the time its input
+    /// was decided at.
     timestamp_ms: i64,
+    /// `None`: it does not decode.
     env: Option<novalog_schemas::Envelope>,
+}
+
+/// A record handed from the reader to the fold, in merged order.
+struct Item {
+    /// Index of its partition in the fold's table.
+    stream: u32,
+    offset: i64,
+    env: Option<novalog_schemas::Envelope>,
+}
+
+/// One partition as the fold sees it.
+struct Folded {
+    /// Its topic's name, lent to each [`Input`] in turn (no copy per
+    /// record).
+    topic: String,
+    partition: i32,
+    /// The offset after the last record folded (0: none yet).
+    next: i64,
 }
 
 /// The merge heap's entry: the head of stream `i`.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Head(std::cmp::Reverse<(i64, usize, i32, i64)>, usize);
 
+/// Records the reader hands over at a time.
+const CHUNK: usize = 4_096;
+/// Chunks in flight between the reader and the fold.
+const CHUNKS_AHEAD: usize = 8;
+
 /// Runs `handler` over `topics` merged by append time, like the consumer
-/// loop does live but with its outputs dropped.
+/// loop does live but with its outputs dropped. With `order`, merged by
+/// the time each record was decided at live instead (by event id; a
+/// record not in it comes after the one before it in its partition).
+///
+/// Two stages on two threads: the reader iterates the partitions, decodes
+/// each record and merges them by append time; the fold applies them with
+/// `handler` and commits a batch every [`BATCH`] records. Decoding is
+/// about a third of the work, so the two overlap well on two cores.
+#[allow(clippy::too_many_arguments)]
 async fn fold<H: Handler>(
     src: &Source,
     topics: &[String],
@@ -215,6 +332,7 @@ async fn fold<H: Handler>(
     store: &RocksStore,
     mut handler: H,
     until: Option<&Until>,
+    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
     progress: &dyn Progress,
 ) -> Result<Stats> {
     let started = Instant::now();
@@ -235,60 +353,125 @@ async fn fold<H: Handler>(
             if end > 0 {
                 streams.push(Stream {
                     topic: t.clone(),
+                    kind: novalog_schemas::Topic::of_name(t),
                     rank,
                     partition: p,
                     next: 0,
                     end,
-                    folded: 0,
+                    floor: i64::MIN,
                     buf: Default::default(),
                 });
             }
         }
     }
     progress.set_total(streams.iter().map(|s| s.end as u64).sum());
-    let mut heap = BinaryHeap::new();
-    for i in 0..streams.len() {
-        refill(src, &mut streams[i]).await?;
-        push_head(&mut heap, &streams, i);
-    }
-    let mut records = 0u64;
+    let mut folded: Vec<Folded> = streams
+        .iter()
+        .map(|s| Folded {
+            topic: s.topic.clone(),
+            partition: s.partition,
+            next: 0,
+        })
+        .collect();
+
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<Item>>(CHUNKS_AHEAD);
+    let reader = {
+        let src = src.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || rt.block_on(read_merged(src, streams, order, send)))
+    };
+
+    let mut stats = Stats::default();
     let mut in_batch = 0usize;
     let mut tx = Transaction::new();
     let mut out = Outbox::default();
+    while let Some(chunk) = recv.recv().await {
+        let mut t = Instant::now();
+        for item in chunk {
+            let s = &mut folded[item.stream as usize];
+            s.next = item.offset + 1;
+            // What does not decode or apply was dead-lettered live; its
+            // offset still counts, as it did there.
+            if let Some(env) = item.env {
+                let input = Input {
+                    topic: std::mem::take(&mut s.topic),
+                    partition: s.partition,
+                    offset: item.offset,
+                    env,
+                };
+                let _ = handler.handle(&input, &mut out, &mut tx).await;
+                s.topic = input.topic;
+            }
+            stats.records += 1;
+            in_batch += 1;
+            if in_batch >= BATCH {
+                stats.fold_s += t.elapsed().as_secs_f64();
+                let w = Instant::now();
+                commit(store, consumer, &mut handler, &mut tx, &mut out, &folded).await?;
+                stats.write_s += w.elapsed().as_secs_f64();
+                progress.advance(in_batch as u64);
+                in_batch = 0;
+                t = Instant::now();
+            }
+        }
+        stats.fold_s += t.elapsed().as_secs_f64();
+    }
+    // The reader's error, if it stopped early.
+    stats.read_s = reader
+        .await
+        .map_err(|e| Error::Io(format!("the log reader failed: {e}")))??;
+    let w = Instant::now();
+    commit(store, consumer, &mut handler, &mut tx, &mut out, &folded).await?;
+    progress.advance(in_batch as u64);
+    store.flush()?;
+    stats.write_s += w.elapsed().as_secs_f64();
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// The reader's stage: merges `streams` by append time, decoding as it
+/// reads, and sends the records on in chunks. Returns the seconds it was
+/// busy (not waiting for the fold).
+async fn read_merged(
+    src: Source,
+    mut streams: Vec<Stream>,
+    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
+    send: tokio::sync::mpsc::Sender<Vec<Item>>,
+) -> Result<f64> {
+    let mut busy = 0.0;
+    let mut t = Instant::now();
+    let mut heap = BinaryHeap::new();
+    for i in 0..streams.len() {
+        refill(&src, &mut streams[i], order.as_deref()).await?;
+        push_head(&mut heap, &streams, i);
+    }
+    let mut chunk = Vec::with_capacity(CHUNK);
     while let Some(Head(_, i)) = heap.pop() {
         let rec = streams[i].buf.pop_front().expect("a head has a record");
         if streams[i].buf.is_empty() {
-            refill(src, &mut streams[i]).await?;
+            refill(&src, &mut streams[i], order.as_deref()).await?;
         }
         push_head(&mut heap, &streams, i);
-        let s = &mut streams[i];
-        s.folded = rec.offset + 1;
-        // What does not decode or apply was dead-lettered live; its offset
-        // still counts, as it did there.
-        if let Some(env) = rec.env {
-            let input = Input {
-                topic: s.topic.clone(),
-                partition: s.partition,
-                offset: rec.offset,
-                env,
-            };
-            let _ = handler.handle(&input, &mut out, &mut tx).await;
-        }
-        records += 1;
-        in_batch += 1;
-        if in_batch >= BATCH {
-            commit(store, consumer, &mut handler, &mut tx, &mut out, &streams).await?;
-            progress.advance(in_batch as u64);
-            in_batch = 0;
+        chunk.push(Item {
+            stream: i as u32,
+            offset: rec.offset,
+            env: rec.env,
+        });
+        if chunk.len() == CHUNK {
+            busy += t.elapsed().as_secs_f64();
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if send.send(full).await.is_err() {
+                // The fold stopped (its error is the one reported).
+                return Ok(busy);
+            }
+            t = Instant::now();
         }
     }
-    commit(store, consumer, &mut handler, &mut tx, &mut out, &streams).await?;
-    progress.advance(in_batch as u64);
-    store.flush()?;
-    Ok(Stats {
-        records,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    busy += t.elapsed().as_secs_f64();
+    if !chunk.is_empty() {
+        let _ = send.send(chunk).await;
+    }
+    Ok(busy)
 }
 
 async fn commit<H: Handler>(
@@ -297,7 +480,7 @@ async fn commit<H: Handler>(
     handler: &mut H,
     tx: &mut Transaction,
     out: &mut Outbox,
-    streams: &[Stream],
+    streams: &[Folded],
 ) -> Result<()> {
     use novalog_store::Store;
     handler
@@ -307,8 +490,8 @@ async fn commit<H: Handler>(
     // Side effects off: what the service would have appended is dropped.
     *out = Outbox::default();
     let mut staged = std::mem::take(tx);
-    for st in streams.iter().filter(|st| st.folded > 0) {
-        staged.set_offset(consumer, &st.topic, st.partition, st.folded);
+    for st in streams.iter().filter(|st| st.next > 0) {
+        staged.set_offset(consumer, &st.topic, st.partition, st.next);
     }
     // A batch writes each instance once per event; only the last counts.
     staged.squash();
@@ -317,17 +500,39 @@ async fn commit<H: Handler>(
     Ok(())
 }
 
-async fn refill(src: &Source, s: &mut Stream) -> Result<()> {
+async fn refill(
+    src: &Source,
+    s: &mut Stream,
+    order: Option<&HashMap<uuid::Uuid, i64>>,
+) -> Result<()> {
     if s.next >= s.end {
         return Ok(());
     }
     let until = s.end.min(s.next + READ_AHEAD);
-    let buf = &mut s.buf;
+    let (buf, kind, floor) = (&mut s.buf, s.kind, &mut s.floor);
     src.scan(&s.topic, s.partition, s.next, until, |r| {
+        let env = match kind {
+            Some(t) => novalog_schemas::decode_on(t, r.value),
+            None => novalog_schemas::decode(r.value),
+        }
+        .ok();
+        let timestamp_ms = match order {
+            None => r.timestamp_ms,
+            Some(at) => {
+                let key = env
+                    .as_ref()
+                    .and_then(|e| at.get(&e.meta.event_id))
+                    .copied()
+                    .unwrap_or(r.timestamp_ms)
+                    .max(*floor);
+                *floor = key;
+                key
+            }
+        };
         buf.push_back(Ahead {
             offset: r.offset,
-            timestamp_ms: r.timestamp_ms,
-            env: novalog_runtime::consumer::decode_record(&s.topic, r.value).ok(),
+            timestamp_ms,
+            env,
         })
     })
     .await?;
@@ -520,6 +725,7 @@ pub struct Verified {
 /// `data_dir`) has reached, into a scratch directory, and diffs the two.
 pub async fn verify(
     src: &Source,
+    cfg: &novalog_runtime::Config,
     data_dir: &Path,
     services: &[Service],
     scratch: Option<PathBuf>,
@@ -538,9 +744,9 @@ pub async fn verify(
         // Rows and offsets from one view of the live store: a service
         // that keeps running commits after it, and that must not count.
         let live = snapshot(&data_dir.join(service.dir_name()))?;
-        let until = offsets_in(&live, service.consumer());
+        let until = offsets_in(&live, &service.consumer(cfg));
         let into = scratch.join(service.dir_name());
-        let stats = rebuild(src, service, &into, Some(&until), progress).await?;
+        let stats = rebuild(src, cfg, service, &into, Some(&until), progress).await?;
         let differences = diff_rows(&live, &snapshot(&into)?);
         out.push(Verified {
             service,
@@ -590,5 +796,127 @@ mod tests {
         let keys: Vec<String> = d.iter().map(show_key).collect();
         assert_eq!(keys, vec!["t/changed", "t/only-a", "u/only-b"]);
         assert_eq!(d[1].b, None);
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use novalog_log::EventLog;
+    use novalog_log::embedded::{EmbeddedLog, EmbeddedOptions};
+    use novalog_runtime::consumer::Rejected;
+    use novalog_schemas::{Actor, Envelope, Event, HostEvent, HostUsage, Meta};
+    use novalog_store::StoreExt;
+
+    use super::*;
+
+    /// Records the (topic, offset, host) of every record it is handed.
+    struct Recorder(Arc<std::sync::Mutex<Vec<(String, i64, String)>>>);
+
+    #[async_trait]
+    impl Handler for Recorder {
+        async fn handle(
+            &mut self,
+            input: &Input,
+            _out: &mut Outbox,
+            _tx: &mut Transaction,
+        ) -> Result<(), Rejected> {
+            if let Event::Host(HostEvent::HostHeartbeat { host, .. }) = &input.env.event {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((input.topic.clone(), input.offset, host.clone()));
+            }
+            Ok(())
+        }
+
+        async fn recover(&mut self) -> novalog_runtime::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn heartbeat(host: &str) -> Vec<u8> {
+        novalog_schemas::encode(&Envelope {
+            meta: Meta::origin(
+                uuid::Uuid::new_v4(),
+                "req-test".into(),
+                Actor::default(),
+                host.into(),
+            ),
+            event: Event::Host(HostEvent::HostHeartbeat {
+                host: host.into(),
+                usage: HostUsage::default(),
+            }),
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pipelined_fold_hands_every_record_over_in_log_order_and_counts_the_undecodable() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::new("t.");
+        let log_dir = dir.path().join("log");
+        {
+            let log = EmbeddedLog::open(&log_dir, EmbeddedOptions::default()).unwrap();
+            log.create_topics(&topics.specs(1)).await.unwrap();
+            // More than one chunk of the reader's, over two topics, one
+            // record that does not decode among them.
+            for i in 0..(CHUNK + 100) {
+                let (topic, value) = match i % 3 {
+                    0 => (topics.hosts.clone(), heartbeat(&format!("h{i}"))),
+                    1 if i == 1 => (topics.instances.clone(), b"not protobuf".to_vec()),
+                    _ => (topics.catalog.clone(), heartbeat(&format!("h{i}"))),
+                };
+                log.append(vec![novalog_log::Record::new(topic, b"k".to_vec(), value)])
+                    .await
+                    .unwrap();
+            }
+        }
+        let src = Source::embedded(&log_dir, topics.clone()).unwrap();
+        let into = dir.path().join("out");
+        let store = RocksStore::create_for_rebuild(&into).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let inputs = vec![
+            topics.hosts.clone(),
+            topics.catalog.clone(),
+            topics.instances.clone(),
+        ];
+        let stats = fold(
+            &src,
+            &inputs,
+            "test",
+            &store,
+            Recorder(seen.clone()),
+            None,
+            None,
+            &crate::Silent,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            stats.records,
+            (CHUNK + 100) as u64,
+            "every record read counts"
+        );
+        let seen = seen.lock().unwrap();
+        // Catalog records carry a host event, so they decode only as
+        // something that is not on their topic: dropped like a dead letter.
+        let hosts: Vec<&String> = seen.iter().map(|(_, _, h)| h).collect();
+        let want: Vec<String> = (0..(CHUNK + 100))
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("h{i}"))
+            .collect();
+        assert_eq!(hosts, want.iter().collect::<Vec<_>>(), "in append order");
+        assert!(seen.iter().all(|(t, _, _)| *t == topics.hosts));
+        // The offsets committed are those after the last record of each
+        // partition, undecodable ones included.
+        let offsets = store.offsets("test").unwrap();
+        assert_eq!(offsets[&(topics.instances.clone(), 0)], 1);
+        assert_eq!(
+            offsets[&(topics.hosts.clone(), 0)],
+            want.len() as i64,
+            "{offsets:?}"
+        );
     }
 }

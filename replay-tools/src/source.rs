@@ -29,9 +29,11 @@ enum Backend {
     Log(Arc<dyn EventLog>),
 }
 
-/// The log of one Novalog cloud (one topic namespace).
+/// The log of one Novalog cloud (one topic namespace). Cloning is cheap
+/// (the reader is shared): a rebuild reads on a thread of its own.
+#[derive(Clone)]
 pub struct Source {
-    backend: Backend,
+    backend: Arc<Backend>,
     topics: Topics,
 }
 
@@ -51,7 +53,7 @@ impl Source {
             Error::BadInput(format!("cannot read the log in {}: {e}", log_dir.display()))
         })?;
         Ok(Source {
-            backend: Backend::Embedded(reader),
+            backend: Arc::new(Backend::Embedded(reader)),
             topics,
         })
     }
@@ -59,7 +61,7 @@ impl Source {
     /// Any open log (Kafka; or the one a test runs its services on).
     pub fn log(log: Arc<dyn EventLog>, topics: Topics) -> Self {
         Source {
-            backend: Backend::Log(log),
+            backend: Arc::new(Backend::Log(log)),
             topics,
         }
     }
@@ -101,7 +103,7 @@ impl Source {
 
     /// Catches up with what was appended since the last look (embedded).
     pub fn refresh(&self) -> Result<()> {
-        if let Backend::Embedded(r) = &self.backend {
+        if let Backend::Embedded(r) = &*self.backend {
             r.refresh()?;
         }
         Ok(())
@@ -109,7 +111,7 @@ impl Source {
 
     /// The next offset to be written, per partition.
     pub async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
-        Ok(match &self.backend {
+        Ok(match &*self.backend {
             Backend::Embedded(r) => r.end_offsets(topic)?,
             Backend::Log(l) => l.end_offsets(topic).await?,
         })
@@ -124,7 +126,7 @@ impl Source {
         until: i64,
         mut f: impl FnMut(RawRecord<'_>),
     ) -> Result<()> {
-        match &self.backend {
+        match &*self.backend {
             Backend::Embedded(r) => {
                 r.for_each(topic, partition, from, until, |offset, ts, key, value| {
                     f(RawRecord {
@@ -198,7 +200,7 @@ impl Source {
     /// Appends records (redrive). The embedded log is single-writer: while
     /// a service holds it, redrive must go through that process.
     pub async fn append(&self, records: Vec<Record>) -> Result<()> {
-        match &self.backend {
+        match &*self.backend {
             Backend::Log(l) => {
                 l.append(records).await?;
                 Ok(())

@@ -819,27 +819,143 @@ fn parse_version(s: &str) -> (u32, u32) {
     (a.parse().unwrap_or(2), b.parse().unwrap_or(1))
 }
 
-/// Query strings every list is asked with (one per request, picked).
-const QUERIES: &[&str] = &[
-    "limit=99999999999999999999",
-    "limit=-1",
-    "limit=abc",
-    "limit=0",
-    "limit=1&marker=00000000-0000-4000-8000-000000000000",
-    "marker=%ff%fe",
-    "offset=99999999999999999999",
-    "offset=-5",
-    "changes-since=yesterday",
-    "changes-since=2020-01-01T00:00:00Z&changes-before=1999-01-01T00:00:00Z",
-    "all_tenants=1&deleted=true",
-    "all_projects=True&user_id=%00",
-    "name=%ff&status=NOPE&flavor=None",
-    "sort_key=hostname&sort_dir=sideways",
-    "minDisk=99999999999999999999&minRam=-1",
-    "with_servers=maybe&hypervisor_hostname_pattern=%25",
-    "tenant_id=nope&reserved=1",
-    "visibility=all&member_status=all&size_min=-1&size_max=99999999999999999999",
-];
+// ---- query strings from the document ----
+
+/// The query parameters of `op` read at `version` (each parameter's
+/// `x-openstack-microversions`).
+fn query_params(op: &Value, version: (u32, u32)) -> Vec<Value> {
+    op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .filter(|p| {
+            let r = &p["x-openstack-microversions"];
+            let lo = parse_version(r["min_version"].as_str().unwrap_or("2.1"));
+            let hi = r["max_version"]
+                .as_str()
+                .map_or((u32::MAX, u32::MAX), parse_version);
+            lo <= version && version <= hi
+        })
+        .cloned()
+        .collect()
+}
+
+/// The microversion from which `op` refuses an unknown query parameter.
+fn strict_from(op: &Value) -> Option<(u32, u32)> {
+    op["x-openstack-unknown-query-parameters"]["from_version"]
+        .as_str()
+        .map(parse_version)
+}
+
+/// A value the parameter's schema accepts.
+fn valid_query_value(schema: &Value, rng: &mut Rng) -> String {
+    if let Some(values) = schema["enum"].as_array() {
+        return rng.pick(values).as_str().unwrap_or("").to_owned();
+    }
+    let long = "A".repeat(5000);
+    let pick: &[&str] = match (schema["type"].as_str(), schema["format"].as_str()) {
+        (Some("integer"), _) => &["0", "1", "2", "1000", "99999999999999999999"],
+        (_, Some("date-time")) => &[
+            "2020-01-01T00:00:00Z",
+            "2020-01-01T00:00:00",
+            "2999-12-31T23:59:59.999999Z",
+        ],
+        (_, Some("regex")) => &["^fuzz", "(", ".*", "[", "é🙂"],
+        _ => &[
+            "fuzz",
+            "",
+            "None",
+            "é🙂\u{202e}\u{0}",
+            &long,
+            UNKNOWN_UUID,
+            "%ff%fe",
+        ],
+    };
+    rng.pick(pick).to_string()
+}
+
+/// Values the parameter's schema refuses (none for a free string).
+fn invalid_query_values(schema: &Value) -> Vec<String> {
+    let bad: &[&str] = if schema["enum"].is_array() {
+        &["sideways", "", "%ff%fe"]
+    } else {
+        match (schema["type"].as_str(), schema["format"].as_str()) {
+            (Some("integer"), _) if schema["minimum"] == 0 => &["-1", "abc", "1.5", "", "%ff"],
+            (Some("integer"), _) => &["abc", "1.5", "", "%ff"],
+            (_, Some("date-time")) => &["yesterday", "2020-13-45T99:00:00Z", "%ff%fe"],
+            (_, Some("uuid")) => &["not-a-uuid", "%ff%fe"],
+            _ => &[],
+        }
+    };
+    let allowed = schema["enum"].as_array();
+    bad.iter()
+        .filter(|b| allowed.is_none_or(|e| !e.iter().any(|v| v == **b)))
+        .map(|b| b.to_string())
+        .collect()
+}
+
+fn query_string(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One query for `op` at `version`, generated from its documented
+/// parameters: valid values, a refused value, an unknown parameter, or
+/// garbage; and what it was.
+fn generated_query(op: &Value, version: (u32, u32), rng: &mut Rng) -> (String, &'static str) {
+    let params = query_params(op, version);
+    let valid = |rng: &mut Rng, n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .filter(|_| !params.is_empty())
+            .map(|_| {
+                let p = rng.pick(&params);
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    valid_query_value(&p["schema"], rng),
+                )
+            })
+            .collect()
+    };
+    match rng.below(5) {
+        0 | 1 if !params.is_empty() => {
+            let n = 1 + rng.below(3);
+            (query_string(&valid(rng, n)), "valid query")
+        }
+        2 if !params.is_empty() => {
+            let p = rng.pick(&params).clone();
+            let bad = invalid_query_values(&p["schema"]);
+            let mut pairs = valid(rng, 1);
+            match bad.is_empty() {
+                true => (query_string(&pairs), "valid query"),
+                false => {
+                    let v = rng.pick(&bad).clone();
+                    pairs.push((p["name"].as_str().unwrap().to_owned(), v));
+                    (query_string(&pairs), "refused value")
+                }
+            }
+        }
+        3 => {
+            let mut pairs = valid(rng, 1);
+            pairs.push(("fuzz_extra".into(), "1".into()));
+            (query_string(&pairs), "unknown parameter")
+        }
+        _ => (
+            rng.pick(&[
+                "%ff%fe=%00",
+                "limit",
+                "&&&=&=",
+                "limit=1&limit=2&marker=%ff",
+                "_private=1",
+            ])
+            .to_string(),
+            "garbage",
+        ),
+    }
+}
 
 struct Report {
     sent: usize,
@@ -964,8 +1080,9 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
                             .await;
                         report.check(&what(""), &answer);
                         if method == Method::GET {
-                            // Hostile query parameters: paging, filters.
-                            let q = rng.pick(QUERIES);
+                            // Query strings from the documented parameters.
+                            let v = version.as_deref().map_or((2, 1), parse_version);
+                            let (q, kind) = generated_query(op, v, &mut rng);
                             let answer = cloud
                                 .send(
                                     role,
@@ -975,7 +1092,7 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
                                     None,
                                 )
                                 .await;
-                            report.check(&what(q), &answer);
+                            report.check(&what(&format!("{kind} ?{q}")), &answer);
                         }
                         continue;
                     };
@@ -1050,6 +1167,93 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
             }
         }
     }
+
+    // Every documented query parameter, as admin at the first and the
+    // newest microversion: each value its schema refuses is a 400; an
+    // unknown parameter is ignored (the same answer as without it) before
+    // the route turns strict and a 400 from then on.
+    let mut queried = 0;
+    for (method_name, template, op) in &ops {
+        if method_name != "get" || !template.starts_with("/v2.1") {
+            continue;
+        }
+        let path = concrete_paths(template, &f, &mut Rng(0), 1).remove(0);
+        for version in ["2.1".to_owned(), max.clone()] {
+            let v = parse_version(&version);
+            let header = format!("compute {version}");
+            let get = |q: String| {
+                let url = if q.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path}?{q}")
+                };
+                let cloud = &cloud;
+                let header = header.clone();
+                async move {
+                    cloud
+                        .send(Role::Admin, &Method::GET, &url, Some(&header), None)
+                        .await
+                }
+            };
+            let what = |q: &str| format!("Admin GET {path}?{q} [{header}]");
+            let baseline = get(String::new()).await;
+            report.check(&what(""), &baseline);
+            for p in query_params(op, v) {
+                let name = p["name"].as_str().unwrap().to_owned();
+                queried += 1;
+                for bad in invalid_query_values(&p["schema"]) {
+                    let q = query_string(&[(name.clone(), bad)]);
+                    let answer = get(q.clone()).await;
+                    report.check(&what(&q), &answer);
+                    if let Answer::Status(s, body) = &answer
+                        && *s != 400
+                    {
+                        report.failures.push(format!(
+                            "{}: {s} (a value the documented schema refuses must be 400) {body}",
+                            what(&q)
+                        ));
+                    }
+                }
+            }
+            let q = "fuzz_extra=1".to_owned();
+            let answer = get(q.clone()).await;
+            report.check(&what(&q), &answer);
+            let strict = strict_from(op).is_some_and(|from| v >= from);
+            let status = |a: &Answer| match a {
+                Answer::Status(s, _) => Some(*s),
+                Answer::Failed(_) => None,
+            };
+            let expected = if strict { Some(400) } else { status(&baseline) };
+            if status(&answer) != expected {
+                report.failures.push(format!(
+                    "{}: {answer:?}, expected {expected:?} (unknown query parameters {} at this version)",
+                    what(&q),
+                    if strict { "refused" } else { "ignored" }
+                ));
+            }
+        }
+    }
+    // The image list's documented parameters, as Glance checks them.
+    let images = &doc["paths"]["/image/v2/images"]["get"];
+    for p in query_params(images, (2, 1)) {
+        let name = p["name"].as_str().unwrap().to_owned();
+        queried += 1;
+        for bad in invalid_query_values(&p["schema"]) {
+            let path = format!("/image/v2/images?{}", query_string(&[(name.clone(), bad)]));
+            let answer = cloud
+                .send(Role::Admin, &Method::GET, &path, None, None)
+                .await;
+            report.check(&format!("Admin GET {path}"), &answer);
+            if let Answer::Status(s, body) = &answer
+                && *s != 400
+            {
+                report.failures.push(format!(
+                    "Admin GET {path}: {s} (a value the documented schema refuses must be 400) {body}"
+                ));
+            }
+        }
+    }
+    assert!(queried > 60, "only {queried} documented query parameters");
 
     let elapsed = started.elapsed();
     eprintln!(

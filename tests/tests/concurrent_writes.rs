@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 const N: usize = 20;
+/// Fake hosts, all added to one aggregate at once.
+const HOSTS: usize = 4;
 
 /// Sends `N` requests at once, request `i` made by `make(i)`; each must
 /// answer `ok`.
@@ -51,7 +53,7 @@ async fn get(client: &Client, version: &str, path: &str) -> Value {
 async fn concurrent_changes_to_one_object_are_all_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
-    cfg.compute.fake_hosts = 1;
+    cfg.compute.fake_hosts = HOSTS;
     let system = System::start(&cfg, None).await.unwrap();
     let admin = Client::admin(system.api_addr);
     admin.wait_up(WAIT).await.unwrap();
@@ -126,6 +128,54 @@ async fn concurrent_changes_to_one_object_are_all_kept() {
         .filter(|k| k.starts_with('k'))
         .count();
     assert_eq!(kept, N, "{shown}");
+
+    // Aggregate hosts: every host added at once.
+    let calls = (0..HOSTS).map(|i| {
+        let admin = admin.clone();
+        async move {
+            let (status, body) = admin
+                .request(
+                    Method::POST,
+                    &format!("/os-aggregates/{agg}/action"),
+                    Some(json!({"add_host": {"host": format!("fake-host-{i}")}})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "fake-host-{i}: {body}");
+        }
+    });
+    futures::future::join_all(calls).await;
+    let shown = get(&admin, "2.1", &format!("/os-aggregates/{agg}")).await;
+    let hosts = shown["aggregate"]["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), HOSTS, "{shown}");
+
+    // Flavor access: one project given access by each request.
+    let (status, flavor) = admin
+        .request(
+            Method::POST,
+            "/flavors",
+            Some(
+                json!({"flavor": {"name": "private", "id": "private", "ram": 64,
+                "vcpus": 1, "disk": 1, "os-flavor-access:is_public": false}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{flavor}");
+    all_at_once(&admin, "2.1", 200, |i| {
+        (
+            Method::POST,
+            "/flavors/private/action".into(),
+            Some(json!({"addTenantAccess": {"tenant": format!("project-{i}")}})),
+        )
+    })
+    .await;
+    let access = get(&admin, "2.1", "/flavors/private/os-flavor-access").await;
+    assert_eq!(
+        access["flavor_access"].as_array().unwrap().len(),
+        N,
+        "{access}"
+    );
 
     // Quotas: each request sets a different resource of one project.
     let resources = [

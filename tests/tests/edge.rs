@@ -271,3 +271,85 @@ async fn a_revoked_token_is_refused_by_every_replica_and_after_a_restart() {
     assert_eq!(list_servers(system.api_addr, &keeper).await, 200);
     system.stop().await.unwrap();
 }
+
+/// Tokens carry no authority of their own: roles are read from the
+/// identity store when a token is validated. Restarted with `carol` no
+/// longer an admin, the token she got as one is a member's; with no role
+/// on her project left, it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_loses_at_once_a_role_the_identity_store_no_longer_gives() {
+    use novalog_runtime::config::IdentityUser;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    keystone(&mut cfg);
+    let with_roles = |cfg: &Config, roles: &[&str]| {
+        let mut cfg = cfg.clone();
+        cfg.identity.users.retain(|u| u.name != "carol");
+        cfg.identity.users.push(IdentityUser {
+            name: "carol".into(),
+            password: "carol".into(),
+            project: "carol".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        });
+        cfg
+    };
+    let hypervisors = |addr: SocketAddr, token: String| async move {
+        http()
+            .get(format!("http://{addr}/v2.1/os-hypervisors"))
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let roles_of = |addr: SocketAddr, token: String| async move {
+        let resp = http()
+            .get(format!("http://{addr}/identity/v3/auth/tokens"))
+            .header("x-auth-token", &token)
+            .header("x-subject-token", &token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let mut roles: Vec<String> = body["token"]["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect();
+        roles.sort();
+        (status, roles)
+    };
+
+    let admin_cfg = with_roles(&cfg, &["admin"]);
+    let system = System::start(&admin_cfg, None).await.unwrap();
+    let token = issue_token(system.api_addr, "carol").await;
+    assert_eq!(hypervisors(system.api_addr, token.clone()).await, 200);
+    let (status, roles) = roles_of(system.api_addr, token.clone()).await;
+    assert_eq!(status, 200);
+    assert!(roles.contains(&"admin".to_owned()), "{roles:?}");
+    system.stop().await.unwrap();
+
+    // The store now gives carol only member: the same token is a member's.
+    let member_cfg = with_roles(&cfg, &["member"]);
+    let system = System::start(&member_cfg, None).await.unwrap();
+    assert_eq!(list_servers(system.api_addr, &token).await, 200);
+    assert_eq!(
+        hypervisors(system.api_addr, token.clone()).await,
+        403,
+        "the admin role the store no longer gives still counted"
+    );
+    let (status, roles) = roles_of(system.api_addr, token.clone()).await;
+    assert_eq!(status, 200);
+    assert!(!roles.contains(&"admin".to_owned()), "{roles:?}");
+    assert!(roles.contains(&"member".to_owned()), "{roles:?}");
+    system.stop().await.unwrap();
+
+    // No role left on her project: the token is refused.
+    let none_cfg = with_roles(&cfg, &[]);
+    let system = System::start(&none_cfg, None).await.unwrap();
+    assert_eq!(list_servers(system.api_addr, &token).await, 401);
+    system.stop().await.unwrap();
+}

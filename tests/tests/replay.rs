@@ -122,22 +122,29 @@ async fn scenario(backend: Backend) {
     c.wait_gone(&[b], WAIT).await.unwrap();
     settle().await;
 
-    // verify: the live api projection is what the log says.
+    // verify: every live projection is what the log says.
     let src = source(&cfg, &log, backend);
-    let verified =
-        novalog_replay::rebuild::verify(&src, &cfg.data_dir, &[Service::Api], None, &Silent)
-            .await
-            .unwrap();
-    assert!(verified[0].stats.records > 0);
-    assert!(
-        verified[0].differences.is_empty(),
-        "rebuilt api store differs: {:?}",
-        verified[0]
-            .differences
-            .iter()
-            .map(novalog_replay::rebuild::show_key)
-            .collect::<Vec<_>>()
-    );
+    let verified = novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &ALL, None, &Silent)
+        .await
+        .unwrap();
+    assert_eq!(verified.len(), ALL.len());
+    for v in &verified {
+        assert!(v.stats.records > 0, "{:?} folded nothing", v.service);
+        assert!(
+            v.differences.is_empty(),
+            "rebuilt {:?} store differs: {:?}",
+            v.service,
+            v.differences
+                .iter()
+                .map(|d| format!(
+                    "{}: live {} / log {}",
+                    novalog_replay::rebuild::show_key(d),
+                    novalog_replay::rebuild::show_value(&d.table, d.a.as_deref()),
+                    novalog_replay::rebuild::show_value(&d.table, d.b.as_deref())
+                ))
+                .collect::<Vec<_>>()
+        );
+    }
 
     // check: every invariant holds.
     let report = novalog_replay::check::check(&src, &Silent).await.unwrap();
@@ -353,10 +360,10 @@ async fn scenario(backend: Backend) {
     settle().await;
 
     // A live projection key changed behind the service's back: verify
-    // names it.
+    // names it, in the api's projection and in the conductor's.
     system.stop().await.unwrap();
-    {
-        let store = novalog_store::RocksStore::open(cfg.data_dir.join("api"), false).unwrap();
+    for service in ["api", "conductor"] {
+        let store = novalog_store::RocksStore::open(cfg.data_dir.join(service), false).unwrap();
         let mut inst: novalog_schemas::Instance =
             store.get("instances", a.as_bytes()).unwrap().unwrap();
         inst.name = "tampered".into();
@@ -365,17 +372,28 @@ async fn scenario(backend: Backend) {
         novalog_store::Store::commit(&store, tx).unwrap();
     }
     let src = source(&cfg, &log, backend);
-    let verified =
-        novalog_replay::rebuild::verify(&src, &cfg.data_dir, &[Service::Api], None, &Silent)
-            .await
-            .unwrap();
-    let keys: Vec<String> = verified[0]
-        .differences
-        .iter()
-        .map(novalog_replay::rebuild::show_key)
-        .collect();
-    assert_eq!(keys, vec![format!("instances/{a}")]);
+    let verified = novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &ALL, None, &Silent)
+        .await
+        .unwrap();
+    for v in &verified {
+        let keys: Vec<String> = v
+            .differences
+            .iter()
+            .map(novalog_replay::rebuild::show_key)
+            .collect();
+        match v.service {
+            Service::Api | Service::Conductor => {
+                assert_eq!(keys, vec![format!("instances/{a}")], "{:?}", v.service)
+            }
+            Service::Scheduler | Service::Compute => {
+                assert!(keys.is_empty(), "{:?}: {keys:?}", v.service)
+            }
+        }
+    }
 }
+
+/// Every projection `verify` folds again.
+const ALL: [Service; 3] = [Service::Api, Service::Conductor, Service::Compute];
 
 struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 

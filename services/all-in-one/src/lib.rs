@@ -100,10 +100,10 @@ impl System {
             // `novalog-replay dead-letters redrive` cannot open the log
             // this process holds; it leaves the record in the spool.
             let (log, topics, sd) = (log.clone(), cfg.topics(), shutdown.clone());
-            let spool = novalog_replay::spool::dir(&cfg.data_dir);
+            let spool = novalog_runtime::spool::dir(&cfg.data_dir);
             tasks.push(spawn(
                 "redrive-spool",
-                Box::pin(novalog_replay::spool::run(log, spool, topics, sd)),
+                Box::pin(novalog_runtime::spool::run(log, spool, topics, sd)),
             ));
         }
         Ok(System {

@@ -58,6 +58,29 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A query's non-negative integer (Nova's `non_negative_integer`: digits
+/// only); a huge one is the largest (Nova's `int()` has no bound, and a
+/// page is capped at `max_limit` anyway).
+pub fn non_negative(v: &str) -> Option<usize> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse().unwrap_or(usize::MAX))
+}
+
+/// A query's integer of any size (Python's `int()`), saturated to `i64`.
+pub fn integer(v: &str) -> Option<i64> {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse().unwrap_or(if v.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
+
 /// Nova's `get_limit_and_marker`: the page size is the client's `limit`
 /// capped at `max_limit`, or `max_limit` when it gave none (0 stays 0: an
 /// empty page).

@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: an OpenAPI 3.0 description of the routes this
 //! service serves, built from [`OPERATIONS`] (Compute), the image and
-//! identity routers' own descriptions, and the request body schemas the
-//! API validates bodies with ([`requests::ROUTES`]). Tests check that
+//! identity routers' own descriptions, the request body schemas the
+//! API validates bodies with ([`requests::ROUTES`]), and the query tables
+//! the list routes check their queries with ([`query::LISTS`]). Tests check that
 //! every `/v2.1` route of [`crate::app::router`] is in the table, that
 //! every operation that reads a JSON body has its schema, and that every
 //! schema belongs to a documented operation, so the document cannot drift
@@ -11,7 +12,7 @@ use axum::Json;
 use serde_json::{Map, Value, json};
 
 use crate::microversion::{MAX_VERSION, MIN_VERSION};
-use crate::validation::requests;
+use crate::validation::{query, requests};
 
 /// One operation: method, path (axum's `{param}` syntax), summary, who may
 /// call it (Nova's default policy), its success status, and microversion
@@ -726,6 +727,10 @@ pub fn document() -> Value {
         fault_responses(&mut responses);
         let mut parameters = params(o.path);
         parameters.extend(microversion_params());
+        let list = (o.method == "get").then(|| query::of(o.path)).flatten();
+        if let Some(list) = list {
+            parameters.extend(list.openapi());
+        }
         let mut operation = json!({
             "operationId": format!("{}:{}", o.method, o.path),
             "summary": o.summary,
@@ -733,6 +738,9 @@ pub fn document() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
+        if let Some(list) = list {
+            operation["x-openstack-unknown-query-parameters"] = list.unknown_openapi();
+        }
         if o.policy == "none" {
             operation["security"] = json!([]);
         }
@@ -754,11 +762,20 @@ pub fn document() -> Value {
             responses["409"] = json!({"description": "Conflict"});
             responses["413"] = json!({"description": "Too large"});
         }
+        let mut parameters = params(path);
+        if method == "get" && path == "/image/v2/images" {
+            parameters.extend(novalog_image::images::LIST_QUERY.iter().map(|p| {
+                json!({
+                    "name": p.name, "in": "query", "required": false,
+                    "description": p.about, "schema": p.schema(),
+                })
+            }));
+        }
         let mut operation = json!({
             "operationId": format!("{method}:{path}"),
             "summary": summary,
             "description": format!("Policy: {policy}."),
-            "parameters": params(path),
+            "parameters": parameters,
             "responses": responses,
         });
         if policy == "none" {

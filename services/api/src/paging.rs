@@ -39,7 +39,7 @@ pub fn next_links(
         .iter()
         .rev()
         .find(|(k, _)| k == "limit")
-        .and_then(|(_, v)| v.parse::<usize>().ok());
+        .and_then(|(_, v)| crate::domain::non_negative(v));
     let max_items = page_size(requested, max_limit);
     let last = last_id?;
     (max_items > 0 && count == max_items).then(|| {

@@ -48,8 +48,9 @@ struct Args {
     /// Records the replay figures' log must hold at least.
     #[arg(long, default_value_t = 1_000_000)]
     replay_records: i64,
-    /// Only the replay figures, over a log built in this new directory and
-    /// kept there (for `novalog-replay --data-dir DIR --namespace NS` runs).
+    /// Only the replay figures, over a log built in this directory and kept
+    /// there (for `novalog-replay --data-dir DIR --namespace NS` runs); a
+    /// directory a previous run built is timed again as it is.
     #[arg(long)]
     replay_only_in: Option<PathBuf>,
     #[arg(long, default_value = "bench/results.json")]
@@ -415,13 +416,16 @@ async fn main() -> anyhow::Result<()> {
         cfg.report_interval = 10;
         let r = replay::run(&cfg, args.replay_records, args.concurrency).await?;
         println!(
-            "replay: log of {} records in {} (namespace {}); rebuild {} records at {:.0} records/s; \
+            "replay: log of {} records in {}; rebuild {} records at {:.0} records/s \
+             (busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s); \
              state-at {:.2} ms; verify {:.2} s (equal: {})",
             r.log_records,
             dir.display(),
-            cfg.log.namespace,
             r.rebuild_records,
             r.replay_events_per_s,
+            r.rebuild.read_s,
+            r.rebuild.fold_s,
+            r.rebuild.write_s,
             r.state_at_ms,
             r.verify_s,
             r.verify_equal

@@ -24,6 +24,8 @@ pub struct Figures {
     pub servers: usize,
     pub fill_s: f64,
     pub rebuild_records: u64,
+    /// The rebuild's stages (busy seconds of each).
+    pub rebuild: novalog_replay::rebuild::Stats,
     pub replay_events_per_s: f64,
     pub index_s: f64,
     pub state_at_ms: f64,
@@ -31,14 +33,6 @@ pub struct Figures {
     pub verify_equal: bool,
     pub heartbeat_bytes: f64,
     pub report_interval: u64,
-}
-
-async fn log_records(system: &System) -> anyhow::Result<i64> {
-    let mut n = 0;
-    for t in system.topics.all() {
-        n += system.log.end_offsets(t).await?.iter().sum::<i64>();
-    }
-    Ok(n)
 }
 
 fn dir_bytes(path: &std::path::Path) -> u64 {
@@ -155,36 +149,83 @@ async fn fill(
     Ok((booted.load(Ordering::Relaxed), resized))
 }
 
-/// Builds the log, then times the replay tool over it.
+/// What a fill leaves in its data directory, so that a later
+/// `--replay-only-in` over the same directory times the replay again
+/// without building the log again.
+const FILLED: &str = "replay-fill.json";
+
+/// Builds the log (or finds the one a previous run built in the same data
+/// directory, namespace included), then times the replay tool over it.
 pub async fn run(
     cfg: &novalog_runtime::Config,
     min_records: i64,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    let system = System::start(cfg, None).await?;
-    let started = Instant::now();
-    let (servers, resized) = fill(&system, min_records, concurrency).await?;
-    let fill_s = started.elapsed().as_secs_f64();
-    let log_records = log_records(&system).await?;
-    // Heartbeat record size, for the per-host growth.
-    let hosts_topic = system.topics.hosts.clone();
-    let ends = system.log.end_offsets(&hosts_topic).await?;
-    let mut heartbeat_bytes = 0.0;
-    if let Some(last) = ends.first().copied().filter(|e| *e > 0) {
-        let recs = system.log.read(&hosts_topic, 0, last - 1, 1).await?;
-        heartbeat_bytes = recs
-            .first()
-            .map(|r| (r.value.len() + r.key.len() + 24) as f64)
-            .unwrap_or(0.0);
-    }
-    system.stop().await?;
+    let filled = cfg.data_dir.join(FILLED);
+    let mut cfg = cfg.clone();
+    let (servers, resized, fill_s, heartbeat_bytes) = if filled.exists() {
+        let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&filled)?)?;
+        let field = |k: &str| f.get(k).with_context(|| format!("{FILLED}: no {k}"));
+        cfg.log.namespace = field("namespace")?
+            .as_str()
+            .context("namespace")?
+            .to_owned();
+        (
+            field("servers")?.as_u64().context("servers")? as usize,
+            field("resized")?
+                .as_str()
+                .context("resized")?
+                .parse::<Uuid>()?,
+            field("fill_s")?.as_f64().context("fill_s")?,
+            field("heartbeat_bytes")?
+                .as_f64()
+                .context("heartbeat_bytes")?,
+        )
+    } else {
+        let system = System::start(&cfg, None).await?;
+        let started = Instant::now();
+        let (servers, resized) = fill(&system, min_records, concurrency).await?;
+        let fill_s = started.elapsed().as_secs_f64();
+        // Heartbeat record size, for the per-host growth.
+        let hosts_topic = system.topics.hosts.clone();
+        let ends = system.log.end_offsets(&hosts_topic).await?;
+        let mut heartbeat_bytes = 0.0;
+        if let Some(last) = ends.first().copied().filter(|e| *e > 0) {
+            let recs = system.log.read(&hosts_topic, 0, last - 1, 1).await?;
+            heartbeat_bytes = recs
+                .first()
+                .map(|r| (r.value.len() + r.key.len() + 24) as f64)
+                .unwrap_or(0.0);
+        }
+        system.stop().await?;
+        std::fs::write(
+            &filled,
+            serde_json::to_vec(&json!({
+                "namespace": cfg.log.namespace,
+                "servers": servers,
+                "resized": resized.to_string(),
+                "fill_s": fill_s,
+                "heartbeat_bytes": heartbeat_bytes,
+            }))?,
+        )?;
+        (servers, resized, fill_s, heartbeat_bytes)
+    };
+    let cfg = &cfg;
     let log_dir = cfg.data_dir.join("log");
     let log_bytes = dir_bytes(&log_dir);
 
     let src = Source::embedded(&log_dir, cfg.topics())?;
+    let mut log_records = 0;
+    for t in cfg.topics().all() {
+        log_records += src
+            .end_offsets(t)
+            .await
+            .map_or(0, |e| e.iter().sum::<i64>());
+    }
     let scratch = tempfile::tempdir()?;
     let stats = novalog_replay::rebuild::rebuild(
         &src,
+        &cfg,
         Service::Api,
         &scratch.path().join("api"),
         None,
@@ -217,7 +258,7 @@ pub async fn run(
 
     let t = Instant::now();
     let verified =
-        novalog_replay::rebuild::verify(&src, &cfg.data_dir, &[Service::Api], None, &Silent)
+        novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &[Service::Api], None, &Silent)
             .await?;
     let verify_s = t.elapsed().as_secs_f64();
     let verify_equal = verified.iter().all(|v| v.differences.is_empty());
@@ -233,6 +274,7 @@ pub async fn run(
         servers,
         fill_s,
         rebuild_records: stats.records,
+        rebuild: stats,
         replay_events_per_s: stats.per_second(),
         index_s,
         state_at_ms: times[times.len() / 2],

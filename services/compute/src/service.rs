@@ -307,7 +307,7 @@ impl Agent {
             hosts.iter().map(|(n, r)| (n.clone(), r.usage)).collect(),
         ));
         let spec = ConsumerSpec {
-            name: format!("compute-{}", agent_id(cfg)),
+            name: consumer_name(cfg),
             group: topics.group(&format!("compute-{}", agent_id(cfg))),
             topics: vec![topics.compute.clone()],
             dead_letter_topic: topics.dead_letter.clone(),
@@ -357,6 +357,61 @@ impl Agent {
         heartbeat.abort();
         result
     }
+}
+
+/// The consumer its offsets are stored under (one agent serves the hosts
+/// of [`host_names`]).
+pub fn consumer_name(cfg: &Config) -> String {
+    format!("compute-{}", agent_id(cfg))
+}
+
+/// The agent's handler for a replay into `store` (fresh), side effects
+/// off: its commands are carried out on a fake driver of its own, as the
+/// configured fake driver carried them out live (without the latencies,
+/// which change when, not what). What it emits is the caller's to drop.
+/// An agent of a real hypervisor cannot be replayed: its outcomes were the
+/// hypervisor's.
+pub fn replay_handler(
+    cfg: &Config,
+    store: Arc<RocksStore>,
+) -> novalog_runtime::Result<impl Handler> {
+    if cfg.compute.driver != "fake" {
+        return Err(novalog_runtime::Error::Service(format!(
+            "the {} driver's outcomes were its hypervisor's; only an agent of the fake driver \
+             can be carried out again",
+            cfg.compute.driver
+        )));
+    }
+    let mut replay_cfg = cfg.clone();
+    replay_cfg.compute.fake_spawn_latency_ms = 0;
+    replay_cfg.compute.fake_step_latency_ms = 0;
+    replay_cfg.compute.fake_action_latency_ms = 0;
+    let driver = driver(&replay_cfg)?;
+    let capacity = Resources {
+        vcpus: cfg.compute.vcpus,
+        memory_mb: cfg.compute.memory_mb,
+        disk_gb: cfg.compute.disk_gb,
+    };
+    let mut hosts = BTreeMap::new();
+    for name in host_names(cfg) {
+        let rec = load_host(&store, &*driver, &name, capacity)?;
+        hosts.insert(name, rec);
+    }
+    Ok(ComputeHandler {
+        driver,
+        hosts,
+        store,
+        capacity,
+        ratios: Ratios {
+            cpu: cfg.cpu_allocation_ratio,
+            ram: cfg.ram_allocation_ratio,
+            disk: cfg.disk_allocation_ratio,
+        },
+        topics: cfg.topics(),
+        queue: BTreeMap::new(),
+        dirty: BTreeSet::new(),
+        usage: Default::default(),
+    })
 }
 
 /// One host's record as the store has it (new when it has none), with

@@ -153,6 +153,10 @@ pub struct Conductor {
     /// What operators set on each host's `nova-compute` service, as
     /// decided here (hosts never changed are absent).
     pub services: Table<String, novalog_schemas::events::ServiceStatus>,
+    /// The time of the record being decided ([`Conductor::handle`]'s
+    /// `now_ms`): what the instance events it causes say they occurred at,
+    /// so a replay given the same time folds the same instances.
+    pub(crate) now_ms: i64,
 }
 
 /// The store tables, one per [`Table`] of the conductor.
@@ -194,6 +198,7 @@ impl Conductor {
         use tables::*;
         Conductor {
             settings,
+            now_ms: 0,
             instances: Table::new(INSTANCES),
             flavors: Table::new(FLAVORS),
             images: Table::new(IMAGES),
@@ -242,6 +247,7 @@ impl Conductor {
             flavor_access: Table::load(store, FLAVOR_ACCESS)?,
             keypairs: Table::load(store, KEYPAIRS)?,
             services: Table::load(store, SERVICES)?,
+            now_ms: 0,
         };
         core.rebuild_usage();
         Ok(core)
@@ -281,10 +287,9 @@ impl Conductor {
     ) -> Emit {
         debug_assert_eq!(event.topic(), Topic::Instance, "{}", event.type_name());
         let version = self.instances.get(&id).map_or(0, |i| i.version) + 1;
-        let env = Envelope {
-            meta: cause.caused(step, id.to_string(), version),
-            event,
-        };
+        let mut meta = cause.caused(step, id.to_string(), version);
+        meta.occurred_at_ms = self.now_ms;
+        let env = Envelope { meta, event };
         let prev = self.instances.remove(&id);
         let next = evolve(prev.clone(), &env);
         crate::quotas::account(&mut self.usage, project_id, prev.as_ref(), next.as_ref());

@@ -13,6 +13,7 @@ use crate::saga::{Answer, Step};
 impl Conductor {
     /// Decides on one input record; returns what to append, in order.
     pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
+        self.now_ms = now_ms;
         match &env.event {
             Event::Intent(intent) => self.on_intent(env, intent, now_ms),
             Event::Scheduler(s) => self.on_scheduler(env, s, now_ms),

@@ -78,6 +78,59 @@ pub(crate) struct ConductorHandler<S: Store> {
     restored_images: BTreeSet<Uuid>,
     /// Sagas in flight, for their durations in Prometheus.
     sagas: crate::saga_metrics::SagaClock,
+    /// Where each decision's `now` comes from.
+    clock: Clock,
+}
+
+/// The time a record is decided at. Live, one reading of the wall clock
+/// per batch, later than the batch before (so no two batches share a
+/// time), stamped on everything the batch emits; a replay reads each
+/// input's time back from what it caused (docs/audit-and-replay.md).
+#[derive(Debug, Clone)]
+enum Clock {
+    Wall {
+        /// The time of the batch being handled (`None`: none yet).
+        batch: Option<i64>,
+        /// The time of the last batch.
+        last: i64,
+    },
+    /// The time each input was decided at live, by its event id; an input
+    /// that caused nothing takes the time of the one before it.
+    Replay {
+        decided_at: Arc<std::collections::HashMap<Uuid, i64>>,
+        last: i64,
+    },
+}
+
+impl Clock {
+    fn wall() -> Self {
+        Clock::Wall {
+            batch: None,
+            last: i64::MIN,
+        }
+    }
+
+    fn now(&mut self, env: &novalog_schemas::Envelope) -> i64 {
+        match self {
+            Clock::Wall { batch, last } => *batch.get_or_insert_with(|| {
+                *last = novalog_schemas::now_ms().max(last.saturating_add(1));
+                *last
+            }),
+            Clock::Replay { decided_at, last } => {
+                if let Some(at) = decided_at.get(&env.meta.event_id) {
+                    *last = *at;
+                }
+                *last
+            }
+        }
+    }
+
+    /// The batch ended (committed or not): the next one reads the clock.
+    fn end_batch(&mut self) {
+        if let Clock::Wall { batch, .. } = self {
+            *batch = None;
+        }
+    }
 }
 
 impl<S: Store> ConductorHandler<S> {
@@ -96,6 +149,7 @@ impl<S: Store> ConductorHandler<S> {
             restored: BTreeSet::new(),
             restored_images: BTreeSet::new(),
             sagas: Default::default(),
+            clock: Clock::wall(),
         }
     }
 
@@ -155,7 +209,10 @@ impl<S: Store> Handler for ConductorHandler<S> {
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         self.restore_subject(input)?;
-        for e in self.core.handle(&input.env, novalog_schemas::now_ms()) {
+        let now = self.clock.now(&input.env);
+        for mut e in self.core.handle(&input.env, now) {
+            // What the record caused says when it was decided.
+            e.env.meta.occurred_at_ms = now;
             if let Dest::Instances = e.dest {
                 for ended in self.sagas.observe(&e.env) {
                     crate::saga_metrics::record(&ended);
@@ -171,6 +228,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         _out: &mut Outbox,
         tx: &mut Transaction,
     ) -> novalog_runtime::Result<()> {
+        self.clock.end_batch();
         let persisted = self.core.persist(tx)?;
         // Their rows are staged: deleted ones leave memory (a failed commit
         // stops the consumer, and a restart loads from the store).
@@ -187,6 +245,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         // The board holds the committed deadlines; so will `core`.
         self.core = Conductor::load(&*self.store, self.core.settings.clone())?;
+        self.clock.end_batch();
         self.board_changes.clear();
         self.restored.clear();
         self.restored_images.clear();
@@ -341,6 +400,24 @@ fn due_timeouts(
         }
     }
     (due, next)
+}
+
+/// The conductor's handler for a replay into `store` (fresh): decides
+/// each input at the time it was decided live (`decided_at`, by event id,
+/// see [`Clock`]); what it emits is the caller's to drop. Its deadlines go
+/// to no timer: timeouts that fired live are records on `intents`.
+pub fn replay_handler(
+    cfg: &Config,
+    store: Arc<RocksStore>,
+    decided_at: Arc<std::collections::HashMap<Uuid, i64>>,
+) -> novalog_runtime::Result<impl Handler> {
+    let core = load(&*store, settings(cfg))?;
+    let mut h = ConductorHandler::new(core, cfg.topics(), DeadlineBoard::default(), store);
+    h.clock = Clock::Replay {
+        decided_at,
+        last: 0,
+    };
+    Ok(h)
 }
 
 /// Loads the conductor's state from its store: instances not deleted

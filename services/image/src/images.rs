@@ -122,8 +122,102 @@ pub fn from_create_body(
     Ok(image::decide_create(existing.as_deref(), &image, &who)?)
 }
 
+/// How a `GET /v2/images` query parameter's value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// Any string, matched exactly.
+    Text,
+    /// A page size: a non-negative integer (capped at [`MAX_LIMIT`]).
+    Limit,
+    /// An image id.
+    Uuid,
+    /// `all` or one of [`VISIBILITIES`].
+    Visibility,
+}
+
+/// One query parameter of `GET /v2/images`.
+#[derive(Debug)]
+pub struct QueryParam {
+    pub name: &'static str,
+    pub kind: QueryKind,
+    pub about: &'static str,
+}
+
+/// The query parameters `GET /v2/images` reads: [`ListQuery::parse`] reads
+/// only these, and the OpenAPI document describes these, so the two
+/// cannot drift. Any other parameter is ignored (Glance would filter on
+/// a custom property of that name; Novalog's images have none to match).
+pub const LIST_QUERY: &[QueryParam] = &[
+    QueryParam {
+        name: "name",
+        kind: QueryKind::Text,
+        about: "Exact image name",
+    },
+    QueryParam {
+        name: "status",
+        kind: QueryKind::Text,
+        about: "Image status (queued, saving, active, ...)",
+    },
+    QueryParam {
+        name: "visibility",
+        kind: QueryKind::Visibility,
+        about: "public, private, shared, community, or all",
+    },
+    QueryParam {
+        name: "marker",
+        kind: QueryKind::Uuid,
+        about: "Start after this image (the last of the previous page)",
+    },
+    QueryParam {
+        name: "limit",
+        kind: QueryKind::Limit,
+        about: "Page size (default 25, at most 1000)",
+    },
+];
+
+impl QueryParam {
+    /// Checks `v` as Glance does, in its words.
+    fn check(&self, v: &str) -> Result<(), ImageError> {
+        match self.kind {
+            QueryKind::Text => Ok(()),
+            QueryKind::Visibility if v == "all" || VISIBILITIES.contains(&v) => Ok(()),
+            QueryKind::Visibility => Err(ImageError::bad_request(format!(
+                "Invalid visibility value: {v}"
+            ))),
+            QueryKind::Uuid => Uuid::parse_str(v).map(|_| ()).map_err(|_| {
+                ImageError::bad_request(format!("Invalid marker. Image {v} could not be found."))
+            }),
+            QueryKind::Limit => {
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    Err(ImageError::bad_request("limit param must be an integer"))
+                } else if v.starts_with('-') {
+                    Err(ImageError::bad_request("limit param must be positive"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The parameter's JSON schema, for the OpenAPI document.
+    pub fn schema(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self.kind {
+            QueryKind::Text => json!({"type": "string"}),
+            QueryKind::Limit => json!({"type": "integer", "minimum": 0}),
+            QueryKind::Uuid => json!({"type": "string", "format": "uuid"}),
+            QueryKind::Visibility => {
+                let mut values = vec!["all"];
+                values.extend(VISIBILITIES);
+                json!({"type": "string", "enum": values})
+            }
+        }
+    }
+}
+
 /// Query of `GET /v2/images`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct ListQuery {
     pub name: Option<String>,
     pub status: Option<String>,
@@ -139,33 +233,19 @@ impl ListQuery {
             ..Default::default()
         };
         for (k, v) in params {
-            match k.as_str() {
+            let Some(param) = LIST_QUERY.iter().find(|p| p.name == k) else {
+                continue;
+            };
+            param.check(v)?;
+            match param.name {
                 "name" => q.name = Some(v.clone()),
                 "status" => q.status = Some(v.clone()),
-                "visibility" => {
-                    if v != "all" && !VISIBILITIES.contains(&v.as_str()) {
-                        return Err(ImageError::bad_request(format!(
-                            "Invalid visibility value: {v}"
-                        )));
-                    }
-                    q.visibility = Some(v.clone());
-                }
-                "marker" => {
-                    q.marker = Some(Uuid::parse_str(v).map_err(|_| {
-                        ImageError::bad_request(format!(
-                            "Invalid marker. Image {v} could not be found."
-                        ))
-                    })?);
-                }
-                "limit" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| ImageError::bad_request("limit param must be an integer"))?;
-                    if n < 0 {
-                        return Err(ImageError::bad_request("limit param must be positive"));
-                    }
-                    q.limit = (n as usize).min(MAX_LIMIT);
-                }
+                "visibility" => q.visibility = Some(v.clone()),
+                "marker" => q.marker = Uuid::parse_str(v).ok(),
+                // Python's int(): any size; the page is capped anyway.
+                "limit" => q.limit = v.parse::<usize>().unwrap_or(usize::MAX).min(MAX_LIMIT),
+                // A name in the table that this match forgot is caught by
+                // `every_documented_list_parameter_is_read`.
                 _ => {}
             }
         }
@@ -650,6 +730,36 @@ pub fn properties_json(image: &Image) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    /// Every parameter of the documented table is read by the parser,
+    /// and a value the table refuses is a 400.
+    #[test]
+    fn every_documented_list_parameter_is_read() {
+        let default = ListQuery::parse(&[]).unwrap();
+        for p in LIST_QUERY {
+            let value = match p.kind {
+                QueryKind::Text => "x".to_owned(),
+                QueryKind::Limit => "3".to_owned(),
+                QueryKind::Uuid => Uuid::nil().to_string(),
+                QueryKind::Visibility => "community".to_owned(),
+            };
+            let q = ListQuery::parse(&[(p.name.to_owned(), value)]).unwrap();
+            assert_ne!(q, default, "{} is documented but not read", p.name);
+        }
+        let huge = ListQuery::parse(&[("limit".into(), "99999999999999999999".into())]);
+        assert_eq!(huge.unwrap().limit, MAX_LIMIT);
+        for (k, v) in [
+            ("limit", "-1"),
+            ("limit", "abc"),
+            ("marker", "x"),
+            ("visibility", "no"),
+        ] {
+            assert!(
+                ListQuery::parse(&[(k.into(), v.into())]).is_err(),
+                "{k}={v}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -292,10 +292,11 @@ pub async fn run<S: Store, H: Handler>(
                 continue;
             }
         };
-        let batch = match batch {
+        let mut batch = match batch {
             Ok(b) => b,
             Err(e) => break Err(e.into()),
         };
+        in_replay_order(&mut batch, &spec.topics);
         let next = crate::observe::count_consumed(&spec.name, &batch);
         let mut consumer = Consumer {
             log: &*log,
@@ -316,6 +317,19 @@ pub async fn run<S: Store, H: Handler>(
         Ok(())
     };
     result.and(cleared)
+}
+
+/// Puts a batch in the order a replay can follow: by the topic's place in
+/// the consumer's topics, then partition, then offset. A batch comes in
+/// whatever order the backend fetched its partitions; within a partition
+/// this is the order it came in. A replay knows which records one batch
+/// held (from what the batch caused, see docs/audit-and-replay.md) but not
+/// the order they were fetched in, so the handler sees them in this one.
+fn in_replay_order(batch: &mut [Consumed], topics: &[String]) {
+    let rank = |t: &str| topics.iter().position(|x| x == t).unwrap_or(usize::MAX);
+    batch.sort_by(|a, b| {
+        (rank(&a.topic), a.partition, a.offset).cmp(&(rank(&b.topic), b.partition, b.offset))
+    });
 }
 
 /// How long a consumer waits for its next batch before it clears the

@@ -16,6 +16,8 @@
 //! - [`memory`]: RocksDB's and the allocator's memory as gauges; the
 //!   allocator's settings.
 //! - [`cli`]: the flags every binary shares.
+//! - [`spool`]: redrives `novalog-replay` leaves for the process that holds
+//!   an embedded log; [`service_main`] (and `novalog`) drain it.
 //! - [`service_main`]: the `main` every service binary shares (config,
 //!   logging, log, metrics, signals, run).
 //! - [`error`]: [`Error`], why a service could not start or its consumer
@@ -30,6 +32,7 @@ pub mod memory;
 pub mod observe;
 pub mod progress;
 pub mod service_main;
+pub mod spool;
 pub mod topics;
 
 pub use config::Config;

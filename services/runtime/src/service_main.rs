@@ -63,6 +63,17 @@ impl ServiceMain {
                 .map_err(|e| Error::io("metrics listener", e))?;
         }
         observe::watch_db_sizes(&cfg.data_dir, &[self.name], &shutdown);
+        // `novalog-replay dead-letters redrive` cannot open the embedded
+        // log this process holds; it leaves the record in the spool.
+        let spool = (cfg.log.backend == crate::config::Backend::Embedded).then(|| {
+            let (log, topics, sd) = (log.clone(), cfg.topics(), shutdown.clone());
+            let spool = crate::spool::dir(&cfg.data_dir);
+            tokio::spawn(async move {
+                if let Err(e) = crate::spool::run(log, spool, topics, sd).await {
+                    tracing::warn!(error = %e, "redrive spool");
+                }
+            })
+        });
         let signal = tokio::spawn(async move {
             crate::termination_signal().await;
             tracing::info!("termination signal received; shutting down");
@@ -70,6 +81,12 @@ impl ServiceMain {
         });
         let result = service(cfg, log, shutdown).await;
         signal.abort();
+        if let Some(spool) = spool {
+            // Its handle on the log goes with it: the log closes when
+            // this returns.
+            spool.abort();
+            let _ = spool.await;
+        }
         result
     }
 }
@@ -127,6 +144,31 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "the service failed");
+    }
+
+    #[tokio::test]
+    async fn a_service_on_the_embedded_log_drains_the_redrive_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        MAIN.run_with(cfg, |cfg, log, _shutdown| async move {
+            let topics = cfg.topics();
+            log.create_topics(&topics.specs(1)).await.unwrap();
+            let record =
+                novalog_log::Record::new(topics.intents.clone(), b"k".to_vec(), b"v".to_vec());
+            let file =
+                crate::spool::enqueue(&crate::spool::dir(&cfg.data_dir), "5f1c", &record).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while log.end_offsets(&topics.intents).await.unwrap() != [1] || file.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the spool was not drained"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use crate::domain::catalog::{self, FlavorPage};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::validation::{self, flavor_create};
 use crate::views::{self, Links};
 
@@ -53,7 +54,8 @@ pub async fn index(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     let params = query_pairs(q.as_deref());
-    let found = catalog::list_flavors(&app, &ctx, &params)?;
+    let checked = query::FLAVORS.check(params.clone(), version, ctx.is_admin)?;
+    let found = catalog::list_flavors(&app, &ctx, &checked)?;
     Ok(Json(page(
         &app,
         &links,
@@ -73,7 +75,8 @@ pub async fn detail(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     let params = query_pairs(q.as_deref());
-    let found = catalog::list_flavors(&app, &ctx, &params)?;
+    let checked = query::FLAVORS_DETAIL.check(params.clone(), version, ctx.is_admin)?;
+    let found = catalog::list_flavors(&app, &ctx, &checked)?;
     Ok(Json(page(
         &app,
         &links,

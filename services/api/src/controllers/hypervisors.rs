@@ -19,6 +19,7 @@ use crate::http::query_pairs;
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
 use crate::validation::parse_bool;
+use crate::validation::query;
 use crate::views::Links;
 
 fn authorize(ctx: &Context, action: &str) -> Result<()> {
@@ -162,7 +163,7 @@ fn list_query(params: &[(String, String)], version: ApiVersion) -> Result<ListQu
     for (k, v) in params {
         match k.as_str() {
             "limit" if version.at_least(2, 33) => {
-                q.limit = Some(v.parse().map_err(|_| {
+                q.limit = Some(query::non_negative(v).ok_or_else(|| {
                     ApiError::bad_request(format!(
                         "Invalid input for query parameters limit. Value: {v}. '{v}' does not match '^[0-9]*$'"
                     ))
@@ -196,8 +197,13 @@ async fn list(
     raw: Option<&str>,
     detail: bool,
 ) -> Result<Json<Value>> {
+    let table = if detail {
+        &query::HYPERVISORS_DETAIL
+    } else {
+        &query::HYPERVISORS
+    };
+    let params = table.check(query_pairs(raw), version, ctx.is_admin)?;
     authorize(ctx, if detail { "list-detail" } else { "list" })?;
-    let params = query_pairs(raw);
     let q = list_query(&params, version)?;
     // Nova pages from 2.33, and never a search by hostname pattern.
     let paged = version.at_least(2, 33) && q.pattern.is_none();

@@ -16,6 +16,7 @@ use crate::http::query_pairs;
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
 use crate::projection::action_log::{self, ActionEvent, InstanceAction};
+use crate::validation::query;
 use crate::views::servers::host_id;
 use crate::views::{Links, usage_time};
 
@@ -112,9 +113,9 @@ fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query
     for (k, v) in params {
         match k.as_str() {
             "limit" => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                let n = query::non_negative(v).ok_or_else(|| {
+                    query_error(k, v, &format!("'{v}' does not match '^[0-9]*$'"))
+                })?;
                 q.limit = Some(n.min(MAX_LIMIT));
             }
             "marker" => q.marker = Some(v.clone()),
@@ -154,7 +155,7 @@ pub async fn index(
         Rule::ReaderOrAdmin("os_compute_api:os-instance-actions:list"),
         Some(&inst.project_id),
     )?;
-    let params = query_pairs(q.as_deref());
+    let params = query::INSTANCE_ACTIONS.check(query_pairs(q.as_deref()), version, ctx.is_admin)?;
     let Query {
         limit,
         marker,

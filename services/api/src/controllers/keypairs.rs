@@ -15,6 +15,7 @@ use crate::domain::keypair_api::{self, KeypairCreate, TYPE_SSH, TYPE_X509};
 use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::validation::{self, invalid, repr};
 use crate::views::{Links, usage_time};
 
@@ -141,7 +142,7 @@ pub async fn index(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    let params = query_pairs(q.as_deref());
+    let params = query::KEYPAIRS.check(query_pairs(q.as_deref()), version, ctx.is_admin)?;
     let user_id = user_of(&ctx, &params, version);
     keypair_api::authorize(&ctx, "index", &user_id)?;
     let mut found = app.projection.keypairs(&user_id);
@@ -150,7 +151,7 @@ pub async fn index(
         for (k, v) in &params {
             match k.as_str() {
                 "limit" => {
-                    let n = v.parse::<usize>().map_err(|_| {
+                    let n = query::non_negative(v).ok_or_else(|| {
                         invalid(
                             "limit",
                             &json!(v),

@@ -17,6 +17,7 @@ use crate::domain::compute;
 use crate::error::{ApiError, Result};
 use crate::http::{query_pairs, without_none};
 use crate::microversion::ApiVersion;
+use crate::validation::query;
 use crate::views::{Links, usage_time};
 
 /// Live-migration statuses Nova counts as in progress.
@@ -113,9 +114,9 @@ fn parse_query(params: &[(String, String)], version: ApiVersion) -> Result<Query
             "migration_type" => q.migration_type = Some(v),
             "hidden" => {}
             "limit" if paged => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'")))?;
+                let n = query::non_negative(&v).ok_or_else(|| {
+                    query_error(k, &v, &format!("'{v}' does not match '^[0-9]*$'"))
+                })?;
                 q.limit = Some(n);
             }
             "marker" if paged => q.marker = Some(v),
@@ -153,9 +154,10 @@ pub async fn index(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    admin_only(&ctx, "os_compute_api:os-migrations:index")?;
     let params = query_pairs(q.as_deref());
-    let q = parse_query(&without_none(params.clone()), version)?;
+    let checked = query::MIGRATIONS.check(without_none(params.clone()), version, ctx.is_admin)?;
+    admin_only(&ctx, "os_compute_api:os-migrations:index")?;
+    let q = parse_query(&checked, version)?;
     let paged = version.at_least(2, 59);
     let mut rows: Vec<(&Migration, Arc<Instance>)> = Vec::new();
     let instances = app.projection.instances(None);

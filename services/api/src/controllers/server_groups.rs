@@ -20,6 +20,7 @@ use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;
 use crate::projection::ServerGroupView;
 use crate::projection::verdicts::Verdict;
+use crate::validation::query;
 use crate::validation::{invalid, parse_bool, repr};
 
 /// A validated create body.
@@ -217,19 +218,18 @@ pub async fn index(
     let mut all = false;
     let mut limit = None;
     let mut offset = 0usize;
-    for (k, v) in query_pairs(q.as_deref()) {
+    for (k, v) in query::SERVER_GROUPS.check(query_pairs(q.as_deref()), version, ctx.is_admin)? {
         match k.as_str() {
             "all_projects" => all = ctx.is_admin && parse_bool(&v).unwrap_or(false),
             "limit" => {
                 limit = Some(
-                    v.parse::<usize>()
-                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?,
+                    query::non_negative(&v)
+                        .ok_or_else(|| ApiError::bad_request("limit param must be an integer"))?,
                 )
             }
             "offset" => {
-                offset = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("offset param must be an integer"))?
+                offset = query::non_negative(&v)
+                    .ok_or_else(|| ApiError::bad_request("offset param must be an integer"))?
             }
             _ => {}
         }

@@ -14,6 +14,7 @@ use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs, without_none};
 use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
+use crate::validation::query;
 use crate::validation::server_create;
 use crate::views::servers::ViewContext;
 use crate::views::{self, Links};
@@ -108,9 +109,10 @@ pub async fn index(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    policy::authorize(&ctx, Rule::ServersIndex, None)?;
     let raw = query_pairs(q.as_deref());
-    let page = compute::list(&app, &ctx, &without_none(raw.clone()), false, version)?;
+    let checked = query::SERVERS.check(without_none(raw.clone()), version, ctx.is_admin)?;
+    policy::authorize(&ctx, Rule::ServersIndex, None)?;
+    let page = compute::list(&app, &ctx, &checked, false, version)?;
     let servers = page
         .servers
         .iter()
@@ -129,9 +131,10 @@ pub async fn detail(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    policy::authorize(&ctx, Rule::ServersDetail, None)?;
     let raw = query_pairs(q.as_deref());
-    let page = compute::list(&app, &ctx, &without_none(raw.clone()), true, version)?;
+    let checked = query::SERVERS_DETAIL.check(without_none(raw.clone()), version, ctx.is_admin)?;
+    policy::authorize(&ctx, Rule::ServersDetail, None)?;
+    let page = compute::list(&app, &ctx, &checked, true, version)?;
     let servers = page
         .servers
         .iter()

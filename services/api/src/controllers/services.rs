@@ -16,6 +16,7 @@ use crate::error::{ApiError, Result};
 use crate::http::{JsonBody, RequestId, query_pairs};
 use crate::microversion::ApiVersion;
 use crate::projection::HostView;
+use crate::validation::query;
 use crate::validation::{self, invalid, repr};
 use crate::views::usage_time;
 
@@ -45,8 +46,8 @@ pub async fn index(
     version: ApiVersion,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
+    let params = query::SERVICES.check(query_pairs(q.as_deref()), version, ctx.is_admin)?;
     authorize(&ctx, "list")?;
-    let params = query_pairs(q.as_deref());
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     let now = novalog_schemas::now_ms();
     let list: Vec<Value> = app

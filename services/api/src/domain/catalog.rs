@@ -88,20 +88,24 @@ pub fn list_flavors(
             }
             _ if v == "None" => {}
             "minRam" => {
-                min_ram = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request(format!("Invalid minRam filter [{v}]")))?;
+                // Python's int(): any size, and a negative bound is no bound.
+                min_ram = crate::domain::integer(v)
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .ok_or_else(|| ApiError::bad_request(format!("Invalid minRam filter [{v}]")))?;
             }
             "minDisk" => {
-                min_disk = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request(format!("Invalid minDisk filter [{v}]")))?;
+                // Python's int(): any size, and a negative bound is no bound.
+                min_disk = crate::domain::integer(v)
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("Invalid minDisk filter [{v}]"))
+                    })?;
             }
             "name" => name = Some(v.clone()),
             "limit" => {
                 limit = Some(
-                    v.parse::<usize>()
-                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?,
+                    crate::domain::non_negative(v)
+                        .ok_or_else(|| ApiError::bad_request("limit param must be an integer"))?,
                 );
             }
             "marker" => marker = Some(v.clone()),

@@ -557,9 +557,8 @@ fn parse_filters(
                 })?);
             }
             "limit" => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                let n = crate::domain::non_negative(v)
+                    .ok_or_else(|| ApiError::bad_request("limit param must be an integer"))?;
                 f.limit = Some(n);
             }
             "marker" => f.marker = Some(v.clone()),

@@ -4,6 +4,7 @@
 //! these helpers produce the same wording so the field is always named.
 
 pub mod flavor_create;
+pub mod query;
 pub mod requests;
 pub mod schema;
 pub mod server_create;

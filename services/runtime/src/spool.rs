@@ -1,9 +1,12 @@
-//! The redrive spool: how `dead-letters redrive` reaches an embedded log
-//! that a running `novalog` holds (RocksDB lets one process write it).
+//! The redrive spool: how `novalog-replay dead-letters redrive` reaches an
+//! embedded log that a running process holds (RocksDB lets one process
+//! write it).
 //!
 //! `redrive` writes the record to append as one file in
 //! `<data-dir>/redrive-spool/` (written aside, then renamed, so a reader
-//! never sees half a file); the running `novalog` looks at the directory
+//! never sees half a file); the running process (`novalog`, or any service
+//! binary through [`crate::service_main::ServiceMain`], whichever holds the
+//! embedded log) looks at the directory
 //! every [`POLL`], appends each file's record to its topic and removes the
 //! file. Only whoever may write the data directory can redrive, as with the
 //! services stopped. A file that does not parse, or names a topic that is
@@ -15,10 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use novalog_log::{EventLog, Record};
-use novalog_runtime::{Shutdown, Topics};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, Result, Shutdown, Topics};
 
 /// How often the running process looks at the spool.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -55,20 +57,24 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// the file.
 pub fn enqueue(spool: &Path, name: &str, record: &Record) -> Result<PathBuf> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(Error::BadInput(format!("not a spool name: {name:?}")));
+        return Err(Error::Service(format!("not a spool name: {name:?}")));
     }
-    std::fs::create_dir_all(spool)
-        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", spool.display())))?;
+    let io = |what: &str, path: &Path| {
+        let what = format!("{what} {}", path.display());
+        move |source| Error::Io { what, source }
+    };
+    std::fs::create_dir_all(spool).map_err(io("creating", spool))?;
     let entry = Spooled {
         topic: record.topic.clone(),
         key: hex(&record.key),
         value: hex(&record.value),
     };
-    let body = serde_json::to_vec(&entry).map_err(|e| Error::Io(e.to_string()))?;
+    let body =
+        serde_json::to_vec(&entry).map_err(|e| Error::service("encoding a spool file", e))?;
     let tmp = spool.join(format!("{name}.tmp"));
     let file = spool.join(format!("{name}.redrive"));
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, &file)?;
+    std::fs::write(&tmp, body).map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &file).map_err(io("renaming", &tmp))?;
     Ok(file)
 }
 
@@ -90,7 +96,12 @@ pub async fn drain_once(log: &dyn EventLog, spool: &Path, topics: &Topics) -> Re
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(Error::Io {
+                what: format!("reading {}", spool.display()),
+                source,
+            });
+        }
     };
     files.sort();
     let known = topics.all();
@@ -107,28 +118,37 @@ pub async fn drain_once(log: &dyn EventLog, spool: &Path, topics: &Topics) -> Re
             Some(record) => {
                 let topic = record.topic.clone();
                 log.append(vec![record]).await?;
-                std::fs::remove_file(&path)?;
+                std::fs::remove_file(&path).map_err(|source| Error::Io {
+                    what: format!("removing {}", path.display()),
+                    source,
+                })?;
                 tracing::info!(file = %path.display(), %topic, "redriven from the spool");
                 appended += 1;
             }
             None => {
                 tracing::warn!(file = %path.display(),
                     "not a redrive of this cloud (unreadable, or an unknown topic); set aside");
-                std::fs::rename(&path, path.with_extension("rejected"))?;
+                std::fs::rename(&path, path.with_extension("rejected")).map_err(|source| {
+                    Error::Io {
+                        what: format!("setting aside {}", path.display()),
+                        source,
+                    }
+                })?;
             }
         }
     }
     Ok(appended)
 }
 
-/// Drains the spool every [`POLL`] until `shutdown` (what `novalog` runs
-/// on the embedded log). A failure is logged and tried again next time.
+/// Drains the spool every [`POLL`] until `shutdown` (what the process
+/// that holds an embedded log runs). A failure is logged and tried again
+/// next time.
 pub async fn run(
     log: std::sync::Arc<dyn EventLog>,
     spool: PathBuf,
     topics: Topics,
     mut shutdown: Shutdown,
-) -> novalog_runtime::Result<()> {
+) -> Result<()> {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),
