@@ -603,7 +603,7 @@ mod tests {
                 id,
                 3,
                 Event::Instance(InstanceEvent::InstanceBecameActive {
-                    power_state: 1,
+                    power_state: novalog_schemas::PowerState::Running,
                     launched_at_ms: 0,
                 }),
             ),

@@ -140,7 +140,7 @@ impl History {
             id,
             project,
             Event::Instance(InstanceEvent::InstanceBecameActive {
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
                 launched_at_ms: 1,
             }),
         )
@@ -254,7 +254,7 @@ async fn resize_and_confirm(dir: &Path, leak: bool) -> (Uuid, Uuid) {
     let step = |host: Option<&str>| {
         Box::new(MigrationProgress {
             host: host.map(str::to_owned),
-            power_state: 1,
+            power_state: novalog_schemas::PowerState::Running,
             ..MigrationProgress::of(m)
         })
     };

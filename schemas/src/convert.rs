@@ -35,7 +35,7 @@ use crate::migration::{
     RebuildSpec, ServerMigrationRequested, ServerRebuildRequested,
 };
 use crate::pb;
-use crate::state::{TaskState, VmState};
+use crate::state::{PowerState, TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 pub(crate) type R<T> = Result<T, DecodeError>;
@@ -117,6 +117,18 @@ impl Wire<BTreeMap<String, pb::HintValues>> for BTreeMap<String, Vec<String>> {
     }
     fn take(h: BTreeMap<String, pb::HintValues>, _: &'static str) -> R<Self> {
         Ok(h.into_iter().map(|(k, v)| (k, v.values)).collect())
+    }
+}
+
+/// Nova's integer; one it does not know is an error naming the field (see
+/// [`PowerState`]).
+impl Wire<i32> for PowerState {
+    fn put(self) -> i32 {
+        self.code()
+    }
+    fn take(code: i32, field: &'static str) -> R<Self> {
+        let unknown = || invalid(field, format!("unknown power_state {code}"));
+        PowerState::from_code(code).ok_or_else(unknown)
     }
 }
 
@@ -321,7 +333,7 @@ message! {
     Migration = pb::MigrationRecord, "" {
         id, uuid, migration_type, status, source_compute, dest_compute, old_flavor, new_flavor,
         created_at_ms, updated_at_ms, alternates, attempt, original_vm_state,
-        original_power_state: with power_code(original_power_state), requested_host, project_id,
+        original_power_state, requested_host, project_id,
         user_id,
     };
     MigrationProgress = pb::MigrationProgress, "" {
@@ -352,19 +364,6 @@ fn at_least_one(mut r: ServerCreateRequested) -> ServerCreateRequested {
     r.min_count = r.min_count.max(1);
     r.max_count = r.max_count.max(r.min_count);
     r
-}
-
-/// A migration's power state from before the instance's (kept lenient, as
-/// it always was: an unknown code reads as no state).
-mod power_code {
-    use crate::state::PowerState;
-
-    pub(super) fn put(p: PowerState) -> i32 {
-        p.code()
-    }
-    pub(super) fn take(code: i32) -> super::R<PowerState> {
-        Ok(PowerState::from_code(code).unwrap_or(PowerState::NoState))
-    }
 }
 
 impl From<ServerAction> for pb::ServerAction {

@@ -238,7 +238,7 @@ fn core_samples() -> Vec<Event> {
             attempt: 1,
         }),
         Event::Instance(InstanceEvent::InstanceBecameActive {
-            power_state: 1,
+            power_state: PowerState::Running,
             launched_at_ms: 9,
         }),
         Event::Instance(InstanceEvent::InstanceFailed {
@@ -271,12 +271,12 @@ fn core_samples() -> Vec<Event> {
         Event::Instance(InstanceEvent::InstanceTaskCompleted {
             action: ServerAction::Suspend,
             vm_state: VmState::Suspended,
-            power_state: 7,
+            power_state: PowerState::Suspended,
         }),
         Event::Instance(InstanceEvent::InstanceTaskFailed {
             action: ServerAction::Reboot { hard: false },
             vm_state: VmState::Error,
-            power_state: 4,
+            power_state: PowerState::Shutdown,
             fault: Fault {
                 code: 500,
                 message: "boom".into(),
@@ -354,14 +354,14 @@ fn core_samples() -> Vec<Event> {
             instance_id: id,
             host: "h".into(),
             action: ServerAction::Start,
-            power_state: 1,
+            power_state: PowerState::Running,
         }),
         Event::ComputeFact(ComputeFact::ServerActionFailed {
             instance_id: id,
             host: "h".into(),
             action: ServerAction::Resume,
             reason: "no".into(),
-            power_state: 7,
+            power_state: PowerState::Suspended,
         }),
         Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
             events::SelectHostsRequested {
@@ -748,7 +748,7 @@ fn saga_samples() -> Vec<Event> {
     };
     let progress = MigrationProgress {
         migration_id: mid,
-        power_state: 4,
+        power_state: PowerState::Shutdown,
         host: Some("h1".into()),
         alternates: vec!["h3".into()],
         attempt: 2,
@@ -777,7 +777,7 @@ fn saga_samples() -> Vec<Event> {
         migration_id: mid,
         host: "h2".into(),
         attempt: 1,
-        power_state: 1,
+        power_state: PowerState::Running,
         step: "finish_migration".into(),
         reason: "boom".into(),
         usage: HostUsage {
@@ -865,7 +865,7 @@ fn saga_samples() -> Vec<Event> {
         Event::Instance(InstanceEvent::RebuildSpawnBegan),
         Event::Instance(InstanceEvent::RebuildCompleted {
             vm_state: crate::VmState::Stopped,
-            power_state: 4,
+            power_state: PowerState::Shutdown,
         }),
         Event::Compute(ComputeCommand::PrepResize(c())),
         Event::Compute(ComputeCommand::MigrateDiskAndPowerOff(c())),
@@ -956,7 +956,7 @@ fn other_samples() -> Vec<Event> {
             instance_id: id,
             host: "h".into(),
             attempt: 2,
-            power_state: 1,
+            power_state: PowerState::Running,
         }),
         Event::ComputeFact(ComputeFact::SpawnFailed {
             instance_id: id,
@@ -1065,4 +1065,45 @@ fn a_missing_field_is_named() {
             ..
         })
     ));
+}
+
+/// `power_state` travels as Nova's integer; one Nova does not know is a
+/// decode error naming the field, not a guess.
+#[test]
+fn power_state_is_nova_s_integer_on_the_wire() {
+    let env = envelope(Event::Instance(InstanceEvent::InstanceBecameActive {
+        power_state: PowerState::Suspended,
+        launched_at_ms: 9,
+    }));
+    let mut raw = pb::Envelope::from(&env);
+    let active = pb::InstanceBecameActive::decode(&raw.payload[..]).unwrap();
+    assert_eq!(active.power_state, 7);
+    for (code, power) in [(0, PowerState::NoState), (4, PowerState::Shutdown)] {
+        raw.payload = pb::InstanceBecameActive {
+            power_state: code,
+            launched_at_ms: 9,
+        }
+        .encode_to_vec();
+        let back = decode_envelope(&raw.encode_to_vec()).unwrap().event;
+        let want = InstanceEvent::InstanceBecameActive {
+            power_state: power,
+            launched_at_ms: 9,
+        };
+        assert_eq!(back, Event::Instance(want));
+    }
+    raw.payload = pb::InstanceBecameActive {
+        power_state: 2,
+        launched_at_ms: 9,
+    }
+    .encode_to_vec();
+    assert_eq!(
+        decode_envelope(&raw.encode_to_vec()),
+        Err(DecodeError::Invalid {
+            field: "power_state",
+            message: "unknown power_state 2".into()
+        })
+    );
+    // Its JSON form (exports, spools) keeps the integer too.
+    let json = serde_json::to_value(&env.event).unwrap();
+    assert_eq!(json["Instance"]["InstanceBecameActive"]["power_state"], 7);
 }

@@ -12,7 +12,7 @@ use crate::migration::{
     ServerMigrationRequested, ServerRebuildRequested,
 };
 use crate::rejection::RejectionKind;
-use crate::state::{TaskState, VmState};
+use crate::state::{PowerState, TaskState, VmState};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).
@@ -500,7 +500,8 @@ pub enum InstanceEvent {
         reason: String,
     },
     InstanceBecameActive {
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
         launched_at_ms: i64,
     },
     InstanceFailed {
@@ -521,14 +522,16 @@ pub enum InstanceEvent {
     InstanceTaskCompleted {
         action: ServerAction,
         vm_state: VmState,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
     /// The host failed to carry the action out: the fault is recorded, the
     /// task cleared, `vm_state` as Nova's compute manager leaves it.
     InstanceTaskFailed {
         action: ServerAction,
         vm_state: VmState,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
         fault: Fault,
     },
     /// `locked_by` is Nova's `owner` or `admin`.
@@ -572,7 +575,8 @@ pub enum InstanceEvent {
     RebuildSpawnBegan,
     RebuildCompleted {
         vm_state: VmState,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
 }
 
@@ -643,7 +647,8 @@ pub enum ComputeFact {
         instance_id: Uuid,
         host: String,
         attempt: u32,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
     SpawnFailed {
         instance_id: Uuid,
@@ -662,15 +667,17 @@ pub enum ComputeFact {
         instance_id: Uuid,
         host: String,
         action: ServerAction,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
-    /// The driver failed; the guest is in `power_state` (0 when gone).
+    /// The driver failed; the guest is in `power_state` (no state when gone).
     ServerActionFailed {
         instance_id: Uuid,
         host: String,
         action: ServerAction,
         reason: String,
-        power_state: i32,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
     ResizeClaimSucceeded(Box<MigrationFact>),
     ResizeClaimFailed(Box<MigrationFact>),

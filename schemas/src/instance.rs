@@ -162,7 +162,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         } => {
             i.vm_state = VmState::Active;
             i.task_state = None;
-            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::Running);
+            i.power_state = *power_state;
             i.launched_at_ms = Some(*launched_at_ms);
         }
         InstanceEvent::InstanceFailed { fault } => {
@@ -183,7 +183,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         } => {
             i.vm_state = *vm_state;
             i.task_state = None;
-            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+            i.power_state = *power_state;
         }
         InstanceEvent::InstanceTaskFailed {
             vm_state,
@@ -193,7 +193,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         } => {
             i.vm_state = *vm_state;
             i.task_state = None;
-            i.power_state = PowerState::from_code(*power_state).unwrap_or(PowerState::NoState);
+            i.power_state = *power_state;
             i.fault = Some(fault.clone());
         }
         InstanceEvent::InstanceLocked { locked_by, reason } => {

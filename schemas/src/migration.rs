@@ -172,7 +172,8 @@ impl Migration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationProgress {
     pub migration_id: Uuid,
-    pub power_state: i32,
+    #[serde(with = "crate::state::power_code")]
+    pub power_state: PowerState,
     /// Scheduling: the chosen destination; errors: where the guest is.
     pub host: Option<String>,
     pub alternates: Vec<String>,
@@ -184,7 +185,7 @@ impl MigrationProgress {
     pub fn of(migration_id: Uuid) -> Self {
         MigrationProgress {
             migration_id,
-            power_state: 0,
+            power_state: PowerState::NoState,
             host: None,
             alternates: Vec::new(),
             attempt: 0,
@@ -263,15 +264,12 @@ pub struct MigrationFact {
     pub migration_id: Uuid,
     pub host: String,
     pub attempt: u32,
-    pub power_state: i32,
+    #[serde(with = "crate::state::power_code")]
+    pub power_state: PowerState,
     /// The driver step that failed (failures only).
     pub step: String,
     pub reason: String,
     pub usage: HostUsage,
-}
-
-fn power(code: i32, otherwise: PowerState) -> PowerState {
-    PowerState::from_code(code).unwrap_or(otherwise)
 }
 
 /// The migration `id` names on `i`, if any.
@@ -324,7 +322,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
                 i.task_state = None;
                 i.host = m.dest_compute.clone();
                 i.flavor = m.new_flavor.clone();
-                i.power_state = power(p.power_state, PowerState::Running);
+                i.power_state = p.power_state;
             }
         }
         InstanceEvent::ResizeConfirmStarted(p) => {
@@ -381,7 +379,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             if let Some(m) = set_status(i, p.migration_id, s::Completed, at) {
                 i.host = m.dest_compute.clone();
                 i.task_state = None;
-                i.power_state = power(p.power_state, i.power_state);
+                i.power_state = p.power_state;
             }
         }
         InstanceEvent::Evacuated(p) => {
@@ -392,7 +390,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
                     _ => VmState::Active,
                 };
                 i.task_state = None;
-                i.power_state = power(p.power_state, PowerState::Running);
+                i.power_state = p.power_state;
                 i.fault = None;
             }
         }
@@ -414,7 +412,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         } => {
             i.vm_state = *vm_state;
             i.task_state = None;
-            i.power_state = power(*power_state, PowerState::Running);
+            i.power_state = *power_state;
             i.fault = None;
         }
         // Not saga records: `instance::evolve` folds them.
@@ -446,12 +444,12 @@ fn back_from_resized(original: VmState) -> VmState {
     }
 }
 
-fn return_to_source(i: &mut Instance, m: &Migration, power_state: i32) {
+fn return_to_source(i: &mut Instance, m: &Migration, power_state: PowerState) {
     i.vm_state = m.original_vm_state;
     i.task_state = None;
     i.host = Some(m.source_compute.clone());
     i.flavor = m.old_flavor.clone();
-    i.power_state = power(power_state, m.original_power_state);
+    i.power_state = power_state;
 }
 
 #[cfg(test)]

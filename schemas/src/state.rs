@@ -156,6 +156,13 @@ impl TaskState {
 }
 
 /// The hypervisor's view; the hypervisor is the authority on it.
+///
+/// Records carry it as Nova's integer (`power_state` in protobuf and in
+/// their JSON and stored forms, through [`power_code`]). An integer that is
+/// none of these is not a power state Nova knows (its `STATE_MAP` has no
+/// entry for it): such a record does not decode, the error naming the
+/// field, and goes to the dead-letter topic. No Novalog build ever wrote
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PowerState {
     NoState = 0,
@@ -181,6 +188,24 @@ impl PowerState {
             7 => PowerState::Suspended,
             _ => return None,
         })
+    }
+}
+
+/// Serde for a record's `power_state` field: Nova's integer, as records
+/// have always carried it (exports, spools, stores), not the variant name.
+pub mod power_code {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::PowerState;
+
+    pub fn serialize<S: Serializer>(p: &PowerState, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(p.code())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PowerState, D::Error> {
+        let code = i32::deserialize(d)?;
+        PowerState::from_code(code)
+            .ok_or_else(|| D::Error::custom(format!("unknown power_state {code}")))
     }
 }
 

@@ -138,7 +138,7 @@ impl Script {
         .at(
             active,
             InstanceEvent::InstanceBecameActive {
-                power_state: PowerState::Running.code(),
+                power_state: PowerState::Running,
                 launched_at_ms: active,
             },
         )
@@ -159,7 +159,7 @@ impl Script {
             InstanceEvent::InstanceTaskCompleted {
                 action: a,
                 vm_state: vm,
-                power_state: PowerState::Running.code(),
+                power_state: PowerState::Running,
             },
         )
     }
@@ -194,7 +194,7 @@ impl Script {
         let p = |host: Option<&str>| {
             let mut p = MigrationProgress::of(id);
             p.host = host.map(str::to_owned);
-            p.power_state = PowerState::Running.code();
+            p.power_state = PowerState::Running;
             Box::new(p)
         };
         self.at(
@@ -222,7 +222,7 @@ impl Script {
         f: fn(Box<MigrationProgress>) -> InstanceEvent,
     ) -> &mut Self {
         let mut p = MigrationProgress::of(id);
-        p.power_state = PowerState::Running.code();
+        p.power_state = PowerState::Running;
         self.at(at, f(Box::new(p)))
     }
 

@@ -122,7 +122,7 @@ async fn perform(
                 instance_id: id,
                 host,
                 action,
-                power_state: power.code(),
+                power_state: power,
             }),
         ),
         Err(e) => fact(
@@ -134,7 +134,7 @@ async fn perform(
                 host,
                 action,
                 reason: e.to_string(),
-                power_state: power.code(),
+                power_state: power,
             }),
         ),
     }
@@ -196,7 +196,7 @@ async fn spawn(
                     instance_id: id,
                     host: rec.name.clone(),
                     attempt: cmd.attempt,
-                    power_state: power.code(),
+                    power_state: power,
                 }),
             ));
         }
@@ -391,8 +391,8 @@ mod tests {
                     power_state: after, ..
                 }),
             ) => {
-                assert_eq!(*power_state, PowerState::Shutdown.code());
-                assert_eq!(*after, PowerState::Shutdown.code(), "still off");
+                assert_eq!(*power_state, PowerState::Shutdown);
+                assert_eq!(*after, PowerState::Shutdown, "still off");
             }
             e => panic!("{e:?}"),
         }
@@ -415,7 +415,7 @@ mod tests {
                 ..
             }) => {
                 assert!(reason.contains("injected reboot failure"), "{reason}");
-                assert_eq!(*power_state, PowerState::Shutdown.code());
+                assert_eq!(*power_state, PowerState::Shutdown);
             }
             e => panic!("{e:?}"),
         }

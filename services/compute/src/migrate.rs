@@ -30,7 +30,7 @@ fn report(
         migration_id: cmd.migration_id,
         host: rec.name.clone(),
         attempt: cmd.attempt,
-        power_state: power.code(),
+        power_state: power,
         step: step.to_owned(),
         reason,
         usage: rec.usage,

@@ -237,7 +237,7 @@ pub(crate) fn on_spawned(
     id: Uuid,
     host: &str,
     attempt: u32,
-    power_state: i32,
+    power_state: novalog_schemas::PowerState,
     now_ms: i64,
 ) -> Vec<Emit> {
     let Some(i) = c.instances.get(&id) else {

@@ -14,7 +14,9 @@ use std::convert::Infallible;
 
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress};
-use novalog_schemas::{ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, VmState};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, PowerState, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -98,7 +100,7 @@ pub(crate) fn on_timeout(
         return Vec::new();
     };
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    let power_state = m.original_power_state.code();
+    let power_state = m.original_power_state;
     follow(
         c,
         &env.meta,
@@ -121,7 +123,7 @@ fn follow(
     m: &Migration,
     then: Then<Infallible, Evacuated, Recovery>,
     fault: Fault,
-    power_state: i32,
+    power_state: PowerState,
     now_ms: i64,
 ) -> Vec<Emit> {
     let id = i.id;

@@ -15,7 +15,9 @@
 
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress};
-use novalog_schemas::{ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, VmState};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, PowerState, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -159,7 +161,7 @@ pub(crate) fn on_timeout(
         return Vec::new();
     };
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    let power_state = m.original_power_state.code();
+    let power_state = m.original_power_state;
     follow(
         c,
         &env.meta,
@@ -182,7 +184,7 @@ fn follow(
     m: &Migration,
     then: Then<Step, Migrated, Recovery>,
     fault: Fault,
-    power_state: i32,
+    power_state: PowerState,
     now_ms: i64,
 ) -> Vec<Emit> {
     let id = i.id;

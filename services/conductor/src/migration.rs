@@ -361,7 +361,7 @@ pub(crate) fn on_no_valid_host(
         details: format!("{} {reason}", crate::build::NO_VALID_HOST),
         created_at_ms: now_ms,
     };
-    abort(c, &env.meta, id, &m, fault, m.original_power_state.code())
+    abort(c, &env.meta, id, &m, fault, m.original_power_state)
 }
 
 /// Sends the claim to `host` (attempt `attempt`) and awaits it.
@@ -436,7 +436,7 @@ pub(crate) fn next_alternate(
         ),
         created_at_ms: now_ms,
     };
-    abort(c, cause, id, m, fault, m.original_power_state.code())
+    abort(c, cause, id, m, fault, m.original_power_state)
 }
 
 /// The migration in progress on `id`.
@@ -524,7 +524,7 @@ pub(crate) fn abort(
     id: Uuid,
     m: &Migration,
     fault: Fault,
-    power_state: i32,
+    power_state: novalog_schemas::PowerState,
 ) -> Vec<Emit> {
     c.stop_awaiting(id);
     let project = c.instances[&id].project_id.clone();
@@ -580,5 +580,5 @@ pub(crate) fn on_schedule_timeout(
         return Vec::new();
     };
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    abort(c, &env.meta, id, &m, fault, m.original_power_state.code())
+    abort(c, &env.meta, id, &m, fault, m.original_power_state)
 }

@@ -16,7 +16,9 @@ use std::convert::Infallible;
 use novalog_schemas::migration::{
     MigrationCommand, MigrationFact, RebuildSpec, ServerRebuildRequested,
 };
-use novalog_schemas::{ComputeCommand, Envelope, Event, Fault, InstanceEvent, Rejection, VmState};
+use novalog_schemas::{
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, PowerState, Rejection, VmState,
+};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Dest, Emit, emit};
@@ -220,7 +222,7 @@ fn follow(
     project: &str,
     then: Then<Infallible, Rebuilt, Failed>,
     fault: Fault,
-    power_state: i32,
+    power_state: PowerState,
 ) -> Vec<Emit> {
     match then {
         Then::Progress => vec![c.instance_event(
@@ -276,7 +278,16 @@ pub(crate) fn on_timeout(
     };
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
     // No power state to report: the host was silent.
-    follow(c, env, id, a, &project, row().timed_out, fault, 0)
+    follow(
+        c,
+        env,
+        id,
+        a,
+        &project,
+        row().timed_out,
+        fault,
+        PowerState::NoState,
+    )
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@
 use novalog_schemas::instance::Instance;
 use novalog_schemas::migration::{Migration, MigrationFact, MigrationProgress, MigrationStatus};
 use novalog_schemas::{
-    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, Rejection, VmState,
+    ComputeCommand, Envelope, Event, Fault, InstanceEvent, Meta, PowerState, Rejection, VmState,
 };
 use uuid::Uuid;
 
@@ -276,7 +276,7 @@ pub(crate) fn on_timeout(
         return Vec::new();
     }
     let fault = timeout_fault(a, c.settings.timeout_ms(a.step), now_ms);
-    let power_state = m.original_power_state.code();
+    let power_state = m.original_power_state;
     follow(
         c,
         &env.meta,
@@ -302,7 +302,7 @@ fn follow(
     a: &Awaiting,
     then: Then<Step, End, Recovery>,
     fault: Fault,
-    power_state: i32,
+    power_state: PowerState,
     now_ms: i64,
 ) -> Vec<Emit> {
     match then {
@@ -466,7 +466,7 @@ fn finish(
     m: &Migration,
     a: &Awaiting,
     end: End,
-    power_state: i32,
+    power_state: PowerState,
     now_ms: i64,
 ) -> Vec<Emit> {
     let project = c.instances[&id].project_id.clone();

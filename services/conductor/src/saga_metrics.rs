@@ -204,7 +204,7 @@ mod tests {
     fn an_end_without_a_start_is_not_a_saga() {
         let mut c = SagaClock::default();
         let active = Event::Instance(InstanceEvent::InstanceBecameActive {
-            power_state: 1,
+            power_state: novalog_schemas::PowerState::Running,
             launched_at_ms: 0,
         });
         assert_eq!(c.observe(&env("i1", 10, active)), vec![]);

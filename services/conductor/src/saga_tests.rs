@@ -170,7 +170,7 @@ impl Cloud {
         if Cloud::hits(&self.silent, step, &cmd.host) {
             return Vec::new();
         }
-        let f = |power_state: i32, s: &str, reason: &str| {
+        let f = |power_state: novalog_schemas::PowerState, s: &str, reason: &str| {
             Box::new(MigrationFact {
                 instance_id: cmd.instance_id,
                 migration_id: cmd.migration_id,
@@ -182,12 +182,16 @@ impl Cloud {
                 usage: Default::default(),
             })
         };
-        let power = if cmd.power_on { 1 } else { 4 };
+        let power = if cmd.power_on {
+            novalog_schemas::PowerState::Running
+        } else {
+            novalog_schemas::PowerState::Shutdown
+        };
         if step == "rebuild_evacuated" && Cloud::hits(&self.fail, "claim", &cmd.host) {
             return vec![by(
                 step,
                 Event::ComputeFact(ComputeFact::ResizeClaimFailed(f(
-                    0,
+                    novalog_schemas::PowerState::NoState,
                     step,
                     "Insufficient compute resources",
                 ))),
@@ -196,13 +200,13 @@ impl Cloud {
         if Cloud::hits(&self.fail, step, &cmd.host) {
             let event = if step == "prep_resize" || step == "claim" {
                 Event::ComputeFact(ComputeFact::ResizeClaimFailed(f(
-                    0,
+                    novalog_schemas::PowerState::NoState,
                     step,
                     "Insufficient compute resources",
                 )))
             } else {
                 Event::ComputeFact(ComputeFact::MigrationStepFailed(f(
-                    0,
+                    novalog_schemas::PowerState::NoState,
                     step,
                     "injected failure",
                 )))
@@ -211,33 +215,47 @@ impl Cloud {
         }
         let events = match step {
             "prep_resize" => vec![Event::ComputeFact(ComputeFact::ResizeClaimSucceeded(f(
-                0, "", "",
+                novalog_schemas::PowerState::NoState,
+                "",
+                "",
             )))],
-            "migrate_disk_and_power_off" => vec![Event::ComputeFact(
-                ComputeFact::DiskMigratedAndPoweredOff(f(4, "", "")),
-            )],
+            "migrate_disk_and_power_off" => {
+                vec![Event::ComputeFact(ComputeFact::DiskMigratedAndPoweredOff(
+                    f(novalog_schemas::PowerState::Shutdown, "", ""),
+                ))]
+            }
             "finish_migration" => vec![Event::ComputeFact(ComputeFact::MigrationFinishedOnDest(
                 f(power, "", ""),
             ))],
-            "confirm_migration" => vec![Event::ComputeFact(
-                ComputeFact::MigrationConfirmedOnSource(f(0, "", "")),
-            )],
+            "confirm_migration" => {
+                vec![Event::ComputeFact(ComputeFact::MigrationConfirmedOnSource(
+                    f(novalog_schemas::PowerState::NoState, "", ""),
+                ))]
+            }
             "revert_migration" => vec![Event::ComputeFact(ComputeFact::MigrationRevertedOnDest(
-                f(0, "", ""),
+                f(novalog_schemas::PowerState::NoState, "", ""),
             ))],
             "finish_revert_migration" => vec![Event::ComputeFact(
                 ComputeFact::RevertFinishedOnSource(f(power, "", "")),
             )],
             "rebuild" | "rebuild_evacuated" => vec![
-                Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f(0, "", ""))),
+                Event::ComputeFact(ComputeFact::RebuildSpawnStarted(f(
+                    novalog_schemas::PowerState::NoState,
+                    "",
+                    "",
+                ))),
                 Event::ComputeFact(ComputeFact::InstanceRebuilt(f(power, "", ""))),
             ],
             "live_migration" => vec![Event::ComputeFact(ComputeFact::InstanceLiveMigrated(f(
-                0, "", "",
+                novalog_schemas::PowerState::NoState,
+                "",
+                "",
             )))],
-            "cleanup_evacuated" => vec![Event::ComputeFact(
-                ComputeFact::EvacuatedInstanceCleanedUp(f(0, "", "")),
-            )],
+            "cleanup_evacuated" => {
+                vec![Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(
+                    f(novalog_schemas::PowerState::NoState, "", ""),
+                ))]
+            }
             _ => Vec::new(),
         };
         events
@@ -938,7 +956,7 @@ fn a_late_answer_after_a_timeout_is_ignored() {
             migration_id: finish.migration_id,
             host: "h2".into(),
             attempt: 1,
-            power_state: 1,
+            power_state: novalog_schemas::PowerState::Running,
             step: String::new(),
             reason: String::new(),
             usage: Default::default(),

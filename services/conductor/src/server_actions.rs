@@ -131,7 +131,7 @@ fn awaiting(c: &Conductor, id: Uuid, host: &str, action: &ServerAction) -> bool 
 pub(crate) struct Outcome<'a> {
     pub host: &'a str,
     pub action: &'a ServerAction,
-    pub power_state: i32,
+    pub power_state: PowerState,
     pub failure: Option<&'a str>,
 }
 
@@ -160,24 +160,21 @@ pub(crate) fn on_outcome(
             power_state: o.power_state,
             action,
         }),
-        Some(reason) => {
-            let power = PowerState::from_code(o.power_state).unwrap_or(PowerState::NoState);
-            Event::Instance(InstanceEvent::InstanceTaskFailed {
-                vm_state: action.vm_state_after_failure(i.vm_state, power),
-                power_state: o.power_state,
-                fault: Fault {
-                    code: 500,
-                    message: reason.to_owned(),
-                    details: format!(
-                        "{} failed on host {}: {reason}",
-                        action.compute_method(),
-                        o.host
-                    ),
-                    created_at_ms: now_ms,
-                },
-                action,
-            })
-        }
+        Some(reason) => Event::Instance(InstanceEvent::InstanceTaskFailed {
+            vm_state: action.vm_state_after_failure(i.vm_state, o.power_state),
+            power_state: o.power_state,
+            fault: Fault {
+                code: 500,
+                message: reason.to_owned(),
+                details: format!(
+                    "{} failed on host {}: {reason}",
+                    action.compute_method(),
+                    o.host
+                ),
+                created_at_ms: now_ms,
+            },
+            action,
+        }),
     };
     let step = if o.failure.is_none() {
         "task-completed"
@@ -211,7 +208,7 @@ pub(crate) fn on_timeout(
     let timeout_ms = c.settings.timeout_ms(a.step);
     let event = Event::Instance(InstanceEvent::InstanceTaskFailed {
         vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
-        power_state: i.power_state.code(),
+        power_state: i.power_state,
         fault: crate::timers::timeout_fault(a, timeout_ms, now_ms),
         action,
     });

@@ -51,7 +51,7 @@ fn performed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerStat
             instance_id: id,
             host: HOST.into(),
             action,
-            power_state: power.code(),
+            power_state: power,
         })),
         NOW,
     )
@@ -64,7 +64,7 @@ fn failed(c: &mut Conductor, id: Uuid, action: ServerAction, power: PowerState) 
             host: HOST.into(),
             action,
             reason: "the hypervisor said no".into(),
-            power_state: power.code(),
+            power_state: power,
         })),
         NOW,
     )
@@ -564,7 +564,7 @@ fn a_result_for_a_task_a_delete_pre_empted_is_ignored() {
             instance_id: id,
             host: "elsewhere".into(),
             action: ServerAction::Stop,
-            power_state: 4,
+            power_state: novalog_schemas::PowerState::Shutdown,
         })),
         NOW,
     );

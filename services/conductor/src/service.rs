@@ -619,7 +619,7 @@ mod tests {
                     instance_id: id,
                     host: "h1".into(),
                     attempt: 1,
-                    power_state: 1,
+                    power_state: novalog_schemas::PowerState::Running,
                 }),
             ),
         ];
@@ -699,7 +699,7 @@ mod tests {
                 instance_id: old,
                 host: "h1".into(),
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
         );
         assert!(batch(&mut h, &store, vec![late]).await.is_empty());

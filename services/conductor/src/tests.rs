@@ -151,7 +151,7 @@ pub(crate) fn spawned(c: &mut Conductor, id: Uuid, host: &str, attempt: u32) -> 
             instance_id: id,
             host: host.into(),
             attempt,
-            power_state: 1,
+            power_state: novalog_schemas::PowerState::Running,
         })),
         NOW,
     )

@@ -165,7 +165,7 @@ pub fn run(hosts: usize, decisions: usize) -> (f64, f64) {
                 instance_id: spec.instance_id,
                 host: host.clone(),
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
             now,
         );

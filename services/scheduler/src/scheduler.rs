@@ -556,7 +556,7 @@ mod tests {
                 instance_id: Uuid::from_u128(1),
                 host: "a".into(),
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
             NOW,
         );
@@ -591,7 +591,7 @@ mod tests {
                 instance_id: Uuid::from_u128(3),
                 host: "a".into(),
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
             NOW,
         );

@@ -470,7 +470,7 @@ fn run_case(seed: u64, max_hosts: usize, steps: usize, shape: Shape) -> (usize, 
                         instance_id: id,
                         host,
                         attempt: 1,
-                        power_state: 1,
+                        power_state: novalog_schemas::PowerState::Running,
                     });
                     both(&mut fast, &mut brute, e, w.now);
                 } else {
@@ -656,7 +656,7 @@ fn fast_path_equals_brute_force_through_a_long_benchmark_run() {
                 instance_id: spec.instance_id,
                 host,
                 attempt: 1,
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
             }),
         ] {
             both(&mut fast, &mut brute, e, now);
@@ -751,7 +751,7 @@ fn fast_path_equals_brute_force_on_the_bench_cloud_under_random_options() {
                     instance_id: spec.instance_id,
                     host: host.clone(),
                     attempt: 1,
-                    power_state: 1,
+                    power_state: novalog_schemas::PowerState::Running,
                 });
                 both(&mut fast, &mut brute, e, now);
             }

@@ -586,7 +586,7 @@ mod tests {
             "req-create",
             "p1",
             Event::Instance(InstanceEvent::InstanceBecameActive {
-                power_state: 1,
+                power_state: novalog_schemas::PowerState::Running,
                 launched_at_ms: 4_000,
             }),
         );
@@ -642,7 +642,7 @@ mod tests {
             Event::Instance(InstanceEvent::InstanceTaskCompleted {
                 action: ServerAction::Stop,
                 vm_state: VmState::Stopped,
-                power_state: 4,
+                power_state: novalog_schemas::PowerState::Shutdown,
             }),
         );
         let a = log.actions.last().unwrap();
@@ -663,7 +663,7 @@ mod tests {
             Event::Instance(InstanceEvent::InstanceTaskFailed {
                 action: ServerAction::Reboot { hard: true },
                 vm_state: VmState::Error,
-                power_state: 4,
+                power_state: novalog_schemas::PowerState::Shutdown,
                 fault: Fault {
                     code: 500,
                     message: "boom".into(),
