@@ -254,7 +254,15 @@ pub fn server_of(env: &Envelope) -> Option<Uuid> {
     match &env.event {
         Event::Instance(InstanceEvent::IntentRejected { .. }) => None,
         Event::Instance(_) => Uuid::parse_str(&env.meta.aggregate_id).ok(),
-        _ => None,
+        // Other topics' records are about no server's usage (a new topic
+        // fails to compile here until it is decided).
+        Event::Intent(_)
+        | Event::Scheduler(_)
+        | Event::Compute(_)
+        | Event::ComputeFact(_)
+        | Event::Host(_)
+        | Event::Catalog(_)
+        | Event::DeadLetter(_) => None,
     }
 }
 
