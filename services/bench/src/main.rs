@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+mod billing;
 mod replay;
 
 #[derive(Parser)]
@@ -430,6 +431,13 @@ async fn main() -> anyhow::Result<()> {
             r.verify_s,
             r.verify_equal
         );
+        cfg.log.namespace = r.namespace.clone();
+        let b = billing::run(&cfg).await?;
+        println!(
+            "billing: {} instances records folded and rated at {:.0} records/s \
+             ({} period summaries, {} projects)",
+            b.records, b.events_per_s, b.summaries, b.projects
+        );
         return Ok(());
     }
     let mut figures: BTreeMap<String, f64> = BTreeMap::new();
@@ -565,6 +573,9 @@ async fn main() -> anyhow::Result<()> {
     let r = replay::run(&replay_cfg, args.replay_records, args.concurrency).await?;
     figures.insert("replay_log_records".into(), r.log_records as f64);
     figures.insert("replay_events_per_s".into(), r.replay_events_per_s);
+    replay_cfg.log.namespace = r.namespace.clone();
+    let b = billing::run(&replay_cfg).await?;
+    figures.insert("billing_events_per_s".into(), b.events_per_s);
     figures.insert("state_at_ms_1m".into(), r.state_at_ms);
     figures.insert("verify_s_1m".into(), r.verify_s);
     let per_record = r.log_bytes as f64 / r.log_records.max(1) as f64;
@@ -599,7 +610,8 @@ async fn main() -> anyhow::Result<()> {
          | `replay_events_per_s`: `rebuild api` (the api's input topics: {} records) | {:.0} records/s | ≥ 500,000 |\n\
          | `state_at_ms_1m`: one `state-at` from the index (median of 11) | {:.2} ms | ≤ 50 |\n\
          | `verify_s_1m`: one `verify` ({}) | {:.2} s | ≤ 10 |\n\
-         | building the `state-at` index from scratch | {:.2} s | |\n\n\
+         | building the `state-at` index from scratch | {:.2} s | |\n\
+         | `billing_events_per_s`: novalog-billing's fold and rating of `instances` ({} records; {} period summaries), side effects off | {:.0} records/s | ≥ 500,000 |\n\n\
          Log growth (embedded): {:.0} bytes per record on disk; {:.1} KiB per server \
          (boot, its share of resizes and reboots, delete); heartbeats {:.1} MiB per host per day at \
          `report_interval` = {} s. An idle server adds nothing.\n\n",
@@ -617,6 +629,9 @@ async fn main() -> anyhow::Result<()> {
         },
         r.verify_s,
         r.index_s,
+        b.records,
+        b.summaries,
+        b.events_per_s,
         per_record,
         per_server / 1024.0,
         host_day / 1_048_576.0,
