@@ -83,3 +83,55 @@ pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
         projects: projects.len(),
     })
 }
+
+/// Records, in `samples`, each boot's billing lag: from the append of its
+/// `InstanceBecameActive` (the log's append time) to the billing ledger
+/// showing the server running (the state the rating API reads). Runs
+/// until aborted.
+pub async fn watch_lag(
+    log: Arc<dyn novalog_log::EventLog>,
+    topic: String,
+    ledger: Arc<novalog_billing::service::Ledger>,
+    samples: Arc<parking_lot::Mutex<Vec<f64>>>,
+) -> anyhow::Result<()> {
+    let ends = log.end_offsets(&topic).await?;
+    let lookup: novalog_log::OffsetLookup = Arc::new(move |_, p| ends.get(p as usize).copied());
+    let mut sub = log
+        .subscribe(
+            &format!("bench-lag-{}", uuid::Uuid::new_v4()),
+            &[topic],
+            lookup,
+        )
+        .await?;
+    let mut committed = ledger.watch_committed();
+    let mut pending: std::collections::HashMap<uuid::Uuid, i64> = Default::default();
+    loop {
+        tokio::select! {
+            batch = sub.next_batch(1024) => {
+                for rec in batch? {
+                    let Ok((meta, type_name)) = novalog_schemas::decode_meta(&rec.value) else {
+                        continue;
+                    };
+                    if type_name == "InstanceBecameActive"
+                        && let Ok(id) = meta.aggregate_id.parse()
+                    {
+                        pending.insert(id, rec.timestamp_ms);
+                    }
+                }
+            }
+            changed = committed.changed() => changed?,
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let now = novalog_schemas::now_ms();
+        pending.retain(|id, appended| {
+            if ledger.is_running(id) {
+                samples.lock().push((now - *appended) as f64);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}

@@ -170,6 +170,15 @@ impl Ledger {
             .collect()
     }
 
+    /// Whether `server`'s open interval, as committed, is running (what
+    /// the `billing_lag_ms_p99` figure waits for after a boot).
+    pub fn is_running(&self, server: &Uuid) -> bool {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        s.open
+            .get(server)
+            .is_some_and(|i| i.state == crate::meter::BillableState::Running)
+    }
+
     /// A receiver of the count of records committed so far.
     pub fn watch_committed(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
