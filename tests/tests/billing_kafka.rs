@@ -235,13 +235,21 @@ async fn billing_killed_mid_stream_on_kafka_bills_as_an_uninterrupted_fold() {
         assert!(of(*id).iter().all(|i| i.end_ms.is_some()), "{id} deleted");
     }
     for id in &resized {
-        let flavors: Vec<&str> = of(*id)
+        let flavors: Vec<String> = of(*id)
             .iter()
             .filter(|i| i.state == BillableState::Running)
-            .map(|i| i.flavor.id.as_str())
+            .map(|i| i.flavor.id.clone())
             .collect();
-        assert_eq!(flavors.first(), Some(&"1"), "{id}: {flavors:?}");
-        assert_eq!(flavors.last(), Some(&"2"), "{id}: {flavors:?}");
+        assert_eq!(
+            flavors.first().map(String::as_str),
+            Some("1"),
+            "{id}: {flavors:?}"
+        );
+        assert_eq!(
+            flavors.last().map(String::as_str),
+            Some("2"),
+            "{id}: {flavors:?}"
+        );
     }
     let table = PriceTable::from_options(&c.cfg.billing).unwrap();
     let summaries: Vec<UsageRated> = want.values().map(|v| usage_rated(v)).collect();

@@ -30,7 +30,7 @@ pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
     let topic = cfg.topics().instances;
     let scratch = tempfile::tempdir()?;
     let store = Arc::new(RocksStore::create_for_rebuild(
-        &scratch.path().join("billing"),
+        scratch.path().join("billing"),
     )?);
     let table = PriceTable::from_options(&cfg.billing).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();

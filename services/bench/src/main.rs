@@ -438,9 +438,9 @@ async fn main() -> anyhow::Result<()> {
         cfg.log.namespace = r.namespace.clone();
         let b = billing::run(&cfg).await?;
         println!(
-            "billing: {} instances records folded and rated at {:.0} records/s \
+            "billing: {} instances records folded and rated in {:.2} s, {:.0} records/s \
              ({} period summaries, {} projects)",
-            b.records, b.events_per_s, b.summaries, b.projects
+            b.records, b.seconds, b.events_per_s, b.summaries, b.projects
         );
         return Ok(());
     }
@@ -461,6 +461,10 @@ async fn main() -> anyhow::Result<()> {
     ));
     let run = boot_run(&system, args.boots, args.concurrency).await?;
     lag_watch.abort();
+    anyhow::ensure!(
+        !lag_samples.lock().is_empty(),
+        "no billing lag was measured"
+    );
     let billing_lag_p99 = percentile(&lag_samples.lock(), 0.99);
     figures.insert("billing_lag_ms_p99".into(), billing_lag_p99);
     println!(
