@@ -120,7 +120,10 @@ pub(crate) fn on_create(
 pub(crate) fn release_held(c: &mut Conductor, env: &Envelope) -> Vec<Emit> {
     crate::server_groups::release_held(c)
         .into_iter()
-        .map(|(id, hints, group)| select_hosts(c, env, &c.instances[&id], hints, group))
+        .map(|(held, group)| {
+            let i = &c.instances[&held.instance];
+            select_hosts(c, env, i, held.scheduler_hints, group)
+        })
         .collect()
 }
 

@@ -94,15 +94,9 @@ pub(crate) fn hold_if_busy(
 
 /// Releases, in each group with held builds and no member in flight, the
 /// first held build still waiting for a host (those deleted or failed
-/// meanwhile are dropped): `(instance, hints, group spec)` for the caller
-/// to ask the scheduler with.
-pub(crate) fn release_held(
-    c: &mut Conductor,
-) -> Vec<(
-    Uuid,
-    std::collections::BTreeMap<String, Vec<String>>,
-    Option<ServerGroupSpec>,
-)> {
+/// meanwhile are dropped), with the group as it stands now, for the
+/// caller to ask the scheduler with.
+pub(crate) fn release_held(c: &mut Conductor) -> Vec<(HeldBuild, Option<ServerGroupSpec>)> {
     let waiting: Vec<Uuid> = c
         .server_groups
         .iter()
@@ -130,7 +124,7 @@ pub(crate) fn release_held(
         }
         let next = s.held.remove(0);
         let spec = spec_for(c, g, next.instance);
-        out.push((next.instance, next.scheduler_hints, spec));
+        out.push((next, spec));
     }
     out
 }
