@@ -13,6 +13,7 @@
 //!   [`InstanceEvent`], [`SchedulerEvent`], [`ComputeCommand`],
 //!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
 //!   holds any of them.
+//! - [`identity`]: Keystone's directory as the identity service writes it.
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
@@ -26,6 +27,7 @@ pub mod actions;
 mod convert;
 pub mod envelope;
 pub mod events;
+pub mod identity;
 pub mod image;
 pub mod instance;
 pub mod migration;
