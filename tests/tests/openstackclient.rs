@@ -619,6 +619,7 @@ fn osc_as(os: &Osc, clouds: &Path, cloud: &str, args: &[&str], json: bool) -> Va
 /// with what it was given, role assignments listed, and an application
 /// credential authenticating a script.
 #[test]
+#[ignore = "written against openstackclient's requests but not yet run here: run with --run-ignored"]
 fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     let openstack = openstack();
     let dir = tempfile::tempdir().unwrap();

@@ -198,14 +198,30 @@ impl IdentityState {
     fn load_row(&mut self, row: Row) {
         match row {
             Row::Version(v) => self.version = v,
-            Row::Domain(id, d) => drop(self.domains.insert(id, d)),
-            Row::Project(id, p) => drop(self.projects.insert(id, p)),
-            Row::User(id, u) => drop(self.users.insert(id, u)),
-            Row::Group(id, g) => drop(self.groups.insert(id, g)),
-            Row::Role(id, r) => drop(self.roles.insert(id, r)),
-            Row::Grant(g, on) => drop(self.grants.insert(g, on)),
-            Row::Member(g, u, on) => drop(self.members.insert((g, u), on)),
-            Row::AppCred(id, a) => drop(self.app_creds.insert(id, a)),
+            Row::Domain(id, d) => {
+                self.domains.insert(id, d);
+            }
+            Row::Project(id, p) => {
+                self.projects.insert(id, p);
+            }
+            Row::User(id, u) => {
+                self.users.insert(id, u);
+            }
+            Row::Group(id, g) => {
+                self.groups.insert(id, g);
+            }
+            Row::Role(id, r) => {
+                self.roles.insert(id, r);
+            }
+            Row::Grant(g, on) => {
+                self.grants.insert(g, on);
+            }
+            Row::Member(g, u, on) => {
+                self.members.insert((g, u), on);
+            }
+            Row::AppCred(id, a) => {
+                self.app_creds.insert(id, a);
+            }
         }
     }
 }
@@ -347,6 +363,39 @@ mod tests {
         assert_eq!(s.version, 1);
         assert!(s.projects.contains_key("a") && !s.projects.contains_key("b"));
         assert_eq!(r.applied_at(1), Some(a.meta.event_id));
+    }
+
+    /// What a replica stored is what it loads after a restart.
+    #[test]
+    fn the_stored_rows_load_back_to_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = novalog_store::RocksStore::open(dir.path(), false).unwrap();
+        let r = IdentityRecords::default();
+        let mut tx = Transaction::new();
+        let mut staged = Staged::default();
+        let grant = RoleGrant {
+            role_id: "r".into(),
+            actor_id: "u".into(),
+            actor_is_group: false,
+            target_id: "a".into(),
+            target_is_domain: false,
+        };
+        for e in [
+            env(1, project("a")),
+            env(2, CatalogEvent::RoleGranted(Box::new(grant.clone()))),
+            env(3, CatalogEvent::RoleRevoked(Box::new(grant))),
+        ] {
+            let Event::Catalog(c) = &e.event else {
+                unreachable!()
+            };
+            r.stage(&mut tx, &mut staged, &e, c).unwrap();
+        }
+        store.commit(tx).unwrap();
+        r.publish(staged);
+        let loaded = IdentityRecords::default();
+        loaded.load(&store).unwrap();
+        assert_eq!(*loaded.state(), *r.state());
+        assert_eq!(loaded.version(), 3);
     }
 
     #[test]
