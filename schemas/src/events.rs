@@ -7,16 +7,16 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actions::ServerAction;
+use crate::identity::{
+    ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
+    IdentityUser, RoleGrant,
+};
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, RebuildSpec,
     ServerMigrationRequested, ServerRebuildRequested,
 };
 use crate::rejection::RejectionKind;
 use crate::state::{PowerState, TaskState, VmState};
-use crate::identity::{
-    ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
-    IdentityUser, RoleGrant,
-};
 use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).

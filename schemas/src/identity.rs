@@ -56,9 +56,7 @@ pub struct IdentityRole {
 
 /// A role held by a user or a group (the actor) on a project or a domain
 /// (the target).
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct RoleGrant {
     pub role_id: String,
     pub actor_id: String,

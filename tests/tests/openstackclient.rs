@@ -676,8 +676,15 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     let user = os.ok(
         Admin,
         &[
-            "user", "create", "--password", "s3cret", "--project", "web", "--email",
-            "alice@example.org", "alice",
+            "user",
+            "create",
+            "--password",
+            "s3cret",
+            "--project",
+            "web",
+            "--email",
+            "alice@example.org",
+            "alice",
         ],
     );
     assert_eq!(user["name"], "alice");
@@ -686,7 +693,15 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     assert!(names(&os.ok(Admin, &["user", "list"]), "Name").contains(&"alice".to_owned()));
     os.ok(
         Admin,
-        &["role", "add", "--project", "web", "--user", "alice", "member"],
+        &[
+            "role",
+            "add",
+            "--project",
+            "web",
+            "--user",
+            "alice",
+            "member",
+        ],
     );
     let alice = format!(
         "clouds:\n  alice:\n    auth:\n      auth_url: http://127.0.0.1:{port}/identity/v3\n      username: alice\n      password: s3cret\n      project_name: web\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    identity_api_version: 3\n"
@@ -717,7 +732,14 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
         &os,
         &alice_yaml,
         "alice",
-        &["application", "credential", "create", "--role", "member", "ci"],
+        &[
+            "application",
+            "credential",
+            "create",
+            "--role",
+            "member",
+            "ci",
+        ],
         true,
     );
     let cred_id = cred["id"].as_str().unwrap().to_owned();
@@ -744,7 +766,15 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     // removing the role takes the user's access at once
     os.ok(
         Admin,
-        &["role", "remove", "--project", "web", "--user", "alice", "member"],
+        &[
+            "role",
+            "remove",
+            "--project",
+            "web",
+            "--user",
+            "alice",
+            "member",
+        ],
     );
     let out = Command::new(&os.openstack)
         .args(["server", "list"])
@@ -755,7 +785,15 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     assert!(!out.status.success(), "no role, no access");
     os.ok(
         Admin,
-        &["role", "add", "--project", "web", "--user", "alice", "member"],
+        &[
+            "role",
+            "add",
+            "--project",
+            "web",
+            "--user",
+            "alice",
+            "member",
+        ],
     );
     osc_as(
         &os,
@@ -767,7 +805,10 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
 
     // A member of demo cannot manage identity.
     let err = os.fails(Demo, &["project", "create", "nope"]);
-    assert!(err.contains("403") || err.contains("not authorized"), "{err}");
+    assert!(
+        err.contains("403") || err.contains("not authorized"),
+        "{err}"
+    );
 
     os.ok(Admin, &["user", "delete", "alice"]);
     os.ok(Admin, &["project", "delete", "web"]);

@@ -28,7 +28,10 @@ pub fn identity(app: &AppState) -> Option<Router> {
                 identity.clone(),
                 log.clone(),
             ))
-            .merge(novalog_identity::admin_routes::router(identity.clone(), log)),
+            .merge(novalog_identity::admin_routes::router(
+                identity.clone(),
+                log,
+            )),
     )
 }
 

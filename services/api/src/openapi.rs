@@ -749,12 +749,14 @@ pub fn document() -> Value {
         }
         entry[o.method] = operation;
     }
-    let admin = novalog_identity::admin_routes::OPERATIONS.iter().map(|(m, p, s, a, st)| {
-        // Create bodies are keystone's `{"<kind>": {...}}`; updates are
-        // described without one (their fields are the create's).
-        let body = (*m == "post").then(|| identity_create_body(p));
-        (*m, *p, *s, *a, *st, body)
-    });
+    let admin = novalog_identity::admin_routes::OPERATIONS
+        .iter()
+        .map(|(m, p, s, a, st)| {
+            // Create bodies are keystone's `{"<kind>": {...}}`; updates are
+            // described without one (their fields are the create's).
+            let body = (*m == "post").then(|| identity_create_body(p));
+            (*m, *p, *s, *a, *st, body)
+        });
     for (method, path, summary, policy, status, body) in
         image_and_identity_operations().into_iter().chain(admin)
     {

@@ -21,6 +21,8 @@ struct Harness {
     handle: ApiHandle,
     trigger: ShutdownTrigger,
     dir: tempfile::TempDir,
+    /// Kept across a restart, as the log outlives an API process.
+    log: std::sync::Arc<dyn novalog_log::EventLog>,
 }
 
 #[derive(Debug)]
@@ -34,10 +36,13 @@ const V3: &str = "/identity/v3";
 
 impl Harness {
     async fn start() -> Harness {
-        Self::start_in(tempfile::tempdir().unwrap()).await
+        Self::start_in(tempfile::tempdir().unwrap(), None).await
     }
 
-    async fn start_in(dir: tempfile::TempDir) -> Harness {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        log: Option<std::sync::Arc<dyn novalog_log::EventLog>>,
+    ) -> Harness {
         let mut cfg = Config {
             data_dir: dir.path().to_owned(),
             ..Config::default()
@@ -46,21 +51,37 @@ impl Harness {
         cfg.log.namespace = "test.".into();
         cfg.identity.password_hash_rounds = 10;
         cfg.identity.token_secret = "k".into();
-        let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
+        let log = match log {
+            Some(l) => l,
+            None => novalog_runtime::backend::open_log(&cfg).await.unwrap(),
+        };
         let (trigger, shutdown) = Shutdown::new();
-        let handle = ApiService::start(&cfg, log, shutdown).await.unwrap();
+        let handle = ApiService::start(&cfg, log.clone(), shutdown)
+            .await
+            .unwrap();
         Harness {
             router: app::router(handle.app.clone()),
             handle,
             trigger,
             dir,
+            log,
         }
     }
 
+    /// Stops and starts again on the same data directory and log: the
+    /// projection store is reopened and loaded as in a new process.
     async fn restart(self) -> Harness {
-        self.trigger.trigger();
-        self.handle.join().await.unwrap();
-        Self::start_in(self.dir).await
+        let Harness {
+            router,
+            handle,
+            trigger,
+            dir,
+            log,
+        } = self;
+        drop(router);
+        trigger.trigger();
+        handle.join().await.unwrap();
+        Self::start_in(dir, Some(log)).await
     }
 
     async fn stop(self) {
@@ -212,7 +233,11 @@ async fn projects_are_created_listed_updated_and_deleted_in_keystones_shape() {
             Some(json!({"project": {"name": "web"}})),
         )
         .await;
-    assert_error(&r, StatusCode::CONFLICT, "Conflict occurred attempting to store project");
+    assert_error(
+        &r,
+        StatusCode::CONFLICT,
+        "Conflict occurred attempting to store project",
+    );
     // No name, an unknown domain: 400, 404.
     let r = h
         .call(
@@ -269,12 +294,19 @@ async fn projects_are_created_listed_updated_and_deleted_in_keystones_shape() {
     assert_error(&r, StatusCode::BAD_REQUEST, "domain_id");
 
     assert_eq!(
-        h.status(Method::DELETE, &format!("projects/{id}"), &admin).await,
+        h.status(Method::DELETE, &format!("projects/{id}"), &admin)
+            .await,
         StatusCode::NO_CONTENT
     );
     let r = h.get(&format!("projects/{id}"), &admin).await;
-    assert_error(&r, StatusCode::NOT_FOUND, &format!("Could not find project: {id}."));
-    let r = h.call(Method::DELETE, &format!("projects/{id}"), &admin, None).await;
+    assert_error(
+        &r,
+        StatusCode::NOT_FOUND,
+        &format!("Could not find project: {id}."),
+    );
+    let r = h
+        .call(Method::DELETE, &format!("projects/{id}"), &admin, None)
+        .await;
     assert_error(&r, StatusCode::NOT_FOUND, "Could not find project");
     let r = h.get("projects", "").await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "requires authentication");
@@ -348,20 +380,42 @@ async fn a_new_user_with_a_role_authenticates_and_loses_access_at_once() {
         h.status(Method::HEAD, &grant, &admin).await,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(Method::HEAD, &grant, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(Method::GET, &grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::HEAD, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::GET, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     let r = h
         .get(&format!("projects/{pid}/users/{uid}/roles"), &admin)
         .await;
     assert_eq!(names(&r.body["roles"]), vec!["member"]);
     let r = h
-        .call(Method::PUT, &format!("projects/{pid}/users/{uid}/roles/nope"), &admin, None)
+        .call(
+            Method::PUT,
+            &format!("projects/{pid}/users/{uid}/roles/nope"),
+            &admin,
+            None,
+        )
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "Could not find role: nope.");
     let r = h
-        .call(Method::PUT, &format!("projects/nope/users/{uid}/roles/{member}"), &admin, None)
+        .call(
+            Method::PUT,
+            &format!("projects/nope/users/{uid}/roles/{member}"),
+            &admin,
+            None,
+        )
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "Could not find project: nope.");
 
@@ -371,16 +425,28 @@ async fn a_new_user_with_a_role_authenticates_and_loses_access_at_once() {
     // The default project: no scope asked.
     let r = h.password("alice", "s3cret", None).await;
     assert_eq!(r.body["token"]["project"]["id"], pid);
-    assert_eq!(h.password("alice", "wrong", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.password("alice", "wrong", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // The role removed: the same token is refused at once.
-    assert_eq!(h.status(Method::DELETE, &grant, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.get("/v2.1/servers", &t).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.status(Method::DELETE, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.get("/v2.1/servers", &t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let r = h.call(Method::DELETE, &grant, &admin, None).await;
     assert_error(&r, StatusCode::NOT_FOUND, "Could not find role assignment");
 
     // Given back, then the user disabled: refused at once, and no new one.
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     let t = h.token("alice", "s3cret", "web").await;
     let r = h
         .call(
@@ -391,8 +457,14 @@ async fn a_new_user_with_a_role_authenticates_and_loses_access_at_once() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(h.get("/v2.1/servers", &t).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(h.password("alice", "s3cret", Some("web")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.get("/v2.1/servers", &t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.password("alice", "s3cret", Some("web")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Enabled again with a new password; the project disabled refuses it.
     h.call(
@@ -402,7 +474,10 @@ async fn a_new_user_with_a_role_authenticates_and_loses_access_at_once() {
         Some(json!({"user": {"enabled": true, "password": "n3w"}})),
     )
     .await;
-    assert_eq!(h.password("alice", "s3cret", Some("web")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.password("alice", "s3cret", Some("web")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let t = h.token("alice", "n3w", "web").await;
     h.call(
         Method::PATCH,
@@ -411,15 +486,23 @@ async fn a_new_user_with_a_role_authenticates_and_loses_access_at_once() {
         Some(json!({"project": {"enabled": false}})),
     )
     .await;
-    assert_eq!(h.get("/v2.1/servers", &t).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.get("/v2.1/servers", &t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Deleted: gone, with its token.
     assert_eq!(
-        h.status(Method::DELETE, &format!("users/{uid}"), &admin).await,
+        h.status(Method::DELETE, &format!("users/{uid}"), &admin)
+            .await,
         StatusCode::NO_CONTENT
     );
     let r = h.get(&format!("users/{uid}"), &admin).await;
-    assert_error(&r, StatusCode::NOT_FOUND, &format!("Could not find user: {uid}."));
+    assert_error(
+        &r,
+        StatusCode::NOT_FOUND,
+        &format!("Could not find user: {uid}."),
+    );
     h.stop().await;
 }
 
@@ -431,7 +514,12 @@ async fn changes_outlive_a_restart() {
         .create(&admin, "projects", "project", json!({"name": "kept"}))
         .await;
     let u = h
-        .create(&admin, "users", "user", json!({"name": "bob", "password": "pw"}))
+        .create(
+            &admin,
+            "users",
+            "user",
+            json!({"name": "bob", "password": "pw"}),
+        )
         .await;
     let grant = format!(
         "projects/{}/users/{}/roles/{}",
@@ -439,7 +527,10 @@ async fn changes_outlive_a_restart() {
         u["id"].as_str().unwrap(),
         stable_id("role", "reader")
     );
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     // A bootstrap user's role removed stays removed.
     let demo_grant = format!(
         "projects/{}/users/{}/roles/{}",
@@ -447,7 +538,10 @@ async fn changes_outlive_a_restart() {
         stable_id("user", "demo"),
         stable_id("role", "member")
     );
-    assert_eq!(h.status(Method::DELETE, &demo_grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::DELETE, &demo_grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
 
     let h = h.restart().await;
     let admin = h.admin().await;
@@ -456,10 +550,18 @@ async fn changes_outlive_a_restart() {
     let t = h.token("bob", "pw", "kept").await;
     let r = h.get("/v2.1/servers", &t).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(h.password("demo", "demo", Some("demo")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.password("demo", "demo", Some("demo")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // And what came after the restart is decided against what came before.
     let r = h
-        .call(Method::POST, "projects", &admin, Some(json!({"project": {"name": "kept"}})))
+        .call(
+            Method::POST,
+            "projects",
+            &admin,
+            Some(json!({"project": {"name": "kept"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     h.stop().await;
@@ -479,13 +581,27 @@ async fn domains_list_by_name_and_only_a_disabled_one_is_deleted() {
         "http://cloud.test:8774/identity/v3/domains/default"
     );
     let ops = h
-        .create(&admin, "domains", "domain", json!({"name": "ops", "description": "d"}))
+        .create(
+            &admin,
+            "domains",
+            "domain",
+            json!({"name": "ops", "description": "d"}),
+        )
         .await;
     let id = ops["id"].as_str().unwrap().to_owned();
     let r = h
-        .call(Method::POST, "domains", &admin, Some(json!({"domain": {"name": "ops"}})))
+        .call(
+            Method::POST,
+            "domains",
+            &admin,
+            Some(json!({"domain": {"name": "ops"}})),
+        )
         .await;
-    assert_error(&r, StatusCode::CONFLICT, "Duplicate entry found with name ops.");
+    assert_error(
+        &r,
+        StatusCode::CONFLICT,
+        "Duplicate entry found with name ops.",
+    );
     // A project and a user by the same names as Default's, in this domain.
     h.create(
         &admin,
@@ -494,13 +610,26 @@ async fn domains_list_by_name_and_only_a_disabled_one_is_deleted() {
         json!({"name": "demo", "domain_id": id}),
     )
     .await;
-    h.create(&admin, "users", "user", json!({"name": "demo", "domain_id": id, "password": "x"}))
+    h.create(
+        &admin,
+        "users",
+        "user",
+        json!({"name": "demo", "domain_id": id, "password": "x"}),
+    )
+    .await;
+    let r = h
+        .get(&format!("users?name=demo&domain_id={id}"), &admin)
         .await;
-    let r = h.get(&format!("users?name=demo&domain_id={id}"), &admin).await;
     assert_eq!(r.body["users"].as_array().unwrap().len(), 1);
 
-    let r = h.call(Method::DELETE, &format!("domains/{id}"), &admin, None).await;
-    assert_error(&r, StatusCode::FORBIDDEN, "Cannot delete a domain that is enabled");
+    let r = h
+        .call(Method::DELETE, &format!("domains/{id}"), &admin, None)
+        .await;
+    assert_error(
+        &r,
+        StatusCode::FORBIDDEN,
+        "Cannot delete a domain that is enabled",
+    );
     h.call(
         Method::PATCH,
         &format!("domains/{id}"),
@@ -509,7 +638,8 @@ async fn domains_list_by_name_and_only_a_disabled_one_is_deleted() {
     )
     .await;
     assert_eq!(
-        h.status(Method::DELETE, &format!("domains/{id}"), &admin).await,
+        h.status(Method::DELETE, &format!("domains/{id}"), &admin)
+            .await,
         StatusCode::NO_CONTENT
     );
     // What it held went with it.
@@ -525,22 +655,46 @@ async fn group_grants_reach_members_and_show_in_role_assignments() {
     let h = Harness::start().await;
     let admin = h.admin().await;
     let g = h
-        .create(&admin, "groups", "group", json!({"name": "ops", "description": "d"}))
+        .create(
+            &admin,
+            "groups",
+            "group",
+            json!({"name": "ops", "description": "d"}),
+        )
         .await;
     let gid = g["id"].as_str().unwrap().to_owned();
     assert_eq!(g["domain_id"], "default");
     let r = h
-        .call(Method::POST, "groups", &admin, Some(json!({"group": {"name": "ops"}})))
+        .call(
+            Method::POST,
+            "groups",
+            &admin,
+            Some(json!({"group": {"name": "ops"}})),
+        )
         .await;
     assert_error(&r, StatusCode::CONFLICT, "store group");
     let u = h
-        .create(&admin, "users", "user", json!({"name": "carol", "password": "pw"}))
+        .create(
+            &admin,
+            "users",
+            "user",
+            json!({"name": "carol", "password": "pw"}),
+        )
         .await;
     let uid = u["id"].as_str().unwrap().to_owned();
     let membership = format!("groups/{gid}/users/{uid}");
-    assert_eq!(h.status(Method::HEAD, &membership, &admin).await, StatusCode::NOT_FOUND);
-    assert_eq!(h.status(Method::PUT, &membership, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(Method::HEAD, &membership, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::HEAD, &membership, &admin).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.status(Method::PUT, &membership, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::HEAD, &membership, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     let r = h.get(&format!("groups/{gid}/users"), &admin).await;
     assert_eq!(names(&r.body["users"]), vec!["carol"]);
     let r = h.get(&format!("users/{uid}/groups"), &admin).await;
@@ -550,7 +704,10 @@ async fn group_grants_reach_members_and_show_in_role_assignments() {
     let reader = stable_id("role", "reader");
     let member = stable_id("role", "member");
     let grant = format!("projects/{demo}/groups/{gid}/roles/{member}");
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     let t = h.token("carol", "pw", "demo").await;
     assert_eq!(h.get("/v2.1/servers", &t).await.status, StatusCode::OK);
 
@@ -577,10 +734,16 @@ async fn group_grants_reach_members_and_show_in_role_assignments() {
         )
         .await;
     let rows = r.body["role_assignments"].as_array().unwrap();
-    let roles: Vec<&str> = rows.iter().map(|a| a["role"]["name"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = rows
+        .iter()
+        .map(|a| a["role"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, vec!["member", "reader"], "{}", r.body);
     assert_eq!(rows[0]["user"]["name"], "carol");
-    assert_eq!(rows[0]["user"]["domain"], json!({"id": "default", "name": "Default"}));
+    assert_eq!(
+        rows[0]["user"]["domain"],
+        json!({"id": "default", "name": "Default"})
+    );
     assert_eq!(rows[0]["scope"]["project"]["name"], "demo");
     assert_eq!(
         rows[0]["links"]["membership"],
@@ -590,13 +753,22 @@ async fn group_grants_reach_members_and_show_in_role_assignments() {
     let r = h.get("role_assignments?group.id=x&effective", &admin).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = h
-        .get(&format!("role_assignments?role.id={reader}&user.id={uid}"), &admin)
+        .get(
+            &format!("role_assignments?role.id={reader}&user.id={uid}"),
+            &admin,
+        )
         .await;
     assert_eq!(r.body["role_assignments"], json!([]));
 
     // Out of the group: the token is refused at once.
-    assert_eq!(h.status(Method::DELETE, &membership, &admin).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.get("/v2.1/servers", &t).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.status(Method::DELETE, &membership, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.get("/v2.1/servers", &t).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let r = h.call(Method::DELETE, &membership, &admin, None).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not found in group");
     h.stop().await;
@@ -615,13 +787,25 @@ async fn roles_are_created_and_a_deleted_role_leaves_every_token() {
     let rid = role["id"].as_str().unwrap().to_owned();
     assert_eq!(role["options"], json!({}));
     let r = h
-        .call(Method::POST, "roles", &admin, Some(json!({"role": {"name": "Auditor"}})))
+        .call(
+            Method::POST,
+            "roles",
+            &admin,
+            Some(json!({"role": {"name": "Auditor"}})),
+        )
         .await;
-    assert_error(&r, StatusCode::CONFLICT, "Duplicate entry found with name Auditor.");
+    assert_error(
+        &r,
+        StatusCode::CONFLICT,
+        "Duplicate entry found with name Auditor.",
+    );
     let demo = stable_id("project", "demo");
     let du = stable_id("user", "demo");
     let grant = format!("projects/{demo}/users/{du}/roles/{rid}");
-    assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(Method::PUT, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
     let t = h.token("demo", "demo", "demo").await;
     let ctx = h
         .handle
@@ -633,7 +817,8 @@ async fn roles_are_created_and_a_deleted_role_leaves_every_token() {
         .unwrap();
     assert!(ctx.roles.iter().any(|r| r == "auditor"));
     assert_eq!(
-        h.status(Method::DELETE, &format!("roles/{rid}"), &admin).await,
+        h.status(Method::DELETE, &format!("roles/{rid}"), &admin)
+            .await,
         StatusCode::NO_CONTENT
     );
     let ctx = h
@@ -706,7 +891,10 @@ async fn application_credentials_authenticate_within_their_roles() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let t = &r.body["token"];
     assert_eq!(t["methods"], json!(["application_credential"]));
-    assert_eq!(t["roles"], json!([{"id": stable_id("role", "reader"), "name": "reader"}]));
+    assert_eq!(
+        t["roles"],
+        json!([{"id": stable_id("role", "reader"), "name": "reader"}])
+    );
     assert_eq!(t["application_credential"]["restricted"], true);
     let token = r.token.unwrap();
     assert_eq!(h.get("/v2.1/servers", &token).await.status, StatusCode::OK);
@@ -752,12 +940,22 @@ async fn application_credentials_authenticate_within_their_roles() {
 
     // Deleted: its tokens die with it.
     assert_eq!(
-        h.status(Method::DELETE, &format!("{path}/{id}"), &demo).await,
+        h.status(Method::DELETE, &format!("{path}/{id}"), &demo)
+            .await,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(h.get("/v2.1/servers", &token).await.status, StatusCode::UNAUTHORIZED);
-    let r = h.call(Method::DELETE, &format!("{path}/{id}"), &demo, None).await;
-    assert_error(&r, StatusCode::NOT_FOUND, "Could not find Application Credential");
+    assert_eq!(
+        h.get("/v2.1/servers", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = h
+        .call(Method::DELETE, &format!("{path}/{id}"), &demo, None)
+        .await;
+    assert_error(
+        &r,
+        StatusCode::NOT_FOUND,
+        "Could not find Application Credential",
+    );
 
     // One that expires: not beyond its time.
     let r = h
@@ -785,17 +983,30 @@ async fn every_admin_route_follows_keystones_default_policy() {
     let mut tokens = vec![("admin", admin.clone())];
     for role in ["manager", "member", "reader"] {
         let u = h
-            .create(&admin, "users", "user", json!({"name": role, "password": "pw"}))
+            .create(
+                &admin,
+                "users",
+                "user",
+                json!({"name": role, "password": "pw"}),
+            )
             .await;
         let role_id = h.get(&format!("roles?name={role}"), &admin).await.body["roles"][0]["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        let grant = format!("projects/{demo}/users/{}/roles/{role_id}", u["id"].as_str().unwrap());
-        assert_eq!(h.status(Method::PUT, &grant, &admin).await, StatusCode::NO_CONTENT);
+        let grant = format!(
+            "projects/{demo}/users/{}/roles/{role_id}",
+            u["id"].as_str().unwrap()
+        );
+        assert_eq!(
+            h.status(Method::PUT, &grant, &admin).await,
+            StatusCode::NO_CONTENT
+        );
         tokens.push((role, h.token(role, "pw", "demo").await));
     }
-    let g = h.create(&admin, "groups", "group", json!({"name": "g"})).await;
+    let g = h
+        .create(&admin, "groups", "group", json!({"name": "g"}))
+        .await;
     let gid = g["id"].as_str().unwrap().to_owned();
     let uid = stable_id("user", "demo");
     let rid = stable_id("role", "reader");
@@ -806,7 +1017,10 @@ async fn every_admin_route_follows_keystones_default_policy() {
         (Method::PATCH, "domains/default".into()),
         (Method::DELETE, "domains/default".into()),
         (Method::POST, "projects".into()),
-        (Method::GET, format!("projects/{}", stable_id("project", "admin"))),
+        (
+            Method::GET,
+            format!("projects/{}", stable_id("project", "admin")),
+        ),
         (Method::PATCH, format!("projects/{demo}")),
         (Method::DELETE, format!("projects/{demo}")),
         (Method::GET, "users".into()),
@@ -833,12 +1047,30 @@ async fn every_admin_route_follows_keystones_default_policy() {
         (Method::PATCH, format!("roles/{rid}")),
         (Method::DELETE, format!("roles/{rid}")),
         (Method::GET, format!("projects/{demo}/users/{uid}/roles")),
-        (Method::PUT, format!("projects/{demo}/users/{uid}/roles/{rid}")),
-        (Method::HEAD, format!("projects/{demo}/users/{uid}/roles/{rid}")),
-        (Method::DELETE, format!("projects/{demo}/users/{uid}/roles/{rid}")),
-        (Method::PUT, format!("projects/{demo}/groups/{gid}/roles/{rid}")),
-        (Method::DELETE, format!("projects/{demo}/groups/{gid}/roles/{rid}")),
-        (Method::PUT, format!("domains/default/users/{uid}/roles/{rid}")),
+        (
+            Method::PUT,
+            format!("projects/{demo}/users/{uid}/roles/{rid}"),
+        ),
+        (
+            Method::HEAD,
+            format!("projects/{demo}/users/{uid}/roles/{rid}"),
+        ),
+        (
+            Method::DELETE,
+            format!("projects/{demo}/users/{uid}/roles/{rid}"),
+        ),
+        (
+            Method::PUT,
+            format!("projects/{demo}/groups/{gid}/roles/{rid}"),
+        ),
+        (
+            Method::DELETE,
+            format!("projects/{demo}/groups/{gid}/roles/{rid}"),
+        ),
+        (
+            Method::PUT,
+            format!("domains/default/users/{uid}/roles/{rid}"),
+        ),
         (Method::GET, "role_assignments".into()),
     ];
     for (role, token) in &tokens[1..] {
@@ -875,7 +1107,11 @@ async fn every_admin_route_follows_keystones_default_policy() {
             format!("users/{me}/groups"),
             format!("users/{me}/application_credentials"),
         ] {
-            assert_eq!(h.get(&path, token).await.status, StatusCode::OK, "{role} {path}");
+            assert_eq!(
+                h.get(&path, token).await.status,
+                StatusCode::OK,
+                "{role} {path}"
+            );
         }
         let r = h.get("projects", token).await;
         assert_eq!(names(&r.body["projects"]), vec!["demo"], "{role}");

@@ -36,9 +36,9 @@ fn not_found(kind: &str, id: &str) -> Refusal {
 
 /// The object under `key` of a request body (`{"project": {...}}`).
 pub fn member<'a>(body: &'a Value, key: &str) -> Decided<&'a Map<String, Value>> {
-    body.get(key).and_then(Value::as_object).ok_or_else(|| {
-        Refusal::BadRequest(format!("Expecting to find {key} in request body."))
-    })
+    body.get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(|| Refusal::BadRequest(format!("Expecting to find {key} in request body.")))
 }
 
 fn string(o: &Map<String, Value>, field: &str) -> Decided<Option<String>> {
@@ -82,9 +82,7 @@ fn tags(o: &Map<String, Value>) -> Decided<Option<Vec<String>>> {
         Some(Value::Array(a)) => a
             .iter()
             .map(|t| match t.as_str() {
-                Some(s) if !s.is_empty() && s.len() <= 255 && !s.contains('/') => {
-                    Ok(s.to_owned())
-                }
+                Some(s) if !s.is_empty() && s.len() <= 255 && !s.contains('/') => Ok(s.to_owned()),
                 _ => Err(invalid("tags", format!("{t} is not a valid tag"))),
             })
             .collect::<Decided<Vec<_>>>()
@@ -161,7 +159,10 @@ pub fn update_domain(view: &View, id: &str, body: &Value) -> Decided {
 }
 
 pub fn delete_domain(view: &View, id: &str) -> Decided {
-    let d = view.domains.get(id).ok_or_else(|| not_found("domain", id))?;
+    let d = view
+        .domains
+        .get(id)
+        .ok_or_else(|| not_found("domain", id))?;
     if d.enabled {
         return Err(Refusal::Forbidden(
             "Cannot delete a domain that is enabled, please disable it first.".into(),
@@ -464,7 +465,10 @@ pub fn remove_member(view: &View, group_id: &str, user_id: &str) -> Decided {
 pub fn create_role(view: &View, body: &Value) -> Decided {
     let o = member(body, "role")?;
     if string(o, "domain_id")?.is_some() {
-        return Err(invalid("domain_id", "domain-specific roles are not supported"));
+        return Err(invalid(
+            "domain_id",
+            "domain-specific roles are not supported",
+        ));
     }
     let r = IdentityRole {
         id: new_id(),
@@ -733,7 +737,11 @@ mod tests {
             Err(Refusal::Conflict(_))
         ));
         assert!(matches!(
-            create_project(&v, &json!({"project": {"name": "web", "domain_id": "nope"}}), DOMAIN_ID),
+            create_project(
+                &v,
+                &json!({"project": {"name": "web", "domain_id": "nope"}}),
+                DOMAIN_ID
+            ),
             Err(Refusal::NotFound(_))
         ));
         assert!(matches!(
@@ -758,7 +766,8 @@ mod tests {
         let body = json!({"user": {"name": "eve", "password": "pw"}});
         let b = user_body(&body).unwrap();
         assert_eq!(b.password.as_deref(), Some("pw"));
-        let CatalogEvent::UserCreated(u) = create_user(&v, &b, Some("h"), DOMAIN_ID).unwrap() else {
+        let CatalogEvent::UserCreated(u) = create_user(&v, &b, Some("h"), DOMAIN_ID).unwrap()
+        else {
             panic!()
         };
         assert_eq!(u.password_hash, "h", "only the hash is recorded");
@@ -780,8 +789,13 @@ mod tests {
             target_id: stable_id("project", "admin"),
             ..g.clone()
         };
-        assert!(matches!(revoke(&v, other.clone()), Err(Refusal::NotFound(m)) if m.contains("role assignment")));
-        assert!(matches!(grant(&v, other), Ok(Some(CatalogEvent::RoleGranted(_)))));
+        assert!(
+            matches!(revoke(&v, other.clone()), Err(Refusal::NotFound(m)) if m.contains("role assignment"))
+        );
+        assert!(matches!(
+            grant(&v, other),
+            Ok(Some(CatalogEvent::RoleGranted(_)))
+        ));
         let missing = RoleGrant {
             role_id: "nope".into(),
             ..g
@@ -819,8 +833,8 @@ mod tests {
             secret_hash: "h",
             now_ms: 1_000,
         };
-        let e = create_app_cred(&v, &json!({"application_credential": {"name": "ci"}}), &req)
-            .unwrap();
+        let e =
+            create_app_cred(&v, &json!({"application_credential": {"name": "ci"}}), &req).unwrap();
         let CatalogEvent::ApplicationCredentialCreated(a) = e else {
             panic!()
         };
@@ -831,7 +845,8 @@ mod tests {
             create_app_cred(&v, &admin, &req),
             Err(Refusal::Forbidden(_))
         ));
-        let past = json!({"application_credential": {"name": "x", "expires_at": "1970-01-01T00:00:00"}});
+        let past =
+            json!({"application_credential": {"name": "x", "expires_at": "1970-01-01T00:00:00"}});
         assert!(matches!(
             create_app_cred(&v, &past, &req),
             Err(Refusal::BadRequest(_))

@@ -42,58 +42,370 @@ const ATTEMPTS: usize = 16;
 /// Every admin operation: method, path, summary, policy action and
 /// success status (for the API's OpenAPI document).
 pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
-    ("get", "/identity/v3/domains", "List domains (?name, ?enabled)", "identity:list_domains", 200),
-    ("post", "/identity/v3/domains", "Create a domain", "identity:create_domain", 201),
-    ("get", "/identity/v3/domains/{id}", "Show a domain", "identity:get_domain", 200),
-    ("patch", "/identity/v3/domains/{id}", "Update a domain", "identity:update_domain", 200),
-    ("delete", "/identity/v3/domains/{id}", "Delete a disabled domain", "identity:delete_domain", 204),
-    ("get", "/identity/v3/projects", "List projects (?name, ?domain_id, ?enabled)", "identity:list_projects", 200),
-    ("post", "/identity/v3/projects", "Create a project", "identity:create_project", 201),
-    ("get", "/identity/v3/projects/{id}", "Show a project", "identity:get_project", 200),
-    ("patch", "/identity/v3/projects/{id}", "Update a project", "identity:update_project", 200),
-    ("delete", "/identity/v3/projects/{id}", "Delete a project", "identity:delete_project", 204),
-    ("get", "/identity/v3/users", "List users (?name, ?domain_id, ?enabled)", "identity:list_users", 200),
-    ("post", "/identity/v3/users", "Create a user", "identity:create_user", 201),
-    ("get", "/identity/v3/users/{id}", "Show a user", "identity:get_user", 200),
-    ("patch", "/identity/v3/users/{id}", "Update a user", "identity:update_user", 200),
-    ("delete", "/identity/v3/users/{id}", "Delete a user", "identity:delete_user", 204),
-    ("get", "/identity/v3/users/{id}/projects", "A user's projects", "identity:list_user_projects", 200),
-    ("get", "/identity/v3/users/{id}/groups", "A user's groups", "identity:list_groups_for_user", 200),
-    ("get", "/identity/v3/groups", "List groups (?name, ?domain_id)", "identity:list_groups", 200),
-    ("post", "/identity/v3/groups", "Create a group", "identity:create_group", 201),
-    ("get", "/identity/v3/groups/{id}", "Show a group", "identity:get_group", 200),
-    ("patch", "/identity/v3/groups/{id}", "Update a group", "identity:update_group", 200),
-    ("delete", "/identity/v3/groups/{id}", "Delete a group", "identity:delete_group", 204),
-    ("get", "/identity/v3/groups/{id}/users", "A group's users", "identity:list_users_in_group", 200),
-    ("get", "/identity/v3/groups/{g}/users/{u}", "Is the user in the group", "identity:check_user_in_group", 204),
-    ("put", "/identity/v3/groups/{g}/users/{u}", "Add a user to a group", "identity:add_user_to_group", 204),
-    ("delete", "/identity/v3/groups/{g}/users/{u}", "Remove a user from a group", "identity:remove_user_from_group", 204),
-    ("get", "/identity/v3/roles", "List roles (?name)", "identity:list_roles", 200),
-    ("post", "/identity/v3/roles", "Create a role", "identity:create_role", 201),
-    ("get", "/identity/v3/roles/{id}", "Show a role", "identity:get_role", 200),
-    ("patch", "/identity/v3/roles/{id}", "Update a role", "identity:update_role", 200),
-    ("delete", "/identity/v3/roles/{id}", "Delete a role", "identity:delete_role", 204),
-    ("get", "/identity/v3/projects/{t}/users/{a}/roles", "A user's roles on a project", "identity:list_grants", 200),
-    ("get", "/identity/v3/projects/{t}/groups/{a}/roles", "A group's roles on a project", "identity:list_grants", 200),
-    ("get", "/identity/v3/domains/{t}/users/{a}/roles", "A user's roles on a domain", "identity:list_grants", 200),
-    ("get", "/identity/v3/domains/{t}/groups/{a}/roles", "A group's roles on a domain", "identity:list_grants", 200),
-    ("get", "/identity/v3/projects/{t}/users/{a}/roles/{r}", "Check a user's role on a project", "identity:check_grant", 204),
-    ("put", "/identity/v3/projects/{t}/users/{a}/roles/{r}", "Grant a user a role on a project", "identity:create_grant", 204),
-    ("delete", "/identity/v3/projects/{t}/users/{a}/roles/{r}", "Revoke a user's role on a project", "identity:revoke_grant", 204),
-    ("get", "/identity/v3/projects/{t}/groups/{a}/roles/{r}", "Check a group's role on a project", "identity:check_grant", 204),
-    ("put", "/identity/v3/projects/{t}/groups/{a}/roles/{r}", "Grant a group a role on a project", "identity:create_grant", 204),
-    ("delete", "/identity/v3/projects/{t}/groups/{a}/roles/{r}", "Revoke a group's role on a project", "identity:revoke_grant", 204),
-    ("get", "/identity/v3/domains/{t}/users/{a}/roles/{r}", "Check a user's role on a domain", "identity:check_grant", 204),
-    ("put", "/identity/v3/domains/{t}/users/{a}/roles/{r}", "Grant a user a role on a domain", "identity:create_grant", 204),
-    ("delete", "/identity/v3/domains/{t}/users/{a}/roles/{r}", "Revoke a user's role on a domain", "identity:revoke_grant", 204),
-    ("get", "/identity/v3/domains/{t}/groups/{a}/roles/{r}", "Check a group's role on a domain", "identity:check_grant", 204),
-    ("put", "/identity/v3/domains/{t}/groups/{a}/roles/{r}", "Grant a group a role on a domain", "identity:create_grant", 204),
-    ("delete", "/identity/v3/domains/{t}/groups/{a}/roles/{r}", "Revoke a group's role on a domain", "identity:revoke_grant", 204),
-    ("get", "/identity/v3/role_assignments", "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?role.id, ?effective, ?include_names)", "identity:list_role_assignments", 200),
-    ("get", "/identity/v3/users/{id}/application_credentials", "A user's application credentials (?name)", "identity:list_application_credentials", 200),
-    ("post", "/identity/v3/users/{id}/application_credentials", "Create an application credential", "identity:create_application_credential", 201),
-    ("get", "/identity/v3/users/{id}/application_credentials/{cred}", "Show an application credential", "identity:get_application_credential", 200),
-    ("delete", "/identity/v3/users/{id}/application_credentials/{cred}", "Delete an application credential", "identity:delete_application_credential", 204),
+    (
+        "get",
+        "/identity/v3/domains",
+        "List domains (?name, ?enabled)",
+        "identity:list_domains",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/domains",
+        "Create a domain",
+        "identity:create_domain",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/domains/{id}",
+        "Show a domain",
+        "identity:get_domain",
+        200,
+    ),
+    (
+        "patch",
+        "/identity/v3/domains/{id}",
+        "Update a domain",
+        "identity:update_domain",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/domains/{id}",
+        "Delete a disabled domain",
+        "identity:delete_domain",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/projects",
+        "List projects (?name, ?domain_id, ?enabled)",
+        "identity:list_projects",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/projects",
+        "Create a project",
+        "identity:create_project",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/projects/{id}",
+        "Show a project",
+        "identity:get_project",
+        200,
+    ),
+    (
+        "patch",
+        "/identity/v3/projects/{id}",
+        "Update a project",
+        "identity:update_project",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/projects/{id}",
+        "Delete a project",
+        "identity:delete_project",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/users",
+        "List users (?name, ?domain_id, ?enabled)",
+        "identity:list_users",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/users",
+        "Create a user",
+        "identity:create_user",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/users/{id}",
+        "Show a user",
+        "identity:get_user",
+        200,
+    ),
+    (
+        "patch",
+        "/identity/v3/users/{id}",
+        "Update a user",
+        "identity:update_user",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/users/{id}",
+        "Delete a user",
+        "identity:delete_user",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/users/{id}/projects",
+        "A user's projects",
+        "identity:list_user_projects",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/users/{id}/groups",
+        "A user's groups",
+        "identity:list_groups_for_user",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/groups",
+        "List groups (?name, ?domain_id)",
+        "identity:list_groups",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/groups",
+        "Create a group",
+        "identity:create_group",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/groups/{id}",
+        "Show a group",
+        "identity:get_group",
+        200,
+    ),
+    (
+        "patch",
+        "/identity/v3/groups/{id}",
+        "Update a group",
+        "identity:update_group",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/groups/{id}",
+        "Delete a group",
+        "identity:delete_group",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/groups/{id}/users",
+        "A group's users",
+        "identity:list_users_in_group",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/groups/{g}/users/{u}",
+        "Is the user in the group",
+        "identity:check_user_in_group",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/groups/{g}/users/{u}",
+        "Add a user to a group",
+        "identity:add_user_to_group",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/groups/{g}/users/{u}",
+        "Remove a user from a group",
+        "identity:remove_user_from_group",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/roles",
+        "List roles (?name)",
+        "identity:list_roles",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/roles",
+        "Create a role",
+        "identity:create_role",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/roles/{id}",
+        "Show a role",
+        "identity:get_role",
+        200,
+    ),
+    (
+        "patch",
+        "/identity/v3/roles/{id}",
+        "Update a role",
+        "identity:update_role",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/roles/{id}",
+        "Delete a role",
+        "identity:delete_role",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/projects/{t}/users/{a}/roles",
+        "A user's roles on a project",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/projects/{t}/groups/{a}/roles",
+        "A group's roles on a project",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/domains/{t}/users/{a}/roles",
+        "A user's roles on a domain",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/domains/{t}/groups/{a}/roles",
+        "A group's roles on a domain",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/projects/{t}/users/{a}/roles/{r}",
+        "Check a user's role on a project",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/projects/{t}/users/{a}/roles/{r}",
+        "Grant a user a role on a project",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/projects/{t}/users/{a}/roles/{r}",
+        "Revoke a user's role on a project",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/projects/{t}/groups/{a}/roles/{r}",
+        "Check a group's role on a project",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/projects/{t}/groups/{a}/roles/{r}",
+        "Grant a group a role on a project",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/projects/{t}/groups/{a}/roles/{r}",
+        "Revoke a group's role on a project",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/domains/{t}/users/{a}/roles/{r}",
+        "Check a user's role on a domain",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/domains/{t}/users/{a}/roles/{r}",
+        "Grant a user a role on a domain",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/domains/{t}/users/{a}/roles/{r}",
+        "Revoke a user's role on a domain",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/domains/{t}/groups/{a}/roles/{r}",
+        "Check a group's role on a domain",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/domains/{t}/groups/{a}/roles/{r}",
+        "Grant a group a role on a domain",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/domains/{t}/groups/{a}/roles/{r}",
+        "Revoke a group's role on a domain",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/role_assignments",
+        "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?role.id, ?effective, ?include_names)",
+        "identity:list_role_assignments",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/users/{id}/application_credentials",
+        "A user's application credentials (?name)",
+        "identity:list_application_credentials",
+        200,
+    ),
+    (
+        "post",
+        "/identity/v3/users/{id}/application_credentials",
+        "Create an application credential",
+        "identity:create_application_credential",
+        201,
+    ),
+    (
+        "get",
+        "/identity/v3/users/{id}/application_credentials/{cred}",
+        "Show an application credential",
+        "identity:get_application_credential",
+        200,
+    ),
+    (
+        "delete",
+        "/identity/v3/users/{id}/application_credentials/{cred}",
+        "Delete an application credential",
+        "identity:delete_application_credential",
+        204,
+    ),
 ];
 
 /// The admin routes, writing through `log`; merged beside
@@ -181,12 +493,7 @@ impl From<Refusal> for KeystoneError {
 impl Admin {
     /// The caller, if `action` is allowed them on `target` (the path's
     /// user or project id): 401 without a valid token, 403 otherwise.
-    fn authorize(
-        &self,
-        headers: &HeaderMap,
-        action: &str,
-        target: Option<&str>,
-    ) -> Result<Claims> {
+    fn authorize(&self, headers: &HeaderMap, action: &str, target: Option<&str>) -> Result<Claims> {
         let c = caller(&self.identity, headers)?;
         if !policy::allows(action, &c, target) {
             return Err(KeystoneError::new(
@@ -255,9 +562,7 @@ fn unavailable() -> KeystoneError {
     )
 }
 
-fn once(
-    r: Result<CatalogEvent, Refusal>,
-) -> Result<Option<CatalogEvent>, Refusal> {
+fn once(r: Result<CatalogEvent, Refusal>) -> Result<Option<CatalogEvent>, Refusal> {
     r.map(Some)
 }
 
@@ -420,7 +725,9 @@ async fn list_projects(
         .values()
         .filter(|p| admin || own.contains(&p.id))
         .filter(|p| {
-            f.matches("name", &p.name) && f.matches("domain_id", &p.domain_id) && f.enabled(p.enabled)
+            f.matches("name", &p.name)
+                && f.matches("domain_id", &p.domain_id)
+                && f.enabled(p.enabled)
         })
         .map(|p| views::project(p, &base))
         .collect();
@@ -503,7 +810,9 @@ async fn list_users(
         .users
         .values()
         .filter(|u| {
-            f.matches("name", &u.name) && f.matches("domain_id", &u.domain_id) && f.enabled(u.enabled)
+            f.matches("name", &u.name)
+                && f.matches("domain_id", &u.domain_id)
+                && f.enabled(u.enabled)
         })
         .map(|u| views::user(u, &base))
         .collect();
@@ -603,7 +912,12 @@ async fn user_projects(
         .filter_map(|p| view.projects.get(p))
         .map(|p| views::project(p, &base))
         .collect();
-    Ok(list("projects", items, &base, &format!("users/{id}/projects")))
+    Ok(list(
+        "projects",
+        items,
+        &base,
+        &format!("users/{id}/projects"),
+    ))
 }
 
 async fn user_groups(
@@ -654,7 +968,10 @@ async fn show_group(
 ) -> Result<Json<Value>> {
     st.authorize(&headers, "identity:get_group", None)?;
     let view = st.identity.directory.view();
-    let g = view.groups.get(&id).ok_or_else(|| not_found("group", &id))?;
+    let g = view
+        .groups
+        .get(&id)
+        .ok_or_else(|| not_found("group", &id))?;
     Ok(ok("group", views::group(g, &st.base(&l))))
 }
 
@@ -893,11 +1210,7 @@ async fn list_grants(
     Ok(list("roles", items, &base, path))
 }
 
-async fn check_grant(
-    State(st): State<Admin>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<StatusCode> {
+async fn check_grant(State(st): State<Admin>, headers: HeaderMap, uri: Uri) -> Result<StatusCode> {
     let g = grant_of(&uri)?;
     st.authorize(&headers, "identity:check_grant", None)?;
     admin::check_grant(&st.identity.directory.view(), &g)?;
@@ -1044,7 +1357,13 @@ fn named_domain(view: &View, id: &str) -> Value {
         .unwrap_or_else(|| json!({"id": id}))
 }
 
-fn assignment_view(view: &View, r: &Assignment<'_>, effective: bool, names: bool, base: &str) -> Value {
+fn assignment_view(
+    view: &View,
+    r: &Assignment<'_>,
+    effective: bool,
+    names: bool,
+    base: &str,
+) -> Value {
     let g = r.grant;
     let (target, target_path) = if g.target_is_domain {
         ("domain", "domains")
@@ -1064,7 +1383,10 @@ fn assignment_view(view: &View, r: &Assignment<'_>, effective: bool, names: bool
         && g.actor_is_group
         && let Some(u) = r.user_id
     {
-        links["membership"] = json!(format!("{base}/identity/v3/groups/{}/users/{u}", g.actor_id));
+        links["membership"] = json!(format!(
+            "{base}/identity/v3/groups/{}/users/{u}",
+            g.actor_id
+        ));
     }
     if let Some(p) = &r.prior {
         links["prior_role"] = json!(format!("{base}/identity/v3/roles/{p}"));
@@ -1181,7 +1503,11 @@ async fn create_app_cred(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let c = st.authorize(&headers, "identity:create_application_credential", Some(&id))?;
+    let c = st.authorize(
+        &headers,
+        "identity:create_application_credential",
+        Some(&id),
+    )?;
     let view = st.identity.directory.view();
     // A restricted credential cannot make more of itself.
     if let Some(a) = c.app_cred.as_ref().and_then(|a| view.app_creds.get(a))
@@ -1202,7 +1528,9 @@ async fn create_app_cred(
     let secret = match o.get("secret") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         None | Some(Value::Null) => new_secret(),
-        Some(v) => return Err(admin::invalid("secret", format!("{v} is not a valid secret")).into()),
+        Some(v) => {
+            return Err(admin::invalid("secret", format!("{v} is not a valid secret")).into());
+        }
     };
     let hash = hashed(&st.identity, Some(secret.clone()))
         .await?
@@ -1235,7 +1563,11 @@ async fn delete_app_cred(
     rid: RequestId,
     Path((id, cred)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let c = st.authorize(&headers, "identity:delete_application_credential", Some(&id))?;
+    let c = st.authorize(
+        &headers,
+        "identity:delete_application_credential",
+        Some(&id),
+    )?;
     let view = st.identity.directory.view();
     if let Some(a) = c.app_cred.as_ref().and_then(|a| view.app_creds.get(a))
         && !a.unrestricted

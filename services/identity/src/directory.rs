@@ -162,9 +162,11 @@ impl View {
         // What a deletion leaves naming the deleted is gone with it, as
         // keystone deletes it (ids are never reused).
         let domains = &self.domains;
-        self.projects.retain(|_, p| domains.contains_key(&p.domain_id));
+        self.projects
+            .retain(|_, p| domains.contains_key(&p.domain_id));
         self.users.retain(|_, u| domains.contains_key(&u.domain_id));
-        self.groups.retain(|_, g| domains.contains_key(&g.domain_id));
+        self.groups
+            .retain(|_, g| domains.contains_key(&g.domain_id));
         let grants = std::mem::take(&mut self.grants);
         self.grants = grants
             .into_iter()

@@ -49,8 +49,8 @@ use novalog_runtime::config::IdentityOptions;
 use serde_json::Value;
 
 use directory::{DOMAIN_ID, Directory, Ref, View, verify_secret};
-use novalog_schemas::identity::{ApplicationCredential, IdentityProject, IdentityUser};
 use novalog_request::Context;
+use novalog_schemas::identity::{ApplicationCredential, IdentityProject, IdentityUser};
 use token::{Claims, Signer, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,10 @@ impl Identity {
             return Err(TokenError::Revoked);
         }
         let view = self.directory.view();
-        let user = view.users.get(&claims.user_id).ok_or(TokenError::Malformed)?;
+        let user = view
+            .users
+            .get(&claims.user_id)
+            .ok_or(TokenError::Malformed)?;
         if !view.user_usable(user) {
             return Err(TokenError::Revoked);
         }

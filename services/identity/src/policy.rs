@@ -121,7 +121,11 @@ mod tests {
             assert!(allows("identity:get_project", &c, Some("p")), "{role}");
         }
         assert!(allows("identity:create_project", &admin, None));
-        assert!(!allows("identity:create_application_credential", &admin, Some("v")));
+        assert!(!allows(
+            "identity:create_application_credential",
+            &admin,
+            Some("v")
+        ));
         assert!(!allows("identity:unknown", &claims(&["member"]), None));
     }
 }

@@ -186,7 +186,8 @@ impl IdentityState {
                 application_credential_id,
                 ..
             } => {
-                self.app_creds.insert(application_credential_id.clone(), None);
+                self.app_creds
+                    .insert(application_credential_id.clone(), None);
                 Row::AppCred(application_credential_id.clone(), None)
             }
             _ => return None,

@@ -313,4 +313,3 @@ async fn auth_catalog(
         "links": {"self": null, "previous": null, "next": null},
     })))
 }
-

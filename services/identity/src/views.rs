@@ -242,7 +242,11 @@ pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: boo
             token["catalog"] = catalog(base, &identity.region);
         }
     }
-    if let Some(a) = claims.app_cred.as_ref().and_then(|id| view.app_creds.get(id)) {
+    if let Some(a) = claims
+        .app_cred
+        .as_ref()
+        .and_then(|id| view.app_creds.get(id))
+    {
         token["application_credential"] =
             json!({"id": a.id, "name": a.name, "restricted": !a.unrestricted});
     }
