@@ -74,9 +74,14 @@ pub async fn entries(
         let m = &env.meta;
         let hit = match subject {
             Subject::Request(r) => &m.correlation_id == r,
-            Subject::Server(_) => {
+            // Keystone's ids are uuids written without hyphens (a
+            // project, a user, a role): either spelling finds them.
+            Subject::Server(id) => {
+                let simple = id.simple().to_string();
                 m.aggregate_id == needle
-                    || serde_json::to_string(&env.event).is_ok_and(|j| j.contains(&needle))
+                    || m.aggregate_id == simple
+                    || serde_json::to_string(&env.event)
+                        .is_ok_and(|j| j.contains(&needle) || j.contains(&simple))
             }
             Subject::Project(p) => {
                 &m.actor.project_id == p

@@ -315,7 +315,28 @@ impl Domain {
             | CatalogEvent::FlavorUpdated(_)
             | CatalogEvent::FlavorDeleted { .. }
             | CatalogEvent::FlavorAccessAdded { .. }
-            | CatalogEvent::FlavorAccessRemoved { .. } => {}
+            | CatalogEvent::FlavorAccessRemoved { .. }
+            | CatalogEvent::DomainCreated(_)
+            | CatalogEvent::DomainUpdated(_)
+            | CatalogEvent::DomainDeleted { .. }
+            | CatalogEvent::ProjectCreated(_)
+            | CatalogEvent::ProjectUpdated(_)
+            | CatalogEvent::ProjectDeleted { .. }
+            | CatalogEvent::UserCreated(_)
+            | CatalogEvent::UserUpdated(_)
+            | CatalogEvent::UserDeleted { .. }
+            | CatalogEvent::GroupCreated(_)
+            | CatalogEvent::GroupUpdated(_)
+            | CatalogEvent::GroupDeleted { .. }
+            | CatalogEvent::RoleCreated(_)
+            | CatalogEvent::RoleUpdated(_)
+            | CatalogEvent::RoleDeleted { .. }
+            | CatalogEvent::RoleGranted(_)
+            | CatalogEvent::RoleRevoked(_)
+            | CatalogEvent::GroupMemberAdded { .. }
+            | CatalogEvent::GroupMemberRemoved { .. }
+            | CatalogEvent::ApplicationCredentialCreated(_)
+            | CatalogEvent::ApplicationCredentialDeleted { .. } => {}
         }
     }
 

@@ -30,6 +30,10 @@ use crate::events::{
     SelectHostsRequested, ServerCreateRequested, ServerGroup, ServerGroupPolicy, ServerGroupSpec,
     ServiceChange, ServiceStatus, SpawnInstance,
 };
+use crate::identity::{
+    ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
+    IdentityUser, RoleGrant,
+};
 use crate::image::{ImageData, ImagePatch, PatchOp, PatchVerb};
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationStatus, MigrationType,
@@ -272,6 +276,23 @@ macro_rules! message {
 }
 
 message! {
+    IdentityDomain = pb::IdentityDomain, "domain." { id: nonempty, name: nonempty, description, enabled };
+    IdentityProject = pb::IdentityProject, "project." {
+        id: nonempty, name: nonempty, domain_id: nonempty, description, enabled, tags,
+    };
+    IdentityUser = pb::IdentityUser, "user." {
+        id: nonempty, name: nonempty, domain_id: nonempty, description, enabled,
+        default_project_id, email, password_hash,
+    };
+    IdentityGroup = pb::IdentityGroup, "group." { id: nonempty, name: nonempty, domain_id: nonempty, description };
+    IdentityRole = pb::IdentityRole, "role." { id: nonempty, name: nonempty, description };
+    RoleGrant = pb::RoleGrant, "grant." {
+        role_id: nonempty, actor_id: nonempty, actor_is_group, target_id: nonempty, target_is_domain,
+    };
+    ApplicationCredential = pb::ApplicationCredential, "application_credential." {
+        id: nonempty, name: nonempty, description, user_id: nonempty, project_id: nonempty,
+        secret_hash: nonempty, role_ids, expires_at_ms, unrestricted,
+    };
     Resources = pb::Resources, "" { vcpus, memory_mb, disk_gb };
     HostUsage = pb::HostUsage, "" { vcpus_used, memory_mb_used, disk_gb_used, instances, generation };
     Fault = pb::Fault, "" { code, message, details, created_at_ms };
@@ -797,6 +818,14 @@ records! {
             FlavorDeleted { flavor_id: nonempty },
             FlavorAccessAdded { flavor_id: nonempty, project_id: nonempty },
             FlavorAccessRemoved { flavor_id: nonempty, project_id: nonempty },
+            DomainDeleted { domain_id: nonempty },
+            ProjectDeleted { project_id: nonempty },
+            UserDeleted { user_id: nonempty },
+            GroupDeleted { group_id: nonempty },
+            RoleDeleted { role_id: nonempty },
+            GroupMemberAdded { group_id: nonempty, user_id: nonempty } as GroupMembership,
+            GroupMemberRemoved { group_id: nonempty, user_id: nonempty } as GroupMembership,
+            ApplicationCredentialDeleted { user_id: nonempty, application_credential_id: nonempty },
         }
         wraps {
             FlavorCreated(flavor),
@@ -809,7 +838,21 @@ records! {
             KeypairCreated(keypair),
             FlavorUpdated(flavor),
         }
-        boxes {}
+        boxes {
+            DomainCreated as IdentityDomain,
+            DomainUpdated as IdentityDomain,
+            ProjectCreated as IdentityProject,
+            ProjectUpdated as IdentityProject,
+            UserCreated as IdentityUser,
+            UserUpdated as IdentityUser,
+            GroupCreated as IdentityGroup,
+            GroupUpdated as IdentityGroup,
+            RoleCreated as IdentityRole,
+            RoleUpdated as IdentityRole,
+            RoleGranted as RoleGrant,
+            RoleRevoked as RoleGrant,
+            ApplicationCredentialCreated as ApplicationCredential,
+        }
         units {}
     }
 }

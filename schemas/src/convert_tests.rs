@@ -308,6 +308,58 @@ fn core_samples() -> Vec<Event> {
             audit_id: "aud1t".into(),
             expires_at_ms: 1_700_000_000_000,
         }),
+        Event::Catalog(CatalogEvent::DomainCreated(Box::new(identity_domain()))),
+        Event::Catalog(CatalogEvent::DomainUpdated(Box::new(identity_domain()))),
+        Event::Catalog(CatalogEvent::DomainDeleted {
+            domain_id: "d".into(),
+        }),
+        Event::Catalog(CatalogEvent::ProjectCreated(Box::new(identity_project()))),
+        Event::Catalog(CatalogEvent::ProjectUpdated(Box::new(identity_project()))),
+        Event::Catalog(CatalogEvent::ProjectDeleted {
+            project_id: "p".into(),
+        }),
+        Event::Catalog(CatalogEvent::UserCreated(Box::new(identity_user()))),
+        Event::Catalog(CatalogEvent::UserUpdated(Box::new(identity_user()))),
+        Event::Catalog(CatalogEvent::UserDeleted {
+            user_id: "u".into(),
+        }),
+        Event::Catalog(CatalogEvent::GroupCreated(Box::new(identity_group()))),
+        Event::Catalog(CatalogEvent::GroupUpdated(Box::new(identity_group()))),
+        Event::Catalog(CatalogEvent::GroupDeleted {
+            group_id: "g".into(),
+        }),
+        Event::Catalog(CatalogEvent::RoleCreated(Box::new(identity_role()))),
+        Event::Catalog(CatalogEvent::RoleUpdated(Box::new(identity_role()))),
+        Event::Catalog(CatalogEvent::RoleDeleted {
+            role_id: "r".into(),
+        }),
+        Event::Catalog(CatalogEvent::RoleGranted(Box::new(role_grant()))),
+        Event::Catalog(CatalogEvent::RoleRevoked(Box::new(role_grant()))),
+        Event::Catalog(CatalogEvent::GroupMemberAdded {
+            group_id: "g".into(),
+            user_id: "u".into(),
+        }),
+        Event::Catalog(CatalogEvent::GroupMemberRemoved {
+            group_id: "g".into(),
+            user_id: "u".into(),
+        }),
+        Event::Catalog(CatalogEvent::ApplicationCredentialCreated(Box::new(
+            crate::identity::ApplicationCredential {
+                id: "a".into(),
+                name: "ci".into(),
+                description: String::new(),
+                user_id: "u".into(),
+                project_id: "p".into(),
+                secret_hash: "pbkdf2-sha256$1$c2FsdA$aGFzaA".into(),
+                role_ids: vec!["r".into()],
+                expires_at_ms: 0,
+                unrestricted: false,
+            },
+        ))),
+        Event::Catalog(CatalogEvent::ApplicationCredentialDeleted {
+            user_id: "u".into(),
+            application_credential_id: "a".into(),
+        }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: Some("n".into()),
@@ -1109,4 +1161,64 @@ fn power_state_is_nova_s_integer_on_the_wire() {
     // Its JSON form (exports, spools) keeps the integer too.
     let json = serde_json::to_value(&env.event).unwrap();
     assert_eq!(json["Instance"]["InstanceBecameActive"]["power_state"], 7);
+}
+
+fn identity_domain() -> crate::identity::IdentityDomain {
+    crate::identity::IdentityDomain {
+        id: "d".into(),
+        name: "Ops".into(),
+        description: "operations".into(),
+        enabled: true,
+    }
+}
+
+fn identity_project() -> crate::identity::IdentityProject {
+    crate::identity::IdentityProject {
+        id: "p".into(),
+        name: "web".into(),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: false,
+        tags: vec!["t".into()],
+    }
+}
+
+fn identity_user() -> crate::identity::IdentityUser {
+    crate::identity::IdentityUser {
+        id: "u".into(),
+        name: "alice".into(),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: true,
+        default_project_id: "p".into(),
+        email: "a@example.org".into(),
+        password_hash: "pbkdf2-sha256$1$c2FsdA$aGFzaA".into(),
+    }
+}
+
+fn identity_group() -> crate::identity::IdentityGroup {
+    crate::identity::IdentityGroup {
+        id: "g".into(),
+        name: "devs".into(),
+        domain_id: "default".into(),
+        description: String::new(),
+    }
+}
+
+fn identity_role() -> crate::identity::IdentityRole {
+    crate::identity::IdentityRole {
+        id: "r".into(),
+        name: "auditor".into(),
+        description: String::new(),
+    }
+}
+
+fn role_grant() -> crate::identity::RoleGrant {
+    crate::identity::RoleGrant {
+        role_id: "r".into(),
+        actor_id: "g".into(),
+        actor_is_group: true,
+        target_id: "p".into(),
+        target_is_domain: false,
+    }
 }

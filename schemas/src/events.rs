@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actions::ServerAction;
+use crate::identity::{
+    ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
+    IdentityUser, RoleGrant,
+};
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, RebuildSpec,
     ServerMigrationRequested, ServerRebuildRequested,
@@ -767,6 +771,47 @@ pub enum CatalogEvent {
         flavor_id: String,
         project_id: String,
     },
+    // Keystone's directory (see `crate::identity`).
+    DomainCreated(Box<IdentityDomain>),
+    DomainUpdated(Box<IdentityDomain>),
+    DomainDeleted {
+        domain_id: String,
+    },
+    ProjectCreated(Box<IdentityProject>),
+    ProjectUpdated(Box<IdentityProject>),
+    ProjectDeleted {
+        project_id: String,
+    },
+    UserCreated(Box<IdentityUser>),
+    UserUpdated(Box<IdentityUser>),
+    UserDeleted {
+        user_id: String,
+    },
+    GroupCreated(Box<IdentityGroup>),
+    GroupUpdated(Box<IdentityGroup>),
+    GroupDeleted {
+        group_id: String,
+    },
+    RoleCreated(Box<IdentityRole>),
+    RoleUpdated(Box<IdentityRole>),
+    RoleDeleted {
+        role_id: String,
+    },
+    RoleGranted(Box<RoleGrant>),
+    RoleRevoked(Box<RoleGrant>),
+    GroupMemberAdded {
+        group_id: String,
+        user_id: String,
+    },
+    GroupMemberRemoved {
+        group_id: String,
+        user_id: String,
+    },
+    ApplicationCredentialCreated(Box<ApplicationCredential>),
+    ApplicationCredentialDeleted {
+        user_id: String,
+        application_credential_id: String,
+    },
 }
 
 impl Event {
@@ -1021,6 +1066,27 @@ impl CatalogEvent {
             CatalogEvent::FlavorDeleted { .. } => "FlavorDeleted",
             CatalogEvent::FlavorAccessAdded { .. } => "FlavorAccessAdded",
             CatalogEvent::FlavorAccessRemoved { .. } => "FlavorAccessRemoved",
+            CatalogEvent::DomainCreated(_) => "DomainCreated",
+            CatalogEvent::DomainUpdated(_) => "DomainUpdated",
+            CatalogEvent::DomainDeleted { .. } => "DomainDeleted",
+            CatalogEvent::ProjectCreated(_) => "ProjectCreated",
+            CatalogEvent::ProjectUpdated(_) => "ProjectUpdated",
+            CatalogEvent::ProjectDeleted { .. } => "ProjectDeleted",
+            CatalogEvent::UserCreated(_) => "UserCreated",
+            CatalogEvent::UserUpdated(_) => "UserUpdated",
+            CatalogEvent::UserDeleted { .. } => "UserDeleted",
+            CatalogEvent::GroupCreated(_) => "GroupCreated",
+            CatalogEvent::GroupUpdated(_) => "GroupUpdated",
+            CatalogEvent::GroupDeleted { .. } => "GroupDeleted",
+            CatalogEvent::RoleCreated(_) => "RoleCreated",
+            CatalogEvent::RoleUpdated(_) => "RoleUpdated",
+            CatalogEvent::RoleDeleted { .. } => "RoleDeleted",
+            CatalogEvent::RoleGranted(_) => "RoleGranted",
+            CatalogEvent::RoleRevoked(_) => "RoleRevoked",
+            CatalogEvent::GroupMemberAdded { .. } => "GroupMemberAdded",
+            CatalogEvent::GroupMemberRemoved { .. } => "GroupMemberRemoved",
+            CatalogEvent::ApplicationCredentialCreated(_) => "ApplicationCredentialCreated",
+            CatalogEvent::ApplicationCredentialDeleted { .. } => "ApplicationCredentialDeleted",
         }
     }
 }

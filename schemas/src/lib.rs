@@ -14,6 +14,7 @@
 //!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
 //!   holds any of them.
 //! - [`billing`]: the `billing` topic's rated period summaries.
+//! - [`identity`]: Keystone's directory as the identity service writes it.
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
@@ -28,6 +29,7 @@ pub mod billing;
 mod convert;
 pub mod envelope;
 pub mod events;
+pub mod identity;
 pub mod image;
 pub mod instance;
 pub mod migration;

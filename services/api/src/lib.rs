@@ -70,6 +70,8 @@ mod tests_edge;
 #[cfg(test)]
 mod tests_identity;
 #[cfg(test)]
+mod tests_identity_admin;
+#[cfg(test)]
 mod tests_images;
 #[cfg(test)]
 mod tests_memory;

@@ -20,12 +20,19 @@ use crate::projection::verdicts::Verdict;
 /// The `/identity` routes, when tokens are keystone's.
 pub fn identity(app: &AppState) -> Option<Router> {
     let identity = app.auth.identity()?;
-    Some(novalog_identity::routes::router(identity.clone()).merge(
-        novalog_identity::routes::revoke_router(
-            identity.clone(),
-            Arc::new(RevocationsOnTheLog(app.clone())),
-        ),
-    ))
+    let log: Arc<dyn novalog_identity::routes::RevocationLog> =
+        Arc::new(RevocationsOnTheLog(app.clone()));
+    Some(
+        novalog_identity::routes::router(identity.clone())
+            .merge(novalog_identity::routes::revoke_router(
+                identity.clone(),
+                log.clone(),
+            ))
+            .merge(novalog_identity::admin_routes::router(
+                identity.clone(),
+                log,
+            )),
+    )
 }
 
 /// The `/image` routes, authenticated as the compute API's are.
@@ -46,9 +53,10 @@ pub fn image(app: &AppState) -> Router {
     })
 }
 
-/// Identity's token revocations, written to `catalog` and answered once
-/// this replica's projection has folded them (so the token is refused
-/// here from then on; every other replica refuses it once it has too).
+/// Identity's token revocations and directory changes, written to
+/// `catalog` and answered once this replica's projection has folded them
+/// (so the change holds here from then on; every other replica holds it
+/// once it has folded it too).
 struct RevocationsOnTheLog(AppState);
 
 #[async_trait::async_trait]

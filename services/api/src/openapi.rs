@@ -749,7 +749,17 @@ pub fn document() -> Value {
         }
         entry[o.method] = operation;
     }
-    for (method, path, summary, policy, status, body) in image_and_identity_operations() {
+    let admin = novalog_identity::admin_routes::OPERATIONS
+        .iter()
+        .map(|(m, p, s, a, st)| {
+            // Create bodies are keystone's `{"<kind>": {...}}`; updates are
+            // described without one (their fields are the create's).
+            let body = (*m == "post").then(|| identity_create_body(p));
+            (*m, *p, *s, *a, *st, body)
+        });
+    for (method, path, summary, policy, status, body) in
+        image_and_identity_operations().into_iter().chain(admin)
+    {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         let mut responses = json!({
             status.to_string(): {"description": "Success"},
@@ -1048,47 +1058,46 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
             200,
             None,
         ),
-        (
-            "get",
-            "/identity/v3/projects",
-            "List projects",
-            "identity:list_projects: admin (others: their own)",
-            200,
-            None,
-        ),
-        (
-            "get",
-            "/identity/v3/projects/{id}",
-            "Show a project",
-            "identity:get_project: admin or a member of it",
-            200,
-            None,
-        ),
-        (
-            "get",
-            "/identity/v3/users",
-            "List users",
-            "identity:list_users: admin",
-            200,
-            None,
-        ),
-        (
-            "get",
-            "/identity/v3/users/{id}",
-            "Show a user",
-            "identity:get_user: admin or the user",
-            200,
-            None,
-        ),
-        (
-            "get",
-            "/identity/v3/users/{id}/projects",
-            "A user's projects",
-            "identity:list_user_projects: admin or the user",
-            200,
-            None,
-        ),
     ]
+}
+
+/// The body of an identity create: `{"<kind>": {"name": ..., ...}}`.
+fn identity_create_body(path: &str) -> Value {
+    let kind = match path.rsplit('/').next().unwrap_or_default() {
+        "domains" => "domain",
+        "projects" => "project",
+        "users" => "user",
+        "groups" => "group",
+        "roles" => "role",
+        _ => "application_credential",
+    };
+    let mut props = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": {"type": "string"},
+    });
+    match kind {
+        "domain" => props["enabled"] = json!({"type": "boolean"}),
+        "project" | "user" | "group" => {
+            props["domain_id"] = json!({"type": "string"});
+            if kind == "project" {
+                props["enabled"] = json!({"type": "boolean"});
+            }
+            if kind == "user" {
+                props["password"] = json!({"type": "string"});
+                props["enabled"] = json!({"type": "boolean"});
+            }
+        }
+        "application_credential" => {
+            props["secret"] = json!({"type": "string"});
+            props["unrestricted"] = json!({"type": "boolean"});
+            props["roles"] = json!({"type": "array", "items": {"type": "object"}});
+        }
+        _ => {}
+    }
+    json!({"required": true, "content": {"application/json": {"schema": {
+        "type": "object", "required": [kind],
+        "properties": {kind: {"type": "object", "required": ["name"], "properties": props}},
+    }}}})
 }
 
 /// `GET /openapi.json` (no token needed).

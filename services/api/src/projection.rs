@@ -803,6 +803,10 @@ pub struct ProjectionHandler<S: Store> {
     /// The identity service's revoked tokens, when tokens are keystone's.
     revocations: Option<Arc<novalog_identity::revocations::Revocations>>,
     staged_revocations: novalog_identity::revocations::Staged,
+    /// The identity directory's changes: folded whether or not tokens
+    /// are keystone's, so a rebuilt projection stores the same rows.
+    identity: Arc<novalog_identity::records::IdentityRecords>,
+    staged_identity: novalog_identity::records::Staged,
 }
 
 impl<S: Store> ProjectionHandler<S> {
@@ -814,7 +818,19 @@ impl<S: Store> ProjectionHandler<S> {
             staged: Staged::default(),
             revocations: None,
             staged_revocations: Default::default(),
+            identity: Default::default(),
+            staged_identity: Default::default(),
         }
+    }
+
+    /// Folds the identity directory's changes into `identity` (the
+    /// identity service's), rather than into a private copy.
+    pub fn with_identity(
+        mut self,
+        identity: Arc<novalog_identity::records::IdentityRecords>,
+    ) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Folds `TokenRevoked` records into `revocations` too.
@@ -971,6 +987,12 @@ impl<S: Store> ProjectionHandler<S> {
         event: &CatalogEvent,
         tx: &mut Transaction,
     ) -> Result<(), Rejected> {
+        if novalog_identity::records::is_identity(event) {
+            return self
+                .identity
+                .stage(tx, &mut self.staged_identity, env, event)
+                .map_err(stage_err);
+        }
         match event {
             CatalogEvent::FlavorCreated(f) | CatalogEvent::FlavorUpdated(f) => {
                 tx.put(T_FLAVORS, f.id.as_bytes(), f).map_err(stage_err)?;
@@ -1098,6 +1120,28 @@ impl<S: Store> ProjectionHandler<S> {
                         .map_err(stage_err)?;
                 }
             }
+            // Folded above.
+            CatalogEvent::DomainCreated(_)
+            | CatalogEvent::DomainUpdated(_)
+            | CatalogEvent::DomainDeleted { .. }
+            | CatalogEvent::ProjectCreated(_)
+            | CatalogEvent::ProjectUpdated(_)
+            | CatalogEvent::ProjectDeleted { .. }
+            | CatalogEvent::UserCreated(_)
+            | CatalogEvent::UserUpdated(_)
+            | CatalogEvent::UserDeleted { .. }
+            | CatalogEvent::GroupCreated(_)
+            | CatalogEvent::GroupUpdated(_)
+            | CatalogEvent::GroupDeleted { .. }
+            | CatalogEvent::RoleCreated(_)
+            | CatalogEvent::RoleUpdated(_)
+            | CatalogEvent::RoleDeleted { .. }
+            | CatalogEvent::RoleGranted(_)
+            | CatalogEvent::RoleRevoked(_)
+            | CatalogEvent::GroupMemberAdded { .. }
+            | CatalogEvent::GroupMemberRemoved { .. }
+            | CatalogEvent::ApplicationCredentialCreated(_)
+            | CatalogEvent::ApplicationCredentialDeleted { .. } => {}
         }
         Ok(())
     }
@@ -1217,6 +1261,7 @@ impl<S: Store> Handler for ProjectionHandler<S> {
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.staged = Staged::default();
         self.staged_revocations = Default::default();
+        self.staged_identity = Default::default();
         Ok(())
     }
 
@@ -1244,6 +1289,9 @@ impl<S: Store> Handler for ProjectionHandler<S> {
         if let Some(revocations) = &self.revocations {
             revocations.publish(std::mem::take(&mut self.staged_revocations));
         }
+        // So is a directory change before its writer is woken.
+        self.identity
+            .publish(std::mem::take(&mut self.staged_identity));
         let mut staged = std::mem::take(&mut self.staged);
         let causes = std::mem::take(&mut staged.verdicts);
         // Offsets come from the store rather than from the records handled:

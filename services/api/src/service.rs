@@ -73,6 +73,11 @@ impl ApiService {
             r.load(&*store)
                 .map_err(|e| Error::service("loading the revoked tokens", e))?;
         }
+        let directory = auth.identity().map(|i| i.directory.records.clone());
+        if let Some(d) = &directory {
+            d.load(&*store)
+                .map_err(|e| Error::service("loading the identity directory", e))?;
+        }
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
         let app = Arc::new(App {
@@ -129,6 +134,9 @@ impl ApiService {
         let mut handler = ProjectionHandler::new(projection, verdicts, store.clone());
         if let Some(r) = revocations {
             handler = handler.with_revocations(r);
+        }
+        if let Some(d) = directory {
+            handler = handler.with_identity(d);
         }
         let handler = wrap(Box::new(handler));
         let consumer = {

@@ -2,19 +2,29 @@
 //! openstackclient need (keystone's role), a service of its own that
 //! `novalog-api` mounts at `/identity` on its listener when
 //! `auth_strategy = "keystone"`:
-//! version documents, password and token authentication with project
-//! scope, token validation, a catalog pointing back at this listener, and
-//! read-only users and projects.
+//! version documents, password, token and application credential
+//! authentication with project scope, token validation, a catalog
+//! pointing back at this listener, and keystone's admin API over domains,
+//! projects, users, groups, roles, role assignments and application
+//! credentials.
 //!
 //! # Layout
-//! - [`directory`]: users, projects and roles of domain `Default`, from
-//!   `[identity]`; passwords kept only hashed.
+//! - [`directory`]: who exists: the `[identity]` bootstrap with the
+//!   changes made since laid over it, read as a [`directory::View`];
+//!   passwords and secrets kept only hashed.
+//! - [`records`]: those changes, folded from the log by every API replica
+//!   (optimistic concurrency on one partition: a change decided against
+//!   an older directory is not applied, and its writer decides again).
+//! - [`admin`]: the admin API's decisions, pure: a directory and a
+//!   request in, one record or keystone's refusal out.
+//! - [`policy`]: keystone's default policy for them, as one table.
 //! - [`token`]: signed, expiring, self-contained tokens.
 //! - [`revocations`]: the tokens revoked before they expire, folded from
 //!   the log by every API replica.
 //! - [`views`]: keystone's response bodies.
-//! - [`routes`]: the handlers and their router; a revocation is written
-//!   through the [`routes::RevocationLog`] the mounting service provides.
+//! - [`routes`], [`admin_routes`]: the handlers and their routers; a
+//!   revocation or a directory change is written through the
+//!   [`routes::RevocationLog`] the mounting service provides.
 //!
 //! It shares with the services beside it only `novalog-request` (the
 //! request [`Context`] a token turns into, request ids, bodies), so the
@@ -23,7 +33,11 @@
 //! [`Identity`] ties them together: it turns an auth request into token
 //! claims, and a token back into claims or a request [`Context`].
 
+pub mod admin;
+pub mod admin_routes;
 pub mod directory;
+pub mod policy;
+pub mod records;
 pub mod revocations;
 pub mod routes;
 pub mod token;
@@ -34,8 +48,9 @@ use std::path::Path;
 use novalog_runtime::config::IdentityOptions;
 use serde_json::Value;
 
-use directory::{DOMAIN_ID, DOMAIN_NAME, Directory, Project, Ref, User};
+use directory::{DOMAIN_ID, Directory, Ref, View, verify_secret};
 use novalog_request::Context;
+use novalog_schemas::identity::{ApplicationCredential, IdentityProject, IdentityUser};
 use token::{Claims, Signer, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,10 +119,12 @@ impl Identity {
     }
 
     /// The claims of a valid, unrevoked token whose user (and project)
-    /// still exist, with the roles the directory gives the user on the
-    /// project now: the token's own list is what held when it was issued,
-    /// so a role removed since is not trusted, and a user left with no
-    /// role on the project has no valid token for it.
+    /// still exist and are enabled, with the roles the directory gives the
+    /// user on the project now: the token's own list is what held when it
+    /// was issued, so a role removed since is not trusted, and a user left
+    /// with no role on the project has no valid token for it. A token of
+    /// an application credential dies with the credential, and holds at
+    /// most the credential's roles.
     pub fn validate(&self, token: &str, now_ms: i64) -> Result<Claims, TokenError> {
         let mut claims = self.signer.verify(token, now_ms)?;
         if claims
@@ -117,19 +134,28 @@ impl Identity {
         {
             return Err(TokenError::Revoked);
         }
-        let user = self
-            .directory
-            .user(&Ref::Id(claims.user_id.clone()))
+        let view = self.directory.view();
+        let user = view
+            .users
+            .get(&claims.user_id)
             .ok_or(TokenError::Malformed)?;
+        if !view.user_usable(user) {
+            return Err(TokenError::Revoked);
+        }
         if let Some(project_id) = &claims.project_id {
-            if self
-                .directory
-                .project(&Ref::Id(project_id.clone()))
-                .is_none()
-            {
+            if !view.projects.contains_key(project_id) {
                 return Err(TokenError::Malformed);
             }
-            claims.roles = self.directory.roles_on(user, project_id);
+            claims.roles = view.roles_on(&user.id, project_id);
+            if let Some(id) = &claims.app_cred {
+                let cred = view
+                    .app_creds
+                    .get(id)
+                    .filter(|a| a.user_id == user.id && &a.project_id == project_id)
+                    .filter(|a| a.expires_at_ms == 0 || a.expires_at_ms > now_ms)
+                    .ok_or(TokenError::Revoked)?;
+                claims.roles = app_cred_roles(&view, cred, claims.roles);
+            }
             if claims.roles.is_empty() {
                 return Err(TokenError::Revoked);
             }
@@ -145,7 +171,8 @@ impl Identity {
     }
 
     /// `POST /v3/auth/tokens`: the claims of the token to issue for this
-    /// body. Checks a password (slow on purpose: run it off the runtime).
+    /// body. Checks a password or secret (slow on purpose: run it off the
+    /// runtime).
     pub fn authenticate(&self, body: &Value, now_ms: i64) -> Result<Claims, AuthFailure> {
         let auth = body
             .get("auth")
@@ -162,9 +189,13 @@ impl Identity {
         if methods.is_empty() {
             return Err(bad("Expecting to find methods in identity."));
         }
+        let view = self.directory.view();
+        if methods.contains(&"application_credential") {
+            return self.app_cred_token(&view, identity, auth.get("scope"), now_ms);
+        }
         // Who, and the token this one descends from when rescoping.
         let (user, parent) = if methods.contains(&"password") {
-            (self.password_user(identity)?, None)
+            (self.password_user(&view, identity)?, None)
         } else if methods.contains(&"token") {
             let id = identity
                 .pointer("/token/id")
@@ -173,12 +204,14 @@ impl Identity {
             let parent = self
                 .validate(id, now_ms)
                 .map_err(|_| unauthorized("The request you have made requires authentication."))?;
-            let user = self
-                .directory
-                .user(&Ref::Id(parent.user_id.clone()))
-                .ok_or_else(|| {
-                    unauthorized("The request you have made requires authentication.")
-                })?;
+            if parent.app_cred.is_some() {
+                return Err(unauthorized(
+                    "The request you have made requires authentication.",
+                ));
+            }
+            let user = view.users.get(&parent.user_id).ok_or_else(|| {
+                unauthorized("The request you have made requires authentication.")
+            })?;
             (user, Some(parent))
         } else {
             return Err(unauthorized(
@@ -186,10 +219,10 @@ impl Identity {
             ));
         };
 
-        let project = self.scope(user, auth.get("scope"))?;
+        let project = self.scope(&view, user, auth.get("scope"))?;
         let roles = match project {
             Some(p) => {
-                let roles = self.directory.roles_on(user, &p.id);
+                let roles = view.roles_on(&user.id, &p.id);
                 if roles.is_empty() {
                     return Err(unauthorized(format!(
                         "User {} has no access to project {}",
@@ -229,10 +262,92 @@ impl Identity {
             issued_at: now_ms,
             expires_at,
             audit_ids,
+            app_cred: None,
         })
     }
 
-    fn password_user(&self, identity: &Value) -> Result<&User, AuthFailure> {
+    /// Keystone's `application_credential` method: by id, or by name with
+    /// its user; the token is scoped to the credential's project (asking
+    /// for another scope is refused), with the credential's roles the
+    /// user still holds there, and expires no later than it.
+    fn app_cred_token(
+        &self,
+        view: &View,
+        identity: &Value,
+        scope: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<Claims, AuthFailure> {
+        let body = identity
+            .get("application_credential")
+            .filter(|a| a.is_object())
+            .ok_or_else(|| bad("Expecting to find application_credential in identity."))?;
+        let secret = body
+            .get("secret")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("Expecting to find secret in application_credential."))?;
+        let denied = || unauthorized("The request you have made requires authentication.");
+        let cred = if let Some(id) = body.get("id").and_then(Value::as_str) {
+            view.app_creds.get(id)
+        } else {
+            let name = body
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("Expecting to find id or name in application_credential."))?;
+            let user = body
+                .get("user")
+                .filter(|u| u.is_object())
+                .ok_or_else(|| bad("Expecting to find user in application_credential."))?;
+            let r = named(user).ok_or_else(|| bad("Expecting to find id or name in user."))?;
+            let domain_id = domain_of(view, user.get("domain")).ok_or_else(denied)?;
+            let user = view.user(&r, &domain_id).ok_or_else(denied)?;
+            view.app_creds
+                .values()
+                .find(|a| a.user_id == user.id && a.name == name)
+        };
+        let valid = cred.is_some_and(|a| verify_secret(&a.secret_hash, secret));
+        let cred = cred.filter(|_| valid).ok_or_else(denied)?;
+        if cred.expires_at_ms != 0 && cred.expires_at_ms <= now_ms {
+            return Err(denied());
+        }
+        if scope.is_some_and(|s| !s.is_null()) {
+            let asked = scope
+                .and_then(|s| s.pointer("/project/id"))
+                .and_then(Value::as_str);
+            if asked != Some(cred.project_id.as_str()) {
+                return Err(unauthorized(
+                    "Application credentials cannot request a scope.",
+                ));
+            }
+        }
+        let user = view.users.get(&cred.user_id).ok_or_else(denied)?;
+        if !view.user_usable(user) {
+            return Err(denied());
+        }
+        let roles = app_cred_roles(view, cred, view.roles_on(&user.id, &cred.project_id));
+        if roles.is_empty() {
+            return Err(denied());
+        }
+        let mut expires_at = now_ms.saturating_add(self.expiration_ms);
+        if cred.expires_at_ms != 0 {
+            expires_at = expires_at.min(cred.expires_at_ms);
+        }
+        Ok(Claims {
+            user_id: user.id.clone(),
+            project_id: Some(cred.project_id.clone()),
+            roles,
+            methods: vec!["application_credential".to_owned()],
+            issued_at: now_ms,
+            expires_at,
+            audit_ids: vec![token::audit_id()],
+            app_cred: Some(cred.id.clone()),
+        })
+    }
+
+    fn password_user<'v>(
+        &self,
+        view: &'v View,
+        identity: &Value,
+    ) -> Result<&'v IdentityUser, AuthFailure> {
         let user = identity
             .pointer("/password/user")
             .filter(|u| u.is_object())
@@ -242,37 +357,55 @@ impl Identity {
             .and_then(Value::as_str)
             .ok_or_else(|| bad("Expecting to find password in user."))?;
         let r = named(user).ok_or_else(|| bad("Expecting to find id or name in user."))?;
-        if matches!(r, Ref::Name(_)) && !in_default_domain(user.get("domain")) {
-            return Err(unauthorized(
-                "The request you have made requires authentication.",
-            ));
+        let denied = || unauthorized("The request you have made requires authentication.");
+        let found = match &r {
+            Ref::Id(_) => view.user(&r, ""),
+            Ref::Name(_) => match domain_of(view, user.get("domain")) {
+                Some(d) => view.user(&r, &d),
+                None => None,
+            },
+        };
+        if !self.directory.check_password(found, password) {
+            return Err(denied());
         }
-        self.directory
-            .check_password(&r, password)
-            .ok_or_else(|| unauthorized("The request you have made requires authentication."))
+        let user = found.ok_or_else(denied)?;
+        if !view.user_usable(user) {
+            return Err(denied());
+        }
+        Ok(user)
     }
 
     /// The project a token is for: the one asked for, none when asked
     /// `"unscoped"`, else the user's default project.
-    fn scope(&self, user: &User, scope: Option<&Value>) -> Result<Option<&Project>, AuthFailure> {
+    fn scope<'v>(
+        &self,
+        view: &'v View,
+        user: &IdentityUser,
+        scope: Option<&Value>,
+    ) -> Result<Option<&'v IdentityProject>, AuthFailure> {
         match scope {
-            None | Some(Value::Null) => Ok(user
-                .default_project_id
-                .as_ref()
-                .and_then(|id| self.directory.project(&Ref::Id(id.clone())))
-                .filter(|p| !self.directory.roles_on(user, &p.id).is_empty())),
+            None | Some(Value::Null) => Ok(view
+                .projects
+                .get(&user.default_project_id)
+                .filter(|p| !view.roles_on(&user.id, &p.id).is_empty())),
             Some(Value::String(s)) if s == "unscoped" => Ok(None),
             Some(Value::Object(o)) if o.contains_key("project") => {
                 let project = &o["project"];
                 let r = named(project)
                     .ok_or_else(|| bad("Expecting to find id or name in project."))?;
-                if matches!(r, Ref::Name(_)) && !in_default_domain(project.get("domain")) {
-                    return Err(unauthorized("Could not find project."));
+                let not_found = || unauthorized("Could not find project.");
+                let found = match &r {
+                    Ref::Id(_) => view.project(&r, ""),
+                    Ref::Name(_) => {
+                        let d = domain_of(view, project.get("domain")).ok_or_else(not_found)?;
+                        view.project(&r, &d)
+                    }
+                };
+                let p = found.ok_or_else(not_found)?;
+                if !view.project_usable(p) {
+                    return Err(unauthorized(format!("Project {} is disabled.", p.id)));
                 }
-                self.directory
-                    .project(&r)
-                    .map(Some)
-                    .ok_or_else(|| unauthorized("Could not find project."))
+                Ok(Some(p))
             }
             Some(Value::Object(_)) => Err(unauthorized(
                 "Only project scope is supported by this identity service.",
@@ -280,6 +413,20 @@ impl Identity {
             Some(_) => Err(bad("Invalid scope.")),
         }
     }
+}
+
+/// The roles of an application credential's token: those of the
+/// credential the user still holds (implied ones included), in the
+/// user's order.
+fn app_cred_roles(view: &View, cred: &ApplicationCredential, held: Vec<String>) -> Vec<String> {
+    let granted: Vec<String> = cred
+        .role_ids
+        .iter()
+        .filter_map(|id| view.roles.get(id))
+        .map(|r| r.name.clone())
+        .collect();
+    let allowed = view.implied(granted);
+    held.into_iter().filter(|r| allowed.contains(r)).collect()
 }
 
 /// `{"id": ...}` or `{"name": ...}`.
@@ -292,20 +439,14 @@ fn named(v: &Value) -> Option<Ref> {
         .map(|n| Ref::Name(n.to_owned()))
 }
 
-/// A name is looked up in domain `Default`, the only one; no domain given
-/// means that one.
-fn in_default_domain(domain: Option<&Value>) -> bool {
+/// The id of the domain a name is looked up in: the one given by id or
+/// name, `Default` when none is given; `None` when it does not exist.
+fn domain_of(view: &View, domain: Option<&Value>) -> Option<String> {
     let Some(d) = domain.filter(|d| !d.is_null()) else {
-        return true;
+        return Some(DOMAIN_ID.to_owned());
     };
-    match (
-        d.get("id").and_then(Value::as_str),
-        d.get("name").and_then(Value::as_str),
-    ) {
-        (Some(id), _) => id == DOMAIN_ID,
-        (None, Some(name)) => name == DOMAIN_NAME,
-        (None, None) => true,
-    }
+    let r = named(d).unwrap_or(Ref::Id(DOMAIN_ID.to_owned()));
+    view.domain(&r).map(|d| d.id.clone())
 }
 
 fn bad(m: impl Into<String>) -> AuthFailure {

@@ -4,7 +4,7 @@
 use novalog_schemas::CatalogEvent;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use novalog_request::{BaseUrl, BodyRefusal, RequestId, query_pairs};
 
-use super::directory::Ref;
 use super::token::Claims;
 use super::{AuthFailure, Identity, now_ms, views};
 
@@ -30,11 +29,6 @@ pub fn router(identity: IdentityState) -> Router {
         .route("/identity/v3/auth/tokens", get(validate).post(issue))
         .route("/identity/v3/auth/projects", get(auth_projects))
         .route("/identity/v3/auth/catalog", get(auth_catalog))
-        .route("/identity/v3/projects", get(projects_index))
-        .route("/identity/v3/projects/{id}", get(projects_show))
-        .route("/identity/v3/users", get(users_index))
-        .route("/identity/v3/users/{id}", get(users_show))
-        .route("/identity/v3/users/{id}/projects", get(user_projects))
         .with_state(identity)
 }
 
@@ -84,7 +78,7 @@ impl KeystoneError {
         )
     }
 
-    fn forbidden() -> Self {
+    pub(crate) fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "You are not authorized to perform the requested action.",
@@ -99,7 +93,7 @@ impl From<BodyRefusal> for KeystoneError {
 }
 
 /// A JSON body, refused in keystone's shape, not Nova's.
-struct JsonBody(Value);
+pub(crate) struct JsonBody(pub Value);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     type Rejection = KeystoneError;
@@ -137,14 +131,14 @@ impl IntoResponse for KeystoneError {
     }
 }
 
-type Result<T, E = KeystoneError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = KeystoneError> = std::result::Result<T, E>;
 
-fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The caller's own token (`X-Auth-Token`), valid or 401.
-fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Claims> {
+pub(crate) fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Claims> {
     let token = header_value(headers, "x-auth-token").ok_or_else(KeystoneError::unauthorized)?;
     identity
         .validate(token, now_ms())
@@ -155,7 +149,7 @@ fn is_admin(claims: &Claims) -> bool {
     claims.project_id.is_some() && claims.roles.iter().any(|r| r == "admin")
 }
 
-fn links(identity: &Identity, base: &BaseUrl) -> String {
+pub(crate) fn links(identity: &Identity, base: &BaseUrl) -> String {
     identity.base_url(&base.0)
 }
 
@@ -284,15 +278,6 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn projects_body(identity: &Identity, ids: &[&str], base: &str) -> Value {
-    let projects: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| identity.directory.project(&Ref::Id((*id).to_owned())))
-        .map(|p| views::project(p, base))
-        .collect();
-    json!({"projects": projects, "links": {"self": null, "previous": null, "next": null}})
-}
-
 /// `GET /v3/auth/projects`: the projects the caller may scope to.
 async fn auth_projects(
     State(identity): State<IdentityState>,
@@ -300,12 +285,17 @@ async fn auth_projects(
     l: BaseUrl,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
-    let user = identity
-        .directory
-        .user(&Ref::Id(caller.user_id))
-        .ok_or_else(KeystoneError::unauthorized)?;
-    let ids: Vec<&str> = user.project_ids().collect();
-    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
+    let view = identity.directory.view();
+    let base = links(&identity, &l);
+    let projects: Vec<Value> = view
+        .project_ids_of(&caller.user_id)
+        .iter()
+        .filter_map(|id| view.projects.get(id))
+        .map(|p| views::project(p, &base))
+        .collect();
+    Ok(Json(
+        json!({"projects": projects, "links": views::list_links(&base, "auth/projects")}),
+    ))
 }
 
 /// `GET /v3/auth/catalog`: the catalog of a scoped token.
@@ -322,119 +312,4 @@ async fn auth_catalog(
         "catalog": views::catalog(&links(&identity, &l), &identity.region),
         "links": {"self": null, "previous": null, "next": null},
     })))
-}
-
-/// `GET /v3/projects[?name=]`: every project for an admin, else the
-/// caller's own.
-async fn projects_index(
-    State(identity): State<IdentityState>,
-    headers: HeaderMap,
-    l: BaseUrl,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>> {
-    let caller = caller(&identity, &headers)?;
-    let filters = query_pairs(query.as_deref());
-    let name = filters.iter().find(|(k, _)| k == "name").map(|(_, v)| v);
-    let user = identity.directory.user(&Ref::Id(caller.user_id.clone()));
-    let ids: Vec<&str> = identity
-        .directory
-        .projects()
-        .filter(|p| is_admin(&caller) || user.is_some_and(|u| u.project_ids().any(|id| id == p.id)))
-        .filter(|p| name.is_none_or(|n| &p.name == n))
-        .map(|p| p.id.as_str())
-        .collect();
-    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
-}
-
-/// `GET /v3/projects/{id}`: an admin, or a caller scoped to it.
-async fn projects_show(
-    State(identity): State<IdentityState>,
-    headers: HeaderMap,
-    l: BaseUrl,
-    Path(id): Path<String>,
-) -> Result<Json<Value>> {
-    let caller = caller(&identity, &headers)?;
-    if !is_admin(&caller) && caller.project_id.as_deref() != Some(id.as_str()) {
-        return Err(KeystoneError::forbidden());
-    }
-    let project = identity
-        .directory
-        .project(&Ref::Id(id.clone()))
-        .ok_or_else(|| {
-            KeystoneError::new(
-                StatusCode::NOT_FOUND,
-                format!("Could not find project: {id}."),
-            )
-        })?;
-    Ok(Json(
-        json!({"project": views::project(project, &links(&identity, &l))}),
-    ))
-}
-
-/// `GET /v3/users[?name=]`: admin only.
-async fn users_index(
-    State(identity): State<IdentityState>,
-    headers: HeaderMap,
-    l: BaseUrl,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>> {
-    let caller = caller(&identity, &headers)?;
-    if !is_admin(&caller) {
-        return Err(KeystoneError::forbidden());
-    }
-    let filters = query_pairs(query.as_deref());
-    let name = filters.iter().find(|(k, _)| k == "name").map(|(_, v)| v);
-    let base = links(&identity, &l);
-    let users: Vec<Value> = identity
-        .directory
-        .users()
-        .filter(|u| name.is_none_or(|n| &u.name == n))
-        .map(|u| views::user(u, &base))
-        .collect();
-    Ok(Json(
-        json!({"users": users, "links": {"self": null, "previous": null, "next": null}}),
-    ))
-}
-
-fn own_or_admin<'a>(
-    identity: &'a Identity,
-    caller: &Claims,
-    id: &str,
-) -> Result<&'a super::directory::User> {
-    if !is_admin(caller) && caller.user_id != id {
-        return Err(KeystoneError::forbidden());
-    }
-    identity
-        .directory
-        .user(&Ref::Id(id.to_owned()))
-        .ok_or_else(|| {
-            KeystoneError::new(StatusCode::NOT_FOUND, format!("Could not find user: {id}."))
-        })
-}
-
-/// `GET /v3/users/{id}`: an admin, or the user themself.
-async fn users_show(
-    State(identity): State<IdentityState>,
-    headers: HeaderMap,
-    l: BaseUrl,
-    Path(id): Path<String>,
-) -> Result<Json<Value>> {
-    let caller = caller(&identity, &headers)?;
-    let user = own_or_admin(&identity, &caller, &id)?;
-    Ok(Json(
-        json!({"user": views::user(user, &links(&identity, &l))}),
-    ))
-}
-
-/// `GET /v3/users/{id}/projects`.
-async fn user_projects(
-    State(identity): State<IdentityState>,
-    headers: HeaderMap,
-    l: BaseUrl,
-    Path(id): Path<String>,
-) -> Result<Json<Value>> {
-    let caller = caller(&identity, &headers)?;
-    let user = own_or_admin(&identity, &caller, &id)?;
-    let ids: Vec<&str> = user.project_ids().collect();
-    Ok(Json(projects_body(&identity, &ids, &links(&identity, &l))))
 }

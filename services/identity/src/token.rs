@@ -36,6 +36,10 @@ pub struct Claims {
     /// This token's audit id, then that of the token it was rescoped from.
     #[serde(rename = "a")]
     pub audit_ids: Vec<String>,
+    /// The application credential the token was issued for: its roles
+    /// bound the token's, and the token dies with it.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub app_cred: Option<String>,
 }
 
 /// Why a token is not accepted.
@@ -166,6 +170,7 @@ mod tests {
             issued_at: 1_000,
             expires_at,
             audit_ids: vec![audit_id()],
+            app_cred: None,
         }
     }
 

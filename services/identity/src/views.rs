@@ -6,7 +6,12 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::Identity;
-use super::directory::{DOMAIN_ID, DOMAIN_NAME, Project, Ref, User, stable_id};
+use novalog_schemas::identity::{
+    ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
+    IdentityUser,
+};
+
+use super::directory::{DOMAIN_ID, DOMAIN_NAME, View, stable_id};
 use super::token::Claims;
 
 /// The Identity API version this subset speaks.
@@ -20,7 +25,7 @@ pub fn isotime(ms: i64) -> String {
         .to_string()
 }
 
-fn domain() -> Value {
+fn default_domain() -> Value {
     json!({"id": DOMAIN_ID, "name": DOMAIN_NAME})
 }
 
@@ -82,47 +87,128 @@ pub fn catalog(base: &str, region: &str) -> Value {
     )
 }
 
-pub fn project(p: &Project, base: &str) -> Value {
+fn link(base: &str, path: &str) -> Value {
+    json!({"self": format!("{base}/identity/v3/{path}")})
+}
+
+/// A collection's `links`.
+pub fn list_links(base: &str, path: &str) -> Value {
+    json!({"self": format!("{base}/identity/v3/{path}"), "previous": null, "next": null})
+}
+
+pub fn domain(d: &IdentityDomain, base: &str) -> Value {
     json!({
-        "id": p.id,
-        "name": p.name,
-        "domain_id": DOMAIN_ID,
-        "description": "",
-        "enabled": true,
-        "is_domain": false,
-        "parent_id": DOMAIN_ID,
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "enabled": d.enabled,
         "tags": [],
         "options": {},
-        "links": {"self": format!("{base}/identity/v3/projects/{}", p.id)},
+        "links": link(base, &format!("domains/{}", d.id)),
     })
 }
 
-pub fn user(u: &User, base: &str) -> Value {
+pub fn project(p: &IdentityProject, base: &str) -> Value {
     json!({
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id,
+        "description": p.description,
+        "enabled": p.enabled,
+        "is_domain": false,
+        "parent_id": p.domain_id,
+        "tags": p.tags,
+        "options": {},
+        "links": link(base, &format!("projects/{}", p.id)),
+    })
+}
+
+/// Keystone shows `default_project_id`, `description` and `email` only
+/// when set.
+pub fn user(u: &IdentityUser, base: &str) -> Value {
+    let mut v = json!({
         "id": u.id,
         "name": u.name,
-        "domain_id": DOMAIN_ID,
-        "default_project_id": u.default_project_id,
-        "enabled": true,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
         "password_expires_at": null,
         "options": {},
-        "links": {"self": format!("{base}/identity/v3/users/{}", u.id)},
+        "links": link(base, &format!("users/{}", u.id)),
+    });
+    for (k, x) in [
+        ("default_project_id", &u.default_project_id),
+        ("description", &u.description),
+        ("email", &u.email),
+    ] {
+        if !x.is_empty() {
+            v[k] = json!(x);
+        }
+    }
+    v
+}
+
+pub fn group(g: &IdentityGroup, base: &str) -> Value {
+    json!({
+        "id": g.id,
+        "name": g.name,
+        "domain_id": g.domain_id,
+        "description": g.description,
+        "links": link(base, &format!("groups/{}", g.id)),
     })
+}
+
+pub fn role(r: &IdentityRole, base: &str) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "domain_id": null,
+        "description": r.description,
+        "options": {},
+        "links": link(base, &format!("roles/{}", r.id)),
+    })
+}
+
+/// An application credential; its secret only in the answer that
+/// created it.
+pub fn app_cred(view: &View, a: &ApplicationCredential, base: &str, secret: Option<&str>) -> Value {
+    let roles: Vec<Value> = a
+        .role_ids
+        .iter()
+        .filter_map(|id| view.roles.get(id))
+        .map(|r| json!({"id": r.id, "name": r.name, "domain_id": null}))
+        .collect();
+    let mut v = json!({
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "user_id": a.user_id,
+        "project_id": a.project_id,
+        "roles": roles,
+        "expires_at": (a.expires_at_ms != 0).then(|| isotime(a.expires_at_ms)),
+        "unrestricted": a.unrestricted,
+        "access_rules": [],
+        "links": link(base, &format!("users/{}/application_credentials/{}", a.user_id, a.id)),
+    });
+    if let Some(s) = secret {
+        v["secret"] = json!(s);
+    }
+    v
 }
 
 /// The `{"token": ...}` body of an issued or validated token.
 pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: bool) -> Value {
-    let dir = &identity.directory;
-    let user_name = dir
-        .user(&Ref::Id(claims.user_id.clone()))
-        .map(|u| u.name.clone())
-        .unwrap_or_default();
+    let view = identity.directory.view();
+    let user = view.users.get(&claims.user_id);
+    let user_domain = user
+        .and_then(|u| view.domains.get(&u.domain_id))
+        .map(|d| json!({"id": d.id, "name": d.name}))
+        .unwrap_or_else(default_domain);
     let mut token = json!({
         "methods": claims.methods,
         "user": {
             "id": claims.user_id,
-            "name": user_name,
-            "domain": domain(),
+            "name": user.map(|u| u.name.clone()).unwrap_or_default(),
+            "domain": user_domain,
             "password_expires_at": null,
         },
         "audit_ids": claims.audit_ids,
@@ -132,18 +218,37 @@ pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: boo
     if let Some(project) = claims
         .project_id
         .as_ref()
-        .and_then(|id| dir.project(&Ref::Id(id.clone())))
+        .and_then(|id| view.projects.get(id))
     {
-        token["project"] = json!({"id": project.id, "name": project.name, "domain": domain()});
+        let domain = view
+            .domains
+            .get(&project.domain_id)
+            .map(|d| json!({"id": d.id, "name": d.name}))
+            .unwrap_or_else(default_domain);
+        token["project"] = json!({"id": project.id, "name": project.name, "domain": domain});
         token["is_domain"] = json!(false);
         token["roles"] = claims
             .roles
             .iter()
-            .map(|name| json!({"id": stable_id("role", name), "name": name}))
+            .map(|name| {
+                let id = view
+                    .role_by_name(name)
+                    .map(|r| r.id.clone())
+                    .unwrap_or_else(|| stable_id("role", name));
+                json!({"id": id, "name": name})
+            })
             .collect();
         if with_catalog {
             token["catalog"] = catalog(base, &identity.region);
         }
+    }
+    if let Some(a) = claims
+        .app_cred
+        .as_ref()
+        .and_then(|id| view.app_creds.get(id))
+    {
+        token["application_credential"] =
+            json!({"id": a.id, "name": a.name, "restricted": !a.unrestricted});
     }
     json!({ "token": token })
 }
