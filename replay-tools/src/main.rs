@@ -351,19 +351,20 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
         Cmd::Rebuild { service, into } => {
             let services = Service::parse(service)?;
             let src = open(&cfg)?;
-            for s in services {
+            // Several services fold side by side, each with its own bar.
+            let bars = if quiet || !std::io::stderr().is_terminal() {
+                indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+            } else {
+                indicatif::MultiProgress::new()
+            };
+            let all = novalog_replay::rebuild::rebuild_all(&src, &cfg, &services, into, |s| {
                 let bar = Bar::new(quiet, s.dir_name());
-                let stats = novalog_replay::rebuild::rebuild(
-                    &src,
-                    &cfg,
-                    s,
-                    &into.join(s.dir_name()),
-                    None,
-                    &bar,
-                )
-                .await?;
-                drop(bar);
-                if !quiet {
+                bars.add(bar.0.clone());
+                Arc::new(bar) as Arc<dyn Progress>
+            })
+            .await?;
+            if !quiet {
+                for (s, stats) in &all.services {
                     eprintln!(
                         "rebuild {}: {} records in {:.2} s ({:.0} records/s; busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s)",
                         s.dir_name(),
@@ -373,6 +374,14 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                         stats.read_s,
                         stats.fold_s,
                         stats.write_s
+                    );
+                }
+                if all.services.len() > 1 {
+                    eprintln!(
+                        "rebuild: {} records in {:.2} s ({:.0} records/s), side by side",
+                        all.records(),
+                        all.seconds,
+                        all.per_second()
                     );
                 }
             }
