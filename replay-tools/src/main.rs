@@ -376,15 +376,8 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                         stats.write_s
                     );
                 }
-                if all.services.len() > 1 {
-                    eprintln!(
-                        "rebuild: {} records in {:.2} s ({:.0} records/s), side by side",
-                        all.records(),
-                        all.seconds,
-                        all.per_second()
-                    );
-                }
             }
+            summary(quiet, "rebuild", all.records(), started);
             // The index state-at answers from is built alongside.
             let index = novalog_replay::index::Index::open(&cfg.data_dir.join("replay-index"));
             if let Ok(index) = index {
