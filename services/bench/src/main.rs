@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+mod billing;
 mod replay;
 
 #[derive(Parser)]
@@ -53,6 +54,10 @@ struct Args {
     /// directory a previous run built is timed again as it is.
     #[arg(long)]
     replay_only_in: Option<PathBuf>,
+    /// Only the embedded boot run (`--boots` servers, `--concurrency`
+    /// clients) with the billing lag, printed; nothing is written.
+    #[arg(long)]
+    boots_only: bool,
     #[arg(long, default_value = "bench/results.json")]
     out_json: PathBuf,
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -431,6 +436,13 @@ async fn main() -> anyhow::Result<()> {
             r.verify_s,
             r.verify_equal
         );
+        cfg.log.namespace = r.namespace.clone();
+        let b = billing::run(&cfg).await?;
+        println!(
+            "billing: {} instances records folded and rated in {:.2} s, {:.0} records/s \
+             ({} period summaries, {} projects)",
+            b.records, b.seconds, b.events_per_s, b.summaries, b.projects
+        );
         return Ok(());
     }
     let mut figures: BTreeMap<String, f64> = BTreeMap::new();
@@ -441,7 +453,33 @@ async fn main() -> anyhow::Result<()> {
     let system = System::start(&cfg, None).await?;
     // Warm-up: the first boots pay for connection set-up and cold caches.
     boot_run(&system, 100, args.concurrency).await?;
+    let lag_samples: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let lag_watch = tokio::spawn(billing::watch_lag(
+        system.log.clone(),
+        system.topics.instances.clone(),
+        system.billing.clone(),
+        lag_samples.clone(),
+    ));
     let run = boot_run(&system, args.boots, args.concurrency).await?;
+    lag_watch.abort();
+    anyhow::ensure!(
+        !lag_samples.lock().is_empty(),
+        "no billing lag was measured"
+    );
+    let billing_lag_p99 = percentile(&lag_samples.lock(), 0.99);
+    figures.insert("billing_lag_ms_p99".into(), billing_lag_p99);
+    println!(
+        "billing lag (append → visible in the ledger): p99 {billing_lag_p99:.1} ms over {} boots; \
+         boots p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
+        lag_samples.lock().len(),
+        run.percentile(0.5),
+        run.percentile(0.99),
+        run.per_second()
+    );
+    if args.boots_only {
+        system.stop().await?;
+        return Ok(());
+    }
     // One client at a time: the latency of the path itself, no queueing.
     let serial = boot_run(&system, 300, 1).await?;
     // Resize + confirm: one client at a time (the saga's own latency), then
@@ -566,6 +604,9 @@ async fn main() -> anyhow::Result<()> {
     let r = replay::run(&replay_cfg, args.replay_records, args.concurrency).await?;
     figures.insert("replay_log_records".into(), r.log_records as f64);
     figures.insert("replay_events_per_s".into(), r.replay_events_per_s);
+    replay_cfg.log.namespace = r.namespace.clone();
+    let b = billing::run(&replay_cfg).await?;
+    figures.insert("billing_events_per_s".into(), b.events_per_s);
     figures.insert("state_at_ms_1m".into(), r.state_at_ms);
     figures.insert("verify_s_1m".into(), r.verify_s);
     let per_record = r.log_bytes as f64 / r.log_records.max(1) as f64;
@@ -601,7 +642,8 @@ async fn main() -> anyhow::Result<()> {
          | `replay_events_per_s`: `rebuild all`, the four projections one after the other (each one's input topics: {} records; {}) | {:.0} records/s | ≥ 500,000 |\n\
          | `state_at_ms_1m`: one `state-at` from the index (median of 11) | {:.2} ms | ≤ 50 |\n\
          | `verify_s_1m`: one `verify` of the four projections ({}) | {:.2} s | ≤ 10 |\n\
-         | building the `state-at` index from scratch | {:.2} s | |\n\n\
+         | building the `state-at` index from scratch | {:.2} s | |\n\
+         | `billing_events_per_s`: novalog-billing's fold and rating of `instances` ({} records; {} period summaries), side effects off | {:.0} records/s | ≥ 500,000 |\n\n\
          Log growth (embedded): {:.0} bytes per record on disk; {:.1} KiB per server \
          (boot, its share of resizes and reboots, delete); heartbeats {:.1} MiB per host per day at \
          `report_interval` = {} s. An idle server adds nothing.\n\n",
@@ -620,6 +662,9 @@ async fn main() -> anyhow::Result<()> {
         },
         r.verify_s,
         r.index_s,
+        b.records,
+        b.summaries,
+        b.events_per_s,
         per_record,
         per_server / 1024.0,
         host_day / 1_048_576.0,
@@ -649,6 +694,8 @@ async fn main() -> anyhow::Result<()> {
          - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
          ## Boot: POST /servers → ACTIVE (fake driver, zero latency)\n\n\
          | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n\
+         `billing_lag_ms_p99` (goal ≤ 100): {:.1} ms from an `InstanceBecameActive`'s append to the server running in \
+         novalog-billing's ledger (what the rating API reads), during the embedded {}-client run.\n\n\
          ## Resize: request → VERIFY_RESIZE → confirm → ACTIVE (fake driver, embedded log)\n\n\
          | clients | sagas | to VERIFY_RESIZE p50 ms | to ACTIVE p50 ms | to ACTIVE p99 ms |\n|---|---|---|---|---|\n{}\n\n\
          Sagas per second (resize + confirm, concurrent): {:.0}. Real Nova 34 on this machine: 1.66 s to VERIFY_RESIZE and 0.70 s more to ACTIVE.\n\n\
@@ -657,6 +704,8 @@ async fn main() -> anyhow::Result<()> {
         machine(),
         chrono_like_now(),
         lines.join("\n"),
+        billing_lag_p99,
+        args.concurrency,
         resize_lines.join("\n"),
         sagas_per_s,
         sched_lines.join("\n"),

@@ -19,6 +19,8 @@ use uuid::Uuid;
 use super::{EarlyEvents, EventWaiters, create_server, wait_event, watch_events};
 
 pub struct Figures {
+    /// The topic namespace the log was filled under.
+    pub namespace: String,
     pub log_records: i64,
     pub log_bytes: u64,
     pub servers: usize,
@@ -306,6 +308,7 @@ pub async fn run(
         }
     }
     Ok(Figures {
+        namespace: cfg.log.namespace.clone(),
         log_records,
         log_bytes,
         servers,

@@ -146,7 +146,8 @@ impl Scheduler {
             | Event::Instance(_)
             | Event::Scheduler(_)
             | Event::Compute(_)
-            | Event::DeadLetter(_) => None,
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => None,
         }
     }
 

@@ -74,7 +74,8 @@ impl Shared {
             | Event::Instance(_)
             | Event::Scheduler(_)
             | Event::Compute(_)
-            | Event::DeadLetter(_) => return false,
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => return false,
         };
         match &next {
             Some(a) => self.aggregates.insert(id, a.clone()),
@@ -261,7 +262,8 @@ impl Handler for RequestsHandler {
             | Event::ComputeFact(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => {}
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => {}
         }
         Ok(())
     }
