@@ -351,21 +351,20 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
         Cmd::Rebuild { service, into } => {
             let services = Service::parse(service)?;
             let src = open(&cfg)?;
-            let mut records = 0;
-            for s in services {
+            // Several services fold side by side, each with its own bar.
+            let bars = if quiet || !std::io::stderr().is_terminal() {
+                indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+            } else {
+                indicatif::MultiProgress::new()
+            };
+            let all = novalog_replay::rebuild::rebuild_all(&src, &cfg, &services, into, |s| {
                 let bar = Bar::new(quiet, s.dir_name());
-                let stats = novalog_replay::rebuild::rebuild(
-                    &src,
-                    &cfg,
-                    s,
-                    &into.join(s.dir_name()),
-                    None,
-                    &bar,
-                )
-                .await?;
-                drop(bar);
-                records += stats.records;
-                if !quiet {
+                bars.add(bar.0.clone());
+                Arc::new(bar) as Arc<dyn Progress>
+            })
+            .await?;
+            if !quiet {
+                for (s, stats) in &all.services {
                     eprintln!(
                         "rebuild {}: {} records in {:.2} s ({:.0} records/s; busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s)",
                         s.dir_name(),
@@ -378,7 +377,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                     );
                 }
             }
-            summary(quiet, "rebuild", records, started);
+            summary(quiet, "rebuild", all.records(), started);
             // The index state-at answers from is built alongside.
             let index = novalog_replay::index::Index::open(&cfg.data_dir.join("replay-index"));
             if let Ok(index) = index {

@@ -251,15 +251,17 @@ pub async fn run(
     let all = Service::parse("all")?;
     let t = Instant::now();
     let mut stats = novalog_replay::rebuild::Stats::default();
-    let mut rebuilt = Vec::new();
-    for &service in &all {
-        let into = scratch.path().join("all").join(service.dir_name());
-        let s = novalog_replay::rebuild::rebuild(&src, cfg, service, &into, None, &Silent).await?;
+    let done =
+        novalog_replay::rebuild::rebuild_all(&src, cfg, &all, &scratch.path().join("all"), |_| {
+            Arc::new(Silent) as Arc<dyn novalog_replay::Progress>
+        })
+        .await?;
+    let rebuilt = done.services;
+    for (_, s) in &rebuilt {
         stats.records += s.records;
         stats.read_s += s.read_s;
         stats.fold_s += s.fold_s;
         stats.write_s += s.write_s;
-        rebuilt.push((service, s));
     }
     stats.seconds = t.elapsed().as_secs_f64();
 

@@ -495,3 +495,25 @@ async fn the_outbox_holds_only_the_last_batch_and_is_cleared_when_idle() {
     let all: Vec<String> = appends.into_iter().flat_map(|(a, _)| a).collect();
     assert_eq!(all, vec!["ok-a", "ok-b", "ok-c"]);
 }
+
+#[test]
+fn a_discarding_outbox_keeps_nothing_and_a_default_one_keeps_everything() {
+    let env = Envelope {
+        meta: Meta::origin(
+            Uuid::new_v4(),
+            "req-x".into(),
+            Actor::service("test"),
+            String::new(),
+        ),
+        event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
+    };
+    let mut kept = Outbox::default();
+    let mut dropped = Outbox::discarding();
+    for _ in 0..3 {
+        kept.emit(IN, "k", &env);
+        dropped.emit(IN, "k", &env);
+    }
+    assert_eq!(kept.len(), 3);
+    assert!(dropped.is_empty());
+    assert!(dropped.into_records().is_empty());
+}
