@@ -71,3 +71,5 @@ mod tests_identity;
 mod tests_images;
 #[cfg(test)]
 mod tests_memory;
+#[cfg(test)]
+mod tests_usage;

@@ -9,15 +9,19 @@
 //!   exact integers, one rounding rule applied where an amount is shown.
 //! - [`period`]: half-open billing periods and the times the API accepts.
 //! - [`rate`]: the price table and the rating of intervals into a bill.
+//! - [`usage`]: usage hours as Nova's os-simple-tenant-usage shows them.
 //!
-//! Nothing here does I/O; the service shell around it does.
+//! Nothing here does I/O; the service shell around it does ([`service`],
+//! and [`read`]: the internal listener the API reads usage from).
 
 pub mod check;
 pub mod meter;
 pub mod money;
 pub mod period;
 pub mod rate;
+pub mod read;
 pub mod service;
+pub mod usage;
 
 #[cfg(test)]
 mod scenario_tests;

@@ -3,6 +3,7 @@
 
 pub mod aggregates;
 pub mod availability_zones;
+pub mod billing;
 pub mod flavors;
 pub mod hypervisors;
 pub mod instance_actions;
