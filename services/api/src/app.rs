@@ -14,7 +14,7 @@ use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
     aggregates, availability_zones, billing, flavors, hypervisors, instance_actions, keypairs,
     migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
-    services, versions,
+    services, tenant_usage, versions,
 };
 use crate::domain::Domain;
 use crate::http;
@@ -171,6 +171,11 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v2.1/os-aggregates/{id}/action",
             axum::routing::post(aggregates::action),
+        )
+        .route("/v2.1/os-simple-tenant-usage", get(tenant_usage::index))
+        .route(
+            "/v2.1/os-simple-tenant-usage/{tenant_id}",
+            get(tenant_usage::show),
         )
         .route("/v2.1/os-migrations", get(migrations::index))
         .route(

@@ -17,4 +17,5 @@ pub mod server_metadata;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod tenant_usage;
 pub mod versions;
