@@ -70,9 +70,13 @@ fn first<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Nova's period: start < end required, then end clamped to now.
 fn period(params: &[(String, String)], now: i64) -> Result<Period> {
-    let start = nova_time(first(params, "start").unwrap_or(""), now)?;
-    let end = nova_time(first(params, "end").unwrap_or(""), now)?;
-    if start >= end {
+    let (given_start, given_end) = (first(params, "start"), first(params, "end"));
+    let start = nova_time(given_start.unwrap_or(""), now)?;
+    let end = nova_time(given_end.unwrap_or(""), now)?;
+    // Nova reads the clock once per absent time, start first, so two
+    // absent times make a (microseconds) short period, not an error.
+    let defaulted = given_start.is_none() || given_end.is_none();
+    if start > end || (start == end && !defaulted) {
         return Err(ApiError::bad_request(
             "Invalid start time. The start time cannot occur after the end time.",
         ));
