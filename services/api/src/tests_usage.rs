@@ -547,7 +547,7 @@ async fn tenant_usage_index_is_for_admins_and_pages_from_2_40() {
         r.body["tenant_usage_links"][0]["href"]
             .as_str()
             .unwrap()
-            .contains(&format!("/v2.1/os-simple-tenant-usage/p1?end=")),
+            .contains("/v2.1/os-simple-tenant-usage/p1?end="),
         "{}",
         r.body
     );
@@ -576,7 +576,8 @@ async fn tenant_usage_policy_and_bad_input() {
         r.body["forbidden"]["message"],
         "Policy doesn't allow os_compute_api:os-simple-tenant-usage:list to be performed."
     );
-    let bad: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let bad: &[Case<'_>] = &[
         (
             "start=2026-12-02T00:00:00&end=2026-12-01T00:00:00",
             &[],
