@@ -23,7 +23,8 @@ impl Conductor {
             | Event::Compute(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => Vec::new(),
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => Vec::new(),
         }
     }
 
