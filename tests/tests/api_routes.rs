@@ -2154,6 +2154,22 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "os_compute_api:os-migrations:index ADMIN",
         "AFFFU",
     ),
+    case(
+        "GET",
+        "/v2.1/os-simple-tenant-usage",
+        None,
+        None,
+        "os_compute_api:os-simple-tenant-usage:list ADMIN",
+        "AFFFU",
+    ),
+    case(
+        "GET",
+        "/v2.1/os-simple-tenant-usage/{p1}",
+        None,
+        None,
+        "os_compute_api:os-simple-tenant-usage:show PROJECT_READER_OR_ADMIN",
+        "AAAFU",
+    ),
     // quotas and limits
     case(
         "GET",

@@ -88,7 +88,15 @@ impl System {
                 }),
             ));
         }
-        let api = novalog_api::ApiService::start(cfg, log.clone(), shutdown.clone()).await?;
+        // The API reads usage from the billing service in this process.
+        let api = novalog_api::ApiService::start_with_usage(
+            cfg,
+            log.clone(),
+            shutdown.clone(),
+            novalog_runtime::consumer::unwrapped(),
+            ledger.clone(),
+        )
+        .await?;
         let api_addr = api.local_addr();
         let demo_image = if cfg.bootstrap.demo_catalog {
             Some(novalog_api::bootstrap_demo_catalog(&api).await?)

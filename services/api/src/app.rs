@@ -12,9 +12,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, flavors, hypervisors, instance_actions, keypairs, migrations,
-    quota_sets, server_actions, server_groups, server_metadata, server_tags, servers, services,
-    versions,
+    aggregates, availability_zones, billing, flavors, hypervisors, instance_actions, keypairs,
+    migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
+    services, tenant_usage, versions,
 };
 use crate::domain::Domain;
 use crate::http;
@@ -172,6 +172,11 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/os-aggregates/{id}/action",
             axum::routing::post(aggregates::action),
         )
+        .route("/v2.1/os-simple-tenant-usage", get(tenant_usage::index))
+        .route(
+            "/v2.1/os-simple-tenant-usage/{tenant_id}",
+            get(tenant_usage::show),
+        )
         .route("/v2.1/os-migrations", get(migrations::index))
         .route(
             "/v2.1/servers/{id}/migrations",
@@ -227,12 +232,18 @@ pub fn router(app: AppState) -> Router {
         .route("/v2.1/", get(versions::v21))
         .merge(authenticated)
         .route_layer(from_fn(microversion::layer));
+    // `/billing/v1`: a token, no microversion.
+    let billing = Router::new()
+        .route("/billing/v1/projects", get(billing::index))
+        .route("/billing/v1/projects/{project_id}", get(billing::show))
+        .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let mut router = Router::new()
         .route("/", get(versions::index))
         .route("/openapi.json", get(crate::openapi::serve))
         // /metrics, /healthz, /readyz: unauthenticated, for scrapers and probes.
         .merge(novalog_runtime::observe::routes())
         .merge(versioned)
+        .merge(billing)
         .fallback(not_found)
         .with_state(app.clone());
     if let Some(identity) = crate::mounts::identity(&app) {

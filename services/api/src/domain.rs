@@ -18,6 +18,8 @@
 //!   fingerprints, generation.
 //! - [`compute_services`]: compute services and hypervisors.
 //! - [`intents`]: appending intents and waiting for their verdicts.
+//! - [`usage`]: the billing service's usage intervals, in process or
+//!   over its internal listener.
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub mod compute;
 pub mod compute_services;
 pub mod intents;
 pub mod keypair_api;
+pub mod usage;
 
 use intents::Intents;
 
@@ -46,6 +49,10 @@ pub struct Domain {
     pub quota_defaults: novalog_schemas::quota::QuotaDefaults,
     /// The most items one page of a list holds (`[api] max_limit`).
     pub max_limit: usize,
+    /// Where usage is read from (the billing service).
+    pub usage: Arc<dyn usage::UsageSource>,
+    /// `[billing]`'s price table, validated.
+    pub prices: Arc<novalog_billing::PriceTable>,
 }
 
 /// oslo `bool_from_string(strict=True)`, without the error: `None` for

@@ -75,3 +75,5 @@ mod tests_identity_admin;
 mod tests_images;
 #[cfg(test)]
 mod tests_memory;
+#[cfg(test)]
+mod tests_usage;

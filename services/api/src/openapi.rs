@@ -637,6 +637,22 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "get",
+        "/v2.1/os-simple-tenant-usage",
+        "Usage of every project over a period",
+        ADMIN,
+        200,
+        "2.40 paging (limit, marker, tenant_usages_links); 2.75 unknown parameters 400",
+    ),
+    op(
+        "get",
+        "/v2.1/os-simple-tenant-usage/{tenant_id}",
+        "Usage of one project over a period",
+        "project reader or member (own project), admin",
+        200,
+        "2.40 paging (limit, marker, tenant_usage_links); 2.75 unknown parameters 400",
+    ),
+    op(
+        "get",
         "/v2.1/servers/{id}/migrations",
         "List a server's in-progress live migrations",
         ADMIN,

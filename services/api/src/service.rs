@@ -50,6 +50,24 @@ impl ApiService {
         shutdown: Shutdown,
         wrap: Wrap,
     ) -> Result<ApiHandle> {
+        let usage = crate::domain::usage::remote(&cfg.billing.endpoint);
+        Self::start_with_usage(cfg, log, shutdown, wrap, usage).await
+    }
+
+    /// [`ApiService::start_wrapped`], reading usage from `usage` rather
+    /// than from `[billing] endpoint` (the all-in-one passes its billing
+    /// service's ledger).
+    pub async fn start_with_usage(
+        cfg: &Config,
+        log: Arc<dyn EventLog>,
+        shutdown: Shutdown,
+        wrap: Wrap,
+        usage: Arc<dyn crate::domain::usage::UsageSource>,
+    ) -> Result<ApiHandle> {
+        let prices = Arc::new(
+            novalog_billing::PriceTable::from_options(&cfg.billing)
+                .map_err(|e| Error::Service(format!("[billing]: {e}")))?,
+        );
         let dir = cfg.data_dir.join("api");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -92,6 +110,8 @@ impl ApiService {
                 service_down_time_ms: (cfg.service_down_time as i64).saturating_mul(1000),
                 quota_defaults: cfg.quota.clone(),
                 max_limit: cfg.api.max_limit,
+                usage,
+                prices,
             },
             auth: Arc::new(auth),
             log: log.clone(),

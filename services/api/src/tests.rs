@@ -60,14 +60,26 @@ impl Harness {
     pub(crate) async fn without_conductor_configured(
         configure: impl FnOnce(&mut Config),
     ) -> Harness {
+        Harness::using(configure, None).await
+    }
+
+    /// The service alone, reading usage from `usage` when given (else
+    /// from `[billing] endpoint`).
+    pub(crate) async fn using(
+        configure: impl FnOnce(&mut Config),
+        usage: Option<Arc<dyn crate::domain::usage::UsageSource>>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         configure(&mut cfg);
         let log = novalog_runtime::backend::open_log(&cfg).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        let handle = ApiService::start(&cfg, log.clone(), shutdown)
-            .await
-            .unwrap();
+        let wrap = novalog_runtime::consumer::unwrapped();
+        let handle = match usage {
+            Some(u) => ApiService::start_with_usage(&cfg, log.clone(), shutdown, wrap, u).await,
+            None => ApiService::start_wrapped(&cfg, log.clone(), shutdown, wrap).await,
+        }
+        .unwrap();
         Harness {
             router: app::router(handle.app.clone()),
             log,

@@ -9,19 +9,23 @@
 //!   exact integers, one rounding rule applied where an amount is shown.
 //! - [`period`]: half-open billing periods and the times the API accepts.
 //! - [`rate`]: the price table and the rating of intervals into a bill.
+//! - [`usage`]: usage hours as Nova's os-simple-tenant-usage shows them.
 //! - [`summary`]: when a period is closed (by the log's time) and its
 //!   rated summary, published on the `billing` topic.
 //! - [`service`]: the consumer shell (RocksDB, the outbox, the ledger).
+//! - [`read`]: the internal listener the API reads usage from.
 //!
-//! Nothing but [`service`] does I/O.
+//! Nothing but [`service`] and [`read`] does I/O.
 
 pub mod check;
 pub mod meter;
 pub mod money;
 pub mod period;
 pub mod rate;
+pub mod read;
 pub mod service;
 pub mod summary;
+pub mod usage;
 
 #[cfg(test)]
 mod scenario_tests;

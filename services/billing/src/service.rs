@@ -140,6 +140,23 @@ struct LedgerState {
 }
 
 impl Ledger {
+    /// A ledger holding `intervals` (for readers' tests).
+    pub fn of(intervals: impl IntoIterator<Item = Interval>) -> Ledger {
+        let ledger = Ledger::default();
+        {
+            let mut s = ledger.state.write().unwrap_or_else(|e| e.into_inner());
+            for i in intervals {
+                match i.end_ms {
+                    Some(_) => s.closed.entry(i.project_id.clone()).or_default().push(i),
+                    None => {
+                        s.open.insert(i.server_id, i);
+                    }
+                }
+            }
+        }
+        ledger
+    }
+
     /// Every interval of `project`, closed and open.
     pub fn intervals(&self, project: &str) -> Vec<Interval> {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -166,6 +183,31 @@ impl Ledger {
             .values()
             .flatten()
             .chain(s.open.values())
+            .cloned()
+            .collect()
+    }
+
+    /// The whole history of every server (of `project`, or of every
+    /// project) with any time in `[from_ms, to_ms)`: what the usage and
+    /// rating reads need (a server's launch may lie before the window).
+    pub fn servers_in(&self, project: Option<&str>, from_ms: i64, to_ms: i64) -> Vec<Interval> {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let closed: Vec<&Interval> = match project {
+            Some(p) => s.closed.get(p).into_iter().flatten().collect(),
+            None => s.closed.values().flatten().collect(),
+        };
+        let open = s
+            .open
+            .values()
+            .filter(|i| project.is_none_or(|p| i.project_id == p));
+        let all: Vec<&Interval> = closed.into_iter().chain(open).collect();
+        let touching: BTreeSet<Uuid> = all
+            .iter()
+            .filter(|i| i.start_ms < to_ms && i.end_ms.is_none_or(|e| e > from_ms))
+            .map(|i| i.server_id)
+            .collect();
+        all.into_iter()
+            .filter(|i| touching.contains(&i.server_id))
             .cloned()
             .collect()
     }
@@ -416,9 +458,28 @@ pub async fn run(
 ) -> novalog_runtime::Result<()> {
     crate::rate::PriceTable::from_options(&cfg.billing)
         .map_err(|e| novalog_runtime::Error::Service(format!("[billing]: {e}")))?;
-    Billing::open(cfg)?
-        .run(cfg, log, shutdown, consumer::unwrapped())
-        .await
+    let billing = Billing::open(cfg)?;
+    // The API's reads (`[billing] listen`; empty: none); they stop with
+    // the service.
+    let listen = &cfg.billing.listen;
+    let reads = if listen.is_empty() {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            novalog_runtime::Error::io(format!("binding [billing] listen {listen}"), e)
+        })?;
+        tracing::info!(addr = %listen, "billing read listener (internal)");
+        Some(tokio::spawn(crate::read::serve(
+            listener,
+            billing.ledger.clone(),
+            shutdown.clone(),
+        )))
+    };
+    let result = billing.run(cfg, log, shutdown, consumer::unwrapped()).await;
+    if let Some(r) = reads {
+        r.abort();
+    }
+    result
 }
 
 /// The billing fold with its side effects off (DESIGN §3 "Replay"): the

@@ -83,6 +83,13 @@ pub struct BillingOptions {
     /// `paused`, `suspended`, `stopped`, `shelved`, `building`, `error`,
     /// `deleted`); a state not listed is not billed.
     pub state_multipliers: std::collections::BTreeMap<String, String>,
+    /// Where novalog-billing serves its read side to the API (usage
+    /// intervals; no authentication): internal only, never public.
+    /// Empty: not served.
+    pub listen: String,
+    /// Where novalog-api reads usage from novalog-billing when they run
+    /// as separate processes (the all-in-one reads it in process).
+    pub endpoint: String,
 }
 
 impl Default for BillingOptions {
@@ -113,6 +120,8 @@ impl Default for BillingOptions {
                 ("error", "0"),
                 ("deleted", "0"),
             ]),
+            listen: "127.0.0.1:8779".into(),
+            endpoint: "http://127.0.0.1:8779".into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod aggregates;
 pub mod availability_zones;
+pub mod billing;
 pub mod flavors;
 pub mod hypervisors;
 pub mod instance_actions;
@@ -16,4 +17,5 @@ pub mod server_metadata;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod tenant_usage;
 pub mod versions;

@@ -429,6 +429,56 @@ const INSTANCE_ACTIONS_PARAMS: &[Param] = &[
     ),
 ];
 
+const TENANT_USAGE_PARAMS: &[Param] = &[
+    p(
+        "start",
+        Kind::Text,
+        V21,
+        "Period start (`%Y-%m-%dT%H:%M:%S[.%f]`, UTC; default now)",
+    ),
+    p(
+        "end",
+        Kind::Text,
+        V21,
+        "Period end (same formats; default and at most now)",
+    ),
+    p(
+        "detailed",
+        Kind::Text,
+        V21,
+        "`1`: each project's `server_usages` too",
+    ),
+    p("limit", Kind::NonNegative, (2, 40), LIMIT),
+    p(
+        "marker",
+        Kind::Text,
+        (2, 40),
+        "Start after this server (instance_id)",
+    ),
+];
+
+const TENANT_USAGE_SHOW_PARAMS: &[Param] = &[
+    p(
+        "start",
+        Kind::Text,
+        V21,
+        "Period start (`%Y-%m-%dT%H:%M:%S[.%f]`, UTC; default now)",
+    ),
+    p(
+        "end",
+        Kind::Text,
+        V21,
+        "Period end (same formats; default and at most now)",
+    ),
+    p("limit", Kind::NonNegative, (2, 40), LIMIT),
+    p(
+        "marker",
+        Kind::Text,
+        (2, 40),
+        "Start after this server (instance_id)",
+    ),
+];
+
 const SERVICES_PARAMS: &[Param] = &[
     p("host", Kind::Text, V21, "Host name"),
     p("binary", Kind::Text, V21, "Service binary (nova-compute)"),
@@ -458,6 +508,13 @@ pub const INSTANCE_ACTIONS: ListQuery = list(
     (2, 58),
 );
 pub const SERVICES: ListQuery = list("/v2.1/os-services", SERVICES_PARAMS, (2, 75));
+pub const TENANT_USAGE: ListQuery =
+    list("/v2.1/os-simple-tenant-usage", TENANT_USAGE_PARAMS, (2, 75));
+pub const TENANT_USAGE_SHOW: ListQuery = list(
+    "/v2.1/os-simple-tenant-usage/{tenant_id}",
+    TENANT_USAGE_SHOW_PARAMS,
+    (2, 75),
+);
 // Lists that read no parameter: Nova ignores any until 2.102.
 pub const AGGREGATES: ListQuery = list("/v2.1/os-aggregates", &[], (2, 102));
 pub const AVAILABILITY_ZONES: ListQuery = list("/v2.1/os-availability-zone", &[], (2, 102));
@@ -478,6 +535,8 @@ pub const LISTS: &[&ListQuery] = &[
     &MIGRATIONS,
     &INSTANCE_ACTIONS,
     &SERVICES,
+    &TENANT_USAGE,
+    &TENANT_USAGE_SHOW,
     &AGGREGATES,
     &AVAILABILITY_ZONES,
     &AVAILABILITY_ZONES_DETAIL,
