@@ -68,6 +68,8 @@ mod tests_edge;
 #[cfg(test)]
 mod tests_identity;
 #[cfg(test)]
+mod tests_image_sharing;
+#[cfg(test)]
 mod tests_images;
 #[cfg(test)]
 mod tests_memory;
