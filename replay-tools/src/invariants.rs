@@ -156,7 +156,8 @@ fn usage_report(event: &Event) -> Option<(&str, &HostUsage)> {
         | Event::Scheduler(_)
         | Event::Compute(_)
         | Event::Catalog(_)
-        | Event::DeadLetter(_) => None,
+        | Event::DeadLetter(_)
+        | Event::Billing(_) => None,
     }
 }
 
@@ -265,7 +266,8 @@ impl Domain {
                 | Event::Compute(_)
                 | Event::ComputeFact(_)
                 | Event::Host(_)
-                | Event::DeadLetter(_) => {}
+                | Event::DeadLetter(_)
+                | Event::Billing(_) => {}
             },
             TopicKind::Other => {}
         }

@@ -351,6 +351,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
         Cmd::Rebuild { service, into } => {
             let services = Service::parse(service)?;
             let src = open(&cfg)?;
+            let mut records = 0;
             for s in services {
                 let bar = Bar::new(quiet, s.dir_name());
                 let stats = novalog_replay::rebuild::rebuild(
@@ -363,6 +364,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                 )
                 .await?;
                 drop(bar);
+                records += stats.records;
                 if !quiet {
                     eprintln!(
                         "rebuild {}: {} records in {:.2} s ({:.0} records/s; busy: read+decode {:.2} s, fold {:.2} s, write {:.2} s)",
@@ -376,6 +378,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                     );
                 }
             }
+            summary(quiet, "rebuild", records, started);
             // The index state-at answers from is built alongside.
             let index = novalog_replay::index::Index::open(&cfg.data_dir.join("replay-index"));
             if let Ok(index) = index {

@@ -42,8 +42,12 @@ impl Service {
             "conductor" => vec![Service::Conductor],
             "scheduler" => vec![Service::Scheduler],
             "compute" => vec![Service::Compute],
-            // The scheduler is not foldable yet (see `replayable`).
-            "all" => vec![Service::Api, Service::Conductor, Service::Compute],
+            "all" => vec![
+                Service::Api,
+                Service::Conductor,
+                Service::Scheduler,
+                Service::Compute,
+            ],
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown service {other} (api, conductor, scheduler, compute, all)"
@@ -67,7 +71,7 @@ impl Service {
         match self {
             Service::Api => novalog_api::projection::CONSUMER.to_owned(),
             Service::Conductor => novalog_conductor::service::NAME.to_owned(),
-            Service::Scheduler => "scheduler".to_owned(),
+            Service::Scheduler => novalog_scheduler::service::NAME.to_owned(),
             Service::Compute => novalog_compute::service::consumer_name(cfg),
         }
     }
@@ -76,12 +80,6 @@ impl Service {
     /// not: a compute agent of a real hypervisor took its outcomes from it.
     pub fn replayable(self, cfg: &novalog_runtime::Config) -> std::result::Result<(), String> {
         match self {
-            Service::Scheduler => Err(
-                "the scheduler's host rows keep the instances its own picks added once a \
-                 migration's facts answered them (the facts alone never add them), so they \
-                 depend on which requests this replica answered"
-                    .into(),
-            ),
             Service::Compute if cfg.compute.driver != "fake" => Err(format!(
                 "the compute agent's outcomes were its {} hypervisor's; only an agent of the \
                  fake driver is carried out again",
@@ -208,7 +206,16 @@ pub async fn rebuild(
             )
             .await
         }
-        Service::Scheduler => unreachable!("refused above"),
+        Service::Scheduler => {
+            // Its host facts folded again; its requests read, not decided
+            // again (the rows hold no decision).
+            let handler =
+                novalog_scheduler::service::replay_handler(cfg, store.clone()).map_err(refused)?;
+            fold(
+                src, &inputs, &consumer, &store, handler, until, None, progress,
+            )
+            .await
+        }
         Service::Compute => {
             let handler =
                 novalog_compute::service::replay_handler(cfg, store.clone()).map_err(refused)?;
@@ -665,15 +672,28 @@ pub fn show_value(table: &str, v: Option<&[u8]>) -> String {
         "images" => novalog_store::decode::<novalog_schemas::Image>(table, v)
             .ok()
             .and_then(|i| serde_json::to_string(&i).ok()),
-        "hosts_v2" => novalog_store::decode::<novalog_api::projection::HostView>(table, v)
-            .ok()
-            .and_then(|i| serde_json::to_string(&i).ok()),
+        // The api's and the scheduler's host rows share the table name.
+        "hosts_v2" => exactly::<novalog_api::projection::HostView>(table, v)
+            .or_else(|| exactly::<novalog_scheduler::HostState>(table, v)),
         "_offsets" => <[u8; 8]>::try_from(v)
             .ok()
             .map(|b| i64::from_be_bytes(b).to_string()),
         _ => None,
     };
     decoded.unwrap_or_else(|| format!("{} bytes: {}", v.len(), hex(&v[..v.len().min(64)])))
+}
+
+/// `v` as JSON when it is exactly the encoding of a `T` (a row of
+/// another type can decode as a `T` from a prefix of its bytes).
+fn exactly<T: serde::Serialize + serde::de::DeserializeOwned>(
+    table: &str,
+    v: &[u8],
+) -> Option<String> {
+    let x: T = novalog_store::decode(table, v).ok()?;
+    if novalog_store::encode(table, &x).ok()? != v {
+        return None;
+    }
+    serde_json::to_string(&x).ok()
 }
 
 fn hex(b: &[u8]) -> String {

@@ -22,6 +22,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::actions::ServerAction;
+use crate::billing::BillingEvent;
 use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
 use crate::events::{
     CatalogEvent, ComputeCommand, ComputeFact, DeadLetter, Event, FlavorUpdate, HostAggregate,
@@ -854,6 +855,12 @@ records! {
         }
         wraps { ServiceUpdated(status) }
         boxes { HostRegistered }
+        units {}
+    }
+    BillingEvent in Billing {
+        fields {}
+        wraps {}
+        boxes { UsageRated }
         units {}
     }
     CatalogEvent in Catalog {

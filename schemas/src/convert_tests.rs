@@ -983,6 +983,9 @@ fn other_samples() -> Vec<Event> {
             driver: "fake".into(),
         }))),
         Event::Catalog(CatalogEvent::ImageCreated(sample_image())),
+        Event::Billing(crate::billing::BillingEvent::UsageRated(Box::new(
+            crate::billing::tests::sample(),
+        ))),
         Event::DeadLetter(Box::new(DeadLetter {
             source_topic: "novalog.intents".into(),
             partition: 2,

@@ -276,6 +276,8 @@ pub enum Topic {
     Catalog,
     /// [`DeadLetter`]
     DeadLetter,
+    /// [`BillingEvent`](crate::billing::BillingEvent)
+    Billing,
 }
 
 impl Topic {
@@ -290,10 +292,11 @@ impl Topic {
             Topic::Host => "hosts",
             Topic::Catalog => "catalog",
             Topic::DeadLetter => "dead-letter",
+            Topic::Billing => "billing",
         }
     }
 
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Intent,
         Topic::Instance,
         Topic::Scheduler,
@@ -302,6 +305,7 @@ impl Topic {
         Topic::Host,
         Topic::Catalog,
         Topic::DeadLetter,
+        Topic::Billing,
     ];
 
     /// The topic a namespaced topic name (`<namespace><name>`) stands for;
@@ -337,6 +341,7 @@ pub enum Event {
     Host(HostEvent),
     Catalog(CatalogEvent),
     DeadLetter(Box<DeadLetter>),
+    Billing(crate::billing::BillingEvent),
 }
 
 /// What a user (or an operator) asked for, and the conductor's own step
@@ -782,6 +787,7 @@ impl Event {
             Event::Host(e) => e.type_name(),
             Event::Catalog(e) => e.type_name(),
             Event::DeadLetter(_) => "DeadLetter",
+            Event::Billing(e) => e.type_name(),
         }
     }
 
@@ -796,6 +802,7 @@ impl Event {
             Event::Host(_) => Topic::Host,
             Event::Catalog(_) => Topic::Catalog,
             Event::DeadLetter(_) => Topic::DeadLetter,
+            Event::Billing(_) => Topic::Billing,
         }
     }
 }

@@ -95,7 +95,8 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         | Event::ComputeFact(_)
         | Event::Host(_)
         | Event::Catalog(_)
-        | Event::DeadLetter(_) => return state,
+        | Event::DeadLetter(_)
+        | Event::Billing(_) => return state,
     };
     if let InstanceEvent::InstanceCreated(c) = event {
         if state.is_some() {

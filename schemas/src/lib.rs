@@ -13,6 +13,7 @@
 //!   [`InstanceEvent`], [`SchedulerEvent`], [`ComputeCommand`],
 //!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
 //!   holds any of them.
+//! - [`billing`]: the `billing` topic's rated period summaries.
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
 //! - [`quota`]: Nova's quota resources, defaults and the create check.
@@ -23,6 +24,7 @@
 //!   reader of the `instances` topic so that all of them fold alike.
 
 pub mod actions;
+pub mod billing;
 mod convert;
 pub mod envelope;
 pub mod events;

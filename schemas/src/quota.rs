@@ -158,6 +158,20 @@ impl Usage {
 /// already: `Err` with its 403 message ("Quota exceeded for instances:
 /// Requested 1, but already used 10 of 10 instances"), the resources over
 /// quota named together when several are.
+/// Whether `items` metadata items fit the `metadata_items` limit (-1:
+/// unlimited), with Nova's `MetadataLimitExceeded` message if not. Nova
+/// checks a create's metadata and every metadata change against the
+/// project's limit, not a fixed number.
+pub fn check_metadata(limits: &BTreeMap<&'static str, i64>, items: usize) -> Result<(), String> {
+    let allowed = limits.get("metadata_items").copied().unwrap_or(-1);
+    if allowed >= 0 && i64::try_from(items).unwrap_or(i64::MAX) > allowed {
+        return Err(format!(
+            "Maximum number of metadata items exceeds {allowed}"
+        ));
+    }
+    Ok(())
+}
+
 pub fn check(
     limits: &BTreeMap<&'static str, i64>,
     used: Usage,

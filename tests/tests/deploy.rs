@@ -164,7 +164,7 @@ fn compose_file_is_valid_with_a_kraft_id_retention_forever_health_checks_and_no_
         cluster_ids.windows(2).all(|w| w[0] == w[1]),
         "{cluster_ids:?}"
     );
-    for svc in ["api", "conductor", "scheduler", "compute"] {
+    for svc in ["api", "conductor", "scheduler", "compute", "billing"] {
         assert!(services.contains_key(svc), "no {svc} service");
     }
 }
@@ -221,7 +221,7 @@ fn kubernetes_manifests_validate_against_the_kubernetes_schemas() {
         ok("kubernetes-validate (kustomized)", out);
     }
     // What Novalog needs of them.
-    for svc in ["conductor", "scheduler", "compute"] {
+    for svc in ["conductor", "scheduler", "compute", "billing"] {
         let text =
             std::fs::read_to_string(deploy().join(format!("kubernetes/{svc}.yaml"))).unwrap();
         assert!(text.contains("kind: StatefulSet"), "{svc}");
@@ -275,7 +275,14 @@ fn systemd_units_verify() {
         .unwrap();
         units.push(local);
     }
-    assert_eq!(units.len(), 5, "four services and novalog.target");
+    assert_eq!(units.len(), 6, "five services and novalog.target");
+    let target = std::fs::read_to_string(deploy().join("systemd/novalog.target")).unwrap();
+    for unit in &units {
+        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".service") {
+            assert!(target.contains(&name), "novalog.target wants {name}");
+        }
+    }
     let out = Command::new(analyze)
         .arg("verify")
         .args(&units)

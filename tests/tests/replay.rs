@@ -393,7 +393,181 @@ async fn scenario(backend: Backend) {
 }
 
 /// Every projection `verify` folds again.
-const ALL: [Service; 3] = [Service::Api, Service::Conductor, Service::Compute];
+const ALL: [Service; 4] = [
+    Service::Api,
+    Service::Conductor,
+    Service::Scheduler,
+    Service::Compute,
+];
+
+/// The differences `verify` found, per service, as printable keys.
+fn differing_keys(verified: &[novalog_replay::rebuild::Verified]) -> Vec<(Service, Vec<String>)> {
+    verified
+        .iter()
+        .map(|v| {
+            let keys = v
+                .differences
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}: live {} / log {}",
+                        novalog_replay::rebuild::show_key(d),
+                        novalog_replay::rebuild::show_value(&d.table, d.a.as_deref()),
+                        novalog_replay::rebuild::show_value(&d.table, d.b.as_deref()),
+                    )
+                })
+                .collect();
+            (v.service, keys)
+        })
+        .collect()
+}
+
+fn host_of(server: &serde_json::Value) -> String {
+    server["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .expect("an admin sees the host")
+        .to_owned()
+}
+
+/// The scheduler's projection folds again from the log with the others: a
+/// cloud that boots, resizes and confirms, resizes and reverts,
+/// live-migrates, reboots and deletes servers verifies byte-equal, running
+/// and stopped; a scheduler host row changed behind its back is named.
+async fn scheduler_verifies(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    if backend == Backend::Kafka {
+        let Some(brokers) = kafka_brokers() else {
+            eprintln!("skipped: NOVALOG_KAFKA_BROKERS is not set");
+            return;
+        };
+        cfg.log.backend = novalog_runtime::config::Backend::Kafka;
+        cfg.log.bootstrap_servers = brokers;
+        cfg.log.partitions = 2;
+    }
+    cfg.report_interval = 5;
+    let system = System::start(&cfg, None).await.unwrap();
+    let log = system.log.clone();
+    let c = Client::admin(system.api_addr);
+
+    let a = c.create_server("a", "1", demo_image_id()).await.unwrap();
+    let b = c.create_server("b", "1", demo_image_id()).await.unwrap();
+    let d = c.create_server("d", "1", demo_image_id()).await.unwrap();
+    c.wait_built(&[a, b, d], WAIT).await.unwrap();
+    wait_status(&c, a, "ACTIVE").await;
+    action(&c, a, json!({"resize": {"flavorRef": "2"}})).await;
+    wait_status(&c, a, "VERIFY_RESIZE").await;
+    action(&c, a, json!({"confirmResize": null})).await;
+    wait_status(&c, a, "ACTIVE").await;
+    wait_status(&c, d, "ACTIVE").await;
+    action(&c, d, json!({"resize": {"flavorRef": "2"}})).await;
+    wait_status(&c, d, "VERIFY_RESIZE").await;
+    action(&c, d, json!({"revertResize": null})).await;
+    wait_status(&c, d, "ACTIVE").await;
+    let from = host_of(&c.server(a).await.unwrap().unwrap());
+    action(
+        &c,
+        a,
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    let on = loop {
+        let s = c.server(a).await.unwrap().unwrap();
+        if s["status"] == "ACTIVE" && host_of(&s) != from {
+            break host_of(&s);
+        }
+        assert!(Instant::now() < deadline, "never live-migrated: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    action(&c, a, json!({"reboot": {"type": "SOFT"}})).await;
+    wait_status(&c, a, "ACTIVE").await;
+    c.delete_server(b).await.unwrap();
+    c.wait_gone(&[b], WAIT).await.unwrap();
+    settle().await;
+
+    // Running: every projection, the scheduler's included, is the log's.
+    let src = source(&cfg, &log, backend);
+    let verified = novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &ALL, None, &Silent)
+        .await
+        .unwrap();
+    assert_eq!(verified.len(), ALL.len());
+    for v in &verified {
+        assert!(v.stats.records > 0, "{:?} folded nothing", v.service);
+    }
+    let diffs = differing_keys(&verified);
+    assert!(diffs.iter().all(|(_, k)| k.is_empty()), "{diffs:?}");
+    // A rebuild of the scheduler alone gives the live rows too, and the
+    // server is on the host it live-migrated to there.
+    let into = dir.path().join("rebuilt-scheduler");
+    novalog_replay::rebuild::rebuild(&src, &cfg, Service::Scheduler, &into, None, &Silent)
+        .await
+        .unwrap();
+    {
+        let rebuilt = novalog_store::RocksStore::open(&into, false).unwrap();
+        let row: novalog_scheduler::HostState =
+            rebuilt.get("hosts_v2", on.as_bytes()).unwrap().unwrap();
+        assert!(row.instances.contains(&a), "{on}: {:?}", row.instances);
+        let rows = rebuilt
+            .scan::<novalog_scheduler::HostState>("hosts_v2")
+            .unwrap();
+        assert!(
+            rows.iter().all(|(_, h)| !h.instances.contains(&b)),
+            "a deleted server is on no host"
+        );
+    }
+
+    // Stopped: the same, then a scheduler row changed behind its back is
+    // named, and nothing else.
+    system.stop().await.unwrap();
+    let src = source(&cfg, &log, backend);
+    let verified = novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &ALL, None, &Silent)
+        .await
+        .unwrap();
+    let diffs = differing_keys(&verified);
+    assert!(diffs.iter().all(|(_, k)| k.is_empty()), "{diffs:?}");
+    {
+        let store = novalog_store::RocksStore::open(cfg.data_dir.join("scheduler"), false).unwrap();
+        let mut row: novalog_scheduler::HostState =
+            store.get("hosts_v2", on.as_bytes()).unwrap().unwrap();
+        row.instances.remove(&a);
+        let mut tx = Transaction::new();
+        tx.put("hosts_v2", on.as_bytes(), &row).unwrap();
+        novalog_store::Store::commit(&store, tx).unwrap();
+    }
+    let src = source(&cfg, &log, backend);
+    let verified = novalog_replay::rebuild::verify(&src, &cfg, &cfg.data_dir, &ALL, None, &Silent)
+        .await
+        .unwrap();
+    for v in &verified {
+        let keys: Vec<String> = v
+            .differences
+            .iter()
+            .map(novalog_replay::rebuild::show_key)
+            .collect();
+        match v.service {
+            Service::Scheduler => {
+                assert_eq!(keys, vec![format!("hosts_v2/{on}")]);
+                let d = &v.differences[0];
+                let shown = novalog_replay::rebuild::show_value(&d.table, d.b.as_deref());
+                assert!(shown.contains(&a.to_string()), "decoded: {shown}");
+            }
+            Service::Api | Service::Conductor | Service::Compute => {
+                assert!(keys.is_empty(), "{:?}: {keys:?}", v.service)
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_verifies_on_the_embedded_log() {
+    scheduler_verifies(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_verifies_on_kafka() {
+    scheduler_verifies(Backend::Kafka).await;
+}
 
 struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 

@@ -26,10 +26,11 @@
 //!   and its libraries a long run has touched (`RssFile`), which are
 //!   bounded by the binary's size, not by any state.
 //! - `soak_live_state_mb`: the live state's size, measured: the heap the
-//!   services hold (`novalog_heap_allocated_bytes`, less RocksDB's caches)
-//!   freshly started on the run's data minus freshly started on no data
-//!   (`soak_heap_*_mb`). With few live servers it is within the heap's
-//!   noise (about 1 MB over four processes) and can read 0.
+//!   services hold (`novalog_heap_allocated_bytes`, less RocksDB's caches
+//!   and less the freed objects the threads' caches keep, which jemalloc
+//!   counts as allocated: 15 MB over the four services on no data, and
+//!   varying by megabytes with how the threads last ran) freshly started
+//!   on the run's data minus freshly started on no data (`soak_heap_*_mb`).
 //! - RocksDB's memtables and block cache are a fixed cost, capped per
 //!   process (`soak_rocksdb_budget_mb` for the four); the part of it the
 //!   run had filled beyond a fresh start (`soak_rocksdb_filled_mb`, from
@@ -180,14 +181,20 @@ impl Cluster {
 
     /// A `/proc/<pid>/status` figure of one service, in MB.
     fn status_mb(&self, name: &str, field: &str) -> f64 {
+        self.status(name, field) / 1024.0
+    }
+
+    /// A `/proc/<pid>/status` figure of one service as it stands (KiB for
+    /// sizes), 0 when unreadable.
+    fn status(&self, name: &str, field: &str) -> f64 {
         let pid = self.procs[name].pid();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
     }
 
     /// The services' anonymous memory (`RssAnon`: heap, stacks), summed:
@@ -220,10 +227,18 @@ impl Cluster {
             m.rocksdb_budget += gauge("novalog_rocksdb_memory_budget_bytes");
             m.heap += gauge("novalog_heap_allocated_bytes");
             m.resident += gauge("novalog_heap_resident_bytes");
+            m.active += gauge("novalog_heap_active_bytes");
+            m.tcache += gauge("novalog_heap_tcache_bytes");
+            let anon = self.status_mb(name, "RssAnon:");
+            let threads = self.status(name, "Threads:");
+            m.anon += anon;
+            m.threads += threads;
             eprintln!(
-                "soak: {name}: heap {:.1} MB allocated, {:.1} MB active, {:.1} MB resident, \
+                "soak: {name}: anon {anon:.1} MB, {threads} threads; heap {:.1} MB allocated \
+                 ({:.1} MB in thread caches), {:.1} MB active, {:.1} MB resident, \
                  {:.1} MB metadata, {:.1} MB retained (not in RSS); rocksdb {:.1} MB",
                 gauge("novalog_heap_allocated_bytes"),
+                gauge("novalog_heap_tcache_bytes"),
                 gauge("novalog_heap_active_bytes"),
                 gauge("novalog_heap_resident_bytes"),
                 gauge("novalog_heap_metadata_bytes"),
@@ -300,6 +315,43 @@ struct Memory {
     /// Pages the allocator holds in memory (the heap, its fragmentation
     /// and metadata, and freed pages not yet handed back).
     resident: f64,
+    /// Pages holding allocations (`active - heap` is fragmentation).
+    active: f64,
+    /// Freed objects kept in the threads' caches (part of `heap`).
+    tcache: f64,
+    /// Anonymous memory (`RssAnon`), read with the gauges.
+    anon: f64,
+    /// Threads (each has a stack and a thread cache).
+    threads: f64,
+}
+
+impl Memory {
+    /// Where anonymous memory grew from `fresh` to `self`, in parts that
+    /// add up to the growth, as named figures (MB): RocksDB's memtables and
+    /// cache, the rest of what is allocated (state, buffers), freed objects
+    /// in the threads' caches, fragmentation (pages partly in use), pages
+    /// the allocator holds unused (not yet purged, and its metadata), and
+    /// the rest: anonymous memory less jemalloc's `resident`, which is an
+    /// upper bound (it counts pages of an extent never touched), so this
+    /// part holds thread stacks and the like and, with either sign, how
+    /// much of what jemalloc counts as resident is really touched.
+    fn growth_parts(&self, fresh: &Memory) -> Vec<(&'static str, f64)> {
+        let d = |f: fn(&Memory) -> f64| f(self) - f(fresh);
+        vec![
+            ("soak_growth_rocksdb_mb", d(|m| m.rocksdb)),
+            (
+                "soak_growth_allocated_other_mb",
+                d(|m| m.heap - m.rocksdb - m.tcache),
+            ),
+            ("soak_growth_tcache_mb", d(|m| m.tcache)),
+            ("soak_growth_fragmentation_mb", d(|m| m.active - m.heap)),
+            (
+                "soak_growth_allocator_unused_mb",
+                d(|m| m.resident - m.active),
+            ),
+            ("soak_growth_outside_heap_mb", d(|m| m.anon - m.resident)),
+        ]
+    }
 }
 
 fn random(n: u64) -> u64 {
@@ -711,9 +763,11 @@ async fn soak() {
     // left (live servers, their actions, flavors, hosts, ...) when they
     // start afresh on it, over what they hold on no data at all.
     // RocksDB's memtables and block cache are allocated on the same heap
-    // (jemalloc stands in for RocksDB's malloc) and are left out of it.
-    let live_state =
-        ((mem_fresh.heap - mem_fresh.rocksdb) - (mem_empty.heap - mem_empty.rocksdb)).max(0.0);
+    // (jemalloc stands in for RocksDB's malloc) and are left out of it, and
+    // so are the threads' caches of freed objects (no state: what a thread
+    // freed last and keeps for its next allocations).
+    let state = |m: &Memory| m.heap - m.rocksdb - m.tcache;
+    let live_state = (state(&mem_fresh) - state(&mem_empty)).max(0.0);
     // RocksDB's memtables and block cache fill up to their fixed budget
     // as a service runs, whatever the state; what of it the run filled
     // beyond a fresh start is counted apart, not as growth.
@@ -782,6 +836,15 @@ async fn soak() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let parts = mem_end.growth_parts(&mem_fresh);
+    eprintln!("soak: anonymous growth by part: {parts:?}");
+    figures.extend(
+        parts
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(round(v)))),
+    );
+    figures.push(("soak_threads_end".into(), json!(mem_end.threads)));
+    figures.push(("soak_threads_fresh".into(), json!(mem_fresh.threads)));
     figures.extend(rss_end_by_service);
     figures.extend(rss_fresh_by_service);
     figures.extend(rss_empty_by_service);

@@ -17,14 +17,24 @@ use crate::error::ApiError;
 // novalog-request, which Identity and Image share with this crate.
 pub use novalog_request::{REQUEST_ID_HEADER, RequestId, query_pairs, without_none};
 
+/// The request id under the name Nova's compute API also answers with.
+pub const COMPUTE_REQUEST_ID_HEADER: &str = "x-compute-request-id";
+
 /// Outermost middleware: assigns the request id and puts it on the
 /// response, whatever produced the response.
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = RequestId::generate();
     req.extensions_mut().insert(id.clone());
+    let compute = Service::of(req.uri().path()) == Service::Compute;
     let span = tracing::info_span!("request", request_id = %id.0, method = %req.method(), path = %req.uri().path());
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id.0) {
+        if compute {
+            // Nova's request id middleware also answers with its older
+            // name, which novaclient-era tooling still reads.
+            resp.headers_mut()
+                .insert(COMPUTE_REQUEST_ID_HEADER, v.clone());
+        }
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp

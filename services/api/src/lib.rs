@@ -64,6 +64,8 @@ mod tests;
 #[cfg(test)]
 mod tests_admin;
 #[cfg(test)]
+mod tests_compute;
+#[cfg(test)]
 mod tests_edge;
 #[cfg(test)]
 mod tests_identity;

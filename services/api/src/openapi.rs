@@ -192,7 +192,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/v2.1/flavors/{id}/os-extra_specs/{key}",
         "Delete one extra spec",
         ADMIN,
-        202,
+        200,
         "",
     ),
     op(

@@ -1189,7 +1189,8 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             | Event::Scheduler(_)
             | Event::Compute(_)
             | Event::ComputeFact(_)
-            | Event::DeadLetter(_) => {}
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => {}
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Replay figures (`novalog-replay` over a log of at least a million
-//! records made by the bench cloud): `rebuild api` records/s, one
-//! `state-at` from the index, one `verify`; and how big the embedded log
-//! grows.
+//! records made by the bench cloud): `rebuild all` records/s (the four
+//! projections), one `state-at` from the index, one `verify` of the four;
+//! and how big the embedded log grows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,13 +19,21 @@ use uuid::Uuid;
 use super::{EarlyEvents, EventWaiters, create_server, wait_event, watch_events};
 
 pub struct Figures {
+    /// The topic namespace the log was filled under.
+    pub namespace: String,
     pub log_records: i64,
     pub log_bytes: u64,
     pub servers: usize,
     pub fill_s: f64,
+    /// Records `rebuild all` folded: each projection's input topics, so a
+    /// topic two projections read counts twice (as the tool's summary line
+    /// counts them).
     pub rebuild_records: u64,
-    /// The rebuild's stages (busy seconds of each).
+    /// The rebuild's stages (busy seconds of each), summed over the
+    /// projections; `seconds` is the wall time of the whole `rebuild all`.
     pub rebuild: novalog_replay::rebuild::Stats,
+    /// Each projection's own rebuild, in the order `rebuild all` runs them.
+    pub rebuilt: Vec<(Service, novalog_replay::rebuild::Stats)>,
     pub replay_events_per_s: f64,
     pub index_s: f64,
     pub state_at_ms: f64,
@@ -154,6 +162,22 @@ async fn fill(
 /// without building the log again.
 const FILLED: &str = "replay-fill.json";
 
+/// Each projection's share of `rebuild all`: records and records/s.
+pub fn each_rebuild(r: &Figures) -> String {
+    r.rebuilt
+        .iter()
+        .map(|(service, s)| {
+            format!(
+                "{} {} at {:.0}/s",
+                service.dir_name(),
+                s.records,
+                s.per_second()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Builds the log (or finds the one a previous run built in the same data
 /// directory, namespace included), then times the replay tool over it.
 pub async fn run(
@@ -223,15 +247,21 @@ pub async fn run(
             .map_or(0, |e| e.iter().sum::<i64>());
     }
     let scratch = tempfile::tempdir()?;
-    let stats = novalog_replay::rebuild::rebuild(
-        &src,
-        cfg,
-        Service::Api,
-        &scratch.path().join("api"),
-        None,
-        &Silent,
-    )
-    .await?;
+    // `rebuild all`, as `novalog-replay rebuild all --into DIR` runs it.
+    let all = Service::parse("all")?;
+    let t = Instant::now();
+    let mut stats = novalog_replay::rebuild::Stats::default();
+    let mut rebuilt = Vec::new();
+    for &service in &all {
+        let into = scratch.path().join("all").join(service.dir_name());
+        let s = novalog_replay::rebuild::rebuild(&src, cfg, service, &into, None, &Silent).await?;
+        stats.records += s.records;
+        stats.read_s += s.read_s;
+        stats.fold_s += s.fold_s;
+        stats.write_s += s.write_s;
+        rebuilt.push((service, s));
+    }
+    stats.seconds = t.elapsed().as_secs_f64();
 
     let index_dir = scratch.path().join("index");
     let index = novalog_replay::index::Index::open(&index_dir)?;
@@ -258,8 +288,7 @@ pub async fn run(
 
     let t = Instant::now();
     let verified =
-        novalog_replay::rebuild::verify(&src, cfg, &cfg.data_dir, &[Service::Api], None, &Silent)
-            .await?;
+        novalog_replay::rebuild::verify(&src, cfg, &cfg.data_dir, &all, None, &Silent).await?;
     let verify_s = t.elapsed().as_secs_f64();
     let verify_equal = verified.iter().all(|v| v.differences.is_empty());
     if !verify_equal {
@@ -267,14 +296,24 @@ pub async fn run(
             "warning: verify found {} differing keys",
             verified.iter().map(|v| v.differences.len()).sum::<usize>()
         );
+        for v in verified.iter().filter(|v| !v.differences.is_empty()) {
+            eprintln!(
+                "  {}: {} keys, first {}",
+                v.service.dir_name(),
+                v.differences.len(),
+                novalog_replay::rebuild::show_key(&v.differences[0])
+            );
+        }
     }
     Ok(Figures {
+        namespace: cfg.log.namespace.clone(),
         log_records,
         log_bytes,
         servers,
         fill_s,
         rebuild_records: stats.records,
         rebuild: stats,
+        rebuilt,
         replay_events_per_s: stats.per_second(),
         index_s,
         state_at_ms: times[times.len() / 2],

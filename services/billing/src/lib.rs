@@ -9,8 +9,11 @@
 //!   exact integers, one rounding rule applied where an amount is shown.
 //! - [`period`]: half-open billing periods and the times the API accepts.
 //! - [`rate`]: the price table and the rating of intervals into a bill.
+//! - [`summary`]: when a period is closed (by the log's time) and its
+//!   rated summary, published on the `billing` topic.
+//! - [`service`]: the consumer shell (RocksDB, the outbox, the ledger).
 //!
-//! Nothing here does I/O; the service shell around it does.
+//! Nothing but [`service`] does I/O.
 
 pub mod check;
 pub mod meter;
@@ -18,6 +21,7 @@ pub mod money;
 pub mod period;
 pub mod rate;
 pub mod service;
+pub mod summary;
 
 #[cfg(test)]
 mod scenario_tests;

@@ -262,7 +262,8 @@ pub fn server_of(env: &Envelope) -> Option<Uuid> {
         | Event::ComputeFact(_)
         | Event::Host(_)
         | Event::Catalog(_)
-        | Event::DeadLetter(_) => None,
+        | Event::DeadLetter(_)
+        | Event::Billing(_) => None,
     }
 }
 

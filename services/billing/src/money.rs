@@ -158,6 +158,16 @@ pub enum Rounding {
 }
 
 impl Rounding {
+    /// The name `parse` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rounding::HalfEven => "half_even",
+            Rounding::HalfUp => "half_up",
+            Rounding::Up => "up",
+            Rounding::Down => "down",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Rounding, PriceError> {
         Ok(match s {
             "half_even" => Rounding::HalfEven,

@@ -234,7 +234,12 @@ impl Script {
 }
 
 pub(crate) fn table() -> PriceTable {
-    let o = BillingOptions {
+    PriceTable::from_options(&options()).unwrap()
+}
+
+/// The `[billing]` of [`table`].
+pub(crate) fn options() -> BillingOptions {
+    BillingOptions {
         flavors: BTreeMap::from([("m1.small".into(), "0.02".into())]),
         state_multipliers: BTreeMap::from([
             ("running".into(), "1".into()),
@@ -242,8 +247,7 @@ pub(crate) fn table() -> PriceTable {
             ("suspended".into(), "0.25".into()),
         ]),
         ..BillingOptions::default()
-    };
-    PriceTable::from_options(&o).unwrap()
+    }
 }
 
 /// The scripted cloud: servers A and B in `demo`, C in `other`.

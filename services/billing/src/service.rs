@@ -9,6 +9,17 @@
 //!   [`Interval`]. A server's intervals are disjoint and never empty, so
 //!   the key is unique, and derived from the log alone: a replay into a
 //!   fresh store writes the same bytes.
+//! - `period_ends`: partition (big-endian) → [`NextEnd`], the end of the
+//!   partition's first period not yet closed (see [`crate::summary`]).
+//! - `projects`: partition (big-endian) ‖ project id → `()`, the projects
+//!   whose servers the partition carries.
+//!
+//! # Outputs
+//! Each closed period's summaries (`UsageRated`, one per project with
+//! usage in it) go to the `billing` topic through the consumer's outbox,
+//! committed with the batch's offsets: a crash neither loses one nor
+//! publishes a different one (a copy sent again has the same id and
+//! bytes).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -21,10 +32,86 @@ use novalog_store::{RocksStore, Store, StoreExt, Transaction};
 use uuid::Uuid;
 
 use crate::meter::{Interval, ServerMeter, server_of};
+use crate::rate::PriceTable;
+use crate::summary::{Closing, NextEnd, PartitionPeriods, summary_envelope};
 
 pub const NAME: &str = "billing";
 pub const METERS: &str = "meters";
 pub const USAGE: &str = "usage";
+pub const PERIOD_ENDS: &str = "period_ends";
+pub const PROJECTS: &str = "projects";
+
+fn project_key(partition: i32, project: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + project.len());
+    k.extend_from_slice(&partition.to_be_bytes());
+    k.extend_from_slice(project.as_bytes());
+    k
+}
+
+/// Every partition's periods as the store has them: the stored period ends
+/// and projects, with the intervals read back from the ledger and meters.
+fn load_periods<S: Store>(
+    store: &S,
+    ledger: &Ledger,
+    meters: &HashMap<Uuid, ServerMeter>,
+    closing: Closing,
+) -> novalog_store::Result<HashMap<i32, PartitionPeriods>> {
+    let mut periods: HashMap<i32, PartitionPeriods> = HashMap::new();
+    let partition_of =
+        |k: &[u8]| -> Option<i32> { Some(i32::from_be_bytes(k.get(..4)?.try_into().ok()?)) };
+    for (k, end) in store.scan::<NextEnd>(PERIOD_ENDS)? {
+        if let Some(p) = partition_of(&k) {
+            periods.entry(p).or_default().next_end_ms = Some(end.0);
+        }
+    }
+    let mut project_partitions: HashMap<String, Vec<i32>> = HashMap::new();
+    for (k, ()) in store.scan::<()>(PROJECTS)? {
+        let (Some(p), Ok(project)) = (partition_of(&k), std::str::from_utf8(&k[4..])) else {
+            continue;
+        };
+        periods
+            .entry(p)
+            .or_default()
+            .projects
+            .insert(project.to_owned());
+        project_partitions
+            .entry(project.to_owned())
+            .or_default()
+            .push(p);
+    }
+    let state = ledger.state.read().unwrap_or_else(|e| e.into_inner());
+    for (project, intervals) in &state.closed {
+        for p in project_partitions.get(project).into_iter().flatten() {
+            let pp = periods.entry(*p).or_default();
+            let Some(start) = pp.next_end_ms.map(|e| e - closing.period_ms) else {
+                continue;
+            };
+            pp.closed.extend(
+                intervals
+                    .iter()
+                    .filter(|i| i.end_ms.is_some_and(|e| e > start))
+                    .cloned(),
+            );
+        }
+    }
+    for (id, m) in meters {
+        if let Some(open) = &m.open {
+            for p in project_partitions
+                .get(&open.project_id)
+                .into_iter()
+                .flatten()
+            {
+                periods.entry(*p).or_default().open.insert(*id);
+            }
+        }
+    }
+    // Closed intervals in the order they closed, as the live fold keeps
+    // them (the bill does not depend on it, but equality in tests does).
+    for pp in periods.values_mut() {
+        pp.closed.sort_by_key(|i| (i.end_ms, i.server_id));
+    }
+    Ok(periods)
+}
 
 /// The `usage` key of a closed interval.
 pub fn usage_key(i: &Interval) -> Vec<u8> {
@@ -83,6 +170,15 @@ impl Ledger {
             .collect()
     }
 
+    /// Whether `server`'s open interval, as committed, is running (what
+    /// the `billing_lag_ms_p99` figure waits for after a boot).
+    pub fn is_running(&self, server: &Uuid) -> bool {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        s.open
+            .get(server)
+            .is_some_and(|i| i.state == crate::meter::BillableState::Running)
+    }
+
     /// A receiver of the count of records committed so far.
     pub fn watch_committed(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
@@ -121,6 +217,11 @@ enum Staged {
 
 struct MeterHandler<S: Store> {
     store: Arc<S>,
+    table: PriceTable,
+    closing: Closing,
+    billing_topic: String,
+    /// By partition of `instances`.
+    periods: HashMap<i32, PartitionPeriods>,
     meters: HashMap<Uuid, ServerMeter>,
     /// Servers whose meter the batch changed.
     dirty: BTreeSet<Uuid>,
@@ -134,10 +235,28 @@ impl<S: Store> Handler for MeterHandler<S> {
     async fn handle(
         &mut self,
         input: &Input,
-        _out: &mut Outbox,
+        out: &mut Outbox,
         tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         self.handled += 1;
+        let failed = |e: novalog_store::Error| Rejected(e.to_string());
+        let partition = input.partition;
+        let periods = self.periods.entry(partition).or_default();
+        let before = periods.next_end_ms;
+        // Periods this record closes are rated from the records before it.
+        for period in periods.advance(input.env.meta.occurred_at_ms, self.closing) {
+            for b in periods.bills(period, &self.meters, &self.table) {
+                let env = summary_envelope(&b, &self.table, input.env.meta.event_id);
+                out.emit(&self.billing_topic, b.project_id.as_bytes(), &env);
+            }
+        }
+        periods.forget_billed(self.closing);
+        if periods.next_end_ms != before
+            && let Some(end) = periods.next_end_ms
+        {
+            tx.put(PERIOD_ENDS, &partition.to_be_bytes(), &NextEnd(end))
+                .map_err(failed)?;
+        }
         let Some(id) = server_of(&input.env) else {
             return Ok(());
         };
@@ -147,11 +266,24 @@ impl<S: Store> Handler for MeterHandler<S> {
             self.dirty.insert(id);
         }
         if let Some(c) = m.closed {
-            tx.put(USAGE, &usage_key(&c), &c)
-                .map_err(|e| Rejected(e.to_string()))?;
+            tx.put(USAGE, &usage_key(&c), &c).map_err(failed)?;
+            periods.closed.push(c.clone());
             self.staged.push(Staged::Closed(c));
         }
         if m.changed {
+            match &meter.open {
+                Some(open) => {
+                    periods.open.insert(id);
+                    if !periods.projects.contains(&open.project_id) {
+                        periods.projects.insert(open.project_id.clone());
+                        tx.put(PROJECTS, &project_key(partition, &open.project_id), &())
+                            .map_err(failed)?;
+                    }
+                }
+                None => {
+                    periods.open.remove(&id);
+                }
+            }
             self.staged.push(Staged::Open(id, meter.open.clone()));
         }
         Ok(())
@@ -194,6 +326,7 @@ impl<S: Store> Handler for MeterHandler<S> {
         self.dirty.clear();
         self.staged.clear();
         self.meters = self.ledger.reload(&*self.store)?;
+        self.periods = load_periods(&*self.store, &self.ledger, &self.meters, self.closing)?;
         Ok(())
     }
 }
@@ -224,6 +357,34 @@ impl<S: Store> Billing<S> {
         Ok(Billing { ledger, store })
     }
 
+    /// The handler the service folds with, configured by `cfg`.
+    fn handler(&self, cfg: &Config) -> novalog_runtime::Result<MeterHandler<S>> {
+        let topics = cfg.topics();
+        let table = PriceTable::from_options(&cfg.billing)
+            .map_err(|e| novalog_runtime::Error::Service(format!("[billing]: {e}")))?;
+        let closing = Closing {
+            period_ms: table.period_ms,
+            delay_ms: i64::try_from(cfg.billing.close_delay_seconds)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .unwrap_or(i64::MAX),
+        };
+        let meters = self.ledger.reload(&*self.store)?;
+        let periods = load_periods(&*self.store, &self.ledger, &meters, closing)?;
+        Ok(MeterHandler {
+            store: self.store.clone(),
+            table,
+            closing,
+            billing_topic: topics.billing.clone(),
+            periods,
+            meters,
+            dirty: BTreeSet::new(),
+            staged: Vec::new(),
+            handled: 0,
+            ledger: self.ledger.clone(),
+        })
+    }
+
     /// Folds `instances` until `shutdown`.
     pub async fn run(
         self,
@@ -233,15 +394,7 @@ impl<S: Store> Billing<S> {
         wrap: Wrap,
     ) -> novalog_runtime::Result<()> {
         let topics = cfg.topics();
-        let meters = self.ledger.reload(&*self.store)?;
-        let handler = wrap(Box::new(MeterHandler {
-            store: self.store.clone(),
-            meters,
-            dirty: BTreeSet::new(),
-            staged: Vec::new(),
-            handled: 0,
-            ledger: self.ledger.clone(),
-        }));
+        let handler = wrap(Box::new(self.handler(cfg)?));
         let spec = ConsumerSpec {
             name: NAME.to_owned(),
             // Replicas split the projects between them (`instances` is
@@ -266,4 +419,92 @@ pub async fn run(
     Billing::open(cfg)?
         .run(cfg, log, shutdown, consumer::unwrapped())
         .await
+}
+
+/// The billing fold with its side effects off (DESIGN §3 "Replay"): the
+/// same handler as the service's, fed records by the caller, its summaries
+/// returned instead of appended. For rebuilds, benchmarks and tests that
+/// compare a live store and its summaries with a fold of the same log.
+pub struct Replay<S: Store> {
+    handler: MeterHandler<S>,
+    store: Arc<S>,
+    topic: String,
+}
+
+impl<S: Store> Replay<S> {
+    /// A fold of `cfg`'s `instances` into `store` (fresh, or one a replay
+    /// left).
+    pub fn new(cfg: &Config, store: Arc<S>) -> novalog_runtime::Result<Self> {
+        let billing = Billing::on(store.clone())?;
+        let handler = billing.handler(cfg)?;
+        Ok(Replay {
+            handler,
+            store,
+            topic: cfg.topics().instances,
+        })
+    }
+
+    /// Folds `records` (of `instances`, in each partition's order) in one
+    /// transaction with their offsets, and returns the summaries they
+    /// publish. A record that does not decode or apply is skipped, as the
+    /// service dead-letters it.
+    pub async fn fold(
+        &mut self,
+        records: &[novalog_log::Consumed],
+    ) -> novalog_runtime::Result<Vec<novalog_log::Record>> {
+        self.fold_raw(
+            records
+                .iter()
+                .map(|r| (r.partition, r.offset, r.value.as_slice())),
+        )
+        .await
+    }
+
+    /// [`Replay::fold`] of `(partition, offset, value)` triples, borrowed
+    /// from wherever the caller reads them (no copy of a record).
+    pub async fn fold_raw<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (i32, i64, &'a [u8])>,
+    ) -> novalog_runtime::Result<Vec<novalog_log::Record>> {
+        let mut out = Outbox::default();
+        let mut tx = Transaction::new();
+        let mut next: std::collections::BTreeMap<i32, i64> = Default::default();
+        // One input, its envelope replaced record by record: no copy of
+        // the topic's name per record.
+        let mut input: Option<Input> = None;
+        for (partition, offset, value) in records {
+            let slot = next.entry(partition).or_insert(0);
+            *slot = (*slot).max(offset + 1);
+            let Ok(env) = consumer::decode_record(&self.topic, value) else {
+                continue;
+            };
+            let input = match &mut input {
+                Some(i) => {
+                    i.partition = partition;
+                    i.offset = offset;
+                    i.env = env;
+                    i
+                }
+                None => input.insert(Input {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset,
+                    env,
+                }),
+            };
+            let _ = self.handler.handle(input, &mut out, &mut tx).await;
+        }
+        self.handler.finish_batch(&mut out, &mut tx).await?;
+        for (p, o) in next {
+            tx.set_offset(NAME, &self.topic, p, o);
+        }
+        self.store.commit(tx)?;
+        self.handler.committed();
+        Ok(out.into_records())
+    }
+
+    /// The ledger the fold keeps.
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.handler.ledger.clone()
+    }
 }

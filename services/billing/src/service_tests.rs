@@ -26,6 +26,7 @@ async fn cloud_log() -> Cloud {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config {
         data_dir: dir.path().to_path_buf(),
+        billing: crate::scenario_tests::options(),
         ..Config::default()
     };
     let log: Arc<dyn EventLog> =
@@ -142,4 +143,169 @@ async fn a_service_stopped_mid_stream_and_restarted_gives_the_same_bill() {
     let fresh = store(&dir, "fresh");
     fold_into(&c, fresh.clone()).await;
     assert_eq!(bytes(&restarted), bytes(&fresh));
+}
+
+/// The `billing` topic's records: (event id, key, value) in log order.
+async fn published(c: &Cloud) -> Vec<(uuid::Uuid, Vec<u8>, Vec<u8>)> {
+    let topic = c.cfg.topics().billing;
+    let end = c.log.end_offsets(&topic).await.unwrap()[0];
+    let records = c.log.read(&topic, 0, 0, end as usize + 1).await.unwrap();
+    records
+        .into_iter()
+        .map(|r| {
+            let env = novalog_schemas::decode_on(novalog_schemas::Topic::Billing, &r.value)
+                .expect("a published summary decodes");
+            (env.meta.event_id, r.key, r.value)
+        })
+        .collect()
+}
+
+/// Published summaries by id, every copy of an id byte-equal.
+fn by_id(
+    records: &[(uuid::Uuid, Vec<u8>, Vec<u8>)],
+) -> std::collections::BTreeMap<uuid::Uuid, (Vec<u8>, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    for (id, k, v) in records {
+        if let Some(prev) = out.insert(*id, (k.clone(), v.clone())) {
+            assert_eq!(
+                prev,
+                (k.clone(), v.clone()),
+                "two different summaries under {id}"
+            );
+        }
+    }
+    out
+}
+
+fn summaries(
+    records: &[(uuid::Uuid, Vec<u8>, Vec<u8>)],
+) -> Vec<novalog_schemas::billing::UsageRated> {
+    records
+        .iter()
+        .map(
+            |(_, _, v)| match novalog_schemas::decode(v).unwrap().event {
+                novalog_schemas::Event::Billing(
+                    novalog_schemas::billing::BillingEvent::UsageRated(u),
+                ) => *u,
+                other => panic!("not a summary: {other:?}"),
+            },
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn each_closed_period_is_published_once_per_project_and_adds_up_to_the_bill() {
+    let c = cloud_log().await;
+    append(&c, &cloud()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = fold_into(&c, store(&dir, "live")).await;
+    let records = published(&c).await;
+    let got = summaries(&records);
+    const H: i64 = 3_600_000;
+    // The cloud's records run from T0 to T0 + 14,460 s: the first four
+    // hours are closed (each by a record at least 60 s after its end), the
+    // fifth is not.
+    let periods: Vec<(String, i64)> = got
+        .iter()
+        .map(|u| (u.project_id.clone(), (u.period_start_ms - T0) / H))
+        .collect();
+    assert_eq!(
+        periods,
+        [
+            ("demo".to_owned(), 0),
+            ("other".to_owned(), 0),
+            ("demo".to_owned(), 1),
+            ("demo".to_owned(), 2),
+            ("demo".to_owned(), 3),
+        ]
+    );
+    for (u, (_, key, _)) in got.iter().zip(&records) {
+        assert_eq!(key, u.project_id.as_bytes(), "keyed by project");
+        assert_eq!(u.period_end_ms - u.period_start_ms, H);
+    }
+    // Four hours of summaries are the four hours' bill, to the last unit.
+    let t = table();
+    let four = Period::new(T0, T0 + 4 * H).unwrap();
+    let whole = bill(&t, "demo", &ledger.intervals("demo"), four, T0 + 4 * H);
+    for u in got.iter().filter(|u| u.project_id == "demo") {
+        let p = Period::new(u.period_start_ms, u.period_end_ms).unwrap();
+        let b = bill(&t, "demo", &ledger.intervals("demo"), p, p.end_ms);
+        assert_eq!(u.total_exact, b.total.0, "period {p:?}");
+    }
+    let summed: i128 = got
+        .iter()
+        .filter(|u| u.project_id == "demo")
+        .map(|u| u.total_exact)
+        .sum();
+    assert_eq!(summed, whole.total.0);
+    assert!(summed > 0);
+    // A replay into a fresh store publishes the same bytes again.
+    fold_into(&c, store(&dir, "fresh")).await;
+    let again = published(&c).await;
+    assert_eq!(again.len(), 2 * records.len());
+    assert_eq!(again[records.len()..], records[..]);
+}
+
+#[tokio::test]
+async fn redelivery_and_restarts_publish_the_same_summaries() {
+    let once = cloud_log().await;
+    append(&once, &cloud()).await;
+    let dir = tempfile::tempdir().unwrap();
+    fold_into(&once, store(&dir, "once")).await;
+    let want = by_id(&published(&once).await);
+    assert_eq!(want.len(), 5);
+
+    let twice = cloud_log().await;
+    let doubled: Vec<Envelope> = cloud().into_iter().flat_map(|e| [e.clone(), e]).collect();
+    append(&twice, &doubled).await;
+    append(&twice, &cloud()).await;
+    fold_into(&twice, store(&dir, "twice")).await;
+    let records = published(&twice).await;
+    assert_eq!(records.len(), want.len(), "nothing published twice");
+    assert_eq!(by_id(&records), want);
+
+    let restarted = cloud_log().await;
+    let s = store(&dir, "restarted");
+    for part in cloud().chunks(5) {
+        append(&restarted, part).await;
+        fold_into(&restarted, s.clone()).await;
+    }
+    assert_eq!(by_id(&published(&restarted).await), want);
+}
+
+#[tokio::test]
+async fn a_replay_with_side_effects_off_returns_what_the_service_published() {
+    let c = cloud_log().await;
+    append(&c, &cloud()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = store(&dir, "live");
+    fold_into(&c, live.clone()).await;
+    let want: Vec<(Vec<u8>, Vec<u8>)> = published(&c)
+        .await
+        .into_iter()
+        .map(|(_, k, v)| (k, v))
+        .collect();
+    let topic = c.cfg.topics().instances;
+    let records = c.log.read(&topic, 0, 0, 10_000).await.unwrap();
+    let replayed = store(&dir, "replayed");
+    let mut replay = crate::service::Replay::new(&c.cfg, replayed.clone()).unwrap();
+    let mut got = Vec::new();
+    // In batches that split periods anywhere.
+    for chunk in records.chunks(3) {
+        for r in replay.fold(chunk).await.unwrap() {
+            assert_eq!(r.topic, c.cfg.topics().billing);
+            got.push((r.key, r.value));
+        }
+    }
+    assert_eq!(got, want);
+    assert_eq!(bytes(&replayed), bytes(&live));
+    assert_eq!(
+        demo_total(&replay.ledger()),
+        demo_total(&Billing::on(live).unwrap().ledger)
+    );
+    assert_eq!(
+        published(&c).await.len(),
+        want.len(),
+        "the replay appended nothing"
+    );
 }

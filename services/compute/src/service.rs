@@ -58,7 +58,8 @@ impl Handler for ComputeHandler {
             | Event::ComputeFact(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => return Ok(()),
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => return Ok(()),
         };
         let (host, command) = match command {
             ComputeCommand::SpawnInstance(s) => (s.host.clone(), Command::Spawn(s.clone())),

@@ -113,6 +113,11 @@ pub(crate) fn on_create(
     let server_group = group.and_then(|g| crate::server_groups::spec_for(c, g, id));
     if let Some(g) = group {
         crate::server_groups::join(c, g, id);
+        if crate::server_groups::hold_if_busy(c, g, id, &req.scheduler_hints) {
+            // Asked for once the group's other builds have settled
+            // ([`release_held`]).
+            return out;
+        }
     }
     let instance = &c.instances[&id];
     out.push(select_hosts(
@@ -123,6 +128,19 @@ pub(crate) fn on_create(
         server_group,
     ));
     out
+}
+
+/// Asks the scheduler for the held builds whose groups have settled
+/// ([`crate::server_groups::release_held`]); run after every record, since
+/// any record may settle a build (active, failed, deleted, timed out).
+pub(crate) fn release_held(c: &mut Conductor, env: &Envelope) -> Vec<Emit> {
+    crate::server_groups::release_held(c)
+        .into_iter()
+        .map(|(held, group)| {
+            let i = &c.instances[&held.instance];
+            select_hosts(c, env, i, held.scheduler_hints, group)
+        })
+        .collect()
 }
 
 fn select_hosts(

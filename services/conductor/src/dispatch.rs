@@ -14,7 +14,7 @@ impl Conductor {
     /// Decides on one input record; returns what to append, in order.
     pub fn handle(&mut self, env: &Envelope, now_ms: i64) -> Vec<Emit> {
         self.now_ms = now_ms;
-        match &env.event {
+        let mut out = match &env.event {
             Event::Intent(intent) => self.on_intent(env, intent, now_ms),
             Event::Scheduler(s) => self.on_scheduler(env, s, now_ms),
             Event::ComputeFact(fact) => self.on_compute_fact(env, fact, now_ms),
@@ -23,8 +23,11 @@ impl Conductor {
             | Event::Compute(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => Vec::new(),
-        }
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => Vec::new(),
+        };
+        out.extend(crate::build::release_held(self, env));
+        out
     }
 
     fn on_intent(&mut self, env: &Envelope, intent: &Intent, now_ms: i64) -> Vec<Emit> {

@@ -24,7 +24,8 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Event::ComputeFact(_)
         | Event::Host(_)
         | Event::Catalog(_)
-        | Event::DeadLetter(_) => return None,
+        | Event::DeadLetter(_)
+        | Event::Billing(_) => return None,
     };
     match intent {
         Intent::ImageCreateRequested(i) | Intent::ImageUpdateRequested(i) => Some(i.id),

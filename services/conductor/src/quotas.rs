@@ -63,6 +63,14 @@ pub const RESERVATION_TTL_MS: i64 = 60_000;
 /// instance: as many as fit up to `max_count` are admitted and their room
 /// reserved, or none when fewer than `min_count` fit (Nova's
 /// `check_num_instances_quota`).
+/// `project`'s limits: its own where an administrator set them, else the
+/// defaults.
+pub(crate) fn limits_of(c: &Conductor, project: &str) -> BTreeMap<&'static str, i64> {
+    c.settings
+        .quota
+        .limits(c.quota_overrides.get(project).unwrap_or(&BTreeMap::new()))
+}
+
 pub(crate) fn check_create(
     c: &mut Conductor,
     project: &str,
@@ -71,6 +79,9 @@ pub(crate) fn check_create(
 ) -> Result<(), String> {
     c.reservations
         .retain(|_, r| now_ms - r.at_ms < RESERVATION_TTL_MS);
+    // Before the instance count, as Nova validates the request's metadata
+    // before it counts instances.
+    quota::check_metadata(&limits_of(c, project), req.metadata.len())?;
     let flavor = &req.flavor;
     let each = Usage::of_flavor(flavor);
     if let Some(r) = c.reservations.get_mut(&req.reservation_id)
@@ -84,10 +95,7 @@ pub(crate) fn check_create(
             return Ok(());
         }
     }
-    let limits = c
-        .settings
-        .quota
-        .limits(c.quota_overrides.get(project).unwrap_or(&BTreeMap::new()));
+    let limits = limits_of(c, project);
     let mut used = c.usage.get(project).copied().unwrap_or_default();
     for r in c.reservations.values().filter(|r| r.project == project) {
         used = used.plus(r.each.times(i64::from(r.remaining)));

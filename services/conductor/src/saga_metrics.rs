@@ -58,7 +58,8 @@ impl SagaClock {
             | Event::ComputeFact(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => return None,
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => return None,
         };
         match event {
             InstanceEvent::InstanceCreated(_) => start(self, id, "build"),

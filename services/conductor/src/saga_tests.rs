@@ -610,6 +610,7 @@ fn a_migration_keeps_the_server_groups_policy() {
                 created_at_ms: NOW,
             },
             members: [a, b].into_iter().collect(),
+            held: Vec::new(),
         },
     );
     let out = w.migrate(a, None);

@@ -1066,6 +1066,70 @@ fn a_multiple_create_gets_what_fits_or_nothing_below_min_count() {
     assert_eq!(c.usage["demo"].instances, 7);
 }
 
+fn create_with_metadata(c: &mut Conductor, items: usize) -> Vec<Emit> {
+    let req = Event::Intent(Intent::ServerCreateRequested(Box::new(
+        novalog_schemas::events::ServerCreateRequested {
+            instance_id: Uuid::new_v4(),
+            name: "meta".into(),
+            flavor: crate::tests::flavor(),
+            image: crate::tests::image(),
+            metadata: (0..items).map(|n| (format!("k{n}"), "v".into())).collect(),
+            availability_zone: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            tags: vec![],
+            reservation_id: format!("r-meta-{items}"),
+            launch_index: 0,
+            scheduler_hints: Default::default(),
+            min_count: 1,
+            max_count: 1,
+        },
+    )));
+    c.handle(&record(actor("demo"), req), NOW)
+}
+
+#[test]
+fn a_create_with_more_metadata_items_than_the_quota_is_refused() {
+    let mut c = given();
+    assert_eq!(
+        types(&create_with_metadata(&mut c, 128))[0],
+        "InstanceCreated"
+    );
+    assert_eq!(
+        rejection(&create_with_metadata(&mut c, 129)),
+        Some((
+            RejectionKind::OverQuota,
+            "Maximum number of metadata items exceeds 128".into()
+        ))
+    );
+    // The project's own limit, not a fixed number, both ways.
+    c.quota_overrides
+        .insert("demo".into(), [("metadata_items".to_string(), 2)].into());
+    assert_eq!(
+        rejection(&create_with_metadata(&mut c, 3)).map(|r| r.1),
+        Some("Maximum number of metadata items exceeds 2".into())
+    );
+    let (mut c, id) = active();
+    c.quota_overrides
+        .insert("demo".into(), [("metadata_items".to_string(), 2)].into());
+    assert_eq!(
+        rejection(&change(
+            &mut c,
+            actor("demo"),
+            metadata(id, true, &[("a", "1"), ("b", "2"), ("c", "3")], &[])
+        ))
+        .map(|r| r.1),
+        Some("Maximum number of metadata items exceeds 2".into())
+    );
+    c.quota_overrides
+        .insert("demo".into(), [("metadata_items".to_string(), -1)].into());
+    assert_eq!(
+        types(&create_with_metadata(&mut c, 300))[0],
+        "InstanceCreated"
+    );
+}
+
 // ---- a host that never answers ----
 
 #[test]

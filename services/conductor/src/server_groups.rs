@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use novalog_schemas::events::{ServerGroup, ServerGroupSpec};
-use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection};
+use novalog_schemas::events::{ServerGroup, ServerGroupPolicy, ServerGroupSpec};
+use novalog_schemas::{CatalogEvent, Envelope, Event, Rejection, TaskState, VmState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -22,6 +22,111 @@ pub const GROUP_HINT: &str = "group";
 pub struct GroupState {
     pub group: ServerGroup,
     pub members: BTreeSet<Uuid>,
+    /// Members of an `affinity` / `anti-affinity` group whose scheduling
+    /// waits, in the order they were created, until no other member is
+    /// still building: each is placed knowing where the ones before it
+    /// landed, as Nova's scheduler places a multiple create one by one
+    /// within a request. Without this, two members created together were
+    /// each placed with no host known for the other.
+    #[serde(default)]
+    pub held: Vec<HeldBuild>,
+}
+
+/// A create whose scheduling waits for the group's other builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldBuild {
+    pub instance: Uuid,
+    pub scheduler_hints: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Whether the group's policy is a hard rule the filters enforce, so that a
+/// member must be placed knowing where the others are.
+fn is_hard(policy: ServerGroupPolicy) -> bool {
+    matches!(
+        policy,
+        ServerGroupPolicy::Affinity | ServerGroupPolicy::AntiAffinity
+    )
+}
+
+/// Still being built and not held: where it lands is not settled yet (a
+/// failed claim may still move it to an alternate).
+fn in_flight(c: &Conductor, s: &GroupState, m: Uuid) -> bool {
+    !s.held.iter().any(|h| h.instance == m)
+        && c.instances
+            .get(&m)
+            .is_some_and(|i| i.vm_state == VmState::Building)
+}
+
+/// Waiting for a host and not yet asked for one.
+fn awaiting_schedule(c: &Conductor, id: Uuid) -> bool {
+    c.instances.get(&id).is_some_and(|i| {
+        i.vm_state == VmState::Building
+            && i.task_state == Some(TaskState::Scheduling)
+            && i.host.is_none()
+    })
+}
+
+/// Holds the scheduling of `instance` (just joined `group`) when the group
+/// is a hard one and another member is still building or held; returns
+/// whether it was held.
+pub(crate) fn hold_if_busy(
+    c: &mut Conductor,
+    group: Uuid,
+    instance: Uuid,
+    scheduler_hints: &std::collections::BTreeMap<String, Vec<String>>,
+) -> bool {
+    let Some(s) = c.server_groups.get(&group) else {
+        return false;
+    };
+    let busy = is_hard(s.group.policy)
+        && (!s.held.is_empty()
+            || s.members
+                .iter()
+                .any(|m| *m != instance && in_flight(c, s, *m)));
+    if busy && let Some(s) = c.server_groups.get_mut(&group) {
+        s.held.push(HeldBuild {
+            instance,
+            scheduler_hints: scheduler_hints.clone(),
+        });
+    }
+    busy
+}
+
+/// Releases, in each group with held builds and no member in flight, the
+/// first held build still waiting for a host (those deleted or failed
+/// meanwhile are dropped), with the group as it stands now, for the
+/// caller to ask the scheduler with.
+pub(crate) fn release_held(c: &mut Conductor) -> Vec<(HeldBuild, Option<ServerGroupSpec>)> {
+    let waiting: Vec<Uuid> = c
+        .server_groups
+        .iter()
+        .filter(|(_, s)| !s.held.is_empty())
+        .map(|(g, _)| *g)
+        .collect();
+    let mut out = Vec::new();
+    for g in waiting {
+        let s = &c.server_groups[&g];
+        if s.members.iter().any(|m| in_flight(c, s, *m)) {
+            continue;
+        }
+        let gone: Vec<Uuid> = s
+            .held
+            .iter()
+            .map(|h| h.instance)
+            .filter(|id| !awaiting_schedule(c, *id))
+            .collect();
+        let Some(s) = c.server_groups.get_mut(&g) else {
+            continue;
+        };
+        s.held.retain(|h| !gone.contains(&h.instance));
+        if s.held.is_empty() {
+            continue;
+        }
+        let next = s.held.remove(0);
+        let spec = spec_for(c, g, next.instance);
+        out.push((next, spec));
+    }
+    out
 }
 
 /// The group a create's hints name, as given, if any.
@@ -54,6 +159,7 @@ pub(crate) fn on_create(
         GroupState {
             group: group.clone(),
             members: BTreeSet::new(),
+            held: Vec::new(),
         },
     );
     vec![emit(

@@ -11,8 +11,6 @@ use uuid::Uuid;
 use crate::core::{Conductor, Emit};
 use crate::preconditions::{self, Caller, Rule};
 
-/// Nova's `quota.metadata_items` default.
-pub const MAX_METADATA_ITEMS: usize = 128;
 /// Nova's `objects.instance.MAX_TAG_COUNT`.
 pub const MAX_TAGS: usize = 50;
 
@@ -93,13 +91,12 @@ pub(crate) fn on_metadata(
         }
     }
     metadata.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if metadata.len() > MAX_METADATA_ITEMS {
-        // Nova's MetadataLimitExceeded, a quota error.
-        return reject(Rejection::over_quota(format!(
-            "Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}"
-        )));
-    }
     let project = i.project_id.clone();
+    // Nova's MetadataLimitExceeded, a quota error: the project's limit.
+    let limits = crate::quotas::limits_of(c, &project);
+    if let Err(message) = novalog_schemas::quota::check_metadata(&limits, metadata.len()) {
+        return reject(Rejection::over_quota(message));
+    }
     let event = Event::Instance(InstanceEvent::InstanceMetadataSet { metadata });
     vec![c.instance_event(&env.meta, "metadata-set", id, &project, event)]
 }

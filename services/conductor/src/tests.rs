@@ -534,6 +534,7 @@ fn members_carry_the_group_and_their_peers_hosts_to_the_scheduler() {
     assert!(spec.members.is_empty() && spec.hosts.is_empty());
     assert_eq!(req.scheduler_hints, group_hint(g.id));
     selected(&mut c, first, &["h1"]);
+    spawned(&mut c, first, "h1", 1);
 
     let second = Uuid::from_u128(2);
     let req = select_request(&create_with_hints(&mut c, second, "demo", group_hint(g.id)));
@@ -541,6 +542,110 @@ fn members_carry_the_group_and_their_peers_hosts_to_the_scheduler() {
     assert_eq!(spec.members, vec![first]);
     assert_eq!(spec.hosts, vec!["h1".to_string()]);
     assert_eq!(c.server_groups[&g.id].members.len(), 2);
+}
+
+fn new_group(c: &mut Conductor, policy: ServerGroupPolicy) -> Uuid {
+    let g = group(policy);
+    c.handle(
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::ServerGroupCreateRequested(Box::new(g.clone()))),
+        ),
+        NOW,
+    );
+    g.id
+}
+
+/// The scheduling requests among `out`, by instance.
+fn selects(out: &[Emit]) -> Vec<SelectHostsRequested> {
+    out.iter()
+        .filter_map(|e| match &e.env.event {
+            Event::Scheduler(SchedulerEvent::SelectHostsRequested(r)) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn members_created_together_in_an_affinity_group_are_placed_one_after_another() {
+    for policy in [ServerGroupPolicy::Affinity, ServerGroupPolicy::AntiAffinity] {
+        let mut c = given();
+        let g = new_group(&mut c, policy);
+        let (a, b, d) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        assert_eq!(
+            selects(&create_with_hints(&mut c, a, "demo", group_hint(g))).len(),
+            1
+        );
+        // While `a` is still building, the others wait: where `a` lands
+        // is not settled (a failed claim may move it to an alternate).
+        for id in [b, d] {
+            let out = create_with_hints(&mut c, id, "demo", group_hint(g));
+            assert_eq!(types(&out), ["InstanceCreated"], "{policy:?}");
+        }
+        assert!(selects(&selected(&mut c, a, &["h1", "h2"])).is_empty());
+        // `a` active on h1: `b` is asked for, knowing h1; `d` still waits.
+        let out = spawned(&mut c, a, "h1", 1);
+        let asked = selects(&out);
+        assert_eq!(asked.len(), 1, "{policy:?}");
+        assert_eq!(asked[0].instance_id, b);
+        let spec = asked[0].server_group.clone().unwrap();
+        assert_eq!(spec.hosts, vec!["h1".to_string()]);
+        assert_eq!(spec.members, vec![a, d]);
+        assert_eq!(asked[0].scheduler_hints, group_hint(g));
+        // `b` finds no host: it fails, and `d` goes next, knowing h1.
+        let failed = c.handle(
+            &record(
+                Actor::service("scheduler"),
+                Event::Scheduler(SchedulerEvent::NoValidHostFound {
+                    request_id: Uuid::new_v5(&b, b"select-hosts"),
+                    instance_id: b,
+                    reason: "none fits".into(),
+                }),
+            ),
+            NOW,
+        );
+        assert_eq!(c.instances[&b].vm_state, VmState::Error);
+        let asked = selects(&failed);
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].instance_id, d);
+        assert_eq!(
+            asked[0].server_group.clone().unwrap().hosts,
+            vec!["h1".to_string()]
+        );
+        assert!(c.server_groups[&g].held.is_empty());
+    }
+}
+
+#[test]
+fn a_held_member_deleted_before_its_turn_is_never_scheduled() {
+    let mut c = given();
+    let g = new_group(&mut c, ServerGroupPolicy::Affinity);
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    create_with_hints(&mut c, a, "demo", group_hint(g));
+    create_with_hints(&mut c, b, "demo", group_hint(g));
+    c.handle(
+        &record(
+            actor("demo"),
+            Event::Intent(Intent::ServerDeleteRequested {
+                instance_id: b,
+                force: false,
+            }),
+        ),
+        NOW,
+    );
+    selected(&mut c, a, &["h1"]);
+    assert!(selects(&spawned(&mut c, a, "h1", 1)).is_empty());
+    assert!(c.server_groups[&g].held.is_empty());
+}
+
+#[test]
+fn soft_policies_do_not_hold_members() {
+    let mut c = given();
+    let g = new_group(&mut c, ServerGroupPolicy::SoftAffinity);
+    for n in 1..=2 {
+        let out = create_with_hints(&mut c, Uuid::from_u128(n), "demo", group_hint(g));
+        assert_eq!(selects(&out).len(), 1);
+    }
 }
 
 #[test]

@@ -64,6 +64,12 @@ pub struct BillingOptions {
     pub rounding: String,
     /// Length of a closed period published on the `billing` topic.
     pub period_seconds: u64,
+    /// How long after a period's end its summary waits: the period is
+    /// closed by the first `instances` record of a partition stamped at
+    /// least this long after the end (the log's time, not the clock's, so
+    /// a replay closes it at the same record), leaving records stamped a
+    /// little out of order by conductors' clocks their place in it.
+    pub close_delay_seconds: u64,
     /// Price of one vCPU for one hour (servers whose flavor has no price).
     pub vcpu_hour: String,
     /// Price of one GiB of RAM for one hour.
@@ -92,6 +98,7 @@ impl Default for BillingOptions {
             decimals: 2,
             rounding: "half_even".into(),
             period_seconds: 3600,
+            close_delay_seconds: 60,
             vcpu_hour: "0.01".into(),
             ram_gib_hour: "0.005".into(),
             disk_gb_hour: "0.0001".into(),

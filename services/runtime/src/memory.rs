@@ -86,6 +86,9 @@ pub struct HeapUsage {
     /// Address space kept mapped for reuse but handed back to the system
     /// (not in RSS).
     pub retained_bytes: u64,
+    /// Freed objects the threads' caches keep for their next allocations
+    /// (counted in `allocated_bytes`: the arenas see them as in use).
+    pub tcache_bytes: u64,
 }
 
 /// What the allocator has handed out and holds, as of now.
@@ -101,6 +104,8 @@ pub fn heap_usage() -> HeapUsage {
         active_bytes: read(tikv_jemalloc_ctl::stats::active::read()),
         metadata_bytes: read(tikv_jemalloc_ctl::stats::metadata::read()),
         retained_bytes: read(tikv_jemalloc_ctl::stats::retained::read()),
+        // 4096 is MALLCTL_ARENAS_ALL: every arena's figure merged.
+        tcache_bytes: read(b"stats.arenas.4096.tcache_bytes\0".name().read()),
     }
 }
 
@@ -117,6 +122,7 @@ pub fn record_gauges() {
     metrics::gauge!("novalog_heap_active_bytes").set(heap.active_bytes as f64);
     metrics::gauge!("novalog_heap_metadata_bytes").set(heap.metadata_bytes as f64);
     metrics::gauge!("novalog_heap_retained_bytes").set(heap.retained_bytes as f64);
+    metrics::gauge!("novalog_heap_tcache_bytes").set(heap.tcache_bytes as f64);
 }
 
 #[cfg(test)]
@@ -137,6 +143,18 @@ mod tests {
         drop(block);
         let after = heap_usage();
         assert!(after.allocated_bytes < during.allocated_bytes);
+    }
+
+    #[test]
+    fn freed_objects_a_thread_keeps_are_counted() {
+        tune_allocator();
+        // A thread's cache keeps some of what it frees for its next
+        // allocations of that size; jemalloc counts them as allocated.
+        let small: Vec<Box<[u8; 64]>> = (0..1000).map(|_| Box::new([1u8; 64])).collect();
+        drop(small);
+        let heap = heap_usage();
+        assert!(heap.tcache_bytes > 0, "{heap:?}");
+        assert!(heap.tcache_bytes <= heap.allocated_bytes, "{heap:?}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Topics {
     pub hosts: String,
     pub catalog: String,
     pub dead_letter: String,
+    /// Rated usage per closed period, for downstream systems.
+    pub billing: String,
 }
 
 impl Topics {
@@ -29,6 +31,7 @@ impl Topics {
             hosts: t("hosts"),
             catalog: t("catalog"),
             dead_letter: t("dead-letter"),
+            billing: t("billing"),
         }
     }
 
@@ -47,6 +50,7 @@ impl Topics {
             &self.hosts,
             &self.catalog,
             &self.dead_letter,
+            &self.billing,
         ]
     }
 

@@ -52,9 +52,17 @@ pub struct HostState {
     /// new service, enabled (Nova re-creates the record on restart).
     #[serde(default)]
     pub service_deleted: bool,
-    /// Instances on the host: claimed ones, and this scheduler's unanswered
-    /// decisions (so group and same/different-host filters see them).
+    /// Instances on the host: those the host's facts put there (a build's
+    /// or a migration's claim, a landed migration or evacuation), and this
+    /// scheduler's unanswered decisions (so group and same/different-host
+    /// filters see them; those are also in `picked`).
     pub instances: BTreeSet<Uuid>,
+    /// The instances in `instances` only because of this scheduler's
+    /// unanswered decisions. The stored row leaves them out
+    /// ([`HostState::as_stored`]): like `pending`, they depend on which
+    /// requests this replica answered and when, not on the log alone.
+    #[serde(skip)]
+    pub picked: Vec<Uuid>,
     /// Claimed instances not yet spawned (Nova's `num_io_ops`, with
     /// `pending_instances`).
     pub building: BTreeSet<Uuid>,
@@ -120,6 +128,7 @@ impl HostState {
             enabled: true,
             service_deleted: false,
             instances: BTreeSet::new(),
+            picked: Vec::new(),
             building: BTreeSet::new(),
             failed_builds: 0,
             metrics: BTreeMap::new(),
@@ -245,6 +254,20 @@ impl HostState {
         min.unwrap_or(default)
     }
 
+    /// The host as its store row holds it: what the host facts say, this
+    /// scheduler's unanswered picks left out, so that folding the log again
+    /// gives the row byte for byte (docs/audit-and-replay.md).
+    pub fn as_stored(&self) -> std::borrow::Cow<'_, HostState> {
+        if self.picked.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut h = self.clone();
+        for id in std::mem::take(&mut h.picked) {
+            h.instances.remove(&id);
+        }
+        std::borrow::Cow::Owned(h)
+    }
+
     pub fn add_pending(&mut self, r: Resources) {
         self.pending.vcpus = self.pending.vcpus.saturating_add(r.vcpus);
         self.pending.memory_mb = self.pending.memory_mb.saturating_add(r.memory_mb);
@@ -281,6 +304,7 @@ pub(crate) fn test_host(name: &str) -> HostState {
         enabled: true,
         service_deleted: false,
         instances: BTreeSet::new(),
+        picked: Vec::new(),
         building: BTreeSet::new(),
         failed_builds: 0,
         metrics: BTreeMap::new(),

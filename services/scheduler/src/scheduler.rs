@@ -146,7 +146,8 @@ impl Scheduler {
             | Event::Instance(_)
             | Event::Scheduler(_)
             | Event::Compute(_)
-            | Event::DeadLetter(_) => None,
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => None,
         }
     }
 
@@ -178,18 +179,28 @@ impl Scheduler {
     fn observe_compute(&mut self, fact: &ComputeFact) -> Option<String> {
         match fact {
             // Migration and rebuild facts carry the host's usage after them.
+            // Those that put the instance on their host (the destination's
+            // claim, the landed migration, a rebuild or evacuation there)
+            // add it themselves, so the host's instances are a fold of the
+            // facts, whoever decided.
             ComputeFact::ResizeClaimSucceeded(f)
-            | ComputeFact::ResizeClaimFailed(f)
             | ComputeFact::MigrationFinishedOnDest(f)
+            | ComputeFact::InstanceRebuilt(f) => {
+                self.answer_pending(f.instance_id, &f.host, true);
+                self.with_load(&f.host, |h| {
+                    h.instances.insert(f.instance_id);
+                    h.observe_usage(f.usage);
+                })
+            }
+            ComputeFact::ResizeClaimFailed(f)
             | ComputeFact::MigrationConfirmedOnSource(f)
             | ComputeFact::MigrationRevertedOnDest(f)
             | ComputeFact::DiskMigratedAndPoweredOff(f)
             | ComputeFact::RevertFinishedOnSource(f)
             | ComputeFact::InstanceLiveMigrated(f)
-            | ComputeFact::InstanceRebuilt(f)
             | ComputeFact::EvacuatedInstanceCleanedUp(f)
             | ComputeFact::MigrationStepFailed(f) => {
-                self.answer_pending(f.instance_id, &f.host);
+                self.answer_pending(f.instance_id, &f.host, false);
                 self.with_load(&f.host, |h| h.observe_usage(f.usage))
             }
             ComputeFact::ClaimSucceeded {
@@ -198,7 +209,7 @@ impl Scheduler {
                 usage,
                 ..
             } => {
-                self.answer_pending(*instance_id, host);
+                self.answer_pending(*instance_id, host, true);
                 self.with_load(host, |h| {
                     h.instances.insert(*instance_id);
                     h.building.insert(*instance_id);
@@ -217,7 +228,7 @@ impl Scheduler {
                 usage,
                 ..
             } => {
-                self.answer_pending(*instance_id, host);
+                self.answer_pending(*instance_id, host, false);
                 self.with_load(host, |h| {
                     h.instances.remove(instance_id);
                     h.building.remove(instance_id);
@@ -264,16 +275,28 @@ impl Scheduler {
             h.remove_pending(p.resources);
             if p.added_instance {
                 h.instances.remove(&instance);
+                unpick(h, instance);
             }
         });
     }
 
-    fn answer_pending(&mut self, instance: Uuid, host: &str) {
+    /// A fact of `host` about `instance` answers this scheduler's decision
+    /// for it there, if any: the fact speaks for the instance from here on.
+    /// `lands`: the fact itself puts the instance on the host; otherwise
+    /// the instance the decision added goes with the decision.
+    fn answer_pending(&mut self, instance: Uuid, host: &str, lands: bool) {
         if self.pending.get(&instance).is_some_and(|p| p.host == host)
             && let Some(p) = self.pending.remove(&instance)
         {
-            // The claim result speaks for the instance from here on.
-            self.with_load(&p.host, |h| h.remove_pending(p.resources));
+            self.with_load(&p.host, |h| {
+                h.remove_pending(p.resources);
+                if p.added_instance {
+                    unpick(h, instance);
+                    if !lands {
+                        h.instances.remove(&instance);
+                    }
+                }
+            });
         }
     }
 
@@ -401,7 +424,11 @@ impl Scheduler {
         let added_instance = match self.index.id(chosen) {
             Some(id) => self.index.update_load(id, |h| {
                 h.add_pending(resources);
-                h.instances.insert(instance)
+                let added = h.instances.insert(instance);
+                if added {
+                    h.picked.push(instance);
+                }
+                added
             }),
             None => false,
         };
@@ -447,6 +474,13 @@ impl Scheduler {
     }
 }
 
+/// Forgets that `instance` is on `h` by this scheduler's decision.
+fn unpick(h: &mut HostState, instance: Uuid) {
+    if let Some(i) = h.picked.iter().position(|id| *id == instance) {
+        h.picked.swap_remove(i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +488,7 @@ mod tests {
     use crate::host_state::test_host;
     use crate::weighers;
     use novalog_runtime::config::FilterSchedulerOptions;
+    use novalog_schemas::migration::MigrationFact;
 
     fn scheduler(ram_multiplier: f64, hosts: &[&str]) -> Scheduler {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -699,6 +734,115 @@ mod tests {
         s.select_hosts(&spec(1, 4_096), NOW).unwrap();
         s.observe(&Event::Host(HostEvent::HostRegistered(Box::new(reg))), NOW);
         assert_eq!(s.host("a").unwrap().used_ram_mb(), 4_096);
+    }
+
+    fn migration(n: u128, host: &str, generation: u64) -> Box<MigrationFact> {
+        Box::new(MigrationFact {
+            instance_id: Uuid::from_u128(n),
+            migration_id: Uuid::from_u128(1_000 + n),
+            host: host.into(),
+            attempt: 1,
+            power_state: novalog_schemas::PowerState::NoState,
+            step: String::new(),
+            reason: String::new(),
+            usage: usage(512 * generation, generation),
+        })
+    }
+
+    fn claimed(n: u128, host: &str, generation: u64) -> Event {
+        Event::ComputeFact(ComputeFact::ClaimSucceeded {
+            instance_id: Uuid::from_u128(n),
+            host: host.into(),
+            attempt: 1,
+            usage: usage(512 * generation, generation),
+        })
+    }
+
+    /// Every host's row as the store holds it (its bytes), by name.
+    fn rows(s: &Scheduler) -> BTreeMap<String, Vec<u8>> {
+        s.hosts()
+            .map(|h| {
+                let row = novalog_store::encode("hosts", &*h.as_stored()).unwrap();
+                (h.name.clone(), row)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_stored_row_leaves_unanswered_picks_out() {
+        let mut s = scheduler(1.0, &["a"]);
+        s.select_hosts(&spec(1, 512), NOW).unwrap();
+        let a = s.host("a").unwrap();
+        assert!(a.instances.contains(&Uuid::from_u128(1)), "filters see it");
+        assert!(
+            !a.as_stored().instances.contains(&Uuid::from_u128(1)),
+            "the row holds facts only"
+        );
+        s.observe(&claimed(1, "a", 1), NOW);
+        let a = s.host("a").unwrap();
+        assert!(a.picked.is_empty());
+        assert!(a.as_stored().instances.contains(&Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn a_migration_claim_puts_the_instance_on_its_destination_whoever_decided() {
+        // Given one scheduler that decides and one that only reads the
+        // facts (a replay, or a replica that answered other requests).
+        let mut deciding = scheduler(1.0, &["a", "b"]);
+        let mut reading = scheduler(1.0, &["a", "b"]);
+        let both = |s: &mut Scheduler, e: Event| {
+            s.observe(&e, NOW);
+        };
+        let boot = deciding.select_hosts(&spec(1, 512), NOW).unwrap()[0].clone();
+        let other = if boot == "a" { "b" } else { "a" };
+        for s in [&mut deciding, &mut reading] {
+            both(s, claimed(1, &boot, 1));
+        }
+        assert_eq!(rows(&deciding), rows(&reading));
+        // When the instance is resized to the other host.
+        let mut resize = spec(1, 512);
+        resize.request_id = Uuid::from_u128(77);
+        resize.ignore_hosts = vec![boot.clone()];
+        assert_eq!(deciding.select_hosts(&resize, NOW).unwrap()[0], other);
+        assert_eq!(rows(&deciding), rows(&reading), "a pick is not stored");
+        let facts = [
+            ComputeFact::ResizeClaimSucceeded(migration(1, other, 2)),
+            ComputeFact::DiskMigratedAndPoweredOff(migration(1, &boot, 3)),
+            ComputeFact::MigrationFinishedOnDest(migration(1, other, 4)),
+            ComputeFact::MigrationConfirmedOnSource(migration(1, &boot, 5)),
+        ];
+        for f in facts {
+            for s in [&mut deciding, &mut reading] {
+                both(s, Event::ComputeFact(f.clone()));
+            }
+            // Then both hold the same rows after every fact.
+            assert_eq!(rows(&deciding), rows(&reading), "after {f:?}");
+        }
+        assert!(
+            reading
+                .host(other)
+                .unwrap()
+                .instances
+                .contains(&Uuid::from_u128(1)),
+            "the destination's claim put it there"
+        );
+    }
+
+    #[test]
+    fn a_failed_migration_claim_leaves_no_instance_on_the_destination() {
+        let mut s = scheduler(1.0, &["a", "b"]);
+        s.observe(&claimed(1, "a", 1), NOW);
+        let mut resize = spec(1, 512);
+        resize.ignore_hosts = vec!["a".into()];
+        assert_eq!(s.select_hosts(&resize, NOW).unwrap()[0], "b");
+        s.observe(
+            &Event::ComputeFact(ComputeFact::ResizeClaimFailed(migration(1, "b", 2))),
+            NOW,
+        );
+        let b = s.host("b").unwrap();
+        assert!(!b.instances.contains(&Uuid::from_u128(1)));
+        assert_eq!(b.pending_instances, 0);
+        assert!(s.host("a").unwrap().instances.contains(&Uuid::from_u128(1)));
     }
 
     #[test]

@@ -74,7 +74,8 @@ impl Shared {
             | Event::Instance(_)
             | Event::Scheduler(_)
             | Event::Compute(_)
-            | Event::DeadLetter(_) => return false,
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => return false,
         };
         match &next {
             Some(a) => self.aggregates.insert(id, a.clone()),
@@ -98,7 +99,7 @@ impl Shared {
         }
         for host in std::mem::take(&mut self.dirty) {
             if let Some(h) = self.core.host(&host) {
-                tx.put(HOSTS, host.as_bytes(), h)?;
+                tx.put(HOSTS, host.as_bytes(), &*h.as_stored())?;
             }
         }
         Ok(())
@@ -261,7 +262,8 @@ impl Handler for RequestsHandler {
             | Event::ComputeFact(_)
             | Event::Host(_)
             | Event::Catalog(_)
-            | Event::DeadLetter(_) => {}
+            | Event::DeadLetter(_)
+            | Event::Billing(_) => {}
         }
         Ok(())
     }
@@ -320,6 +322,36 @@ impl Handler for RequestsHandler {
         self.requests.clear();
         self.source.reload(&self.shared)
     }
+}
+
+/// The scheduler's handler for a replay into `store` (fresh): folds the
+/// host facts (`hosts`, `compute-events`, `catalog`) with the facts
+/// consumer's own handler, and reads `scheduler` without deciding. The
+/// decisions are on the log already (deciding again would be the side
+/// effect a replay turns off), and the stored rows hold none of them: a
+/// host's row is what its facts say ([`HostState::as_stored`]), and the
+/// facts that put an instance on a host add it themselves. So the wall
+/// clock a decision reads, its random pick among the best hosts and the
+/// decisions still unanswered stay out of the store, and the rows are a
+/// function of the log. The facts fold the same in any interleaving of
+/// their topics (usage by generation, heartbeats by the latest time, the
+/// rest from the host's own partition), so merging them by append time
+/// is enough.
+pub fn replay_handler(
+    cfg: &Config,
+    store: Arc<RocksStore>,
+) -> novalog_runtime::Result<impl Handler> {
+    let source = Source {
+        cfg: Arc::new(cfg.clone()),
+        store,
+    };
+    let shared: SharedRef = Arc::new(std::sync::Mutex::new(source.load()?));
+    Ok(FactsHandler {
+        shared,
+        source,
+        behind: BTreeMap::new(),
+        caught_up: None,
+    })
 }
 
 /// How long requests wait for a starting instance to read the host facts.

@@ -314,7 +314,8 @@ pub async fn extra_spec_delete(
         },
     )
     .await?;
-    Ok(StatusCode::ACCEPTED)
+    // Nova declares no status for this delete: its default, 200 with no body.
+    Ok(StatusCode::OK)
 }
 
 // ---- os-flavor-access ----

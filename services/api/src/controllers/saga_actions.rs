@@ -126,7 +126,8 @@ pub async fn resize(
     Ok(Outcome::Accepted)
 }
 
-/// `{"migrate": null}` or, from 2.56, `{"migrate": {"host": "h"}}`.
+/// `{"migrate": null}` (any value before 2.56) or, from 2.56,
+/// `{"migrate": {"host": "h"}}`.
 pub async fn migrate(
     app: &App,
     ctx: &Context,
@@ -142,9 +143,9 @@ pub async fn migrate(
         if let Some(h) = m.get("host").filter(|h| !h.is_null()) {
             host = Some(validation::string("host", h, 1, 255)?.to_owned());
         }
-    } else {
-        validation::null("migrate", body)?;
     }
+    // Before 2.56 Nova has no schema for `migrate`: any value is taken as
+    // "no host" (`{}` from older tooling included).
     admin_only(
         ctx,
         if host.is_some() {

@@ -150,15 +150,13 @@ pub async fn action(
 /// is always the 409 of its state check, after its 400, 404 and 403.
 fn deferred_delete(app: &AppState, ctx: &Context, id: &str, body: &Value) -> Option<ApiError> {
     let obj = body.as_object().filter(|o| o.len() == 1)?;
-    let (name, value) = obj.iter().next()?;
+    // Nova's schema takes any value for either (`{}` or null alike).
+    let (name, _) = obj.iter().next()?;
     let policy = match name.as_str() {
         "forceDelete" => "os_compute_api:os-deferred-delete:force",
         "restore" => "os_compute_api:os-deferred-delete:restore",
         _ => return None,
     };
-    if let Err(e) = validation::null(name, value) {
-        return Some(e);
-    }
     let inst = match compute::authorized(app, ctx, id, crate::policy::Rule::OwnerOrAdmin(policy)) {
         Ok(inst) => inst,
         Err(e) => return Some(e),

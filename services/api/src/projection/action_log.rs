@@ -127,7 +127,8 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | Event::ComputeFact(_)
         | Event::Host(_)
         | Event::Catalog(_)
-        | Event::DeadLetter(_) => return,
+        | Event::DeadLetter(_)
+        | Event::Billing(_) => return,
     };
     match event {
         InstanceEvent::InstanceCreated(c) => {

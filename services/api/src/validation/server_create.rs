@@ -521,6 +521,20 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
                 }
                 only("security_groups", obj, &["name"])?;
             }
+            for item in array("security_groups", v)? {
+                // Nova passes `default` through and looks every other name
+                // up in the network service; with none here, `default` is
+                // the only group there is, and any other name is the 400
+                // Nova answers with the lookup's not-found message.
+                if let Some(name) = item.get("name").and_then(Value::as_str)
+                    && !name.is_empty()
+                    && name != "default"
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Unable to find security_group with name or id '{name}'"
+                    )));
+                }
+            }
             Some(v.clone())
         }
     };
