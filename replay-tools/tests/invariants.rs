@@ -63,6 +63,7 @@ fn image() -> Image {
         tags: vec![],
         os_hash_value: String::new(),
         updated_at_ms: 1,
+        members: Vec::new(),
     }
 }
 

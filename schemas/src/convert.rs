@@ -34,14 +34,14 @@ use crate::identity::{
     ApplicationCredential, IdentityDomain, IdentityGroup, IdentityProject, IdentityRole,
     IdentityUser, RoleGrant,
 };
-use crate::image::{ImageData, ImagePatch, PatchOp, PatchVerb};
+use crate::image::{ImageChange, ImageData, ImagePatch, PatchOp, PatchVerb};
 use crate::migration::{
     Migration, MigrationCommand, MigrationFact, MigrationProgress, MigrationStatus, MigrationType,
     RebuildSpec, ServerMigrationRequested, ServerRebuildRequested,
 };
 use crate::pb;
 use crate::state::{PowerState, TaskState, VmState};
-use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
+use crate::values::{Fault, Flavor, HostUsage, Image, ImageMember, Resources};
 
 pub(crate) type R<T> = Result<T, DecodeError>;
 
@@ -303,6 +303,10 @@ message! {
     Image = pb::Image, "image." {
         id, name, status, size, min_disk, min_ram, disk_format, container_format, properties,
         owner, checksum, visibility, created_at_ms, protected, tags, os_hash_value, updated_at_ms,
+        members,
+    };
+    ImageMember = pb::ImageMember, "member." {
+        member_id: nonempty, status: nonempty, created_at_ms, updated_at_ms,
     };
     ServerGroupSpec = pb::ServerGroupSpec, "server_group." {
         id, policy, max_server_per_host, hosts, members,
@@ -429,6 +433,78 @@ impl TryFrom<pb::ServerAction> for ServerAction {
                 let message = format!("unknown server action {other:?}");
                 return Err(invalid("action.kind", message));
             }
+        })
+    }
+}
+
+impl Wire<Vec<pb::ImageMember>> for Vec<ImageMember> {
+    fn put(self) -> Vec<pb::ImageMember> {
+        self.into_iter().map(pb::ImageMember::from).collect()
+    }
+    fn take(members: Vec<pb::ImageMember>, _: &'static str) -> R<Self> {
+        members.into_iter().map(ImageMember::try_from).collect()
+    }
+}
+
+/// An image change: its `op` and the fields that op takes.
+mod image_change {
+    use super::{ImageChange, R, invalid, nonempty};
+
+    type Wire = (String, String, String, String, u64);
+
+    pub(super) fn put(change: ImageChange) -> Wire {
+        let op = change.op().to_owned();
+        let none = String::new;
+        match change {
+            ImageChange::AddMember { member } | ImageChange::RemoveMember { member } => {
+                (op, member, none(), none(), 0)
+            }
+            ImageChange::SetMemberStatus { member, status } => (op, member, status, none(), 0),
+            ImageChange::AddTag { tag } | ImageChange::RemoveTag { tag } => {
+                (op, none(), none(), tag, 0)
+            }
+            ImageChange::Staged { size } => (op, none(), none(), none(), size),
+            ImageChange::Deactivate
+            | ImageChange::Reactivate
+            | ImageChange::StageStart
+            | ImageChange::StageAbort
+            | ImageChange::ImportStart
+            | ImageChange::ImportAbort => (op, none(), none(), none(), 0),
+        }
+    }
+
+    pub(super) fn take(
+        op: String,
+        member: String,
+        status: String,
+        tag: String,
+        size: u64,
+    ) -> R<ImageChange> {
+        Ok(match op.as_str() {
+            "member-add" => ImageChange::AddMember {
+                member: nonempty("member", member)?,
+            },
+            "member-remove" => ImageChange::RemoveMember {
+                member: nonempty("member", member)?,
+            },
+            "member-status" => ImageChange::SetMemberStatus {
+                member: nonempty("member", member)?,
+                status: nonempty("status", status)?,
+            },
+            "tag-add" => ImageChange::AddTag {
+                tag: nonempty("tag", tag)?,
+            },
+            "tag-remove" => ImageChange::RemoveTag {
+                tag: nonempty("tag", tag)?,
+            },
+            "deactivate" => ImageChange::Deactivate,
+            "reactivate" => ImageChange::Reactivate,
+            "stage-start" => ImageChange::StageStart,
+            "staged" => ImageChange::Staged { size },
+            "stage-abort" => ImageChange::StageAbort,
+            "import-start" => ImageChange::ImportStart,
+            "import-abort" => ImageChange::ImportAbort,
+            other => return Err(invalid("op", format!("unknown image change {other:?}"))),
         })
     }
 }
@@ -641,6 +717,10 @@ records! {
             ImageDeleteRequested { image_id },
             ImageUploadRequested { image_id },
             ImageUploadAbortRequested { image_id },
+            ImageChangeRequested {
+                image_id,
+                change: with image_change(op, member, status, tag, size),
+            },
             ServerGroupDeleteRequested { group_id },
             AggregateUpdateRequested { aggregate_id, name, availability_zone },
             AggregateDeleteRequested { aggregate_id },

@@ -43,6 +43,7 @@ fn sample_image() -> Image {
         tags: vec!["t".into()],
         os_hash_value: "def".into(),
         updated_at_ms: 8,
+        members: Vec::new(),
     }
 }
 
@@ -773,6 +774,7 @@ fn image() -> Image {
         tags: Vec::new(),
         os_hash_value: String::new(),
         updated_at_ms: 0,
+        members: Vec::new(),
     }
 }
 

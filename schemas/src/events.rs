@@ -380,6 +380,12 @@ pub enum Intent {
     ImageDeleteRequested {
         image_id: Uuid,
     },
+    /// A member, a tag, deactivate / reactivate, or a staging or import
+    /// step, decided on the image as it is then.
+    ImageChangeRequested {
+        image_id: Uuid,
+        change: crate::image::ImageChange,
+    },
     ServerGroupCreateRequested(Box<ServerGroup>),
     ServerGroupDeleteRequested {
         group_id: Uuid,
@@ -860,6 +866,7 @@ impl Intent {
             Intent::ImageUploadFinishRequested(_) => "ImageUploadFinishRequested",
             Intent::ImageUploadAbortRequested { .. } => "ImageUploadAbortRequested",
             Intent::ImageDeleteRequested { .. } => "ImageDeleteRequested",
+            Intent::ImageChangeRequested { .. } => "ImageChangeRequested",
             Intent::ServerGroupCreateRequested(_) => "ServerGroupCreateRequested",
             Intent::ServerGroupDeleteRequested { .. } => "ServerGroupDeleteRequested",
             Intent::AggregateCreateRequested(_) => "AggregateCreateRequested",

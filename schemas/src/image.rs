@@ -39,6 +39,16 @@ pub const QUEUED: &str = "queued";
 pub const SAVING: &str = "saving";
 pub const ACTIVE: &str = "active";
 pub const DELETED: &str = "deleted";
+pub const DEACTIVATED: &str = "deactivated";
+/// Data staged for the import API (`PUT /v2/images/{id}/stage`).
+pub const UPLOADING: &str = "uploading";
+/// An import moving staged data into the store.
+pub const IMPORTING: &str = "importing";
+
+/// Glance's `image_member_quota` default.
+pub const MEMBER_QUOTA: usize = 128;
+/// An image member's statuses; a new member is pending.
+pub const MEMBER_STATUSES: &[&str] = &["pending", "accepted", "rejected"];
 
 /// Glance's `disk_formats` and `container_formats` defaults.
 pub const DISK_FORMATS: &[&str] = &[
@@ -187,6 +197,13 @@ pub enum Action {
     DeleteImage,
     UploadImage,
     DownloadImage,
+    AddMember,
+    DeleteMember,
+    GetMember,
+    GetMembers,
+    ModifyMember,
+    Deactivate,
+    Reactivate,
 }
 
 impl Action {
@@ -201,30 +218,51 @@ impl Action {
             Action::DeleteImage => "delete_image",
             Action::UploadImage => "upload_image",
             Action::DownloadImage => "download_image",
+            Action::AddMember => "add_member",
+            Action::DeleteMember => "delete_member",
+            Action::GetMember => "get_member",
+            Action::GetMembers => "get_members",
+            Action::ModifyMember => "modify_member",
+            Action::Deactivate => "deactivate",
+            Action::Reactivate => "reactivate",
         }
     }
 }
 
+/// Whether `project` is a member of `image` (any status): Glance shows a
+/// shared image to its members whether or not they accepted it.
+pub fn is_member_of(image: &Image, project: &str) -> bool {
+    image.visibility == "shared" && image.members.iter().any(|m| m.member_id == project)
+}
+
 /// Glance's default rule for `action` on `image` (`None`: an image the
-/// caller is creating, owned by the caller's project). Shared images have
-/// no members here, so only public and community images are open to other
-/// projects.
+/// caller is creating, owned by the caller's project). Other projects see
+/// public and community images, and shared ones they are members of.
+/// `modify_member` also needs the caller to be the member concerned,
+/// which [`decide_change`] checks.
 pub fn allowed(action: Action, caller: &Caller<'_>, image: Option<&Image>) -> bool {
     if caller.is_admin() {
         return true;
     }
     let own = image.is_none_or(|i| i.owner == caller.project_id);
     let open = image.is_some_and(|i| matches!(i.visibility.as_str(), "public" | "community"));
+    let member = image.is_some_and(|i| is_member_of(i, caller.project_id));
     match action {
         // ADMIN_OR_PROJECT_READER on the caller's own project.
         Action::GetImages => caller.is_reader(),
-        Action::GetImage => caller.is_reader() && (own || open),
-        Action::DownloadImage => caller.is_member() && (own || open),
+        Action::GetImage => caller.is_reader() && (own || open || member),
+        Action::DownloadImage => caller.is_member() && (own || open || member),
+        Action::GetMember | Action::GetMembers => caller.is_reader() && (own || member),
+        Action::ModifyMember => caller.is_member() && member,
         Action::AddImage
         | Action::ModifyImage
         | Action::CommunitizeImage
         | Action::DeleteImage
-        | Action::UploadImage => caller.is_member() && own,
+        | Action::UploadImage
+        | Action::AddMember
+        | Action::DeleteMember
+        | Action::Deactivate
+        | Action::Reactivate => caller.is_member() && own,
         Action::PublicizeImage => false,
     }
 }
@@ -290,6 +328,20 @@ pub fn set(caller: &Caller<'_>, image: &mut Image, key: &str, value: &Value) -> 
         }
     };
     match key {
+        // Only an administrator gives an image to another project
+        // (Glance's `check_admin_or_same_owner`).
+        "owner" => {
+            let owner = str_or_null(value)?;
+            if !caller.is_admin() && owner != caller.project_id {
+                return Err(Refusal::NotPermitted(format!(
+                    "You are not permitted to create images owned by '{owner}'."
+                )));
+            }
+            if owner.is_empty() || owner.chars().count() > MAX_NAME {
+                return Err(invalid());
+            }
+            image.owner = owner;
+        }
         k if READ_ONLY.contains(&k) => {
             return Err(Refusal::NotPermitted(format!(
                 "Attribute '{k}' is read-only."
@@ -601,6 +653,53 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOp>> {
         .collect()
 }
 
+/// The older patch format (`application/openstack-images-v2.0-json-patch`):
+/// each operation names its verb as the key of its path,
+/// `{"replace": "/name", "value": "x"}`.
+pub fn parse_patch_v20(body: &Value) -> Result<Vec<PatchOp>> {
+    let Value::Array(ops) = body else {
+        return Err(Refusal::Invalid(
+            "Request body must be a JSON array of operation objects.".into(),
+        ));
+    };
+    ops.iter()
+        .map(|op| {
+            let Some(obj) = op.as_object() else {
+                return Err(Refusal::Invalid("Operations must be JSON objects.".into()));
+            };
+            let verbs: Vec<PatchVerb> = ["add", "replace", "remove"]
+                .iter()
+                .filter(|v| obj.contains_key(**v))
+                .filter_map(|v| PatchVerb::parse(v))
+                .collect();
+            let [verb] = verbs[..] else {
+                return Err(Refusal::Invalid(
+                    "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".".into(),
+                ));
+            };
+            let path = obj.get(verb.as_str()).and_then(Value::as_str).ok_or_else(|| {
+                Refusal::Invalid(format!("Unable to find '{}' in JSON Schema change", verb.as_str()))
+            })?;
+            let attribute = attribute(path)?;
+            let value = match verb {
+                PatchVerb::Remove => None,
+                PatchVerb::Add | PatchVerb::Replace => Some(
+                    obj.get("value")
+                        .ok_or_else(|| {
+                            Refusal::Invalid("Unable to find 'value' in JSON Schema change".into())
+                        })?
+                        .clone(),
+                ),
+            };
+            Ok(PatchOp {
+                verb,
+                attribute,
+                value,
+            })
+        })
+        .collect()
+}
+
 /// `/name` → `name` (RFC 6901 escapes undone); deeper paths are refused.
 pub fn attribute(path: &str) -> Result<String> {
     let invalid = || Refusal::Invalid(format!("Invalid JSON pointer for this resource: '{path}'"));
@@ -725,7 +824,13 @@ pub fn decide_upload_finish(
         )),
         other => other,
     })?;
-    let mut next = step(image, SAVING, ACTIVE, now_ms)?;
+    // An upload's data arrives saving; an import's, importing.
+    let from = if image.status == IMPORTING {
+        IMPORTING
+    } else {
+        SAVING
+    };
+    let mut next = step(image, from, ACTIVE, now_ms)?;
     check_size(data.size)?;
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
     if !hex(&data.checksum, 32) || !hex(&data.os_hash_value, 128) {
@@ -750,6 +855,257 @@ pub fn decide_upload_abort(
     next.size = 0;
     next.checksum.clear();
     next.os_hash_value.clear();
+    Ok(next)
+}
+
+// ---- members, tags, deactivation, the import API ----
+
+/// A change to an image other than a patch or an upload, as an intent
+/// carries it (`ImageChangeRequested`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageChange {
+    /// `POST /v2/images/{id}/members`: the owner shares the image.
+    AddMember { member: String },
+    /// `PUT /v2/images/{id}/members/{member}`: the member answers.
+    SetMemberStatus { member: String, status: String },
+    /// `DELETE /v2/images/{id}/members/{member}`: the owner unshares.
+    RemoveMember { member: String },
+    /// `PUT /v2/images/{id}/tags/{tag}`.
+    AddTag { tag: String },
+    /// `DELETE /v2/images/{id}/tags/{tag}`.
+    RemoveTag { tag: String },
+    /// `POST /v2/images/{id}/actions/deactivate`: active → deactivated.
+    Deactivate,
+    /// `POST /v2/images/{id}/actions/reactivate`: deactivated → active.
+    Reactivate,
+    /// `PUT /v2/images/{id}/stage` begins: queued → uploading.
+    StageStart,
+    /// The staged bytes are on the staging node: their size.
+    Staged { size: u64 },
+    /// Staging failed: uploading → queued, no data.
+    StageAbort,
+    /// `POST /v2/images/{id}/import` (`glance-direct`): uploading →
+    /// importing; `ImageUploadFinishRequested` then makes it active.
+    ImportStart,
+    /// The import failed: importing → queued, no data.
+    ImportAbort,
+}
+
+impl ImageChange {
+    /// Its name on the wire.
+    pub fn op(&self) -> &'static str {
+        match self {
+            ImageChange::AddMember { .. } => "member-add",
+            ImageChange::SetMemberStatus { .. } => "member-status",
+            ImageChange::RemoveMember { .. } => "member-remove",
+            ImageChange::AddTag { .. } => "tag-add",
+            ImageChange::RemoveTag { .. } => "tag-remove",
+            ImageChange::Deactivate => "deactivate",
+            ImageChange::Reactivate => "reactivate",
+            ImageChange::StageStart => "stage-start",
+            ImageChange::Staged { .. } => "staged",
+            ImageChange::StageAbort => "stage-abort",
+            ImageChange::ImportStart => "import-start",
+            ImageChange::ImportAbort => "import-abort",
+        }
+    }
+}
+
+fn member_not_found(member: &str, id: &Uuid) -> Refusal {
+    Refusal::NotFound(format!(
+        "{member} not found in the member list of the image {id}."
+    ))
+}
+
+/// The member `member` of `image` as `caller` may look it up: the owner
+/// (and an administrator) sees every member, a member only itself.
+pub fn find_member<'a>(
+    image: &'a Image,
+    member: &str,
+    caller: &Caller<'_>,
+) -> Result<&'a crate::values::ImageMember> {
+    let found = image.members.iter().find(|m| m.member_id == member);
+    match found {
+        Some(m) if caller.is_admin() || image.owner == caller.project_id => Ok(m),
+        Some(m) if m.member_id == caller.project_id && caller.is_reader() => Ok(m),
+        _ => Err(member_not_found(member, &image.id)),
+    }
+}
+
+/// Glance's checks before the import API moves an image, in its order
+/// and words (`glance/api/v2/images.py`, `import_image`).
+pub fn check_importable(image: &Image) -> Result<()> {
+    if image.status == ACTIVE {
+        return Err(Refusal::Conflict(
+            "Image with status active cannot be target for import".into(),
+        ));
+    }
+    if image.status != UPLOADING {
+        return Err(Refusal::Conflict(
+            "Image needs to be staged before 'glance-direct' method can be used".into(),
+        ));
+    }
+    if image.container_format.is_empty() {
+        return Err(Refusal::Conflict(
+            "'container_format' needs to be set before import".into(),
+        ));
+    }
+    if image.disk_format.is_empty() {
+        return Err(Refusal::Conflict(
+            "'disk_format' needs to be set before import".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `change` to the image as it is now, with Glance's rules and
+/// answers; an image left as it was (a tag it has, deactivating a
+/// deactivated image) is returned unchanged.
+pub fn decide_change(
+    current: Option<&Image>,
+    id: &Uuid,
+    change: &ImageChange,
+    caller: &Caller<'_>,
+    now_ms: i64,
+) -> Result<Image> {
+    // Every change needs the image visible first (404 otherwise).
+    let image = live(current, id, caller, Action::GetImage)?;
+    let mut next = image.clone();
+    let forbidden =
+        |what: &str| Refusal::NotPermitted(format!("Not allowed to {what} for image {id}."));
+    match change {
+        ImageChange::AddMember { member } => {
+            if image.visibility != "shared" || !allowed(Action::AddMember, caller, Some(image)) {
+                return Err(forbidden("create members"));
+            }
+            if member.is_empty() || member.chars().count() > MAX_NAME {
+                return Err(Refusal::Invalid("Member can't be empty".into()));
+            }
+            if image.members.iter().any(|m| &m.member_id == member) {
+                return Err(Refusal::Conflict(format!(
+                    "Member {member} is duplicated for image {id}"
+                )));
+            }
+            if image.members.len() >= MEMBER_QUOTA {
+                return Err(Refusal::OverLimit(format!(
+                    "Image member limit exceeded for image {id}: The limit has been exceeded on the number of allowed image members for this image. Attempted: {}, Maximum: {MEMBER_QUOTA}:",
+                    image.members.len() + 1
+                )));
+            }
+            next.members.push(crate::values::ImageMember {
+                member_id: member.clone(),
+                status: "pending".into(),
+                created_at_ms: now_ms,
+                updated_at_ms: now_ms,
+            });
+        }
+        ImageChange::SetMemberStatus { member, status } => {
+            if image.visibility != "shared" {
+                return Err(forbidden("update members"));
+            }
+            find_member(image, member, caller)?;
+            // Only the member answers for itself (an administrator may too).
+            if !caller.is_admin() && !(caller.is_member() && caller.project_id == member.as_str()) {
+                return Err(forbidden("update members"));
+            }
+            if !MEMBER_STATUSES.contains(&status.as_str()) {
+                return Err(Refusal::Invalid(
+                    "Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\"."
+                        .into(),
+                ));
+            }
+            if let Some(m) = next.members.iter_mut().find(|m| &m.member_id == member)
+                && m.status != *status
+            {
+                m.status = status.clone();
+                m.updated_at_ms = now_ms;
+            }
+        }
+        ImageChange::RemoveMember { member } => {
+            if image.visibility != "shared" {
+                return Err(forbidden("delete members"));
+            }
+            find_member(image, member, caller)?;
+            if !allowed(Action::DeleteMember, caller, Some(image)) {
+                return Err(forbidden("delete members"));
+            }
+            next.members.retain(|m| &m.member_id != member);
+        }
+        ImageChange::AddTag { tag } => {
+            if !allowed(Action::ModifyImage, caller, Some(image)) {
+                return Err(forbidden("update tags"));
+            }
+            if tag.chars().count() > MAX_NAME {
+                return Err(Refusal::Invalid(format!(
+                    "Could not update image: Invalid value for attribute 'tags': '{tag}' is too long"
+                )));
+            }
+            if !next.tags.contains(tag) {
+                next.tags.push(tag.clone());
+                if next.tags.len() > TAG_QUOTA {
+                    return Err(Refusal::OverLimit(format!(
+                        "Image tag limit exceeded for image {id}: The limit has been exceeded on the number of allowed image tags. Attempted: {}, Maximum: {TAG_QUOTA}:",
+                        next.tags.len()
+                    )));
+                }
+            }
+        }
+        ImageChange::RemoveTag { tag } => {
+            if !allowed(Action::ModifyImage, caller, Some(image)) {
+                return Err(forbidden("delete tags"));
+            }
+            if !next.tags.contains(tag) {
+                return Err(Refusal::NotFound("The resource could not be found.".into()));
+            }
+            next.tags.retain(|t| t != tag);
+        }
+        ImageChange::Deactivate | ImageChange::Reactivate => {
+            let (action, from, to, verb) = match change {
+                ImageChange::Deactivate => (Action::Deactivate, ACTIVE, DEACTIVATED, "deactivate"),
+                _ => (Action::Reactivate, DEACTIVATED, ACTIVE, "reactivate"),
+            };
+            authorize(action, caller, Some(image))?;
+            if image.status == from {
+                next.status = to.into();
+            } else if image.status != to {
+                return Err(Refusal::NotPermitted(format!(
+                    "Not allowed to {verb} image in status '{}'",
+                    image.status
+                )));
+            }
+        }
+        ImageChange::StageStart => {
+            authorize(Action::ModifyImage, caller, Some(image))?;
+            next = step(image, QUEUED, UPLOADING, now_ms)?;
+        }
+        ImageChange::Staged { size } => {
+            authorize(Action::ModifyImage, caller, Some(image))?;
+            if image.status != UPLOADING {
+                return Err(transition(image, UPLOADING));
+            }
+            check_size(*size)?;
+            next.size = *size;
+        }
+        ImageChange::StageAbort | ImageChange::ImportAbort => {
+            authorize(Action::ModifyImage, caller, Some(image))?;
+            let from = match change {
+                ImageChange::StageAbort => UPLOADING,
+                _ => IMPORTING,
+            };
+            next = step(image, from, QUEUED, now_ms)?;
+            next.size = 0;
+            next.checksum.clear();
+            next.os_hash_value.clear();
+        }
+        ImageChange::ImportStart => {
+            authorize(Action::ModifyImage, caller, Some(image))?;
+            check_importable(image)?;
+            next = step(image, UPLOADING, IMPORTING, now_ms)?;
+        }
+    }
+    if next != *image {
+        next.updated_at_ms = now_ms;
+    }
     Ok(next)
 }
 
@@ -850,6 +1206,7 @@ mod tests {
             tags: Vec::new(),
             os_hash_value: String::new(),
             updated_at_ms: 1,
+            members: Vec::new(),
         }
     }
 

@@ -54,7 +54,7 @@ pub use events::{
 pub use instance::Instance;
 pub use rejection::{Rejection, RejectionKind};
 pub use state::{PowerState, TaskState, VmState};
-pub use values::{Fault, Flavor, HostUsage, Image, Resources};
+pub use values::{Fault, Flavor, HostUsage, Image, ImageMember, Resources};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

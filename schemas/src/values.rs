@@ -68,6 +68,20 @@ pub struct Image {
     /// until data is uploaded.
     pub os_hash_value: String,
     pub updated_at_ms: i64,
+    /// The projects a `shared` image is shared with (Glance's image
+    /// members), in the order they were added.
+    #[serde(default)]
+    pub members: Vec<ImageMember>,
+}
+
+/// One project an image is shared with (Glance's image member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMember {
+    pub member_id: String,
+    /// pending, accepted or rejected: only the member changes it.
+    pub status: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
 }
 
 /// Why an instance is in ERROR, as Nova's `fault` shows it.

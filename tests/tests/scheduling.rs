@@ -264,6 +264,7 @@ async fn an_aarch64_image_lands_only_on_aarch64_hosts() {
         tags: Vec::new(),
         os_hash_value: String::new(),
         updated_at_ms: 0,
+        members: Vec::new(),
     };
     let arm = image.id;
     register_image(&system, &client, image).await;

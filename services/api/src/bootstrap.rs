@@ -49,6 +49,7 @@ pub fn demo_image() -> Image {
         tags: Vec::new(),
         os_hash_value: String::new(),
         updated_at_ms: novalog_schemas::now_ms(),
+        members: Vec::new(),
     }
 }
 

@@ -773,8 +773,10 @@ pub fn document() -> Value {
             let body = (*m == "post").then(|| identity_create_body(p));
             (*m, *p, *s, *a, *st, body)
         });
-    for (method, path, summary, policy, status, body) in
-        image_and_identity_operations().into_iter().chain(admin)
+    for (method, path, summary, policy, status, body) in image_and_identity_operations()
+        .into_iter()
+        .chain(image_sharing_and_import_operations())
+        .chain(admin)
     {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         let mut responses = json!({
@@ -861,6 +863,147 @@ type OtherOperation = (
 /// the image API's own schema (`GET /image/v2/schemas/image`, from
 /// [`novalog_image::routes::image_schema`]) and validated by its
 /// handlers in Glance's words; the token request by keystone's shape.
+/// Image members, tags, deactivation, the import API and the member
+/// schemas (Glance's defaults as their policy).
+fn image_sharing_and_import_operations() -> Vec<OtherOperation> {
+    const OWNER: &str = "role:admin or (role:member and project_id:%(owner)s)";
+    const OWNER_OR_MEMBER: &str =
+        "role:admin or (role:reader and (project_id:%(owner)s or project_id:%(member_id)s))";
+    let json_body = |schema: Value| {
+        Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}))
+    };
+    let octets = Some(
+        json!({"required": true, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}),
+    );
+    let members = "/image/v2/images/{id}/members";
+    let member = "/image/v2/images/{id}/members/{member}";
+    vec![
+        (
+            "get",
+            members,
+            "List an image's members",
+            OWNER_OR_MEMBER,
+            200,
+            None,
+        ),
+        (
+            "post",
+            members,
+            "Share a shared image with a project (pending)",
+            OWNER,
+            200,
+            json_body(json!({"type": "object", "required": ["member"],
+                "properties": {"member": {"type": "string"}}})),
+        ),
+        (
+            "get",
+            member,
+            "Show an image member",
+            OWNER_OR_MEMBER,
+            200,
+            None,
+        ),
+        (
+            "put",
+            member,
+            "Accept or reject a shared image (the member only)",
+            "role:admin or (role:member and project_id:%(member_id)s)",
+            200,
+            json_body(json!({"type": "object", "required": ["status"],
+                "properties": {"status": {"type": "string",
+                    "enum": novalog_schemas::image::MEMBER_STATUSES}}})),
+        ),
+        ("delete", member, "Remove an image member", OWNER, 204, None),
+        (
+            "put",
+            "/image/v2/images/{id}/tags/{tag}",
+            "Add a tag",
+            OWNER,
+            204,
+            None,
+        ),
+        (
+            "delete",
+            "/image/v2/images/{id}/tags/{tag}",
+            "Remove a tag",
+            OWNER,
+            204,
+            None,
+        ),
+        (
+            "post",
+            "/image/v2/images/{id}/actions/deactivate",
+            "Deactivate an image",
+            OWNER,
+            204,
+            None,
+        ),
+        (
+            "post",
+            "/image/v2/images/{id}/actions/reactivate",
+            "Reactivate an image",
+            OWNER,
+            204,
+            None,
+        ),
+        (
+            "put",
+            "/image/v2/images/{id}/stage",
+            "Stage image data for import (queued to uploading)",
+            OWNER,
+            204,
+            octets,
+        ),
+        (
+            "post",
+            "/image/v2/images/{id}/import",
+            "Import staged data (glance-direct)",
+            OWNER,
+            202,
+            json_body(
+                json!({"type": "object", "required": ["method"], "properties": {
+                "method": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "enum": novalog_image::routes::IMPORT_METHODS}}},
+                "all_stores": {"type": "boolean"},
+                "all_stores_must_succeed": {"type": "boolean"}}}),
+            ),
+        ),
+        (
+            "get",
+            "/image/v2/info/import",
+            "Import methods available",
+            "any authenticated user",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/info/stores",
+            "Stores (404: a single store)",
+            "any authenticated user",
+            404,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/schemas/member",
+            "The member schema",
+            "any authenticated user",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/image/v2/schemas/members",
+            "The members schema",
+            "any authenticated user",
+            200,
+            None,
+        ),
+    ]
+}
+
 fn image_and_identity_operations() -> Vec<OtherOperation> {
     let image = novalog_image::routes::image_schema();
     let writable: Map<String, Value> = image["properties"]

@@ -353,7 +353,8 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     | Event::Intent(Intent::ImageUploadRequested { .. })
                     | Event::Intent(Intent::ImageUploadFinishRequested(_))
                     | Event::Intent(Intent::ImageUploadAbortRequested { .. })
-                    | Event::Intent(Intent::ImageDeleteRequested { .. }) => {
+                    | Event::Intent(Intent::ImageDeleteRequested { .. })
+                    | Event::Intent(Intent::ImageChangeRequested { .. }) => {
                         let (id, event) = decide_image(
                             &mut images,
                             &intent,
@@ -462,6 +463,10 @@ fn decide_image(
         Event::Intent(Intent::ImageDeleteRequested { image_id }) => (
             *image_id,
             image::decide_delete(images.get(image_id), image_id, &who),
+        ),
+        Event::Intent(Intent::ImageChangeRequested { image_id, change }) => (
+            *image_id,
+            image::decide_change(images.get(image_id), image_id, change, &who, now),
         ),
         other => panic!("not an image intent: {other:?}"),
     };
@@ -1391,7 +1396,8 @@ async fn image_create_upload_download_and_delete() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["status"], "queued");
-    assert_eq!(r.body["visibility"], "private");
+    // Glance's default visibility: shared, seen by no one else until it has members.
+    assert_eq!(r.body["visibility"], "shared");
     assert_eq!(r.body["owner"], "p1");
     assert_eq!(r.body["architecture"], "x86_64");
     assert_eq!(r.body["size"], Value::Null);

@@ -62,6 +62,7 @@ fn image() -> Image {
         protected: false,
         tags: Vec::new(),
         os_hash_value: String::new(),
+        members: Vec::new(),
     }
 }
 

@@ -292,6 +292,7 @@ mod tests {
                     tags: Vec::new(),
                     os_hash_value: String::new(),
                     updated_at_ms: 0,
+                    members: Vec::new(),
                 },
             })),
         }

@@ -40,15 +40,31 @@ pub(crate) fn on_create(
             Rejection::invalid(format!("Flavor {} could not be found.", req.flavor.id)),
         )];
     }
-    if c.images
-        .get(&req.image.id)
-        .is_none_or(|i| i.status == "deleted")
-    {
-        return vec![Conductor::reject(
-            env,
-            id.to_string(),
-            Rejection::invalid(format!("Image {} could not be found.", req.image.id)),
-        )];
+    match c.images.get(&req.image.id) {
+        None => {
+            return vec![Conductor::reject(
+                env,
+                id.to_string(),
+                Rejection::invalid(format!("Image {} could not be found.", req.image.id)),
+            )];
+        }
+        Some(i) if i.status == "deleted" => {
+            return vec![Conductor::reject(
+                env,
+                id.to_string(),
+                Rejection::invalid(format!("Image {} could not be found.", req.image.id)),
+            )];
+        }
+        // Deactivated (or never uploaded) since the API looked: Nova's
+        // ImageNotActive.
+        Some(i) if i.status != "active" => {
+            return vec![Conductor::reject(
+                env,
+                id.to_string(),
+                Rejection::invalid(format!("Image {} is not active.", req.image.id)),
+            )];
+        }
+        Some(_) => {}
     }
     let actor = &env.meta.actor;
     // Checked against everything accepted before it in this project's

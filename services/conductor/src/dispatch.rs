@@ -86,6 +86,9 @@ impl Conductor {
             Intent::ImageDeleteRequested { image_id } => {
                 crate::images::on_delete(self, env, *image_id)
             }
+            Intent::ImageChangeRequested { image_id, change } => {
+                crate::images::on_change(self, env, *image_id, change)
+            }
             Intent::ServerGroupCreateRequested(g) => {
                 crate::server_groups::on_create(self, env, g, now_ms)
             }

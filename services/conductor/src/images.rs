@@ -5,7 +5,7 @@
 //! none is lost. Each accepted change is announced on `catalog` with the
 //! whole image after it.
 
-use novalog_schemas::image::{self, ImageData, ImagePatch, Refusal};
+use novalog_schemas::image::{self, ImageChange, ImageData, ImagePatch, Refusal};
 use novalog_schemas::{CatalogEvent, Envelope, Event, Image, Intent};
 use uuid::Uuid;
 
@@ -33,7 +33,8 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         Intent::ImageUploadFinishRequested(d) => Some(d.image_id),
         Intent::ImageUploadRequested { image_id }
         | Intent::ImageUploadAbortRequested { image_id }
-        | Intent::ImageDeleteRequested { image_id } => Some(*image_id),
+        | Intent::ImageDeleteRequested { image_id }
+        | Intent::ImageChangeRequested { image_id, .. } => Some(*image_id),
         Intent::ServerCreateRequested(req) => Some(req.image.id),
         Intent::ServerRebuildRequested(req) => Some(req.image.id),
         Intent::ServerDeleteRequested { .. }
@@ -174,5 +175,26 @@ pub(crate) fn on_delete(c: &mut Conductor, env: &Envelope, id: Uuid) -> Vec<Emit
     let decided = image::decide_delete(c.images.get(&id), &id, &env.meta.actor.image_caller());
     record(c, env, id, decided, "image-deleted", |_| {
         Event::Catalog(CatalogEvent::ImageDeleted { image_id: id })
+    })
+}
+
+/// A member, a tag, deactivate / reactivate or an import step, decided on
+/// the image as it is now.
+pub(crate) fn on_change(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    change: &ImageChange,
+) -> Vec<Emit> {
+    let decided = image::decide_change(
+        c.images.get(&id),
+        &id,
+        change,
+        &env.meta.actor.image_caller(),
+        env.meta.occurred_at_ms,
+    );
+    let step = format!("image-{}", change.op());
+    record(c, env, id, decided, &step, |i| {
+        Event::Catalog(CatalogEvent::ImageUpdated(i.clone()))
     })
 }

@@ -53,6 +53,7 @@ pub(crate) fn image() -> Image {
         tags: Vec::new(),
         os_hash_value: String::new(),
         updated_at_ms: 0,
+        members: Vec::new(),
     }
 }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
-use novalog_schemas::image::{self, Action, Caller, ImageData, ImagePatch, PatchOp, Refusal};
+use novalog_schemas::image::{
+    self, Action, Caller, ImageChange, ImageData, ImagePatch, PatchOp, Refusal,
+};
 use novalog_schemas::{CatalogEvent, Event, Image, Rejection};
 use serde_json::{Map, Value};
 use sha2::Sha512;
@@ -35,13 +37,16 @@ impl From<Refusal> for ImageError {
     }
 }
 
-/// Whether `ctx` may see `image`: public and community images are
-/// anyone's, private and shared ones their owner's and administrators'.
+/// Whether `ctx` may see `image` (and so boot from it): public and
+/// community images are anyone's, private ones their owner's, shared ones
+/// their owner's and their members' (whatever their answer, as Glance's
+/// `is_image_visible`), all of them administrators'.
 pub fn visible(image: &Image, ctx: &Context) -> bool {
     image.status != "deleted"
         && (matches!(image.visibility.as_str(), "public" | "community")
             || ctx.is_admin
-            || image.owner == ctx.project_id)
+            || image.owner == ctx.project_id
+            || image::is_member_of(image, &ctx.project_id))
 }
 
 fn caller(ctx: &Context) -> Caller<'_> {
@@ -55,9 +60,8 @@ fn not_found(id: &str) -> ImageError {
     ImageError::not_found(format!("No image found with ID {id}"))
 }
 
-/// An image the caller may see: public and community images are anyone's,
-/// private and shared ones their owner's and administrators' (image
-/// members do not exist); others' private images are 404, not 403.
+/// An image the caller may see ([`visible`]); others' private images are
+/// 404, not 403.
 pub fn find(app: &ImageApp, ctx: &Context, id: &str) -> Result<Arc<Image>, ImageError> {
     let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
     app.catalog
@@ -73,7 +77,9 @@ pub fn authorize(ctx: &Context, action: Action, image: Option<&Image>) -> Result
 }
 
 /// A new image from `POST /v2/images`: queued, owned by the caller's
-/// project, private unless asked otherwise, within Glance's bounds.
+/// project (another only for an administrator), `shared` unless asked
+/// otherwise (Glance's default: seen by no one else until it has
+/// members), within Glance's bounds.
 pub fn from_create_body(
     app: &ImageApp,
     ctx: &Context,
@@ -103,12 +109,13 @@ pub fn from_create_body(
         properties: Default::default(),
         owner: ctx.project_id.clone(),
         checksum: String::new(),
-        visibility: "private".into(),
+        visibility: "shared".into(),
         created_at_ms: now_ms,
         protected: false,
         tags: Vec::new(),
         os_hash_value: String::new(),
         updated_at_ms: now_ms,
+        members: Vec::new(),
     };
     let who = caller(ctx);
     for (k, v) in obj {
@@ -133,6 +140,8 @@ pub enum QueryKind {
     Uuid,
     /// `all` or one of [`VISIBILITIES`].
     Visibility,
+    /// `all` or one of the member statuses.
+    MemberStatus,
 }
 
 /// One query parameter of `GET /v2/images`.
@@ -164,6 +173,21 @@ pub const LIST_QUERY: &[QueryParam] = &[
         about: "public, private, shared, community, or all",
     },
     QueryParam {
+        name: "member_status",
+        kind: QueryKind::MemberStatus,
+        about: "Shared images whose membership of the caller has this status: pending, accepted (the default), rejected, or all",
+    },
+    QueryParam {
+        name: "tag",
+        kind: QueryKind::Text,
+        about: "Images with this tag (repeat for images with every one of them)",
+    },
+    QueryParam {
+        name: "owner",
+        kind: QueryKind::Text,
+        about: "Images owned by this project",
+    },
+    QueryParam {
         name: "marker",
         kind: QueryKind::Uuid,
         about: "Start after this image (the last of the previous page)",
@@ -183,6 +207,10 @@ impl QueryParam {
             QueryKind::Visibility if v == "all" || VISIBILITIES.contains(&v) => Ok(()),
             QueryKind::Visibility => Err(ImageError::bad_request(format!(
                 "Invalid visibility value: {v}"
+            ))),
+            QueryKind::MemberStatus if v == "all" || image::MEMBER_STATUSES.contains(&v) => Ok(()),
+            QueryKind::MemberStatus => Err(ImageError::bad_request(format!(
+                "Invalid status value: {v}"
             ))),
             QueryKind::Uuid => Uuid::parse_str(v).map(|_| ()).map_err(|_| {
                 ImageError::bad_request(format!("Invalid marker. Image {v} could not be found."))
@@ -212,6 +240,11 @@ impl QueryParam {
                 values.extend(VISIBILITIES);
                 json!({"type": "string", "enum": values})
             }
+            QueryKind::MemberStatus => {
+                let mut values = vec!["all"];
+                values.extend(image::MEMBER_STATUSES);
+                json!({"type": "string", "enum": values})
+            }
         }
     }
 }
@@ -222,6 +255,11 @@ pub struct ListQuery {
     pub name: Option<String>,
     pub status: Option<String>,
     pub visibility: Option<String>,
+    /// `None`: Glance's default, accepted.
+    pub member_status: Option<String>,
+    /// Every one of these tags.
+    pub tags: Vec<String>,
+    pub owner: Option<String>,
     pub marker: Option<Uuid>,
     pub limit: usize,
 }
@@ -241,6 +279,9 @@ impl ListQuery {
                 "name" => q.name = Some(v.clone()),
                 "status" => q.status = Some(v.clone()),
                 "visibility" => q.visibility = Some(v.clone()),
+                "member_status" => q.member_status = Some(v.clone()),
+                "tag" => q.tags.push(v.clone()),
+                "owner" => q.owner = Some(v.clone()),
                 "marker" => q.marker = Uuid::parse_str(v).ok(),
                 // Python's int(): any size; the page is capped anyway.
                 "limit" => q.limit = v.parse::<usize>().unwrap_or(usize::MAX).min(MAX_LIMIT),
@@ -251,6 +292,29 @@ impl ListQuery {
         }
         Ok(q)
     }
+}
+
+/// Whether `i` is in `ctx`'s listing, as Glance's `_select_images_query`
+/// and `image_get_all`: an administrator lists every image; anyone else
+/// public and community ones, their own, and shared ones they are a
+/// member of with `member_status` (accepted unless asked). Then with a
+/// `visibility` only those of it (`all`: any), and without one no
+/// community image but one's own.
+pub fn listed(i: &Image, ctx: &Context, q: &ListQuery) -> bool {
+    let own = i.owner == ctx.project_id;
+    let status = q.member_status.as_deref().unwrap_or("accepted");
+    let member = i.visibility == "shared"
+        && i.members
+            .iter()
+            .any(|m| m.member_id == ctx.project_id && (status == "all" || m.status == status));
+    let candidate =
+        ctx.is_admin || own || member || matches!(i.visibility.as_str(), "public" | "community");
+    candidate
+        && match q.visibility.as_deref() {
+            Some("all") => true,
+            Some(v) => i.visibility == v,
+            None => own || i.visibility != "community",
+        }
 }
 
 /// One page, newest first (Glance's default `created_at` desc, then id),
@@ -265,21 +329,11 @@ pub fn list(
         .images()
         .into_iter()
         .filter(|i| i.status != "deleted")
-        .filter(|i| {
-            let own = i.owner == ctx.project_id;
-            match q.visibility.as_deref() {
-                Some("all") => {
-                    ctx.is_admin || own || i.visibility == "public" || i.visibility == "community"
-                }
-                Some(v) => {
-                    i.visibility == v && (ctx.is_admin || own || v == "public" || v == "community")
-                }
-                // Community images are listed only when asked for.
-                None => ctx.is_admin || own || i.visibility == "public",
-            }
-        })
+        .filter(|i| listed(i, ctx, q))
         .filter(|i| q.name.as_ref().is_none_or(|n| &i.name == n))
         .filter(|i| q.status.as_ref().is_none_or(|s| &i.status == s))
+        .filter(|i| q.owner.as_ref().is_none_or(|o| &i.owner == o))
+        .filter(|i| q.tags.iter().all(|t| i.tags.contains(t)))
         .collect();
     images.sort_by(|a, b| {
         b.created_at_ms
@@ -344,6 +398,105 @@ pub async fn patch(
     )
 }
 
+/// Has the conductor apply `change` (a member, a tag, deactivate /
+/// reactivate, an import step) to the image as it is by then, once the
+/// same decision on the projection shows it can apply; a change that
+/// leaves the image as it is writes nothing.
+pub async fn change(
+    app: &ImageApp,
+    ctx: &Context,
+    request_id: &str,
+    current: &Image,
+    change: ImageChange,
+) -> Result<Image, ImageError> {
+    let id = current.id;
+    let next = image::decide_change(
+        Some(current),
+        &id,
+        &change,
+        &caller(ctx),
+        novalog_schemas::now_ms(),
+    )?;
+    if next == *current {
+        return Ok(next);
+    }
+    let event = Event::Intent(novalog_schemas::Intent::ImageChangeRequested {
+        image_id: id,
+        change,
+    });
+    accepted_image(
+        decide(app, ctx, request_id, &current.owner, id, event).await?,
+        next,
+    )
+}
+
+/// Where staged data (`PUT /v2/images/{id}/stage`) waits for its import.
+pub fn staged_path(dir: &Path, id: &Uuid) -> PathBuf {
+    dir.join("staging").join(id.to_string())
+}
+
+/// The `glance-direct` import of a staged image, once the conductor has
+/// moved it to importing: its staged bytes are measured, become its data,
+/// and the conductor makes it active with their size and digests. On any
+/// failure the image goes back to queued (the staged data is dropped), as
+/// Glance's import flow reverts.
+pub async fn run_import(app: AppState, ctx: Context, request_id: String, image: Image) {
+    let id = image.id;
+    let staged = staged_path(&app.images_dir, &id);
+    let measured = async {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(&staged).await.ok()?;
+        let mut hasher = Hasher::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]).ok()?;
+        }
+        Some(hasher.finish())
+    }
+    .await;
+    let stored = match measured {
+        Some(up) => tokio::fs::rename(&staged, data_path(&app.images_dir, &id))
+            .await
+            .ok()
+            .map(|()| up),
+        None => None,
+    };
+    let outcome = match stored {
+        Some(up) => {
+            let data = ImageData {
+                image_id: id,
+                size: up.size,
+                checksum: up.checksum,
+                os_hash_value: up.os_hash_value,
+            };
+            let event = Event::Intent(novalog_schemas::Intent::ImageUploadFinishRequested(
+                Box::new(data),
+            ));
+            decide(&app, &ctx, &request_id, &image.owner, id, event).await
+        }
+        None => Err(ImageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the staged data could not be imported",
+        )),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(image = %id, error = %e.message, "importing staged image data");
+        let _ = tokio::fs::remove_file(&staged).await;
+        let _ = tokio::fs::remove_file(data_path(&app.images_dir, &id)).await;
+        let event = Event::Intent(novalog_schemas::Intent::ImageChangeRequested {
+            image_id: id,
+            change: ImageChange::ImportAbort,
+        });
+        if let Err(e) = decide(&app, &ctx, &request_id, &image.owner, id, event).await {
+            tracing::warn!(image = %id, error = %e.message, "putting an image back to queued");
+        }
+    }
+}
+
 /// Writes `ImageDeleteRequested`; the data file goes once it is accepted.
 pub async fn delete(
     app: &ImageApp,
@@ -358,6 +511,7 @@ pub async fn delete(
     decide(app, ctx, request_id, &current.owner, current.id, event).await?;
     // The deletion is recorded; a file left behind is only disk space.
     let _ = tokio::fs::remove_file(data_path(&app.images_dir, &current.id)).await;
+    let _ = tokio::fs::remove_file(staged_path(&app.images_dir, &current.id)).await;
     Ok(())
 }
 
@@ -741,6 +895,7 @@ mod tests {
                 QueryKind::Limit => "3".to_owned(),
                 QueryKind::Uuid => Uuid::nil().to_string(),
                 QueryKind::Visibility => "community".to_owned(),
+                QueryKind::MemberStatus => "pending".to_owned(),
             };
             let q = ListQuery::parse(&[(p.name.to_owned(), value)]).unwrap();
             assert_ne!(q, default, "{} is documented but not read", p.name);
@@ -783,6 +938,7 @@ mod tests {
                 tags: Vec::new(),
                 os_hash_value: String::new(),
                 updated_at_ms,
+                members: Vec::new(),
             })
         };
         let old = at(image::SAVING, 0);

@@ -9,17 +9,20 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use novalog_schemas::Image;
-use novalog_schemas::image::{Action, Refusal};
+use novalog_schemas::image::{Action, ImageChange, Refusal};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use novalog_request::{BaseUrl, Context, RequestId, query_pairs};
 
 use crate::images::{self, Hasher, ListQuery};
+
+mod import;
+mod members;
 use crate::{AppState, ImageError};
 
 /// An error as Glance (webob) renders it in JSON.
@@ -54,6 +57,13 @@ impl IntoResponse for GlanceError {
 type Result<T> = std::result::Result<T, GlanceError>;
 
 pub const PATCH_MEDIA_TYPE: &str = "application/openstack-images-v2.1-json-patch";
+/// The older patch format: `[{"replace": "/name", "value": "x"}]`.
+pub const PATCH_MEDIA_TYPE_V20: &str = "application/openstack-images-v2.0-json-patch";
+
+/// The import methods served (Glance's `enabled_import_methods`): one
+/// store, so `copy-image` has nowhere to copy to and `web-download` is not
+/// offered; asking for either is Glance's 400 for an unknown method.
+pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
 
 /// The Glance routes; `authenticate` puts the mounting service's
 /// authentication on every route but the version documents.
@@ -68,8 +78,30 @@ pub fn router(
             get(show).patch(update).delete(delete),
         )
         .route("/image/v2/images/{id}/file", get(download).put(upload))
+        .route(
+            "/image/v2/images/{id}/members",
+            get(members::index).post(members::create),
+        )
+        .route(
+            "/image/v2/images/{id}/members/{member}",
+            get(members::show)
+                .put(members::update)
+                .delete(members::delete),
+        )
+        .route(
+            "/image/v2/images/{id}/tags/{tag}",
+            put(tag_add).delete(tag_remove),
+        )
+        .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
+        .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
+        .route("/image/v2/images/{id}/stage", put(import::stage))
+        .route("/image/v2/images/{id}/import", post(import::import))
+        .route("/image/v2/info/import", get(import::info_import))
+        .route("/image/v2/info/stores", get(import::info_stores))
         .route("/image/v2/schemas/image", get(schema_image))
-        .route("/image/v2/schemas/images", get(schema_images));
+        .route("/image/v2/schemas/images", get(schema_images))
+        .route("/image/v2/schemas/member", get(members::schema_member))
+        .route("/image/v2/schemas/members", get(members::schema_members));
     let authenticated = authenticate(authenticated);
     Router::new()
         .route("/image", get(versions_multiple))
@@ -109,7 +141,7 @@ async fn versions(BaseUrl(base): BaseUrl) -> Json<Value> {
 }
 
 /// Glance's timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
-fn isotime(ms: i64) -> String {
+pub(crate) fn isotime(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%SZ")
@@ -158,12 +190,12 @@ pub fn view(i: &Image) -> Value {
     Value::Object(body)
 }
 
-fn json_body(bytes: &[u8]) -> Result<Value> {
+pub(crate) fn json_body(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes)
         .map_err(|_| GlanceError(ImageError::bad_request("Malformed JSON in request body.")))
 }
 
-fn content_type(headers: &HeaderMap) -> &str {
+pub(crate) fn content_type(headers: &HeaderMap) -> &str {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -223,7 +255,14 @@ async fn create(
     let location = format!("/v2/images/{}", image.id);
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
+        [
+            (header::LOCATION, location),
+            // What `openstack image create --import` looks for.
+            (
+                header::HeaderName::from_static("openstack-image-import-methods"),
+                IMPORT_METHODS.join(","),
+            ),
+        ],
         Json(view(&image)),
     )
         .into_response())
@@ -248,7 +287,7 @@ async fn update(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>> {
     let ct = content_type(&headers);
-    if ct != PATCH_MEDIA_TYPE && ct != "application/openstack-images-v2.0-json-patch" {
+    if ct != PATCH_MEDIA_TYPE && ct != PATCH_MEDIA_TYPE_V20 {
         return Err(GlanceError(ImageError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Unsupported Content-Type; use {PATCH_MEDIA_TYPE}"),
@@ -257,7 +296,12 @@ async fn update(
     let image = images::find(&app, &ctx, &id)?;
     // Glance's answer to those who see an image but may not change it.
     images::authorize(&ctx, Action::ModifyImage, Some(&*image))?;
-    let ops = novalog_schemas::image::parse_patch(&json_body(&body)?)?;
+    let body = json_body(&body)?;
+    let ops = if ct == PATCH_MEDIA_TYPE_V20 {
+        novalog_schemas::image::parse_patch_v20(&body)?
+    } else {
+        novalog_schemas::image::parse_patch(&body)?
+    };
     let done = images::patch(&app, &ctx, &rid.0, &image, ops).await?;
     Ok(Json(view(&done)))
 }
@@ -357,11 +401,18 @@ async fn download(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let image = images::find(&app, &ctx, &id)?;
-    images::authorize(&ctx, Action::DownloadImage, Some(&*image))?;
-    if image.status != "active" {
+    if image.status == novalog_schemas::image::DEACTIVATED && !ctx.is_admin {
         return Err(GlanceError(ImageError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         )));
+    }
+    images::authorize(&ctx, Action::DownloadImage, Some(&*image))?;
+    // No data yet (queued, staged, being imported): Glance's 204.
+    if !matches!(
+        image.status.as_str(),
+        novalog_schemas::image::ACTIVE | novalog_schemas::image::DEACTIVATED
+    ) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let path = images::data_path(&app.images_dir, &image.id);
     let file = match tokio::fs::File::open(&path).await {
@@ -402,6 +453,56 @@ async fn download(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// `PUT /v2/images/{id}/tags/{tag}`: 204, also when the image has it.
+async fn tag_add(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let image = images::find(&app, &ctx, &id)?;
+    images::change(&app, &ctx, &rid.0, &image, ImageChange::AddTag { tag }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v2/images/{id}/tags/{tag}`: 204, or 404 for a tag it lacks.
+async fn tag_remove(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let image = images::find(&app, &ctx, &id)?;
+    images::change(&app, &ctx, &rid.0, &image, ImageChange::RemoveTag { tag }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v2/images/{id}/actions/deactivate`: 204; an active image's
+/// data is then downloadable by administrators only, and no server boots
+/// from it.
+async fn deactivate(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let image = images::find(&app, &ctx, &id)?;
+    images::change(&app, &ctx, &rid.0, &image, ImageChange::Deactivate).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v2/images/{id}/actions/reactivate`: 204.
+async fn reactivate(
+    State(app): State<AppState>,
+    ctx: Context,
+    rid: RequestId,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let image = images::find(&app, &ctx, &id)?;
+    images::change(&app, &ctx, &rid.0, &image, ImageChange::Reactivate).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The image schema, reduced to what this subset serves; custom

@@ -194,7 +194,8 @@ async fn known_project(app: &AppState, ctx: &Context, project: &str) -> Result<b
     }
     if let Some(identity) = app.auth.identity() {
         let r = novalog_identity::directory::Ref::Id(project.to_owned());
-        return Ok(identity.directory.project(&r).is_some());
+        // By id, the domain is not consulted.
+        return Ok(identity.directory.view().project(&r, "").is_some());
     }
     Ok(app.usage.projects().await?.iter().any(|p| p == project))
 }
