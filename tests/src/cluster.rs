@@ -226,6 +226,8 @@ impl ProcessCluster {
         let mut cfg = crate::test_config(dir.path());
         Backend::Kafka(brokers.to_owned()).configure(&mut cfg);
         cfg.api.listen = format!("127.0.0.1:{}", free_port());
+        cfg.billing.listen = format!("127.0.0.1:{}", free_port());
+        cfg.billing.endpoint = format!("http://{}", cfg.billing.listen);
         tune(&mut cfg);
         let mut env = kafka_env(&cfg, brokers);
         env.push(kafka_test_config_file(&cfg.data_dir));

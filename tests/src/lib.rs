@@ -440,6 +440,10 @@ pub fn kafka_env(cfg: &Config, brokers: &str) -> Vec<(String, String)> {
         v("NOVALOG_QUOTA__INSTANCES", cfg.quota.instances.to_string()),
         v("NOVALOG_QUOTA__CORES", cfg.quota.cores.to_string()),
         v("NOVALOG_QUOTA__RAM", cfg.quota.ram.to_string()),
+        // novalog-billing's internal read listener and where the API finds
+        // it: a free port per cluster, as for the API.
+        v("NOVALOG_BILLING__LISTEN", cfg.billing.listen.clone()),
+        v("NOVALOG_BILLING__ENDPOINT", cfg.billing.endpoint.clone()),
     ]
 }
 
