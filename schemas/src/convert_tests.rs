@@ -203,6 +203,17 @@ fn core_samples() -> Vec<Event> {
             },
         ))),
         Event::Intent(Intent::ImageUploadRequested { image_id: id }),
+        Event::Intent(Intent::ImageChangeRequested {
+            image_id: id,
+            change: crate::image::ImageChange::SetMemberStatus {
+                member: "p2".into(),
+                status: "accepted".into(),
+            },
+        }),
+        Event::Intent(Intent::ImageChangeRequested {
+            image_id: id,
+            change: crate::image::ImageChange::Deactivate,
+        }),
         Event::Intent(Intent::ImageUploadFinishRequested(Box::new(
             crate::image::ImageData {
                 image_id: id,
