@@ -1005,7 +1005,8 @@ pub fn decide_change(
             }
             find_member(image, member, caller)?;
             // Only the member answers for itself (an administrator may too).
-            if !caller.is_admin() && !(caller.is_member() && caller.project_id == member.as_str()) {
+            if !(caller.is_admin() || (caller.is_member() && caller.project_id == member.as_str()))
+            {
                 return Err(forbidden("update members"));
             }
             if !MEMBER_STATUSES.contains(&status.as_str()) {
