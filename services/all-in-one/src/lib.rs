@@ -127,9 +127,15 @@ impl System {
 
     /// Stops every service and waits for them; the first error wins.
     pub async fn stop(self) -> Result<()> {
-        self.trigger.trigger();
+        let System {
+            log,
+            trigger,
+            tasks,
+            ..
+        } = self;
+        trigger.trigger();
         let mut result = Ok(());
-        for (name, task) in self.tasks {
+        for (name, task) in tasks {
             match task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -144,6 +150,22 @@ impl System {
                     }
                 }
             }
+        }
+        // The services have stopped, but tasks they spawned (an HTTP
+        // connection finishing its answer, a client's idle keep-alive
+        // connection closing) may still hold the log for a moment; the
+        // embedded log's files stay locked until the last holder lets go,
+        // and whoever opens the data directory next (a restart in the same
+        // process) would find them locked.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&log) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&log) > 1 {
+            tracing::warn!(
+                holders = Arc::strong_count(&log) - 1,
+                "the log is still held after every service stopped"
+            );
         }
         result
     }

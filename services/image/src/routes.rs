@@ -65,6 +65,38 @@ pub const PATCH_MEDIA_TYPE_V20: &str = "application/openstack-images-v2.0-json-p
 /// offered; asking for either is Glance's 400 for an unknown method.
 pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
 
+/// The most a metadata request's body may carry (image create, patch,
+/// members, import): far above what Glance's schema allows an image's
+/// properties, far below image data.
+pub const MAX_METADATA_BODY: usize = 1 << 20;
+
+/// Reads a metadata request's whole body before routing, so every answer,
+/// early refusals included (a malformed id in the path, a failed policy
+/// check), comes after the body: a connection is never answered and closed
+/// with its request half sent, which the client would see as a dropped
+/// connection.
+/// Image data (`PUT .../file`, `PUT .../stage`) streams through untouched.
+async fn read_body_first(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    if req.method() == axum::http::Method::PUT
+        && (path.ends_with("/file") || path.ends_with("/stage"))
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_METADATA_BODY).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => GlanceError(ImageError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is larger than {MAX_METADATA_BODY} bytes, or was cut off."),
+        ))
+        .into_response(),
+    }
+}
+
 /// The Glance routes; `authenticate` puts the mounting service's
 /// authentication on every route but the version documents.
 pub fn router(
@@ -78,6 +110,7 @@ pub fn router(
             get(show).patch(update).delete(delete),
         )
         .route("/image/v2/images/{id}/file", get(download).put(upload))
+        .route("/image/v2/images/{id}/stage", put(import::stage))
         .route(
             "/image/v2/images/{id}/members",
             get(members::index).post(members::create),
@@ -94,7 +127,6 @@ pub fn router(
         )
         .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
-        .route("/image/v2/images/{id}/stage", put(import::stage))
         .route("/image/v2/images/{id}/import", post(import::import))
         .route("/image/v2/info/import", get(import::info_import))
         .route("/image/v2/info/stores", get(import::info_stores))
@@ -102,7 +134,10 @@ pub fn router(
         .route("/image/v2/schemas/images", get(schema_images))
         .route("/image/v2/schemas/member", get(members::schema_member))
         .route("/image/v2/schemas/members", get(members::schema_members));
-    let authenticated = authenticate(authenticated);
+    // Outside authentication, so a refused token is answered after the
+    // body too.
+    let authenticated =
+        authenticate(authenticated).route_layer(axum::middleware::from_fn(read_body_first));
     Router::new()
         .route("/image", get(versions_multiple))
         .route("/image/", get(versions_multiple))
