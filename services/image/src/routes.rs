@@ -89,11 +89,17 @@ async fn read_body_first(req: axum::extract::Request, next: axum::middleware::Ne
             next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(_) => GlanceError(ImageError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request body is larger than {MAX_METADATA_BODY} bytes, or was cut off."),
-        ))
-        .into_response(),
+        Err(e) => {
+            let mut refusal = novalog_request::BodyRefusal::Malformed;
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    refusal = novalog_request::BodyRefusal::TooLarge;
+                }
+                source = err.source();
+            }
+            GlanceError(ImageError::new(refusal.status(), refusal.message())).into_response()
+        }
     }
 }
 
