@@ -626,40 +626,9 @@ fn osc_as(os: &Osc, clouds: &Path, cloud: &str, args: &[&str], json: bool) -> Va
 /// credential authenticating a script.
 #[test]
 fn openstackclient_manages_projects_users_roles_and_application_credentials() {
-    let openstack = openstack();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(dir.path().join("novalog.toml"), CONFIG).unwrap();
-    let novalog = std::process::Command::new(bin_dir().join("novalog"))
-        .args([
-            "--config",
-            &dir.path().join("novalog.toml").display().to_string(),
-            "--data-dir",
-            &dir.path().join("data").display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--fake-hosts",
-            "1",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::fs::File::create(dir.path().join("novalog.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("novalog.err")).unwrap())
-        .spawn()
-        .expect("start novalog");
-    let _guard = KillOnDrop(novalog);
-    let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, clouds_yaml(port)).unwrap();
-    let os = Osc {
-        openstack,
-        clouds_yaml: clouds,
-        dir: dir.path().to_owned(),
-    };
+    let running = start_novalog(1);
+    let (os, port, dir) = (&running.os, running.port, &running.dir);
     use Cloud::{Admin, Demo};
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !os.run(Admin, &["token", "issue"]).status.success() {
-        assert!(Instant::now() < deadline, "novalog did not come up");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 
     // project create / list / show
     let web = os.ok(
@@ -713,9 +682,9 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
     );
     let alice_yaml = dir.path().join("alice.yaml");
     std::fs::write(&alice_yaml, &alice).unwrap();
-    let servers = osc_as(&os, &alice_yaml, "alice", &["server", "list"], true);
+    let servers = osc_as(os, &alice_yaml, "alice", &["server", "list"], true);
     assert_eq!(servers, Value::Array(vec![]));
-    let token = osc_as(&os, &alice_yaml, "alice", &["token", "issue"], true);
+    let token = osc_as(os, &alice_yaml, "alice", &["token", "issue"], true);
     assert_eq!(token["project_id"], web_id);
     assert_eq!(token["user_id"], user_id);
 
@@ -734,7 +703,7 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
 
     // an application credential a script authenticates with
     let cred = osc_as(
-        &os,
+        os,
         &alice_yaml,
         "alice",
         &[
@@ -757,7 +726,7 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
         .unwrap_or_else(|| panic!("{cred}"))
         .to_owned();
     let listed = osc_as(
-        &os,
+        os,
         &alice_yaml,
         "alice",
         &["application", "credential", "list"],
@@ -772,7 +741,7 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
         ),
     )
     .unwrap();
-    let servers = osc_as(&os, &ci_yaml, "ci", &["server", "list"], true);
+    let servers = osc_as(os, &ci_yaml, "ci", &["server", "list"], true);
     assert_eq!(servers, Value::Array(vec![]));
 
     // removing the role takes the user's access at once
@@ -808,7 +777,7 @@ fn openstackclient_manages_projects_users_roles_and_application_credentials() {
         ],
     );
     osc_as(
-        &os,
+        os,
         &alice_yaml,
         "alice",
         &["application", "credential", "delete", "ci"],
@@ -853,40 +822,9 @@ fn get_json(port: u16, token: &str, path: &str) -> Value {
 /// admin's list shows demo's row with the same numbers.
 #[test]
 fn openstack_usage_agrees_with_billing() {
-    let openstack = openstack();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(dir.path().join("novalog.toml"), CONFIG).unwrap();
-    let novalog = std::process::Command::new(bin_dir().join("novalog"))
-        .args([
-            "--config",
-            &dir.path().join("novalog.toml").display().to_string(),
-            "--data-dir",
-            &dir.path().join("data").display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--fake-hosts",
-            "1",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::fs::File::create(dir.path().join("novalog.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("novalog.err")).unwrap())
-        .spawn()
-        .expect("start novalog");
-    let _guard = KillOnDrop(novalog);
-    let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, clouds_yaml(port)).unwrap();
-    let os = Osc {
-        openstack,
-        clouds_yaml: clouds,
-        dir: dir.path().to_owned(),
-    };
+    let running = start_novalog(1);
+    let (os, port) = (&running.os, running.port);
     use Cloud::{Admin, Demo};
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !os.run(Admin, &["token", "issue"]).status.success() {
-        assert!(Instant::now() < deadline, "novalog did not come up");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 
     // m1.large (8 GiB, 4 vCPUs, 80 GB) for a few seconds: enough
     // MB-hours to compare at the client's two decimals.
@@ -965,9 +903,19 @@ fn openstack_usage_agrees_with_billing() {
     );
 }
 
-/// A `novalog` with two fake hosts and `openstack` pointed at it, up once
-/// both hosts reported; the guard stops it.
-fn start_for_images() -> (Osc, KillOnDrop, tempfile::TempDir) {
+/// A `novalog` started on its own port and data directory, with
+/// `openstack` pointed at it; it is stopped (before its directory goes)
+/// when this is dropped.
+struct Running {
+    _guard: KillOnDrop,
+    os: Osc,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// Starts `novalog` with `fake_hosts` fake hosts; returns once every host
+/// is listed as a hypervisor.
+fn start_novalog(fake_hosts: usize) -> Running {
     let openstack = openstack();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -981,7 +929,7 @@ fn start_for_images() -> (Osc, KillOnDrop, tempfile::TempDir) {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--fake-hosts",
-            "2",
+            &fake_hosts.to_string(),
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::fs::File::create(dir.path().join("novalog.log")).unwrap())
@@ -1001,7 +949,7 @@ fn start_for_images() -> (Osc, KillOnDrop, tempfile::TempDir) {
         let out = os.run(Cloud::Admin, &["hypervisor", "list", "-f", "json"]);
         let ready = out.status.success()
             && serde_json::from_slice::<Value>(&out.stdout)
-                .is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 2));
+                .is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == fake_hosts));
         if ready {
             break;
         }
@@ -1012,9 +960,20 @@ fn start_for_images() -> (Osc, KillOnDrop, tempfile::TempDir) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    Running {
+        _guard: guard,
+        os,
+        port,
+        dir,
+    }
+}
+
+/// A `novalog` with two fake hosts and a small raw disk file to upload.
+fn start_for_images() -> Running {
+    let running = start_novalog(2);
     let disk: Vec<u8> = (0..4_096u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(dir.path().join("disk.raw"), &disk).unwrap();
-    (os, guard, dir)
+    std::fs::write(running.dir.path().join("disk.raw"), &disk).unwrap();
+    running
 }
 
 /// Polls `image show` until the image has `status`; returns it.
@@ -1038,7 +997,7 @@ fn image_becomes(os: &Osc, cloud: Cloud, name: &str, status: &str) -> Value {
 /// the share, demo no longer sees it.
 #[test]
 fn an_image_shared_with_a_project_boots_there() {
-    let (os, _guard, _dir) = start_for_images();
+    let Running { os, .. } = &start_for_images();
     use Cloud::{Admin, Demo};
     let image = os.ok(
         Admin,
@@ -1060,7 +1019,7 @@ fn an_image_shared_with_a_project_boots_there() {
     os.fails(Demo, &["image", "show", &id]);
 
     let member = osc_as(
-        &os,
+        os,
         &os.clouds_yaml,
         "admin",
         &["image", "add", "project", "shared-img", "demo"],
@@ -1108,7 +1067,7 @@ fn an_image_shared_with_a_project_boots_there() {
 /// `image set --deactivate` refusing boots until `--activate`.
 #[test]
 fn image_import_tags_and_deactivation_through_openstackclient() {
-    let (os, _guard, _dir) = start_for_images();
+    let Running { os, .. } = &start_for_images();
     use Cloud::{Admin, Demo};
     let created = os.ok(
         Demo,
@@ -1126,7 +1085,7 @@ fn image_import_tags_and_deactivation_through_openstackclient() {
         ],
     );
     assert_eq!(created["name"], "imported", "{created}");
-    let image = image_becomes(&os, Demo, "imported", "active");
+    let image = image_becomes(os, Demo, "imported", "active");
     assert_eq!(image["size"], 4_096, "{image}");
 
     os.ok(
