@@ -30,6 +30,7 @@ pub mod compute;
 pub mod compute_services;
 pub mod intents;
 pub mod keypair_api;
+pub mod server_sort;
 pub mod usage;
 
 use intents::Intents;

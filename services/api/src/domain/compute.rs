@@ -649,21 +649,44 @@ pub fn list(
     };
     // As Nova: the marker is any server the caller could list (deleted
     // ones included), whatever the other filters say.
-    let after = match &f.marker {
+    let order = super::server_sort::Order::from_params(params, version, ctx.is_admin)?;
+    let marker = match &f.marker {
         Some(marker) => {
             let found = Uuid::parse_str(marker)
                 .ok()
                 .and_then(|id| app.projection.instance_with_deleted(&id))
                 .filter(|i| project.as_ref().is_none_or(|p| &i.project_id == p))
                 .filter(|i| ctx.is_admin || i.project_id == ctx.project_id);
-            let i = found
-                .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?;
-            Some((i.created_at_ms, i.id))
+            Some(found.ok_or_else(|| {
+                ApiError::bad_request(format!("marker [{marker}] not found"))
+            })?)
         }
         None => None,
     };
     let limit = crate::domain::page_size(f.limit, app.max_limit);
     let mut servers = Vec::new();
+    if limit > 0 && !order.is_newest_first() {
+        // Any other order sorts every match: the projection's index is by
+        // creation time only.
+        app.projection
+            .walk_instances(project.as_deref(), None, deleted_wanted != Some(false), |i| {
+                if matches(&i) {
+                    servers.push(i);
+                }
+                true
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "listing servers from the store");
+                ApiError::internal("Unexpected API Error: the server list could not be read.")
+            })?;
+        servers.sort_by(|a, b| order.compare(a, b));
+        if let Some(m) = &marker {
+            servers.retain(|i| order.compare(m, i) == std::cmp::Ordering::Less);
+        }
+        servers.truncate(limit);
+        return Ok(Page { servers });
+    }
+    let after = marker.map(|i| (i.created_at_ms, i.id));
     if limit > 0 {
         // Live servers are in memory; only a list that may show deleted
         // ones walks the store's index.

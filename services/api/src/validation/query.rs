@@ -253,13 +253,13 @@ const SERVERS_PARAMS: &[Param] = &[
         "sort_key",
         Kind::Enum(SERVER_SORT_KEYS),
         V21,
-        "Checked as Nova checks it; lists are newest first whatever it says",
+        "Order by this column (repeatable; Nova's ignored keys are dropped; host and node for administrators); created_at and id are appended",
     ),
     p(
         "sort_dir",
         Kind::Text,
         V21,
-        "Accepted; lists are newest first whatever it says",
+        "asc or desc, paired with sort_key by position (default desc)",
     ),
     admin("host", Kind::Text, V21, "Compute host"),
     admin(
