@@ -378,6 +378,10 @@ struct Stream {
     end: i64,
     /// The merge key of the last record read (with an `order`).
     floor: i64,
+    /// With an `order`: records read that decided nothing live, so their
+    /// batch is not on the log; they wait here for the next record of
+    /// their partition that did (see [`refill`]).
+    held: Vec<Ahead>,
     /// Records read ahead, decoded as they were read (no copy of their
     /// bytes is kept).
     buf: VecDeque<Ahead>,
@@ -463,6 +467,7 @@ async fn fold<H: Handler>(
                     next: 0,
                     end,
                     floor: i64::MIN,
+                    held: Vec::new(),
                     buf: Default::default(),
                 });
             }
@@ -605,43 +610,76 @@ async fn commit<H: Handler>(
     Ok(())
 }
 
+/// Reads the next records of `s` into its buffer, until it holds at
+/// least one or the partition's end is reached.
+///
+/// With an `order` (the conductor's), a record's merge key is the time
+/// its batch was decided at live, read back from what it caused. A
+/// record that caused nothing (a stale fact, a late answer to a step a
+/// delete pre-empted, a duplicate, a timeout whose step was answered, the
+/// conductor's own requests read back) names no batch: it was handled in
+/// one no earlier than the last record before it in its partition that
+/// did cause something, and no later than the next one. It takes the
+/// later bound: the merge places it just before that next record.
+/// The earlier bound was wrong where it mattered: a reboot's answer that
+/// came in one batch with the delete that pre-empted it was handled after
+/// the delete live (intents before compute events within a batch) and
+/// ignored; placed at the earlier batch, the replay handled it before the
+/// delete and finished the reboot, one instance event more than live.
+/// Later is the safe side: what made a record change nothing (its step
+/// answered or superseded, its instance deleted, its request handled)
+/// stays so as the state moves on. Records after the last one that caused
+/// something come at the very end.
 async fn refill(
     src: &Source,
     s: &mut Stream,
     order: Option<&HashMap<uuid::Uuid, i64>>,
 ) -> Result<()> {
-    if s.next >= s.end {
-        return Ok(());
-    }
-    let until = s.end.min(s.next + READ_AHEAD);
-    let (buf, kind, floor) = (&mut s.buf, s.kind, &mut s.floor);
-    src.scan(&s.topic, s.partition, s.next, until, |r| {
-        let env = match kind {
-            Some(t) => novalog_schemas::decode_on(t, r.value),
-            None => novalog_schemas::decode(r.value),
-        }
-        .ok();
-        let timestamp_ms = match order {
-            None => r.timestamp_ms,
-            Some(at) => {
-                let key = env
-                    .as_ref()
-                    .and_then(|e| at.get(&e.meta.event_id))
-                    .copied()
-                    .unwrap_or(r.timestamp_ms)
-                    .max(*floor);
-                *floor = key;
-                key
+    while s.buf.is_empty() && s.next < s.end {
+        let until = s.end.min(s.next + READ_AHEAD);
+        let (buf, held, kind, floor) = (&mut s.buf, &mut s.held, s.kind, &mut s.floor);
+        src.scan(&s.topic, s.partition, s.next, until, |r| {
+            let env = match kind {
+                Some(t) => novalog_schemas::decode_on(t, r.value),
+                None => novalog_schemas::decode(r.value),
             }
-        };
-        buf.push_back(Ahead {
-            offset: r.offset,
-            timestamp_ms,
-            env,
+            .ok();
+            let timestamp_ms = match order {
+                None => r.timestamp_ms,
+                Some(at) => {
+                    let decided = env.as_ref().and_then(|e| at.get(&e.meta.event_id));
+                    let Some(&decided) = decided else {
+                        held.push(Ahead {
+                            offset: r.offset,
+                            timestamp_ms: 0,
+                            env,
+                        });
+                        return;
+                    };
+                    let key = decided.max(*floor);
+                    *floor = key;
+                    for mut h in held.drain(..) {
+                        h.timestamp_ms = key;
+                        buf.push_back(h);
+                    }
+                    key
+                }
+            };
+            buf.push_back(Ahead {
+                offset: r.offset,
+                timestamp_ms,
+                env,
+            })
         })
-    })
-    .await?;
-    s.next = until;
+        .await?;
+        s.next = until;
+        if s.next >= s.end {
+            for mut h in s.held.drain(..) {
+                h.timestamp_ms = i64::MAX;
+                s.buf.push_back(h);
+            }
+        }
+    }
     Ok(())
 }
 
