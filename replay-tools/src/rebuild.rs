@@ -197,10 +197,14 @@ pub async fn rebuild(
             // Each input is decided at the time it was decided live, and in
             // the order it was: both read back from what it caused.
             let decided_at = Arc::new(conductor_decisions(src, &topics).await?);
+            let feed = novalog_conductor::service::DecidedAt::new();
             let handler =
-                novalog_conductor::service::replay_handler(cfg, store.clone(), decided_at.clone())
+                novalog_conductor::service::replay_handler(cfg, store.clone(), feed.clone())
                     .map_err(refused)?;
-            let order = Some(decided_at.clone());
+            let order = Some(Order {
+                decided_at,
+                feed: Some(feed),
+            });
             fold(
                 src, &inputs, &consumer, &store, handler, until, order, progress,
             )
@@ -320,9 +324,9 @@ pub async fn rebuild_all(
 /// the clock once per batch, later each time, so the time also says which
 /// batch handled the input; within a batch it handled them in topic,
 /// partition, offset order (the consumer loop sorts each batch so).
-async fn conductor_decisions(src: &Source, t: &Topics) -> Result<HashMap<uuid::Uuid, i64>> {
+async fn conductor_decisions(src: &Source, t: &Topics) -> Result<DecisionTimes> {
     use novalog_schemas::{Event, SchedulerEvent};
-    let mut at = HashMap::new();
+    let mut at = DecisionTimes::default();
     for topic in [&t.instances, &t.scheduler, &t.compute, &t.catalog, &t.hosts] {
         let ends = match src.end_offsets(topic).await {
             Ok(e) => e,
@@ -378,6 +382,10 @@ struct Stream {
     end: i64,
     /// The merge key of the last record read (with an `order`).
     floor: i64,
+    /// With an `order`: records read that decided nothing live, so their
+    /// batch is not on the log; they wait here for the next record of
+    /// their partition that did (see [`refill`]).
+    held: Vec<Ahead>,
     /// Records read ahead, decoded as they were read (no copy of their
     /// bytes is kept).
     buf: VecDeque<Ahead>,
@@ -388,6 +396,9 @@ struct Ahead {
     /// Merge key: the append time, or with an `order` the time its input
     /// was decided at.
     timestamp_ms: i64,
+    /// With an `order`: when it was decided live (`None`: it caused
+    /// nothing).
+    decided: Option<i64>,
     /// `None`: it does not decode.
     env: Option<novalog_schemas::Envelope>,
 }
@@ -397,7 +408,40 @@ struct Item {
     /// Index of its partition in the fold's table.
     stream: u32,
     offset: i64,
+    decided: Option<i64>,
     env: Option<novalog_schemas::Envelope>,
+}
+
+/// The conductor's decision times, by the id of the input decided.
+type DecisionTimes = HashMap<uuid::Uuid, i64, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Hashes event ids, which are random (v4) or SHA-1 derived (v5) and
+/// written by the services, not chosen by users: their own bits are as
+/// good a hash as SipHash's, at a fraction of its cost (the decision
+/// table is looked up once per record read by the conductor's rebuild).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(b))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// How the conductor's inputs are merged: by when each was decided live,
+/// and that time handed to its handler before each input.
+struct Order {
+    decided_at: Arc<DecisionTimes>,
+    feed: Option<novalog_conductor::service::DecidedAt>,
 }
 
 /// One partition as the fold sees it.
@@ -436,7 +480,7 @@ async fn fold<H: Handler>(
     store: &RocksStore,
     mut handler: H,
     until: Option<&Until>,
-    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
+    order: Option<Order>,
     progress: &dyn Progress,
 ) -> Result<Stats> {
     let started = Instant::now();
@@ -463,6 +507,7 @@ async fn fold<H: Handler>(
                     next: 0,
                     end,
                     floor: i64::MIN,
+                    held: Vec::new(),
                     buf: Default::default(),
                 });
             }
@@ -479,10 +524,16 @@ async fn fold<H: Handler>(
         .collect();
 
     let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<Item>>(CHUNKS_AHEAD);
+    let (decided_at, feed) = match order {
+        Some(o) => (Some(o.decided_at), o.feed),
+        None => (None, None),
+    };
     let reader = {
         let src = src.clone();
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || rt.block_on(read_merged(src, streams, order, send)))
+        tokio::task::spawn_blocking(move || {
+            rt.block_on(read_merged(src, streams, decided_at, send))
+        })
     };
 
     let mut stats = Stats::default();
@@ -498,6 +549,9 @@ async fn fold<H: Handler>(
             // What does not decode or apply was dead-lettered live; its
             // offset still counts, as it did there.
             if let Some(env) = item.env {
+                if let Some(feed) = &feed {
+                    feed.set(item.decided);
+                }
                 let input = Input {
                     topic: std::mem::take(&mut s.topic),
                     partition: s.partition,
@@ -540,7 +594,7 @@ async fn fold<H: Handler>(
 async fn read_merged(
     src: Source,
     mut streams: Vec<Stream>,
-    order: Option<Arc<HashMap<uuid::Uuid, i64>>>,
+    order: Option<Arc<DecisionTimes>>,
     send: tokio::sync::mpsc::Sender<Vec<Item>>,
 ) -> Result<f64> {
     let mut busy = 0.0;
@@ -560,6 +614,7 @@ async fn read_merged(
         chunk.push(Item {
             stream: i as u32,
             offset: rec.offset,
+            decided: rec.decided,
             env: rec.env,
         });
         if chunk.len() == CHUNK {
@@ -605,43 +660,74 @@ async fn commit<H: Handler>(
     Ok(())
 }
 
-async fn refill(
-    src: &Source,
-    s: &mut Stream,
-    order: Option<&HashMap<uuid::Uuid, i64>>,
-) -> Result<()> {
-    if s.next >= s.end {
-        return Ok(());
-    }
-    let until = s.end.min(s.next + READ_AHEAD);
-    let (buf, kind, floor) = (&mut s.buf, s.kind, &mut s.floor);
-    src.scan(&s.topic, s.partition, s.next, until, |r| {
-        let env = match kind {
-            Some(t) => novalog_schemas::decode_on(t, r.value),
-            None => novalog_schemas::decode(r.value),
-        }
-        .ok();
-        let timestamp_ms = match order {
-            None => r.timestamp_ms,
-            Some(at) => {
-                let key = env
-                    .as_ref()
-                    .and_then(|e| at.get(&e.meta.event_id))
-                    .copied()
-                    .unwrap_or(r.timestamp_ms)
-                    .max(*floor);
-                *floor = key;
-                key
+/// Reads the next records of `s` into its buffer, until it holds at
+/// least one or the partition's end is reached.
+///
+/// With an `order` (the conductor's), a record's merge key is the time
+/// its batch was decided at live, read back from what it caused. A
+/// record that caused nothing (a stale fact, a late answer to a step a
+/// delete pre-empted, a duplicate, a timeout whose step was answered, the
+/// conductor's own requests read back) names no batch: it was handled in
+/// one no earlier than the last record before it in its partition that
+/// did cause something, and no later than the next one. It takes the
+/// later bound: the merge places it just before that next record.
+/// The earlier bound was wrong where it mattered: a reboot's answer that
+/// came in one batch with the delete that pre-empted it was handled after
+/// the delete live (intents before compute events within a batch) and
+/// ignored; placed at the earlier batch, the replay handled it before the
+/// delete and finished the reboot, one instance event more than live.
+/// Later is the safe side: what made a record change nothing (its step
+/// answered or superseded, its instance deleted, its request handled)
+/// stays so as the state moves on. Records after the last one that caused
+/// something come at the very end.
+async fn refill(src: &Source, s: &mut Stream, order: Option<&DecisionTimes>) -> Result<()> {
+    while s.buf.is_empty() && s.next < s.end {
+        let until = s.end.min(s.next + READ_AHEAD);
+        let (buf, held, kind, floor) = (&mut s.buf, &mut s.held, s.kind, &mut s.floor);
+        src.scan(&s.topic, s.partition, s.next, until, |r| {
+            let env = match kind {
+                Some(t) => novalog_schemas::decode_on(t, r.value),
+                None => novalog_schemas::decode(r.value),
             }
-        };
-        buf.push_back(Ahead {
-            offset: r.offset,
-            timestamp_ms,
-            env,
+            .ok();
+            let (timestamp_ms, decided) = match order {
+                None => (r.timestamp_ms, None),
+                Some(at) => {
+                    let decided = env.as_ref().and_then(|e| at.get(&e.meta.event_id));
+                    let Some(&decided) = decided else {
+                        held.push(Ahead {
+                            offset: r.offset,
+                            timestamp_ms: 0,
+                            decided: None,
+                            env,
+                        });
+                        return;
+                    };
+                    let key = decided.max(*floor);
+                    *floor = key;
+                    for mut h in held.drain(..) {
+                        h.timestamp_ms = key;
+                        buf.push_back(h);
+                    }
+                    (key, Some(decided))
+                }
+            };
+            buf.push_back(Ahead {
+                offset: r.offset,
+                timestamp_ms,
+                decided,
+                env,
+            })
         })
-    })
-    .await?;
-    s.next = until;
+        .await?;
+        s.next = until;
+        if s.next >= s.end {
+            for mut h in s.held.drain(..) {
+                h.timestamp_ms = i64::MAX;
+                s.buf.push_back(h);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -841,6 +927,9 @@ pub struct Verified {
 
 /// Rebuilds each of `services` up to the offsets its live store (under
 /// `data_dir`) has reached, into a scratch directory, and diffs the two.
+/// The services are verified side by side, one task each (as
+/// [`rebuild_all`] folds them); `progress` sees their records together.
+/// The first error is returned once every service's verify ended.
 pub async fn verify(
     src: &Source,
     cfg: &novalog_runtime::Config,
@@ -857,22 +946,94 @@ pub async fn verify(
             tmp.path().to_path_buf()
         }
     };
+    let counts = Arc::new(Counts::default());
+    let cfg = Arc::new(cfg.clone());
+    let mut tasks: Vec<_> = services
+        .iter()
+        .map(|&service| {
+            let (src, cfg, live_dir, into, counts) = (
+                src.clone(),
+                cfg.clone(),
+                data_dir.join(service.dir_name()),
+                scratch.join(service.dir_name()),
+                counts.clone(),
+            );
+            tokio::spawn(async move {
+                // Rows and offsets from one view of the live store: a
+                // service that keeps running commits after it, and that
+                // must not count.
+                let live = snapshot(&live_dir)?;
+                let until = offsets_in(&live, &service.consumer(&cfg));
+                let stats = rebuild(&src, &cfg, service, &into, Some(&until), &*counts).await?;
+                let differences = diff_rows(&live, &snapshot(&into)?);
+                Result::<Verified>::Ok(Verified {
+                    service,
+                    stats,
+                    differences,
+                })
+            })
+        })
+        .collect();
+    // The tasks report into `counts`; `progress` is only borrowed, so it
+    // is handed their sums from here.
     let mut out = Vec::new();
-    for &service in services {
-        // Rows and offsets from one view of the live store: a service
-        // that keeps running commits after it, and that must not count.
-        let live = snapshot(&data_dir.join(service.dir_name()))?;
-        let until = offsets_in(&live, &service.consumer(cfg));
-        let into = scratch.join(service.dir_name());
-        let stats = rebuild(src, cfg, service, &into, Some(&until), progress).await?;
-        let differences = diff_rows(&live, &snapshot(&into)?);
-        out.push(Verified {
-            service,
-            stats,
-            differences,
-        });
+    let mut first_error = None;
+    let mut shown = (0, 0);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    for t in tasks.iter_mut() {
+        let done = loop {
+            tokio::select! {
+                done = &mut *t => break done,
+                _ = tick.tick() => counts.show(progress, &mut shown),
+            }
+        };
+        match done {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(Error::Io(format!("a verify task failed: {e}")));
+            }
+        }
     }
-    Ok(out)
+    counts.show(progress, &mut shown);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Progress of folds running side by side, summed.
+#[derive(Default)]
+struct Counts {
+    total: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Progress for Counts {
+    fn set_total(&self, total: u64) {
+        self.total
+            .fetch_add(total, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Counts {
+    /// Passes on to `to` what changed since `shown` (total, done).
+    fn show(&self, to: &dyn Progress, shown: &mut (u64, u64)) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (total, done) = (self.total.load(Relaxed), self.done.load(Relaxed));
+        if total != shown.0 {
+            to.set_total(total);
+        }
+        if done > shown.1 {
+            to.advance(done - shown.1);
+        }
+        *shown = (total, done);
+    }
 }
 
 #[cfg(test)]

@@ -94,12 +94,46 @@ enum Clock {
         /// The time of the last batch.
         last: i64,
     },
-    /// The time each input was decided at live, by its event id; an input
-    /// that caused nothing takes the time of the one before it.
-    Replay {
-        decided_at: Arc<std::collections::HashMap<Uuid, i64>>,
-        last: i64,
-    },
+    /// The time each input was decided at live, handed over by the
+    /// replay's reader before the input; an input that caused nothing
+    /// takes the time of the one before it.
+    Replay { decided_at: DecidedAt, last: i64 },
+}
+
+/// The time the live conductor decided the input a replay hands its
+/// handler next, set by the replay's reader before each input (it looks
+/// each one up once, by event id, to merge the inputs in that order;
+/// looking it up again here cost a hash lookup in a table of every input
+/// per record).
+#[derive(Debug, Clone)]
+pub struct DecidedAt(Arc<std::sync::atomic::AtomicI64>);
+
+impl DecidedAt {
+    /// What says "caused nothing live, so no time".
+    const NONE: i64 = i64::MIN;
+
+    pub fn new() -> Self {
+        DecidedAt(Arc::new(std::sync::atomic::AtomicI64::new(Self::NONE)))
+    }
+
+    /// The next input was decided at `at` (`None`: it caused nothing).
+    pub fn set(&self, at: Option<i64>) {
+        self.0.store(
+            at.unwrap_or(Self::NONE),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn get(&self) -> Option<i64> {
+        let at = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (at != Self::NONE).then_some(at)
+    }
+}
+
+impl Default for DecidedAt {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Clock {
@@ -110,15 +144,15 @@ impl Clock {
         }
     }
 
-    fn now(&mut self, env: &novalog_schemas::Envelope) -> i64 {
+    fn now(&mut self) -> i64 {
         match self {
             Clock::Wall { batch, last } => *batch.get_or_insert_with(|| {
                 *last = novalog_schemas::now_ms().max(last.saturating_add(1));
                 *last
             }),
             Clock::Replay { decided_at, last } => {
-                if let Some(at) = decided_at.get(&env.meta.event_id) {
-                    *last = *at;
+                if let Some(at) = decided_at.get() {
+                    *last = at;
                 }
                 *last
             }
@@ -209,7 +243,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
         _tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         self.restore_subject(input)?;
-        let now = self.clock.now(&input.env);
+        let now = self.clock.now();
         for mut e in self.core.handle(&input.env, now) {
             // What the record caused says when it was decided.
             e.env.meta.occurred_at_ms = now;
@@ -403,13 +437,14 @@ fn due_timeouts(
 }
 
 /// The conductor's handler for a replay into `store` (fresh): decides
-/// each input at the time it was decided live (`decided_at`, by event id,
-/// see [`Clock`]); what it emits is the caller's to drop. Its deadlines go
-/// to no timer: timeouts that fired live are records on `intents`.
+/// each input at the time it was decided live, which the caller sets in
+/// `decided_at` before handing it the input (see [`Clock`]); what it emits
+/// is the caller's to drop. Its deadlines go to no timer: timeouts that
+/// fired live are records on `intents`.
 pub fn replay_handler(
     cfg: &Config,
     store: Arc<RocksStore>,
-    decided_at: Arc<std::collections::HashMap<Uuid, i64>>,
+    decided_at: DecidedAt,
 ) -> novalog_runtime::Result<impl Handler> {
     let core = load(&*store, settings(cfg))?;
     let mut h = ConductorHandler::new(core, cfg.topics(), DeadlineBoard::default(), store);
