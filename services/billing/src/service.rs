@@ -408,13 +408,14 @@ impl<S: Store> MeterHandler<S> {
         store: &S,
         id: Uuid,
     ) -> novalog_store::Result<&'a mut ServerMeter> {
-        if !meters.contains_key(&id) {
-            let stored = store
-                .get::<ServerMeter>(METERS, id.as_bytes())?
-                .unwrap_or_default();
-            meters.insert(id, stored);
-        }
-        Ok(meters.entry(id).or_default())
+        Ok(match meters.entry(id) {
+            std::collections::hash_map::Entry::Occupied(m) => m.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                store
+                    .get::<ServerMeter>(METERS, id.as_bytes())?
+                    .unwrap_or_default(),
+            ),
+        })
     }
 }
 
