@@ -243,7 +243,11 @@ impl Ledger {
             if let Some(open) = &m.open {
                 fresh.open.insert(id, open.clone());
             }
-            meters.insert(id, m);
+            // A deleted server's tombstone stays on disk only (read back
+            // when a record about it comes: [`MeterHandler::meter`]).
+            if !m.gone {
+                meters.insert(id, m);
+            }
         }
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(meters)
@@ -264,9 +268,17 @@ struct MeterHandler<S: Store> {
     billing_topic: String,
     /// By partition of `instances`.
     periods: HashMap<i32, PartitionPeriods>,
+    /// The meters of servers not deleted, and of deleted ones a record of
+    /// the batch being applied concerns: a deleted server's tombstone is
+    /// read back from the store for it ([`MeterHandler::meter`]) and
+    /// leaves memory once the batch is committed, so memory is bounded by
+    /// the live servers, not by every server ever metered.
     meters: HashMap<Uuid, ServerMeter>,
     /// Servers whose meter the batch changed.
     dirty: BTreeSet<Uuid>,
+    /// Deleted servers' meters the batch staged or read back: they leave
+    /// memory when it is committed.
+    evict: Vec<Uuid>,
     staged: Vec<Staged>,
     handled: u64,
     ledger: Arc<Ledger>,
@@ -308,7 +320,7 @@ impl<S: Store> Handler for MeterHandler<S> {
         let Some(id) = server_of(&input.env) else {
             return Ok(());
         };
-        let meter = self.meters.entry(id).or_default();
+        let meter = Self::meter(&mut self.meters, &*self.store, id).map_err(failed)?;
         let m = meter.apply(&input.env);
         if m.applied {
             self.dirty.insert(id);
@@ -334,6 +346,9 @@ impl<S: Store> Handler for MeterHandler<S> {
             }
             self.staged.push(Staged::Open(id, meter.open.clone()));
         }
+        if self.meters.get(&id).is_some_and(|m| m.gone) {
+            self.evict.push(id);
+        }
         Ok(())
     }
 
@@ -351,6 +366,9 @@ impl<S: Store> Handler for MeterHandler<S> {
     }
 
     fn committed(&mut self) {
+        for id in std::mem::take(&mut self.evict) {
+            self.meters.remove(&id);
+        }
         let staged = std::mem::take(&mut self.staged);
         {
             let mut s = self.ledger.state.write().unwrap_or_else(|e| e.into_inner());
@@ -372,10 +390,32 @@ impl<S: Store> Handler for MeterHandler<S> {
 
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.dirty.clear();
+        self.evict.clear();
         self.staged.clear();
         self.meters = self.ledger.reload(&*self.store)?;
         self.periods = load_periods(&*self.store, &self.ledger, &self.meters, self.closing)?;
         Ok(())
+    }
+}
+
+impl<S: Store> MeterHandler<S> {
+    /// `id`'s meter: in memory, else its tombstone read back from the
+    /// store (a deleted server: a copy of its history must not bring it
+    /// back), else a new one.
+    /// (An associated function: the caller holds a partition's periods.)
+    fn meter<'a>(
+        meters: &'a mut HashMap<Uuid, ServerMeter>,
+        store: &S,
+        id: Uuid,
+    ) -> novalog_store::Result<&'a mut ServerMeter> {
+        Ok(match meters.entry(id) {
+            std::collections::hash_map::Entry::Occupied(m) => m.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                store
+                    .get::<ServerMeter>(METERS, id.as_bytes())?
+                    .unwrap_or_default(),
+            ),
+        })
     }
 }
 
@@ -427,6 +467,7 @@ impl<S: Store> Billing<S> {
             periods,
             meters,
             dirty: BTreeSet::new(),
+            evict: Vec::new(),
             staged: Vec::new(),
             handled: 0,
             ledger: self.ledger.clone(),
@@ -568,6 +609,11 @@ impl<S: Store> Replay<S> {
         self.store.commit(tx)?;
         self.handler.committed();
         Ok(out.into_records())
+    }
+
+    /// Meters held in memory (the memory bound's tests count them).
+    pub fn resident_meters(&self) -> usize {
+        self.handler.meters.len()
     }
 
     /// The ledger the fold keeps.

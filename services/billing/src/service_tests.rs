@@ -309,3 +309,38 @@ async fn a_replay_with_side_effects_off_returns_what_the_service_published() {
         "the replay appended nothing"
     );
 }
+
+#[tokio::test]
+async fn deleted_servers_meters_leave_memory_and_copies_of_their_history_change_nothing() {
+    let c = cloud_log().await;
+    let history = cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, "replayed");
+    let mut replay = crate::service::Replay::new(&c.cfg, store.clone()).unwrap();
+    let encoded: Vec<Vec<u8>> = history.iter().map(novalog_schemas::encode).collect();
+    let records = |from: i64| {
+        encoded
+            .iter()
+            .enumerate()
+            .map(move |(n, v)| (0, from + n as i64, v.as_slice()))
+    };
+    replay.fold_raw(records(0)).await.unwrap();
+    let meters = store.scan::<crate::meter::ServerMeter>(METERS).unwrap();
+    let live = meters.iter().filter(|(_, m)| !m.gone).count();
+    assert!(live < meters.len(), "the cloud deletes some servers");
+    assert_eq!(replay.resident_meters(), live);
+    let before = bytes(&store);
+    let total = demo_total(&replay.ledger());
+    // The whole history delivered again: the deleted servers' tombstones,
+    // read back from the store, keep them deleted.
+    replay
+        .fold_raw(records(encoded.len() as i64))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&store), before);
+    assert_eq!(demo_total(&replay.ledger()), total);
+    assert_eq!(replay.resident_meters(), live);
+    // And a restart loads only the live servers' meters.
+    let reopened = crate::service::Replay::new(&c.cfg, store.clone()).unwrap();
+    assert_eq!(reopened.resident_meters(), live);
+}

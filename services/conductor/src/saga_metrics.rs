@@ -28,8 +28,10 @@ pub struct SagaEnded {
 #[derive(Debug, Default)]
 pub struct SagaClock {
     open: BTreeMap<(String, &'static str), i64>,
-    /// Migration id → its kind.
-    migrations: BTreeMap<String, &'static str>,
+    /// Migration id → its kind and its instance (a delete ends the
+    /// instance's migrations: without it, a server deleted mid-migration
+    /// left its migration here for as long as the process ran).
+    migrations: BTreeMap<String, (&'static str, String)>,
     /// A build a delete ended, reported with the delete.
     pre_empted: Option<SagaEnded>,
 }
@@ -69,7 +71,7 @@ impl SagaClock {
             InstanceEvent::MigrationStarted(m) => {
                 let kind = m.migration_type.as_str();
                 let mid = m.uuid.to_string();
-                self.migrations.insert(mid.clone(), kind);
+                self.migrations.insert(mid.clone(), (kind, id));
                 start(self, mid, kind)
             }
             InstanceEvent::InstanceBecameActive { .. } => self.end(&id, "build", "active", at),
@@ -80,6 +82,17 @@ impl SagaClock {
                 // A delete pre-empts whatever was running on the instance.
                 self.pre_empted = self.end(&id, "build", "deleted", at);
                 self.open.retain(|(i, k), _| i != &id || *k == "delete");
+                let mut gone = Vec::new();
+                self.migrations.retain(|mid, (kind, instance)| {
+                    let keep = instance != &id;
+                    if !keep {
+                        gone.push((mid.clone(), *kind));
+                    }
+                    keep
+                });
+                for key in gone {
+                    self.open.remove(&key);
+                }
                 self.end(&id, "delete", "deleted", at)
             }
             InstanceEvent::InstanceTaskCompleted { .. } => self.end(&id, "action", "completed", at),
@@ -135,7 +148,7 @@ impl SagaClock {
         at: i64,
     ) -> Option<SagaEnded> {
         let mid = p.migration_id.to_string();
-        let kind = self.migrations.remove(&mid)?;
+        let (kind, _) = self.migrations.remove(&mid)?;
         let started = self.open.remove(&(mid, kind));
         Some(SagaEnded {
             kind,
@@ -237,5 +250,47 @@ mod tests {
             ]
         );
         assert!(c.open.is_empty(), "the build is closed too: {:?}", c.open);
+    }
+    #[test]
+    fn a_delete_forgets_the_instance_s_migrations() {
+        let mut c = SagaClock::default();
+        use novalog_schemas::migration::{Migration, MigrationStatus, MigrationType};
+        let migration = Migration {
+            id: 1,
+            uuid: Uuid::new_v4(),
+            migration_type: MigrationType::Resize,
+            status: MigrationStatus::PreMigrating,
+            source_compute: "h1".into(),
+            dest_compute: None,
+            old_flavor: crate::tests::flavor(),
+            new_flavor: crate::tests::flavor(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            alternates: vec![],
+            attempt: 0,
+            original_vm_state: novalog_schemas::VmState::Active,
+            original_power_state: novalog_schemas::PowerState::Running,
+            requested_host: None,
+            project_id: "p1".into(),
+            user_id: "u1".into(),
+        };
+        c.observe(&env(
+            "i1",
+            100,
+            Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration))),
+        ));
+        assert_eq!(c.migrations.len(), 1);
+        c.observe(&env(
+            "i1",
+            200,
+            Event::Instance(InstanceEvent::InstanceDeleteStarted),
+        ));
+        c.observe(&env(
+            "i1",
+            400,
+            Event::Instance(InstanceEvent::InstanceDeleted { deleted_at_ms: 400 }),
+        ));
+        assert!(c.migrations.is_empty(), "{:?}", c.migrations);
+        assert!(c.open.is_empty(), "{:?}", c.open);
     }
 }

@@ -19,6 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+mod idle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -332,7 +334,10 @@ pub fn rocksdb_options() -> rocksdb::Options {
 
 /// Projection store on RocksDB.
 pub struct RocksStore {
-    db: rocksdb::DB,
+    db: Arc<rocksdb::DB>,
+    /// Commits so far: the idle flusher ([`idle`]) flushes the memtables of
+    /// a store that stopped being written to.
+    writes: Arc<std::sync::atomic::AtomicU64>,
     sync: bool,
     /// Commits skip the write-ahead log ([`RocksStore::create_for_rebuild`]).
     no_wal: bool,
@@ -343,9 +348,12 @@ impl RocksStore {
     /// commit fsyncs its WAL; without, a commit survives a process crash
     /// (the WAL is in the OS page cache) but not a power loss.
     pub fn open(path: impl AsRef<Path>, sync: bool) -> Result<Self> {
-        let db = rocksdb::DB::open(&rocksdb_options(), path)?;
+        let db = Arc::new(rocksdb::DB::open(&rocksdb_options(), path)?);
+        let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        idle::watch(&db, writes.clone());
         Ok(Self {
             db,
+            writes,
             sync,
             no_wal: false,
         })
@@ -369,9 +377,10 @@ impl RocksStore {
         // walking its skip list.
         opts.set_memtable_prefix_bloom_ratio(0.1);
         opts.set_memtable_whole_key_filtering(true);
-        let db = rocksdb::DB::open(&opts, path)?;
+        let db = Arc::new(rocksdb::DB::open(&opts, path)?);
         Ok(Self {
             db,
+            writes: Default::default(),
             sync: false,
             no_wal: true,
         })
@@ -421,6 +430,8 @@ impl Store for RocksStore {
         wo.set_sync(self.sync);
         wo.disable_wal(self.no_wal);
         self.db.write_opt(batch, &wo)?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -706,6 +717,35 @@ mod tests {
             memory_usage().memtables_bytes > 0,
             "counted in the shared budget"
         );
+    }
+
+    #[test]
+    fn an_idle_store_s_memtables_are_flushed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), false).unwrap();
+        let mut watcher = idle::Watcher::default();
+        watcher.watch(&store.db, store.writes.clone());
+        let memtable = |s: &RocksStore| {
+            s.db.property_int_value("rocksdb.num-entries-active-mem-table")
+                .unwrap()
+                .unwrap()
+        };
+        let mut tx = Transaction::new();
+        tx.put("t", b"k", &1u32).unwrap();
+        store.commit(tx).unwrap();
+        // Written since the last look: not idle yet.
+        assert_eq!(watcher.tick(), 0);
+        assert_eq!(memtable(&store), 1);
+        // Nothing written since: flushed, and the row still there.
+        assert_eq!(watcher.tick(), 1);
+        assert_eq!(memtable(&store), 0);
+        assert_eq!(store.get::<u32>("t", b"k").unwrap(), Some(1));
+        // Nothing new to flush.
+        assert_eq!(watcher.tick(), 0);
+        // A closed store is forgotten.
+        drop(store);
+        assert_eq!(watcher.tick(), 0);
+        assert!(watcher.is_empty());
     }
 
     #[test]
