@@ -142,7 +142,11 @@ async fn billing_rebuilt_from_the_log_is_byte_equal_to_the_live_store() {
         .into_iter()
         .map(|(_, i)| i)
         .collect();
-    assert!(usage.iter().any(|i| i.server_id == b && i.state == BillableState::Running));
+    assert!(
+        usage
+            .iter()
+            .any(|i| i.server_id == b && i.state == BillableState::Running)
+    );
     assert!(
         usage
             .iter()

@@ -519,14 +519,16 @@ async fn main() -> anyhow::Result<()> {
         "no billing lag was measured"
     );
     let billing_lag_p99 = percentile(&lag_samples.lock(), 0.99);
+    // One lock at a time: the mutex is not reentrant.
+    let polls = lag.polls.lock().clone();
     figures.insert("billing_lag_ms_p99".into(), billing_lag_p99);
     println!(
         "billing lag (append → visible in GET /billing/v1): p99 {billing_lag_p99:.1} ms over {} boots \
          ({} GETs, p50 {:.1} ms, p99 {:.1} ms each); boots p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
         lag_samples.lock().len(),
-        lag.polls.lock().len(),
-        percentile(&lag.polls.lock(), 0.5),
-        percentile(&lag.polls.lock(), 0.99),
+        polls.len(),
+        percentile(&polls, 0.5),
+        percentile(&polls, 0.99),
         run.percentile(0.5),
         run.percentile(0.99),
         run.per_second()
