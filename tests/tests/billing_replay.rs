@@ -10,7 +10,7 @@ use novalog_billing::service::{NAME, PERIOD_ENDS, USAGE};
 use novalog_billing::{BillableState, Interval};
 use novalog_replay::rebuild::{self, Service};
 use novalog_replay::{Silent, Source};
-use novalog_store::{RocksStore, StoreExt};
+use novalog_store::{RocksStore, Store, StoreExt};
 use novalog_tests::{Client, demo_image_id, test_config};
 use serde_json::json;
 use uuid::Uuid;
