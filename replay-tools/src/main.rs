@@ -88,7 +88,7 @@ enum Cmd {
     },
     /// Folds the log into fresh projection stores, side effects off.
     Rebuild {
-        /// api, conductor, scheduler, compute or all.
+        /// api, conductor, scheduler, compute, billing or all.
         service: String,
         /// A new directory; each store goes to <into>/<service>.
         #[arg(long)]
@@ -404,6 +404,7 @@ async fn run(args: Args) -> Result<Option<Found>, Error> {
                 Service::Conductor,
                 Service::Scheduler,
                 Service::Compute,
+                Service::Billing,
             ];
             // What this data directory holds a store of, and can be
             // replayed (say why not for the rest).

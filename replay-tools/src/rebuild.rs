@@ -33,6 +33,8 @@ pub enum Service {
     Conductor,
     Scheduler,
     Compute,
+    /// novalog-billing's usage (its period summaries are not published).
+    Billing,
 }
 
 impl Service {
@@ -42,15 +44,17 @@ impl Service {
             "conductor" => vec![Service::Conductor],
             "scheduler" => vec![Service::Scheduler],
             "compute" => vec![Service::Compute],
+            "billing" => vec![Service::Billing],
             "all" => vec![
                 Service::Api,
                 Service::Conductor,
                 Service::Scheduler,
                 Service::Compute,
+                Service::Billing,
             ],
             other => {
                 return Err(Error::BadInput(format!(
-                    "unknown service {other} (api, conductor, scheduler, compute, all)"
+                    "unknown service {other} (api, conductor, scheduler, compute, billing, all)"
                 )));
             }
         })
@@ -63,6 +67,7 @@ impl Service {
             Service::Conductor => "conductor",
             Service::Scheduler => "scheduler",
             Service::Compute => "compute",
+            Service::Billing => novalog_billing::service::NAME,
         }
     }
 
@@ -73,6 +78,7 @@ impl Service {
             Service::Conductor => novalog_conductor::service::NAME.to_owned(),
             Service::Scheduler => novalog_scheduler::service::NAME.to_owned(),
             Service::Compute => novalog_compute::service::consumer_name(cfg),
+            Service::Billing => novalog_billing::service::NAME.to_owned(),
         }
     }
 
@@ -104,6 +110,7 @@ impl Service {
                 t.scheduler.clone(),
             ],
             Service::Compute => vec![t.compute.clone()],
+            Service::Billing => vec![t.instances.clone()],
         }
     }
 }
@@ -223,6 +230,14 @@ pub async fn rebuild(
         Service::Compute => {
             let handler =
                 novalog_compute::service::replay_handler(cfg, store.clone()).map_err(refused)?;
+            fold(
+                src, &inputs, &consumer, &store, handler, until, None, progress,
+            )
+            .await
+        }
+        Service::Billing => {
+            let handler =
+                novalog_billing::service::replay_handler(cfg, store.clone()).map_err(refused)?;
             fold(
                 src, &inputs, &consumer, &store, handler, until, None, progress,
             )

@@ -265,4 +265,61 @@ async fn billing_killed_mid_stream_on_kafka_bills_as_an_uninterrupted_fold() {
     let summed: i128 = summaries.iter().map(|u| u.total_exact).sum();
     assert_eq!(summed, whole.total.0, "the periods add up to the bill");
     assert!(summed > 0);
+
+    // The bill as users read it: `/billing/v1` on the split API, which
+    // asks the restarted novalog-billing's read listener. It is the bill
+    // of the uninterrupted fold, to the millisecond and the last digit.
+    drop(ledger);
+    let period = Period::new(start, end).unwrap();
+    let expected_ledger = Billing::on(fresh).unwrap().ledger;
+    let expected = novalog_api::controllers::billing::bill_json(
+        &table,
+        &bill(
+            &table,
+            &project[0],
+            &expected_ledger.servers_in(Some(&project[0]), start, end),
+            period,
+            end,
+        ),
+    );
+    c.start_proc(BILLING);
+    let url = format!(
+        "http://{}/billing/v1/projects/{}?start={}&end={}",
+        c.addr,
+        project[0],
+        novalog_api::controllers::billing::bill_time(start),
+        novalog_api::controllers::billing::bill_time(end),
+    );
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    let served: serde_json::Value = loop {
+        let resp = http
+            .get(&url)
+            .header("X-Auth-Token", "admin:admin")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        // 503 until the restarted service listens.
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 503, "{body}");
+        if Instant::now() > deadline {
+            c.dump_logs(40);
+            panic!("/billing/v1 never answered: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(served, expected, "GET {url}");
+    let lines = served["bill"]["line_items"].as_array().unwrap();
+    for id in resized.iter().chain(&deleted) {
+        assert!(
+            lines.iter().any(|l| l["server_id"] == id.to_string()),
+            "{id} is on the bill"
+        );
+    }
+    let rounded = table.round(whole.total).to_string();
+    assert_eq!(served["bill"]["total"], rounded.as_str());
 }

@@ -74,9 +74,11 @@ impl System {
                 Box::pin(async move { agent.run(sd).await }),
             ));
         }
-        let billing = novalog_billing::service::Billing::open(cfg)?;
-        let ledger = billing.ledger.clone();
-        {
+        // `[billing] enabled = false`: an empty ledger, nothing folded.
+        let mut ledger = Arc::new(novalog_billing::service::Ledger::default());
+        if cfg.billing.enabled {
+            let billing = novalog_billing::service::Billing::open(cfg)?;
+            ledger = billing.ledger.clone();
             novalog_billing::rate::PriceTable::from_options(&cfg.billing)
                 .map_err(|e| Error::Service(format!("[billing]: {e}")))?;
             let (cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());

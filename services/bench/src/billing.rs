@@ -25,6 +25,16 @@ pub struct Figures {
     pub projects: usize,
 }
 
+/// The topic namespace of the replay log a previous run filled in `dir`.
+pub fn filled_namespace(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join(super::replay::FILLED);
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    Ok(f["namespace"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("{}: no namespace", path.display()))?
+        .to_owned())
+}
+
 pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
     let reader = EmbeddedReader::open(cfg.data_dir.join("log"))?;
     let topic = cfg.topics().instances;
@@ -85,15 +95,26 @@ pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
 }
 
 /// Records, in `samples`, each boot's billing lag: from the append of its
-/// `InstanceBecameActive` (the log's append time) to the billing ledger
-/// showing the server running (the state the rating API reads). Runs
+/// `InstanceBecameActive` (the log's append time) to a `GET
+/// /billing/v1/projects/{project}` on the API's listener answering with
+/// the server's usage running. One client polls back to back (the next
+/// request as soon as the last answer is read) while any boot is
+/// waiting, so a sample is the lag as a client of the API sees it: the
+/// billing fold and commit, then up to one request's round trip. Runs
 /// until aborted.
 pub async fn watch_lag(
     log: Arc<dyn novalog_log::EventLog>,
     topic: String,
-    ledger: Arc<novalog_billing::service::Ledger>,
-    samples: Arc<parking_lot::Mutex<Vec<f64>>>,
+    api: std::net::SocketAddr,
+    project: String,
+    token: String,
+    lag: Lag,
 ) -> anyhow::Result<()> {
+    let Lag {
+        samples,
+        pending,
+        polls,
+    } = lag;
     let ends = log.end_offsets(&topic).await?;
     let lookup: novalog_log::OffsetLookup = Arc::new(move |_, p| ends.get(p as usize).copied());
     let mut sub = log
@@ -103,30 +124,60 @@ pub async fn watch_lag(
             lookup,
         )
         .await?;
-    let mut committed = ledger.watch_committed();
-    let mut pending: std::collections::HashMap<uuid::Uuid, i64> = Default::default();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    // The month so far (the default period): every server booted.
+    let url = format!("http://{api}/billing/v1/projects/{project}?format=csv");
+    let poller = tokio::spawn(poll_bill(
+        url,
+        token,
+        pending.clone(),
+        wake.clone(),
+        samples,
+        polls,
+    ));
+    let mut poller = AbortOnDrop(poller);
     loop {
-        tokio::select! {
-            batch = sub.next_batch(1024) => {
-                for rec in batch? {
-                    let Ok((meta, type_name)) = novalog_schemas::decode_meta(&rec.value) else {
-                        continue;
-                    };
-                    if type_name == "InstanceBecameActive"
-                        && let Ok(id) = meta.aggregate_id.parse()
-                    {
-                        pending.insert(id, rec.timestamp_ms);
-                    }
-                }
-            }
-            changed = committed.changed() => changed?,
+        if poller.0.is_finished() {
+            // It failed: say why.
+            return (&mut poller.0).await?;
         }
-        if pending.is_empty() {
+        for rec in sub.next_batch(1024).await? {
+            let Ok((meta, type_name)) = novalog_schemas::decode_meta(&rec.value) else {
+                continue;
+            };
+            if type_name == "InstanceBecameActive" {
+                pending.lock().insert(meta.aggregate_id, rec.timestamp_ms);
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Polls the bill at `url` back to back while `pending` has servers, and
+/// moves each into `samples` when the bill shows it running.
+async fn poll_bill(
+    url: String,
+    token: String,
+    pending: Pending,
+    wake: Arc<tokio::sync::Notify>,
+    samples: Arc<parking_lot::Mutex<Vec<f64>>>,
+    polls: Arc<parking_lot::Mutex<Vec<f64>>>,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    loop {
+        if pending.lock().is_empty() {
+            wake.notified().await;
             continue;
         }
+        let asked = Instant::now();
+        let resp = http.get(&url).header("X-Auth-Token", &token).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        let body = resp.text().await?;
         let now = novalog_schemas::now_ms();
-        pending.retain(|id, appended| {
-            if ledger.is_running(id) {
+        polls.lock().push(asked.elapsed().as_secs_f64() * 1e3);
+        let running = running_servers(&body);
+        pending.lock().retain(|id, appended| {
+            if running.contains(id.as_str()) {
                 samples.lock().push((now - *appended) as f64);
                 false
             } else {
@@ -134,4 +185,58 @@ pub async fn watch_lag(
             }
         });
     }
+}
+
+type Pending = Arc<parking_lot::Mutex<std::collections::HashMap<String, i64>>>;
+
+/// What [`watch_lag`] measured, shared with the bench.
+#[derive(Clone, Default)]
+pub struct Lag {
+    /// Lags in ms, one per boot seen in the bill.
+    pub samples: Arc<parking_lot::Mutex<Vec<f64>>>,
+    /// Servers whose InstanceBecameActive is on the log and not yet seen
+    /// running in the bill, by their id's text (as the CSV shows it), with
+    /// its append time.
+    pub pending: Pending,
+    /// Each GET's round trip in ms (request to the whole answer read).
+    pub polls: Arc<parking_lot::Mutex<Vec<f64>>>,
+}
+
+impl Lag {
+    /// Waits (up to `limit`) until every boot seen on the log was seen in
+    /// the bill, so the last boots of a run are measured too.
+    pub async fn drain(&self, limit: std::time::Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        while !self.pending.lock().is_empty() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} boots never showed in /billing/v1",
+                self.pending.lock().len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Aborts its task when dropped (the watcher is aborted by the bench).
+struct AbortOnDrop(tokio::task::JoinHandle<anyhow::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The server ids with a `running` line item in a `/billing/v1` CSV bill.
+fn running_servers(csv: &str) -> std::collections::HashSet<&str> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.trim_end_matches('\r').split(',').collect();
+            // server_id is the 4th column, state the 13th (no field of a
+            // bench server is quoted).
+            (fields.len() == 17 && fields[12] == "running").then_some(fields[3])
+        })
+        .collect()
 }

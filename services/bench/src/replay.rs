@@ -160,7 +160,7 @@ async fn fill(
 /// What a fill leaves in its data directory, so that a later
 /// `--replay-only-in` over the same directory times the replay again
 /// without building the log again.
-const FILLED: &str = "replay-fill.json";
+pub(crate) const FILLED: &str = "replay-fill.json";
 
 /// Each projection's share of `rebuild all`: records and records/s.
 pub fn each_rebuild(r: &Figures) -> String {

@@ -18,6 +18,8 @@
 //! Nothing but [`service`] and [`read`] does I/O.
 
 pub mod check;
+pub mod fasthash;
+pub mod header;
 pub mod meter;
 pub mod money;
 pub mod period;

@@ -581,3 +581,24 @@ fn task_states_do_not_split_intervals() {
         1
     );
 }
+
+#[test]
+fn the_records_billing_ignores_change_no_interval() {
+    let log = cloud();
+    let kept: Vec<Envelope> = log
+        .iter()
+        .filter(|e| !crate::service::ignored(e.event.type_name()))
+        .cloned()
+        .collect();
+    assert!(
+        kept.len() < log.len(),
+        "the cloud has records billing ignores"
+    );
+    assert_eq!(fold(&kept), fold(&log));
+    // Each ignored name is the type of an instance record (a typo would
+    // ignore nothing).
+    let seen: std::collections::BTreeSet<&str> = log.iter().map(|e| e.event.type_name()).collect();
+    for name in ["InstanceTaskStarted", "InstanceDeleteStarted"] {
+        assert!(seen.contains(name) && crate::service::ignored(name));
+    }
+}

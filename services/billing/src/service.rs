@@ -22,6 +22,8 @@
 //! bytes).
 
 use std::collections::{BTreeSet, HashMap};
+
+use crate::fasthash::FastMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -53,10 +55,10 @@ fn project_key(partition: i32, project: &str) -> Vec<u8> {
 fn load_periods<S: Store>(
     store: &S,
     ledger: &Ledger,
-    meters: &HashMap<Uuid, ServerMeter>,
+    meters: &FastMap<Uuid, ServerMeter>,
     closing: Closing,
-) -> novalog_store::Result<HashMap<i32, PartitionPeriods>> {
-    let mut periods: HashMap<i32, PartitionPeriods> = HashMap::new();
+) -> novalog_store::Result<FastMap<i32, PartitionPeriods>> {
+    let mut periods: FastMap<i32, PartitionPeriods> = FastMap::default();
     let partition_of =
         |k: &[u8]| -> Option<i32> { Some(i32::from_be_bytes(k.get(..4)?.try_into().ok()?)) };
     for (k, end) in store.scan::<NextEnd>(PERIOD_ENDS)? {
@@ -136,7 +138,7 @@ pub struct Ledger {
 struct LedgerState {
     closed: HashMap<String, Vec<Interval>>,
     /// Open intervals by server.
-    open: HashMap<Uuid, Interval>,
+    open: FastMap<Uuid, Interval>,
 }
 
 impl Ledger {
@@ -226,7 +228,7 @@ impl Ledger {
         self.committed.subscribe()
     }
 
-    fn reload<S: Store>(&self, store: &S) -> novalog_store::Result<HashMap<Uuid, ServerMeter>> {
+    fn reload<S: Store>(&self, store: &S) -> novalog_store::Result<FastMap<Uuid, ServerMeter>> {
         let mut fresh = LedgerState::default();
         for (_, i) in store.scan::<Interval>(USAGE)? {
             fresh
@@ -235,7 +237,7 @@ impl Ledger {
                 .or_default()
                 .push(i);
         }
-        let mut meters = HashMap::new();
+        let mut meters = FastMap::default();
         for (k, m) in store.scan::<ServerMeter>(METERS)? {
             let Ok(id) = Uuid::from_slice(&k) else {
                 continue;
@@ -267,15 +269,15 @@ struct MeterHandler<S: Store> {
     closing: Closing,
     billing_topic: String,
     /// By partition of `instances`.
-    periods: HashMap<i32, PartitionPeriods>,
+    periods: FastMap<i32, PartitionPeriods>,
     /// The meters of servers not deleted, and of deleted ones a record of
     /// the batch being applied concerns: a deleted server's tombstone is
     /// read back from the store for it ([`MeterHandler::meter`]) and
     /// leaves memory once the batch is committed, so memory is bounded by
     /// the live servers, not by every server ever metered.
-    meters: HashMap<Uuid, ServerMeter>,
+    meters: FastMap<Uuid, ServerMeter>,
     /// Servers whose meter the batch changed.
-    dirty: BTreeSet<Uuid>,
+    dirty: crate::fasthash::FastSet<Uuid>,
     /// Deleted servers' meters the batch staged or read back: they leave
     /// memory when it is committed.
     evict: Vec<Uuid>,
@@ -284,23 +286,49 @@ struct MeterHandler<S: Store> {
     ledger: Arc<Ledger>,
 }
 
-#[async_trait]
-impl<S: Store> Handler for MeterHandler<S> {
-    async fn handle(
+/// `instances` record types that change nothing a bill depends on: a
+/// task starting (the vm_state decides), the start of a delete (its end
+/// does), locks, metadata, tags, verdicts. The fold does not apply them to
+/// a meter (so a stored meter's instance does not show their task state,
+/// lock or tags), only lets their instants close periods; a replay skips
+/// them by their header without decoding their payload.
+pub const IGNORED: [&str; 7] = [
+    "InstanceTaskStarted",
+    "InstanceDeleteStarted",
+    "InstanceLocked",
+    "InstanceUnlocked",
+    "InstanceMetadataSet",
+    "InstanceTagsSet",
+    "IntentRejected",
+];
+
+/// Whether records of `type_name` are [`IGNORED`].
+pub fn ignored(type_name: &str) -> bool {
+    IGNORED.contains(&type_name)
+}
+
+impl<S: Store> MeterHandler<S> {
+    /// What every record does, whatever its type: closes the periods of
+    /// its partition that its instant `at` ends (`cause`: its event id).
+    fn tick(
         &mut self,
-        input: &Input,
+        partition: i32,
+        at: i64,
+        cause: Uuid,
         out: &mut Outbox,
         tx: &mut Transaction,
     ) -> Result<(), Rejected> {
         self.handled += 1;
-        let failed = |e: novalog_store::Error| Rejected(e.to_string());
-        let partition = input.partition;
         let periods = self.periods.entry(partition).or_default();
         let before = periods.next_end_ms;
+        if before.is_some_and(|end| at < end.saturating_add(self.closing.delay_ms)) {
+            // Nothing closes (the common case): no work at all.
+            return Ok(());
+        }
         // Periods this record closes are rated from the records before it.
-        for period in periods.advance(input.env.meta.occurred_at_ms, self.closing) {
+        for period in periods.advance(at, self.closing) {
             for b in periods.bills(period, &self.meters, &self.table) {
-                let env = summary_envelope(&b, &self.table, input.env.meta.event_id);
+                let env = summary_envelope(&b, &self.table, cause);
                 out.emit(&self.billing_topic, b.project_id.as_bytes(), &env);
             }
         }
@@ -315,8 +343,28 @@ impl<S: Store> Handler for MeterHandler<S> {
         }
         if advanced && let Some(end) = periods.next_end_ms {
             tx.put(PERIOD_ENDS, &partition.to_be_bytes(), &NextEnd(end))
-                .map_err(failed)?;
+                .map_err(|e| Rejected(e.to_string()))?;
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: Store> Handler for MeterHandler<S> {
+    async fn handle(
+        &mut self,
+        input: &Input,
+        out: &mut Outbox,
+        tx: &mut Transaction,
+    ) -> Result<(), Rejected> {
+        let failed = |e: novalog_store::Error| Rejected(e.to_string());
+        let partition = input.partition;
+        let meta = &input.env.meta;
+        self.tick(partition, meta.occurred_at_ms, meta.event_id, out, tx)?;
+        if ignored(input.env.event.type_name()) {
+            return Ok(());
+        }
+        let periods = self.periods.entry(partition).or_default();
         let Some(id) = server_of(&input.env) else {
             return Ok(());
         };
@@ -404,7 +452,7 @@ impl<S: Store> MeterHandler<S> {
     /// back), else a new one.
     /// (An associated function: the caller holds a partition's periods.)
     fn meter<'a>(
-        meters: &'a mut HashMap<Uuid, ServerMeter>,
+        meters: &'a mut FastMap<Uuid, ServerMeter>,
         store: &S,
         id: Uuid,
     ) -> novalog_store::Result<&'a mut ServerMeter> {
@@ -466,7 +514,7 @@ impl<S: Store> Billing<S> {
             billing_topic: topics.billing.clone(),
             periods,
             meters,
-            dirty: BTreeSet::new(),
+            dirty: Default::default(),
             evict: Vec::new(),
             staged: Vec::new(),
             handled: 0,
@@ -495,6 +543,16 @@ impl<S: Store> Billing<S> {
         };
         consumer::run(log, self.store, spec, handler, shutdown).await
     }
+}
+
+/// The billing fold's handler over `store` (fresh, or one a replay left),
+/// for a caller that feeds it records itself (`novalog-replay rebuild
+/// billing`): the service's own, whose outputs the caller discards.
+pub fn replay_handler<S: Store>(
+    cfg: &Config,
+    store: Arc<S>,
+) -> novalog_runtime::Result<impl Handler + use<S>> {
+    Billing::on(store)?.handler(cfg)
 }
 
 /// Runs the billing service until `shutdown` (the `novalog-billing` binary).
@@ -537,6 +595,8 @@ pub struct Replay<S: Store> {
     handler: MeterHandler<S>,
     store: Arc<S>,
     topic: String,
+    /// `topic`'s kind, looked up once (not per record).
+    kind: Option<novalog_schemas::Topic>,
 }
 
 impl<S: Store> Replay<S> {
@@ -545,10 +605,12 @@ impl<S: Store> Replay<S> {
     pub fn new(cfg: &Config, store: Arc<S>) -> novalog_runtime::Result<Self> {
         let billing = Billing::on(store.clone())?;
         let handler = billing.handler(cfg)?;
+        let topic = cfg.topics().instances;
         Ok(Replay {
             handler,
             store,
-            topic: cfg.topics().instances,
+            kind: novalog_schemas::Topic::of_name(&topic),
+            topic,
         })
     }
 
@@ -583,7 +645,26 @@ impl<S: Store> Replay<S> {
         for (partition, offset, value) in records {
             let slot = next.entry(partition).or_insert(0);
             *slot = (*slot).max(offset + 1);
-            let Ok(env) = consumer::decode_record(&self.topic, value) else {
+            // A record billing ignores only ticks the clock of its
+            // partition: read off its header, its payload never decoded.
+            // (A record whose header is intact but whose payload is not is
+            // dead-lettered live, so ticks nothing there; no writer makes
+            // one.)
+            if let Some(h) = crate::header::peek_header(value)
+                && ignored(h.type_name)
+                && let Ok(cause) = Uuid::try_parse(h.event_id)
+            {
+                let _ = self
+                    .handler
+                    .tick(partition, h.occurred_at_ms, cause, &mut out, &mut tx);
+                continue;
+            }
+            // As the consumer decodes (`consumer::decode_record`).
+            let decoded = match self.kind {
+                Some(t) => novalog_schemas::decode_on(t, value),
+                None => novalog_schemas::decode(value),
+            };
+            let Ok(env) = decoded else {
                 continue;
             };
             let input = match &mut input {

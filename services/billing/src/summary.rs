@@ -18,7 +18,7 @@
 //! Nothing here does I/O: [`PartitionPeriods`] is advanced by the service's
 //! handler, which emits what it returns through its outbox.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use novalog_schemas::billing::{BillingEvent, RatedLine, UsageRated};
 use novalog_schemas::{Actor, Envelope, Event, Meta};
@@ -104,7 +104,7 @@ impl PartitionPeriods {
     pub fn bills(
         &self,
         period: Period,
-        meters: &HashMap<Uuid, ServerMeter>,
+        meters: &crate::fasthash::FastMap<Uuid, ServerMeter>,
         table: &PriceTable,
     ) -> Vec<Bill> {
         let mut by_project: BTreeMap<&str, Vec<&Interval>> = BTreeMap::new();
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn bills_split_at_period_ends_and_add_up() {
         let table = PriceTable::from_options(&Default::default()).unwrap();
-        let mut meters = HashMap::new();
+        let mut meters = crate::fasthash::FastMap::default();
         let running = ServerMeter {
             open: Some(Interval {
                 server_id: Uuid::from_u128(2),

@@ -55,6 +55,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingOptions {
+    /// Whether the all-in-one `novalog` runs the billing subscriber (off:
+    /// nothing is metered, and usage and bills are empty).
+    pub enabled: bool,
     /// ISO 4217 code printed on every bill.
     pub currency: String,
     /// Decimal places of a billed amount (the currency's minor unit).
@@ -101,6 +104,7 @@ impl Default for BillingOptions {
                 .collect()
         };
         BillingOptions {
+            enabled: true,
             currency: "USD".into(),
             decimals: 2,
             rounding: "half_even".into(),
