@@ -68,7 +68,10 @@ async fn all_at_once_through_a_kill(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cluster.kill("novalog-conductor");
-    eprintln!("conductor killed with {} tasks in flight", in_flight().await);
+    eprintln!(
+        "conductor killed with {} tasks in flight",
+        in_flight().await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.start_proc("novalog-conductor");
     acts.await.unwrap();
@@ -99,7 +102,10 @@ async fn all_at_once_through_a_kill(
 /// same listener).
 async fn image_names(cluster: &ProcessCluster) -> Vec<String> {
     let body: Value = reqwest::Client::new()
-        .get(format!("http://{}/image/v2/images?limit=1000", cluster.addr))
+        .get(format!(
+            "http://{}/image/v2/images?limit=1000",
+            cluster.addr
+        ))
         .header("X-Auth-Token", "admin:admin")
         .send()
         .await
@@ -126,7 +132,10 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
     let client = Client::admin(cluster.addr);
     let creates = (0..SERVERS).map(|i| {
         let c = client.clone();
-        async move { c.create_server(&format!("sh-{i}"), "1", demo_image_id()).await }
+        async move {
+            c.create_server(&format!("sh-{i}"), "1", demo_image_id())
+                .await
+        }
     });
     let ids: Vec<Uuid> = futures::future::try_join_all(creates).await.unwrap();
     if let Err(e) = client.wait_built(&ids, WAIT).await {
@@ -154,7 +163,10 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
         }
     }
     let names = image_names(&cluster).await;
-    for s in servers.iter().filter(|s| s["status"] == "SHELVED_OFFLOADED") {
+    for s in servers
+        .iter()
+        .filter(|s| s["status"] == "SHELVED_OFFLOADED")
+    {
         let want = format!("{}-shelved", s["name"].as_str().unwrap());
         assert!(names.contains(&want), "{want} in {names:?}");
     }

@@ -1142,7 +1142,10 @@ fn openstackclient_shelves_unshelves_and_rescues() {
     let actions = os.ok(Demo, &["server", "event", "list", "shelf"]);
     let listed = actions.to_string();
     for action in ["shelve", "unshelve", "rescue", "unrescue"] {
-        assert!(listed.contains(&format!("\"{action}\"")), "{action}: {actions}");
+        assert!(
+            listed.contains(&format!("\"{action}\"")),
+            "{action}: {actions}"
+        );
     }
     os.ok(Demo, &["server", "delete", "--wait", "shelf"]);
 }

@@ -209,14 +209,9 @@ impl Conductor {
                 host,
                 attempt,
                 power_state,
-            } if crate::shelve::awaits_spawn(self, *instance_id) => crate::shelve::on_spawned(
-                self,
-                env,
-                *instance_id,
-                host,
-                *attempt,
-                *power_state,
-            ),
+            } if crate::shelve::awaits_spawn(self, *instance_id) => {
+                crate::shelve::on_spawned(self, env, *instance_id, host, *attempt, *power_state)
+            }
             ComputeFact::InstanceSpawned {
                 instance_id,
                 host,
@@ -244,17 +239,15 @@ impl Conductor {
                 attempt,
                 reason,
                 ..
-            } if crate::shelve::awaits_spawn(self, *instance_id) => {
-                crate::shelve::on_spawn_failed(
-                    self,
-                    env,
-                    *instance_id,
-                    host,
-                    *attempt,
-                    reason,
-                    now_ms,
-                )
-            }
+            } if crate::shelve::awaits_spawn(self, *instance_id) => crate::shelve::on_spawn_failed(
+                self,
+                env,
+                *instance_id,
+                host,
+                *attempt,
+                reason,
+                now_ms,
+            ),
             ComputeFact::ClaimFailed {
                 instance_id,
                 host,
@@ -376,10 +369,8 @@ fn on_migration_fact(
         Step::Evacuate => crate::evacuate::on_fact(c, env, answer, f, now_ms),
         Step::LiveMigrate(_) => crate::live_migrate::on_fact(c, env, answer, f, now_ms),
         // No host answers these with a migration fact.
-        Step::Build
-        | Step::Schedule
-        | Step::Action(_)
-        | Step::Unshelve
-        | Step::ShelvedOffload => Vec::new(),
+        Step::Build | Step::Schedule | Step::Action(_) | Step::Unshelve | Step::ShelvedOffload => {
+            Vec::new()
+        }
     }
 }

@@ -367,7 +367,14 @@ mod tests {
             assert_eq!(step.to_string(), spelled);
             assert_eq!(spelled.parse::<Step>().unwrap(), step);
         }
-        for bad in ["resize", "resize:nap", "action:lock", "live:", "shelve:x", "unshelve:x"] {
+        for bad in [
+            "resize",
+            "resize:nap",
+            "action:lock",
+            "live:",
+            "shelve:x",
+            "unshelve:x",
+        ] {
             assert!(bad.parse::<Step>().is_err(), "{bad}");
         }
     }

@@ -62,16 +62,15 @@ pub(crate) fn on_requested(
         },
         ServerAction::Rescue { image_id } => {
             let image = image_id.unwrap_or(i.image.id);
-            let usable = c
-                .images
-                .get(&image)
-                .is_some_and(|im| im.status == "active");
+            let usable = c.images.get(&image).is_some_and(|im| im.status == "active");
             if !usable {
                 // Nova's UnsupportedRescueImage (400).
                 return vec![Conductor::reject(
                     env,
                     id.to_string(),
-                    Rejection::invalid(format!("Requested rescue image '{image}' is not supported")),
+                    Rejection::invalid(format!(
+                        "Requested rescue image '{image}' is not supported"
+                    )),
                 )];
             }
             ServerAction::Rescue {
@@ -247,7 +246,15 @@ pub(crate) fn on_outcome(
         "task-failed"
     };
     let mut out = vec![c.instance_event(&env.meta, step, id, &project, event)];
-    out.extend(after_task(c, env, id, o.action, o.failure.is_none(), shelved_image, now_ms));
+    out.extend(after_task(
+        c,
+        env,
+        id,
+        o.action,
+        o.failure.is_none(),
+        shelved_image,
+        now_ms,
+    ));
     out
 }
 
@@ -308,7 +315,15 @@ pub(crate) fn on_timeout(
     let shelved_image = i.shelved_image_id;
     let mut out = vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)];
     if let ServerAction::Shelve { .. } = action {
-        out.extend(after_task(c, env, id, &action, false, shelved_image, now_ms));
+        out.extend(after_task(
+            c,
+            env,
+            id,
+            &action,
+            false,
+            shelved_image,
+            now_ms,
+        ));
     }
     out
 }

@@ -88,7 +88,12 @@ fn catalog(c: &mut Conductor, env: &Envelope, step: &str, image: Image, event: E
 
 /// The shelve's snapshot image, created `queued` (first record of an
 /// accepted shelve).
-pub(crate) fn create_snapshot(c: &mut Conductor, env: &Envelope, i: &Instance, image_id: Uuid) -> Emit {
+pub(crate) fn create_snapshot(
+    c: &mut Conductor,
+    env: &Envelope,
+    i: &Instance,
+    image_id: Uuid,
+) -> Emit {
     let base = c.images.get(&i.image.id).cloned();
     let name = format!("{}-shelved", i.name);
     let image = snapshot_image(i, base.as_ref(), image_id, &name, c.now_ms);
@@ -137,7 +142,12 @@ pub(crate) fn snapshot_uploaded(c: &mut Conductor, env: &Envelope, image_id: Uui
 
 /// Deletes the image (the shelved snapshot once unshelved, or one whose
 /// snapshot failed); nothing when it is gone already.
-pub(crate) fn delete_image(c: &mut Conductor, env: &Envelope, image_id: Uuid, step: &str) -> Vec<Emit> {
+pub(crate) fn delete_image(
+    c: &mut Conductor,
+    env: &Envelope,
+    image_id: Uuid,
+    step: &str,
+) -> Vec<Emit> {
     let Some(mut image) = c.images.get(&image_id).cloned() else {
         return Vec::new();
     };
@@ -189,7 +199,14 @@ pub(crate) fn start_offload(c: &mut Conductor, env: &Envelope, id: Uuid, now_ms:
             action: action.clone(),
         }),
     );
-    c.await_step(id, &env.meta, Step::Action(action.name()), None, Some(host), now_ms);
+    c.await_step(
+        id,
+        &env.meta,
+        Step::Action(action.name()),
+        None,
+        Some(host),
+        now_ms,
+    );
     vec![started, command]
 }
 
@@ -218,7 +235,12 @@ pub(crate) fn after_shelved(
 
 /// `shelved_offload_time` passed: a server still SHELVED with no task is
 /// offloaded.
-pub(crate) fn on_offload_due(c: &mut Conductor, env: &Envelope, id: Uuid, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_offload_due(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    now_ms: i64,
+) -> Vec<Emit> {
     c.stop_awaiting(id);
     match c.instances.get(&id) {
         Some(i) if i.vm_state == VmState::Shelved && i.task_state.is_none() => {
@@ -283,9 +305,22 @@ pub(crate) fn on_unshelve_offloaded(
                 alternates: Vec::new(),
                 attempt: 1,
             };
-            out.push(c.instance_event(&env.meta, "unshelve-scheduled", id, &project, Event::Instance(scheduled)));
+            out.push(c.instance_event(
+                &env.meta,
+                "unshelve-scheduled",
+                id,
+                &project,
+                Event::Instance(scheduled),
+            ));
             out.push(spawn(env, &c.instances[&id], &image, "unshelve-spawn"));
-            c.await_step(id, &env.meta, Step::Unshelve, Some(op), Some(host.clone()), now_ms);
+            c.await_step(
+                id,
+                &env.meta,
+                Step::Unshelve,
+                Some(op),
+                Some(host.clone()),
+                now_ms,
+            );
         }
         None => {
             let zone = match availability_zone {
@@ -344,9 +379,9 @@ fn spawn(env: &Envelope, i: &Instance, image: &Image, step: &str) -> Emit {
 
 /// Whether `request_id` is the scheduling request of `id`'s unshelve.
 pub(crate) fn is_unshelve_request(c: &Conductor, id: Uuid, request_id: Uuid) -> bool {
-    c.awaiting
-        .get(&id)
-        .is_some_and(|a| a.step == Step::Unshelve && a.operation_id == Some(request_id) && a.host.is_none())
+    c.awaiting.get(&id).is_some_and(|a| {
+        a.step == Step::Unshelve && a.operation_id == Some(request_id) && a.host.is_none()
+    })
 }
 
 /// Whether `id` awaits an unshelve's spawn.
@@ -358,7 +393,10 @@ pub(crate) fn awaits_spawn(c: &Conductor, id: Uuid) -> bool {
 
 fn unshelving(i: &Instance) -> bool {
     i.vm_state == VmState::ShelvedOffloaded
-        && matches!(i.task_state, Some(TaskState::Unshelving | TaskState::Spawning))
+        && matches!(
+            i.task_state,
+            Some(TaskState::Unshelving | TaskState::Spawning)
+        )
 }
 
 fn shelved_image(c: &Conductor, i: &Instance) -> Option<Image> {
@@ -387,11 +425,24 @@ pub(crate) fn on_hosts_selected(
         alternates: hosts[1..].to_vec(),
         attempt: 1,
     };
-    let out = c.instance_event(&env.meta, "unshelve-scheduled", id, &project, Event::Instance(scheduled));
+    let out = c.instance_event(
+        &env.meta,
+        "unshelve-scheduled",
+        id,
+        &project,
+        Event::Instance(scheduled),
+    );
     let cmd = spawn(env, &c.instances[&id], &image, "unshelve-spawn");
     let mut cause = env.meta.clone();
     cause.correlation_id = a.correlation_id.clone();
-    c.await_step(id, &cause, Step::Unshelve, a.operation_id, Some(first.clone()), now_ms);
+    c.await_step(
+        id,
+        &cause,
+        Step::Unshelve,
+        a.operation_id,
+        Some(first.clone()),
+        now_ms,
+    );
     vec![out, cmd]
 }
 
@@ -411,7 +462,13 @@ fn fail(c: &mut Conductor, env: &Envelope, id: Uuid, fault: Fault) -> Vec<Emit> 
         power_state: PowerState::NoState,
         fault,
     };
-    vec![c.instance_event(&env.meta, "unshelve-failed", id, &project, Event::Instance(failed))]
+    vec![c.instance_event(
+        &env.meta,
+        "unshelve-failed",
+        id,
+        &project,
+        Event::Instance(failed),
+    )]
 }
 
 pub(crate) fn on_no_valid_host(
@@ -460,7 +517,8 @@ pub(crate) fn on_spawned(
         vm_state: VmState::Active,
         power_state,
     };
-    let mut out = vec![c.instance_event(&env.meta, "unshelved", id, &project, Event::Instance(done))];
+    let mut out =
+        vec![c.instance_event(&env.meta, "unshelved", id, &project, Event::Instance(done))];
     if let Some(image) = image {
         out.extend(delete_image(c, env, image, "shelved-image-deleted"));
     }
@@ -506,14 +564,27 @@ pub(crate) fn on_spawn_failed(
         reason: reason.to_owned(),
     };
     let a = c.awaiting.get(&id).cloned();
-    let out = c.instance_event(&env.meta, "unshelve-rescheduled", id, &project, Event::Instance(next));
+    let out = c.instance_event(
+        &env.meta,
+        "unshelve-rescheduled",
+        id,
+        &project,
+        Event::Instance(next),
+    );
     let i = &c.instances[&id];
     let next_host = i.host.clone();
     let cmd = spawn(env, i, &image, "unshelve-spawn");
     if let Some(a) = a {
         let mut cause = env.meta.clone();
         cause.correlation_id = a.correlation_id;
-        c.await_step(id, &cause, Step::Unshelve, a.operation_id, next_host, now_ms);
+        c.await_step(
+            id,
+            &cause,
+            Step::Unshelve,
+            a.operation_id,
+            next_host,
+            now_ms,
+        );
     }
     vec![out, cmd]
 }
@@ -521,7 +592,13 @@ pub(crate) fn on_spawn_failed(
 /// No host and no spawn in time: back to SHELVED_OFFLOADED, and the host
 /// it was spawning on (if any) destroys what it made and releases its
 /// claim (a spawn that lands later is undone by that command too).
-pub(crate) fn on_timeout(c: &mut Conductor, env: &Envelope, id: Uuid, a: &Awaiting, now_ms: i64) -> Vec<Emit> {
+pub(crate) fn on_timeout(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    a: &Awaiting,
+    now_ms: i64,
+) -> Vec<Emit> {
     if !c.instances.get(&id).is_some_and(unshelving) {
         c.stop_awaiting(id);
         return Vec::new();

@@ -58,7 +58,13 @@ fn owner_asks(c: &mut Conductor, id: Uuid, action: ServerAction) -> Vec<Emit> {
 }
 
 /// The host reports `action` done on `host`.
-fn performed_on(c: &mut Conductor, id: Uuid, host: &str, action: ServerAction, power: PowerState) -> Vec<Emit> {
+fn performed_on(
+    c: &mut Conductor,
+    id: Uuid,
+    host: &str,
+    action: ServerAction,
+    power: PowerState,
+) -> Vec<Emit> {
     let f = ComputeFact::ServerActionPerformed {
         instance_id: id,
         host: host.into(),
@@ -140,7 +146,13 @@ fn shelve_snapshots_then_offloads_at_once_by_default() {
     assert_eq!(i.vm_state, VmState::Shelved);
     assert_eq!(i.task_state, Some(TaskState::ShelvingOffloading));
     // The host lets go: SHELVED_OFFLOADED, no host.
-    performed_on(&mut c, id, HOST, ServerAction::ShelveOffload, PowerState::NoState);
+    performed_on(
+        &mut c,
+        id,
+        HOST,
+        ServerAction::ShelveOffload,
+        PowerState::NoState,
+    );
     let i = &c.instances[&id];
     assert_eq!(i.vm_state, VmState::ShelvedOffloaded);
     assert_eq!(i.task_state, None);
@@ -231,7 +243,13 @@ fn an_unshelve_before_the_offload_powers_on_where_it_is_and_drops_the_image() {
 fn offloaded() -> (Conductor, Uuid, Uuid) {
     let (mut c, id) = active();
     let (_, _, image) = shelve(&mut c, id);
-    performed_on(&mut c, id, HOST, ServerAction::ShelveOffload, PowerState::NoState);
+    performed_on(
+        &mut c,
+        id,
+        HOST,
+        ServerAction::ShelveOffload,
+        PowerState::NoState,
+    );
     (c, id, image)
 }
 
@@ -276,7 +294,10 @@ fn unshelve_of_an_offloaded_server_is_scheduled_spawned_from_the_snapshot_and_cl
         instance_id: id,
         hosts: vec!["h2".into(), "h3".into()],
     };
-    let out = c.handle(&record(Actor::service("scheduler"), Event::Scheduler(pick)), NOW);
+    let out = c.handle(
+        &record(Actor::service("scheduler"), Event::Scheduler(pick)),
+        NOW,
+    );
     assert_eq!(spawn_of(&out), Some(("h2".into(), 1, image)));
     assert_eq!(c.instances[&id].status(), "SHELVED_OFFLOADED");
     // h2 has no room: the alternate.
@@ -316,9 +337,15 @@ fn unshelve_with_no_valid_host_or_no_answer_stays_offloaded_with_a_fault() {
         instance_id: id,
         reason: "no room".into(),
     };
-    c.handle(&record(Actor::service("scheduler"), Event::Scheduler(none)), NOW);
+    c.handle(
+        &record(Actor::service("scheduler"), Event::Scheduler(none)),
+        NOW,
+    );
     let i = &c.instances[&id];
-    assert_eq!((i.vm_state, i.task_state), (VmState::ShelvedOffloaded, None));
+    assert_eq!(
+        (i.vm_state, i.task_state),
+        (VmState::ShelvedOffloaded, None)
+    );
     assert!(i.fault.is_some());
     assert_eq!(i.shelved_image_id, Some(image), "kept for the next try");
 
@@ -337,9 +364,16 @@ fn unshelve_with_no_valid_host_or_no_answer_stays_offloaded_with_a_fault() {
     let due = c.expired(i64::MAX);
     assert_eq!(due.len(), 1);
     let out = c.handle(&due[0].env, NOW + 1);
-    assert!(types(&out).contains(&"DestroyInstance"), "{:?}", types(&out));
+    assert!(
+        types(&out).contains(&"DestroyInstance"),
+        "{:?}",
+        types(&out)
+    );
     let i = &c.instances[&id];
-    assert_eq!((i.vm_state, i.task_state, i.host.as_deref()), (VmState::ShelvedOffloaded, None, None));
+    assert_eq!(
+        (i.vm_state, i.task_state, i.host.as_deref()),
+        (VmState::ShelvedOffloaded, None, None)
+    );
 }
 
 #[test]
@@ -363,7 +397,11 @@ fn shelve_actions_refuse_the_states_nova_refuses() {
     // While a task runs (SHELVING): everything is refused.
     let (mut c, id) = active();
     owner_asks(&mut c, id, shelve.clone());
-    for action in [shelve.clone(), A::Rescue { image_id: None }, unshelve.clone()] {
+    for action in [
+        shelve.clone(),
+        A::Rescue { image_id: None },
+        unshelve.clone(),
+    ] {
         let out = owner_asks(&mut c, id, action.clone());
         assert!(
             matches!(rejected(&out), Some(RejectionKind::InvalidState { .. })),
@@ -372,7 +410,11 @@ fn shelve_actions_refuse_the_states_nova_refuses() {
     }
     // Offloaded: no shelve, no offload, no rescue.
     let (mut c, id, _) = offloaded();
-    for action in [shelve.clone(), A::ShelveOffload, A::Rescue { image_id: None }] {
+    for action in [
+        shelve.clone(),
+        A::ShelveOffload,
+        A::Rescue { image_id: None },
+    ] {
         let out = owner_asks(&mut c, id, action.clone());
         assert!(
             matches!(rejected(&out), Some(RejectionKind::InvalidState { .. })),
@@ -424,10 +466,19 @@ fn rescue_boots_from_the_servers_image_or_the_one_named_and_unrescue_returns() {
     assert_eq!(c.instances[&id].status(), "RESCUE");
     // Rescued: a second rescue is refused; unrescue brings it back.
     let out = owner_asks(&mut c, id, ServerAction::Rescue { image_id: None });
-    assert!(matches!(rejected(&out), Some(RejectionKind::InvalidState { .. })));
+    assert!(matches!(
+        rejected(&out),
+        Some(RejectionKind::InvalidState { .. })
+    ));
     let out = owner_asks(&mut c, id, ServerAction::Unrescue);
     assert_eq!(host_action(&out), Some(ServerAction::Unrescue));
-    performed_on(&mut c, id, HOST, ServerAction::Unrescue, PowerState::Running);
+    performed_on(
+        &mut c,
+        id,
+        HOST,
+        ServerAction::Unrescue,
+        PowerState::Running,
+    );
     assert_eq!(c.instances[&id].status(), "ACTIVE");
     // An unknown rescue image: Nova's UnsupportedRescueImage (400).
     let out = owner_asks(
@@ -466,6 +517,31 @@ fn a_redelivered_step_changes_nothing_twice() {
         PowerState::Shutdown,
     );
     assert!(again.is_empty(), "{:?}", types(&again));
-    let again = performed_on(&mut c, id, HOST, ServerAction::ShelveOffload, PowerState::NoState);
+    let again = performed_on(
+        &mut c,
+        id,
+        HOST,
+        ServerAction::ShelveOffload,
+        PowerState::NoState,
+    );
     assert!(again.is_empty());
+}
+
+#[test]
+fn deleting_an_offloaded_server_deletes_it_at_once_with_its_snapshot() {
+    let (mut c, id, image) = offloaded();
+    let delete = Event::Intent(Intent::ServerDeleteRequested {
+        instance_id: id,
+        force: false,
+    });
+    let out = c.handle(&record(actor("demo"), delete), NOW);
+    assert!(
+        types(&out).contains(&"InstanceDeleted"),
+        "{:?}",
+        types(&out)
+    );
+    assert!(matches!(
+        catalog(&out).as_slice(),
+        [CatalogEvent::ImageDeleted { image_id }] if *image_id == image
+    ));
 }

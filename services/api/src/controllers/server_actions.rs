@@ -136,15 +136,9 @@ pub async fn action(
     {
         return answer;
     }
-    if let Some(answer) = crate::controllers::shelve_rescue::dispatch(
-        &app,
-        &ctx,
-        &request_id,
-        version,
-        &id,
-        &body,
-    )
-    .await
+    if let Some(answer) =
+        crate::controllers::shelve_rescue::dispatch(&app, &ctx, &request_id, version, &id, &body)
+            .await
     {
         return answer;
     }
