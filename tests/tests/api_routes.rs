@@ -1895,14 +1895,6 @@ const POLICY_TABLE: &[PolicyCase] = &[
     case(
         "POST",
         "/v2.1/servers/{s1}/action",
-        Some("2.91"),
-        Some(r#"{"unshelve": {"host": "{host}"}}"#),
-        "os_compute_api:os-shelve:unshelve_to_host ADMIN",
-        "AFFHU",
-    ),
-    case(
-        "POST",
-        "/v2.1/servers/{s1}/action",
         None,
         Some(r#"{"unlock": null}"#),
         "os_compute_api:os-lock-server:unlock PROJECT_MEMBER_OR_ADMIN",
