@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::state::{PowerState, TaskState, VmState};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,30 @@ pub enum ServerAction {
         reason: Option<String>,
     },
     Unlock,
+    /// `shelve`: the host powers the guest off and snapshots it into the
+    /// `<name>-shelved` image `image_id` (named by the conductor when it
+    /// accepts; `None` in the user's intent).
+    Shelve {
+        image_id: Option<Uuid>,
+    },
+    /// `shelveOffload`: the host destroys the shelved guest and releases
+    /// its claim; the instance has no host afterwards.
+    ShelveOffload,
+    /// `unshelve`: scheduled again and spawned from the shelved image.
+    /// `availability_zone` (2.77): `Some(Some(az))` moves it to `az`,
+    /// `Some(None)` (2.91's `null`) unpins it, `None` keeps it; `host`
+    /// (2.91, administrators) asks for one host.
+    Unshelve {
+        availability_zone: Option<Option<String>>,
+        host: Option<String>,
+    },
+    /// `rescue`: reboots the guest from a rescue image, `image_id`
+    /// (`rescue_image_ref`; `None` in an intent: the server's own image).
+    Rescue {
+        image_id: Option<Uuid>,
+    },
+    /// `unrescue`: back to the guest's own disk.
+    Unrescue,
 }
 
 impl ServerAction {
@@ -46,6 +72,11 @@ impl ServerAction {
             ServerAction::Resume => "resume",
             ServerAction::Lock { .. } => "lock",
             ServerAction::Unlock => "unlock",
+            ServerAction::Shelve { .. } => "shelve",
+            ServerAction::ShelveOffload => "shelveOffload",
+            ServerAction::Unshelve { .. } => "unshelve",
+            ServerAction::Rescue { .. } => "rescue",
+            ServerAction::Unrescue => "unrescue",
         }
     }
 
@@ -61,6 +92,11 @@ impl ServerAction {
             ServerAction::Unpause => TaskState::Unpausing,
             ServerAction::Suspend => TaskState::Suspending,
             ServerAction::Resume => TaskState::Resuming,
+            ServerAction::Shelve { .. } => TaskState::Shelving,
+            ServerAction::ShelveOffload => TaskState::ShelvingOffloading,
+            ServerAction::Unshelve { .. } => TaskState::Unshelving,
+            ServerAction::Rescue { .. } => TaskState::Rescuing,
+            ServerAction::Unrescue => TaskState::Unrescuing,
             ServerAction::Lock { .. } | ServerAction::Unlock => return None,
         })
     }
@@ -78,6 +114,11 @@ impl ServerAction {
             ServerAction::Resume => "resume_instance",
             ServerAction::Lock { .. } => "lock",
             ServerAction::Unlock => "unlock",
+            ServerAction::Shelve { .. } => "shelve_instance",
+            ServerAction::ShelveOffload => "shelve_offload_instance",
+            ServerAction::Unshelve { .. } => "unshelve_instance",
+            ServerAction::Rescue { .. } => "rescue_instance",
+            ServerAction::Unrescue => "unrescue_instance",
         }
     }
 
@@ -88,6 +129,9 @@ impl ServerAction {
             ServerAction::Stop => VmState::Stopped,
             ServerAction::Pause => VmState::Paused,
             ServerAction::Suspend => VmState::Suspended,
+            ServerAction::Shelve { .. } => VmState::Shelved,
+            ServerAction::ShelveOffload => VmState::ShelvedOffloaded,
+            ServerAction::Rescue { .. } => VmState::Rescued,
             _ => VmState::Active,
         }
     }
@@ -95,11 +139,13 @@ impl ServerAction {
     /// The vm_state after the host failed to carry the action out, from
     /// `before` with the guest now in `power`: a reboot that leaves the
     /// guest running leaves it ACTIVE, any other failed reboot is ERROR;
-    /// the other actions revert only their task (Nova's
+    /// a failed rescue is ERROR (Nova's `rescue_instance` sets the error
+    /// state); the other actions revert only their task (Nova's
     /// `reverts_task_state`, `_error_out_instance_on_exception` with the
-    /// old state).
+    /// old state): a failed unshelve stays SHELVED_OFFLOADED.
     pub fn vm_state_after_failure(&self, before: VmState, power: PowerState) -> VmState {
         match self {
+            ServerAction::Rescue { .. } => VmState::Error,
             ServerAction::Reboot { .. } if power == PowerState::Running => VmState::Active,
             ServerAction::Reboot { .. } => VmState::Error,
             _ => before,

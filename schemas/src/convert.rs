@@ -406,6 +406,23 @@ impl From<ServerAction> for pb::ServerAction {
                 locked_reason: reason,
                 ..Default::default()
             },
+            ServerAction::Shelve { image_id } | ServerAction::Rescue { image_id } => {
+                pb::ServerAction {
+                    kind,
+                    image_id: image_id.map(|i| i.to_string()).unwrap_or_default(),
+                    ..Default::default()
+                }
+            }
+            ServerAction::Unshelve {
+                availability_zone,
+                host,
+            } => pb::ServerAction {
+                kind,
+                set_availability_zone: availability_zone.is_some(),
+                availability_zone: availability_zone.flatten(),
+                host: host.unwrap_or_default(),
+                ..Default::default()
+            },
             _ => pb::ServerAction {
                 kind,
                 ..Default::default()
@@ -429,12 +446,32 @@ impl TryFrom<pb::ServerAction> for ServerAction {
                 reason: a.locked_reason,
             },
             "unlock" => ServerAction::Unlock,
+            "shelve" => ServerAction::Shelve {
+                image_id: optional_uuid(&a.image_id, "action.image_id")?,
+            },
+            "shelveOffload" => ServerAction::ShelveOffload,
+            "unshelve" => ServerAction::Unshelve {
+                availability_zone: a.set_availability_zone.then_some(a.availability_zone),
+                host: (!a.host.is_empty()).then_some(a.host),
+            },
+            "rescue" => ServerAction::Rescue {
+                image_id: optional_uuid(&a.image_id, "action.image_id")?,
+            },
+            "unrescue" => ServerAction::Unrescue,
             other => {
                 let message = format!("unknown server action {other:?}");
                 return Err(invalid("action.kind", message));
             }
         })
     }
+}
+
+/// An id that may be absent (empty on the wire).
+fn optional_uuid(s: &str, field: &'static str) -> R<Option<Uuid>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(s).map(Some).map_err(|e| invalid(field, e))
 }
 
 impl Wire<Vec<pb::ImageMember>> for Vec<ImageMember> {

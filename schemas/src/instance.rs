@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::actions::ServerAction;
 use crate::envelope::Envelope;
 use crate::events::{Event, InstanceEvent};
 use crate::state::{PowerState, TaskState, VmState, api_status};
@@ -55,6 +56,9 @@ pub struct Instance {
     /// Every migration of the instance, oldest first; the last one is the
     /// one in progress, if any (see [`crate::migration`]).
     pub migrations: Vec<crate::migration::Migration>,
+    /// Nova's `shelved_image_id` system metadata: the snapshot a shelved
+    /// instance is unshelved from, until it is.
+    pub shelved_image_id: Option<Uuid>,
 }
 
 impl Instance {
@@ -135,6 +139,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             deleted_at_ms: None,
             version: env.meta.aggregate_version,
             migrations: Vec::new(),
+            shelved_image_id: None,
         });
     }
     let mut i = state?;
@@ -174,28 +179,57 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         InstanceEvent::InstanceDeleteStarted => {
             i.task_state = Some(TaskState::Deleting);
         }
-        InstanceEvent::InstanceTaskStarted { task_state, .. } => {
+        InstanceEvent::InstanceTaskStarted { task_state, action } => {
             i.task_state = Some(*task_state);
+            match action {
+                ServerAction::Shelve { image_id } => i.shelved_image_id = *image_id,
+                // 2.77: unshelved into another zone; 2.91's null unpins it.
+                ServerAction::Unshelve {
+                    availability_zone: Some(az),
+                    ..
+                } => i.availability_zone = az.clone(),
+                _ => {}
+            }
         }
         InstanceEvent::InstanceTaskCompleted {
             vm_state,
             power_state,
-            ..
+            action,
         } => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = *power_state;
+            match action {
+                // Offloaded: the host let go of it (Nova clears host and
+                // node).
+                ServerAction::ShelveOffload => {
+                    i.host = None;
+                    i.alternates.clear();
+                }
+                ServerAction::Unshelve { .. } => i.shelved_image_id = None,
+                _ => {}
+            }
         }
         InstanceEvent::InstanceTaskFailed {
             vm_state,
             power_state,
             fault,
-            ..
+            action,
         } => {
             i.vm_state = *vm_state;
             i.task_state = None;
             i.power_state = *power_state;
             i.fault = Some(fault.clone());
+            match action {
+                // Not spawned anywhere: still offloaded, without a host.
+                ServerAction::Unshelve { .. } if *vm_state == VmState::ShelvedOffloaded => {
+                    i.host = None;
+                    i.alternates.clear();
+                }
+                // The snapshot was not taken: there is no shelved image.
+                ServerAction::Shelve { .. } => i.shelved_image_id = None,
+                _ => {}
+            }
         }
         InstanceEvent::InstanceLocked { locked_by, reason } => {
             i.locked_by = Some(locked_by.clone());

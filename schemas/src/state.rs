@@ -88,6 +88,19 @@ pub enum TaskState {
     ResizeConfirming,
     Migrating,
     Deleting,
+    // Appended (stores keep the variant's index): shelve, rescue and
+    // snapshot tasks, as Nova names them.
+    Shelving,
+    ShelvingImagePendingUpload,
+    ShelvingImageUploading,
+    ShelvingOffloading,
+    Unshelving,
+    Rescuing,
+    Unrescuing,
+    ImageSnapshot,
+    ImageSnapshotPending,
+    ImagePendingUpload,
+    ImageUploading,
 }
 
 impl TaskState {
@@ -118,6 +131,17 @@ impl TaskState {
             TaskState::ResizeConfirming => "resize_confirming",
             TaskState::Migrating => "migrating",
             TaskState::Deleting => "deleting",
+            TaskState::Shelving => "shelving",
+            TaskState::ShelvingImagePendingUpload => "shelving_image_pending_upload",
+            TaskState::ShelvingImageUploading => "shelving_image_uploading",
+            TaskState::ShelvingOffloading => "shelving_offloading",
+            TaskState::Unshelving => "unshelving",
+            TaskState::Rescuing => "rescuing",
+            TaskState::Unrescuing => "unrescuing",
+            TaskState::ImageSnapshot => "image_snapshot",
+            TaskState::ImageSnapshotPending => "image_snapshot_pending",
+            TaskState::ImagePendingUpload => "image_pending_upload",
+            TaskState::ImageUploading => "image_uploading",
         }
     }
 
@@ -149,6 +173,17 @@ impl TaskState {
             ResizeConfirming,
             Migrating,
             Deleting,
+            Shelving,
+            ShelvingImagePendingUpload,
+            ShelvingImageUploading,
+            ShelvingOffloading,
+            Unshelving,
+            Rescuing,
+            Unrescuing,
+            ImageSnapshot,
+            ImageSnapshotPending,
+            ImagePendingUpload,
+            ImageUploading,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)

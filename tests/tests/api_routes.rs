@@ -1850,6 +1850,48 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "os_compute_api:os-deferred-delete:restore PROJECT_MEMBER_OR_ADMIN",
         "AAFHU",
     ),
+    // Shelve and rescue: allowed or 409 by state, never 403 for the owner
+    // (shelveOffload is an administrator's).
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"rescue": null}"#),
+        "os_compute_api:os-rescue PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"unrescue": null}"#),
+        "os_compute_api:os-unrescue PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"shelve": null}"#),
+        "os_compute_api:os-shelve:shelve PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"shelveOffload": null}"#),
+        "os_compute_api:os-shelve:shelve_offload ADMIN",
+        "AFFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"unshelve": null}"#),
+        "os_compute_api:os-shelve:unshelve PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
     case(
         "POST",
         "/v2.1/servers/{s1}/action",

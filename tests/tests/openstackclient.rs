@@ -1086,3 +1086,66 @@ fn image_import_tags_and_deactivation_through_openstackclient() {
     );
     os.ok(Demo, &["server", "delete", "--wait", "yes"]);
 }
+
+/// `server shelve` / `unshelve` (offloaded at once, Nova's default),
+/// `server shelve --offload`, and `server rescue` / `unrescue`, as a
+/// stock client drives them; the shelved snapshot is an image of the
+/// server's project until the unshelve deletes it.
+#[test]
+fn openstackclient_shelves_unshelves_and_rescues() {
+    let Running { os, .. } = &start_novalog(2);
+    use Cloud::{Admin, Demo};
+    let created = os.ok(
+        Demo,
+        &[
+            "server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic", "none",
+            "--wait", "shelf",
+        ],
+    );
+    // The administrator names it by id (a name is looked up in the
+    // caller's own project).
+    let id = created["id"].as_str().unwrap().to_owned();
+    os.ok(Demo, &["server", "shelve", "shelf"]);
+    let s = os.wait_status_as(Demo, "shelf", "SHELVED_OFFLOADED");
+    assert_eq!(s["OS-EXT-STS:vm_state"], "shelved_offloaded", "{s}");
+    let shelved = image_becomes(os, Demo, "shelf-shelved", "active");
+    let props = shelved["properties"].to_string();
+    assert!(props.contains("snapshot"), "{shelved}");
+    let host = os.ok(Admin, &["server", "show", &id]);
+    assert!(host["OS-EXT-SRV-ATTR:host"].is_null(), "{host}");
+
+    os.ok(Demo, &["server", "unshelve", "shelf"]);
+    os.wait_status_as(Demo, "shelf", "ACTIVE");
+    let host = os.ok(Admin, &["server", "show", &id]);
+    assert!(host["OS-EXT-SRV-ATTR:host"].is_string(), "{host}");
+    let images = os.ok(Demo, &["image", "list"]);
+    assert!(
+        !names(&images, "Name").contains(&"shelf-shelved".to_owned()),
+        "the shelved image is deleted once unshelved: {images}"
+    );
+
+    // `--offload` (an administrator's, by Nova's default policy):
+    // shelved, then offloaded unless that happened already.
+    os.ok(Admin, &["server", "shelve", "--offload", "--wait", &id]);
+    os.wait_status_as(Demo, "shelf", "SHELVED_OFFLOADED");
+    os.ok(Demo, &["server", "unshelve", "--wait", "shelf"]);
+    os.wait_status_as(Demo, "shelf", "ACTIVE");
+
+    // Rescue answers with an admin password; RESCUE, then back.
+    os.ok(Demo, &["server", "rescue", "shelf"]);
+    os.wait_status_as(Demo, "shelf", "RESCUE");
+    let err = os.fails(Demo, &["server", "shelve", "shelf"]);
+    assert!(err.contains("409") || err.contains("rescued"), "{err}");
+    os.ok(Demo, &["server", "unrescue", "shelf"]);
+    os.wait_status_as(Demo, "shelf", "ACTIVE");
+
+    let actions = os.ok(Demo, &["server", "event", "list", "shelf"]);
+    let listed = actions.to_string();
+    for action in ["shelve", "unshelve", "rescue", "unrescue"] {
+        assert!(
+            listed.contains(&format!("\"{action}\"")),
+            "{action}: {actions}"
+        );
+    }
+    os.ok(Demo, &["server", "delete", "--wait", "shelf"]);
+}

@@ -558,10 +558,10 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/v2.1/servers/{id}/action",
-        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive; forceDelete and restore answer 409 (no soft delete)",
+        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive, shelve, shelveOffload, unshelve, rescue (200 with adminPass), unrescue; forceDelete and restore answer 409 (no soft delete)",
         MEMBER,
         202,
-        "2.56 migrate host; 2.73 locked_reason; admin only: migrate, evacuate, os-migrateLive",
+        "2.56 migrate host; 2.73 locked_reason; 2.77 unshelve availability_zone; 2.87 stable device rescue; 2.91 unshelve host and null availability_zone; admin only: migrate, evacuate, os-migrateLive, shelveOffload, unshelve to a host",
     ),
     op(
         "get",

@@ -58,7 +58,30 @@ pub async fn run_host(
             Command::Action {
                 instance_id,
                 action,
-            } => out.push(perform(driver, rec, &job.cause, instance_id, action).await),
+            } => {
+                let offload = matches!(action, ServerAction::ShelveOffload);
+                let done = perform(driver, rec, &job.cause, instance_id, action).await;
+                // The host let go of the shelved guest: its usage goes out
+                // as a destroy does, so schedulers see the room it left.
+                if offload
+                    && matches!(
+                        done.event,
+                        Event::ComputeFact(ComputeFact::ServerActionPerformed { .. })
+                    )
+                {
+                    out.push(fact(
+                        &job.cause,
+                        "offloaded",
+                        instance_id,
+                        Event::ComputeFact(ComputeFact::InstanceDestroyed {
+                            instance_id,
+                            host: rec.name.clone(),
+                            usage: rec.usage,
+                        }),
+                    ));
+                }
+                out.push(done);
+            }
             Command::Destroy { instance_id } => {
                 if let Err(e) = driver.destroy(&rec.name, instance_id).await {
                     tracing::warn!(host = %rec.name, %instance_id, error = %e, "destroy failed");
@@ -92,7 +115,8 @@ async fn perform(
     id: Uuid,
     action: ServerAction,
 ) -> Envelope {
-    let host = rec.name.as_str();
+    let host_name = rec.name.clone();
+    let host = host_name.as_str();
     let result = match action {
         ServerAction::Reboot { hard } => driver.reboot(host, id, hard).await,
         ServerAction::Stop => driver.power_off(host, id).await,
@@ -101,6 +125,29 @@ async fn perform(
         ServerAction::Unpause => driver.unpause(host, id).await,
         ServerAction::Suspend => driver.suspend(host, id).await,
         ServerAction::Resume => driver.resume(host, id).await,
+        // Powered off, then snapshotted into the shelved image.
+        ServerAction::Shelve { image_id } => match driver.power_off(host, id).await {
+            Ok(p) => match image_id {
+                Some(image) => driver.snapshot(host, id, image).await.map(|()| p),
+                None => Ok(p),
+            },
+            Err(e) => Err(e),
+        },
+        ServerAction::ShelveOffload => match driver.destroy(host, id).await {
+            Ok(()) => {
+                rec.release_all(id);
+                rec.note_departure(id);
+                Ok(PowerState::NoState)
+            }
+            Err(e) => Err(e),
+        },
+        // Unshelving a guest still on its host powers it on again.
+        ServerAction::Unshelve { .. } => driver.power_on(host, id).await,
+        ServerAction::Rescue { image_id } => {
+            let image = image_id.unwrap_or_default();
+            driver.rescue(host, id, image).await
+        }
+        ServerAction::Unrescue => driver.unrescue(host, id).await,
         ServerAction::Lock { .. } | ServerAction::Unlock => Err(
             crate::driver::DriverError::Failed(format!("{} is not a host action", action.name())),
         ),

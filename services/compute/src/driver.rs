@@ -37,6 +37,38 @@ pub trait VirtDriver: Send + Sync + 'static {
     /// does not exist; destroying a guest that does not exist succeeds.
     async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError>;
 
+    /// Boots the guest from the rescue image `image_id` with its own disk
+    /// attached (Nova's `rescue`). Afterwards it runs from the rescue
+    /// image; undone by [`VirtDriver::unrescue`]. By default a hard
+    /// reboot: a driver without rescue disks of its own keeps the guest's.
+    async fn rescue(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+        _image_id: Uuid,
+    ) -> Result<PowerState, DriverError> {
+        self.reboot(host, instance_id, true).await
+    }
+
+    /// Boots the rescued guest from its own disk again (Nova's
+    /// `unrescue`). Afterwards it is running as before the rescue.
+    async fn unrescue(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {
+        self.reboot(host, instance_id, true).await
+    }
+
+    /// Copies the guest's disk into the image `image_id` (Nova's
+    /// `snapshot`); the guest is left as it was. By default there is no
+    /// disk to copy: the image keeps the bytes of the one it was booted
+    /// from.
+    async fn snapshot(
+        &self,
+        _host: &str,
+        _instance_id: Uuid,
+        _image_id: Uuid,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     /// Reboots the guest (`hard`: reset rather than ask the guest OS).
     /// Afterwards it is running. On error the guest may be in any state;
     /// `get_info` says which.

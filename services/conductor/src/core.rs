@@ -73,6 +73,9 @@ pub struct Settings {
     /// How long an upload may keep its image `saving`
     /// (`[conductor] image_upload_lease`).
     pub upload_lease_ms: i64,
+    /// Seconds a shelved instance keeps its host before it is offloaded
+    /// (`shelved_offload_time`): 0 at once, -1 never.
+    pub shelved_offload_time_s: i64,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             allow_resize_to_same_host: false,
             quota: Default::default(),
             upload_lease_ms: novalog_schemas::image::DEFAULT_UPLOAD_LEASE_MS,
+            shelved_offload_time_s: 0,
         }
     }
 }
@@ -101,12 +105,14 @@ impl Settings {
         match step {
             Step::Build => self.build_timeout_ms,
             Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
+            Step::ShelvedOffload => self.shelved_offload_time_s.max(0).saturating_mul(1000),
             Step::Schedule
             | Step::Resize(_)
             | Step::Rebuild
             | Step::Evacuate
             | Step::LiveMigrate(_)
-            | Step::Action(_) => self.step_timeout_ms,
+            | Step::Action(_)
+            | Step::Unshelve => self.step_timeout_ms,
         }
     }
 }

@@ -49,6 +49,8 @@ pub(crate) fn on_delete(
     }
     let project = i.project_id.clone();
     let host = i.host.clone();
+    // Nova deletes a shelved server's snapshot with it.
+    let shelved_image = i.shelved_image_id;
     // Every other host an unfinished migration involves holds a claim (or
     // a guest) for the instance too: it destroys and releases as well.
     let others: Vec<String> = i
@@ -104,6 +106,14 @@ pub(crate) fn on_delete(
                 deleted_at_ms: now_ms,
             }),
         )),
+    }
+    if let Some(image) = shelved_image {
+        out.extend(crate::shelve::delete_image(
+            c,
+            env,
+            image,
+            "shelved-image-deleted",
+        ));
     }
     out
 }

@@ -175,7 +175,9 @@ impl Conductor {
                 instance_id,
                 hosts,
             } => {
-                if crate::migration::is_migration_request(self, *instance_id, *request_id) {
+                if crate::shelve::is_unshelve_request(self, *instance_id, *request_id) {
+                    crate::shelve::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
+                } else if crate::migration::is_migration_request(self, *instance_id, *request_id) {
                     crate::migration::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
                 } else {
                     crate::build::on_hosts_selected(self, env, *instance_id, hosts, now_ms)
@@ -186,7 +188,9 @@ impl Conductor {
                 instance_id,
                 reason,
             } => {
-                if crate::migration::is_migration_request(self, *instance_id, *request_id) {
+                if crate::shelve::is_unshelve_request(self, *instance_id, *request_id) {
+                    crate::shelve::on_no_valid_host(self, env, *instance_id, reason, now_ms)
+                } else if crate::migration::is_migration_request(self, *instance_id, *request_id) {
                     crate::migration::on_no_valid_host(self, env, *instance_id, reason, now_ms)
                 } else {
                     crate::build::on_no_valid_host(self, env, *instance_id, reason, now_ms)
@@ -205,6 +209,14 @@ impl Conductor {
                 host,
                 attempt,
                 power_state,
+            } if crate::shelve::awaits_spawn(self, *instance_id) => {
+                crate::shelve::on_spawned(self, env, *instance_id, host, *attempt, *power_state)
+            }
+            ComputeFact::InstanceSpawned {
+                instance_id,
+                host,
+                attempt,
+                power_state,
             } => crate::build::on_spawned(
                 self,
                 env,
@@ -212,6 +224,28 @@ impl Conductor {
                 host,
                 *attempt,
                 *power_state,
+                now_ms,
+            ),
+            ComputeFact::ClaimFailed {
+                instance_id,
+                host,
+                attempt,
+                reason,
+                ..
+            }
+            | ComputeFact::SpawnFailed {
+                instance_id,
+                host,
+                attempt,
+                reason,
+                ..
+            } if crate::shelve::awaits_spawn(self, *instance_id) => crate::shelve::on_spawn_failed(
+                self,
+                env,
+                *instance_id,
+                host,
+                *attempt,
+                reason,
                 now_ms,
             ),
             ComputeFact::ClaimFailed {
@@ -335,6 +369,8 @@ fn on_migration_fact(
         Step::Evacuate => crate::evacuate::on_fact(c, env, answer, f, now_ms),
         Step::LiveMigrate(_) => crate::live_migrate::on_fact(c, env, answer, f, now_ms),
         // No host answers these with a migration fact.
-        Step::Build | Step::Schedule | Step::Action(_) => Vec::new(),
+        Step::Build | Step::Schedule | Step::Action(_) | Step::Unshelve | Step::ShelvedOffload => {
+            Vec::new()
+        }
     }
 }

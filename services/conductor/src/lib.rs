@@ -24,7 +24,10 @@
 //!   `on_timeout` follow; [`migration`]: the steps every migration shares
 //!   (request, scheduling, claims and alternates, abort, error).
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
-//!   resume (straight to the host), lock and unlock; [`preconditions`]:
+//!   resume, rescue, unrescue, shelve and its offload (straight to the
+//!   host), lock and unlock; [`shelve`]: the shelved snapshot, the
+//!   offload's timing and the unshelve of an offloaded server (scheduled
+//!   and spawned again); [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
 //! - [`server_updates`]: name, description, metadata and tags.
 //! - Catalog and operator flows, one file each: [`catalog`] (flavors and
@@ -62,6 +65,7 @@ pub mod server_groups;
 pub mod server_updates;
 pub mod service;
 pub mod services;
+pub mod shelve;
 pub mod table;
 pub mod timers;
 
@@ -71,5 +75,7 @@ pub use crate::core::{Conductor, Dest, Emit};
 mod saga_tests;
 #[cfg(test)]
 mod server_actions_tests;
+#[cfg(test)]
+mod shelve_tests;
 #[cfg(test)]
 mod tests;

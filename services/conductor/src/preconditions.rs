@@ -108,6 +108,13 @@ pub fn rule(action: &ServerAction) -> Rule {
         ServerAction::Unpause => state_rule(false, &[Paused], NO_TASK),
         ServerAction::Suspend => state_rule(false, &[Active], NO_TASK),
         ServerAction::Resume => state_rule(false, &[Suspended], NO_TASK),
+        ServerAction::Shelve { .. } => {
+            state_rule(false, &[Active, Stopped, Paused, Suspended], NO_TASK)
+        }
+        ServerAction::ShelveOffload => state_rule(false, &[Shelved], NO_TASK),
+        ServerAction::Unshelve { .. } => state_rule(false, &[Shelved, ShelvedOffloaded], NO_TASK),
+        ServerAction::Rescue { .. } => state_rule(false, &[Active, Stopped, Error], NO_TASK),
+        ServerAction::Unrescue => state_rule(false, &[Rescued], NO_TASK),
         // Lock and unlock are allowed in any state; unlock has its own
         // ownership rule in `check`.
         ServerAction::Lock { .. } | ServerAction::Unlock => Rule {

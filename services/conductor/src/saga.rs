@@ -205,10 +205,16 @@ pub enum Step {
     LiveMigrate(Live),
     /// A server action on its host, by Nova's action name (`action:stop`).
     Action(&'static str),
+    /// Unshelve of an offloaded instance: the scheduler picks a host (no
+    /// host awaited), then that host spawns it (`unshelve:spawn`).
+    Unshelve,
+    /// A shelved instance waits `shelved_offload_time` to be offloaded
+    /// (`shelve:offload`).
+    ShelvedOffload,
 }
 
 /// The actions a host carries out, each with a task state of its own.
-pub(crate) const HOST_ACTIONS: [ServerAction; 8] = [
+pub(crate) const HOST_ACTIONS: [ServerAction; 13] = [
     ServerAction::Reboot { hard: false },
     ServerAction::Reboot { hard: true },
     ServerAction::Stop,
@@ -217,6 +223,15 @@ pub(crate) const HOST_ACTIONS: [ServerAction; 8] = [
     ServerAction::Unpause,
     ServerAction::Suspend,
     ServerAction::Resume,
+    ServerAction::Shelve { image_id: None },
+    ServerAction::ShelveOffload,
+    // Unshelving a shelved (not offloaded) instance powers it on where it is.
+    ServerAction::Unshelve {
+        availability_zone: None,
+        host: None,
+    },
+    ServerAction::Rescue { image_id: None },
+    ServerAction::Unrescue,
 ];
 
 impl Step {
@@ -229,6 +244,8 @@ impl Step {
             Step::Rebuild | Step::Evacuate => "rebuild",
             Step::LiveMigrate(s) => s.name(),
             Step::Action(a) => a,
+            Step::Unshelve => "spawn",
+            Step::ShelvedOffload => "offload",
         }
     }
 
@@ -240,6 +257,8 @@ impl Step {
             Step::Evacuate => "evacuate",
             Step::LiveMigrate(_) => "live",
             Step::Action(_) => "action",
+            Step::Unshelve => "unshelve",
+            Step::ShelvedOffload => "shelve",
         }
     }
 }
@@ -272,6 +291,8 @@ impl FromStr for Step {
             ("rebuild", "rebuild") => Step::Rebuild,
             ("evacuate", "rebuild") => Step::Evacuate,
             ("live", step) => Step::LiveMigrate(Live::parse(step).ok_or_else(unknown)?),
+            ("unshelve", "spawn") => Step::Unshelve,
+            ("shelve", "offload") => Step::ShelvedOffload,
             ("action", name) => Step::Action(
                 HOST_ACTIONS
                     .iter()
@@ -337,12 +358,23 @@ mod tests {
             (Step::LiveMigrate(Live::Post), "live:post_live_migration"),
             (Step::Action("reboot"), "action:reboot"),
             (Step::Action("stop"), "action:stop"),
+            (Step::Action("shelve"), "action:shelve"),
+            (Step::Action("unrescue"), "action:unrescue"),
+            (Step::Unshelve, "unshelve:spawn"),
+            (Step::ShelvedOffload, "shelve:offload"),
         ];
         for (step, spelled) in steps {
             assert_eq!(step.to_string(), spelled);
             assert_eq!(spelled.parse::<Step>().unwrap(), step);
         }
-        for bad in ["resize", "resize:nap", "action:lock", "live:", "shelve:x"] {
+        for bad in [
+            "resize",
+            "resize:nap",
+            "action:lock",
+            "live:",
+            "shelve:x",
+            "unshelve:x",
+        ] {
             assert!(bad.parse::<Step>().is_err(), "{bad}");
         }
     }

@@ -11,6 +11,7 @@
 
 use novalog_schemas::{
     ComputeCommand, Envelope, Event, Fault, InstanceEvent, PowerState, Rejection, ServerAction,
+    VmState,
 };
 use uuid::Uuid;
 
@@ -53,6 +54,54 @@ pub(crate) fn on_requested(
         )];
     }
     let project = i.project_id.clone();
+    // What the host is asked to do: the shelve names its snapshot, a
+    // rescue its image; an offloaded unshelve is a saga of its own.
+    let action = &match action {
+        ServerAction::Shelve { .. } => ServerAction::Shelve {
+            image_id: Some(crate::shelve::shelved_image_id(env)),
+        },
+        ServerAction::Rescue { image_id } => {
+            let image = image_id.unwrap_or(i.image.id);
+            let usable = c.images.get(&image).is_some_and(|im| im.status == "active");
+            if !usable {
+                // Nova's UnsupportedRescueImage (400).
+                return vec![Conductor::reject(
+                    env,
+                    id.to_string(),
+                    Rejection::invalid(format!(
+                        "Requested rescue image '{image}' is not supported"
+                    )),
+                )];
+            }
+            ServerAction::Rescue {
+                image_id: Some(image),
+            }
+        }
+        ServerAction::Unshelve {
+            availability_zone,
+            host,
+        } => {
+            if (availability_zone.is_some() || host.is_some())
+                && i.vm_state != VmState::ShelvedOffloaded
+            {
+                // Nova's UnshelveInstanceInvalidState.
+                return vec![Conductor::reject(
+                    env,
+                    id.to_string(),
+                    Rejection::conflict(format!(
+                        "Specifying an availability zone or a host when unshelving server \"{id}\" with status \"{}\" is not supported. The server status must be SHELVED_OFFLOADED.",
+                        i.status()
+                    )),
+                )];
+            }
+            if i.vm_state == VmState::ShelvedOffloaded {
+                return crate::shelve::on_unshelve_offloaded(c, env, id, action, now_ms);
+            }
+            action.clone()
+        }
+        other => other.clone(),
+    };
+    let i = &c.instances[&id];
     match action {
         ServerAction::Lock { reason } => {
             let locked = Event::Instance(InstanceEvent::InstanceLocked {
@@ -77,7 +126,12 @@ pub(crate) fn on_requested(
         | ServerAction::Pause
         | ServerAction::Unpause
         | ServerAction::Suspend
-        | ServerAction::Resume => {
+        | ServerAction::Resume
+        | ServerAction::Shelve { .. }
+        | ServerAction::ShelveOffload
+        | ServerAction::Unshelve { .. }
+        | ServerAction::Rescue { .. }
+        | ServerAction::Unrescue => {
             let (Some(task_state), Some(host)) = (action.task_state(), i.host.clone()) else {
                 // Every host action has a task, and its rule demands a
                 // launched (hence placed) instance.
@@ -91,6 +145,15 @@ pub(crate) fn on_requested(
                 action: action.clone(),
                 task_state,
             });
+            let snapshot = match action {
+                ServerAction::Shelve {
+                    image_id: Some(image),
+                } => {
+                    let inst = i.clone();
+                    Some(crate::shelve::create_snapshot(c, env, &inst, *image))
+                }
+                _ => None,
+            };
             let out = c.instance_event(&env.meta, "task-started", id, &project, started);
             let command = emit(
                 Dest::Compute,
@@ -113,7 +176,7 @@ pub(crate) fn on_requested(
                 Some(host),
                 now_ms,
             );
-            vec![out, command]
+            snapshot.into_iter().chain([out, command]).collect()
         }
     }
 }
@@ -153,6 +216,7 @@ pub(crate) fn on_outcome(
     }
     let i = &c.instances[&id];
     let project = i.project_id.clone();
+    let shelved_image = i.shelved_image_id;
     let action = o.action.clone();
     let event = match o.failure {
         None => Event::Instance(InstanceEvent::InstanceTaskCompleted {
@@ -181,7 +245,42 @@ pub(crate) fn on_outcome(
     } else {
         "task-failed"
     };
-    vec![c.instance_event(&env.meta, step, id, &project, event)]
+    let mut out = vec![c.instance_event(&env.meta, step, id, &project, event)];
+    out.extend(after_task(
+        c,
+        env,
+        id,
+        o.action,
+        o.failure.is_none(),
+        shelved_image,
+        now_ms,
+    ));
+    out
+}
+
+/// What follows a host's task beyond its own end: a shelve's snapshot
+/// and offload, the deletion of a shelved image no longer needed.
+fn after_task(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    action: &ServerAction,
+    done: bool,
+    shelved_image: Option<Uuid>,
+    now_ms: i64,
+) -> Vec<Emit> {
+    match (action, done) {
+        (ServerAction::Shelve { image_id }, true) => {
+            crate::shelve::after_shelved(c, env, id, *image_id, now_ms)
+        }
+        // No snapshot was taken, or the guest runs from its disk again.
+        (ServerAction::Shelve { .. }, false) | (ServerAction::Unshelve { .. }, true) => {
+            shelved_image
+                .map(|im| crate::shelve::delete_image(c, env, im, "shelved-image-deleted"))
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The host did not answer in time: the task ends as a failure of the
@@ -210,8 +309,21 @@ pub(crate) fn on_timeout(
         vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
         power_state: i.power_state,
         fault: crate::timers::timeout_fault(a, timeout_ms, now_ms),
-        action,
+        action: action.clone(),
     });
     let project = i.project_id.clone();
-    vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)]
+    let shelved_image = i.shelved_image_id;
+    let mut out = vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)];
+    if let ServerAction::Shelve { .. } = action {
+        out.extend(after_task(
+            c,
+            env,
+            id,
+            &action,
+            false,
+            shelved_image,
+            now_ms,
+        ));
+    }
+    out
 }

@@ -537,6 +537,7 @@ pub fn settings(cfg: &Config) -> Settings {
         allow_resize_to_same_host: cfg.allow_resize_to_same_host,
         quota: cfg.quota.clone(),
         upload_lease_ms: s(cfg.conductor.image_upload_lease),
+        shelved_offload_time_s: cfg.shelved_offload_time,
     }
 }
 

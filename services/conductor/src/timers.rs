@@ -168,6 +168,8 @@ pub(crate) fn on_timed_out(
         Step::Evacuate => crate::evacuate::on_timeout(c, env, id, &a, now_ms),
         Step::LiveMigrate(_) => crate::live_migrate::on_timeout(c, env, id, &a, now_ms),
         Step::Action(_) => crate::server_actions::on_timeout(c, env, id, &a, now_ms),
+        Step::Unshelve => crate::shelve::on_timeout(c, env, id, &a, now_ms),
+        Step::ShelvedOffload => crate::shelve::on_offload_due(c, env, id, now_ms),
     }
 }
 

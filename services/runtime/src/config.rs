@@ -34,6 +34,10 @@ pub struct Config {
     /// `instance_build_timeout`; 0: never). Nova's default is 0; ours is
     /// not, so that no build is left in BUILD forever.
     pub instance_build_timeout: u64,
+    /// Seconds a shelved server keeps its host before it is offloaded
+    /// (nova.conf `shelved_offload_time`): 0 at once (Nova's default), -1
+    /// never.
+    pub shelved_offload_time: i64,
     pub log: LogOptions,
     pub api: ApiOptions,
     pub wsgi: WsgiOptions,
@@ -195,6 +199,7 @@ impl Default for Config {
             resize_confirm_window: 0,
             allow_resize_to_same_host: false,
             instance_build_timeout: 600,
+            shelved_offload_time: 0,
             log: LogOptions::default(),
             api: ApiOptions::default(),
             wsgi: WsgiOptions::default(),

@@ -17,5 +17,6 @@ pub mod server_metadata;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod shelve_rescue;
 pub mod tenant_usage;
 pub mod versions;

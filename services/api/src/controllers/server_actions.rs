@@ -136,6 +136,12 @@ pub async fn action(
     {
         return answer;
     }
+    if let Some(answer) =
+        crate::controllers::shelve_rescue::dispatch(&app, &ctx, &request_id, version, &id, &body)
+            .await
+    {
+        return answer;
+    }
     if let Some(answer) = deferred_delete(&app, &ctx, &id, &body) {
         return Err(answer);
     }

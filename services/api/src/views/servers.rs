@@ -318,6 +318,7 @@ pub(crate) mod tests {
             deleted_at_ms: None,
             version: 1,
             migrations: Vec::new(),
+            shelved_image_id: None,
         }
     }
 
