@@ -212,6 +212,8 @@ pub struct Domain {
     quota: QuotaDefaults,
     /// Projects' own limits.
     overrides: HashMap<String, BTreeMap<String, i64>>,
+    /// Quota class `default`'s limits, which projects fall back to.
+    class_default: BTreeMap<String, i64>,
     instances: HashMap<String, (Instance, Position)>,
     /// Claims per host, as `instances` places them.
     placed: HashMap<String, Held>,
@@ -296,6 +298,11 @@ impl Domain {
             }
             CatalogEvent::QuotaSetDeleted { project_id } => {
                 self.overrides.remove(project_id);
+            }
+            CatalogEvent::QuotaClassSetUpdated { class_name, limits } => {
+                if class_name == "default" {
+                    self.class_default = limits.clone();
+                }
             }
             CatalogEvent::FlavorCreated(_)
             | CatalogEvent::ImageCreated(_)
@@ -407,9 +414,10 @@ impl Domain {
         for (project, at) in std::mem::take(&mut self.pending_quota) {
             let used = self.usage.get(&project).copied().unwrap_or_default();
             let empty = BTreeMap::new();
-            let limits = self
-                .quota
-                .limits(self.overrides.get(&project).unwrap_or(&empty));
+            let limits = self.quota.limits_in_class(
+                &self.class_default,
+                self.overrides.get(&project).unwrap_or(&empty),
+            );
             for resource in ["instances", "cores", "ram"] {
                 let limit = limits.get(resource).copied().unwrap_or(-1);
                 if limit >= 0 && used.get(resource) > limit {

@@ -316,6 +316,14 @@ fn core_samples() -> Vec<Event> {
         Event::Catalog(CatalogEvent::QuotaSetDeleted {
             project_id: "p".into(),
         }),
+        Event::Intent(Intent::QuotaClassSetRequested {
+            class_name: "default".into(),
+            limits: BTreeMap::from([("cores".into(), 40)]),
+        }),
+        Event::Catalog(CatalogEvent::QuotaClassSetUpdated {
+            class_name: "default".into(),
+            limits: BTreeMap::from([("cores".into(), 40), ("ram".into(), -1)]),
+        }),
         Event::Catalog(CatalogEvent::TokenRevoked {
             audit_id: "aud1t".into(),
             expires_at_ms: 1_700_000_000_000,

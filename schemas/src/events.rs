@@ -452,6 +452,12 @@ pub enum Intent {
     QuotaResetRequested {
         project_id: String,
     },
+    /// `PUT /os-quota-class-sets/{class_name}` (administrators): limits of
+    /// a quota class; class `default` is what projects fall back to.
+    QuotaClassSetRequested {
+        class_name: String,
+        limits: BTreeMap<String, i64>,
+    },
     KeypairCreateRequested(Box<Keypair>),
     KeypairDeleteRequested {
         user_id: String,
@@ -754,6 +760,11 @@ pub enum CatalogEvent {
     QuotaSetDeleted {
         project_id: String,
     },
+    /// A quota class's limits after a change: every one it has set.
+    QuotaClassSetUpdated {
+        class_name: String,
+        limits: BTreeMap<String, i64>,
+    },
     /// A token refused from now on, by its audit id, until it expires.
     TokenRevoked {
         audit_id: String,
@@ -881,6 +892,7 @@ impl Intent {
             Intent::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
             Intent::QuotaSetRequested { .. } => "QuotaSetRequested",
             Intent::QuotaResetRequested { .. } => "QuotaResetRequested",
+            Intent::QuotaClassSetRequested { .. } => "QuotaClassSetRequested",
             Intent::KeypairCreateRequested(_) => "KeypairCreateRequested",
             Intent::KeypairDeleteRequested { .. } => "KeypairDeleteRequested",
             Intent::FlavorUpdateRequested(_) => "FlavorUpdateRequested",
@@ -1066,6 +1078,7 @@ impl CatalogEvent {
             CatalogEvent::AggregateDeleted { .. } => "AggregateDeleted",
             CatalogEvent::QuotaSetUpdated { .. } => "QuotaSetUpdated",
             CatalogEvent::QuotaSetDeleted { .. } => "QuotaSetDeleted",
+            CatalogEvent::QuotaClassSetUpdated { .. } => "QuotaClassSetUpdated",
             CatalogEvent::TokenRevoked { .. } => "TokenRevoked",
             CatalogEvent::KeypairCreated(_) => "KeypairCreated",
             CatalogEvent::KeypairDeleted { .. } => "KeypairDeleted",

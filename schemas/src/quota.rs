@@ -82,6 +82,19 @@ impl QuotaDefaults {
         })
     }
 
+    /// Every resource's limit for a project with its own `overrides`,
+    /// falling back to quota class `default`'s limits and then to these
+    /// defaults (Nova's `DbQuotaDriver`).
+    pub fn limits_in_class(
+        &self,
+        class_default: &BTreeMap<String, i64>,
+        overrides: &BTreeMap<String, i64>,
+    ) -> BTreeMap<&'static str, i64> {
+        let mut merged = class_default.clone();
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), *v)));
+        self.limits(&merged)
+    }
+
     /// Every resource's limit for a project with `overrides`.
     pub fn limits(&self, overrides: &BTreeMap<String, i64>) -> BTreeMap<&'static str, i64> {
         RESOURCES
@@ -261,6 +274,16 @@ fn with_range(message: &str, min: u32, max: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_projects_own_limit_beats_the_default_class_which_beats_the_config() {
+        let class = BTreeMap::from([("cores".to_owned(), 40), ("ram".to_owned(), 1024)]);
+        let own = BTreeMap::from([("ram".to_owned(), 2048)]);
+        let limits = QuotaDefaults::default().limits_in_class(&class, &own);
+        assert_eq!(limits["cores"], 40);
+        assert_eq!(limits["ram"], 2048);
+        assert_eq!(limits["instances"], 10);
+    }
 
     #[test]
     fn sizes_at_the_top_of_the_range_are_over_quota_not_an_overflow() {

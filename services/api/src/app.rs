@@ -5,16 +5,17 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use novalog_log::EventLog;
 use novalog_runtime::Topics;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
-    aggregates, availability_zones, billing, flavors, hypervisors, instance_actions, keypairs,
-    migrations, quota_sets, server_actions, server_groups, server_metadata, server_tags, servers,
-    services, tenant_usage, versions,
+    aggregates, availability_zones, billing, extensions, external_events, flavors, hosts,
+    hypervisors, images, instance_actions, ips, keypairs, migrations, networks, quota_classes,
+    quota_sets, server_actions, server_diagnostics, server_groups, server_metadata,
+    server_password, server_tags, servers, services, tenant_usage, usage_audit_log, versions,
 };
 use crate::domain::Domain;
 use crate::http;
@@ -101,6 +102,16 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/servers/{id}/action",
             axum::routing::post(server_actions::action),
         )
+        .route("/v2.1/servers/{id}/ips", get(ips::index))
+        .route(
+            "/v2.1/servers/{id}/diagnostics",
+            get(server_diagnostics::index),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-server-password",
+            get(server_password::show).delete(server_password::clear),
+        )
+        .route("/v2.1/servers/{id}/ips/{network}", get(ips::show))
         .route(
             "/v2.1/servers/{id}/os-instance-actions",
             get(instance_actions::index),
@@ -124,6 +135,10 @@ pub fn router(app: AppState) -> Router {
             get(quota_sets::defaults),
         )
         .route("/v2.1/limits", get(quota_sets::limits))
+        .route(
+            "/v2.1/os-quota-class-sets/{id}",
+            get(quota_classes::show).put(quota_classes::update),
+        )
         .route("/v2.1/flavors", get(flavors::index).post(flavors::create))
         .route("/v2.1/flavors/detail", get(flavors::detail))
         .route(
@@ -177,6 +192,18 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/os-simple-tenant-usage/{tenant_id}",
             get(tenant_usage::show),
         )
+        .route(
+            "/v2.1/os-instance_usage_audit_log",
+            get(usage_audit_log::index),
+        )
+        .route(
+            "/v2.1/os-instance_usage_audit_log/{before}",
+            get(usage_audit_log::show),
+        )
+        .route(
+            "/v2.1/os-server-external-events",
+            post(external_events::create),
+        )
         .route("/v2.1/os-migrations", get(migrations::index))
         .route(
             "/v2.1/servers/{id}/migrations",
@@ -211,6 +238,47 @@ pub fn router(app: AppState) -> Router {
             "/v2.1/os-services/{id}",
             put(services::update).delete(services::delete),
         )
+        .route("/v2.1/images", get(images::index))
+        .route("/v2.1/images/detail", get(images::detail))
+        .route(
+            "/v2.1/images/{id}",
+            get(images::show).delete(images::delete),
+        )
+        .route(
+            "/v2.1/images/{id}/metadata",
+            get(images::metadata_index)
+                .post(images::metadata_create)
+                .put(images::metadata_update_all),
+        )
+        .route(
+            "/v2.1/images/{id}/metadata/{key}",
+            get(images::metadata_show)
+                .put(images::metadata_update)
+                .delete(images::metadata_delete),
+        )
+        .route("/v2.1/extensions", get(extensions::index))
+        .route("/v2.1/extensions/{alias}", get(extensions::show))
+        .route(
+            "/v2.1/os-networks",
+            get(networks::index).post(networks::gone),
+        )
+        // `add` is also an id to GET and DELETE, as in Nova's routing.
+        .route(
+            "/v2.1/os-networks/add",
+            get(networks::show)
+                .post(networks::gone)
+                .delete(networks::gone),
+        )
+        .route(
+            "/v2.1/os-networks/{id}",
+            get(networks::show).delete(networks::gone),
+        )
+        .route("/v2.1/os-networks/{id}/action", post(networks::gone))
+        .route("/v2.1/os-hosts", get(hosts::index))
+        .route("/v2.1/os-hosts/{host}", get(hosts::show).put(hosts::update))
+        .route("/v2.1/os-hosts/{host}/reboot", get(hosts::reboot))
+        .route("/v2.1/os-hosts/{host}/shutdown", get(hosts::shutdown))
+        .route("/v2.1/os-hosts/{host}/startup", get(hosts::startup))
         .route("/v2.1/os-hypervisors", get(hypervisors::index))
         .route("/v2.1/os-hypervisors/detail", get(hypervisors::detail))
         .route(

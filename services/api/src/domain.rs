@@ -28,6 +28,7 @@ use crate::projection::Projection;
 pub mod catalog;
 pub mod compute;
 pub mod compute_services;
+pub mod diagnostics;
 pub mod intents;
 pub mod keypair_api;
 pub mod server_sort;

@@ -39,6 +39,15 @@ impl ApiVersion {
         Some(ApiVersion::new(number(major, false)?, number(minor, true)?))
     }
 
+    /// What the legacy `/v2` endpoint serves at: the v2.1 API in Nova's
+    /// v2-compatible mode, without microversions.
+    pub const LEGACY_V2: ApiVersion = ApiVersion::new(2, 0);
+
+    /// Whether this request came through the legacy `/v2` endpoint.
+    pub fn is_legacy_v2(self) -> bool {
+        self == Self::LEGACY_V2
+    }
+
     /// True when this request's version is at least `major.minor`
     /// (Nova's `api_version_request.is_supported`).
     pub fn at_least(self, major: u32, minor: u32) -> bool {

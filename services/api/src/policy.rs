@@ -35,6 +35,9 @@ pub enum Rule {
     /// A read whose default is Nova's `PROJECT_READER_OR_ADMIN`
     /// (`os_compute_api:os-instance-actions:list`, ...).
     ReaderOrAdmin(&'static str),
+    /// A rule whose default is Nova's `ADMIN`
+    /// (`os_compute_api:os-server-diagnostics`, ...).
+    AdminOnly(&'static str),
 }
 
 impl Rule {
@@ -50,7 +53,7 @@ impl Rule {
             Rule::ExtendedServerAttributes => "os_compute_api:os-extended-server-attributes",
             Rule::ServersShowHostStatus => "os_compute_api:servers:show:host_status",
             Rule::FlavorManageCreate => "os_compute_api:os-flavor-manage:create",
-            Rule::OwnerOrAdmin(name) | Rule::ReaderOrAdmin(name) => name,
+            Rule::OwnerOrAdmin(name) | Rule::ReaderOrAdmin(name) | Rule::AdminOnly(name) => name,
         }
     }
 
@@ -62,6 +65,7 @@ impl Rule {
                 | Rule::ExtendedServerAttributes
                 | Rule::ServersShowHostStatus
                 | Rule::FlavorManageCreate
+                | Rule::AdminOnly(_)
         )
     }
 }
@@ -136,6 +140,7 @@ pub fn write_rule(method: &Method, path: &str, action: Option<&str>) -> Option<S
         (["servers", _, "tags"], "DELETE") => "os-server-tags:delete_all".into(),
         (["servers", _, "tags", _], "PUT") => "os-server-tags:update".into(),
         (["servers", _, "tags", _], "DELETE") => "os-server-tags:delete".into(),
+        (["servers", _, "os-server-password"], "DELETE") => "os-server-password:clear".into(),
         (["os-server-groups"], "POST") => "os-server-groups:create".into(),
         (["os-server-groups", _], "DELETE") => "os-server-groups:delete".into(),
         _ => return None,

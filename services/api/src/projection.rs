@@ -55,6 +55,7 @@ const T_SERVER_GROUPS: &str = "server_groups";
 const T_AGGREGATES: &str = "aggregates";
 const T_ACTIONS: &str = "instance_actions";
 const T_QUOTAS: &str = "quotas";
+const T_QUOTA_CLASSES: &str = "quota_classes";
 /// Every instance ever created by [`order_key`]; the value is its project.
 const T_BY_CREATED: &str = "instances_by_created";
 /// Every instance by its project and [`order_key`]: `project \0 key`.
@@ -203,6 +204,8 @@ struct State {
     actions: HashMap<Uuid, Arc<Vec<InstanceAction>>>,
     /// Projects' own quota limits.
     quotas: HashMap<String, BTreeMap<String, i64>>,
+    /// Quota classes' limits (`default`: what projects fall back to).
+    quota_classes: HashMap<String, BTreeMap<String, i64>>,
     /// By `user_id/name`.
     keypairs: BTreeMap<String, Arc<Keypair>>,
     /// Projects given each non-public flavor.
@@ -311,6 +314,7 @@ struct Staged {
     changed: HashSet<Uuid>,
     /// `None`: back to the defaults.
     quotas: HashMap<String, Option<BTreeMap<String, i64>>>,
+    quota_classes: HashMap<String, BTreeMap<String, i64>>,
     /// By `user_id/name`; `None`: deleted.
     keypairs: HashMap<String, Option<Keypair>>,
     /// Flavors deleted (after `flavors` are published).
@@ -381,6 +385,11 @@ impl Projection {
         for (key, q) in store.scan::<BTreeMap<String, i64>>(T_QUOTAS)? {
             state
                 .quotas
+                .insert(String::from_utf8_lossy(&key).into_owned(), q);
+        }
+        for (key, q) in store.scan::<BTreeMap<String, i64>>(T_QUOTA_CLASSES)? {
+            state
+                .quota_classes
                 .insert(String::from_utf8_lossy(&key).into_owned(), q);
         }
         for (id, p) in store.scan::<BTreeSet<String>>(T_FLAVOR_ACCESS)? {
@@ -551,6 +560,16 @@ impl Projection {
                 Arc::default()
             }
         }
+    }
+
+    /// The limits quota class `class` has set (empty: none).
+    pub fn quota_class(&self, class: &str) -> BTreeMap<String, i64> {
+        self.state
+            .read()
+            .quota_classes
+            .get(class)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `project`'s own quota limits (empty: the defaults).
@@ -733,6 +752,7 @@ impl Projection {
             || !staged.aggregates.is_empty()
             || !staged.actions.is_empty()
             || !staged.quotas.is_empty()
+            || !staged.quota_classes.is_empty()
             || !staged.keypairs.is_empty()
             || !staged.deleted_flavors.is_empty()
             || !staged.flavor_access.is_empty()
@@ -774,6 +794,7 @@ impl Projection {
                     None => state.quotas.remove(&project),
                 };
             }
+            state.quota_classes.extend(staged.quota_classes);
             for id in staged.deleted_flavors {
                 state.flavors.remove(&id);
             }
@@ -1088,6 +1109,13 @@ impl<S: Store> ProjectionHandler<S> {
             CatalogEvent::QuotaSetDeleted { project_id } => {
                 tx.delete(T_QUOTAS, project_id.as_bytes());
                 self.staged.quotas.insert(project_id.clone(), None);
+            }
+            CatalogEvent::QuotaClassSetUpdated { class_name, limits } => {
+                tx.put(T_QUOTA_CLASSES, class_name.as_bytes(), limits)
+                    .map_err(stage_err)?;
+                self.staged
+                    .quota_classes
+                    .insert(class_name.clone(), limits.clone());
             }
             CatalogEvent::AggregateDeleted { aggregate_id } => {
                 tx.delete(T_AGGREGATES, &aggregate_id.to_be_bytes());

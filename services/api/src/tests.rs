@@ -226,6 +226,8 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
         // Flavors as created, so updates can answer with the whole flavor.
         let mut flavors: HashMap<String, novalog_schemas::Flavor> = HashMap::new();
         let mut images: HashMap<Uuid, novalog_schemas::Image> = HashMap::new();
+        let mut quota_classes: HashMap<String, std::collections::BTreeMap<String, i64>> =
+            HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -413,6 +415,19 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                         &host.clone(),
                         Event::Host(HostEvent::ServiceDeleted { host: host.clone() }),
                     ),
+                    Event::Intent(Intent::QuotaClassSetRequested { class_name, limits }) => {
+                        let merged = quota_classes.entry(class_name.clone()).or_default();
+                        merged.extend(limits.clone());
+                        let limits = merged.clone();
+                        answer(
+                            &topics.catalog,
+                            &class_name.clone(),
+                            Event::Catalog(CatalogEvent::QuotaClassSetUpdated {
+                                class_name: class_name.clone(),
+                                limits,
+                            }),
+                        )
+                    }
                     other => panic!("unexpected intent {other:?}"),
                 }
             }

@@ -147,6 +147,10 @@ pub struct Conductor {
     counters: Table<String, u64>,
     /// Projects' own quota limits (the defaults apply to the rest).
     pub quota_overrides: Table<String, BTreeMap<String, i64>>,
+    /// Quota classes' limits by class name (Nova's `quota_classes`);
+    /// class `default` sits between the config defaults and a project's
+    /// own limits.
+    pub quota_classes: Table<String, BTreeMap<String, i64>>,
     /// What each project's instances use, as its quota counts it; kept as
     /// instance events are folded ([`Conductor::rebuild_usage`] on load).
     pub usage: HashMap<String, novalog_schemas::quota::Usage>,
@@ -175,6 +179,7 @@ pub(crate) mod tables {
     pub const AWAITING: &str = "awaiting";
     pub const COUNTERS: &str = "counters";
     pub const QUOTAS: &str = "quotas";
+    pub const QUOTA_CLASSES: &str = "quota_classes";
     pub const KEYPAIRS: &str = "keypairs";
     pub const FLAVOR_ACCESS: &str = "flavor_access";
     pub const SERVICES: &str = "services";
@@ -213,6 +218,7 @@ impl Conductor {
             awaiting: Table::new(AWAITING),
             counters: Table::new(COUNTERS),
             quota_overrides: Table::new(QUOTAS),
+            quota_classes: Table::new(QUOTA_CLASSES),
             usage: HashMap::new(),
             reservations: HashMap::new(),
             flavor_access: Table::new(FLAVOR_ACCESS),
@@ -248,6 +254,7 @@ impl Conductor {
             awaiting,
             counters: Table::load(store, COUNTERS)?,
             quota_overrides: Table::load(store, QUOTAS)?,
+            quota_classes: Table::load(store, QUOTA_CLASSES)?,
             usage: HashMap::new(),
             reservations: HashMap::new(),
             flavor_access: Table::load(store, FLAVOR_ACCESS)?,
@@ -268,6 +275,7 @@ impl Conductor {
         let images = self.images.persist(tx)?;
         self.server_groups.persist(tx)?;
         self.quota_overrides.persist(tx)?;
+        self.quota_classes.persist(tx)?;
         self.aggregates.persist(tx)?;
         let awaiting = self.awaiting.persist(tx)?;
         self.counters.persist(tx)?;

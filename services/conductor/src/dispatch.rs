@@ -72,6 +72,9 @@ impl Conductor {
             Intent::QuotaResetRequested { project_id } => {
                 crate::quotas::on_reset(self, env, project_id)
             }
+            Intent::QuotaClassSetRequested { class_name, limits } => {
+                crate::quotas::on_class_set(self, env, class_name, limits)
+            }
             Intent::FlavorCreateRequested(f) => crate::catalog::on_flavor_create(self, env, f),
             Intent::ImageCreateRequested(i) => crate::images::on_create(self, env, i),
             Intent::ImageUpdateRequested(i) => crate::images::on_whole_update(env, i),

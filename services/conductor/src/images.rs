@@ -53,6 +53,7 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ServerTagsChangeRequested { .. }
         | Intent::QuotaSetRequested { .. }
         | Intent::QuotaResetRequested { .. }
+        | Intent::QuotaClassSetRequested { .. }
         | Intent::KeypairCreateRequested(_)
         | Intent::KeypairDeleteRequested { .. }
         | Intent::FlavorUpdateRequested(_)

@@ -263,11 +263,7 @@ fn check_upsize_quota(
     if grow.cores == 0 && grow.ram == 0 {
         return Ok(());
     }
-    let none = std::collections::BTreeMap::new();
-    let limits = c
-        .settings
-        .quota
-        .limits(c.quota_overrides.get(project).unwrap_or(&none));
+    let limits = crate::quotas::limits_of(c, project);
     let used = c.usage.get(project).copied().unwrap_or_default();
     novalog_schemas::quota::check(&limits, used, grow)
 }

@@ -63,13 +63,18 @@ pub const RESERVATION_TTL_MS: i64 = 60_000;
 /// instance: as many as fit up to `max_count` are admitted and their room
 /// reserved, or none when fewer than `min_count` fit (Nova's
 /// `check_num_instances_quota`).
-/// `project`'s limits: its own where an administrator set them, else the
-/// defaults.
+/// `project`'s limits: its own where an administrator set them, else quota
+/// class `default`'s, else the defaults.
 pub(crate) fn limits_of(c: &Conductor, project: &str) -> BTreeMap<&'static str, i64> {
-    c.settings
-        .quota
-        .limits(c.quota_overrides.get(project).unwrap_or(&BTreeMap::new()))
+    let none = BTreeMap::new();
+    c.settings.quota.limits_in_class(
+        c.quota_classes.get(DEFAULT_CLASS).unwrap_or(&none),
+        c.quota_overrides.get(project).unwrap_or(&none),
+    )
 }
+
+/// The quota class every project falls back to.
+pub const DEFAULT_CLASS: &str = "default";
 
 pub(crate) fn check_create(
     c: &mut Conductor,
@@ -194,6 +199,54 @@ pub(crate) fn on_reset(c: &mut Conductor, env: &Envelope, project: &str) -> Vec<
         project.to_owned(),
         Event::Catalog(CatalogEvent::QuotaSetDeleted {
             project_id: project.to_owned(),
+        }),
+    )]
+}
+
+/// `PUT /os-quota-class-sets/{class}`: the class's limits merged with those
+/// it had. Unlike a project's, a class's limits are not checked against any
+/// usage (Nova's `update_class`).
+pub(crate) fn on_class_set(
+    c: &mut Conductor,
+    env: &Envelope,
+    class: &str,
+    limits: &BTreeMap<String, i64>,
+) -> Vec<Emit> {
+    let reject = |r: Rejection| vec![Conductor::reject(env, class.to_owned(), r)];
+    if !env.meta.actor.is_admin() {
+        return reject(Rejection::forbidden(
+            "Policy doesn't allow os_compute_api:os-quota-class-sets:update to be performed.",
+        ));
+    }
+    if class.is_empty() || class.chars().count() > 255 {
+        return reject(Rejection::invalid(
+            "quota_class_name has a length outside 1 to 255 characters.",
+        ));
+    }
+    for (resource, limit) in limits {
+        if quota::RESOURCES.iter().all(|r| r != resource) {
+            return reject(Rejection::invalid(format!(
+                "Additional properties are not allowed ('{resource}' was unexpected)"
+            )));
+        }
+        if *limit < -1 {
+            return reject(Rejection::invalid(format!(
+                "Invalid input for field/attribute {resource}. Value: {limit}. {limit} is less than the minimum of -1"
+            )));
+        }
+    }
+    let mut merged = c.quota_classes.get(class).cloned().unwrap_or_default();
+    merged.extend(limits.iter().map(|(k, v)| (k.clone(), *v)));
+    c.quota_classes.insert(class.to_owned(), merged.clone());
+    vec![emit(
+        Dest::Catalog,
+        class.to_owned(),
+        &env.meta,
+        "quota-class-set",
+        class.to_owned(),
+        Event::Catalog(CatalogEvent::QuotaClassSetUpdated {
+            class_name: class.to_owned(),
+            limits: merged,
         }),
     )]
 }

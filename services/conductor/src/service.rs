@@ -923,6 +923,10 @@ mod tests {
                 format!("{:?}", b.quota_overrides)
             );
             assert_eq!(
+                format!("{:?}", a.quota_classes),
+                format!("{:?}", b.quota_classes)
+            );
+            assert_eq!(
                 format!("{:?}", a.flavor_access),
                 format!("{:?}", b.flavor_access)
             );
@@ -936,6 +940,8 @@ mod tests {
         c.next_migration_id();
         c.quota_overrides
             .insert("demo".into(), BTreeMap::from([("ram".to_owned(), 4096)]));
+        c.quota_classes
+            .insert("default".into(), BTreeMap::from([("cores".to_owned(), 64)]));
         c.flavor_access
             .insert("1".into(), BTreeSet::from(["other".to_owned()]));
         let persisted = persist(&mut c);

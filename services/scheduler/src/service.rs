@@ -59,6 +59,7 @@ impl Shared {
                 | CatalogEvent::ServerGroupDeleted { .. }
                 | CatalogEvent::QuotaSetUpdated { .. }
                 | CatalogEvent::QuotaSetDeleted { .. }
+                | CatalogEvent::QuotaClassSetUpdated { .. }
                 | CatalogEvent::TokenRevoked { .. }
                 | CatalogEvent::KeypairCreated(_)
                 | CatalogEvent::KeypairDeleted { .. }

@@ -24,22 +24,7 @@ use crate::validation::{boolean, invalid, object, repr, required};
 
 /// Resources a microversion no longer shows: the nova-network ones from
 /// 2.36, the injected files from 2.57.
-fn filtered(version: ApiVersion) -> &'static [&'static str] {
-    const V236: &[&str] = &[
-        "fixed_ips",
-        "floating_ips",
-        "security_group_rules",
-        "security_groups",
-    ];
-    const V257: &[&str] = &[
-        "fixed_ips",
-        "floating_ips",
-        "security_group_rules",
-        "security_groups",
-        "injected_files",
-        "injected_file_content_bytes",
-        "injected_file_path_bytes",
-    ];
+pub(crate) fn filtered(version: ApiVersion) -> &'static [&'static str] {
     if version.at_least(2, 57) {
         V257
     } else if version.at_least(2, 36) {
@@ -48,6 +33,24 @@ fn filtered(version: ApiVersion) -> &'static [&'static str] {
         &[]
     }
 }
+
+/// The nova-network resources.
+pub(crate) const V236: &[&str] = &[
+    "fixed_ips",
+    "floating_ips",
+    "security_group_rules",
+    "security_groups",
+];
+/// The nova-network resources and the injected files.
+pub(crate) const V257: &[&str] = &[
+    "fixed_ips",
+    "floating_ips",
+    "security_group_rules",
+    "security_groups",
+    "injected_files",
+    "injected_file_content_bytes",
+    "injected_file_path_bytes",
+];
 
 fn admin_only(ctx: &Context, rule: &str) -> Result<()> {
     if ctx.is_admin {
@@ -59,10 +62,17 @@ fn admin_only(ctx: &Context, rule: &str) -> Result<()> {
     }
 }
 
-fn limits_of(app: &App, project: &str) -> BTreeMap<&'static str, i64> {
-    app.quota_defaults
-        .limits(&app.projection.quota_overrides(project))
+/// `project`'s limits: its own, else quota class `default`'s, else the
+/// configured defaults.
+pub(crate) fn limits_of(app: &App, project: &str) -> BTreeMap<&'static str, i64> {
+    app.quota_defaults.limits_in_class(
+        &app.projection.quota_class(DEFAULT_CLASS),
+        &app.projection.quota_overrides(project),
+    )
 }
+
+/// The quota class every project falls back to.
+pub const DEFAULT_CLASS: &str = "default";
 
 /// Each resource the version shows, with `value(resource)`.
 fn quota_set(
@@ -132,7 +142,9 @@ pub async fn defaults(
     version: ApiVersion,
     Path(project): Path<String>,
 ) -> Result<Json<Value>> {
-    let defaults = app.quota_defaults.limits(&BTreeMap::new());
+    let defaults = app
+        .quota_defaults
+        .limits(&app.projection.quota_class(DEFAULT_CLASS));
     Ok(Json(quota_set(Some(&project), version, |r| {
         json!(defaults[r])
     })))
@@ -141,24 +153,35 @@ pub async fn defaults(
 /// The body of `PUT /os-quota-sets/{project}`: the limits to set and
 /// `force`.
 pub fn parse_update(body: &Value, version: ApiVersion) -> Result<(BTreeMap<String, i64>, bool)> {
+    parse_update_of(body, "quota_set", filtered(version), true)
+}
+
+/// A quota update body under `root`: the limits of the resources not
+/// `hidden`, and `force` where `with_force`.
+pub(crate) fn parse_update_of(
+    body: &Value,
+    root: &str,
+    hidden: &[&str],
+    with_force: bool,
+) -> Result<(BTreeMap<String, i64>, bool)> {
     let obj = object("", body)?;
-    if let Some(extra) = obj.keys().find(|k| *k != "quota_set") {
+    if let Some(extra) = obj.keys().find(|k| *k != root) {
         return Err(ApiError::bad_request(format!(
             "Additional properties are not allowed ('{extra}' was unexpected)"
         )));
     }
-    let qs = required("", obj, "quota_set")?;
-    let set = object("quota_set", qs)?;
+    let qs = required("", obj, root)?;
+    let set = object(root, qs)?;
     let mut limits = BTreeMap::new();
     let mut force = false;
     for (k, v) in set {
-        if k == "force" {
+        if with_force && k == "force" {
             force = boolean("force", v)?;
             continue;
         }
-        if !RESOURCES.contains(&k.as_str()) || filtered(version).contains(&k.as_str()) {
+        if !RESOURCES.contains(&k.as_str()) || hidden.contains(&k.as_str()) {
             return Err(invalid(
-                "quota_set",
+                root,
                 qs,
                 format!("Additional properties are not allowed ('{k}' was unexpected)"),
             ));

@@ -307,16 +307,58 @@ fn quota_update(v: ApiVersion) -> Value {
     } else {
         &[]
     };
+    quota_body("quota_set", removed, true)
+}
+
+/// `{root: {resource: quota, ...}}` without the `removed` resources, with
+/// `force` where `with_force`.
+fn quota_body(root: &str, removed: &[&str], with_force: bool) -> Value {
     let mut props = serde_json::Map::new();
     for r in novalog_schemas::quota::RESOURCES {
         if !removed.contains(r) {
             props.insert((*r).to_owned(), quota());
         }
     }
-    props.insert("force".into(), boolean());
+    if with_force {
+        props.insert("force".into(), boolean());
+    }
+    let mut body = serde_json::Map::new();
+    body.insert(root.to_owned(), object(Value::Object(props), &[]));
+    object(Value::Object(body), &[root])
+}
+
+/// `PUT /os-quota-class-sets/{class}` (schemas/quota_classes.py): the
+/// nova-network resources go at 2.50, the injected files at 2.57.
+fn quota_class_update(v: ApiVersion) -> Value {
+    use crate::controllers::quota_sets::{V236, V257};
+    let removed = if v.at_least(2, 57) {
+        V257
+    } else if v.at_least(2, 50) {
+        V236
+    } else {
+        &[]
+    };
+    quota_body("quota_class_set", removed, false)
+}
+
+// ---- networks (schemas/networks.py) ----
+
+/// The bodies of the nova-network writes Nova removed: any JSON (`{}`),
+/// answered 410 whatever they hold.
+fn removed_network_write(_: ApiVersion) -> Value {
+    json!({})
+}
+
+// ---- hosts (schemas/hosts.py) ----
+
+/// `PUT /os-hosts/{host}`; Nova's `anyOf` (one of the two at least) is
+/// checked by the handler.
+fn host_update(_: ApiVersion) -> Value {
+    let switch = json!({"type": "string",
+        "enum": ["enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE"]});
     object(
-        json!({"quota_set": object(Value::Object(props), &[])}),
-        &["quota_set"],
+        json!({"status": switch.clone(), "maintenance_mode": switch}),
+        &[],
     )
 }
 
@@ -435,6 +477,39 @@ fn aggregate_action(_: ApiVersion) -> Value {
     }})
 }
 
+// ---- server external events (schemas/server_external_events.py) ----
+
+/// `POST /os-server-external-events`: the event names grow with the
+/// version (2.51 `volume-extended`; the later ones are past the newest
+/// version served).
+fn external_events(v: ApiVersion) -> Value {
+    let mut names = vec![
+        "network-changed",
+        "network-vif-plugged",
+        "network-vif-unplugged",
+        "network-vif-deleted",
+    ];
+    if v.at_least(2, 51) {
+        names.push("volume-extended");
+    }
+    if v.at_least(2, 76) {
+        names.push("power-update");
+    }
+    let event = object(
+        json!({
+            "name": {"type": "string", "enum": names},
+            "server_uuid": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
+            "tag": {"type": "string", "maxLength": 255},
+        }),
+        &["name", "server_uuid"],
+    );
+    object(
+        json!({"events": {"type": "array", "minItems": 1, "items": event}}),
+        &["events"],
+    )
+}
+
 // ---- keypairs (schemas/keypairs.py) ----
 
 fn keypair_create(v: ApiVersion) -> Value {
@@ -521,6 +596,42 @@ pub static ROUTES: &[RouteSchema] = &[
         "/v2.1/os-quota-sets/{project}",
         &[(2, 1), (2, 36), (2, 57)],
         quota_update,
+    ),
+    route(
+        "put",
+        "/v2.1/os-quota-class-sets/{id}",
+        &[(2, 1), (2, 50), (2, 57)],
+        quota_class_update,
+    ),
+    RouteSchema {
+        until: ApiVersion::new(2, 42),
+        ..route("put", "/v2.1/os-hosts/{host}", ALL, host_update)
+    },
+    route(
+        "post",
+        "/v2.1/os-server-external-events",
+        &[(2, 1), (2, 51), (2, 76)],
+        external_events,
+    ),
+    RouteSchema {
+        until: ApiVersion::new(2, 38),
+        ..route("post", "/v2.1/images/{id}/metadata", ALL, metadata_body)
+    },
+    RouteSchema {
+        until: ApiVersion::new(2, 38),
+        ..route("put", "/v2.1/images/{id}/metadata", ALL, metadata_body)
+    },
+    RouteSchema {
+        until: ApiVersion::new(2, 38),
+        ..route("put", "/v2.1/images/{id}/metadata/{key}", ALL, meta_item)
+    },
+    route("post", "/v2.1/os-networks", ALL, removed_network_write),
+    route("post", "/v2.1/os-networks/add", ALL, removed_network_write),
+    route(
+        "post",
+        "/v2.1/os-networks/{id}/action",
+        ALL,
+        removed_network_write,
     ),
     route("post", "/v2.1/flavors", &[(2, 1), (2, 55)], flavor_create),
     route("put", "/v2.1/flavors/{id}", &[(2, 55)], flavor_update),
