@@ -5,7 +5,10 @@
 #   scripts/deps.sh run    what building and running `novalog` needs (make run):
 #                          Debian packages: a C/C++ toolchain and make (RocksDB,
 #                          librdkafka), libclang-dev (RocksDB's bindgen),
-#                          protobuf-compiler (prost-build).
+#                          protobuf-compiler (prost-build); for the libvirt
+#                          driver libvirt-dev, libvirt0 and pkg-config (the
+#                          `virt` crate links libvirt) and qemu-utils
+#                          (qemu-img makes the instance disks).
 #   scripts/deps.sh test   the above, plus what the tests need (make test, make bench):
 #                          - cargo-nextest, the test runner;
 #                          - tansu, an Apache-Kafka-compatible broker, for the
@@ -24,7 +27,7 @@ mkdir -p "$NOVALOG_CACHE"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(gcc g++ make libclang-dev protobuf-compiler)
+packages=(gcc g++ make libclang-dev protobuf-compiler libvirt-dev libvirt0 pkg-config qemu-utils)
 if [ "$mode" = test ]; then
   # systemd-analyze verify checks the units in deploy/systemd; the package
   # installs without a running systemd.
@@ -36,8 +39,12 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  # One apt run at a time on a shared machine: apt's own lock fails a
+  # second run instead of making it wait.
+  apt=(apt-get)
+  command -v flock >/dev/null && apt=(flock /tmp/apt.lock apt-get)
+  as_root "${apt[@]}" update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}"
 fi
 
 [ "$mode" = run ] && exit 0

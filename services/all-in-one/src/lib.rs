@@ -61,18 +61,30 @@ impl System {
                 Box::pin(async move { novalog_scheduler::service::run(&cfg, log, sd).await }),
             ));
         }
-        {
+        // `[compute] driver = "libvirt"`: one libvirt host beside the fake
+        // ones, each with its own agent.
+        let agents = if driver.is_none() && cfg.compute.driver == "libvirt" {
+            let mut fake = cfg.clone();
+            fake.compute.driver = "fake".into();
+            vec![(fake, None), (cfg.clone(), None)]
+        } else {
+            vec![(cfg.clone(), driver)]
+        };
+        for (agent_cfg, driver) in agents {
             let driver = match driver {
                 Some(d) => d,
-                None => novalog_compute::service::driver(cfg)?,
+                None => novalog_compute::service::driver(&agent_cfg)?,
             };
             // Hosts are registered before the API takes its first request.
-            let agent = novalog_compute::service::Agent::register(cfg, log.clone(), driver).await?;
+            let agent =
+                novalog_compute::service::Agent::register(&agent_cfg, log.clone(), driver).await?;
             let sd = shutdown.clone();
-            tasks.push(spawn(
-                "compute",
-                Box::pin(async move { agent.run(sd).await }),
-            ));
+            let name = if agent_cfg.compute.driver == "fake" {
+                "compute"
+            } else {
+                "compute-libvirt"
+            };
+            tasks.push(spawn(name, Box::pin(async move { agent.run(sd).await })));
         }
         // `[billing] enabled = false`: an empty ledger, nothing folded.
         let mut ledger = Arc::new(novalog_billing::service::Ledger::default());

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 mod billing;
+mod libvirt;
 mod replay;
 
 #[derive(Parser)]
@@ -137,6 +138,17 @@ async fn watch_active(
 }
 
 async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::Result<BootRun> {
+    let image = system.demo_image.context("no demo image")?;
+    boot_run_of(system, image, boots, concurrency).await
+}
+
+/// [`boot_run`] of servers from `image`.
+async fn boot_run_of(
+    system: &System,
+    image: Uuid,
+    boots: usize,
+    concurrency: usize,
+) -> anyhow::Result<BootRun> {
     let waiters: Waiters = Arc::default();
     let early: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
     let watcher = tokio::spawn(watch_active(
@@ -150,7 +162,6 @@ async fn boot_run(system: &System, boots: usize, concurrency: usize) -> anyhow::
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let url = format!("http://{}/v2.1/servers", system.api_addr);
-    let image = system.demo_image.context("no demo image")?;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
@@ -638,6 +649,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // One libvirt host on libvirt's test:///default hypervisor, disks made
+    // with qemu-img: the libvirt driver's own cost on top of the path.
+    let libvirt_p50 = libvirt::boot_p50_ms().await?;
+    figures.insert("libvirt_boot_p50_ms".into(), libvirt_p50);
+    lines.push(format!(
+        "| embedded log, one libvirt host (`test:///default`, qcow2 overlays by qemu-img), one client at a time | 1 | {} | 1 | {libvirt_p50:.2} | | |",
+        libvirt::BOOTS
+    ));
+    println!("libvirt (test:///default): boot p50 {libvirt_p50:.2} ms");
+
     // The scheduler alone: default filters and weighers, random clouds.
     let mut sched_lines = Vec::new();
     for (hosts, name) in [(1_000, "1k"), (10_000, "10k"), (100_000, "100k")] {
@@ -749,7 +770,7 @@ async fn main() -> anyhow::Result<()> {
     let md = format!(
         "# Benchmarks\n\nWritten by `make bench` (`novalog-bench`); figures also in `bench/results.json`.\n\n\
          - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
-         ## Boot: POST /servers → ACTIVE (fake driver, zero latency)\n\n\
+         ## Boot: POST /servers → ACTIVE (fake driver, zero latency; and one libvirt host)\n\n\
          | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n\
          `billing_lag_ms_p99` (goal ≤ 100): {:.1} ms from an `InstanceBecameActive`'s append to \
          a `GET /billing/v1/projects/admin?format=csv` on the API's listener showing the server's usage running (one client polling back to back), during the embedded {}-client run.\n\n\

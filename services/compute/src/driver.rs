@@ -120,6 +120,19 @@ pub trait VirtDriver: Send + Sync + 'static {
     /// reconciliation after an agent restart).
     fn adopt(&self, _host: &str, _instance_id: Uuid, _power: PowerState) {}
 
+    /// What the host has, read from the hypervisor (Nova's
+    /// `get_available_resource`); `None`: the configured capacity counts.
+    fn available_resource(&self, _host: &str) -> Option<novalog_schemas::Resources> {
+        None
+    }
+
+    /// One run of the image cache manager: removes base images no guest
+    /// uses once they are old enough; returns what it removed. Drivers
+    /// without an image cache have nothing to do.
+    async fn manage_image_cache(&self) -> Result<Vec<String>, DriverError> {
+        Ok(Vec::new())
+    }
+
     /// A failure the operator injected for `step` (a saga step without a
     /// driver call of its own, like `prep_resize`'s claim) on `host`.
     fn injected_step_failure(&self, _step: &str, _host: &str) -> Result<(), DriverError> {

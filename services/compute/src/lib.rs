@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`driver`]: the virt driver contract, in the shape of Nova's.
 //! - [`fake`]: the in-memory driver with latency and failure injection.
+//! - [`libvirt`]: the libvirt driver (`virt` crate), disks as qcow2
+//!   overlays on the `_base` image cache.
 //! - [`tracker`]: per-host resource tracking and claims (Nova's Claim).
 //! - [`agent`]: commands in, driver calls and facts out, per host in order,
 //!   hosts concurrently.
@@ -14,6 +16,7 @@
 pub mod agent;
 pub mod driver;
 pub mod fake;
+pub mod libvirt;
 pub mod migrate;
 pub mod service;
 pub mod tracker;

@@ -142,7 +142,11 @@ impl Handler for ComputeHandler {
     /// exists) are reported like any failure.
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         for (name, rec) in self.hosts.iter_mut() {
-            *rec = load_host(&self.store, &*self.driver, name, self.capacity)?;
+            let capacity = self
+                .driver
+                .available_resource(name)
+                .unwrap_or(self.capacity);
+            *rec = load_host(&self.store, &*self.driver, name, capacity)?;
             destroy_orphans(&*self.driver, rec).await;
         }
         self.queue.clear();
@@ -184,8 +188,11 @@ pub fn driver(cfg: &Config) -> novalog_runtime::Result<Arc<dyn VirtDriver>> {
             action_latency: Duration::from_millis(c.fake_action_latency_ms),
             fail_actions: c.fake_fail_actions.iter().cloned().collect(),
         }))),
+        "libvirt" => crate::libvirt::LibvirtDriver::from_config(cfg)
+            .map(|d| Arc::new(d) as Arc<dyn VirtDriver>)
+            .map_err(|e| novalog_runtime::Error::Service(e.to_string())),
         other => Err(novalog_runtime::Error::Service(format!(
-            "unknown compute driver {other:?} (available: fake)"
+            "unknown compute driver {other:?} (available: fake, libvirt)"
         ))),
     }
 }
@@ -261,6 +268,8 @@ pub struct Agent {
     spec: ConsumerSpec,
     handler: ComputeHandler,
     report_interval: Duration,
+    /// `[image_cache] manager_interval` (zero: the manager never runs).
+    image_cache_interval: Duration,
 }
 
 impl Agent {
@@ -271,7 +280,7 @@ impl Agent {
         log: Arc<dyn EventLog>,
         driver: Arc<dyn VirtDriver>,
     ) -> novalog_runtime::Result<Agent> {
-        let dir = cfg.data_dir.join("compute");
+        let dir = store_dir(cfg);
         std::fs::create_dir_all(&dir)
             .map_err(|e| novalog_runtime::Error::io(format!("creating {}", dir.display()), e))?;
         let store = Arc::new(RocksStore::open(&dir, cfg.log.sync)?);
@@ -283,6 +292,9 @@ impl Agent {
         };
         let mut hosts = BTreeMap::new();
         for name in host_names(cfg) {
+            // A real hypervisor reports what its host has; the fake one
+            // has what it is configured with.
+            let capacity = driver.available_resource(&name).unwrap_or(capacity);
             let rec = load_host(&store, &*driver, &name, capacity)?;
             destroy_orphans(&*driver, &rec).await;
             hosts.insert(name, rec);
@@ -335,6 +347,7 @@ impl Agent {
             spec,
             handler,
             report_interval: Duration::from_secs(cfg.report_interval.max(1)),
+            image_cache_interval: Duration::from_secs(cfg.image_cache.manager_interval),
         })
     }
 
@@ -353,10 +366,54 @@ impl Agent {
             self.report_interval,
             shutdown.clone(),
         ));
+        let cache_manager = (!self.image_cache_interval.is_zero()).then(|| {
+            tokio::spawn(image_cache_manager(
+                self.handler.driver.clone(),
+                self.image_cache_interval,
+                shutdown.clone(),
+            ))
+        });
         let handler = wrap(Box::new(self.handler));
         let result = consumer::run(self.log, self.store, self.spec, handler, shutdown).await;
         heartbeat.abort();
+        if let Some(m) = cache_manager {
+            m.abort();
+        }
         result
+    }
+}
+
+/// Where the agent keeps its store: `compute` for the fake hosts,
+/// `compute-<host>` for a real hypervisor's agent, so that both can run
+/// in one process (the all-in-one's libvirt host beside its fake ones).
+fn store_dir(cfg: &Config) -> std::path::PathBuf {
+    if cfg.compute.driver == "fake" {
+        cfg.data_dir.join("compute")
+    } else {
+        cfg.data_dir.join(format!("compute-{}", cfg.compute.host))
+    }
+}
+
+/// Nova's image cache manager: every `every`, the driver removes the base
+/// images no guest uses once they are old enough.
+async fn image_cache_manager(driver: Arc<dyn VirtDriver>, every: Duration, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        match driver.manage_image_cache().await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    removed = removed.len(),
+                    "image cache manager removed unused bases"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image cache manager"),
+        }
     }
 }
 

@@ -38,12 +38,25 @@ pub struct Config {
     /// (nova.conf `shelved_offload_time`): 0 at once (Nova's default), -1
     /// never.
     pub shelved_offload_time: i64,
+    /// Where the libvirt driver keeps each guest's directory (disks,
+    /// console log) and the image cache (nova.conf `instances_path`).
+    /// Empty: `<data_dir>/instances`.
+    pub instances_path: String,
+    /// Seconds between power-state syncs of every guest with its
+    /// hypervisor (nova.conf `sync_power_state_interval`; 0: never). Not
+    /// acted on yet: the periodic sync is still to come.
+    pub sync_power_state_interval: u64,
+    /// Seconds a graceful power off waits for the guest to shut itself
+    /// down before it is powered off hard (nova.conf `shutdown_timeout`).
+    pub shutdown_timeout: u64,
     pub log: LogOptions,
     pub api: ApiOptions,
     pub wsgi: WsgiOptions,
     pub scheduler: SchedulerOptions,
     pub filter_scheduler: FilterSchedulerOptions,
     pub compute: ComputeOptions,
+    pub libvirt: LibvirtOptions,
+    pub image_cache: ImageCacheOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
     /// Default quotas of every project (nova.conf `[quota]`).
@@ -200,12 +213,17 @@ impl Default for Config {
             allow_resize_to_same_host: false,
             instance_build_timeout: 600,
             shelved_offload_time: 0,
+            instances_path: String::new(),
+            sync_power_state_interval: 600,
+            shutdown_timeout: 60,
             log: LogOptions::default(),
             api: ApiOptions::default(),
             wsgi: WsgiOptions::default(),
             scheduler: SchedulerOptions::default(),
             filter_scheduler: FilterSchedulerOptions::default(),
             compute: ComputeOptions::default(),
+            libvirt: LibvirtOptions::default(),
+            image_cache: ImageCacheOptions::default(),
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
             conductor: ConductorOptions::default(),
@@ -453,7 +471,9 @@ impl Default for FilterSchedulerOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComputeOptions {
-    /// `fake` (in memory) for now.
+    /// `fake` (in memory, many hosts in one process) or `libvirt` (one
+    /// real host, `host`, through `[libvirt] connection_uri`). The
+    /// all-in-one `novalog` runs a libvirt host beside its fake ones.
     pub driver: String,
     /// Fake hosts this agent runs (`<prefix><n>`); 0 with the fake driver
     /// means one host named `host`.
@@ -517,6 +537,77 @@ impl Default for ComputeOptions {
             fake_fail_actions: Vec::new(),
             fake_host_arch: Default::default(),
             fake_host_availability_zone: Default::default(),
+        }
+    }
+}
+
+/// nova.conf `[libvirt]`: the libvirt driver (`[compute] driver = "libvirt"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LibvirtOptions {
+    /// The hypervisor to drive: `qemu:///system` on a real host,
+    /// `test:///default` (libvirt's built-in mock, no daemon) for tests.
+    pub connection_uri: String,
+    /// The domain type: `kvm`, or `qemu` (TCG, where there is no KVM).
+    pub virt_type: String,
+    /// Instance disks: only `qcow2` (overlays on the `_base` cache).
+    pub images_type: String,
+    /// The guest CPU: `host-model`, `host-passthrough`, `custom` (needs
+    /// `cpu_models`) or `none`; empty: `host-model` for kvm, `none` else.
+    pub cpu_mode: String,
+    /// CPU models for `cpu_mode = "custom"` (the first is used).
+    pub cpu_models: Vec<String>,
+    /// Seconds a soft reboot waits for the guest to shut down before it
+    /// becomes a hard one.
+    pub wait_soft_reboot_seconds: u64,
+}
+
+impl Default for LibvirtOptions {
+    fn default() -> Self {
+        LibvirtOptions {
+            connection_uri: "qemu:///system".into(),
+            virt_type: "kvm".into(),
+            images_type: "qcow2".into(),
+            cpu_mode: String::new(),
+            cpu_models: Vec::new(),
+            wait_soft_reboot_seconds: 120,
+        }
+    }
+}
+
+/// nova.conf `[image_cache]`: the base images under
+/// `<instances_path>/<subdirectory_name>` that instance disks are
+/// overlays on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageCacheOptions {
+    pub subdirectory_name: String,
+    /// Seconds between runs of the image cache manager (0: never).
+    pub manager_interval: u64,
+    /// The manager removes base files no guest uses.
+    pub remove_unused_base_images: bool,
+    /// Seconds an unused base file is kept before it is removed.
+    pub remove_unused_original_minimum_age_seconds: u64,
+}
+
+impl Default for ImageCacheOptions {
+    fn default() -> Self {
+        ImageCacheOptions {
+            subdirectory_name: "_base".into(),
+            manager_interval: 2400,
+            remove_unused_base_images: true,
+            remove_unused_original_minimum_age_seconds: 86_400,
+        }
+    }
+}
+
+impl Config {
+    /// nova.conf `instances_path`, `<data_dir>/instances` unless set.
+    pub fn instances_path(&self) -> PathBuf {
+        if self.instances_path.is_empty() {
+            self.data_dir.join("instances")
+        } else {
+            PathBuf::from(&self.instances_path)
         }
     }
 }
@@ -672,6 +763,44 @@ impl Config {
                 "scheduler.max_attempts must be at least 1".into(),
             ));
         }
+        if !matches!(self.compute.driver.as_str(), "fake" | "libvirt") {
+            return Err(ConfigError(format!(
+                "compute.driver must be \"fake\" or \"libvirt\", not {:?}",
+                self.compute.driver
+            )));
+        }
+        if self.libvirt.images_type != "qcow2" {
+            return Err(ConfigError(format!(
+                "libvirt.images_type {:?} is not supported (only \"qcow2\")",
+                self.libvirt.images_type
+            )));
+        }
+        if !matches!(self.libvirt.virt_type.as_str(), "kvm" | "qemu") {
+            return Err(ConfigError(format!(
+                "libvirt.virt_type must be \"kvm\" or \"qemu\", not {:?}",
+                self.libvirt.virt_type
+            )));
+        }
+        if !matches!(
+            self.libvirt.cpu_mode.as_str(),
+            "" | "host-model" | "host-passthrough" | "custom" | "none"
+        ) {
+            return Err(ConfigError(format!(
+                "libvirt.cpu_mode {:?} is not one of host-model, host-passthrough, custom, none",
+                self.libvirt.cpu_mode
+            )));
+        }
+        if self.libvirt.cpu_mode == "custom" && self.libvirt.cpu_models.is_empty() {
+            return Err(ConfigError(
+                "libvirt.cpu_mode = \"custom\" needs libvirt.cpu_models".into(),
+            ));
+        }
+        let sub = &self.image_cache.subdirectory_name;
+        if sub.is_empty() || sub.contains('/') || sub == "." || sub == ".." {
+            return Err(ConfigError(format!(
+                "image_cache.subdirectory_name {sub:?} must be one directory name"
+            )));
+        }
         if self.log.partitions < 1 {
             return Err(ConfigError("log.partitions must be at least 1".into()));
         }
@@ -771,6 +900,42 @@ mod tests {
         assert_eq!(id.token_expiration, 3600);
         assert_eq!(id.password_hash_rounds, d.password_hash_rounds);
         assert_eq!(id.region, "RegionOne");
+    }
+
+    #[test]
+    fn libvirt_options_have_novas_names_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NOVALOG_COMPUTE__DRIVER", "libvirt");
+            jail.set_env("NOVALOG_LIBVIRT__CONNECTION_URI", "test:///default");
+            jail.set_env("NOVALOG_IMAGE_CACHE__SUBDIRECTORY_NAME", "_cache");
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.compute.driver, "libvirt");
+            assert_eq!(cfg.libvirt.connection_uri, "test:///default");
+            assert_eq!(cfg.libvirt.images_type, "qcow2");
+            assert_eq!(cfg.image_cache.subdirectory_name, "_cache");
+            assert_eq!(cfg.sync_power_state_interval, 600);
+            assert_eq!(cfg.instances_path(), cfg.data_dir.join("instances"));
+            jail.set_env("NOVALOG_INSTANCES_PATH", "/srv/instances");
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.instances_path(), Path::new("/srv/instances"));
+            for (key, value, named) in [
+                ("NOVALOG_COMPUTE__DRIVER", "xen", "compute.driver"),
+                ("NOVALOG_LIBVIRT__IMAGES_TYPE", "rbd", "images_type"),
+                ("NOVALOG_LIBVIRT__VIRT_TYPE", "lxc", "virt_type"),
+                ("NOVALOG_LIBVIRT__CPU_MODE", "custom", "cpu_models"),
+                (
+                    "NOVALOG_IMAGE_CACHE__SUBDIRECTORY_NAME",
+                    "../x",
+                    "subdirectory_name",
+                ),
+            ] {
+                jail.set_env(key, value);
+                let e = Config::load(None).unwrap_err().to_string();
+                assert!(e.contains(named), "{key}={value}: {e}");
+                jail.clear_env();
+            }
+            Ok(())
+        });
     }
 
     #[test]
