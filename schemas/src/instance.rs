@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::envelope::Envelope;
 use crate::events::{Event, InstanceEvent};
 use crate::state::{PowerState, TaskState, VmState, api_status};
-use crate::values::{Fault, Flavor, Image};
+use crate::values::{AccessConfig, Fault, Flavor, Image};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -55,6 +55,8 @@ pub struct Instance {
     /// Every migration of the instance, oldest first; the last one is the
     /// one in progress, if any (see [`crate::migration`]).
     pub migrations: Vec<crate::migration::Migration>,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
+    pub access: AccessConfig,
 }
 
 impl Instance {
@@ -135,6 +137,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             deleted_at_ms: None,
             version: env.meta.aggregate_version,
             migrations: Vec::new(),
+            access: c.access,
         });
     }
     let mut i = state?;
@@ -205,9 +208,16 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.locked_by = None;
             i.locked_reason = None;
         }
-        InstanceEvent::InstanceUpdated { name, description } => {
+        InstanceEvent::InstanceUpdated {
+            name,
+            description,
+            access,
+        } => {
             i.name = name.clone();
             i.description = description.clone();
+            if let Some(access) = access {
+                i.access = *access;
+            }
         }
         InstanceEvent::InstanceMetadataSet { metadata } => {
             i.metadata = metadata.clone();
