@@ -78,4 +78,6 @@ mod tests_images;
 #[cfg(test)]
 mod tests_memory;
 #[cfg(test)]
+mod tests_shapes;
+#[cfg(test)]
 mod tests_usage;
