@@ -624,7 +624,10 @@ async fn flavors_keypairs_limits_and_quotas_follow_novas_schemas() {
             Some(json!({"keypair": {"name": "k1"}})),
         )
         .await;
-    assert_shape("compute/keypair-create-v2.2.json", ok(&r, StatusCode::OK));
+    assert_shape(
+        "compute/keypair-create-v2.2.json",
+        ok(&r, StatusCode::CREATED),
+    );
     let r = h
         .at_version("2.2", Method::GET, "/v2.1/os-keypairs/k1", MEMBER, None)
         .await;
