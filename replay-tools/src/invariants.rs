@@ -619,6 +619,7 @@ mod tests {
                     launch_index: 0,
                     created_at_ms: 0,
                     scheduler_hints: BTreeMap::new(),
+                    access: Default::default(),
                 }))),
             ),
             env(

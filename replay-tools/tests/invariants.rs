@@ -165,6 +165,7 @@ impl History {
             launch_index: 0,
             created_at_ms: 1,
             scheduler_hints: BTreeMap::new(),
+            access: Default::default(),
         };
         self.instance(
             id,

@@ -41,7 +41,9 @@ use crate::migration::{
 };
 use crate::pb;
 use crate::state::{PowerState, TaskState, VmState};
-use crate::values::{Fault, Flavor, HostUsage, Image, ImageMember, Resources};
+use crate::values::{
+    AccessChange, AccessConfig, Fault, Flavor, HostUsage, Image, ImageMember, Resources,
+};
 
 pub(crate) type R<T> = Result<T, DecodeError>;
 
@@ -328,11 +330,12 @@ message! {
     ServerCreateRequested = pb::ServerCreateRequested, "" {
         instance_id, name, flavor, image, metadata, availability_zone, key_name, user_data,
         description, tags, reservation_id, launch_index, scheduler_hints, min_count, max_count,
+        access,
     } then at_least_one;
     InstanceCreated = pb::InstanceCreated, "" {
         name, project_id: nonempty, user_id, flavor, image, metadata, availability_zone, key_name,
         user_data, description, tags, reservation_id, launch_index, created_at_ms,
-        scheduler_hints,
+        scheduler_hints, access,
     };
     ImagePatch = pb::ImagePatchRequested, "" { image_id, ops };
     ImageData = pb::ImageUploadFinishRequested, "" {
@@ -373,15 +376,77 @@ message! {
         instance_id, migration_id, host, attempt, power_state, step, reason, usage,
     };
     ServerMigrationRequested = pb::ServerMigrationRequested, "" {
-        instance_id, migration_type, flavor, host, source_host_down,
+        instance_id, migration_type, flavor, host, source_host_down, auto_disk_config,
     };
     ServerRebuildRequested = pb::ServerRebuildRequested, "" {
         instance_id, image, name, metadata: if replace_metadata, key_name: if set_key_name,
-        user_data: if set_user_data, description: if set_description,
+        user_data: if set_user_data, description: if set_description, access,
     };
     RebuildSpec = pb::RebuildStarted, "" {
-        image, name, metadata, key_name, user_data, description,
+        image, name, metadata, key_name, user_data, description, access,
     };
+}
+
+/// An access address on the wire: empty is `None`, anything else must
+/// parse (a record is validated where it crosses the process boundary).
+fn ip<A: std::str::FromStr>(s: String, field: &'static str) -> R<Option<A>>
+where
+    A::Err: std::fmt::Display,
+{
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|e| invalid(field, e))
+}
+
+fn ip_put<A: ToString>(a: Option<A>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// The state: absent (records before it) is no addresses, `MANUAL`.
+impl Wire<Option<pb::AccessConfig>> for AccessConfig {
+    fn put(self) -> Option<pb::AccessConfig> {
+        Some(pb::AccessConfig {
+            access_ip_v4: ip_put(self.access_ip_v4),
+            access_ip_v6: ip_put(self.access_ip_v6),
+            auto_disk_config: Some(self.auto_disk_config),
+        })
+    }
+    fn take(w: Option<pb::AccessConfig>, _: &'static str) -> R<Self> {
+        let change = AccessChange::take(w, "access")?;
+        Ok(change.applied_to(AccessConfig::default()))
+    }
+}
+
+/// A change: absent or empty fields leave the old value.
+impl Wire<Option<pb::AccessConfig>> for AccessChange {
+    fn put(self) -> Option<pb::AccessConfig> {
+        (!self.is_empty()).then(|| pb::AccessConfig {
+            access_ip_v4: ip_put(self.access_ip_v4),
+            access_ip_v6: ip_put(self.access_ip_v6),
+            auto_disk_config: self.auto_disk_config,
+        })
+    }
+    fn take(w: Option<pb::AccessConfig>, _: &'static str) -> R<Self> {
+        let Some(w) = w else {
+            return Ok(AccessChange::default());
+        };
+        Ok(AccessChange {
+            access_ip_v4: ip(w.access_ip_v4, "access.access_ip_v4")?,
+            access_ip_v6: ip(w.access_ip_v6, "access.access_ip_v6")?,
+            auto_disk_config: w.auto_disk_config,
+        })
+    }
+}
+
+/// A state after a change; absent in records written before it.
+impl Wire<Option<pb::AccessConfig>> for Option<AccessConfig> {
+    fn put(self) -> Option<pb::AccessConfig> {
+        self.and_then(AccessConfig::put)
+    }
+    fn take(w: Option<pb::AccessConfig>, field: &'static str) -> R<Self> {
+        w.map(|w| AccessConfig::take(Some(w), field)).transpose()
+    }
 }
 
 /// A create written before `min_count` and `max_count` existed asked for
@@ -768,7 +833,7 @@ records! {
                 metadata: with aggregate_metadata(set, removed),
             },
             ServerActionRequested { instance_id, action },
-            ServerUpdateRequested { instance_id, name, description: if set_description },
+            ServerUpdateRequested { instance_id, name, description: if set_description, access },
             ServerMetadataChangeRequested { instance_id, replace_all, set, remove },
             ServerTagsChangeRequested { instance_id, replace_all, add, remove },
             QuotaSetRequested { project_id: nonempty, limits, force },
@@ -818,7 +883,7 @@ records! {
             InstanceTaskCompleted { action, vm_state, power_state },
             InstanceTaskFailed { action, vm_state, power_state, fault },
             InstanceLocked { locked_by: nonempty, reason },
-            InstanceUpdated { name: nonempty, description },
+            InstanceUpdated { name: nonempty, description, access },
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
             RebuildCompleted { vm_state, power_state },

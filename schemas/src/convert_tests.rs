@@ -131,6 +131,7 @@ fn core_samples() -> Vec<Event> {
                 scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
                 min_count: 2,
                 max_count: 3,
+                access: Default::default(),
             },
         ))),
         Event::Intent(Intent::ServerGroupCreateRequested(Box::new(sample_group()))),
@@ -384,16 +385,38 @@ fn core_samples() -> Vec<Event> {
             instance_id: id,
             name: Some("n".into()),
             description: Some(None),
+            access: Default::default(),
         }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: None,
             description: Some(Some("d".into())),
+            access: Default::default(),
         }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: None,
             description: None,
+            access: Default::default(),
+        }),
+        Event::Intent(Intent::ServerUpdateRequested {
+            instance_id: id,
+            name: None,
+            description: None,
+            access: crate::AccessChange {
+                access_ip_v4: Some([192, 0, 2, 1].into()),
+                access_ip_v6: None,
+                auto_disk_config: Some(false),
+            },
+        }),
+        Event::Instance(InstanceEvent::InstanceUpdated {
+            name: "n".into(),
+            description: None,
+            access: Some(crate::AccessConfig {
+                access_ip_v4: None,
+                access_ip_v6: Some("2001:db8::1".parse().unwrap()),
+                auto_disk_config: true,
+            }),
         }),
         Event::Intent(Intent::ServerMetadataChangeRequested {
             instance_id: id,
@@ -410,6 +433,7 @@ fn core_samples() -> Vec<Event> {
         Event::Instance(InstanceEvent::InstanceUpdated {
             name: "n".into(),
             description: None,
+            access: None,
         }),
         Event::Instance(InstanceEvent::InstanceMetadataSet {
             metadata: BTreeMap::from([("a".into(), "".into())]),
@@ -872,6 +896,7 @@ fn saga_samples() -> Vec<Event> {
                 flavor: Some(flavor("2")),
                 host: Some("h2".into()),
                 source_host_down: true,
+                auto_disk_config: Some(true),
             },
         ))),
         Event::Intent(Intent::ServerMigrationRequested(Box::new(
@@ -881,6 +906,7 @@ fn saga_samples() -> Vec<Event> {
                 flavor: None,
                 host: None,
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))),
         Event::Intent(Intent::ServerResizeConfirmRequested { instance_id: id }),
@@ -894,6 +920,7 @@ fn saga_samples() -> Vec<Event> {
                 key_name: Some(Some("key".into())),
                 user_data: Some(None),
                 description: None,
+                access: Default::default(),
             },
         ))),
         Event::Intent(Intent::ServerRebuildRequested(Box::new(
@@ -905,6 +932,7 @@ fn saga_samples() -> Vec<Event> {
                 key_name: Some(None),
                 user_data: Some(Some("ZGF0YQ==".into())),
                 description: Some(Some("d".into())),
+                access: Default::default(),
             },
         ))),
         Event::Intent(Intent::SagaStepTimedOut {
@@ -934,6 +962,7 @@ fn saga_samples() -> Vec<Event> {
             key_name: Some("key".into()),
             user_data: None,
             description: Some("d".into()),
+            access: None,
         }))),
         Event::Instance(InstanceEvent::RebuildSpawnBegan),
         Event::Instance(InstanceEvent::RebuildCompleted {
@@ -993,6 +1022,7 @@ fn other_samples() -> Vec<Event> {
             launch_index: 1,
             created_at_ms: 7,
             scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
+            access: Default::default(),
         }))),
         Event::Instance(InstanceEvent::InstanceRescheduled {
             host: "h2".into(),
@@ -1141,6 +1171,45 @@ fn a_missing_field_is_named() {
             ..
         })
     ));
+}
+
+/// Access addresses are checked where a record is decoded: one that is
+/// not an address is a decode error naming the field; a record written
+/// before they existed leaves them (an update) or has none (a create).
+#[test]
+fn access_settings_are_validated_on_decode_and_absent_in_older_records() {
+    let env = envelope(Event::Instance(InstanceEvent::InstanceUpdated {
+        name: "n".into(),
+        description: None,
+        access: None,
+    }));
+    let mut raw = pb::Envelope::from(&env);
+    raw.payload = pb::InstanceUpdated {
+        name: "n".into(),
+        description: None,
+        access: Some(pb::AccessConfig {
+            access_ip_v4: "1.2.3".into(),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec();
+    assert!(matches!(
+        decode_envelope(&raw.encode_to_vec()),
+        Err(DecodeError::Invalid {
+            field: "access.access_ip_v4",
+            ..
+        })
+    ));
+    raw.payload = pb::InstanceUpdated {
+        name: "n".into(),
+        description: None,
+        access: None,
+    }
+    .encode_to_vec();
+    assert_eq!(
+        decode_envelope(&raw.encode_to_vec()).unwrap().event,
+        env.event
+    );
 }
 
 /// `power_state` travels as Nova's integer; one Nova does not know is a

@@ -17,7 +17,7 @@ use crate::migration::{
 };
 use crate::rejection::RejectionKind;
 use crate::state::{PowerState, TaskState, VmState};
-use crate::values::{Fault, Flavor, HostUsage, Image, Resources};
+use crate::values::{AccessChange, AccessConfig, Fault, Flavor, HostUsage, Image, Resources};
 
 /// A user's request to create one server (topic `intents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,8 @@ pub struct ServerCreateRequested {
     /// `min_count` of them or none.
     pub min_count: u32,
     pub max_count: u32,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig` as given.
+    pub access: AccessConfig,
 }
 
 /// The conductor's acceptance of a create: the instance's first event.
@@ -63,6 +65,7 @@ pub struct InstanceCreated {
     pub created_at_ms: i64,
     /// The create's scheduler hints (readers learn group membership here).
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    pub access: AccessConfig,
 }
 
 /// What the scheduler is asked for one instance (Nova's RequestSpec).
@@ -424,6 +427,7 @@ pub enum Intent {
         instance_id: Uuid,
         name: Option<String>,
         description: Option<Option<String>>,
+        access: AccessChange,
     },
     /// Metadata: all replaced by `set` (`replace_all`), else `set` merged
     /// and `remove` removed.
@@ -561,10 +565,12 @@ pub enum InstanceEvent {
         reason: Option<String>,
     },
     InstanceUnlocked,
-    /// Name and description after an update.
+    /// Name, description and (`Some`) access settings after an update;
+    /// records written before the access settings existed leave them.
     InstanceUpdated {
         name: String,
         description: Option<String>,
+        access: Option<AccessConfig>,
     },
     /// The whole metadata after a change.
     InstanceMetadataSet {

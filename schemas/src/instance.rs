@@ -11,7 +11,7 @@ use crate::actions::ServerAction;
 use crate::envelope::Envelope;
 use crate::events::{Event, InstanceEvent};
 use crate::state::{PowerState, TaskState, VmState, api_status};
-use crate::values::{Fault, Flavor, Image};
+use crate::values::{AccessConfig, Fault, Flavor, Image};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -59,6 +59,8 @@ pub struct Instance {
     /// Nova's `shelved_image_id` system metadata: the snapshot a shelved
     /// instance is unshelved from, until it is.
     pub shelved_image_id: Option<Uuid>,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
+    pub access: AccessConfig,
 }
 
 impl Instance {
@@ -140,6 +142,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             version: env.meta.aggregate_version,
             migrations: Vec::new(),
             shelved_image_id: None,
+            access: c.access,
         });
     }
     let mut i = state?;
@@ -239,9 +242,16 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.locked_by = None;
             i.locked_reason = None;
         }
-        InstanceEvent::InstanceUpdated { name, description } => {
+        InstanceEvent::InstanceUpdated {
+            name,
+            description,
+            access,
+        } => {
             i.name = name.clone();
             i.description = description.clone();
+            if let Some(access) = access {
+                i.access = *access;
+            }
         }
         InstanceEvent::InstanceMetadataSet { metadata } => {
             i.metadata = metadata.clone();

@@ -54,7 +54,9 @@ pub use events::{
 pub use instance::Instance;
 pub use rejection::{Rejection, RejectionKind};
 pub use state::{PowerState, TaskState, VmState};
-pub use values::{Fault, Flavor, HostUsage, Image, ImageMember, Resources};
+pub use values::{
+    AccessChange, AccessConfig, Fault, Flavor, HostUsage, Image, ImageMember, Resources,
+};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

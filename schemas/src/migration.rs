@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::events::InstanceEvent;
 use crate::instance::Instance;
 use crate::state::{PowerState, TaskState, VmState};
-use crate::values::{Fault, Flavor, HostUsage, Image};
+use crate::values::{AccessChange, AccessConfig, Fault, Flavor, HostUsage, Image};
 
 /// Nova's `migration_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -206,6 +206,9 @@ pub struct ServerMigrationRequested {
     /// Evacuate: the API found the source host down (by heartbeat or
     /// forced down) when it accepted the request.
     pub source_host_down: bool,
+    /// Resize: `OS-DCF:diskConfig` if given (Nova sets it on the instance
+    /// when the resize is accepted).
+    pub auto_disk_config: Option<bool>,
 }
 
 /// `rebuild` (topic `intents`); the API has validated the image.
@@ -222,6 +225,8 @@ pub struct ServerRebuildRequested {
     pub user_data: Option<Option<String>>,
     /// `Some(None)`: unset; `None`: unchanged (description from 2.19).
     pub description: Option<Option<String>>,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig` given.
+    pub access: AccessChange,
 }
 
 /// The instance's image, name and metadata as a rebuild sets them.
@@ -233,6 +238,9 @@ pub struct RebuildSpec {
     pub key_name: Option<String>,
     pub user_data: Option<String>,
     pub description: Option<String>,
+    /// The access settings after the rebuild; `None` in records written
+    /// before they existed (unchanged).
+    pub access: Option<AccessConfig>,
 }
 
 /// A command to one compute host within a migration or rebuild saga
@@ -402,6 +410,9 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             i.key_name = r.key_name.clone();
             i.user_data = r.user_data.clone();
             i.description = r.description.clone();
+            if let Some(access) = r.access {
+                i.access = access;
+            }
         }
         InstanceEvent::RebuildSpawnBegan => {
             i.task_state = Some(TaskState::RebuildSpawning);

@@ -1,6 +1,7 @@
 //! Plain values carried inside events and kept in projections.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -11,6 +12,44 @@ pub struct Resources {
     pub vcpus: u32,
     pub memory_mb: u64,
     pub disk_gb: u64,
+}
+
+/// The attributes Nova translates on create, update, rebuild and resize
+/// (`helpers.translate_attributes`) and keeps as the user gave them: the
+/// addresses the user says reach the server (nothing is routed to them)
+/// and how its disk is partitioned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessConfig {
+    /// `accessIPv4`; `None` shows as "".
+    pub access_ip_v4: Option<Ipv4Addr>,
+    /// `accessIPv6`; `None` shows as "".
+    pub access_ip_v6: Option<Ipv6Addr>,
+    /// `OS-DCF:diskConfig`: `AUTO` (true) or `MANUAL` (false, the default).
+    pub auto_disk_config: bool,
+}
+
+/// A change to an [`AccessConfig`]: each `Some` replaces its field, `None`
+/// leaves it (Nova's update and rebuild cannot unset an access address).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessChange {
+    pub access_ip_v4: Option<Ipv4Addr>,
+    pub access_ip_v6: Option<Ipv6Addr>,
+    pub auto_disk_config: Option<bool>,
+}
+
+impl AccessChange {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `current` with this change made.
+    pub fn applied_to(&self, current: AccessConfig) -> AccessConfig {
+        AccessConfig {
+            access_ip_v4: self.access_ip_v4.or(current.access_ip_v4),
+            access_ip_v6: self.access_ip_v6.or(current.access_ip_v6),
+            auto_disk_config: self.auto_disk_config.unwrap_or(current.auto_disk_config),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

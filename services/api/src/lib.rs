@@ -80,4 +80,6 @@ mod tests_memory;
 #[cfg(test)]
 mod tests_proxies;
 #[cfg(test)]
+mod tests_shapes;
+#[cfg(test)]
 mod tests_usage;

@@ -228,6 +228,8 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
         let mut images: HashMap<Uuid, novalog_schemas::Image> = HashMap::new();
         let mut quota_classes: HashMap<String, std::collections::BTreeMap<String, i64>> =
             HashMap::new();
+        // Servers as created, so updates and rebuilds can answer whole.
+        let mut servers: HashMap<Uuid, InstanceCreated> = HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -269,7 +271,7 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                     Event::Intent(Intent::ServerCreateRequested(c)) => answer(
                         &topics.instances,
                         &project,
-                        Event::Instance(InstanceEvent::InstanceCreated(Box::new(InstanceCreated {
+                        Event::Instance(InstanceEvent::InstanceCreated(Box::new(crate::tests_shapes::remember(&mut servers, c.instance_id, InstanceCreated {
                             name: c.name.clone(),
                             project_id: project.clone(),
                             user_id: m.actor.user_id.clone(),
@@ -285,8 +287,12 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             launch_index: c.launch_index,
                             created_at_ms: m.occurred_at_ms,
                             scheduler_hints: c.scheduler_hints.clone(),
-                        }))),
+                            access: c.access,
+                        })))),
                     ),
+                    Event::Intent(
+                        i @ (Intent::ServerUpdateRequested { .. } | Intent::ServerRebuildRequested(_)),
+                    ) => answer(&topics.instances, &project, crate::tests_shapes::decide_change(&mut servers, i)),
                     Event::Intent(Intent::ServerDeleteRequested { .. }) => {
                         answer(&topics.instances, &project, Event::Instance(InstanceEvent::InstanceDeleteStarted))
                     }

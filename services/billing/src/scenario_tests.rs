@@ -126,6 +126,7 @@ impl Script {
                 launch_index: 0,
                 created_at_ms: created,
                 scheduler_hints: BTreeMap::new(),
+                access: Default::default(),
             })),
         )
         .at(
@@ -518,6 +519,7 @@ fn error_and_building_are_billed_only_when_configured() {
             launch_index: 0,
             created_at_ms: T0,
             scheduler_hints: BTreeMap::new(),
+            access: Default::default(),
         })),
     )
     .at(

@@ -107,6 +107,7 @@ pub(crate) fn on_create(
         launch_index: req.launch_index,
         created_at_ms: now_ms,
         scheduler_hints: req.scheduler_hints.clone(),
+        access: req.access,
     })));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
     c.await_step(id, &env.meta, Step::Build, None, None, now_ms);

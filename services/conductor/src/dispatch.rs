@@ -44,7 +44,10 @@ impl Conductor {
                 instance_id,
                 name,
                 description,
-            } => crate::server_updates::on_update(self, env, *instance_id, name, description),
+                access,
+            } => {
+                crate::server_updates::on_update(self, env, *instance_id, name, description, access)
+            }
             Intent::ServerMetadataChangeRequested {
                 instance_id,
                 replace_all,

@@ -212,13 +212,34 @@ pub(crate) fn on_request(
         user_id: env.meta.actor.user_id.clone(),
     };
     let project = i.project_id.clone();
-    let mut out = vec![c.instance_event(
+    let mut out = Vec::new();
+    // Nova saves a resize's `OS-DCF:diskConfig` on the instance when it
+    // accepts the resize (`extra_instance_updates`); a revert keeps it.
+    if let Some(auto) = req.auto_disk_config {
+        let access = novalog_schemas::AccessChange {
+            auto_disk_config: Some(auto),
+            ..Default::default()
+        };
+        let updated = InstanceEvent::InstanceUpdated {
+            name: i.name.clone(),
+            description: i.description.clone(),
+            access: Some(access.applied_to(i.access)),
+        };
+        out.push(c.instance_event(
+            &env.meta,
+            "disk-config-set",
+            id,
+            &project,
+            Event::Instance(updated),
+        ));
+    }
+    out.push(c.instance_event(
         &env.meta,
         "migration-started",
         id,
         &project,
         Event::Instance(InstanceEvent::MigrationStarted(Box::new(migration.clone()))),
-    )];
+    ));
     match &req.host {
         // A named host is claimed on directly; its claim is the check.
         Some(host) => out.extend(schedule_to(

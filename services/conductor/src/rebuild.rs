@@ -143,6 +143,7 @@ pub(crate) fn on_request(
             .description
             .clone()
             .unwrap_or_else(|| i.description.clone()),
+        access: Some(req.access.applied_to(i.access)),
     };
     let project = i.project_id.clone();
     let flavor = i.flavor.clone();

@@ -279,6 +279,7 @@ impl Cloud {
                 flavor: Some(f),
                 host: None,
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))))
     }
@@ -293,6 +294,7 @@ impl Cloud {
                     flavor: None,
                     host: host.map(str::to_owned),
                     source_host_down: false,
+                    auto_disk_config: None,
                 },
             ))),
         ))
@@ -872,6 +874,7 @@ fn scheduler_silence_times_out_and_the_instance_stays_active() {
                     flavor: Some(big_flavor()),
                     host: None,
                     source_host_down: false,
+                    auto_disk_config: None,
                 },
             ))),
         ),
@@ -1155,6 +1158,7 @@ fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
             flavor: Some(small),
             host: None,
             source_host_down: false,
+            auto_disk_config: None,
         },
     ))));
     assert!(rejection(&out).is_none(), "a resize down needs no quota");
@@ -1184,6 +1188,7 @@ fn a_redelivered_resize_request_is_decided_once() {
                 flavor: Some(big_flavor()),
                 host: None,
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))),
     );
@@ -1276,6 +1281,7 @@ fn rebuild(
             key_name: None,
             user_data: None,
             description: None,
+            access: Default::default(),
         },
     ))))
 }
@@ -1299,6 +1305,7 @@ fn rebuild_sets_unsets_or_keeps_key_name_user_data_and_description() {
             key_name: Some(Some("new".into())),
             user_data: None,
             description: Some(None),
+            access: Default::default(),
         },
     ))));
     assert_eq!(task_states(&out)[0], "RebuildStarted");
@@ -1430,6 +1437,7 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
             key_name: None,
             user_data: None,
             description: None,
+            access: Default::default(),
         },
     ))));
     let (code, message) = rejection(&out).unwrap();
@@ -1461,6 +1469,7 @@ fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
                 key_name: None,
                 user_data: None,
                 description: None,
+                access: Default::default(),
             },
         ))));
         let (code, message) = rejection(&out).unwrap();
@@ -1496,6 +1505,7 @@ fn evacuate(w: &mut Cloud, id: Uuid, host: Option<&str>, down: bool) -> Vec<Emit
                 flavor: None,
                 host: host.map(str::to_owned),
                 source_host_down: down,
+                auto_disk_config: None,
             },
         ))),
     ))
@@ -1610,6 +1620,7 @@ fn live(w: &mut Cloud, id: Uuid, host: Option<&str>) -> Vec<Emit> {
                 flavor: None,
                 host: host.map(str::to_owned),
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))),
     ))
@@ -1791,4 +1802,76 @@ fn no_saga_is_ever_left_stuck_whatever_step_fails_or_hangs() {
             }
         }
     }
+}
+
+// ---- access settings (accessIPv4 / accessIPv6 / OS-DCF:diskConfig) ----
+
+#[test]
+fn a_resize_given_a_disk_config_sets_it_when_accepted_and_a_revert_keeps_it() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    let out = w.intent(Event::Intent(Intent::ServerMigrationRequested(Box::new(
+        ServerMigrationRequested {
+            instance_id: id,
+            migration_type: MigrationType::Resize,
+            flavor: Some(big_flavor()),
+            host: None,
+            source_host_down: false,
+            auto_disk_config: Some(true),
+        },
+    ))));
+    assert_eq!(
+        task_states(&out)[..2],
+        ["InstanceUpdated", "MigrationStarted"]
+    );
+    assert!(w.i(id).access.auto_disk_config);
+    // A refused resize changes nothing.
+    let mut other = Cloud::standard();
+    let id2 = other.boot("h1");
+    let out = other.intent(Event::Intent(Intent::ServerMigrationRequested(Box::new(
+        ServerMigrationRequested {
+            instance_id: id2,
+            migration_type: MigrationType::Resize,
+            flavor: Some(flavor()),
+            host: None,
+            source_host_down: false,
+            auto_disk_config: Some(true),
+        },
+    ))));
+    assert_eq!(task_states(&out), ["IntentRejected"]);
+    assert!(!other.i(id2).access.auto_disk_config);
+}
+
+#[test]
+fn rebuild_changes_the_access_settings_it_is_given_and_keeps_the_others() {
+    let mut w = Cloud::standard();
+    let id = w.boot("h1");
+    if let Some(i) = w.c.instances.get_mut(&id) {
+        i.access.access_ip_v4 = Some([192, 0, 2, 1].into());
+    }
+    let img = w.i(id).image.clone();
+    w.intent(Event::Intent(Intent::ServerRebuildRequested(Box::new(
+        ServerRebuildRequested {
+            instance_id: id,
+            image: img,
+            name: None,
+            metadata: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            access: novalog_schemas::AccessChange {
+                access_ip_v6: Some("2001:db8::2".parse().unwrap()),
+                auto_disk_config: Some(true),
+                ..Default::default()
+            },
+        },
+    ))));
+    let a = w.i(id).access;
+    assert_eq!(
+        a.access_ip_v4,
+        Some([192, 0, 2, 1].into()),
+        "not given: kept"
+    );
+    assert_eq!(a.access_ip_v6, Some("2001:db8::2".parse().unwrap()));
+    assert!(a.auto_disk_config);
 }

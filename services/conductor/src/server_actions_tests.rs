@@ -697,6 +697,7 @@ fn update_changes_only_what_is_given() {
             instance_id: id,
             name: Some("renamed".into()),
             description: None,
+            access: Default::default(),
         }),
     );
     assert_eq!(types(&out), ["InstanceUpdated"]);
@@ -708,6 +709,7 @@ fn update_changes_only_what_is_given() {
             instance_id: id,
             name: None,
             description: Some(Some("web".into())),
+            access: Default::default(),
         }),
     );
     let i = &c.instances[&id];
@@ -722,9 +724,45 @@ fn update_changes_only_what_is_given() {
             instance_id: id,
             name: Some("mine".into()),
             description: None,
+            access: Default::default(),
         }),
     );
     assert_eq!(rejection(&out).map(|r| r.0), Some(RejectionKind::NotFound));
+}
+
+#[test]
+fn update_changes_the_access_settings_given_and_keeps_the_others() {
+    let (mut c, id) = active();
+    let change_to = |access| {
+        Event::Intent(Intent::ServerUpdateRequested {
+            instance_id: id,
+            name: None,
+            description: None,
+            access,
+        })
+    };
+    let out = change(
+        &mut c,
+        actor("demo"),
+        change_to(novalog_schemas::AccessChange {
+            access_ip_v4: Some([198, 51, 100, 4].into()),
+            auto_disk_config: Some(true),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(types(&out), ["InstanceUpdated"]);
+    change(
+        &mut c,
+        actor("demo"),
+        change_to(novalog_schemas::AccessChange {
+            access_ip_v6: Some("2001:db8::1".parse().unwrap()),
+            ..Default::default()
+        }),
+    );
+    let a = c.instances[&id].access;
+    assert_eq!(a.access_ip_v4, Some([198, 51, 100, 4].into()));
+    assert_eq!(a.access_ip_v6, Some("2001:db8::1".parse().unwrap()));
+    assert!(a.auto_disk_config, "not given: kept");
 }
 
 #[test]
@@ -1022,6 +1060,7 @@ fn multi(c: &mut Conductor, reservation: &str, index: u32, min: u32, max: u32) -
             scheduler_hints: Default::default(),
             min_count: min,
             max_count: max,
+            access: Default::default(),
         },
     )));
     c.handle(&record(actor("demo"), req), NOW)
@@ -1084,6 +1123,7 @@ fn create_with_metadata(c: &mut Conductor, items: usize) -> Vec<Emit> {
             scheduler_hints: Default::default(),
             min_count: 1,
             max_count: 1,
+            access: Default::default(),
         },
     )));
     c.handle(&record(actor("demo"), req), NOW)

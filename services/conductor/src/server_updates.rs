@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use novalog_schemas::{Envelope, Event, Instance, InstanceEvent, Rejection};
+use novalog_schemas::{AccessChange, Envelope, Event, Instance, InstanceEvent, Rejection};
 use uuid::Uuid;
 
 use crate::core::{Conductor, Emit};
@@ -49,6 +49,7 @@ pub(crate) fn on_update(
     id: Uuid,
     name: &Option<String>,
     description: &Option<Option<String>>,
+    access: &AccessChange,
 ) -> Vec<Emit> {
     let i = match changeable(c, env, id, None) {
         Ok(i) => i,
@@ -57,6 +58,7 @@ pub(crate) fn on_update(
     let updated = Event::Instance(InstanceEvent::InstanceUpdated {
         name: name.clone().unwrap_or_else(|| i.name.clone()),
         description: description.clone().unwrap_or_else(|| i.description.clone()),
+        access: Some(access.applied_to(i.access)),
     });
     let project = i.project_id.clone();
     vec![c.instance_event(&env.meta, "updated", id, &project, updated)]

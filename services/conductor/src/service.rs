@@ -597,6 +597,7 @@ mod tests {
                     scheduler_hints: BTreeMap::new(),
                     min_count: 1,
                     max_count: 1,
+                    access: Default::default(),
                 },
             ))),
         )

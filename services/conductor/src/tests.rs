@@ -110,6 +110,7 @@ pub(crate) fn create_with_hints(
             scheduler_hints,
             min_count: 1,
             max_count: 1,
+            access: Default::default(),
         },
     )));
     c.handle(&record(actor(project), req), NOW)
@@ -421,6 +422,7 @@ fn output_ids_are_deterministic() {
                 scheduler_hints: BTreeMap::new(),
                 min_count: 1,
                 max_count: 1,
+                access: Default::default(),
             },
         ))),
     );

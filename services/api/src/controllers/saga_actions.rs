@@ -89,6 +89,7 @@ pub async fn resize(
 ) -> Result<Outcome, ApiError> {
     let r = object("resize", body)?;
     only("resize", r, &["flavorRef", "OS-DCF:diskConfig"])?;
+    let auto_disk_config = validation::access::parse(r)?.auto_disk_config;
     let flavor_ref = required("resize", r, "flavorRef")?;
     let flavor_ref = match flavor_ref {
         Value::String(s) if !s.is_empty() => s.clone(),
@@ -119,6 +120,7 @@ pub async fn resize(
                 flavor: Some((*flavor).clone()),
                 host: None,
                 source_host_down: false,
+                auto_disk_config,
             },
         ))),
     )
@@ -174,6 +176,7 @@ pub async fn migrate(
                 flavor: None,
                 host,
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))),
     )
@@ -260,6 +263,7 @@ pub async fn rebuild(
         allowed.push("personality");
     }
     only("rebuild", r, &allowed)?;
+    let access = validation::access::parse(r)?;
     let key_name = match r.get("key_name") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -335,6 +339,7 @@ pub async fn rebuild(
                 key_name,
                 user_data,
                 description,
+                access,
             },
         ))),
     )
@@ -405,6 +410,7 @@ pub async fn evacuate(
                 flavor: None,
                 host,
                 source_host_down: true,
+                auto_disk_config: None,
             },
         ))),
     )
@@ -468,6 +474,7 @@ pub async fn live_migrate(
                 flavor: None,
                 host,
                 source_host_down: false,
+                auto_disk_config: None,
             },
         ))),
     )
@@ -569,19 +576,15 @@ async fn run(
             None => StatusCode::OK.into_response(),
         },
         Outcome::Rebuilt { admin_pass } => {
+            use crate::controllers::servers::{groups_of, render, view_context};
             let inst = app.projection.instance(&inst.id).unwrap_or(inst);
-            let cx = crate::views::servers::ViewContext {
-                links,
-                version,
-                is_admin: ctx.is_admin,
-                show_extended_attributes: ctx.is_admin,
-                show_host_status: ctx.is_admin,
-                now_ms: novalog_schemas::now_ms(),
-                service_down_time_ms: app.service_down_time_ms,
-            };
-            let host = inst.host.as_deref().and_then(|h| app.projection.host(h));
-            let mut server = crate::views::servers::show(&cx, &inst, host.as_ref());
+            let cx = view_context(app, links, version, ctx, Some(&inst.project_id));
+            let parts = crate::views::servers::Parts::rebuild(version, || groups_of(app, &inst.id));
+            let mut server = render(app, &cx, &inst, &parts);
             server["adminPass"] = Value::String(admin_pass);
+            if version.at_least(2, 57) {
+                server["user_data"] = serde_json::json!(inst.user_data);
+            }
             (
                 StatusCode::ACCEPTED,
                 Json(serde_json::json!({ "server": server })),

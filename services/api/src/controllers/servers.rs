@@ -16,7 +16,7 @@ use crate::microversion::ApiVersion;
 use crate::policy::{self, Rule};
 use crate::validation::query;
 use crate::validation::server_create;
-use crate::views::servers::ViewContext;
+use crate::views::servers::{Parts, ViewContext};
 use crate::views::{self, Links};
 
 /// `POST /servers`: 202 once the conductor accepted the server(s).
@@ -29,7 +29,7 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let req = server_create::parse(&body, version)?;
-    let disk_config = req.disk_config.clone();
+    let disk_config = views::servers::disk_config(req.access.auto_disk_config);
     let security_groups = req
         .security_groups
         .clone()
@@ -44,7 +44,7 @@ pub async fn create(
     let body = views::servers::created(
         &links,
         &id,
-        &disk_config,
+        disk_config,
         security_groups,
         &created.admin_pass,
     );
@@ -55,7 +55,7 @@ pub async fn create(
     Ok(resp)
 }
 
-fn view_context<'a>(
+pub(crate) fn view_context<'a>(
     app: &App,
     links: &'a Links,
     version: ApiVersion,
@@ -74,8 +74,18 @@ fn view_context<'a>(
 }
 
 fn render_detail(app: &App, cx: &ViewContext<'_>, inst: &novalog_schemas::Instance) -> Value {
+    render(app, cx, inst, &Parts::default())
+}
+
+/// The server with `parts`, its host looked up for the zone and status.
+pub(crate) fn render(
+    app: &App,
+    cx: &ViewContext<'_>,
+    inst: &novalog_schemas::Instance,
+    parts: &Parts,
+) -> Value {
     let host = inst.host.as_deref().and_then(|h| app.projection.host(h));
-    views::servers::show(cx, inst, host.as_ref())
+    views::servers::show_parts(cx, inst, host.as_ref(), parts)
 }
 
 fn servers_page(
@@ -168,12 +178,9 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
     policy::authorize(&ctx, Rule::ServersShow, Some(&inst.project_id))?;
     let cx = view_context(&app, &links, version, &ctx, Some(&inst.project_id));
-    let mut server = render_detail(&app, &cx, &inst);
-    if version.at_least(2, 71) {
-        // The groups the server joined (Nova shows them on show only).
-        server["server_groups"] = json!(groups_of(&app, &inst.id));
-    }
-    Ok(Json(json!({ "server": server })))
+    // The groups the server joined (Nova shows them on show, not detail).
+    let parts = Parts::show(version, || groups_of(&app, &inst.id));
+    Ok(Json(json!({ "server": render(&app, &cx, &inst, &parts) })))
 }
 
 /// The server groups `id` is a member of (at most one, as in Nova).
@@ -208,7 +215,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>> {
-    let (name, description) = crate::validation::server_update::parse(&body, version)?;
+    let update = crate::validation::server_update::parse(&body, version)?;
     let inst = compute::authorized(
         &app,
         &ctx,
@@ -217,8 +224,9 @@ pub async fn update(
     )?;
     let event = novalog_schemas::Event::Intent(Intent::ServerUpdateRequested {
         instance_id: inst.id,
-        name,
-        description,
+        name: update.name,
+        description: update.description,
+        access: update.access,
     });
     compute::change(&app, &ctx, &request_id, &inst, event).await?;
     let inst = app
@@ -226,5 +234,6 @@ pub async fn update(
         .instance(&inst.id)
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
     let cx = view_context(&app, &links, version, &ctx, Some(&inst.project_id));
-    Ok(Json(json!({"server": render_detail(&app, &cx, &inst)})))
+    let parts = Parts::update(version, || groups_of(&app, &inst.id));
+    Ok(Json(json!({"server": render(&app, &cx, &inst, &parts)})))
 }

@@ -66,8 +66,9 @@ pub struct ServerCreate {
     pub key_name: Option<String>,
     pub user_data: Option<String>,
     pub admin_pass: Option<String>,
-    /// `OS-DCF:diskConfig`, echoed in the response (`MANUAL` by default).
-    pub disk_config: String,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig` (`MANUAL` by
+    /// default, echoed in the response).
+    pub access: novalog_schemas::AccessConfig,
     /// `security_groups` as given, echoed in the response.
     pub security_groups: Option<Value>,
     pub networks: Networks,
@@ -219,6 +220,7 @@ pub async fn create(
                         scheduler_hints: req.scheduler_hints.clone(),
                         min_count: req.min_count,
                         max_count: req.max_count,
+                        access: req.access,
                     },
                 ))),
             }

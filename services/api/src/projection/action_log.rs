@@ -568,6 +568,7 @@ mod tests {
             launch_index: 0,
             created_at_ms: 2_000,
             scheduler_hints: BTreeMap::new(),
+            access: Default::default(),
         })))
     }
 

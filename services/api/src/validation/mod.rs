@@ -3,6 +3,7 @@
 //! `Invalid input for field/attribute <field>. Value: <value>. <reason>`;
 //! these helpers produce the same wording so the field is always named.
 
+pub mod access;
 pub mod flavor_create;
 pub mod query;
 pub mod requests;

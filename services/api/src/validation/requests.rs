@@ -189,7 +189,12 @@ fn server_create(v: ApiVersion) -> Value {
 }
 
 fn server_update(v: ApiVersion) -> Value {
-    let mut server = json!({"name": name()});
+    let mut server = json!({
+        "name": name(),
+        "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": {"type": "string", "format": "ipv4"},
+        "accessIPv6": {"type": "string", "format": "ipv6"},
+    });
     if v.at_least(2, 19) {
         server["description"] = nullable_string(0, 255);
     }

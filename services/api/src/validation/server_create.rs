@@ -3,7 +3,6 @@
 //! property, then the required ones, then unknown keys.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -424,39 +423,7 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
         .map(|v| networks(v, version))
         .transpose()?
         .unwrap_or(Networks::Unspecified);
-    let disk_config = match s.get("OS-DCF:diskConfig") {
-        None => "MANUAL".to_owned(),
-        Some(v) => match v.as_str() {
-            Some(d @ ("AUTO" | "MANUAL")) => d.to_owned(),
-            _ => {
-                return Err(invalid(
-                    "OS-DCF:diskConfig",
-                    v,
-                    format!("{} is not one of ['AUTO', 'MANUAL']", repr(v)),
-                ));
-            }
-        },
-    };
-    if let Some(v) = s.get("accessIPv4") {
-        let ip = string("accessIPv4", v, 0, usize::MAX)?;
-        if ip.parse::<Ipv4Addr>().is_err() {
-            return Err(invalid(
-                "accessIPv4",
-                v,
-                format!("{} is not a 'ipv4'", repr(v)),
-            ));
-        }
-    }
-    if let Some(v) = s.get("accessIPv6") {
-        let ip = string("accessIPv6", v, 0, usize::MAX)?;
-        if ip.parse::<Ipv6Addr>().is_err() {
-            return Err(invalid(
-                "accessIPv6",
-                v,
-                format!("{} is not a 'ipv6'", repr(v)),
-            ));
-        }
-    }
+    let access = super::access::parse(s)?.applied_to(Default::default());
     // Personality files went away in 2.57 (`only` below refuses the key).
     if let Some(v) = s.get("personality")
         && !version.at_least(2, 57)
@@ -609,7 +576,7 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
         key_name,
         user_data,
         admin_pass,
-        disk_config,
+        access,
         security_groups,
         networks,
         min_count,
@@ -714,7 +681,7 @@ mod tests {
         assert_eq!(c.flavor_id, "1");
         assert_eq!(c.image_id, Some(Uuid::parse_str(IMAGE).unwrap()));
         assert_eq!((c.min_count, c.max_count), (1, 1));
-        assert_eq!(c.disk_config, "MANUAL");
+        assert!(!c.access.auto_disk_config);
         assert_eq!(c.networks, Networks::Unspecified);
     }
 

@@ -1,14 +1,21 @@
 //! `PUT /servers/{id}` bodies (Nova's `base_update` schemas).
 
+use novalog_schemas::AccessChange;
 use serde_json::Value;
 
 use super::{invalid, name, object, only, repr, required};
 use crate::error::ApiError;
 use crate::microversion::ApiVersion;
 
-/// The new name, and from 2.19 the new description (`Some(None)` clears
-/// it); absent fields stay as they are.
-pub type ServerUpdate = (Option<String>, Option<Option<String>>);
+/// What `PUT /servers/{id}` changes; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerUpdate {
+    pub name: Option<String>,
+    /// From 2.19; `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
+    pub access: AccessChange,
+}
 
 pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError> {
     let obj = object("", body)?;
@@ -16,12 +23,19 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError
     let server = required("", obj, "server")?;
     let s = object("server", server)?;
     let allowed: &[&str] = if version.at_least(2, 19) {
-        &["name", "description"]
+        &[
+            "name",
+            "OS-DCF:diskConfig",
+            "accessIPv4",
+            "accessIPv6",
+            "description",
+        ]
     } else {
-        &["name"]
+        &["name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"]
     };
     only("server", s, allowed)?;
     let new_name = s.get("name").map(|v| name("name", v)).transpose()?;
+    let access = super::access::parse(s)?;
     let description = match s.get("description") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -52,7 +66,11 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError
             ));
         }
     };
-    Ok((new_name, description))
+    Ok(ServerUpdate {
+        name: new_name,
+        description,
+        access,
+    })
 }
 
 #[cfg(test)]
@@ -64,18 +82,30 @@ mod tests {
     #[test]
     fn name_and_description_follow_novas_schema() {
         let v219 = ApiVersion::new(2, 19);
+        let named = parse(&json!({"server": {"name": "a"}}), ApiVersion::new(2, 1)).unwrap();
+        assert_eq!(named.name.as_deref(), Some("a"));
+        assert_eq!(named.description, None);
         assert_eq!(
-            parse(&json!({"server": {"name": "a"}}), ApiVersion::new(2, 1)).unwrap(),
-            (Some("a".into()), None)
+            parse(&json!({"server": {"description": null}}), v219)
+                .unwrap()
+                .description,
+            Some(None)
         );
         assert_eq!(
-            parse(&json!({"server": {"description": null}}), v219).unwrap(),
-            (None, Some(None))
+            parse(&json!({"server": {"description": "d"}}), v219)
+                .unwrap()
+                .description,
+            Some(Some("d".into()))
         );
-        assert_eq!(
-            parse(&json!({"server": {"description": "d"}}), v219).unwrap(),
-            (None, Some(Some("d".into())))
-        );
+        let access = parse(
+            &json!({"server": {"accessIPv4": "10.0.0.9", "OS-DCF:diskConfig": "AUTO"}}),
+            ApiVersion::new(2, 1),
+        )
+        .unwrap()
+        .access;
+        assert_eq!(access.access_ip_v4, Some([10, 0, 0, 9].into()));
+        assert_eq!(access.access_ip_v6, None);
+        assert_eq!(access.auto_disk_config, Some(true));
         let err = |b: Value, v| parse(&b, v).unwrap_err().message;
         assert!(
             err(
@@ -92,5 +122,10 @@ mod tests {
         );
         assert!(err(json!({"server": {"flavor": "1"}}), v219).contains("'flavor' was unexpected"));
         assert_eq!(err(json!({}), v219), "'server' is a required property");
+        assert!(err(json!({"server": {"accessIPv6": "x"}}), v219).contains("is not a 'ipv6'"));
+        assert!(
+            err(json!({"server": {"OS-DCF:diskConfig": "NONE"}}), v219)
+                .contains("is not one of ['AUTO', 'MANUAL']")
+        );
     }
 }

@@ -38,6 +38,56 @@ pub struct ViewContext<'a> {
     pub service_down_time_ms: i64,
 }
 
+/// Which optional parts a server body carries: the flags of Nova's
+/// `ViewBuilder.show`, which differ between `GET` and the bodies `PUT
+/// /servers/{id}` and `rebuild` answer with. The default is `GET`'s.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parts {
+    /// Below 2.75 `PUT` and `rebuild` answer a reduced view, without
+    /// `OS-EXT-AZ:*`, `config_drive`, `key_name`, `OS-SRV-USG:*`,
+    /// `security_groups`, `OS-EXT-SRV-ATTR:*`, `OS-EXT-STS:*`,
+    /// `os-extended-volumes:*` and `host_status`.
+    pub reduced: bool,
+    /// `key_name` even in the reduced view (rebuild from 2.54).
+    pub key_name: bool,
+    /// `server_groups` (from 2.71 on show, `PUT` and rebuild, not detail).
+    pub server_groups: Option<Vec<Uuid>>,
+    /// No `OS-EXT-SRV-ATTR:user_data`: rebuild adds `user_data` itself.
+    pub without_extended_user_data: bool,
+}
+
+impl Parts {
+    /// `GET /servers/{id}`: the groups from 2.71.
+    pub fn show(version: ApiVersion, groups: impl FnOnce() -> Vec<Uuid>) -> Self {
+        Parts {
+            server_groups: version.at_least(2, 71).then(groups),
+            ..Parts::default()
+        }
+    }
+
+    /// `PUT /servers/{id}`.
+    pub fn update(version: ApiVersion, groups: impl FnOnce() -> Vec<Uuid>) -> Self {
+        Parts {
+            reduced: !version.at_least(2, 75),
+            ..Parts::show(version, groups)
+        }
+    }
+
+    /// `rebuild`: `key_name` from 2.54.
+    pub fn rebuild(version: ApiVersion, groups: impl FnOnce() -> Vec<Uuid>) -> Self {
+        Parts {
+            key_name: version.at_least(2, 54),
+            without_extended_user_data: true,
+            ..Parts::update(version, groups)
+        }
+    }
+}
+
+/// Nova's `OS-DCF:diskConfig`.
+pub fn disk_config(auto: bool) -> &'static str {
+    if auto { "AUTO" } else { "MANUAL" }
+}
+
 /// Nova's `hostId`: sha224(project_id + host), "" while there is no host.
 /// Stable per (project, host), and it does not reveal the host name.
 pub fn host_id(project_id: &str, host: Option<&str>) -> String {
@@ -91,6 +141,17 @@ pub fn basic(links: &Links, inst: &Instance) -> Value {
 /// The full server (`GET /servers/{id}`, `/servers/detail`). `host` is
 /// the projection's view of the instance's host, for its availability zone.
 pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> Value {
+    show_parts(cx, inst, host, &Parts::default())
+}
+
+/// The server with the optional parts `parts` names.
+pub fn show_parts(
+    cx: &ViewContext<'_>,
+    inst: &Instance,
+    host: Option<&HostView>,
+    parts: &Parts,
+) -> Value {
+    let full = !parts.reduced;
     let id = inst.id.to_string();
     let status = inst.status();
     let mut s = Map::new();
@@ -138,10 +199,30 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
     put("updated", json!(isotime(inst.updated_at_ms)));
     // No networking yet: no addresses, and Nova hides them while building.
     put("addresses", json!({}));
-    put("accessIPv4", json!(""));
-    put("accessIPv6", json!(""));
+    let access = &inst.access;
+    put(
+        "accessIPv4",
+        json!(
+            access
+                .access_ip_v4
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        ),
+    );
+    put(
+        "accessIPv6",
+        json!(
+            access
+                .access_ip_v6
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        ),
+    );
     put("links", cx.links.pair("servers", &id));
-    put("OS-DCF:diskConfig", json!("MANUAL"));
+    put(
+        "OS-DCF:diskConfig",
+        json!(disk_config(access.auto_disk_config)),
+    );
     if FAULT_STATUSES.contains(&status)
         && let Some(f) = &inst.fault
     {
@@ -158,24 +239,32 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
     if PROGRESS_STATUSES.contains(&status) {
         put("progress", json!(0));
     }
-    // Nova: the host's zone once there is a host, else the one asked for.
-    let az = match (&inst.host, host) {
-        (Some(_), Some(h)) => h.availability_zone.clone(),
-        _ => inst.availability_zone.clone().unwrap_or_default(),
-    };
-    put("OS-EXT-AZ:availability_zone", json!(az));
-    put("config_drive", json!(""));
-    put("key_name", json!(inst.key_name));
-    put(
-        "OS-SRV-USG:launched_at",
-        json!(inst.launched_at_ms.map(usage_time)),
-    );
-    put(
-        "OS-SRV-USG:terminated_at",
-        json!(inst.deleted_at_ms.map(usage_time)),
-    );
-    put("security_groups", json!([{"name": "default"}]));
-    if cx.show_extended_attributes {
+    let v = cx.version;
+    let extended = full && cx.show_extended_attributes;
+    if full {
+        // Nova: the host's zone once there is a host, else the one asked for.
+        let az = match (&inst.host, host) {
+            (Some(_), Some(h)) => h.availability_zone.clone(),
+            _ => inst.availability_zone.clone().unwrap_or_default(),
+        };
+        put("OS-EXT-AZ:availability_zone", json!(az));
+        put("config_drive", json!(""));
+    }
+    if full || parts.key_name {
+        put("key_name", json!(inst.key_name));
+    }
+    if full {
+        put(
+            "OS-SRV-USG:launched_at",
+            json!(inst.launched_at_ms.map(usage_time)),
+        );
+        put(
+            "OS-SRV-USG:terminated_at",
+            json!(inst.deleted_at_ms.map(usage_time)),
+        );
+        put("security_groups", json!([{"name": "default"}]));
+    }
+    if extended {
         put("OS-EXT-SRV-ATTR:host", json!(inst.host));
         put("OS-EXT-SRV-ATTR:hypervisor_hostname", json!(inst.host));
         put(
@@ -183,15 +272,16 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
             json!(instance_name(&inst.id)),
         );
     }
-    put("OS-EXT-STS:vm_state", json!(inst.vm_state.as_str()));
-    put(
-        "OS-EXT-STS:task_state",
-        json!(inst.task_state.map(|t| t.as_str())),
-    );
-    put("OS-EXT-STS:power_state", json!(inst.power_state.code()));
-    put("os-extended-volumes:volumes_attached", json!([]));
-    let v = cx.version;
-    if cx.show_extended_attributes && v.at_least(2, 3) {
+    if full {
+        put("OS-EXT-STS:vm_state", json!(inst.vm_state.as_str()));
+        put(
+            "OS-EXT-STS:task_state",
+            json!(inst.task_state.map(|t| t.as_str())),
+        );
+        put("OS-EXT-STS:power_state", json!(inst.power_state.code()));
+        put("os-extended-volumes:volumes_attached", json!([]));
+    }
+    if extended && v.at_least(2, 3) {
         put(
             "OS-EXT-SRV-ATTR:hostname",
             json!(hostname(&inst.name, &inst.id)),
@@ -201,12 +291,14 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
         put("OS-EXT-SRV-ATTR:ramdisk_id", json!(""));
         put("OS-EXT-SRV-ATTR:reservation_id", json!(inst.reservation_id));
         put("OS-EXT-SRV-ATTR:root_device_name", Value::Null);
-        put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
+        if !parts.without_extended_user_data {
+            put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
+        }
     }
     if v.at_least(2, 9) {
         put("locked", json!(inst.is_locked()));
     }
-    if v.at_least(2, 16) && cx.show_host_status {
+    if v.at_least(2, 16) && full && cx.show_host_status {
         let status = match (&inst.host, host) {
             (Some(_), Some(h)) => h.status(cx.now_ms, cx.service_down_time_ms),
             _ => "",
@@ -225,10 +317,21 @@ pub fn show(cx: &ViewContext<'_>, inst: &Instance, host: Option<&HostView>) -> V
         // Image signature verification is off: no certificates are kept.
         put("trusted_image_certificates", Value::Null);
     }
+    if let Some(groups) = &parts.server_groups {
+        put("server_groups", json!(groups));
+    }
     if v.at_least(2, 73) {
         put("locked_reason", json!(inst.locked_reason));
     }
-    if v.at_least(2, 96) {
+    // 2.90 shows the hostname to everyone (the extended attributes
+    // carry it for those who see them).
+    if v.at_least(2, 90) && !extended {
+        put(
+            "OS-EXT-SRV-ATTR:hostname",
+            json!(hostname(&inst.name, &inst.id)),
+        );
+    }
+    if v.at_least(2, 96) && full {
         // The zone the user asked for at create, if any.
         put("pinned_availability_zone", json!(inst.availability_zone));
     }
@@ -319,6 +422,7 @@ pub(crate) mod tests {
             version: 1,
             migrations: Vec::new(),
             shelved_image_id: None,
+            access: Default::default(),
         }
     }
 
