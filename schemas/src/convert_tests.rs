@@ -1206,6 +1206,7 @@ fn identity_user() -> crate::identity::IdentityUser {
         default_project_id: "p".into(),
         email: "a@example.org".into(),
         password_hash: "pbkdf2-sha256$1$c2FsdA$aGFzaA".into(),
+        tokens_revoked_before_ms: 1_700_000_000_000,
     }
 }
 
@@ -1231,7 +1232,8 @@ fn role_grant() -> crate::identity::RoleGrant {
         role_id: "r".into(),
         actor_id: "g".into(),
         actor_is_group: true,
-        target_id: "p".into(),
-        target_is_domain: false,
+        target_id: "d".into(),
+        target_is_domain: true,
+        inherited: true,
     }
 }

@@ -18,6 +18,7 @@
 //! - [`admin`]: the admin API's decisions, pure: a directory and a
 //!   request in, one record or keystone's refusal out.
 //! - [`policy`]: keystone's default policy for them, as one table.
+//! - [`listing`]: keystone's list filters and paging.
 //! - [`token`]: signed, expiring, self-contained tokens.
 //! - [`revocations`]: the tokens revoked before they expire, folded from
 //!   the log by every API replica.
@@ -36,6 +37,7 @@
 pub mod admin;
 pub mod admin_routes;
 pub mod directory;
+pub mod listing;
 pub mod policy;
 pub mod records;
 pub mod revocations;
@@ -50,7 +52,9 @@ use serde_json::Value;
 
 use directory::{DOMAIN_ID, Directory, Ref, View, verify_secret};
 use novalog_request::Context;
-use novalog_schemas::identity::{ApplicationCredential, IdentityProject, IdentityUser};
+use novalog_schemas::identity::{
+    ApplicationCredential, IdentityDomain, IdentityProject, IdentityUser,
+};
 use token::{Claims, Signer, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +143,18 @@ impl Identity {
             .users
             .get(&claims.user_id)
             .ok_or(TokenError::Malformed)?;
-        if !view.user_usable(user) {
+        // Keystone revokes every token of a user whose password changed.
+        if !view.user_usable(user) || claims.issued_at < user.tokens_revoked_before_ms {
             return Err(TokenError::Revoked);
+        }
+        if let Some(domain_id) = &claims.domain_id {
+            if !view.domains.contains_key(domain_id) {
+                return Err(TokenError::Malformed);
+            }
+            claims.roles = view.roles_on_domain(&user.id, domain_id);
+            if claims.roles.is_empty() {
+                return Err(TokenError::Revoked);
+            }
         }
         if let Some(project_id) = &claims.project_id {
             if !view.projects.contains_key(project_id) {
@@ -219,9 +233,8 @@ impl Identity {
             ));
         };
 
-        let project = self.scope(&view, user, auth.get("scope"))?;
-        let roles = match project {
-            Some(p) => {
+        let (project_id, domain_id, roles) = match self.scope(&view, user, auth.get("scope"))? {
+            Scope::Project(p) => {
                 let roles = view.roles_on(&user.id, &p.id);
                 if roles.is_empty() {
                     return Err(unauthorized(format!(
@@ -229,9 +242,19 @@ impl Identity {
                         user.id, p.id
                     )));
                 }
-                roles
+                (Some(p.id.clone()), None, roles)
             }
-            None => Vec::new(),
+            Scope::Domain(d) => {
+                let roles = view.roles_on_domain(&user.id, &d.id);
+                if roles.is_empty() {
+                    return Err(unauthorized(format!(
+                        "User {} has no access to domain {}",
+                        user.id, d.id
+                    )));
+                }
+                (None, Some(d.id.clone()), roles)
+            }
+            Scope::Unscoped => (None, None, Vec::new()),
         };
         let (methods, expires_at, audit_ids) = match parent {
             None => (
@@ -256,7 +279,8 @@ impl Identity {
         };
         Ok(Claims {
             user_id: user.id.clone(),
-            project_id: project.map(|p| p.id.clone()),
+            project_id,
+            domain_id,
             roles,
             methods,
             issued_at: now_ms,
@@ -334,6 +358,7 @@ impl Identity {
         Ok(Claims {
             user_id: user.id.clone(),
             project_id: Some(cred.project_id.clone()),
+            domain_id: None,
             roles,
             methods: vec!["application_credential".to_owned()],
             issued_at: now_ms,
@@ -375,20 +400,25 @@ impl Identity {
         Ok(user)
     }
 
-    /// The project a token is for: the one asked for, none when asked
-    /// `"unscoped"`, else the user's default project.
+    /// What a token is for: the project or the domain asked for, nothing
+    /// when asked `"unscoped"`, else the user's default project (or
+    /// nothing without one).
     fn scope<'v>(
         &self,
         view: &'v View,
         user: &IdentityUser,
         scope: Option<&Value>,
-    ) -> Result<Option<&'v IdentityProject>, AuthFailure> {
+    ) -> Result<Scope<'v>, AuthFailure> {
         match scope {
             None | Some(Value::Null) => Ok(view
                 .projects
                 .get(&user.default_project_id)
-                .filter(|p| !view.roles_on(&user.id, &p.id).is_empty())),
-            Some(Value::String(s)) if s == "unscoped" => Ok(None),
+                .filter(|p| !view.roles_on(&user.id, &p.id).is_empty())
+                .map_or(Scope::Unscoped, Scope::Project)),
+            Some(Value::String(s)) if s == "unscoped" => Ok(Scope::Unscoped),
+            Some(Value::Object(o)) if o.len() > 1 => Err(bad(
+                "Authentication cannot be scoped to multiple targets. Pick one of: project, domain, trust, system or unscoped",
+            )),
             Some(Value::Object(o)) if o.contains_key("project") => {
                 let project = &o["project"];
                 let r = named(project)
@@ -405,14 +435,33 @@ impl Identity {
                 if !view.project_usable(p) {
                     return Err(unauthorized(format!("Project {} is disabled.", p.id)));
                 }
-                Ok(Some(p))
+                Ok(Scope::Project(p))
+            }
+            Some(Value::Object(o)) if o.contains_key("domain") => {
+                let domain = &o["domain"];
+                let r = named(domain)
+                    .ok_or_else(|| bad("Expecting to find id or name in domain."))?;
+                let d = view
+                    .domain(&r)
+                    .ok_or_else(|| unauthorized("Could not find domain."))?;
+                if !d.enabled {
+                    return Err(unauthorized(format!("Domain {} is disabled.", d.id)));
+                }
+                Ok(Scope::Domain(d))
             }
             Some(Value::Object(_)) => Err(unauthorized(
-                "Only project scope is supported by this identity service.",
+                "Only project and domain scopes are supported by this identity service.",
             )),
             Some(_) => Err(bad("Invalid scope.")),
         }
     }
+}
+
+/// What an auth request asked its token to be scoped to.
+enum Scope<'v> {
+    Project(&'v IdentityProject),
+    Domain(&'v IdentityDomain),
+    Unscoped,
 }
 
 /// The roles of an application credential's token: those of the

@@ -21,10 +21,13 @@ const KEY_FILE: &str = "token.key";
 pub struct Claims {
     #[serde(rename = "u")]
     pub user_id: String,
-    /// `None`: an unscoped token.
+    /// `None`: an unscoped or a domain-scoped token.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
-    /// Role names on the project (empty when unscoped).
+    /// The domain of a domain-scoped token (never with `project_id`).
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub domain_id: Option<String>,
+    /// Role names on the project or domain (empty when unscoped).
     #[serde(rename = "r", default)]
     pub roles: Vec<String>,
     #[serde(rename = "m")]
@@ -165,6 +168,7 @@ mod tests {
         Claims {
             user_id: "u1".into(),
             project_id: Some("p1".into()),
+            domain_id: None,
             roles: vec!["member".into()],
             methods: vec!["password".into()],
             issued_at: 1_000,
