@@ -282,7 +282,7 @@ message! {
     };
     IdentityUser = pb::IdentityUser, "user." {
         id: nonempty, name: nonempty, domain_id: nonempty, description, enabled,
-        default_project_id, email, password_hash, tokens_revoked_before_ms,
+        default_project_id, email, password_hash, token_epoch,
     };
     IdentityGroup = pb::IdentityGroup, "group." { id: nonempty, name: nonempty, domain_id: nonempty, description };
     IdentityRole = pb::IdentityRole, "role." { id: nonempty, name: nonempty, description };

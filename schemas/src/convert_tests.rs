@@ -1206,7 +1206,7 @@ fn identity_user() -> crate::identity::IdentityUser {
         default_project_id: "p".into(),
         email: "a@example.org".into(),
         password_hash: "pbkdf2-sha256$1$c2FsdA$aGFzaA".into(),
-        tokens_revoked_before_ms: 1_700_000_000_000,
+        token_epoch: 3,
     }
 }
 

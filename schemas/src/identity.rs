@@ -37,11 +37,11 @@ pub struct IdentityUser {
     /// `pbkdf2-sha256$rounds$salt$hash`; empty: no password (cannot log in
     /// with one).
     pub password_hash: String,
-    /// Tokens of this user issued before this instant (ms since the
-    /// epoch) are revoked, as keystone revokes them when the password
-    /// changes; 0: none.
+    /// Bumped when every token of the user is revoked (keystone's
+    /// revocation by user, on a password change or a disabling): a token
+    /// is valid only in the epoch it was issued in.
     #[serde(default)]
-    pub tokens_revoked_before_ms: i64,
+    pub token_epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -290,7 +290,7 @@ pub fn create_user(
         default_project_id: string(o, "default_project_id")?.unwrap_or_default(),
         email: string(o, "email")?.unwrap_or_default(),
         password_hash: password_hash.unwrap_or_default().to_owned(),
-        tokens_revoked_before_ms: 0,
+        token_epoch: 0,
     };
     check_user(view, &u)?;
     Ok(CatalogEvent::UserCreated(Box::new(u)))
@@ -313,15 +313,14 @@ fn check_user(view: &View, u: &IdentityUser) -> Decided<()> {
     Ok(())
 }
 
-/// `now_ms`: when the change is decided; a new password or a disabling
-/// revokes every token the user holds (keystone's revocation by user), so
-/// re-enabling the user does not bring old tokens back.
+/// A new password or a disabling revokes every token the user holds
+/// (keystone's revocation by user), so re-enabling the user does not
+/// bring old tokens back.
 pub fn update_user(
     view: &View,
     id: &str,
     body: &UserBody<'_>,
     password_hash: Option<&str>,
-    now_ms: i64,
 ) -> Decided {
     let o = body.fields;
     immutable(o, &["id", "domain_id"])?;
@@ -338,7 +337,7 @@ pub fn update_user(
     }
     if let Some(e) = boolean(o, "enabled")? {
         if u.enabled && !e {
-            u.tokens_revoked_before_ms = now_ms;
+            u.token_epoch += 1;
         }
         u.enabled = e;
     }
@@ -350,7 +349,7 @@ pub fn update_user(
     }
     if let Some(h) = password_hash {
         u.password_hash = h.to_owned();
-        u.tokens_revoked_before_ms = now_ms;
+        u.token_epoch += 1;
     }
     check_user(view, &u)?;
     Ok(CatalogEvent::UserUpdated(Box::new(u)))
@@ -386,14 +385,14 @@ pub fn password_change(body: &Value) -> Decided<PasswordChange> {
 /// A user's own password change, once the original one has been checked:
 /// the new hash, and every token the user holds revoked (keystone's
 /// `change_password`).
-pub fn change_password(view: &View, id: &str, password_hash: &str, now_ms: i64) -> Decided {
+pub fn change_password(view: &View, id: &str, password_hash: &str) -> Decided {
     let mut u = view
         .users
         .get(id)
         .cloned()
         .ok_or_else(|| not_found("user", id))?;
     u.password_hash = password_hash.to_owned();
-    u.tokens_revoked_before_ms = now_ms;
+    u.token_epoch += 1;
     Ok(CatalogEvent::UserUpdated(Box::new(u)))
 }
 
@@ -921,28 +920,28 @@ mod tests {
         let p = password_change(&json!({"user": {"password": "n", "original_password": "o"}}))
             .unwrap();
         assert_eq!((p.original_password.as_str(), p.password.as_str()), ("o", "n"));
-        let CatalogEvent::UserUpdated(u) = change_password(&v, &demo, "h", 42).unwrap() else {
+        let CatalogEvent::UserUpdated(u) = change_password(&v, &demo, "h").unwrap() else {
             panic!()
         };
-        assert_eq!((u.password_hash.as_str(), u.tokens_revoked_before_ms), ("h", 42));
+        assert_eq!((u.password_hash.as_str(), u.token_epoch), ("h", 1));
         assert_eq!(
-            change_password(&v, "nope", "h", 42),
+            change_password(&v, "nope", "h"),
             Err(Refusal::NotFound("Could not find user: nope.".into()))
         );
         // Disabling revokes too; an update that changes neither does not.
         let off = json!({"user": {"enabled": false}});
         let CatalogEvent::UserUpdated(u) =
-            update_user(&v, &demo, &user_body(&off).unwrap(), None, 7).unwrap()
+            update_user(&v, &demo, &user_body(&off).unwrap(), None).unwrap()
         else {
             panic!()
         };
-        assert_eq!(u.tokens_revoked_before_ms, 7);
+        assert_eq!(u.token_epoch, 1);
         let mail = json!({"user": {"email": "d@example.org"}});
         let CatalogEvent::UserUpdated(u) =
-            update_user(&v, &demo, &user_body(&mail).unwrap(), None, 7).unwrap()
+            update_user(&v, &demo, &user_body(&mail).unwrap(), None).unwrap()
         else {
             panic!()
         };
-        assert_eq!(u.tokens_revoked_before_ms, 0);
+        assert_eq!(u.token_epoch, 0);
     }
 }

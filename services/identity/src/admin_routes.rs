@@ -1070,7 +1070,7 @@ async fn update_user(
     let hash = hashed(&st.identity, b.password.clone()).await?;
     let e = st
         .write(&c, &rid, |v| {
-            once(admin::update_user(v, &id, &b, hash.as_deref(), now_ms()))
+            once(admin::update_user(v, &id, &b, hash.as_deref()))
         })
         .await?;
     let u = written!(e, UserUpdated);
@@ -1753,12 +1753,10 @@ async fn change_password(
         expires_at: 0,
         audit_ids: Vec::new(),
         app_cred: None,
+        user_epoch: 0,
     };
-    let now = now_ms();
-    st.write(&actor, &rid, |v| {
-        once(admin::change_password(v, &id, &hash, now))
-    })
-    .await?;
+    st.write(&actor, &rid, |v| once(admin::change_password(v, &id, &hash)))
+        .await?;
     tracing::info!(user_id = %id, "password changed, tokens revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -499,7 +499,7 @@ impl Directory {
                     default_project_id,
                     email: String::new(),
                     password_hash: hash_secret(&u.password, opts.password_hash_rounds),
-                    tokens_revoked_before_ms: 0,
+                    token_epoch: 0,
                 },
             );
         }

@@ -144,7 +144,7 @@ impl Identity {
             .get(&claims.user_id)
             .ok_or(TokenError::Malformed)?;
         // Keystone revokes every token of a user whose password changed.
-        if !view.user_usable(user) || claims.issued_at < user.tokens_revoked_before_ms {
+        if !view.user_usable(user) || claims.user_epoch != user.token_epoch {
             return Err(TokenError::Revoked);
         }
         if let Some(domain_id) = &claims.domain_id {
@@ -287,6 +287,7 @@ impl Identity {
             expires_at,
             audit_ids,
             app_cred: None,
+            user_epoch: user.token_epoch,
         })
     }
 
@@ -365,6 +366,7 @@ impl Identity {
             expires_at,
             audit_ids: vec![token::audit_id()],
             app_cred: Some(cred.id.clone()),
+            user_epoch: user.token_epoch,
         })
     }
 

@@ -111,6 +111,7 @@ mod tests {
             expires_at: 1,
             audit_ids: vec!["a".into()],
             app_cred: None,
+            user_epoch: 0,
         }
     }
 

@@ -43,6 +43,11 @@ pub struct Claims {
     /// bound the token's, and the token dies with it.
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub app_cred: Option<String>,
+    /// The user's token epoch when issued: a password change or a
+    /// disabling moves it on and so revokes the token (keystone's
+    /// revocation by user).
+    #[serde(rename = "g", default)]
+    pub user_epoch: u64,
 }
 
 /// Why a token is not accepted.
@@ -175,6 +180,7 @@ mod tests {
             expires_at,
             audit_ids: vec![audit_id()],
             app_cred: None,
+            user_epoch: 0,
         }
     }
 
