@@ -185,53 +185,9 @@ fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
 
 #[test]
 fn stock_openstackclient_works_unchanged() {
-    let openstack = openstack();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(dir.path().join("novalog.toml"), CONFIG).unwrap();
-    let novalog = std::process::Command::new(bin_dir().join("novalog"))
-        .args([
-            "--config",
-            &dir.path().join("novalog.toml").display().to_string(),
-            "--data-dir",
-            &dir.path().join("data").display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--fake-hosts",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::fs::File::create(dir.path().join("novalog.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("novalog.err")).unwrap())
-        .spawn()
-        .expect("start novalog");
-    let _guard = KillOnDrop(novalog);
-    let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, clouds_yaml(port)).unwrap();
-    let os = Osc {
-        openstack,
-        clouds_yaml: clouds,
-        dir: dir.path().to_owned(),
-    };
+    let running = start_novalog(2);
+    let os = &running.os;
     use Cloud::{Admin, Demo, Reader};
-
-    // Up once the demo catalog is there and both fake hosts reported.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = os.run(Admin, &["hypervisor", "list", "-f", "json"]);
-        let ready = out.status.success()
-            && serde_json::from_slice::<Value>(&out.stdout)
-                .is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 2));
-        if ready {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "novalog did not come up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 
     // token issue
     let token = os.ok(Admin, &["token", "issue"]);
@@ -279,7 +235,7 @@ fn stock_openstackclient_works_unchanged() {
 
     // images
     let disk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(dir.path().join("disk.raw"), &disk).unwrap();
+    std::fs::write(running.dir.path().join("disk.raw"), &disk).unwrap();
     let image = os.ok(
         Admin,
         &[
@@ -306,7 +262,7 @@ fn stock_openstackclient_works_unchanged() {
     assert_eq!(shown["disk_format"], "raw");
 
     // keypairs
-    std::fs::write(dir.path().join("key.pub"), PUBLIC_KEY).unwrap();
+    std::fs::write(running.dir.path().join("key.pub"), PUBLIC_KEY).unwrap();
     let key = os.ok(
         Admin,
         &["keypair", "create", "--public-key", "key.pub", "osckey"],

@@ -205,22 +205,9 @@ pub fn edge(router: axum::Router) -> axum::Router {
 /// never answered and closed with its request half read, which a client
 /// reusing it would see as a dropped connection.
 pub async fn read_body_first(req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
-        }
-        Err(e) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = source {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    return ApiError::too_large().into_response();
-                }
-                source = err.source();
-            }
-            ApiError::bad_request("Malformed request body").into_response()
-        }
+    match novalog_request::buffer_body(req, usize::MAX).await {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => ApiError::new(refusal.status(), refusal.message()).into_response(),
     }
 }
 

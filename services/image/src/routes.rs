@@ -83,21 +83,9 @@ async fn read_body_first(req: axum::extract::Request, next: axum::middleware::Ne
     {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, MAX_METADATA_BODY).await {
-        Ok(bytes) => {
-            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(e) => {
-            let mut refusal = novalog_request::BodyRefusal::Malformed;
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = source {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    refusal = novalog_request::BodyRefusal::TooLarge;
-                }
-                source = err.source();
-            }
+    match novalog_request::buffer_body(req, MAX_METADATA_BODY).await {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => {
             GlanceError(ImageError::new(refusal.status(), refusal.message())).into_response()
         }
     }

@@ -254,6 +254,31 @@ pub async fn read_json<S: Send + Sync>(req: Request, state: &S) -> Result<Value,
     serde_json::from_slice(&bytes).map_err(|_| BodyRefusal::Malformed)
 }
 
+/// The request with its whole body read into memory (at most `limit`
+/// bytes), for the listeners' read-the-body-before-routing layers: every
+/// answer, early refusals included (a malformed id in the path, a failed
+/// policy check), then comes after the body, so a connection is never
+/// answered and closed with its request half sent, which a client reusing
+/// it would see as a dropped connection. Each service words the refusal in
+/// its own error shape.
+pub async fn buffer_body(req: Request, limit: usize) -> Result<Request, BodyRefusal> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Err(e) => {
+            // The limit's error is wrapped in axum's.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(BodyRefusal::TooLarge);
+                }
+                source = err.source();
+            }
+            Err(BodyRefusal::Malformed)
+        }
+    }
+}
+
 /// The HTTP status a rejection of `kind` is answered with: the one place
 /// where what went wrong (decided by the conductor or Glance's rules)
 /// becomes a status, as Nova's API controllers map its exceptions. Every
