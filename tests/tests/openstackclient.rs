@@ -1089,7 +1089,13 @@ fn image_import_tags_and_deactivation_through_openstackclient() {
 
 /// A clouds.yaml of one cloud named `name`: `user` with `password`,
 /// scoped to `project` (none: no project, for `--os-domain-name`).
-fn one_cloud_yaml(port: u16, name: &str, user: &str, password: &str, project: Option<&str>) -> String {
+fn one_cloud_yaml(
+    port: u16,
+    name: &str,
+    user: &str,
+    password: &str,
+    project: Option<&str>,
+) -> String {
     let scope = project
         .map(|p| format!("      project_name: {p}\n      project_domain_name: Default\n"))
         .unwrap_or_default();
@@ -1136,40 +1142,89 @@ fn openstackclient_sets_passwords_scopes_to_a_domain_and_inherits_roles() {
     // the old one no longer does.
     os.ok(
         Admin,
-        &["user", "create", "--password", "old-pw", "--project", "demo", "carol"],
+        &[
+            "user",
+            "create",
+            "--password",
+            "old-pw",
+            "--project",
+            "demo",
+            "carol",
+        ],
     );
     os.ok(
         Admin,
-        &["role", "add", "--project", "demo", "--user", "carol", "member"],
+        &[
+            "role",
+            "add",
+            "--project",
+            "demo",
+            "--user",
+            "carol",
+            "member",
+        ],
     );
-    let old = write("carol-old.yaml", one_cloud_yaml(port, "carol", "carol", "old-pw", Some("demo")));
+    let old = write(
+        "carol-old.yaml",
+        one_cloud_yaml(port, "carol", "carol", "old-pw", Some("demo")),
+    );
     let err = osc_fails_as(
         os,
         &old,
         "carol",
-        &["user", "password", "set", "--original-password", "wrong", "--password", "new-pw"],
+        &[
+            "user",
+            "password",
+            "set",
+            "--original-password",
+            "wrong",
+            "--password",
+            "new-pw",
+        ],
     );
-    assert!(err.contains("401") || err.contains("Invalid user / password"), "{err}");
+    assert!(
+        err.contains("401") || err.contains("Invalid user / password"),
+        "{err}"
+    );
     osc_as(
         os,
         &old,
         "carol",
-        &["user", "password", "set", "--original-password", "old-pw", "--password", "new-pw"],
+        &[
+            "user",
+            "password",
+            "set",
+            "--original-password",
+            "old-pw",
+            "--password",
+            "new-pw",
+        ],
         false,
     );
     let err = osc_fails_as(os, &old, "carol", &["token", "issue"]);
     assert!(err.contains("401") || err.contains("authenticat"), "{err}");
-    let new = write("carol-new.yaml", one_cloud_yaml(port, "carol", "carol", "new-pw", Some("demo")));
+    let new = write(
+        "carol-new.yaml",
+        one_cloud_yaml(port, "carol", "carol", "new-pw", Some("demo")),
+    );
     let t = osc_as(os, &new, "carol", &["token", "issue"], true);
-    assert_eq!(t["project_id"], os.ok(Admin, &["project", "show", "demo"])["id"]);
+    assert_eq!(
+        t["project_id"],
+        os.ok(Admin, &["project", "show", "demo"])["id"]
+    );
 
     // A domain-scoped admin: granted on the domain, then listing with
     // `--os-domain-name` and no project.
     os.ok(
         Admin,
-        &["role", "add", "--domain", "Default", "--user", "admin", "admin"],
+        &[
+            "role", "add", "--domain", "Default", "--user", "admin", "admin",
+        ],
     );
-    let domain = write("admin-domain.yaml", one_cloud_yaml(port, "admind", "admin", "admin", None));
+    let domain = write(
+        "admin-domain.yaml",
+        one_cloud_yaml(port, "admind", "admin", "admin", None),
+    );
     let projects = osc_as(
         os,
         &domain,
@@ -1194,23 +1249,51 @@ fn openstackclient_sets_passwords_scopes_to_a_domain_and_inherits_roles() {
     // role add --inherited: a user with no role of its own gets the role
     // on every project of the domain.
     os.ok(Admin, &["user", "create", "--password", "ivy-pw", "ivy"]);
-    let ivy = write("ivy.yaml", one_cloud_yaml(port, "ivy", "ivy", "ivy-pw", Some("demo")));
+    let ivy = write(
+        "ivy.yaml",
+        one_cloud_yaml(port, "ivy", "ivy", "ivy-pw", Some("demo")),
+    );
     osc_fails_as(os, &ivy, "ivy", &["token", "issue"]);
     os.ok(
         Admin,
-        &["role", "add", "--domain", "Default", "--user", "ivy", "--inherited", "member"],
+        &[
+            "role",
+            "add",
+            "--domain",
+            "Default",
+            "--user",
+            "ivy",
+            "--inherited",
+            "member",
+        ],
     );
-    let a = os.ok(Admin, &["role", "assignment", "list", "--user", "ivy", "--names"]);
+    let a = os.ok(
+        Admin,
+        &["role", "assignment", "list", "--user", "ivy", "--names"],
+    );
     let a = a.as_array().unwrap();
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0]["Role"], "member");
     assert_eq!(a[0]["Domain"], "Default");
     assert_eq!(a[0]["Inherited"], true);
     let t = osc_as(os, &ivy, "ivy", &["token", "issue"], true);
-    assert_eq!(t["project_id"], os.ok(Admin, &["project", "show", "demo"])["id"]);
+    assert_eq!(
+        t["project_id"],
+        os.ok(Admin, &["project", "show", "demo"])["id"]
+    );
     let effective = os.ok(
         Admin,
-        &["role", "assignment", "list", "--user", "ivy", "--project", "demo", "--effective", "--names"],
+        &[
+            "role",
+            "assignment",
+            "list",
+            "--user",
+            "ivy",
+            "--project",
+            "demo",
+            "--effective",
+            "--names",
+        ],
     );
     let roles: Vec<&str> = effective
         .as_array()
@@ -1221,7 +1304,16 @@ fn openstackclient_sets_passwords_scopes_to_a_domain_and_inherits_roles() {
     assert!(roles.contains(&"member"), "{effective}");
     os.ok(
         Admin,
-        &["role", "remove", "--domain", "Default", "--user", "ivy", "--inherited", "member"],
+        &[
+            "role",
+            "remove",
+            "--domain",
+            "Default",
+            "--user",
+            "ivy",
+            "--inherited",
+            "member",
+        ],
     );
     osc_fails_as(os, &ivy, "ivy", &["token", "issue"]);
 }

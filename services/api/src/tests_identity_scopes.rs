@@ -162,10 +162,7 @@ fn domain() -> Value {
 fn assert_error(r: &Reply, status: StatusCode, message: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.body["error"]["code"], status.as_u16());
-    assert_eq!(
-        r.body["error"]["title"],
-        status.canonical_reason().unwrap()
-    );
+    assert_eq!(r.body["error"]["title"], status.canonical_reason().unwrap());
     let m = r.body["error"]["message"].as_str().unwrap();
     assert!(m.contains(message), "{m:?} lacks {message:?}");
 }
@@ -248,14 +245,7 @@ async fn a_password_change_checks_the_original_and_revokes_the_users_tokens() {
             StatusCode::UNAUTHORIZED
         );
     }
-    let r = h
-        .call(
-            Method::GET,
-            "/v2.1/servers",
-            &old,
-            None,
-        )
-        .await;
+    let r = h.call(Method::GET, "/v2.1/servers", &old, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         h.auth("carol", "pw", Some(project("demo"))).await.status,
@@ -294,11 +284,7 @@ async fn domain_scoped_tokens_carry_the_domains_roles_and_read_it() {
     let r = h.auth("admin", "admin", Some(domain())).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "has no access to domain");
     let r = h
-        .auth(
-            "admin",
-            "admin",
-            Some(json!({"domain": {"name": "Nope"}})),
-        )
+        .auth("admin", "admin", Some(json!({"domain": {"name": "Nope"}})))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = h
@@ -398,10 +384,7 @@ async fn domain_scoped_tokens_carry_the_domains_roles_and_read_it() {
         )
         .await;
     assert_error(&r, StatusCode::FORBIDDEN, "identity:create_project");
-    assert_eq!(
-        h.get("domains", &dr).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(h.get("domains", &dr).await.status, StatusCode::FORBIDDEN);
     h.stop().await;
 }
 
@@ -422,9 +405,7 @@ async fn grants_inherited_to_a_domains_projects_give_roles_on_each() {
     );
     // Keystone's policy: admin only; and every part must exist.
     let demo_user = h.token("demo", "demo", project("demo")).await;
-    let r = h
-        .call(Method::PUT, &inherited, &demo_user, None)
-        .await;
+    let r = h.call(Method::PUT, &inherited, &demo_user, None).await;
     assert_error(&r, StatusCode::FORBIDDEN, "identity:create_grant");
     let r = h
         .call(
@@ -508,13 +489,19 @@ async fn grants_inherited_to_a_domains_projects_give_roles_on_each() {
         )
         .await;
     let a = r.body["role_assignments"].as_array().unwrap().clone();
-    let roles: Vec<&str> = a.iter().map(|x| x["role"]["id"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = a
+        .iter()
+        .map(|x| x["role"]["id"].as_str().unwrap())
+        .collect();
     assert!(roles.contains(&member.as_str()), "{a:?}");
     assert!(
         roles.contains(&stable_id("role", "reader").as_str()),
         "implied: {a:?}"
     );
-    assert!(a.iter().all(|x| x["scope"] == json!({"project": {"id": later}})));
+    assert!(
+        a.iter()
+            .all(|x| x["scope"] == json!({"project": {"id": later}}))
+    );
 
     // Revoked: gone from the tokens already issued.
     assert_eq!(
@@ -554,7 +541,9 @@ async fn lists_filter_inexactly_and_page_with_limit_and_marker() {
     assert_eq!(names(&r, "projects"), ["web-1"]);
     let r = h.get("projects?name__icontains=WEB", &admin).await;
     assert_eq!(names(&r, "projects"), ["Web-2", "web-1"]);
-    let r = h.get("projects?name__istartswith=web&name__endswith=2", &admin).await;
+    let r = h
+        .get("projects?name__istartswith=web&name__endswith=2", &admin)
+        .await;
     assert_eq!(names(&r, "projects"), ["Web-2"]);
     let r = h.get("projects?enabled=false", &admin).await;
     assert_eq!(r.body["projects"], json!([]));

@@ -779,13 +779,40 @@ async fn the_image_schema_is_glances_in_full() {
     assert_eq!(
         names,
         [
-            "architecture", "checksum", "cinder_encryption_key_deletion_policy",
-            "cinder_encryption_key_id", "container_format", "created_at", "description",
-            "direct_url", "disk_format", "file", "id", "instance_uuid", "kernel_id",
-            "locations", "min_disk", "min_ram", "name", "os_distro", "os_hash_algo",
-            "os_hash_value", "os_hidden", "os_version", "owner", "protected", "ramdisk_id",
-            "schema", "self", "size", "status", "stores", "tags", "updated_at",
-            "virtual_size", "visibility",
+            "architecture",
+            "checksum",
+            "cinder_encryption_key_deletion_policy",
+            "cinder_encryption_key_id",
+            "container_format",
+            "created_at",
+            "description",
+            "direct_url",
+            "disk_format",
+            "file",
+            "id",
+            "instance_uuid",
+            "kernel_id",
+            "locations",
+            "min_disk",
+            "min_ram",
+            "name",
+            "os_distro",
+            "os_hash_algo",
+            "os_hash_value",
+            "os_hidden",
+            "os_version",
+            "owner",
+            "protected",
+            "ramdisk_id",
+            "schema",
+            "self",
+            "size",
+            "status",
+            "stores",
+            "tags",
+            "updated_at",
+            "virtual_size",
+            "visibility",
         ]
     );
     let mut read_only: Vec<&str> = p
@@ -797,17 +824,40 @@ async fn the_image_schema_is_glances_in_full() {
     assert_eq!(
         read_only,
         [
-            "checksum", "created_at", "direct_url", "file", "os_hash_algo", "os_hash_value",
-            "schema", "self", "size", "status", "stores", "updated_at", "virtual_size",
+            "checksum",
+            "created_at",
+            "direct_url",
+            "file",
+            "os_hash_algo",
+            "os_hash_value",
+            "schema",
+            "self",
+            "size",
+            "status",
+            "stores",
+            "updated_at",
+            "virtual_size",
         ]
     );
     assert_eq!(
         p["disk_format"]["enum"],
-        json!([null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"])
+        json!([
+            null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"
+        ])
     );
     assert_eq!(
         p["container_format"]["enum"],
-        json!([null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"])
+        json!([
+            null,
+            "ami",
+            "ari",
+            "aki",
+            "bare",
+            "ovf",
+            "ova",
+            "docker",
+            "compressed"
+        ])
     );
     assert_eq!(
         p["visibility"]["enum"],
@@ -815,8 +865,17 @@ async fn the_image_schema_is_glances_in_full() {
     );
     assert_eq!(
         p["status"]["enum"],
-        json!(["queued", "saving", "active", "killed", "deleted", "uploading", "importing",
-               "pending_delete", "deactivated"])
+        json!([
+            "queued",
+            "saving",
+            "active",
+            "killed",
+            "deleted",
+            "uploading",
+            "importing",
+            "pending_delete",
+            "deactivated"
+        ])
     );
     assert_eq!(p["name"]["maxLength"], 255);
     assert_eq!(p["tags"]["items"]["maxLength"], 255);
@@ -860,6 +919,9 @@ async fn copy_image_is_not_offered_with_one_store() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert_eq!(r.body["message"], "Unknown import method name 'copy-image'.");
+    assert_eq!(
+        r.body["message"],
+        "Unknown import method name 'copy-image'."
+    );
     h.stop().await;
 }

@@ -373,9 +373,8 @@ pub fn password_change(body: &Value) -> Decided<PasswordChange> {
             format!("Additional properties are not allowed ('{extra}' was unexpected)"),
         ));
     }
-    let required = |f: &str| {
-        string(o, f)?.ok_or_else(|| invalid(f, format!("'{f}' is a required property")))
-    };
+    let required =
+        |f: &str| string(o, f)?.ok_or_else(|| invalid(f, format!("'{f}' is a required property")));
     Ok(PasswordChange {
         original_password: required("original_password")?,
         password: required("password")?,
@@ -917,9 +916,12 @@ mod tests {
             password_change(&json!({"user": {"password": "n", "original_password": "o", "x": 1}})),
             Err(Refusal::BadRequest(m)) if m.contains("'x' was unexpected")
         ));
-        let p = password_change(&json!({"user": {"password": "n", "original_password": "o"}}))
-            .unwrap();
-        assert_eq!((p.original_password.as_str(), p.password.as_str()), ("o", "n"));
+        let p =
+            password_change(&json!({"user": {"password": "n", "original_password": "o"}})).unwrap();
+        assert_eq!(
+            (p.original_password.as_str(), p.password.as_str()),
+            ("o", "n")
+        );
         let CatalogEvent::UserUpdated(u) = change_password(&v, &demo, "h").unwrap() else {
             panic!()
         };

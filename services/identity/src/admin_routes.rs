@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use crate::admin::{self, Refusal};
 use crate::directory::{View, hash_secret};
+use crate::listing::{self, BadQuery, Field, Query};
 use crate::routes::{JsonBody, KeystoneError, Result, RevocationLog, caller, links};
 use crate::token::Claims;
-use crate::listing::{self, BadQuery, Field, Query};
 use crate::{Identity, now_ms, policy, records, views};
 
 /// What the admin routes work with.
@@ -739,13 +739,7 @@ fn query(q: &Option<String>) -> Result<Query> {
 }
 
 /// A filtered, paged collection of `(id, body)` in id order.
-fn paged(
-    key: &str,
-    q: &Query,
-    items: Vec<(String, Value)>,
-    base: &str,
-    path: &str,
-) -> Json<Value> {
+fn paged(key: &str, q: &Query, items: Vec<(String, Value)>, base: &str, path: &str) -> Json<Value> {
     Json(listing::collection(key, q, items, base, path))
 }
 
@@ -1050,7 +1044,12 @@ async fn create_user(
     let hash = hashed(&st.identity, b.password.clone()).await?;
     let e = st
         .write(&c, &rid, |v| {
-            once(admin::create_user(v, &b, hash.as_deref(), &caller_domain(v, &c)))
+            once(admin::create_user(
+                v,
+                &b,
+                hash.as_deref(),
+                &caller_domain(v, &c),
+            ))
         })
         .await?;
     let u = written!(e, UserCreated);
@@ -1599,7 +1598,9 @@ async fn role_assignments(
             f.get("scope.domain.id")
                 .is_none_or(|d| r.target() == (true, d))
         })
-        .filter(|r| inherited_only.is_none_or(|want| want && r.grant.inherited && r.project_id.is_none()))
+        .filter(|r| {
+            inherited_only.is_none_or(|want| want && r.grant.inherited && r.project_id.is_none())
+        })
         .map(|r| assignment_view(&view, r, effective, names, &base))
         .collect();
     Ok(list("role_assignments", items, &base, "role_assignments"))
@@ -1755,8 +1756,10 @@ async fn change_password(
         app_cred: None,
         user_epoch: 0,
     };
-    st.write(&actor, &rid, |v| once(admin::change_password(v, &id, &hash)))
-        .await?;
+    st.write(&actor, &rid, |v| {
+        once(admin::change_password(v, &id, &hash))
+    })
+    .await?;
     tracing::info!(user_id = %id, "password changed, tokens revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -166,7 +166,8 @@ pub fn collection(
 ) -> Value {
     let (page, truncated) = query.page(items);
     let self_link = format!("{base}/identity/v3/{path}");
-    let mut body = json!({ key: page, "links": {"self": self_link, "previous": null, "next": null} });
+    let mut body =
+        json!({ key: page, "links": {"self": self_link, "previous": null, "next": null} });
     if truncated {
         let last_id = body[key]
             .as_array()
@@ -218,7 +219,13 @@ mod tests {
                 .map(|i| ((*i).to_owned(), json!({"id": i})))
                 .collect()
         };
-        let body = collection("users", &q("limit=2"), items(&["a", "b", "c"]), "http://x", "users");
+        let body = collection(
+            "users",
+            &q("limit=2"),
+            items(&["a", "b", "c"]),
+            "http://x",
+            "users",
+        );
         assert_eq!(body["users"], json!([{"id": "a"}, {"id": "b"}]));
         assert_eq!(body["truncated"], json!(true));
         assert_eq!(

@@ -543,7 +543,8 @@ async fn schema_image() -> Json<Value> {
 }
 
 /// Glance's UUID pattern for `id`, `kernel_id` and `ramdisk_id`.
-const UUID_PATTERN: &str = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
+const UUID_PATTERN: &str =
+    "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
 
 /// Every status an image passes through (Glance's `status` enum).
 pub const STATUSES: &[&str] = &[
@@ -672,11 +673,7 @@ pub fn image_schema() -> Value {
             "enum": ["on_image_deletion", "do_not_delete"],
             "is_base": false},
     });
-    for (name, p) in properties
-        .as_object_mut()
-        .expect("an object")
-        .iter_mut()
-    {
+    for (name, p) in properties.as_object_mut().expect("an object").iter_mut() {
         if read_only(name) {
             p["readOnly"] = json!(true);
         }
