@@ -599,6 +599,9 @@ pub fn image_schema() -> Value {
         "size": {"type": ["null", "integer"], "description": "Size of image file in bytes"},
         "virtual_size": {"type": ["null", "integer"],
             "description": "Virtual size of image in bytes"},
+    });
+    // In parts: one `json!` this size exceeds the macro recursion limit.
+    let formats = json!({
         "container_format": {"type": ["null", "string"], "description": "Format of the container",
             "enum": nullable_enum(rules::CONTAINER_FORMATS)},
         "disk_format": {"type": ["null", "string"], "description": "Format of the disk",
@@ -619,6 +622,8 @@ pub fn image_schema() -> Value {
         "stores": {"type": "string",
             "description": "Store in which image data resides.  Only present when the operator has enabled multiple stores.  May be a comma-separated list of store identifiers."},
         "schema": {"type": "string", "description": "An image schema url"},
+    });
+    let locations = json!({
         "locations": {
             "type": "array",
             "items": {
@@ -643,6 +648,8 @@ pub fn image_schema() -> Value {
             },
             "description": "A set of URLs to access the image file kept in external store",
         },
+    });
+    let custom = json!({
         // Glance's stock etc/schema-image.json.
         "kernel_id": {"type": ["null", "string"], "pattern": UUID_PATTERN,
             "description": "ID of image stored in Glance that should be used as the kernel when booting an AMI-style image.",
@@ -673,6 +680,11 @@ pub fn image_schema() -> Value {
             "enum": ["on_image_deletion", "do_not_delete"],
             "is_base": false},
     });
+    for part in [formats, locations, custom] {
+        if let (Some(all), Value::Object(more)) = (properties.as_object_mut(), part) {
+            all.extend(more);
+        }
+    }
     for (name, p) in properties.as_object_mut().expect("an object").iter_mut() {
         if read_only(name) {
             p["readOnly"] = json!(true);
