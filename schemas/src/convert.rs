@@ -284,12 +284,13 @@ message! {
     };
     IdentityUser = pb::IdentityUser, "user." {
         id: nonempty, name: nonempty, domain_id: nonempty, description, enabled,
-        default_project_id, email, password_hash,
+        default_project_id, email, password_hash, token_epoch,
     };
     IdentityGroup = pb::IdentityGroup, "group." { id: nonempty, name: nonempty, domain_id: nonempty, description };
     IdentityRole = pb::IdentityRole, "role." { id: nonempty, name: nonempty, description };
     RoleGrant = pb::RoleGrant, "grant." {
         role_id: nonempty, actor_id: nonempty, actor_is_group, target_id: nonempty, target_is_domain,
+        inherited,
     };
     ApplicationCredential = pb::ApplicationCredential, "application_credential." {
         id: nonempty, name: nonempty, description, user_id: nonempty, project_id: nonempty,

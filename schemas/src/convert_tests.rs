@@ -1283,6 +1283,7 @@ fn identity_user() -> crate::identity::IdentityUser {
         default_project_id: "p".into(),
         email: "a@example.org".into(),
         password_hash: "pbkdf2-sha256$1$c2FsdA$aGFzaA".into(),
+        token_epoch: 3,
     }
 }
 
@@ -1308,7 +1309,8 @@ fn role_grant() -> crate::identity::RoleGrant {
         role_id: "r".into(),
         actor_id: "g".into(),
         actor_is_group: true,
-        target_id: "p".into(),
-        target_is_domain: false,
+        target_id: "d".into(),
+        target_is_domain: true,
+        inherited: true,
     }
 }

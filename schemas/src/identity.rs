@@ -37,6 +37,11 @@ pub struct IdentityUser {
     /// `pbkdf2-sha256$rounds$salt$hash`; empty: no password (cannot log in
     /// with one).
     pub password_hash: String,
+    /// Bumped when every token of the user is revoked (keystone's
+    /// revocation by user, on a password change or a disabling): a token
+    /// is valid only in the epoch it was issued in.
+    #[serde(default)]
+    pub token_epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,7 +60,8 @@ pub struct IdentityRole {
 }
 
 /// A role held by a user or a group (the actor) on a project or a domain
-/// (the target).
+/// (the target), or, `inherited`, on every project under the target
+/// (keystone's OS-INHERIT `inherited_to_projects`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct RoleGrant {
     pub role_id: String,
@@ -63,6 +69,8 @@ pub struct RoleGrant {
     pub actor_is_group: bool,
     pub target_id: String,
     pub target_is_domain: bool,
+    #[serde(default)]
+    pub inherited: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1149,3 +1149,234 @@ fn openstackclient_shelves_unshelves_and_rescues() {
     }
     os.ok(Demo, &["server", "delete", "--wait", "shelf"]);
 }
+
+/// A clouds.yaml of one cloud named `name`: `user` with `password`,
+/// scoped to `project` (none: no project, for `--os-domain-name`).
+fn one_cloud_yaml(
+    port: u16,
+    name: &str,
+    user: &str,
+    password: &str,
+    project: Option<&str>,
+) -> String {
+    let scope = project
+        .map(|p| format!("      project_name: {p}\n      project_domain_name: Default\n"))
+        .unwrap_or_default();
+    format!(
+        "clouds:\n  {name}:\n    auth:\n      auth_url: http://127.0.0.1:{port}/identity/v3\n      username: {user}\n      password: {password}\n      user_domain_name: Default\n{scope}    region_name: RegionOne\n    identity_api_version: 3\n"
+    )
+}
+
+/// Runs `openstack` as the one cloud of `yaml` (written under `dir`),
+/// expecting failure; returns stderr.
+fn osc_fails_as(os: &Osc, yaml: &Path, cloud: &str, args: &[&str]) -> String {
+    let out = Command::new(&os.openstack)
+        .args(args)
+        .current_dir(&os.dir)
+        .env("OS_CLIENT_CONFIG_FILE", yaml)
+        .env("OS_CLOUD", cloud)
+        .env_remove("OS_AUTH_URL")
+        .env_remove("OS_TOKEN")
+        .output()
+        .expect("run openstack");
+    assert!(
+        !out.status.success(),
+        "openstack {} (as {cloud}) should have failed",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A user changing its own password (`openstack user password set`), an
+/// operator working domain-scoped (`--os-domain-name Default`), and a
+/// role inherited to every project of a domain (`role add --inherited`).
+#[test]
+fn openstackclient_sets_passwords_scopes_to_a_domain_and_inherits_roles() {
+    let running = start_novalog(1);
+    let (os, port, dir) = (&running.os, running.port, &running.dir);
+    use Cloud::Admin;
+    let write = |file: &str, yaml: String| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    };
+
+    // user password set: the original is checked, the new one works and
+    // the old one no longer does.
+    os.ok(
+        Admin,
+        &[
+            "user",
+            "create",
+            "--password",
+            "old-pw",
+            "--project",
+            "demo",
+            "carol",
+        ],
+    );
+    os.ok(
+        Admin,
+        &[
+            "role",
+            "add",
+            "--project",
+            "demo",
+            "--user",
+            "carol",
+            "member",
+        ],
+    );
+    let old = write(
+        "carol-old.yaml",
+        one_cloud_yaml(port, "carol", "carol", "old-pw", Some("demo")),
+    );
+    let err = osc_fails_as(
+        os,
+        &old,
+        "carol",
+        &[
+            "user",
+            "password",
+            "set",
+            "--original-password",
+            "wrong",
+            "--password",
+            "new-pw",
+        ],
+    );
+    assert!(
+        err.contains("401") || err.contains("Invalid user / password"),
+        "{err}"
+    );
+    osc_as(
+        os,
+        &old,
+        "carol",
+        &[
+            "user",
+            "password",
+            "set",
+            "--original-password",
+            "old-pw",
+            "--password",
+            "new-pw",
+        ],
+        false,
+    );
+    let err = osc_fails_as(os, &old, "carol", &["token", "issue"]);
+    assert!(err.contains("401") || err.contains("authenticat"), "{err}");
+    let new = write(
+        "carol-new.yaml",
+        one_cloud_yaml(port, "carol", "carol", "new-pw", Some("demo")),
+    );
+    let t = osc_as(os, &new, "carol", &["token", "issue"], true);
+    assert_eq!(
+        t["project_id"],
+        os.ok(Admin, &["project", "show", "demo"])["id"]
+    );
+
+    // A domain-scoped admin: granted on the domain, then listing with
+    // `--os-domain-name` and no project.
+    os.ok(
+        Admin,
+        &[
+            "role", "add", "--domain", "Default", "--user", "admin", "admin",
+        ],
+    );
+    let domain = write(
+        "admin-domain.yaml",
+        one_cloud_yaml(port, "admind", "admin", "admin", None),
+    );
+    let projects = osc_as(
+        os,
+        &domain,
+        "admind",
+        &["--os-domain-name", "Default", "project", "list"],
+        true,
+    );
+    let listed = names(&projects, "Name");
+    assert!(
+        listed.contains(&"admin".to_owned()) && listed.contains(&"demo".to_owned()),
+        "{projects}"
+    );
+    let t = osc_as(
+        os,
+        &domain,
+        "admind",
+        &["--os-domain-name", "Default", "token", "issue"],
+        true,
+    );
+    assert_eq!(t["domain_id"], "default", "{t}");
+
+    // role add --inherited: a user with no role of its own gets the role
+    // on every project of the domain.
+    os.ok(Admin, &["user", "create", "--password", "ivy-pw", "ivy"]);
+    let ivy = write(
+        "ivy.yaml",
+        one_cloud_yaml(port, "ivy", "ivy", "ivy-pw", Some("demo")),
+    );
+    osc_fails_as(os, &ivy, "ivy", &["token", "issue"]);
+    os.ok(
+        Admin,
+        &[
+            "role",
+            "add",
+            "--domain",
+            "Default",
+            "--user",
+            "ivy",
+            "--inherited",
+            "member",
+        ],
+    );
+    let a = os.ok(
+        Admin,
+        &["role", "assignment", "list", "--user", "ivy", "--names"],
+    );
+    let a = a.as_array().unwrap();
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["Role"], "member");
+    assert_eq!(a[0]["Domain"], "Default");
+    assert_eq!(a[0]["Inherited"], true);
+    let t = osc_as(os, &ivy, "ivy", &["token", "issue"], true);
+    assert_eq!(
+        t["project_id"],
+        os.ok(Admin, &["project", "show", "demo"])["id"]
+    );
+    let effective = os.ok(
+        Admin,
+        &[
+            "role",
+            "assignment",
+            "list",
+            "--user",
+            "ivy",
+            "--project",
+            "demo",
+            "--effective",
+            "--names",
+        ],
+    );
+    let roles: Vec<&str> = effective
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"member"), "{effective}");
+    os.ok(
+        Admin,
+        &[
+            "role",
+            "remove",
+            "--domain",
+            "Default",
+            "--user",
+            "ivy",
+            "--inherited",
+            "member",
+        ],
+    );
+    osc_fails_as(os, &ivy, "ivy", &["token", "issue"]);
+}

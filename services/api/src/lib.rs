@@ -72,6 +72,8 @@ mod tests_identity;
 #[cfg(test)]
 mod tests_identity_admin;
 #[cfg(test)]
+mod tests_identity_scopes;
+#[cfg(test)]
 mod tests_image_sharing;
 #[cfg(test)]
 mod tests_images;

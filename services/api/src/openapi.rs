@@ -1315,6 +1315,7 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
                     | "self"
                     | "file"
                     | "schema"
+                    | "locations"
             )
         })
         .map(|(k, p)| (k.clone(), p.clone()))
@@ -1500,6 +1501,22 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
         ),
         (
             "get",
+            "/identity/v3/auth/domains",
+            "Domains the caller may scope to",
+            "any token",
+            200,
+            None,
+        ),
+        (
+            "get",
+            "/identity/v3/auth/system",
+            "System scopes the caller may use (none: no system role assignments)",
+            "any token",
+            200,
+            None,
+        ),
+        (
+            "get",
             "/identity/v3/auth/catalog",
             "The service catalog",
             "a project-scoped token",
@@ -1511,6 +1528,14 @@ fn image_and_identity_operations() -> Vec<OtherOperation> {
 
 /// The body of an identity create: `{"<kind>": {"name": ..., ...}}`.
 fn identity_create_body(path: &str) -> Value {
+    if path.ends_with("/password") {
+        return json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["user"],
+            "properties": {"user": {"type": "object", "required": ["original_password", "password"],
+                "additionalProperties": false, "properties": {
+                    "original_password": {"type": "string"}, "password": {"type": "string"}}}},
+        }}}});
+    }
     let kind = match path.rsplit('/').next().unwrap_or_default() {
         "domains" => "domain",
         "projects" => "project",

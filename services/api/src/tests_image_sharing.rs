@@ -756,3 +756,172 @@ async fn image_schemas_are_glances() {
     assert_eq!(r.body["properties"]["members"]["items"]["name"], "member");
     h.stop().await;
 }
+
+/// Glance's full image schema, from the constants the validation uses,
+/// and the collection schema around it.
+#[tokio::test]
+async fn the_image_schema_is_glances_in_full() {
+    let h = Harness::without_conductor().await;
+    let r = h
+        .call(Method::GET, "/image/v2/schemas/image", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = &r.body;
+    assert_eq!(s["additionalProperties"], json!({"type": "string"}));
+    assert_eq!(
+        s["links"],
+        json!([{"rel": "self", "href": "{self}"}, {"rel": "enclosure", "href": "{file}"},
+               {"rel": "describedby", "href": "{schema}"}])
+    );
+    let p = s["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = p.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "architecture",
+            "checksum",
+            "cinder_encryption_key_deletion_policy",
+            "cinder_encryption_key_id",
+            "container_format",
+            "created_at",
+            "description",
+            "direct_url",
+            "disk_format",
+            "file",
+            "id",
+            "instance_uuid",
+            "kernel_id",
+            "locations",
+            "min_disk",
+            "min_ram",
+            "name",
+            "os_distro",
+            "os_hash_algo",
+            "os_hash_value",
+            "os_hidden",
+            "os_version",
+            "owner",
+            "protected",
+            "ramdisk_id",
+            "schema",
+            "self",
+            "size",
+            "status",
+            "stores",
+            "tags",
+            "updated_at",
+            "virtual_size",
+            "visibility",
+        ]
+    );
+    let mut read_only: Vec<&str> = p
+        .iter()
+        .filter(|(_, v)| v["readOnly"] == true)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    read_only.sort_unstable();
+    assert_eq!(
+        read_only,
+        [
+            "checksum",
+            "created_at",
+            "direct_url",
+            "file",
+            "os_hash_algo",
+            "os_hash_value",
+            "schema",
+            "self",
+            "size",
+            "status",
+            "stores",
+            "updated_at",
+            "virtual_size",
+        ]
+    );
+    assert_eq!(
+        p["disk_format"]["enum"],
+        json!([
+            null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"
+        ])
+    );
+    assert_eq!(
+        p["container_format"]["enum"],
+        json!([
+            null,
+            "ami",
+            "ari",
+            "aki",
+            "bare",
+            "ovf",
+            "ova",
+            "docker",
+            "compressed"
+        ])
+    );
+    assert_eq!(
+        p["visibility"]["enum"],
+        json!(["public", "private", "shared", "community"])
+    );
+    assert_eq!(
+        p["status"]["enum"],
+        json!([
+            "queued",
+            "saving",
+            "active",
+            "killed",
+            "deleted",
+            "uploading",
+            "importing",
+            "pending_delete",
+            "deactivated"
+        ])
+    );
+    assert_eq!(p["name"]["maxLength"], 255);
+    assert_eq!(p["tags"]["items"]["maxLength"], 255);
+    assert_eq!(p["os_hash_value"]["maxLength"], 128);
+    assert_eq!(p["kernel_id"]["is_base"], false);
+    assert!(p["id"].get("is_base").is_none());
+    assert_eq!(
+        p["cinder_encryption_key_deletion_policy"]["enum"],
+        json!(["on_image_deletion", "do_not_delete"])
+    );
+
+    let r = h
+        .call(Method::GET, "/image/v2/schemas/images", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["properties"]["images"]["items"], *s);
+    assert_eq!(
+        r.body["links"],
+        json!([{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"},
+               {"rel": "describedby", "href": "{schema}"}])
+    );
+    h.stop().await;
+}
+
+/// One store: Glance's `copy-image` has nowhere to copy to, so it is not
+/// among the enabled import methods, and asking for it is Glance's 400
+/// for a method not enabled (`_validate_import_body`), before the image
+/// is even looked up.
+#[tokio::test]
+async fn copy_image_is_not_offered_with_one_store() {
+    let h = Harness::without_conductor().await;
+    let r = h
+        .call(Method::GET, "/image/v2/info/import", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.body["import-methods"]["value"], json!(["glance-direct"]));
+    let r = h
+        .call(
+            Method::POST,
+            "/image/v2/images/00000000-0000-0000-0000-000000000000/import",
+            Some(MEMBER),
+            Some(json!({"method": {"name": "copy-image"}, "stores": ["file"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(
+        r.body["message"],
+        "Unknown import method name 'copy-image'."
+    );
+    h.stop().await;
+}

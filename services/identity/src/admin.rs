@@ -290,6 +290,7 @@ pub fn create_user(
         default_project_id: string(o, "default_project_id")?.unwrap_or_default(),
         email: string(o, "email")?.unwrap_or_default(),
         password_hash: password_hash.unwrap_or_default().to_owned(),
+        token_epoch: 0,
     };
     check_user(view, &u)?;
     Ok(CatalogEvent::UserCreated(Box::new(u)))
@@ -312,6 +313,9 @@ fn check_user(view: &View, u: &IdentityUser) -> Decided<()> {
     Ok(())
 }
 
+/// A new password or a disabling revokes every token the user holds
+/// (keystone's revocation by user), so re-enabling the user does not
+/// bring old tokens back.
 pub fn update_user(
     view: &View,
     id: &str,
@@ -332,6 +336,9 @@ pub fn update_user(
         u.description = d;
     }
     if let Some(e) = boolean(o, "enabled")? {
+        if u.enabled && !e {
+            u.token_epoch += 1;
+        }
         u.enabled = e;
     }
     if o.contains_key("default_project_id") {
@@ -342,8 +349,49 @@ pub fn update_user(
     }
     if let Some(h) = password_hash {
         u.password_hash = h.to_owned();
+        u.token_epoch += 1;
     }
     check_user(view, &u)?;
+    Ok(CatalogEvent::UserUpdated(Box::new(u)))
+}
+
+/// The body of `POST /v3/users/{id}/password` (keystone's
+/// `password_change` schema): both passwords, nothing else.
+pub struct PasswordChange {
+    pub original_password: String,
+    pub password: String,
+}
+
+pub fn password_change(body: &Value) -> Decided<PasswordChange> {
+    let o = member(body, "user")?;
+    if let Some(extra) = o
+        .keys()
+        .find(|k| *k != "original_password" && *k != "password")
+    {
+        return Err(invalid(
+            "user",
+            format!("Additional properties are not allowed ('{extra}' was unexpected)"),
+        ));
+    }
+    let required =
+        |f: &str| string(o, f)?.ok_or_else(|| invalid(f, format!("'{f}' is a required property")));
+    Ok(PasswordChange {
+        original_password: required("original_password")?,
+        password: required("password")?,
+    })
+}
+
+/// A user's own password change, once the original one has been checked:
+/// the new hash, and every token the user holds revoked (keystone's
+/// `change_password`).
+pub fn change_password(view: &View, id: &str, password_hash: &str) -> Decided {
+    let mut u = view
+        .users
+        .get(id)
+        .cloned()
+        .ok_or_else(|| not_found("user", id))?;
+    u.password_hash = password_hash.to_owned();
+    u.token_epoch += 1;
     Ok(CatalogEvent::UserUpdated(Box::new(u)))
 }
 
@@ -523,7 +571,9 @@ pub fn delete_role(view: &View, id: &str) -> Decided {
 // ---- grants ----
 
 /// That every part of a grant exists (keystone checks the role, then the
-/// actor, then the target).
+/// actor, then the target). An inherited grant on a project is accepted
+/// as keystone accepts it (it reaches the projects under that one, and
+/// there are none here).
 pub fn check_grant_parts(view: &View, g: &RoleGrant) -> Decided<()> {
     if !view.roles.contains_key(&g.role_id) {
         return Err(not_found("role", &g.role_id));
@@ -782,6 +832,7 @@ mod tests {
             actor_is_group: false,
             target_id: stable_id("project", "demo"),
             target_is_domain: false,
+            inherited: false,
         };
         assert_eq!(grant(&v, g.clone()), Ok(None), "held already");
         assert!(revoke(&v, g.clone()).is_ok());
@@ -851,5 +902,48 @@ mod tests {
             create_app_cred(&v, &past, &req),
             Err(Refusal::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_password_change_needs_both_passwords_and_revokes_the_users_tokens() {
+        let v = view();
+        let demo = stable_id("user", "demo");
+        assert!(matches!(
+            password_change(&json!({"user": {"password": "n"}})),
+            Err(Refusal::BadRequest(m)) if m.contains("'original_password' is a required property")
+        ));
+        assert!(matches!(
+            password_change(&json!({"user": {"password": "n", "original_password": "o", "x": 1}})),
+            Err(Refusal::BadRequest(m)) if m.contains("'x' was unexpected")
+        ));
+        let p =
+            password_change(&json!({"user": {"password": "n", "original_password": "o"}})).unwrap();
+        assert_eq!(
+            (p.original_password.as_str(), p.password.as_str()),
+            ("o", "n")
+        );
+        let CatalogEvent::UserUpdated(u) = change_password(&v, &demo, "h").unwrap() else {
+            panic!()
+        };
+        assert_eq!((u.password_hash.as_str(), u.token_epoch), ("h", 1));
+        assert_eq!(
+            change_password(&v, "nope", "h"),
+            Err(Refusal::NotFound("Could not find user: nope.".into()))
+        );
+        // Disabling revokes too; an update that changes neither does not.
+        let off = json!({"user": {"enabled": false}});
+        let CatalogEvent::UserUpdated(u) =
+            update_user(&v, &demo, &user_body(&off).unwrap(), None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.token_epoch, 1);
+        let mail = json!({"user": {"email": "d@example.org"}});
+        let CatalogEvent::UserUpdated(u) =
+            update_user(&v, &demo, &user_body(&mail).unwrap(), None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.token_epoch, 0);
     }
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use novalog_request::{BaseUrl, RequestId, query_pairs};
-use novalog_schemas::identity::RoleGrant;
+use novalog_schemas::identity::{IdentityProject, RoleGrant};
 use novalog_schemas::{CatalogEvent, Envelope, Event, Meta};
 use rand::RngCore;
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::admin::{self, Refusal};
 use crate::directory::{View, hash_secret};
+use crate::listing::{self, BadQuery, Field, Query};
 use crate::routes::{JsonBody, KeystoneError, Result, RevocationLog, caller, links};
 use crate::token::Claims;
 use crate::{Identity, now_ms, policy, records, views};
@@ -45,7 +46,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     (
         "get",
         "/identity/v3/domains",
-        "List domains (?name, ?enabled)",
+        "List domains (?name, ?enabled, ?name__contains etc., ?limit, ?marker)",
         "identity:list_domains",
         200,
     ),
@@ -80,7 +81,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     (
         "get",
         "/identity/v3/projects",
-        "List projects (?name, ?domain_id, ?enabled)",
+        "List projects (?name, ?domain_id, ?enabled, ?name__contains etc., ?limit, ?marker)",
         "identity:list_projects",
         200,
     ),
@@ -115,7 +116,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     (
         "get",
         "/identity/v3/users",
-        "List users (?name, ?domain_id, ?enabled)",
+        "List users (?name, ?domain_id, ?enabled, ?name__contains etc., ?limit, ?marker)",
         "identity:list_users",
         200,
     ),
@@ -164,7 +165,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     (
         "get",
         "/identity/v3/groups",
-        "List groups (?name, ?domain_id)",
+        "List groups (?name, ?domain_id, ?name__contains etc., ?limit, ?marker)",
         "identity:list_groups",
         200,
     ),
@@ -227,7 +228,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     (
         "get",
         "/identity/v3/roles",
-        "List roles (?name)",
+        "List roles (?name, ?name__contains etc., ?limit, ?marker)",
         "identity:list_roles",
         200,
     ),
@@ -373,8 +374,113 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ),
     (
         "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/inherited_to_projects",
+        "A user's roles inherited to a domain's projects",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/inherited_to_projects",
+        "A group's roles inherited to a domain's projects",
+        "identity:list_grants",
+        200,
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Check a user's role inherited to a domain's projects",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Grant a user's role inherited to a domain's projects",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Revoke a user's role inherited to a domain's projects",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Check a group's role inherited to a domain's projects",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Grant a group's role inherited to a domain's projects",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Revoke a group's role inherited to a domain's projects",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Check a user's role inherited to a project's projects",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Grant a user's role inherited to a project's projects",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+        "Revoke a user's role inherited to a project's projects",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Check a group's role inherited to a project's projects",
+        "identity:check_grant",
+        204,
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Grant a group's role inherited to a project's projects",
+        "identity:create_grant",
+        204,
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+        "Revoke a group's role inherited to a project's projects",
+        "identity:revoke_grant",
+        204,
+    ),
+    (
+        "post",
+        "/identity/v3/users/{id}/password",
+        "Change one's own password (revokes the user's tokens)",
+        "none",
+        204,
+    ),
+    (
+        "get",
         "/identity/v3/role_assignments",
-        "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?role.id, ?effective, ?include_names)",
+        "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?scope.OS-INHERIT:inherited_to, ?role.id, ?effective, ?include_names)",
         "identity:list_role_assignments",
         200,
     ),
@@ -467,6 +573,31 @@ pub fn router(identity: Arc<Identity>, log: Arc<dyn RevocationLog>) -> Router {
             &v3("/domains/{t}/groups/{a}/roles/{r}"),
             get(check_grant).put(create_grant).delete(revoke_grant),
         )
+        .route(
+            &v3("/OS-INHERIT/domains/{t}/users/{a}/roles/inherited_to_projects"),
+            get(list_grants),
+        )
+        .route(
+            &v3("/OS-INHERIT/domains/{t}/groups/{a}/roles/inherited_to_projects"),
+            get(list_grants),
+        )
+        .route(
+            &v3("/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects"),
+            get(check_grant).put(create_grant).delete(revoke_grant),
+        )
+        .route(
+            &v3("/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects"),
+            get(check_grant).put(create_grant).delete(revoke_grant),
+        )
+        .route(
+            &v3("/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects"),
+            get(check_grant).put(create_grant).delete(revoke_grant),
+        )
+        .route(
+            &v3("/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects"),
+            get(check_grant).put(create_grant).delete(revoke_grant),
+        )
+        .route(&v3("/users/{id}/password"), post(change_password))
         .route(&v3("/role_assignments"), get(role_assignments))
         .route(
             &v3("/users/{id}/application_credentials"),
@@ -587,13 +718,6 @@ impl Filters {
     fn matches(&self, k: &str, v: &str) -> bool {
         self.get(k).is_none_or(|want| want == v)
     }
-    /// Keystone reads `enabled=0/false/no` as false, anything else true.
-    fn enabled(&self, v: bool) -> bool {
-        self.get("enabled").is_none_or(|want| {
-            let off = matches!(want.to_ascii_lowercase().as_str(), "0" | "false" | "no");
-            v != off
-        })
-    }
 }
 
 fn created(key: &str, body: Value) -> Response {
@@ -606,6 +730,33 @@ fn ok(key: &str, body: Value) -> Json<Value> {
 
 fn list(key: &str, items: Vec<Value>, base: &str, path: &str) -> Json<Value> {
     Json(json!({ key: items, "links": views::list_links(base, path) }))
+}
+
+/// A list query (filters, `limit`, `marker`), or keystone's 400.
+fn query(q: &Option<String>) -> Result<Query> {
+    Query::new(query_pairs(q.as_deref()))
+        .map_err(|BadQuery(m)| KeystoneError::new(StatusCode::BAD_REQUEST, m))
+}
+
+/// A filtered, paged collection of `(id, body)` in id order.
+fn paged(key: &str, q: &Query, items: Vec<(String, Value)>, base: &str, path: &str) -> Json<Value> {
+    Json(listing::collection(key, q, items, base, path))
+}
+
+/// The domain a domain-scoped caller reads, when it is not an admin:
+/// keystone's `role:reader and domain_id:%(target.domain_id)s`.
+fn reader_domain(c: &Claims) -> Option<&str> {
+    c.domain_id
+        .as_deref()
+        .filter(|_| !policy::is_admin(c) && c.roles.iter().any(|r| r == "reader"))
+}
+
+/// Where things a caller creates go when the body names no domain: the
+/// domain of its token's scope.
+fn caller_domain(v: &View, c: &Claims) -> String {
+    c.domain_id
+        .clone()
+        .unwrap_or_else(|| admin::default_domain(v, c.project_id.as_deref()))
 }
 
 macro_rules! written {
@@ -626,15 +777,21 @@ async fn list_domains(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     st.authorize(&headers, "identity:list_domains", None)?;
-    let f = Filters::new(&q);
+    let f = query(&q)?;
     let (view, base) = (st.identity.directory.view(), st.base(&l));
     let items = view
         .domains
         .values()
-        .filter(|d| f.matches("name", &d.name) && f.enabled(d.enabled))
-        .map(|d| views::domain(d, &base))
+        .filter(|d| {
+            f.accepts(&[
+                ("id", Field::Str(&d.id)),
+                ("name", Field::Str(&d.name)),
+                ("enabled", Field::Bool(d.enabled)),
+            ])
+        })
+        .map(|d| (d.id.clone(), views::domain(d, &base)))
         .collect();
-    Ok(list("domains", items, &base, "domains"))
+    Ok(paged("domains", &f, items, &base, "domains"))
 }
 
 async fn show_domain(
@@ -716,22 +873,33 @@ async fn list_projects(
     // `/v3/users/{self}/projects`; `/v3/projects` is the admin's, but
     // openstackclient's name lookups come here as any user, so a
     // non-admin sees their own projects rather than a 403.
+    // A domain reader lists its domain's projects.
     let own = view.project_ids_of(&c.user_id);
     let admin = policy::is_admin(&c);
-    let f = Filters::new(&q);
+    let domain = reader_domain(&c);
+    let f = query(&q)?;
     let base = st.base(&l);
     let items = view
         .projects
         .values()
-        .filter(|p| admin || own.contains(&p.id))
-        .filter(|p| {
-            f.matches("name", &p.name)
-                && f.matches("domain_id", &p.domain_id)
-                && f.enabled(p.enabled)
-        })
-        .map(|p| views::project(p, &base))
+        .filter(|p| admin || own.contains(&p.id) || domain == Some(p.domain_id.as_str()))
+        .filter(|p| f.accepts(&project_fields(p)))
+        .map(|p| (p.id.clone(), views::project(p, &base)))
         .collect();
-    Ok(list("projects", items, &base, "projects"))
+    Ok(paged("projects", &f, items, &base, "projects"))
+}
+
+/// What projects are filtered on (keystone's `domain_id`, `enabled`,
+/// `name`, `parent_id`, `is_domain`; a project's parent is its domain).
+fn project_fields(p: &IdentityProject) -> [(&'static str, Field<'_>); 6] {
+    [
+        ("id", Field::Str(&p.id)),
+        ("name", Field::Str(&p.name)),
+        ("domain_id", Field::Str(&p.domain_id)),
+        ("enabled", Field::Bool(p.enabled)),
+        ("parent_id", Field::Str(&p.domain_id)),
+        ("is_domain", Field::Bool(false)),
+    ]
 }
 
 async fn show_project(
@@ -740,8 +908,15 @@ async fn show_project(
     l: BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    st.authorize(&headers, "identity:get_project", Some(&id))?;
+    let c = caller(&st.identity, &headers)?;
     let view = st.identity.directory.view();
+    let in_domain = view
+        .projects
+        .get(&id)
+        .is_some_and(|p| reader_domain(&c) == Some(p.domain_id.as_str()));
+    if !in_domain {
+        st.authorize(&headers, "identity:get_project", Some(&id))?;
+    }
     let p = view
         .projects
         .get(&id)
@@ -759,8 +934,7 @@ async fn create_project(
     let c = st.authorize(&headers, "identity:create_project", None)?;
     let e = st
         .write(&c, &rid, |v| {
-            let domain = admin::default_domain(v, c.project_id.as_deref());
-            once(admin::create_project(v, &body, &domain))
+            once(admin::create_project(v, &body, &caller_domain(v, &c)))
         })
         .await?;
     let p = written!(e, ProjectCreated);
@@ -803,20 +977,30 @@ async fn list_users(
     l: BaseUrl,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    st.authorize(&headers, "identity:list_users", None)?;
-    let f = Filters::new(&q);
+    let c = caller(&st.identity, &headers)?;
+    // A domain reader lists its domain's users.
+    let domain = reader_domain(&c);
+    if domain.is_none() {
+        st.authorize(&headers, "identity:list_users", None)?;
+    }
+    let f = query(&q)?;
     let (view, base) = (st.identity.directory.view(), st.base(&l));
     let items = view
         .users
         .values()
+        .filter(|u| domain.is_none_or(|d| u.domain_id == d))
         .filter(|u| {
-            f.matches("name", &u.name)
-                && f.matches("domain_id", &u.domain_id)
-                && f.enabled(u.enabled)
+            f.accepts(&[
+                ("id", Field::Str(&u.id)),
+                ("name", Field::Str(&u.name)),
+                ("domain_id", Field::Str(&u.domain_id)),
+                ("enabled", Field::Bool(u.enabled)),
+                ("email", Field::Str(&u.email)),
+            ])
         })
-        .map(|u| views::user(u, &base))
+        .map(|u| (u.id.clone(), views::user(u, &base)))
         .collect();
-    Ok(list("users", items, &base, "users"))
+    Ok(paged("users", &f, items, &base, "users"))
 }
 
 async fn show_user(
@@ -825,8 +1009,15 @@ async fn show_user(
     l: BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    st.authorize(&headers, "identity:get_user", Some(&id))?;
+    let c = caller(&st.identity, &headers)?;
     let view = st.identity.directory.view();
+    let in_domain = view
+        .users
+        .get(&id)
+        .is_some_and(|u| reader_domain(&c) == Some(u.domain_id.as_str()));
+    if !in_domain {
+        st.authorize(&headers, "identity:get_user", Some(&id))?;
+    }
     let u = view.users.get(&id).ok_or_else(|| not_found("user", &id))?;
     Ok(ok("user", views::user(u, &st.base(&l))))
 }
@@ -853,8 +1044,12 @@ async fn create_user(
     let hash = hashed(&st.identity, b.password.clone()).await?;
     let e = st
         .write(&c, &rid, |v| {
-            let domain = admin::default_domain(v, c.project_id.as_deref());
-            once(admin::create_user(v, &b, hash.as_deref(), &domain))
+            once(admin::create_user(
+                v,
+                &b,
+                hash.as_deref(),
+                &caller_domain(v, &c),
+            ))
         })
         .await?;
     let u = written!(e, UserCreated);
@@ -899,8 +1094,10 @@ async fn user_projects(
     headers: HeaderMap,
     l: BaseUrl,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     st.authorize(&headers, "identity:list_user_projects", Some(&id))?;
+    let f = query(&q)?;
     let view = st.identity.directory.view();
     if !view.users.contains_key(&id) {
         return Err(not_found("user", &id));
@@ -910,10 +1107,12 @@ async fn user_projects(
         .project_ids_of(&id)
         .iter()
         .filter_map(|p| view.projects.get(p))
-        .map(|p| views::project(p, &base))
+        .filter(|p| f.accepts(&project_fields(p)))
+        .map(|p| (p.id.clone(), views::project(p, &base)))
         .collect();
-    Ok(list(
+    Ok(paged(
         "projects",
+        &f,
         items,
         &base,
         &format!("users/{id}/projects"),
@@ -949,15 +1148,21 @@ async fn list_groups(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     st.authorize(&headers, "identity:list_groups", None)?;
-    let f = Filters::new(&q);
+    let f = query(&q)?;
     let (view, base) = (st.identity.directory.view(), st.base(&l));
     let items = view
         .groups
         .values()
-        .filter(|g| f.matches("name", &g.name) && f.matches("domain_id", &g.domain_id))
-        .map(|g| views::group(g, &base))
+        .filter(|g| {
+            f.accepts(&[
+                ("id", Field::Str(&g.id)),
+                ("name", Field::Str(&g.name)),
+                ("domain_id", Field::Str(&g.domain_id)),
+            ])
+        })
+        .map(|g| (g.id.clone(), views::group(g, &base)))
         .collect();
-    Ok(list("groups", items, &base, "groups"))
+    Ok(paged("groups", &f, items, &base, "groups"))
 }
 
 async fn show_group(
@@ -985,8 +1190,7 @@ async fn create_group(
     let c = st.authorize(&headers, "identity:create_group", None)?;
     let e = st
         .write(&c, &rid, |v| {
-            let domain = admin::default_domain(v, c.project_id.as_deref());
-            once(admin::create_group(v, &body, &domain))
+            once(admin::create_group(v, &body, &caller_domain(v, &c)))
         })
         .await?;
     let g = written!(e, GroupCreated);
@@ -1085,17 +1289,23 @@ async fn list_roles(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     st.authorize(&headers, "identity:list_roles", None)?;
-    let f = Filters::new(&q);
+    let f = query(&q)?;
     let (view, base) = (st.identity.directory.view(), st.base(&l));
     let items = view
         .roles
         .values()
-        .filter(|r| f.matches("name", &r.name))
-        // Keystone's global roles have no domain: a domain filter finds none.
-        .filter(|_| f.get("domain_id").is_none())
-        .map(|r| views::role(r, &base))
+        .filter(|r| {
+            f.accepts(&[
+                ("id", Field::Str(&r.id)),
+                ("name", Field::Str(&r.name)),
+                // Keystone's global roles have no domain: a domain filter
+                // finds none.
+                ("domain_id", Field::Null),
+            ])
+        })
+        .map(|r| (r.id.clone(), views::role(r, &base)))
         .collect();
-    Ok(list("roles", items, &base, "roles"))
+    Ok(paged("roles", &f, items, &base, "roles"))
 }
 
 async fn show_role(
@@ -1156,9 +1366,15 @@ async fn delete_role(
 // ---- grants ----
 
 /// The grant a `/{projects|domains}/{t}/{users|groups}/{a}/roles[/{r}]`
-/// path names (`r` empty when it names none).
+/// path names (`r` empty when it names none); under `/OS-INHERIT/` with
+/// `/inherited_to_projects` after it, the inherited grant.
 fn grant_of(uri: &Uri) -> Result<RoleGrant> {
-    let parts: Vec<&str> = uri.path().split('/').collect();
+    let path = uri.path();
+    let (path, inherited) = match path.strip_suffix("/inherited_to_projects") {
+        Some(p) if p.contains("/OS-INHERIT/") => (p, true),
+        _ => (path, false),
+    };
+    let parts: Vec<&str> = path.split('/').collect();
     let at = parts
         .iter()
         .rposition(|p| *p == "roles")
@@ -1172,6 +1388,7 @@ fn grant_of(uri: &Uri) -> Result<RoleGrant> {
         actor_is_group: parts[at - 2] == "groups",
         target_id: decode(parts[at - 3]),
         target_is_domain: parts[at - 4] == "domains",
+        inherited,
     })
 }
 
@@ -1202,6 +1419,7 @@ async fn list_grants(
                 && x.actor_is_group == g.actor_is_group
                 && x.target_id == g.target_id
                 && x.target_is_domain == g.target_is_domain
+                && x.inherited == g.inherited
         })
         .filter_map(|x| view.roles.get(&x.role_id))
         .map(|r| views::role(r, &base))
@@ -1253,12 +1471,25 @@ struct Assignment<'a> {
     user_id: Option<&'a str>,
     /// The role that implied `role_id`.
     prior: Option<String>,
+    /// Under `effective`, the project an inherited grant is shown on.
+    project_id: Option<&'a str>,
+}
+
+impl Assignment<'_> {
+    /// The scope shown: `(is a domain, id)`.
+    fn target(&self) -> (bool, &str) {
+        match self.project_id {
+            Some(p) => (false, p),
+            None => (self.grant.target_is_domain, &self.grant.target_id),
+        }
+    }
 }
 
 /// `GET /v3/role_assignments` with keystone's filters: `user.id`,
-/// `group.id`, `scope.project.id`, `scope.domain.id`, `role.id`,
-/// `effective` (group grants as their members', implied roles added) and
-/// `include_names`.
+/// `group.id`, `scope.project.id`, `scope.domain.id`,
+/// `scope.OS-INHERIT:inherited_to`, `role.id`, `effective` (group grants
+/// as their members', grants inherited to a domain's projects as on each
+/// of them, implied roles added) and `include_names`.
 async fn role_assignments(
     State(st): State<Admin>,
     headers: HeaderMap,
@@ -1279,22 +1510,38 @@ async fn role_assignments(
     let base = st.base(&l);
     let mut rows: Vec<Assignment<'_>> = Vec::new();
     for g in &view.grants {
-        if effective && g.actor_is_group {
-            for (_, u) in view.members.iter().filter(|(grp, _)| *grp == g.actor_id) {
+        // Under `effective` an inherited grant shows on the projects it
+        // reaches (a domain's; a project has none under it), not on its
+        // target.
+        let targets: Vec<Option<&str>> = match (effective && g.inherited, g.target_is_domain) {
+            (false, _) => vec![None],
+            (true, true) => view
+                .projects
+                .values()
+                .filter(|p| p.domain_id == g.target_id)
+                .map(|p| Some(p.id.as_str()))
+                .collect(),
+            (true, false) => Vec::new(),
+        };
+        let users: Vec<Option<&str>> = if effective && g.actor_is_group {
+            view.members
+                .iter()
+                .filter(|(grp, _)| *grp == g.actor_id)
+                .map(|(_, u)| Some(u.as_str()))
+                .collect()
+        } else {
+            vec![(!g.actor_is_group).then_some(g.actor_id.as_str())]
+        };
+        for project_id in &targets {
+            for user_id in &users {
                 rows.push(Assignment {
                     grant: g,
                     role_id: g.role_id.clone(),
-                    user_id: Some(u),
+                    user_id: *user_id,
                     prior: None,
+                    project_id: *project_id,
                 });
             }
-        } else {
-            rows.push(Assignment {
-                grant: g,
-                role_id: g.role_id.clone(),
-                user_id: (!g.actor_is_group).then_some(g.actor_id.as_str()),
-                prior: None,
-            });
         }
     }
     if effective {
@@ -1310,6 +1557,7 @@ async fn role_assignments(
                         role_id: i.id.clone(),
                         user_id: r.user_id,
                         prior: Some(role.id.clone()),
+                        project_id: r.project_id,
                     });
                 }
             }
@@ -1317,15 +1565,20 @@ async fn role_assignments(
         rows.extend(implied);
         let mut seen = std::collections::BTreeSet::new();
         rows.retain(|r| {
+            let (is_domain, target) = r.target();
             seen.insert((
                 r.role_id.clone(),
                 r.user_id.map(str::to_owned),
-                r.grant.target_id.clone(),
+                target.to_owned(),
+                is_domain,
                 r.grant.actor_is_group,
                 r.grant.actor_id.clone(),
             ))
         });
     }
+    let inherited_only = f
+        .get("scope.OS-INHERIT:inherited_to")
+        .map(|v| v == "projects");
     let items: Vec<Value> = rows
         .iter()
         .filter(|r| f.matches("role.id", &r.role_id))
@@ -1339,11 +1592,14 @@ async fn role_assignments(
         })
         .filter(|r| {
             f.get("scope.project.id")
-                .is_none_or(|p| !r.grant.target_is_domain && r.grant.target_id == p)
+                .is_none_or(|p| r.target() == (false, p))
         })
         .filter(|r| {
             f.get("scope.domain.id")
-                .is_none_or(|d| r.grant.target_is_domain && r.grant.target_id == d)
+                .is_none_or(|d| r.target() == (true, d))
+        })
+        .filter(|r| {
+            inherited_only.is_none_or(|want| want && r.grant.inherited && r.project_id.is_none())
         })
         .map(|r| assignment_view(&view, r, effective, names, &base))
         .collect();
@@ -1365,20 +1621,28 @@ fn assignment_view(
     base: &str,
 ) -> Value {
     let g = r.grant;
-    let (target, target_path) = if g.target_is_domain {
-        ("domain", "domains")
+    let target_path = if g.target_is_domain {
+        "domains"
     } else {
-        ("project", "projects")
+        "projects"
     };
     let (actor_path, actor_id) = if g.actor_is_group {
         ("groups", &g.actor_id)
     } else {
         ("users", &g.actor_id)
     };
-    let mut links = json!({"assignment": format!(
-        "{base}/identity/v3/{target_path}/{}/{actor_path}/{actor_id}/roles/{}",
-        g.target_id, g.role_id
-    )});
+    let assignment = if g.inherited {
+        format!(
+            "{base}/identity/v3/OS-INHERIT/{target_path}/{}/{actor_path}/{actor_id}/roles/{}/inherited_to_projects",
+            g.target_id, g.role_id
+        )
+    } else {
+        format!(
+            "{base}/identity/v3/{target_path}/{}/{actor_path}/{actor_id}/roles/{}",
+            g.target_id, g.role_id
+        )
+    };
+    let mut links = json!({ "assignment": assignment });
     if effective
         && g.actor_is_group
         && let Some(u) = r.user_id
@@ -1391,24 +1655,31 @@ fn assignment_view(
     if let Some(p) = &r.prior {
         links["prior_role"] = json!(format!("{base}/identity/v3/roles/{p}"));
     }
+    let (is_domain, target_id) = r.target();
+    let target = if is_domain { "domain" } else { "project" };
     let mut role = json!({"id": r.role_id});
-    let mut scope_obj = json!({"id": g.target_id});
+    let mut scope_obj = json!({"id": target_id});
     if names {
         if let Some(x) = view.roles.get(&r.role_id) {
             role["name"] = json!(x.name);
         }
-        if g.target_is_domain {
-            if let Some(d) = view.domains.get(&g.target_id) {
+        if is_domain {
+            if let Some(d) = view.domains.get(target_id) {
                 scope_obj["name"] = json!(d.name);
             }
-        } else if let Some(p) = view.projects.get(&g.target_id) {
+        } else if let Some(p) = view.projects.get(target_id) {
             scope_obj["name"] = json!(p.name);
             scope_obj["domain"] = named_domain(view, &p.domain_id);
         }
     }
+    let mut scope = json!({ target: scope_obj });
+    // Keystone marks an inherited grant shown on its own target.
+    if g.inherited && r.project_id.is_none() {
+        scope["OS-INHERIT:inherited_to"] = json!("projects");
+    }
     let mut v = json!({
         "role": role,
-        "scope": { target: scope_obj },
+        "scope": scope,
         "links": links,
     });
     match r.user_id {
@@ -1430,6 +1701,67 @@ fn assignment_view(
         }
     }
     v
+}
+
+// ---- password ----
+
+/// `POST /v3/users/{id}/password`: a user's own password change
+/// (keystone's, unenforced by policy: the original password is the
+/// proof). 204; every token the user held is revoked.
+async fn change_password(
+    State(st): State<Admin>,
+    rid: RequestId,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode> {
+    let change = admin::password_change(&body)?;
+    let view = st.identity.directory.view();
+    let user = view
+        .users
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| not_found("user", &id))?;
+    let identity = st.identity.clone();
+    let (checked, hash) = tokio::task::spawn_blocking(move || {
+        let checked = identity
+            .directory
+            .check_password(Some(&user), &change.original_password);
+        let hash = checked.then(|| hash_secret(&change.password, identity.directory.rounds));
+        (checked, hash)
+    })
+    .await
+    .map_err(|_| KeystoneError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing failed"))?;
+    let Some(hash) = hash.filter(|_| checked) else {
+        return Err(KeystoneError::new(
+            StatusCode::UNAUTHORIZED,
+            "Error when changing user password: Invalid user / password",
+        ));
+    };
+    if !view.users.get(&id).is_some_and(|u| view.user_usable(u)) {
+        return Err(KeystoneError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("The account is disabled for user: {id}."),
+        ));
+    }
+    // The change is the user's own: it is the actor on the log.
+    let actor = Claims {
+        user_id: id.clone(),
+        project_id: None,
+        domain_id: None,
+        roles: Vec::new(),
+        methods: vec!["password".into()],
+        issued_at: 0,
+        expires_at: 0,
+        audit_ids: Vec::new(),
+        app_cred: None,
+        user_epoch: 0,
+    };
+    st.write(&actor, &rid, |v| {
+        once(admin::change_password(v, &id, &hash))
+    })
+    .await?;
+    tracing::info!(user_id = %id, "password changed, tokens revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- application credentials ----

@@ -264,10 +264,23 @@ impl View {
     }
 
     /// The role ids a user holds on a project directly or through a
-    /// group, before implication.
+    /// group, before implication: grants on the project itself, and
+    /// grants inherited to the projects of its domain (keystone's
+    /// OS-INHERIT; a project's own inherited grants reach only projects
+    /// under it, and projects here have none).
     pub fn assigned_role_ids(&self, user_id: &str, project_id: &str) -> BTreeSet<String> {
+        let domain_id = self.projects.get(project_id).map(|p| p.domain_id.as_str());
         self.grants_of(user_id)
-            .filter(|g| !g.target_is_domain && g.target_id == project_id)
+            .filter(|g| grant_reaches_project(g, project_id, domain_id))
+            .map(|g| g.role_id.clone())
+            .collect()
+    }
+
+    /// The role ids a user holds on a domain itself (not inherited),
+    /// directly or through a group, before implication.
+    pub fn assigned_domain_role_ids(&self, user_id: &str, domain_id: &str) -> BTreeSet<String> {
+        self.grants_of(user_id)
+            .filter(|g| g.target_is_domain && !g.inherited && g.target_id == domain_id)
             .map(|g| g.role_id.clone())
             .collect()
     }
@@ -302,13 +315,29 @@ impl View {
         if !usable {
             return Vec::new();
         }
-        let mut names: Vec<String> = self
-            .assigned_role_ids(user_id, project_id)
+        self.role_names(&self.assigned_role_ids(user_id, project_id))
+    }
+
+    /// The user's effective role names on a domain (a domain-scoped
+    /// token's), implied roles included; empty when the user or the
+    /// domain is disabled, or the user has no role on the domain itself.
+    pub fn roles_on_domain(&self, user_id: &str, domain_id: &str) -> Vec<String> {
+        let usable = self.users.get(user_id).is_some_and(|u| self.user_usable(u))
+            && self.domain_enabled(domain_id);
+        if !usable {
+            return Vec::new();
+        }
+        self.role_names(&self.assigned_domain_role_ids(user_id, domain_id))
+    }
+
+    /// Role ids as names in keystone's bootstrap order (so tokens list
+    /// admin first), with the roles they imply.
+    fn role_names(&self, ids: &BTreeSet<String>) -> Vec<String> {
+        let mut names: Vec<String> = ids
             .iter()
             .filter_map(|id| self.roles.get(id))
             .map(|r| r.name.clone())
             .collect();
-        // Keystone's bootstrap order, so tokens list admin first.
         let rank = |n: &str| {
             ["admin", "manager", "member", "reader"]
                 .iter()
@@ -319,17 +348,50 @@ impl View {
         self.implied(names)
     }
 
-    /// The projects a user may scope a token to.
-    pub fn project_ids_of(&self, user_id: &str) -> BTreeSet<String> {
+    /// The domains a user may scope a token to.
+    pub fn domain_ids_of(&self, user_id: &str) -> BTreeSet<String> {
         let targets: BTreeSet<String> = self
             .grants_of(user_id)
-            .filter(|g| !g.target_is_domain)
+            .filter(|g| g.target_is_domain && !g.inherited)
             .map(|g| g.target_id.clone())
             .collect();
         targets
             .into_iter()
+            .filter(|d| !self.roles_on_domain(user_id, d).is_empty())
+            .collect()
+    }
+
+    /// The projects a user may scope a token to.
+    pub fn project_ids_of(&self, user_id: &str) -> BTreeSet<String> {
+        let mut targets = BTreeSet::new();
+        for g in self.grants_of(user_id) {
+            match (g.target_is_domain, g.inherited) {
+                (false, false) => {
+                    targets.insert(g.target_id.clone());
+                }
+                (true, true) => targets.extend(
+                    self.projects
+                        .values()
+                        .filter(|p| p.domain_id == g.target_id)
+                        .map(|p| p.id.clone()),
+                ),
+                _ => {}
+            }
+        }
+        targets
+            .into_iter()
             .filter(|p| !self.roles_on(user_id, p).is_empty())
             .collect()
+    }
+}
+
+/// Whether a grant gives its role on a project (of `domain_id`): one on
+/// the project itself, or one on its domain inherited to its projects.
+pub fn grant_reaches_project(g: &RoleGrant, project_id: &str, domain_id: Option<&str>) -> bool {
+    match (g.target_is_domain, g.inherited) {
+        (false, false) => g.target_id == project_id,
+        (true, true) => domain_id == Some(g.target_id.as_str()),
+        _ => false,
     }
 }
 
@@ -421,6 +483,7 @@ impl Directory {
                         actor_is_group: false,
                         target_id: project_id.clone(),
                         target_is_domain: false,
+                        inherited: false,
                     });
                 }
                 project_id
@@ -436,6 +499,7 @@ impl Directory {
                     default_project_id,
                     email: String::new(),
                     password_hash: hash_secret(&u.password, opts.password_hash_rounds),
+                    token_epoch: 0,
                 },
             );
         }
@@ -580,6 +644,7 @@ mod tests {
                 actor_is_group: true,
                 target_id: project.clone(),
                 target_is_domain: false,
+                inherited: false,
             },
             true,
         );
@@ -600,5 +665,55 @@ mod tests {
         let v3 = d.bootstrap.clone().with(&gone);
         assert!(v3.roles_on(&demo, &project).is_empty());
         assert!(v3.grants.iter().all(|g| g.actor_id != "g"));
+    }
+
+    /// Keystone's OS-INHERIT: a domain grant inherited to projects gives
+    /// the role on every project of the domain (a new one too) and not on
+    /// the domain itself; a plain domain grant is the other way round.
+    #[test]
+    fn inherited_domain_grants_reach_the_domains_projects_only() {
+        let d = Directory::from_options(&options()).unwrap();
+        let demo = stable_id("user", "demo");
+        let admin_project = stable_id("project", "admin");
+        let grant = |inherited| RoleGrant {
+            role_id: stable_id("role", "reader"),
+            actor_id: demo.clone(),
+            actor_is_group: false,
+            target_id: DOMAIN_ID.into(),
+            target_is_domain: true,
+            inherited,
+        };
+        let mut changes = IdentityState {
+            version: 1,
+            ..Default::default()
+        };
+        changes.grants.insert(grant(true), true);
+        changes.projects.insert(
+            "new".into(),
+            Some(IdentityProject {
+                id: "new".into(),
+                name: "new".into(),
+                domain_id: DOMAIN_ID.into(),
+                enabled: true,
+                ..Default::default()
+            }),
+        );
+        let v = d.bootstrap.clone().with(&changes);
+        assert_eq!(v.roles_on(&demo, &admin_project), vec!["reader"]);
+        assert_eq!(v.roles_on(&demo, "new"), vec!["reader"]);
+        assert!(v.project_ids_of(&demo).contains("new"));
+        assert!(v.roles_on_domain(&demo, DOMAIN_ID).is_empty());
+        assert!(v.domain_ids_of(&demo).is_empty());
+
+        let mut plain = changes.clone();
+        plain.grants.insert(grant(true), false);
+        plain.grants.insert(grant(false), true);
+        let v = d.bootstrap.clone().with(&plain);
+        assert!(v.roles_on(&demo, &admin_project).is_empty());
+        assert_eq!(v.roles_on_domain(&demo, DOMAIN_ID), vec!["reader"]);
+        assert_eq!(
+            v.domain_ids_of(&demo).into_iter().collect::<Vec<_>>(),
+            vec![DOMAIN_ID]
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! - [`admin`]: the admin API's decisions, pure: a directory and a
 //!   request in, one record or keystone's refusal out.
 //! - [`policy`]: keystone's default policy for them, as one table.
+//! - [`listing`]: keystone's list filters and paging.
 //! - [`token`]: signed, expiring, self-contained tokens.
 //! - [`revocations`]: the tokens revoked before they expire, folded from
 //!   the log by every API replica.
@@ -36,6 +37,7 @@
 pub mod admin;
 pub mod admin_routes;
 pub mod directory;
+pub mod listing;
 pub mod policy;
 pub mod records;
 pub mod revocations;
@@ -50,7 +52,9 @@ use serde_json::Value;
 
 use directory::{DOMAIN_ID, Directory, Ref, View, verify_secret};
 use novalog_request::Context;
-use novalog_schemas::identity::{ApplicationCredential, IdentityProject, IdentityUser};
+use novalog_schemas::identity::{
+    ApplicationCredential, IdentityDomain, IdentityProject, IdentityUser,
+};
 use token::{Claims, Signer, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +143,18 @@ impl Identity {
             .users
             .get(&claims.user_id)
             .ok_or(TokenError::Malformed)?;
-        if !view.user_usable(user) {
+        // Keystone revokes every token of a user whose password changed.
+        if !view.user_usable(user) || claims.user_epoch != user.token_epoch {
             return Err(TokenError::Revoked);
+        }
+        if let Some(domain_id) = &claims.domain_id {
+            if !view.domains.contains_key(domain_id) {
+                return Err(TokenError::Malformed);
+            }
+            claims.roles = view.roles_on_domain(&user.id, domain_id);
+            if claims.roles.is_empty() {
+                return Err(TokenError::Revoked);
+            }
         }
         if let Some(project_id) = &claims.project_id {
             if !view.projects.contains_key(project_id) {
@@ -219,9 +233,8 @@ impl Identity {
             ));
         };
 
-        let project = self.scope(&view, user, auth.get("scope"))?;
-        let roles = match project {
-            Some(p) => {
+        let (project_id, domain_id, roles) = match self.scope(&view, user, auth.get("scope"))? {
+            Scope::Project(p) => {
                 let roles = view.roles_on(&user.id, &p.id);
                 if roles.is_empty() {
                     return Err(unauthorized(format!(
@@ -229,9 +242,19 @@ impl Identity {
                         user.id, p.id
                     )));
                 }
-                roles
+                (Some(p.id.clone()), None, roles)
             }
-            None => Vec::new(),
+            Scope::Domain(d) => {
+                let roles = view.roles_on_domain(&user.id, &d.id);
+                if roles.is_empty() {
+                    return Err(unauthorized(format!(
+                        "User {} has no access to domain {}",
+                        user.id, d.id
+                    )));
+                }
+                (None, Some(d.id.clone()), roles)
+            }
+            Scope::Unscoped => (None, None, Vec::new()),
         };
         let (methods, expires_at, audit_ids) = match parent {
             None => (
@@ -256,13 +279,15 @@ impl Identity {
         };
         Ok(Claims {
             user_id: user.id.clone(),
-            project_id: project.map(|p| p.id.clone()),
+            project_id,
+            domain_id,
             roles,
             methods,
             issued_at: now_ms,
             expires_at,
             audit_ids,
             app_cred: None,
+            user_epoch: user.token_epoch,
         })
     }
 
@@ -334,12 +359,14 @@ impl Identity {
         Ok(Claims {
             user_id: user.id.clone(),
             project_id: Some(cred.project_id.clone()),
+            domain_id: None,
             roles,
             methods: vec!["application_credential".to_owned()],
             issued_at: now_ms,
             expires_at,
             audit_ids: vec![token::audit_id()],
             app_cred: Some(cred.id.clone()),
+            user_epoch: user.token_epoch,
         })
     }
 
@@ -375,20 +402,25 @@ impl Identity {
         Ok(user)
     }
 
-    /// The project a token is for: the one asked for, none when asked
-    /// `"unscoped"`, else the user's default project.
+    /// What a token is for: the project or the domain asked for, nothing
+    /// when asked `"unscoped"`, else the user's default project (or
+    /// nothing without one).
     fn scope<'v>(
         &self,
         view: &'v View,
         user: &IdentityUser,
         scope: Option<&Value>,
-    ) -> Result<Option<&'v IdentityProject>, AuthFailure> {
+    ) -> Result<Scope<'v>, AuthFailure> {
         match scope {
             None | Some(Value::Null) => Ok(view
                 .projects
                 .get(&user.default_project_id)
-                .filter(|p| !view.roles_on(&user.id, &p.id).is_empty())),
-            Some(Value::String(s)) if s == "unscoped" => Ok(None),
+                .filter(|p| !view.roles_on(&user.id, &p.id).is_empty())
+                .map_or(Scope::Unscoped, Scope::Project)),
+            Some(Value::String(s)) if s == "unscoped" => Ok(Scope::Unscoped),
+            Some(Value::Object(o)) if o.len() > 1 => Err(bad(
+                "Authentication cannot be scoped to multiple targets. Pick one of: project, domain, trust, system or unscoped",
+            )),
             Some(Value::Object(o)) if o.contains_key("project") => {
                 let project = &o["project"];
                 let r = named(project)
@@ -405,14 +437,33 @@ impl Identity {
                 if !view.project_usable(p) {
                     return Err(unauthorized(format!("Project {} is disabled.", p.id)));
                 }
-                Ok(Some(p))
+                Ok(Scope::Project(p))
+            }
+            Some(Value::Object(o)) if o.contains_key("domain") => {
+                let domain = &o["domain"];
+                let r =
+                    named(domain).ok_or_else(|| bad("Expecting to find id or name in domain."))?;
+                let d = view
+                    .domain(&r)
+                    .ok_or_else(|| unauthorized("Could not find domain."))?;
+                if !d.enabled {
+                    return Err(unauthorized(format!("Domain {} is disabled.", d.id)));
+                }
+                Ok(Scope::Domain(d))
             }
             Some(Value::Object(_)) => Err(unauthorized(
-                "Only project scope is supported by this identity service.",
+                "Only project and domain scopes are supported by this identity service.",
             )),
             Some(_) => Err(bad("Invalid scope.")),
         }
     }
+}
+
+/// What an auth request asked its token to be scoped to.
+enum Scope<'v> {
+    Project(&'v IdentityProject),
+    Domain(&'v IdentityDomain),
+    Unscoped,
 }
 
 /// The roles of an application credential's token: those of the
@@ -624,5 +675,89 @@ mod tests {
             Err(AuthFailure::BadRequest(_))
         ));
         assert_eq!(id.context(&id.sign(&expired), expired.expires_at), None);
+    }
+
+    /// Folds one directory record, as the API's projection consumer does.
+    fn apply(id: &Identity, version: u64, event: novalog_schemas::CatalogEvent) {
+        use novalog_schemas::{Actor, Envelope, Event, Meta};
+        let mut meta = Meta::origin(
+            uuid::Uuid::new_v4(),
+            "req-1".into(),
+            Actor::default(),
+            records::KEY.to_owned(),
+        );
+        meta.aggregate_version = version;
+        let env = Envelope {
+            meta,
+            event: Event::Catalog(event.clone()),
+        };
+        let mut staged = records::Staged::default();
+        id.directory
+            .records
+            .stage(
+                &mut novalog_store::Transaction::new(),
+                &mut staged,
+                &env,
+                &event,
+            )
+            .unwrap();
+        id.directory.records.publish(staged);
+    }
+
+    #[test]
+    fn domain_scoped_tokens_and_a_new_token_epoch_revoking_the_users_tokens() {
+        use novalog_schemas::CatalogEvent;
+        use novalog_schemas::identity::RoleGrant;
+        let id = identity();
+        let admin = stable_id("user", "admin");
+        apply(
+            &id,
+            1,
+            CatalogEvent::RoleGranted(Box::new(RoleGrant {
+                role_id: stable_id("role", "reader"),
+                actor_id: admin.clone(),
+                actor_is_group: false,
+                target_id: DOMAIN_ID.into(),
+                target_is_domain: true,
+                inherited: false,
+            })),
+        );
+        let scope = json!({"domain": {"name": "Default"}});
+        let c = id
+            .authenticate(&password("admin", "admin", Some(scope)), 0)
+            .unwrap();
+        assert_eq!(
+            (c.project_id.as_deref(), c.domain_id.as_deref()),
+            (None, Some(DOMAIN_ID))
+        );
+        assert_eq!(c.roles, vec!["reader"]);
+        let domain_token = id.sign(&c);
+        assert!(id.validate(&domain_token, 1).is_ok());
+        assert_eq!(
+            id.context(&domain_token, 1),
+            None,
+            "compute needs a project"
+        );
+        let both = json!({"domain": {"id": "default"}, "project": {"id": "x"}});
+        assert!(matches!(
+            id.authenticate(&password("admin", "admin", Some(both)), 0),
+            Err(AuthFailure::BadRequest(_))
+        ));
+        let project_token = id.sign(
+            &id.authenticate(&password("admin", "admin", None), 0)
+                .unwrap(),
+        );
+
+        // A password change moves the user's epoch: every token it held
+        // is refused, a new one is not.
+        let mut u = id.directory.view().users[&admin].clone();
+        u.token_epoch += 1;
+        apply(&id, 2, CatalogEvent::UserUpdated(Box::new(u)));
+        assert_eq!(id.validate(&domain_token, 1), Err(TokenError::Revoked));
+        assert_eq!(id.validate(&project_token, 1), Err(TokenError::Revoked));
+        let again = id
+            .authenticate(&password("admin", "admin", None), 2)
+            .unwrap();
+        assert!(id.validate(&id.sign(&again), 3).is_ok());
     }
 }

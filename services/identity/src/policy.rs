@@ -75,8 +75,11 @@ pub fn rule(action: &str) -> Rule {
         .unwrap_or(Rule::Admin)
 }
 
+/// Keystone's `admin_required` (`role:admin`): the admin role on the
+/// token's scope, a project or a domain.
 pub fn is_admin(claims: &Claims) -> bool {
-    claims.project_id.is_some() && claims.roles.iter().any(|r| r == "admin")
+    (claims.project_id.is_some() || claims.domain_id.is_some())
+        && claims.roles.iter().any(|r| r == "admin")
 }
 
 /// Whether `caller` may perform `action` on the user or project
@@ -101,12 +104,14 @@ mod tests {
         Claims {
             user_id: "u".into(),
             project_id: Some("p".into()),
+            domain_id: None,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             methods: vec!["password".into()],
             issued_at: 0,
             expires_at: 1,
             audit_ids: vec!["a".into()],
             app_cred: None,
+            user_epoch: 0,
         }
     }
 

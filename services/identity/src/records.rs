@@ -71,9 +71,16 @@ impl Row {
             Row::User(id, _) => format!("user/{id}"),
             Row::Group(id, _) => format!("group/{id}"),
             Row::Role(id, _) => format!("role/{id}"),
+            // An inherited grant is another grant than the plain one on
+            // the same target; plain grants keep the keys they always had.
             Row::Grant(g, _) => format!(
-                "grant/{}/{}/{}/{}/{}",
-                g.role_id, g.actor_is_group, g.actor_id, g.target_is_domain, g.target_id
+                "grant/{}/{}/{}/{}/{}{}",
+                g.role_id,
+                g.actor_is_group,
+                g.actor_id,
+                g.target_is_domain,
+                g.target_id,
+                if g.inherited { "/inherited" } else { "" }
             ),
             Row::Member(g, u, _) => format!("member/{g}/{u}"),
             Row::AppCred(id, _) => format!("app_cred/{id}"),
@@ -380,6 +387,7 @@ mod tests {
             actor_is_group: false,
             target_id: "a".into(),
             target_is_domain: false,
+            inherited: false,
         };
         for e in [
             env(1, project("a")),

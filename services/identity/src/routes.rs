@@ -28,6 +28,8 @@ pub fn router(identity: IdentityState) -> Router {
         .route("/identity/v3/", get(v3))
         .route("/identity/v3/auth/tokens", get(validate).post(issue))
         .route("/identity/v3/auth/projects", get(auth_projects))
+        .route("/identity/v3/auth/domains", get(auth_domains))
+        .route("/identity/v3/auth/system", get(auth_system))
         .route("/identity/v3/auth/catalog", get(auth_catalog))
         .with_state(identity)
 }
@@ -146,7 +148,7 @@ pub(crate) fn caller(identity: &Identity, headers: &HeaderMap) -> Result<Claims>
 }
 
 fn is_admin(claims: &Claims) -> bool {
-    claims.project_id.is_some() && claims.roles.iter().any(|r| r == "admin")
+    crate::policy::is_admin(claims)
 }
 
 pub(crate) fn links(identity: &Identity, base: &BaseUrl) -> String {
@@ -298,6 +300,41 @@ async fn auth_projects(
     ))
 }
 
+/// `GET /v3/auth/domains`: the domains the caller may scope to.
+async fn auth_domains(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: BaseUrl,
+) -> Result<Json<Value>> {
+    let caller = caller(&identity, &headers)?;
+    let view = identity.directory.view();
+    let base = links(&identity, &l);
+    let domains: Vec<Value> = view
+        .domain_ids_of(&caller.user_id)
+        .iter()
+        .filter_map(|id| view.domains.get(id))
+        .map(|d| views::domain(d, &base))
+        .collect();
+    Ok(Json(
+        json!({"domains": domains, "links": views::list_links(&base, "auth/domains")}),
+    ))
+}
+
+/// `GET /v3/auth/system`: the system scopes the caller may use. This
+/// service keeps no system role assignments, so none; keystone answers
+/// the same to a user without one.
+async fn auth_system(
+    State(identity): State<IdentityState>,
+    headers: HeaderMap,
+    l: BaseUrl,
+) -> Result<Json<Value>> {
+    caller(&identity, &headers)?;
+    let base = links(&identity, &l);
+    Ok(Json(
+        json!({"system": [], "links": views::list_links(&base, "auth/system")}),
+    ))
+}
+
 /// `GET /v3/auth/catalog`: the catalog of a scoped token.
 async fn auth_catalog(
     State(identity): State<IdentityState>,
@@ -305,7 +342,7 @@ async fn auth_catalog(
     l: BaseUrl,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
-    if caller.project_id.is_none() {
+    if caller.project_id.is_none() && caller.domain_id.is_none() {
         return Err(KeystoneError::forbidden());
     }
     Ok(Json(json!({

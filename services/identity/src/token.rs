@@ -21,10 +21,13 @@ const KEY_FILE: &str = "token.key";
 pub struct Claims {
     #[serde(rename = "u")]
     pub user_id: String,
-    /// `None`: an unscoped token.
+    /// `None`: an unscoped or a domain-scoped token.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
-    /// Role names on the project (empty when unscoped).
+    /// The domain of a domain-scoped token (never with `project_id`).
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub domain_id: Option<String>,
+    /// Role names on the project or domain (empty when unscoped).
     #[serde(rename = "r", default)]
     pub roles: Vec<String>,
     #[serde(rename = "m")]
@@ -40,6 +43,11 @@ pub struct Claims {
     /// bound the token's, and the token dies with it.
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub app_cred: Option<String>,
+    /// The user's token epoch when issued: a password change or a
+    /// disabling moves it on and so revokes the token (keystone's
+    /// revocation by user).
+    #[serde(rename = "g", default)]
+    pub user_epoch: u64,
 }
 
 /// Why a token is not accepted.
@@ -165,12 +173,14 @@ mod tests {
         Claims {
             user_id: "u1".into(),
             project_id: Some("p1".into()),
+            domain_id: None,
             roles: vec!["member".into()],
             methods: vec!["password".into()],
             issued_at: 1_000,
             expires_at,
             audit_ids: vec![audit_id()],
             app_cred: None,
+            user_epoch: 0,
         }
     }
 

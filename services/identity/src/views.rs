@@ -215,6 +215,19 @@ pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: boo
         "expires_at": isotime(claims.expires_at),
         "issued_at": isotime(claims.issued_at),
     });
+    let roles = |view: &View| -> Value {
+        claims
+            .roles
+            .iter()
+            .map(|name| {
+                let id = view
+                    .role_by_name(name)
+                    .map(|r| r.id.clone())
+                    .unwrap_or_else(|| stable_id("role", name));
+                json!({"id": id, "name": name})
+            })
+            .collect()
+    };
     if let Some(project) = claims
         .project_id
         .as_ref()
@@ -227,17 +240,17 @@ pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: boo
             .unwrap_or_else(default_domain);
         token["project"] = json!({"id": project.id, "name": project.name, "domain": domain});
         token["is_domain"] = json!(false);
-        token["roles"] = claims
-            .roles
-            .iter()
-            .map(|name| {
-                let id = view
-                    .role_by_name(name)
-                    .map(|r| r.id.clone())
-                    .unwrap_or_else(|| stable_id("role", name));
-                json!({"id": id, "name": name})
-            })
-            .collect();
+        token["roles"] = roles(&view);
+        if with_catalog {
+            token["catalog"] = catalog(base, &identity.region);
+        }
+    } else if let Some(d) = claims
+        .domain_id
+        .as_ref()
+        .and_then(|id| view.domains.get(id))
+    {
+        token["domain"] = json!({"id": d.id, "name": d.name});
+        token["roles"] = roles(&view);
         if with_catalog {
             token["catalog"] = catalog(base, &identity.region);
         }

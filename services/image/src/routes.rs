@@ -13,7 +13,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use novalog_schemas::Image;
-use novalog_schemas::image::{Action, ImageChange, Refusal};
+use novalog_schemas::image::{self as rules, Action, ImageChange, Refusal};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -534,42 +534,165 @@ async fn reactivate(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The image schema, reduced to what this subset serves; custom
-/// properties are strings.
+/// `GET /v2/schemas/image`: Glance's image schema (`get_schema()`'s
+/// `raw()`), with the custom properties of Glance's stock
+/// `schema-image.json` marked `is_base: false`; any other property is a
+/// string.
 async fn schema_image() -> Json<Value> {
     Json(image_schema())
 }
 
+/// Glance's UUID pattern for `id`, `kernel_id` and `ramdisk_id`.
+const UUID_PATTERN: &str =
+    "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
+
+/// Every status an image passes through (Glance's `status` enum).
+pub const STATUSES: &[&str] = &[
+    rules::QUEUED,
+    rules::SAVING,
+    rules::ACTIVE,
+    "killed",
+    rules::DELETED,
+    rules::UPLOADING,
+    rules::IMPORTING,
+    "pending_delete",
+    rules::DEACTIVATED,
+];
+
+/// The image schema, built from the constants the validation checks
+/// against (formats, visibilities, lengths, the read-only attributes).
 pub fn image_schema() -> Value {
-    let s = |t: Value| json!({ "type": t });
+    // What an update may not change, as Glance's schema marks it: not
+    // `id` (a create may set it), `locations` (a location API of its
+    // own) or `owner` (an admin may set it); and `stores`, which only a
+    // multi-store site shows.
+    let read_only = |name: &str| {
+        (rules::READ_ONLY.contains(&name) && !matches!(name, "id" | "locations" | "owner"))
+            || name == "stores"
+    };
+    let nullable_enum = |values: &[&str]| {
+        std::iter::once(Value::Null)
+            .chain(values.iter().map(|v| json!(v)))
+            .collect::<Vec<_>>()
+    };
+    let mut properties = json!({
+        "id": {"type": "string", "description": "An identifier for the image",
+            "pattern": UUID_PATTERN},
+        "name": {"type": ["null", "string"], "description": "Descriptive name for the image",
+            "maxLength": rules::MAX_NAME},
+        "status": {"type": "string", "description": "Status of the image",
+            "enum": STATUSES},
+        "visibility": {"type": "string", "description": "Scope of image accessibility",
+            "enum": rules::VISIBILITIES},
+        "protected": {"type": "boolean", "description": "If true, image will not be deletable."},
+        "os_hidden": {"type": "boolean",
+            "description": "If true, image will not appear in default image list response."},
+        "checksum": {"type": ["null", "string"], "description": "md5 hash of image contents.",
+            "maxLength": 32},
+        "os_hash_algo": {"type": ["null", "string"],
+            "description": "Algorithm to calculate the os_hash_value", "maxLength": 64},
+        "os_hash_value": {"type": ["null", "string"],
+            "description": "Hexdigest of the image contents using the algorithm specified by the os_hash_algo",
+            "maxLength": 128},
+        "owner": {"type": ["null", "string"], "description": "Owner of the image",
+            "maxLength": 255},
+        "size": {"type": ["null", "integer"], "description": "Size of image file in bytes"},
+        "virtual_size": {"type": ["null", "integer"],
+            "description": "Virtual size of image in bytes"},
+    });
+    // In parts: one `json!` this size exceeds the macro recursion limit.
+    let formats = json!({
+        "container_format": {"type": ["null", "string"], "description": "Format of the container",
+            "enum": nullable_enum(rules::CONTAINER_FORMATS)},
+        "disk_format": {"type": ["null", "string"], "description": "Format of the disk",
+            "enum": nullable_enum(rules::DISK_FORMATS)},
+        "created_at": {"type": "string", "description": "Date and time of image registration"},
+        "updated_at": {"type": "string",
+            "description": "Date and time of the last image modification"},
+        "tags": {"type": "array", "description": "List of strings related to the image",
+            "items": {"type": "string", "maxLength": rules::MAX_NAME}},
+        "direct_url": {"type": "string",
+            "description": "URL to access the image file kept in external store"},
+        "min_ram": {"type": "integer",
+            "description": "Amount of ram (in MB) required to boot image."},
+        "min_disk": {"type": "integer",
+            "description": "Amount of disk space (in GB) required to boot image."},
+        "self": {"type": "string", "description": "An image self url"},
+        "file": {"type": "string", "description": "An image file url"},
+        "stores": {"type": "string",
+            "description": "Store in which image data resides.  Only present when the operator has enabled multiple stores.  May be a comma-separated list of store identifiers."},
+        "schema": {"type": "string", "description": "An image schema url"},
+    });
+    let locations = json!({
+        "locations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string", "maxLength": 255},
+                    "metadata": {"type": "object"},
+                    "validation_data": {
+                        "description": "Values to be used to populate the corresponding image properties. If the image status is not 'queued', values must exactly match those already contained in the image properties.",
+                        "type": "object",
+                        "writeOnly": true,
+                        "additionalProperties": false,
+                        "properties": {
+                            "checksum": {"type": "string", "minLength": 32, "maxLength": 32},
+                            "os_hash_algo": {"type": "string", "maxLength": 64},
+                            "os_hash_value": {"type": "string", "maxLength": 128},
+                        },
+                        "required": ["os_hash_algo", "os_hash_value"],
+                    },
+                },
+                "required": ["url", "metadata"],
+            },
+            "description": "A set of URLs to access the image file kept in external store",
+        },
+    });
+    let custom = json!({
+        // Glance's stock etc/schema-image.json.
+        "kernel_id": {"type": ["null", "string"], "pattern": UUID_PATTERN,
+            "description": "ID of image stored in Glance that should be used as the kernel when booting an AMI-style image.",
+            "is_base": false},
+        "ramdisk_id": {"type": ["null", "string"], "pattern": UUID_PATTERN,
+            "description": "ID of image stored in Glance that should be used as the ramdisk when booting an AMI-style image.",
+            "is_base": false},
+        "instance_uuid": {"type": "string",
+            "description": "Metadata which can be used to record which instance this image is associated with. (Informational only, does not create an instance snapshot.)",
+            "is_base": false},
+        "architecture": {"type": "string",
+            "description": "Operating system architecture as specified in https://docs.openstack.org/python-glanceclient/latest/cli/property-keys.html",
+            "is_base": false},
+        "os_distro": {"type": "string",
+            "description": "Common name of operating system distribution as specified in https://docs.openstack.org/python-glanceclient/latest/cli/property-keys.html",
+            "is_base": false},
+        "os_version": {"type": "string",
+            "description": "Operating system version as specified by the distributor.",
+            "is_base": false},
+        "description": {"type": "string",
+            "description": "A human-readable string describing this image.",
+            "is_base": false},
+        "cinder_encryption_key_id": {"type": "string",
+            "description": "Identifier in the OpenStack Key Management Service for the encryption key for the Block Storage Service to use when mounting a volume created from this image",
+            "is_base": false},
+        "cinder_encryption_key_deletion_policy": {"type": "string",
+            "description": "States the condition under which the Image Service will delete the object associated with the 'cinder_encryption_key_id' image property.  If this property is missing, the Image Service will take no action",
+            "enum": ["on_image_deletion", "do_not_delete"],
+            "is_base": false},
+    });
+    for part in [formats, locations, custom] {
+        if let (Some(all), Value::Object(more)) = (properties.as_object_mut(), part) {
+            all.extend(more);
+        }
+    }
+    for (name, p) in properties.as_object_mut().expect("an object").iter_mut() {
+        if read_only(name) {
+            p["readOnly"] = json!(true);
+        }
+    }
     json!({
         "name": "image",
-        "properties": {
-            "id": s(json!("string")),
-            "name": {"type": ["null", "string"], "maxLength": images::MAX_NAME},
-            "status": {"type": "string", "readOnly": true,
-                "enum": ["queued", "saving", "active", "killed", "deleted", "uploading",
-                         "importing", "pending_delete", "deactivated"]},
-            "visibility": {"type": "string", "enum": images::VISIBILITIES},
-            "protected": s(json!("boolean")),
-            "os_hidden": s(json!("boolean")),
-            "checksum": {"type": ["null", "string"], "readOnly": true, "maxLength": 32},
-            "os_hash_algo": {"type": ["null", "string"], "readOnly": true, "maxLength": 64},
-            "os_hash_value": {"type": ["null", "string"], "readOnly": true, "maxLength": 128},
-            "owner": {"type": ["null", "string"], "maxLength": 255},
-            "size": s(json!(["null", "integer"])),
-            "virtual_size": s(json!(["null", "integer"])),
-            "min_ram": s(json!("integer")),
-            "min_disk": s(json!("integer")),
-            "disk_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]},
-            "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
-            "created_at": s(json!("string")),
-            "updated_at": s(json!("string")),
-            "tags": {"type": "array", "items": {"type": "string", "maxLength": images::MAX_NAME}},
-            "self": s(json!("string")),
-            "file": s(json!("string")),
-            "schema": s(json!("string")),
-        },
+        "properties": properties,
         "additionalProperties": {"type": "string"},
         "links": [
             {"rel": "self", "href": "{self}"},
@@ -579,19 +702,24 @@ pub fn image_schema() -> Value {
     })
 }
 
+/// `GET /v2/schemas/images`: Glance's `CollectionSchema('images', ...)`.
 async fn schema_images() -> Json<Value> {
-    Json(json!({
+    Json(images_schema())
+}
+
+pub fn images_schema() -> Value {
+    json!({
         "name": "images",
         "properties": {
             "images": {"type": "array", "items": image_schema()},
-            "schema": {"type": "string"},
             "first": {"type": "string"},
             "next": {"type": "string"},
+            "schema": {"type": "string"},
         },
         "links": [
             {"rel": "first", "href": "{first}"},
             {"rel": "next", "href": "{next}"},
             {"rel": "describedby", "href": "{schema}"},
         ],
-    }))
+    })
 }
