@@ -659,9 +659,10 @@ pub fn list(
                 .and_then(|id| app.projection.instance_with_deleted(&id))
                 .filter(|i| project.as_ref().is_none_or(|p| &i.project_id == p))
                 .filter(|i| ctx.is_admin || i.project_id == ctx.project_id);
-            Some(found.ok_or_else(|| {
-                ApiError::bad_request(format!("marker [{marker}] not found"))
-            })?)
+            Some(
+                found
+                    .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?,
+            )
         }
         None => None,
     };
@@ -671,12 +672,17 @@ pub fn list(
         // Any other order sorts every match: the projection's index is by
         // creation time only.
         app.projection
-            .walk_instances(project.as_deref(), None, deleted_wanted != Some(false), |i| {
-                if matches(&i) {
-                    servers.push(i);
-                }
-                true
-            })
+            .walk_instances(
+                project.as_deref(),
+                None,
+                deleted_wanted != Some(false),
+                |i| {
+                    if matches(&i) {
+                        servers.push(i);
+                    }
+                    true
+                },
+            )
             .map_err(|e| {
                 tracing::error!(error = %e, "listing servers from the store");
                 ApiError::internal("Unexpected API Error: the server list could not be read.")

@@ -202,8 +202,8 @@ impl Order {
         // Ignored keys go with the direction at their position, if any.
         let mut i = 0;
         while i < keys.len() {
-            let ignored = IGNORED.contains(&keys[i])
-                && !(keys[i] == "locked" && version.at_least(2, 73));
+            let ignored =
+                IGNORED.contains(&keys[i]) && !(keys[i] == "locked" && version.at_least(2, 73));
             if ignored {
                 keys.remove(i);
                 if dirs.len() > i {
@@ -296,7 +296,11 @@ mod tests {
                 .unwrap()
                 .is_newest_first()
         );
-        assert!(!order(&[("sort_key", "display_name")]).unwrap().is_newest_first());
+        assert!(
+            !order(&[("sort_key", "display_name")])
+                .unwrap()
+                .is_newest_first()
+        );
     }
 
     #[test]
@@ -370,7 +374,10 @@ mod tests {
             ("sort_dir", "desc"),
         ])
         .unwrap_err();
-        assert!(e.message.contains("Sort direction size exceeds sort key size"));
+        assert!(
+            e.message
+                .contains("Sort direction size exceeds sort key size")
+        );
         let p = params(&[("sort_key", "host")]);
         let e = Order::from_params(&p, ApiVersion::new(2, 1), false).unwrap_err();
         assert_eq!(e.status.as_u16(), 403);
