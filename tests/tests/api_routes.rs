@@ -388,6 +388,20 @@ async fn fixtures(cloud: &Cloud) -> Fixtures {
         .as_str()
         .unwrap()
         .to_owned();
+    // A second one for Nova's image proxy rows: the Glance rows delete
+    // the first.
+    let kept_image = cloud
+        .must(
+            Role::Member,
+            Method::POST,
+            "/image/v2/images",
+            None,
+            Some(json!({"name": "fz-kept", "disk_format": "qcow2", "container_format": "bare"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let services = cloud
         .must(
             Role::Admin,
@@ -488,7 +502,13 @@ async fn fixtures(cloud: &Cloud) -> Fixtures {
     );
     put(
         "images",
-        vec![image, own_image, UNKNOWN_UUID.into(), "x".into()],
+        vec![
+            image,
+            own_image,
+            UNKNOWN_UUID.into(),
+            "x".into(),
+            kept_image,
+        ],
     );
     put("projects", vec![p("alice"), p("bob"), "nope".into()]);
     put("users", vec![u("alice"), u("bob"), "nope".into()]);
@@ -1439,6 +1459,65 @@ const V226: Option<&str> = Some("2.26");
 ///   `services/api/src/tests_image_sharing.rs` (owner, reader, member
 ///   project, other project and admin).
 const POLICY_TESTED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/users/{a}/roles/inherited_to_projects",
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/domains/{t}/groups/{a}/roles/inherited_to_projects",
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/projects/{t}/users/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "delete",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "get",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    (
+        "put",
+        "/identity/v3/OS-INHERIT/projects/{t}/groups/{a}/roles/{r}/inherited_to_projects",
+    ),
+    // No token: the user's own password, checked against the old one
+    // (`services/api/src/tests_identity_scopes.rs`).
+    ("post", "/identity/v3/users/{id}/password"),
     ("get", "/identity/v3/domains"),
     ("post", "/identity/v3/domains"),
     ("delete", "/identity/v3/domains/{id}"),
@@ -2514,6 +2593,22 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "any project-scoped token",
         "AAAAU",
     ),
+    case(
+        "GET",
+        "/identity/v3/auth/domains",
+        None,
+        None,
+        "any token",
+        "AAAAU",
+    ),
+    case(
+        "GET",
+        "/identity/v3/auth/system",
+        None,
+        None,
+        "any token",
+        "AAAAU",
+    ),
     // Keystone's identity:list_projects is ADMIN_OR_SYSTEM_READER (or a
     // domain reader); Novalog answers others with their own projects
     // (asserted by identity::router_tests), which reveals nothing more.
@@ -2712,7 +2807,7 @@ const POLICY_TABLE: &[PolicyCase] = &[
     ),
     case(
         "POST",
-        "/v2.1/images/{own_image}/metadata",
+        "/v2.1/images/{kept_image}/metadata",
         None,
         Some(r#"{"metadata": {"k": "v"}}"#),
         "glance modify_image (member of the owner)",
@@ -2720,7 +2815,7 @@ const POLICY_TABLE: &[PolicyCase] = &[
     ),
     case(
         "PUT",
-        "/v2.1/images/{own_image}/metadata",
+        "/v2.1/images/{kept_image}/metadata",
         None,
         Some(r#"{"metadata": {"k": "v"}}"#),
         "glance modify_image (member of the owner)",
@@ -2728,7 +2823,7 @@ const POLICY_TABLE: &[PolicyCase] = &[
     ),
     case(
         "PUT",
-        "/v2.1/images/{own_image}/metadata/k",
+        "/v2.1/images/{kept_image}/metadata/k",
         None,
         Some(r#"{"meta": {"k": "v"}}"#),
         "glance modify_image (member of the owner)",
@@ -2736,7 +2831,7 @@ const POLICY_TABLE: &[PolicyCase] = &[
     ),
     case(
         "DELETE",
-        "/v2.1/images/{own_image}/metadata/nokey",
+        "/v2.1/images/{kept_image}/metadata/nokey",
         None,
         None,
         "glance modify_image (no such key: 404)",
@@ -2907,6 +3002,7 @@ async fn every_route_and_role_gets_what_the_default_policies_say() {
             .replace("{p2}", &cloud.projects["bob"])
             .replace("{image}", &image)
             .replace("{own_image}", &f.by_param["images"][1])
+            .replace("{kept_image}", &f.by_param["images"][4])
             .replace("{req}", &first("os-instance-actions"))
             .replace("{group}", &first("os-server-groups"))
             .replace("{agg}", &first("os-aggregates"))

@@ -1818,7 +1818,8 @@ async fn every_documented_operation_is_routed() {
             .path
             .replace("{id}", "1")
             .replace("{name}", "k")
-            .replace("{key}", "k");
+            .replace("{key}", "k")
+            .replace("{alias}", "os-keypairs");
         let method: Method = op.method.to_uppercase().parse().unwrap();
         // A reader gets Nova's 403 on routed writes it may not do; what
         // matters is that no operation falls through to the router's 404

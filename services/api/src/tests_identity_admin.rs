@@ -1010,7 +1010,7 @@ async fn every_admin_route_follows_keystones_default_policy() {
     let gid = g["id"].as_str().unwrap().to_owned();
     let uid = stable_id("user", "demo");
     let rid = stable_id("role", "reader");
-    let admin_only: Vec<(Method, String)> = vec![
+    let mut admin_only: Vec<(Method, String)> = vec![
         (Method::GET, "domains".into()),
         (Method::GET, "domains/default".into()),
         (Method::POST, "domains".into()),
@@ -1073,6 +1073,24 @@ async fn every_admin_route_follows_keystones_default_policy() {
         ),
         (Method::GET, "role_assignments".into()),
     ];
+    // Keystone's OS-INHERIT grants: identity:create_grant and its kin.
+    for (target, actor) in [
+        ("domains/default".to_owned(), format!("users/{uid}")),
+        ("domains/default".to_owned(), format!("groups/{gid}")),
+        (format!("projects/{demo}"), format!("users/{uid}")),
+        (format!("projects/{demo}"), format!("groups/{gid}")),
+    ] {
+        let grant = format!("OS-INHERIT/{target}/{actor}/roles/{rid}/inherited_to_projects");
+        for method in [Method::PUT, Method::HEAD, Method::DELETE] {
+            admin_only.push((method, grant.clone()));
+        }
+        if target.starts_with("domains") {
+            admin_only.push((
+                Method::GET,
+                format!("OS-INHERIT/{target}/{actor}/roles/inherited_to_projects"),
+            ));
+        }
+    }
     for (role, token) in &tokens[1..] {
         for (method, path) in &admin_only {
             let body = matches!(*method, Method::POST | Method::PATCH).then(|| json!({}));

@@ -462,6 +462,28 @@ impl Filters {
     }
 }
 
+/// Nova's `utils.sanitize_hostname` of the display name, the instance's
+/// `hostname` (`OS-EXT-SRV-ATTR:hostname` from 2.3).
+pub fn hostname(name: &str, id: &Uuid) -> String {
+    let latin1: String = name
+        .chars()
+        .filter(|c| (*c as u32) < 256)
+        .take(63)
+        .collect();
+    let dashed: String = latin1
+        .chars()
+        .map(|c| if matches!(c, ' ' | '_' | '.') { '-' } else { c })
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '.')
+        .collect::<String>()
+        .to_lowercase();
+    let host = dashed.trim_matches(['.', '-']).to_owned();
+    if host.is_empty() {
+        format!("Server-{id}")
+    } else {
+        host
+    }
+}
+
 /// A time in the forms clients send (ISO 8601, with or without zone).
 pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

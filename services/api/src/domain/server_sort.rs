@@ -119,13 +119,13 @@ impl Key {
     fn value(self, i: &Instance) -> Value {
         let text = |s: Option<&str>| Value::Text(s.map(str::to_owned));
         match self {
-            // Columns Novalog keeps no value in (no network service, no
-            // config drive, no kernel or ramdisk images, no root device
-            // name): equal for every server, as Nova's NULLs or ''.
-            Key::AccessIpV4
-            | Key::AccessIpV6
-            | Key::AutoDiskConfig
-            | Key::ConfigDrive
+            Key::AccessIpV4 => Value::Text(i.access.access_ip_v4.map(|a| a.to_string())),
+            Key::AccessIpV6 => Value::Text(i.access.access_ip_v6.map(|a| a.to_string())),
+            Key::AutoDiskConfig => Value::Int(Some(i64::from(i.access.auto_disk_config))),
+            // Columns Novalog keeps no value in (no config drive, no kernel
+            // or ramdisk images, no root device name): equal for every
+            // server, as Nova's NULLs or ''.
+            Key::ConfigDrive
             | Key::KernelId
             | Key::RamdiskId
             | Key::RootDeviceName
@@ -135,7 +135,7 @@ impl Key {
             Key::DisplayDescription => text(i.description.as_deref()),
             Key::DisplayName => text(Some(&i.name)),
             Key::Host | Key::Node => text(i.host.as_deref()),
-            Key::Hostname => Value::Text(Some(crate::views::servers::hostname(&i.name, &i.id))),
+            Key::Hostname => Value::Text(Some(super::compute::hostname(&i.name, &i.id))),
             Key::ImageRef => Value::Text(Some(i.image.id.to_string())),
             Key::InstanceTypeId => text(Some(&i.flavor.id)),
             Key::KeyName => text(i.key_name.as_deref()),

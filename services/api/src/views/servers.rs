@@ -106,27 +106,7 @@ pub fn instance_name(id: &Uuid) -> String {
     format!("instance-{}", &id.simple().to_string()[..8])
 }
 
-/// Nova's `utils.sanitize_hostname` of the display name, the instance's
-/// `hostname` (`OS-EXT-SRV-ATTR:hostname` from 2.3).
-pub fn hostname(name: &str, id: &Uuid) -> String {
-    let latin1: String = name
-        .chars()
-        .filter(|c| (*c as u32) < 256)
-        .take(63)
-        .collect();
-    let dashed: String = latin1
-        .chars()
-        .map(|c| if matches!(c, ' ' | '_' | '.') { '-' } else { c })
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '.')
-        .collect::<String>()
-        .to_lowercase();
-    let host = dashed.trim_matches(['.', '-']).to_owned();
-    if host.is_empty() {
-        format!("Server-{id}")
-    } else {
-        host
-    }
-}
+pub use crate::domain::compute::hostname;
 
 /// `GET /servers` entries: id, name, links.
 pub fn basic(links: &Links, inst: &Instance) -> Value {
