@@ -432,7 +432,7 @@ async fn grants_inherited_to_a_domains_projects_give_roles_on_each() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(ids(&r.body["roles"]), [member.clone()]);
+    assert_eq!(ids(&r.body["roles"]), std::slice::from_ref(&member));
     // Not a grant on the domain itself.
     let r = h
         .get(&format!("domains/default/users/{uid}/roles"), &admin)

@@ -309,7 +309,7 @@ mod tests {
         let b1 = server("b", 2);
         let b2 = server("b", 3);
         let by_name = order(&[("sort_key", "display_name"), ("sort_dir", "asc")]).unwrap();
-        let mut list = vec![&b2, &a, &b1];
+        let mut list = [&b2, &a, &b1];
         list.sort_by(|x, y| by_name.compare(x, y));
         // Ascending names; the two b's in the direction given (ascending).
         assert_eq!(
