@@ -103,14 +103,19 @@ impl Service {
                 t.scheduler.clone(),
                 t.compute_events.clone(),
             ],
-            Service::Scheduler => vec![
-                t.hosts.clone(),
-                t.compute_events.clone(),
-                t.catalog.clone(),
-                t.scheduler.clone(),
-            ],
+            Service::Scheduler => novalog_scheduler::service::replay_topics(t).0,
             Service::Compute => vec![t.compute.clone()],
             Service::Billing => vec![t.instances.clone()],
+        }
+    }
+
+    /// Topics whose offsets the live service commits but whose records
+    /// its handler leaves alone: a rebuild does not read them, and sets
+    /// their offsets to where it ends.
+    fn carried(self, t: &Topics) -> Vec<String> {
+        match self {
+            Service::Scheduler => novalog_scheduler::service::replay_topics(t).1,
+            _ => Vec::new(),
         }
     }
 }
@@ -183,6 +188,7 @@ pub async fn rebuild(
         Error::BadInput(format!("cannot rebuild {}: {e}", service.dir_name()))
     };
     let inputs = service.topics(&topics);
+    let carried = service.carried(&topics);
     match service {
         Service::Api => {
             // Loaded from the fresh store as the service loads its own: the
@@ -196,7 +202,7 @@ pub async fn rebuild(
                 store.clone(),
             );
             fold(
-                src, &inputs, &consumer, &store, handler, until, None, progress,
+                src, &inputs, &carried, &consumer, &store, handler, until, None, progress,
             )
             .await
         }
@@ -213,7 +219,7 @@ pub async fn rebuild(
                 feed: Some(feed),
             });
             fold(
-                src, &inputs, &consumer, &store, handler, until, order, progress,
+                src, &inputs, &carried, &consumer, &store, handler, until, order, progress,
             )
             .await
         }
@@ -223,7 +229,7 @@ pub async fn rebuild(
             let handler =
                 novalog_scheduler::service::replay_handler(cfg, store.clone()).map_err(refused)?;
             fold(
-                src, &inputs, &consumer, &store, handler, until, None, progress,
+                src, &inputs, &carried, &consumer, &store, handler, until, None, progress,
             )
             .await
         }
@@ -231,17 +237,17 @@ pub async fn rebuild(
             let handler =
                 novalog_compute::service::replay_handler(cfg, store.clone()).map_err(refused)?;
             fold(
-                src, &inputs, &consumer, &store, handler, until, None, progress,
+                src, &inputs, &carried, &consumer, &store, handler, until, None, progress,
             )
             .await
         }
         Service::Billing => {
-            let handler =
-                novalog_billing::service::replay_handler(cfg, store.clone()).map_err(refused)?;
-            fold(
-                src, &inputs, &consumer, &store, handler, until, None, progress,
-            )
-            .await
+            // The billing fold's own replay (its handler, fed raw
+            // records): what it ignores is skipped by the header, never
+            // decoded, as the service's replay does.
+            let replay =
+                novalog_billing::service::Replay::new(cfg, store.clone()).map_err(refused)?;
+            fold_billing(src, &inputs, &store, replay, until, progress).await
         }
     }
 }
@@ -355,14 +361,15 @@ async fn conductor_decisions(src: &Source, t: &Topics) -> Result<DecisionTimes> 
                 src.scan(topic, p as i32, from, until, |r| {
                     // Most records cannot change the table: no cause, or
                     // a cause already timed by an earlier record. Their
-                    // metadata alone says so; only the others are decoded
-                    // whole (and skipped when that fails, as before).
-                    match novalog_schemas::decode_meta(r.value) {
-                        Ok((meta, _)) => match meta.causation_id {
-                            Some(cause) if !at.contains_key(&cause) => {}
+                    // header alone says so, read in place; only the others
+                    // are decoded whole (and skipped when that fails: a
+                    // cause that is not a UUID does not decode either).
+                    match novalog_schemas::peek_header(r.value) {
+                        Some(h) => match h.causation_id.map(uuid::Uuid::try_parse) {
+                            Some(Ok(cause)) if !at.contains_key(&cause) => {}
                             _ => return,
                         },
-                        Err(_) => return,
+                        None => return,
                     }
                     let Ok(env) = novalog_runtime::consumer::decode_record(topic, r.value) else {
                         return;
@@ -491,6 +498,7 @@ const CHUNKS_AHEAD: usize = 8;
 async fn fold<H: Handler>(
     src: &Source,
     topics: &[String],
+    carried: &[String],
     consumer: &str,
     store: &RocksStore,
     mut handler: H,
@@ -537,6 +545,26 @@ async fn fold<H: Handler>(
             next: 0,
         })
         .collect();
+    // Not read: their offsets are where the fold ends.
+    for t in carried {
+        let ends = match src.end_offsets(t).await {
+            Ok(e) => e,
+            Err(Error::BadInput(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (p, end) in ends.into_iter().enumerate() {
+            let p = p as i32;
+            let end = match until {
+                Some(u) => u.get(&(t.clone(), p)).copied().unwrap_or(0).min(end),
+                None => end,
+            };
+            folded.push(Folded {
+                topic: t.clone(),
+                partition: p,
+                next: end,
+            });
+        }
+    }
 
     let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<Item>>(CHUNKS_AHEAD);
     let (decided_at, feed) = match order {
@@ -597,6 +625,82 @@ async fn fold<H: Handler>(
     let w = Instant::now();
     commit(store, consumer, &mut handler, &mut tx, &mut out, &folded).await?;
     progress.advance(in_batch as u64);
+    store.flush()?;
+    stats.write_s += w.elapsed().as_secs_f64();
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// The billing fold over `topics` (`instances`): each partition in its
+/// own order, one transaction per [`BATCH`] records. Billing's state is
+/// per partition (its periods) or per server (whose records share a
+/// partition, keyed by project), so the order between partitions does not
+/// change it, and no merge is needed.
+async fn fold_billing(
+    src: &Source,
+    topics: &[String],
+    store: &RocksStore,
+    mut replay: novalog_billing::service::Replay<RocksStore>,
+    until: Option<&Until>,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
+    let mut plan = Vec::new();
+    for t in topics {
+        let ends = match src.end_offsets(t).await {
+            Ok(e) => e,
+            Err(Error::BadInput(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (p, end) in ends.into_iter().enumerate() {
+            let p = p as i32;
+            let end = match until {
+                Some(u) => u.get(&(t.clone(), p)).copied().unwrap_or(0).min(end),
+                None => end,
+            };
+            if end > 0 {
+                plan.push((t.clone(), p, end));
+            }
+        }
+    }
+    progress.set_total(plan.iter().map(|(_, _, e)| *e as u64).sum());
+    let mut stats = Stats::default();
+    // One batch's records, copied into one buffer (the fold borrows them).
+    let mut bytes = Vec::new();
+    let mut spans: Vec<(i64, usize, usize)> = Vec::with_capacity(BATCH);
+    for (t, p, end) in plan {
+        let mut from = 0;
+        while from < end {
+            let until = end.min(from + BATCH as i64);
+            let r = Instant::now();
+            bytes.clear();
+            spans.clear();
+            src.scan(&t, p, from, until, |rec| {
+                let at = bytes.len();
+                bytes.extend_from_slice(rec.value);
+                spans.push((rec.offset, at, bytes.len()));
+            })
+            .await?;
+            stats.read_s += r.elapsed().as_secs_f64();
+            let f = Instant::now();
+            // Side effects off: the summaries it would publish are dropped.
+            // (A vector, not a lazy map: a closure held across the await
+            // would make the future not `Send` for every lifetime.)
+            let records: Vec<(i32, i64, &[u8])> = spans
+                .iter()
+                .map(|&(o, a, b)| (p, o, &bytes[a..b]))
+                .collect();
+            replay
+                .fold_raw(records)
+                .await
+                .map_err(|e| Error::Io(e.to_string()))?;
+            stats.fold_s += f.elapsed().as_secs_f64();
+            stats.records += spans.len() as u64;
+            progress.advance(spans.len() as u64);
+            from = until;
+        }
+    }
+    let w = Instant::now();
     store.flush()?;
     stats.write_s += w.elapsed().as_secs_f64();
     stats.seconds = started.elapsed().as_secs_f64();
@@ -1166,6 +1270,17 @@ mod pipeline_tests {
                     .await
                     .unwrap();
             }
+            // A carried topic: its offsets only, its records never read.
+            for i in 0..3 {
+                let value = heartbeat(&format!("s{i}"));
+                log.append(vec![novalog_log::Record::new(
+                    topics.scheduler.clone(),
+                    b"k".to_vec(),
+                    value,
+                )])
+                .await
+                .unwrap();
+            }
         }
         let src = Source::embedded(&log_dir, topics.clone()).unwrap();
         let into = dir.path().join("out");
@@ -1179,6 +1294,7 @@ mod pipeline_tests {
         let stats = fold(
             &src,
             &inputs,
+            std::slice::from_ref(&topics.scheduler),
             "test",
             &store,
             Recorder(seen.clone()),
@@ -1207,6 +1323,7 @@ mod pipeline_tests {
         // partition, undecodable ones included.
         let offsets = store.offsets("test").unwrap();
         assert_eq!(offsets[&(topics.instances.clone(), 0)], 1);
+        assert_eq!(offsets[&(topics.scheduler.clone(), 0)], 3, "carried");
         assert_eq!(
             offsets[&(topics.hosts.clone(), 0)],
             want.len() as i64,

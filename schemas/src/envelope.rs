@@ -154,3 +154,139 @@ pub fn decode_on(topic: Topic, bytes: &[u8]) -> Result<Envelope, DecodeError> {
 pub fn decode_meta(bytes: &[u8]) -> Result<(Meta, String), DecodeError> {
     crate::convert::decode_meta(bytes)
 }
+
+/// The leading fields of a record's envelope, read in place: no payload
+/// decoded, nothing allocated. What a reader that needs only some records
+/// looks at before it decodes the rest (see [`peek_header`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The event id as written (a UUID's text).
+    pub event_id: &'a str,
+    pub type_name: &'a str,
+    pub occurred_at_ms: i64,
+    /// The causing record's event id as written; `None` when absent
+    /// (empty on the wire).
+    pub causation_id: Option<&'a str>,
+}
+
+/// Reads a record's [`Header`] (the envelope's fields 1 to 6) without
+/// decoding the rest; `None` when the bytes are not an envelope with an
+/// event id and a type (the full [`decode`] says why). The header is
+/// read as [`decode`] would read it; it is not validated (an event id
+/// that is not a UUID is returned as written).
+pub fn peek_header(bytes: &[u8]) -> Option<Header<'_>> {
+    fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*at)?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let (mut event_id, mut type_name, mut occurred_at_ms, mut causation_id) =
+        (None, None, 0i64, None);
+    let mut at = 0;
+    while at < bytes.len() {
+        let key = varint(bytes, &mut at)?;
+        let field = key >> 3;
+        // prost writes fields in number order, and the payload (10) is
+        // last: stop at the first field past the header. (A field seen
+        // twice is taken last, as protobuf does.)
+        if field > 6 && event_id.is_some() && type_name.is_some() {
+            break;
+        }
+        match key & 7 {
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut at)?).ok()?;
+                let value = bytes.get(at..at.checked_add(len)?)?;
+                at += len;
+                match field {
+                    1 => event_id = Some(std::str::from_utf8(value).ok()?),
+                    2 => type_name = Some(std::str::from_utf8(value).ok()?),
+                    6 => causation_id = Some(std::str::from_utf8(value).ok()?),
+                    _ => {}
+                }
+            }
+            0 => {
+                let v = varint(bytes, &mut at)?;
+                if field == 4 {
+                    // int64: two's complement in ten bytes when negative.
+                    occurred_at_ms = v as i64;
+                }
+            }
+            1 => at = at.checked_add(8)?,
+            5 => at = at.checked_add(4)?,
+            _ => return None,
+        }
+    }
+    Some(Header {
+        event_id: event_id?,
+        type_name: type_name?,
+        occurred_at_ms,
+        causation_id: causation_id.filter(|c: &&str| !c.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::*;
+    use crate::{Event, InstanceEvent};
+    use uuid::Uuid;
+
+    fn record(at: i64, cause: Option<Uuid>) -> Envelope {
+        let mut meta = Meta::origin(
+            Uuid::new_v4(),
+            "req-1".into(),
+            Actor {
+                user_id: "u".into(),
+                project_id: "p".into(),
+                roles: vec!["admin".into()],
+            },
+            Uuid::new_v4().to_string(),
+        );
+        meta.occurred_at_ms = at;
+        meta.aggregate_version = 7;
+        meta.causation_id = cause;
+        Envelope {
+            meta,
+            event: Event::Instance(InstanceEvent::InstanceDeleteStarted),
+        }
+    }
+
+    #[test]
+    fn the_header_is_read_as_decode_reads_it() {
+        for (at, cause) in [
+            (1_796_083_200_123, Some(Uuid::new_v4())),
+            (0, None),
+            (-5, Some(Uuid::new_v4())),
+        ] {
+            let env = record(at, cause);
+            let bytes = encode(&env);
+            let h = peek_header(&bytes).unwrap();
+            let decoded = decode(&bytes).unwrap();
+            assert_eq!(h.event_id, decoded.meta.event_id.to_string());
+            assert_eq!(h.type_name, "InstanceDeleteStarted");
+            assert_eq!(h.occurred_at_ms, decoded.meta.occurred_at_ms);
+            assert_eq!(
+                h.causation_id.map(|c| Uuid::parse_str(c).unwrap()),
+                decoded.meta.causation_id
+            );
+            assert_eq!(decoded.meta.causation_id, cause);
+        }
+    }
+
+    #[test]
+    fn a_cut_or_garbled_record_has_no_header_and_never_panics() {
+        let bytes = encode(&record(1, Some(Uuid::new_v4())));
+        for cut in 0..20 {
+            let _ = peek_header(&bytes[..cut]);
+        }
+        assert!(peek_header(&bytes[..3]).is_none());
+        assert!(peek_header(&[0xff; 12]).is_none());
+        assert!(peek_header(b"not protobuf").is_none());
+    }
+}

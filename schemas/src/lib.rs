@@ -46,7 +46,9 @@ mod pb {
 }
 
 pub use actions::ServerAction;
-pub use envelope::{Actor, DecodeError, Envelope, Meta, decode, decode_meta, decode_on, encode};
+pub use envelope::{
+    Actor, DecodeError, Envelope, Meta, decode, decode_meta, decode_on, encode, peek_header,
+};
 pub use events::{
     CatalogEvent, ComputeCommand, ComputeFact, Event, HostEvent, InstanceEvent, Intent,
     SchedulerEvent, Topic,

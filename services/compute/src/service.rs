@@ -108,19 +108,17 @@ impl Handler for ComputeHandler {
         out: &mut Outbox,
         tx: &mut Transaction,
     ) -> novalog_runtime::Result<()> {
-        let queue = std::mem::take(&mut self.queue);
+        let mut queue = std::mem::take(&mut self.queue);
         if queue.is_empty() {
             return Ok(());
         }
         let driver = &*self.driver;
         let ratios = self.ratios;
-        // Each host's commands in order; hosts side by side.
+        // Each host's commands in order; hosts side by side. The queue is
+        // this batch's own: its jobs are handed over, not copied.
         let work = self.hosts.iter_mut().filter_map(|(name, rec)| {
-            queue.get(name).map(|jobs| async move {
-                (
-                    name.clone(),
-                    run_host(driver, rec, jobs.clone(), ratios).await,
-                )
+            queue.remove(name).map(|jobs| async move {
+                (name.clone(), run_host(driver, rec, jobs, ratios).await)
             })
         });
         for (host, facts) in join_all(work).await {

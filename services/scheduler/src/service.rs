@@ -346,9 +346,22 @@ impl Handler for RequestsHandler {
     }
 }
 
+/// What a replay of the scheduler reads: the topics its facts handler
+/// folds, and those whose offsets it only carries (`scheduler`: its
+/// requests and its own answers, which the facts handler leaves alone, so
+/// a replay does not read them at all; their offsets, which the requests
+/// consumer commits live, are set to where the replay ends).
+pub fn replay_topics(t: &Topics) -> (Vec<String>, Vec<String>) {
+    (
+        vec![t.hosts.clone(), t.compute_events.clone(), t.catalog.clone()],
+        vec![t.scheduler.clone()],
+    )
+}
+
 /// The scheduler's handler for a replay into `store` (fresh): folds the
 /// host facts (`hosts`, `compute-events`, `catalog`) with the facts
-/// consumer's own handler, and reads `scheduler` without deciding. The
+/// consumer's own handler, and leaves `scheduler` unread, deciding nothing
+/// ([`replay_topics`]). The
 /// decisions are on the log already (deciding again would be the side
 /// effect a replay turns off), and the stored rows hold none of them: a
 /// host's row is what its facts say ([`HostState::as_stored`]), and the
@@ -526,6 +539,96 @@ mod tests {
             aggregates: BTreeMap::new(),
             aggregates_dirty: BTreeMap::new(),
         }))
+    }
+
+    /// What lets a replay leave `scheduler` unread: every record type of
+    /// that topic changes nothing the facts handler stores.
+    #[tokio::test]
+    async fn the_facts_handler_stores_nothing_for_the_scheduler_topic() {
+        use novalog_schemas::{Actor, HostEvent, HostUsage, Meta};
+        let dir = std::env::temp_dir().join(format!("novalog-sched-{}", uuid::Uuid::new_v4()));
+        let store = Arc::new(RocksStore::open(&dir, false).unwrap());
+        let topics = Config::default().topics();
+        let (folded, carried) = replay_topics(&topics);
+        assert_eq!(carried, vec![topics.scheduler.clone()]);
+        assert!(!folded.contains(&topics.scheduler));
+        let mut h = FactsHandler {
+            shared: shared(),
+            source: Source {
+                cfg: Arc::new(Config::default()),
+                store,
+            },
+            behind: BTreeMap::new(),
+            caught_up: None,
+        };
+        let env = |event| Envelope {
+            meta: Meta::origin(
+                uuid::Uuid::new_v4(),
+                "req-1".into(),
+                Actor::default(),
+                "a".into(),
+            ),
+            event,
+        };
+        let input = |topic: &str, event| Input {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset: 0,
+            env: env(event),
+        };
+        let (mut out, mut tx) = (Outbox::discarding(), Transaction::new());
+        // A host the answers below name, stored as its facts say.
+        let reg = novalog_schemas::events::HostRegistered {
+            host: "h1".into(),
+            capacity: novalog_schemas::Resources {
+                vcpus: 8,
+                memory_mb: 16_384,
+                disk_gb: 100,
+            },
+            usage: HostUsage::default(),
+            cpu_arch: "x86_64".into(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            availability_zone: "nova".into(),
+            capabilities: BTreeMap::new(),
+            driver: "fake".into(),
+        };
+        let reg = Event::Host(HostEvent::HostRegistered(Box::new(reg)));
+        h.handle(&input(&topics.hosts, reg), &mut out, &mut tx)
+            .await
+            .unwrap();
+        h.finish_batch(&mut out, &mut tx).await.unwrap();
+        assert!(!tx.is_empty(), "a registered host is stored");
+        let mut tx = Transaction::new();
+        let id = uuid::Uuid::new_v4();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+        let mut spec = crate::bench::request(&mut rng, 1);
+        spec.instance_id = id;
+        for event in [
+            SchedulerEvent::SelectHostsRequested(Box::new(spec)),
+            SchedulerEvent::HostsSelected {
+                request_id: id,
+                instance_id: id,
+                hosts: vec!["h1".into()],
+            },
+            SchedulerEvent::NoValidHostFound {
+                request_id: id,
+                instance_id: id,
+                reason: "none".into(),
+            },
+        ] {
+            h.handle(
+                &input(&topics.scheduler, Event::Scheduler(event)),
+                &mut out,
+                &mut tx,
+            )
+            .await
+            .unwrap();
+        }
+        h.finish_batch(&mut out, &mut tx).await.unwrap();
+        assert!(tx.is_empty(), "nothing staged");
+        drop(h);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
