@@ -206,6 +206,17 @@ impl Default for Conductor {
     }
 }
 
+/// Partitions an id leaves room for: 2^16, far above any topic's count.
+const PARTITION_BITS: u32 = 16;
+
+/// The migration id of the intent at `offset` of `partition`: distinct for
+/// every (partition, offset) pair, growing with the offset, below 2^53 (a
+/// JSON number's exact range) for offsets up to 2^37.
+pub fn migration_id_at(partition: i32, offset: i64) -> u64 {
+    let partition = u64::from(partition.max(0) as u32) & ((1 << PARTITION_BITS) - 1);
+    ((offset.max(0) as u64 + 1) << PARTITION_BITS) | partition
+}
+
 impl Conductor {
     pub fn new(settings: Settings) -> Self {
         use tables::*;
@@ -368,17 +379,6 @@ impl Conductor {
     pub fn last_migration_id(&self) -> u64 {
         self.counters.get(MIGRATION_IDS).copied().unwrap_or(0)
     }
-}
-
-/// Partitions an id leaves room for: 2^16, far above any topic's count.
-const PARTITION_BITS: u32 = 16;
-
-/// The migration id of the intent at `offset` of `partition`: distinct for
-/// every (partition, offset) pair, growing with the offset, below 2^53 (a
-/// JSON number's exact range) for offsets up to 2^37.
-pub fn migration_id_at(partition: i32, offset: i64) -> u64 {
-    let partition = u64::from(partition.max(0) as u32) & ((1 << PARTITION_BITS) - 1);
-    ((offset.max(0) as u64 + 1) << PARTITION_BITS) | partition
 
     /// A deleted instance leaves the groups it joined: Nova reads only
     /// members not deleted, and a long-lived group would otherwise grow
