@@ -40,7 +40,10 @@ for tool in "compose docker-compose==1.29.2 docker-compose" \
   set -- $tool
   python3 -m venv "$root/$1"
   "$root/$1/bin/pip" install --quiet --upgrade pip >&2
-  PIP_CONSTRAINT="$constraints" "$root/$1/bin/pip" install --quiet "$2" >&2
+  # pip 25.3 and later no longer apply PIP_CONSTRAINT to the isolated
+  # build environments that build PyYAML's wheel: PIP_BUILD_CONSTRAINT does.
+  PIP_CONSTRAINT="$constraints" PIP_BUILD_CONSTRAINT="$constraints" \
+    "$root/$1/bin/pip" install --quiet "$2" >&2
   ln -sf "$root/$1/bin/$3" "$root/bin/$3"
 done
 echo "$root/bin"

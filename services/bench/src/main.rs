@@ -23,8 +23,11 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 mod billing;
+mod http;
+mod kafka;
 mod libvirt;
 mod replay;
+mod scale;
 
 #[derive(Parser)]
 #[command(about = "Novalog benchmarks: boot latency and throughput")]
@@ -76,13 +79,57 @@ struct Args {
     /// (boots/s with billing, without the poller's own load).
     #[arg(long)]
     no_lag_poll: bool,
+    /// Boot + delete cycles before the memory is read again
+    /// (`rss_growth_mb_per_100k_deleted`, scaled to 100,000).
+    #[arg(long, default_value_t = 100_000)]
+    scale_cycles: usize,
+    /// Live servers the API alone is measured with (`api_rss_mb_100k`,
+    /// `servers_detail_p99_ms_100k`).
+    #[arg(long, default_value_t = 100_000)]
+    scale_servers: usize,
+    /// Boot through this Nova-compatible compute endpoint over HTTP (e.g.
+    /// `http://controller:8774/v2.1`) and print the figures; nothing else
+    /// runs and nothing is written. With `--os-auth-url` a Keystone token,
+    /// else noauth2's `--noauth-token`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Keystone v3 endpoint for `--url` (e.g. `http://controller/identity/v3`).
+    #[arg(long, env = "OS_AUTH_URL")]
+    os_auth_url: Option<String>,
+    #[arg(long, env = "OS_USERNAME", default_value = "admin")]
+    os_username: String,
+    #[arg(long, env = "OS_PASSWORD", default_value = "admin")]
+    os_password: String,
+    #[arg(long, env = "OS_PROJECT_NAME", default_value = "admin")]
+    os_project_name: String,
+    /// noauth2's token (`user:project`) when there is no `--os-auth-url`.
+    #[arg(long, default_value = "admin:admin")]
+    noauth_token: String,
+    /// With `--url`: the flavor (default: the one with the least RAM).
+    #[arg(long)]
+    flavor: Option<String>,
+    /// With `--url`: the image (default: the first active one).
+    #[arg(long)]
+    image: Option<String>,
+    /// Servers booted over HTTP (with `--url`, and the `http_*` figures).
+    #[arg(long, default_value_t = 1000)]
+    http_boots: usize,
+    /// Milliseconds between two looks at a server being built.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// With `--url`: delete each server once it is ACTIVE.
+    #[arg(long)]
+    delete: bool,
+    /// Only the scale figures, printed; nothing is written.
+    #[arg(long)]
+    scale_only: bool,
     #[arg(long, default_value = "bench/results.json")]
     out_json: PathBuf,
     #[arg(long, default_value = "BENCHMARKS.md")]
     out_md: PathBuf,
 }
 
-struct BootRun {
+pub(crate) struct BootRun {
     latencies_ms: Vec<f64>,
     wall: Duration,
 }
@@ -510,6 +557,45 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut figures: BTreeMap<String, f64> = BTreeMap::new();
     let mut lines = Vec::new();
+    if args.scale_only {
+        scale_figures(&args, &mut figures).await?;
+        return Ok(());
+    }
+    if let Some(url) = &args.url {
+        let auth = match &args.os_auth_url {
+            Some(auth_url) => http::Auth::Keystone {
+                auth_url: auth_url.clone(),
+                username: args.os_username.clone(),
+                password: args.os_password.clone(),
+                project: args.os_project_name.clone(),
+            },
+            None => http::Auth::NoAuth {
+                token: args.noauth_token.clone(),
+            },
+        };
+        let run = http::run(&http::Plan {
+            compute_url: url.clone(),
+            auth,
+            flavor: args.flavor.clone(),
+            image: args.image.clone(),
+            boots: args.http_boots,
+            concurrency: args.concurrency,
+            poll: Duration::from_millis(args.poll_ms),
+            delete: args.delete,
+        })
+        .await?;
+        println!(
+            "{url}: {} boots, {} clients, polling every {} ms: p50 {:.1} ms, p99 {:.1} ms, {:.1} boots/s ({} polls)",
+            run.latencies_ms.len(),
+            args.concurrency,
+            args.poll_ms,
+            percentile(&run.latencies_ms, 0.5),
+            percentile(&run.latencies_ms, 0.99),
+            run.per_second(),
+            run.polls
+        );
+        return Ok(());
+    }
 
     let dir = tempfile::tempdir()?;
     let mut cfg = config(dir.path(), args.hosts);
@@ -585,6 +671,8 @@ async fn main() -> anyhow::Result<()> {
     let resize_serial = resize_run(&system, 100, 1).await?;
     let resize_many = resize_run(&system, args.resizes, args.concurrency).await?;
     system.stop().await?;
+    let scale_md = scale_figures(&args, &mut figures).await?;
+    let http_md = http_figures(&args, &mut figures).await?;
     let sagas_per_s = resize_many.to_confirmed_ms.len() as f64 / resize_many.wall.as_secs_f64();
     figures.insert(
         "resize_verify_p50_ms".into(),
@@ -649,6 +737,7 @@ async fn main() -> anyhow::Result<()> {
         run.per_second()
     );
 
+    let mut kafka_md = String::new();
     if let Some(brokers) = &args.kafka {
         let dir = tempfile::tempdir()?;
         let mut cfg = config(dir.path(), args.hosts);
@@ -659,6 +748,53 @@ async fn main() -> anyhow::Result<()> {
         boot_run(&system, 50, args.concurrency).await?;
         let run = boot_run(&system, args.kafka_boots, args.concurrency).await?;
         system.stop().await?;
+        // The broker alone, with the same client settings.
+        let broker = kafka::open(&cfg, brokers).await?;
+        let hop = kafka::hop_ms(&broker, 50).await?;
+        let ceiling = kafka::ceiling(&broker, 100_000, 64, 8).await?;
+        drop(broker);
+        figures.insert("kafka_hop_ms".into(), hop);
+        figures.insert(
+            "kafka_broker_ceiling_records_per_s".into(),
+            ceiling.records_per_s,
+        );
+        println!(
+            "kafka broker alone: hop (append → delivery, one record, idle) p50 {hop:.2} ms; \
+             {} records in batches of {} from 8 writers: {:.0} records/s",
+            ceiling.records, ceiling.batch, ceiling.records_per_s
+        );
+        let mock_dir = tempfile::tempdir()?;
+        let mock = kafka::mock_boots(
+            &config(mock_dir.path(), args.hosts),
+            args.kafka_boots,
+            args.concurrency,
+        )
+        .await?;
+        figures.insert("kafka_mock_boots_per_s".into(), mock.per_second());
+        lines.push(format!(
+            "| Kafka (librdkafka's mock cluster, in process) | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+            args.hosts,
+            args.kafka_boots,
+            args.concurrency,
+            mock.percentile(0.5),
+            mock.percentile(0.99),
+            mock.per_second()
+        ));
+        println!(
+            "kafka mock cluster: p50 {:.2} ms, p99 {:.2} ms, {:.0} boots/s",
+            mock.percentile(0.5),
+            mock.percentile(0.99),
+            mock.per_second()
+        );
+        kafka_md = format!(
+            "Kafka path (tansu): one record's append → delivery when idle (`kafka_hop_ms`) {hop:.2} ms at p50; \
+             the broker alone with Novalog's client settings (`kafka_broker_ceiling_records_per_s`): {:.0} records/s \
+             ({} records of {} bytes in batches of {} from 8 writers over 4 partitions, one reader).\n\n",
+            ceiling.records_per_s,
+            ceiling.records,
+            400,
+            ceiling.batch
+        );
         figures.insert("kafka_boot_p50_ms".into(), run.percentile(0.50));
         figures.insert("kafka_boot_p99_ms".into(), run.percentile(0.99));
         figures.insert("kafka_boots_per_s".into(), run.per_second());
@@ -806,27 +942,144 @@ async fn main() -> anyhow::Result<()> {
         "# Benchmarks\n\nWritten by `make bench` (`novalog-bench`); figures also in `bench/results.json`.\n\n\
          - Machine: {}\n- Command: `make bench`\n- Date: {}\n\n\
          ## Boot: POST /servers → ACTIVE (fake driver, zero latency; and one libvirt host)\n\n\
-         | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n\
+         | log | fake hosts | servers | concurrent clients | p50 ms | p99 ms | boots/s |\n|---|---|---|---|---|---|---|\n{}\n\n{}\
          `billing_lag_ms_p99` (goal ≤ 100): {:.1} ms from an `InstanceBecameActive`'s append to \
          a `GET /billing/v1/projects/admin?format=csv` on the API's listener showing the server's usage running (one client polling back to back), during the embedded {}-client run.\n\n\
          ## Resize: request → VERIFY_RESIZE → confirm → ACTIVE (fake driver, embedded log)\n\n\
          | clients | sagas | to VERIFY_RESIZE p50 ms | to ACTIVE p50 ms | to ACTIVE p99 ms |\n|---|---|---|---|---|\n{}\n\n\
          Sagas per second (resize + confirm, concurrent): {:.0}. Real Nova 34 on this machine: 1.66 s to VERIFY_RESIZE and 0.70 s more to ACTIVE.\n\n\
          ## Scheduler: decisions on a random cloud (default filters and weighers)\n\n\
-         | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}{}",
+         | hosts | decisions | decisions/s | p99 µs |\n|---|---|---|---|\n{}\n\n{}{}{}{}",
         machine(),
         chrono_like_now(),
         lines.join("\n"),
+        kafka_md,
         billing_lag_p99,
         args.concurrency,
         resize_lines.join("\n"),
         sagas_per_s,
         sched_lines.join("\n"),
+        scale_md,
+        http_md,
         replay_md,
         notes
     );
     std::fs::write(&args.out_md, md)?;
     Ok(())
+}
+
+/// The `http_*` figures: the all-in-one with Keystone, booted through
+/// `http` as any client would (the same code as `--url`).
+async fn http_figures(args: &Args, figures: &mut BTreeMap<String, f64>) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = config(dir.path(), args.hosts);
+    cfg.api.auth_strategy = "keystone".into();
+    let system = System::start(&cfg, None).await?;
+    let plan = |boots| http::Plan {
+        compute_url: format!("http://{}/v2.1", system.api_addr),
+        auth: http::Auth::Keystone {
+            auth_url: format!("http://{}/identity/v3", system.api_addr),
+            username: "admin".into(),
+            password: "admin".into(),
+            project: "admin".into(),
+        },
+        flavor: None,
+        image: None,
+        boots,
+        concurrency: args.concurrency,
+        poll: Duration::from_millis(args.poll_ms),
+        delete: false,
+    };
+    http::run(&plan(100)).await?;
+    let run = http::run(&plan(args.http_boots)).await?;
+    system.stop().await?;
+    let (p50, p99) = (
+        percentile(&run.latencies_ms, 0.5),
+        percentile(&run.latencies_ms, 0.99),
+    );
+    figures.insert("http_boot_p50_ms".into(), p50);
+    figures.insert("http_boots_per_s".into(), run.per_second());
+    println!(
+        "http (keystone, {} clients, polling every {} ms): p50 {p50:.2} ms, p99 {p99:.2} ms, {:.0} boots/s",
+        args.concurrency,
+        args.poll_ms,
+        run.per_second()
+    );
+    Ok(format!(
+        "## Boot over HTTP as any client sees it (`novalog-bench --url`)\n\n\
+         The all-in-one with Keystone tokens (fake driver, embedded log, {} fake hosts): {} clients, each \
+         `POST /v2.1/servers` then `GET /v2.1/servers/{{id}}` every {} ms until ACTIVE, {} servers. \
+         The same client runs against any Nova-compatible endpoint: \
+         `novalog-bench --url http://controller:8774/v2.1 --os-auth-url http://controller/identity/v3 \
+         --os-username admin --os-password … --os-project-name admin --delete`.\n\n\
+         | figure | value |\n|---|---|\n\
+         | `http_boot_p50_ms` | {p50:.2} ms (p99 {p99:.2}) |\n\
+         | `http_boots_per_s` | {:.0} |\n\n",
+        args.hosts,
+        args.concurrency,
+        args.poll_ms,
+        run.latencies_ms.len(),
+        run.per_second(),
+    ))
+}
+
+/// The many-servers figures (`scale`): into `figures`, and their section
+/// of BENCHMARKS.md.
+async fn scale_figures(args: &Args, figures: &mut BTreeMap<String, f64>) -> anyhow::Result<String> {
+    // Many servers: memory after boot + delete cycles, then the API alone
+    // with a large live cloud.
+    let scale_dir = tempfile::tempdir()?;
+    let scale_cfg = config(scale_dir.path(), args.hosts);
+    let sc = scale::run(
+        &scale_cfg,
+        scale_dir.path(),
+        args.scale_cycles,
+        args.scale_servers,
+        args.concurrency,
+    )
+    .await?;
+    drop(scale_dir);
+    let growth_per_100k =
+        (sc.rss_after_mb - sc.rss_before_mb) * 100_000.0 / sc.cycles.max(1) as f64;
+    println!(
+        "scale: {} boot+delete cycles in {:.1} s, resident {:.1} → {:.1} MiB ({growth_per_100k:+.1} MiB per 100k); \
+         {} live servers in {:.1} s; novalog-api alone: ready in {:.1} s, resident {:.1} MiB, \
+         servers/detail?limit=1000 over {} pages p50 {:.2} ms p99 {:.2} ms",
+        sc.cycles,
+        sc.cycles_s,
+        sc.rss_before_mb,
+        sc.rss_after_mb,
+        sc.servers,
+        sc.fill_s,
+        sc.api_ready_s,
+        sc.api_rss_mb,
+        sc.pages,
+        sc.detail_p50_ms,
+        sc.detail_p99_ms
+    );
+    figures.insert("rss_growth_mb_per_100k_deleted".into(), growth_per_100k);
+    figures.insert("api_rss_mb_100k".into(), sc.api_rss_mb);
+    figures.insert("servers_detail_p99_ms_100k".into(), sc.detail_p99_ms);
+    Ok(format!(
+        "## Many servers (fake driver, embedded log)\n\n\
+         | figure | value | goal |\n|---|---|---|\n\
+         | `rss_growth_mb_per_100k_deleted`: the all-in-one's resident memory after {} boot + delete cycles ({} clients, {:.0} s) against before them (after 2,000 warm-up cycles), per 100,000 | {:+.1} MiB ({:.1} → {:.1}) | ≈ 0 |\n\
+         | `api_rss_mb_100k`: a `novalog-api` process alone over {} live servers, after it listed them all twice (ready {:.1} s after start) | {:.1} MiB | ≤ 300 |\n\
+         | `servers_detail_p99_ms_100k`: `GET /v2.1/servers/detail?limit=1000` from that process, every page of the {} servers in turn ({} pages; p50 {:.2} ms) | {:.2} ms | ≤ 50 |\n\n",
+        sc.cycles,
+        args.concurrency,
+        sc.cycles_s,
+        growth_per_100k,
+        sc.rss_before_mb,
+        sc.rss_after_mb,
+        sc.servers,
+        sc.api_ready_s,
+        sc.api_rss_mb,
+        sc.servers,
+        sc.pages,
+        sc.detail_p50_ms,
+        sc.detail_p99_ms,
+    ))
 }
 
 fn chrono_like_now() -> String {

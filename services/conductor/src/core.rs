@@ -145,6 +145,8 @@ pub struct Conductor {
     /// Ids handed out so far, by kind (`migration`: Nova's integer
     /// migration ids).
     counters: Table<String, u64>,
+    /// The log position of the record being decided ([`Conductor::at`]).
+    position: Option<(i32, i64)>,
     /// Projects' own quota limits (the defaults apply to the rest).
     pub quota_overrides: Table<String, BTreeMap<String, i64>>,
     /// Quota classes' limits by class name (Nova's `quota_classes`);
@@ -204,6 +206,17 @@ impl Default for Conductor {
     }
 }
 
+/// Partitions an id leaves room for: 2^16, far above any topic's count.
+const PARTITION_BITS: u32 = 16;
+
+/// The migration id of the intent at `offset` of `partition`: distinct for
+/// every (partition, offset) pair, growing with the offset, below 2^53 (a
+/// JSON number's exact range) for offsets up to 2^37.
+pub fn migration_id_at(partition: i32, offset: i64) -> u64 {
+    let partition = u64::from(partition.max(0) as u32) & ((1 << PARTITION_BITS) - 1);
+    ((offset.max(0) as u64 + 1) << PARTITION_BITS) | partition
+}
+
 impl Conductor {
     pub fn new(settings: Settings) -> Self {
         use tables::*;
@@ -217,6 +230,7 @@ impl Conductor {
             aggregates: Table::new(AGGREGATES),
             awaiting: Table::new(AWAITING),
             counters: Table::new(COUNTERS),
+            position: None,
             quota_overrides: Table::new(QUOTAS),
             quota_classes: Table::new(QUOTA_CLASSES),
             usage: HashMap::new(),
@@ -253,6 +267,7 @@ impl Conductor {
             aggregates: Table::load(store, AGGREGATES)?,
             awaiting,
             counters: Table::load(store, COUNTERS)?,
+            position: None,
             quota_overrides: Table::load(store, QUOTAS)?,
             quota_classes: Table::load(store, QUOTA_CLASSES)?,
             usage: HashMap::new(),
@@ -338,9 +353,24 @@ impl Conductor {
         }
     }
 
-    /// The next migration id.
+    /// Where the record being decided sits in the log: its partition and
+    /// offset. The shell sets it before [`Conductor::handle`]; ids the
+    /// decision hands out are derived from it, so two conductors (each
+    /// owning other partitions) never hand out the same one, and a replay
+    /// hands out the same ones again.
+    pub fn at(&mut self, partition: i32, offset: i64) {
+        self.position = Some((partition, offset));
+    }
+
+    /// The next migration id: Nova's integer id, derived from the position
+    /// of the intent that starts the migration ([`migration_id_at`]).
+    /// Without a position (a decider driven directly, as in unit tests) it
+    /// falls back to a counter in the conductor's state.
     pub(crate) fn next_migration_id(&mut self) -> u64 {
-        let next = self.last_migration_id() + 1;
+        let next = match self.position {
+            Some((partition, offset)) => migration_id_at(partition, offset),
+            None => self.last_migration_id() + 1,
+        };
         self.counters.insert(MIGRATION_IDS.to_owned(), next);
         next
     }

@@ -441,6 +441,36 @@ fn resize_goes_through_novas_steps_to_verify_resize_then_confirm_makes_it_active
 }
 
 #[test]
+fn a_migration_id_comes_from_the_intents_log_position_so_replicas_never_collide() {
+    // Two conductors owning different partitions decide a resize each at
+    // the same offset: their ids differ. The same position again (a
+    // replay) gives the same id.
+    let ids: Vec<u64> = [(0, 41), (1, 41), (0, 41), (0, 42)]
+        .into_iter()
+        .map(|(partition, offset)| {
+            let mut w = Cloud::standard();
+            let id = w.boot("h1");
+            w.c.at(partition, offset);
+            w.resize(id, "2");
+            migration(&w, id).id
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1], "other partition, same offset");
+    assert_eq!(ids[0], ids[2], "the same position decides the same id");
+    assert!(ids[3] > ids[0], "a later intent gets a larger id");
+    assert_eq!(ids[0], crate::core::migration_id_at(0, 41));
+    // Distinct over a grid of positions, and exact as a JSON number.
+    let mut seen = std::collections::HashSet::new();
+    for partition in [0, 1, 2, 255, 65_535] {
+        for offset in [0, 1, 2, 1 << 20, (1 << 37) - 1] {
+            let id = crate::core::migration_id_at(partition, offset);
+            assert!(id < 1 << 53, "{partition}/{offset}");
+            assert!(seen.insert(id), "{partition}/{offset} collides");
+        }
+    }
+}
+
+#[test]
 fn every_intermediate_task_state_is_novas() {
     let mut w = Cloud::standard();
     let id = w.boot("h1");

@@ -244,6 +244,7 @@ impl<S: Store> Handler for ConductorHandler<S> {
     ) -> Result<(), Rejected> {
         self.restore_subject(input)?;
         let now = self.clock.now();
+        self.core.at(input.partition, input.offset);
         for mut e in self.core.handle(&input.env, now) {
             // What the record caused says when it was decided.
             e.env.meta.occurred_at_ms = now;

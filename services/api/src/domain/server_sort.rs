@@ -12,9 +12,38 @@ use novalog_schemas::instance::Instance;
 use crate::error::ApiError;
 use crate::microversion::ApiVersion;
 
-/// Keys Nova's schema still accepts but ignores (its
-/// `SERVER_LIST_IGNORE_SORT_KEY`); `locked` sorts from 2.73.
-const IGNORED: &[&str] = &[
+/// Nova's `VALID_SORT_KEYS` for servers: the keys it sorts by, then
+/// ([`IGNORED`]) the ones its schema still accepts but ignores.
+pub const SORT_KEYS: &[&str] = &[
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "availability_zone",
+    "config_drive",
+    "created_at",
+    "display_description",
+    "display_name",
+    "host",
+    "hostname",
+    "image_ref",
+    "instance_type_id",
+    "kernel_id",
+    "key_name",
+    "launch_index",
+    "launched_at",
+    "locked_by",
+    "node",
+    "power_state",
+    "progress",
+    "project_id",
+    "ramdisk_id",
+    "root_device_name",
+    "task_state",
+    "terminated_at",
+    "updated_at",
+    "user_id",
+    "uuid",
+    "vm_state",
     "architecture",
     "cell_name",
     "cleaned",
@@ -38,6 +67,10 @@ const IGNORED: &[&str] = &[
     "vcpus",
     "vm_mode",
 ];
+
+/// Keys Nova's schema still accepts but ignores (its
+/// `SERVER_LIST_IGNORE_SORT_KEY`); `locked` sorts from 2.73.
+const IGNORED: &[&str] = SORT_KEYS.split_at(29).1;
 
 /// A column servers are ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
