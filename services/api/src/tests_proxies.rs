@@ -1072,6 +1072,7 @@ async fn a_guest_posts_its_password_once_and_the_api_reads_and_clears_it() {
             ("Content-Type".to_owned(), "text/plain".to_owned()),
         ]
     };
+    let hr = &h;
     let post = |headers: Vec<(String, String)>, body: &str| {
         let body = body.as_bytes().to_vec();
         async move {
@@ -1079,7 +1080,7 @@ async fn a_guest_posts_its_password_once_and_the_api_reads_and_clears_it() {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            h.send(Method::POST, meta, None, &hs, Some(body)).await
+            hr.send(Method::POST, meta, None, &hs, Some(body)).await
         }
     };
     let before = h.intents_end().await;

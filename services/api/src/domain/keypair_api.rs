@@ -105,11 +105,11 @@ const X509_DAYS: i64 = 3650;
 /// certificate for WinRM, subject `CN=<user_id>`, extended key usage
 /// `clientAuth`, the UPN `<user_id>@localhost` as a subject alternative
 /// name (`otherName` 1.3.6.1.4.1.311.20.2.3), valid for ten years from
-/// `now_ms`. Returns (certificate PEM, private key): the key and the
-/// certificate as a PKCS#12 bundle with an empty password, base64-encoded,
-/// as Nova hands it out.
+/// `now_ms`. Returns (certificate PEM, private key PEM, PKCS#8). Nova
+/// hands the key out inside a base64 PKCS#12 bundle with the certificate;
+/// the key alone is what a client imports it from.
 pub fn generate_x509(user_id: &str, now_ms: i64) -> Result<(String, String), ApiError> {
-    use rsa::pkcs8::EncodePrivateKey;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
     let fail = |what: &str, e: String| {
         tracing::error!(error = %e, "x509 keypair generation failed: {what}");
@@ -140,31 +140,10 @@ pub fn generate_x509(user_id: &str, now_ms: i64) -> Result<(String, String), Api
         .self_signed(&signer)
         .map_err(|e| fail("certificate", e.to_string()))?;
 
-    let key_der = private
-        .to_pkcs8_der()
+    let key = private
+        .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| fail("pkcs8", e.to_string()))?;
-    let key = p12_keystore::PrivateKey::from_der(key_der.as_bytes())
-        .map_err(|e| fail("pkcs12 key", e.to_string()))?;
-    let chain_cert = p12_keystore::Certificate::from_der(cert.der())
-        .map_err(|e| fail("pkcs12 certificate", e.to_string()))?;
-    let local_key_id = sha1::Sha1::digest(cert.der()).to_vec();
-    let mut store = p12_keystore::KeyStore::new();
-    store.add_entry(
-        "1",
-        p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(
-            local_key_id,
-            key,
-            [chain_cert],
-        )),
-    );
-    let bundle = store
-        .writer("")
-        .write()
-        .map_err(|e| fail("pkcs12", e.to_string()))?;
-    Ok((
-        cert.pem(),
-        base64::engine::general_purpose::STANDARD.encode(bundle),
-    ))
+    Ok((cert.pem(), key.to_string()))
 }
 
 /// An RSA key signing for rcgen (PKCS#1 v1.5 with SHA-256).
@@ -425,32 +404,25 @@ XkXgs+U3SaEoWM6g1QIgMe6B+VnmmPaJ/yVyya4jnxLtvw2ALTd1/9R83sngUYc=
 
     #[test]
     fn generated_x509_keypairs_are_novas_winrm_certificates() {
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::traits::PublicKeyParts;
         let now = 1_765_000_000_000;
         let (cert, private) = generate_x509("u-1", now).unwrap();
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
         let fp = x509_fingerprint(&cert).unwrap();
         assert_eq!(fp.len(), 59);
-        // The bundle opens with an empty password and holds the key and
-        // this certificate.
-        let bundle = base64::engine::general_purpose::STANDARD
-            .decode(&private)
-            .unwrap();
-        let store = p12_keystore::KeyStore::from_pkcs12(
-            &bundle,
-            "",
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .unwrap();
-        let (_, chain) = store.private_key_chain().unwrap();
-        assert_eq!(chain.certs()[0].subject(), "CN=u-1");
-        assert_eq!(chain.certs()[0].issuer(), "CN=u-1");
+        // The key is RSA-2048 and its public half is the certificate's.
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&private).unwrap();
+        assert_eq!(key.size(), 256);
         let body: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .unwrap();
-        assert_eq!(chain.certs()[0].as_der(), der.as_slice());
-        // The UPN and client-auth usage WinRM looks for.
         let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+        assert!(has(&key.to_public_key().n().to_bytes_be()));
+        // Self-signed by CN=u-1 (subject and issuer), with the UPN and the
+        // client-auth usage WinRM looks for.
+        assert!(der.windows(3).filter(|w| *w == b"u-1").count() >= 3);
         assert!(has(b"u-1@localhost"));
         assert!(has(&[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]));
         assert_ne!(generate_x509("u-1", now).unwrap().0, cert);
