@@ -290,7 +290,7 @@ message! {
     IdentityRole = pb::IdentityRole, "role." { id: nonempty, name: nonempty, description };
     RoleGrant = pb::RoleGrant, "grant." {
         role_id: nonempty, actor_id: nonempty, actor_is_group, target_id: nonempty, target_is_domain,
-        inherited,
+        inherited, system,
     };
     ApplicationCredential = pb::ApplicationCredential, "application_credential." {
         id: nonempty, name: nonempty, description, user_id: nonempty, project_id: nonempty,
@@ -837,6 +837,7 @@ records! {
             ServerUpdateRequested { instance_id, name, description: if set_description, access },
             ServerMetadataChangeRequested { instance_id, replace_all, set, remove },
             ServerTagsChangeRequested { instance_id, replace_all, add, remove },
+            ServerPasswordChangeRequested { instance_id, password },
             QuotaSetRequested { project_id: nonempty, limits, force },
             QuotaResetRequested { project_id: nonempty },
             QuotaClassSetRequested { class_name: nonempty, limits },
@@ -887,6 +888,7 @@ records! {
             InstanceUpdated { name: nonempty, description, access },
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
+            InstancePasswordSet { password },
             RebuildCompleted { vm_state, power_state },
         }
         wraps {}

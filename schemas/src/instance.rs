@@ -61,6 +61,9 @@ pub struct Instance {
     pub shelved_image_id: Option<Uuid>,
     /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
     pub access: AccessConfig,
+    /// Nova's `password_*` system metadata: the encrypted password the
+    /// guest posted (empty: none), what `os-server-password` shows.
+    pub password: String,
 }
 
 impl Instance {
@@ -143,6 +146,7 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             migrations: Vec::new(),
             shelved_image_id: None,
             access: c.access,
+            password: String::new(),
         });
     }
     let mut i = state?;
@@ -258,6 +262,9 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         }
         InstanceEvent::InstanceTagsSet { tags } => {
             i.tags = tags.clone();
+        }
+        InstanceEvent::InstancePasswordSet { password } => {
+            i.password = password.clone();
         }
         InstanceEvent::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;

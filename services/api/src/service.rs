@@ -121,6 +121,7 @@ impl ApiService {
             image_upload_lease: Duration::from_secs(cfg.conductor.image_upload_lease),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
+            metadata_secret: cfg.api.metadata_proxy_shared_secret.clone(),
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

@@ -1144,3 +1144,67 @@ async fn every_admin_route_follows_keystones_default_policy() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn role_assignments_are_unpaged_and_refuse_keystones_useless_filters() {
+    let h = Harness::start().await;
+    let admin = h.admin().await;
+    let all = h.get("role_assignments", &admin).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let rows = all.body["role_assignments"].as_array().unwrap().len();
+    assert!(rows >= 2, "{}", all.body);
+    // Keystone wraps this list without hints: `limit` and `marker` cut
+    // nothing and it is never truncated.
+    let r = h.get("role_assignments?limit=1&marker=zzzz", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["role_assignments"].as_array().unwrap().len(), rows);
+    assert!(r.body.get("truncated").is_none());
+    assert_eq!(r.body["links"]["next"], Value::Null);
+
+    let demo = stable_id("project", "demo");
+    for (query, message) in [
+        (
+            "include_subtree".to_owned(),
+            "scope.project.id must be specified if include_subtree is also specified",
+        ),
+        (
+            format!("scope.domain.id=default&scope.project.id={demo}"),
+            "Specify a domain or project, not both",
+        ),
+        (
+            "scope.domain.id=default&scope.system=all".to_owned(),
+            "Specify system or domain, not both",
+        ),
+        (
+            format!("scope.project.id={demo}&scope.system=all"),
+            "Specify system or project, not both",
+        ),
+        (
+            "user.id=a&group.id=b".to_owned(),
+            "Specify a user or group, not both",
+        ),
+        (
+            "effective&group.id=b".to_owned(),
+            "Combining effective and group filter will always result in an empty list.",
+        ),
+        (
+            "effective&scope.domain.id=default&scope.OS-INHERIT:inherited_to=projects".to_owned(),
+            "Combining effective, domain and inherited filters will always result in an empty list.",
+        ),
+    ] {
+        let r = h.get(&format!("role_assignments?{query}"), &admin).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, message);
+    }
+    // The subtree of a project: here, the project itself.
+    let r = h
+        .get(
+            &format!("role_assignments?scope.project.id={demo}&include_subtree"),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rows = r.body["role_assignments"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|a| a["scope"]["project"]["id"] == demo));
+    h.stop().await;
+}

@@ -328,7 +328,10 @@ async fn domain_scoped_tokens_carry_the_domains_roles_and_read_it() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(ids(&r.body["domains"]), ["default"]);
     let r = h.get("auth/system", &admin).await;
-    assert_eq!((r.status, &r.body["system"]), (StatusCode::OK, &json!([])));
+    assert_eq!(
+        (r.status, &r.body["system"]),
+        (StatusCode::OK, &json!([{"all": true}]))
+    );
     assert_eq!(
         h.get("auth/domains", "").await.status,
         StatusCode::UNAUTHORIZED
@@ -576,5 +579,352 @@ async fn lists_filter_inexactly_and_page_with_limit_and_marker() {
     assert_eq!(r.body["links"]["next"], Value::Null);
     let r = h.get("users?limit=x", &admin).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "limit");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn domain_managers_grant_lower_roles_in_their_domain_and_readers_only_read() {
+    let h = Harness::start().await;
+    let admin = h.admin().await;
+    let role = |name| stable_id("role", name);
+    let demo = stable_id("project", "demo");
+    // Another domain, with a project and a user holding a role there.
+    let other = h
+        .create(&admin, "domains", "domain", json!({"name": "other"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let op = h
+        .create(
+            &admin,
+            "projects",
+            "project",
+            json!({"name": "op", "domain_id": other}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ou = h
+        .create(
+            &admin,
+            "users",
+            "user",
+            json!({"name": "ou", "domain_id": other, "password": "pw"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let elsewhere = format!("projects/{op}/users/{ou}/roles/{}", role("member"));
+    assert_eq!(
+        h.status(Method::PUT, &elsewhere, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    // A manager and a reader of the Default domain, and a user to manage.
+    let mona = h.user(&admin, "mona").await;
+    let dora = h.user(&admin, "dora").await;
+    let target = h.user(&admin, "tim").await;
+    for (who, r) in [(&mona, "manager"), (&dora, "reader")] {
+        let grant = format!("domains/default/users/{who}/roles/{}", role(r));
+        assert_eq!(
+            h.status(Method::PUT, &grant, &admin).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let manager = h.token("mona", "pw", domain()).await;
+    let reader = h.token("dora", "pw", domain()).await;
+
+    // The manager grants and revokes member, reader and manager here.
+    for r in ["member", "reader", "manager"] {
+        let grant = format!("projects/{demo}/users/{target}/roles/{}", role(r));
+        assert_eq!(
+            h.status(Method::PUT, &grant, &manager).await,
+            StatusCode::NO_CONTENT,
+            "{r}"
+        );
+        assert_eq!(
+            h.status(Method::HEAD, &grant, &reader).await,
+            StatusCode::NO_CONTENT,
+            "{r}"
+        );
+        assert_eq!(
+            h.status(Method::DELETE, &grant, &manager).await,
+            StatusCode::NO_CONTENT,
+            "{r}"
+        );
+    }
+    let on_domain = format!("domains/default/users/{target}/roles/{}", role("member"));
+    assert_eq!(
+        h.status(Method::PUT, &on_domain, &manager).await,
+        StatusCode::NO_CONTENT
+    );
+    let r = h
+        .get(&format!("domains/default/users/{target}/roles"), &reader)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["roles"][0]["name"], "member");
+    // Not admin, and nothing outside its domain.
+    let refused = [
+        format!("projects/{demo}/users/{target}/roles/{}", role("admin")),
+        format!("projects/{op}/users/{target}/roles/{}", role("member")),
+        format!("projects/{demo}/users/{ou}/roles/{}", role("member")),
+    ];
+    for grant in &refused {
+        let r = h.call(Method::PUT, grant, &manager, None).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "identity:create_grant");
+    }
+    let r = h.call(Method::DELETE, &elsewhere, &manager, None).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:revoke_grant");
+    assert_eq!(
+        h.status(Method::HEAD, &elsewhere, &reader).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // The reader reads, and writes nothing.
+    let r = h.call(Method::PUT, &on_domain, &reader, None).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:create_grant");
+    let r = h.call(Method::DELETE, &on_domain, &reader, None).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:revoke_grant");
+
+    // Role assignments: a domain reader (a manager is one too) sees its
+    // domain's, not the other domain's.
+    for t in [&reader, &manager] {
+        let r = h.get("role_assignments", t).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let rows = r.body["role_assignments"].as_array().unwrap();
+        assert!(rows.iter().any(|a| a["user"]["id"] == target.as_str()));
+        assert!(
+            rows.iter()
+                .all(|a| a["scope"]["project"]["id"] != op.as_str()),
+            "{}",
+            r.body
+        );
+    }
+    let r = h.get("role_assignments", &admin).await;
+    let rows = r.body["role_assignments"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|a| a["scope"]["project"]["id"] == op.as_str())
+    );
+
+    // The manager keeps its domain's users and projects, and no other's.
+    let u = h
+        .create(&manager, "users", "user", json!({"name": "newbie"}))
+        .await;
+    assert_eq!(u["domain_id"], "default");
+    let uid = u["id"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            Method::PATCH,
+            &format!("users/{uid}"),
+            &manager,
+            Some(json!({"user": {"description": "managed"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h
+        .call(
+            Method::POST,
+            "users",
+            &manager,
+            Some(json!({"user": {"name": "away", "domain_id": other}})),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:create_user");
+    let r = h
+        .call(
+            Method::PATCH,
+            &format!("users/{ou}"),
+            &manager,
+            Some(json!({"user": {"description": "no"}})),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:update_user");
+    let r = h
+        .call(Method::DELETE, &format!("projects/{op}"), &manager, None)
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:delete_project");
+    let p = h
+        .create(&manager, "projects", "project", json!({"name": "team"}))
+        .await;
+    assert_eq!(p["domain_id"], "default");
+    let pid = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.status(Method::DELETE, &format!("projects/{pid}"), &manager)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::DELETE, &format!("users/{uid}"), &manager)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    // The reader changes none of them.
+    let r = h
+        .call(
+            Method::POST,
+            "users",
+            &reader,
+            Some(json!({"user": {"name": "nope"}})),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:create_user");
+    let r = h
+        .call(Method::DELETE, &format!("users/{target}"), &reader, None)
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:delete_user");
+
+    // A project's member has none of this.
+    let member = h.token("demo", "demo", project("demo")).await;
+    let r = h.call(Method::PUT, &on_domain, &member, None).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:create_grant");
+    assert_eq!(
+        h.get("role_assignments", &member).await.status,
+        StatusCode::FORBIDDEN
+    );
+    h.stop().await;
+}
+
+fn system() -> Value {
+    json!({"system": {"all": true}})
+}
+
+#[tokio::test]
+async fn system_scoped_tokens_for_system_roles_and_system_readers_only_read() {
+    let h = Harness::start().await;
+    let admin = h.admin().await;
+    // The configured admin is an admin of the system too, as keystone's
+    // bootstrap makes it.
+    let r = h.get("auth/system", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["system"], json!([{"all": true}]));
+    let r = h.auth("admin", "admin", Some(system())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let t = &r.body["token"];
+    assert_eq!(t["system"], json!({"all": true}));
+    assert!(t.get("project").is_none() && t.get("domain").is_none());
+    assert_eq!(t["roles"][0]["name"], "admin");
+    assert!(t["catalog"].is_array());
+    let sys_admin = r.token.unwrap();
+    // The admin API is its to use.
+    let r = h.get("users", &sys_admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Compute needs a project.
+    assert_eq!(
+        h.status(Method::GET, "/v2.1/servers", &sys_admin).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A user with no role on the system gets no such token.
+    let demo = h.token("demo", "demo", project("demo")).await;
+    let r = h.get("auth/system", &demo).await;
+    assert_eq!(r.body["system"], json!([]));
+    let r = h.auth("demo", "demo", Some(system())).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "has no access to the system");
+
+    // A system reader, granted by the system admin.
+    let sam = h.user(&sys_admin, "sam").await;
+    let reader = stable_id("role", "reader");
+    let grant = format!("system/users/{sam}/roles/{reader}");
+    let r = h.call(Method::PUT, &grant, &demo, None).await;
+    assert_error(
+        &r,
+        StatusCode::FORBIDDEN,
+        "identity:create_system_grant_for_user",
+    );
+    assert_eq!(
+        h.status(Method::PUT, &grant, &sys_admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(Method::HEAD, &grant, &admin).await,
+        StatusCode::NO_CONTENT
+    );
+    let r = h.get(&format!("system/users/{sam}/roles"), &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["roles"][0]["name"], "reader");
+    let st = h.token("sam", "pw", system()).await;
+    // It reads everything...
+    for path in [
+        "users",
+        "projects",
+        "domains",
+        "groups",
+        "roles",
+        "role_assignments",
+    ] {
+        let r = h.get(path, &st).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    let r = h.get("projects", &st).await;
+    assert!(ids(&r.body["projects"]).contains(&stable_id("project", "demo")));
+    assert_eq!(
+        h.status(
+            Method::GET,
+            &format!("users/{}", stable_id("user", "demo")),
+            &st
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.status(Method::HEAD, &grant, &st).await,
+        StatusCode::NO_CONTENT
+    );
+    // ...and changes nothing.
+    let r = h
+        .call(
+            Method::POST,
+            "projects",
+            &st,
+            Some(json!({"project": {"name": "nope"}})),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity:create_project");
+    let r = h.call(Method::DELETE, &grant, &st, None).await;
+    assert_error(
+        &r,
+        StatusCode::FORBIDDEN,
+        "identity:revoke_system_grant_for_user",
+    );
+    // The assignment on the system, in keystone's shape.
+    let r = h
+        .get(
+            &format!("role_assignments?scope.system=all&user.id={sam}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rows = r.body["role_assignments"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", r.body);
+    assert_eq!(rows[0]["scope"], json!({"system": {"all": true}}));
+    assert_eq!(
+        rows[0]["links"]["assignment"],
+        format!("http://cloud.test:8774/identity/v3/{grant}")
+    );
+    let r = h
+        .get(
+            &format!(
+                "role_assignments?scope.project.id={}",
+                stable_id("project", "admin")
+            ),
+            &admin,
+        )
+        .await;
+    assert!(
+        r.body["role_assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["scope"].get("system").is_none())
+    );
+    // Taking the role away ends the token at once.
+    assert_eq!(
+        h.status(Method::DELETE, &grant, &sys_admin).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(h.get("users", &st).await.status, StatusCode::UNAUTHORIZED);
     h.stop().await;
 }

@@ -941,3 +941,214 @@ async fn networks_extensions_audit_log_and_external_events() {
     assert_eq!(r.body["events"][0]["code"], 400);
     h.stop().await;
 }
+
+// ---- the legacy /v2 root ----
+
+#[tokio::test]
+async fn legacy_v2_serves_the_v2_1_routes_without_microversions() {
+    let h = Harness::with_conductor().await;
+    for uri in ["/v2", "/v2/"] {
+        let r = h.call(Method::GET, uri, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert_eq!(r.body["version"]["id"], "v2.0");
+        assert_eq!(r.body["version"]["status"], "DEPRECATED");
+        assert_eq!(r.body["version"]["version"], "");
+        assert_eq!(
+            r.body["version"]["links"][0]["href"],
+            "http://cloud.test:8774/v2/"
+        );
+        assert!(r.headers.get("openstack-api-version").is_none());
+    }
+
+    // The v2.1 routes, any microversion header ignored and none echoed.
+    let id = server(&h, "old-client").await;
+    let r = at(&h, "2.47", Method::GET, "/v2/servers/detail", MEMBER, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.headers.get("openstack-api-version").is_none());
+    assert!(r.headers.get("x-openstack-nova-api-version").is_none());
+    assert!(r.headers.get("vary").is_none());
+    let found = &r.body["servers"][0];
+    assert_eq!(found["id"], id.to_string());
+    // 2.1's flavor (an id and links), not 2.47's embedded one.
+    assert_eq!(found["flavor"]["id"], "1");
+    // A version out of range is not refused either: there is none here.
+    let r = at(&h, "9.9", Method::GET, "/v2/servers", MEMBER, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    // Properties the schema does not know are dropped, not refused.
+    let mut body = server_body("lenient");
+    body["server"]["junk"] = json!(1);
+    body["extra"] = json!("x");
+    let r = h
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            Some(MEMBER),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .call(Method::POST, "/v2/servers", Some(MEMBER), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    // What the schema knows is still checked.
+    let mut bad = server_body("bad");
+    bad["server"]["name"] = json!(7);
+    let r = h
+        .call(Method::POST, "/v2/servers", Some(MEMBER), Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        message(&r).contains("is not of type 'string'"),
+        "{}",
+        message(&r)
+    );
+
+    // The legacy endpoint's own extension entry.
+    let r = h
+        .call(
+            Method::GET,
+            "/v2/extensions/OS-EXT-VIF-NET",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = h
+        .call(
+            Method::GET,
+            "/v2.1/extensions/OS-EXT-VIF-NET",
+            Some(MEMBER),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Tokens, policy and unknown paths as under /v2.1.
+    let r = h.call(Method::GET, "/v2/servers", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = h
+        .call(Method::GET, &format!("/v2/servers/{id}"), Some(OTHER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call(Method::GET, "/v2/os-hypervisors", Some(MEMBER), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h.call(Method::GET, "/v2/no-such", Some(MEMBER), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    h.stop().await;
+}
+
+// ---- os-server-password, posted through the metadata service ----
+
+fn signed(id: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(id.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_guest_posts_its_password_once_and_the_api_reads_and_clears_it() {
+    let h = Harness::with_conductor_configured(|c| {
+        c.api.metadata_proxy_shared_secret = "s3cret".into();
+    })
+    .await;
+    let id = server(&h, "win").await;
+    let ids = id.to_string();
+    let sig = signed(&ids);
+    let meta = "/openstack/latest/password";
+    let guest = |sig: &str, tenant: &str| {
+        vec![
+            ("X-Instance-ID".to_owned(), ids.clone()),
+            ("X-Tenant-ID".to_owned(), tenant.to_owned()),
+            ("X-Instance-ID-Signature".to_owned(), sig.to_owned()),
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ]
+    };
+    let hr = &h;
+    let post = |headers: Vec<(String, String)>, body: &str| {
+        let body = body.as_bytes().to_vec();
+        async move {
+            let hs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            hr.send(Method::POST, meta, None, &hs, Some(body)).await
+        }
+    };
+    let before = h.intents_end().await;
+    // The proxy's headers are required and must be signed.
+    let r = h
+        .send(Method::POST, meta, None, &[], Some(b"x".to_vec()))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(message(&r), "X-Instance-ID header is missing from request.");
+    let r = post(guest(&signed("other"), "p1"), "c2VjcmV0").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(message(&r), "Invalid proxy request signature.");
+    let r = post(guest(&sig, "p2"), "c2VjcmV0").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = post(guest(&sig, "p1"), &"x".repeat(257)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.intents_end().await, before, "refusals write nothing");
+
+    // Posted once: an event, then the API shows it.
+    let r = post(guest(&sig, "p1"), "c2VjcmV0").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(h.intents_end().await, before + 1);
+    let pw = format!("/v2.1/servers/{id}/os-server-password");
+    let r = h.call(Method::GET, &pw, Some(READER), None).await;
+    assert_eq!(r.body, json!({"password": "c2VjcmV0"}));
+    let hs = guest(&sig, "p1");
+    let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = h.send(Method::GET, meta, None, &hs, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!("c2VjcmV0"));
+    // A second one while it is set: Nova's 409.
+    let r = post(guest(&sig, "p1"), "b3RoZXI=").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Cleared by its owner (not a reader, not another project), then the
+    // guest may post again.
+    let r = h.call(Method::DELETE, &pw, Some(READER), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h.call(Method::DELETE, &pw, Some(OTHER), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.call(Method::DELETE, &pw, Some(MEMBER), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = h.call(Method::GET, &pw, Some(MEMBER), None).await;
+    assert_eq!(r.body, json!({"password": ""}));
+    let r = post(guest(&sig, "p1"), "b3RoZXI=").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h.call(Method::GET, &pw, Some(ADMIN), None).await;
+    assert_eq!(r.body, json!({"password": "b3RoZXI="}));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_shared_secret_the_metadata_password_path_refuses() {
+    let h = Harness::with_conductor().await;
+    let id = server(&h, "win").await.to_string();
+    let r = h
+        .send(
+            Method::POST,
+            "/openstack/2013-04-04/password",
+            None,
+            &[
+                ("X-Instance-ID", id.as_str()),
+                ("X-Tenant-ID", "p1"),
+                ("X-Instance-ID-Signature", ""),
+            ],
+            Some(b"c2VjcmV0".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    h.stop().await;
+}

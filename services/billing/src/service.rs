@@ -292,13 +292,14 @@ struct MeterHandler<S: Store> {
 /// a meter (so a stored meter's instance does not show their task state,
 /// lock or tags), only lets their instants close periods; a replay skips
 /// them by their header without decoding their payload.
-pub const IGNORED: [&str; 7] = [
+pub const IGNORED: [&str; 8] = [
     "InstanceTaskStarted",
     "InstanceDeleteStarted",
     "InstanceLocked",
     "InstanceUnlocked",
     "InstanceMetadataSet",
     "InstanceTagsSet",
+    "InstancePasswordSet",
     "IntentRejected",
 ];
 

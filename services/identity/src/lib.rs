@@ -156,6 +156,12 @@ impl Identity {
                 return Err(TokenError::Revoked);
             }
         }
+        if claims.system {
+            claims.roles = view.roles_on_system(&user.id);
+            if claims.roles.is_empty() {
+                return Err(TokenError::Revoked);
+            }
+        }
         if let Some(project_id) = &claims.project_id {
             if !view.projects.contains_key(project_id) {
                 return Err(TokenError::Malformed);
@@ -233,6 +239,7 @@ impl Identity {
             ));
         };
 
+        let mut system = false;
         let (project_id, domain_id, roles) = match self.scope(&view, user, auth.get("scope"))? {
             Scope::Project(p) => {
                 let roles = view.roles_on(&user.id, &p.id);
@@ -253,6 +260,17 @@ impl Identity {
                     )));
                 }
                 (None, Some(d.id.clone()), roles)
+            }
+            Scope::System => {
+                let roles = view.roles_on_system(&user.id);
+                if roles.is_empty() {
+                    return Err(unauthorized(format!(
+                        "User {} has no access to the system",
+                        user.id
+                    )));
+                }
+                system = true;
+                (None, None, roles)
             }
             Scope::Unscoped => (None, None, Vec::new()),
         };
@@ -288,6 +306,7 @@ impl Identity {
             audit_ids,
             app_cred: None,
             user_epoch: user.token_epoch,
+            system,
         })
     }
 
@@ -367,6 +386,7 @@ impl Identity {
             audit_ids: vec![token::audit_id()],
             app_cred: Some(cred.id.clone()),
             user_epoch: user.token_epoch,
+            system: false,
         })
     }
 
@@ -439,6 +459,9 @@ impl Identity {
                 }
                 Ok(Scope::Project(p))
             }
+            // Keystone scopes to the whole system whatever `system` holds
+            // (`{"all": true}` is the one form clients send).
+            Some(Value::Object(o)) if o.contains_key("system") => Ok(Scope::System),
             Some(Value::Object(o)) if o.contains_key("domain") => {
                 let domain = &o["domain"];
                 let r =
@@ -452,7 +475,7 @@ impl Identity {
                 Ok(Scope::Domain(d))
             }
             Some(Value::Object(_)) => Err(unauthorized(
-                "Only project and domain scopes are supported by this identity service.",
+                "Only project, domain and system scopes are supported by this identity service.",
             )),
             Some(_) => Err(bad("Invalid scope.")),
         }
@@ -463,6 +486,8 @@ impl Identity {
 enum Scope<'v> {
     Project(&'v IdentityProject),
     Domain(&'v IdentityDomain),
+    /// The system (`system: {"all": true}`).
+    System,
     Unscoped,
 }
 
@@ -720,6 +745,7 @@ mod tests {
                 target_id: DOMAIN_ID.into(),
                 target_is_domain: true,
                 inherited: false,
+                system: false,
             })),
         );
         let scope = json!({"domain": {"name": "Default"}});

@@ -320,18 +320,23 @@ async fn auth_domains(
     ))
 }
 
-/// `GET /v3/auth/system`: the system scopes the caller may use. This
-/// service keeps no system role assignments, so none; keystone answers
-/// the same to a user without one.
+/// `GET /v3/auth/system`: the system scopes the caller may use:
+/// `[{"all": true}]` when they hold a role on the system, else none.
 async fn auth_system(
     State(identity): State<IdentityState>,
     headers: HeaderMap,
     l: BaseUrl,
 ) -> Result<Json<Value>> {
-    caller(&identity, &headers)?;
+    let c = caller(&identity, &headers)?;
     let base = links(&identity, &l);
+    let view = identity.directory.view();
+    let system = if view.roles_on_system(&c.user_id).is_empty() {
+        json!([])
+    } else {
+        json!([{"all": true}])
+    };
     Ok(Json(
-        json!({"system": [], "links": views::list_links(&base, "auth/system")}),
+        json!({"system": system, "links": views::list_links(&base, "auth/system")}),
     ))
 }
 
@@ -342,7 +347,7 @@ async fn auth_catalog(
     l: BaseUrl,
 ) -> Result<Json<Value>> {
     let caller = caller(&identity, &headers)?;
-    if caller.project_id.is_none() && caller.domain_id.is_none() {
+    if caller.project_id.is_none() && caller.domain_id.is_none() && !caller.system {
         return Err(KeystoneError::forbidden());
     }
     Ok(Json(json!({

@@ -258,7 +258,8 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         InstanceEvent::IntentRejected { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
-        | InstanceEvent::InstanceTagsSet { .. } => {}
+        | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::InstancePasswordSet { .. } => {}
     }
 }
 
@@ -450,6 +451,7 @@ fn record_saga(
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::InstancePasswordSet { .. }
         | InstanceEvent::ResizeMigrated(_)
         | InstanceEvent::LiveMigrationStarted(_)
         | InstanceEvent::RebuildSpawnBegan => {}

@@ -403,6 +403,7 @@ pub(crate) mod tests {
             migrations: Vec::new(),
             shelved_image_id: None,
             access: Default::default(),
+            password: String::new(),
         }
     }
 
