@@ -442,7 +442,8 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         | InstanceEvent::InstanceUnlocked
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
-        | InstanceEvent::InstanceTagsSet { .. } => {}
+        | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 

@@ -254,11 +254,12 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | InstanceEvent::RebuildStarted(_)
         | InstanceEvent::RebuildSpawnBegan
         | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
-        // No action of their own.
+        // No action of their own (Nova records none for a console).
         InstanceEvent::IntentRejected { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
-        | InstanceEvent::InstanceTagsSet { .. } => {}
+        | InstanceEvent::InstanceTagsSet { .. }
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 
@@ -452,7 +453,8 @@ fn record_saga(
         | InstanceEvent::InstanceTagsSet { .. }
         | InstanceEvent::ResizeMigrated(_)
         | InstanceEvent::LiveMigrationStarted(_)
-        | InstanceEvent::RebuildSpawnBegan => {}
+        | InstanceEvent::RebuildSpawnBegan
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 
