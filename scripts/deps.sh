@@ -8,7 +8,9 @@
 #                          protobuf-compiler (prost-build); for the libvirt
 #                          driver libvirt-dev, libvirt0 and pkg-config (the
 #                          `virt` crate links libvirt) and qemu-utils
-#                          (qemu-img makes the instance disks).
+#                          (qemu-img makes the instance disks);
+#                          noVNC (the npm package @novnc/novnc, with npm) into
+#                          $NOVALOG_CACHE/novnc: the page the console proxy serves.
 #   scripts/deps.sh test   the above, plus what the tests need (make test, make bench):
 #                          - cargo-nextest, the test runner;
 #                          - tansu, an Apache-Kafka-compatible broker, for the
@@ -45,6 +47,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   command -v flock >/dev/null && apt=(flock /tmp/apt.lock apt-get)
   as_root "${apt[@]}" update -qq
   as_root env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}"
+fi
+
+# noVNC, the browser VNC client the console proxy (novalog-novncproxy, and
+# novalog's) serves at [vnc] novncproxy_base_url; fetched, not kept in the repo.
+NOVNC_VERSION=1.7.0
+NOVNC_DIR="$NOVALOG_CACHE/novnc"
+if [ ! -f "$NOVNC_DIR/node_modules/@novnc/novnc/core/rfb.js" ] \
+   || ! grep -q "\"version\": \"$NOVNC_VERSION\"" "$NOVNC_DIR/node_modules/@novnc/novnc/package.json"; then
+  if command -v npm >/dev/null; then
+    echo "deps: fetching noVNC $NOVNC_VERSION into $NOVNC_DIR"
+    mkdir -p "$NOVNC_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$NOVNC_DIR" "@novnc/novnc@$NOVNC_VERSION"
+  else
+    echo "deps: npm not found: the console proxy serves no noVNC page (install npm, run again)" >&2
+  fi
 fi
 
 [ "$mode" = run ] && exit 0

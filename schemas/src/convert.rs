@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::actions::ServerAction;
 use crate::billing::BillingEvent;
+use crate::console::ConsoleToken;
 use crate::envelope::{Actor, DecodeError, Envelope, Meta, SCHEMA_VERSION};
 use crate::events::{
     CatalogEvent, ComputeCommand, ComputeFact, DeadLetter, Event, FlavorUpdate, HostAggregate,
@@ -385,6 +386,10 @@ message! {
     };
     RebuildSpec = pb::RebuildStarted, "" {
         image, name, metadata, key_name, user_data, description, access,
+    };
+    ConsoleToken = pb::ConsoleTokenIssued, "" {
+        instance_id, token_hash: nonempty, console_type: nonempty, host: nonempty, address, port,
+        expires_at_ms,
     };
 }
 
@@ -848,6 +853,7 @@ records! {
             ServerResizeConfirmRequested { instance_id } as InstanceRef,
             ServerResizeRevertRequested { instance_id } as InstanceRef,
             SagaStepTimedOut { instance_id, step, deadline_ms },
+            ConsoleTokenRequested { instance_id, token_hash: nonempty, console_type: nonempty },
         }
         wraps {
             FlavorCreateRequested(flavor),
@@ -910,6 +916,7 @@ records! {
             LiveMigrated as MigrationProgress,
             Evacuated as MigrationProgress,
             RebuildStarted,
+            ConsoleTokenIssued,
         }
         units {
             InstanceDeleteStarted | "InstanceDeleting",
@@ -957,6 +964,7 @@ records! {
             InstanceDestroyed { instance_id, host: nonempty, usage },
             ServerActionPerformed { instance_id, host: nonempty, action, power_state },
             ServerActionFailed { instance_id, host: nonempty, action, reason, power_state },
+            ConsoleEndpointReported { instance_id, host: nonempty, address, port },
         }
         wraps {}
         boxes {

@@ -999,6 +999,28 @@ fn saga_samples() -> Vec<Event> {
         Event::ComputeFact(ComputeFact::InstanceRebuilt(f())),
         Event::ComputeFact(ComputeFact::EvacuatedInstanceCleanedUp(f())),
         Event::ComputeFact(ComputeFact::MigrationStepFailed(f())),
+        Event::Intent(Intent::ConsoleTokenRequested {
+            instance_id: id,
+            token_hash: crate::console::hash_token("t"),
+            console_type: "novnc".into(),
+        }),
+        Event::Instance(InstanceEvent::ConsoleTokenIssued(Box::new(
+            crate::console::ConsoleToken {
+                instance_id: id,
+                token_hash: crate::console::hash_token("t"),
+                console_type: "novnc".into(),
+                host: "fake-host-1".into(),
+                address: "127.0.0.1".into(),
+                port: 5901,
+                expires_at_ms: 600_000,
+            },
+        ))),
+        Event::ComputeFact(ComputeFact::ConsoleEndpointReported {
+            instance_id: id,
+            host: "fake-host-1".into(),
+            address: "127.0.0.1".into(),
+            port: 5901,
+        }),
     ]
 }
 

@@ -501,6 +501,13 @@ pub enum Intent {
     ServerRebuildRequested(Box<ServerRebuildRequested>),
     /// A step's deadline passed (the conductor's timer writes it on
     /// `intents`; the conductor compensates).
+    /// A remote console for a server: the API made the token and sends
+    /// only its hash ([`crate::console::hash_token`]).
+    ConsoleTokenRequested {
+        instance_id: Uuid,
+        token_hash: String,
+        console_type: String,
+    },
     SagaStepTimedOut {
         instance_id: Uuid,
         step: String,
@@ -611,6 +618,10 @@ pub enum InstanceEvent {
     Evacuated(Box<MigrationProgress>),
     RebuildStarted(Box<RebuildSpec>),
     RebuildSpawnBegan,
+    /// A console token authorised (aggregate version 0: the instance does
+    /// not change): the proxy connects its holder to `address:port` until
+    /// `expires_at_ms`, or until the instance is deleted.
+    ConsoleTokenIssued(Box<crate::console::ConsoleToken>),
     RebuildCompleted {
         vm_state: VmState,
         #[serde(with = "crate::state::power_code")]
@@ -729,6 +740,14 @@ pub enum ComputeFact {
     InstanceRebuilt(Box<MigrationFact>),
     EvacuatedInstanceCleanedUp(Box<MigrationFact>),
     MigrationStepFailed(Box<MigrationFact>),
+    /// Where a guest's VNC display listens on `host` now (`port` 0: it has
+    /// none), reported before the fact of the command that started it.
+    ConsoleEndpointReported {
+        instance_id: Uuid,
+        host: String,
+        address: String,
+        port: u32,
+    },
 }
 
 /// Hosts' reports (registration, heartbeats) and the status operators set on
@@ -924,6 +943,7 @@ impl Intent {
             Intent::ServerResizeRevertRequested { .. } => "ServerResizeRevertRequested",
             Intent::ServerRebuildRequested(_) => "ServerRebuildRequested",
             Intent::SagaStepTimedOut { .. } => "SagaStepTimedOut",
+            Intent::ConsoleTokenRequested { .. } => "ConsoleTokenRequested",
         }
     }
 }
@@ -973,6 +993,7 @@ impl InstanceEvent {
             InstanceEvent::RebuildStarted(_) => "RebuildStarted",
             InstanceEvent::RebuildSpawnBegan => "RebuildSpawnBegan",
             InstanceEvent::RebuildCompleted { .. } => "RebuildCompleted",
+            InstanceEvent::ConsoleTokenIssued(_) => "ConsoleTokenIssued",
         }
     }
 }
@@ -1051,6 +1072,7 @@ impl ComputeFact {
             ComputeFact::InstanceRebuilt(_) => "InstanceRebuilt",
             ComputeFact::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
             ComputeFact::MigrationStepFailed(_) => "MigrationStepFailed",
+            ComputeFact::ConsoleEndpointReported { .. } => "ConsoleEndpointReported",
         }
     }
 }

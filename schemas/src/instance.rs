@@ -272,8 +272,11 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.power_state = PowerState::NoState;
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
-        // A verdict changes nothing; a create was folded above.
-        InstanceEvent::IntentRejected { .. } | InstanceEvent::InstanceCreated(_) => return Some(i),
+        // A verdict changes nothing, nor does a console token; a create
+        // was folded above.
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstanceCreated(_)
+        | InstanceEvent::ConsoleTokenIssued(_) => return Some(i),
         InstanceEvent::MigrationStarted(_)
         | InstanceEvent::MigrationScheduled(_)
         | InstanceEvent::ResizeMigrationStarted(_)

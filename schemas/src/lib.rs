@@ -14,6 +14,8 @@
 //!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
 //!   holds any of them.
 //! - [`billing`]: the `billing` topic's rated period summaries.
+//! - [`console`]: remote console tokens (Nova's consoleauth): how a token
+//!   is hashed, what an issued one names, when it stops working.
 //! - [`identity`]: Keystone's directory as the identity service writes it.
 //! - [`image`]: Glance's rules on images (JSON-patch, upload states,
 //!   bounds, policy), decided alike by the API and the conductor.
@@ -26,6 +28,7 @@
 
 pub mod actions;
 pub mod billing;
+pub mod console;
 mod convert;
 pub mod envelope;
 pub mod events;

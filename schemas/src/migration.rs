@@ -443,7 +443,8 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
-        | InstanceEvent::InstancePasswordSet { .. } => {}
+        | InstanceEvent::InstancePasswordSet { .. }
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 

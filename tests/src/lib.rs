@@ -47,6 +47,8 @@ pub fn test_config(data_dir: &Path) -> Config {
         ..Config::default()
     };
     cfg.api.listen = "127.0.0.1:0".into();
+    // The console proxy on a free port too (console URLs name it).
+    cfg.vnc.novncproxy_port = 0;
     cfg.api.auth_strategy = "noauth2".into();
     cfg.log.namespace = format!("t{}.", Uuid::new_v4().simple());
     cfg.report_interval = 1;

@@ -1976,6 +1976,31 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "os_compute_api:os-deferred-delete:restore PROJECT_MEMBER_OR_ADMIN",
         "AAFHU",
     ),
+    // Remote consoles: a console (or 409 by state) for the owner.
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/remote-consoles",
+        Some("2.6"),
+        Some(r#"{"remote_console": {"protocol": "vnc", "type": "novnc"}}"#),
+        "os_compute_api:os-remote-consoles PROJECT_MEMBER_OR_ADMIN",
+        "aaFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        Some("2.5"),
+        Some(r#"{"os-getVNCConsole": {"type": "novnc"}}"#),
+        "os_compute_api:os-remote-consoles PROJECT_MEMBER_OR_ADMIN",
+        "aaFHU",
+    ),
+    case(
+        "GET",
+        "/v2.1/os-console-auth-tokens/4e1e2f5a-0d6c-4c3b-9d7e-2f0b8c1a6e55",
+        Some("2.31"),
+        None,
+        "os_compute_api:os-console-auth-tokens ADMIN",
+        "aFFFU",
+    ),
     // Shelve and rescue: allowed or 409 by state, never 403 for the owner
     // (shelveOffload is an administrator's).
     case(

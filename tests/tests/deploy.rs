@@ -275,7 +275,7 @@ fn systemd_units_verify() {
         .unwrap();
         units.push(local);
     }
-    assert_eq!(units.len(), 6, "five services and novalog.target");
+    assert_eq!(units.len(), 7, "six services and novalog.target");
     let target = std::fs::read_to_string(deploy().join("systemd/novalog.target")).unwrap();
     for unit in &units {
         let name = unit.file_name().unwrap().to_string_lossy().into_owned();

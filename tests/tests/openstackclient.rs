@@ -136,6 +136,10 @@ users = [
   { name = "demo", password = "demo", project = "demo", roles = ["member"] },
   { name = "auditor", password = "auditor", project = "demo", roles = ["reader"] },
 ]
+
+[vnc]
+# The console proxy on a free port; console URLs name it.
+novncproxy_port = 0
 "#;
 
 /// `scripts/osc-venv.sh` makes the virtualenv once and prints the path of
@@ -897,6 +901,65 @@ fn openstack_usage_agrees_with_billing() {
         err.contains("403") || err.contains("Forbidden") || err.contains("olicy"),
         "{err}"
     );
+}
+
+/// `console url show`: the URL a stock client prints serves the console
+/// page (noVNC's client from the `@novnc/novnc` package, which
+/// `scripts/deps.sh` fetches), and the token in it opens the guest's VNC
+/// display through the proxy's WebSocket (the `RFB 003.008` banner).
+#[test]
+fn openstackclient_shows_a_console_url_that_opens_the_console() {
+    let Running { os, .. } = &start_novalog(1);
+    use Cloud::{Demo, Reader};
+    os.ok(
+        Demo,
+        &[
+            "server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic", "none",
+            "--wait", "vnc1",
+        ],
+    );
+    let shown = os.ok(Demo, &["console", "url", "show", "vnc1"]);
+    assert_eq!(shown["type"], "novnc", "{shown}");
+    let url = shown["url"].as_str().unwrap().to_owned();
+    let (base, token) = url
+        .split_once("?path=%3Ftoken%3D")
+        .unwrap_or_else(|| panic!("no token in {url}"));
+    assert!(base.ends_with("/vnc_lite.html"), "{url}");
+    let root = base.trim_end_matches("/vnc_lite.html").to_owned();
+    let err = os.fails(Reader, &["console", "url", "show", "vnc1"]);
+    assert!(err.contains("403") || err.contains("Policy"), "{err}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let get = |u: String| async move {
+            let r = reqwest::get(&u).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        let (status, page) = get(url.clone()).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("core/rfb.js"), "{page}");
+        let (status, rfb) = get(format!("{root}/core/rfb.js")).await;
+        assert_eq!(
+            status, 200,
+            "noVNC's client is not served (scripts/deps.sh run fetches @novnc/novnc)"
+        );
+        assert!(
+            rfb.contains("export default class RFB"),
+            "not noVNC's rfb.js"
+        );
+
+        use futures::StreamExt;
+        let ws_url = format!("{}/?token={token}", root.replacen("http://", "ws://", 1));
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("the console's WebSocket opens");
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the display answers")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&frame.into_data()[..], b"RFB 003.008\n");
+    });
 }
 
 /// A `novalog` started on its own port and data directory, with

@@ -1,5 +1,6 @@
 //! Every Novalog service in one process (Nova's nova-all): the API, the
-//! conductor, the scheduler, billing and a compute agent with fake hosts, on one log
+//! conductor, the scheduler, billing, the console proxy (`[vnc] enabled`)
+//! and a compute agent with fake hosts, on one log
 //! (the embedded one by default). Used by `make run`, the end-to-end tests
 //! and the benchmarks.
 
@@ -15,6 +16,8 @@ pub struct System {
     pub log: Arc<dyn EventLog>,
     pub topics: novalog_runtime::Topics,
     pub api_addr: SocketAddr,
+    /// Where the console proxy listens, when `[vnc] enabled`.
+    pub novncproxy_addr: Option<SocketAddr>,
     /// The demo image's id, when the demo catalog was bootstrapped.
     pub demo_image: Option<uuid::Uuid>,
     /// The billing service's usage ledger.
@@ -102,6 +105,31 @@ impl System {
                 }),
             ));
         }
+        // The console proxy; with `novncproxy_port = 0` it takes a free
+        // port, and the URLs the API hands out name that one.
+        let mut cfg = cfg.clone();
+        let mut novncproxy_addr = None;
+        if cfg.vnc.enabled {
+            let listen = cfg.vnc.proxy_listen();
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| Error::io(format!("binding the console proxy on {listen}"), e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::io("reading the console proxy's address", e))?;
+            if cfg.vnc.novncproxy_port == 0 {
+                cfg.vnc.novncproxy_base_url = format!("http://{addr}/vnc_lite.html");
+            }
+            novncproxy_addr = Some(addr);
+            let (proxy_cfg, log, sd) = (cfg.clone(), log.clone(), shutdown.clone());
+            tasks.push(spawn(
+                "novncproxy",
+                Box::pin(
+                    async move { novalog_novncproxy::run(&proxy_cfg, log, listener, sd).await },
+                ),
+            ));
+        }
+        let cfg = &cfg;
         // The API reads usage from the billing service in this process.
         let api = novalog_api::ApiService::start_with_usage(
             cfg,
@@ -132,6 +160,7 @@ impl System {
             log,
             topics: cfg.topics(),
             api_addr,
+            novncproxy_addr,
             demo_image,
             billing: ledger,
             trigger,

@@ -70,7 +70,15 @@ async fn main() -> anyhow::Result<()> {
     let (_stop_watchers, watchers) = novalog_runtime::Shutdown::new();
     novalog_runtime::observe::watch_db_sizes(
         &cfg.data_dir,
-        &["api", "conductor", "scheduler", "compute", "billing", "log"],
+        &[
+            "api",
+            "conductor",
+            "scheduler",
+            "compute",
+            "billing",
+            "novncproxy",
+            "log",
+        ],
         &watchers,
     );
     let addr = system.api_addr;
@@ -79,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
         "Novalog is listening on http://{addr} (data in {})",
         cfg.data_dir.display()
     );
+    if let Some(proxy) = system.novncproxy_addr {
+        println!("Consoles (openstack console url show) open at http://{proxy}/vnc_lite.html");
+    }
     if let Some(image) = system.demo_image {
         let token = if cfg.api.auth_strategy == "noauth2" {
             "admin:admin"

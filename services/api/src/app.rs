@@ -14,8 +14,9 @@ use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
     aggregates, availability_zones, billing, extensions, external_events, flavors, hosts,
     hypervisors, images, instance_actions, ips, keypairs, migrations, networks, quota_classes,
-    quota_sets, server_actions, server_diagnostics, server_groups, server_metadata,
-    server_password, server_tags, servers, services, tenant_usage, usage_audit_log, versions,
+    quota_sets, remote_consoles, server_actions, server_diagnostics, server_groups,
+    server_metadata, server_password, server_tags, servers, services, tenant_usage,
+    usage_audit_log, versions,
 };
 use crate::domain::Domain;
 use crate::http;
@@ -106,6 +107,14 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v2.1/servers/{id}/action",
             axum::routing::post(server_actions::action),
+        )
+        .route(
+            "/v2.1/servers/{id}/remote-consoles",
+            post(remote_consoles::create),
+        )
+        .route(
+            "/v2.1/os-console-auth-tokens/{token}",
+            get(remote_consoles::show_token),
         )
         .route("/v2.1/servers/{id}/ips", get(ips::index))
         .route(

@@ -17,6 +17,8 @@
 //! - [`keypair_api`]: keypairs (Nova's `KeypairAPI`): names,
 //!   fingerprints, generation.
 //! - [`compute_services`]: compute services and hypervisors.
+//! - [`consoles`]: remote consoles: the token, the conductor's verdict,
+//!   the URL; what a token names.
 //! - [`intents`]: appending intents and waiting for their verdicts.
 //! - [`usage`]: the billing service's usage intervals, in process or
 //!   over its internal listener.
@@ -28,6 +30,7 @@ use crate::projection::Projection;
 pub mod catalog;
 pub mod compute;
 pub mod compute_services;
+pub mod consoles;
 pub mod diagnostics;
 pub mod intents;
 pub mod keypair_api;
@@ -55,6 +58,8 @@ pub struct Domain {
     pub usage: Arc<dyn usage::UsageSource>,
     /// `[billing]`'s price table, validated.
     pub prices: Arc<novalog_billing::PriceTable>,
+    /// `[vnc]`: whether consoles are served and the URL they open at.
+    pub consoles: consoles::ConsoleSettings,
 }
 
 /// oslo `bool_from_string(strict=True)`, without the error: `None` for

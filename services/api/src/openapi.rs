@@ -591,7 +591,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/v2.1/servers/{id}/action",
-        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive, shelve, shelveOffload, unshelve, rescue (200 with adminPass), unrescue; forceDelete and restore answer 409 (no soft delete)",
+        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive, shelve, shelveOffload, unshelve, rescue (200 with adminPass), unrescue, os-getVNCConsole (200 with the console's URL, below 2.6); forceDelete and restore answer 409 (no soft delete)",
         MEMBER,
         202,
         "2.56 migrate host; 2.73 locked_reason; 2.77 unshelve availability_zone; 2.87 stable device rescue; 2.91 unshelve host and null availability_zone; admin only: migrate, evacuate, os-migrateLive, shelveOffload, unshelve to a host",
@@ -739,6 +739,22 @@ pub const OPERATIONS: &[Operation] = &[
         ADMIN,
         200,
         "2.48 standard format",
+    ),
+    op(
+        "post",
+        "/v2.1/servers/{id}/remote-consoles",
+        "Create a remote console: a VNC console's URL (noVNC) with a new token; other protocols and types answer Nova's 400",
+        MEMBER,
+        200,
+        "2.6; 2.8 mks protocol",
+    ),
+    op(
+        "get",
+        "/v2.1/os-console-auth-tokens/{token}",
+        "Show what a console token names (instance, host, port); unknown, expired or a deleted server's: 404",
+        ADMIN,
+        200,
+        "2.31 every console type (before: RDP only, 401)",
     ),
     op(
         "get",

@@ -294,6 +294,10 @@ pub struct Resident {
 /// holds what memory does not (deleted servers).
 pub struct Projection {
     state: RwLock<State>,
+    /// Console tokens issued and not yet expired or their server deleted
+    /// (changed as records are folded, reloaded from the store after a
+    /// failed batch).
+    consoles: RwLock<novalog_runtime::console_tokens::ConsoleTokens>,
     applied: watch::Sender<Offsets>,
     store: Arc<dyn Store>,
 }
@@ -329,6 +333,7 @@ impl Projection {
     pub fn empty() -> Self {
         Projection {
             state: RwLock::new(State::default()),
+            consoles: Default::default(),
             applied: watch::Sender::new(Offsets::new()),
             store: Arc::new(MemStore::new()),
         }
@@ -402,11 +407,23 @@ impl Projection {
                 .keypairs
                 .insert(keypair_key(&k.user_id, &k.name), Arc::new(k));
         }
+        let consoles = novalog_runtime::console_tokens::ConsoleTokens::load(&*store)?;
         Ok(Projection {
             state: RwLock::new(state),
+            consoles: RwLock::new(consoles),
             applied: watch::Sender::new(store.offsets(CONSUMER)?),
             store,
         })
+    }
+
+    /// The console token with hash `token_hash`, if it still works at
+    /// `now_ms` (its server not deleted).
+    pub fn console_token(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Option<novalog_schemas::console::ConsoleToken> {
+        self.consoles.read().valid(token_hash, now_ms).cloned()
     }
 
     /// A server not deleted.
@@ -1253,7 +1270,14 @@ impl<S: Store> Handler for ProjectionHandler<S> {
             self.staged.verdicts.push((cause, Verdict::of(&env.event)));
         }
         match &env.event {
-            Event::Instance(_) => self.fold_instance(env, tx)?,
+            Event::Instance(_) => {
+                self.projection
+                    .consoles
+                    .write()
+                    .apply(env, tx)
+                    .map_err(stage_err)?;
+                self.fold_instance(env, tx)?
+            }
             Event::Catalog(event) => self.fold_catalog(env, event, tx)?,
             Event::Host(event) => self.fold_host(env, event, tx)?,
             // Not on the topics it reads.
@@ -1288,6 +1312,8 @@ impl<S: Store> Handler for ProjectionHandler<S> {
     /// batch left behind is all in `staged`.
     async fn recover(&mut self) -> novalog_runtime::Result<()> {
         self.staged = Staged::default();
+        *self.projection.consoles.write() =
+            novalog_runtime::console_tokens::ConsoleTokens::load(&*self.store)?;
         self.staged_revocations = Default::default();
         self.staged_identity = Default::default();
         Ok(())

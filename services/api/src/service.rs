@@ -112,6 +112,10 @@ impl ApiService {
                 max_limit: cfg.api.max_limit,
                 usage,
                 prices,
+                consoles: crate::domain::consoles::ConsoleSettings {
+                    vnc_enabled: cfg.vnc.enabled,
+                    novncproxy_base_url: cfg.vnc.novncproxy_base_url.clone(),
+                },
             },
             auth: Arc::new(auth),
             log: log.clone(),

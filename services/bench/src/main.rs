@@ -478,6 +478,7 @@ fn config(dir: &std::path::Path, hosts: usize) -> Config {
         ..Config::default()
     };
     cfg.api.listen = "127.0.0.1:0".into();
+    cfg.vnc.novncproxy_port = 0;
     cfg.api.auth_strategy = "noauth2".into();
     cfg.compute.fake_hosts = hosts;
     // The benchmark boots far more than Nova's default quotas allow.

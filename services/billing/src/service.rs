@@ -291,8 +291,9 @@ struct MeterHandler<S: Store> {
 /// does), locks, metadata, tags, verdicts. The fold does not apply them to
 /// a meter (so a stored meter's instance does not show their task state,
 /// lock or tags), only lets their instants close periods; a replay skips
-/// them by their header without decoding their payload.
-pub const IGNORED: [&str; 8] = [
+/// them by their header without decoding their payload. Console tokens
+/// too.
+pub const IGNORED: [&str; 9] = [
     "InstanceTaskStarted",
     "InstanceDeleteStarted",
     "InstanceLocked",
@@ -301,6 +302,7 @@ pub const IGNORED: [&str; 8] = [
     "InstanceTagsSet",
     "InstancePasswordSet",
     "IntentRejected",
+    "ConsoleTokenIssued",
 ];
 
 /// Whether records of `type_name` are [`IGNORED`].

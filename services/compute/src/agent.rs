@@ -50,6 +50,8 @@ pub async fn run_host(
 ) -> Vec<Envelope> {
     let mut out = Vec::new();
     for job in jobs {
+        let started = out.len();
+        let display = displayed(&job.command);
         match job.command {
             Command::Spawn(cmd) => spawn(driver, rec, &job.cause, &cmd, ratios, &mut out).await,
             Command::Saga(event) => {
@@ -101,8 +103,86 @@ pub async fn run_host(
                 ));
             }
         }
+        if let Some((instance_id, hosts)) = display {
+            report_displays(
+                driver,
+                &rec.name,
+                &job.cause,
+                instance_id,
+                hosts,
+                started,
+                &mut out,
+            )
+            .await;
+        }
     }
     out
+}
+
+/// The guest whose VNC display may have started (or moved) with `command`,
+/// and the other host it may now run on (a migration's destination).
+fn displayed(command: &Command) -> Option<(Uuid, Option<String>)> {
+    match command {
+        Command::Spawn(cmd) => Some((cmd.instance_id, None)),
+        Command::Saga(c) => match &**c {
+            ComputeCommand::FinishMigration(m)
+            | ComputeCommand::FinishRevertMigration(m)
+            | ComputeCommand::LiveMigrateInstance(m)
+            | ComputeCommand::RebuildInstance(m)
+            | ComputeCommand::RebuildEvacuatedInstance(m) => {
+                Some((m.instance_id, Some(m.dest_host.clone())))
+            }
+            _ => None,
+        },
+        Command::Action {
+            instance_id,
+            action:
+                ServerAction::Reboot { .. }
+                | ServerAction::Start
+                | ServerAction::Unpause
+                | ServerAction::Resume
+                | ServerAction::Unshelve { .. }
+                | ServerAction::Rescue { .. }
+                | ServerAction::Unrescue,
+        } => Some((*instance_id, None)),
+        Command::Action { .. } | Command::Destroy { .. } => None,
+    }
+}
+
+/// Reports where the guest's VNC display listens, on this host and on
+/// `other` (a host the same driver serves: fake hosts share one), ahead of
+/// the job's own facts (from `started` in `out`), so that the conductor
+/// knows the display by the time it hears the guest runs.
+async fn report_displays(
+    driver: &dyn VirtDriver,
+    host: &str,
+    cause: &Meta,
+    instance_id: Uuid,
+    other: Option<String>,
+    started: usize,
+    out: &mut Vec<Envelope>,
+) {
+    let mut hosts = vec![host.to_owned()];
+    hosts.extend(other.filter(|h| !h.is_empty() && h != host));
+    let mut at = started.min(out.len());
+    for h in hosts {
+        let Some(endpoint) = driver.console_endpoint(&h, instance_id).await else {
+            continue;
+        };
+        let report = fact(
+            cause,
+            &format!("display@{h}"),
+            instance_id,
+            Event::ComputeFact(ComputeFact::ConsoleEndpointReported {
+                instance_id,
+                host: h.clone(),
+                address: endpoint.address,
+                port: u32::from(endpoint.port),
+            }),
+        );
+        out.insert(at, report);
+        at += 1;
+    }
 }
 
 /// Carries out one server action with the driver and reports the guest's

@@ -100,6 +100,18 @@ pub trait VirtDriver: Send + Sync + 'static {
     /// Afterwards the suspended guest runs again.
     async fn resume(&self, host: &str, instance_id: Uuid) -> Result<PowerState, DriverError>;
 
+    /// Where the guest's VNC display listens on `host` (Nova's
+    /// `get_vnc_console`), or `None` when it has none: not running or
+    /// paused, or the host gives guests no display. A display outlives
+    /// nothing of its guest: afterwards it exists as long as the guest runs.
+    async fn console_endpoint(
+        &self,
+        _host: &str,
+        _instance_id: Uuid,
+    ) -> Option<novalog_schemas::console::ConsoleEndpoint> {
+        None
+    }
+
     /// The guest's power state, or `None` if the host has no such guest.
     fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState>;
 

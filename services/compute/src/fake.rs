@@ -38,6 +38,9 @@ pub struct FakeOptions {
     /// Hosts whose every server action fails. A failed reboot leaves the
     /// guest shut down; any other failed action leaves it as it was.
     pub fail_actions: HashSet<String>,
+    /// Each running (or paused) guest gets a VNC display of its own
+    /// ([`crate::fake_vnc`]) on 127.0.0.1 (`[vnc] enabled`).
+    pub vnc: bool,
 }
 
 #[derive(Default)]
@@ -49,6 +52,8 @@ pub struct FakeDriver {
     fail_steps: Mutex<HashMap<String, HashSet<String>>>,
     silent_steps: Mutex<HashMap<String, HashSet<String>>>,
     rebuilds: Mutex<HashMap<Uuid, u32>>,
+    /// The VNC display of each guest asked for one, while it runs.
+    displays: Mutex<HashMap<(String, Uuid), crate::fake_vnc::Display>>,
 }
 
 impl FakeDriver {
@@ -222,6 +227,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn destroy(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError> {
+        self.displays.lock().remove(&(host.to_owned(), instance_id));
         let mut guests = self.guests.lock();
         guests.remove(&(host.to_owned(), instance_id));
         // The counters of an instance no host holds any more go with it:
@@ -300,6 +306,47 @@ impl VirtDriver for FakeDriver {
         let from = &[PowerState::Suspended];
         self.transition(host, instance_id, "resume", from, PowerState::Running, None)
             .await
+    }
+
+    async fn console_endpoint(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+    ) -> Option<novalog_schemas::console::ConsoleEndpoint> {
+        if !self.opts.vnc {
+            return None;
+        }
+        // Displays of guests that stopped running or left go first.
+        let live: HashSet<(String, Uuid)> = self
+            .guests
+            .lock()
+            .iter()
+            .filter(|(_, p)| matches!(p, PowerState::Running | PowerState::Paused))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut displays = self.displays.lock();
+        displays.retain(|k, _| live.contains(k));
+        let key = (host.to_owned(), instance_id);
+        if !live.contains(&key) {
+            return None;
+        }
+        if !displays.contains_key(&key) {
+            match crate::fake_vnc::start(format!("instance-{instance_id}")) {
+                Ok(d) => {
+                    displays.insert(key.clone(), d);
+                }
+                Err(e) => {
+                    tracing::warn!(%host, %instance_id, error = %e, "fake display did not start");
+                    return None;
+                }
+            }
+        }
+        displays
+            .get(&key)
+            .map(|d| novalog_schemas::console::ConsoleEndpoint {
+                address: d.addr.ip().to_string(),
+                port: d.addr.port(),
+            })
     }
 
     fn get_info(&self, host: &str, instance_id: Uuid) -> Option<PowerState> {

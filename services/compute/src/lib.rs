@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`driver`]: the virt driver contract, in the shape of Nova's.
-//! - [`fake`]: the in-memory driver with latency and failure injection.
+//! - [`fake`]: the in-memory driver with latency and failure injection;
+//!   [`fake_vnc`]: the minimal VNC server each running fake guest gets.
 //! - [`libvirt`]: the libvirt driver (`virt` crate), disks as qcow2
 //!   overlays on the `_base` image cache.
 //! - [`tracker`]: per-host resource tracking and claims (Nova's Claim).
@@ -16,6 +17,7 @@
 pub mod agent;
 pub mod driver;
 pub mod fake;
+pub mod fake_vnc;
 pub mod libvirt;
 pub mod migrate;
 pub mod service;

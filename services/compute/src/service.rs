@@ -185,6 +185,7 @@ pub fn driver(cfg: &Config) -> novalog_runtime::Result<Arc<dyn VirtDriver>> {
             step_latency: Duration::from_millis(c.fake_step_latency_ms),
             action_latency: Duration::from_millis(c.fake_action_latency_ms),
             fail_actions: c.fake_fail_actions.iter().cloned().collect(),
+            vnc: cfg.vnc.enabled,
         }))),
         "libvirt" => crate::libvirt::LibvirtDriver::from_config(cfg)
             .map(|d| Arc::new(d) as Arc<dyn VirtDriver>)

@@ -76,6 +76,8 @@ pub struct Settings {
     /// Seconds a shelved instance keeps its host before it is offloaded
     /// (`shelved_offload_time`): 0 at once, -1 never.
     pub shelved_offload_time_s: i64,
+    /// How long a console token works (`[consoleauth] token_ttl`).
+    pub console_token_ttl_ms: i64,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             quota: Default::default(),
             upload_lease_ms: novalog_schemas::image::DEFAULT_UPLOAD_LEASE_MS,
             shelved_offload_time_s: 0,
+            console_token_ttl_ms: 600_000,
         }
     }
 }
@@ -165,6 +168,8 @@ pub struct Conductor {
     /// What operators set on each host's `nova-compute` service, as
     /// decided here (hosts never changed are absent).
     pub services: Table<String, novalog_schemas::events::ServiceStatus>,
+    /// Each live instance's VNC display, as its host last reported it.
+    pub consoles: Table<Uuid, crate::consoles::Display>,
     /// The time of the record being decided ([`Conductor::handle`]'s
     /// `now_ms`): what the instance events it causes say they occurred at,
     /// so a replay given the same time folds the same instances.
@@ -185,6 +190,7 @@ pub(crate) mod tables {
     pub const KEYPAIRS: &str = "keypairs";
     pub const FLAVOR_ACCESS: &str = "flavor_access";
     pub const SERVICES: &str = "services";
+    pub const CONSOLES: &str = "consoles";
 }
 
 /// What a [`Conductor::persist`] staged that the shell acts on.
@@ -238,6 +244,7 @@ impl Conductor {
             flavor_access: Table::new(FLAVOR_ACCESS),
             keypairs: Table::new(KEYPAIRS),
             services: Table::new(SERVICES),
+            consoles: Table::new(CONSOLES),
         }
     }
 
@@ -275,6 +282,7 @@ impl Conductor {
             flavor_access: Table::load(store, FLAVOR_ACCESS)?,
             keypairs: Table::load(store, KEYPAIRS)?,
             services: Table::load(store, SERVICES)?,
+            consoles: Table::load(store, CONSOLES)?,
             now_ms: 0,
         };
         core.rebuild_usage();
@@ -296,6 +304,7 @@ impl Conductor {
         self.counters.persist(tx)?;
         self.keypairs.persist(tx)?;
         self.services.persist(tx)?;
+        self.consoles.persist(tx)?;
         Ok(Persisted {
             instances,
             images,
@@ -325,6 +334,7 @@ impl Conductor {
         if let Some(i) = next {
             if i.is_deleted() && !prev.as_ref().is_some_and(Instance::is_deleted) {
                 self.leave_groups(id);
+                crate::consoles::forget(self, id);
             }
             self.instances.insert(id, i);
         }

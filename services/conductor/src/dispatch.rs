@@ -175,6 +175,18 @@ impl Conductor {
             Intent::ServiceUpdateRequested(s) => crate::services::on_update(self, env, s),
             Intent::ServiceChangeRequested(ch) => crate::services::on_change(self, env, ch),
             Intent::ServiceDeleteRequested { host } => crate::services::on_delete(self, env, host),
+            Intent::ConsoleTokenRequested {
+                instance_id,
+                token_hash,
+                console_type,
+            } => crate::consoles::on_requested(
+                self,
+                env,
+                *instance_id,
+                token_hash,
+                console_type,
+                now_ms,
+            ),
         }
     }
 
@@ -351,6 +363,12 @@ impl Conductor {
             ComputeFact::MigrationStepFailed(f) => {
                 on_migration_fact(self, env, Answer::StepFailed, f, now_ms)
             }
+            ComputeFact::ConsoleEndpointReported {
+                instance_id,
+                host,
+                address,
+                port,
+            } => crate::consoles::on_endpoint_reported(self, *instance_id, host, address, *port),
             // Facts that need no decision: a build waits for the spawn, an
             // evacuation is done once the instance is rebuilt elsewhere.
             ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {

@@ -66,7 +66,8 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ServerMigrationRequested(_)
         | Intent::ServerResizeConfirmRequested { .. }
         | Intent::ServerResizeRevertRequested { .. }
-        | Intent::SagaStepTimedOut { .. } => None,
+        | Intent::SagaStepTimedOut { .. }
+        | Intent::ConsoleTokenRequested { .. } => None,
     }
 }
 

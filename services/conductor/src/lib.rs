@@ -29,6 +29,8 @@
 //!   offload's timing and the unshelve of an offloaded server (scheduled
 //!   and spawned again); [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
+//! - [`consoles`]: guests' VNC displays as their hosts report them, and
+//!   console tokens issued on them.
 //! - [`server_updates`]: name, description, metadata and tags.
 //! - Catalog and operator flows, one file each: [`catalog`] (flavors and
 //!   their access), [`images`], [`keypairs`], [`server_groups`],
@@ -45,6 +47,7 @@
 pub mod aggregates;
 pub mod build;
 pub mod catalog;
+pub mod consoles;
 pub mod core;
 pub mod delete;
 pub mod dispatch;
@@ -71,6 +74,8 @@ pub mod timers;
 
 pub use crate::core::{Conductor, Dest, Emit};
 
+#[cfg(test)]
+mod consoles_tests;
 #[cfg(test)]
 mod saga_tests;
 #[cfg(test)]

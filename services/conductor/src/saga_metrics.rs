@@ -123,7 +123,8 @@ impl SagaClock {
             | InstanceEvent::ResizeConfirmStarted(_)
             | InstanceEvent::ResizeRevertStarted(_)
             | InstanceEvent::LiveMigrationStarted(_)
-            | InstanceEvent::RebuildSpawnBegan => None,
+            | InstanceEvent::RebuildSpawnBegan
+            | InstanceEvent::ConsoleTokenIssued(_) => None,
         }
     }
 

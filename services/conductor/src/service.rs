@@ -539,6 +539,7 @@ pub fn settings(cfg: &Config) -> Settings {
         quota: cfg.quota.clone(),
         upload_lease_ms: s(cfg.conductor.image_upload_lease),
         shelved_offload_time_s: cfg.shelved_offload_time,
+        console_token_ttl_ms: s(cfg.consoleauth.token_ttl),
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Config {
     pub conductor: ConductorOptions,
     pub metrics: MetricsOptions,
     pub billing: BillingOptions,
+    pub vnc: crate::config_console::VncOptions,
+    pub consoleauth: crate::config_console::ConsoleauthOptions,
 }
 
 /// `[billing]`: the price table `novalog-billing` rates usage with. Prices
@@ -230,6 +232,8 @@ impl Default for Config {
             quota: Default::default(),
             metrics: MetricsOptions::default(),
             billing: BillingOptions::default(),
+            vnc: Default::default(),
+            consoleauth: Default::default(),
         }
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: typed options, layered defaults → TOML → environment.
+//! - [`config_console`]: `[vnc]` and `[consoleauth]`; [`console_tokens`]:
+//!   the console tokens every reader of `instances` that checks them keeps.
 //! - [`topics`]: the namespaced topic names and their partition counts.
 //! - [`consumer`]: [`consumer::run`] drives a [`consumer::Handler`]: decode,
 //!   apply, append outputs, then commit state and offsets in one
@@ -26,6 +28,8 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod config_console;
+pub mod console_tokens;
 pub mod consumer;
 pub mod error;
 pub mod memory;

@@ -254,7 +254,8 @@ impl Scheduler {
             // Facts that change nothing the filters and weighers read.
             ComputeFact::ServerActionPerformed { .. }
             | ComputeFact::ServerActionFailed { .. }
-            | ComputeFact::RebuildSpawnStarted(_) => None,
+            | ComputeFact::RebuildSpawnStarted(_)
+            | ComputeFact::ConsoleEndpointReported { .. } => None,
         }
     }
 

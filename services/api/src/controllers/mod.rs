@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod networks;
 pub mod quota_classes;
 pub mod quota_sets;
+pub mod remote_consoles;
 pub mod saga_actions;
 pub mod server_actions;
 pub mod server_diagnostics;

@@ -142,6 +142,12 @@ pub async fn action(
     {
         return answer;
     }
+    if let Some(answer) =
+        crate::controllers::remote_consoles::dispatch(&app, &ctx, &request_id, version, &id, &body)
+            .await
+    {
+        return answer;
+    }
     if let Some(answer) = deferred_delete(&app, &ctx, &id, &body) {
         return Err(answer);
     }

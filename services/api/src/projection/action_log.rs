@@ -254,12 +254,13 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | InstanceEvent::RebuildStarted(_)
         | InstanceEvent::RebuildSpawnBegan
         | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
-        // No action of their own.
+        // No action of their own (Nova records none for a console).
         InstanceEvent::IntentRejected { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
-        | InstanceEvent::InstancePasswordSet { .. } => {}
+        | InstanceEvent::InstancePasswordSet { .. }
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 
@@ -454,7 +455,8 @@ fn record_saga(
         | InstanceEvent::InstancePasswordSet { .. }
         | InstanceEvent::ResizeMigrated(_)
         | InstanceEvent::LiveMigrationStarted(_)
-        | InstanceEvent::RebuildSpawnBegan => {}
+        | InstanceEvent::RebuildSpawnBegan
+        | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
 

@@ -270,7 +270,7 @@ fn server_action(v: ApiVersion) -> Value {
         live["force"] = boolean();
     }
     let nothing = json!({"type": "null"});
-    json!({"properties": {
+    let mut action = json!({"properties": {
         "reboot": object(json!({"type": {"enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}}), &["type"]),
         "os-stop": {}, "os-start": {}, "pause": {}, "unpause": {},
         "suspend": {}, "resume": {}, "lock": {}, "unlock": {},
@@ -286,7 +286,36 @@ fn server_action(v: ApiVersion) -> Value {
         // to null in some future version): `{}` passes.
         "forceDelete": {},
         "restore": {},
-    }})
+    }});
+    // Gone from 2.6 (remote-consoles instead).
+    if !v.at_least(2, 6) {
+        action["properties"]["os-getVNCConsole"] = object(
+            json!({"type": {"type": "string", "enum": ["novnc", "xvpvnc"]}}),
+            &["type"],
+        );
+    }
+    action
+}
+
+// ---- remote consoles (schemas/remote_consoles.py) ----
+
+fn remote_console(v: ApiVersion) -> Value {
+    let (mut protocols, mut types) = (
+        vec!["vnc", "spice", "rdp", "serial"],
+        vec!["novnc", "xvpvnc", "rdp-html5", "spice-html5", "serial"],
+    );
+    if v.at_least(2, 8) {
+        protocols.push("mks");
+        types.push("webmks");
+    }
+    let console = object(
+        json!({
+            "protocol": {"type": "string", "enum": protocols},
+            "type": {"type": "string", "enum": types},
+        }),
+        &["protocol", "type"],
+    );
+    object(json!({"remote_console": console}), &["remote_console"])
 }
 
 // ---- quotas (schemas/quota_sets.py) ----
@@ -585,6 +614,7 @@ pub static ROUTES: &[RouteSchema] = &[
         "/v2.1/servers/{id}/action",
         &[
             (2, 1),
+            (2, 6),
             (2, 14),
             (2, 19),
             (2, 25),
@@ -595,6 +625,12 @@ pub static ROUTES: &[RouteSchema] = &[
             (2, 57),
         ],
         server_action,
+    ),
+    route(
+        "post",
+        "/v2.1/servers/{id}/remote-consoles",
+        &[(2, 6), (2, 8)],
+        remote_console,
     ),
     route(
         "put",

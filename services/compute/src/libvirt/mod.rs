@@ -50,6 +50,9 @@ pub struct LibvirtOptions {
     /// `[image_cache] remove_unused_base_images`.
     pub remove_unused_base_images: bool,
     pub remove_unused_min_age: Duration,
+    /// Where the console proxy reaches guests' displays
+    /// (`[vnc] server_proxyclient_address`).
+    pub vnc_proxyclient_address: String,
 }
 
 impl LibvirtOptions {
@@ -61,7 +64,9 @@ impl LibvirtOptions {
                 virt_type: l.virt_type.clone(),
                 cpu_mode: l.cpu_mode.clone(),
                 cpu_models: l.cpu_models.clone(),
+                vnc_listen: cfg.vnc.enabled.then(|| cfg.vnc.server_listen.clone()),
             },
+            vnc_proxyclient_address: cfg.vnc.server_proxyclient_address.clone(),
             instances_path: cfg.instances_path(),
             base_dir_name: cfg.image_cache.subdirectory_name.clone(),
             wait_soft_reboot: Duration::from_secs(l.wait_soft_reboot_seconds),
@@ -559,6 +564,21 @@ impl VirtDriver for LibvirtDriver {
         dom.create()
             .map_err(failed("restoring the guest's memory"))?;
         Self::power(&dom)
+    }
+
+    async fn console_endpoint(
+        &self,
+        _host: &str,
+        instance_id: Uuid,
+    ) -> Option<novalog_schemas::console::ConsoleEndpoint> {
+        self.opts.host.vnc_listen.as_ref()?;
+        let dom = self.lookup(instance_id).ok()??;
+        let live = dom.get_xml_desc(0).ok()?;
+        let port = xml::vnc_port(&live)?;
+        Some(novalog_schemas::console::ConsoleEndpoint {
+            address: self.opts.vnc_proxyclient_address.clone(),
+            port,
+        })
     }
 
     fn get_info(&self, _host: &str, instance_id: Uuid) -> Option<PowerState> {

@@ -38,6 +38,9 @@ pub struct HostSettings {
     /// virt type's default).
     pub cpu_mode: String,
     pub cpu_models: Vec<String>,
+    /// Where guests' VNC displays listen (`[vnc] server_listen`); `None`:
+    /// guests get no display (`[vnc] enabled = false`).
+    pub vnc_listen: Option<String>,
 }
 
 /// The files of one guest, in its instance directory.
@@ -333,14 +336,60 @@ pub fn domain_xml(
     let _ = writeln!(x, "      <target port=\"0\"/>");
     let _ = writeln!(x, "    </serial>");
     let _ = writeln!(x, "    <input type=\"tablet\" bus=\"usb\"/>");
-    let _ = writeln!(
-        x,
-        "    <graphics type=\"vnc\" autoport=\"yes\" listen=\"127.0.0.1\"/>"
-    );
+    // A display on a port libvirt picks (read back from the live XML,
+    // `vnc_port`), for the console proxy.
+    if let Some(listen) = &host.vnc_listen {
+        let _ = writeln!(
+            x,
+            "    <graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"{}\"/>",
+            esc(listen)
+        );
+    }
     let _ = writeln!(x, "    <video><model type=\"vga\"/></video>");
     let _ = writeln!(x, "  </devices>");
     let _ = writeln!(x, "</domain>");
     x
+}
+
+/// The port of the domain's VNC display in its live XML (`<graphics
+/// type='vnc' port='5901' ...>`): `None` when it has none, or libvirt has
+/// not given it one yet (`-1`, a domain not running).
+pub fn vnc_port(xml: &str) -> Option<u16> {
+    let mut rest = xml;
+    while let Some(at) = rest.find("<graphics") {
+        let tag_end = rest[at..].find('>').map_or(rest.len(), |e| at + e);
+        let tag = &rest[at..tag_end];
+        rest = &rest[tag_end..];
+        if attr(tag, "type") != Some("vnc") {
+            continue;
+        }
+        return attr(tag, "port")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p > 0);
+    }
+    None
+}
+
+/// The value of attribute `name` in one tag, quoted either way.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(i) = tag[from..].find(name) {
+        let start = from + i;
+        from = start + name.len();
+        let before_ok = tag[..start].ends_with(char::is_whitespace);
+        let after = tag[from..].trim_start();
+        if !before_ok || !after.starts_with('=') {
+            continue;
+        }
+        let value = after[1..].trim_start();
+        let quote = value.chars().next()?;
+        if quote != '\'' && quote != '"' {
+            return None;
+        }
+        let body = &value[1..];
+        return body.find(quote).map(|end| &body[..end]);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -406,6 +455,7 @@ mod tests {
             virt_type: "kvm".into(),
             cpu_mode: mode.into(),
             cpu_models: vec![],
+            vnc_listen: Some("127.0.0.1".into()),
         }
     }
 
@@ -485,5 +535,21 @@ mod tests {
         assert_eq!(instance_of(&domain_name(id)), Some(id));
         assert_eq!(instance_of("test"), None);
         assert_eq!(instance_of("instance-0000002a"), None);
+    }
+
+    #[test]
+    fn the_vnc_port_is_read_from_the_live_xml() {
+        let live = "<domain><devices><graphics type='spice' port='5930'/>\n\
+            <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>\n\
+            <listen type='address' address='127.0.0.1'/></graphics></devices></domain>";
+        assert_eq!(vnc_port(live), Some(5901));
+        let not_running = "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\"/>";
+        assert_eq!(vnc_port(not_running), None);
+        assert_eq!(vnc_port("<domain/>"), None);
+        let x = xml(&[], false, "");
+        assert!(
+            x.contains("port=\"-1\" autoport=\"yes\" listen=\"127.0.0.1\""),
+            "{x}"
+        );
     }
 }
