@@ -479,6 +479,22 @@ impl From<ServerAction> for pb::ServerAction {
                     ..Default::default()
                 }
             }
+            ServerAction::CreateImage {
+                image_id,
+                name,
+                metadata,
+            } => pb::ServerAction {
+                kind,
+                image_id: image_id.map(|i| i.to_string()).unwrap_or_default(),
+                name,
+                metadata: metadata.into_iter().collect(),
+                ..Default::default()
+            },
+            ServerAction::ResetState { state } => pb::ServerAction {
+                kind,
+                state: state.as_str().to_owned(),
+                ..Default::default()
+            },
             ServerAction::Unshelve {
                 availability_zone,
                 host,
@@ -524,6 +540,18 @@ impl TryFrom<pb::ServerAction> for ServerAction {
                 image_id: optional_uuid(&a.image_id, "action.image_id")?,
             },
             "unrescue" => ServerAction::Unrescue,
+            "createImage" => ServerAction::CreateImage {
+                image_id: optional_uuid(&a.image_id, "action.image_id")?,
+                name: a.name,
+                metadata: a.metadata.into_iter().collect(),
+            },
+            "trigger_crash_dump" => ServerAction::TriggerCrashDump,
+            "resetState" => ServerAction::ResetState {
+                state: VmState::parse(&a.state)
+                    .ok_or_else(|| invalid("action.state", format!("{:?}", a.state)))?,
+            },
+            "delete" => ServerAction::SoftDelete,
+            "restore" => ServerAction::Restore,
             other => {
                 let message = format!("unknown server action {other:?}");
                 return Err(invalid("action.kind", message));
@@ -847,6 +875,7 @@ records! {
             ServerResizeConfirmRequested { instance_id } as InstanceRef,
             ServerResizeRevertRequested { instance_id } as InstanceRef,
             SagaStepTimedOut { instance_id, step, deadline_ms },
+            ConsoleOutputRequested { instance_id, length },
         }
         wraps {
             FlavorCreateRequested(flavor),
@@ -888,6 +917,7 @@ records! {
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
             RebuildCompleted { vm_state, power_state },
+            ConsoleOutputRead { output },
         }
         wraps {}
         boxes {
@@ -928,6 +958,7 @@ records! {
         fields {
             DestroyInstance { instance_id, host: nonempty },
             PerformServerAction { instance_id, host: nonempty, action },
+            GetConsoleOutput { instance_id, host: nonempty, length, request_id },
         }
         wraps {}
         boxes {
@@ -955,6 +986,10 @@ records! {
             InstanceDestroyed { instance_id, host: nonempty, usage },
             ServerActionPerformed { instance_id, host: nonempty, action, power_state },
             ServerActionFailed { instance_id, host: nonempty, action, reason, power_state },
+            SnapshotProgressed {
+                instance_id, host: nonempty, action, task_state, size, checksum, os_hash_value,
+            },
+            ConsoleOutputFetched { instance_id, host: nonempty, request_id, output, error },
         }
         wraps {}
         boxes {

@@ -210,6 +210,10 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
                     i.alternates.clear();
                 }
                 ServerAction::Unshelve { .. } => i.shelved_image_id = None,
+                // Nova's soft delete stamps deleted_at (shown as
+                // terminated_at); a restore clears it.
+                ServerAction::SoftDelete => i.deleted_at_ms = Some(env.meta.occurred_at_ms),
+                ServerAction::Restore => i.deleted_at_ms = None,
                 _ => {}
             }
         }
@@ -266,7 +270,9 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
         // A verdict changes nothing; a create was folded above.
-        InstanceEvent::IntentRejected { .. } | InstanceEvent::InstanceCreated(_) => return Some(i),
+        InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::ConsoleOutputRead { .. }
+        | InstanceEvent::InstanceCreated(_) => return Some(i),
         InstanceEvent::MigrationStarted(_)
         | InstanceEvent::MigrationScheduled(_)
         | InstanceEvent::ResizeMigrationStarted(_)

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Seconds a shelved instance keeps its host before it is offloaded
     /// (`shelved_offload_time`): 0 at once, -1 never.
     pub shelved_offload_time_s: i64,
+    /// Seconds a soft-deleted instance waits before it is deleted for
+    /// real (`reclaim_instance_interval`); 0: deletes are not soft.
+    pub reclaim_instance_interval_s: i64,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             quota: Default::default(),
             upload_lease_ms: novalog_schemas::image::DEFAULT_UPLOAD_LEASE_MS,
             shelved_offload_time_s: 0,
+            reclaim_instance_interval_s: 0,
         }
     }
 }
@@ -106,6 +110,7 @@ impl Settings {
             Step::Build => self.build_timeout_ms,
             Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
             Step::ShelvedOffload => self.shelved_offload_time_s.max(0).saturating_mul(1000),
+            Step::Reclaim => self.reclaim_instance_interval_s.max(0).saturating_mul(1000),
             Step::Schedule
             | Step::Resize(_)
             | Step::Rebuild

@@ -65,7 +65,8 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ServerMigrationRequested(_)
         | Intent::ServerResizeConfirmRequested { .. }
         | Intent::ServerResizeRevertRequested { .. }
-        | Intent::SagaStepTimedOut { .. } => None,
+        | Intent::SagaStepTimedOut { .. }
+        | Intent::ConsoleOutputRequested { .. } => None,
     }
 }
 

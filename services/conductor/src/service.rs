@@ -538,6 +538,7 @@ pub fn settings(cfg: &Config) -> Settings {
         quota: cfg.quota.clone(),
         upload_lease_ms: s(cfg.conductor.image_upload_lease),
         shelved_offload_time_s: cfg.shelved_offload_time,
+        reclaim_instance_interval_s: cfg.reclaim_instance_interval,
     }
 }
 
