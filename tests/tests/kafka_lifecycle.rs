@@ -75,7 +75,10 @@ async fn snapshots_and_soft_deletes_survive_kill_9_of_the_conductor() {
         if snaps.iter().all(|i| i["status"] == "active") {
             break snaps;
         }
-        assert!(Instant::now() < deadline, "snapshots left half-way: {snaps:?}");
+        assert!(
+            Instant::now() < deadline,
+            "snapshots left half-way: {snaps:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(!snaps.is_empty(), "snapshots ran to the end");

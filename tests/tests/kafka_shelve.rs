@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use novalog_tests::{Client, ProcessCluster, demo_image_id, host_usage, skip_without_kafka};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 const SERVERS: usize = 30;
@@ -58,13 +58,13 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
     // Shelve (snapshot, then offload at once) through a kill.
     let servers = cluster
         .all_at_once_through_a_kill(
-        &client,
-        &ids,
-        json!({"shelve": null}),
-        &["SHELVED_OFFLOADED", "ACTIVE"],
-        WAIT,
-    )
-    .await;
+            &client,
+            &ids,
+            json!({"shelve": null}),
+            &["SHELVED_OFFLOADED", "ACTIVE"],
+            WAIT,
+        )
+        .await;
     let offloaded = servers
         .iter()
         .filter(|s| s["status"] == "SHELVED_OFFLOADED")
@@ -87,13 +87,13 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
     // Unshelve (scheduled, spawned from the snapshot) through a kill.
     let servers = cluster
         .all_at_once_through_a_kill(
-        &client,
-        &ids,
-        json!({"unshelve": null}),
-        &["ACTIVE", "SHELVED_OFFLOADED"],
-        WAIT,
-    )
-    .await;
+            &client,
+            &ids,
+            json!({"unshelve": null}),
+            &["ACTIVE", "SHELVED_OFFLOADED"],
+            WAIT,
+        )
+        .await;
     let active = servers.iter().filter(|s| s["status"] == "ACTIVE").count();
     assert_eq!(active, SERVERS, "every server is back");
     let names = cluster.image_names().await;

@@ -24,8 +24,8 @@
 use novalog_schemas::events::{SelectHostsRequested, SpawnInstance};
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{
-    ComputeCommand, Envelope, Event, Fault, Image, InstanceEvent, PowerState,
-    Rejection, SchedulerEvent, ServerAction, TaskState, VmState,
+    ComputeCommand, Envelope, Event, Fault, Image, InstanceEvent, PowerState, Rejection,
+    SchedulerEvent, ServerAction, TaskState, VmState,
 };
 use uuid::Uuid;
 
