@@ -254,6 +254,8 @@ impl Scheduler {
             // Facts that change nothing the filters and weighers read.
             ComputeFact::ServerActionPerformed { .. }
             | ComputeFact::ServerActionFailed { .. }
+            | ComputeFact::SnapshotProgressed { .. }
+            | ComputeFact::ConsoleOutputFetched { .. }
             | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }
