@@ -182,7 +182,9 @@ fn fact_usage_report(fact: &ComputeFact) -> Option<(&str, &HostUsage)> {
         | ComputeFact::MigrationStepFailed(f) => Some((&f.host, &f.usage)),
         ComputeFact::InstanceSpawned { .. }
         | ComputeFact::ServerActionPerformed { .. }
-        | ComputeFact::ServerActionFailed { .. } => None,
+        | ComputeFact::ServerActionFailed { .. }
+        | ComputeFact::SnapshotProgressed { .. }
+        | ComputeFact::ConsoleOutputFetched { .. } => None,
     }
 }
 
