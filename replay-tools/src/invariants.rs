@@ -184,6 +184,8 @@ fn fact_usage_report(fact: &ComputeFact) -> Option<(&str, &HostUsage)> {
         | ComputeFact::ServerActionPerformed { .. }
         | ComputeFact::ServerActionFailed { .. }
         | ComputeFact::ConsoleEndpointReported { .. } => None,
+        | ComputeFact::SnapshotProgressed { .. }
+        | ComputeFact::ConsoleOutputFetched { .. } => None,
     }
 }
 

@@ -6,6 +6,8 @@
 //! wire form in `convert.rs`, its preconditions in the conductor's
 //! `preconditions.rs`, and a match arm in the API's `server_actions.rs`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use uuid::Uuid;
@@ -55,6 +57,29 @@ pub enum ServerAction {
     },
     /// `unrescue`: back to the guest's own disk.
     Unrescue,
+    /// `createImage`: the host snapshots the guest's disk into the image
+    /// `image_id` (created `queued` by the conductor when it accepts;
+    /// `None` in the user's intent) named `name`, with `metadata` as
+    /// extra properties. The guest stays as it was.
+    CreateImage {
+        image_id: Option<Uuid>,
+        name: String,
+        metadata: BTreeMap<String, String>,
+    },
+    /// `trigger_crash_dump` (2.17): the host injects an NMI into the guest;
+    /// no task state (Nova casts it and records the action).
+    TriggerCrashDump,
+    /// `os-resetState` (administrators): vm_state set to `state` (active or
+    /// error), task cleared; decided by the conductor alone.
+    ResetState {
+        state: VmState,
+    },
+    /// A delete while `reclaim_instance_interval` > 0: the host powers the
+    /// guest off and it waits SOFT_DELETED to be reclaimed (not a user's
+    /// action by itself: the API's DELETE becomes one).
+    SoftDelete,
+    /// `restore`: a SOFT_DELETED guest is powered on again, ACTIVE.
+    Restore,
 }
 
 impl ServerAction {
@@ -77,6 +102,12 @@ impl ServerAction {
             ServerAction::Unshelve { .. } => "unshelve",
             ServerAction::Rescue { .. } => "rescue",
             ServerAction::Unrescue => "unrescue",
+            ServerAction::CreateImage { .. } => "createImage",
+            ServerAction::TriggerCrashDump => "trigger_crash_dump",
+            ServerAction::ResetState { .. } => "resetState",
+            // Nova records a soft delete as the instance action `delete`.
+            ServerAction::SoftDelete => "delete",
+            ServerAction::Restore => "restore",
         }
     }
 
@@ -97,8 +128,41 @@ impl ServerAction {
             ServerAction::Unshelve { .. } => TaskState::Unshelving,
             ServerAction::Rescue { .. } => TaskState::Rescuing,
             ServerAction::Unrescue => TaskState::Unrescuing,
-            ServerAction::Lock { .. } | ServerAction::Unlock => return None,
+            // Nova's API sets image_snapshot_pending; the host moves it on.
+            ServerAction::CreateImage { .. } => TaskState::ImageSnapshotPending,
+            ServerAction::SoftDelete => TaskState::SoftDeleting,
+            ServerAction::Restore => TaskState::Restoring,
+            ServerAction::Lock { .. }
+            | ServerAction::Unlock
+            | ServerAction::TriggerCrashDump
+            | ServerAction::ResetState { .. } => return None,
         })
+    }
+
+    /// Whether `task` is this action's task, or one of the steps its host
+    /// moves it through (a snapshot's `image_pending_upload`,
+    /// `image_uploading`; a shelve's `shelving_image_*`).
+    pub fn in_task(&self, task: Option<TaskState>) -> bool {
+        let Some(own) = self.task_state() else {
+            return false;
+        };
+        let Some(task) = task else {
+            return false;
+        };
+        task == own
+            || match self {
+                ServerAction::CreateImage { .. } => matches!(
+                    task,
+                    TaskState::ImageSnapshot
+                        | TaskState::ImagePendingUpload
+                        | TaskState::ImageUploading
+                ),
+                ServerAction::Shelve { .. } => matches!(
+                    task,
+                    TaskState::ShelvingImagePendingUpload | TaskState::ShelvingImageUploading
+                ),
+                _ => false,
+            }
     }
 
     /// The compute manager's method that carries the action out, as Nova
@@ -119,13 +183,22 @@ impl ServerAction {
             ServerAction::Unshelve { .. } => "unshelve_instance",
             ServerAction::Rescue { .. } => "rescue_instance",
             ServerAction::Unrescue => "unrescue_instance",
+            ServerAction::CreateImage { .. } => "snapshot_instance",
+            ServerAction::TriggerCrashDump => "trigger_crash_dump",
+            ServerAction::ResetState { .. } => "reset_state",
+            ServerAction::SoftDelete => "soft_delete_instance",
+            ServerAction::Restore => "restore_instance",
         }
     }
 
-    /// The vm_state after the host carried the action out (Nova's compute
-    /// manager).
-    pub fn vm_state_after(&self) -> VmState {
+    /// The vm_state after the host carried the action out of `before`
+    /// (Nova's compute manager).
+    pub fn vm_state_after(&self, before: VmState) -> VmState {
         match self {
+            // A snapshot or a crash dump leaves the guest as it was.
+            ServerAction::CreateImage { .. } | ServerAction::TriggerCrashDump => before,
+            ServerAction::ResetState { state } => *state,
+            ServerAction::SoftDelete => VmState::SoftDeleted,
             ServerAction::Stop => VmState::Stopped,
             ServerAction::Pause => VmState::Paused,
             ServerAction::Suspend => VmState::Suspended,

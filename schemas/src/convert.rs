@@ -484,6 +484,22 @@ impl From<ServerAction> for pb::ServerAction {
                     ..Default::default()
                 }
             }
+            ServerAction::CreateImage {
+                image_id,
+                name,
+                metadata,
+            } => pb::ServerAction {
+                kind,
+                image_id: image_id.map(|i| i.to_string()).unwrap_or_default(),
+                name,
+                metadata: metadata.into_iter().collect(),
+                ..Default::default()
+            },
+            ServerAction::ResetState { state } => pb::ServerAction {
+                kind,
+                state: state.as_str().to_owned(),
+                ..Default::default()
+            },
             ServerAction::Unshelve {
                 availability_zone,
                 host,
@@ -529,6 +545,18 @@ impl TryFrom<pb::ServerAction> for ServerAction {
                 image_id: optional_uuid(&a.image_id, "action.image_id")?,
             },
             "unrescue" => ServerAction::Unrescue,
+            "createImage" => ServerAction::CreateImage {
+                image_id: optional_uuid(&a.image_id, "action.image_id")?,
+                name: a.name,
+                metadata: a.metadata.into_iter().collect(),
+            },
+            "trigger_crash_dump" => ServerAction::TriggerCrashDump,
+            "resetState" => ServerAction::ResetState {
+                state: VmState::parse(&a.state)
+                    .ok_or_else(|| invalid("action.state", format!("{:?}", a.state)))?,
+            },
+            "delete" => ServerAction::SoftDelete,
+            "restore" => ServerAction::Restore,
             other => {
                 let message = format!("unknown server action {other:?}");
                 return Err(invalid("action.kind", message));
@@ -854,6 +882,7 @@ records! {
             ServerResizeRevertRequested { instance_id } as InstanceRef,
             SagaStepTimedOut { instance_id, step, deadline_ms },
             ConsoleTokenRequested { instance_id, token_hash: nonempty, console_type: nonempty },
+            ConsoleOutputRequested { instance_id, length },
         }
         wraps {
             FlavorCreateRequested(flavor),
@@ -896,6 +925,7 @@ records! {
             InstanceTagsSet { tags },
             InstancePasswordSet { password },
             RebuildCompleted { vm_state, power_state },
+            ConsoleOutputRead { output },
         }
         wraps {}
         boxes {
@@ -937,6 +967,7 @@ records! {
         fields {
             DestroyInstance { instance_id, host: nonempty },
             PerformServerAction { instance_id, host: nonempty, action },
+            GetConsoleOutput { instance_id, host: nonempty, length, request_id },
         }
         wraps {}
         boxes {
@@ -965,6 +996,10 @@ records! {
             ServerActionPerformed { instance_id, host: nonempty, action, power_state },
             ServerActionFailed { instance_id, host: nonempty, action, reason, power_state },
             ConsoleEndpointReported { instance_id, host: nonempty, address, port },
+            SnapshotProgressed {
+                instance_id, host: nonempty, action, task_state, size, checksum, os_hash_value,
+            },
+            ConsoleOutputFetched { instance_id, host: nonempty, request_id, output, error },
         }
         wraps {}
         boxes {

@@ -466,6 +466,61 @@ fn core_samples() -> Vec<Event> {
             reason: "no".into(),
             power_state: PowerState::Suspended,
         }),
+        Event::Intent(Intent::ConsoleOutputRequested {
+            instance_id: id,
+            length: Some(-3),
+        }),
+        Event::Instance(InstanceEvent::ConsoleOutputRead {
+            output: "login: ".into(),
+        }),
+        Event::Compute(ComputeCommand::GetConsoleOutput {
+            instance_id: id,
+            host: "h".into(),
+            length: None,
+            request_id: Uuid::from_u128(9),
+        }),
+        Event::ComputeFact(ComputeFact::ConsoleOutputFetched {
+            instance_id: id,
+            host: "h".into(),
+            request_id: Uuid::from_u128(9),
+            output: String::new(),
+            error: Some("Guest does not have a console available.".into()),
+        }),
+        Event::ComputeFact(ComputeFact::SnapshotProgressed {
+            instance_id: id,
+            host: "h".into(),
+            action: ServerAction::CreateImage {
+                image_id: Some(Uuid::from_u128(10)),
+                name: "snap".into(),
+                metadata: [("k".to_owned(), "v".to_owned())].into(),
+            },
+            task_state: crate::TaskState::ImageUploading,
+            size: 42,
+            checksum: "c".into(),
+            os_hash_value: "o".into(),
+        }),
+        Event::Compute(ComputeCommand::PerformServerAction {
+            instance_id: id,
+            host: "h".into(),
+            action: ServerAction::ResetState {
+                state: crate::VmState::Error,
+            },
+        }),
+        Event::Compute(ComputeCommand::PerformServerAction {
+            instance_id: id,
+            host: "h".into(),
+            action: ServerAction::SoftDelete,
+        }),
+        Event::Compute(ComputeCommand::PerformServerAction {
+            instance_id: id,
+            host: "h".into(),
+            action: ServerAction::Restore,
+        }),
+        Event::Compute(ComputeCommand::PerformServerAction {
+            instance_id: id,
+            host: "h".into(),
+            action: ServerAction::TriggerCrashDump,
+        }),
         Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
             events::SelectHostsRequested {
                 request_id: id,

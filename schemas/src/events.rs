@@ -513,6 +513,14 @@ pub enum Intent {
         step: String,
         deadline_ms: i64,
     },
+    /// `os-getConsoleOutput`: the last `length` lines of the guest's
+    /// console log (`None`: all of it), read by its host. Answered by a
+    /// [`InstanceEvent::ConsoleOutputRead`] (or a rejection) caused by
+    /// this intent.
+    ConsoleOutputRequested {
+        instance_id: Uuid,
+        length: Option<i64>,
+    },
 }
 
 /// The authoritative instance history (verdicts, state transitions, saga
@@ -527,6 +535,12 @@ pub enum InstanceEvent {
         message: String,
     },
     InstanceCreated(Box<InstanceCreated>),
+    /// The answer to a [`Intent::ConsoleOutputRequested`], relayed from
+    /// the host: the console output as Nova's compute manager returns it.
+    /// Caused by the intent (its verdict); the instance does not change.
+    ConsoleOutputRead {
+        output: String,
+    },
     InstanceScheduled {
         host: String,
         alternates: Vec<String>,
@@ -662,6 +676,14 @@ pub enum ComputeCommand {
         host: String,
         action: ServerAction,
     },
+    /// Read the guest's console log (its last `length` lines; `None`: all)
+    /// for the intent `request_id`, whose answer the fact names.
+    GetConsoleOutput {
+        instance_id: Uuid,
+        host: String,
+        length: Option<i64>,
+        request_id: Uuid,
+    },
     PrepResize(Box<MigrationCommand>),
     MigrateDiskAndPowerOff(Box<MigrationCommand>),
     FinishMigration(Box<MigrationCommand>),
@@ -727,6 +749,28 @@ pub enum ComputeFact {
         reason: String,
         #[serde(with = "crate::state::power_code")]
         power_state: PowerState,
+    },
+    /// A snapshot (createImage's, shelve's) reached `task_state` on the
+    /// host: `image_pending_upload` once the disk is copied, then
+    /// `image_uploading` with the bytes stored in the image service
+    /// (`size` and digests set).
+    SnapshotProgressed {
+        instance_id: Uuid,
+        host: String,
+        action: ServerAction,
+        task_state: TaskState,
+        size: u64,
+        checksum: String,
+        os_hash_value: String,
+    },
+    /// The guest's console output for the intent `request_id`, or why it
+    /// could not be read (`error`).
+    ConsoleOutputFetched {
+        instance_id: Uuid,
+        host: String,
+        request_id: Uuid,
+        output: String,
+        error: Option<String>,
     },
     ResizeClaimSucceeded(Box<MigrationFact>),
     ResizeClaimFailed(Box<MigrationFact>),
@@ -944,6 +988,7 @@ impl Intent {
             Intent::ServerRebuildRequested(_) => "ServerRebuildRequested",
             Intent::SagaStepTimedOut { .. } => "SagaStepTimedOut",
             Intent::ConsoleTokenRequested { .. } => "ConsoleTokenRequested",
+            Intent::ConsoleOutputRequested { .. } => "ConsoleOutputRequested",
         }
     }
 }
@@ -959,6 +1004,7 @@ impl InstanceEvent {
     pub fn type_name(&self) -> &'static str {
         match self {
             InstanceEvent::IntentRejected { .. } => "IntentRejected",
+            InstanceEvent::ConsoleOutputRead { .. } => "ConsoleOutputRead",
             InstanceEvent::InstanceCreated(_) => "InstanceCreated",
             InstanceEvent::InstanceScheduled { .. } => "InstanceScheduled",
             InstanceEvent::InstanceRescheduled { .. } => "InstanceRescheduled",
@@ -1028,6 +1074,7 @@ impl ComputeCommand {
             ComputeCommand::SpawnInstance(_) => "SpawnInstance",
             ComputeCommand::DestroyInstance { .. } => "DestroyInstance",
             ComputeCommand::PerformServerAction { .. } => "PerformServerAction",
+            ComputeCommand::GetConsoleOutput { .. } => "GetConsoleOutput",
             ComputeCommand::PrepResize(_) => "PrepResize",
             ComputeCommand::MigrateDiskAndPowerOff(_) => "MigrateDiskAndPowerOff",
             ComputeCommand::FinishMigration(_) => "FinishMigration",
@@ -1059,6 +1106,8 @@ impl ComputeFact {
             ComputeFact::SpawnFailed { .. } => "SpawnFailed",
             ComputeFact::InstanceDestroyed { .. } => "InstanceDestroyed",
             ComputeFact::ServerActionPerformed { .. } => "ServerActionPerformed",
+            ComputeFact::SnapshotProgressed { .. } => "SnapshotProgressed",
+            ComputeFact::ConsoleOutputFetched { .. } => "ConsoleOutputFetched",
             ComputeFact::ServerActionFailed { .. } => "ServerActionFailed",
             ComputeFact::ResizeClaimSucceeded(_) => "ResizeClaimSucceeded",
             ComputeFact::ResizeClaimFailed(_) => "ResizeClaimFailed",

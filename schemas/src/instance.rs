@@ -214,6 +214,10 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
                     i.alternates.clear();
                 }
                 ServerAction::Unshelve { .. } => i.shelved_image_id = None,
+                // Nova's soft delete stamps deleted_at (shown as
+                // terminated_at); a restore clears it.
+                ServerAction::SoftDelete => i.deleted_at_ms = Some(env.meta.occurred_at_ms),
+                ServerAction::Restore => i.deleted_at_ms = None,
                 _ => {}
             }
         }
@@ -272,9 +276,10 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.power_state = PowerState::NoState;
             i.deleted_at_ms = Some(*deleted_at_ms);
         }
-        // A verdict changes nothing, nor does a console token; a create
-        // was folded above.
+        // A verdict changes nothing, nor does a console token or a
+        // console output; a create was folded above.
         InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::ConsoleOutputRead { .. }
         | InstanceEvent::InstanceCreated(_)
         | InstanceEvent::ConsoleTokenIssued(_) => return Some(i),
         InstanceEvent::MigrationStarted(_)

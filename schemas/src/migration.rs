@@ -428,6 +428,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         }
         // Not saga records: `instance::evolve` folds them.
         InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::ConsoleOutputRead { .. }
         | InstanceEvent::InstanceCreated(_)
         | InstanceEvent::InstanceScheduled { .. }
         | InstanceEvent::InstanceRescheduled { .. }

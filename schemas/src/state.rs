@@ -101,6 +101,9 @@ pub enum TaskState {
     ImageSnapshotPending,
     ImagePendingUpload,
     ImageUploading,
+    // Appended: soft delete and restore.
+    SoftDeleting,
+    Restoring,
 }
 
 impl TaskState {
@@ -142,6 +145,8 @@ impl TaskState {
             TaskState::ImageSnapshotPending => "image_snapshot_pending",
             TaskState::ImagePendingUpload => "image_pending_upload",
             TaskState::ImageUploading => "image_uploading",
+            TaskState::SoftDeleting => "soft-deleting",
+            TaskState::Restoring => "restoring",
         }
     }
 
@@ -184,6 +189,8 @@ impl TaskState {
             ImageSnapshotPending,
             ImagePendingUpload,
             ImageUploading,
+            SoftDeleting,
+            Restoring,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)

@@ -15,13 +15,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use novalog_all_in_one::System;
 use novalog_compute::fake::{FakeDriver, FakeOptions};
 use novalog_log::EventLog;
 use novalog_runtime::Config;
 use novalog_runtime::config::Backend as LogBackend;
+use serde_json::Value;
+use uuid::Uuid;
 
 use crate::{Client, Proc, free_port, kafka_brokers, kafka_env, kafka_test_config_file};
 
@@ -116,6 +118,13 @@ impl Cluster {
         let mut cfg = crate::test_config(dir.path());
         backend.configure(&mut cfg);
         tune(&mut cfg);
+        // Snapshots go where the image service keeps image data.
+        let fake = FakeOptions {
+            image_store: fake
+                .image_store
+                .or_else(|| Some(cfg.data_dir.join("images"))),
+            ..fake
+        };
         let stopped = Stopped {
             backend: backend.clone(),
             cfg,
@@ -267,6 +276,106 @@ impl ProcessCluster {
     /// The cluster's log, opened from this process.
     pub async fn log(&self) -> Arc<dyn EventLog> {
         novalog_runtime::backend::open_log(&self.cfg).await.unwrap()
+    }
+
+    /// Sends `body` to every server of `ids` at once; kills the conductor
+    /// with SIGKILL once some task is in flight and starts it again; waits
+    /// (up to `wait`) until every server has no task and one of `settled`
+    /// statuses. Returns the servers, read one by one (a soft-deleted
+    /// server is shown, not listed).
+    pub async fn all_at_once_through_a_kill(
+        &mut self,
+        client: &Client,
+        ids: &[Uuid],
+        body: Value,
+        settled: &[&str],
+        wait: Duration,
+    ) -> Vec<Value> {
+        let acts = ids.iter().map(|id| {
+            let c = client.clone();
+            let (id, body) = (*id, body.clone());
+            // An intent appended while the conductor is down is decided
+            // after its restart: the answer may be a 503 meanwhile.
+            async move {
+                let _ = c.server_action(id, body).await;
+            }
+        });
+        let acts = tokio::spawn(futures::future::join_all(acts));
+        let servers = || async {
+            let reads = ids.iter().map(|id| client.server(*id));
+            futures::future::join_all(reads)
+                .await
+                .into_iter()
+                .filter_map(|s| s.ok().flatten())
+                .collect::<Vec<Value>>()
+        };
+        let busy = |servers: &[Value]| {
+            servers
+                .iter()
+                .filter(|s| !s["OS-EXT-STS:task_state"].is_null())
+                .count()
+        };
+        let deadline = Instant::now() + wait;
+        while busy(&servers().await) == 0 {
+            assert!(Instant::now() < deadline, "no task started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.kill("novalog-conductor");
+        eprintln!(
+            "conductor killed with {} tasks in flight",
+            busy(&servers().await)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.start_proc("novalog-conductor");
+        acts.await.unwrap();
+        let deadline = Instant::now() + wait;
+        loop {
+            let servers = servers().await;
+            let done = servers.len() == ids.len()
+                && servers.iter().all(|s| {
+                    s["OS-EXT-STS:task_state"].is_null()
+                        && settled.contains(&s["status"].as_str().unwrap_or(""))
+                });
+            if done {
+                return servers;
+            }
+            if Instant::now() > deadline {
+                self.dump_logs(40);
+                let busy: Vec<String> = servers
+                    .iter()
+                    .map(|s| format!("{} {} {}", s["id"], s["status"], s["OS-EXT-STS:task_state"]))
+                    .collect();
+                panic!("not settled in {settled:?}: {busy:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The images the administrator sees (Glance's API on the same
+    /// listener), with their properties.
+    pub async fn images(&self) -> Vec<Value> {
+        let body: Value = reqwest::Client::new()
+            .get(format!("http://{}/image/v2/images?limit=1000", self.addr))
+            .header("X-Auth-Token", "admin:admin")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["images"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .clone()
+    }
+
+    /// The names of [`ProcessCluster::images`].
+    pub async fn image_names(&self) -> Vec<String> {
+        self.images()
+            .await
+            .iter()
+            .map(|i| i["name"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 
     /// Prints the last `lines` lines of each service's log (on failure).

@@ -1962,11 +1962,11 @@ const POLICY_TABLE: &[PolicyCase] = &[
     ),
     case(
         "POST",
-        "/v2.1/servers/{s1}/action",
+        "/v2.1/servers/{s4}/action",
         None,
         Some(r#"{"forceDelete": null}"#),
         "os_compute_api:os-deferred-delete:force PROJECT_MEMBER_OR_ADMIN",
-        "AAFHU",
+        "aaFHU",
     ),
     case(
         "POST",
@@ -2041,6 +2041,47 @@ const POLICY_TABLE: &[PolicyCase] = &[
         None,
         Some(r#"{"unshelve": null}"#),
         "os_compute_api:os-shelve:unshelve PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"createImage": {"name": "policy-snapshot"}}"#),
+        "os_compute_api:servers:create_image PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"os-getConsoleOutput": {"length": 5}}"#),
+        "os_compute_api:os-console-output PROJECT_MEMBER_OR_ADMIN",
+        "AAFHU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"os-resetState": {"state": "active"}}"#),
+        "os_compute_api:os-admin-actions:reset_state ADMIN",
+        "AFFHU",
+    ),
+    // Removed from Nova (23.0.0): 410 for anyone with a token.
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        None,
+        Some(r#"{"resetNetwork": null}"#),
+        "none (removed: 410 Gone)",
+        "AAAAU",
+    ),
+    case(
+        "POST",
+        "/v2.1/servers/{s1}/action",
+        Some("2.17"),
+        Some(r#"{"trigger_crash_dump": null}"#),
+        "os_compute_api:servers:trigger_crash_dump PROJECT_MEMBER_OR_ADMIN",
         "AAFHU",
     ),
     case(
@@ -3049,6 +3090,14 @@ async fn every_route_and_role_gets_what_the_default_policies_say() {
         .as_str()
         .unwrap()
         .to_owned();
+    // forceDelete deletes whatever its state (Nova's force_delete).
+    let s4 = cloud
+        .must(Role::Member, Method::POST, "/v2.1/servers", None,
+            Some(json!({"server": {"name": "pol-forced", "flavorRef": "1", "imageRef": image, "networks": "none"}})))
+        .await["server"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let private_flavor = cloud
         .must(Role::Admin, Method::POST, "/v2.1/flavors", None,
             Some(json!({"flavor": {"name": "pol-private", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": false}})))
@@ -3070,6 +3119,7 @@ async fn every_route_and_role_gets_what_the_default_policies_say() {
     let fill = |s: &str| {
         s.replace("{s1}", &first("servers"))
             .replace("{s3}", &s3)
+            .replace("{s4}", &s4)
             .replace("{p1}", &cloud.projects["alice"])
             .replace("{p2}", &cloud.projects["bob"])
             .replace("{image}", &image)

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use novalog_tests::{Client, ProcessCluster, demo_image_id, host_usage, skip_without_kafka};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 const SERVERS: usize = 30;
@@ -31,94 +31,6 @@ async fn start(brokers: &str) -> ProcessCluster {
         WAIT,
     )
     .await
-}
-
-/// Sends `body` to every server at once; kills the conductor once some
-/// task is in flight and starts it again; waits until every server has no
-/// task and one of `settled` statuses. Returns the servers.
-async fn all_at_once_through_a_kill(
-    cluster: &mut ProcessCluster,
-    client: &Client,
-    ids: &[Uuid],
-    body: Value,
-    settled: &[&str],
-) -> Vec<Value> {
-    let acts = ids.iter().map(|id| {
-        let c = client.clone();
-        let (id, body) = (*id, body.clone());
-        // An intent appended while the conductor is down is decided after
-        // its restart: the answer may be a 503 meanwhile.
-        async move {
-            let _ = c.server_action(id, body).await;
-        }
-    });
-    let acts = tokio::spawn(futures::future::join_all(acts));
-    let in_flight = || async {
-        client
-            .servers_detail()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|s| !s["OS-EXT-STS:task_state"].is_null())
-            .count()
-    };
-    let deadline = Instant::now() + WAIT;
-    while in_flight().await == 0 {
-        assert!(Instant::now() < deadline, "no task started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cluster.kill("novalog-conductor");
-    eprintln!(
-        "conductor killed with {} tasks in flight",
-        in_flight().await
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    cluster.start_proc("novalog-conductor");
-    acts.await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let servers = client.servers_detail().await.unwrap();
-        let done = servers.len() == ids.len()
-            && servers.iter().all(|s| {
-                s["OS-EXT-STS:task_state"].is_null()
-                    && settled.contains(&s["status"].as_str().unwrap_or(""))
-            });
-        if done {
-            return servers;
-        }
-        if Instant::now() > deadline {
-            cluster.dump_logs(40);
-            let busy: Vec<String> = servers
-                .iter()
-                .map(|s| format!("{} {} {}", s["id"], s["status"], s["OS-EXT-STS:task_state"]))
-                .collect();
-            panic!("not settled in {settled:?}: {busy:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The names of the images the administrator sees (Glance's API on the
-/// same listener).
-async fn image_names(cluster: &ProcessCluster) -> Vec<String> {
-    let body: Value = reqwest::Client::new()
-        .get(format!(
-            "http://{}/image/v2/images?limit=1000",
-            cluster.addr
-        ))
-        .header("X-Auth-Token", "admin:admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["images"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
-        .iter()
-        .map(|i| i["name"].as_str().unwrap_or("").to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,14 +56,15 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
     }
 
     // Shelve (snapshot, then offload at once) through a kill.
-    let servers = all_at_once_through_a_kill(
-        &mut cluster,
-        &client,
-        &ids,
-        json!({"shelve": null}),
-        &["SHELVED_OFFLOADED", "ACTIVE"],
-    )
-    .await;
+    let servers = cluster
+        .all_at_once_through_a_kill(
+            &client,
+            &ids,
+            json!({"shelve": null}),
+            &["SHELVED_OFFLOADED", "ACTIVE"],
+            WAIT,
+        )
+        .await;
     let offloaded = servers
         .iter()
         .filter(|s| s["status"] == "SHELVED_OFFLOADED")
@@ -162,7 +75,7 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
             assert!(s["OS-EXT-SRV-ATTR:host"].is_null(), "offloaded: {s}");
         }
     }
-    let names = image_names(&cluster).await;
+    let names = cluster.image_names().await;
     for s in servers
         .iter()
         .filter(|s| s["status"] == "SHELVED_OFFLOADED")
@@ -172,17 +85,18 @@ async fn shelve_offload_and_unshelve_survive_kill_9_of_the_conductor() {
     }
 
     // Unshelve (scheduled, spawned from the snapshot) through a kill.
-    let servers = all_at_once_through_a_kill(
-        &mut cluster,
-        &client,
-        &ids,
-        json!({"unshelve": null}),
-        &["ACTIVE", "SHELVED_OFFLOADED"],
-    )
-    .await;
+    let servers = cluster
+        .all_at_once_through_a_kill(
+            &client,
+            &ids,
+            json!({"unshelve": null}),
+            &["ACTIVE", "SHELVED_OFFLOADED"],
+            WAIT,
+        )
+        .await;
     let active = servers.iter().filter(|s| s["status"] == "ACTIVE").count();
     assert_eq!(active, SERVERS, "every server is back");
-    let names = image_names(&cluster).await;
+    let names = cluster.image_names().await;
     assert!(
         !names.iter().any(|n| n.ends_with("-shelved")),
         "every shelved image is deleted once unshelved: {names:?}"

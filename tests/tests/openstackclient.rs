@@ -975,10 +975,15 @@ struct Running {
 /// Starts `novalog` with `fake_hosts` fake hosts; returns once every host
 /// is listed as a hypervisor.
 fn start_novalog(fake_hosts: usize) -> Running {
+    start_novalog_configured(fake_hosts, CONFIG)
+}
+
+/// [`start_novalog`] with `config` as its configuration file.
+fn start_novalog_configured(fake_hosts: usize, config: &str) -> Running {
     let openstack = openstack();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    std::fs::write(dir.path().join("novalog.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("novalog.toml"), config).unwrap();
     let novalog = Command::new(bin_dir().join("novalog"))
         .args([
             "--config",
@@ -1251,6 +1256,108 @@ fn openstackclient_shelves_unshelves_and_rescues() {
         );
     }
     os.ok(Demo, &["server", "delete", "--wait", "shelf"]);
+}
+
+/// `server image create` then `server create` from that snapshot,
+/// `console log show`, `server set --state error` / `--state active`, and,
+/// with a reclaim interval, `server delete` + `server restore`.
+#[test]
+fn openstackclient_snapshots_reads_the_console_resets_and_restores() {
+    let config = format!("reclaim_instance_interval = 3600\n{CONFIG}");
+    let Running { os, .. } = &start_novalog_configured(2, &config);
+    use Cloud::{Admin, Demo};
+    let created = os.ok(
+        Demo,
+        &[
+            "server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic", "none",
+            "--wait", "snapper",
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    os.ok(
+        Demo,
+        &[
+            "server",
+            "image",
+            "create",
+            "--name",
+            "snapper-snap",
+            "--wait",
+            "snapper",
+        ],
+    );
+    let snap = image_becomes(os, Demo, "snapper-snap", "active");
+    let props = snap["properties"].to_string();
+    assert!(props.contains("snapshot") && props.contains(&id), "{snap}");
+    assert!(
+        snap["size"].as_u64().unwrap_or(0) > 0,
+        "the guest's bytes: {snap}"
+    );
+    os.ok(
+        Demo,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "m1.tiny",
+            "--image",
+            "snapper-snap",
+            "--nic",
+            "none",
+            "--wait",
+            "from-snap",
+        ],
+    );
+    let booted = os.ok(Demo, &["server", "show", "from-snap"]);
+    assert_eq!(booted["status"], "ACTIVE", "{booted}");
+
+    // The fake guest's console: what it printed as it booted.
+    let out = os.run(Demo, &["console", "log", "show", "--lines", "3", "snapper"]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.contains("login:"), "{log}");
+    assert!(log.lines().count() <= 3, "{log}");
+
+    // os-resetState is an administrator's.
+    let err = os.fails(Demo, &["server", "set", "--state", "error", "snapper"]);
+    assert!(err.contains("403") || err.contains("Policy"), "{err}");
+    os.ok(Admin, &["server", "set", "--state", "error", &id]);
+    let s = os.ok(Demo, &["server", "show", "snapper"]);
+    assert_eq!(s["status"], "ERROR", "{s}");
+    os.ok(Admin, &["server", "set", "--state", "active", &id]);
+    os.wait_status_as(Demo, "snapper", "ACTIVE");
+
+    // Soft delete: SOFT_DELETED (shown by id, not listed), then restored.
+    os.ok(Demo, &["server", "delete", "snapper"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = os.ok(Demo, &["server", "show", &id]);
+        if s["status"] == "SOFT_DELETED" && s["OS-EXT-STS:task_state"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never soft-deleted: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let listed = os.ok(Demo, &["server", "list"]);
+    assert!(
+        !names(&listed, "Name").contains(&"snapper".to_owned()),
+        "{listed}"
+    );
+    os.ok(Demo, &["server", "restore", &id]);
+    os.wait_status_as(Demo, "snapper", "ACTIVE");
+    let actions = os
+        .ok(Demo, &["server", "event", "list", "snapper"])
+        .to_string();
+    for action in ["createImage", "restore"] {
+        assert!(
+            actions.contains(&format!("\"{action}\"")),
+            "{action}: {actions}"
+        );
+    }
 }
 
 /// A clouds.yaml of one cloud named `name`: `user` with `password`,

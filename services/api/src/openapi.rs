@@ -591,10 +591,10 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/v2.1/servers/{id}/action",
-        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive, shelve, shelveOffload, unshelve, rescue (200 with adminPass), unrescue, os-getVNCConsole (200 with the console's URL, below 2.6); forceDelete and restore answer 409 (no soft delete)",
+        "Server action: reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock, resize, confirmResize, revertResize, migrate, rebuild, evacuate, os-migrateLive, shelve, shelveOffload, unshelve, rescue (200 with adminPass), unrescue, os-getVNCConsole (200 with the console's URL, below 2.6), createImage (202; 2.45: {image_id}, before: Location), os-getConsoleOutput (200 {output}; 504 when the host does not answer), restore and forceDelete (soft delete with reclaim_instance_interval > 0), os-resetState (admin), trigger_crash_dump (2.17); resetNetwork answers 410 (removed)",
         MEMBER,
         202,
-        "2.56 migrate host; 2.73 locked_reason; 2.77 unshelve availability_zone; 2.87 stable device rescue; 2.91 unshelve host and null availability_zone; admin only: migrate, evacuate, os-migrateLive, shelveOffload, unshelve to a host",
+        "2.56 migrate host; 2.73 locked_reason; 2.77 unshelve availability_zone; 2.87 stable device rescue; 2.91 unshelve host and null availability_zone; 2.17 trigger_crash_dump; 2.39 createImage no longer checks metadata quota; 2.45 createImage returns image_id; admin only: migrate, evacuate, os-migrateLive, shelveOffload, unshelve to a host, os-resetState",
     ),
     op(
         "get",

@@ -252,7 +252,10 @@ impl ServerMeter {
 /// The server an `instances` record is about, when it is one.
 pub fn server_of(env: &Envelope) -> Option<Uuid> {
     match &env.event {
-        Event::Instance(InstanceEvent::IntentRejected { .. }) => None,
+        // Verdicts and reads change no server.
+        Event::Instance(
+            InstanceEvent::IntentRejected { .. } | InstanceEvent::ConsoleOutputRead { .. },
+        ) => None,
         Event::Instance(_) => Uuid::parse_str(&env.meta.aggregate_id).ok(),
         // Other topics' records are about no server's usage (a new topic
         // fails to compile here until it is decided).

@@ -5,7 +5,7 @@
 
 use novalog_schemas::events::SpawnInstance;
 use novalog_schemas::{
-    ComputeCommand, ComputeFact, Envelope, Event, Meta, PowerState, ServerAction,
+    ComputeCommand, ComputeFact, Envelope, Event, Meta, PowerState, ServerAction, TaskState,
 };
 use uuid::Uuid;
 
@@ -24,6 +24,12 @@ pub enum Command {
     Action {
         instance_id: Uuid,
         action: ServerAction,
+    },
+    /// A read of the guest's console log for the intent `request_id`.
+    ConsoleOutput {
+        instance_id: Uuid,
+        length: Option<i64>,
+        request_id: Uuid,
     },
 }
 
@@ -57,12 +63,42 @@ pub async fn run_host(
             Command::Saga(event) => {
                 crate::migrate::run(driver, rec, &job.cause, &event, ratios, &mut out).await
             }
+            Command::ConsoleOutput {
+                instance_id,
+                length,
+                request_id,
+            } => {
+                let (output, error) = match driver.get_console_output(&rec.name, instance_id).await
+                {
+                    Ok(log) => (crate::snapshot::tail(&log, length), None),
+                    // Nova's ConsoleNotAvailable.
+                    Err(e) => {
+                        tracing::info!(host = %rec.name, %instance_id, error = %e, "console output");
+                        (
+                            String::new(),
+                            Some("Guest does not have a console available.".to_owned()),
+                        )
+                    }
+                };
+                out.push(fact(
+                    &job.cause,
+                    "console-output",
+                    instance_id,
+                    Event::ComputeFact(ComputeFact::ConsoleOutputFetched {
+                        instance_id,
+                        host: rec.name.clone(),
+                        request_id,
+                        output,
+                        error,
+                    }),
+                ));
+            }
             Command::Action {
                 instance_id,
                 action,
             } => {
                 let offload = matches!(action, ServerAction::ShelveOffload);
-                let done = perform(driver, rec, &job.cause, instance_id, action).await;
+                let done = perform(driver, rec, &job.cause, instance_id, action, &mut out).await;
                 // The host let go of the shelved guest: its usage goes out
                 // as a destroy does, so schedulers see the room it left.
                 if offload
@@ -194,6 +230,7 @@ async fn perform(
     cause: &Meta,
     id: Uuid,
     action: ServerAction,
+    out: &mut Vec<Envelope>,
 ) -> Envelope {
     let host_name = rec.name.clone();
     let host = host_name.as_str();
@@ -208,11 +245,27 @@ async fn perform(
         // Powered off, then snapshotted into the shelved image.
         ServerAction::Shelve { image_id } => match driver.power_off(host, id).await {
             Ok(p) => match image_id {
-                Some(image) => driver.snapshot(host, id, image).await.map(|()| p),
+                Some(_) => snapshot(driver, host, cause, id, &action, out)
+                    .await
+                    .map(|()| p),
                 None => Ok(p),
             },
             Err(e) => Err(e),
         },
+        ServerAction::CreateImage { .. } => {
+            match snapshot(driver, host, cause, id, &action, out).await {
+                Ok(()) => Ok(driver.get_info(host, id).unwrap_or(PowerState::NoState)),
+                Err(e) => Err(e),
+            }
+        }
+        ServerAction::TriggerCrashDump => match driver.trigger_crash_dump(host, id).await {
+            Ok(()) => Ok(driver.get_info(host, id).unwrap_or(PowerState::NoState)),
+            Err(e) => Err(e),
+        },
+        // Soft-deleted guests are powered off where they are, restored
+        // ones powered on again (Nova's `soft_delete`, `restore`).
+        ServerAction::SoftDelete => driver.power_off(host, id).await,
+        ServerAction::Restore => driver.power_on(host, id).await,
         ServerAction::ShelveOffload => match driver.destroy(host, id).await {
             Ok(()) => {
                 rec.release_all(id);
@@ -228,7 +281,7 @@ async fn perform(
             driver.rescue(host, id, image).await
         }
         ServerAction::Unrescue => driver.unrescue(host, id).await,
-        ServerAction::Lock { .. } | ServerAction::Unlock => Err(
+        ServerAction::Lock { .. } | ServerAction::Unlock | ServerAction::ResetState { .. } => Err(
             crate::driver::DriverError::Failed(format!("{} is not a host action", action.name())),
         ),
     };
@@ -265,6 +318,61 @@ async fn perform(
             }),
         ),
     }
+}
+
+/// The one snapshot path (createImage, shelve): the driver copies the
+/// guest's disk and stores it in the image service; each step is reported
+/// as Nova's compute manager moves the task (`image_pending_upload`, then
+/// `image_uploading` with the stored bytes' size and digests).
+async fn snapshot(
+    driver: &dyn VirtDriver,
+    host: &str,
+    cause: &Meta,
+    id: Uuid,
+    action: &ServerAction,
+    out: &mut Vec<Envelope>,
+) -> Result<(), crate::driver::DriverError> {
+    let Some(image_id) = (match action {
+        ServerAction::CreateImage { image_id, .. } | ServerAction::Shelve { image_id } => *image_id,
+        _ => None,
+    }) else {
+        return Err(crate::driver::DriverError::Failed(
+            "no image to snapshot into".into(),
+        ));
+    };
+    let (pending, uploading) = match action {
+        ServerAction::Shelve { .. } => (
+            TaskState::ShelvingImagePendingUpload,
+            TaskState::ShelvingImageUploading,
+        ),
+        _ => (TaskState::ImagePendingUpload, TaskState::ImageUploading),
+    };
+    let stored = driver.snapshot(host, id, image_id).await?;
+    for (step, task_state, stored) in [
+        ("snapshot-pending-upload", pending, None),
+        ("snapshot-uploading", uploading, Some(stored)),
+    ] {
+        let stored = stored.unwrap_or(crate::snapshot::Stored {
+            size: 0,
+            checksum: String::new(),
+            os_hash_value: String::new(),
+        });
+        out.push(fact(
+            cause,
+            step,
+            id,
+            Event::ComputeFact(ComputeFact::SnapshotProgressed {
+                instance_id: id,
+                host: host.to_owned(),
+                action: action.clone(),
+                task_state,
+                size: stored.size,
+                checksum: stored.checksum,
+                os_hash_value: stored.os_hash_value,
+            }),
+        ));
+    }
+    Ok(())
 }
 
 async fn spawn(

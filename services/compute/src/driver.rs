@@ -57,16 +57,41 @@ pub trait VirtDriver: Send + Sync + 'static {
     }
 
     /// Copies the guest's disk into the image `image_id` (Nova's
-    /// `snapshot`); the guest is left as it was. By default there is no
-    /// disk to copy: the image keeps the bytes of the one it was booted
-    /// from.
+    /// `snapshot`) and stores it in the image service; returns the stored
+    /// bytes' size and digests. The guest is left as it was. On error no
+    /// part of the image's bytes is stored. By default there is no disk to
+    /// copy.
     async fn snapshot(
         &self,
         _host: &str,
-        _instance_id: Uuid,
+        instance_id: Uuid,
         _image_id: Uuid,
-    ) -> Result<(), DriverError> {
-        Ok(())
+    ) -> Result<crate::snapshot::Stored, DriverError> {
+        Err(DriverError::Failed(format!(
+            "{} cannot snapshot instance {instance_id}",
+            self.name()
+        )))
+    }
+
+    /// The guest's console log as the hypervisor kept it (Nova's
+    /// `get_console_output`), all of it. Changes nothing.
+    async fn get_console_output(
+        &self,
+        _host: &str,
+        _instance_id: Uuid,
+    ) -> Result<Vec<u8>, DriverError> {
+        Err(DriverError::Failed(
+            "Guest does not have a console available.".into(),
+        ))
+    }
+
+    /// Injects an NMI into the guest (Nova's `trigger_crash_dump`); the
+    /// guest's kernel decides what follows (a dump, a panic). Not undone.
+    async fn trigger_crash_dump(&self, _host: &str, instance_id: Uuid) -> Result<(), DriverError> {
+        Err(DriverError::Failed(format!(
+            "Triggering a crash dump is not supported for instance {instance_id} by the {} driver",
+            self.name()
+        )))
     }
 
     /// Reboots the guest (`hard`: reset rather than ask the guest OS).

@@ -41,6 +41,10 @@ pub struct FakeOptions {
     /// Each running (or paused) guest gets a VNC display of its own
     /// ([`crate::fake_vnc`]) on 127.0.0.1 (`[vnc] enabled`).
     pub vnc: bool,
+    /// The image service's store: where a snapshot's bytes go, and where
+    /// the bytes of the image a guest booted from are read (`None`: a
+    /// snapshot is digested but kept nowhere, as in a replay).
+    pub image_store: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -54,6 +58,30 @@ pub struct FakeDriver {
     rebuilds: Mutex<HashMap<Uuid, u32>>,
     /// The VNC display of each guest asked for one, while it runs.
     displays: Mutex<HashMap<(String, Uuid), crate::fake_vnc::Display>>,
+    /// Each guest's serial console log (what its OS printed), and the
+    /// image its disk was made from: the guest's disk is that image's
+    /// bytes followed by its console log, which is what a snapshot copies.
+    consoles: Mutex<HashMap<Uuid, FakeConsole>>,
+}
+
+/// A fake guest's disk origin and console.
+#[derive(Debug, Clone, Default)]
+struct FakeConsole {
+    image_id: Uuid,
+    log: Vec<u8>,
+}
+
+/// What a fake guest prints as it boots.
+fn boot_lines(instance_id: Uuid, image: &str) -> String {
+    format!(
+        "[    0.000000] Linux version 6.1.0-fake (novalog fake driver)\n\
+         [    0.000000] Command line: root=/dev/vda1 console=ttyS0\n\
+         [    1.000000] Booting from {image}\n\
+         cloud-init: instance {instance_id} up\n\
+         \n\
+         {} login: \n",
+        &instance_id.simple().to_string()[..8]
+    )
 }
 
 impl FakeDriver {
@@ -184,7 +212,12 @@ impl FakeDriver {
                 *power
             )));
         }
+        let was = *power;
         *power = to;
+        drop(guests);
+        if was != to {
+            self.console_after(instance_id, what, to);
+        }
         Ok(to)
     }
 
@@ -193,6 +226,49 @@ impl FakeDriver {
     /// that after create/delete cycles).
     pub fn remembered(&self) -> usize {
         self.guests.lock().len() + self.spawns.lock().len() + self.rebuilds.lock().len()
+    }
+
+    /// Appends `text` to the guest's console log.
+    fn console(&self, instance_id: Uuid, text: &str) {
+        self.consoles
+            .lock()
+            .entry(instance_id)
+            .or_default()
+            .log
+            .extend_from_slice(text.as_bytes());
+    }
+
+    /// The guest's console log, what the guest printed (tests).
+    pub fn console_log(&self, instance_id: Uuid) -> String {
+        self.consoles
+            .lock()
+            .get(&instance_id)
+            .map(|c| String::from_utf8_lossy(&c.log).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// What the guest's console shows after a power transition to `to`.
+    fn console_after(&self, instance_id: Uuid, what: &str, to: PowerState) {
+        let text = match (what, to) {
+            ("reboot", PowerState::Running) | ("power on", PowerState::Running) => {
+                let image = self
+                    .consoles
+                    .lock()
+                    .get(&instance_id)
+                    .map(|c| c.image_id.to_string())
+                    .unwrap_or_default();
+                let head = if what == "reboot" {
+                    "reboot: Restarting system\n"
+                } else {
+                    ""
+                };
+                format!("{head}{}", boot_lines(instance_id, &image))
+            }
+            (_, PowerState::Shutdown) => "reboot: Power down\n".to_owned(),
+            // Paused and suspended guests print nothing.
+            _ => return,
+        };
+        self.console(instance_id, &text);
     }
 
     /// Guests on `host`.
@@ -223,6 +299,14 @@ impl VirtDriver for FakeDriver {
         }
         *self.spawns.lock().entry(instance.instance_id).or_default() += 1;
         self.guests.lock().insert(key, PowerState::Running);
+        let id = instance.instance_id;
+        self.consoles.lock().insert(
+            id,
+            FakeConsole {
+                image_id: instance.image.id,
+                log: boot_lines(id, &instance.image.id.to_string()).into_bytes(),
+            },
+        );
         Ok(PowerState::Running)
     }
 
@@ -235,7 +319,95 @@ impl VirtDriver for FakeDriver {
         if !guests.keys().any(|(_, id)| *id == instance_id) {
             self.spawns.lock().remove(&instance_id);
             self.rebuilds.lock().remove(&instance_id);
+            self.consoles.lock().remove(&instance_id);
         }
+        Ok(())
+    }
+
+    /// The guest's disk: the bytes of the image it was made from (when the
+    /// store has them) followed by its console log, what the fake guest
+    /// keeps.
+    async fn snapshot(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+        image_id: Uuid,
+    ) -> Result<crate::snapshot::Stored, DriverError> {
+        if !self
+            .guests
+            .lock()
+            .contains_key(&(host.to_owned(), instance_id))
+        {
+            return Err(DriverError::InstanceNotFound(instance_id));
+        }
+        self.step_delay().await;
+        self.check("snapshot", host)?;
+        let console = self
+            .consoles
+            .lock()
+            .get(&instance_id)
+            .cloned()
+            .unwrap_or_default();
+        let store = self
+            .opts
+            .image_store
+            .clone()
+            .map(crate::snapshot::ImageStore);
+        let mut disk = store
+            .as_ref()
+            .and_then(|s| s.read(console.image_id))
+            .unwrap_or_default();
+        disk.extend_from_slice(&console.log);
+        match store {
+            Some(store) => tokio::task::spawn_blocking(move || store.put(image_id, &disk))
+                .await
+                .map_err(|e| DriverError::Failed(e.to_string()))?,
+            None => {
+                crate::snapshot::digest(&disk[..]).map_err(|e| DriverError::Failed(e.to_string()))
+            }
+        }
+    }
+
+    async fn get_console_output(
+        &self,
+        host: &str,
+        instance_id: Uuid,
+    ) -> Result<Vec<u8>, DriverError> {
+        if !self
+            .guests
+            .lock()
+            .contains_key(&(host.to_owned(), instance_id))
+        {
+            return Err(DriverError::InstanceNotFound(instance_id));
+        }
+        Ok(self
+            .consoles
+            .lock()
+            .get(&instance_id)
+            .map(|c| c.log.clone())
+            .unwrap_or_default())
+    }
+
+    /// The NMI reaches a running guest's kernel, which panics (and dumps,
+    /// where kdump is set up); the guest is then crashed.
+    async fn trigger_crash_dump(&self, host: &str, instance_id: Uuid) -> Result<(), DriverError> {
+        let key = (host.to_owned(), instance_id);
+        let mut guests = self.guests.lock();
+        let Some(power) = guests.get_mut(&key) else {
+            return Err(DriverError::InstanceNotFound(instance_id));
+        };
+        if *power != PowerState::Running {
+            return Err(DriverError::Failed(format!(
+                "Instance {instance_id} is not running."
+            )));
+        }
+        *power = PowerState::Crashed;
+        drop(guests);
+        self.console(
+            instance_id,
+            "Uhhuh. NMI received for unknown reason 3c on CPU 0.\n\
+             Kernel panic - not syncing: NMI: Not continuing\n",
+        );
         Ok(())
     }
 
@@ -474,6 +646,20 @@ impl VirtDriver for FakeDriver {
         let p = Self::power(cmd.power_on);
         self.guests.lock().insert(key, p);
         *self.rebuilds.lock().entry(cmd.instance_id).or_default() += 1;
+        // A new disk from the rebuild's image, and a fresh console.
+        let id = cmd.instance_id;
+        let log = if cmd.power_on {
+            boot_lines(id, &cmd.image.id.to_string()).into_bytes()
+        } else {
+            Vec::new()
+        };
+        self.consoles.lock().insert(
+            id,
+            FakeConsole {
+                image_id: cmd.image.id,
+                log,
+            },
+        );
         Ok(p)
     }
 }
@@ -523,6 +709,53 @@ mod tests {
                 members: Vec::new(),
             },
         }
+    }
+
+    #[tokio::test]
+    async fn the_console_tells_the_guests_life_and_a_snapshot_is_its_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("images");
+        std::fs::create_dir_all(&store).unwrap();
+        // The image the guest boots from has bytes in the store.
+        std::fs::write(store.join(Uuid::nil().to_string()), b"BASE").unwrap();
+        let d = FakeDriver::new(FakeOptions {
+            image_store: Some(store.clone()),
+            ..FakeOptions::default()
+        });
+        let id = Uuid::new_v4();
+        d.spawn("h", &cmd(id)).await.unwrap();
+        assert!(
+            d.console_log(id).ends_with("login: \n"),
+            "{}",
+            d.console_log(id)
+        );
+        d.power_off("h", id).await.unwrap();
+        assert!(d.console_log(id).ends_with("reboot: Power down\n"));
+        d.power_on("h", id).await.unwrap();
+        // A stopped-then-started guest booted twice.
+        assert_eq!(d.console_log(id).matches("login:").count(), 2);
+        let log = d.get_console_output("h", id).await.unwrap();
+        assert_eq!(log, d.console_log(id).into_bytes());
+
+        let snap = Uuid::new_v4();
+        let stored = d.snapshot("h", id, snap).await.unwrap();
+        let bytes = std::fs::read(store.join(snap.to_string())).unwrap();
+        assert!(bytes.starts_with(b"BASE"));
+        assert!(bytes.ends_with(&log));
+        assert_eq!(stored.size, bytes.len() as u64);
+        assert_eq!(stored, crate::snapshot::digest(&bytes[..]).unwrap());
+        assert!(d.snapshot("h", Uuid::new_v4(), snap).await.is_err());
+
+        // The NMI panics a running guest's kernel: it is crashed.
+        d.trigger_crash_dump("h", id).await.unwrap();
+        assert_eq!(d.get_info("h", id), Some(PowerState::Crashed));
+        assert!(
+            d.console_log(id)
+                .contains("Kernel panic - not syncing: NMI")
+        );
+        assert!(d.trigger_crash_dump("h", id).await.is_err(), "not running");
+        d.destroy("h", id).await.unwrap();
+        assert_eq!(d.console_log(id), "", "forgotten with the guest");
     }
 
     #[tokio::test]

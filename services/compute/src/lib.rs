@@ -12,6 +12,8 @@
 //! - [`tracker`]: per-host resource tracking and claims (Nova's Claim).
 //! - [`agent`]: commands in, driver calls and facts out, per host in order,
 //!   hosts concurrently.
+//! - [`snapshot`]: where snapshots' bytes are stored, with their digests;
+//!   console logs cut as Nova cuts them.
 //! - [`service`]: the consumer shell, registration and heartbeats.
 
 pub mod agent;
@@ -21,4 +23,5 @@ pub mod fake_vnc;
 pub mod libvirt;
 pub mod migrate;
 pub mod service;
+pub mod snapshot;
 pub mod tracker;

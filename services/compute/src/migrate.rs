@@ -67,7 +67,8 @@ pub async fn run(
         // Not saga steps: the agent carries them out itself.
         ComputeCommand::SpawnInstance(_)
         | ComputeCommand::DestroyInstance { .. }
-        | ComputeCommand::PerformServerAction { .. } => return,
+        | ComputeCommand::PerformServerAction { .. }
+        | ComputeCommand::GetConsoleOutput { .. } => return,
     };
     // A compensation reuses a step's command under its own step id, so the
     // marker is per command record, not per step name.

@@ -93,6 +93,19 @@ impl Handler for ComputeHandler {
                     action: action.clone(),
                 },
             ),
+            ComputeCommand::GetConsoleOutput {
+                instance_id,
+                host,
+                length,
+                request_id,
+            } => (
+                host.clone(),
+                Command::ConsoleOutput {
+                    instance_id: *instance_id,
+                    length: *length,
+                    request_id: *request_id,
+                },
+            ),
         };
         if self.hosts.contains_key(&host) {
             self.queue.entry(host).or_default().push(Job {
@@ -176,23 +189,31 @@ pub fn host_names(cfg: &Config) -> Vec<String> {
 pub fn driver(cfg: &Config) -> novalog_runtime::Result<Arc<dyn VirtDriver>> {
     let c = &cfg.compute;
     match c.driver.as_str() {
-        "fake" => Ok(Arc::new(FakeDriver::new(FakeOptions {
-            spawn_latency: Duration::from_millis(c.fake_spawn_latency_ms),
-            fail_claims: c.fake_fail_claims.iter().cloned().collect(),
-            fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
-            fail_steps: steps(&c.fake_fail_steps),
-            silent_steps: steps(&c.fake_silent_steps),
-            step_latency: Duration::from_millis(c.fake_step_latency_ms),
-            action_latency: Duration::from_millis(c.fake_action_latency_ms),
-            fail_actions: c.fake_fail_actions.iter().cloned().collect(),
-            vnc: cfg.vnc.enabled,
-        }))),
+        "fake" => Ok(Arc::new(FakeDriver::new(fake_options(cfg)))),
         "libvirt" => crate::libvirt::LibvirtDriver::from_config(cfg)
             .map(|d| Arc::new(d) as Arc<dyn VirtDriver>)
             .map_err(|e| novalog_runtime::Error::Service(e.to_string())),
         other => Err(novalog_runtime::Error::Service(format!(
             "unknown compute driver {other:?} (available: fake, libvirt)"
         ))),
+    }
+}
+
+/// The fake driver's options from `cfg`; its snapshots go to the image
+/// service's store under `data_dir`.
+fn fake_options(cfg: &Config) -> FakeOptions {
+    let c = &cfg.compute;
+    FakeOptions {
+        spawn_latency: Duration::from_millis(c.fake_spawn_latency_ms),
+        fail_claims: c.fake_fail_claims.iter().cloned().collect(),
+        fail_spawns: c.fake_fail_spawns.iter().cloned().collect(),
+        fail_steps: steps(&c.fake_fail_steps),
+        silent_steps: steps(&c.fake_silent_steps),
+        step_latency: Duration::from_millis(c.fake_step_latency_ms),
+        action_latency: Duration::from_millis(c.fake_action_latency_ms),
+        fail_actions: c.fake_fail_actions.iter().cloned().collect(),
+        image_store: Some(cfg.data_dir.join("images")),
+        vnc: cfg.vnc.enabled,
     }
 }
 
@@ -443,7 +464,11 @@ pub fn replay_handler(
     replay_cfg.compute.fake_spawn_latency_ms = 0;
     replay_cfg.compute.fake_step_latency_ms = 0;
     replay_cfg.compute.fake_action_latency_ms = 0;
-    let driver = driver(&replay_cfg)?;
+    // Snapshots are digested, not stored again: the live agent stored them.
+    let driver: Arc<dyn VirtDriver> = Arc::new(FakeDriver::new(FakeOptions {
+        image_store: None,
+        ..fake_options(&replay_cfg)
+    }));
     let capacity = Resources {
         vcpus: cfg.compute.vcpus,
         memory_mb: cfg.compute.memory_mb,

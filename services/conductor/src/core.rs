@@ -78,6 +78,9 @@ pub struct Settings {
     pub shelved_offload_time_s: i64,
     /// How long a console token works (`[consoleauth] token_ttl`).
     pub console_token_ttl_ms: i64,
+    /// Seconds a soft-deleted instance waits before it is deleted for
+    /// real (`reclaim_instance_interval`); 0: deletes are not soft.
+    pub reclaim_instance_interval_s: i64,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             upload_lease_ms: novalog_schemas::image::DEFAULT_UPLOAD_LEASE_MS,
             shelved_offload_time_s: 0,
             console_token_ttl_ms: 600_000,
+            reclaim_instance_interval_s: 0,
         }
     }
 }
@@ -109,6 +113,7 @@ impl Settings {
             Step::Build => self.build_timeout_ms,
             Step::Resize(crate::resize::Step::AutoConfirm) => self.resize_confirm_window_ms,
             Step::ShelvedOffload => self.shelved_offload_time_s.max(0).saturating_mul(1000),
+            Step::Reclaim => self.reclaim_instance_interval_s.max(0).saturating_mul(1000),
             Step::Schedule
             | Step::Resize(_)
             | Step::Rebuild

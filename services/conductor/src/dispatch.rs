@@ -147,6 +147,10 @@ impl Conductor {
                 step,
                 deadline_ms,
             } => crate::timers::on_timed_out(self, env, *instance_id, step, *deadline_ms, now_ms),
+            Intent::ConsoleOutputRequested {
+                instance_id,
+                length,
+            } => crate::console::on_requested(self, env, *instance_id, *length),
             // Every kind of migration starts alike (migration.rs); each goes
             // on in its own file.
             Intent::ServerMigrationRequested(r) => {
@@ -330,6 +334,41 @@ impl Conductor {
                 },
                 now_ms,
             ),
+            ComputeFact::SnapshotProgressed {
+                instance_id,
+                host,
+                action,
+                task_state,
+                size,
+                checksum,
+                os_hash_value,
+            } => crate::snapshot::on_progress(
+                self,
+                env,
+                *instance_id,
+                host,
+                action,
+                *task_state,
+                (!checksum.is_empty()).then(|| crate::snapshot::Stored {
+                    size: *size,
+                    checksum: checksum.clone(),
+                    os_hash_value: os_hash_value.clone(),
+                }),
+            ),
+            ComputeFact::ConsoleOutputFetched {
+                instance_id,
+                request_id,
+                output,
+                error,
+                ..
+            } => crate::console::on_fetched(
+                self,
+                env,
+                *instance_id,
+                *request_id,
+                output,
+                error.as_deref(),
+            ),
             ComputeFact::ResizeClaimSucceeded(f) => {
                 on_migration_fact(self, env, Answer::Claimed, f, now_ms)
             }
@@ -397,8 +436,11 @@ fn on_migration_fact(
         Step::Evacuate => crate::evacuate::on_fact(c, env, answer, f, now_ms),
         Step::LiveMigrate(_) => crate::live_migrate::on_fact(c, env, answer, f, now_ms),
         // No host answers these with a migration fact.
-        Step::Build | Step::Schedule | Step::Action(_) | Step::Unshelve | Step::ShelvedOffload => {
-            Vec::new()
-        }
+        Step::Build
+        | Step::Schedule
+        | Step::Action(_)
+        | Step::Unshelve
+        | Step::ShelvedOffload
+        | Step::Reclaim => Vec::new(),
     }
 }

@@ -24,10 +24,15 @@
 //!   `on_timeout` follow; [`migration`]: the steps every migration shares
 //!   (request, scheduling, claims and alternates, abort, error).
 //! - [`server_actions`]: reboot, stop, start, pause, unpause, suspend,
-//!   resume, rescue, unrescue, shelve and its offload (straight to the
-//!   host), lock and unlock; [`shelve`]: the shelved snapshot, the
+//!   resume, rescue, unrescue, shelve and its offload, createImage,
+//!   soft delete and restore (straight to the host), trigger_crash_dump
+//!   (recorded, cast to the host), lock, unlock and os-resetState (decided
+//!   here alone); [`shelve`]: the shelved snapshot, the
 //!   offload's timing and the unshelve of an offloaded server (scheduled
-//!   and spawned again); [`preconditions`]:
+//!   and spawned again); [`snapshot`]: the snapshot image both createImage
+//!   and shelve fill (queued → saving → active, or deleted on failure);
+//!   [`console`]: os-getConsoleOutput, a read asked of the host and
+//!   relayed back as the intent's verdict; [`preconditions`]:
 //!   Nova's allowed states per action, one pure function.
 //! - [`consoles`]: guests' VNC displays as their hosts report them, and
 //!   console tokens issued on them.
@@ -48,6 +53,7 @@ pub mod aggregates;
 pub mod build;
 pub mod catalog;
 pub mod consoles;
+pub mod console;
 pub mod core;
 pub mod delete;
 pub mod dispatch;
@@ -69,6 +75,7 @@ pub mod server_updates;
 pub mod service;
 pub mod services;
 pub mod shelve;
+pub mod snapshot;
 pub mod table;
 pub mod timers;
 
@@ -76,6 +83,7 @@ pub use crate::core::{Conductor, Dest, Emit};
 
 #[cfg(test)]
 mod consoles_tests;
+mod lifecycle_tests;
 #[cfg(test)]
 mod saga_tests;
 #[cfg(test)]

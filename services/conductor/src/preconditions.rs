@@ -69,6 +69,15 @@ const ALLOW_HARD_REBOOT: &[VmState] = &[
     VmState::Error,
 ];
 
+/// `vm_states.ALLOW_TRIGGER_CRASH_DUMP`.
+const ALLOW_TRIGGER_CRASH_DUMP: &[VmState] = &[
+    VmState::Active,
+    VmState::Paused,
+    VmState::Rescued,
+    VmState::Resized,
+    VmState::Error,
+];
+
 /// `task_states.ALLOW_REBOOT`: a hard reboot may interrupt these tasks.
 const ALLOW_REBOOT: &[Option<TaskState>] = &[
     None,
@@ -115,15 +124,37 @@ pub fn rule(action: &ServerAction) -> Rule {
         ServerAction::Unshelve { .. } => state_rule(false, &[Shelved, ShelvedOffloaded], NO_TASK),
         ServerAction::Rescue { .. } => state_rule(false, &[Active, Stopped, Error], NO_TASK),
         ServerAction::Unrescue => state_rule(false, &[Rescued], NO_TASK),
-        // Lock and unlock are allowed in any state; unlock has its own
-        // ownership rule in `check`.
-        ServerAction::Lock { .. } | ServerAction::Unlock => Rule {
+        // Nova's `snapshot`: no lock check (a lock guards against changes,
+        // and a snapshot changes nothing).
+        ServerAction::CreateImage { .. } => Rule {
             lock: false,
+            ..state_rule(false, &[Active, Stopped, Paused, Suspended], NO_TASK)
+        },
+        ServerAction::TriggerCrashDump => state_rule(true, ALLOW_TRIGGER_CRASH_DUMP, NO_TASK),
+        // `soft_delete`: any state, no task, launched (else a plain delete).
+        ServerAction::SoftDelete => Rule {
+            lock: true,
             host: false,
             vm_states: None,
-            task_states: None,
-            must_have_launched: false,
+            task_states: Some(NO_TASK),
+            must_have_launched: true,
         },
+        ServerAction::Restore => Rule {
+            must_have_launched: false,
+            ..state_rule(false, &[SoftDeleted], NO_TASK)
+        },
+        // Lock and unlock are allowed in any state; unlock has its own
+        // ownership rule in `check`. os-resetState (administrators) is
+        // meant for any state and task.
+        ServerAction::Lock { .. } | ServerAction::Unlock | ServerAction::ResetState { .. } => {
+            Rule {
+                lock: false,
+                host: false,
+                vm_states: None,
+                task_states: None,
+                must_have_launched: false,
+            }
+        }
     }
 }
 
@@ -135,6 +166,16 @@ const CHANGEABLE: &[VmState] = &[
     VmState::Suspended,
     VmState::Stopped,
 ];
+
+/// `force_delete`: any vm_state but no task, locked instances refuse
+/// non-administrators.
+pub const FORCE_DELETE: Rule = Rule {
+    lock: true,
+    host: false,
+    vm_states: None,
+    task_states: Some(NO_TASK),
+    must_have_launched: false,
+};
 
 /// Metadata changes: locked or busy instances refuse them.
 pub const METADATA: Rule = Rule {
@@ -157,6 +198,13 @@ pub const TAGS: Rule = Rule {
 /// Whether `caller` may start `action` on `i` now, in Nova's order: lock,
 /// host, vm_state, task_state, launched.
 pub fn check(action: &ServerAction, i: &Instance, caller: Caller<'_>) -> Result<(), Refusal> {
+    // os-resetState is an administrator's (Nova's default policy).
+    if matches!(action, ServerAction::ResetState { .. }) && !caller.is_admin {
+        return Err(Refusal::Forbidden(
+            "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."
+                .to_owned(),
+        ));
+    }
     check_rule(rule(action), i, caller)?;
     if matches!(action, ServerAction::Unlock) && !expected_locked_by(i, caller) && !caller.is_admin
     {

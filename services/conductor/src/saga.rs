@@ -211,10 +211,13 @@ pub enum Step {
     /// A shelved instance waits `shelved_offload_time` to be offloaded
     /// (`shelve:offload`).
     ShelvedOffload,
+    /// A SOFT_DELETED instance waits `reclaim_instance_interval` to be
+    /// deleted for real (`delete:reclaim`).
+    Reclaim,
 }
 
 /// The actions a host carries out, each with a task state of its own.
-pub(crate) const HOST_ACTIONS: [ServerAction; 13] = [
+pub(crate) const HOST_ACTIONS: [ServerAction; 16] = [
     ServerAction::Reboot { hard: false },
     ServerAction::Reboot { hard: true },
     ServerAction::Stop,
@@ -232,6 +235,13 @@ pub(crate) const HOST_ACTIONS: [ServerAction; 13] = [
     },
     ServerAction::Rescue { image_id: None },
     ServerAction::Unrescue,
+    ServerAction::CreateImage {
+        image_id: None,
+        name: String::new(),
+        metadata: std::collections::BTreeMap::new(),
+    },
+    ServerAction::SoftDelete,
+    ServerAction::Restore,
 ];
 
 impl Step {
@@ -246,6 +256,7 @@ impl Step {
             Step::Action(a) => a,
             Step::Unshelve => "spawn",
             Step::ShelvedOffload => "offload",
+            Step::Reclaim => "reclaim",
         }
     }
 
@@ -259,6 +270,7 @@ impl Step {
             Step::Action(_) => "action",
             Step::Unshelve => "unshelve",
             Step::ShelvedOffload => "shelve",
+            Step::Reclaim => "delete",
         }
     }
 }
@@ -293,6 +305,7 @@ impl FromStr for Step {
             ("live", step) => Step::LiveMigrate(Live::parse(step).ok_or_else(unknown)?),
             ("unshelve", "spawn") => Step::Unshelve,
             ("shelve", "offload") => Step::ShelvedOffload,
+            ("delete", "reclaim") => Step::Reclaim,
             ("action", name) => Step::Action(
                 HOST_ACTIONS
                     .iter()
@@ -362,6 +375,10 @@ mod tests {
             (Step::Action("unrescue"), "action:unrescue"),
             (Step::Unshelve, "unshelve:spawn"),
             (Step::ShelvedOffload, "shelve:offload"),
+            (Step::Reclaim, "delete:reclaim"),
+            (Step::Action("createImage"), "action:createImage"),
+            (Step::Action("restore"), "action:restore"),
+            (Step::Action("delete"), "action:delete"),
         ];
         for (step, spelled) in steps {
             assert_eq!(step.to_string(), spelled);

@@ -107,6 +107,7 @@ impl SagaClock {
             }
             // Steps inside a saga: neither its start nor its end.
             InstanceEvent::IntentRejected { .. }
+            | InstanceEvent::ConsoleOutputRead { .. }
             | InstanceEvent::InstanceScheduled { .. }
             | InstanceEvent::InstanceRescheduled { .. }
             | InstanceEvent::InstanceLocked { .. }

@@ -60,6 +60,22 @@ pub(crate) fn on_requested(
         ServerAction::Shelve { .. } => ServerAction::Shelve {
             image_id: Some(crate::shelve::shelved_image_id(env)),
         },
+        ServerAction::CreateImage { name, metadata, .. } => ServerAction::CreateImage {
+            image_id: Some(crate::snapshot::image_id(env)),
+            name: name.clone(),
+            metadata: metadata.clone(),
+        },
+        // A restore of a server no host holds is ACTIVE at once (Nova's
+        // `restore` without `instance.host`).
+        ServerAction::Restore if i.host.is_none() => {
+            return vec![decided(c, env, id, action, VmState::Active)];
+        }
+        ServerAction::ResetState { state } => {
+            // Whatever the instance waited for is over; a late answer to
+            // it is dropped.
+            c.stop_awaiting(id);
+            return vec![decided(c, env, id, action, *state)];
+        }
         ServerAction::Rescue { image_id } => {
             let image = image_id.unwrap_or(i.image.id);
             let usable = c.images.get(&image).is_some_and(|im| im.status == "active");
@@ -131,7 +147,10 @@ pub(crate) fn on_requested(
         | ServerAction::ShelveOffload
         | ServerAction::Unshelve { .. }
         | ServerAction::Rescue { .. }
-        | ServerAction::Unrescue => {
+        | ServerAction::Unrescue
+        | ServerAction::CreateImage { .. }
+        | ServerAction::SoftDelete
+        | ServerAction::Restore => {
             let (Some(task_state), Some(host)) = (action.task_state(), i.host.clone()) else {
                 // Every host action has a task, and its rule demands a
                 // launched (hence placed) instance.
@@ -151,6 +170,22 @@ pub(crate) fn on_requested(
                 } => {
                     let inst = i.clone();
                     Some(crate::shelve::create_snapshot(c, env, &inst, *image))
+                }
+                ServerAction::CreateImage {
+                    image_id: Some(image),
+                    name,
+                    metadata,
+                } => {
+                    let inst = i.clone();
+                    Some(crate::snapshot::create(
+                        c,
+                        env,
+                        &inst,
+                        *image,
+                        name,
+                        metadata,
+                        "snapshot-image-created",
+                    ))
                 }
                 _ => None,
             };
@@ -172,22 +207,66 @@ pub(crate) fn on_requested(
                 id,
                 &env.meta,
                 Step::Action(action.name()),
-                None,
+                crate::snapshot::image_of(action),
                 Some(host),
                 now_ms,
             );
             snapshot.into_iter().chain([out, command]).collect()
         }
+        // Nova casts it to the host and records the action; no task.
+        ServerAction::TriggerCrashDump => {
+            let Some(host) = i.host.clone() else {
+                return vec![Conductor::reject(
+                    env,
+                    id.to_string(),
+                    Rejection::conflict(format!("Instance {id} is not ready")),
+                )];
+            };
+            let vm_state = i.vm_state;
+            let recorded = decided(c, env, id, action, vm_state);
+            let command = emit(
+                Dest::Compute,
+                host.clone(),
+                &env.meta,
+                "perform",
+                id.to_string(),
+                Event::Compute(ComputeCommand::PerformServerAction {
+                    instance_id: id,
+                    host,
+                    action: action.clone(),
+                }),
+            );
+            vec![recorded, command]
+        }
+        // Decided above.
+        ServerAction::ResetState { .. } => Vec::new(),
     }
+}
+
+/// An action decided here with no task of its own: the instance is
+/// `vm_state`, its task cleared, its power state as it was.
+fn decided(
+    c: &mut Conductor,
+    env: &Envelope,
+    id: Uuid,
+    action: &ServerAction,
+    vm_state: VmState,
+) -> Emit {
+    let i = &c.instances[&id];
+    let project = i.project_id.clone();
+    let done = Event::Instance(InstanceEvent::InstanceTaskCompleted {
+        action: action.clone(),
+        vm_state,
+        power_state: i.power_state,
+    });
+    c.instance_event(&env.meta, "decided", id, &project, done)
 }
 
 /// The instance is still in `action`'s task on `host`.
 fn awaiting(c: &Conductor, id: Uuid, host: &str, action: &ServerAction) -> bool {
-    c.instances.get(&id).is_some_and(|i| {
-        i.host.as_deref() == Some(host)
-            && action.task_state().is_some()
-            && i.task_state == action.task_state()
-    })
+    c.instances
+        .get(&id)
+        .is_some_and(|i| i.host.as_deref() == Some(host) && action.in_task(i.task_state))
 }
 
 /// What a host reported for an action: done (`failure: None`) or failed.
@@ -220,7 +299,7 @@ pub(crate) fn on_outcome(
     let action = o.action.clone();
     let event = match o.failure {
         None => Event::Instance(InstanceEvent::InstanceTaskCompleted {
-            vm_state: action.vm_state_after(),
+            vm_state: action.vm_state_after(i.vm_state),
             power_state: o.power_state,
             action,
         }),
@@ -276,8 +355,21 @@ fn after_task(
         // No snapshot was taken, or the guest runs from its disk again.
         (ServerAction::Shelve { .. }, false) | (ServerAction::Unshelve { .. }, true) => {
             shelved_image
-                .map(|im| crate::shelve::delete_image(c, env, im, "shelved-image-deleted"))
+                .map(|im| crate::snapshot::delete_image(c, env, im, "shelved-image-deleted"))
                 .unwrap_or_default()
+        }
+        (ServerAction::CreateImage { image_id, .. }, true) => image_id
+            .map(|im| crate::snapshot::uploaded(c, env, im))
+            .unwrap_or_default(),
+        // Nova's `delete_image_on_error`.
+        (ServerAction::CreateImage { image_id, .. }, false) => image_id
+            .map(|im| crate::snapshot::delete_image(c, env, im, "snapshot-image-deleted"))
+            .unwrap_or_default(),
+        // Soft-deleted: reclaimed once `reclaim_instance_interval` passes.
+        (ServerAction::SoftDelete, true) => {
+            let host = c.instances.get(&id).and_then(|i| i.host.clone());
+            c.await_step(id, &env.meta, Step::Reclaim, None, host, now_ms);
+            Vec::new()
         }
         _ => Vec::new(),
     }
@@ -297,13 +389,17 @@ pub(crate) fn on_timeout(
     let Some(i) = c.instances.get(&id).filter(|i| !i.is_deleted()) else {
         return Vec::new();
     };
-    let Some(action) = HOST_ACTIONS
+    let Some(mut action) = HOST_ACTIONS
         .iter()
-        .find(|x| x.task_state().is_some() && x.task_state() == i.task_state)
+        .find(|x| x.in_task(i.task_state))
         .cloned()
     else {
         return Vec::new(); // the task already ended (or a delete took over)
     };
+    // The snapshot whose image goes with the failed task.
+    if let ServerAction::CreateImage { image_id, .. } = &mut action {
+        *image_id = a.operation_id;
+    }
     let timeout_ms = c.settings.timeout_ms(a.step);
     let event = Event::Instance(InstanceEvent::InstanceTaskFailed {
         vm_state: action.vm_state_after_failure(i.vm_state, i.power_state),
@@ -314,7 +410,7 @@ pub(crate) fn on_timeout(
     let project = i.project_id.clone();
     let shelved_image = i.shelved_image_id;
     let mut out = vec![c.instance_event(&env.meta, "task-timed-out", id, &project, event)];
-    if let ServerAction::Shelve { .. } = action {
+    if let ServerAction::Shelve { .. } | ServerAction::CreateImage { .. } = action {
         out.extend(after_task(
             c,
             env,

@@ -540,6 +540,7 @@ pub fn settings(cfg: &Config) -> Settings {
         upload_lease_ms: s(cfg.conductor.image_upload_lease),
         shelved_offload_time_s: cfg.shelved_offload_time,
         console_token_ttl_ms: s(cfg.consoleauth.token_ttl),
+        reclaim_instance_interval_s: cfg.reclaim_instance_interval,
     }
 }
 

@@ -24,8 +24,8 @@
 use novalog_schemas::events::{SelectHostsRequested, SpawnInstance};
 use novalog_schemas::instance::Instance;
 use novalog_schemas::{
-    CatalogEvent, ComputeCommand, Envelope, Event, Fault, Image, InstanceEvent, PowerState,
-    Rejection, SchedulerEvent, ServerAction, TaskState, VmState,
+    ComputeCommand, Envelope, Event, Fault, Image, InstanceEvent, PowerState, Rejection,
+    SchedulerEvent, ServerAction, TaskState, VmState,
 };
 use uuid::Uuid;
 
@@ -39,130 +39,24 @@ pub(crate) fn shelved_image_id(env: &Envelope) -> Uuid {
     Uuid::new_v5(&env.meta.event_id, b"shelved-image")
 }
 
-/// A snapshot of `i` named `name`, `queued`, as Nova's
-/// `compute_utils.create_image` makes it: the base image's formats and
-/// minimums, the instance's image properties, and `image_type=snapshot`,
-/// `instance_uuid`, `base_image_ref`, `owner_id`, `user_id`.
-pub fn snapshot_image(i: &Instance, base: Option<&Image>, id: Uuid, name: &str, now: i64) -> Image {
-    let mut properties = i.image.properties.clone();
-    properties.insert("image_type".into(), "snapshot".into());
-    properties.insert("instance_uuid".into(), i.id.to_string());
-    properties.insert("base_image_ref".into(), i.image.id.to_string());
-    properties.insert("owner_id".into(), i.project_id.clone());
-    properties.insert("user_id".into(), i.user_id.clone());
-    let base = base.unwrap_or(&i.image);
-    Image {
-        id,
-        name: name.to_owned(),
-        status: "queued".into(),
-        size: 0,
-        min_disk: base.min_disk.max(i.flavor.disk_gb),
-        min_ram: base.min_ram,
-        disk_format: base.disk_format.clone(),
-        container_format: base.container_format.clone(),
-        properties,
-        owner: i.project_id.clone(),
-        checksum: String::new(),
-        visibility: "private".into(),
-        created_at_ms: now,
-        protected: false,
-        tags: Vec::new(),
-        os_hash_value: String::new(),
-        updated_at_ms: now,
-        members: Vec::new(),
-    }
-}
-
-fn catalog(c: &mut Conductor, env: &Envelope, step: &str, image: Image, event: Event) -> Emit {
-    let id = image.id;
-    c.images.insert(id, image);
-    emit(
-        Dest::Catalog,
-        id.to_string(),
-        &env.meta,
-        step,
-        id.to_string(),
-        event,
-    )
-}
-
-/// The shelve's snapshot image, created `queued` (first record of an
-/// accepted shelve).
+/// The shelve's snapshot image, `<name>-shelved`, created `queued` (first
+/// record of an accepted shelve).
 pub(crate) fn create_snapshot(
     c: &mut Conductor,
     env: &Envelope,
     i: &Instance,
     image_id: Uuid,
 ) -> Emit {
-    let base = c.images.get(&i.image.id).cloned();
     let name = format!("{}-shelved", i.name);
-    let image = snapshot_image(i, base.as_ref(), image_id, &name, c.now_ms);
-    catalog(
+    crate::snapshot::create(
         c,
         env,
+        i,
+        image_id,
+        &name,
+        &Default::default(),
         "shelved-image-created",
-        image.clone(),
-        Event::Catalog(CatalogEvent::ImageCreated(image)),
     )
-}
-
-/// The snapshot's bytes are stored: `active`, with the size and digests
-/// of the image it copies (the disk the guest was booted from).
-pub(crate) fn snapshot_uploaded(c: &mut Conductor, env: &Envelope, image_id: Uuid) -> Vec<Emit> {
-    let Some(mut image) = c.images.get(&image_id).cloned() else {
-        return Vec::new();
-    };
-    if image.status != "queued" && image.status != "saving" {
-        return Vec::new();
-    }
-    let base = image
-        .properties
-        .get("base_image_ref")
-        .and_then(|r| Uuid::parse_str(r).ok())
-        .and_then(|b| c.images.get(&b).cloned());
-    if let Some(base) = base {
-        image.size = base.size;
-        image.checksum = base.checksum;
-        image.os_hash_value = base.os_hash_value;
-        image
-            .properties
-            .entry("os_hash_algo".into())
-            .or_insert_with(|| "sha512".into());
-    }
-    image.status = "active".into();
-    image.updated_at_ms = c.now_ms;
-    vec![catalog(
-        c,
-        env,
-        "snapshot-active",
-        image.clone(),
-        Event::Catalog(CatalogEvent::ImageUpdated(image)),
-    )]
-}
-
-/// Deletes the image (the shelved snapshot once unshelved, or one whose
-/// snapshot failed); nothing when it is gone already.
-pub(crate) fn delete_image(
-    c: &mut Conductor,
-    env: &Envelope,
-    image_id: Uuid,
-    step: &str,
-) -> Vec<Emit> {
-    let Some(mut image) = c.images.get(&image_id).cloned() else {
-        return Vec::new();
-    };
-    if image.status == novalog_schemas::image::DELETED {
-        return Vec::new();
-    }
-    image.status = novalog_schemas::image::DELETED.into();
-    image.updated_at_ms = c.now_ms;
-    vec![catalog(
-        c,
-        env,
-        step,
-        image,
-        Event::Catalog(CatalogEvent::ImageDeleted { image_id }),
-    )]
 }
 
 /// Starts the offload of the shelved instance `id` on its host (the
@@ -220,7 +114,7 @@ pub(crate) fn after_shelved(
     now_ms: i64,
 ) -> Vec<Emit> {
     let mut out = image_id
-        .map(|im| snapshot_uploaded(c, env, im))
+        .map(|im| crate::snapshot::uploaded(c, env, im))
         .unwrap_or_default();
     match c.settings.shelved_offload_time_s {
         0 => out.extend(start_offload(c, env, id, now_ms)),
@@ -520,7 +414,12 @@ pub(crate) fn on_spawned(
     let mut out =
         vec![c.instance_event(&env.meta, "unshelved", id, &project, Event::Instance(done))];
     if let Some(image) = image {
-        out.extend(delete_image(c, env, image, "shelved-image-deleted"));
+        out.extend(crate::snapshot::delete_image(
+            c,
+            env,
+            image,
+            "shelved-image-deleted",
+        ));
     }
     out
 }

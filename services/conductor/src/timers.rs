@@ -170,6 +170,7 @@ pub(crate) fn on_timed_out(
         Step::Action(_) => crate::server_actions::on_timeout(c, env, id, &a, now_ms),
         Step::Unshelve => crate::shelve::on_timeout(c, env, id, &a, now_ms),
         Step::ShelvedOffload => crate::shelve::on_offload_due(c, env, id, now_ms),
+        Step::Reclaim => crate::delete::on_reclaim_due(c, env, id, now_ms),
     }
 }
 

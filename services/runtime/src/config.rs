@@ -38,6 +38,10 @@ pub struct Config {
     /// (nova.conf `shelved_offload_time`): 0 at once (Nova's default), -1
     /// never.
     pub shelved_offload_time: i64,
+    /// Seconds a deleted server stays SOFT_DELETED, restorable, before it
+    /// is reclaimed (nova.conf `reclaim_instance_interval`); 0 (Nova's
+    /// default): deletes are immediate.
+    pub reclaim_instance_interval: i64,
     /// Where the libvirt driver keeps each guest's directory (disks,
     /// console log) and the image cache (nova.conf `instances_path`).
     /// Empty: `<data_dir>/instances`.
@@ -215,6 +219,7 @@ impl Default for Config {
             allow_resize_to_same_host: false,
             instance_build_timeout: 600,
             shelved_offload_time: 0,
+            reclaim_instance_interval: 0,
             instances_path: String::new(),
             sync_power_state_interval: 600,
             shutdown_timeout: 60,

@@ -256,6 +256,9 @@ impl Scheduler {
             | ComputeFact::ServerActionFailed { .. }
             | ComputeFact::RebuildSpawnStarted(_)
             | ComputeFact::ConsoleEndpointReported { .. } => None,
+            | ComputeFact::SnapshotProgressed { .. }
+            | ComputeFact::ConsoleOutputFetched { .. }
+            | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }
 

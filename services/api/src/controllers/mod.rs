@@ -22,6 +22,7 @@ pub mod saga_actions;
 pub mod server_actions;
 pub mod server_diagnostics;
 pub mod server_groups;
+pub mod server_lifecycle;
 pub mod server_metadata;
 pub mod server_password;
 pub mod server_tags;

@@ -148,42 +148,22 @@ pub async fn action(
     {
         return answer;
     }
-    if let Some(answer) = deferred_delete(&app, &ctx, &id, &body) {
-        return Err(answer);
+    if let Some(answer) = crate::controllers::server_lifecycle::dispatch(
+        &app,
+        &ctx,
+        &request_id,
+        &links,
+        version,
+        &id,
+        &body,
+    )
+    .await
+    {
+        return answer;
     }
     let req = parse(&body, version)?;
     compute::act(&app, &ctx, &request_id, &id, req).await?;
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// `forceDelete` and `restore` act on SOFT_DELETED servers only, which
-/// exist where `reclaim_instance_interval` > 0. Novalog deletes at once
-/// (Nova's default, 0), so no server is ever soft-deleted and Nova's answer
-/// is always the 409 of its state check, after its 400, 404 and 403.
-fn deferred_delete(app: &AppState, ctx: &Context, id: &str, body: &Value) -> Option<ApiError> {
-    let obj = body.as_object().filter(|o| o.len() == 1)?;
-    // Nova's schema takes any value for either (`{}` or null alike).
-    let (name, _) = obj.iter().next()?;
-    let policy = match name.as_str() {
-        "forceDelete" => "os_compute_api:os-deferred-delete:force",
-        "restore" => "os_compute_api:os-deferred-delete:restore",
-        _ => return None,
-    };
-    let inst = match compute::authorized(app, ctx, id, crate::policy::Rule::OwnerOrAdmin(policy)) {
-        Ok(inst) => inst,
-        Err(e) => return Some(e),
-    };
-    if name == "forceDelete" && inst.is_locked() && !ctx.is_admin {
-        return Some(ApiError::conflict(format!(
-            "Instance {} is locked",
-            inst.id
-        )));
-    }
-    Some(ApiError::conflict(format!(
-        "Cannot '{name}' instance {} while it is in vm_state {}",
-        inst.id,
-        inst.vm_state.as_str()
-    )))
 }
 
 #[cfg(test)]

@@ -324,11 +324,24 @@ pub async fn delete(
     if inst.task_state == Some(TaskState::Deleting) {
         return Ok(());
     }
+    submit_delete(app, ctx, request_id, &inst, false).await
+}
+
+/// Submits the delete of `inst` (found and authorized by the caller):
+/// soft where `reclaim_instance_interval` makes it so, unless `force`
+/// (`forceDelete`).
+pub async fn submit_delete(
+    app: &Domain,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Instance,
+    force: bool,
+) -> Result<(), ApiError> {
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
         event: Event::Intent(novalog_schemas::Intent::ServerDeleteRequested {
             instance_id: inst.id,
-            force: false,
+            force,
         }),
     };
     // Keyed by the instance's project, whoever asks, so the intent is
@@ -353,9 +366,7 @@ pub async fn act(
     id: &str,
     req: ActionRequest,
 ) -> Result<(), ApiError> {
-    let inst = visible(app, ctx, id)
-        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
-    policy::authorize(ctx, Rule::OwnerOrAdmin(req.policy), Some(&inst.project_id))?;
+    let inst = authorized(app, ctx, id, Rule::OwnerOrAdmin(req.policy))?;
     // Nova's lock: an owner locking a locked server changes nothing.
     if matches!(req.action, novalog_schemas::ServerAction::Lock { .. })
         && inst.is_locked()
@@ -363,11 +374,26 @@ pub async fn act(
     {
         return Ok(());
     }
+    submit_action(app, ctx, request_id, &inst, req.action)
+        .await
+        .map(drop)
+}
+
+/// Submits `action` on `inst` (found and authorized by the caller) and
+/// returns the first record the conductor accepted it with, or its
+/// refusal.
+pub async fn submit_action(
+    app: &Domain,
+    ctx: &Context,
+    request_id: &str,
+    inst: &Instance,
+    action: ServerAction,
+) -> Result<Option<Event>, ApiError> {
     let intent = Intent {
         aggregate_id: inst.id.to_string(),
         event: Event::Intent(novalog_schemas::Intent::ServerActionRequested {
             instance_id: inst.id,
-            action: req.action,
+            action,
         }),
     };
     // Keyed by the instance's project: ordered with all else it undergoes.
@@ -377,7 +403,8 @@ pub async fn act(
         .await?;
     match verdicts.into_iter().next() {
         Some(Verdict::Rejected(r)) => Err(r.into()),
-        _ => Ok(()),
+        Some(Verdict::Accepted(e)) => Ok(Some(*e)),
+        None => Ok(None),
     }
 }
 
@@ -650,7 +677,10 @@ pub fn list(
         Some(ctx.project_id.clone())
     };
     let matches = |i: &Instance| {
-        deleted_wanted.is_none_or(|d| i.is_deleted() == d)
+        // Nova: soft-deleted servers are listed with the deleted ones
+        // (`deleted=true`), not with the live ones.
+        deleted_wanted
+            .is_none_or(|d| (i.is_deleted() || i.vm_state == novalog_schemas::VmState::SoftDeleted) == d)
             && f.changes_since.is_none_or(|t| i.updated_at_ms >= t)
             && f.changes_before.is_none_or(|t| i.updated_at_ms <= t)
             && f.project_id.as_ref().is_none_or(|p| &i.project_id == p)

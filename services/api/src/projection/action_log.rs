@@ -200,6 +200,13 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
                 a.finish(TERMINATE, at, after.host.clone(), None);
             }
         }
+        // A step of a task already started (a snapshot's upload) is the
+        // same action's event, not a new action.
+        InstanceEvent::InstanceTaskStarted { action, .. }
+            if find(actions, env, action.name()).is_some_and(|a| {
+                a.open_event(&format!("compute_{}", action.compute_method()))
+                    .is_some()
+            }) => {}
         InstanceEvent::InstanceTaskStarted { action, .. } => {
             let mut a = new_action(env, action.name(), &actor.user_id, &actor.project_id);
             a.start(
@@ -210,9 +217,23 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
             actions.push(a);
         }
         InstanceEvent::InstanceTaskCompleted { action, .. } => {
-            if let Some(a) = find(actions, env, action.name()) {
-                let event = format!("compute_{}", action.compute_method());
-                a.finish(&event, at, after.host.clone(), None);
+            let event = format!("compute_{}", action.compute_method());
+            match find(actions, env, action.name()) {
+                Some(a)
+                    if a.request_id == env.meta.correlation_id || action.task_state().is_some() =>
+                {
+                    a.finish(&event, at, after.host.clone(), None)
+                }
+                // Decided at once (os-resetState, trigger_crash_dump, a
+                // restore without a host): the action of its own request.
+                _ => {
+                    let mut a = new_action(env, action.name(), &actor.user_id, &actor.project_id);
+                    // Nova's reset_state records the action, no event.
+                    if !matches!(action, novalog_schemas::ServerAction::ResetState { .. }) {
+                        a.finish(&event, at, after.host.clone(), None);
+                    }
+                    actions.push(a);
+                }
             }
         }
         InstanceEvent::InstanceTaskFailed { action, fault, .. } => {
@@ -256,6 +277,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
         // No action of their own (Nova records none for a console).
         InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::ConsoleOutputRead { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
@@ -437,6 +459,7 @@ fn record_saga(
         }
         // Steps that open or close no action event.
         InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::ConsoleOutputRead { .. }
         | InstanceEvent::InstanceCreated(_)
         | InstanceEvent::InstanceScheduled { .. }
         | InstanceEvent::InstanceRescheduled { .. }

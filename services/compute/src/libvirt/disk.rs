@@ -88,3 +88,26 @@ pub async fn create_blank(path: &Path, bytes: u64) -> Result<(), DiskError> {
         .await
         .map(drop)
 }
+
+/// Copies the disk at `path` (of `format`, with whatever it is layered
+/// on) into one standalone image of `out_format` at `dest` (Nova's
+/// snapshot extraction, `qemu-img convert`).
+pub async fn convert(
+    path: &Path,
+    format: &str,
+    out_format: &str,
+    dest: &Path,
+) -> Result<(), DiskError> {
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        format,
+        "-O",
+        out_format,
+        &s(path),
+        &s(dest),
+    ])
+    .await
+    .map(drop)
+}

@@ -84,7 +84,14 @@ pub struct LibvirtDriver {
     conn: Connect,
     opts: LibvirtOptions,
     cache: ImageCache,
+    /// Where snapshots are stored (the image service's store); `None`:
+    /// this driver takes none.
+    store: Option<crate::snapshot::ImageStore>,
 }
+
+/// Nova's `MAX_CONSOLE_BYTES`: the console output is the log's last
+/// 100 KiB.
+const MAX_CONSOLE_BYTES: u64 = 100 * 1024;
 
 fn failed(context: impl std::fmt::Display) -> impl FnOnce(virt::error::Error) -> DriverError {
     move |e| DriverError::Failed(format!("libvirt: {context}: {}", e.message()))
@@ -162,14 +169,26 @@ impl LibvirtDriver {
             ))
         })?;
         let cache = ImageCache::new(opts.instances_path.join(&opts.base_dir_name), source);
-        Ok(LibvirtDriver { conn, opts, cache })
+        Ok(LibvirtDriver {
+            conn,
+            opts,
+            cache,
+            store: None,
+        })
+    }
+
+    /// Snapshots go to the image service's store at `dir`.
+    pub fn with_image_store(mut self, dir: PathBuf) -> LibvirtDriver {
+        self.store = Some(crate::snapshot::ImageStore(dir));
+        self
     }
 
     /// The driver `cfg` names, reading images from the image service's
     /// store under `data_dir`.
     pub fn from_config(cfg: &novalog_runtime::Config) -> Result<LibvirtDriver, DriverError> {
         let source = Arc::new(ImageStoreDir(cfg.data_dir.join("images")));
-        Self::open(LibvirtOptions::from_config(cfg), source)
+        Ok(Self::open(LibvirtOptions::from_config(cfg), source)?
+            .with_image_store(cfg.data_dir.join("images")))
     }
 
     pub fn image_cache(&self) -> &ImageCache {
@@ -525,6 +544,85 @@ impl VirtDriver for LibvirtDriver {
             dom.destroy().map_err(failed("powering the guest off"))?;
         }
         Self::power(&dom)
+    }
+
+    /// `qemu-img convert` of the guest's root disk (its overlay and the
+    /// base under it) into one image of the base's format, with the guest
+    /// paused meanwhile so the disk holds still; then stored.
+    async fn snapshot(
+        &self,
+        _host: &str,
+        instance_id: Uuid,
+        image_id: Uuid,
+    ) -> Result<crate::snapshot::Stored, DriverError> {
+        let store = self.store.clone().ok_or_else(|| {
+            DriverError::Failed("no image store to keep snapshots in is configured".into())
+        })?;
+        let dom = self.domain(instance_id)?;
+        let root = self.instance_dir(instance_id).join("disk");
+        let info = disk::info(&root, "qcow2").await.map_err(other)?;
+        let out_format = info.backing_format.unwrap_or_else(|| "qcow2".into());
+        std::fs::create_dir_all(store.dir()).map_err(io_failed("creating the image store"))?;
+        let paused = Self::state_of(&dom)?.0 == DomainState::Running && dom.suspend().is_ok();
+        let converted = disk::convert(&root, "qcow2", &out_format, &store.staging(image_id)).await;
+        if paused {
+            dom.resume()
+                .map_err(failed("resuming the guest after its snapshot"))?;
+        }
+        if let Err(e) = converted {
+            let _ = std::fs::remove_file(store.staging(image_id));
+            return Err(other(e));
+        }
+        tokio::task::spawn_blocking(move || store.commit(image_id))
+            .await
+            .map_err(other)?
+    }
+
+    /// The serial console's log file (the domain XML's `<serial
+    /// type="file">`), its last [`MAX_CONSOLE_BYTES`]; empty before the
+    /// guest wrote any.
+    async fn get_console_output(
+        &self,
+        _host: &str,
+        instance_id: Uuid,
+    ) -> Result<Vec<u8>, DriverError> {
+        self.domain(instance_id)?;
+        let path = self.instance_dir(instance_id).join("console.log");
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let len = f.metadata()?.len();
+            f.seek(SeekFrom::Start(len.saturating_sub(MAX_CONSOLE_BYTES)))?;
+            let mut out = Vec::new();
+            f.read_to_end(&mut out)?;
+            Ok(out)
+        })
+        .await
+        .map_err(other)?
+        .map_err(io_failed("reading the console log"))
+    }
+
+    /// An NMI through QEMU's monitor (`inject-nmi`); a hypervisor without
+    /// one (libvirt's test driver) refuses.
+    async fn trigger_crash_dump(&self, _host: &str, instance_id: Uuid) -> Result<(), DriverError> {
+        let dom = self.domain(instance_id)?;
+        if !dom.is_active().unwrap_or(false) {
+            return Err(DriverError::Failed(format!(
+                "Instance {instance_id} is not running."
+            )));
+        }
+        dom.qemu_monitor_command(r#"{"execute":"inject-nmi"}"#, 0)
+            .map(drop)
+            .map_err(|e| {
+                DriverError::Failed(format!(
+                    "Triggering a crash dump is not supported by this hypervisor: {}",
+                    e.message()
+                ))
+            })
     }
 
     async fn power_on(&self, _host: &str, instance_id: Uuid) -> Result<PowerState, DriverError> {

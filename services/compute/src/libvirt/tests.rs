@@ -46,8 +46,9 @@ fn host() -> Host {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
-    let driver =
-        LibvirtDriver::open(opts(dir.path()), Arc::new(ImageStoreDir(images.clone()))).unwrap();
+    let driver = LibvirtDriver::open(opts(dir.path()), Arc::new(ImageStoreDir(images.clone())))
+        .unwrap()
+        .with_image_store(images.clone());
     Host {
         driver,
         images,
@@ -201,6 +202,57 @@ async fn spawn_makes_an_overlay_grown_to_the_flavor_and_a_running_domain() {
     assert!(xml.contains("console.log"));
     assert!(xml.contains("type='vnc'"), "{xml}");
     assert!(xml.contains(&format!("<name>instance-{id}</name>")));
+}
+
+#[tokio::test]
+async fn a_snapshot_is_the_guests_disk_in_its_base_format_stored_with_its_digests() {
+    let h = host();
+    let bytes = mib(1);
+    let image = h.image(1, &bytes, &[]);
+    // No resize (disk 0): the overlay's virtual size is the image's.
+    h.spawn(10, flavor(0), &image).await.unwrap();
+    let id = h.id(10);
+    let snap = Uuid::from_u128(h.base + 0xff);
+    let stored = h.driver.snapshot("h", id, snap).await.unwrap();
+    let written = std::fs::read(h.images.join(snap.to_string())).unwrap();
+    // Raw like its base, and the guest wrote nothing: the same bytes.
+    assert_eq!(written, bytes);
+    assert_eq!(stored.size, bytes.len() as u64);
+    assert_eq!(stored.checksum, hex(&Md5::digest(&bytes)));
+    assert_eq!(stored.os_hash_value, hex(&Sha512::digest(&bytes)));
+    assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
+    // No guest: nothing stored.
+    let other = Uuid::from_u128(h.base + 0xfe);
+    assert!(h.driver.snapshot("h", h.id(11), other).await.is_err());
+    assert!(!h.images.join(other.to_string()).exists());
+}
+
+#[tokio::test]
+async fn the_console_output_is_the_serial_log_and_the_test_hypervisor_has_no_nmi() {
+    let h = host();
+    let image = h.image(1, &mib(1), &[]);
+    h.spawn(10, flavor(0), &image).await.unwrap();
+    let id = h.id(10);
+    assert_eq!(h.driver.get_console_output("h", id).await.unwrap(), b"");
+    let log = h.driver.instance_dir(id).join("console.log");
+    std::fs::write(&log, b"booting\nlogin: ").unwrap();
+    assert_eq!(
+        h.driver.get_console_output("h", id).await.unwrap(),
+        b"booting\nlogin: "
+    );
+    // Only the last 100 KiB, as Nova reads it.
+    std::fs::write(&log, vec![b'x'; 200 * 1024]).unwrap();
+    assert_eq!(
+        h.driver.get_console_output("h", id).await.unwrap().len(),
+        100 * 1024
+    );
+    // A stopped guest's log is still there to read.
+    h.driver.power_off("h", id).await.unwrap();
+    assert!(h.driver.get_console_output("h", id).await.is_ok());
+    assert!(h.driver.get_console_output("h", h.id(11)).await.is_err());
+    // libvirt's test driver has no QEMU monitor to inject an NMI with.
+    h.driver.power_on("h", id).await.unwrap();
+    assert!(h.driver.trigger_crash_dump("h", id).await.is_err());
 }
 
 #[tokio::test]
