@@ -39,6 +39,40 @@ const IGNORED: &[&str] = &[
     "vm_mode",
 ];
 
+/// Nova's `VALID_SORT_KEYS` without the ignored ones: from 2.75 (with
+/// `locked`) the only keys its query schema accepts.
+const VALID: &[&str] = &[
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "availability_zone",
+    "config_drive",
+    "created_at",
+    "display_description",
+    "display_name",
+    "host",
+    "hostname",
+    "image_ref",
+    "instance_type_id",
+    "kernel_id",
+    "key_name",
+    "launch_index",
+    "launched_at",
+    "locked_by",
+    "node",
+    "power_state",
+    "progress",
+    "project_id",
+    "ramdisk_id",
+    "root_device_name",
+    "task_state",
+    "terminated_at",
+    "updated_at",
+    "user_id",
+    "uuid",
+    "vm_state",
+];
+
 /// A column servers are ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -199,11 +233,24 @@ impl Order {
                 _ => {}
             }
         }
-        // Ignored keys go with the direction at their position, if any.
+        // Ignored keys go with the direction at their position, if any;
+        // from 2.75 Nova's query schema refuses them instead.
         let mut i = 0;
         while i < keys.len() {
             let ignored =
                 IGNORED.contains(&keys[i]) && !(keys[i] == "locked" && version.at_least(2, 73));
+            if ignored && version.at_least(2, 75) {
+                let valid: Vec<String> = VALID
+                    .iter()
+                    .chain(["locked"].iter())
+                    .map(|k| format!("'{k}'"))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for query parameters sort_key. Value: {key}. '{key}' is not one of [{}]",
+                    valid.join(", "),
+                    key = keys[i]
+                )));
+            }
             if ignored {
                 keys.remove(i);
                 if dirs.len() > i {
@@ -335,6 +382,28 @@ mod tests {
             list.iter().map(|i| i.created_at_ms).collect::<Vec<_>>(),
             [2, 3, 1]
         );
+    }
+
+    #[test]
+    fn ignored_keys_are_refused_from_2_75_and_locked_is_a_key_from_2_73() {
+        let at = |minor, key: &str| {
+            Order::from_params(
+                &params(&[("sort_key", key)]),
+                ApiVersion::new(2, minor),
+                false,
+            )
+        };
+        assert!(at(74, "vcpus").unwrap().is_newest_first());
+        let e = at(75, "vcpus").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Invalid input for query parameters sort_key. Value: vcpus."),
+            "{}",
+            e.message
+        );
+        assert!(at(72, "locked").unwrap().is_newest_first());
+        assert_eq!(at(73, "locked").unwrap().keys[0], (Key::Locked, false));
+        assert_eq!(at(75, "locked").unwrap().keys[0], (Key::Locked, false));
     }
 
     #[test]
