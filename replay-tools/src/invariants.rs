@@ -623,6 +623,9 @@ mod tests {
                     created_at_ms: 0,
                     scheduler_hints: BTreeMap::new(),
                     access: Default::default(),
+                    hostname: String::new(),
+                    trusted_image_certificates: None,
+                    requested_host: None,
                 }))),
             ),
             env(

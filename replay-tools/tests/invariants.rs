@@ -166,6 +166,9 @@ impl History {
             created_at_ms: 1,
             scheduler_hints: BTreeMap::new(),
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         };
         self.instance(
             id,
@@ -252,6 +255,7 @@ async fn resize_and_confirm(dir: &Path, leak: bool) -> (Uuid, Uuid) {
         requested_host: None,
         project_id: "p1".into(),
         user_id: "u".into(),
+        stop_at_destination: false,
     };
     let step = |host: Option<&str>| {
         Box::new(MigrationProgress {

@@ -128,6 +128,17 @@ impl Wire<BTreeMap<String, pb::HintValues>> for BTreeMap<String, Vec<String>> {
     }
 }
 
+/// A list that may be absent (`trusted_image_certificates`): an absent
+/// message is `None`, a present one the list, even empty.
+impl Wire<Option<pb::HintValues>> for Option<Vec<String>> {
+    fn put(self) -> Option<pb::HintValues> {
+        self.map(|values| pb::HintValues { values })
+    }
+    fn take(w: Option<pb::HintValues>, _: &'static str) -> R<Self> {
+        Ok(w.map(|h| h.values))
+    }
+}
+
 /// Nova's integer; one it does not know is an error naming the field (see
 /// [`PowerState`]).
 impl Wire<i32> for PowerState {
@@ -332,12 +343,12 @@ message! {
     ServerCreateRequested = pb::ServerCreateRequested, "" {
         instance_id, name, flavor, image, metadata, availability_zone, key_name, user_data,
         description, tags, reservation_id, launch_index, scheduler_hints, min_count, max_count,
-        access,
+        access, hostname, trusted_image_certificates, requested_host,
     } then at_least_one;
     InstanceCreated = pb::InstanceCreated, "" {
         name, project_id: nonempty, user_id, flavor, image, metadata, availability_zone, key_name,
         user_data, description, tags, reservation_id, launch_index, created_at_ms,
-        scheduler_hints, access,
+        scheduler_hints, access, hostname, trusted_image_certificates, requested_host,
     };
     ImagePatch = pb::ImagePatchRequested, "" { image_id, ops };
     ImageData = pb::ImageUploadFinishRequested, "" {
@@ -352,7 +363,7 @@ message! {
     SelectHostsRequested = pb::SelectHostsRequested, "" {
         request_id, instance_id, project_id, resources, image_properties, extra_specs,
         availability_zone, ignore_hosts, num_alternates, scheduler_hints, server_group, image_id,
-        flavor_name,
+        flavor_name, requested_host,
     };
     SpawnInstance = pb::SpawnInstance, "" {
         instance_id, host: nonempty, attempt, project_id, name, flavor, image,
@@ -365,7 +376,7 @@ message! {
         id, uuid, migration_type, status, source_compute, dest_compute, old_flavor, new_flavor,
         created_at_ms, updated_at_ms, alternates, attempt, original_vm_state,
         original_power_state, requested_host, project_id,
-        user_id,
+        user_id, stop_at_destination,
     };
     MigrationProgress = pb::MigrationProgress, "" {
         migration_id, power_state, host, alternates, attempt, fault,
@@ -379,13 +390,16 @@ message! {
     };
     ServerMigrationRequested = pb::ServerMigrationRequested, "" {
         instance_id, migration_type, flavor, host, source_host_down, auto_disk_config,
+        stop_at_destination,
     };
     ServerRebuildRequested = pb::ServerRebuildRequested, "" {
         instance_id, image, name, metadata: if replace_metadata, key_name: if set_key_name,
         user_data: if set_user_data, description: if set_description, access,
+        trusted_image_certificates: if set_trusted_image_certificates, hostname,
     };
     RebuildSpec = pb::RebuildStarted, "" {
         image, name, metadata, key_name, user_data, description, access,
+        trusted_image_certificates, hostname,
     };
     ConsoleToken = pb::ConsoleTokenIssued, "" {
         instance_id, token_hash: nonempty, console_type: nonempty, host: nonempty, address, port,
@@ -867,7 +881,7 @@ records! {
                 metadata: with aggregate_metadata(set, removed),
             },
             ServerActionRequested { instance_id, action },
-            ServerUpdateRequested { instance_id, name, description: if set_description, access },
+            ServerUpdateRequested { instance_id, name, description: if set_description, access, hostname },
             ServerMetadataChangeRequested { instance_id, replace_all, set, remove },
             ServerTagsChangeRequested { instance_id, replace_all, add, remove },
             ServerPasswordChangeRequested { instance_id, password },
@@ -920,7 +934,7 @@ records! {
             InstanceTaskCompleted { action, vm_state, power_state },
             InstanceTaskFailed { action, vm_state, power_state, fault },
             InstanceLocked { locked_by: nonempty, reason },
-            InstanceUpdated { name: nonempty, description, access },
+            InstanceUpdated { name: nonempty, description, access, hostname },
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
             InstancePasswordSet { password },

@@ -132,6 +132,9 @@ fn core_samples() -> Vec<Event> {
                 min_count: 2,
                 max_count: 3,
                 access: Default::default(),
+                hostname: "vm-1.example.org".into(),
+                trusted_image_certificates: Some(vec!["c1".into(), "c2".into()]),
+                requested_host: Some("h2".into()),
             },
         ))),
         Event::Intent(Intent::ServerGroupCreateRequested(Box::new(sample_group()))),
@@ -386,18 +389,21 @@ fn core_samples() -> Vec<Event> {
             name: Some("n".into()),
             description: Some(None),
             access: Default::default(),
+            hostname: None,
         }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: None,
             description: Some(Some("d".into())),
             access: Default::default(),
+            hostname: Some("web-2".into()),
         }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
             name: None,
             description: None,
             access: Default::default(),
+            hostname: None,
         }),
         Event::Intent(Intent::ServerUpdateRequested {
             instance_id: id,
@@ -408,6 +414,7 @@ fn core_samples() -> Vec<Event> {
                 access_ip_v6: None,
                 auto_disk_config: Some(false),
             },
+            hostname: None,
         }),
         Event::Instance(InstanceEvent::InstanceUpdated {
             name: "n".into(),
@@ -417,6 +424,7 @@ fn core_samples() -> Vec<Event> {
                 access_ip_v6: Some("2001:db8::1".parse().unwrap()),
                 auto_disk_config: true,
             }),
+            hostname: Some("web-1".into()),
         }),
         Event::Intent(Intent::ServerMetadataChangeRequested {
             instance_id: id,
@@ -434,6 +442,7 @@ fn core_samples() -> Vec<Event> {
             name: "n".into(),
             description: None,
             access: None,
+            hostname: None,
         }),
         Event::Instance(InstanceEvent::InstanceMetadataSet {
             metadata: BTreeMap::from([("a".into(), "".into())]),
@@ -555,6 +564,7 @@ fn core_samples() -> Vec<Event> {
                 }),
                 image_id: Some(Uuid::new_v4()),
                 flavor_name: "m1.small".into(),
+                requested_host: Some("h1".into()),
             },
         ))),
         Event::Scheduler(SchedulerEvent::SelectHostsRequested(Box::new(
@@ -578,6 +588,7 @@ fn core_samples() -> Vec<Event> {
                 }),
                 image_id: None,
                 flavor_name: String::new(),
+                requested_host: None,
             },
         ))),
         Event::Scheduler(SchedulerEvent::HostsSelected {
@@ -904,6 +915,7 @@ fn saga_samples() -> Vec<Event> {
         requested_host: Some("h2".into()),
         project_id: "p".into(),
         user_id: "u".into(),
+        stop_at_destination: false,
     };
     let progress = MigrationProgress {
         migration_id: mid,
@@ -959,6 +971,7 @@ fn saga_samples() -> Vec<Event> {
                 host: Some("h2".into()),
                 source_host_down: true,
                 auto_disk_config: Some(true),
+                stop_at_destination: false,
             },
         ))),
         Event::Intent(Intent::ServerMigrationRequested(Box::new(
@@ -969,6 +982,7 @@ fn saga_samples() -> Vec<Event> {
                 host: None,
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: true,
             },
         ))),
         Event::Intent(Intent::ServerResizeConfirmRequested { instance_id: id }),
@@ -983,6 +997,8 @@ fn saga_samples() -> Vec<Event> {
                 user_data: Some(None),
                 description: None,
                 access: Default::default(),
+                trusted_image_certificates: Some(Some(vec!["c".into()])),
+                hostname: Some("web-2".into()),
             },
         ))),
         Event::Intent(Intent::ServerRebuildRequested(Box::new(
@@ -995,6 +1011,8 @@ fn saga_samples() -> Vec<Event> {
                 user_data: Some(Some("ZGF0YQ==".into())),
                 description: Some(Some("d".into())),
                 access: Default::default(),
+                trusted_image_certificates: Some(None),
+                hostname: None,
             },
         ))),
         Event::Intent(Intent::SagaStepTimedOut {
@@ -1025,6 +1043,8 @@ fn saga_samples() -> Vec<Event> {
             user_data: None,
             description: Some("d".into()),
             access: None,
+            trusted_image_certificates: Some(vec!["c".into()]),
+            hostname: Some("vm".into()),
         }))),
         Event::Instance(InstanceEvent::RebuildSpawnBegan),
         Event::Instance(InstanceEvent::RebuildCompleted {
@@ -1107,6 +1127,9 @@ fn other_samples() -> Vec<Event> {
             created_at_ms: 7,
             scheduler_hints: BTreeMap::from([("group".into(), vec![id.to_string()])]),
             access: Default::default(),
+            hostname: "vm".into(),
+            trusted_image_certificates: Some(vec!["c".into()]),
+            requested_host: Some("h1".into()),
         }))),
         Event::Instance(InstanceEvent::InstanceRescheduled {
             host: "h2".into(),
@@ -1266,6 +1289,7 @@ fn access_settings_are_validated_on_decode_and_absent_in_older_records() {
         name: "n".into(),
         description: None,
         access: None,
+        hostname: None,
     }));
     let mut raw = pb::Envelope::from(&env);
     raw.payload = pb::InstanceUpdated {
@@ -1275,6 +1299,7 @@ fn access_settings_are_validated_on_decode_and_absent_in_older_records() {
             access_ip_v4: "1.2.3".into(),
             ..Default::default()
         }),
+        hostname: String::new(),
     }
     .encode_to_vec();
     assert!(matches!(
@@ -1288,6 +1313,7 @@ fn access_settings_are_validated_on_decode_and_absent_in_older_records() {
         name: "n".into(),
         description: None,
         access: None,
+        hostname: String::new(),
     }
     .encode_to_vec();
     assert_eq!(

@@ -44,6 +44,17 @@ pub struct ServerCreateRequested {
     pub max_count: u32,
     /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig` as given.
     pub access: AccessConfig,
+    /// The guest's hostname: the one asked for (2.90), else derived from
+    /// the name by the API; empty in records written before it.
+    #[serde(default)]
+    pub hostname: String,
+    /// The certificate ids to validate the image with (2.63).
+    #[serde(default)]
+    pub trusted_image_certificates: Option<Vec<String>>,
+    /// The host an administrator asked for (2.74 `host` or
+    /// `hypervisor_hostname`: one node per host here).
+    #[serde(default)]
+    pub requested_host: Option<String>,
 }
 
 /// The conductor's acceptance of a create: the instance's first event.
@@ -66,6 +77,13 @@ pub struct InstanceCreated {
     /// The create's scheduler hints (readers learn group membership here).
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
     pub access: AccessConfig,
+    /// Empty in records written before it: derived from the name.
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub trusted_image_certificates: Option<Vec<String>>,
+    #[serde(default)]
+    pub requested_host: Option<String>,
 }
 
 /// What the scheduler is asked for one instance (Nova's RequestSpec).
@@ -91,6 +109,10 @@ pub struct SelectHostsRequested {
     /// The flavor's name (Nova's AggregateTypeAffinityFilter).
     #[serde(default)]
     pub flavor_name: String,
+    /// Only this host may be chosen (Nova's `requested_destination`, a
+    /// create's 2.74 `host` / `hypervisor_hostname`); filters still run.
+    #[serde(default)]
+    pub requested_host: Option<String>,
 }
 
 /// A server group as the scheduler needs it (Nova's `InstanceGroup`).
@@ -428,6 +450,9 @@ pub enum Intent {
         name: Option<String>,
         description: Option<Option<String>>,
         access: AccessChange,
+        /// The new hostname (2.90); `None`: unchanged.
+        #[serde(default)]
+        hostname: Option<String>,
     },
     /// Metadata: all replaced by `set` (`replace_all`), else `set` merged
     /// and `remove` removed.
@@ -599,6 +624,9 @@ pub enum InstanceEvent {
         name: String,
         description: Option<String>,
         access: Option<AccessConfig>,
+        /// The hostname after the update (2.90); `None`: unchanged.
+        #[serde(default)]
+        hostname: Option<String>,
     },
     /// The whole metadata after a change.
     InstanceMetadataSet {

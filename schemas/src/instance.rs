@@ -64,6 +64,22 @@ pub struct Instance {
     /// Nova's `password_*` system metadata: the encrypted password the
     /// guest posted (empty: none), what `os-server-password` shows.
     pub password: String,
+    /// Nova's `instance.hostname`: set at create (asked for from 2.90, else
+    /// derived from the name), changed only by asking (update and rebuild
+    /// from 2.90); empty for instances created before it was kept.
+    #[serde(default)]
+    pub hostname: String,
+    /// Certificate ids the image is validated with (2.63); `None`: none.
+    #[serde(default)]
+    pub trusted_image_certificates: Option<Vec<String>>,
+    /// The create's scheduler hints, as Nova's RequestSpec keeps them
+    /// (shown from 2.100).
+    #[serde(default)]
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
+    /// The host an administrator asked the create for (2.74); kept so a
+    /// build held for its group asks for it too.
+    #[serde(default)]
+    pub requested_host: Option<String>,
 }
 
 impl Instance {
@@ -147,6 +163,10 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             shelved_image_id: None,
             access: c.access,
             password: String::new(),
+            hostname: c.hostname.clone(),
+            trusted_image_certificates: c.trusted_image_certificates.clone(),
+            scheduler_hints: c.scheduler_hints.clone(),
+            requested_host: c.requested_host.clone(),
         });
     }
     let mut i = state?;
@@ -254,11 +274,15 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             name,
             description,
             access,
+            hostname,
         } => {
             i.name = name.clone();
             i.description = description.clone();
             if let Some(access) = access {
                 i.access = *access;
+            }
+            if let Some(h) = hostname {
+                i.hostname = h.clone();
             }
         }
         InstanceEvent::InstanceMetadataSet { metadata } => {

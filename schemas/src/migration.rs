@@ -160,6 +160,10 @@ pub struct Migration {
     pub requested_host: Option<String>,
     pub project_id: String,
     pub user_id: String,
+    /// An evacuation asked for at 2.95 or later: the guest ends stopped
+    /// whatever its state before.
+    #[serde(default)]
+    pub stop_at_destination: bool,
 }
 
 impl Migration {
@@ -209,6 +213,9 @@ pub struct ServerMigrationRequested {
     /// Resize: `OS-DCF:diskConfig` if given (Nova sets it on the instance
     /// when the resize is accepted).
     pub auto_disk_config: Option<bool>,
+    /// Evacuate from 2.95: the guest is left stopped at the destination.
+    #[serde(default)]
+    pub stop_at_destination: bool,
 }
 
 /// `rebuild` (topic `intents`); the API has validated the image.
@@ -227,6 +234,12 @@ pub struct ServerRebuildRequested {
     pub description: Option<Option<String>>,
     /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig` given.
     pub access: AccessChange,
+    /// `Some(None)`: unset; `None`: unchanged (2.63).
+    #[serde(default)]
+    pub trusted_image_certificates: Option<Option<Vec<String>>>,
+    /// `Some`: the new hostname (2.90); `None`: unchanged.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// The instance's image, name and metadata as a rebuild sets them.
@@ -241,6 +254,13 @@ pub struct RebuildSpec {
     /// The access settings after the rebuild; `None` in records written
     /// before they existed (unchanged).
     pub access: Option<AccessConfig>,
+    /// The certificates after the rebuild (2.63).
+    #[serde(default)]
+    pub trusted_image_certificates: Option<Vec<String>>,
+    /// The hostname after the rebuild; `None` in records written before
+    /// it (unchanged).
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// A command to one compute host within a migration or rebuild saga
@@ -394,6 +414,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             if let Some(m) = set_status(i, p.migration_id, s::Done, at) {
                 i.host = m.dest_compute.clone();
                 i.vm_state = match m.original_vm_state {
+                    _ if m.stop_at_destination => VmState::Stopped,
                     VmState::Stopped => VmState::Stopped,
                     _ => VmState::Active,
                 };
@@ -412,6 +433,10 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
             i.description = r.description.clone();
             if let Some(access) = r.access {
                 i.access = access;
+            }
+            i.trusted_image_certificates = r.trusted_image_certificates.clone();
+            if let Some(h) = &r.hostname {
+                i.hostname = h.clone();
             }
         }
         InstanceEvent::RebuildSpawnBegan => {

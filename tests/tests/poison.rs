@@ -363,6 +363,7 @@ fn select(request_id: Uuid) -> Event {
             server_group: None,
             image_id: None,
             flavor_name: "tiny".into(),
+            requested_host: None,
         },
     )))
 }

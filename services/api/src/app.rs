@@ -14,7 +14,8 @@ use crate::auth::{self, AuthStrategy};
 use crate::controllers::{
     aggregates, availability_zones, billing, extensions, external_events, flavors, hosts,
     hypervisors, images, instance_actions, ips, keypairs, migrations, networks, quota_classes,
-    quota_sets, remote_consoles, server_actions, server_diagnostics, server_groups,
+    quota_sets, remote_consoles, server_actions, server_attachments, server_diagnostics,
+    server_groups,
     server_metadata, server_password, server_tags, servers, services, tenant_usage,
     usage_audit_log, versions,
 };
@@ -126,6 +127,36 @@ pub fn router(app: AppState) -> Router {
             get(server_password::show).delete(server_password::clear),
         )
         .route("/v2.1/servers/{id}/ips/{network}", get(ips::show))
+        .route(
+            "/v2.1/servers/{id}/topology",
+            get(server_attachments::topology),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-volume_attachments",
+            get(server_attachments::volumes_index).post(server_attachments::volume_attach),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+            get(server_attachments::volume_show)
+                .put(server_attachments::volume_update)
+                .delete(server_attachments::volume_detach),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-interface",
+            get(server_attachments::interfaces_index).post(server_attachments::interface_attach),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-interface/{port_id}",
+            get(server_attachments::interface_show).delete(server_attachments::interface_detach),
+        )
+        .route(
+            "/v2.1/servers/{id}/shares",
+            get(server_attachments::shares_index).post(server_attachments::share_attach),
+        )
+        .route(
+            "/v2.1/servers/{id}/shares/{share_id}",
+            get(server_attachments::share_show).delete(server_attachments::share_detach),
+        )
         .route(
             "/v2.1/servers/{id}/os-instance-actions",
             get(instance_actions::index),

@@ -80,6 +80,8 @@ mod tests_images;
 #[cfg(test)]
 mod tests_memory;
 #[cfg(test)]
+mod tests_microversions;
+#[cfg(test)]
 mod tests_proxies;
 #[cfg(test)]
 mod tests_shapes;

@@ -290,6 +290,9 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             created_at_ms: m.occurred_at_ms,
                             scheduler_hints: c.scheduler_hints.clone(),
                             access: c.access,
+                            hostname: c.hostname.clone(),
+                            trusted_image_certificates: c.trusted_image_certificates.clone(),
+                            requested_host: c.requested_host.clone(),
                         })))),
                     ),
                     Event::Intent(
@@ -460,6 +463,23 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             }),
                         )
                     }
+                    // Moves are refused with what the API asked for, so
+                    // router tests can read it (the real sagas are the
+                    // conductor's tests).
+                    Event::Intent(Intent::ServerMigrationRequested(r)) => answer(
+                        &topics.instances,
+                        &project,
+                        Event::Instance(InstanceEvent::IntentRejected {
+                            intent_type: "ServerMigrationRequested".into(),
+                            kind: RejectionKind::Conflict,
+                            message: format!(
+                                "{} host={:?} stop_at_destination={}",
+                                r.migration_type.as_str(),
+                                r.host,
+                                r.stop_at_destination
+                            ),
+                        }),
+                    ),
                     other => panic!("unexpected intent {other:?}"),
                 }
             }

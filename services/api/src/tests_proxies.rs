@@ -50,7 +50,12 @@ fn message(r: &Reply) -> String {
 }
 
 /// Appends `events` to `topic` and waits until the projection applied them.
-async fn append(h: &Harness, topic: String, key: &str, events: Vec<(String, u64, Event)>) {
+pub(crate) async fn append(
+    h: &Harness,
+    topic: String,
+    key: &str,
+    events: Vec<(String, u64, Event)>,
+) {
     let records = events
         .into_iter()
         .map(|(aggregate, version, event)| {
@@ -96,7 +101,7 @@ async fn append(h: &Harness, topic: String, key: &str, events: Vec<(String, u64,
     .expect("the projection applies the events");
 }
 
-async fn register(h: &Harness, name: &str, hypervisor: &str) {
+pub(crate) async fn register(h: &Harness, name: &str, hypervisor: &str) {
     let reg = HostRegistered {
         host: name.into(),
         capacity: Resources {
@@ -133,7 +138,7 @@ async fn register(h: &Harness, name: &str, hypervisor: &str) {
 }
 
 /// A server of p1, created through the API.
-async fn server(h: &Harness, name: &str) -> Uuid {
+pub(crate) async fn server(h: &Harness, name: &str) -> Uuid {
     let r = h
         .call(
             Method::POST,
@@ -148,7 +153,7 @@ async fn server(h: &Harness, name: &str) -> Uuid {
 
 /// Puts server `id` on `host`, active and running, as the conductor and
 /// the host would.
-async fn place(h: &Harness, id: Uuid, host: &str) {
+pub(crate) async fn place(h: &Harness, id: Uuid, host: &str) {
     let version = h
         .handle
         .as_ref()

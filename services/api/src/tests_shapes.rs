@@ -145,6 +145,7 @@ pub(crate) fn decide_change(
             name,
             description,
             access,
+            hostname,
         } => {
             let s = servers.get_mut(instance_id).expect("a created server");
             if let Some(n) = name {
@@ -154,10 +155,14 @@ pub(crate) fn decide_change(
                 s.description = d.clone();
             }
             s.access = access.applied_to(s.access);
+            if let Some(h) = hostname {
+                s.hostname = h.clone();
+            }
             Event::Instance(InstanceEvent::InstanceUpdated {
                 name: s.name.clone(),
                 description: s.description.clone(),
                 access: Some(s.access),
+                hostname: hostname.clone(),
             })
         }
         Intent::ServerRebuildRequested(r) => {
@@ -179,6 +184,12 @@ pub(crate) fn decide_change(
                 s.description = d.clone();
             }
             s.access = r.access.applied_to(s.access);
+            if let Some(t) = &r.trusted_image_certificates {
+                s.trusted_image_certificates = t.clone();
+            }
+            if let Some(h) = &r.hostname {
+                s.hostname = h.clone();
+            }
             Event::Instance(InstanceEvent::RebuildStarted(Box::new(RebuildSpec {
                 image: s.image.clone(),
                 name: s.name.clone(),
@@ -187,6 +198,8 @@ pub(crate) fn decide_change(
                 user_data: s.user_data.clone(),
                 description: s.description.clone(),
                 access: Some(s.access),
+                trusted_image_certificates: s.trusted_image_certificates.clone(),
+                hostname: Some(s.hostname.clone()),
             })))
         }
         other => panic!("not a server change: {other:?}"),
@@ -532,10 +545,10 @@ async fn rebuild_answers_the_reduced_view_per_microversion() {
     h.stop().await;
 }
 
-/// 2.71 to 2.75 are above the advertised maximum: their views are checked
-/// where they are made.
+/// The update and rebuild views of 2.71 to 2.75, checked where they are
+/// made.
 #[test]
-fn views_above_the_maximum_follow_novas_schemas() {
+fn update_and_rebuild_views_of_2_71_to_2_75_follow_novas_schemas() {
     let links = Links::new("http://h");
     let mut inst = crate::views::servers::tests::building("p1");
     inst.access = AccessConfig {
@@ -578,6 +591,69 @@ fn views_above_the_maximum_follow_novas_schemas() {
         server(73, true, &Parts::show(ApiVersion::new(2, 73), groups))["server"]["accessIPv4"],
         "192.0.2.9"
     );
+}
+
+/// The newest microversion's server bodies, through the router: show
+/// (member and administrator), detail, update and rebuild.
+#[tokio::test]
+async fn server_views_at_2_100_follow_novas_schemas() {
+    let h = Harness::with_conductor().await;
+    let mut body = server_body("newest");
+    body["server"]["hostname"] = json!("newest-1");
+    body["server"]["trusted_image_certificates"] = json!(["cert"]);
+    body["os:scheduler_hints"] = json!({"cidr": "/24"});
+    let r = h
+        .at_version("2.100", Method::POST, "/v2.1/servers", MEMBER, Some(body))
+        .await;
+    assert_shape("compute/server-create.json", ok(&r, StatusCode::ACCEPTED));
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let uri = format!("/v2.1/servers/{id}");
+    let r = h.at_version("2.100", Method::GET, &uri, MEMBER, None).await;
+    assert_shape("compute/server-show-v2.100.json", ok(&r, StatusCode::OK));
+    assert_eq!(
+        r.body["server"]["scheduler_hints"],
+        json!({"cidr": ["/24"]})
+    );
+    let r = h.at_version("2.100", Method::GET, &uri, ADMIN, None).await;
+    assert_shape(
+        "compute/server-show-v2.100-admin.json",
+        ok(&r, StatusCode::OK),
+    );
+    let r = h
+        .at_version("2.100", Method::GET, "/v2.1/servers/detail", MEMBER, None)
+        .await;
+    assert_shape("compute/servers-detail-v2.100.json", ok(&r, StatusCode::OK));
+    let r = h
+        .at_version(
+            "2.100",
+            Method::PUT,
+            &uri,
+            MEMBER,
+            Some(json!({"server": {"name": "renamed"}})),
+        )
+        .await;
+    assert_shape("compute/server-update-v2.100.json", ok(&r, StatusCode::OK));
+    let rebuild = json!({"rebuild": {"imageRef": crate::bootstrap::demo_image_id().to_string()}});
+    let r = h
+        .at_version(
+            "2.100",
+            Method::POST,
+            &format!("{uri}/action"),
+            MEMBER,
+            Some(rebuild),
+        )
+        .await;
+    assert_shape(
+        "compute/server-rebuild-v2.100.json",
+        ok(&r, StatusCode::ACCEPTED),
+    );
+    // Below 2.98 the image has no properties: the 2.73 shape still holds.
+    let r = h.at_version("2.73", Method::GET, &uri, ADMIN, None).await;
+    assert_shape(
+        "compute/server-show-v2.73-admin.json",
+        ok(&r, StatusCode::OK),
+    );
+    h.stop().await;
 }
 
 // ---- the other Compute resources ----

@@ -127,6 +127,9 @@ impl Script {
                 created_at_ms: created,
                 scheduler_hints: BTreeMap::new(),
                 access: Default::default(),
+                hostname: String::new(),
+                trusted_image_certificates: None,
+                requested_host: None,
             })),
         )
         .at(
@@ -185,6 +188,7 @@ impl Script {
             requested_host: None,
             project_id: self.project.clone(),
             user_id: "alice".into(),
+            stop_at_destination: false,
         }
     }
 
@@ -520,6 +524,9 @@ fn error_and_building_are_billed_only_when_configured() {
             created_at_ms: T0,
             scheduler_hints: BTreeMap::new(),
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         })),
     )
     .at(

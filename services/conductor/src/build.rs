@@ -108,6 +108,9 @@ pub(crate) fn on_create(
         created_at_ms: now_ms,
         scheduler_hints: req.scheduler_hints.clone(),
         access: req.access,
+        hostname: req.hostname.clone(),
+        trusted_image_certificates: req.trusted_image_certificates.clone(),
+        requested_host: req.requested_host.clone(),
     })));
     let mut out = vec![c.instance_event(&env.meta, "created", id, &actor.project_id, created)];
     c.await_step(id, &env.meta, Step::Build, None, None, now_ms);
@@ -173,6 +176,7 @@ fn select_hosts(
                 server_group,
                 image_id: Some(i.image.id),
                 flavor_name: i.flavor.name.clone(),
+                requested_host: i.requested_host.clone(),
             },
         ))),
     )

@@ -45,9 +45,16 @@ impl Conductor {
                 name,
                 description,
                 access,
-            } => {
-                crate::server_updates::on_update(self, env, *instance_id, name, description, access)
-            }
+                hostname,
+            } => crate::server_updates::on_update(
+                self,
+                env,
+                *instance_id,
+                name,
+                description,
+                access,
+                hostname,
+            ),
             Intent::ServerMetadataChangeRequested {
                 instance_id,
                 replace_all,

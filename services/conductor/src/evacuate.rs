@@ -205,7 +205,8 @@ pub(crate) fn enter(
         m,
         &host,
         &m.new_flavor,
-        m.original_vm_state != VmState::Stopped,
+        // From 2.95 the guest is left stopped, whatever it was.
+        m.original_vm_state != VmState::Stopped && !m.stop_at_destination,
         ComputeCommand::RebuildEvacuatedInstance,
     );
     await_on(c, cause, i.id, m, Step::Evacuate, host, now_ms);

@@ -210,6 +210,8 @@ pub(crate) fn on_request(
         requested_host: req.host.clone(),
         project_id: i.project_id.clone(),
         user_id: env.meta.actor.user_id.clone(),
+        stop_at_destination: req.migration_type == MigrationType::Evacuation
+            && req.stop_at_destination,
     };
     let project = i.project_id.clone();
     let mut out = Vec::new();
@@ -224,6 +226,7 @@ pub(crate) fn on_request(
             name: i.name.clone(),
             description: i.description.clone(),
             access: Some(access.applied_to(i.access)),
+            hostname: None,
         };
         out.push(c.instance_event(
             &env.meta,
@@ -316,6 +319,7 @@ fn select_hosts(c: &Conductor, env: &Envelope, id: Uuid, m: &Migration) -> Emit 
                 image_properties: i.image.properties.clone(),
                 extra_specs: m.new_flavor.extra_specs.clone(),
                 flavor_name: m.new_flavor.name.clone(),
+                requested_host: None,
                 availability_zone: i.availability_zone.clone(),
                 ignore_hosts,
                 num_alternates: c.settings.max_attempts.saturating_sub(1),

@@ -144,6 +144,11 @@ pub(crate) fn on_request(
             .clone()
             .unwrap_or_else(|| i.description.clone()),
         access: Some(req.access.applied_to(i.access)),
+        trusted_image_certificates: req
+            .trusted_image_certificates
+            .clone()
+            .unwrap_or_else(|| i.trusted_image_certificates.clone()),
+        hostname: Some(req.hostname.clone().unwrap_or_else(|| i.hostname.clone())),
     };
     let project = i.project_id.clone();
     let flavor = i.flavor.clone();

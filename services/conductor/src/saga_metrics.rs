@@ -276,6 +276,7 @@ mod tests {
             requested_host: None,
             project_id: "p1".into(),
             user_id: "u1".into(),
+            stop_at_destination: false,
         };
         c.observe(&env(
             "i1",

@@ -280,6 +280,7 @@ impl Cloud {
                 host: None,
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))))
     }
@@ -295,6 +296,7 @@ impl Cloud {
                     host: host.map(str::to_owned),
                     source_host_down: false,
                     auto_disk_config: None,
+                    stop_at_destination: false,
                 },
             ))),
         ))
@@ -905,6 +907,7 @@ fn scheduler_silence_times_out_and_the_instance_stays_active() {
                     host: None,
                     source_host_down: false,
                     auto_disk_config: None,
+                    stop_at_destination: false,
                 },
             ))),
         ),
@@ -1189,6 +1192,7 @@ fn a_resize_up_past_the_quota_is_403_and_down_is_not_counted() {
             host: None,
             source_host_down: false,
             auto_disk_config: None,
+            stop_at_destination: false,
         },
     ))));
     assert!(rejection(&out).is_none(), "a resize down needs no quota");
@@ -1219,6 +1223,7 @@ fn a_redelivered_resize_request_is_decided_once() {
                 host: None,
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))),
     );
@@ -1312,6 +1317,8 @@ fn rebuild(
             user_data: None,
             description: None,
             access: Default::default(),
+            trusted_image_certificates: None,
+            hostname: None,
         },
     ))))
 }
@@ -1336,6 +1343,8 @@ fn rebuild_sets_unsets_or_keeps_key_name_user_data_and_description() {
             user_data: None,
             description: Some(None),
             access: Default::default(),
+            trusted_image_certificates: None,
+            hostname: None,
         },
     ))));
     assert_eq!(task_states(&out)[0], "RebuildStarted");
@@ -1468,6 +1477,8 @@ fn rebuild_is_refused_while_a_task_runs_and_with_an_image_too_big_for_the_flavor
             user_data: None,
             description: None,
             access: Default::default(),
+            trusted_image_certificates: None,
+            hostname: None,
         },
     ))));
     let (code, message) = rejection(&out).unwrap();
@@ -1500,6 +1511,8 @@ fn rebuild_with_a_min_disk_past_u64_bytes_is_refused_not_a_panic() {
                 user_data: None,
                 description: None,
                 access: Default::default(),
+                trusted_image_certificates: None,
+                hostname: None,
             },
         ))));
         let (code, message) = rejection(&out).unwrap();
@@ -1536,6 +1549,7 @@ fn evacuate(w: &mut Cloud, id: Uuid, host: Option<&str>, down: bool) -> Vec<Emit
                 host: host.map(str::to_owned),
                 source_host_down: down,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))),
     ))
@@ -1605,6 +1619,43 @@ fn a_stopped_instance_is_evacuated_stopped_and_an_errored_one_comes_back_active(
 }
 
 #[test]
+fn from_2_95_an_evacuated_instance_ends_stopped_whatever_it_was() {
+    for before in [VmState::Active, VmState::Stopped, VmState::Error] {
+        let mut w = Cloud::standard();
+        let id = w.boot("h1");
+        if let Some(i) = w.c.instances.get_mut(&id) {
+            i.vm_state = before;
+        }
+        w.send(record(
+            admin(),
+            Event::Intent(Intent::ServerMigrationRequested(Box::new(
+                ServerMigrationRequested {
+                    instance_id: id,
+                    migration_type: MigrationType::Evacuation,
+                    flavor: None,
+                    host: Some("h3".into()),
+                    source_host_down: true,
+                    auto_disk_config: None,
+                    stop_at_destination: true,
+                },
+            ))),
+        ));
+        let rebuild = w
+            .log
+            .iter()
+            .find_map(|e| match &e.env.event {
+                Event::Compute(ComputeCommand::RebuildEvacuatedInstance(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .expect("the destination is told to rebuild");
+        assert!(!rebuild.power_on, "{before:?}: the guest is not started");
+        assert_eq!(w.i(id).status(), "SHUTOFF", "{before:?}");
+        assert_eq!(w.i(id).host.as_deref(), Some("h3"));
+        assert!(migration(&w, id).stop_at_destination);
+    }
+}
+
+#[test]
 fn evacuate_claim_failures_walk_the_alternates_and_a_failed_spawn_is_error() {
     let mut w = Cloud::standard();
     let id = w.boot("h1");
@@ -1651,6 +1702,7 @@ fn live(w: &mut Cloud, id: Uuid, host: Option<&str>) -> Vec<Emit> {
                 host: host.map(str::to_owned),
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))),
     ))
@@ -1848,6 +1900,7 @@ fn a_resize_given_a_disk_config_sets_it_when_accepted_and_a_revert_keeps_it() {
             host: None,
             source_host_down: false,
             auto_disk_config: Some(true),
+            stop_at_destination: false,
         },
     ))));
     assert_eq!(
@@ -1866,6 +1919,7 @@ fn a_resize_given_a_disk_config_sets_it_when_accepted_and_a_revert_keeps_it() {
             host: None,
             source_host_down: false,
             auto_disk_config: Some(true),
+            stop_at_destination: false,
         },
     ))));
     assert_eq!(task_states(&out), ["IntentRejected"]);
@@ -1894,6 +1948,8 @@ fn rebuild_changes_the_access_settings_it_is_given_and_keeps_the_others() {
                 auto_disk_config: Some(true),
                 ..Default::default()
             },
+            trusted_image_certificates: None,
+            hostname: None,
         },
     ))));
     let a = w.i(id).access;

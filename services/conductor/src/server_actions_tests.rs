@@ -698,6 +698,7 @@ fn update_changes_only_what_is_given() {
             name: Some("renamed".into()),
             description: None,
             access: Default::default(),
+            hostname: None,
         }),
     );
     assert_eq!(types(&out), ["InstanceUpdated"]);
@@ -710,6 +711,7 @@ fn update_changes_only_what_is_given() {
             name: None,
             description: Some(Some("web".into())),
             access: Default::default(),
+            hostname: None,
         }),
     );
     let i = &c.instances[&id];
@@ -725,6 +727,7 @@ fn update_changes_only_what_is_given() {
             name: Some("mine".into()),
             description: None,
             access: Default::default(),
+            hostname: None,
         }),
     );
     assert_eq!(rejection(&out).map(|r| r.0), Some(RejectionKind::NotFound));
@@ -739,6 +742,7 @@ fn update_changes_the_access_settings_given_and_keeps_the_others() {
             name: None,
             description: None,
             access,
+            hostname: None,
         })
     };
     let out = change(
@@ -1061,6 +1065,9 @@ fn multi(c: &mut Conductor, reservation: &str, index: u32, min: u32, max: u32) -
             min_count: min,
             max_count: max,
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         },
     )));
     c.handle(&record(actor("demo"), req), NOW)
@@ -1124,6 +1131,9 @@ fn create_with_metadata(c: &mut Conductor, items: usize) -> Vec<Emit> {
             min_count: 1,
             max_count: 1,
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         },
     )));
     c.handle(&record(actor("demo"), req), NOW)

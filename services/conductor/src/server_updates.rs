@@ -50,6 +50,7 @@ pub(crate) fn on_update(
     name: &Option<String>,
     description: &Option<Option<String>>,
     access: &AccessChange,
+    hostname: &Option<String>,
 ) -> Vec<Emit> {
     let i = match changeable(c, env, id, None) {
         Ok(i) => i,
@@ -59,6 +60,7 @@ pub(crate) fn on_update(
         name: name.clone().unwrap_or_else(|| i.name.clone()),
         description: description.clone().unwrap_or_else(|| i.description.clone()),
         access: Some(access.applied_to(i.access)),
+        hostname: hostname.clone(),
     });
     let project = i.project_id.clone();
     vec![c.instance_event(&env.meta, "updated", id, &project, updated)]

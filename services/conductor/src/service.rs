@@ -601,6 +601,9 @@ mod tests {
                     min_count: 1,
                     max_count: 1,
                     access: Default::default(),
+                    hostname: String::new(),
+                    trusted_image_certificates: None,
+                    requested_host: None,
                 },
             ))),
         )

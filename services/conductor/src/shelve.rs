@@ -242,6 +242,7 @@ pub(crate) fn on_unshelve_offloaded(
                         server_group: None,
                         image_id: Some(image.id),
                         flavor_name: i.flavor.name.clone(),
+                        requested_host: None,
                     },
                 ))),
             ));

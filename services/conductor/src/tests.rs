@@ -111,6 +111,9 @@ pub(crate) fn create_with_hints(
             min_count: 1,
             max_count: 1,
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         },
     )));
     c.handle(&record(actor(project), req), NOW)
@@ -172,6 +175,45 @@ fn spawn_host(out: &[Emit]) -> Option<(String, u32)> {
         }
         _ => None,
     })
+}
+
+/// 2.74: the host an administrator asked for is kept on the instance and
+/// asked of the scheduler; 2.90 and 2.63: the hostname and certificates
+/// asked for are the instance's.
+#[test]
+fn a_create_keeps_its_requested_host_hostname_and_certificates() {
+    let mut c = given();
+    let id = Uuid::new_v4();
+    let req = Event::Intent(Intent::ServerCreateRequested(Box::new(
+        ServerCreateRequested {
+            instance_id: id,
+            name: "vm".into(),
+            flavor: flavor(),
+            image: image(),
+            metadata: BTreeMap::new(),
+            availability_zone: None,
+            key_name: None,
+            user_data: None,
+            description: None,
+            tags: vec![],
+            reservation_id: "r-1".into(),
+            launch_index: 0,
+            scheduler_hints: BTreeMap::from([("cidr".into(), vec!["/24".into()])]),
+            min_count: 1,
+            max_count: 1,
+            access: Default::default(),
+            hostname: "web-1.example.org".into(),
+            trusted_image_certificates: Some(vec!["cert".into()]),
+            requested_host: Some("h2".into()),
+        },
+    )));
+    let out = c.handle(&record(actor("demo"), req), NOW);
+    assert_eq!(select_request(&out).requested_host.as_deref(), Some("h2"));
+    let i = &c.instances[&id];
+    assert_eq!(i.hostname, "web-1.example.org");
+    assert_eq!(i.trusted_image_certificates, Some(vec!["cert".to_string()]));
+    assert_eq!(i.scheduler_hints["cidr"], vec!["/24".to_string()]);
+    assert_eq!(i.requested_host.as_deref(), Some("h2"));
 }
 
 #[test]
@@ -423,6 +465,9 @@ fn output_ids_are_deterministic() {
                 min_count: 1,
                 max_count: 1,
                 access: Default::default(),
+                hostname: String::new(),
+                trusted_image_certificates: None,
+                requested_host: None,
             },
         ))),
     );

@@ -120,6 +120,7 @@ pub fn request(rng: &mut StdRng, n: u64) -> SelectHostsRequested {
         server_group: None,
         image_id: None,
         flavor_name: flavor.into(),
+        requested_host: None,
     }
 }
 

@@ -327,6 +327,9 @@ impl Scheduler {
     ) -> Result<Vec<String>, String> {
         self.expire_pending(now_ms);
         self.ctx.now_ms = now_ms;
+        if let Some(name) = &spec.requested_host {
+            return self.select_requested(spec, name, now_ms);
+        }
         let top = self
             .host_subset_size
             .saturating_add(spec.num_alternates as usize);
@@ -360,6 +363,9 @@ impl Scheduler {
     ) -> Result<Vec<String>, String> {
         self.expire_pending(now_ms);
         self.ctx.now_ms = now_ms;
+        if let Some(name) = &spec.requested_host {
+            return self.select_requested(spec, name, now_ms);
+        }
         let ctx = &self.ctx;
         let sorted = self.index.sorted().to_vec();
         let candidates: Vec<&HostState> = sorted
@@ -388,6 +394,35 @@ impl Scheduler {
         let hosts = self.pick(order, tied, spec);
         self.record(spec, &hosts[0], now_ms);
         Ok(hosts)
+    }
+
+    /// Nova's `requested_destination` (a create's 2.74 `host`): that host
+    /// alone is a candidate, every filter still runs on it, and there are
+    /// no alternates.
+    fn select_requested(
+        &mut self,
+        spec: &SelectHostsRequested,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>, String> {
+        let Some(host) = self.index.get(name) else {
+            return Err(format!(
+                "There are not enough hosts available: the requested host {name} is not known."
+            ));
+        };
+        if let Some(f) = self
+            .filters
+            .iter()
+            .find(|f| !f.host_passes(host, spec, &self.ctx))
+        {
+            return Err(format!(
+                "There are not enough hosts available: the requested host {name} did not pass {}.",
+                f.name()
+            ));
+        }
+        let chosen = host.name.clone();
+        self.record(spec, &chosen, now_ms);
+        Ok(vec![chosen])
     }
 
     /// From hosts best first (the first `tied` tying for the best, to be
@@ -539,6 +574,28 @@ mod tests {
             instances: 1,
             generation,
         }
+    }
+
+    #[test]
+    fn a_requested_host_is_the_only_candidate_and_still_filtered() {
+        let mut s = scheduler(1.0, &["a", "b", "c"]);
+        let mut req = spec(1, 512);
+        req.requested_host = Some("b".into());
+        assert_eq!(s.select_hosts(&req, NOW).unwrap(), vec!["b".to_string()]);
+        assert_eq!(
+            s.select_hosts_brute_force(&req, NOW).unwrap(),
+            vec!["b".to_string()]
+        );
+        req.requested_host = Some("nowhere".into());
+        assert!(s.select_hosts(&req, NOW).unwrap_err().contains("nowhere"));
+        // Filters still run: too much RAM for host b.
+        let mut big = spec(2, 1 << 40);
+        big.requested_host = Some("b".into());
+        assert!(
+            s.select_hosts(&big, NOW)
+                .unwrap_err()
+                .contains("did not pass RamFilter")
+        );
     }
 
     #[test]

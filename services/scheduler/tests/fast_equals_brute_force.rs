@@ -316,6 +316,7 @@ fn request(rng: &mut StdRng, w: &mut World) -> SelectHostsRequested {
             .random_bool(0.8)
             .then(|| Uuid::from_u128(*[ISOLATED_IMAGE, 1, 2].choose(rng).unwrap())),
         flavor_name: pick(rng, &["m1.small", "m1.large", "gpu"]).into(),
+        requested_host: None,
     }
 }
 

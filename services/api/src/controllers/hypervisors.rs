@@ -100,12 +100,14 @@ fn detailed(app: &App, h: &HostView, version: ApiVersion, now: i64) -> Value {
     v
 }
 
-fn with_servers(app: &App, mut v: Value, h: &HostView) -> Value {
+/// `servers` on a hypervisor: only when it has some, and from 2.75
+/// always (empty when it has none).
+fn with_servers(app: &App, mut v: Value, h: &HostView, version: ApiVersion) -> Value {
     let servers: Vec<Value> = servers_on(app, &h.name)
         .iter()
         .map(|i| json!({"name": i.name, "uuid": i.id}))
         .collect();
-    if !servers.is_empty() {
+    if !servers.is_empty() || version.at_least(2, 75) {
         v["servers"] = json!(servers);
     }
     v
@@ -237,7 +239,7 @@ async fn list(
                 brief(app, h, version, now)
             };
             if q.with_servers {
-                with_servers(app, v, h)
+                with_servers(app, v, h, version)
             } else {
                 v
             }
@@ -306,7 +308,7 @@ pub async fn show(
     let h = by_id(&app, &id, version)?;
     let mut v = detailed(&app, &h, version, novalog_schemas::now_ms());
     if with {
-        v = with_servers(&app, v, &h);
+        v = with_servers(&app, v, &h, version);
     }
     Ok(Json(json!({"hypervisor": v})))
 }
@@ -399,7 +401,11 @@ async fn by_pattern(
         .iter()
         .map(|h| {
             let v = brief(app, h, version, now);
-            if servers { with_servers(app, v, h) } else { v }
+            if servers {
+                with_servers(app, v, h, version)
+            } else {
+                v
+            }
         })
         .collect();
     Ok(Json(json!({"hypervisors": list})))

@@ -20,6 +20,7 @@ pub mod quota_sets;
 pub mod remote_consoles;
 pub mod saga_actions;
 pub mod server_actions;
+pub mod server_attachments;
 pub mod server_diagnostics;
 pub mod server_groups;
 pub mod server_lifecycle;

@@ -121,6 +121,7 @@ pub async fn resize(
                 host: None,
                 source_host_down: false,
                 auto_disk_config,
+                stop_at_destination: false,
             },
         ))),
     )
@@ -177,6 +178,7 @@ pub async fn migrate(
                 host,
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))),
     )
@@ -262,7 +264,24 @@ pub async fn rebuild(
     } else {
         allowed.push("personality");
     }
+    if version.at_least(2, 63) {
+        allowed.push("trusted_image_certificates");
+    }
+    if version.at_least(2, 90) {
+        allowed.push("hostname");
+    }
     only("rebuild", r, &allowed)?;
+    // 2.63: given (even null: unset) replaces the server's certificates.
+    let trusted_image_certificates = r
+        .get("trusted_image_certificates")
+        .filter(|_| version.at_least(2, 63))
+        .map(crate::validation::server_create::trusted_certs)
+        .transpose()?;
+    let hostname = r
+        .get("hostname")
+        .filter(|_| version.at_least(2, 90))
+        .map(|v| crate::validation::server_create::guest_hostname(v, version))
+        .transpose()?;
     let access = validation::access::parse(r)?;
     let key_name = match r.get("key_name") {
         None => None,
@@ -340,6 +359,8 @@ pub async fn rebuild(
                 user_data,
                 description,
                 access,
+                trusted_image_certificates,
+                hostname,
             },
         ))),
     )
@@ -363,7 +384,8 @@ pub async fn evacuate(
     if !version.at_least(2, 14) {
         allowed.push("onSharedStorage");
     }
-    if version.at_least(2, 29) {
+    // `force` from 2.29 until 2.68 removed it.
+    if version.at_least(2, 29) && !version.at_least(2, 68) {
         allowed.push("force");
     }
     only("evacuate", e, &allowed)?;
@@ -411,6 +433,8 @@ pub async fn evacuate(
                 host,
                 source_host_down: true,
                 auto_disk_config: None,
+                // 2.95: the guest ends stopped at the destination.
+                stop_at_destination: version.at_least(2, 95),
             },
         ))),
     )
@@ -435,7 +459,8 @@ pub async fn live_migrate(
     if !version.at_least(2, 25) {
         allowed.push("disk_over_commit");
     }
-    if version.at_least(2, 30) {
+    // `force` from 2.30 until 2.68 removed it.
+    if version.at_least(2, 30) && !version.at_least(2, 68) {
         allowed.push("force");
     }
     only("os-migrateLive", l, &allowed)?;
@@ -475,6 +500,7 @@ pub async fn live_migrate(
                 host,
                 source_host_down: false,
                 auto_disk_config: None,
+                stop_at_destination: false,
             },
         ))),
     )

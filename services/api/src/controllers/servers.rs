@@ -227,6 +227,7 @@ pub async fn update(
         name: update.name,
         description: update.description,
         access: update.access,
+        hostname: update.hostname,
     });
     compute::change(&app, &ctx, &request_id, &inst, event).await?;
     let inst = app

@@ -80,6 +80,13 @@ pub struct ServerCreate {
     pub scheduler_hints: BTreeMap<String, Vec<String>>,
     /// Server tags given at create (2.52).
     pub tags: Vec<String>,
+    /// The hostname asked for (2.90); `None`: derived from the name.
+    pub hostname: Option<String>,
+    /// Certificate ids to validate the image with (2.63).
+    pub trusted_image_certificates: Option<Vec<String>>,
+    /// `host` and `hypervisor_hostname` (2.74, administrators).
+    pub requested_host: Option<String>,
+    pub requested_node: Option<String>,
 }
 
 /// One parsed action request.
@@ -134,6 +141,48 @@ pub fn admin_password() -> String {
     )
 }
 
+/// 2.74's `host` / `hypervisor_hostname`: administrators only (Nova's
+/// `compute:servers:create:requested_destination`), not together with a
+/// `zone:host` availability zone, and naming a known host (one node per
+/// host here, named as the host). The host to build on, if one was asked.
+fn requested_destination(
+    app: &Domain,
+    ctx: &Context,
+    req: &ServerCreate,
+) -> Result<Option<String>, ApiError> {
+    let (host, node) = (&req.requested_host, &req.requested_node);
+    if host.is_none() && node.is_none() {
+        return Ok(None);
+    }
+    if !ctx.is_admin {
+        return Err(ApiError::forbidden(
+            "Policy doesn't allow compute:servers:create:requested_destination to be performed.",
+        ));
+    }
+    if req
+        .availability_zone
+        .as_deref()
+        .is_some_and(|az| az.contains(':'))
+    {
+        return Err(ApiError::bad_request(
+            "One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.",
+        ));
+    }
+    // Nova's `_validate_host_or_node`: the pair, else either, must exist.
+    let missing = match (host, node) {
+        (Some(h), Some(n)) if h != n || app.projection.host(h).is_none() => Some(h),
+        (Some(h), None) if app.projection.host(h).is_none() => Some(h),
+        (None, Some(n)) if app.projection.host(n).is_none() => Some(n),
+        _ => None,
+    };
+    if let Some(h) = missing {
+        return Err(ApiError::bad_request(format!(
+            "Compute host {h} could not be found."
+        )));
+    }
+    Ok(host.clone().or_else(|| node.clone()))
+}
+
 /// The server `id` names, if `ctx` may see it: deleted servers are gone,
 /// other projects' servers exist for administrators only.
 pub fn visible(app: &Domain, ctx: &Context, id: &str) -> Option<Arc<Instance>> {
@@ -173,6 +222,7 @@ pub async fn create(
             "The requested availability zone is not available",
         ));
     }
+    let requested_host = requested_destination(app, ctx, &req)?;
     if let Some(group) = req.scheduler_hints.get("group").and_then(|v| v.first()) {
         let found = Uuid::parse_str(group)
             .ok()
@@ -198,6 +248,7 @@ pub async fn create(
             } else {
                 req.name.clone()
             };
+            let guest_hostname = req.hostname.clone().unwrap_or_else(|| hostname(&name, id));
             Intent {
                 aggregate_id: id.to_string(),
                 event: Event::Intent(novalog_schemas::Intent::ServerCreateRequested(Box::new(
@@ -221,6 +272,9 @@ pub async fn create(
                         min_count: req.min_count,
                         max_count: req.max_count,
                         access: req.access,
+                        hostname: guest_hostname,
+                        trusted_image_certificates: req.trusted_image_certificates.clone(),
+                        requested_host: requested_host.clone(),
                     },
                 ))),
             }
@@ -477,6 +531,131 @@ struct Filters {
     tags_any: Vec<String>,
     not_tags: Vec<String>,
     not_tags_any: Vec<String>,
+    /// From 2.73: locked (true) or unlocked (false) servers.
+    locked: Option<bool>,
+    /// The other columns Nova filters on (2.83 opened some to everyone).
+    columns: Vec<(Column, Match)>,
+}
+
+/// A column of Nova's `instances` table that `GET /servers` filters on,
+/// as text the way the database holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    AvailabilityZone,
+    ConfigDrive,
+    KeyName,
+    CreatedAt,
+    LaunchedAt,
+    TerminatedAt,
+    PowerState,
+    TaskState,
+    VmState,
+    Progress,
+    Hostname,
+    Uuid,
+    LaunchIndex,
+    Node,
+    Description,
+    LockedBy,
+    AccessIpV4,
+    AccessIpV6,
+    AutoDiskConfig,
+    KernelId,
+    RamdiskId,
+    RootDeviceName,
+}
+
+/// How Nova's database layer matches a column: exactly (any of the values
+/// given) for `vm_state`, `task_state` and `uuid`; a regular expression
+/// search for the rest. A column without a value (NULL) matches nothing.
+#[derive(Debug, Clone)]
+enum Match {
+    Exact(Vec<String>),
+    Search(Regex),
+}
+
+impl Column {
+    fn parse(k: &str) -> Option<Column> {
+        Some(match k {
+            "availability_zone" => Column::AvailabilityZone,
+            "config_drive" => Column::ConfigDrive,
+            "key_name" => Column::KeyName,
+            "created_at" => Column::CreatedAt,
+            "launched_at" => Column::LaunchedAt,
+            "terminated_at" => Column::TerminatedAt,
+            "power_state" => Column::PowerState,
+            "task_state" => Column::TaskState,
+            "vm_state" => Column::VmState,
+            "progress" => Column::Progress,
+            "hostname" => Column::Hostname,
+            "uuid" => Column::Uuid,
+            "launch_index" => Column::LaunchIndex,
+            "node" => Column::Node,
+            "description" | "display_description" => Column::Description,
+            "locked_by" => Column::LockedBy,
+            "access_ip_v4" => Column::AccessIpV4,
+            "access_ip_v6" => Column::AccessIpV6,
+            "auto_disk_config" => Column::AutoDiskConfig,
+            "kernel_id" => Column::KernelId,
+            "ramdisk_id" => Column::RamdiskId,
+            "root_device_name" => Column::RootDeviceName,
+            _ => return None,
+        })
+    }
+
+    fn exact(self) -> bool {
+        matches!(self, Column::VmState | Column::TaskState | Column::Uuid)
+    }
+
+    /// The instance's value; `zone` is the one the view shows.
+    fn value(self, i: &Instance, zone: &dyn Fn(&Instance) -> String) -> Option<String> {
+        let time = |ms: Option<i64>| {
+            ms.and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        };
+        match self {
+            Column::AvailabilityZone => Some(zone(i)),
+            Column::ConfigDrive | Column::KernelId | Column::RamdiskId => Some(String::new()),
+            Column::KeyName => i.key_name.clone(),
+            Column::CreatedAt => time(Some(i.created_at_ms)),
+            Column::LaunchedAt => time(i.launched_at_ms),
+            Column::TerminatedAt => time(i.deleted_at_ms),
+            Column::PowerState => Some(i.power_state.code().to_string()),
+            Column::TaskState => i.task_state.map(|t| t.as_str().to_owned()),
+            Column::VmState => Some(i.vm_state.as_str().to_owned()),
+            Column::Progress => Some("0".into()),
+            Column::Hostname => Some(guest_hostname(i)),
+            Column::Uuid => Some(i.id.to_string()),
+            Column::LaunchIndex => Some(i.launch_index.to_string()),
+            Column::Node => i.host.clone(),
+            Column::Description => i.description.clone(),
+            Column::LockedBy => i.locked_by.clone(),
+            Column::AccessIpV4 => i.access.access_ip_v4.map(|a| a.to_string()),
+            Column::AccessIpV6 => i.access.access_ip_v6.map(|a| a.to_string()),
+            Column::AutoDiskConfig => {
+                Some(if i.access.auto_disk_config { "1" } else { "0" }.into())
+            }
+            Column::RootDeviceName => None,
+        }
+    }
+}
+
+impl Match {
+    fn matches(&self, value: Option<&str>) -> bool {
+        match (self, value) {
+            (_, None) => false,
+            (Match::Exact(values), Some(v)) => values.iter().any(|x| x == v),
+            (Match::Search(re), Some(v)) => re.is_match(v),
+        }
+    }
+}
+
+/// A regular expression as Nova's filters take it: one that does not
+/// compile matches literally.
+fn search(v: &str) -> Option<Regex> {
+    Regex::new(v)
+        .or_else(|_| Regex::new(&regex::escape(v)))
+        .ok()
 }
 
 impl Filters {
@@ -508,6 +687,17 @@ pub fn hostname(name: &str, id: &Uuid) -> String {
         format!("Server-{id}")
     } else {
         host
+    }
+}
+
+/// The guest's hostname as Nova keeps it (`instance.hostname`): set at
+/// create and changed only when asked for; derived from the name for
+/// instances created before it was kept.
+pub fn guest_hostname(inst: &Instance) -> String {
+    if inst.hostname.is_empty() {
+        hostname(&inst.name, &inst.id)
+    } else {
+        inst.hostname.clone()
     }
 }
 
@@ -579,12 +769,20 @@ fn parse_filters(
                         ))
                     })?;
             }
-            "name" => {
+            "name" | "display_name" => {
                 // Nova matches names with a regular expression search; a
                 // pattern that does not compile matches literally.
-                let re = Regex::new(v).or_else(|_| Regex::new(&regex::escape(v)));
-                f.name = re.ok();
+                f.name = search(v);
             }
+            "locked" if version.at_least(2, 73) => {
+                // Nova's `common.is_locked`: oslo's strict boolean.
+                f.locked = Some(parse_bool(v).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Invalid input received: Unrecognized value '{v}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+                    ))
+                })?);
+            }
+            "image_ref" => f.image = Some(crate::domain::id_from_href(v)),
             "status" => {
                 let status = v.to_ascii_uppercase();
                 // From 2.38 an unknown status is an error, not an empty list.
@@ -616,9 +814,24 @@ fn parse_filters(
             // Administrators only; Nova silently drops the rest for others.
             "host" if ctx.is_admin => f.host = Some(v.clone()),
             "tenant_id" | "project_id" if ctx.is_admin => f.project_id = Some(v.clone()),
-            "user_id" if ctx.is_admin => f.user_id = Some(v.clone()),
+            // An administrator's, and from 2.83 anyone's (the query table
+            // drops it for others before).
+            "user_id" => f.user_id = Some(v.clone()),
             "deleted" if ctx.is_admin => f.deleted = Some(parse_bool(v).unwrap_or(false)),
-            _ => {}
+            // The query table let the rest through only to those who may
+            // use them (administrators; everyone for 2.83's and 2.90's).
+            other => {
+                if let Some(column) = Column::parse(other) {
+                    if column.exact() {
+                        match f.columns.iter_mut().find(|(c, _)| *c == column) {
+                            Some((_, Match::Exact(values))) => values.push(v.clone()),
+                            _ => f.columns.push((column, Match::Exact(vec![v.clone()]))),
+                        }
+                    } else if let Some(re) = search(v) {
+                        f.columns.push((column, Match::Search(re)));
+                    }
+                }
+            }
         }
     }
     if let (Some(since), Some(before)) = (f.changes_since, f.changes_before)
@@ -676,6 +889,11 @@ pub fn list(
     } else {
         Some(ctx.project_id.clone())
     };
+    // The zone the server view shows: the host's, else the one asked for.
+    let zone = |i: &Instance| match i.host.as_deref().and_then(|h| app.projection.host(h)) {
+        Some(h) => h.availability_zone.clone(),
+        None => i.availability_zone.clone().unwrap_or_default(),
+    };
     let matches = |i: &Instance| {
         // Nova: soft-deleted servers are listed with the deleted ones
         // (`deleted=true`), not with the live ones.
@@ -698,6 +916,11 @@ pub fn list(
             && f.host.as_ref().is_none_or(|h| i.host.as_ref() == Some(h))
             && f.user_id.as_ref().is_none_or(|u| &i.user_id == u)
             && f.tags_match(&i.tags)
+            && f.locked.is_none_or(|l| i.is_locked() == l)
+            && f
+                .columns
+                .iter()
+                .all(|(c, m)| m.matches(c.value(i, &zone).as_deref()))
             // No server has an address yet, so no address matches.
             && !f.ip
     };
@@ -885,6 +1108,64 @@ mod tests {
         )
         .unwrap();
         assert!(old.tags_match(&server));
+    }
+
+    #[test]
+    fn column_filters_match_as_novas_database_does() {
+        let mut i = crate::views::servers::tests::building("p1");
+        i.key_name = Some("deploy-key".into());
+        i.hostname = "web-1".into();
+        let zone = |_: &Instance| "az1".to_owned();
+        let f = |k: &str, v: &str| {
+            let f = parse_filters(
+                &Context::admin(),
+                &[(k.to_owned(), v.to_owned())],
+                ApiVersion::new(2, 83),
+            )
+            .unwrap();
+            f.columns
+                .iter()
+                .all(|(c, m)| m.matches(c.value(&i, &zone).as_deref()))
+        };
+        // Searched: a part matches; exact: only the whole value.
+        assert!(f("key_name", "deploy"));
+        assert!(!f("key_name", "^key"));
+        assert!(f("hostname", "^web-1$"));
+        assert!(f("availability_zone", "az"));
+        assert!(f("vm_state", "building"));
+        assert!(!f("vm_state", "build"));
+        assert!(f("task_state", "scheduling"));
+        assert!(f("power_state", "0"));
+        assert!(f("uuid", &i.id.to_string()));
+        assert!(f("created_at", "^2013-09-03 04:01:32$"));
+        // No value (NULL) matches nothing, not even an empty pattern.
+        assert!(!f("launched_at", ""));
+        assert!(!f("locked_by", ""));
+        assert!(f("config_drive", "^$"));
+        // Exact values given twice: either.
+        let two = parse_filters(
+            &Context::admin(),
+            &[
+                ("vm_state".to_owned(), "active".to_owned()),
+                ("vm_state".to_owned(), "building".to_owned()),
+            ],
+            ApiVersion::new(2, 83),
+        )
+        .unwrap();
+        assert_eq!(two.columns.len(), 1);
+        assert!(two.columns[0].1.matches(Some("building")));
+        // `locked` from 2.73, as oslo's strict boolean.
+        let locked = |v: &str, minor| {
+            parse_filters(
+                &Context::admin(),
+                &[("locked".to_owned(), v.to_owned())],
+                ApiVersion::new(2, minor),
+            )
+        };
+        assert_eq!(locked("true", 72).unwrap().locked, None);
+        assert_eq!(locked("true", 73).unwrap().locked, Some(true));
+        assert_eq!(locked("0", 73).unwrap().locked, Some(false));
+        assert!(locked("maybe", 73).is_err());
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub const SORT_KEYS: &[&str] = &[
 /// `SERVER_LIST_IGNORE_SORT_KEY`); `locked` sorts from 2.73.
 const IGNORED: &[&str] = SORT_KEYS.split_at(29).1;
 
+/// Nova's `VALID_SORT_KEYS` without the ignored ones: from 2.75 (with
+/// `locked`) the only keys its query schema accepts.
+const VALID: &[&str] = SORT_KEYS.split_at(29).0;
+
 /// A column servers are ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -232,11 +236,24 @@ impl Order {
                 _ => {}
             }
         }
-        // Ignored keys go with the direction at their position, if any.
+        // Ignored keys go with the direction at their position, if any;
+        // from 2.75 Nova's query schema refuses them instead.
         let mut i = 0;
         while i < keys.len() {
             let ignored =
                 IGNORED.contains(&keys[i]) && !(keys[i] == "locked" && version.at_least(2, 73));
+            if ignored && version.at_least(2, 75) {
+                let valid: Vec<String> = VALID
+                    .iter()
+                    .chain(["locked"].iter())
+                    .map(|k| format!("'{k}'"))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for query parameters sort_key. Value: {key}. '{key}' is not one of [{}]",
+                    valid.join(", "),
+                    key = keys[i]
+                )));
+            }
             if ignored {
                 keys.remove(i);
                 if dirs.len() > i {
@@ -368,6 +385,28 @@ mod tests {
             list.iter().map(|i| i.created_at_ms).collect::<Vec<_>>(),
             [2, 3, 1]
         );
+    }
+
+    #[test]
+    fn ignored_keys_are_refused_from_2_75_and_locked_is_a_key_from_2_73() {
+        let at = |minor, key: &str| {
+            Order::from_params(
+                &params(&[("sort_key", key)]),
+                ApiVersion::new(2, minor),
+                false,
+            )
+        };
+        assert!(at(74, "vcpus").unwrap().is_newest_first());
+        let e = at(75, "vcpus").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Invalid input for query parameters sort_key. Value: vcpus."),
+            "{}",
+            e.message
+        );
+        assert!(at(72, "locked").unwrap().is_newest_first());
+        assert_eq!(at(73, "locked").unwrap().keys[0], (Key::Locked, false));
+        assert_eq!(at(75, "locked").unwrap().keys[0], (Key::Locked, false));
     }
 
     #[test]

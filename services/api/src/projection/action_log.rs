@@ -596,6 +596,9 @@ mod tests {
             created_at_ms: 2_000,
             scheduler_hints: BTreeMap::new(),
             access: Default::default(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            requested_host: None,
         })))
     }
 
@@ -803,6 +806,7 @@ mod tests {
             requested_host: None,
             project_id: "p1".into(),
             user_id: "p1-user".into(),
+            stop_at_destination: false,
         }
     }
 

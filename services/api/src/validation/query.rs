@@ -58,8 +58,12 @@ pub struct Param {
     pub since: ApiVersion,
     /// The last one, if it was removed.
     pub until: Option<ApiVersion>,
-    /// Only an administrator's value is used; anyone else's is dropped.
+    /// Only an administrator's value is used; anyone else's is dropped
+    /// (until `public_from`, if set).
     pub admin_only: bool,
+    /// The microversion from which everyone's value is used (2.83's list
+    /// filters, 2.90's `hostname`).
+    pub public_from: Option<ApiVersion>,
     pub about: &'static str,
 }
 
@@ -81,6 +85,7 @@ const fn p(name: &'static str, kind: Kind, since: (u32, u32), about: &'static st
         since: ApiVersion::new(since.0, since.1),
         until: None,
         admin_only: false,
+        public_from: None,
         about,
     }
 }
@@ -89,6 +94,19 @@ const fn admin(name: &'static str, kind: Kind, since: (u32, u32), about: &'stati
     Param {
         admin_only: true,
         ..p(name, kind, since, about)
+    }
+}
+
+/// An administrator's filter that everyone may use from `public`.
+const fn admin_until(
+    name: &'static str,
+    kind: Kind,
+    public: (u32, u32),
+    about: &'static str,
+) -> Param {
+    Param {
+        public_from: Some(ApiVersion::new(public.0, public.1)),
+        ..admin(name, kind, V21, about)
     }
 }
 
@@ -156,7 +174,7 @@ const SERVERS_PARAMS: &[Param] = &[
         "Reservation id of a multiple create",
     ),
     p("ip", Kind::Pattern, V21, "IPv4 address pattern"),
-    p("ip6", Kind::Pattern, V21, "IPv6 address pattern"),
+    admin_until("ip6", Kind::Pattern, (2, 5), "IPv6 address pattern"),
     p(
         "changes-since",
         Kind::DateTime,
@@ -197,7 +215,144 @@ const SERVERS_PARAMS: &[Param] = &[
         "sort_key",
         Kind::Enum(crate::domain::server_sort::SORT_KEYS),
         V21,
-        "Order by this column (repeatable; Nova's ignored keys are dropped; host and node for administrators); created_at and id are appended",
+        "Order by this column (repeatable; host and node for administrators; below 2.75 Nova's ignored keys are dropped, from 2.75 they are a 400; `locked` is a key from 2.73); created_at and id are appended",
+    ),
+    p(
+        "locked",
+        Kind::Text,
+        (2, 73),
+        "Locked (true) or unlocked (false) servers (oslo strict boolean)",
+    ),
+    admin_until(
+        "availability_zone",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the availability zone",
+    ),
+    admin_until(
+        "config_drive",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in config_drive (always empty here)",
+    ),
+    admin_until(
+        "key_name",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the key name",
+    ),
+    admin_until(
+        "created_at",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the creation time (`YYYY-MM-DD hh:mm:ss`)",
+    ),
+    admin_until(
+        "launched_at",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the launch time (`YYYY-MM-DD hh:mm:ss`)",
+    ),
+    admin_until(
+        "terminated_at",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the deletion time (`YYYY-MM-DD hh:mm:ss`)",
+    ),
+    admin_until(
+        "power_state",
+        Kind::Pattern,
+        (2, 83),
+        "Power state code (0 NOSTATE, 1 RUNNING, 3 PAUSED, 4 SHUTDOWN, 6 CRASHED, 7 SUSPENDED)",
+    ),
+    admin_until("task_state", Kind::Text, (2, 83), "Task state"),
+    admin_until("vm_state", Kind::Text, (2, 83), "VM state"),
+    admin_until(
+        "progress",
+        Kind::Pattern,
+        (2, 83),
+        "Regular expression searched in the progress (always 0 here)",
+    ),
+    admin_until(
+        "hostname",
+        Kind::Pattern,
+        (2, 90),
+        "Regular expression searched in the guest hostname",
+    ),
+    admin("uuid", Kind::Text, V21, "Server id"),
+    admin("image_ref", Kind::Text, V21, "Image id (alias of image)"),
+    admin(
+        "launch_index",
+        Kind::Text,
+        V21,
+        "Index in a multiple create",
+    ),
+    admin(
+        "node",
+        Kind::Pattern,
+        V21,
+        "Hypervisor hostname (the host here)",
+    ),
+    admin(
+        "display_name",
+        Kind::Pattern,
+        V21,
+        "Regular expression searched in the name (alias of name)",
+    ),
+    admin(
+        "description",
+        Kind::Pattern,
+        V21,
+        "Regular expression searched in the description",
+    ),
+    admin(
+        "display_description",
+        Kind::Pattern,
+        V21,
+        "Alias of description",
+    ),
+    admin("locked_by", Kind::Pattern, V21, "owner or admin"),
+    admin(
+        "access_ip_v4",
+        Kind::Pattern,
+        V21,
+        "Regular expression searched in accessIPv4",
+    ),
+    admin(
+        "access_ip_v6",
+        Kind::Pattern,
+        V21,
+        "Regular expression searched in accessIPv6",
+    ),
+    admin(
+        "auto_disk_config",
+        Kind::Pattern,
+        V21,
+        "Regular expression searched in the disk config (True or False)",
+    ),
+    admin(
+        "kernel_id",
+        Kind::Pattern,
+        V21,
+        "Kernel image (none here: matches only an empty pattern)",
+    ),
+    admin(
+        "ramdisk_id",
+        Kind::Pattern,
+        V21,
+        "Ramdisk image (none here: matches only an empty pattern)",
+    ),
+    admin(
+        "root_device_name",
+        Kind::Pattern,
+        V21,
+        "Root device (none here: matches only an empty pattern)",
+    ),
+    admin(
+        "soft_deleted",
+        Kind::Text,
+        V21,
+        "Accepted with deleted, as Nova does; no server is soft deleted unless reclaim is on",
     ),
     p(
         "sort_dir",
@@ -213,7 +368,7 @@ const SERVERS_PARAMS: &[Param] = &[
         "Project (with all_tenants; alias of project_id)",
     ),
     admin("project_id", Kind::Text, V21, "Project (with all_tenants)"),
-    admin("user_id", Kind::Text, V21, "User"),
+    admin_until("user_id", Kind::Text, (2, 83), "User"),
     admin(
         "deleted",
         Kind::Text,
@@ -597,7 +752,8 @@ impl ListQuery {
             if v != "None" {
                 param.check(&v)?;
             }
-            if param.admin_only && !is_admin {
+            if param.admin_only && !is_admin && param.public_from.is_none_or(|from| version < from)
+            {
                 continue;
             }
             kept.push((k, v));
@@ -612,8 +768,12 @@ impl ListQuery {
             .iter()
             .map(|p| {
                 let mut about = p.about.to_owned();
-                if p.admin_only {
-                    about.push_str(" (administrators only; dropped for others)");
+                match (p.admin_only, p.public_from) {
+                    (true, None) => about.push_str(" (administrators only; dropped for others)"),
+                    (true, Some(v)) => about.push_str(&format!(
+                        " (administrators only before {v}; dropped for others)"
+                    )),
+                    _ => {}
                 }
                 let mut versions = json!({"min_version": p.since.max(MIN_VERSION).to_string()});
                 if let Some(u) = p.until {
@@ -655,6 +815,29 @@ mod tests {
         v.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_administrators_filter_opens_to_everyone_at_its_version() {
+        let q = pairs(&[("vm_state", "active"), ("hostname", "web"), ("node", "h")]);
+        let member = |minor| {
+            SERVERS
+                .check(q.clone(), ApiVersion::new(2, minor), false)
+                .unwrap()
+        };
+        assert_eq!(member(82), pairs(&[]));
+        assert_eq!(member(83), pairs(&[("vm_state", "active")]));
+        assert_eq!(
+            member(90),
+            pairs(&[("vm_state", "active"), ("hostname", "web")])
+        );
+        // An administrator's are kept at every version.
+        assert_eq!(
+            SERVERS
+                .check(q.clone(), ApiVersion::new(2, 1), true)
+                .unwrap(),
+            q
+        );
     }
 
     #[test]

@@ -174,6 +174,20 @@ fn server_create(v: ApiVersion) -> Value {
     if v.at_least(2, 52) {
         server["tags"] = tags();
     }
+    if v.at_least(2, 63) {
+        server["trusted_image_certificates"] = trusted_certs();
+    }
+    if v.at_least(2, 67) {
+        server["block_device_mapping_v2"]["items"]["properties"]["volume_type"] =
+            nullable_string(0, 255);
+    }
+    if v.at_least(2, 74) {
+        server["host"] = fqdn();
+        server["hypervisor_hostname"] = fqdn();
+    }
+    if v.at_least(2, 90) {
+        server["hostname"] = guest_hostname(v);
+    }
     let mut required = vec!["name", "flavorRef"];
     if v.at_least(2, 37) {
         required.push("networks");
@@ -188,6 +202,27 @@ fn server_create(v: ApiVersion) -> Value {
     )
 }
 
+/// Nova's `trusted_certs` (2.63): null, or 1 to 50 distinct non-empty ids.
+fn trusted_certs() -> Value {
+    json!({"type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": true,
+           "items": {"type": "string", "minLength": 1}})
+}
+
+/// Nova's `fqdn`.
+fn fqdn() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"})
+}
+
+/// Nova's `hostname` (2.90), its `fqdn` from 2.94.
+fn guest_hostname(v: ApiVersion) -> Value {
+    if v.at_least(2, 94) {
+        fqdn()
+    } else {
+        json!({"type": "string", "minLength": 2, "maxLength": 63,
+               "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"})
+    }
+}
+
 fn server_update(v: ApiVersion) -> Value {
     let mut server = json!({
         "name": name(),
@@ -197,6 +232,9 @@ fn server_update(v: ApiVersion) -> Value {
     });
     if v.at_least(2, 19) {
         server["description"] = nullable_string(0, 255);
+    }
+    if v.at_least(2, 90) {
+        server["hostname"] = guest_hostname(v);
     }
     object(json!({"server": object(server, &[])}), &["server"])
 }
@@ -246,6 +284,12 @@ fn server_action(v: ApiVersion) -> Value {
         } else {
             r["personality"] = json!({"type": "array"});
         }
+        if v.at_least(2, 63) {
+            r["trusted_image_certificates"] = trusted_certs();
+        }
+        if v.at_least(2, 90) {
+            r["hostname"] = guest_hostname(v);
+        }
         r
     };
     let migrate = if v.at_least(2, 56) {
@@ -259,14 +303,15 @@ fn server_action(v: ApiVersion) -> Value {
     if !v.at_least(2, 14) {
         evacuate["onSharedStorage"] = boolean();
     }
-    if v.at_least(2, 29) {
+    // `force` from 2.29 (evacuate) and 2.30 (live) until 2.68 drops it.
+    if v.at_least(2, 29) && !v.at_least(2, 68) {
         evacuate["force"] = boolean();
     }
     let mut live = json!({"host": host(), "block_migration": boolean()});
     if !v.at_least(2, 25) {
         live["disk_over_commit"] = boolean();
     }
-    if v.at_least(2, 30) {
+    if v.at_least(2, 30) && !v.at_least(2, 68) {
         live["force"] = boolean();
     }
     let nothing = json!({"type": "null"});
@@ -514,8 +559,8 @@ fn aggregate_action(_: ApiVersion) -> Value {
 // ---- server external events (schemas/server_external_events.py) ----
 
 /// `POST /os-server-external-events`: the event names grow with the
-/// version (2.51 `volume-extended`; the later ones are past the newest
-/// version served).
+/// version (2.51 `volume-extended`, 2.76 `power-update`, 2.82
+/// `accelerator-request-bound`, 2.93 `volume-reimaged`).
 fn external_events(v: ApiVersion) -> Value {
     let mut names = vec![
         "network-changed",
@@ -529,6 +574,12 @@ fn external_events(v: ApiVersion) -> Value {
     if v.at_least(2, 76) {
         names.push("power-update");
     }
+    if v.at_least(2, 82) {
+        names.push("accelerator-request-bound");
+    }
+    if v.at_least(2, 93) {
+        names.push("volume-reimaged");
+    }
     let event = object(
         json!({
             "name": {"type": "string", "enum": names},
@@ -541,6 +592,61 @@ fn external_events(v: ApiVersion) -> Value {
     object(
         json!({"events": {"type": "array", "minItems": 1, "items": event}}),
         &["events"],
+    )
+}
+
+// ---- attachments (schemas/volumes.py, attach_interfaces.py, server_shares.py) ----
+
+fn volume_attach(v: ApiVersion) -> Value {
+    let mut a = json!({
+        "volumeId": {"type": "string", "format": "uuid"},
+        "device": {"type": ["string", "null"], "pattern": "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"},
+    });
+    if v.at_least(2, 49) {
+        a["tag"] = tag();
+    }
+    if v.at_least(2, 79) {
+        a["delete_on_termination"] = boolean();
+    }
+    object(
+        json!({"volumeAttachment": object(a, &["volumeId"])}),
+        &["volumeAttachment"],
+    )
+}
+
+fn volume_update(v: ApiVersion) -> Value {
+    let mut a = json!({"volumeId": {"type": "string", "format": "uuid"}});
+    if v.at_least(2, 85) {
+        a["id"] = json!({"type": "string", "format": "uuid"});
+        a["serverId"] = json!({"type": "string", "format": "uuid"});
+        a["device"] = json!({"type": ["string", "null"]});
+        a["tag"] = tag();
+        a["delete_on_termination"] = boolean();
+    }
+    object(
+        json!({"volumeAttachment": object(a, &["volumeId"])}),
+        &["volumeAttachment"],
+    )
+}
+
+fn interface_attach(v: ApiVersion) -> Value {
+    let mut a = json!({
+        "net_id": {"type": "string", "format": "uuid"},
+        "port_id": {"type": "string", "format": "uuid"},
+        "fixed_ips": {"type": "array", "minItems": 1, "maxItems": 1,
+                      "items": object(json!({"ip_address": {"type": "string"}}), &["ip_address"])},
+    });
+    if v.at_least(2, 49) {
+        a["tag"] = tag();
+    }
+    object(json!({"interfaceAttachment": object(a, &[])}), &[])
+}
+
+fn share_attach(_: ApiVersion) -> Value {
+    object(
+        json!({"share": object(json!({"share_id": {"type": "string", "format": "uuid"},
+                                      "tag": string(1, 255)}), &["share_id"])}),
+        &["share"],
     )
 }
 
@@ -596,14 +702,49 @@ pub static ROUTES: &[RouteSchema] = &[
     route(
         "post",
         "/v2.1/servers",
-        &[(2, 1), (2, 19), (2, 37), (2, 52), (2, 57)],
+        &[
+            (2, 1),
+            (2, 19),
+            (2, 37),
+            (2, 52),
+            (2, 57),
+            (2, 63),
+            (2, 67),
+            (2, 74),
+            (2, 90),
+            (2, 94),
+        ],
         server_create,
     ),
     route(
         "put",
         "/v2.1/servers/{id}",
-        &[(2, 1), (2, 19)],
+        &[(2, 1), (2, 19), (2, 90), (2, 94)],
         server_update,
+    ),
+    route(
+        "post",
+        "/v2.1/servers/{id}/os-volume_attachments",
+        &[(2, 1), (2, 49), (2, 79)],
+        volume_attach,
+    ),
+    route(
+        "put",
+        "/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+        &[(2, 1), (2, 85)],
+        volume_update,
+    ),
+    route(
+        "post",
+        "/v2.1/servers/{id}/os-interface",
+        &[(2, 1), (2, 49)],
+        interface_attach,
+    ),
+    route(
+        "post",
+        "/v2.1/servers/{id}/shares",
+        &[(2, 97)],
+        share_attach,
     ),
     route("post", "/v2.1/servers/{id}/metadata", ALL, metadata_body),
     route("put", "/v2.1/servers/{id}/metadata", ALL, metadata_body),
@@ -623,6 +764,10 @@ pub static ROUTES: &[RouteSchema] = &[
             (2, 54),
             (2, 56),
             (2, 57),
+            (2, 63),
+            (2, 68),
+            (2, 90),
+            (2, 94),
         ],
         server_action,
     ),
@@ -651,7 +796,7 @@ pub static ROUTES: &[RouteSchema] = &[
     route(
         "post",
         "/v2.1/os-server-external-events",
-        &[(2, 1), (2, 51), (2, 76)],
+        &[(2, 1), (2, 51), (2, 76), (2, 82), (2, 93)],
         external_events,
     ),
     RouteSchema {

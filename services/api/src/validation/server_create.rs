@@ -283,13 +283,29 @@ fn bdm_v2(value: &Value, version: ApiVersion) -> Result<Option<Uuid>, ApiError> 
         if tagged && let Some(t) = obj.get("tag") {
             tag(t)?;
         }
-        let extra: &[&str] = if tagged { &["tag"] } else { &[] };
-        let allowed: Vec<&str> = BDM_V2_KEYS.iter().chain(extra).copied().collect();
+        // 2.67: a volume's type (null or up to 255 characters); with no
+        // volume service every mapping that would use it is refused below.
+        let typed = version.at_least(2, 67);
+        if typed
+            && let Some(t) = obj.get("volume_type")
+            && !t.is_null()
+        {
+            string("volume_type", t, 0, 255)?;
+        }
+        let mut extra: Vec<&str> = Vec::new();
+        if tagged {
+            extra.push("tag");
+        }
+        if typed {
+            extra.push("volume_type");
+        }
+        let allowed: Vec<&str> = BDM_V2_KEYS.iter().chain(&extra).copied().collect();
         only("block_device_mapping_v2", obj, &allowed)?;
         let needs_volume = destination == Some("volume")
             || matches!(source, Some("volume" | "snapshot"))
             || obj.contains_key("volume_id")
-            || obj.contains_key("snapshot_id");
+            || obj.contains_key("snapshot_id")
+            || obj.get("volume_type").is_some_and(|t| !t.is_null());
         if needs_volume {
             return Err(ApiError::bad_request(
                 "Block Device Mapping is Invalid: volumes are not supported by this cloud.",
@@ -507,6 +523,23 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
     };
     let user_data = s.get("user_data").map(user_data).transpose()?;
 
+    let trusted_image_certificates = match s.get("trusted_image_certificates") {
+        Some(v) if version.at_least(2, 63) => trusted_certs(v)?,
+        _ => None,
+    };
+    let fqdn_field = |k: &str| -> Result<Option<String>, ApiError> {
+        match s.get(k) {
+            Some(v) if version.at_least(2, 74) => fqdn(k, v).map(Some),
+            _ => Ok(None),
+        }
+    };
+    let requested_host = fqdn_field("host")?;
+    let requested_node = fqdn_field("hypervisor_hostname")?;
+    let hostname = match s.get("hostname") {
+        Some(v) if version.at_least(2, 90) => Some(guest_hostname(v, version)?),
+        _ => None,
+    };
+
     let with_description = version.at_least(2, 19);
     let description = match s.get("description") {
         Some(v) if with_description => description(v)?,
@@ -545,6 +578,15 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
     if version.at_least(2, 52) {
         allowed.push("tags");
     }
+    if version.at_least(2, 63) {
+        allowed.push("trusted_image_certificates");
+    }
+    if version.at_least(2, 74) {
+        allowed.extend(["host", "hypervisor_hostname"]);
+    }
+    if version.at_least(2, 90) {
+        allowed.push("hostname");
+    }
     only("server", s, &allowed)?;
     let description = if with_description {
         Description::Given(description)
@@ -566,6 +608,12 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
     if image_id.is_none() {
         return Err(ApiError::bad_request("Missing imageRef attribute"));
     }
+    // Nova's AmbiguousHostnameForMultipleInstances.
+    if hostname.is_some() && max_count > 1 {
+        return Err(ApiError::bad_request(
+            "Unable to allocate a single hostname to multiple instances",
+        ));
+    }
     Ok(ServerCreate {
         name,
         description,
@@ -584,6 +632,10 @@ fn parse_server(s: &Map<String, Value>, version: ApiVersion) -> Result<ServerCre
         return_reservation_id,
         scheduler_hints: BTreeMap::new(),
         tags,
+        hostname,
+        trusted_image_certificates,
+        requested_host,
+        requested_node,
     })
 }
 
@@ -609,6 +661,81 @@ fn server_tags(v: &Value) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// Nova's `trusted_certs` (2.63): `null`, or 1 to 50 distinct non-empty
+/// certificate ids.
+pub(crate) fn trusted_certs(v: &Value) -> Result<Option<Vec<String>>, ApiError> {
+    const FIELD: &str = "trusted_image_certificates";
+    if v.is_null() {
+        return Ok(None);
+    }
+    let Some(items) = v.as_array() else {
+        return Err(invalid(
+            FIELD,
+            v,
+            format!("{} is not of type 'array', 'null'", repr(v)),
+        ));
+    };
+    if items.is_empty() {
+        return Err(invalid(FIELD, v, format!("{} is too short", repr(v))));
+    }
+    if items.len() > 50 {
+        return Err(invalid(FIELD, v, format!("{} is too long", repr(v))));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = string(FIELD, item, 1, usize::MAX)?;
+        if out.iter().any(|x| x == id) {
+            return Err(invalid(
+                FIELD,
+                v,
+                format!("{} has non-unique elements", repr(v)),
+            ));
+        }
+        out.push(id.to_owned());
+    }
+    Ok(Some(out))
+}
+
+/// Nova's `hostname` (2.90 to 2.93): 2 to 63 letters, digits and inner
+/// dashes; from 2.94 its `fqdn`: 1 to 255 of those, dots and underscores.
+pub(crate) fn guest_hostname(v: &Value, version: ApiVersion) -> Result<String, ApiError> {
+    if version.at_least(2, 94) {
+        return fqdn("hostname", v);
+    }
+    let h = string("hostname", v, 2, 63)?;
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok = h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && ends_ok(h.chars().next())
+        && ends_ok(h.chars().last());
+    if !ok {
+        return Err(invalid(
+            "hostname",
+            v,
+            format!(
+                "{} does not match '^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'",
+                repr(v)
+            ),
+        ));
+    }
+    Ok(h.to_owned())
+}
+
+/// Nova's `fqdn`: 1 to 255 letters, digits, `-`, `.` and `_`.
+pub(crate) fn fqdn(field: &str, v: &Value) -> Result<String, ApiError> {
+    let h = string(field, v, 1, 255)?;
+    if !h
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Err(invalid(
+            field,
+            v,
+            format!("{} does not match '^[a-zA-Z0-9-._]*$'", repr(v)),
+        ));
+    }
+    Ok(h.to_owned())
 }
 
 #[cfg(test)]

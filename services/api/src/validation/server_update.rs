@@ -15,6 +15,8 @@ pub struct ServerUpdate {
     pub description: Option<Option<String>>,
     /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
     pub access: AccessChange,
+    /// From 2.90 (an FQDN from 2.94).
+    pub hostname: Option<String>,
 }
 
 pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError> {
@@ -22,18 +24,18 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError
     only("", obj, &["server"])?;
     let server = required("", obj, "server")?;
     let s = object("server", server)?;
-    let allowed: &[&str] = if version.at_least(2, 19) {
-        &[
-            "name",
-            "OS-DCF:diskConfig",
-            "accessIPv4",
-            "accessIPv6",
-            "description",
-        ]
-    } else {
-        &["name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"]
-    };
-    only("server", s, allowed)?;
+    let mut allowed = vec!["name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"];
+    if version.at_least(2, 19) {
+        allowed.push("description");
+    }
+    if version.at_least(2, 90) {
+        allowed.push("hostname");
+    }
+    only("server", s, &allowed)?;
+    let hostname = s
+        .get("hostname")
+        .map(|v| super::server_create::guest_hostname(v, version))
+        .transpose()?;
     let new_name = s.get("name").map(|v| name("name", v)).transpose()?;
     let access = super::access::parse(s)?;
     let description = match s.get("description") {
@@ -70,6 +72,7 @@ pub fn parse(body: &Value, version: ApiVersion) -> Result<ServerUpdate, ApiError
         name: new_name,
         description,
         access,
+        hostname,
     })
 }
 

@@ -21,6 +21,120 @@ const PROGRESS_STATUSES: &[&str] = &[
 /// Statuses that show `fault` (Nova's `_fault_statuses`).
 const FAULT_STATUSES: &[&str] = &["ERROR", "DELETED"];
 
+/// The image properties Nova knows (`ImageMetaProps`' fields and their
+/// legacy names), sorted: from 2.98 the server's image shows these and
+/// no others.
+const IMAGE_META_PROPS: &[&str] = &[
+    "architecture",
+    "auto_disk_config",
+    "bdm_v2",
+    "bittorrent",
+    "block_device_mapping",
+    "cache_in_nova",
+    "hw_architecture",
+    "hw_auto_disk_config",
+    "hw_boot_menu",
+    "hw_cdrom_bus",
+    "hw_cpu_cores",
+    "hw_cpu_max_cores",
+    "hw_cpu_max_sockets",
+    "hw_cpu_max_threads",
+    "hw_cpu_policy",
+    "hw_cpu_realtime_mask",
+    "hw_cpu_sockets",
+    "hw_cpu_thread_policy",
+    "hw_cpu_threads",
+    "hw_device_id",
+    "hw_disk_bus",
+    "hw_disk_type",
+    "hw_emulation_architecture",
+    "hw_ephemeral_encryption",
+    "hw_ephemeral_encryption_format",
+    "hw_ephemeral_encryption_secret_uuid",
+    "hw_firmware_stateless",
+    "hw_firmware_type",
+    "hw_floppy_bus",
+    "hw_input_bus",
+    "hw_ipxe_boot",
+    "hw_locked_memory",
+    "hw_machine_type",
+    "hw_maxphysaddr_bits",
+    "hw_maxphysaddr_mode",
+    "hw_mem_encryption",
+    "hw_mem_encryption_model",
+    "hw_mem_page_size",
+    "hw_numa_cpus",
+    "hw_numa_mem",
+    "hw_numa_nodes",
+    "hw_pci_numa_affinity_policy",
+    "hw_pmu",
+    "hw_pointer_model",
+    "hw_qemu_guest_agent",
+    "hw_redirected_usb_ports",
+    "hw_rescue_bus",
+    "hw_rescue_device",
+    "hw_rng_model",
+    "hw_scsi_model",
+    "hw_serial_port_count",
+    "hw_sound_model",
+    "hw_time_hpet",
+    "hw_tpm_model",
+    "hw_tpm_version",
+    "hw_usb_model",
+    "hw_video_model",
+    "hw_video_ram",
+    "hw_vif_model",
+    "hw_vif_multiqueue_enabled",
+    "hw_viommu_model",
+    "hw_virtio_packed_ring",
+    "hw_vm_mode",
+    "hw_watchdog_action",
+    "hypervisor_type",
+    "hypervisor_version_requires",
+    "img_bdm_v2",
+    "img_bittorrent",
+    "img_block_device_mapping",
+    "img_cache_in_nova",
+    "img_compression_level",
+    "img_config_drive",
+    "img_hide_hypervisor_id",
+    "img_hv_requested_version",
+    "img_hv_type",
+    "img_linked_clone",
+    "img_mappings",
+    "img_owner_id",
+    "img_root_device_name",
+    "img_signature",
+    "img_signature_certificate_uuid",
+    "img_signature_hash_method",
+    "img_signature_key_type",
+    "img_use_agent",
+    "img_version",
+    "ipxe_boot",
+    "mappings",
+    "os_admin_user",
+    "os_command_line",
+    "os_distro",
+    "os_require_quiesce",
+    "os_secure_boot",
+    "os_skip_agent_inject_files_at_boot",
+    "os_skip_agent_inject_ssh",
+    "os_type",
+    "owner_id",
+    "root_device_name",
+    "traits_required",
+    "vm_mode",
+    "vmware_disktype",
+    "vmware_image_version",
+    "vmware_linked_clone",
+    "vmware_ostype",
+    "xenapi_device_id",
+    "xenapi_image_compression_level",
+    "xenapi_skip_agent_inject_files_at_boot",
+    "xenapi_skip_agent_inject_ssh",
+    "xenapi_use_agent",
+];
+
 /// What a server body depends on besides the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ViewContext<'a> {
@@ -106,7 +220,7 @@ pub fn instance_name(id: &Uuid) -> String {
     format!("instance-{}", &id.simple().to_string()[..8])
 }
 
-pub use crate::domain::compute::hostname;
+pub use crate::domain::compute::{guest_hostname, hostname};
 
 /// `GET /servers` entries: id, name, links.
 pub fn basic(links: &Links, inst: &Instance) -> Value {
@@ -262,10 +376,7 @@ pub fn show_parts(
         put("os-extended-volumes:volumes_attached", json!([]));
     }
     if extended && v.at_least(2, 3) {
-        put(
-            "OS-EXT-SRV-ATTR:hostname",
-            json!(hostname(&inst.name, &inst.id)),
-        );
+        put("OS-EXT-SRV-ATTR:hostname", json!(guest_hostname(inst)));
         put("OS-EXT-SRV-ATTR:kernel_id", json!(""));
         put("OS-EXT-SRV-ATTR:launch_index", json!(inst.launch_index));
         put("OS-EXT-SRV-ATTR:ramdisk_id", json!(""));
@@ -291,11 +402,11 @@ pub fn show_parts(
     if v.at_least(2, 26) {
         put("tags", json!(inst.tags));
     }
-    // Shapes of versions above the advertised maximum, ready for when it
-    // is raised (docs/microversions.md).
     if v.at_least(2, 63) {
-        // Image signature verification is off: no certificates are kept.
-        put("trusted_image_certificates", Value::Null);
+        put(
+            "trusted_image_certificates",
+            json!(inst.trusted_image_certificates),
+        );
     }
     if let Some(groups) = &parts.server_groups {
         put("server_groups", json!(groups));
@@ -305,20 +416,29 @@ pub fn show_parts(
     }
     // 2.90 shows the hostname to everyone (the extended attributes
     // carry it for those who see them).
-    if v.at_least(2, 90) && !extended {
-        put(
-            "OS-EXT-SRV-ATTR:hostname",
-            json!(hostname(&inst.name, &inst.id)),
-        );
+    if v.at_least(2, 90) && !(extended && v.at_least(2, 3)) {
+        put("OS-EXT-SRV-ATTR:hostname", json!(guest_hostname(inst)));
     }
     if v.at_least(2, 96) && full {
-        // The zone the user asked for at create, if any.
+        // Nova's RequestSpec zone: the one asked for at create (or moved to
+        // by an unshelve), `null` when none was.
         put("pinned_availability_zone", json!(inst.availability_zone));
     }
     if v.at_least(2, 98)
         && let Some(image) = s.get_mut("image")
     {
-        image["properties"] = json!(inst.image.properties);
+        let known: serde_json::Map<String, Value> = inst
+            .image
+            .properties
+            .iter()
+            .filter(|(k, _)| IMAGE_META_PROPS.binary_search(&k.as_str()).is_ok())
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        image["properties"] = Value::Object(known);
+    }
+    if v.at_least(2, 100) {
+        // Nova's RequestSpec hints: `{}` when the create gave none.
+        s.insert("scheduler_hints".into(), json!(inst.scheduler_hints));
     }
     Value::Object(s)
 }
@@ -404,6 +524,10 @@ pub(crate) mod tests {
             shelved_image_id: None,
             access: Default::default(),
             password: String::new(),
+            hostname: String::new(),
+            trusted_image_certificates: None,
+            scheduler_hints: Default::default(),
+            requested_host: None,
         }
     }
 
@@ -596,6 +720,40 @@ pub(crate) mod tests {
         assert_eq!(v["locked"], false);
         assert_eq!(hostname("...", &inst.id), format!("Server-{}", inst.id));
         assert!(v.get("locked_reason").is_none(), "2.73");
+    }
+
+    #[test]
+    fn image_properties_from_2_98_are_the_ones_nova_knows() {
+        assert!(
+            IMAGE_META_PROPS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, for the binary search"
+        );
+        let links = Links::new("http://h");
+        let mut inst = building("p1");
+        inst.image.properties = [
+            ("hw_disk_bus".to_owned(), "scsi".to_owned()),
+            ("os_distro".to_owned(), "cirros".to_owned()),
+            ("owner_specified.openstack.md5".to_owned(), "x".to_owned()),
+            ("my_own".to_owned(), "y".to_owned()),
+        ]
+        .into();
+        let mut c = cx(&links, false);
+        c.version = ApiVersion::new(2, 98);
+        assert_eq!(
+            show(&c, &inst, None)["image"]["properties"],
+            json!({"hw_disk_bus": "scsi", "os_distro": "cirros"})
+        );
+        c.version = ApiVersion::new(2, 97);
+        assert!(show(&c, &inst, None)["image"].get("properties").is_none());
+    }
+
+    #[test]
+    fn a_kept_hostname_wins_over_the_name() {
+        let mut inst = building("p1");
+        inst.name = "Renamed Later".into();
+        assert_eq!(guest_hostname(&inst), "renamed-later");
+        inst.hostname = "web-1".into();
+        assert_eq!(guest_hostname(&inst), "web-1");
     }
 
     #[test]

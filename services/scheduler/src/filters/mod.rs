@@ -240,6 +240,7 @@ pub(crate) fn test_spec(vcpus: u32, memory_mb: u64, disk_gb: u64) -> SelectHosts
         server_group: None,
         image_id: None,
         flavor_name: "m1.small".into(),
+        requested_host: None,
     }
 }
 
