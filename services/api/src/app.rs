@@ -41,6 +41,10 @@ pub struct App {
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,
+    /// What the web console's hosts page scales capacity by.
+    pub allocation_ratios: crate::dashboard::hosts::AllocationRatios,
+    /// Triggered when the listener stops: streamed answers end on it.
+    pub closing: novalog_runtime::Shutdown,
 }
 
 impl std::ops::Deref for App {
@@ -312,6 +316,8 @@ pub fn router(app: AppState) -> Router {
         .merge(novalog_runtime::observe::routes())
         .merge(versioned)
         .merge(billing)
+        // The web console: its page, and its own reads with a token.
+        .merge(crate::dashboard::routes(&app))
         .fallback(not_found)
         .with_state(app.clone());
     if let Some(identity) = crate::mounts::identity(&app) {
