@@ -90,11 +90,10 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         }}});
-        let v = browser.call("POST", &format!("{base}/session"), caps).await?;
-        let id = v["sessionId"]
-            .as_str()
-            .context("no session id")?
-            .to_owned();
+        let v = browser
+            .call("POST", &format!("{base}/session"), caps)
+            .await?;
+        let id = v["sessionId"].as_str().context("no session id")?.to_owned();
         browser.session = format!("{base}/session/{id}");
         Ok(browser)
     }
@@ -105,7 +104,10 @@ impl Browser {
             "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
-        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         let v: Value = resp.json().await.context("webdriver answer")?;
         if !status.is_success() {
@@ -115,11 +117,14 @@ impl Browser {
     }
 
     async fn cmd(&self, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.call(method, &format!("{}{path}", self.session), body).await
+        self.call(method, &format!("{}{path}", self.session), body)
+            .await
     }
 
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.cmd("POST", "/url", json!({"url": url})).await.map(drop)
+        self.cmd("POST", "/url", json!({"url": url}))
+            .await
+            .map(drop)
     }
 
     /// The first element `css` matches, waiting for it up to `within`.
@@ -160,9 +165,13 @@ impl Browser {
         let e = self.find(css, Duration::from_secs(10)).await?;
         self.cmd("POST", &format!("/element/{e}/clear"), json!({}))
             .await?;
-        self.cmd("POST", &format!("/element/{e}/value"), json!({"text": text}))
-            .await
-            .map(drop)
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({"text": text}),
+        )
+        .await
+        .map(drop)
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the

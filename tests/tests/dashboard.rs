@@ -166,7 +166,8 @@ async fn the_console_follows_a_server_from_create_to_stop_and_an_admin_disables_
             .to_owned();
 
         // Its page: start is refused with Nova's 409 message, stop is not.
-        b.click(&format!("#servers-body tr[data-id='{id}'] a")).await?;
+        b.click(&format!("#servers-body tr[data-id='{id}'] a"))
+            .await?;
         b.find("#server-actions button[data-action=stop]", WAIT)
             .await?;
         let offers = b

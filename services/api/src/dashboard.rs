@@ -79,13 +79,22 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/dashboard/api/hosts", get(host_rows))
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     Router::new()
-        .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
-        .route("/dashboard/", get(|| asset("text/html; charset=utf-8", INDEX)))
+        .route(
+            "/dashboard",
+            get(|| async { Redirect::permanent("/dashboard/") }),
+        )
+        .route(
+            "/dashboard/",
+            get(|| asset("text/html; charset=utf-8", INDEX)),
+        )
         .route(
             "/dashboard/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
         )
-        .route("/dashboard/app.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+        .route(
+            "/dashboard/app.css",
+            get(|| asset("text/css; charset=utf-8", STYLE)),
+        )
         .route(
             "/dashboard/vendor/chart.umd.min.js",
             get(|| asset("text/javascript; charset=utf-8", CHART)),
@@ -327,7 +336,11 @@ async fn host_rows(
     State(app): State<AppState>,
     Extension(ctx): Extension<Context>,
 ) -> Result<Json<Value>> {
-    authorize(&ctx, Rule::AdminOnly("os_compute_api:os-hypervisors:list"), None)?;
+    authorize(
+        &ctx,
+        Rule::AdminOnly("os_compute_api:os-hypervisors:list"),
+        None,
+    )?;
     let rows = hosts::rows(
         &app.projection.hosts(),
         &app.projection.aggregates(),

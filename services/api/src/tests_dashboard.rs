@@ -100,7 +100,10 @@ async fn the_page_needs_no_token_and_names_nothing_outside_the_listener() {
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
     let page = r.body.as_str().unwrap();
-    assert!(page.contains("<label for=\"login-user\">"), "labelled fields");
+    assert!(
+        page.contains("<label for=\"login-user\">"),
+        "labelled fields"
+    );
     for asset in ["/dashboard/app.js", "/dashboard/app.css"] {
         let r = h.call(Method::GET, asset, None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{asset}");
@@ -167,7 +170,8 @@ async fn a_members_event_stream_never_carries_another_projects_servers() {
         seen.extend(ids(&changes["servers"]));
     }
 
-    // A delete is sent as the id gone.
+    // A delete shows as it starts (this fake conductor never finishes
+    // one; `live::tests` has the id gone).
     let r = h
         .call(
             Method::DELETE,
@@ -179,7 +183,12 @@ async fn a_members_event_stream_never_carries_another_projects_servers() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     loop {
         let (_, changes) = member.next().await.unwrap();
-        if changes["deleted"] == json!([mine_too]) {
+        let row = changes["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == mine_too.as_str());
+        if row.is_some_and(|s| s["task_state"] == "deleting") {
             break;
         }
     }
@@ -213,7 +222,10 @@ async fn timeline_actions_and_audit_follow_the_apis_policy() {
     let created = &r.body["events"][created.unwrap()];
     assert_eq!(created["vm_state"], "building", "{}", r.body);
     assert_eq!(created["task_state"], "scheduling");
-    assert!(created.get("host").is_none(), "hosts are for administrators");
+    assert!(
+        created.get("host").is_none(),
+        "hosts are for administrators"
+    );
     assert_eq!(r.body["steps"][0]["name"], "scheduling", "{}", r.body);
     assert_eq!(r.body["steps"][0]["outcome"], "running");
 

@@ -33,13 +33,7 @@ pub fn mark(type_name: &str) -> Mark {
         "CleanupEvacuatedInstance",
         "EvacuatedInstanceCleanedUp",
     ];
-    const FAILURES: &[&str] = &[
-        "Failed",
-        "TimedOut",
-        "Errored",
-        "NoValidHost",
-        "Rejected",
-    ];
+    const FAILURES: &[&str] = &["Failed", "TimedOut", "Errored", "NoValidHost", "Rejected"];
     if COMPENSATIONS.contains(&type_name) {
         Mark::Compensation
     } else if FAILURES.iter().any(|f| type_name.contains(f)) {
@@ -189,7 +183,10 @@ mod tests {
         assert_eq!(names, ["scheduling", "spawning", "powering-off"]);
         assert_eq!(s[0].duration_ms(0), 15);
         assert_eq!(s[1].duration_ms(0), 70);
-        assert_eq!((s[2].request_id.as_str(), s[2].duration_ms(0)), ("req-2", 55));
+        assert_eq!(
+            (s[2].request_id.as_str(), s[2].duration_ms(0)),
+            ("req-2", 55)
+        );
         assert!(s.iter().all(|s| s.outcome == Outcome::Done));
     }
 

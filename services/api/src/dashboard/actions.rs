@@ -27,7 +27,13 @@ pub struct Offer {
 
 /// The actions offered, each with its body, its `ServerAction` and Nova's
 /// policy rule.
-fn catalog() -> Vec<(&'static str, &'static str, Value, ServerAction, &'static str)> {
+fn catalog() -> Vec<(
+    &'static str,
+    &'static str,
+    Value,
+    ServerAction,
+    &'static str,
+)> {
     vec![
         (
             "start",

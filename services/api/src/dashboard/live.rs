@@ -150,7 +150,11 @@ mod tests {
         let before = rows_of(&[row(1, "BUILD"), row(2, "ACTIVE"), row(3, "ACTIVE")]);
         let now = rows_of(&[row(1, "ACTIVE"), row(2, "ACTIVE"), row(4, "BUILD")]);
         let c = diff(&before, &now);
-        let ids: Vec<_> = c.servers.iter().map(|r| (r.id.as_u128(), r.status.as_str())).collect();
+        let ids: Vec<_> = c
+            .servers
+            .iter()
+            .map(|r| (r.id.as_u128(), r.status.as_str()))
+            .collect();
         assert_eq!(ids, [(1, "ACTIVE"), (4, "BUILD")]);
         assert_eq!(c.deleted, [Uuid::from_u128(3)]);
         assert!(diff(&now, &now).is_empty());
