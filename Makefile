@@ -24,13 +24,14 @@ run: deps-run build-run
 
 # Builds once, starts the Kafka-protocol test broker, runs every test (both
 # log backends), and stops the broker whatever happened. The deploy test
-# must find its validators here (deps installed them), not skip.
+# must find its validators here (deps installed them), not skip; nor may
+# the web console's browser test skip for want of Chromium.
 test: deps build
 	@set -o pipefail; \
 	scripts/broker.sh start || exit 1; \
 	trap 'scripts/broker.sh stop' EXIT; \
 	cargo fmt --all -- --check && \
-	NOVALOG_REQUIRE_DEPLOY_TOOLS=1 \
+	NOVALOG_REQUIRE_DEPLOY_TOOLS=1 NOVALOG_REQUIRE_BROWSER=1 \
 	NOVALOG_KAFKA_BROKERS=127.0.0.1:$(NOVALOG_BROKER_PORT) cargo nextest run --workspace --no-fail-fast
 
 bench: deps build

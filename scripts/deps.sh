@@ -11,6 +11,9 @@
 #                          (qemu-img makes the instance disks);
 #                          noVNC (the npm package @novnc/novnc, with npm) into
 #                          $NOVALOG_CACHE/novnc: the page the console proxy serves.
+#                          npm, and with it the web console's third-party
+#                          assets (a chart library, services/api/dashboard/package.json)
+#                          into $NOVALOG_CACHE/dashboard, which the API's build embeds.
 #   scripts/deps.sh test   the above, plus what the tests need (make test, make bench):
 #                          - cargo-nextest, the test runner;
 #                          - tansu, an Apache-Kafka-compatible broker, for the
@@ -19,7 +22,9 @@
 #                          - python-openstackclient in a virtualenv (scripts/osc-venv.sh);
 #                          - the deploy validators in a virtualenv
 #                            (scripts/deploy-tools.sh) and systemd's
-#                            systemd-analyze for the units.
+#                            systemd-analyze for the units;
+#                          - chromium and chromium-driver, for the web
+#                            console's browser tests.
 # Without an argument: test.
 set -euo pipefail
 mode=${1:-test}
@@ -34,7 +39,10 @@ if [ "$mode" = test ]; then
   # systemd-analyze verify checks the units in deploy/systemd; the package
   # installs without a running systemd.
   packages+=(systemd)
+  # The web console's browser tests drive headless Chromium over WebDriver.
+  packages+=(chromium chromium-driver)
 fi
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -62,6 +70,19 @@ if [ ! -f "$NOVNC_DIR/node_modules/@novnc/novnc/core/rfb.js" ] \
   else
     echo "deps: npm not found: the console proxy serves no noVNC page (install npm, run again)" >&2
   fi
+fi
+
+# The web console's third-party assets, from the npm registry at the
+# versions package-lock.json pins, into the cache (never the checkout);
+# services/api/build.rs embeds them. Installed again when the lock changes.
+assets="$(cd "$(dirname "$0")/.." && pwd)/services/api/dashboard"
+web="$NOVALOG_CACHE/dashboard"
+if ! cmp -s "$assets/package-lock.json" "$web/package-lock.json" \
+   || [ ! -d "$web/node_modules/chart.js" ]; then
+  echo "deps: installing the web console's assets into $web"
+  mkdir -p "$web"
+  cp "$assets/package.json" "$assets/package-lock.json" "$web/"
+  (cd "$web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
 
 [ "$mode" = run ] && exit 0

@@ -1,7 +1,7 @@
 //! A decoded record and the forms it is shown in.
 
 use novalog_log::Consumed;
-use novalog_schemas::{Envelope, Instance};
+use novalog_schemas::Envelope;
 use serde_json::{Value, json};
 
 use crate::format_time;
@@ -43,28 +43,7 @@ impl Position {
     }
 }
 
-/// The state axes of an instance after a record, for history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateAfter {
-    pub vm_state: String,
-    pub task_state: String,
-    pub power_state: String,
-    pub host: String,
-}
-
-impl StateAfter {
-    pub fn of(i: &Instance) -> Self {
-        StateAfter {
-            vm_state: i.vm_state.as_str().to_owned(),
-            task_state: i
-                .task_state
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_else(|| "-".into()),
-            power_state: format!("{:?}", i.power_state).to_lowercase(),
-            host: i.host.clone().unwrap_or_else(|| "-".into()),
-        }
-    }
-}
+pub use novalog_history::StateAfter;
 
 /// The JSON form of a record (`export --format jsonl`, `history --json`).
 pub fn to_json(c: &Consumed, env: &Envelope, state: Option<&StateAfter>) -> Value {

@@ -192,8 +192,7 @@ impl Source {
             self.scan(&t, p, 0, end, |r| out.push(owned(r))).await?;
             progress.advance(end as u64);
         }
-        let rank = |t: &str| topics.iter().position(|x| x == t).unwrap_or(usize::MAX);
-        out.sort_by_key(|c| (c.timestamp_ms, rank(&c.topic), c.partition, c.offset));
+        novalog_history::log_order(&mut out, topics);
         Ok(out)
     }
 

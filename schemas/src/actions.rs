@@ -3,8 +3,8 @@
 //! the conductor's verdict to the host's command and back.
 //!
 //! Adding an action: a variant here, its name in [`ServerAction::name`], its
-//! wire form in `convert.rs`, its preconditions in the conductor's
-//! `preconditions.rs`, and a match arm in the API's `server_actions.rs`.
+//! wire form in `convert.rs`, its preconditions in
+//! [`crate::preconditions`], and a match arm in the API's `server_actions.rs`.
 
 use std::collections::BTreeMap;
 

@@ -8,7 +8,8 @@
 //! - [`state`]: `vm_state`, `task_state`, `power_state` and the API status
 //!   derived from them, with the allowed-state sets next to the states.
 //! - [`actions`]: server actions (reboot, stop, lock, ...) and what each
-//!   does to the instance's state.
+//!   does to the instance's state; [`preconditions`]: the states each may
+//!   start from (Nova's `check_instance_state`), and why not.
 //! - [`events`]: every record type, one enum per topic ([`Intent`],
 //!   [`InstanceEvent`], [`SchedulerEvent`], [`ComputeCommand`],
 //!   [`ComputeFact`], [`HostEvent`], [`CatalogEvent`]) and [`Event`], which
@@ -36,6 +37,7 @@ pub mod identity;
 pub mod image;
 pub mod instance;
 pub mod migration;
+pub mod preconditions;
 pub mod quota;
 pub mod rejection;
 pub mod state;

@@ -5,10 +5,13 @@
 //! - [`cluster`]: one harness for both log backends ([`Cluster`],
 //!   [`on_both_logs!`]) and services as processes on Kafka
 //!   ([`ProcessCluster`]).
+//! - [`webdriver`]: headless Chromium over WebDriver, for the web
+//!   console's browser tests.
 //! - here: the API [`Client`], [`Proc`], log reading ([`read_topic`],
 //!   [`host_usage`]) and the test configuration.
 
 pub mod cluster;
+pub mod webdriver;
 
 pub use cluster::{Backend, Cluster, ProcessCluster};
 

@@ -46,6 +46,10 @@ pub struct App {
     /// `[api] metadata_proxy_shared_secret`: what a guest's metadata
     /// request is signed with (empty: the metadata password path refuses).
     pub metadata_secret: String,
+    /// What the web console's hosts page scales capacity by.
+    pub allocation_ratios: crate::dashboard::hosts::AllocationRatios,
+    /// Triggered when the listener stops: streamed answers end on it.
+    pub closing: novalog_runtime::Shutdown,
 }
 
 impl std::ops::Deref for App {
@@ -365,6 +369,8 @@ pub fn router(app: AppState) -> Router {
         .merge(novalog_runtime::observe::routes())
         .merge(versioned)
         .merge(billing)
+        // The web console: its page, and its own reads with a token.
+        .merge(crate::dashboard::routes(&app))
         .fallback(not_found)
         .with_state(app.clone());
     if let Some(identity) = crate::mounts::identity(&app) {

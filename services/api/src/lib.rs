@@ -20,9 +20,9 @@
 //!   negotiation, [`openapi`] (the document at `/openapi.json`),
 //!   [`access`] (the access log and HTTP metrics), [`serve`] (the accept
 //!   loop and its bounds on slow or hostile clients, `[wsgi]`),
-//!   and [`mounts`] (the Identity v3 and Image v2 subsets, crates of their
+//!   [`mounts`] (the Identity v3 and Image v2 subsets, crates of their
 //!   own, `novalog_identity` and `novalog_image`, mounted at `/identity`
-//!   and `/image`).
+//!   and `/image`), and [`dashboard`] (the web console at `/dashboard`).
 //! - **domain** ([`domain`]): what a request means: lookups in the
 //!   projection, Nova's checks, intents, verdicts as outcomes.
 //! - **projection** ([`projection`]): the folded state and its reads, the
@@ -41,6 +41,7 @@ pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod controllers;
+pub mod dashboard;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -65,6 +66,8 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_compute;
+#[cfg(test)]
+mod tests_dashboard;
 #[cfg(test)]
 mod tests_edge;
 #[cfg(test)]

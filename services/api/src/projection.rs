@@ -749,6 +749,12 @@ impl Projection {
         self.applied.borrow().clone()
     }
 
+    /// Wakes whenever a batch has been applied (the web console's live
+    /// server list follows the projection with it).
+    pub fn watch_applied(&self) -> watch::Receiver<Offsets> {
+        self.applied.subscribe()
+    }
+
     /// Waits until every partition in `ends` is applied up to its offset.
     pub async fn wait_applied(&self, ends: &Offsets) {
         let mut rx = self.applied.subscribe();

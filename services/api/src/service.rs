@@ -98,6 +98,9 @@ impl ApiService {
         }
         let verdicts = Arc::new(Verdicts::new());
         let topics = cfg.topics();
+        // Stops the listener; long-lived answers (the console's event
+        // streams) end on it too, so a graceful stop does not wait on them.
+        let (stop_server, server_stopped) = Shutdown::new();
         let app = Arc::new(App {
             domain: Domain {
                 projection: projection.clone(),
@@ -123,6 +126,8 @@ impl ApiService {
             max_body: cfg.api.max_request_body_size,
             images_dir: cfg.data_dir.join("images"),
             image_upload_lease: Duration::from_secs(cfg.conductor.image_upload_lease),
+            allocation_ratios: crate::dashboard::hosts::AllocationRatios::of(cfg),
+            closing: server_stopped.clone(),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
             metadata_secret: cfg.api.metadata_proxy_shared_secret.clone(),
@@ -135,7 +140,6 @@ impl ApiService {
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;
 
-        let (stop_server, server_stopped) = Shutdown::new();
         let (stop_consumer, consumer_stopped) = Shutdown::new();
         let stop_server = Arc::new(stop_server);
 
