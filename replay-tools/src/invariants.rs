@@ -182,7 +182,8 @@ fn fact_usage_report(fact: &ComputeFact) -> Option<(&str, &HostUsage)> {
         | ComputeFact::MigrationStepFailed(f) => Some((&f.host, &f.usage)),
         ComputeFact::InstanceSpawned { .. }
         | ComputeFact::ServerActionPerformed { .. }
-        | ComputeFact::ServerActionFailed { .. } => None,
+        | ComputeFact::ServerActionFailed { .. }
+        | ComputeFact::PowerStateObserved { .. } => None,
     }
 }
 

@@ -888,6 +888,7 @@ records! {
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
             RebuildCompleted { vm_state, power_state },
+            InstancePowerStateSynced { power_state },
         }
         wraps {}
         boxes {
@@ -955,6 +956,7 @@ records! {
             InstanceDestroyed { instance_id, host: nonempty, usage },
             ServerActionPerformed { instance_id, host: nonempty, action, power_state },
             ServerActionFailed { instance_id, host: nonempty, action, reason, power_state },
+            PowerStateObserved { instance_id, host: nonempty, power_state },
         }
         wraps {}
         boxes {

@@ -605,6 +605,13 @@ pub enum InstanceEvent {
         #[serde(with = "crate::state::power_code")]
         power_state: PowerState,
     },
+    /// The power-state sync found the guest in another power state than
+    /// recorded (Nova's `_sync_instance_power_state`): the recorded one is
+    /// corrected; what Nova does about it (a stop) follows as an action.
+    InstancePowerStateSynced {
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
+    },
 }
 
 /// Scheduling requests (from the conductor) and the scheduler's decisions:
@@ -718,6 +725,15 @@ pub enum ComputeFact {
     InstanceRebuilt(Box<MigrationFact>),
     EvacuatedInstanceCleanedUp(Box<MigrationFact>),
     MigrationStepFailed(Box<MigrationFact>),
+    /// The power-state sync (periodic, and on agent start): the hypervisor
+    /// holds the guest in `power_state` (`NoState`: it holds no such
+    /// guest), which differs from what the host last recorded.
+    PowerStateObserved {
+        instance_id: Uuid,
+        host: String,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
+    },
 }
 
 /// Hosts' reports (registration, heartbeats) and the status operators set on
@@ -960,6 +976,7 @@ impl InstanceEvent {
             InstanceEvent::RebuildStarted(_) => "RebuildStarted",
             InstanceEvent::RebuildSpawnBegan => "RebuildSpawnBegan",
             InstanceEvent::RebuildCompleted { .. } => "RebuildCompleted",
+            InstanceEvent::InstancePowerStateSynced { .. } => "InstancePowerStateSynced",
         }
     }
 }
@@ -1038,6 +1055,7 @@ impl ComputeFact {
             ComputeFact::InstanceRebuilt(_) => "InstanceRebuilt",
             ComputeFact::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
             ComputeFact::MigrationStepFailed(_) => "MigrationStepFailed",
+            ComputeFact::PowerStateObserved { .. } => "PowerStateObserved",
         }
     }
 }

@@ -347,6 +347,18 @@ impl Conductor {
             ComputeFact::MigrationStepFailed(f) => {
                 on_migration_fact(self, env, Answer::StepFailed, f, now_ms)
             }
+            ComputeFact::PowerStateObserved {
+                instance_id,
+                host,
+                power_state,
+            } => crate::power_sync::on_observed(
+                self,
+                env,
+                *instance_id,
+                host,
+                *power_state,
+                now_ms,
+            ),
             // Facts that need no decision: a build waits for the spawn, an
             // evacuation is done once the instance is rebuilt elsewhere.
             ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {

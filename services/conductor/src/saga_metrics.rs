@@ -111,6 +111,7 @@ impl SagaClock {
             | InstanceEvent::InstanceRescheduled { .. }
             | InstanceEvent::InstanceLocked { .. }
             | InstanceEvent::InstanceUnlocked
+            | InstanceEvent::InstancePowerStateSynced { .. }
             | InstanceEvent::InstanceUpdated { .. }
             | InstanceEvent::InstanceMetadataSet { .. }
             | InstanceEvent::InstanceTagsSet { .. }

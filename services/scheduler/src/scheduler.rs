@@ -254,6 +254,7 @@ impl Scheduler {
             // Facts that change nothing the filters and weighers read.
             ComputeFact::ServerActionPerformed { .. }
             | ComputeFact::ServerActionFailed { .. }
+            | ComputeFact::PowerStateObserved { .. }
             | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }

@@ -447,6 +447,7 @@ fn record_saga(
         | InstanceEvent::InstanceTaskFailed { .. }
         | InstanceEvent::InstanceLocked { .. }
         | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstancePowerStateSynced { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
