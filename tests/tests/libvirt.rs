@@ -146,7 +146,14 @@ async fn the_power_sync_stops_a_server_whose_guest_went_down() {
     let cfg = libvirt_config(dir.path(), "test:///default");
     let (system, c) = start(&cfg).await;
     let api = system.api_addr.to_string();
-    let image = upload(&api, "small", "qcow2", qcow2_bytes(dir.path(), "16M"), json!({})).await;
+    let image = upload(
+        &api,
+        "small",
+        "qcow2",
+        qcow2_bytes(dir.path(), "16M"),
+        json!({}),
+    )
+    .await;
     let id = c.create_server("s1", "1", image).await.unwrap();
     c.wait_status(id, "ACTIVE", Duration::from_secs(60)).await;
     assert!(running(&conn, id));
@@ -177,7 +184,14 @@ async fn init_host_destroys_orphans_and_adopts_the_rest() {
     cfg.resume_guests_state_on_host_boot = true;
     let (system, c) = start(&cfg).await;
     let api = system.api_addr.to_string();
-    let image = upload(&api, "small", "qcow2", qcow2_bytes(dir.path(), "16M"), json!({})).await;
+    let image = upload(
+        &api,
+        "small",
+        "qcow2",
+        qcow2_bytes(dir.path(), "16M"),
+        json!({}),
+    )
+    .await;
     let kept = c.create_server("kept", "1", image).await.unwrap();
     let rebooted = c.create_server("rebooted", "1", image).await.unwrap();
     for id in [kept, rebooted] {
@@ -241,7 +255,10 @@ async fn init_host_destroys_orphans_and_adopts_the_rest() {
     assert!(running(&conn, stray));
 
     let (system, c) = start(&cfg).await;
-    assert!(domain(&conn, stray).is_none(), "the stray domain is destroyed");
+    assert!(
+        domain(&conn, stray).is_none(),
+        "the stray domain is destroyed"
+    );
     assert!(!cfg.instances_path().join(stray.to_string()).exists());
     assert!(!leftover.exists(), "leftover disks are removed");
     assert!(running(&conn, kept), "re-adopted as it was");
@@ -251,7 +268,8 @@ async fn init_host_destroys_orphans_and_adopts_the_rest() {
     }
     // Re-adopted guests are the agent's own: actions reach them.
     action(&c, kept, json!({"os-stop": null})).await;
-    c.wait_status(kept, "SHUTOFF", Duration::from_secs(30)).await;
+    c.wait_status(kept, "SHUTOFF", Duration::from_secs(30))
+        .await;
     assert!(!running(&conn, kept));
     for id in [kept, rebooted] {
         c.delete_server(id).await.unwrap();
@@ -292,7 +310,9 @@ fn ensure_libvirtd() -> Result<(), String> {
             .status()
             .map_err(|e| format!("starting {daemon}: {e}"))?;
         if !status.success() {
-            return Err(format!("{daemon} -d failed ({status}); libvirtd needs root"));
+            return Err(format!(
+                "{daemon} -d failed ({status}); libvirtd needs root"
+            ));
         }
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -388,9 +408,11 @@ async fn a_real_guest_boots_runs_and_goes() {
     assert!(running(&conn, id));
     let inst = cfg.instances_path().join(id.to_string());
     let console = inst.join("console.log");
-    wait_for("the guest's init on its console", Duration::from_secs(90), || {
-        std::fs::read_to_string(&console).is_ok_and(|s| s.contains("novalog-guest: up"))
-    })
+    wait_for(
+        "the guest's init on its console",
+        Duration::from_secs(90),
+        || std::fs::read_to_string(&console).is_ok_and(|s| s.contains("novalog-guest: up")),
+    )
     .await;
     let port = vnc_port(&domain(&conn, id).unwrap()).expect("a VNC port");
     let mut vnc = tokio::net::TcpStream::connect(("127.0.0.1", port))

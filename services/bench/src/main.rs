@@ -466,19 +466,17 @@ async fn libvirt_figures() -> anyhow::Result<(BTreeMap<String, f64>, Vec<String>
     Ok((figures, lines))
 }
 
-const LIBVIRT_ROW: &str =
-    "embedded log, one libvirt host (`test:///default`, qcow2 overlays by qemu-img), one client at a time";
+const LIBVIRT_ROW: &str = "embedded log, one libvirt host (`test:///default`, qcow2 overlays by qemu-img), one client at a time";
 const QEMU_ROW: &str = "embedded log, one libvirt host (`qemu:///system`, TCG), a real guest (`qemu_guest_boot_to_active_s`, informational)";
 
 /// `--libvirt-only`: the libvirt figures merged into the results and their
 /// rows put into the boot table of the Markdown in place of the old ones.
 async fn libvirt_only(args: &Args) -> anyhow::Result<()> {
     let (figures, lines) = libvirt_figures().await?;
-    let mut results: BTreeMap<String, serde_json::Value> =
-        std::fs::read_to_string(&args.out_json)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+    let mut results: BTreeMap<String, serde_json::Value> = std::fs::read_to_string(&args.out_json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     for (k, v) in &figures {
         results.insert(k.clone(), serde_json::json!((v * 100.0).round() / 100.0));
     }
@@ -495,7 +493,9 @@ async fn libvirt_only(args: &Args) -> anyhow::Result<()> {
 /// `md` with the libvirt rows of the boot table replaced by `rows` (added
 /// after the table's last row if it had none).
 fn with_rows(md: &str, rows: &[String]) -> String {
-    let is_ours = |l: &str| l.starts_with(&format!("| {LIBVIRT_ROW} ")) || l.starts_with(&format!("| {QEMU_ROW} "));
+    let is_ours = |l: &str| {
+        l.starts_with(&format!("| {LIBVIRT_ROW} ")) || l.starts_with(&format!("| {QEMU_ROW} "))
+    };
     let mut out: Vec<String> = Vec::new();
     let mut in_boot_table = false;
     let mut placed = false;

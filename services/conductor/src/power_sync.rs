@@ -205,4 +205,91 @@ mod tests {
             );
         }
     }
+
+    mod flows {
+        use novalog_schemas::{ComputeFact, Event, PowerState, ServerAction, TaskState, VmState};
+        use uuid::Uuid;
+
+        use crate::core::{Conductor, Dest};
+        use crate::tests::{NOW, create, fact, given, selected, spawned, types};
+
+        fn active_on(host: &str) -> (Conductor, Uuid) {
+            let mut c = given();
+            let id = Uuid::new_v4();
+            create(&mut c, id);
+            selected(&mut c, id, &[host]);
+            spawned(&mut c, id, host, 1);
+            (c, id)
+        }
+
+        fn observe(
+            c: &mut Conductor,
+            id: Uuid,
+            host: &str,
+            p: PowerState,
+        ) -> Vec<crate::core::Emit> {
+            c.handle(
+                &fact(Event::ComputeFact(ComputeFact::PowerStateObserved {
+                    instance_id: id,
+                    host: host.into(),
+                    power_state: p,
+                })),
+                NOW,
+            )
+        }
+
+        /// ACTIVE, guest shut down behind Novalog's back: the power state
+        /// is corrected and the server stopped through the stop action,
+        /// whose result lands it in STOPPED.
+        #[test]
+        fn a_guest_that_went_down_is_stopped() {
+            let (mut c, id) = active_on("h1");
+            let out = observe(&mut c, id, "h1", PowerState::Shutdown);
+            assert_eq!(
+                types(&out),
+                [
+                    "InstancePowerStateSynced",
+                    "InstanceTaskStarted",
+                    "PerformServerAction"
+                ]
+            );
+            let cmd = &out[2];
+            assert_eq!((cmd.dest, cmd.key.as_str()), (Dest::Compute, "h1"));
+            let i = &c.instances[&id];
+            assert_eq!(i.power_state, PowerState::Shutdown);
+            assert_eq!(i.task_state, Some(TaskState::PoweringOff));
+
+            // Reported again while the stop runs: nothing more.
+            assert!(observe(&mut c, id, "h1", PowerState::Shutdown).is_empty());
+
+            c.handle(
+                &fact(Event::ComputeFact(ComputeFact::ServerActionPerformed {
+                    instance_id: id,
+                    host: "h1".into(),
+                    action: ServerAction::Stop,
+                    power_state: PowerState::Shutdown,
+                })),
+                NOW,
+            );
+            let i = &c.instances[&id];
+            assert_eq!((i.vm_state, i.task_state), (VmState::Stopped, None));
+        }
+
+        /// A state Nova only records (paused behind Novalog's back); and a
+        /// report from a host the server is not on, or of a server
+        /// unknown, changes nothing.
+        #[test]
+        fn recorded_only_and_stale_reports() {
+            let (mut c, id) = active_on("h1");
+            let out = observe(&mut c, id, "h1", PowerState::Paused);
+            assert_eq!(types(&out), ["InstancePowerStateSynced"]);
+            assert_eq!(c.instances[&id].vm_state, VmState::Active);
+            assert_eq!(c.instances[&id].power_state, PowerState::Paused);
+
+            assert!(observe(&mut c, id, "h2", PowerState::Shutdown).is_empty());
+            assert!(observe(&mut c, Uuid::new_v4(), "h1", PowerState::Shutdown).is_empty());
+            // Agreeing with the record: nothing.
+            assert!(observe(&mut c, id, "h1", PowerState::Paused).is_empty());
+        }
+    }
 }

@@ -522,7 +522,8 @@ mod tests {
             axum::routing::get(move |UrlPath(id): UrlPath<Uuid>, headers: HeaderMap| {
                 let bytes = bytes.clone();
                 async move {
-                    if headers.get("x-auth-token").and_then(|v| v.to_str().ok()) != Some("admin:admin")
+                    if headers.get("x-auth-token").and_then(|v| v.to_str().ok())
+                        != Some("admin:admin")
                     {
                         return (StatusCode::UNAUTHORIZED, Vec::new());
                     }
@@ -559,7 +560,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = HttpImageSource::new(endpoint.clone(), credential("admin")).unwrap();
         let cache = ImageCache::new(dir.path().join("_base"), Arc::new(source));
-        let got = cache.fetch(Uuid::from_u128(1), &digests(&bytes)).await.unwrap();
+        let got = cache
+            .fetch(Uuid::from_u128(1), &digests(&bytes))
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(&got).unwrap(), bytes);
 
         let e = cache

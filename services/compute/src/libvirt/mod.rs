@@ -555,7 +555,14 @@ impl LibvirtDriver {
                 // Never a password prompt: keys or nothing.
                 run(
                     "ssh",
-                    &["-o", "BatchMode=yes", host.as_str(), "mkdir", "-p", d.as_str()],
+                    &[
+                        "-o",
+                        "BatchMode=yes",
+                        host.as_str(),
+                        "mkdir",
+                        "-p",
+                        d.as_str(),
+                    ],
                 )
                 .await?;
                 let mut args: Vec<String> = match self.opts.remote_transport.as_str() {
@@ -585,7 +592,14 @@ impl LibvirtDriver {
                 let d = dir.to_string_lossy().into_owned();
                 run(
                     "ssh",
-                    &["-o", "BatchMode=yes", host.as_str(), "rm", "-rf", d.as_str()],
+                    &[
+                        "-o",
+                        "BatchMode=yes",
+                        host.as_str(),
+                        "rm",
+                        "-rf",
+                        d.as_str(),
+                    ],
                 )
                 .await
             }
@@ -660,7 +674,6 @@ impl LibvirtDriver {
         }
         Ok(remove)
     }
-
 }
 
 /// A guest's files a migration moves.

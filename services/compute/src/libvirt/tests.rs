@@ -618,7 +618,10 @@ async fn a_same_host_resize_grows_the_disk_and_confirms() {
     let cmd = h.migration(10, "h", flavor(3), &image);
     h.driver.migrate_disk_and_power_off(&cmd).await.unwrap();
     assert!(h.driver.resize_dir(id).exists() && h.driver.instance_dir(id).exists());
-    assert_eq!(h.driver.finish_migration(&cmd).await, Ok(PowerState::Running));
+    assert_eq!(
+        h.driver.finish_migration(&cmd).await,
+        Ok(PowerState::Running)
+    );
     let disk = h.driver.instance_dir(id).join("disk");
     assert_eq!(virtual_size(&disk).await, 3 * disk::GIB);
     h.driver.confirm_migration(&cmd).await.unwrap();
@@ -638,13 +641,21 @@ async fn a_failed_migration_leaves_the_guest_running() {
     let id = h.id(10);
 
     let down = h.migration(10, "h", flavor(1), &image);
-    let e = h.driver.migrate_disk_and_power_off(&down).await.unwrap_err();
+    let e = h
+        .driver
+        .migrate_disk_and_power_off(&down)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("Unable to resize disk down"), "{e}");
     assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
 
     // No ssh route to this host: the copy fails, the guest runs again.
     let away = h.migration(10, "no-such-host.invalid", flavor(2), &image);
-    let e = h.driver.migrate_disk_and_power_off(&away).await.unwrap_err();
+    let e = h
+        .driver
+        .migrate_disk_and_power_off(&away)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("ssh"), "{e}");
     assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
     assert!(h.driver.instance_dir(id).join("disk").exists());
@@ -668,7 +679,11 @@ async fn a_refused_live_migration_leaves_the_guest_on_the_source() {
     let id = h.id(10);
     let cmd = h.migration(10, "h2", flavor(1), &image);
     let e = h.driver.live_migration(&cmd).await.unwrap_err();
-    assert!(e.to_string().contains("libvirt: live migration to test:///default"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("libvirt: live migration to test:///default"),
+        "{e}"
+    );
     assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
     assert_eq!(h.guests(), [10]);
 }
