@@ -830,7 +830,7 @@ mod tests {
                 }
             })
             .collect();
-        out.sort();
+        out.sort_by_key(|(id, _)| *id);
         out
     }
 
