@@ -256,6 +256,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | InstanceEvent::RebuildCompleted { .. } => record_saga(actions, env, event, after),
         // No action of their own.
         InstanceEvent::IntentRejected { .. }
+        | InstanceEvent::InstancePowerStateSynced { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. } => {}
