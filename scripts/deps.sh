@@ -15,6 +15,13 @@
 #                          assets (a chart library, services/api/dashboard/package.json)
 #                          into $NOVALOG_CACHE/dashboard, which the API's build embeds.
 #   scripts/deps.sh test   the above, plus what the tests need (make test, make bench):
+#                          - for the real-guest test of the libvirt driver:
+#                            libvirt-daemon-system (libvirtd, virtlogd; the
+#                            test starts them, no systemd needed),
+#                            qemu-system-x86, busybox-static and cpio (the
+#                            guest's initramfs); Debian's qemu-utils of the
+#                            same release is installed with QEMU (a newer
+#                            qemu-utils conflicts with it);
 #                          - cargo-nextest, the test runner;
 #                          - tansu, an Apache-Kafka-compatible broker, for the
 #                            Kafka-backend tests, built once into
@@ -47,14 +54,34 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "deps: installing ${missing[*]}"
+# The real guest's packages, without their recommends (a desktop's worth).
+virt=()
+if [ "$mode" = test ]; then
+  for p in libvirt-daemon-system qemu-system-x86 busybox-static cpio; do
+    dpkg -s "$p" >/dev/null 2>&1 || virt+=("$p")
+  done
+  if [[ " ${virt[*]} " == *" qemu-system-x86 "* ]]; then
+    # QEMU and qemu-img of one release: a qemu-utils from elsewhere (a
+    # backport) would be removed by QEMU's install and is replaced by the
+    # release's own in the same step.
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    virt+=("qemu-utils${codename:+/$codename}")
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ] || [ ${#virt[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]} ${virt[*]}"
   # One apt run at a time on a shared machine: apt's own lock fails a
   # second run instead of making it wait.
   apt=(apt-get)
   command -v flock >/dev/null && apt=(flock /tmp/apt.lock apt-get)
   as_root "${apt[@]}" update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}"
+  if [ ${#missing[@]} -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}"
+  fi
+  if [ ${#virt[@]} -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq \
+      --no-install-recommends --allow-downgrades "${virt[@]}"
+  fi
 fi
 
 # noVNC, the browser VNC client the console proxy (novalog-novncproxy, and

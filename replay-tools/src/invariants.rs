@@ -183,9 +183,10 @@ fn fact_usage_report(fact: &ComputeFact) -> Option<(&str, &HostUsage)> {
         ComputeFact::InstanceSpawned { .. }
         | ComputeFact::ServerActionPerformed { .. }
         | ComputeFact::ServerActionFailed { .. }
-        | ComputeFact::ConsoleEndpointReported { .. } => None,
+        | ComputeFact::ConsoleEndpointReported { .. }
         | ComputeFact::SnapshotProgressed { .. }
-        | ComputeFact::ConsoleOutputFetched { .. } => None,
+        | ComputeFact::ConsoleOutputFetched { .. }
+        | ComputeFact::PowerStateObserved { .. } => None,
     }
 }
 

@@ -940,6 +940,7 @@ records! {
             InstancePasswordSet { password },
             RebuildCompleted { vm_state, power_state },
             ConsoleOutputRead { output },
+            InstancePowerStateSynced { power_state },
         }
         wraps {}
         boxes {
@@ -1014,6 +1015,7 @@ records! {
                 instance_id, host: nonempty, action, task_state, size, checksum, os_hash_value,
             },
             ConsoleOutputFetched { instance_id, host: nonempty, request_id, output, error },
+            PowerStateObserved { instance_id, host: nonempty, power_state },
         }
         wraps {}
         boxes {

@@ -305,6 +305,14 @@ fn core_samples() -> Vec<Event> {
             reason: Some("why".into()),
         }),
         Event::Instance(InstanceEvent::InstanceUnlocked),
+        Event::Instance(InstanceEvent::InstancePowerStateSynced {
+            power_state: PowerState::Shutdown,
+        }),
+        Event::ComputeFact(ComputeFact::PowerStateObserved {
+            instance_id: Uuid::from_u128(7),
+            host: "h".into(),
+            power_state: PowerState::Running,
+        }),
         Event::Intent(Intent::QuotaSetRequested {
             project_id: "p".into(),
             limits: BTreeMap::from([("instances".into(), -1), ("cores".into(), 4)]),

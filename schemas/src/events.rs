@@ -669,6 +669,13 @@ pub enum InstanceEvent {
         #[serde(with = "crate::state::power_code")]
         power_state: PowerState,
     },
+    /// The power-state sync found the guest in another power state than
+    /// recorded (Nova's `_sync_instance_power_state`): the recorded one is
+    /// corrected; what Nova does about it (a stop) follows as an action.
+    InstancePowerStateSynced {
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
+    },
 }
 
 /// Scheduling requests (from the conductor) and the scheduler's decisions:
@@ -819,6 +826,15 @@ pub enum ComputeFact {
         host: String,
         address: String,
         port: u32,
+    },
+    /// The power-state sync (periodic, and on agent start): the hypervisor
+    /// holds the guest in `power_state` (`NoState`: it holds no such
+    /// guest), which differs from what the host last recorded.
+    PowerStateObserved {
+        instance_id: Uuid,
+        host: String,
+        #[serde(with = "crate::state::power_code")]
+        power_state: PowerState,
     },
 }
 
@@ -1068,6 +1084,7 @@ impl InstanceEvent {
             InstanceEvent::RebuildSpawnBegan => "RebuildSpawnBegan",
             InstanceEvent::RebuildCompleted { .. } => "RebuildCompleted",
             InstanceEvent::ConsoleTokenIssued(_) => "ConsoleTokenIssued",
+            InstanceEvent::InstancePowerStateSynced { .. } => "InstancePowerStateSynced",
         }
     }
 }
@@ -1150,6 +1167,7 @@ impl ComputeFact {
             ComputeFact::EvacuatedInstanceCleanedUp(_) => "EvacuatedInstanceCleanedUp",
             ComputeFact::MigrationStepFailed(_) => "MigrationStepFailed",
             ComputeFact::ConsoleEndpointReported { .. } => "ConsoleEndpointReported",
+            ComputeFact::PowerStateObserved { .. } => "PowerStateObserved",
         }
     }
 }

@@ -270,6 +270,9 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             i.locked_by = None;
             i.locked_reason = None;
         }
+        InstanceEvent::InstancePowerStateSynced { power_state } => {
+            i.power_state = *power_state;
+        }
         InstanceEvent::InstanceUpdated {
             name,
             description,

@@ -466,6 +466,7 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         | InstanceEvent::InstanceTaskFailed { .. }
         | InstanceEvent::InstanceLocked { .. }
         | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstancePowerStateSynced { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }

@@ -12,7 +12,8 @@ use novalog_runtime::consumer::{self, ConsumerSpec, Rejected, Wrap};
 use novalog_runtime::{Config, Handler, Input, Outbox, Shutdown, Topics};
 use novalog_schemas::events::HostRegistered;
 use novalog_schemas::{
-    Actor, ComputeCommand, Envelope, Event, HostEvent, HostUsage, Meta, Resources,
+    Actor, ComputeCommand, ComputeFact, Envelope, Event, HostEvent, HostUsage, Meta, PowerState,
+    Resources,
 };
 use novalog_store::{RocksStore, Store, Transaction};
 use parking_lot::Mutex;
@@ -27,6 +28,21 @@ const HOSTS: &str = "hosts";
 
 type UsageBoard = Arc<Mutex<HashMap<String, HostUsage>>>;
 
+/// Each host's guests and the power state its record holds for them, as
+/// last committed: what the power-state sync compares the hypervisor with.
+type PowerBoard = Arc<Mutex<HashMap<String, BTreeMap<Uuid, PowerState>>>>;
+
+/// What the power-state sync last reported of each guest (by host), so a
+/// difference the conductor already has is not reported every interval.
+type Reported = HashMap<String, HashMap<Uuid, PowerState>>;
+
+fn powers_of(rec: &HostRecord) -> BTreeMap<Uuid, PowerState> {
+    rec.instances
+        .iter()
+        .map(|(id, i)| (*id, i.power_state))
+        .collect()
+}
+
 struct ComputeHandler {
     driver: Arc<dyn VirtDriver>,
     hosts: BTreeMap<String, HostRecord>,
@@ -39,6 +55,12 @@ struct ComputeHandler {
     queue: BTreeMap<String, Vec<Job>>,
     dirty: BTreeSet<String>,
     usage: UsageBoard,
+    powers: PowerBoard,
+    /// Held from a batch's driver calls until its facts are appended, so
+    /// the power-state sync never reports a state from before an action
+    /// after the action's own result.
+    sync_lock: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 #[async_trait]
@@ -125,6 +147,9 @@ impl Handler for ComputeHandler {
         if queue.is_empty() {
             return Ok(());
         }
+        if self.held.is_none() {
+            self.held = Some(self.sync_lock.clone().lock_owned().await);
+        }
         let driver = &*self.driver;
         let ratios = self.ratios;
         // Each host's commands in order; hosts side by side. The queue is
@@ -159,17 +184,25 @@ impl Handler for ComputeHandler {
                 .unwrap_or(self.capacity);
             *rec = load_host(&self.store, &*self.driver, name, capacity)?;
             destroy_orphans(&*self.driver, rec).await;
+            self.powers.lock().insert(name.clone(), powers_of(rec));
         }
         self.queue.clear();
         self.dirty.clear();
+        self.held = None;
         Ok(())
     }
 
     fn committed(&mut self) {
-        let mut board = self.usage.lock();
-        for host in std::mem::take(&mut self.dirty) {
-            board.insert(host.clone(), self.hosts[&host].usage);
+        {
+            let mut board = self.usage.lock();
+            let mut powers = self.powers.lock();
+            for host in std::mem::take(&mut self.dirty) {
+                let rec = &self.hosts[&host];
+                board.insert(host.clone(), rec.usage);
+                powers.insert(host, powers_of(rec));
+            }
         }
+        self.held = None;
     }
 }
 
@@ -290,6 +323,10 @@ pub struct Agent {
     report_interval: Duration,
     /// `[image_cache] manager_interval` (zero: the manager never runs).
     image_cache_interval: Duration,
+    /// `sync_power_state_interval` (zero: no periodic sync).
+    power_sync_interval: Duration,
+    /// What the sync on start reported.
+    reported: Reported,
 }
 
 impl Agent {
@@ -317,9 +354,12 @@ impl Agent {
             let capacity = driver.available_resource(&name).unwrap_or(capacity);
             let rec = load_host(&store, &*driver, &name, capacity)?;
             destroy_orphans(&*driver, &rec).await;
+            if cfg.resume_guests_state_on_host_boot {
+                resume_guests(&*driver, &rec).await;
+            }
             hosts.insert(name, rec);
         }
-        let registrations: Vec<Record> = hosts
+        let mut records: Vec<Record> = hosts
             .values()
             .map(|rec| {
                 Record::new(
@@ -329,7 +369,20 @@ impl Agent {
                 )
             })
             .collect();
-        log.append(registrations).await?;
+        // init_host's report: the power state of every guest the record
+        // holds that the hypervisor holds otherwise (or not at all).
+        let powers: HashMap<String, BTreeMap<Uuid, PowerState>> = hosts
+            .iter()
+            .map(|(n, r)| (n.clone(), powers_of(r)))
+            .collect();
+        let mut reported = Reported::new();
+        records.extend(power_sync_pass(
+            &*driver,
+            &powers,
+            &mut reported,
+            &topics.compute_events,
+        ));
+        log.append(records).await?;
         tracing::info!(
             hosts = hosts.len(),
             driver = driver.name(),
@@ -360,6 +413,9 @@ impl Agent {
             queue: BTreeMap::new(),
             dirty: BTreeSet::new(),
             usage,
+            powers: Arc::new(Mutex::new(powers)),
+            sync_lock: Arc::new(tokio::sync::Mutex::new(())),
+            held: None,
         };
         Ok(Agent {
             log,
@@ -368,6 +424,8 @@ impl Agent {
             handler,
             report_interval: Duration::from_secs(cfg.report_interval.max(1)),
             image_cache_interval: Duration::from_secs(cfg.image_cache.manager_interval),
+            power_sync_interval: Duration::from_secs(cfg.sync_power_state_interval),
+            reported,
         })
     }
 
@@ -393,11 +451,25 @@ impl Agent {
                 shutdown.clone(),
             ))
         });
+        let power_sync = (!self.power_sync_interval.is_zero()).then(|| {
+            tokio::spawn(power_sync(
+                PowerSync {
+                    driver: self.handler.driver.clone(),
+                    log: self.log.clone(),
+                    topic: self.handler.topics.compute_events.clone(),
+                    powers: self.handler.powers.clone(),
+                    lock: self.handler.sync_lock.clone(),
+                    reported: self.reported,
+                },
+                self.power_sync_interval,
+                shutdown.clone(),
+            ))
+        });
         let handler = wrap(Box::new(self.handler));
         let result = consumer::run(self.log, self.store, self.spec, handler, shutdown).await;
         heartbeat.abort();
-        if let Some(m) = cache_manager {
-            m.abort();
+        for task in [cache_manager, power_sync].into_iter().flatten() {
+            task.abort();
         }
         result
     }
@@ -433,6 +505,108 @@ async fn image_cache_manager(driver: Arc<dyn VirtDriver>, every: Duration, mut s
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "image cache manager"),
+        }
+    }
+}
+
+/// What the periodic power-state sync works with.
+struct PowerSync {
+    driver: Arc<dyn VirtDriver>,
+    log: Arc<dyn EventLog>,
+    topic: String,
+    powers: PowerBoard,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    reported: Reported,
+}
+
+/// Nova's `_sync_power_states`: every `every`, each guest's power state
+/// as the hypervisor has it is compared with the host's record, and the
+/// differences are reported on `compute-events` for the conductor to
+/// apply Nova's rules to.
+async fn power_sync(mut s: PowerSync, every: Duration, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        // No batch's driver calls run between the reading and the append.
+        let _quiet = s.lock.lock().await;
+        let powers = s.powers.lock().clone();
+        let records = power_sync_pass(&*s.driver, &powers, &mut s.reported, &s.topic);
+        if records.is_empty() {
+            continue;
+        }
+        tracing::info!(reports = records.len(), "power-state sync");
+        if let Err(e) = s.log.append(records).await {
+            tracing::warn!(error = %e, "power-state sync append failed");
+        }
+    }
+}
+
+/// One pass of the sync: a `PowerStateObserved` fact for each guest whose
+/// power state on the hypervisor (`NoState`: the hypervisor has no such
+/// guest) differs from its record, unless the same was reported before.
+pub(crate) fn power_sync_pass(
+    driver: &dyn VirtDriver,
+    powers: &HashMap<String, BTreeMap<Uuid, PowerState>>,
+    reported: &mut Reported,
+    topic: &str,
+) -> Vec<Record> {
+    let mut out = Vec::new();
+    for (host, guests) in powers {
+        let seen = reported.entry(host.clone()).or_default();
+        seen.retain(|id, _| guests.contains_key(id));
+        for (id, recorded) in guests {
+            let observed = driver.get_info(host, *id).unwrap_or(PowerState::NoState);
+            if observed == *recorded {
+                seen.remove(id);
+                continue;
+            }
+            if seen.get(id) == Some(&observed) {
+                continue;
+            }
+            seen.insert(*id, observed);
+            let env = Envelope {
+                meta: Meta::origin(
+                    Uuid::new_v4(),
+                    String::new(),
+                    Actor::service("compute"),
+                    id.to_string(),
+                ),
+                event: Event::ComputeFact(ComputeFact::PowerStateObserved {
+                    instance_id: *id,
+                    host: host.clone(),
+                    power_state: observed,
+                }),
+            };
+            out.push(Record::new(
+                topic,
+                host.clone().into_bytes(),
+                novalog_schemas::encode(&env),
+            ));
+        }
+    }
+    out
+}
+
+/// Nova's `resume_guests_state_on_host_boot`: a guest the record holds
+/// running that the hypervisor does not run (the host rebooted) is
+/// started again by a hard reboot, as Nova's `resume_state_on_host_boot`
+/// does.
+async fn resume_guests(driver: &dyn VirtDriver, rec: &HostRecord) {
+    for (id, i) in &rec.instances {
+        if i.power_state != PowerState::Running {
+            continue;
+        }
+        let now = driver.get_info(&rec.name, *id);
+        if now == Some(PowerState::Running) {
+            continue;
+        }
+        tracing::info!(host = %rec.name, instance = %id, power = ?now, "resuming a guest after a host boot");
+        if let Err(e) = driver.reboot(&rec.name, *id, true).await {
+            tracing::warn!(host = %rec.name, instance = %id, error = %e, "resuming a guest");
         }
     }
 }
@@ -493,6 +667,9 @@ pub fn replay_handler(
         queue: BTreeMap::new(),
         dirty: BTreeSet::new(),
         usage: Default::default(),
+        powers: Default::default(),
+        sync_lock: Default::default(),
+        held: None,
     })
 }
 
@@ -657,5 +834,94 @@ mod tests {
             [elsewhere],
             "another host's guests are its own"
         );
+    }
+
+    fn observed(records: &[Record]) -> Vec<(Uuid, PowerState)> {
+        let mut out: Vec<(Uuid, PowerState)> = records
+            .iter()
+            .map(|r| {
+                let env = novalog_schemas::decode(&r.value).unwrap();
+                match env.event {
+                    Event::ComputeFact(ComputeFact::PowerStateObserved {
+                        instance_id,
+                        power_state,
+                        host,
+                    }) => {
+                        assert_eq!(host, "h1");
+                        (instance_id, power_state)
+                    }
+                    other => panic!("not a power observation: {other:?}"),
+                }
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// The sync reports the guests whose hypervisor state differs from the
+    /// record (a guest gone altogether as NOSTATE), each difference once
+    /// until it changes again.
+    #[tokio::test]
+    async fn the_sync_reports_each_difference_once() {
+        let driver = FakeDriver::new(FakeOptions::default());
+        let (same, off, gone) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let recorded = BTreeMap::from([
+            (same, PowerState::Running),
+            (off, PowerState::Running),
+            (gone, PowerState::Running),
+        ]);
+        driver.adopt("h1", same, PowerState::Running);
+        // Shut down from inside the guest, behind Novalog's back.
+        driver.adopt("h1", off, PowerState::Shutdown);
+        let powers = HashMap::from([("h1".to_owned(), recorded.clone())]);
+        let mut reported = Reported::new();
+
+        let first = power_sync_pass(&driver, &powers, &mut reported, "events");
+        assert_eq!(
+            observed(&first),
+            [(off, PowerState::Shutdown), (gone, PowerState::NoState)]
+        );
+        assert!(first.iter().all(|r| r.key == b"h1"), "keyed by host");
+        // Already reported: nothing new.
+        assert!(power_sync_pass(&driver, &powers, &mut reported, "events").is_empty());
+        // It changes again: reported again.
+        driver.adopt("h1", off, PowerState::Paused);
+        let again = power_sync_pass(&driver, &powers, &mut reported, "events");
+        assert_eq!(observed(&again), [(off, PowerState::Paused)]);
+        // Back as recorded, then off again: a new difference.
+        driver.adopt("h1", off, PowerState::Running);
+        assert!(power_sync_pass(&driver, &powers, &mut reported, "events").is_empty());
+        driver.adopt("h1", off, PowerState::Shutdown);
+        let third = power_sync_pass(&driver, &powers, &mut reported, "events");
+        assert_eq!(observed(&third), [(off, PowerState::Shutdown)]);
+    }
+
+    /// `resume_guests_state_on_host_boot`: guests recorded running that
+    /// the hypervisor holds stopped are started; stopped ones stay so.
+    #[tokio::test]
+    async fn resume_on_host_boot_starts_what_ran() {
+        let driver = FakeDriver::new(FakeOptions::default());
+        let capacity = Resources {
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_gb: 100,
+        };
+        let mut rec = HostRecord::new("h1".into(), capacity);
+        let (ran, stopped) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        for (id, p) in [(ran, PowerState::Running), (stopped, PowerState::Shutdown)] {
+            rec.instances.insert(
+                id,
+                LocalInstance {
+                    resources: capacity,
+                    attempt: 1,
+                    power_state: p,
+                },
+            );
+            // The host rebooted: every guest is off.
+            driver.adopt("h1", id, PowerState::Shutdown);
+        }
+        resume_guests(&driver, &rec).await;
+        assert_eq!(driver.get_info("h1", ran), Some(PowerState::Running));
+        assert_eq!(driver.get_info("h1", stopped), Some(PowerState::Shutdown));
     }
 }

@@ -415,6 +415,13 @@ impl Conductor {
                 address,
                 port,
             } => crate::consoles::on_endpoint_reported(self, *instance_id, host, address, *port),
+            ComputeFact::PowerStateObserved {
+                instance_id,
+                host,
+                power_state,
+            } => {
+                crate::power_sync::on_observed(self, env, *instance_id, host, *power_state, now_ms)
+            }
             // Facts that need no decision: a build waits for the spawn, an
             // evacuation is done once the instance is rebuilt elsewhere.
             ComputeFact::ClaimSucceeded { .. } | ComputeFact::EvacuatedInstanceCleanedUp(_) => {

@@ -63,6 +63,7 @@ pub mod images;
 pub mod keypairs;
 pub mod live_migrate;
 pub mod migration;
+pub mod power_sync;
 pub mod preconditions;
 pub mod quotas;
 pub mod rebuild;

@@ -112,6 +112,7 @@ impl SagaClock {
             | InstanceEvent::InstanceRescheduled { .. }
             | InstanceEvent::InstanceLocked { .. }
             | InstanceEvent::InstanceUnlocked
+            | InstanceEvent::InstancePowerStateSynced { .. }
             | InstanceEvent::InstanceUpdated { .. }
             | InstanceEvent::InstanceMetadataSet { .. }
             | InstanceEvent::InstanceTagsSet { .. }

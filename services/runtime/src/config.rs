@@ -47,9 +47,13 @@ pub struct Config {
     /// Empty: `<data_dir>/instances`.
     pub instances_path: String,
     /// Seconds between power-state syncs of every guest with its
-    /// hypervisor (nova.conf `sync_power_state_interval`; 0: never). Not
-    /// acted on yet: the periodic sync is still to come.
+    /// hypervisor (nova.conf `sync_power_state_interval`; 0: never; the
+    /// agent also syncs once on start).
     pub sync_power_state_interval: u64,
+    /// On agent start, guests the host recorded running but the
+    /// hypervisor holds stopped (the host rebooted) are started again
+    /// (nova.conf `resume_guests_state_on_host_boot`).
+    pub resume_guests_state_on_host_boot: bool,
     /// Seconds a graceful power off waits for the guest to shut itself
     /// down before it is powered off hard (nova.conf `shutdown_timeout`).
     pub shutdown_timeout: u64,
@@ -61,6 +65,7 @@ pub struct Config {
     pub compute: ComputeOptions,
     pub libvirt: LibvirtOptions,
     pub image_cache: ImageCacheOptions,
+    pub glance: GlanceOptions,
     pub bootstrap: BootstrapOptions,
     pub identity: IdentityOptions,
     /// Default quotas of every project (nova.conf `[quota]`).
@@ -222,6 +227,7 @@ impl Default for Config {
             reclaim_instance_interval: 0,
             instances_path: String::new(),
             sync_power_state_interval: 600,
+            resume_guests_state_on_host_boot: false,
             shutdown_timeout: 60,
             log: LogOptions::default(),
             api: ApiOptions::default(),
@@ -231,6 +237,7 @@ impl Default for Config {
             compute: ComputeOptions::default(),
             libvirt: LibvirtOptions::default(),
             image_cache: ImageCacheOptions::default(),
+            glance: GlanceOptions::default(),
             bootstrap: BootstrapOptions::default(),
             identity: IdentityOptions::default(),
             conductor: ConductorOptions::default(),
@@ -575,6 +582,16 @@ pub struct LibvirtOptions {
     /// Seconds a soft reboot waits for the guest to shut down before it
     /// becomes a hard one.
     pub wait_soft_reboot_seconds: u64,
+    /// How a cold migration copies a guest's disks to another machine:
+    /// `ssh` (scp) or `rsync` (over ssh), to the same `instances_path`
+    /// there.
+    pub remote_filesystem_transport: String,
+    /// Other hosts on this machine and their `instances_path`: a cold
+    /// migration to one of them copies the disks locally.
+    pub host_instances_paths: std::collections::BTreeMap<String, String>,
+    /// The destination's libvirt for a live migration; `%s` is the
+    /// destination host.
+    pub live_migration_uri: String,
 }
 
 impl Default for LibvirtOptions {
@@ -586,6 +603,9 @@ impl Default for LibvirtOptions {
             cpu_mode: String::new(),
             cpu_models: Vec::new(),
             wait_soft_reboot_seconds: 120,
+            remote_filesystem_transport: "ssh".into(),
+            host_instances_paths: Default::default(),
+            live_migration_uri: "qemu+ssh://%s/system".into(),
         }
     }
 }
@@ -612,6 +632,37 @@ impl Default for ImageCacheOptions {
             manager_interval: 2400,
             remove_unused_base_images: true,
             remove_unused_original_minimum_age_seconds: 86_400,
+        }
+    }
+}
+
+/// nova.conf `[glance]`: where a libvirt host fetches image bytes
+/// (`GET <api_servers[0]>/v2/images/{id}/file`) and the service
+/// credential it fetches them with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlanceOptions {
+    /// The image API's endpoints, e.g. `["http://10.0.0.1:8774/image"]`;
+    /// empty: the host reads `<data_dir>/images` of an image service on
+    /// its own machine.
+    pub api_servers: Vec<String>,
+    /// The identity endpoint the credential gets its token from, e.g.
+    /// `http://10.0.0.1:8774/identity`; empty: the API runs with
+    /// `auth_strategy = "noauth2"` and the token is `username:project_name`.
+    pub auth_url: String,
+    pub username: String,
+    pub password: String,
+    pub project_name: String,
+}
+
+impl Default for GlanceOptions {
+    fn default() -> Self {
+        GlanceOptions {
+            api_servers: Vec::new(),
+            auth_url: String::new(),
+            username: "admin".into(),
+            password: "admin".into(),
+            project_name: "admin".into(),
         }
     }
 }
@@ -809,6 +860,15 @@ impl Config {
             return Err(ConfigError(
                 "libvirt.cpu_mode = \"custom\" needs libvirt.cpu_models".into(),
             ));
+        }
+        if !matches!(
+            self.libvirt.remote_filesystem_transport.as_str(),
+            "ssh" | "rsync"
+        ) {
+            return Err(ConfigError(format!(
+                "libvirt.remote_filesystem_transport must be \"ssh\" or \"rsync\", not {:?}",
+                self.libvirt.remote_filesystem_transport
+            )));
         }
         let sub = &self.image_cache.subdirectory_name;
         if sub.is_empty() || sub.contains('/') || sub == "." || sub == ".." {

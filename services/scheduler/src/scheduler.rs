@@ -254,10 +254,10 @@ impl Scheduler {
             // Facts that change nothing the filters and weighers read.
             ComputeFact::ServerActionPerformed { .. }
             | ComputeFact::ServerActionFailed { .. }
-            | ComputeFact::RebuildSpawnStarted(_)
-            | ComputeFact::ConsoleEndpointReported { .. } => None,
+            | ComputeFact::ConsoleEndpointReported { .. }
             | ComputeFact::SnapshotProgressed { .. }
             | ComputeFact::ConsoleOutputFetched { .. }
+            | ComputeFact::PowerStateObserved { .. }
             | ComputeFact::RebuildSpawnStarted(_) => None,
         }
     }

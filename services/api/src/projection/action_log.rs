@@ -278,6 +278,7 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         // No action of their own (Nova records none for a console).
         InstanceEvent::IntentRejected { .. }
         | InstanceEvent::ConsoleOutputRead { .. }
+        | InstanceEvent::InstancePowerStateSynced { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
@@ -472,6 +473,7 @@ fn record_saga(
         | InstanceEvent::InstanceTaskFailed { .. }
         | InstanceEvent::InstanceLocked { .. }
         | InstanceEvent::InstanceUnlocked
+        | InstanceEvent::InstancePowerStateSynced { .. }
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }

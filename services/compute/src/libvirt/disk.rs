@@ -111,3 +111,22 @@ pub async fn convert(
     .await
     .map(drop)
 }
+
+/// Points the qcow2 overlay at `path` to `base` (of `base_format`)
+/// without touching its data (`qemu-img rebase -u`): a migrated overlay
+/// names the source host's base file, the same bytes live in this host's.
+pub async fn rebase(path: &Path, base: &Path, base_format: &str) -> Result<(), DiskError> {
+    qemu_img(&[
+        "rebase",
+        "-u",
+        "-f",
+        "qcow2",
+        "-b",
+        &s(base),
+        "-F",
+        base_format,
+        &s(path),
+    ])
+    .await
+    .map(drop)
+}

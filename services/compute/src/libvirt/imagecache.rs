@@ -57,6 +57,151 @@ impl ImageSource for ImageStoreDir {
     }
 }
 
+/// How the host authenticates to the image API: a keystone password
+/// credential (`auth_url` set) or, without one, noauth2's
+/// `username:project_name` token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCredential {
+    pub auth_url: String,
+    pub username: String,
+    pub password: String,
+    pub project_name: String,
+}
+
+/// The image service's API (Glance's `GET /v2/images/{id}/file`): what a
+/// host on another machine than the image service reads. The body is
+/// streamed into the cache, never held whole in memory.
+pub struct HttpImageSource {
+    /// The image API's endpoint (`http://host:port/image`); shared so
+    /// that a test can point it at an API that started after the driver.
+    endpoint: Arc<parking_lot::RwLock<String>>,
+    credential: ImageCredential,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+    token: Mutex<Option<String>>,
+}
+
+impl HttpImageSource {
+    /// Must be called within a tokio runtime (the one requests run on).
+    pub fn new(
+        endpoint: Arc<parking_lot::RwLock<String>>,
+        credential: ImageCredential,
+    ) -> std::io::Result<HttpImageSource> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        Ok(HttpImageSource {
+            endpoint,
+            credential,
+            client: reqwest::Client::new(),
+            runtime,
+            token: Mutex::new(None),
+        })
+    }
+
+    async fn token(&self, fresh: bool) -> std::io::Result<String> {
+        let c = &self.credential;
+        if c.auth_url.is_empty() {
+            return Ok(format!("{}:{}", c.username, c.project_name));
+        }
+        if !fresh && let Some(t) = self.token.lock().clone() {
+            return Ok(t);
+        }
+        let url = format!("{}/v3/auth/tokens", c.auth_url.trim_end_matches('/'));
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": c.username, "domain": {"id": "default"}, "password": c.password}}},
+            "scope": {"project": {"name": c.project_name, "domain": {"id": "default"}}}}});
+        let resp = self
+            .client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| std::io::Error::other(format!("POST {url}: {e}")))?;
+        let status = resp.status();
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match token {
+            Some(t) if status.is_success() => {
+                *self.token.lock() = Some(t.clone());
+                Ok(t)
+            }
+            _ => Err(std::io::Error::other(format!(
+                "POST {url}: {status}: the image service credential was refused"
+            ))),
+        }
+    }
+
+    async fn get(&self, id: Uuid) -> std::io::Result<Option<reqwest::Response>> {
+        let url = format!(
+            "{}/v2/images/{id}/file",
+            self.endpoint.read().trim_end_matches('/')
+        );
+        let mut fresh = false;
+        loop {
+            let token = self.token(fresh).await?;
+            let resp = self
+                .client
+                .get(&url)
+                .header("X-Auth-Token", token)
+                .send()
+                .await
+                .map_err(|e| std::io::Error::other(format!("GET {url}: {e}")))?;
+            match resp.status().as_u16() {
+                200 => return Ok(Some(resp)),
+                // Glance: 204 for an image without data; 404 for none.
+                204 | 404 => return Ok(None),
+                // An expired token: once more with a new one.
+                401 if !fresh && !self.credential.auth_url.is_empty() => fresh = true,
+                _ => {
+                    let status = resp.status();
+                    let body = resp.text().await.unwrap_or_default();
+                    return Err(std::io::Error::other(format!("GET {url}: {status} {body}")));
+                }
+            }
+        }
+    }
+}
+
+impl ImageSource for HttpImageSource {
+    fn open(&self, id: Uuid) -> std::io::Result<Option<Box<dyn Read + Send>>> {
+        // Called on a blocking thread (the cache's download task).
+        let resp = self.runtime.block_on(self.get(id))?;
+        Ok(resp.map(|resp| {
+            Box::new(BodyReader {
+                resp,
+                runtime: self.runtime.clone(),
+                chunk: bytes::Bytes::new(),
+            }) as Box<dyn Read + Send>
+        }))
+    }
+}
+
+/// A response body read chunk by chunk from a blocking thread.
+struct BodyReader {
+    resp: reqwest::Response,
+    runtime: tokio::runtime::Handle,
+    chunk: bytes::Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.runtime.block_on(self.resp.chunk()) {
+                Ok(Some(c)) => self.chunk = c,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
+    }
+}
+
 /// The digests an image's bytes must have (empty: not checked).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digests {
@@ -365,5 +510,89 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, CacheError::NoData(_)), "{e}");
+    }
+
+    /// A stand-in image API: `GET /image/v2/images/{id}/file` with token
+    /// `admin:admin` serves `bytes` for image 1, 204 for image 2 (no data).
+    async fn image_api(bytes: Vec<u8>) -> String {
+        use axum::extract::Path as UrlPath;
+        use axum::http::{HeaderMap, StatusCode};
+        let app = axum::Router::new().route(
+            "/image/v2/images/{id}/file",
+            axum::routing::get(move |UrlPath(id): UrlPath<Uuid>, headers: HeaderMap| {
+                let bytes = bytes.clone();
+                async move {
+                    if headers.get("x-auth-token").and_then(|v| v.to_str().ok())
+                        != Some("admin:admin")
+                    {
+                        return (StatusCode::UNAUTHORIZED, Vec::new());
+                    }
+                    match id.as_u128() {
+                        1 => (StatusCode::OK, bytes),
+                        2 => (StatusCode::NO_CONTENT, Vec::new()),
+                        _ => (StatusCode::NOT_FOUND, Vec::new()),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/image")
+    }
+
+    fn credential(user: &str) -> ImageCredential {
+        ImageCredential {
+            auth_url: String::new(),
+            username: user.into(),
+            password: String::new(),
+            project_name: "admin".into(),
+        }
+    }
+
+    /// Image bytes over the image API: streamed into `_base`, checked,
+    /// and named; an image without data, a refused credential and
+    /// corrupt bytes are errors that leave nothing in the cache.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn images_come_over_http_checked() {
+        let bytes: Vec<u8> = (0..3 << 20).map(|i| (i % 253) as u8).collect();
+        let endpoint = Arc::new(parking_lot::RwLock::new(image_api(bytes.clone()).await));
+        let dir = tempfile::tempdir().unwrap();
+        let source = HttpImageSource::new(endpoint.clone(), credential("admin")).unwrap();
+        let cache = ImageCache::new(dir.path().join("_base"), Arc::new(source));
+        let got = cache
+            .fetch(Uuid::from_u128(1), &digests(&bytes))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), bytes);
+
+        let e = cache
+            .fetch(Uuid::from_u128(2), &Digests::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CacheError::NoData(_)), "{e}");
+
+        // The same bytes under digests they do not have.
+        let other = ImageCache::new(
+            dir.path().join("_other"),
+            Arc::new(HttpImageSource::new(endpoint.clone(), credential("admin")).unwrap()),
+        );
+        let e = other
+            .fetch(Uuid::from_u128(1), &digests(b"not these"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("mismatch"), "{e}");
+        assert!(other.bases().unwrap().is_empty());
+
+        let refused = ImageCache::new(
+            dir.path().join("_refused"),
+            Arc::new(HttpImageSource::new(endpoint, credential("nobody")).unwrap()),
+        );
+        let e = refused
+            .fetch(Uuid::from_u128(1), &Digests::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("401"), "{e}");
+        assert!(refused.bases().unwrap().is_empty());
     }
 }

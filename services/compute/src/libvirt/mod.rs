@@ -18,7 +18,7 @@ pub mod disk;
 pub mod imagecache;
 pub mod xml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,9 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 
 use crate::driver::{DriverError, VirtDriver};
-use imagecache::{Digests, ImageCache, ImageSource, ImageStoreDir};
+use imagecache::{
+    Digests, HttpImageSource, ImageCache, ImageCredential, ImageSource, ImageStoreDir,
+};
 use xml::{GuestFiles, GuestSpec, HostSettings, ImageSettings};
 
 /// What the driver is configured with (nova.conf `[libvirt]`,
@@ -53,6 +55,15 @@ pub struct LibvirtOptions {
     /// Where the console proxy reaches guests' displays
     /// (`[vnc] server_proxyclient_address`).
     pub vnc_proxyclient_address: String,
+    /// This host's name (`[compute] host`): a migration to it stays on
+    /// this machine.
+    pub host_name: String,
+    /// `[libvirt] remote_filesystem_transport`: `ssh` or `rsync`.
+    pub remote_transport: String,
+    /// `[libvirt] host_instances_paths`: hosts on this machine.
+    pub host_instances_paths: BTreeMap<String, PathBuf>,
+    /// `[libvirt] live_migration_uri` (`%s`: the destination host).
+    pub live_migration_uri: String,
 }
 
 impl LibvirtOptions {
@@ -75,6 +86,14 @@ impl LibvirtOptions {
             remove_unused_min_age: Duration::from_secs(
                 cfg.image_cache.remove_unused_original_minimum_age_seconds,
             ),
+            host_name: cfg.compute.host.clone(),
+            remote_transport: l.remote_filesystem_transport.clone(),
+            host_instances_paths: l
+                .host_instances_paths
+                .iter()
+                .map(|(h, p)| (h.clone(), PathBuf::from(p)))
+                .collect(),
+            live_migration_uri: l.live_migration_uri.clone(),
         }
     }
 }
@@ -183,10 +202,27 @@ impl LibvirtDriver {
         self
     }
 
-    /// The driver `cfg` names, reading images from the image service's
-    /// store under `data_dir`.
+    /// The driver `cfg` names. Image bytes come from the image API of
+    /// `[glance] api_servers` with the `[glance]` credential, or, without
+    /// one, from the image service's store under `data_dir` (the image
+    /// service on this machine).
     pub fn from_config(cfg: &novalog_runtime::Config) -> Result<LibvirtDriver, DriverError> {
-        let source = Arc::new(ImageStoreDir(cfg.data_dir.join("images")));
+        let g = &cfg.glance;
+        let source: Arc<dyn ImageSource> = match g.api_servers.first() {
+            Some(endpoint) => Arc::new(
+                HttpImageSource::new(
+                    Arc::new(parking_lot::RwLock::new(endpoint.clone())),
+                    ImageCredential {
+                        auth_url: g.auth_url.clone(),
+                        username: g.username.clone(),
+                        password: g.password.clone(),
+                        project_name: g.project_name.clone(),
+                    },
+                )
+                .map_err(other)?,
+            ),
+            None => Arc::new(ImageStoreDir(cfg.data_dir.join("images"))),
+        };
         Ok(Self::open(LibvirtOptions::from_config(cfg), source)?
             .with_image_store(cfg.data_dir.join("images")))
     }
@@ -198,6 +234,26 @@ impl LibvirtDriver {
     /// The directory of one guest.
     pub fn instance_dir(&self, id: Uuid) -> PathBuf {
         self.opts.instances_path.join(id.to_string())
+    }
+
+    /// Where a cold migration keeps the source's files until it is
+    /// confirmed or reverted (Nova's `<uuid>_resize`).
+    pub fn resize_dir(&self, id: Uuid) -> PathBuf {
+        self.opts.instances_path.join(format!("{id}_resize"))
+    }
+
+    /// Whether `dom` is this host's: its disks are in `instances_path`.
+    /// Hosts that share a hypervisor (tests, or two agents on one machine)
+    /// each touch only their own domains.
+    fn owns(&self, dom: &Domain) -> bool {
+        dom.get_xml_desc(0)
+            .map(|x| xml::disks_under(&x, &self.opts.instances_path))
+            .unwrap_or(false)
+    }
+
+    /// This host's domain of `id`, if there is one.
+    fn own_domain(&self, id: Uuid) -> Result<Option<Domain>, DriverError> {
+        Ok(self.lookup(id)?.filter(|d| self.owns(d)))
     }
 
     fn lookup(&self, id: Uuid) -> Result<Option<Domain>, DriverError> {
@@ -370,20 +426,210 @@ impl LibvirtDriver {
         Ok(dom)
     }
 
-    /// Removes whatever of the guest exists: the domain (stopped first,
-    /// its managed save too) and its directory. The `_base` files stay.
+    /// Removes whatever of the guest this host has: its domain (stopped
+    /// first, its managed save too) and its directories (a migration's
+    /// `_resize` one included). The `_base` files stay.
     fn remove(&self, id: Uuid) -> Result<(), DriverError> {
-        if let Some(dom) = self.lookup(id)? {
-            if dom.is_active().unwrap_or(false) {
-                dom.destroy().map_err(failed("stopping the domain"))?;
-            }
-            dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-                .map_err(failed("undefining the domain"))?;
+        if let Some(dom) = self.own_domain(id)? {
+            Self::undefine(&dom)?;
         }
-        match std::fs::remove_dir_all(self.instance_dir(id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_failed("removing the instance directory")(e)),
+        remove_dir(&self.instance_dir(id))?;
+        remove_dir(&self.resize_dir(id))
+    }
+
+    fn undefine(dom: &Domain) -> Result<(), DriverError> {
+        if dom.is_active().unwrap_or(false) {
+            dom.destroy().map_err(failed("stopping the domain"))?;
+        }
+        dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            .map_err(failed("undefining the domain"))
+    }
+
+    /// Stops the domain: a clean shutdown first (up to `shutdown_timeout`),
+    /// hard when the guest does not comply. A saved memory image goes.
+    async fn stop(&self, dom: &Domain) -> Result<(), DriverError> {
+        let (state, _) = Self::state_of(dom)?;
+        if state == DomainState::Running
+            && !self.opts.shutdown_timeout.is_zero()
+            && dom.shutdown().is_ok()
+            && Self::wait_shutoff(dom, self.opts.shutdown_timeout).await
+        {
+            return Ok(());
+        }
+        if dom.is_active().unwrap_or(false) {
+            dom.destroy().map_err(failed("powering the guest off"))?;
+        }
+        Ok(())
+    }
+
+    /// Defines (and if `start`, starts) the guest from the disks already
+    /// in its directory, as a migration leaves them: the overlay is
+    /// pointed at this host's base file of `image` and grown to the
+    /// flavor; missing ephemeral and swap disks are made.
+    async fn define_from_dir(
+        &self,
+        cmd: &MigrationCommand,
+        start: bool,
+    ) -> Result<Domain, DriverError> {
+        let (id, flavor, image) = (cmd.instance_id, &cmd.flavor, &cmd.image);
+        let dir = self.instance_dir(id);
+        let root = dir.join("disk");
+        if !root.exists() {
+            return Err(DriverError::Failed(format!(
+                "instance {id}: no disk in {} to boot from",
+                dir.display()
+            )));
+        }
+        let settings = ImageSettings::from_image(image).map_err(other)?;
+        let format = image.disk_format.as_str();
+        let digests = Digests {
+            md5: image.checksum.clone(),
+            sha512: image.os_hash_value.clone(),
+        };
+        let base = self.cache.fetch(image.id, &digests).await.map_err(other)?;
+        let backing = imagecache::qcow2_backing_file(&root)
+            .map_err(io_failed("reading the migrated disk"))?;
+        if backing.as_deref() != Some(base.as_path()) {
+            disk::rebase(&root, &base, format).await.map_err(other)?;
+        }
+        let info = disk::info(&root, "qcow2").await.map_err(other)?;
+        let root_bytes = flavor.disk_gb.saturating_mul(disk::GIB);
+        if flavor.disk_gb > 0 && root_bytes > info.virtual_size {
+            disk::resize(&root, root_bytes).await.map_err(other)?;
+        }
+        let existing = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        let mut files = GuestFiles {
+            root,
+            ephemeral: existing("disk.eph0"),
+            swap: existing("disk.swap"),
+            kernel: existing("kernel"),
+            ramdisk: existing("ramdisk"),
+            console_log: dir.join("console.log"),
+        };
+        if files.ephemeral.is_none() && flavor.ephemeral_gb > 0 {
+            let p = dir.join("disk.eph0");
+            disk::create_blank(&p, flavor.ephemeral_gb.saturating_mul(disk::GIB))
+                .await
+                .map_err(other)?;
+            files.ephemeral = Some(p);
+        }
+        if files.swap.is_none() && flavor.swap_mb > 0 {
+            let p = dir.join("disk.swap");
+            disk::create_blank(&p, flavor.swap_mb.saturating_mul(disk::MIB))
+                .await
+                .map_err(other)?;
+            files.swap = Some(p);
+        }
+        if !files.console_log.exists() {
+            tokio::fs::File::create(&files.console_log)
+                .await
+                .map_err(io_failed("creating the console log"))?;
+        }
+        let spec = GuestSpec {
+            instance_id: id,
+            name: &cmd.name,
+            project_id: &cmd.project_id,
+            flavor,
+            image,
+        };
+        let xml = xml::domain_xml(&spec, &settings, &self.opts.host, &files);
+        let dom = Domain::define_xml(&self.conn, &xml).map_err(failed("defining the domain"))?;
+        if start && !dom.is_active().unwrap_or(false) {
+            dom.create().map_err(failed("starting the domain"))?;
+        }
+        Ok(dom)
+    }
+
+    /// Where a cold migration to `dest` puts the guest's files.
+    fn migration_target(&self, dest: &str, id: Uuid) -> Target {
+        if dest == self.opts.host_name {
+            return Target::Local(self.instance_dir(id));
+        }
+        match self.opts.host_instances_paths.get(dest) {
+            Some(p) => Target::Local(p.join(id.to_string())),
+            None => Target::Remote {
+                host: dest.to_owned(),
+                dir: self.instance_dir(id),
+            },
+        }
+    }
+
+    /// Copies the guest files in `from` to `to`.
+    async fn copy_files(&self, from: &Path, to: &Target) -> Result<(), DriverError> {
+        let files: Vec<PathBuf> = GUEST_FILES
+            .iter()
+            .map(|f| from.join(f))
+            .filter(|p| p.exists())
+            .collect();
+        match to {
+            Target::Local(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(io_failed(format!("creating {}", dir.display())))?;
+                for f in files {
+                    let name = f.file_name().unwrap_or_default();
+                    tokio::fs::copy(&f, dir.join(name))
+                        .await
+                        .map_err(io_failed(format!("copying {}", f.display())))?;
+                }
+                Ok(())
+            }
+            Target::Remote { host, dir } => {
+                let d = dir.to_string_lossy().into_owned();
+                // Never a password prompt: keys or nothing.
+                run(
+                    "ssh",
+                    &[
+                        "-o",
+                        "BatchMode=yes",
+                        host.as_str(),
+                        "mkdir",
+                        "-p",
+                        d.as_str(),
+                    ],
+                )
+                .await?;
+                let mut args: Vec<String> = match self.opts.remote_transport.as_str() {
+                    "rsync" => ["-a", "--sparse", "-e", "ssh -o BatchMode=yes"]
+                        .map(String::from)
+                        .to_vec(),
+                    _ => ["-q", "-o", "BatchMode=yes"].map(String::from).to_vec(),
+                };
+                args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+                args.push(format!("{host}:{d}/"));
+                let program = if self.opts.remote_transport == "rsync" {
+                    "rsync"
+                } else {
+                    "scp"
+                };
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(program, &args).await
+            }
+        }
+    }
+
+    /// Removes what `copy_files` put at `to` (an undone migration).
+    async fn remove_target(&self, to: &Target) {
+        let r = match to {
+            Target::Local(dir) => remove_dir(dir),
+            Target::Remote { host, dir } => {
+                let d = dir.to_string_lossy().into_owned();
+                run(
+                    "ssh",
+                    &[
+                        "-o",
+                        "BatchMode=yes",
+                        host.as_str(),
+                        "rm",
+                        "-rf",
+                        d.as_str(),
+                    ],
+                )
+                .await
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "removing a migration's copied files");
         }
     }
 
@@ -452,9 +698,50 @@ impl LibvirtDriver {
         }
         Ok(remove)
     }
+}
 
-    fn unsupported(step: &str) -> DriverError {
-        DriverError::Failed(format!("{step} is not supported by the libvirt driver yet"))
+/// A guest's files a migration moves.
+const GUEST_FILES: &[&str] = &[
+    "disk",
+    "disk.eph0",
+    "disk.swap",
+    "kernel",
+    "ramdisk",
+    "console.log",
+];
+
+/// Where a migration copies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A directory on this machine (this host, or a host sharing it).
+    Local(PathBuf),
+    /// `dir` on another machine, over `remote_filesystem_transport`.
+    Remote { host: String, dir: PathBuf },
+}
+
+fn remove_dir(dir: &Path) -> Result<(), DriverError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_failed(format!("removing {}", dir.display()))(e)),
+    }
+}
+
+async fn run(program: &str, args: &[&str]) -> Result<(), DriverError> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(io_failed(format!("running {program}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(DriverError::Failed(format!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -684,18 +971,33 @@ impl VirtDriver for LibvirtDriver {
         Self::power(&dom).ok()
     }
 
+    /// This host's domains and the guest directories in `instances_path`
+    /// (a deleted guest's disks left behind are a guest to clean up too).
     fn guests(&self, _host: &str) -> Vec<Uuid> {
+        let mut ids = BTreeSet::new();
         match self.conn.list_all_domains(0) {
-            Ok(doms) => doms
-                .iter()
-                .filter_map(|d| d.get_name().ok())
-                .filter_map(|n| xml::instance_of(&n))
-                .collect(),
+            Ok(doms) => ids.extend(
+                doms.iter()
+                    .filter(|d| self.owns(d))
+                    .filter_map(|d| d.get_name().ok())
+                    .filter_map(|n| xml::instance_of(&n)),
+            ),
             Err(e) => {
+                // Without the list nothing can be told orphaned.
                 tracing::error!(error = %e.message(), "listing libvirt domains");
-                Vec::new()
+                return Vec::new();
             }
         }
+        if let Ok(entries) = std::fs::read_dir(&self.opts.instances_path) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = name.strip_suffix("_resize").unwrap_or(&name);
+                if let Ok(id) = Uuid::parse_str(id) {
+                    ids.insert(id);
+                }
+            }
+        }
+        ids.into_iter().collect()
     }
 
     fn available_resource(&self, _host: &str) -> Option<Resources> {
@@ -712,31 +1014,125 @@ impl VirtDriver for LibvirtDriver {
         self.remove_unused_bases()
     }
 
-    async fn migrate_disk_and_power_off(&self, _cmd: &MigrationCommand) -> Result<(), DriverError> {
-        Err(Self::unsupported("cold migration and resize"))
+    /// Nova's `migrate_disk_and_power_off`: the guest is stopped, its
+    /// directory becomes `<uuid>_resize` and its files are copied to the
+    /// destination's instance directory (this machine's, or another's over
+    /// `remote_filesystem_transport`). A smaller root disk than the
+    /// guest's is refused, as Nova refuses it. On error the guest is as it
+    /// was.
+    async fn migrate_disk_and_power_off(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        let id = cmd.instance_id;
+        let dom = self.domain(id)?;
+        let dir = self.instance_dir(id);
+        let root = disk::info(&dir.join("disk"), "qcow2")
+            .await
+            .map_err(other)?;
+        let new_root = cmd.flavor.disk_gb.saturating_mul(disk::GIB);
+        if cmd.flavor.disk_gb > 0 && new_root < root.virtual_size {
+            return Err(DriverError::Failed(
+                "Resize error: Unable to resize disk down.".into(),
+            ));
+        }
+        let was_running = dom.is_active().unwrap_or(false);
+        self.stop(&dom).await?;
+        if dom.has_managed_save(0).unwrap_or(false) {
+            dom.managed_save_remove(0)
+                .map_err(failed("removing the saved memory image"))?;
+        }
+        let resize = self.resize_dir(id);
+        remove_dir(&resize)?;
+        std::fs::rename(&dir, &resize).map_err(io_failed("moving the instance directory aside"))?;
+        let target = self.migration_target(&cmd.dest_host, id);
+        if let Err(e) = self.copy_files(&resize, &target).await {
+            // Back as it was: the copy goes, the directory returns, the
+            // guest runs again if it ran.
+            self.remove_target(&target).await;
+            if let Err(e) = std::fs::rename(&resize, &dir) {
+                tracing::error!(instance = %id, error = %e, "restoring the instance directory");
+            } else if was_running && let Err(e) = dom.create() {
+                tracing::error!(instance = %id, error = %e.message(), "restarting the guest");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
-    async fn finish_migration(&self, _cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
-        Err(Self::unsupported("cold migration and resize"))
+    /// Nova's `finish_migration`: the guest is defined from the copied
+    /// disks (the overlay re-pointed at this host's base file and grown to
+    /// the new flavor) and started if it ran.
+    async fn finish_migration(&self, cmd: &MigrationCommand) -> Result<PowerState, DriverError> {
+        let dom = self.define_from_dir(cmd, cmd.power_on).await?;
+        Self::power(&dom)
     }
 
-    async fn confirm_migration(&self, _cmd: &MigrationCommand) -> Result<(), DriverError> {
-        Err(Self::unsupported("cold migration and resize"))
+    /// Nova's `confirm_migration` on the source: the `_resize` files go,
+    /// and the source's own domain where it has one (a hypervisor of its
+    /// own; on a shared one the domain is now the destination's).
+    async fn confirm_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        let id = cmd.instance_id;
+        if cmd.source_host != cmd.dest_host
+            && let Some(dom) = self.own_domain(id)?
+        {
+            Self::undefine(&dom)?;
+        }
+        remove_dir(&self.resize_dir(id))
     }
 
-    async fn revert_migration(&self, _cmd: &MigrationCommand) -> Result<(), DriverError> {
-        Err(Self::unsupported("cold migration and resize"))
+    /// On the destination when reverting: its domain and copied files go.
+    /// A same-host resize keeps the domain for the source to redefine and
+    /// drops only the new disks.
+    async fn revert_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        let id = cmd.instance_id;
+        if let Some(dom) = self.own_domain(id)? {
+            if cmd.source_host == cmd.dest_host {
+                if dom.is_active().unwrap_or(false) {
+                    dom.destroy().map_err(failed("stopping the domain"))?;
+                }
+            } else {
+                Self::undefine(&dom)?;
+            }
+        }
+        remove_dir(&self.instance_dir(id))
     }
 
+    /// Nova's `finish_revert_migration` on the source: the `_resize`
+    /// directory becomes the instance directory again and the guest is
+    /// defined with the old flavor and started if it ran. A guest still
+    /// running here (the migration failed before it moved) is left as is.
     async fn finish_revert_migration(
         &self,
-        _cmd: &MigrationCommand,
+        cmd: &MigrationCommand,
     ) -> Result<PowerState, DriverError> {
-        Err(Self::unsupported("cold migration and resize"))
+        let id = cmd.instance_id;
+        let resize = self.resize_dir(id);
+        if resize.exists() {
+            remove_dir(&self.instance_dir(id))?;
+            std::fs::rename(&resize, self.instance_dir(id))
+                .map_err(io_failed("restoring the instance directory"))?;
+        } else if let Some(dom) = self.own_domain(id)?
+            && dom.is_active().unwrap_or(false)
+        {
+            return Self::power(&dom);
+        }
+        let dom = self.define_from_dir(cmd, cmd.power_on).await?;
+        Self::power(&dom)
     }
 
-    async fn live_migration(&self, _cmd: &MigrationCommand) -> Result<(), DriverError> {
-        Err(Self::unsupported("live migration"))
+    /// Through libvirt's migration API (peer to peer, to
+    /// `live_migration_uri`): the guest runs on the destination and is
+    /// undefined here. Both hosts must see its disks at the same path
+    /// (`instances_path` on storage they share). On error the guest is
+    /// still here, as it was.
+    async fn live_migration(&self, cmd: &MigrationCommand) -> Result<(), DriverError> {
+        use virt::sys;
+        let dom = self.domain(cmd.instance_id)?;
+        let uri = self.opts.live_migration_uri.replace("%s", &cmd.dest_host);
+        let flags = sys::VIR_MIGRATE_LIVE
+            | sys::VIR_MIGRATE_PEER2PEER
+            | sys::VIR_MIGRATE_PERSIST_DEST
+            | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+        dom.migrate_to_uri(&uri, flags, None, 0)
+            .map_err(failed(format!("live migration to {uri}")))
     }
 
     /// A new root disk from `cmd.image` under the same domain (same uuid

@@ -39,6 +39,10 @@ fn opts(dir: &Path) -> LibvirtOptions {
         shutdown_timeout: Duration::from_secs(5),
         remove_unused_base_images: true,
         remove_unused_min_age: Duration::ZERO,
+        host_name: "h".into(),
+        remote_transport: "ssh".into(),
+        host_instances_paths: BTreeMap::new(),
+        live_migration_uri: "test:///default".into(),
     }
 }
 
@@ -55,6 +59,58 @@ fn host() -> Host {
         base: Uuid::new_v4().as_u128() & !0xffff,
         _dir: dir,
     }
+}
+
+/// Two hosts on one machine and one hypervisor (`h` and `h2`, each with
+/// its own `instances_path`), reading one image store: the way a cold
+/// migration between them runs in tests.
+fn pair() -> (Host, LibvirtDriver) {
+    let a = host();
+    let b_path = a._dir.path().join("h2");
+    let mut o = opts(&b_path);
+    o.host_name = "h2".into();
+    o.host_instances_paths = BTreeMap::from([("h".into(), a.driver.opts.instances_path.clone())]);
+    let b = LibvirtDriver::open(o, Arc::new(ImageStoreDir(a.images.clone()))).unwrap();
+    let mut a = a;
+    a.driver
+        .opts
+        .host_instances_paths
+        .insert("h2".into(), b.opts.instances_path.clone());
+    (a, b)
+}
+
+impl Host {
+    fn migration(&self, n: u128, dest: &str, flavor: Flavor, image: &Image) -> MigrationCommand {
+        MigrationCommand {
+            instance_id: self.id(n),
+            migration_id: Uuid::from_u128(77),
+            host: "h".into(),
+            source_host: "h".into(),
+            dest_host: dest.into(),
+            attempt: 1,
+            flavor,
+            image: image.clone(),
+            name: format!("server-{n}"),
+            project_id: "p1".into(),
+            power_on: true,
+        }
+    }
+
+    fn ours(&self, d: &LibvirtDriver) -> Vec<u128> {
+        let mut g: Vec<u128> = d
+            .guests("h")
+            .into_iter()
+            .map(|id| id.as_u128())
+            .filter(|id| id & !0xffff == self.base)
+            .map(|id| id - self.base)
+            .collect();
+        g.sort();
+        g
+    }
+}
+
+async fn virtual_size(p: &Path) -> u64 {
+    disk::info(p, "qcow2").await.unwrap().virtual_size
 }
 
 fn flavor(disk_gb: u64) -> Flavor {
@@ -534,4 +590,195 @@ fn a_hypervisor_that_is_not_there_is_named() {
         panic!("connected to nothing");
     };
     assert!(e.to_string().contains("is libvirtd running?"), "{e}");
+}
+
+/// Cold migration between two hosts on one machine, confirmed: the disk
+/// is copied into the destination's instance directory, re-pointed at its
+/// own base file and grown to the new flavor; the domain runs from there;
+/// confirming removes the source's `_resize` files.
+#[tokio::test]
+async fn a_cold_migration_copies_grows_and_confirms() {
+    let (a, b) = pair();
+    let image = a.image(1, &mib(1), &[]);
+    a.spawn(10, flavor(1), &image).await.unwrap();
+    let id = a.id(10);
+    let mut cmd = a.migration(10, "h2", flavor(2), &image);
+
+    a.driver.migrate_disk_and_power_off(&cmd).await.unwrap();
+    assert_eq!(a.driver.get_info("h", id), Some(PowerState::Shutdown));
+    assert!(a.driver.resize_dir(id).join("disk").exists());
+    assert!(!a.driver.instance_dir(id).exists());
+    let dest_disk = b.instance_dir(id).join("disk");
+    assert!(dest_disk.exists() && b.instance_dir(id).join("disk.eph0").exists());
+
+    cmd.host = "h2".into();
+    assert_eq!(b.finish_migration(&cmd).await, Ok(PowerState::Running));
+    assert_eq!(virtual_size(&dest_disk).await, 2 * disk::GIB);
+    assert_eq!(
+        imagecache::qcow2_backing_file(&dest_disk).unwrap(),
+        Some(b.image_cache().base_path(image.id)),
+        "the destination's own base file"
+    );
+    let xml = b.domain(id).unwrap().get_xml_desc(0).unwrap();
+    assert!(xml.contains(&*dest_disk.to_string_lossy()), "{xml}");
+    assert_eq!(a.ours(&b), [10]);
+
+    cmd.host = "h".into();
+    a.driver.confirm_migration(&cmd).await.unwrap();
+    assert!(!a.driver.resize_dir(id).exists());
+    assert!(a.guests().is_empty(), "nothing of it left on the source");
+    assert_eq!(b.get_info("h2", id), Some(PowerState::Running));
+    b.destroy("h2", id).await.unwrap();
+    assert!(a.ours(&b).is_empty());
+}
+
+/// Reverted: the destination's domain and files go, the source's
+/// directory comes back and the guest runs there with its old flavor.
+#[tokio::test]
+async fn a_reverted_migration_restores_the_source() {
+    let (a, b) = pair();
+    let image = a.image(1, &mib(1), &[]);
+    a.spawn(10, flavor(1), &image).await.unwrap();
+    let id = a.id(10);
+    let mut cmd = a.migration(10, "h2", flavor(2), &image);
+    a.driver.migrate_disk_and_power_off(&cmd).await.unwrap();
+    cmd.host = "h2".into();
+    b.finish_migration(&cmd).await.unwrap();
+
+    b.revert_migration(&cmd).await.unwrap();
+    assert!(!b.instance_dir(id).exists());
+    assert!(a.ours(&b).is_empty());
+
+    cmd.host = "h".into();
+    cmd.flavor = flavor(1);
+    assert_eq!(
+        a.driver.finish_revert_migration(&cmd).await,
+        Ok(PowerState::Running)
+    );
+    let disk = a.driver.instance_dir(id).join("disk");
+    assert_eq!(virtual_size(&disk).await, disk::GIB);
+    assert!(!a.driver.resize_dir(id).exists());
+    assert!(a.xml(10).contains(&*disk.to_string_lossy()));
+    assert_eq!(a.guests(), [10]);
+}
+
+/// A resize on one host: the copy is made beside the `_resize` files.
+#[tokio::test]
+async fn a_same_host_resize_grows_the_disk_and_confirms() {
+    let h = host();
+    let image = h.image(1, &mib(1), &[]);
+    h.spawn(10, flavor(1), &image).await.unwrap();
+    let id = h.id(10);
+    let cmd = h.migration(10, "h", flavor(3), &image);
+    h.driver.migrate_disk_and_power_off(&cmd).await.unwrap();
+    assert!(h.driver.resize_dir(id).exists() && h.driver.instance_dir(id).exists());
+    assert_eq!(
+        h.driver.finish_migration(&cmd).await,
+        Ok(PowerState::Running)
+    );
+    let disk = h.driver.instance_dir(id).join("disk");
+    assert_eq!(virtual_size(&disk).await, 3 * disk::GIB);
+    h.driver.confirm_migration(&cmd).await.unwrap();
+    assert!(!h.driver.resize_dir(id).exists());
+    assert_eq!(h.guests(), [10]);
+    assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
+}
+
+/// What a migration cannot do leaves the guest as it was: a smaller
+/// root disk (Nova's "Unable to resize disk down"), and a destination
+/// the copy cannot reach.
+#[tokio::test]
+async fn a_failed_migration_leaves_the_guest_running() {
+    let h = host();
+    let image = h.image(1, &mib(1), &[]);
+    h.spawn(10, flavor(2), &image).await.unwrap();
+    let id = h.id(10);
+
+    let down = h.migration(10, "h", flavor(1), &image);
+    let e = h
+        .driver
+        .migrate_disk_and_power_off(&down)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Unable to resize disk down"), "{e}");
+    assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
+
+    // No ssh route to this host: the copy fails, the guest runs again.
+    let away = h.migration(10, "no-such-host.invalid", flavor(2), &image);
+    let e = h
+        .driver
+        .migrate_disk_and_power_off(&away)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ssh"), "{e}");
+    assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
+    assert!(h.driver.instance_dir(id).join("disk").exists());
+    assert!(!h.driver.resize_dir(id).exists());
+    // And the revert a saga sends to compensate changes nothing.
+    assert_eq!(
+        h.driver.finish_revert_migration(&away).await,
+        Ok(PowerState::Running)
+    );
+    assert_eq!(h.guests(), [10]);
+}
+
+/// libvirt's test driver has no migration: the error names libvirt's
+/// refusal and the guest still runs on the source, as the live-migration
+/// saga's compensation expects.
+#[tokio::test]
+async fn a_refused_live_migration_leaves_the_guest_on_the_source() {
+    let h = host();
+    let image = h.image(1, &mib(1), &[]);
+    h.spawn(10, flavor(1), &image).await.unwrap();
+    let id = h.id(10);
+    let cmd = h.migration(10, "h2", flavor(1), &image);
+    let e = h.driver.live_migration(&cmd).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("libvirt: live migration to test:///default"),
+        "{e}"
+    );
+    assert_eq!(h.driver.get_info("h", id), Some(PowerState::Running));
+    assert_eq!(h.guests(), [10]);
+}
+
+/// init_host's cleanup: the disks of a guest whose domain is gone (its
+/// server deleted while the agent was down) count as a guest, and
+/// destroying it removes them; another host's domain on the same
+/// hypervisor is not this host's.
+#[tokio::test]
+async fn leftover_disks_are_guests_and_other_hosts_domains_are_not() {
+    let (a, b) = pair();
+    let image = a.image(1, &mib(1), &[]);
+    let stray = a.id(50);
+    std::fs::create_dir_all(a.driver.instance_dir(stray)).unwrap();
+    std::fs::write(a.driver.instance_dir(stray).join("disk"), b"x").unwrap();
+    assert_eq!(a.guests(), [50]);
+    a.driver.destroy("h", stray).await.unwrap();
+    assert!(a.guests().is_empty());
+
+    let cmd = SpawnInstance {
+        instance_id: a.id(11),
+        host: "h2".into(),
+        attempt: 1,
+        project_id: "p1".into(),
+        name: "server-11".into(),
+        flavor: flavor(1),
+        image,
+    };
+    b.spawn("h2", &cmd).await.unwrap();
+    assert!(a.guests().is_empty(), "h2's domain is not h's");
+    assert_eq!(a.ours(&b), [11]);
+    // Destroying it on the wrong host leaves it alone.
+    a.driver.destroy("h", a.id(11)).await.unwrap();
+    assert_eq!(b.get_info("h2", a.id(11)), Some(PowerState::Running));
+}
+
+#[test]
+fn domains_are_told_apart_by_their_disks() {
+    let xml = "<disk><source file='/srv/a/instances/x/disk'/></disk>";
+    assert!(xml::disks_under(xml, Path::new("/srv/a/instances")));
+    assert!(xml::disks_under(xml, Path::new("/srv/a/instances/")));
+    assert!(!xml::disks_under(xml, Path::new("/srv/a/inst")));
+    assert!(!xml::disks_under(xml, Path::new("/srv/b/instances")));
 }

@@ -29,6 +29,15 @@ pub fn instance_of(domain_name: &str) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s).ok())
 }
 
+/// Whether a domain's XML (as libvirt gives it) has a disk file under
+/// `dir`: a domain is a host's when its disks live in the host's
+/// `instances_path` (hosts that share a hypervisor share its domains).
+pub fn disks_under(domain_xml: &str, dir: &Path) -> bool {
+    let d = path(dir);
+    let d = d.trim_end_matches('/');
+    domain_xml.contains(&format!("file='{d}/")) || domain_xml.contains(&format!("file=\"{d}/"))
+}
+
 /// What the host decides rather than the flavor or the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSettings {
