@@ -517,10 +517,7 @@ async fn main() -> anyhow::Result<()> {
         "admin:admin".into(),
         lag.clone(),
     ));
-    let ledger_watch = tokio::spawn(billing::watch_ledger(
-        system.billing.clone(),
-        lag.clone(),
-    ));
+    let ledger_watch = tokio::spawn(billing::watch_ledger(system.billing.clone(), lag.clone()));
     let run = boot_run(&system, args.boots, args.concurrency).await?;
     // The watcher sees the last boots' events after boot_run did: give it
     // a moment to see them (and then to see them billed).

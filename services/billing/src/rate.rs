@@ -304,7 +304,9 @@ pub fn rate_lines(
         .map(|l| {
             let (rate, priced_by) = table.hourly_micro_1024(&l.key.flavor);
             LineItem {
-                amount: Amount(rate * i128::from(table.multiplier(l.key.state).0) * i128::from(l.ms)),
+                amount: Amount(
+                    rate * i128::from(table.multiplier(l.key.state).0) * i128::from(l.ms),
+                ),
                 server_name: l.server_name,
                 latest_ms: l.latest_ms,
                 user_id: l.user_id,

@@ -36,8 +36,8 @@ use uuid::Uuid;
 use crate::meter::{Interval, ServerMeter, server_of};
 use crate::period::Period;
 use crate::rate::{LineUsage, PriceTable, merge_lines, sum_lines};
-use crate::totals::Totals;
 use crate::summary::{Closing, NextEnd, PartitionPeriods, summary_envelope};
+use crate::totals::Totals;
 
 pub const NAME: &str = "billing";
 pub const METERS: &str = "meters";
@@ -220,7 +220,13 @@ impl Ledger {
     pub fn servers_in(&self, project: Option<&str>, from_ms: i64, to_ms: i64) -> Vec<Interval> {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
         let closed: Vec<&Interval> = match project {
-            Some(p) => s.closed.get(p).into_iter().flatten().map(|i| &**i).collect(),
+            Some(p) => s
+                .closed
+                .get(p)
+                .into_iter()
+                .flatten()
+                .map(|i| &**i)
+                .collect(),
             None => s.closed.values().flatten().map(|i| &**i).collect(),
         };
         let open = s
@@ -247,7 +253,10 @@ impl Ledger {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
         let from_totals = {
             let mut totals = s.totals.lock().unwrap_or_else(|e| e.into_inner());
-            totals.catch_up(project, s.closed.get(project).map_or(&[][..], Vec::as_slice));
+            totals.catch_up(
+                project,
+                s.closed.get(project).map_or(&[][..], Vec::as_slice),
+            );
             totals.lines(project, period)
         };
         let closed = match from_totals {

@@ -250,7 +250,12 @@ mod tests {
     #[test]
     fn a_month_partly_inside_the_period_is_not_answered_from_totals() {
         let mut totals = Totals::default();
-        totals.add(&interval(1, BillableState::Running, DEC_1 + H, Some(DEC_1 + 3 * H)));
+        totals.add(&interval(
+            1,
+            BillableState::Running,
+            DEC_1 + H,
+            Some(DEC_1 + 3 * H),
+        ));
         // The month so far, past the interval's end: answered.
         let so_far = Period::new(DEC_1, DEC_1 + 4 * H).unwrap();
         assert_eq!(totals.lines("demo", so_far).unwrap().len(), 1);

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use novalog_billing::rate::sum_lines;
 use novalog_billing::read::{IntervalsReply, ProjectsReply};
 use novalog_billing::service::Ledger;
-use novalog_billing::rate::sum_lines;
 use novalog_billing::{Interval, LineUsage, Period};
 
 use crate::error::ApiError;
