@@ -25,16 +25,6 @@ pub struct Figures {
     pub projects: usize,
 }
 
-/// The topic namespace of the replay log a previous run filled in `dir`.
-pub fn filled_namespace(dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = dir.join(super::replay::FILLED);
-    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    Ok(f["namespace"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("{}: no namespace", path.display()))?
-        .to_owned())
-}
-
 pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
     let reader = EmbeddedReader::open(cfg.data_dir.join("log"))?;
     let topic = cfg.topics().instances;
@@ -95,12 +85,15 @@ pub async fn run(cfg: &novalog_runtime::Config) -> anyhow::Result<Figures> {
 }
 
 /// Records, in `samples`, each boot's billing lag: from the append of its
-/// `InstanceBecameActive` (the log's append time) to a `GET
-/// /billing/v1/projects/{project}` on the API's listener answering with
-/// the server's usage running. One client polls back to back (the next
-/// request as soon as the last answer is read) while any boot is
+/// `InstanceBecameActive` (the log's append time) to the answer of the
+/// first `GET /billing/v1/projects/{project}` on the API's listener that
+/// shows the server's usage running. One client polls back to back (the
+/// next request as soon as the last answer is read) while any boot is
 /// waiting, so a sample is the lag as a client of the API sees it: the
-/// billing fold and commit, then up to one request's round trip. Runs
+/// billing fold and commit, then up to one request's round trip. The
+/// append times come from a subscriber of `instances`, which may see a
+/// record after the bill already shows it: the lag is then counted to
+/// the first answer that showed it, not to the watcher's own delay. Runs
 /// until aborted.
 pub async fn watch_lag(
     log: Arc<dyn novalog_log::EventLog>,
@@ -110,11 +103,6 @@ pub async fn watch_lag(
     token: String,
     lag: Lag,
 ) -> anyhow::Result<()> {
-    let Lag {
-        samples,
-        pending,
-        polls,
-    } = lag;
     let ends = log.end_offsets(&topic).await?;
     let lookup: novalog_log::OffsetLookup = Arc::new(move |_, p| ends.get(p as usize).copied());
     let mut sub = log
@@ -127,14 +115,7 @@ pub async fn watch_lag(
     let wake = Arc::new(tokio::sync::Notify::new());
     // The month so far (the default period): every server booted.
     let url = format!("http://{api}/billing/v1/projects/{project}?format=csv");
-    let poller = tokio::spawn(poll_bill(
-        url,
-        token,
-        pending.clone(),
-        wake.clone(),
-        samples,
-        polls,
-    ));
+    let poller = tokio::spawn(poll_bill(url, token, lag.clone(), wake.clone()));
     let mut poller = AbortOnDrop(poller);
     loop {
         if poller.0.is_finished() {
@@ -146,26 +127,24 @@ pub async fn watch_lag(
                 continue;
             };
             if type_name == "InstanceBecameActive" {
-                pending.lock().insert(meta.aggregate_id, rec.timestamp_ms);
+                lag.appended(meta.aggregate_id, rec.timestamp_ms);
                 wake.notify_one();
             }
         }
     }
 }
 
-/// Polls the bill at `url` back to back while `pending` has servers, and
-/// moves each into `samples` when the bill shows it running.
+/// Polls the bill at `url` back to back while `lag` has servers waiting,
+/// and notes each server the first time the bill shows it running.
 async fn poll_bill(
     url: String,
     token: String,
-    pending: Pending,
+    lag: Lag,
     wake: Arc<tokio::sync::Notify>,
-    samples: Arc<parking_lot::Mutex<Vec<f64>>>,
-    polls: Arc<parking_lot::Mutex<Vec<f64>>>,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     loop {
-        if pending.lock().is_empty() {
+        if lag.state.lock().pending.is_empty() {
             wake.notified().await;
             continue;
         }
@@ -174,48 +153,106 @@ async fn poll_bill(
         anyhow::ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
         let body = resp.text().await?;
         let now = novalog_schemas::now_ms();
-        polls.lock().push(asked.elapsed().as_secs_f64() * 1e3);
-        let running = running_servers(&body);
-        pending.lock().retain(|id, appended| {
-            if running.contains(id.as_str()) {
-                samples.lock().push((now - *appended) as f64);
-                false
-            } else {
-                true
-            }
-        });
+        lag.polls.lock().push(asked.elapsed().as_secs_f64() * 1e3);
+        lag.seen_running(running_servers(&body), now);
     }
 }
-
-type Pending = Arc<parking_lot::Mutex<std::collections::HashMap<String, i64>>>;
 
 /// What [`watch_lag`] measured, shared with the bench.
 #[derive(Clone, Default)]
 pub struct Lag {
     /// Lags in ms, one per boot seen in the bill.
     pub samples: Arc<parking_lot::Mutex<Vec<f64>>>,
-    /// Servers whose InstanceBecameActive is on the log and not yet seen
-    /// running in the bill, by their id's text (as the CSV shows it), with
-    /// its append time.
-    pub pending: Pending,
+    state: Arc<parking_lot::Mutex<LagState>>,
     /// Each GET's round trip in ms (request to the whole answer read).
     pub polls: Arc<parking_lot::Mutex<Vec<f64>>>,
+    /// The part of each lag before the API: from the append to the
+    /// billing ledger (what the API reads) having committed the server
+    /// running, in ms ([`watch_ledger`]).
+    pub folded: Arc<parking_lot::Mutex<Vec<f64>>>,
+}
+
+/// Servers by their id's text (as the CSV shows it).
+#[derive(Default)]
+struct LagState {
+    /// `InstanceBecameActive` on the log, not yet seen running in the
+    /// bill: its append time.
+    pending: std::collections::HashMap<String, i64>,
+    /// Seen running in the bill before the watcher saw its
+    /// `InstanceBecameActive`: the first answer's time.
+    early: std::collections::HashMap<String, i64>,
+    /// Measured.
+    done: std::collections::HashSet<String>,
+    /// Appended, not yet seen running in the ledger.
+    unfolded: std::collections::HashMap<uuid::Uuid, i64>,
 }
 
 impl Lag {
+    /// `server`'s `InstanceBecameActive` was appended at `at_ms`.
+    fn appended(&self, server: String, at_ms: i64) {
+        let mut s = self.state.lock();
+        if let Ok(id) = server.parse() {
+            s.unfolded.insert(id, at_ms);
+        }
+        if s.done.contains(&server) {
+            return;
+        }
+        match s.early.remove(&server) {
+            Some(seen) => {
+                self.samples.lock().push((seen - at_ms) as f64);
+                s.done.insert(server);
+            }
+            None => {
+                s.pending.insert(server, at_ms);
+            }
+        }
+    }
+
+    /// An answer read at `now_ms` showed `running`.
+    fn seen_running(&self, running: std::collections::HashSet<&str>, now_ms: i64) {
+        let mut s = self.state.lock();
+        for id in running {
+            if let Some(at) = s.pending.remove(id) {
+                self.samples.lock().push((now_ms - at) as f64);
+                s.done.insert(id.to_owned());
+            } else if !s.done.contains(id) {
+                s.early.entry(id.to_owned()).or_insert(now_ms);
+            }
+        }
+    }
+
     /// Waits (up to `limit`) until every boot seen on the log was seen in
     /// the bill, so the last boots of a run are measured too.
     pub async fn drain(&self, limit: std::time::Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
-        while !self.pending.lock().is_empty() {
+        while !self.state.lock().pending.is_empty() {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "{} boots never showed in /billing/v1",
-                self.pending.lock().len()
+                self.state.lock().pending.len()
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         Ok(())
+    }
+}
+
+/// Records in `lag.folded`, for each boot [`watch_lag`] saw appended, when
+/// `ledger` committed it running (checked at each of its commits): the
+/// lag's share before the API. Runs until aborted.
+pub async fn watch_ledger(ledger: Arc<novalog_billing::service::Ledger>, lag: Lag) {
+    let mut committed = ledger.watch_committed();
+    while committed.changed().await.is_ok() {
+        let now = novalog_schemas::now_ms();
+        let mut s = lag.state.lock();
+        s.unfolded.retain(|id, at| {
+            if ledger.is_running(id) {
+                lag.folded.lock().push((now - *at) as f64);
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 
@@ -233,10 +270,12 @@ fn running_servers(csv: &str) -> std::collections::HashSet<&str> {
     csv.lines()
         .skip(1)
         .filter_map(|row| {
-            let fields: Vec<&str> = row.trim_end_matches('\r').split(',').collect();
-            // server_id is the 4th column, state the 13th (no field of a
-            // bench server is quoted).
-            (fields.len() == 17 && fields[12] == "running").then_some(fields[3])
+            // server_id is the 4th column, state the 13th, of 17 (no field
+            // of a bench server is quoted).
+            let mut fields = row.trim_end_matches('\r').split(',');
+            let id = fields.nth(3)?;
+            let state = fields.nth(8)?;
+            (state == "running" && fields.count() == 4).then_some(id)
         })
         .collect()
 }

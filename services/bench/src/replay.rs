@@ -178,16 +178,24 @@ pub fn each_rebuild(r: &Figures) -> String {
         .join(", ")
 }
 
-/// Builds the log (or finds the one a previous run built in the same data
-/// directory, namespace included), then times the replay tool over it.
-/// With `rebuild_only`, the index, `state-at` and `verify` are skipped
-/// (their figures left at zero).
-pub async fn run(
+/// What [`filled`] found or built.
+pub struct Filled {
+    /// The configuration with the log's namespace.
+    pub cfg: novalog_runtime::Config,
+    pub servers: usize,
+    pub resized: Uuid,
+    pub fill_s: f64,
+    pub heartbeat_bytes: f64,
+}
+
+/// Builds the log of at least `min_records` records in `cfg`'s data
+/// directory, or finds the one a previous run built there (namespace
+/// included).
+pub async fn filled(
     cfg: &novalog_runtime::Config,
     min_records: i64,
     concurrency: usize,
-    rebuild_only: bool,
-) -> anyhow::Result<Figures> {
+) -> anyhow::Result<Filled> {
     let filled = cfg.data_dir.join(FILLED);
     let mut cfg = cfg.clone();
     let (servers, resized, fill_s, heartbeat_bytes) = if filled.exists() {
@@ -237,6 +245,32 @@ pub async fn run(
         )?;
         (servers, resized, fill_s, heartbeat_bytes)
     };
+    Ok(Filled {
+        cfg,
+        servers,
+        resized,
+        fill_s,
+        heartbeat_bytes,
+    })
+}
+
+/// Builds the log (or finds the one a previous run built in the same data
+/// directory, namespace included), then times the replay tool over it.
+/// With `rebuild_only`, the index, `state-at` and `verify` are skipped
+/// (their figures left at zero).
+pub async fn run(
+    cfg: &novalog_runtime::Config,
+    min_records: i64,
+    concurrency: usize,
+    rebuild_only: bool,
+) -> anyhow::Result<Figures> {
+    let Filled {
+        cfg,
+        servers,
+        resized,
+        fill_s,
+        heartbeat_bytes,
+    } = filled(cfg, min_records, concurrency).await?;
     let cfg = &cfg;
     let log_dir = cfg.data_dir.join("log");
     let log_bytes = dir_bytes(&log_dir);

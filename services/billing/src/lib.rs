@@ -12,6 +12,8 @@
 //! - [`usage`]: usage hours as Nova's os-simple-tenant-usage shows them.
 //! - [`summary`]: when a period is closed (by the log's time) and its
 //!   rated summary, published on the `billing` topic.
+//! - [`totals`]: closed usage summed by project, month and bill line, for
+//!   reads that need not sum every interval again.
 //! - [`service`]: the consumer shell (RocksDB, the outbox, the ledger).
 //! - [`read`]: the internal listener the API reads usage from.
 //!
@@ -27,6 +29,7 @@ pub mod rate;
 pub mod read;
 pub mod service;
 pub mod summary;
+pub mod totals;
 pub mod usage;
 
 #[cfg(test)]
@@ -37,4 +40,4 @@ mod service_tests;
 pub use meter::{BillableState, FlavorSpec, Interval, Meter, ServerMeter};
 pub use money::{Amount, Micros, PriceError, Rounded, Rounding};
 pub use period::{Period, PeriodError};
-pub use rate::{Bill, LineItem, PriceTable, bill};
+pub use rate::{Bill, LineItem, LineUsage, PriceTable, bill};

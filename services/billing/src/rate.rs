@@ -171,6 +171,160 @@ pub struct Bill {
     pub total: Amount,
 }
 
+/// One line's usage before it is priced: a server at one flavor in one
+/// state, its milliseconds in a period, and the name and user of its
+/// latest interval there. Charges are linear in time, so a line is priced
+/// once from its summed milliseconds, to the same exact amount as the sum
+/// of its intervals' charges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineUsage {
+    pub key: LineKey,
+    pub server_name: String,
+    pub user_id: String,
+    /// Start of the latest interval counted (whose name is shown).
+    pub latest_ms: i64,
+    pub ms: i64,
+}
+
+impl LineUsage {
+    /// Adds `ms` of `i` (of this line) to it.
+    pub fn add(&mut self, i: &Interval, ms: i64) {
+        self.ms += ms;
+        if i.start_ms > self.latest_ms {
+            self.latest_ms = i.start_ms;
+            self.server_name.clone_from(&i.server_name);
+            self.user_id.clone_from(&i.user_id);
+        }
+    }
+
+    /// Adds another sum of this line (over time disjoint from this one's).
+    pub fn merge(&mut self, o: &LineUsage) {
+        self.ms += o.ms;
+        if o.latest_ms > self.latest_ms {
+            self.latest_ms = o.latest_ms;
+            self.server_name.clone_from(&o.server_name);
+            self.user_id.clone_from(&o.user_id);
+        }
+    }
+
+    /// `ms` of `i`, as a new line.
+    pub fn of(i: &Interval, ms: i64) -> Self {
+        LineUsage {
+            key: LineKey {
+                server_id: i.server_id,
+                flavor: i.flavor.clone(),
+                state: i.state,
+            },
+            server_name: i.server_name.clone(),
+            user_id: i.user_id.clone(),
+            latest_ms: i.start_ms,
+            ms,
+        }
+    }
+}
+
+/// The order of bill lines ([`LineKey`]'s) between a line and an
+/// interval, without building the interval's key.
+fn key_order(k: &LineKey, i: &Interval) -> std::cmp::Ordering {
+    (k.server_id, &k.flavor, k.state).cmp(&(i.server_id, &i.flavor, i.state))
+}
+
+/// `intervals`' time in `period` by line, in line order (open intervals
+/// running until `now_ms`; intervals with no time in the period add
+/// nothing). Each line's name and user are its latest interval's (the
+/// first of equal starts, in `intervals`' order). The intervals are sorted
+/// by reference and each line built once: no key is copied per interval.
+pub fn sum_lines<'a>(
+    intervals: impl IntoIterator<Item = &'a Interval>,
+    period: Period,
+    now_ms: i64,
+) -> Vec<LineUsage> {
+    let mut timed: Vec<(&Interval, i64)> = intervals
+        .into_iter()
+        .map(|i| (i, i.overlap_ms(period.start_ms, period.end_ms, now_ms)))
+        .filter(|(_, ms)| *ms > 0)
+        .collect();
+    // Stable: equal keys keep the callers' order.
+    timed.sort_by(|(a, _), (b, _)| {
+        (a.server_id, &a.flavor, a.state).cmp(&(b.server_id, &b.flavor, b.state))
+    });
+    let mut lines: Vec<LineUsage> = Vec::new();
+    for (i, ms) in timed {
+        match lines.last_mut() {
+            Some(line) if key_order(&line.key, i).is_eq() => line.add(i, ms),
+            _ => lines.push(LineUsage::of(i, ms)),
+        }
+    }
+    lines
+}
+
+/// Two sums of lines (each in line order, over disjoint time) as one, in
+/// line order; of a line in both, `a`'s name wins a tie.
+pub fn merge_lines(a: Vec<LineUsage>, b: Vec<LineUsage>) -> Vec<LineUsage> {
+    if b.is_empty() {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.key.cmp(&y.key) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let (mut x, y) = (a.next(), b.next());
+                    if let (Some(x), Some(y)) = (&mut x, &y) {
+                        x.merge(y);
+                    }
+                    x
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
+}
+
+/// Prices `lines` (of one project, in key order, none empty) into a bill
+/// over `period`.
+pub fn rate_lines(
+    table: &PriceTable,
+    project_id: &str,
+    lines: impl IntoIterator<Item = LineUsage>,
+    period: Period,
+) -> Bill {
+    let lines: Vec<LineItem> = lines
+        .into_iter()
+        .map(|l| {
+            let (rate, priced_by) = table.hourly_micro_1024(&l.key.flavor);
+            LineItem {
+                amount: Amount(
+                    rate * i128::from(table.multiplier(l.key.state).0) * i128::from(l.ms),
+                ),
+                server_name: l.server_name,
+                latest_ms: l.latest_ms,
+                user_id: l.user_id,
+                ms: l.ms,
+                priced_by,
+                key: l.key,
+            }
+        })
+        .collect();
+    Bill {
+        project_id: project_id.to_owned(),
+        period,
+        currency: table.currency.clone(),
+        total: lines.iter().map(|l| l.amount).sum(),
+        lines,
+    }
+}
+
 /// Rates `intervals` (of one project) over `period`; open intervals run
 /// until `now_ms`. Intervals outside the period add nothing; lines with no
 /// time in the period are left out.
@@ -181,42 +335,12 @@ pub fn bill<'a>(
     period: Period,
     now_ms: i64,
 ) -> Bill {
-    let mut lines: BTreeMap<LineKey, LineItem> = BTreeMap::new();
-    for i in intervals {
-        let ms = i.overlap_ms(period.start_ms, period.end_ms, now_ms);
-        if ms == 0 {
-            continue;
-        }
-        let key = LineKey {
-            server_id: i.server_id,
-            flavor: i.flavor.clone(),
-            state: i.state,
-        };
-        let amount = table.charge(&i.flavor, i.state, ms);
-        let line = lines.entry(key.clone()).or_insert_with(|| LineItem {
-            key,
-            server_name: i.server_name.clone(),
-            latest_ms: i.start_ms,
-            user_id: i.user_id.clone(),
-            ms: 0,
-            priced_by: table.hourly_micro_1024(&i.flavor).1,
-            amount: Amount(0),
-        });
-        line.ms += ms;
-        line.amount += amount;
-        if i.start_ms > line.latest_ms {
-            line.latest_ms = i.start_ms;
-            line.server_name = i.server_name.clone();
-        }
-    }
-    let lines: Vec<LineItem> = lines.into_values().collect();
-    Bill {
-        project_id: project_id.to_owned(),
+    rate_lines(
+        table,
+        project_id,
+        sum_lines(intervals, period, now_ms),
         period,
-        currency: table.currency.clone(),
-        total: lines.iter().map(|l| l.amount).sum(),
-        lines,
-    }
+    )
 }
 
 /// Flavors met in `intervals` that the table has no price for, by name

@@ -34,8 +34,10 @@ use novalog_store::{RocksStore, Store, StoreExt, Transaction};
 use uuid::Uuid;
 
 use crate::meter::{Interval, ServerMeter, server_of};
-use crate::rate::PriceTable;
+use crate::period::Period;
+use crate::rate::{LineUsage, PriceTable, merge_lines, sum_lines};
 use crate::summary::{Closing, NextEnd, PartitionPeriods, summary_envelope};
+use crate::totals::Totals;
 
 pub const NAME: &str = "billing";
 pub const METERS: &str = "meters";
@@ -136,9 +138,25 @@ pub struct Ledger {
 
 #[derive(Debug, Default)]
 struct LedgerState {
-    closed: HashMap<String, Vec<Interval>>,
+    /// Closed intervals by project, in the order they closed (shared with
+    /// the fold's periods, not copied).
+    closed: HashMap<String, Vec<Arc<Interval>>>,
     /// Open intervals by server.
     open: FastMap<Uuid, Interval>,
+    /// `closed` summed by project, month and line, as far as a read
+    /// needed them.
+    totals: std::sync::Mutex<Totals>,
+}
+
+impl LedgerState {
+    fn close(&mut self, i: Arc<Interval>) {
+        match self.closed.get_mut(&i.project_id) {
+            Some(v) => v.push(i),
+            None => {
+                self.closed.insert(i.project_id.clone(), vec![i]);
+            }
+        }
+    }
 }
 
 impl Ledger {
@@ -149,7 +167,7 @@ impl Ledger {
             let mut s = ledger.state.write().unwrap_or_else(|e| e.into_inner());
             for i in intervals {
                 match i.end_ms {
-                    Some(_) => s.closed.entry(i.project_id.clone()).or_default().push(i),
+                    Some(_) => s.close(Arc::new(i)),
                     None => {
                         s.open.insert(i.server_id, i);
                     }
@@ -162,7 +180,13 @@ impl Ledger {
     /// Every interval of `project`, closed and open.
     pub fn intervals(&self, project: &str) -> Vec<Interval> {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<Interval> = s.closed.get(project).cloned().unwrap_or_default();
+        let mut out: Vec<Interval> = s
+            .closed
+            .get(project)
+            .into_iter()
+            .flatten()
+            .map(|i| Interval::clone(i))
+            .collect();
         out.extend(s.open.values().filter(|i| i.project_id == project).cloned());
         out
     }
@@ -184,6 +208,7 @@ impl Ledger {
         s.closed
             .values()
             .flatten()
+            .map(|i| &**i)
             .chain(s.open.values())
             .cloned()
             .collect()
@@ -195,8 +220,14 @@ impl Ledger {
     pub fn servers_in(&self, project: Option<&str>, from_ms: i64, to_ms: i64) -> Vec<Interval> {
         let s = self.state.read().unwrap_or_else(|e| e.into_inner());
         let closed: Vec<&Interval> = match project {
-            Some(p) => s.closed.get(p).into_iter().flatten().collect(),
-            None => s.closed.values().flatten().collect(),
+            Some(p) => s
+                .closed
+                .get(p)
+                .into_iter()
+                .flatten()
+                .map(|i| &**i)
+                .collect(),
+            None => s.closed.values().flatten().map(|i| &**i).collect(),
         };
         let open = s
             .open
@@ -212,6 +243,34 @@ impl Ledger {
             .filter(|i| touching.contains(&i.server_id))
             .cloned()
             .collect()
+    }
+
+    /// `project`'s usage in `period` by bill line, sorted (open intervals
+    /// running until `now_ms`): what its bill prices. Closed usage comes
+    /// from the running [`Totals`] when the period allows, else from the
+    /// intervals; the answer is the same.
+    pub fn line_usage(&self, project: &str, period: Period, now_ms: i64) -> Vec<LineUsage> {
+        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let from_totals = {
+            let mut totals = s.totals.lock().unwrap_or_else(|e| e.into_inner());
+            totals.catch_up(
+                project,
+                s.closed.get(project).map_or(&[][..], Vec::as_slice),
+            );
+            totals.lines(project, period)
+        };
+        let closed = match from_totals {
+            Some(lines) => lines,
+            None => sum_lines(
+                s.closed.get(project).into_iter().flatten().map(|i| &**i),
+                period,
+                now_ms,
+            ),
+        };
+        let open = s.open.values().filter(|i| i.project_id == project);
+        let open = sum_lines(open, period, now_ms);
+        drop(s);
+        merge_lines(closed, open)
     }
 
     /// Whether `server`'s open interval, as committed, is running (what
@@ -231,11 +290,7 @@ impl Ledger {
     fn reload<S: Store>(&self, store: &S) -> novalog_store::Result<FastMap<Uuid, ServerMeter>> {
         let mut fresh = LedgerState::default();
         for (_, i) in store.scan::<Interval>(USAGE)? {
-            fresh
-                .closed
-                .entry(i.project_id.clone())
-                .or_default()
-                .push(i);
+            fresh.close(Arc::new(i));
         }
         let mut meters = FastMap::default();
         for (k, m) in store.scan::<ServerMeter>(METERS)? {
@@ -259,7 +314,7 @@ impl Ledger {
 /// What a batch changed in the ledger, published once it is committed.
 #[derive(Debug)]
 enum Staged {
-    Closed(Interval),
+    Closed(Arc<Interval>),
     Open(Uuid, Option<Interval>),
 }
 
@@ -281,6 +336,10 @@ struct MeterHandler<S: Store> {
     /// Deleted servers' meters the batch staged or read back: they leave
     /// memory when it is committed.
     evict: Vec<Uuid>,
+    /// On a replay into a fresh store: the servers whose tombstones left
+    /// memory, so a server in neither place has no meter on disk either
+    /// and is not looked up there (`None`: always look).
+    evicted: Option<crate::fasthash::FastSet<Uuid>>,
     staged: Vec<Staged>,
     handled: u64,
     ledger: Arc<Ledger>,
@@ -371,13 +430,15 @@ impl<S: Store> Handler for MeterHandler<S> {
         let Some(id) = server_of(&input.env) else {
             return Ok(());
         };
-        let meter = Self::meter(&mut self.meters, &*self.store, id).map_err(failed)?;
+        let meter = Self::meter(&mut self.meters, &*self.store, self.evicted.as_ref(), id)
+            .map_err(failed)?;
         let m = meter.apply(&input.env);
         if m.applied {
             self.dirty.insert(id);
         }
         if let Some(c) = m.closed {
             tx.put(USAGE, &usage_key(&c), &c).map_err(failed)?;
+            let c = Arc::new(c);
             periods.closed.push(c.clone());
             self.staged.push(Staged::Closed(c));
         }
@@ -419,13 +480,16 @@ impl<S: Store> Handler for MeterHandler<S> {
     fn committed(&mut self) {
         for id in std::mem::take(&mut self.evict) {
             self.meters.remove(&id);
+            if let Some(evicted) = &mut self.evicted {
+                evicted.insert(id);
+            }
         }
         let staged = std::mem::take(&mut self.staged);
         {
             let mut s = self.ledger.state.write().unwrap_or_else(|e| e.into_inner());
             for st in staged {
                 match st {
-                    Staged::Closed(i) => s.closed.entry(i.project_id.clone()).or_default().push(i),
+                    Staged::Closed(i) => s.close(i),
                     Staged::Open(id, Some(i)) => {
                         s.open.insert(id, i);
                     }
@@ -443,6 +507,7 @@ impl<S: Store> Handler for MeterHandler<S> {
         self.dirty.clear();
         self.evict.clear();
         self.staged.clear();
+        self.evicted = None;
         self.meters = self.ledger.reload(&*self.store)?;
         self.periods = load_periods(&*self.store, &self.ledger, &self.meters, self.closing)?;
         Ok(())
@@ -452,20 +517,24 @@ impl<S: Store> Handler for MeterHandler<S> {
 impl<S: Store> MeterHandler<S> {
     /// `id`'s meter: in memory, else its tombstone read back from the
     /// store (a deleted server: a copy of its history must not bring it
-    /// back), else a new one.
+    /// back), else a new one. With `evicted` (a replay into a fresh
+    /// store), only those servers are looked up on disk.
     /// (An associated function: the caller holds a partition's periods.)
     fn meter<'a>(
         meters: &'a mut FastMap<Uuid, ServerMeter>,
         store: &S,
+        evicted: Option<&crate::fasthash::FastSet<Uuid>>,
         id: Uuid,
     ) -> novalog_store::Result<&'a mut ServerMeter> {
         Ok(match meters.entry(id) {
             std::collections::hash_map::Entry::Occupied(m) => m.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
-                store
-                    .get::<ServerMeter>(METERS, id.as_bytes())?
-                    .unwrap_or_default(),
-            ),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let stored = match evicted {
+                    Some(e) if !e.contains(&id) => None,
+                    _ => store.get::<ServerMeter>(METERS, id.as_bytes())?,
+                };
+                slot.insert(stored.unwrap_or_default())
+            }
         })
     }
 }
@@ -519,6 +588,7 @@ impl<S: Store> Billing<S> {
             meters,
             dirty: Default::default(),
             evict: Vec::new(),
+            evicted: None,
             staged: Vec::new(),
             handled: 0,
             ledger: self.ledger.clone(),
@@ -607,7 +677,16 @@ impl<S: Store> Replay<S> {
     /// left).
     pub fn new(cfg: &Config, store: Arc<S>) -> novalog_runtime::Result<Self> {
         let billing = Billing::on(store.clone())?;
-        let handler = billing.handler(cfg)?;
+        let mut handler = billing.handler(cfg)?;
+        // A fresh store: every meter it will hold is one this fold wrote.
+        let mut empty = true;
+        store.walk_raw(METERS, None, false, &mut |_, _| {
+            empty = false;
+            false
+        })?;
+        if empty {
+            handler.evicted = Some(Default::default());
+        }
         let topic = cfg.topics().instances;
         Ok(Replay {
             handler,

@@ -19,6 +19,7 @@
 //! handler, which emits what it returns through its outbox.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use novalog_schemas::billing::{BillingEvent, RatedLine, UsageRated};
 use novalog_schemas::{Actor, Envelope, Event, Meta};
@@ -49,8 +50,8 @@ pub struct PartitionPeriods {
     /// Servers with an open interval.
     pub open: BTreeSet<Uuid>,
     /// Closed intervals ending after the first period not closed yet
-    /// began.
-    pub closed: Vec<Interval>,
+    /// began (shared with the ledger, not copied).
+    pub closed: Vec<Arc<Interval>>,
 }
 
 /// The stored part of a partition's periods (the rest is read back from
@@ -112,7 +113,7 @@ impl PartitionPeriods {
             .open
             .iter()
             .filter_map(|id| meters.get(id).and_then(|m| m.open.as_ref()));
-        for i in self.closed.iter().chain(open) {
+        for i in self.closed.iter().map(|i| &**i).chain(open) {
             if i.overlap_ms(period.start_ms, period.end_ms, period.end_ms) > 0 {
                 by_project.entry(&i.project_id).or_default().push(i);
             }
@@ -256,8 +257,8 @@ mod tests {
             next_end_ms: Some(H),
             ..Default::default()
         };
-        p.closed.push(interval(0, Some(H / 2)));
-        p.closed.push(interval(H / 2, Some(H + 1)));
+        p.closed.push(Arc::new(interval(0, Some(H / 2))));
+        p.closed.push(Arc::new(interval(H / 2, Some(H + 1))));
         assert_eq!(
             p.advance(100 * H, C),
             vec![period(0), period(H)],
@@ -284,7 +285,7 @@ mod tests {
         let p = PartitionPeriods {
             next_end_ms: Some(H),
             open: BTreeSet::from([Uuid::from_u128(2)]),
-            closed: vec![interval(0, Some(H + H / 4))],
+            closed: vec![Arc::new(interval(0, Some(H + H / 4)))],
             ..Default::default()
         };
         let first = p.bills(period(0), &meters, &table);
@@ -298,6 +299,7 @@ mod tests {
             "demo",
             p.closed
                 .iter()
+                .map(|i| &**i)
                 .chain(meters[&Uuid::from_u128(2)].open.as_ref()),
             Period {
                 start_ms: 0,

@@ -25,7 +25,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, TimeZone};
 use novalog_billing::period::parse_time;
-use novalog_billing::rate::{Bill, LineItem, bill};
+use novalog_billing::rate::{Bill, LineItem, bill, rate_lines};
 use novalog_billing::{Interval, Period, PriceTable};
 use serde_json::{Value, json};
 
@@ -136,47 +136,55 @@ pub fn bill_json(table: &PriceTable, b: &Bill) -> Value {
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, its
 /// quotes doubled.
-fn csv_field(s: &str) -> String {
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        s.to_owned()
+        s.into()
     }
 }
 
 fn csv_row(out: &mut String, fields: &[String]) {
-    let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    let row: Vec<_> = fields.iter().map(|f| csv_field(f)).collect();
     let _ = write!(out, "{}\r\n", row.join(","));
 }
 
 pub const CSV_HEADER: &str = "project_id,start,end,server_id,server_name,user_id,flavor_id,flavor_name,vcpus,ram_mb,disk_gb,ephemeral_gb,state,seconds,priced_by,currency,amount";
 
-/// A bill as CSV: a header row, then one row per line item.
+/// A bill as CSV: a header row, then one row per line item. Written
+/// straight into one string: the fields every row shares are quoted once.
 pub fn bill_csv(table: &PriceTable, b: &Bill) -> String {
-    let mut out = format!("{CSV_HEADER}\r\n");
+    let mut out = String::with_capacity(64 + b.lines.len() * 200);
+    out.push_str(CSV_HEADER);
+    out.push_str("\r\n");
+    let head = format!(
+        "{},{},{},",
+        csv_field(&b.project_id),
+        bill_time(b.period.start_ms),
+        bill_time(b.period.end_ms)
+    );
+    let currency = csv_field(&b.currency);
     for l in &b.lines {
         let f = &l.key.flavor;
-        csv_row(
-            &mut out,
-            &[
-                b.project_id.clone(),
-                bill_time(b.period.start_ms),
-                bill_time(b.period.end_ms),
-                l.key.server_id.to_string(),
-                l.server_name.clone(),
-                l.user_id.clone(),
-                f.id.clone(),
-                f.name.clone(),
-                f.vcpus.to_string(),
-                f.ram_mb.to_string(),
-                f.disk_gb.to_string(),
-                f.ephemeral_gb.to_string(),
-                l.key.state.as_str().to_owned(),
-                seconds(l.ms),
-                l.priced_by.as_str().to_owned(),
-                b.currency.clone(),
-                table.round(l.amount).to_string(),
-            ],
+        out.push_str(&head);
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}.{:03},{},{},{}\r\n",
+            l.key.server_id,
+            csv_field(&l.server_name),
+            csv_field(&l.user_id),
+            csv_field(&f.id),
+            csv_field(&f.name),
+            f.vcpus,
+            f.ram_mb,
+            f.disk_gb,
+            f.ephemeral_gb,
+            l.key.state.as_str(),
+            l.ms / 1000,
+            l.ms % 1000,
+            l.priced_by.as_str(),
+            currency,
+            table.round(l.amount),
         );
     }
     out
@@ -215,8 +223,8 @@ pub async fn show(
             "Project {project} could not be found."
         )));
     }
-    let intervals = app.usage.servers_in(Some(&project), q.period).await?;
-    let b = bill(&app.prices, &project, &intervals, q.period, now);
+    let lines = app.usage.line_usage(&project, q.period, now).await?;
+    let b = rate_lines(&app.prices, &project, lines, q.period);
     Ok(if q.csv {
         csv_response(bill_csv(&app.prices, &b))
     } else {

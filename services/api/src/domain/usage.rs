@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use novalog_billing::rate::sum_lines;
 use novalog_billing::read::{IntervalsReply, ProjectsReply};
 use novalog_billing::service::Ledger;
-use novalog_billing::{Interval, Period};
+use novalog_billing::{Interval, LineUsage, Period};
 
 use crate::error::ApiError;
 
@@ -48,6 +49,19 @@ pub trait UsageSource: Send + Sync {
 
     /// Every project with any usage, sorted.
     async fn projects(&self) -> Result<Vec<String>, UsageError>;
+
+    /// `project`'s usage in `period` by bill line, in line order (open
+    /// intervals running until `now_ms`): what its bill prices. By
+    /// default summed from [`UsageSource::servers_in`].
+    async fn line_usage(
+        &self,
+        project: &str,
+        period: Period,
+        now_ms: i64,
+    ) -> Result<Vec<LineUsage>, UsageError> {
+        let intervals = self.servers_in(Some(project), period).await?;
+        Ok(sum_lines(&intervals, period, now_ms))
+    }
 }
 
 #[async_trait]
@@ -67,6 +81,16 @@ impl UsageSource for Ledger {
 
     async fn projects(&self) -> Result<Vec<String>, UsageError> {
         Ok(Ledger::projects(self))
+    }
+
+    /// From the ledger's running totals (no interval copied).
+    async fn line_usage(
+        &self,
+        project: &str,
+        period: Period,
+        now_ms: i64,
+    ) -> Result<Vec<LineUsage>, UsageError> {
+        Ok(Ledger::line_usage(self, project, period, now_ms))
     }
 }
 
