@@ -454,6 +454,7 @@ function pageServer(id) {
     if (changed.has('*') || changed.has(id)) refresh();
   };
   $('#console-load', main).addEventListener('click', () => loadConsole(main, id));
+  $('#vnc-open', main).addEventListener('click', () => openVnc(id));
   drawServer(main, id);
 }
 
@@ -536,6 +537,21 @@ async function loadConsole(main, id) {
     pre.textContent = (r.body && r.body.output) || '(empty)';
   } catch (e) {
     pre.textContent = `The console log is not available: ${e.message}`;
+  }
+}
+
+// A remote console (2.6): the console proxy's noVNC page, in a new tab.
+async function openVnc(id) {
+  try {
+    const r = await api(
+      'POST',
+      `/v2.1/servers/${id}/remote-consoles`,
+      { remote_console: { protocol: 'vnc', type: 'novnc' } },
+      { 'OpenStack-API-Version': 'compute 2.6' },
+    );
+    window.open(r.body.remote_console.url, '_blank', 'noopener');
+  } catch (e) {
+    say(`The VNC console is not available: ${e.message}`, 'bad');
   }
 }
 

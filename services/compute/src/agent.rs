@@ -181,7 +181,7 @@ fn displayed(command: &Command) -> Option<(Uuid, Option<String>)> {
                 | ServerAction::Rescue { .. }
                 | ServerAction::Unrescue,
         } => Some((*instance_id, None)),
-        Command::Action { .. } | Command::Destroy { .. } => None,
+        Command::Action { .. } | Command::Destroy { .. } | Command::ConsoleOutput { .. } => None,
     }
 }
 
