@@ -15,8 +15,7 @@ use crate::controllers::{
     aggregates, availability_zones, billing, extensions, external_events, flavors, hosts,
     hypervisors, images, instance_actions, ips, keypairs, migrations, networks, quota_classes,
     quota_sets, remote_consoles, server_actions, server_attachments, server_diagnostics,
-    server_groups,
-    server_metadata, server_password, server_tags, servers, services, tenant_usage,
+    server_groups, server_metadata, server_password, server_tags, servers, services, tenant_usage,
     usage_audit_log, versions,
 };
 use crate::domain::Domain;

@@ -117,7 +117,11 @@ async fn get(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<V
 
 /// The plan's flavor and image, or the smallest flavor and the first
 /// active image.
-async fn pick(http: &reqwest::Client, plan: &Plan, token: &str) -> anyhow::Result<(String, String)> {
+async fn pick(
+    http: &reqwest::Client,
+    plan: &Plan,
+    token: &str,
+) -> anyhow::Result<(String, String)> {
     let base = plan.compute_url.trim_end_matches('/');
     let flavor = match &plan.flavor {
         Some(f) => f.clone(),

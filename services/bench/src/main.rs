@@ -887,10 +887,7 @@ async fn main() -> anyhow::Result<()> {
             "Kafka path (tansu): one record's append → delivery when idle (`kafka_hop_ms`) {hop:.2} ms at p50; \
              the broker alone with Novalog's client settings (`kafka_broker_ceiling_records_per_s`): {:.0} records/s \
              ({} records of {} bytes in batches of {} from 8 writers over 4 partitions, one reader).\n\n",
-            ceiling.records_per_s,
-            ceiling.records,
-            400,
-            ceiling.batch
+            ceiling.records_per_s, ceiling.records, 400, ceiling.batch
         );
         figures.insert("kafka_boot_p50_ms".into(), run.percentile(0.50));
         figures.insert("kafka_boot_p99_ms".into(), run.percentile(0.99));

@@ -83,9 +83,8 @@ async fn cycles(system: &System, n: usize, concurrency: usize) -> anyhow::Result
                 if i >= n {
                     return anyhow::Ok(());
                 }
-                let id =
-                    create_server(&http, &format!("{base}/servers"), image, format!("c-{i}"))
-                        .await?;
+                let id = create_server(&http, &format!("{base}/servers"), image, format!("c-{i}"))
+                    .await?;
                 wait_event(&waiters, &early, id, "InstanceBecameActive").await?;
                 let r = http
                     .delete(format!("{base}/servers/{id}"))
@@ -150,9 +149,7 @@ pub async fn run(
     cycles(&system, 2_000.min(cycles_n), concurrency).await?;
     let me = std::process::id().to_string();
     let rss_before_mb = rss_mb(&me)?;
-    let cycles_s = cycles(&system, cycles_n, concurrency)
-        .await?
-        .as_secs_f64();
+    let cycles_s = cycles(&system, cycles_n, concurrency).await?.as_secs_f64();
     let rss_after_mb = rss_mb(&me)?;
     let fill = crate::boot_run(&system, servers, concurrency).await?;
     system.stop().await?;

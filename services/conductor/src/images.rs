@@ -68,7 +68,7 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ServerResizeRevertRequested { .. }
         | Intent::SagaStepTimedOut { .. }
         | Intent::ConsoleTokenRequested { .. } => None,
-        | Intent::ConsoleOutputRequested { .. } => None,
+        Intent::ConsoleOutputRequested { .. } => None,
     }
 }
 

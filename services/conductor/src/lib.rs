@@ -52,8 +52,8 @@
 pub mod aggregates;
 pub mod build;
 pub mod catalog;
-pub mod consoles;
 pub mod console;
+pub mod consoles;
 pub mod core;
 pub mod delete;
 pub mod dispatch;
@@ -84,6 +84,7 @@ pub use crate::core::{Conductor, Dest, Emit};
 
 #[cfg(test)]
 mod consoles_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod saga_tests;
