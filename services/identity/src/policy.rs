@@ -217,6 +217,7 @@ mod tests {
             actor_domain: Some("d1"),
             target_domain: Some("d1"),
             role_name: Some(role),
+            system: false,
         };
         let manager = on_domain("d1", &["manager", "member", "reader"]);
         for role in DOMAIN_MANAGED_ROLES {
