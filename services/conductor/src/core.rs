@@ -222,7 +222,7 @@ const PARTITION_BITS: u32 = 16;
 
 /// The migration id of the intent at `offset` of `partition`: distinct for
 /// every (partition, offset) pair, growing with the offset, below 2^53 (a
-/// JSON number's exact range) for offsets up to 2^37.
+/// JSON number's exact range) for offsets below 2^37 - 1.
 pub fn migration_id_at(partition: i32, offset: i64) -> u64 {
     let partition = u64::from(partition.max(0) as u32) & ((1 << PARTITION_BITS) - 1);
     ((offset.max(0) as u64 + 1) << PARTITION_BITS) | partition

@@ -639,7 +639,7 @@ impl Default for ImageCacheOptions {
 /// nova.conf `[glance]`: where a libvirt host fetches image bytes
 /// (`GET <api_servers[0]>/v2/images/{id}/file`) and the service
 /// credential it fetches them with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GlanceOptions {
     /// The image API's endpoints, e.g. `["http://10.0.0.1:8774/image"]`;
@@ -653,6 +653,19 @@ pub struct GlanceOptions {
     pub username: String,
     pub password: String,
     pub project_name: String,
+}
+
+/// The password stays out of logs.
+impl std::fmt::Debug for GlanceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlanceOptions")
+            .field("api_servers", &self.api_servers)
+            .field("auth_url", &self.auth_url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("project_name", &self.project_name)
+            .finish()
+    }
 }
 
 impl Default for GlanceOptions {
