@@ -302,7 +302,7 @@ message! {
     IdentityRole = pb::IdentityRole, "role." { id: nonempty, name: nonempty, description };
     RoleGrant = pb::RoleGrant, "grant." {
         role_id: nonempty, actor_id: nonempty, actor_is_group, target_id: nonempty, target_is_domain,
-        inherited, system,
+        inherited,
     };
     ApplicationCredential = pb::ApplicationCredential, "application_credential." {
         id: nonempty, name: nonempty, description, user_id: nonempty, project_id: nonempty,
@@ -884,7 +884,6 @@ records! {
             ServerUpdateRequested { instance_id, name, description: if set_description, access, hostname },
             ServerMetadataChangeRequested { instance_id, replace_all, set, remove },
             ServerTagsChangeRequested { instance_id, replace_all, add, remove },
-            ServerPasswordChangeRequested { instance_id, password },
             QuotaSetRequested { project_id: nonempty, limits, force },
             QuotaResetRequested { project_id: nonempty },
             QuotaClassSetRequested { class_name: nonempty, limits },
@@ -937,7 +936,6 @@ records! {
             InstanceUpdated { name: nonempty, description, access, hostname },
             InstanceMetadataSet { metadata },
             InstanceTagsSet { tags },
-            InstancePasswordSet { password },
             RebuildCompleted { vm_state, power_state },
             ConsoleOutputRead { output },
             InstancePowerStateSynced { power_state },

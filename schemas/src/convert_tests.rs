@@ -458,13 +458,6 @@ fn core_samples() -> Vec<Event> {
         Event::Instance(InstanceEvent::InstanceTagsSet {
             tags: vec!["x".into(), "y".into()],
         }),
-        Event::Intent(Intent::ServerPasswordChangeRequested {
-            instance_id: id,
-            password: "c2VjcmV0".into(),
-        }),
-        Event::Instance(InstanceEvent::InstancePasswordSet {
-            password: String::new(),
-        }),
         Event::Compute(ComputeCommand::PerformServerAction {
             instance_id: id,
             host: "h".into(),
@@ -1430,6 +1423,5 @@ fn role_grant() -> crate::identity::RoleGrant {
         target_id: "d".into(),
         target_is_domain: true,
         inherited: true,
-        system: false,
     }
 }

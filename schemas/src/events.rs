@@ -470,13 +470,6 @@ pub enum Intent {
         add: Vec<String>,
         remove: Vec<String>,
     },
-    /// The server's encrypted password (Nova keeps it in system
-    /// metadata): a guest posts one through the metadata service, `DELETE
-    /// /servers/{id}/os-server-password` clears it (empty).
-    ServerPasswordChangeRequested {
-        instance_id: Uuid,
-        password: String,
-    },
     /// `PUT /os-quota-sets/{project}` (administrators): new limits, -1
     /// unlimited; `force` skips the check against current usage.
     QuotaSetRequested {
@@ -635,10 +628,6 @@ pub enum InstanceEvent {
     /// Every tag after a change.
     InstanceTagsSet {
         tags: Vec<String>,
-    },
-    /// The server's password after a change (empty: none).
-    InstancePasswordSet {
-        password: String,
     },
     MigrationStarted(Box<Migration>),
     MigrationScheduled(Box<MigrationProgress>),
@@ -1014,7 +1003,6 @@ impl Intent {
             Intent::ServerUpdateRequested { .. } => "ServerUpdateRequested",
             Intent::ServerMetadataChangeRequested { .. } => "ServerMetadataChangeRequested",
             Intent::ServerTagsChangeRequested { .. } => "ServerTagsChangeRequested",
-            Intent::ServerPasswordChangeRequested { .. } => "ServerPasswordChangeRequested",
             Intent::QuotaSetRequested { .. } => "QuotaSetRequested",
             Intent::QuotaResetRequested { .. } => "QuotaResetRequested",
             Intent::QuotaClassSetRequested { .. } => "QuotaClassSetRequested",
@@ -1064,7 +1052,6 @@ impl InstanceEvent {
             InstanceEvent::InstanceUpdated { .. } => "InstanceUpdated",
             InstanceEvent::InstanceMetadataSet { .. } => "InstanceMetadataSet",
             InstanceEvent::InstanceTagsSet { .. } => "InstanceTagsSet",
-            InstanceEvent::InstancePasswordSet { .. } => "InstancePasswordSet",
             InstanceEvent::MigrationStarted(_) => "MigrationStarted",
             InstanceEvent::MigrationScheduled(_) => "MigrationScheduled",
             InstanceEvent::ResizeMigrationStarted(_) => "ResizeMigrationStarted",

@@ -71,10 +71,6 @@ pub struct RoleGrant {
     pub target_is_domain: bool,
     #[serde(default)]
     pub inherited: bool,
-    /// A grant on the system (keystone's `system: all`): `target_id` is
-    /// `all`, and it reaches no project or domain.
-    #[serde(default)]
-    pub system: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -61,9 +61,6 @@ pub struct Instance {
     pub shelved_image_id: Option<Uuid>,
     /// `accessIPv4`, `accessIPv6`, `OS-DCF:diskConfig`.
     pub access: AccessConfig,
-    /// Nova's `password_*` system metadata: the encrypted password the
-    /// guest posted (empty: none), what `os-server-password` shows.
-    pub password: String,
     /// Nova's `instance.hostname`: set at create (asked for from 2.90, else
     /// derived from the name), changed only by asking (update and rebuild
     /// from 2.90); empty for instances created before it was kept.
@@ -162,7 +159,6 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
             migrations: Vec::new(),
             shelved_image_id: None,
             access: c.access,
-            password: String::new(),
             hostname: c.hostname.clone(),
             trusted_image_certificates: c.trusted_image_certificates.clone(),
             scheduler_hints: c.scheduler_hints.clone(),
@@ -293,9 +289,6 @@ pub fn evolve(state: Option<Instance>, env: &Envelope) -> Option<Instance> {
         }
         InstanceEvent::InstanceTagsSet { tags } => {
             i.tags = tags.clone();
-        }
-        InstanceEvent::InstancePasswordSet { password } => {
-            i.password = password.clone();
         }
         InstanceEvent::InstanceDeleted { deleted_at_ms } => {
             i.vm_state = VmState::Deleted;

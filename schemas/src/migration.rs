@@ -470,7 +470,6 @@ pub(crate) fn evolve(i: &mut Instance, event: &InstanceEvent, at: i64) {
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
-        | InstanceEvent::InstancePasswordSet { .. }
         | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }

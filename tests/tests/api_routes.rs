@@ -1454,10 +1454,7 @@ const V226: Option<&str> = Some("2.26");
 /// (other domains, groups, grants, application credentials; image
 /// members in each answer state) rather than by [`POLICY_TABLE`]:
 /// - Keystone's admin API: `services/api/src/tests_identity_admin.rs`
-///   (every admin route × admin, manager, member and reader) and
-///   `services/api/src/tests_identity_scopes.rs` (domain- and
-///   system-scoped tokens: grants on the system, domain managers and
-///   readers);
+///   (every admin route × admin, manager, member and reader);
 /// - Glance's members, tags, deactivation, import and member schemas:
 ///   `services/api/src/tests_image_sharing.rs` (owner, reader, member
 ///   project, other project and admin).
@@ -1589,14 +1586,6 @@ const POLICY_TESTED_ELSEWHERE: &[(&str, &str)] = &[
     ("get", "/image/v2/info/stores"),
     ("get", "/image/v2/schemas/member"),
     ("get", "/image/v2/schemas/members"),
-    ("get", "/identity/v3/system/users/{a}/roles"),
-    ("get", "/identity/v3/system/users/{a}/roles/{r}"),
-    ("put", "/identity/v3/system/users/{a}/roles/{r}"),
-    ("delete", "/identity/v3/system/users/{a}/roles/{r}"),
-    ("get", "/identity/v3/system/groups/{a}/roles"),
-    ("get", "/identity/v3/system/groups/{a}/roles/{r}"),
-    ("put", "/identity/v3/system/groups/{a}/roles/{r}"),
-    ("delete", "/identity/v3/system/groups/{a}/roles/{r}"),
 ];
 
 /// Written from nova/policies/*.py (2024+ defaults: PROJECT_READER_OR_ADMIN
@@ -1624,42 +1613,6 @@ const POLICY_TABLE: &[PolicyCase] = &[
         "AAAAA",
     ),
     case("GET", "/openapi.json", None, None, "none", "AAAAA"),
-    // The legacy v2 API: its version document, and the v2.1 routes.
-    case("GET", "/v2", None, None, "none (version document)", "AAAAA"),
-    case(
-        "GET",
-        "/v2/",
-        None,
-        None,
-        "none (version document)",
-        "AAAAA",
-    ),
-    case(
-        "GET",
-        "/v2/servers",
-        None,
-        None,
-        "os_compute_api:servers:index PROJECT_READER_OR_ADMIN",
-        "AAAAU",
-    ),
-    // The metadata service's password path: no token, a metadata proxy's
-    // signed headers (none here: 400 for everyone).
-    case(
-        "GET",
-        "/openstack/latest/password",
-        None,
-        None,
-        "none (a signed metadata proxy request)",
-        "aaaaa",
-    ),
-    case(
-        "POST",
-        "/openstack/latest/password",
-        None,
-        Some("c2VjcmV0"),
-        "none (a signed metadata proxy request)",
-        "aaaaa",
-    ),
     // servers
     case(
         "GET",

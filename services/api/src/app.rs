@@ -42,9 +42,6 @@ pub struct App {
     /// Longest a request may take from its head to its answer
     /// (`[wsgi] request_timeout`; image data transfers exempt).
     pub request_timeout: Option<std::time::Duration>,
-    /// `[api] metadata_proxy_shared_secret`: what a guest's metadata
-    /// request is signed with (empty: the metadata password path refuses).
-    pub metadata_secret: String,
     /// What the web console's hosts page scales capacity by.
     pub allocation_ratios: crate::dashboard::hosts::AllocationRatios,
     /// Triggered when the listener stops: streamed answers end on it.
@@ -70,8 +67,6 @@ async fn not_found() -> axum::http::StatusCode {
 /// Every route, with its layers: request id (outermost), errors in each
 /// service's shape, panics caught as 500s ([`http::edge`]), body limit; then per route the microversion (everything under
 /// `/v2.1`) and authentication (everything but the version documents).
-/// `/v2/...` is the legacy v2 API: the same routes, marked so that they
-/// answer without microversions ([`microversion::legacy_v2`]).
 /// With keystone tokens, the identity routes (`/identity`) too; the Image
 /// API (`/image`) always.
 pub fn router(app: AppState) -> Router {
@@ -355,14 +350,6 @@ pub fn router(app: AppState) -> Router {
         .route_layer(from_fn_with_state(app.auth.clone(), auth::require));
     let mut router = Router::new()
         .route("/", get(versions::index))
-        .route("/v2", get(versions::v2))
-        .route("/v2/", get(versions::v2))
-        // The metadata service's password path, signed by a metadata proxy
-        // rather than authenticated by a token.
-        .route(
-            "/openstack/{version}/password",
-            get(server_password::metadata_show).post(server_password::metadata_set),
-        )
         .route("/openapi.json", get(crate::openapi::serve))
         // /metrics, /healthz, /readyz: unauthenticated, for scrapers and probes.
         .merge(novalog_runtime::observe::routes())
@@ -378,21 +365,17 @@ pub fn router(app: AppState) -> Router {
     // The image routes stream uploads, so they stay outside the body limit.
     // Inside the edge (request id, error shapes, caught panics): one access
     // line and the HTTP metrics per request.
-    let served = router
-        .layer(DefaultBodyLimit::disable())
-        .layer(from_fn(http::read_body_first))
-        .layer(RequestBodyLimitLayer::new(app.max_body))
-        .merge(crate::mounts::image(&app))
-        .layer(from_fn_with_state(
-            app.request_timeout,
-            http::request_timeout,
-        ))
-        .layer(crate::access::access_log())
-        .layer(from_fn(crate::access::metrics));
-    // `/v2/...` is served by the `/v2.1` routes: its path is rewritten
-    // before they route it.
-    http::edge(Router::new().fallback_service(tower::Layer::layer(
-        &from_fn(microversion::legacy_v2),
-        served,
-    )))
+    http::edge(
+        router
+            .layer(DefaultBodyLimit::disable())
+            .layer(from_fn(http::read_body_first))
+            .layer(RequestBodyLimitLayer::new(app.max_body))
+            .merge(crate::mounts::image(&app))
+            .layer(from_fn_with_state(
+                app.request_timeout,
+                http::request_timeout,
+            ))
+            .layer(crate::access::access_log())
+            .layer(from_fn(crate::access::metrics)),
+    )
 }

@@ -231,20 +231,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get::<crate::microversion::ApiVersion>()
             .copied()
             .unwrap_or(crate::microversion::MIN_VERSION);
-        let legacy = req
-            .extensions()
-            .get::<crate::microversion::LegacyV2>()
-            .is_some();
         let method = req.method().as_str().to_owned();
-        let mut body = novalog_request::read_json(req, state)
+        let body = novalog_request::read_json(req, state)
             .await
             .map_err(|refusal| ApiError::new(refusal.status(), refusal.message()))?;
         if let Some(route) = route {
-            if legacy {
-                crate::validation::requests::check_legacy_v2(&method, &route, version, &mut body)?;
-            } else {
-                crate::validation::requests::check(&method, &route, version, &body)?;
-            }
+            crate::validation::requests::check(&method, &route, version, &body)?;
         }
         Ok(JsonBody(body))
     }

@@ -39,6 +39,15 @@ impl ApiVersion {
         Some(ApiVersion::new(number(major, false)?, number(minor, true)?))
     }
 
+    /// What the legacy `/v2` endpoint serves at: the v2.1 API in Nova's
+    /// v2-compatible mode, without microversions.
+    pub const LEGACY_V2: ApiVersion = ApiVersion::new(2, 0);
+
+    /// Whether this request came through the legacy `/v2` endpoint.
+    pub fn is_legacy_v2(self) -> bool {
+        self == Self::LEGACY_V2
+    }
+
     /// True when this request's version is at least `major.minor`
     /// (Nova's `api_version_request.is_supported`).
     pub fn at_least(self, major: u32, minor: u32) -> bool {
@@ -127,17 +136,8 @@ pub fn echo(headers: &mut HeaderMap, version: ApiVersion) {
 }
 
 /// Middleware for everything under `/v2.1`: negotiates, stores the
-/// [`ApiVersion`] for the handlers, echoes it on the response. A request
-/// that came through the legacy `/v2` endpoint ([`LegacyV2`]) is served
-/// at 2.1 whatever its headers say, and its answer carries no version
-/// headers (Nova's `LegacyV2CompatibleWrapper`).
+/// [`ApiVersion`] for the handlers, echoes it on the response.
 pub async fn layer(mut req: Request, next: Next) -> Response {
-    if req.extensions().get::<LegacyV2>().is_some() {
-        req.headers_mut().remove(HEADER);
-        req.headers_mut().remove(LEGACY_HEADER);
-        req.extensions_mut().insert(MIN_VERSION);
-        return next.run(req).await;
-    }
     match negotiate(req.headers()) {
         Ok(version) => {
             req.extensions_mut().insert(version);
@@ -147,53 +147,6 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         }
         Err(e) => e.into_response(),
     }
-}
-
-/// Marks a request that came through the legacy `/v2` endpoint: Nova's v2.1
-/// API in its v2-compatible mode (no microversions; properties a body
-/// schema does not know are dropped rather than refused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LegacyV2;
-
-/// Whether a request came through `/v2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IsLegacyV2(pub bool);
-
-impl<S: Send + Sync> FromRequestParts<S> for IsLegacyV2 {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(IsLegacyV2(parts.extensions.get::<LegacyV2>().is_some()))
-    }
-}
-
-/// The `/v2.1` path a legacy `/v2/...` path is served by (`/v2` and `/v2/`
-/// themselves are the legacy version document, routed as they are).
-pub fn legacy_v2_target(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/v2/")?;
-    (!rest.is_empty()).then(|| format!("/v2.1/{rest}"))
-}
-
-/// Serves `/v2/...` with the `/v2.1` routes: rewrites the path before
-/// routing and marks the request [`LegacyV2`]. Wraps the whole router, as
-/// a path rewrite must run before routing.
-pub async fn legacy_v2(mut req: Request, next: Next) -> Response {
-    if let Some(target) = legacy_v2_target(req.uri().path()) {
-        let path_and_query = match req.uri().query() {
-            Some(q) => format!("{target}?{q}"),
-            None => target,
-        };
-        let mut parts = req.uri().clone().into_parts();
-        match path_and_query.parse() {
-            Ok(pq) => parts.path_and_query = Some(pq),
-            Err(_) => return StatusCode::NOT_FOUND.into_response(),
-        }
-        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-            req.extensions_mut().insert(LegacyV2);
-        }
-    }
-    next.run(req).await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiVersion {
@@ -286,18 +239,6 @@ mod tests {
             "{}",
             e.message
         );
-    }
-
-    #[test]
-    fn legacy_v2_paths_map_onto_v2_1() {
-        assert_eq!(
-            legacy_v2_target("/v2/servers/detail").as_deref(),
-            Some("/v2.1/servers/detail")
-        );
-        assert_eq!(legacy_v2_target("/v2/"), None);
-        assert_eq!(legacy_v2_target("/v2"), None);
-        assert_eq!(legacy_v2_target("/v2.1/servers"), None);
-        assert_eq!(legacy_v2_target("/v20/servers"), None);
     }
 
     #[test]

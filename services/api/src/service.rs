@@ -130,7 +130,6 @@ impl ApiService {
             closing: server_stopped.clone(),
             request_timeout: (cfg.wsgi.request_timeout > 0)
                 .then(|| Duration::from_secs(cfg.wsgi.request_timeout)),
-            metadata_secret: cfg.api.metadata_proxy_shared_secret.clone(),
         });
 
         let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

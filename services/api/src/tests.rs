@@ -230,8 +230,6 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
             HashMap::new();
         // Servers as created, so updates and rebuilds can answer whole.
         let mut servers: HashMap<Uuid, InstanceCreated> = HashMap::new();
-        // Passwords as set, so a second one is refused as the conductor does.
-        let mut passwords: HashMap<Uuid, String> = HashMap::new();
         loop {
             let batch = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -439,30 +437,6 @@ fn spawn_fake_conductor(log: Arc<dyn EventLog>, cfg: Config) -> ShutdownTrigger 
                             }),
                         )
                     }
-                    Event::Intent(Intent::ServerPasswordChangeRequested { instance_id, password })
-                        if !password.is_empty()
-                            && passwords.get(instance_id).is_some_and(|p| !p.is_empty()) =>
-                    {
-                        answer(
-                            &topics.instances,
-                            &project,
-                            Event::Instance(InstanceEvent::IntentRejected {
-                                intent_type: "ServerPasswordChangeRequested".into(),
-                                kind: RejectionKind::Conflict,
-                                message: "Password already set.".into(),
-                            }),
-                        )
-                    }
-                    Event::Intent(Intent::ServerPasswordChangeRequested { instance_id, password }) => {
-                        passwords.insert(*instance_id, password.clone());
-                        answer(
-                            &topics.instances,
-                            &project,
-                            Event::Instance(InstanceEvent::InstancePasswordSet {
-                                password: password.clone(),
-                            }),
-                        )
-                    }
                     // Moves are refused with what the API asked for, so
                     // router tests can read it (the real sagas are the
                     // conductor's tests).
@@ -577,7 +551,7 @@ async fn version_documents_need_no_token() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["versions"][1]["id"], "v2.1");
     assert_eq!(r.body["versions"][1]["status"], "CURRENT");
-    assert_eq!(r.body["versions"][0]["status"], "DEPRECATED");
+    assert_eq!(r.body["versions"][0]["status"], "SUPPORTED");
     assert_eq!(
         r.body["versions"][1]["links"][0]["href"],
         "http://cloud.test:8774/v2.1/"

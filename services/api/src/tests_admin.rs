@@ -233,8 +233,7 @@ async fn a_keypair_without_public_key_is_generated() {
         .at("2.2", Method::GET, "/v2.1/os-keypairs/gen", MEMBER, None)
         .await;
     assert!(r.body["keypair"].get("private_key").is_none());
-    // An x509 keypair is generated too: a certificate (Nova's WinRM
-    // certificate) and its private key.
+    // x509 keys are imported, never generated.
     let r = h
         .at(
             "2.2",
@@ -244,39 +243,7 @@ async fn a_keypair_without_public_key_is_generated() {
             Some(json!({"keypair": {"name": "cert", "type": "x509"}})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let k = &r.body["keypair"];
-    assert_eq!(k["type"], "x509");
-    let cert = k["public_key"].as_str().unwrap();
-    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
-    assert_eq!(
-        k["fingerprint"].as_str().unwrap(),
-        crate::domain::keypair_api::x509_fingerprint(cert).unwrap()
-    );
-    assert!(
-        k["private_key"]
-            .as_str()
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----")
-    );
-    let r = h
-        .at("2.2", Method::GET, "/v2.1/os-keypairs/cert", MEMBER, None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["keypair"]["type"], "x509");
-    assert_eq!(r.body["keypair"]["public_key"], cert);
-    assert!(r.body["keypair"].get("private_key").is_none());
-    // The name is taken now, whatever the type.
-    let r = h
-        .at(
-            "2.2",
-            Method::POST,
-            "/v2.1/os-keypairs",
-            MEMBER,
-            Some(json!({"keypair": {"name": "cert", "type": "x509"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     h.stop().await;
 }
 

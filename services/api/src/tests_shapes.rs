@@ -705,26 +705,9 @@ async fn flavors_keypairs_limits_and_quotas_follow_novas_schemas() {
         ok(&r, StatusCode::CREATED),
     );
     let r = h
-        .at_version(
-            "2.2",
-            Method::POST,
-            "/v2.1/os-keypairs",
-            MEMBER,
-            Some(json!({"keypair": {"name": "cert", "type": "x509"}})),
-        )
-        .await;
-    assert_shape(
-        "compute/keypair-create-v2.2.json",
-        ok(&r, StatusCode::CREATED),
-    );
-    let r = h
         .at_version("2.2", Method::GET, "/v2.1/os-keypairs/k1", MEMBER, None)
         .await;
     assert_shape("compute/keypair-v2.2.json", ok(&r, StatusCode::OK));
-    for uri in ["/v2/", "/v2.1/"] {
-        let r = h.at_version("2.1", Method::GET, uri, MEMBER, None).await;
-        assert_shape("compute/version.json", ok(&r, StatusCode::OK));
-    }
     let r = h
         .at_version("2.35", Method::GET, "/v2.1/os-keypairs", MEMBER, None)
         .await;
@@ -945,12 +928,7 @@ async fn projects_users_roles_and_tokens_follow_keystones_schemas() {
             "name": "admin", "domain": {"name": "Default"}, "password": "admin"}}},
         "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
     let r = h
-        .call(
-            Method::POST,
-            "/identity/v3/auth/tokens",
-            None,
-            Some(auth.clone()),
-        )
+        .call(Method::POST, "/identity/v3/auth/tokens", None, Some(auth))
         .await;
     assert_shape("identity/token.json", ok(&r, StatusCode::CREATED));
     let token = r.headers["x-subject-token"].to_str().unwrap().to_owned();
@@ -965,13 +943,6 @@ async fn projects_users_roles_and_tokens_follow_keystones_schemas() {
         )
         .await;
     assert_shape("identity/token.json", ok(&validate, StatusCode::OK));
-    let mut system = auth.clone();
-    system["auth"]["scope"] = json!({"system": {"all": true}});
-    let r = h
-        .call(Method::POST, "/identity/v3/auth/tokens", None, Some(system))
-        .await;
-    assert_shape("identity/token.json", ok(&r, StatusCode::CREATED));
-    assert_eq!(r.body["token"]["system"], json!({"all": true}));
 
     let r = h
         .call(

@@ -352,14 +352,13 @@ struct MeterHandler<S: Store> {
 /// lock or tags), only lets their instants close periods; a replay skips
 /// them by their header without decoding their payload. Console tokens
 /// too.
-pub const IGNORED: [&str; 9] = [
+pub const IGNORED: [&str; 8] = [
     "InstanceTaskStarted",
     "InstanceDeleteStarted",
     "InstanceLocked",
     "InstanceUnlocked",
     "InstanceMetadataSet",
     "InstanceTagsSet",
-    "InstancePasswordSet",
     "IntentRejected",
     "ConsoleTokenIssued",
 ];

@@ -74,10 +74,6 @@ impl Conductor {
                 add,
                 remove,
             } => crate::server_updates::on_tags(self, env, *instance_id, *replace_all, add, remove),
-            Intent::ServerPasswordChangeRequested {
-                instance_id,
-                password,
-            } => crate::server_updates::on_password(self, env, *instance_id, password),
             Intent::QuotaSetRequested {
                 project_id,
                 limits,

@@ -51,7 +51,6 @@ pub fn image_concerned(event: &Event) -> Option<Uuid> {
         | Intent::ServerUpdateRequested { .. }
         | Intent::ServerMetadataChangeRequested { .. }
         | Intent::ServerTagsChangeRequested { .. }
-        | Intent::ServerPasswordChangeRequested { .. }
         | Intent::QuotaSetRequested { .. }
         | Intent::QuotaResetRequested { .. }
         | Intent::QuotaClassSetRequested { .. }

@@ -116,7 +116,6 @@ impl SagaClock {
             | InstanceEvent::InstanceUpdated { .. }
             | InstanceEvent::InstanceMetadataSet { .. }
             | InstanceEvent::InstanceTagsSet { .. }
-            | InstanceEvent::InstancePasswordSet { .. }
             | InstanceEvent::MigrationScheduled(_)
             | InstanceEvent::ResizeMigrationStarted(_)
             | InstanceEvent::ResizeMigrated(_)

@@ -1232,38 +1232,3 @@ fn an_answered_action_leaves_no_deadline_behind() {
     assert_eq!(state(i), (VmState::Active, None, PowerState::Running));
     assert_eq!(i.fault.as_ref().unwrap().message, "reboot timed out");
 }
-
-fn password(id: Uuid, password: &str) -> Event {
-    Event::Intent(Intent::ServerPasswordChangeRequested {
-        instance_id: id,
-        password: password.into(),
-    })
-}
-
-#[test]
-fn a_password_is_set_once_until_cleared() {
-    let (mut c, id) = active();
-    let out = change(&mut c, actor("demo"), password(id, "c2VjcmV0"));
-    assert_eq!(types(&out), ["InstancePasswordSet"]);
-    assert_eq!(c.instances[&id].password, "c2VjcmV0");
-    // Nova's metadata service: a second one while set is a conflict.
-    let out = change(&mut c, actor("demo"), password(id, "b3RoZXI="));
-    assert_eq!(types(&out), ["IntentRejected"]);
-    match &out[0].env.event {
-        Event::Instance(InstanceEvent::IntentRejected { kind, message, .. }) => {
-            assert_eq!(*kind, RejectionKind::Conflict);
-            assert_eq!(message, "Password already set.");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(c.instances[&id].password, "c2VjcmV0");
-    // Another project's caller does not see the server.
-    let out = change(&mut c, actor("other"), password(id, ""));
-    assert_eq!(types(&out), ["IntentRejected"]);
-    // Cleared, then set again.
-    let out = change(&mut c, actor("demo"), password(id, ""));
-    assert_eq!(types(&out), ["InstancePasswordSet"]);
-    assert_eq!(c.instances[&id].password, "");
-    change(&mut c, actor("demo"), password(id, "b3RoZXI="));
-    assert_eq!(c.instances[&id].password, "b3RoZXI=");
-}

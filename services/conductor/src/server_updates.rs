@@ -105,33 +105,6 @@ pub(crate) fn on_metadata(
     vec![c.instance_event(&env.meta, "metadata-set", id, &project, event)]
 }
 
-/// Nova's metadata service refuses a second password while one is set
-/// (409); `DELETE /os-server-password` clears it (an empty password),
-/// whether or not one was set.
-pub(crate) fn on_password(
-    c: &mut Conductor,
-    env: &Envelope,
-    id: Uuid,
-    password: &str,
-) -> Vec<Emit> {
-    let i = match changeable(c, env, id, None) {
-        Ok(i) => i,
-        Err(e) => return vec![*e],
-    };
-    if !password.is_empty() && !i.password.is_empty() {
-        return vec![Conductor::reject(
-            env,
-            id.to_string(),
-            Rejection::conflict("Password already set."),
-        )];
-    }
-    let project = i.project_id.clone();
-    let event = Event::Instance(InstanceEvent::InstancePasswordSet {
-        password: password.to_owned(),
-    });
-    vec![c.instance_event(&env.meta, "password-set", id, &project, event)]
-}
-
 pub(crate) fn on_tags(
     c: &mut Conductor,
     env: &Envelope,

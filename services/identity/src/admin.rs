@@ -585,9 +585,7 @@ pub fn check_grant_parts(view: &View, g: &RoleGrant) -> Decided<()> {
     } else if !view.users.contains_key(&g.actor_id) {
         return Err(not_found("user", &g.actor_id));
     }
-    if g.system {
-        Ok(())
-    } else if g.target_is_domain {
+    if g.target_is_domain {
         domain_exists(view, &g.target_id)
     } else if view.projects.contains_key(&g.target_id) {
         Ok(())
@@ -835,7 +833,6 @@ mod tests {
             target_id: stable_id("project", "demo"),
             target_is_domain: false,
             inherited: false,
-            system: false,
         };
         assert_eq!(grant(&v, g.clone()), Ok(None), "held already");
         assert!(revoke(&v, g.clone()).is_ok());

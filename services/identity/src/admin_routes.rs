@@ -479,64 +479,8 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ),
     (
         "get",
-        "/identity/v3/system/users/{a}/roles",
-        "A user's roles on the system",
-        "identity:list_system_grants_for_user",
-        200,
-    ),
-    (
-        "get",
-        "/identity/v3/system/users/{a}/roles/{r}",
-        "Check a user's role on the system",
-        "identity:check_system_grant_for_user",
-        204,
-    ),
-    (
-        "put",
-        "/identity/v3/system/users/{a}/roles/{r}",
-        "Give a user a role on the system",
-        "identity:create_system_grant_for_user",
-        204,
-    ),
-    (
-        "delete",
-        "/identity/v3/system/users/{a}/roles/{r}",
-        "Take a user's role on the system away",
-        "identity:revoke_system_grant_for_user",
-        204,
-    ),
-    (
-        "get",
-        "/identity/v3/system/groups/{a}/roles",
-        "A group's roles on the system",
-        "identity:list_system_grants_for_group",
-        200,
-    ),
-    (
-        "get",
-        "/identity/v3/system/groups/{a}/roles/{r}",
-        "Check a group's role on the system",
-        "identity:check_system_grant_for_group",
-        204,
-    ),
-    (
-        "put",
-        "/identity/v3/system/groups/{a}/roles/{r}",
-        "Give a group a role on the system",
-        "identity:create_system_grant_for_group",
-        204,
-    ),
-    (
-        "delete",
-        "/identity/v3/system/groups/{a}/roles/{r}",
-        "Take a group's role on the system away",
-        "identity:revoke_system_grant_for_group",
-        204,
-    ),
-    (
-        "get",
         "/identity/v3/role_assignments",
-        "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?scope.system, ?scope.OS-INHERIT:inherited_to, ?role.id, ?effective, ?include_names, ?include_subtree)",
+        "List role assignments (?user.id, ?group.id, ?scope.project.id, ?scope.domain.id, ?scope.OS-INHERIT:inherited_to, ?role.id, ?effective, ?include_names)",
         "identity:list_role_assignments",
         200,
     ),
@@ -655,16 +599,6 @@ pub fn router(identity: Arc<Identity>, log: Arc<dyn RevocationLog>) -> Router {
         )
         .route(&v3("/users/{id}/password"), post(change_password))
         .route(&v3("/role_assignments"), get(role_assignments))
-        .route(&v3("/system/users/{a}/roles"), get(list_grants))
-        .route(&v3("/system/groups/{a}/roles"), get(list_grants))
-        .route(
-            &v3("/system/users/{a}/roles/{r}"),
-            get(check_grant).put(create_grant).delete(revoke_grant),
-        )
-        .route(
-            &v3("/system/groups/{a}/roles/{r}"),
-            get(check_grant).put(create_grant).delete(revoke_grant),
-        )
         .route(
             &v3("/users/{id}/application_credentials"),
             get(list_app_creds).post(create_app_cred),
@@ -941,8 +875,7 @@ async fn list_projects(
     // non-admin sees their own projects rather than a 403.
     // A domain reader lists its domain's projects.
     let own = view.project_ids_of(&c.user_id);
-    // An admin or a system reader lists them all.
-    let admin = policy::is_admin(&c) || policy::is_system_reader(&c);
+    let admin = policy::is_admin(&c);
     let domain = reader_domain(&c);
     let f = query(&q)?;
     let base = st.base(&l);
@@ -998,14 +931,7 @@ async fn create_project(
     rid: RequestId,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let c = st.authorize_managed(&headers, "identity:create_project", |v, c| {
-        Some(
-            body.get("project")
-                .and_then(|p| p.get("domain_id"))
-                .and_then(Value::as_str)
-                .map_or_else(|| caller_domain(v, c), str::to_owned),
-        )
-    })?;
+    let c = st.authorize(&headers, "identity:create_project", None)?;
     let e = st
         .write(&c, &rid, |v| {
             once(admin::create_project(v, &body, &caller_domain(v, &c)))
@@ -1023,9 +949,7 @@ async fn update_project(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>> {
-    let c = st.authorize_managed(&headers, "identity:update_project", |v, _| {
-        v.projects.get(&id).map(|p| p.domain_id.clone())
-    })?;
+    let c = st.authorize(&headers, "identity:update_project", None)?;
     let e = st
         .write(&c, &rid, |v| once(admin::update_project(v, &id, &body)))
         .await?;
@@ -1039,9 +963,7 @@ async fn delete_project(
     rid: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let c = st.authorize_managed(&headers, "identity:delete_project", |v, _| {
-        v.projects.get(&id).map(|p| p.domain_id.clone())
-    })?;
+    let c = st.authorize(&headers, "identity:delete_project", None)?;
     st.write(&c, &rid, |v| once(admin::delete_project(v, &id)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1117,15 +1039,8 @@ async fn create_user(
     rid: RequestId,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
+    let c = st.authorize(&headers, "identity:create_user", None)?;
     let b = admin::user_body(&body)?;
-    let c = st.authorize_managed(&headers, "identity:create_user", |v, c| {
-        Some(
-            b.fields
-                .get("domain_id")
-                .and_then(Value::as_str)
-                .map_or_else(|| caller_domain(v, c), str::to_owned),
-        )
-    })?;
     let hash = hashed(&st.identity, b.password.clone()).await?;
     let e = st
         .write(&c, &rid, |v| {
@@ -1149,9 +1064,7 @@ async fn update_user(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>> {
-    let c = st.authorize_managed(&headers, "identity:update_user", |v, _| {
-        v.users.get(&id).map(|u| u.domain_id.clone())
-    })?;
+    let c = st.authorize(&headers, "identity:update_user", None)?;
     let b = admin::user_body(&body)?;
     let hash = hashed(&st.identity, b.password.clone()).await?;
     let e = st
@@ -1169,9 +1082,7 @@ async fn delete_user(
     rid: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let c = st.authorize_managed(&headers, "identity:delete_user", |v, _| {
-        v.users.get(&id).map(|u| u.domain_id.clone())
-    })?;
+    let c = st.authorize(&headers, "identity:delete_user", None)?;
     st.write(&c, &rid, |v| once(admin::delete_user(v, &id)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1471,106 +1382,14 @@ fn grant_of(uri: &Uri) -> Result<RoleGrant> {
         .ok_or_else(|| KeystoneError::new(StatusCode::NOT_FOUND, "Not Found"))?;
     // Ids are keystone's hex: nothing to decode.
     let decode = |s: &str| s.to_owned();
-    // `/system/{users|groups}/{a}/roles[/{r}]`: a grant on the system.
-    let system = parts[at - 3] == "system";
     Ok(RoleGrant {
         role_id: parts.get(at + 1).map(|r| decode(r)).unwrap_or_default(),
         actor_id: decode(parts[at - 1]),
         actor_is_group: parts[at - 2] == "groups",
-        target_id: if system {
-            SYSTEM_ALL.to_owned()
-        } else {
-            decode(parts[at - 3])
-        },
-        target_is_domain: !system && parts[at - 4] == "domains",
+        target_id: decode(parts[at - 3]),
+        target_is_domain: parts[at - 4] == "domains",
         inherited,
-        system,
     })
-}
-
-/// The target id of a grant on the system.
-const SYSTEM_ALL: &str = "all";
-
-/// The policy name of a grant action (`list_grants`, `check_grant`,
-/// `create_grant`, `revoke_grant`) on `g`: keystone names those on the
-/// system apart (`identity:create_system_grant_for_user`, ...).
-fn grant_action(action: &'static str, g: &RoleGrant) -> String {
-    if !g.system {
-        return format!("identity:{action}");
-    }
-    let actor = if g.actor_is_group { "group" } else { "user" };
-    match action {
-        "list_grants" => format!("identity:list_system_grants_for_{actor}"),
-        other => format!(
-            "identity:{}_system_grant_for_{actor}",
-            other.trim_end_matches("_grant")
-        ),
-    }
-}
-
-/// The domains keystone's grant rules compare for `g` in `view`.
-fn grant_domains<'a>(view: &'a View, g: &RoleGrant) -> policy::GrantDomains<'a> {
-    let actor_domain = if g.actor_is_group {
-        view.groups.get(&g.actor_id).map(|x| x.domain_id.as_str())
-    } else {
-        view.users.get(&g.actor_id).map(|x| x.domain_id.as_str())
-    };
-    let target_domain = if g.target_is_domain {
-        view.domains.get(&g.target_id).map(|d| d.id.as_str())
-    } else {
-        view.projects
-            .get(&g.target_id)
-            .map(|p| p.domain_id.as_str())
-    };
-    policy::GrantDomains {
-        actor_domain,
-        target_domain: target_domain.filter(|_| !g.system),
-        role_name: view.roles.get(&g.role_id).map(|r| r.name.as_str()),
-        system: g.system,
-    }
-}
-
-impl Admin {
-    /// The caller, if keystone's `ADMIN_OR_DOMAIN_MANAGER` lets them do
-    /// `action` on a user or project in `domain` (which `domain_of` reads
-    /// from the directory): 401 without a valid token, 403 otherwise.
-    fn authorize_managed(
-        &self,
-        headers: &HeaderMap,
-        action: &str,
-        domain_of: impl FnOnce(&View, &Claims) -> Option<String>,
-    ) -> Result<Claims> {
-        let c = caller(&self.identity, headers)?;
-        let domain = domain_of(&self.identity.directory.view(), &c);
-        if !policy::domain_manager_allows(&c, domain.as_deref()) {
-            return Err(KeystoneError::new(
-                StatusCode::FORBIDDEN,
-                format!("You are not authorized to perform the requested action: {action}."),
-            ));
-        }
-        Ok(c)
-    }
-
-    /// The caller, if keystone's grant rule for `action` lets them act on
-    /// `g` ([`policy::grant_allows`]): 401 without a valid token, 403
-    /// otherwise.
-    fn authorize_grant(
-        &self,
-        headers: &HeaderMap,
-        action: &'static str,
-        g: &RoleGrant,
-    ) -> Result<Claims> {
-        let c = caller(&self.identity, headers)?;
-        let view = self.identity.directory.view();
-        let name = grant_action(action, g);
-        if !policy::grant_allows(&format!("identity:{action}"), &c, grant_domains(&view, g)) {
-            return Err(KeystoneError::new(
-                StatusCode::FORBIDDEN,
-                format!("You are not authorized to perform the requested action: {name}."),
-            ));
-        }
-        Ok(c)
-    }
 }
 
 async fn list_grants(
@@ -1580,7 +1399,7 @@ async fn list_grants(
     uri: Uri,
 ) -> Result<Json<Value>> {
     let g = grant_of(&uri)?;
-    st.authorize_grant(&headers, "list_grants", &g)?;
+    st.authorize(&headers, "identity:list_grants", None)?;
     let view = st.identity.directory.view();
     // The parts but the role must exist.
     let any_role = view.roles.keys().next().cloned().unwrap_or_default();
@@ -1601,7 +1420,6 @@ async fn list_grants(
                 && x.target_id == g.target_id
                 && x.target_is_domain == g.target_is_domain
                 && x.inherited == g.inherited
-                && x.system == g.system
         })
         .filter_map(|x| view.roles.get(&x.role_id))
         .map(|r| views::role(r, &base))
@@ -1612,7 +1430,7 @@ async fn list_grants(
 
 async fn check_grant(State(st): State<Admin>, headers: HeaderMap, uri: Uri) -> Result<StatusCode> {
     let g = grant_of(&uri)?;
-    st.authorize_grant(&headers, "check_grant", &g)?;
+    st.authorize(&headers, "identity:check_grant", None)?;
     admin::check_grant(&st.identity.directory.view(), &g)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1624,7 +1442,7 @@ async fn create_grant(
     uri: Uri,
 ) -> Result<StatusCode> {
     let g = grant_of(&uri)?;
-    let c = st.authorize_grant(&headers, "create_grant", &g)?;
+    let c = st.authorize(&headers, "identity:create_grant", None)?;
     st.write(&c, &rid, |v| admin::grant(v, g.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1636,7 +1454,7 @@ async fn revoke_grant(
     uri: Uri,
 ) -> Result<StatusCode> {
     let g = grant_of(&uri)?;
-    let c = st.authorize_grant(&headers, "revoke_grant", &g)?;
+    let c = st.authorize(&headers, "identity:revoke_grant", None)?;
     st.write(&c, &rid, |v| once(admin::revoke(v, g.clone())))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1667,67 +1485,26 @@ impl Assignment<'_> {
     }
 }
 
-/// The filter combinations keystone refuses on `GET /v3/role_assignments`
-/// (400), in the order it checks them; an empty value counts as absent.
-fn assignment_filters_refused(f: &Filters) -> Option<&'static str> {
-    let set = |k: &str| f.get(k).is_some_and(|v| !v.is_empty());
-    if f.has("include_subtree") && !set("scope.project.id") {
-        return Some("scope.project.id must be specified if include_subtree is also specified");
-    }
-    if set("scope.domain.id") && set("scope.project.id") {
-        return Some("Specify a domain or project, not both");
-    }
-    if set("scope.domain.id") && set("scope.system") {
-        return Some("Specify system or domain, not both");
-    }
-    if set("scope.project.id") && set("scope.system") {
-        return Some("Specify system or project, not both");
-    }
-    if set("user.id") && set("group.id") {
-        return Some("Specify a user or group, not both");
-    }
-    if f.has("effective") {
-        if set("group.id") {
-            return Some(
-                "Combining effective and group filter will always result in an empty list.",
-            );
-        }
-        if f.get("scope.OS-INHERIT:inherited_to") == Some("projects") && set("scope.domain.id") {
-            return Some(
-                "Combining effective, domain and inherited filters will always result in an empty list.",
-            );
-        }
-    }
-    None
-}
-
 /// `GET /v3/role_assignments` with keystone's filters: `user.id`,
 /// `group.id`, `scope.project.id`, `scope.domain.id`,
 /// `scope.OS-INHERIT:inherited_to`, `role.id`, `effective` (group grants
 /// as their members', grants inherited to a domain's projects as on each
-/// of them, implied roles added) and `include_names`. Unpaged, as
-/// keystone's: it wraps this collection without list hints, so neither
-/// `limit`, `marker` nor `list_limit` cuts it, and it is never
-/// `truncated`. `include_subtree` (with `scope.project.id`) adds the
-/// projects under that one, which a flat directory has none of.
+/// of them, implied roles added) and `include_names`.
 async fn role_assignments(
     State(st): State<Admin>,
     headers: HeaderMap,
     l: BaseUrl,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
-    let c = caller(&st.identity, &headers)?;
-    // A domain reader lists the assignments on its domain and its
-    // projects (keystone filters them so for a domain-scoped token).
-    let reader_domain = policy::assignment_reader_domain(&c);
-    if reader_domain.is_none() {
-        st.authorize(&headers, "identity:list_role_assignments", None)?;
-    }
+    st.authorize(&headers, "identity:list_role_assignments", None)?;
     let f = Filters::new(&q);
     let effective = f.has("effective");
     let names = f.has("include_names");
-    if let Some(message) = assignment_filters_refused(&f) {
-        return Err(KeystoneError::new(StatusCode::BAD_REQUEST, message));
+    if effective && f.get("group.id").is_some() {
+        return Err(KeystoneError::new(
+            StatusCode::BAD_REQUEST,
+            "Combining effective and group filter will always result in an empty list.",
+        ));
     }
     let view = st.identity.directory.view();
     let base = st.base(&l);
@@ -1815,27 +1592,14 @@ async fn role_assignments(
         })
         .filter(|r| {
             f.get("scope.project.id")
-                .is_none_or(|p| !r.grant.system && r.target() == (false, p))
+                .is_none_or(|p| r.target() == (false, p))
         })
         .filter(|r| {
             f.get("scope.domain.id")
                 .is_none_or(|d| r.target() == (true, d))
         })
-        // Keystone reads `scope.system` only when it is `all`.
-        .filter(|r| f.get("scope.system") != Some("all") || r.grant.system)
         .filter(|r| {
             inherited_only.is_none_or(|want| want && r.grant.inherited && r.project_id.is_none())
-        })
-        .filter(|r| {
-            reader_domain.is_none_or(|d| {
-                !r.grant.system
-                    && match r.target() {
-                        (true, domain) => domain == d,
-                        (false, project) => {
-                            view.projects.get(project).is_some_and(|p| p.domain_id == d)
-                        }
-                    }
-            })
         })
         .map(|r| assignment_view(&view, r, effective, names, &base))
         .collect();
@@ -1867,12 +1631,7 @@ fn assignment_view(
     } else {
         ("users", &g.actor_id)
     };
-    let assignment = if g.system {
-        format!(
-            "{base}/identity/v3/system/{actor_path}/{actor_id}/roles/{}",
-            g.role_id
-        )
-    } else if g.inherited {
+    let assignment = if g.inherited {
         format!(
             "{base}/identity/v3/OS-INHERIT/{target_path}/{}/{actor_path}/{actor_id}/roles/{}/inherited_to_projects",
             g.target_id, g.role_id
@@ -1913,11 +1672,7 @@ fn assignment_view(
             scope_obj["domain"] = named_domain(view, &p.domain_id);
         }
     }
-    let mut scope = if g.system {
-        json!({"system": {"all": true}})
-    } else {
-        json!({ target: scope_obj })
-    };
+    let mut scope = json!({ target: scope_obj });
     // Keystone marks an inherited grant shown on its own target.
     if g.inherited && r.project_id.is_none() {
         scope["OS-INHERIT:inherited_to"] = json!("projects");
@@ -2000,7 +1755,6 @@ async fn change_password(
         audit_ids: Vec::new(),
         app_cred: None,
         user_epoch: 0,
-        system: false,
     };
     st.write(&actor, &rid, |v| {
         once(admin::change_password(v, &id, &hash))

@@ -330,21 +330,6 @@ impl View {
         self.role_names(&self.assigned_domain_role_ids(user_id, domain_id))
     }
 
-    /// The user's effective role names on the system (a system-scoped
-    /// token's), implied roles included; empty when the user is disabled
-    /// or has no role on the system.
-    pub fn roles_on_system(&self, user_id: &str) -> Vec<String> {
-        if !self.users.get(user_id).is_some_and(|u| self.user_usable(u)) {
-            return Vec::new();
-        }
-        let ids = self
-            .grants_of(user_id)
-            .filter(|g| g.system)
-            .map(|g| g.role_id.clone())
-            .collect();
-        self.role_names(&ids)
-    }
-
     /// Role ids as names in keystone's bootstrap order (so tokens list
     /// admin first), with the roles they imply.
     fn role_names(&self, ids: &BTreeSet<String>) -> Vec<String> {
@@ -379,7 +364,7 @@ impl View {
     /// The projects a user may scope a token to.
     pub fn project_ids_of(&self, user_id: &str) -> BTreeSet<String> {
         let mut targets = BTreeSet::new();
-        for g in self.grants_of(user_id).filter(|g| !g.system) {
+        for g in self.grants_of(user_id) {
             match (g.target_is_domain, g.inherited) {
                 (false, false) => {
                     targets.insert(g.target_id.clone());
@@ -403,9 +388,6 @@ impl View {
 /// Whether a grant gives its role on a project (of `domain_id`): one on
 /// the project itself, or one on its domain inherited to its projects.
 pub fn grant_reaches_project(g: &RoleGrant, project_id: &str, domain_id: Option<&str>) -> bool {
-    if g.system {
-        return false;
-    }
     match (g.target_is_domain, g.inherited) {
         (false, false) => g.target_id == project_id,
         (true, true) => domain_id == Some(g.target_id.as_str()),
@@ -489,20 +471,6 @@ impl Directory {
                     u.name
                 )));
             }
-            // As `keystone-manage bootstrap` makes its admin an admin of
-            // the system too, a configured admin holds the role there.
-            if u.roles.iter().any(|r| r == "admin") {
-                let role_id = add_role(&mut b, "admin");
-                b.grants.insert(RoleGrant {
-                    role_id,
-                    actor_id: id.clone(),
-                    actor_is_group: false,
-                    target_id: "all".into(),
-                    target_is_domain: false,
-                    inherited: false,
-                    system: true,
-                });
-            }
             let default_project_id = if u.project.is_empty() {
                 String::new()
             } else {
@@ -516,7 +484,6 @@ impl Directory {
                         target_id: project_id.clone(),
                         target_is_domain: false,
                         inherited: false,
-                        system: false,
                     });
                 }
                 project_id
@@ -678,7 +645,6 @@ mod tests {
                 target_id: project.clone(),
                 target_is_domain: false,
                 inherited: false,
-                system: false,
             },
             true,
         );
@@ -716,7 +682,6 @@ mod tests {
             target_id: DOMAIN_ID.into(),
             target_is_domain: true,
             inherited,
-            system: false,
         };
         let mut changes = IdentityState {
             version: 1,

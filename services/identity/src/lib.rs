@@ -156,12 +156,6 @@ impl Identity {
                 return Err(TokenError::Revoked);
             }
         }
-        if claims.system {
-            claims.roles = view.roles_on_system(&user.id);
-            if claims.roles.is_empty() {
-                return Err(TokenError::Revoked);
-            }
-        }
         if let Some(project_id) = &claims.project_id {
             if !view.projects.contains_key(project_id) {
                 return Err(TokenError::Malformed);
@@ -239,7 +233,6 @@ impl Identity {
             ));
         };
 
-        let mut system = false;
         let (project_id, domain_id, roles) = match self.scope(&view, user, auth.get("scope"))? {
             Scope::Project(p) => {
                 let roles = view.roles_on(&user.id, &p.id);
@@ -260,17 +253,6 @@ impl Identity {
                     )));
                 }
                 (None, Some(d.id.clone()), roles)
-            }
-            Scope::System => {
-                let roles = view.roles_on_system(&user.id);
-                if roles.is_empty() {
-                    return Err(unauthorized(format!(
-                        "User {} has no access to the system",
-                        user.id
-                    )));
-                }
-                system = true;
-                (None, None, roles)
             }
             Scope::Unscoped => (None, None, Vec::new()),
         };
@@ -306,7 +288,6 @@ impl Identity {
             audit_ids,
             app_cred: None,
             user_epoch: user.token_epoch,
-            system,
         })
     }
 
@@ -386,7 +367,6 @@ impl Identity {
             audit_ids: vec![token::audit_id()],
             app_cred: Some(cred.id.clone()),
             user_epoch: user.token_epoch,
-            system: false,
         })
     }
 
@@ -459,9 +439,6 @@ impl Identity {
                 }
                 Ok(Scope::Project(p))
             }
-            // Keystone scopes to the whole system whatever `system` holds
-            // (`{"all": true}` is the one form clients send).
-            Some(Value::Object(o)) if o.contains_key("system") => Ok(Scope::System),
             Some(Value::Object(o)) if o.contains_key("domain") => {
                 let domain = &o["domain"];
                 let r =
@@ -475,7 +452,7 @@ impl Identity {
                 Ok(Scope::Domain(d))
             }
             Some(Value::Object(_)) => Err(unauthorized(
-                "Only project, domain and system scopes are supported by this identity service.",
+                "Only project and domain scopes are supported by this identity service.",
             )),
             Some(_) => Err(bad("Invalid scope.")),
         }
@@ -486,8 +463,6 @@ impl Identity {
 enum Scope<'v> {
     Project(&'v IdentityProject),
     Domain(&'v IdentityDomain),
-    /// The system (`system: {"all": true}`).
-    System,
     Unscoped,
 }
 
@@ -745,7 +720,6 @@ mod tests {
                 target_id: DOMAIN_ID.into(),
                 target_is_domain: true,
                 inherited: false,
-                system: false,
             })),
         );
         let scope = json!({"domain": {"name": "Default"}});

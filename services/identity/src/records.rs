@@ -388,7 +388,6 @@ mod tests {
             target_id: "a".into(),
             target_is_domain: false,
             inherited: false,
-            system: false,
         };
         for e in [
             env(1, project("a")),

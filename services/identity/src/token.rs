@@ -48,10 +48,6 @@ pub struct Claims {
     /// revocation by user).
     #[serde(rename = "g", default)]
     pub user_epoch: u64,
-    /// A system-scoped token (keystone's `system: {"all": true}`): no
-    /// project or domain, the roles the user holds on the system.
-    #[serde(rename = "s", default, skip_serializing_if = "std::ops::Not::not")]
-    pub system: bool,
 }
 
 /// Why a token is not accepted.
@@ -185,7 +181,6 @@ mod tests {
             audit_ids: vec![audit_id()],
             app_cred: None,
             user_epoch: 0,
-            system: false,
         }
     }
 

@@ -254,12 +254,6 @@ pub fn token(identity: &Identity, claims: &Claims, base: &str, with_catalog: boo
         if with_catalog {
             token["catalog"] = catalog(base, &identity.region);
         }
-    } else if claims.system {
-        token["system"] = json!({"all": true});
-        token["roles"] = roles(&view);
-        if with_catalog {
-            token["catalog"] = catalog(base, &identity.region);
-        }
     }
     if let Some(a) = claims
         .app_cred

@@ -313,11 +313,6 @@ pub struct ApiOptions {
     /// The most items one page of a list holds (nova.conf `[api]
     /// max_limit`); a full page carries Nova's `next` link.
     pub max_limit: usize,
-    /// The secret a metadata proxy signs a guest's instance id with
-    /// (`X-Instance-ID-Signature`, HMAC-SHA256; nova.conf `[neutron]
-    /// metadata_proxy_shared_secret`), for the metadata service's password
-    /// path `/openstack/{version}/password`. Empty: that path answers 403.
-    pub metadata_proxy_shared_secret: String,
 }
 
 impl Default for ApiOptions {
@@ -328,7 +323,6 @@ impl Default for ApiOptions {
             max_request_body_size: 114_688,
             verdict_timeout_ms: 30_000,
             max_limit: 1000,
-            metadata_proxy_shared_secret: String::new(),
         }
     }
 }

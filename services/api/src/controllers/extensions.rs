@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Context;
 use crate::error::{ApiError, Result};
-use crate::microversion::IsLegacyV2;
+use crate::microversion::ApiVersion;
 
 /// `[alias, name, description]` of every extension, in Nova's order.
 static LIST: LazyLock<Vec<[String; 3]>> = LazyLock::new(|| {
@@ -38,14 +38,14 @@ fn render(alias: &str, name: &str, description: &str) -> Value {
     })
 }
 
-/// Every extension the endpoint lists: the legacy v2 one adds its own
-/// entry and sorts by alias.
-fn all(IsLegacyV2(legacy): IsLegacyV2) -> Vec<Value> {
+/// Every extension the endpoint lists: the legacy v2 one (version 2.0)
+/// adds its own entry and sorts by alias.
+fn all(version: ApiVersion) -> Vec<Value> {
     let mut list: Vec<(String, Value)> = LIST
         .iter()
         .map(|[a, n, d]| (a.clone(), render(a, n, d)))
         .collect();
-    if legacy {
+    if version.is_legacy_v2() {
         let [a, n, d] = LEGACY_V2_ONLY;
         list.push((a.to_owned(), render(a, n, d)));
         list.sort_by(|x, y| x.0.cmp(&y.0));
@@ -54,17 +54,17 @@ fn all(IsLegacyV2(legacy): IsLegacyV2) -> Vec<Value> {
 }
 
 /// `GET /extensions` (`os_compute_api:extensions`: any caller).
-pub async fn index(_ctx: Context, legacy: IsLegacyV2) -> Json<Value> {
-    Json(json!({ "extensions": all(legacy) }))
+pub async fn index(_ctx: Context, version: ApiVersion) -> Json<Value> {
+    Json(json!({ "extensions": all(version) }))
 }
 
 /// `GET /extensions/{alias}`.
 pub async fn show(
     _ctx: Context,
-    legacy: IsLegacyV2,
+    version: ApiVersion,
     Path(alias): Path<String>,
 ) -> Result<Json<Value>> {
-    all(legacy)
+    all(version)
         .into_iter()
         .find(|e| e["alias"] == alias.as_str())
         .map(|e| Json(json!({ "extension": e })))
@@ -77,11 +77,11 @@ mod tests {
 
     #[test]
     fn the_list_is_novas_and_legacy_v2_adds_its_own_entry_sorted() {
-        let v21 = all(IsLegacyV2(false));
+        let v21 = all(ApiVersion::new(2, 1));
         assert_eq!(v21.len(), 99);
         assert_eq!(v21[0]["alias"], "NMN");
         assert!(v21.iter().all(|e| e["alias"] != "OS-EXT-VIF-NET"));
-        let v2 = all(IsLegacyV2(true));
+        let v2 = all(ApiVersion::LEGACY_V2);
         assert_eq!(v2.len(), 100);
         let aliases: Vec<&str> = v2.iter().map(|e| e["alias"].as_str().unwrap()).collect();
         assert!(aliases.is_sorted());

@@ -1,4 +1,4 @@
-//! `GET /`, `GET /v2[/]` and `GET /v2.1[/]`: no authentication.
+//! `GET /` and `GET /v2.1[/]`: no authentication.
 
 use axum::Json;
 use serde_json::Value;
@@ -11,8 +11,4 @@ pub async fn index(links: Links) -> Json<Value> {
 
 pub async fn v21(links: Links) -> Json<Value> {
     Json(views::versions::v21(&links.base))
-}
-
-pub async fn v2(links: Links) -> Json<Value> {
-    Json(views::versions::v2(&links.base))
 }

@@ -97,98 +97,6 @@ pub fn generate_ssh() -> Result<(String, String), ApiError> {
     Ok((public, pem.to_string()))
 }
 
-/// How long a generated x509 certificate is valid (Nova's `openssl req
-/// -days 3650`).
-const X509_DAYS: i64 = 3650;
-
-/// Nova's `generate_winrm_x509_cert`: a self-signed RSA-2048 client
-/// certificate for WinRM, subject `CN=<user_id>`, extended key usage
-/// `clientAuth`, the UPN `<user_id>@localhost` as a subject alternative
-/// name (`otherName` 1.3.6.1.4.1.311.20.2.3), valid for ten years from
-/// `now_ms`. Returns (certificate PEM, private key PEM, PKCS#8). Nova
-/// hands the key out inside a base64 PKCS#12 bundle with the certificate;
-/// the key alone is what a client imports it from.
-pub fn generate_x509(user_id: &str, now_ms: i64) -> Result<(String, String), ApiError> {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-
-    let fail = |what: &str, e: String| {
-        tracing::error!(error = %e, "x509 keypair generation failed: {what}");
-        ApiError::internal(
-            "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.",
-        )
-    };
-    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-        .map_err(|e| fail("key", e.to_string()))?;
-    let signer = RsaSigner::new(private.clone()).map_err(|e| fail("public key", e))?;
-
-    let mut params = rcgen::CertificateParams::default();
-    let mut subject = rcgen::DistinguishedName::new();
-    subject.push(rcgen::DnType::CommonName, user_id);
-    params.distinguished_name = subject;
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.subject_alt_names = vec![rcgen::SanType::OtherName((
-        vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
-        rcgen::OtherNameValue::Utf8String(format!("{user_id}@localhost")),
-    ))];
-    let at = |ms: i64| {
-        time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-            .map_err(|e| fail("validity", e.to_string()))
-    };
-    params.not_before = at(now_ms)?;
-    params.not_after = at(now_ms + X509_DAYS * 86_400_000)?;
-    let cert = params
-        .self_signed(&signer)
-        .map_err(|e| fail("certificate", e.to_string()))?;
-
-    let key = private
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| fail("pkcs8", e.to_string()))?;
-    Ok((cert.pem(), key.to_string()))
-}
-
-/// An RSA key signing for rcgen (PKCS#1 v1.5 with SHA-256).
-struct RsaSigner {
-    key: rsa::pkcs1v15::SigningKey<sha2::Sha256>,
-    /// The public key as PKCS#1 `RSAPublicKey` DER.
-    public_der: Vec<u8>,
-}
-
-impl RsaSigner {
-    fn new(private: rsa::RsaPrivateKey) -> Result<RsaSigner, String> {
-        use rsa::pkcs1::EncodeRsaPublicKey;
-        let public_der = private
-            .to_public_key()
-            .to_pkcs1_der()
-            .map_err(|e| e.to_string())?
-            .as_bytes()
-            .to_vec();
-        Ok(RsaSigner {
-            key: rsa::pkcs1v15::SigningKey::new(private),
-            public_der,
-        })
-    }
-}
-
-impl rcgen::PublicKeyData for RsaSigner {
-    fn der_bytes(&self) -> &[u8] {
-        &self.public_der
-    }
-
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_RSA_SHA256
-    }
-}
-
-impl rcgen::SigningKey for RsaSigner {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        use rsa::signature::{SignatureEncoding, Signer};
-        self.key
-            .try_sign(msg)
-            .map(|s| s.to_vec())
-            .map_err(|_| rcgen::Error::RemoteKeyError)
-    }
-}
-
 /// What a create asks for, validated.
 #[derive(Debug, Clone)]
 pub struct KeypairCreate {
@@ -230,18 +138,9 @@ pub async fn create(
         (Some(k), TYPE_X509) => (k.clone(), x509_fingerprint(k)?, None),
         (Some(k), _) => (k.clone(), ssh_fingerprint(k)?, None),
         (None, TYPE_X509) => {
-            // An RSA key takes a while to find: off the request threads.
-            let user_id = req.user_id.clone();
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let (cert, private) =
-                tokio::task::spawn_blocking(move || generate_x509(&user_id, now_ms))
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "x509 keypair generation did not finish");
-                        ApiError::internal("Unexpected API Error.")
-                    })??;
-            let fp = x509_fingerprint(&cert)?;
-            (cert, fp, Some(private))
+            return Err(invalid(
+                "generating x509 keypairs is not supported; import a certificate with public_key",
+            ));
         }
         (None, _) => {
             let (public, private) = generate_ssh()?;
@@ -400,31 +299,5 @@ XkXgs+U3SaEoWM6g1QIgMe6B+VnmmPaJ/yVyya4jnxLtvw2ALTd1/9R83sngUYc=
             "3f:97:12:6b:a7:9c:65:f2:dc:4b:af:fd:4d:4a:0e:88:e1:cf:0f:53"
         );
         assert!(x509_fingerprint("not a cert").is_err());
-    }
-
-    #[test]
-    fn generated_x509_keypairs_are_novas_winrm_certificates() {
-        use rsa::pkcs8::DecodePrivateKey;
-        use rsa::traits::PublicKeyParts;
-        let now = 1_765_000_000_000;
-        let (cert, private) = generate_x509("u-1", now).unwrap();
-        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
-        let fp = x509_fingerprint(&cert).unwrap();
-        assert_eq!(fp.len(), 59);
-        // The key is RSA-2048 and its public half is the certificate's.
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&private).unwrap();
-        assert_eq!(key.size(), 256);
-        let body: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap();
-        let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
-        assert!(has(&key.to_public_key().n().to_bytes_be()));
-        // Self-signed by CN=u-1 (subject and issuer), with the UPN and the
-        // client-auth usage WinRM looks for.
-        assert!(der.windows(3).filter(|w| *w == b"u-1").count() >= 3);
-        assert!(has(b"u-1@localhost"));
-        assert!(has(&[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]));
-        assert_ne!(generate_x509("u-1", now).unwrap().0, cert);
     }
 }

@@ -282,7 +282,6 @@ pub fn record(actions: &mut Vec<InstanceAction>, env: &Envelope, after: &Instanc
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
-        | InstanceEvent::InstancePasswordSet { .. }
         | InstanceEvent::ConsoleTokenIssued(_) => {}
     }
 }
@@ -477,7 +476,6 @@ fn record_saga(
         | InstanceEvent::InstanceUpdated { .. }
         | InstanceEvent::InstanceMetadataSet { .. }
         | InstanceEvent::InstanceTagsSet { .. }
-        | InstanceEvent::InstancePasswordSet { .. }
         | InstanceEvent::ResizeMigrated(_)
         | InstanceEvent::LiveMigrationStarted(_)
         | InstanceEvent::RebuildSpawnBegan

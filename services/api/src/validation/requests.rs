@@ -918,20 +918,6 @@ pub fn check(method: &str, path: &str, version: ApiVersion, body: &Value) -> Res
     }
 }
 
-/// [`check`] in Nova's legacy v2 mode: properties the schema would refuse
-/// are dropped from the body first, the rest is checked as usual.
-pub fn check_legacy_v2(
-    method: &str,
-    path: &str,
-    version: ApiVersion,
-    body: &mut Value,
-) -> Result<(), ApiError> {
-    if let Some(schema) = schema_for(method, path, version) {
-        super::schema::strip_additional(schema, body);
-    }
-    check(method, path, version, body)
-}
-
 /// The versions a schema may be asked about (for tests and the fuzzer).
 pub fn versions() -> impl Iterator<Item = ApiVersion> {
     (MIN_VERSION.minor..=MAX_VERSION.minor).map(|m| ApiVersion::new(2, m))

@@ -393,38 +393,6 @@ fn check_bounds(s: &Map<String, Value>, v: &Value, path: &[String]) -> Result<()
     Ok(())
 }
 
-/// Drops from `value` the properties `schema` neither names nor allows,
-/// where it would refuse them: Nova's legacy v2 mode
-/// (`_soft_validate_additional_properties`). An object whose schema has
-/// `patternProperties` keeps its keys, so that a key matching no pattern
-/// is still refused.
-pub fn strip_additional(schema: &Value, value: &mut Value) {
-    let Some(s) = schema.as_object() else { return };
-    match value {
-        Value::Object(obj) => {
-            let props = s.get("properties").and_then(Value::as_object);
-            if s.get("additionalProperties") == Some(&Value::Bool(false))
-                && s.get("patternProperties").is_none()
-            {
-                obj.retain(|k, _| props.is_some_and(|p| p.contains_key(k)));
-            }
-            for (key, sub) in props.into_iter().flatten() {
-                if let Some(child) = obj.get_mut(key) {
-                    strip_additional(sub, child);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = s.get("items") {
-                for item in items {
-                    strip_additional(sub, item);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// The keywords of `schema` (recursively) that [`KEYWORDS`] does not know.
 pub fn unknown_keywords(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -553,28 +521,5 @@ mod tests {
         let mut found = unknown_keywords(&s);
         found.sort();
         assert_eq!(found, vec!["oneOf", "pattern (?<! )"]);
-    }
-
-    #[test]
-    fn legacy_v2_drops_unknown_properties_but_not_unmatched_keys() {
-        let schema = json!({"type": "object", "properties": {"server": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "metadata": {"type": "object",
-                    "patternProperties": {"^[a-z]+$": {"type": "string"}},
-                    "additionalProperties": false},
-            },
-            "required": ["name"], "additionalProperties": false}},
-            "required": ["server"], "additionalProperties": false});
-        let mut body = json!({"server": {"name": "a", "junk": 1,
-            "metadata": {"BAD": "x"}}, "other": 2});
-        strip_additional(&schema, &mut body);
-        assert_eq!(
-            body,
-            json!({"server": {"name": "a", "metadata": {"BAD": "x"}}})
-        );
-        // What is left is still checked.
-        assert!(validate(&schema, &body).is_err());
     }
 }

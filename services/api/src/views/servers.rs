@@ -523,7 +523,6 @@ pub(crate) mod tests {
             migrations: Vec::new(),
             shelved_image_id: None,
             access: Default::default(),
-            password: String::new(),
             hostname: String::new(),
             trusted_image_certificates: None,
             scheduler_hints: Default::default(),
