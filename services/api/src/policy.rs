@@ -131,6 +131,8 @@ pub fn write_rule(method: &Method, path: &str, action: Option<&str>) -> Option<S
             "migrate" => "os-migrate-server:migrate".into(),
             "forceDelete" => "os-deferred-delete:force".into(),
             "os-getVNCConsole" => "os-remote-consoles".into(),
+            // Removed from Nova: 410 for every caller, no policy of its own.
+            "resetNetwork" => return None,
             other => format!("servers:{other}"),
         },
         (["servers", _, "metadata"], "POST") => "server-metadata:create".into(),

@@ -61,7 +61,7 @@ fn issued(out: &[Emit]) -> &ConsoleToken {
             assert_eq!(meta.aggregate_version, 0, "the instance does not change");
             t
         }
-        other => panic!("no token: {:?}", types(other)),
+        other => panic!("no token: {:?} {:?}", types(other), other.first().map(|e| &e.env.event)),
     }
 }
 
