@@ -1283,12 +1283,28 @@ fn openstackclient_snapshots_reads_the_console_resets_and_restores() {
     assert!(log.lines().count() <= 3, "{log}");
 
     // os-resetState is an administrator's.
-    let err = os.fails(Demo, &["server", "set", "--auto-approve", "--state", "error", "snapper"]);
+    let err = os.fails(
+        Demo,
+        &[
+            "server",
+            "set",
+            "--auto-approve",
+            "--state",
+            "error",
+            "snapper",
+        ],
+    );
     assert!(err.contains("403") || err.contains("Policy"), "{err}");
-    os.ok(Admin, &["server", "set", "--auto-approve", "--state", "error", &id]);
+    os.ok(
+        Admin,
+        &["server", "set", "--auto-approve", "--state", "error", &id],
+    );
     let s = os.ok(Demo, &["server", "show", "snapper"]);
     assert_eq!(s["status"], "ERROR", "{s}");
-    os.ok(Admin, &["server", "set", "--auto-approve", "--state", "active", &id]);
+    os.ok(
+        Admin,
+        &["server", "set", "--auto-approve", "--state", "active", &id],
+    );
     os.wait_status_as(Demo, "snapper", "ACTIVE");
 
     // Soft delete: SOFT_DELETED (shown by id, not listed), then restored.

@@ -61,7 +61,11 @@ fn issued(out: &[Emit]) -> &ConsoleToken {
             assert_eq!(meta.aggregate_version, 0, "the instance does not change");
             t
         }
-        other => panic!("no token: {:?} {:?}", types(other), other.first().map(|e| &e.env.event)),
+        other => panic!(
+            "no token: {:?} {:?}",
+            types(other),
+            other.first().map(|e| &e.env.event)
+        ),
     }
 }
 
