@@ -1310,7 +1310,9 @@ async fn every_route_every_role_survives_generated_and_hostile_requests() {
         .await
         .expect("alice still gets a token");
     cloud.tokens.insert(Role::Member, token);
-    for role in [Role::Admin, Role::Member, Role::Reader, Role::OtherMember] {
+    // Not the other project's member: the administrator's fuzzed identity
+    // writes (disable a user, set a password) may legitimately lock bob out.
+    for role in [Role::Admin, Role::Member, Role::Reader] {
         match cloud
             .send(role, &Method::GET, "/v2.1/servers", None, None)
             .await
