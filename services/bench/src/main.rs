@@ -304,6 +304,27 @@ async fn watch_events(
     }
 }
 
+/// Starts [`watch_events`] on `system`'s `instances` from its current end
+/// and gives it a moment to subscribe.
+async fn follow_events(
+    system: &System,
+) -> (
+    EventWaiters,
+    EarlyEvents,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let waiters: EventWaiters = Arc::default();
+    let early: EarlyEvents = Arc::default();
+    let watcher = tokio::spawn(watch_events(
+        system.log.clone(),
+        system.topics.instances.clone(),
+        waiters.clone(),
+        early.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (waiters, early, watcher)
+}
+
 /// Waits for `event` on instance `id`.
 /// `POST /servers` as admin (noauth2) for a `m1.tiny` server from `image`
 /// with no network; its id once the API accepted it (202).
@@ -366,15 +387,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 /// Boots `n` servers, then resizes each (m1.tiny → m1.small) and confirms
 /// it as soon as it is VERIFY_RESIZE, `concurrency` at a time.
 async fn resize_run(system: &System, n: usize, concurrency: usize) -> anyhow::Result<ResizeRun> {
-    let waiters: EventWaiters = Arc::default();
-    let early: EarlyEvents = Arc::default();
-    let watcher = tokio::spawn(watch_events(
-        system.log.clone(),
-        system.topics.instances.clone(),
-        waiters.clone(),
-        early.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (waiters, early, watcher) = follow_events(system).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;

@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use novalog_all_in_one::System;
 use novalog_runtime::Config;
 
-use crate::{EarlyEvents, EventWaiters, create_server, percentile, wait_event, watch_events};
+use crate::{create_server, follow_events, percentile, wait_event};
 
 pub struct Scale {
     pub cycles: usize,
@@ -53,15 +53,7 @@ pub fn rss_mb(pid: &str) -> anyhow::Result<f64> {
 /// `n` boot + delete cycles, `concurrency` at a time: each server is
 /// created, awaited ACTIVE, deleted and awaited deleted.
 async fn cycles(system: &System, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
-    let waiters: EventWaiters = Arc::default();
-    let early: EarlyEvents = Arc::default();
-    let watcher = tokio::spawn(watch_events(
-        system.log.clone(),
-        system.topics.instances.clone(),
-        waiters.clone(),
-        early.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (waiters, early, watcher) = follow_events(system).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
